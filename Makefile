@@ -1,0 +1,63 @@
+# The commands people type. CMake does the building underneath.
+#   make demo            build and run the main example
+#   make test            build and run the whole test suite
+#   make bench           build and run the benchmarks beside their peers
+#   make check-sanitize  the suite under ASan+UBSan, then under TSan
+#   make install         install under PREFIX (default /usr/local)
+#   make format          clang-format every C source in the tree
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE   ?= cmake
+CTEST   ?= ctest
+CTEST_ARGS ?=
+
+.PHONY: all demo test bench check-sanitize check-asan check-tsan install format fuzz clean deps
+
+all: deps-test
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+deps-%:
+	@scripts/deps.sh $*
+
+demo: deps-demo
+	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_demo
+	$(BUILD)-release/examples/fling_demo
+
+test: deps-test
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && $(CTEST) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench: deps-bench
+	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_BENCH=ON -DFLING_BUILD_TESTS=OFF
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_bench
+	scripts/bench.sh $(BUILD)-release $(BENCH)
+
+check-sanitize: check-asan check-tsan
+
+check-asan: deps-sanitize
+	$(CMAKE) -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFLING_SANITIZE=address -DCMAKE_C_COMPILER=clang
+	$(CMAKE) --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
+
+check-tsan: deps-sanitize
+	$(CMAKE) -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLING_SANITIZE=thread -DCMAKE_C_COMPILER=clang
+	$(CMAKE) --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
+
+install: deps-install
+	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_static fling_shared
+	$(CMAKE) --install $(BUILD)-release --prefix $(PREFIX)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-release $(BUILD)-asan $(BUILD)-tsan

@@ -1,0 +1,138 @@
+/*
+ * fling/common.h - error codes, logging, clock and the allocator seam.
+ *
+ * Every fallible fling function returns an int that is one of the codes
+ * below (FL_OK = 0). Codes >= FL_EUSER are free for applications: they
+ * travel through futures (and later across the wire) unchanged.
+ */
+#ifndef FLING_COMMON_H
+#define FLING_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FL_BUILDING_LIBRARY) && defined(__GNUC__)
+#define FL_EXTERN __attribute__((visibility("default")))
+#else
+#define FL_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define FL_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define FL_PRINTF(fmt, args)
+#endif
+
+/*
+ * The one error table. X(name, message): name becomes FL_<name>, message is
+ * what fl_strerror() returns. Append only; numbers are part of the ABI and,
+ * from the remoting layer on, of the wire protocol.
+ */
+#define FL_ERRNO_MAP(X)                                                        \
+    X(OK, "success")                                                           \
+    X(EINVAL, "invalid argument")                                              \
+    X(ENOMEM, "out of memory")                                                 \
+    X(ECLOSED, "object closed")                                                \
+    X(EUNREACHABLE, "recipient unreachable")                                   \
+    X(ETIMEDOUT, "timed out")                                                  \
+    X(ECANCELED, "canceled")                                                   \
+    X(EALREADY, "already completed")                                           \
+    X(ENOENT, "not found")                                                     \
+    X(EEXIST, "already exists")                                                \
+    X(EDEADLK, "blocking wait refused on a runtime thread")                    \
+    X(ENOREPLY, "request dropped without a reply")                             \
+    X(ELIMIT, "resource limit reached")                                        \
+    X(ESTATE, "invalid state")                                                 \
+    X(EPENDING, "not completed yet")                                           \
+    X(ESYSTEM, "operating system error")                                       \
+    X(EINTERNAL, "internal error")
+
+typedef enum fl_err {
+#define FL__ERR_ENUM(name, msg) FL_##name,
+    FL_ERRNO_MAP(FL__ERR_ENUM)
+#undef FL__ERR_ENUM
+    FL__ERR_COUNT,
+    /* First code available to applications. */
+    FL_EUSER = 1000
+} fl_err_t;
+
+/*
+ * fl_strerror returns the message of an error code: a string literal, never
+ * NULL ("application error" for codes >= FL_EUSER, "unknown error" for
+ * anything else). Any thread; never blocks.
+ */
+FL_EXTERN const char *fl_strerror(int err);
+
+/*
+ * fl_err_name returns the symbolic name of a code ("FL_ETIMEDOUT"), a string
+ * literal, never NULL ("FL_EUSER" for application codes, "FL_EUNKNOWN"
+ * otherwise). Any thread; never blocks.
+ */
+FL_EXTERN const char *fl_err_name(int err);
+
+/* Log levels, most severe first. */
+typedef enum fl_log_level {
+    FL_LOG_ERROR = 0,
+    FL_LOG_WARN = 1,
+    FL_LOG_INFO = 2,
+    FL_LOG_DEBUG = 3
+} fl_log_level_t;
+
+/*
+ * A log sink. Called with no fling lock held, on whatever thread logged;
+ * msg is only valid during the call. Must not block for long.
+ */
+typedef void (*fl_log_cb)(void *arg, fl_log_level_t level, const char *msg);
+
+/*
+ * fl_log_set_level sets the most verbose level that is emitted (default
+ * FL_LOG_WARN, or the value of the environment variable FLING_LOG:
+ * error|warn|info|debug). Any thread.
+ */
+FL_EXTERN void fl_log_set_level(fl_log_level_t level);
+
+/* fl_log_get_level returns the current level. Any thread. */
+FL_EXTERN fl_log_level_t fl_log_get_level(void);
+
+/*
+ * fl_log_set_handler replaces the sink (NULL restores the default, which
+ * writes one line to stderr). Install it before starting systems: a log call
+ * racing with the switch may still reach the old sink. Any thread.
+ */
+FL_EXTERN void fl_log_set_handler(fl_log_cb cb, void *arg);
+
+/*
+ * fl_log emits a message at a level if that level is enabled. Any thread;
+ * does not block beyond the sink.
+ */
+FL_EXTERN void fl_log(fl_log_level_t level, const char *fmt, ...)
+    FL_PRINTF(2, 3);
+
+/* fl_clock_now_ns returns CLOCK_MONOTONIC in nanoseconds. Any thread. */
+FL_EXTERN uint64_t fl_clock_now_ns(void);
+
+/*
+ * fl_replace_allocator swaps the functions fling allocates with (the
+ * allocator seam). Call it before any other fling function, from one
+ * thread; returns FL_EINVAL if any pointer is NULL, FL_ESTATE if fling has
+ * already allocated memory. A failing allocation surfaces as FL_ENOMEM from
+ * the call that needed it; fling never aborts on out of memory.
+ */
+FL_EXTERN int fl_replace_allocator(void *(*malloc_fn)(size_t),
+                                   void *(*calloc_fn)(size_t, size_t),
+                                   void *(*realloc_fn)(void *, size_t),
+                                   void (*free_fn)(void *));
+
+/* Duration value meaning "no timeout". */
+#define FL_INFINITE ((int64_t)-1)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLING_COMMON_H */

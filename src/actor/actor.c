@@ -1,0 +1,735 @@
+/*
+ * actor.c - spawning, stopping, tell/ask, running an actor's turn, dead
+ * letters, running code on an actor's thread, names and termination.
+ */
+#include "actor/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FL__NAME_MAX 255
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+/* Threads outside this system's runtime are counted while they touch it, so
+ * shutdown can wait for them before freeing mailboxes. */
+static inline bool enter(fl_system_t *sys)
+{
+    if (fl__tls_sys == sys)
+        return false;
+    atomic_fetch_add_explicit(&sys->inflight, 1, memory_order_seq_cst);
+    return true;
+}
+
+static inline void leave(fl_system_t *sys, bool external)
+{
+    if (external)
+        atomic_fetch_sub_explicit(&sys->inflight, 1, memory_order_release);
+}
+
+static inline bool is_closed(fl_system_t *sys)
+{
+    /* seq_cst pairs with the inflight increment in enter() and the store in
+     * fl_system_close(). */
+    return atomic_load_explicit(&sys->closed, memory_order_seq_cst);
+}
+
+static inline bool ref_live(uint64_t gs, uint64_t id)
+{
+    return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
+}
+
+static void free_msg_cb(void *p)
+{
+    fl_msg_free(p);
+}
+
+/* ---- names ------------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+static fl__name_t **name_slot(fl_system_t *sys, const char *name)
+{
+    if (sys->namecap == 0)
+        return NULL;
+    fl__name_t **p = &sys->names[hash_str(name) & (sys->namecap - 1)];
+    while (*p != NULL && strcmp((*p)->name, name) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+/* Under sys->lock. */
+static int name_add(fl_system_t *sys, char *name, uint64_t id)
+{
+    if (sys->nnames + 1 > sys->namecap / 2) {
+        size_t cap = sys->namecap ? sys->namecap * 2 : 64;
+        fl__name_t **b = fl__calloc(cap, sizeof *b);
+        if (b == NULL)
+            return FL_ENOMEM;
+        for (size_t i = 0; i < sys->namecap; i++) {
+            fl__name_t *n = sys->names[i];
+            while (n != NULL) {
+                fl__name_t *next = n->next;
+                size_t k = hash_str(n->name) & (cap - 1);
+                n->next = b[k];
+                b[k] = n;
+                n = next;
+            }
+        }
+        fl__free(sys->names);
+        sys->names = b;
+        sys->namecap = cap;
+    }
+    fl__name_t *n = fl__malloc(sizeof *n);
+    if (n == NULL)
+        return FL_ENOMEM;
+    n->name = name;
+    n->id = id;
+    fl__name_t **p = &sys->names[hash_str(name) & (sys->namecap - 1)];
+    n->next = *p;
+    *p = n;
+    sys->nnames++;
+    return FL_OK;
+}
+
+/* Under sys->lock. */
+static void name_del(fl_system_t *sys, const char *name)
+{
+    fl__name_t **p = name_slot(sys, name);
+    if (p != NULL && *p != NULL) {
+        fl__name_t *n = *p;
+        *p = n->next;
+        fl__free(n);
+        sys->nnames--;
+    }
+}
+
+/* ---- dead letters -------------------------------------------------------------- */
+
+/* Handle what a dead letter owes (its ask, its exec argument); memory stays. */
+void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
+{
+    if (m->kind == FL__MSG_START || m->kind == FL__MSG_STOP)
+        return; /* control messages of a gone actor: nothing owed */
+    atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
+    FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
+           (unsigned)m->type, (unsigned long long)m->target, why);
+    if (m->reply != NULL) {
+        fl_future_t *f = m->reply;
+        m->reply = NULL;
+        fl_future_fail(f, FL_EUNREACHABLE,
+                       "recipient unreachable: actor %016llx %s",
+                       (unsigned long long)m->target, why);
+        fl_future_release(f);
+    }
+    if (m->kind == FL__MSG_EXEC) {
+        fl__exec_t *e = fl__msg_payload(m);
+        if (e->arg_free != NULL)
+            e->arg_free(e->arg);
+        e->arg_free = NULL;
+    }
+}
+
+void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
+{
+    fl__dead_letter_contents(sys, m, why);
+    fl__msg_release_mem(m);
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+static inline void push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    if (fl__mpscq_push(&a->mq, &m->node))
+        fl__sched_schedule(sys, a);
+}
+
+int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    uint64_t id = m->target;
+    fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(id));
+    if (a != NULL) {
+        /* Pairs with the release store of gstate in spawn. */
+        uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+        if (ref_live(gs, id) &&
+            (FL__STATE(gs) == FL__A_LIVE || control)) {
+            push(sys, a, m);
+            return FL_OK;
+        }
+    }
+    fl__dead_letter(sys, m, a != NULL ? "has stopped" : "does not exist");
+    return FL_EUNREACHABLE;
+}
+
+/* ---- the turn ------------------------------------------------------------------ */
+
+static void do_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
+{
+    uint32_t gen = FL__GEN(gs);
+    fl_actor_ref_t ref = {FL__REF(gen, a->slot)};
+    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    if (ext != NULL && ext->on_stop != NULL) {
+        fl__tls_actor = ref.id;
+        ext->on_stop(sys, ref, a->state);
+        fl__tls_actor = 0;
+    }
+    pthread_mutex_lock(&sys->lock);
+    ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    atomic_store_explicit(&a->ext, NULL, memory_order_relaxed);
+    if (ext != NULL && ext->name != NULL)
+        name_del(sys, ext->name);
+    uint32_t ngen = gen + 1 == 0 ? 1 : gen + 1;
+    a->receive = NULL;
+    a->state = NULL;
+    /* From here references to this incarnation are stale. */
+    atomic_store_explicit(&a->gstate, FL__GS(ngen, FL__A_FREE),
+                          memory_order_release);
+    a->next_free = sys->free_head;
+    sys->free_head = a->slot;
+    if (--sys->live == 0)
+        pthread_cond_broadcast(&sys->idle_cv);
+    pthread_mutex_unlock(&sys->lock);
+
+    if (ext != NULL) {
+        fl__term_t *t = ext->waiters;
+        while (t != NULL) {
+            fl__term_t *next = t->next;
+            fl_future_complete(t->f, NULL, NULL);
+            fl_future_release(t->f);
+            fl__free(t);
+            t = next;
+        }
+        fl__free(ext->name);
+        fl__free(ext);
+    }
+}
+
+static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
+{
+    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    if (ext != NULL && ext->on_start != NULL)
+        ext->on_start(sys, ref, a->state);
+}
+
+static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    /* Pairs with the release stores of gstate in spawn and do_stop. */
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (!ref_live(gs, m->target)) {
+        fl__dead_letter_contents(sys, m, "has stopped");
+        return;
+    }
+    fl_actor_ref_t ref = {m->target};
+    if (FL__STATE(gs) == FL__A_STOPREQ) {
+        /* The start hook always runs before the stop hook. */
+        if (m->kind == FL__MSG_START) {
+            fl__tls_actor = ref.id;
+            run_start(sys, a, ref);
+            fl__tls_actor = 0;
+        }
+        do_stop(sys, a, gs);
+        fl__dead_letter_contents(sys, m, "stopped before handling it");
+        return;
+    }
+    fl__tls_actor = ref.id;
+    switch (m->kind) {
+    case FL__MSG_USER:
+        a->receive(sys, ref, a->state, m);
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_ENOREPLY,
+                           "actor %016llx returned without answering the ask",
+                           (unsigned long long)ref.id);
+            fl_future_release(f);
+        }
+        break;
+    case FL__MSG_START:
+        run_start(sys, a, ref);
+        break;
+    case FL__MSG_EXEC: {
+        fl__exec_t *e = fl__msg_payload(m);
+        e->fn(sys, ref, a->state, e->arg);
+        break;
+    }
+    default:
+        break;
+    }
+    fl__tls_actor = 0;
+    /* A stop requested during this message (by the actor itself or anyone)
+     * takes effect now, not after the rest of the batch. */
+    gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
+        do_stop(sys, a, gs);
+}
+
+bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
+{
+    unsigned batch = sys->batch;
+    for (unsigned i = 0; i < batch; i++) {
+        fl__qnode_t *freed;
+        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        if (freed != NULL && freed != &a->stub)
+            fl__msg_release_mem((fl_msg_t *)freed);
+        if (n == NULL)
+            return !fl__mpscq_markempty(&a->mq);
+        handle(sys, a, (fl_msg_t *)n);
+    }
+    return true;
+}
+
+/* ---- spawn and stop ------------------------------------------------------------ */
+
+/* Under sys->lock: a free slot, initialised, or NULL (limit or memory). */
+static fl__actor_t *take_slot(fl_system_t *sys, int *err)
+{
+    if (sys->free_head != FL__NO_SLOT) {
+        fl__actor_t *a = fl__slot(sys, sys->free_head);
+        sys->free_head = a->next_free;
+        return a;
+    }
+    if (sys->high_water >= sys->max_actors) {
+        *err = FL_ELIMIT;
+        return NULL;
+    }
+    uint32_t slot = sys->high_water;
+    uint32_t c = slot >> FL__CHUNK_SHIFT;
+    fl__actor_t *chunk =
+        atomic_load_explicit(&sys->chunks[c], memory_order_relaxed);
+    if (chunk == NULL) {
+        /* calloc: pages are committed as slots are first used. */
+        chunk = fl__calloc(FL__CHUNK_SIZE, sizeof(fl__actor_t));
+        if (chunk == NULL) {
+            *err = FL_ENOMEM;
+            return NULL;
+        }
+        /* Pairs with the acquire load in fl__slot. */
+        atomic_store_explicit(&sys->chunks[c], chunk, memory_order_release);
+    }
+    fl__actor_t *a = &chunk[slot & (FL__CHUNK_SIZE - 1)];
+    fl__mpscq_init(&a->mq, &a->stub);
+    a->slot = slot;
+    atomic_store_explicit(&a->gstate, FL__GS(1, FL__A_FREE),
+                          memory_order_release);
+    sys->high_water++;
+    return a;
+}
+
+int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
+                   const fl_actor_opts_t *opts, fl_actor_ref_t *out)
+{
+    if (sys == NULL || receive == NULL || out == NULL)
+        return FL_EINVAL;
+    out->id = 0;
+    fl__actor_ext_t *ext = NULL;
+    fl_msg_t *start = NULL;
+    if (opts != NULL && (opts->name || opts->on_start || opts->on_stop)) {
+        if (opts->name != NULL && (opts->name[0] == '\0' ||
+                                   strlen(opts->name) > FL__NAME_MAX))
+            return FL_EINVAL;
+        ext = fl__calloc(1, sizeof *ext);
+        if (ext == NULL)
+            return FL_ENOMEM;
+        ext->on_start = opts->on_start;
+        ext->on_stop = opts->on_stop;
+        if (opts->name != NULL && (ext->name = fl__strdup(opts->name)) == NULL)
+            goto nomem;
+        if (opts->on_start != NULL &&
+            (start = fl__msg_alloc_kind(FL__MSG_START, 0, 0)) == NULL)
+            goto nomem;
+    }
+
+    bool external = enter(sys);
+    int rc = FL_OK;
+    pthread_mutex_lock(&sys->lock);
+    if (is_closed(sys)) {
+        rc = FL_ECLOSED;
+        goto unlock_fail;
+    }
+    if (ext != NULL && ext->name != NULL) {
+        fl__name_t **p = name_slot(sys, ext->name);
+        if (p != NULL && *p != NULL) {
+            rc = FL_EEXIST;
+            goto unlock_fail;
+        }
+    }
+    fl__actor_t *a = take_slot(sys, &rc);
+    if (a == NULL)
+        goto unlock_fail;
+    uint32_t gen = FL__GEN(atomic_load_explicit(&a->gstate,
+                                                memory_order_relaxed));
+    uint64_t id = FL__REF(gen, a->slot);
+    if (ext != NULL && ext->name != NULL &&
+        (rc = name_add(sys, ext->name, id)) != FL_OK) {
+        a->next_free = sys->free_head;
+        sys->free_head = a->slot;
+        goto unlock_fail;
+    }
+    a->receive = receive;
+    a->state = state;
+    atomic_store_explicit(&a->ext, ext, memory_order_relaxed);
+    sys->live++;
+    /* Publishes receive/state/ext to every thread that checks the ref. */
+    atomic_store_explicit(&a->gstate, FL__GS(gen, FL__A_LIVE),
+                          memory_order_release);
+    pthread_mutex_unlock(&sys->lock);
+    atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
+    if (start != NULL) {
+        /* Queued before the ref is returned: the start hook runs first. */
+        start->target = id;
+        push(sys, a, start);
+    }
+    leave(sys, external);
+    out->id = id;
+    return FL_OK;
+
+unlock_fail:
+    pthread_mutex_unlock(&sys->lock);
+    leave(sys, external);
+    if (ext != NULL) {
+        fl__free(ext->name);
+        fl__free(ext);
+    }
+    if (start != NULL)
+        fl__msg_release_mem(start);
+    return rc;
+nomem:
+    fl__free(ext->name);
+    fl__free(ext);
+    return FL_ENOMEM;
+}
+
+/* Request a stop of a live actor (CAS LIVE -> STOPREQ) and wake it. */
+int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
+{
+    fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(id));
+    if (a == NULL)
+        return FL_EUNREACHABLE;
+    fl_msg_t *m = NULL;
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    for (;;) {
+        if (!ref_live(gs, id)) {
+            if (m != NULL)
+                fl__msg_release_mem(m);
+            return FL_EUNREACHABLE;
+        }
+        if (FL__STATE(gs) == FL__A_STOPREQ) {
+            if (m != NULL)
+                fl__msg_release_mem(m);
+            return FL_OK;
+        }
+        if (m == NULL && (m = fl__msg_alloc_kind(FL__MSG_STOP, 0, 0)) == NULL)
+            return FL_ENOMEM;
+        if (atomic_compare_exchange_weak_explicit(
+                &a->gstate, &gs, FL__GS(FL__GEN(gs), FL__A_STOPREQ),
+                memory_order_acq_rel, memory_order_acquire))
+            break;
+    }
+    /* The slot cannot change generation before the actor handles this. */
+    m->target = id;
+    push(sys, a, m);
+    return FL_OK;
+}
+
+int fl_actor_stop(fl_system_t *sys, fl_actor_ref_t ref)
+{
+    if (sys == NULL)
+        return FL_EINVAL;
+    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+        return FL_ECLOSED;
+    bool external = enter(sys);
+    int rc = fl__actor_request_stop(sys, ref.id);
+    leave(sys, external);
+    return rc;
+}
+
+bool fl_actor_alive(fl_system_t *sys, fl_actor_ref_t ref)
+{
+    if (sys == NULL)
+        return false;
+    fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
+    return a != NULL &&
+           ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
+                    ref.id);
+}
+
+int fl_actor_lookup(fl_system_t *sys, const char *name, fl_actor_ref_t *out)
+{
+    if (sys == NULL || name == NULL || out == NULL)
+        return FL_EINVAL;
+    out->id = 0;
+    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+        return FL_ECLOSED;
+    pthread_mutex_lock(&sys->lock);
+    fl__name_t **p = name_slot(sys, name);
+    int rc = FL_ENOENT;
+    if (p != NULL && *p != NULL) {
+        out->id = (*p)->id;
+        rc = FL_OK;
+    }
+    pthread_mutex_unlock(&sys->lock);
+    return rc;
+}
+
+int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
+                         fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (sys == NULL || out == NULL)
+        return FL_EINVAL;
+    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+        return FL_ECLOSED;
+    fl_future_t *f = fl_future_alloc();
+    fl__term_t *t = fl__malloc(sizeof *t);
+    fl__actor_ext_t *fresh = fl__calloc(1, sizeof *fresh);
+    if (f == NULL || t == NULL || fresh == NULL) {
+        fl_future_release(f);
+        fl__free(t);
+        fl__free(fresh);
+        return FL_ENOMEM;
+    }
+    pthread_mutex_lock(&sys->lock);
+    fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
+    if (a == NULL ||
+        !ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
+                  ref.id)) {
+        pthread_mutex_unlock(&sys->lock);
+        fl__free(t);
+        fl__free(fresh);
+        fl_future_fail(f, FL_EUNREACHABLE,
+                       "recipient unreachable: actor %016llx is not live",
+                       (unsigned long long)ref.id);
+        *out = f;
+        return FL_OK;
+    }
+    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    if (ext == NULL) {
+        ext = fresh;
+        fresh = NULL;
+        /* Pairs with the acquire loads in run_start/do_stop. */
+        atomic_store_explicit(&a->ext, ext, memory_order_release);
+    }
+    t->f = fl_future_retain(f);
+    t->next = ext->waiters;
+    ext->waiters = t;
+    pthread_mutex_unlock(&sys->lock);
+    fl__free(fresh);
+    *out = f;
+    return FL_OK;
+}
+
+fl_actor_ref_t fl_self(void)
+{
+    fl_actor_ref_t r = {fl__tls_actor};
+    return r;
+}
+
+/* ---- tell / ask / reply ---------------------------------------------------------- */
+
+int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
+{
+    if (msg == NULL)
+        return FL_EINVAL;
+    if (sys == NULL) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    bool external = enter(sys);
+    int rc;
+    if (fl__unlikely(is_closed(sys))) {
+        fl_msg_free(msg);
+        rc = FL_ECLOSED;
+    } else {
+        msg->target = to.id;
+        msg->sender = external ? 0 : fl__tls_actor;
+        rc = fl__deliver(sys, msg, false);
+    }
+    leave(sys, external);
+    return rc;
+}
+
+int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+           int64_t timeout_ms, fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (msg == NULL)
+        return FL_EINVAL;
+    if (sys == NULL || out == NULL || msg->reply != NULL ||
+        (timeout_ms <= 0 && timeout_ms != FL_INFINITE)) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL) {
+        fl_msg_free(msg);
+        return FL_ENOMEM;
+    }
+    bool external = enter(sys);
+    if (fl__unlikely(is_closed(sys))) {
+        leave(sys, external);
+        fl_msg_free(msg);
+        fl_future_release(f);
+        return FL_ECLOSED;
+    }
+    msg->target = to.id;
+    msg->sender = external ? 0 : fl__tls_actor;
+    msg->reply = fl_future_retain(f);
+    if (fl__deliver(sys, msg, false) == FL_OK && timeout_ms != FL_INFINITE &&
+        !fl_future_done(f)) {
+        fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
+        if (t == NULL) {
+            fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
+        } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
+            /* Answered already. */
+            fl_future_release(t->u.f);
+            fl__free(t);
+        } else {
+            (void)fl__timer_arm(sys, t);
+        }
+    }
+    leave(sys, external);
+    *out = f;
+    return FL_OK;
+}
+
+int fl_reply(fl_msg_t *request, fl_msg_t *reply)
+{
+    if (reply == NULL)
+        return FL_EINVAL;
+    if (request == NULL || request->reply == NULL) {
+        fl_msg_free(reply);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    reply->sender = fl__tls_actor;
+    int rc = fl_future_complete(f, reply, free_msg_cb);
+    fl_future_release(f);
+    return rc;
+}
+
+int fl_reply_error(fl_msg_t *request, int err, const char *fmt, ...)
+{
+    if (request == NULL || request->reply == NULL || err == FL_OK)
+        return FL_EINVAL;
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fl_future_failv(f, err, fmt, ap);
+    va_end(ap);
+    fl_future_release(f);
+    return rc;
+}
+
+fl_future_t *fl_msg_take_reply(fl_msg_t *request)
+{
+    if (request == NULL)
+        return NULL;
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    return f;
+}
+
+/* ---- running code on an actor ----------------------------------------------------- */
+
+int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref, fl_exec_cb fn,
+                  void *arg, fl_free_cb arg_free)
+{
+    if (sys == NULL || fn == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
+    if (m == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    fl__exec_t *e = fl__msg_payload(m);
+    e->fn = fn;
+    e->arg = arg;
+    e->arg_free = arg_free;
+    bool external = enter(sys);
+    int rc;
+    if (fl__unlikely(is_closed(sys))) {
+        fl__dead_letter_contents(sys, m, "system closed");
+        fl__msg_release_mem(m);
+        rc = FL_ECLOSED;
+    } else {
+        m->target = ref.id;
+        m->sender = external ? 0 : fl__tls_actor;
+        rc = fl__deliver(sys, m, false);
+    }
+    leave(sys, external);
+    return rc;
+}
+
+typedef struct hop {
+    fl_future_cb cb;
+    void *arg;
+    fl_free_cb arg_free;
+    fl_future_t *f;
+    fl_system_t *sys;
+    fl_actor_ref_t ref;
+} hop_t;
+
+static void hop_run(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                    void *p)
+{
+    hop_t *h = p;
+    h->cb(h->f, h->arg);
+    fl_future_release(h->f);
+    fl__free(h);
+}
+
+static void hop_free(void *p)
+{
+    hop_t *h = p;
+    if (h->arg_free != NULL)
+        h->arg_free(h->arg);
+    fl_future_release(h->f);
+    fl__free(h);
+}
+
+static void hop_post(fl_future_t *f, void *p)
+{
+    hop_t *h = p;
+    fl_actor_exec(h->sys, h->ref, hop_run, h, hop_free);
+}
+
+int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
+                             fl_actor_ref_t ref, fl_future_cb cb, void *arg,
+                             fl_free_cb arg_free)
+{
+    if (f == NULL || sys == NULL || cb == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    hop_t *h = fl__malloc(sizeof *h);
+    if (h == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    h->cb = cb;
+    h->arg = arg;
+    h->arg_free = arg_free;
+    h->f = fl_future_retain(f);
+    h->sys = sys;
+    h->ref = ref;
+    int rc = fl_future_on_complete(f, hop_post, h);
+    if (rc != FL_OK)
+        hop_free(h);
+    return rc;
+}

@@ -1,0 +1,561 @@
+/*
+ * future.c - one-shot futures: the small core (complete/fail exactly once,
+ * callbacks, cancel hook, timeout, blocking wait) and the combinators built
+ * on it (then, compose, all).
+ *
+ * Every state change happens under the future's mutex; callbacks run after
+ * it is released, in registration order, on the completing thread.
+ */
+#include "actor/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+enum { ST_PENDING = 0, ST_OK = 1, ST_FAILED = 2 };
+
+typedef struct cb_node {
+    fl_future_cb fn;
+    void *arg;
+    struct cb_node *next;
+} cb_node_t;
+
+typedef struct waiter {
+    pthread_cond_t cv;
+    struct waiter *next;
+} waiter_t;
+
+struct fl_future {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t state;     /* written under mu; read lock-free */
+    pthread_mutex_t mu;
+    int err;
+    void *value;
+    fl_free_cb value_free;
+    char *message;              /* owned; NULL = fl_strerror(err) */
+    cb_node_t first;            /* inline first callback (fn NULL = none) */
+    cb_node_t *more, **more_tail;
+    waiter_t *waiters;
+    fl_future_cb cancel_hook;
+    void *cancel_arg;
+    fl__timer_t *timer;         /* timeout timer, cancelled on completion */
+    fl_system_t *timer_sys;
+};
+
+fl_future_t *fl_future_alloc(void)
+{
+    fl_future_t *f = fl__malloc(sizeof *f);
+    if (f == NULL)
+        return NULL;
+    memset(f, 0, sizeof *f);
+    atomic_init(&f->refs, 1);
+    atomic_init(&f->state, ST_PENDING);
+    pthread_mutex_init(&f->mu, NULL);
+    f->more_tail = &f->more;
+    return f;
+}
+
+fl_future_t *fl_future_retain(fl_future_t *f)
+{
+    if (f != NULL)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+void fl_future_release(fl_future_t *f)
+{
+    if (f == NULL)
+        return;
+    /* acq_rel: the last releaser sees every write made under other refs. */
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (f->value != NULL && f->value_free != NULL)
+        f->value_free(f->value);
+    fl__free(f->message);
+    cb_node_t *n = f->more;
+    while (n != NULL) {
+        cb_node_t *next = n->next;
+        fl__free(n);
+        n = next;
+    }
+    pthread_mutex_destroy(&f->mu);
+    fl__free(f);
+}
+
+/*
+ * Finish a completion started under f->mu (state already set): detach the
+ * callbacks, wake waiters, unlock, cancel the timer and run the callbacks.
+ */
+static void finish(fl_future_t *f)
+{
+    cb_node_t first = f->first;
+    cb_node_t *more = f->more;
+    f->first.fn = NULL;
+    f->more = NULL;
+    f->more_tail = &f->more;
+    fl__timer_t *timer = f->timer;
+    fl_system_t *tsys = f->timer_sys;
+    f->timer = NULL;
+    for (waiter_t *w = f->waiters; w != NULL; w = w->next)
+        pthread_cond_signal(&w->cv);
+    f->waiters = NULL;
+    pthread_mutex_unlock(&f->mu);
+
+    if (timer != NULL)
+        fl__timer_cancel_internal(tsys, timer);
+    if (first.fn != NULL)
+        first.fn(f, first.arg);
+    while (more != NULL) {
+        cb_node_t *next = more->next;
+        more->fn(f, more->arg);
+        fl__free(more);
+        more = next;
+    }
+}
+
+int fl_future_complete(fl_future_t *f, void *value, fl_free_cb value_free)
+{
+    if (f == NULL) {
+        if (value != NULL && value_free != NULL)
+            value_free(value);
+        return FL_EINVAL;
+    }
+    pthread_mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
+        pthread_mutex_unlock(&f->mu);
+        if (value != NULL && value_free != NULL)
+            value_free(value);
+        return FL_EALREADY;
+    }
+    f->value = value;
+    f->value_free = value_free;
+    f->err = FL_OK;
+    /* Pairs with the acquire loads in the lock-free accessors. */
+    atomic_store_explicit(&f->state, ST_OK, memory_order_release);
+    finish(f);
+    return FL_OK;
+}
+
+int fl_future_failv(fl_future_t *f, int err, const char *fmt, va_list ap)
+{
+    if (f == NULL || err == FL_OK)
+        return FL_EINVAL;
+    char *msg = NULL;
+    if (fmt != NULL) {
+        msg = fl__malloc(256);
+        if (msg != NULL)
+            vsnprintf(msg, 256, fmt, ap);
+    }
+    pthread_mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
+        pthread_mutex_unlock(&f->mu);
+        fl__free(msg);
+        return FL_EALREADY;
+    }
+    f->err = err;
+    f->message = msg;
+    atomic_store_explicit(&f->state, ST_FAILED, memory_order_release);
+    finish(f);
+    return FL_OK;
+}
+
+int fl_future_fail(fl_future_t *f, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fl_future_failv(f, err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int fl_future_cancel(fl_future_t *f)
+{
+    if (f == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&f->mu);
+    fl_future_cb hook = f->cancel_hook;
+    void *harg = f->cancel_arg;
+    f->cancel_hook = NULL;
+    pthread_mutex_unlock(&f->mu);
+    /* Keep f alive across the hook even if callbacks release it. */
+    fl_future_retain(f);
+    int rc = fl_future_fail(f, FL_ECANCELED, NULL);
+    if (rc == FL_OK && hook != NULL)
+        hook(f, harg);
+    fl_future_release(f);
+    return rc;
+}
+
+int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
+{
+    if (f == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&f->mu);
+    int rc = FL_OK;
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
+        rc = FL_EALREADY;
+    } else {
+        f->cancel_hook = hook;
+        f->cancel_arg = arg;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+bool fl_future_done(const fl_future_t *f)
+{
+    return f != NULL && atomic_load_explicit(&((fl_future_t *)f)->state,
+                                             memory_order_acquire) !=
+                            ST_PENDING;
+}
+
+int fl_future_error(const fl_future_t *f)
+{
+    if (f == NULL)
+        return FL_EINVAL;
+    uint32_t st =
+        atomic_load_explicit(&((fl_future_t *)f)->state, memory_order_acquire);
+    if (st == ST_PENDING)
+        return FL_EPENDING;
+    return st == ST_OK ? FL_OK : f->err;
+}
+
+const char *fl_future_message(const fl_future_t *f)
+{
+    if (f == NULL || atomic_load_explicit(&((fl_future_t *)f)->state,
+                                          memory_order_acquire) != ST_FAILED)
+        return "";
+    return f->message != NULL ? f->message : fl_strerror(f->err);
+}
+
+void *fl_future_value(const fl_future_t *f)
+{
+    if (f == NULL || atomic_load_explicit(&((fl_future_t *)f)->state,
+                                          memory_order_acquire) != ST_OK)
+        return NULL;
+    fl_future_t *mf = (fl_future_t *)f;
+    pthread_mutex_lock(&mf->mu);
+    void *v = mf->value;
+    pthread_mutex_unlock(&mf->mu);
+    return v;
+}
+
+void *fl_future_take_value(fl_future_t *f)
+{
+    if (f == NULL ||
+        atomic_load_explicit(&f->state, memory_order_acquire) != ST_OK)
+        return NULL;
+    pthread_mutex_lock(&f->mu);
+    void *v = f->value;
+    f->value = NULL;
+    pthread_mutex_unlock(&f->mu);
+    return v;
+}
+
+int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
+{
+    if (f == NULL || cb == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&f->mu);
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
+        pthread_mutex_unlock(&f->mu);
+        cb(f, arg);
+        return FL_OK;
+    }
+    if (f->first.fn == NULL && f->more == NULL) {
+        f->first.fn = cb;
+        f->first.arg = arg;
+    } else {
+        cb_node_t *n = fl__malloc(sizeof *n);
+        if (n == NULL) {
+            pthread_mutex_unlock(&f->mu);
+            return FL_ENOMEM;
+        }
+        n->fn = cb;
+        n->arg = arg;
+        n->next = NULL;
+        *f->more_tail = n;
+        f->more_tail = &n->next;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return FL_OK;
+}
+
+/* Copy the outcome of src (complete) into dst; moves src's value. */
+static void forward_outcome(fl_future_t *src, fl_future_t *dst)
+{
+    if (fl_future_error(src) == FL_OK) {
+        pthread_mutex_lock(&src->mu);
+        void *v = src->value;
+        fl_free_cb vf = src->value_free;
+        src->value = NULL;
+        pthread_mutex_unlock(&src->mu);
+        fl_future_complete(dst, v, vf);
+    } else {
+        fl_future_fail(dst, src->err, "%s", fl_future_message(src));
+    }
+}
+
+/* ---- then ---------------------------------------------------------------- */
+
+typedef struct then_ctx {
+    fl_then_cb fn;
+    void *arg;
+    fl_future_t *dst;
+} then_ctx_t;
+
+static void on_then(fl_future_t *src, void *p)
+{
+    then_ctx_t *c = p;
+    if (fl_future_error(src) != FL_OK) {
+        fl_future_fail(c->dst, src->err, "%s", fl_future_message(src));
+    } else {
+        void *out = NULL;
+        fl_free_cb out_free = NULL;
+        int rc = c->fn(c->arg, fl_future_value(src), &out, &out_free);
+        if (rc == FL_OK)
+            fl_future_complete(c->dst, out, out_free);
+        else
+            fl_future_fail(c->dst, rc, NULL);
+    }
+    fl_future_release(c->dst);
+    fl__free(c);
+}
+
+fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg)
+{
+    if (f == NULL || fn == NULL)
+        return NULL;
+    fl_future_t *dst = fl_future_alloc();
+    then_ctx_t *c = fl__malloc(sizeof *c);
+    if (dst == NULL || c == NULL)
+        goto fail;
+    c->fn = fn;
+    c->arg = arg;
+    c->dst = fl_future_retain(dst);
+    if (fl_future_on_complete(f, on_then, c) != FL_OK) {
+        fl_future_release(dst);
+        goto fail;
+    }
+    return dst;
+fail:
+    fl__free(c);
+    fl_future_release(dst);
+    return NULL;
+}
+
+/* ---- compose ------------------------------------------------------------- */
+
+typedef struct compose_ctx {
+    fl_compose_cb fn;
+    void *arg;
+    fl_future_t *dst;
+} compose_ctx_t;
+
+static void on_inner(fl_future_t *inner, void *p)
+{
+    fl_future_t *dst = p;
+    forward_outcome(inner, dst);
+    fl_future_release(dst);
+    fl_future_release(inner);
+}
+
+static void on_compose(fl_future_t *src, void *p)
+{
+    compose_ctx_t *c = p;
+    fl_future_t *dst = c->dst;
+    if (fl_future_error(src) != FL_OK) {
+        fl_future_fail(dst, src->err, "%s", fl_future_message(src));
+        fl_future_release(dst);
+    } else {
+        fl_future_t *inner = c->fn(c->arg, fl_future_value(src));
+        if (inner == NULL) {
+            fl_future_fail(dst, FL_ENOMEM, "compose callback returned NULL");
+            fl_future_release(dst);
+        } else if (fl_future_on_complete(inner, on_inner, dst) != FL_OK) {
+            fl_future_fail(dst, FL_ENOMEM, NULL);
+            fl_future_release(dst);
+            fl_future_release(inner);
+        }
+    }
+    fl__free(c);
+}
+
+fl_future_t *fl_future_compose(fl_future_t *f, fl_compose_cb fn, void *arg)
+{
+    if (f == NULL || fn == NULL)
+        return NULL;
+    fl_future_t *dst = fl_future_alloc();
+    compose_ctx_t *c = fl__malloc(sizeof *c);
+    if (dst == NULL || c == NULL)
+        goto fail;
+    c->fn = fn;
+    c->arg = arg;
+    c->dst = fl_future_retain(dst);
+    if (fl_future_on_complete(f, on_compose, c) != FL_OK) {
+        fl_future_release(dst);
+        goto fail;
+    }
+    return dst;
+fail:
+    fl__free(c);
+    fl_future_release(dst);
+    return NULL;
+}
+
+/* ---- all ----------------------------------------------------------------- */
+
+typedef struct all_ctx {
+    _Atomic size_t remaining;
+    _Atomic size_t refs; /* one per input callback still to run */
+    fl_future_t *dst;
+} all_ctx_t;
+
+static void on_all(fl_future_t *src, void *p)
+{
+    all_ctx_t *c = p;
+    if (fl_future_error(src) != FL_OK)
+        fl_future_fail(c->dst, src->err, "%s", fl_future_message(src));
+    else if (atomic_fetch_sub(&c->remaining, 1) == 1)
+        fl_future_complete(c->dst, NULL, NULL);
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        fl_future_release(c->dst);
+        fl__free(c);
+    }
+}
+
+fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
+{
+    if (fs == NULL && n > 0)
+        return NULL;
+    fl_future_t *dst = fl_future_alloc();
+    if (dst == NULL)
+        return NULL;
+    if (n == 0) {
+        fl_future_complete(dst, NULL, NULL);
+        return dst;
+    }
+    all_ctx_t *c = fl__malloc(sizeof *c);
+    if (c == NULL) {
+        fl_future_release(dst);
+        return NULL;
+    }
+    atomic_init(&c->remaining, n);
+    /* +1 held by this function until every callback is registered. */
+    atomic_init(&c->refs, n + 1);
+    c->dst = fl_future_retain(dst);
+    for (size_t i = 0; i < n; i++) {
+        if (fs[i] == NULL ||
+            fl_future_on_complete(fs[i], on_all, c) != FL_OK) {
+            fl_future_fail(dst, fs[i] == NULL ? FL_EINVAL : FL_ENOMEM,
+                           "fl_future_all: input %zu could not be watched", i);
+            /* The callbacks never registered will not drop their refs. */
+            atomic_fetch_sub(&c->refs, n - i - 1);
+            if (atomic_fetch_sub(&c->refs, 1) == 1) {
+                fl_future_release(c->dst);
+                fl__free(c);
+            }
+            return dst;
+        }
+    }
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        fl_future_release(c->dst);
+        fl__free(c);
+    }
+    return dst;
+}
+
+/* ---- timeout ------------------------------------------------------------- */
+
+int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t)
+{
+    pthread_mutex_lock(&f->mu);
+    int rc = FL_OK;
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING)
+        rc = FL_EALREADY;
+    else if (f->timer != NULL)
+        rc = FL_EEXIST;
+    else {
+        f->timer = t;
+        f->timer_sys = sys;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
+{
+    if (sys == NULL || f == NULL || timeout_ms <= 0)
+        return FL_EINVAL;
+    if (atomic_load_explicit(&sys->closed, memory_order_acquire))
+        return FL_ECLOSED;
+    fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
+    if (t == NULL)
+        return FL_ENOMEM;
+    int rc = fl__future_attach_timer(f, sys, t);
+    if (rc != FL_OK) {
+        fl_future_release(t->u.f);
+        fl__free(t);
+        return rc;
+    }
+    /* From here the future owns the timer: arming may fail (closed), in
+     * which case the timer is already cancelled and freed by arm. */
+    return fl__timer_arm(sys, t);
+}
+
+/* ---- blocking wait ------------------------------------------------------- */
+
+int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
+{
+    if (f == NULL || (timeout_ms < 0 && timeout_ms != FL_INFINITE))
+        return FL_EINVAL;
+    if (fl__tls_sys != NULL)
+        return FL_EDEADLK;
+    if (fl_future_done(f))
+        return fl_future_error(f);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms != FL_INFINITE) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+    }
+    waiter_t w;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cv, &attr);
+    pthread_condattr_destroy(&attr);
+
+    pthread_mutex_lock(&f->mu);
+    w.next = f->waiters;
+    f->waiters = &w;
+    int rc = 0;
+    while (atomic_load_explicit(&f->state, memory_order_relaxed) ==
+               ST_PENDING &&
+           rc != ETIMEDOUT) {
+        if (timeout_ms == FL_INFINITE)
+            rc = pthread_cond_wait(&w.cv, &f->mu);
+        else
+            rc = pthread_cond_timedwait(&w.cv, &f->mu, &deadline);
+    }
+    bool done =
+        atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING;
+    if (!done) {
+        /* Still pending: unlink ourselves (completion clears the list). */
+        for (waiter_t **p = &f->waiters; *p != NULL; p = &(*p)->next) {
+            if (*p == &w) {
+                *p = w.next;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+    pthread_cond_destroy(&w.cv);
+    return done ? fl_future_error(f) : FL_ETIMEDOUT;
+}

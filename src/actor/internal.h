@@ -1,0 +1,284 @@
+/*
+ * src/actor/internal.h - the structures behind actor.h and future.h.
+ * Private to the library (and its tests).
+ */
+#ifndef FL_ACTOR_INTERNAL_H
+#define FL_ACTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <semaphore.h>
+
+#include <fling/actor.h>
+#include <fling/future.h>
+
+#include "common/internal.h"
+#include "sched/mpscq.h"
+#include "sched/runq.h"
+
+/* ---- messages ---------------------------------------------------------- */
+
+enum fl__msg_kind {
+    FL__MSG_USER = 0, /* a user message (tell or ask) */
+    FL__MSG_START,    /* run the start hook */
+    FL__MSG_STOP,     /* wake the actor so it sees its stop request */
+    FL__MSG_EXEC      /* run a function on the actor's thread */
+};
+
+/* Payload of an FL__MSG_EXEC message. */
+typedef struct fl__exec {
+    fl_exec_cb fn;
+    void *arg;
+    fl_free_cb arg_free;
+} fl__exec_t;
+
+/* The header in front of every message; the payload follows, 16-aligned. */
+struct fl_msg {
+    fl__qnode_t node;    /* mailbox link; first so casts stay trivial */
+    uint64_t target;     /* id the sender addressed (slot and generation) */
+    uint64_t sender;     /* id of the sending actor, 0 from outside */
+    fl_future_t *reply;  /* the asker's future (one reference) or NULL */
+    uint32_t type;       /* user type */
+    uint32_t size;       /* payload bytes */
+    uint16_t kind;       /* enum fl__msg_kind */
+    uint16_t cls;        /* allocation size class (msg.c) */
+    uint32_t reserved;
+} FL_ALIGNED(16);
+
+fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size);
+fl_msg_t *fl__msg_clone(const fl_msg_t *m);
+/* Frees any thread's message memory (no dead-letter handling). */
+void fl__msg_release_mem(fl_msg_t *m);
+/* Returns this thread's cached message memory to the shared pool. */
+void fl__msg_pool_flush_thread(void);
+/* Frees the shared pool (when the last system goes). */
+void fl__msg_pool_trim(void);
+
+static inline void *fl__msg_payload(fl_msg_t *m)
+{
+    return (void *)(m + 1);
+}
+
+/* ---- actors -------------------------------------------------------------- */
+
+/*
+ * gstate: generation in the high 32 bits, state in the low bits. A reference
+ * is valid while its generation equals the slot's and the state is not FREE.
+ * The generation only changes (under sys->lock) when an actor finishes
+ * stopping, so a CAS on gstate both checks the reference and changes state.
+ */
+enum fl__actor_state {
+    FL__A_FREE = 0,    /* slot unused (or its actor has stopped) */
+    FL__A_LIVE = 1,    /* running */
+    FL__A_STOPREQ = 2  /* stop requested; stops at the next message boundary */
+};
+#define FL__GEN(gs) ((uint32_t)((gs) >> 32))
+#define FL__STATE(gs) ((uint32_t)((gs)&3u))
+#define FL__GS(gen, st) (((uint64_t)(gen) << 32) | (uint64_t)(st))
+#define FL__REF_SLOT(id) ((uint32_t)((id)&0xffffffffu))
+#define FL__REF_GEN(id) ((uint32_t)((id) >> 32))
+#define FL__REF(gen, slot) (((uint64_t)(gen) << 32) | (uint64_t)(slot))
+
+/* Rarely used parts of an actor, allocated only when needed. */
+typedef struct fl__actor_ext {
+    fl_hook_cb on_start;
+    fl_hook_cb on_stop;
+    char *name;                 /* owned; registered in sys->names */
+    struct fl__term *waiters;   /* termination futures (under sys->lock) */
+} fl__actor_ext_t;
+
+typedef struct fl__term {
+    fl_future_t *f;
+    struct fl__term *next;
+} fl__term_t;
+
+/*
+ * An actor slot: 64 bytes, one cache line. Slots are type-stable (never
+ * freed while the system lives) and keep their mailbox across incarnations:
+ * a sender holding a stale pointer still writes into valid memory, and the
+ * consumer drops messages addressed to an older generation as dead letters.
+ */
+typedef struct fl__actor {
+    fl__mpscq_t mq;                   /* head: producers; tail: consumer */
+    fl__qnode_t stub;                 /* the mailbox's first stub */
+    _Atomic uint64_t gstate;          /* generation and state (above) */
+    fl_receive_cb receive;            /* published by the gstate store */
+    void *state;
+    _Atomic(fl__actor_ext_t *) ext;   /* hooks, name, waiters; may be NULL */
+    uint32_t slot;                    /* index, constant */
+    uint32_t next_free;               /* free-list link (under sys->lock) */
+} FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
+
+#define FL__CHUNK_SHIFT 12u
+#define FL__CHUNK_SIZE (1u << FL__CHUNK_SHIFT)
+#define FL__MAX_ACTORS (1u << 24)
+#define FL__NO_SLOT UINT32_MAX
+
+/* ---- scheduler ----------------------------------------------------------- */
+
+typedef struct fl__worker {
+    fl__runq_t rq;                 /* stealable FIFO */
+    fl_system_t *sys;
+    fl__actor_t *next;             /* run next; owner only, not stealable */
+    pthread_t thread;
+    sem_t wake;                    /* posted to unpark this worker */
+    unsigned index;
+    uint32_t tick;
+    uint64_t rng;
+    bool sleeping;                 /* under sys->sleep_lock */
+} fl__worker_t;
+
+/* ---- timers -------------------------------------------------------------- */
+
+enum fl__timer_kind { FL__T_MSG, FL__T_CB, FL__T_FUTURE };
+enum fl__timer_st {
+    FL__TS_NEW,      /* created, not armed */
+    FL__TS_HEAP,     /* armed */
+    FL__TS_FIRING,   /* its callback is running on the timer thread */
+    FL__TS_CANCELED, /* cancelled before it was armed */
+    FL__TS_FIRED     /* a future timeout fired; the canceller frees it */
+};
+
+typedef struct fl__timer {
+    uint64_t deadline;   /* ns, monotonic */
+    uint64_t seq;        /* FIFO among equal deadlines */
+    uint64_t period;     /* ns; 0 = one-shot */
+    uint64_t id;         /* public id (0 for internal timers) */
+    size_t heap_idx;
+    uint8_t kind, st;
+    bool cancel_req;     /* cancelled while firing */
+    union {
+        struct {
+            fl_msg_t *msg;
+            uint64_t to;
+        } m;
+        struct {
+            fl_timer_cb cb;
+            void *arg;
+        } c;
+        fl_future_t *f;
+    } u;
+    struct fl__timer *hnext; /* id hash chain */
+} fl__timer_t;
+
+typedef struct fl__timers {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started, stop;
+    fl__timer_t **heap;
+    size_t len, cap;
+    uint64_t seq, next_id;
+    uint64_t sleep_until; /* deadline the thread sleeps to; UINT64_MAX = none */
+    fl__timer_t **ids;    /* hash table of public timers by id */
+    size_t nids, idcap;
+} fl__timers_t;
+
+/* ---- the system ---------------------------------------------------------- */
+
+typedef struct fl__name {
+    char *name;   /* borrowed from the actor's ext */
+    uint64_t id;
+    struct fl__name *next;
+} fl__name_t;
+
+struct fl_system {
+    /* Read-mostly configuration. */
+    unsigned nworkers;
+    unsigned nstarted;       /* worker threads running (joined at stop) */
+    unsigned batch;
+    uint64_t spin_ns;
+    uint32_t max_actors;
+    fl__worker_t **workers;
+
+    /* Actor slots: chunk table sized for max_actors; chunks allocated on
+     * demand and published with release stores. */
+    _Atomic(fl__actor_t *) *chunks;
+    uint32_t nchunks;
+
+    /* Lifecycle. */
+    FL_ALIGNED(FL_CACHE_LINE) _Atomic bool closed;
+    _Atomic bool stopping;   /* workers exit once idle */
+    _Atomic uint64_t inflight; /* external threads inside tell/spawn */
+    bool shut_down;          /* under lock */
+
+    /* Under lock: slots, names, termination, live count. */
+    FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t lock;
+    pthread_cond_t idle_cv;  /* signalled when live reaches 0 */
+    uint32_t high_water;     /* slots ever used */
+    uint32_t free_head;      /* LIFO of reusable slots */
+    uint64_t live;
+    fl__name_t **names;
+    size_t nnames, namecap;
+
+    /* Counters. */
+    _Atomic uint64_t spawned;
+    _Atomic uint64_t dead_letters;
+
+    /* Scheduler: the queue for threads outside the runtime, and parking. */
+    FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t inject_lock;
+    fl__actor_t **inject;    /* ring buffer */
+    size_t inject_head, inject_len, inject_cap;
+    _Atomic size_t inject_count; /* lock-free emptiness check */
+
+    FL_ALIGNED(FL_CACHE_LINE) _Atomic int nspinning;
+    _Atomic int nsleeping;
+    pthread_mutex_t sleep_lock;
+
+    fl__timers_t timers;
+};
+
+/* ---- cross-module internals ---------------------------------------------- */
+
+/* Thread-local identity of the calling thread. */
+extern _Thread_local fl__worker_t *fl__tls_worker;
+extern _Thread_local fl_system_t *fl__tls_sys;
+extern _Thread_local uint64_t fl__tls_actor;
+
+/* Slot lookup; NULL if the slot was never allocated. Any thread. */
+static inline fl__actor_t *fl__slot(fl_system_t *sys, uint32_t slot)
+{
+    if (slot >= sys->max_actors)
+        return NULL;
+    fl__actor_t *c = atomic_load_explicit(&sys->chunks[slot >> FL__CHUNK_SHIFT],
+                                          memory_order_acquire);
+    return c ? &c[slot & (FL__CHUNK_SIZE - 1)] : NULL;
+}
+
+/*
+ * Deliver m to the actor it names (m->target). CONSUMES m. control = true
+ * lets control messages (exec, stop) reach actors that have a stop
+ * request pending and bypasses the closed check (used by the timer thread
+ * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
+ */
+int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
+
+/* Dead-letter m: fail its ask, free its exec argument, count it, free it. */
+void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why);
+/* The same without freeing m (it is a mailbox's stub). */
+void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why);
+/* Request the stop of a live actor; FL_OK, FL_EUNREACHABLE or FL_ENOMEM. */
+int fl__actor_request_stop(fl_system_t *sys, uint64_t id);
+/* Timers armed and not yet fired or cancelled. */
+uint64_t fl__timers_pending(fl_system_t *sys);
+
+/* Scheduler (sched.c). */
+void fl__sched_schedule(fl_system_t *sys, fl__actor_t *a);
+int fl__sched_start(fl_system_t *sys);
+void fl__sched_stop(fl_system_t *sys);
+void fl__sched_free(fl_system_t *sys);
+/* Runs one turn of an actor (actor.c); true = reschedule it. */
+bool fl__actor_run(fl_system_t *sys, fl__actor_t *a);
+
+/* Timers (timer.c). */
+int fl__timers_start(fl_system_t *sys);
+/* Stop the thread; drop every timer (future timeouts fail with
+ * FL_ECLOSED). */
+void fl__timers_stop(fl_system_t *sys);
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms);
+int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);
+void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t);
+
+/* Futures (future.c): attach a timeout timer (owned by the future). */
+int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
+
+#endif /* FL_ACTOR_INTERNAL_H */

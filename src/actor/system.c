@@ -1,0 +1,193 @@
+/*
+ * system.c - creating, closing, shutting down and freeing an actor system.
+ *
+ * Teardown is close (refuse new work, ask every actor to stop), then
+ * shutdown (wait until every actor has stopped, stop the timer thread and
+ * the workers, dead-letter what is still queued), then free.
+ */
+#include "actor/internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+
+/* Live systems in the process; the message pool is trimmed at zero. */
+static _Atomic int live_systems;
+
+int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
+{
+    if (out == NULL)
+        return FL_EINVAL;
+    *out = NULL;
+    fl_system_opts_t o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (o.workers > 256 || o.max_actors > FL__MAX_ACTORS)
+        return FL_EINVAL;
+    if (o.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    }
+    fl_system_t *sys = aligned_alloc(FL_CACHE_LINE, sizeof *sys);
+    if (sys == NULL)
+        return FL_ENOMEM;
+    memset(sys, 0, sizeof *sys);
+    sys->nworkers = o.workers;
+    sys->batch = o.batch ? o.batch : 64;
+    sys->spin_ns = o.spin_us == FL_SPIN_NONE ? 0
+                   : o.spin_us == 0          ? 50000
+                                             : (uint64_t)o.spin_us * 1000;
+    sys->max_actors = o.max_actors ? o.max_actors : FL__MAX_ACTORS;
+    sys->nchunks = (sys->max_actors + FL__CHUNK_SIZE - 1) / FL__CHUNK_SIZE;
+    sys->free_head = FL__NO_SLOT;
+    pthread_mutex_init(&sys->lock, NULL);
+    pthread_cond_init(&sys->idle_cv, NULL);
+    sys->chunks = fl__calloc(sys->nchunks, sizeof *sys->chunks);
+    if (sys->chunks == NULL) {
+        pthread_mutex_destroy(&sys->lock);
+        pthread_cond_destroy(&sys->idle_cv);
+        free(sys);
+        return FL_ENOMEM;
+    }
+    atomic_fetch_add(&live_systems, 1);
+    int rc = fl__timers_start(sys);
+    if (rc == FL_OK)
+        rc = fl__sched_start(sys);
+    if (rc != FL_OK) {
+        FL_LOG(FL_LOG_ERROR, "actor system: could not start: %s",
+               fl_strerror(rc));
+        fl_system_free(sys);
+        return rc;
+    }
+    *out = sys;
+    return FL_OK;
+}
+
+int fl_system_close(fl_system_t *sys)
+{
+    if (sys == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    bool was = atomic_exchange_explicit(&sys->closed, true,
+                                        memory_order_seq_cst);
+    uint32_t hw = sys->high_water;
+    pthread_mutex_unlock(&sys->lock);
+    if (was)
+        return FL_OK;
+    /* Every actor spawned before the close is below hw (spawn checks the
+     * flag under the lock). */
+    for (uint32_t i = 0; i < hw; i++) {
+        fl__actor_t *a = fl__slot(sys, i);
+        uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+        if (FL__STATE(gs) == FL__A_LIVE)
+            (void)fl__actor_request_stop(sys, FL__REF(FL__GEN(gs), i));
+    }
+    return FL_OK;
+}
+
+/* Dead-letter everything left in a mailbox and free its last stub. */
+static void drain(fl_system_t *sys, fl__actor_t *a)
+{
+    for (;;) {
+        fl__qnode_t *freed;
+        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        if (freed != NULL && freed != &a->stub)
+            fl__msg_release_mem((fl_msg_t *)freed);
+        if (n == NULL)
+            break;
+        /* The node is the queue's stub now: settle what it owes, free it
+         * on the next pop. */
+        fl__dead_letter_contents(sys, (fl_msg_t *)n, "system shut down");
+    }
+    if (a->mq.tail != &a->stub) {
+        fl__msg_release_mem((fl_msg_t *)a->mq.tail);
+        fl__mpscq_init(&a->mq, &a->stub);
+    }
+}
+
+int fl_system_shutdown(fl_system_t *sys)
+{
+    if (sys == NULL)
+        return FL_EINVAL;
+    if (fl__tls_sys == sys)
+        return FL_EDEADLK;
+    fl_system_close(sys);
+    pthread_mutex_lock(&sys->lock);
+    while (sys->live > 0)
+        pthread_cond_wait(&sys->idle_cv, &sys->lock);
+    if (sys->shut_down) {
+        pthread_mutex_unlock(&sys->lock);
+        return FL_OK;
+    }
+    sys->shut_down = true;
+    pthread_mutex_unlock(&sys->lock);
+
+    /* Outside threads that passed the closed check finish their call. */
+    while (atomic_load_explicit(&sys->inflight, memory_order_acquire) != 0)
+        sched_yield();
+    fl__timers_stop(sys);
+    fl__sched_stop(sys);
+
+    uint32_t hw = sys->high_water;
+    for (uint32_t i = 0; i < hw; i++)
+        drain(sys, fl__slot(sys, i));
+    return FL_OK;
+}
+
+void fl_system_free(fl_system_t *sys)
+{
+    if (sys == NULL)
+        return;
+    if (fl__tls_sys == sys) {
+        FL_LOG(FL_LOG_ERROR, "fl_system_free called on one of the system's "
+                             "own threads: closing it only (leaked)");
+        fl_system_close(sys);
+        return;
+    }
+    fl_system_shutdown(sys);
+    fl__sched_free(sys);
+    for (uint32_t c = 0; c < sys->nchunks; c++)
+        fl__free(atomic_load_explicit(&sys->chunks[c], memory_order_relaxed));
+    fl__free(sys->chunks);
+    for (size_t i = 0; i < sys->namecap; i++) {
+        fl__name_t *n = sys->names[i];
+        while (n != NULL) {
+            fl__name_t *next = n->next;
+            fl__free(n);
+            n = next;
+        }
+    }
+    fl__free(sys->names);
+    pthread_mutex_destroy(&sys->timers.mu);
+    pthread_cond_destroy(&sys->timers.cv);
+    pthread_mutex_destroy(&sys->lock);
+    pthread_cond_destroy(&sys->idle_cv);
+    free(sys);
+    if (atomic_fetch_sub(&live_systems, 1) == 1)
+        fl__msg_pool_trim();
+}
+
+unsigned fl_system_workers(const fl_system_t *sys)
+{
+    return sys ? sys->nworkers : 0;
+}
+
+int fl_system_stats(fl_system_t *sys, fl_system_stats_t *out)
+{
+    if (sys == NULL || out == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&sys->lock);
+    out->actors_live = sys->live;
+    pthread_mutex_unlock(&sys->lock);
+    out->actors_spawned = atomic_load(&sys->spawned);
+    out->dead_letters = atomic_load(&sys->dead_letters);
+    out->timers_pending = fl__timers_pending(sys);
+    return FL_OK;
+}
+
+fl_system_t *fl_system_current(void)
+{
+    return fl__tls_sys;
+}

@@ -1,0 +1,504 @@
+/*
+ * timer.c - the system's timer thread: a binary min-heap ordered by
+ * (deadline, sequence), so equal deadlines fire in arming order.
+ *
+ * Message timers enqueue into the mailbox while holding the timer lock, so
+ * fl_timer_cancel() returning FL_OK really means "never delivered". Callback
+ * and future-timeout timers run outside the lock (state FIRING); their
+ * memory is freed by whoever ends their life last, decided under the lock.
+ *
+ * The thread sleeps on a condition variable until the earliest deadline and
+ * is only signalled when a new timer becomes earlier than that, so arming a
+ * later timeout (every ask does) costs no wake-up.
+ */
+#include "actor/internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+static inline bool before(const fl__timer_t *a, const fl__timer_t *b)
+{
+    return a->deadline < b->deadline ||
+           (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static void heap_swap(fl__timers_t *T, size_t i, size_t j)
+{
+    fl__timer_t *t = T->heap[i];
+    T->heap[i] = T->heap[j];
+    T->heap[j] = t;
+    T->heap[i]->heap_idx = i;
+    T->heap[j]->heap_idx = j;
+}
+
+static void sift_up(fl__timers_t *T, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(T->heap[i], T->heap[p]))
+            break;
+        heap_swap(T, i, p);
+        i = p;
+    }
+}
+
+static void sift_down(fl__timers_t *T, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < T->len && before(T->heap[l], T->heap[m]))
+            m = l;
+        if (r < T->len && before(T->heap[r], T->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(T, i, m);
+        i = m;
+    }
+}
+
+static int heap_push(fl__timers_t *T, fl__timer_t *t)
+{
+    if (T->len == T->cap) {
+        size_t cap = T->cap ? T->cap * 2 : 64;
+        fl__timer_t **h = fl__realloc(T->heap, cap * sizeof *h);
+        if (h == NULL)
+            return FL_ENOMEM;
+        T->heap = h;
+        T->cap = cap;
+    }
+    t->seq = T->seq++;
+    t->heap_idx = T->len;
+    T->heap[T->len++] = t;
+    sift_up(T, t->heap_idx);
+    t->st = FL__TS_HEAP;
+    return FL_OK;
+}
+
+static void heap_remove(fl__timers_t *T, fl__timer_t *t)
+{
+    size_t i = t->heap_idx;
+    T->len--;
+    if (i != T->len) {
+        T->heap[i] = T->heap[T->len];
+        T->heap[i]->heap_idx = i;
+        sift_down(T, i);
+        sift_up(T, i);
+    }
+    t->st = FL__TS_NEW;
+}
+
+/* ---- the id table (public timers) ----------------------------------------- */
+
+static inline size_t id_bucket(const fl__timers_t *T, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (T->idcap - 1);
+}
+
+static int ids_put(fl__timers_t *T, fl__timer_t *t)
+{
+    if (T->nids + 1 > T->idcap / 2) {
+        size_t cap = T->idcap ? T->idcap * 2 : 64;
+        fl__timer_t **b = fl__calloc(cap, sizeof *b);
+        if (b == NULL)
+            return FL_ENOMEM;
+        fl__timer_t **old = T->ids;
+        size_t oldcap = T->idcap;
+        T->ids = b;
+        T->idcap = cap;
+        for (size_t i = 0; i < oldcap; i++) {
+            fl__timer_t *n = old[i];
+            while (n != NULL) {
+                fl__timer_t *next = n->hnext;
+                size_t k = id_bucket(T, n->id);
+                n->hnext = b[k];
+                b[k] = n;
+                n = next;
+            }
+        }
+        fl__free(old);
+    }
+    size_t k = id_bucket(T, t->id);
+    t->hnext = T->ids[k];
+    T->ids[k] = t;
+    T->nids++;
+    return FL_OK;
+}
+
+static fl__timer_t *ids_find(fl__timers_t *T, uint64_t id)
+{
+    if (T->idcap == 0)
+        return NULL;
+    for (fl__timer_t *n = T->ids[id_bucket(T, id)]; n != NULL; n = n->hnext)
+        if (n->id == id)
+            return n;
+    return NULL;
+}
+
+static void ids_del(fl__timers_t *T, fl__timer_t *t)
+{
+    for (fl__timer_t **p = &T->ids[id_bucket(T, t->id)]; *p != NULL;
+         p = &(*p)->hnext) {
+        if (*p == t) {
+            *p = t->hnext;
+            T->nids--;
+            return;
+        }
+    }
+}
+
+/* ---- lifecycle of one timer ----------------------------------------------- */
+
+static void free_timer(fl__timer_t *t)
+{
+    if (t->kind == FL__T_MSG)
+        fl__msg_release_mem(t->u.m.msg);
+    else if (t->kind == FL__T_FUTURE)
+        fl_future_release(t->u.f);
+    fl__free(t);
+}
+
+/* Wake the thread if t is now the earliest deadline it does not know. */
+static void maybe_signal(fl__timers_t *T, fl__timer_t *t)
+{
+    if (T->heap[0] == t && t->deadline < T->sleep_until)
+        pthread_cond_signal(&T->cv);
+}
+
+static uint64_t deadline_after(int64_t ms)
+{
+    return fl_clock_now_ns() + (uint64_t)ms * 1000000ull;
+}
+
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
+{
+    fl__timer_t *t = fl__calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->kind = FL__T_FUTURE;
+    t->st = FL__TS_NEW;
+    t->deadline = deadline_after(ms);
+    t->u.f = fl_future_retain(f);
+    return t;
+}
+
+/*
+ * Fail the future of t (state FIRING, lock not held) and end t's life. The
+ * future's completion calls fl__timer_cancel_internal(t) exactly once: on
+ * this thread if our failure won (then cancel_req is set when we look), or
+ * on the thread that completed it, possibly later (then we leave t FIRED
+ * and that call frees it).
+ */
+static void fire_future(fl__timers_t *T, fl__timer_t *t, int err)
+{
+    if (err == FL_ETIMEDOUT)
+        fl_future_fail(t->u.f, FL_ETIMEDOUT, "timed out");
+    else if (err == FL_ECLOSED)
+        fl_future_fail(t->u.f, FL_ECLOSED, "actor system shut down");
+    else
+        fl_future_fail(t->u.f, err, "could not arm the timeout");
+    pthread_mutex_lock(&T->mu);
+    bool ours = t->cancel_req;
+    if (!ours)
+        t->st = FL__TS_FIRED;
+    pthread_mutex_unlock(&T->mu);
+    if (ours)
+        free_timer(t);
+}
+
+int fl__timer_arm(fl_system_t *sys, fl__timer_t *t)
+{
+    fl__timers_t *T = &sys->timers;
+    pthread_mutex_lock(&T->mu);
+    if (t->st == FL__TS_CANCELED) {
+        /* Its future completed before we got here. */
+        pthread_mutex_unlock(&T->mu);
+        free_timer(t);
+        return FL_OK;
+    }
+    if (!T->stop) {
+        int rc = heap_push(T, t);
+        if (rc == FL_OK) {
+            maybe_signal(T, t);
+            pthread_mutex_unlock(&T->mu);
+            return FL_OK;
+        }
+    }
+    /* Closed (or no memory for the heap): fail the future now, through the
+     * same FIRING protocol as a real expiry. */
+    int err = T->stop ? FL_ECLOSED : FL_ENOMEM;
+    t->st = FL__TS_FIRING;
+    pthread_mutex_unlock(&T->mu);
+    fire_future(T, t, err);
+    return err;
+}
+
+void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t)
+{
+    fl__timers_t *T = &sys->timers;
+    pthread_mutex_lock(&T->mu);
+    switch (t->st) {
+    case FL__TS_NEW:
+        t->st = FL__TS_CANCELED; /* arm frees it */
+        pthread_mutex_unlock(&T->mu);
+        return;
+    case FL__TS_HEAP:
+        heap_remove(T, t);
+        pthread_mutex_unlock(&T->mu);
+        free_timer(t);
+        return;
+    case FL__TS_FIRED: /* fired and waiting for us */
+        pthread_mutex_unlock(&T->mu);
+        free_timer(t);
+        return;
+    default: /* FIRING: the firing side frees it */
+        t->cancel_req = true;
+        pthread_mutex_unlock(&T->mu);
+        return;
+    }
+}
+
+/* Public timers: create and arm in one step. */
+static int arm_public(fl_system_t *sys, fl__timer_t *t, int64_t delay_ms,
+                      int64_t period_ms, fl_timer_id_t *out)
+{
+    fl__timers_t *T = &sys->timers;
+    t->deadline = deadline_after(delay_ms);
+    t->period = (uint64_t)period_ms * 1000000ull;
+    pthread_mutex_lock(&T->mu);
+    if (T->stop || atomic_load_explicit(&sys->closed, memory_order_acquire)) {
+        pthread_mutex_unlock(&T->mu);
+        free_timer(t);
+        return FL_ECLOSED;
+    }
+    t->id = ++T->next_id;
+    int rc = ids_put(T, t);
+    if (rc == FL_OK) {
+        rc = heap_push(T, t);
+        if (rc != FL_OK)
+            ids_del(T, t);
+    }
+    if (rc != FL_OK) {
+        pthread_mutex_unlock(&T->mu);
+        free_timer(t);
+        return rc;
+    }
+    maybe_signal(T, t);
+    if (out != NULL)
+        *out = t->id;
+    pthread_mutex_unlock(&T->mu);
+    return FL_OK;
+}
+
+int fl_timer_send(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                  int64_t delay_ms, int64_t period_ms, fl_timer_id_t *out)
+{
+    if (msg == NULL)
+        return FL_EINVAL;
+    if (sys == NULL || delay_ms < 0 || period_ms < 0 || msg->reply != NULL) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    fl__timer_t *t = fl__calloc(1, sizeof *t);
+    if (t == NULL) {
+        fl_msg_free(msg);
+        return FL_ENOMEM;
+    }
+    t->kind = FL__T_MSG;
+    msg->target = to.id;
+    msg->sender = fl__tls_actor;
+    t->u.m.msg = msg;
+    t->u.m.to = to.id;
+    return arm_public(sys, t, delay_ms, period_ms, out);
+}
+
+int fl_timer_start(fl_system_t *sys, fl_timer_cb cb, void *arg,
+                   int64_t delay_ms, int64_t period_ms, fl_timer_id_t *out)
+{
+    if (sys == NULL || cb == NULL || delay_ms < 0 || period_ms < 0)
+        return FL_EINVAL;
+    fl__timer_t *t = fl__calloc(1, sizeof *t);
+    if (t == NULL)
+        return FL_ENOMEM;
+    t->kind = FL__T_CB;
+    t->u.c.cb = cb;
+    t->u.c.arg = arg;
+    return arm_public(sys, t, delay_ms, period_ms, out);
+}
+
+int fl_timer_cancel(fl_system_t *sys, fl_timer_id_t id)
+{
+    if (sys == NULL || id == 0)
+        return FL_EINVAL;
+    fl__timers_t *T = &sys->timers;
+    pthread_mutex_lock(&T->mu);
+    if (T->stop) {
+        pthread_mutex_unlock(&T->mu);
+        return FL_ECLOSED;
+    }
+    fl__timer_t *t = ids_find(T, id);
+    if (t == NULL || t->cancel_req) {
+        pthread_mutex_unlock(&T->mu);
+        return FL_ENOENT;
+    }
+    if (t->st == FL__TS_FIRING) {
+        /* A callback run is in progress; the firing side frees it. */
+        t->cancel_req = true;
+        pthread_mutex_unlock(&T->mu);
+        return FL_OK;
+    }
+    ids_del(T, t);
+    heap_remove(T, t);
+    pthread_mutex_unlock(&T->mu);
+    free_timer(t);
+    return FL_OK;
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+/* Fire t, popped from the heap; called and returns with T->mu held. */
+static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
+{
+    fl__timers_t *T = &sys->timers;
+    switch (t->kind) {
+    case FL__T_MSG: {
+        /* Deliver under the lock: cancel is linearizable with delivery. */
+        fl_msg_t *m = t->period ? fl__msg_clone(t->u.m.msg) : t->u.m.msg;
+        int rc = FL_ENOMEM;
+        if (m != NULL) {
+            if (!t->period)
+                t->u.m.msg = NULL;
+            rc = fl__deliver(sys, m, true);
+        }
+        if (t->period && rc != FL_EUNREACHABLE) {
+            t->deadline += t->period;
+            if (heap_push(T, t) == FL_OK)
+                return;
+        }
+        /* One-shot delivered, periodic to a dead actor, or no memory. */
+        if (rc == FL_ENOMEM)
+            FL_LOG(FL_LOG_WARN, "timer %llu: no memory for a delivery",
+                   (unsigned long long)t->id);
+        ids_del(T, t);
+        if (t->u.m.msg == NULL) {
+            fl__free(t);
+        } else {
+            free_timer(t);
+        }
+        return;
+    }
+    case FL__T_CB: {
+        t->st = FL__TS_FIRING;
+        pthread_mutex_unlock(&T->mu);
+        t->u.c.cb(sys, t->u.c.arg);
+        pthread_mutex_lock(&T->mu);
+        if (t->period && !t->cancel_req && !T->stop) {
+            t->deadline += t->period;
+            if (heap_push(T, t) == FL_OK)
+                return;
+        }
+        ids_del(T, t);
+        free_timer(t);
+        return;
+    }
+    case FL__T_FUTURE:
+        t->st = FL__TS_FIRING;
+        pthread_mutex_unlock(&T->mu);
+        fire_future(T, t, FL_ETIMEDOUT);
+        pthread_mutex_lock(&T->mu);
+        return;
+    }
+    (void)now;
+}
+
+static void *timer_main(void *p)
+{
+    fl_system_t *sys = p;
+    fl__timers_t *T = &sys->timers;
+    fl__tls_sys = sys;
+    pthread_mutex_lock(&T->mu);
+    while (!T->stop) {
+        uint64_t now = fl_clock_now_ns();
+        while (T->len > 0 && T->heap[0]->deadline <= now && !T->stop) {
+            fl__timer_t *t = T->heap[0];
+            heap_remove(T, t);
+            fire(sys, t, now);
+            now = fl_clock_now_ns();
+        }
+        if (T->stop)
+            break;
+        if (T->len == 0) {
+            T->sleep_until = UINT64_MAX;
+            pthread_cond_wait(&T->cv, &T->mu);
+        } else {
+            uint64_t d = T->heap[0]->deadline;
+            T->sleep_until = d;
+            struct timespec ts = {(time_t)(d / 1000000000ull),
+                                  (long)(d % 1000000000ull)};
+            pthread_cond_timedwait(&T->cv, &T->mu, &ts);
+        }
+        T->sleep_until = 0;
+    }
+    pthread_mutex_unlock(&T->mu);
+    fl__msg_pool_flush_thread();
+    return NULL;
+}
+
+int fl__timers_start(fl_system_t *sys)
+{
+    fl__timers_t *T = &sys->timers;
+    pthread_condattr_t a;
+    pthread_mutex_init(&T->mu, NULL);
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&T->cv, &a);
+    pthread_condattr_destroy(&a);
+    T->sleep_until = 0;
+    if (pthread_create(&T->thread, NULL, timer_main, sys) != 0)
+        return FL_ESYSTEM;
+    T->started = true;
+    return FL_OK;
+}
+
+void fl__timers_stop(fl_system_t *sys)
+{
+    fl__timers_t *T = &sys->timers;
+    if (!T->started)
+        return;
+    pthread_mutex_lock(&T->mu);
+    T->stop = true;
+    pthread_cond_signal(&T->cv);
+    pthread_mutex_unlock(&T->mu);
+    pthread_join(T->thread, NULL);
+    T->started = false;
+
+    /* Drop everything still armed; future timeouts fail with FL_ECLOSED so
+     * nobody waits for a timer that will never fire. */
+    pthread_mutex_lock(&T->mu);
+    fl__timer_t **heap = T->heap;
+    size_t len = T->len;
+    T->heap = NULL;
+    T->len = T->cap = 0;
+    for (size_t i = 0; i < len; i++)
+        heap[i]->st = FL__TS_FIRING;
+    pthread_mutex_unlock(&T->mu);
+    for (size_t i = 0; i < len; i++) {
+        if (heap[i]->kind == FL__T_FUTURE)
+            fire_future(T, heap[i], FL_ECLOSED);
+        else
+            free_timer(heap[i]);
+    }
+    fl__free(heap);
+    fl__free(T->ids);
+    T->ids = NULL;
+    T->idcap = T->nids = 0;
+}
+
+uint64_t fl__timers_pending(fl_system_t *sys)
+{
+    pthread_mutex_lock(&sys->timers.mu);
+    uint64_t n = sys->timers.len;
+    pthread_mutex_unlock(&sys->timers.mu);
+    return n;
+}

@@ -1,0 +1,94 @@
+/* alloc.c - the allocator seam and the OOM-injection hook. */
+#include "common/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *(*fn_malloc)(size_t) = malloc;
+static void *(*fn_calloc)(size_t, size_t) = calloc;
+static void *(*fn_realloc)(void *, size_t) = realloc;
+static void (*fn_free)(void *) = free;
+static _Atomic bool used;
+
+/* Countdown to an injected failure: 0 = disarmed. */
+static _Atomic uint64_t fail_countdown;
+static _Atomic bool fail_sticky;
+
+int fl_replace_allocator(void *(*malloc_fn)(size_t),
+                         void *(*calloc_fn)(size_t, size_t),
+                         void *(*realloc_fn)(void *, size_t),
+                         void (*free_fn)(void *))
+{
+    if (!malloc_fn || !calloc_fn || !realloc_fn || !free_fn)
+        return FL_EINVAL;
+    if (atomic_load_explicit(&used, memory_order_relaxed))
+        return FL_ESTATE;
+    fn_malloc = malloc_fn;
+    fn_calloc = calloc_fn;
+    fn_realloc = realloc_fn;
+    fn_free = free_fn;
+    return FL_OK;
+}
+
+void fl__alloc_fail_after(uint64_t n, bool sticky)
+{
+    atomic_store(&fail_sticky, sticky);
+    atomic_store(&fail_countdown, n);
+}
+
+static bool inject_failure(void)
+{
+    uint64_t c = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+    while (c != 0) {
+        if (c == 1 && atomic_load(&fail_sticky))
+            return true;
+        if (atomic_compare_exchange_weak(&fail_countdown, &c, c - 1))
+            return c == 1;
+    }
+    return false;
+}
+
+static inline void mark_used(void)
+{
+    if (!atomic_load_explicit(&used, memory_order_relaxed))
+        atomic_store_explicit(&used, true, memory_order_relaxed);
+}
+
+void *fl__malloc(size_t n)
+{
+    mark_used();
+    if (fl__unlikely(inject_failure()))
+        return NULL;
+    return fn_malloc(n);
+}
+
+void *fl__calloc(size_t n, size_t size)
+{
+    mark_used();
+    if (fl__unlikely(inject_failure()))
+        return NULL;
+    return fn_calloc(n, size);
+}
+
+void *fl__realloc(void *p, size_t n)
+{
+    mark_used();
+    if (fl__unlikely(inject_failure()))
+        return NULL;
+    return fn_realloc(p, n);
+}
+
+void fl__free(void *p)
+{
+    if (p != NULL)
+        fn_free(p);
+}
+
+char *fl__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = fl__malloc(n);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
