@@ -93,7 +93,9 @@ typedef struct fl_actor_opts {
     const char *name;
     /* Runs on the actor's thread before any message. */
     fl_hook_cb on_start;
-    /* Runs on the actor's thread after the last message it handles. */
+    /* Runs on the actor's thread after the last message it handles,
+     * exactly once; the start hook always runs first, even when the stop
+     * was requested before the actor ever ran. */
     fl_hook_cb on_stop;
 } fl_actor_opts_t;
 
@@ -219,6 +221,13 @@ FL_EXTERN fl_msg_t *fl_msg_alloc(uint32_t type, size_t size);
 /* fl_msg_free frees a message the caller owns; NULL is a no-op. */
 FL_EXTERN void fl_msg_free(fl_msg_t *msg);
 
+/*
+ * fl_msg_free_cb is fl_msg_free with the fl_free_cb signature, for
+ * completing a future with a message: fl_future_complete(f, reply,
+ * fl_msg_free_cb).
+ */
+FL_EXTERN void fl_msg_free_cb(void *msg);
+
 /* fl_msg_data returns the payload (NULL for a NULL message). */
 FL_EXTERN void *fl_msg_data(fl_msg_t *msg);
 
@@ -279,7 +288,7 @@ FL_EXTERN int fl_reply_error(fl_msg_t *request, int err, const char *fmt,
 /*
  * fl_msg_take_reply detaches the asker's future from request so the answer
  * can be given later, from any thread, with fl_future_complete(f, reply,
- * (fl_free_cb)fl_msg_free) or fl_future_fail. Caller owns the returned
+ * fl_msg_free_cb) or fl_future_fail. Caller owns the returned
  * reference. NULL if request carries no ask.
  */
 FL_EXTERN fl_future_t *fl_msg_take_reply(fl_msg_t *request);

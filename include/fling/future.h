@@ -181,8 +181,10 @@ FL_EXTERN fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n);
  * fl_future_set_timeout fails f with FL_ETIMEDOUT ("timed out after N ms")
  * unless it completes within timeout_ms, measured by sys's timer thread.
  * Returns FL_EINVAL for timeout_ms <= 0 or NULL arguments, FL_ECLOSED if sys
- * is shut down, FL_EALREADY if f is already complete. The timer is cancelled
- * when f completes. Any thread.
+ * is closed (a timeout armed before the system shuts down fails f with
+ * FL_ECLOSED then, so nobody waits for a timer that will never fire),
+ * FL_EALREADY if f is already complete, FL_EEXIST if f already has a
+ * timeout. The timer is cancelled when f completes. Any thread.
  */
 FL_EXTERN int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f,
                                     int64_t timeout_ms);

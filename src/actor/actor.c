@@ -39,11 +39,6 @@ static inline bool ref_live(uint64_t gs, uint64_t id)
     return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
 }
 
-static void free_msg_cb(void *p)
-{
-    fl_msg_free(p);
-}
-
 /* ---- names ------------------------------------------------------------------- */
 
 static uint64_t hash_str(const char *s)
@@ -611,7 +606,7 @@ int fl_reply(fl_msg_t *request, fl_msg_t *reply)
     fl_future_t *f = request->reply;
     request->reply = NULL;
     reply->sender = fl__tls_actor;
-    int rc = fl_future_complete(f, reply, free_msg_cb);
+    int rc = fl_future_complete(f, reply, fl_msg_free_cb);
     fl_future_release(f);
     return rc;
 }

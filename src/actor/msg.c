@@ -217,6 +217,11 @@ void fl_msg_free(fl_msg_t *msg)
     fl__msg_release_mem(msg);
 }
 
+void fl_msg_free_cb(void *msg)
+{
+    fl_msg_free(msg);
+}
+
 void *fl_msg_data(fl_msg_t *msg)
 {
     return msg ? fl__msg_payload(msg) : NULL;

@@ -178,9 +178,14 @@ static fl__actor_t *find_work(fl__worker_t *w)
     fl_system_t *sys = w->sys;
     fl__actor_t *a;
     if (++w->tick % 61 == 0) {
-        /* Fairness: let queued actors and outside work in ahead of a chain
-         * running through the next slot. */
-        if (w->next != NULL) {
+        /* Fairness: let outside work and queued actors in ahead of a chain
+         * running through the next slot, but only when something waits
+         * (moving the chain for nothing would wake an idle worker). */
+        bool waiting =
+            atomic_load_explicit(&sys->inject_count, memory_order_acquire) >
+                0 ||
+            !fl__runq_empty(&w->rq);
+        if (waiting && w->next != NULL) {
             push_local(w, w->next);
             w->next = NULL;
         }
