@@ -145,6 +145,43 @@ static inline void push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
         fl__sched_schedule(sys, a);
 }
 
+/* Sends made in one callback to one target are coalesced into a chain and
+ * pushed with a single exchange: the mailbox head is the one line every
+ * sender writes, and bouncing it between cores per message is what limits
+ * many-to-one throughput. Flushed when the target changes, after a batch,
+ * and when the callback returns, so per-sender order and the order between
+ * targets are those of the fl_tell calls. */
+#define FL__OUT_MAX 64u
+
+void fl__flush_sends(fl__worker_t *w)
+{
+    fl__actor_t *a = w->out_to;
+    if (a == NULL)
+        return;
+    fl_msg_t *first = w->out_first, *last = w->out_last;
+    w->out_to = NULL;
+    w->out_first = w->out_last = NULL;
+    w->out_n = 0;
+    if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
+        fl__sched_schedule(w->sys, a);
+}
+
+static inline void send_coalesced(fl__worker_t *w, fl__actor_t *a,
+                                  fl_msg_t *m)
+{
+    if (w->out_to != a) {
+        fl__flush_sends(w);
+        w->out_to = a;
+        w->out_first = m;
+    } else {
+        atomic_store_explicit(&w->out_last->node.next, &m->node,
+                              memory_order_relaxed);
+    }
+    w->out_last = m;
+    if (++w->out_n >= FL__OUT_MAX)
+        fl__flush_sends(w);
+}
+
 int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
 {
     uint64_t id = m->target;
@@ -154,7 +191,11 @@ int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
         uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
         if (ref_live(gs, id) &&
             (FL__STATE(gs) == FL__A_LIVE || control)) {
-            push(sys, a, m);
+            fl__worker_t *w = fl__tls_worker;
+            if (w != NULL && w->in_turn && w->sys == sys && !control)
+                send_coalesced(w, a, m);
+            else
+                push(sys, a, m);
             return FL_OK;
         }
     }
@@ -266,16 +307,23 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
 
 bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
 {
+    fl__worker_t *w = fl__tls_worker;
     unsigned batch = sys->batch;
+    w->in_turn = true;
     for (unsigned i = 0; i < batch; i++) {
         fl__qnode_t *freed;
         fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
         if (freed != NULL && freed != &a->stub)
             fl__msg_release_mem((fl_msg_t *)freed);
-        if (n == NULL)
+        if (n == NULL) {
+            w->in_turn = false;
             return !fl__mpscq_markempty(&a->mq);
+        }
         handle(sys, a, (fl_msg_t *)n);
+        /* What the callback sent is delivered when it returns. */
+        fl__flush_sends(w);
     }
+    w->in_turn = false;
     return true;
 }
 
@@ -298,12 +346,17 @@ static fl__actor_t *take_slot(fl_system_t *sys, int *err)
     fl__actor_t *chunk =
         atomic_load_explicit(&sys->chunks[c], memory_order_relaxed);
     if (chunk == NULL) {
-        /* calloc: pages are committed as slots are first used. */
-        chunk = fl__calloc(FL__CHUNK_SIZE, sizeof(fl__actor_t));
-        if (chunk == NULL) {
+        /* calloc: pages are committed as slots are first used. Aligned by
+         * hand so that slot lines are real cache lines. */
+        void *mem = fl__calloc(1, (size_t)FL__CHUNK_SIZE * sizeof(fl__actor_t) +
+                                      FL_CACHE_LINE);
+        if (mem == NULL) {
             *err = FL_ENOMEM;
             return NULL;
         }
+        sys->chunk_mem[c] = mem;
+        chunk = (fl__actor_t *)(((uintptr_t)mem + FL_CACHE_LINE - 1) &
+                                ~(uintptr_t)(FL_CACHE_LINE - 1));
         /* Pairs with the acquire load in fl__slot. */
         atomic_store_explicit(&sys->chunks[c], chunk, memory_order_release);
     }
@@ -584,7 +637,7 @@ int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
             fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
         } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
             /* Answered already. */
-            fl_future_release(t->u.f);
+            fl_future_release(t->u.fut.f);
             fl__free(t);
         } else {
             (void)fl__timer_arm(sys, t);
@@ -699,7 +752,18 @@ static void hop_free(void *p)
 static void hop_post(fl_future_t *f, void *p)
 {
     hop_t *h = p;
+    /* The completer holds f; keep it for the continuation on the actor. */
+    h->f = fl_future_retain(f);
     fl_actor_exec(h->sys, h->ref, hop_run, h, hop_free);
+}
+
+/* f was freed pending: the continuation never runs. */
+static void hop_drop(void *p)
+{
+    hop_t *h = p;
+    if (h->arg_free != NULL)
+        h->arg_free(h->arg);
+    fl__free(h);
 }
 
 int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
@@ -711,6 +775,11 @@ int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
             arg_free(arg);
         return FL_EINVAL;
     }
+    if (atomic_load_explicit(&sys->closed, memory_order_acquire)) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ECLOSED;
+    }
     hop_t *h = fl__malloc(sizeof *h);
     if (h == NULL) {
         if (arg_free != NULL)
@@ -720,11 +789,11 @@ int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
     h->cb = cb;
     h->arg = arg;
     h->arg_free = arg_free;
-    h->f = fl_future_retain(f);
+    h->f = NULL; /* taken when f completes: no cycle while pending */
     h->sys = sys;
     h->ref = ref;
-    int rc = fl_future_on_complete(f, hop_post, h);
+    int rc = fl__future_on_complete_ex(f, hop_post, hop_drop, h);
     if (rc != FL_OK)
-        hop_free(h);
+        hop_drop(h);
     return rc;
 }

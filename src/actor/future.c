@@ -17,6 +17,7 @@ enum { ST_PENDING = 0, ST_OK = 1, ST_FAILED = 2 };
 
 typedef struct cb_node {
     fl_future_cb fn;
+    fl_free_cb drop; /* called instead of fn if f is freed while pending */
     void *arg;
     struct cb_node *next;
 } cb_node_t;
@@ -73,9 +74,14 @@ void fl_future_release(fl_future_t *f)
     if (f->value != NULL && f->value_free != NULL)
         f->value_free(f->value);
     fl__free(f->message);
+    /* Pending callbacks can never run now: let them free what they hold. */
+    if (f->first.fn != NULL && f->first.drop != NULL)
+        f->first.drop(f->first.arg);
     cb_node_t *n = f->more;
     while (n != NULL) {
         cb_node_t *next = n->next;
+        if (n->drop != NULL)
+            n->drop(n->arg);
         fl__free(n);
         n = next;
     }
@@ -255,6 +261,12 @@ void *fl_future_take_value(fl_future_t *f)
 
 int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
 {
+    return fl__future_on_complete_ex(f, cb, NULL, arg);
+}
+
+int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
+                              fl_free_cb drop, void *arg)
+{
     if (f == NULL || cb == NULL)
         return FL_EINVAL;
     pthread_mutex_lock(&f->mu);
@@ -265,6 +277,7 @@ int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
     }
     if (f->first.fn == NULL && f->more == NULL) {
         f->first.fn = cb;
+        f->first.drop = drop;
         f->first.arg = arg;
     } else {
         cb_node_t *n = fl__malloc(sizeof *n);
@@ -273,6 +286,7 @@ int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
             return FL_ENOMEM;
         }
         n->fn = cb;
+        n->drop = drop;
         n->arg = arg;
         n->next = NULL;
         *f->more_tail = n;
@@ -323,6 +337,14 @@ static void on_then(fl_future_t *src, void *p)
     fl__free(c);
 }
 
+/* The source was freed pending: the derived future stays pending. */
+static void drop_then(void *p)
+{
+    then_ctx_t *c = p;
+    fl_future_release(c->dst);
+    fl__free(c);
+}
+
 fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg)
 {
     if (f == NULL || fn == NULL)
@@ -334,7 +356,7 @@ fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg)
     c->fn = fn;
     c->arg = arg;
     c->dst = fl_future_retain(dst);
-    if (fl_future_on_complete(f, on_then, c) != FL_OK) {
+    if (fl__future_on_complete_ex(f, on_then, drop_then, c) != FL_OK) {
         fl_future_release(dst);
         goto fail;
     }
@@ -358,7 +380,18 @@ static void on_inner(fl_future_t *inner, void *p)
     fl_future_t *dst = p;
     forward_outcome(inner, dst);
     fl_future_release(dst);
-    fl_future_release(inner);
+}
+
+static void drop_inner(void *p)
+{
+    fl_future_release((fl_future_t *)p);
+}
+
+static void drop_compose(void *p)
+{
+    compose_ctx_t *c = p;
+    fl_future_release(c->dst);
+    fl__free(c);
 }
 
 static void on_compose(fl_future_t *src, void *p)
@@ -373,9 +406,14 @@ static void on_compose(fl_future_t *src, void *p)
         if (inner == NULL) {
             fl_future_fail(dst, FL_ENOMEM, "compose callback returned NULL");
             fl_future_release(dst);
-        } else if (fl_future_on_complete(inner, on_inner, dst) != FL_OK) {
+        } else if (fl__future_on_complete_ex(inner, on_inner, drop_inner,
+                                             dst) != FL_OK) {
             fl_future_fail(dst, FL_ENOMEM, NULL);
             fl_future_release(dst);
+            fl_future_release(inner);
+        } else {
+            /* Whoever can complete inner holds it; if nobody does, it is
+             * freed pending and drop_inner lets go of dst. */
             fl_future_release(inner);
         }
     }
@@ -393,7 +431,7 @@ fl_future_t *fl_future_compose(fl_future_t *f, fl_compose_cb fn, void *arg)
     c->fn = fn;
     c->arg = arg;
     c->dst = fl_future_retain(dst);
-    if (fl_future_on_complete(f, on_compose, c) != FL_OK) {
+    if (fl__future_on_complete_ex(f, on_compose, drop_compose, c) != FL_OK) {
         fl_future_release(dst);
         goto fail;
     }
@@ -411,6 +449,15 @@ typedef struct all_ctx {
     _Atomic size_t refs; /* one per input callback still to run */
     fl_future_t *dst;
 } all_ctx_t;
+
+static void drop_all(void *p)
+{
+    all_ctx_t *c = p;
+    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+        fl_future_release(c->dst);
+        fl__free(c);
+    }
+}
 
 static void on_all(fl_future_t *src, void *p)
 {
@@ -447,7 +494,7 @@ fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
     c->dst = fl_future_retain(dst);
     for (size_t i = 0; i < n; i++) {
         if (fs[i] == NULL ||
-            fl_future_on_complete(fs[i], on_all, c) != FL_OK) {
+            fl__future_on_complete_ex(fs[i], on_all, drop_all, c) != FL_OK) {
             fl_future_fail(dst, fs[i] == NULL ? FL_EINVAL : FL_ENOMEM,
                            "fl_future_all: input %zu could not be watched", i);
             /* The callbacks never registered will not drop their refs. */
@@ -495,7 +542,7 @@ int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
         return FL_ENOMEM;
     int rc = fl__future_attach_timer(f, sys, t);
     if (rc != FL_OK) {
-        fl_future_release(t->u.f);
+        fl_future_release(t->u.fut.f);
         fl__free(t);
         return rc;
     }

@@ -92,13 +92,16 @@ typedef struct fl__term {
 } fl__term_t;
 
 /*
- * An actor slot: 64 bytes, one cache line. Slots are type-stable (never
- * freed while the system lives) and keep their mailbox across incarnations:
- * a sender holding a stale pointer still writes into valid memory, and the
- * consumer drops messages addressed to an older generation as dead letters.
+ * An actor slot: three cache lines (192 bytes). Line 0 is the mailbox head
+ * (written by every sender), line 1 the mailbox tail (written by the worker
+ * running the actor), line 2 what both sides only read on the hot path.
+ * Slots are type-stable (never freed while the system lives) and keep their
+ * mailbox across incarnations: a sender holding a stale pointer still writes
+ * into valid memory, and the consumer drops messages addressed to an older
+ * generation as dead letters.
  */
 typedef struct fl__actor {
-    fl__mpscq_t mq;                   /* head: producers; tail: consumer */
+    fl__mpscq_t mq;                   /* lines 0 and 1 */
     fl__qnode_t stub;                 /* the mailbox's first stub */
     _Atomic uint64_t gstate;          /* generation and state (above) */
     fl_receive_cb receive;            /* published by the gstate store */
@@ -107,6 +110,9 @@ typedef struct fl__actor {
     uint32_t slot;                    /* index, constant */
     uint32_t next_free;               /* free-list link (under sys->lock) */
 } FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
+
+_Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
+               "an actor slot is three cache lines");
 
 #define FL__CHUNK_SHIFT 12u
 #define FL__CHUNK_SIZE (1u << FL__CHUNK_SHIFT)
@@ -119,6 +125,11 @@ typedef struct fl__worker {
     fl__runq_t rq;                 /* stealable FIFO */
     fl_system_t *sys;
     fl__actor_t *next;             /* run next; owner only, not stealable */
+    /* Sends coalesced during the running callback (see fl__deliver). */
+    fl__actor_t *out_to;
+    fl_msg_t *out_first, *out_last;
+    unsigned out_n;
+    bool in_turn;
     pthread_t thread;
     sem_t wake;                    /* posted to unpark this worker */
     unsigned index;
@@ -155,7 +166,10 @@ typedef struct fl__timer {
             fl_timer_cb cb;
             void *arg;
         } c;
-        fl_future_t *f;
+        struct {
+            fl_future_t *f;
+            int64_t ms; /* the timeout, for the failure message */
+        } fut;
     } u;
     struct fl__timer *hnext; /* id hash chain */
 } fl__timer_t;
@@ -193,6 +207,7 @@ struct fl_system {
     /* Actor slots: chunk table sized for max_actors; chunks allocated on
      * demand and published with release stores. */
     _Atomic(fl__actor_t *) *chunks;
+    void **chunk_mem;        /* what was allocated (chunks are aligned in it) */
     uint32_t nchunks;
 
     /* Lifecycle. */
@@ -252,6 +267,9 @@ static inline fl__actor_t *fl__slot(fl_system_t *sys, uint32_t slot)
  */
 int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
 
+/* Push the sends this worker coalesced (no-op when there are none). */
+void fl__flush_sends(fl__worker_t *w);
+
 /* Dead-letter m: fail its ask, free its exec argument, count it, free it. */
 void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why);
 /* The same without freeing m (it is a mailbox's stub). */
@@ -278,7 +296,11 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms);
 int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);
 void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t);
 
-/* Futures (future.c): attach a timeout timer (owned by the future). */
+/* Futures (future.c): a callback with a drop function, called with arg
+ * instead of cb if the future is freed while still pending. */
+int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
+                              fl_free_cb drop, void *arg);
+/* Attach a timeout timer (owned by the future). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 
 #endif /* FL_ACTOR_INTERNAL_H */

@@ -2,10 +2,12 @@
  * msg.c - message allocation and the public message accessors.
  *
  * Messages up to 1 KiB come from size-classed free lists cached per thread:
- * a message is usually allocated on one worker and freed on another, so
- * each thread keeps at most FL__CACHE_MAX nodes per class and moves batches
- * of FL__BATCH to and from a shared list under a mutex (one lock per batch,
- * not per message). Larger messages use the allocator directly.
+ * a message is usually allocated on one worker and freed on another, so a
+ * thread that has freed FL__BATCH nodes of a class hands them to a shared
+ * stack as one batch, and a thread that runs out takes a whole batch back:
+ * one short critical section per FL__BATCH messages, none when the shared
+ * stack is empty (then the allocator is used). Larger messages use the
+ * allocator directly.
  */
 #include "actor/internal.h"
 
@@ -13,14 +15,26 @@
 
 #define FL__NCLASS 5
 #define FL__CLASS_DIRECT 0xffffu
-#define FL__CACHE_MAX 512u
 #define FL__BATCH 256u
 #define FL__MAX_PAYLOAD ((size_t)1 << 30)
 
 static const uint32_t class_size[FL__NCLASS] = {64, 128, 256, 512, 1024};
 
+/*
+ * A batch is a chain of free nodes linked through node.next; its first node
+ * also carries the batch's bookkeeping (free memory, so overlaying it costs
+ * nothing), which makes handing a batch over O(1).
+ */
+typedef struct batch {
+    fl__qnode_t node;
+    struct batch *next_batch;
+    fl__qnode_t *tail;
+    uint32_t n;
+} batch_t;
+
 typedef struct thread_cache {
     fl__qnode_t *head[FL__NCLASS];
+    fl__qnode_t *tail[FL__NCLASS];
     uint32_t n[FL__NCLASS];
     bool registered;
 } thread_cache_t;
@@ -29,8 +43,8 @@ static _Thread_local thread_cache_t cache;
 
 static struct {
     pthread_mutex_t mu;
-    fl__qnode_t *head;
-    size_t n;
+    batch_t *top;
+    _Atomic size_t batches; /* lock-free emptiness check */
 } shared[FL__NCLASS] = {
     {PTHREAD_MUTEX_INITIALIZER, NULL, 0}, {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, 0}, {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
@@ -49,54 +63,31 @@ static inline void set_link(fl__qnode_t *n, fl__qnode_t *next)
     atomic_store_explicit(&n->next, next, memory_order_relaxed);
 }
 
-/* Move up to `count` nodes of class c from this thread to the shared list. */
-static void give_back(unsigned c, uint32_t count)
+/* Hand this thread's whole list of class c to the shared stack. O(1). */
+static void give_back(unsigned c)
 {
-    fl__qnode_t *first = cache.head[c], *last = first;
-    if (first == NULL || count == 0)
+    if (cache.n[c] == 0)
         return;
-    uint32_t moved = 1;
-    while (moved < count && link_of(last) != NULL) {
-        last = link_of(last);
-        moved++;
-    }
-    cache.head[c] = link_of(last);
-    cache.n[c] -= moved;
+    batch_t *b = (batch_t *)cache.head[c];
+    b->tail = cache.tail[c];
+    b->n = cache.n[c];
+    cache.head[c] = cache.tail[c] = NULL;
+    cache.n[c] = 0;
     pthread_mutex_lock(&shared[c].mu);
-    set_link(last, shared[c].head);
-    shared[c].head = first;
-    shared[c].n += moved;
+    b->next_batch = shared[c].top;
+    shared[c].top = b;
+    atomic_store_explicit(&shared[c].batches,
+                          atomic_load_explicit(&shared[c].batches,
+                                               memory_order_relaxed) +
+                              1,
+                          memory_order_relaxed);
     pthread_mutex_unlock(&shared[c].mu);
-}
-
-/* Refill class c from the shared list; returns false if it was empty. */
-static bool take_batch(unsigned c)
-{
-    pthread_mutex_lock(&shared[c].mu);
-    fl__qnode_t *first = shared[c].head;
-    if (first == NULL) {
-        pthread_mutex_unlock(&shared[c].mu);
-        return false;
-    }
-    fl__qnode_t *last = first;
-    uint32_t moved = 1;
-    while (moved < FL__BATCH && link_of(last) != NULL) {
-        last = link_of(last);
-        moved++;
-    }
-    shared[c].head = link_of(last);
-    shared[c].n -= moved;
-    pthread_mutex_unlock(&shared[c].mu);
-    set_link(last, cache.head[c]);
-    cache.head[c] = first;
-    cache.n[c] += moved;
-    return true;
 }
 
 void fl__msg_pool_flush_thread(void)
 {
     for (unsigned c = 0; c < FL__NCLASS; c++)
-        give_back(c, UINT32_MAX);
+        give_back(c);
 }
 
 static void on_thread_exit(void *unused)
@@ -107,9 +98,45 @@ static void on_thread_exit(void *unused)
 
 static void make_key(void)
 {
-    /* If this fails the caches of exiting threads are kept until
-     * fl__msg_pool_trim cannot see them: memory held, never corrupted. */
+    /* If this fails the caches of exiting threads are lost to the pool:
+     * memory held, never corrupted. */
     (void)pthread_key_create(&key, on_thread_exit);
+}
+
+/* Make sure this thread's cache is flushed when the thread exits. */
+static inline void register_cache(void)
+{
+    if (fl__unlikely(!cache.registered)) {
+        cache.registered = true;
+        pthread_once(&key_once, make_key);
+        (void)pthread_setspecific(key, &cache);
+    }
+}
+
+/* Refill class c (empty) with a batch from the shared stack. O(1); no lock
+ * when the stack is empty. */
+static bool take_batch(unsigned c)
+{
+    if (atomic_load_explicit(&shared[c].batches, memory_order_relaxed) == 0)
+        return false;
+    pthread_mutex_lock(&shared[c].mu);
+    batch_t *b = shared[c].top;
+    if (b != NULL) {
+        shared[c].top = b->next_batch;
+        atomic_store_explicit(&shared[c].batches,
+                              atomic_load_explicit(&shared[c].batches,
+                                                   memory_order_relaxed) -
+                                  1,
+                              memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&shared[c].mu);
+    if (b == NULL)
+        return false;
+    register_cache();
+    cache.head[c] = &b->node;
+    cache.tail[c] = b->tail;
+    cache.n[c] = b->n;
+    return true;
 }
 
 void fl__msg_pool_trim(void)
@@ -117,14 +144,20 @@ void fl__msg_pool_trim(void)
     fl__msg_pool_flush_thread();
     for (unsigned c = 0; c < FL__NCLASS; c++) {
         pthread_mutex_lock(&shared[c].mu);
-        fl__qnode_t *n = shared[c].head;
-        shared[c].head = NULL;
-        shared[c].n = 0;
+        batch_t *b = shared[c].top;
+        shared[c].top = NULL;
+        atomic_store_explicit(&shared[c].batches, 0, memory_order_relaxed);
         pthread_mutex_unlock(&shared[c].mu);
-        while (n != NULL) {
-            fl__qnode_t *next = link_of(n);
-            fl__free(n);
-            n = next;
+        while (b != NULL) {
+            batch_t *next_batch = b->next_batch;
+            fl__qnode_t *n = &b->node;
+            uint32_t count = b->n;
+            for (uint32_t i = 0; i < count && n != NULL; i++) {
+                fl__qnode_t *next = link_of(n);
+                fl__free(n);
+                n = next;
+            }
+            b = next_batch;
         }
     }
 }
@@ -139,11 +172,12 @@ static fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
         return fl__malloc(total);
     }
     *cls = (uint16_t)c;
-    if (cache.head[c] == NULL && !take_batch(c))
+    if (cache.n[c] == 0 && !take_batch(c))
         return fl__malloc(class_size[c]);
     fl__qnode_t *n = cache.head[c];
     cache.head[c] = link_of(n);
-    cache.n[c]--;
+    if (--cache.n[c] == 0)
+        cache.tail[c] = NULL;
     return (fl_msg_t *)n;
 }
 
@@ -154,16 +188,14 @@ void fl__msg_release_mem(fl_msg_t *m)
         fl__free(m);
         return;
     }
-    if (fl__unlikely(!cache.registered)) {
-        cache.registered = true;
-        pthread_once(&key_once, make_key);
-        (void)pthread_setspecific(key, &cache);
-    }
+    register_cache();
     fl__qnode_t *n = &m->node;
     set_link(n, cache.head[c]);
+    if (cache.n[c] == 0)
+        cache.tail[c] = n;
     cache.head[c] = n;
-    if (++cache.n[c] > FL__CACHE_MAX)
-        give_back(c, FL__BATCH);
+    if (++cache.n[c] >= FL__BATCH)
+        give_back(c);
 }
 
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)

@@ -45,7 +45,10 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
     pthread_mutex_init(&sys->lock, NULL);
     pthread_cond_init(&sys->idle_cv, NULL);
     sys->chunks = fl__calloc(sys->nchunks, sizeof *sys->chunks);
-    if (sys->chunks == NULL) {
+    sys->chunk_mem = fl__calloc(sys->nchunks, sizeof *sys->chunk_mem);
+    if (sys->chunks == NULL || sys->chunk_mem == NULL) {
+        fl__free(sys->chunks);
+        fl__free(sys->chunk_mem);
         pthread_mutex_destroy(&sys->lock);
         pthread_cond_destroy(&sys->idle_cv);
         free(sys);
@@ -149,8 +152,9 @@ void fl_system_free(fl_system_t *sys)
     fl_system_shutdown(sys);
     fl__sched_free(sys);
     for (uint32_t c = 0; c < sys->nchunks; c++)
-        fl__free(atomic_load_explicit(&sys->chunks[c], memory_order_relaxed));
+        fl__free(sys->chunk_mem[c]);
     fl__free(sys->chunks);
+    fl__free(sys->chunk_mem);
     for (size_t i = 0; i < sys->namecap; i++) {
         fl__name_t *n = sys->names[i];
         while (n != NULL) {

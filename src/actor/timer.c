@@ -155,7 +155,7 @@ static void free_timer(fl__timer_t *t)
     if (t->kind == FL__T_MSG)
         fl__msg_release_mem(t->u.m.msg);
     else if (t->kind == FL__T_FUTURE)
-        fl_future_release(t->u.f);
+        fl_future_release(t->u.fut.f);
     fl__free(t);
 }
 
@@ -179,7 +179,8 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
     t->kind = FL__T_FUTURE;
     t->st = FL__TS_NEW;
     t->deadline = deadline_after(ms);
-    t->u.f = fl_future_retain(f);
+    t->u.fut.f = fl_future_retain(f);
+    t->u.fut.ms = ms;
     return t;
 }
 
@@ -193,11 +194,12 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
 static void fire_future(fl__timers_t *T, fl__timer_t *t, int err)
 {
     if (err == FL_ETIMEDOUT)
-        fl_future_fail(t->u.f, FL_ETIMEDOUT, "timed out");
+        fl_future_fail(t->u.fut.f, FL_ETIMEDOUT, "timed out after %lld ms",
+                       (long long)t->u.fut.ms);
     else if (err == FL_ECLOSED)
-        fl_future_fail(t->u.f, FL_ECLOSED, "actor system shut down");
+        fl_future_fail(t->u.fut.f, FL_ECLOSED, "actor system shut down");
     else
-        fl_future_fail(t->u.f, err, "could not arm the timeout");
+        fl_future_fail(t->u.fut.f, err, "could not arm the timeout");
     pthread_mutex_lock(&T->mu);
     bool ours = t->cancel_req;
     if (!ours)
@@ -329,8 +331,10 @@ int fl_timer_start(fl_system_t *sys, fl_timer_cb cb, void *arg,
 
 int fl_timer_cancel(fl_system_t *sys, fl_timer_id_t id)
 {
-    if (sys == NULL || id == 0)
+    if (sys == NULL)
         return FL_EINVAL;
+    if (id == 0)
+        return FL_ENOENT;
     fl__timers_t *T = &sys->timers;
     pthread_mutex_lock(&T->mu);
     if (T->stop) {

@@ -22,11 +22,16 @@ typedef struct fl__qnode {
     _Atomic(struct fl__qnode *) next;
 } fl__qnode_t;
 
+/*
+ * Head and tail live on separate cache lines: every send writes the head,
+ * every receive writes the tail, and sharing a line would bounce it between
+ * the producing and the consuming core on each message.
+ */
 typedef struct fl__mpscq {
     /* Written by producers (exchange). Low bit set = marked empty. */
-    _Atomic(uintptr_t) head;
+    FL_ALIGNED(FL_CACHE_LINE) _Atomic(uintptr_t) head;
     /* Consumer only. */
-    fl__qnode_t *tail;
+    FL_ALIGNED(FL_CACHE_LINE) fl__qnode_t *tail;
 } fl__mpscq_t;
 
 /* Initialise with stub as the first node, marked empty. */
@@ -52,6 +57,22 @@ static inline bool fl__mpscq_push(fl__mpscq_t *q, fl__qnode_t *n)
     fl__qnode_t *p = (fl__qnode_t *)(prev & ~(uintptr_t)1);
     /* Pairs with the load of tail->next in pop. */
     atomic_store_explicit(&p->next, n, memory_order_release);
+    return (prev & 1u) != 0;
+}
+
+/*
+ * Push a chain first..last (already linked through next, in order) with one
+ * exchange. Returns as fl__mpscq_push. Any thread.
+ */
+static inline bool fl__mpscq_push_chain(fl__mpscq_t *q, fl__qnode_t *first,
+                                        fl__qnode_t *last)
+{
+    atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
+    uintptr_t prev = atomic_exchange_explicit(&q->head, (uintptr_t)last,
+                                              memory_order_acq_rel);
+    fl__qnode_t *p = (fl__qnode_t *)(prev & ~(uintptr_t)1);
+    /* Publishes the whole chain: its inner links were stored before. */
+    atomic_store_explicit(&p->next, first, memory_order_release);
     return (prev & 1u) != 0;
 }
 

@@ -1,0 +1,818 @@
+/*
+ * fling_bench - the benchmark runner.
+ *
+ *   fling_bench [--workers N] [name...]
+ *
+ * Runs the named benchmarks (all of them when none is named), in the order
+ * of the table at the bottom of this file, and prints one line per figure to
+ * stdout:
+ *
+ *   <benchmark>.<metric> <value> <unit>
+ *
+ * with the value a plain number (an integer, or one decimal). The Erlang
+ * peers under bench/peers/ print the same keys, and scripts/bench.sh puts
+ * both side by side. Diagnostics (elapsed time, counts, errors) go to
+ * stderr. Exit status: 0 when every benchmark ran, 1 when one failed, 2 for
+ * a bad command line (an unknown benchmark name, for one).
+ *
+ * Every benchmark creates its own system (default options; --workers sets
+ * the worker count), shuts it down and frees it. The clock starts just
+ * before the first message is sent and stops when the actor that finishes
+ * the work records the time and completes a future that the main thread
+ * waits on. Nothing here measures setup or teardown, except actor.spawn,
+ * whose subject is the setup itself.
+ *
+ * To add a benchmark (rpc.* next): write a static int fn(const bench_ctx_t *)
+ * that returns FL_OK or an error code, prints its figures with emit(), and
+ * add a row to the table.
+ */
+#include <fling/fling.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* ---- sizes --------------------------------------------------------------- */
+
+#define PINGPONG_ROUND_TRIPS 1000000u
+#define COUNTING_MSGS 10000000u
+#define FANIN_SENDERS 4u
+#define FANIN_MSGS 10000000u
+#define THREADRING_ACTORS 503u
+#define THREADRING_HOPS 10000000u
+#define SPAWN_ACTORS 1000000u
+#define ASK_ASKS 1000000u
+/* The timeout of every ask: the realistic default, so each ask pays for its
+ * timer. */
+#define ASK_TIMEOUT_MS 10000
+/* Messages a sender sends per turn before it yields (tells itself to go on),
+ * so that it never holds a worker for the whole run. */
+#define SEND_CHUNK 1000u
+/* How long the main thread waits for a benchmark before calling it hung. */
+#define HANG_TIMEOUT_MS 600000
+
+/* User message types. */
+enum msg_type {
+    MSG_GO = 1, /* from the main thread: start */
+    MSG_CONT,   /* from a sender to itself: send the next chunk */
+    MSG_PING,
+    MSG_PONG,
+    MSG_DATA,
+    MSG_TOKEN,
+    MSG_ASK,
+    MSG_ANSWER
+};
+
+/* What every benchmark gets from the command line. */
+typedef struct bench_ctx {
+    const char *name; /* the benchmark's name, the prefix of its figures */
+    unsigned workers; /* worker threads; 0 = the system's default */
+} bench_ctx_t;
+
+/* A benchmark: returns FL_OK, or an error code after saying why on stderr. */
+typedef int (*bench_fn)(const bench_ctx_t *ctx);
+
+typedef struct bench {
+    const char *name;
+    bench_fn run;
+    const char *what; /* one line for --list */
+} bench_t;
+
+/* ---- output -------------------------------------------------------------- */
+
+static void note(const char *fmt, ...) FL_PRINTF(1, 2);
+
+/* note writes one diagnostic line to stderr. */
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fling_bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/*
+ * emit prints one figure, "<bench>.<metric> <value> <unit>", with the value
+ * rounded to an integer (decimals 0) or to one decimal (decimals 1), and
+ * flushes so that the lines of a run that later fails are not lost.
+ */
+static void emit(const bench_ctx_t *ctx, const char *metric, double value,
+                 int decimals, const char *unit)
+{
+    printf("%s.%s %.*f %s\n", ctx->name, metric, decimals, value, unit);
+    fflush(stdout);
+}
+
+/* fail reports a failed call of a benchmark and returns its code. */
+static int fail(const bench_ctx_t *ctx, const char *what, int err)
+{
+    note("%s: %s: %s (%s)", ctx->name, what, fl_strerror(err),
+         fl_err_name(err));
+    return err;
+}
+
+/* ---- the system ---------------------------------------------------------- */
+
+/* sys_open creates a system with the default options but the worker count
+ * asked for on the command line (and max_actors, when not 0). */
+static int sys_open(const bench_ctx_t *ctx, uint32_t max_actors,
+                    fl_system_t **out)
+{
+    fl_system_opts_t opts = {0};
+    opts.workers = ctx->workers;
+    opts.max_actors = max_actors;
+    int rc = fl_system_alloc(&opts, out);
+    if (rc != FL_OK)
+        return fail(ctx, "fl_system_alloc", rc);
+    return FL_OK;
+}
+
+/* sys_close shuts sys down (blocks) and frees it; NULL is a no-op. */
+static int sys_close(const bench_ctx_t *ctx, fl_system_t *sys)
+{
+    if (sys == NULL)
+        return FL_OK;
+    int rc = fl_system_shutdown(sys);
+    fl_system_free(sys);
+    if (rc != FL_OK)
+        return fail(ctx, "fl_system_shutdown", rc);
+    return FL_OK;
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+/*
+ * The end of a run: the actor that finishes the work stores the time and
+ * completes f; the main thread waits for f. A failing actor fails f with
+ * the reason instead.
+ */
+typedef struct done {
+    fl_future_t *f;
+    /* Written once by the finishing actor before it completes f; the
+     * release store pairs with the acquire load in done_wait(). */
+    _Atomic uint64_t t_end;
+} done_t;
+
+static int done_init(const bench_ctx_t *ctx, done_t *d)
+{
+    atomic_init(&d->t_end, 0);
+    d->f = fl_future_alloc();
+    if (d->f == NULL)
+        return fail(ctx, "fl_future_alloc", FL_ENOMEM);
+    return FL_OK;
+}
+
+static void done_fini(done_t *d)
+{
+    fl_future_release(d->f);
+    d->f = NULL;
+}
+
+/* done_finish stops the clock and completes the run. Actor thread. */
+static void done_finish(done_t *d)
+{
+    atomic_store_explicit(&d->t_end, fl_clock_now_ns(), memory_order_release);
+    fl_future_complete(d->f, NULL, NULL);
+}
+
+/* done_fail ends the run with an error. Actor thread. */
+static void done_fail(done_t *d, const char *what, int err)
+{
+    fl_future_fail(d->f, err, "%s: %s", what, fl_strerror(err));
+}
+
+/*
+ * done_wait BLOCKS the main thread until the run completes and returns its
+ * result; on FL_OK *secs is the time since t0. A run that does not finish
+ * within HANG_TIMEOUT_MS ends the process (exit status 1): a hung system
+ * could not be shut down either.
+ */
+static int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0,
+                     double *secs)
+{
+    int rc = fl_future_wait(d->f, HANG_TIMEOUT_MS);
+    if (rc == FL_ETIMEDOUT && !fl_future_done(d->f)) {
+        note("%s: HUNG: not finished after %d s; giving up", ctx->name,
+             HANG_TIMEOUT_MS / 1000);
+        fflush(stdout);
+        _exit(1);
+    }
+    if (rc != FL_OK) {
+        note("%s: failed: %s", ctx->name, fl_future_message(d->f));
+        return rc;
+    }
+    uint64_t t1 = atomic_load_explicit(&d->t_end, memory_order_acquire);
+    *secs = (double)(t1 - t0) / 1e9;
+    if (*secs <= 0)
+        *secs = 1e-9;
+    return FL_OK;
+}
+
+/*
+ * end_run ends a benchmark: shuts the system down (so that no actor runs
+ * any more and the benchmark's state, often on its stack, may go), then
+ * releases the completion future. Returns rc, or the shutdown's error if
+ * rc is FL_OK.
+ */
+static int end_run(const bench_ctx_t *ctx, int rc, fl_system_t *sys, done_t *d)
+{
+    int rc2 = sys_close(ctx, sys);
+    done_fini(d);
+    return rc != FL_OK ? rc : rc2;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* send_u64 tells `to` a message of the given type carrying v; returns
+ * fl_tell's result (FL_ENOMEM if the message could not be allocated). */
+static int send_u64(fl_system_t *sys, fl_actor_ref_t to, uint32_t type,
+                    uint64_t v)
+{
+    fl_msg_t *m = fl_msg_alloc(type, sizeof v);
+    if (m == NULL)
+        return FL_ENOMEM;
+    memcpy(fl_msg_data(m), &v, sizeof v);
+    return fl_tell(sys, to, m);
+}
+
+/* msg_u64 reads the value send_u64 put in m (0 if m carries none). */
+static uint64_t msg_u64(fl_msg_t *m)
+{
+    uint64_t v = 0;
+    if (fl_msg_size(m) >= sizeof v)
+        memcpy(&v, fl_msg_data(m), sizeof v);
+    return v;
+}
+
+/* ---- actor.pingpong ------------------------------------------------------ */
+
+/* Two actors, one ping and one pong per round trip; the ponger answers
+ * whoever sent the ping (fl_msg_sender). */
+
+typedef struct pinger {
+    fl_actor_ref_t ponger;
+    uint64_t n, count;
+    done_t *done;
+} pinger_t;
+
+static void pinger_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                           fl_msg_t *msg)
+{
+    pinger_t *s = state;
+    if (fl_msg_type(msg) == MSG_PONG && ++s->count == s->n) {
+        done_finish(s->done);
+        return;
+    }
+    int rc = send_u64(sys, s->ponger, MSG_PING, s->count);
+    if (rc != FL_OK)
+        done_fail(s->done, "ping", rc);
+}
+
+static void ponger_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                           fl_msg_t *msg)
+{
+    done_t *done = state;
+    int rc = send_u64(sys, fl_msg_sender(msg), MSG_PONG, msg_u64(msg));
+    if (rc != FL_OK)
+        done_fail(done, "pong", rc);
+}
+
+static int bench_pingpong(const bench_ctx_t *ctx)
+{
+    fl_system_t *sys = NULL;
+    done_t done = {0};
+    pinger_t pinger = {.n = PINGPONG_ROUND_TRIPS, .done = &done};
+    fl_actor_ref_t a;
+    uint64_t t0;
+    double secs;
+    int rc;
+    if ((rc = sys_open(ctx, 0, &sys)) != FL_OK ||
+        (rc = done_init(ctx, &done)) != FL_OK)
+        goto out;
+    if ((rc = fl_actor_spawn(sys, ponger_receive, &done, NULL,
+                             &pinger.ponger)) != FL_OK ||
+        (rc = fl_actor_spawn(sys, pinger_receive, &pinger, NULL, &a)) !=
+            FL_OK) {
+        fail(ctx, "fl_actor_spawn", rc);
+        goto out;
+    }
+    t0 = fl_clock_now_ns();
+    if ((rc = send_u64(sys, a, MSG_GO, 0)) != FL_OK) {
+        fail(ctx, "fl_tell", rc);
+        goto out;
+    }
+    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+        goto out;
+    note("%s: %" PRIu64 " round trips in %.3f s", ctx->name, pinger.count,
+         secs);
+    emit(ctx, "rate", (double)pinger.count / secs, 0, "round_trips/s");
+out:
+    return end_run(ctx, rc, sys, &done);
+}
+
+/* ---- actor.counting and actor.fanin -------------------------------------- */
+
+/* Senders send `left` messages to one counter, SEND_CHUNK per turn; the
+ * counter finishes the run when it has seen them all. */
+
+typedef struct sender {
+    fl_actor_ref_t to;
+    uint64_t left;
+    done_t *done;
+} sender_t;
+
+static void sender_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                           fl_msg_t *msg)
+{
+    sender_t *s = state;
+    uint64_t k = s->left < SEND_CHUNK ? s->left : SEND_CHUNK;
+    for (uint64_t i = 0; i < k; i++) {
+        int rc = send_u64(sys, s->to, MSG_DATA, i);
+        if (rc != FL_OK) {
+            done_fail(s->done, "send", rc);
+            return;
+        }
+    }
+    s->left -= k;
+    if (s->left > 0) {
+        int rc = send_u64(sys, self, MSG_CONT, 0);
+        if (rc != FL_OK)
+            done_fail(s->done, "continue", rc);
+    }
+}
+
+typedef struct counter {
+    uint64_t n, count;
+    done_t *done;
+} counter_t;
+
+static void counter_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                            fl_msg_t *msg)
+{
+    counter_t *s = state;
+    if (++s->count == s->n)
+        done_finish(s->done);
+}
+
+/* run_senders: nsenders actors send total messages (split evenly) to one
+ * counter; prints <name>.rate in msgs/s. */
+static int run_senders(const bench_ctx_t *ctx, unsigned nsenders,
+                       uint64_t total)
+{
+    fl_system_t *sys = NULL;
+    done_t done = {0};
+    sender_t senders[FANIN_SENDERS];
+    fl_actor_ref_t refs[FANIN_SENDERS];
+    counter_t counter = {.n = total, .done = &done};
+    fl_actor_ref_t to;
+    uint64_t t0;
+    double secs;
+    int rc = FL_EINVAL;
+    if (nsenders == 0 || nsenders > FANIN_SENDERS) {
+        fail(ctx, "run_senders", rc);
+        goto out;
+    }
+    if ((rc = sys_open(ctx, 0, &sys)) != FL_OK ||
+        (rc = done_init(ctx, &done)) != FL_OK)
+        goto out;
+    if ((rc = fl_actor_spawn(sys, counter_receive, &counter, NULL, &to)) !=
+        FL_OK) {
+        fail(ctx, "fl_actor_spawn", rc);
+        goto out;
+    }
+    for (unsigned i = 0; i < nsenders; i++) {
+        senders[i].to = to;
+        senders[i].left = total / nsenders + (i < total % nsenders ? 1 : 0);
+        senders[i].done = &done;
+        if ((rc = fl_actor_spawn(sys, sender_receive, &senders[i], NULL,
+                                 &refs[i])) != FL_OK) {
+            fail(ctx, "fl_actor_spawn", rc);
+            goto out;
+        }
+    }
+    t0 = fl_clock_now_ns();
+    for (unsigned i = 0; i < nsenders; i++) {
+        if ((rc = send_u64(sys, refs[i], MSG_GO, 0)) != FL_OK) {
+            fail(ctx, "fl_tell", rc);
+            goto out;
+        }
+    }
+    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+        goto out;
+    note("%s: %" PRIu64 " messages from %u sender(s) in %.3f s", ctx->name,
+         counter.count, nsenders, secs);
+    emit(ctx, "rate", (double)counter.count / secs, 0, "msgs/s");
+out:
+    return end_run(ctx, rc, sys, &done);
+}
+
+static int bench_counting(const bench_ctx_t *ctx)
+{
+    return run_senders(ctx, 1, COUNTING_MSGS);
+}
+
+static int bench_fanin(const bench_ctx_t *ctx)
+{
+    return run_senders(ctx, FANIN_SENDERS, FANIN_MSGS);
+}
+
+/* ---- actor.threadring ---------------------------------------------------- */
+
+/* THREADRING_ACTORS actors in a ring pass a token that carries the hops
+ * still to go; the actor that receives it at 0 finishes the run. */
+
+typedef struct ring_node {
+    fl_actor_ref_t next;
+    done_t *done;
+} ring_node_t;
+
+static void ring_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         fl_msg_t *msg)
+{
+    ring_node_t *s = state;
+    uint64_t hops = msg_u64(msg);
+    if (hops == 0) {
+        done_finish(s->done);
+        return;
+    }
+    int rc = send_u64(sys, s->next, MSG_TOKEN, hops - 1);
+    if (rc != FL_OK)
+        done_fail(s->done, "pass the token", rc);
+}
+
+static int bench_threadring(const bench_ctx_t *ctx)
+{
+    fl_system_t *sys = NULL;
+    done_t done = {0};
+    ring_node_t *nodes = calloc(THREADRING_ACTORS, sizeof *nodes);
+    fl_actor_ref_t *refs = calloc(THREADRING_ACTORS, sizeof *refs);
+    uint64_t t0;
+    double secs;
+    int rc = FL_ENOMEM;
+    if (nodes == NULL || refs == NULL) {
+        fail(ctx, "calloc", rc);
+        goto out;
+    }
+    if ((rc = sys_open(ctx, 0, &sys)) != FL_OK ||
+        (rc = done_init(ctx, &done)) != FL_OK)
+        goto out;
+    for (unsigned i = 0; i < THREADRING_ACTORS; i++) {
+        nodes[i].done = &done;
+        if ((rc = fl_actor_spawn(sys, ring_receive, &nodes[i], NULL,
+                                 &refs[i])) != FL_OK) {
+            fail(ctx, "fl_actor_spawn", rc);
+            goto out;
+        }
+    }
+    /* Written before any message: the tells below publish them. */
+    for (unsigned i = 0; i < THREADRING_ACTORS; i++)
+        nodes[i].next = refs[(i + 1) % THREADRING_ACTORS];
+    t0 = fl_clock_now_ns();
+    if ((rc = send_u64(sys, refs[0], MSG_TOKEN, THREADRING_HOPS)) != FL_OK) {
+        fail(ctx, "fl_tell", rc);
+        goto out;
+    }
+    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+        goto out;
+    note("%s: %u hops around %u actors in %.3f s", ctx->name, THREADRING_HOPS,
+         THREADRING_ACTORS, secs);
+    emit(ctx, "rate", (double)THREADRING_HOPS / secs, 0, "hops/s");
+out:
+    rc = end_run(ctx, rc, sys, &done);
+    free(nodes);
+    free(refs);
+    return rc;
+}
+
+/* ---- actor.spawn --------------------------------------------------------- */
+
+/* SPAWN_ACTORS idle actors, spawned from the main thread: the rate of
+ * fl_actor_spawn, and the resident memory each one adds. */
+
+static void idle_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         fl_msg_t *msg)
+{
+}
+
+/* rss_bytes returns the resident set size of this process, or -1. */
+static long long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return -1;
+    unsigned long long size, resident;
+    int n = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (n != 2 || page <= 0)
+        return -1;
+    return (long long)(resident * (unsigned long long)page);
+}
+
+static int bench_spawn(const bench_ctx_t *ctx)
+{
+    fl_system_t *sys = NULL;
+    done_t done = {0}; /* unused: the main thread does all the work */
+    fl_system_stats_t st;
+    long long rss0, rss1;
+    uint64_t t0, t1, s0;
+    double secs;
+    int rc;
+    if ((rc = sys_open(ctx, SPAWN_ACTORS + 4096u, &sys)) != FL_OK)
+        goto out;
+#if defined(__GLIBC__)
+    /* Hand memory freed by earlier benchmarks back to the kernel, so that
+     * actor slots cannot come from pages that are already resident and
+     * escape the count. */
+    malloc_trim(0);
+#endif
+    rss0 = rss_bytes();
+    t0 = fl_clock_now_ns();
+    for (uint32_t i = 0; i < SPAWN_ACTORS; i++) {
+        fl_actor_ref_t ref;
+        if ((rc = fl_actor_spawn(sys, idle_receive, NULL, NULL, &ref)) !=
+            FL_OK) {
+            note("%s: spawn %" PRIu32 " of %u failed", ctx->name, i,
+                 SPAWN_ACTORS);
+            fail(ctx, "fl_actor_spawn", rc);
+            goto out;
+        }
+    }
+    t1 = fl_clock_now_ns();
+    rss1 = rss_bytes();
+    if ((rc = fl_system_stats(sys, &st)) != FL_OK) {
+        fail(ctx, "fl_system_stats", rc);
+        goto out;
+    }
+    if (st.actors_live != SPAWN_ACTORS) {
+        note("%s: %" PRIu64 " actors live, expected %u", ctx->name,
+             st.actors_live, SPAWN_ACTORS);
+        rc = FL_EINTERNAL;
+        goto out;
+    }
+    if (rss0 < 0 || rss1 < 0) {
+        note("%s: cannot read /proc/self/statm", ctx->name);
+        rc = FL_ESYSTEM;
+        goto out;
+    }
+    secs = (double)(t1 - t0) / 1e9;
+    if (secs <= 0)
+        secs = 1e-9;
+    note("%s: %u actors in %.3f s; RSS %lld -> %lld bytes", ctx->name,
+         SPAWN_ACTORS, secs, rss0, rss1);
+    emit(ctx, "rate", (double)SPAWN_ACTORS / secs, 0, "actors/s");
+    emit(ctx, "bytes_per_actor", (double)(rss1 - rss0) / SPAWN_ACTORS, 1,
+         "bytes");
+out:
+    s0 = fl_clock_now_ns();
+    rc = end_run(ctx, rc, sys, &done);
+    note("%s: shutdown and free took %.3f s (not measured)", ctx->name,
+         (double)(fl_clock_now_ns() - s0) / 1e9);
+    return rc;
+}
+
+/* ---- actor.ask ----------------------------------------------------------- */
+
+/* One actor asks another, one ask at a time: fl_ask with a timeout, the
+ * answer handled back on the asker (fl_future_on_complete_in), which then
+ * asks again. */
+
+typedef struct asker {
+    fl_system_t *sys;
+    fl_actor_ref_t self, responder;
+    uint64_t n, count;
+    done_t *done;
+} asker_t;
+
+static void ask_next(asker_t *s);
+
+/* Runs on the asker's thread once the answer is in. */
+static void on_answer(fl_future_t *f, void *arg)
+{
+    asker_t *s = arg;
+    int rc = fl_future_error(f);
+    if (rc != FL_OK) {
+        fl_future_fail(s->done->f, rc, "ask %" PRIu64 ": %s", s->count,
+                       fl_future_message(f));
+        return;
+    }
+    fl_msg_t *answer = fl_future_value(f);
+    if (fl_msg_type(answer) != MSG_ANSWER || msg_u64(answer) != s->count) {
+        fl_future_fail(
+            s->done->f, FL_EINTERNAL,
+            "ask %" PRIu64 ": wrong answer (type %u, value %" PRIu64 ")",
+            s->count, (unsigned)fl_msg_type(answer), msg_u64(answer));
+        return;
+    }
+    if (++s->count == s->n) {
+        done_finish(s->done);
+        return;
+    }
+    ask_next(s);
+}
+
+static void ask_next(asker_t *s)
+{
+    fl_msg_t *m = fl_msg_alloc(MSG_ASK, sizeof s->count);
+    if (m == NULL) {
+        done_fail(s->done, "fl_msg_alloc", FL_ENOMEM);
+        return;
+    }
+    memcpy(fl_msg_data(m), &s->count, sizeof s->count);
+    fl_future_t *f;
+    int rc = fl_ask(s->sys, s->responder, m, ASK_TIMEOUT_MS, &f);
+    if (rc != FL_OK) {
+        done_fail(s->done, "fl_ask", rc);
+        return;
+    }
+    rc = fl_future_on_complete_in(f, s->sys, s->self, on_answer, s, NULL);
+    fl_future_release(f);
+    if (rc != FL_OK)
+        done_fail(s->done, "fl_future_on_complete_in", rc);
+}
+
+static void asker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                          fl_msg_t *msg)
+{
+    ask_next(state);
+}
+
+static void responder_receive(fl_system_t *sys, fl_actor_ref_t self,
+                              void *state, fl_msg_t *msg)
+{
+    fl_msg_t *r = fl_msg_alloc(MSG_ANSWER, sizeof(uint64_t));
+    if (r == NULL) {
+        fl_reply_error(msg, FL_ENOMEM, NULL);
+        return;
+    }
+    uint64_t v = msg_u64(msg);
+    memcpy(fl_msg_data(r), &v, sizeof v);
+    /* A failure here (the ask timed out) shows up on the asker. */
+    (void)fl_reply(msg, r);
+}
+
+static int bench_ask(const bench_ctx_t *ctx)
+{
+    fl_system_t *sys = NULL;
+    done_t done = {0};
+    asker_t asker = {.n = ASK_ASKS, .done = &done};
+    uint64_t t0;
+    double secs;
+    int rc;
+    if ((rc = sys_open(ctx, 0, &sys)) != FL_OK ||
+        (rc = done_init(ctx, &done)) != FL_OK)
+        goto out;
+    asker.sys = sys;
+    if ((rc = fl_actor_spawn(sys, responder_receive, NULL, NULL,
+                             &asker.responder)) != FL_OK ||
+        (rc = fl_actor_spawn(sys, asker_receive, &asker, NULL, &asker.self)) !=
+            FL_OK) {
+        fail(ctx, "fl_actor_spawn", rc);
+        goto out;
+    }
+    t0 = fl_clock_now_ns();
+    if ((rc = send_u64(sys, asker.self, MSG_GO, 0)) != FL_OK) {
+        fail(ctx, "fl_tell", rc);
+        goto out;
+    }
+    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+        goto out;
+    note("%s: %" PRIu64 " asks (timeout %d ms) in %.3f s", ctx->name,
+         asker.count, ASK_TIMEOUT_MS, secs);
+    emit(ctx, "rate", (double)asker.count / secs, 0, "asks/s");
+out:
+    return end_run(ctx, rc, sys, &done);
+}
+
+/* ---- the table and main -------------------------------------------------- */
+
+static const bench_t benches[] = {
+    {"actor.pingpong", bench_pingpong,
+     "two actors, 1,000,000 ping/pong round trips (fl_tell)"},
+    {"actor.counting", bench_counting,
+     "one sender, one receiver, 10,000,000 messages"},
+    {"actor.fanin", bench_fanin,
+     "4 senders, one receiver, 10,000,000 messages in total"},
+    {"actor.threadring", bench_threadring,
+     "503 actors in a ring, a token passed 10,000,000 hops"},
+    {"actor.spawn", bench_spawn,
+     "1,000,000 idle actors spawned: rate and resident bytes per actor"},
+    {"actor.ask", bench_ask,
+     "1,000,000 sequential asks (10 s timeout), answers back on the asker"},
+};
+#define NBENCHES (sizeof benches / sizeof benches[0])
+
+static const bench_t *find_bench(const char *name)
+{
+    for (size_t i = 0; i < NBENCHES; i++)
+        if (strcmp(benches[i].name, name) == 0)
+            return &benches[i];
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: fling_bench [--workers N] [--list] [name...]\n"
+                 "Runs the named benchmarks (default: all) and prints\n"
+                 "'<benchmark>.<metric> <value> <unit>' lines to stdout.\n"
+                 "  --workers N  worker threads of every system (1..256;\n"
+                 "               default: online cores)\n"
+                 "  --list       print the benchmark names and exit\n");
+}
+
+/* parse_workers accepts 1..256. */
+static int parse_workers(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end != '\0' || v < 1 || v > 256)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bench_ctx_t ctx = {0};
+    const bench_t **sel = calloc((size_t)argc + NBENCHES, sizeof *sel);
+    size_t nsel = 0;
+    if (sel == NULL) {
+        note("out of memory");
+        return 1;
+    }
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && strcmp(a, "--") == 0) {
+            opts_done = true;
+        } else if (!opts_done &&
+                   (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)) {
+            usage(stdout);
+            free(sel);
+            return 0;
+        } else if (!opts_done && strcmp(a, "--list") == 0) {
+            for (size_t k = 0; k < NBENCHES; k++)
+                printf("%-20s %s\n", benches[k].name, benches[k].what);
+            free(sel);
+            return 0;
+        } else if (!opts_done && (strcmp(a, "--workers") == 0 ||
+                                  strncmp(a, "--workers=", 10) == 0)) {
+            const char *v =
+                a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+            if (v == NULL || parse_workers(v, &ctx.workers) != 0) {
+                note("--workers needs a number from 1 to 256");
+                usage(stderr);
+                free(sel);
+                return 2;
+            }
+        } else if (!opts_done && a[0] == '-') {
+            note("unknown option '%s'", a);
+            usage(stderr);
+            free(sel);
+            return 2;
+        } else {
+            const bench_t *b = find_bench(a);
+            if (b == NULL) {
+                note("unknown benchmark '%s'; known:", a);
+                for (size_t k = 0; k < NBENCHES; k++)
+                    fprintf(stderr, "  %s\n", benches[k].name);
+                free(sel);
+                return 2;
+            }
+            sel[nsel++] = b;
+        }
+    }
+    if (nsel == 0)
+        for (size_t k = 0; k < NBENCHES; k++)
+            sel[nsel++] = &benches[k];
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    note("fling %s, %u worker(s) per system (%s), %ld online core(s)",
+         FLING_VERSION_STRING, ctx.workers ? ctx.workers : (unsigned)cores,
+         ctx.workers ? "--workers" : "default", cores);
+    int failed = 0;
+    for (size_t k = 0; k < nsel; k++) {
+        ctx.name = sel[k]->name;
+        int rc = sel[k]->run(&ctx);
+        if (rc != FL_OK) {
+            note("%s: FAILED (%s)", ctx.name, fl_err_name(rc));
+            failed++;
+        }
+    }
+    free(sel);
+    if (failed > 0) {
+        note("%d benchmark(s) failed", failed);
+        return 1;
+    }
+    return 0;
+}
