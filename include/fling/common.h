@@ -50,7 +50,14 @@ extern "C" {
     X(ESTATE, "invalid state")                                                 \
     X(EPENDING, "not completed yet")                                           \
     X(ESYSTEM, "operating system error")                                       \
-    X(EINTERNAL, "internal error")
+    X(EINTERNAL, "internal error")                                             \
+    X(ENOTSTARTED, "endpoint not started")                                     \
+    X(EFENCING, "fencing token mismatch")                                      \
+    X(ECONNECT, "could not connect to rpc endpoint")                           \
+    X(EHANDSHAKE, "rpc handshake failed")                                      \
+    X(ENOTSUP, "not supported")                                                \
+    X(ENOMETHOD, "no such rpc method")                                         \
+    X(EDECODE, "could not decode message")
 
 typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,
