@@ -7,6 +7,7 @@
 #include "common.h"
 #include "future.h"
 #include "actor.h"
+#include "rpc.h"
 
 #define FLING_VERSION_MAJOR 0
 #define FLING_VERSION_MINOR 1

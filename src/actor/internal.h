@@ -295,6 +295,9 @@ void fl__timers_stop(fl_system_t *sys);
 fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms);
 int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);
 void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t);
+/* fl_timer_cancel that also says whether the callback is running now (it
+ * then finishes that run; otherwise, on FL_OK, it never runs again). */
+int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing);
 
 /* Futures (future.c): a callback with a drop function, called with arg
  * instead of cb if the future is freed while still pending. */

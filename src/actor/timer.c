@@ -152,8 +152,15 @@ static void ids_del(fl__timers_t *T, fl__timer_t *t)
 
 static void free_timer(fl__timer_t *t)
 {
-    if (t->kind == FL__T_MSG)
+    if (t->kind == FL__T_MSG && t->u.m.msg != NULL) {
+        /* Never delivered: settle what it carries (an exec argument). */
+        if (t->u.m.msg->kind == FL__MSG_EXEC) {
+            fl__exec_t *e = fl__msg_payload(t->u.m.msg);
+            if (e->arg_free != NULL)
+                e->arg_free(e->arg);
+        }
         fl__msg_release_mem(t->u.m.msg);
+    }
     else if (t->kind == FL__T_FUTURE)
         fl_future_release(t->u.fut.f);
     fl__free(t);
@@ -331,6 +338,13 @@ int fl_timer_start(fl_system_t *sys, fl_timer_cb cb, void *arg,
 
 int fl_timer_cancel(fl_system_t *sys, fl_timer_id_t id)
 {
+    return fl__timer_cancel_id(sys, id, NULL);
+}
+
+int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
+{
+    if (firing != NULL)
+        *firing = false;
     if (sys == NULL)
         return FL_EINVAL;
     if (id == 0)
@@ -348,6 +362,8 @@ int fl_timer_cancel(fl_system_t *sys, fl_timer_id_t id)
     }
     if (t->st == FL__TS_FIRING) {
         /* A callback run is in progress; the firing side frees it. */
+        if (firing != NULL)
+            *firing = true;
         t->cancel_req = true;
         pthread_mutex_unlock(&T->mu);
         return FL_OK;

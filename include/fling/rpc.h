@@ -1,0 +1,498 @@
+/*
+ * fling/rpc.h - Flink-style RPC: services, endpoints, gateways defined as
+ * protobuf services (protoc-c), main-thread execution and fencing.
+ *
+ * The model (Flink's RpcService / RpcEndpoint / RpcGateway):
+ *
+ * - An RPC service runs endpoints on an actor system.
+ * - An endpoint implements one or more protobuf `service`s by filling the
+ *   structs protoc-c generates, and runs every call, run_async, call_async,
+ *   scheduled task and lifecycle hook on its own "main thread": serially,
+ *   never concurrently, FIFO per sender. Its state needs no locks.
+ * - A gateway is a ProtobufCService whose invoke turns a call into a
+ *   message to the endpoint. Callers use the generated stubs: closure NULL
+ *   = tell, closure given = ask; fl_rpc_call() returns a future and
+ *   fl_rpc_call_sync() blocks.
+ * - A fenced endpoint has a fixed 128-bit fencing token (its leader
+ *   session id) and accepts only calls stamped with an equal token.
+ *
+ * Endpoint life (Flink's RpcEndpoint state machine, contract 2.2):
+ *   created (not started) --start--> started --stop--> not started
+ *   started --close--> on_stop runs --its future completes--> terminated
+ *   not started --close--> terminated (on_stop does not run)
+ * Calls to an endpoint that is not started fail with FL_ENOTSTARTED (tells
+ * are dropped and logged); once terminated, queued and new calls fail at once
+ * with FL_EUNREACHABLE.
+ *
+ * Local calls copy: the request is packed into the invocation message when
+ * the call is made and unpacked on the endpoint's thread (the reply
+ * likewise), so the caller may free or reuse its request as soon as the call
+ * returns, and the handler's reply may live on its stack. The same bytes
+ * travel over TCP for remote calls.
+ */
+#ifndef FLING_RPC_H
+#define FLING_RPC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "actor.h"
+#include "common.h"
+#include "future.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fl_rpc_service fl_rpc_service_t;
+typedef struct fl_rpc_endpoint fl_rpc_endpoint_t;
+typedef struct fl_rpc_gateway fl_rpc_gateway_t;
+typedef struct fl_rpc_call fl_rpc_call_t;
+
+/* A fencing token: a 128-bit leader session id. */
+typedef struct fl_fencing_token {
+    uint8_t bytes[16];
+} fl_fencing_token_t;
+
+/* Default ask timeout of a service (Flink's pekko.ask.timeout). */
+#define FL_RPC_DEFAULT_TIMEOUT_MS 10000
+
+/* ---- the service ---------------------------------------------------------- */
+
+typedef struct fl_rpc_service_opts {
+    /* Run on this actor system (borrowed; must outlive the service). NULL:
+     * the service creates and owns one with `workers` threads. */
+    fl_system_t *system;
+    unsigned workers;
+    /* Timeout of asks and blocking calls that give none; 0 = 10,000 ms. */
+    int64_t default_timeout_ms;
+} fl_rpc_service_opts_t;
+
+/*
+ * fl_rpc_service_alloc creates a local RPC service. opts may be NULL. The
+ * caller owns *out: end it with fl_rpc_service_shutdown() and
+ * fl_rpc_service_free(). Errors: FL_EINVAL, FL_ENOMEM, FL_ESYSTEM. Any thread.
+ */
+FL_EXTERN int fl_rpc_service_alloc(const fl_rpc_service_opts_t *opts,
+                                   fl_rpc_service_t **out);
+
+/*
+ * fl_rpc_service_close refuses new endpoints (FL_ECLOSED), closes every
+ * endpoint and returns a future (caller owns a reference) that completes once
+ * every endpoint has terminated: successfully if all did, otherwise failed
+ * with the code and message of the first endpoint whose termination failed.
+ * Idempotent (each call returns a reference to the same future). Does not
+ * block. NULL for a NULL service or out of memory.
+ */
+FL_EXTERN fl_future_t *fl_rpc_service_close(fl_rpc_service_t *svc);
+
+/*
+ * fl_rpc_service_shutdown closes the service, BLOCKS until every endpoint
+ * has terminated, then shuts down the actor system if the service owns it.
+ * Returns the close future's result (FL_OK, or the first termination
+ * failure). FL_EDEADLK on a runtime thread. Idempotent.
+ */
+FL_EXTERN int fl_rpc_service_shutdown(fl_rpc_service_t *svc);
+
+/* fl_rpc_service_free shuts down if needed and frees. NULL is a no-op. */
+FL_EXTERN void fl_rpc_service_free(fl_rpc_service_t *svc);
+
+/* The actor system the service runs on (borrowed). */
+FL_EXTERN fl_system_t *fl_rpc_service_system(fl_rpc_service_t *svc);
+
+/* Host the service is reachable under: "" for a local-only service. */
+FL_EXTERN const char *fl_rpc_service_address(const fl_rpc_service_t *svc);
+
+/* Bound port: -1 for a local-only service. */
+FL_EXTERN int fl_rpc_service_port(const fl_rpc_service_t *svc);
+
+/* The default timeout in ms. */
+FL_EXTERN int64_t fl_rpc_service_timeout(const fl_rpc_service_t *svc);
+
+/*
+ * fl_rpc_service_lookup finds a live (not yet terminated) endpoint by id.
+ * *out is borrowed: valid until the endpoint terminates and its creator
+ * freed it. FL_ENOENT, FL_EINVAL. Any thread.
+ */
+FL_EXTERN int fl_rpc_service_lookup(fl_rpc_service_t *svc, const char *id,
+                                    fl_rpc_endpoint_t **out);
+
+/* ---- the service's scheduled executor ----------------------------------------- */
+
+/* A task of the scheduled executor; runs on the service's timer thread and
+ * must not block (post longer work to an endpoint with fl_rpc_run_async). */
+typedef void (*fl_rpc_sched_cb)(fl_rpc_service_t *svc, void *arg);
+
+typedef uint64_t fl_rpc_task_id_t;
+
+/*
+ * Schedule fn(svc, arg) once after delay_ms (fl_rpc_schedule), at a fixed
+ * rate (deadline n = initial + n * period) or with a fixed delay between the
+ * end of one run and the start of the next. arg stays the caller's. Returns
+ * FL_OK (*out, may be NULL, gets an id for fl_rpc_cancel), FL_EINVAL
+ * (negative delay, period <= 0, NULL fn), FL_ECLOSED, FL_ENOMEM. Any
+ * thread.
+ */
+FL_EXTERN int fl_rpc_schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn,
+                              void *arg, int64_t delay_ms,
+                              fl_rpc_task_id_t *out);
+FL_EXTERN int fl_rpc_schedule_at_fixed_rate(fl_rpc_service_t *svc,
+                                            fl_rpc_sched_cb fn, void *arg,
+                                            int64_t initial_ms,
+                                            int64_t period_ms,
+                                            fl_rpc_task_id_t *out);
+FL_EXTERN int fl_rpc_schedule_with_fixed_delay(fl_rpc_service_t *svc,
+                                               fl_rpc_sched_cb fn, void *arg,
+                                               int64_t initial_ms,
+                                               int64_t delay_ms,
+                                               fl_rpc_task_id_t *out);
+
+/*
+ * fl_rpc_cancel cancels a scheduled task: FL_OK means it will not start
+ * again (a run in progress finishes). FL_ENOENT for an unknown, finished or
+ * already cancelled task. Any thread, also from the task itself.
+ */
+FL_EXTERN int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id);
+
+/* ---- endpoints --------------------------------------------------------------- */
+
+/*
+ * on_start: runs on the main thread when the endpoint starts. Return FL_OK,
+ * or an error code: the endpoint then terminates and its termination future
+ * fails with that code and "Could not start RpcEndpoint <id>: ...".
+ */
+typedef int (*fl_rpc_start_cb)(fl_rpc_endpoint_t *ep, void *state);
+
+/*
+ * on_stop: runs on the main thread, once, when a started endpoint is closed.
+ * Return NULL when stopping is done, or a future (the endpoint takes the
+ * caller's reference) that completes when it is: until then the endpoint
+ * keeps serving calls. Its result becomes the termination result.
+ */
+typedef fl_future_t *(*fl_rpc_stop_cb)(fl_rpc_endpoint_t *ep, void *state);
+
+typedef struct fl_rpc_endpoint_opts {
+    /* Unique among the service's live endpoints (FL_EEXIST otherwise;
+     * reusable once the old one has terminated). Copied; at most 200
+     * bytes of [A-Za-z0-9_.-]. NULL: "endpoint_<n>". */
+    const char *id;
+    /* The implementations: pointers to filled protoc-c service structs
+     * (e.g. &impl.base with impl = HELLO__HELLO_GATEWAY__INIT(my_)).
+     * Borrowed: they must outlive the endpoint. At least one. */
+    ProtobufCService *const *services;
+    size_t nservices;
+    /* Handed to hooks, tasks and fl_rpc_call_state(). */
+    void *state;
+    fl_rpc_start_cb on_start;
+    fl_rpc_stop_cb on_stop;
+    /* NULL: unfenced. Otherwise the endpoint's fixed fencing token. */
+    const fl_fencing_token_t *fencing_token;
+} fl_rpc_endpoint_opts_t;
+
+/*
+ * fl_rpc_endpoint_create registers an endpoint with the service (Flink's
+ * startServer): it exists and can be connected to, but rejects calls until
+ * fl_rpc_endpoint_start(). The caller owns *out and releases it with
+ * fl_rpc_endpoint_free() (the endpoint itself lives on until it has
+ * terminated). Errors: FL_EINVAL (no services, a service without a
+ * descriptor, bad id), FL_EEXIST (id taken by a live endpoint), FL_ECLOSED,
+ * FL_ENOMEM. Any thread.
+ */
+FL_EXTERN int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
+                                     const fl_rpc_endpoint_opts_t *opts,
+                                     fl_rpc_endpoint_t **out);
+
+/*
+ * fl_rpc_endpoint_start starts the endpoint: on_start then runs on its main
+ * thread. Idempotent while started. Does not block. FL_OK, FL_EUNREACHABLE
+ * once terminated, FL_EINVAL.
+ */
+FL_EXTERN int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep);
+
+/*
+ * fl_rpc_endpoint_stop returns a started endpoint to "not started": calls
+ * are rejected again; a later start runs on_start again. No-op when not
+ * started. Does not block. FL_OK, FL_EUNREACHABLE, FL_EINVAL.
+ */
+FL_EXTERN int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep);
+
+/*
+ * fl_rpc_endpoint_close terminates the endpoint (Flink's closeAsync) and
+ * returns its termination future (caller owns a reference): on_stop runs
+ * once (only if it was started), the endpoint serves until on_stop's future
+ * completes, then stops; the future completes after the id is free, with
+ * on_stop's result (or the start failure). Safe to call repeatedly. NULL
+ * for NULL or out of memory. Any thread.
+ */
+FL_EXTERN fl_future_t *fl_rpc_endpoint_close(fl_rpc_endpoint_t *ep);
+
+/* The termination future (caller owns a reference); NULL for NULL. */
+FL_EXTERN fl_future_t *fl_rpc_endpoint_termination(fl_rpc_endpoint_t *ep);
+
+/* Releases the creator's handle. NULL is a no-op. Any thread. */
+FL_EXTERN void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep);
+
+/* The endpoint's id and address ("fling://local/<id>" locally). */
+FL_EXTERN const char *fl_rpc_endpoint_id(const fl_rpc_endpoint_t *ep);
+FL_EXTERN const char *fl_rpc_endpoint_address(const fl_rpc_endpoint_t *ep);
+FL_EXTERN void *fl_rpc_endpoint_state(const fl_rpc_endpoint_t *ep);
+FL_EXTERN fl_rpc_service_t *fl_rpc_endpoint_service(fl_rpc_endpoint_t *ep);
+
+/*
+ * fl_rpc_endpoint_fencing_token copies the endpoint's token into *out;
+ * FL_ENOENT for an unfenced endpoint.
+ */
+FL_EXTERN int fl_rpc_endpoint_fencing_token(const fl_rpc_endpoint_t *ep,
+                                            fl_fencing_token_t *out);
+
+/*
+ * fl_rpc_endpoint_is_running: true between on_start and the return of
+ * on_stop. Main thread only (false elsewhere).
+ */
+FL_EXTERN bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep);
+
+/*
+ * fl_rpc_in_main_thread: true when the caller runs on ep's main thread
+ * (Flink's validateRunsInMainThread as a query).
+ */
+FL_EXTERN bool fl_rpc_in_main_thread(const fl_rpc_endpoint_t *ep);
+
+/*
+ * Debug assertion that the caller is on ep's main thread: logs the file and
+ * line and aborts otherwise (NDEBUG: no-op). Flink's validateRunsInMainThread.
+ */
+FL_EXTERN void fl__rpc_assert_main_thread(const fl_rpc_endpoint_t *ep,
+                                          const char *file, int line);
+#ifdef NDEBUG
+#define FL_RPC_ASSERT_MAIN_THREAD(ep) ((void)(ep))
+#else
+#define FL_RPC_ASSERT_MAIN_THREAD(ep)                                          \
+    fl__rpc_assert_main_thread((ep), __FILE__, __LINE__)
+#endif
+
+/* ---- the main thread ------------------------------------------------------- */
+
+/* A task on an endpoint's main thread. */
+typedef void (*fl_rpc_run_cb)(fl_rpc_endpoint_t *ep, void *state, void *arg);
+
+/*
+ * A callable on the main thread: return FL_OK and set *out (*out_free may
+ * stay NULL) to complete the call_async future, or an error code to fail it.
+ */
+typedef int (*fl_rpc_callable_cb)(fl_rpc_endpoint_t *ep, void *state,
+                                  void *arg, void **out, fl_free_cb *out_free);
+
+/*
+ * fl_rpc_run_async queues fn to the main thread. ALWAYS consumes arg: if fn
+ * will not run (not started: dropped and logged; terminated) arg_free(arg)
+ * is called. Passes fencing. FL_OK, FL_EUNREACHABLE, FL_ECLOSED, FL_EINVAL,
+ * FL_ENOMEM. Any thread.
+ */
+FL_EXTERN int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                               void *arg, fl_free_cb arg_free);
+
+/*
+ * fl_rpc_schedule_run_async queues fn to the main thread after at least
+ * delay_ms. FL_EINVAL for a negative delay (arg_free is then called).
+ * Otherwise as fl_rpc_run_async.
+ */
+FL_EXTERN int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep,
+                                        fl_rpc_run_cb fn, void *arg,
+                                        fl_free_cb arg_free,
+                                        int64_t delay_ms);
+
+/*
+ * fl_rpc_call_async runs fn on the main thread and gives a future (caller
+ * owns a reference) of its result; it fails with FL_ETIMEDOUT unless done
+ * within timeout_ms (> 0), with FL_ENOTSTARTED before start, with
+ * FL_EUNREACHABLE once terminated. arg: as fl_rpc_run_async. FL_EINVAL,
+ * FL_ENOMEM, FL_ECLOSED leave *out NULL. Any thread.
+ */
+FL_EXTERN int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn,
+                                void *arg, fl_free_cb arg_free,
+                                int64_t timeout_ms, fl_future_t **out);
+
+/*
+ * fl_rpc_on_complete is the main-thread executor: cb(f, arg) runs on ep's
+ * main thread once f completes (whatever the endpoint's state). If the
+ * endpoint has terminated by then, cb does not run and arg_free(arg) is
+ * called. Returns as fl_future_on_complete_in.
+ */
+FL_EXTERN int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f,
+                                 fl_future_cb cb, void *arg,
+                                 fl_free_cb arg_free);
+
+/* ---- gateways ----------------------------------------------------------------- */
+
+/*
+ * fl_rpc_self_gateway gives a gateway to one of ep's own services (the self
+ * gateway: its calls always pass fencing). Caller owns *out (release with
+ * fl_rpc_gateway_free). FL_ENOTSUP if ep does not implement desc, FL_EINVAL,
+ * FL_ENOMEM.
+ */
+FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
+                                  const ProtobufCServiceDescriptor *desc,
+                                  fl_rpc_gateway_t **out);
+
+/*
+ * fl_rpc_connect gives a future (caller owns a reference) of a gateway to
+ * the endpoint at address implementing desc; the future's value is an
+ * fl_rpc_gateway_t * owned by the future (fl_future_take_value() to keep it,
+ * then fl_rpc_gateway_free). token NULL = unfenced gateway; otherwise every
+ * call is stamped with *token (copied). Connecting checks that the endpoint
+ * exists and implements desc: it fails with FL_ECONNECT naming the address
+ * (no such endpoint, malformed address) or FL_EHANDSHAKE ("The rpc endpoint
+ * does not support the gateway <name>"). Connecting to a created but not
+ * started endpoint succeeds. Tokens are not checked when connecting.
+ * FL_EINVAL/FL_ENOMEM/FL_ECLOSED leave *out NULL. Any thread.
+ */
+FL_EXTERN int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
+                             const ProtobufCServiceDescriptor *desc,
+                             const fl_fencing_token_t *token,
+                             fl_future_t **out);
+
+/* Releases a gateway. NULL is a no-op. */
+FL_EXTERN void fl_rpc_gateway_free(fl_rpc_gateway_t *gw);
+
+/*
+ * fl_rpc_gateway_service is the ProtobufCService to pass to the generated
+ * client stubs (borrowed, lives as long as the gateway).
+ */
+FL_EXTERN ProtobufCService *fl_rpc_gateway_service(fl_rpc_gateway_t *gw);
+
+/* The gateway's endpoint address and host ("localhost" when local). */
+FL_EXTERN const char *fl_rpc_gateway_address(const fl_rpc_gateway_t *gw);
+FL_EXTERN const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw);
+
+/*
+ * fl_rpc_gateway_fencing_token copies the token the gateway stamps on its
+ * calls. FL_ENOTSUP for an unfenced gateway (it has none to report).
+ */
+FL_EXTERN int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
+                                           fl_fencing_token_t *out);
+
+/* Sets the timeout of calls through gw that give none (> 0). */
+FL_EXTERN int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw,
+                                         int64_t timeout_ms);
+
+/* ---- calling ------------------------------------------------------------------ */
+
+/*
+ * The four call styles (contract 2.5):
+ *
+ *   tell      generated stub, closure NULL: fire and forget; errors are not
+ *             reported (fl_rpc_last_error() on the calling thread tells
+ *             whether it could be queued).
+ *   closure   generated stub with a closure: closure(reply, data) runs once,
+ *             with the reply (borrowed, freed after the closure) or NULL on
+ *             failure, when fl_rpc_last_error() and fl_rpc_last_message()
+ *             give the code and message. It runs on the caller's actor or
+ *             endpoint thread if the call was made from one, otherwise on
+ *             the thread that completes the call.
+ *   future    fl_rpc_call(): a future of the reply.
+ *   blocking  fl_rpc_call_sync(): waits for the reply.
+ *
+ * The timeout of one call (Flink's @RpcTimeout): the timeout_ms argument
+ * of fl_rpc_call/fl_rpc_call_sync, or fl_rpc_next_timeout() before a stub
+ * call; otherwise the gateway's, otherwise the service's default.
+ */
+
+/*
+ * fl_rpc_next_timeout sets the timeout of the next stub call made on this
+ * thread (> 0); it applies to that one call only.
+ */
+FL_EXTERN void fl_rpc_next_timeout(int64_t timeout_ms);
+
+/*
+ * fl_rpc_method_index returns the index of a method by its name in the
+ * .proto ("SayHello"), or -1.
+ */
+FL_EXTERN int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
+                                  const char *name);
+
+/*
+ * fl_rpc_call calls method `method` (its index in the service) with req
+ * (borrowed: packed before the call returns) and gives a future of the reply
+ * (caller owns a reference). The future's value is the unpacked reply, a
+ * ProtobufCMessage * owned by the future (fl_future_take_value() it and free
+ * it with protobuf_c_message_free_unpacked(reply, NULL)). It fails with the
+ * handler's code and message, FL_ENOTSTARTED, FL_EFENCING, FL_EUNREACHABLE,
+ * FL_ETIMEDOUT, FL_ENOMETHOD, FL_EDECODE or FL_ENOREPLY. timeout_ms 0 = the
+ * gateway's. FL_EINVAL (bad method index, req of the wrong type), FL_ENOMEM,
+ * FL_ECLOSED leave *out NULL. Any thread; never blocks.
+ */
+FL_EXTERN int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
+                          const ProtobufCMessage *req, int64_t timeout_ms,
+                          fl_future_t **out);
+
+/*
+ * fl_rpc_call_sync makes the call and BLOCKS until the reply or the timeout.
+ * On FL_OK *reply is the caller's (free with
+ * protobuf_c_message_free_unpacked(*reply, NULL)); otherwise *reply is NULL
+ * and the return is the failure code (FL_ETIMEDOUT after the timeout).
+ * Refused with FL_EDEADLK on a runtime thread, e.g. an endpoint's own main
+ * thread, instead of deadlocking.
+ */
+FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
+                               const ProtobufCMessage *req,
+                               int64_t timeout_ms, ProtobufCMessage **reply);
+
+/* The outcome of the last stub call or closure on this thread. */
+FL_EXTERN int fl_rpc_last_error(void);
+FL_EXTERN const char *fl_rpc_last_message(void);
+
+/* ---- handling calls (endpoint side) ------------------------------------------- */
+
+/*
+ * A handler is the generated service struct's function pointer. It runs on
+ * the endpoint's main thread with closure/closure_data from fling:
+ *
+ *   reply now     closure(&reply, closure_data) — fling packs the reply at
+ *                 once, so it may live on the handler's stack;
+ *   fail          fl_rpc_fail(closure_data, code, "fmt", ...): the caller
+ *                 gets exactly that code and message;
+ *   reply later   fl_rpc_call_t *c = fl_rpc_defer(closure_data), then from
+ *                 any thread closure(&reply, c) or fl_rpc_fail(c, ...);
+ *   from a future fl_rpc_reply_future(closure_data, f): the call takes f's
+ *                 outcome when it completes (its value a ProtobufCMessage *).
+ *
+ * Each call is answered exactly once; a handler that returns having done
+ * none of these fails the call with FL_ENOREPLY. For tells the answer is
+ * discarded (a failure is logged).
+ */
+
+/* The endpoint and state a call is handled by. */
+FL_EXTERN fl_rpc_endpoint_t *fl_rpc_call_endpoint(const void *closure_data);
+FL_EXTERN void *fl_rpc_call_state(const void *closure_data);
+/* True for a tell (nobody waits for the answer). */
+FL_EXTERN bool fl_rpc_call_is_tell(const void *closure_data);
+
+/*
+ * fl_rpc_defer keeps the call open past the handler's return; returns the
+ * handle to answer it with (closure_data itself), or NULL if closure_data
+ * is not an open call.
+ */
+FL_EXTERN fl_rpc_call_t *fl_rpc_defer(void *closure_data);
+
+/*
+ * fl_rpc_fail answers the call with an error (err != FL_OK) and a formatted
+ * message (NULL fmt: fl_strerror(err)). FL_EALREADY if it was answered,
+ * FL_EINVAL. Any thread (deferred calls).
+ */
+FL_EXTERN int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
+    FL_PRINTF(3, 4);
+
+/*
+ * fl_rpc_reply_future answers the call with f's outcome once f completes: a
+ * successful f's value must be a ProtobufCMessage * of the method's output
+ * type. Takes the caller's reference to f. FL_EALREADY, FL_EINVAL.
+ */
+FL_EXTERN int fl_rpc_reply_future(void *closure_data, fl_future_t *f);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLING_RPC_H */

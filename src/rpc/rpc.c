@@ -1,0 +1,1629 @@
+/*
+ * rpc.c - RPC services, endpoints, gateways and calls, in-process.
+ *
+ * An endpoint is an actor whose state is the fl_rpc_endpoint_t; its
+ * mailbox is the endpoint's main thread. Calls, control messages (start,
+ * stop, terminate) and tasks all go through that mailbox, so the contract's
+ * ordering and state checks (Flink's PekkoRpcActor, contract 2.2/2.3) are
+ * made in one place, ep_receive(), on the main thread.
+ *
+ * A gateway is a ProtobufCService (first member) whose invoke packs the
+ * request into an invocation message and tells or asks the endpoint's
+ * actor. The reply travels back packed and is unpacked on the caller's
+ * side: local calls copy, exactly like remote ones will.
+ */
+#include <fling/rpc.h>
+
+#include "actor/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ID_MAX 200
+#define CALL_MAGIC 0x666c7263u /* "flrc" */
+
+/* Message types on an endpoint's mailbox. */
+enum {
+    RPC_INVOKE = 0x52500001u,
+    RPC_START,
+    RPC_STOP,
+    RPC_TERMINATE,
+    RPC_REPLY /* a packed reply travelling back to the caller */
+};
+
+/* How a call is fenced. */
+enum { FENCE_NONE = 0, FENCE_TOKEN = 1, FENCE_SELF = 2 };
+
+/* Header of an RPC_INVOKE payload; the packed request follows. */
+typedef struct invoke_hdr {
+    uint32_t service;
+    uint32_t method;
+    uint32_t len;
+    uint8_t fence;
+    uint8_t pad[3];
+    fl_fencing_token_t token;
+} invoke_hdr_t;
+
+enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
+
+struct fl_rpc_endpoint {
+    _Atomic int refs; /* the creator's handle + the endpoint's own life */
+    fl_rpc_service_t *svc;
+    char *id;
+    char *address;
+    fl_actor_ref_t actor;
+    ProtobufCService **services;
+    size_t nservices;
+    void *state;
+    fl_rpc_start_cb on_start;
+    fl_rpc_stop_cb on_stop;
+    bool fenced;
+    fl_fencing_token_t token;
+    fl_future_t *termination; /* completed after the id is free */
+    struct fl_rpc_endpoint *next; /* in svc->endpoints (under svc->mu) */
+
+    /* Main thread only. */
+    int st;
+    bool running;
+    int term_err;
+    char *term_msg;
+};
+
+typedef struct task task_t;
+
+struct fl_rpc_service {
+    fl_system_t *sys;
+    bool own_sys;
+    int64_t timeout_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* a task finished running */
+    fl_rpc_endpoint_t *endpoints; /* live (not yet terminated) */
+    bool closed;
+    bool shut_down;
+    fl_future_t *close_future;
+    uint64_t anon;
+    task_t *tasks;
+    uint64_t next_task;
+};
+
+struct fl_rpc_gateway {
+    ProtobufCService base; /* first: the generated stubs see this */
+    fl_rpc_service_t *svc;
+    fl_actor_ref_t actor;
+    uint32_t service_index;
+    uint8_t fence;
+    fl_fencing_token_t token;
+    int64_t timeout_ms;
+    char *address;
+};
+
+/* A call being handled; closure_data of the handler. */
+struct fl_rpc_call {
+    uint32_t magic;
+    _Atomic int refs;        /* dispatcher + a deferred holder */
+    _Atomic bool answered;
+    bool deferred;           /* set on the main thread by fl_rpc_defer */
+    fl_rpc_endpoint_t *ep;
+    fl_future_t *reply;      /* the asker's future; NULL for a tell */
+    const ProtobufCMessageDescriptor *output;
+    const char *method;
+};
+
+static _Thread_local int tls_last_err;
+static _Thread_local char tls_last_msg[256];
+static _Thread_local int64_t tls_next_timeout;
+
+static void set_last(int err, const char *msg)
+{
+    tls_last_err = err;
+    snprintf(tls_last_msg, sizeof tls_last_msg, "%s",
+             msg != NULL && *msg ? msg : (err ? fl_strerror(err) : ""));
+}
+
+int fl_rpc_last_error(void)
+{
+    return tls_last_err;
+}
+
+const char *fl_rpc_last_message(void)
+{
+    return tls_last_msg;
+}
+
+void fl_rpc_next_timeout(int64_t timeout_ms)
+{
+    tls_next_timeout = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+static void token_hex(const fl_fencing_token_t *t, char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[t->bytes[i] >> 4];
+        out[2 * i + 1] = hx[t->bytes[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static void free_message_cb(void *p)
+{
+    protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
+}
+
+/* ---- endpoints: references --------------------------------------------------- */
+
+static void ep_release(fl_rpc_endpoint_t *ep)
+{
+    if (atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    fl_future_release(ep->termination);
+    free(ep->services);
+    free(ep->id);
+    free(ep->address);
+    free(ep->term_msg);
+    free(ep);
+}
+
+void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep)
+{
+    if (ep != NULL)
+        ep_release(ep);
+}
+
+/* ---- replies (endpoint side) ----------------------------------------------- */
+
+/* Pack msg into a reply message. NULL when out of memory. */
+static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    fl_msg_t *m = fl_msg_alloc(RPC_REPLY, n);
+    if (m != NULL)
+        protobuf_c_message_pack(msg, fl_msg_data(m));
+    return m;
+}
+
+static void call_release(fl_rpc_call_t *c)
+{
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    c->magic = 0;
+    fl_future_release(c->reply);
+    free(c);
+}
+
+/* Claim the right to answer c; false if it was answered already. */
+static bool call_claim(fl_rpc_call_t *c)
+{
+    bool expected = false;
+    return atomic_compare_exchange_strong(&c->answered, &expected, true);
+}
+
+/* After answering: a deferred call drops the deferred holder's reference. */
+static void call_answered(fl_rpc_call_t *c)
+{
+    if (c->deferred)
+        call_release(c);
+}
+
+static void call_fail(fl_rpc_call_t *c, int err, const char *msg)
+{
+    if (c->reply != NULL) {
+        fl_future_fail(c->reply, err, "%s", msg);
+    } else {
+        FL_LOG(FL_LOG_WARN, "rpc: tell %s to endpoint %s failed: %s (%s)",
+               c->method, c->ep->id, msg, fl_err_name(err));
+    }
+}
+
+/* The closure fling hands to handlers. */
+static void reply_closure(const ProtobufCMessage *reply, void *data)
+{
+    fl_rpc_call_t *c = data;
+    if (c == NULL || c->magic != CALL_MAGIC || !call_claim(c))
+        return;
+    if (reply == NULL) {
+        call_fail(c, FL_EINTERNAL, "handler answered with a NULL reply");
+    } else if (reply->descriptor != c->output) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "handler of %s answered with a %s, not a %s",
+                 c->method, reply->descriptor->name, c->output->name);
+        call_fail(c, FL_EINVAL, buf);
+    } else if (c->reply != NULL) {
+        fl_msg_t *m = pack_reply(reply);
+        if (m == NULL)
+            fl_future_fail(c->reply, FL_ENOMEM, "could not pack the reply");
+        else
+            fl_future_complete(c->reply, m, fl_msg_free_cb);
+    }
+    call_answered(c);
+}
+
+static fl_rpc_call_t *as_call(const void *data)
+{
+    fl_rpc_call_t *c = (fl_rpc_call_t *)data;
+    return c != NULL && c->magic == CALL_MAGIC ? c : NULL;
+}
+
+fl_rpc_endpoint_t *fl_rpc_call_endpoint(const void *closure_data)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    return c ? c->ep : NULL;
+}
+
+void *fl_rpc_call_state(const void *closure_data)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    return c ? c->ep->state : NULL;
+}
+
+bool fl_rpc_call_is_tell(const void *closure_data)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    return c != NULL && c->reply == NULL;
+}
+
+fl_rpc_call_t *fl_rpc_defer(void *closure_data)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    if (c == NULL || atomic_load(&c->answered))
+        return NULL;
+    if (!c->deferred) {
+        c->deferred = true;
+        atomic_fetch_add(&c->refs, 1);
+    }
+    return c;
+}
+
+int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    if (c == NULL || err == FL_OK)
+        return FL_EINVAL;
+    if (!call_claim(c))
+        return FL_EALREADY;
+    char buf[256];
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(buf, sizeof buf, "%s", fl_strerror(err));
+    }
+    call_fail(c, err, buf);
+    call_answered(c);
+    return FL_OK;
+}
+
+static void on_reply_future(fl_future_t *f, void *p)
+{
+    fl_rpc_call_t *c = p;
+    int err = fl_future_error(f);
+    if (err == FL_OK)
+        reply_closure(fl_future_value(f), c);
+    else
+        fl_rpc_fail(c, err, "%s", fl_future_message(f));
+    fl_future_release(f);
+}
+
+int fl_rpc_reply_future(void *closure_data, fl_future_t *f)
+{
+    fl_rpc_call_t *c = as_call(closure_data);
+    if (c == NULL || f == NULL) {
+        fl_future_release(f);
+        return FL_EINVAL;
+    }
+    if (atomic_load(&c->answered)) {
+        fl_future_release(f);
+        return FL_EALREADY;
+    }
+    fl_rpc_defer(c);
+    int rc = fl_future_on_complete(f, on_reply_future, c);
+    if (rc != FL_OK) {
+        fl_rpc_fail(c, rc, "could not watch the reply future");
+        fl_future_release(f);
+    }
+    return FL_OK;
+}
+
+/* ---- the main thread: dispatch ---------------------------------------------- */
+
+typedef struct task_ctx {
+    fl_rpc_endpoint_t *ep;
+    fl_rpc_run_cb run;
+    fl_rpc_callable_cb call;
+    void *arg;
+    fl_free_cb arg_free;
+    fl_future_t *f; /* call_async */
+} task_ctx_t;
+
+static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg);
+
+static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
+                               const char *what)
+{
+    if (fl_msg_is_ask(msg)) {
+        fl_reply_error(msg, FL_ENOTSTARTED,
+                       "Discard message %s, because the rpc endpoint %s has "
+                       "not been started yet.",
+                       what, ep->address);
+    } else {
+        FL_LOG(FL_LOG_INFO,
+               "rpc: discard message %s, because the rpc endpoint %s has not "
+               "been started yet",
+               what, ep->address);
+    }
+}
+
+static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
+{
+    const invoke_hdr_t *h = fl_msg_data(msg);
+    if (fl_msg_size(msg) < sizeof *h ||
+        fl_msg_size(msg) - sizeof *h < h->len) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EDECODE, "malformed invocation");
+        return;
+    }
+    if (h->service >= ep->nservices ||
+        h->method >= ep->services[h->service]->descriptor->n_methods) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_ENOMETHOD,
+                           "Could not find rpc method %u of service %u for "
+                           "rpc invocation.",
+                           h->method, h->service);
+        return;
+    }
+    ProtobufCService *s = ep->services[h->service];
+    const ProtobufCMethodDescriptor *md = &s->descriptor->methods[h->method];
+    const char *state_desc = md->name;
+    if (ep->st == EP_STOPPED) {
+        reject_not_started(ep, msg, state_desc);
+        return;
+    }
+    if (ep->fenced && h->fence != FENCE_SELF) {
+        char want[33], got[33];
+        token_hex(&ep->token, want);
+        if (h->fence == FENCE_NONE) {
+            if (fl_msg_is_ask(msg))
+                fl_reply_error(msg, FL_EFENCING,
+                               "Fencing token not set: Ignoring message %s "
+                               "because the fenced endpoint %s received it "
+                               "without a fencing token.",
+                               md->name, ep->id);
+            return;
+        }
+        if (memcmp(&h->token, &ep->token, sizeof ep->token) != 0) {
+            token_hex(&h->token, got);
+            if (fl_msg_is_ask(msg))
+                fl_reply_error(msg, FL_EFENCING,
+                               "Fencing token mismatch: Ignoring message %s "
+                               "because the fencing token %s did not match "
+                               "the expected fencing token %s.",
+                               md->name, got, want);
+            else
+                FL_LOG(FL_LOG_INFO, "rpc: %s: fencing token mismatch (%s)",
+                       ep->id, md->name);
+            return;
+        }
+    }
+    /* protobuf-c's own dispatch would call a NULL handler: check it. */
+    typedef void (*handler_t)(ProtobufCService *, const ProtobufCMessage *,
+                              ProtobufCClosure, void *);
+    handler_t *handlers = (handler_t *)(s + 1);
+    handler_t fn = handlers[h->method];
+    if (fn == NULL) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_ENOMETHOD,
+                           "Could not find rpc method %s for rpc invocation: "
+                           "endpoint %s does not implement it.",
+                           md->name, ep->id);
+        return;
+    }
+    ProtobufCMessage *in = protobuf_c_message_unpack(
+        md->input, NULL, h->len, (const uint8_t *)(h + 1));
+    if (in == NULL) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EDECODE,
+                           "Could not decode the %s request of %s.",
+                           md->input->name, md->name);
+        return;
+    }
+    fl_rpc_call_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        protobuf_c_message_free_unpacked(in, NULL);
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_ENOMEM, NULL);
+        return;
+    }
+    c->magic = CALL_MAGIC;
+    atomic_init(&c->refs, 1);
+    c->ep = ep;
+    c->reply = fl_msg_take_reply(msg);
+    c->output = md->output;
+    c->method = md->name;
+    fn(s, in, reply_closure, c);
+    protobuf_c_message_free_unpacked(in, NULL);
+    if (!c->deferred && !atomic_load(&c->answered) && call_claim(c))
+        call_fail(c, FL_ENOREPLY, "the handler returned without answering");
+    call_release(c);
+}
+
+static void do_start(fl_rpc_endpoint_t *ep)
+{
+    if (ep->st == EP_STARTED)
+        return;
+    if (ep->st != EP_STOPPED) {
+        FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: start while terminating "
+                             "ignored", ep->id);
+        return;
+    }
+    ep->st = EP_STARTED;
+    ep->running = true;
+    if (ep->on_start == NULL)
+        return;
+    int rc = ep->on_start(ep, ep->state);
+    if (rc != FL_OK) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "Could not start RpcEndpoint %s: %s",
+                 ep->id, fl_strerror(rc));
+        ep->running = false;
+        endpoint_finish(ep, rc, buf);
+    }
+}
+
+static void on_stop_done(fl_future_t *f, void *p)
+{
+    fl_rpc_endpoint_t *ep = p;
+    int err = fl_future_error(f);
+    endpoint_finish(ep, err, err ? fl_future_message(f) : NULL);
+    fl_future_release(f);
+}
+
+static void do_terminate(fl_rpc_endpoint_t *ep)
+{
+    if (ep->st == EP_TERMINATING || ep->st == EP_DONE)
+        return; /* on_stop runs once */
+    if (ep->st == EP_STOPPED) {
+        endpoint_finish(ep, FL_OK, NULL);
+        return;
+    }
+    ep->st = EP_TERMINATING;
+    fl_future_t *f = ep->on_stop ? ep->on_stop(ep, ep->state) : NULL;
+    ep->running = false;
+    if (f == NULL) {
+        endpoint_finish(ep, FL_OK, NULL);
+        return;
+    }
+    /* Serve on until f completes, then finish on the main thread. */
+    int rc = fl_future_on_complete_in(f, ep->svc->sys, ep->actor,
+                                      on_stop_done, ep, NULL);
+    if (rc != FL_OK) {
+        fl_future_release(f);
+        endpoint_finish(ep, rc, "could not wait for on_stop's future");
+    }
+}
+
+static void ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                       fl_msg_t *msg)
+{
+    fl_rpc_endpoint_t *ep = state;
+    switch (fl_msg_type(msg)) {
+    case RPC_INVOKE:
+        handle_invoke(ep, msg);
+        break;
+    case RPC_START:
+        do_start(ep);
+        break;
+    case RPC_STOP:
+        if (ep->st == EP_STARTED) {
+            ep->st = EP_STOPPED;
+            ep->running = false;
+        } else if (ep->st == EP_TERMINATING) {
+            FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: stop while terminating "
+                                 "ignored", ep->id);
+        }
+        break;
+    case RPC_TERMINATE:
+        do_terminate(ep);
+        break;
+    default:
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EINVAL, "unknown message type %u",
+                           fl_msg_type(msg));
+        break;
+    }
+}
+
+/* Tasks: run_async / call_async / scheduled, via fl_actor_exec. */
+static void task_free(void *p)
+{
+    task_ctx_t *t = p;
+    if (t->arg_free != NULL)
+        t->arg_free(t->arg);
+    if (t->f != NULL) {
+        fl_future_fail(t->f, FL_EUNREACHABLE,
+                       "recipient unreachable: endpoint %s has terminated",
+                       t->ep->id);
+        fl_future_release(t->f);
+    }
+    ep_release(t->ep);
+    free(t);
+}
+
+static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                      void *p)
+{
+    task_ctx_t *t = p;
+    fl_rpc_endpoint_t *ep = t->ep;
+    bool ran = false;
+    if (ep->st == EP_STOPPED || ep->st == EP_DONE) {
+        if (t->f != NULL) {
+            fl_future_fail(t->f, FL_ENOTSTARTED,
+                           "Discard callable, because the rpc endpoint %s has "
+                           "not been started yet.",
+                           ep->address);
+        } else {
+            FL_LOG(FL_LOG_INFO, "rpc: discard runnable, because the rpc "
+                                "endpoint %s has not been started yet",
+                   ep->address);
+        }
+    } else if (t->run != NULL) {
+        ran = true;
+        t->run(ep, ep->state, t->arg);
+    } else {
+        ran = true;
+        void *out = NULL;
+        fl_free_cb out_free = NULL;
+        int rc = t->call(ep, ep->state, t->arg, &out, &out_free);
+        if (rc == FL_OK)
+            fl_future_complete(t->f, out, out_free);
+        else
+            fl_future_fail(t->f, rc, NULL);
+    }
+    /* The task owns arg once it ran; otherwise it is freed here. */
+    if (!ran && t->arg_free != NULL)
+        t->arg_free(t->arg);
+    fl_future_release(t->f);
+    ep_release(ep);
+    free(t);
+}
+
+static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
+                            fl_free_cb arg_free)
+{
+    task_ctx_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    atomic_fetch_add(&ep->refs, 1);
+    t->ep = ep;
+    t->arg = arg;
+    t->arg_free = arg_free;
+    return t;
+}
+
+int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg,
+                     fl_free_cb arg_free)
+{
+    return fl_rpc_schedule_run_async(ep, fn, arg, arg_free, 0);
+}
+
+int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                              void *arg, fl_free_cb arg_free, int64_t delay_ms)
+{
+    if (ep == NULL || fn == NULL || delay_ms < 0) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    task_ctx_t *t = task_new(ep, arg, arg_free);
+    if (t == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    t->run = fn;
+    if (delay_ms == 0)
+        return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    /* Delayed: an exec message delivered by the timer thread (dropped
+     * timers and dead letters call task_free). */
+    fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
+    if (m == NULL) {
+        task_free(t);
+        return FL_ENOMEM;
+    }
+    fl__exec_t *e = fl__msg_payload(m);
+    e->fn = task_exec;
+    e->arg = t;
+    e->arg_free = task_free;
+    return fl_timer_send(ep->svc->sys, ep->actor, m, delay_ms, 0, NULL);
+}
+
+int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
+                      fl_free_cb arg_free, int64_t timeout_ms,
+                      fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (ep == NULL || fn == NULL || out == NULL || timeout_ms <= 0) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = fl_future_alloc();
+    task_ctx_t *t = f ? task_new(ep, arg, arg_free) : NULL;
+    if (t == NULL) {
+        fl_future_release(f);
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    t->call = fn;
+    t->f = fl_future_retain(f);
+    int rc = fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    if (rc == FL_ECLOSED || rc == FL_ENOMEM || rc == FL_EINVAL) {
+        fl_future_release(f);
+        return rc;
+    }
+    /* FL_EUNREACHABLE: f already failed by task_free. */
+    if (!fl_future_done(f))
+        fl_future_set_timeout(ep->svc->sys, f, timeout_ms);
+    *out = f;
+    return FL_OK;
+}
+
+int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f, fl_future_cb cb,
+                       void *arg, fl_free_cb arg_free)
+{
+    if (ep == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    return fl_future_on_complete_in(f, ep->svc->sys, ep->actor, cb, arg,
+                                    arg_free);
+}
+
+bool fl_rpc_in_main_thread(const fl_rpc_endpoint_t *ep)
+{
+    return ep != NULL && fl_self().id == ep->actor.id &&
+           fl_system_current() == ep->svc->sys;
+}
+
+void fl__rpc_assert_main_thread(const fl_rpc_endpoint_t *ep, const char *file,
+                                int line)
+{
+    if (!fl_rpc_in_main_thread(ep)) {
+        fl_log(FL_LOG_ERROR, "%s:%d: not on the main thread of endpoint %s",
+               file, line, ep ? ep->id : "(null)");
+        abort();
+    }
+}
+
+bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep)
+{
+    return fl_rpc_in_main_thread(ep) && ep->running;
+}
+
+/* ---- termination ---------------------------------------------------------------- */
+
+/* Main thread: record the result and stop the actor. Its termination
+ * (observed in on_actor_gone) frees the id and completes the future. */
+static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg)
+{
+    if (ep->st == EP_DONE)
+        return;
+    ep->st = EP_DONE;
+    ep->running = false;
+    ep->term_err = err;
+    if (err != FL_OK)
+        ep->term_msg = strdup(msg != NULL ? msg : fl_strerror(err));
+    fl_actor_stop(ep->svc->sys, ep->actor);
+}
+
+static void on_actor_gone(fl_future_t *f, void *p)
+{
+    fl_rpc_endpoint_t *ep = p;
+    fl_rpc_service_t *svc = ep->svc;
+    pthread_mutex_lock(&svc->mu);
+    for (fl_rpc_endpoint_t **q = &svc->endpoints; *q != NULL; q = &(*q)->next) {
+        if (*q == ep) {
+            *q = ep->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&svc->mu);
+    /* The actor is gone: the main-thread fields are ours now. */
+    if (ep->term_err == FL_OK && ep->st != EP_DONE && svc->sys != NULL) {
+        /* Stopped without a proper termination (system shut down). */
+        ep->term_err = FL_EUNREACHABLE;
+        free(ep->term_msg);
+        ep->term_msg = NULL;
+        char buf[256];
+        snprintf(buf, sizeof buf,
+                 "RpcEndpoint %s has not been properly stopped.", ep->id);
+        ep->term_msg = strdup(buf);
+    }
+    if (ep->term_err == FL_OK)
+        fl_future_complete(ep->termination, NULL, NULL);
+    else
+        fl_future_fail(ep->termination, ep->term_err, "%s",
+                       ep->term_msg ? ep->term_msg : "");
+    ep_release(ep);
+}
+
+/* ---- creating endpoints ---------------------------------------------------------- */
+
+static bool id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+              ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+static fl_rpc_endpoint_t *find_ep(fl_rpc_service_t *svc, const char *id)
+{
+    for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static int send_control(fl_rpc_endpoint_t *ep, uint32_t type)
+{
+    fl_msg_t *m = fl_msg_alloc(type, 0);
+    if (m == NULL)
+        return FL_ENOMEM;
+    return fl_tell(ep->svc->sys, ep->actor, m);
+}
+
+int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
+                           const fl_rpc_endpoint_opts_t *o,
+                           fl_rpc_endpoint_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (svc == NULL || o == NULL || out == NULL || o->services == NULL ||
+        o->nservices == 0 || (o->id != NULL && !id_ok(o->id)))
+        return FL_EINVAL;
+    for (size_t i = 0; i < o->nservices; i++)
+        if (o->services[i] == NULL || o->services[i]->descriptor == NULL)
+            return FL_EINVAL;
+    fl_rpc_endpoint_t *ep = calloc(1, sizeof *ep);
+    if (ep == NULL)
+        return FL_ENOMEM;
+    atomic_init(&ep->refs, 2);
+    ep->svc = svc;
+    ep->services = malloc(o->nservices * sizeof *ep->services);
+    ep->termination = fl_future_alloc();
+    if (ep->services == NULL || ep->termination == NULL)
+        goto nomem;
+    memcpy(ep->services, o->services, o->nservices * sizeof *ep->services);
+    ep->nservices = o->nservices;
+    ep->state = o->state;
+    ep->on_start = o->on_start;
+    ep->on_stop = o->on_stop;
+    if (o->fencing_token != NULL) {
+        ep->fenced = true;
+        ep->token = *o->fencing_token;
+    }
+
+    pthread_mutex_lock(&svc->mu);
+    int rc = FL_OK;
+    char anon[48];
+    if (svc->closed) {
+        rc = FL_ECLOSED;
+    } else if (o->id == NULL) {
+        snprintf(anon, sizeof anon, "endpoint_%llu",
+                 (unsigned long long)svc->anon++);
+        ep->id = strdup(anon);
+    } else if (find_ep(svc, o->id) != NULL) {
+        rc = FL_EEXIST;
+    } else {
+        ep->id = strdup(o->id);
+    }
+    if (rc == FL_OK && ep->id != NULL) {
+        size_t n = strlen(ep->id) + 32;
+        ep->address = malloc(n);
+        if (ep->address != NULL)
+            snprintf(ep->address, n, "fling://local/%s", ep->id);
+    }
+    if (rc == FL_OK && (ep->id == NULL || ep->address == NULL))
+        rc = FL_ENOMEM;
+    if (rc == FL_OK)
+        rc = fl_actor_spawn(svc->sys, ep_receive, ep, NULL, &ep->actor);
+    fl_future_t *gone = NULL;
+    if (rc == FL_OK) {
+        rc = fl_actor_termination(svc->sys, ep->actor, &gone);
+        if (rc == FL_OK)
+            rc = fl_future_on_complete(gone, on_actor_gone, ep);
+        if (rc != FL_OK)
+            fl_actor_stop(svc->sys, ep->actor); /* nothing else knows it */
+        fl_future_release(gone);
+    }
+    if (rc == FL_OK) {
+        ep->next = svc->endpoints;
+        svc->endpoints = ep;
+    }
+    pthread_mutex_unlock(&svc->mu);
+    if (rc != FL_OK)
+        goto fail;
+    *out = ep;
+    return FL_OK;
+nomem:
+    rc = FL_ENOMEM;
+fail:
+    fl_future_release(ep->termination);
+    free(ep->services);
+    free(ep->id);
+    free(ep->address);
+    free(ep);
+    return rc;
+}
+
+int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep)
+{
+    return ep ? send_control(ep, RPC_START) : FL_EINVAL;
+}
+
+int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep)
+{
+    return ep ? send_control(ep, RPC_STOP) : FL_EINVAL;
+}
+
+fl_future_t *fl_rpc_endpoint_close(fl_rpc_endpoint_t *ep)
+{
+    if (ep == NULL)
+        return NULL;
+    (void)send_control(ep, RPC_TERMINATE); /* gone already: fine */
+    return fl_future_retain(ep->termination);
+}
+
+fl_future_t *fl_rpc_endpoint_termination(fl_rpc_endpoint_t *ep)
+{
+    return ep ? fl_future_retain(ep->termination) : NULL;
+}
+
+const char *fl_rpc_endpoint_id(const fl_rpc_endpoint_t *ep)
+{
+    return ep ? ep->id : NULL;
+}
+
+const char *fl_rpc_endpoint_address(const fl_rpc_endpoint_t *ep)
+{
+    return ep ? ep->address : NULL;
+}
+
+void *fl_rpc_endpoint_state(const fl_rpc_endpoint_t *ep)
+{
+    return ep ? ep->state : NULL;
+}
+
+fl_rpc_service_t *fl_rpc_endpoint_service(fl_rpc_endpoint_t *ep)
+{
+    return ep ? ep->svc : NULL;
+}
+
+int fl_rpc_endpoint_fencing_token(const fl_rpc_endpoint_t *ep,
+                                  fl_fencing_token_t *out)
+{
+    if (ep == NULL || out == NULL)
+        return FL_EINVAL;
+    if (!ep->fenced)
+        return FL_ENOENT;
+    *out = ep->token;
+    return FL_OK;
+}
+
+/* ---- gateways ------------------------------------------------------------------- */
+
+static void gw_invoke(ProtobufCService *service, unsigned method,
+                      const ProtobufCMessage *input, ProtobufCClosure closure,
+                      void *closure_data);
+
+static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
+                                uint32_t service_index, uint8_t fence,
+                                const fl_fencing_token_t *token)
+{
+    fl_rpc_gateway_t *gw = calloc(1, sizeof *gw);
+    if (gw == NULL || (gw->address = strdup(ep->address)) == NULL) {
+        free(gw);
+        return NULL;
+    }
+    gw->base.descriptor = ep->services[service_index]->descriptor;
+    gw->base.invoke = gw_invoke;
+    gw->base.destroy = NULL;
+    gw->svc = svc;
+    gw->actor = ep->actor;
+    gw->service_index = service_index;
+    gw->fence = fence;
+    if (token != NULL)
+        gw->token = *token;
+    gw->timeout_ms = svc->timeout_ms;
+    return gw;
+}
+
+void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    free(gw->address);
+    free(gw);
+}
+
+static void gw_free_cb(void *p)
+{
+    fl_rpc_gateway_free(p);
+}
+
+/* Index of desc among ep's services, or -1. */
+static int service_index(const fl_rpc_endpoint_t *ep,
+                         const ProtobufCServiceDescriptor *desc)
+{
+    for (size_t i = 0; i < ep->nservices; i++) {
+        const ProtobufCServiceDescriptor *d = ep->services[i]->descriptor;
+        if (d == desc || strcmp(d->name, desc->name) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
+                        const ProtobufCServiceDescriptor *desc,
+                        fl_rpc_gateway_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (ep == NULL || desc == NULL || out == NULL)
+        return FL_EINVAL;
+    int i = service_index(ep, desc);
+    if (i < 0)
+        return FL_ENOTSUP;
+    *out = gw_new(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
+    return *out ? FL_OK : FL_ENOMEM;
+}
+
+int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
+                   const ProtobufCServiceDescriptor *desc,
+                   const fl_fencing_token_t *token, fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (svc == NULL || address == NULL || desc == NULL || out == NULL)
+        return FL_EINVAL;
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL)
+        return FL_ENOMEM;
+    static const char prefix[] = "fling://local/";
+    pthread_mutex_lock(&svc->mu);
+    if (svc->closed) {
+        pthread_mutex_unlock(&svc->mu);
+        fl_future_release(f);
+        return FL_ECLOSED;
+    }
+    fl_rpc_endpoint_t *ep = NULL;
+    if (strncmp(address, prefix, sizeof prefix - 1) == 0)
+        ep = find_ep(svc, address + sizeof prefix - 1);
+    int idx = ep ? service_index(ep, desc) : -1;
+    fl_rpc_gateway_t *gw = NULL;
+    if (idx >= 0)
+        gw = gw_new(svc, ep, (uint32_t)idx,
+                    token ? FENCE_TOKEN : FENCE_NONE, token);
+    pthread_mutex_unlock(&svc->mu);
+    if (ep == NULL)
+        fl_future_fail(f, FL_ECONNECT,
+                       "Could not connect to rpc endpoint under address %s.",
+                       address);
+    else if (idx < 0)
+        fl_future_fail(f, FL_EHANDSHAKE,
+                       "The rpc endpoint does not support the gateway %s.",
+                       desc->name);
+    else if (gw == NULL)
+        fl_future_fail(f, FL_ENOMEM, NULL);
+    else
+        fl_future_complete(f, gw, gw_free_cb);
+    *out = f;
+    return FL_OK;
+}
+
+ProtobufCService *fl_rpc_gateway_service(fl_rpc_gateway_t *gw)
+{
+    return gw ? &gw->base : NULL;
+}
+
+const char *fl_rpc_gateway_address(const fl_rpc_gateway_t *gw)
+{
+    return gw ? gw->address : NULL;
+}
+
+const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw)
+{
+    return gw ? "localhost" : NULL;
+}
+
+int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
+                                 fl_fencing_token_t *out)
+{
+    if (gw == NULL || out == NULL)
+        return FL_EINVAL;
+    if (gw->fence == FENCE_NONE)
+        return FL_ENOTSUP;
+    *out = gw->token;
+    return FL_OK;
+}
+
+int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw, int64_t timeout_ms)
+{
+    if (gw == NULL || timeout_ms <= 0)
+        return FL_EINVAL;
+    gw->timeout_ms = timeout_ms;
+    return FL_OK;
+}
+
+int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
+                        const char *name)
+{
+    if (desc == NULL || name == NULL)
+        return -1;
+    for (unsigned i = 0; i < desc->n_methods; i++)
+        if (strcmp(desc->methods[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- calling (caller side) ------------------------------------------------------ */
+
+/* Build the invocation message for method of gw with req packed in. */
+static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
+                        const ProtobufCMessage *req, fl_msg_t **out)
+{
+    *out = NULL;
+    if (method >= gw->base.descriptor->n_methods || req == NULL ||
+        req->descriptor != gw->base.descriptor->methods[method].input)
+        return FL_EINVAL;
+    size_t n = protobuf_c_message_get_packed_size(req);
+    if (n > UINT32_MAX)
+        return FL_EINVAL;
+    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
+    if (m == NULL)
+        return FL_ENOMEM;
+    invoke_hdr_t *h = fl_msg_data(m);
+    h->service = gw->service_index;
+    h->method = method;
+    h->len = (uint32_t)n;
+    h->fence = gw->fence;
+    h->token = gw->token;
+    protobuf_c_message_pack(req, (uint8_t *)(h + 1));
+    *out = m;
+    return FL_OK;
+}
+
+typedef struct unpack_ctx {
+    const ProtobufCMessageDescriptor *output;
+} unpack_ctx_t;
+
+static int unpack_then(void *arg, void *value, void **out,
+                       fl_free_cb *out_free)
+{
+    const ProtobufCMessageDescriptor *d = arg;
+    fl_msg_t *m = value;
+    ProtobufCMessage *r = protobuf_c_message_unpack(
+        d, NULL, fl_msg_size(m), fl_msg_data(m));
+    if (r == NULL)
+        return FL_EDECODE;
+    *out = r;
+    *out_free = free_message_cb;
+    return FL_OK;
+}
+
+int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
+                const ProtobufCMessage *req, int64_t timeout_ms,
+                fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (gw == NULL || out == NULL || timeout_ms < 0)
+        return FL_EINVAL;
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc != FL_OK)
+        return rc;
+    fl_future_t *ask;
+    rc = fl_ask(gw->svc->sys, gw->actor, m,
+                timeout_ms ? timeout_ms : gw->timeout_ms, &ask);
+    if (rc != FL_OK)
+        return rc;
+    fl_future_t *f = fl_future_then(
+        ask, unpack_then,
+        (void *)gw->base.descriptor->methods[method].output);
+    fl_future_release(ask);
+    if (f == NULL)
+        return FL_ENOMEM;
+    *out = f;
+    return FL_OK;
+}
+
+int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
+                     const ProtobufCMessage *req, int64_t timeout_ms,
+                     ProtobufCMessage **reply)
+{
+    if (reply != NULL)
+        *reply = NULL;
+    if (reply == NULL)
+        return FL_EINVAL;
+    if (fl_system_current() != NULL)
+        return FL_EDEADLK;
+    fl_future_t *f;
+    int rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
+    if (rc != FL_OK)
+        return rc;
+    rc = fl_future_wait(f, FL_INFINITE); /* the call has its own timeout */
+    if (rc == FL_OK)
+        *reply = fl_future_take_value(f);
+    fl_future_release(f);
+    return rc;
+}
+
+/* Closure-style asks. */
+typedef struct closure_ctx {
+    ProtobufCClosure closure;
+    void *data;
+    const ProtobufCMessageDescriptor *output;
+} closure_ctx_t;
+
+static void run_closure(fl_future_t *f, void *p)
+{
+    closure_ctx_t *c = p;
+    int err = fl_future_error(f);
+    if (err == FL_OK) {
+        fl_msg_t *m = fl_future_value(f);
+        ProtobufCMessage *r = protobuf_c_message_unpack(
+            c->output, NULL, fl_msg_size(m), fl_msg_data(m));
+        if (r == NULL) {
+            set_last(FL_EDECODE, "could not decode the reply");
+            c->closure(NULL, c->data);
+        } else {
+            set_last(FL_OK, NULL);
+            c->closure(r, c->data);
+            protobuf_c_message_free_unpacked(r, NULL);
+        }
+    } else {
+        set_last(err, fl_future_message(f));
+        c->closure(NULL, c->data);
+    }
+    free(c);
+}
+
+static void drop_closure(void *p)
+{
+    closure_ctx_t *c = p;
+    FL_LOG(FL_LOG_WARN, "rpc: reply dropped: the calling actor has stopped");
+    free(c);
+}
+
+static void gw_invoke(ProtobufCService *service, unsigned method,
+                      const ProtobufCMessage *input, ProtobufCClosure closure,
+                      void *closure_data)
+{
+    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
+    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
+    tls_next_timeout = 0;
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, input, &m);
+    if (rc == FL_OK && closure == NULL) {
+        rc = fl_tell(gw->svc->sys, gw->actor, m);
+        set_last(rc, NULL);
+        return;
+    }
+    fl_future_t *ask = NULL;
+    if (rc == FL_OK)
+        rc = fl_ask(gw->svc->sys, gw->actor, m, timeout, &ask);
+    closure_ctx_t *c = rc == FL_OK ? malloc(sizeof *c) : NULL;
+    if (rc == FL_OK && c == NULL)
+        rc = FL_ENOMEM;
+    if (rc != FL_OK) {
+        fl_future_release(ask);
+        set_last(rc, NULL);
+        if (closure != NULL)
+            closure(NULL, closure_data);
+        return;
+    }
+    c->closure = closure;
+    c->data = closure_data;
+    c->output = gw->base.descriptor->methods[method].output;
+    fl_actor_ref_t self = fl_self();
+    fl_system_t *cur = fl_system_current();
+    if (self.id != 0 && cur != NULL)
+        rc = fl_future_on_complete_in(ask, cur, self, run_closure, c,
+                                      drop_closure);
+    else
+        rc = fl_future_on_complete(ask, run_closure, c);
+    set_last(rc, NULL);
+    fl_future_release(ask);
+}
+
+/* ---- the service ------------------------------------------------------------------ */
+
+struct task {
+    fl_rpc_service_t *svc;
+    fl_rpc_task_id_t id;
+    fl_rpc_sched_cb fn;
+    void *arg;
+    int kind; /* 0 once, 1 fixed rate, 2 fixed delay */
+    int64_t delay_ms;
+    fl_timer_id_t timer;
+    bool running, cancelled;
+    task_t *next;
+};
+
+int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
+{
+    if (out == NULL)
+        return FL_EINVAL;
+    *out = NULL;
+    fl_rpc_service_opts_t opts = {0};
+    if (o != NULL)
+        opts = *o;
+    if (opts.default_timeout_ms < 0)
+        return FL_EINVAL;
+    fl_rpc_service_t *svc = calloc(1, sizeof *svc);
+    if (svc == NULL)
+        return FL_ENOMEM;
+    svc->timeout_ms = opts.default_timeout_ms ? opts.default_timeout_ms
+                                              : FL_RPC_DEFAULT_TIMEOUT_MS;
+    if (opts.system != NULL) {
+        svc->sys = opts.system;
+    } else {
+        fl_system_opts_t so = {0};
+        so.workers = opts.workers;
+        int rc = fl_system_alloc(&so, &svc->sys);
+        if (rc != FL_OK) {
+            free(svc);
+            return rc;
+        }
+        svc->own_sys = true;
+    }
+    pthread_mutex_init(&svc->mu, NULL);
+    pthread_cond_init(&svc->cv, NULL);
+    *out = svc;
+    return FL_OK;
+}
+
+/* Completes dst when every input is done; fails with the first failure. */
+typedef struct settle_ctx {
+    _Atomic size_t left;
+    _Atomic int first_err;
+    pthread_mutex_t mu;
+    char msg[256];
+    fl_future_t *dst;
+} settle_ctx_t;
+
+static void on_settle(fl_future_t *f, void *p)
+{
+    settle_ctx_t *c = p;
+    int err = fl_future_error(f);
+    if (err != FL_OK) {
+        int zero = FL_OK;
+        if (atomic_compare_exchange_strong(&c->first_err, &zero, err)) {
+            pthread_mutex_lock(&c->mu);
+            snprintf(c->msg, sizeof c->msg, "%s", fl_future_message(f));
+            pthread_mutex_unlock(&c->mu);
+        }
+    }
+    if (atomic_fetch_sub(&c->left, 1) == 1) {
+        int e = atomic_load(&c->first_err);
+        if (e == FL_OK)
+            fl_future_complete(c->dst, NULL, NULL);
+        else
+            fl_future_fail(c->dst, e, "%s", c->msg);
+        fl_future_release(c->dst);
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
+}
+
+fl_future_t *fl_rpc_service_close(fl_rpc_service_t *svc)
+{
+    if (svc == NULL)
+        return NULL;
+    pthread_mutex_lock(&svc->mu);
+    if (svc->close_future != NULL) {
+        fl_future_t *f = fl_future_retain(svc->close_future);
+        pthread_mutex_unlock(&svc->mu);
+        return f;
+    }
+    svc->closed = true;
+    fl_future_t *dst = fl_future_alloc();
+    settle_ctx_t *c = calloc(1, sizeof *c);
+    size_t n = 0;
+    for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next)
+        n++;
+    fl_rpc_endpoint_t **eps = calloc(n + 1, sizeof *eps);
+    if (dst == NULL || c == NULL || eps == NULL) {
+        svc->closed = false;
+        pthread_mutex_unlock(&svc->mu);
+        fl_future_release(dst);
+        free(c);
+        free(eps);
+        return NULL;
+    }
+    size_t i = 0;
+    for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next) {
+        atomic_fetch_add(&e->refs, 1);
+        eps[i++] = e;
+    }
+    svc->close_future = fl_future_retain(dst);
+    pthread_mutex_unlock(&svc->mu);
+
+    pthread_mutex_init(&c->mu, NULL);
+    atomic_init(&c->left, n + 1);
+    c->dst = fl_future_retain(dst);
+    for (i = 0; i < n; i++) {
+        fl_future_t *t = fl_rpc_endpoint_close(eps[i]);
+        fl_future_on_complete(t, on_settle, c);
+        fl_future_release(t);
+        ep_release(eps[i]);
+    }
+    free(eps);
+    /* The +1: complete now if there were no endpoints. */
+    fl_future_t *done = fl_future_alloc();
+    if (done != NULL) {
+        fl_future_complete(done, NULL, NULL);
+        on_settle(done, c);
+        fl_future_release(done);
+    }
+    return dst;
+}
+
+static void cancel_all_tasks(fl_rpc_service_t *svc);
+
+int fl_rpc_service_shutdown(fl_rpc_service_t *svc)
+{
+    if (svc == NULL)
+        return FL_EINVAL;
+    if (fl_system_current() != NULL)
+        return FL_EDEADLK;
+    fl_future_t *f = fl_rpc_service_close(svc);
+    if (f == NULL)
+        return FL_ENOMEM;
+    int rc = fl_future_wait(f, FL_INFINITE);
+    fl_future_release(f);
+    cancel_all_tasks(svc);
+    pthread_mutex_lock(&svc->mu);
+    bool first = !svc->shut_down;
+    svc->shut_down = true;
+    pthread_mutex_unlock(&svc->mu);
+    if (first && svc->own_sys)
+        fl_system_shutdown(svc->sys);
+    return rc;
+}
+
+void fl_rpc_service_free(fl_rpc_service_t *svc)
+{
+    if (svc == NULL)
+        return;
+    fl_rpc_service_shutdown(svc);
+    if (svc->own_sys)
+        fl_system_free(svc->sys);
+    fl_future_release(svc->close_future);
+    pthread_mutex_destroy(&svc->mu);
+    pthread_cond_destroy(&svc->cv);
+    free(svc);
+}
+
+fl_system_t *fl_rpc_service_system(fl_rpc_service_t *svc)
+{
+    return svc ? svc->sys : NULL;
+}
+
+const char *fl_rpc_service_address(const fl_rpc_service_t *svc)
+{
+    return svc ? "" : NULL;
+}
+
+int fl_rpc_service_port(const fl_rpc_service_t *svc)
+{
+    (void)svc;
+    return -1;
+}
+
+int64_t fl_rpc_service_timeout(const fl_rpc_service_t *svc)
+{
+    return svc ? svc->timeout_ms : 0;
+}
+
+int fl_rpc_service_lookup(fl_rpc_service_t *svc, const char *id,
+                          fl_rpc_endpoint_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (svc == NULL || id == NULL || out == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&svc->mu);
+    fl_rpc_endpoint_t *ep = find_ep(svc, id);
+    pthread_mutex_unlock(&svc->mu);
+    *out = ep;
+    return ep ? FL_OK : FL_ENOENT;
+}
+
+/* ---- the scheduled executor -------------------------------------------------------- */
+
+/* Under svc->mu: unlink and free t. */
+static void task_unlink(fl_rpc_service_t *svc, task_t *t)
+{
+    for (task_t **q = &svc->tasks; *q != NULL; q = &(*q)->next) {
+        if (*q == t) {
+            *q = t->next;
+            break;
+        }
+    }
+    free(t);
+}
+
+static void task_fire(fl_system_t *sys, void *p)
+{
+    task_t *t = p;
+    fl_rpc_service_t *svc = t->svc;
+    pthread_mutex_lock(&svc->mu);
+    if (t->cancelled) {
+        task_unlink(svc, t);
+        pthread_cond_broadcast(&svc->cv);
+        pthread_mutex_unlock(&svc->mu);
+        return;
+    }
+    t->running = true;
+    pthread_mutex_unlock(&svc->mu);
+    t->fn(svc, t->arg);
+    pthread_mutex_lock(&svc->mu);
+    t->running = false;
+    if (t->cancelled || t->kind == 0) {
+        task_unlink(svc, t);
+    } else if (t->kind == 2) {
+        /* Fixed delay: the next run starts delay_ms after this one ended. */
+        if (fl_timer_start(sys, task_fire, t, t->delay_ms, 0, &t->timer) !=
+            FL_OK)
+            task_unlink(svc, t);
+    }
+    pthread_cond_broadcast(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
+}
+
+static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
+                    int kind, int64_t initial, int64_t period,
+                    fl_rpc_task_id_t *out)
+{
+    if (svc == NULL || fn == NULL || initial < 0 ||
+        (kind != 0 && period <= 0))
+        return FL_EINVAL;
+    task_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return FL_ENOMEM;
+    t->svc = svc;
+    t->fn = fn;
+    t->arg = arg;
+    t->kind = kind;
+    t->delay_ms = period;
+    pthread_mutex_lock(&svc->mu);
+    if (svc->closed) {
+        pthread_mutex_unlock(&svc->mu);
+        free(t);
+        return FL_ECLOSED;
+    }
+    t->id = ++svc->next_task;
+    /* Under the lock so a fast first run finds the task linked. */
+    int rc = fl_timer_start(svc->sys, task_fire, t, initial,
+                            kind == 1 ? period : 0, &t->timer);
+    if (rc != FL_OK) {
+        pthread_mutex_unlock(&svc->mu);
+        free(t);
+        return rc;
+    }
+    t->next = svc->tasks;
+    svc->tasks = t;
+    if (out != NULL)
+        *out = t->id;
+    pthread_mutex_unlock(&svc->mu);
+    return FL_OK;
+}
+
+int fl_rpc_schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
+                    int64_t delay_ms, fl_rpc_task_id_t *out)
+{
+    return schedule(svc, fn, arg, 0, delay_ms, 0, out);
+}
+
+int fl_rpc_schedule_at_fixed_rate(fl_rpc_service_t *svc, fl_rpc_sched_cb fn,
+                                  void *arg, int64_t initial_ms,
+                                  int64_t period_ms, fl_rpc_task_id_t *out)
+{
+    return schedule(svc, fn, arg, 1, initial_ms, period_ms, out);
+}
+
+int fl_rpc_schedule_with_fixed_delay(fl_rpc_service_t *svc, fl_rpc_sched_cb fn,
+                                     void *arg, int64_t initial_ms,
+                                     int64_t delay_ms, fl_rpc_task_id_t *out)
+{
+    return schedule(svc, fn, arg, 2, initial_ms, delay_ms, out);
+}
+
+/* Under svc->mu. Returns FL_OK or FL_ENOENT. */
+static int cancel_locked(fl_rpc_service_t *svc, task_t *t)
+{
+    if (t->cancelled)
+        return FL_ENOENT;
+    t->cancelled = true;
+    bool firing = false;
+    int rc = fl__timer_cancel_id(svc->sys, t->timer, &firing);
+    /* The timer will not call task_fire again and no run is in progress:
+     * free it now. Otherwise the run in progress (or about to start) sees
+     * `cancelled` and frees it. */
+    if (rc == FL_OK && !firing && !t->running)
+        task_unlink(svc, t);
+    else if (rc != FL_OK && !t->running && !firing && t->kind == 0)
+        task_unlink(svc, t); /* fired and finished already */
+    return FL_OK;
+}
+
+int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id)
+{
+    if (svc == NULL)
+        return FL_EINVAL;
+    pthread_mutex_lock(&svc->mu);
+    task_t *t = svc->tasks;
+    while (t != NULL && t->id != id)
+        t = t->next;
+    int rc = t ? cancel_locked(svc, t) : FL_ENOENT;
+    pthread_mutex_unlock(&svc->mu);
+    return rc;
+}
+
+static void cancel_all_tasks(fl_rpc_service_t *svc)
+{
+    pthread_mutex_lock(&svc->mu);
+    for (;;) {
+        task_t *t = svc->tasks;
+        while (t != NULL && t->cancelled)
+            t = t->next;
+        if (t != NULL) {
+            cancel_locked(svc, t);
+            continue;
+        }
+        if (svc->tasks == NULL)
+            break;
+        /* Cancelled tasks whose run is in progress free themselves. When
+         * the system is gone already, nothing will run them: free. */
+        bool any_running = false;
+        for (t = svc->tasks; t != NULL; t = t->next)
+            any_running |= t->running;
+        if (!any_running && svc->shut_down) {
+            while (svc->tasks != NULL)
+                task_unlink(svc, svc->tasks);
+            break;
+        }
+        if (!any_running) {
+            /* Cancelled while firing but not yet running: the timer
+             * thread is about to call task_fire; wait for it. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 1000000;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&svc->cv, &svc->mu, &ts);
+            if (svc->tasks == NULL)
+                break;
+            continue;
+        }
+        pthread_cond_wait(&svc->cv, &svc->mu);
+    }
+    pthread_mutex_unlock(&svc->mu);
+}
