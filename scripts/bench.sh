@@ -11,6 +11,11 @@
 # the median of each side, the ratio and the target. It is printed and
 # written to BUILD_DIR/bench-report.txt.
 #
+# Some benchmarks have no peer (FLING_ONLY below): the peer is not asked to
+# run them, and their target compares them with another fling figure of the
+# same run (kind "self"). Naming such a benchmark adds the one it is
+# compared with to the run.
+#
 # Speed is never asserted: the exit status is 0 even when targets are
 # missed, 1 when a benchmark program failed (non-zero exit or a hang), 2 for
 # a bad command line. Without erl (or without the peer script) the peer is
@@ -24,8 +29,10 @@
 set -u
 export LC_ALL=C
 
-# Targets: key, kind, threshold. kind "ratio": fling/peer median >= threshold;
-# kind "max": fling median <= threshold (absolute, in the figure's unit).
+# Targets: key, kind, threshold[, reference]. kind "ratio": fling/peer
+# median >= threshold; kind "max": fling median <= threshold (absolute, in
+# the figure's unit); kind "self": fling median / fling's median of the
+# reference key, in the same run, >= threshold (a fling-vs-fling ratio).
 TARGETS='
 actor.counting.rate          ratio 5
 actor.fanin.rate             ratio 5
@@ -34,7 +41,11 @@ actor.threadring.rate        ratio 3
 actor.ask.rate               ratio 3
 actor.spawn.rate             ratio 10
 actor.spawn.bytes_per_actor  max   256
+rpc.local_call.rate          ratio 3
+rpc.local_tell.rate          self  0.5 actor.counting.rate
 '
+# Benchmarks the peer does not have.
+FLING_ONLY='rpc.local_tell'
 # Units where less is better: the ratio column then shows peer/fling, so a
 # number above 1 is fling's advantage either way.
 LOWER_IS_BETTER_UNITS='bytes ns us ms s'
@@ -89,6 +100,27 @@ for n in "$@"; do
     fi
 done
 
+# NAMES: what both sides run (none = all). A "self" target needs its
+# reference in the same run: add the reference's benchmark when it is
+# missing. PEER_NAMES: NAMES without the benchmarks the peer lacks.
+NAMES=("$@")
+ADDED=()
+if [ ${#NAMES[@]} -gt 0 ]; then
+    while read -r key kind _ ref; do
+        [ "$kind" = self ] || continue
+        bench=${key%.*} refbench=${ref%.*}
+        if printf '%s\n' "${NAMES[@]}" | grep -qxF -- "$bench" &&
+           ! printf '%s\n' "${NAMES[@]}" | grep -qxF -- "$refbench"; then
+            NAMES+=("$refbench")
+            ADDED+=("$refbench (the reference of $key)")
+        fi
+    done <<<"$TARGETS"
+fi
+PEER_NAMES=()
+for n in "${NAMES[@]}"; do
+    grep -qwF -- "$n" <<<"$FLING_ONLY" || PEER_NAMES+=("$n")
+done
+
 REPORT=$BUILD/bench-report.txt
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fling-bench.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
@@ -101,6 +133,8 @@ if ! command -v erl >/dev/null 2>&1; then
     PEER_SKIP="erl not found in PATH"
 elif [ ! -f "$PEER" ]; then
     PEER_SKIP="$PEER does not exist"
+elif [ ${#NAMES[@]} -gt 0 ] && [ ${#PEER_NAMES[@]} -eq 0 ]; then
+    PEER_SKIP="it has none of the benchmarks named ($FLING_ONLY: fling only)"
 fi
 HAVE_TIMEOUT=""
 command -v timeout >/dev/null 2>&1 && HAVE_TIMEOUT=yes
@@ -139,12 +173,19 @@ machine() {
     echo
     echo "== command"
     echo "report:   $(printf '%q ' "$0" "$BUILD" "$@")"
-    echo "fling:    $(printf '%q ' "$BIN" "${FLING_ARGS[@]}" "$@")"
+    echo "fling:    $(printf '%q ' "$BIN" "${FLING_ARGS[@]}" "${NAMES[@]}")"
     if [ -n "$PEER_SKIP" ]; then
         echo "$PEER_NAME:   SKIPPED: $PEER_SKIP"
     else
-        echo "$PEER_NAME:   $(printf '%q ' "${PEER_CMD[@]}" "$@")"
+        echo "$PEER_NAME:   $(printf '%q ' "${PEER_CMD[@]}" \
+                              "${PEER_NAMES[@]}")"
     fi
+    local a
+    for a in "${ADDED[@]}"; do
+        echo "added:    $a"
+    done
+    echo "no peer:  $FLING_ONLY (fling only; compared with fling's own" \
+         "figures)"
     echo "runs:     $RUNS per side, interleaved (FLING_BENCH_RUNS)"
     echo
 }
@@ -218,17 +259,17 @@ table() {
         BEGIN { nl = split(lower, L, " "); for (i = 1; i <= nl; i++) low[L[i]] = 1 }
         /^#/ { sec = $1; next }
         NF == 0 { next }
-        sec == "#TARGETS" { tkind[$1] = $2; tval[$1] = $3; next }
+        sec == "#TARGETS" { tkind[$1] = $2; tval[$1] = $3; tref[$1] = $4; next }
         sec == "#MEDIANS" {
             med[$1, $2] = $3; unit[$2] = $4; cnt[$1, $2] = $5
             spr[$1, $2] = $6; next
         }
         sec == "#ORDER" { order[++nk] = $1; next }
         END {
-            fmt = "%-29s %-14s %12s %6s %12s %6s %10s  %-17s %s\n"
+            fmt = "%-29s %-14s %12s %6s %12s %6s %10s  %-22s %s\n"
             printf fmt, "figure", "unit", "fling", "+-%", peer, "+-%",
                    "ratio", "target", "result"
-            npass = nmiss = nna = 0
+            npass = nmiss = nna = nself = 0
             for (k = 1; k <= nk; k++) {
                 key = order[k]
                 hasf = (("fling", key) in med); hasp = ((peer, key) in med)
@@ -247,6 +288,26 @@ table() {
                         if (r == "") { result = "n/a"; nna++ }
                         else if (r >= tval[key]) { result = "PASS"; npass++ }
                         else { result = "MISS"; nmiss++ }
+                    } else if (tkind[key] == "self") {
+                        # fling vs fling: this figure over the reference
+                        # figure, both fling medians of this run.
+                        ref = tref[key]
+                        target = sprintf(">= %sx %s", tval[key],
+                                         substr(ref, 1, length(ref) - 5))
+                        hasr = (("fling", ref) in med)
+                        g = hasr ? med["fling", ref] : 0
+                        ratio = "-"; r = ""
+                        if (hasf && f > 0 && g > 0) {
+                            r = f / g; ratio = sprintf("%.2fx^", r)
+                        }
+                        if (r == "") { result = "n/a"; nna++ }
+                        else if (r >= tval[key]) { result = "PASS"; npass++ }
+                        else { result = "MISS"; nmiss++ }
+                        selfline[++nself] = sprintf("  %s / %s = %s / %s" \
+                            " = %s (target >= %sx): %s", key, ref,
+                            hasf ? num(f) : "-", hasr ? num(g) : "-",
+                            r == "" ? "-" : sprintf("%.2fx", r), tval[key],
+                            result)
                     } else if (tkind[key] == "max") {
                         target = sprintf("<= %s %s", tval[key], unit[key])
                         if (!hasf) { result = "n/a"; nna++ }
@@ -265,6 +326,13 @@ table() {
                   " (" lower "):"
             print "  there the ratio is " peer "/fling, fling'"'"'s advantage" \
                   " (above 1 = fling better)."
+            if (nself > 0) {
+                print "^ a fling-vs-fling ratio (no " peer " figure): the" \
+                      " fling median over the fling median"
+                print "  of the reference figure, both from this run:"
+                for (k = 1; k <= nself; k++)
+                    print selfline[k]
+            }
             if (peerskip != "")
                 print peer " peer skipped: " peerskip
             printf "targets: %d PASS, %d MISS, %d n/a (speed is reported," \
@@ -277,9 +345,9 @@ report() {
     echo "== raw output of every run"
     local i
     for ((i = 1; i <= RUNS; i++)); do
-        run_one fling "$i" "$BIN" "${FLING_ARGS[@]}" "$@"
+        run_one fling "$i" "$BIN" "${FLING_ARGS[@]}" "${NAMES[@]}"
         if [ -z "$PEER_SKIP" ]; then
-            run_one "$PEER_NAME" "$i" "${PEER_CMD[@]}" "$@"
+            run_one "$PEER_NAME" "$i" "${PEER_CMD[@]}" "${PEER_NAMES[@]}"
         fi
     done
     echo

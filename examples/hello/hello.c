@@ -88,7 +88,8 @@ static void reply_later(fl_rpc_endpoint_t *ep, void *state, void *arg)
 }
 
 /* Runs instead of reply_later if the endpoint can no longer run it (it
- * was stopped or has terminated): the call must still be answered once. */
+ * was stopped or has terminated), on whatever thread finds that out: the
+ * call must still be answered once. (It must not touch the state.) */
 static void drop_later(void *arg)
 {
     later_t *later = arg;
@@ -100,9 +101,9 @@ static void drop_later(void *arg)
  * The handler of SayHello, Flink's HelloEndpoint.sayHello. protoc-c names
  * the service struct's member say_hello, so HELLO__HELLO_GATEWAY__INIT(p)
  * expects a function named p##say_hello. It runs on the endpoint's main
- * thread; req is borrowed for the duration of the call. It must answer the
- * call exactly once: closure(&reply, call) now, fl_rpc_fail, or later
- * through fl_rpc_defer.
+ * thread; req is borrowed until it returns. It must answer the call
+ * exactly once: closure(&reply, call) now, fl_rpc_fail, or later through
+ * fl_rpc_defer.
  */
 static void hello_endpoint_say_hello(Hello__HelloGateway_Service *service,
                                      const Hello__HelloRequest *req,

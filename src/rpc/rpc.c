@@ -66,6 +66,10 @@ struct fl_rpc_endpoint {
     /* Main thread only. */
     int st;
     bool running;
+
+    /* The termination result: written once by whoever finishes the
+     * endpoint (guarded by `finished`), read after the actor is gone. */
+    _Atomic bool finished;
     int term_err;
     char *term_msg;
 };
@@ -98,14 +102,21 @@ struct fl_rpc_gateway {
     char *address;
 };
 
-/* A call being handled; closure_data of the handler. */
+/*
+ * A call being handled; closure_data of the handler. It lives on the
+ * dispatcher's stack while the handler runs (no allocation per call);
+ * fl_rpc_defer moves it to the heap, and the stack copy then forwards to
+ * the heap one (`moved`). A heap call is held by the dispatcher until the
+ * handler returns and by the deferred holder until it is answered.
+ */
 struct fl_rpc_call {
     uint32_t magic;
-    _Atomic int refs;        /* dispatcher + a deferred holder */
+    bool heap;
     _Atomic bool answered;
-    bool deferred;           /* set on the main thread by fl_rpc_defer */
+    _Atomic int refs;               /* heap calls only */
+    struct fl_rpc_call *moved;      /* stack call: its heap copy */
     fl_rpc_endpoint_t *ep;
-    fl_future_t *reply;      /* the asker's future; NULL for a tell */
+    fl_future_t *reply;             /* the asker's future; NULL for a tell */
     const ProtobufCMessageDescriptor *output;
     const char *method;
 };
@@ -117,8 +128,88 @@ static _Thread_local int64_t tls_next_timeout;
 static void set_last(int err, const char *msg)
 {
     tls_last_err = err;
+    if (err == FL_OK && msg == NULL) {
+        tls_last_msg[0] = '\0'; /* the common case: no formatting */
+        return;
+    }
     snprintf(tls_last_msg, sizeof tls_last_msg, "%s",
              msg != NULL && *msg ? msg : (err ? fl_strerror(err) : ""));
+}
+
+/*
+ * A bump arena per worker thread for unpacking requests: a request lives
+ * exactly as long as its handler runs, so its memory is released all at
+ * once when the handler returns. Dispatches never nest on one thread.
+ */
+#define ARENA_SIZE 16384
+
+typedef struct big_block {
+    struct big_block *next;
+    max_align_t align[];
+} big_block_t;
+
+typedef struct arena {
+    size_t used;
+    big_block_t *big;
+    max_align_t buf[ARENA_SIZE / sizeof(max_align_t)];
+} arena_t;
+
+static _Thread_local arena_t *tls_arena;
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+
+static void arena_destroy(void *p)
+{
+    free(p);
+}
+
+static void arena_make_key(void)
+{
+    (void)pthread_key_create(&arena_key, arena_destroy);
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+    arena_t *a = data;
+    size_t n = (size + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    if (n <= ARENA_SIZE - a->used) {
+        void *p = (char *)a->buf + a->used;
+        a->used += n;
+        return p;
+    }
+    big_block_t *b = malloc(sizeof *b + size);
+    if (b == NULL)
+        return NULL;
+    b->next = a->big;
+    a->big = b;
+    return b->align;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p; /* released in arena_reset */
+}
+
+static void arena_reset(arena_t *a)
+{
+    a->used = 0;
+    while (a->big != NULL) {
+        big_block_t *next = a->big->next;
+        free(a->big);
+        a->big = next;
+    }
+}
+
+static arena_t *thread_arena(void)
+{
+    if (fl__unlikely(tls_arena == NULL)) {
+        pthread_once(&arena_once, arena_make_key);
+        tls_arena = calloc(1, sizeof *tls_arena);
+        if (tls_arena != NULL)
+            (void)pthread_setspecific(arena_key, tls_arena);
+    }
+    return tls_arena;
 }
 
 int fl_rpc_last_error(void)
@@ -202,7 +293,7 @@ static bool call_claim(fl_rpc_call_t *c)
 /* After answering: a deferred call drops the deferred holder's reference. */
 static void call_answered(fl_rpc_call_t *c)
 {
-    if (c->deferred)
+    if (c->heap)
         call_release(c);
 }
 
@@ -216,11 +307,19 @@ static void call_fail(fl_rpc_call_t *c, int err, const char *msg)
     }
 }
 
+static fl_rpc_call_t *as_call(const void *data)
+{
+    fl_rpc_call_t *c = (fl_rpc_call_t *)data;
+    if (c == NULL || c->magic != CALL_MAGIC)
+        return NULL;
+    return c->moved != NULL ? c->moved : c;
+}
+
 /* The closure fling hands to handlers. */
 static void reply_closure(const ProtobufCMessage *reply, void *data)
 {
-    fl_rpc_call_t *c = data;
-    if (c == NULL || c->magic != CALL_MAGIC || !call_claim(c))
+    fl_rpc_call_t *c = as_call(data);
+    if (c == NULL || !call_claim(c))
         return;
     if (reply == NULL) {
         call_fail(c, FL_EINTERNAL, "handler answered with a NULL reply");
@@ -237,12 +336,6 @@ static void reply_closure(const ProtobufCMessage *reply, void *data)
             fl_future_complete(c->reply, m, fl_msg_free_cb);
     }
     call_answered(c);
-}
-
-static fl_rpc_call_t *as_call(const void *data)
-{
-    fl_rpc_call_t *c = (fl_rpc_call_t *)data;
-    return c != NULL && c->magic == CALL_MAGIC ? c : NULL;
 }
 
 fl_rpc_endpoint_t *fl_rpc_call_endpoint(const void *closure_data)
@@ -268,11 +361,21 @@ fl_rpc_call_t *fl_rpc_defer(void *closure_data)
     fl_rpc_call_t *c = as_call(closure_data);
     if (c == NULL || atomic_load(&c->answered))
         return NULL;
-    if (!c->deferred) {
-        c->deferred = true;
-        atomic_fetch_add(&c->refs, 1);
-    }
-    return c;
+    if (c->heap)
+        return c;
+    /* Move the stack call to the heap: held by the dispatcher until the
+     * handler returns and by the deferred holder until answered. */
+    fl_rpc_call_t *h = malloc(sizeof *h);
+    if (h == NULL)
+        return NULL;
+    *h = *c;
+    h->heap = true;
+    atomic_init(&h->answered, false);
+    atomic_init(&h->refs, 2);
+    h->moved = NULL;
+    c->reply = NULL;
+    c->moved = h;
+    return h;
 }
 
 int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
@@ -318,10 +421,15 @@ int fl_rpc_reply_future(void *closure_data, fl_future_t *f)
         fl_future_release(f);
         return FL_EALREADY;
     }
-    fl_rpc_defer(c);
-    int rc = fl_future_on_complete(f, on_reply_future, c);
+    fl_rpc_call_t *h = fl_rpc_defer(c);
+    if (h == NULL) {
+        fl_rpc_fail(c, FL_ENOMEM, "could not defer the call");
+        fl_future_release(f);
+        return FL_ENOMEM;
+    }
+    int rc = fl_future_on_complete(f, on_reply_future, h);
     if (rc != FL_OK) {
-        fl_rpc_fail(c, rc, "could not watch the reply future");
+        fl_rpc_fail(h, rc, "could not watch the reply future");
         fl_future_release(f);
     }
     return FL_OK;
@@ -420,33 +528,39 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                            md->name, ep->id);
         return;
     }
+    arena_t *arena = thread_arena();
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
     ProtobufCMessage *in = protobuf_c_message_unpack(
-        md->input, NULL, h->len, (const uint8_t *)(h + 1));
+        md->input, arena ? &alloc : NULL, h->len, (const uint8_t *)(h + 1));
     if (in == NULL) {
+        if (arena != NULL)
+            arena_reset(arena);
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE,
                            "Could not decode the %s request of %s.",
                            md->input->name, md->name);
         return;
     }
-    fl_rpc_call_t *c = calloc(1, sizeof *c);
-    if (c == NULL) {
+    fl_rpc_call_t c = {.magic = CALL_MAGIC,
+                       .ep = ep,
+                       .reply = fl_msg_take_reply(msg),
+                       .output = md->output,
+                       .method = md->name};
+    fn(s, in, reply_closure, &c);
+    /* The request is borrowed by the handler until it returns. */
+    if (arena != NULL)
+        arena_reset(arena);
+    else
         protobuf_c_message_free_unpacked(in, NULL);
-        if (fl_msg_is_ask(msg))
-            fl_reply_error(msg, FL_ENOMEM, NULL);
-        return;
+    if (c.moved != NULL) {
+        call_release(c.moved); /* deferred: the holder answers */
+    } else {
+        if (!atomic_load(&c.answered) && call_claim(&c))
+            call_fail(&c, FL_ENOREPLY,
+                      "the handler returned without answering");
+        fl_future_release(c.reply);
     }
-    c->magic = CALL_MAGIC;
-    atomic_init(&c->refs, 1);
-    c->ep = ep;
-    c->reply = fl_msg_take_reply(msg);
-    c->output = md->output;
-    c->method = md->name;
-    fn(s, in, reply_closure, c);
-    protobuf_c_message_free_unpacked(in, NULL);
-    if (!c->deferred && !atomic_load(&c->answered) && call_claim(c))
-        call_fail(c, FL_ENOREPLY, "the handler returned without answering");
-    call_release(c);
+    c.magic = 0;
 }
 
 static void do_start(fl_rpc_endpoint_t *ep)
@@ -468,10 +582,14 @@ static void do_start(fl_rpc_endpoint_t *ep)
         snprintf(buf, sizeof buf, "Could not start RpcEndpoint %s: %s",
                  ep->id, fl_strerror(rc));
         ep->running = false;
+        ep->st = EP_DONE;
         endpoint_finish(ep, rc, buf);
     }
 }
 
+/* on_stop's future completed, on whatever thread: the endpoint stops right
+ * now (what it is handling finishes; what is queued becomes dead letters),
+ * not after the calls queued in front of a continuation (FLINK-11629). */
 static void on_stop_done(fl_future_t *f, void *p)
 {
     fl_rpc_endpoint_t *ep = p;
@@ -485,6 +603,7 @@ static void do_terminate(fl_rpc_endpoint_t *ep)
     if (ep->st == EP_TERMINATING || ep->st == EP_DONE)
         return; /* on_stop runs once */
     if (ep->st == EP_STOPPED) {
+        ep->st = EP_DONE;
         endpoint_finish(ep, FL_OK, NULL);
         return;
     }
@@ -492,12 +611,12 @@ static void do_terminate(fl_rpc_endpoint_t *ep)
     fl_future_t *f = ep->on_stop ? ep->on_stop(ep, ep->state) : NULL;
     ep->running = false;
     if (f == NULL) {
+        ep->st = EP_DONE;
         endpoint_finish(ep, FL_OK, NULL);
         return;
     }
-    /* Serve on until f completes, then finish on the main thread. */
-    int rc = fl_future_on_complete_in(f, ep->svc->sys, ep->actor,
-                                      on_stop_done, ep, NULL);
+    /* Serve on until f completes. */
+    int rc = fl_future_on_complete(f, on_stop_done, ep);
     if (rc != FL_OK) {
         fl_future_release(f);
         endpoint_finish(ep, rc, "could not wait for on_stop's future");
@@ -707,14 +826,15 @@ bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep)
 
 /* ---- termination ---------------------------------------------------------------- */
 
-/* Main thread: record the result and stop the actor. Its termination
- * (observed in on_actor_gone) frees the id and completes the future. */
+/* Any thread, first call wins: record the result and stop the actor. Its
+ * termination (observed in on_actor_gone) frees the id and completes the
+ * termination future. The stop request publishes the result (acq_rel CAS
+ * on the actor's state; the actor's termination is ordered after it). */
 static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg)
 {
-    if (ep->st == EP_DONE)
+    bool expected = false;
+    if (!atomic_compare_exchange_strong(&ep->finished, &expected, true))
         return;
-    ep->st = EP_DONE;
-    ep->running = false;
     ep->term_err = err;
     if (err != FL_OK)
         ep->term_msg = strdup(msg != NULL ? msg : fl_strerror(err));
@@ -734,7 +854,7 @@ static void on_actor_gone(fl_future_t *f, void *p)
     }
     pthread_mutex_unlock(&svc->mu);
     /* The actor is gone: the main-thread fields are ours now. */
-    if (ep->term_err == FL_OK && ep->st != EP_DONE && svc->sys != NULL) {
+    if (!atomic_load(&ep->finished)) {
         /* Stopped without a proper termination (system shut down). */
         ep->term_err = FL_EUNREACHABLE;
         free(ep->term_msg);
@@ -1410,6 +1530,12 @@ void fl_rpc_service_free(fl_rpc_service_t *svc)
 {
     if (svc == NULL)
         return;
+    if (fl_system_current() != NULL) {
+        FL_LOG(FL_LOG_ERROR, "fl_rpc_service_free called on a runtime "
+                             "thread: closing the service only (leaked)");
+        fl_future_release(fl_rpc_service_close(svc));
+        return;
+    }
     fl_rpc_service_shutdown(svc);
     if (svc->own_sys)
         fl_system_free(svc->sys);
@@ -1561,14 +1687,13 @@ static int cancel_locked(fl_rpc_service_t *svc, task_t *t)
         return FL_ENOENT;
     t->cancelled = true;
     bool firing = false;
-    int rc = fl__timer_cancel_id(svc->sys, t->timer, &firing);
-    /* The timer will not call task_fire again and no run is in progress:
-     * free it now. Otherwise the run in progress (or about to start) sees
-     * `cancelled` and frees it. */
-    if (rc == FL_OK && !firing && !t->running)
+    (void)fl__timer_cancel_id(svc->sys, t->timer, &firing);
+    /* Whatever the timer answered (cancelled, already gone, or its thread
+     * stopped), task_fire will not be called again unless a run is firing
+     * right now; that run, or the one in progress, sees `cancelled` and
+     * frees the task. Otherwise nobody else holds it: free it now. */
+    if (!firing && !t->running)
         task_unlink(svc, t);
-    else if (rc != FL_OK && !t->running && !firing && t->kind == 0)
-        task_unlink(svc, t); /* fired and finished already */
     return FL_OK;
 }
 
@@ -1588,42 +1713,13 @@ int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id)
 static void cancel_all_tasks(fl_rpc_service_t *svc)
 {
     pthread_mutex_lock(&svc->mu);
-    for (;;) {
-        task_t *t = svc->tasks;
-        while (t != NULL && t->cancelled)
-            t = t->next;
-        if (t != NULL) {
+    for (task_t *t = svc->tasks, *next; t != NULL; t = next) {
+        next = t->next;
+        if (!t->cancelled)
             cancel_locked(svc, t);
-            continue;
-        }
-        if (svc->tasks == NULL)
-            break;
-        /* Cancelled tasks whose run is in progress free themselves. When
-         * the system is gone already, nothing will run them: free. */
-        bool any_running = false;
-        for (t = svc->tasks; t != NULL; t = t->next)
-            any_running |= t->running;
-        if (!any_running && svc->shut_down) {
-            while (svc->tasks != NULL)
-                task_unlink(svc, svc->tasks);
-            break;
-        }
-        if (!any_running) {
-            /* Cancelled while firing but not yet running: the timer
-             * thread is about to call task_fire; wait for it. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 1000000;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&svc->cv, &svc->mu, &ts);
-            if (svc->tasks == NULL)
-                break;
-            continue;
-        }
-        pthread_cond_wait(&svc->cv, &svc->mu);
     }
+    /* Runs in progress (or firing) free their cancelled task and signal. */
+    while (svc->tasks != NULL)
+        pthread_cond_wait(&svc->cv, &svc->mu);
     pthread_mutex_unlock(&svc->mu);
 }

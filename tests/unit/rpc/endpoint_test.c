@@ -1,0 +1,859 @@
+/*
+ * endpoint_test.c - the endpoint life cycle (contract 2.2): created, started,
+ * stopped, closed, terminated; on_start/on_stop and their failures; the
+ * termination future and id reuse; is_running and in_main_thread.
+ */
+#include "rpc_fixture.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* A run_async task that records whether it ran on the main thread. */
+typedef struct where {
+    atomic_int ran;
+    atomic_int main;
+    fl_test_latch_t *done;
+} where_t;
+
+static void where_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)state;
+    where_t *w = arg;
+    atomic_store(&w->main, fl_rpc_in_main_thread(ep));
+    atomic_fetch_add(&w->ran, 1);
+    fl_test_latch_count_down(w->done);
+}
+
+/* A run_async task that holds the main thread until `gate` opens. */
+typedef struct hold {
+    fl_test_latch_t *entered;
+    fl_test_latch_t *gate;
+} hold_t;
+
+static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)state;
+    hold_t *h = arg;
+    fl_test_latch_count_down(h->entered);
+    (void)fl_test_latch_wait(h->gate, WAIT_MS);
+}
+
+/* ---- not started ---------------------------------------------------------- */
+
+static void test_call_before_start_fails_with_endpoint_not_started(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_fl(FL_ENOTSTARTED, echo_code(gw));
+    assert_int_equal(0, atomic_load(&st.starts));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_blocking_call_before_start_returns_endpoint_not_started(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    Fltest__EchoRequest req = echo_req("x", 1);
+    ProtobufCMessage *reply = (ProtobufCMessage *)&req; /* must become NULL */
+    assert_fl(FL_ENOTSTARTED,
+              fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+    assert_null(reply);
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_tell_before_start_is_dropped_and_never_handled(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    tell_count(gw, 0, 0);
+    /* Start, then a call from the same thread: it is handled after the
+     * tell (FIFO per sender), so a tell that was kept would show by now. */
+    tep_start(ep, &st);
+    expect_echo(gw, "after", 2);
+    assert_int_equal(0, atomic_load(&st.counts));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static void test_start_is_idempotent_and_on_start_runs_once(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    tep_start(ep, &st);
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    expect_echo(gw, "started", 3); /* handled after both extra starts */
+    assert_int_equal(1, atomic_load(&st.starts));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_stop_returns_the_endpoint_to_not_started(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    expect_echo(gw, "before stop", 1);
+
+    assert_fl_ok(fl_rpc_endpoint_stop(ep));
+    assert_fl(FL_ENOTSTARTED, echo_code(gw));
+    assert_int_equal(0, atomic_load(&st.stops)); /* stop is not close */
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_start_after_stop_runs_on_start_again(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_fl_ok(fl_rpc_endpoint_stop(ep));
+    assert_fl(FL_ENOTSTARTED, echo_code(gw));
+    tep_start(ep, &st);
+    assert_int_equal(2, atomic_load(&st.starts));
+    expect_echo(gw, "again", 2);
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_stop_of_a_not_started_endpoint_is_a_no_op(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_fl_ok(fl_rpc_endpoint_stop(ep));
+    assert_fl(FL_ENOTSTARTED, echo_code(gw));
+    tep_start(ep, &st);
+    assert_int_equal(1, atomic_load(&st.starts));
+    expect_echo(gw, "ok", 1);
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+/* ---- close and termination --------------------------------------------------- */
+
+static void test_close_twice_runs_on_stop_exactly_once(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    fl_future_t *t1 = fl_rpc_endpoint_close(ep);
+    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t1));
+    assert_fl_ok(future_code(t2));
+    fl_future_t *t3 = fl_rpc_endpoint_close(ep); /* after termination */
+    assert_fl_ok(future_code(t3));
+    assert_int_equal(1, atomic_load(&st.stops));
+
+    fl_future_release(t1);
+    fl_future_release(t2);
+    fl_future_release(t3);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_on_stop_runs_on_the_main_thread_while_running(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tep_end(ep);
+    assert_int_equal(1, atomic_load(&st.stops));
+    assert_true(atomic_load(&st.stop_main));
+    assert_true(atomic_load(&st.stop_running));
+    svc_end(svc);
+}
+
+static void test_termination_future_is_pending_until_close(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    assert_non_null(t);
+    expect_echo(gw, "x", 1);
+    assert_false(fl_future_done(t));
+    fl_future_t *c = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+    assert_fl_ok(future_code(c));
+
+    fl_future_release(t);
+    fl_future_release(c);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_endpoint_serves_calls_until_the_on_stop_future_completes(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p); /* the endpoint takes this one */
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+    expect_echo(gw, "still serving", 1);
+    expect_echo(gw, "still serving", 2);
+    assert_false(fl_future_done(t));
+
+    assert_fl_ok(fl_future_complete(p, NULL, NULL));
+    assert_fl_ok(future_code(t));
+    assert_int_equal(1, atomic_load(&st.stops));
+
+    fl_future_release(t);
+    fl_future_release(p);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    fl_test_latch_free(st.stopping);
+    svc_end(svc);
+}
+
+static void test_calls_queued_when_on_stop_future_completes_fail_unreachable(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p);
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+
+    /* Hold the main thread, queue a call behind it, then let on_stop's
+     * future complete: the queued call must not be served. */
+    hold_t h = {fl_test_latch_alloc(1), fl_test_latch_alloc(1)};
+    assert_fl_ok(fl_rpc_run_async(ep, hold_task, &h, NULL));
+    wait_latch(h.entered);
+    fl_future_t *queued = call_echo(gw, "queued", 1);
+    assert_fl_ok(fl_future_complete(p, NULL, NULL));
+    fl_test_latch_count_down(h.gate);
+
+    assert_fl_ok(future_code(t));
+    assert_fl(FL_EUNREACHABLE, future_code(queued));
+
+    fl_future_release(queued);
+    fl_future_release(t);
+    fl_future_release(p);
+    fl_test_latch_free(h.entered);
+    fl_test_latch_free(h.gate);
+    fl_test_latch_free(st.stopping);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_calls_after_termination_fail_unreachable(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+
+    assert_fl(FL_EUNREACHABLE, echo_code(gw));
+    Fltest__EchoRequest req = echo_req("late", 1);
+    ProtobufCMessage *reply = NULL;
+    assert_fl(FL_EUNREACHABLE,
+              fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+    assert_null(reply);
+
+    fl_future_release(t);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_tell_after_termination_reports_unreachable(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+    tell_count(gw, 0, 0);
+    assert_fl(FL_EUNREACHABLE, fl_rpc_last_error());
+    assert_int_equal(0, atomic_load(&st.counts));
+
+    fl_future_release(t);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_start_and_stop_after_termination_return_unreachable(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_start(ep));
+    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_stop(ep));
+    assert_int_equal(1, atomic_load(&st.starts));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+typedef struct reuse_ctx {
+    fl_rpc_service_t *svc;
+    tep_t *st2;
+    atomic_int lookup_rc;
+    atomic_int create_rc;
+    fl_rpc_endpoint_t *created;
+    fl_test_latch_t *done;
+} reuse_ctx_t;
+
+static void reuse_in_callback(fl_future_t *f, void *arg)
+{
+    (void)f;
+    reuse_ctx_t *c = arg;
+    fl_rpc_endpoint_t *found = NULL;
+    atomic_store(&c->lookup_rc, fl_rpc_service_lookup(c->svc, "same", &found));
+    fl_rpc_endpoint_opts_t o = tep_opts("same", c->st2, NULL);
+    atomic_store(&c->create_rc,
+                 fl_rpc_endpoint_create(c->svc, &o, &c->created));
+    fl_test_latch_count_down(c->done);
+}
+
+static void test_termination_future_completes_after_the_id_is_free(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st, st2;
+    tep_init(&st);
+    tep_init(&st2);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "same", &st, NULL);
+
+    reuse_ctx_t c = {.svc = svc, .st2 = &st2};
+    atomic_init(&c.lookup_rc, -1);
+    atomic_init(&c.create_rc, -1);
+    c.done = fl_test_latch_alloc(1);
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    assert_fl_ok(fl_future_on_complete(t, reuse_in_callback, &c));
+    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
+    wait_latch(c.done);
+
+    assert_fl(FL_ENOENT, atomic_load(&c.lookup_rc));
+    assert_fl_ok(atomic_load(&c.create_rc));
+    assert_non_null(c.created);
+    assert_fl_ok(future_code(t));
+    assert_string_equal("same", fl_rpc_endpoint_id(c.created));
+
+    tep_start(c.created, &st2);
+    fl_rpc_gateway_t *gw = gw_to(svc, c.created, NULL);
+    expect_echo(gw, "new one", 5);
+    fl_rpc_gateway_free(gw);
+    tep_end(c.created);
+
+    fl_future_release(t);
+    fl_future_release(t2);
+    fl_test_latch_free(c.done);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_duplicate_live_id_fails_with_eexist(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st, st2;
+    tep_init(&st);
+    tep_init(&st2);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "dup", &st, NULL);
+
+    fl_rpc_endpoint_opts_t o = tep_opts("dup", &st2, NULL);
+    fl_rpc_endpoint_t *ep2 = NULL;
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
+    tep_start(ep, &st);
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
+
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_id_stays_taken_while_on_stop_future_is_pending(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st, st2;
+    tep_init(&st);
+    tep_init(&st2);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p);
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "busy", &st, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+    fl_rpc_endpoint_opts_t o = tep_opts("busy", &st2, NULL);
+    fl_rpc_endpoint_t *ep2 = NULL;
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
+
+    assert_fl_ok(fl_future_complete(p, NULL, NULL));
+    assert_fl_ok(future_code(t));
+
+    fl_future_release(t);
+    fl_future_release(p);
+    fl_test_latch_free(st.stopping);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_id_is_reusable_after_termination(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st, st2;
+    tep_init(&st);
+    tep_init(&st2);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "again", &st, NULL);
+    tep_end(ep);
+
+    fl_rpc_endpoint_t *ep2 = tep_create_started(svc, "again", &st2, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep2, NULL);
+    expect_echo(gw, "second life", 2);
+    assert_int_equal(1, atomic_load(&st2.starts));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep2);
+    svc_end(svc);
+}
+
+static void test_gateway_to_a_terminated_endpoint_does_not_reach_its_successor(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st, st2;
+    tep_init(&st);
+    tep_init(&st2);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "succ", &st, NULL);
+    fl_rpc_gateway_t *old = gw_to(svc, ep, NULL);
+    tep_end(ep);
+
+    fl_rpc_endpoint_t *ep2 = tep_create_started(svc, "succ", &st2, NULL);
+    assert_fl(FL_EUNREACHABLE, echo_code(old));
+    fl_rpc_gateway_t *gw = gw_to(svc, ep2, NULL);
+    expect_echo(gw, "new", 1);
+
+    fl_rpc_gateway_free(gw);
+    fl_rpc_gateway_free(old);
+    tep_end(ep2);
+    svc_end(svc);
+}
+
+static void test_close_of_a_never_started_endpoint_terminates_without_on_stop(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "idle", &st, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+    assert_int_equal(0, atomic_load(&st.starts));
+    assert_int_equal(0, atomic_load(&st.stops));
+    fl_rpc_endpoint_t *found = NULL;
+    assert_fl(FL_ENOENT, fl_rpc_service_lookup(svc, "idle", &found));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_on_start_failure_fails_termination_with_its_code(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    st.start_rc = FL_EUSER + 11;
+    fl_rpc_endpoint_t *ep = tep_create(svc, "badstart", &st, NULL);
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    assert_fl(FL_EUSER + 11, future_code(t));
+    const char *prefix = "Could not start RpcEndpoint badstart";
+    if (strncmp(fl_future_message(t), prefix, strlen(prefix)) != 0)
+        fail_msg("message \"%s\" does not start with \"%s\"",
+                 fl_future_message(t), prefix);
+    assert_int_equal(1, atomic_load(&st.starts));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end_any(svc);
+}
+
+static void test_on_start_failure_does_not_run_on_stop(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    st.start_rc = FL_EUSER + 12;
+    fl_rpc_endpoint_t *ep = tep_create(svc, "badstart", &st, NULL);
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    assert_fl(FL_EUSER + 12, future_code(t));
+    fl_future_t *c = fl_rpc_endpoint_close(ep); /* no second result */
+    assert_fl(FL_EUSER + 12, future_code(c));
+    assert_int_equal(0, atomic_load(&st.stops));
+
+    fl_future_release(c);
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end_any(svc);
+}
+
+static void test_termination_future_carries_on_stop_failure(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    assert_fl_ok(fl_future_fail(p, FL_EUSER + 13, "on_stop failed %d", 13));
+    st.stop_future = p; /* the endpoint takes our only reference */
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "badstop", &st, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl(FL_EUSER + 13, future_code(t));
+    assert_string_equal("on_stop failed 13", fl_future_message(t));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end_any(svc);
+}
+
+static void test_termination_future_carries_a_late_on_stop_failure(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p);
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "latestop", &st, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+    assert_fl_ok(fl_future_fail(p, FL_EUSER + 14, "late failure"));
+    assert_fl(FL_EUSER + 14, future_code(t));
+    assert_string_equal("late failure", fl_future_message(t));
+
+    fl_future_release(t);
+    fl_future_release(p);
+    fl_test_latch_free(st.stopping);
+    fl_rpc_endpoint_free(ep);
+    svc_end_any(svc);
+}
+
+/* ---- is_running and in_main_thread -------------------------------------------- */
+
+static void test_is_running_is_true_in_handlers_and_false_outside(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "run", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_true(probe_bits(gw, "run") & PROBE_RUNNING);
+    assert_true(atomic_load(&st.start_running));
+    assert_false(fl_rpc_endpoint_is_running(ep));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_is_running_is_false_once_on_stop_returned(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p);
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "run", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+    assert_true(atomic_load(&st.stop_running)); /* during on_stop */
+    int bits = probe_bits(gw, "run");          /* still served ... */
+    assert_false(bits & PROBE_RUNNING);        /* ... but not running */
+    assert_true(bits & PROBE_MAIN);
+
+    assert_fl_ok(fl_future_complete(p, NULL, NULL));
+    assert_fl_ok(future_code(t));
+
+    fl_future_release(t);
+    fl_future_release(p);
+    fl_test_latch_free(st.stopping);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_in_main_thread_is_true_in_handlers_tasks_and_hooks(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "main", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_true(atomic_load(&st.start_main));
+    assert_true(probe_bits(gw, "main") & PROBE_MAIN);
+    where_t w = {.done = fl_test_latch_alloc(1)};
+    assert_fl_ok(fl_rpc_run_async(ep, where_task, &w, NULL));
+    wait_latch(w.done);
+    assert_int_equal(1, atomic_load(&w.ran));
+    assert_true(atomic_load(&w.main));
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    assert_true(atomic_load(&st.stop_main));
+    fl_test_latch_free(w.done);
+    svc_end(svc);
+}
+
+static void test_in_main_thread_is_false_on_the_test_thread(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "main", &st, NULL);
+
+    assert_false(fl_rpc_in_main_thread(ep));
+
+    tep_end(ep);
+    svc_end(svc);
+}
+
+/* ---- creation and accessors ------------------------------------------------------ */
+
+static void test_create_rejects_bad_ids_and_missing_services_with_einval(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = NULL;
+
+    fl_rpc_endpoint_opts_t o = tep_opts("has/slash", &st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    o = tep_opts("has space", &st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    char longid[202];
+    memset(longid, 'a', 201);
+    longid[201] = '\0';
+    o = tep_opts(longid, &st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    o = tep_opts("fine", &st, NULL);
+    o.nservices = 0;
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    o = tep_opts("fine", &st, NULL);
+    o.services = NULL;
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+
+    /* 200 bytes of the allowed characters is fine. */
+    longid[200] = '\0';
+    longid[0] = 'A';
+    longid[1] = '9';
+    longid[2] = '_';
+    longid[3] = '.';
+    longid[4] = '-';
+    o = tep_opts(longid, &st, NULL);
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    assert_string_equal(longid, fl_rpc_endpoint_id(ep));
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_default_id_is_endpoint_n_and_address_is_fling_local(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, NULL, &st, NULL);
+    fl_rpc_endpoint_t *named = tep_create(svc, "named.ep-1", &st, NULL);
+
+    const char *id = fl_rpc_endpoint_id(ep);
+    assert_non_null(id);
+    assert_int_equal(0, strncmp(id, "endpoint_", 9));
+    assert_true(strlen(id) > 9);
+    for (const char *p = id + 9; *p; p++)
+        assert_true(*p >= '0' && *p <= '9');
+    char want[256];
+    snprintf(want, sizeof want, "fling://local/%s", id);
+    assert_string_equal(want, fl_rpc_endpoint_address(ep));
+    assert_string_equal("fling://local/named.ep-1",
+                        fl_rpc_endpoint_address(named));
+
+    tep_end(named);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_endpoint_accessors_return_state_and_service(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "acc", &st, NULL);
+
+    assert_ptr_equal(&st, fl_rpc_endpoint_state(ep));
+    assert_ptr_equal(svc, fl_rpc_endpoint_service(ep));
+    fl_fencing_token_t tok;
+    assert_fl(FL_ENOENT, fl_rpc_endpoint_fencing_token(ep, &tok));
+
+    tep_end(ep);
+    svc_end(svc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FL_TEST(test_call_before_start_fails_with_endpoint_not_started),
+        FL_TEST(test_blocking_call_before_start_returns_endpoint_not_started),
+        FL_TEST(test_tell_before_start_is_dropped_and_never_handled),
+        FL_TEST(test_start_is_idempotent_and_on_start_runs_once),
+        FL_TEST(test_stop_returns_the_endpoint_to_not_started),
+        FL_TEST(test_start_after_stop_runs_on_start_again),
+        FL_TEST(test_stop_of_a_not_started_endpoint_is_a_no_op),
+        FL_TEST(test_close_twice_runs_on_stop_exactly_once),
+        FL_TEST(test_on_stop_runs_on_the_main_thread_while_running),
+        FL_TEST(test_termination_future_is_pending_until_close),
+        FL_TEST(test_endpoint_serves_calls_until_the_on_stop_future_completes),
+        FL_TEST(
+            test_calls_queued_when_on_stop_future_completes_fail_unreachable),
+        FL_TEST(test_calls_after_termination_fail_unreachable),
+        FL_TEST(test_tell_after_termination_reports_unreachable),
+        FL_TEST(test_start_and_stop_after_termination_return_unreachable),
+        FL_TEST(test_termination_future_completes_after_the_id_is_free),
+        FL_TEST(test_duplicate_live_id_fails_with_eexist),
+        FL_TEST(test_id_stays_taken_while_on_stop_future_is_pending),
+        FL_TEST(test_id_is_reusable_after_termination),
+        FL_TEST(
+            test_gateway_to_a_terminated_endpoint_does_not_reach_its_successor),
+        FL_TEST(
+            test_close_of_a_never_started_endpoint_terminates_without_on_stop),
+        FL_TEST(test_on_start_failure_fails_termination_with_its_code),
+        FL_TEST(test_on_start_failure_does_not_run_on_stop),
+        FL_TEST(test_termination_future_carries_on_stop_failure),
+        FL_TEST(test_termination_future_carries_a_late_on_stop_failure),
+        FL_TEST(test_is_running_is_true_in_handlers_and_false_outside),
+        FL_TEST(test_is_running_is_false_once_on_stop_returned),
+        FL_TEST(test_in_main_thread_is_true_in_handlers_tasks_and_hooks),
+        FL_TEST(test_in_main_thread_is_false_on_the_test_thread),
+        FL_TEST(test_create_rejects_bad_ids_and_missing_services_with_einval),
+        FL_TEST(test_default_id_is_endpoint_n_and_address_is_fling_local),
+        FL_TEST(test_endpoint_accessors_return_state_and_service),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,691 @@
+/*
+ * main_thread_test.c - the endpoint's main thread: calls, run_async,
+ * call_async, scheduled tasks and future callbacks run serially and FIFO per
+ * sender; delays, timeouts and results of the main-thread executors; what
+ * happens to their arguments when they cannot run.
+ */
+#include "rpc_fixture.h"
+
+#include <pthread.h>
+
+#ifdef FL_SANITIZE
+#define SCALE 4
+#else
+#define SCALE 1
+#endif
+
+#define CALLERS 3
+#define TELLS_PER_CALLER (2000 / SCALE)
+#define RUN_ASYNCS 10000
+#define CALL_ASYNC_EVERY 100
+#define CALL_ASYNCS (RUN_ASYNCS / CALL_ASYNC_EVERY)
+/* The test thread numbers its run_async and call_async as this sender. */
+#define TEST_SENDER CALLERS
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* An arg that records whether its function ran or it was freed instead. */
+typedef struct tracked {
+    atomic_int ran;
+    atomic_int freed;
+    atomic_int main;       /* ran on the endpoint's main thread */
+    atomic_int err;        /* fl_future_error seen by a future callback */
+    uint64_t ran_at_ns;
+    fl_rpc_endpoint_t *ep; /* for fl_rpc_in_main_thread in callbacks */
+    fl_test_latch_t *done; /* counted down when it ran or was freed */
+} tracked_t;
+
+static void tracked_init(tracked_t *t, fl_rpc_endpoint_t *ep)
+{
+    memset(t, 0, sizeof *t);
+    t->ep = ep;
+    t->done = fl_test_latch_alloc(1);
+}
+
+static void tracked_fini(tracked_t *t)
+{
+    fl_test_latch_free(t->done);
+}
+
+static void tracked_free(void *arg)
+{
+    tracked_t *t = arg;
+    atomic_fetch_add(&t->freed, 1);
+    fl_test_latch_count_down(t->done);
+}
+
+static void tracked_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)state;
+    tracked_t *t = arg;
+    FL_RPC_ASSERT_MAIN_THREAD(ep);
+    t->ran_at_ns = fl_clock_now_ns();
+    atomic_store(&t->main, fl_rpc_in_main_thread(ep));
+    atomic_fetch_add(&t->ran, 1);
+    fl_test_latch_count_down(t->done);
+}
+
+static int tracked_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
+                            void **out, fl_free_cb *out_free)
+{
+    (void)state;
+    tracked_t *t = arg;
+    atomic_store(&t->main, fl_rpc_in_main_thread(ep));
+    atomic_fetch_add(&t->ran, 1);
+    fl_test_latch_count_down(t->done);
+    *out = NULL;
+    *out_free = NULL;
+    return FL_OK;
+}
+
+static void tracked_future_cb(fl_future_t *f, void *arg)
+{
+    tracked_t *t = arg;
+    atomic_store(&t->err, fl_future_error(f));
+    atomic_store(&t->main, fl_rpc_in_main_thread(t->ep));
+    atomic_fetch_add(&t->ran, 1);
+    fl_test_latch_count_down(t->done);
+}
+
+/* A callable whose result is a heap int (arg) or the error code in arg. */
+static int int_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
+                        void **out, fl_free_cb *out_free)
+{
+    (void)ep;
+    (void)state;
+    int v = (int)(intptr_t)arg;
+    if (v >= FL_EUSER)
+        return v;
+    int *p = malloc(sizeof *p);
+    if (!p)
+        return FL_ENOMEM;
+    *p = v;
+    *out = p;
+    *out_free = free;
+    return FL_OK;
+}
+
+/* A run_async task that holds the main thread until `gate` opens. */
+typedef struct hold {
+    fl_test_latch_t *entered;
+    fl_test_latch_t *gate;
+} hold_t;
+
+static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)state;
+    hold_t *h = arg;
+    fl_test_latch_count_down(h->entered);
+    (void)fl_test_latch_wait(h->gate, WAIT_MS);
+}
+
+/* A barrier through the main thread: returns once everything queued to ep
+ * from this thread before it has been handled. */
+static void main_thread_barrier(fl_rpc_endpoint_t *ep)
+{
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl_ok(fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    tracked_fini(&t);
+}
+
+/* ---- serial execution ------------------------------------------------------- */
+
+/* A run_async task / callable numbered by the test thread. */
+static void serial_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    tep_t *st = state;
+    serial_enter(st);
+    serial_check_order(st, TEST_SENDER, (int64_t)(intptr_t)arg);
+    serial_leave(st);
+    fl_test_latch_count_down(st->counted);
+}
+
+static int serial_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
+                           void **out, fl_free_cb *out_free)
+{
+    serial_task(ep, state, arg);
+    *out = NULL;
+    *out_free = NULL;
+    return FL_OK;
+}
+
+typedef struct caller {
+    fl_rpc_gateway_t *gw;
+    int sender;
+    fl_test_latch_t *go;
+    atomic_int errors; /* tells that could not be queued */
+} caller_t;
+
+static void *caller_main(void *arg)
+{
+    caller_t *c = arg;
+    (void)fl_test_latch_wait(c->go, WAIT_MS);
+    for (int64_t i = 0; i < TELLS_PER_CALLER; i++) {
+        tell_count(c->gw, c->sender, i);
+        if (fl_rpc_last_error() != FL_OK)
+            atomic_fetch_add(&c->errors, 1);
+    }
+    return NULL;
+}
+
+static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    const uint64_t total =
+        (uint64_t)CALLERS * TELLS_PER_CALLER + RUN_ASYNCS + CALL_ASYNCS;
+    st.counted = fl_test_latch_alloc(total);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "serial", &st, NULL);
+
+    fl_test_latch_t *go = fl_test_latch_alloc(1);
+    caller_t callers[CALLERS];
+    pthread_t threads[CALLERS];
+    for (int i = 0; i < CALLERS; i++) {
+        callers[i].gw = gw_to(svc, ep, NULL);
+        callers[i].sender = i;
+        callers[i].go = go;
+        atomic_init(&callers[i].errors, 0);
+        assert_int_equal(0, pthread_create(&threads[i], NULL, caller_main,
+                                           &callers[i]));
+    }
+    fl_test_latch_count_down(go);
+
+    fl_future_t *futures[CALL_ASYNCS];
+    int64_t seq = 0;
+    for (int i = 0; i < RUN_ASYNCS; i++) {
+        assert_fl_ok(fl_rpc_run_async(ep, serial_task, (void *)(intptr_t)seq++,
+                                      NULL));
+        if ((i + 1) % CALL_ASYNC_EVERY == 0) {
+            fl_future_t **f = &futures[i / CALL_ASYNC_EVERY];
+            assert_fl_ok(fl_rpc_call_async(ep, serial_callable,
+                                           (void *)(intptr_t)seq++, NULL,
+                                           WAIT_MS, f));
+        }
+    }
+    for (int i = 0; i < CALLERS; i++)
+        assert_int_equal(0, pthread_join(threads[i], NULL));
+    wait_latch(st.counted);
+
+    for (int i = 0; i < CALL_ASYNCS; i++) {
+        assert_fl_ok(future_code(futures[i]));
+        fl_future_release(futures[i]);
+    }
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(0, atomic_load(&callers[i].errors));
+        fl_rpc_gateway_free(callers[i].gw);
+    }
+    assert_int_equal(0, atomic_load(&st.overlaps));
+    assert_int_equal(0, atomic_load(&st.order_errors));
+    assert_int_equal((long)total, st.serial_count);
+    assert_int_equal((int)((uint64_t)CALLERS * TELLS_PER_CALLER),
+                     atomic_load(&st.counts));
+
+    tep_end(ep);
+    fl_test_latch_free(go);
+    fl_test_latch_free(st.counted);
+    svc_end(svc);
+}
+
+/* ---- run_async --------------------------------------------------------------- */
+
+static void test_run_async_runs_the_task_on_the_main_thread(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl_ok(fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+
+    tep_end(ep);
+    assert_int_equal(0, atomic_load(&t.freed)); /* it ran: not freed */
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_run_async_before_start_is_dropped_and_frees_arg(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl_ok(fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+
+    tep_start(ep, &st);
+    main_thread_barrier(ep); /* a kept task would have run by now */
+    assert_int_equal(0, atomic_load(&t.ran));
+    assert_int_equal(1, atomic_load(&t.freed));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_run_async_after_termination_fails_unreachable_and_frees_arg(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_future_t *term = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(term));
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl(FL_EUNREACHABLE,
+              fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tracked_fini(&t);
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+/* ---- schedule_run_async ---------------------------------------------------------- */
+
+static void test_schedule_run_async_runs_no_earlier_than_the_delay(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    uint64_t t0 = fl_clock_now_ns();
+    assert_fl_ok(fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free,
+                                           100));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+    uint64_t waited = (t.ran_at_ns - t0) / NS_PER_MS;
+    if (waited < 100)
+        fail_msg("ran after %llu ms, want >= 100", (unsigned long long)waited);
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_schedule_run_async_with_zero_delay_runs(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl_ok(fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free,
+                                           0));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(ep, tracked_task, &t,
+                                                   tracked_free, -1));
+    assert_int_equal(1, atomic_load(&t.freed));
+    main_thread_barrier(ep);
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+/* ---- call_async ---------------------------------------------------------------- */
+
+static void test_call_async_completes_with_the_callables_value(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)42,
+                                   NULL, 5000, &f));
+    assert_fl_ok(future_code(f));
+    int *v = fl_future_value(f);
+    assert_non_null(v);
+    assert_int_equal(42, *v);
+    fl_future_release(f); /* frees the value with its out_free */
+
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_call_async_runs_the_callable_on_the_main_thread(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
+                                   5000, &f));
+    assert_fl_ok(future_code(f));
+    assert_null(fl_future_value(f));
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+
+    fl_future_release(f);
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_call_async_fails_with_the_callables_error_code(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call_async(ep, int_callable,
+                                   (void *)(intptr_t)(FL_EUSER + 9), NULL,
+                                   5000, &f));
+    assert_fl(FL_EUSER + 9, future_code(f));
+    assert_null(fl_future_value(f));
+
+    fl_future_release(f);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_call_async_times_out_behind_a_slow_task(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    hold_t h = {fl_test_latch_alloc(1), fl_test_latch_alloc(1)};
+    assert_fl_ok(fl_rpc_run_async(ep, hold_task, &h, NULL));
+    wait_latch(h.entered);
+
+    /* Its value, if it still runs after the timeout, must be freed by the
+     * endpoint (a leak shows under ASan/valgrind). */
+    fl_future_t *f = NULL;
+    uint64_t t0 = fl_clock_now_ns();
+    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)5,
+                                   NULL, 50, &f));
+    assert_fl(FL_ETIMEDOUT, future_code(f));
+    uint64_t el = ms_since(t0);
+    if (el < 50 || el >= 5000)
+        fail_msg("timed out after %llu ms, want [50, 5000)",
+                 (unsigned long long)el);
+
+    fl_test_latch_count_down(h.gate);
+    main_thread_barrier(ep);
+    fl_future_release(f);
+    tep_end(ep);
+    fl_test_latch_free(h.entered);
+    fl_test_latch_free(h.gate);
+    svc_end(svc);
+}
+
+static void test_call_async_before_start_fails_not_started_and_frees_arg(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
+                                   5000, &f));
+    assert_fl(FL_ENOTSTARTED, future_code(f));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    fl_future_release(f);
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_call_async_after_termination_fails_unreachable_and_frees_arg(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_future_t *term = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(term));
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
+                                   5000, &f));
+    assert_fl(FL_EUNREACHABLE, future_code(f));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    fl_future_release(f);
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_call_async_with_a_nonpositive_timeout_fails_einval(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = (fl_future_t *)&t; /* must become NULL */
+    assert_fl(FL_EINVAL, fl_rpc_call_async(ep, tracked_callable, &t,
+                                           tracked_free, 0, &f));
+    assert_null(f);
+    assert_int_equal(1, atomic_load(&t.freed)); /* arg is always consumed */
+    main_thread_barrier(ep);
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+/* ---- on_complete ----------------------------------------------------------------- */
+
+static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    atomic_init(&t.err, -1);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
+                                    tracked_free));
+    assert_fl_ok(fl_future_fail(f, FL_EUSER + 1, "done"));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+    assert_fl(FL_EUSER + 1, atomic_load(&t.err));
+
+    fl_future_release(f);
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_on_complete_of_a_completed_future_still_runs_on_main_thread(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    atomic_init(&t.err, -1);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_future_complete(f, NULL, NULL));
+    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
+                                    tracked_free));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_true(atomic_load(&t.main));
+    assert_fl_ok(atomic_load(&t.err));
+
+    fl_future_release(f);
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL); /* not started */
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
+                                    tracked_free));
+    assert_fl_ok(fl_future_complete(f, NULL, NULL));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.ran));
+    assert_int_equal(0, atomic_load(&t.freed));
+    assert_true(atomic_load(&t.main));
+
+    fl_future_release(f);
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void test_on_complete_after_termination_frees_arg_without_running(
+    void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
+                                    tracked_free));
+    fl_future_t *term = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(term));
+    assert_fl_ok(fl_future_complete(f, NULL, NULL));
+    wait_latch(t.done);
+    assert_int_equal(0, atomic_load(&t.ran));
+    assert_int_equal(1, atomic_load(&t.freed));
+
+    fl_future_release(f);
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FL_TEST(test_calls_and_tasks_run_serially_and_fifo_per_sender),
+        FL_TEST(test_run_async_runs_the_task_on_the_main_thread),
+        FL_TEST(test_run_async_before_start_is_dropped_and_frees_arg),
+        FL_TEST(
+            test_run_async_after_termination_fails_unreachable_and_frees_arg),
+        FL_TEST(test_schedule_run_async_runs_no_earlier_than_the_delay),
+        FL_TEST(test_schedule_run_async_with_zero_delay_runs),
+        FL_TEST(
+            test_schedule_run_async_negative_delay_fails_einval_and_frees_arg),
+        FL_TEST(test_call_async_completes_with_the_callables_value),
+        FL_TEST(test_call_async_runs_the_callable_on_the_main_thread),
+        FL_TEST(test_call_async_fails_with_the_callables_error_code),
+        FL_TEST(test_call_async_times_out_behind_a_slow_task),
+        FL_TEST(test_call_async_before_start_fails_not_started_and_frees_arg),
+        FL_TEST(
+            test_call_async_after_termination_fails_unreachable_and_frees_arg),
+        FL_TEST(test_call_async_with_a_nonpositive_timeout_fails_einval),
+        FL_TEST(test_on_complete_runs_the_callback_on_the_main_thread),
+        FL_TEST(
+            test_on_complete_of_a_completed_future_still_runs_on_main_thread),
+        FL_TEST(test_on_complete_runs_whatever_the_endpoints_state),
+        FL_TEST(test_on_complete_after_termination_frees_arg_without_running),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,638 @@
+/*
+ * rpc_fixture.h - the test endpoint shared by the RPC unit tests.
+ *
+ * Every test endpoint implements fltest.TestGateway (test_gateways.proto)
+ * with the handlers below and hands them a tep_t: the switches a test sets
+ * before it starts or closes the endpoint (on_start's return, on_stop's
+ * future, latches to wait on) and what the hooks and handlers observed.
+ * Plus helpers for services, endpoints, gateways, calls and futures that
+ * fail the test on any unexpected code.
+ *
+ * Header-only (static inline) because every tests/unit/rpc/<name>_test.c is
+ * its own program built from that one file.
+ */
+#ifndef RPC_FIXTURE_H
+#define RPC_FIXTURE_H
+
+#include "fl_test.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_gateways.pb-c.h"
+
+/* How long a test waits for anything that should happen. */
+#define WAIT_MS 20000
+
+#define NS_PER_MS 1000000ull
+
+/* TestGateway method indices: the order of the .proto. */
+enum {
+    M_ECHO = 0,
+    M_FAIL = 1,
+    M_LATER = 2,
+    M_BLOCK = 3,
+    M_COUNT = 4,
+    M_FORGET = 5,
+    M_FROM_FUTURE = 6,
+    M_PROBE = 7,
+    M_TWICE = 8,
+    M_COUNT_OF_METHODS = 9
+};
+
+#define TG (&fltest__test_gateway__descriptor)
+#define OTHER (&fltest__other_gateway__descriptor)
+
+/* What Probe saw, in the reply's n (and in tep_t.probe_bits). */
+#define PROBE_RUNNING 1 /* fl_rpc_endpoint_is_running(ep) */
+#define PROBE_MAIN 2    /* fl_rpc_in_main_thread(ep) */
+#define PROBE_STATE 4   /* call state == endpoint state == the tep_t */
+#define PROBE_TELL 8    /* fl_rpc_call_is_tell() */
+
+/* Senders whose Count tells are checked for FIFO order. */
+#define TEP_SENDERS 8
+
+typedef struct tep {
+    /* Set by the test before the endpoint starts or is closed. */
+    int start_rc;                 /* on_start returns it */
+    fl_future_t *stop_future;     /* on_stop returns it (the endpoint takes
+                                     this reference); NULL: done at once */
+    fl_test_latch_t *started;     /* optional: on_start counts down */
+    fl_test_latch_t *stopping;    /* optional: on_stop counts down */
+    fl_test_latch_t *counted;     /* optional: Count counts down */
+    fl_test_latch_t *blocked;     /* optional: Block counts down */
+    fl_test_latch_t *probed;      /* optional: Probe counts down */
+    fl_test_latch_t *twice_done;  /* optional: Twice counts down at its end */
+
+    /* What the hooks saw. */
+    atomic_int starts;
+    atomic_int stops;
+    atomic_int start_running, start_main;
+    atomic_int stop_running, stop_main;
+
+    /* Count tells handled, and the serial-execution check: `inside` is set
+     * while a handler or task runs (finding it set on entry is an overlap);
+     * serial_count is deliberately NOT atomic, only the main thread touches
+     * it, so lost updates or TSan reports reveal concurrent entry. */
+    atomic_int counts;
+    atomic_int inside;
+    atomic_int overlaps;
+    atomic_int order_errors;
+    long serial_count;
+    int64_t next_seq[TEP_SENDERS];
+
+    /* The call Block parked (written before `blocked` counts down). */
+    void *parked_call;
+    Fltest__EchoReply_Closure parked_closure;
+
+    /* The last Probe's bits (also for tells). */
+    atomic_int probe_bits;
+
+    /* What Twice got back: fl_rpc_fail(FL_OK) before answering, fl_rpc_fail
+     * after answering, and whether fl_rpc_defer then gave NULL. */
+    atomic_int twice_fail_ok_rc;
+    atomic_int twice_again_rc;
+    atomic_int twice_defer_null;
+} tep_t;
+
+static inline void tep_init(tep_t *st)
+{
+    memset(st, 0, sizeof *st);
+}
+
+static inline void wait_latch(fl_test_latch_t *l)
+{
+    if (fl_test_latch_wait(l, WAIT_MS) != 0)
+        fail_msg("latch not reached in %d ms (count left %llu)", WAIT_MS,
+                 (unsigned long long)fl_test_latch_count(l));
+}
+
+static inline uint64_t ms_since(uint64_t t0_ns)
+{
+    return (fl_clock_now_ns() - t0_ns) / NS_PER_MS;
+}
+
+/* ---- the serial-execution check ---------------------------------------- */
+
+static inline void serial_enter(tep_t *st)
+{
+    if (atomic_exchange(&st->inside, 1) != 0)
+        atomic_fetch_add(&st->overlaps, 1);
+    st->serial_count++;
+}
+
+static inline void serial_leave(tep_t *st)
+{
+    atomic_store(&st->inside, 0);
+}
+
+/* Checks that sender's messages arrive numbered 0, 1, 2, ... */
+static inline void serial_check_order(tep_t *st, int sender, int64_t seq)
+{
+    if (sender < 0 || sender >= TEP_SENDERS) {
+        atomic_fetch_add(&st->order_errors, 1);
+        return;
+    }
+    if (st->next_seq[sender] != seq)
+        atomic_fetch_add(&st->order_errors, 1);
+    st->next_seq[sender] = seq + 1;
+}
+
+/* ---- hooks ---------------------------------------------------------------- */
+
+static inline int tep_on_start(fl_rpc_endpoint_t *ep, void *state)
+{
+    tep_t *st = state;
+    atomic_store(&st->start_running, fl_rpc_endpoint_is_running(ep));
+    atomic_store(&st->start_main, fl_rpc_in_main_thread(ep));
+    atomic_fetch_add(&st->starts, 1);
+    if (st->started)
+        fl_test_latch_count_down(st->started);
+    return st->start_rc;
+}
+
+static inline fl_future_t *tep_on_stop(fl_rpc_endpoint_t *ep, void *state)
+{
+    tep_t *st = state;
+    atomic_store(&st->stop_running, fl_rpc_endpoint_is_running(ep));
+    atomic_store(&st->stop_main, fl_rpc_in_main_thread(ep));
+    atomic_fetch_add(&st->stops, 1);
+    fl_future_t *f = st->stop_future;
+    st->stop_future = NULL;
+    if (st->stopping)
+        fl_test_latch_count_down(st->stopping);
+    return f;
+}
+
+/* ---- TestGateway handlers --------------------------------------------------- */
+
+static inline void tg_echo(Fltest__TestGateway_Service *svc,
+                           const Fltest__EchoRequest *in,
+                           Fltest__EchoReply_Closure closure,
+                           void *closure_data)
+{
+    (void)svc;
+    /* The reply lives on this stack: fling packs it at once. */
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.text = in->text;
+    r.n = in->n;
+    closure(&r, closure_data);
+}
+
+static inline void tg_fail(Fltest__TestGateway_Service *svc,
+                           const Fltest__FailRequest *in,
+                           Fltest__EchoReply_Closure closure,
+                           void *closure_data)
+{
+    (void)svc;
+    (void)closure;
+    if (in->message[0] == '\0')
+        fl_rpc_fail(closure_data, in->code, NULL);
+    else
+        fl_rpc_fail(closure_data, in->code, "%s", in->message);
+}
+
+typedef struct later_job {
+    Fltest__EchoReply_Closure closure;
+    fl_rpc_call_t *call;
+    char *text;
+    int64_t n;
+} later_job_t;
+
+/* Answers a Later call on the service's timer thread. */
+static inline void later_fire(fl_rpc_service_t *svc, void *arg)
+{
+    (void)svc;
+    later_job_t *j = arg;
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.text = j->text;
+    r.n = j->n;
+    j->closure(&r, j->call);
+    free(j->text);
+    free(j);
+}
+
+static inline void tg_later(Fltest__TestGateway_Service *svc,
+                            const Fltest__EchoRequest *in,
+                            Fltest__EchoReply_Closure closure,
+                            void *closure_data)
+{
+    (void)svc;
+    fl_rpc_endpoint_t *ep = fl_rpc_call_endpoint(closure_data);
+    later_job_t *j = calloc(1, sizeof *j);
+    char *text = strdup(in->text);
+    fl_rpc_call_t *call = fl_rpc_defer(closure_data);
+    if (!j || !text || !call) {
+        free(j);
+        free(text);
+        fl_rpc_fail(closure_data, FL_ENOMEM, "Later: no memory or no call");
+        return;
+    }
+    j->closure = closure;
+    j->call = call;
+    j->text = text;
+    j->n = in->n;
+    int rc = fl_rpc_schedule(fl_rpc_endpoint_service(ep), later_fire, j, 1,
+                             NULL);
+    if (rc != FL_OK) {
+        fl_rpc_fail(call, rc, "Later: fl_rpc_schedule failed");
+        free(j->text);
+        free(j);
+    }
+}
+
+static inline void tg_block(Fltest__TestGateway_Service *svc,
+                            const Fltest__EchoRequest *in,
+                            Fltest__EchoReply_Closure closure,
+                            void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    tep_t *st = fl_rpc_call_state(closure_data);
+    st->parked_closure = closure;
+    st->parked_call = fl_rpc_defer(closure_data);
+    if (st->blocked)
+        fl_test_latch_count_down(st->blocked);
+}
+
+static inline void tg_count(Fltest__TestGateway_Service *svc,
+                            const Fltest__CountRequest *in,
+                            Fltest__Empty_Closure closure, void *closure_data)
+{
+    (void)svc;
+    tep_t *st = fl_rpc_call_state(closure_data);
+    serial_enter(st);
+    serial_check_order(st, in->sender, in->seq);
+    serial_leave(st);
+    atomic_fetch_add(&st->counts, 1);
+    Fltest__Empty e = FLTEST__EMPTY__INIT;
+    closure(&e, closure_data);
+    if (st->counted)
+        fl_test_latch_count_down(st->counted);
+}
+
+static inline void tg_forget(Fltest__TestGateway_Service *svc,
+                             const Fltest__EchoRequest *in,
+                             Fltest__EchoReply_Closure closure,
+                             void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    (void)closure;
+    (void)closure_data;
+}
+
+/* value_free of a heap EchoReply (protobuf-c's default allocator is
+ * malloc/free). */
+static inline void echo_reply_free(void *p)
+{
+    protobuf_c_message_free_unpacked(p, NULL);
+}
+
+static inline void tg_from_future(Fltest__TestGateway_Service *svc,
+                                  const Fltest__FailRequest *in,
+                                  Fltest__EchoReply_Closure closure,
+                                  void *closure_data)
+{
+    (void)svc;
+    (void)closure;
+    fl_future_t *f = fl_future_alloc();
+    if (!f) {
+        fl_rpc_fail(closure_data, FL_ENOMEM, NULL);
+        return;
+    }
+    if (in->code != FL_OK) {
+        fl_future_fail(f, in->code, "%s", in->message);
+    } else {
+        Fltest__EchoReply *r = malloc(sizeof *r);
+        char *text = strdup(in->message);
+        if (!r || !text) {
+            free(r);
+            free(text);
+            fl_future_release(f);
+            fl_rpc_fail(closure_data, FL_ENOMEM, NULL);
+            return;
+        }
+        fltest__echo_reply__init(r);
+        r->text = text;
+        r->n = 7;
+        fl_future_complete(f, r, echo_reply_free);
+    }
+    int rc = fl_rpc_reply_future(closure_data, f);
+    if (rc != FL_OK)
+        fl_rpc_fail(closure_data, FL_EINTERNAL, "fl_rpc_reply_future: %s",
+                    fl_err_name(rc));
+}
+
+static inline void tg_probe(Fltest__TestGateway_Service *svc,
+                            const Fltest__Empty *in,
+                            Fltest__EchoReply_Closure closure,
+                            void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    fl_rpc_endpoint_t *ep = fl_rpc_call_endpoint(closure_data);
+    tep_t *st = fl_rpc_call_state(closure_data);
+    int bits = 0;
+    if (fl_rpc_endpoint_is_running(ep))
+        bits |= PROBE_RUNNING;
+    if (fl_rpc_in_main_thread(ep))
+        bits |= PROBE_MAIN;
+    if (st != NULL && fl_rpc_endpoint_state(ep) == st)
+        bits |= PROBE_STATE;
+    if (fl_rpc_call_is_tell(closure_data))
+        bits |= PROBE_TELL;
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.text = (char *)fl_rpc_endpoint_id(ep);
+    r.n = bits;
+    if (st != NULL)
+        atomic_store(&st->probe_bits, bits);
+    closure(&r, closure_data);
+    if (st != NULL && st->probed)
+        fl_test_latch_count_down(st->probed);
+}
+
+static inline void tg_twice(Fltest__TestGateway_Service *svc,
+                            const Fltest__EchoRequest *in,
+                            Fltest__EchoReply_Closure closure,
+                            void *closure_data)
+{
+    (void)svc;
+    tep_t *st = fl_rpc_call_state(closure_data);
+    atomic_store(&st->twice_fail_ok_rc, fl_rpc_fail(closure_data, FL_OK, NULL));
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.text = in->text;
+    r.n = in->n;
+    closure(&r, closure_data);
+    atomic_store(&st->twice_again_rc,
+                 fl_rpc_fail(closure_data, FL_EUSER, "answered twice"));
+    atomic_store(&st->twice_defer_null, fl_rpc_defer(closure_data) == NULL);
+    if (st->twice_done)
+        fl_test_latch_count_down(st->twice_done);
+}
+
+/* The services array of every test endpoint (static: it must outlive the
+ * endpoints). */
+static inline ProtobufCService *const *tep_services(void)
+{
+    static Fltest__TestGateway_Service impl = FLTEST__TEST_GATEWAY__INIT(tg_);
+    static ProtobufCService *const services[1] = {&impl.base};
+    return services;
+}
+
+/* ---- services, endpoints, gateways ----------------------------------------------- */
+
+static inline fl_rpc_service_t *svc_new(int64_t default_timeout_ms)
+{
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 2;
+    o.default_timeout_ms = default_timeout_ms;
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(&o, &svc));
+    assert_non_null(svc);
+    return svc;
+}
+
+static inline void svc_end(fl_rpc_service_t *svc)
+{
+    assert_fl_ok(fl_rpc_service_shutdown(svc));
+    fl_rpc_service_free(svc);
+}
+
+/* Ends a service whose endpoints may have failed: an endpoint that
+ * terminated (with a failure) before the close is no longer the service's,
+ * so whether shutdown reports it is not asserted here. */
+static inline void svc_end_any(fl_rpc_service_t *svc)
+{
+    (void)fl_rpc_service_shutdown(svc);
+    fl_rpc_service_free(svc);
+}
+
+static inline fl_rpc_endpoint_opts_t tep_opts(const char *id, tep_t *st,
+                                              const fl_fencing_token_t *tok)
+{
+    fl_rpc_endpoint_opts_t o = {0};
+    o.id = id;
+    o.services = tep_services();
+    o.nservices = 1;
+    o.state = st;
+    o.on_start = tep_on_start;
+    o.on_stop = tep_on_stop;
+    o.fencing_token = tok;
+    return o;
+}
+
+/* Creates (not starts) a test endpoint. */
+static inline fl_rpc_endpoint_t *tep_create(fl_rpc_service_t *svc,
+                                            const char *id, tep_t *st,
+                                            const fl_fencing_token_t *tok)
+{
+    fl_rpc_endpoint_opts_t o = tep_opts(id, st, tok);
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    assert_non_null(ep);
+    return ep;
+}
+
+/* Starts ep and waits until its on_start has run. */
+static inline void tep_start(fl_rpc_endpoint_t *ep, tep_t *st)
+{
+    fl_test_latch_t *l = fl_test_latch_alloc(1);
+    st->started = l;
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    wait_latch(l);
+    st->started = NULL;
+    fl_test_latch_free(l);
+}
+
+static inline fl_rpc_endpoint_t *tep_create_started(
+    fl_rpc_service_t *svc, const char *id, tep_t *st,
+    const fl_fencing_token_t *tok)
+{
+    fl_rpc_endpoint_t *ep = tep_create(svc, id, st, tok);
+    tep_start(ep, st);
+    return ep;
+}
+
+/* Waits for a future to complete (failing the test if it does not) and
+ * returns its result code. */
+static inline int future_code(fl_future_t *f)
+{
+    assert_non_null(f);
+    (void)fl_future_wait(f, WAIT_MS);
+    if (!fl_future_done(f))
+        fail_msg("future not completed in %d ms", WAIT_MS);
+    return fl_future_error(f);
+}
+
+/* Closes ep, asserts it terminated successfully, frees the handle. */
+static inline void tep_end(fl_rpc_endpoint_t *ep)
+{
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(t));
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+}
+
+/* Connects and returns the gateway (the test owns it). */
+static inline fl_rpc_gateway_t *gw_connect(fl_rpc_service_t *svc,
+                                           const char *address,
+                                           const ProtobufCServiceDescriptor *d,
+                                           const fl_fencing_token_t *tok)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(svc, address, d, tok, &f));
+    int rc = future_code(f);
+    if (rc != FL_OK)
+        fail_msg("connect %s: %s (%s)", address, fl_err_name(rc),
+                 fl_future_message(f));
+    fl_rpc_gateway_t *gw = fl_future_take_value(f);
+    assert_non_null(gw);
+    fl_future_release(f);
+    return gw;
+}
+
+static inline fl_rpc_gateway_t *gw_to(fl_rpc_service_t *svc,
+                                      fl_rpc_endpoint_t *ep,
+                                      const fl_fencing_token_t *tok)
+{
+    return gw_connect(svc, fl_rpc_endpoint_address(ep), TG, tok);
+}
+
+/* Connects and expects failure: returns the code, copies the message. */
+static inline int gw_connect_error(fl_rpc_service_t *svc, const char *address,
+                                   const ProtobufCServiceDescriptor *d,
+                                   char *msg, size_t msg_size)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(svc, address, d, NULL, &f));
+    int rc = future_code(f);
+    if (msg)
+        snprintf(msg, msg_size, "%s", fl_future_message(f));
+    if (rc == FL_OK)
+        fl_rpc_gateway_free(fl_future_take_value(f));
+    fl_future_release(f);
+    return rc;
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+static inline Fltest__EchoRequest echo_req(const char *text, int64_t n)
+{
+    Fltest__EchoRequest r = FLTEST__ECHO_REQUEST__INIT;
+    r.text = (char *)text;
+    r.n = n;
+    return r;
+}
+
+/* fl_rpc_call (timeout_ms 0 = the gateway's), returning the future. */
+static inline fl_future_t *call_async_req(fl_rpc_gateway_t *gw, unsigned m,
+                                          const ProtobufCMessage *req,
+                                          int64_t timeout_ms)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call(gw, m, req, timeout_ms, &f));
+    assert_non_null(f);
+    return f;
+}
+
+static inline fl_future_t *call_echo(fl_rpc_gateway_t *gw, const char *text,
+                                     int64_t n)
+{
+    Fltest__EchoRequest req = echo_req(text, n);
+    return call_async_req(gw, M_ECHO, &req.base, 0);
+}
+
+/* Makes a call and returns its result code (the reply, if any, is freed
+ * with the future). */
+static inline int call_code(fl_rpc_gateway_t *gw, unsigned m,
+                            const ProtobufCMessage *req)
+{
+    fl_future_t *f = call_async_req(gw, m, req, 0);
+    int rc = future_code(f);
+    fl_future_release(f);
+    return rc;
+}
+
+static inline int echo_code(fl_rpc_gateway_t *gw)
+{
+    Fltest__EchoRequest req = echo_req("ping", 1);
+    return call_code(gw, M_ECHO, &req.base);
+}
+
+/* Echo through gw must succeed with the same text and n. */
+static inline void expect_echo(fl_rpc_gateway_t *gw, const char *text,
+                               int64_t n)
+{
+    fl_future_t *f = call_echo(gw, text, n);
+    int rc = future_code(f);
+    if (rc != FL_OK)
+        fail_msg("Echo failed: %s (%s)", fl_err_name(rc),
+                 fl_future_message(f));
+    Fltest__EchoReply *r = fl_future_take_value(f);
+    assert_non_null(r);
+    assert_string_equal(text, r->text);
+    assert_int_equal(n, r->n);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    fl_future_release(f);
+}
+
+/* Probe through gw; returns the PROBE_* bits, checks the id. */
+static inline int probe_bits(fl_rpc_gateway_t *gw, const char *id)
+{
+    Fltest__Empty req = FLTEST__EMPTY__INIT;
+    fl_future_t *f = call_async_req(gw, M_PROBE, &req.base, 0);
+    int rc = future_code(f);
+    if (rc != FL_OK)
+        fail_msg("Probe failed: %s (%s)", fl_err_name(rc),
+                 fl_future_message(f));
+    Fltest__EchoReply *r = fl_future_take_value(f);
+    assert_non_null(r);
+    if (id)
+        assert_string_equal(id, r->text);
+    int bits = (int)r->n;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    fl_future_release(f);
+    return bits;
+}
+
+/* Sends a Count tell through the stub (closure NULL). */
+static inline void tell_count(fl_rpc_gateway_t *gw, int sender, int64_t seq)
+{
+    Fltest__CountRequest req = FLTEST__COUNT_REQUEST__INIT;
+    req.sender = sender;
+    req.seq = seq;
+    fltest__test_gateway__count(fl_rpc_gateway_service(gw), &req, NULL, NULL);
+}
+
+/* Answers the call Block parked with text/n (from the calling thread). */
+static inline void tep_release_parked(tep_t *st, const char *text, int64_t n)
+{
+    assert_non_null(st->parked_call);
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.text = (char *)text;
+    r.n = n;
+    void *call = st->parked_call;
+    st->parked_call = NULL;
+    st->parked_closure(&r, call);
+}
+
+/* A fencing token whose 16 bytes are all b. */
+static inline fl_fencing_token_t token_of(uint8_t b)
+{
+    fl_fencing_token_t t;
+    memset(t.bytes, b, sizeof t.bytes);
+    return t;
+}
+
+/* A counting fl_free_cb for an atomic_int. */
+static inline void count_free(void *p)
+{
+    atomic_fetch_add((atomic_int *)p, 1);
+}
+
+#endif /* RPC_FIXTURE_H */
