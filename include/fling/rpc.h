@@ -368,7 +368,9 @@ FL_EXTERN const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw);
 
 /*
  * fl_rpc_gateway_fencing_token copies the token the gateway stamps on its
- * calls. FL_ENOTSUP for an unfenced gateway (it has none to report).
+ * calls (for a self gateway: the endpoint's token). FL_ENOTSUP for an
+ * unfenced gateway and for the self gateway of an unfenced endpoint: there
+ * is none to report.
  */
 FL_EXTERN int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
                                            fl_fencing_token_t *out);

@@ -97,6 +97,7 @@ struct fl_rpc_gateway {
     fl_actor_ref_t actor;
     uint32_t service_index;
     uint8_t fence;
+    bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */
     fl_fencing_token_t token;
     int64_t timeout_ms;
     char *address;
@@ -191,10 +192,23 @@ static void arena_free(void *data, void *p)
     (void)p; /* released in arena_reset */
 }
 
-static void arena_reset(arena_t *a)
+typedef struct arena_mark {
+    size_t used;
+    big_block_t *big;
+} arena_mark_t;
+
+static arena_mark_t arena_mark(const arena_t *a)
 {
-    a->used = 0;
-    while (a->big != NULL) {
+    arena_mark_t m = {a->used, a->big};
+    return m;
+}
+
+/* Release everything allocated since m (uses may nest: a reply unpacked
+ * inside a handler's dispatch on the same thread). */
+static void arena_release(arena_t *a, arena_mark_t m)
+{
+    a->used = m.used;
+    while (a->big != m.big) {
         big_block_t *next = a->big->next;
         free(a->big);
         a->big = next;
@@ -283,9 +297,16 @@ static void call_release(fl_rpc_call_t *c)
     free(c);
 }
 
-/* Claim the right to answer c; false if it was answered already. */
+/* Claim the right to answer c; false if it was answered already. A stack
+ * call is only touched by the main thread that dispatched it: no RMW. */
 static bool call_claim(fl_rpc_call_t *c)
 {
+    if (!c->heap) {
+        if (atomic_load_explicit(&c->answered, memory_order_relaxed))
+            return false;
+        atomic_store_explicit(&c->answered, true, memory_order_relaxed);
+        return true;
+    }
     bool expected = false;
     return atomic_compare_exchange_strong(&c->answered, &expected, true);
 }
@@ -321,6 +342,8 @@ static void reply_closure(const ProtobufCMessage *reply, void *data)
     fl_rpc_call_t *c = as_call(data);
     if (c == NULL || !call_claim(c))
         return;
+    if (c->reply == NULL && reply != NULL && !c->heap)
+        return; /* a tell's answer goes nowhere */
     if (reply == NULL) {
         call_fail(c, FL_EINTERNAL, "handler answered with a NULL reply");
     } else if (reply->descriptor != c->output) {
@@ -529,12 +552,15 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         return;
     }
     arena_t *arena = thread_arena();
+    arena_mark_t mark = {0, NULL};
+    if (arena != NULL)
+        mark = arena_mark(arena);
     ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
     ProtobufCMessage *in = protobuf_c_message_unpack(
         md->input, arena ? &alloc : NULL, h->len, (const uint8_t *)(h + 1));
     if (in == NULL) {
         if (arena != NULL)
-            arena_reset(arena);
+            arena_release(arena, mark);
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE,
                            "Could not decode the %s request of %s.",
@@ -549,7 +575,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     fn(s, in, reply_closure, &c);
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
-        arena_reset(arena);
+        arena_release(arena, mark);
     else
         protobuf_c_message_free_unpacked(in, NULL);
     if (c.moved != NULL) {
@@ -942,8 +968,11 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
     if (svc->closed) {
         rc = FL_ECLOSED;
     } else if (o->id == NULL) {
-        snprintf(anon, sizeof anon, "endpoint_%llu",
-                 (unsigned long long)svc->anon++);
+        /* Skip names a caller chose explicitly. */
+        do {
+            snprintf(anon, sizeof anon, "endpoint_%llu",
+                     (unsigned long long)svc->anon++);
+        } while (find_ep(svc, anon) != NULL);
         ep->id = strdup(anon);
     } else if (find_ep(svc, o->id) != NULL) {
         rc = FL_EEXIST;
@@ -1065,8 +1094,10 @@ static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     gw->actor = ep->actor;
     gw->service_index = service_index;
     gw->fence = fence;
-    if (token != NULL)
+    if (token != NULL) {
         gw->token = *token;
+        gw->has_token = fence == FENCE_TOKEN || ep->fenced;
+    }
     gw->timeout_ms = svc->timeout_ms;
     return gw;
 }
@@ -1174,7 +1205,7 @@ int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
 {
     if (gw == NULL || out == NULL)
         return FL_EINVAL;
-    if (gw->fence == FENCE_NONE)
+    if (!gw->has_token)
         return FL_ENOTSUP;
     *out = gw->token;
     return FL_OK;
@@ -1292,41 +1323,75 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
     return rc;
 }
 
-/* Closure-style asks. */
+/* Closure-style asks: one allocation carries the closure from the call to
+ * the reply, through the caller's mailbox when the caller is an actor. */
 typedef struct closure_ctx {
     ProtobufCClosure closure;
     void *data;
     const ProtobufCMessageDescriptor *output;
+    fl_system_t *sys;   /* the caller's actor, or NULL: run where done */
+    fl_actor_ref_t self;
+    fl_future_t *f;     /* held from completion until the closure ran */
 } closure_ctx_t;
 
-static void run_closure(fl_future_t *f, void *p)
+static void run_closure(fl_future_t *f, closure_ctx_t *c)
 {
-    closure_ctx_t *c = p;
     int err = fl_future_error(f);
     if (err == FL_OK) {
         fl_msg_t *m = fl_future_value(f);
-        ProtobufCMessage *r = protobuf_c_message_unpack(
-            c->output, NULL, fl_msg_size(m), fl_msg_data(m));
+        arena_t *arena = thread_arena();
+        arena_mark_t mark = {0, NULL};
+        if (arena != NULL)
+            mark = arena_mark(arena);
+        ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
+        ProtobufCMessage *r =
+            protobuf_c_message_unpack(c->output, arena ? &alloc : NULL,
+                                      fl_msg_size(m), fl_msg_data(m));
         if (r == NULL) {
             set_last(FL_EDECODE, "could not decode the reply");
             c->closure(NULL, c->data);
         } else {
             set_last(FL_OK, NULL);
-            c->closure(r, c->data);
-            protobuf_c_message_free_unpacked(r, NULL);
+            c->closure(r, c->data); /* the reply is borrowed */
+            if (arena == NULL)
+                protobuf_c_message_free_unpacked(r, NULL);
         }
+        if (arena != NULL)
+            arena_release(arena, mark);
     } else {
         set_last(err, fl_future_message(f));
         c->closure(NULL, c->data);
     }
+}
+
+static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         void *p)
+{
+    closure_ctx_t *c = p;
+    run_closure(c->f, c);
+    fl_future_release(c->f);
     free(c);
 }
 
-static void drop_closure(void *p)
+static void closure_drop(void *p)
 {
     closure_ctx_t *c = p;
     FL_LOG(FL_LOG_WARN, "rpc: reply dropped: the calling actor has stopped");
+    fl_future_release(c->f);
     free(c);
+}
+
+/* The ask completed (any thread). */
+static void closure_done(fl_future_t *f, void *p)
+{
+    closure_ctx_t *c = p;
+    if (c->sys == NULL) {
+        run_closure(f, c);
+        free(c);
+        return;
+    }
+    c->f = fl_future_retain(f);
+    fl_actor_exec(c->sys, c->self, closure_exec, c, closure_drop);
 }
 
 static void gw_invoke(ProtobufCService *service, unsigned method,
@@ -1359,15 +1424,19 @@ static void gw_invoke(ProtobufCService *service, unsigned method,
     c->closure = closure;
     c->data = closure_data;
     c->output = gw->base.descriptor->methods[method].output;
-    fl_actor_ref_t self = fl_self();
-    fl_system_t *cur = fl_system_current();
-    if (self.id != 0 && cur != NULL)
-        rc = fl_future_on_complete_in(ask, cur, self, run_closure, c,
-                                      drop_closure);
-    else
-        rc = fl_future_on_complete(ask, run_closure, c);
-    set_last(rc, NULL);
+    c->self = fl_self();
+    c->sys = c->self.id != 0 ? fl_system_current() : NULL;
+    c->f = NULL;
+    /* The ask message holds the future until it is answered. */
+    rc = fl_future_on_complete(ask, closure_done, c);
     fl_future_release(ask);
+    if (rc != FL_OK) {
+        free(c);
+        set_last(rc, "could not wait for the reply");
+        closure(NULL, closure_data); /* the closure runs once, regardless */
+        return;
+    }
+    set_last(FL_OK, NULL);
 }
 
 /* ---- the service ------------------------------------------------------------------ */
