@@ -32,7 +32,9 @@ struct fl_future {
     _Atomic uint32_t state;     /* written under mu; read lock-free */
     pthread_mutex_t mu;
     int err;
-    void *value;
+    /* Set before the release store of state; after that it only changes
+     * by being taken (exchange), so reading it needs no lock. */
+    _Atomic(void *) value;
     fl_free_cb value_free;
     char *message;              /* owned; NULL = fl_strerror(err) */
     cb_node_t first;            /* inline first callback (fn NULL = none) */
@@ -71,8 +73,9 @@ void fl_future_release(fl_future_t *f)
     /* acq_rel: the last releaser sees every write made under other refs. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (f->value != NULL && f->value_free != NULL)
-        f->value_free(f->value);
+    void *v = atomic_load_explicit(&f->value, memory_order_relaxed);
+    if (v != NULL && f->value_free != NULL)
+        f->value_free(v);
     fl__free(f->message);
     /* Pending callbacks can never run now: let them free what they hold. */
     if (f->first.fn != NULL && f->first.drop != NULL)
@@ -134,7 +137,7 @@ int fl_future_complete(fl_future_t *f, void *value, fl_free_cb value_free)
             value_free(value);
         return FL_EALREADY;
     }
-    f->value = value;
+    atomic_store_explicit(&f->value, value, memory_order_relaxed);
     f->value_free = value_free;
     f->err = FL_OK;
     /* Pairs with the acquire loads in the lock-free accessors. */
@@ -237,14 +240,12 @@ const char *fl_future_message(const fl_future_t *f)
 
 void *fl_future_value(const fl_future_t *f)
 {
+    /* Pairs with the release store of state in fl_future_complete. */
     if (f == NULL || atomic_load_explicit(&((fl_future_t *)f)->state,
                                           memory_order_acquire) != ST_OK)
         return NULL;
-    fl_future_t *mf = (fl_future_t *)f;
-    pthread_mutex_lock(&mf->mu);
-    void *v = mf->value;
-    pthread_mutex_unlock(&mf->mu);
-    return v;
+    return atomic_load_explicit(&((fl_future_t *)f)->value,
+                                memory_order_acquire);
 }
 
 void *fl_future_take_value(fl_future_t *f)
@@ -252,11 +253,7 @@ void *fl_future_take_value(fl_future_t *f)
     if (f == NULL ||
         atomic_load_explicit(&f->state, memory_order_acquire) != ST_OK)
         return NULL;
-    pthread_mutex_lock(&f->mu);
-    void *v = f->value;
-    f->value = NULL;
-    pthread_mutex_unlock(&f->mu);
-    return v;
+    return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
 }
 
 int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
@@ -300,11 +297,9 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
 static void forward_outcome(fl_future_t *src, fl_future_t *dst)
 {
     if (fl_future_error(src) == FL_OK) {
-        pthread_mutex_lock(&src->mu);
-        void *v = src->value;
+        void *v = atomic_exchange_explicit(&src->value, NULL,
+                                           memory_order_acq_rel);
         fl_free_cb vf = src->value_free;
-        src->value = NULL;
-        pthread_mutex_unlock(&src->mu);
         fl_future_complete(dst, v, vf);
     } else {
         fl_future_fail(dst, src->err, "%s", fl_future_message(src));
