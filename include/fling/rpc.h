@@ -14,7 +14,9 @@
  *   = tell, closure given = ask; fl_rpc_call() returns a future and
  *   fl_rpc_call_sync() blocks.
  * - A fenced endpoint has a fixed 128-bit fencing token (its leader
- *   session id) and accepts only calls stamped with an equal token.
+ *   session id) and accepts only calls stamped with an equal token: a
+ *   different token, or none (an unfenced gateway), fails the call with
+ *   FL_EFENCING. Its own tasks and self gateway calls always pass.
  *
  * Endpoint life (Flink's RpcEndpoint state machine, contract 2.2):
  *   created (not started) --start--> started --stop--> not started

@@ -113,7 +113,7 @@ static void call_from_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
                                echo_closure, cf->c);
 }
 
-/* ---- tell --------------------------------------------------------------------- */
+/* ---- tell ---------------------------------------------------------------- */
 
 static void test_tell_through_the_stub_runs_the_handler(void **state)
 {
@@ -148,7 +148,7 @@ static void test_is_tell_is_true_only_for_tells(void **state)
     fl_test_latch_free(fx.st.probed);
 }
 
-/* ---- closure ------------------------------------------------------------------- */
+/* ---- closure ------------------------------------------------------------- */
 
 static void test_closure_call_delivers_the_reply(void **state)
 {
@@ -170,8 +170,8 @@ static void test_closure_call_delivers_the_reply(void **state)
     fx_end(&fx);
 }
 
-static void test_closure_failure_gives_null_reply_and_exact_code_and_message(
-    void **state)
+static void
+test_closure_failure_gives_null_reply_and_exact_code_and_message(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -191,16 +191,15 @@ static void test_closure_failure_gives_null_reply_and_exact_code_and_message(
     fx_end(&fx);
 }
 
-static void test_closure_runs_on_the_calling_endpoints_main_thread(
-    void **state)
+static void test_closure_runs_on_the_calling_endpoints_main_thread(void **state)
 {
     (void)state;
     fixture_t fx;
     fx_begin(&fx);
     tep_t cst;
     tep_init(&cst);
-    fl_rpc_endpoint_t *caller = tep_create_started(fx.svc, "caller", &cst,
-                                                   NULL);
+    fl_rpc_endpoint_t *caller =
+        tep_create_started(fx.svc, "caller", &cst, NULL);
     closure_ctx_t c = {.done = fl_test_latch_alloc(1), .caller = caller};
 
     /* The call is made from caller's main thread (a run_async task). */
@@ -217,7 +216,30 @@ static void test_closure_runs_on_the_calling_endpoints_main_thread(
     fx_end(&fx);
 }
 
-/* ---- future and blocking ------------------------------------------------------- */
+static void
+test_closure_call_to_a_terminated_endpoint_gets_unreachable(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    fl_future_t *t = fl_rpc_endpoint_close(fx.ep);
+    assert_fl_ok(future_code(t));
+    closure_ctx_t c = {.done = fl_test_latch_alloc(1)};
+
+    Fltest__EchoRequest req = echo_req("too late", 1);
+    fltest__test_gateway__echo(fl_rpc_gateway_service(fx.gw), &req,
+                               echo_closure, &c);
+    wait_latch(c.done);
+    assert_int_equal(1, atomic_load(&c.runs));
+    assert_false(c.got_reply);
+    assert_fl(FL_EUNREACHABLE, c.code);
+
+    fl_test_latch_free(c.done);
+    fl_future_release(t);
+    fx_end(&fx); /* closing again is fine */
+}
+
+/* ---- future and blocking ------------------------------------------------- */
 
 static void test_future_call_completes_with_the_unpacked_reply(void **state)
 {
@@ -251,7 +273,7 @@ static void test_blocking_call_returns_the_reply(void **state)
     fx_end(&fx);
 }
 
-/* ---- answering --------------------------------------------------------------- */
+/* ---- answering ----------------------------------------------------------- */
 
 static void test_fail_propagates_a_user_code_and_message_exactly(void **state)
 {
@@ -299,8 +321,8 @@ static void test_blocking_call_returns_the_handlers_failure_code(void **state)
     fx_end(&fx);
 }
 
-static void test_reply_future_with_a_failed_future_propagates_it_exactly(
-    void **state)
+static void
+test_reply_future_with_a_failed_future_propagates_it_exactly(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -315,8 +337,8 @@ static void test_reply_future_with_a_failed_future_propagates_it_exactly(
     fx_end(&fx);
 }
 
-static void test_reply_future_with_a_successful_future_delivers_its_value(
-    void **state)
+static void
+test_reply_future_with_a_successful_future_delivers_its_value(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -330,8 +352,56 @@ static void test_reply_future_with_a_successful_future_delivers_its_value(
     fx_end(&fx);
 }
 
-static void test_deferred_reply_from_another_thread_reaches_the_caller(
-    void **state)
+static void test_reply_future_completed_later_from_another_thread(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    fx.st.blocked = fl_test_latch_alloc(1);
+
+    Fltest__FailRequest req = fail_req(FROM_FUTURE_PENDING, "");
+    fl_future_t *f = call_async_req(fx.gw, M_FROM_FUTURE, &req.base, 0);
+    wait_latch(fx.st.blocked);
+    assert_false(fl_future_done(f)); /* waits for the handler's future */
+
+    Fltest__EchoReply *r = malloc(sizeof *r);
+    assert_non_null(r);
+    fltest__echo_reply__init(r);
+    r->text = strdup("completed by the test thread");
+    r->n = 111;
+    assert_fl_ok(fl_future_complete(fx.st.parked_future, r, echo_reply_free));
+    expect_reply(f, "completed by the test thread", 111);
+
+    fl_future_release(fx.st.parked_future);
+    fl_future_release(f);
+    fl_test_latch_free(fx.st.blocked);
+    fx_end(&fx);
+}
+
+static void
+test_reply_future_failed_later_propagates_code_and_message(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    fx.st.blocked = fl_test_latch_alloc(1);
+
+    Fltest__FailRequest req = fail_req(FROM_FUTURE_PENDING, "");
+    fl_future_t *f = call_async_req(fx.gw, M_FROM_FUTURE, &req.base, 0);
+    wait_latch(fx.st.blocked);
+    assert_fl_ok(
+        fl_future_fail(fx.st.parked_future, FL_EUSER + 112, "late %s", "no"));
+    assert_fl(FL_EUSER + 112, future_code(f));
+    assert_string_equal("late no", fl_future_message(f));
+
+    fl_future_release(fx.st.parked_future);
+    fl_future_release(f);
+    fl_test_latch_free(fx.st.blocked);
+    fx_end(&fx);
+}
+
+static void
+test_deferred_reply_from_another_thread_reaches_the_caller(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -390,8 +460,8 @@ static void test_deferred_call_failed_from_another_thread(void **state)
     fx_end(&fx);
 }
 
-static void test_a_call_is_answered_once_and_later_answers_are_refused(
-    void **state)
+static void
+test_a_call_is_answered_once_and_later_answers_are_refused(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -411,8 +481,97 @@ static void test_a_call_is_answered_once_and_later_answers_are_refused(
     fx_end(&fx);
 }
 
-static void test_handler_returning_without_an_answer_fails_with_enoreply(
-    void **state)
+static void test_answering_functions_reject_what_is_not_a_call(void **state)
+{
+    (void)state;
+    assert_fl(FL_EINVAL, fl_rpc_fail(NULL, FL_EUSER, "no call"));
+    assert_null(fl_rpc_defer(NULL));
+    assert_fl(FL_EINVAL, fl_rpc_reply_future(NULL, NULL));
+    assert_null(fl_rpc_call_endpoint(NULL));
+    assert_null(fl_rpc_call_state(NULL));
+}
+
+static void
+test_large_request_and_reply_round_trip_in_a_future_call(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    char *text = big_text((size_t)1 << 20, 1); /* 1 MiB: no size limit */
+
+    fl_future_t *f = call_echo(fx.gw, text, 101);
+    expect_reply(f, text, 101);
+
+    fl_future_release(f);
+    free(text);
+    fx_end(&fx);
+}
+
+/* A closure that checks a big reply against the expected text. */
+typedef struct big_closure {
+    const char *want;
+    atomic_int ok;
+    atomic_int runs;
+    fl_test_latch_t *done;
+} big_closure_t;
+
+static void big_closure(const Fltest__EchoReply *reply, void *data)
+{
+    big_closure_t *b = data;
+    atomic_store(&b->ok, reply != NULL && strcmp(reply->text, b->want) == 0);
+    atomic_fetch_add(&b->runs, 1);
+    fl_test_latch_count_down(b->done);
+}
+
+static void
+test_large_request_and_reply_round_trip_in_a_closure_call(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    char *text = big_text((size_t)1 << 20, 2);
+    big_closure_t b = {.want = text, .done = fl_test_latch_alloc(1)};
+
+    Fltest__EchoRequest req = echo_req(text, 102);
+    fltest__test_gateway__echo(fl_rpc_gateway_service(fx.gw), &req, big_closure,
+                               &b);
+    wait_latch(b.done);
+    assert_int_equal(1, atomic_load(&b.runs));
+    assert_true(atomic_load(&b.ok));
+
+    fl_test_latch_free(b.done);
+    free(text);
+    fx_end(&fx);
+}
+
+static void
+test_request_stays_valid_in_the_handler_after_it_answers(void **state)
+{
+    (void)state;
+    fixture_t fx;
+    fx_begin(&fx);
+    fx.st.twice_done = fl_test_latch_alloc(1);
+    /* Large enough to leave any small per-thread buffer, answered through
+     * a closure that may run on the handler's thread before it returns. */
+    char *text = big_text(64 * 1024, 3);
+    big_closure_t b = {.want = text, .done = fl_test_latch_alloc(1)};
+
+    Fltest__EchoRequest req = echo_req(text, 103);
+    fltest__test_gateway__twice(fl_rpc_gateway_service(fx.gw), &req,
+                                big_closure, &b);
+    wait_latch(b.done);
+    wait_latch(fx.st.twice_done);
+    assert_true(atomic_load(&b.ok));
+    assert_true(atomic_load(&fx.st.twice_request_intact));
+
+    fl_test_latch_free(b.done);
+    fl_test_latch_free(fx.st.twice_done);
+    free(text);
+    fx_end(&fx);
+}
+
+static void
+test_handler_returning_without_an_answer_fails_with_enoreply(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -437,8 +596,7 @@ static void test_handler_sees_its_endpoint_and_state(void **state)
     fx_end(&fx);
 }
 
-static void test_caller_may_free_the_request_right_after_the_call(
-    void **state)
+static void test_caller_may_free_the_request_right_after_the_call(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -469,10 +627,10 @@ static void test_caller_may_free_the_request_right_after_the_call(
     fx_end(&fx);
 }
 
-/* ---- timeouts --------------------------------------------------------------------- */
+/* ---- timeouts ------------------------------------------------------------ */
 
-static void test_call_timeout_fails_with_etimedout_after_the_given_time(
-    void **state)
+static void
+test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -565,8 +723,8 @@ static void test_gateway_timeout_applies_to_calls_without_one(void **state)
     fx_end(&fx);
 }
 
-static void test_blocking_call_timeout_returns_etimedout_and_null_reply(
-    void **state)
+static void
+test_blocking_call_timeout_returns_etimedout_and_null_reply(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -590,7 +748,7 @@ static void test_blocking_call_timeout_returns_etimedout_and_null_reply(
     fx_end(&fx);
 }
 
-/* ---- blocking calls on runtime threads ------------------------------------------- */
+/* ---- blocking calls on runtime threads ----------------------------------- */
 
 typedef struct sync_in_task {
     fl_rpc_gateway_t *gw;
@@ -608,8 +766,8 @@ static void sync_call_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     Fltest__EchoRequest req = echo_req("from the main thread", 1);
     ProtobufCMessage *reply = (ProtobufCMessage *)&req;
     uint64_t t0 = fl_clock_now_ns();
-    atomic_store(&s->rc, fl_rpc_call_sync(s->gw, M_ECHO, &req.base, 2000,
-                                          &reply));
+    atomic_store(&s->rc,
+                 fl_rpc_call_sync(s->gw, M_ECHO, &req.base, 2000, &reply));
     s->elapsed_ms = ms_since(t0);
     s->reply_null = reply == NULL;
     if (reply != NULL && reply != (ProtobufCMessage *)&req)
@@ -617,8 +775,8 @@ static void sync_call_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl_test_latch_count_down(s->done);
 }
 
-static void test_blocking_call_on_the_endpoints_own_thread_fails_edeadlk(
-    void **state)
+static void
+test_blocking_call_on_the_endpoints_own_thread_fails_edeadlk(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -639,16 +797,16 @@ static void test_blocking_call_on_the_endpoints_own_thread_fails_edeadlk(
     fx_end(&fx);
 }
 
-static void test_blocking_call_on_another_endpoints_thread_fails_edeadlk(
-    void **state)
+static void
+test_blocking_call_on_another_endpoints_thread_fails_edeadlk(void **state)
 {
     (void)state;
     fixture_t fx;
     fx_begin(&fx);
     tep_t cst;
     tep_init(&cst);
-    fl_rpc_endpoint_t *caller = tep_create_started(fx.svc, "caller", &cst,
-                                                   NULL);
+    fl_rpc_endpoint_t *caller =
+        tep_create_started(fx.svc, "caller", &cst, NULL);
 
     sync_in_task_t s = {.gw = fx.gw, .done = fl_test_latch_alloc(1)};
     atomic_init(&s.rc, -1);
@@ -662,7 +820,7 @@ static void test_blocking_call_on_another_endpoints_thread_fails_edeadlk(
     fx_end(&fx);
 }
 
-/* ---- bad arguments and method lookup ---------------------------------------------- */
+/* ---- bad arguments and method lookup ------------------------------------- */
 
 static void test_call_with_a_bad_method_index_fails_with_einval(void **state)
 {
@@ -682,8 +840,8 @@ static void test_call_with_a_bad_method_index_fails_with_einval(void **state)
     fx_end(&fx);
 }
 
-static void test_call_with_a_request_of_the_wrong_type_fails_with_einval(
-    void **state)
+static void
+test_call_with_a_request_of_the_wrong_type_fails_with_einval(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -695,6 +853,33 @@ static void test_call_with_a_request_of_the_wrong_type_fails_with_einval(
     assert_null(f);
 
     fx_end(&fx);
+}
+
+static void
+test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    /* TestGateway without an Echo handler. */
+    static Fltest__TestGateway_Service partial;
+    partial = *(Fltest__TestGateway_Service *)tep_services()[0];
+    partial.echo = NULL;
+    static ProtobufCService *const services[1] = {&partial.base};
+    fl_rpc_endpoint_opts_t o = tep_opts("partial", &st, NULL);
+    o.services = services;
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    tep_start(ep, &st);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_fl(FL_ENOMETHOD, echo_code(gw));
+    assert_true(probe_bits(gw, "partial") & PROBE_MAIN); /* others work */
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
 }
 
 static void test_method_index_finds_methods_by_their_proto_name(void **state)
@@ -719,6 +904,7 @@ int main(void)
         FL_TEST(
             test_closure_failure_gives_null_reply_and_exact_code_and_message),
         FL_TEST(test_closure_runs_on_the_calling_endpoints_main_thread),
+        FL_TEST(test_closure_call_to_a_terminated_endpoint_gets_unreachable),
         FL_TEST(test_future_call_completes_with_the_unpacked_reply),
         FL_TEST(test_blocking_call_returns_the_reply),
         FL_TEST(test_fail_propagates_a_user_code_and_message_exactly),
@@ -726,12 +912,18 @@ int main(void)
         FL_TEST(test_blocking_call_returns_the_handlers_failure_code),
         FL_TEST(test_reply_future_with_a_failed_future_propagates_it_exactly),
         FL_TEST(test_reply_future_with_a_successful_future_delivers_its_value),
+        FL_TEST(test_reply_future_completed_later_from_another_thread),
+        FL_TEST(test_reply_future_failed_later_propagates_code_and_message),
         FL_TEST(test_deferred_reply_from_another_thread_reaches_the_caller),
         FL_TEST(test_deferred_call_answered_by_the_test_thread),
         FL_TEST(test_deferred_call_failed_from_another_thread),
         FL_TEST(test_a_call_is_answered_once_and_later_answers_are_refused),
+        FL_TEST(test_answering_functions_reject_what_is_not_a_call),
         FL_TEST(test_handler_returning_without_an_answer_fails_with_enoreply),
         FL_TEST(test_handler_sees_its_endpoint_and_state),
+        FL_TEST(test_large_request_and_reply_round_trip_in_a_future_call),
+        FL_TEST(test_large_request_and_reply_round_trip_in_a_closure_call),
+        FL_TEST(test_request_stays_valid_in_the_handler_after_it_answers),
         FL_TEST(test_caller_may_free_the_request_right_after_the_call),
         FL_TEST(test_call_timeout_fails_with_etimedout_after_the_given_time),
         FL_TEST(test_next_timeout_applies_to_the_next_stub_call_only),
@@ -741,6 +933,7 @@ int main(void)
         FL_TEST(test_blocking_call_on_another_endpoints_thread_fails_edeadlk),
         FL_TEST(test_call_with_a_bad_method_index_fails_with_einval),
         FL_TEST(test_call_with_a_request_of_the_wrong_type_fails_with_einval),
+        FL_TEST(test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod),
         FL_TEST(test_method_index_finds_methods_by_their_proto_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,7 +38,7 @@ static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     (void)fl_test_latch_wait(h->gate, WAIT_MS);
 }
 
-/* ---- not started ---------------------------------------------------------- */
+/* ---- not started --------------------------------------------------------- */
 
 static void test_call_before_start_fails_with_endpoint_not_started(void **state)
 {
@@ -57,8 +57,8 @@ static void test_call_before_start_fails_with_endpoint_not_started(void **state)
     svc_end(svc);
 }
 
-static void test_blocking_call_before_start_returns_endpoint_not_started(
-    void **state)
+static void
+test_blocking_call_before_start_returns_endpoint_not_started(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -99,7 +99,7 @@ static void test_tell_before_start_is_dropped_and_never_handled(void **state)
     svc_end(svc);
 }
 
-/* ---- start and stop ------------------------------------------------------- */
+/* ---- start and stop ------------------------------------------------------ */
 
 static void test_start_is_idempotent_and_on_start_runs_once(void **state)
 {
@@ -180,7 +180,26 @@ static void test_stop_of_a_not_started_endpoint_is_a_no_op(void **state)
     svc_end(svc);
 }
 
-/* ---- close and termination --------------------------------------------------- */
+static void test_close_after_stop_terminates_without_on_stop(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+
+    assert_fl_ok(fl_rpc_endpoint_stop(ep));
+    fl_future_t *t = fl_rpc_endpoint_close(ep); /* not started any more */
+    assert_fl_ok(future_code(t));
+    assert_int_equal(1, atomic_load(&st.starts));
+    assert_int_equal(0, atomic_load(&st.stops));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+/* ---- close and termination ----------------------------------------------- */
 
 static void test_close_twice_runs_on_stop_exactly_once(void **state)
 {
@@ -201,6 +220,40 @@ static void test_close_twice_runs_on_stop_exactly_once(void **state)
     fl_future_release(t1);
     fl_future_release(t2);
     fl_future_release(t3);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void
+test_close_during_a_pending_on_stop_does_not_run_it_again(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_future_t *p = fl_future_alloc();
+    st.stop_future = fl_future_retain(p);
+    st.stopping = fl_test_latch_alloc(1);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    fl_future_t *t1 = fl_rpc_endpoint_close(ep);
+    wait_latch(st.stopping);
+    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
+    expect_echo(gw, "handled after the second close", 1);
+    assert_int_equal(1, atomic_load(&st.stops));
+    assert_false(fl_future_done(t2));
+
+    assert_fl_ok(fl_future_complete(p, NULL, NULL));
+    assert_fl_ok(future_code(t1));
+    assert_fl_ok(future_code(t2));
+    assert_int_equal(1, atomic_load(&st.stops));
+
+    fl_future_release(t1);
+    fl_future_release(t2);
+    fl_future_release(p);
+    fl_test_latch_free(st.stopping);
+    fl_rpc_gateway_free(gw);
     fl_rpc_endpoint_free(ep);
     svc_end(svc);
 }
@@ -244,8 +297,8 @@ static void test_termination_future_is_pending_until_close(void **state)
     svc_end(svc);
 }
 
-static void test_endpoint_serves_calls_until_the_on_stop_future_completes(
-    void **state)
+static void
+test_endpoint_serves_calls_until_the_on_stop_future_completes(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -275,8 +328,8 @@ static void test_endpoint_serves_calls_until_the_on_stop_future_completes(
     svc_end(svc);
 }
 
-static void test_calls_queued_when_on_stop_future_completes_fail_unreachable(
-    void **state)
+static void
+test_calls_queued_when_on_stop_future_completes_fail_unreachable(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -360,8 +413,8 @@ static void test_tell_after_termination_reports_unreachable(void **state)
     svc_end(svc);
 }
 
-static void test_start_and_stop_after_termination_return_unreachable(
-    void **state)
+static void
+test_start_and_stop_after_termination_return_unreachable(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -401,8 +454,7 @@ static void reuse_in_callback(fl_future_t *f, void *arg)
     fl_test_latch_count_down(c->done);
 }
 
-static void test_termination_future_completes_after_the_id_is_free(
-    void **state)
+static void test_termination_future_completes_after_the_id_is_free(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -506,8 +558,8 @@ static void test_id_is_reusable_after_termination(void **state)
     svc_end(svc);
 }
 
-static void test_gateway_to_a_terminated_endpoint_does_not_reach_its_successor(
-    void **state)
+static void
+test_gateway_to_a_terminated_endpoint_does_not_reach_its_successor(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -529,8 +581,8 @@ static void test_gateway_to_a_terminated_endpoint_does_not_reach_its_successor(
     svc_end(svc);
 }
 
-static void test_close_of_a_never_started_endpoint_terminates_without_on_stop(
-    void **state)
+static void
+test_close_of_a_never_started_endpoint_terminates_without_on_stop(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -550,8 +602,7 @@ static void test_close_of_a_never_started_endpoint_terminates_without_on_stop(
     svc_end(svc);
 }
 
-static void test_on_start_failure_fails_termination_with_its_code(
-    void **state)
+static void test_on_start_failure_fails_termination_with_its_code(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -616,8 +667,7 @@ static void test_termination_future_carries_on_stop_failure(void **state)
     svc_end_any(svc);
 }
 
-static void test_termination_future_carries_a_late_on_stop_failure(
-    void **state)
+static void test_termination_future_carries_a_late_on_stop_failure(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -641,10 +691,9 @@ static void test_termination_future_carries_a_late_on_stop_failure(
     svc_end_any(svc);
 }
 
-/* ---- is_running and in_main_thread -------------------------------------------- */
+/* ---- is_running and in_main_thread --------------------------------------- */
 
-static void test_is_running_is_true_in_handlers_and_false_outside(
-    void **state)
+static void test_is_running_is_true_in_handlers_and_false_outside(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -677,8 +726,8 @@ static void test_is_running_is_false_once_on_stop_returned(void **state)
     fl_future_t *t = fl_rpc_endpoint_close(ep);
     wait_latch(st.stopping);
     assert_true(atomic_load(&st.stop_running)); /* during on_stop */
-    int bits = probe_bits(gw, "run");          /* still served ... */
-    assert_false(bits & PROBE_RUNNING);        /* ... but not running */
+    int bits = probe_bits(gw, "run");           /* still served ... */
+    assert_false(bits & PROBE_RUNNING);         /* ... but not running */
     assert_true(bits & PROBE_MAIN);
 
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
@@ -692,8 +741,8 @@ static void test_is_running_is_false_once_on_stop_returned(void **state)
     svc_end(svc);
 }
 
-static void test_in_main_thread_is_true_in_handlers_tasks_and_hooks(
-    void **state)
+static void
+test_in_main_thread_is_true_in_handlers_tasks_and_hooks(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -731,10 +780,10 @@ static void test_in_main_thread_is_false_on_the_test_thread(void **state)
     svc_end(svc);
 }
 
-/* ---- creation and accessors ------------------------------------------------------ */
+/* ---- creation and accessors ---------------------------------------------- */
 
-static void test_create_rejects_bad_ids_and_missing_services_with_einval(
-    void **state)
+static void
+test_create_rejects_bad_ids_and_missing_services_with_einval(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -772,8 +821,8 @@ static void test_create_rejects_bad_ids_and_missing_services_with_einval(
     svc_end(svc);
 }
 
-static void test_default_id_is_endpoint_n_and_address_is_fling_local(
-    void **state)
+static void
+test_default_id_is_endpoint_n_and_address_is_fling_local(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -796,6 +845,94 @@ static void test_default_id_is_endpoint_n_and_address_is_fling_local(
 
     tep_end(named);
     tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_default_ids_never_collide_with_live_ids(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    enum { TAKEN = 4 };
+    fl_rpc_endpoint_t *named[TAKEN];
+    for (int i = 0; i < TAKEN; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "endpoint_%d", i);
+        named[i] = tep_create(svc, id, &st, NULL);
+    }
+
+    /* Ids stay unique among live endpoints, generated or not. */
+    fl_rpc_endpoint_t *anon[TAKEN];
+    for (int i = 0; i < TAKEN; i++) {
+        anon[i] = tep_create(svc, NULL, &st, NULL);
+        const char *id = fl_rpc_endpoint_id(anon[i]);
+        for (int j = 0; j < TAKEN; j++) {
+            if (strcmp(id, fl_rpc_endpoint_id(named[j])) == 0)
+                fail_msg("generated id %s is already taken", id);
+            if (j < i && strcmp(id, fl_rpc_endpoint_id(anon[j])) == 0)
+                fail_msg("generated id %s given twice", id);
+        }
+        fl_rpc_endpoint_t *found = NULL;
+        assert_fl_ok(fl_rpc_service_lookup(svc, id, &found));
+        assert_ptr_equal(anon[i], found);
+    }
+
+    for (int i = 0; i < TAKEN; i++) {
+        tep_end(anon[i]);
+        tep_end(named[i]);
+    }
+    svc_end(svc);
+}
+
+static void
+test_endpoint_without_hooks_starts_serves_and_terminates(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_opts_t o = tep_opts("nohooks", &st, NULL);
+    o.on_start = NULL;
+    o.on_stop = NULL;
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    expect_echo(gw, "no hooks", 1); /* after the start (FIFO per sender) */
+    assert_true(probe_bits(gw, "nohooks") & PROBE_RUNNING);
+
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+/* A run_async task that closes its own endpoint. */
+static void close_self_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)state;
+    (void)arg;
+    fl_future_release(fl_rpc_endpoint_close(ep));
+}
+
+static void
+test_close_from_the_main_thread_terminates_the_endpoint(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "selfclose", &st, NULL);
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+
+    assert_fl_ok(fl_rpc_run_async(ep, close_self_task, NULL, NULL));
+    assert_fl_ok(future_code(t));
+    assert_int_equal(1, atomic_load(&st.stops));
+    assert_true(atomic_load(&st.stop_main));
+
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
     svc_end(svc);
 }
 
@@ -826,7 +963,9 @@ int main(void)
         FL_TEST(test_stop_returns_the_endpoint_to_not_started),
         FL_TEST(test_start_after_stop_runs_on_start_again),
         FL_TEST(test_stop_of_a_not_started_endpoint_is_a_no_op),
+        FL_TEST(test_close_after_stop_terminates_without_on_stop),
         FL_TEST(test_close_twice_runs_on_stop_exactly_once),
+        FL_TEST(test_close_during_a_pending_on_stop_does_not_run_it_again),
         FL_TEST(test_on_stop_runs_on_the_main_thread_while_running),
         FL_TEST(test_termination_future_is_pending_until_close),
         FL_TEST(test_endpoint_serves_calls_until_the_on_stop_future_completes),
@@ -853,7 +992,10 @@ int main(void)
         FL_TEST(test_in_main_thread_is_false_on_the_test_thread),
         FL_TEST(test_create_rejects_bad_ids_and_missing_services_with_einval),
         FL_TEST(test_default_id_is_endpoint_n_and_address_is_fling_local),
+        FL_TEST(test_default_ids_never_collide_with_live_ids),
         FL_TEST(test_endpoint_accessors_return_state_and_service),
+        FL_TEST(test_endpoint_without_hooks_starts_serves_and_terminates),
+        FL_TEST(test_close_from_the_main_thread_terminates_the_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

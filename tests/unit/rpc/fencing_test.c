@@ -80,7 +80,7 @@ static void ctx_future_cb(fl_future_t *f, void *arg)
     ctx_task(NULL, NULL, arg);
 }
 
-/* ---- gateways and tokens --------------------------------------------------- */
+/* ---- gateways and tokens ------------------------------------------------- */
 
 static void test_gateway_with_the_endpoints_token_is_served(void **state)
 {
@@ -99,8 +99,8 @@ static void test_gateway_with_the_endpoints_token_is_served(void **state)
     fx_end(&fx);
 }
 
-static void test_gateway_with_another_token_connects_but_calls_fail_efencing(
-    void **state)
+static void
+test_gateway_with_another_token_connects_but_calls_fail_efencing(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -134,8 +134,8 @@ static void test_tell_with_another_token_is_dropped(void **state)
     fx_end(&fx);
 }
 
-static void test_unfenced_gateway_to_a_fenced_endpoint_fails_every_call(
-    void **state)
+static void
+test_unfenced_gateway_to_a_fenced_endpoint_fails_every_call(void **state)
 {
     (void)state;
     fixture_t fx;
@@ -215,7 +215,7 @@ static void test_endpoint_reports_its_fencing_token(void **state)
     fx_end(&fx);
 }
 
-/* ---- the endpoint's own work passes ----------------------------------------- */
+/* ---- the endpoint's own work passes -------------------------------------- */
 
 static void test_run_async_passes_fencing(void **state)
 {
@@ -241,8 +241,8 @@ static void test_call_async_passes_fencing(void **state)
 
     task_ctx_t c = {.done = fl_test_latch_alloc(1)};
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(fx.ep, ctx_callable, &c, ctx_free, 5000,
-                                   &f));
+    assert_fl_ok(
+        fl_rpc_call_async(fx.ep, ctx_callable, &c, ctx_free, 5000, &f));
     assert_fl_ok(future_code(f));
     assert_int_equal(1, atomic_load(&c.ran));
 
@@ -321,7 +321,25 @@ static void test_self_gateway_reports_the_endpoints_token(void **state)
     fx_end(&fx);
 }
 
-/* ---- order of the checks ------------------------------------------------------ */
+static void test_self_gateway_of_an_unfenced_endpoint_has_no_token(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "plain", &st, NULL);
+    fl_rpc_gateway_t *self = NULL;
+    assert_fl_ok(fl_rpc_self_gateway(ep, TG, &self));
+
+    fl_fencing_token_t tok = token_of(0);
+    assert_fl(FL_ENOTSUP, fl_rpc_gateway_fencing_token(self, &tok));
+
+    fl_rpc_gateway_free(self);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+/* ---- order of the checks ------------------------------------------------- */
 
 static void test_not_started_check_comes_before_fencing(void **state)
 {
@@ -360,6 +378,7 @@ int main(void)
         FL_TEST(test_on_complete_passes_fencing),
         FL_TEST(test_self_gateway_calls_pass_fencing),
         FL_TEST(test_self_gateway_reports_the_endpoints_token),
+        FL_TEST(test_self_gateway_of_an_unfenced_endpoint_has_no_token),
         FL_TEST(test_not_started_check_comes_before_fencing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,8 +28,8 @@
 typedef struct tracked {
     atomic_int ran;
     atomic_int freed;
-    atomic_int main;       /* ran on the endpoint's main thread */
-    atomic_int err;        /* fl_future_error seen by a future callback */
+    atomic_int main; /* ran on the endpoint's main thread */
+    atomic_int err;  /* fl_future_error seen by a future callback */
     uint64_t ran_at_ns;
     fl_rpc_endpoint_t *ep; /* for fl_rpc_in_main_thread in callbacks */
     fl_test_latch_t *done; /* counted down when it ran or was freed */
@@ -132,7 +132,7 @@ static void main_thread_barrier(fl_rpc_endpoint_t *ep)
     tracked_fini(&t);
 }
 
-/* ---- serial execution ------------------------------------------------------- */
+/* ---- serial execution ---------------------------------------------------- */
 
 /* A run_async task / callable numbered by the test thread. */
 static void serial_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
@@ -192,16 +192,16 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
         callers[i].sender = i;
         callers[i].go = go;
         atomic_init(&callers[i].errors, 0);
-        assert_int_equal(0, pthread_create(&threads[i], NULL, caller_main,
-                                           &callers[i]));
+        assert_int_equal(
+            0, pthread_create(&threads[i], NULL, caller_main, &callers[i]));
     }
     fl_test_latch_count_down(go);
 
     fl_future_t *futures[CALL_ASYNCS];
     int64_t seq = 0;
     for (int i = 0; i < RUN_ASYNCS; i++) {
-        assert_fl_ok(fl_rpc_run_async(ep, serial_task, (void *)(intptr_t)seq++,
-                                      NULL));
+        assert_fl_ok(
+            fl_rpc_run_async(ep, serial_task, (void *)(intptr_t)seq++, NULL));
         if ((i + 1) % CALL_ASYNC_EVERY == 0) {
             fl_future_t **f = &futures[i / CALL_ASYNC_EVERY];
             assert_fl_ok(fl_rpc_call_async(ep, serial_callable,
@@ -233,7 +233,7 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
     svc_end(svc);
 }
 
-/* ---- run_async --------------------------------------------------------------- */
+/* ---- run_async ----------------------------------------------------------- */
 
 static void test_run_async_runs_the_task_on_the_main_thread(void **state)
 {
@@ -280,8 +280,8 @@ static void test_run_async_before_start_is_dropped_and_frees_arg(void **state)
     svc_end(svc);
 }
 
-static void test_run_async_after_termination_fails_unreachable_and_frees_arg(
-    void **state)
+static void
+test_run_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -305,10 +305,32 @@ static void test_run_async_after_termination_fails_unreachable_and_frees_arg(
     svc_end(svc);
 }
 
-/* ---- schedule_run_async ---------------------------------------------------------- */
+static void
+test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
 
-static void test_schedule_run_async_runs_no_earlier_than_the_delay(
-    void **state)
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl(FL_EINVAL, fl_rpc_run_async(ep, NULL, &t, tracked_free));
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_fl(FL_EINVAL,
+              fl_rpc_run_async(NULL, tracked_task, &t, tracked_free));
+    assert_int_equal(2, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+/* ---- schedule_run_async -------------------------------------------------- */
+
+static void test_schedule_run_async_runs_no_earlier_than_the_delay(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -319,8 +341,8 @@ static void test_schedule_run_async_runs_no_earlier_than_the_delay(
     tracked_t t;
     tracked_init(&t, ep);
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free,
-                                           100));
+    assert_fl_ok(
+        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 100));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
     assert_true(atomic_load(&t.main));
@@ -343,8 +365,8 @@ static void test_schedule_run_async_with_zero_delay_runs(void **state)
 
     tracked_t t;
     tracked_init(&t, ep);
-    assert_fl_ok(fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free,
-                                           0));
+    assert_fl_ok(
+        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 0));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
     assert_true(atomic_load(&t.main));
@@ -354,8 +376,8 @@ static void test_schedule_run_async_with_zero_delay_runs(void **state)
     svc_end(svc);
 }
 
-static void test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(
-    void **state)
+static void
+test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -376,7 +398,56 @@ static void test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(
     svc_end(svc);
 }
 
-/* ---- call_async ---------------------------------------------------------------- */
+static void
+test_schedule_run_async_before_start_is_dropped_and_frees_arg(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    assert_fl_ok(
+        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 10));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tep_end(ep);
+    tracked_fini(&t);
+    svc_end(svc);
+}
+
+static void
+test_schedule_run_async_after_termination_frees_arg_unrun(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_future_t *term = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(term));
+
+    tracked_t t;
+    tracked_init(&t, ep);
+    /* Refused at once or dropped when due: either way never run, freed. */
+    int rc = fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 10);
+    if (rc != FL_OK && rc != FL_EUNREACHABLE)
+        fail_msg("got %s, want FL_OK or FL_EUNREACHABLE", fl_err_name(rc));
+    wait_latch(t.done);
+    assert_int_equal(1, atomic_load(&t.freed));
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    tracked_fini(&t);
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+/* ---- call_async ---------------------------------------------------------- */
 
 static void test_call_async_completes_with_the_callables_value(void **state)
 {
@@ -387,8 +458,8 @@ static void test_call_async_completes_with_the_callables_value(void **state)
     fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
 
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)42,
-                                   NULL, 5000, &f));
+    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)42, NULL,
+                                   5000, &f));
     assert_fl_ok(future_code(f));
     int *v = fl_future_value(f);
     assert_non_null(v);
@@ -410,8 +481,8 @@ static void test_call_async_runs_the_callable_on_the_main_thread(void **state)
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
-                                   5000, &f));
+    assert_fl_ok(
+        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl_ok(future_code(f));
     assert_null(fl_future_value(f));
     assert_int_equal(1, atomic_load(&t.ran));
@@ -432,9 +503,8 @@ static void test_call_async_fails_with_the_callables_error_code(void **state)
     fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
 
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, int_callable,
-                                   (void *)(intptr_t)(FL_EUSER + 9), NULL,
-                                   5000, &f));
+    assert_fl_ok(fl_rpc_call_async(
+        ep, int_callable, (void *)(intptr_t)(FL_EUSER + 9), NULL, 5000, &f));
     assert_fl(FL_EUSER + 9, future_code(f));
     assert_null(fl_future_value(f));
 
@@ -459,8 +529,8 @@ static void test_call_async_times_out_behind_a_slow_task(void **state)
      * endpoint (a leak shows under ASan/valgrind). */
     fl_future_t *f = NULL;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)5,
-                                   NULL, 50, &f));
+    assert_fl_ok(
+        fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)5, NULL, 50, &f));
     assert_fl(FL_ETIMEDOUT, future_code(f));
     uint64_t el = ms_since(t0);
     if (el < 50 || el >= 5000)
@@ -476,8 +546,8 @@ static void test_call_async_times_out_behind_a_slow_task(void **state)
     svc_end(svc);
 }
 
-static void test_call_async_before_start_fails_not_started_and_frees_arg(
-    void **state)
+static void
+test_call_async_before_start_fails_not_started_and_frees_arg(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -488,8 +558,8 @@ static void test_call_async_before_start_fails_not_started_and_frees_arg(
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
-                                   5000, &f));
+    assert_fl_ok(
+        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl(FL_ENOTSTARTED, future_code(f));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.freed));
@@ -501,8 +571,8 @@ static void test_call_async_before_start_fails_not_started_and_frees_arg(
     svc_end(svc);
 }
 
-static void test_call_async_after_termination_fails_unreachable_and_frees_arg(
-    void **state)
+static void
+test_call_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -515,8 +585,8 @@ static void test_call_async_after_termination_fails_unreachable_and_frees_arg(
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, tracked_callable, &t, tracked_free,
-                                   5000, &f));
+    assert_fl_ok(
+        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl(FL_EUNREACHABLE, future_code(f));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.freed));
@@ -529,8 +599,8 @@ static void test_call_async_after_termination_fails_unreachable_and_frees_arg(
     svc_end(svc);
 }
 
-static void test_call_async_with_a_nonpositive_timeout_fails_einval(
-    void **state)
+static void
+test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -541,8 +611,8 @@ static void test_call_async_with_a_nonpositive_timeout_fails_einval(
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = (fl_future_t *)&t; /* must become NULL */
-    assert_fl(FL_EINVAL, fl_rpc_call_async(ep, tracked_callable, &t,
-                                           tracked_free, 0, &f));
+    assert_fl(FL_EINVAL,
+              fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 0, &f));
     assert_null(f);
     assert_int_equal(1, atomic_load(&t.freed)); /* arg is always consumed */
     main_thread_barrier(ep);
@@ -553,7 +623,7 @@ static void test_call_async_with_a_nonpositive_timeout_fails_einval(
     svc_end(svc);
 }
 
-/* ---- on_complete ----------------------------------------------------------------- */
+/* ---- on_complete --------------------------------------------------------- */
 
 static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
 {
@@ -567,8 +637,8 @@ static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
     tracked_init(&t, ep);
     atomic_init(&t.err, -1);
     fl_future_t *f = fl_future_alloc();
-    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
-                                    tracked_free));
+    assert_fl_ok(
+        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
     assert_fl_ok(fl_future_fail(f, FL_EUSER + 1, "done"));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
@@ -581,8 +651,8 @@ static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
     svc_end(svc);
 }
 
-static void test_on_complete_of_a_completed_future_still_runs_on_main_thread(
-    void **state)
+static void
+test_on_complete_of_a_completed_future_still_runs_on_main_thread(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -595,8 +665,8 @@ static void test_on_complete_of_a_completed_future_still_runs_on_main_thread(
     atomic_init(&t.err, -1);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
-    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
-                                    tracked_free));
+    assert_fl_ok(
+        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
     assert_true(atomic_load(&t.main));
@@ -619,8 +689,8 @@ static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = fl_future_alloc();
-    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
-                                    tracked_free));
+    assert_fl_ok(
+        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
@@ -633,8 +703,8 @@ static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
     svc_end(svc);
 }
 
-static void test_on_complete_after_termination_frees_arg_without_running(
-    void **state)
+static void
+test_on_complete_after_termination_frees_arg_without_running(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -645,8 +715,8 @@ static void test_on_complete_after_termination_frees_arg_without_running(
     tracked_t t;
     tracked_init(&t, ep);
     fl_future_t *f = fl_future_alloc();
-    assert_fl_ok(fl_rpc_on_complete(ep, f, tracked_future_cb, &t,
-                                    tracked_free));
+    assert_fl_ok(
+        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
     fl_future_t *term = fl_rpc_endpoint_close(ep);
     assert_fl_ok(future_code(term));
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
@@ -669,10 +739,13 @@ int main(void)
         FL_TEST(test_run_async_before_start_is_dropped_and_frees_arg),
         FL_TEST(
             test_run_async_after_termination_fails_unreachable_and_frees_arg),
+        FL_TEST(test_run_async_with_bad_arguments_fails_einval_and_frees_arg),
         FL_TEST(test_schedule_run_async_runs_no_earlier_than_the_delay),
         FL_TEST(test_schedule_run_async_with_zero_delay_runs),
         FL_TEST(
             test_schedule_run_async_negative_delay_fails_einval_and_frees_arg),
+        FL_TEST(test_schedule_run_async_before_start_is_dropped_and_frees_arg),
+        FL_TEST(test_schedule_run_async_after_termination_frees_arg_unrun),
         FL_TEST(test_call_async_completes_with_the_callables_value),
         FL_TEST(test_call_async_runs_the_callable_on_the_main_thread),
         FL_TEST(test_call_async_fails_with_the_callables_error_code),

@@ -53,20 +53,23 @@ enum {
 #define PROBE_STATE 4   /* call state == endpoint state == the tep_t */
 #define PROBE_TELL 8    /* fl_rpc_call_is_tell() */
 
+/* FromFuture with this code answers with a future the test completes. */
+#define FROM_FUTURE_PENDING (-1)
+
 /* Senders whose Count tells are checked for FIFO order. */
 #define TEP_SENDERS 8
 
 typedef struct tep {
     /* Set by the test before the endpoint starts or is closed. */
-    int start_rc;                 /* on_start returns it */
-    fl_future_t *stop_future;     /* on_stop returns it (the endpoint takes
-                                     this reference); NULL: done at once */
-    fl_test_latch_t *started;     /* optional: on_start counts down */
-    fl_test_latch_t *stopping;    /* optional: on_stop counts down */
-    fl_test_latch_t *counted;     /* optional: Count counts down */
-    fl_test_latch_t *blocked;     /* optional: Block counts down */
-    fl_test_latch_t *probed;      /* optional: Probe counts down */
-    fl_test_latch_t *twice_done;  /* optional: Twice counts down at its end */
+    int start_rc;                /* on_start returns it */
+    fl_future_t *stop_future;    /* on_stop returns it (the endpoint takes
+                                    this reference); NULL: done at once */
+    fl_test_latch_t *started;    /* optional: on_start counts down */
+    fl_test_latch_t *stopping;   /* optional: on_stop counts down */
+    fl_test_latch_t *counted;    /* optional: Count counts down */
+    fl_test_latch_t *blocked;    /* optional: Block counts down */
+    fl_test_latch_t *probed;     /* optional: Probe counts down */
+    fl_test_latch_t *twice_done; /* optional: Twice counts down at its end */
 
     /* What the hooks saw. */
     atomic_int starts;
@@ -89,6 +92,11 @@ typedef struct tep {
     void *parked_call;
     Fltest__EchoReply_Closure parked_closure;
 
+    /* The pending future FromFuture(code FROM_FUTURE_PENDING) answered
+     * with (a reference for the test; written before `blocked` counts
+     * down). */
+    fl_future_t *parked_future;
+
     /* The last Probe's bits (also for tells). */
     atomic_int probe_bits;
 
@@ -97,6 +105,7 @@ typedef struct tep {
     atomic_int twice_fail_ok_rc;
     atomic_int twice_again_rc;
     atomic_int twice_defer_null;
+    atomic_int twice_request_intact; /* request unchanged after answering */
 } tep_t;
 
 static inline void tep_init(tep_t *st)
@@ -116,7 +125,7 @@ static inline uint64_t ms_since(uint64_t t0_ns)
     return (fl_clock_now_ns() - t0_ns) / NS_PER_MS;
 }
 
-/* ---- the serial-execution check ---------------------------------------- */
+/* ---- the serial-execution check ------------------------------------------ */
 
 static inline void serial_enter(tep_t *st)
 {
@@ -142,7 +151,7 @@ static inline void serial_check_order(tep_t *st, int sender, int64_t seq)
     st->next_seq[sender] = seq + 1;
 }
 
-/* ---- hooks ---------------------------------------------------------------- */
+/* ---- hooks --------------------------------------------------------------- */
 
 static inline int tep_on_start(fl_rpc_endpoint_t *ep, void *state)
 {
@@ -168,7 +177,7 @@ static inline fl_future_t *tep_on_stop(fl_rpc_endpoint_t *ep, void *state)
     return f;
 }
 
-/* ---- TestGateway handlers --------------------------------------------------- */
+/* ---- TestGateway handlers ------------------------------------------------ */
 
 static inline void tg_echo(Fltest__TestGateway_Service *svc,
                            const Fltest__EchoRequest *in,
@@ -236,8 +245,8 @@ static inline void tg_later(Fltest__TestGateway_Service *svc,
     j->call = call;
     j->text = text;
     j->n = in->n;
-    int rc = fl_rpc_schedule(fl_rpc_endpoint_service(ep), later_fire, j, 1,
-                             NULL);
+    int rc =
+        fl_rpc_schedule(fl_rpc_endpoint_service(ep), later_fire, j, 1, NULL);
     if (rc != FL_OK) {
         fl_rpc_fail(call, rc, "Later: fl_rpc_schedule failed");
         free(j->text);
@@ -305,6 +314,17 @@ static inline void tg_from_future(Fltest__TestGateway_Service *svc,
         fl_rpc_fail(closure_data, FL_ENOMEM, NULL);
         return;
     }
+    if (in->code == FROM_FUTURE_PENDING) {
+        tep_t *st = fl_rpc_call_state(closure_data);
+        st->parked_future = fl_future_retain(f);
+        int rc = fl_rpc_reply_future(closure_data, f);
+        if (rc != FL_OK)
+            fl_rpc_fail(closure_data, FL_EINTERNAL, "fl_rpc_reply_future: %s",
+                        fl_err_name(rc));
+        if (st->blocked)
+            fl_test_latch_count_down(st->blocked);
+        return;
+    }
     if (in->code != FL_OK) {
         fl_future_fail(f, in->code, "%s", in->message);
     } else {
@@ -356,6 +376,27 @@ static inline void tg_probe(Fltest__TestGateway_Service *svc,
         fl_test_latch_count_down(st->probed);
 }
 
+/* FNV-1a of a string, with its length mixed in. */
+static inline uint64_t text_checksum(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t n = 0;
+    for (; s[n] != '\0'; n++)
+        h = (h ^ (unsigned char)s[n]) * 1099511628211ull;
+    return h ^ n;
+}
+
+/* A heap string of n bytes (a repeating pattern keyed by seed). */
+static inline char *big_text(size_t n, unsigned seed)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    for (size_t i = 0; i < n; i++)
+        s[i] = (char)('a' + (i * 7 + seed) % 26);
+    s[n] = '\0';
+    return s;
+}
+
 static inline void tg_twice(Fltest__TestGateway_Service *svc,
                             const Fltest__EchoRequest *in,
                             Fltest__EchoReply_Closure closure,
@@ -364,10 +405,14 @@ static inline void tg_twice(Fltest__TestGateway_Service *svc,
     (void)svc;
     tep_t *st = fl_rpc_call_state(closure_data);
     atomic_store(&st->twice_fail_ok_rc, fl_rpc_fail(closure_data, FL_OK, NULL));
+    uint64_t sum = text_checksum(in->text);
     Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
     r.text = in->text;
     r.n = in->n;
     closure(&r, closure_data);
+    /* The request is borrowed until the handler returns, also after the
+     * answer (whose delivery may run a caller's closure on this thread). */
+    atomic_store(&st->twice_request_intact, text_checksum(in->text) == sum);
     atomic_store(&st->twice_again_rc,
                  fl_rpc_fail(closure_data, FL_EUSER, "answered twice"));
     atomic_store(&st->twice_defer_null, fl_rpc_defer(closure_data) == NULL);
@@ -384,7 +429,7 @@ static inline ProtobufCService *const *tep_services(void)
     return services;
 }
 
-/* ---- services, endpoints, gateways ----------------------------------------------- */
+/* ---- services, endpoints, gateways --------------------------------------- */
 
 static inline fl_rpc_service_t *svc_new(int64_t default_timeout_ms)
 {
@@ -449,9 +494,9 @@ static inline void tep_start(fl_rpc_endpoint_t *ep, tep_t *st)
     fl_test_latch_free(l);
 }
 
-static inline fl_rpc_endpoint_t *tep_create_started(
-    fl_rpc_service_t *svc, const char *id, tep_t *st,
-    const fl_fencing_token_t *tok)
+static inline fl_rpc_endpoint_t *
+tep_create_started(fl_rpc_service_t *svc, const char *id, tep_t *st,
+                   const fl_fencing_token_t *tok)
 {
     fl_rpc_endpoint_t *ep = tep_create(svc, id, st, tok);
     tep_start(ep, st);
@@ -519,7 +564,7 @@ static inline int gw_connect_error(fl_rpc_service_t *svc, const char *address,
     return rc;
 }
 
-/* ---- calls -------------------------------------------------------------------- */
+/* ---- calls --------------------------------------------------------------- */
 
 static inline Fltest__EchoRequest echo_req(const char *text, int64_t n)
 {
@@ -571,8 +616,7 @@ static inline void expect_echo(fl_rpc_gateway_t *gw, const char *text,
     fl_future_t *f = call_echo(gw, text, n);
     int rc = future_code(f);
     if (rc != FL_OK)
-        fail_msg("Echo failed: %s (%s)", fl_err_name(rc),
-                 fl_future_message(f));
+        fail_msg("Echo failed: %s (%s)", fl_err_name(rc), fl_future_message(f));
     Fltest__EchoReply *r = fl_future_take_value(f);
     assert_non_null(r);
     assert_string_equal(text, r->text);

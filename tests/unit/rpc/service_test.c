@@ -84,12 +84,12 @@ typedef struct sched_ctx {
     atomic_int runs;
     uint64_t start_ns[MAX_RUNS];
     uint64_t end_ns[MAX_RUNS];
-    int64_t work_ms;                /* time each run takes */
-    int cancel_at;                  /* the run that cancels itself; 0 none */
-    _Atomic fl_rpc_task_id_t id;    /* published after scheduling */
+    int64_t work_ms;             /* time each run takes */
+    int cancel_at;               /* the run that cancels itself; 0 none */
+    _Atomic fl_rpc_task_id_t id; /* published after scheduling */
     atomic_int cancel_rc;
     atomic_int cancelled;
-    fl_test_latch_t *done;          /* counted down by every run */
+    fl_test_latch_t *done; /* counted down by every run */
 } sched_ctx_t;
 
 static void sched_ctx_init(sched_ctx_t *c, uint64_t runs_to_wait)
@@ -166,10 +166,10 @@ static void noop_task(fl_rpc_service_t *svc, void *arg)
     (void)arg;
 }
 
-/* ---- connect ----------------------------------------------------------------- */
+/* ---- connect ------------------------------------------------------------- */
 
-static void test_connect_to_an_existing_endpoint_gives_a_working_gateway(
-    void **state)
+static void
+test_connect_to_an_existing_endpoint_gives_a_working_gateway(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -190,8 +190,8 @@ static void test_connect_to_an_existing_endpoint_gives_a_working_gateway(
     svc_end(svc);
 }
 
-static void test_connect_to_a_missing_id_fails_econnect_naming_the_address(
-    void **state)
+static void
+test_connect_to_a_missing_id_fails_econnect_naming_the_address(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -219,8 +219,8 @@ static void test_connect_to_a_malformed_address_fails_econnect(void **state)
     svc_end(svc);
 }
 
-static void test_connect_with_a_service_the_endpoint_lacks_fails_ehandshake(
-    void **state)
+static void
+test_connect_with_a_service_the_endpoint_lacks_fails_ehandshake(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -239,8 +239,8 @@ static void test_connect_with_a_service_the_endpoint_lacks_fails_ehandshake(
     svc_end(svc);
 }
 
-static void test_connect_to_a_created_endpoint_succeeds_calls_not_started(
-    void **state)
+static void
+test_connect_to_a_created_endpoint_succeeds_calls_not_started(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -259,8 +259,8 @@ static void test_connect_to_a_created_endpoint_succeeds_calls_not_started(
     svc_end(svc);
 }
 
-static void test_connect_to_an_endpoint_with_two_services_reaches_both(
-    void **state)
+static void
+test_connect_to_an_endpoint_with_two_services_reaches_both(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -288,8 +288,8 @@ static void test_connect_to_an_endpoint_with_two_services_reaches_both(
     svc_end(svc);
 }
 
-static void test_create_with_a_service_without_descriptor_fails_einval(
-    void **state)
+static void
+test_create_with_a_service_without_descriptor_fails_einval(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -305,8 +305,8 @@ static void test_create_with_a_service_without_descriptor_fails_einval(
     svc_end(svc);
 }
 
-static void test_connect_after_shutdown_fails_eclosed_and_leaves_out_null(
-    void **state)
+static void
+test_connect_after_shutdown_fails_eclosed_and_leaves_out_null(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -314,18 +314,17 @@ static void test_connect_after_shutdown_fails_eclosed_and_leaves_out_null(
 
     fl_future_t *f = fl_future_alloc(); /* a non-NULL value to overwrite */
     fl_future_t *keep = f;
-    assert_fl(FL_ECLOSED,
-              fl_rpc_connect(svc, "fling://local/x", TG, NULL, &f));
+    assert_fl(FL_ECLOSED, fl_rpc_connect(svc, "fling://local/x", TG, NULL, &f));
     assert_null(f);
 
     fl_future_release(keep);
     fl_rpc_service_free(svc);
 }
 
-/* ---- self gateway ----------------------------------------------------------------- */
+/* ---- self gateway -------------------------------------------------------- */
 
-static void test_self_gateway_for_an_unimplemented_service_is_enotsup(
-    void **state)
+static void
+test_self_gateway_for_an_unimplemented_service_is_enotsup(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -360,7 +359,7 @@ static void test_self_gateway_reaches_the_endpoint(void **state)
     svc_end(svc);
 }
 
-/* ---- lookup --------------------------------------------------------------------- */
+/* ---- lookup -------------------------------------------------------------- */
 
 static void test_lookup_finds_a_live_endpoint_by_id(void **state)
 {
@@ -378,6 +377,7 @@ static void test_lookup_finds_a_live_endpoint_by_id(void **state)
     assert_fl_ok(fl_rpc_service_lookup(svc, "two", &found));
     assert_ptr_equal(e2, found);
     assert_fl(FL_ENOENT, fl_rpc_service_lookup(svc, "three", &found));
+    assert_fl(FL_EINVAL, fl_rpc_service_lookup(svc, NULL, &found));
 
     tep_end(e1);
     tep_end(e2);
@@ -399,10 +399,10 @@ static void test_lookup_after_termination_is_enoent(void **state)
     svc_end(svc);
 }
 
-/* ---- addresses, timeouts, systems ---------------------------------------------------- */
+/* ---- addresses, timeouts, systems ---------------------------------------- */
 
-static void test_local_service_has_an_empty_address_and_port_minus_one(
-    void **state)
+static void
+test_local_service_has_an_empty_address_and_port_minus_one(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -427,8 +427,8 @@ static void test_service_timeout_defaults_to_10000_ms(void **state)
     svc_end(svc2);
 }
 
-static void test_service_default_timeout_applies_to_calls_without_one(
-    void **state)
+static void
+test_service_default_timeout_applies_to_calls_without_one(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(80);
@@ -519,7 +519,102 @@ static void test_shutdown_on_a_runtime_thread_fails_edeadlk(void **state)
     svc_end(svc);
 }
 
-/* ---- close and shutdown ------------------------------------------------------------ */
+static void test_calls_after_shutdown_fail_eclosed(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    assert_fl_ok(fl_rpc_service_shutdown(svc));
+
+    Fltest__EchoRequest req = echo_req("after shutdown", 1);
+    fl_future_t *f = (fl_future_t *)&req; /* must become NULL */
+    assert_fl(FL_ECLOSED, fl_rpc_call(gw, M_ECHO, &req.base, 0, &f));
+    assert_null(f);
+    ProtobufCMessage *reply = (ProtobufCMessage *)&req;
+    assert_fl(FL_ECLOSED, fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+    assert_null(reply);
+    tell_count(gw, 0, 0);
+    assert_fl(FL_ECLOSED, fl_rpc_last_error());
+    assert_int_equal(0, atomic_load(&st.counts));
+
+    fl_rpc_gateway_free(gw);
+    fl_rpc_endpoint_free(ep);
+    fl_rpc_service_free(svc);
+}
+
+static void test_service_alloc_rejects_bad_options_with_einval(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = NULL;
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 1000; /* an actor system has at most 256 */
+    assert_fl(FL_EINVAL, fl_rpc_service_alloc(&o, &svc));
+    assert_null(svc);
+    assert_fl(FL_EINVAL, fl_rpc_service_alloc(NULL, NULL));
+}
+
+static fl_future_t *close_future_seen;
+
+static int close_fn(fl_rpc_service_t *svc)
+{
+    close_future_seen = fl_rpc_service_close(svc); /* never blocks */
+    return close_future_seen ? FL_OK : FL_ENOMEM;
+}
+
+static void test_service_close_from_a_main_thread_completes(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+
+    on_main_t m = {.fn = close_fn, .done = fl_test_latch_alloc(1)};
+    atomic_init(&m.rc, -1);
+    assert_fl_ok(fl_rpc_run_async(ep, on_main_task, &m, NULL));
+    wait_latch(m.done);
+    assert_fl_ok(atomic_load(&m.rc));
+    assert_fl_ok(future_code(close_future_seen)); /* closes its caller too */
+    assert_fl_ok(future_code(t));
+    assert_int_equal(1, atomic_load(&st.stops));
+
+    fl_future_release(close_future_seen);
+    close_future_seen = NULL;
+    fl_future_release(t);
+    fl_test_latch_free(m.done);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
+static void test_shutdown_drops_pending_scheduled_tasks(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t once, periodic;
+    sched_ctx_init(&once, 1);
+    sched_ctx_init(&periodic, 1);
+    assert_fl_ok(fl_rpc_schedule(svc, sched_task, &once, 60000, NULL));
+    assert_fl_ok(fl_rpc_schedule_at_fixed_rate(svc, sched_task, &periodic,
+                                               60000, 1000, NULL));
+
+    uint64_t t0 = fl_clock_now_ns();
+    assert_fl_ok(fl_rpc_service_shutdown(svc));
+    uint64_t el = ms_since(t0);
+    if (el >= 5000)
+        fail_msg("shutdown took %llu ms", (unsigned long long)el);
+    assert_int_equal(0, atomic_load(&once.runs));
+    assert_int_equal(0, atomic_load(&periodic.runs));
+
+    fl_rpc_service_free(svc);
+    fl_test_latch_free(once.done);
+    fl_test_latch_free(periodic.done);
+}
+
+/* ---- close and shutdown -------------------------------------------------- */
 
 static void test_service_close_without_failures_succeeds(void **state)
 {
@@ -569,8 +664,8 @@ static void test_service_close_waits_for_pending_on_stop_futures(void **state)
     svc_end(svc);
 }
 
-static void test_service_close_reports_an_on_stop_failure_and_ends_all_others(
-    void **state)
+static void
+test_service_close_reports_an_on_stop_failure_and_ends_all_others(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -596,8 +691,8 @@ static void test_service_close_reports_an_on_stop_failure_and_ends_all_others(
     fl_rpc_service_free(svc);
 }
 
-static void test_service_shutdown_returns_the_first_termination_failure(
-    void **state)
+static void
+test_service_shutdown_returns_the_first_termination_failure(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -620,8 +715,8 @@ static void test_service_shutdown_returns_the_first_termination_failure(
     fl_rpc_service_free(svc);
 }
 
-static void test_service_close_is_idempotent_and_returns_the_same_future(
-    void **state)
+static void
+test_service_close_is_idempotent_and_returns_the_same_future(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -642,8 +737,7 @@ static void test_service_close_is_idempotent_and_returns_the_same_future(
     svc_end(svc);
 }
 
-static void test_service_close_refuses_new_endpoints_with_eclosed(
-    void **state)
+static void test_service_close_refuses_new_endpoints_with_eclosed(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -660,7 +754,7 @@ static void test_service_close_refuses_new_endpoints_with_eclosed(
     svc_end(svc);
 }
 
-/* ---- the scheduled executor ------------------------------------------------------- */
+/* ---- the scheduled executor ---------------------------------------------- */
 
 static void test_schedule_runs_the_task_once_after_the_delay(void **state)
 {
@@ -678,13 +772,14 @@ static void test_schedule_runs_the_task_once_after_the_delay(void **state)
     if (waited < 30)
         fail_msg("ran after %llu ms, want >= 30", (unsigned long long)waited);
     assert_int_equal(1, assert_no_more_runs(svc, &c, 60));
+    assert_fl(FL_ENOENT, fl_rpc_cancel(svc, id)); /* finished */
 
     fl_test_latch_free(c.done);
     svc_end(svc);
 }
 
-static void test_schedule_at_fixed_rate_runs_on_its_deadlines_until_cancelled(
-    void **state)
+static void
+test_schedule_at_fixed_rate_runs_on_its_deadlines_until_cancelled(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -724,8 +819,8 @@ static void test_schedule_with_fixed_delay_waits_between_runs(void **state)
     const int64_t delay = 20;
 
     fl_rpc_task_id_t id = 0;
-    assert_fl_ok(fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0,
-                                                  delay, &id));
+    assert_fl_ok(
+        fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0, delay, &id));
     atomic_store(&c.id, id);
     wait_latch(c.done);
     assert_int_equal(3, assert_no_more_runs(svc, &c, 3 * (delay + 15)));
@@ -759,8 +854,7 @@ static void test_cancel_returns_ok_then_enoent(void **state)
     svc_end(svc);
 }
 
-static void test_cancel_of_a_periodic_task_returns_ok_then_enoent(
-    void **state)
+static void test_cancel_of_a_periodic_task_returns_ok_then_enoent(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
@@ -768,8 +862,8 @@ static void test_cancel_of_a_periodic_task_returns_ok_then_enoent(
     sched_ctx_init(&c, 2);
 
     fl_rpc_task_id_t id = 0;
-    assert_fl_ok(fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0, 10,
-                                                  &id));
+    assert_fl_ok(
+        fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0, 10, &id));
     wait_latch(c.done);
     assert_fl_ok(fl_rpc_cancel(svc, id));
     assert_fl(FL_ENOENT, fl_rpc_cancel(svc, id));
@@ -796,20 +890,20 @@ static void test_schedule_rejects_bad_arguments_with_einval(void **state)
 
     assert_fl(FL_EINVAL, fl_rpc_schedule(svc, noop_task, &arg, -1, &id));
     assert_fl(FL_EINVAL, fl_rpc_schedule(svc, NULL, &arg, 10, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg,
-                                                       -1, 10, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0,
-                                                       0, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0,
-                                                       -5, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_at_fixed_rate(svc, NULL, &arg, 0, 10,
-                                                       &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, -1, 10, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, 0, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, -5, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, NULL, &arg, 0, 10, &id));
     assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
                                                           -1, 10, &id));
     assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
                                                           0, 0, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, NULL, &arg, 0,
-                                                          10, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_with_fixed_delay(svc, NULL, &arg, 0, 10, &id));
 
     svc_end(svc);
 }
@@ -824,8 +918,8 @@ static void test_schedule_after_shutdown_is_eclosed(void **state)
     assert_fl(FL_ECLOSED, fl_rpc_schedule(svc, noop_task, &arg, 10, NULL));
     assert_fl(FL_ECLOSED, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg,
                                                         10, 10, NULL));
-    assert_fl(FL_ECLOSED, fl_rpc_schedule_with_fixed_delay(svc, noop_task,
-                                                           &arg, 10, 10, NULL));
+    assert_fl(FL_ECLOSED, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
+                                                           10, 10, NULL));
 
     fl_rpc_service_free(svc);
 }
@@ -868,6 +962,10 @@ int main(void)
         FL_TEST(test_cancel_of_an_unknown_task_is_enoent),
         FL_TEST(test_schedule_rejects_bad_arguments_with_einval),
         FL_TEST(test_schedule_after_shutdown_is_eclosed),
+        FL_TEST(test_calls_after_shutdown_fail_eclosed),
+        FL_TEST(test_service_alloc_rejects_bad_options_with_einval),
+        FL_TEST(test_service_close_from_a_main_thread_completes),
+        FL_TEST(test_shutdown_drops_pending_scheduled_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
