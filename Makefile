@@ -13,7 +13,9 @@ CMAKE   ?= cmake
 CTEST   ?= ctest
 CTEST_ARGS ?=
 
-.PHONY: all demo test bench check-sanitize check-asan check-tsan install format fuzz clean deps
+.PHONY: all demo test bench check-sanitize check-asan check-tsan install format fuzz fuzz-short clean deps
+
+FUZZ_SECONDS ?= 60
 
 all: deps-test
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -37,7 +39,7 @@ bench: deps-bench
 	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_bench
 	scripts/bench.sh $(BUILD)-release $(BENCH)
 
-check-sanitize: check-asan check-tsan
+check-sanitize: check-asan check-tsan fuzz-short
 
 check-asan: deps-sanitize
 	$(CMAKE) -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DFLING_SANITIZE=address -DCMAKE_C_COMPILER=clang
@@ -50,6 +52,20 @@ check-tsan: deps-sanitize
 	$(CMAKE) --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
+
+# libFuzzer on the frame decoder and handshake metadata (clang). New inputs
+# go to $(BUILD)-fuzz/corpus-frame; fuzz/corpus/frame holds the seeds.
+fuzz: deps-fuzz
+	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-frame
+	$(BUILD)-fuzz/fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-frame fuzz/corpus/frame
+
+# The short run that check-sanitize includes.
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=20
 
 install: deps-install
 	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)

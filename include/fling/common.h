@@ -57,7 +57,9 @@ extern "C" {
     X(EHANDSHAKE, "rpc handshake failed")                                      \
     X(ENOTSUP, "not supported")                                                \
     X(ENOMETHOD, "no such rpc method")                                         \
-    X(EDECODE, "could not decode message")
+    X(EDECODE, "could not decode message")                                     \
+    X(EPROTO, "protocol error")                                                \
+    X(EMSGSIZE, "message too large")
 
 typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,
