@@ -308,8 +308,10 @@ FL_EXTERN int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref,
 /*
  * fl_future_on_complete_in runs cb(f, arg) on the actor's thread once f
  * completes (the actor's "main thread executor"). If the actor has stopped
- * by then, cb does not run and arg_free(arg) is called instead. Returns
- * FL_OK, or an error as fl_actor_exec (then arg is freed at once). Any
+ * by then, cb does not run and arg_free(arg) is called instead; so is it if
+ * f is freed without ever completing. Returns FL_OK, or an error as
+ * fl_actor_exec (then arg is freed at once). The system must not be freed
+ * while such a continuation is pending (complete or release f first). Any
  * thread.
  */
 FL_EXTERN int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,

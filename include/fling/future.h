@@ -184,7 +184,9 @@ FL_EXTERN fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n);
  * is closed (a timeout armed before the system shuts down fails f with
  * FL_ECLOSED then, so nobody waits for a timer that will never fire),
  * FL_EALREADY if f is already complete, FL_EEXIST if f already has a
- * timeout. The timer is cancelled when f completes. Any thread.
+ * timeout, FL_ENOMEM. If the system closes while arming, f is failed with
+ * FL_ECLOSED and that is returned. The timer is cancelled when f completes.
+ * Any thread.
  */
 FL_EXTERN int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f,
                                     int64_t timeout_ms);

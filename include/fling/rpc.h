@@ -209,14 +209,15 @@ FL_EXTERN int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
 /*
  * fl_rpc_endpoint_start starts the endpoint: on_start then runs on its main
  * thread. Idempotent while started. Does not block. FL_OK, FL_EUNREACHABLE
- * once terminated, FL_EINVAL.
+ * once terminated, FL_ECLOSED after the system closed, FL_ENOMEM, FL_EINVAL.
  */
 FL_EXTERN int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep);
 
 /*
  * fl_rpc_endpoint_stop returns a started endpoint to "not started": calls
  * are rejected again; a later start runs on_start again. No-op when not
- * started. Does not block. FL_OK, FL_EUNREACHABLE, FL_EINVAL.
+ * started. Does not block. FL_OK, FL_EUNREACHABLE, FL_ECLOSED, FL_ENOMEM,
+ * FL_EINVAL.
  */
 FL_EXTERN int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep);
 
@@ -394,7 +395,11 @@ FL_EXTERN int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw,
  *             failure, when fl_rpc_last_error() and fl_rpc_last_message()
  *             give the code and message. It runs on the caller's actor or
  *             endpoint thread if the call was made from one, otherwise on
- *             the thread that completes the call.
+ *             the thread that completes the call. EXCEPTION: if the calling
+ *             actor or endpoint has stopped when the answer arrives, the
+ *             closure is not run (running it elsewhere could touch state
+ *             that is gone); this is logged. Free closure data that must
+ *             not leak in the caller's stop hook instead.
  *   future    fl_rpc_call(): a future of the reply.
  *   blocking  fl_rpc_call_sync(): waits for the reply.
  *
@@ -491,7 +496,10 @@ FL_EXTERN int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
 /*
  * fl_rpc_reply_future answers the call with f's outcome once f completes: a
  * successful f's value must be a ProtobufCMessage * of the method's output
- * type. Takes the caller's reference to f. FL_EALREADY, FL_EINVAL.
+ * type. ALWAYS takes the caller's reference to f. Returns FL_OK (the call
+ * will be answered: with f's outcome, or with FL_ENOMEM if f could not be
+ * watched), FL_EALREADY (already answered), FL_ENOMEM (the call could not be
+ * deferred and was failed with FL_ENOMEM), FL_EINVAL.
  */
 FL_EXTERN int fl_rpc_reply_future(void *closure_data, fl_future_t *f);
 

@@ -184,6 +184,14 @@ static inline void send_coalesced(fl__worker_t *w, fl__actor_t *a,
 
 int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
 {
+    int rc = fl__deliver_or_keep(sys, m, control);
+    if (rc != FL_OK)
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+    return rc;
+}
+
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
+{
     uint64_t id = m->target;
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(id));
     if (a != NULL) {
@@ -199,7 +207,6 @@ int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
             return FL_OK;
         }
     }
-    fl__dead_letter(sys, m, a != NULL ? "has stopped" : "does not exist");
     return FL_EUNREACHABLE;
 }
 
@@ -262,13 +269,17 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
         return;
     }
     fl_actor_ref_t ref = {m->target};
+    /* The start hook runs before anything else this generation handles,
+     * whatever reached the mailbox first (a stop request, or a message to
+     * a ref found by name); the START message is only a wake-up. */
+    if (a->started_gen != FL__GEN(gs)) {
+        a->started_gen = FL__GEN(gs);
+        fl__tls_actor = ref.id;
+        run_start(sys, a, ref);
+        fl__tls_actor = 0;
+        gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    }
     if (FL__STATE(gs) == FL__A_STOPREQ) {
-        /* The start hook always runs before the stop hook. */
-        if (m->kind == FL__MSG_START) {
-            fl__tls_actor = ref.id;
-            run_start(sys, a, ref);
-            fl__tls_actor = 0;
-        }
         do_stop(sys, a, gs);
         fl__dead_letter_contents(sys, m, "stopped before handling it");
         return;
@@ -286,8 +297,7 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
             fl_future_release(f);
         }
         break;
-    case FL__MSG_START:
-        run_start(sys, a, ref);
+    case FL__MSG_START: /* the hook ran above */
         break;
     case FL__MSG_EXEC: {
         fl__exec_t *e = fl__msg_payload(m);
@@ -429,7 +439,8 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     pthread_mutex_unlock(&sys->lock);
     atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
     if (start != NULL) {
-        /* Queued before the ref is returned: the start hook runs first. */
+        /* Wakes the actor so its start hook runs even if nothing else is
+         * sent (the hook runs before any message: see handle). */
         start->target = id;
         push(sys, a, start);
     }
@@ -479,7 +490,8 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
                 memory_order_acq_rel, memory_order_acquire))
             break;
     }
-    /* The slot cannot change generation before the actor handles this. */
+    /* If the actor finished stopping meanwhile, this STOP is stale and the
+     * consumer drops it (generation mismatch). */
     m->target = id;
     push(sys, a, m);
     return FL_OK;

@@ -492,8 +492,8 @@ fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
             fl__future_on_complete_ex(fs[i], on_all, drop_all, c) != FL_OK) {
             fl_future_fail(dst, fs[i] == NULL ? FL_EINVAL : FL_ENOMEM,
                            "fl_future_all: input %zu could not be watched", i);
-            /* The callbacks never registered will not drop their refs. */
-            atomic_fetch_sub(&c->refs, n - i - 1);
+            /* Inputs i..n-1 never registered: they drop no refs. */
+            atomic_fetch_sub(&c->refs, n - i);
             if (atomic_fetch_sub(&c->refs, 1) == 1) {
                 fl_future_release(c->dst);
                 fl__free(c);

@@ -47,6 +47,7 @@ struct fl_msg {
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size);
 fl_msg_t *fl__msg_clone(const fl_msg_t *m);
 /* Frees any thread's message memory (no dead-letter handling). */
+/* (fl_msg_free settles what a message owes: its ask, its exec argument.) */
 void fl__msg_release_mem(fl_msg_t *m);
 /* Returns this thread's cached message memory to the shared pool. */
 void fl__msg_pool_flush_thread(void);
@@ -109,6 +110,8 @@ typedef struct fl__actor {
     _Atomic(fl__actor_ext_t *) ext;   /* hooks, name, waiters; may be NULL */
     uint32_t slot;                    /* index, constant */
     uint32_t next_free;               /* free-list link (under sys->lock) */
+    uint32_t started_gen;             /* consumer only: the generation whose
+                                         start hook has run */
 } FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
 
 _Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
@@ -214,7 +217,8 @@ struct fl_system {
     FL_ALIGNED(FL_CACHE_LINE) _Atomic bool closed;
     _Atomic bool stopping;   /* workers exit once idle */
     _Atomic uint64_t inflight; /* external threads inside tell/spawn */
-    bool shut_down;          /* under lock */
+    bool shut_down;          /* under lock: a shutdown has begun */
+    bool shutdown_done;      /* under lock: ...and finished */
 
     /* Under lock: slots, names, termination, live count. */
     FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t lock;
@@ -266,6 +270,9 @@ static inline fl__actor_t *fl__slot(fl_system_t *sys, uint32_t slot)
  * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
  */
 int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
+/* The same, but an undeliverable m is left to the caller (FL_EUNREACHABLE)
+ * to dead-letter once it holds no lock. */
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
 
 /* Push the sends this worker coalesced (no-op when there are none). */
 void fl__flush_sends(fl__worker_t *w);

@@ -239,6 +239,13 @@ void fl_msg_free(fl_msg_t *msg)
 {
     if (msg == NULL)
         return;
+    if (msg->kind == FL__MSG_EXEC) {
+        /* An internal exec message that was never delivered. */
+        fl__exec_t *e = fl__msg_payload(msg);
+        if (e->arg_free != NULL)
+            e->arg_free(e->arg);
+        e->arg_free = NULL;
+    }
     if (msg->reply != NULL) {
         /* A message still carrying an ask (the caller built it but did not
          * send it, or kept a copy): nobody will answer. */

@@ -84,8 +84,19 @@ int fl_system_close(fl_system_t *sys)
     for (uint32_t i = 0; i < hw; i++) {
         fl__actor_t *a = fl__slot(sys, i);
         uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-        if (FL__STATE(gs) == FL__A_LIVE)
-            (void)fl__actor_request_stop(sys, FL__REF(FL__GEN(gs), i));
+        if (FL__STATE(gs) != FL__A_LIVE)
+            continue;
+        /* Shutdown waits for every actor: a stop that found no memory for
+         * its wake-up message must be retried, not forgotten. */
+        for (int tries = 0;
+             fl__actor_request_stop(sys, FL__REF(FL__GEN(gs), i)) ==
+             FL_ENOMEM;
+             tries++) {
+            if (tries == 100)
+                FL_LOG(FL_LOG_ERROR, "close: no memory to stop actor %u; "
+                                     "retrying", (unsigned)i);
+            sched_yield();
+        }
     }
     return FL_OK;
 }
@@ -121,6 +132,9 @@ int fl_system_shutdown(fl_system_t *sys)
     while (sys->live > 0)
         pthread_cond_wait(&sys->idle_cv, &sys->lock);
     if (sys->shut_down) {
+        /* Another caller is shutting down: wait until it has finished. */
+        while (!sys->shutdown_done)
+            pthread_cond_wait(&sys->idle_cv, &sys->lock);
         pthread_mutex_unlock(&sys->lock);
         return FL_OK;
     }
@@ -136,6 +150,10 @@ int fl_system_shutdown(fl_system_t *sys)
     uint32_t hw = sys->high_water;
     for (uint32_t i = 0; i < hw; i++)
         drain(sys, fl__slot(sys, i));
+    pthread_mutex_lock(&sys->lock);
+    sys->shutdown_done = true;
+    pthread_cond_broadcast(&sys->idle_cv);
+    pthread_mutex_unlock(&sys->lock);
     return FL_OK;
 }
 

@@ -386,25 +386,39 @@ static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
         /* Deliver under the lock: cancel is linearizable with delivery. */
         fl_msg_t *m = t->period ? fl__msg_clone(t->u.m.msg) : t->u.m.msg;
         int rc = FL_ENOMEM;
+        fl_msg_t *dead = NULL;
         if (m != NULL) {
             if (!t->period)
                 t->u.m.msg = NULL;
-            rc = fl__deliver(sys, m, true);
+            rc = fl__deliver_or_keep(sys, m, true);
+            if (rc != FL_OK)
+                dead = m; /* settled below, without the lock */
         }
+        bool rearmed = false;
         if (t->period && rc != FL_EUNREACHABLE) {
             t->deadline += t->period;
-            if (heap_push(T, t) == FL_OK)
-                return;
+            rearmed = heap_push(T, t) == FL_OK;
         }
-        /* One-shot delivered, periodic to a dead actor, or no memory. */
-        if (rc == FL_ENOMEM)
-            FL_LOG(FL_LOG_WARN, "timer %llu: no memory for a delivery",
-                   (unsigned long long)t->id);
-        ids_del(T, t);
-        if (t->u.m.msg == NULL) {
+        if (!rearmed) {
+            /* One-shot delivered, periodic to a dead actor, or no memory. */
+            if (rc == FL_ENOMEM)
+                FL_LOG(FL_LOG_WARN, "timer %llu: no memory for a delivery",
+                       (unsigned long long)t->id);
+            ids_del(T, t);
+        }
+        /* Dead letters may run user code (an exec's arg_free): never under
+         * the timer lock. */
+        fl_msg_t *rest = rearmed ? NULL : t->u.m.msg;
+        if (!rearmed) {
+            t->u.m.msg = NULL;
             fl__free(t);
-        } else {
-            free_timer(t);
+        }
+        if (dead != NULL || rest != NULL) {
+            pthread_mutex_unlock(&T->mu);
+            if (dead != NULL)
+                fl__dead_letter(sys, dead, "has stopped");
+            fl_msg_free(rest);
+            pthread_mutex_lock(&T->mu);
         }
         return;
     }

@@ -46,6 +46,7 @@ typedef struct invoke_hdr {
 } invoke_hdr_t;
 
 enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
+enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
 
 struct fl_rpc_endpoint {
     _Atomic int refs; /* the creator's handle + the endpoint's own life */
@@ -67,9 +68,9 @@ struct fl_rpc_endpoint {
     int st;
     bool running;
 
-    /* The termination result: written once by whoever finishes the
-     * endpoint (guarded by `finished`), read after the actor is gone. */
-    _Atomic bool finished;
+    /* The termination result: claimed once (FIN_OPEN -> FIN_CLAIMED),
+     * written, then published (FIN_DONE, release); read after that. */
+    _Atomic int finished;
     int term_err;
     char *term_msg;
 };
@@ -161,7 +162,7 @@ static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
 
 static void arena_destroy(void *p)
 {
-    free(p);
+    fl__free(p);
 }
 
 static void arena_make_key(void)
@@ -178,7 +179,7 @@ static void *arena_alloc(void *data, size_t size)
         a->used += n;
         return p;
     }
-    big_block_t *b = malloc(sizeof *b + size);
+    big_block_t *b = fl__malloc(sizeof *b + size);
     if (b == NULL)
         return NULL;
     b->next = a->big;
@@ -210,7 +211,7 @@ static void arena_release(arena_t *a, arena_mark_t m)
     a->used = m.used;
     while (a->big != m.big) {
         big_block_t *next = a->big->next;
-        free(a->big);
+        fl__free(a->big);
         a->big = next;
     }
 }
@@ -219,7 +220,7 @@ static arena_t *thread_arena(void)
 {
     if (fl__unlikely(tls_arena == NULL)) {
         pthread_once(&arena_once, arena_make_key);
-        tls_arena = calloc(1, sizeof *tls_arena);
+        tls_arena = fl__calloc(1, sizeof *tls_arena);
         if (tls_arena != NULL)
             (void)pthread_setspecific(arena_key, tls_arena);
     }
@@ -263,11 +264,11 @@ static void ep_release(fl_rpc_endpoint_t *ep)
     if (atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) != 1)
         return;
     fl_future_release(ep->termination);
-    free(ep->services);
-    free(ep->id);
-    free(ep->address);
-    free(ep->term_msg);
-    free(ep);
+    fl__free(ep->services);
+    fl__free(ep->id);
+    fl__free(ep->address);
+    fl__free(ep->term_msg);
+    fl__free(ep);
 }
 
 void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep)
@@ -294,7 +295,7 @@ static void call_release(fl_rpc_call_t *c)
         return;
     c->magic = 0;
     fl_future_release(c->reply);
-    free(c);
+    fl__free(c);
 }
 
 /* Claim the right to answer c; false if it was answered already. A stack
@@ -388,7 +389,7 @@ fl_rpc_call_t *fl_rpc_defer(void *closure_data)
         return c;
     /* Move the stack call to the heap: held by the dispatcher until the
      * handler returns and by the deferred holder until answered. */
-    fl_rpc_call_t *h = malloc(sizeof *h);
+    fl_rpc_call_t *h = fl__malloc(sizeof *h);
     if (h == NULL)
         return NULL;
     *h = *c;
@@ -622,6 +623,14 @@ static void on_stop_done(fl_future_t *f, void *p)
     int err = fl_future_error(f);
     endpoint_finish(ep, err, err ? fl_future_message(f) : NULL);
     fl_future_release(f);
+    ep_release(ep);
+}
+
+/* on_stop's future was freed without completing: the endpoint stays
+ * terminating until the system stops it. */
+static void on_stop_dropped(void *p)
+{
+    ep_release((fl_rpc_endpoint_t *)p);
 }
 
 static void do_terminate(fl_rpc_endpoint_t *ep)
@@ -641,9 +650,11 @@ static void do_terminate(fl_rpc_endpoint_t *ep)
         endpoint_finish(ep, FL_OK, NULL);
         return;
     }
-    /* Serve on until f completes. */
-    int rc = fl_future_on_complete(f, on_stop_done, ep);
+    /* Serve on until f completes; the callback holds the endpoint. */
+    atomic_fetch_add(&ep->refs, 1);
+    int rc = fl__future_on_complete_ex(f, on_stop_done, on_stop_dropped, ep);
     if (rc != FL_OK) {
+        ep_release(ep);
         fl_future_release(f);
         endpoint_finish(ep, rc, "could not wait for on_stop's future");
     }
@@ -693,7 +704,7 @@ static void task_free(void *p)
         fl_future_release(t->f);
     }
     ep_release(t->ep);
-    free(t);
+    fl__free(t);
 }
 
 static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
@@ -731,13 +742,13 @@ static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
         t->arg_free(t->arg);
     fl_future_release(t->f);
     ep_release(ep);
-    free(t);
+    fl__free(t);
 }
 
 static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
                             fl_free_cb arg_free)
 {
-    task_ctx_t *t = calloc(1, sizeof *t);
+    task_ctx_t *t = fl__calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     atomic_fetch_add(&ep->refs, 1);
@@ -856,15 +867,23 @@ bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep)
  * termination (observed in on_actor_gone) frees the id and completes the
  * termination future. The stop request publishes the result (acq_rel CAS
  * on the actor's state; the actor's termination is ordered after it). */
-static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg)
+static bool finish_claim(fl_rpc_endpoint_t *ep, int err, const char *msg)
 {
-    bool expected = false;
-    if (!atomic_compare_exchange_strong(&ep->finished, &expected, true))
-        return;
+    int expected = FIN_OPEN;
+    if (!atomic_compare_exchange_strong(&ep->finished, &expected, FIN_CLAIMED))
+        return false;
     ep->term_err = err;
     if (err != FL_OK)
-        ep->term_msg = strdup(msg != NULL ? msg : fl_strerror(err));
-    fl_actor_stop(ep->svc->sys, ep->actor);
+        ep->term_msg = fl__strdup(msg != NULL ? msg : fl_strerror(err));
+    /* Pairs with the acquire loads in on_actor_gone. */
+    atomic_store_explicit(&ep->finished, FIN_DONE, memory_order_release);
+    return true;
+}
+
+static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg)
+{
+    if (finish_claim(ep, err, msg))
+        fl_actor_stop(ep->svc->sys, ep->actor);
 }
 
 static void on_actor_gone(fl_future_t *f, void *p)
@@ -879,16 +898,17 @@ static void on_actor_gone(fl_future_t *f, void *p)
         }
     }
     pthread_mutex_unlock(&svc->mu);
-    /* The actor is gone: the main-thread fields are ours now. */
-    if (!atomic_load(&ep->finished)) {
-        /* Stopped without a proper termination (system shut down). */
-        ep->term_err = FL_EUNREACHABLE;
-        free(ep->term_msg);
-        ep->term_msg = NULL;
-        char buf[256];
-        snprintf(buf, sizeof buf,
-                 "RpcEndpoint %s has not been properly stopped.", ep->id);
-        ep->term_msg = strdup(buf);
+    /* The actor is gone. If nobody finished the endpoint, it was stopped
+     * from outside (the system shut down): claim that result, so a late
+     * on_stop completion does nothing. Otherwise wait for the finisher's
+     * result to be published (it is a few stores away). */
+    char buf[256];
+    snprintf(buf, sizeof buf, "RpcEndpoint %s has not been properly stopped.",
+             ep->id);
+    if (!finish_claim(ep, FL_EUNREACHABLE, buf)) {
+        while (atomic_load_explicit(&ep->finished, memory_order_acquire) !=
+               FIN_DONE)
+            fl__cpu_relax();
     }
     if (ep->term_err == FL_OK)
         fl_future_complete(ep->termination, NULL, NULL);
@@ -943,12 +963,12 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
     for (size_t i = 0; i < o->nservices; i++)
         if (o->services[i] == NULL || o->services[i]->descriptor == NULL)
             return FL_EINVAL;
-    fl_rpc_endpoint_t *ep = calloc(1, sizeof *ep);
+    fl_rpc_endpoint_t *ep = fl__calloc(1, sizeof *ep);
     if (ep == NULL)
         return FL_ENOMEM;
     atomic_init(&ep->refs, 2);
     ep->svc = svc;
-    ep->services = malloc(o->nservices * sizeof *ep->services);
+    ep->services = fl__malloc(o->nservices * sizeof *ep->services);
     ep->termination = fl_future_alloc();
     if (ep->services == NULL || ep->termination == NULL)
         goto nomem;
@@ -973,15 +993,15 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
             snprintf(anon, sizeof anon, "endpoint_%llu",
                      (unsigned long long)svc->anon++);
         } while (find_ep(svc, anon) != NULL);
-        ep->id = strdup(anon);
+        ep->id = fl__strdup(anon);
     } else if (find_ep(svc, o->id) != NULL) {
         rc = FL_EEXIST;
     } else {
-        ep->id = strdup(o->id);
+        ep->id = fl__strdup(o->id);
     }
     if (rc == FL_OK && ep->id != NULL) {
         size_t n = strlen(ep->id) + 32;
-        ep->address = malloc(n);
+        ep->address = fl__malloc(n);
         if (ep->address != NULL)
             snprintf(ep->address, n, "fling://local/%s", ep->id);
     }
@@ -989,32 +1009,55 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
         rc = FL_ENOMEM;
     if (rc == FL_OK)
         rc = fl_actor_spawn(svc->sys, ep_receive, ep, NULL, &ep->actor);
-    fl_future_t *gone = NULL;
     if (rc == FL_OK) {
-        rc = fl_actor_termination(svc->sys, ep->actor, &gone);
-        if (rc == FL_OK)
-            rc = fl_future_on_complete(gone, on_actor_gone, ep);
-        if (rc != FL_OK)
-            fl_actor_stop(svc->sys, ep->actor); /* nothing else knows it */
-        fl_future_release(gone);
-    }
-    if (rc == FL_OK) {
+        /* Registered (the id is taken) before anyone can observe its end. */
         ep->next = svc->endpoints;
         svc->endpoints = ep;
+        atomic_fetch_add(&ep->refs, 1); /* ours, for the rest of create */
     }
     pthread_mutex_unlock(&svc->mu);
     if (rc != FL_OK)
         goto fail;
+
+    /* Outside the lock: if the actor is already gone (a concurrent system
+     * close), on_actor_gone runs right here and takes svc->mu itself. */
+    fl_future_t *gone = NULL;
+    rc = fl_actor_termination(svc->sys, ep->actor, &gone);
+    if (rc == FL_OK)
+        rc = fl_future_on_complete(gone, on_actor_gone, ep);
+    fl_future_release(gone);
+    if (rc != FL_OK) {
+        /* Nothing will observe the actor's end (no memory, or the system
+         * is past stopping its actors, so the actor is gone): stop it and
+         * unregister now. The endpoint's own reference is kept (leaked) if
+         * the actor might still run with it. */
+        fl_actor_stop(svc->sys, ep->actor);
+        pthread_mutex_lock(&svc->mu);
+        for (fl_rpc_endpoint_t **q = &svc->endpoints; *q != NULL;
+             q = &(*q)->next) {
+            if (*q == ep) {
+                *q = ep->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&svc->mu);
+        FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: cannot watch its actor: %s",
+               ep->id, fl_strerror(rc));
+        ep_release(ep); /* ours */
+        ep_release(ep); /* the creator's: the call fails */
+        return rc;
+    }
+    ep_release(ep); /* ours; the creator's and the endpoint's remain */
     *out = ep;
     return FL_OK;
 nomem:
     rc = FL_ENOMEM;
 fail:
     fl_future_release(ep->termination);
-    free(ep->services);
-    free(ep->id);
-    free(ep->address);
-    free(ep);
+    fl__free(ep->services);
+    fl__free(ep->id);
+    fl__free(ep->address);
+    fl__free(ep);
     return rc;
 }
 
@@ -1082,9 +1125,9 @@ static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
                                 uint32_t service_index, uint8_t fence,
                                 const fl_fencing_token_t *token)
 {
-    fl_rpc_gateway_t *gw = calloc(1, sizeof *gw);
-    if (gw == NULL || (gw->address = strdup(ep->address)) == NULL) {
-        free(gw);
+    fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
+    if (gw == NULL || (gw->address = fl__strdup(ep->address)) == NULL) {
+        fl__free(gw);
         return NULL;
     }
     gw->base.descriptor = ep->services[service_index]->descriptor;
@@ -1106,8 +1149,8 @@ void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
 {
     if (gw == NULL)
         return;
-    free(gw->address);
-    free(gw);
+    fl__free(gw->address);
+    fl__free(gw);
 }
 
 static void gw_free_cb(void *p)
@@ -1370,7 +1413,7 @@ static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
     closure_ctx_t *c = p;
     run_closure(c->f, c);
     fl_future_release(c->f);
-    free(c);
+    fl__free(c);
 }
 
 static void closure_drop(void *p)
@@ -1378,7 +1421,7 @@ static void closure_drop(void *p)
     closure_ctx_t *c = p;
     FL_LOG(FL_LOG_WARN, "rpc: reply dropped: the calling actor has stopped");
     fl_future_release(c->f);
-    free(c);
+    fl__free(c);
 }
 
 /* The ask completed (any thread). */
@@ -1387,7 +1430,7 @@ static void closure_done(fl_future_t *f, void *p)
     closure_ctx_t *c = p;
     if (c->sys == NULL) {
         run_closure(f, c);
-        free(c);
+        fl__free(c);
         return;
     }
     c->f = fl_future_retain(f);
@@ -1411,7 +1454,7 @@ static void gw_invoke(ProtobufCService *service, unsigned method,
     fl_future_t *ask = NULL;
     if (rc == FL_OK)
         rc = fl_ask(gw->svc->sys, gw->actor, m, timeout, &ask);
-    closure_ctx_t *c = rc == FL_OK ? malloc(sizeof *c) : NULL;
+    closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;
     if (rc != FL_OK) {
@@ -1431,7 +1474,7 @@ static void gw_invoke(ProtobufCService *service, unsigned method,
     rc = fl_future_on_complete(ask, closure_done, c);
     fl_future_release(ask);
     if (rc != FL_OK) {
-        free(c);
+        fl__free(c);
         set_last(rc, "could not wait for the reply");
         closure(NULL, closure_data); /* the closure runs once, regardless */
         return;
@@ -1463,7 +1506,7 @@ int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
         opts = *o;
     if (opts.default_timeout_ms < 0)
         return FL_EINVAL;
-    fl_rpc_service_t *svc = calloc(1, sizeof *svc);
+    fl_rpc_service_t *svc = fl__calloc(1, sizeof *svc);
     if (svc == NULL)
         return FL_ENOMEM;
     svc->timeout_ms = opts.default_timeout_ms ? opts.default_timeout_ms
@@ -1475,7 +1518,7 @@ int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
         so.workers = opts.workers;
         int rc = fl_system_alloc(&so, &svc->sys);
         if (rc != FL_OK) {
-            free(svc);
+            fl__free(svc);
             return rc;
         }
         svc->own_sys = true;
@@ -1515,7 +1558,7 @@ static void on_settle(fl_future_t *f, void *p)
             fl_future_fail(c->dst, e, "%s", c->msg);
         fl_future_release(c->dst);
         pthread_mutex_destroy(&c->mu);
-        free(c);
+        fl__free(c);
     }
 }
 
@@ -1531,17 +1574,17 @@ fl_future_t *fl_rpc_service_close(fl_rpc_service_t *svc)
     }
     svc->closed = true;
     fl_future_t *dst = fl_future_alloc();
-    settle_ctx_t *c = calloc(1, sizeof *c);
+    settle_ctx_t *c = fl__calloc(1, sizeof *c);
     size_t n = 0;
     for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next)
         n++;
-    fl_rpc_endpoint_t **eps = calloc(n + 1, sizeof *eps);
+    fl_rpc_endpoint_t **eps = fl__calloc(n + 1, sizeof *eps);
     if (dst == NULL || c == NULL || eps == NULL) {
         svc->closed = false;
         pthread_mutex_unlock(&svc->mu);
         fl_future_release(dst);
-        free(c);
-        free(eps);
+        fl__free(c);
+        fl__free(eps);
         return NULL;
     }
     size_t i = 0;
@@ -1561,7 +1604,7 @@ fl_future_t *fl_rpc_service_close(fl_rpc_service_t *svc)
         fl_future_release(t);
         ep_release(eps[i]);
     }
-    free(eps);
+    fl__free(eps);
     /* The +1: complete now if there were no endpoints. */
     fl_future_t *done = fl_future_alloc();
     if (done != NULL) {
@@ -1611,7 +1654,7 @@ void fl_rpc_service_free(fl_rpc_service_t *svc)
     fl_future_release(svc->close_future);
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
-    free(svc);
+    fl__free(svc);
 }
 
 fl_system_t *fl_rpc_service_system(fl_rpc_service_t *svc)
@@ -1660,7 +1703,7 @@ static void task_unlink(fl_rpc_service_t *svc, task_t *t)
             break;
         }
     }
-    free(t);
+    fl__free(t);
 }
 
 static void task_fire(fl_system_t *sys, void *p)
@@ -1698,7 +1741,7 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
     if (svc == NULL || fn == NULL || initial < 0 ||
         (kind != 0 && period <= 0))
         return FL_EINVAL;
-    task_t *t = calloc(1, sizeof *t);
+    task_t *t = fl__calloc(1, sizeof *t);
     if (t == NULL)
         return FL_ENOMEM;
     t->svc = svc;
@@ -1709,7 +1752,7 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
     pthread_mutex_lock(&svc->mu);
     if (svc->closed) {
         pthread_mutex_unlock(&svc->mu);
-        free(t);
+        fl__free(t);
         return FL_ECLOSED;
     }
     t->id = ++svc->next_task;
@@ -1718,7 +1761,7 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
                             kind == 1 ? period : 0, &t->timer);
     if (rc != FL_OK) {
         pthread_mutex_unlock(&svc->mu);
-        free(t);
+        fl__free(t);
         return rc;
     }
     t->next = svc->tasks;

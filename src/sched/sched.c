@@ -17,6 +17,7 @@
 #include "actor/internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,19 +30,18 @@ _Thread_local uint64_t fl__tls_actor;
 static void inject_push(fl_system_t *sys, fl__actor_t *a)
 {
     pthread_mutex_lock(&sys->inject_lock);
-    if (sys->inject_len == sys->inject_cap) {
+    while (sys->inject_len == sys->inject_cap) {
         size_t cap = sys->inject_cap ? sys->inject_cap * 2 : 256;
         fl__actor_t **q = fl__malloc(cap * sizeof *q);
         if (q == NULL) {
-            /* Cannot lose a runnable actor: spin until memory shows up.
+            /* Cannot lose a runnable actor: retry until memory shows up.
              * Only reachable when the process is out of memory. */
             pthread_mutex_unlock(&sys->inject_lock);
             FL_LOG(FL_LOG_ERROR, "scheduler: out of memory growing the "
                                  "inject queue; retrying");
-            for (int i = 0; i < 1000; i++)
-                fl__cpu_relax();
-            inject_push(sys, a);
-            return;
+            sched_yield();
+            pthread_mutex_lock(&sys->inject_lock);
+            continue;
         }
         for (size_t i = 0; i < sys->inject_len; i++)
             q[i] = sys->inject[(sys->inject_head + i) % sys->inject_cap];
