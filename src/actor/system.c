@@ -30,7 +30,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o.workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
     }
-    fl_system_t *sys = aligned_alloc(FL_CACHE_LINE, sizeof *sys);
+    fl_system_t *sys = fl__aligned_alloc(FL_CACHE_LINE, sizeof *sys);
     if (sys == NULL)
         return FL_ENOMEM;
     memset(sys, 0, sizeof *sys);
@@ -51,7 +51,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         fl__free(sys->chunk_mem);
         pthread_mutex_destroy(&sys->lock);
         pthread_cond_destroy(&sys->idle_cv);
-        free(sys);
+        fl__aligned_free(sys);
         return FL_ENOMEM;
     }
     atomic_fetch_add(&live_systems, 1);
@@ -186,7 +186,7 @@ void fl_system_free(fl_system_t *sys)
     pthread_cond_destroy(&sys->timers.cv);
     pthread_mutex_destroy(&sys->lock);
     pthread_cond_destroy(&sys->idle_cv);
-    free(sys);
+    fl__aligned_free(sys);
     if (atomic_fetch_sub(&live_systems, 1) == 1)
         fl__msg_pool_trim();
 }

@@ -92,3 +92,22 @@ char *fl__strdup(const char *s)
         memcpy(d, s, n);
     return d;
 }
+
+void *fl__aligned_alloc(size_t align, size_t n)
+{
+    /* Over-allocate through the seam and keep the original pointer just
+     * before the aligned block. align is a power of two >= sizeof(void *). */
+    void *raw = fl__malloc(n + align + sizeof(void *));
+    if (raw == NULL)
+        return NULL;
+    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + align - 1) &
+                  ~(uintptr_t)(align - 1);
+    ((void **)p)[-1] = raw;
+    return (void *)p;
+}
+
+void fl__aligned_free(void *p)
+{
+    if (p != NULL)
+        fl__free(((void **)p)[-1]);
+}

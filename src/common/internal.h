@@ -25,6 +25,9 @@ void *fl__calloc(size_t n, size_t size);
 void *fl__realloc(void *p, size_t n);
 void fl__free(void *p);
 char *fl__strdup(const char *s);
+/* Aligned memory through the seam; free with fl__aligned_free. */
+void *fl__aligned_alloc(size_t align, size_t n);
+void fl__aligned_free(void *p);
 
 /*
  * Testing hook: make the n-th allocation from now fail (and every one after

@@ -309,7 +309,7 @@ int fl__sched_start(fl_system_t *sys)
     if (sys->workers == NULL)
         return FL_ENOMEM;
     for (unsigned i = 0; i < sys->nworkers; i++) {
-        fl__worker_t *w = aligned_alloc(FL_CACHE_LINE, sizeof *w);
+        fl__worker_t *w = fl__aligned_alloc(FL_CACHE_LINE, sizeof *w);
         if (w == NULL)
             return FL_ENOMEM;
         memset(w, 0, sizeof *w);
@@ -350,7 +350,7 @@ void fl__sched_free(fl_system_t *sys)
         for (unsigned i = 0; i < sys->nworkers; i++) {
             if (sys->workers[i] != NULL) {
                 sem_destroy(&sys->workers[i]->wake);
-                free(sys->workers[i]);
+                fl__aligned_free(sys->workers[i]);
             }
         }
         fl__free(sys->workers);
