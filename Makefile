@@ -53,19 +53,22 @@ check-tsan: deps-sanitize
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
 
-# libFuzzer on the frame decoder and handshake metadata (clang). New inputs
-# go to $(BUILD)-fuzz/corpus-frame; fuzz/corpus/frame holds the seeds.
+# libFuzzer on the frame decoder and handshake metadata, and on addresses
+# and port ranges (clang). New inputs go to $(BUILD)-fuzz/corpus-*;
+# fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
-	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz
-	mkdir -p $(BUILD)-fuzz/corpus-frame
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz address_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-frame $(BUILD)-fuzz/corpus-address
 	$(BUILD)-fuzz/fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-frame fuzz/corpus/frame
+	$(BUILD)-fuzz/fuzz/address_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-address fuzz/corpus/address
 
 # The short run that check-sanitize includes.
 fuzz-short:
-	$(MAKE) fuzz FUZZ_SECONDS=20
+	$(MAKE) fuzz FUZZ_SECONDS=15
 
 install: deps-install
 	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)

@@ -76,10 +76,9 @@ int fl__valid_endpoint_id(const char *s, size_t len)
 
 static const char *kind_name(unsigned k)
 {
-    static const char *const names[] = {"?",      "HELLO", "CONNECT",
-                                        "CONNECTED", "INVOKE", "REPLY",
-                                        "ERROR",  "PING",  "PONG",
-                                        "BYE"};
+    static const char *const names[] = {
+        "?",     "HELLO", "CONNECT", "CONNECTED", "INVOKE",
+        "REPLY", "ERROR", "PING",    "PONG",      "BYE"};
     return k <= FL__K_BYE ? names[k] : "?";
 }
 
@@ -336,8 +335,8 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
         return 2 + (size_t)m->endpoint.len + 4 + 4 +
                ((flags & FL__F_FENCED) ? 16 : 0);
     case FL__K_ERROR: {
-        size_t n = m->message.len > FL__ERRMSG_MAX ? FL__ERRMSG_MAX
-                                                   : m->message.len;
+        size_t n =
+            m->message.len > FL__ERRMSG_MAX ? FL__ERRMSG_MAX : m->message.len;
         return 4 + 2 + n;
     }
     default:

@@ -17,7 +17,7 @@
 #define FL__FRAME_HDR 24u
 #define FL__META_MAX 65535u
 #define FL__ID_MAX 200u
-#define FL__NAME_MAX 1024u    /* service and gateway names */
+#define FL__NAME_MAX 1024u /* service and gateway names */
 #define FL__ERRMSG_MAX 1024u
 #define FL__FRAME_DEFAULT_MAX (10u * 1024u * 1024u)
 
@@ -53,15 +53,15 @@ typedef struct fl__str {
 
 /* The decoded metadata; which fields are set depends on the kind. */
 typedef struct fl__frame_meta {
-    uint32_t max_frame;       /* HELLO */
-    fl__str_t service_name;   /* HELLO */
-    fl__str_t endpoint;       /* CONNECT, INVOKE */
-    fl__str_t gateway;        /* CONNECT */
-    uint32_t service_index;   /* CONNECTED, INVOKE */
-    uint32_t method_index;    /* INVOKE */
-    uint8_t token[16];        /* INVOKE with FL__F_FENCED */
-    uint32_t code;            /* ERROR */
-    fl__str_t message;        /* ERROR */
+    uint32_t max_frame;     /* HELLO */
+    fl__str_t service_name; /* HELLO */
+    fl__str_t endpoint;     /* CONNECT, INVOKE */
+    fl__str_t gateway;      /* CONNECT */
+    uint32_t service_index; /* CONNECTED, INVOKE */
+    uint32_t method_index;  /* INVOKE */
+    uint8_t token[16];      /* INVOKE with FL__F_FENCED */
+    uint32_t code;          /* ERROR */
+    fl__str_t message;      /* ERROR */
 } fl__frame_meta_t;
 
 /*

@@ -61,7 +61,7 @@ struct fl_rpc_endpoint {
     fl_rpc_stop_cb on_stop;
     bool fenced;
     fl_fencing_token_t token;
-    fl_future_t *termination; /* completed after the id is free */
+    fl_future_t *termination;     /* completed after the id is free */
     struct fl_rpc_endpoint *next; /* in svc->endpoints (under svc->mu) */
 
     /* Main thread only. */
@@ -82,7 +82,7 @@ struct fl_rpc_service {
     bool own_sys;
     int64_t timeout_ms;
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* a task finished running */
+    pthread_cond_t cv;            /* a task finished running */
     fl_rpc_endpoint_t *endpoints; /* live (not yet terminated) */
     bool closed;
     bool shut_down;
@@ -115,10 +115,10 @@ struct fl_rpc_call {
     uint32_t magic;
     bool heap;
     _Atomic bool answered;
-    _Atomic int refs;               /* heap calls only */
-    struct fl_rpc_call *moved;      /* stack call: its heap copy */
+    _Atomic int refs;          /* heap calls only */
+    struct fl_rpc_call *moved; /* stack call: its heap copy */
     fl_rpc_endpoint_t *ep;
-    fl_future_t *reply;             /* the asker's future; NULL for a tell */
+    fl_future_t *reply; /* the asker's future; NULL for a tell */
     const ProtobufCMessageDescriptor *output;
     const char *method;
 };
@@ -257,7 +257,8 @@ static void free_message_cb(void *p)
     protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
 }
 
-/* ---- endpoints: references --------------------------------------------------- */
+/* ---- endpoints: references
+ * --------------------------------------------------- */
 
 static void ep_release(fl_rpc_endpoint_t *ep)
 {
@@ -277,7 +278,8 @@ void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep)
         ep_release(ep);
 }
 
-/* ---- replies (endpoint side) ----------------------------------------------- */
+/* ---- replies (endpoint side) -----------------------------------------------
+ */
 
 /* Pack msg into a reply message. NULL when out of memory. */
 static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
@@ -459,7 +461,8 @@ int fl_rpc_reply_future(void *closure_data, fl_future_t *f)
     return FL_OK;
 }
 
-/* ---- the main thread: dispatch ---------------------------------------------- */
+/* ---- the main thread: dispatch ----------------------------------------------
+ */
 
 typedef struct task_ctx {
     fl_rpc_endpoint_t *ep;
@@ -491,8 +494,7 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
     const invoke_hdr_t *h = fl_msg_data(msg);
-    if (fl_msg_size(msg) < sizeof *h ||
-        fl_msg_size(msg) - sizeof *h < h->len) {
+    if (fl_msg_size(msg) < sizeof *h || fl_msg_size(msg) - sizeof *h < h->len) {
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE, "malformed invocation");
         return;
@@ -595,8 +597,10 @@ static void do_start(fl_rpc_endpoint_t *ep)
     if (ep->st == EP_STARTED)
         return;
     if (ep->st != EP_STOPPED) {
-        FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: start while terminating "
-                             "ignored", ep->id);
+        FL_LOG(FL_LOG_ERROR,
+               "rpc: endpoint %s: start while terminating "
+               "ignored",
+               ep->id);
         return;
     }
     ep->st = EP_STARTED;
@@ -606,8 +610,8 @@ static void do_start(fl_rpc_endpoint_t *ep)
     int rc = ep->on_start(ep, ep->state);
     if (rc != FL_OK) {
         char buf[256];
-        snprintf(buf, sizeof buf, "Could not start RpcEndpoint %s: %s",
-                 ep->id, fl_strerror(rc));
+        snprintf(buf, sizeof buf, "Could not start RpcEndpoint %s: %s", ep->id,
+                 fl_strerror(rc));
         ep->running = false;
         ep->st = EP_DONE;
         endpoint_finish(ep, rc, buf);
@@ -676,8 +680,10 @@ static void ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
             ep->st = EP_STOPPED;
             ep->running = false;
         } else if (ep->st == EP_TERMINATING) {
-            FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: stop while terminating "
-                                 "ignored", ep->id);
+            FL_LOG(FL_LOG_ERROR,
+                   "rpc: endpoint %s: stop while terminating "
+                   "ignored",
+                   ep->id);
         }
         break;
     case RPC_TERMINATE:
@@ -720,8 +726,9 @@ static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
                            "not been started yet.",
                            ep->address);
         } else {
-            FL_LOG(FL_LOG_INFO, "rpc: discard runnable, because the rpc "
-                                "endpoint %s has not been started yet",
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: discard runnable, because the rpc "
+                   "endpoint %s has not been started yet",
                    ep->address);
         }
     } else if (t->run != NULL) {
@@ -861,7 +868,8 @@ bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep)
     return fl_rpc_in_main_thread(ep) && ep->running;
 }
 
-/* ---- termination ---------------------------------------------------------------- */
+/* ---- termination
+ * ---------------------------------------------------------------- */
 
 /* Any thread, first call wins: record the result and stop the actor. Its
  * termination (observed in on_actor_gone) frees the id and completes the
@@ -918,7 +926,8 @@ static void on_actor_gone(fl_future_t *f, void *p)
     ep_release(ep);
 }
 
-/* ---- creating endpoints ---------------------------------------------------------- */
+/* ---- creating endpoints
+ * ---------------------------------------------------------- */
 
 static bool id_ok(const char *id)
 {
@@ -928,8 +937,7 @@ static bool id_ok(const char *id)
     for (size_t i = 0; i < n; i++) {
         char ch = id[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
-              ch == '.'))
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
             return false;
     }
     return true;
@@ -1115,7 +1123,8 @@ int fl_rpc_endpoint_fencing_token(const fl_rpc_endpoint_t *ep,
     return FL_OK;
 }
 
-/* ---- gateways ------------------------------------------------------------------- */
+/* ---- gateways
+ * ------------------------------------------------------------------- */
 
 static void gw_invoke(ProtobufCService *service, unsigned method,
                       const ProtobufCMessage *input, ProtobufCClosure closure,
@@ -1209,8 +1218,8 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     int idx = ep ? service_index(ep, desc) : -1;
     fl_rpc_gateway_t *gw = NULL;
     if (idx >= 0)
-        gw = gw_new(svc, ep, (uint32_t)idx,
-                    token ? FENCE_TOKEN : FENCE_NONE, token);
+        gw = gw_new(svc, ep, (uint32_t)idx, token ? FENCE_TOKEN : FENCE_NONE,
+                    token);
     pthread_mutex_unlock(&svc->mu);
     if (ep == NULL)
         fl_future_fail(f, FL_ECONNECT,
@@ -1273,7 +1282,8 @@ int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
     return -1;
 }
 
-/* ---- calling (caller side) ------------------------------------------------------ */
+/* ---- calling (caller side)
+ * ------------------------------------------------------ */
 
 /* Build the invocation message for method of gw with req packed in. */
 static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
@@ -1304,13 +1314,12 @@ typedef struct unpack_ctx {
     const ProtobufCMessageDescriptor *output;
 } unpack_ctx_t;
 
-static int unpack_then(void *arg, void *value, void **out,
-                       fl_free_cb *out_free)
+static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
 {
     const ProtobufCMessageDescriptor *d = arg;
     fl_msg_t *m = value;
-    ProtobufCMessage *r = protobuf_c_message_unpack(
-        d, NULL, fl_msg_size(m), fl_msg_data(m));
+    ProtobufCMessage *r =
+        protobuf_c_message_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m));
     if (r == NULL)
         return FL_EDECODE;
     *out = r;
@@ -1336,8 +1345,7 @@ int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
     if (rc != FL_OK)
         return rc;
     fl_future_t *f = fl_future_then(
-        ask, unpack_then,
-        (void *)gw->base.descriptor->methods[method].output);
+        ask, unpack_then, (void *)gw->base.descriptor->methods[method].output);
     fl_future_release(ask);
     if (f == NULL)
         return FL_ENOMEM;
@@ -1372,9 +1380,9 @@ typedef struct closure_ctx {
     ProtobufCClosure closure;
     void *data;
     const ProtobufCMessageDescriptor *output;
-    fl_system_t *sys;   /* the caller's actor, or NULL: run where done */
+    fl_system_t *sys; /* the caller's actor, or NULL: run where done */
     fl_actor_ref_t self;
-    fl_future_t *f;     /* held from completion until the closure ran */
+    fl_future_t *f; /* held from completion until the closure ran */
 } closure_ctx_t;
 
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
@@ -1387,9 +1395,8 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         if (arena != NULL)
             mark = arena_mark(arena);
         ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
-        ProtobufCMessage *r =
-            protobuf_c_message_unpack(c->output, arena ? &alloc : NULL,
-                                      fl_msg_size(m), fl_msg_data(m));
+        ProtobufCMessage *r = protobuf_c_message_unpack(
+            c->output, arena ? &alloc : NULL, fl_msg_size(m), fl_msg_data(m));
         if (r == NULL) {
             set_last(FL_EDECODE, "could not decode the reply");
             c->closure(NULL, c->data);
@@ -1482,7 +1489,8 @@ static void gw_invoke(ProtobufCService *service, unsigned method,
     set_last(FL_OK, NULL);
 }
 
-/* ---- the service ------------------------------------------------------------------ */
+/* ---- the service
+ * ------------------------------------------------------------------ */
 
 struct task {
     fl_rpc_service_t *svc;
@@ -1692,7 +1700,8 @@ int fl_rpc_service_lookup(fl_rpc_service_t *svc, const char *id,
     return ep ? FL_OK : FL_ENOENT;
 }
 
-/* ---- the scheduled executor -------------------------------------------------------- */
+/* ---- the scheduled executor
+ * -------------------------------------------------------- */
 
 /* Under svc->mu: unlink and free t. */
 static void task_unlink(fl_rpc_service_t *svc, task_t *t)
@@ -1738,8 +1747,7 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
                     int kind, int64_t initial, int64_t period,
                     fl_rpc_task_id_t *out)
 {
-    if (svc == NULL || fn == NULL || initial < 0 ||
-        (kind != 0 && period <= 0))
+    if (svc == NULL || fn == NULL || initial < 0 || (kind != 0 && period <= 0))
         return FL_EINVAL;
     task_t *t = fl__calloc(1, sizeof *t);
     if (t == NULL)
