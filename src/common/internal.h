@@ -42,6 +42,12 @@ void fl__alloc_fail_after(uint64_t n, bool sticky);
             fl_log((level), __VA_ARGS__);                                      \
     } while (0)
 
+/*
+ * Format a one-line reason into why (why_len bytes; NULL or 0: nothing),
+ * for decoders and parsers that explain their errors.
+ */
+void fl__say(char *why, size_t why_len, const char *fmt, ...) FL_PRINTF(3, 4);
+
 /* A spin-wait hint for polling loops. */
 static inline void fl__cpu_relax(void)
 {

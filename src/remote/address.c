@@ -3,6 +3,7 @@
  * configuration and from peers: every length is bounded, every character
  * checked, and each failure says what was wrong.
  */
+#include "common/internal.h"
 #include "remote/address.h"
 
 #include <stdarg.h>
@@ -10,18 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void say(char *why, size_t why_len, const char *fmt, ...)
-    FL_PRINTF(3, 4);
-
-static void say(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why == NULL || why_len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-}
 
 static const char TCP[] = "fling.tcp://";
 static const char LOCAL[] = "fling://local/";
@@ -58,7 +47,7 @@ static int parse_endpoint(const char *p, fl__address_t *out, const char *s,
 {
     size_t n = strlen(p);
     if (!fl__valid_endpoint_id(p, n)) {
-        say(why, why_len,
+        fl__say(why, why_len,
             "endpoint id must be 1..%u characters of [A-Za-z0-9_.-] (address "
             "%.200s)",
             FL__ID_MAX, s);
@@ -72,13 +61,13 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
                       size_t why_len)
 {
     if (s == NULL || out == NULL) {
-        say(why, why_len, "no address");
+        fl__say(why, why_len, "no address");
         return FL_EINVAL;
     }
     memset(out, 0, sizeof *out);
     size_t len = strnlen(s, 1024);
     if (len == 1024) {
-        say(why, why_len, "address longer than 1023 bytes");
+        fl__say(why, why_len, "address longer than 1023 bytes");
         return FL_EINVAL;
     }
     if (strncmp(s, LOCAL, sizeof LOCAL - 1) == 0) {
@@ -86,7 +75,7 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
         return parse_endpoint(s + sizeof LOCAL - 1, out, s, why, why_len);
     }
     if (strncmp(s, TCP, sizeof TCP - 1) != 0) {
-        say(why, why_len, "must start with %s or %s (address %.200s)", TCP,
+        fl__say(why, why_len, "must start with %s or %s (address %.200s)", TCP,
             LOCAL, s);
         return FL_EINVAL;
     }
@@ -95,12 +84,12 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     if (*h == '[') {
         hend = strchr(h, ']');
         if (hend == NULL) {
-            say(why, why_len, "unterminated [ in the host (address %.200s)", s);
+            fl__say(why, why_len, "unterminated [ in the host (address %.200s)", s);
             return FL_EINVAL;
         }
         for (const char *q = h + 1; q < hend; q++) {
             if (!ipv6_char(*q)) {
-                say(why, why_len, "bad IPv6 host (address %.200s)", s);
+                fl__say(why, why_len, "bad IPv6 host (address %.200s)", s);
                 return FL_EINVAL;
             }
         }
@@ -109,13 +98,13 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     } else {
         colon = strchr(h, ':');
         if (colon == NULL) {
-            say(why, why_len, "no :port after the host (address %.200s)", s);
+            fl__say(why, why_len, "no :port after the host (address %.200s)", s);
             return FL_EINVAL;
         }
         hend = colon;
         for (const char *q = h; q < hend; q++) {
             if (!host_char(*q)) {
-                say(why, why_len, "bad character in the host (address %.200s)",
+                fl__say(why, why_len, "bad character in the host (address %.200s)",
                     s);
                 return FL_EINVAL;
             }
@@ -123,22 +112,22 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     }
     size_t hn = (size_t)(hend - h);
     if (hn == 0 || hn > FL__HOST_MAX) {
-        say(why, why_len, "host must be 1..%u characters (address %.200s)",
+        fl__say(why, why_len, "host must be 1..%u characters (address %.200s)",
             FL__HOST_MAX, s);
         return FL_EINVAL;
     }
     if (*colon != ':') {
-        say(why, why_len, "no :port after the host (address %.200s)", s);
+        fl__say(why, why_len, "no :port after the host (address %.200s)", s);
         return FL_EINVAL;
     }
     const char *pstart = colon + 1, *slash = strchr(pstart, '/');
     if (slash == NULL) {
-        say(why, why_len, "no /endpoint-id after the port (address %.200s)", s);
+        fl__say(why, why_len, "no /endpoint-id after the port (address %.200s)", s);
         return FL_EINVAL;
     }
     long port = parse_port(pstart, slash);
     if (port < 1) {
-        say(why, why_len, "port must be 1..65535 (address %.200s)", s);
+        fl__say(why, why_len, "port must be 1..65535 (address %.200s)", s);
         return FL_EINVAL;
     }
     memcpy(out->host, h, hn);
@@ -171,7 +160,7 @@ int fl__port_range_parse(const char *s, fl__port_range_t *out, char *why,
 {
     memset(out, 0, sizeof *out);
     if (s == NULL) {
-        say(why, why_len, "Invalid port range definition: (null)");
+        fl__say(why, why_len, "Invalid port range definition: (null)");
         return FL_EINVAL;
     }
     const char *p = s;
@@ -198,7 +187,7 @@ int fl__port_range_parse(const char *s, fl__port_range_t *out, char *why,
         else if (out->n == FL__PORT_PARTS_MAX)
             err = "too many parts";
         if (err != NULL) {
-            say(why, why_len, "Invalid port range definition: %.200s (%s)", s,
+            fl__say(why, why_len, "Invalid port range definition: %.200s (%s)", s,
                 err);
             memset(out, 0, sizeof *out);
             return FL_EINVAL;
