@@ -150,8 +150,8 @@ static void test_bad_port_ranges_are_refused_naming_the_definition(void **st)
     const char *bad[] = {"",        "abc",   "65536",     "6124-6123",
                          "0,6123",  "0-10",  "6123,",     ",6123",
                          "6123,,1", "-5",    "5-",        "1-2-3",
-                         "123456",  " 6123", "1,2,3,4,5,6,7,8,9,10,11,12,"
-                                             "13,14,15,16,17"};
+                         "123456",  " 6123", ("1,2,3,4,5,6,7,8,9,10,11,12,"
+                                              "13,14,15,16,17")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fl__port_range_t r;
         char why[256] = "";
