@@ -269,7 +269,7 @@ static uint64_t msg_u64(fl_msg_t *m)
 
 typedef struct pinger {
     _Alignas(64) /* own cache line: no false sharing between actors */
-    fl_actor_ref_t ponger;
+        fl_actor_ref_t ponger;
     uint64_t n, count;
     done_t *done;
 } pinger_t;
@@ -336,7 +336,7 @@ out:
 
 typedef struct sender {
     _Alignas(64) /* own cache line: no false sharing between actors */
-    fl_actor_ref_t to;
+        fl_actor_ref_t to;
     uint64_t left;
     done_t *done;
 } sender_t;
@@ -363,7 +363,8 @@ static void sender_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
 
 typedef struct counter {
     _Alignas(64) /* own cache line: no false sharing between actors */
-    uint64_t n, count;
+        uint64_t n,
+        count;
     done_t *done;
 } counter_t;
 
@@ -600,7 +601,7 @@ out:
 
 typedef struct asker {
     _Alignas(64) /* own cache line: no false sharing between actors */
-    fl_system_t *sys;
+        fl_system_t *sys;
     fl_actor_ref_t self, responder;
     uint64_t n, count;
     done_t *done;
@@ -723,8 +724,8 @@ out:
  * benchmark measure false sharing. */
 typedef struct rpc_side {
     _Alignas(64)
-    /* Driver: the stubs' service (the gateway to the target). */
-    ProtobufCService *target;
+        /* Driver: the stubs' service (the gateway to the target). */
+        ProtobufCService *target;
     uint64_t n;     /* calls or tells to make / to receive */
     uint64_t sent;  /* driver: made so far */
     uint64_t count; /* caller: answers; counter: tells received */

@@ -31,9 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (hdr == NULL)
             return 0;
         memcpy(hdr, data + off, avail < FL__FRAME_HDR ? avail : FL__FRAME_HDR);
-        int rc = fl__frame_decode_hdr(hdr, avail < FL__FRAME_HDR ? avail
-                                                                 : FL__FRAME_HDR,
-                                      max_frame, &h, why, sizeof why);
+        int rc = fl__frame_decode_hdr(
+            hdr, avail < FL__FRAME_HDR ? avail : FL__FRAME_HDR, max_frame, &h,
+            why, sizeof why);
         free(hdr);
         if (rc == FL_EPENDING)
             return 0;

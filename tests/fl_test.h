@@ -22,7 +22,8 @@ int fl_test_arm(void **state);
 int fl_test_disarm(void **state);
 unsigned fl_test_timeout_s(void);
 
-#define FL_TEST(fn) cmocka_unit_test_setup_teardown(fn, fl_test_arm, fl_test_disarm)
+#define FL_TEST(fn)                                                            \
+    cmocka_unit_test_setup_teardown(fn, fl_test_arm, fl_test_disarm)
 
 /* Assert an fl_err code, printing both names on failure. */
 #define assert_fl(expected, actual)                                            \

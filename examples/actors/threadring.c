@@ -24,8 +24,8 @@ typedef struct token {
 typedef struct node {
     int id;
     fl_actor_ref_t next;
-    fl_future_t *done;   /* completed with the id of the last holder */
-    uint64_t milestone;  /* print every this many hops */
+    fl_future_t *done;  /* completed with the id of the last holder */
+    uint64_t milestone; /* print every this many hops */
     uint64_t started_ns;
 } node_t;
 

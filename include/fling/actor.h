@@ -61,12 +61,11 @@ typedef void (*fl_receive_cb)(fl_system_t *sys, fl_actor_ref_t self,
                               void *state, fl_msg_t *msg);
 
 /* A start or stop hook; runs on the actor's thread. */
-typedef void (*fl_hook_cb)(fl_system_t *sys, fl_actor_ref_t self,
-                           void *state);
+typedef void (*fl_hook_cb)(fl_system_t *sys, fl_actor_ref_t self, void *state);
 
 /* A function run on an actor's thread by fl_actor_exec(). */
-typedef void (*fl_exec_cb)(fl_system_t *sys, fl_actor_ref_t self,
-                           void *state, void *arg);
+typedef void (*fl_exec_cb)(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                           void *arg);
 
 /* A callback run on the timer thread by fl_timer_start(). */
 typedef void (*fl_timer_cb)(fl_system_t *sys, void *arg);
@@ -101,10 +100,10 @@ typedef struct fl_actor_opts {
 
 /* Counters of a system, for tests and monitoring. */
 typedef struct fl_system_stats {
-    uint64_t actors_live;      /* actors spawned and not yet stopped */
-    uint64_t actors_spawned;   /* since the system started */
-    uint64_t dead_letters;     /* messages that found no live recipient */
-    uint64_t timers_pending;   /* timers armed and not yet fired/cancelled */
+    uint64_t actors_live;    /* actors spawned and not yet stopped */
+    uint64_t actors_spawned; /* since the system started */
+    uint64_t dead_letters;   /* messages that found no live recipient */
+    uint64_t timers_pending; /* timers armed and not yet fired/cancelled */
 } fl_system_stats_t;
 
 /* ---- system ----------------------------------------------------------- */
@@ -116,8 +115,7 @@ typedef struct fl_system_stats {
  * FL_EINVAL (out NULL, workers > 256, max_actors too large), FL_ENOMEM,
  * FL_ESYSTEM (a thread could not be started). Any thread.
  */
-FL_EXTERN int fl_system_alloc(const fl_system_opts_t *opts,
-                              fl_system_t **out);
+FL_EXTERN int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out);
 
 /*
  * fl_system_close refuses new spawns, tells and timers (FL_ECLOSED) and asks
@@ -282,8 +280,8 @@ FL_EXTERN int fl_reply(fl_msg_t *request, fl_msg_t *reply);
  * a formatted message (NULL fmt: fl_strerror(err)). Same returns as
  * fl_reply.
  */
-FL_EXTERN int fl_reply_error(fl_msg_t *request, int err, const char *fmt,
-                             ...) FL_PRINTF(3, 4);
+FL_EXTERN int fl_reply_error(fl_msg_t *request, int err, const char *fmt, ...)
+    FL_PRINTF(3, 4);
 
 /*
  * fl_msg_take_reply detaches the asker's future from request so the answer
@@ -302,8 +300,8 @@ FL_EXTERN fl_future_t *fl_msg_take_reply(fl_msg_t *request);
  * arg_free is not NULL). Returns FL_OK, FL_EUNREACHABLE, FL_ECLOSED,
  * FL_EINVAL, FL_ENOMEM. Any thread; never blocks.
  */
-FL_EXTERN int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref,
-                            fl_exec_cb fn, void *arg, fl_free_cb arg_free);
+FL_EXTERN int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref, fl_exec_cb fn,
+                            void *arg, fl_free_cb arg_free);
 
 /*
  * fl_future_on_complete_in runs cb(f, arg) on the actor's thread once f
@@ -329,9 +327,9 @@ FL_EXTERN int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
  * itself). Returns FL_OK (*out, may be NULL, gets the id), FL_EINVAL
  * (negative delay or period, NULL msg), FL_ECLOSED, FL_ENOMEM. Any thread.
  */
-FL_EXTERN int fl_timer_send(fl_system_t *sys, fl_actor_ref_t to,
-                            fl_msg_t *msg, int64_t delay_ms,
-                            int64_t period_ms, fl_timer_id_t *out);
+FL_EXTERN int fl_timer_send(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                            int64_t delay_ms, int64_t period_ms,
+                            fl_timer_id_t *out);
 
 /*
  * fl_timer_start runs cb(sys, arg) on the timer thread after delay_ms, then

@@ -65,7 +65,7 @@ typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,
     FL_ERRNO_MAP(FL__ERR_ENUM)
 #undef FL__ERR_ENUM
-    FL__ERR_COUNT,
+        FL__ERR_COUNT,
     /* First code available to applications. */
     FL_EUSER = 1000
 } fl_err_t;

@@ -4,9 +4,9 @@
 #ifndef FLING_FLING_H
 #define FLING_FLING_H
 
+#include "actor.h"
 #include "common.h"
 #include "future.h"
-#include "actor.h"
 #include "rpc.h"
 
 #define FLING_VERSION_MAJOR 0

@@ -147,8 +147,7 @@ FL_EXTERN void *fl_future_take_value(fl_future_t *f);
  * this thread, if it already has). Several callbacks run in registration
  * order. Returns FL_ENOMEM (cb will not run) or FL_OK. Any thread.
  */
-FL_EXTERN int fl_future_on_complete(fl_future_t *f, fl_future_cb cb,
-                                    void *arg);
+FL_EXTERN int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg);
 
 /*
  * fl_future_then returns a new future (caller owns a reference) that
@@ -156,8 +155,7 @@ FL_EXTERN int fl_future_on_complete(fl_future_t *f, fl_future_cb cb,
  * message if f fails (fn is then not called). fn runs on the thread that
  * completes f. NULL when out of memory.
  */
-FL_EXTERN fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn,
-                                      void *arg);
+FL_EXTERN fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg);
 
 /*
  * fl_future_compose returns a new future (caller owns a reference) that

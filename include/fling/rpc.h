@@ -61,7 +61,8 @@ typedef struct fl_fencing_token {
 /* Default ask timeout of a service (Flink's pekko.ask.timeout). */
 #define FL_RPC_DEFAULT_TIMEOUT_MS 10000
 
-/* ---- the service ---------------------------------------------------------- */
+/* ---- the service ----------------------------------------------------------
+ */
 
 typedef struct fl_rpc_service_opts {
     /* Run on this actor system (borrowed; must outlive the service). NULL:
@@ -121,7 +122,8 @@ FL_EXTERN int64_t fl_rpc_service_timeout(const fl_rpc_service_t *svc);
 FL_EXTERN int fl_rpc_service_lookup(fl_rpc_service_t *svc, const char *id,
                                     fl_rpc_endpoint_t **out);
 
-/* ---- the service's scheduled executor ----------------------------------------- */
+/* ---- the service's scheduled executor
+ * ----------------------------------------- */
 
 /* A task of the scheduled executor; runs on the service's timer thread and
  * must not block (post longer work to an endpoint with fl_rpc_run_async). */
@@ -158,7 +160,8 @@ FL_EXTERN int fl_rpc_schedule_with_fixed_delay(fl_rpc_service_t *svc,
  */
 FL_EXTERN int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id);
 
-/* ---- endpoints --------------------------------------------------------------- */
+/* ---- endpoints
+ * --------------------------------------------------------------- */
 
 /*
  * on_start: runs on the main thread when the endpoint starts. Return FL_OK,
@@ -275,7 +278,8 @@ FL_EXTERN void fl__rpc_assert_main_thread(const fl_rpc_endpoint_t *ep,
     fl__rpc_assert_main_thread((ep), __FILE__, __LINE__)
 #endif
 
-/* ---- the main thread ------------------------------------------------------- */
+/* ---- the main thread -------------------------------------------------------
+ */
 
 /* A task on an endpoint's main thread. */
 typedef void (*fl_rpc_run_cb)(fl_rpc_endpoint_t *ep, void *state, void *arg);
@@ -284,8 +288,8 @@ typedef void (*fl_rpc_run_cb)(fl_rpc_endpoint_t *ep, void *state, void *arg);
  * A callable on the main thread: return FL_OK and set *out (*out_free may
  * stay NULL) to complete the call_async future, or an error code to fail it.
  */
-typedef int (*fl_rpc_callable_cb)(fl_rpc_endpoint_t *ep, void *state,
-                                  void *arg, void **out, fl_free_cb *out_free);
+typedef int (*fl_rpc_callable_cb)(fl_rpc_endpoint_t *ep, void *state, void *arg,
+                                  void **out, fl_free_cb *out_free);
 
 /*
  * fl_rpc_run_async queues fn to the main thread. ALWAYS consumes arg: if fn
@@ -301,9 +305,8 @@ FL_EXTERN int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
  * delay_ms. FL_EINVAL for a negative delay (arg_free is then called).
  * Otherwise as fl_rpc_run_async.
  */
-FL_EXTERN int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep,
-                                        fl_rpc_run_cb fn, void *arg,
-                                        fl_free_cb arg_free,
+FL_EXTERN int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                                        void *arg, fl_free_cb arg_free,
                                         int64_t delay_ms);
 
 /*
@@ -327,7 +330,8 @@ FL_EXTERN int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f,
                                  fl_future_cb cb, void *arg,
                                  fl_free_cb arg_free);
 
-/* ---- gateways ----------------------------------------------------------------- */
+/* ---- gateways
+ * ----------------------------------------------------------------- */
 
 /*
  * fl_rpc_self_gateway gives a gateway to one of ep's own services (the self
@@ -382,7 +386,8 @@ FL_EXTERN int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
 FL_EXTERN int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw,
                                          int64_t timeout_ms);
 
-/* ---- calling ------------------------------------------------------------------ */
+/* ---- calling
+ * ------------------------------------------------------------------ */
 
 /*
  * The four call styles (contract 2.5):
@@ -445,14 +450,15 @@ FL_EXTERN int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
  * thread, instead of deadlocking.
  */
 FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
-                               const ProtobufCMessage *req,
-                               int64_t timeout_ms, ProtobufCMessage **reply);
+                               const ProtobufCMessage *req, int64_t timeout_ms,
+                               ProtobufCMessage **reply);
 
 /* The outcome of the last stub call or closure on this thread. */
 FL_EXTERN int fl_rpc_last_error(void);
 FL_EXTERN const char *fl_rpc_last_message(void);
 
-/* ---- handling calls (endpoint side) ------------------------------------------- */
+/* ---- handling calls (endpoint side)
+ * ------------------------------------------- */
 
 /*
  * A handler is the generated service struct's function pointer. It runs on

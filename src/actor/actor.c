@@ -9,7 +9,8 @@
 
 #define FL__NAME_MAX 255
 
-/* ---- helpers ----------------------------------------------------------------- */
+/* ---- helpers
+ * ----------------------------------------------------------------- */
 
 /* Threads outside this system's runtime are counted while they touch it, so
  * shutdown can wait for them before freeing mailboxes. */
@@ -39,7 +40,8 @@ static inline bool ref_live(uint64_t gs, uint64_t id)
     return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
 }
 
-/* ---- names ------------------------------------------------------------------- */
+/* ---- names
+ * ------------------------------------------------------------------- */
 
 static uint64_t hash_str(const char *s)
 {
@@ -105,7 +107,8 @@ static void name_del(fl_system_t *sys, const char *name)
     }
 }
 
-/* ---- dead letters -------------------------------------------------------------- */
+/* ---- dead letters
+ * -------------------------------------------------------------- */
 
 /* Handle what a dead letter owes (its ask, its exec argument); memory stays. */
 void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
@@ -137,7 +140,8 @@ void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
     fl__msg_release_mem(m);
 }
 
-/* ---- delivery ------------------------------------------------------------------ */
+/* ---- delivery
+ * ------------------------------------------------------------------ */
 
 static inline void push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
 {
@@ -166,8 +170,7 @@ void fl__flush_sends(fl__worker_t *w)
         fl__sched_schedule(w->sys, a);
 }
 
-static inline void send_coalesced(fl__worker_t *w, fl__actor_t *a,
-                                  fl_msg_t *m)
+static inline void send_coalesced(fl__worker_t *w, fl__actor_t *a, fl_msg_t *m)
 {
     if (w->out_to != a) {
         fl__flush_sends(w);
@@ -197,8 +200,7 @@ int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
     if (a != NULL) {
         /* Pairs with the release store of gstate in spawn. */
         uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-        if (ref_live(gs, id) &&
-            (FL__STATE(gs) == FL__A_LIVE || control)) {
+        if (ref_live(gs, id) && (FL__STATE(gs) == FL__A_LIVE || control)) {
             fl__worker_t *w = fl__tls_worker;
             if (w != NULL && w->in_turn && w->sys == sys && !control)
                 send_coalesced(w, a, m);
@@ -210,7 +212,8 @@ int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
     return FL_EUNREACHABLE;
 }
 
-/* ---- the turn ------------------------------------------------------------------ */
+/* ---- the turn
+ * ------------------------------------------------------------------ */
 
 static void do_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
 {
@@ -337,7 +340,8 @@ bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
     return true;
 }
 
-/* ---- spawn and stop ------------------------------------------------------------ */
+/* ---- spawn and stop
+ * ------------------------------------------------------------ */
 
 /* Under sys->lock: a free slot, initialised, or NULL (limit or memory). */
 static fl__actor_t *take_slot(fl_system_t *sys, int *err)
@@ -388,8 +392,8 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     fl__actor_ext_t *ext = NULL;
     fl_msg_t *start = NULL;
     if (opts != NULL && (opts->name || opts->on_start || opts->on_stop)) {
-        if (opts->name != NULL && (opts->name[0] == '\0' ||
-                                   strlen(opts->name) > FL__NAME_MAX))
+        if (opts->name != NULL &&
+            (opts->name[0] == '\0' || strlen(opts->name) > FL__NAME_MAX))
             return FL_EINVAL;
         ext = fl__calloc(1, sizeof *ext);
         if (ext == NULL)
@@ -420,8 +424,8 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     fl__actor_t *a = take_slot(sys, &rc);
     if (a == NULL)
         goto unlock_fail;
-    uint32_t gen = FL__GEN(atomic_load_explicit(&a->gstate,
-                                                memory_order_relaxed));
+    uint32_t gen =
+        FL__GEN(atomic_load_explicit(&a->gstate, memory_order_relaxed));
     uint64_t id = FL__REF(gen, a->slot);
     if (ext != NULL && ext->name != NULL &&
         (rc = name_add(sys, ext->name, id)) != FL_OK) {
@@ -591,7 +595,8 @@ fl_actor_ref_t fl_self(void)
     return r;
 }
 
-/* ---- tell / ask / reply ---------------------------------------------------------- */
+/* ---- tell / ask / reply
+ * ---------------------------------------------------------- */
 
 int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
 {
@@ -699,7 +704,8 @@ fl_future_t *fl_msg_take_reply(fl_msg_t *request)
     return f;
 }
 
-/* ---- running code on an actor ----------------------------------------------------- */
+/* ---- running code on an actor
+ * ----------------------------------------------------- */
 
 int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref, fl_exec_cb fn,
                   void *arg, fl_free_cb arg_free)
@@ -743,8 +749,7 @@ typedef struct hop {
     fl_actor_ref_t ref;
 } hop_t;
 
-static void hop_run(fl_system_t *sys, fl_actor_ref_t self, void *state,
-                    void *p)
+static void hop_run(fl_system_t *sys, fl_actor_ref_t self, void *state, void *p)
 {
     hop_t *h = p;
     h->cb(h->f, h->arg);

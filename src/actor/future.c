@@ -29,20 +29,20 @@ typedef struct waiter {
 
 struct fl_future {
     _Atomic uint32_t refs;
-    _Atomic uint32_t state;     /* written under mu; read lock-free */
+    _Atomic uint32_t state; /* written under mu; read lock-free */
     pthread_mutex_t mu;
     int err;
     /* Set before the release store of state; after that it only changes
      * by being taken (exchange), so reading it needs no lock. */
     _Atomic(void *) value;
     fl_free_cb value_free;
-    char *message;              /* owned; NULL = fl_strerror(err) */
-    cb_node_t first;            /* inline first callback (fn NULL = none) */
+    char *message;   /* owned; NULL = fl_strerror(err) */
+    cb_node_t first; /* inline first callback (fn NULL = none) */
     cb_node_t *more, **more_tail;
     waiter_t *waiters;
     fl_future_cb cancel_hook;
     void *cancel_arg;
-    fl__timer_t *timer;         /* timeout timer, cancelled on completion */
+    fl__timer_t *timer; /* timeout timer, cancelled on completion */
     fl_system_t *timer_sys;
 };
 
@@ -214,9 +214,9 @@ int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
 
 bool fl_future_done(const fl_future_t *f)
 {
-    return f != NULL && atomic_load_explicit(&((fl_future_t *)f)->state,
-                                             memory_order_acquire) !=
-                            ST_PENDING;
+    return f != NULL &&
+           atomic_load_explicit(&((fl_future_t *)f)->state,
+                                memory_order_acquire) != ST_PENDING;
 }
 
 int fl_future_error(const fl_future_t *f)
@@ -261,8 +261,8 @@ int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
     return fl__future_on_complete_ex(f, cb, NULL, arg);
 }
 
-int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
-                              fl_free_cb drop, void *arg)
+int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
+                              void *arg)
 {
     if (f == NULL || cb == NULL)
         return FL_EINVAL;
@@ -297,8 +297,8 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
 static void forward_outcome(fl_future_t *src, fl_future_t *dst)
 {
     if (fl_future_error(src) == FL_OK) {
-        void *v = atomic_exchange_explicit(&src->value, NULL,
-                                           memory_order_acq_rel);
+        void *v =
+            atomic_exchange_explicit(&src->value, NULL, memory_order_acq_rel);
         fl_free_cb vf = src->value_free;
         fl_future_complete(dst, v, vf);
     } else {

@@ -33,14 +33,14 @@ typedef struct fl__exec {
 
 /* The header in front of every message; the payload follows, 16-aligned. */
 struct fl_msg {
-    fl__qnode_t node;    /* mailbox link; first so casts stay trivial */
-    uint64_t target;     /* id the sender addressed (slot and generation) */
-    uint64_t sender;     /* id of the sending actor, 0 from outside */
-    fl_future_t *reply;  /* the asker's future (one reference) or NULL */
-    uint32_t type;       /* user type */
-    uint32_t size;       /* payload bytes */
-    uint16_t kind;       /* enum fl__msg_kind */
-    uint16_t cls;        /* allocation size class (msg.c) */
+    fl__qnode_t node;   /* mailbox link; first so casts stay trivial */
+    uint64_t target;    /* id the sender addressed (slot and generation) */
+    uint64_t sender;    /* id of the sending actor, 0 from outside */
+    fl_future_t *reply; /* the asker's future (one reference) or NULL */
+    uint32_t type;      /* user type */
+    uint32_t size;      /* payload bytes */
+    uint16_t kind;      /* enum fl__msg_kind */
+    uint16_t cls;       /* allocation size class (msg.c) */
     uint32_t reserved;
 } FL_ALIGNED(16);
 
@@ -68,9 +68,9 @@ static inline void *fl__msg_payload(fl_msg_t *m)
  * stopping, so a CAS on gstate both checks the reference and changes state.
  */
 enum fl__actor_state {
-    FL__A_FREE = 0,    /* slot unused (or its actor has stopped) */
-    FL__A_LIVE = 1,    /* running */
-    FL__A_STOPREQ = 2  /* stop requested; stops at the next message boundary */
+    FL__A_FREE = 0,   /* slot unused (or its actor has stopped) */
+    FL__A_LIVE = 1,   /* running */
+    FL__A_STOPREQ = 2 /* stop requested; stops at the next message boundary */
 };
 #define FL__GEN(gs) ((uint32_t)((gs) >> 32))
 #define FL__STATE(gs) ((uint32_t)((gs)&3u))
@@ -83,8 +83,8 @@ enum fl__actor_state {
 typedef struct fl__actor_ext {
     fl_hook_cb on_start;
     fl_hook_cb on_stop;
-    char *name;                 /* owned; registered in sys->names */
-    struct fl__term *waiters;   /* termination futures (under sys->lock) */
+    char *name;               /* owned; registered in sys->names */
+    struct fl__term *waiters; /* termination futures (under sys->lock) */
 } fl__actor_ext_t;
 
 typedef struct fl__term {
@@ -102,16 +102,16 @@ typedef struct fl__term {
  * generation as dead letters.
  */
 typedef struct fl__actor {
-    fl__mpscq_t mq;                   /* lines 0 and 1 */
-    fl__qnode_t stub;                 /* the mailbox's first stub */
-    _Atomic uint64_t gstate;          /* generation and state (above) */
-    fl_receive_cb receive;            /* published by the gstate store */
+    fl__mpscq_t mq;          /* lines 0 and 1 */
+    fl__qnode_t stub;        /* the mailbox's first stub */
+    _Atomic uint64_t gstate; /* generation and state (above) */
+    fl_receive_cb receive;   /* published by the gstate store */
     void *state;
-    _Atomic(fl__actor_ext_t *) ext;   /* hooks, name, waiters; may be NULL */
-    uint32_t slot;                    /* index, constant */
-    uint32_t next_free;               /* free-list link (under sys->lock) */
-    uint32_t started_gen;             /* consumer only: the generation whose
-                                         start hook has run */
+    _Atomic(fl__actor_ext_t *) ext; /* hooks, name, waiters; may be NULL */
+    uint32_t slot;                  /* index, constant */
+    uint32_t next_free;             /* free-list link (under sys->lock) */
+    uint32_t started_gen;           /* consumer only: the generation whose
+                                       start hook has run */
 } FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
 
 _Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
@@ -125,20 +125,20 @@ _Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
 /* ---- scheduler ----------------------------------------------------------- */
 
 typedef struct fl__worker {
-    fl__runq_t rq;                 /* stealable FIFO */
+    fl__runq_t rq; /* stealable FIFO */
     fl_system_t *sys;
-    fl__actor_t *next;             /* run next; owner only, not stealable */
+    fl__actor_t *next; /* run next; owner only, not stealable */
     /* Sends coalesced during the running callback (see fl__deliver). */
     fl__actor_t *out_to;
     fl_msg_t *out_first, *out_last;
     unsigned out_n;
     bool in_turn;
     pthread_t thread;
-    sem_t wake;                    /* posted to unpark this worker */
+    sem_t wake; /* posted to unpark this worker */
     unsigned index;
     uint32_t tick;
     uint64_t rng;
-    bool sleeping;                 /* under sys->sleep_lock */
+    bool sleeping; /* under sys->sleep_lock */
 } fl__worker_t;
 
 /* ---- timers -------------------------------------------------------------- */
@@ -153,13 +153,13 @@ enum fl__timer_st {
 };
 
 typedef struct fl__timer {
-    uint64_t deadline;   /* ns, monotonic */
-    uint64_t seq;        /* FIFO among equal deadlines */
-    uint64_t period;     /* ns; 0 = one-shot */
-    uint64_t id;         /* public id (0 for internal timers) */
+    uint64_t deadline; /* ns, monotonic */
+    uint64_t seq;      /* FIFO among equal deadlines */
+    uint64_t period;   /* ns; 0 = one-shot */
+    uint64_t id;       /* public id (0 for internal timers) */
     size_t heap_idx;
     uint8_t kind, st;
-    bool cancel_req;     /* cancelled while firing */
+    bool cancel_req; /* cancelled while firing */
     union {
         struct {
             fl_msg_t *msg;
@@ -193,7 +193,7 @@ typedef struct fl__timers {
 /* ---- the system ---------------------------------------------------------- */
 
 typedef struct fl__name {
-    char *name;   /* borrowed from the actor's ext */
+    char *name; /* borrowed from the actor's ext */
     uint64_t id;
     struct fl__name *next;
 } fl__name_t;
@@ -201,7 +201,7 @@ typedef struct fl__name {
 struct fl_system {
     /* Read-mostly configuration. */
     unsigned nworkers;
-    unsigned nstarted;       /* worker threads running (joined at stop) */
+    unsigned nstarted; /* worker threads running (joined at stop) */
     unsigned batch;
     uint64_t spin_ns;
     uint32_t max_actors;
@@ -210,21 +210,21 @@ struct fl_system {
     /* Actor slots: chunk table sized for max_actors; chunks allocated on
      * demand and published with release stores. */
     _Atomic(fl__actor_t *) *chunks;
-    void **chunk_mem;        /* what was allocated (chunks are aligned in it) */
+    void **chunk_mem; /* what was allocated (chunks are aligned in it) */
     uint32_t nchunks;
 
     /* Lifecycle. */
     FL_ALIGNED(FL_CACHE_LINE) _Atomic bool closed;
-    _Atomic bool stopping;   /* workers exit once idle */
+    _Atomic bool stopping;     /* workers exit once idle */
     _Atomic uint64_t inflight; /* external threads inside tell/spawn */
-    bool shut_down;          /* under lock: a shutdown has begun */
-    bool shutdown_done;      /* under lock: ...and finished */
+    bool shut_down;            /* under lock: a shutdown has begun */
+    bool shutdown_done;        /* under lock: ...and finished */
 
     /* Under lock: slots, names, termination, live count. */
     FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t lock;
-    pthread_cond_t idle_cv;  /* signalled when live reaches 0 */
-    uint32_t high_water;     /* slots ever used */
-    uint32_t free_head;      /* LIFO of reusable slots */
+    pthread_cond_t idle_cv; /* signalled when live reaches 0 */
+    uint32_t high_water;    /* slots ever used */
+    uint32_t free_head;     /* LIFO of reusable slots */
     uint64_t live;
     fl__name_t **names;
     size_t nnames, namecap;
@@ -235,7 +235,7 @@ struct fl_system {
 
     /* Scheduler: the queue for threads outside the runtime, and parking. */
     FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t inject_lock;
-    fl__actor_t **inject;    /* ring buffer */
+    fl__actor_t **inject; /* ring buffer */
     size_t inject_head, inject_len, inject_cap;
     _Atomic size_t inject_count; /* lock-free emptiness check */
 
@@ -308,8 +308,8 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing);
 
 /* Futures (future.c): a callback with a drop function, called with arg
  * instead of cb if the future is freed while still pending. */
-int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb,
-                              fl_free_cb drop, void *arg);
+int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
+                              void *arg);
 /* Attach a timeout timer (owned by the future). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 

@@ -45,10 +45,11 @@ static struct {
     pthread_mutex_t mu;
     batch_t *top;
     _Atomic size_t batches; /* lock-free emptiness check */
-} shared[FL__NCLASS] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, 0}, {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, 0}, {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, 0}};
+} shared[FL__NCLASS] = {{PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
+                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0}};
 
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
@@ -76,11 +77,10 @@ static void give_back(unsigned c)
     pthread_mutex_lock(&shared[c].mu);
     b->next_batch = shared[c].top;
     shared[c].top = b;
-    atomic_store_explicit(&shared[c].batches,
-                          atomic_load_explicit(&shared[c].batches,
-                                               memory_order_relaxed) +
-                              1,
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &shared[c].batches,
+        atomic_load_explicit(&shared[c].batches, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     pthread_mutex_unlock(&shared[c].mu);
 }
 
@@ -123,11 +123,10 @@ static bool take_batch(unsigned c)
     batch_t *b = shared[c].top;
     if (b != NULL) {
         shared[c].top = b->next_batch;
-        atomic_store_explicit(&shared[c].batches,
-                              atomic_load_explicit(&shared[c].batches,
-                                                   memory_order_relaxed) -
-                                  1,
-                              memory_order_relaxed);
+        atomic_store_explicit(
+            &shared[c].batches,
+            atomic_load_explicit(&shared[c].batches, memory_order_relaxed) - 1,
+            memory_order_relaxed);
     }
     pthread_mutex_unlock(&shared[c].mu);
     if (b == NULL)
@@ -228,7 +227,8 @@ fl_msg_t *fl__msg_clone(const fl_msg_t *src)
     return m;
 }
 
-/* ---- public ---------------------------------------------------------------- */
+/* ---- public ----------------------------------------------------------------
+ */
 
 fl_msg_t *fl_msg_alloc(uint32_t type, size_t size)
 {

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 /* Live systems in the process; the message pool is trimmed at zero. */
 static _Atomic int live_systems;
 
@@ -73,8 +72,8 @@ int fl_system_close(fl_system_t *sys)
     if (sys == NULL)
         return FL_EINVAL;
     pthread_mutex_lock(&sys->lock);
-    bool was = atomic_exchange_explicit(&sys->closed, true,
-                                        memory_order_seq_cst);
+    bool was =
+        atomic_exchange_explicit(&sys->closed, true, memory_order_seq_cst);
     uint32_t hw = sys->high_water;
     pthread_mutex_unlock(&sys->lock);
     if (was)
@@ -89,12 +88,13 @@ int fl_system_close(fl_system_t *sys)
         /* Shutdown waits for every actor: a stop that found no memory for
          * its wake-up message must be retried, not forgotten. */
         for (int tries = 0;
-             fl__actor_request_stop(sys, FL__REF(FL__GEN(gs), i)) ==
-             FL_ENOMEM;
+             fl__actor_request_stop(sys, FL__REF(FL__GEN(gs), i)) == FL_ENOMEM;
              tries++) {
             if (tries == 100)
-                FL_LOG(FL_LOG_ERROR, "close: no memory to stop actor %u; "
-                                     "retrying", (unsigned)i);
+                FL_LOG(FL_LOG_ERROR,
+                       "close: no memory to stop actor %u; "
+                       "retrying",
+                       (unsigned)i);
             sched_yield();
         }
     }

@@ -89,7 +89,8 @@ static void heap_remove(fl__timers_t *T, fl__timer_t *t)
     t->st = FL__TS_NEW;
 }
 
-/* ---- the id table (public timers) ----------------------------------------- */
+/* ---- the id table (public timers) -----------------------------------------
+ */
 
 static inline size_t id_bucket(const fl__timers_t *T, uint64_t id)
 {
@@ -148,7 +149,8 @@ static void ids_del(fl__timers_t *T, fl__timer_t *t)
     }
 }
 
-/* ---- lifecycle of one timer ----------------------------------------------- */
+/* ---- lifecycle of one timer -----------------------------------------------
+ */
 
 static void free_timer(fl__timer_t *t)
 {
@@ -160,8 +162,7 @@ static void free_timer(fl__timer_t *t)
                 e->arg_free(e->arg);
         }
         fl__msg_release_mem(t->u.m.msg);
-    }
-    else if (t->kind == FL__T_FUTURE)
+    } else if (t->kind == FL__T_FUTURE)
         fl_future_release(t->u.fut.f);
     fl__free(t);
 }
@@ -375,7 +376,8 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
     return FL_OK;
 }
 
-/* ---- the thread ------------------------------------------------------------ */
+/* ---- the thread ------------------------------------------------------------
+ */
 
 /* Fire t, popped from the heap; called and returns with T->mu held. */
 static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)

@@ -100,8 +100,8 @@ void *fl__aligned_alloc(size_t align, size_t n)
     void *raw = fl__malloc(n + align + sizeof(void *));
     if (raw == NULL)
         return NULL;
-    uintptr_t p = ((uintptr_t)raw + sizeof(void *) + align - 1) &
-                  ~(uintptr_t)(align - 1);
+    uintptr_t p =
+        ((uintptr_t)raw + sizeof(void *) + align - 1) & ~(uintptr_t)(align - 1);
     ((void **)p)[-1] = raw;
     return (void *)p;
 }

@@ -3,14 +3,13 @@
  * configuration and from peers: every length is bounded, every character
  * checked, and each failure says what was wrong.
  */
-#include "common/internal.h"
 #include "remote/address.h"
+#include "common/internal.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
 
 static const char TCP[] = "fling.tcp://";
 static const char LOCAL[] = "fling://local/";
@@ -47,7 +46,8 @@ static int parse_endpoint(const char *p, fl__address_t *out, const char *s,
 {
     size_t n = strlen(p);
     if (!fl__valid_endpoint_id(p, n)) {
-        fl__say(why, why_len,
+        fl__say(
+            why, why_len,
             "endpoint id must be 1..%u characters of [A-Za-z0-9_.-] (address "
             "%.200s)",
             FL__ID_MAX, s);
@@ -76,7 +76,7 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     }
     if (strncmp(s, TCP, sizeof TCP - 1) != 0) {
         fl__say(why, why_len, "must start with %s or %s (address %.200s)", TCP,
-            LOCAL, s);
+                LOCAL, s);
         return FL_EINVAL;
     }
     out->kind = FL__ADDR_TCP;
@@ -84,7 +84,8 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     if (*h == '[') {
         hend = strchr(h, ']');
         if (hend == NULL) {
-            fl__say(why, why_len, "unterminated [ in the host (address %.200s)", s);
+            fl__say(why, why_len, "unterminated [ in the host (address %.200s)",
+                    s);
             return FL_EINVAL;
         }
         for (const char *q = h + 1; q < hend; q++) {
@@ -98,14 +99,15 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     } else {
         colon = strchr(h, ':');
         if (colon == NULL) {
-            fl__say(why, why_len, "no :port after the host (address %.200s)", s);
+            fl__say(why, why_len, "no :port after the host (address %.200s)",
+                    s);
             return FL_EINVAL;
         }
         hend = colon;
         for (const char *q = h; q < hend; q++) {
             if (!host_char(*q)) {
-                fl__say(why, why_len, "bad character in the host (address %.200s)",
-                    s);
+                fl__say(why, why_len,
+                        "bad character in the host (address %.200s)", s);
                 return FL_EINVAL;
             }
         }
@@ -113,7 +115,7 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     size_t hn = (size_t)(hend - h);
     if (hn == 0 || hn > FL__HOST_MAX) {
         fl__say(why, why_len, "host must be 1..%u characters (address %.200s)",
-            FL__HOST_MAX, s);
+                FL__HOST_MAX, s);
         return FL_EINVAL;
     }
     if (*colon != ':') {
@@ -122,7 +124,8 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     }
     const char *pstart = colon + 1, *slash = strchr(pstart, '/');
     if (slash == NULL) {
-        fl__say(why, why_len, "no /endpoint-id after the port (address %.200s)", s);
+        fl__say(why, why_len, "no /endpoint-id after the port (address %.200s)",
+                s);
         return FL_EINVAL;
     }
     long port = parse_port(pstart, slash);
@@ -187,8 +190,8 @@ int fl__port_range_parse(const char *s, fl__port_range_t *out, char *why,
         else if (out->n == FL__PORT_PARTS_MAX)
             err = "too many parts";
         if (err != NULL) {
-            fl__say(why, why_len, "Invalid port range definition: %.200s (%s)", s,
-                err);
+            fl__say(why, why_len, "Invalid port range definition: %.200s (%s)",
+                    s, err);
             memset(out, 0, sizeof *out);
             return FL_EINVAL;
         }

@@ -5,14 +5,13 @@
  * acceptable, in 64-bit arithmetic, before anyone allocates for it; the
  * metadata decoder consumes exactly meta_len bytes and bounds every string.
  */
-#include "common/internal.h"
 #include "remote/frame.h"
+#include "common/internal.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
 
 static inline uint16_t get16(const uint8_t *p)
 {
@@ -98,7 +97,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     uint32_t magic = get32(buf);
     if (magic != FL__FRAME_MAGIC) {
         fl__say(why, why_len, "bad magic 0x%08x (want 0x%08x)", magic,
-            FL__FRAME_MAGIC);
+                FL__FRAME_MAGIC);
         return FL_EPROTO;
     }
     fl__frame_hdr_t h;
@@ -110,10 +109,10 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     h.body_len = get32(buf + 20);
     if (h.version != FL__PROTO_VERSION) {
         fl__say(why, why_len,
-            "Version mismatch between source (%u) and target (%u) rpc "
-            "component. Please verify that all components have the same "
-            "version.",
-            (unsigned)h.version, FL__PROTO_VERSION);
+                "Version mismatch between source (%u) and target (%u) rpc "
+                "component. Please verify that all components have the same "
+                "version.",
+                (unsigned)h.version, FL__PROTO_VERSION);
         return FL_EHANDSHAKE;
     }
     if (h.kind < FL__K_HELLO || h.kind > FL__K_BYE) {
@@ -123,21 +122,21 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     uint16_t allowed = h.kind == FL__K_INVOKE ? (FL__F_TELL | FL__F_FENCED) : 0;
     if ((h.flags & ~allowed) != 0) {
         fl__say(why, why_len, "%s frame with unknown flags 0x%04x",
-            kind_name(h.kind), (unsigned)h.flags);
+                kind_name(h.kind), (unsigned)h.flags);
         return FL_EPROTO;
     }
     uint64_t total = (uint64_t)FL__FRAME_HDR + h.meta_len + h.body_len;
     if (total > max_frame) {
         fl__say(why, why_len,
-            "%s frame of %llu bytes exceeds the maximum frame size of %llu "
-            "bytes",
-            kind_name(h.kind), (unsigned long long)total,
-            (unsigned long long)max_frame);
+                "%s frame of %llu bytes exceeds the maximum frame size of %llu "
+                "bytes",
+                kind_name(h.kind), (unsigned long long)total,
+                (unsigned long long)max_frame);
         return FL_EMSGSIZE;
     }
     if (h.meta_len > FL__META_MAX) {
         fl__say(why, why_len, "%s frame with %u bytes of metadata (limit %u)",
-            kind_name(h.kind), (unsigned)h.meta_len, FL__META_MAX);
+                kind_name(h.kind), (unsigned)h.meta_len, FL__META_MAX);
         return FL_EPROTO;
     }
     uint32_t min = meta_min(h.kind, h.flags);
@@ -146,20 +145,20 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
                       h.kind == FL__K_BYE;
     if (h.meta_len < min || (meta_fixed && h.meta_len != min)) {
         fl__say(why, why_len, "%s frame with %u bytes of metadata (%s %u)",
-            kind_name(h.kind), (unsigned)h.meta_len,
-            meta_fixed ? "want exactly" : "want at least", (unsigned)min);
+                kind_name(h.kind), (unsigned)h.meta_len,
+                meta_fixed ? "want exactly" : "want at least", (unsigned)min);
         return FL_EPROTO;
     }
     if (h.body_len != 0 && h.kind != FL__K_INVOKE && h.kind != FL__K_REPLY) {
         fl__say(why, why_len, "%s frame with a body of %u bytes (want none)",
-            kind_name(h.kind), (unsigned)h.body_len);
+                kind_name(h.kind), (unsigned)h.body_len);
         return FL_EPROTO;
     }
     if (h.kind == FL__K_INVOKE) {
         bool tell = (h.flags & FL__F_TELL) != 0;
         if (tell != (h.corr == 0)) {
             fl__say(why, why_len, "INVOKE %s with correlation id %llu",
-                tell ? "tell" : "ask", (unsigned long long)h.corr);
+                    tell ? "tell" : "ask", (unsigned long long)h.corr);
             return FL_EPROTO;
         }
     }
@@ -167,7 +166,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
          h.kind == FL__K_REPLY) &&
         h.corr == 0) {
         fl__say(why, why_len, "%s frame without a correlation id",
-            kind_name(h.kind));
+                kind_name(h.kind));
         return FL_EPROTO;
     }
     *out = h;
@@ -236,12 +235,12 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         ok = take32(&c, &out->max_frame) && take_str(&c, &out->service_name);
         if (ok && out->max_frame < 1024) {
             fl__say(why, why_len, "HELLO announces a maximum frame of %u bytes",
-                (unsigned)out->max_frame);
+                    (unsigned)out->max_frame);
             return FL_EPROTO;
         }
         if (ok && out->service_name.len > FL__NAME_MAX) {
             fl__say(why, why_len, "HELLO service name of %u bytes (limit %u)",
-                (unsigned)out->service_name.len, FL__NAME_MAX);
+                    (unsigned)out->service_name.len, FL__NAME_MAX);
             return FL_EPROTO;
         }
         break;
@@ -250,7 +249,7 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         ok = take_str(&c, &out->endpoint) && take_str(&c, &out->gateway);
         if (ok && (out->gateway.len == 0 || out->gateway.len > FL__NAME_MAX)) {
             fl__say(why, why_len, "CONNECT gateway name of %u bytes",
-                (unsigned)out->gateway.len);
+                    (unsigned)out->gateway.len);
             return FL_EPROTO;
         }
         break;
@@ -279,7 +278,7 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         }
         if (ok && out->message.len > FL__ERRMSG_MAX) {
             fl__say(why, why_len, "ERROR message of %u bytes (limit %u)",
-                (unsigned)out->message.len, FL__ERRMSG_MAX);
+                    (unsigned)out->message.len, FL__ERRMSG_MAX);
             return FL_EPROTO;
         }
         break;
@@ -288,17 +287,18 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
     }
     if (!ok) {
         fl__say(why, why_len, "%s metadata truncated (%u bytes)", field,
-            (unsigned)h->meta_len);
+                (unsigned)h->meta_len);
         return FL_EPROTO;
     }
     if (c.left != 0) {
-        fl__say(why, why_len, "%s metadata has %zu trailing bytes", field, c.left);
+        fl__say(why, why_len, "%s metadata has %zu trailing bytes", field,
+                c.left);
         return FL_EPROTO;
     }
     if ((h->kind == FL__K_CONNECT || h->kind == FL__K_INVOKE) &&
         !fl__valid_endpoint_id(out->endpoint.p, out->endpoint.len)) {
-        fl__say(why, why_len, "%s names an invalid endpoint id (%u bytes)", field,
-            (unsigned)out->endpoint.len);
+        fl__say(why, why_len, "%s names an invalid endpoint id (%u bytes)",
+                field, (unsigned)out->endpoint.len);
         return FL_EPROTO;
     }
     return FL_OK;

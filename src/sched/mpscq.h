@@ -52,8 +52,8 @@ static inline bool fl__mpscq_push(fl__mpscq_t *q, fl__qnode_t *n)
     /* acq_rel: release publishes n's contents to the consumer (paired with
      * the acquire fence in pop); acquire orders us after the previous
      * producer, whose node we link to. */
-    uintptr_t prev = atomic_exchange_explicit(&q->head, (uintptr_t)n,
-                                              memory_order_acq_rel);
+    uintptr_t prev =
+        atomic_exchange_explicit(&q->head, (uintptr_t)n, memory_order_acq_rel);
     fl__qnode_t *p = (fl__qnode_t *)(prev & ~(uintptr_t)1);
     /* Pairs with the load of tail->next in pop. */
     atomic_store_explicit(&p->next, n, memory_order_release);
@@ -111,8 +111,7 @@ static inline bool fl__mpscq_markempty(fl__mpscq_t *q)
     /* acq_rel pairs with the exchange in push: a producer either sees the
      * mark (and schedules us) or we see its node (and stay scheduled). */
     return atomic_compare_exchange_strong_explicit(
-        &q->head, &tail, tail | 1u, memory_order_acq_rel,
-        memory_order_relaxed);
+        &q->head, &tail, tail | 1u, memory_order_acq_rel, memory_order_relaxed);
 }
 
 #endif /* FL_SCHED_MPSCQ_H */

@@ -25,7 +25,8 @@ _Thread_local fl__worker_t *fl__tls_worker;
 _Thread_local fl_system_t *fl__tls_sys;
 _Thread_local uint64_t fl__tls_actor;
 
-/* ---- the inject queue ----------------------------------------------------- */
+/* ---- the inject queue -----------------------------------------------------
+ */
 
 static void inject_push(fl_system_t *sys, fl__actor_t *a)
 {
@@ -74,7 +75,8 @@ static fl__actor_t *inject_pop(fl_system_t *sys)
     return a;
 }
 
-/* ---- waking and parking ---------------------------------------------------- */
+/* ---- waking and parking ----------------------------------------------------
+ */
 
 static void wake_one(fl_system_t *sys)
 {
@@ -120,7 +122,8 @@ static void wake_all(fl_system_t *sys)
     pthread_mutex_unlock(&sys->sleep_lock);
 }
 
-/* ---- scheduling -------------------------------------------------------------- */
+/* ---- scheduling
+ * -------------------------------------------------------------- */
 
 static void push_local(fl__worker_t *w, fl__actor_t *a)
 {
@@ -181,10 +184,9 @@ static fl__actor_t *find_work(fl__worker_t *w)
         /* Fairness: let outside work and queued actors in ahead of a chain
          * running through the next slot, but only when something waits
          * (moving the chain for nothing would wake an idle worker). */
-        bool waiting =
-            atomic_load_explicit(&sys->inject_count, memory_order_acquire) >
-                0 ||
-            !fl__runq_empty(&w->rq);
+        bool waiting = atomic_load_explicit(&sys->inject_count,
+                                            memory_order_acquire) > 0 ||
+                       !fl__runq_empty(&w->rq);
         if (waiting && w->next != NULL) {
             push_local(w, w->next);
             w->next = NULL;

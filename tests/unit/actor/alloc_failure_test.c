@@ -19,9 +19,7 @@ static void echo(fl_system_t *sys, fl_actor_ref_t self, void *state,
         fl_reply(msg, r); /* if NULL, the ask fails with FL_ENOREPLY */
 }
 
-static void hook(fl_system_t *sys, fl_actor_ref_t self, void *state)
-{
-}
+static void hook(fl_system_t *sys, fl_actor_ref_t self, void *state) {}
 
 static void cont(fl_future_t *f, void *arg)
 {
@@ -125,8 +123,8 @@ static int one_pass(uint64_t n)
     return enomem;
 }
 
-static void test_every_single_allocation_failure_is_reported_not_fatal(
-    void **unused)
+static void
+test_every_single_allocation_failure_is_reported_not_fatal(void **unused)
 {
     int hits = 0;
     for (uint64_t n = 1; n <= 80; n++)

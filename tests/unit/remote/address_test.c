@@ -41,8 +41,7 @@ static void test_tcp_addresses_parse_into_host_port_and_endpoint(void **st)
     expect_tcp("fling.tcp://h:65535/x.y-z_1", "h", 65535, "x.y-z_1");
 }
 
-static void test_ipv6_hosts_are_bracketed_and_stored_without_brackets(
-    void **st)
+static void test_ipv6_hosts_are_bracketed_and_stored_without_brackets(void **st)
 {
     expect_tcp("fling.tcp://[::1]:6123/rm", "::1", 6123, "rm");
     expect_tcp("fling.tcp://[fe80::1:2]:80/e", "fe80::1:2", 80, "e");
@@ -147,11 +146,22 @@ static void test_port_ranges_list_ports_in_trying_order(void **st)
 
 static void test_bad_port_ranges_are_refused_naming_the_definition(void **st)
 {
-    const char *bad[] = {"",        "abc",   "65536",     "6124-6123",
-                         "0,6123",  "0-10",  "6123,",     ",6123",
-                         "6123,,1", "-5",    "5-",        "1-2-3",
-                         "123456",  " 6123", ("1,2,3,4,5,6,7,8,9,10,11,12,"
-                                              "13,14,15,16,17")};
+    const char *bad[] = {"",
+                         "abc",
+                         "65536",
+                         "6124-6123",
+                         "0,6123",
+                         "0-10",
+                         "6123,",
+                         ",6123",
+                         "6123,,1",
+                         "-5",
+                         "5-",
+                         "1-2-3",
+                         "123456",
+                         " 6123",
+                         ("1,2,3,4,5,6,7,8,9,10,11,12,"
+                          "13,14,15,16,17")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fl__port_range_t r;
         char why[256] = "";

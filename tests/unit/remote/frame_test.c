@@ -125,8 +125,8 @@ static int decode_raw_why(const raw_hdr_t *r, uint64_t max_frame,
     assert_non_null(b);
     raw_bytes(b, r);
     why[0] = '\0';
-    int rc = fl__frame_decode_hdr(b, FL__FRAME_HDR, max_frame, out, why,
-                                  why_len);
+    int rc =
+        fl__frame_decode_hdr(b, FL__FRAME_HDR, max_frame, out, why, why_len);
     free(b);
     check_why(rc, why);
     return rc;
@@ -230,8 +230,8 @@ static void expect_meta(int expected, uint8_t kind, uint16_t flags,
     dec_free(&d);
     if (rc != expected)
         fail_msg("metadata of kind %u (%zu bytes): expected %s, got %s (%s)",
-                 (unsigned)kind, mb->n, fl_err_name(expected),
-                 fl_err_name(rc), d.why);
+                 (unsigned)kind, mb->n, fl_err_name(expected), fl_err_name(rc),
+                 d.why);
 }
 
 static fl__str_t str_of(const char *s)
@@ -269,8 +269,8 @@ static void round_trip(uint8_t kind, uint16_t flags, uint64_t corr,
     assert_non_null(frame);
     size_t w = ms ? fl__frame_encode_meta(kind, flags, in, frame + 24, ms) : 0;
     assert_int_equal(ms, w);
-    fl__frame_hdr_t eh = {FL__PROTO_VERSION, kind, flags, corr, (uint32_t)ms,
-                          body_len};
+    fl__frame_hdr_t eh = {FL__PROTO_VERSION, kind,    flags, corr,
+                          (uint32_t)ms,      body_len};
     fl__frame_encode_hdr(frame, &eh);
     if (body_len != 0)
         memcpy(frame + 24 + ms, body, body_len);
@@ -479,12 +479,12 @@ static void test_bye_round_trips(void **state)
 
 /* ---- exact byte layout --------------------------------------------------- */
 
-static void test_header_layout_is_big_endian_at_the_specified_offsets(
-    void **state)
+static void
+test_header_layout_is_big_endian_at_the_specified_offsets(void **state)
 {
     (void)state;
-    fl__frame_hdr_t h = {FL__PROTO_VERSION, FL__K_INVOKE,  FL__F_FENCED,
-                         0x0102030405060708ull, 0x0000A1B2u, 0xC3D4E5F6u};
+    fl__frame_hdr_t h = {FL__PROTO_VERSION,     FL__K_INVOKE, FL__F_FENCED,
+                         0x0102030405060708ull, 0x0000A1B2u,  0xC3D4E5F6u};
     uint8_t out[24];
     memset(out, 0xEE, sizeof out);
     fl__frame_encode_hdr(out, &h);
@@ -501,8 +501,8 @@ static void test_header_layout_is_big_endian_at_the_specified_offsets(
     assert_memory_equal("FLNG", out, 4);
 }
 
-static void test_encode_hdr_writes_protocol_version_1_whatever_h_says(
-    void **state)
+static void
+test_encode_hdr_writes_protocol_version_1_whatever_h_says(void **state)
 {
     (void)state;
     fl__frame_hdr_t h = {7, FL__K_PING, 0, 0, 0, 0};
@@ -519,8 +519,8 @@ static void expect_meta_bytes(uint8_t kind, uint16_t flags,
     assert_int_equal(want_len, fl__frame_meta_size(kind, flags, m));
     uint8_t *out = malloc(want_len);
     assert_non_null(out);
-    assert_int_equal(want_len, fl__frame_encode_meta(kind, flags, m, out,
-                                                     want_len));
+    assert_int_equal(want_len,
+                     fl__frame_encode_meta(kind, flags, m, out, want_len));
     assert_memory_equal(want, out, want_len);
     free(out);
 }
@@ -531,7 +531,8 @@ static void test_hello_metadata_layout_is_u32_then_str16(void **state)
     fl__frame_meta_t m = {0};
     m.max_frame = DEFAULT_MAX;
     m.service_name = str_of("jm");
-    static const uint8_t want[] = {0x00, 0xA0, 0x00, 0x00, 0x00, 0x02, 'j', 'm'};
+    static const uint8_t want[] = {0x00, 0xA0, 0x00, 0x00,
+                                   0x00, 0x02, 'j',  'm'};
     expect_meta_bytes(FL__K_HELLO, 0, &m, want, sizeof want);
 }
 
@@ -554,8 +555,7 @@ static void test_connected_metadata_layout_is_one_u32(void **state)
     expect_meta_bytes(FL__K_CONNECTED, 0, &m, want, sizeof want);
 }
 
-static void test_invoke_fenced_metadata_layout_ends_with_the_token(
-    void **state)
+static void test_invoke_fenced_metadata_layout_ends_with_the_token(void **state)
 {
     (void)state;
     fl__frame_meta_t m = {0};
@@ -565,11 +565,11 @@ static void test_invoke_fenced_metadata_layout_ends_with_the_token(
     for (int i = 0; i < 16; i++)
         m.token[i] = (uint8_t)i;
     static const uint8_t want[] = {
-        0x00, 0x03, 'a',  'b',  'c',              /* endpoint */
-        0x00, 0x00, 0x00, 0x02,                   /* service_index */
-        0x00, 0x00, 0x01, 0x02,                   /* method_index */
-        0,    1,    2,    3,    4,  5,  6,  7, 8, /* token */
-        9,    10,   11,   12,   13, 14, 15,
+        0x00, 0x03, 'a',  'b',  'c',               /* endpoint */
+        0x00, 0x00, 0x00, 0x02,                    /* service_index */
+        0x00, 0x00, 0x01, 0x02,                    /* method_index */
+        0,    1,    2,    3,    4,   5,  6,  7, 8, /* token */
+        9,    10,   11,   12,   13,  14, 15,
     };
     expect_meta_bytes(FL__K_INVOKE, FL__F_FENCED, &m, want, sizeof want);
     /* Unfenced: no token bytes. */
@@ -615,8 +615,9 @@ static void test_fewer_than_24_bytes_is_pending(void **state)
 static void test_bad_magic_is_a_protocol_error(void **state)
 {
     (void)state;
-    const uint32_t bad[] = {0, 0xFFFFFFFFu, 0x474E4C46u /* little-endian */,
-                            MAGIC ^ 1u, MAGIC ^ 0x80000000u, 0x464C4E48u};
+    const uint32_t bad[] = {
+        0,          0xFFFFFFFFu,         0x474E4C46u /* little-endian */,
+        MAGIC ^ 1u, MAGIC ^ 0x80000000u, 0x464C4E48u};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         raw_hdr_t r = valid_hdr(FL__K_HELLO);
         r.magic = bad[i];
@@ -653,8 +654,8 @@ static void expect_version_mismatch(uint8_t version)
                  (unsigned)version, why);
 }
 
-static void test_another_version_is_a_handshake_failure_naming_both(
-    void **state)
+static void
+test_another_version_is_a_handshake_failure_naming_both(void **state)
 {
     (void)state;
     expect_version_mismatch(0);
@@ -674,8 +675,7 @@ static void test_unknown_kind_is_a_protocol_error(void **state)
     }
 }
 
-static void test_unknown_flag_bits_on_invoke_are_a_protocol_error(
-    void **state)
+static void test_unknown_flag_bits_on_invoke_are_a_protocol_error(void **state)
 {
     (void)state;
     for (unsigned bit = 2; bit < 16; bit++) {
@@ -693,8 +693,7 @@ static void test_unknown_flag_bits_on_invoke_are_a_protocol_error(
     }
 }
 
-static void test_invoke_flags_on_other_kinds_are_a_protocol_error(
-    void **state)
+static void test_invoke_flags_on_other_kinds_are_a_protocol_error(void **state)
 {
     (void)state;
     const uint16_t flags[] = {FL__F_TELL, FL__F_FENCED,
@@ -728,8 +727,8 @@ static void expect_msgsize(const raw_hdr_t *r, uint64_t max_frame,
         fail_msg("`why` does not name both sizes (%s and %s): %s", t, m, why);
 }
 
-static void test_frame_over_max_frame_is_emsgsize_naming_both_sizes(
-    void **state)
+static void
+test_frame_over_max_frame_is_emsgsize_naming_both_sizes(void **state)
 {
     (void)state;
     raw_hdr_t r = valid_hdr(FL__K_INVOKE);
@@ -765,8 +764,7 @@ static void test_4_gib_lengths_do_not_overflow_and_are_emsgsize(void **state)
     expect_msgsize(&r, DEFAULT_MAX, 24ull + 10 + 0xFFFFFFFFull);
 }
 
-static void test_exactly_max_frame_is_accepted_one_more_is_refused(
-    void **state)
+static void test_exactly_max_frame_is_accepted_one_more_is_refused(void **state)
 {
     (void)state;
     raw_hdr_t r = valid_hdr(FL__K_INVOKE);
@@ -802,8 +800,8 @@ static void test_meta_len_over_65535_is_a_protocol_error(void **state)
     expect_hdr(FL_EPROTO, &e, DEFAULT_MAX);
 }
 
-static void test_meta_len_below_the_kinds_minimum_is_a_protocol_error(
-    void **state)
+static void
+test_meta_len_below_the_kinds_minimum_is_a_protocol_error(void **state)
 {
     (void)state;
     /* Fixed parts with empty strings (the spec's kinds table). */
@@ -823,8 +821,9 @@ static void test_meta_len_below_the_kinds_minimum_is_a_protocol_error(
         {FL__K_ERROR, 0, 0, 4 + 2},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        raw_hdr_t r = {MAGIC, 1, rows[i].kind, rows[i].flags, rows[i].corr,
-                       rows[i].min, 0};
+        raw_hdr_t r = {
+            MAGIC,       1, rows[i].kind, rows[i].flags, rows[i].corr,
+            rows[i].min, 0};
         expect_hdr(FL_OK, &r, DEFAULT_MAX);
         for (uint32_t n = 0; n < rows[i].min; n++) {
             r.meta_len = n;
@@ -833,8 +832,8 @@ static void test_meta_len_below_the_kinds_minimum_is_a_protocol_error(
     }
 }
 
-static void test_fixed_size_kinds_with_extra_metadata_are_a_protocol_error(
-    void **state)
+static void
+test_fixed_size_kinds_with_extra_metadata_are_a_protocol_error(void **state)
 {
     (void)state;
     const uint8_t kinds[] = {FL__K_CONNECTED, FL__K_REPLY, FL__K_PING,
@@ -872,8 +871,8 @@ static void test_body_on_kinds_without_one_is_a_protocol_error(void **state)
     expect_hdr(FL_OK, &rep, DEFAULT_MAX);
 }
 
-static void test_invoke_tell_with_a_correlation_id_is_a_protocol_error(
-    void **state)
+static void
+test_invoke_tell_with_a_correlation_id_is_a_protocol_error(void **state)
 {
     (void)state;
     raw_hdr_t r = valid_hdr(FL__K_INVOKE);
@@ -889,8 +888,8 @@ static void test_invoke_tell_with_a_correlation_id_is_a_protocol_error(
     expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
 }
 
-static void test_invoke_ask_without_a_correlation_id_is_a_protocol_error(
-    void **state)
+static void
+test_invoke_ask_without_a_correlation_id_is_a_protocol_error(void **state)
 {
     (void)state;
     raw_hdr_t r = valid_hdr(FL__K_INVOKE);
@@ -903,8 +902,8 @@ static void test_invoke_ask_without_a_correlation_id_is_a_protocol_error(
     expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
 }
 
-static void test_connect_connected_reply_without_corr_are_a_protocol_error(
-    void **state)
+static void
+test_connect_connected_reply_without_corr_are_a_protocol_error(void **state)
 {
     (void)state;
     const uint8_t kinds[] = {FL__K_CONNECT, FL__K_CONNECTED, FL__K_REPLY};
@@ -1074,10 +1073,9 @@ static void test_invalid_endpoint_ids_are_a_protocol_error(void **state)
         const char *p;
         size_t n;
     } bad[] = {
-        {"", 0},         {id, 201},         {"a/b", 3},
-        {"user/rpc", 8}, {"a b", 3},        {" a", 2},
-        {"a\0b", 3},     {"\0", 1},         {"ab\0", 3},
-        {"a:b", 3},      {"a\xc3\xa9", 3},
+        {"", 0},     {id, 201},  {"a/b", 3},       {"user/rpc", 8},
+        {"a b", 3},  {" a", 2},  {"a\0b", 3},      {"\0", 1},
+        {"ab\0", 3}, {"a:b", 3}, {"a\xc3\xa9", 3},
     };
     mbuf_t m;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1120,8 +1118,7 @@ static void error_meta(mbuf_t *m, size_t msg_len)
         m->b[m->n++] = (uint8_t)('a' + i % 26);
 }
 
-static void test_error_message_over_1024_bytes_is_a_protocol_error(
-    void **state)
+static void test_error_message_over_1024_bytes_is_a_protocol_error(void **state)
 {
     (void)state;
     mbuf_t m;
@@ -1133,8 +1130,8 @@ static void test_error_message_over_1024_bytes_is_a_protocol_error(
     expect_meta(FL_EPROTO, FL__K_ERROR, 0, 3, &m);
 }
 
-static void test_error_message_over_1024_bytes_is_cut_there_on_encode(
-    void **state)
+static void
+test_error_message_over_1024_bytes_is_cut_there_on_encode(void **state)
 {
     (void)state;
     char msg[2000];
@@ -1289,8 +1286,8 @@ static void test_encode_meta_returns_0_when_cap_is_too_small(void **state)
     m = (fl__frame_meta_t){0};
     m.endpoint = (fl__str_t){big, 201};
     uint8_t out[1024];
-    assert_int_equal(0, fl__frame_encode_meta(FL__K_INVOKE, 0, &m, out,
-                                              sizeof out));
+    assert_int_equal(
+        0, fl__frame_encode_meta(FL__K_INVOKE, 0, &m, out, sizeof out));
 }
 
 /* ---- endpoint ids -------------------------------------------------------- */
@@ -1307,8 +1304,8 @@ static int valid_id(const char *s, size_t len)
     return v;
 }
 
-static void test_valid_endpoint_id_accepts_1_to_200_bytes_of_the_id_alphabet(
-    void **state)
+static void
+test_valid_endpoint_id_accepts_1_to_200_bytes_of_the_id_alphabet(void **state)
 {
     (void)state;
     assert_true(valid_id("resourcemanager_0", 17));
@@ -1326,8 +1323,8 @@ static void test_valid_endpoint_id_accepts_1_to_200_bytes_of_the_id_alphabet(
     assert_true(valid_id("ab/cd", 2));
 }
 
-static void test_valid_endpoint_id_refuses_empty_long_and_other_bytes(
-    void **state)
+static void
+test_valid_endpoint_id_refuses_empty_long_and_other_bytes(void **state)
 {
     (void)state;
     assert_false(valid_id("", 0));
@@ -1460,8 +1457,8 @@ static void steer_meta(const fl__frame_hdr_t *h, uint8_t *meta)
             meta[ep_at + k] = (uint8_t)alpha[xorshift64() % (sizeof alpha - 1)];
 }
 
-static void test_garbage_headers_and_metadata_get_only_documented_codes(
-    void **state)
+static void
+test_garbage_headers_and_metadata_get_only_documented_codes(void **state)
 {
     (void)state;
     const uint64_t maxes[] = {DEFAULT_MAX, 1024, 64 * 1024, UINT64_MAX};
@@ -1490,7 +1487,10 @@ static void test_garbage_headers_and_metadata_get_only_documented_codes(
                      i, b[5], (unsigned)((b[6] << 8) | b[7]), rd32(b + 16),
                      rd32(b + 20), (unsigned long long)max_frame,
                      fl_err_name(rc), spec_ok ? "accepts" : "refuses", why);
-        seen[rc == FL_OK ? 0 : rc == FL_EPROTO ? 1 : rc == FL_EHANDSHAKE ? 2 : 3]++;
+        seen[rc == FL_OK           ? 0
+             : rc == FL_EPROTO     ? 1
+             : rc == FL_EHANDSHAKE ? 2
+                                   : 3]++;
         if (rc != FL_OK) {
             free(b);
             continue;
@@ -1520,8 +1520,8 @@ static void test_garbage_headers_and_metadata_get_only_documented_codes(
         if (rc == FL_OK) {
             meta_ok++;
             /* Decoded strings lie inside the metadata. */
-            const fl__str_t *strs[] = {&m.service_name, &m.endpoint,
-                                       &m.gateway, &m.message};
+            const fl__str_t *strs[] = {&m.service_name, &m.endpoint, &m.gateway,
+                                       &m.message};
             for (size_t k = 0; k < 4; k++)
                 if (strs[k]->len != 0)
                     assert_true((const uint8_t *)strs[k]->p >= meta &&
@@ -1533,8 +1533,8 @@ static void test_garbage_headers_and_metadata_get_only_documented_codes(
             if (n != 0) {
                 uint8_t *again = malloc(n);
                 assert_non_null(again);
-                assert_int_equal(n, fl__frame_encode_meta(h.kind, h.flags, &m,
-                                                          again, n));
+                assert_int_equal(
+                    n, fl__frame_encode_meta(h.kind, h.flags, &m, again, n));
                 assert_memory_equal(meta, again, n);
                 free(again);
             }
@@ -1606,7 +1606,8 @@ int main(void)
         FL_TEST(test_meta_size_is_0_for_strings_over_the_limits),
         FL_TEST(test_encode_meta_returns_0_when_cap_is_too_small),
         /* endpoint ids */
-        FL_TEST(test_valid_endpoint_id_accepts_1_to_200_bytes_of_the_id_alphabet),
+        FL_TEST(
+            test_valid_endpoint_id_accepts_1_to_200_bytes_of_the_id_alphabet),
         FL_TEST(test_valid_endpoint_id_refuses_empty_long_and_other_bytes),
         /* garbage */
         FL_TEST(test_garbage_headers_and_metadata_get_only_documented_codes),

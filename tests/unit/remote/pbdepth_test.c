@@ -36,8 +36,8 @@ static void test_messages_up_to_the_limit_pass(void **st)
     for (unsigned depth = 1; depth <= 8; depth++) {
         size_t len;
         uint8_t *buf = pack_chain(depth, &len);
-        assert_fl_ok(fl__pb_check_depth(&fltest__nesting__node__descriptor,
-                                        buf, len, 8, NULL, 0));
+        assert_fl_ok(fl__pb_check_depth(&fltest__nesting__node__descriptor, buf,
+                                        len, 8, NULL, 0));
         free(buf);
     }
 }
@@ -47,9 +47,8 @@ static void test_one_level_too_deep_is_refused_with_edecode(void **st)
     size_t len;
     uint8_t *buf = pack_chain(9, &len);
     char why[128] = "";
-    assert_fl(FL_EDECODE,
-              fl__pb_check_depth(&fltest__nesting__node__descriptor, buf, len,
-                                 8, why, sizeof why));
+    assert_fl(FL_EDECODE, fl__pb_check_depth(&fltest__nesting__node__descriptor,
+                                             buf, len, 8, why, sizeof why));
     assert_non_null(strstr(why, "deeper than 8 levels"));
     free(buf);
 }
@@ -71,8 +70,8 @@ static size_t wrap(uint8_t *out, const uint8_t *inner, size_t len)
     return h + len;
 }
 
-static void test_hostile_deep_nesting_is_refused_without_deep_recursion(
-    void **st)
+static void
+test_hostile_deep_nesting_is_refused_without_deep_recursion(void **st)
 {
     /* 10,000 well-formed levels, far past the limit: the walk stops at
      * FL__PB_MAX_DEPTH (so it cannot exhaust the stack) and says why. */
@@ -102,18 +101,18 @@ static void test_broken_wire_format_is_refused(void **st)
     const uint8_t past_end[] = {0x0a, 0x05, 0x10, 0x01};
     const uint8_t long_varint[] = {0x10, 0xff, 0xff, 0xff, 0xff, 0xff,
                                    0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
-    const uint8_t group[] = {0x0b};                /* field 1, start group */
+    const uint8_t group[] = {0x0b};                 /* field 1, start group */
     const uint8_t truncated_fixed[] = {0x11, 1, 2}; /* field 2, fixed64 */
     const uint8_t truncated_key[] = {0x80};
-    assert_fl(FL_EDECODE, fl__pb_check_depth(d, past_end, sizeof past_end, 8,
-                                             NULL, 0));
-    assert_fl(FL_EDECODE, fl__pb_check_depth(d, long_varint,
-                                             sizeof long_varint, 8, NULL, 0));
+    assert_fl(FL_EDECODE,
+              fl__pb_check_depth(d, past_end, sizeof past_end, 8, NULL, 0));
+    assert_fl(FL_EDECODE, fl__pb_check_depth(d, long_varint, sizeof long_varint,
+                                             8, NULL, 0));
     assert_fl(FL_EDECODE,
               fl__pb_check_depth(d, group, sizeof group, 8, NULL, 0));
-    assert_fl(FL_EDECODE, fl__pb_check_depth(d, truncated_fixed,
-                                             sizeof truncated_fixed, 8, NULL,
-                                             0));
+    assert_fl(FL_EDECODE,
+              fl__pb_check_depth(d, truncated_fixed, sizeof truncated_fixed, 8,
+                                 NULL, 0));
     assert_fl(FL_EDECODE, fl__pb_check_depth(d, truncated_key,
                                              sizeof truncated_key, 8, NULL, 0));
 }
@@ -141,9 +140,8 @@ static void test_repeated_submessages_count_one_level_each(void **st)
     size_t len = fltest__nesting__node__pack(&root, buf);
     assert_fl_ok(fl__pb_check_depth(&fltest__nesting__node__descriptor, buf,
                                     len, 2, NULL, 0));
-    assert_fl(FL_EDECODE,
-              fl__pb_check_depth(&fltest__nesting__node__descriptor, buf, len,
-                                 1, NULL, 0));
+    assert_fl(FL_EDECODE, fl__pb_check_depth(&fltest__nesting__node__descriptor,
+                                             buf, len, 1, NULL, 0));
 }
 
 int main(void)
