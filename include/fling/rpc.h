@@ -485,16 +485,24 @@ FL_EXTERN void *fl_rpc_call_state(const void *closure_data);
 FL_EXTERN bool fl_rpc_call_is_tell(const void *closure_data);
 
 /*
- * fl_rpc_defer keeps the call open past the handler's return; returns the
- * handle to answer it with (closure_data itself), or NULL if closure_data
- * is not an open call.
+ * fl_rpc_defer keeps the call open past the handler's return and returns a
+ * NEW handle to answer it with later, from any thread (closure_data itself
+ * is invalid once the handler returns). The handle is CONSUMED by its first
+ * answer (its closure, fl_rpc_fail or fl_rpc_reply_future): using it again
+ * afterwards is undefined, like using freed memory. If several paths may
+ * race to answer (a result and a timeout), let them race to complete a
+ * future instead — completion is exactly-once — and hand that future to
+ * fl_rpc_reply_future. The handle keeps the endpoint's memory alive until
+ * answered. Returns NULL if closure_data is not an open call (or out of
+ * memory).
  */
 FL_EXTERN fl_rpc_call_t *fl_rpc_defer(void *closure_data);
 
 /*
  * fl_rpc_fail answers the call with an error (err != FL_OK) and a formatted
- * message (NULL fmt: fl_strerror(err)). FL_EALREADY if it was answered,
- * FL_EINVAL. Any thread (deferred calls).
+ * message (NULL fmt: fl_strerror(err)). FL_EALREADY if it was answered
+ * during the handler (a deferred handle is consumed by its first answer,
+ * see fl_rpc_defer), FL_EINVAL. Any thread (deferred calls).
  */
 FL_EXTERN int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
     FL_PRINTF(3, 4);

@@ -353,6 +353,11 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
     fl__timers_t *T = &sys->timers;
     pthread_mutex_lock(&T->mu);
     if (T->stop) {
+        /* A callback may still be running (the thread is being joined):
+         * say so, so that the caller does not free what it uses. */
+        fl__timer_t *r = ids_find(T, id);
+        if (firing != NULL && r != NULL && r->st == FL__TS_FIRING)
+            *firing = true;
         pthread_mutex_unlock(&T->mu);
         return FL_ECLOSED;
     }
@@ -516,8 +521,13 @@ void fl__timers_stop(fl_system_t *sys)
     size_t len = T->len;
     T->heap = NULL;
     T->len = T->cap = 0;
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++) {
+        /* Dropped, never to fire: out of the id table first, so a cancel
+         * does not take them for running callbacks. */
+        if (heap[i]->id != 0)
+            ids_del(T, heap[i]);
         heap[i]->st = FL__TS_FIRING;
+    }
     pthread_mutex_unlock(&T->mu);
     for (size_t i = 0; i < len; i++) {
         if (heap[i]->kind == FL__T_FUTURE)

@@ -68,6 +68,11 @@ struct fl_rpc_endpoint {
     int st;
     bool running;
 
+    /* on_stop's pending future (the reference on_stop gave us); taken with
+     * an exchange by whoever lets it go: its completion or the endpoint's
+     * end from outside. */
+    _Atomic(fl_future_t *) stop_future;
+
     /* The termination result: claimed once (FIN_OPEN -> FIN_CLAIMED),
      * written, then published (FIN_DONE, release); read after that. */
     _Atomic int finished;
@@ -297,6 +302,7 @@ static void call_release(fl_rpc_call_t *c)
         return;
     c->magic = 0;
     fl_future_release(c->reply);
+    ep_release(c->ep); /* taken by fl_rpc_defer */
     fl__free(c);
 }
 
@@ -399,6 +405,8 @@ fl_rpc_call_t *fl_rpc_defer(void *closure_data)
     atomic_init(&h->answered, false);
     atomic_init(&h->refs, 2);
     h->moved = NULL;
+    /* The endpoint may terminate and be freed before the answer comes. */
+    atomic_fetch_add(&c->ep->refs, 1);
     c->reply = NULL;
     c->moved = h;
     return h;
@@ -626,7 +634,7 @@ static void on_stop_done(fl_future_t *f, void *p)
     fl_rpc_endpoint_t *ep = p;
     int err = fl_future_error(f);
     endpoint_finish(ep, err, err ? fl_future_message(f) : NULL);
-    fl_future_release(f);
+    fl_future_release(atomic_exchange(&ep->stop_future, NULL));
     ep_release(ep);
 }
 
@@ -656,10 +664,11 @@ static void do_terminate(fl_rpc_endpoint_t *ep)
     }
     /* Serve on until f completes; the callback holds the endpoint. */
     atomic_fetch_add(&ep->refs, 1);
+    atomic_store(&ep->stop_future, f);
     int rc = fl__future_on_complete_ex(f, on_stop_done, on_stop_dropped, ep);
     if (rc != FL_OK) {
         ep_release(ep);
-        fl_future_release(f);
+        fl_future_release(atomic_exchange(&ep->stop_future, NULL));
         endpoint_finish(ep, rc, "could not wait for on_stop's future");
     }
 }
@@ -918,6 +927,9 @@ static void on_actor_gone(fl_future_t *f, void *p)
                FIN_DONE)
             fl__cpu_relax();
     }
+    /* An on_stop future still pending will never matter now: let it go (if
+     * nobody else holds it, its drop hook releases the endpoint). */
+    fl_future_release(atomic_exchange(&ep->stop_future, NULL));
     if (ep->term_err == FL_OK)
         fl_future_complete(ep->termination, NULL, NULL);
     else
@@ -1051,6 +1063,10 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
         pthread_mutex_unlock(&svc->mu);
         FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: cannot watch its actor: %s",
                ep->id, fl_strerror(rc));
+        /* A concurrent service close may already wait on it. */
+        fl_future_fail(ep->termination, rc,
+                       "RpcEndpoint %s could not be started: %s", ep->id,
+                       fl_strerror(rc));
         ep_release(ep); /* ours */
         ep_release(ep); /* the creator's: the call fails */
         return rc;
