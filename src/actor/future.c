@@ -306,52 +306,40 @@ static void forward_outcome(fl_future_t *src, fl_future_t *dst)
     }
 }
 
-/* ---- then ---------------------------------------------------------------- */
+/* ---- then and compose
+ * --------------------------------------------------------- */
 
-typedef struct then_ctx {
-    fl_then_cb fn;
+/* A derived future waiting on its source: exactly one of then/compose. */
+typedef struct chain_ctx {
+    fl_then_cb then;
+    fl_compose_cb compose;
     void *arg;
     fl_future_t *dst;
-} then_ctx_t;
-
-static void on_then(fl_future_t *src, void *p)
-{
-    then_ctx_t *c = p;
-    if (fl_future_error(src) != FL_OK) {
-        fl_future_fail(c->dst, src->err, "%s", fl_future_message(src));
-    } else {
-        void *out = NULL;
-        fl_free_cb out_free = NULL;
-        int rc = c->fn(c->arg, fl_future_value(src), &out, &out_free);
-        if (rc == FL_OK)
-            fl_future_complete(c->dst, out, out_free);
-        else
-            fl_future_fail(c->dst, rc, NULL);
-    }
-    fl_future_release(c->dst);
-    fl__free(c);
-}
+} chain_ctx_t;
 
 /* The source was freed pending: the derived future stays pending. */
-static void drop_then(void *p)
+static void drop_chain(void *p)
 {
-    then_ctx_t *c = p;
+    chain_ctx_t *c = p;
     fl_future_release(c->dst);
     fl__free(c);
 }
 
-fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg)
+/* Derive a future from f; on(f, ctx) settles ctx->dst when f completes. */
+static fl_future_t *chain(fl_future_t *f, fl_future_cb on, fl_then_cb then,
+                          fl_compose_cb compose, void *arg)
 {
-    if (f == NULL || fn == NULL)
+    if (f == NULL || (then == NULL && compose == NULL))
         return NULL;
     fl_future_t *dst = fl_future_alloc();
-    then_ctx_t *c = fl__malloc(sizeof *c);
+    chain_ctx_t *c = fl__malloc(sizeof *c);
     if (dst == NULL || c == NULL)
         goto fail;
-    c->fn = fn;
+    c->then = then;
+    c->compose = compose;
     c->arg = arg;
     c->dst = fl_future_retain(dst);
-    if (fl__future_on_complete_ex(f, on_then, drop_then, c) != FL_OK) {
+    if (fl__future_on_complete_ex(f, on, drop_chain, c) != FL_OK) {
         fl_future_release(dst);
         goto fail;
     }
@@ -362,13 +350,28 @@ fail:
     return NULL;
 }
 
-/* ---- compose ------------------------------------------------------------- */
+static void on_then(fl_future_t *src, void *p)
+{
+    chain_ctx_t *c = p;
+    if (fl_future_error(src) != FL_OK) {
+        fl_future_fail(c->dst, src->err, "%s", fl_future_message(src));
+    } else {
+        void *out = NULL;
+        fl_free_cb out_free = NULL;
+        int rc = c->then(c->arg, fl_future_value(src), &out, &out_free);
+        if (rc == FL_OK)
+            fl_future_complete(c->dst, out, out_free);
+        else
+            fl_future_fail(c->dst, rc, NULL);
+    }
+    fl_future_release(c->dst);
+    fl__free(c);
+}
 
-typedef struct compose_ctx {
-    fl_compose_cb fn;
-    void *arg;
-    fl_future_t *dst;
-} compose_ctx_t;
+fl_future_t *fl_future_then(fl_future_t *f, fl_then_cb fn, void *arg)
+{
+    return fn != NULL ? chain(f, on_then, fn, NULL, arg) : NULL;
+}
 
 static void on_inner(fl_future_t *inner, void *p)
 {
@@ -382,22 +385,15 @@ static void drop_inner(void *p)
     fl_future_release((fl_future_t *)p);
 }
 
-static void drop_compose(void *p)
-{
-    compose_ctx_t *c = p;
-    fl_future_release(c->dst);
-    fl__free(c);
-}
-
 static void on_compose(fl_future_t *src, void *p)
 {
-    compose_ctx_t *c = p;
+    chain_ctx_t *c = p;
     fl_future_t *dst = c->dst;
     if (fl_future_error(src) != FL_OK) {
         fl_future_fail(dst, src->err, "%s", fl_future_message(src));
         fl_future_release(dst);
     } else {
-        fl_future_t *inner = c->fn(c->arg, fl_future_value(src));
+        fl_future_t *inner = c->compose(c->arg, fl_future_value(src));
         if (inner == NULL) {
             fl_future_fail(dst, FL_ENOMEM, "compose callback returned NULL");
             fl_future_release(dst);
@@ -417,24 +413,7 @@ static void on_compose(fl_future_t *src, void *p)
 
 fl_future_t *fl_future_compose(fl_future_t *f, fl_compose_cb fn, void *arg)
 {
-    if (f == NULL || fn == NULL)
-        return NULL;
-    fl_future_t *dst = fl_future_alloc();
-    compose_ctx_t *c = fl__malloc(sizeof *c);
-    if (dst == NULL || c == NULL)
-        goto fail;
-    c->fn = fn;
-    c->arg = arg;
-    c->dst = fl_future_retain(dst);
-    if (fl__future_on_complete_ex(f, on_compose, drop_compose, c) != FL_OK) {
-        fl_future_release(dst);
-        goto fail;
-    }
-    return dst;
-fail:
-    fl__free(c);
-    fl_future_release(dst);
-    return NULL;
+    return fn != NULL ? chain(f, on_compose, NULL, fn, arg) : NULL;
 }
 
 /* ---- all ----------------------------------------------------------------- */
