@@ -82,21 +82,6 @@ static Fltest__FailRequest fail_req(int code, const char *message)
     return r;
 }
 
-/* A run_async task that holds the main thread until `gate` opens. */
-typedef struct hold {
-    fl_test_latch_t *entered;
-    fl_test_latch_t *gate;
-} hold_t;
-
-static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    (void)state;
-    hold_t *h = arg;
-    fl_test_latch_count_down(h->entered);
-    (void)fl_test_latch_wait(h->gate, WAIT_MS);
-}
-
 /* A run_async task making a stub call with a closure through gw. */
 typedef struct call_from {
     fl_rpc_gateway_t *gw;

@@ -23,21 +23,6 @@ static void where_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl_test_latch_count_down(w->done);
 }
 
-/* A run_async task that holds the main thread until `gate` opens. */
-typedef struct hold {
-    fl_test_latch_t *entered;
-    fl_test_latch_t *gate;
-} hold_t;
-
-static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    (void)state;
-    hold_t *h = arg;
-    fl_test_latch_count_down(h->entered);
-    (void)fl_test_latch_wait(h->gate, WAIT_MS);
-}
-
 /* ---- not started --------------------------------------------------------- */
 
 static void test_call_before_start_fails_with_endpoint_not_started(void **state)

@@ -105,21 +105,6 @@ static int int_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
     return FL_OK;
 }
 
-/* A run_async task that holds the main thread until `gate` opens. */
-typedef struct hold {
-    fl_test_latch_t *entered;
-    fl_test_latch_t *gate;
-} hold_t;
-
-static void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    (void)state;
-    hold_t *h = arg;
-    fl_test_latch_count_down(h->entered);
-    (void)fl_test_latch_wait(h->gate, WAIT_MS);
-}
-
 /* A barrier through the main thread: returns once everything queued to ep
  * from this thread before it has been handled. */
 static void main_thread_barrier(fl_rpc_endpoint_t *ep)

@@ -679,4 +679,19 @@ static inline void count_free(void *p)
     atomic_fetch_add((atomic_int *)p, 1);
 }
 
+/* A run_async task that holds the main thread until `gate` opens. */
+typedef struct hold {
+    fl_test_latch_t *entered;
+    fl_test_latch_t *gate;
+} hold_t;
+
+static inline void hold_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)state;
+    hold_t *h = arg;
+    fl_test_latch_count_down(h->entered);
+    (void)fl_test_latch_wait(h->gate, WAIT_MS);
+}
+
 #endif /* RPC_FIXTURE_H */
