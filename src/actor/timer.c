@@ -154,15 +154,9 @@ static void ids_del(fl__timers_t *T, fl__timer_t *t)
 
 static void free_timer(fl__timer_t *t)
 {
-    if (t->kind == FL__T_MSG && t->u.m.msg != NULL) {
-        /* Never delivered: settle what it carries (an exec argument). */
-        if (t->u.m.msg->kind == FL__MSG_EXEC) {
-            fl__exec_t *e = fl__msg_payload(t->u.m.msg);
-            if (e->arg_free != NULL)
-                e->arg_free(e->arg);
-        }
-        fl__msg_release_mem(t->u.m.msg);
-    } else if (t->kind == FL__T_FUTURE)
+    if (t->kind == FL__T_MSG)
+        fl_msg_free(t->u.m.msg); /* never delivered: settles an exec's arg */
+    else if (t->kind == FL__T_FUTURE)
         fl_future_release(t->u.fut.f);
     fl__free(t);
 }

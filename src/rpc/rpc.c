@@ -1326,10 +1326,6 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     return FL_OK;
 }
 
-typedef struct unpack_ctx {
-    const ProtobufCMessageDescriptor *output;
-} unpack_ctx_t;
-
 static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
 {
     const ProtobufCMessageDescriptor *d = arg;

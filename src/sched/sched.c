@@ -78,19 +78,23 @@ static fl__actor_t *inject_pop(fl_system_t *sys)
 /* ---- waking and parking ----------------------------------------------------
  */
 
+/* Under sleep_lock: wake a sleeping w. It counts as spinning until it finds
+ * work. */
+static void wake_locked(fl_system_t *sys, fl__worker_t *w)
+{
+    w->sleeping = false;
+    atomic_fetch_sub_explicit(&sys->nsleeping, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
+    sem_post(&w->wake);
+}
+
 static void wake_one(fl_system_t *sys)
 {
     pthread_mutex_lock(&sys->sleep_lock);
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        fl__worker_t *w = sys->workers[i];
-        if (w->sleeping) {
-            w->sleeping = false;
-            atomic_fetch_sub_explicit(&sys->nsleeping, 1, memory_order_relaxed);
-            /* The woken worker counts as spinning until it finds work. */
-            atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
-            pthread_mutex_unlock(&sys->sleep_lock);
-            sem_post(&w->wake);
-            return;
+    for (unsigned i = 0; i < sys->nstarted; i++) {
+        if (sys->workers[i]->sleeping) {
+            wake_locked(sys, sys->workers[i]);
+            break;
         }
     }
     pthread_mutex_unlock(&sys->sleep_lock);
@@ -110,15 +114,9 @@ static inline void notify(fl_system_t *sys)
 static void wake_all(fl_system_t *sys)
 {
     pthread_mutex_lock(&sys->sleep_lock);
-    for (unsigned i = 0; i < sys->nstarted; i++) {
-        fl__worker_t *w = sys->workers[i];
-        if (w->sleeping) {
-            w->sleeping = false;
-            atomic_fetch_sub_explicit(&sys->nsleeping, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
-            sem_post(&w->wake);
-        }
-    }
+    for (unsigned i = 0; i < sys->nstarted; i++)
+        if (sys->workers[i]->sleeping)
+            wake_locked(sys, sys->workers[i]);
     pthread_mutex_unlock(&sys->sleep_lock);
 }
 
