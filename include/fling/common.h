@@ -59,7 +59,8 @@ extern "C" {
     X(ENOMETHOD, "no such rpc method")                                         \
     X(EDECODE, "could not decode message")                                     \
     X(EPROTO, "protocol error")                                                \
-    X(EMSGSIZE, "message too large")
+    X(EMSGSIZE, "message too large")                                           \
+    X(EADDRINUSE, "address in use")
 
 typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,

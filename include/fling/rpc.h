@@ -71,12 +71,47 @@ typedef struct fl_rpc_service_opts {
     unsigned workers;
     /* Timeout of asks and blocking calls that give none; 0 = 10,000 ms. */
     int64_t default_timeout_ms;
+
+    /* ---- remoting (docs/wire-protocol.md) ----
+     * Every service can connect to remote endpoints ("fling.tcp://..."):
+     * its I/O thread starts with the first remote connect. A service with
+     * a bind_host also listens, and its endpoints are reachable from other
+     * processes under "fling.tcp://<external_host>:<port>/<id>". */
+
+    /* Host name or IP address to listen on ("127.0.0.1", "0.0.0.0",
+     * "::1"). NULL: a local-only service (endpoint addresses are
+     * "fling://local/<id>"). */
+    const char *bind_host;
+    /* Ports to try, in the order written: "0" (any free port), "6123",
+     * "50100-50200", "6123,6124" or a comma-separated mix. NULL = "0". */
+    const char *port;
+    /* Host written into endpoint addresses, for NAT and containers. NULL:
+     * bind_host, or the machine's host name when bind_host is a wildcard
+     * ("0.0.0.0", "::"). */
+    const char *external_host;
+    /* Largest frame this service accepts and sends, in bytes, header
+     * included (Flink's pekko.framesize). 0 = 10 MiB; at least 1024. */
+    uint32_t max_frame_size;
+    /* Bytes of outbound frames that may wait in one connection's queue
+     * (a slow or stalled peer). 0 = 64 MiB. A call that would exceed it
+     * fails with FL_ELIMIT; a reply that would exceed it closes that
+     * connection (its peer is not reading). */
+    size_t max_queued_bytes;
+    /* The service's name, sent in the handshake and shown in peers' logs.
+     * NULL = "fling". Copied. */
+    const char *name;
 } fl_rpc_service_opts_t;
 
 /*
- * fl_rpc_service_alloc creates a local RPC service. opts may be NULL. The
- * caller owns *out: end it with fl_rpc_service_shutdown() and
- * fl_rpc_service_free(). Errors: FL_EINVAL, FL_ENOMEM, FL_ESYSTEM. Any thread.
+ * fl_rpc_service_alloc creates an RPC service: local-only when
+ * opts->bind_host is NULL, otherwise listening on the first free port of
+ * opts->port (BLOCKS only to bind). opts may be NULL. The caller owns *out:
+ * end it with fl_rpc_service_shutdown() and fl_rpc_service_free(). Errors:
+ * FL_EINVAL (bad option, e.g. a malformed port range), FL_EADDRINUSE (every
+ * port of the range is taken), FL_ECONNECT (bind_host does not resolve or
+ * cannot be bound), FL_ENOMEM, FL_ESYSTEM; on failure
+ * fl_rpc_last_message() on the calling thread says why, naming the host
+ * and range. Any thread.
  */
 FL_EXTERN int fl_rpc_service_alloc(const fl_rpc_service_opts_t *opts,
                                    fl_rpc_service_t **out);
@@ -105,10 +140,12 @@ FL_EXTERN void fl_rpc_service_free(fl_rpc_service_t *svc);
 /* The actor system the service runs on (borrowed). */
 FL_EXTERN fl_system_t *fl_rpc_service_system(fl_rpc_service_t *svc);
 
-/* Host the service is reachable under: "" for a local-only service. */
+/* Host the service is reachable under (its external host): "" for a
+ * local-only service. */
 FL_EXTERN const char *fl_rpc_service_address(const fl_rpc_service_t *svc);
 
-/* Bound port: -1 for a local-only service. */
+/* Bound port (the one chosen from the range): -1 for a local-only
+ * service. */
 FL_EXTERN int fl_rpc_service_port(const fl_rpc_service_t *svc);
 
 /* The default timeout in ms. */
@@ -240,7 +277,8 @@ FL_EXTERN fl_future_t *fl_rpc_endpoint_termination(fl_rpc_endpoint_t *ep);
 /* Releases the creator's handle. NULL is a no-op. Any thread. */
 FL_EXTERN void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep);
 
-/* The endpoint's id and address ("fling://local/<id>" locally). */
+/* The endpoint's id and address: "fling.tcp://<host>:<port>/<id>" on a
+ * listening service, "fling://local/<id>" on a local-only one. */
 FL_EXTERN const char *fl_rpc_endpoint_id(const fl_rpc_endpoint_t *ep);
 FL_EXTERN const char *fl_rpc_endpoint_address(const fl_rpc_endpoint_t *ep);
 FL_EXTERN void *fl_rpc_endpoint_state(const fl_rpc_endpoint_t *ep);
@@ -354,6 +392,21 @@ FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
  * does not support the gateway <name>"). Connecting to a created but not
  * started endpoint succeeds. Tokens are not checked when connecting.
  * FL_EINVAL/FL_ENOMEM/FL_ECLOSED leave *out NULL. Any thread.
+ *
+ * Remote addresses ("fling.tcp://host:port/id"): the service opens (or
+ * reuses) its one connection to host:port and runs the handshake of
+ * docs/wire-protocol.md. An unresolvable host or a refused connection fails
+ * promptly with FL_ECONNECT naming the address and the reason, never after
+ * a timeout; a protocol version mismatch fails with FL_EHANDSHAKE. Calls
+ * through a remote gateway behave as local ones, plus: a request larger than
+ * the peer's maximum frame fails at once with FL_EMSGSIZE naming both
+ * sizes; a reply larger than ours fails the call with FL_EMSGSIZE likewise;
+ * when the connection is lost every call pending on it fails at once with
+ * FL_EUNREACHABLE, and the next call reconnects (failed attempts back off
+ * from 50 ms to 5 s; a call while backing off fails at once with
+ * FL_EUNREACHABLE); a full outbound queue fails the call with FL_ELIMIT.
+ * Closures of remote calls made outside any actor run on the service's I/O
+ * thread and must not block.
  */
 FL_EXTERN int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
                              const ProtobufCServiceDescriptor *desc,

@@ -15,6 +15,7 @@
 #include <fling/rpc.h>
 
 #include "actor/internal.h"
+#include "rpc/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,92 +23,6 @@
 
 #define ID_MAX 200
 #define CALL_MAGIC 0x666c7263u /* "flrc" */
-
-/* Message types on an endpoint's mailbox. */
-enum {
-    RPC_INVOKE = 0x52500001u,
-    RPC_START,
-    RPC_STOP,
-    RPC_TERMINATE,
-    RPC_REPLY /* a packed reply travelling back to the caller */
-};
-
-/* How a call is fenced. */
-enum { FENCE_NONE = 0, FENCE_TOKEN = 1, FENCE_SELF = 2 };
-
-/* Header of an RPC_INVOKE payload; the packed request follows. */
-typedef struct invoke_hdr {
-    uint32_t service;
-    uint32_t method;
-    uint32_t len;
-    uint8_t fence;
-    uint8_t pad[3];
-    fl_fencing_token_t token;
-} invoke_hdr_t;
-
-enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
-enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
-
-struct fl_rpc_endpoint {
-    _Atomic int refs; /* the creator's handle + the endpoint's own life */
-    fl_rpc_service_t *svc;
-    char *id;
-    char *address;
-    fl_actor_ref_t actor;
-    ProtobufCService **services;
-    size_t nservices;
-    void *state;
-    fl_rpc_start_cb on_start;
-    fl_rpc_stop_cb on_stop;
-    bool fenced;
-    fl_fencing_token_t token;
-    fl_future_t *termination;     /* completed after the id is free */
-    struct fl_rpc_endpoint *next; /* in svc->endpoints (under svc->mu) */
-
-    /* Main thread only. */
-    int st;
-    bool running;
-
-    /* on_stop's pending future (the reference on_stop gave us); taken with
-     * an exchange by whoever lets it go: its completion or the endpoint's
-     * end from outside. */
-    _Atomic(fl_future_t *) stop_future;
-
-    /* The termination result: claimed once (FIN_OPEN -> FIN_CLAIMED),
-     * written, then published (FIN_DONE, release); read after that. */
-    _Atomic int finished;
-    int term_err;
-    char *term_msg;
-};
-
-typedef struct task task_t;
-
-struct fl_rpc_service {
-    fl_system_t *sys;
-    bool own_sys;
-    int64_t timeout_ms;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;            /* a task finished running */
-    fl_rpc_endpoint_t *endpoints; /* live (not yet terminated) */
-    bool closed;
-    bool shut_down;
-    fl_future_t *close_future;
-    uint64_t anon;
-    task_t *tasks;
-    uint64_t next_task;
-};
-
-struct fl_rpc_gateway {
-    ProtobufCService base; /* first: the generated stubs see this */
-    fl_rpc_service_t *svc;
-    fl_actor_ref_t actor;
-    uint32_t service_index;
-    uint8_t fence;
-    bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */
-    fl_fencing_token_t token;
-    int64_t timeout_ms;
-    char *address;
-};
 
 /*
  * A call being handled; closure_data of the handler. It lives on the
@@ -562,6 +477,15 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                            md->name, ep->id);
         return;
     }
+    char why[160];
+    if (h->wire && fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1),
+                                      h->len, why, sizeof why) != FL_OK) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EDECODE,
+                           "Could not decode the %s request of %s: %s",
+                           md->input->name, md->name, why);
+        return;
+    }
     arena_t *arena = thread_arena();
     arena_mark_t mark = {0, NULL};
     if (arena != NULL)
@@ -955,7 +879,7 @@ static bool id_ok(const char *id)
     return true;
 }
 
-static fl_rpc_endpoint_t *find_ep(fl_rpc_service_t *svc, const char *id)
+fl_rpc_endpoint_t *fl__rpc_find_ep(fl_rpc_service_t *svc, const char *id)
 {
     for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next)
         if (strcmp(e->id, id) == 0)
@@ -1012,19 +936,15 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
         do {
             snprintf(anon, sizeof anon, "endpoint_%llu",
                      (unsigned long long)svc->anon++);
-        } while (find_ep(svc, anon) != NULL);
+        } while (fl__rpc_find_ep(svc, anon) != NULL);
         ep->id = fl__strdup(anon);
-    } else if (find_ep(svc, o->id) != NULL) {
+    } else if (fl__rpc_find_ep(svc, o->id) != NULL) {
         rc = FL_EEXIST;
     } else {
         ep->id = fl__strdup(o->id);
     }
-    if (rc == FL_OK && ep->id != NULL) {
-        size_t n = strlen(ep->id) + 32;
-        ep->address = fl__malloc(n);
-        if (ep->address != NULL)
-            snprintf(ep->address, n, "fling://local/%s", ep->id);
-    }
+    if (rc == FL_OK && ep->id != NULL)
+        ep->address = fl__rpc_endpoint_address(svc, ep->id);
     if (rc == FL_OK && (ep->id == NULL || ep->address == NULL))
         rc = FL_ENOMEM;
     if (rc == FL_OK)
@@ -1142,10 +1062,6 @@ int fl_rpc_endpoint_fencing_token(const fl_rpc_endpoint_t *ep,
 /* ---- gateways
  * ------------------------------------------------------------------- */
 
-static void gw_invoke(ProtobufCService *service, unsigned method,
-                      const ProtobufCMessage *input, ProtobufCClosure closure,
-                      void *closure_data);
-
 static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
                                 uint32_t service_index, uint8_t fence,
                                 const fl_fencing_token_t *token)
@@ -1156,7 +1072,7 @@ static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
         return NULL;
     }
     gw->base.descriptor = ep->services[service_index]->descriptor;
-    gw->base.invoke = gw_invoke;
+    gw->base.invoke = fl__rpc_gw_invoke;
     gw->base.destroy = NULL;
     gw->svc = svc;
     gw->actor = ep->actor;
@@ -1175,17 +1091,20 @@ void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
     if (gw == NULL)
         return;
     fl__free(gw->address);
+    fl__free(gw->remote_id);
+    fl__free(gw->host);
+    if (gw->conn != NULL)
+        fl__conn_release(gw->conn);
     fl__free(gw);
 }
 
-static void gw_free_cb(void *p)
+void fl__rpc_gw_free_cb(void *p)
 {
     fl_rpc_gateway_free(p);
 }
 
-/* Index of desc among ep's services, or -1. */
-static int service_index(const fl_rpc_endpoint_t *ep,
-                         const ProtobufCServiceDescriptor *desc)
+int fl__rpc_service_index(const fl_rpc_endpoint_t *ep,
+                          const ProtobufCServiceDescriptor *desc)
 {
     for (size_t i = 0; i < ep->nservices; i++) {
         const ProtobufCServiceDescriptor *d = ep->services[i]->descriptor;
@@ -1203,7 +1122,7 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
         *out = NULL;
     if (ep == NULL || desc == NULL || out == NULL)
         return FL_EINVAL;
-    int i = service_index(ep, desc);
+    int i = fl__rpc_service_index(ep, desc);
     if (i < 0)
         return FL_ENOTSUP;
     *out = gw_new(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
@@ -1221,6 +1140,19 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     fl_future_t *f = fl_future_alloc();
     if (f == NULL)
         return FL_ENOMEM;
+    static const char tcp[] = "fling.tcp://";
+    if (strncmp(address, tcp, sizeof tcp - 1) == 0) {
+        pthread_mutex_lock(&svc->mu);
+        bool closed = svc->closed;
+        pthread_mutex_unlock(&svc->mu);
+        if (closed) {
+            fl_future_release(f);
+            return FL_ECLOSED;
+        }
+        fl__rpc_remote_connect(svc, address, desc, token, f);
+        *out = f;
+        return FL_OK;
+    }
     static const char prefix[] = "fling://local/";
     pthread_mutex_lock(&svc->mu);
     if (svc->closed) {
@@ -1230,8 +1162,8 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     }
     fl_rpc_endpoint_t *ep = NULL;
     if (strncmp(address, prefix, sizeof prefix - 1) == 0)
-        ep = find_ep(svc, address + sizeof prefix - 1);
-    int idx = ep ? service_index(ep, desc) : -1;
+        ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
+    int idx = ep ? fl__rpc_service_index(ep, desc) : -1;
     fl_rpc_gateway_t *gw = NULL;
     if (idx >= 0)
         gw = gw_new(svc, ep, (uint32_t)idx, token ? FENCE_TOKEN : FENCE_NONE,
@@ -1248,7 +1180,7 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     else if (gw == NULL)
         fl_future_fail(f, FL_ENOMEM, NULL);
     else
-        fl_future_complete(f, gw, gw_free_cb);
+        fl_future_complete(f, gw, fl__rpc_gw_free_cb);
     *out = f;
     return FL_OK;
 }
@@ -1265,7 +1197,9 @@ const char *fl_rpc_gateway_address(const fl_rpc_gateway_t *gw)
 
 const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw)
 {
-    return gw ? "localhost" : NULL;
+    if (gw == NULL)
+        return NULL;
+    return gw->host ? gw->host : "localhost";
 }
 
 int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
@@ -1320,16 +1254,43 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     h->method = method;
     h->len = (uint32_t)n;
     h->fence = gw->fence;
+    h->wire = 0;
     h->token = gw->token;
     protobuf_c_message_pack(req, (uint8_t *)(h + 1));
     *out = m;
     return FL_OK;
 }
 
+/* Ask the gateway's endpoint, locally or over the wire: a future of the
+ * packed reply. */
+static int send_ask(fl_rpc_gateway_t *gw, unsigned method,
+                    const ProtobufCMessage *req, int64_t timeout_ms,
+                    fl_future_t **ask)
+{
+    *ask = NULL;
+    if (gw->conn != NULL)
+        return fl__rpc_remote_call(gw, method, req, timeout_ms, false, ask);
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc != FL_OK)
+        return rc;
+    return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
+}
+
+/* A packed reply that came over the wire is checked before unpacking. */
+static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m)
+{
+    return fl_msg_type(m) != FL__MSG_ANSWER ||
+           fl__rpc_check_wire(d, fl_msg_data(m), fl_msg_size(m), NULL, 0) ==
+               FL_OK;
+}
+
 static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
 {
     const ProtobufCMessageDescriptor *d = arg;
     fl_msg_t *m = value;
+    if (!reply_ok(d, m))
+        return FL_EDECODE;
     ProtobufCMessage *r =
         protobuf_c_message_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m));
     if (r == NULL)
@@ -1347,13 +1308,9 @@ int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
         *out = NULL;
     if (gw == NULL || out == NULL || timeout_ms < 0)
         return FL_EINVAL;
-    fl_msg_t *m;
-    int rc = build_invoke(gw, method, req, &m);
-    if (rc != FL_OK)
-        return rc;
     fl_future_t *ask;
-    rc = fl_ask(gw->svc->sys, gw->actor, m,
-                timeout_ms ? timeout_ms : gw->timeout_ms, &ask);
+    int rc = send_ask(gw, method, req, timeout_ms ? timeout_ms : gw->timeout_ms,
+                      &ask);
     if (rc != FL_OK)
         return rc;
     fl_future_t *f = fl_future_then(
@@ -1407,8 +1364,11 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         if (arena != NULL)
             mark = arena_mark(arena);
         ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
-        ProtobufCMessage *r = protobuf_c_message_unpack(
-            c->output, arena ? &alloc : NULL, fl_msg_size(m), fl_msg_data(m));
+        ProtobufCMessage *r =
+            reply_ok(c->output, m)
+                ? protobuf_c_message_unpack(c->output, arena ? &alloc : NULL,
+                                            fl_msg_size(m), fl_msg_data(m))
+                : NULL;
         if (r == NULL) {
             set_last(FL_EDECODE, "could not decode the reply");
             c->closure(NULL, c->data);
@@ -1456,23 +1416,28 @@ static void closure_done(fl_future_t *f, void *p)
     fl_actor_exec(c->sys, c->self, closure_exec, c, closure_drop);
 }
 
-static void gw_invoke(ProtobufCService *service, unsigned method,
-                      const ProtobufCMessage *input, ProtobufCClosure closure,
-                      void *closure_data)
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data)
 {
     fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
     int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
     tls_next_timeout = 0;
-    fl_msg_t *m;
-    int rc = build_invoke(gw, method, input, &m);
-    if (rc == FL_OK && closure == NULL) {
-        rc = fl_tell(gw->svc->sys, gw->actor, m);
+    int rc;
+    if (closure == NULL) {
+        if (gw->conn != NULL) {
+            rc = fl__rpc_remote_call(gw, method, input, 0, true, NULL);
+        } else {
+            fl_msg_t *m;
+            rc = build_invoke(gw, method, input, &m);
+            if (rc == FL_OK)
+                rc = fl_tell(gw->svc->sys, gw->actor, m);
+        }
         set_last(rc, NULL);
         return;
     }
     fl_future_t *ask = NULL;
-    if (rc == FL_OK)
-        rc = fl_ask(gw->svc->sys, gw->actor, m, timeout, &ask);
+    rc = send_ask(gw, method, input, timeout, &ask);
     closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;
@@ -1545,6 +1510,21 @@ int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
     }
     pthread_mutex_init(&svc->mu, NULL);
     pthread_cond_init(&svc->cv, NULL);
+    char why[512] = "";
+    int rc = fl__rpc_remote_init(svc, &opts, why, sizeof why);
+    if (rc != FL_OK) {
+        FL_LOG(FL_LOG_ERROR, "rpc: could not create the service: %s", why);
+        set_last(rc, why);
+        fl__rpc_remote_free(svc);
+        if (svc->own_sys) {
+            fl_system_shutdown(svc->sys);
+            fl_system_free(svc->sys);
+        }
+        pthread_mutex_destroy(&svc->mu);
+        pthread_cond_destroy(&svc->cv);
+        fl__free(svc);
+        return rc;
+    }
     *out = svc;
     return FL_OK;
 }
@@ -1649,6 +1629,7 @@ int fl_rpc_service_shutdown(fl_rpc_service_t *svc)
     int rc = fl_future_wait(f, FL_INFINITE);
     fl_future_release(f);
     cancel_all_tasks(svc);
+    fl__rpc_remote_stop(svc);
     pthread_mutex_lock(&svc->mu);
     bool first = !svc->shut_down;
     svc->shut_down = true;
@@ -1669,6 +1650,7 @@ void fl_rpc_service_free(fl_rpc_service_t *svc)
         return;
     }
     fl_rpc_service_shutdown(svc);
+    fl__rpc_remote_free(svc);
     if (svc->own_sys)
         fl_system_free(svc->sys);
     fl_future_release(svc->close_future);
@@ -1684,13 +1666,14 @@ fl_system_t *fl_rpc_service_system(fl_rpc_service_t *svc)
 
 const char *fl_rpc_service_address(const fl_rpc_service_t *svc)
 {
-    return svc ? "" : NULL;
+    if (svc == NULL)
+        return NULL;
+    return svc->host ? svc->host : "";
 }
 
 int fl_rpc_service_port(const fl_rpc_service_t *svc)
 {
-    (void)svc;
-    return -1;
+    return svc ? svc->port : -1;
 }
 
 int64_t fl_rpc_service_timeout(const fl_rpc_service_t *svc)
@@ -1706,7 +1689,7 @@ int fl_rpc_service_lookup(fl_rpc_service_t *svc, const char *id,
     if (svc == NULL || id == NULL || out == NULL)
         return FL_EINVAL;
     pthread_mutex_lock(&svc->mu);
-    fl_rpc_endpoint_t *ep = find_ep(svc, id);
+    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
     pthread_mutex_unlock(&svc->mu);
     *out = ep;
     return ep ? FL_OK : FL_ENOENT;

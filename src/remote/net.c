@@ -1,0 +1,1405 @@
+/*
+ * net.c - the TCP transport: one libuv loop on one I/O thread per service.
+ *
+ * Who touches what:
+ * - The I/O thread owns every libuv handle and request, the read buffers
+ *   and the write in flight.
+ * - Any thread may queue frames on a connection (its `mu` guards the
+ *   outbound queue, the pending requests and the state) and then "kick"
+ *   it: the connection goes on the net's kick list and uv_async_send wakes
+ *   the loop, which connects or writes. A thread that is the I/O thread
+ *   itself skips the list.
+ * - Answers from the wire complete futures on the I/O thread.
+ *
+ * A connection's memory lives until its last reference: the net's table
+ * (until it closes), gateways, kicks in flight and server-side calls in
+ * flight all hold one, so a late answer finds a closed connection and is
+ * dropped rather than a freed one.
+ */
+#include "remote/net.h"
+
+#include "common/internal.h"
+#include "remote/address.h"
+#include "remote/rx.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uthash.h>
+#include <uv.h>
+
+#define READ_CHUNK 65536u
+#define SHRINK_ABOVE (1u << 20)
+#define TICK_MS 100
+#define STOP_FLUSH_MS 1000
+#define WRITE_BATCH 1024u /* frames per uv_write */
+
+enum {
+    C_IDLE = 0,   /* outbound, no socket: the next request connects */
+    C_RESOLVING,  /* outbound: uv_getaddrinfo in flight */
+    C_CONNECTING, /* outbound: uv_tcp_connect in flight */
+    C_OPEN,       /* socket open, reading (HELLO may still be due) */
+    C_CLOSING,    /* uv_close in flight */
+    C_DEAD        /* accepted and closed, or the net stopped */
+};
+
+typedef struct pending {
+    uint64_t corr;
+    fl_future_t *f;
+    uint8_t kind;
+    char *what;
+    UT_hash_handle hh;
+} pending_t;
+
+struct fl__conn {
+    _Atomic int refs;
+    fl__net_t *net;
+    bool outbound;
+    char name[FL__HOST_MAX + 16]; /* "host:port" */
+    char host[FL__HOST_MAX + 1];
+    uint16_t port;
+    UT_hash_handle hh;            /* net->peers, by name (outbound) */
+    struct fl__conn *prev, *next; /* net->accepted (accepted, loop thread) */
+    struct fl__conn *knext;       /* the kick list (under net->kmu) */
+    bool kicked;                  /* under net->kmu */
+
+    pthread_mutex_t mu;
+    int state;
+    fl__obuf_t *out_head, *out_tail;
+    size_t queued; /* bytes queued or being written */
+    pending_t *pending;
+    uint64_t next_corr;
+    int64_t retry_at_ms; /* outbound: no attempt before (after a failure) */
+    int backoff_ms;
+    char last_err[160];
+    bool overflow; /* an answer did not fit the queue: close */
+    _Atomic uint32_t peer_max;
+
+    /* I/O thread only. */
+    uv_tcp_t tcp;
+    bool tcp_open;
+    uv_getaddrinfo_t gai;
+    uv_connect_t creq;
+    int64_t deadline_ms; /* for the peer's HELLO */
+    uv_write_t wreq;
+    bool writing;
+    fl__obuf_t *wflight;
+    size_t wflight_bytes;
+    uv_buf_t *wbufs;
+    size_t wcap;
+    bool close_when_flushed;
+    fl__rx_t rx;
+    uint8_t *rbuf;
+    size_t rcap, rlen, rneed;
+    int peer_err; /* a connection-level ERROR from the peer (corr 0) */
+    char peer_msg[FL__ERRMSG_MAX + 1];
+};
+
+struct fl__net {
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t tick;
+    uv_tcp_t listener;
+    bool listening;
+    pthread_t thread;
+    bool thread_started;
+    int port;
+    uint32_t max_frame;
+    size_t max_queued;
+    char *name;
+    fl__net_hooks_t hooks;
+
+    pthread_mutex_t mu; /* peers */
+    fl__conn_t *peers;
+    fl__conn_t *accepted; /* I/O thread only */
+
+    pthread_mutex_t kmu; /* the kick list and the stop flags */
+    fl__conn_t *kick_head;
+    bool stop_asked; /* under kmu */
+    bool loop_gone;  /* under kmu: no more uv_async_send */
+    _Atomic bool closed;
+
+    /* I/O thread only. */
+    bool stopping;
+    int64_t stop_deadline_ms;
+    int open_handles; /* connection sockets not yet closed */
+
+    _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
+        st_writes, st_proto;
+};
+
+static _Thread_local fl__net_t *tls_net; /* set on the I/O thread */
+
+static int64_t now_ms(void)
+{
+    return (int64_t)(fl_clock_now_ns() / 1000000u);
+}
+
+static void conn_process(fl__conn_t *c);
+static void conn_close(fl__conn_t *c, int code, const char *reason);
+static void finish_stop(fl__net_t *n);
+
+/* ---- frames ------------------------------------------------------------- */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
+                           const fl__frame_meta_t *m, size_t body_len,
+                           uint8_t **body)
+{
+    static const fl__frame_meta_t none;
+    size_t meta = fl__frame_meta_size(kind, flags, m ? m : &none);
+    if (m != NULL && meta == 0)
+        return NULL;
+    if (meta > FL__META_MAX || body_len > UINT32_MAX)
+        return NULL;
+    size_t len = FL__FRAME_HDR + meta + body_len;
+    fl__obuf_t *b = fl__malloc(sizeof *b + len);
+    if (b == NULL)
+        return NULL;
+    b->next = NULL;
+    b->len = len;
+    fl__frame_hdr_t h = {.kind = kind,
+                         .flags = flags,
+                         .corr = corr,
+                         .meta_len = (uint32_t)meta,
+                         .body_len = (uint32_t)body_len};
+    fl__frame_encode_hdr(b->data, &h);
+    if (meta > 0 &&
+        fl__frame_encode_meta(kind, flags, m, b->data + FL__FRAME_HDR, meta) !=
+            meta) {
+        fl__free(b);
+        return NULL;
+    }
+    if (body != NULL)
+        *body = b->data + FL__FRAME_HDR + meta;
+    return b;
+}
+
+static void obuf_free_list(fl__obuf_t *b)
+{
+    while (b != NULL) {
+        fl__obuf_t *next = b->next;
+        fl__free(b);
+        b = next;
+    }
+}
+
+static fl__str_t str_of(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max)
+        n = max;
+    return (fl__str_t){s, (uint16_t)n};
+}
+
+static fl__obuf_t *hello_frame(fl__net_t *n)
+{
+    fl__frame_meta_t m = {.max_frame = n->max_frame,
+                          .service_name = str_of(n->name, FL__NAME_MAX)};
+    return fl__obuf_frame(FL__K_HELLO, 0, 0, &m, 0, NULL);
+}
+
+static fl__obuf_t *error_frame(uint64_t corr, int code, const char *msg)
+{
+    fl__frame_meta_t m = {.code = (uint32_t)code,
+                          .message = str_of(msg ? msg : "", FL__ERRMSG_MAX)};
+    return fl__obuf_frame(FL__K_ERROR, 0, corr, &m, 0, NULL);
+}
+
+/* ---- references and the kick list -------------------------------------- */
+
+void fl__conn_retain(fl__conn_t *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void fl__conn_release(fl__conn_t *c)
+{
+    if (c == NULL ||
+        atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Last reference: the net let go of it, so no handle is open. */
+    obuf_free_list(c->out_head);
+    pending_t *p, *tmp;
+    HASH_ITER(hh, c->pending, p, tmp)
+    {
+        HASH_DEL(c->pending, p);
+        fl_future_fail(p->f, FL_ECLOSED, "rpc service shut down");
+        fl_future_release(p->f);
+        fl__free(p->what);
+        fl__free(p);
+    }
+    pthread_mutex_destroy(&c->mu);
+    fl__free(c->wbufs);
+    fl__free(c->rbuf);
+    fl__free(c);
+}
+
+const char *fl__conn_peer_name(const fl__conn_t *c)
+{
+    return c->name;
+}
+
+uint32_t fl__conn_peer_max(const fl__conn_t *c)
+{
+    return atomic_load_explicit(&c->peer_max, memory_order_relaxed);
+}
+
+static void conn_kick(fl__conn_t *c)
+{
+    fl__net_t *n = c->net;
+    if (tls_net == n) {
+        conn_process(c);
+        return;
+    }
+    bool wake = false;
+    pthread_mutex_lock(&n->kmu);
+    if (!c->kicked && !n->loop_gone) {
+        c->kicked = true;
+        fl__conn_retain(c);
+        c->knext = n->kick_head;
+        n->kick_head = c;
+        wake = true;
+    }
+    if (wake)
+        uv_async_send(&n->async); /* under kmu: the handle is still open */
+    pthread_mutex_unlock(&n->kmu);
+}
+
+static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
+{
+    fl__conn_t *c = fl__calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    atomic_init(&c->refs, 1); /* the net's */
+    c->net = n;
+    c->outbound = outbound;
+    pthread_mutex_init(&c->mu, NULL);
+    atomic_init(&c->peer_max, n->max_frame);
+    fl__rx_init(&c->rx, n->max_frame);
+    c->tcp.data = c;
+    c->gai.data = c;
+    c->creq.data = c;
+    c->wreq.data = c;
+    return c;
+}
+
+/* ---- failing what is pending --------------------------------------------- */
+
+/*
+ * Fail every request pending on c. phase_connect: the connection never got
+ * as far as the peer's HELLO. code != 0 overrides (the net stopping, or an
+ * ERROR the peer sent about the connection itself).
+ */
+static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
+                         int code, const char *reason)
+{
+    pending_t *p, *tmp;
+    HASH_ITER(hh, list, p, tmp)
+    {
+        HASH_DEL(list, p);
+        if (code != 0) {
+            fl_future_fail(p->f, code, "%s", reason);
+        } else if (p->kind == FL__REQ_CONNECT) {
+            fl_future_fail(p->f, FL_ECONNECT,
+                           "Could not connect to rpc endpoint under address "
+                           "%s: %s",
+                           p->what ? p->what : c->name, reason);
+        } else if (phase_connect) {
+            fl_future_fail(p->f, FL_EUNREACHABLE,
+                           "recipient unreachable: could not connect to %s: %s",
+                           c->name, reason);
+        } else {
+            fl_future_fail(p->f, FL_EUNREACHABLE,
+                           "recipient unreachable: connection to %s lost: %s",
+                           c->name, reason);
+        }
+        fl_future_release(p->f);
+        fl__free(p->what);
+        fl__free(p);
+    }
+}
+
+/* ---- closing -------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+    fl__conn_t *c = h->data;
+    fl__net_t *n = c->net;
+    c->tcp_open = false;
+    c->writing = false;
+    c->rlen = 0;
+    c->rneed = 0;
+    fl__free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = 0;
+    n->open_handles--;
+    bool again = false;
+    pthread_mutex_lock(&c->mu);
+    if (c->outbound && !n->stopping) {
+        c->state = C_IDLE;
+        again = c->out_head != NULL; /* requests made while closing */
+    } else {
+        c->state = C_DEAD;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!c->outbound) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            n->accepted = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        fl__conn_release(c); /* the net's */
+    } else if (again) {
+        conn_process(c);
+    }
+    if (n->stopping && n->open_handles == 0)
+        finish_stop(n);
+}
+
+/*
+ * Close c now (I/O thread): stop reading, close the socket, fail every
+ * pending request and drop the queue. code: as fail_pending.
+ */
+static void conn_close(fl__conn_t *c, int code, const char *reason)
+{
+    fl__net_t *n = c->net;
+    pthread_mutex_lock(&c->mu);
+    if (c->state == C_CLOSING || c->state == C_DEAD) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    int was = c->state;
+    bool phase_connect = c->outbound && !c->rx.got_hello;
+    bool socket = c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp);
+    if (socket)
+        c->state = C_CLOSING;
+    else
+        c->state = c->outbound && !n->stopping ? C_IDLE : C_DEAD;
+    pending_t *list = c->pending;
+    c->pending = NULL;
+    fl__obuf_t *out = c->out_head;
+    c->out_head = c->out_tail = NULL;
+    for (fl__obuf_t *b = out; b != NULL; b = b->next)
+        c->queued -= b->len;
+    if (phase_connect && was != C_IDLE && code == 0) {
+        c->backoff_ms = c->backoff_ms == 0
+                            ? FL__NET_BACKOFF_MIN_MS
+                            : (c->backoff_ms * 2 > FL__NET_BACKOFF_MAX_MS
+                                   ? FL__NET_BACKOFF_MAX_MS
+                                   : c->backoff_ms * 2);
+        c->retry_at_ms = now_ms() + c->backoff_ms;
+        snprintf(c->last_err, sizeof c->last_err, "%s", reason);
+        atomic_fetch_add(&n->st_failed, 1);
+    }
+    int peer_err = c->peer_err;
+    pthread_mutex_unlock(&c->mu);
+    obuf_free_list(out);
+    if (socket) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+    }
+    if (peer_err != 0)
+        fail_pending(c, list, phase_connect, peer_err, c->peer_msg);
+    else
+        fail_pending(c, list, phase_connect, code, reason);
+}
+
+/* A broken rule: log it, tell the peer if the socket takes it, close. */
+static void proto_error(fl__conn_t *c, int code, const char *why)
+{
+    fl__net_t *n = c->net;
+    atomic_fetch_add(&n->st_proto, 1);
+    FL_LOG(FL_LOG_WARN, "remote: %s: %s: %s; closing the connection", c->name,
+           fl_err_name(code), why);
+    if (c->tcp_open && !c->writing) {
+        fl__obuf_t *e = error_frame(0, code, why);
+        if (e != NULL) {
+            uv_buf_t b = uv_buf_init((char *)e->data, (unsigned)e->len);
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            fl__free(e);
+        }
+    }
+    char reason[FL__ERRMSG_MAX + 32];
+    snprintf(reason, sizeof reason, "protocol error: %s", why);
+    conn_close(c, 0, reason);
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void conn_flush(fl__conn_t *c);
+
+static void on_written(uv_write_t *req, int status)
+{
+    fl__conn_t *c = req->data;
+    obuf_free_list(c->wflight);
+    c->wflight = NULL;
+    pthread_mutex_lock(&c->mu);
+    c->queued -= c->wflight_bytes;
+    bool empty = c->out_head == NULL;
+    pthread_mutex_unlock(&c->mu);
+    c->wflight_bytes = 0;
+    c->writing = false;
+    if (status == UV_ECANCELED)
+        return; /* closing */
+    if (status < 0) {
+        conn_close(c, 0, uv_strerror(status));
+        return;
+    }
+    if (c->close_when_flushed && empty) {
+        conn_close(c, FL_ECLOSED, "rpc service shut down");
+        return;
+    }
+    conn_flush(c);
+}
+
+/* Write everything queued in one uv_write (I/O thread). */
+static void conn_flush(fl__conn_t *c)
+{
+    if (c->writing || !c->tcp_open)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->state != C_OPEN || c->out_head == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    /* Take up to WRITE_BATCH frames. */
+    fl__obuf_t *first = c->out_head, *last = first;
+    size_t n = 1, bytes = first->len;
+    while (last->next != NULL && n < WRITE_BATCH) {
+        last = last->next;
+        bytes += last->len;
+        n++;
+    }
+    c->out_head = last->next;
+    if (c->out_head == NULL)
+        c->out_tail = NULL;
+    last->next = NULL;
+    pthread_mutex_unlock(&c->mu);
+
+    if (c->wcap < n) {
+        size_t cap = c->wcap ? c->wcap : 16;
+        while (cap < n)
+            cap *= 2;
+        uv_buf_t *nb = fl__realloc(c->wbufs, cap * sizeof *nb);
+        if (nb == NULL) {
+            obuf_free_list(first);
+            pthread_mutex_lock(&c->mu);
+            c->queued -= bytes;
+            pthread_mutex_unlock(&c->mu);
+            conn_close(c, 0, "out of memory");
+            return;
+        }
+        c->wbufs = nb;
+        c->wcap = cap;
+    }
+    size_t i = 0;
+    for (fl__obuf_t *b = first; b != NULL; b = b->next)
+        c->wbufs[i++] = uv_buf_init((char *)b->data, (unsigned)b->len);
+    c->wflight = first;
+    c->wflight_bytes = bytes;
+    c->writing = true;
+    atomic_fetch_add_explicit(&c->net->st_out, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs,
+                      (unsigned)n, on_written);
+    if (rc < 0) {
+        c->writing = false;
+        obuf_free_list(first);
+        c->wflight = NULL;
+        pthread_mutex_lock(&c->mu);
+        c->queued -= bytes;
+        pthread_mutex_unlock(&c->mu);
+        c->wflight_bytes = 0;
+        conn_close(c, 0, uv_strerror(rc));
+    }
+}
+
+/* Append b (under c->mu). */
+static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    b->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = b;
+    else
+        c->out_head = b;
+    c->out_tail = b;
+    c->queued += b->len;
+}
+
+static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    b->next = c->out_head;
+    c->out_head = b;
+    if (c->out_tail == NULL)
+        c->out_tail = b;
+    c->queued += b->len;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    fl__conn_t *c = h->data;
+    size_t want = c->rneed > READ_CHUNK ? c->rneed : READ_CHUNK;
+    if (c->rlen + READ_CHUNK / 4 > want && c->rneed <= c->rlen)
+        want = c->rlen + READ_CHUNK; /* room for more frames behind */
+    if (c->rcap < want) {
+        uint8_t *nb = fl__realloc(c->rbuf, want);
+        if (nb == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        c->rbuf = nb;
+        c->rcap = want;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
+{
+    pthread_mutex_lock(&c->mu);
+    pending_t *p = NULL;
+    uint64_t corr = fr->h.corr;
+    if (corr != 0)
+        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    if (p != NULL && !(fr->h.kind == FL__K_CONNECTED &&
+                       p->kind != FL__REQ_CONNECT) &&
+        !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE))
+        HASH_DEL(c->pending, p);
+    else if (p != NULL)
+        p = NULL; /* the wrong kind of answer */
+    pthread_mutex_unlock(&c->mu);
+    if (p == NULL) {
+        if (fr->h.kind == FL__K_ERROR && corr == 0) {
+            /* About the connection itself; the peer closes next. */
+            c->peer_err = fr->m.code >= 1 && fr->m.code <= INT_MAX
+                              ? (int)fr->m.code
+                              : FL_EPROTO;
+            snprintf(c->peer_msg, sizeof c->peer_msg, "%.*s",
+                     (int)fr->m.message.len, fr->m.message.p);
+            FL_LOG(FL_LOG_WARN, "remote: %s refused the connection: %s (%s)",
+                   c->name, c->peer_msg, fl_err_name(c->peer_err));
+            return;
+        }
+        char why[96];
+        snprintf(why, sizeof why, "an answer (kind %u) to no request: corr %llu",
+                 fr->h.kind, (unsigned long long)corr);
+        proto_error(c, FL_EPROTO, why);
+        return;
+    }
+    if (fr->h.kind == FL__K_ERROR) {
+        int code = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
+                                                             : FL_EPROTO;
+        fl_future_fail(p->f, code, "%.*s", (int)fr->m.message.len,
+                       fr->m.message.p);
+    } else {
+        size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len : 4;
+        fl_msg_t *m = fl_msg_alloc(FL__MSG_ANSWER, len);
+        if (m == NULL) {
+            fl_future_fail(p->f, FL_ENOMEM, "could not hold the answer");
+        } else {
+            if (fr->h.kind == FL__K_REPLY)
+                memcpy(fl_msg_data(m), fr->body, len);
+            else
+                memcpy(fl_msg_data(m), &fr->m.service_index, 4);
+            /* Consumes m, also when the call timed out meanwhile. */
+            fl_future_complete(p->f, m, fl_msg_free_cb);
+        }
+    }
+    fl_future_release(p->f);
+    fl__free(p->what);
+    fl__free(p);
+}
+
+static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
+{
+    fl__net_t *n = c->net;
+    switch (fr->h.kind) {
+    case FL__K_HELLO:
+        atomic_store(&c->peer_max, fr->m.max_frame);
+        pthread_mutex_lock(&c->mu);
+        c->backoff_ms = 0;
+        c->retry_at_ms = 0;
+        pthread_mutex_unlock(&c->mu);
+        break;
+    case FL__K_CONNECT:
+        if (n->hooks.on_connect != NULL)
+            n->hooks.on_connect(n->hooks.arg, c, fr->h.corr, &fr->m);
+        else
+            fl__conn_answer_error(c, fr->h.corr, FL_ECONNECT,
+                                  "this service serves no endpoints");
+        break;
+    case FL__K_INVOKE:
+        if (n->hooks.on_invoke != NULL)
+            n->hooks.on_invoke(n->hooks.arg, c, &fr->h, &fr->m, fr->body);
+        else if (!(fr->h.flags & FL__F_TELL))
+            fl__conn_answer_error(c, fr->h.corr, FL_EUNREACHABLE,
+                                  "recipient unreachable: this service serves "
+                                  "no endpoints");
+        break;
+    case FL__K_CONNECTED:
+    case FL__K_REPLY:
+    case FL__K_ERROR:
+        complete_answer(c, fr);
+        break;
+    case FL__K_PING: {
+        fl__obuf_t *b = fl__obuf_frame(FL__K_PONG, 0, fr->h.corr, NULL, 0, NULL);
+        if (b != NULL)
+            fl__conn_send(c, b);
+        break;
+    }
+    case FL__K_PONG:
+        break;
+    case FL__K_BYE:
+        FL_LOG(FL_LOG_DEBUG, "remote: %s said BYE", c->name);
+        break;
+    default:
+        break; /* the header decoder refused other kinds */
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    fl__conn_t *c = s->data;
+    (void)buf;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        conn_close(c, 0,
+                   nread == UV_EOF ? "the peer closed the connection"
+                   : nread == UV_ENOBUFS
+                       ? "out of memory for the read buffer"
+                       : uv_strerror((int)nread));
+        return;
+    }
+    c->rlen += (size_t)nread;
+    size_t off = 0;
+    for (;;) {
+        fl__rx_frame_t fr;
+        size_t need = 0;
+        char why[256];
+        int rc = fl__rx_next(&c->rx, c->rbuf + off, c->rlen - off, &fr, &need,
+                             why, sizeof why);
+        if (rc == FL_EPENDING) {
+            c->rneed = need;
+            break;
+        }
+        if (rc != FL_OK) {
+            proto_error(c, rc, why);
+            return;
+        }
+        atomic_fetch_add_explicit(&c->net->st_in, 1, memory_order_relaxed);
+        dispatch(c, &fr);
+        off += fr.size;
+        if (c->state != C_OPEN)
+            return; /* closed by what it read */
+    }
+    if (off > 0) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    if (c->rcap > SHRINK_ABOVE && c->rlen < READ_CHUNK && c->rneed < READ_CHUNK) {
+        uint8_t *nb = fl__realloc(c->rbuf, READ_CHUNK);
+        if (nb != NULL) {
+            c->rbuf = nb;
+            c->rcap = READ_CHUNK;
+        }
+    }
+}
+
+/* The socket is connected (either side): read, say HELLO first. */
+static int conn_opened(fl__conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    fl__obuf_t *hello = hello_frame(c->net);
+    if (hello == NULL)
+        return UV_ENOMEM;
+    pthread_mutex_lock(&c->mu);
+    c->state = C_OPEN;
+    enqueue_front_locked(c, hello);
+    pthread_mutex_unlock(&c->mu);
+    c->deadline_ms = now_ms() + FL__NET_CONNECT_TIMEOUT_MS;
+    int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc == 0)
+        conn_flush(c);
+    return rc;
+}
+
+/* ---- connecting (outbound) ----------------------------------------------- */
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    fl__conn_t *c = req->data;
+    if (status == UV_ECANCELED)
+        return; /* closing */
+    if (status < 0) {
+        conn_close(c, 0, uv_strerror(status));
+        return;
+    }
+    atomic_fetch_add(&c->net->st_opened, 1);
+    int rc = conn_opened(c);
+    if (rc < 0)
+        conn_close(c, 0, uv_strerror(rc));
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status,
+                        struct addrinfo *ai)
+{
+    fl__conn_t *c = req->data;
+    fl__net_t *n = c->net;
+    char reason[FL__HOST_MAX + 200];
+    if (status < 0 || ai == NULL) {
+        if (status == UV_ECANCELED)
+            snprintf(reason, sizeof reason, "%s",
+                     n->stopping ? "rpc service shut down"
+                                 : "connect timed out while resolving");
+        else
+            snprintf(reason, sizeof reason, "could not resolve host %s: %s",
+                     c->host, uv_strerror(status));
+        uv_freeaddrinfo(ai);
+        /* No socket yet: fail here (conn_close needs a state to leave). */
+        pthread_mutex_lock(&c->mu);
+        c->state = C_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+        conn_close(c, n->stopping ? FL_ECLOSED : 0, reason);
+        fl__conn_release(c); /* the resolver's */
+        return;
+    }
+    int rc = uv_tcp_init(&n->loop, &c->tcp);
+    if (rc == 0) {
+        c->tcp_open = true;
+        n->open_handles++;
+        pthread_mutex_lock(&c->mu);
+        c->state = C_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+        rc = uv_tcp_connect(&c->creq, &c->tcp, ai->ai_addr, on_connected);
+    } else {
+        pthread_mutex_lock(&c->mu);
+        c->state = C_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+    }
+    uv_freeaddrinfo(ai);
+    if (rc < 0)
+        conn_close(c, 0, uv_strerror(rc));
+    fl__conn_release(c); /* the resolver's */
+}
+
+static void conn_connect(fl__conn_t *c)
+{
+    fl__net_t *n = c->net;
+    pthread_mutex_lock(&c->mu);
+    if (c->state != C_IDLE || c->out_head == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->state = C_RESOLVING;
+    pthread_mutex_unlock(&c->mu);
+    c->rx.got_hello = false;
+    fl__rx_init(&c->rx, n->max_frame);
+    c->peer_err = 0;
+    c->peer_msg[0] = '\0';
+    c->close_when_flushed = false;
+    c->deadline_ms = now_ms() + FL__NET_CONNECT_TIMEOUT_MS;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)c->port);
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    fl__conn_retain(c); /* the resolver's */
+    int rc = uv_getaddrinfo(&n->loop, &c->gai, on_resolved, c->host, port,
+                            &hints);
+    if (rc < 0) {
+        char reason[FL__HOST_MAX + 200];
+        snprintf(reason, sizeof reason, "could not resolve host %s: %s",
+                 c->host, uv_strerror(rc));
+        pthread_mutex_lock(&c->mu);
+        c->state = C_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+        conn_close(c, 0, reason);
+        fl__conn_release(c);
+    }
+}
+
+/* What a kick means: connect an idle outbound connection with work, or
+ * write what is queued. I/O thread. */
+static void conn_process(fl__conn_t *c)
+{
+    if (c->net->stopping)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int st = c->state;
+    bool overflow = c->overflow;
+    c->overflow = false;
+    pthread_mutex_unlock(&c->mu);
+    if (overflow && st == C_OPEN)
+        conn_close(c, 0, "outbound queue full: the peer is not reading");
+    else if (st == C_IDLE && c->outbound)
+        conn_connect(c);
+    else if (st == C_OPEN)
+        conn_flush(c);
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    fl__net_t *n = server->data;
+    if (status < 0) {
+        FL_LOG(FL_LOG_WARN, "remote: accept failed: %s", uv_strerror(status));
+        return;
+    }
+    fl__conn_t *c = conn_new(n, false);
+    if (c == NULL || uv_tcp_init(&n->loop, &c->tcp) != 0) {
+        /* Take the connection off the backlog and drop it. */
+        uv_tcp_t *t = fl__malloc(sizeof *t);
+        if (t != NULL && uv_tcp_init(&n->loop, t) == 0) {
+            uv_accept(server, (uv_stream_t *)t);
+            uv_close((uv_handle_t *)t, (uv_close_cb)fl__free);
+        } else {
+            fl__free(t);
+        }
+        if (c != NULL)
+            fl__conn_release(c);
+        FL_LOG(FL_LOG_ERROR, "remote: out of memory accepting a connection");
+        return;
+    }
+    c->tcp_open = true;
+    n->open_handles++;
+    c->state = C_OPEN;
+    c->next = n->accepted;
+    if (n->accepted)
+        n->accepted->prev = c;
+    n->accepted = c;
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(c->name, sizeof c->name, "unknown peer");
+    if (rc == 0 &&
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[64] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, ip, sizeof ip);
+            port = ntohs(a->sin6_port);
+            snprintf(c->name, sizeof c->name, "[%s]:%d", ip, port);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, ip, sizeof ip);
+            port = ntohs(a->sin_port);
+            snprintf(c->name, sizeof c->name, "%s:%d", ip, port);
+        }
+    }
+    atomic_fetch_add(&n->st_accepted, 1);
+    if (rc == 0)
+        rc = conn_opened(c);
+    if (rc < 0)
+        conn_close(c, 0, uv_strerror(rc));
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+/* fn(c, arg) for every connection, outbound and accepted (I/O thread).
+ * fn may close c: closing completes later, so the lists stay valid. */
+static void for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
+                          void *arg)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t count = HASH_COUNT(n->peers), i = 0;
+    fl__conn_t **snap = fl__calloc(count + 1, sizeof *snap);
+    fl__conn_t *c, *tmp;
+    HASH_ITER(hh, n->peers, c, tmp)
+    {
+        if (snap != NULL) {
+            fl__conn_retain(c);
+            snap[i++] = c;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    for (size_t k = 0; k < i; k++) {
+        fn(snap[k], arg);
+        fl__conn_release(snap[k]);
+    }
+    fl__free(snap);
+    for (c = n->accepted; c != NULL; c = tmp) {
+        tmp = c->next;
+        fn(c, arg);
+    }
+}
+
+static int conn_state(fl__conn_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int st = c->state;
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
+/* Stopping: say BYE behind what is queued and close once it is written
+ * (bye), or close at once. */
+static void stop_conn(fl__conn_t *c, void *arg)
+{
+    bool bye = *(const bool *)arg;
+    int st = conn_state(c);
+    if (st == C_RESOLVING) {
+        uv_cancel((uv_req_t *)&c->gai);
+        return;
+    }
+    if (bye && st == C_OPEN && c->rx.got_hello) {
+        fl__obuf_t *b = fl__obuf_frame(FL__K_BYE, 0, 0, NULL, 0, NULL);
+        if (b != NULL) {
+            pthread_mutex_lock(&c->mu);
+            enqueue_locked(c, b);
+            pthread_mutex_unlock(&c->mu);
+            c->close_when_flushed = true;
+            conn_flush(c);
+            return;
+        }
+    }
+    conn_close(c, FL_ECLOSED, "rpc service shut down");
+}
+
+static void close_all(fl__net_t *n, bool say_bye)
+{
+    for_each_conn(n, stop_conn, &say_bye);
+}
+
+/* A connection whose peer's HELLO is overdue fails. */
+static void check_deadline(fl__conn_t *c, void *arg)
+{
+    int64_t now = *(const int64_t *)arg;
+    if (c->rx.got_hello || now < c->deadline_ms)
+        return;
+    int st = conn_state(c);
+    if (st == C_RESOLVING)
+        uv_cancel((uv_req_t *)&c->gai);
+    else if (st == C_CONNECTING || (st == C_OPEN && c->outbound))
+        conn_close(c, 0, "connect timed out (no handshake within 10 s)");
+    else if (st == C_OPEN)
+        proto_error(c, FL_EHANDSHAKE, "no HELLO within 10 s");
+}
+
+static void finish_stop(fl__net_t *n)
+{
+    pthread_mutex_lock(&n->kmu);
+    if (n->loop_gone) {
+        pthread_mutex_unlock(&n->kmu);
+        return;
+    }
+    n->loop_gone = true;
+    pthread_mutex_unlock(&n->kmu);
+    if (n->listening)
+        uv_close((uv_handle_t *)&n->listener, NULL);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->async, NULL);
+}
+
+static void on_async(uv_async_t *a)
+{
+    fl__net_t *n = a->data;
+    pthread_mutex_lock(&n->kmu);
+    fl__conn_t *list = n->kick_head;
+    n->kick_head = NULL;
+    for (fl__conn_t *c = list; c != NULL; c = c->knext)
+        c->kicked = false;
+    bool stop = n->stop_asked && !n->stopping;
+    pthread_mutex_unlock(&n->kmu);
+    while (list != NULL) {
+        fl__conn_t *c = list;
+        list = c->knext;
+        conn_process(c);
+        fl__conn_release(c);
+    }
+    if (stop) {
+        n->stopping = true;
+        n->stop_deadline_ms = now_ms() + STOP_FLUSH_MS;
+        if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener)) {
+            uv_close((uv_handle_t *)&n->listener, NULL);
+            n->listening = false;
+        }
+        close_all(n, true);
+        if (n->open_handles == 0)
+            finish_stop(n);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    fl__net_t *n = t->data;
+    int64_t now = now_ms();
+    if (n->stopping) {
+        if (now >= n->stop_deadline_ms)
+            close_all(n, false);
+        return;
+    }
+    for_each_conn(n, check_deadline, &now);
+}
+
+static void *net_main(void *p)
+{
+    fl__net_t *n = p;
+    tls_net = n;
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    tls_net = NULL;
+    return NULL;
+}
+
+/* ---- binding -------------------------------------------------------------- */
+
+/* Close a failed listener and let libuv finish with it. */
+static void drop_listener(fl__net_t *n)
+{
+    uv_close((uv_handle_t *)&n->listener, NULL);
+    uv_run(&n->loop, UV_RUN_NOWAIT);
+}
+
+static int bind_range(fl__net_t *n, const char *host, const char *spec,
+                      char *why, size_t why_len)
+{
+    fl__port_range_t r;
+    char reason[200];
+    if (fl__port_range_parse(spec, &r, reason, sizeof reason) != FL_OK) {
+        fl__say(why, why_len, "%s", reason);
+        return FL_EINVAL;
+    }
+    struct addrinfo hints = {0};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    uv_getaddrinfo_t req;
+    const char *h = strcmp(host, "[::]") == 0 ? "::" : host;
+    int rc = uv_getaddrinfo(&n->loop, &req, NULL, h, NULL, &hints);
+    if (rc < 0) {
+        fl__say(why, why_len, "could not resolve bind host %s: %s", host,
+                uv_strerror(rc));
+        return FL_ECONNECT;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(req.addrinfo);
+    uint32_t count = fl__port_range_count(&r);
+    for (uint32_t i = 0; i < count; i++) {
+        uint16_t port = fl__port_range_at(&r, i);
+        if (ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+        else
+            ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+        if (uv_tcp_init(&n->loop, &n->listener) != 0) {
+            fl__say(why, why_len, "could not create a socket");
+            return FL_ESYSTEM;
+        }
+        n->listener.data = n;
+        rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0);
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&n->listener, 511, on_connection);
+        if (rc == 0) {
+            int len = sizeof ss;
+            uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
+            n->port = ntohs(ss.ss_family == AF_INET6
+                                ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                : ((struct sockaddr_in *)&ss)->sin_port);
+            n->listening = true;
+            return FL_OK;
+        }
+        drop_listener(n);
+        if (rc != UV_EADDRINUSE) {
+            fl__say(why, why_len, "could not bind %s:%u: %s", host, port,
+                    uv_strerror(rc));
+            return rc == UV_EADDRNOTAVAIL || rc == UV_EACCES ? FL_ECONNECT
+                                                              : FL_ESYSTEM;
+        }
+    }
+    fl__say(why, why_len,
+            "could not bind %s to any port of the range %s: every port is in "
+            "use",
+            host, spec);
+    return FL_EADDRINUSE;
+}
+
+int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
+                  size_t why_len)
+{
+    *out = NULL;
+    if (o->max_frame != 0 && o->max_frame < FL__FRAME_MIN_MAX) {
+        fl__say(why, why_len, "max_frame_size %u is below the minimum of %u",
+                o->max_frame, FL__FRAME_MIN_MAX);
+        return FL_EINVAL;
+    }
+    fl__net_t *n = fl__calloc(1, sizeof *n);
+    if (n == NULL)
+        return FL_ENOMEM;
+    n->max_frame = o->max_frame ? o->max_frame : FL__FRAME_DEFAULT_MAX;
+    n->max_queued = o->max_queued ? o->max_queued : FL__NET_DEFAULT_QUEUED;
+    n->name = fl__strdup(o->name ? o->name : "fling");
+    n->hooks = o->hooks;
+    n->port = -1;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->kmu, NULL);
+    int rc = n->name ? FL_OK : FL_ENOMEM;
+    if (rc == FL_OK && uv_loop_init(&n->loop) != 0) {
+        fl__say(why, why_len, "could not create the event loop");
+        rc = FL_ESYSTEM;
+    }
+    bool loop_ok = rc == FL_OK;
+    if (rc == FL_OK && o->bind_host != NULL)
+        rc = bind_range(n, o->bind_host, o->port ? o->port : "0", why,
+                        why_len);
+    if (rc == FL_OK) {
+        uv_async_init(&n->loop, &n->async, on_async);
+        n->async.data = n;
+        uv_timer_init(&n->loop, &n->tick);
+        n->tick.data = n;
+        uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+        uv_unref((uv_handle_t *)&n->tick);
+        if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
+            fl__say(why, why_len, "could not start the I/O thread");
+            uv_close((uv_handle_t *)&n->async, NULL);
+            uv_close((uv_handle_t *)&n->tick, NULL);
+            if (n->listening)
+                uv_close((uv_handle_t *)&n->listener, NULL);
+            rc = FL_ESYSTEM;
+        } else {
+            n->thread_started = true;
+        }
+    }
+    if (rc != FL_OK) {
+        if (loop_ok) {
+            uv_run(&n->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&n->loop);
+        }
+        pthread_mutex_destroy(&n->mu);
+        pthread_mutex_destroy(&n->kmu);
+        fl__free(n->name);
+        fl__free(n);
+        return rc;
+    }
+    *out = n;
+    return FL_OK;
+}
+
+int fl__net_port(const fl__net_t *n)
+{
+    return n ? n->port : -1;
+}
+
+uint32_t fl__net_max_frame(const fl__net_t *n)
+{
+    return n->max_frame;
+}
+
+void fl__net_stop(fl__net_t *n)
+{
+    if (n == NULL || !n->thread_started)
+        return;
+    if (tls_net == n) {
+        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be stopped from "
+                             "its own I/O thread (a closure that shuts its "
+                             "service down?): left running");
+        return;
+    }
+    atomic_store(&n->closed, true);
+    pthread_mutex_lock(&n->kmu);
+    bool first = !n->stop_asked;
+    n->stop_asked = true;
+    if (first && !n->loop_gone)
+        uv_async_send(&n->async);
+    pthread_mutex_unlock(&n->kmu);
+    if (!first)
+        return;
+    pthread_join(n->thread, NULL);
+    n->thread_started = false;
+    uv_loop_close(&n->loop);
+}
+
+void fl__net_free(fl__net_t *n)
+{
+    if (n == NULL)
+        return;
+    fl__net_stop(n);
+    fl__conn_t *c, *tmp;
+    HASH_ITER(hh, n->peers, c, tmp)
+    {
+        HASH_DEL(n->peers, c);
+        pthread_mutex_lock(&c->mu);
+        c->state = C_DEAD;
+        pthread_mutex_unlock(&c->mu);
+        fl__conn_release(c);
+    }
+    /* Kicks queued after the loop ended hold references too. */
+    while (n->kick_head != NULL) {
+        c = n->kick_head;
+        n->kick_head = c->knext;
+        fl__conn_release(c);
+    }
+    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->kmu);
+    fl__free(n->name);
+    fl__free(n);
+}
+
+void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
+{
+    out->conns_accepted = atomic_load(&n->st_accepted);
+    out->conns_opened = atomic_load(&n->st_opened);
+    out->conns_failed = atomic_load(&n->st_failed);
+    out->frames_in = atomic_load(&n->st_in);
+    out->frames_out = atomic_load(&n->st_out);
+    out->writes = atomic_load(&n->st_writes);
+    out->proto_errors = atomic_load(&n->st_proto);
+}
+
+/* ---- the public side of connections --------------------------------------- */
+
+int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
+                 fl__conn_t **out)
+{
+    *out = NULL;
+    if (atomic_load(&n->closed))
+        return FL_ECLOSED;
+    char name[FL__HOST_MAX + 16];
+    if (strchr(host, ':') != NULL)
+        snprintf(name, sizeof name, "[%s]:%u", host, (unsigned)port);
+    else
+        snprintf(name, sizeof name, "%s:%u", host, (unsigned)port);
+    pthread_mutex_lock(&n->mu);
+    fl__conn_t *c = NULL;
+    HASH_FIND_STR(n->peers, name, c);
+    if (c == NULL) {
+        c = conn_new(n, true);
+        if (c == NULL) {
+            pthread_mutex_unlock(&n->mu);
+            return FL_ENOMEM;
+        }
+        snprintf(c->name, sizeof c->name, "%s", name);
+        snprintf(c->host, sizeof c->host, "%s", host);
+        c->port = port;
+        c->state = C_IDLE;
+        HASH_ADD_STR(n->peers, name, c);
+    }
+    fl__conn_retain(c);
+    pthread_mutex_unlock(&n->mu);
+    *out = c;
+    return FL_OK;
+}
+
+/* Refuse b for a reason: FL_ECLOSED etc. Under c->mu; returns the code. */
+static int refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
+{
+    if (atomic_load(&c->net->closed) || c->state == C_DEAD) {
+        snprintf(msg, cap, "rpc service shut down");
+        return FL_ECLOSED;
+    }
+    if (c->queued + len > c->net->max_queued) {
+        snprintf(msg, cap,
+                 "outbound queue to %s is full: %zu bytes queued, a frame of "
+                 "%zu bytes would exceed the limit of %zu bytes",
+                 c->name, c->queued, len, c->net->max_queued);
+        return FL_ELIMIT;
+    }
+    return FL_OK;
+}
+
+int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
+                     fl__req_kind_t kind, const char *what)
+{
+    char msg[FL__HOST_MAX + 300];
+    pending_t *p = fl__calloc(1, sizeof *p);
+    if (p != NULL && what != NULL && (p->what = fl__strdup(what)) == NULL) {
+        fl__free(p);
+        p = NULL;
+    }
+    if (p == NULL) {
+        fl__free(fb);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        return FL_ENOMEM;
+    }
+    pthread_mutex_lock(&c->mu);
+    int rc = refuse_locked(c, fb->len, msg, sizeof msg);
+    if (rc == FL_OK && c->outbound &&
+        (c->state == C_IDLE || c->state == C_CLOSING) && c->retry_at_ms != 0 &&
+        now_ms() < c->retry_at_ms) {
+        int64_t left = c->retry_at_ms - now_ms();
+        if (kind == FL__REQ_CONNECT) {
+            rc = FL_ECONNECT;
+            snprintf(msg, sizeof msg,
+                     "Could not connect to rpc endpoint under address %s: %s "
+                     "(next attempt in %lld ms)",
+                     what ? what : c->name, c->last_err, (long long)left);
+        } else {
+            rc = FL_EUNREACHABLE;
+            snprintf(msg, sizeof msg,
+                     "recipient unreachable: could not connect to %s: %s "
+                     "(next attempt in %lld ms)",
+                     c->name, c->last_err, (long long)left);
+        }
+    }
+    if (rc != FL_OK) {
+        pthread_mutex_unlock(&c->mu);
+        fl__free(p->what);
+        fl__free(p);
+        fl__free(fb);
+        fl_future_fail(f, rc, "%s", msg);
+        return rc;
+    }
+    p->corr = ++c->next_corr;
+    p->f = fl_future_retain(f);
+    p->kind = (uint8_t)kind;
+    put64(fb->data + 8, p->corr);
+    HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
+    enqueue_locked(c, fb);
+    pthread_mutex_unlock(&c->mu);
+    conn_kick(c);
+    return FL_OK;
+}
+
+int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
+{
+    char msg[FL__HOST_MAX + 300];
+    pthread_mutex_lock(&c->mu);
+    int rc = refuse_locked(c, fb->len, msg, sizeof msg);
+    if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
+        rc = FL_ECLOSED; /* an answer for a connection that is gone */
+    if (rc == FL_OK)
+        enqueue_locked(c, fb);
+    pthread_mutex_unlock(&c->mu);
+    if (rc != FL_OK) {
+        fl__free(fb);
+        if (rc == FL_ELIMIT && !c->outbound) {
+            /* Our answers pile up: the peer does not read. The I/O thread
+             * closes the connection (conn_process). */
+            FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+            pthread_mutex_lock(&c->mu);
+            c->overflow = true;
+            pthread_mutex_unlock(&c->mu);
+            conn_kick(c);
+        }
+        return rc;
+    }
+    conn_kick(c);
+    return FL_OK;
+}
+
+int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
+                          const char *msg)
+{
+    fl__obuf_t *b = error_frame(corr, code, msg);
+    return b ? fl__conn_send(c, b) : FL_ENOMEM;
+}
+
+int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index)
+{
+    fl__frame_meta_t m = {.service_index = index};
+    fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECTED, 0, corr, &m, 0, NULL);
+    return b ? fl__conn_send(c, b) : FL_ENOMEM;
+}

@@ -1,0 +1,162 @@
+/*
+ * src/remote/net.h - the TCP transport of an RPC service
+ * (docs/wire-protocol.md): one libuv loop on one I/O thread, a listener,
+ * and connections that carry frames. It knows frames, not endpoints: what
+ * an incoming CONNECT or INVOKE means is the RPC layer's business (hooks),
+ * and answers to our own requests complete futures.
+ *
+ * Threads: fl__net_* and fl__conn_* may be called from any thread unless
+ * noted; hooks run on the I/O thread and must not block.
+ */
+#ifndef FL_REMOTE_NET_H
+#define FL_REMOTE_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <fling/actor.h>
+#include <fling/future.h>
+
+#include "remote/frame.h"
+
+typedef struct fl__net fl__net_t;
+typedef struct fl__conn fl__conn_t;
+
+/* An outbound frame: one allocation, header + metadata + body. */
+typedef struct fl__obuf {
+    struct fl__obuf *next;
+    size_t len;
+    uint8_t data[];
+} fl__obuf_t;
+
+typedef struct fl__net_hooks {
+    void *arg;
+    /* A CONNECT arrived (corr to echo): answer it with fl__conn_answer_*. */
+    void (*on_connect)(void *arg, fl__conn_t *c, uint64_t corr,
+                       const fl__frame_meta_t *m);
+    /* An INVOKE arrived; m and body are borrowed for the call. */
+    void (*on_invoke)(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
+                      const fl__frame_meta_t *m, const uint8_t *body);
+} fl__net_hooks_t;
+
+typedef struct fl__net_opts {
+    const char *bind_host; /* NULL: no listener (outbound connections only) */
+    const char *port;      /* NULL = "0" */
+    uint32_t max_frame;    /* 0 = FL__FRAME_DEFAULT_MAX */
+    size_t max_queued;     /* 0 = 64 MiB */
+    const char *name;      /* announced in HELLO; NULL = "fling" */
+    fl__net_hooks_t hooks;
+} fl__net_opts_t;
+
+/* The type of the fl_msg_t that answers complete requests with: the RPC
+ * layer tells wire bytes (depth-checked before unpacking) by it. */
+#define FL__MSG_ANSWER 0x52500010u
+
+/* Default bound of the bytes queued on one connection. */
+#define FL__NET_DEFAULT_QUEUED ((size_t)64 << 20)
+
+/* Backoff between failed connection attempts. */
+#define FL__NET_BACKOFF_MIN_MS 50
+#define FL__NET_BACKOFF_MAX_MS 5000
+/* Time a connection attempt may take up to the peer's HELLO. */
+#define FL__NET_CONNECT_TIMEOUT_MS 10000
+
+/*
+ * fl__net_start binds (if o->bind_host) and starts the I/O thread. Returns
+ * FL_OK, FL_EINVAL (bad port range or option), FL_EADDRINUSE (every port
+ * taken), FL_ECONNECT (the host does not resolve or cannot be bound),
+ * FL_ENOMEM, FL_ESYSTEM; `why` names the host and range. Blocks to bind.
+ */
+int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
+                  size_t why_len);
+
+/* The bound port, or -1 without a listener. */
+int fl__net_port(const fl__net_t *n);
+
+/* Our maximum frame size. */
+uint32_t fl__net_max_frame(const fl__net_t *n);
+
+/*
+ * fl__net_stop says BYE on every connection, closes them (every pending
+ * request fails with FL_ECLOSED) and joins the I/O thread. BLOCKS (at most
+ * about a second to flush). Idempotent. Not on the I/O thread.
+ */
+void fl__net_stop(fl__net_t *n);
+
+/* Stops if needed and frees. Connections still referenced stay valid
+ * (closed) until their last release. */
+void fl__net_free(fl__net_t *n);
+
+/*
+ * fl__net_peer gives the outbound connection to host:port (one per peer,
+ * made on first use, connected lazily by the first request, reconnected
+ * after a loss). Caller owns a reference. FL_ECLOSED after stop, FL_ENOMEM.
+ */
+int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
+                 fl__conn_t **out);
+
+void fl__conn_retain(fl__conn_t *c);
+void fl__conn_release(fl__conn_t *c);
+
+/* "host:port" of the peer (outbound) or its IP:port (accepted). */
+const char *fl__conn_peer_name(const fl__conn_t *c);
+
+/* The peer's maximum frame size: from its HELLO, ours until then. */
+uint32_t fl__conn_peer_max(const fl__conn_t *c);
+
+/*
+ * fl__obuf_frame allocates a frame of kind/flags with metadata m and room
+ * for body_len bytes of body; *body points at that room (the caller fills
+ * it). corr is 0 (requests get theirs from fl__conn_request). NULL if out
+ * of memory or the metadata breaks its limits.
+ */
+fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
+                           const fl__frame_meta_t *m, size_t body_len,
+                           uint8_t **body);
+
+/* What a request's future means when the connection fails. */
+typedef enum fl__req_kind {
+    FL__REQ_CONNECT = 1, /* fails with FL_ECONNECT naming `what` */
+    FL__REQ_INVOKE = 2   /* fails with FL_EUNREACHABLE */
+} fl__req_kind_t;
+
+/*
+ * fl__conn_request sends frame fb (consumed) as a request: gives it a fresh
+ * correlation id and keeps a reference to f until the answer, which
+ * completes f with an fl_msg_t * (the REPLY body, or the CONNECTED
+ * metadata's u32 service index in host order) or fails it with the ERROR's
+ * code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
+ * connection fails. `what` (copied, CONNECT only) names the address in
+ * connect errors. Returns FL_OK, or an error with f already failed (so the
+ * caller only has to hand f on): FL_EUNREACHABLE/FL_ECONNECT (backing off
+ * after a failed attempt), FL_ELIMIT (queue full), FL_ECLOSED, FL_ENOMEM.
+ */
+int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
+                     fl__req_kind_t kind, const char *what);
+
+/*
+ * fl__conn_send queues a frame that expects no answer (a tell, a REPLY, an
+ * ERROR, CONNECTED). Consumes fb. FL_OK, FL_ELIMIT (queue full: a request
+ * is refused, an answer closes the connection since its peer is not
+ * reading), FL_ECLOSED (connection gone: dropped), FL_ENOMEM.
+ */
+int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
+
+/* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). */
+int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
+                          const char *msg);
+
+/* Answer a CONNECT with CONNECTED service_index. */
+int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index);
+
+/* Frames and bytes moved, for tests and stats. */
+typedef struct fl__net_stats {
+    uint64_t conns_accepted, conns_opened, conns_failed;
+    uint64_t frames_in, frames_out, writes;
+    uint64_t proto_errors;
+} fl__net_stats_t;
+
+void fl__net_stats(fl__net_t *n, fl__net_stats_t *out);
+
+#endif /* FL_REMOTE_NET_H */

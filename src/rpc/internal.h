@@ -1,0 +1,171 @@
+/*
+ * src/rpc/internal.h - what the RPC layer's two halves share: rpc.c (the
+ * in-process model: services, endpoints, gateways, calls) and remote.c
+ * (the same over the transport of src/remote/net.c).
+ */
+#ifndef FL_RPC_INTERNAL_H
+#define FL_RPC_INTERNAL_H
+
+#include <fling/rpc.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "remote/net.h"
+
+#define ID_MAX 200
+
+/* Message types on an endpoint's mailbox. */
+enum {
+    RPC_INVOKE = 0x52500001u,
+    RPC_START,
+    RPC_STOP,
+    RPC_TERMINATE,
+    RPC_REPLY /* a packed reply travelling back to the caller */
+};
+
+/* How a call is fenced. */
+enum { FENCE_NONE = 0, FENCE_TOKEN = 1, FENCE_SELF = 2 };
+
+/* Header of an RPC_INVOKE payload; the packed request follows. */
+typedef struct invoke_hdr {
+    uint32_t service;
+    uint32_t method;
+    uint32_t len;
+    uint8_t fence;
+    uint8_t wire; /* the request came over the network: check it first */
+    uint8_t pad[2];
+    fl_fencing_token_t token;
+} invoke_hdr_t;
+
+enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
+enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
+
+struct fl_rpc_endpoint {
+    _Atomic int refs; /* the creator's handle + the endpoint's own life */
+    fl_rpc_service_t *svc;
+    char *id;
+    char *address;
+    fl_actor_ref_t actor;
+    ProtobufCService **services;
+    size_t nservices;
+    void *state;
+    fl_rpc_start_cb on_start;
+    fl_rpc_stop_cb on_stop;
+    bool fenced;
+    fl_fencing_token_t token;
+    fl_future_t *termination;     /* completed after the id is free */
+    struct fl_rpc_endpoint *next; /* in svc->endpoints (under svc->mu) */
+
+    /* Main thread only. */
+    int st;
+    bool running;
+
+    /* on_stop's pending future (the reference on_stop gave us); taken with
+     * an exchange by whoever lets it go: its completion or the endpoint's
+     * end from outside. */
+    _Atomic(fl_future_t *) stop_future;
+
+    /* The termination result: claimed once (FIN_OPEN -> FIN_CLAIMED),
+     * written, then published (FIN_DONE, release); read after that. */
+    _Atomic int finished;
+    int term_err;
+    char *term_msg;
+};
+
+typedef struct task task_t;
+
+struct fl_rpc_service {
+    fl_system_t *sys;
+    bool own_sys;
+    int64_t timeout_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;            /* a task finished running */
+    fl_rpc_endpoint_t *endpoints; /* live (not yet terminated) */
+    bool closed;
+    bool shut_down;
+    fl_future_t *close_future;
+    uint64_t anon;
+    task_t *tasks;
+    uint64_t next_task;
+
+    /* Remoting (remote.c). net: the transport, made by alloc when the
+     * service listens, else by the first remote connect (under mu). */
+    fl__net_t *net;
+    char *host; /* external host; NULL for a local-only service */
+    int port;   /* bound port, or -1 */
+    char *name;
+    uint32_t max_frame;
+    size_t max_queued;
+};
+
+struct fl_rpc_gateway {
+    ProtobufCService base; /* first: the generated stubs see this */
+    fl_rpc_service_t *svc;
+    fl_actor_ref_t actor;
+    uint32_t service_index;
+    uint8_t fence;
+    bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */
+    fl_fencing_token_t token;
+    int64_t timeout_ms;
+    char *address;
+    /* A remote gateway: the connection, the endpoint's id and host. */
+    fl__conn_t *conn;
+    char *remote_id;
+    char *host;
+};
+
+
+/* ---- shared by rpc.c and remote.c ---------------------------------------- */
+
+/* The registered, not yet terminated endpoint with this id (svc->mu held). */
+fl_rpc_endpoint_t *fl__rpc_find_ep(fl_rpc_service_t *svc, const char *id);
+
+/* Index of desc among ep's services (by pointer or full name), or -1. */
+int fl__rpc_service_index(const fl_rpc_endpoint_t *ep,
+                          const ProtobufCServiceDescriptor *desc);
+
+/* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */
+void fl__rpc_gw_free_cb(void *gw);
+
+/* gw_invoke, the gateways' ProtobufCService invoke. */
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data);
+
+/* remote.c: set up the remoting part of a new service from its options
+ * (bind if asked). On failure `why` says why. */
+int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
+                        char *why, size_t why_len);
+
+/* remote.c: stop the transport (after the endpoints terminated) / free. */
+void fl__rpc_remote_stop(fl_rpc_service_t *svc);
+void fl__rpc_remote_free(fl_rpc_service_t *svc);
+
+/* remote.c: the address of endpoint id on svc ("fling.tcp://..." or
+ * "fling://local/..."), malloc'd; NULL when out of memory. */
+char *fl__rpc_endpoint_address(const fl_rpc_service_t *svc, const char *id);
+
+/* remote.c: fl_rpc_connect for a fling.tcp:// address: completes f. */
+void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
+                            const ProtobufCServiceDescriptor *desc,
+                            const fl_fencing_token_t *token, fl_future_t *f);
+
+/*
+ * remote.c: send a call through a remote gateway. tell: fire and forget
+ * (returns the queueing result, *out untouched). Otherwise *out gets a
+ * future of the packed reply (an fl_msg_t of type FL__MSG_ANSWER), already
+ * failed for a too large request or a refused queue; returns FL_OK then.
+ * FL_EINVAL (bad method or request type), FL_ENOMEM leave *out NULL.
+ */
+int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
+                        const ProtobufCMessage *req, int64_t timeout_ms,
+                        bool tell, fl_future_t **out);
+
+/* Check a packed message from the wire before unpacking it: FL_OK or
+ * FL_EDECODE (too deeply nested, broken) with `why`. */
+int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                       size_t len, char *why, size_t why_len);
+
+#endif /* FL_RPC_INTERNAL_H */

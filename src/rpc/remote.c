@@ -1,0 +1,541 @@
+/*
+ * remote.c - RPC over the transport (docs/wire-protocol.md).
+ *
+ * Server side: the transport's hooks turn a CONNECT into a registry lookup
+ * and a CONNECTED or ERROR, and an INVOKE into the very RPC_INVOKE message
+ * a local gateway sends, asked of the endpoint's actor; the answer goes
+ * back as REPLY or ERROR with the request's correlation id. So remote calls
+ * pass the same checks, in the same order, with the same codes as local
+ * ones (handle_invoke in rpc.c), plus a nesting-depth check of the bytes.
+ *
+ * Client side: a remote gateway holds the connection to its peer; a call
+ * packs the request straight into an INVOKE frame (one copy), registers
+ * the future under a correlation id and arms the call's timeout.
+ */
+#include "rpc/internal.h"
+
+#include "actor/internal.h"
+#include "common/internal.h"
+#include "remote/address.h"
+#include "remote/pbdepth.h"
+#include "remote/rx.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- the service's transport ----------------------------------------------- */
+
+static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
+                       const fl__frame_meta_t *m);
+static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
+                      const fl__frame_meta_t *m, const uint8_t *body);
+
+static bool wildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
+           strcmp(host, "[::]") == 0 || host[0] == '\0';
+}
+
+static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
+                               const char *port)
+{
+    fl__net_opts_t o = {.bind_host = bind,
+                        .port = port,
+                        .max_frame = svc->max_frame,
+                        .max_queued = svc->max_queued,
+                        .name = svc->name,
+                        .hooks = {svc, on_connect, on_invoke}};
+    return o;
+}
+
+int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
+                        char *why, size_t why_len)
+{
+    svc->port = -1;
+    svc->max_frame = o->max_frame_size ? o->max_frame_size
+                                       : FL__FRAME_DEFAULT_MAX;
+    svc->max_queued = o->max_queued_bytes ? o->max_queued_bytes
+                                          : FL__NET_DEFAULT_QUEUED;
+    if (svc->max_frame < FL__FRAME_MIN_MAX) {
+        fl__say(why, why_len, "max_frame_size %u is below the minimum of %u",
+                svc->max_frame, FL__FRAME_MIN_MAX);
+        return FL_EINVAL;
+    }
+    const char *name = o->name ? o->name : "fling";
+    if (strlen(name) > FL__NAME_MAX) {
+        fl__say(why, why_len, "service name of %zu bytes (limit %u)",
+                strlen(name), FL__NAME_MAX);
+        return FL_EINVAL;
+    }
+    svc->name = fl__strdup(name);
+    if (svc->name == NULL)
+        return FL_ENOMEM;
+    if (o->bind_host == NULL) {
+        if (o->port != NULL || o->external_host != NULL) {
+            fl__say(why, why_len, "port or external_host given without "
+                                  "bind_host");
+            return FL_EINVAL;
+        }
+        return FL_OK; /* local-only: the transport starts on demand */
+    }
+    char host[FL__HOST_MAX + 1];
+    const char *ext = o->external_host;
+    if (ext == NULL && wildcard(o->bind_host)) {
+        if (gethostname(host, sizeof host) != 0) {
+            fl__say(why, why_len, "could not get the host name");
+            return FL_ESYSTEM;
+        }
+        host[sizeof host - 1] = '\0';
+        ext = host;
+    } else if (ext == NULL) {
+        ext = o->bind_host;
+    }
+    /* The external host must make valid addresses. */
+    fl__address_t a = {.kind = FL__ADDR_TCP, .port = 1};
+    snprintf(a.endpoint, sizeof a.endpoint, "x");
+    size_t elen = strlen(ext);
+    if (elen >= 2 && ext[0] == '[' && ext[elen - 1] == ']')
+        snprintf(a.host, sizeof a.host, "%.*s", (int)(elen - 2), ext + 1);
+    else if (elen <= FL__HOST_MAX)
+        snprintf(a.host, sizeof a.host, "%s", ext);
+    char buf[FL__HOST_MAX + 64];
+    fl__address_t back;
+    if (elen == 0 || elen > FL__HOST_MAX + 2 ||
+        fl__address_format(&a, buf, sizeof buf) != FL_OK ||
+        fl__address_parse(buf, &back, NULL, 0) != FL_OK) {
+        fl__say(why, why_len, "invalid external host '%s'", ext);
+        return FL_EINVAL;
+    }
+    svc->host = fl__strdup(a.host);
+    if (svc->host == NULL)
+        return FL_ENOMEM;
+    fl__net_opts_t no = net_opts(svc, o->bind_host, o->port);
+    int rc = fl__net_start(&no, &svc->net, why, why_len);
+    if (rc != FL_OK)
+        return rc;
+    svc->port = fl__net_port(svc->net);
+    FL_LOG(FL_LOG_INFO, "rpc: service %s listening on %s:%d (addresses "
+                        "fling.tcp://%s:%d/...)",
+           svc->name, o->bind_host, svc->port, svc->host, svc->port);
+    return FL_OK;
+}
+
+/* The transport, started on first use by a local-only service. */
+static int service_net(fl_rpc_service_t *svc, fl__net_t **out, char *why,
+                       size_t why_len)
+{
+    pthread_mutex_lock(&svc->mu);
+    int rc = FL_OK;
+    if (svc->closed)
+        rc = FL_ECLOSED;
+    else if (svc->net == NULL) {
+        fl__net_opts_t no = net_opts(svc, NULL, NULL);
+        rc = fl__net_start(&no, &svc->net, why, why_len);
+    }
+    *out = svc->net;
+    pthread_mutex_unlock(&svc->mu);
+    return rc;
+}
+
+void fl__rpc_remote_stop(fl_rpc_service_t *svc)
+{
+    pthread_mutex_lock(&svc->mu);
+    fl__net_t *n = svc->net;
+    pthread_mutex_unlock(&svc->mu);
+    fl__net_stop(n);
+}
+
+void fl__rpc_remote_free(fl_rpc_service_t *svc)
+{
+    fl__net_free(svc->net);
+    svc->net = NULL;
+    fl__free(svc->host);
+    fl__free(svc->name);
+}
+
+char *fl__rpc_endpoint_address(const fl_rpc_service_t *svc, const char *id)
+{
+    size_t n = strlen(id) + (svc->host ? strlen(svc->host) : 0) + 40;
+    char *s = fl__malloc(n);
+    if (s == NULL)
+        return NULL;
+    if (svc->host == NULL) {
+        snprintf(s, n, "fling://local/%s", id);
+        return s;
+    }
+    fl__address_t a = {.kind = FL__ADDR_TCP, .port = (uint16_t)svc->port};
+    snprintf(a.host, sizeof a.host, "%s", svc->host);
+    snprintf(a.endpoint, sizeof a.endpoint, "%s", id);
+    if (fl__address_format(&a, s, n) != FL_OK) {
+        fl__free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                       size_t len, char *why, size_t why_len)
+{
+    return fl__pb_check_depth(d, buf, len, FL__PB_MAX_DEPTH, why, why_len);
+}
+
+/* ---- server side ------------------------------------------------------------ */
+
+static void str_copy(char *dst, size_t cap, fl__str_t s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
+                       const fl__frame_meta_t *m)
+{
+    fl_rpc_service_t *svc = arg;
+    char id[FL__ID_MAX + 1], gateway[FL__NAME_MAX + 1];
+    str_copy(id, sizeof id, m->endpoint);
+    str_copy(gateway, sizeof gateway, m->gateway);
+    int idx = -1;
+    pthread_mutex_lock(&svc->mu);
+    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
+    if (ep != NULL) {
+        for (size_t i = 0; i < ep->nservices; i++) {
+            if (strcmp(ep->services[i]->descriptor->name, gateway) == 0) {
+                idx = (int)i;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&svc->mu);
+    char msg[FL__ERRMSG_MAX + 100];
+    if (ep == NULL) {
+        char *addr = fl__rpc_endpoint_address(svc, id);
+        snprintf(msg, sizeof msg,
+                 "Could not connect to rpc endpoint under address %s.",
+                 addr ? addr : id);
+        fl__free(addr);
+        fl__conn_answer_error(c, corr, FL_ECONNECT, msg);
+    } else if (idx < 0) {
+        snprintf(msg, sizeof msg,
+                 "The rpc endpoint does not support the gateway %s.", gateway);
+        fl__conn_answer_error(c, corr, FL_EHANDSHAKE, msg);
+    } else {
+        fl__conn_answer_connected(c, corr, (uint32_t)idx);
+    }
+}
+
+/* An asked remote call: where its answer goes. */
+typedef struct answer_ctx {
+    fl__conn_t *conn;
+    uint64_t corr;
+} answer_ctx_t;
+
+/* The endpoint answered (any thread): REPLY or ERROR to the caller. */
+static void on_answer(fl_future_t *f, void *p)
+{
+    answer_ctx_t *a = p;
+    int err = fl_future_error(f);
+    if (err == FL_OK) {
+        fl_msg_t *m = fl_future_value(f);
+        size_t n = fl_msg_size(m);
+        uint64_t total = (uint64_t)FL__FRAME_HDR + n;
+        uint32_t max = fl__conn_peer_max(a->conn);
+        if (total > max) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "reply of %llu bytes exceeds the maximum frame size of "
+                     "%u bytes",
+                     (unsigned long long)total, max);
+            fl__conn_answer_error(a->conn, a->corr, FL_EMSGSIZE, msg);
+        } else {
+            uint8_t *body;
+            fl__obuf_t *b =
+                fl__obuf_frame(FL__K_REPLY, 0, a->corr, NULL, n, &body);
+            if (b == NULL) {
+                fl__conn_answer_error(a->conn, a->corr, FL_ENOMEM,
+                                      "out of memory sending the reply");
+            } else {
+                memcpy(body, fl_msg_data(m), n);
+                fl__conn_send(a->conn, b);
+            }
+        }
+    } else {
+        fl__conn_answer_error(a->conn, a->corr, err, fl_future_message(f));
+    }
+    fl__conn_release(a->conn);
+    fl__free(a);
+}
+
+static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
+                      const fl__frame_meta_t *m, const uint8_t *body)
+{
+    fl_rpc_service_t *svc = arg;
+    bool tell = (h->flags & FL__F_TELL) != 0;
+    char id[FL__ID_MAX + 1];
+    str_copy(id, sizeof id, m->endpoint);
+    pthread_mutex_lock(&svc->mu);
+    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
+    fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
+    pthread_mutex_unlock(&svc->mu);
+    if (ep == NULL) {
+        if (tell) {
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: tell from %s to unknown endpoint %s dropped",
+                   fl__conn_peer_name(c), id);
+            return;
+        }
+        char msg[FL__ID_MAX + 120];
+        snprintf(msg, sizeof msg,
+                 "recipient unreachable: no rpc endpoint %s here (it has "
+                 "terminated or never existed)",
+                 id);
+        fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE, msg);
+        return;
+    }
+    fl_msg_t *msg = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + h->body_len);
+    if (msg == NULL) {
+        if (!tell)
+            fl__conn_answer_error(c, h->corr, FL_ENOMEM,
+                                  "out of memory receiving the call");
+        return;
+    }
+    invoke_hdr_t *ih = fl_msg_data(msg);
+    memset(ih, 0, sizeof *ih);
+    ih->service = m->service_index;
+    ih->method = m->method_index;
+    ih->len = h->body_len;
+    ih->wire = 1;
+    if (h->flags & FL__F_FENCED) {
+        ih->fence = FENCE_TOKEN;
+        memcpy(ih->token.bytes, m->token, sizeof ih->token.bytes);
+    } else {
+        ih->fence = FENCE_NONE;
+    }
+    memcpy(ih + 1, body, h->body_len);
+    if (tell) {
+        int rc = fl_tell(svc->sys, actor, msg);
+        if (rc != FL_OK)
+            FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
+                   fl__conn_peer_name(c), id, fl_strerror(rc));
+        return;
+    }
+    answer_ctx_t *a = fl__malloc(sizeof *a);
+    if (a == NULL) {
+        fl_msg_free(msg);
+        fl__conn_answer_error(c, h->corr, FL_ENOMEM,
+                              "out of memory receiving the call");
+        return;
+    }
+    fl_future_t *f;
+    int rc = fl_ask(svc->sys, actor, msg, FL_INFINITE, &f);
+    if (rc != FL_OK) {
+        fl__free(a);
+        fl__conn_answer_error(c, h->corr,
+                              rc == FL_ECLOSED ? FL_EUNREACHABLE : rc,
+                              "recipient unreachable: the rpc service is "
+                              "shutting down");
+        return;
+    }
+    fl__conn_retain(c);
+    a->conn = c;
+    a->corr = h->corr;
+    if (fl_future_on_complete(f, on_answer, a) != FL_OK) {
+        fl__conn_release(c);
+        fl__free(a);
+        fl__conn_answer_error(c, h->corr, FL_ENOMEM,
+                              "out of memory waiting for the answer");
+    }
+    fl_future_release(f);
+}
+
+/* ---- client side ------------------------------------------------------------ */
+
+typedef struct connect_ctx {
+    fl_rpc_service_t *svc;
+    fl__conn_t *conn;
+    const ProtobufCServiceDescriptor *desc;
+    bool fenced;
+    fl_fencing_token_t token;
+    char *address;
+    char *id;
+    char *host;
+    fl_future_t *dst;
+} connect_ctx_t;
+
+static void connect_ctx_free(connect_ctx_t *x)
+{
+    if (x->conn != NULL)
+        fl__conn_release(x->conn);
+    fl_future_release(x->dst);
+    fl__free(x->address);
+    fl__free(x->id);
+    fl__free(x->host);
+    fl__free(x);
+}
+
+/* The handshake's answer (I/O thread, or a timer on timeout). */
+static void on_connected(fl_future_t *raw, void *p)
+{
+    connect_ctx_t *x = p;
+    int err = fl_future_error(raw);
+    if (err != FL_OK) {
+        fl_future_fail(x->dst, err, "%s", fl_future_message(raw));
+        connect_ctx_free(x);
+        return;
+    }
+    uint32_t idx;
+    memcpy(&idx, fl_msg_data(fl_future_value(raw)), sizeof idx);
+    fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
+    if (gw == NULL) {
+        fl_future_fail(x->dst, FL_ENOMEM, NULL);
+        connect_ctx_free(x);
+        return;
+    }
+    gw->base.descriptor = x->desc;
+    gw->base.invoke = fl__rpc_gw_invoke;
+    gw->svc = x->svc;
+    gw->service_index = idx;
+    gw->fence = x->fenced ? FENCE_TOKEN : FENCE_NONE;
+    gw->has_token = x->fenced;
+    gw->token = x->token;
+    gw->timeout_ms = x->svc->timeout_ms;
+    gw->address = x->address;
+    gw->remote_id = x->id;
+    gw->host = x->host;
+    gw->conn = x->conn;
+    x->address = x->id = x->host = NULL;
+    x->conn = NULL;
+    fl_future_complete(x->dst, gw, fl__rpc_gw_free_cb);
+    connect_ctx_free(x);
+}
+
+void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
+                            const ProtobufCServiceDescriptor *desc,
+                            const fl_fencing_token_t *token, fl_future_t *f)
+{
+    char why[FL__HOST_MAX + 200];
+    fl__address_t a;
+    if (fl__address_parse(address, &a, why, sizeof why) != FL_OK) {
+        fl_future_fail(f, FL_ECONNECT,
+                       "Could not connect to rpc endpoint under address %.*s: "
+                       "%s",
+                       300, address, why);
+        return;
+    }
+    if (strlen(desc->name) > FL__NAME_MAX) {
+        fl_future_fail(f, FL_EINVAL, "gateway name longer than %u bytes",
+                       FL__NAME_MAX);
+        return;
+    }
+    fl__net_t *net;
+    int rc = service_net(svc, &net, why, sizeof why);
+    if (rc != FL_OK) {
+        fl_future_fail(f, rc, "could not start the rpc transport: %s", why);
+        return;
+    }
+    connect_ctx_t *x = fl__calloc(1, sizeof *x);
+    fl_future_t *raw = fl_future_alloc();
+    if (x == NULL || raw == NULL) {
+        fl__free(x);
+        fl_future_release(raw);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        return;
+    }
+    x->svc = svc;
+    x->desc = desc;
+    x->fenced = token != NULL;
+    if (token != NULL)
+        x->token = *token;
+    x->dst = fl_future_retain(f);
+    x->address = fl__strdup(address);
+    x->id = fl__strdup(a.endpoint);
+    x->host = fl__strdup(a.host);
+    rc = x->address && x->id && x->host ? fl__net_peer(net, a.host, a.port,
+                                                       &x->conn)
+                                        : FL_ENOMEM;
+    if (rc != FL_OK) {
+        fl_future_fail(f, rc, rc == FL_ECLOSED ? "rpc service shut down"
+                                               : NULL);
+        connect_ctx_free(x);
+        fl_future_release(raw);
+        return;
+    }
+    fl__frame_meta_t m = {
+        .endpoint = {a.endpoint, (uint16_t)strlen(a.endpoint)},
+        .gateway = {desc->name, (uint16_t)strlen(desc->name)}};
+    fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECT, 0, 0, &m, 0, NULL);
+    fl__conn_t *conn = x->conn;
+    if (fl_future_on_complete(raw, on_connected, x) != FL_OK) {
+        fl__free(b);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        connect_ctx_free(x);
+        fl_future_release(raw);
+        return;
+    }
+    /* From here x belongs to on_connected. */
+    if (b == NULL) {
+        fl_future_fail(raw, FL_ENOMEM, NULL);
+    } else if (fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address) ==
+               FL_OK) {
+        /* The handshake is bounded like a call. */
+        fl_future_set_timeout(svc->sys, raw, svc->timeout_ms);
+    }
+    fl_future_release(raw);
+}
+
+int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
+                        const ProtobufCMessage *req, int64_t timeout_ms,
+                        bool tell, fl_future_t **out)
+{
+    if (method >= gw->base.descriptor->n_methods || req == NULL ||
+        req->descriptor != gw->base.descriptor->methods[method].input)
+        return FL_EINVAL;
+    uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
+                                (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0));
+    fl__frame_meta_t m = {
+        .endpoint = {gw->remote_id, (uint16_t)strlen(gw->remote_id)},
+        .service_index = gw->service_index,
+        .method_index = method};
+    memcpy(m.token, gw->token.bytes, sizeof m.token);
+    size_t n = protobuf_c_message_get_packed_size(req);
+    uint64_t total = (uint64_t)FL__FRAME_HDR +
+                     fl__frame_meta_size(FL__K_INVOKE, flags, &m) + n;
+    uint32_t max = fl__conn_peer_max(gw->conn);
+    if (total > max) {
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "request of %llu bytes exceeds the maximum frame size of %u "
+                 "bytes of %s (%s.%s)",
+                 (unsigned long long)total, max, fl__conn_peer_name(gw->conn),
+                 gw->base.descriptor->name,
+                 gw->base.descriptor->methods[method].name);
+        if (tell) {
+            FL_LOG(FL_LOG_WARN, "rpc: tell dropped: %s", msg);
+            return FL_EMSGSIZE;
+        }
+        fl_future_t *f = fl_future_alloc();
+        if (f == NULL)
+            return FL_ENOMEM;
+        fl_future_fail(f, FL_EMSGSIZE, "%s", msg);
+        *out = f;
+        return FL_OK;
+    }
+    uint8_t *body;
+    fl__obuf_t *b = fl__obuf_frame(FL__K_INVOKE, flags, 0, &m, n, &body);
+    if (b == NULL)
+        return FL_ENOMEM;
+    protobuf_c_message_pack(req, body);
+    if (tell)
+        return fl__conn_send(gw->conn, b);
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL) {
+        fl__free(b);
+        return FL_ENOMEM;
+    }
+    if (fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL) == FL_OK &&
+        timeout_ms != FL_INFINITE)
+        fl_future_set_timeout(gw->svc->sys, f, timeout_ms);
+    *out = f;
+    return FL_OK;
+}
