@@ -53,18 +53,21 @@ check-tsan: deps-sanitize
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
 
-# libFuzzer on the frame decoder and handshake metadata, and on addresses
+# libFuzzer on the frame decoder and handshake metadata, on a connection's
+# byte stream with its handshake rules (src/remote/rx.c), and on addresses
 # and port ranges (clang). New inputs go to $(BUILD)-fuzz/corpus-*;
 # fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
-	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz address_fuzz
-	mkdir -p $(BUILD)-fuzz/corpus-frame $(BUILD)-fuzz/corpus-address
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz address_fuzz stream_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-frame $(BUILD)-fuzz/corpus-address $(BUILD)-fuzz/corpus-stream
 	$(BUILD)-fuzz/fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-frame fuzz/corpus/frame
 	$(BUILD)-fuzz/fuzz/address_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-address fuzz/corpus/address
+	$(BUILD)-fuzz/fuzz/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-stream fuzz/corpus/stream
 
 # The short run that check-sanitize includes.
 fuzz-short:
