@@ -15,18 +15,30 @@
  *   caller    fl_rpc_connect() gives a gateway; its ProtobufCService goes
  *             to the generated stubs, or to fl_rpc_call / fl_rpc_call_sync.
  *
- * main() creates the endpoint, connects, calls SayHello once in each call
- * style, shows a per-call timeout and two failures, closes the endpoint and
- * frees everything. It prints what each step gave and exits 0 only if every
- * step gave what it should.
+ * The demo runs the same steps twice: first with the endpoint in this
+ * process, then across two processes over TCP, with exactly the same calls
+ * (only the address differs). Each run creates the endpoint, connects,
+ * calls SayHello once in each call style, shows a per-call timeout and two
+ * failures, closes the endpoint and frees everything. It prints what each
+ * step gave and exits 0 only if every step of both runs gave what it
+ * should.
  *
- *   fling_demo          (built and run by `make demo`)
+ *   fling_demo                 (built and run by `make demo`)
+ *   fling_demo --serve [PORT]  the server process of the second run: an RPC
+ *                              service on 127.0.0.1 (port 0 = any) with the
+ *                              endpoint; it prints "address <addr>", starts
+ *                              the endpoint when it reads "start" on stdin
+ *                              (answering "started"), and shuts down
+ *                              cleanly at the end of stdin
  */
 #include <fling/fling.h>
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hello.pb-c.h" /* generated from hello.proto by protoc-c */
 
@@ -39,9 +51,15 @@ typedef struct hello_endpoint {
     fl_future_t *drained; /* on_stop's future: done when pending is 0 */
 } hello_endpoint_t;
 
+/* Where the endpoint's lines go: stdout, or stderr in the server process
+ * (whose stdout talks to the demo). */
+static FILE *say;
+static const char *who = ""; /* "[server] " there */
+
 static int hello_on_start(fl_rpc_endpoint_t *ep, void *state)
 {
-    printf("[endpoint] on_start: %s is ready\n", fl_rpc_endpoint_id(ep));
+    fprintf(say, "%s[endpoint] on_start: %s is ready\n", who,
+            fl_rpc_endpoint_id(ep));
     return FL_OK; /* anything else: the endpoint fails to start */
 }
 
@@ -54,7 +72,8 @@ static int hello_on_start(fl_rpc_endpoint_t *ep, void *state)
 static fl_future_t *hello_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     hello_endpoint_t *self = state;
-    printf("[endpoint] on_stop: said hello %u times\n", self->greeted);
+    fprintf(say, "%s[endpoint] on_stop: said hello %u times\n", who,
+            self->greeted);
     if (self->pending == 0)
         return NULL;
     self->drained = fl_future_alloc();
@@ -198,56 +217,32 @@ static void print_failure(int code, const char *message)
     printf("%s: %s\n", fl_err_name(code), message);
 }
 
-int main(void)
+/* Starts the endpoint: directly, or by asking the server process. */
+typedef int (*start_fn)(void *arg);
+
+/* Connect to address and run steps 0-6 against the endpoint there. */
+static int run_steps(fl_rpc_service_t *svc, const char *address, start_fn start,
+                     void *start_arg)
 {
-    fl_rpc_service_t *svc = NULL;
-    fl_rpc_endpoint_t *ep = NULL;
-    fl_rpc_gateway_t *gw = NULL;
-    hello_endpoint_t state = {0};
-    int rc;
-
-    printf("fling %s: HelloGateway / HelloEndpoint\n", FLING_VERSION_STRING);
-
-    /* A local RPC service with an actor system of its own (NULL options:
-     * one worker per core, 10 s default timeout). */
-    if ((rc = fl_rpc_service_alloc(NULL, &svc)) != FL_OK) {
-        fprintf(stderr, "fl_rpc_service_alloc: %s\n", fl_strerror(rc));
-        return 1;
-    }
-
-    /* Create the endpoint: it exists and can be connected to, but it
-     * rejects calls until it is started. */
-    ProtobufCService *const services[] = {&hello_impl.base};
-    fl_rpc_endpoint_opts_t eo = {
-        .id = "hello",
-        .services = services,
-        .nservices = 1,
-        .state = &state,
-        .on_start = hello_on_start,
-        .on_stop = hello_on_stop,
-    };
-    if ((rc = fl_rpc_endpoint_create(svc, &eo, &ep)) != FL_OK) {
-        fprintf(stderr, "fl_rpc_endpoint_create: %s\n", fl_strerror(rc));
-        goto out;
-    }
-    printf("endpoint created at %s\n", fl_rpc_endpoint_address(ep));
-
     /* Connect a gateway by address, as a caller elsewhere would. The
-     * future's value is the gateway; take it to own it. */
+     * future's value is the gateway; take it to own it. For a
+     * "fling.tcp://" address this opens a TCP connection and runs the
+     * handshake (protocol version, does the endpoint implement the
+     * gateway?). */
     fl_future_t *cf;
-    if ((rc = fl_rpc_connect(svc, fl_rpc_endpoint_address(ep),
-                             &hello__hello_gateway__descriptor, NULL, &cf)) !=
-        FL_OK) {
+    int rc = fl_rpc_connect(svc, address, &hello__hello_gateway__descriptor,
+                            NULL, &cf);
+    if (rc != FL_OK) {
         fprintf(stderr, "fl_rpc_connect: %s\n", fl_strerror(rc));
-        goto out;
+        return rc;
     }
     rc = fl_future_wait(cf, FL_INFINITE);
     if (rc != FL_OK) {
         fprintf(stderr, "connect: %s\n", fl_future_message(cf));
         fl_future_release(cf);
-        goto out;
+        return rc;
     }
-    gw = fl_future_take_value(cf);
+    fl_rpc_gateway_t *gw = fl_future_take_value(cf);
     fl_future_release(cf);
     printf("gateway connected to %s\n", fl_rpc_gateway_address(gw));
 
@@ -257,8 +252,8 @@ int main(void)
     int index =
         fl_rpc_method_index(&hello__hello_gateway__descriptor, "SayHello");
     if (index < 0) {
-        rc = FL_ENOENT;
-        goto out;
+        fl_rpc_gateway_free(gw);
+        return FL_ENOENT;
     }
     const unsigned say_hello = (unsigned)index;
 
@@ -275,9 +270,10 @@ int main(void)
     expect(rc == FL_ENOTSTARTED, "before start");
 
     /* Start it: on_start runs on its main thread, then calls are served. */
-    if ((rc = fl_rpc_endpoint_start(ep)) != FL_OK) {
-        fprintf(stderr, "fl_rpc_endpoint_start: %s\n", fl_strerror(rc));
-        goto out;
+    if ((rc = start(start_arg)) != FL_OK) {
+        fprintf(stderr, "starting the endpoint: %s\n", fl_strerror(rc));
+        fl_rpc_gateway_free(gw);
+        return rc;
     }
 
     /* 1. Blocking: waits for the reply (timeout 0: the gateway's). The
@@ -311,13 +307,12 @@ int main(void)
     expect(rc == FL_OK, "future");
 
     /* 3. Closure: the generated stub with a closure; it returns at once and
-     * the closure runs when the reply arrives. Local calls copy the
-     * request, so req may change (or be freed) as soon as the stub
-     * returns. */
+     * the closure runs when the reply arrives. Calls copy the request, so
+     * req may change (or be freed) as soon as the stub returns. */
     reply_box_t box = {.done = fl_future_alloc()};
     if (box.done == NULL) {
-        rc = FL_ENOMEM;
-        goto out;
+        fl_rpc_gateway_free(gw);
+        return FL_ENOMEM;
     }
     req.name = "Linus";
     hello__hello_gateway__say_hello(hello, &req, on_hello_reply, &box);
@@ -355,7 +350,8 @@ int main(void)
     req.delay_ms = 0;
 
     /* 6. A handler failure: the caller gets the handler's code and
-     * message (here through a future, which carries the message). */
+     * message (here through a future, which carries the message). Across
+     * the wire too. */
     req.name = "";
     if ((rc = fl_rpc_call(gw, say_hello, &req.base, 0, &f)) == FL_OK) {
         rc = fl_future_wait(f, FL_INFINITE);
@@ -367,36 +363,216 @@ int main(void)
         fl_future_release(f);
     }
     expect(rc == FL_EINVAL, "handler fails");
+    fl_rpc_gateway_free(gw);
+    return FL_OK;
+}
 
-    /* Close: on_stop runs, the endpoint serves until on_stop's future
-     * completes (the delayed reply of step 5 is still sent), then it
-     * terminates. Wait for the termination future. */
-    printf("closing the endpoint\n");
+/* Create the endpoint "hello" (not started) on svc. */
+static int create_endpoint(fl_rpc_service_t *svc, hello_endpoint_t *state,
+                           fl_rpc_endpoint_t **ep)
+{
+    /* It exists and can be connected to, but it rejects calls until it is
+     * started. */
+    ProtobufCService *const services[] = {&hello_impl.base};
+    fl_rpc_endpoint_opts_t eo = {
+        .id = "hello",
+        .services = services,
+        .nservices = 1,
+        .state = state,
+        .on_start = hello_on_start,
+        .on_stop = hello_on_stop,
+    };
+    int rc = fl_rpc_endpoint_create(svc, &eo, ep);
+    if (rc != FL_OK)
+        fprintf(stderr, "fl_rpc_endpoint_create: %s\n", fl_strerror(rc));
+    else
+        fprintf(say, "%sendpoint created at %s\n", who,
+                fl_rpc_endpoint_address(*ep));
+    return rc;
+}
+
+/*
+ * Close the endpoint: on_stop runs, the endpoint serves until on_stop's
+ * future completes (the delayed reply of step 5 is still sent), then it
+ * terminates. Waits for the termination future. The endpoint greeted Ada,
+ * Grace, Linus, Barbara (the tell) and Edsger.
+ */
+static int close_endpoint(fl_rpc_endpoint_t *ep, hello_endpoint_t *state)
+{
+    fprintf(say, "%sclosing the endpoint\n", who);
     fl_future_t *term = fl_rpc_endpoint_close(ep);
-    if (term == NULL) {
-        rc = FL_ENOMEM;
-        goto out;
-    }
-    rc = fl_future_wait(term, FL_INFINITE);
-    printf("endpoint terminated: %s\n",
-           rc == FL_OK ? "ok" : fl_future_message(term));
+    if (term == NULL)
+        return FL_ENOMEM;
+    int rc = fl_future_wait(term, FL_INFINITE);
+    fprintf(say, "%sendpoint terminated: %s\n", who,
+            rc == FL_OK ? "ok" : fl_future_message(term));
     fl_future_release(term);
     expect(rc == FL_OK, "close");
+    /* The endpoint's state is ours again. */
+    fprintf(say, "%sthe endpoint said hello %u times\n", who, state->greeted);
+    expect(state->greeted == 5, "greeted");
+    return rc;
+}
 
-    /* The endpoint's state is ours again. It greeted Ada, Grace, Linus,
-     * Barbara (the tell) and Edsger. */
-    printf("the endpoint said hello %u times\n", state.greeted);
-    expect(state.greeted == 5, "greeted");
-    rc = FL_OK;
+static int start_here(void *ep)
+{
+    return fl_rpc_endpoint_start(ep);
+}
 
-out:
-    fl_rpc_gateway_free(gw);
+/* Run 1: endpoint and caller in this process ("fling://local/hello"). */
+static int run_in_process(void)
+{
+    fl_rpc_service_t *svc = NULL;
+    fl_rpc_endpoint_t *ep = NULL;
+    hello_endpoint_t state = {0};
+    /* A local RPC service with an actor system of its own (NULL options:
+     * one worker per core, 10 s default timeout). */
+    int rc = fl_rpc_service_alloc(NULL, &svc);
+    if (rc != FL_OK) {
+        fprintf(stderr, "fl_rpc_service_alloc: %s\n", fl_strerror(rc));
+        return rc;
+    }
+    rc = create_endpoint(svc, &state, &ep);
+    if (rc == FL_OK)
+        rc = run_steps(svc, fl_rpc_endpoint_address(ep), start_here, ep);
+    if (rc == FL_OK)
+        rc = close_endpoint(ep, &state);
     /* Closes any endpoint still open and waits for it, then stops the
      * actor system the service owns. */
-    if (svc != NULL && fl_rpc_service_shutdown(svc) != FL_OK)
+    if (fl_rpc_service_shutdown(svc) != FL_OK)
         failures++;
     fl_rpc_endpoint_free(ep);
     fl_rpc_service_free(svc);
+    return rc;
+}
+
+/* ---- two processes --------------------------------------------------------
+ */
+
+/* The server process: serve the endpoint until stdin ends. */
+static int serve(const char *port)
+{
+    say = stderr;
+    who = "[server] ";
+    fl_rpc_service_t *svc = NULL;
+    fl_rpc_endpoint_t *ep = NULL;
+    hello_endpoint_t state = {0};
+    /* A remote service: listens on 127.0.0.1; its endpoints' addresses are
+     * fling.tcp://127.0.0.1:<port>/<id>. */
+    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = port};
+    int rc = fl_rpc_service_alloc(&so, &svc);
+    if (rc != FL_OK) {
+        fprintf(stderr, "[server] fl_rpc_service_alloc: %s: %s\n",
+                fl_strerror(rc), fl_rpc_last_message());
+        return 1;
+    }
+    rc = create_endpoint(svc, &state, &ep);
+    if (rc == FL_OK) {
+        printf("address %s\n", fl_rpc_endpoint_address(ep));
+        fflush(stdout);
+        char line[64];
+        while (fgets(line, sizeof line, stdin) != NULL) {
+            if (strcmp(line, "start\n") == 0) {
+                rc = fl_rpc_endpoint_start(ep);
+                printf("%s\n", rc == FL_OK ? "started" : fl_strerror(rc));
+                fflush(stdout);
+            }
+        }
+        rc = close_endpoint(ep, &state);
+    }
+    if (fl_rpc_service_shutdown(svc) != FL_OK)
+        failures++;
+    fl_rpc_endpoint_free(ep);
+    fl_rpc_service_free(svc);
+    return rc == FL_OK && failures == 0 ? 0 : 1;
+}
+
+typedef struct server {
+    pid_t pid;
+    FILE *to;   /* its stdin */
+    FILE *from; /* its stdout */
+} server_t;
+
+static int start_remote(void *arg)
+{
+    server_t *s = arg;
+    char line[64];
+    fputs("start\n", s->to);
+    fflush(s->to);
+    if (fgets(line, sizeof line, s->from) == NULL)
+        return FL_EUNREACHABLE;
+    return strcmp(line, "started\n") == 0 ? FL_OK : FL_ESTATE;
+}
+
+/* Run 2: the endpoint in a child process, called over TCP. */
+static int run_two_processes(const char *self)
+{
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0)
+        return FL_ESYSTEM;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return FL_ESYSTEM;
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        execl(self, self, "--serve", "0", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    server_t s = {pid, fdopen(in[1], "w"), fdopen(out[0], "r")};
+    int rc = FL_ESYSTEM;
+    char line[512];
+    if (s.to != NULL && s.from != NULL &&
+        fgets(line, sizeof line, s.from) != NULL &&
+        strncmp(line, "address ", 8) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        printf("server process %d serves %s\n", (int)pid, line + 8);
+        /* The caller's side: a local-only service; its transport starts
+         * with the first remote connect. */
+        fl_rpc_service_t *svc = NULL;
+        rc = fl_rpc_service_alloc(NULL, &svc);
+        if (rc == FL_OK)
+            rc = run_steps(svc, line + 8, start_remote, &s);
+        fl_rpc_service_free(svc);
+    }
+    /* End of its stdin: the server closes the endpoint and exits. */
+    if (s.to != NULL)
+        fclose(s.to);
+    else
+        close(in[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (s.from != NULL)
+        fclose(s.from);
+    else
+        close(out[0]);
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    printf("server process stopped %s\n", clean ? "cleanly" : "with a failure");
+    expect(clean, "server exit");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    say = stdout;
+    if (argc >= 2 && strcmp(argv[1], "--serve") == 0)
+        return serve(argc >= 3 ? argv[2] : "0");
+
+    printf("fling %s: HelloGateway / HelloEndpoint\n", FLING_VERSION_STRING);
+    printf("\n== in one process ==\n");
+    int rc = run_in_process();
+    if (rc == FL_OK) {
+        printf("\n== across two processes, over TCP ==\n");
+        fflush(stdout);
+        rc = run_two_processes("/proc/self/exe");
+    }
     if (rc != FL_OK || failures > 0) {
         printf("FAILED\n");
         return 1;

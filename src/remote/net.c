@@ -328,7 +328,8 @@ static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
     }
 }
 
-/* ---- closing -------------------------------------------------------------- */
+/* ---- closing --------------------------------------------------------------
+ */
 
 static void on_closed(uv_handle_t *h)
 {
@@ -510,8 +511,8 @@ static void conn_flush(fl__conn_t *c)
     c->writing = true;
     atomic_fetch_add_explicit(&c->net->st_out, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs,
-                      (unsigned)n, on_written);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n,
+                      on_written);
     if (rc < 0) {
         c->writing = false;
         obuf_free_list(first);
@@ -562,7 +563,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         c->rbuf = nb;
         c->rcap = want;
     }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    *buf =
+        uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
 static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -572,8 +574,8 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     uint64_t corr = fr->h.corr;
     if (corr != 0)
         HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
-    if (p != NULL && !(fr->h.kind == FL__K_CONNECTED &&
-                       p->kind != FL__REQ_CONNECT) &&
+    if (p != NULL &&
+        !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
         !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE))
         HASH_DEL(c->pending, p);
     else if (p != NULL)
@@ -592,14 +594,15 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
             return;
         }
         char why[96];
-        snprintf(why, sizeof why, "an answer (kind %u) to no request: corr %llu",
-                 fr->h.kind, (unsigned long long)corr);
+        snprintf(why, sizeof why,
+                 "an answer (kind %u) to no request: corr %llu", fr->h.kind,
+                 (unsigned long long)corr);
         proto_error(c, FL_EPROTO, why);
         return;
     }
     if (fr->h.kind == FL__K_ERROR) {
         int code = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
-                                                             : FL_EPROTO;
+                                                            : FL_EPROTO;
         fl_future_fail(p->f, code, "%.*s", (int)fr->m.message.len,
                        fr->m.message.p);
     } else {
@@ -653,7 +656,8 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
         complete_answer(c, fr);
         break;
     case FL__K_PING: {
-        fl__obuf_t *b = fl__obuf_frame(FL__K_PONG, 0, fr->h.corr, NULL, 0, NULL);
+        fl__obuf_t *b =
+            fl__obuf_frame(FL__K_PONG, 0, fr->h.corr, NULL, 0, NULL);
         if (b != NULL)
             fl__conn_send(c, b);
         break;
@@ -676,10 +680,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         conn_close(c, 0,
-                   nread == UV_EOF ? "the peer closed the connection"
-                   : nread == UV_ENOBUFS
-                       ? "out of memory for the read buffer"
-                       : uv_strerror((int)nread));
+                   nread == UV_EOF       ? "the peer closed the connection"
+                   : nread == UV_ENOBUFS ? "out of memory for the read buffer"
+                                         : uv_strerror((int)nread));
         return;
     }
     c->rlen += (size_t)nread;
@@ -708,7 +711,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
-    if (c->rcap > SHRINK_ABOVE && c->rlen < READ_CHUNK && c->rneed < READ_CHUNK) {
+    if (c->rcap > SHRINK_ABOVE && c->rlen < READ_CHUNK &&
+        c->rneed < READ_CHUNK) {
         uint8_t *nb = fl__realloc(c->rbuf, READ_CHUNK);
         if (nb != NULL) {
             c->rbuf = nb;
@@ -752,8 +756,7 @@ static void on_connected(uv_connect_t *req, int status)
         conn_close(c, 0, uv_strerror(rc));
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *ai)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
     fl__conn_t *c = req->data;
     fl__net_t *n = c->net;
@@ -816,8 +819,8 @@ static void conn_connect(fl__conn_t *c)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     fl__conn_retain(c); /* the resolver's */
-    int rc = uv_getaddrinfo(&n->loop, &c->gai, on_resolved, c->host, port,
-                            &hints);
+    int rc =
+        uv_getaddrinfo(&n->loop, &c->gai, on_resolved, c->host, port, &hints);
     if (rc < 0) {
         char reason[FL__HOST_MAX + 200];
         snprintf(reason, sizeof reason, "could not resolve host %s: %s",
@@ -849,7 +852,8 @@ static void conn_process(fl__conn_t *c)
         conn_flush(c);
 }
 
-/* ---- accepting ------------------------------------------------------------ */
+/* ---- accepting ------------------------------------------------------------
+ */
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -907,7 +911,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(c, 0, uv_strerror(rc));
 }
 
-/* ---- the loop ------------------------------------------------------------- */
+/* ---- the loop -------------------------------------------------------------
+ */
 
 /* fn(c, arg) for every connection, outbound and accepted (I/O thread).
  * fn may close c: closing completes later, so the lists stay valid. */
@@ -1054,7 +1059,8 @@ static void *net_main(void *p)
     return NULL;
 }
 
-/* ---- binding -------------------------------------------------------------- */
+/* ---- binding --------------------------------------------------------------
+ */
 
 /* Close a failed listener and let libuv finish with it. */
 static void drop_listener(fl__net_t *n)
@@ -1117,7 +1123,7 @@ static int bind_range(fl__net_t *n, const char *host, const char *spec,
             fl__say(why, why_len, "could not bind %s:%u: %s", host, port,
                     uv_strerror(rc));
             return rc == UV_EADDRNOTAVAIL || rc == UV_EACCES ? FL_ECONNECT
-                                                              : FL_ESYSTEM;
+                                                             : FL_ESYSTEM;
         }
     }
     fl__say(why, why_len,
@@ -1153,8 +1159,7 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
     }
     bool loop_ok = rc == FL_OK;
     if (rc == FL_OK && o->bind_host != NULL)
-        rc = bind_range(n, o->bind_host, o->port ? o->port : "0", why,
-                        why_len);
+        rc = bind_range(n, o->bind_host, o->port ? o->port : "0", why, why_len);
     if (rc == FL_OK) {
         uv_async_init(&n->loop, &n->async, on_async);
         n->async.data = n;
@@ -1259,7 +1264,8 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
     out->proto_errors = atomic_load(&n->st_proto);
 }
 
-/* ---- the public side of connections --------------------------------------- */
+/* ---- the public side of connections ---------------------------------------
+ */
 
 int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
                  fl__conn_t **out)

@@ -17,8 +17,8 @@ void fl__rx_init(fl__rx_t *rx, uint32_t max_frame)
 int fl__rx_next(fl__rx_t *rx, const uint8_t *buf, size_t len,
                 fl__rx_frame_t *out, size_t *need, char *why, size_t why_len)
 {
-    int rc = fl__frame_decode_hdr(buf, len, rx->max_frame, &out->h, why,
-                                  why_len);
+    int rc =
+        fl__frame_decode_hdr(buf, len, rx->max_frame, &out->h, why, why_len);
     if (rc == FL_EPENDING) {
         *need = FL__FRAME_HDR;
         return rc;

@@ -116,7 +116,6 @@ struct fl_rpc_gateway {
     char *host;
 };
 
-
 /* ---- shared by rpc.c and remote.c ---------------------------------------- */
 
 /* The registered, not yet terminated endpoint with this id (svc->mu held). */

@@ -24,7 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- the service's transport ----------------------------------------------- */
+/* ---- the service's transport -----------------------------------------------
+ */
 
 static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
                        const fl__frame_meta_t *m);
@@ -53,10 +54,10 @@ int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
                         char *why, size_t why_len)
 {
     svc->port = -1;
-    svc->max_frame = o->max_frame_size ? o->max_frame_size
-                                       : FL__FRAME_DEFAULT_MAX;
-    svc->max_queued = o->max_queued_bytes ? o->max_queued_bytes
-                                          : FL__NET_DEFAULT_QUEUED;
+    svc->max_frame =
+        o->max_frame_size ? o->max_frame_size : FL__FRAME_DEFAULT_MAX;
+    svc->max_queued =
+        o->max_queued_bytes ? o->max_queued_bytes : FL__NET_DEFAULT_QUEUED;
     if (svc->max_frame < FL__FRAME_MIN_MAX) {
         fl__say(why, why_len, "max_frame_size %u is below the minimum of %u",
                 svc->max_frame, FL__FRAME_MIN_MAX);
@@ -73,8 +74,9 @@ int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
         return FL_ENOMEM;
     if (o->bind_host == NULL) {
         if (o->port != NULL || o->external_host != NULL) {
-            fl__say(why, why_len, "port or external_host given without "
-                                  "bind_host");
+            fl__say(why, why_len,
+                    "port or external_host given without "
+                    "bind_host");
             return FL_EINVAL;
         }
         return FL_OK; /* local-only: the transport starts on demand */
@@ -115,8 +117,9 @@ int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
     if (rc != FL_OK)
         return rc;
     svc->port = fl__net_port(svc->net);
-    FL_LOG(FL_LOG_INFO, "rpc: service %s listening on %s:%d (addresses "
-                        "fling.tcp://%s:%d/...)",
+    FL_LOG(FL_LOG_INFO,
+           "rpc: service %s listening on %s:%d (addresses "
+           "fling.tcp://%s:%d/...)",
            svc->name, o->bind_host, svc->port, svc->host, svc->port);
     return FL_OK;
 }
@@ -180,7 +183,8 @@ int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
     return fl__pb_check_depth(d, buf, len, FL__PB_MAX_DEPTH, why, why_len);
 }
 
-/* ---- server side ------------------------------------------------------------ */
+/* ---- server side ------------------------------------------------------------
+ */
 
 static void str_copy(char *dst, size_t cap, fl__str_t s)
 {
@@ -293,7 +297,8 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE, msg);
         return;
     }
-    fl_msg_t *msg = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + h->body_len);
+    fl_msg_t *msg =
+        fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + h->body_len);
     if (msg == NULL) {
         if (!tell)
             fl__conn_answer_error(c, h->corr, FL_ENOMEM,
@@ -349,7 +354,8 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     fl_future_release(f);
 }
 
-/* ---- client side ------------------------------------------------------------ */
+/* ---- client side ------------------------------------------------------------
+ */
 
 typedef struct connect_ctx {
     fl_rpc_service_t *svc;
@@ -451,12 +457,12 @@ void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
     x->address = fl__strdup(address);
     x->id = fl__strdup(a.endpoint);
     x->host = fl__strdup(a.host);
-    rc = x->address && x->id && x->host ? fl__net_peer(net, a.host, a.port,
-                                                       &x->conn)
-                                        : FL_ENOMEM;
+    rc = x->address && x->id && x->host
+             ? fl__net_peer(net, a.host, a.port, &x->conn)
+             : FL_ENOMEM;
     if (rc != FL_OK) {
-        fl_future_fail(f, rc, rc == FL_ECLOSED ? "rpc service shut down"
-                                               : NULL);
+        fl_future_fail(f, rc,
+                       rc == FL_ECLOSED ? "rpc service shut down" : NULL);
         connect_ctx_free(x);
         fl_future_release(raw);
         return;
