@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <uthash.h>
 #include <uv.h>
@@ -64,7 +65,10 @@ struct fl__conn {
     UT_hash_handle hh;            /* net->peers, by name (outbound) */
     struct fl__conn *prev, *next; /* net->accepted (accepted, loop thread) */
     struct fl__conn *knext;       /* the kick list (under net->kmu) */
-    bool kicked;                  /* under net->kmu */
+    struct fl__conn *dnext;       /* net->dirty (I/O thread) */
+    bool dirty;                   /* on net->dirty (I/O thread) */
+    _Atomic int serving; /* accepted: calls handed to endpoints, unanswered */
+    bool kicked;         /* under net->kmu */
 
     pthread_mutex_t mu;
     int state;
@@ -85,7 +89,8 @@ struct fl__conn {
     uv_connect_t creq;
     int64_t deadline_ms; /* for the peer's HELLO */
     uv_write_t wreq;
-    bool writing;
+    bool writing; /* a uv_write in flight: set and cleared under mu */
+    int fd;       /* the socket for direct writes, or -1 (under mu) */
     fl__obuf_t *wflight;
     size_t wflight_bytes;
     uv_buf_t *wbufs;
@@ -123,6 +128,8 @@ struct fl__net {
     _Atomic bool closed;
 
     /* I/O thread only. */
+    bool in_read;      /* handling what a connection read */
+    fl__conn_t *dirty; /* to flush once that is done */
     bool stopping;
     int64_t stop_deadline_ms;
     int open_handles; /* connection sockets not yet closed */
@@ -141,6 +148,7 @@ static int64_t now_ms(void)
 static void conn_process(fl__conn_t *c);
 static void conn_close(fl__conn_t *c, int code, const char *reason);
 static void finish_stop(fl__net_t *n);
+static bool write_direct_locked(fl__conn_t *c, fl__obuf_t *b);
 
 /* ---- frames ------------------------------------------------------------- */
 
@@ -166,6 +174,7 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
         return NULL;
     b->next = NULL;
     b->len = len;
+    b->off = 0;
     fl__frame_hdr_t h = {.kind = kind,
                          .flags = flags,
                          .corr = corr,
@@ -257,7 +266,16 @@ static void conn_kick(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
     if (tls_net == n) {
-        conn_process(c);
+        if (!n->in_read) {
+            conn_process(c);
+        } else if (!c->dirty) {
+            /* Frames made while handling what was read (answers, the
+             * next calls) go out together once the read is handled. */
+            c->dirty = true;
+            fl__conn_retain(c);
+            c->dnext = n->dirty;
+            n->dirty = c;
+        }
         return;
     }
     bool wake = false;
@@ -283,6 +301,7 @@ static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
     c->net = n;
     c->outbound = outbound;
     pthread_mutex_init(&c->mu, NULL);
+    c->fd = -1;
     atomic_init(&c->peer_max, n->max_frame);
     fl__rx_init(&c->rx, n->max_frame);
     c->tcp.data = c;
@@ -336,7 +355,9 @@ static void on_closed(uv_handle_t *h)
     fl__conn_t *c = h->data;
     fl__net_t *n = c->net;
     c->tcp_open = false;
+    pthread_mutex_lock(&c->mu);
     c->writing = false;
+    pthread_mutex_unlock(&c->mu);
     c->rlen = 0;
     c->rneed = 0;
     fl__free(c->rbuf);
@@ -391,7 +412,8 @@ static void conn_close(fl__conn_t *c, int code, const char *reason)
     fl__obuf_t *out = c->out_head;
     c->out_head = c->out_tail = NULL;
     for (fl__obuf_t *b = out; b != NULL; b = b->next)
-        c->queued -= b->len;
+        c->queued -= b->len - b->off;
+    c->fd = -1; /* no direct write from here on */
     if (phase_connect && was != C_IDLE && code == 0) {
         c->backoff_ms = c->backoff_ms == 0
                             ? FL__NET_BACKOFF_MIN_MS
@@ -422,14 +444,13 @@ static void proto_error(fl__conn_t *c, int code, const char *why)
     atomic_fetch_add(&n->st_proto, 1);
     FL_LOG(FL_LOG_WARN, "remote: %s: %s: %s; closing the connection", c->name,
            fl_err_name(code), why);
-    if (c->tcp_open && !c->writing) {
-        fl__obuf_t *e = error_frame(0, code, why);
-        if (e != NULL) {
-            uv_buf_t b = uv_buf_init((char *)e->data, (unsigned)e->len);
-            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-            fl__free(e);
-        }
-    }
+    fl__obuf_t *e = error_frame(0, code, why);
+    pthread_mutex_lock(&c->mu);
+    /* Between frames only, and no direct write after it. */
+    if (e != NULL && !write_direct_locked(c, e))
+        fl__free(e);
+    c->fd = -1;
+    pthread_mutex_unlock(&c->mu);
     char reason[FL__ERRMSG_MAX + 32];
     snprintf(reason, sizeof reason, "protocol error: %s", why);
     conn_close(c, 0, reason);
@@ -447,9 +468,9 @@ static void on_written(uv_write_t *req, int status)
     pthread_mutex_lock(&c->mu);
     c->queued -= c->wflight_bytes;
     bool empty = c->out_head == NULL;
+    c->writing = false;
     pthread_mutex_unlock(&c->mu);
     c->wflight_bytes = 0;
-    c->writing = false;
     if (status == UV_ECANCELED)
         return; /* closing */
     if (status < 0) {
@@ -466,21 +487,22 @@ static void on_written(uv_write_t *req, int status)
 /* Write everything queued in one uv_write (I/O thread). */
 static void conn_flush(fl__conn_t *c)
 {
-    if (c->writing || !c->tcp_open)
+    if (!c->tcp_open)
         return;
     pthread_mutex_lock(&c->mu);
-    if (c->state != C_OPEN || c->out_head == NULL) {
+    if (c->writing || c->state != C_OPEN || c->out_head == NULL) {
         pthread_mutex_unlock(&c->mu);
         return;
     }
     /* Take up to WRITE_BATCH frames. */
     fl__obuf_t *first = c->out_head, *last = first;
-    size_t n = 1, bytes = first->len;
+    size_t n = 1, bytes = first->len - first->off;
     while (last->next != NULL && n < WRITE_BATCH) {
         last = last->next;
-        bytes += last->len;
+        bytes += last->len - last->off;
         n++;
     }
+    c->writing = true;
     c->out_head = last->next;
     if (c->out_head == NULL)
         c->out_tail = NULL;
@@ -496,6 +518,7 @@ static void conn_flush(fl__conn_t *c)
             obuf_free_list(first);
             pthread_mutex_lock(&c->mu);
             c->queued -= bytes;
+            c->writing = false;
             pthread_mutex_unlock(&c->mu);
             conn_close(c, 0, "out of memory");
             return;
@@ -505,20 +528,20 @@ static void conn_flush(fl__conn_t *c)
     }
     size_t i = 0;
     for (fl__obuf_t *b = first; b != NULL; b = b->next)
-        c->wbufs[i++] = uv_buf_init((char *)b->data, (unsigned)b->len);
+        c->wbufs[i++] =
+            uv_buf_init((char *)b->data + b->off, (unsigned)(b->len - b->off));
     c->wflight = first;
     c->wflight_bytes = bytes;
-    c->writing = true;
     atomic_fetch_add_explicit(&c->net->st_out, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n,
                       on_written);
     if (rc < 0) {
-        c->writing = false;
         obuf_free_list(first);
         c->wflight = NULL;
         pthread_mutex_lock(&c->mu);
         c->queued -= bytes;
+        c->writing = false;
         pthread_mutex_unlock(&c->mu);
         c->wflight_bytes = 0;
         conn_close(c, 0, uv_strerror(rc));
@@ -534,7 +557,31 @@ static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
     else
         c->out_head = b;
     c->out_tail = b;
-    c->queued += b->len;
+    c->queued += b->len - b->off;
+}
+
+/*
+ * Write b straight to the socket from the calling thread (under c->mu)
+ * when nothing is queued or being written, which saves the I/O thread's
+ * wake-up on the path of a lone call or reply. True if all of b went out
+ * (b is freed); otherwise b->off tells how much did and the caller queues
+ * the rest. Frames stay in order: a direct write happens only when no
+ * earlier frame waits.
+ */
+static bool write_direct_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    if (c->state != C_OPEN || c->writing || c->out_head != NULL || c->fd < 0)
+        return false;
+    ssize_t w = send(c->fd, b->data, b->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w == (ssize_t)b->len) {
+        atomic_fetch_add_explicit(&c->net->st_out, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
+        fl__free(b);
+        return true;
+    }
+    if (w > 0)
+        b->off = (size_t)w;
+    return false; /* EAGAIN or an error: the I/O thread finds out */
 }
 
 static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
@@ -543,7 +590,7 @@ static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
     c->out_head = b;
     if (c->out_tail == NULL)
         c->out_tail = b;
-    c->queued += b->len;
+    c->queued += b->len - b->off;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -687,6 +734,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->rlen += (size_t)nread;
     size_t off = 0;
+    fl__net_t *n = c->net;
+    n->in_read = true;
     for (;;) {
         fl__rx_frame_t fr;
         size_t need = 0;
@@ -699,14 +748,24 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         if (rc != FL_OK) {
             proto_error(c, rc, why);
-            return;
+            break;
         }
         atomic_fetch_add_explicit(&c->net->st_in, 1, memory_order_relaxed);
         dispatch(c, &fr);
         off += fr.size;
         if (c->state != C_OPEN)
-            return; /* closed by what it read */
+            break; /* closed by what it read */
     }
+    n->in_read = false;
+    while (n->dirty != NULL) {
+        fl__conn_t *d = n->dirty;
+        n->dirty = d->dnext;
+        d->dirty = false;
+        conn_process(d);
+        fl__conn_release(d);
+    }
+    if (c->state != C_OPEN)
+        return;
     if (off > 0) {
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
@@ -728,8 +787,11 @@ static int conn_opened(fl__conn_t *c)
     fl__obuf_t *hello = hello_frame(c->net);
     if (hello == NULL)
         return UV_ENOMEM;
+    uv_os_fd_t fd = -1;
+    uv_fileno((uv_handle_t *)&c->tcp, &fd);
     pthread_mutex_lock(&c->mu);
     c->state = C_OPEN;
+    c->fd = fd;
     enqueue_front_locked(c, hello);
     pthread_mutex_unlock(&c->mu);
     c->deadline_ms = now_ms() + FL__NET_CONNECT_TIMEOUT_MS;
@@ -1015,13 +1077,16 @@ static void on_async(uv_async_t *a)
     pthread_mutex_lock(&n->kmu);
     fl__conn_t *list = n->kick_head;
     n->kick_head = NULL;
-    for (fl__conn_t *c = list; c != NULL; c = c->knext)
-        c->kicked = false;
     bool stop = n->stop_asked && !n->stopping;
     pthread_mutex_unlock(&n->kmu);
     while (list != NULL) {
+        /* Read the link before clearing `kicked`: from then on a new kick
+         * may put c on the next list and overwrite it. */
+        pthread_mutex_lock(&n->kmu);
         fl__conn_t *c = list;
         list = c->knext;
+        c->kicked = false;
+        pthread_mutex_unlock(&n->kmu);
         conn_process(c);
         fl__conn_release(c);
     }
@@ -1363,9 +1428,15 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->kind = (uint8_t)kind;
     put64(fb->data + 8, p->corr);
     HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
-    enqueue_locked(c, fb);
+    /* A lone call goes out at once; calls in flight together are
+     * coalesced by the I/O thread. */
+    bool sent = tls_net != c->net && HASH_COUNT(c->pending) == 1 &&
+                write_direct_locked(c, fb);
+    if (!sent)
+        enqueue_locked(c, fb);
     pthread_mutex_unlock(&c->mu);
-    conn_kick(c);
+    if (!sent)
+        conn_kick(c);
     return FL_OK;
 }
 
@@ -1376,9 +1447,19 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
         rc = FL_ECLOSED; /* an answer for a connection that is gone */
-    if (rc == FL_OK)
-        enqueue_locked(c, fb);
+    bool sent = false;
+    if (rc == FL_OK) {
+        /* The last answer of a connection's calls goes out at once; while
+         * others are still being handled, the I/O thread coalesces. */
+        sent = tls_net != c->net &&
+               atomic_load_explicit(&c->serving, memory_order_relaxed) == 0 &&
+               write_direct_locked(c, fb);
+        if (!sent)
+            enqueue_locked(c, fb);
+    }
     pthread_mutex_unlock(&c->mu);
+    if (sent)
+        return FL_OK;
     if (rc != FL_OK) {
         fl__free(fb);
         if (rc == FL_ELIMIT && !c->outbound) {
@@ -1394,6 +1475,11 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
     }
     conn_kick(c);
     return FL_OK;
+}
+
+void fl__conn_serving(fl__conn_t *c, int delta)
+{
+    atomic_fetch_add_explicit(&c->serving, delta, memory_order_relaxed);
 }
 
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,

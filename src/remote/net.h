@@ -27,6 +27,7 @@ typedef struct fl__conn fl__conn_t;
 typedef struct fl__obuf {
     struct fl__obuf *next;
     size_t len;
+    size_t off; /* bytes already written (a partial direct write) */
     uint8_t data[];
 } fl__obuf_t;
 
@@ -142,6 +143,11 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
  * reading), FL_ECLOSED (connection gone: dropped), FL_ENOMEM.
  */
 int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
+
+/* Count the calls of an accepted connection that endpoints are handling
+ * (+1 when handed over, -1 before its answer is sent): the last answer is
+ * written at once from the answering thread, the others coalesced. */
+void fl__conn_serving(fl__conn_t *c, int delta);
 
 /* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). */
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,

@@ -239,6 +239,7 @@ typedef struct answer_ctx {
 static void on_answer(fl_future_t *f, void *p)
 {
     answer_ctx_t *a = p;
+    fl__conn_serving(a->conn, -1);
     int err = fl_future_error(f);
     if (err == FL_OK) {
         fl_msg_t *m = fl_future_value(f);
@@ -345,7 +346,9 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     fl__conn_retain(c);
     a->conn = c;
     a->corr = h->corr;
+    fl__conn_serving(c, 1);
     if (fl_future_on_complete(f, on_answer, a) != FL_OK) {
+        fl__conn_serving(c, -1);
         fl__conn_release(c);
         fl__free(a);
         fl__conn_answer_error(c, h->corr, FL_ENOMEM,
