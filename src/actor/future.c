@@ -531,7 +531,7 @@ int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
 {
     if (f == NULL || (timeout_ms < 0 && timeout_ms != FL_INFINITE))
         return FL_EINVAL;
-    if (fl__tls_sys != NULL)
+    if (fl__tls_sys != NULL || fl__tls_no_block)
         return FL_EDEADLK;
     if (fl_future_done(f))
         return fl_future_error(f);

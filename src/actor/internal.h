@@ -251,6 +251,9 @@ struct fl_system {
 /* Thread-local identity of the calling thread. */
 extern _Thread_local fl__worker_t *fl__tls_worker;
 extern _Thread_local fl_system_t *fl__tls_sys;
+/* Set on threads that must never block waiting (a service's I/O thread):
+ * fl_future_wait refuses there with FL_EDEADLK like on a worker. */
+extern _Thread_local bool fl__tls_no_block;
 extern _Thread_local uint64_t fl__tls_actor;
 
 /* Slot lookup; NULL if the slot was never allocated. Any thread. */

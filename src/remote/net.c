@@ -18,6 +18,7 @@
  */
 #include "remote/net.h"
 
+#include "actor/internal.h"
 #include "common/internal.h"
 #include "remote/address.h"
 #include "remote/rx.h"
@@ -414,7 +415,8 @@ static void conn_close(fl__conn_t *c, int code, const char *reason)
     for (fl__obuf_t *b = out; b != NULL; b = b->next)
         c->queued -= b->len - b->off;
     c->fd = -1; /* no direct write from here on */
-    if (phase_connect && was != C_IDLE && code == 0) {
+    if (phase_connect && was != C_IDLE &&
+        (code == 0 || code == FL_EHANDSHAKE)) {
         c->backoff_ms = c->backoff_ms == 0
                             ? FL__NET_BACKOFF_MIN_MS
                             : (c->backoff_ms * 2 > FL__NET_BACKOFF_MAX_MS
@@ -452,8 +454,15 @@ static void proto_error(fl__conn_t *c, int code, const char *why)
     c->fd = -1;
     pthread_mutex_unlock(&c->mu);
     char reason[FL__ERRMSG_MAX + 32];
-    snprintf(reason, sizeof reason, "protocol error: %s", why);
-    conn_close(c, 0, reason);
+    if (code == FL_EHANDSHAKE) {
+        /* The peer speaks another version (or not our protocol first):
+         * connecting fails with the handshake error itself. */
+        snprintf(reason, sizeof reason, "%s", why);
+        conn_close(c, FL_EHANDSHAKE, reason);
+    } else {
+        snprintf(reason, sizeof reason, "protocol error: %s", why);
+        conn_close(c, 0, reason);
+    }
 }
 
 /* ---- writing ------------------------------------------------------------- */
@@ -1119,6 +1128,7 @@ static void *net_main(void *p)
 {
     fl__net_t *n = p;
     tls_net = n;
+    fl__tls_no_block = true; /* a blocking wait here stalls every peer */
     uv_run(&n->loop, UV_RUN_DEFAULT);
     tls_net = NULL;
     return NULL;
@@ -1296,6 +1306,11 @@ void fl__net_free(fl__net_t *n)
 {
     if (n == NULL)
         return;
+    if (tls_net == n) {
+        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be freed from its "
+                             "own I/O thread: leaked");
+        return;
+    }
     fl__net_stop(n);
     fl__conn_t *c, *tmp;
     HASH_ITER(hh, n->peers, c, tmp)
@@ -1364,6 +1379,18 @@ int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
     return FL_OK;
 }
 
+/* True while an outbound connection waits out its backoff (under c->mu). */
+static bool backing_off_locked(const fl__conn_t *c)
+{
+    return (c->state == C_IDLE || c->state == C_CLOSING) &&
+           c->retry_at_ms != 0 && now_ms() < c->retry_at_ms;
+}
+
+bool fl__conn_closed(const fl__conn_t *c)
+{
+    return atomic_load(&c->net->closed);
+}
+
 /* Refuse b for a reason: FL_ECLOSED etc. Under c->mu; returns the code. */
 static int refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
 {
@@ -1397,9 +1424,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     }
     pthread_mutex_lock(&c->mu);
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
-    if (rc == FL_OK && c->outbound &&
-        (c->state == C_IDLE || c->state == C_CLOSING) && c->retry_at_ms != 0 &&
-        now_ms() < c->retry_at_ms) {
+    if (rc == FL_OK && c->outbound && backing_off_locked(c)) {
         int64_t left = c->retry_at_ms - now_ms();
         if (kind == FL__REQ_CONNECT) {
             rc = FL_ECONNECT;
@@ -1447,6 +1472,8 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
         rc = FL_ECLOSED; /* an answer for a connection that is gone */
+    if (rc == FL_OK && c->outbound && backing_off_locked(c))
+        rc = FL_EUNREACHABLE; /* a tell while backing off: dropped */
     bool sent = false;
     if (rc == FL_OK) {
         /* The last answer of a connection's calls goes out at once; while

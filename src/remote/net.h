@@ -103,6 +103,9 @@ void fl__conn_release(fl__conn_t *c);
 /* "host:port" of the peer (outbound) or its IP:port (accepted). */
 const char *fl__conn_peer_name(const fl__conn_t *c);
 
+/* True once the service's transport has stopped (calls fail ECLOSED). */
+bool fl__conn_closed(const fl__conn_t *c);
+
 /* The peer's maximum frame size: from its HELLO, ours until then. */
 uint32_t fl__conn_peer_max(const fl__conn_t *c);
 

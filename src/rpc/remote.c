@@ -72,6 +72,12 @@ int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
     svc->name = fl__strdup(name);
     if (svc->name == NULL)
         return FL_ENOMEM;
+    if (o->bind_host != NULL && o->bind_host[0] == '\0') {
+        fl__say(why, why_len,
+                "bind_host is empty (NULL: a local-only "
+                "service; \"0.0.0.0\": every interface)");
+        return FL_EINVAL;
+    }
     if (o->bind_host == NULL) {
         if (o->port != NULL || o->external_host != NULL) {
             fl__say(why, why_len,
@@ -337,10 +343,12 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     int rc = fl_ask(svc->sys, actor, msg, FL_INFINITE, &f);
     if (rc != FL_OK) {
         fl__free(a);
-        fl__conn_answer_error(c, h->corr,
-                              rc == FL_ECLOSED ? FL_EUNREACHABLE : rc,
-                              "recipient unreachable: the rpc service is "
-                              "shutting down");
+        if (rc == FL_ECLOSED)
+            fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE,
+                                  "recipient unreachable: the rpc service is "
+                                  "shutting down");
+        else
+            fl__conn_answer_error(c, h->corr, rc, "could not queue the call");
         return;
     }
     fl__conn_retain(c);
@@ -500,6 +508,8 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
     if (method >= gw->base.descriptor->n_methods || req == NULL ||
         req->descriptor != gw->base.descriptor->methods[method].input)
         return FL_EINVAL;
+    if (fl__conn_closed(gw->conn))
+        return FL_ECLOSED;
     uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
                                 (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0));
     fl__frame_meta_t m = {

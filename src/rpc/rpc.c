@@ -10,7 +10,7 @@
  * A gateway is a ProtobufCService (first member) whose invoke packs the
  * request into an invocation message and tells or asks the endpoint's
  * actor. The reply travels back packed and is unpacked on the caller's
- * side: local calls copy, exactly like remote ones will.
+ * side: local calls copy, exactly like remote ones (remote.c).
  */
 #include <fling/rpc.h>
 
@@ -1330,7 +1330,7 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
         *reply = NULL;
     if (reply == NULL)
         return FL_EINVAL;
-    if (fl_system_current() != NULL)
+    if (fl_system_current() != NULL || fl__tls_no_block)
         return FL_EDEADLK;
     fl_future_t *f;
     int rc = fl_rpc_call(gw, method, req, timeout_ms, &f);

@@ -23,6 +23,7 @@
 
 _Thread_local fl__worker_t *fl__tls_worker;
 _Thread_local fl_system_t *fl__tls_sys;
+_Thread_local bool fl__tls_no_block;
 _Thread_local uint64_t fl__tls_actor;
 
 /* ---- the inject queue -----------------------------------------------------
