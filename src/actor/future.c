@@ -527,6 +527,10 @@ int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
 
 /* ---- blocking wait ------------------------------------------------------- */
 
+#ifndef FL__WAIT_SPIN_NS
+#define FL__WAIT_SPIN_NS 30000u
+#endif
+
 int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
 {
     if (f == NULL || (timeout_ms < 0 && timeout_ms != FL_INFINITE))
@@ -535,6 +539,15 @@ int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
         return FL_EDEADLK;
     if (fl_future_done(f))
         return fl_future_error(f);
+    /* Poll briefly before sleeping: an answer that is microseconds away
+     * (a remote call's reply) then costs no wake-up. */
+    uint64_t until = fl_clock_now_ns() + FL__WAIT_SPIN_NS;
+    do {
+        for (int i = 0; i < 64; i++)
+            fl__cpu_relax();
+        if (fl_future_done(f))
+            return fl_future_error(f);
+    } while (fl_clock_now_ns() < until);
 
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
