@@ -89,16 +89,17 @@ typedef struct fl_rpc_service_opts {
      * bind_host, or the machine's host name when bind_host is a wildcard
      * ("0.0.0.0", "::"). */
     const char *external_host;
-    /* Largest frame this service accepts and sends, in bytes, header
-     * included (Flink's pekko.framesize). 0 = 10 MiB; at least 1024. */
+    /* Largest frame this service accepts, in bytes, header included
+     * (Flink's pekko.framesize); announced to peers, which check what they
+     * send against it. 0 = 10 MiB; at least 1024. */
     uint32_t max_frame_size;
     /* Bytes of outbound frames that may wait in one connection's queue
      * (a slow or stalled peer). 0 = 64 MiB. A call that would exceed it
      * fails with FL_ELIMIT; a reply that would exceed it closes that
      * connection (its peer is not reading). */
     size_t max_queued_bytes;
-    /* The service's name, sent in the handshake and shown in peers' logs.
-     * NULL = "fling". Copied. */
+    /* The service's name, sent in the handshake (HELLO). NULL = "fling".
+     * Copied; at most 1,024 bytes. */
     const char *name;
 } fl_rpc_service_opts_t;
 
