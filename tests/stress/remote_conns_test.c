@@ -3,8 +3,9 @@
  * each (issue 4, "Tests": "200 concurrent connections with 64 calls in
  * flight each, all answered").
  *
- * One server service listens on 127.0.0.1, port 0, with one endpoint
- * implementing flhostile.CalcGateway (Add replies v + 1 and the same text).
+ * One server service listens on 127.0.0.1, port 0, with the calc endpoint
+ * of tests/unit/remote/wire_client.h (CalcGateway.Add replies v + 1 and
+ * the same text).
  * The wire protocol keeps one connection per pair of services, so NCONN
  * connections are NCONN client services; they share one actor system
  * (opts.system) so the process runs NCONN I/O threads, not NCONN worker
@@ -13,15 +14,7 @@
  * INFLIGHT fl_rpc_call futures in flight before any is waited for; every
  * reply must carry its own request's value and text. ROUNDS rounds.
  */
-#include "fl_test.h"
-
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "hostile_gateways.pb-c.h"
+#include "unit/remote/wire_client.h"
 
 #define NCONN 200
 #define INFLIGHT 64
@@ -36,48 +29,7 @@
 #define DEADLINE_MS 50000
 #endif
 
-#define M_ADD 0u /* CalcGateway.Add */
-
 #define NS_PER_MS 1000000ull
-
-static atomic_long adds_handled;
-
-static void calc_add(Flhostile__CalcGateway_Service *svc,
-                     const Flhostile__Num *in, Flhostile__Num_Closure closure,
-                     void *closure_data)
-{
-    (void)svc;
-    atomic_fetch_add(&adds_handled, 1);
-    Flhostile__Num r = FLHOSTILE__NUM__INIT;
-    r.v = in->v + 1;
-    r.text = in->text;
-    closure(&r, closure_data);
-}
-
-static void calc_depth(Flhostile__CalcGateway_Service *svc,
-                       const Flhostile__Chain *in,
-                       Flhostile__Num_Closure closure, void *closure_data)
-{
-    (void)svc;
-    (void)in;
-    fl_rpc_fail(closure_data, FL_ENOTSUP, "Depth is not used here");
-    (void)closure;
-}
-
-static int calc_on_start(fl_rpc_endpoint_t *ep, void *state)
-{
-    (void)ep;
-    fl_test_latch_count_down(state);
-    return FL_OK;
-}
-
-static ProtobufCService *const *calc_services(void)
-{
-    static Flhostile__CalcGateway_Service calc =
-        FLHOSTILE__CALC_GATEWAY__INIT(calc_);
-    static ProtobufCService *const services[1] = {&calc.base};
-    return services;
-}
 
 /* Milliseconds left until deadline_ns (at least 0). */
 static int64_t ms_left(uint64_t deadline_ns)
@@ -134,29 +86,15 @@ static void test_many_connections_with_many_calls_in_flight(void **st)
     uint64_t deadline = t0 + (uint64_t)DEADLINE_MS * NS_PER_MS;
 
     /* The server. */
-    fl_rpc_service_opts_t so = {0};
-    so.workers = 2;
-    so.bind_host = "127.0.0.1";
-    so.port = "0";
-    so.name = "conns-server";
     fl_rpc_service_t *server = NULL;
-    int rc = fl_rpc_service_alloc(&so, &server);
+    int rc = server_alloc("conns-server", 0, 0, &server);
     if (rc != FL_OK)
         fail_msg("server: %s (%s)", fl_err_name(rc), fl_rpc_last_message());
     int port = fl_rpc_service_port(server);
     assert_true(port > 0 && port <= 65535);
-    fl_test_latch_t *started = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_opts_t eo = {0};
-    eo.id = "calc";
-    eo.services = calc_services();
-    eo.nservices = 1;
-    eo.state = started;
-    eo.on_start = calc_on_start;
+    calc_t calc = {0};
     fl_rpc_endpoint_t *ep = NULL;
-    assert_fl_ok(fl_rpc_endpoint_create(server, &eo, &ep));
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    assert_int_equal(0, fl_test_latch_wait(started, ms_left(deadline)));
-    fl_test_latch_free(started);
+    assert_fl_ok(calc_start(server, "calc", &calc, calc_services(), 2, &ep));
     const char *address = fl_rpc_endpoint_address(ep);
 
     /* NCONN client services on one shared system, all connecting at once. */
@@ -248,7 +186,7 @@ static void test_many_connections_with_many_calls_in_flight(void **st)
         }
     }
     uint64_t t_calls = fl_clock_now_ns();
-    assert_int_equal((long)ROUNDS * (long)NCALLS, atomic_load(&adds_handled));
+    assert_int_equal((long)ROUNDS * (long)NCALLS, atomic_load(&calc.adds));
 
     /* Teardown: gateways, clients, their system, then the server. */
     for (int c = 0; c < NCONN; c++)
@@ -259,13 +197,8 @@ static void test_many_connections_with_many_calls_in_flight(void **st)
     }
     assert_fl_ok(fl_system_shutdown(sys));
     fl_system_free(sys);
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    assert_non_null(t);
-    assert_fl_ok(fl_future_wait(t, ms_left(deadline)));
-    fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    assert_fl_ok(fl_rpc_service_shutdown(server));
-    fl_rpc_service_free(server);
+    assert_fl_ok(calc_end(ep));
+    assert_fl_ok(service_end(server));
     free(fs);
     free(gws);
     free(clients);
