@@ -2,6 +2,7 @@
 #   make demo            build and run the main example
 #   make test            build and run the whole test suite
 #   make bench           build and run the benchmarks beside their peers
+#                        (BENCH="name..." for some of them)
 #   make check-sanitize  the suite under ASan+UBSan, then under TSan
 #   make install         install under PREFIX (default /usr/local)
 #   make format          clang-format every C source in the tree
@@ -36,7 +37,7 @@ test: deps-test
 
 bench: deps-bench
 	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_BENCH=ON -DFLING_BUILD_TESTS=OFF
-	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_bench
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target bench_programs
 	scripts/bench.sh $(BUILD)-release $(BENCH)
 
 check-sanitize: check-asan check-tsan fuzz-short

@@ -1,61 +1,81 @@
 #!/usr/bin/env bash
-# scripts/bench.sh - run fling's benchmarks beside their Erlang peers.
+# scripts/bench.sh - run fling's benchmarks beside their peers.
 #
 #   scripts/bench.sh BUILD_DIR [name...]
 #
-# Runs BUILD_DIR/bench/fling_bench and bench/peers/erlang/run.sh with the
-# same benchmark names (none = all), each FLING_BENCH_RUNS times (default
-# 3), interleaved: fling run 1, erlang run 1, fling run 2, ... Both print
-# lines "<benchmark>.<metric> <value> <unit>". The report shows the machine
-# and the command, the raw output of every run, then one row per figure:
-# the median of each side, the ratio and the target. It is printed and
-# written to BUILD_DIR/bench-report.txt.
+# Runs, in one invocation and interleaved, each FLING_BENCH_RUNS times
+# (default 3): fling run 1, erlang run 1, floor run 1, grpc run 1, fling
+# run 2, ... The sides:
 #
-# Some benchmarks have no peer (FLING_ONLY below): the peer is not asked to
-# run them, and their target compares them with another fling figure of the
-# same run (kind "self"). Naming such a benchmark adds the one it is
-# compared with to the run.
+#   fling   BUILD_DIR/bench/fling_bench
+#   erlang  bench/peers/erlang/run.sh: the same benchmark names and keys as
+#           fling, except the ones in ERLANG_LACKS below
+#   floor   BUILD_DIR/bench/peers/floor/floor_peer: raw TCP, plain C
+#           (floor.pingpong, floor.pipelined)
+#   grpc    BUILD_DIR/bench/peers/grpc/grpc_peer: gRPC C++ unary calls
+#           (grpc.unary, grpc.unary64); built only when gRPC++ was found
+#
+# Every program prints lines "<benchmark>.<metric> <value> <unit>" and takes
+# benchmark names (none = all). The names given here may be any side's
+# (fling_bench --list, floor_peer --list, grpc_peer --list); each side runs
+# the ones it knows, erlang the fling names it has, and a side left with
+# none is not run. A target whose figure is selected pulls in the benchmark
+# of its reference on the reference's side (rpc.remote_call brings
+# floor.pingpong along). No names: every side runs everything.
+#
+# The report shows the machine and the commands, the raw output of every
+# run, then the median of every figure: fling beside erlang (same keys,
+# with their ratio), the other peers' figures, and one line per target. It
+# is printed and written to BUILD_DIR/bench-report.txt.
 #
 # Speed is never asserted: the exit status is 0 even when targets are
 # missed, 1 when a benchmark program failed (non-zero exit or a hang), 2 for
-# a bad command line. Without erl (or without the peer script) the peer is
-# skipped with a note and only fling's figures are shown.
+# a bad command line. A peer that cannot run (no erl; floor_peer or
+# grpc_peer not built) is skipped with a note, and its targets are "n/a".
 #
 # Environment:
 #   FLING_BENCH_RUNS     runs per side (default 3)
 #   FLING_BENCH_TIMEOUT  seconds one program run may take (default 1800)
 #   FLING_BENCH_ARGS     extra options for fling_bench (e.g. "--workers 2")
-#   FLING_BENCH_PEER     the peer script (default bench/peers/erlang/run.sh)
+#   FLING_BENCH_PEERS    the peers to run (default "erlang floor grpc")
+#   FLING_BENCH_PEER     the Erlang peer script (default
+#                        bench/peers/erlang/run.sh)
 set -u
 export LC_ALL=C
 
-# Targets: key, kind, threshold[, reference]. kind "ratio": fling/peer
-# median >= threshold; kind "max": fling median <= threshold (absolute, in
-# the figure's unit); kind "self": fling median / fling's median of the
-# reference key, in the same run, >= threshold (a fling-vs-fling ratio).
+# Targets, one per line: figure, operator, value, reference. The figure is
+# always fling's median. The value is a factor ("5x") of the reference's
+# median, or an absolute number in the figure's unit (reference "-"). The
+# reference is a side ("erlang": its median of the same key) or side:key
+# (that side's median of that key; fling:key compares two fling figures).
+# ">=": more is better; "<=": less is better. A figure may have several
+# targets.
 TARGETS='
-actor.counting.rate          ratio 5
-actor.fanin.rate             ratio 5
-actor.pingpong.rate          ratio 3
-actor.threadring.rate        ratio 3
-actor.ask.rate               ratio 3
-actor.spawn.rate             ratio 10
-actor.spawn.bytes_per_actor  max   256
-rpc.local_call.rate          ratio 3
-rpc.local_tell.rate          self  0.5 actor.counting.rate
+actor.counting.rate          >= 5x   erlang
+actor.fanin.rate             >= 5x   erlang
+actor.pingpong.rate          >= 3x   erlang
+actor.threadring.rate        >= 3x   erlang
+actor.ask.rate               >= 3x   erlang
+actor.spawn.rate             >= 10x  erlang
+actor.spawn.bytes_per_actor  <= 256  -
+rpc.local_call.rate          >= 3x   erlang
+rpc.local_tell.rate          >= 0.5x fling:actor.counting.rate
+rpc.remote_call.p50_us       <= 1.2x floor:floor.pingpong.p50_us
+rpc.remote_pipelined.rate    >= 10x  grpc:grpc.unary64.rate
+rpc.remote_pipelined.rate    >= 0.5x floor:floor.pipelined.rate
 '
-# Benchmarks the peer does not have.
-FLING_ONLY='rpc.local_tell'
-# Units where less is better: the ratio column then shows peer/fling, so a
-# number above 1 is fling's advantage either way.
+# fling benchmarks the Erlang peer does not have.
+ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined'
+# Units where less is better: in the fling/erlang table the ratio column
+# then shows erlang/fling, so a number above 1 is fling's advantage either
+# way.
 LOWER_IS_BETTER_UNITS='bytes ns us ms s'
-
-PEER_NAME=erlang
+ALL_PEERS='erlang floor grpc'
 
 usage() {
     echo "usage: scripts/bench.sh BUILD_DIR [name...]" >&2
     echo "  env: FLING_BENCH_RUNS (default 3), FLING_BENCH_TIMEOUT," \
-         "FLING_BENCH_ARGS" >&2
+         "FLING_BENCH_ARGS, FLING_BENCH_PEERS (default '$ALL_PEERS')" >&2
     exit 2
 }
 
@@ -65,9 +85,9 @@ BUILD=$1
 shift
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$BUILD/bench/fling_bench
-PEER=${FLING_BENCH_PEER:-$ROOT/bench/peers/$PEER_NAME/run.sh}
 RUNS=${FLING_BENCH_RUNS:-3}
 TIMEOUT=${FLING_BENCH_TIMEOUT:-1800}
+PEERS=${FLING_BENCH_PEERS-$ALL_PEERS}
 read -r -a FLING_ARGS <<<"${FLING_BENCH_ARGS:-}"
 
 if ! [[ $RUNS =~ ^[1-9][0-9]*$ ]]; then
@@ -80,69 +100,172 @@ if ! [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]]; then
          "(got '$TIMEOUT')" >&2
     exit 2
 fi
+for p in $PEERS; do
+    if ! grep -qwF -- "$p" <<<"$ALL_PEERS"; then
+        echo "bench.sh: FLING_BENCH_PEERS: unknown peer '$p'" \
+             "(known: $ALL_PEERS)" >&2
+        exit 2
+    fi
+done
+# The table must parse; a typo here would silently drop a target.
+if ! awk 'NF == 0 { next }
+          NF != 4 || ($2 != ">=" && $2 != "<=") ||
+          $3 !~ /^[0-9]+(\.[0-9]+)?x?$/ ||
+          ($3 ~ /x$/ && $4 == "-") || ($3 !~ /x$/ && $4 != "-") {
+              print "bench.sh: bad TARGETS line: " $0 > "/dev/stderr"; bad = 1
+          }
+          END { exit bad }' <<<"$TARGETS"; then
+    exit 2
+fi
 if [ ! -d "$BUILD" ] || [ ! -x "$BIN" ]; then
     echo "bench.sh: $BIN not found; build it first:" >&2
     echo "  cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release" \
          "-DFLING_BUILD_BENCH=ON && cmake --build $BUILD --target" \
-         "fling_bench" >&2
+         "bench_programs" >&2
     exit 2
 fi
-# Reject unknown names before running anything.
-if ! KNOWN=$("$BIN" --list | awk '{print $1}'); then
+
+# ---- the sides --------------------------------------------------------------
+# SIDES: fling, then the peers asked for, in that order (the order of the
+# interleaved runs). CMD_<side>: the command as an array; SKIP[side]: why it
+# cannot run ("" = it can); KNOWN[side]: its benchmark names, one per line.
+declare -A SKIP KNOWN SEL
+SIDES=(fling)
+# shellcheck disable=SC2034  # CMD_<side> are read through cmd_of
+CMD_fling=("$BIN" "${FLING_ARGS[@]}")
+if ! KNOWN[fling]=$("$BIN" --list | awk '{print $1}'); then
     echo "bench.sh: $BIN --list failed" >&2
     exit 1
 fi
-for n in "$@"; do
-    if ! grep -qxF -- "$n" <<<"$KNOWN"; then
-        echo "bench.sh: unknown benchmark '$n'; known:" \
-             "$(tr '\n' ' ' <<<"$KNOWN")" >&2
-        exit 2
-    fi
+SKIP[fling]=""
+
+for p in $PEERS; do
+    SIDES+=("$p")
+    SKIP[$p]=""
+    KNOWN[$p]=""
+    case $p in
+    erlang)
+        script=${FLING_BENCH_PEER:-$ROOT/bench/peers/erlang/run.sh}
+        # shellcheck disable=SC2034  # read through cmd_of
+        CMD_erlang=("$script")
+        if [ -f "$script" ] && [ ! -x "$script" ]; then
+            # shellcheck disable=SC2034  # read through cmd_of
+            CMD_erlang=(bash "$script")
+        fi
+        if ! command -v erl >/dev/null 2>&1; then
+            SKIP[$p]="erl not found in PATH (Debian erlang-base)"
+        elif [ ! -f "$script" ]; then
+            SKIP[$p]="$script does not exist"
+        fi
+        # The fling names it has.
+        KNOWN[$p]=$(grep -vxF -f <(tr ' ' '\n' <<<"$ERLANG_LACKS" |
+                                   grep .) <<<"${KNOWN[fling]}")
+        ;;
+    floor | grpc)
+        bin=$BUILD/bench/peers/$p/${p}_peer
+        eval "CMD_$p=(\"\$bin\")"
+        if [ ! -x "$bin" ]; then
+            SKIP[$p]="$bin not built (cmake --build $BUILD --target"
+            SKIP[$p]+=" bench_programs)"
+            [ "$p" = grpc ] && SKIP[$p]+="; CMake builds it only when it" &&
+                SKIP[$p]+=" finds gRPC++: Debian g++ libgrpc++-dev" &&
+                SKIP[$p]+=" libprotobuf-dev protobuf-compiler" &&
+                SKIP[$p]+=" protobuf-compiler-grpc (scripts/deps.sh bench)"
+        elif ! KNOWN[$p]=$("$bin" --list | awk '{print $1}'); then
+            SKIP[$p]="$bin --list failed"
+        fi
+        ;;
+    esac
 done
 
-# NAMES: what both sides run (none = all). A "self" target needs its
-# reference in the same run: add the reference's benchmark when it is
-# missing. PEER_NAMES: NAMES without the benchmarks the peer lacks.
-NAMES=("$@")
+# cmd_of SIDE: the side's command, one word per line (for printing).
+cmd_of() {
+    local -n c="CMD_$1"
+    printf '%s\n' "${c[@]}"
+}
+
+# has SIDE NAME: true if SIDE knows benchmark NAME.
+has() {
+    grep -qxF -- "$2" <<<"${KNOWN[$1]}"
+}
+
+# add SIDE NAME: selects NAME on SIDE (once).
+add() {
+    case " ${SEL[$1]:-} " in *" $2 "*) return ;; esac
+    SEL[$1]="${SEL[$1]:-}${SEL[$1]:+ }$2"
+}
+
+# ---- what each side runs ----------------------------------------------------
+# ALL: no names given, every side runs everything. Otherwise SEL[side] is
+# the side's names (space-separated); a side with none is not run.
+ALL=yes
 ADDED=()
-if [ ${#NAMES[@]} -gt 0 ]; then
-    while read -r key kind _ ref; do
-        [ "$kind" = self ] || continue
-        bench=${key%.*} refbench=${ref%.*}
-        if printf '%s\n' "${NAMES[@]}" | grep -qxF -- "$bench" &&
-           ! printf '%s\n' "${NAMES[@]}" | grep -qxF -- "$refbench"; then
-            NAMES+=("$refbench")
-            ADDED+=("$refbench (the reference of $key)")
+if [ $# -gt 0 ]; then
+    ALL=""
+    for n in "$@"; do
+        found=""
+        for s in "${SIDES[@]}"; do
+            [ "$s" = erlang ] && continue  # follows fling, below
+            if has "$s" "$n"; then
+                add "$s" "$n"
+                found=yes
+            fi
+        done
+        if [ -z "$found" ]; then
+            echo "bench.sh: unknown benchmark '$n'; known:" \
+                 "$(for s in "${SIDES[@]}"; do
+                        [ "$s" = erlang ] || echo "${KNOWN[$s]}"
+                    done | tr '\n' ' ')" >&2
+            for s in "${SIDES[@]}"; do
+                [ -n "${SKIP[$s]}" ] &&
+                    echo "bench.sh: $s peer skipped: ${SKIP[$s]}" >&2
+            done
+            exit 2
+        fi
+    done
+    # A target of a selected fling figure pulls in its reference.
+    while read -r key _ _ ref; do
+        if [ -z "$key" ] || [ "$ref" = - ]; then
+            continue
+        fi
+        case " ${SEL[fling]:-} " in *" ${key%.*} "*) ;; *) continue ;; esac
+        case $ref in
+        *:*) rside=${ref%%:*} rkey=${ref#*:} ;;
+        *) rside=$ref rkey=$key ;;
+        esac
+        # Not asked for (unset) or cannot run (a reason): nothing to add.
+        [ "${SKIP[$rside]-x}" = "" ] || continue
+        # erlang runs what fling runs: select it there.
+        [ "$rside" = erlang ] && rside=fling
+        case " ${SEL[$rside]:-} " in *" ${rkey%.*} "*) continue ;; esac
+        if has "$rside" "${rkey%.*}"; then
+            add "$rside" "${rkey%.*}"
+            ADDED+=("$rside ${rkey%.*} (the reference of $key)")
         fi
     done <<<"$TARGETS"
+    # erlang runs the selected fling benchmarks it has.
+    if [ -n "${SKIP[erlang]+set}" ]; then
+        for n in ${SEL[fling]:-}; do
+            has erlang "$n" && add erlang "$n"
+        done
+    fi
 fi
-PEER_NAMES=()
-for n in "${NAMES[@]}"; do
-    grep -qwF -- "$n" <<<"$FLING_ONLY" || PEER_NAMES+=("$n")
-done
+
+# runs SIDE: true if SIDE runs at all (asked for, able to, something to do).
+runs() {
+    [ "${SKIP[$1]-x}" = "" ] && { [ -n "$ALL" ] || [ -n "${SEL[$1]:-}" ]; }
+}
 
 REPORT=$BUILD/bench-report.txt
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fling-bench.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
 : >"$TMP/data"      # side run key value unit, one line per figure
 : >"$TMP/failures"  # one line per failed program run
-
-# Which peer can run.
-PEER_SKIP=""
-if ! command -v erl >/dev/null 2>&1; then
-    PEER_SKIP="erl not found in PATH"
-elif [ ! -f "$PEER" ]; then
-    PEER_SKIP="$PEER does not exist"
-elif [ ${#NAMES[@]} -gt 0 ] && [ ${#PEER_NAMES[@]} -eq 0 ]; then
-    PEER_SKIP="it has none of the benchmarks named ($FLING_ONLY: fling only)"
-fi
 HAVE_TIMEOUT=""
 command -v timeout >/dev/null 2>&1 && HAVE_TIMEOUT=yes
-PEER_CMD=("$PEER")
-[ -f "$PEER" ] && [ ! -x "$PEER" ] && PEER_CMD=(bash "$PEER")
 
 machine() {
-    local cpu
+    local cpu rev
     cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo \
           2>/dev/null)
     [ -n "$cpu" ] || cpu=$(uname -m)
@@ -156,7 +279,6 @@ machine() {
                       /proc/meminfo 2>/dev/null)"
     echo "loadavg:  $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" \
          "(at start)"
-    local rev
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null | head -1)" ]
     then
@@ -167,40 +289,58 @@ machine() {
             "$BUILD/CMakeCache.txt" 2>/dev/null || echo '?')," \
          "C compiler $(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' \
             "$BUILD/CMakeCache.txt" 2>/dev/null || echo '?')"
-    if [ -z "$PEER_SKIP" ]; then
-        echo "$PEER_NAME:   $(erl -noshell -eval 'io:format("OTP ~s, ERTS ~s, ~b schedulers online~n", [erlang:system_info(otp_release), erlang:system_info(version), erlang:system_info(schedulers_online)]), halt().' 2>&1 | head -1)"
+    if runs erlang; then
+        echo "erlang:   $(erl -noshell -eval 'io:format("OTP ~s, ERTS ~s, ~b schedulers online~n", [erlang:system_info(otp_release), erlang:system_info(version), erlang:system_info(schedulers_online)]), halt().' 2>&1 | head -1)"
+    fi
+    if runs grpc; then
+        echo "grpc:     gRPC++ $(pkg-config --modversion grpc++ 2>/dev/null ||
+                                 echo '?'), C++ compiler" \
+             "$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' \
+                "$BUILD/CMakeCache.txt" 2>/dev/null || echo '?')"
     fi
     echo
     echo "== command"
     echo "report:   $(printf '%q ' "$0" "$BUILD" "$@")"
-    echo "fling:    $(printf '%q ' "$BIN" "${FLING_ARGS[@]}" "${NAMES[@]}")"
-    if [ -n "$PEER_SKIP" ]; then
-        echo "$PEER_NAME:   SKIPPED: $PEER_SKIP"
-    else
-        echo "$PEER_NAME:   $(printf '%q ' "${PEER_CMD[@]}" \
-                              "${PEER_NAMES[@]}")"
-    fi
-    local a
+    local s a
+    for s in "${SIDES[@]}"; do
+        if [ -n "${SKIP[$s]}" ]; then
+            printf '%-9s SKIPPED: %s\n' "$s:" "${SKIP[$s]}"
+        elif ! runs "$s"; then
+            printf '%-9s not run: none of the benchmarks named is one of' \
+                   "$s:"
+            echo " its own"
+        else
+            # shellcheck disable=SC2086
+            printf '%-9s %s\n' "$s:" \
+                "$(mapfile -t c < <(cmd_of "$s"); printf '%q ' "${c[@]}" \
+                   ${SEL[$s]:-})"
+        fi
+    done
+    for a in $ALL_PEERS; do
+        grep -qwF -- "$a" <<<"$PEERS" ||
+            printf '%-9s not asked for (FLING_BENCH_PEERS)\n' "$a:"
+    done
     for a in "${ADDED[@]}"; do
         echo "added:    $a"
     done
-    echo "no peer:  $FLING_ONLY (fling only; compared with fling's own" \
-         "figures)"
     echo "runs:     $RUNS per side, interleaved (FLING_BENCH_RUNS)"
     echo
 }
 
-# run_one SIDE RUN CMD...: runs one program, prints its raw output tagged
-# with side and run, records its figures and its failure, if any.
+# run_one SIDE RUN: runs one program, prints its raw output tagged with side
+# and run, records its figures and its failure, if any.
 run_one() {
-    local side=$1 run=$2
-    shift 2
-    local t0 t1 rc
+    local side=$1 run=$2 t0 t1 rc
+    local -a cmd
+    mapfile -t cmd < <(cmd_of "$side")
+    # shellcheck disable=SC2206
+    [ -z "$ALL" ] && cmd+=(${SEL[$side]})
     t0=$(date +%s.%N)
     if [ -n "$HAVE_TIMEOUT" ]; then
-        timeout -k 10 "$TIMEOUT" "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+        timeout -k 10 "$TIMEOUT" "${cmd[@]}" >"$TMP/out" 2>"$TMP/err" \
+            </dev/null
     else
-        "$@" >"$TMP/out" 2>"$TMP/err" </dev/null
+        "${cmd[@]}" >"$TMP/out" 2>"$TMP/err" </dev/null
     fi
     rc=$?
     t1=$(date +%s.%N)
@@ -241,100 +381,135 @@ medians() {
         END { flush() }'
 }
 
+# table: the results: fling beside erlang, the other peers, the targets.
 table() {
-    local order
-    order=$(awk '!seen[$3]++ {print $3}' "$TMP/data")
+    local s notes=""
+    for s in "${SIDES[@]}"; do
+        [ -n "${SKIP[$s]}" ] && notes+="$s peer skipped: ${SKIP[$s]}"$'\n'
+    done
     {
         echo "#TARGETS"
         echo "$TARGETS"
         echo "#MEDIANS"
         medians
         echo "#ORDER"
-        echo "$order"
-    } | awk -v peer="$PEER_NAME" -v lower="$LOWER_IS_BETTER_UNITS" \
-            -v peerskip="$PEER_SKIP" '
+        awk '!seen[$3]++ {print $3}' "$TMP/data"
+        echo "#SIDES"
+        printf '%s\n' "${SIDES[@]}"
+        echo "#NOTES"
+        printf '%s' "$notes"
+    } | awk -v lower="$LOWER_IS_BETTER_UNITS" '
         function num(x) {
             return (x == int(x)) ? sprintf("%.0f", x) : sprintf("%.1f", x)
         }
-        BEGIN { nl = split(lower, L, " "); for (i = 1; i <= nl; i++) low[L[i]] = 1 }
+        BEGIN {
+            nl = split(lower, L, " ")
+            for (i = 1; i <= nl; i++) low[L[i]] = 1
+        }
         /^#/ { sec = $1; next }
+        sec == "#NOTES" { if (NF > 0) notes[++nnotes] = $0; next }
         NF == 0 { next }
-        sec == "#TARGETS" { tkind[$1] = $2; tval[$1] = $3; tref[$1] = $4; next }
+        sec == "#TARGETS" {
+            nt++; tkey[nt] = $1; top[nt] = $2; tval[nt] = $3; tref[nt] = $4
+            next
+        }
         sec == "#MEDIANS" {
-            med[$1, $2] = $3; unit[$2] = $4; cnt[$1, $2] = $5
-            spr[$1, $2] = $6; next
+            med[$1, $2] = $3; unit[$2] = $4; spr[$1, $2] = $6; next
         }
         sec == "#ORDER" { order[++nk] = $1; next }
+        sec == "#SIDES" { sides[++ns] = $1; next }
         END {
-            fmt = "%-29s %-14s %12s %6s %12s %6s %10s  %-22s %s\n"
-            printf fmt, "figure", "unit", "fling", "+-%", peer, "+-%",
-                   "ratio", "target", "result"
-            npass = nmiss = nna = nself = 0
+            # 1. fling beside erlang: every key either of them has.
+            print "-- fling and erlang (same benchmark, same keys)"
+            fmt = "%-29s %-14s %12s %6s %12s %6s %10s\n"
+            printf fmt, "figure", "unit", "fling", "+-%", "erlang", "+-%",
+                   "ratio"
             for (k = 1; k <= nk; k++) {
                 key = order[k]
-                hasf = (("fling", key) in med); hasp = ((peer, key) in med)
+                hasf = (("fling", key) in med); hasp = (("erlang", key) in med)
+                if (!hasf && !hasp) continue
                 f = hasf ? med["fling", key] : 0
-                p = hasp ? med[peer, key] : 0
+                p = hasp ? med["erlang", key] : 0
                 lb = (unit[key] in low)
-                ratio = "-"; r = ""
-                if (hasf && hasp && f > 0 && p > 0) {
-                    r = lb ? p / f : f / p
-                    ratio = sprintf("%.2fx%s", r, lb ? "*" : "")
-                }
-                target = "-"; result = "-"
-                if (key in tkind) {
-                    if (tkind[key] == "ratio") {
-                        target = sprintf(">= %sx %s", tval[key], peer)
-                        if (r == "") { result = "n/a"; nna++ }
-                        else if (r >= tval[key]) { result = "PASS"; npass++ }
-                        else { result = "MISS"; nmiss++ }
-                    } else if (tkind[key] == "self") {
-                        # fling vs fling: this figure over the reference
-                        # figure, both fling medians of this run.
-                        ref = tref[key]
-                        target = sprintf(">= %sx %s", tval[key],
-                                         substr(ref, 1, length(ref) - 5))
-                        hasr = (("fling", ref) in med)
-                        g = hasr ? med["fling", ref] : 0
-                        ratio = "-"; r = ""
-                        if (hasf && f > 0 && g > 0) {
-                            r = f / g; ratio = sprintf("%.2fx^", r)
-                        }
-                        if (r == "") { result = "n/a"; nna++ }
-                        else if (r >= tval[key]) { result = "PASS"; npass++ }
-                        else { result = "MISS"; nmiss++ }
-                        selfline[++nself] = sprintf("  %s / %s = %s / %s" \
-                            " = %s (target >= %sx): %s", key, ref,
-                            hasf ? num(f) : "-", hasr ? num(g) : "-",
-                            r == "" ? "-" : sprintf("%.2fx", r), tval[key],
-                            result)
-                    } else if (tkind[key] == "max") {
-                        target = sprintf("<= %s %s", tval[key], unit[key])
-                        if (!hasf) { result = "n/a"; nna++ }
-                        else if (f <= tval[key]) { result = "PASS"; npass++ }
-                        else { result = "MISS"; nmiss++ }
-                    }
-                }
+                ratio = "-"
+                if (hasf && hasp && f > 0 && p > 0)
+                    ratio = sprintf("%.2fx%s", lb ? p / f : f / p,
+                                    lb ? "*" : "")
                 printf fmt, key, unit[key],
                        hasf ? num(f) : "-", hasf ? spr["fling", key] : "-",
-                       hasp ? num(p) : "-", hasp ? spr[peer, key] : "-",
-                       ratio, target, result
+                       hasp ? num(p) : "-", hasp ? spr["erlang", key] : "-",
+                       ratio
+            }
+            print "ratio: fling/erlang; * marks figures where less is better" \
+                  " (" lower "): there"
+            print "  the ratio is erlang/fling, fling'"'"'s advantage" \
+                  " (above 1 = fling better)."
+            # 2. the other peers, each with its own keys.
+            other = 0
+            for (i = 1; i <= ns; i++) {
+                s = sides[i]
+                if (s == "fling" || s == "erlang") continue
+                for (k = 1; k <= nk; k++) {
+                    key = order[k]
+                    if (!((s, key) in med)) continue
+                    if (!other++) {
+                        print ""
+                        print "-- the other peers"
+                        pfmt = "%-8s %-29s %-14s %12s %6s\n"
+                        printf pfmt, "peer", "figure", "unit", "median", "+-%"
+                    }
+                    printf pfmt, s, key, unit[key], num(med[s, key]),
+                           spr[s, key]
+                }
+            }
+            # 3. the targets: fling median against the reference.
+            print ""
+            print "-- targets (fling median against the reference median," \
+                  " same run)"
+            tfmt = "%-62s %10s %10s %8s  %s\n"
+            printf tfmt, "target", "fling", "reference", "ratio", "result"
+            npass = nmiss = nna = nhidden = 0
+            for (t = 1; t <= nt; t++) {
+                key = tkey[t]; v = tval[t]; ref = tref[t]
+                # A figure that was not measured (not selected, or its
+                # benchmark failed) is counted below, not listed.
+                if (!(("fling", key) in med)) { nhidden++; continue }
+                rel = (v ~ /x$/); fac = v; sub(/x$/, "", fac); fac += 0
+                hasf = (("fling", key) in med); f = hasf ? med["fling", key] : 0
+                u = (key in unit) ? unit[key] : ""
+                g = ""; r = ""
+                if (rel) {
+                    rside = ref; rkey = key
+                    if (index(ref, ":")) {
+                        rside = substr(ref, 1, index(ref, ":") - 1)
+                        rkey = substr(ref, index(ref, ":") + 1)
+                    }
+                    text = sprintf("%s %s %sx %s%s", key, top[t], fac, rside,
+                                   rkey == key ? "" : " " rkey)
+                    if ((rside, rkey) in med) g = med[rside, rkey]
+                    if (hasf && g != "" && g > 0) r = f / g
+                    cmpv = r
+                } else {
+                    text = sprintf("%s %s %s %s", key, top[t], v, u)
+                    if (hasf) cmpv = f; else cmpv = ""
+                    fac = v + 0
+                }
+                if (cmpv == "") { result = "n/a"; nna++ }
+                else if (top[t] == ">=" ? cmpv >= fac : cmpv <= fac) {
+                    result = "PASS"; npass++
+                } else { result = "MISS"; nmiss++ }
+                printf tfmt, text, hasf ? num(f) : "-",
+                       g == "" ? "-" : num(g),
+                       r == "" ? "-" : sprintf("%.2fx", r), result
             }
             print ""
-            print "fling and " peer ": median of the runs; +-%: (max - min) / median."
-            print "ratio: fling/" peer "; * marks figures where less is better" \
-                  " (" lower "):"
-            print "  there the ratio is " peer "/fling, fling'"'"'s advantage" \
-                  " (above 1 = fling better)."
-            if (nself > 0) {
-                print "^ a fling-vs-fling ratio (no " peer " figure): the" \
-                      " fling median over the fling median"
-                print "  of the reference figure, both from this run:"
-                for (k = 1; k <= nself; k++)
-                    print selfline[k]
-            }
-            if (peerskip != "")
-                print peer " peer skipped: " peerskip
+            print "medians of the runs; +-%: (max - min) / median; ratio:" \
+                  " fling / reference."
+            for (i = 1; i <= nnotes; i++)
+                print notes[i]
+            if (nhidden > 0)
+                printf "%d target(s) not listed: their fling figure was not" \
+                       " measured in this run\n", nhidden
             printf "targets: %d PASS, %d MISS, %d n/a (speed is reported," \
                    " never asserted)\n", npass, nmiss, nna
         }'
@@ -343,12 +518,11 @@ table() {
 report() {
     machine "$@"
     echo "== raw output of every run"
-    local i
+    local i s
     for ((i = 1; i <= RUNS; i++)); do
-        run_one fling "$i" "$BIN" "${FLING_ARGS[@]}" "${NAMES[@]}"
-        if [ -z "$PEER_SKIP" ]; then
-            run_one "$PEER_NAME" "$i" "${PEER_CMD[@]}" "${PEER_NAMES[@]}"
-        fi
+        for s in "${SIDES[@]}"; do
+            runs "$s" && run_one "$s" "$i"
+        done
     done
     echo
     echo "== results"

@@ -30,9 +30,10 @@ declare -A GROUP=(
     [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev"
     # The test suite (cmocka under ctest).
     [test]="libcmocka-dev valgrind"
-    # The benchmarks and their peers. Later: g++ libgrpc++-dev
-    # protobuf-compiler-grpc.
-    [bench]="erlang-base"
+    # The benchmarks and their peers: Erlang/OTP, and gRPC C++ (a C++
+    # compiler, gRPC++ and protobuf headers, protoc and its gRPC plugin).
+    [bench]="erlang-base g++ libgrpc++-dev libprotobuf-dev protobuf-compiler
+             protobuf-compiler-grpc"
     # Sanitizer and libFuzzer runtimes: clang and its compiler-rt.
     # libclang-rt-dev follows Debian's default clang (libclang-rt-14-dev on
     # bookworm).
