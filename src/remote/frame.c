@@ -233,7 +233,7 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
     case FL__K_HELLO:
         field = "HELLO";
         ok = take32(&c, &out->max_frame) && take_str(&c, &out->service_name);
-        if (ok && out->max_frame < 1024) {
+        if (ok && out->max_frame < FL__FRAME_MIN_MAX) {
             fl__say(why, why_len, "HELLO announces a maximum frame of %u bytes",
                     (unsigned)out->max_frame);
             return FL_EPROTO;

@@ -20,6 +20,9 @@
 #define FL__NAME_MAX 1024u /* service and gateway names */
 #define FL__ERRMSG_MAX 1024u
 #define FL__FRAME_DEFAULT_MAX (10u * 1024u * 1024u)
+/* The smallest maximum frame size a side may announce in HELLO (and a
+ * service may be configured with). */
+#define FL__FRAME_MIN_MAX 1024u
 
 enum fl__frame_kind {
     FL__K_HELLO = 1,

@@ -319,6 +319,34 @@ static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
  * as far as the peer's HELLO. code != 0 overrides (the net stopping, or an
  * ERROR the peer sent about the connection itself).
  */
+/*
+ * Fail one request of c: with code and reason as they are if code != 0,
+ * else as a connect (FL_ECONNECT naming `what`) or a call (FL_EUNREACHABLE)
+ * that could not get through, or whose connection was lost. `after` is
+ * appended (e.g. when the next attempt is due). The one place these
+ * messages are written.
+ */
+static void fail_request(fl_future_t *f, const fl__conn_t *c, uint8_t kind,
+                         const char *what, bool phase_connect, int code,
+                         const char *reason, const char *after)
+{
+    if (code != 0)
+        fl_future_fail(f, code, "%s%s", reason, after);
+    else if (kind == FL__REQ_CONNECT)
+        fl_future_fail(f, FL_ECONNECT,
+                       "Could not connect to rpc endpoint under address %s: "
+                       "%s%s",
+                       what ? what : c->name, reason, after);
+    else
+        fl_future_fail(f, FL_EUNREACHABLE,
+                       phase_connect
+                           ? "recipient unreachable: could not connect to %s: "
+                             "%s%s"
+                           : "recipient unreachable: connection to %s lost: "
+                             "%s%s",
+                       c->name, reason, after);
+}
+
 static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
                          int code, const char *reason)
 {
@@ -326,22 +354,8 @@ static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
     HASH_ITER(hh, list, p, tmp)
     {
         HASH_DEL(list, p);
-        if (code != 0) {
-            fl_future_fail(p->f, code, "%s", reason);
-        } else if (p->kind == FL__REQ_CONNECT) {
-            fl_future_fail(p->f, FL_ECONNECT,
-                           "Could not connect to rpc endpoint under address "
-                           "%s: %s",
-                           p->what ? p->what : c->name, reason);
-        } else if (phase_connect) {
-            fl_future_fail(p->f, FL_EUNREACHABLE,
-                           "recipient unreachable: could not connect to %s: %s",
-                           c->name, reason);
-        } else {
-            fl_future_fail(p->f, FL_EUNREACHABLE,
-                           "recipient unreachable: connection to %s lost: %s",
-                           c->name, reason);
-        }
+        fail_request(p->f, c, p->kind, p->what, phase_connect, code, reason,
+                     "");
         fl_future_release(p->f);
         fl__free(p->what);
         fl__free(p);
@@ -1212,11 +1226,7 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
                   size_t why_len)
 {
     *out = NULL;
-    if (o->max_frame != 0 && o->max_frame < FL__FRAME_MIN_MAX) {
-        fl__say(why, why_len, "max_frame_size %u is below the minimum of %u",
-                o->max_frame, FL__FRAME_MIN_MAX);
-        return FL_EINVAL;
-    }
+    /* The RPC layer validated the options (fl__rpc_remote_init). */
     fl__net_t *n = fl__calloc(1, sizeof *n);
     if (n == NULL)
         return FL_ENOMEM;
@@ -1425,20 +1435,16 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     pthread_mutex_lock(&c->mu);
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && c->outbound && backing_off_locked(c)) {
-        int64_t left = c->retry_at_ms - now_ms();
-        if (kind == FL__REQ_CONNECT) {
-            rc = FL_ECONNECT;
-            snprintf(msg, sizeof msg,
-                     "Could not connect to rpc endpoint under address %s: %s "
-                     "(next attempt in %lld ms)",
-                     what ? what : c->name, c->last_err, (long long)left);
-        } else {
-            rc = FL_EUNREACHABLE;
-            snprintf(msg, sizeof msg,
-                     "recipient unreachable: could not connect to %s: %s "
-                     "(next attempt in %lld ms)",
-                     c->name, c->last_err, (long long)left);
-        }
+        char after[48], reason[sizeof c->last_err];
+        snprintf(after, sizeof after, " (next attempt in %lld ms)",
+                 (long long)(c->retry_at_ms - now_ms()));
+        snprintf(reason, sizeof reason, "%s", c->last_err);
+        pthread_mutex_unlock(&c->mu);
+        fl__free(p->what);
+        fl__free(p);
+        fl__free(fb);
+        fail_request(f, c, (uint8_t)kind, what, true, 0, reason, after);
+        return kind == FL__REQ_CONNECT ? FL_ECONNECT : FL_EUNREACHABLE;
     }
     if (rc != FL_OK) {
         pthread_mutex_unlock(&c->mu);

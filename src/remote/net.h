@@ -44,9 +44,10 @@ typedef struct fl__net_hooks {
 typedef struct fl__net_opts {
     const char *bind_host; /* NULL: no listener (outbound connections only) */
     const char *port;      /* NULL = "0" */
-    uint32_t max_frame;    /* 0 = FL__FRAME_DEFAULT_MAX */
-    size_t max_queued;     /* 0 = 64 MiB */
-    const char *name;      /* announced in HELLO; NULL = "fling" */
+    uint32_t
+        max_frame; /* 0 = FL__FRAME_DEFAULT_MAX; else >= FL__FRAME_MIN_MAX */
+    size_t max_queued; /* 0 = 64 MiB */
+    const char *name;  /* announced in HELLO; NULL = "fling" */
     fl__net_hooks_t hooks;
 } fl__net_opts_t;
 

@@ -14,9 +14,6 @@
 
 #include "remote/frame.h"
 
-/* The smallest maximum frame size a peer may announce in HELLO. */
-#define FL__FRAME_MIN_MAX 1024u
-
 typedef struct fl__rx {
     uint32_t max_frame; /* ours: frames above it are refused */
     bool got_hello;

@@ -121,9 +121,21 @@ struct fl_rpc_gateway {
 /* The registered, not yet terminated endpoint with this id (svc->mu held). */
 fl_rpc_endpoint_t *fl__rpc_find_ep(fl_rpc_service_t *svc, const char *id);
 
-/* Index of desc among ep's services (by pointer or full name), or -1. */
-int fl__rpc_service_index(const fl_rpc_endpoint_t *ep,
-                          const ProtobufCServiceDescriptor *desc);
+/* Index among ep's services of the one with this full protobuf name
+ * ("pkg.Gateway"), or -1. Local connects, self gateways and remote
+ * CONNECTs all decide by name. */
+int fl__rpc_service_index(const fl_rpc_endpoint_t *ep, const char *name);
+
+/*
+ * A gateway of svc for desc at address (copied): the parts local and remote
+ * gateways share; the caller adds the target (actor, or connection). token
+ * (may be NULL) is copied, has_token says whether it is reported. NULL when
+ * out of memory.
+ */
+fl_rpc_gateway_t *
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
+                 const char *address, uint32_t service_index, uint8_t fence,
+                 const fl_fencing_token_t *token, bool has_token);
 
 /* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */
 void fl__rpc_gw_free_cb(void *gw);

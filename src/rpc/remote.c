@@ -35,7 +35,7 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
 static bool wildcard(const char *host)
 {
     return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
-           strcmp(host, "[::]") == 0 || host[0] == '\0';
+           strcmp(host, "[::]") == 0;
 }
 
 static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
@@ -209,14 +209,8 @@ static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     int idx = -1;
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
-    if (ep != NULL) {
-        for (size_t i = 0; i < ep->nservices; i++) {
-            if (strcmp(ep->services[i]->descriptor->name, gateway) == 0) {
-                idx = (int)i;
-                break;
-            }
-        }
-    }
+    if (ep != NULL)
+        idx = fl__rpc_service_index(ep, gateway);
     pthread_mutex_unlock(&svc->mu);
     char msg[FL__ERRMSG_MAX + 100];
     if (ep == NULL) {
@@ -403,25 +397,19 @@ static void on_connected(fl_future_t *raw, void *p)
     }
     uint32_t idx;
     memcpy(&idx, fl_msg_data(fl_future_value(raw)), sizeof idx);
-    fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
+    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
+        x->svc, x->desc, x->address, idx, x->fenced ? FENCE_TOKEN : FENCE_NONE,
+        x->fenced ? &x->token : NULL, x->fenced);
     if (gw == NULL) {
         fl_future_fail(x->dst, FL_ENOMEM, NULL);
         connect_ctx_free(x);
         return;
     }
-    gw->base.descriptor = x->desc;
-    gw->base.invoke = fl__rpc_gw_invoke;
-    gw->svc = x->svc;
-    gw->service_index = idx;
-    gw->fence = x->fenced ? FENCE_TOKEN : FENCE_NONE;
-    gw->has_token = x->fenced;
-    gw->token = x->token;
-    gw->timeout_ms = x->svc->timeout_ms;
-    gw->address = x->address;
+    /* The target: the connection and the endpoint's id there. */
     gw->remote_id = x->id;
     gw->host = x->host;
     gw->conn = x->conn;
-    x->address = x->id = x->host = NULL;
+    x->id = x->host = NULL;
     x->conn = NULL;
     fl_future_complete(x->dst, gw, fl__rpc_gw_free_cb);
     connect_ctx_free(x);

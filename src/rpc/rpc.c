@@ -1062,27 +1062,40 @@ int fl_rpc_endpoint_fencing_token(const fl_rpc_endpoint_t *ep,
 /* ---- gateways
  * ------------------------------------------------------------------- */
 
-static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
-                                uint32_t service_index, uint8_t fence,
-                                const fl_fencing_token_t *token)
+fl_rpc_gateway_t *
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
+                 const char *address, uint32_t service_index, uint8_t fence,
+                 const fl_fencing_token_t *token, bool has_token)
 {
     fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
-    if (gw == NULL || (gw->address = fl__strdup(ep->address)) == NULL) {
+    if (gw == NULL || (gw->address = fl__strdup(address)) == NULL) {
         fl__free(gw);
         return NULL;
     }
-    gw->base.descriptor = ep->services[service_index]->descriptor;
+    gw->base.descriptor = desc;
     gw->base.invoke = fl__rpc_gw_invoke;
     gw->base.destroy = NULL;
     gw->svc = svc;
-    gw->actor = ep->actor;
     gw->service_index = service_index;
     gw->fence = fence;
     if (token != NULL) {
         gw->token = *token;
-        gw->has_token = fence == FENCE_TOKEN || ep->fenced;
+        gw->has_token = has_token;
     }
     gw->timeout_ms = svc->timeout_ms;
+    return gw;
+}
+
+/* A gateway to a local endpoint's service_index-th service. */
+static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
+                                uint32_t service_index, uint8_t fence,
+                                const fl_fencing_token_t *token)
+{
+    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
+        svc, ep->services[service_index]->descriptor, ep->address,
+        service_index, fence, token, fence == FENCE_TOKEN || ep->fenced);
+    if (gw != NULL)
+        gw->actor = ep->actor;
     return gw;
 }
 
@@ -1103,14 +1116,11 @@ void fl__rpc_gw_free_cb(void *p)
     fl_rpc_gateway_free(p);
 }
 
-int fl__rpc_service_index(const fl_rpc_endpoint_t *ep,
-                          const ProtobufCServiceDescriptor *desc)
+int fl__rpc_service_index(const fl_rpc_endpoint_t *ep, const char *name)
 {
-    for (size_t i = 0; i < ep->nservices; i++) {
-        const ProtobufCServiceDescriptor *d = ep->services[i]->descriptor;
-        if (d == desc || strcmp(d->name, desc->name) == 0)
+    for (size_t i = 0; i < ep->nservices; i++)
+        if (strcmp(ep->services[i]->descriptor->name, name) == 0)
             return (int)i;
-    }
     return -1;
 }
 
@@ -1122,7 +1132,7 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
         *out = NULL;
     if (ep == NULL || desc == NULL || out == NULL)
         return FL_EINVAL;
-    int i = fl__rpc_service_index(ep, desc);
+    int i = fl__rpc_service_index(ep, desc->name);
     if (i < 0)
         return FL_ENOTSUP;
     *out = gw_new(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
@@ -1163,7 +1173,7 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     fl_rpc_endpoint_t *ep = NULL;
     if (strncmp(address, prefix, sizeof prefix - 1) == 0)
         ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
-    int idx = ep ? fl__rpc_service_index(ep, desc) : -1;
+    int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
     fl_rpc_gateway_t *gw = NULL;
     if (idx >= 0)
         gw = gw_new(svc, ep, (uint32_t)idx, token ? FENCE_TOKEN : FENCE_NONE,

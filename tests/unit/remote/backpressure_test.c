@@ -442,11 +442,8 @@ static void test_full_client_queue_fails_the_call_with_elimit(void **state)
     (void)state;
     seen_reset();
     /* The raw server: its accepted socket inherits the small SO_RCVBUF. */
-    int lfd = raw_socket(RAW_RCVBUF);
-    struct sockaddr_in sa = loopback(0);
-    assert_int_equal(0, bind(lfd, (struct sockaddr *)&sa, sizeof sa));
-    assert_int_equal(0, listen(lfd, 4));
-    int port = raw_local_port(lfd);
+    int port;
+    int lfd = raw_listen(RAW_RCVBUF, &port);
 
     fl_rpc_service_opts_t co = {0};
     co.workers = 2;

@@ -5,21 +5,8 @@
  * guards (blocking on the I/O thread, calls after shutdown, tells while
  * backing off). The fake servers are plain sockets in a thread.
  */
-#include "fl_test.h"
+#include "wire_client.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "hostile_gateways.pb-c.h"
-#include "remote/frame.h"
-
-#define WAIT_MS 20000
 #define CALC (&flhostile__calc_gateway__descriptor)
 
 /* ---- a fake server: accepts one connection and runs a script ------------- */
@@ -64,15 +51,7 @@ static void fake_start(fake_t *f, script_t script)
 {
     memset(f, 0, sizeof *f);
     f->script = script;
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(f->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->lfd, 4), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
-    f->port = ntohs(a.sin_port);
+    f->lfd = raw_listen(0, &f->port);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }
 
@@ -80,7 +59,7 @@ static void fake_stop(fake_t *f)
 {
     shutdown(f->lfd, SHUT_RDWR);
     pthread_join(f->thread, NULL);
-    close(f->lfd);
+    raw_fd_close(f->lfd);
 }
 
 static fl_rpc_service_t *client_service(void)
@@ -90,18 +69,15 @@ static fl_rpc_service_t *client_service(void)
     return svc;
 }
 
-/* Connect and wait; returns the code, *gw set on success. */
-static int connect_wait(fl_rpc_service_t *svc, const char *address,
-                        fl_rpc_gateway_t **gw, char *msg, size_t cap)
+/* Connect a CalcGateway and wait: the code, and the failure's message. */
+static int connect_code(fl_rpc_service_t *svc, const char *address, char *msg,
+                        size_t cap)
 {
     fl_future_t *f = NULL;
     assert_fl_ok(fl_rpc_connect(svc, address, CALC, NULL, &f));
     int rc = fl_future_wait(f, WAIT_MS);
     assert_true(fl_future_done(f));
-    if (msg != NULL)
-        snprintf(msg, cap, "%s", rc == FL_OK ? "" : fl_future_message(f));
-    if (rc == FL_OK && gw != NULL)
-        *gw = fl_future_take_value(f);
+    snprintf(msg, cap, "%s", rc == FL_OK ? "" : fl_future_message(f));
     fl_future_release(f);
     return rc;
 }
@@ -120,7 +96,7 @@ static void test_version_mismatch_fails_the_handshake(void **state)
     char addr[96], msg[300];
     snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/calc", fk.port);
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl(FL_EHANDSHAKE, connect_wait(svc, addr, NULL, msg, sizeof msg));
+    assert_fl(FL_EHANDSHAKE, connect_code(svc, addr, msg, sizeof msg));
     assert_true(fl_clock_now_ns() - t0 < 5000000000ull);
     assert_non_null(strstr(msg, "Version mismatch between source (2) and "
                                 "target (1)"));
@@ -139,12 +115,12 @@ static void test_closed_before_hello_fails_connect_and_backs_off(void **state)
     fl_rpc_service_t *svc = client_service();
     char addr[96], msg[300];
     snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/calc", fk.port);
-    assert_fl(FL_ECONNECT, connect_wait(svc, addr, NULL, msg, sizeof msg));
+    assert_fl(FL_ECONNECT, connect_code(svc, addr, msg, sizeof msg));
     assert_non_null(strstr(msg, addr));
     /* Within the 50 ms backoff: refused without trying. The attempt may
      * already have been allowed again on a slow machine, so only check
      * the message when it says so. */
-    int rc = connect_wait(svc, addr, NULL, msg, sizeof msg);
+    int rc = connect_code(svc, addr, msg, sizeof msg);
     assert_fl(FL_ECONNECT, rc);
     if (strstr(msg, "next attempt in") != NULL)
         assert_int_equal(atomic_load(&fk.accepted), 1);
@@ -154,51 +130,44 @@ static void test_closed_before_hello_fails_connect_and_backs_off(void **state)
 
 /* ---- a real server for the guards ---------------------------------------- */
 
-static void calc_add(Flhostile__CalcGateway_Service *s,
-                     const Flhostile__Num *in, Flhostile__Num_Closure closure,
+/* The calc endpoint of wire_client.h, with a Depth that fails. */
+static void cl_add(Flhostile__CalcGateway_Service *s, const Flhostile__Num *in,
+                   Flhostile__Num_Closure closure, void *data)
+{
+    calc_add(s, in, closure, data);
+}
+
+static void cl_depth(Flhostile__CalcGateway_Service *s,
+                     const Flhostile__Chain *in, Flhostile__Num_Closure closure,
                      void *data)
 {
     (void)s;
-    Flhostile__Num out = FLHOSTILE__NUM__INIT;
-    out.v = in->v + 1;
-    out.text = in->text;
-    closure(&out, data);
-}
-
-static void calc_depth(Flhostile__CalcGateway_Service *s,
-                       const Flhostile__Chain *in,
-                       Flhostile__Num_Closure closure, void *data)
-{
-    (void)s;
     (void)in;
-    fl_rpc_fail(data, FL_ENOTSUP, "not here");
     (void)closure;
+    fl_rpc_fail(data, FL_ENOTSUP, "not here");
 }
 
-static Flhostile__CalcGateway_Service calc_impl =
-    FLHOSTILE__CALC_GATEWAY__INIT(calc_);
+static Flhostile__CalcGateway_Service cl_impl =
+    FLHOSTILE__CALC_GATEWAY__INIT(cl_);
 
 typedef struct server {
     fl_rpc_service_t *svc;
     fl_rpc_endpoint_t *ep;
+    calc_t st;
 } server_t;
 
 static void server_start(server_t *s)
 {
-    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
-    assert_fl_ok(fl_rpc_service_alloc(&so, &s->svc));
-    ProtobufCService *const services[] = {&calc_impl.base};
-    fl_rpc_endpoint_opts_t eo = {
-        .id = "calc", .services = services, .nservices = 1};
-    assert_fl_ok(fl_rpc_endpoint_create(s->svc, &eo, &s->ep));
-    assert_fl_ok(fl_rpc_endpoint_start(s->ep));
+    static ProtobufCService *const services[] = {&cl_impl.base};
+    memset(s, 0, sizeof *s);
+    assert_fl_ok(server_alloc("client-test", 0, 0, &s->svc));
+    assert_fl_ok(calc_start(s->svc, "calc", &s->st, services, 1, &s->ep));
 }
 
 static void server_stop(server_t *s)
 {
-    assert_fl_ok(fl_rpc_service_shutdown(s->svc));
-    fl_rpc_endpoint_free(s->ep);
-    fl_rpc_service_free(s->svc);
+    assert_fl_ok(calc_end(s->ep));
+    assert_fl_ok(service_end(s->svc));
 }
 
 /* What a closure on the I/O thread saw when it tried to block. */
@@ -244,7 +213,7 @@ static void test_blocking_on_the_io_thread_is_refused(void **state)
     server_start(&s);
     fl_rpc_service_t *svc = client_service();
     assert_fl_ok(
-        connect_wait(svc, fl_rpc_endpoint_address(s.ep), &probe.gw, NULL, 0));
+        gw_connect(svc, fl_rpc_endpoint_address(s.ep), CALC, &probe.gw));
     probe.caller = pthread_self();
     Flhostile__Num req = FLHOSTILE__NUM__INIT;
     req.v = 1;
@@ -286,8 +255,7 @@ static void test_calls_after_shutdown_are_refused(void **state)
     server_start(&s);
     fl_rpc_service_t *svc = client_service();
     fl_rpc_gateway_t *gw = NULL;
-    assert_fl_ok(
-        connect_wait(svc, fl_rpc_endpoint_address(s.ep), &gw, NULL, 0));
+    assert_fl_ok(gw_connect(svc, fl_rpc_endpoint_address(s.ep), CALC, &gw));
     assert_fl_ok(fl_rpc_service_shutdown(svc));
     Flhostile__Num req = FLHOSTILE__NUM__INIT;
     fl_future_t *f = (fl_future_t *)&req; /* must be reset to NULL */
@@ -311,8 +279,7 @@ static void test_server_shutdown_fails_calls_fast(void **state)
     server_start(&s);
     fl_rpc_service_t *svc = client_service();
     fl_rpc_gateway_t *gw = NULL;
-    assert_fl_ok(
-        connect_wait(svc, fl_rpc_endpoint_address(s.ep), &gw, NULL, 0));
+    assert_fl_ok(gw_connect(svc, fl_rpc_endpoint_address(s.ep), CALC, &gw));
     Flhostile__Chain chain = FLHOSTILE__CHAIN__INIT;
     fl_future_t *f = NULL;
     assert_fl_ok(fl_rpc_call(gw, 1, &chain.base, WAIT_MS, &f));

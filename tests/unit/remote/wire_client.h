@@ -532,6 +532,21 @@ static inline int raw_connect(int port, int rcvbuf)
     return fd;
 }
 
+/* A raw listening socket on 127.0.0.1, any free port (*port); rcvbuf as
+ * raw_socket (accepted sockets inherit it). accept() on it is bounded by
+ * its SO_RCVTIMEO. */
+static inline int raw_listen(int rcvbuf, int *port)
+{
+    int fd = raw_socket(rcvbuf);
+    struct sockaddr_in sa = loopback(0);
+    assert_int_equal(0, bind(fd, (struct sockaddr *)&sa, sizeof sa));
+    assert_int_equal(0, listen(fd, 4));
+    socklen_t len = sizeof sa;
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&sa, &len));
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
 /* The local port of a socket. */
 static inline int raw_local_port(int fd)
 {
