@@ -55,11 +55,7 @@ fl_test_latch_t *fl_test_latch_alloc(uint64_t count)
     fl_test_latch_t *l = calloc(1, sizeof *l);
     assert_non_null(l);
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &a);
-    pthread_condattr_destroy(&a);
+    fl_test_cond_init(&l->cv);
     l->count = count;
     return l;
 }
@@ -91,14 +87,7 @@ uint64_t fl_test_latch_count(fl_test_latch_t *l)
 
 int fl_test_latch_wait(fl_test_latch_t *l, int64_t timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = fl_test_deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&l->mu);
     while (l->count > 0 && rc == 0)
@@ -117,4 +106,140 @@ fl_system_t *fl_test_system(unsigned workers)
     if (rc != FL_OK)
         fail_msg("fl_system_alloc: %s", fl_err_name(rc));
     return sys;
+}
+
+void fl_test_latch_await(fl_test_latch_t *l)
+{
+    if (fl_test_latch_wait(l, FL_TEST_WAIT_MS) != 0)
+        fail_msg("latch not reached in %d ms (count left %llu)",
+                 FL_TEST_WAIT_MS, (unsigned long long)fl_test_latch_count(l));
+}
+
+uint64_t fl_test_ms_since(uint64_t t0_ns)
+{
+    return (fl_clock_now_ns() - t0_ns) / 1000000u;
+}
+
+void fl_test_assert_elapsed(const char *what, uint64_t elapsed_ms, uint64_t lo,
+                            uint64_t hi)
+{
+    if (elapsed_ms < lo || elapsed_ms >= hi)
+        fail_msg("%s took %llu ms, want [%llu, %llu)", what,
+                 (unsigned long long)elapsed_ms, (unsigned long long)lo,
+                 (unsigned long long)hi);
+}
+
+fl_fencing_token_t fl_test_token(uint8_t b)
+{
+    fl_fencing_token_t t;
+    memset(t.bytes, b, sizeof t.bytes);
+    return t;
+}
+
+int fl_test_future_code(fl_future_t *f)
+{
+    assert_non_null(f);
+    (void)fl_future_wait(f, FL_TEST_WAIT_MS);
+    if (!fl_future_done(f))
+        fail_msg("future not completed in %d ms", FL_TEST_WAIT_MS);
+    return fl_future_error(f);
+}
+
+void fl_test_future_ok(fl_future_t *f, const char *what, ...)
+{
+    int rc = fl_test_future_code(f);
+    if (rc == FL_OK)
+        return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(buf, sizeof buf, what, ap);
+    va_end(ap);
+    fail_msg("%s: %s (%s)", buf, fl_err_name(rc), fl_future_message(f));
+}
+
+fl_rpc_gateway_t *fl_test_connect(fl_rpc_service_t *svc, const char *address,
+                                  const ProtobufCServiceDescriptor *d,
+                                  const fl_fencing_token_t *tok)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(svc, address, d, tok, &f));
+    fl_test_future_ok(f, "connect %s", address);
+    fl_rpc_gateway_t *gw = fl_future_take_value(f);
+    assert_non_null(gw);
+    fl_future_release(f);
+    return gw;
+}
+
+int fl_test_connect_error(fl_rpc_service_t *svc, const char *address,
+                          const ProtobufCServiceDescriptor *d, char *msg,
+                          size_t msg_size)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(svc, address, d, NULL, &f));
+    int rc = fl_test_future_code(f);
+    if (msg)
+        snprintf(msg, msg_size, "%s", fl_future_message(f));
+    if (rc == FL_OK)
+        fl_rpc_gateway_free(fl_future_take_value(f));
+    fl_future_release(f);
+    return rc;
+}
+
+fl_future_t *fl_test_call(fl_rpc_gateway_t *gw, unsigned method,
+                          const ProtobufCMessage *req, int64_t timeout_ms)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call(gw, method, req, timeout_ms, &f));
+    assert_non_null(f);
+    return f;
+}
+
+int fl_test_call_code(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req, int64_t timeout_ms,
+                      char *msg, size_t msg_size)
+{
+    fl_future_t *f = fl_test_call(gw, method, req, timeout_ms);
+    int rc = fl_test_future_code(f);
+    if (msg)
+        snprintf(msg, msg_size, "%s", fl_future_message(f));
+    fl_future_release(f);
+    return rc;
+}
+
+int fl_test_call_sync_code(fl_rpc_gateway_t *gw, unsigned method,
+                           const ProtobufCMessage *req, int64_t timeout_ms)
+{
+    /* Not NULL before the call, so that a failure must clear it. */
+    ProtobufCMessage not_set;
+    memset(&not_set, 0, sizeof not_set);
+    ProtobufCMessage *reply = &not_set;
+    int rc = fl_rpc_call_sync(gw, method, req, timeout_ms, &reply);
+    if (rc != FL_OK) {
+        assert_null(reply);
+        return rc;
+    }
+    assert_non_null(reply);
+    assert_ptr_not_equal(&not_set, reply);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return rc;
+}
+
+void fl_test_endpoint_end(fl_rpc_endpoint_t *ep)
+{
+    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    assert_non_null(t);
+    (void)fl_future_wait(t, FL_TEST_WAIT_MS);
+    if (!fl_future_done(t))
+        fail_msg("endpoint %s did not terminate in %d ms",
+                 fl_rpc_endpoint_id(ep), FL_TEST_WAIT_MS);
+    assert_fl_ok(fl_future_error(t));
+    fl_future_release(t);
+    fl_rpc_endpoint_free(ep);
+}
+
+void fl_test_service_end(fl_rpc_service_t *svc)
+{
+    assert_fl_ok(fl_rpc_service_shutdown(svc));
+    fl_rpc_service_free(svc);
 }

@@ -9,14 +9,18 @@
 #ifndef FL_TEST_H
 #define FL_TEST_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include <fling/fling.h>
+
+#include "fl_cond.h"
 
 int fl_test_arm(void **state);
 int fl_test_disarm(void **state);
@@ -49,5 +53,75 @@ uint64_t fl_test_latch_count(fl_test_latch_t *l);
 
 /* A system with `workers` workers (0 = default), failing the test on error. */
 fl_system_t *fl_test_system(unsigned workers);
+
+/*
+ * ---- waits, times and RPC calls that fail the test ----------------------
+ *
+ * Proto-independent (requests and descriptors are the caller's), so every
+ * RPC test can use them whatever its .proto. Each runs on the calling test
+ * thread and blocks at most FL_TEST_WAIT_MS per wait.
+ */
+
+/* How long a test waits for anything that should happen, in ms. */
+#define FL_TEST_WAIT_MS 20000
+
+/* Waits up to FL_TEST_WAIT_MS for l to reach 0; fails the test if not. */
+void fl_test_latch_await(fl_test_latch_t *l);
+
+/* Milliseconds since t0_ns (an fl_clock_now_ns() reading). */
+uint64_t fl_test_ms_since(uint64_t t0_ns);
+
+/* Fails the test unless lo <= elapsed_ms < hi, naming what was measured. */
+void fl_test_assert_elapsed(const char *what, uint64_t elapsed_ms, uint64_t lo,
+                            uint64_t hi);
+
+/* A fencing token whose 16 bytes are all b. */
+fl_fencing_token_t fl_test_token(uint8_t b);
+
+/* Waits up to FL_TEST_WAIT_MS for f and returns its code; fails the test if
+ * f does not complete. Does not release f. */
+int fl_test_future_code(fl_future_t *f);
+
+/* Waits for f as fl_test_future_code() and fails the test unless f
+ * succeeded, with "<what>: <code name> (<message>)"; what is a printf
+ * format. Does not release f. */
+void fl_test_future_ok(fl_future_t *f, const char *what, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Connects with fl_rpc_connect (tok may be NULL); fails the test unless the
+ * connect succeeds. The caller owns the gateway (fl_rpc_gateway_free). */
+fl_rpc_gateway_t *fl_test_connect(fl_rpc_service_t *svc, const char *address,
+                                  const ProtobufCServiceDescriptor *d,
+                                  const fl_fencing_token_t *tok);
+
+/* Connects (unfenced) expecting a failure: returns the connect future's code
+ * and copies its message into msg (if not NULL). A gateway, if the connect
+ * succeeded after all, is freed. */
+int fl_test_connect_error(fl_rpc_service_t *svc, const char *address,
+                          const ProtobufCServiceDescriptor *d, char *msg,
+                          size_t msg_size);
+
+/* fl_rpc_call (timeout_ms 0: the gateway's) that must be accepted; returns
+ * the future, which the caller releases. */
+fl_future_t *fl_test_call(fl_rpc_gateway_t *gw, unsigned method,
+                          const ProtobufCMessage *req, int64_t timeout_ms);
+
+/* Makes a call and returns its code, copying its message into msg (if not
+ * NULL); the reply, if any, is dropped. */
+int fl_test_call_code(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req, int64_t timeout_ms,
+                      char *msg, size_t msg_size);
+
+/* fl_rpc_call_sync's code. A success must give a reply (freed here), a
+ * failure must set *reply to NULL. */
+int fl_test_call_sync_code(fl_rpc_gateway_t *gw, unsigned method,
+                           const ProtobufCMessage *req, int64_t timeout_ms);
+
+/* Closes ep, waits for its termination future (which must succeed), frees
+ * the handle. */
+void fl_test_endpoint_end(fl_rpc_endpoint_t *ep);
+
+/* Shuts svc down (which must succeed) and frees it. */
+void fl_test_service_end(fl_rpc_service_t *svc);
 
 #endif

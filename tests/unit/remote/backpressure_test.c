@@ -147,7 +147,7 @@ static ProtobufCService *const *bulk_services(void)
  * server logged an overflow. */
 static void wait_fills_or_overflow(uint64_t fills)
 {
-    struct timespec ts = deadline_in(WAIT_MS);
+    struct timespec ts = fl_test_deadline(WAIT_MS);
     pthread_mutex_lock(&seen.mu);
     int rc = 0;
     while (seen.fills < fills && seen.overflows == 0 && rc == 0)
@@ -544,7 +544,7 @@ static void test_full_client_queue_fails_the_call_with_elimit(void **state)
 
 int main(void)
 {
-    cond_init_monotonic(&seen.cv);
+    fl_test_cond_init(&seen.cv);
     fl_log_set_handler(log_sink, NULL);
     const struct CMUnitTest tests[] = {
         FL_TEST(test_server_closes_a_client_that_does_not_read),

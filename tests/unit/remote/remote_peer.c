@@ -26,98 +26,45 @@
  * CallBack makes the peer a client too: from a thread of its own it
  * connects to an address the test gives (an endpoint of the test process)
  * and calls it in the style asked for, then answers with what it saw.
+ *
+ * The handlers of Echo, Fail, Block, Release, WaitParked, Count, WaitCount
+ * and Size, which the test's own endpoints use too, are in remote_fixture.h.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <fling/fling.h>
 
-#include "remote_gateways.pb-c.h"
-
-#define RG (&flremote__remote_gateway__descriptor)
-
-/* How long a call-back thread waits for a connect or a closure beyond the
- * call's own timeout. */
-#define PEER_WAIT_MS 20000
+#include "remote_fixture.h"
 
 /* Call-back threads one peer runs over its life. */
 #define MAX_THREADS 64
 
-/* Largest Size reply the peer builds. */
-#define MAX_SIZE_REPLY ((int64_t)64 << 20)
-
-/* RemoteGateway method indices: the order of the .proto. */
-enum {
-    M_ECHO = 0,
-    M_FAIL = 1,
-    M_BLOCK = 2,
-    M_RELEASE = 3,
-    M_WAIT_PARKED = 4,
-    M_COUNT = 5,
-    M_WAIT_COUNT = 6,
-    M_SIZE = 7,
-    M_CLOSE_ENDPOINT = 8,
-    M_CALL_BACK = 9
-};
-
-/* A Block call waiting for Release (or the peer's shutdown). */
-typedef struct parked {
-    fl_rpc_call_t *call;
-    Flremote__EchoReply_Closure closure;
-    int64_t tag;
-} parked_t;
-
-/* A WaitParked or WaitCount call waiting for its condition. */
-typedef struct waiter {
-    fl_rpc_call_t *call;
-    Flremote__CountReply_Closure closure;
-    bool on_count; /* WaitCount: count >= want; else parked[tag] >= want */
-    int64_t tag;
-    int64_t want;
-} waiter_t;
-
-/* An answer collected under the lock and given after it is dropped. */
-typedef struct answer {
-    fl_rpc_call_t *call;
-    Flremote__CountReply_Closure closure;
-    int64_t count;
-} answer_t;
-
 /*
- * The peer's shared state. Handlers of different endpoints run on
- * different threads and call-back threads come and go, so everything below
- * `mu` is guarded by it; calls are answered after it is released (answering
- * may run code of fling's that must not run under our lock).
+ * The peer's state. Its endpoints share one rg_store_t (their state: the
+ * parked calls, waits and count of remote_fixture.h). The call-back
+ * threads come and go, so what is below `mu` is guarded by it.
  */
 static struct {
     fl_rpc_service_t *svc;
+    rg_store_t store;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int started; /* endpoints whose on_start ran */
-    parked_t *parked;
-    size_t nparked, capparked;
-    waiter_t *waiters;
-    size_t nwaiters, capwaiters;
-    int64_t count;
     pthread_t threads[MAX_THREADS];
     size_t nthreads;
     bool stopping;
     fl_future_t *closing[8]; /* termination futures CloseEndpoint made */
     size_t nclosing;
-} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t now_ms(void)
 {
@@ -129,238 +76,7 @@ static void pb_free(void *p)
     protobuf_c_message_free_unpacked(p, NULL);
 }
 
-/* Grows a G array by one element; false when out of memory. Under mu. */
-static bool grow(void **items, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return true;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*items, ncap * size);
-    if (!p)
-        return false;
-    *items = p;
-    *cap = ncap;
-    return true;
-}
-
-static int64_t parked_with_tag(int64_t tag)
-{
-    int64_t n = 0;
-    for (size_t i = 0; i < G.nparked; i++)
-        if (G.parked[i].tag == tag)
-            n++;
-    return n;
-}
-
-/*
- * Moves the waiters whose condition now holds into out (room for
- * G.nwaiters entries) and returns how many. Under mu.
- */
-static size_t take_ready_waiters(answer_t *out)
-{
-    size_t n = 0, keep = 0;
-    for (size_t i = 0; i < G.nwaiters; i++) {
-        waiter_t *w = &G.waiters[i];
-        int64_t have = w->on_count ? G.count : parked_with_tag(w->tag);
-        if (have >= w->want) {
-            out[n].call = w->call;
-            out[n].closure = w->closure;
-            out[n].count = have;
-            n++;
-        } else {
-            G.waiters[keep++] = *w;
-        }
-    }
-    G.nwaiters = keep;
-    return n;
-}
-
-static void answer_count(fl_rpc_call_t *call,
-                         Flremote__CountReply_Closure closure, int64_t count)
-{
-    Flremote__CountReply r = FLREMOTE__COUNT_REPLY__INIT;
-    r.count = count;
-    closure(&r, call);
-}
-
-/* Answers the waiters whose condition holds now. Not under mu. */
-static void wake_waiters(void)
-{
-    pthread_mutex_lock(&G.mu);
-    answer_t *ready = G.nwaiters ? calloc(G.nwaiters, sizeof *ready) : NULL;
-    size_t n = ready ? take_ready_waiters(ready) : 0;
-    pthread_mutex_unlock(&G.mu);
-    for (size_t i = 0; i < n; i++)
-        answer_count(ready[i].call, ready[i].closure, ready[i].count);
-    free(ready);
-}
-
-/* ---- endpoint hooks ------------------------------------------------------ */
-
-static int on_start(fl_rpc_endpoint_t *ep, void *state)
-{
-    (void)ep;
-    (void)state;
-    pthread_mutex_lock(&G.mu);
-    G.started++;
-    pthread_cond_broadcast(&G.cv);
-    pthread_mutex_unlock(&G.mu);
-    return FL_OK;
-}
-
-/* ---- RemoteGateway handlers ---------------------------------------------- */
-
-static void rg_echo(Flremote__RemoteGateway_Service *svc,
-                    const Flremote__EchoRequest *in,
-                    Flremote__EchoReply_Closure closure, void *closure_data)
-{
-    (void)svc;
-    Flremote__EchoReply r = FLREMOTE__ECHO_REPLY__INIT;
-    r.text = in->text;
-    r.n = in->n;
-    closure(&r, closure_data);
-}
-
-static void rg_fail(Flremote__RemoteGateway_Service *svc,
-                    const Flremote__FailRequest *in,
-                    Flremote__EchoReply_Closure closure, void *closure_data)
-{
-    (void)svc;
-    (void)closure;
-    if (in->message[0] == '\0')
-        fl_rpc_fail(closure_data, in->code, NULL);
-    else
-        fl_rpc_fail(closure_data, in->code, "%s", in->message);
-}
-
-static void rg_block(Flremote__RemoteGateway_Service *svc,
-                     const Flremote__EchoRequest *in,
-                     Flremote__EchoReply_Closure closure, void *closure_data)
-{
-    (void)svc;
-    fl_rpc_call_t *call = fl_rpc_defer(closure_data);
-    if (!call) {
-        fl_rpc_fail(closure_data, FL_ENOMEM, "Block: could not defer");
-        return;
-    }
-    pthread_mutex_lock(&G.mu);
-    bool ok =
-        grow((void **)&G.parked, &G.capparked, G.nparked, sizeof *G.parked);
-    if (ok)
-        G.parked[G.nparked++] = (parked_t){call, closure, in->n};
-    pthread_mutex_unlock(&G.mu);
-    if (!ok) {
-        fl_rpc_fail(call, FL_ENOMEM, "Block: no room to park");
-        return;
-    }
-    wake_waiters();
-}
-
-static void rg_release(Flremote__RemoteGateway_Service *svc,
-                       const Flremote__TagRequest *in,
-                       Flremote__CountReply_Closure closure, void *closure_data)
-{
-    (void)svc;
-    pthread_mutex_lock(&G.mu);
-    parked_t *out = G.nparked ? calloc(G.nparked, sizeof *out) : NULL;
-    size_t n = 0, keep = 0;
-    for (size_t i = 0; out && i < G.nparked; i++) {
-        if (G.parked[i].tag == in->tag)
-            out[n++] = G.parked[i];
-        else
-            G.parked[keep++] = G.parked[i];
-    }
-    if (out)
-        G.nparked = keep;
-    pthread_mutex_unlock(&G.mu);
-    for (size_t i = 0; i < n; i++) {
-        Flremote__EchoReply r = FLREMOTE__ECHO_REPLY__INIT;
-        r.text = "released";
-        r.n = out[i].tag;
-        out[i].closure(&r, out[i].call);
-    }
-    free(out);
-    answer_count(closure_data, closure, (int64_t)n);
-}
-
-/* Parks a WaitParked/WaitCount call, or answers it now if it holds. */
-static void wait_for(void *closure_data, Flremote__CountReply_Closure closure,
-                     bool on_count, int64_t tag, int64_t want)
-{
-    pthread_mutex_lock(&G.mu);
-    int64_t have = on_count ? G.count : parked_with_tag(tag);
-    if (have >= want) {
-        pthread_mutex_unlock(&G.mu);
-        answer_count(closure_data, closure, have);
-        return;
-    }
-    fl_rpc_call_t *call = fl_rpc_defer(closure_data);
-    bool ok = call && grow((void **)&G.waiters, &G.capwaiters, G.nwaiters,
-                           sizeof *G.waiters);
-    if (ok)
-        G.waiters[G.nwaiters++] =
-            (waiter_t){call, closure, on_count, tag, want};
-    pthread_mutex_unlock(&G.mu);
-    if (!ok)
-        fl_rpc_fail(call ? (void *)call : closure_data, FL_ENOMEM,
-                    "could not park the wait");
-}
-
-static void rg_wait_parked(Flremote__RemoteGateway_Service *svc,
-                           const Flremote__TagRequest *in,
-                           Flremote__CountReply_Closure closure,
-                           void *closure_data)
-{
-    (void)svc;
-    wait_for(closure_data, closure, false, in->tag, in->want);
-}
-
-static void rg_count(Flremote__RemoteGateway_Service *svc,
-                     const Flremote__CountRequest *in,
-                     Flremote__Empty_Closure closure, void *closure_data)
-{
-    (void)svc;
-    pthread_mutex_lock(&G.mu);
-    G.count += in->n;
-    pthread_mutex_unlock(&G.mu);
-    Flremote__Empty e = FLREMOTE__EMPTY__INIT;
-    closure(&e, closure_data);
-    wake_waiters();
-}
-
-static void rg_wait_count(Flremote__RemoteGateway_Service *svc,
-                          const Flremote__CountRequest *in,
-                          Flremote__CountReply_Closure closure,
-                          void *closure_data)
-{
-    (void)svc;
-    wait_for(closure_data, closure, true, 0, in->n);
-}
-
-static void rg_size(Flremote__RemoteGateway_Service *svc,
-                    const Flremote__SizeRequest *in,
-                    Flremote__EchoReply_Closure closure, void *closure_data)
-{
-    (void)svc;
-    if (in->size < 0 || in->size > MAX_SIZE_REPLY) {
-        fl_rpc_fail(closure_data, FL_EINVAL, "Size: %" PRId64 " out of range",
-                    in->size);
-        return;
-    }
-    char *text = malloc((size_t)in->size + 1);
-    if (!text) {
-        fl_rpc_fail(closure_data, FL_ENOMEM, "Size: no memory");
-        return;
-    }
-    for (int64_t i = 0; i < in->size; i++)
-        text[i] = (char)('a' + i % 26);
-    text[in->size] = '\0';
-    Flremote__EchoReply r = FLREMOTE__ECHO_REPLY__INIT;
-    r.text = text;
-    r.n = in->size;
-    closure(&r, closure_data);
-    free(text);
-}
+/* ---- RemoteGateway handlers of the peer only ---------------------------- */
 
 /* fl_then_cb: a termination future's success becomes an Empty reply. */
 static int to_empty(void *arg, void *value, void **out, fl_free_cb *out_free)
@@ -415,7 +131,7 @@ static void rg_close_endpoint(Flremote__RemoteGateway_Service *svc,
  */
 
 /* One CallBack: the request's fields (copied), the deferred call, and what
- * the closure of a STYLE_CLOSURE call saw. */
+ * the call the peer made saw. */
 typedef struct job {
     fl_rpc_call_t *call;
     Flremote__CallBackReply_Closure answer;
@@ -428,63 +144,15 @@ typedef struct job {
     int64_t n;
     int code;
     int64_t timeout_ms;
-
-    /* Written by the closure (on fling's thread), read under done_mu. */
-    pthread_mutex_t done_mu;
-    pthread_cond_t done_cv;
-    int closure_runs;
-    int closure_code;
-    char closure_message[1100];
-    bool closure_reply;
-    int64_t closure_n;
-    char *closure_text;
+    rg_seen_t seen; /* a STYLE_CLOSURE call's closure writes it */
 } job_t;
 
 static void job_free(job_t *j)
 {
-    pthread_mutex_destroy(&j->done_mu);
-    pthread_cond_destroy(&j->done_cv);
+    rg_seen_fini(&j->seen);
     free(j->address);
     free(j->text);
-    free(j->closure_text);
     free(j);
-}
-
-/* Records a closure's outcome and wakes the call-back thread. */
-static void closure_saw(job_t *j, bool got, int64_t n, const char *text)
-{
-    const char *m = fl_rpc_last_message();
-    pthread_mutex_lock(&j->done_mu);
-    j->closure_runs++;
-    j->closure_code = fl_rpc_last_error();
-    snprintf(j->closure_message, sizeof j->closure_message, "%s", m ? m : "");
-    j->closure_reply = got;
-    j->closure_n = n;
-    free(j->closure_text);
-    j->closure_text = text ? strdup(text) : NULL;
-    pthread_cond_broadcast(&j->done_cv);
-    pthread_mutex_unlock(&j->done_mu);
-}
-
-static void echo_reply_closure(const Flremote__EchoReply *reply, void *data)
-{
-    closure_saw(data, reply != NULL, reply ? reply->n : 0,
-                reply ? reply->text : NULL);
-}
-
-static void empty_closure(const Flremote__Empty *reply, void *data)
-{
-    closure_saw(data, reply != NULL, 0, NULL);
-}
-
-/* Fills the reply's n, text_len and text from a reply's n and text. */
-static void report_text(Flremote__CallBackReply *r, int64_t n, const char *text,
-                        char *buf, size_t buf_size)
-{
-    r->n = n;
-    r->text_len = text ? (int64_t)strlen(text) : 0;
-    snprintf(buf, buf_size, "%s", text ? text : "");
-    r->text = buf;
 }
 
 /* The request CallBack asks for, by method. */
@@ -522,52 +190,74 @@ static const ProtobufCMessage *build_request(const job_t *j, any_req_t *u)
     }
 }
 
-/* A stub call of j->method through service with closure (NULL: a tell). */
-static void stub_call(ProtobufCService *service, job_t *j,
-                      const ProtobufCMessage *req, bool with_closure)
+/* Records a reply of j->method (NULL: none) with code and message. */
+static void saw_reply(job_t *j, int code, const char *message,
+                      const ProtobufCMessage *reply)
 {
-    void *data = with_closure ? j : NULL;
-    switch (j->method) {
-    case M_ECHO:
-        flremote__remote_gateway__echo(
-            service, (const Flremote__EchoRequest *)req,
-            with_closure ? echo_reply_closure : NULL, data);
-        break;
-    case M_FAIL:
-        flremote__remote_gateway__fail(
-            service, (const Flremote__FailRequest *)req,
-            with_closure ? echo_reply_closure : NULL, data);
-        break;
-    case M_BLOCK:
-        flremote__remote_gateway__block(
-            service, (const Flremote__EchoRequest *)req,
-            with_closure ? echo_reply_closure : NULL, data);
-        break;
-    case M_COUNT:
-        flremote__remote_gateway__count(
-            service, (const Flremote__CountRequest *)req,
-            with_closure ? empty_closure : NULL, data);
-        break;
-    case M_SIZE:
-        flremote__remote_gateway__size(
-            service, (const Flremote__SizeRequest *)req,
-            with_closure ? echo_reply_closure : NULL, data);
-        break;
-    default:
-        break;
-    }
+    const Flremote__EchoReply *r = NULL;
+    if (reply && j->method != M_COUNT)
+        r = (const Flremote__EchoReply *)reply;
+    rg_seen_set(&j->seen, code, message, reply != NULL, r ? r->n : 0,
+                r ? r->text : NULL);
 }
 
-/* Takes n and text out of a reply of j->method. */
-static void reply_fields(const job_t *j, const ProtobufCMessage *reply,
-                         int64_t *n, const char **text)
+/* Makes the call of j in its style through gw and records the outcome in
+ * j->seen. Returns FL_OK, or the code of a call that has no outcome to
+ * report (message says why); *closure_pending: a closure that may still
+ * run later, so j must outlive this thread. */
+static int make_call(job_t *j, fl_rpc_gateway_t *gw,
+                     const ProtobufCMessage *req, char *message,
+                     size_t message_size, bool *closure_pending)
 {
-    *n = 0;
-    *text = NULL;
-    if (reply && j->method != M_COUNT) {
-        const Flremote__EchoReply *r = (const Flremote__EchoReply *)reply;
-        *n = r->n;
-        *text = r->text;
+    ProtobufCService *service = fl_rpc_gateway_service(gw);
+    switch (j->style) {
+    case FLREMOTE__STYLE__STYLE_TELL:
+        rg_stub_call(service, j->method, req, NULL);
+        rg_seen_set(&j->seen, fl_rpc_last_error(), fl_rpc_last_message(), false,
+                    0, NULL);
+        return FL_OK;
+    case FLREMOTE__STYLE__STYLE_CLOSURE:
+        if (j->timeout_ms > 0)
+            fl_rpc_next_timeout(j->timeout_ms);
+        rg_stub_call(service, j->method, req, &j->seen);
+        if (rg_seen_wait(&j->seen, j->timeout_ms + WAIT_MS))
+            return FL_OK;
+        *closure_pending = true;
+        snprintf(message, message_size, "the closure never ran");
+        return FL_EINTERNAL;
+    case FLREMOTE__STYLE__STYLE_FUTURE: {
+        fl_future_t *f = NULL;
+        int rc = fl_rpc_call(gw, (unsigned)j->method, req, j->timeout_ms, &f);
+        if (rc != FL_OK) {
+            snprintf(message, message_size, "fl_rpc_call refused");
+            return rc;
+        }
+        (void)fl_future_wait(f, j->timeout_ms + WAIT_MS);
+        rc = FL_OK;
+        if (fl_future_done(f)) {
+            saw_reply(j, fl_future_error(f), fl_future_message(f),
+                      fl_future_value(f));
+        } else {
+            rc = FL_EINTERNAL;
+            snprintf(message, message_size, "the future never completed");
+        }
+        fl_future_release(f);
+        return rc;
+    }
+    case FLREMOTE__STYLE__STYLE_SYNC: {
+        ProtobufCMessage *reply = NULL;
+        int rc = fl_rpc_call_sync(gw, (unsigned)j->method, req, j->timeout_ms,
+                                  &reply);
+        /* A blocking call gives only the code. */
+        saw_reply(j, rc, NULL, reply);
+        if (reply)
+            protobuf_c_message_free_unpacked(reply, NULL);
+        return FL_OK;
+    }
+    default:
+        snprintf(message, message_size, "CallBack: bad style %d",
+                 (int)j->style);
+        return FL_EINVAL;
     }
 }
 
@@ -576,8 +266,8 @@ static void *call_back_main(void *arg)
 {
     job_t *j = arg;
     Flremote__CallBackReply r = FLREMOTE__CALL_BACK_REPLY__INIT;
-    char message[1100] = "";
-    char textbuf[128] = "";
+    char message[sizeof j->seen.message] = "";
+    char textbuf[sizeof j->seen.text] = "";
     r.message = message;
     r.text = textbuf;
     bool keep_job = false;
@@ -586,7 +276,7 @@ static void *call_back_main(void *arg)
     int rc = fl_rpc_connect(G.svc, j->address, RG, j->fenced ? &j->token : NULL,
                             &cf);
     if (rc == FL_OK) {
-        rc = fl_future_wait(cf, PEER_WAIT_MS);
+        rc = fl_future_wait(cf, WAIT_MS);
         if (!fl_future_done(cf))
             snprintf(message, sizeof message, "connect did not complete");
         else if (rc != FL_OK)
@@ -607,88 +297,21 @@ static void *call_back_main(void *arg)
         snprintf(message, sizeof message, "CallBack: bad method %d", j->method);
         goto answer;
     }
-    ProtobufCService *service = fl_rpc_gateway_service(gw);
     uint64_t t0 = now_ms();
-    switch (j->style) {
-    case FLREMOTE__STYLE__STYLE_TELL: {
-        stub_call(service, j, req, false);
-        r.code = fl_rpc_last_error();
-        const char *m = fl_rpc_last_message();
-        snprintf(message, sizeof message, "%s", m ? m : "");
-        break;
-    }
-    case FLREMOTE__STYLE__STYLE_CLOSURE: {
-        if (j->timeout_ms > 0)
-            fl_rpc_next_timeout(j->timeout_ms);
-        stub_call(service, j, req, true);
-        int64_t limit = j->timeout_ms + PEER_WAIT_MS;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(limit / 1000);
-        pthread_mutex_lock(&j->done_mu);
-        while (j->closure_runs == 0) {
-            if (pthread_cond_timedwait(&j->done_cv, &j->done_mu, &ts) ==
-                ETIMEDOUT)
-                break;
-        }
-        r.closure_runs = j->closure_runs;
-        if (j->closure_runs == 0) {
-            /* The closure may still run later: leave it the job. */
-            keep_job = true;
-            r.code = FL_EINTERNAL;
-            snprintf(message, sizeof message, "the closure never ran");
-        } else {
-            r.code = j->closure_code;
-            snprintf(message, sizeof message, "%s", j->closure_message);
-            report_text(&r, j->closure_n,
-                        j->closure_reply ? j->closure_text : NULL, textbuf,
-                        sizeof textbuf);
-        }
-        pthread_mutex_unlock(&j->done_mu);
-        break;
-    }
-    case FLREMOTE__STYLE__STYLE_FUTURE: {
-        fl_future_t *f = NULL;
-        rc = fl_rpc_call(gw, (unsigned)j->method, req, j->timeout_ms, &f);
-        if (rc != FL_OK) {
-            r.code = rc;
-            snprintf(message, sizeof message, "fl_rpc_call refused");
-            break;
-        }
-        (void)fl_future_wait(f, j->timeout_ms + PEER_WAIT_MS);
-        if (!fl_future_done(f)) {
-            r.code = FL_EINTERNAL;
-            snprintf(message, sizeof message, "the future never completed");
-        } else {
-            r.code = fl_future_error(f);
-            snprintf(message, sizeof message, "%s", fl_future_message(f));
-            int64_t n;
-            const char *text;
-            reply_fields(j, fl_future_value(f), &n, &text);
-            report_text(&r, n, text, textbuf, sizeof textbuf);
-        }
-        fl_future_release(f);
-        break;
-    }
-    case FLREMOTE__STYLE__STYLE_SYNC: {
-        ProtobufCMessage *reply = NULL;
-        r.code = fl_rpc_call_sync(gw, (unsigned)j->method, req, j->timeout_ms,
-                                  &reply);
-        int64_t n;
-        const char *text;
-        reply_fields(j, reply, &n, &text);
-        report_text(&r, n, text, textbuf, sizeof textbuf);
-        if (reply)
-            protobuf_c_message_free_unpacked(reply, NULL);
-        break;
-    }
-    default:
-        r.code = FL_EINVAL;
-        snprintf(message, sizeof message, "CallBack: bad style %d",
-                 (int)j->style);
-        break;
-    }
+    r.code = make_call(j, gw, req, message, sizeof message, &keep_job);
     r.elapsed_ms = (int64_t)(now_ms() - t0);
+    if (r.code == FL_OK) {
+        rg_seen_t *s = &j->seen;
+        pthread_mutex_lock(&s->mu);
+        if (j->style == FLREMOTE__STYLE__STYLE_CLOSURE)
+            r.closure_runs = s->runs;
+        r.code = s->code;
+        snprintf(message, sizeof message, "%s", s->message);
+        r.n = s->n;
+        r.text_len = s->text_len;
+        snprintf(textbuf, sizeof textbuf, "%s", s->text);
+        pthread_mutex_unlock(&s->mu);
+    }
 
 answer:
     j->answer(&r, j->call);
@@ -714,20 +337,13 @@ static void rg_call_back(Flremote__RemoteGateway_Service *svc,
         fl_rpc_fail(closure_data, FL_ENOMEM, "CallBack: no memory");
         return;
     }
-    pthread_mutex_init(&j->done_mu, NULL);
-    pthread_cond_init(&j->done_cv, NULL);
+    rg_seen_init(&j->seen, NULL);
     j->answer = closure;
     j->address = strdup(in->address);
-    if (in->text_size > 0 && in->text_size <= MAX_SIZE_REPLY) {
-        j->text = malloc((size_t)in->text_size + 1);
-        if (j->text) {
-            for (int64_t i = 0; i < in->text_size; i++)
-                j->text[i] = (char)('A' + i % 26);
-            j->text[in->text_size] = '\0';
-        }
-    } else {
+    if (in->text_size > 0 && in->text_size <= MAX_SIZE_REPLY)
+        j->text = rg_text(in->text_size, 'A');
+    else
         j->text = strdup(in->text);
-    }
     j->fenced = in->token.len == 16;
     if (j->fenced)
         memcpy(j->token.bytes, in->token.data, 16);
@@ -795,7 +411,8 @@ static int make_endpoint(const char *id, const fl_fencing_token_t *tok,
     o.id = id;
     o.services = services;
     o.nservices = 1;
-    o.on_start = on_start;
+    o.state = &G.store;
+    o.on_start = rg_on_start;
     o.fencing_token = tok;
     int rc = fl_rpc_endpoint_create(G.svc, &o, out);
     if (rc == FL_OK && start)
@@ -827,26 +444,14 @@ static void serve_until_told(int sfd)
     }
 }
 
-/* Fails every parked call and wait with FL_ECANCELED (shutdown). */
+/* Refuses new CallBacks and fails every parked call and wait with
+ * FL_ECANCELED (shutdown). */
 static void cancel_parked(void)
 {
     pthread_mutex_lock(&G.mu);
     G.stopping = true;
-    parked_t *parked = G.parked;
-    size_t nparked = G.nparked;
-    waiter_t *waiters = G.waiters;
-    size_t nwaiters = G.nwaiters;
-    G.parked = NULL;
-    G.nparked = G.capparked = 0;
-    G.waiters = NULL;
-    G.nwaiters = G.capwaiters = 0;
     pthread_mutex_unlock(&G.mu);
-    for (size_t i = 0; i < nparked; i++)
-        fl_rpc_fail(parked[i].call, FL_ECANCELED, "the peer is shutting down");
-    for (size_t i = 0; i < nwaiters; i++)
-        fl_rpc_fail(waiters[i].call, FL_ECANCELED, "the peer is shutting down");
-    free(parked);
-    free(waiters);
+    rg_store_cancel(&G.store, FL_ECANCELED, "the peer is shutting down");
 }
 
 int main(int argc, char **argv)
@@ -882,6 +487,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    rg_store_init(&G.store);
     fl_rpc_service_opts_t o = {0};
     o.workers = 2;
     o.default_timeout_ms = 30000;
@@ -894,6 +500,7 @@ int main(int argc, char **argv)
         printf("error %s %s\n", fl_err_name(rc), fl_rpc_last_message());
         fflush(stdout);
         close(sfd);
+        rg_store_fini(&G.store);
         return 2;
     }
 
@@ -908,10 +515,7 @@ int main(int argc, char **argv)
         rc = make_endpoint("doomed", NULL, true, &doomed);
     if (rc == FL_OK) {
         /* Serve only once the three started endpoints have run on_start. */
-        pthread_mutex_lock(&G.mu);
-        while (G.started < 3)
-            pthread_cond_wait(&G.cv, &G.mu);
-        pthread_mutex_unlock(&G.mu);
+        (void)rg_store_wait(&G.store, &G.store.started, 3, -1);
         printf("ready port=%d plain=%s fenced=%s idle=%s doomed=%s\n",
                fl_rpc_service_port(G.svc), fl_rpc_endpoint_address(plain),
                fl_rpc_endpoint_address(fenced), fl_rpc_endpoint_address(idle),
@@ -938,6 +542,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < G.nclosing; i++)
         fl_future_release(G.closing[i]);
     fl_rpc_service_free(G.svc);
+    rg_store_fini(&G.store);
     close(sfd);
     if (rc != FL_OK)
         return 2;

@@ -238,35 +238,11 @@ typedef struct good {
     char first_failure[512];
 } good_t;
 
-/* Initializes cv to time its waits on CLOCK_MONOTONIC (deadline_in). */
-static inline void cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
-/* The CLOCK_MONOTONIC time wait_ms from now (pthread_cond_timedwait). */
-static inline struct timespec deadline_in(int wait_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += wait_ms / 1000;
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Readies g (zeroed by the caller) for good_start and good_fini. */
 static inline void good_init(good_t *g)
 {
     pthread_mutex_init(&g->mu, NULL);
-    cond_init_monotonic(&g->cv);
+    fl_test_cond_init(&g->cv);
 }
 
 static inline void good_record(good_t *g, bool ok, const char *fmt, ...)
@@ -359,7 +335,7 @@ static inline uint64_t good_done(good_t *g)
  * calls correctly, failing the test otherwise or on any wrong answer. */
 static inline void good_wait(good_t *g, uint64_t target, int wait_ms)
 {
-    struct timespec ts = deadline_in(wait_ms);
+    struct timespec ts = fl_test_deadline(wait_ms);
     pthread_mutex_lock(&g->mu);
     int rc = 0;
     while (g->done < target && g->failures == 0 && rc == 0)

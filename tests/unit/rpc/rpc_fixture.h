@@ -113,17 +113,15 @@ static inline void tep_init(tep_t *st)
     memset(st, 0, sizeof *st);
 }
 
-static inline void wait_latch(fl_test_latch_t *l)
-{
-    if (fl_test_latch_wait(l, WAIT_MS) != 0)
-        fail_msg("latch not reached in %d ms (count left %llu)", WAIT_MS,
-                 (unsigned long long)fl_test_latch_count(l));
-}
-
-static inline uint64_t ms_since(uint64_t t0_ns)
-{
-    return (fl_clock_now_ns() - t0_ns) / NS_PER_MS;
-}
+/* The generic helpers live in fl_test.h; these are their short names. */
+#define wait_latch fl_test_latch_await
+#define ms_since fl_test_ms_since
+#define future_code fl_test_future_code
+#define svc_end fl_test_service_end
+#define token_of fl_test_token
+#define gw_connect fl_test_connect
+#define gw_connect_error fl_test_connect_error
+#define call_async_req fl_test_call
 
 /* ---- the serial-execution check ------------------------------------------ */
 
@@ -442,12 +440,6 @@ static inline fl_rpc_service_t *svc_new(int64_t default_timeout_ms)
     return svc;
 }
 
-static inline void svc_end(fl_rpc_service_t *svc)
-{
-    assert_fl_ok(fl_rpc_service_shutdown(svc));
-    fl_rpc_service_free(svc);
-}
-
 /* Ends a service whose endpoints may have failed: an endpoint that
  * terminated (with a failure) before the close is no longer the service's,
  * so whether shutdown reports it is not asserted here. */
@@ -503,17 +495,6 @@ tep_create_started(fl_rpc_service_t *svc, const char *id, tep_t *st,
     return ep;
 }
 
-/* Waits for a future to complete (failing the test if it does not) and
- * returns its result code. */
-static inline int future_code(fl_future_t *f)
-{
-    assert_non_null(f);
-    (void)fl_future_wait(f, WAIT_MS);
-    if (!fl_future_done(f))
-        fail_msg("future not completed in %d ms", WAIT_MS);
-    return fl_future_error(f);
-}
-
 /* Closes ep, asserts it terminated successfully, frees the handle. */
 static inline void tep_end(fl_rpc_endpoint_t *ep)
 {
@@ -523,45 +504,11 @@ static inline void tep_end(fl_rpc_endpoint_t *ep)
     fl_rpc_endpoint_free(ep);
 }
 
-/* Connects and returns the gateway (the test owns it). */
-static inline fl_rpc_gateway_t *gw_connect(fl_rpc_service_t *svc,
-                                           const char *address,
-                                           const ProtobufCServiceDescriptor *d,
-                                           const fl_fencing_token_t *tok)
-{
-    fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_connect(svc, address, d, tok, &f));
-    int rc = future_code(f);
-    if (rc != FL_OK)
-        fail_msg("connect %s: %s (%s)", address, fl_err_name(rc),
-                 fl_future_message(f));
-    fl_rpc_gateway_t *gw = fl_future_take_value(f);
-    assert_non_null(gw);
-    fl_future_release(f);
-    return gw;
-}
-
 static inline fl_rpc_gateway_t *gw_to(fl_rpc_service_t *svc,
                                       fl_rpc_endpoint_t *ep,
                                       const fl_fencing_token_t *tok)
 {
     return gw_connect(svc, fl_rpc_endpoint_address(ep), TG, tok);
-}
-
-/* Connects and expects failure: returns the code, copies the message. */
-static inline int gw_connect_error(fl_rpc_service_t *svc, const char *address,
-                                   const ProtobufCServiceDescriptor *d,
-                                   char *msg, size_t msg_size)
-{
-    fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_connect(svc, address, d, NULL, &f));
-    int rc = future_code(f);
-    if (msg)
-        snprintf(msg, msg_size, "%s", fl_future_message(f));
-    if (rc == FL_OK)
-        fl_rpc_gateway_free(fl_future_take_value(f));
-    fl_future_release(f);
-    return rc;
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -572,17 +519,6 @@ static inline Fltest__EchoRequest echo_req(const char *text, int64_t n)
     r.text = (char *)text;
     r.n = n;
     return r;
-}
-
-/* fl_rpc_call (timeout_ms 0 = the gateway's), returning the future. */
-static inline fl_future_t *call_async_req(fl_rpc_gateway_t *gw, unsigned m,
-                                          const ProtobufCMessage *req,
-                                          int64_t timeout_ms)
-{
-    fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call(gw, m, req, timeout_ms, &f));
-    assert_non_null(f);
-    return f;
 }
 
 static inline fl_future_t *call_echo(fl_rpc_gateway_t *gw, const char *text,
@@ -663,14 +599,6 @@ static inline void tep_release_parked(tep_t *st, const char *text, int64_t n)
     void *call = st->parked_call;
     st->parked_call = NULL;
     st->parked_closure(&r, call);
-}
-
-/* A fencing token whose 16 bytes are all b. */
-static inline fl_fencing_token_t token_of(uint8_t b)
-{
-    fl_fencing_token_t t;
-    memset(t.bytes, b, sizeof t.bytes);
-    return t;
 }
 
 /* A counting fl_free_cb for an atomic_int. */
