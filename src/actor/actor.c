@@ -118,13 +118,17 @@ void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
     atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
     FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
            (unsigned)m->type, (unsigned long long)m->target, why);
-    if (m->reply != NULL) {
-        fl_future_t *f = m->reply;
-        m->reply = NULL;
-        fl_future_fail(f, FL_EUNREACHABLE,
-                       "recipient unreachable: actor %016llx %s",
-                       (unsigned long long)m->target, why);
-        fl_future_release(f);
+    if (m->reply != NULL || (m->flags & FL__MF_SETTLE)) {
+        char text[160];
+        snprintf(text, sizeof text, "recipient unreachable: actor %016llx %s",
+                 (unsigned long long)m->target, why);
+        fl__msg_settle(m, FL_EUNREACHABLE, text);
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_EUNREACHABLE, "%s", text);
+            fl_future_release(f);
+        }
     }
     if (m->kind == FL__MSG_EXEC) {
         fl__exec_t *e = fl__msg_payload(m);
@@ -291,6 +295,7 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     switch (m->kind) {
     case FL__MSG_USER:
         a->receive(sys, ref, a->state, m);
+        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
         if (m->reply != NULL) {
             fl_future_t *f = m->reply;
             m->reply = NULL;
@@ -335,6 +340,10 @@ bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
         handle(sys, a, (fl_msg_t *)n);
         /* What the callback sent is delivered when it returns. */
         fl__flush_sends(w);
+        if (fl__tls_flush != NULL)
+            fl__tls_flush(
+                i + 1 < batch &&
+                atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
     }
     w->in_turn = false;
     return true;
@@ -609,6 +618,7 @@ int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
     bool external = enter(sys);
     int rc;
     if (fl__unlikely(is_closed(sys))) {
+        fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
         fl_msg_free(msg);
         rc = FL_ECLOSED;
     } else {

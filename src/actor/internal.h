@@ -41,10 +41,28 @@ struct fl_msg {
     uint32_t size;      /* payload bytes */
     uint16_t kind;      /* enum fl__msg_kind */
     uint16_t cls;       /* allocation size class (msg.c) */
-    uint32_t reserved;
+    uint32_t flags;     /* FL__MF_* */
 } FL_ALIGNED(16);
 
+/*
+ * A message that owes an answer by other means than an ask's future (an
+ * RPC call from the wire owes one to its connection) has FL__MF_SETTLE set
+ * and its payload starts with an fl__settle_fn. The runtime calls it
+ * wherever it fails an unanswered ask: a dead letter (FL_EUNREACHABLE and
+ * the reason), a receive callback that returned without taking the debt
+ * (FL_ENOREPLY), a message freed unsent (FL_ECLOSED from a closed system,
+ * else FL_ENOREPLY; `why` may be NULL). The function answers what is still
+ * owed and marks it paid in the payload: it may be called more than once
+ * for one message, and must not block.
+ */
+#define FL__MF_SETTLE 1u
+typedef void (*fl__settle_fn)(fl_msg_t *m, int err, const char *why);
+
+/* Run m's settle function if it has one (any thread). */
+void fl__msg_settle(fl_msg_t *m, int err, const char *why);
+
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size);
+/* A copy of m (not of one that owes: its FL__MF_SETTLE is not copied). */
 fl_msg_t *fl__msg_clone(const fl_msg_t *m);
 /* Frees any thread's message memory (no dead-letter handling). */
 /* (fl_msg_free settles what a message owes: its ask, its exec argument.) */
@@ -279,6 +297,18 @@ int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
 
 /* Push the sends this worker coalesced (no-op when there are none). */
 void fl__flush_sends(fl__worker_t *w);
+
+/*
+ * Output a callback defers to a message boundary. Code running in a
+ * worker's turn (fl__tls_worker->in_turn) may hold output back to write
+ * what several messages produce with one system call (net.c: the frames
+ * answers queue on a connection): it sets fl__tls_flush, and the worker
+ * calls it after every message with `more` true while the actor has
+ * another message already queued in this turn, false otherwise (the last
+ * message of a turn, or an empty mailbox). The function clears
+ * fl__tls_flush once it holds nothing back. Worker threads only.
+ */
+extern _Thread_local void (*fl__tls_flush)(bool more);
 
 /* Dead-letter m: fail its ask, free its exec argument, count it, free it. */
 void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why);

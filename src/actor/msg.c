@@ -215,6 +215,15 @@ fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)
     return m;
 }
 
+void fl__msg_settle(fl_msg_t *m, int err, const char *why)
+{
+    if (!(m->flags & FL__MF_SETTLE))
+        return;
+    fl__settle_fn fn;
+    memcpy(&fn, fl__msg_payload(m), sizeof fn);
+    fn(m, err, why);
+}
+
 fl_msg_t *fl__msg_clone(const fl_msg_t *src)
 {
     fl_msg_t *m = fl__msg_alloc_kind(src->kind, src->type, src->size);
@@ -246,6 +255,7 @@ void fl_msg_free(fl_msg_t *msg)
             e->arg_free(e->arg);
         e->arg_free = NULL;
     }
+    fl__msg_settle(msg, FL_ENOREPLY, NULL);
     if (msg->reply != NULL) {
         /* A message still carrying an ask (the caller built it but did not
          * send it, or kept a copy): nobody will answer. */

@@ -7,8 +7,9 @@
  * the timer thread) put actors on the system's inject queue. Every 61 turns
  * a worker looks at the inject queue first so it cannot starve.
  *
- * Parking. A worker that finds nothing spins for spin_ns (polling), then
- * parks on its semaphore. Making work available wakes one parked worker,
+ * Parking. A worker that finds nothing spins for spin_ns (polling; after
+ * SPIN_PURE_NS it yields its core between polls), then parks on its
+ * semaphore. Making work available wakes one parked worker,
  * but only if nobody is spinning (a spinner will find it). The lost-wakeup
  * race is closed Dekker-style: the parker announces itself (nsleeping) and
  * re-checks every queue after a seq_cst fence; the notifier publishes the
@@ -21,10 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long an idle worker polls without yielding its core. */
+#define SPIN_PURE_NS 2000u
+
 _Thread_local fl__worker_t *fl__tls_worker;
 _Thread_local fl_system_t *fl__tls_sys;
 _Thread_local bool fl__tls_no_block;
 _Thread_local uint64_t fl__tls_actor;
+_Thread_local void (*fl__tls_flush)(bool more);
 
 /* ---- the inject queue -----------------------------------------------------
  */
@@ -223,16 +228,23 @@ static bool any_work(fl__worker_t *w)
 static fl__actor_t *idle(fl__worker_t *w)
 {
     fl_system_t *sys = w->sys;
-    uint64_t until = fl_clock_now_ns() + sys->spin_ns;
+    uint64_t now = fl_clock_now_ns();
+    uint64_t until = now + sys->spin_ns, yield_at = now + SPIN_PURE_NS;
     do {
-        for (int i = 0; i < 64; i++)
-            fl__cpu_relax();
+        /* Past the first microseconds, poll between yields: on a machine
+         * with more runnable threads than cores (I/O threads, another
+         * process) the spinner gives its core away instead of burning it. */
+        if (now >= yield_at)
+            sched_yield();
+        else
+            for (int i = 0; i < 64; i++)
+                fl__cpu_relax();
         fl__actor_t *a = find_work(w);
         if (a != NULL)
             return a;
         if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
             return NULL;
-    } while (sys->spin_ns != 0 && fl_clock_now_ns() < until);
+    } while (sys->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
 
     /* Park: announce, fence, re-check, sleep. */
     pthread_mutex_lock(&sys->sleep_lock);
