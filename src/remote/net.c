@@ -38,6 +38,10 @@
 #define TICK_MS 100
 #define STOP_FLUSH_MS 1000
 #define WRITE_BATCH 1024u /* frames per uv_write */
+#define DIRECT_IOV 64     /* frames per direct sendmsg */
+#define DEFER_CONNS 16    /* connections a worker's turn holds back */
+/* How long a worker holds frames back while its actor has more queued. */
+#define DEFER_NS 20000u
 
 enum {
     C_IDLE = 0,   /* outbound, no socket: the next request connects */
@@ -53,8 +57,14 @@ typedef struct pending {
     fl_future_t *f;
     uint8_t kind;
     char *what;
+    fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
+    const void *decode_arg;
     UT_hash_handle hh;
+    struct pending *next_free; /* in the connection's pool */
 } pending_t;
+
+/* Request records a connection keeps for reuse. */
+#define PENDING_POOL 1024u
 
 struct fl__conn {
     _Atomic int refs;
@@ -68,14 +78,15 @@ struct fl__conn {
     struct fl__conn *knext;       /* the kick list (under net->kmu) */
     struct fl__conn *dnext;       /* net->dirty (I/O thread) */
     bool dirty;                   /* on net->dirty (I/O thread) */
-    _Atomic int serving; /* accepted: calls handed to endpoints, unanswered */
-    bool kicked;         /* under net->kmu */
+    bool kicked;                  /* under net->kmu */
 
     pthread_mutex_t mu;
     int state;
     fl__obuf_t *out_head, *out_tail;
     size_t queued; /* bytes queued or being written */
     pending_t *pending;
+    pending_t *pool; /* free records, up to PENDING_POOL */
+    unsigned npool;
     uint64_t next_corr;
     int64_t retry_at_ms; /* outbound: no attempt before (after a failure) */
     int backoff_ms;
@@ -149,7 +160,8 @@ static int64_t now_ms(void)
 static void conn_process(fl__conn_t *c);
 static void conn_close(fl__conn_t *c, int code, const char *reason);
 static void finish_stop(fl__net_t *n);
-static bool write_direct_locked(fl__conn_t *c, fl__obuf_t *b);
+static bool write_queue_locked(fl__conn_t *c);
+static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b);
 
 /* ---- frames ------------------------------------------------------------- */
 
@@ -247,6 +259,11 @@ void fl__conn_release(fl__conn_t *c)
         fl__free(p->what);
         fl__free(p);
     }
+    while (c->pool != NULL) {
+        p = c->pool;
+        c->pool = p->next_free;
+        fl__free(p);
+    }
     pthread_mutex_destroy(&c->mu);
     fl__free(c->wbufs);
     fl__free(c->rbuf);
@@ -291,6 +308,32 @@ static void conn_kick(fl__conn_t *c)
     if (wake)
         uv_async_send(&n->async); /* under kmu: the handle is still open */
     pthread_mutex_unlock(&n->kmu);
+}
+
+/* A request record for c (under c->mu): from the pool, else allocated.
+ * NULL when out of memory. */
+static pending_t *pending_get_locked(fl__conn_t *c)
+{
+    pending_t *p = c->pool;
+    if (p == NULL)
+        return fl__malloc(sizeof *p);
+    c->pool = p->next_free;
+    c->npool--;
+    return p;
+}
+
+/* Give p back (under c->mu), done with: its future and `what` are let go
+ * of by the caller. */
+static void pending_put_locked(fl__conn_t *c, pending_t *p)
+{
+    fl__free(p->what);
+    if (c->npool >= PENDING_POOL) {
+        fl__free(p);
+        return;
+    }
+    p->next_free = c->pool;
+    c->pool = p;
+    c->npool++;
 }
 
 static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
@@ -357,8 +400,9 @@ static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
         fail_request(p->f, c, p->kind, p->what, phase_connect, code, reason,
                      "");
         fl_future_release(p->f);
-        fl__free(p->what);
-        fl__free(p);
+        pthread_mutex_lock(&c->mu);
+        pending_put_locked(c, p);
+        pthread_mutex_unlock(&c->mu);
     }
 }
 
@@ -463,8 +507,12 @@ static void proto_error(fl__conn_t *c, int code, const char *why)
     fl__obuf_t *e = error_frame(0, code, why);
     pthread_mutex_lock(&c->mu);
     /* Between frames only, and no direct write after it. */
-    if (e != NULL && !write_direct_locked(c, e))
+    if (e != NULL && !c->writing && c->out_head == NULL) {
+        enqueue_locked(c, e);
+        write_queue_locked(c); /* what is left goes with the close */
+    } else {
         fl__free(e);
+    }
     c->fd = -1;
     pthread_mutex_unlock(&c->mu);
     char reason[FL__ERRMSG_MAX + 32];
@@ -584,27 +632,116 @@ static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 }
 
 /*
- * Write b straight to the socket from the calling thread (under c->mu)
- * when nothing is queued or being written, which saves the I/O thread's
- * wake-up on the path of a lone call or reply. True if all of b went out
- * (b is freed); otherwise b->off tells how much did and the caller queues
- * the rest. Frames stay in order: a direct write happens only when no
- * earlier frame waits.
+ * Write what is queued straight to the socket from the calling thread
+ * (under c->mu) when the I/O thread is not writing: that saves the I/O
+ * thread's wake-up on the path of a lone call, a lone reply, or the
+ * replies a worker's turn produced. Frames stay in order: the I/O thread
+ * takes frames from the same queue under the same lock, and marks its
+ * write in flight (`writing`) before it lets go of it. Returns true when
+ * the queue is empty afterwards; false when something is left (the socket
+ * is full, or an error the I/O thread finds out about): kick then.
  */
-static bool write_direct_locked(fl__conn_t *c, fl__obuf_t *b)
+static bool write_queue_locked(fl__conn_t *c)
 {
-    if (c->state != C_OPEN || c->writing || c->out_head != NULL || c->fd < 0)
-        return false;
-    ssize_t w = send(c->fd, b->data, b->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w == (ssize_t)b->len) {
-        atomic_fetch_add_explicit(&c->net->st_out, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
-        fl__free(b);
+    if (c->out_head == NULL)
         return true;
+    if (c->state != C_OPEN || c->writing || c->fd < 0)
+        return false;
+    while (c->out_head != NULL) {
+        struct iovec iov[DIRECT_IOV];
+        int n = 0;
+        for (fl__obuf_t *b = c->out_head; b != NULL && n < DIRECT_IOV;
+             b = b->next, n++) {
+            iov[n].iov_base = b->data + b->off;
+            iov[n].iov_len = b->len - b->off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w <= 0)
+            return false; /* EAGAIN or an error: the I/O thread finds out */
+        atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
+        size_t left = (size_t)w;
+        c->queued -= left;
+        while (left > 0) {
+            fl__obuf_t *b = c->out_head;
+            size_t rest = b->len - b->off;
+            if (left < rest) {
+                b->off += left;
+                return false; /* a short write: the socket is full */
+            }
+            left -= rest;
+            c->out_head = b->next;
+            if (c->out_head == NULL)
+                c->out_tail = NULL;
+            atomic_fetch_add_explicit(&c->net->st_out, 1, memory_order_relaxed);
+            fl__free(b);
+        }
     }
-    if (w > 0)
-        b->off = (size_t)w;
-    return false; /* EAGAIN or an error: the I/O thread finds out */
+    return true;
+}
+
+/*
+ * Connections a worker queued frames on during its current turn, written
+ * at a message boundary (fl__tls_flush): the answers of a turn's calls go
+ * out together. Each entry holds a reference.
+ */
+static _Thread_local struct {
+    fl__conn_t *conn[DEFER_CONNS];
+    unsigned n;
+    uint64_t since_ns; /* when the first was held back */
+} tls_defer;
+
+/* Write c's queue from this thread, or kick the I/O thread to. */
+static void conn_write_now(fl__conn_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool done = write_queue_locked(c);
+    /* While the I/O thread writes, its completion takes the queue. */
+    bool kick = !done && !c->writing;
+    pthread_mutex_unlock(&c->mu);
+    if (kick)
+        conn_kick(c);
+}
+
+static void defer_flush_all(void)
+{
+    unsigned n = tls_defer.n;
+    tls_defer.n = 0;
+    fl__tls_flush = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        conn_write_now(tls_defer.conn[i]);
+        fl__conn_release(tls_defer.conn[i]);
+    }
+}
+
+/* The message-boundary hook: write unless more of the turn's messages are
+ * queued and the oldest held-back frame is younger than DEFER_NS. */
+static void defer_hook(bool more)
+{
+    if (more && fl_clock_now_ns() - tls_defer.since_ns < DEFER_NS)
+        return;
+    defer_flush_all();
+}
+
+/* True if this thread is a worker in a turn: c's new frames were held back
+ * to its next message boundary. */
+static bool defer_write(fl__conn_t *c)
+{
+    fl__worker_t *w = fl__tls_worker;
+    if (w == NULL || !w->in_turn)
+        return false;
+    for (unsigned i = 0; i < tls_defer.n; i++)
+        if (tls_defer.conn[i] == c)
+            return true;
+    if (tls_defer.n == DEFER_CONNS)
+        defer_flush_all();
+    if (tls_defer.n == 0) {
+        tls_defer.since_ns = fl_clock_now_ns();
+        fl__tls_flush = defer_hook;
+    }
+    fl__conn_retain(c);
+    tls_defer.conn[tls_defer.n++] = c;
+    return true;
 }
 
 static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
@@ -675,6 +812,18 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
                                                             : FL_EPROTO;
         fl_future_fail(p->f, code, "%.*s", (int)fr->m.message.len,
                        fr->m.message.p);
+    } else if (fl_future_done(p->f)) {
+        /* Timed out meanwhile: nobody looks at the answer. */
+    } else if (fr->h.kind == FL__K_REPLY && p->decode != NULL) {
+        void *v = NULL;
+        fl_free_cb v_free = NULL;
+        char why[FL__ERRMSG_MAX + 1];
+        int rc = p->decode(p->decode_arg, fr->body, fr->h.body_len, &v, &v_free,
+                           why, sizeof why);
+        if (rc == FL_OK)
+            fl_future_complete(p->f, v, v_free);
+        else
+            fl_future_fail(p->f, rc, "%s", why);
     } else {
         size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len : 4;
         fl_msg_t *m = fl_msg_alloc(FL__MSG_ANSWER, len);
@@ -690,8 +839,9 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
         }
     }
     fl_future_release(p->f);
-    fl__free(p->what);
-    fl__free(p);
+    pthread_mutex_lock(&c->mu);
+    pending_put_locked(c, p);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -1418,38 +1568,71 @@ static int refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
     return FL_OK;
 }
 
+/*
+ * A frame was queued on c (under c->mu, which this releases): see that it
+ * goes out. On the I/O thread it goes with the others once the read or
+ * callback at hand is handled; a worker in a turn holds it back to a
+ * message boundary, so that a turn's frames go out together; any other
+ * thread writes it at once when `lone` (nothing else of the kind is in
+ * flight) and the I/O thread is not writing, else the I/O thread is
+ * kicked to coalesce.
+ */
+static void conn_queued_locked(fl__conn_t *c, bool lone)
+{
+    if (tls_net == c->net) {
+        pthread_mutex_unlock(&c->mu);
+        conn_kick(c);
+        return;
+    }
+    if (defer_write(c)) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    bool kick = true;
+    if (lone)
+        kick = !write_queue_locked(c) && !c->writing;
+    pthread_mutex_unlock(&c->mu);
+    if (kick)
+        conn_kick(c);
+}
+
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
-                     fl__req_kind_t kind, const char *what)
+                     fl__req_kind_t kind, const char *what,
+                     fl__decode_fn decode, const void *decode_arg)
 {
     char msg[FL__HOST_MAX + 300];
-    pending_t *p = fl__calloc(1, sizeof *p);
-    if (p != NULL && what != NULL && (p->what = fl__strdup(what)) == NULL) {
-        fl__free(p);
-        p = NULL;
-    }
-    if (p == NULL) {
+    char *what_copy = NULL;
+    if (what != NULL && (what_copy = fl__strdup(what)) == NULL) {
         fl__free(fb);
         fl_future_fail(f, FL_ENOMEM, NULL);
         return FL_ENOMEM;
     }
     pthread_mutex_lock(&c->mu);
+    pending_t *p = pending_get_locked(c);
+    if (p == NULL) {
+        pthread_mutex_unlock(&c->mu);
+        fl__free(what_copy);
+        fl__free(fb);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        return FL_ENOMEM;
+    }
+    memset(p, 0, sizeof *p);
+    p->what = what_copy;
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && c->outbound && backing_off_locked(c)) {
         char after[48], reason[sizeof c->last_err];
         snprintf(after, sizeof after, " (next attempt in %lld ms)",
                  (long long)(c->retry_at_ms - now_ms()));
         snprintf(reason, sizeof reason, "%s", c->last_err);
+        pending_put_locked(c, p);
         pthread_mutex_unlock(&c->mu);
-        fl__free(p->what);
-        fl__free(p);
         fl__free(fb);
         fail_request(f, c, (uint8_t)kind, what, true, 0, reason, after);
         return kind == FL__REQ_CONNECT ? FL_ECONNECT : FL_EUNREACHABLE;
     }
     if (rc != FL_OK) {
+        pending_put_locked(c, p);
         pthread_mutex_unlock(&c->mu);
-        fl__free(p->what);
-        fl__free(p);
         fl__free(fb);
         fl_future_fail(f, rc, "%s", msg);
         return rc;
@@ -1457,17 +1640,12 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->corr = ++c->next_corr;
     p->f = fl_future_retain(f);
     p->kind = (uint8_t)kind;
+    p->decode = decode;
+    p->decode_arg = decode_arg;
     put64(fb->data + 8, p->corr);
     HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
-    /* A lone call goes out at once; calls in flight together are
-     * coalesced by the I/O thread. */
-    bool sent = tls_net != c->net && HASH_COUNT(c->pending) == 1 &&
-                write_direct_locked(c, fb);
-    if (!sent)
-        enqueue_locked(c, fb);
-    pthread_mutex_unlock(&c->mu);
-    if (!sent)
-        conn_kick(c);
+    enqueue_locked(c, fb);
+    conn_queued_locked(c, HASH_COUNT(c->pending) == 1);
     return FL_OK;
 }
 
@@ -1480,39 +1658,23 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
         rc = FL_ECLOSED; /* an answer for a connection that is gone */
     if (rc == FL_OK && c->outbound && backing_off_locked(c))
         rc = FL_EUNREACHABLE; /* a tell while backing off: dropped */
-    bool sent = false;
     if (rc == FL_OK) {
-        /* The last answer of a connection's calls goes out at once; while
-         * others are still being handled, the I/O thread coalesces. */
-        sent = tls_net != c->net &&
-               atomic_load_explicit(&c->serving, memory_order_relaxed) == 0 &&
-               write_direct_locked(c, fb);
-        if (!sent)
-            enqueue_locked(c, fb);
+        enqueue_locked(c, fb);
+        conn_queued_locked(c, true);
+        return FL_OK;
     }
     pthread_mutex_unlock(&c->mu);
-    if (sent)
-        return FL_OK;
-    if (rc != FL_OK) {
-        fl__free(fb);
-        if (rc == FL_ELIMIT && !c->outbound) {
-            /* Our answers pile up: the peer does not read. The I/O thread
-             * closes the connection (conn_process). */
-            FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
-            pthread_mutex_lock(&c->mu);
-            c->overflow = true;
-            pthread_mutex_unlock(&c->mu);
-            conn_kick(c);
-        }
-        return rc;
+    fl__free(fb);
+    if (rc == FL_ELIMIT && !c->outbound) {
+        /* Our answers pile up: the peer does not read. The I/O thread
+         * closes the connection (conn_process). */
+        FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+        pthread_mutex_lock(&c->mu);
+        c->overflow = true;
+        pthread_mutex_unlock(&c->mu);
+        conn_kick(c);
     }
-    conn_kick(c);
-    return FL_OK;
-}
-
-void fl__conn_serving(fl__conn_t *c, int delta)
-{
-    atomic_fetch_add_explicit(&c->serving, delta, memory_order_relaxed);
+    return rc;
 }
 
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,

@@ -127,18 +127,31 @@ typedef enum fl__req_kind {
 } fl__req_kind_t;
 
 /*
+ * Turns a REPLY body (borrowed) into the value its future completes with,
+ * on the I/O thread: FL_OK with *value and *value_free, or an error code
+ * the future fails with and `why` its message.
+ */
+typedef int (*fl__decode_fn)(const void *arg, const uint8_t *body, size_t len,
+                             void **value, fl_free_cb *value_free, char *why,
+                             size_t why_len);
+
+/*
  * fl__conn_request sends frame fb (consumed) as a request: gives it a fresh
  * correlation id and keeps a reference to f until the answer, which
- * completes f with an fl_msg_t * (the REPLY body, or the CONNECTED
- * metadata's u32 service index in host order) or fails it with the ERROR's
- * code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
- * connection fails. `what` (copied, CONNECT only) names the address in
- * connect errors. Returns FL_OK, or an error with f already failed (so the
- * caller only has to hand f on): FL_EUNREACHABLE/FL_ECONNECT (backing off
- * after a failed attempt), FL_ELIMIT (queue full), FL_ECLOSED, FL_ENOMEM.
+ * completes f with decode(decode_arg, body) for a REPLY when decode is not
+ * NULL, else with an fl_msg_t * (the REPLY body, or the CONNECTED
+ * metadata's u32 service index in host order); or fails it with the
+ * ERROR's code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
+ * connection fails. An answer that arrives after f was completed (timed
+ * out) is dropped undecoded. `what` (copied, CONNECT only) names the
+ * address in connect errors; decode_arg must outlive the request. Returns
+ * FL_OK, or an error with f already failed (so the caller only has to hand
+ * f on): FL_EUNREACHABLE/FL_ECONNECT (backing off after a failed attempt),
+ * FL_ELIMIT (queue full), FL_ECLOSED, FL_ENOMEM.
  */
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
-                     fl__req_kind_t kind, const char *what);
+                     fl__req_kind_t kind, const char *what,
+                     fl__decode_fn decode, const void *decode_arg);
 
 /*
  * fl__conn_send queues a frame that expects no answer (a tell, a REPLY, an
@@ -147,11 +160,6 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
  * reading), FL_ECLOSED (connection gone: dropped), FL_ENOMEM.
  */
 int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
-
-/* Count the calls of an accepted connection that endpoints are handling
- * (+1 when handed over, -1 before its answer is sent): the last answer is
- * written at once from the answering thread, the others coalesced. */
-void fl__conn_serving(fl__conn_t *c, int delta);
 
 /* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). */
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,

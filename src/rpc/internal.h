@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "actor/internal.h"
 #include "remote/net.h"
 
 #define ID_MAX 200
@@ -30,6 +31,13 @@ enum { FENCE_NONE = 0, FENCE_TOKEN = 1, FENCE_SELF = 2 };
 
 /* Header of an RPC_INVOKE payload; the packed request follows. */
 typedef struct invoke_hdr {
+    /* A call from the wire that expects an answer (FL__MF_SETTLE): settle
+     * is fl__rpc_wire_settle, conn (one reference) and corr say where the
+     * answer goes; handle_invoke takes them (conn = NULL). Unused (NULL)
+     * otherwise. */
+    fl__settle_fn settle;
+    fl__conn_t *conn;
+    uint64_t corr;
     uint32_t service;
     uint32_t method;
     uint32_t len;
@@ -166,13 +174,31 @@ void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
 /*
  * remote.c: send a call through a remote gateway. tell: fire and forget
  * (returns the queueing result, *out untouched). Otherwise *out gets a
- * future of the packed reply (an fl_msg_t of type FL__MSG_ANSWER), already
- * failed for a too large request or a refused queue; returns FL_OK then.
- * FL_EINVAL (bad method or request type), FL_ENOMEM leave *out NULL.
+ * future of the reply, already failed for a too large request or a refused
+ * queue; returns FL_OK then. The reply is the unpacked message (freed with
+ * protobuf_c_message_free_unpacked) when `unpack`, else the packed bytes
+ * (an fl_msg_t of type FL__MSG_ANSWER). FL_EINVAL (bad method or request
+ * type), FL_ENOMEM leave *out NULL.
  */
 int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
                         const ProtobufCMessage *req, int64_t timeout_ms,
-                        bool tell, fl_future_t **out);
+                        bool tell, bool unpack, fl_future_t **out);
+
+/* Frees an unpacked protobuf message (an fl_free_cb). */
+void fl__rpc_free_message_cb(void *msg);
+
+/*
+ * remote.c: answer a call from the wire. fl__rpc_wire_reply packs reply
+ * straight into a REPLY frame (FL_EMSGSIZE, naming both sizes, if it
+ * exceeds the caller's frame limit); fl__rpc_wire_fail sends an ERROR with
+ * err and msg. Both consume the reference to c. Any thread.
+ */
+void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
+                        const ProtobufCMessage *reply);
+void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg);
+
+/* remote.c: the settle function of calls from the wire (FL__MF_SETTLE). */
+void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why);
 
 /* Check a packed message from the wire before unpacking it: FL_OK or
  * FL_EDECODE (too deeply nested, broken) with `why`. */

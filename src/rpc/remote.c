@@ -229,47 +229,51 @@ static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     }
 }
 
-/* An asked remote call: where its answer goes. */
-typedef struct answer_ctx {
-    fl__conn_t *conn;
-    uint64_t corr;
-} answer_ctx_t;
-
-/* The endpoint answered (any thread): REPLY or ERROR to the caller. */
-static void on_answer(fl_future_t *f, void *p)
+void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
 {
-    answer_ctx_t *a = p;
-    fl__conn_serving(a->conn, -1);
-    int err = fl_future_error(f);
-    if (err == FL_OK) {
-        fl_msg_t *m = fl_future_value(f);
-        size_t n = fl_msg_size(m);
-        uint64_t total = (uint64_t)FL__FRAME_HDR + n;
-        uint32_t max = fl__conn_peer_max(a->conn);
-        if (total > max) {
-            char msg[160];
-            snprintf(msg, sizeof msg,
-                     "reply of %llu bytes exceeds the maximum frame size of "
-                     "%u bytes",
-                     (unsigned long long)total, max);
-            fl__conn_answer_error(a->conn, a->corr, FL_EMSGSIZE, msg);
-        } else {
-            uint8_t *body;
-            fl__obuf_t *b =
-                fl__obuf_frame(FL__K_REPLY, 0, a->corr, NULL, n, &body);
-            if (b == NULL) {
-                fl__conn_answer_error(a->conn, a->corr, FL_ENOMEM,
-                                      "out of memory sending the reply");
-            } else {
-                memcpy(body, fl_msg_data(m), n);
-                fl__conn_send(a->conn, b);
-            }
-        }
-    } else {
-        fl__conn_answer_error(a->conn, a->corr, err, fl_future_message(f));
+    fl__conn_answer_error(c, corr, err, msg);
+    fl__conn_release(c);
+}
+
+void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
+                        const ProtobufCMessage *reply)
+{
+    size_t n = protobuf_c_message_get_packed_size(reply);
+    uint64_t total = (uint64_t)FL__FRAME_HDR + n;
+    uint32_t max = fl__conn_peer_max(c);
+    if (total > max) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "reply of %llu bytes exceeds the maximum frame size of %u "
+                 "bytes",
+                 (unsigned long long)total, max);
+        fl__rpc_wire_fail(c, corr, FL_EMSGSIZE, msg);
+        return;
     }
-    fl__conn_release(a->conn);
-    fl__free(a);
+    uint8_t *body;
+    fl__obuf_t *b = fl__obuf_frame(FL__K_REPLY, 0, corr, NULL, n, &body);
+    if (b == NULL) {
+        fl__rpc_wire_fail(c, corr, FL_ENOMEM,
+                          "out of memory sending the reply");
+        return;
+    }
+    protobuf_c_message_pack(reply, body);
+    fl__conn_send(c, b);
+    fl__conn_release(c);
+}
+
+void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why)
+{
+    invoke_hdr_t *h = fl_msg_data(m);
+    fl__conn_t *c = h->conn;
+    if (c == NULL)
+        return; /* answered */
+    h->conn = NULL;
+    if (err == FL_ECLOSED) {
+        err = FL_EUNREACHABLE;
+        why = "recipient unreachable: the rpc service is shutting down";
+    }
+    fl__rpc_wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
 }
 
 static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
@@ -319,44 +323,20 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         ih->fence = FENCE_NONE;
     }
     memcpy(ih + 1, body, h->body_len);
-    if (tell) {
-        int rc = fl_tell(svc->sys, actor, msg);
-        if (rc != FL_OK)
-            FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
-                   fl__conn_peer_name(c), id, fl_strerror(rc));
-        return;
+    if (!tell) {
+        /* The message owes the caller an answer: handle_invoke hands it to
+         * the call, and the runtime settles it if the message never gets
+         * there (the endpoint stopped, the system closed). */
+        ih->settle = fl__rpc_wire_settle;
+        fl__conn_retain(c);
+        ih->conn = c;
+        ih->corr = h->corr;
+        msg->flags |= FL__MF_SETTLE;
     }
-    answer_ctx_t *a = fl__malloc(sizeof *a);
-    if (a == NULL) {
-        fl_msg_free(msg);
-        fl__conn_answer_error(c, h->corr, FL_ENOMEM,
-                              "out of memory receiving the call");
-        return;
-    }
-    fl_future_t *f;
-    int rc = fl_ask(svc->sys, actor, msg, FL_INFINITE, &f);
-    if (rc != FL_OK) {
-        fl__free(a);
-        if (rc == FL_ECLOSED)
-            fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE,
-                                  "recipient unreachable: the rpc service is "
-                                  "shutting down");
-        else
-            fl__conn_answer_error(c, h->corr, rc, "could not queue the call");
-        return;
-    }
-    fl__conn_retain(c);
-    a->conn = c;
-    a->corr = h->corr;
-    fl__conn_serving(c, 1);
-    if (fl_future_on_complete(f, on_answer, a) != FL_OK) {
-        fl__conn_serving(c, -1);
-        fl__conn_release(c);
-        fl__free(a);
-        fl__conn_answer_error(c, h->corr, FL_ENOMEM,
-                              "out of memory waiting for the answer");
-    }
-    fl_future_release(f);
+    int rc = fl_tell(svc->sys, actor, msg);
+    if (rc != FL_OK && tell)
+        FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
+               fl__conn_peer_name(c), id, fl_strerror(rc));
 }
 
 /* ---- client side ------------------------------------------------------------
@@ -481,17 +461,39 @@ void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
     /* From here x belongs to on_connected. */
     if (b == NULL) {
         fl_future_fail(raw, FL_ENOMEM, NULL);
-    } else if (fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address) ==
-               FL_OK) {
+    } else if (fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address, NULL,
+                                NULL) == FL_OK) {
         /* The handshake is bounded like a call. */
         fl_future_set_timeout(svc->sys, raw, svc->timeout_ms);
     }
     fl_future_release(raw);
 }
 
+/* A reply from the wire, checked, then unpacked (the I/O thread). */
+static int decode_reply(const void *arg, const uint8_t *body, size_t len,
+                        void **value, fl_free_cb *value_free, char *why,
+                        size_t why_len)
+{
+    const ProtobufCMessageDescriptor *d = arg;
+    char depth[160];
+    if (fl__rpc_check_wire(d, body, len, depth, sizeof depth) != FL_OK) {
+        snprintf(why, why_len, "Could not decode the %s reply: %s", d->name,
+                 depth);
+        return FL_EDECODE;
+    }
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, body);
+    if (m == NULL) {
+        snprintf(why, why_len, "Could not decode the %s reply.", d->name);
+        return FL_EDECODE;
+    }
+    *value = m;
+    *value_free = fl__rpc_free_message_cb;
+    return FL_OK;
+}
+
 int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
                         const ProtobufCMessage *req, int64_t timeout_ms,
-                        bool tell, fl_future_t **out)
+                        bool tell, bool unpack, fl_future_t **out)
 {
     if (method >= gw->base.descriptor->n_methods || req == NULL ||
         req->descriptor != gw->base.descriptor->methods[method].input)
@@ -540,7 +542,10 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
         fl__free(b);
         return FL_ENOMEM;
     }
-    if (fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL) == FL_OK &&
+    const ProtobufCMessageDescriptor *output =
+        gw->base.descriptor->methods[method].output;
+    if (fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL,
+                         unpack ? decode_reply : NULL, output) == FL_OK &&
         timeout_ms != FL_INFINITE)
         fl_future_set_timeout(gw->svc->sys, f, timeout_ms);
     *out = f;

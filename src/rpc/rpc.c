@@ -39,6 +39,10 @@ struct fl_rpc_call {
     struct fl_rpc_call *moved; /* stack call: its heap copy */
     fl_rpc_endpoint_t *ep;
     fl_future_t *reply; /* the asker's future; NULL for a tell */
+    /* A call from the wire: the connection its answer goes to (one
+     * reference, given up when answered) and the correlation id. */
+    fl__conn_t *conn;
+    uint64_t corr;
     const ProtobufCMessageDescriptor *output;
     const char *method;
 };
@@ -172,7 +176,7 @@ static void token_hex(const fl_fencing_token_t *t, char out[33])
     out[32] = '\0';
 }
 
-static void free_message_cb(void *p)
+void fl__rpc_free_message_cb(void *p)
 {
     protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
 }
@@ -217,6 +221,8 @@ static void call_release(fl_rpc_call_t *c)
         return;
     c->magic = 0;
     fl_future_release(c->reply);
+    if (c->conn != NULL) /* unreachable: a heap call ends answered */
+        fl__rpc_wire_fail(c->conn, c->corr, FL_ENOREPLY, "call dropped");
     ep_release(c->ep); /* taken by fl_rpc_defer */
     fl__free(c);
 }
@@ -242,9 +248,25 @@ static void call_answered(fl_rpc_call_t *c)
         call_release(c);
 }
 
+/* True when c owes its caller an answer (an ask, local or from the wire). */
+static bool call_asked(const fl_rpc_call_t *c)
+{
+    return c->reply != NULL || c->conn != NULL;
+}
+
+/* Take c's connection: whoever does answers on it. */
+static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
+{
+    fl__conn_t *conn = c->conn;
+    c->conn = NULL;
+    return conn;
+}
+
 static void call_fail(fl_rpc_call_t *c, int err, const char *msg)
 {
-    if (c->reply != NULL) {
+    if (c->conn != NULL) {
+        fl__rpc_wire_fail(call_take_conn(c), c->corr, err, msg);
+    } else if (c->reply != NULL) {
         fl_future_fail(c->reply, err, "%s", msg);
     } else {
         FL_LOG(FL_LOG_WARN, "rpc: tell %s to endpoint %s failed: %s (%s)",
@@ -266,7 +288,7 @@ static void reply_closure(const ProtobufCMessage *reply, void *data)
     fl_rpc_call_t *c = as_call(data);
     if (c == NULL || !call_claim(c))
         return;
-    if (c->reply == NULL && reply != NULL && !c->heap)
+    if (!call_asked(c) && reply != NULL && !c->heap)
         return; /* a tell's answer goes nowhere */
     if (reply == NULL) {
         call_fail(c, FL_EINTERNAL, "handler answered with a NULL reply");
@@ -275,6 +297,8 @@ static void reply_closure(const ProtobufCMessage *reply, void *data)
         snprintf(buf, sizeof buf, "handler of %s answered with a %s, not a %s",
                  c->method, reply->descriptor->name, c->output->name);
         call_fail(c, FL_EINVAL, buf);
+    } else if (c->conn != NULL) {
+        fl__rpc_wire_reply(call_take_conn(c), c->corr, reply);
     } else if (c->reply != NULL) {
         fl_msg_t *m = pack_reply(reply);
         if (m == NULL)
@@ -300,7 +324,7 @@ void *fl_rpc_call_state(const void *closure_data)
 bool fl_rpc_call_is_tell(const void *closure_data)
 {
     fl_rpc_call_t *c = as_call(closure_data);
-    return c != NULL && c->reply == NULL;
+    return c != NULL && !call_asked(c);
 }
 
 fl_rpc_call_t *fl_rpc_defer(void *closure_data)
@@ -323,6 +347,7 @@ fl_rpc_call_t *fl_rpc_defer(void *closure_data)
     /* The endpoint may terminate and be freed before the answer comes. */
     atomic_fetch_add(&c->ep->refs, 1);
     c->reply = NULL;
+    c->conn = NULL;
     c->moved = h;
     return h;
 }
@@ -398,14 +423,46 @@ typedef struct task_ctx {
 
 static void endpoint_finish(fl_rpc_endpoint_t *ep, int err, const char *msg);
 
+static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
+    FL_PRINTF(3, 4);
+
+/* invoke_asked: the invocation msg (well formed) expects an answer, from
+ * a local ask or from the wire. */
+static bool invoke_asked(fl_msg_t *msg)
+{
+    const invoke_hdr_t *h = fl_msg_data(msg);
+    return fl_msg_is_ask(msg) || h->conn != NULL;
+}
+
+/* invoke_fail answers the invocation msg (well formed) with an error if it
+ * expects an answer. */
+static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
+{
+    invoke_hdr_t *h = fl_msg_data(msg);
+    if (!invoke_asked(msg))
+        return;
+    char buf[FL__ERRMSG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (h->conn != NULL) {
+        fl__conn_t *c = h->conn;
+        h->conn = NULL;
+        fl__rpc_wire_fail(c, h->corr, err, buf);
+    } else {
+        fl_reply_error(msg, err, "%s", buf);
+    }
+}
+
 static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
                                const char *what)
 {
-    if (fl_msg_is_ask(msg)) {
-        fl_reply_error(msg, FL_ENOTSTARTED,
-                       "Discard message %s, because the rpc endpoint %s has "
-                       "not been started yet.",
-                       what, ep->address);
+    if (invoke_asked(msg)) {
+        invoke_fail(msg, FL_ENOTSTARTED,
+                    "Discard message %s, because the rpc endpoint %s has "
+                    "not been started yet.",
+                    what, ep->address);
     } else {
         FL_LOG(FL_LOG_INFO,
                "rpc: discard message %s, because the rpc endpoint %s has not "
@@ -416,7 +473,7 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
 
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    const invoke_hdr_t *h = fl_msg_data(msg);
+    invoke_hdr_t *h = fl_msg_data(msg);
     if (fl_msg_size(msg) < sizeof *h || fl_msg_size(msg) - sizeof *h < h->len) {
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE, "malformed invocation");
@@ -424,11 +481,10 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     }
     if (h->service >= ep->nservices ||
         h->method >= ep->services[h->service]->descriptor->n_methods) {
-        if (fl_msg_is_ask(msg))
-            fl_reply_error(msg, FL_ENOMETHOD,
-                           "Could not find rpc method %u of service %u for "
-                           "rpc invocation.",
-                           h->method, h->service);
+        invoke_fail(msg, FL_ENOMETHOD,
+                    "Could not find rpc method %u of service %u for "
+                    "rpc invocation.",
+                    h->method, h->service);
         return;
     }
     ProtobufCService *s = ep->services[h->service];
@@ -442,22 +498,21 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         char want[33], got[33];
         token_hex(&ep->token, want);
         if (h->fence == FENCE_NONE) {
-            if (fl_msg_is_ask(msg))
-                fl_reply_error(msg, FL_EFENCING,
-                               "Fencing token not set: Ignoring message %s "
-                               "because the fenced endpoint %s received it "
-                               "without a fencing token.",
-                               md->name, ep->id);
+            invoke_fail(msg, FL_EFENCING,
+                        "Fencing token not set: Ignoring message %s "
+                        "because the fenced endpoint %s received it "
+                        "without a fencing token.",
+                        md->name, ep->id);
             return;
         }
         if (memcmp(&h->token, &ep->token, sizeof ep->token) != 0) {
             token_hex(&h->token, got);
-            if (fl_msg_is_ask(msg))
-                fl_reply_error(msg, FL_EFENCING,
-                               "Fencing token mismatch: Ignoring message %s "
-                               "because the fencing token %s did not match "
-                               "the expected fencing token %s.",
-                               md->name, got, want);
+            if (invoke_asked(msg))
+                invoke_fail(msg, FL_EFENCING,
+                            "Fencing token mismatch: Ignoring message %s "
+                            "because the fencing token %s did not match "
+                            "the expected fencing token %s.",
+                            md->name, got, want);
             else
                 FL_LOG(FL_LOG_INFO, "rpc: %s: fencing token mismatch (%s)",
                        ep->id, md->name);
@@ -470,20 +525,18 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     handler_t *handlers = (handler_t *)(s + 1);
     handler_t fn = handlers[h->method];
     if (fn == NULL) {
-        if (fl_msg_is_ask(msg))
-            fl_reply_error(msg, FL_ENOMETHOD,
-                           "Could not find rpc method %s for rpc invocation: "
-                           "endpoint %s does not implement it.",
-                           md->name, ep->id);
+        invoke_fail(msg, FL_ENOMETHOD,
+                    "Could not find rpc method %s for rpc invocation: "
+                    "endpoint %s does not implement it.",
+                    md->name, ep->id);
         return;
     }
     char why[160];
     if (h->wire && fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1),
                                       h->len, why, sizeof why) != FL_OK) {
-        if (fl_msg_is_ask(msg))
-            fl_reply_error(msg, FL_EDECODE,
-                           "Could not decode the %s request of %s: %s",
-                           md->input->name, md->name, why);
+        invoke_fail(msg, FL_EDECODE,
+                    "Could not decode the %s request of %s: %s",
+                    md->input->name, md->name, why);
         return;
     }
     arena_t *arena = thread_arena();
@@ -496,17 +549,18 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     if (in == NULL) {
         if (arena != NULL)
             arena_release(arena, mark);
-        if (fl_msg_is_ask(msg))
-            fl_reply_error(msg, FL_EDECODE,
-                           "Could not decode the %s request of %s.",
-                           md->input->name, md->name);
+        invoke_fail(msg, FL_EDECODE, "Could not decode the %s request of %s.",
+                    md->input->name, md->name);
         return;
     }
     fl_rpc_call_t c = {.magic = CALL_MAGIC,
                        .ep = ep,
                        .reply = fl_msg_take_reply(msg),
+                       .conn = h->conn,
+                       .corr = h->corr,
                        .output = md->output,
                        .method = md->name};
+    h->conn = NULL; /* the call answers it now */
     fn(s, in, reply_closure, &c);
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
@@ -1279,7 +1333,8 @@ static int send_ask(fl_rpc_gateway_t *gw, unsigned method,
 {
     *ask = NULL;
     if (gw->conn != NULL)
-        return fl__rpc_remote_call(gw, method, req, timeout_ms, false, ask);
+        return fl__rpc_remote_call(gw, method, req, timeout_ms, false, false,
+                                   ask);
     fl_msg_t *m;
     int rc = build_invoke(gw, method, req, &m);
     if (rc != FL_OK)
@@ -1306,7 +1361,7 @@ static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
     if (r == NULL)
         return FL_EDECODE;
     *out = r;
-    *out_free = free_message_cb;
+    *out_free = fl__rpc_free_message_cb;
     return FL_OK;
 }
 
@@ -1318,9 +1373,11 @@ int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
         *out = NULL;
     if (gw == NULL || out == NULL || timeout_ms < 0)
         return FL_EINVAL;
+    int64_t timeout = timeout_ms ? timeout_ms : gw->timeout_ms;
+    if (gw->conn != NULL) /* the I/O thread unpacks the reply */
+        return fl__rpc_remote_call(gw, method, req, timeout, false, true, out);
     fl_future_t *ask;
-    int rc = send_ask(gw, method, req, timeout_ms ? timeout_ms : gw->timeout_ms,
-                      &ask);
+    int rc = send_ask(gw, method, req, timeout, &ask);
     if (rc != FL_OK)
         return rc;
     fl_future_t *f = fl_future_then(
@@ -1436,7 +1493,7 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     int rc;
     if (closure == NULL) {
         if (gw->conn != NULL) {
-            rc = fl__rpc_remote_call(gw, method, input, 0, true, NULL);
+            rc = fl__rpc_remote_call(gw, method, input, 0, true, false, NULL);
         } else {
             fl_msg_t *m;
             rc = build_invoke(gw, method, input, &m);
