@@ -561,8 +561,16 @@ static void conn_flush(fl__conn_t *c)
     if (!c->tcp_open)
         return;
     pthread_mutex_lock(&c->mu);
-    if (c->writing || c->state != C_OPEN || c->out_head == NULL) {
+    if (c->writing || c->state != C_OPEN) {
         pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    /* Straight to the socket first: libuv's write request (and its poll
+     * registration) is only needed for what the socket does not take. */
+    if (write_queue_locked(c)) {
+        pthread_mutex_unlock(&c->mu);
+        if (c->close_when_flushed) /* the BYE is out */
+            conn_close(c, FL_ECLOSED, "rpc service shut down");
         return;
     }
     /* Take up to WRITE_BATCH frames. */

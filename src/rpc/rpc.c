@@ -1437,7 +1437,10 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
                                             fl_msg_size(m), fl_msg_data(m))
                 : NULL;
         if (r == NULL) {
-            set_last(FL_EDECODE, "could not decode the reply");
+            char why[200];
+            snprintf(why, sizeof why, "Could not decode the %.150s reply.",
+                     c->output->name);
+            set_last(FL_EDECODE, why);
             c->closure(NULL, c->data);
         } else {
             set_last(FL_OK, NULL);

@@ -3,11 +3,20 @@
  * misbehave in ways a fling server never does: a server of another protocol
  * version, one that accepts and then closes, and the calling side's own
  * guards (blocking on the I/O thread, calls after shutdown, tells while
- * backing off). The fake servers are plain sockets in a thread.
+ * backing off), and REPLY bodies a fling server never sends (undecodable,
+ * nested deeper than the limit, late after the call timed out). The fake
+ * servers are plain sockets, in a thread or played by the test's own thread
+ * (fl_rpc_connect and fl_rpc_call never block).
  */
 #include "wire_client.h"
 
+#include "remote/pbdepth.h"
+
 #define CALC (&flhostile__calc_gateway__descriptor)
+
+/* A call's own timeout that runs out, and how late it may fire. */
+#define SHORT_MS 200
+#define PROMPT_MS 5000
 
 /* ---- a fake server: accepts one connection and runs a script ------------- */
 
@@ -300,6 +309,331 @@ static void test_server_shutdown_fails_calls_fast(void **state)
     fl_rpc_service_free(svc);
 }
 
+/* ---- a raw server played by the test's thread ---------------------------- */
+
+/*
+ * NestGateway.Nest(Num) returns (Chain): a method whose reply is recursive.
+ * hostile_gateways.proto has Chain only as a request (CalcGateway.Depth),
+ * so the service is declared here from the generated message descriptors;
+ * only the raw server below serves it.
+ */
+static const ProtobufCMethodDescriptor nest_methods[1] = {
+    {"Nest", &flhostile__num__descriptor, &flhostile__chain__descriptor}};
+static const unsigned nest_methods_by_name[1] = {0};
+static const ProtobufCServiceDescriptor nest_descriptor = {
+    PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
+    "flhostile.NestGateway",
+    "NestGateway",
+    "Flhostile__NestGateway",
+    "flhostile",
+    1,
+    nest_methods,
+    nest_methods_by_name};
+#define NEST (&nest_descriptor)
+#define M_NEST 0u
+
+/* A client service (name "fling", default maximum frame) and its gateway to
+ * endpoint "calc" of a raw listening socket whose side the test plays. */
+typedef struct rawsrv {
+    int lfd;
+    int port;
+    raw_t r;
+    fl_rpc_service_t *svc;
+    fl_rpc_gateway_t *gw;
+    uint64_t next_corr; /* of the client's next request */
+} rawsrv_t;
+
+/* Connects a desc gateway to a raw server: HELLO both ways, CONNECT (corr
+ * 1, endpoint "calc", desc's name) answered with CONNECTED index 0. */
+static void rawsrv_start(rawsrv_t *s, const ProtobufCServiceDescriptor *desc)
+{
+    memset(s, 0, sizeof *s);
+    s->lfd = raw_listen(0, &s->port);
+    s->svc = client_service();
+    char addr[96];
+    snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/calc", s->port);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(s->svc, addr, desc, NULL, &f));
+    int fd = accept(s->lfd, NULL, NULL); /* bounded by SO_RCVTIMEO */
+    if (fd < 0)
+        fail_msg("accept: %s", strerror(errno));
+    raw_fd_adopt(fd);
+    s->r = raw_of(fd, FL__FRAME_DEFAULT_MAX, "raw-server",
+                  FL__FRAME_DEFAULT_MAX, "fling", "calc");
+    raw_hello(&s->r);
+    frame_t c;
+    char d[1200], ep[FL__ID_MAX + 1], gw[FL__NAME_MAX + 1];
+    next_frame_or_fail(&s->r, &c, "CONNECT", 1);
+    if (c.h.kind != FL__K_CONNECT || c.h.corr != 1)
+        fail_msg("want CONNECT corr 1, got %s", describe(&c, d, sizeof d));
+    assert_string_equal("calc", str_copy(c.m.endpoint, ep, sizeof ep));
+    assert_string_equal(desc->name, str_copy(c.m.gateway, gw, sizeof gw));
+    fl__frame_meta_t m;
+    memset(&m, 0, sizeof m);
+    m.service_index = 0;
+    send_frame(&s->r, FL__K_CONNECTED, 0, c.h.corr, &m, NULL, 0);
+    frame_clear(&c);
+    fl_test_future_ok(f, "connect %s", addr);
+    s->gw = fl_future_take_value(f);
+    assert_non_null(s->gw);
+    fl_future_release(f);
+    s->next_corr = 2;
+}
+
+/* Reads the INVOKE of the client's next call: an ask of method on "calc"
+ * (service index 0) carrying Num(v, text). Returns its corr. */
+static uint64_t rawsrv_invoke(rawsrv_t *s, uint32_t method, int64_t v,
+                              const char *text)
+{
+    frame_t f;
+    char d[1200], ep[FL__ID_MAX + 1];
+    next_frame_or_fail(&s->r, &f, "INVOKE", s->next_corr);
+    if (f.h.kind != FL__K_INVOKE || f.h.corr != s->next_corr ||
+        f.h.flags != 0 || f.m.service_index != 0 || f.m.method_index != method)
+        fail_msg("want INVOKE corr %llu of method %u, got %s (flags %u, "
+                 "service %u, method %u)",
+                 (unsigned long long)s->next_corr, (unsigned)method,
+                 describe(&f, d, sizeof d), (unsigned)f.h.flags,
+                 (unsigned)f.m.service_index, (unsigned)f.m.method_index);
+    assert_string_equal("calc", str_copy(f.m.endpoint, ep, sizeof ep));
+    Flhostile__Num *n = flhostile__num__unpack(NULL, f.h.body_len, f.body);
+    assert_non_null(n);
+    assert_int_equal(v, n->v);
+    assert_string_equal(text, n->text);
+    flhostile__num__free_unpacked(n, NULL);
+    frame_clear(&f);
+    return s->next_corr++;
+}
+
+static void rawsrv_reply(rawsrv_t *s, uint64_t corr, const void *body,
+                         size_t len)
+{
+    send_frame(&s->r, FL__K_REPLY, 0, corr, NULL, body, len);
+}
+
+static void rawsrv_reply_num(rawsrv_t *s, uint64_t corr, int64_t v,
+                             const char *text)
+{
+    size_t len;
+    uint8_t *body = pack_num(v, text, &len);
+    rawsrv_reply(s, corr, body, len);
+    free(body);
+}
+
+/* The client's Add(v, text) over the gateway, answered by the raw server
+ * with Num(v + 1, text): the call succeeds with that value. */
+static void rawsrv_expect_add(rawsrv_t *s, int64_t v, const char *text)
+{
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.v = v;
+    req.text = (char *)text;
+    fl_future_t *f = fl_test_call(s->gw, M_ADD, &req.base, WAIT_MS);
+    uint64_t corr = rawsrv_invoke(s, M_ADD, v, text);
+    rawsrv_reply_num(s, corr, v + 1, text);
+    fl_test_future_ok(f, "Add(%lld)", (long long)v);
+    const Flhostile__Num *r = fl_future_value(f);
+    assert_non_null(r);
+    assert_ptr_equal(&flhostile__num__descriptor, r->base.descriptor);
+    assert_int_equal(v + 1, r->v);
+    assert_string_equal(text, r->text);
+    fl_future_release(f);
+}
+
+/* Frees the gateway and the client service, whose connection must then
+ * close with nothing but BYE before it (no ERROR: the client found no
+ * protocol error), and closes the raw sockets. */
+static void rawsrv_stop(rawsrv_t *s)
+{
+    fl_rpc_gateway_free(s->gw);
+    fl_rpc_service_free(s->svc);
+    frame_t f;
+    char d[1200];
+    while (next_frame(&s->r, &f) == RD_FRAME) {
+        if (f.h.kind != FL__K_BYE)
+            fail_msg("want BYE or the connection closed, got %s",
+                     describe(&f, d, sizeof d));
+        frame_clear(&f);
+    }
+    raw_close(&s->r);
+    raw_fd_close(s->lfd);
+}
+
+/* A call's future must fail with FL_EDECODE and a message naming the reply
+ * type; msg gets the message. */
+static void expect_decode_failure(fl_future_t *f, const char *type, char *msg,
+                                  size_t cap)
+{
+    assert_fl(FL_EDECODE, fl_test_future_code(f));
+    snprintf(msg, cap, "%s", fl_future_message(f));
+    char want[160];
+    snprintf(want, sizeof want, "Could not decode the %s reply", type);
+    if (strncmp(msg, want, strlen(want)) != 0)
+        fail_msg("want a message starting \"%s\", got \"%s\"", want, msg);
+    assert_null(fl_future_value(f));
+}
+
+/* A packed Chain nested n levels deep (the outermost counts as 1; the
+ * innermost has no fields), built from the inside out without recursion.
+ * Caller frees. */
+static uint8_t *deep_chain(size_t n, size_t *len)
+{
+    size_t cap = n * 6 + 1, pos = cap;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    for (size_t i = 1; i < n; i++) {
+        /* next = 1, length-delimited: key 0x0a, then the varint length. */
+        uint8_t v[10];
+        size_t vn = 0;
+        for (uint64_t l = cap - pos; vn == 0 || l != 0; l >>= 7)
+            v[vn++] = (uint8_t)((l & 0x7f) | (l >> 7 ? 0x80 : 0));
+        pos -= vn;
+        memcpy(buf + pos, v, vn);
+        buf[--pos] = 0x0a;
+    }
+    *len = cap - pos;
+    memmove(buf, buf + pos, *len);
+    return buf;
+}
+
+/* ---- cases: replies a fling server never sends ---------------------------
+ */
+
+/* A REPLY whose body is not a Num fails that call with FL_EDECODE, naming
+ * the type (broken wire format: caught by the depth check; a well-formed
+ * body with a field of the wrong wire type: caught by protobuf-c); the
+ * connection keeps serving the gateway's next call. */
+static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    static const struct {
+        const char *what;
+        uint8_t body[4];
+        size_t len;
+    } bad[] = {
+        {"a truncated field key", {0xff, 0xff, 0xff}, 3},
+        /* v (1) as length-delimited (an int64 is a varint). */
+        {"a field of the wrong wire type", {0x0a, 0x00}, 2},
+    };
+    char msg[300];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Flhostile__Num req = FLHOSTILE__NUM__INIT;
+        req.v = (int64_t)i;
+        req.text = "bad";
+        fl_future_t *f = fl_test_call(s.gw, M_ADD, &req.base, WAIT_MS);
+        uint64_t corr = rawsrv_invoke(&s, M_ADD, (int64_t)i, "bad");
+        rawsrv_reply(&s, corr, bad[i].body, bad[i].len);
+        expect_decode_failure(f, "flhostile.Num", msg, sizeof msg);
+        fl_future_release(f);
+        /* The same connection still serves the gateway. */
+        rawsrv_expect_add(&s, 100 + (int64_t)i, "good");
+    }
+    rawsrv_stop(&s);
+}
+
+/* A REPLY nested deeper than FL__PB_MAX_DEPTH fails that call with
+ * FL_EDECODE before protobuf-c unpacks it (100,000 levels would exhaust
+ * its stack); exactly the limit is unpacked, and the connection keeps
+ * serving. */
+static void
+test_too_deeply_nested_reply_fails_the_call_with_edecode(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, NEST);
+    static const size_t too_deep[] = {FL__PB_MAX_DEPTH + 1, 100000};
+    char msg[300], want[64];
+    snprintf(want, sizeof want, "nested deeper than %u levels",
+             FL__PB_MAX_DEPTH);
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.text = "nest";
+    for (size_t i = 0; i < sizeof too_deep / sizeof too_deep[0]; i++) {
+        req.v = (int64_t)too_deep[i];
+        fl_future_t *f = fl_test_call(s.gw, M_NEST, &req.base, WAIT_MS);
+        uint64_t corr = rawsrv_invoke(&s, M_NEST, req.v, "nest");
+        size_t len;
+        uint8_t *body = deep_chain(too_deep[i], &len);
+        rawsrv_reply(&s, corr, body, len);
+        free(body);
+        expect_decode_failure(f, "flhostile.Chain", msg, sizeof msg);
+        if (strstr(msg, want) == NULL)
+            fail_msg("depth %zu: want \"%s\" in \"%s\"", too_deep[i], want,
+                     msg);
+        fl_future_release(f);
+    }
+    /* Exactly the limit: unpacked, every level's v intact. */
+    Flhostile__Chain links[FL__PB_MAX_DEPTH];
+    for (unsigned i = 0; i < FL__PB_MAX_DEPTH; i++) {
+        flhostile__chain__init(&links[i]);
+        links[i].v = (int64_t)i + 1;
+        links[i].next = i + 1 < FL__PB_MAX_DEPTH ? &links[i + 1] : NULL;
+    }
+    size_t len = flhostile__chain__get_packed_size(&links[0]);
+    uint8_t *body = malloc(len);
+    assert_non_null(body);
+    assert_int_equal(len, flhostile__chain__pack(&links[0], body));
+    req.v = FL__PB_MAX_DEPTH;
+    fl_future_t *f = fl_test_call(s.gw, M_NEST, &req.base, WAIT_MS);
+    uint64_t corr = rawsrv_invoke(&s, M_NEST, req.v, "nest");
+    rawsrv_reply(&s, corr, body, len);
+    free(body);
+    fl_test_future_ok(f, "a reply nested %u levels", FL__PB_MAX_DEPTH);
+    const Flhostile__Chain *c = fl_future_value(f);
+    assert_non_null(c);
+    assert_ptr_equal(&flhostile__chain__descriptor, c->base.descriptor);
+    int64_t levels = 0;
+    for (; c != NULL; c = c->next)
+        assert_int_equal(++levels, c->v);
+    assert_int_equal(FL__PB_MAX_DEPTH, levels);
+    fl_future_release(f);
+    rawsrv_stop(&s);
+}
+
+/* Replies that arrive after their calls timed out (one a Num, one not even
+ * decodable) are matched and dropped: no protocol error, the futures keep
+ * their FL_ETIMEDOUT, and the next call on the connection succeeds. */
+static void test_late_replies_after_a_timeout_are_dropped(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.text = "late";
+    uint64_t t0 = fl_clock_now_ns();
+    req.v = 1;
+    fl_future_t *f1 = fl_test_call(s.gw, M_ADD, &req.base, SHORT_MS);
+    req.v = 2;
+    fl_future_t *f2 = fl_test_call(s.gw, M_ADD, &req.base, SHORT_MS);
+    /* Both are in flight on the connection... */
+    uint64_t c1 = rawsrv_invoke(&s, M_ADD, 1, "late");
+    uint64_t c2 = rawsrv_invoke(&s, M_ADD, 2, "late");
+    /* ...and time out unanswered. */
+    assert_fl(FL_ETIMEDOUT, fl_test_future_code(f1));
+    assert_fl(FL_ETIMEDOUT, fl_test_future_code(f2));
+    fl_test_assert_elapsed("calls timing out", fl_test_ms_since(t0), SHORT_MS,
+                           SHORT_MS + PROMPT_MS);
+    char want[64];
+    snprintf(want, sizeof want, "timed out after %d ms", SHORT_MS);
+    assert_string_equal(want, fl_future_message(f1));
+    assert_string_equal(want, fl_future_message(f2));
+    /* The late answers. */
+    rawsrv_reply_num(&s, c1, 2, "late");
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+    rawsrv_reply(&s, c2, garbage, sizeof garbage);
+    /* The connection reads its frames in order: once the next call's reply
+     * is in, the late ones have been handled. */
+    rawsrv_expect_add(&s, 41, "after");
+    assert_fl(FL_ETIMEDOUT, fl_future_error(f1));
+    assert_fl(FL_ETIMEDOUT, fl_future_error(f2));
+    assert_string_equal(want, fl_future_message(f1));
+    assert_string_equal(want, fl_future_message(f2));
+    assert_null(fl_future_value(f1));
+    fl_future_release(f1);
+    fl_future_release(f2);
+    rawsrv_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +642,9 @@ int main(void)
         FL_TEST(test_blocking_on_the_io_thread_is_refused),
         FL_TEST(test_calls_after_shutdown_are_refused),
         FL_TEST(test_server_shutdown_fails_calls_fast),
+        FL_TEST(test_undecodable_reply_fails_the_call_with_edecode),
+        FL_TEST(test_too_deeply_nested_reply_fails_the_call_with_edecode),
+        FL_TEST(test_late_replies_after_a_timeout_are_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
