@@ -36,6 +36,9 @@
 #define READ_CHUNK 65536u
 #define SHRINK_ABOVE (1u << 20)
 #define TICK_MS 100
+/* Request deadlines closer than this get a timer of their own; the tick
+ * picks up the others in time. */
+#define DEADLINE_NEAR_MS (2 * TICK_MS)
 #define STOP_FLUSH_MS 1000
 #define WRITE_BATCH 1024u /* frames per uv_write */
 #define DIRECT_IOV 64     /* frames per direct sendmsg */
@@ -59,6 +62,9 @@ typedef struct pending {
     char *what;
     fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
     const void *decode_arg;
+    uint64_t deadline_ns; /* 0: none; else on the deadline list */
+    int64_t timeout_ms;
+    struct pending *dprev, *dnext; /* the deadline list */
     UT_hash_handle hh;
     struct pending *next_free; /* in the connection's pool */
 } pending_t;
@@ -85,6 +91,9 @@ struct fl__conn {
     fl__obuf_t *out_head, *out_tail;
     size_t queued; /* bytes queued or being written */
     pending_t *pending;
+    /* The requests with a deadline, earliest first (the I/O thread fails
+     * them when it passes). */
+    pending_t *dhead, *dtail;
     pending_t *pool; /* free records, up to PENDING_POOL */
     unsigned npool;
     uint64_t next_corr;
@@ -119,6 +128,8 @@ struct fl__net {
     uv_loop_t loop;
     uv_async_t async;
     uv_timer_t tick;
+    uv_timer_t dtimer;  /* fires at the nearest request deadline */
+    uint64_t dtimer_at; /* I/O thread: what dtimer is armed for; 0: not */
     uv_tcp_t listener;
     bool listening;
     pthread_t thread;
@@ -162,6 +173,7 @@ static void conn_close(fl__conn_t *c, int code, const char *reason);
 static void finish_stop(fl__net_t *n);
 static bool write_queue_locked(fl__conn_t *c);
 static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b);
+static void deadline_arm(fl__net_t *n, uint64_t at, uint64_t now);
 
 /* ---- frames ------------------------------------------------------------- */
 
@@ -336,6 +348,42 @@ static void pending_put_locked(fl__conn_t *c, pending_t *p)
     c->npool++;
 }
 
+/* Link p (deadline_ns set) into c's deadline list (under c->mu): from the
+ * tail, so that requests made with one timeout cost O(1). */
+static void deadline_add_locked(fl__conn_t *c, pending_t *p)
+{
+    pending_t *q = c->dtail;
+    while (q != NULL && q->deadline_ns > p->deadline_ns)
+        q = q->dprev;
+    p->dprev = q;
+    p->dnext = q != NULL ? q->dnext : c->dhead;
+    if (p->dnext != NULL)
+        p->dnext->dprev = p;
+    else
+        c->dtail = p;
+    if (q != NULL)
+        q->dnext = p;
+    else
+        c->dhead = p;
+}
+
+/* Unlink p from c's deadline list if it is on it (under c->mu). */
+static void deadline_del_locked(fl__conn_t *c, pending_t *p)
+{
+    if (p->deadline_ns == 0)
+        return;
+    if (p->dprev != NULL)
+        p->dprev->dnext = p->dnext;
+    else
+        c->dhead = p->dnext;
+    if (p->dnext != NULL)
+        p->dnext->dprev = p->dprev;
+    else
+        c->dtail = p->dprev;
+    p->dprev = p->dnext = NULL;
+    p->deadline_ns = 0;
+}
+
 static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
 {
     fl__conn_t *c = fl__calloc(1, sizeof *c);
@@ -468,6 +516,9 @@ static void conn_close(fl__conn_t *c, int code, const char *reason)
         c->state = c->outbound && !n->stopping ? C_IDLE : C_DEAD;
     pending_t *list = c->pending;
     c->pending = NULL;
+    for (pending_t *p = list; p != NULL; p = p->hh.next)
+        p->deadline_ns = 0;
+    c->dhead = c->dtail = NULL;
     fl__obuf_t *out = c->out_head;
     c->out_head = c->out_tail = NULL;
     for (fl__obuf_t *b = out; b != NULL; b = b->next)
@@ -789,13 +840,23 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     uint64_t corr = fr->h.corr;
     if (corr != 0)
         HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    bool issued = corr != 0 && corr <= c->next_corr;
     if (p != NULL &&
         !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
-        !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE))
+        !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
         HASH_DEL(c->pending, p);
-    else if (p != NULL)
+        deadline_del_locked(c, p);
+    } else if (p != NULL) {
         p = NULL; /* the wrong kind of answer */
+        issued = false;
+    }
     pthread_mutex_unlock(&c->mu);
+    if (p == NULL && issued) {
+        /* A request of ours that timed out: its answer is late. */
+        FL_LOG(FL_LOG_DEBUG, "remote: %s: late answer to request %llu dropped",
+               c->name, (unsigned long long)corr);
+        return;
+    }
     if (p == NULL) {
         if (fr->h.kind == FL__K_ERROR && corr == 0) {
             /* About the connection itself; the peer closes next. */
@@ -1080,13 +1141,17 @@ static void conn_connect(fl__conn_t *c)
  * write what is queued. I/O thread. */
 static void conn_process(fl__conn_t *c)
 {
-    if (c->net->stopping)
+    fl__net_t *n = c->net;
+    if (n->stopping)
         return;
     pthread_mutex_lock(&c->mu);
     int st = c->state;
     bool overflow = c->overflow;
     c->overflow = false;
+    uint64_t first = c->dhead != NULL ? c->dhead->deadline_ns : 0;
     pthread_mutex_unlock(&c->mu);
+    if (first != 0 && (n->dtimer_at == 0 || first < n->dtimer_at))
+        deadline_arm(n, first, fl_clock_now_ns());
     if (overflow && st == C_OPEN)
         conn_close(c, 0, "outbound queue full: the peer is not reading");
     else if (st == C_IDLE && c->outbound)
@@ -1249,6 +1314,7 @@ static void finish_stop(fl__net_t *n)
     if (n->listening)
         uv_close((uv_handle_t *)&n->listener, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->dtimer, NULL);
     uv_close((uv_handle_t *)&n->async, NULL);
 }
 
@@ -1284,6 +1350,82 @@ static void on_async(uv_async_t *a)
     }
 }
 
+/* ---- request deadlines ----------------------------------------------------
+ *
+ * A request's timeout is kept on its connection (a list by deadline, under
+ * its lock) rather than as a system timer: the I/O thread fails the
+ * requests whose deadline passed, checking every connection on each tick
+ * and arming one timer for the nearest deadline closer than
+ * DEADLINE_NEAR_MS. A request that makes such a near deadline the first
+ * of its connection kicks the I/O thread to arm it.
+ */
+
+static void on_deadline(uv_timer_t *t);
+
+/* The timer fires at `at` (ns) unless it is already armed to fire
+ * sooner; deadlines beyond DEADLINE_NEAR_MS are left to the tick. I/O
+ * thread. */
+static void deadline_arm(fl__net_t *n, uint64_t at, uint64_t now)
+{
+    if (at == 0 || at > now + DEADLINE_NEAR_MS * 1000000ull || n->stopping)
+        return;
+    if (n->dtimer_at != 0 && n->dtimer_at <= at)
+        return;
+    n->dtimer_at = at;
+    /* Rounded up: the loop's clock may lag; firing early only re-arms. */
+    uint64_t ms = at > now ? (at - now + 999999u) / 1000000u : 0;
+    uv_timer_start(&n->dtimer, on_deadline, ms, 0);
+}
+
+/* Fails c's requests whose deadline is not after now with FL_ETIMEDOUT
+ * (their late answers are dropped) and arms the timer for the next one.
+ * I/O thread. */
+static void conn_expire(fl__conn_t *c, uint64_t now)
+{
+    pending_t *due = NULL;
+    pthread_mutex_lock(&c->mu);
+    while (c->dhead != NULL && c->dhead->deadline_ns <= now) {
+        pending_t *p = c->dhead;
+        deadline_del_locked(c, p);
+        HASH_DEL(c->pending, p);
+        p->next_free = due;
+        due = p;
+    }
+    uint64_t next = c->dhead != NULL ? c->dhead->deadline_ns : 0;
+    pthread_mutex_unlock(&c->mu);
+    while (due != NULL) {
+        pending_t *p = due;
+        due = p->next_free;
+        fl_future_fail(p->f, FL_ETIMEDOUT, "timed out after %lld ms",
+                       (long long)p->timeout_ms);
+        fl_future_release(p->f);
+        pthread_mutex_lock(&c->mu);
+        pending_put_locked(c, p);
+        pthread_mutex_unlock(&c->mu);
+    }
+    deadline_arm(c->net, next, now);
+}
+
+static void expire_conn(fl__conn_t *c, void *arg)
+{
+    conn_expire(c, *(const uint64_t *)arg);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    fl__net_t *n = t->data;
+    n->dtimer_at = 0;
+    uint64_t now = fl_clock_now_ns();
+    for_each_conn(n, expire_conn, &now);
+}
+
+static void tick_conn(fl__conn_t *c, void *arg)
+{
+    int64_t now = now_ms();
+    check_deadline(c, &now);
+    conn_expire(c, *(const uint64_t *)arg);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     fl__net_t *n = t->data;
@@ -1293,7 +1435,8 @@ static void on_tick(uv_timer_t *t)
             close_all(n, false);
         return;
     }
-    for_each_conn(n, check_deadline, &now);
+    uint64_t now_ns = fl_clock_now_ns();
+    for_each_conn(n, tick_conn, &now_ns);
 }
 
 static void *net_main(void *p)
@@ -1410,10 +1553,14 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
         n->tick.data = n;
         uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
         uv_unref((uv_handle_t *)&n->tick);
+        uv_timer_init(&n->loop, &n->dtimer);
+        n->dtimer.data = n;
+        uv_unref((uv_handle_t *)&n->dtimer);
         if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
             fl__say(why, why_len, "could not start the I/O thread");
             uv_close((uv_handle_t *)&n->async, NULL);
             uv_close((uv_handle_t *)&n->tick, NULL);
+            uv_close((uv_handle_t *)&n->dtimer, NULL);
             if (n->listening)
                 uv_close((uv_handle_t *)&n->listener, NULL);
             rc = FL_ESYSTEM;
@@ -1585,7 +1732,7 @@ static int refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
  * flight) and the I/O thread is not writing, else the I/O thread is
  * kicked to coalesce.
  */
-static void conn_queued_locked(fl__conn_t *c, bool lone)
+static void conn_queued_locked(fl__conn_t *c, bool lone, bool must_kick)
 {
     if (tls_net == c->net) {
         pthread_mutex_unlock(&c->mu);
@@ -1594,19 +1741,22 @@ static void conn_queued_locked(fl__conn_t *c, bool lone)
     }
     if (defer_write(c)) {
         pthread_mutex_unlock(&c->mu);
+        if (must_kick)
+            conn_kick(c);
         return;
     }
     bool kick = true;
     if (lone)
         kick = !write_queue_locked(c) && !c->writing;
     pthread_mutex_unlock(&c->mu);
-    if (kick)
+    if (kick || must_kick)
         conn_kick(c);
 }
 
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
                      fl__req_kind_t kind, const char *what,
-                     fl__decode_fn decode, const void *decode_arg)
+                     fl__decode_fn decode, const void *decode_arg,
+                     int64_t timeout_ms)
 {
     char msg[FL__HOST_MAX + 300];
     char *what_copy = NULL;
@@ -1650,10 +1800,18 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->kind = (uint8_t)kind;
     p->decode = decode;
     p->decode_arg = decode_arg;
+    bool near = false;
+    if (timeout_ms != FL_INFINITE) {
+        p->timeout_ms = timeout_ms;
+        p->deadline_ns = fl_clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline_add_locked(c, p);
+        /* A deadline the tick could miss needs the I/O thread's timer. */
+        near = timeout_ms <= DEADLINE_NEAR_MS && c->dhead == p;
+    }
     put64(fb->data + 8, p->corr);
     HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
     enqueue_locked(c, fb);
-    conn_queued_locked(c, HASH_COUNT(c->pending) == 1);
+    conn_queued_locked(c, HASH_COUNT(c->pending) == 1, near);
     return FL_OK;
 }
 
@@ -1668,7 +1826,7 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
         rc = FL_EUNREACHABLE; /* a tell while backing off: dropped */
     if (rc == FL_OK) {
         enqueue_locked(c, fb);
-        conn_queued_locked(c, true);
+        conn_queued_locked(c, true, false);
         return FL_OK;
     }
     pthread_mutex_unlock(&c->mu);

@@ -143,7 +143,9 @@ typedef int (*fl__decode_fn)(const void *arg, const uint8_t *body, size_t len,
  * metadata's u32 service index in host order); or fails it with the
  * ERROR's code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
  * connection fails. An answer that arrives after f was completed (timed
- * out) is dropped undecoded. `what` (copied, CONNECT only) names the
+ * out) is dropped undecoded. timeout_ms (FL_INFINITE: none) bounds the
+ * wait: past it the I/O thread fails f with FL_ETIMEDOUT ("timed out after
+ * N ms") and a late answer is dropped. `what` (copied, CONNECT only) names the
  * address in connect errors; decode_arg must outlive the request. Returns
  * FL_OK, or an error with f already failed (so the caller only has to hand
  * f on): FL_EUNREACHABLE/FL_ECONNECT (backing off after a failed attempt),
@@ -151,7 +153,8 @@ typedef int (*fl__decode_fn)(const void *arg, const uint8_t *body, size_t len,
  */
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
                      fl__req_kind_t kind, const char *what,
-                     fl__decode_fn decode, const void *decode_arg);
+                     fl__decode_fn decode, const void *decode_arg,
+                     int64_t timeout_ms);
 
 /*
  * fl__conn_send queues a frame that expects no answer (a tell, a REPLY, an

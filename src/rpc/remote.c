@@ -461,10 +461,10 @@ void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
     /* From here x belongs to on_connected. */
     if (b == NULL) {
         fl_future_fail(raw, FL_ENOMEM, NULL);
-    } else if (fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address, NULL,
-                                NULL) == FL_OK) {
+    } else {
         /* The handshake is bounded like a call. */
-        fl_future_set_timeout(svc->sys, raw, svc->timeout_ms);
+        fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address, NULL, NULL,
+                         svc->timeout_ms);
     }
     fl_future_release(raw);
 }
@@ -544,10 +544,8 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
     }
     const ProtobufCMessageDescriptor *output =
         gw->base.descriptor->methods[method].output;
-    if (fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL,
-                         unpack ? decode_reply : NULL, output) == FL_OK &&
-        timeout_ms != FL_INFINITE)
-        fl_future_set_timeout(gw->svc->sys, f, timeout_ms);
+    fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL,
+                     unpack ? decode_reply : NULL, output, timeout_ms);
     *out = f;
     return FL_OK;
 }

@@ -634,6 +634,69 @@ static void test_late_replies_after_a_timeout_are_dropped(void **state)
     rawsrv_stop(&s);
 }
 
+/* When a call ended, for the deadline order case. */
+typedef struct ended {
+    _Atomic uint64_t at_ns;
+    fl_test_latch_t *all; /* counted down once at_ns is set */
+} ended_t;
+
+static void note_end(fl_future_t *f, void *arg)
+{
+    (void)f;
+    ended_t *e = arg;
+    atomic_store(&e->at_ns, fl_clock_now_ns());
+    fl_test_latch_count_down(e->all);
+}
+
+/* Timeouts are kept per connection: deadlines made out of order (a far
+ * one, a near one, a middle one) each fail on time, in deadline order. */
+static void test_timeouts_fail_in_deadline_order_each_on_time(void **state)
+{
+    (void)state;
+    static const int timeouts[] = {600, 50, 300};
+    enum { N = sizeof timeouts / sizeof timeouts[0] };
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.text = "deadline";
+    fl_future_t *f[N];
+    ended_t ended[N];
+    fl_test_latch_t *all = fl_test_latch_alloc(N);
+    assert_non_null(all);
+    uint64_t t0 = fl_clock_now_ns();
+    for (int i = 0; i < N; i++) {
+        atomic_init(&ended[i].at_ns, 0);
+        ended[i].all = all;
+        req.v = i;
+        f[i] = fl_test_call(s.gw, M_ADD, &req.base, timeouts[i]);
+        assert_fl_ok(fl_future_on_complete(f[i], note_end, &ended[i]));
+    }
+    for (int i = 0; i < N; i++)
+        (void)rawsrv_invoke(&s, M_ADD, i, "deadline");
+    for (int i = 0; i < N; i++) {
+        assert_fl(FL_ETIMEDOUT, fl_test_future_code(f[i]));
+        char want[64];
+        snprintf(want, sizeof want, "timed out after %d ms", timeouts[i]);
+        assert_string_equal(want, fl_future_message(f[i]));
+    }
+    assert_int_equal(0, fl_test_latch_wait(all, WAIT_MS));
+    fl_test_latch_free(all);
+    for (int i = 0; i < N; i++) {
+        uint64_t at = atomic_load(&ended[i].at_ns);
+        int64_t ms = (int64_t)((at - t0) / 1000000u);
+        if (ms < timeouts[i] || ms >= timeouts[i] + PROMPT_MS)
+            fail_msg("the %d ms call ended after %lld ms", timeouts[i],
+                     (long long)ms);
+    }
+    assert_true(atomic_load(&ended[1].at_ns) <= atomic_load(&ended[2].at_ns));
+    assert_true(atomic_load(&ended[2].at_ns) <= atomic_load(&ended[0].at_ns));
+    for (int i = 0; i < N; i++)
+        fl_future_release(f[i]);
+    /* The connection still serves. */
+    rawsrv_expect_add(&s, 7, "after");
+    rawsrv_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,6 +708,7 @@ int main(void)
         FL_TEST(test_undecodable_reply_fails_the_call_with_edecode),
         FL_TEST(test_too_deeply_nested_reply_fails_the_call_with_edecode),
         FL_TEST(test_late_replies_after_a_timeout_are_dropped),
+        FL_TEST(test_timeouts_fail_in_deadline_order_each_on_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
