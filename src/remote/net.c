@@ -5,11 +5,15 @@
  * - The I/O thread owns every libuv handle and request, the read buffers
  *   and the write in flight.
  * - Any thread may queue frames on a connection (its `mu` guards the
- *   outbound queue, the pending requests and the state) and then "kick"
- *   it: the connection goes on the net's kick list and uv_async_send wakes
- *   the loop, which connects or writes. A thread that is the I/O thread
- *   itself skips the list.
- * - Answers from the wire complete futures on the I/O thread.
+ *   outbound queue, the pending requests, their deadlines and the state).
+ *   Whoever writes takes the queue from its head under `mu`, with one
+ *   non-blocking sendmsg: a worker at a message boundary of its turn (the
+ *   frames of several messages together), the I/O thread after handling a
+ *   read, any other thread at once for a lone frame. Otherwise the thread
+ *   "kicks" the connection: it goes on the net's kick list and
+ *   uv_async_send wakes the loop, which connects or writes.
+ * - Answers from the wire complete futures on the I/O thread, and the I/O
+ *   thread fails requests whose deadline passed.
  *
  * A connection's memory lives until its last reference: the net's table
  * (until it closes), gateways, kicks in flight and server-side calls in
