@@ -352,6 +352,16 @@ static void pending_put_locked(fl__conn_t *c, pending_t *p)
     c->npool++;
 }
 
+/* A request is over (its future completed or failed, p off the table):
+ * let go of the future and give the record back. Not under c->mu. */
+static void pending_done(fl__conn_t *c, pending_t *p)
+{
+    fl_future_release(p->f);
+    pthread_mutex_lock(&c->mu);
+    pending_put_locked(c, p);
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Link p (deadline_ns set) into c's deadline list (under c->mu): from the
  * tail, so that requests made with one timeout cost O(1). */
 static void deadline_add_locked(fl__conn_t *c, pending_t *p)
@@ -451,10 +461,7 @@ static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
         HASH_DEL(list, p);
         fail_request(p->f, c, p->kind, p->what, phase_connect, code, reason,
                      "");
-        fl_future_release(p->f);
-        pthread_mutex_lock(&c->mu);
-        pending_put_locked(c, p);
-        pthread_mutex_unlock(&c->mu);
+        pending_done(c, p);
     }
 }
 
@@ -520,9 +527,7 @@ static void conn_close(fl__conn_t *c, int code, const char *reason)
         c->state = c->outbound && !n->stopping ? C_IDLE : C_DEAD;
     pending_t *list = c->pending;
     c->pending = NULL;
-    for (pending_t *p = list; p != NULL; p = p->hh.next)
-        p->deadline_ns = 0;
-    c->dhead = c->dtail = NULL;
+    c->dhead = c->dtail = NULL; /* its records go with the table */
     fl__obuf_t *out = c->out_head;
     c->out_head = c->out_tail = NULL;
     for (fl__obuf_t *b = out; b != NULL; b = b->next)
@@ -786,8 +791,8 @@ static void defer_hook(bool more)
     defer_flush_all();
 }
 
-/* True if this thread is a worker in a turn: c's new frames were held back
- * to its next message boundary. */
+/* True if this thread is a worker in a turn with room to hold c: c's new
+ * frames were held back to its next message boundary. Under c->mu. */
 static bool defer_write(fl__conn_t *c)
 {
     fl__worker_t *w = fl__tls_worker;
@@ -796,8 +801,10 @@ static bool defer_write(fl__conn_t *c)
     for (unsigned i = 0; i < tls_defer.n; i++)
         if (tls_defer.conn[i] == c)
             return true;
+    /* Full: c is written at once instead (flushing the others here would
+     * take their locks under c's). */
     if (tls_defer.n == DEFER_CONNS)
-        defer_flush_all();
+        return false;
     if (tls_defer.n == 0) {
         tls_defer.since_ns = fl_clock_now_ns();
         fl__tls_flush = defer_hook;
@@ -911,10 +918,7 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
             fl_future_complete(p->f, m, fl_msg_free_cb);
         }
     }
-    fl_future_release(p->f);
-    pthread_mutex_lock(&c->mu);
-    pending_put_locked(c, p);
-    pthread_mutex_unlock(&c->mu);
+    pending_done(c, p);
 }
 
 static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -1402,10 +1406,7 @@ static void conn_expire(fl__conn_t *c, uint64_t now)
         due = p->next_free;
         fl_future_fail(p->f, FL_ETIMEDOUT, "timed out after %lld ms",
                        (long long)p->timeout_ms);
-        fl_future_release(p->f);
-        pthread_mutex_lock(&c->mu);
-        pending_put_locked(c, p);
-        pthread_mutex_unlock(&c->mu);
+        pending_done(c, p);
     }
     deadline_arm(c->net, next, now);
 }
@@ -1425,21 +1426,21 @@ static void on_deadline(uv_timer_t *t)
 
 static void tick_conn(fl__conn_t *c, void *arg)
 {
-    int64_t now = now_ms();
-    check_deadline(c, &now);
-    conn_expire(c, *(const uint64_t *)arg);
+    uint64_t now = *(const uint64_t *)arg;
+    int64_t ms = (int64_t)(now / 1000000u);
+    check_deadline(c, &ms);
+    conn_expire(c, now);
 }
 
 static void on_tick(uv_timer_t *t)
 {
     fl__net_t *n = t->data;
-    int64_t now = now_ms();
+    uint64_t now_ns = fl_clock_now_ns();
     if (n->stopping) {
-        if (now >= n->stop_deadline_ms)
+        if ((int64_t)(now_ns / 1000000u) >= n->stop_deadline_ms)
             close_all(n, false);
         return;
     }
-    uint64_t now_ns = fl_clock_now_ns();
     for_each_conn(n, tick_conn, &now_ns);
 }
 

@@ -197,7 +197,9 @@ void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
                         const ProtobufCMessage *reply);
 void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg);
 
-/* remote.c: the settle function of calls from the wire (FL__MF_SETTLE). */
+/* remote.c: the settle function of calls from the wire (FL__MF_SETTLE):
+ * answers m's call with err and why if its connection is still held, and
+ * lets go of it. Also how handle_invoke fails a call from the wire. */
 void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why);
 
 /* Check a packed message from the wire before unpacking it: FL_OK or

@@ -446,13 +446,10 @@ static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (h->conn != NULL) {
-        fl__conn_t *c = h->conn;
-        h->conn = NULL;
-        fl__rpc_wire_fail(c, h->corr, err, buf);
-    } else {
+    if (h->conn != NULL)
+        fl__rpc_wire_settle(msg, err, buf); /* takes the connection */
+    else
         fl_reply_error(msg, err, "%s", buf);
-    }
 }
 
 static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
