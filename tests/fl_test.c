@@ -115,6 +115,14 @@ void fl_test_latch_await(fl_test_latch_t *l)
                  FL_TEST_WAIT_MS, (unsigned long long)fl_test_latch_count(l));
 }
 
+fl_msg_t *fl_test_msg_int(uint32_t type, int v)
+{
+    fl_msg_t *m = fl_msg_alloc(type, sizeof(int));
+    assert_non_null(m);
+    *(int *)fl_msg_data(m) = v;
+    return m;
+}
+
 uint64_t fl_test_ms_since(uint64_t t0_ns)
 {
     return (fl_clock_now_ns() - t0_ns) / 1000000u;

@@ -68,6 +68,10 @@ fl_system_t *fl_test_system(unsigned workers);
 /* Waits up to FL_TEST_WAIT_MS for l to reach 0; fails the test if not. */
 void fl_test_latch_await(fl_test_latch_t *l);
 
+/* A message of type `type` carrying the int v; fails the test when out of
+ * memory. */
+fl_msg_t *fl_test_msg_int(uint32_t type, int v);
+
 /* Milliseconds since t0_ns (an fl_clock_now_ns() reading). */
 uint64_t fl_test_ms_since(uint64_t t0_ns);
 

@@ -25,14 +25,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static fl_msg_t *msg_int(uint32_t type, int v)
-{
-    fl_msg_t *m = fl_msg_alloc(type, sizeof(int));
-    assert_non_null(m);
-    *(int *)fl_msg_data(m) = v;
-    return m;
-}
-
 static int msg_get_int(fl_msg_t *m)
 {
     if (fl_msg_size(m) < sizeof(int))
@@ -51,13 +43,6 @@ static void wait_latch_count(fl_test_latch_t *l, uint64_t left)
                      (unsigned long long)left);
         sched_yield();
     }
-}
-
-static void wait_latch(fl_test_latch_t *l)
-{
-    if (fl_test_latch_wait(l, WAIT_MS) != 0)
-        fail_msg("latch not reached in %d ms (count left %llu)", WAIT_MS,
-                 (unsigned long long)fl_test_latch_count(l));
 }
 
 /* The termination future of a live actor. Take it BEFORE the actor can have
@@ -249,6 +234,52 @@ static fl_actor_ref_t spawn_probe(fl_system_t *sys, probe_t *p,
     return ref;
 }
 
+/* Spawns an unnamed probe on p (initialised here), tells it the payloads
+ * 0..n-1 and waits until all n have arrived (p->got counts them). */
+static fl_actor_ref_t spawn_probe_told(fl_system_t *sys, probe_t *p, int n)
+{
+    probe_init(p, sys);
+    p->got = fl_test_latch_alloc((uint64_t)n);
+    fl_actor_ref_t a = spawn_probe(sys, p, NULL);
+    for (int i = 0; i < n; i++)
+        assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, i)));
+    fl_test_latch_await(p->got);
+    return a;
+}
+
+/* Spawns an unnamed probe on p (initialised here) that blocks in its first
+ * message: tells it payload v and waits until it is blocked. Release it with
+ * fl_test_latch_count_down(p->block). */
+static fl_actor_ref_t spawn_blocked_probe(fl_system_t *sys, probe_t *p, int v)
+{
+    probe_init(p, sys);
+    p->block = fl_test_latch_alloc(1);
+    p->blocked = fl_test_latch_alloc(1);
+    fl_actor_ref_t a = spawn_probe(sys, p, NULL);
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, v)));
+    fl_test_latch_await(p->blocked);
+    return a;
+}
+
+/* Spawns an unnamed probe on p (initialised here) and stops it: returns its
+ * ref, now stale. */
+static fl_actor_ref_t spawn_stopped_probe(fl_system_t *sys, probe_t *p)
+{
+    probe_init(p, sys);
+    fl_actor_ref_t a = spawn_probe(sys, p, NULL);
+    stop_and_wait(sys, a);
+    return a;
+}
+
+/* Frees the latches a test gave p (those it left NULL are skipped). */
+static void probe_free_latches(probe_t *p)
+{
+    fl_test_latch_free(p->got);
+    fl_test_latch_free(p->stop_latch);
+    fl_test_latch_free(p->block);
+    fl_test_latch_free(p->blocked);
+}
+
 static void noop_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
                          fl_msg_t *msg)
 {
@@ -271,6 +302,34 @@ static void noop_timer(fl_system_t *sys, void *arg)
 {
     (void)sys;
     (void)arg;
+}
+
+/* Spawns an actor (no state, no options) that ignores its messages. */
+static fl_actor_ref_t spawn_noop(fl_system_t *sys)
+{
+    fl_actor_ref_t a;
+    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
+    return a;
+}
+
+/* Spawns a noop actor and stops it: returns its ref, now stale. */
+static fl_actor_ref_t spawn_stopped_noop(fl_system_t *sys)
+{
+    fl_actor_ref_t a = spawn_noop(sys);
+    stop_and_wait(sys, a);
+    return a;
+}
+
+/* Asks ref, which names no live actor, with timeout_ms: the call succeeds
+ * and gives a future already failed with FL_EUNREACHABLE. */
+static void assert_ask_unreachable(fl_system_t *sys, fl_actor_ref_t ref,
+                                   int64_t timeout_ms)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_ask(sys, ref, fl_test_msg_int(1, 1), timeout_ms, &f));
+    assert_true(fl_future_done(f));
+    assert_fl(FL_EUNREACHABLE, fl_future_error(f));
+    fl_future_release(f);
 }
 
 /* ---- system lifecycle -----------------------------------------------------
@@ -306,12 +365,7 @@ static void test_system_runs_the_requested_number_of_workers(void **state)
 
     /* And it works with those options. */
     probe_t p;
-    probe_init(&p, sys);
-    p.got = fl_test_latch_alloc(10);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    for (int i = 0; i < 10; i++)
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
-    wait_latch(p.got);
+    spawn_probe_told(sys, &p, 10);
     end_system(sys);
     fl_test_latch_free(p.got);
 }
@@ -351,8 +405,9 @@ static void test_system_close_is_idempotent_and_refuses_new_work(void **state)
     assert_fl_ok(fl_system_close(sys));
     fl_actor_ref_t b;
     assert_fl(FL_ECLOSED, fl_actor_spawn(sys, noop_receive, NULL, NULL, &b));
-    assert_fl(FL_ECLOSED, fl_tell(sys, a, msg_int(1, 1)));
-    assert_fl(FL_ECLOSED, fl_timer_send(sys, a, msg_int(1, 2), 10, 0, NULL));
+    assert_fl(FL_ECLOSED, fl_tell(sys, a, fl_test_msg_int(1, 1)));
+    assert_fl(FL_ECLOSED,
+              fl_timer_send(sys, a, fl_test_msg_int(1, 2), 10, 0, NULL));
     assert_fl(FL_ECLOSED, fl_timer_start(sys, noop_timer, NULL, 10, 0, NULL));
     assert_fl_ok(fl_system_shutdown(sys));
     assert_int_equal(1, atomic_load(&p.stopped));
@@ -368,8 +423,8 @@ static void test_system_free_shuts_down_a_running_system(void **state)
     probe_init(&p, sys);
     p.got = fl_test_latch_alloc(1);
     fl_actor_ref_t a = spawn_probe(sys, &p, "free-me");
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 1)));
-    wait_latch(p.got);
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, 1)));
+    fl_test_latch_await(p.got);
     fl_system_free(sys);
     assert_int_equal(1, atomic_load(&p.started));
     assert_int_equal(1, atomic_load(&p.stopped));
@@ -405,19 +460,19 @@ static void test_null_arguments_are_rejected_with_einval(void **state)
     assert_fl(FL_EINVAL, fl_actor_termination(sys, a, NULL));
 
     /* tell and ask consume the message even when rejected (LSan checks). */
-    assert_fl(FL_EINVAL, fl_tell(NULL, a, msg_int(1, 1)));
+    assert_fl(FL_EINVAL, fl_tell(NULL, a, fl_test_msg_int(1, 1)));
     assert_fl(FL_EINVAL, fl_tell(sys, a, NULL));
     f = (fl_future_t *)&f;
-    assert_fl(FL_EINVAL, fl_ask(NULL, a, msg_int(1, 1), 100, &f));
+    assert_fl(FL_EINVAL, fl_ask(NULL, a, fl_test_msg_int(1, 1), 100, &f));
     assert_null(f);
     assert_fl(FL_EINVAL, fl_ask(sys, a, NULL, 100, &f));
     assert_null(f);
-    assert_fl(FL_EINVAL, fl_ask(sys, a, msg_int(1, 1), 100, NULL));
+    assert_fl(FL_EINVAL, fl_ask(sys, a, fl_test_msg_int(1, 1), 100, NULL));
     f = (fl_future_t *)&f;
-    assert_fl(FL_EINVAL, fl_ask(sys, a, msg_int(1, 1), 0, &f));
+    assert_fl(FL_EINVAL, fl_ask(sys, a, fl_test_msg_int(1, 1), 0, &f));
     assert_null(f);
     f = (fl_future_t *)&f;
-    assert_fl(FL_EINVAL, fl_ask(sys, a, msg_int(1, 1), -5, &f));
+    assert_fl(FL_EINVAL, fl_ask(sys, a, fl_test_msg_int(1, 1), -5, &f));
     assert_null(f);
 
     /* exec consumes arg even when rejected. */
@@ -427,11 +482,12 @@ static void test_null_arguments_are_rejected_with_einval(void **state)
     assert_int_equal(2, atomic_load(&freed));
 
     assert_fl(FL_EINVAL, fl_timer_send(sys, a, NULL, 10, 0, NULL));
-    assert_fl(FL_EINVAL, fl_timer_send(NULL, a, msg_int(1, 1), 10, 0, NULL));
+    assert_fl(FL_EINVAL,
+              fl_timer_send(NULL, a, fl_test_msg_int(1, 1), 10, 0, NULL));
 
     assert_null(fl_msg_data(NULL));
     fl_msg_free(NULL);
-    assert_fl(FL_EUNREACHABLE, fl_tell(sys, none, msg_int(1, 1)));
+    assert_fl(FL_EUNREACHABLE, fl_tell(sys, none, fl_test_msg_int(1, 1)));
     end_system(sys);
 }
 
@@ -452,8 +508,8 @@ test_after_shutdown_calls_taking_the_system_return_eclosed(void **state)
     atomic_int freed = 0;
     fl_timer_id_t id = 0;
     assert_fl(FL_ECLOSED, fl_actor_spawn(sys, noop_receive, NULL, NULL, &b));
-    assert_fl(FL_ECLOSED, fl_tell(sys, a, msg_int(1, 1)));
-    assert_fl(FL_ECLOSED, fl_ask(sys, a, msg_int(1, 1), 100, &f));
+    assert_fl(FL_ECLOSED, fl_tell(sys, a, fl_test_msg_int(1, 1)));
+    assert_fl(FL_ECLOSED, fl_ask(sys, a, fl_test_msg_int(1, 1), 100, &f));
     assert_null(f);
     assert_fl(FL_ECLOSED, fl_actor_stop(sys, a));
     assert_fl(FL_ECLOSED, fl_actor_lookup(sys, "closed", &b));
@@ -462,7 +518,8 @@ test_after_shutdown_calls_taking_the_system_return_eclosed(void **state)
     assert_null(f);
     assert_fl(FL_ECLOSED, fl_actor_exec(sys, a, noop_exec, &freed, count_free));
     assert_int_equal(1, atomic_load(&freed));
-    assert_fl(FL_ECLOSED, fl_timer_send(sys, a, msg_int(1, 1), 10, 0, &id));
+    assert_fl(FL_ECLOSED,
+              fl_timer_send(sys, a, fl_test_msg_int(1, 1), 10, 0, &id));
     assert_fl(FL_ECLOSED, fl_timer_start(sys, noop_timer, NULL, 10, 0, &id));
     assert_fl(FL_ECLOSED, fl_timer_cancel(sys, 1));
     assert_fl(FL_ECLOSED, fl_future_set_timeout(sys, pending, 10));
@@ -479,8 +536,7 @@ test_on_complete_in_after_shutdown_returns_eclosed_and_frees_arg(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(1);
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
+    fl_actor_ref_t a = spawn_noop(sys);
     assert_fl_ok(fl_system_shutdown(sys));
     tracked_t t = {0};
     fl_future_t *pending = fl_future_alloc();
@@ -503,8 +559,7 @@ test_on_complete_in_on_a_future_that_never_completes_leaks_nothing(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(1);
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
+    fl_actor_ref_t a = spawn_noop(sys);
     tracked_t t = {0};
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_on_complete_in(f, sys, a, tracked_future_cb, &t,
@@ -538,8 +593,8 @@ static void test_spawn_passes_the_state_to_receive(void **state)
     fl_actor_ref_t a;
     assert_fl_ok(fl_actor_spawn(sys, probe_receive, &p, NULL, &a));
     assert_true(a.id != 0);
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 5)));
-    wait_latch(p.got);
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, 5)));
+    fl_test_latch_await(p.got);
     assert_ptr_equal(&p, (void *)atomic_load(&p.state_seen));
     assert_int_equal(a.id, atomic_load(&p.recv_self));
     assert_false(atomic_load(&p.self_param_mismatch));
@@ -560,8 +615,8 @@ test_start_hook_runs_first_on_the_actors_thread_with_self_equal_to_ref(
         p.got = fl_test_latch_alloc(1);
         fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
         /* Sent at once: the start hook must still come first. */
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, round)));
-        wait_latch(p.got);
+        assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, round)));
+        fl_test_latch_await(p.got);
         assert_int_equal(1, atomic_load(&p.started));
         assert_false(atomic_load(&p.msg_before_start));
         assert_int_equal(a.id, atomic_load(&p.start_self));
@@ -581,12 +636,7 @@ test_stop_hook_runs_once_on_the_actors_thread_after_the_last_message(
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    p.got = fl_test_latch_alloc(3);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    for (int i = 0; i < 3; i++)
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
-    wait_latch(p.got);
+    fl_actor_ref_t a = spawn_probe_told(sys, &p, 3);
     assert_int_equal(0, atomic_load(&p.stopped));
     stop_and_wait(sys, a);
     assert_int_equal(1, atomic_load(&p.stopped));
@@ -728,16 +778,14 @@ static void test_tell_to_a_stopped_actor_returns_eunreachable(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    stop_and_wait(sys, a);
-    assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, msg_int(1, 1)));
+    fl_actor_ref_t a = spawn_stopped_probe(sys, &p);
+    assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, fl_test_msg_int(1, 1)));
     /* A new actor possibly reusing the slot is not reached by the old ref. */
     probe_t q;
     probe_init(&q, sys);
     fl_actor_ref_t b = spawn_probe(sys, &q, NULL);
     assert_true(a.id != b.id);
-    assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, msg_int(1, 2)));
+    assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, fl_test_msg_int(1, 2)));
     end_system(sys);
     assert_int_equal(0, atomic_load(&p.received));
     assert_int_equal(0, atomic_load(&q.received));
@@ -749,21 +797,15 @@ test_ask_to_a_stopped_actor_fails_at_once_with_eunreachable(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    stop_and_wait(sys, a);
+    fl_actor_ref_t a = spawn_stopped_probe(sys, &p);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(1, 1), FL_INFINITE, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(1, 1), FL_INFINITE, &f));
     assert_non_null(f);
     assert_true(fl_future_done(f));
     assert_fl(FL_EUNREACHABLE, fl_future_error(f));
     fl_future_release(f);
 
-    f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(1, 1), 1000, &f));
-    assert_true(fl_future_done(f));
-    assert_fl(FL_EUNREACHABLE, fl_future_error(f));
-    fl_future_release(f);
+    assert_ask_unreachable(sys, a, 1000);
     end_system(sys);
 }
 
@@ -773,14 +815,11 @@ static void test_reference_that_never_existed_is_unreachable(void **state)
     fl_system_t *sys = fl_test_system(1);
     fl_actor_ref_t refs[] = {{0}, {0x7fffffffffffull}, {UINT64_MAX}};
     for (size_t i = 0; i < 3; i++) {
-        assert_fl(FL_EUNREACHABLE, fl_tell(sys, refs[i], msg_int(1, 1)));
+        assert_fl(FL_EUNREACHABLE,
+                  fl_tell(sys, refs[i], fl_test_msg_int(1, 1)));
         assert_fl(FL_EUNREACHABLE, fl_actor_stop(sys, refs[i]));
         assert_false(fl_actor_alive(sys, refs[i]));
-        fl_future_t *f = NULL;
-        assert_fl_ok(fl_ask(sys, refs[i], msg_int(1, 1), 1000, &f));
-        assert_true(fl_future_done(f));
-        assert_fl(FL_EUNREACHABLE, fl_future_error(f));
-        fl_future_release(f);
+        assert_ask_unreachable(sys, refs[i], 1000);
         assert_termination_unreachable(sys, refs[i]);
     }
     end_system(sys);
@@ -791,9 +830,7 @@ static void test_termination_of_a_stopped_actor_fails_at_once_with_eunreachable(
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
-    stop_and_wait(sys, a);
+    fl_actor_ref_t a = spawn_stopped_noop(sys);
     assert_termination_unreachable(sys, a);
     end_system(sys);
 }
@@ -804,12 +841,7 @@ test_stop_twice_returns_ok_then_eunreachable_after_termination(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    p.block = fl_test_latch_alloc(1);
-    p.blocked = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 1)));
-    wait_latch(p.blocked);
+    fl_actor_ref_t a = spawn_blocked_probe(sys, &p, 1);
     /* The actor is busy: both requests find it live. */
     fl_future_t *term = termination_of(sys, a);
     assert_fl_ok(fl_actor_stop(sys, a));
@@ -820,8 +852,7 @@ test_stop_twice_returns_ok_then_eunreachable_after_termination(void **state)
     assert_int_equal(1, atomic_load(&p.stopped));
     end_system(sys);
     assert_int_equal(1, atomic_load(&p.stopped));
-    fl_test_latch_free(p.block);
-    fl_test_latch_free(p.blocked);
+    probe_free_latches(&p);
 }
 
 /* ---- serial execution and ordering ------------------------------------- */
@@ -929,7 +960,7 @@ static void test_actor_never_runs_concurrently_with_itself(void **state)
     for (int i = 0; i < CONC_THREADS; i++)
         assert_int_equal(0, pthread_join(th[i].tid, NULL));
     assert_int_equal(0, atomic_load(&c->send_errors));
-    wait_latch(c->done);
+    fl_test_latch_await(c->done);
     assert_int_equal(0, atomic_load(&c->overlaps));
     assert_int_equal(0, atomic_load(&c->order_errors));
     assert_int_equal(c->total, atomic_load(&c->handled));
@@ -946,12 +977,7 @@ static void test_messages_from_one_sender_arrive_in_the_order_sent(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t *p = calloc(1, sizeof *p);
-    probe_init(p, sys);
-    p->got = fl_test_latch_alloc(LOG_MAX);
-    fl_actor_ref_t a = spawn_probe(sys, p, NULL);
-    for (int i = 0; i < LOG_MAX; i++)
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
-    wait_latch(p->got);
+    spawn_probe_told(sys, p, LOG_MAX);
     for (int i = 0; i < LOG_MAX; i++)
         if (p->log[i] != i)
             fail_msg("message %d arrived at position %d", p->log[i], i);
@@ -996,14 +1022,14 @@ static void responder_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
     atomic_store(&r->sender, fl_msg_sender(msg).id);
     switch (fl_msg_type(msg)) {
     case T_REPLY:
-        atomic_store(&r->rc1, fl_reply(msg, msg_int(2, x + 1)));
+        atomic_store(&r->rc1, fl_reply(msg, fl_test_msg_int(2, x + 1)));
         break;
     case T_REPLY_ERROR:
         atomic_store(&r->rc1, fl_reply_error(msg, FL_EUSER + 7, "nope %d", x));
         break;
     case T_REPLY_TWICE:
-        atomic_store(&r->rc1, fl_reply(msg, msg_int(2, 1)));
-        atomic_store(&r->rc2, fl_reply(msg, msg_int(2, 2)));
+        atomic_store(&r->rc1, fl_reply(msg, fl_test_msg_int(2, 1)));
+        atomic_store(&r->rc2, fl_reply(msg, fl_test_msg_int(2, 2)));
         break;
     case T_TAKE: {
         fl_future_t *f = fl_msg_take_reply(msg);
@@ -1012,12 +1038,12 @@ static void responder_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
     }
     case T_PLAIN:
         atomic_store(&r->take_null, fl_msg_take_reply(msg) == NULL);
-        atomic_store(&r->rc1, fl_reply(msg, msg_int(2, 0)));
+        atomic_store(&r->rc1, fl_reply(msg, fl_test_msg_int(2, 0)));
         atomic_store(&r->rc2, fl_reply_error(msg, FL_EUSER, NULL));
         break;
     case T_WAIT_THEN_REPLY:
         fl_test_latch_wait(r->go, WAIT_MS);
-        atomic_store(&r->rc1, fl_reply(msg, msg_int(2, x)));
+        atomic_store(&r->rc1, fl_reply(msg, fl_test_msg_int(2, x)));
         break;
     default:
         break;
@@ -1027,11 +1053,34 @@ static void responder_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
         fl_test_latch_count_down(r->handled);
 }
 
-static fl_actor_ref_t spawn_responder(fl_system_t *sys, responder_t *r)
+/* Spawns an actor running responder_receive on r; handled > 0 gives r a
+ * `handled` latch of that count. */
+static fl_actor_ref_t spawn_responder(fl_system_t *sys, responder_t *r,
+                                      uint64_t handled)
 {
+    if (handled > 0)
+        r->handled = fl_test_latch_alloc(handled);
     fl_actor_ref_t a;
     assert_fl_ok(fl_actor_spawn(sys, responder_receive, r, NULL, &a));
     return a;
+}
+
+/* Ends the system, then frees r's latches. */
+static void end_responder_system(fl_system_t *sys, responder_t *r)
+{
+    end_system(sys);
+    fl_test_latch_free(r->handled);
+    fl_test_latch_free(r->go);
+}
+
+/* Waits until r has handled its T_TAKE request; returns the reply future
+ * it took. */
+static fl_future_t *wait_taken(responder_t *r)
+{
+    fl_test_latch_await(r->handled);
+    fl_future_t *taken = atomic_load(&r->taken);
+    assert_non_null(taken);
+    return taken;
 }
 
 static void test_ask_completes_with_the_reply_message(void **state)
@@ -1039,10 +1088,9 @@ static void test_ask_completes_with_the_reply_message(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1};
-    r.handled = fl_test_latch_alloc(2);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 2);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_REPLY, 41), 5000, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_REPLY, 41), 5000, &f));
     assert_non_null(f);
     assert_fl_ok(fl_future_wait(f, WAIT_MS));
     /* The reply can wake us before the receive callback has returned. */
@@ -1058,7 +1106,7 @@ static void test_ask_completes_with_the_reply_message(void **state)
     fl_future_release(f);
 
     /* Taking the reply moves it to the caller. */
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_REPLY, 9), FL_INFINITE, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_REPLY, 9), FL_INFINITE, &f));
     assert_fl_ok(fl_future_wait(f, WAIT_MS));
     fl_msg_t *taken = fl_future_take_value(f);
     assert_non_null(taken);
@@ -1066,8 +1114,7 @@ static void test_ask_completes_with_the_reply_message(void **state)
     fl_future_release(f);
     assert_int_equal(10, msg_get_int(taken));
     fl_msg_free(taken);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 static void
@@ -1076,20 +1123,18 @@ test_reply_error_fails_the_ask_with_its_code_and_message(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 1);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_REPLY_ERROR, 3), 5000, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_REPLY_ERROR, 3), 5000, &f));
     assert_fl(FL_EUSER + 7, fl_future_wait(f, WAIT_MS));
-    wait_latch(r.handled);
+    fl_test_latch_await(r.handled);
     assert_fl(FL_EUSER + 7, fl_future_error(f));
     assert_string_equal("nope 3", fl_future_message(f));
     assert_null(fl_future_value(f));
     assert_fl_ok(atomic_load(&r.rc1));
     assert_false(atomic_load(&r.is_ask_after));
     fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 static void test_second_reply_to_the_same_request_returns_einval(void **state)
@@ -1097,18 +1142,16 @@ static void test_second_reply_to_the_same_request_returns_einval(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1, .rc2 = -1};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 1);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_REPLY_TWICE, 0), 5000, &f));
-    wait_latch(r.handled);
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_REPLY_TWICE, 0), 5000, &f));
+    fl_test_latch_await(r.handled);
     assert_fl_ok(atomic_load(&r.rc1));
     assert_fl(FL_EINVAL, atomic_load(&r.rc2));
     assert_fl_ok(fl_future_wait(f, WAIT_MS));
     assert_int_equal(1, msg_get_int(fl_future_value(f)));
     fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 static void test_reply_to_a_tell_returns_einval(void **state)
@@ -1116,66 +1159,71 @@ static void test_reply_to_a_tell_returns_einval(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1, .rc2 = -1};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
-    assert_fl_ok(fl_tell(sys, a, msg_int(T_PLAIN, 0)));
-    wait_latch(r.handled);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 1);
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(T_PLAIN, 0)));
+    fl_test_latch_await(r.handled);
     assert_false(atomic_load(&r.is_ask_before));
     assert_true(atomic_load(&r.take_null));
     assert_fl(FL_EINVAL, atomic_load(&r.rc1));
     assert_fl(FL_EINVAL, atomic_load(&r.rc2));
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
+}
+
+/* A T_TAKE ask without a timeout on a fresh 2-worker system, whose
+ * responder has taken the reply future: the test answers it itself. */
+typedef struct taken_ask {
+    fl_system_t *sys;
+    responder_t r;
+    fl_future_t *f;     /* the ask */
+    fl_future_t *taken; /* the reply future the responder took */
+} taken_ask_t;
+
+/* Starts t (see taken_ask_t); end it with taken_ask_end. */
+static void taken_ask_start(taken_ask_t *t)
+{
+    *t = (taken_ask_t){.sys = fl_test_system(2)};
+    fl_actor_ref_t a = spawn_responder(t->sys, &t->r, 1);
+    assert_fl_ok(
+        fl_ask(t->sys, a, fl_test_msg_int(T_TAKE, 0), FL_INFINITE, &t->f));
+    t->taken = wait_taken(&t->r);
+}
+
+/* Releases both futures, ends the system and frees the responder's latch. */
+static void taken_ask_end(taken_ask_t *t)
+{
+    fl_future_release(t->taken);
+    fl_future_release(t->f);
+    end_responder_system(t->sys, &t->r);
 }
 
 static void
 test_taken_reply_can_be_answered_later_from_another_thread(void **state)
 {
     (void)state;
-    fl_system_t *sys = fl_test_system(2);
-    responder_t r = {0};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
-    fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_TAKE, 0), FL_INFINITE, &f));
-    wait_latch(r.handled);
-    fl_future_t *taken = atomic_load(&r.taken);
-    assert_non_null(taken);
-    assert_true(atomic_load(&r.is_ask_before));
-    assert_false(atomic_load(&r.is_ask_after));
+    taken_ask_t t;
+    taken_ask_start(&t);
+    assert_true(atomic_load(&t.r.is_ask_before));
+    assert_false(atomic_load(&t.r.is_ask_after));
     /* The receive callback has returned and the request is freed; the ask
      * is still pending until we answer it here, on the test thread. */
-    assert_false(fl_future_done(f));
-    assert_fl_ok(
-        fl_future_complete(taken, msg_int(3, 77), (fl_free_cb)fl_msg_free));
-    assert_fl_ok(fl_future_wait(f, WAIT_MS));
-    assert_int_equal(77, msg_get_int(fl_future_value(f)));
-    assert_int_equal(3, fl_msg_type(fl_future_value(f)));
-    fl_future_release(taken);
-    fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    assert_false(fl_future_done(t.f));
+    assert_fl_ok(fl_future_complete(t.taken, fl_test_msg_int(3, 77),
+                                    (fl_free_cb)fl_msg_free));
+    assert_fl_ok(fl_future_wait(t.f, WAIT_MS));
+    assert_int_equal(77, msg_get_int(fl_future_value(t.f)));
+    assert_int_equal(3, fl_msg_type(fl_future_value(t.f)));
+    taken_ask_end(&t);
 }
 
 static void test_taken_reply_can_be_failed_later(void **state)
 {
     (void)state;
-    fl_system_t *sys = fl_test_system(2);
-    responder_t r = {0};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
-    fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_TAKE, 0), FL_INFINITE, &f));
-    wait_latch(r.handled);
-    fl_future_t *taken = atomic_load(&r.taken);
-    assert_non_null(taken);
-    assert_fl_ok(fl_future_fail(taken, FL_EUSER + 2, "later %s", "no"));
-    assert_fl(FL_EUSER + 2, fl_future_wait(f, WAIT_MS));
-    assert_string_equal("later no", fl_future_message(f));
-    fl_future_release(taken);
-    fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    taken_ask_t t;
+    taken_ask_start(&t);
+    assert_fl_ok(fl_future_fail(t.taken, FL_EUSER + 2, "later %s", "no"));
+    assert_fl(FL_EUSER + 2, fl_future_wait(t.f, WAIT_MS));
+    assert_string_equal("later no", fl_future_message(t.f));
+    taken_ask_end(&t);
 }
 
 static void test_ask_dropped_without_a_reply_fails_with_enoreply(void **state)
@@ -1183,9 +1231,9 @@ static void test_ask_dropped_without_a_reply_fails_with_enoreply(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {0};
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 0);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_DROP, 0), FL_INFINITE, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_DROP, 0), FL_INFINITE, &f));
     assert_fl(FL_ENOREPLY, fl_future_wait(f, WAIT_MS));
     assert_fl(FL_ENOREPLY, fl_future_error(f));
     fl_future_release(f);
@@ -1197,11 +1245,10 @@ static void test_ask_times_out_with_etimedout_when_nobody_answers(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {0};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 1);
     fl_future_t *f = NULL;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_TAKE, 0), 50, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_TAKE, 0), 50, &f));
     assert_fl(FL_ETIMEDOUT, fl_future_wait(f, WAIT_MS));
     uint64_t elapsed = fl_clock_now_ns() - t0;
     assert_true(fl_future_done(f));
@@ -1210,16 +1257,13 @@ static void test_ask_times_out_with_etimedout_when_nobody_answers(void **state)
         fail_msg("ask timed out after %llu ns, before its 50 ms timeout",
                  (unsigned long long)elapsed);
     /* The responder took the reply; answering now is too late. */
-    wait_latch(r.handled);
-    fl_future_t *taken = atomic_load(&r.taken);
-    assert_non_null(taken);
-    assert_fl(FL_EALREADY, fl_future_complete(taken, msg_int(2, 0),
+    fl_future_t *taken = wait_taken(&r);
+    assert_fl(FL_EALREADY, fl_future_complete(taken, fl_test_msg_int(2, 0),
                                               (fl_free_cb)fl_msg_free));
     assert_fl(FL_ETIMEDOUT, fl_future_error(f));
     fl_future_release(taken);
     fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 static void test_reply_after_the_ask_timed_out_returns_ealready(void **state)
@@ -1228,19 +1272,16 @@ static void test_reply_after_the_ask_timed_out_returns_ealready(void **state)
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1};
     r.go = fl_test_latch_alloc(1);
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_responder(sys, &r);
+    fl_actor_ref_t a = spawn_responder(sys, &r, 1);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(T_WAIT_THEN_REPLY, 0), 20, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_WAIT_THEN_REPLY, 0), 20, &f));
     assert_fl(FL_ETIMEDOUT, fl_future_wait(f, WAIT_MS));
     fl_test_latch_count_down(r.go);
-    wait_latch(r.handled);
+    fl_test_latch_await(r.handled);
     assert_fl(FL_EALREADY, atomic_load(&r.rc1));
     assert_fl(FL_ETIMEDOUT, fl_future_error(f));
     fl_future_release(f);
-    end_system(sys);
-    fl_test_latch_free(r.go);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 static void
@@ -1250,14 +1291,9 @@ test_ask_fails_with_eunreachable_when_the_actor_stops_before_answering(
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    p.block = fl_test_latch_alloc(1);
-    p.blocked = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(p.blocked);
+    fl_actor_ref_t a = spawn_blocked_probe(sys, &p, 0);
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_ask(sys, a, msg_int(1, 1), FL_INFINITE, &f));
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(1, 1), FL_INFINITE, &f));
     assert_false(fl_future_done(f));
     fl_future_t *term = termination_of(sys, a);
     assert_fl_ok(fl_actor_stop(sys, a));
@@ -1267,8 +1303,7 @@ test_ask_fails_with_eunreachable_when_the_actor_stops_before_answering(
     assert_int_equal(1, atomic_load(&p.received));
     fl_future_release(f);
     end_system(sys);
-    fl_test_latch_free(p.block);
-    fl_test_latch_free(p.blocked);
+    probe_free_latches(&p);
 }
 
 /* ---- exec and on_complete_in --------------------------------------------- */
@@ -1317,7 +1352,7 @@ static void test_exec_runs_on_the_actors_thread_in_mailbox_order(void **state)
     fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
     for (int i = 0; i < N; i++) {
         if (i % 2 == 0) {
-            assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
+            assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, i)));
         } else {
             args[i] = (exec_log_t){.p = &p,
                                    .ref = a,
@@ -1329,7 +1364,7 @@ static void test_exec_runs_on_the_actors_thread_in_mailbox_order(void **state)
                 fl_actor_exec(sys, a, exec_append, &args[i], exec_log_free));
         }
     }
-    wait_latch(p.got);
+    fl_test_latch_await(p.got);
     for (int i = 0; i < N; i++)
         if (p.log[i] != i)
             fail_msg("position %d holds %d: exec out of mailbox order", i,
@@ -1347,10 +1382,8 @@ test_exec_on_a_stopped_actor_returns_eunreachable_and_frees_arg(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    fl_actor_ref_t a;
     atomic_int freed = 0;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
-    stop_and_wait(sys, a);
+    fl_actor_ref_t a = spawn_stopped_noop(sys);
     assert_fl(FL_EUNREACHABLE,
               fl_actor_exec(sys, a, noop_exec, &freed, count_free));
     assert_int_equal(1, atomic_load(&freed));
@@ -1365,25 +1398,19 @@ test_exec_queued_behind_a_stop_frees_arg_instead_of_running(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t p;
-    probe_init(&p, sys);
-    p.block = fl_test_latch_alloc(1);
-    p.blocked = fl_test_latch_alloc(1);
     tracked_t t = {.freed_latch = fl_test_latch_alloc(1)};
-    fl_actor_ref_t a = spawn_probe(sys, &p, NULL);
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(p.blocked);
+    fl_actor_ref_t a = spawn_blocked_probe(sys, &p, 0);
     assert_fl_ok(fl_actor_exec(sys, a, tracked_exec, &t, tracked_free));
     fl_future_t *term = termination_of(sys, a);
     assert_fl_ok(fl_actor_stop(sys, a));
     fl_test_latch_count_down(p.block);
-    wait_latch(t.freed_latch);
+    fl_test_latch_await(t.freed_latch);
     wait_terminated(term);
     end_system(sys);
     assert_int_equal(0, atomic_load(&t.ran));
     assert_int_equal(1, atomic_load(&t.freed));
     assert_int_equal(1, atomic_load(&p.stopped));
-    fl_test_latch_free(p.block);
-    fl_test_latch_free(p.blocked);
+    probe_free_latches(&p);
     fl_test_latch_free(t.freed_latch);
 }
 
@@ -1420,13 +1447,13 @@ test_on_complete_in_runs_the_callback_on_the_actors_thread(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     in_actor_t x = {.sys = sys, .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &x.ref));
+    x.ref = spawn_noop(sys);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_on_complete_in(f, sys, x.ref, in_actor_cb, &x,
                                           in_actor_free));
     assert_int_equal(0, atomic_load(&x.ran));
     assert_fl_ok(fl_future_fail(f, FL_EUSER + 1, NULL));
-    wait_latch(x.latch);
+    fl_test_latch_await(x.latch);
     assert_int_equal(1, atomic_load(&x.ran));
     assert_true(atomic_load(&x.on_actor));
     assert_true(atomic_load(&x.saw_done));
@@ -1445,12 +1472,12 @@ test_on_complete_in_of_a_complete_future_runs_on_the_actors_thread(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     in_actor_t x = {.sys = sys, .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &x.ref));
+    x.ref = spawn_noop(sys);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     assert_fl_ok(
         fl_future_on_complete_in(f, sys, x.ref, in_actor_cb, &x, NULL));
-    wait_latch(x.latch);
+    fl_test_latch_await(x.latch);
     assert_true(atomic_load(&x.on_actor));
     assert_fl_ok(atomic_load(&x.err_seen));
     end_system(sys);
@@ -1459,25 +1486,31 @@ test_on_complete_in_of_a_complete_future_runs_on_the_actors_thread(void **state)
     fl_test_latch_free(x.latch);
 }
 
+/* Waits until t's arg has been freed, ends the system and checks that t was
+ * freed once and never ran; then releases f and frees t's latch. */
+static void end_freed_not_run(fl_system_t *sys, tracked_t *t, fl_future_t *f)
+{
+    fl_test_latch_await(t->freed_latch);
+    end_system(sys);
+    assert_int_equal(1, atomic_load(&t->freed));
+    assert_int_equal(0, atomic_load(&t->ran));
+    fl_future_release(f);
+    fl_test_latch_free(t->freed_latch);
+}
+
 static void
 test_on_complete_in_frees_arg_when_the_actor_stopped_first(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     tracked_t t = {.freed_latch = fl_test_latch_alloc(1)};
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
+    fl_actor_ref_t a = spawn_noop(sys);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_on_complete_in(f, sys, a, tracked_future_cb, &t,
                                           tracked_free));
     stop_and_wait(sys, a);
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
-    wait_latch(t.freed_latch);
-    end_system(sys);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
-    fl_future_release(f);
-    fl_test_latch_free(t.freed_latch);
+    end_freed_not_run(sys, &t, f);
 }
 
 static void
@@ -1486,9 +1519,7 @@ test_on_complete_in_for_a_stopped_actor_frees_arg_and_never_runs(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     tracked_t t = {.freed_latch = fl_test_latch_alloc(1)};
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
-    stop_and_wait(sys, a);
+    fl_actor_ref_t a = spawn_stopped_noop(sys);
     fl_future_t *f = fl_future_alloc();
     int rc = fl_future_on_complete_in(f, sys, a, tracked_future_cb, &t,
                                       tracked_free);
@@ -1500,12 +1531,7 @@ test_on_complete_in_for_a_stopped_actor_frees_arg_and_never_runs(void **state)
         assert_fl(FL_EUNREACHABLE, rc);
         assert_int_equal(1, atomic_load(&t.freed));
     }
-    wait_latch(t.freed_latch);
-    end_system(sys);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
-    fl_future_release(f);
-    fl_test_latch_free(t.freed_latch);
+    end_freed_not_run(sys, &t, f);
 }
 
 /* An actor asks another from its receive callback and continues on its own
@@ -1562,10 +1588,10 @@ test_ask_from_an_actor_continues_on_its_own_thread_with_on_complete_in(
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {.rc1 = -1};
     asker_t a = {.sys = sys, .ask_rc = -1, .done = fl_test_latch_alloc(1)};
-    a.responder = spawn_responder(sys, &r);
+    a.responder = spawn_responder(sys, &r, 0);
     assert_fl_ok(fl_actor_spawn(sys, asker_receive, &a, NULL, &a.self));
-    assert_fl_ok(fl_tell(sys, a.self, msg_int(1, 0)));
-    wait_latch(a.done);
+    assert_fl_ok(fl_tell(sys, a.self, fl_test_msg_int(1, 0)));
+    fl_test_latch_await(a.done);
     assert_fl_ok(atomic_load(&a.ask_rc));
     assert_fl_ok(atomic_load(&a.reply_err));
     assert_int_equal(100, atomic_load(&a.reply_value));
@@ -1589,7 +1615,7 @@ static void relay_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
     (void)self;
     (void)msg;
     relay_t *r = st;
-    fl_tell(sys, r->target, msg_int(T_SENDER, 0));
+    fl_tell(sys, r->target, fl_test_msg_int(T_SENDER, 0));
 }
 
 static void
@@ -1598,11 +1624,10 @@ test_msg_sender_is_the_sending_actor_or_zero_from_outside(void **state)
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     responder_t r = {0};
-    r.handled = fl_test_latch_alloc(1);
-    fl_actor_ref_t b = spawn_responder(sys, &r);
+    fl_actor_ref_t b = spawn_responder(sys, &r, 1);
     atomic_store(&r.sender, 12345);
-    assert_fl_ok(fl_tell(sys, b, msg_int(T_SENDER, 0)));
-    wait_latch(r.handled);
+    assert_fl_ok(fl_tell(sys, b, fl_test_msg_int(T_SENDER, 0)));
+    fl_test_latch_await(r.handled);
     assert_int_equal(0, atomic_load(&r.sender));
     fl_test_latch_free(r.handled);
 
@@ -1610,11 +1635,10 @@ test_msg_sender_is_the_sending_actor_or_zero_from_outside(void **state)
     relay_t rel = {.target = b};
     fl_actor_ref_t a;
     assert_fl_ok(fl_actor_spawn(sys, relay_receive, &rel, NULL, &a));
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(r.handled);
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, 0)));
+    fl_test_latch_await(r.handled);
     assert_int_equal(a.id, atomic_load(&r.sender));
-    end_system(sys);
-    fl_test_latch_free(r.handled);
+    end_responder_system(sys, &r);
 }
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -1646,13 +1670,11 @@ static void test_stats_count_dead_letters(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, noop_receive, NULL, NULL, &a));
-    stop_and_wait(sys, a);
+    fl_actor_ref_t a = spawn_stopped_noop(sys);
     fl_system_stats_t before, after;
     assert_fl_ok(fl_system_stats(sys, &before));
     for (int i = 0; i < 3; i++)
-        assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, msg_int(1, i)));
+        assert_fl(FL_EUNREACHABLE, fl_tell(sys, a, fl_test_msg_int(1, i)));
     assert_fl_ok(fl_system_stats(sys, &after));
     assert_int_equal(before.dead_letters + 3, after.dead_letters);
     end_system(sys);
@@ -1703,10 +1725,11 @@ test_shutdown_with_100000_queued_messages_stops_and_frees_everything(
     fl_actor_ref_t a;
     assert_fl_ok(fl_actor_spawn(sys, slow_receive, &s, &o, &a));
     for (int i = 0; i < QUEUED_TELLS; i++)
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
+        assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, i)));
     fl_future_t *asks[QUEUED_ASKS];
     for (int i = 0; i < QUEUED_ASKS; i++)
-        assert_fl_ok(fl_ask(sys, a, msg_int(1, i), FL_INFINITE, &asks[i]));
+        assert_fl_ok(
+            fl_ask(sys, a, fl_test_msg_int(1, i), FL_INFINITE, &asks[i]));
     assert_fl_ok(fl_system_shutdown(sys));
     assert_int_equal(1, atomic_load(&s.stopped));
     int handled_asks = atomic_load(&s.asks_handled);
@@ -1738,17 +1761,13 @@ test_close_turns_queued_messages_into_dead_letters_and_fails_queued_asks(
     (void)state;
     fl_system_t *sys = fl_test_system(2);
     probe_t *p = calloc(1, sizeof *p);
-    probe_init(p, sys);
-    p->block = fl_test_latch_alloc(1);
-    p->blocked = fl_test_latch_alloc(1);
-    fl_actor_ref_t a = spawn_probe(sys, p, NULL);
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(p->blocked);
+    fl_actor_ref_t a = spawn_blocked_probe(sys, p, 0);
     for (int i = 1; i <= QUEUED_TELLS; i++)
-        assert_fl_ok(fl_tell(sys, a, msg_int(1, i)));
+        assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, i)));
     fl_future_t *asks[QUEUED_ASKS];
     for (int i = 0; i < QUEUED_ASKS; i++)
-        assert_fl_ok(fl_ask(sys, a, msg_int(1, i), FL_INFINITE, &asks[i]));
+        assert_fl_ok(
+            fl_ask(sys, a, fl_test_msg_int(1, i), FL_INFINITE, &asks[i]));
     assert_fl_ok(fl_system_close(sys));
     fl_test_latch_count_down(p->block);
     for (int i = 0; i < QUEUED_ASKS; i++) {
@@ -1761,8 +1780,7 @@ test_close_turns_queued_messages_into_dead_letters_and_fails_queued_asks(
     assert_int_equal(1, atomic_load(&p->stopped));
     assert_false(atomic_load(&p->msg_after_stop));
     fl_system_free(sys);
-    fl_test_latch_free(p->block);
-    fl_test_latch_free(p->blocked);
+    probe_free_latches(p);
     free(p);
 }
 
@@ -1805,7 +1823,7 @@ test_actor_stopping_itself_from_receive_handles_no_further_message(void **state)
     fl_future_t *term = NULL;
     assert_fl_ok(fl_actor_termination(sys, a, &term));
     for (int i = 0; i < 20; i++) {
-        int rc = fl_tell(sys, a, msg_int(1, i));
+        int rc = fl_tell(sys, a, fl_test_msg_int(1, i));
         if (rc != FL_OK && rc != FL_EUNREACHABLE)
             fail_msg("tell %d: %s", i, fl_err_name(rc));
     }
@@ -1820,18 +1838,21 @@ test_actor_stopping_itself_from_receive_handles_no_further_message(void **state)
     assert_int_equal(1, atomic_load(&s.stopped));
 }
 
+/* An actor's call on its own system (fl_system_shutdown or close). */
 typedef struct sys_call {
+    int (*call)(fl_system_t *sys);
     atomic_int rc;
     fl_test_latch_t *latch;
 } sys_call_t;
 
-static void shutdown_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
+/* Makes c->call on the system from the actor, keeps its result in c->rc. */
+static void sys_call_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
                              fl_msg_t *msg)
 {
     (void)self;
     (void)msg;
     sys_call_t *c = st;
-    atomic_store(&c->rc, fl_system_shutdown(sys));
+    atomic_store(&c->rc, c->call(sys));
     fl_test_latch_count_down(c->latch);
 }
 
@@ -1839,11 +1860,12 @@ static void test_shutdown_from_an_actor_returns_edeadlk(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sys_call_t c = {.rc = -1, .latch = fl_test_latch_alloc(1)};
+    sys_call_t c = {
+        .call = fl_system_shutdown, .rc = -1, .latch = fl_test_latch_alloc(1)};
     fl_actor_ref_t a;
-    assert_fl_ok(fl_actor_spawn(sys, shutdown_receive, &c, NULL, &a));
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(c.latch);
+    assert_fl_ok(fl_actor_spawn(sys, sys_call_receive, &c, NULL, &a));
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, 0)));
+    fl_test_latch_await(c.latch);
     assert_fl(FL_EDEADLK, atomic_load(&c.rc));
     /* The system still works. */
     assert_true(fl_actor_alive(sys, a));
@@ -1851,32 +1873,23 @@ static void test_shutdown_from_an_actor_returns_edeadlk(void **state)
     fl_test_latch_free(c.latch);
 }
 
-static void close_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
-                          fl_msg_t *msg)
-{
-    (void)self;
-    (void)msg;
-    sys_call_t *c = st;
-    atomic_store(&c->rc, fl_system_close(sys));
-    fl_test_latch_count_down(c->latch);
-}
-
 static void
 test_close_from_an_actor_returns_ok_and_stops_the_actors(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sys_call_t c = {.rc = -1, .latch = fl_test_latch_alloc(1)};
+    sys_call_t c = {
+        .call = fl_system_close, .rc = -1, .latch = fl_test_latch_alloc(1)};
     probe_t p;
     probe_init(&p, sys);
     p.stop_latch = fl_test_latch_alloc(1);
     fl_actor_ref_t a;
     spawn_probe(sys, &p, NULL);
-    assert_fl_ok(fl_actor_spawn(sys, close_receive, &c, NULL, &a));
-    assert_fl_ok(fl_tell(sys, a, msg_int(1, 0)));
-    wait_latch(c.latch);
+    assert_fl_ok(fl_actor_spawn(sys, sys_call_receive, &c, NULL, &a));
+    assert_fl_ok(fl_tell(sys, a, fl_test_msg_int(1, 0)));
+    fl_test_latch_await(c.latch);
     assert_fl_ok(atomic_load(&c.rc));
-    wait_latch(p.stop_latch);
+    fl_test_latch_await(p.stop_latch);
     fl_actor_ref_t b;
     assert_fl(FL_ECLOSED, fl_actor_spawn(sys, noop_receive, NULL, NULL, &b));
     end_system(sys);

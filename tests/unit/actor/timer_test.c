@@ -20,21 +20,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static fl_msg_t *msg_int(uint32_t type, int v)
-{
-    fl_msg_t *m = fl_msg_alloc(type, sizeof(int));
-    assert_non_null(m);
-    *(int *)fl_msg_data(m) = v;
-    return m;
-}
-
-static void wait_latch(fl_test_latch_t *l)
-{
-    if (fl_test_latch_wait(l, WAIT_MS) != 0)
-        fail_msg("latch not reached in %d ms (count left %llu)", WAIT_MS,
-                 (unsigned long long)fl_test_latch_count(l));
-}
-
 static void end_system(fl_system_t *sys)
 {
     assert_fl_ok(fl_system_shutdown(sys));
@@ -78,10 +63,13 @@ static void sink_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
         fl_test_latch_count_down(s->each);
 }
 
-static sink_t *sink_new(void)
+/* A zeroed sink; each > 0 gives it an `each` latch of that count. */
+static sink_t *sink_new(uint64_t each)
 {
     sink_t *s = calloc(1, sizeof *s);
     assert_non_null(s);
+    if (each > 0)
+        s->each = fl_test_latch_alloc(each);
     return s;
 }
 
@@ -105,8 +93,8 @@ static fl_test_latch_t *send_sentinel(fl_system_t *sys, fl_actor_ref_t a,
                                       sink_t *s, int k, int64_t delay_ms)
 {
     s->sentinel[k] = fl_test_latch_alloc(1);
-    assert_fl_ok(
-        fl_timer_send(sys, a, msg_int(9, SENTINEL + k), delay_ms, 0, NULL));
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(9, SENTINEL + k),
+                               delay_ms, 0, NULL));
     return s->sentinel[k];
 }
 
@@ -124,14 +112,13 @@ test_one_shot_timer_delivers_to_the_mailbox_after_its_delay(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
-    s->each = fl_test_latch_alloc(1);
+    sink_t *s = sink_new(1);
     fl_actor_ref_t a = spawn_sink(sys, s);
     fl_timer_id_t id = 0;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(7, 42), 30, 0, &id));
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(7, 42), 30, 0, &id));
     assert_true(id != 0);
-    wait_latch(s->each);
+    fl_test_latch_await(s->each);
     uint64_t waited = s->at[0] - t0;
     if (waited < 30 * MS)
         fail_msg("delivered after %llu ns, before the 30 ms delay",
@@ -139,7 +126,7 @@ test_one_shot_timer_delivers_to_the_mailbox_after_its_delay(void **state)
     assert_int_equal(42, s->val[0]);
     assert_int_equal(7, s->type[0]);
     /* One-shot: nothing more before a later sentinel. */
-    wait_latch(send_sentinel(sys, a, s, 0, 80));
+    fl_test_latch_await(send_sentinel(sys, a, s, 0, 80));
     assert_int_equal(2, atomic_load(&s->count));
     assert_int_equal(0, atomic_load(&s->after_sentinel));
     end_system(sys);
@@ -150,11 +137,10 @@ static void test_timer_with_zero_delay_delivers(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
-    s->each = fl_test_latch_alloc(1);
+    sink_t *s = sink_new(1);
     fl_actor_ref_t a = spawn_sink(sys, s);
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 5), 0, 0, NULL));
-    wait_latch(s->each);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 5), 0, 0, NULL));
+    fl_test_latch_await(s->each);
     assert_int_equal(5, s->val[0]);
     end_system(sys);
     sink_free(s);
@@ -167,8 +153,7 @@ static void test_timers_fire_in_deadline_order(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
-    s->each = fl_test_latch_alloc(ORDER_N);
+    sink_t *s = sink_new(ORDER_N);
     fl_actor_ref_t a = spawn_sink(sys, s);
 
     /* Shuffled distinct delays 20, 25, ... ms (fixed seed). */
@@ -187,12 +172,13 @@ static void test_timers_fire_in_deadline_order(void **state)
     uint64_t lo[ORDER_N], hi[ORDER_N];
     for (int i = 0; i < ORDER_N; i++) {
         uint64_t before = fl_clock_now_ns();
-        assert_fl_ok(fl_timer_send(sys, a, msg_int(1, i), delay[i], 0, NULL));
+        assert_fl_ok(
+            fl_timer_send(sys, a, fl_test_msg_int(1, i), delay[i], 0, NULL));
         uint64_t after = fl_clock_now_ns();
         lo[i] = before + (uint64_t)delay[i] * MS;
         hi[i] = after + (uint64_t)delay[i] * MS;
     }
-    wait_latch(s->each);
+    fl_test_latch_await(s->each);
     for (int k = 0; k + 1 < ORDER_N; k++) {
         int x = s->val[k], y = s->val[k + 1];
         /* x came first: y's deadline must not be surely earlier. */
@@ -222,13 +208,12 @@ static void test_timers_with_equal_delay_fire_in_scheduling_order(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
     enum { N = 20 };
-    s->each = fl_test_latch_alloc(N);
+    sink_t *s = sink_new(N);
     fl_actor_ref_t a = spawn_sink(sys, s);
     for (int i = 0; i < N; i++)
-        assert_fl_ok(fl_timer_send(sys, a, msg_int(1, i), 30, 0, NULL));
-    wait_latch(s->each);
+        assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, i), 30, 0, NULL));
+    fl_test_latch_await(s->each);
     for (int i = 0; i < N; i++)
         if (s->val[i] != i)
             fail_msg("position %d holds timer %d", i, s->val[i]);
@@ -242,13 +227,14 @@ static void test_cancelled_timers_never_deliver(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
+    sink_t *s = sink_new(0);
     fl_actor_ref_t a = spawn_sink(sys, s);
     enum { N = 100 };
     fl_timer_id_t ids[N];
     for (int i = 0; i < N; i++) {
         ids[i] = 0;
-        assert_fl_ok(fl_timer_send(sys, a, msg_int(1, i), 50, 0, &ids[i]));
+        assert_fl_ok(
+            fl_timer_send(sys, a, fl_test_msg_int(1, i), 50, 0, &ids[i]));
         assert_true(ids[i] != 0);
         for (int j = 0; j < i; j++)
             assert_true(ids[j] != ids[i]);
@@ -256,7 +242,7 @@ static void test_cancelled_timers_never_deliver(void **state)
     for (int i = 0; i < N; i++)
         assert_fl_ok(fl_timer_cancel(sys, ids[i]));
     fl_test_latch_t *sentinel = send_sentinel(sys, a, s, 0, 200);
-    wait_latch(sentinel);
+    fl_test_latch_await(sentinel);
     /* Only the sentinel arrived. */
     assert_int_equal(1, atomic_load(&s->count));
     assert_int_equal(SENTINEL, s->val[0]);
@@ -268,14 +254,14 @@ static void test_second_cancel_returns_enoent(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(1);
-    sink_t *s = sink_new();
+    sink_t *s = sink_new(0);
     fl_actor_ref_t a = spawn_sink(sys, s);
     fl_timer_id_t id = 0;
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 1), 60000, 0, &id));
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 1), 60000, 0, &id));
     assert_fl_ok(fl_timer_cancel(sys, id));
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
 
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 1), 60000, 10, &id));
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 1), 60000, 10, &id));
     assert_fl_ok(fl_timer_cancel(sys, id));
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     end_system(sys);
@@ -286,12 +272,11 @@ static void test_cancel_of_a_fired_one_shot_timer_returns_enoent(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
-    s->each = fl_test_latch_alloc(1);
+    sink_t *s = sink_new(1);
     fl_actor_ref_t a = spawn_sink(sys, s);
     fl_timer_id_t id = 0;
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 1), 1, 0, &id));
-    wait_latch(s->each);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 1), 1, 0, &id));
+    fl_test_latch_await(s->each);
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     end_system(sys);
     sink_free(s);
@@ -321,13 +306,13 @@ static void test_timers_pending_counts_armed_timers(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
-    s->each = fl_test_latch_alloc(1);
+    sink_t *s = sink_new(1);
     fl_actor_ref_t a = spawn_sink(sys, s);
     assert_int_equal(0, stats(sys).timers_pending);
     fl_timer_id_t ids[3];
     for (int i = 0; i < 3; i++)
-        assert_fl_ok(fl_timer_send(sys, a, msg_int(1, i), 60000, 0, &ids[i]));
+        assert_fl_ok(
+            fl_timer_send(sys, a, fl_test_msg_int(1, i), 60000, 0, &ids[i]));
     assert_int_equal(3, stats(sys).timers_pending);
     assert_fl_ok(fl_timer_cancel(sys, ids[1]));
     assert_int_equal(2, stats(sys).timers_pending);
@@ -336,8 +321,8 @@ static void test_timers_pending_counts_armed_timers(void **state)
     assert_int_equal(0, stats(sys).timers_pending);
 
     /* A fired one-shot is no longer pending. */
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 9), 1, 0, NULL));
-    wait_latch(s->each);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 9), 1, 0, NULL));
+    fl_test_latch_await(s->each);
     assert_int_equal(0, stats(sys).timers_pending);
     end_system(sys);
     sink_free(s);
@@ -351,14 +336,13 @@ test_fixed_rate_timer_delivers_every_period_until_cancelled(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
     enum { N = 10 };
-    s->each = fl_test_latch_alloc(N);
+    sink_t *s = sink_new(N);
     fl_actor_ref_t a = spawn_sink(sys, s);
     fl_timer_id_t id = 0;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(3, 77), 10, 10, &id));
-    wait_latch(s->each);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(3, 77), 10, 10, &id));
+    fl_test_latch_await(s->each);
     assert_fl_ok(fl_timer_cancel(sys, id));
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     /* Every delivery is a copy of the payload, each at its deadline or later
@@ -374,8 +358,8 @@ test_fixed_rate_timer_delivers_every_period_until_cancelled(void **state)
     }
     /* Deliveries queued before the cancel arrive before the first sentinel;
      * none may come after it. */
-    wait_latch(send_sentinel(sys, a, s, 0, 30));
-    wait_latch(send_sentinel(sys, a, s, 1, 60));
+    fl_test_latch_await(send_sentinel(sys, a, s, 0, 30));
+    fl_test_latch_await(send_sentinel(sys, a, s, 1, 60));
     assert_int_equal(0, atomic_load(&s->after_sentinel));
     end_system(sys);
     sink_free(s);
@@ -413,20 +397,38 @@ static void rec_timer_cb(fl_system_t *sys, void *arg)
         fl_test_latch_count_down(r->latch);
 }
 
+/* A record for rec_timer_cb on sys; calls > 0 gives it a latch counting that
+ * many calls. */
+static cb_rec_t cb_rec(fl_system_t *sys, uint64_t calls)
+{
+    return (cb_rec_t){.sys = sys,
+                      .main_thread = pthread_self(),
+                      .latch = calls > 0 ? fl_test_latch_alloc(calls) : NULL};
+}
+
+/* Runs a one-shot callback timer on *sentinel after delay_ms and waits until
+ * it has run: timers run on one thread in deadline order, so every timer due
+ * earlier has run too. The caller frees sentinel->latch. */
+static void run_sentinel(fl_system_t *sys, cb_rec_t *sentinel, int64_t delay_ms)
+{
+    *sentinel = cb_rec(sys, 1);
+    assert_fl_ok(
+        fl_timer_start(sys, rec_timer_cb, sentinel, delay_ms, 0, NULL));
+    fl_test_latch_await(sentinel->latch);
+}
+
 static void
 test_timer_start_runs_the_callback_on_the_timer_thread_after_its_delay(
     void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    cb_rec_t r = {.sys = sys,
-                  .main_thread = pthread_self(),
-                  .latch = fl_test_latch_alloc(1)};
+    cb_rec_t r = cb_rec(sys, 1);
     fl_timer_id_t id = 0;
     uint64_t t0 = fl_clock_now_ns();
     assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &r, 25, 0, &id));
     assert_true(id != 0);
-    wait_latch(r.latch);
+    fl_test_latch_await(r.latch);
     assert_true(atomic_load(&r.on_timer_thread));
     uint64_t waited = atomic_load(&r.first_at) - t0;
     if (waited < 25 * MS)
@@ -434,11 +436,8 @@ test_timer_start_runs_the_callback_on_the_timer_thread_after_its_delay(
                  (unsigned long long)waited);
     /* Once a later timer has run on the (single) timer thread, the one-shot
      * run is over: the timer has fired and is gone. */
-    cb_rec_t sentinel = {.sys = sys,
-                         .main_thread = pthread_self(),
-                         .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &sentinel, 1, 0, NULL));
-    wait_latch(sentinel.latch);
+    cb_rec_t sentinel;
+    run_sentinel(sys, &sentinel, 1);
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     end_system(sys);
     assert_int_equal(1, atomic_load(&r.calls));
@@ -451,23 +450,18 @@ test_periodic_timer_start_runs_until_cancelled_from_its_callback(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    cb_rec_t r = {.sys = sys,
-                  .main_thread = pthread_self(),
-                  .cancel_after = 5,
-                  .cancel_rc = -1,
-                  .latch = fl_test_latch_alloc(5)};
+    cb_rec_t r = cb_rec(sys, 5);
+    r.cancel_after = 5;
+    r.cancel_rc = -1;
     fl_timer_id_t id = 0;
     /* The first run is 50 ms away: the id is stored long before. */
     assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &r, 50, 5, &id));
     atomic_store(&r.id, id);
-    wait_latch(r.latch);
+    fl_test_latch_await(r.latch);
     assert_fl_ok(atomic_load(&r.cancel_rc));
     /* Nothing more after a sentinel 10 periods later. */
-    cb_rec_t sentinel = {.sys = sys,
-                         .main_thread = pthread_self(),
-                         .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &sentinel, 50, 0, NULL));
-    wait_latch(sentinel.latch);
+    cb_rec_t sentinel;
+    run_sentinel(sys, &sentinel, 50);
     assert_int_equal(5, atomic_load(&r.calls));
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     end_system(sys);
@@ -481,28 +475,19 @@ test_periodic_timer_start_cancelled_from_outside_stops_running(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    cb_rec_t r = {.sys = sys,
-                  .main_thread = pthread_self(),
-                  .latch = fl_test_latch_alloc(3)};
+    cb_rec_t r = cb_rec(sys, 3);
     fl_timer_id_t id = 0;
     assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &r, 5, 5, &id));
-    wait_latch(r.latch);
+    fl_test_latch_await(r.latch);
     assert_fl_ok(fl_timer_cancel(sys, id));
     /* A run in progress on the timer thread may finish; none starts after
      * the cancel returned. Timers run on one thread in deadline order, so
      * once a later sentinel has run, the count is final. */
-    cb_rec_t sentinel = {.sys = sys,
-                         .main_thread = pthread_self(),
-                         .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &sentinel, 1, 0, NULL));
-    wait_latch(sentinel.latch);
+    cb_rec_t sentinel;
+    run_sentinel(sys, &sentinel, 1);
     int calls = atomic_load(&r.calls);
     fl_test_latch_free(sentinel.latch);
-    sentinel = (cb_rec_t){.sys = sys,
-                          .main_thread = pthread_self(),
-                          .latch = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &sentinel, 50, 0, NULL));
-    wait_latch(sentinel.latch);
+    run_sentinel(sys, &sentinel, 50);
     assert_int_equal(calls, atomic_load(&r.calls));
     end_system(sys);
     fl_test_latch_free(r.latch);
@@ -515,14 +500,17 @@ static void test_negative_delay_or_period_is_invalid(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(1);
-    sink_t *s = sink_new();
+    sink_t *s = sink_new(0);
     fl_actor_ref_t a = spawn_sink(sys, s);
-    cb_rec_t r = {.sys = sys, .main_thread = pthread_self()};
+    cb_rec_t r = cb_rec(sys, 0);
     fl_timer_id_t id = 0;
     /* The message is consumed even when rejected (LSan checks). */
-    assert_fl(FL_EINVAL, fl_timer_send(sys, a, msg_int(1, 1), -1, 0, &id));
-    assert_fl(FL_EINVAL, fl_timer_send(sys, a, msg_int(1, 1), 10, -1, &id));
-    assert_fl(FL_EINVAL, fl_timer_send(sys, a, msg_int(1, 1), -100, -100, &id));
+    assert_fl(FL_EINVAL,
+              fl_timer_send(sys, a, fl_test_msg_int(1, 1), -1, 0, &id));
+    assert_fl(FL_EINVAL,
+              fl_timer_send(sys, a, fl_test_msg_int(1, 1), 10, -1, &id));
+    assert_fl(FL_EINVAL,
+              fl_timer_send(sys, a, fl_test_msg_int(1, 1), -100, -100, &id));
     assert_fl(FL_EINVAL, fl_timer_send(sys, a, NULL, 10, 0, &id));
     assert_fl(FL_EINVAL, fl_timer_start(sys, rec_timer_cb, &r, -1, 0, &id));
     assert_fl(FL_EINVAL, fl_timer_start(sys, rec_timer_cb, &r, 10, -1, &id));
@@ -536,15 +524,22 @@ static void test_negative_delay_or_period_is_invalid(void **state)
 /* ---- dead letters ----------------------------------------------------------
  */
 
-static fl_actor_ref_t spawn_and_stop(fl_system_t *sys)
+/* Stops a live actor and waits until it has terminated. */
+static void stop_and_wait(fl_system_t *sys, fl_actor_ref_t a)
 {
-    fl_actor_ref_t a;
     fl_future_t *t = NULL;
-    assert_fl_ok(fl_actor_spawn(sys, sink_receive, NULL, NULL, &a));
     assert_fl_ok(fl_actor_termination(sys, a, &t));
     assert_fl_ok(fl_actor_stop(sys, a));
     assert_fl_ok(fl_future_wait(t, WAIT_MS));
     fl_future_release(t);
+}
+
+/* Spawns an actor (no state) and stops it: returns its ref, now stale. */
+static fl_actor_ref_t spawn_and_stop(fl_system_t *sys)
+{
+    fl_actor_ref_t a;
+    assert_fl_ok(fl_actor_spawn(sys, sink_receive, NULL, NULL, &a));
+    stop_and_wait(sys, a);
     return a;
 }
 
@@ -552,14 +547,14 @@ static void test_timer_to_a_stopped_actor_is_a_dead_letter(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
+    sink_t *s = sink_new(0);
     fl_actor_ref_t live = spawn_sink(sys, s);
     fl_actor_ref_t dead = spawn_and_stop(sys);
     uint64_t before = stats(sys).dead_letters;
-    assert_fl_ok(fl_timer_send(sys, dead, msg_int(1, 1), 10, 0, NULL));
+    assert_fl_ok(fl_timer_send(sys, dead, fl_test_msg_int(1, 1), 10, 0, NULL));
     /* The timer thread fires in deadline order: once the later sentinel is
      * in, the delivery to the dead actor has been attempted. */
-    wait_latch(send_sentinel(sys, live, s, 0, 60));
+    fl_test_latch_await(send_sentinel(sys, live, s, 0, 60));
     assert_int_equal(before + 1, stats(sys).dead_letters);
     assert_int_equal(0, stats(sys).timers_pending);
     end_system(sys);
@@ -570,32 +565,27 @@ static void test_periodic_timer_to_a_stopped_actor_cancels_itself(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *target = sink_new(), *s = sink_new();
-    target->each = fl_test_latch_alloc(3);
+    sink_t *target = sink_new(3), *s = sink_new(0);
     fl_actor_ref_t a = spawn_sink(sys, target);
     fl_actor_ref_t live = spawn_sink(sys, s);
     fl_timer_id_t id = 0;
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 1), 5, 5, &id));
-    wait_latch(target->each);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 1), 5, 5, &id));
+    fl_test_latch_await(target->each);
 
     /* Counted before the stop: the delivery that finds the actor dead comes
      * after this. */
     uint64_t before = stats(sys).dead_letters;
-    fl_future_t *t = NULL;
-    assert_fl_ok(fl_actor_termination(sys, a, &t));
-    assert_fl_ok(fl_actor_stop(sys, a));
-    assert_fl_ok(fl_future_wait(t, WAIT_MS));
-    fl_future_release(t);
+    stop_and_wait(sys, a);
 
     /* Ten periods later the timer has hit the dead actor and cancelled
      * itself. */
-    wait_latch(send_sentinel(sys, live, s, 0, 50));
+    fl_test_latch_await(send_sentinel(sys, live, s, 0, 50));
     fl_system_stats_t st = stats(sys);
     assert_true(st.dead_letters >= before + 1);
     assert_int_equal(0, st.timers_pending);
     assert_fl(FL_ENOENT, fl_timer_cancel(sys, id));
     /* And stays silent. */
-    wait_latch(send_sentinel(sys, live, s, 1, 50));
+    fl_test_latch_await(send_sentinel(sys, live, s, 1, 50));
     assert_int_equal(st.dead_letters, stats(sys).dead_letters);
     end_system(sys);
     sink_free(target);
@@ -609,11 +599,12 @@ static void test_shutdown_drops_pending_timers_without_firing_them(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    sink_t *s = sink_new();
+    sink_t *s = sink_new(0);
     fl_actor_ref_t a = spawn_sink(sys, s);
-    cb_rec_t r = {.sys = sys, .main_thread = pthread_self()};
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 1), 60000, 0, NULL));
-    assert_fl_ok(fl_timer_send(sys, a, msg_int(1, 2), 60000, 1000, NULL));
+    cb_rec_t r = cb_rec(sys, 0);
+    assert_fl_ok(fl_timer_send(sys, a, fl_test_msg_int(1, 1), 60000, 0, NULL));
+    assert_fl_ok(
+        fl_timer_send(sys, a, fl_test_msg_int(1, 2), 60000, 1000, NULL));
     assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &r, 60000, 0, NULL));
     assert_fl_ok(fl_timer_start(sys, rec_timer_cb, &r, 60000, 10, NULL));
     uint64_t t0 = fl_clock_now_ns();

@@ -8,29 +8,6 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* One test endpoint "ep" started on a fresh service, and a gateway to it. */
-typedef struct fixture {
-    fl_rpc_service_t *svc;
-    tep_t st;
-    fl_rpc_endpoint_t *ep;
-    fl_rpc_gateway_t *gw;
-} fixture_t;
-
-static void fx_begin(fixture_t *fx)
-{
-    fx->svc = svc_new(0);
-    tep_init(&fx->st);
-    fx->ep = tep_create_started(fx->svc, "ep", &fx->st, NULL);
-    fx->gw = gw_to(fx->svc, fx->ep, NULL);
-}
-
-static void fx_end(fixture_t *fx)
-{
-    fl_rpc_gateway_free(fx->gw);
-    tep_end(fx->ep);
-    svc_end(fx->svc);
-}
-
 /* What a stub closure saw. */
 typedef struct closure_ctx {
     atomic_int runs;
@@ -61,25 +38,31 @@ static void echo_closure(const Fltest__EchoReply *reply, void *data)
     fl_test_latch_count_down(c->done);
 }
 
-/* Takes the EchoReply of a successful call future and checks it. */
-static void expect_reply(fl_future_t *f, const char *text, int64_t n)
-{
-    int rc = future_code(f);
-    if (rc != FL_OK)
-        fail_msg("call failed: %s (%s)", fl_err_name(rc), fl_future_message(f));
-    Fltest__EchoReply *r = fl_future_take_value(f);
-    assert_non_null(r);
-    assert_string_equal(text, r->text);
-    assert_int_equal(n, r->n);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-}
-
 static Fltest__FailRequest fail_req(int code, const char *message)
 {
     Fltest__FailRequest r = FLTEST__FAIL_REQUEST__INIT;
     r.code = code;
     r.message = (char *)message;
     return r;
+}
+
+/* A blocking call of method m with EchoRequest(text, n) through gw must
+ * succeed with the same text and n (and, if type is not NULL, a reply of
+ * that type). */
+static void expect_sync_reply(fl_rpc_gateway_t *gw, unsigned m,
+                              const char *text, int64_t n,
+                              const ProtobufCMessageDescriptor *type)
+{
+    Fltest__EchoRequest req = echo_req(text, n);
+    ProtobufCMessage *reply = NULL;
+    assert_fl_ok(fl_rpc_call_sync(gw, m, &req.base, 0, &reply));
+    assert_non_null(reply);
+    if (type)
+        assert_ptr_equal(type, reply->descriptor);
+    Fltest__EchoReply *r = (Fltest__EchoReply *)reply;
+    assert_string_equal(text, r->text);
+    assert_int_equal(n, r->n);
+    protobuf_c_message_free_unpacked(reply, NULL);
 }
 
 /* A run_async task making a stub call with a closure through gw. */
@@ -103,8 +86,8 @@ static void call_from_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
 static void test_tell_through_the_stub_runs_the_handler(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.counted = fl_test_latch_alloc(1);
 
     tell_count(fx.gw, 0, 0);
@@ -112,15 +95,15 @@ static void test_tell_through_the_stub_runs_the_handler(void **state)
     wait_latch(fx.st.counted);
     assert_int_equal(1, atomic_load(&fx.st.counts));
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
     fl_test_latch_free(fx.st.counted);
 }
 
 static void test_is_tell_is_true_only_for_tells(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.probed = fl_test_latch_alloc(1);
 
     Fltest__Empty e = FLTEST__EMPTY__INIT;
@@ -129,7 +112,7 @@ static void test_is_tell_is_true_only_for_tells(void **state)
     assert_true(atomic_load(&fx.st.probe_bits) & PROBE_TELL);
     assert_false(probe_bits(fx.gw, "ep") & PROBE_TELL);
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
     fl_test_latch_free(fx.st.probed);
 }
 
@@ -138,8 +121,8 @@ static void test_is_tell_is_true_only_for_tells(void **state)
 static void test_closure_call_delivers_the_reply(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     closure_ctx_t c = {.done = fl_test_latch_alloc(1)};
 
     Fltest__EchoRequest req = echo_req("closure reply", 21);
@@ -152,15 +135,15 @@ static void test_closure_call_delivers_the_reply(void **state)
     assert_int_equal(21, c.n);
 
     fl_test_latch_free(c.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_closure_failure_gives_null_reply_and_exact_code_and_message(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     closure_ctx_t c = {.done = fl_test_latch_alloc(1)};
 
     Fltest__FailRequest req = fail_req(FL_EUSER + 5, "boom number 5");
@@ -173,14 +156,14 @@ test_closure_failure_gives_null_reply_and_exact_code_and_message(void **state)
     assert_string_equal("boom number 5", c.message);
 
     fl_test_latch_free(c.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_closure_runs_on_the_calling_endpoints_main_thread(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     tep_t cst;
     tep_init(&cst);
     fl_rpc_endpoint_t *caller =
@@ -198,17 +181,16 @@ static void test_closure_runs_on_the_calling_endpoints_main_thread(void **state)
 
     tep_end(caller);
     fl_test_latch_free(c.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_closure_call_to_a_terminated_endpoint_gets_unreachable(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
-    fl_future_t *t = fl_rpc_endpoint_close(fx.ep);
-    assert_fl_ok(future_code(t));
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
+    fl_future_t *t = tep_close(fx.ep);
     closure_ctx_t c = {.done = fl_test_latch_alloc(1)};
 
     Fltest__EchoRequest req = echo_req("too late", 1);
@@ -221,7 +203,7 @@ test_closure_call_to_a_terminated_endpoint_gets_unreachable(void **state)
 
     fl_test_latch_free(c.done);
     fl_future_release(t);
-    fx_end(&fx); /* closing again is fine */
+    ep_fx_end(&fx); /* closing again is fine */
 }
 
 /* ---- future and blocking ------------------------------------------------- */
@@ -229,33 +211,26 @@ test_closure_call_to_a_terminated_endpoint_gets_unreachable(void **state)
 static void test_future_call_completes_with_the_unpacked_reply(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     fl_future_t *f = call_echo(fx.gw, "future reply", 31);
-    expect_reply(f, "future reply", 31);
+    expect_reply_of("call", f, "future reply", 31);
 
     fl_future_release(f);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_blocking_call_returns_the_reply(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
-    Fltest__EchoRequest req = echo_req("blocking reply", 41);
-    ProtobufCMessage *reply = NULL;
-    assert_fl_ok(fl_rpc_call_sync(fx.gw, M_ECHO, &req.base, 0, &reply));
-    assert_non_null(reply);
-    assert_ptr_equal(&fltest__echo_reply__descriptor, reply->descriptor);
-    Fltest__EchoReply *r = (Fltest__EchoReply *)reply;
-    assert_string_equal("blocking reply", r->text);
-    assert_int_equal(41, r->n);
+    expect_sync_reply(fx.gw, M_ECHO, "blocking reply", 41,
+                      &fltest__echo_reply__descriptor);
 
-    protobuf_c_message_free_unpacked(reply, NULL);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 /* ---- answering ----------------------------------------------------------- */
@@ -263,8 +238,8 @@ static void test_blocking_call_returns_the_reply(void **state)
 static void test_fail_propagates_a_user_code_and_message_exactly(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_EUSER + 42, "custom failure: 42");
     fl_future_t *f = call_async_req(fx.gw, M_FAIL, &req.base, 0);
@@ -273,14 +248,14 @@ static void test_fail_propagates_a_user_code_and_message_exactly(void **state)
     assert_null(fl_future_value(f));
 
     fl_future_release(f);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_fail_with_null_format_uses_the_strerror_message(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_ESTATE, "");
     fl_future_t *f = call_async_req(fx.gw, M_FAIL, &req.base, 0);
@@ -288,14 +263,14 @@ static void test_fail_with_null_format_uses_the_strerror_message(void **state)
     assert_string_equal(fl_strerror(FL_ESTATE), fl_future_message(f));
 
     fl_future_release(f);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_blocking_call_returns_the_handlers_failure_code(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_EUSER + 43, "blocking failure");
     ProtobufCMessage *reply = (ProtobufCMessage *)&req; /* must become NULL */
@@ -303,15 +278,15 @@ static void test_blocking_call_returns_the_handlers_failure_code(void **state)
               fl_rpc_call_sync(fx.gw, M_FAIL, &req.base, 0, &reply));
     assert_null(reply);
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_reply_future_with_a_failed_future_propagates_it_exactly(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_EUSER + 3, "failed inner future");
     fl_future_t *f = call_async_req(fx.gw, M_FROM_FUTURE, &req.base, 0);
@@ -319,29 +294,29 @@ test_reply_future_with_a_failed_future_propagates_it_exactly(void **state)
     assert_string_equal("failed inner future", fl_future_message(f));
 
     fl_future_release(f);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_reply_future_with_a_successful_future_delivers_its_value(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_OK, "inner future value");
     fl_future_t *f = call_async_req(fx.gw, M_FROM_FUTURE, &req.base, 0);
-    expect_reply(f, "inner future value", 7);
+    expect_reply_of("call", f, "inner future value", 7);
 
     fl_future_release(f);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_reply_future_completed_later_from_another_thread(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__FailRequest req = fail_req(FROM_FUTURE_PENDING, "");
@@ -355,20 +330,20 @@ static void test_reply_future_completed_later_from_another_thread(void **state)
     r->text = strdup("completed by the test thread");
     r->n = 111;
     assert_fl_ok(fl_future_complete(fx.st.parked_future, r, echo_reply_free));
-    expect_reply(f, "completed by the test thread", 111);
+    expect_reply_of("call", f, "completed by the test thread", 111);
 
     fl_future_release(fx.st.parked_future);
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_reply_future_failed_later_propagates_code_and_message(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__FailRequest req = fail_req(FROM_FUTURE_PENDING, "");
@@ -382,33 +357,26 @@ test_reply_future_failed_later_propagates_code_and_message(void **state)
     fl_future_release(fx.st.parked_future);
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_deferred_reply_from_another_thread_reaches_the_caller(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
-    Fltest__EchoRequest req = echo_req("later", 51);
-    ProtobufCMessage *reply = NULL;
-    assert_fl_ok(fl_rpc_call_sync(fx.gw, M_LATER, &req.base, 0, &reply));
-    Fltest__EchoReply *r = (Fltest__EchoReply *)reply;
-    assert_non_null(r);
-    assert_string_equal("later", r->text);
-    assert_int_equal(51, r->n);
+    expect_sync_reply(fx.gw, M_LATER, "later", 51, NULL);
 
-    protobuf_c_message_free_unpacked(reply, NULL);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_deferred_call_answered_by_the_test_thread(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__EchoRequest req = echo_req("ignored", 0);
@@ -416,18 +384,18 @@ static void test_deferred_call_answered_by_the_test_thread(void **state)
     wait_latch(fx.st.blocked);
     assert_false(fl_future_done(f)); /* open past the handler's return */
     tep_release_parked(&fx.st, "answered outside", 61);
-    expect_reply(f, "answered outside", 61);
+    expect_reply_of("call", f, "answered outside", 61);
 
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_deferred_call_failed_from_another_thread(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__EchoRequest req = echo_req("ignored", 0);
@@ -442,20 +410,20 @@ static void test_deferred_call_failed_from_another_thread(void **state)
 
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_a_call_is_answered_once_and_later_answers_are_refused(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.twice_done = fl_test_latch_alloc(1);
 
     Fltest__EchoRequest req = echo_req("first answer", 71);
     fl_future_t *f = call_async_req(fx.gw, M_TWICE, &req.base, 0);
-    expect_reply(f, "first answer", 71);
+    expect_reply_of("call", f, "first answer", 71);
     wait_latch(fx.st.twice_done);
     assert_fl(FL_EINVAL, atomic_load(&fx.st.twice_fail_ok_rc));
     assert_fl(FL_EALREADY, atomic_load(&fx.st.twice_again_rc));
@@ -463,7 +431,7 @@ test_a_call_is_answered_once_and_later_answers_are_refused(void **state)
 
     fl_future_release(f);
     fl_test_latch_free(fx.st.twice_done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_answering_functions_reject_what_is_not_a_call(void **state)
@@ -480,16 +448,16 @@ static void
 test_large_request_and_reply_round_trip_in_a_future_call(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     char *text = big_text((size_t)1 << 20, 1); /* 1 MiB: no size limit */
 
     fl_future_t *f = call_echo(fx.gw, text, 101);
-    expect_reply(f, text, 101);
+    expect_reply_of("call", f, text, 101);
 
     fl_future_release(f);
     free(text);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 /* A closure that checks a big reply against the expected text. */
@@ -512,8 +480,8 @@ static void
 test_large_request_and_reply_round_trip_in_a_closure_call(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     char *text = big_text((size_t)1 << 20, 2);
     big_closure_t b = {.want = text, .done = fl_test_latch_alloc(1)};
 
@@ -526,15 +494,15 @@ test_large_request_and_reply_round_trip_in_a_closure_call(void **state)
 
     fl_test_latch_free(b.done);
     free(text);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_request_stays_valid_in_the_handler_after_it_answers(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.twice_done = fl_test_latch_alloc(1);
     /* Large enough to leave any small per-thread buffer, answered through
      * a closure that may run on the handler's thread before it returns. */
@@ -552,40 +520,40 @@ test_request_stays_valid_in_the_handler_after_it_answers(void **state)
     fl_test_latch_free(b.done);
     fl_test_latch_free(fx.st.twice_done);
     free(text);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_handler_returning_without_an_answer_fails_with_enoreply(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__EchoRequest req = echo_req("forgotten", 1);
     assert_fl(FL_ENOREPLY, call_code(fx.gw, M_FORGET, &req.base));
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_handler_sees_its_endpoint_and_state(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     int bits = probe_bits(fx.gw, "ep");
     assert_true(bits & PROBE_STATE);
     assert_true(bits & PROBE_MAIN);
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_caller_may_free_the_request_right_after_the_call(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     static const char text[] = "a heap string the caller frees at once";
 
     /* Hold the main thread so the handler runs only after the free. */
@@ -604,12 +572,12 @@ static void test_caller_may_free_the_request_right_after_the_call(void **state)
     protobuf_c_message_free_unpacked(&req->base, NULL);
     fl_test_latch_count_down(h.gate);
 
-    expect_reply(f, text, 81);
+    expect_reply_of("call", f, text, 81);
 
     fl_future_release(f);
     fl_test_latch_free(h.entered);
     fl_test_latch_free(h.gate);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 /* ---- timeouts ------------------------------------------------------------ */
@@ -618,31 +586,27 @@ static void
 test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__EchoRequest req = echo_req("never answered", 1);
     uint64_t t0 = fl_clock_now_ns();
     fl_future_t *f = call_async_req(fx.gw, M_BLOCK, &req.base, 50);
-    assert_fl(FL_ETIMEDOUT, future_code(f));
-    uint64_t el = ms_since(t0);
-    if (el < 50 || el >= 5000)
-        fail_msg("timed out after %llu ms, want [50, 5000)",
-                 (unsigned long long)el);
+    expect_timed_out(f, t0, 50);
 
     wait_latch(fx.st.blocked);
     tep_release_parked(&fx.st, "too late", 0); /* answer is discarded */
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_next_timeout_applies_to_the_next_stub_call_only(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     assert_fl_ok(fl_rpc_gateway_set_timeout(fx.gw, 400));
     Fltest__EchoRequest req = echo_req("blocked", 1);
     ProtobufCService *stub = fl_rpc_gateway_service(fx.gw);
@@ -681,39 +645,35 @@ static void test_next_timeout_applies_to_the_next_stub_call_only(void **state)
 
     fl_test_latch_free(c1.done);
     fl_test_latch_free(c2.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void test_gateway_timeout_applies_to_calls_without_one(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
     assert_fl_ok(fl_rpc_gateway_set_timeout(fx.gw, 50));
 
     Fltest__EchoRequest req = echo_req("blocked", 1);
     uint64_t t0 = fl_clock_now_ns();
     fl_future_t *f = call_async_req(fx.gw, M_BLOCK, &req.base, 0);
-    assert_fl(FL_ETIMEDOUT, future_code(f));
-    uint64_t el = ms_since(t0);
-    if (el < 50 || el >= 5000)
-        fail_msg("timed out after %llu ms, want [50, 5000)",
-                 (unsigned long long)el);
+    expect_timed_out(f, t0, 50);
 
     wait_latch(fx.st.blocked);
     tep_release_parked(&fx.st, "late", 0);
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_blocking_call_timeout_returns_etimedout_and_null_reply(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fx.st.blocked = fl_test_latch_alloc(1);
 
     Fltest__EchoRequest req = echo_req("blocked", 1);
@@ -730,7 +690,7 @@ test_blocking_call_timeout_returns_etimedout_and_null_reply(void **state)
     wait_latch(fx.st.blocked);
     tep_release_parked(&fx.st, "late", 0);
     fl_test_latch_free(fx.st.blocked);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 /* ---- blocking calls on runtime threads ----------------------------------- */
@@ -764,8 +724,8 @@ static void
 test_blocking_call_on_the_endpoints_own_thread_fails_edeadlk(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     fl_rpc_gateway_t *self = NULL;
     assert_fl_ok(fl_rpc_self_gateway(fx.ep, TG, &self));
 
@@ -779,15 +739,15 @@ test_blocking_call_on_the_endpoints_own_thread_fails_edeadlk(void **state)
 
     fl_rpc_gateway_free(self);
     fl_test_latch_free(s.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_blocking_call_on_another_endpoints_thread_fails_edeadlk(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
     tep_t cst;
     tep_init(&cst);
     fl_rpc_endpoint_t *caller =
@@ -802,7 +762,7 @@ test_blocking_call_on_another_endpoints_thread_fails_edeadlk(void **state)
 
     tep_end(caller);
     fl_test_latch_free(s.done);
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 /* ---- bad arguments and method lookup ------------------------------------- */
@@ -810,8 +770,8 @@ test_blocking_call_on_another_endpoints_thread_fails_edeadlk(void **state)
 static void test_call_with_a_bad_method_index_fails_with_einval(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__EchoRequest req = echo_req("x", 1);
     fl_future_t *f = (fl_future_t *)&req; /* must become NULL */
@@ -822,49 +782,45 @@ static void test_call_with_a_bad_method_index_fails_with_einval(void **state)
     assert_fl(FL_EINVAL, fl_rpc_call(fx.gw, 1000000u, &req.base, 0, &f));
     assert_null(f);
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_call_with_a_request_of_the_wrong_type_fails_with_einval(void **state)
 {
     (void)state;
-    fixture_t fx;
-    fx_begin(&fx);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
     Fltest__FailRequest req = fail_req(FL_EUSER, "wrong type for Echo");
     fl_future_t *f = (fl_future_t *)&req;
     assert_fl(FL_EINVAL, fl_rpc_call(fx.gw, M_ECHO, &req.base, 0, &f));
     assert_null(f);
 
-    fx_end(&fx);
+    ep_fx_end(&fx);
 }
 
 static void
 test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
     /* TestGateway without an Echo handler. */
     static Fltest__TestGateway_Service partial;
     partial = *(Fltest__TestGateway_Service *)tep_services()[0];
     partial.echo = NULL;
     static ProtobufCService *const services[1] = {&partial.base};
-    fl_rpc_endpoint_opts_t o = tep_opts("partial", &st, NULL);
+    fl_rpc_endpoint_opts_t o = tep_opts("partial", &fx.st, NULL);
     o.services = services;
-    fl_rpc_endpoint_t *ep = NULL;
-    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
-    tep_start(ep, &st);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    assert_fl_ok(fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    tep_start(fx.ep, &fx.st);
+    fx.gw = gw_to(fx.svc, fx.ep, NULL);
 
-    assert_fl(FL_ENOMETHOD, echo_code(gw));
-    assert_true(probe_bits(gw, "partial") & PROBE_MAIN); /* others work */
+    assert_fl(FL_ENOMETHOD, echo_code(fx.gw));
+    assert_true(probe_bits(fx.gw, "partial") & PROBE_MAIN); /* others work */
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_method_index_finds_methods_by_their_proto_name(void **state)

@@ -23,65 +23,79 @@ static void where_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl_test_latch_count_down(w->done);
 }
 
+/* Begins fx with endpoint id (flags as ep_fx_open) whose on_stop answers
+ * with a pending future; returns the test's reference to that future. */
+static fl_future_t *begin_with_pending_stop(ep_fx_t *fx, const char *id,
+                                            unsigned flags)
+{
+    ep_fx_init(fx);
+    fl_future_t *p = tep_pending_stop(&fx->st);
+    ep_fx_open(fx, id, flags);
+    return p;
+}
+
+/* Closes fx's endpoint and waits until its on_stop has run; returns the
+ * close's future. */
+static fl_future_t *close_into_on_stop(ep_fx_t *fx)
+{
+    fl_future_t *t = fl_rpc_endpoint_close(fx->ep);
+    wait_latch(fx->st.stopping);
+    return t;
+}
+
+/* Ends what begin_with_pending_stop began (its endpoint terminated):
+ * releases p and the stopping latch, then ep_fx_end_closed. */
+static void end_with_pending_stop(ep_fx_t *fx, fl_future_t *p)
+{
+    fl_future_release(p);
+    fl_test_latch_free(fx->st.stopping);
+    ep_fx_end_closed(fx);
+}
+
 /* ---- not started --------------------------------------------------------- */
 
 static void test_call_before_start_fails_with_endpoint_not_started(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_GW);
 
-    assert_fl(FL_ENOTSTARTED, echo_code(gw));
-    assert_int_equal(0, atomic_load(&st.starts));
+    assert_fl(FL_ENOTSTARTED, echo_code(fx.gw));
+    assert_int_equal(0, atomic_load(&fx.st.starts));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void
 test_blocking_call_before_start_returns_endpoint_not_started(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_GW);
 
     Fltest__EchoRequest req = echo_req("x", 1);
     ProtobufCMessage *reply = (ProtobufCMessage *)&req; /* must become NULL */
     assert_fl(FL_ENOTSTARTED,
-              fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+              fl_rpc_call_sync(fx.gw, M_ECHO, &req.base, 0, &reply));
     assert_null(reply);
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_tell_before_start_is_dropped_and_never_handled(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_GW);
 
-    tell_count(gw, 0, 0);
+    tell_count(fx.gw, 0, 0);
     /* Start, then a call from the same thread: it is handled after the
      * tell (FIFO per sender), so a tell that was kept would show by now. */
-    tep_start(ep, &st);
-    expect_echo(gw, "after", 2);
-    assert_int_equal(0, atomic_load(&st.counts));
+    tep_start(fx.ep, &fx.st);
+    expect_echo(fx.gw, "after", 2);
+    assert_int_equal(0, atomic_load(&fx.st.counts));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -89,99 +103,75 @@ static void test_tell_before_start_is_dropped_and_never_handled(void **state)
 static void test_start_is_idempotent_and_on_start_runs_once(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_GW);
 
-    tep_start(ep, &st);
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    expect_echo(gw, "started", 3); /* handled after both extra starts */
-    assert_int_equal(1, atomic_load(&st.starts));
+    tep_start(fx.ep, &fx.st);
+    assert_fl_ok(fl_rpc_endpoint_start(fx.ep));
+    assert_fl_ok(fl_rpc_endpoint_start(fx.ep));
+    expect_echo(fx.gw, "started", 3); /* handled after both extra starts */
+    assert_int_equal(1, atomic_load(&fx.st.starts));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_stop_returns_the_endpoint_to_not_started(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
-    expect_echo(gw, "before stop", 1);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
+    expect_echo(fx.gw, "before stop", 1);
 
-    assert_fl_ok(fl_rpc_endpoint_stop(ep));
-    assert_fl(FL_ENOTSTARTED, echo_code(gw));
-    assert_int_equal(0, atomic_load(&st.stops)); /* stop is not close */
+    assert_fl_ok(fl_rpc_endpoint_stop(fx.ep));
+    assert_fl(FL_ENOTSTARTED, echo_code(fx.gw));
+    assert_int_equal(0, atomic_load(&fx.st.stops)); /* stop is not close */
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
+}
+
+/* Stops endpoint "ep" (opened with flags), checks that calls then fail not
+ * started, starts it and checks on_start ran want_starts times in all and
+ * Echo(text, n) is served. */
+static void stop_then_start(unsigned flags, int want_starts, const char *text,
+                            int64_t n)
+{
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", flags | FX_GW);
+
+    assert_fl_ok(fl_rpc_endpoint_stop(fx.ep));
+    assert_fl(FL_ENOTSTARTED, echo_code(fx.gw));
+    tep_start(fx.ep, &fx.st);
+    assert_int_equal(want_starts, atomic_load(&fx.st.starts));
+    expect_echo(fx.gw, text, n);
+
+    ep_fx_end(&fx);
 }
 
 static void test_start_after_stop_runs_on_start_again(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
-
-    assert_fl_ok(fl_rpc_endpoint_stop(ep));
-    assert_fl(FL_ENOTSTARTED, echo_code(gw));
-    tep_start(ep, &st);
-    assert_int_equal(2, atomic_load(&st.starts));
-    expect_echo(gw, "again", 2);
-
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    stop_then_start(FX_START, 2, "again", 2);
 }
 
 static void test_stop_of_a_not_started_endpoint_is_a_no_op(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
-
-    assert_fl_ok(fl_rpc_endpoint_stop(ep));
-    assert_fl(FL_ENOTSTARTED, echo_code(gw));
-    tep_start(ep, &st);
-    assert_int_equal(1, atomic_load(&st.starts));
-    expect_echo(gw, "ok", 1);
-
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    stop_then_start(0, 1, "ok", 1);
 }
 
 static void test_close_after_stop_terminates_without_on_stop(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
-    assert_fl_ok(fl_rpc_endpoint_stop(ep));
-    fl_future_t *t = fl_rpc_endpoint_close(ep); /* not started any more */
-    assert_fl_ok(future_code(t));
-    assert_int_equal(1, atomic_load(&st.starts));
-    assert_int_equal(0, atomic_load(&st.stops));
+    assert_fl_ok(fl_rpc_endpoint_stop(fx.ep));
+    fl_future_t *t = tep_close(fx.ep); /* not started any more */
+    assert_int_equal(1, atomic_load(&fx.st.starts));
+    assert_int_equal(0, atomic_load(&fx.st.stops));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 /* ---- close and termination ----------------------------------------------- */
@@ -189,152 +179,112 @@ static void test_close_after_stop_terminates_without_on_stop(void **state)
 static void test_close_twice_runs_on_stop_exactly_once(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
-    fl_future_t *t1 = fl_rpc_endpoint_close(ep);
-    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
+    fl_future_t *t1 = fl_rpc_endpoint_close(fx.ep);
+    fl_future_t *t2 = fl_rpc_endpoint_close(fx.ep);
     assert_fl_ok(future_code(t1));
     assert_fl_ok(future_code(t2));
-    fl_future_t *t3 = fl_rpc_endpoint_close(ep); /* after termination */
-    assert_fl_ok(future_code(t3));
-    assert_int_equal(1, atomic_load(&st.stops));
+    fl_future_t *t3 = tep_close(fx.ep); /* after termination */
+    assert_int_equal(1, atomic_load(&fx.st.stops));
 
     fl_future_release(t1);
     fl_future_release(t2);
     fl_future_release(t3);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void
 test_close_during_a_pending_on_stop_does_not_run_it_again(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p);
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    fl_future_t *p = begin_with_pending_stop(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t1 = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
-    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
-    expect_echo(gw, "handled after the second close", 1);
-    assert_int_equal(1, atomic_load(&st.stops));
+    fl_future_t *t1 = close_into_on_stop(&fx);
+    fl_future_t *t2 = fl_rpc_endpoint_close(fx.ep);
+    expect_echo(fx.gw, "handled after the second close", 1);
+    assert_int_equal(1, atomic_load(&fx.st.stops));
     assert_false(fl_future_done(t2));
 
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
     assert_fl_ok(future_code(t1));
     assert_fl_ok(future_code(t2));
-    assert_int_equal(1, atomic_load(&st.stops));
+    assert_int_equal(1, atomic_load(&fx.st.stops));
 
     fl_future_release(t1);
     fl_future_release(t2);
-    fl_future_release(p);
-    fl_test_latch_free(st.stopping);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    end_with_pending_stop(&fx, p);
 }
 
 static void test_on_stop_runs_on_the_main_thread_while_running(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
-    tep_end(ep);
-    assert_int_equal(1, atomic_load(&st.stops));
-    assert_true(atomic_load(&st.stop_main));
-    assert_true(atomic_load(&st.stop_running));
-    svc_end(svc);
+    tep_end(fx.ep);
+    assert_int_equal(1, atomic_load(&fx.st.stops));
+    assert_true(atomic_load(&fx.st.stop_main));
+    assert_true(atomic_load(&fx.st.stop_running));
+    svc_end(fx.svc);
 }
 
 static void test_termination_future_is_pending_until_close(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    fl_future_t *t = fl_rpc_endpoint_termination(fx.ep);
     assert_non_null(t);
-    expect_echo(gw, "x", 1);
+    expect_echo(fx.gw, "x", 1);
     assert_false(fl_future_done(t));
-    fl_future_t *c = fl_rpc_endpoint_close(ep);
+    fl_future_t *c = fl_rpc_endpoint_close(fx.ep);
     assert_fl_ok(future_code(t));
     assert_fl_ok(future_code(c));
 
     fl_future_release(t);
     fl_future_release(c);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void
 test_endpoint_serves_calls_until_the_on_stop_future_completes(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p); /* the endpoint takes this one */
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    fl_future_t *p = begin_with_pending_stop(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
-    expect_echo(gw, "still serving", 1);
-    expect_echo(gw, "still serving", 2);
+    fl_future_t *t = close_into_on_stop(&fx);
+    expect_echo(fx.gw, "still serving", 1);
+    expect_echo(fx.gw, "still serving", 2);
     assert_false(fl_future_done(t));
 
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
     assert_fl_ok(future_code(t));
-    assert_int_equal(1, atomic_load(&st.stops));
+    assert_int_equal(1, atomic_load(&fx.st.stops));
 
     fl_future_release(t);
-    fl_future_release(p);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    fl_test_latch_free(st.stopping);
-    svc_end(svc);
+    end_with_pending_stop(&fx, p);
 }
 
 static void
 test_calls_queued_when_on_stop_future_completes_fail_unreachable(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p);
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    fl_future_t *p = begin_with_pending_stop(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
+    fl_future_t *t = close_into_on_stop(&fx);
 
     /* Hold the main thread, queue a call behind it, then let on_stop's
      * future complete: the queued call must not be served. */
     hold_t h = {fl_test_latch_alloc(1), fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_rpc_run_async(ep, hold_task, &h, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, hold_task, &h, NULL));
     wait_latch(h.entered);
-    fl_future_t *queued = call_echo(gw, "queued", 1);
+    fl_future_t *queued = call_echo(fx.gw, "queued", 1);
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
     fl_test_latch_count_down(h.gate);
 
@@ -343,79 +293,59 @@ test_calls_queued_when_on_stop_future_completes_fail_unreachable(void **state)
 
     fl_future_release(queued);
     fl_future_release(t);
-    fl_future_release(p);
     fl_test_latch_free(h.entered);
     fl_test_latch_free(h.gate);
-    fl_test_latch_free(st.stopping);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    end_with_pending_stop(&fx, p);
 }
 
 static void test_calls_after_termination_fail_unreachable(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(t));
+    fl_future_t *t = tep_close(fx.ep);
 
-    assert_fl(FL_EUNREACHABLE, echo_code(gw));
+    assert_fl(FL_EUNREACHABLE, echo_code(fx.gw));
     Fltest__EchoRequest req = echo_req("late", 1);
     ProtobufCMessage *reply = NULL;
     assert_fl(FL_EUNREACHABLE,
-              fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+              fl_rpc_call_sync(fx.gw, M_ECHO, &req.base, 0, &reply));
     assert_null(reply);
 
     fl_future_release(t);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_tell_after_termination_reports_unreachable(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(t));
-    tell_count(gw, 0, 0);
+    fl_future_t *t = tep_close(fx.ep);
+    tell_count(fx.gw, 0, 0);
     assert_fl(FL_EUNREACHABLE, fl_rpc_last_error());
-    assert_int_equal(0, atomic_load(&st.counts));
+    assert_int_equal(0, atomic_load(&fx.st.counts));
 
     fl_future_release(t);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void
 test_start_and_stop_after_termination_return_unreachable(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(t));
-    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_start(ep));
-    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_stop(ep));
-    assert_int_equal(1, atomic_load(&st.starts));
+    fl_future_t *t = tep_close(fx.ep);
+    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_start(fx.ep));
+    assert_fl(FL_EUNREACHABLE, fl_rpc_endpoint_stop(fx.ep));
+    assert_int_equal(1, atomic_load(&fx.st.starts));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 typedef struct reuse_ctx {
@@ -442,19 +372,19 @@ static void reuse_in_callback(fl_future_t *f, void *arg)
 static void test_termination_future_completes_after_the_id_is_free(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st, st2;
-    tep_init(&st);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
+    tep_t st2;
     tep_init(&st2);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "same", &st, NULL);
+    ep_fx_open(&fx, "same", FX_START);
 
-    reuse_ctx_t c = {.svc = svc, .st2 = &st2};
+    reuse_ctx_t c = {.svc = fx.svc, .st2 = &st2};
     atomic_init(&c.lookup_rc, -1);
     atomic_init(&c.create_rc, -1);
     c.done = fl_test_latch_alloc(1);
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    fl_future_t *t = fl_rpc_endpoint_termination(fx.ep);
     assert_fl_ok(fl_future_on_complete(t, reuse_in_callback, &c));
-    fl_future_t *t2 = fl_rpc_endpoint_close(ep);
+    fl_future_t *t2 = fl_rpc_endpoint_close(fx.ep);
     wait_latch(c.done);
 
     assert_fl(FL_ENOENT, atomic_load(&c.lookup_rc));
@@ -464,7 +394,7 @@ static void test_termination_future_completes_after_the_id_is_free(void **state)
     assert_string_equal("same", fl_rpc_endpoint_id(c.created));
 
     tep_start(c.created, &st2);
-    fl_rpc_gateway_t *gw = gw_to(svc, c.created, NULL);
+    fl_rpc_gateway_t *gw = gw_to(fx.svc, c.created, NULL);
     expect_echo(gw, "new one", 5);
     fl_rpc_gateway_free(gw);
     tep_end(c.created);
@@ -472,55 +402,45 @@ static void test_termination_future_completes_after_the_id_is_free(void **state)
     fl_future_release(t);
     fl_future_release(t2);
     fl_test_latch_free(c.done);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_duplicate_live_id_fails_with_eexist(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st, st2;
-    tep_init(&st);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
+    tep_t st2;
     tep_init(&st2);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "dup", &st, NULL);
+    ep_fx_open(&fx, "dup", 0);
 
     fl_rpc_endpoint_opts_t o = tep_opts("dup", &st2, NULL);
     fl_rpc_endpoint_t *ep2 = NULL;
-    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
-    tep_start(ep, &st);
-    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(fx.svc, &o, &ep2));
+    tep_start(fx.ep, &fx.st);
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(fx.svc, &o, &ep2));
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_id_stays_taken_while_on_stop_future_is_pending(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st, st2;
-    tep_init(&st);
+    ep_fx_t fx;
+    tep_t st2;
     tep_init(&st2);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p);
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "busy", &st, NULL);
+    fl_future_t *p = begin_with_pending_stop(&fx, "busy", FX_START);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
+    fl_future_t *t = close_into_on_stop(&fx);
     fl_rpc_endpoint_opts_t o = tep_opts("busy", &st2, NULL);
     fl_rpc_endpoint_t *ep2 = NULL;
-    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(svc, &o, &ep2));
+    assert_fl(FL_EEXIST, fl_rpc_endpoint_create(fx.svc, &o, &ep2));
 
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
     assert_fl_ok(future_code(t));
 
     fl_future_release(t);
-    fl_future_release(p);
-    fl_test_latch_free(st.stopping);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    end_with_pending_stop(&fx, p);
 }
 
 static void test_id_is_reusable_after_termination(void **state)
@@ -570,110 +490,102 @@ static void
 test_close_of_a_never_started_endpoint_terminates_without_on_stop(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "idle", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "idle", 0);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(t));
-    assert_int_equal(0, atomic_load(&st.starts));
-    assert_int_equal(0, atomic_load(&st.stops));
+    fl_future_t *t = tep_close(fx.ep);
+    assert_int_equal(0, atomic_load(&fx.st.starts));
+    assert_int_equal(0, atomic_load(&fx.st.stops));
     fl_rpc_endpoint_t *found = NULL;
-    assert_fl(FL_ENOENT, fl_rpc_service_lookup(svc, "idle", &found));
+    assert_fl(FL_ENOENT, fl_rpc_service_lookup(fx.svc, "idle", &found));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
+}
+
+/* Begins fx with endpoint "badstart" whose on_start returns code, starts it
+ * and checks that its termination future fails with code; returns that
+ * future (the test releases it and ends with svc_end_any). */
+static fl_future_t *start_failing(ep_fx_t *fx, int code)
+{
+    ep_fx_init(fx);
+    fx->st.start_rc = code;
+    ep_fx_open(fx, "badstart", 0);
+    fl_future_t *t = fl_rpc_endpoint_termination(fx->ep);
+
+    assert_fl_ok(fl_rpc_endpoint_start(fx->ep));
+    assert_fl(code, future_code(t));
+    return t;
 }
 
 static void test_on_start_failure_fails_termination_with_its_code(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    st.start_rc = FL_EUSER + 11;
-    fl_rpc_endpoint_t *ep = tep_create(svc, "badstart", &st, NULL);
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    ep_fx_t fx;
+    fl_future_t *t = start_failing(&fx, FL_EUSER + 11);
 
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    assert_fl(FL_EUSER + 11, future_code(t));
     const char *prefix = "Could not start RpcEndpoint badstart";
     if (strncmp(fl_future_message(t), prefix, strlen(prefix)) != 0)
         fail_msg("message \"%s\" does not start with \"%s\"",
                  fl_future_message(t), prefix);
-    assert_int_equal(1, atomic_load(&st.starts));
+    assert_int_equal(1, atomic_load(&fx.st.starts));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end_any(svc);
+    fl_rpc_endpoint_free(fx.ep);
+    svc_end_any(fx.svc);
 }
 
 static void test_on_start_failure_does_not_run_on_stop(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    st.start_rc = FL_EUSER + 12;
-    fl_rpc_endpoint_t *ep = tep_create(svc, "badstart", &st, NULL);
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    ep_fx_t fx;
+    fl_future_t *t = start_failing(&fx, FL_EUSER + 12);
 
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    assert_fl(FL_EUSER + 12, future_code(t));
-    fl_future_t *c = fl_rpc_endpoint_close(ep); /* no second result */
+    fl_future_t *c = fl_rpc_endpoint_close(fx.ep); /* no second result */
     assert_fl(FL_EUSER + 12, future_code(c));
-    assert_int_equal(0, atomic_load(&st.stops));
+    assert_int_equal(0, atomic_load(&fx.st.stops));
 
     fl_future_release(c);
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end_any(svc);
+    fl_rpc_endpoint_free(fx.ep);
+    svc_end_any(fx.svc);
 }
 
 static void test_termination_future_carries_on_stop_failure(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
     fl_future_t *p = fl_future_alloc();
     assert_fl_ok(fl_future_fail(p, FL_EUSER + 13, "on_stop failed %d", 13));
-    st.stop_future = p; /* the endpoint takes our only reference */
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "badstop", &st, NULL);
+    fx.st.stop_future = p; /* the endpoint takes our only reference */
+    ep_fx_open(&fx, "badstop", FX_START);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
+    fl_future_t *t = fl_rpc_endpoint_close(fx.ep);
     assert_fl(FL_EUSER + 13, future_code(t));
     assert_string_equal("on_stop failed 13", fl_future_message(t));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end_any(svc);
+    fl_rpc_endpoint_free(fx.ep);
+    svc_end_any(fx.svc);
 }
 
 static void test_termination_future_carries_a_late_on_stop_failure(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p);
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "latestop", &st, NULL);
+    ep_fx_t fx;
+    fl_future_t *p = begin_with_pending_stop(&fx, "latestop", FX_START);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
+    fl_future_t *t = close_into_on_stop(&fx);
     assert_fl_ok(fl_future_fail(p, FL_EUSER + 14, "late failure"));
     assert_fl(FL_EUSER + 14, future_code(t));
     assert_string_equal("late failure", fl_future_message(t));
 
     fl_future_release(t);
     fl_future_release(p);
-    fl_test_latch_free(st.stopping);
-    fl_rpc_endpoint_free(ep);
-    svc_end_any(svc);
+    fl_test_latch_free(fx.st.stopping);
+    fl_rpc_endpoint_free(fx.ep);
+    svc_end_any(fx.svc);
 }
 
 /* ---- is_running and in_main_thread --------------------------------------- */
@@ -681,88 +593,66 @@ static void test_termination_future_carries_a_late_on_stop_failure(void **state)
 static void test_is_running_is_true_in_handlers_and_false_outside(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "run", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "run", FX_START | FX_GW);
 
-    assert_true(probe_bits(gw, "run") & PROBE_RUNNING);
-    assert_true(atomic_load(&st.start_running));
-    assert_false(fl_rpc_endpoint_is_running(ep));
+    assert_true(probe_bits(fx.gw, "run") & PROBE_RUNNING);
+    assert_true(atomic_load(&fx.st.start_running));
+    assert_false(fl_rpc_endpoint_is_running(fx.ep));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_is_running_is_false_once_on_stop_returned(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_future_t *p = fl_future_alloc();
-    st.stop_future = fl_future_retain(p);
-    st.stopping = fl_test_latch_alloc(1);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "run", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    fl_future_t *p = begin_with_pending_stop(&fx, "run", FX_START | FX_GW);
 
-    fl_future_t *t = fl_rpc_endpoint_close(ep);
-    wait_latch(st.stopping);
-    assert_true(atomic_load(&st.stop_running)); /* during on_stop */
-    int bits = probe_bits(gw, "run");           /* still served ... */
-    assert_false(bits & PROBE_RUNNING);         /* ... but not running */
+    fl_future_t *t = close_into_on_stop(&fx);
+    assert_true(atomic_load(&fx.st.stop_running)); /* during on_stop */
+    int bits = probe_bits(fx.gw, "run");           /* still served ... */
+    assert_false(bits & PROBE_RUNNING);            /* ... but not running */
     assert_true(bits & PROBE_MAIN);
 
     assert_fl_ok(fl_future_complete(p, NULL, NULL));
     assert_fl_ok(future_code(t));
 
     fl_future_release(t);
-    fl_future_release(p);
-    fl_test_latch_free(st.stopping);
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    end_with_pending_stop(&fx, p);
 }
 
 static void
 test_in_main_thread_is_true_in_handlers_tasks_and_hooks(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "main", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "main", FX_START | FX_GW);
 
-    assert_true(atomic_load(&st.start_main));
-    assert_true(probe_bits(gw, "main") & PROBE_MAIN);
+    assert_true(atomic_load(&fx.st.start_main));
+    assert_true(probe_bits(fx.gw, "main") & PROBE_MAIN);
     where_t w = {.done = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_rpc_run_async(ep, where_task, &w, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, where_task, &w, NULL));
     wait_latch(w.done);
     assert_int_equal(1, atomic_load(&w.ran));
     assert_true(atomic_load(&w.main));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    assert_true(atomic_load(&st.stop_main));
+    fl_rpc_gateway_free(fx.gw);
+    tep_end(fx.ep);
+    assert_true(atomic_load(&fx.st.stop_main));
     fl_test_latch_free(w.done);
-    svc_end(svc);
+    svc_end(fx.svc);
 }
 
 static void test_in_main_thread_is_false_on_the_test_thread(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "main", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "main", FX_START);
 
-    assert_false(fl_rpc_in_main_thread(ep));
+    assert_false(fl_rpc_in_main_thread(fx.ep));
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 /* ---- creation and accessors ---------------------------------------------- */
@@ -771,26 +661,24 @@ static void
 test_create_rejects_bad_ids_and_missing_services_with_einval(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = NULL;
+    ep_fx_t fx;
+    ep_fx_init(&fx);
 
-    fl_rpc_endpoint_opts_t o = tep_opts("has/slash", &st, NULL);
-    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
-    o = tep_opts("has space", &st, NULL);
-    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    fl_rpc_endpoint_opts_t o = tep_opts("has/slash", &fx.st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    o = tep_opts("has space", &fx.st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
     char longid[202];
     memset(longid, 'a', 201);
     longid[201] = '\0';
-    o = tep_opts(longid, &st, NULL);
-    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
-    o = tep_opts("fine", &st, NULL);
+    o = tep_opts(longid, &fx.st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    o = tep_opts("fine", &fx.st, NULL);
     o.nservices = 0;
-    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
-    o = tep_opts("fine", &st, NULL);
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    o = tep_opts("fine", &fx.st, NULL);
     o.services = NULL;
-    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(svc, &o, &ep));
+    assert_fl(FL_EINVAL, fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
 
     /* 200 bytes of the allowed characters is fine. */
     longid[200] = '\0';
@@ -799,24 +687,21 @@ test_create_rejects_bad_ids_and_missing_services_with_einval(void **state)
     longid[2] = '_';
     longid[3] = '.';
     longid[4] = '-';
-    o = tep_opts(longid, &st, NULL);
-    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
-    assert_string_equal(longid, fl_rpc_endpoint_id(ep));
-    tep_end(ep);
-    svc_end(svc);
+    o = tep_opts(longid, &fx.st, NULL);
+    assert_fl_ok(fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    assert_string_equal(longid, fl_rpc_endpoint_id(fx.ep));
+    ep_fx_end(&fx);
 }
 
 static void
 test_default_id_is_endpoint_n_and_address_is_fling_local(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, NULL, &st, NULL);
-    fl_rpc_endpoint_t *named = tep_create(svc, "named.ep-1", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, NULL, 0);
+    fl_rpc_endpoint_t *named = tep_create(fx.svc, "named.ep-1", &fx.st, NULL);
 
-    const char *id = fl_rpc_endpoint_id(ep);
+    const char *id = fl_rpc_endpoint_id(fx.ep);
     assert_non_null(id);
     assert_int_equal(0, strncmp(id, "endpoint_", 9));
     assert_true(strlen(id) > 9);
@@ -824,13 +709,12 @@ test_default_id_is_endpoint_n_and_address_is_fling_local(void **state)
         assert_true(*p >= '0' && *p <= '9');
     char want[256];
     snprintf(want, sizeof want, "fling://local/%s", id);
-    assert_string_equal(want, fl_rpc_endpoint_address(ep));
+    assert_string_equal(want, fl_rpc_endpoint_address(fx.ep));
     assert_string_equal("fling://local/named.ep-1",
                         fl_rpc_endpoint_address(named));
 
     tep_end(named);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_default_ids_never_collide_with_live_ids(void **state)
@@ -874,23 +758,19 @@ static void
 test_endpoint_without_hooks_starts_serves_and_terminates(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_opts_t o = tep_opts("nohooks", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
+    fl_rpc_endpoint_opts_t o = tep_opts("nohooks", &fx.st, NULL);
     o.on_start = NULL;
     o.on_stop = NULL;
-    fl_rpc_endpoint_t *ep = NULL;
-    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    assert_fl_ok(fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    fx.gw = gw_to(fx.svc, fx.ep, NULL);
 
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
-    expect_echo(gw, "no hooks", 1); /* after the start (FIFO per sender) */
-    assert_true(probe_bits(gw, "nohooks") & PROBE_RUNNING);
+    assert_fl_ok(fl_rpc_endpoint_start(fx.ep));
+    expect_echo(fx.gw, "no hooks", 1); /* after the start (FIFO per sender) */
+    assert_true(probe_bits(fx.gw, "nohooks") & PROBE_RUNNING);
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 /* A run_async task that closes its own endpoint. */
@@ -905,37 +785,31 @@ static void
 test_close_from_the_main_thread_terminates_the_endpoint(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "selfclose", &st, NULL);
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "selfclose", FX_START);
+    fl_future_t *t = fl_rpc_endpoint_termination(fx.ep);
 
-    assert_fl_ok(fl_rpc_run_async(ep, close_self_task, NULL, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, close_self_task, NULL, NULL));
     assert_fl_ok(future_code(t));
-    assert_int_equal(1, atomic_load(&st.stops));
-    assert_true(atomic_load(&st.stop_main));
+    assert_int_equal(1, atomic_load(&fx.st.stops));
+    assert_true(atomic_load(&fx.st.stop_main));
 
     fl_future_release(t);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_endpoint_accessors_return_state_and_service(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "acc", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "acc", 0);
 
-    assert_ptr_equal(&st, fl_rpc_endpoint_state(ep));
-    assert_ptr_equal(svc, fl_rpc_endpoint_service(ep));
+    assert_ptr_equal(&fx.st, fl_rpc_endpoint_state(fx.ep));
+    assert_ptr_equal(fx.svc, fl_rpc_endpoint_service(fx.ep));
     fl_fencing_token_t tok;
-    assert_fl(FL_ENOENT, fl_rpc_endpoint_fencing_token(ep, &tok));
+    assert_fl(FL_ENOENT, fl_rpc_endpoint_fencing_token(fx.ep, &tok));
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 int main(void)

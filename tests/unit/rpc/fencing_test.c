@@ -58,6 +58,26 @@ static void ctx_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl_test_latch_count_down(c->done);
 }
 
+/* A blocking Echo through gw must fail with code and leave the reply
+ * NULL. */
+static void expect_sync_echo_fails(fl_rpc_gateway_t *gw, int code)
+{
+    Fltest__EchoRequest req = echo_req("blocking", 2);
+    ProtobufCMessage *reply = NULL;
+    assert_fl(code, fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+    assert_null(reply);
+}
+
+/* Waits until c's task has run, checks it ran once and its arg was not
+ * freed instead, then frees c's latch. */
+static void ctx_expect_ran(task_ctx_t *c)
+{
+    wait_latch(c->done);
+    assert_int_equal(1, atomic_load(&c->ran));
+    assert_int_equal(0, atomic_load(&c->freed));
+    fl_test_latch_free(c->done);
+}
+
 static void ctx_free(void *arg)
 {
     task_ctx_t *c = arg;
@@ -108,10 +128,7 @@ test_gateway_with_another_token_connects_but_calls_fail_efencing(void **state)
     fl_rpc_gateway_t *gw = gw_to(fx.svc, fx.ep, &fx.b); /* connects fine */
 
     assert_fl(FL_EFENCING, echo_code(gw));
-    Fltest__EchoRequest req = echo_req("blocking", 2);
-    ProtobufCMessage *reply = NULL;
-    assert_fl(FL_EFENCING, fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
-    assert_null(reply);
+    expect_sync_echo_fails(gw, FL_EFENCING);
 
     fl_rpc_gateway_free(gw);
     fx_end(&fx);
@@ -145,10 +162,7 @@ test_unfenced_gateway_to_a_fenced_endpoint_fails_every_call(void **state)
     assert_fl(FL_EFENCING, echo_code(gw));
     Fltest__Empty e = FLTEST__EMPTY__INIT;
     assert_fl(FL_EFENCING, call_code(gw, M_PROBE, &e.base));
-    Fltest__EchoRequest req = echo_req("blocking", 2);
-    ProtobufCMessage *reply = NULL;
-    assert_fl(FL_EFENCING, fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
-    assert_null(reply);
+    expect_sync_echo_fails(gw, FL_EFENCING);
 
     fl_rpc_gateway_free(gw);
     fx_end(&fx);
@@ -225,11 +239,8 @@ static void test_run_async_passes_fencing(void **state)
 
     task_ctx_t c = {.done = fl_test_latch_alloc(1)};
     assert_fl_ok(fl_rpc_run_async(fx.ep, ctx_task, &c, ctx_free));
-    wait_latch(c.done);
-    assert_int_equal(1, atomic_load(&c.ran));
-    assert_int_equal(0, atomic_load(&c.freed));
+    ctx_expect_ran(&c);
 
-    fl_test_latch_free(c.done);
     fx_end(&fx);
 }
 
@@ -259,11 +270,8 @@ static void test_scheduled_run_async_passes_fencing(void **state)
 
     task_ctx_t c = {.done = fl_test_latch_alloc(1)};
     assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ctx_task, &c, ctx_free, 20));
-    wait_latch(c.done);
-    assert_int_equal(1, atomic_load(&c.ran));
-    assert_int_equal(0, atomic_load(&c.freed));
+    ctx_expect_ran(&c);
 
-    fl_test_latch_free(c.done);
     fx_end(&fx);
 }
 
@@ -277,12 +285,9 @@ static void test_on_complete_passes_fencing(void **state)
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_rpc_on_complete(fx.ep, f, ctx_future_cb, &c, ctx_free));
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
-    wait_latch(c.done);
-    assert_int_equal(1, atomic_load(&c.ran));
-    assert_int_equal(0, atomic_load(&c.freed));
+    ctx_expect_ran(&c);
 
     fl_future_release(f);
-    fl_test_latch_free(c.done);
     fx_end(&fx);
 }
 
@@ -324,19 +329,16 @@ static void test_self_gateway_reports_the_endpoints_token(void **state)
 static void test_self_gateway_of_an_unfenced_endpoint_has_no_token(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "plain", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "plain", FX_START);
     fl_rpc_gateway_t *self = NULL;
-    assert_fl_ok(fl_rpc_self_gateway(ep, TG, &self));
+    assert_fl_ok(fl_rpc_self_gateway(fx.ep, TG, &self));
 
     fl_fencing_token_t tok = token_of(0);
     assert_fl(FL_ENOTSUP, fl_rpc_gateway_fencing_token(self, &tok));
 
     fl_rpc_gateway_free(self);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 /* ---- order of the checks ------------------------------------------------- */

@@ -87,6 +87,23 @@ static void tracked_future_cb(fl_future_t *f, void *arg)
     fl_test_latch_count_down(t->done);
 }
 
+/* Waits until t's function has run, checks it ran once on the main
+ * thread. */
+static void tracked_expect_ran(tracked_t *t)
+{
+    wait_latch(t->done);
+    assert_int_equal(1, atomic_load(&t->ran));
+    assert_true(atomic_load(&t->main));
+}
+
+/* Waits until t was freed, checks it was freed once and never ran. */
+static void tracked_expect_dropped(tracked_t *t)
+{
+    wait_latch(t->done);
+    assert_int_equal(1, atomic_load(&t->freed));
+    assert_int_equal(0, atomic_load(&t->ran));
+}
+
 /* A callable whose result is a heap int (arg) or the error code in arg. */
 static int int_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
                         void **out, fl_free_cb *out_free)
@@ -161,19 +178,18 @@ static void *caller_main(void *arg)
 static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
+    ep_fx_t fx;
+    ep_fx_init(&fx);
     const uint64_t total =
         (uint64_t)CALLERS * TELLS_PER_CALLER + RUN_ASYNCS + CALL_ASYNCS;
-    st.counted = fl_test_latch_alloc(total);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "serial", &st, NULL);
+    fx.st.counted = fl_test_latch_alloc(total);
+    ep_fx_open(&fx, "serial", FX_START);
 
     fl_test_latch_t *go = fl_test_latch_alloc(1);
     caller_t callers[CALLERS];
     pthread_t threads[CALLERS];
     for (int i = 0; i < CALLERS; i++) {
-        callers[i].gw = gw_to(svc, ep, NULL);
+        callers[i].gw = gw_to(fx.svc, fx.ep, NULL);
         callers[i].sender = i;
         callers[i].go = go;
         atomic_init(&callers[i].errors, 0);
@@ -185,18 +201,18 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
     fl_future_t *futures[CALL_ASYNCS];
     int64_t seq = 0;
     for (int i = 0; i < RUN_ASYNCS; i++) {
-        assert_fl_ok(
-            fl_rpc_run_async(ep, serial_task, (void *)(intptr_t)seq++, NULL));
+        assert_fl_ok(fl_rpc_run_async(fx.ep, serial_task,
+                                      (void *)(intptr_t)seq++, NULL));
         if ((i + 1) % CALL_ASYNC_EVERY == 0) {
             fl_future_t **f = &futures[i / CALL_ASYNC_EVERY];
-            assert_fl_ok(fl_rpc_call_async(ep, serial_callable,
+            assert_fl_ok(fl_rpc_call_async(fx.ep, serial_callable,
                                            (void *)(intptr_t)seq++, NULL,
                                            WAIT_MS, f));
         }
     }
     for (int i = 0; i < CALLERS; i++)
         assert_int_equal(0, pthread_join(threads[i], NULL));
-    wait_latch(st.counted);
+    wait_latch(fx.st.counted);
 
     for (int i = 0; i < CALL_ASYNCS; i++) {
         assert_fl_ok(future_code(futures[i]));
@@ -206,16 +222,15 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
         assert_int_equal(0, atomic_load(&callers[i].errors));
         fl_rpc_gateway_free(callers[i].gw);
     }
-    assert_int_equal(0, atomic_load(&st.overlaps));
-    assert_int_equal(0, atomic_load(&st.order_errors));
-    assert_int_equal((long)total, st.serial_count);
+    assert_int_equal(0, atomic_load(&fx.st.overlaps));
+    assert_int_equal(0, atomic_load(&fx.st.order_errors));
+    assert_int_equal((long)total, fx.st.serial_count);
     assert_int_equal((int)((uint64_t)CALLERS * TELLS_PER_CALLER),
-                     atomic_load(&st.counts));
+                     atomic_load(&fx.st.counts));
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     fl_test_latch_free(go);
-    fl_test_latch_free(st.counted);
-    svc_end(svc);
+    fl_test_latch_free(fx.st.counted);
 }
 
 /* ---- run_async ----------------------------------------------------------- */
@@ -223,94 +238,78 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
 static void test_run_async_runs_the_task_on_the_main_thread(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
-    assert_fl_ok(fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+    tracked_init(&t, fx.ep);
+    assert_fl_ok(fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
+    tracked_expect_ran(&t);
 
-    tep_end(ep);
+    tep_end(fx.ep);
     assert_int_equal(0, atomic_load(&t.freed)); /* it ran: not freed */
     tracked_fini(&t);
-    svc_end(svc);
+    svc_end(fx.svc);
 }
 
 static void test_run_async_before_start_is_dropped_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", 0);
 
     tracked_t t;
-    tracked_init(&t, ep);
-    assert_fl_ok(fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
+    tracked_init(&t, fx.ep);
+    assert_fl_ok(fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.freed));
 
-    tep_start(ep, &st);
-    main_thread_barrier(ep); /* a kept task would have run by now */
+    tep_start(fx.ep, &fx.st);
+    main_thread_barrier(fx.ep); /* a kept task would have run by now */
     assert_int_equal(0, atomic_load(&t.ran));
     assert_int_equal(1, atomic_load(&t.freed));
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_run_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_future_t *term = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(term));
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
+    fl_future_t *term = tep_close(fx.ep);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     assert_fl(FL_EUNREACHABLE,
-              fl_rpc_run_async(ep, tracked_task, &t, tracked_free));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
+              fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
+    tracked_expect_dropped(&t);
 
     tracked_fini(&t);
     fl_future_release(term);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void
 test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
-    assert_fl(FL_EINVAL, fl_rpc_run_async(ep, NULL, &t, tracked_free));
+    tracked_init(&t, fx.ep);
+    assert_fl(FL_EINVAL, fl_rpc_run_async(fx.ep, NULL, &t, tracked_free));
     assert_int_equal(1, atomic_load(&t.freed));
     assert_fl(FL_EINVAL,
               fl_rpc_run_async(NULL, tracked_task, &t, tracked_free));
     assert_int_equal(2, atomic_load(&t.freed));
     assert_int_equal(0, atomic_load(&t.ran));
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 /* ---- schedule_run_async -------------------------------------------------- */
@@ -318,118 +317,95 @@ test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
 static void test_schedule_run_async_runs_no_earlier_than_the_delay(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     uint64_t t0 = fl_clock_now_ns();
     assert_fl_ok(
-        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 100));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 100));
+    tracked_expect_ran(&t);
     uint64_t waited = (t.ran_at_ns - t0) / NS_PER_MS;
     if (waited < 100)
         fail_msg("ran after %llu ms, want >= 100", (unsigned long long)waited);
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void test_schedule_run_async_with_zero_delay_runs(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     assert_fl_ok(
-        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 0));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 0));
+    tracked_expect_ran(&t);
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
-    assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(ep, tracked_task, &t,
+    tracked_init(&t, fx.ep);
+    assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
                                                    tracked_free, -1));
     assert_int_equal(1, atomic_load(&t.freed));
-    main_thread_barrier(ep);
+    main_thread_barrier(fx.ep);
     assert_int_equal(0, atomic_load(&t.ran));
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_schedule_run_async_before_start_is_dropped_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", 0);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     assert_fl_ok(
-        fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 10));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
+        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 10));
+    tracked_expect_dropped(&t);
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_schedule_run_async_after_termination_frees_arg_unrun(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_future_t *term = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(term));
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
+    fl_future_t *term = tep_close(fx.ep);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     /* Refused at once or dropped when due: either way never run, freed. */
-    int rc = fl_rpc_schedule_run_async(ep, tracked_task, &t, tracked_free, 10);
+    int rc =
+        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 10);
     if (rc != FL_OK && rc != FL_EUNREACHABLE)
         fail_msg("got %s, want FL_OK or FL_EUNREACHABLE", fl_err_name(rc));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
+    tracked_expect_dropped(&t);
 
     tracked_fini(&t);
     fl_future_release(term);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 /* ---- call_async ---------------------------------------------------------- */
@@ -437,175 +413,145 @@ test_schedule_run_async_after_termination_frees_arg_unrun(void **state)
 static void test_call_async_completes_with_the_callables_value(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     fl_future_t *f = NULL;
-    assert_fl_ok(fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)42, NULL,
-                                   5000, &f));
+    assert_fl_ok(fl_rpc_call_async(fx.ep, int_callable, (void *)(intptr_t)42,
+                                   NULL, 5000, &f));
     assert_fl_ok(future_code(f));
     int *v = fl_future_value(f);
     assert_non_null(v);
     assert_int_equal(42, *v);
     fl_future_release(f); /* frees the value with its out_free */
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_call_async_runs_the_callable_on_the_main_thread(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = NULL;
     assert_fl_ok(
-        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
+        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl_ok(future_code(f));
     assert_null(fl_future_value(f));
     assert_int_equal(1, atomic_load(&t.ran));
     assert_true(atomic_load(&t.main));
 
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void test_call_async_fails_with_the_callables_error_code(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     fl_future_t *f = NULL;
     assert_fl_ok(fl_rpc_call_async(
-        ep, int_callable, (void *)(intptr_t)(FL_EUSER + 9), NULL, 5000, &f));
+        fx.ep, int_callable, (void *)(intptr_t)(FL_EUSER + 9), NULL, 5000, &f));
     assert_fl(FL_EUSER + 9, future_code(f));
     assert_null(fl_future_value(f));
 
     fl_future_release(f);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_call_async_times_out_behind_a_slow_task(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     hold_t h = {fl_test_latch_alloc(1), fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_rpc_run_async(ep, hold_task, &h, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, hold_task, &h, NULL));
     wait_latch(h.entered);
 
     /* Its value, if it still runs after the timeout, must be freed by the
      * endpoint (a leak shows under ASan/valgrind). */
     fl_future_t *f = NULL;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(
-        fl_rpc_call_async(ep, int_callable, (void *)(intptr_t)5, NULL, 50, &f));
-    assert_fl(FL_ETIMEDOUT, future_code(f));
-    uint64_t el = ms_since(t0);
-    if (el < 50 || el >= 5000)
-        fail_msg("timed out after %llu ms, want [50, 5000)",
-                 (unsigned long long)el);
+    assert_fl_ok(fl_rpc_call_async(fx.ep, int_callable, (void *)(intptr_t)5,
+                                   NULL, 50, &f));
+    expect_timed_out(f, t0, 50);
 
     fl_test_latch_count_down(h.gate);
-    main_thread_barrier(ep);
+    main_thread_barrier(fx.ep);
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     fl_test_latch_free(h.entered);
     fl_test_latch_free(h.gate);
-    svc_end(svc);
 }
 
 static void
 test_call_async_before_start_fails_not_started_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", 0);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = NULL;
     assert_fl_ok(
-        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
+        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl(FL_ENOTSTARTED, future_code(f));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
+    tracked_expect_dropped(&t);
 
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_call_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_future_t *term = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(term));
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
+    fl_future_t *term = tep_close(fx.ep);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = NULL;
     assert_fl_ok(
-        fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 5000, &f));
+        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
     assert_fl(FL_EUNREACHABLE, future_code(f));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
-    assert_int_equal(0, atomic_load(&t.ran));
+    tracked_expect_dropped(&t);
 
     fl_future_release(f);
     fl_future_release(term);
-    fl_rpc_endpoint_free(ep);
+    ep_fx_end_closed(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = (fl_future_t *)&t; /* must become NULL */
-    assert_fl(FL_EINVAL,
-              fl_rpc_call_async(ep, tracked_callable, &t, tracked_free, 0, &f));
+    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
+                                           tracked_free, 0, &f));
     assert_null(f);
     assert_int_equal(1, atomic_load(&t.freed)); /* arg is always consumed */
-    main_thread_barrier(ep);
+    main_thread_barrier(fx.ep);
     assert_int_equal(0, atomic_load(&t.ran));
 
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 /* ---- on_complete --------------------------------------------------------- */
@@ -613,69 +559,57 @@ test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
 static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     atomic_init(&t.err, -1);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
+        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
     assert_fl_ok(fl_future_fail(f, FL_EUSER + 1, "done"));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+    tracked_expect_ran(&t);
     assert_fl(FL_EUSER + 1, atomic_load(&t.err));
 
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_on_complete_of_a_completed_future_still_runs_on_main_thread(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     atomic_init(&t.err, -1);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     assert_fl_ok(
-        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
+    tracked_expect_ran(&t);
     assert_fl_ok(atomic_load(&t.err));
 
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "ep", &st, NULL); /* not started */
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", 0); /* not started */
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
+        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     wait_latch(t.done);
     assert_int_equal(1, atomic_load(&t.ran));
@@ -683,27 +617,23 @@ static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
     assert_true(atomic_load(&t.main));
 
     fl_future_release(f);
-    tep_end(ep);
+    ep_fx_end(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 static void
 test_on_complete_after_termination_frees_arg_without_running(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     tracked_t t;
-    tracked_init(&t, ep);
+    tracked_init(&t, fx.ep);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(ep, f, tracked_future_cb, &t, tracked_free));
-    fl_future_t *term = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(future_code(term));
+        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
+    fl_future_t *term = tep_close(fx.ep);
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     wait_latch(t.done);
     assert_int_equal(0, atomic_load(&t.ran));
@@ -711,9 +641,8 @@ test_on_complete_after_termination_frees_arg_without_running(void **state)
 
     fl_future_release(f);
     fl_future_release(term);
-    fl_rpc_endpoint_free(ep);
+    ep_fx_end_closed(&fx);
     tracked_fini(&t);
-    svc_end(svc);
 }
 
 int main(void)

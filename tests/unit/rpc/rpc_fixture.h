@@ -6,7 +6,8 @@
  * before it starts or closes the endpoint (on_start's return, on_stop's
  * future, latches to wait on) and what the hooks and handlers observed.
  * Plus helpers for services, endpoints, gateways, calls and futures that
- * fail the test on any unexpected code.
+ * fail the test on any unexpected code, and ep_fx_t: the service, endpoint
+ * and gateway most cases begin and end with.
  *
  * Header-only (static inline) because every tests/unit/rpc/<name>_test.c is
  * its own program built from that one file.
@@ -495,13 +496,31 @@ tep_create_started(fl_rpc_service_t *svc, const char *id, tep_t *st,
     return ep;
 }
 
-/* Closes ep, asserts it terminated successfully, frees the handle. */
-static inline void tep_end(fl_rpc_endpoint_t *ep)
+/* Closes ep and asserts it terminated successfully; returns the
+ * termination future (the caller releases it, and frees ep). */
+static inline fl_future_t *tep_close(fl_rpc_endpoint_t *ep)
 {
     fl_future_t *t = fl_rpc_endpoint_close(ep);
     assert_fl_ok(future_code(t));
-    fl_future_release(t);
+    return t;
+}
+
+/* Closes ep, asserts it terminated successfully, frees the handle. */
+static inline void tep_end(fl_rpc_endpoint_t *ep)
+{
+    fl_future_release(tep_close(ep));
     fl_rpc_endpoint_free(ep);
+}
+
+/* Makes st's on_stop answer with a pending future and count down
+ * st->stopping (both set here); returns the test's reference to that
+ * future, which the test completes. */
+static inline fl_future_t *tep_pending_stop(tep_t *st)
+{
+    fl_future_t *p = fl_future_alloc();
+    st->stop_future = fl_future_retain(p); /* the endpoint takes this one */
+    st->stopping = fl_test_latch_alloc(1);
+    return p;
 }
 
 static inline fl_rpc_gateway_t *gw_to(fl_rpc_service_t *svc,
@@ -509,6 +528,72 @@ static inline fl_rpc_gateway_t *gw_to(fl_rpc_service_t *svc,
                                       const fl_fencing_token_t *tok)
 {
     return gw_connect(svc, fl_rpc_endpoint_address(ep), TG, tok);
+}
+
+/* ---- the one-endpoint fixture -------------------------------------------- */
+
+/* What ep_fx_open does besides creating the endpoint. */
+enum {
+    FX_START = 1, /* start it (its on_start has run when open returns) */
+    FX_GW = 2     /* connect an unfenced TestGateway to it (fx->gw) */
+};
+
+/* A fresh service with one test endpoint and, optionally, a gateway to it.
+ * The endpoint keeps &st, so a fixture lives in the test's frame and is
+ * passed by pointer. */
+typedef struct ep_fx {
+    fl_rpc_service_t *svc;
+    tep_t st;
+    fl_rpc_endpoint_t *ep; /* NULL until ep_fx_open */
+    fl_rpc_gateway_t *gw;  /* NULL without FX_GW */
+} ep_fx_t;
+
+/* A new service (svc_new(0)) and a zeroed st, no endpoint yet: the test
+ * may set st's switches, then calls ep_fx_open. */
+static inline void ep_fx_init(ep_fx_t *fx)
+{
+    fx->svc = svc_new(0);
+    tep_init(&fx->st);
+    fx->ep = NULL;
+    fx->gw = NULL;
+}
+
+/* Creates the test endpoint `id` (NULL: a generated id) with state &fx->st,
+ * then starts it and connects fx->gw as flags (FX_*) say. */
+static inline void ep_fx_open(ep_fx_t *fx, const char *id, unsigned flags)
+{
+    fx->ep = tep_create(fx->svc, id, &fx->st, NULL);
+    if (flags & FX_START)
+        tep_start(fx->ep, &fx->st);
+    if (flags & FX_GW)
+        fx->gw = gw_to(fx->svc, fx->ep, NULL);
+}
+
+/* ep_fx_init, then ep_fx_open(fx, id, flags). */
+static inline void ep_fx_begin(ep_fx_t *fx, const char *id, unsigned flags)
+{
+    ep_fx_init(fx);
+    ep_fx_open(fx, id, flags);
+}
+
+/* Frees fx->gw (if any), ends the endpoint with tep_end and the service
+ * with svc_end. */
+static inline void ep_fx_end(ep_fx_t *fx)
+{
+    if (fx->gw)
+        fl_rpc_gateway_free(fx->gw);
+    tep_end(fx->ep);
+    svc_end(fx->svc);
+}
+
+/* ep_fx_end without closing the endpoint (the test has closed it, or leaves
+ * that to the service's shutdown in svc_end): it is only freed. */
+static inline void ep_fx_end_closed(ep_fx_t *fx)
+{
+    if (fx->gw)
+        fl_rpc_gateway_free(fx->gw);
+    fl_rpc_endpoint_free(fx->ep);
+    svc_end(fx->svc);
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -545,20 +630,41 @@ static inline int echo_code(fl_rpc_gateway_t *gw)
     return call_code(gw, M_ECHO, &req.base);
 }
 
-/* Echo through gw must succeed with the same text and n. */
-static inline void expect_echo(fl_rpc_gateway_t *gw, const char *text,
-                               int64_t n)
+/* Takes the EchoReply of a call future that must succeed and checks its
+ * text and n (what failed is named in a failure message). */
+static inline void expect_reply_of(const char *what, fl_future_t *f,
+                                   const char *text, int64_t n)
 {
-    fl_future_t *f = call_echo(gw, text, n);
     int rc = future_code(f);
     if (rc != FL_OK)
-        fail_msg("Echo failed: %s (%s)", fl_err_name(rc), fl_future_message(f));
+        fail_msg("%s failed: %s (%s)", what, fl_err_name(rc),
+                 fl_future_message(f));
     Fltest__EchoReply *r = fl_future_take_value(f);
     assert_non_null(r);
     assert_string_equal(text, r->text);
     assert_int_equal(n, r->n);
     protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* Echo through gw must succeed with the same text and n. */
+static inline void expect_echo(fl_rpc_gateway_t *gw, const char *text,
+                               int64_t n)
+{
+    fl_future_t *f = call_echo(gw, text, n);
+    expect_reply_of("Echo", f, text, n);
     fl_future_release(f);
+}
+
+/* f must fail with FL_ETIMEDOUT, and [min_ms, 5000) ms after t0 (a
+ * fl_clock_now_ns() taken before the call). */
+static inline void expect_timed_out(fl_future_t *f, uint64_t t0,
+                                    uint64_t min_ms)
+{
+    assert_fl(FL_ETIMEDOUT, future_code(f));
+    uint64_t el = ms_since(t0);
+    if (el < min_ms || el >= 5000)
+        fail_msg("timed out after %llu ms, want [%llu, 5000)",
+                 (unsigned long long)el, (unsigned long long)min_ms);
 }
 
 /* Probe through gw; returns the PROBE_* bits, checks the id. */

@@ -57,9 +57,7 @@ static void trio_begin(trio_t *t, fl_rpc_service_t *svc, bool fail_one)
         assert_fl_ok(fl_future_fail(f, FL_EUSER + 5, "stop %d failed", 1));
         t->st[1].stop_future = f;
     }
-    t->pending = fl_future_alloc();
-    t->st[2].stop_future = fl_future_retain(t->pending);
-    t->st[2].stopping = fl_test_latch_alloc(1);
+    t->pending = tep_pending_stop(&t->st[2]);
     for (int i = 0; i < 3; i++) {
         t->ep[i] = tep_create_started(svc, ids[i], &t->st[i], NULL);
         t->term[i] = fl_rpc_endpoint_termination(t->ep[i]);
@@ -172,13 +170,11 @@ static void
 test_connect_to_an_existing_endpoint_gives_a_working_gateway(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "target", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "target", FX_START);
 
-    fl_rpc_gateway_t *gw = gw_connect(svc, "fling://local/target", TG, NULL);
-    assert_string_equal(fl_rpc_endpoint_address(ep),
+    fl_rpc_gateway_t *gw = gw_connect(fx.svc, "fling://local/target", TG, NULL);
+    assert_string_equal(fl_rpc_endpoint_address(fx.ep),
                         fl_rpc_gateway_address(gw));
     assert_string_equal("localhost", fl_rpc_gateway_hostname(gw));
     assert_non_null(fl_rpc_gateway_service(gw));
@@ -186,8 +182,7 @@ test_connect_to_an_existing_endpoint_gives_a_working_gateway(void **state)
     expect_echo(gw, "connected", 1);
 
     fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void
@@ -223,40 +218,34 @@ static void
 test_connect_with_a_service_the_endpoint_lacks_fails_ehandshake(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "target", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "target", FX_START);
 
     char msg[512];
-    assert_fl(FL_EHANDSHAKE, gw_connect_error(svc, fl_rpc_endpoint_address(ep),
-                                              OTHER, msg, sizeof msg));
+    assert_fl(FL_EHANDSHAKE,
+              gw_connect_error(fx.svc, fl_rpc_endpoint_address(fx.ep), OTHER,
+                               msg, sizeof msg));
     if (!strstr(msg, "The rpc endpoint does not support the gateway ") ||
         !strstr(msg, "OtherGateway"))
         fail_msg("unexpected handshake message \"%s\"", msg);
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void
 test_connect_to_a_created_endpoint_succeeds_calls_not_started(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create(svc, "created", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "created", FX_GW);
 
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
-    assert_fl(FL_ENOTSTARTED, echo_code(gw));
+    assert_fl(FL_ENOTSTARTED, echo_code(fx.gw));
     char msg[512];
-    assert_fl(FL_EHANDSHAKE, gw_connect_error(svc, fl_rpc_endpoint_address(ep),
-                                              OTHER, msg, sizeof msg));
+    assert_fl(FL_EHANDSHAKE,
+              gw_connect_error(fx.svc, fl_rpc_endpoint_address(fx.ep), OTHER,
+                               msg, sizeof msg));
 
-    fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void
@@ -327,36 +316,30 @@ static void
 test_self_gateway_for_an_unimplemented_service_is_enotsup(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "self", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "self", FX_START);
 
     fl_rpc_gateway_t *gw = NULL;
-    assert_fl(FL_ENOTSUP, fl_rpc_self_gateway(ep, OTHER, &gw));
+    assert_fl(FL_ENOTSUP, fl_rpc_self_gateway(fx.ep, OTHER, &gw));
 
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 static void test_self_gateway_reaches_the_endpoint(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "self", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "self", FX_START);
 
     fl_rpc_gateway_t *gw = NULL;
-    assert_fl_ok(fl_rpc_self_gateway(ep, TG, &gw));
+    assert_fl_ok(fl_rpc_self_gateway(fx.ep, TG, &gw));
     assert_non_null(gw);
-    assert_string_equal(fl_rpc_endpoint_address(ep),
+    assert_string_equal(fl_rpc_endpoint_address(fx.ep),
                         fl_rpc_gateway_address(gw));
     expect_echo(gw, "self", 1);
 
     fl_rpc_gateway_free(gw);
-    tep_end(ep);
-    svc_end(svc);
+    ep_fx_end(&fx);
 }
 
 /* ---- lookup -------------------------------------------------------------- */
@@ -387,16 +370,14 @@ static void test_lookup_finds_a_live_endpoint_by_id(void **state)
 static void test_lookup_after_termination_is_enoent(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "gone", &st, NULL);
-    tep_end(ep);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "gone", FX_START);
+    tep_end(fx.ep);
 
     fl_rpc_endpoint_t *found = NULL;
-    assert_fl(FL_ENOENT, fl_rpc_service_lookup(svc, "gone", &found));
+    assert_fl(FL_ENOENT, fl_rpc_service_lookup(fx.svc, "gone", &found));
 
-    svc_end(svc);
+    svc_end(fx.svc);
 }
 
 /* ---- addresses, timeouts, systems ---------------------------------------- */
@@ -442,11 +423,7 @@ test_service_default_timeout_applies_to_calls_without_one(void **state)
     Fltest__EchoRequest req = echo_req("blocked", 1);
     uint64_t t0 = fl_clock_now_ns();
     fl_future_t *f = call_async_req(gw, M_BLOCK, &req.base, 0);
-    assert_fl(FL_ETIMEDOUT, future_code(f));
-    uint64_t el = ms_since(t0);
-    if (el < 80 || el >= 5000)
-        fail_msg("timed out after %llu ms, want [80, 5000)",
-                 (unsigned long long)el);
+    expect_timed_out(f, t0, 80);
 
     wait_latch(st.blocked);
     tep_release_parked(&st, "late", 0);
@@ -503,46 +480,41 @@ static int shutdown_fn(fl_rpc_service_t *svc)
 static void test_shutdown_on_a_runtime_thread_fails_edeadlk(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
     on_main_t m = {.fn = shutdown_fn, .done = fl_test_latch_alloc(1)};
     atomic_init(&m.rc, -1);
-    assert_fl_ok(fl_rpc_run_async(ep, on_main_task, &m, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, on_main_task, &m, NULL));
     wait_latch(m.done);
     assert_fl(FL_EDEADLK, atomic_load(&m.rc));
 
     fl_test_latch_free(m.done);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_calls_after_shutdown_fail_eclosed(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
-    assert_fl_ok(fl_rpc_service_shutdown(svc));
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START | FX_GW);
+    assert_fl_ok(fl_rpc_service_shutdown(fx.svc));
 
     Fltest__EchoRequest req = echo_req("after shutdown", 1);
     fl_future_t *f = (fl_future_t *)&req; /* must become NULL */
-    assert_fl(FL_ECLOSED, fl_rpc_call(gw, M_ECHO, &req.base, 0, &f));
+    assert_fl(FL_ECLOSED, fl_rpc_call(fx.gw, M_ECHO, &req.base, 0, &f));
     assert_null(f);
     ProtobufCMessage *reply = (ProtobufCMessage *)&req;
-    assert_fl(FL_ECLOSED, fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &reply));
+    assert_fl(FL_ECLOSED,
+              fl_rpc_call_sync(fx.gw, M_ECHO, &req.base, 0, &reply));
     assert_null(reply);
-    tell_count(gw, 0, 0);
+    tell_count(fx.gw, 0, 0);
     assert_fl(FL_ECLOSED, fl_rpc_last_error());
-    assert_int_equal(0, atomic_load(&st.counts));
+    assert_int_equal(0, atomic_load(&fx.st.counts));
 
-    fl_rpc_gateway_free(gw);
-    fl_rpc_endpoint_free(ep);
-    fl_rpc_service_free(svc);
+    fl_rpc_gateway_free(fx.gw);
+    fl_rpc_endpoint_free(fx.ep);
+    fl_rpc_service_free(fx.svc);
 }
 
 static void test_service_alloc_rejects_bad_options_with_einval(void **state)
@@ -567,27 +539,24 @@ static int close_fn(fl_rpc_service_t *svc)
 static void test_service_close_from_a_main_thread_completes(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
-    fl_future_t *t = fl_rpc_endpoint_termination(ep);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
+    fl_future_t *t = fl_rpc_endpoint_termination(fx.ep);
 
     on_main_t m = {.fn = close_fn, .done = fl_test_latch_alloc(1)};
     atomic_init(&m.rc, -1);
-    assert_fl_ok(fl_rpc_run_async(ep, on_main_task, &m, NULL));
+    assert_fl_ok(fl_rpc_run_async(fx.ep, on_main_task, &m, NULL));
     wait_latch(m.done);
     assert_fl_ok(atomic_load(&m.rc));
     assert_fl_ok(future_code(close_future_seen)); /* closes its caller too */
     assert_fl_ok(future_code(t));
-    assert_int_equal(1, atomic_load(&st.stops));
+    assert_int_equal(1, atomic_load(&fx.st.stops));
 
     fl_future_release(close_future_seen);
     close_future_seen = NULL;
     fl_future_release(t);
     fl_test_latch_free(m.done);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_shutdown_drops_pending_scheduled_tasks(void **state)
@@ -719,22 +688,19 @@ static void
 test_service_close_is_idempotent_and_returns_the_same_future(void **state)
 {
     (void)state;
-    fl_rpc_service_t *svc = svc_new(0);
-    tep_t st;
-    tep_init(&st);
-    fl_rpc_endpoint_t *ep = tep_create_started(svc, "ep", &st, NULL);
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
 
-    fl_future_t *c1 = fl_rpc_service_close(svc);
-    fl_future_t *c2 = fl_rpc_service_close(svc);
+    fl_future_t *c1 = fl_rpc_service_close(fx.svc);
+    fl_future_t *c2 = fl_rpc_service_close(fx.svc);
     assert_non_null(c1);
     assert_ptr_equal(c1, c2);
     assert_fl_ok(future_code(c1));
-    assert_int_equal(1, atomic_load(&st.stops));
+    assert_int_equal(1, atomic_load(&fx.st.stops));
 
     fl_future_release(c1);
     fl_future_release(c2);
-    fl_rpc_endpoint_free(ep);
-    svc_end(svc);
+    ep_fx_end_closed(&fx);
 }
 
 static void test_service_close_refuses_new_endpoints_with_eclosed(void **state)
