@@ -48,7 +48,7 @@ struct fl_future {
 
 fl_future_t *fl_future_alloc(void)
 {
-    fl_future_t *f = fl__malloc(sizeof *f);
+    fl_future_t *f = fl__block_alloc(sizeof *f);
     if (f == NULL)
         return NULL;
     memset(f, 0, sizeof *f);
@@ -89,7 +89,7 @@ void fl_future_release(fl_future_t *f)
         n = next;
     }
     pthread_mutex_destroy(&f->mu);
-    fl__free(f);
+    fl__block_free(f, sizeof *f);
 }
 
 /*

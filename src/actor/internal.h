@@ -72,6 +72,18 @@ void fl__msg_pool_flush_thread(void);
 /* Frees the shared pool (when the last system goes). */
 void fl__msg_pool_trim(void);
 
+/*
+ * fl__block_alloc returns `size` bytes from the message pool (sizes up to
+ * 1 KiB; larger ones from the allocator), or NULL when out of memory.
+ * fl__block_free gives them back, from any thread, with the same size;
+ * p may be NULL. For short-lived blocks made and freed at a high rate.
+ */
+void *fl__block_alloc(size_t size);
+void fl__block_free(void *p, size_t size);
+
+/* True while a system exists (the pool is trimmed when the last goes). */
+bool fl__systems_live(void);
+
 static inline void *fl__msg_payload(fl_msg_t *m)
 {
     return (void *)(m + 1);

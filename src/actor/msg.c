@@ -8,6 +8,9 @@
  * one short critical section per FL__BATCH messages, none when the shared
  * stack is empty (then the allocator is used). Larger messages use the
  * allocator directly.
+ *
+ * The same pool serves other short-lived blocks whose size is known when
+ * they are freed (fl__block_alloc): futures, outbound frames.
  */
 #include "actor/internal.h"
 
@@ -161,40 +164,74 @@ void fl__msg_pool_trim(void)
     }
 }
 
-static fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
+/* The class of a block of `total` bytes; FL__NCLASS: too big for one. */
+static inline unsigned class_of(size_t total)
 {
     unsigned c = 0;
     while (c < FL__NCLASS && class_size[c] < total)
         c++;
-    if (c == FL__NCLASS) {
-        *cls = FL__CLASS_DIRECT;
-        return fl__malloc(total);
-    }
-    *cls = (uint16_t)c;
+    return c;
+}
+
+static void *class_alloc(unsigned c)
+{
     if (cache.n[c] == 0 && !take_batch(c))
         return fl__malloc(class_size[c]);
     fl__qnode_t *n = cache.head[c];
     cache.head[c] = link_of(n);
     if (--cache.n[c] == 0)
         cache.tail[c] = NULL;
-    return (fl_msg_t *)n;
+    return n;
 }
 
-void fl__msg_release_mem(fl_msg_t *m)
+static void class_free(void *p, unsigned c)
 {
-    unsigned c = m->cls;
-    if (c == FL__CLASS_DIRECT) {
-        fl__free(m);
-        return;
-    }
     register_cache();
-    fl__qnode_t *n = &m->node;
+    fl__qnode_t *n = p;
     set_link(n, cache.head[c]);
     if (cache.n[c] == 0)
         cache.tail[c] = n;
     cache.head[c] = n;
     if (++cache.n[c] >= FL__BATCH)
         give_back(c);
+}
+
+static fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
+{
+    unsigned c = class_of(total);
+    if (c == FL__NCLASS) {
+        *cls = FL__CLASS_DIRECT;
+        return fl__malloc(total);
+    }
+    *cls = (uint16_t)c;
+    return class_alloc(c);
+}
+
+void fl__msg_release_mem(fl_msg_t *m)
+{
+    if (m->cls == FL__CLASS_DIRECT)
+        fl__free(m);
+    else
+        class_free(m, m->cls);
+}
+
+void *fl__block_alloc(size_t size)
+{
+    unsigned c = class_of(size);
+    return c == FL__NCLASS ? fl__malloc(size) : class_alloc(c);
+}
+
+void fl__block_free(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    unsigned c = class_of(size);
+    /* With no system left the pool is not trimmed again: plain free. Every
+     * pooled block came from fl__malloc, so either way is right. */
+    if (c == FL__NCLASS || !fl__systems_live())
+        fl__free(p);
+    else
+        class_free(p, c);
 }
 
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)

@@ -191,6 +191,11 @@ void fl_system_free(fl_system_t *sys)
         fl__msg_pool_trim();
 }
 
+bool fl__systems_live(void)
+{
+    return atomic_load_explicit(&live_systems, memory_order_relaxed) > 0;
+}
+
 unsigned fl_system_workers(const fl_system_t *sys)
 {
     return sys ? sys->nworkers : 0;

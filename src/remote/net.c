@@ -124,6 +124,7 @@ struct fl__conn {
     fl__rx_t rx;
     uint8_t *rbuf;
     size_t rcap, rlen, rneed;
+    int io_refs; /* references reserved for fl__conn_retain_io */
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
 };
@@ -198,7 +199,7 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
     if (meta > FL__META_MAX || body_len > UINT32_MAX)
         return NULL;
     size_t len = FL__FRAME_HDR + meta + body_len;
-    fl__obuf_t *b = fl__malloc(sizeof *b + len);
+    fl__obuf_t *b = fl__block_alloc(sizeof *b + len);
     if (b == NULL)
         return NULL;
     b->next = NULL;
@@ -213,7 +214,7 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
     if (meta > 0 &&
         fl__frame_encode_meta(kind, flags, m, b->data + FL__FRAME_HDR, meta) !=
             meta) {
-        fl__free(b);
+        fl__obuf_free(b);
         return NULL;
     }
     if (body != NULL)
@@ -221,11 +222,17 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
     return b;
 }
 
+void fl__obuf_free(fl__obuf_t *b)
+{
+    if (b != NULL)
+        fl__block_free(b, sizeof *b + b->len);
+}
+
 static void obuf_free_list(fl__obuf_t *b)
 {
     while (b != NULL) {
         fl__obuf_t *next = b->next;
-        fl__free(b);
+        fl__obuf_free(b);
         b = next;
     }
 }
@@ -259,10 +266,24 @@ void fl__conn_retain(fl__conn_t *c)
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
 }
 
-void fl__conn_release(fl__conn_t *c)
+/* References fl__conn_retain_io takes at a time. */
+#define IO_REFS_BLOCK 64
+
+void fl__conn_retain_io(fl__conn_t *c)
 {
-    if (c == NULL ||
-        atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+    if (c->io_refs == 0) {
+        atomic_fetch_add_explicit(&c->refs, IO_REFS_BLOCK,
+                                  memory_order_relaxed);
+        c->io_refs = IO_REFS_BLOCK;
+    }
+    c->io_refs--;
+}
+
+/* Let go of n references to c; the last one frees it. */
+static void conn_release_n(fl__conn_t *c, int n)
+{
+    if (c == NULL || n == 0 ||
+        atomic_fetch_sub_explicit(&c->refs, n, memory_order_acq_rel) != n)
         return;
     /* Last reference: the net let go of it, so no handle is open. */
     obuf_free_list(c->out_head);
@@ -284,6 +305,11 @@ void fl__conn_release(fl__conn_t *c)
     fl__free(c->wbufs);
     fl__free(c->rbuf);
     fl__free(c);
+}
+
+void fl__conn_release(fl__conn_t *c)
+{
+    conn_release_n(c, 1);
 }
 
 const char *fl__conn_peer_name(const fl__conn_t *c)
@@ -420,11 +446,6 @@ static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
 /* ---- failing what is pending --------------------------------------------- */
 
 /*
- * Fail every request pending on c. phase_connect: the connection never got
- * as far as the peer's HELLO. code != 0 overrides (the net stopping, or an
- * ERROR the peer sent about the connection itself).
- */
-/*
  * Fail one request of c: with code and reason as they are if code != 0,
  * else as a connect (FL_ECONNECT naming `what`) or a call (FL_EUNREACHABLE)
  * that could not get through, or whose connection was lost. `after` is
@@ -452,6 +473,11 @@ static void fail_request(fl_future_t *f, const fl__conn_t *c, uint8_t kind,
                        c->name, reason, after);
 }
 
+/*
+ * Fail every request pending on c. phase_connect: the connection never got
+ * as far as the peer's HELLO. code != 0 overrides (the net stopping, or an
+ * ERROR the peer sent about the connection itself).
+ */
 static void fail_pending(fl__conn_t *c, pending_t *list, bool phase_connect,
                          int code, const char *reason)
 {
@@ -482,6 +508,10 @@ static void on_closed(uv_handle_t *h)
     c->rbuf = NULL;
     c->rcap = 0;
     n->open_handles--;
+    /* No more reads on this socket: give back the unused reserve (the
+     * net's own reference keeps c alive here). */
+    conn_release_n(c, c->io_refs);
+    c->io_refs = 0;
     bool again = false;
     pthread_mutex_lock(&c->mu);
     if (c->outbound && !n->stopping) {
@@ -571,7 +601,7 @@ static void proto_error(fl__conn_t *c, int code, const char *why)
         enqueue_locked(c, e);
         write_queue_locked(c); /* what is left goes with the close */
     } else {
-        fl__free(e);
+        fl__obuf_free(e);
     }
     c->fd = -1;
     pthread_mutex_unlock(&c->mu);
@@ -588,6 +618,14 @@ static void proto_error(fl__conn_t *c, int code, const char *why)
 }
 
 /* ---- writing ------------------------------------------------------------- */
+
+/* One write that took `frames` whole frames: the stats. */
+static void count_writes(fl__net_t *n, uint64_t frames)
+{
+    atomic_fetch_add_explicit(&n->st_writes, 1, memory_order_relaxed);
+    if (frames > 0)
+        atomic_fetch_add_explicit(&n->st_out, frames, memory_order_relaxed);
+}
 
 static void conn_flush(fl__conn_t *c);
 
@@ -671,8 +709,7 @@ static void conn_flush(fl__conn_t *c)
             uv_buf_init((char *)b->data + b->off, (unsigned)(b->len - b->off));
     c->wflight = first;
     c->wflight_bytes = bytes;
-    atomic_fetch_add_explicit(&c->net->st_out, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
+    count_writes(c->net, n);
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n,
                       on_written);
     if (rc < 0) {
@@ -727,23 +764,26 @@ static bool write_queue_locked(fl__conn_t *c)
         ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w <= 0)
             return false; /* EAGAIN or an error: the I/O thread finds out */
-        atomic_fetch_add_explicit(&c->net->st_writes, 1, memory_order_relaxed);
         size_t left = (size_t)w;
+        uint64_t frames = 0;
         c->queued -= left;
         while (left > 0) {
             fl__obuf_t *b = c->out_head;
             size_t rest = b->len - b->off;
             if (left < rest) {
                 b->off += left;
-                return false; /* a short write: the socket is full */
+                break; /* a short write: the socket is full */
             }
             left -= rest;
             c->out_head = b->next;
             if (c->out_head == NULL)
                 c->out_tail = NULL;
-            atomic_fetch_add_explicit(&c->net->st_out, 1, memory_order_relaxed);
-            fl__free(b);
+            frames++;
+            fl__obuf_free(b);
         }
+        count_writes(c->net, frames);
+        if (left > 0)
+            return false;
     }
     return true;
 }
@@ -751,10 +791,15 @@ static bool write_queue_locked(fl__conn_t *c)
 /*
  * Connections a worker queued frames on during its current turn, written
  * at a message boundary (fl__tls_flush): the answers of a turn's calls go
- * out together. Each entry holds a reference.
+ * out together. Each entry holds refs references (one for the hold, plus
+ * those fl__conn_release_turn handed over), dropped with one atomic
+ * operation after the write.
  */
 static _Thread_local struct {
-    fl__conn_t *conn[DEFER_CONNS];
+    struct {
+        fl__conn_t *c;
+        int refs;
+    } e[DEFER_CONNS];
     unsigned n;
     uint64_t since_ns; /* when the first was held back */
 } tls_defer;
@@ -777,8 +822,8 @@ static void defer_flush_all(void)
     tls_defer.n = 0;
     fl__tls_flush = NULL;
     for (unsigned i = 0; i < n; i++) {
-        conn_write_now(tls_defer.conn[i]);
-        fl__conn_release(tls_defer.conn[i]);
+        conn_write_now(tls_defer.e[i].c);
+        conn_release_n(tls_defer.e[i].c, tls_defer.e[i].refs);
     }
 }
 
@@ -791,6 +836,15 @@ static void defer_hook(bool more)
     defer_flush_all();
 }
 
+/* The index of c in this thread's held-back list, or -1. */
+static int defer_find(const fl__conn_t *c)
+{
+    for (unsigned i = 0; i < tls_defer.n; i++)
+        if (tls_defer.e[i].c == c)
+            return (int)i;
+    return -1;
+}
+
 /* True if this thread is a worker in a turn with room to hold c: c's new
  * frames were held back to its next message boundary. Under c->mu. */
 static bool defer_write(fl__conn_t *c)
@@ -798,9 +852,8 @@ static bool defer_write(fl__conn_t *c)
     fl__worker_t *w = fl__tls_worker;
     if (w == NULL || !w->in_turn)
         return false;
-    for (unsigned i = 0; i < tls_defer.n; i++)
-        if (tls_defer.conn[i] == c)
-            return true;
+    if (defer_find(c) >= 0)
+        return true;
     /* Full: c is written at once instead (flushing the others here would
      * take their locks under c's). */
     if (tls_defer.n == DEFER_CONNS)
@@ -810,8 +863,19 @@ static bool defer_write(fl__conn_t *c)
         fl__tls_flush = defer_hook;
     }
     fl__conn_retain(c);
-    tls_defer.conn[tls_defer.n++] = c;
+    tls_defer.e[tls_defer.n].c = c;
+    tls_defer.e[tls_defer.n].refs = 1;
+    tls_defer.n++;
     return true;
+}
+
+void fl__conn_release_turn(fl__conn_t *c)
+{
+    int i = c != NULL ? defer_find(c) : -1;
+    if (i >= 0)
+        tls_defer.e[i].refs++;
+    else
+        fl__conn_release(c);
 }
 
 static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
@@ -852,23 +916,31 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     if (corr != 0)
         HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
     bool issued = corr != 0 && corr <= c->next_corr;
+    /* What the answer needs of the request, which goes back to the pool
+     * in this one critical section. */
+    fl_future_t *f = NULL;
+    fl__decode_fn decode = NULL;
+    const void *decode_arg = NULL;
     if (p != NULL &&
         !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
         !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
         HASH_DEL(c->pending, p);
         deadline_del_locked(c, p);
+        f = p->f;
+        decode = p->decode;
+        decode_arg = p->decode_arg;
+        pending_put_locked(c, p);
     } else if (p != NULL) {
-        p = NULL; /* the wrong kind of answer */
-        issued = false;
+        issued = false; /* the wrong kind of answer */
     }
     pthread_mutex_unlock(&c->mu);
-    if (p == NULL && issued) {
+    if (f == NULL && issued) {
         /* A request of ours that timed out: its answer is late. */
         FL_LOG(FL_LOG_DEBUG, "remote: %s: late answer to request %llu dropped",
                c->name, (unsigned long long)corr);
         return;
     }
-    if (p == NULL) {
+    if (f == NULL) {
         if (fr->h.kind == FL__K_ERROR && corr == 0) {
             /* About the connection itself; the peer closes next. */
             c->peer_err = fr->m.code >= 1 && fr->m.code <= INT_MAX
@@ -890,35 +962,35 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     if (fr->h.kind == FL__K_ERROR) {
         int code = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
                                                             : FL_EPROTO;
-        fl_future_fail(p->f, code, "%.*s", (int)fr->m.message.len,
+        fl_future_fail(f, code, "%.*s", (int)fr->m.message.len,
                        fr->m.message.p);
-    } else if (fl_future_done(p->f)) {
+    } else if (fl_future_done(f)) {
         /* Timed out meanwhile: nobody looks at the answer. */
-    } else if (fr->h.kind == FL__K_REPLY && p->decode != NULL) {
+    } else if (fr->h.kind == FL__K_REPLY && decode != NULL) {
         void *v = NULL;
         fl_free_cb v_free = NULL;
         char why[FL__ERRMSG_MAX + 1];
-        int rc = p->decode(p->decode_arg, fr->body, fr->h.body_len, &v, &v_free,
-                           why, sizeof why);
+        int rc = decode(decode_arg, fr->body, fr->h.body_len, &v, &v_free, why,
+                        sizeof why);
         if (rc == FL_OK)
-            fl_future_complete(p->f, v, v_free);
+            fl_future_complete(f, v, v_free);
         else
-            fl_future_fail(p->f, rc, "%s", why);
+            fl_future_fail(f, rc, "%s", why);
     } else {
         size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len : 4;
         fl_msg_t *m = fl_msg_alloc(FL__MSG_ANSWER, len);
         if (m == NULL) {
-            fl_future_fail(p->f, FL_ENOMEM, "could not hold the answer");
+            fl_future_fail(f, FL_ENOMEM, "could not hold the answer");
         } else {
             if (fr->h.kind == FL__K_REPLY)
                 memcpy(fl_msg_data(m), fr->body, len);
             else
                 memcpy(fl_msg_data(m), &fr->m.service_index, 4);
             /* Consumes m, also when the call timed out meanwhile. */
-            fl_future_complete(p->f, m, fl_msg_free_cb);
+            fl_future_complete(f, m, fl_msg_free_cb);
         }
     }
-    pending_done(c, p);
+    fl_future_release(f);
 }
 
 static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -969,6 +1041,19 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
     }
 }
 
+/* Write the connections that frames were queued on while handling a
+ * read (I/O thread). */
+static void flush_dirty(fl__net_t *n)
+{
+    while (n->dirty != NULL) {
+        fl__conn_t *d = n->dirty;
+        n->dirty = d->dnext;
+        d->dirty = false;
+        conn_process(d);
+        fl__conn_release(d);
+    }
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     fl__conn_t *c = s->data;
@@ -985,6 +1070,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->rlen += (size_t)nread;
     size_t off = 0;
     fl__net_t *n = c->net;
+    uint64_t frames = 0;
     n->in_read = true;
     for (;;) {
         fl__rx_frame_t fr;
@@ -1000,20 +1086,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             proto_error(c, rc, why);
             break;
         }
-        atomic_fetch_add_explicit(&c->net->st_in, 1, memory_order_relaxed);
+        frames++;
         dispatch(c, &fr);
         off += fr.size;
         if (c->state != C_OPEN)
             break; /* closed by what it read */
     }
     n->in_read = false;
-    while (n->dirty != NULL) {
-        fl__conn_t *d = n->dirty;
-        n->dirty = d->dnext;
-        d->dirty = false;
-        conn_process(d);
-        fl__conn_release(d);
-    }
+    atomic_fetch_add_explicit(&n->st_in, frames, memory_order_relaxed);
+    flush_dirty(n);
     if (c->state != C_OPEN)
         return;
     if (off > 0) {
@@ -1766,7 +1847,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     char msg[FL__HOST_MAX + 300];
     char *what_copy = NULL;
     if (what != NULL && (what_copy = fl__strdup(what)) == NULL) {
-        fl__free(fb);
+        fl__obuf_free(fb);
         fl_future_fail(f, FL_ENOMEM, NULL);
         return FL_ENOMEM;
     }
@@ -1775,7 +1856,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     if (p == NULL) {
         pthread_mutex_unlock(&c->mu);
         fl__free(what_copy);
-        fl__free(fb);
+        fl__obuf_free(fb);
         fl_future_fail(f, FL_ENOMEM, NULL);
         return FL_ENOMEM;
     }
@@ -1789,14 +1870,14 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
         snprintf(reason, sizeof reason, "%s", c->last_err);
         pending_put_locked(c, p);
         pthread_mutex_unlock(&c->mu);
-        fl__free(fb);
+        fl__obuf_free(fb);
         fail_request(f, c, (uint8_t)kind, what, true, 0, reason, after);
         return kind == FL__REQ_CONNECT ? FL_ECONNECT : FL_EUNREACHABLE;
     }
     if (rc != FL_OK) {
         pending_put_locked(c, p);
         pthread_mutex_unlock(&c->mu);
-        fl__free(fb);
+        fl__obuf_free(fb);
         fl_future_fail(f, rc, "%s", msg);
         return rc;
     }
@@ -1835,7 +1916,7 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
         return FL_OK;
     }
     pthread_mutex_unlock(&c->mu);
-    fl__free(fb);
+    fl__obuf_free(fb);
     if (rc == FL_ELIMIT && !c->outbound) {
         /* Our answers pile up: the peer does not read. The I/O thread
          * closes the connection (conn_process). */

@@ -101,6 +101,23 @@ int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
 void fl__conn_retain(fl__conn_t *c);
 void fl__conn_release(fl__conn_t *c);
 
+/*
+ * fl__conn_retain_io takes a reference to c on c's I/O thread (a hook
+ * called with c, such as on_invoke) from a reserve the connection takes in
+ * blocks, so that a reference per received call costs no atomic operation.
+ * Let go of it with fl__conn_release or fl__conn_release_turn, from any
+ * thread.
+ */
+void fl__conn_retain_io(fl__conn_t *c);
+
+/*
+ * fl__conn_release_turn lets go of a reference to c like fl__conn_release;
+ * on a worker that holds c's frames back to the end of its message (a
+ * REPLY just sent), the reference is dropped together with that hold, one
+ * atomic operation for the whole turn. Any thread; never blocks.
+ */
+void fl__conn_release_turn(fl__conn_t *c);
+
 /* "host:port" of the peer (outbound) or its IP:port (accepted). */
 const char *fl__conn_peer_name(const fl__conn_t *c);
 
@@ -119,6 +136,9 @@ uint32_t fl__conn_peer_max(const fl__conn_t *c);
 fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
                            const fl__frame_meta_t *m, size_t body_len,
                            uint8_t **body);
+
+/* Frees a frame from fl__obuf_frame that was not queued (b may be NULL). */
+void fl__obuf_free(fl__obuf_t *b);
 
 /* What a request's future means when the connection fails. */
 typedef enum fl__req_kind {

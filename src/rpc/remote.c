@@ -232,7 +232,7 @@ static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
 void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
 {
     fl__conn_answer_error(c, corr, err, msg);
-    fl__conn_release(c);
+    fl__conn_release_turn(c);
 }
 
 void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
@@ -259,7 +259,7 @@ void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
     }
     protobuf_c_message_pack(reply, body);
     fl__conn_send(c, b);
-    fl__conn_release(c);
+    fl__conn_release_turn(c);
 }
 
 void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why)
@@ -328,7 +328,7 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
          * the call, and the runtime settles it if the message never gets
          * there (the endpoint stopped, the system closed). */
         ih->settle = fl__rpc_wire_settle;
-        fl__conn_retain(c);
+        fl__conn_retain_io(c);
         ih->conn = c;
         ih->corr = h->corr;
         msg->flags |= FL__MF_SETTLE;
@@ -452,7 +452,7 @@ void fl__rpc_remote_connect(fl_rpc_service_t *svc, const char *address,
     fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECT, 0, 0, &m, 0, NULL);
     fl__conn_t *conn = x->conn;
     if (fl_future_on_complete(raw, on_connected, x) != FL_OK) {
-        fl__free(b);
+        fl__obuf_free(b);
         fl_future_fail(f, FL_ENOMEM, NULL);
         connect_ctx_free(x);
         fl_future_release(raw);
@@ -539,7 +539,7 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
         return fl__conn_send(gw->conn, b);
     fl_future_t *f = fl_future_alloc();
     if (f == NULL) {
-        fl__free(b);
+        fl__obuf_free(b);
         return FL_ENOMEM;
     }
     const ProtobufCMessageDescriptor *output =
