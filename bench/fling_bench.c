@@ -39,6 +39,7 @@
 #include <fling/fling.h>
 
 #include "bench.pb-c.h"
+#include "latency.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -931,17 +932,24 @@ static int rpc_open(const bench_ctx_t *ctx, rpc_run_t *r, rpc_side_t *driver,
     return FL_OK;
 }
 
+/* service_shutdown shuts svc down (NULL: nothing to do) and returns rc, or
+ * the shutdown's error if rc is FL_OK. */
+static int service_shutdown(const bench_ctx_t *ctx, int rc,
+                            fl_rpc_service_t *svc)
+{
+    if (svc == NULL)
+        return rc;
+    int rc2 = fl_rpc_service_shutdown(svc);
+    if (rc2 != FL_OK)
+        fail(ctx, "fl_rpc_service_shutdown", rc2);
+    return rc != FL_OK ? rc : rc2;
+}
+
 /* rpc_close shuts the service down (every endpoint terminates: nothing
  * runs any more), frees everything, and returns rc or the first error. */
 static int rpc_close(const bench_ctx_t *ctx, int rc, rpc_run_t *r)
 {
-    if (r->svc != NULL) {
-        int rc2 = fl_rpc_service_shutdown(r->svc);
-        if (rc2 != FL_OK)
-            fail(ctx, "fl_rpc_service_shutdown", rc2);
-        if (rc == FL_OK)
-            rc = rc2;
-    }
+    rc = service_shutdown(ctx, rc, r->svc);
     fl_rpc_gateway_free(r->gw);
     fl_rpc_endpoint_free(r->driver);
     fl_rpc_endpoint_free(r->target);
@@ -1299,13 +1307,7 @@ static int remote_open(const bench_ctx_t *ctx, remote_t *r)
  * error of the teardown. */
 static int remote_close(const bench_ctx_t *ctx, int rc, remote_t *r)
 {
-    if (r->svc != NULL) {
-        int rc2 = fl_rpc_service_shutdown(r->svc);
-        if (rc2 != FL_OK)
-            fail(ctx, "fl_rpc_service_shutdown", rc2);
-        if (rc == FL_OK)
-            rc = rc2;
-    }
+    rc = service_shutdown(ctx, rc, r->svc);
     fl_rpc_gateway_free(r->gw);
     fl_rpc_service_free(r->svc);
     int rc3 = sys_close(ctx, r->sys);
@@ -1344,23 +1346,6 @@ static int remote_calls(const bench_ctx_t *ctx, remote_t *r, uint64_t first,
     return FL_OK;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* percentile_us: the nearest-rank pct-th percentile (1..100) of n > 0
- * sorted nanosecond samples, in microseconds. */
-static double percentile_us(const uint64_t *sorted, size_t n, unsigned pct)
-{
-    size_t rank = (n * pct + 99) / 100; /* ceil(n * pct / 100) */
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)sorted[rank - 1] / 1e3;
-}
 
 static int bench_remote_call(const bench_ctx_t *ctx)
 {

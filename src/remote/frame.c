@@ -342,13 +342,9 @@ static uint8_t *put_str(uint8_t *p, fl__str_t s, size_t limit)
     return p + 2 + n;
 }
 
-size_t fl__frame_encode_meta(uint8_t kind, uint16_t flags,
-                             const fl__frame_meta_t *m, uint8_t *out,
-                             size_t cap)
+size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
+                          const fl__frame_meta_t *m, uint8_t *out)
 {
-    size_t n = fl__frame_meta_size(kind, flags, m);
-    if (n == 0 || n > cap)
-        return 0;
     uint8_t *p = out;
     switch (kind) {
     case FL__K_HELLO:
@@ -381,4 +377,14 @@ size_t fl__frame_encode_meta(uint8_t kind, uint16_t flags,
         return 0;
     }
     return (size_t)(p - out);
+}
+
+size_t fl__frame_encode_meta(uint8_t kind, uint16_t flags,
+                             const fl__frame_meta_t *m, uint8_t *out,
+                             size_t cap)
+{
+    size_t n = fl__frame_meta_size(kind, flags, m);
+    if (n == 0 || n > cap)
+        return 0;
+    return fl__frame_put_meta(kind, flags, m, out);
 }

@@ -105,6 +105,14 @@ size_t fl__frame_encode_meta(uint8_t kind, uint16_t flags,
                              const fl__frame_meta_t *m, uint8_t *out,
                              size_t cap);
 
+/*
+ * Encode the metadata into out, which holds fl__frame_meta_size(kind,
+ * flags, m) bytes, a size already computed and found non-zero: the
+ * encoder for callers that sized the frame. Returns the bytes written.
+ */
+size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
+                          const fl__frame_meta_t *m, uint8_t *out);
+
 /* True if s is a valid endpoint id (1..200 bytes of [A-Za-z0-9_.-]). */
 int fl__valid_endpoint_id(const char *s, size_t len);
 

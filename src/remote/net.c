@@ -192,10 +192,16 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
                            const fl__frame_meta_t *m, size_t body_len,
                            uint8_t **body)
 {
-    static const fl__frame_meta_t none;
-    size_t meta = fl__frame_meta_size(kind, flags, m ? m : &none);
+    size_t meta = m != NULL ? fl__frame_meta_size(kind, flags, m) : 0;
     if (m != NULL && meta == 0)
         return NULL;
+    return fl__obuf_frame_sized(kind, flags, corr, m, meta, body_len, body);
+}
+
+fl__obuf_t *fl__obuf_frame_sized(uint8_t kind, uint16_t flags, uint64_t corr,
+                                 const fl__frame_meta_t *m, size_t meta,
+                                 size_t body_len, uint8_t **body)
+{
     if (meta > FL__META_MAX || body_len > UINT32_MAX)
         return NULL;
     size_t len = FL__FRAME_HDR + meta + body_len;
@@ -211,12 +217,8 @@ fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
                          .meta_len = (uint32_t)meta,
                          .body_len = (uint32_t)body_len};
     fl__frame_encode_hdr(b->data, &h);
-    if (meta > 0 &&
-        fl__frame_encode_meta(kind, flags, m, b->data + FL__FRAME_HDR, meta) !=
-            meta) {
-        fl__obuf_free(b);
-        return NULL;
-    }
+    if (meta > 0)
+        fl__frame_put_meta(kind, flags, m, b->data + FL__FRAME_HDR);
     if (body != NULL)
         *body = b->data + FL__FRAME_HDR + meta;
     return b;

@@ -128,7 +128,8 @@ bool fl__conn_closed(const fl__conn_t *c);
 uint32_t fl__conn_peer_max(const fl__conn_t *c);
 
 /*
- * fl__obuf_frame allocates a frame of kind/flags with metadata m and room
+ * fl__obuf_frame allocates a frame of kind/flags with metadata m (NULL for
+ * the kinds that carry none: REPLY, PING, PONG, BYE) and room
  * for body_len bytes of body; *body points at that room (the caller fills
  * it). corr is 0 (requests get theirs from fl__conn_request). NULL if out
  * of memory or the metadata breaks its limits.
@@ -136,6 +137,12 @@ uint32_t fl__conn_peer_max(const fl__conn_t *c);
 fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
                            const fl__frame_meta_t *m, size_t body_len,
                            uint8_t **body);
+
+/* fl__obuf_frame for a caller that has computed the metadata's size:
+ * meta = fl__frame_meta_size(kind, flags, m), non-zero when m != NULL. */
+fl__obuf_t *fl__obuf_frame_sized(uint8_t kind, uint16_t flags, uint64_t corr,
+                                 const fl__frame_meta_t *m, size_t meta,
+                                 size_t body_len, uint8_t **body);
 
 /* Frees a frame from fl__obuf_frame that was not queued (b may be NULL). */
 void fl__obuf_free(fl__obuf_t *b);

@@ -508,8 +508,8 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
         .method_index = method};
     memcpy(m.token, gw->token.bytes, sizeof m.token);
     size_t n = protobuf_c_message_get_packed_size(req);
-    uint64_t total = (uint64_t)FL__FRAME_HDR +
-                     fl__frame_meta_size(FL__K_INVOKE, flags, &m) + n;
+    size_t meta = fl__frame_meta_size(FL__K_INVOKE, flags, &m);
+    uint64_t total = (uint64_t)FL__FRAME_HDR + meta + n;
     uint32_t max = fl__conn_peer_max(gw->conn);
     if (total > max) {
         char msg[300];
@@ -531,7 +531,10 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
         return FL_OK;
     }
     uint8_t *body;
-    fl__obuf_t *b = fl__obuf_frame(FL__K_INVOKE, flags, 0, &m, n, &body);
+    fl__obuf_t *b =
+        meta != 0 ? fl__obuf_frame_sized(FL__K_INVOKE, flags, 0, &m, meta, n,
+                                         &body)
+                  : NULL;
     if (b == NULL)
         return FL_ENOMEM;
     protobuf_c_message_pack(req, body);

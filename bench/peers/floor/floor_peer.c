@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../latency.h"
+
 /* ---- sizes --------------------------------------------------------------- */
 
 #define MSG_SIZE 64u
@@ -269,26 +271,6 @@ static int link_close(const char *bench, link_t *l, bool ok)
     }
     l->child = -1;
     return ok ? rc : -1;
-}
-
-/* ---- latency percentiles ------------------------------------------------- */
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* percentile_us: the nearest-rank pct-th percentile (1..100) of n > 0
- * sorted nanosecond samples, in microseconds. */
-static double percentile_us(const uint64_t *sorted, size_t n, unsigned pct)
-{
-    size_t rank = (n * pct + 99) / 100; /* ceil(n * pct / 100) */
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)sorted[rank - 1] / 1e3;
 }
 
 /* ---- floor.pingpong ------------------------------------------------------ */
