@@ -149,7 +149,9 @@ FL_EXTERN int fl_system_stats(fl_system_t *sys, fl_system_stats_t *out);
 
 /*
  * fl_system_current returns the system whose worker or timer thread is the
- * calling thread, or NULL on any other thread.
+ * calling thread, or whose actor the calling thread is running a turn of
+ * (an RPC service's I/O thread running an endpoint's calls), or NULL on
+ * any other thread.
  */
 FL_EXTERN fl_system_t *fl_system_current(void);
 

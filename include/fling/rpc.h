@@ -101,6 +101,16 @@ typedef struct fl_rpc_service_opts {
     /* The service's name, sent in the handshake (HELLO). NULL = "fling".
      * Copied; at most 1,024 bytes. */
     const char *name;
+    /* false (default): a call from the network to an idle endpoint runs
+     * on the service's I/O thread, in the read that brought it, instead of
+     * waking a worker (the endpoint's calls stay serialized, as always).
+     * Such a turn ends after the first call that ends 1 ms or more after
+     * it began (the workers take the calls left), and an endpoint whose
+     * turns end so twice in a row goes to the workers for good: a slow
+     * handler holds up the service's other connections at most twice, for
+     * about 1 ms plus one call each. true: every call goes to the workers
+     * (handlers that may block or run long). */
+    bool no_io_turns;
 } fl_rpc_service_opts_t;
 
 /*

@@ -197,23 +197,31 @@ int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
     return rc;
 }
 
-int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
+/* The live actor m is for (m->target), or NULL: gone, or stopping and m
+ * is not a control message. */
+static fl__actor_t *target_of(fl_system_t *sys, const fl_msg_t *m, bool control)
 {
     uint64_t id = m->target;
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(id));
-    if (a != NULL) {
-        /* Pairs with the release store of gstate in spawn. */
-        uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-        if (ref_live(gs, id) && (FL__STATE(gs) == FL__A_LIVE || control)) {
-            fl__worker_t *w = fl__tls_worker;
-            if (w != NULL && w->in_turn && w->sys == sys && !control)
-                send_coalesced(w, a, m);
-            else
-                push(sys, a, m);
-            return FL_OK;
-        }
-    }
-    return FL_EUNREACHABLE;
+    if (a == NULL)
+        return NULL;
+    /* Pairs with the release store of gstate in spawn. */
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    return ref_live(gs, id) && (FL__STATE(gs) == FL__A_LIVE || control) ? a
+                                                                        : NULL;
+}
+
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    fl__actor_t *a = target_of(sys, m, control);
+    if (a == NULL)
+        return FL_EUNREACHABLE;
+    fl__worker_t *w = fl__tls_worker;
+    if (w != NULL && w->in_turn && w->sys == sys && !control)
+        send_coalesced(w, a, m);
+    else
+        push(sys, a, m);
+    return FL_OK;
 }
 
 /* ---- the turn
@@ -323,21 +331,36 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
         do_stop(sys, a, gs);
 }
 
-bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
+/* One turn of a (up to the system's batch of messages) on worker w, or
+ * on a thread outside the workers (w NULL: no coalesced sends, no held
+ * back output), ended early at the first message boundary at or past
+ * `until` (ns; 0 = no limit; *cut then says so). True when messages
+ * remain: the caller schedules a. */
+static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
+                     uint64_t until, bool *cut)
 {
-    fl__worker_t *w = fl__tls_worker;
     unsigned batch = sys->batch;
-    w->in_turn = true;
+    bool more = true;
+    if (w != NULL)
+        w->in_turn = true;
     for (unsigned i = 0; i < batch; i++) {
         fl__qnode_t *freed;
         fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
         if (freed != NULL && freed != &a->stub)
             fl__msg_release_mem((fl_msg_t *)freed);
         if (n == NULL) {
-            w->in_turn = false;
-            return !fl__mpscq_markempty(&a->mq);
+            more = !fl__mpscq_markempty(&a->mq);
+            break;
         }
         handle(sys, a, (fl_msg_t *)n);
+        if (until != 0 && fl_clock_now_ns() >= until) {
+            /* Idle again if nothing is queued; else the workers go on. */
+            *cut = true;
+            more = !fl__mpscq_markempty(&a->mq);
+            break;
+        }
+        if (w == NULL)
+            continue;
         /* What the callback sent is delivered when it returns. */
         fl__flush_sends(w);
         if (fl__tls_flush != NULL)
@@ -345,8 +368,67 @@ bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
                 i + 1 < batch &&
                 atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
     }
-    w->in_turn = false;
-    return true;
+    if (w != NULL)
+        w->in_turn = false;
+    return more;
+}
+
+bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
+{
+    return run_turn(sys, a, fl__tls_worker, 0, NULL);
+}
+
+int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                   fl__claim_t *claim)
+{
+    claim->sys = NULL;
+    claim->a = NULL;
+    if (msg == NULL || sys == NULL || fl__tls_sys != NULL)
+        return fl_tell(sys, to, msg);
+    enter(sys);
+    if (fl__unlikely(is_closed(sys))) {
+        fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
+        fl_msg_free(msg);
+        leave(sys, true);
+        return FL_ECLOSED;
+    }
+    msg->target = to.id;
+    msg->sender = 0;
+    fl__actor_t *a = target_of(sys, msg, false);
+    if (a == NULL) {
+        fl__dead_letter(sys, msg, "has stopped or does not exist");
+        leave(sys, true);
+        return FL_EUNREACHABLE;
+    }
+    if (!fl__mpscq_push(&a->mq, &msg->node)) {
+        leave(sys, true); /* already runnable: its turn takes msg */
+        return FL_OK;
+    }
+    /* a is ours to run; the system counts this thread in until it has. */
+    claim->sys = sys;
+    claim->a = a;
+    return FL_OK;
+}
+
+bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
+{
+    fl_system_t *sys = claim->sys;
+    fl__actor_t *a = claim->a;
+    bool cut = false;
+    if (a == NULL)
+        return false;
+    claim->sys = NULL;
+    claim->a = NULL;
+    /* A runtime thread for the turn: blocking waits refuse, tells to this
+     * system are the actor's own. */
+    fl__tls_sys = sys;
+    bool more = run_turn(
+        sys, a, NULL, budget_ns != 0 ? fl_clock_now_ns() + budget_ns : 0, &cut);
+    fl__tls_sys = NULL;
+    if (more)
+        fl__sched_schedule(sys, a);
+    leave(sys, true);
+    return cut;
 }
 
 /* ---- spawn and stop

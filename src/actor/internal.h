@@ -307,6 +307,34 @@ int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
  * to dead-letter once it holds no lock. */
 int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
 
+/*
+ * A turn taken over from the scheduler by a thread outside the runtime
+ * (a service's I/O thread runs an idle endpoint's calls itself, without
+ * waking a worker). fl__tell_claim delivers msg like fl_tell (CONSUMES it;
+ * same results); when msg made the actor runnable, the actor is not
+ * scheduled but handed to the caller in *claim (claim->a != NULL), and
+ * the caller MUST pass it to fl__claim_run soon: nobody else runs the
+ * actor meanwhile, and the system's shutdown waits for it. Called on a
+ * runtime thread (a worker, the timer thread, a turn) it is fl_tell and
+ * claims nothing. Not blocking.
+ *
+ * fl__claim_run runs one turn of the claimed actor on the calling thread,
+ * up to the system's batch of messages, as a worker would (fl_self(),
+ * fl_system_current() and the refusal of blocking waits included); with a
+ * budget_ns other than 0 it also stops at the first message boundary at
+ * least budget_ns after it started. Then it schedules the actor on the
+ * workers if messages remain, and ends the claim. Returns true when the
+ * budget cut the turn short (or its last message ended past it). No-op
+ * (false) when claim->a is NULL. Blocks as long as the handlers run.
+ */
+typedef struct fl__claim {
+    fl_system_t *sys;
+    fl__actor_t *a;
+} fl__claim_t;
+int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                   fl__claim_t *claim);
+bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns);
+
 /* Push the sends this worker coalesced (no-op when there are none). */
 void fl__flush_sends(fl__worker_t *w);
 

@@ -43,6 +43,8 @@
 /* Request deadlines closer than this get a timer of their own; the tick
  * picks up the others in time. */
 #define DEADLINE_NEAR_MS (2 * TICK_MS)
+/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: one tick. */
+#define COARSE_SLACK_NS 10000000u
 #define STOP_FLUSH_MS 1000
 #define WRITE_BATCH 1024u /* frames per uv_write */
 #define DIRECT_IOV 64     /* frames per direct sendmsg */
@@ -1043,6 +1045,11 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
     }
 }
 
+bool fl__net_on_io_thread(void)
+{
+    return tls_net != NULL;
+}
+
 /* Write the connections that frames were queued on while handling a
  * read (I/O thread). */
 static void flush_dirty(fl__net_t *n)
@@ -1054,6 +1061,17 @@ static void flush_dirty(fl__net_t *n)
         conn_process(d);
         fl__conn_release(d);
     }
+}
+
+/* What the frames dispatched so far made ready runs (the hook), and what
+ * that queued is written (I/O thread, in a read). */
+static void run_frames(fl__net_t *n)
+{
+    /* Still in the read: what the hook queues waits for the flush. */
+    if (n->hooks.on_frames != NULL)
+        n->hooks.on_frames(n->hooks.arg);
+    n->in_read = false;
+    flush_dirty(n);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -1091,12 +1109,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         frames++;
         dispatch(c, &fr);
         off += fr.size;
+        if (c->state == C_OPEN && frames % FL__NET_RUN_FRAMES == 0) {
+            run_frames(n);
+            n->in_read = true;
+        }
         if (c->state != C_OPEN)
-            break; /* closed by what it read */
+            break; /* closed by what it read, or what that ran */
     }
-    n->in_read = false;
     atomic_fetch_add_explicit(&n->st_in, frames, memory_order_relaxed);
-    flush_dirty(n);
+    run_frames(n);
     if (c->state != C_OPEN)
         return;
     if (off > 0) {
@@ -1782,6 +1803,24 @@ int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
     return FL_OK;
 }
 
+/*
+ * The deadline of a request with this timeout. A far one (the tick checks
+ * it, TICK_MS apart) comes from the coarse clock, the time of the last
+ * kernel tick: a quarter of the precise clock's cost, on every call. It is
+ * behind by less than a tick (at most 10 ms with HZ >= 100), which the
+ * deadline adds, so the request never times out early.
+ */
+static uint64_t deadline_of(int64_t timeout_ms)
+{
+    uint64_t ms = (uint64_t)timeout_ms * 1000000u;
+    if (timeout_ms <= DEADLINE_NEAR_MS)
+        return fl_clock_now_ns() + ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+           COARSE_SLACK_NS + ms;
+}
+
 /* True while an outbound connection waits out its backoff (under c->mu). */
 static bool backing_off_locked(const fl__conn_t *c)
 {
@@ -1891,7 +1930,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     bool near = false;
     if (timeout_ms != FL_INFINITE) {
         p->timeout_ms = timeout_ms;
-        p->deadline_ns = fl_clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+        p->deadline_ns = deadline_of(timeout_ms);
         deadline_add_locked(c, p);
         /* A deadline the tick could miss needs the I/O thread's timer. */
         near = timeout_ms <= DEADLINE_NEAR_MS && c->dhead == p;

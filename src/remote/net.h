@@ -39,7 +39,19 @@ typedef struct fl__net_hooks {
     /* An INVOKE arrived; m and body are borrowed for the call. */
     void (*on_invoke)(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                       const fl__frame_meta_t *m, const uint8_t *body);
+    /* The frames of a read were dispatched (also after every
+     * FL__NET_RUN_FRAMES of a long read): run what they made ready. The
+     * frames it queues are written right after. May be NULL. Unlike the
+     * other hooks it may take as long as the work it runs. */
+    void (*on_frames)(void *arg);
 } fl__net_hooks_t;
+
+/* A long read runs on_frames and writes after this many frames: the
+ * peer's next work overlaps the rest of the read. */
+#define FL__NET_RUN_FRAMES 32u
+
+/* True on an I/O thread of a service (any). */
+bool fl__net_on_io_thread(void);
 
 typedef struct fl__net_opts {
     const char *bind_host; /* NULL: no listener (outbound connections only) */

@@ -80,6 +80,12 @@ struct fl_rpc_endpoint {
     _Atomic int finished;
     int term_err;
     char *term_msg;
+
+    /* Turns on the service's I/O thread (remote.c; that thread only):
+     * consecutive ones that took longer than IO_TURN_SLOW_NS, and whether
+     * the endpoint's calls go to the workers for good. */
+    uint8_t io_strikes;
+    bool io_off;
 };
 
 typedef struct task task_t;
@@ -106,6 +112,15 @@ struct fl_rpc_service {
     char *name;
     uint32_t max_frame;
     size_t max_queued;
+    /* Calls from the wire to an idle endpoint run on the I/O thread
+     * (opts.no_io_turns false); the turns claimed while dispatching a read,
+     * run by on_frames (I/O thread only). */
+    bool io_turns;
+    unsigned io_nclaims;
+    struct io_claim {
+        fl__claim_t claim;
+        fl_rpc_endpoint_t *ep; /* one reference */
+    } io_claims[16];
 };
 
 struct fl_rpc_gateway {
@@ -125,6 +140,9 @@ struct fl_rpc_gateway {
 };
 
 /* ---- shared by rpc.c and remote.c ---------------------------------------- */
+
+/* Drop a reference to ep (the last one frees it). Any thread. */
+void fl__rpc_ep_release(fl_rpc_endpoint_t *ep);
 
 /* The registered, not yet terminated endpoint with this id (svc->mu held). */
 fl_rpc_endpoint_t *fl__rpc_find_ep(fl_rpc_service_t *svc, const char *id);

@@ -31,6 +31,7 @@ static void on_connect(void *arg, fl__conn_t *c, uint64_t corr,
                        const fl__frame_meta_t *m);
 static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                       const fl__frame_meta_t *m, const uint8_t *body);
+static void on_frames(void *arg);
 
 static bool wildcard(const char *host)
 {
@@ -46,7 +47,7 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .max_frame = svc->max_frame,
                         .max_queued = svc->max_queued,
                         .name = svc->name,
-                        .hooks = {svc, on_connect, on_invoke}};
+                        .hooks = {svc, on_connect, on_invoke, on_frames}};
     return o;
 }
 
@@ -72,6 +73,7 @@ int fl__rpc_remote_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
     svc->name = fl__strdup(name);
     if (svc->name == NULL)
         return FL_ENOMEM;
+    svc->io_turns = !o->no_io_turns;
     if (o->bind_host != NULL && o->bind_host[0] == '\0') {
         fl__say(why, why_len,
                 "bind_host is empty (NULL: a local-only "
@@ -286,6 +288,12 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
     fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
+    /* May this thread run the endpoint's turn (see on_frames)? Then the
+     * endpoint is held until it has. */
+    bool claim = ep != NULL && svc->io_turns && !ep->io_off &&
+                 svc->io_nclaims < sizeof svc->io_claims / sizeof *svc->io_claims;
+    if (claim)
+        atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
     pthread_mutex_unlock(&svc->mu);
     if (ep == NULL) {
         if (tell) {
@@ -305,6 +313,8 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     fl_msg_t *msg =
         fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + h->body_len);
     if (msg == NULL) {
+        if (claim)
+            fl__rpc_ep_release(ep);
         if (!tell)
             fl__conn_answer_error(c, h->corr, FL_ENOMEM,
                                   "out of memory receiving the call");
@@ -333,10 +343,56 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         ih->corr = h->corr;
         msg->flags |= FL__MF_SETTLE;
     }
-    int rc = fl_tell(svc->sys, actor, msg);
+    int rc;
+    if (claim) {
+        struct io_claim *ic = &svc->io_claims[svc->io_nclaims];
+        rc = fl__tell_claim(svc->sys, actor, msg, &ic->claim);
+        if (ic->claim.a != NULL) {
+            ic->ep = ep;
+            svc->io_nclaims++;
+        } else {
+            fl__rpc_ep_release(ep);
+        }
+    } else {
+        rc = fl_tell(svc->sys, actor, msg);
+    }
     if (rc != FL_OK && tell)
         FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
                fl__conn_peer_name(c), id, fl_strerror(rc));
+}
+
+/*
+ * The I/O thread runs the turns of the endpoints that calls of the read
+ * at hand found idle: no worker is woken, the answers are queued on this
+ * thread and written with the read's other frames. The endpoint's calls
+ * stay serialized: a claimed endpoint runs nowhere else (actor/internal.h,
+ * fl__tell_claim). A turn holds up every connection of the service, so it
+ * ends at the first call that ends IO_TURN_SLOW_NS or more after it began
+ * (the workers take the rest), and an endpoint whose turns end so
+ * IO_TURN_STRIKES times in a row goes to the workers from then on.
+ */
+#define IO_TURN_SLOW_NS 1000000u
+#define IO_TURN_STRIKES 2u
+
+static void on_frames(void *arg)
+{
+    fl_rpc_service_t *svc = arg;
+    for (unsigned i = 0; i < svc->io_nclaims; i++) {
+        struct io_claim *ic = &svc->io_claims[i];
+        fl_rpc_endpoint_t *ep = ic->ep;
+        if (!fl__claim_run(&ic->claim, IO_TURN_SLOW_NS)) {
+            ep->io_strikes = 0;
+        } else if (++ep->io_strikes == IO_TURN_STRIKES) {
+            ep->io_off = true;
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: endpoint %s: %u turns in a row on the I/O thread "
+                   "ran for %u us or more; its calls go to the worker "
+                   "threads from now on",
+                   ep->id, IO_TURN_STRIKES, IO_TURN_SLOW_NS / 1000u);
+        }
+        fl__rpc_ep_release(ep);
+    }
+    svc->io_nclaims = 0;
 }
 
 /* ---- client side ------------------------------------------------------------

@@ -196,6 +196,11 @@ static void ep_release(fl_rpc_endpoint_t *ep)
     fl__free(ep);
 }
 
+void fl__rpc_ep_release(fl_rpc_endpoint_t *ep)
+{
+    ep_release(ep);
+}
+
 void fl_rpc_endpoint_free(fl_rpc_endpoint_t *ep)
 {
     if (ep != NULL)
