@@ -378,38 +378,6 @@ bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
     return run_turn(sys, a, fl__tls_worker, 0, NULL);
 }
 
-int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-                   fl__claim_t *claim)
-{
-    claim->sys = NULL;
-    claim->a = NULL;
-    if (msg == NULL || sys == NULL || fl__tls_sys != NULL)
-        return fl_tell(sys, to, msg);
-    enter(sys);
-    if (fl__unlikely(is_closed(sys))) {
-        fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
-        fl_msg_free(msg);
-        leave(sys, true);
-        return FL_ECLOSED;
-    }
-    msg->target = to.id;
-    msg->sender = 0;
-    fl__actor_t *a = target_of(sys, msg, false);
-    if (a == NULL) {
-        fl__dead_letter(sys, msg, "has stopped or does not exist");
-        leave(sys, true);
-        return FL_EUNREACHABLE;
-    }
-    if (!fl__mpscq_push(&a->mq, &msg->node)) {
-        leave(sys, true); /* already runnable: its turn takes msg */
-        return FL_OK;
-    }
-    /* a is ours to run; the system counts this thread in until it has. */
-    claim->sys = sys;
-    claim->a = a;
-    return FL_OK;
-}
-
 bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
 {
     fl_system_t *sys = claim->sys;
@@ -689,7 +657,25 @@ fl_actor_ref_t fl_self(void)
 /* ---- tell / ask / reply
  * ---------------------------------------------------------- */
 
-int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
+/* Push m to the actor it names, as fl__deliver, but when the push makes
+ * the actor runnable, hand it to *claim instead of scheduling it. */
+static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
+{
+    fl__actor_t *a = target_of(sys, m, false);
+    if (a == NULL) {
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+        return FL_EUNREACHABLE;
+    }
+    if (fl__mpscq_push(&a->mq, &m->node)) {
+        claim->sys = sys;
+        claim->a = a;
+    }
+    return FL_OK;
+}
+
+/* fl_tell, and fl__tell_claim when claim is not NULL. */
+static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                fl__claim_t *claim)
 {
     if (msg == NULL)
         return FL_EINVAL;
@@ -697,6 +683,9 @@ int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
         fl_msg_free(msg);
         return FL_EINVAL;
     }
+    /* Only a thread outside every runtime may take a turn over. */
+    if (claim != NULL && fl__tls_sys != NULL)
+        claim = NULL;
     bool external = enter(sys);
     int rc;
     if (fl__unlikely(is_closed(sys))) {
@@ -706,10 +695,26 @@ int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
     } else {
         msg->target = to.id;
         msg->sender = external ? 0 : fl__tls_actor;
-        rc = fl__deliver(sys, msg, false);
+        rc = claim != NULL ? deliver_claim(sys, msg, claim)
+                           : fl__deliver(sys, msg, false);
     }
-    leave(sys, external);
+    /* A claimer stays counted in until fl__claim_run. */
+    if (claim == NULL || claim->a == NULL)
+        leave(sys, external);
     return rc;
+}
+
+int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
+{
+    return tell(sys, to, msg, NULL);
+}
+
+int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                   fl__claim_t *claim)
+{
+    claim->sys = NULL;
+    claim->a = NULL;
+    return tell(sys, to, msg, claim);
 }
 
 int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,

@@ -289,7 +289,9 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
     fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
     /* May this thread run the endpoint's turn (see on_frames)? Then the
-     * endpoint is held until it has. */
+     * endpoint is held until it has: taken here, under the registry's
+     * lock, because once that is let go the endpoint's actor may stop on
+     * a worker and its last reference go before the claim fails. */
     bool claim = ep != NULL && svc->io_turns && !ep->io_off &&
                  svc->io_nclaims < sizeof svc->io_claims / sizeof *svc->io_claims;
     if (claim)
