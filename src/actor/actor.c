@@ -336,10 +336,31 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
  * back output), ended early at the first message boundary at or past
  * `until` (ns; 0 = no limit; *cut then says so). True when messages
  * remain: the caller schedules a. */
+/*
+ * A turn with a time budget reads the clock after the first message, and
+ * then after every message while its messages are slow; while they are
+ * fast it reads it after 2, 4, then every BUDGET_STRIDE_MAX messages, as
+ * long as that many more, at the average pace so far, fit in what is left
+ * of the budget. So a run of fast calls costs a few clock reads per turn,
+ * not one per call, and a slow message is still seen at once unless it
+ * comes after fast ones, when at most BUDGET_STRIDE_MAX - 1 more messages
+ * run before the cut.
+ */
+#define BUDGET_STRIDE_MAX 8u
+
+static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
+                              uint64_t now, uint64_t until)
+{
+    uint64_t pace = (now - start) / done; /* ns per message so far */
+    unsigned next = stride < BUDGET_STRIDE_MAX ? 2 * stride : stride;
+    return now < until && pace * next < until - now ? next : 1;
+}
+
 static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
-                     uint64_t until, bool *cut)
+                     uint64_t start, uint64_t until, bool *cut)
 {
     unsigned batch = sys->batch;
+    unsigned stride = 1, unchecked = 0;
     bool more = true;
     if (w != NULL)
         w->in_turn = true;
@@ -353,11 +374,17 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
             break;
         }
         handle(sys, a, (fl_msg_t *)n);
-        if (until != 0 && fl_clock_now_ns() >= until) {
-            /* Idle again if nothing is queued; else the workers go on. */
-            *cut = true;
-            more = !fl__mpscq_markempty(&a->mq);
-            break;
+        if (until != 0 && ++unchecked == stride) {
+            uint64_t now = fl_clock_now_ns();
+            if (now >= until) {
+                /* Idle again if nothing is queued; else the workers go
+                 * on. */
+                *cut = true;
+                more = !fl__mpscq_markempty(&a->mq);
+                break;
+            }
+            stride = budget_stride(stride, i + 1, start, now, until);
+            unchecked = 0;
         }
         if (w == NULL)
             continue;
@@ -368,6 +395,10 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
                 i + 1 < batch &&
                 atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
     }
+    /* A turn that ended with messages the clock did not see: did the
+     * last one end past the budget? */
+    if (unchecked != 0 && !*cut)
+        *cut = fl_clock_now_ns() >= until;
     if (w != NULL)
         w->in_turn = false;
     return more;
@@ -375,7 +406,7 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
 
 bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
 {
-    return run_turn(sys, a, fl__tls_worker, 0, NULL);
+    return run_turn(sys, a, fl__tls_worker, 0, 0, NULL);
 }
 
 bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
@@ -390,8 +421,9 @@ bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
     /* A runtime thread for the turn: blocking waits refuse, tells to this
      * system are the actor's own. */
     fl__tls_sys = sys;
-    bool more = run_turn(
-        sys, a, NULL, budget_ns != 0 ? fl_clock_now_ns() + budget_ns : 0, &cut);
+    uint64_t start = budget_ns != 0 ? fl_clock_now_ns() : 0;
+    bool more = run_turn(sys, a, NULL, start,
+                         budget_ns != 0 ? start + budget_ns : 0, &cut);
     fl__tls_sys = NULL;
     if (more)
         fl__sched_schedule(sys, a);
@@ -673,9 +705,10 @@ static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
     return FL_OK;
 }
 
-/* fl_tell, and fl__tell_claim when claim is not NULL. */
+/* fl_tell, and fl__tell_claim when claim is not NULL. counted: the
+ * thread holds a claim on sys, which counts it in already. */
 static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-                fl__claim_t *claim)
+                fl__claim_t *claim, bool counted)
 {
     if (msg == NULL)
         return FL_EINVAL;
@@ -686,7 +719,7 @@ static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     /* Only a thread outside every runtime may take a turn over. */
     if (claim != NULL && fl__tls_sys != NULL)
         claim = NULL;
-    bool external = enter(sys);
+    bool external = counted || enter(sys);
     int rc;
     if (fl__unlikely(is_closed(sys))) {
         fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
@@ -699,14 +732,14 @@ static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
                            : fl__deliver(sys, msg, false);
     }
     /* A claimer stays counted in until fl__claim_run. */
-    if (claim == NULL || claim->a == NULL)
+    if (!counted && (claim == NULL || claim->a == NULL))
         leave(sys, external);
     return rc;
 }
 
 int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
 {
-    return tell(sys, to, msg, NULL);
+    return tell(sys, to, msg, NULL, false);
 }
 
 int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
@@ -714,7 +747,16 @@ int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
 {
     claim->sys = NULL;
     claim->a = NULL;
-    return tell(sys, to, msg, claim);
+    return tell(sys, to, msg, claim, false);
+}
+
+int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
+{
+    if (held == NULL || held->a == NULL || fl__tls_sys != NULL) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    return tell(held->sys, to, msg, NULL, true);
 }
 
 int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,

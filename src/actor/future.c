@@ -3,12 +3,21 @@
  * callbacks, cancel hook, timeout, blocking wait) and the combinators built
  * on it (then, compose, all).
  *
- * Every state change happens under the future's mutex; callbacks run after
+ * Every state change happens under the future's lock; callbacks run after
  * it is released, in registration order, on the completing thread.
+ *
+ * The lock is a spin lock, not a mutex: its critical sections are a few
+ * stores, it is rarely contended (a completion racing a registration),
+ * and on the remote call path a future is locked twice per call, where a
+ * mutex's unlock is a second atomic read-modify-write and a call into
+ * libc. A thread that spins long (its holder was preempted) yields. A
+ * blocking wait sleeps on a condition variable of its own (waiter_t),
+ * which the completion signals once it has let go of the lock.
  */
 #include "actor/internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,15 +31,19 @@ typedef struct cb_node {
     struct cb_node *next;
 } cb_node_t;
 
+/* A thread blocked in fl_future_wait: woken by the completion, which sets
+ * woken under mu once it has taken w off the future's list. */
 typedef struct waiter {
+    pthread_mutex_t mu;
     pthread_cond_t cv;
+    bool woken; /* under mu */
     struct waiter *next;
 } waiter_t;
 
 struct fl_future {
     _Atomic uint32_t refs;
-    _Atomic uint32_t state; /* written under mu; read lock-free */
-    pthread_mutex_t mu;
+    _Atomic uint32_t state; /* written under lk; read lock-free */
+    _Atomic bool lk;        /* the spin lock: lock() and unlock() */
     int err;
     /* Set before the release store of state; after that it only changes
      * by being taken (exchange), so reading it needs no lock. */
@@ -46,15 +59,35 @@ struct fl_future {
     fl_system_t *timer_sys;
 };
 
+static void lock(fl_future_t *f)
+{
+    unsigned spins = 0;
+    while (atomic_exchange_explicit(&f->lk, true, memory_order_acquire)) {
+        while (atomic_load_explicit(&f->lk, memory_order_relaxed)) {
+            if (++spins < 128)
+                fl__cpu_relax();
+            else
+                sched_yield(); /* the holder may have been preempted */
+        }
+    }
+}
+
+static void unlock(fl_future_t *f)
+{
+    atomic_store_explicit(&f->lk, false, memory_order_release);
+}
+
 fl_future_t *fl_future_alloc(void)
 {
+    /* A copy of a zero template, not memset: see fl__frame_decode_meta. */
+    static const fl_future_t none;
     fl_future_t *f = fl__block_alloc(sizeof *f);
     if (f == NULL)
         return NULL;
-    memset(f, 0, sizeof *f);
+    memcpy(f, &none, sizeof *f);
     atomic_init(&f->refs, 1);
     atomic_init(&f->state, ST_PENDING);
-    pthread_mutex_init(&f->mu, NULL);
+    atomic_init(&f->lk, false);
     f->more_tail = &f->more;
     return f;
 }
@@ -88,13 +121,13 @@ void fl_future_release(fl_future_t *f)
         fl__free(n);
         n = next;
     }
-    pthread_mutex_destroy(&f->mu);
     fl__block_free(f, sizeof *f);
 }
 
 /*
- * Finish a completion started under f->mu (state already set): detach the
- * callbacks, wake waiters, unlock, cancel the timer and run the callbacks.
+ * Finish a completion started under f's lock (state already set): detach
+ * the callbacks and waiters, unlock, wake the waiters, cancel the timer
+ * and run the callbacks.
  */
 static void finish(fl_future_t *f)
 {
@@ -106,11 +139,20 @@ static void finish(fl_future_t *f)
     fl__timer_t *timer = f->timer;
     fl_system_t *tsys = f->timer_sys;
     f->timer = NULL;
-    for (waiter_t *w = f->waiters; w != NULL; w = w->next)
-        pthread_cond_signal(&w->cv);
+    waiter_t *w = f->waiters;
     f->waiters = NULL;
-    pthread_mutex_unlock(&f->mu);
+    unlock(f);
 
+    while (w != NULL) {
+        /* w lives on its thread's stack until it sees woken: read next
+         * first, touch nothing after the unlock. */
+        waiter_t *next = w->next;
+        pthread_mutex_lock(&w->mu);
+        w->woken = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        w = next;
+    }
     if (timer != NULL)
         fl__timer_cancel_internal(tsys, timer);
     if (first.fn != NULL)
@@ -130,9 +172,9 @@ int fl_future_complete(fl_future_t *f, void *value, fl_free_cb value_free)
             value_free(value);
         return FL_EINVAL;
     }
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
-        pthread_mutex_unlock(&f->mu);
+        unlock(f);
         if (value != NULL && value_free != NULL)
             value_free(value);
         return FL_EALREADY;
@@ -156,9 +198,9 @@ int fl_future_failv(fl_future_t *f, int err, const char *fmt, va_list ap)
         if (msg != NULL)
             vsnprintf(msg, 256, fmt, ap);
     }
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
-        pthread_mutex_unlock(&f->mu);
+        unlock(f);
         fl__free(msg);
         return FL_EALREADY;
     }
@@ -182,11 +224,11 @@ int fl_future_cancel(fl_future_t *f)
 {
     if (f == NULL)
         return FL_EINVAL;
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     fl_future_cb hook = f->cancel_hook;
     void *harg = f->cancel_arg;
     f->cancel_hook = NULL;
-    pthread_mutex_unlock(&f->mu);
+    unlock(f);
     /* Keep f alive across the hook even if callbacks release it. */
     fl_future_retain(f);
     int rc = fl_future_fail(f, FL_ECANCELED, NULL);
@@ -200,7 +242,7 @@ int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
 {
     if (f == NULL)
         return FL_EINVAL;
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     int rc = FL_OK;
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
         rc = FL_EALREADY;
@@ -208,7 +250,7 @@ int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
         f->cancel_hook = hook;
         f->cancel_arg = arg;
     }
-    pthread_mutex_unlock(&f->mu);
+    unlock(f);
     return rc;
 }
 
@@ -266,9 +308,9 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
 {
     if (f == NULL || cb == NULL)
         return FL_EINVAL;
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
-        pthread_mutex_unlock(&f->mu);
+        unlock(f);
         cb(f, arg);
         return FL_OK;
     }
@@ -279,7 +321,7 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
     } else {
         cb_node_t *n = fl__malloc(sizeof *n);
         if (n == NULL) {
-            pthread_mutex_unlock(&f->mu);
+            unlock(f);
             return FL_ENOMEM;
         }
         n->fn = cb;
@@ -289,7 +331,7 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
         *f->more_tail = n;
         f->more_tail = &n->next;
     }
-    pthread_mutex_unlock(&f->mu);
+    unlock(f);
     return FL_OK;
 }
 
@@ -491,7 +533,7 @@ fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
 
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t)
 {
-    pthread_mutex_lock(&f->mu);
+    lock(f);
     int rc = FL_OK;
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING)
         rc = FL_EALREADY;
@@ -501,7 +543,7 @@ int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t)
         f->timer = t;
         f->timer_sys = sys;
     }
-    pthread_mutex_unlock(&f->mu);
+    unlock(f);
     return rc;
 }
 
@@ -559,37 +601,57 @@ int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
             deadline.tv_nsec -= 1000000000L;
         }
     }
-    waiter_t w;
+    waiter_t w = {.woken = false, .next = NULL};
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&w.cv, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&w.mu, NULL);
 
-    pthread_mutex_lock(&f->mu);
-    w.next = f->waiters;
-    f->waiters = &w;
-    int rc = 0;
-    while (atomic_load_explicit(&f->state, memory_order_relaxed) ==
-               ST_PENDING &&
-           rc != ETIMEDOUT) {
-        if (timeout_ms == FL_INFINITE)
-            rc = pthread_cond_wait(&w.cv, &f->mu);
-        else
-            rc = pthread_cond_timedwait(&w.cv, &f->mu, &deadline);
-    }
+    lock(f);
     bool done =
         atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING;
     if (!done) {
-        /* Still pending: unlink ourselves (completion clears the list). */
-        for (waiter_t **p = &f->waiters; *p != NULL; p = &(*p)->next) {
-            if (*p == &w) {
-                *p = w.next;
-                break;
+        w.next = f->waiters;
+        f->waiters = &w;
+    }
+    unlock(f);
+    if (!done) {
+        int rc = 0;
+        pthread_mutex_lock(&w.mu);
+        while (!w.woken && rc != ETIMEDOUT) {
+            if (timeout_ms == FL_INFINITE)
+                rc = pthread_cond_wait(&w.cv, &w.mu);
+            else
+                rc = pthread_cond_timedwait(&w.cv, &w.mu, &deadline);
+        }
+        done = w.woken;
+        pthread_mutex_unlock(&w.mu);
+        if (!done) {
+            /* Timed out: take w off the list, unless the completion has
+             * already taken it, in which case it is about to wake w and
+             * w must live until it has. */
+            lock(f);
+            bool listed = false;
+            for (waiter_t **p = &f->waiters; *p != NULL; p = &(*p)->next) {
+                if (*p == &w) {
+                    *p = w.next;
+                    listed = true;
+                    break;
+                }
+            }
+            unlock(f);
+            if (!listed) {
+                pthread_mutex_lock(&w.mu);
+                while (!w.woken)
+                    pthread_cond_wait(&w.cv, &w.mu);
+                pthread_mutex_unlock(&w.mu);
+                done = true;
             }
         }
     }
-    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
     return done ? fl_future_error(f) : FL_ETIMEDOUT;
 }

@@ -322,9 +322,12 @@ int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
  * up to the system's batch of messages, as a worker would (fl_self(),
  * fl_system_current() and the refusal of blocking waits included); with a
  * budget_ns other than 0 it also stops at the first message boundary at
- * least budget_ns after it started. Then it schedules the actor on the
- * workers if messages remain, and ends the claim. Returns true when the
- * budget cut the turn short (or its last message ended past it). No-op
+ * least budget_ns after it started where it reads the clock: after every
+ * message while messages are slow, less often (at most every 8) while
+ * they are fast enough for that many to fit in what is left of the budget
+ * (actor.c, budget_stride). Then it schedules the actor on the workers if
+ * messages remain, and ends the claim. Returns true when the budget cut
+ * the turn short (or its last message ended past it). No-op
  * (false) when claim->a is NULL. Blocks as long as the handlers run.
  */
 typedef struct fl__claim {
@@ -334,6 +337,17 @@ typedef struct fl__claim {
 int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
                    fl__claim_t *claim);
 bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns);
+
+/*
+ * fl__tell_held is fl_tell (CONSUMES msg; same results) from the thread
+ * that holds `held`, a claim from fl__tell_claim not yet run: that claim
+ * already counts the thread in with held->sys, so the tell skips the
+ * count fl_tell takes (two atomic operations). Its target may be the
+ * claimed actor itself (the message then waits for fl__claim_run) or any
+ * other actor of held->sys. FL_EINVAL (msg freed) when held holds nothing
+ * or the caller is a runtime thread. Not blocking.
+ */
+int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg);
 
 /* Push the sends this worker coalesced (no-op when there are none). */
 void fl__flush_sends(fl__worker_t *w);
