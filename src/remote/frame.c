@@ -225,7 +225,11 @@ static bool take_str(cursor_t *c, fl__str_t *s)
 int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
                           fl__frame_meta_t *out, char *why, size_t why_len)
 {
-    memset(out, 0, sizeof *out);
+    /* A copy of a zero template, not memset: gcc's generic tuning makes
+     * memset of this size a `rep stos`, which costs more than the rest of
+     * the decoding of a REPLY. */
+    static const fl__frame_meta_t none;
+    *out = none;
     cursor_t c = {meta, h->meta_len};
     const char *field = "metadata";
     bool ok = true;

@@ -34,6 +34,35 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/*
+ * The connections' request tables are keyed by correlation ids, which are
+ * handed out in sequence: their low bits already spread them over the
+ * buckets (uthash takes hashv modulo a power of two) and two ids compare
+ * as integers. Other keys (the peers table's names) keep uthash's hash.
+ */
+static inline uint64_t key64(const void *k)
+{
+    uint64_t v;
+    memcpy(&v, k, sizeof v);
+    return v;
+}
+
+static inline int key_cmp(const void *a, const void *b, size_t n)
+{
+    if (n == sizeof(uint64_t))
+        return key64(a) != key64(b);
+    return memcmp(a, b, n);
+}
+
+#define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
+    do {                                                                       \
+        if ((keylen) == sizeof(uint64_t))                                      \
+            (hashv) = (unsigned)key64(keyptr);                                 \
+        else                                                                   \
+            HASH_JEN(keyptr, keylen, hashv);                                   \
+    } while (0)
+#define HASH_KEYCMP(a, b, n) key_cmp(a, b, n)
+
 #include <uthash.h>
 #include <uv.h>
 
@@ -912,6 +941,89 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
+/* Complete f (still pending, taken off its table) with decode(body),
+ * then let go of it. */
+static void settle_decoded(fl_future_t *f, fl__decode_fn decode,
+                           const void *decode_arg, const uint8_t *body,
+                           size_t len)
+{
+    void *v = NULL;
+    fl_free_cb v_free = NULL;
+    char why[FL__ERRMSG_MAX + 1];
+    int rc = decode(decode_arg, body, len, &v, &v_free, why, sizeof why);
+    if (rc == FL_OK)
+        fl_future_complete(f, v, v_free);
+    else
+        fl_future_fail(f, rc, "%s", why);
+    fl_future_release(f);
+}
+
+/*
+ * The REPLY frames of a read that answer calls, taken off the connection's
+ * table together, under one hold of its lock (answer_take, which takes it
+ * on the first), then completed once that is let go (answers_settle):
+ * before any other frame is dispatched, so answers keep their order with
+ * the other frames. At most FL__NET_RUN_FRAMES: on_read settles before it
+ * runs what the frames made ready.
+ */
+typedef struct answers {
+    unsigned n;
+    bool locked; /* c->mu held */
+    struct {
+        fl_future_t *f; /* the request's reference */
+        fl__decode_fn decode;
+        const void *decode_arg;
+        const uint8_t *body; /* in the read buffer */
+        size_t len;
+    } a[FL__NET_RUN_FRAMES];
+} answers_t;
+
+/* Take the call REPLY fr answers off c's table into b (I/O thread).
+ * False when fr is anything else (a late answer, an answer to no call):
+ * complete_answer then deals with it, after answers_settle. */
+static bool answer_take(fl__conn_t *c, answers_t *b, const fl__rx_frame_t *fr)
+{
+    if (!b->locked) {
+        pthread_mutex_lock(&c->mu);
+        b->locked = true;
+    }
+    uint64_t corr = fr->h.corr;
+    pending_t *p = NULL;
+    if (corr != 0)
+        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    if (p == NULL || p->kind != FL__REQ_INVOKE || p->decode == NULL ||
+        b->n == FL__NET_RUN_FRAMES)
+        return false;
+    HASH_DEL(c->pending, p);
+    deadline_del_locked(c, p);
+    b->a[b->n].f = p->f;
+    b->a[b->n].decode = p->decode;
+    b->a[b->n].decode_arg = p->decode_arg;
+    b->a[b->n].body = fr->body;
+    b->a[b->n].len = fr->h.body_len;
+    b->n++;
+    pending_put_locked(c, p);
+    return true;
+}
+
+/* Let go of c's lock if b holds it, and complete the calls b took. */
+static void answers_settle(fl__conn_t *c, answers_t *b)
+{
+    if (b->locked) {
+        pthread_mutex_unlock(&c->mu);
+        b->locked = false;
+    }
+    for (unsigned i = 0; i < b->n; i++) {
+        fl_future_t *f = b->a[i].f;
+        if (fl_future_done(f)) /* timed out meanwhile */
+            fl_future_release(f);
+        else
+            settle_decoded(f, b->a[i].decode, b->a[i].decode_arg,
+                           b->a[i].body, b->a[i].len);
+    }
+    b->n = 0;
+}
+
 static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
 {
     pthread_mutex_lock(&c->mu);
@@ -971,15 +1083,8 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     } else if (fl_future_done(f)) {
         /* Timed out meanwhile: nobody looks at the answer. */
     } else if (fr->h.kind == FL__K_REPLY && decode != NULL) {
-        void *v = NULL;
-        fl_free_cb v_free = NULL;
-        char why[FL__ERRMSG_MAX + 1];
-        int rc = decode(decode_arg, fr->body, fr->h.body_len, &v, &v_free, why,
-                        sizeof why);
-        if (rc == FL_OK)
-            fl_future_complete(f, v, v_free);
-        else
-            fl_future_fail(f, rc, "%s", why);
+        settle_decoded(f, decode, decode_arg, fr->body, fr->h.body_len);
+        return; /* it let go of f */
     } else {
         size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len : 4;
         fl_msg_t *m = fl_msg_alloc(FL__MSG_ANSWER, len);
@@ -1091,6 +1196,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t off = 0;
     fl__net_t *n = c->net;
     uint64_t frames = 0;
+    answers_t ans;
+    ans.n = 0;
+    ans.locked = false;
     n->in_read = true;
     for (;;) {
         fl__rx_frame_t fr;
@@ -1103,19 +1211,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             break;
         }
         if (rc != FL_OK) {
+            answers_settle(c, &ans);
             proto_error(c, rc, why);
             break;
         }
         frames++;
-        dispatch(c, &fr);
+        if (fr.h.kind != FL__K_REPLY || !answer_take(c, &ans, &fr)) {
+            answers_settle(c, &ans);
+            dispatch(c, &fr);
+        }
         off += fr.size;
         if (c->state == C_OPEN && frames % FL__NET_RUN_FRAMES == 0) {
+            answers_settle(c, &ans);
             run_frames(n);
             n->in_read = true;
         }
         if (c->state != C_OPEN)
             break; /* closed by what it read, or what that ran */
     }
+    answers_settle(c, &ans);
     atomic_fetch_add_explicit(&n->st_in, frames, memory_order_relaxed);
     run_frames(n);
     if (c->state != C_OPEN)
@@ -1901,8 +2015,18 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
         fl_future_fail(f, FL_ENOMEM, NULL);
         return FL_ENOMEM;
     }
-    memset(p, 0, sizeof *p);
+    /* Every field but the table's handle (HASH_ADD sets it), field by
+     * field: a memset of the record would be a `rep stos` (frame.c). */
+    p->corr = 0;
+    p->f = NULL;
+    p->kind = 0;
     p->what = what_copy;
+    p->decode = NULL;
+    p->decode_arg = NULL;
+    p->deadline_ns = 0;
+    p->timeout_ms = 0;
+    p->dprev = p->dnext = NULL;
+    p->next_free = NULL;
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && c->outbound && backing_off_locked(c)) {
         char after[48], reason[sizeof c->last_err];

@@ -120,6 +120,7 @@ struct fl_rpc_service {
     struct io_claim {
         fl__claim_t claim;
         fl_rpc_endpoint_t *ep; /* one reference */
+        size_t id_len;         /* strlen(ep->id) */
     } io_claims[16];
 };
 
@@ -221,8 +222,16 @@ void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg);
 void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why);
 
 /* Check a packed message from the wire before unpacking it: FL_OK or
- * FL_EDECODE (too deeply nested, broken) with `why`. */
+ * FL_EDECODE (too deeply nested, broken) with `why`. A type without
+ * message fields cannot nest and is not looked at (FL_OK): protobuf-c's
+ * unpack finds what is broken in it, and fl__rpc_wire_why says what. */
 int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                        size_t len, char *why, size_t why_len);
+
+/* Why protobuf-c could not unpack buf as a d: ": <the broken rule>", or
+ * "." when the wire format is sound (a field of the wrong type, say); for
+ * a message that ends "Could not decode the <type> ...". */
+void fl__rpc_wire_why(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                      size_t len, char *why, size_t why_len);
 
 #endif /* FL_RPC_INTERNAL_H */

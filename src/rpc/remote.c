@@ -185,10 +185,32 @@ char *fl__rpc_endpoint_address(const fl_rpc_service_t *svc, const char *id)
     return s;
 }
 
+/* A type none of whose fields is a message cannot nest: nothing to walk. */
+static bool flat(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE)
+            return false;
+    return true;
+}
+
 int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                        size_t len, char *why, size_t why_len)
 {
+    if (flat(d))
+        return FL_OK;
     return fl__pb_check_depth(d, buf, len, FL__PB_MAX_DEPTH, why, why_len);
+}
+
+void fl__rpc_wire_why(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
+                      size_t len, char *why, size_t why_len)
+{
+    if (why_len < 3)
+        return;
+    memcpy(why, ": ", 3);
+    if (fl__pb_check_depth(d, buf, len, FL__PB_MAX_DEPTH, why + 2,
+                           why_len - 2) == FL_OK)
+        memcpy(why, ".", 2);
 }
 
 /* ---- server side ------------------------------------------------------------
@@ -278,6 +300,18 @@ void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why)
     fl__rpc_wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
 }
 
+/* The claim this read already holds on endpoint `id`, if any (I/O
+ * thread): its calls join the claimed turn. */
+static struct io_claim *held_claim(fl_rpc_service_t *svc, fl__str_t id)
+{
+    for (unsigned i = 0; i < svc->io_nclaims; i++) {
+        struct io_claim *ic = &svc->io_claims[i];
+        if (ic->id_len == id.len && memcmp(ic->ep->id, id.p, id.len) == 0)
+            return ic;
+    }
+    return NULL;
+}
+
 static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                       const fl__frame_meta_t *m, const uint8_t *body)
 {
@@ -285,18 +319,28 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     bool tell = (h->flags & FL__F_TELL) != 0;
     char id[FL__ID_MAX + 1];
     str_copy(id, sizeof id, m->endpoint);
-    pthread_mutex_lock(&svc->mu);
-    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
+    /* A call to an endpoint this read has claimed needs neither the
+     * registry nor a reference: the claim holds one, and the endpoint
+     * cannot run (so cannot stop) before on_frames runs its turn. */
+    struct io_claim *held = held_claim(svc, m->endpoint);
+    fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
+    bool claim = false;
+    if (held == NULL) {
+        pthread_mutex_lock(&svc->mu);
+        ep = fl__rpc_find_ep(svc, id);
+        /* May this thread run the endpoint's turn (see on_frames)? Then
+         * the endpoint is held until it has: taken here, under the
+         * registry's lock, because once that is let go the endpoint's
+         * actor may stop on a worker and its last reference go before the
+         * claim fails. */
+        claim = ep != NULL && svc->io_turns && !ep->io_off &&
+                svc->io_nclaims <
+                    sizeof svc->io_claims / sizeof *svc->io_claims;
+        if (claim)
+            atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&svc->mu);
+    }
     fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
-    /* May this thread run the endpoint's turn (see on_frames)? Then the
-     * endpoint is held until it has: taken here, under the registry's
-     * lock, because once that is let go the endpoint's actor may stop on
-     * a worker and its last reference go before the claim fails. */
-    bool claim = ep != NULL && svc->io_turns && !ep->io_off &&
-                 svc->io_nclaims < sizeof svc->io_claims / sizeof *svc->io_claims;
-    if (claim)
-        atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&svc->mu);
     if (ep == NULL) {
         if (tell) {
             FL_LOG(FL_LOG_INFO,
@@ -346,11 +390,14 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         msg->flags |= FL__MF_SETTLE;
     }
     int rc;
-    if (claim) {
+    if (held != NULL) {
+        rc = fl__tell_held(&held->claim, actor, msg);
+    } else if (claim) {
         struct io_claim *ic = &svc->io_claims[svc->io_nclaims];
         rc = fl__tell_claim(svc->sys, actor, msg, &ic->claim);
         if (ic->claim.a != NULL) {
             ic->ep = ep;
+            ic->id_len = strlen(ep->id);
             svc->io_nclaims++;
         } else {
             fl__rpc_ep_release(ep);
@@ -541,7 +588,9 @@ static int decode_reply(const void *arg, const uint8_t *body, size_t len,
     }
     ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, body);
     if (m == NULL) {
-        snprintf(why, why_len, "Could not decode the %s reply.", d->name);
+        fl__rpc_wire_why(d, body, len, depth, sizeof depth);
+        snprintf(why, why_len, "Could not decode the %s reply%s", d->name,
+                 depth);
         return FL_EDECODE;
     }
     *value = m;
@@ -560,10 +609,12 @@ int fl__rpc_remote_call(fl_rpc_gateway_t *gw, unsigned method,
         return FL_ECLOSED;
     uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
                                 (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0));
-    fl__frame_meta_t m = {
-        .endpoint = {gw->remote_id, (uint16_t)strlen(gw->remote_id)},
-        .service_index = gw->service_index,
-        .method_index = method};
+    /* From a zero template, not an initializer: see fl__frame_decode_meta. */
+    static const fl__frame_meta_t none;
+    fl__frame_meta_t m = none;
+    m.endpoint = (fl__str_t){gw->remote_id, (uint16_t)strlen(gw->remote_id)};
+    m.service_index = gw->service_index;
+    m.method_index = method;
     memcpy(m.token, gw->token.bytes, sizeof m.token);
     size_t n = protobuf_c_message_get_packed_size(req);
     size_t meta = fl__frame_meta_size(FL__K_INVOKE, flags, &m);

@@ -551,8 +551,13 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     if (in == NULL) {
         if (arena != NULL)
             arena_release(arena, mark);
-        invoke_fail(msg, FL_EDECODE, "Could not decode the %s request of %s.",
-                    md->input->name, md->name);
+        if (h->wire)
+            fl__rpc_wire_why(md->input, (const uint8_t *)(h + 1), h->len, why,
+                             sizeof why);
+        else
+            snprintf(why, sizeof why, ".");
+        invoke_fail(msg, FL_EDECODE, "Could not decode the %s request of %s%s",
+                    md->input->name, md->name, why);
         return;
     }
     fl_rpc_call_t c = {.magic = CALL_MAGIC,

@@ -499,9 +499,9 @@ static uint8_t *deep_chain(size_t n, size_t *len)
  */
 
 /* A REPLY whose body is not a Num fails that call with FL_EDECODE, naming
- * the type (broken wire format: caught by the depth check; a well-formed
- * body with a field of the wrong wire type: caught by protobuf-c); the
- * connection keeps serving the gateway's next call. */
+ * the type (a broken wire format or a well-formed body with a field of the
+ * wrong wire type: both caught by protobuf-c); the connection keeps
+ * serving the gateway's next call. */
 static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
 {
     (void)state;
@@ -511,10 +511,18 @@ static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
         const char *what;
         uint8_t body[4];
         size_t len;
+        const char *message; /* the whole of it */
     } bad[] = {
-        {"a truncated field key", {0xff, 0xff, 0xff}, 3},
+        {"a truncated field key",
+         {0xff, 0xff, 0xff},
+         3,
+         "Could not decode the flhostile.Num reply: truncated field key in "
+         "flhostile.Num"},
         /* v (1) as length-delimited (an int64 is a varint). */
-        {"a field of the wrong wire type", {0x0a, 0x00}, 2},
+        {"a field of the wrong wire type",
+         {0x0a, 0x00},
+         2,
+         "Could not decode the flhostile.Num reply."},
     };
     char msg[300];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -525,6 +533,7 @@ static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
         uint64_t corr = rawsrv_invoke(&s, M_ADD, (int64_t)i, "bad");
         rawsrv_reply(&s, corr, bad[i].body, bad[i].len);
         expect_decode_failure(f, "flhostile.Num", msg, sizeof msg);
+        assert_string_equal(bad[i].message, msg);
         fl_future_release(f);
         /* The same connection still serves the gateway. */
         rawsrv_expect_add(&s, 100 + (int64_t)i, "good");
