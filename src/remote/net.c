@@ -156,6 +156,9 @@ struct fl__conn {
     uint8_t *rbuf;
     size_t rcap, rlen, rneed;
     int io_refs; /* references reserved for fl__conn_retain_io */
+    /* Answers the I/O thread made while handling a read, held back until
+     * conn_process queues them under one hold of mu (fl__conn_send). */
+    fl__obuf_t *held_head, *held_tail;
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
 };
@@ -209,6 +212,7 @@ static void conn_close(fl__conn_t *c, int code, const char *reason);
 static void finish_stop(fl__net_t *n);
 static bool write_queue_locked(fl__conn_t *c);
 static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b);
+static int refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap);
 static void deadline_arm(fl__net_t *n, uint64_t at, uint64_t now);
 
 /* ---- frames ------------------------------------------------------------- */
@@ -320,6 +324,7 @@ static void conn_release_n(fl__conn_t *c, int n)
         return;
     /* Last reference: the net let go of it, so no handle is open. */
     obuf_free_list(c->out_head);
+    obuf_free_list(c->held_head);
     pending_t *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp)
     {
@@ -904,6 +909,12 @@ static bool defer_write(fl__conn_t *c)
 
 void fl__conn_release_turn(fl__conn_t *c)
 {
+    /* The I/O thread gives the reference back to the reserve it came from
+     * (fl__conn_retain_io) while the socket is open: no atomic operation. */
+    if (c != NULL && tls_net == c->net && c->tcp_open) {
+        c->io_refs++;
+        return;
+    }
     int i = c != NULL ? defer_find(c) : -1;
     if (i >= 0)
         tls_defer.e[i].refs++;
@@ -1365,17 +1376,57 @@ static void conn_connect(fl__conn_t *c)
 
 /* What a kick means: connect an idle outbound connection with work, or
  * write what is queued. I/O thread. */
+/*
+ * Queue the answers the I/O thread held back on c (fl__conn_send; under
+ * c->mu) as fl__conn_send would have, one by one and with its checks.
+ * Returns what is to be freed once the lock is let go: all of them when
+ * the connection is gone or the service closed; from the first that would
+ * take the queue past its limit on, with the connection marked to be
+ * closed and the same log line.
+ */
+static fl__obuf_t *queue_held_locked(fl__conn_t *c)
+{
+    fl__obuf_t *h = c->held_head;
+    if (h == NULL)
+        return NULL;
+    c->held_head = c->held_tail = NULL;
+    if (c->state != C_OPEN)
+        return h; /* the connection is gone: dropped */
+    while (h != NULL) {
+        char msg[FL__HOST_MAX + 300];
+        int rc = refuse_locked(c, h->len - h->off, msg, sizeof msg);
+        if (rc != FL_OK) {
+            if (rc == FL_ELIMIT) {
+                FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection",
+                       msg);
+                c->overflow = true;
+            }
+            return h;
+        }
+        fl__obuf_t *next = h->next;
+        enqueue_locked(c, h);
+        h = next;
+    }
+    return NULL;
+}
+
 static void conn_process(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
-    if (n->stopping)
-        return;
     pthread_mutex_lock(&c->mu);
+    /* Even when stopping: the answers join the queue the stop flushes. */
+    fl__obuf_t *dropped = queue_held_locked(c);
+    if (n->stopping) {
+        pthread_mutex_unlock(&c->mu);
+        obuf_free_list(dropped);
+        return;
+    }
     int st = c->state;
     bool overflow = c->overflow;
     c->overflow = false;
     uint64_t first = c->dhead != NULL ? c->dhead->deadline_ns : 0;
     pthread_mutex_unlock(&c->mu);
+    obuf_free_list(dropped);
     if (first != 0 && (n->dtimer_at == 0 || first < n->dtimer_at))
         deadline_arm(n, first, fl_clock_now_ns());
     if (overflow && st == C_OPEN)
@@ -2069,6 +2120,19 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
 int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
 {
     char msg[FL__HOST_MAX + 300];
+    if (!c->outbound && tls_net == c->net && c->net->in_read && c->tcp_open) {
+        /* An answer the I/O thread made while handling a read (the turns
+         * it ran): held back without the lock until the read's frames are
+         * written, then queued with the others (queue_held_locked). */
+        fb->next = NULL;
+        if (c->held_tail != NULL)
+            c->held_tail->next = fb;
+        else
+            c->held_head = fb;
+        c->held_tail = fb;
+        conn_kick(c);
+        return FL_OK;
+    }
     pthread_mutex_lock(&c->mu);
     int rc = refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
