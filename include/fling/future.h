@@ -196,7 +196,9 @@ FL_EXTERN int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f,
  * use fl_future_done to tell this apart from a future that itself failed
  * with FL_ETIMEDOUT), FL_EDEADLK without waiting when called on a fling
  * worker or timer thread, FL_EINVAL for NULL or a negative timeout other
- * than FL_INFINITE. Threads outside the runtime only.
+ * than FL_INFINITE. timeout_ms 0 polls: the result, or FL_ETIMEDOUT at
+ * once. A wait first polls f for up to 30 us (yielding the core between
+ * polls), then sleeps. Threads outside the runtime only.
  */
 FL_EXTERN int fl_future_wait(fl_future_t *f, int64_t timeout_ms);
 

@@ -331,11 +331,6 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
         do_stop(sys, a, gs);
 }
 
-/* One turn of a (up to the system's batch of messages) on worker w, or
- * on a thread outside the workers (w NULL: no coalesced sends, no held
- * back output), ended early at the first message boundary at or past
- * `until` (ns; 0 = no limit; *cut then says so). True when messages
- * remain: the caller schedules a. */
 /*
  * A turn with a time budget reads the clock after the first message, and
  * then after every message while its messages are slow; while they are
@@ -356,6 +351,11 @@ static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
     return now < until && pace * next < until - now ? next : 1;
 }
 
+/* One turn of a (up to the system's batch of messages) on worker w, or
+ * on a thread outside the workers (w NULL: no coalesced sends, no held
+ * back output), begun at `start` and ended early at the first message
+ * boundary at or past `until` where the clock is read (ns; 0 = no limit;
+ * *cut then says so). True when messages remain: the caller schedules a. */
 static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
                      uint64_t start, uint64_t until, bool *cut)
 {
@@ -397,7 +397,7 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
     }
     /* A turn that ended with messages the clock did not see: did the
      * last one end past the budget? */
-    if (unchecked != 0 && !*cut)
+    if (until != 0 && unchecked != 0 && !*cut)
         *cut = fl_clock_now_ns() >= until;
     if (w != NULL)
         w->in_turn = false;

@@ -1,15 +1,20 @@
 /*
  * future_test.c - one-shot futures: completion exactly once, accessors,
- * callbacks, then/compose/all, cancel, timeouts, blocking waits and races.
+ * callbacks, then/compose/all, cancel, timeouts, blocking waits (one or
+ * many waiters, a timeout racing the completion) and races.
  */
 #include "fl_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #ifdef FL_SANITIZE
 #define SCALE 10
@@ -941,6 +946,29 @@ test_shutdown_drops_a_pending_timeout_without_firing_it(void **state)
     fl_future_release(f);
 }
 
+/* A wait of 0 ms polls: FL_ETIMEDOUT at once on a pending future (which
+ * stays pending), the result of a complete one. 100 polls take far less
+ * than one 30 us poll-then-sleep wait each would (8 ms and more). */
+static void test_wait_of_zero_ms_is_a_poll(void **state)
+{
+    (void)state;
+    fl_future_t *f = fl_future_alloc();
+    uint64_t t0 = fl_clock_now_ns();
+    for (int i = 0; i < 100; i++)
+        assert_fl(FL_ETIMEDOUT, fl_future_wait(f, 0));
+    fl_test_assert_elapsed("100 polls of a pending future",
+                           fl_test_ms_since(t0), 0, 4);
+    assert_pending(f);
+    assert_fl_ok(fl_future_fail(f, FL_ECANCELED, "gone"));
+    assert_fl(FL_ECANCELED, fl_future_wait(f, 0));
+    fl_future_release(f);
+
+    fl_future_t *g = fl_future_alloc();
+    assert_fl_ok(fl_future_complete(g, NULL, NULL));
+    assert_fl_ok(fl_future_wait(g, 0));
+    fl_future_release(g);
+}
+
 /* ---- wait ---------------------------------------------------------------- */
 
 static void
@@ -997,6 +1025,161 @@ static void test_wait_rejects_null_and_negative_timeouts(void **state)
     assert_fl(FL_EINVAL, fl_future_wait(f, -1000));
     assert_pending(f);
     fl_future_release(f);
+}
+
+/* A wait that timed out leaves nothing of itself on the future: the
+ * future, still pending, completes normally afterwards (its completion
+ * would wake a waiter that is gone if the wait had stayed registered), and
+ * the next waits return FL_OK at once with the value visible. */
+static void test_wait_that_timed_out_leaves_the_future_usable(void **state)
+{
+    (void)state;
+    atomic_int freed = 0;
+    fl_future_t *f = fl_future_alloc();
+    uint64_t t0 = fl_clock_now_ns();
+    assert_fl(FL_ETIMEDOUT, fl_future_wait(f, 20));
+    uint64_t elapsed = fl_clock_now_ns() - t0;
+    if (elapsed < 20 * 1000000ull)
+        fail_msg("wait returned after %llu ns, before its 20 ms timeout",
+                 (unsigned long long)elapsed);
+    assert_pending(f);
+
+    val_t *v = val_new(&freed, 17);
+    assert_fl_ok(fl_future_complete(f, v, val_free));
+    assert_fl_ok(fl_future_error(f));
+    assert_ptr_equal(v, fl_future_value(f));
+    /* "At once": far below the 5 s the waits would allow. */
+    t0 = fl_clock_now_ns();
+    assert_fl_ok(fl_future_wait(f, 5000));
+    assert_fl_ok(fl_future_wait(f, FL_INFINITE));
+    fl_test_assert_elapsed("two waits on a complete future",
+                           fl_test_ms_since(t0), 0, 1000);
+    assert_ptr_equal(v, fl_future_value(f));
+    assert_int_equal(0, atomic_load(&freed));
+    fl_future_release(f);
+    assert_int_equal(1, atomic_load(&freed));
+}
+
+/* The scheduler state of thread tid of this process ('R', 'S', ...), or 0
+ * when /proc cannot say. */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    /* "tid (comm) S ...": comm may hold spaces and parentheses. */
+    char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' ? p[2] : 0;
+}
+
+#define WAITERS 8
+
+/* WAITERS threads blocked in fl_future_wait on one future. */
+typedef struct crowd {
+    fl_future_t *f;
+    atomic_int announced;      /* threads about to call fl_future_wait */
+    fl_test_latch_t *returned; /* counted down by each returning wait */
+    struct crowd_member {
+        struct crowd *crowd;
+        pthread_t thread;
+        _Atomic pid_t tid; /* set before announcing */
+        int rc;            /* read after the join */
+        void *value;       /* fl_future_value after the wait */
+    } m[WAITERS];
+} crowd_t;
+
+static void *crowd_main(void *p)
+{
+    struct crowd_member *m = p;
+    crowd_t *c = m->crowd;
+    atomic_store(&m->tid, (pid_t)syscall(SYS_gettid));
+    atomic_fetch_add(&c->announced, 1);
+    m->rc = fl_future_wait(c->f, FL_INFINITE);
+    m->value = fl_future_value(c->f);
+    fl_test_latch_count_down(c->returned);
+    return NULL;
+}
+
+/* Eight threads wait (FL_INFINITE) on one pending future; none returns
+ * while it is pending; one completion wakes them all, each with FL_OK and
+ * the value. The completion comes once every waiter is seen asleep in the
+ * kernel ('S' in /proc: past fl_future_wait's short spin, on its condition
+ * variable), so the test covers the sleeping path, not the spin; the
+ * assertions hold whatever the waiters were doing (without /proc it waits
+ * 50 ms instead, which only makes the sleeping path likely). The crowd is
+ * on the heap: if a waiter is never woken the case fails and leaves it to
+ * the threads still blocked. */
+static void test_one_completion_wakes_every_blocked_waiter(void **state)
+{
+    (void)state;
+    static atomic_int freed; /* static, like the crowd on the heap */
+    atomic_store(&freed, 0);
+    crowd_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->f = fl_future_alloc();
+    assert_non_null(c->f);
+    c->returned = fl_test_latch_alloc(WAITERS);
+    for (int i = 0; i < WAITERS; i++) {
+        c->m[i].crowd = c;
+        c->m[i].rc = -1;
+        assert_int_equal(
+            0, pthread_create(&c->m[i].thread, NULL, crowd_main, &c->m[i]));
+    }
+    uint64_t t0 = fl_clock_now_ns();
+    const struct timespec tick = {0, 200000}; /* 200 us between polls */
+    while (atomic_load(&c->announced) < WAITERS) {
+        if (fl_test_ms_since(t0) > WAIT_MS)
+            fail_msg("%d of %d waiters started", atomic_load(&c->announced),
+                     WAITERS);
+        nanosleep(&tick, NULL);
+    }
+    bool asleep[WAITERS] = {false};
+    int nasleep = 0;
+    while (nasleep < WAITERS) {
+        for (int i = 0; i < WAITERS; i++) {
+            if (asleep[i])
+                continue;
+            char st = thread_state(atomic_load(&c->m[i].tid));
+            if (st == 0) { /* no /proc */
+                const struct timespec grace = {0, 50000000};
+                nanosleep(&grace, NULL);
+                nasleep = WAITERS;
+                break;
+            }
+            if (st == 'S') {
+                asleep[i] = true;
+                nasleep++;
+            }
+        }
+        if (nasleep < WAITERS && fl_test_ms_since(t0) > WAIT_MS)
+            fail_msg("only %d of %d waiters went to sleep", nasleep, WAITERS);
+        if (nasleep < WAITERS)
+            nanosleep(&tick, NULL);
+    }
+    assert_int_equal(WAITERS, fl_test_latch_count(c->returned));
+    assert_pending(c->f);
+
+    val_t *v = val_new(&freed, 8);
+    assert_fl_ok(fl_future_complete(c->f, v, val_free));
+    if (fl_test_latch_wait(c->returned, WAIT_MS) != 0)
+        fail_msg("%d of %d waiters still blocked after the completion",
+                 (int)fl_test_latch_count(c->returned), WAITERS);
+    for (int i = 0; i < WAITERS; i++) {
+        assert_int_equal(0, pthread_join(c->m[i].thread, NULL));
+        if (c->m[i].rc != FL_OK)
+            fail_msg("waiter %d: %s", i, fl_err_name(c->m[i].rc));
+        assert_ptr_equal(v, c->m[i].value);
+    }
+    assert_int_equal(0, atomic_load(&freed));
+    fl_future_release(c->f);
+    assert_int_equal(1, atomic_load(&freed));
+    fl_test_latch_free(c->returned);
+    free(c);
 }
 
 /* Waits attempted on runtime threads report their code here. */
@@ -1365,6 +1548,158 @@ test_callback_registration_racing_completion_runs_each_once(void **state)
     free(r.calls);
 }
 
+/* A wait timing out just as another thread completes the future. */
+#define WR_ROUNDS 2000
+
+typedef struct wait_race {
+    /* Round i (from 1) starts when go becomes i (-1: stop) and ends when
+     * done does. Both sides spin on them rather than sleep (a wake-up
+     * alone can take longer than the window aimed at). The round's fields
+     * are written before the release store of go, the result before the
+     * one of done. */
+    atomic_int go, done;
+    fl_future_t *f;
+    uint64_t at_ns; /* when to complete (fl_clock_now_ns) */
+    int code;       /* FL_OK: complete with v; else fail with it */
+    val_t *v;
+    int rc;           /* the completion's result */
+    uint64_t done_ns; /* when the completion returned */
+} wait_race_t;
+
+/* Spins until *a reaches v (or -1, returned as such). */
+static int spin_until(atomic_int *a, int v)
+{
+    int got;
+    unsigned spins = 0;
+    while ((got = atomic_load_explicit(a, memory_order_acquire)) != v &&
+           got != -1)
+        if (++spins % 1024 == 0)
+            sched_yield(); /* the other side may need this CPU */
+    return got;
+}
+
+static void *wait_race_completer(void *p)
+{
+    wait_race_t *r = p;
+    for (int i = 1; spin_until(&r->go, i) == i; i++) {
+        while (fl_clock_now_ns() < r->at_ns)
+            ;
+        r->rc = r->code == FL_OK ? fl_future_complete(r->f, r->v, val_free)
+                                 : fl_future_fail(r->f, r->code, NULL);
+        r->done_ns = fl_clock_now_ns();
+        atomic_store_explicit(&r->done, i, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Overwrites the stack below the caller: a waiter the completion still
+ * touched after its wait returned would read garbage. */
+static __attribute__((noinline)) void scribble_stack(void)
+{
+    unsigned char junk[8192];
+    memset(junk, 0xa5, sizeof junk);
+    __asm__ __volatile__("" : : "r"(junk) : "memory");
+}
+
+/* Round i's timeout: mostly 0, every fourth 1 ms, every fourth 100 ms (a
+ * timeout the completion comes well within). */
+static int wait_race_timeout(int i)
+{
+    static const int timeout_ms[4] = {1, 0, 100, 0};
+    return timeout_ms[i % 4];
+}
+
+/* When round i completes, in ns after its wait began: with a timeout of
+ * 0 or 1 ms in the 100 us after the timeout, where the wait gives up
+ * (after its ~30 us spin, the timeout and the kernel's timer slack); with
+ * 100 ms from 20 to 50 us, where the wait ends its spin and registers to
+ * sleep. */
+static uint64_t wait_race_delay(int i, int timeout_ms)
+{
+    uint64_t sweep = (uint64_t)i * 7919u;
+    if (timeout_ms == 100)
+        return 20000u + sweep % 30000u;
+    return (uint64_t)timeout_ms * 1000000u + sweep % 100000u;
+}
+
+/* Rounds of a wait against a completion (or a failure with a code) on
+ * another thread at about the same moment (wait_race_delay): so the
+ * completion sometimes takes the waiter off the list just as the wait
+ * gives up (on a quiet machine a few rounds per run, more under the
+ * sanitizers), or comes just as the wait registers. Every wait returns
+ * FL_ETIMEDOUT or exactly the completion's result (code, and value on
+ * success), and FL_ETIMEDOUT only if the completion returned after the
+ * wait's timeout had passed (else the future was no longer pending when
+ * the wait gave up); either way the completion succeeds and the future
+ * holds its result; some waits see the result. A completion touching a
+ * returned waiter's stack is a sanitizer report, and without sanitizers
+ * reads the garbage written there after each wait. The round state is on
+ * the heap and the counter static, for a completer left running by a
+ * failed case. */
+static void test_wait_timing_out_as_the_future_completes(void **state)
+{
+    (void)state;
+    static atomic_int freed;
+    atomic_store(&freed, 0);
+    wait_race_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    atomic_init(&r->go, 0);
+    atomic_init(&r->done, 0);
+    pthread_t t;
+    assert_int_equal(0, pthread_create(&t, NULL, wait_race_completer, r));
+    int timeouts = 0, results = 0, oks = 0;
+    for (int i = 1; i <= WR_ROUNDS; i++) {
+        int timeout_ms = wait_race_timeout(i);
+        r->f = fl_future_alloc();
+        assert_non_null(r->f);
+        r->code = i % 2 == 0 ? FL_OK : FL_EUSER + 1 + i % 5;
+        r->v = r->code == FL_OK ? val_new(&freed, i) : NULL;
+        r->rc = -1;
+        uint64_t began = fl_clock_now_ns();
+        r->at_ns = began + wait_race_delay(i, timeout_ms);
+        atomic_store_explicit(&r->go, i, memory_order_release);
+        int rc = fl_future_wait(r->f, timeout_ms);
+        scribble_stack();
+        spin_until(&r->done, i);
+        if (r->rc != FL_OK)
+            fail_msg("round %d: the completion returned %s", i,
+                     fl_err_name(r->rc));
+        if (fl_future_error(r->f) != r->code)
+            fail_msg("round %d: the future holds %s, want %s", i,
+                     fl_err_name(fl_future_error(r->f)), fl_err_name(r->code));
+        if (rc == FL_ETIMEDOUT) {
+            uint64_t after = r->done_ns - began;
+            if (after < (uint64_t)timeout_ms * 1000000u)
+                fail_msg("round %d: the wait (timeout %d ms) timed out, but "
+                         "the completion returned %llu ns after it began",
+                         i, timeout_ms, (unsigned long long)after);
+            timeouts++;
+        } else if (rc == r->code) {
+            results++;
+        } else {
+            fail_msg("round %d (timeout %d ms): wait returned %s, want "
+                     "FL_ETIMEDOUT or %s",
+                     i, timeout_ms, fl_err_name(rc), fl_err_name(r->code));
+        }
+        if (r->code == FL_OK) {
+            assert_ptr_equal(r->v, fl_future_value(r->f));
+            oks++;
+        }
+        fl_future_release(r->f);
+    }
+    atomic_store_explicit(&r->go, -1, memory_order_release);
+    assert_int_equal(0, pthread_join(t, NULL));
+    print_message("wait race: %d timed out, %d saw the result\n", timeouts,
+                  results);
+    assert_int_equal(oks, atomic_load(&freed));
+    /* The 100 ms rounds see the result; how many rounds time out is up
+     * to the machine (with one CPU free, the completer's busy wait runs
+     * before the waiter's give-up and every wait sees the result). */
+    if (results == 0)
+        fail_msg("no wait saw the result: %d timed out", timeouts);
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1420,11 +1755,15 @@ int main(void)
         FL_TEST(test_wait_returns_the_result_of_a_complete_future),
         FL_TEST(test_wait_wakes_when_another_thread_completes),
         FL_TEST(test_wait_rejects_null_and_negative_timeouts),
+        FL_TEST(test_wait_of_zero_ms_is_a_poll),
+        FL_TEST(test_wait_that_timed_out_leaves_the_future_usable),
+        FL_TEST(test_one_completion_wakes_every_blocked_waiter),
         FL_TEST(test_wait_in_a_receive_callback_returns_edeadlk_at_once),
         FL_TEST(test_wait_in_an_actor_exec_function_returns_edeadlk_at_once),
         FL_TEST(test_wait_in_a_timer_callback_returns_edeadlk_at_once),
         FL_TEST(test_racing_complete_fail_cancel_and_timeout_have_one_winner),
         FL_TEST(test_callback_registration_racing_completion_runs_each_once),
+        FL_TEST(test_wait_timing_out_as_the_future_completes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
