@@ -762,15 +762,21 @@ static void conn_flush(fl__conn_t *c)
     }
 }
 
+/* Append b to the frame list *head..*tail. */
+static void obuf_append(fl__obuf_t **head, fl__obuf_t **tail, fl__obuf_t *b)
+{
+    b->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = b;
+    else
+        *head = b;
+    *tail = b;
+}
+
 /* Append b (under c->mu). */
 static void enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 {
-    b->next = NULL;
-    if (c->out_tail)
-        c->out_tail->next = b;
-    else
-        c->out_head = b;
-    c->out_tail = b;
+    obuf_append(&c->out_head, &c->out_tail, b);
     c->queued += b->len - b->off;
 }
 
@@ -933,6 +939,37 @@ static void enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
 
 /* ---- reading ------------------------------------------------------------- */
 
+/* Take p off c's table and its deadline list (under c->mu). */
+static void pending_unlink_locked(fl__conn_t *c, pending_t *p)
+{
+    HASH_DEL(c->pending, p);
+    deadline_del_locked(c, p);
+}
+
+/* The request answered by corr on c (under c->mu), or NULL. */
+static pending_t *pending_find_locked(fl__conn_t *c, uint64_t corr)
+{
+    pending_t *p = NULL;
+    if (corr != 0)
+        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    return p;
+}
+
+/* An answer came for p (under c->mu): off the table with it, and its
+ * record back to the pool; returns its future (the request's reference)
+ * and what decodes the answer. */
+static fl_future_t *pending_answered_locked(fl__conn_t *c, pending_t *p,
+                                           fl__decode_fn *decode,
+                                           const void **decode_arg)
+{
+    fl_future_t *f = p->f;
+    *decode = p->decode;
+    *decode_arg = p->decode_arg;
+    pending_unlink_locked(c, p);
+    pending_put_locked(c, p);
+    return f;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     fl__conn_t *c = h->data;
@@ -998,22 +1035,15 @@ static bool answer_take(fl__conn_t *c, answers_t *b, const fl__rx_frame_t *fr)
         pthread_mutex_lock(&c->mu);
         b->locked = true;
     }
-    uint64_t corr = fr->h.corr;
-    pending_t *p = NULL;
-    if (corr != 0)
-        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    pending_t *p = pending_find_locked(c, fr->h.corr);
     if (p == NULL || p->kind != FL__REQ_INVOKE || p->decode == NULL ||
         b->n == FL__NET_RUN_FRAMES)
         return false;
-    HASH_DEL(c->pending, p);
-    deadline_del_locked(c, p);
-    b->a[b->n].f = p->f;
-    b->a[b->n].decode = p->decode;
-    b->a[b->n].decode_arg = p->decode_arg;
+    b->a[b->n].f = pending_answered_locked(c, p, &b->a[b->n].decode,
+                                           &b->a[b->n].decode_arg);
     b->a[b->n].body = fr->body;
     b->a[b->n].len = fr->h.body_len;
     b->n++;
-    pending_put_locked(c, p);
     return true;
 }
 
@@ -1038,10 +1068,8 @@ static void answers_settle(fl__conn_t *c, answers_t *b)
 static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
 {
     pthread_mutex_lock(&c->mu);
-    pending_t *p = NULL;
     uint64_t corr = fr->h.corr;
-    if (corr != 0)
-        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    pending_t *p = pending_find_locked(c, corr);
     bool issued = corr != 0 && corr <= c->next_corr;
     /* What the answer needs of the request, which goes back to the pool
      * in this one critical section. */
@@ -1051,12 +1079,7 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     if (p != NULL &&
         !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
         !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
-        HASH_DEL(c->pending, p);
-        deadline_del_locked(c, p);
-        f = p->f;
-        decode = p->decode;
-        decode_arg = p->decode_arg;
-        pending_put_locked(c, p);
+        f = pending_answered_locked(c, p, &decode, &decode_arg);
     } else if (p != NULL) {
         issued = false; /* the wrong kind of answer */
     }
@@ -1374,8 +1397,6 @@ static void conn_connect(fl__conn_t *c)
     }
 }
 
-/* What a kick means: connect an idle outbound connection with work, or
- * write what is queued. I/O thread. */
 /*
  * Queue the answers the I/O thread held back on c (fl__conn_send; under
  * c->mu) as fl__conn_send would have, one by one and with its checks.
@@ -1410,6 +1431,8 @@ static fl__obuf_t *queue_held_locked(fl__conn_t *c)
     return NULL;
 }
 
+/* What a kick means: queue the answers held back, then connect an idle
+ * outbound connection with work, or write what is queued. I/O thread. */
 static void conn_process(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
@@ -1663,8 +1686,7 @@ static void conn_expire(fl__conn_t *c, uint64_t now)
     pthread_mutex_lock(&c->mu);
     while (c->dhead != NULL && c->dhead->deadline_ns <= now) {
         pending_t *p = c->dhead;
-        deadline_del_locked(c, p);
-        HASH_DEL(c->pending, p);
+        pending_unlink_locked(c, p);
         p->next_free = due;
         due = p;
     }
@@ -2124,12 +2146,7 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
         /* An answer the I/O thread made while handling a read (the turns
          * it ran): held back without the lock until the read's frames are
          * written, then queued with the others (queue_held_locked). */
-        fb->next = NULL;
-        if (c->held_tail != NULL)
-            c->held_tail->next = fb;
-        else
-            c->held_head = fb;
-        c->held_tail = fb;
+        obuf_append(&c->held_head, &c->held_tail, fb);
         conn_kick(c);
         return FL_OK;
     }

@@ -317,15 +317,15 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
 {
     fl_rpc_service_t *svc = arg;
     bool tell = (h->flags & FL__F_TELL) != 0;
-    char id[FL__ID_MAX + 1];
-    str_copy(id, sizeof id, m->endpoint);
     /* A call to an endpoint this read has claimed needs neither the
      * registry nor a reference: the claim holds one, and the endpoint
      * cannot run (so cannot stop) before on_frames runs its turn. */
     struct io_claim *held = held_claim(svc, m->endpoint);
     fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
     bool claim = false;
+    char id[FL__ID_MAX + 1];
     if (held == NULL) {
+        str_copy(id, sizeof id, m->endpoint);
         pthread_mutex_lock(&svc->mu);
         ep = fl__rpc_find_ep(svc, id);
         /* May this thread run the endpoint's turn (see on_frames)? Then
@@ -407,7 +407,7 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     }
     if (rc != FL_OK && tell)
         FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
-               fl__conn_peer_name(c), id, fl_strerror(rc));
+               fl__conn_peer_name(c), ep->id, fl_strerror(rc));
 }
 
 /*
