@@ -29,6 +29,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -1740,6 +1741,14 @@ static void *net_main(void *p)
     fl__net_t *n = p;
     tls_net = n;
     fl__tls_no_block = true; /* a blocking wait here stalls every peer */
+    /* libuv writes with writev, which raises SIGPIPE when the peer has
+     * reset the connection; that default action would end the process.
+     * Blocked on this thread the write fails with EPIPE instead, and the
+     * connection closes (the process's own disposition is left alone). */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     uv_run(&n->loop, UV_RUN_DEFAULT);
     tls_net = NULL;
     return NULL;

@@ -10,6 +10,7 @@
  */
 #include "wire_client.h"
 
+#include "remote/net.h"
 #include "remote/pbdepth.h"
 
 #define CALC (&flhostile__calc_gateway__descriptor)
@@ -706,6 +707,60 @@ static void test_timeouts_fail_in_deadline_order_each_on_time(void **state)
     rawsrv_stop(&s);
 }
 
+/* ---- cases: the I/O thread and SIGPIPE ----------------------------------- */
+
+/* What a write to a socket whose peer is gone did on the I/O thread. */
+typedef struct piped {
+    atomic_bool on_io;
+    atomic_int err; /* the write's errno; -1: it did not fail */
+    fl_test_latch_t *done;
+} piped_t;
+
+static void write_to_a_closed_peer(fl_future_t *f, void *arg)
+{
+    (void)f;
+    piped_t *p = arg;
+    atomic_store(&p->on_io, fl__net_on_io_thread());
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0) {
+        close(sv[1]);
+        ssize_t w = write(sv[0], "x", 1);
+        atomic_store(&p->err, w < 0 ? errno : -1);
+        close(sv[0]);
+    }
+    fl_test_latch_count_down(p->done);
+}
+
+/* libuv writes with writev: on the I/O thread, a write to a peer that is
+ * gone must fail with EPIPE, not raise SIGPIPE, whose default action ends
+ * the process (played by a completion callback, which runs there). */
+static void test_a_broken_pipe_on_the_io_thread_is_an_error(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    piped_t p;
+    atomic_init(&p.on_io, false);
+    atomic_init(&p.err, 0);
+    p.done = fl_test_latch_alloc(1);
+    assert_non_null(p.done);
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.v = 3;
+    req.text = "pipe";
+    fl_future_t *f = fl_test_call(s.gw, M_ADD, &req.base, WAIT_MS);
+    assert_fl_ok(fl_future_on_complete(f, write_to_a_closed_peer, &p));
+    uint64_t corr = rawsrv_invoke(&s, M_ADD, 3, "pipe");
+    rawsrv_reply_num(&s, corr, 4, "pipe");
+    fl_test_future_ok(f, "Add(3)");
+    fl_future_release(f);
+    assert_int_equal(0, fl_test_latch_wait(p.done, WAIT_MS));
+    fl_test_latch_free(p.done);
+    assert_true(atomic_load(&p.on_io));
+    assert_int_equal(EPIPE, atomic_load(&p.err));
+    rawsrv_expect_add(&s, 9, "after");
+    rawsrv_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +773,7 @@ int main(void)
         FL_TEST(test_too_deeply_nested_reply_fails_the_call_with_edecode),
         FL_TEST(test_late_replies_after_a_timeout_are_dropped),
         FL_TEST(test_timeouts_fail_in_deadline_order_each_on_time),
+        FL_TEST(test_a_broken_pipe_on_the_io_thread_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
