@@ -223,10 +223,13 @@ int fl_test_call_sync_code(fl_rpc_gateway_t *gw, unsigned method,
     memset(&not_set, 0, sizeof not_set);
     ProtobufCMessage *reply = &not_set;
     int rc = fl_rpc_call_sync(gw, method, req, timeout_ms, &reply);
+    assert_int_equal(rc, fl_rpc_last_error());
     if (rc != FL_OK) {
         assert_null(reply);
+        assert_true(fl_rpc_last_message()[0] != '\0');
         return rc;
     }
+    assert_string_equal("", fl_rpc_last_message());
     assert_non_null(reply);
     assert_ptr_not_equal(&not_set, reply);
     protobuf_c_message_free_unpacked(reply, NULL);

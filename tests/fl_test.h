@@ -116,8 +116,9 @@ int fl_test_call_code(fl_rpc_gateway_t *gw, unsigned method,
                       const ProtobufCMessage *req, int64_t timeout_ms,
                       char *msg, size_t msg_size);
 
-/* fl_rpc_call_sync's code. A success must give a reply (freed here), a
- * failure must set *reply to NULL. */
+/* fl_rpc_call_sync's code. A success must give a reply (freed here) and
+ * leave fl_rpc_last_message() empty; a failure must set *reply to NULL and
+ * say why there. fl_rpc_last_error() must be the code either way. */
 int fl_test_call_sync_code(fl_rpc_gateway_t *gw, unsigned method,
                            const ProtobufCMessage *req, int64_t timeout_ms);
 

@@ -511,13 +511,16 @@ FL_EXTERN int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
  * protobuf_c_message_free_unpacked(*reply, NULL)); otherwise *reply is NULL
  * and the return is the failure code (FL_ETIMEDOUT after the timeout).
  * Refused with FL_EDEADLK on a runtime thread, e.g. an endpoint's own main
- * thread, instead of deadlocking.
+ * thread, instead of deadlocking. Either way fl_rpc_last_error() and
+ * fl_rpc_last_message() on the calling thread give the outcome and the
+ * failure's message (a handler's own, for a handler error).
  */
 FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
                                const ProtobufCMessage *req, int64_t timeout_ms,
                                ProtobufCMessage **reply);
 
-/* The outcome of the last stub call or closure on this thread. */
+/* The outcome of the last stub call, closure or fl_rpc_call_sync on this
+ * thread. */
 FL_EXTERN int fl_rpc_last_error(void);
 FL_EXTERN const char *fl_rpc_last_message(void);
 

@@ -1402,18 +1402,24 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 {
     if (reply != NULL)
         *reply = NULL;
+    int rc = FL_EINVAL;
     if (reply == NULL)
-        return FL_EINVAL;
+        goto refused;
+    rc = FL_EDEADLK;
     if (fl_system_current() != NULL || fl__tls_no_block)
-        return FL_EDEADLK;
+        goto refused;
     fl_future_t *f;
-    int rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
+    rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
     if (rc != FL_OK)
-        return rc;
+        goto refused;
     rc = fl_future_wait(f, FL_INFINITE); /* the call has its own timeout */
     if (rc == FL_OK)
         *reply = fl_future_take_value(f);
+    set_last(rc, rc == FL_OK ? NULL : fl_future_message(f));
     fl_future_release(f);
+    return rc;
+refused:
+    set_last(rc, NULL);
     return rc;
 }
 

@@ -971,10 +971,12 @@ static void test_blocking_call_to_the_peer_returns_the_reply(void **state)
     assert_int_equal(41, r->n);
     protobuf_c_message_free_unpacked(reply, NULL);
 
-    /* A failure leaves the reply NULL. */
+    /* A failure leaves the reply NULL; the handler's message crosses too,
+     * in fl_rpc_last_message(). */
     Flremote__FailRequest freq = fail_req(FL_EUSER + 43, "blocking failure");
     assert_fl(FL_EUSER + 43,
               fl_test_call_sync_code(fx.plain, M_FAIL, &freq.base, 0));
+    assert_string_equal("blocking failure", fl_rpc_last_message());
 
     fx_end(&fx);
 }
