@@ -61,20 +61,12 @@ struct fl_future {
 
 static void lock(fl_future_t *f)
 {
-    unsigned spins = 0;
-    while (atomic_exchange_explicit(&f->lk, true, memory_order_acquire)) {
-        while (atomic_load_explicit(&f->lk, memory_order_relaxed)) {
-            if (++spins < 128)
-                fl__cpu_relax();
-            else
-                sched_yield(); /* the holder may have been preempted */
-        }
-    }
+    fl__spin_lock(&f->lk);
 }
 
 static void unlock(fl_future_t *f)
 {
-    atomic_store_explicit(&f->lk, false, memory_order_release);
+    fl__spin_unlock(&f->lk);
 }
 
 fl_future_t *fl_future_alloc(void)

@@ -5,6 +5,7 @@
 #ifndef FL_COMMON_INTERNAL_H
 #define FL_COMMON_INTERNAL_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,6 +57,37 @@ static inline void fl__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/*
+ * A spin lock for critical sections of a few hundred nanoseconds that
+ * never block (a future's state, a connection's read side): an exchange to
+ * take it, a store to let go. A waiter spins on a plain load, then yields
+ * after 128 rounds, since the holder may have been preempted.
+ */
+static inline void fl__spin_lock(_Atomic bool *lk)
+{
+    unsigned spins = 0;
+    while (atomic_exchange_explicit(lk, true, memory_order_acquire)) {
+        while (atomic_load_explicit(lk, memory_order_relaxed)) {
+            if (++spins < 128)
+                fl__cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+/* Take lk if it is free; true if taken. */
+static inline bool fl__spin_trylock(_Atomic bool *lk)
+{
+    return !atomic_load_explicit(lk, memory_order_relaxed) &&
+           !atomic_exchange_explicit(lk, true, memory_order_acquire);
+}
+
+static inline void fl__spin_unlock(_Atomic bool *lk)
+{
+    atomic_store_explicit(lk, false, memory_order_release);
 }
 
 #endif /* FL_COMMON_INTERNAL_H */

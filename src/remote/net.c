@@ -27,8 +27,10 @@
 #include "remote/address.h"
 #include "remote/rx.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -153,6 +155,17 @@ struct fl__conn {
     uv_buf_t *wbufs;
     size_t wcap;
     bool close_when_flushed;
+    /* The read side: rx, rbuf, rcap, rlen, rneed and the rx_ fields belong
+     * to whoever holds rx_lk: the I/O thread from on_alloc to the end of
+     * on_read (io_rx), or a thread waiting for its call's answer for one
+     * attempt at reading it itself (fl__conn_await). */
+    _Atomic bool rx_lk;
+    bool io_rx; /* I/O thread only: it holds rx_lk */
+    int rx_fd;  /* the socket to read, or -1 */
+    /* What a waiting thread read and left to the I/O thread: bytes in rbuf
+     * (rx_left), or the end of the stream (rx_err, a libuv error code). */
+    bool rx_left;
+    int rx_err;
     fl__rx_t rx;
     uint8_t *rbuf;
     size_t rcap, rlen, rneed;
@@ -198,7 +211,7 @@ struct fl__net {
     int open_handles; /* connection sockets not yet closed */
 
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
-        st_writes, st_proto;
+        st_writes, st_proto, st_caller_reads, st_caller_answers;
 };
 
 static _Thread_local fl__net_t *tls_net; /* set on the I/O thread */
@@ -473,6 +486,8 @@ static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
     c->outbound = outbound;
     pthread_mutex_init(&c->mu, NULL);
     c->fd = -1;
+    c->rx_fd = -1;
+    atomic_init(&c->rx_lk, false);
     atomic_init(&c->peer_max, n->max_frame);
     fl__rx_init(&c->rx, n->max_frame);
     c->tcp.data = c;
@@ -582,6 +597,15 @@ static void on_closed(uv_handle_t *h)
 static void conn_close(fl__conn_t *c, int code, const char *reason)
 {
     fl__net_t *n = c->net;
+    /* No thread reads the socket from here on: it is closed below. */
+    bool held = c->io_rx;
+    if (!held)
+        fl__spin_lock(&c->rx_lk);
+    c->rx_fd = -1;
+    c->rx_left = false;
+    c->rx_err = 0;
+    if (!held)
+        fl__spin_unlock(&c->rx_lk);
     pthread_mutex_lock(&c->mu);
     if (c->state == C_CLOSING || c->state == C_DEAD) {
         pthread_mutex_unlock(&c->mu);
@@ -960,8 +984,8 @@ static pending_t *pending_find_locked(fl__conn_t *c, uint64_t corr)
  * record back to the pool; returns its future (the request's reference)
  * and what decodes the answer. */
 static fl_future_t *pending_answered_locked(fl__conn_t *c, pending_t *p,
-                                           fl__decode_fn *decode,
-                                           const void **decode_arg)
+                                            fl__decode_fn *decode,
+                                            const void **decode_arg)
 {
     fl_future_t *f = p->f;
     *decode = p->decode;
@@ -971,9 +995,30 @@ static fl_future_t *pending_answered_locked(fl__conn_t *c, pending_t *p,
     return f;
 }
 
+/* The I/O thread takes c's read side (if it does not hold it already),
+ * waiting out a thread that reads its answer; rx_let_go gives it back. */
+static void rx_hold(fl__conn_t *c)
+{
+    if (!c->io_rx) {
+        fl__spin_lock(&c->rx_lk);
+        c->io_rx = true;
+    }
+}
+
+static void rx_let_go(fl__conn_t *c)
+{
+    if (c->io_rx) {
+        c->io_rx = false;
+        fl__spin_unlock(&c->rx_lk);
+    }
+}
+
+/* libuv reads into the buffer this gives, then calls on_read: the read
+ * side is held from here to the end of on_read. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     fl__conn_t *c = h->data;
+    rx_hold(c);
     size_t want = c->rneed > READ_CHUNK ? c->rneed : READ_CHUNK;
     if (c->rlen + READ_CHUNK / 4 > want && c->rneed <= c->rlen)
         want = c->rlen + READ_CHUNK; /* room for more frames behind */
@@ -1060,56 +1105,17 @@ static void answers_settle(fl__conn_t *c, answers_t *b)
         if (fl_future_done(f)) /* timed out meanwhile */
             fl_future_release(f);
         else
-            settle_decoded(f, b->a[i].decode, b->a[i].decode_arg,
-                           b->a[i].body, b->a[i].len);
+            settle_decoded(f, b->a[i].decode, b->a[i].decode_arg, b->a[i].body,
+                           b->a[i].len);
     }
     b->n = 0;
 }
 
-static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
+/* Complete f, taken off its table, with the answer fr (REPLY, ERROR or
+ * CONNECTED), then let go of the request's reference. */
+static void answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
+                          fl__decode_fn decode, const void *decode_arg)
 {
-    pthread_mutex_lock(&c->mu);
-    uint64_t corr = fr->h.corr;
-    pending_t *p = pending_find_locked(c, corr);
-    bool issued = corr != 0 && corr <= c->next_corr;
-    /* What the answer needs of the request, which goes back to the pool
-     * in this one critical section. */
-    fl_future_t *f = NULL;
-    fl__decode_fn decode = NULL;
-    const void *decode_arg = NULL;
-    if (p != NULL &&
-        !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
-        !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
-        f = pending_answered_locked(c, p, &decode, &decode_arg);
-    } else if (p != NULL) {
-        issued = false; /* the wrong kind of answer */
-    }
-    pthread_mutex_unlock(&c->mu);
-    if (f == NULL && issued) {
-        /* A request of ours that timed out: its answer is late. */
-        FL_LOG(FL_LOG_DEBUG, "remote: %s: late answer to request %llu dropped",
-               c->name, (unsigned long long)corr);
-        return;
-    }
-    if (f == NULL) {
-        if (fr->h.kind == FL__K_ERROR && corr == 0) {
-            /* About the connection itself; the peer closes next. */
-            c->peer_err = fr->m.code >= 1 && fr->m.code <= INT_MAX
-                              ? (int)fr->m.code
-                              : FL_EPROTO;
-            snprintf(c->peer_msg, sizeof c->peer_msg, "%.*s",
-                     (int)fr->m.message.len, fr->m.message.p);
-            FL_LOG(FL_LOG_WARN, "remote: %s refused the connection: %s (%s)",
-                   c->name, c->peer_msg, fl_err_name(c->peer_err));
-            return;
-        }
-        char why[96];
-        snprintf(why, sizeof why,
-                 "an answer (kind %u) to no request: corr %llu", fr->h.kind,
-                 (unsigned long long)corr);
-        proto_error(c, FL_EPROTO, why);
-        return;
-    }
     if (fr->h.kind == FL__K_ERROR) {
         int code = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
                                                             : FL_EPROTO;
@@ -1135,6 +1141,51 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
         }
     }
     fl_future_release(f);
+}
+
+static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t corr = fr->h.corr;
+    pending_t *p = pending_find_locked(c, corr);
+    bool issued = corr != 0 && corr <= c->next_corr;
+    /* What the answer needs of the request, which goes back to the pool
+     * in this one critical section. */
+    fl_future_t *f = NULL;
+    fl__decode_fn decode = NULL;
+    const void *decode_arg = NULL;
+    if (p != NULL &&
+        !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
+        !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
+        f = pending_answered_locked(c, p, &decode, &decode_arg);
+    } else if (p != NULL) {
+        issued = false; /* the wrong kind of answer */
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (f != NULL) {
+        answer_settle(fr, f, decode, decode_arg);
+        return;
+    }
+    if (issued) {
+        /* A request of ours that timed out: its answer is late. */
+        FL_LOG(FL_LOG_DEBUG, "remote: %s: late answer to request %llu dropped",
+               c->name, (unsigned long long)corr);
+        return;
+    }
+    if (fr->h.kind == FL__K_ERROR && corr == 0) {
+        /* About the connection itself; the peer closes next. */
+        c->peer_err = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
+                                                               : FL_EPROTO;
+        snprintf(c->peer_msg, sizeof c->peer_msg, "%.*s",
+                 (int)fr->m.message.len, fr->m.message.p);
+        FL_LOG(FL_LOG_WARN, "remote: %s refused the connection: %s (%s)",
+               c->name, c->peer_msg, fl_err_name(c->peer_err));
+        return;
+    }
+    char why[96];
+    snprintf(why, sizeof why, "an answer (kind %u) to no request: corr %llu",
+             fr->h.kind, (unsigned long long)corr);
+    proto_error(c, FL_EPROTO, why);
 }
 
 static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -1214,20 +1265,20 @@ static void run_frames(fl__net_t *n)
     flush_dirty(n);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* The end of c's stream, or an error reading it (a libuv code): close. */
+static void read_failed(fl__conn_t *c, ssize_t err)
 {
-    fl__conn_t *c = s->data;
-    (void)buf;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        conn_close(c, 0,
-                   nread == UV_EOF       ? "the peer closed the connection"
-                   : nread == UV_ENOBUFS ? "out of memory for the read buffer"
-                                         : uv_strerror((int)nread));
-        return;
-    }
-    c->rlen += (size_t)nread;
+    conn_close(c, 0,
+               err == UV_EOF       ? "the peer closed the connection"
+               : err == UV_ENOBUFS ? "out of memory for the read buffer"
+                                   : uv_strerror((int)err));
+}
+
+/* Handle the frames in c's read buffer, keep what is left of the last
+ * (I/O thread, holding the read side). */
+static void rx_run(fl__conn_t *c)
+{
+    c->rx_left = false;
     size_t off = 0;
     fl__net_t *n = c->net;
     uint64_t frames = 0;
@@ -1283,6 +1334,34 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    fl__conn_t *c = s->data;
+    (void)buf;
+    rx_hold(c); /* libuv reports some hang-ups without on_alloc */
+    if (nread < 0) {
+        read_failed(c, nread);
+    } else if (nread > 0 || c->rx_left) {
+        c->rlen += (size_t)nread;
+        rx_run(c);
+    }
+    rx_let_go(c);
+}
+
+/* Handle what a thread waiting for its answer read and left (I/O thread,
+ * kicked by it): the frames after its answer, or the stream's end. */
+static void rx_take_left(fl__conn_t *c)
+{
+    if (!c->tcp_open)
+        return;
+    rx_hold(c);
+    if (c->rx_err != 0)
+        read_failed(c, c->rx_err);
+    else if (c->rx_left)
+        rx_run(c);
+    rx_let_go(c);
+}
+
 /* The socket is connected (either side): read, say HELLO first. */
 static int conn_opened(fl__conn_t *c)
 {
@@ -1292,6 +1371,9 @@ static int conn_opened(fl__conn_t *c)
         return UV_ENOMEM;
     uv_os_fd_t fd = -1;
     uv_fileno((uv_handle_t *)&c->tcp, &fd);
+    rx_hold(c);
+    c->rx_fd = fd;
+    rx_let_go(c);
     pthread_mutex_lock(&c->mu);
     c->state = C_OPEN;
     c->fd = fd;
@@ -1419,8 +1501,7 @@ static fl__obuf_t *queue_held_locked(fl__conn_t *c)
         int rc = refuse_locked(c, h->len - h->off, msg, sizeof msg);
         if (rc != FL_OK) {
             if (rc == FL_ELIMIT) {
-                FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection",
-                       msg);
+                FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
                 c->overflow = true;
             }
             return h;
@@ -1635,6 +1716,7 @@ static void on_async(uv_async_t *a)
         list = c->knext;
         c->kicked = false;
         pthread_mutex_unlock(&n->kmu);
+        rx_take_left(c);
         conn_process(c);
         fl__conn_release(c);
     }
@@ -1962,6 +2044,8 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
     out->frames_out = atomic_load(&n->st_out);
     out->writes = atomic_load(&n->st_writes);
     out->proto_errors = atomic_load(&n->st_proto);
+    out->caller_reads = atomic_load(&n->st_caller_reads);
+    out->caller_answers = atomic_load(&n->st_caller_answers);
 }
 
 /* ---- the public side of connections ---------------------------------------
@@ -2196,4 +2280,88 @@ int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index)
     fl__frame_meta_t m = {.service_index = index};
     fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECTED, 0, corr, &m, 0, NULL);
     return b ? fl__conn_send(c, b) : FL_ENOMEM;
+}
+
+/* ---- a waiting caller reads its answer ----------------------------------- */
+
+_Atomic uint64_t fl__net_await_spin_ns = 30000u;
+
+/* The first frame of c's read buffer if it answers f, the call of the
+ * thread that read it: taken off the table and settled here, and dropped
+ * from the buffer. Holding the read side. */
+static void await_take(fl__conn_t *c, fl_future_t *f)
+{
+    fl__rx_frame_t fr;
+    size_t need = 0;
+    char why[256];
+    /* A broken or partial frame is the I/O thread's to deal with. */
+    if (fl__rx_next(&c->rx, c->rbuf, c->rlen, &fr, &need, why, sizeof why) !=
+            FL_OK ||
+        (fr.h.kind != FL__K_REPLY && fr.h.kind != FL__K_ERROR))
+        return;
+    pthread_mutex_lock(&c->mu);
+    pending_t *p = pending_find_locked(c, fr.h.corr);
+    if (p == NULL || p->f != f || p->kind != FL__REQ_INVOKE) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    fl__decode_fn decode;
+    const void *decode_arg;
+    fl_future_t *pf = pending_answered_locked(c, p, &decode, &decode_arg);
+    pthread_mutex_unlock(&c->mu);
+    answer_settle(&fr, pf, decode, decode_arg);
+    atomic_fetch_add_explicit(&c->net->st_in, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->net->st_caller_answers, 1,
+                              memory_order_relaxed);
+    c->rlen -= fr.size;
+    if (c->rlen > 0)
+        memmove(c->rbuf, c->rbuf + fr.size, c->rlen);
+}
+
+/* One attempt by the thread waiting for f to read f's answer from c's
+ * socket itself. True when f is done. */
+static bool await_read(fl__conn_t *c, fl_future_t *f)
+{
+    if (!fl__spin_trylock(&c->rx_lk))
+        return false; /* the I/O thread reads */
+    /* Only from the start of the stream, with nothing buffered: frames
+     * are handled in order. Not before the peer's HELLO, which is the I/O
+     * thread's. */
+    if (c->rx_fd < 0 || c->rlen != 0 || c->rx_left || c->rx_err != 0 ||
+        c->rbuf == NULL || !c->rx.got_hello) {
+        fl__spin_unlock(&c->rx_lk);
+        return false;
+    }
+    ssize_t r = recv(c->rx_fd, c->rbuf, c->rcap, MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        fl__spin_unlock(&c->rx_lk);
+        return false;
+    }
+    atomic_fetch_add_explicit(&c->net->st_caller_reads, 1,
+                              memory_order_relaxed);
+    if (r <= 0) {
+        c->rx_err = r == 0 ? UV_EOF : uv_translate_sys_error(errno);
+    } else {
+        c->rlen = (size_t)r;
+        await_take(c, f);
+        c->rx_left = c->rlen > 0;
+    }
+    bool kick = c->rx_left || c->rx_err != 0;
+    fl__spin_unlock(&c->rx_lk);
+    if (kick)
+        conn_kick(c); /* the rest is the I/O thread's */
+    return fl_future_done(f);
+}
+
+int fl__conn_await(fl__conn_t *c, fl_future_t *f)
+{
+    uint64_t until =
+        fl_clock_now_ns() +
+        atomic_load_explicit(&fl__net_await_spin_ns, memory_order_relaxed);
+    do {
+        if (fl_future_done(f) || await_read(c, f))
+            return fl_future_error(f);
+        sched_yield();
+    } while (fl_clock_now_ns() < until);
+    return fl_future_wait(f, FL_INFINITE);
 }

@@ -11,6 +11,7 @@
 #ifndef FL_REMOTE_NET_H
 #define FL_REMOTE_NET_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,6 +204,21 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
  */
 int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
 
+/*
+ * fl__conn_await waits for f, the future of a call this thread made on c
+ * with fl__conn_request, and returns fl_future_wait's result. For up to
+ * fl__net_await_spin_ns (30 us) it polls c's socket itself: when it finds f's
+ * answer at the head of the stream, with nothing buffered before it, it settles
+ * f on this thread and leaves what follows to the I/O thread, which saves the
+ * I/O thread's wake-up on a blocking call's path. Then it sleeps on f. Any
+ * thread but an I/O thread or a worker (the caller checks, as
+ * fl_future_wait does); blocks.
+ */
+int fl__conn_await(fl__conn_t *c, fl_future_t *f);
+
+/* How long fl__conn_await polls (30 us; tests make it longer). */
+extern _Atomic uint64_t fl__net_await_spin_ns;
+
 /* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). */
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
                           const char *msg);
@@ -215,6 +231,9 @@ typedef struct fl__net_stats {
     uint64_t conns_accepted, conns_opened, conns_failed;
     uint64_t frames_in, frames_out, writes;
     uint64_t proto_errors;
+    /* Reads by threads waiting for an answer (fl__conn_await) that found
+     * bytes or the stream's end, and the answers they settled. */
+    uint64_t caller_reads, caller_answers;
 } fl__net_stats_t;
 
 void fl__net_stats(fl__net_t *n, fl__net_stats_t *out);

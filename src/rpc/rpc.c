@@ -1412,7 +1412,10 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
     rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
     if (rc != FL_OK)
         goto refused;
-    rc = fl_future_wait(f, FL_INFINITE); /* the call has its own timeout */
+    /* The call has its own timeout. A remote call's answer may be read
+     * by this thread itself (fl__conn_await). */
+    rc = gw->conn != NULL ? fl__conn_await(gw->conn, f)
+                          : fl_future_wait(f, FL_INFINITE);
     if (rc == FL_OK)
         *reply = fl_future_take_value(f);
     set_last(rc, rc == FL_OK ? NULL : fl_future_message(f));
