@@ -497,6 +497,24 @@ static fl__conn_t *conn_new(fl__net_t *n, bool outbound)
     return c;
 }
 
+/* The I/O thread takes c's read side (if it does not hold it already),
+ * waiting out a thread that reads its answer; rx_let_go gives it back. */
+static void rx_hold(fl__conn_t *c)
+{
+    if (!c->io_rx) {
+        fl__spin_lock(&c->rx_lk);
+        c->io_rx = true;
+    }
+}
+
+static void rx_let_go(fl__conn_t *c)
+{
+    if (c->io_rx) {
+        c->io_rx = false;
+        fl__spin_unlock(&c->rx_lk);
+    }
+}
+
 /* ---- failing what is pending --------------------------------------------- */
 
 /*
@@ -599,13 +617,12 @@ static void conn_close(fl__conn_t *c, int code, const char *reason)
     fl__net_t *n = c->net;
     /* No thread reads the socket from here on: it is closed below. */
     bool held = c->io_rx;
-    if (!held)
-        fl__spin_lock(&c->rx_lk);
+    rx_hold(c);
     c->rx_fd = -1;
     c->rx_left = false;
     c->rx_err = 0;
     if (!held)
-        fl__spin_unlock(&c->rx_lk);
+        rx_let_go(c);
     pthread_mutex_lock(&c->mu);
     if (c->state == C_CLOSING || c->state == C_DEAD) {
         pthread_mutex_unlock(&c->mu);
@@ -993,24 +1010,6 @@ static fl_future_t *pending_answered_locked(fl__conn_t *c, pending_t *p,
     pending_unlink_locked(c, p);
     pending_put_locked(c, p);
     return f;
-}
-
-/* The I/O thread takes c's read side (if it does not hold it already),
- * waiting out a thread that reads its answer; rx_let_go gives it back. */
-static void rx_hold(fl__conn_t *c)
-{
-    if (!c->io_rx) {
-        fl__spin_lock(&c->rx_lk);
-        c->io_rx = true;
-    }
-}
-
-static void rx_let_go(fl__conn_t *c)
-{
-    if (c->io_rx) {
-        c->io_rx = false;
-        fl__spin_unlock(&c->rx_lk);
-    }
 }
 
 /* libuv reads into the buffer this gives, then calls on_read: the read

@@ -210,7 +210,8 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
  * fl__net_await_spin_ns (30 us) it polls c's socket itself: when it finds f's
  * answer at the head of the stream, with nothing buffered before it, it settles
  * f on this thread and leaves what follows to the I/O thread, which saves the
- * I/O thread's wake-up on a blocking call's path. Then it sleeps on f. Any
+ * I/O thread's wake-up on a blocking call's path. Then it waits on f with
+ * fl_future_wait (which polls the future a little more, then sleeps). Any
  * thread but an I/O thread or a worker (the caller checks, as
  * fl_future_wait does); blocks.
  */

@@ -17,6 +17,16 @@
 /* Each size class's largest size, one past it, and the largest pooled. */
 static const size_t sizes[] = {1, 64, 65, 128, 129, 256, 257, 512, 513, 1024};
 
+/* fl__block_alloc(n) while every allocation is made to fail: a pooled
+ * block, or NULL when the allocator would be needed. */
+static void *alloc_failing(size_t n)
+{
+    fl__alloc_fail_after(1, true);
+    void *p = fl__block_alloc(n);
+    fl__alloc_fail_after(0, false);
+    return p;
+}
+
 /* While a system lives, the block just freed is the next one handed out
  * for any size of its class, without the allocator (it succeeds while
  * every allocation is made to fail), and the whole size is usable. */
@@ -29,9 +39,7 @@ static void test_freed_block_comes_back(void **state)
         assert_non_null(p);
         memset(p, 0xa5, sizes[i]);
         fl__block_free(p, sizes[i]);
-        fl__alloc_fail_after(1, true);
-        uint8_t *q = fl__block_alloc(sizes[i]);
-        fl__alloc_fail_after(0, false);
+        uint8_t *q = alloc_failing(sizes[i]);
         assert_ptr_equal(q, p);
         fl__block_free(q, sizes[i]);
     }
@@ -39,9 +47,7 @@ static void test_freed_block_comes_back(void **state)
     void *p = fl__block_alloc(64);
     assert_non_null(p);
     fl__block_free(p, 64);
-    fl__alloc_fail_after(1, true);
-    void *q = fl__block_alloc(1);
-    fl__alloc_fail_after(0, false);
+    void *q = alloc_failing(1);
     assert_ptr_equal(q, p);
     fl__block_free(q, 1);
     fl_system_free(sys);
@@ -56,9 +62,7 @@ static void test_over_1k_is_direct(void **state)
     void *big = fl__block_alloc(1025);
     assert_non_null(big);
     fl__block_free(big, 1025);
-    fl__alloc_fail_after(1, true);
-    big = fl__block_alloc(1025);
-    fl__alloc_fail_after(0, false);
+    big = alloc_failing(1025);
     assert_null(big);
     big = fl__block_alloc(1025);
     assert_non_null(big);
@@ -78,9 +82,7 @@ static void test_no_system_frees_directly(void **state)
     void *p = fl__block_alloc(300);
     assert_non_null(p);
     fl__block_free(p, 300);
-    fl__alloc_fail_after(1, true);
-    void *q = fl__block_alloc(300);
-    fl__alloc_fail_after(0, false);
+    void *q = alloc_failing(300);
     assert_null(q);
 }
 
