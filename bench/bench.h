@@ -1,0 +1,200 @@
+/*
+ * bench.h - what every benchmark of fling_bench shares: the sizes, the
+ * message types, the context the runner passes, and the helpers of a run.
+ * Output, the system and completion are the runner's (fling_bench.c); the
+ * helpers on a benchmark's hot path (finishing a run, small messages) are
+ * inline here so that they cost what they cost in one file. Each family
+ * of benchmarks has its own file; the functions at the bottom are the
+ * rows of the runner's table.
+ */
+#ifndef FL_BENCH_BENCH_H
+#define FL_BENCH_BENCH_H
+
+#include <fling/fling.h>
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- sizes --------------------------------------------------------------- */
+
+#define PINGPONG_ROUND_TRIPS 1000000u
+#define COUNTING_MSGS 10000000u
+#define FANIN_SENDERS 4u
+#define FANIN_MSGS 10000000u
+#define THREADRING_ACTORS 503u
+#define THREADRING_HOPS 10000000u
+#define SPAWN_ACTORS 1000000u
+#define ASK_ASKS 1000000u
+/* The timeout of every ask: the realistic default, so each ask pays for its
+ * timer. */
+#define ASK_TIMEOUT_MS 10000
+#define RPC_CALLS 1000000u
+#define RPC_TELLS 10000000u
+#define REMOTE_CALLS 200000u
+#define REMOTE_WARMUP 10000u
+#define REMOTE_DEPTH 64u
+#define REMOTE_PIPELINED_CALLS 1000000u
+#define REMOTE_PIPELINED_WARMUP 20000u
+/* Messages a sender sends per turn before it yields (tells itself to go on),
+ * so that it never holds a worker for the whole run. */
+#define SEND_CHUNK 1000u
+/* How long the main thread waits for a benchmark before calling it hung. */
+#define HANG_TIMEOUT_MS 600000
+
+/* User message types. */
+enum msg_type {
+    MSG_GO = 1, /* from the main thread: start */
+    MSG_CONT,   /* from a sender to itself: send the next chunk */
+    MSG_PING,
+    MSG_PONG,
+    MSG_DATA,
+    MSG_TOKEN,
+    MSG_ASK,
+    MSG_ANSWER
+};
+
+/* What every benchmark gets from the command line. */
+typedef struct bench_ctx {
+    const char *name; /* the benchmark's name, the prefix of its figures */
+    unsigned workers; /* worker threads; 0 = the system's default */
+} bench_ctx_t;
+
+/* ---- output (fling_bench.c) ---------------------------------------------- */
+
+/* note writes one diagnostic line, "fling_bench: <text>", to stderr. Any
+ * thread. */
+void note(const char *fmt, ...) FL_PRINTF(1, 2);
+
+/*
+ * emit prints one figure, "<bench>.<metric> <value> <unit>", with the value
+ * rounded to an integer (decimals 0) or to one decimal (decimals 1), and
+ * flushes so that the lines of a run that later fails are not lost. The
+ * main thread.
+ */
+void emit(const bench_ctx_t *ctx, const char *metric, double value,
+          int decimals, const char *unit);
+
+/* fail reports a failed call of a benchmark (note) and returns its code. */
+int fail(const bench_ctx_t *ctx, const char *what, int err);
+
+/* ---- the system (fling_bench.c) ------------------------------------------ */
+
+/* sys_open creates a system with the default options but the worker count
+ * asked for on the command line (and max_actors, when not 0). FL_OK, or an
+ * error after saying why; the caller owns *out (sys_close). Main thread. */
+int sys_open(const bench_ctx_t *ctx, uint32_t max_actors, fl_system_t **out);
+
+/* sys_close shuts sys down (BLOCKS) and frees it; NULL is a no-op. Returns
+ * the shutdown's result, after saying why it failed. Main thread. */
+int sys_close(const bench_ctx_t *ctx, fl_system_t *sys);
+
+/* ---- completion (fling_bench.c) ------------------------------------------ */
+
+/*
+ * The end of a run: the actor that finishes the work stores the time and
+ * completes f; the main thread waits for f. A failing actor fails f with
+ * the reason instead.
+ */
+typedef struct done {
+    fl_future_t *f;
+    /* Written once by the finishing actor before it completes f; the
+     * release store pairs with the acquire load in done_wait(). */
+    _Atomic uint64_t t_end;
+} done_t;
+
+/* done_init readies d (caller memory) for a run: FL_OK, or FL_ENOMEM after
+ * saying why. Main thread. */
+int done_init(const bench_ctx_t *ctx, done_t *d);
+
+/* done_fini releases d's future. No actor may touch d any more. */
+void done_fini(done_t *d);
+
+/* done_finish stops the clock and completes the run. Actor thread. */
+static inline void done_finish(done_t *d)
+{
+    atomic_store_explicit(&d->t_end, fl_clock_now_ns(), memory_order_release);
+    fl_future_complete(d->f, NULL, NULL);
+}
+
+/* done_fail ends the run with an error. Actor thread. */
+static inline void done_fail(done_t *d, const char *what, int err)
+{
+    fl_future_fail(d->f, err, "%s: %s", what, fl_strerror(err));
+}
+
+/*
+ * done_wait BLOCKS the main thread until the run completes and returns its
+ * result; on FL_OK *secs is the time since t0. A run that does not finish
+ * within HANG_TIMEOUT_MS ends the process (exit status 1): a hung system
+ * could not be shut down either.
+ */
+int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0, double *secs);
+
+/*
+ * end_run ends a benchmark: shuts the system down (so that no actor runs
+ * any more and the benchmark's state, often on its stack, may go), then
+ * releases the completion future. Returns rc, or the shutdown's error if
+ * rc is FL_OK. BLOCKS; main thread.
+ */
+int end_run(const bench_ctx_t *ctx, int rc, fl_system_t *sys, done_t *d);
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* send_u64 tells `to` a message of the given type carrying v; returns
+ * fl_tell's result (FL_ENOMEM if the message could not be allocated). */
+static inline int send_u64(fl_system_t *sys, fl_actor_ref_t to, uint32_t type,
+                           uint64_t v)
+{
+    fl_msg_t *m = fl_msg_alloc(type, sizeof v);
+    if (m == NULL)
+        return FL_ENOMEM;
+    memcpy(fl_msg_data(m), &v, sizeof v);
+    return fl_tell(sys, to, m);
+}
+
+/* msg_u64 reads the value send_u64 put in m (0 if m carries none). */
+static inline uint64_t msg_u64(fl_msg_t *m)
+{
+    uint64_t v = 0;
+    if (fl_msg_size(m) >= sizeof v)
+        memcpy(&v, fl_msg_data(m), sizeof v);
+    return v;
+}
+
+/* ---- the benchmarks ------------------------------------------------------ */
+
+/*
+ * One function per row of the runner's table, each described in its file.
+ * Each runs on the main thread and BLOCKS until its run is over and all it
+ * made is freed; it prints its figures with emit() and returns FL_OK, or
+ * an error code after saying why on stderr.
+ */
+
+/* actor_bench.c: actor.pingpong, actor.counting, actor.fanin,
+ * actor.threadring, actor.spawn. */
+int bench_pingpong(const bench_ctx_t *ctx);
+int bench_counting(const bench_ctx_t *ctx);
+int bench_fanin(const bench_ctx_t *ctx);
+int bench_threadring(const bench_ctx_t *ctx);
+int bench_spawn(const bench_ctx_t *ctx);
+
+/* ask_bench.c: actor.ask. */
+int bench_ask(const bench_ctx_t *ctx);
+
+/* rpc_local_bench.c: rpc.local_call, rpc.local_tell. */
+int bench_rpc_call(const bench_ctx_t *ctx);
+int bench_rpc_tell(const bench_ctx_t *ctx);
+
+/* rpc_remote_bench.c: rpc.remote_call, rpc.remote_pipelined. */
+int bench_remote_call(const bench_ctx_t *ctx);
+int bench_remote_pipelined(const bench_ctx_t *ctx);
+
+/*
+ * serve_main is the server process of rpc.remote_* (the hidden option
+ * --serve; rpc_remote_bench.c). Returns FL_OK after a clean shutdown.
+ * BLOCKS until its stdin reads end-of-file.
+ */
+int serve_main(const bench_ctx_t *ctx);
+
+#endif /* FL_BENCH_BENCH_H */
