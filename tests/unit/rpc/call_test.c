@@ -167,7 +167,7 @@ static void test_closure_runs_on_the_calling_endpoints_main_thread(void **state)
     tep_t cst;
     tep_init(&cst);
     fl_rpc_endpoint_t *caller =
-        tep_create_started(fx.svc, "caller", &cst, NULL);
+        tep_create_started(cli_of(fx.svc), "caller", &cst, NULL);
     closure_ctx_t c = {.done = fl_test_latch_alloc(1), .caller = caller};
 
     /* The call is made from caller's main thread (a run_async task). */
@@ -751,7 +751,7 @@ test_blocking_call_on_another_endpoints_thread_fails_edeadlk(void **state)
     tep_t cst;
     tep_init(&cst);
     fl_rpc_endpoint_t *caller =
-        tep_create_started(fx.svc, "caller", &cst, NULL);
+        tep_create_started(cli_of(fx.svc), "caller", &cst, NULL);
 
     sync_in_task_t s = {.gw = fx.gw, .done = fl_test_latch_alloc(1)};
     atomic_init(&s.rc, -1);
@@ -836,7 +836,7 @@ static void test_method_index_finds_methods_by_their_proto_name(void **state)
     assert_int_equal(-1, fl_rpc_method_index(TG, ""));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_tell_through_the_stub_runs_the_handler),
@@ -877,5 +877,5 @@ int main(void)
         FL_TEST(test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod),
         FL_TEST(test_method_index_finds_methods_by_their_proto_name),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

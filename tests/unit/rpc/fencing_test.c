@@ -362,7 +362,7 @@ static void test_not_started_check_comes_before_fencing(void **state)
     fx_end(&fx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_gateway_with_the_endpoints_token_is_served),
@@ -383,5 +383,5 @@ int main(void)
         FL_TEST(test_self_gateway_of_an_unfenced_endpoint_has_no_token),
         FL_TEST(test_not_started_check_comes_before_fencing),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

@@ -645,7 +645,7 @@ test_on_complete_after_termination_frees_arg_without_running(void **state)
     tracked_fini(&t);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_calls_and_tasks_run_serially_and_fifo_per_sender),
@@ -674,5 +674,5 @@ int main(void)
         FL_TEST(test_on_complete_runs_whatever_the_endpoints_state),
         FL_TEST(test_on_complete_after_termination_frees_arg_without_running),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

@@ -9,6 +9,14 @@
  * fail the test on any unexpected code, and ep_fx_t: the service, endpoint
  * and gateway most cases begin and end with.
  *
+ * Each case runs once per transport, local and TCP (rpc_transport.h says
+ * how): svc_new makes the serving service, gw_to connects from the
+ * caller's service (cli_of) to the endpoint's address. Everything a case
+ * does on the endpoint side (hooks, main thread, self gateway,
+ * termination) stays on the serving service; endpoints that make calls
+ * stand on the caller's. Expected texts that name an address are computed
+ * for the transport (tep_address, tran_hostname).
+ *
  * Header-only (static inline) because every tests/unit/rpc/<name>_test.c is
  * its own program built from that one file.
  */
@@ -24,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rpc_transport.h"
 #include "test_gateways.pb-c.h"
 
 /* How long a test waits for anything that should happen. */
@@ -118,7 +127,6 @@ static inline void tep_init(tep_t *st)
 #define wait_latch fl_test_latch_await
 #define ms_since fl_test_ms_since
 #define future_code fl_test_future_code
-#define svc_end fl_test_service_end
 #define token_of fl_test_token
 #define gw_connect fl_test_connect
 #define gw_connect_error fl_test_connect_error
@@ -430,15 +438,45 @@ static inline ProtobufCService *const *tep_services(void)
 
 /* ---- services, endpoints, gateways --------------------------------------- */
 
+/* A serving service for the transport (svc_listen) with 2 workers. */
 static inline fl_rpc_service_t *svc_new(int64_t default_timeout_ms)
 {
     fl_rpc_service_opts_t o = {0};
     o.workers = 2;
     o.default_timeout_ms = default_timeout_ms;
+    svc_listen(&o);
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(&o, &svc));
     assert_non_null(svc);
     return svc;
+}
+
+/* Shuts svc down (which must succeed), frees it, then ends its caller's
+ * service (cli_of) if it has one. */
+static inline void svc_end(fl_rpc_service_t *svc)
+{
+    fl_test_service_end(svc);
+    cli_end(svc);
+}
+
+/* Frees svc (shutting it down if needed, whatever its result), then ends
+ * its caller's service if it has one. */
+static inline void svc_free(fl_rpc_service_t *svc)
+{
+    fl_rpc_service_free(svc);
+    cli_end(svc);
+}
+
+/* Shuts down svc's caller's service (cli_of, also when that is svc), then
+ * svc; returns svc's shutdown result. For cases on calls and connects after
+ * the shutdown: over TCP the caller's service is the one that refuses
+ * them. */
+static inline int svc_shutdown(fl_rpc_service_t *svc)
+{
+    fl_rpc_service_t *cli = cli_of(svc);
+    if (cli != svc)
+        assert_fl_ok(fl_rpc_service_shutdown(cli));
+    return fl_rpc_service_shutdown(svc);
 }
 
 /* Ends a service whose endpoints may have failed: an endpoint that
@@ -447,7 +485,7 @@ static inline fl_rpc_service_t *svc_new(int64_t default_timeout_ms)
 static inline void svc_end_any(fl_rpc_service_t *svc)
 {
     (void)fl_rpc_service_shutdown(svc);
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
 static inline fl_rpc_endpoint_opts_t tep_opts(const char *id, tep_t *st,
@@ -523,11 +561,13 @@ static inline fl_future_t *tep_pending_stop(tep_t *st)
     return p;
 }
 
+/* A TestGateway to ep (an endpoint of svc) from cli_of(svc), stamped with
+ * tok (NULL: unfenced); the caller frees it. */
 static inline fl_rpc_gateway_t *gw_to(fl_rpc_service_t *svc,
                                       fl_rpc_endpoint_t *ep,
                                       const fl_fencing_token_t *tok)
 {
-    return gw_connect(svc, fl_rpc_endpoint_address(ep), TG, tok);
+    return gw_connect(cli_of(svc), fl_rpc_endpoint_address(ep), TG, tok);
 }
 
 /* ---- the one-endpoint fixture -------------------------------------------- */

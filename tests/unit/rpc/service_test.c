@@ -173,10 +173,11 @@ test_connect_to_an_existing_endpoint_gives_a_working_gateway(void **state)
     ep_fx_t fx;
     ep_fx_begin(&fx, "target", FX_START);
 
-    fl_rpc_gateway_t *gw = gw_connect(fx.svc, "fling://local/target", TG, NULL);
+    fl_rpc_gateway_t *gw =
+        gw_connect(cli_of(fx.svc), tep_address(fx.svc, "target").s, TG, NULL);
     assert_string_equal(fl_rpc_endpoint_address(fx.ep),
                         fl_rpc_gateway_address(gw));
-    assert_string_equal("localhost", fl_rpc_gateway_hostname(gw));
+    assert_string_equal(tran_hostname(), fl_rpc_gateway_hostname(gw));
     assert_non_null(fl_rpc_gateway_service(gw));
     assert_ptr_equal(TG, fl_rpc_gateway_service(gw)->descriptor);
     expect_echo(gw, "connected", 1);
@@ -192,9 +193,10 @@ test_connect_to_a_missing_id_fails_econnect_naming_the_address(void **state)
     fl_rpc_service_t *svc = svc_new(0);
 
     char msg[512];
-    assert_fl(FL_ECONNECT, gw_connect_error(svc, "fling://local/nobody", TG,
-                                            msg, sizeof msg));
-    if (!strstr(msg, "fling://local/nobody"))
+    fx_addr_t nobody = tep_address(svc, "nobody");
+    assert_fl(FL_ECONNECT,
+              gw_connect_error(cli_of(svc), nobody.s, TG, msg, sizeof msg));
+    if (!strstr(msg, nobody.s))
         fail_msg("message \"%s\" does not name the address", msg);
 
     svc_end(svc);
@@ -206,8 +208,8 @@ static void test_connect_to_a_malformed_address_fails_econnect(void **state)
     fl_rpc_service_t *svc = svc_new(0);
 
     char msg[512];
-    assert_fl(FL_ECONNECT,
-              gw_connect_error(svc, "not-an-address", TG, msg, sizeof msg));
+    assert_fl(FL_ECONNECT, gw_connect_error(cli_of(svc), "not-an-address", TG,
+                                            msg, sizeof msg));
     if (!strstr(msg, "not-an-address"))
         fail_msg("message \"%s\" does not name the address", msg);
 
@@ -265,8 +267,9 @@ test_connect_to_an_endpoint_with_two_services_reaches_both(void **state)
     assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
     tep_start(ep, &st);
 
-    fl_rpc_gateway_t *tg = gw_connect(svc, "fling://local/two", TG, NULL);
-    fl_rpc_gateway_t *og = gw_connect(svc, "fling://local/two", OTHER, NULL);
+    fx_addr_t two_at = tep_address(svc, "two");
+    fl_rpc_gateway_t *tg = gw_connect(cli_of(svc), two_at.s, TG, NULL);
+    fl_rpc_gateway_t *og = gw_connect(cli_of(svc), two_at.s, OTHER, NULL);
     expect_echo(tg, "first service", 1);
     Fltest__Empty e = FLTEST__EMPTY__INIT;
     assert_fl_ok(call_code(og, 0, &e.base));
@@ -299,15 +302,16 @@ test_connect_after_shutdown_fails_eclosed_and_leaves_out_null(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
-    assert_fl_ok(fl_rpc_service_shutdown(svc));
+    fx_addr_t x = tep_address(svc, "x");
+    assert_fl_ok(svc_shutdown(svc));
 
     fl_future_t *f = fl_future_alloc(); /* a non-NULL value to overwrite */
     fl_future_t *keep = f;
-    assert_fl(FL_ECLOSED, fl_rpc_connect(svc, "fling://local/x", TG, NULL, &f));
+    assert_fl(FL_ECLOSED, fl_rpc_connect(cli_of(svc), x.s, TG, NULL, &f));
     assert_null(f);
 
     fl_future_release(keep);
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
 /* ---- self gateway -------------------------------------------------------- */
@@ -440,6 +444,7 @@ static void test_service_on_a_borrowed_system_leaves_it_running(void **state)
     fl_system_t *sys = fl_test_system(2);
     fl_rpc_service_opts_t o = {0};
     o.system = sys;
+    svc_listen(&o);
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(&o, &svc));
     assert_ptr_equal(sys, fl_rpc_service_system(svc));
@@ -498,7 +503,7 @@ static void test_calls_after_shutdown_fail_eclosed(void **state)
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START | FX_GW);
-    assert_fl_ok(fl_rpc_service_shutdown(fx.svc));
+    assert_fl_ok(svc_shutdown(fx.svc));
 
     Fltest__EchoRequest req = echo_req("after shutdown", 1);
     fl_future_t *f = (fl_future_t *)&req; /* must become NULL */
@@ -514,7 +519,7 @@ static void test_calls_after_shutdown_fail_eclosed(void **state)
 
     fl_rpc_gateway_free(fx.gw);
     fl_rpc_endpoint_free(fx.ep);
-    fl_rpc_service_free(fx.svc);
+    svc_free(fx.svc);
 }
 
 static void test_service_alloc_rejects_bad_options_with_einval(void **state)
@@ -578,7 +583,7 @@ static void test_shutdown_drops_pending_scheduled_tasks(void **state)
     assert_int_equal(0, atomic_load(&once.runs));
     assert_int_equal(0, atomic_load(&periodic.runs));
 
-    fl_rpc_service_free(svc);
+    svc_free(svc);
     fl_test_latch_free(once.done);
     fl_test_latch_free(periodic.done);
 }
@@ -607,7 +612,7 @@ static void test_service_close_without_failures_succeeds(void **state)
     fl_future_release(c);
     fl_rpc_endpoint_free(e0);
     fl_rpc_endpoint_free(e1);
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
 static void test_service_close_waits_for_pending_on_stop_futures(void **state)
@@ -657,7 +662,7 @@ test_service_close_reports_an_on_stop_failure_and_ends_all_others(void **state)
     fl_future_release(c);
     trio_end(&t);
     assert_fl(FL_EUSER + 5, fl_rpc_service_shutdown(svc));
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
 static void
@@ -681,7 +686,7 @@ test_service_shutdown_returns_the_first_termination_failure(void **state)
 
     fl_rpc_endpoint_free(e0);
     fl_rpc_endpoint_free(e1);
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
 static void
@@ -887,10 +892,10 @@ static void test_schedule_after_shutdown_is_eclosed(void **state)
     assert_fl(FL_ECLOSED, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
                                                            10, 10, NULL));
 
-    fl_rpc_service_free(svc);
+    svc_free(svc);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_connect_to_an_existing_endpoint_gives_a_working_gateway),
@@ -906,7 +911,9 @@ int main(void)
         FL_TEST(test_self_gateway_reaches_the_endpoint),
         FL_TEST(test_lookup_finds_a_live_endpoint_by_id),
         FL_TEST(test_lookup_after_termination_is_enoent),
-        FL_TEST(test_local_service_has_an_empty_address_and_port_minus_one),
+        /* A local-only service's address; a listening one has a port. */
+        FX_LOCAL_ONLY(
+            test_local_service_has_an_empty_address_and_port_minus_one),
         FL_TEST(test_service_timeout_defaults_to_10000_ms),
         FL_TEST(test_service_default_timeout_applies_to_calls_without_one),
         FL_TEST(test_service_on_a_borrowed_system_leaves_it_running),
@@ -933,5 +940,5 @@ int main(void)
         FL_TEST(test_service_close_from_a_main_thread_completes),
         FL_TEST(test_shutdown_drops_pending_scheduled_tasks),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

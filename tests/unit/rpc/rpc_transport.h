@@ -1,0 +1,181 @@
+/*
+ * rpc_transport.h - the transport an RPC contract case runs over, and the
+ * runner that picks it.
+ *
+ * Each contract program (tests/unit/rpc/<name>_test.c) runs once per
+ * transport from one source: its argument, "local" or "tcp", picks it
+ * (tests/CMakeLists.txt registers <name>.local and <name>.tcp), and the
+ * cmocka group is named <name>.<tran>.
+ *
+ * local: the service a case makes is local-only, and gateways to its
+ * endpoints come from that same service ("fling://local/<id>").
+ * tcp: the service a case makes listens on 127.0.0.1 port 0 (the serving
+ * side), and gateways come from a second service, the caller's (cli_of),
+ * connecting to the endpoint's "fling.tcp://127.0.0.1:<port>/<id>", as a
+ * second process would.
+ *
+ * FX_LOCAL_ONLY marks a case that means nothing over TCP (a comment says
+ * why); FX_TCP_FINDING marks a case whose TCP instance shows the TCP path
+ * differing from the contract (a "TCP FINDING:" comment says how). Both
+ * are left out of the tcp run; FLING_TEST_TCP_FINDINGS=1 runs the
+ * findings too.
+ *
+ * Header-only (static inline), included by rpc_fixture.h.
+ */
+#ifndef RPC_TRANSPORT_H
+#define RPC_TRANSPORT_H
+
+#include "fl_test.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The transport of this run (fx_run sets it before any case). */
+static bool fx_tcp;
+
+/* The caller's service of each serving service (tcp only): created by the
+ * first cli_of, ended with its serving service. */
+#define FX_PAIRS 8
+static struct fx_pair {
+    fl_rpc_service_t *srv, *cli;
+} fx_pairs[FX_PAIRS];
+
+/* "local" or "tcp". */
+static inline const char *tran_name(void)
+{
+    return fx_tcp ? "tcp" : "local";
+}
+
+/* Makes a service of o listen as the transport needs (tcp: 127.0.0.1,
+ * port 0; local: not at all). */
+static inline void svc_listen(fl_rpc_service_opts_t *o)
+{
+    if (fx_tcp) {
+        o->bind_host = "127.0.0.1";
+        o->port = "0";
+    }
+}
+
+/* The service callers of svc's endpoints connect from: svc itself (local),
+ * or its caller's service (tcp), created on first use with svc's default
+ * timeout. Borrowed: svc_end, svc_end_any and svc_free end it. */
+static inline fl_rpc_service_t *cli_of(fl_rpc_service_t *svc)
+{
+    if (!fx_tcp)
+        return svc;
+    struct fx_pair *free_slot = NULL;
+    for (int i = 0; i < FX_PAIRS; i++) {
+        if (fx_pairs[i].srv == svc)
+            return fx_pairs[i].cli;
+        if (!free_slot && !fx_pairs[i].srv)
+            free_slot = &fx_pairs[i];
+    }
+    assert_non_null(free_slot);
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 2;
+    o.default_timeout_ms = fl_rpc_service_timeout(svc);
+    assert_fl_ok(fl_rpc_service_alloc(&o, &free_slot->cli));
+    free_slot->srv = svc;
+    return free_slot->cli;
+}
+
+/* Shuts down and frees svc's caller's service, if it has one. */
+static inline void cli_end(fl_rpc_service_t *svc)
+{
+    for (int i = 0; i < FX_PAIRS; i++) {
+        if (fx_pairs[i].srv == svc) {
+            fl_test_service_end(fx_pairs[i].cli);
+            fx_pairs[i].srv = fx_pairs[i].cli = NULL;
+        }
+    }
+}
+
+/* An address, by value. */
+typedef struct fx_addr {
+    char s[256];
+} fx_addr_t;
+
+/* The address of endpoint id on svc, as the transport writes it. */
+static inline fx_addr_t tep_address(fl_rpc_service_t *svc, const char *id)
+{
+    fx_addr_t a;
+    if (fx_tcp)
+        snprintf(a.s, sizeof a.s, "fling.tcp://127.0.0.1:%d/%s",
+                 fl_rpc_service_port(svc), id);
+    else
+        snprintf(a.s, sizeof a.s, "fling://local/%s", id);
+    return a;
+}
+
+/* The host a gateway to a test endpoint reports. */
+static inline const char *tran_hostname(void)
+{
+    return fx_tcp ? "127.0.0.1" : "localhost";
+}
+
+/* Case markers for fx_run (in a CMUnitTest's initial_state). */
+#define FX_MARK_LOCAL_ONLY ((void *)(uintptr_t)1)
+#define FX_MARK_TCP_FINDING ((void *)(uintptr_t)2)
+
+/* A case that means nothing over TCP: the local run only. */
+#define FX_LOCAL_ONLY(fn)                                                      \
+    cmocka_unit_test_prestate_setup_teardown(fn, fl_test_arm, fl_test_disarm,  \
+                                             FX_MARK_LOCAL_ONLY)
+
+/* A case whose TCP instance shows a finding: left out of the tcp run unless
+ * FLING_TEST_TCP_FINDINGS=1. */
+#define FX_TCP_FINDING(fn)                                                     \
+    cmocka_unit_test_prestate_setup_teardown(fn, fl_test_arm, fl_test_disarm,  \
+                                             FX_MARK_TCP_FINDING)
+
+/*
+ * fx_run runs the n cases over the transport argv[1] names ("local", the
+ * default, or "tcp") as the cmocka group "<program>.<tran>" (the program's
+ * file name), leaving out what the markers above say. Returns cmocka's
+ * result (the failed cases), 2 for a bad argument. Call it from main, once
+ * (FX_RUN).
+ */
+static inline int fx_run(int argc, char **argv, const struct CMUnitTest *tests,
+                         size_t n)
+{
+    const char *prog =
+        strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "local") != 0 &&
+                     strcmp(argv[1], "tcp") != 0)) {
+        fprintf(stderr, "usage: %s [local|tcp]\n", prog);
+        return 2;
+    }
+    fx_tcp = argc == 2 && strcmp(argv[1], "tcp") == 0;
+    const char *env = getenv("FLING_TEST_TCP_FINDINGS");
+    bool findings = env != NULL && strcmp(env, "1") == 0;
+    struct CMUnitTest *run = calloc(n, sizeof *run);
+    assert_non_null(run);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *mark = tests[i].initial_state;
+        if (fx_tcp && (mark == FX_MARK_LOCAL_ONLY ||
+                       (mark == FX_MARK_TCP_FINDING && !findings)))
+            continue;
+        run[k] = tests[i];
+        run[k++].initial_state = NULL;
+    }
+    char group[128];
+    snprintf(group, sizeof group, "%s.%s", prog, tran_name());
+    /* cmocka's own output names the group only in its xml/subunit/tap
+     * forms: say it here too, so a failure says its transport. */
+    printf("[==========] %s: %zu of %zu case(s) over %s\n", group, k, n,
+           tran_name());
+    fflush(stdout);
+    int rc = _cmocka_run_group_tests(group, run, k, NULL, NULL);
+    free(run);
+    return rc;
+}
+
+/* fx_run over the array tests. */
+#define FX_RUN(argc, argv, tests)                                              \
+    fx_run((argc), (argv), (tests), sizeof(tests) / sizeof((tests)[0]))
+
+#endif /* RPC_TRANSPORT_H */
