@@ -6,6 +6,12 @@
 #   make check-sanitize  the suite under ASan+UBSan, then under TSan
 #   make install         install under PREFIX (default /usr/local)
 #   make format          clang-format every C source in the tree
+#   make check-layers    refuse includes that go up the layer order, include
+#                        circles between folders of src/, and private headers
+#                        of src/ used outside src/, tests/, fuzz/
+#                        (scripts/check-layers.sh; its --self-test runs first)
+#   make check-format    fail on any C file clang-format would change
+#                        (scripts/check-format.sh; `make format` fixes it)
 
 BUILD   ?= build
 PREFIX  ?= /usr/local
@@ -14,7 +20,7 @@ CMAKE   ?= cmake
 CTEST   ?= ctest
 CTEST_ARGS ?=
 
-.PHONY: all demo test bench check-sanitize check-asan check-tsan install format fuzz fuzz-short clean deps
+.PHONY: all demo test bench check-sanitize check-asan check-tsan install format check-layers check-format fuzz fuzz-short clean deps
 
 FUZZ_SECONDS ?= 60
 
@@ -79,8 +85,16 @@ install: deps-install
 	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_static fling_shared
 	$(CMAKE) --install $(BUILD)-release --prefix $(PREFIX)
 
-format:
+format: deps-format
 	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+# The self-test first: a check that cannot fail proves nothing.
+check-layers:
+	scripts/check-layers.sh --self-test
+	scripts/check-layers.sh
+
+check-format: deps-format
+	scripts/check-format.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-release $(BUILD)-asan $(BUILD)-tsan

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh - make sure the Debian packages a make target needs are here.
 #
-#   scripts/deps.sh TARGET      TARGET: demo test bench sanitize install fuzz all
+#   scripts/deps.sh TARGET      TARGET: demo test bench sanitize install fuzz
+#                               format all
 #
 # Checks every package of TARGET with dpkg-query. Nothing missing: prints
 # nothing and exits 0. Something missing and running as root: runs
@@ -38,6 +39,10 @@ declare -A GROUP=(
     # libclang-rt-dev follows Debian's default clang (libclang-rt-14-dev on
     # bookworm).
     [clang]="clang libclang-rt-dev"
+    # The format check (scripts/check-format.sh) and `make format`:
+    # Debian's default clang-format (clang-format-14 on bookworm), the
+    # version the tree is formatted with.
+    [format]="clang-format"
 )
 
 declare -A TARGET_GROUPS=(
@@ -47,11 +52,12 @@ declare -A TARGET_GROUPS=(
     [sanitize]="build lib test clang"
     [install]="build lib"
     [fuzz]="build lib clang"
-    [all]="build lib test bench clang"
+    [format]="format"
+    [all]="build lib test bench clang format"
 )
 
 usage() {
-    echo "usage: $0 TARGET   (TARGET: demo test bench sanitize install fuzz all)" >&2
+    echo "usage: $0 TARGET   (TARGET: demo test bench sanitize install fuzz format all)" >&2
     exit 2
 }
 
