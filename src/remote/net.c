@@ -1979,7 +1979,7 @@ uint32_t fl__net_max_frame(const fl__net_t *n)
     return n->max_frame;
 }
 
-void fl__net_stop(fl__net_t *n)
+void fl__net_shutdown(fl__net_t *n)
 {
     if (n == NULL || !n->thread_started)
         return;
@@ -2012,7 +2012,7 @@ void fl__net_free(fl__net_t *n)
                              "own I/O thread: leaked");
         return;
     }
-    fl__net_stop(n);
+    fl__net_shutdown(n);
     fl__conn_t *c, *tmp;
     HASH_ITER(hh, n->peers, c, tmp)
     {

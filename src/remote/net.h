@@ -93,20 +93,21 @@ int fl__net_port(const fl__net_t *n);
 uint32_t fl__net_max_frame(const fl__net_t *n);
 
 /*
- * fl__net_stop says BYE on every connection, closes them (every pending
- * request fails with FL_ECLOSED) and joins the I/O thread. BLOCKS (at most
- * about a second to flush). Idempotent. Not on the I/O thread.
+ * fl__net_shutdown says BYE on every connection, closes them (every
+ * pending request fails with FL_ECLOSED) and joins the I/O thread. BLOCKS
+ * (at most about a second to flush). Idempotent. Not on the I/O thread.
  */
-void fl__net_stop(fl__net_t *n);
+void fl__net_shutdown(fl__net_t *n);
 
-/* Stops if needed and frees. Connections still referenced stay valid
+/* Shuts down if needed and frees. Connections still referenced stay valid
  * (closed) until their last release. */
 void fl__net_free(fl__net_t *n);
 
 /*
  * fl__net_peer gives the outbound connection to host:port (one per peer,
  * made on first use, connected lazily by the first request, reconnected
- * after a loss). Caller owns a reference. FL_ECLOSED after stop, FL_ENOMEM.
+ * after a loss). Caller owns a reference. FL_ECLOSED after shutdown,
+ * FL_ENOMEM.
  */
 int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
                  fl__conn_t **out);

@@ -154,7 +154,7 @@ void fl__rpc_remote_stop(fl_rpc_service_t *svc)
     pthread_mutex_lock(&svc->mu);
     fl__net_t *n = svc->net;
     pthread_mutex_unlock(&svc->mu);
-    fl__net_stop(n);
+    fl__net_shutdown(n);
 }
 
 void fl__rpc_remote_free(fl_rpc_service_t *svc)
