@@ -199,9 +199,10 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
 
 /*
  * fl__conn_send queues a frame that expects no answer (a tell, a REPLY, an
- * ERROR, CONNECTED). Consumes fb. FL_OK, FL_ELIMIT (queue full: a request
- * is refused, an answer closes the connection since its peer is not
- * reading), FL_ECLOSED (connection gone: dropped), FL_ENOMEM.
+ * ERROR, CONNECTED); who writes it: src/remote/conn_write.c. Consumes fb.
+ * FL_OK, FL_ELIMIT (queue full: a request is refused, an answer closes the
+ * connection since its peer is not reading), FL_ECLOSED (connection gone:
+ * dropped), FL_ENOMEM.
  */
 int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb);
 

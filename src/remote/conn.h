@@ -1,0 +1,483 @@
+/*
+ * src/remote/conn.h - what the files of the TCP transport share, private
+ * to src/remote/ (only its .c files include it; the layer above uses
+ * net.h): the net and connection structs with who owns each field, the
+ * pending-request record, the lock helpers and the functions the files
+ * call across.
+ *
+ * The files, one concern each:
+ *   io.c         the loop, its thread, kicks, the tick, stopping
+ *   listen.c     binding the listener, accepting connections
+ *   dial.c       the peers table, connecting outbound, the backoff
+ *   conn.c       references, opening, closing, failing what is pending
+ *   conn_write.c frames out: obuf, queueing, the write path
+ *   conn_read.c  reading and dispatching frames, settling answers
+ *   pending.c    requests, their table and their deadlines
+ *   await.c      a caller reading its own answer
+ *
+ * A connection's memory lives until its last reference: the net's table
+ * (until it closes), gateways, kicks in flight and server-side calls in
+ * flight all hold one, so a late answer finds a closed connection and is
+ * dropped rather than a freed one.
+ */
+#ifndef FL_REMOTE_CONN_H
+#define FL_REMOTE_CONN_H
+
+#include "remote/net.h"
+
+#include "common/internal.h"
+#include "remote/address.h"
+#include "remote/rx.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/*
+ * The connections' request tables are keyed by correlation ids, which are
+ * handed out in sequence: their low bits already spread them over the
+ * buckets (uthash takes hashv modulo a power of two) and two ids compare
+ * as integers. Other keys (the peers table's names) keep uthash's hash.
+ * Defined here, before uthash.h, so that every file of remote/ hashes the
+ * tables alike.
+ */
+static inline uint64_t fl__key64(const void *k)
+{
+    uint64_t v;
+    memcpy(&v, k, sizeof v);
+    return v;
+}
+
+static inline int fl__key_cmp(const void *a, const void *b, size_t n)
+{
+    if (n == sizeof(uint64_t))
+        return fl__key64(a) != fl__key64(b);
+    return memcmp(a, b, n);
+}
+
+#define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
+    do {                                                                       \
+        if ((keylen) == sizeof(uint64_t))                                      \
+            (hashv) = (unsigned)fl__key64(keyptr);                             \
+        else                                                                   \
+            HASH_JEN(keyptr, keylen, hashv);                                   \
+    } while (0)
+#define HASH_KEYCMP(a, b, n) fl__key_cmp(a, b, n)
+
+#include <uthash.h>
+#include <uv.h>
+
+/* The I/O thread's tick: HELLO deadlines, far request deadlines, the
+ * stop's flush deadline. */
+#define FL__NET_TICK_MS 100
+
+/* A connection's state (c->state). */
+enum {
+    C_IDLE = 0,   /* outbound, no socket: the next request connects */
+    C_RESOLVING,  /* outbound: uv_getaddrinfo in flight */
+    C_CONNECTING, /* outbound: uv_tcp_connect in flight */
+    C_OPEN,       /* socket open, reading (HELLO may still be due) */
+    C_CLOSING,    /* uv_close in flight */
+    C_DEAD        /* accepted and closed, or the net stopped */
+};
+
+/* A request waiting for its answer (pending.c). Under c->mu while on the
+ * connection's table; whoever takes it off owns it. */
+typedef struct fl__pending {
+    uint64_t corr;
+    fl_future_t *f;
+    uint8_t kind;
+    char *what;
+    fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
+    const void *decode_arg;
+    uint64_t deadline_ns; /* 0: none; else on the deadline list */
+    int64_t timeout_ms;
+    struct fl__pending *dprev, *dnext; /* the deadline list */
+    UT_hash_handle hh;
+    struct fl__pending *next_free; /* in the connection's pool */
+} fl__pending_t;
+
+/*
+ * Who reads and writes what: the one table. "I/O" is the net's I/O thread
+ * (fl__tls_net == c->net); "mu" is c->mu, taken with fl__conn_lock;
+ * functions named *_locked run under it. Where a rule has an exception, the
+ * note says so.
+ *
+ * group          fields                         written by     read by
+ * -------------  -----------------------------  -------------  ------------
+ * fixed          net outbound name host port    its creator,   any thread,
+ *                                               before it is   no lock
+ *                                               shared
+ * peers table    hh                             n->mu (1)      n->mu
+ * accepted list  prev next                      I/O            I/O
+ * kick list      knext kicked                   n->kmu         n->kmu (1)
+ * dirty list     dnext dirty                    I/O            I/O
+ * state          state                          I/O, under mu  I/O: no lock;
+ *                                               (2)            others: mu
+ * queue, table   out_head out_tail queued       any, mu        any, mu (3)
+ *                pending dhead dtail pool npool
+ *                next_corr overflow
+ * write flags    writing fd                     I/O, under mu  any, mu
+ * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
+ *                last_err
+ * I/O side       tcp tcp_open gai creq wreq     I/O            I/O
+ *                deadline_ms wflight
+ *                wflight_bytes wbufs wcap
+ *                close_when_flushed io_rx
+ *                io_refs held_head held_tail
+ *                peer_err peer_msg
+ * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
+ *                rx_left rx_err rx_fd           (4)            (4)
+ * atomics        refs peer_max rx_lk            any            any
+ *
+ * (1) fl__net_free empties the peers table and the kick list without
+ *     n->mu or kmu once the I/O thread has been joined.
+ * (2) Also fl__net_free (C_DEAD, under mu, after the join) and the creator
+ *     (before it is shared).
+ * (3) The last reference (fl__conn_release_n) frees the queue and the
+ *     table without any lock: nobody else can reach them.
+ * (4) The read side changes owner under rx_lk (a spin lock): the I/O
+ *     thread holds it from on_alloc to the end of on_read (io_rx says so);
+ *     a thread in fl__conn_await holds it for one attempt at reading its
+ *     answer. While rx_fd < 0 no waiting thread touches the read side
+ *     (await_read checks rx_fd first), so the I/O thread resets rx
+ *     (fl__conn_connect) and frees rbuf (on_closed) without the lock. The
+ *     I/O thread also reads rx.got_hello without it: only it sets the
+ *     flag, and a waiting reader requires it set already.
+ */
+struct fl__conn {
+    _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
+
+    /* Fixed once the connection is shared. */
+    fl__net_t *net;
+    bool outbound;
+    char name[FL__HOST_MAX + 16]; /* "host:port" */
+    char host[FL__HOST_MAX + 1];
+    uint16_t port;
+
+    /* The net's lists, each under its own owner (the table above). */
+    UT_hash_handle hh;            /* net->peers, by name (outbound): n->mu */
+    struct fl__conn *prev, *next; /* net->accepted (accepted): I/O */
+    struct fl__conn *knext;       /* the kick list: n->kmu */
+    bool kicked;                  /* on the kick list: n->kmu */
+    struct fl__conn *dnext;       /* net->dirty: I/O */
+    bool dirty;                   /* on net->dirty: I/O */
+
+    /* mu and what it guards (the table above). */
+    pthread_mutex_t mu;
+    int state; /* C_* */
+    fl__obuf_t *out_head, *out_tail;
+    size_t queued; /* bytes queued or being written */
+    fl__pending_t *pending;
+    /* The requests with a deadline, earliest first (the I/O thread fails
+     * them when it passes). */
+    fl__pending_t *dhead, *dtail;
+    fl__pending_t *pool; /* free records, up to PENDING_POOL */
+    unsigned npool;
+    uint64_t next_corr;
+    bool overflow; /* an answer did not fit the queue: close */
+    bool writing;  /* a uv_write in flight: nobody else writes */
+    int fd;        /* the socket for direct writes, or -1 */
+    /* Outbound: the backoff after a failed attempt (dial.c). */
+    int64_t retry_at_ms; /* no attempt before */
+    int backoff_ms;
+    char last_err[160];
+
+    _Atomic uint32_t peer_max; /* from its HELLO (fl__conn_peer_max) */
+
+    /* I/O thread only. */
+    uv_tcp_t tcp;
+    bool tcp_open;
+    uv_getaddrinfo_t gai;
+    uv_connect_t creq;
+    int64_t deadline_ms; /* for the peer's HELLO */
+    uv_write_t wreq;
+    fl__obuf_t *wflight;
+    size_t wflight_bytes;
+    uv_buf_t *wbufs;
+    size_t wcap;
+    bool close_when_flushed;
+    bool io_rx;  /* the I/O thread holds rx_lk */
+    int io_refs; /* references reserved for fl__conn_retain_io */
+    /* Answers the I/O thread made while handling a read, held back until
+     * fl__conn_process queues them under one hold of mu (fl__conn_send). */
+    fl__obuf_t *held_head, *held_tail;
+    int peer_err; /* a connection-level ERROR from the peer (corr 0) */
+    char peer_msg[FL__ERRMSG_MAX + 1];
+
+    /* The read side: whoever holds rx_lk (the table above, note 4). */
+    _Atomic bool rx_lk;
+    int rx_fd; /* the socket to read, or -1 */
+    /* What a waiting thread read and left to the I/O thread: bytes in rbuf
+     * (rx_left), or the end of the stream (rx_err, a libuv error code). */
+    bool rx_left;
+    int rx_err;
+    fl__rx_t rx;
+    uint8_t *rbuf;
+    size_t rcap, rlen, rneed;
+};
+
+/*
+ * The net's fields, by the same owners: fixed at fl__net_start (port,
+ * max_frame, max_queued, name, hooks); the thread that starts, shuts down
+ * and frees the net (thread, thread_started); n->mu (peers); n->kmu
+ * (kick_head, stop_asked, loop_gone; uv_async_send only under it while
+ * !loop_gone); the I/O thread (the libuv handles once the thread runs, and
+ * the group below); atomics (closed, the counters).
+ */
+struct fl__net {
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t tick;
+    uv_timer_t dtimer;  /* fires at the nearest request deadline */
+    uint64_t dtimer_at; /* I/O thread: what dtimer is armed for; 0: not */
+    uv_tcp_t listener;
+    bool listening; /* fl__net_start, then the I/O thread */
+    pthread_t thread;
+    bool thread_started;
+    int port;
+    uint32_t max_frame;
+    size_t max_queued;
+    char *name;
+    fl__net_hooks_t hooks;
+
+    pthread_mutex_t mu; /* peers */
+    fl__conn_t *peers;
+
+    pthread_mutex_t kmu; /* the kick list and the stop flags */
+    fl__conn_t *kick_head;
+    bool stop_asked; /* under kmu */
+    bool loop_gone;  /* under kmu: no more uv_async_send */
+    /* Set once by fl__net_shutdown (release); read by any thread
+     * (acquire) to refuse new work. */
+    _Atomic bool closed;
+
+    /* I/O thread only. */
+    fl__conn_t *accepted;
+    bool in_read;      /* handling what a connection read */
+    fl__conn_t *dirty; /* to flush once that is done */
+    bool stopping;
+    int64_t stop_deadline_ms;
+    int open_handles; /* connection sockets not yet closed */
+
+    /* Counters for fl__net_stats (fl__net_count). */
+    _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
+        st_writes, st_proto, st_caller_reads, st_caller_answers;
+};
+
+/* The net whose I/O thread this is, or NULL (io.c). */
+extern _Thread_local fl__net_t *fl__tls_net;
+
+/* Take and let go of c->mu. */
+static inline void fl__conn_lock(fl__conn_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+}
+
+static inline void fl__conn_unlock(fl__conn_t *c)
+{
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- small shared helpers ------------------------------------------------ */
+
+static inline int64_t fl__net_now_ms(void)
+{
+    return (int64_t)(fl_clock_now_ns() / 1000000u);
+}
+
+/* Count k on a counter of fl__net_stats. Relaxed: each counter is read
+ * on its own (fl__net_stats) and orders nothing else. */
+static inline void fl__net_count(_Atomic uint64_t *st, uint64_t k)
+{
+    atomic_fetch_add_explicit(st, k, memory_order_relaxed);
+}
+
+/* Append b to the frame list *head..*tail. */
+static inline void fl__obuf_append(fl__obuf_t **head, fl__obuf_t **tail,
+                                   fl__obuf_t *b)
+{
+    b->next = NULL;
+    if (*tail != NULL)
+        (*tail)->next = b;
+    else
+        *head = b;
+    *tail = b;
+}
+
+/* Append b to c's queue (under c->mu). */
+static inline void fl__conn_enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    fl__obuf_append(&c->out_head, &c->out_tail, b);
+    c->queued += b->len - b->off;
+}
+
+/* The request answered by corr on c (under c->mu), or NULL. */
+static inline fl__pending_t *fl__pending_find_locked(fl__conn_t *c,
+                                                     uint64_t corr)
+{
+    fl__pending_t *p = NULL;
+    if (corr != 0)
+        HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
+    return p;
+}
+
+/*
+ * The I/O thread takes c's read side (if it does not hold it already),
+ * waiting out a thread that reads its answer; fl__conn_rx_let_go gives it
+ * back. fl__spin_lock's acquire exchange pairs with the release store of
+ * fl__spin_unlock in await_read (await.c), so the waiting thread's reads
+ * and writes of the read side happen before the I/O thread's.
+ */
+static inline void fl__conn_rx_hold(fl__conn_t *c)
+{
+    if (!c->io_rx) {
+        fl__spin_lock(&c->rx_lk);
+        c->io_rx = true;
+    }
+}
+
+/* Its release store pairs with the acquire exchange of await_read's
+ * fl__spin_trylock (await.c). */
+static inline void fl__conn_rx_let_go(fl__conn_t *c)
+{
+    if (c->io_rx) {
+        c->io_rx = false;
+        fl__spin_unlock(&c->rx_lk);
+    }
+}
+
+/* ---- io.c ---------------------------------------------------------------- */
+
+/* See that c is processed on its I/O thread (fl__conn_process): at once
+ * on that thread (after the read at hand), else through the kick list and
+ * one uv_async_send. Any thread. */
+void fl__conn_kick(fl__conn_t *c);
+
+/* What a kick means: queue the answers held back, then connect an idle
+ * outbound connection with work, or write what is queued. I/O thread. */
+void fl__conn_process(fl__conn_t *c);
+
+/* fn(c, arg) for every connection, outbound and accepted (I/O thread). fn
+ * may close c: closing completes later, so the lists stay valid. */
+void fl__net_for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
+                           void *arg);
+
+/* Close the net's own handles once the last connection socket closed
+ * (I/O thread); the loop then ends. */
+void fl__net_finish_stop(fl__net_t *n);
+
+/* ---- listen.c ------------------------------------------------------------ */
+
+/* Bind n's listener to host and the first free port of spec, listening
+ * (fl__net_start's thread, before the I/O thread runs). FL_OK, or
+ * FL_EINVAL, FL_ECONNECT, FL_ESYSTEM, FL_EADDRINUSE with `why`. */
+int fl__net_bind(fl__net_t *n, const char *host, const char *spec, char *why,
+                 size_t why_len);
+
+/* ---- dial.c -------------------------------------------------------------- */
+
+/* Start connecting c if it is an idle outbound connection with frames
+ * queued (I/O thread). */
+void fl__conn_connect(fl__conn_t *c);
+
+/* True while an outbound connection waits out its backoff (under c->mu). */
+bool fl__conn_backing_off_locked(const fl__conn_t *c);
+
+/* ---- conn.c -------------------------------------------------------------- */
+
+/* A new connection with the net's reference (refs 1). NULL on ENOMEM.
+ * Any thread; the caller publishes it. */
+fl__conn_t *fl__conn_new(fl__net_t *n, bool outbound);
+
+/* Let go of n references to c; the last one frees it. Any thread. */
+void fl__conn_release_n(fl__conn_t *c, int n);
+
+/* The socket is connected (either side): read, say HELLO first. Returns
+ * 0 or a libuv error. I/O thread. */
+int fl__conn_opened(fl__conn_t *c);
+
+/* Close c now: stop reading, close the socket, fail every pending request
+ * and drop the queue. code != 0 overrides the failure code (the net
+ * stopping, or an ERROR the peer sent about the connection). I/O thread. */
+void fl__conn_close(fl__conn_t *c, int code, const char *reason);
+
+/* A broken rule: log it, tell the peer if the socket takes it, close.
+ * I/O thread. */
+void fl__conn_proto_error(fl__conn_t *c, int code, const char *why);
+
+/* Fail one request of c (kind, what: the request's): the one place the
+ * failure messages are written (conn.c). Any thread. */
+void fl__conn_fail_request(fl_future_t *f, const fl__conn_t *c, uint8_t kind,
+                           const char *what, bool phase_connect, int code,
+                           const char *reason, const char *after);
+
+/* ---- conn_write.c -------------------------------------------------------- */
+
+/* Free a list of frames linked by next. */
+void fl__obuf_free_list(fl__obuf_t *b);
+
+/* Our HELLO, and an ERROR frame; NULL when out of memory. */
+fl__obuf_t *fl__obuf_hello(fl__net_t *n);
+fl__obuf_t *fl__obuf_error(uint64_t corr, int code, const char *msg);
+
+/* Put b at the head of c's queue (under c->mu): HELLO goes first. */
+void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b);
+
+/* Write what is queued straight to the socket from the calling thread
+ * (under c->mu). True when the queue is empty afterwards. See the write
+ * path in conn_write.c. */
+bool fl__conn_write_queue_locked(fl__conn_t *c);
+
+/* Write everything queued in one uv_write (I/O thread). */
+void fl__conn_flush(fl__conn_t *c);
+
+/* Refuse a frame of len bytes for a reason (under c->mu): FL_OK, or
+ * FL_ECLOSED or FL_ELIMIT with msg. */
+int fl__conn_refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap);
+
+/* A frame was queued on c (under c->mu, which this releases): see that it
+ * goes out (the write path, conn_write.c). */
+void fl__conn_queued_locked(fl__conn_t *c, bool lone, bool must_kick);
+
+/* Queue the answers the I/O thread held back on c (under c->mu); returns
+ * what is to be freed once the lock is let go. */
+fl__obuf_t *fl__conn_queue_held_locked(fl__conn_t *c);
+
+/* ---- conn_read.c --------------------------------------------------------- */
+
+/* Start reading c's socket (I/O thread). 0 or a libuv error. */
+int fl__conn_read_start(fl__conn_t *c);
+
+/* Handle what a thread waiting for its answer read and left (I/O thread,
+ * kicked by it). */
+void fl__conn_rx_take_left(fl__conn_t *c);
+
+/* Complete f, taken off its table, with the answer fr (REPLY, ERROR or
+ * CONNECTED), then let go of the request's reference. Any thread. */
+void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
+                       fl__decode_fn decode, const void *decode_arg);
+
+/* ---- pending.c ----------------------------------------------------------- */
+
+/* Give p back (under c->mu): frees `what`; the caller let go of f. */
+void fl__pending_put_locked(fl__conn_t *c, fl__pending_t *p);
+
+/* A request is over (p off the table): let go of its future and give the
+ * record back. Not under c->mu. */
+void fl__pending_done(fl__conn_t *c, fl__pending_t *p);
+
+/* An answer came for p (under c->mu): off the table and back to the pool;
+ * returns its future (the request's reference) and its decoder. */
+fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
+                                         fl__decode_fn *decode,
+                                         const void **decode_arg);
+
+/* Arm the deadline timer for `at` (ns) unless it fires sooner or `at` is
+ * left to the tick (I/O thread). */
+void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now);
+
+/* Fail c's requests whose deadline is not after now (I/O thread). */
+void fl__conn_expire(fl__conn_t *c, uint64_t now);
+
+#endif /* FL_REMOTE_CONN_H */

@@ -1,0 +1,503 @@
+/*
+ * conn_write.c - frames out: building them (obuf), queueing them on a
+ * connection, and writing them. This is the one place the write path is
+ * explained; the other files point here.
+ *
+ * THE WRITE PATH. Any thread queues frames on c's queue (out_head) under
+ * c->mu. Whoever writes takes frames from the head of that queue under the
+ * same lock, with one non-blocking sendmsg (fl__conn_write_queue_locked),
+ * so frames keep their order; the I/O thread marks its uv_write in flight
+ * (`writing`) before it lets go of the lock, and nobody else writes until
+ * that completes (on_written then takes the queue). Who writes depends on
+ * who queued (fl__conn_queued_locked):
+ * - a worker in an actor's turn holds the connection back (tls_defer) to a
+ *   message boundary of its turn (fl__tls_flush), so the frames of several
+ *   messages go out in one write; at most DEFER_NS while more of the
+ *   turn's messages are queued;
+ * - the I/O thread writes at once (fl__conn_kick, fl__conn_process),
+ *   except while it handles a read: then it marks the connection dirty and
+ *   writes once the read's frames are dispatched and what they made ready
+ *   has run (run_frames, conn_read.c); the answers it makes meanwhile on
+ *   an accepted connection wait without the lock (held_head,
+ *   fl__conn_send) and join the queue under one hold of it
+ *   (fl__conn_queue_held_locked);
+ * - any other thread writes a lone frame (nothing else of its kind in
+ *   flight) at once, when the I/O thread is not writing;
+ * - otherwise, or when the socket does not take it all, the thread kicks
+ *   the connection (fl__conn_kick): it goes on the net's kick list and one
+ *   uv_async_send wakes the loop, which connects or writes
+ *   (fl__conn_flush: straight to the socket first, a uv_write for what the
+ *   socket does not take).
+ * Writing from the calling thread saves the I/O thread's wake-up on the
+ * path of a lone call, a lone reply, or the replies of a worker's turn.
+ */
+#include "remote/conn.h"
+
+#include "actor/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define WRITE_BATCH 1024u /* frames per uv_write */
+#define DIRECT_IOV 64     /* frames per direct sendmsg */
+#define DEFER_CONNS 16    /* connections a worker's turn holds back */
+/* How long a worker holds frames back while its actor has more queued. */
+#define DEFER_NS 20000u
+
+fl__obuf_t *fl__obuf_frame(uint8_t kind, uint16_t flags, uint64_t corr,
+                           const fl__frame_meta_t *m, size_t body_len,
+                           uint8_t **body)
+{
+    size_t meta = m != NULL ? fl__frame_meta_size(kind, flags, m) : 0;
+    if (m != NULL && meta == 0)
+        return NULL;
+    return fl__obuf_frame_sized(kind, flags, corr, m, meta, body_len, body);
+}
+
+fl__obuf_t *fl__obuf_frame_sized(uint8_t kind, uint16_t flags, uint64_t corr,
+                                 const fl__frame_meta_t *m, size_t meta,
+                                 size_t body_len, uint8_t **body)
+{
+    if (meta > FL__META_MAX || body_len > UINT32_MAX)
+        return NULL;
+    size_t len = FL__FRAME_HDR + meta + body_len;
+    fl__obuf_t *b = fl__block_alloc(sizeof *b + len);
+    if (b == NULL)
+        return NULL;
+    b->next = NULL;
+    b->len = len;
+    b->off = 0;
+    fl__frame_hdr_t h = {.kind = kind,
+                         .flags = flags,
+                         .corr = corr,
+                         .meta_len = (uint32_t)meta,
+                         .body_len = (uint32_t)body_len};
+    fl__frame_encode_hdr(b->data, &h);
+    if (meta > 0)
+        fl__frame_put_meta(kind, flags, m, b->data + FL__FRAME_HDR);
+    if (body != NULL)
+        *body = b->data + FL__FRAME_HDR + meta;
+    return b;
+}
+
+void fl__obuf_free(fl__obuf_t *b)
+{
+    if (b != NULL)
+        fl__block_free(b, sizeof *b + b->len);
+}
+
+void fl__obuf_free_list(fl__obuf_t *b)
+{
+    while (b != NULL) {
+        fl__obuf_t *next = b->next;
+        fl__obuf_free(b);
+        b = next;
+    }
+}
+
+static fl__str_t str_of(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max)
+        n = max;
+    return (fl__str_t){s, (uint16_t)n};
+}
+
+fl__obuf_t *fl__obuf_hello(fl__net_t *n)
+{
+    fl__frame_meta_t m = {.max_frame = n->max_frame,
+                          .service_name = str_of(n->name, FL__NAME_MAX)};
+    return fl__obuf_frame(FL__K_HELLO, 0, 0, &m, 0, NULL);
+}
+
+fl__obuf_t *fl__obuf_error(uint64_t corr, int code, const char *msg)
+{
+    fl__frame_meta_t m = {.code = (uint32_t)code,
+                          .message = str_of(msg ? msg : "", FL__ERRMSG_MAX)};
+    return fl__obuf_frame(FL__K_ERROR, 0, corr, &m, 0, NULL);
+}
+
+void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    b->next = c->out_head;
+    c->out_head = b;
+    if (c->out_tail == NULL)
+        c->out_tail = b;
+    c->queued += b->len - b->off;
+}
+
+/* One write that took `frames` whole frames: the stats. */
+static void count_writes(fl__net_t *n, uint64_t frames)
+{
+    fl__net_count(&n->st_writes, 1);
+    if (frames > 0)
+        fl__net_count(&n->st_out, frames);
+}
+
+/* A uv_write completed: the next one takes what was queued meanwhile. */
+static void on_written(uv_write_t *req, int status)
+{
+    fl__conn_t *c = req->data;
+    fl__obuf_free_list(c->wflight);
+    c->wflight = NULL;
+    fl__conn_lock(c);
+    c->queued -= c->wflight_bytes;
+    bool empty = c->out_head == NULL;
+    c->writing = false;
+    fl__conn_unlock(c);
+    c->wflight_bytes = 0;
+    if (status == UV_ECANCELED)
+        return; /* closing */
+    if (status < 0) {
+        fl__conn_close(c, 0, uv_strerror(status));
+        return;
+    }
+    if (c->close_when_flushed && empty) {
+        fl__conn_close(c, FL_ECLOSED, "rpc service shut down");
+        return;
+    }
+    fl__conn_flush(c);
+}
+
+void fl__conn_flush(fl__conn_t *c)
+{
+    if (!c->tcp_open)
+        return;
+    fl__conn_lock(c);
+    if (c->writing || c->state != C_OPEN) {
+        fl__conn_unlock(c);
+        return;
+    }
+    /* Straight to the socket first: libuv's write request (and its poll
+     * registration) is only needed for what the socket does not take. */
+    if (fl__conn_write_queue_locked(c)) {
+        fl__conn_unlock(c);
+        if (c->close_when_flushed) /* the BYE is out */
+            fl__conn_close(c, FL_ECLOSED, "rpc service shut down");
+        return;
+    }
+    /* Take up to WRITE_BATCH frames. */
+    fl__obuf_t *first = c->out_head, *last = first;
+    size_t n = 1, bytes = first->len - first->off;
+    while (last->next != NULL && n < WRITE_BATCH) {
+        last = last->next;
+        bytes += last->len - last->off;
+        n++;
+    }
+    c->writing = true;
+    c->out_head = last->next;
+    if (c->out_head == NULL)
+        c->out_tail = NULL;
+    last->next = NULL;
+    fl__conn_unlock(c);
+
+    if (c->wcap < n) {
+        size_t cap = c->wcap ? c->wcap : 16;
+        while (cap < n)
+            cap *= 2;
+        uv_buf_t *nb = fl__realloc(c->wbufs, cap * sizeof *nb);
+        if (nb == NULL) {
+            fl__obuf_free_list(first);
+            fl__conn_lock(c);
+            c->queued -= bytes;
+            c->writing = false;
+            fl__conn_unlock(c);
+            fl__conn_close(c, 0, "out of memory");
+            return;
+        }
+        c->wbufs = nb;
+        c->wcap = cap;
+    }
+    size_t i = 0;
+    for (fl__obuf_t *b = first; b != NULL; b = b->next)
+        c->wbufs[i++] =
+            uv_buf_init((char *)b->data + b->off, (unsigned)(b->len - b->off));
+    c->wflight = first;
+    c->wflight_bytes = bytes;
+    count_writes(c->net, n);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n,
+                      on_written);
+    if (rc < 0) {
+        fl__obuf_free_list(first);
+        c->wflight = NULL;
+        fl__conn_lock(c);
+        c->queued -= bytes;
+        c->writing = false;
+        fl__conn_unlock(c);
+        c->wflight_bytes = 0;
+        fl__conn_close(c, 0, uv_strerror(rc));
+    }
+}
+
+/*
+ * Write what is queued straight to the socket from the calling thread
+ * (under c->mu) unless the I/O thread is writing (the write path, above).
+ * Returns true when the queue is empty afterwards; false when something is
+ * left (the socket is full, or an error the I/O thread finds out about):
+ * kick then.
+ */
+bool fl__conn_write_queue_locked(fl__conn_t *c)
+{
+    if (c->out_head == NULL)
+        return true;
+    if (c->state != C_OPEN || c->writing || c->fd < 0)
+        return false;
+    while (c->out_head != NULL) {
+        struct iovec iov[DIRECT_IOV];
+        int n = 0;
+        for (fl__obuf_t *b = c->out_head; b != NULL && n < DIRECT_IOV;
+             b = b->next, n++) {
+            iov[n].iov_base = b->data + b->off;
+            iov[n].iov_len = b->len - b->off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w <= 0)
+            return false; /* EAGAIN or an error: the I/O thread finds out */
+        size_t left = (size_t)w;
+        uint64_t frames = 0;
+        c->queued -= left;
+        while (left > 0) {
+            fl__obuf_t *b = c->out_head;
+            size_t rest = b->len - b->off;
+            if (left < rest) {
+                b->off += left;
+                break; /* a short write: the socket is full */
+            }
+            left -= rest;
+            c->out_head = b->next;
+            if (c->out_head == NULL)
+                c->out_tail = NULL;
+            frames++;
+            fl__obuf_free(b);
+        }
+        count_writes(c->net, frames);
+        if (left > 0)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Connections a worker queued frames on during its current turn, written
+ * at a message boundary (fl__tls_flush): the answers of a turn's calls go
+ * out together. Each entry holds refs references (one for the hold, plus
+ * those fl__conn_release_turn handed over), dropped with one atomic
+ * operation after the write.
+ */
+static _Thread_local struct {
+    struct {
+        fl__conn_t *c;
+        int refs;
+    } e[DEFER_CONNS];
+    unsigned n;
+    uint64_t since_ns; /* when the first was held back */
+} tls_defer;
+
+/* Write c's queue from this thread, or kick the I/O thread to. */
+static void conn_write_now(fl__conn_t *c)
+{
+    fl__conn_lock(c);
+    bool done = fl__conn_write_queue_locked(c);
+    /* While the I/O thread writes, its completion takes the queue. */
+    bool kick = !done && !c->writing;
+    fl__conn_unlock(c);
+    if (kick)
+        fl__conn_kick(c);
+}
+
+static void defer_flush_all(void)
+{
+    unsigned n = tls_defer.n;
+    tls_defer.n = 0;
+    fl__tls_flush = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        conn_write_now(tls_defer.e[i].c);
+        fl__conn_release_n(tls_defer.e[i].c, tls_defer.e[i].refs);
+    }
+}
+
+/* The message-boundary hook: write unless more of the turn's messages are
+ * queued and the oldest held-back frame is younger than DEFER_NS. */
+static void defer_hook(bool more)
+{
+    if (more && fl_clock_now_ns() - tls_defer.since_ns < DEFER_NS)
+        return;
+    defer_flush_all();
+}
+
+/* The index of c in this thread's held-back list, or -1. */
+static int defer_find(const fl__conn_t *c)
+{
+    for (unsigned i = 0; i < tls_defer.n; i++)
+        if (tls_defer.e[i].c == c)
+            return (int)i;
+    return -1;
+}
+
+/* True if this thread is a worker in a turn with room to hold c: c's new
+ * frames were held back to its next message boundary. Under c->mu. */
+static bool defer_write(fl__conn_t *c)
+{
+    fl__worker_t *w = fl__tls_worker;
+    if (w == NULL || !w->in_turn)
+        return false;
+    if (defer_find(c) >= 0)
+        return true;
+    /* Full: c is written at once instead (flushing the others here would
+     * take their locks under c's). */
+    if (tls_defer.n == DEFER_CONNS)
+        return false;
+    if (tls_defer.n == 0) {
+        tls_defer.since_ns = fl_clock_now_ns();
+        fl__tls_flush = defer_hook;
+    }
+    fl__conn_retain(c);
+    tls_defer.e[tls_defer.n].c = c;
+    tls_defer.e[tls_defer.n].refs = 1;
+    tls_defer.n++;
+    return true;
+}
+
+void fl__conn_release_turn(fl__conn_t *c)
+{
+    /* The I/O thread gives the reference back to the reserve it came from
+     * (fl__conn_retain_io) while the socket is open: no atomic operation. */
+    if (c != NULL && fl__tls_net == c->net && c->tcp_open) {
+        c->io_refs++;
+        return;
+    }
+    int i = c != NULL ? defer_find(c) : -1;
+    if (i >= 0)
+        tls_defer.e[i].refs++;
+    else
+        fl__conn_release(c);
+}
+
+int fl__conn_refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
+{
+    /* Acquire: pairs with fl__net_shutdown's release store. */
+    if (atomic_load_explicit(&c->net->closed, memory_order_acquire) ||
+        c->state == C_DEAD) {
+        snprintf(msg, cap, "rpc service shut down");
+        return FL_ECLOSED;
+    }
+    if (c->queued + len > c->net->max_queued) {
+        snprintf(msg, cap,
+                 "outbound queue to %s is full: %zu bytes queued, a frame of "
+                 "%zu bytes would exceed the limit of %zu bytes",
+                 c->name, c->queued, len, c->net->max_queued);
+        return FL_ELIMIT;
+    }
+    return FL_OK;
+}
+
+/*
+ * Who writes the frame just queued: the write path, above. lone: nothing
+ * else of its kind is in flight; must_kick: kick the I/O thread anyway (a
+ * near deadline for it to arm).
+ */
+void fl__conn_queued_locked(fl__conn_t *c, bool lone, bool must_kick)
+{
+    if (fl__tls_net == c->net) {
+        fl__conn_unlock(c);
+        fl__conn_kick(c);
+        return;
+    }
+    if (defer_write(c)) {
+        fl__conn_unlock(c);
+        if (must_kick)
+            fl__conn_kick(c);
+        return;
+    }
+    bool kick = true;
+    if (lone)
+        kick = !fl__conn_write_queue_locked(c) && !c->writing;
+    fl__conn_unlock(c);
+    if (kick || must_kick)
+        fl__conn_kick(c);
+}
+
+/*
+ * Queue the answers the I/O thread held back on c (fl__conn_send; under
+ * c->mu) as fl__conn_send would have, one by one and with its checks.
+ * Returns what is to be freed once the lock is let go: all of them when
+ * the connection is gone or the service closed; from the first that would
+ * take the queue past its limit on, with the connection marked to be
+ * closed and the same log line.
+ */
+fl__obuf_t *fl__conn_queue_held_locked(fl__conn_t *c)
+{
+    fl__obuf_t *h = c->held_head;
+    if (h == NULL)
+        return NULL;
+    c->held_head = c->held_tail = NULL;
+    if (c->state != C_OPEN)
+        return h; /* the connection is gone: dropped */
+    while (h != NULL) {
+        char msg[FL__HOST_MAX + 300];
+        int rc = fl__conn_refuse_locked(c, h->len - h->off, msg, sizeof msg);
+        if (rc != FL_OK) {
+            if (rc == FL_ELIMIT) {
+                FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+                c->overflow = true;
+            }
+            return h;
+        }
+        fl__obuf_t *next = h->next;
+        fl__conn_enqueue_locked(c, h);
+        h = next;
+    }
+    return NULL;
+}
+
+int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
+{
+    char msg[FL__HOST_MAX + 300];
+    if (!c->outbound && fl__tls_net == c->net && c->net->in_read &&
+        c->tcp_open) {
+        /* An answer the I/O thread made while handling a read (the turns
+         * it ran): held back without the lock (the write path, above). */
+        fl__obuf_append(&c->held_head, &c->held_tail, fb);
+        fl__conn_kick(c);
+        return FL_OK;
+    }
+    fl__conn_lock(c);
+    int rc = fl__conn_refuse_locked(c, fb->len, msg, sizeof msg);
+    if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
+        rc = FL_ECLOSED; /* an answer for a connection that is gone */
+    if (rc == FL_OK && c->outbound && fl__conn_backing_off_locked(c))
+        rc = FL_EUNREACHABLE; /* a tell while backing off: dropped */
+    if (rc == FL_OK) {
+        fl__conn_enqueue_locked(c, fb);
+        fl__conn_queued_locked(c, true, false);
+        return FL_OK;
+    }
+    fl__conn_unlock(c);
+    fl__obuf_free(fb);
+    if (rc == FL_ELIMIT && !c->outbound) {
+        /* Our answers pile up: the peer does not read. The I/O thread
+         * closes the connection (fl__conn_process). */
+        FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+        fl__conn_lock(c);
+        c->overflow = true;
+        fl__conn_unlock(c);
+        fl__conn_kick(c);
+    }
+    return rc;
+}
+
+int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
+                          const char *msg)
+{
+    fl__obuf_t *b = fl__obuf_error(corr, code, msg);
+    return b ? fl__conn_send(c, b) : FL_ENOMEM;
+}
+
+int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index)
+{
+    fl__frame_meta_t m = {.service_index = index};
+    fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECTED, 0, corr, &m, 0, NULL);
+    return b ? fl__conn_send(c, b) : FL_ENOMEM;
+}

@@ -1,0 +1,394 @@
+/*
+ * io.c - the I/O thread of a service's transport: starting it, its libuv
+ * loop, kicks (how other threads hand it a connection), the tick (HELLO
+ * and far request deadlines), and stopping (BYE, flush, close, join).
+ *
+ * One libuv loop on one I/O thread per service; it owns every libuv
+ * handle and request. Who owns which field: conn.h. Who writes frames:
+ * conn_write.c.
+ */
+#include "remote/conn.h"
+
+#include "actor/internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+/* How long a stop lets BYE and what is queued drain before it closes. */
+#define STOP_FLUSH_MS 1000
+
+_Thread_local fl__net_t *fl__tls_net; /* set on the I/O thread */
+
+bool fl__net_on_io_thread(void)
+{
+    return fl__tls_net != NULL;
+}
+
+void fl__conn_kick(fl__conn_t *c)
+{
+    /* On the I/O thread: now, or after the read (see the write path in
+     * conn_write.c); elsewhere: the kick list, one wake-up for many. */
+    fl__net_t *n = c->net;
+    if (fl__tls_net == n) {
+        if (!n->in_read) {
+            fl__conn_process(c);
+        } else if (!c->dirty) {
+            /* Frames made while handling what was read (answers, the
+             * next calls) go out together once the read is handled. */
+            c->dirty = true;
+            fl__conn_retain(c);
+            c->dnext = n->dirty;
+            n->dirty = c;
+        }
+        return;
+    }
+    bool wake = false;
+    pthread_mutex_lock(&n->kmu);
+    if (!c->kicked && !n->loop_gone) {
+        c->kicked = true;
+        fl__conn_retain(c);
+        c->knext = n->kick_head;
+        n->kick_head = c;
+        wake = true;
+    }
+    if (wake)
+        uv_async_send(&n->async); /* under kmu: the handle is still open */
+    pthread_mutex_unlock(&n->kmu);
+}
+
+void fl__conn_process(fl__conn_t *c)
+{
+    fl__net_t *n = c->net;
+    fl__conn_lock(c);
+    /* Even when stopping: the answers join the queue the stop flushes. */
+    fl__obuf_t *dropped = fl__conn_queue_held_locked(c);
+    if (n->stopping) {
+        fl__conn_unlock(c);
+        fl__obuf_free_list(dropped);
+        return;
+    }
+    int st = c->state;
+    bool overflow = c->overflow;
+    c->overflow = false;
+    uint64_t first = c->dhead != NULL ? c->dhead->deadline_ns : 0;
+    fl__conn_unlock(c);
+    fl__obuf_free_list(dropped);
+    if (first != 0 && (n->dtimer_at == 0 || first < n->dtimer_at))
+        fl__net_deadline_arm(n, first, fl_clock_now_ns());
+    if (overflow && st == C_OPEN)
+        fl__conn_close(c, 0, "outbound queue full: the peer is not reading");
+    else if (st == C_IDLE && c->outbound)
+        fl__conn_connect(c);
+    else if (st == C_OPEN)
+        fl__conn_flush(c);
+}
+
+void fl__net_for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
+                           void *arg)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t count = HASH_COUNT(n->peers), i = 0;
+    fl__conn_t **snap = fl__calloc(count + 1, sizeof *snap);
+    fl__conn_t *c, *tmp;
+    HASH_ITER(hh, n->peers, c, tmp)
+    {
+        if (snap != NULL) {
+            fl__conn_retain(c);
+            snap[i++] = c;
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+    for (size_t k = 0; k < i; k++) {
+        fn(snap[k], arg);
+        fl__conn_release(snap[k]);
+    }
+    fl__free(snap);
+    for (c = n->accepted; c != NULL; c = tmp) {
+        tmp = c->next;
+        fn(c, arg);
+    }
+}
+
+static int conn_state(fl__conn_t *c)
+{
+    fl__conn_lock(c);
+    int st = c->state;
+    fl__conn_unlock(c);
+    return st;
+}
+
+/* Stopping: say BYE behind what is queued and close once it is written
+ * (bye), or close at once. */
+static void stop_conn(fl__conn_t *c, void *arg)
+{
+    bool bye = *(const bool *)arg;
+    int st = conn_state(c);
+    if (st == C_RESOLVING) {
+        uv_cancel((uv_req_t *)&c->gai);
+        return;
+    }
+    if (bye && st == C_OPEN && c->rx.got_hello) {
+        fl__obuf_t *b = fl__obuf_frame(FL__K_BYE, 0, 0, NULL, 0, NULL);
+        if (b != NULL) {
+            fl__conn_lock(c);
+            fl__conn_enqueue_locked(c, b);
+            fl__conn_unlock(c);
+            c->close_when_flushed = true;
+            fl__conn_flush(c);
+            return;
+        }
+    }
+    fl__conn_close(c, FL_ECLOSED, "rpc service shut down");
+}
+
+static void close_all(fl__net_t *n, bool say_bye)
+{
+    fl__net_for_each_conn(n, stop_conn, &say_bye);
+}
+
+/* A connection whose peer's HELLO is overdue fails. */
+static void check_deadline(fl__conn_t *c, void *arg)
+{
+    int64_t now = *(const int64_t *)arg;
+    if (c->rx.got_hello || now < c->deadline_ms)
+        return;
+    int st = conn_state(c);
+    if (st == C_RESOLVING)
+        uv_cancel((uv_req_t *)&c->gai);
+    else if (st == C_CONNECTING || (st == C_OPEN && c->outbound))
+        fl__conn_close(c, 0, "connect timed out (no handshake within 10 s)");
+    else if (st == C_OPEN)
+        fl__conn_proto_error(c, FL_EHANDSHAKE, "no HELLO within 10 s");
+}
+
+void fl__net_finish_stop(fl__net_t *n)
+{
+    pthread_mutex_lock(&n->kmu);
+    if (n->loop_gone) {
+        pthread_mutex_unlock(&n->kmu);
+        return;
+    }
+    n->loop_gone = true;
+    pthread_mutex_unlock(&n->kmu);
+    if (n->listening)
+        uv_close((uv_handle_t *)&n->listener, NULL);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->dtimer, NULL);
+    uv_close((uv_handle_t *)&n->async, NULL);
+}
+
+static void on_async(uv_async_t *a)
+{
+    fl__net_t *n = a->data;
+    pthread_mutex_lock(&n->kmu);
+    fl__conn_t *list = n->kick_head;
+    n->kick_head = NULL;
+    bool stop = n->stop_asked && !n->stopping;
+    pthread_mutex_unlock(&n->kmu);
+    while (list != NULL) {
+        /* Read the link before clearing `kicked`: from then on a new kick
+         * may put c on the next list and overwrite it. */
+        pthread_mutex_lock(&n->kmu);
+        fl__conn_t *c = list;
+        list = c->knext;
+        c->kicked = false;
+        pthread_mutex_unlock(&n->kmu);
+        fl__conn_rx_take_left(c);
+        fl__conn_process(c);
+        fl__conn_release(c);
+    }
+    if (stop) {
+        n->stopping = true;
+        n->stop_deadline_ms = fl__net_now_ms() + STOP_FLUSH_MS;
+        if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener)) {
+            uv_close((uv_handle_t *)&n->listener, NULL);
+            n->listening = false;
+        }
+        close_all(n, true);
+        if (n->open_handles == 0)
+            fl__net_finish_stop(n);
+    }
+}
+
+static void tick_conn(fl__conn_t *c, void *arg)
+{
+    uint64_t now = *(const uint64_t *)arg;
+    int64_t ms = (int64_t)(now / 1000000u);
+    check_deadline(c, &ms);
+    fl__conn_expire(c, now);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    fl__net_t *n = t->data;
+    uint64_t now_ns = fl_clock_now_ns();
+    if (n->stopping) {
+        if ((int64_t)(now_ns / 1000000u) >= n->stop_deadline_ms)
+            close_all(n, false);
+        return;
+    }
+    fl__net_for_each_conn(n, tick_conn, &now_ns);
+}
+
+static void *net_main(void *p)
+{
+    fl__net_t *n = p;
+    fl__tls_net = n;
+    fl__tls_no_block = true; /* a blocking wait here stalls every peer */
+    /* libuv writes with writev, which raises SIGPIPE when the peer has
+     * reset the connection; that default action would end the process.
+     * Blocked on this thread the write fails with EPIPE instead, and the
+     * connection closes (the process's own disposition is left alone). */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    fl__tls_net = NULL;
+    return NULL;
+}
+
+int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
+                  size_t why_len)
+{
+    *out = NULL;
+    /* The RPC layer validated the options (fl__rpc_remote_init). */
+    fl__net_t *n = fl__calloc(1, sizeof *n);
+    if (n == NULL)
+        return FL_ENOMEM;
+    n->max_frame = o->max_frame ? o->max_frame : FL__FRAME_DEFAULT_MAX;
+    n->max_queued = o->max_queued ? o->max_queued : FL__NET_DEFAULT_QUEUED;
+    n->name = fl__strdup(o->name ? o->name : "fling");
+    n->hooks = o->hooks;
+    n->port = -1;
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->kmu, NULL);
+    int rc = n->name ? FL_OK : FL_ENOMEM;
+    if (rc == FL_OK && uv_loop_init(&n->loop) != 0) {
+        fl__say(why, why_len, "could not create the event loop");
+        rc = FL_ESYSTEM;
+    }
+    bool loop_ok = rc == FL_OK;
+    if (rc == FL_OK && o->bind_host != NULL)
+        rc = fl__net_bind(n, o->bind_host, o->port ? o->port : "0", why,
+                          why_len);
+    if (rc == FL_OK) {
+        uv_async_init(&n->loop, &n->async, on_async);
+        n->async.data = n;
+        uv_timer_init(&n->loop, &n->tick);
+        n->tick.data = n;
+        uv_timer_start(&n->tick, on_tick, FL__NET_TICK_MS, FL__NET_TICK_MS);
+        uv_unref((uv_handle_t *)&n->tick);
+        uv_timer_init(&n->loop, &n->dtimer);
+        n->dtimer.data = n;
+        uv_unref((uv_handle_t *)&n->dtimer);
+        if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
+            fl__say(why, why_len, "could not start the I/O thread");
+            uv_close((uv_handle_t *)&n->async, NULL);
+            uv_close((uv_handle_t *)&n->tick, NULL);
+            uv_close((uv_handle_t *)&n->dtimer, NULL);
+            if (n->listening)
+                uv_close((uv_handle_t *)&n->listener, NULL);
+            rc = FL_ESYSTEM;
+        } else {
+            n->thread_started = true;
+        }
+    }
+    if (rc != FL_OK) {
+        if (loop_ok) {
+            uv_run(&n->loop, UV_RUN_DEFAULT);
+            uv_loop_close(&n->loop);
+        }
+        pthread_mutex_destroy(&n->mu);
+        pthread_mutex_destroy(&n->kmu);
+        fl__free(n->name);
+        fl__free(n);
+        return rc;
+    }
+    *out = n;
+    return FL_OK;
+}
+
+uint32_t fl__net_max_frame(const fl__net_t *n)
+{
+    return n->max_frame;
+}
+
+void fl__net_shutdown(fl__net_t *n)
+{
+    if (n == NULL || !n->thread_started)
+        return;
+    if (fl__tls_net == n) {
+        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be stopped from "
+                             "its own I/O thread (a closure that shuts its "
+                             "service down?): left running");
+        return;
+    }
+    /* Release: pairs with the acquire loads of fl__net_peer,
+     * fl__conn_closed and fl__conn_refuse_locked, which refuse new work
+     * from here on. */
+    atomic_store_explicit(&n->closed, true, memory_order_release);
+    pthread_mutex_lock(&n->kmu);
+    bool first = !n->stop_asked;
+    n->stop_asked = true;
+    if (first && !n->loop_gone)
+        uv_async_send(&n->async);
+    pthread_mutex_unlock(&n->kmu);
+    if (!first)
+        return;
+    pthread_join(n->thread, NULL);
+    n->thread_started = false;
+    uv_loop_close(&n->loop);
+}
+
+void fl__net_free(fl__net_t *n)
+{
+    if (n == NULL)
+        return;
+    if (fl__tls_net == n) {
+        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be freed from its "
+                             "own I/O thread: leaked");
+        return;
+    }
+    fl__net_shutdown(n);
+    fl__conn_t *c, *tmp;
+    HASH_ITER(hh, n->peers, c, tmp)
+    {
+        HASH_DEL(n->peers, c);
+        fl__conn_lock(c);
+        c->state = C_DEAD;
+        fl__conn_unlock(c);
+        fl__conn_release(c);
+    }
+    /* Kicks queued after the loop ended hold references too. */
+    while (n->kick_head != NULL) {
+        c = n->kick_head;
+        n->kick_head = c->knext;
+        fl__conn_release(c);
+    }
+    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->kmu);
+    fl__free(n->name);
+    fl__free(n);
+}
+
+void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
+{
+    /* Relaxed, as the counts are made (fl__net_count): each figure stands
+     * on its own. */
+    out->conns_accepted =
+        atomic_load_explicit(&n->st_accepted, memory_order_relaxed);
+    out->conns_opened =
+        atomic_load_explicit(&n->st_opened, memory_order_relaxed);
+    out->conns_failed =
+        atomic_load_explicit(&n->st_failed, memory_order_relaxed);
+    out->frames_in = atomic_load_explicit(&n->st_in, memory_order_relaxed);
+    out->frames_out = atomic_load_explicit(&n->st_out, memory_order_relaxed);
+    out->writes = atomic_load_explicit(&n->st_writes, memory_order_relaxed);
+    out->proto_errors =
+        atomic_load_explicit(&n->st_proto, memory_order_relaxed);
+    out->caller_reads =
+        atomic_load_explicit(&n->st_caller_reads, memory_order_relaxed);
+    out->caller_answers =
+        atomic_load_explicit(&n->st_caller_answers, memory_order_relaxed);
+}

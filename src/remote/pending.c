@@ -1,0 +1,269 @@
+/*
+ * pending.c - requests: sending one (a fresh correlation id, a record on
+ * the connection's table, its deadline), the records' pool, and the
+ * deadlines the I/O thread enforces. Answers are matched in conn_read.c
+ * and await.c; a connection's failure fails its table in conn.c.
+ *
+ * A request's timeout is kept on its connection (a list by deadline, under
+ * its lock) rather than as a system timer: the I/O thread fails the
+ * requests whose deadline passed, checking every connection on each tick
+ * and arming one timer for the nearest deadline closer than
+ * DEADLINE_NEAR_MS. A request that makes such a near deadline the first
+ * of its connection kicks the I/O thread to arm it.
+ */
+#include "remote/conn.h"
+
+#include <stdio.h>
+#include <time.h>
+
+/* Request deadlines closer than this get a timer of their own; the tick
+ * picks up the others in time. */
+#define DEADLINE_NEAR_MS (2 * FL__NET_TICK_MS)
+/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: one tick. */
+#define COARSE_SLACK_NS 10000000u
+/* Request records a connection keeps for reuse. */
+#define PENDING_POOL 1024u
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+/* A request record for c (under c->mu): from the pool, else allocated.
+ * NULL when out of memory. */
+static fl__pending_t *pending_get_locked(fl__conn_t *c)
+{
+    fl__pending_t *p = c->pool;
+    if (p == NULL)
+        return fl__malloc(sizeof *p);
+    c->pool = p->next_free;
+    c->npool--;
+    return p;
+}
+
+/* Give p back (under c->mu), done with: its future and `what` are let go
+ * of by the caller. */
+void fl__pending_put_locked(fl__conn_t *c, fl__pending_t *p)
+{
+    fl__free(p->what);
+    if (c->npool >= PENDING_POOL) {
+        fl__free(p);
+        return;
+    }
+    p->next_free = c->pool;
+    c->pool = p;
+    c->npool++;
+}
+
+/* A request is over (its future completed or failed, p off the table):
+ * let go of the future and give the record back. Not under c->mu. */
+void fl__pending_done(fl__conn_t *c, fl__pending_t *p)
+{
+    fl_future_release(p->f);
+    fl__conn_lock(c);
+    fl__pending_put_locked(c, p);
+    fl__conn_unlock(c);
+}
+
+/* Link p (deadline_ns set) into c's deadline list (under c->mu): from the
+ * tail, so that requests made with one timeout cost O(1). */
+static void deadline_add_locked(fl__conn_t *c, fl__pending_t *p)
+{
+    fl__pending_t *q = c->dtail;
+    while (q != NULL && q->deadline_ns > p->deadline_ns)
+        q = q->dprev;
+    p->dprev = q;
+    p->dnext = q != NULL ? q->dnext : c->dhead;
+    if (p->dnext != NULL)
+        p->dnext->dprev = p;
+    else
+        c->dtail = p;
+    if (q != NULL)
+        q->dnext = p;
+    else
+        c->dhead = p;
+}
+
+/* Unlink p from c's deadline list if it is on it (under c->mu). */
+static void deadline_del_locked(fl__conn_t *c, fl__pending_t *p)
+{
+    if (p->deadline_ns == 0)
+        return;
+    if (p->dprev != NULL)
+        p->dprev->dnext = p->dnext;
+    else
+        c->dhead = p->dnext;
+    if (p->dnext != NULL)
+        p->dnext->dprev = p->dprev;
+    else
+        c->dtail = p->dprev;
+    p->dprev = p->dnext = NULL;
+    p->deadline_ns = 0;
+}
+
+/* Take p off c's table and its deadline list (under c->mu). */
+static void pending_unlink_locked(fl__conn_t *c, fl__pending_t *p)
+{
+    HASH_DEL(c->pending, p);
+    deadline_del_locked(c, p);
+}
+
+/* An answer came for p (under c->mu): off the table with it, and its
+ * record back to the pool; returns its future (the request's reference)
+ * and what decodes the answer. */
+fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
+                                         fl__decode_fn *decode,
+                                         const void **decode_arg)
+{
+    fl_future_t *f = p->f;
+    *decode = p->decode;
+    *decode_arg = p->decode_arg;
+    pending_unlink_locked(c, p);
+    fl__pending_put_locked(c, p);
+    return f;
+}
+
+static void on_deadline(uv_timer_t *t);
+
+/* Deadlines beyond DEADLINE_NEAR_MS are left to the tick. */
+void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now)
+{
+    if (at == 0 || at > now + DEADLINE_NEAR_MS * 1000000ull || n->stopping)
+        return;
+    if (n->dtimer_at != 0 && n->dtimer_at <= at)
+        return;
+    n->dtimer_at = at;
+    /* Rounded up: the loop's clock may lag; firing early only re-arms. */
+    uint64_t ms = at > now ? (at - now + 999999u) / 1000000u : 0;
+    uv_timer_start(&n->dtimer, on_deadline, ms, 0);
+}
+
+/* Fails c's requests whose deadline is not after now with FL_ETIMEDOUT
+ * (their late answers are dropped) and arms the timer for the next one.
+ * I/O thread. */
+void fl__conn_expire(fl__conn_t *c, uint64_t now)
+{
+    fl__pending_t *due = NULL;
+    fl__conn_lock(c);
+    while (c->dhead != NULL && c->dhead->deadline_ns <= now) {
+        fl__pending_t *p = c->dhead;
+        pending_unlink_locked(c, p);
+        p->next_free = due;
+        due = p;
+    }
+    uint64_t next = c->dhead != NULL ? c->dhead->deadline_ns : 0;
+    fl__conn_unlock(c);
+    while (due != NULL) {
+        fl__pending_t *p = due;
+        due = p->next_free;
+        fl_future_fail(p->f, FL_ETIMEDOUT, "timed out after %lld ms",
+                       (long long)p->timeout_ms);
+        fl__pending_done(c, p);
+    }
+    fl__net_deadline_arm(c->net, next, now);
+}
+
+static void expire_conn(fl__conn_t *c, void *arg)
+{
+    fl__conn_expire(c, *(const uint64_t *)arg);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    fl__net_t *n = t->data;
+    n->dtimer_at = 0;
+    uint64_t now = fl_clock_now_ns();
+    fl__net_for_each_conn(n, expire_conn, &now);
+}
+
+/*
+ * The deadline of a request with this timeout. A far one (the tick checks
+ * it, FL__NET_TICK_MS apart) comes from the coarse clock, the time of the last
+ * kernel tick: a quarter of the precise clock's cost, on every call. It is
+ * behind by less than a tick (at most 10 ms with HZ >= 100), which the
+ * deadline adds, so the request never times out early.
+ */
+static uint64_t deadline_of(int64_t timeout_ms)
+{
+    uint64_t ms = (uint64_t)timeout_ms * 1000000u;
+    if (timeout_ms <= DEADLINE_NEAR_MS)
+        return fl_clock_now_ns() + ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
+           COARSE_SLACK_NS + ms;
+}
+
+int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
+                     fl__req_kind_t kind, const char *what,
+                     fl__decode_fn decode, const void *decode_arg,
+                     int64_t timeout_ms)
+{
+    char msg[FL__HOST_MAX + 300];
+    char *what_copy = NULL;
+    if (what != NULL && (what_copy = fl__strdup(what)) == NULL) {
+        fl__obuf_free(fb);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        return FL_ENOMEM;
+    }
+    fl__conn_lock(c);
+    fl__pending_t *p = pending_get_locked(c);
+    if (p == NULL) {
+        fl__conn_unlock(c);
+        fl__free(what_copy);
+        fl__obuf_free(fb);
+        fl_future_fail(f, FL_ENOMEM, NULL);
+        return FL_ENOMEM;
+    }
+    /* Every field but the table's handle (HASH_ADD sets it), field by
+     * field: a memset of the record would be a `rep stos` (frame.c). */
+    p->corr = 0;
+    p->f = NULL;
+    p->kind = 0;
+    p->what = what_copy;
+    p->decode = NULL;
+    p->decode_arg = NULL;
+    p->deadline_ns = 0;
+    p->timeout_ms = 0;
+    p->dprev = p->dnext = NULL;
+    p->next_free = NULL;
+    int rc = fl__conn_refuse_locked(c, fb->len, msg, sizeof msg);
+    if (rc == FL_OK && c->outbound && fl__conn_backing_off_locked(c)) {
+        char after[48], reason[sizeof c->last_err];
+        snprintf(after, sizeof after, " (next attempt in %lld ms)",
+                 (long long)(c->retry_at_ms - fl__net_now_ms()));
+        snprintf(reason, sizeof reason, "%s", c->last_err);
+        fl__pending_put_locked(c, p);
+        fl__conn_unlock(c);
+        fl__obuf_free(fb);
+        fl__conn_fail_request(f, c, (uint8_t)kind, what, true, 0, reason,
+                              after);
+        return kind == FL__REQ_CONNECT ? FL_ECONNECT : FL_EUNREACHABLE;
+    }
+    if (rc != FL_OK) {
+        fl__pending_put_locked(c, p);
+        fl__conn_unlock(c);
+        fl__obuf_free(fb);
+        fl_future_fail(f, rc, "%s", msg);
+        return rc;
+    }
+    p->corr = ++c->next_corr;
+    p->f = fl_future_retain(f);
+    p->kind = (uint8_t)kind;
+    p->decode = decode;
+    p->decode_arg = decode_arg;
+    bool near = false;
+    if (timeout_ms != FL_INFINITE) {
+        p->timeout_ms = timeout_ms;
+        p->deadline_ns = deadline_of(timeout_ms);
+        deadline_add_locked(c, p);
+        /* A deadline the tick could miss needs the I/O thread's timer. */
+        near = timeout_ms <= DEADLINE_NEAR_MS && c->dhead == p;
+    }
+    put64(fb->data + 8, p->corr);
+    HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
+    fl__conn_enqueue_locked(c, fb);
+    fl__conn_queued_locked(c, HASH_COUNT(c->pending) == 1, near);
+    return FL_OK;
+}
