@@ -21,6 +21,7 @@ void fl__conn_retain(fl__conn_t *c)
 
 void fl__conn_retain_io(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
     if (c->io_refs == 0) {
         /* Relaxed, as fl__conn_retain. */
         atomic_fetch_add_explicit(&c->refs, IO_REFS_BLOCK,
@@ -106,6 +107,7 @@ fl__conn_t *fl__conn_new(fl__net_t *n, bool outbound)
 
 int fl__conn_opened(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
     uv_tcp_nodelay(&c->tcp, 1);
     fl__obuf_t *hello = fl__obuf_hello(c->net);
     if (hello == NULL)
@@ -180,6 +182,7 @@ static void on_closed(uv_handle_t *h)
 {
     fl__conn_t *c = h->data;
     fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
     c->tcp_open = false;
     fl__conn_lock(c);
     c->writing = false;
@@ -222,6 +225,7 @@ static void on_closed(uv_handle_t *h)
 void fl__conn_close(fl__conn_t *c, int code, const char *reason)
 {
     fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
     /* No thread reads the socket from here on: it is closed below. */
     bool held = c->io_rx;
     fl__conn_rx_hold(c);
@@ -277,6 +281,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
 void fl__conn_proto_error(fl__conn_t *c, int code, const char *why)
 {
     fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
     fl__net_count(&n->st_proto, 1);
     FL_LOG(FL_LOG_WARN, "remote: %s: %s: %s; closing the connection", c->name,
            fl_err_name(code), why);

@@ -2,8 +2,8 @@
  * src/remote/conn.h - what the files of the TCP transport share, private
  * to src/remote/ (only its .c files include it; the layer above uses
  * net.h): the net and connection structs with who owns each field, the
- * pending-request record, the lock helpers and the functions the files
- * call across.
+ * pending-request record, the lock helpers and owner assertions, and the
+ * functions the files call across.
  *
  * The files, one concern each:
  *   io.c         the loop, its thread, kicks, the tick, stopping
@@ -29,6 +29,7 @@
 #include "remote/address.h"
 #include "remote/rx.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -99,9 +100,9 @@ typedef struct fl__pending {
 
 /*
  * Who reads and writes what: the one table. "I/O" is the net's I/O thread
- * (fl__tls_net == c->net); "mu" is c->mu, taken with fl__conn_lock;
- * functions named *_locked run under it. Where a rule has an exception, the
- * note says so.
+ * (fl__tls_net == c->net, checked by FL__ASSERT_IO); "mu" is c->mu, taken
+ * with fl__conn_lock (checked by FL__ASSERT_LOCKED); functions named
+ * *_locked run under it. Where a rule has an exception, the note says so.
  *
  * group          fields                         written by     read by
  * -------------  -----------------------------  -------------  ------------
@@ -165,6 +166,10 @@ struct fl__conn {
 
     /* mu and what it guards (the table above). */
     pthread_mutex_t mu;
+#ifndef NDEBUG
+    pthread_t mu_holder; /* who holds mu (fl__conn_lock) */
+    bool mu_held;
+#endif
     int state; /* C_* */
     fl__obuf_t *out_head, *out_tail;
     size_t queued; /* bytes queued or being written */
@@ -268,14 +273,38 @@ struct fl__net {
 /* The net whose I/O thread this is, or NULL (io.c). */
 extern _Thread_local fl__net_t *fl__tls_net;
 
-/* Take and let go of c->mu. */
+/* ---- owner assertions (debug builds; nothing when NDEBUG) --------------- */
+
+/* This is n's I/O thread. */
+#define FL__ASSERT_IO(n) assert(fl__tls_net == (n))
+
+/* This thread holds c->mu (taken with fl__conn_lock). The holder field
+ * is written under mu, so only a thread that breaks the rule reads it
+ * unlocked, and it aborts. */
+#ifndef NDEBUG
+static inline bool fl__conn_held_here(const fl__conn_t *c)
+{
+    return c->mu_held && pthread_equal(c->mu_holder, pthread_self());
+}
+#endif
+#define FL__ASSERT_LOCKED(c) assert(fl__conn_held_here(c))
+
+/* Take c->mu; in debug builds record the holder for FL__ASSERT_LOCKED. */
 static inline void fl__conn_lock(fl__conn_t *c)
 {
     pthread_mutex_lock(&c->mu);
+#ifndef NDEBUG
+    c->mu_holder = pthread_self();
+    c->mu_held = true;
+#endif
 }
 
 static inline void fl__conn_unlock(fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
+#ifndef NDEBUG
+    c->mu_held = false;
+#endif
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -308,6 +337,7 @@ static inline void fl__obuf_append(fl__obuf_t **head, fl__obuf_t **tail,
 /* Append b to c's queue (under c->mu). */
 static inline void fl__conn_enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 {
+    FL__ASSERT_LOCKED(c);
     fl__obuf_append(&c->out_head, &c->out_tail, b);
     c->queued += b->len - b->off;
 }
@@ -316,6 +346,7 @@ static inline void fl__conn_enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 static inline fl__pending_t *fl__pending_find_locked(fl__conn_t *c,
                                                      uint64_t corr)
 {
+    FL__ASSERT_LOCKED(c);
     fl__pending_t *p = NULL;
     if (corr != 0)
         HASH_FIND(hh, c->pending, &corr, sizeof corr, p);
@@ -331,6 +362,7 @@ static inline fl__pending_t *fl__pending_find_locked(fl__conn_t *c,
  */
 static inline void fl__conn_rx_hold(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
     if (!c->io_rx) {
         fl__spin_lock(&c->rx_lk);
         c->io_rx = true;

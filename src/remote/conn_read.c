@@ -246,6 +246,7 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
  * read (I/O thread). */
 static void flush_dirty(fl__net_t *n)
 {
+    FL__ASSERT_IO(n);
     while (n->dirty != NULL) {
         fl__conn_t *d = n->dirty;
         n->dirty = d->dnext;
@@ -279,6 +280,8 @@ static void read_failed(fl__conn_t *c, ssize_t err)
  * (I/O thread, holding the read side). */
 static void rx_run(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
+    assert(c->io_rx);
     c->rx_left = false;
     size_t off = 0;
     fl__net_t *n = c->net;
@@ -365,5 +368,6 @@ void fl__conn_rx_take_left(fl__conn_t *c)
 
 int fl__conn_read_start(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
     return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

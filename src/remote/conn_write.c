@@ -120,6 +120,7 @@ fl__obuf_t *fl__obuf_error(uint64_t corr, int code, const char *msg)
 
 void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
 {
+    FL__ASSERT_LOCKED(c);
     b->next = c->out_head;
     c->out_head = b;
     if (c->out_tail == NULL)
@@ -139,6 +140,7 @@ static void count_writes(fl__net_t *n, uint64_t frames)
 static void on_written(uv_write_t *req, int status)
 {
     fl__conn_t *c = req->data;
+    FL__ASSERT_IO(c->net);
     fl__obuf_free_list(c->wflight);
     c->wflight = NULL;
     fl__conn_lock(c);
@@ -162,6 +164,7 @@ static void on_written(uv_write_t *req, int status)
 
 void fl__conn_flush(fl__conn_t *c)
 {
+    FL__ASSERT_IO(c->net);
     if (!c->tcp_open)
         return;
     fl__conn_lock(c);
@@ -239,6 +242,7 @@ void fl__conn_flush(fl__conn_t *c)
  */
 bool fl__conn_write_queue_locked(fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
     if (c->out_head == NULL)
         return true;
     if (c->state != C_OPEN || c->writing || c->fd < 0)
@@ -340,6 +344,7 @@ static int defer_find(const fl__conn_t *c)
  * frames were held back to its next message boundary. Under c->mu. */
 static bool defer_write(fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
     fl__worker_t *w = fl__tls_worker;
     if (w == NULL || !w->in_turn)
         return false;
@@ -377,6 +382,7 @@ void fl__conn_release_turn(fl__conn_t *c)
 
 int fl__conn_refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
 {
+    FL__ASSERT_LOCKED(c);
     /* Acquire: pairs with fl__net_shutdown's release store. */
     if (atomic_load_explicit(&c->net->closed, memory_order_acquire) ||
         c->state == C_DEAD) {
@@ -400,6 +406,7 @@ int fl__conn_refuse_locked(fl__conn_t *c, size_t len, char *msg, size_t cap)
  */
 void fl__conn_queued_locked(fl__conn_t *c, bool lone, bool must_kick)
 {
+    FL__ASSERT_LOCKED(c);
     if (fl__tls_net == c->net) {
         fl__conn_unlock(c);
         fl__conn_kick(c);
@@ -429,6 +436,8 @@ void fl__conn_queued_locked(fl__conn_t *c, bool lone, bool must_kick)
  */
 fl__obuf_t *fl__conn_queue_held_locked(fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
+    FL__ASSERT_IO(c->net);
     fl__obuf_t *h = c->held_head;
     if (h == NULL)
         return NULL;

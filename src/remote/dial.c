@@ -44,6 +44,7 @@ int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
 
 bool fl__conn_backing_off_locked(const fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
     return (c->state == C_IDLE || c->state == C_CLOSING) &&
            c->retry_at_ms != 0 && fl__net_now_ms() < c->retry_at_ms;
 }
@@ -52,6 +53,7 @@ bool fl__conn_backing_off_locked(const fl__conn_t *c)
 static void on_connected(uv_connect_t *req, int status)
 {
     fl__conn_t *c = req->data;
+    FL__ASSERT_IO(c->net);
     if (status == UV_ECANCELED)
         return; /* closing */
     if (status < 0) {
@@ -68,6 +70,7 @@ static void on_connected(uv_connect_t *req, int status)
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 {
     fl__conn_t *c = req->data;
+    FL__ASSERT_IO(c->net);
     fl__net_t *n = c->net;
     char reason[FL__HOST_MAX + 200];
     if (status < 0 || ai == NULL) {
@@ -109,6 +112,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
 void fl__conn_connect(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
     fl__conn_lock(c);
     if (c->state != C_IDLE || c->out_head == NULL) {
         fl__conn_unlock(c);

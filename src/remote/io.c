@@ -59,6 +59,7 @@ void fl__conn_kick(fl__conn_t *c)
 void fl__conn_process(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
     fl__conn_lock(c);
     /* Even when stopping: the answers join the queue the stop flushes. */
     fl__obuf_t *dropped = fl__conn_queue_held_locked(c);
@@ -86,6 +87,7 @@ void fl__conn_process(fl__conn_t *c)
 void fl__net_for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
                            void *arg)
 {
+    FL__ASSERT_IO(n);
     pthread_mutex_lock(&n->mu);
     size_t count = HASH_COUNT(n->peers), i = 0;
     fl__conn_t **snap = fl__calloc(count + 1, sizeof *snap);
@@ -163,6 +165,7 @@ static void check_deadline(fl__conn_t *c, void *arg)
 
 void fl__net_finish_stop(fl__net_t *n)
 {
+    FL__ASSERT_IO(n);
     pthread_mutex_lock(&n->kmu);
     if (n->loop_gone) {
         pthread_mutex_unlock(&n->kmu);

@@ -13,6 +13,7 @@
 static void on_connection(uv_stream_t *server, int status)
 {
     fl__net_t *n = server->data;
+    FL__ASSERT_IO(n);
     if (status < 0) {
         FL_LOG(FL_LOG_WARN, "remote: accept failed: %s", uv_strerror(status));
         return;

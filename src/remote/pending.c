@@ -34,6 +34,7 @@ static void put64(uint8_t *p, uint64_t v)
  * NULL when out of memory. */
 static fl__pending_t *pending_get_locked(fl__conn_t *c)
 {
+    FL__ASSERT_LOCKED(c);
     fl__pending_t *p = c->pool;
     if (p == NULL)
         return fl__malloc(sizeof *p);
@@ -46,6 +47,7 @@ static fl__pending_t *pending_get_locked(fl__conn_t *c)
  * of by the caller. */
 void fl__pending_put_locked(fl__conn_t *c, fl__pending_t *p)
 {
+    FL__ASSERT_LOCKED(c);
     fl__free(p->what);
     if (c->npool >= PENDING_POOL) {
         fl__free(p);
@@ -70,6 +72,7 @@ void fl__pending_done(fl__conn_t *c, fl__pending_t *p)
  * tail, so that requests made with one timeout cost O(1). */
 static void deadline_add_locked(fl__conn_t *c, fl__pending_t *p)
 {
+    FL__ASSERT_LOCKED(c);
     fl__pending_t *q = c->dtail;
     while (q != NULL && q->deadline_ns > p->deadline_ns)
         q = q->dprev;
@@ -105,6 +108,7 @@ static void deadline_del_locked(fl__conn_t *c, fl__pending_t *p)
 /* Take p off c's table and its deadline list (under c->mu). */
 static void pending_unlink_locked(fl__conn_t *c, fl__pending_t *p)
 {
+    FL__ASSERT_LOCKED(c);
     HASH_DEL(c->pending, p);
     deadline_del_locked(c, p);
 }
@@ -129,6 +133,7 @@ static void on_deadline(uv_timer_t *t);
 /* Deadlines beyond DEADLINE_NEAR_MS are left to the tick. */
 void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now)
 {
+    FL__ASSERT_IO(n);
     if (at == 0 || at > now + DEADLINE_NEAR_MS * 1000000ull || n->stopping)
         return;
     if (n->dtimer_at != 0 && n->dtimer_at <= at)
@@ -144,6 +149,7 @@ void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now)
  * I/O thread. */
 void fl__conn_expire(fl__conn_t *c, uint64_t now)
 {
+    FL__ASSERT_IO(c->net);
     fl__pending_t *due = NULL;
     fl__conn_lock(c);
     while (c->dhead != NULL && c->dhead->deadline_ns <= now) {
