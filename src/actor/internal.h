@@ -12,6 +12,7 @@
 #include <fling/future.h>
 
 #include "common/internal.h"
+#include "common/pool.h"
 #include "sched/mpscq.h"
 #include "sched/runq.h"
 
@@ -40,7 +41,7 @@ struct fl_msg {
     uint32_t type;      /* user type */
     uint32_t size;      /* payload bytes */
     uint16_t kind;      /* enum fl__msg_kind */
-    uint16_t cls;       /* allocation size class (msg.c) */
+    uint16_t cls;       /* block pool class, or FL__POOL_DIRECT */
     uint32_t flags;     /* FL__MF_* */
 } FL_ALIGNED(16);
 
@@ -67,22 +68,6 @@ fl_msg_t *fl__msg_clone(const fl_msg_t *m);
 /* Frees any thread's message memory (no dead-letter handling). */
 /* (fl_msg_free settles what a message owes: its ask, its exec argument.) */
 void fl__msg_release_mem(fl_msg_t *m);
-/* Returns this thread's cached message memory to the shared pool. */
-void fl__msg_pool_flush_thread(void);
-/* Frees the shared pool (when the last system goes). */
-void fl__msg_pool_trim(void);
-
-/*
- * fl__block_alloc returns `size` bytes from the message pool (sizes up to
- * 1 KiB; larger ones from the allocator), or NULL when out of memory.
- * fl__block_free gives them back, from any thread, with the same size;
- * p may be NULL. For short-lived blocks made and freed at a high rate.
- */
-void *fl__block_alloc(size_t size);
-void fl__block_free(void *p, size_t size);
-
-/* True while a system exists (the pool is trimmed when the last goes). */
-bool fl__systems_live(void);
 
 static inline void *fl__msg_payload(fl_msg_t *m)
 {

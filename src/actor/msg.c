@@ -1,237 +1,39 @@
 /*
  * msg.c - message allocation and the public message accessors.
  *
- * Messages up to 1 KiB come from size-classed free lists cached per thread:
- * a message is usually allocated on one worker and freed on another, so a
- * thread that has freed FL__BATCH nodes of a class hands them to a shared
- * stack as one batch, and a thread that runs out takes a whole batch back:
- * one short critical section per FL__BATCH messages, none when the shared
- * stack is empty (then the allocator is used). Larger messages use the
- * allocator directly.
- *
- * The same pool serves other short-lived blocks whose size is known when
- * they are freed (fl__block_alloc): futures, outbound frames.
+ * Messages up to 1 KiB are blocks of the block pool (common/pool.h): a
+ * message is usually allocated on one worker and freed on another, which
+ * the pool's per-thread caches and batch hand-over are made for. Larger
+ * messages use the allocator directly.
  */
 #include "actor/internal.h"
 
 #include <string.h>
 
-#define FL__NCLASS 5
-#define FL__CLASS_DIRECT 0xffffu
-#define FL__BATCH 256u
 #define FL__MAX_PAYLOAD ((size_t)1 << 30)
 
-static const uint32_t class_size[FL__NCLASS] = {64, 128, 256, 512, 1024};
+/* A message is a pool block: its mailbox link is the pool's link word. */
+_Static_assert(offsetof(fl_msg_t, node) == 0 &&
+                   sizeof(fl__qnode_t) == sizeof(fl__pool_node_t),
+               "a message starts with the pool's link word");
 
-/*
- * A batch is a chain of free nodes linked through node.next; its first node
- * also carries the batch's bookkeeping (free memory, so overlaying it costs
- * nothing), which makes handing a batch over O(1).
- */
-typedef struct batch {
-    fl__qnode_t node;
-    struct batch *next_batch;
-    fl__qnode_t *tail;
-    uint32_t n;
-} batch_t;
-
-typedef struct thread_cache {
-    fl__qnode_t *head[FL__NCLASS];
-    fl__qnode_t *tail[FL__NCLASS];
-    uint32_t n[FL__NCLASS];
-    bool registered;
-} thread_cache_t;
-
-static _Thread_local thread_cache_t cache;
-
-static struct {
-    pthread_mutex_t mu;
-    batch_t *top;
-    _Atomic size_t batches; /* lock-free emptiness check */
-} shared[FL__NCLASS] = {{PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                        {PTHREAD_MUTEX_INITIALIZER, NULL, 0}};
-
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t key;
-
-static inline fl__qnode_t *link_of(fl__qnode_t *n)
+static inline fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
 {
-    return atomic_load_explicit(&n->next, memory_order_relaxed);
-}
-
-static inline void set_link(fl__qnode_t *n, fl__qnode_t *next)
-{
-    atomic_store_explicit(&n->next, next, memory_order_relaxed);
-}
-
-/* Hand this thread's whole list of class c to the shared stack. O(1). */
-static void give_back(unsigned c)
-{
-    if (cache.n[c] == 0)
-        return;
-    batch_t *b = (batch_t *)cache.head[c];
-    b->tail = cache.tail[c];
-    b->n = cache.n[c];
-    cache.head[c] = cache.tail[c] = NULL;
-    cache.n[c] = 0;
-    pthread_mutex_lock(&shared[c].mu);
-    b->next_batch = shared[c].top;
-    shared[c].top = b;
-    atomic_store_explicit(
-        &shared[c].batches,
-        atomic_load_explicit(&shared[c].batches, memory_order_relaxed) + 1,
-        memory_order_relaxed);
-    pthread_mutex_unlock(&shared[c].mu);
-}
-
-void fl__msg_pool_flush_thread(void)
-{
-    for (unsigned c = 0; c < FL__NCLASS; c++)
-        give_back(c);
-}
-
-static void on_thread_exit(void *unused)
-{
-    (void)unused;
-    fl__msg_pool_flush_thread();
-}
-
-static void make_key(void)
-{
-    /* If this fails the caches of exiting threads are lost to the pool:
-     * memory held, never corrupted. */
-    (void)pthread_key_create(&key, on_thread_exit);
-}
-
-/* Make sure this thread's cache is flushed when the thread exits. */
-static inline void register_cache(void)
-{
-    if (fl__unlikely(!cache.registered)) {
-        cache.registered = true;
-        pthread_once(&key_once, make_key);
-        (void)pthread_setspecific(key, &cache);
-    }
-}
-
-/* Refill class c (empty) with a batch from the shared stack. O(1); no lock
- * when the stack is empty. */
-static bool take_batch(unsigned c)
-{
-    if (atomic_load_explicit(&shared[c].batches, memory_order_relaxed) == 0)
-        return false;
-    pthread_mutex_lock(&shared[c].mu);
-    batch_t *b = shared[c].top;
-    if (b != NULL) {
-        shared[c].top = b->next_batch;
-        atomic_store_explicit(
-            &shared[c].batches,
-            atomic_load_explicit(&shared[c].batches, memory_order_relaxed) - 1,
-            memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&shared[c].mu);
-    if (b == NULL)
-        return false;
-    register_cache();
-    cache.head[c] = &b->node;
-    cache.tail[c] = b->tail;
-    cache.n[c] = b->n;
-    return true;
-}
-
-void fl__msg_pool_trim(void)
-{
-    fl__msg_pool_flush_thread();
-    for (unsigned c = 0; c < FL__NCLASS; c++) {
-        pthread_mutex_lock(&shared[c].mu);
-        batch_t *b = shared[c].top;
-        shared[c].top = NULL;
-        atomic_store_explicit(&shared[c].batches, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&shared[c].mu);
-        while (b != NULL) {
-            batch_t *next_batch = b->next_batch;
-            fl__qnode_t *n = &b->node;
-            uint32_t count = b->n;
-            for (uint32_t i = 0; i < count && n != NULL; i++) {
-                fl__qnode_t *next = link_of(n);
-                fl__free(n);
-                n = next;
-            }
-            b = next_batch;
-        }
-    }
-}
-
-/* The class of a block of `total` bytes; FL__NCLASS: too big for one. */
-static inline unsigned class_of(size_t total)
-{
-    unsigned c = 0;
-    while (c < FL__NCLASS && class_size[c] < total)
-        c++;
-    return c;
-}
-
-static void *class_alloc(unsigned c)
-{
-    if (cache.n[c] == 0 && !take_batch(c))
-        return fl__malloc(class_size[c]);
-    fl__qnode_t *n = cache.head[c];
-    cache.head[c] = link_of(n);
-    if (--cache.n[c] == 0)
-        cache.tail[c] = NULL;
-    return n;
-}
-
-static void class_free(void *p, unsigned c)
-{
-    register_cache();
-    fl__qnode_t *n = p;
-    set_link(n, cache.head[c]);
-    if (cache.n[c] == 0)
-        cache.tail[c] = n;
-    cache.head[c] = n;
-    if (++cache.n[c] >= FL__BATCH)
-        give_back(c);
-}
-
-static fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
-{
-    unsigned c = class_of(total);
-    if (c == FL__NCLASS) {
-        *cls = FL__CLASS_DIRECT;
+    unsigned c = fl__pool_class_of(total);
+    if (c == FL__POOL_NCLASS) {
+        *cls = FL__POOL_DIRECT;
         return fl__malloc(total);
     }
     *cls = (uint16_t)c;
-    return class_alloc(c);
+    return fl__pool_class_alloc(c);
 }
 
 void fl__msg_release_mem(fl_msg_t *m)
 {
-    if (m->cls == FL__CLASS_DIRECT)
+    if (m->cls == FL__POOL_DIRECT)
         fl__free(m);
     else
-        class_free(m, m->cls);
-}
-
-void *fl__block_alloc(size_t size)
-{
-    unsigned c = class_of(size);
-    return c == FL__NCLASS ? fl__malloc(size) : class_alloc(c);
-}
-
-void fl__block_free(void *p, size_t size)
-{
-    if (p == NULL)
-        return;
-    unsigned c = class_of(size);
-    /* With no system left the pool is not trimmed again: plain free. Every
-     * pooled block came from fl__malloc, so either way is right. */
-    if (c == FL__NCLASS || !fl__systems_live())
-        fl__free(p);
-    else
-        class_free(p, c);
+        fl__pool_class_free(m, m->cls);
 }
 
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)

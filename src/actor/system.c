@@ -12,9 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Live systems in the process; the message pool is trimmed at zero. */
-static _Atomic int live_systems;
-
 int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
 {
     if (out == NULL)
@@ -53,7 +50,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         fl__aligned_free(sys);
         return FL_ENOMEM;
     }
-    atomic_fetch_add(&live_systems, 1);
+    fl__pool_hold();
     int rc = fl__timers_start(sys);
     if (rc == FL_OK)
         rc = fl__sched_start(sys);
@@ -187,13 +184,7 @@ void fl_system_free(fl_system_t *sys)
     pthread_mutex_destroy(&sys->lock);
     pthread_cond_destroy(&sys->idle_cv);
     fl__aligned_free(sys);
-    if (atomic_fetch_sub(&live_systems, 1) == 1)
-        fl__msg_pool_trim();
-}
-
-bool fl__systems_live(void)
-{
-    return atomic_load_explicit(&live_systems, memory_order_relaxed) > 0;
+    fl__pool_release();
 }
 
 unsigned fl_system_workers(const fl_system_t *sys)

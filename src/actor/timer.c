@@ -476,7 +476,7 @@ static void *timer_main(void *p)
         T->sleep_until = 0;
     }
     pthread_mutex_unlock(&T->mu);
-    fl__msg_pool_flush_thread();
+    fl__pool_flush_thread();
     return NULL;
 }
 

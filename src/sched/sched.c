@@ -310,7 +310,7 @@ static void *worker_main(void *p)
     atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_relaxed);
     fl__tls_worker = NULL;
     fl__tls_sys = NULL;
-    fl__msg_pool_flush_thread();
+    fl__pool_flush_thread();
     return NULL;
 }
 

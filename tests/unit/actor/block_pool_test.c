@@ -8,8 +8,8 @@
  */
 #include "fl_test.h"
 
-#include "actor/internal.h"
 #include "common/internal.h"
+#include "common/pool.h"
 
 #include <pthread.h>
 #include <string.h>

@@ -1,0 +1,124 @@
+/*
+ * src/common/pool.h - the block pool: short-lived blocks of up to 1 KiB
+ * from size-classed free lists cached per thread.
+ *
+ * Owns the size classes, the per-thread caches and the shared stacks of
+ * batches. Any layer of the library may include it (messages, futures,
+ * outbound frames are its blocks).
+ *
+ * A block is usually allocated on one thread and freed on another, so a
+ * thread that has freed FL__POOL_BATCH blocks of a class hands them to a
+ * shared stack as one batch, and a thread that runs out takes a whole batch
+ * back: one short critical section per FL__POOL_BATCH blocks, none when the
+ * shared stack is empty (then the allocator is used). Larger blocks use the
+ * allocator directly. The fast paths are inline here so that the message
+ * allocator built on them (actor/msg.c) costs no call.
+ */
+#ifndef FL_COMMON_POOL_H
+#define FL_COMMON_POOL_H
+
+#include "common/internal.h"
+
+#define FL__POOL_NCLASS 5
+#define FL__POOL_DIRECT 0xffffu /* "class" of a block from the allocator */
+#define FL__POOL_BATCH 256u
+
+/*
+ * A free block's first word links it to the next free block of its class.
+ * Messages put their mailbox link there too (the same word, atomic), so
+ * the pool reads and writes it as an atomic with relaxed order: only the
+ * owning thread touches a free block.
+ */
+typedef struct fl__pool_node {
+    _Atomic(struct fl__pool_node *) next;
+} fl__pool_node_t;
+
+/* One thread's free lists. Written by its own thread only. */
+typedef struct fl__pool_cache {
+    fl__pool_node_t *head[FL__POOL_NCLASS];
+    fl__pool_node_t *tail[FL__POOL_NCLASS];
+    uint32_t n[FL__POOL_NCLASS];
+    bool registered; /* its flush at thread exit is set up */
+} fl__pool_cache_t;
+
+extern _Thread_local fl__pool_cache_t fl__tls_pool;
+
+/* Bytes in a block of class c: 64, 128, 256, 512, 1024. */
+static inline uint32_t fl__pool_class_size(unsigned c)
+{
+    return 64u << c;
+}
+
+/* The class of a block of `total` bytes; FL__POOL_NCLASS: too big. */
+static inline unsigned fl__pool_class_of(size_t total)
+{
+    unsigned c = 0;
+    while (c < FL__POOL_NCLASS && fl__pool_class_size(c) < total)
+        c++;
+    return c;
+}
+
+/* Slow paths of the functions below (pool.c). Calling thread's cache. */
+bool fl__pool_take_batch(unsigned c);
+void fl__pool_give_back(unsigned c);
+void fl__pool_register(void);
+
+static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
+{
+    return atomic_load_explicit(&n->next, memory_order_relaxed);
+}
+
+/*
+ * A block of class c (c < FL__POOL_NCLASS), or NULL when out of memory.
+ * Caller owns it; give it back with fl__pool_class_free (any thread).
+ */
+static inline void *fl__pool_class_alloc(unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (k->n[c] == 0 && !fl__pool_take_batch(c))
+        return fl__malloc(fl__pool_class_size(c));
+    fl__pool_node_t *n = k->head[c];
+    k->head[c] = fl__pool_link(n);
+    if (--k->n[c] == 0)
+        k->tail[c] = NULL;
+    return n;
+}
+
+/* Give back a block of class c, from any thread. CONSUMES p. */
+static inline void fl__pool_class_free(void *p, unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (fl__unlikely(!k->registered))
+        fl__pool_register();
+    fl__pool_node_t *n = p;
+    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
+    if (k->n[c] == 0)
+        k->tail[c] = n;
+    k->head[c] = n;
+    if (++k->n[c] >= FL__POOL_BATCH)
+        fl__pool_give_back(c);
+}
+
+/*
+ * fl__block_alloc returns `size` bytes from the pool (sizes up to 1 KiB;
+ * larger ones from the allocator), or NULL when out of memory.
+ * fl__block_free gives them back, from any thread, with the same size;
+ * p may be NULL. For short-lived blocks made and freed at a high rate.
+ */
+void *fl__block_alloc(size_t size);
+void fl__block_free(void *p, size_t size);
+
+/* Returns this thread's cached blocks to the shared stacks. Not blocking
+ * beyond one short lock per class. */
+void fl__pool_flush_thread(void);
+
+/*
+ * The pool's users (actor systems) hold it: fl__pool_hold counts one in;
+ * fl__pool_release counts one out and, at zero, frees the shared stacks
+ * (and the caller's cache). With no user left fl__block_free frees to the
+ * allocator: nothing would trim the pool again. Any thread.
+ */
+void fl__pool_hold(void);
+void fl__pool_release(void);
+
+#endif /* FL_COMMON_POOL_H */
