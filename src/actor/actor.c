@@ -2,43 +2,289 @@
  * actor.c - spawning, stopping, tell/ask, running an actor's turn, dead
  * letters, running code on an actor's thread, names and termination.
  */
-#include "actor/internal.h"
+#include "actor/claim.h"
+#include "actor/future.h"
+#include "actor/system.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#define FL__NAME_MAX 255
+/* ---- dead letters
+ * -------------------------------------------------------------- */
 
-/* ---- helpers
- * ----------------------------------------------------------------- */
-
-/* Threads outside this system's runtime are counted while they touch it, so
- * shutdown can wait for them before freeing mailboxes. */
-static inline bool enter(fl_system_t *sys)
+/* Handle what a dead letter owes (its ask, its exec argument); memory stays. */
+void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
 {
-    if (fl__tls_sys == sys)
+    if (m->kind == FL__MSG_START || m->kind == FL__MSG_STOP)
+        return; /* control messages of a gone actor: nothing owed */
+    atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
+    FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
+           (unsigned)m->type, (unsigned long long)m->target, why);
+    if (m->reply != NULL || (m->flags & FL__MF_SETTLE)) {
+        char text[160];
+        snprintf(text, sizeof text, "recipient unreachable: actor %016llx %s",
+                 (unsigned long long)m->target, why);
+        fl__msg_settle(m, FL_EUNREACHABLE, text);
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_EUNREACHABLE, "%s", text);
+            fl_future_release(f);
+        }
+    }
+    if (m->kind == FL__MSG_EXEC) {
+        fl__exec_t *e = fl__msg_payload(m);
+        if (e->arg_free != NULL)
+            e->arg_free(e->arg);
+        e->arg_free = NULL;
+    }
+}
+
+void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
+{
+    fl__dead_letter_contents(sys, m, why);
+    fl__msg_release_mem(m);
+}
+
+/* ---- delivery
+ * ------------------------------------------------------------------ */
+
+void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    if (fl__mpscq_push(&a->mq, &m->node))
+        fl__sched_schedule(&sys->sched, a);
+}
+
+/* Sends made in one callback to one target are coalesced into a chain and
+ * pushed with a single exchange: the mailbox head is the one line every
+ * sender writes, and bouncing it between cores per message is what limits
+ * many-to-one throughput. Flushed when the target changes, after a batch,
+ * and when the callback returns, so per-sender order and the order between
+ * targets are those of the fl_tell calls. The chain lives in the worker
+ * thread's turn record (fl__tls_turn, system.h). */
+#define FL__OUT_MAX 64u
+
+void fl__turn_push_out(fl__turn_t *t)
+{
+    fl__actor_t *a = t->out_to;
+    fl_msg_t *first = t->out_first, *last = t->out_last;
+    t->out_to = NULL;
+    t->out_first = t->out_last = NULL;
+    t->out_n = 0;
+    if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
+        fl__sched_schedule(&t->sys->sched, a);
+}
+
+static inline void send_coalesced(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m)
+{
+    if (t->out_to != a) {
+        fl__turn_flush(t);
+        t->out_to = a;
+        t->out_first = m;
+    } else {
+        /* Relaxed: the chain is this thread's until the release store
+         * that links it in fl__mpscq_push_chain publishes it. */
+        atomic_store_explicit(&t->out_last->node.next, &m->node,
+                              memory_order_relaxed);
+    }
+    t->out_last = m;
+    if (++t->out_n >= FL__OUT_MAX)
+        fl__turn_push_out(t);
+}
+
+int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    int rc = fl__deliver_or_keep(sys, m, control);
+    if (rc != FL_OK)
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+    return rc;
+}
+
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    fl__actor_t *a = fl__target_of(sys, m, control);
+    if (a == NULL)
+        return FL_EUNREACHABLE;
+    fl__turn_t *t = &fl__tls_turn;
+    if (t->in_turn && t->sys == sys && !control)
+        send_coalesced(t, a, m);
+    else
+        fl__push(sys, a, m);
+    return FL_OK;
+}
+
+/* ---- the turn
+ * ------------------------------------------------------------------ */
+
+static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
+{
+    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    if (ext != NULL && ext->on_start != NULL)
+        ext->on_start(sys, ref, a->state);
+}
+
+static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    /* Pairs with the release stores of gstate in spawn and
+     * fl__actor_finish_stop. */
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (!fl__ref_live(gs, m->target)) {
+        fl__dead_letter_contents(sys, m, "has stopped");
+        return;
+    }
+    fl_actor_ref_t ref = {m->target};
+    /* The start hook runs before anything else this generation handles,
+     * whatever reached the mailbox first (a stop request, or a message to
+     * a ref found by name); the START message is only a wake-up. */
+    if (a->started_gen != FL__GEN(gs)) {
+        a->started_gen = FL__GEN(gs);
+        fl__tls_actor = ref.id;
+        run_start(sys, a, ref);
+        fl__tls_actor = 0;
+        gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    }
+    if (FL__STATE(gs) == FL__A_STOPREQ) {
+        fl__actor_finish_stop(sys, a, gs);
+        fl__dead_letter_contents(sys, m, "stopped before handling it");
+        return;
+    }
+    fl__tls_actor = ref.id;
+    switch (m->kind) {
+    case FL__MSG_USER:
+        a->receive(sys, ref, a->state, m);
+        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_ENOREPLY,
+                           "actor %016llx returned without answering the ask",
+                           (unsigned long long)ref.id);
+            fl_future_release(f);
+        }
+        break;
+    case FL__MSG_START: /* the hook ran above */
+        break;
+    case FL__MSG_EXEC: {
+        fl__exec_t *e = fl__msg_payload(m);
+        e->fn(sys, ref, a->state, e->arg);
+        break;
+    }
+    default:
+        break;
+    }
+    fl__tls_actor = 0;
+    /* A stop requested during this message (by the actor itself or anyone)
+     * takes effect now, not after the rest of the batch. */
+    gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
+        fl__actor_finish_stop(sys, a, gs);
+}
+
+/*
+ * A turn with a time budget reads the clock after the first message, and
+ * then after every message while its messages are slow; while they are
+ * fast it reads it after 2, 4, then every BUDGET_STRIDE_MAX messages, as
+ * long as that many more, at the average pace so far, fit in what is left
+ * of the budget. So a run of fast calls costs a few clock reads per turn,
+ * not one per call, and a slow message is still seen at once unless it
+ * comes after fast ones, when at most BUDGET_STRIDE_MAX - 1 more messages
+ * run before the cut.
+ */
+#define BUDGET_STRIDE_MAX 8u
+
+static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
+                              uint64_t now, uint64_t until)
+{
+    uint64_t pace = (now - start) / done; /* ns per message so far */
+    unsigned next = stride < BUDGET_STRIDE_MAX ? 2 * stride : stride;
+    return now < until && pace * next < until - now ? next : 1;
+}
+
+/* One turn of a (up to the system's batch of messages) on a worker with
+ * turn record t, or on a thread outside the workers (t NULL: no coalesced
+ * sends, no held back output), begun at `start` and ended early at the first
+ * message boundary at or past `until` where the clock is read (ns; 0 = no
+ * limit; *cut then says so). True when messages remain: the caller schedules a.
+ */
+static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
+                     uint64_t start, uint64_t until, bool *cut)
+{
+    unsigned batch = sys->batch;
+    unsigned stride = 1, unchecked = 0;
+    bool more = true;
+    if (t != NULL) {
+        t->sys = sys;
+        t->in_turn = true;
+    }
+    for (unsigned i = 0; i < batch; i++) {
+        fl__qnode_t *freed;
+        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        if (freed != NULL && freed != &a->stub)
+            fl__msg_release_mem((fl_msg_t *)freed);
+        if (n == NULL) {
+            more = !fl__mpscq_markempty(&a->mq);
+            break;
+        }
+        handle(sys, a, (fl_msg_t *)n);
+        if (until != 0 && ++unchecked == stride) {
+            uint64_t now = fl_clock_now_ns();
+            if (now >= until) {
+                /* Idle again if nothing is queued; else the workers go
+                 * on. */
+                *cut = true;
+                more = !fl__mpscq_markempty(&a->mq);
+                break;
+            }
+            stride = budget_stride(stride, i + 1, start, now, until);
+            unchecked = 0;
+        }
+        if (t == NULL)
+            continue;
+        /* What the callback sent is delivered when it returns. */
+        fl__turn_flush(t);
+        if (fl__tls_flush != NULL)
+            fl__tls_flush(
+                i + 1 < batch &&
+                atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
+    }
+    /* A turn that ended with messages the clock did not see: did the
+     * last one end past the budget? */
+    if (until != 0 && unchecked != 0 && !*cut)
+        *cut = fl_clock_now_ns() >= until;
+    if (t != NULL)
+        t->in_turn = false;
+    return more;
+}
+
+bool fl__actor_run(void *ctx, struct fl__actor *a)
+{
+    return run_turn(ctx, a, &fl__tls_turn, 0, 0, NULL);
+}
+
+bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
+{
+    fl_system_t *sys = claim->sys;
+    fl__actor_t *a = claim->a;
+    bool cut = false;
+    if (a == NULL)
         return false;
-    atomic_fetch_add_explicit(&sys->inflight, 1, memory_order_seq_cst);
-    return true;
+    claim->sys = NULL;
+    claim->a = NULL;
+    /* A runtime thread for the turn: blocking waits refuse, tells to this
+     * system are the actor's own. */
+    fl__tls_sys = sys;
+    uint64_t start = budget_ns != 0 ? fl_clock_now_ns() : 0;
+    bool more = run_turn(sys, a, NULL, start,
+                         budget_ns != 0 ? start + budget_ns : 0, &cut);
+    fl__tls_sys = NULL;
+    if (more)
+        fl__sched_schedule(&sys->sched, a);
+    fl__sys_leave(sys, true);
+    return cut;
 }
 
-static inline void leave(fl_system_t *sys, bool external)
-{
-    if (external)
-        atomic_fetch_sub_explicit(&sys->inflight, 1, memory_order_release);
-}
-
-static inline bool is_closed(fl_system_t *sys)
-{
-    /* seq_cst pairs with the inflight increment in enter() and the store in
-     * fl_system_close(). */
-    return atomic_load_explicit(&sys->closed, memory_order_seq_cst);
-}
-
-static inline bool ref_live(uint64_t gs, uint64_t id)
-{
-    return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
-}
+#define FL__NAME_MAX 255
 
 /* ---- names
  * ------------------------------------------------------------------- */
@@ -107,127 +353,10 @@ static void name_del(fl_system_t *sys, const char *name)
     }
 }
 
-/* ---- dead letters
- * -------------------------------------------------------------- */
+/* ---- stopping
+ * ---------------------------------------------------------------- */
 
-/* Handle what a dead letter owes (its ask, its exec argument); memory stays. */
-void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
-{
-    if (m->kind == FL__MSG_START || m->kind == FL__MSG_STOP)
-        return; /* control messages of a gone actor: nothing owed */
-    atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
-    FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
-           (unsigned)m->type, (unsigned long long)m->target, why);
-    if (m->reply != NULL || (m->flags & FL__MF_SETTLE)) {
-        char text[160];
-        snprintf(text, sizeof text, "recipient unreachable: actor %016llx %s",
-                 (unsigned long long)m->target, why);
-        fl__msg_settle(m, FL_EUNREACHABLE, text);
-        if (m->reply != NULL) {
-            fl_future_t *f = m->reply;
-            m->reply = NULL;
-            fl_future_fail(f, FL_EUNREACHABLE, "%s", text);
-            fl_future_release(f);
-        }
-    }
-    if (m->kind == FL__MSG_EXEC) {
-        fl__exec_t *e = fl__msg_payload(m);
-        if (e->arg_free != NULL)
-            e->arg_free(e->arg);
-        e->arg_free = NULL;
-    }
-}
-
-void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
-{
-    fl__dead_letter_contents(sys, m, why);
-    fl__msg_release_mem(m);
-}
-
-/* ---- delivery
- * ------------------------------------------------------------------ */
-
-static inline void push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
-{
-    if (fl__mpscq_push(&a->mq, &m->node))
-        fl__sched_schedule(sys, a);
-}
-
-/* Sends made in one callback to one target are coalesced into a chain and
- * pushed with a single exchange: the mailbox head is the one line every
- * sender writes, and bouncing it between cores per message is what limits
- * many-to-one throughput. Flushed when the target changes, after a batch,
- * and when the callback returns, so per-sender order and the order between
- * targets are those of the fl_tell calls. */
-#define FL__OUT_MAX 64u
-
-void fl__flush_sends(fl__worker_t *w)
-{
-    fl__actor_t *a = w->out_to;
-    if (a == NULL)
-        return;
-    fl_msg_t *first = w->out_first, *last = w->out_last;
-    w->out_to = NULL;
-    w->out_first = w->out_last = NULL;
-    w->out_n = 0;
-    if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
-        fl__sched_schedule(w->sys, a);
-}
-
-static inline void send_coalesced(fl__worker_t *w, fl__actor_t *a, fl_msg_t *m)
-{
-    if (w->out_to != a) {
-        fl__flush_sends(w);
-        w->out_to = a;
-        w->out_first = m;
-    } else {
-        atomic_store_explicit(&w->out_last->node.next, &m->node,
-                              memory_order_relaxed);
-    }
-    w->out_last = m;
-    if (++w->out_n >= FL__OUT_MAX)
-        fl__flush_sends(w);
-}
-
-int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
-{
-    int rc = fl__deliver_or_keep(sys, m, control);
-    if (rc != FL_OK)
-        fl__dead_letter(sys, m, "has stopped or does not exist");
-    return rc;
-}
-
-/* The live actor m is for (m->target), or NULL: gone, or stopping and m
- * is not a control message. */
-static fl__actor_t *target_of(fl_system_t *sys, const fl_msg_t *m, bool control)
-{
-    uint64_t id = m->target;
-    fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(id));
-    if (a == NULL)
-        return NULL;
-    /* Pairs with the release store of gstate in spawn. */
-    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-    return ref_live(gs, id) && (FL__STATE(gs) == FL__A_LIVE || control) ? a
-                                                                        : NULL;
-}
-
-int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
-{
-    fl__actor_t *a = target_of(sys, m, control);
-    if (a == NULL)
-        return FL_EUNREACHABLE;
-    fl__worker_t *w = fl__tls_worker;
-    if (w != NULL && w->in_turn && w->sys == sys && !control)
-        send_coalesced(w, a, m);
-    else
-        push(sys, a, m);
-    return FL_OK;
-}
-
-/* ---- the turn
- * ------------------------------------------------------------------ */
-
-static void do_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
+void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
 {
     uint32_t gen = FL__GEN(gs);
     fl_actor_ref_t ref = {FL__REF(gen, a->slot)};
@@ -266,169 +395,6 @@ static void do_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
         fl__free(ext->name);
         fl__free(ext);
     }
-}
-
-static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
-{
-    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
-    if (ext != NULL && ext->on_start != NULL)
-        ext->on_start(sys, ref, a->state);
-}
-
-static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
-{
-    /* Pairs with the release stores of gstate in spawn and do_stop. */
-    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-    if (!ref_live(gs, m->target)) {
-        fl__dead_letter_contents(sys, m, "has stopped");
-        return;
-    }
-    fl_actor_ref_t ref = {m->target};
-    /* The start hook runs before anything else this generation handles,
-     * whatever reached the mailbox first (a stop request, or a message to
-     * a ref found by name); the START message is only a wake-up. */
-    if (a->started_gen != FL__GEN(gs)) {
-        a->started_gen = FL__GEN(gs);
-        fl__tls_actor = ref.id;
-        run_start(sys, a, ref);
-        fl__tls_actor = 0;
-        gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-    }
-    if (FL__STATE(gs) == FL__A_STOPREQ) {
-        do_stop(sys, a, gs);
-        fl__dead_letter_contents(sys, m, "stopped before handling it");
-        return;
-    }
-    fl__tls_actor = ref.id;
-    switch (m->kind) {
-    case FL__MSG_USER:
-        a->receive(sys, ref, a->state, m);
-        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
-        if (m->reply != NULL) {
-            fl_future_t *f = m->reply;
-            m->reply = NULL;
-            fl_future_fail(f, FL_ENOREPLY,
-                           "actor %016llx returned without answering the ask",
-                           (unsigned long long)ref.id);
-            fl_future_release(f);
-        }
-        break;
-    case FL__MSG_START: /* the hook ran above */
-        break;
-    case FL__MSG_EXEC: {
-        fl__exec_t *e = fl__msg_payload(m);
-        e->fn(sys, ref, a->state, e->arg);
-        break;
-    }
-    default:
-        break;
-    }
-    fl__tls_actor = 0;
-    /* A stop requested during this message (by the actor itself or anyone)
-     * takes effect now, not after the rest of the batch. */
-    gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-    if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
-        do_stop(sys, a, gs);
-}
-
-/*
- * A turn with a time budget reads the clock after the first message, and
- * then after every message while its messages are slow; while they are
- * fast it reads it after 2, 4, then every BUDGET_STRIDE_MAX messages, as
- * long as that many more, at the average pace so far, fit in what is left
- * of the budget. So a run of fast calls costs a few clock reads per turn,
- * not one per call, and a slow message is still seen at once unless it
- * comes after fast ones, when at most BUDGET_STRIDE_MAX - 1 more messages
- * run before the cut.
- */
-#define BUDGET_STRIDE_MAX 8u
-
-static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
-                              uint64_t now, uint64_t until)
-{
-    uint64_t pace = (now - start) / done; /* ns per message so far */
-    unsigned next = stride < BUDGET_STRIDE_MAX ? 2 * stride : stride;
-    return now < until && pace * next < until - now ? next : 1;
-}
-
-/* One turn of a (up to the system's batch of messages) on worker w, or
- * on a thread outside the workers (w NULL: no coalesced sends, no held
- * back output), begun at `start` and ended early at the first message
- * boundary at or past `until` where the clock is read (ns; 0 = no limit;
- * *cut then says so). True when messages remain: the caller schedules a. */
-static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__worker_t *w,
-                     uint64_t start, uint64_t until, bool *cut)
-{
-    unsigned batch = sys->batch;
-    unsigned stride = 1, unchecked = 0;
-    bool more = true;
-    if (w != NULL)
-        w->in_turn = true;
-    for (unsigned i = 0; i < batch; i++) {
-        fl__qnode_t *freed;
-        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
-        if (freed != NULL && freed != &a->stub)
-            fl__msg_release_mem((fl_msg_t *)freed);
-        if (n == NULL) {
-            more = !fl__mpscq_markempty(&a->mq);
-            break;
-        }
-        handle(sys, a, (fl_msg_t *)n);
-        if (until != 0 && ++unchecked == stride) {
-            uint64_t now = fl_clock_now_ns();
-            if (now >= until) {
-                /* Idle again if nothing is queued; else the workers go
-                 * on. */
-                *cut = true;
-                more = !fl__mpscq_markempty(&a->mq);
-                break;
-            }
-            stride = budget_stride(stride, i + 1, start, now, until);
-            unchecked = 0;
-        }
-        if (w == NULL)
-            continue;
-        /* What the callback sent is delivered when it returns. */
-        fl__flush_sends(w);
-        if (fl__tls_flush != NULL)
-            fl__tls_flush(
-                i + 1 < batch &&
-                atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
-    }
-    /* A turn that ended with messages the clock did not see: did the
-     * last one end past the budget? */
-    if (until != 0 && unchecked != 0 && !*cut)
-        *cut = fl_clock_now_ns() >= until;
-    if (w != NULL)
-        w->in_turn = false;
-    return more;
-}
-
-bool fl__actor_run(fl_system_t *sys, fl__actor_t *a)
-{
-    return run_turn(sys, a, fl__tls_worker, 0, 0, NULL);
-}
-
-bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
-{
-    fl_system_t *sys = claim->sys;
-    fl__actor_t *a = claim->a;
-    bool cut = false;
-    if (a == NULL)
-        return false;
-    claim->sys = NULL;
-    claim->a = NULL;
-    /* A runtime thread for the turn: blocking waits refuse, tells to this
-     * system are the actor's own. */
-    fl__tls_sys = sys;
-    uint64_t start = budget_ns != 0 ? fl_clock_now_ns() : 0;
-    bool more = run_turn(sys, a, NULL, start,
-                         budget_ns != 0 ? start + budget_ns : 0, &cut);
-    fl__tls_sys = NULL;
-    if (more)
-        fl__sched_schedule(sys, a);
-    leave(sys, true);
-    return cut;
 }
 
 /* ---- spawn and stop
@@ -498,10 +464,10 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
             goto nomem;
     }
 
-    bool external = enter(sys);
+    bool external = fl__sys_enter(sys);
     int rc = FL_OK;
     pthread_mutex_lock(&sys->lock);
-    if (is_closed(sys)) {
+    if (fl__sys_closed(sys)) {
         rc = FL_ECLOSED;
         goto unlock_fail;
     }
@@ -537,15 +503,15 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
         /* Wakes the actor so its start hook runs even if nothing else is
          * sent (the hook runs before any message: see handle). */
         start->target = id;
-        push(sys, a, start);
+        fl__push(sys, a, start);
     }
-    leave(sys, external);
+    fl__sys_leave(sys, external);
     out->id = id;
     return FL_OK;
 
 unlock_fail:
     pthread_mutex_unlock(&sys->lock);
-    leave(sys, external);
+    fl__sys_leave(sys, external);
     if (ext != NULL) {
         fl__free(ext->name);
         fl__free(ext);
@@ -568,7 +534,7 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
     fl_msg_t *m = NULL;
     uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
     for (;;) {
-        if (!ref_live(gs, id)) {
+        if (!fl__ref_live(gs, id)) {
             if (m != NULL)
                 fl__msg_release_mem(m);
             return FL_EUNREACHABLE;
@@ -588,7 +554,7 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
     /* If the actor finished stopping meanwhile, this STOP is stale and the
      * consumer drops it (generation mismatch). */
     m->target = id;
-    push(sys, a, m);
+    fl__push(sys, a, m);
     return FL_OK;
 }
 
@@ -596,11 +562,11 @@ int fl_actor_stop(fl_system_t *sys, fl_actor_ref_t ref)
 {
     if (sys == NULL)
         return FL_EINVAL;
-    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+    if (fl__sched_stopping(&sys->sched))
         return FL_ECLOSED;
-    bool external = enter(sys);
+    bool external = fl__sys_enter(sys);
     int rc = fl__actor_request_stop(sys, ref.id);
-    leave(sys, external);
+    fl__sys_leave(sys, external);
     return rc;
 }
 
@@ -610,8 +576,8 @@ bool fl_actor_alive(fl_system_t *sys, fl_actor_ref_t ref)
         return false;
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
     return a != NULL &&
-           ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
-                    ref.id);
+           fl__ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
+                        ref.id);
 }
 
 int fl_actor_lookup(fl_system_t *sys, const char *name, fl_actor_ref_t *out)
@@ -619,7 +585,7 @@ int fl_actor_lookup(fl_system_t *sys, const char *name, fl_actor_ref_t *out)
     if (sys == NULL || name == NULL || out == NULL)
         return FL_EINVAL;
     out->id = 0;
-    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+    if (fl__sched_stopping(&sys->sched))
         return FL_ECLOSED;
     pthread_mutex_lock(&sys->lock);
     fl__name_t **p = name_slot(sys, name);
@@ -639,7 +605,7 @@ int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
         *out = NULL;
     if (sys == NULL || out == NULL)
         return FL_EINVAL;
-    if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+    if (fl__sched_stopping(&sys->sched))
         return FL_ECLOSED;
     fl_future_t *f = fl_future_alloc();
     fl__term_t *t = fl__malloc(sizeof *t);
@@ -653,8 +619,8 @@ int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
     pthread_mutex_lock(&sys->lock);
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
     if (a == NULL ||
-        !ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
-                  ref.id)) {
+        !fl__ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
+                      ref.id)) {
         pthread_mutex_unlock(&sys->lock);
         fl__free(t);
         fl__free(fresh);
@@ -668,7 +634,7 @@ int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
     if (ext == NULL) {
         ext = fresh;
         fresh = NULL;
-        /* Pairs with the acquire loads in run_start/do_stop. */
+        /* Pairs with the acquire loads in run_start/fl__actor_finish_stop. */
         atomic_store_explicit(&a->ext, ext, memory_order_release);
     }
     t->f = fl_future_retain(f);
@@ -693,7 +659,7 @@ fl_actor_ref_t fl_self(void)
  * the actor runnable, hand it to *claim instead of scheduling it. */
 static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
 {
-    fl__actor_t *a = target_of(sys, m, false);
+    fl__actor_t *a = fl__target_of(sys, m, false);
     if (a == NULL) {
         fl__dead_letter(sys, m, "has stopped or does not exist");
         return FL_EUNREACHABLE;
@@ -719,9 +685,9 @@ static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     /* Only a thread outside every runtime may take a turn over. */
     if (claim != NULL && fl__tls_sys != NULL)
         claim = NULL;
-    bool external = counted || enter(sys);
+    bool external = counted || fl__sys_enter(sys);
     int rc;
-    if (fl__unlikely(is_closed(sys))) {
+    if (fl__unlikely(fl__sys_closed(sys))) {
         fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
         fl_msg_free(msg);
         rc = FL_ECLOSED;
@@ -733,7 +699,7 @@ static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     }
     /* A claimer stays counted in until fl__claim_run. */
     if (!counted && (claim == NULL || claim->a == NULL))
-        leave(sys, external);
+        fl__sys_leave(sys, external);
     return rc;
 }
 
@@ -776,9 +742,9 @@ int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_msg_free(msg);
         return FL_ENOMEM;
     }
-    bool external = enter(sys);
-    if (fl__unlikely(is_closed(sys))) {
-        leave(sys, external);
+    bool external = fl__sys_enter(sys);
+    if (fl__unlikely(fl__sys_closed(sys))) {
+        fl__sys_leave(sys, external);
         fl_msg_free(msg);
         fl_future_release(f);
         return FL_ECLOSED;
@@ -799,7 +765,7 @@ int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
             (void)fl__timer_arm(sys, t);
         }
     }
-    leave(sys, external);
+    fl__sys_leave(sys, external);
     *out = f;
     return FL_OK;
 }
@@ -864,9 +830,9 @@ int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref, fl_exec_cb fn,
     e->fn = fn;
     e->arg = arg;
     e->arg_free = arg_free;
-    bool external = enter(sys);
+    bool external = fl__sys_enter(sys);
     int rc;
-    if (fl__unlikely(is_closed(sys))) {
+    if (fl__unlikely(fl__sys_closed(sys))) {
         fl__dead_letter_contents(sys, m, "system closed");
         fl__msg_release_mem(m);
         rc = FL_ECLOSED;
@@ -875,7 +841,7 @@ int fl_actor_exec(fl_system_t *sys, fl_actor_ref_t ref, fl_exec_cb fn,
         m->sender = external ? 0 : fl__tls_actor;
         rc = fl__deliver(sys, m, false);
     }
-    leave(sys, external);
+    fl__sys_leave(sys, external);
     return rc;
 }
 

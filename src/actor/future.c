@@ -14,7 +14,9 @@
  * blocking wait sleeps on a condition variable of its own (waiter_t),
  * which the completion signals once it has let go of the lock.
  */
-#include "actor/internal.h"
+#include "actor/future.h"
+#include "actor/system.h"
+#include "common/pool.h"
 
 #include <errno.h>
 #include <sched.h>

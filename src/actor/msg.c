@@ -6,7 +6,8 @@
  * the pool's per-thread caches and batch hand-over are made for. Larger
  * messages use the allocator directly.
  */
-#include "actor/internal.h"
+#include "actor/msg.h"
+#include "common/pool.h"
 
 #include <string.h>
 

@@ -5,12 +5,31 @@
  * shutdown (wait until every actor has stopped, stop the timer thread and
  * the workers, dead-letter what is still queued), then free.
  */
-#include "actor/internal.h"
+#include "actor/system.h"
+#include "common/pool.h"
 
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+_Thread_local fl_system_t *fl__tls_sys;
+_Thread_local bool fl__tls_no_block;
+_Thread_local uint64_t fl__tls_actor;
+_Thread_local void (*fl__tls_flush)(bool more);
+_Thread_local fl__turn_t fl__tls_turn;
+
+/* The scheduler's per-thread hook: a worker is a runtime thread of sys;
+ * at its end its cached message memory goes back to the pool. */
+static void worker_thread(void *ctx, bool enter)
+{
+    if (enter) {
+        fl__tls_sys = ctx;
+    } else {
+        fl__tls_sys = NULL;
+        fl__pool_flush_thread();
+    }
+}
 
 int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
 {
@@ -30,11 +49,10 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
     if (sys == NULL)
         return FL_ENOMEM;
     memset(sys, 0, sizeof *sys);
-    sys->nworkers = o.workers;
     sys->batch = o.batch ? o.batch : 64;
-    sys->spin_ns = o.spin_us == FL_SPIN_NONE ? 0
-                   : o.spin_us == 0          ? 50000
-                                             : (uint64_t)o.spin_us * 1000;
+    uint64_t spin_ns = o.spin_us == FL_SPIN_NONE ? 0
+                       : o.spin_us == 0          ? 50000
+                                                 : (uint64_t)o.spin_us * 1000;
     sys->max_actors = o.max_actors ? o.max_actors : FL__MAX_ACTORS;
     sys->nchunks = (sys->max_actors + FL__CHUNK_SIZE - 1) / FL__CHUNK_SIZE;
     sys->free_head = FL__NO_SLOT;
@@ -53,7 +71,8 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
     fl__pool_hold();
     int rc = fl__timers_start(sys);
     if (rc == FL_OK)
-        rc = fl__sched_start(sys);
+        rc = fl__sched_start(&sys->sched, o.workers, spin_ns, fl__actor_run,
+                             worker_thread, sys);
     if (rc != FL_OK) {
         FL_LOG(FL_LOG_ERROR, "actor system: could not start: %s",
                fl_strerror(rc));
@@ -141,8 +160,8 @@ int fl_system_shutdown(fl_system_t *sys)
     /* Outside threads that passed the closed check finish their call. */
     while (atomic_load_explicit(&sys->inflight, memory_order_acquire) != 0)
         sched_yield();
-    fl__timers_stop(sys);
-    fl__sched_stop(sys);
+    fl__timers_shutdown(sys);
+    fl__sched_shutdown(&sys->sched);
 
     uint32_t hw = sys->high_water;
     for (uint32_t i = 0; i < hw; i++)
@@ -165,7 +184,7 @@ void fl_system_free(fl_system_t *sys)
         return;
     }
     fl_system_shutdown(sys);
-    fl__sched_free(sys);
+    fl__sched_fini(&sys->sched);
     for (uint32_t c = 0; c < sys->nchunks; c++)
         fl__free(sys->chunk_mem[c]);
     fl__free(sys->chunks);
@@ -189,7 +208,7 @@ void fl_system_free(fl_system_t *sys)
 
 unsigned fl_system_workers(const fl_system_t *sys)
 {
-    return sys ? sys->nworkers : 0;
+    return sys ? sys->sched.nworkers : 0;
 }
 
 int fl_system_stats(fl_system_t *sys, fl_system_stats_t *out)

@@ -11,7 +11,8 @@
  * is only signalled when a new timer becomes earlier than that, so arming a
  * later timeout (every ask does) costs no wake-up.
  */
-#include "actor/internal.h"
+#include "actor/system.h"
+#include "common/pool.h"
 
 #include <errno.h>
 #include <string.h>
@@ -496,7 +497,7 @@ int fl__timers_start(fl_system_t *sys)
     return FL_OK;
 }
 
-void fl__timers_stop(fl_system_t *sys)
+void fl__timers_shutdown(fl_system_t *sys)
 {
     fl__timers_t *T = &sys->timers;
     if (!T->started)

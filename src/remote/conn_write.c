@@ -33,7 +33,8 @@
  */
 #include "remote/conn.h"
 
-#include "actor/internal.h"
+#include "actor/system.h"
+#include "common/pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -345,8 +346,7 @@ static int defer_find(const fl__conn_t *c)
 static bool defer_write(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
-    fl__worker_t *w = fl__tls_worker;
-    if (w == NULL || !w->in_turn)
+    if (!fl__in_turn())
         return false;
     if (defer_find(c) >= 0)
         return true;

@@ -9,7 +9,7 @@
  */
 #include "remote/conn.h"
 
-#include "actor/internal.h"
+#include "actor/system.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -12,7 +12,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "actor/internal.h"
+#include "actor/claim.h"
+#include "actor/msg.h"
 #include "remote/net.h"
 
 #define ID_MAX 200

@@ -14,7 +14,8 @@
  */
 #include "rpc/internal.h"
 
-#include "actor/internal.h"
+#include "actor/claim.h"
+#include "actor/msg.h"
 #include "common/internal.h"
 #include "remote/address.h"
 #include "remote/pbdepth.h"
@@ -414,7 +415,7 @@ static void on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
  * The I/O thread runs the turns of the endpoints that calls of the read
  * at hand found idle: no worker is woken, the answers are queued on this
  * thread and written with the read's other frames. The endpoint's calls
- * stay serialized: a claimed endpoint runs nowhere else (actor/internal.h,
+ * stay serialized: a claimed endpoint runs nowhere else (actor/claim.h,
  * fl__tell_claim). A turn holds up every connection of the service, so it
  * ends at the first call that ends IO_TURN_SLOW_NS or more after it began
  * (the workers take the rest), and an endpoint whose turns end so

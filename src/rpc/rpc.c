@@ -14,7 +14,10 @@
  */
 #include <fling/rpc.h>
 
-#include "actor/internal.h"
+#include "actor/future.h"
+#include "actor/msg.h"
+#include "actor/system.h"
+#include "actor/timer.h"
 #include "rpc/internal.h"
 
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * Each worker has a "next" slot (the actor it made runnable last, run right
  * after the current turn: message chains stay on one core and in cache) and
  * a FIFO run queue others may steal from. Threads outside the runtime (and
- * the timer thread) put actors on the system's inject queue. Every 61 turns
+ * the timer thread) put actors on the scheduler's inject queue. Every 61 turns
  * a worker looks at the inject queue first so it cannot starve.
  *
  * Parking. A worker that finds nothing spins for spin_ns (polling; after
@@ -15,7 +15,7 @@
  * re-checks every queue after a seq_cst fence; the notifier publishes the
  * work, fences, then reads nspinning/nsleeping.
  */
-#include "actor/internal.h"
+#include "sched/sched.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -26,58 +26,54 @@
 #define SPIN_PURE_NS 2000u
 
 _Thread_local fl__worker_t *fl__tls_worker;
-_Thread_local fl_system_t *fl__tls_sys;
-_Thread_local bool fl__tls_no_block;
-_Thread_local uint64_t fl__tls_actor;
-_Thread_local void (*fl__tls_flush)(bool more);
 
 /* ---- the inject queue -----------------------------------------------------
  */
 
-static void inject_push(fl_system_t *sys, fl__actor_t *a)
+static void inject_push(fl__sched_t *s, struct fl__actor *a)
 {
-    pthread_mutex_lock(&sys->inject_lock);
-    while (sys->inject_len == sys->inject_cap) {
-        size_t cap = sys->inject_cap ? sys->inject_cap * 2 : 256;
-        fl__actor_t **q = fl__malloc(cap * sizeof *q);
+    pthread_mutex_lock(&s->inject_lock);
+    while (s->inject_len == s->inject_cap) {
+        size_t cap = s->inject_cap ? s->inject_cap * 2 : 256;
+        struct fl__actor **q = fl__malloc(cap * sizeof *q);
         if (q == NULL) {
             /* Cannot lose a runnable actor: retry until memory shows up.
              * Only reachable when the process is out of memory. */
-            pthread_mutex_unlock(&sys->inject_lock);
+            pthread_mutex_unlock(&s->inject_lock);
             FL_LOG(FL_LOG_ERROR, "scheduler: out of memory growing the "
                                  "inject queue; retrying");
             sched_yield();
-            pthread_mutex_lock(&sys->inject_lock);
+            pthread_mutex_lock(&s->inject_lock);
             continue;
         }
-        for (size_t i = 0; i < sys->inject_len; i++)
-            q[i] = sys->inject[(sys->inject_head + i) % sys->inject_cap];
-        fl__free(sys->inject);
-        sys->inject = q;
-        sys->inject_cap = cap;
-        sys->inject_head = 0;
+        for (size_t i = 0; i < s->inject_len; i++)
+            q[i] = s->inject[(s->inject_head + i) % s->inject_cap];
+        fl__free(s->inject);
+        s->inject = q;
+        s->inject_cap = cap;
+        s->inject_head = 0;
     }
-    sys->inject[(sys->inject_head + sys->inject_len) % sys->inject_cap] = a;
-    sys->inject_len++;
-    atomic_store_explicit(&sys->inject_count, sys->inject_len,
+    s->inject[(s->inject_head + s->inject_len) % s->inject_cap] = a;
+    s->inject_len++;
+    atomic_store_explicit(&s->inject_count, s->inject_len,
                           memory_order_release);
-    pthread_mutex_unlock(&sys->inject_lock);
+    pthread_mutex_unlock(&s->inject_lock);
 }
 
-static fl__actor_t *inject_pop(fl_system_t *sys)
+static struct fl__actor *inject_pop(fl__sched_t *s)
 {
-    if (atomic_load_explicit(&sys->inject_count, memory_order_acquire) == 0)
+    if (atomic_load_explicit(&s->inject_count, memory_order_acquire) == 0)
         return NULL;
-    pthread_mutex_lock(&sys->inject_lock);
-    fl__actor_t *a = NULL;
-    if (sys->inject_len > 0) {
-        a = sys->inject[sys->inject_head];
-        sys->inject_head = (sys->inject_head + 1) % sys->inject_cap;
-        sys->inject_len--;
-        atomic_store_explicit(&sys->inject_count, sys->inject_len,
+    pthread_mutex_lock(&s->inject_lock);
+    struct fl__actor *a = NULL;
+    if (s->inject_len > 0) {
+        a = s->inject[s->inject_head];
+        s->inject_head = (s->inject_head + 1) % s->inject_cap;
+        s->inject_len--;
+        atomic_store_explicit(&s->inject_count, s->inject_len,
                               memory_order_release);
     }
-    pthread_mutex_unlock(&sys->inject_lock);
+    pthread_mutex_unlock(&s->inject_lock);
     return a;
 }
 
@@ -86,70 +82,70 @@ static fl__actor_t *inject_pop(fl_system_t *sys)
 
 /* Under sleep_lock: wake a sleeping w. It counts as spinning until it finds
  * work. */
-static void wake_locked(fl_system_t *sys, fl__worker_t *w)
+static void wake_locked(fl__sched_t *s, fl__worker_t *w)
 {
     w->sleeping = false;
-    atomic_fetch_sub_explicit(&sys->nsleeping, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
     sem_post(&w->wake);
 }
 
-static void wake_one(fl_system_t *sys)
+static void wake_one(fl__sched_t *s)
 {
-    pthread_mutex_lock(&sys->sleep_lock);
-    for (unsigned i = 0; i < sys->nstarted; i++) {
-        if (sys->workers[i]->sleeping) {
-            wake_locked(sys, sys->workers[i]);
+    pthread_mutex_lock(&s->sleep_lock);
+    for (unsigned i = 0; i < s->nstarted; i++) {
+        if (s->workers[i]->sleeping) {
+            wake_locked(s, s->workers[i]);
             break;
         }
     }
-    pthread_mutex_unlock(&sys->sleep_lock);
+    pthread_mutex_unlock(&s->sleep_lock);
 }
 
 /* Called after making work visible to other workers. */
-static inline void notify(fl_system_t *sys)
+static inline void notify(fl__sched_t *s)
 {
     /* Pairs with the fence in park(): either we see the sleeper, or it sees
      * our work. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&sys->nspinning, memory_order_relaxed) == 0 &&
-        atomic_load_explicit(&sys->nsleeping, memory_order_relaxed) > 0)
-        wake_one(sys);
+    if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&s->nsleeping, memory_order_relaxed) > 0)
+        wake_one(s);
 }
 
-static void wake_all(fl_system_t *sys)
+static void wake_all(fl__sched_t *s)
 {
-    pthread_mutex_lock(&sys->sleep_lock);
-    for (unsigned i = 0; i < sys->nstarted; i++)
-        if (sys->workers[i]->sleeping)
-            wake_locked(sys, sys->workers[i]);
-    pthread_mutex_unlock(&sys->sleep_lock);
+    pthread_mutex_lock(&s->sleep_lock);
+    for (unsigned i = 0; i < s->nstarted; i++)
+        if (s->workers[i]->sleeping)
+            wake_locked(s, s->workers[i]);
+    pthread_mutex_unlock(&s->sleep_lock);
 }
 
 /* ---- scheduling
  * -------------------------------------------------------------- */
 
-static void push_local(fl__worker_t *w, fl__actor_t *a)
+static void push_local(fl__worker_t *w, struct fl__actor *a)
 {
     if (!fl__runq_push(&w->rq, a))
-        inject_push(w->sys, a);
-    notify(w->sys);
+        inject_push(w->sched, a);
+    notify(w->sched);
 }
 
-void fl__sched_schedule(fl_system_t *sys, fl__actor_t *a)
+void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a)
 {
     fl__worker_t *w = fl__tls_worker;
-    if (w != NULL && w->sys == sys) {
+    if (w != NULL && w->sched == s) {
         /* The newly runnable actor runs next on this worker; the one it
          * displaces becomes stealable. */
-        fl__actor_t *prev = w->next;
+        struct fl__actor *prev = w->next;
         w->next = a;
         if (prev != NULL)
             push_local(w, prev);
         return;
     }
-    inject_push(sys, a);
-    notify(sys);
+    inject_push(s, a);
+    notify(s);
 }
 
 static inline uint32_t xorshift(uint64_t *s)
@@ -162,40 +158,40 @@ static inline uint32_t xorshift(uint64_t *s)
     return (uint32_t)(x >> 32);
 }
 
-static fl__actor_t *steal(fl__worker_t *w)
+static struct fl__actor *steal(fl__worker_t *w)
 {
-    fl_system_t *sys = w->sys;
-    unsigned n = sys->nworkers;
+    fl__sched_t *s = w->sched;
+    unsigned n = s->nworkers;
     if (n < 2)
         return NULL;
     unsigned start = xorshift(&w->rng) % n;
     for (unsigned i = 0; i < n; i++) {
-        fl__worker_t *v = sys->workers[(start + i) % n];
+        fl__worker_t *v = s->workers[(start + i) % n];
         if (v == w)
             continue;
-        fl__actor_t *a = fl__runq_pop(&v->rq);
+        struct fl__actor *a = fl__runq_pop(&v->rq);
         if (a != NULL)
             return a;
     }
     return NULL;
 }
 
-static fl__actor_t *find_work(fl__worker_t *w)
+static struct fl__actor *find_work(fl__worker_t *w)
 {
-    fl_system_t *sys = w->sys;
-    fl__actor_t *a;
+    fl__sched_t *s = w->sched;
+    struct fl__actor *a;
     if (++w->tick % 61 == 0) {
         /* Fairness: let outside work and queued actors in ahead of a chain
          * running through the next slot, but only when something waits
          * (moving the chain for nothing would wake an idle worker). */
-        bool waiting = atomic_load_explicit(&sys->inject_count,
-                                            memory_order_acquire) > 0 ||
-                       !fl__runq_empty(&w->rq);
+        bool waiting =
+            atomic_load_explicit(&s->inject_count, memory_order_acquire) > 0 ||
+            !fl__runq_empty(&w->rq);
         if (waiting && w->next != NULL) {
             push_local(w, w->next);
             w->next = NULL;
         }
-        if ((a = inject_pop(sys)) != NULL)
+        if ((a = inject_pop(s)) != NULL)
             return a;
     }
     if ((a = w->next) != NULL) {
@@ -204,18 +200,18 @@ static fl__actor_t *find_work(fl__worker_t *w)
     }
     if ((a = fl__runq_pop(&w->rq)) != NULL)
         return a;
-    if ((a = inject_pop(sys)) != NULL)
+    if ((a = inject_pop(s)) != NULL)
         return a;
     return steal(w);
 }
 
 static bool any_work(fl__worker_t *w)
 {
-    fl_system_t *sys = w->sys;
-    if (atomic_load_explicit(&sys->inject_count, memory_order_acquire) > 0)
+    fl__sched_t *s = w->sched;
+    if (atomic_load_explicit(&s->inject_count, memory_order_acquire) > 0)
         return true;
-    for (unsigned i = 0; i < sys->nworkers; i++)
-        if (!fl__runq_empty(&sys->workers[i]->rq))
+    for (unsigned i = 0; i < s->nworkers; i++)
+        if (!fl__runq_empty(&s->workers[i]->rq))
             return true;
     return false;
 }
@@ -225,11 +221,11 @@ static bool any_work(fl__worker_t *w)
  * the system is stopping). The caller is counted in nspinning on entry and
  * is still counted when this returns.
  */
-static fl__actor_t *idle(fl__worker_t *w)
+static struct fl__actor *idle(fl__worker_t *w)
 {
-    fl_system_t *sys = w->sys;
+    fl__sched_t *s = w->sched;
     uint64_t now = fl_clock_now_ns();
-    uint64_t until = now + sys->spin_ns, yield_at = now + SPIN_PURE_NS;
+    uint64_t until = now + s->spin_ns, yield_at = now + SPIN_PURE_NS;
     do {
         /* Past the first microseconds, poll between yields: on a machine
          * with more runnable threads than cores (I/O threads, another
@@ -239,34 +235,34 @@ static fl__actor_t *idle(fl__worker_t *w)
         else
             for (int i = 0; i < 64; i++)
                 fl__cpu_relax();
-        fl__actor_t *a = find_work(w);
+        struct fl__actor *a = find_work(w);
         if (a != NULL)
             return a;
-        if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+        if (atomic_load_explicit(&s->stopping, memory_order_acquire))
             return NULL;
-    } while (sys->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
+    } while (s->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
 
     /* Park: announce, fence, re-check, sleep. */
-    pthread_mutex_lock(&sys->sleep_lock);
+    pthread_mutex_lock(&s->sleep_lock);
     w->sleeping = true;
-    atomic_fetch_add_explicit(&sys->nsleeping, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&sys->sleep_lock);
+    atomic_fetch_add_explicit(&s->nsleeping, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&s->sleep_lock);
     /* Pairs with the fence in notify(). */
     atomic_thread_fence(memory_order_seq_cst);
     if (any_work(w) ||
-        atomic_load_explicit(&sys->stopping, memory_order_acquire)) {
-        pthread_mutex_lock(&sys->sleep_lock);
+        atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+        pthread_mutex_lock(&s->sleep_lock);
         if (w->sleeping) {
             w->sleeping = false;
-            atomic_fetch_sub_explicit(&sys->nsleeping, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
-            pthread_mutex_unlock(&sys->sleep_lock);
+            atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+            pthread_mutex_unlock(&s->sleep_lock);
             return NULL;
         }
         /* Someone already woke us (and counted us spinning): consume the
          * post so the semaphore stays balanced. */
-        pthread_mutex_unlock(&sys->sleep_lock);
+        pthread_mutex_unlock(&s->sleep_lock);
     }
     while (sem_wait(&w->wake) != 0 && errno == EINTR)
         ;
@@ -276,20 +272,20 @@ static fl__actor_t *idle(fl__worker_t *w)
 static void *worker_main(void *p)
 {
     fl__worker_t *w = p;
-    fl_system_t *sys = w->sys;
+    fl__sched_t *s = w->sched;
     fl__tls_worker = w;
-    fl__tls_sys = sys;
-    atomic_fetch_add_explicit(&sys->nspinning, 1, memory_order_relaxed);
+    s->thread(s->ctx, true);
+    atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
     bool spinning = true;
     for (;;) {
-        fl__actor_t *a = find_work(w);
+        struct fl__actor *a = find_work(w);
         if (a == NULL) {
             if (!spinning) {
-                atomic_fetch_add_explicit(&sys->nspinning, 1,
+                atomic_fetch_add_explicit(&s->nspinning, 1,
                                           memory_order_relaxed);
                 spinning = true;
             }
-            if (atomic_load_explicit(&sys->stopping, memory_order_acquire))
+            if (atomic_load_explicit(&s->stopping, memory_order_acquire))
                 break;
             a = idle(w);
             if (a == NULL)
@@ -299,76 +295,82 @@ static void *worker_main(void *p)
             spinning = false;
             /* Leaving the search: if we were the last searcher and more
              * work is queued, hand the search on. */
-            if (atomic_fetch_sub_explicit(&sys->nspinning, 1,
+            if (atomic_fetch_sub_explicit(&s->nspinning, 1,
                                           memory_order_seq_cst) == 1 &&
                 any_work(w))
-                notify(sys);
+                notify(s);
         }
-        if (fl__actor_run(sys, a))
+        /* The actor layer's turn: one indirect call per turn. */
+        if (s->run(s->ctx, a))
             push_local(w, a);
     }
-    atomic_fetch_sub_explicit(&sys->nspinning, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
+    s->thread(s->ctx, false);
     fl__tls_worker = NULL;
-    fl__tls_sys = NULL;
-    fl__pool_flush_thread();
     return NULL;
 }
 
-int fl__sched_start(fl_system_t *sys)
+int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
+                    fl__sched_run_cb run, fl__sched_thread_cb thread, void *ctx)
 {
-    pthread_mutex_init(&sys->inject_lock, NULL);
-    pthread_mutex_init(&sys->sleep_lock, NULL);
-    sys->workers = fl__calloc(sys->nworkers, sizeof *sys->workers);
-    if (sys->workers == NULL)
+    s->nworkers = nworkers;
+    s->spin_ns = spin_ns;
+    s->run = run;
+    s->thread = thread;
+    s->ctx = ctx;
+    pthread_mutex_init(&s->inject_lock, NULL);
+    pthread_mutex_init(&s->sleep_lock, NULL);
+    s->workers = fl__calloc(s->nworkers, sizeof *s->workers);
+    if (s->workers == NULL)
         return FL_ENOMEM;
-    for (unsigned i = 0; i < sys->nworkers; i++) {
+    for (unsigned i = 0; i < s->nworkers; i++) {
         fl__worker_t *w = fl__aligned_alloc(FL_CACHE_LINE, sizeof *w);
         if (w == NULL)
             return FL_ENOMEM;
         memset(w, 0, sizeof *w);
         fl__runq_init(&w->rq);
-        w->sys = sys;
+        w->sched = s;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
         sem_init(&w->wake, 0, 0);
-        sys->workers[i] = w;
+        s->workers[i] = w;
     }
-    for (unsigned i = 0; i < sys->nworkers; i++) {
-        fl__worker_t *w = sys->workers[i];
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        fl__worker_t *w = s->workers[i];
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-            return FL_ESYSTEM; /* fl__sched_stop joins the started ones */
-        sys->nstarted++;
+            return FL_ESYSTEM; /* fl__sched_shutdown joins the started ones */
+        s->nstarted++;
     }
     return FL_OK;
 }
 
-void fl__sched_stop(fl_system_t *sys)
+void fl__sched_shutdown(fl__sched_t *s)
 {
-    if (sys->workers == NULL)
+    if (s->workers == NULL)
         return;
-    atomic_store_explicit(&sys->stopping, true, memory_order_seq_cst);
-    wake_all(sys);
+    atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
+    wake_all(s);
     /* Late wakers may park again before seeing the flag; keep waking. */
-    for (unsigned i = 0; i < sys->nstarted; i++) {
-        fl__worker_t *w = sys->workers[i];
+    for (unsigned i = 0; i < s->nstarted; i++) {
+        fl__worker_t *w = s->workers[i];
         sem_post(&w->wake);
         pthread_join(w->thread, NULL);
     }
-    sys->nstarted = 0;
+    s->nstarted = 0;
 }
 
-void fl__sched_free(fl_system_t *sys)
+void fl__sched_fini(fl__sched_t *s)
 {
-    if (sys->workers != NULL) {
-        for (unsigned i = 0; i < sys->nworkers; i++) {
-            if (sys->workers[i] != NULL) {
-                sem_destroy(&sys->workers[i]->wake);
-                fl__aligned_free(sys->workers[i]);
+    if (s->workers != NULL) {
+        for (unsigned i = 0; i < s->nworkers; i++) {
+            if (s->workers[i] != NULL) {
+                sem_destroy(&s->workers[i]->wake);
+                fl__aligned_free(s->workers[i]);
             }
         }
-        fl__free(sys->workers);
+        fl__free(s->workers);
     }
-    fl__free(sys->inject);
-    pthread_mutex_destroy(&sys->inject_lock);
-    pthread_mutex_destroy(&sys->sleep_lock);
+    fl__free(s->inject);
+    pthread_mutex_destroy(&s->inject_lock);
+    pthread_mutex_destroy(&s->sleep_lock);
 }

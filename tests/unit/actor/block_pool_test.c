@@ -1,6 +1,6 @@
 /*
  * block_pool_test.c - the message pool serving other short-lived blocks
- * (fl__block_alloc/fl__block_free, actor/internal.h; futures and outbound
+ * (fl__block_alloc/fl__block_free, common/pool.h; futures and outbound
  * frames use it): a freed block of a size class comes back to the next
  * allocation of that class on the same thread while a system lives; blocks
  * over 1 KiB, and every block once no system is left, go straight to the

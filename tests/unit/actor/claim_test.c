@@ -1,6 +1,6 @@
 /*
  * claim_test.c - a turn taken over from the scheduler by a thread outside
- * the runtime (fl__tell_claim / fl__claim_run, actor/internal.h): the tell
+ * the runtime (fl__tell_claim / fl__claim_run, actor/claim.h): the tell
  * that makes an idle actor runnable hands it to the caller instead of a
  * worker; while claimed nobody runs it and further tells only queue; the
  * claim runs one batch on the calling thread as a worker would (fl_self,
@@ -19,7 +19,8 @@
  */
 #include "fl_test.h"
 
-#include "actor/internal.h"
+#include "actor/claim.h"
+#include "actor/system.h"
 
 #include <pthread.h>
 #include <sched.h>

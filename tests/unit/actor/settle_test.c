@@ -1,13 +1,13 @@
 /*
  * settle_test.c - messages that owe an answer by other means than an ask's
- * future (FL__MF_SETTLE, actor/internal.h; an RPC call from the wire is
+ * future (FL__MF_SETTLE, actor/msg.h; an RPC call from the wire is
  * one): the runtime calls their settle function exactly where it fails an
  * unanswered ask, with the code and reason an ask would get, and a
  * receive callback that pays the debt leaves nothing to settle.
  */
 #include "fl_test.h"
 
-#include "actor/internal.h"
+#include "actor/msg.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

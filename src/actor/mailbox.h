@@ -1,6 +1,9 @@
 /*
- * mpscq.h - the mailbox: Pony's intrusive multi-producer single-consumer
- * queue (Vyukov's design with an "empty" mark in the head pointer).
+ * src/actor/mailbox.h - the mailbox: Pony's intrusive multi-producer
+ * single-consumer queue (Vyukov's design with an "empty" mark in the head
+ * pointer). Owns fl__qnode_t (the link every message embeds) and
+ * fl__mpscq_t. Included by the actor layer (actor/) only; the remote layer
+ * reaches mailboxes through actor/msg.h and actor/claim.h.
  *
  * Producers push with one atomic exchange; the push itself says whether the
  * queue had been marked empty, i.e. whether the consumer actor is
@@ -13,8 +16,8 @@
  * exchange and its link store, in which case markempty fails and the actor
  * stays scheduled.
  */
-#ifndef FL_SCHED_MPSCQ_H
-#define FL_SCHED_MPSCQ_H
+#ifndef FL_ACTOR_MAILBOX_H
+#define FL_ACTOR_MAILBOX_H
 
 #include "common/internal.h"
 
@@ -114,4 +117,4 @@ static inline bool fl__mpscq_markempty(fl__mpscq_t *q)
         &q->head, &tail, tail | 1u, memory_order_acq_rel, memory_order_relaxed);
 }
 
-#endif /* FL_SCHED_MPSCQ_H */
+#endif /* FL_ACTOR_MAILBOX_H */

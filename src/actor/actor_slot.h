@@ -1,0 +1,125 @@
+/*
+ * src/actor/actor_slot.h - actor slots and delivery: fl__actor_t (the
+ * slot, its mailbox, its generation and state), references, dead letters,
+ * and the calls that put a message into a mailbox or stop an actor.
+ *
+ * Included by the actor layer (actor/) only; the layers above reach actors
+ * through the public API, actor/msg.h and actor/claim.h.
+ */
+#ifndef FL_ACTOR_ACTOR_SLOT_H
+#define FL_ACTOR_ACTOR_SLOT_H
+
+#include <fling/actor.h>
+#include <fling/future.h>
+
+#include "actor/mailbox.h"
+#include "actor/msg.h"
+#include "common/internal.h"
+
+/*
+ * gstate: generation in the high 32 bits, state in the low bits. A reference
+ * is valid while its generation equals the slot's and the state is not FREE.
+ * The generation only changes (under sys->lock) when an actor finishes
+ * stopping, so a CAS on gstate both checks the reference and changes state.
+ */
+enum fl__actor_state {
+    FL__A_FREE = 0,   /* slot unused (or its actor has stopped) */
+    FL__A_LIVE = 1,   /* running */
+    FL__A_STOPREQ = 2 /* stop requested; stops at the next message boundary */
+};
+#define FL__GEN(gs) ((uint32_t)((gs) >> 32))
+#define FL__STATE(gs) ((uint32_t)((gs)&3u))
+#define FL__GS(gen, st) (((uint64_t)(gen) << 32) | (uint64_t)(st))
+#define FL__REF_SLOT(id) ((uint32_t)((id)&0xffffffffu))
+#define FL__REF_GEN(id) ((uint32_t)((id) >> 32))
+#define FL__REF(gen, slot) (((uint64_t)(gen) << 32) | (uint64_t)(slot))
+
+typedef struct fl__term {
+    fl_future_t *f;
+    struct fl__term *next;
+} fl__term_t;
+
+/* Rarely used parts of an actor, allocated only when needed. */
+typedef struct fl__actor_ext {
+    fl_hook_cb on_start;
+    fl_hook_cb on_stop;
+    char *name;          /* owned; registered in sys->names */
+    fl__term_t *waiters; /* termination futures (under sys->lock) */
+} fl__actor_ext_t;
+
+/*
+ * An actor slot: three cache lines (192 bytes). Line 0 is the mailbox head
+ * (written by every sender), line 1 the mailbox tail (written by the worker
+ * running the actor), line 2 what both sides only read on the hot path.
+ * Slots are type-stable (never freed while the system lives) and keep their
+ * mailbox across incarnations: a sender holding a stale pointer still writes
+ * into valid memory, and the consumer drops messages addressed to an older
+ * generation as dead letters.
+ */
+typedef struct fl__actor {
+    fl__mpscq_t mq;          /* lines 0 and 1 */
+    fl__qnode_t stub;        /* the mailbox's first stub */
+    _Atomic uint64_t gstate; /* generation and state (above) */
+    fl_receive_cb receive;   /* published by the gstate store */
+    void *state;
+    _Atomic(fl__actor_ext_t *) ext; /* hooks, name, waiters; may be NULL */
+    uint32_t slot;                  /* index, constant */
+    uint32_t next_free;             /* free-list link (under sys->lock) */
+    uint32_t started_gen;           /* consumer only: the generation whose
+                                       start hook has run */
+} FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
+
+_Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
+               "an actor slot is three cache lines");
+
+#define FL__CHUNK_SHIFT 12u
+#define FL__CHUNK_SIZE (1u << FL__CHUNK_SHIFT)
+#define FL__MAX_ACTORS (1u << 24)
+#define FL__NO_SLOT UINT32_MAX
+
+/* True when gs (a slot's gstate) is the live incarnation reference id
+ * names. */
+static inline bool fl__ref_live(uint64_t gs, uint64_t id)
+{
+    return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
+}
+
+/*
+ * Deliver m to the actor it names (m->target). CONSUMES m. control = true
+ * lets control messages (exec, stop) reach actors that have a stop
+ * request pending and bypasses the closed check (used by the timer thread
+ * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
+ * Any thread; not blocking. (actor.c)
+ */
+int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
+/* The same, but an undeliverable m is left to the caller (FL_EUNREACHABLE)
+ * to dead-letter once it holds no lock. */
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
+/* Push m into a's mailbox and schedule a if that made it runnable. CONSUMES
+ * m. Any thread. (actor.c) */
+void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m);
+
+/* Dead-letter m: fail its ask, free its exec argument, count it, free it.
+ * Any thread; not blocking. (actor.c) */
+void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why);
+/* The same without freeing m (it is a mailbox's stub). */
+void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why);
+
+/* Request the stop of a live actor; FL_OK, FL_EUNREACHABLE or FL_ENOMEM.
+ * Any thread; not blocking. (actor.c) */
+int fl__actor_request_stop(fl_system_t *sys, uint64_t id);
+/*
+ * Stop a (its state gs, a stop requested) on the thread running its turn:
+ * run its stop hook, free its slot for the next incarnation, complete its
+ * termination futures. Takes sys->lock. (actor.c)
+ */
+void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs);
+
+/*
+ * Runs one turn of a on the calling worker (the scheduler's run callback,
+ * sched/sched.h; ctx is the system). True: messages remain, schedule a
+ * again. Blocks as long as the handlers run. (actor.c)
+ */
+bool fl__actor_run(void *ctx, struct fl__actor *a);
+
+#endif /* FL_ACTOR_ACTOR_SLOT_H */

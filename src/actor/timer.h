@@ -1,0 +1,88 @@
+/*
+ * src/actor/timer.h - the system's timers: fl__timer_t (message, callback
+ * and future-timeout timers), the heap and id table (fl__timers_t, which
+ * the system embeds), and the calls the rest of the runtime makes on them.
+ *
+ * Included by the actor layer and by rpc (fl__timer_cancel_id). The design
+ * is in timer.c.
+ */
+#ifndef FL_ACTOR_TIMER_H
+#define FL_ACTOR_TIMER_H
+
+#include <pthread.h>
+
+#include <fling/actor.h>
+#include <fling/future.h>
+
+#include "common/internal.h"
+
+enum fl__timer_kind { FL__T_MSG, FL__T_CB, FL__T_FUTURE };
+enum fl__timer_st {
+    FL__TS_NEW,      /* created, not armed */
+    FL__TS_HEAP,     /* armed */
+    FL__TS_FIRING,   /* its callback is running on the timer thread */
+    FL__TS_CANCELED, /* cancelled before it was armed */
+    FL__TS_FIRED     /* a future timeout fired; the canceller frees it */
+};
+
+typedef struct fl__timer {
+    uint64_t deadline; /* ns, monotonic */
+    uint64_t seq;      /* FIFO among equal deadlines */
+    uint64_t period;   /* ns; 0 = one-shot */
+    uint64_t id;       /* public id (0 for internal timers) */
+    size_t heap_idx;
+    uint8_t kind, st;
+    bool cancel_req; /* cancelled while firing */
+    union {
+        struct {
+            fl_msg_t *msg;
+            uint64_t to;
+        } m;
+        struct {
+            fl_timer_cb cb;
+            void *arg;
+        } c;
+        struct {
+            fl_future_t *f;
+            int64_t ms; /* the timeout, for the failure message */
+        } fut;
+    } u;
+    struct fl__timer *hnext; /* id hash chain */
+} fl__timer_t;
+
+/* Everything here is under mu (the timer thread and every arming or
+ * cancelling thread). */
+typedef struct fl__timers {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool started, stop;
+    fl__timer_t **heap;
+    size_t len, cap;
+    uint64_t seq, next_id;
+    uint64_t sleep_until; /* deadline the thread sleeps to; UINT64_MAX = none */
+    fl__timer_t **ids;    /* hash table of public timers by id */
+    size_t nids, idcap;
+} fl__timers_t;
+
+/* Start sys's timer thread. FL_OK or FL_ESYSTEM. Not blocking. */
+int fl__timers_start(fl_system_t *sys);
+/* Stop the thread and join it; drop every timer (future timeouts fail
+ * with FL_ECLOSED). BLOCKS until the timer thread has returned. */
+void fl__timers_shutdown(fl_system_t *sys);
+/* Timers armed and not yet fired or cancelled. Any thread. */
+uint64_t fl__timers_pending(fl_system_t *sys);
+
+/* A timeout timer for f (one reference taken), not armed; NULL when out
+ * of memory. */
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms);
+/* Arm t (CONSUMED) on sys's timer thread. FL_OK, or FL_ECLOSED / FL_ENOMEM
+ * after failing t's future. Any thread; not blocking. */
+int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);
+/* Cancel an internal timer (called exactly once; see timer.c). */
+void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t);
+/* fl_timer_cancel that also says whether the callback is running now (it
+ * then finishes that run; otherwise, on FL_OK, it never runs again). */
+int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing);
+
+#endif /* FL_ACTOR_TIMER_H */

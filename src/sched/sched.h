@@ -1,0 +1,109 @@
+/*
+ * src/sched/sched.h - the work-stealing scheduler: workers, their run
+ * queues, the inject queue for threads outside the runtime, and parking.
+ *
+ * Owns fl__sched_t (embedded by its user, the actor system) and
+ * fl__worker_t. It knows an actor only as an opaque `struct fl__actor *`
+ * and runs it through the callback its user gives fl__sched_start. Included
+ * by the actor layer (actor/) and by sched/; includes nothing above
+ * common/.
+ */
+#ifndef FL_SCHED_SCHED_H
+#define FL_SCHED_SCHED_H
+
+#include <pthread.h>
+#include <semaphore.h>
+
+#include "common/internal.h"
+#include "sched/runq.h"
+
+struct fl__actor; /* the actor layer's; opaque here */
+
+/*
+ * Runs one turn of a on the calling worker; returns true when a has more
+ * to do (the worker schedules it again). ctx is fl__sched_start's.
+ */
+typedef bool (*fl__sched_run_cb)(void *ctx, struct fl__actor *a);
+/*
+ * Called on every worker thread: with `enter` true before its first turn,
+ * false after its last (the user's thread-locals).
+ */
+typedef void (*fl__sched_thread_cb)(void *ctx, bool enter);
+
+typedef struct fl__sched fl__sched_t;
+
+typedef struct fl__worker {
+    fl__runq_t rq; /* stealable FIFO; its own lines */
+    /* Constant once the thread runs. */
+    fl__sched_t *sched;
+    pthread_t thread;
+    sem_t wake; /* posted to unpark this worker */
+    unsigned index;
+    /* Written by the owning worker only. */
+    struct fl__actor *next; /* run next; not stealable */
+    uint32_t tick;
+    uint64_t rng;
+    /* Under sched->sleep_lock. */
+    bool sleeping;
+} fl__worker_t;
+
+struct fl__sched {
+    /* Constant once started. */
+    unsigned nworkers;
+    unsigned nstarted; /* worker threads running (joined at shutdown) */
+    uint64_t spin_ns;
+    fl__worker_t **workers;
+    fl__sched_run_cb run;
+    fl__sched_thread_cb thread;
+    void *ctx;
+
+    /* Set once by fl__sched_shutdown: workers exit once idle. */
+    _Atomic bool stopping;
+
+    /* The queue for threads outside the runtime (under inject_lock). */
+    FL_ALIGNED(FL_CACHE_LINE) pthread_mutex_t inject_lock;
+    struct fl__actor **inject; /* ring buffer */
+    size_t inject_head, inject_len, inject_cap;
+    _Atomic size_t inject_count; /* lock-free emptiness check */
+
+    /* Parking: written by every worker that searches, parks or wakes. */
+    FL_ALIGNED(FL_CACHE_LINE) _Atomic int nspinning;
+    _Atomic int nsleeping;
+    pthread_mutex_t sleep_lock;
+};
+
+/* The worker the calling thread is, or NULL (any scheduler's). */
+extern _Thread_local fl__worker_t *fl__tls_worker;
+
+/*
+ * Starts s with nworkers threads (s zeroed by the caller) that poll for
+ * spin_ns before parking; each runs actors through run(ctx, a) and calls
+ * thread(ctx, true/false) when it starts and ends. FL_OK, FL_ENOMEM or
+ * FL_ESYSTEM; on failure call fl__sched_shutdown, then fl__sched_fini.
+ * Not blocking.
+ */
+int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
+                    fl__sched_run_cb run, fl__sched_thread_cb thread,
+                    void *ctx);
+/*
+ * Makes a runnable: on the calling worker's next slot if the caller is one
+ * of s's workers, else on the inject queue; wakes a parked worker when no
+ * one is searching. a must not be queued already. Any thread; not blocking.
+ */
+void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a);
+/*
+ * Tells the workers to exit once idle and joins them. BLOCKS until every
+ * worker thread has returned. Not from a worker of s. Idempotent.
+ */
+void fl__sched_shutdown(fl__sched_t *s);
+/* Frees what fl__sched_start allocated (after fl__sched_shutdown). */
+void fl__sched_fini(fl__sched_t *s);
+
+/* True once fl__sched_shutdown has begun. Any thread. */
+static inline bool fl__sched_stopping(fl__sched_t *s)
+{
+    /* Pairs with the seq_cst store in fl__sched_shutdown. */
+    return atomic_load_explicit(&s->stopping, memory_order_acquire);
+}
+
+#endif /* FL_SCHED_SCHED_H */
