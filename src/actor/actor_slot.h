@@ -89,36 +89,36 @@ static inline bool fl__ref_live(uint64_t gs, uint64_t id)
  * lets control messages (exec, stop) reach actors that have a stop
  * request pending and bypasses the closed check (used by the timer thread
  * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
- * Any thread; not blocking. (actor.c)
+ * Any thread; not blocking. (deliver.c)
  */
 int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
 /* The same, but an undeliverable m is left to the caller (FL_EUNREACHABLE)
  * to dead-letter once it holds no lock. */
 int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
 /* Push m into a's mailbox and schedule a if that made it runnable. CONSUMES
- * m. Any thread. (actor.c) */
+ * m. Any thread. (deliver.c) */
 void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m);
 
 /* Dead-letter m: fail its ask, free its exec argument, count it, free it.
- * Any thread; not blocking. (actor.c) */
+ * Any thread; not blocking. (deliver.c) */
 void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why);
 /* The same without freeing m (it is a mailbox's stub). */
 void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why);
 
 /* Request the stop of a live actor; FL_OK, FL_EUNREACHABLE or FL_ENOMEM.
- * Any thread; not blocking. (actor.c) */
+ * Any thread; not blocking. (spawn.c) */
 int fl__actor_request_stop(fl_system_t *sys, uint64_t id);
 /*
  * Stop a (its state gs, a stop requested) on the thread running its turn:
  * run its stop hook, free its slot for the next incarnation, complete its
- * termination futures. Takes sys->lock. (actor.c)
+ * termination futures. Takes sys->lock. (spawn.c)
  */
 void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs);
 
 /*
  * Runs one turn of a on the calling worker (the scheduler's run callback,
  * sched/sched.h; ctx is the system). True: messages remain, schedule a
- * again. Blocks as long as the handlers run. (actor.c)
+ * again. Blocks as long as the handlers run. (turn.c)
  */
 bool fl__actor_run(void *ctx, struct fl__actor *a);
 

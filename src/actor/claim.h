@@ -4,7 +4,7 @@
  * endpoint's calls itself, without waking a worker).
  *
  * Owns fl__claim_t. Included by the actor layer and by remote and rpc.
- * Implemented in actor.c.
+ * Implemented in tell.c (the claiming tells) and turn.c (the claimed turn).
  */
 #ifndef FL_ACTOR_CLAIM_H
 #define FL_ACTOR_CLAIM_H
@@ -29,7 +29,7 @@
  * least budget_ns after it started where it reads the clock: after every
  * message while messages are slow, less often (at most every 8) while
  * they are fast enough for that many to fit in what is left of the budget
- * (actor.c, budget_stride). Then it schedules the actor on the workers if
+ * (turn.c, budget_stride). Then it schedules the actor on the workers if
  * messages remain, and ends the claim. Returns true when the budget cut
  * the turn short (or its last message ended past it). No-op
  * (false) when claim->a is NULL. Blocks as long as the handlers run.

@@ -31,7 +31,7 @@ struct fl_system {
     uint32_t max_actors;
 
     /* Actor slots: chunk table sized for max_actors; chunks allocated on
-     * demand and published with release stores (take_slot in actor.c). */
+     * demand and published with release stores (take_slot in spawn.c). */
     _Atomic(fl__actor_t *) *chunks;
     void **chunk_mem; /* what was allocated (chunks are aligned in it) */
     uint32_t nchunks;
@@ -75,7 +75,7 @@ extern _Thread_local bool fl__tls_no_block;
 
 /*
  * The turn record of a worker thread: whether it runs a turn now, and the
- * sends its callback coalesced (actor.c). Written by its own thread
+ * sends its callback coalesced (deliver.c). Written by its own thread
  * only. Sends made in one callback to one target are chained here and
  * pushed with a single exchange when the target changes, after a batch,
  * and when the callback returns.
@@ -108,7 +108,7 @@ static inline bool fl__in_turn(void)
  */
 extern _Thread_local void (*fl__tls_flush)(bool more);
 
-/* Push the sends t coalesced (actor.c); t->out_to is not NULL. */
+/* Push the sends t coalesced (deliver.c); t->out_to is not NULL. */
 void fl__turn_push_out(fl__turn_t *t);
 
 /* Push the sends t coalesced; no-op (and no call) when there are none. */
@@ -123,7 +123,7 @@ static inline fl__actor_t *fl__slot(fl_system_t *sys, uint32_t slot)
 {
     if (slot >= sys->max_actors)
         return NULL;
-    /* Pairs with the release store of the chunk in take_slot (actor.c). */
+    /* Pairs with the release store of the chunk in take_slot (spawn.c). */
     fl__actor_t *c = atomic_load_explicit(&sys->chunks[slot >> FL__CHUNK_SHIFT],
                                           memory_order_acquire);
     return c ? &c[slot & (FL__CHUNK_SIZE - 1)] : NULL;

@@ -1,0 +1,112 @@
+/*
+ * deliver.c - delivery: putting a message into its actor's mailbox, the
+ * sends a worker's turn coalesces per target, and dead letters (what a
+ * message that reaches no actor owes: its ask, its exec argument).
+ */
+#include "actor/system.h"
+
+#include <stdio.h>
+
+/* ---- dead letters
+ * -------------------------------------------------------------- */
+
+/* Handle what a dead letter owes (its ask, its exec argument); memory stays. */
+void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
+{
+    if (m->kind == FL__MSG_START || m->kind == FL__MSG_STOP)
+        return; /* control messages of a gone actor: nothing owed */
+    atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
+    FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
+           (unsigned)m->type, (unsigned long long)m->target, why);
+    if (m->reply != NULL || (m->flags & FL__MF_SETTLE)) {
+        char text[160];
+        snprintf(text, sizeof text, "recipient unreachable: actor %016llx %s",
+                 (unsigned long long)m->target, why);
+        fl__msg_settle(m, FL_EUNREACHABLE, text);
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_EUNREACHABLE, "%s", text);
+            fl_future_release(f);
+        }
+    }
+    if (m->kind == FL__MSG_EXEC) {
+        fl__exec_t *e = fl__msg_payload(m);
+        if (e->arg_free != NULL)
+            e->arg_free(e->arg);
+        e->arg_free = NULL;
+    }
+}
+
+void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
+{
+    fl__dead_letter_contents(sys, m, why);
+    fl__msg_release_mem(m);
+}
+
+/* ---- delivery
+ * ------------------------------------------------------------------ */
+
+void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    if (fl__mpscq_push(&a->mq, &m->node))
+        fl__sched_schedule(&sys->sched, a);
+}
+
+/* Sends made in one callback to one target are coalesced into a chain and
+ * pushed with a single exchange: the mailbox head is the one line every
+ * sender writes, and bouncing it between cores per message is what limits
+ * many-to-one throughput. Flushed when the target changes, after a batch,
+ * and when the callback returns, so per-sender order and the order between
+ * targets are those of the fl_tell calls. The chain lives in the worker
+ * thread's turn record (fl__tls_turn, system.h). */
+#define FL__OUT_MAX 64u
+
+void fl__turn_push_out(fl__turn_t *t)
+{
+    fl__actor_t *a = t->out_to;
+    fl_msg_t *first = t->out_first, *last = t->out_last;
+    t->out_to = NULL;
+    t->out_first = t->out_last = NULL;
+    t->out_n = 0;
+    if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
+        fl__sched_schedule(&t->sys->sched, a);
+}
+
+static inline void send_coalesced(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m)
+{
+    if (t->out_to != a) {
+        fl__turn_flush(t);
+        t->out_to = a;
+        t->out_first = m;
+    } else {
+        /* Relaxed: the chain is this thread's until the release store
+         * that links it in fl__mpscq_push_chain publishes it. */
+        atomic_store_explicit(&t->out_last->node.next, &m->node,
+                              memory_order_relaxed);
+    }
+    t->out_last = m;
+    if (++t->out_n >= FL__OUT_MAX)
+        fl__turn_push_out(t);
+}
+
+int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    int rc = fl__deliver_or_keep(sys, m, control);
+    if (rc != FL_OK)
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+    return rc;
+}
+
+int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    fl__actor_t *a = fl__target_of(sys, m, control);
+    if (a == NULL)
+        return FL_EUNREACHABLE;
+    fl__turn_t *t = &fl__tls_turn;
+    if (t->in_turn && t->sys == sys && !control)
+        send_coalesced(t, a, m);
+    else
+        fl__push(sys, a, m);
+    return FL_OK;
+}

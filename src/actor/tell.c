@@ -1,0 +1,163 @@
+/*
+ * tell.c - sending: fl_tell, fl_ask and the claiming tells of claim.h,
+ * and answering an ask (fl_reply, fl_reply_error, fl_msg_take_reply).
+ */
+#include "actor/claim.h"
+#include "actor/future.h"
+#include "actor/system.h"
+
+#include <stdarg.h>
+
+/* Push m to the actor it names, as fl__deliver, but when the push makes
+ * the actor runnable, hand it to *claim instead of scheduling it. */
+static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
+{
+    fl__actor_t *a = fl__target_of(sys, m, false);
+    if (a == NULL) {
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+        return FL_EUNREACHABLE;
+    }
+    if (fl__mpscq_push(&a->mq, &m->node)) {
+        claim->sys = sys;
+        claim->a = a;
+    }
+    return FL_OK;
+}
+
+/* fl_tell, and fl__tell_claim when claim is not NULL. counted: the
+ * thread holds a claim on sys, which counts it in already. */
+static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                fl__claim_t *claim, bool counted)
+{
+    if (msg == NULL)
+        return FL_EINVAL;
+    if (sys == NULL) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    /* Only a thread outside every runtime may take a turn over. */
+    if (claim != NULL && fl__tls_sys != NULL)
+        claim = NULL;
+    bool external = counted || fl__sys_enter(sys);
+    int rc;
+    if (fl__unlikely(fl__sys_closed(sys))) {
+        fl__msg_settle(msg, FL_ECLOSED, "the actor system is closed");
+        fl_msg_free(msg);
+        rc = FL_ECLOSED;
+    } else {
+        msg->target = to.id;
+        msg->sender = external ? 0 : fl__tls_actor;
+        rc = claim != NULL ? deliver_claim(sys, msg, claim)
+                           : fl__deliver(sys, msg, false);
+    }
+    /* A claimer stays counted in until fl__claim_run. */
+    if (!counted && (claim == NULL || claim->a == NULL))
+        fl__sys_leave(sys, external);
+    return rc;
+}
+
+int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
+{
+    return tell(sys, to, msg, NULL, false);
+}
+
+int fl__tell_claim(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                   fl__claim_t *claim)
+{
+    claim->sys = NULL;
+    claim->a = NULL;
+    return tell(sys, to, msg, claim, false);
+}
+
+int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
+{
+    if (held == NULL || held->a == NULL || fl__tls_sys != NULL) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    return tell(held->sys, to, msg, NULL, true);
+}
+
+int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+           int64_t timeout_ms, fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (msg == NULL)
+        return FL_EINVAL;
+    if (sys == NULL || out == NULL || msg->reply != NULL ||
+        (timeout_ms <= 0 && timeout_ms != FL_INFINITE)) {
+        fl_msg_free(msg);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL) {
+        fl_msg_free(msg);
+        return FL_ENOMEM;
+    }
+    bool external = fl__sys_enter(sys);
+    if (fl__unlikely(fl__sys_closed(sys))) {
+        fl__sys_leave(sys, external);
+        fl_msg_free(msg);
+        fl_future_release(f);
+        return FL_ECLOSED;
+    }
+    msg->target = to.id;
+    msg->sender = external ? 0 : fl__tls_actor;
+    msg->reply = fl_future_retain(f);
+    if (fl__deliver(sys, msg, false) == FL_OK && timeout_ms != FL_INFINITE &&
+        !fl_future_done(f)) {
+        fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
+        if (t == NULL) {
+            fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
+        } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
+            /* Answered already. */
+            fl_future_release(t->u.fut.f);
+            fl__free(t);
+        } else {
+            (void)fl__timer_arm(sys, t);
+        }
+    }
+    fl__sys_leave(sys, external);
+    *out = f;
+    return FL_OK;
+}
+
+int fl_reply(fl_msg_t *request, fl_msg_t *reply)
+{
+    if (reply == NULL)
+        return FL_EINVAL;
+    if (request == NULL || request->reply == NULL) {
+        fl_msg_free(reply);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    reply->sender = fl__tls_actor;
+    int rc = fl_future_complete(f, reply, fl_msg_free_cb);
+    fl_future_release(f);
+    return rc;
+}
+
+int fl_reply_error(fl_msg_t *request, int err, const char *fmt, ...)
+{
+    if (request == NULL || request->reply == NULL || err == FL_OK)
+        return FL_EINVAL;
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fl_future_failv(f, err, fmt, ap);
+    va_end(ap);
+    fl_future_release(f);
+    return rc;
+}
+
+fl_future_t *fl_msg_take_reply(fl_msg_t *request)
+{
+    if (request == NULL)
+        return NULL;
+    fl_future_t *f = request->reply;
+    request->reply = NULL;
+    return f;
+}

@@ -1,0 +1,175 @@
+/*
+ * turn.c - an actor's turn: handling one message (the start hook first,
+ * a stop request at the message boundary, user messages and exec), the
+ * batch a worker runs, and the turn a claiming thread runs itself under a
+ * time budget.
+ */
+#include "actor/claim.h"
+#include "actor/system.h"
+
+static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
+{
+    fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
+    if (ext != NULL && ext->on_start != NULL)
+        ext->on_start(sys, ref, a->state);
+}
+
+static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    /* Pairs with the release stores of gstate in spawn and
+     * fl__actor_finish_stop. */
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (!fl__ref_live(gs, m->target)) {
+        fl__dead_letter_contents(sys, m, "has stopped");
+        return;
+    }
+    fl_actor_ref_t ref = {m->target};
+    /* The start hook runs before anything else this generation handles,
+     * whatever reached the mailbox first (a stop request, or a message to
+     * a ref found by name); the START message is only a wake-up. */
+    if (a->started_gen != FL__GEN(gs)) {
+        a->started_gen = FL__GEN(gs);
+        fl__tls_actor = ref.id;
+        run_start(sys, a, ref);
+        fl__tls_actor = 0;
+        gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    }
+    if (FL__STATE(gs) == FL__A_STOPREQ) {
+        fl__actor_finish_stop(sys, a, gs);
+        fl__dead_letter_contents(sys, m, "stopped before handling it");
+        return;
+    }
+    fl__tls_actor = ref.id;
+    switch (m->kind) {
+    case FL__MSG_USER:
+        a->receive(sys, ref, a->state, m);
+        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
+        if (m->reply != NULL) {
+            fl_future_t *f = m->reply;
+            m->reply = NULL;
+            fl_future_fail(f, FL_ENOREPLY,
+                           "actor %016llx returned without answering the ask",
+                           (unsigned long long)ref.id);
+            fl_future_release(f);
+        }
+        break;
+    case FL__MSG_START: /* the hook ran above */
+        break;
+    case FL__MSG_EXEC: {
+        fl__exec_t *e = fl__msg_payload(m);
+        e->fn(sys, ref, a->state, e->arg);
+        break;
+    }
+    default:
+        break;
+    }
+    fl__tls_actor = 0;
+    /* A stop requested during this message (by the actor itself or anyone)
+     * takes effect now, not after the rest of the batch. */
+    gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
+        fl__actor_finish_stop(sys, a, gs);
+}
+
+/*
+ * A turn with a time budget reads the clock after the first message, and
+ * then after every message while its messages are slow; while they are
+ * fast it reads it after 2, 4, then every BUDGET_STRIDE_MAX messages, as
+ * long as that many more, at the average pace so far, fit in what is left
+ * of the budget. So a run of fast calls costs a few clock reads per turn,
+ * not one per call, and a slow message is still seen at once unless it
+ * comes after fast ones, when at most BUDGET_STRIDE_MAX - 1 more messages
+ * run before the cut.
+ */
+#define BUDGET_STRIDE_MAX 8u
+
+static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
+                              uint64_t now, uint64_t until)
+{
+    uint64_t pace = (now - start) / done; /* ns per message so far */
+    unsigned next = stride < BUDGET_STRIDE_MAX ? 2 * stride : stride;
+    return now < until && pace * next < until - now ? next : 1;
+}
+
+/* One turn of a (up to the system's batch of messages) on a worker with
+ * turn record t, or on a thread outside the workers (t NULL: no coalesced
+ * sends, no held back output), begun at `start` and ended early at the first
+ * message boundary at or past `until` where the clock is read (ns; 0 = no
+ * limit; *cut then says so). True when messages remain: the caller schedules a.
+ */
+static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
+                     uint64_t start, uint64_t until, bool *cut)
+{
+    unsigned batch = sys->batch;
+    unsigned stride = 1, unchecked = 0;
+    bool more = true;
+    if (t != NULL) {
+        t->sys = sys;
+        t->in_turn = true;
+    }
+    for (unsigned i = 0; i < batch; i++) {
+        fl__qnode_t *freed;
+        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        if (freed != NULL && freed != &a->stub)
+            fl__msg_release_mem((fl_msg_t *)freed);
+        if (n == NULL) {
+            more = !fl__mpscq_markempty(&a->mq);
+            break;
+        }
+        handle(sys, a, (fl_msg_t *)n);
+        if (until != 0 && ++unchecked == stride) {
+            uint64_t now = fl_clock_now_ns();
+            if (now >= until) {
+                /* Idle again if nothing is queued; else the workers go
+                 * on. */
+                *cut = true;
+                more = !fl__mpscq_markempty(&a->mq);
+                break;
+            }
+            stride = budget_stride(stride, i + 1, start, now, until);
+            unchecked = 0;
+        }
+        if (t == NULL)
+            continue;
+        /* What the callback sent is delivered when it returns. */
+        fl__turn_flush(t);
+        if (fl__tls_flush != NULL)
+            fl__tls_flush(
+                i + 1 < batch &&
+                atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);
+    }
+    /* A turn that ended with messages the clock did not see: did the
+     * last one end past the budget? */
+    if (until != 0 && unchecked != 0 && !*cut)
+        *cut = fl_clock_now_ns() >= until;
+    if (t != NULL)
+        t->in_turn = false;
+    return more;
+}
+
+bool fl__actor_run(void *ctx, struct fl__actor *a)
+{
+    return run_turn(ctx, a, &fl__tls_turn, 0, 0, NULL);
+}
+
+bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)
+{
+    fl_system_t *sys = claim->sys;
+    fl__actor_t *a = claim->a;
+    bool cut = false;
+    if (a == NULL)
+        return false;
+    claim->sys = NULL;
+    claim->a = NULL;
+    /* A runtime thread for the turn: blocking waits refuse, tells to this
+     * system are the actor's own. */
+    fl__tls_sys = sys;
+    uint64_t start = budget_ns != 0 ? fl_clock_now_ns() : 0;
+    bool more = run_turn(sys, a, NULL, start,
+                         budget_ns != 0 ? start + budget_ns : 0, &cut);
+    fl__tls_sys = NULL;
+    if (more)
+        fl__sched_schedule(&sys->sched, a);
+    fl__sys_leave(sys, true);
+    return cut;
+}
