@@ -15,6 +15,7 @@ void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
 {
     if (m->kind == FL__MSG_START || m->kind == FL__MSG_STOP)
         return; /* control messages of a gone actor: nothing owed */
+    /* Relaxed: a statistic. */
     atomic_fetch_add_explicit(&sys->dead_letters, 1, memory_order_relaxed);
     FL_LOG(FL_LOG_DEBUG, "dead letter (type %u) to actor %016llx: %s",
            (unsigned)m->type, (unsigned long long)m->target, why);

@@ -90,6 +90,8 @@ int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
             arg_free(arg);
         return FL_EINVAL;
     }
+    /* Pairs with the exchange of closed in fl_system_close; a late close
+     * is caught by fl_actor_exec's own check. */
     if (atomic_load_explicit(&sys->closed, memory_order_acquire)) {
         if (arg_free != NULL)
             arg_free(arg);

@@ -79,6 +79,7 @@ fl_future_t *fl_future_alloc(void)
     if (f == NULL)
         return NULL;
     memcpy(f, &none, sizeof *f);
+    /* Not atomic operations: f is not shared yet. */
     atomic_init(&f->refs, 1);
     atomic_init(&f->state, ST_PENDING);
     atomic_init(&f->lk, false);
@@ -88,6 +89,8 @@ fl_future_t *fl_future_alloc(void)
 
 fl_future_t *fl_future_retain(fl_future_t *f)
 {
+    /* Relaxed: the caller holds a reference already; the release side
+     * orders the frees (fl_future_release). */
     if (f != NULL)
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
     return f;
@@ -100,6 +103,7 @@ void fl_future_release(fl_future_t *f)
     /* acq_rel: the last releaser sees every write made under other refs. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
+    /* Relaxed: ordered by the acq_rel decrement above. */
     void *v = atomic_load_explicit(&f->value, memory_order_relaxed);
     if (v != NULL && f->value_free != NULL)
         f->value_free(v);
@@ -167,12 +171,14 @@ int fl_future_complete(fl_future_t *f, void *value, fl_free_cb value_free)
         return FL_EINVAL;
     }
     lock(f);
+    /* Relaxed: state is written under the lock we hold. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
         unlock(f);
         if (value != NULL && value_free != NULL)
             value_free(value);
         return FL_EALREADY;
     }
+    /* Relaxed: published by the release store of state below. */
     atomic_store_explicit(&f->value, value, memory_order_relaxed);
     f->value_free = value_free;
     f->err = FL_OK;
@@ -193,6 +199,7 @@ int fl_future_failv(fl_future_t *f, int err, const char *fmt, va_list ap)
             vsnprintf(msg, 256, fmt, ap);
     }
     lock(f);
+    /* Relaxed: state is written under the lock we hold. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
         unlock(f);
         fl__free(msg);
@@ -200,6 +207,7 @@ int fl_future_failv(fl_future_t *f, int err, const char *fmt, va_list ap)
     }
     f->err = err;
     f->message = msg;
+    /* As in fl_future_complete: publishes err and message. */
     atomic_store_explicit(&f->state, ST_FAILED, memory_order_release);
     finish(f);
     return FL_OK;
@@ -238,6 +246,7 @@ int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
         return FL_EINVAL;
     lock(f);
     int rc = FL_OK;
+    /* Relaxed: state is written under the lock we hold. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
         rc = FL_EALREADY;
     } else {
@@ -250,6 +259,7 @@ int fl_future_set_cancel_hook(fl_future_t *f, fl_future_cb hook, void *arg)
 
 bool fl_future_done(const fl_future_t *f)
 {
+    /* Pairs with the release stores of state (complete, fail). */
     return f != NULL &&
            atomic_load_explicit(&((fl_future_t *)f)->state,
                                 memory_order_acquire) != ST_PENDING;
@@ -259,6 +269,7 @@ int fl_future_error(const fl_future_t *f)
 {
     if (f == NULL)
         return FL_EINVAL;
+    /* Pairs with the release stores of state: err is visible. */
     uint32_t st =
         atomic_load_explicit(&((fl_future_t *)f)->state, memory_order_acquire);
     if (st == ST_PENDING)
@@ -268,6 +279,7 @@ int fl_future_error(const fl_future_t *f)
 
 const char *fl_future_message(const fl_future_t *f)
 {
+    /* Pairs with the release store of state in fl_future_failv. */
     if (f == NULL || atomic_load_explicit(&((fl_future_t *)f)->state,
                                           memory_order_acquire) != ST_FAILED)
         return "";
@@ -280,15 +292,20 @@ void *fl_future_value(const fl_future_t *f)
     if (f == NULL || atomic_load_explicit(&((fl_future_t *)f)->state,
                                           memory_order_acquire) != ST_OK)
         return NULL;
+    /* Ordered by the acquire load of state above; relaxed would do, acquire
+     * also orders it after a take by another thread. */
     return atomic_load_explicit(&((fl_future_t *)f)->value,
                                 memory_order_acquire);
 }
 
 void *fl_future_take_value(fl_future_t *f)
 {
+    /* Pairs with the release store of state in fl_future_complete. */
     if (f == NULL ||
         atomic_load_explicit(&f->state, memory_order_acquire) != ST_OK)
         return NULL;
+    /* acq_rel: one taker wins; pairs with other takes and the release
+     * store of state. */
     return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
 }
 
@@ -303,6 +320,7 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
     if (f == NULL || cb == NULL)
         return FL_EINVAL;
     lock(f);
+    /* Relaxed: state is written under the lock we hold. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING) {
         unlock(f);
         cb(f, arg);
@@ -333,6 +351,7 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
 static void forward_outcome(fl_future_t *src, fl_future_t *dst)
 {
     if (fl_future_error(src) == FL_OK) {
+        /* As in fl_future_take. */
         void *v =
             atomic_exchange_explicit(&src->value, NULL, memory_order_acq_rel);
         fl_free_cb vf = src->value_free;
@@ -454,6 +473,9 @@ fl_future_t *fl_future_compose(fl_future_t *f, fl_compose_cb fn, void *arg)
 
 /* ---- all ----------------------------------------------------------------- */
 
+/* The counts are decremented with acq_rel by every input's callback: the
+ * one that takes a count to zero sees what the others did before (the
+ * last reference frees c; the last success completes dst). */
 typedef struct all_ctx {
     _Atomic size_t remaining;
     _Atomic size_t refs; /* one per input callback still to run */
@@ -463,7 +485,8 @@ typedef struct all_ctx {
 static void drop_all(void *p)
 {
     all_ctx_t *c = p;
-    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+    /* acq_rel: see all_ctx_t. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
         fl_future_release(c->dst);
         fl__free(c);
     }
@@ -472,11 +495,13 @@ static void drop_all(void *p)
 static void on_all(fl_future_t *src, void *p)
 {
     all_ctx_t *c = p;
+    /* The decrements are acq_rel: see all_ctx_t. */
     if (fl_future_error(src) != FL_OK)
         fl_future_fail(c->dst, src->err, "%s", fl_future_message(src));
-    else if (atomic_fetch_sub(&c->remaining, 1) == 1)
+    else if (atomic_fetch_sub_explicit(&c->remaining, 1,
+                                       memory_order_acq_rel) == 1)
         fl_future_complete(c->dst, NULL, NULL);
-    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
         fl_future_release(c->dst);
         fl__free(c);
     }
@@ -498,6 +523,7 @@ fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
         fl_future_release(dst);
         return NULL;
     }
+    /* Not atomic operations: c is not shared yet. */
     atomic_init(&c->remaining, n);
     /* +1 held by this function until every callback is registered. */
     atomic_init(&c->refs, n + 1);
@@ -508,15 +534,17 @@ fl_future_t *fl_future_all(fl_future_t *const *fs, size_t n)
             fl_future_fail(dst, fs[i] == NULL ? FL_EINVAL : FL_ENOMEM,
                            "fl_future_all: input %zu could not be watched", i);
             /* Inputs i..n-1 never registered: they drop no refs. */
-            atomic_fetch_sub(&c->refs, n - i);
-            if (atomic_fetch_sub(&c->refs, 1) == 1) {
+            atomic_fetch_sub_explicit(&c->refs, n - i, memory_order_acq_rel);
+            if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) ==
+                1) {
                 fl_future_release(c->dst);
                 fl__free(c);
             }
             return dst;
         }
     }
-    if (atomic_fetch_sub(&c->refs, 1) == 1) {
+    /* acq_rel: see all_ctx_t. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
         fl_future_release(c->dst);
         fl__free(c);
     }
@@ -529,6 +557,7 @@ int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t)
 {
     lock(f);
     int rc = FL_OK;
+    /* Relaxed: state is written under the lock we hold. */
     if (atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING)
         rc = FL_EALREADY;
     else if (f->timer != NULL)
@@ -545,6 +574,8 @@ int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
 {
     if (sys == NULL || f == NULL || timeout_ms <= 0)
         return FL_EINVAL;
+    /* Pairs with the exchange of closed in fl_system_close (a hint: the
+     * arm below refuses on a stopped timer thread). */
     if (atomic_load_explicit(&sys->closed, memory_order_acquire))
         return FL_ECLOSED;
     fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
@@ -611,6 +642,7 @@ int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
     pthread_mutex_init(&w.mu, NULL);
 
     lock(f);
+    /* Relaxed: state is written under the lock we hold. */
     bool done =
         atomic_load_explicit(&f->state, memory_order_relaxed) != ST_PENDING;
     if (!done) {

@@ -40,6 +40,8 @@ typedef struct fl__mpscq {
 /* Initialise with stub as the first node, marked empty. */
 static inline void fl__mpscq_init(fl__mpscq_t *q, fl__qnode_t *stub)
 {
+    /* Relaxed: before any producer can reach q (a slot is published by the
+     * release store of its gstate or chunk). */
     atomic_store_explicit(&stub->next, NULL, memory_order_relaxed);
     atomic_store_explicit(&q->head, (uintptr_t)stub | 1u, memory_order_relaxed);
     q->tail = stub;
@@ -51,6 +53,7 @@ static inline void fl__mpscq_init(fl__mpscq_t *q, fl__qnode_t *stub)
  */
 static inline bool fl__mpscq_push(fl__mpscq_t *q, fl__qnode_t *n)
 {
+    /* Relaxed: n is ours until the exchange below publishes it. */
     atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
     /* acq_rel: release publishes n's contents to the consumer (paired with
      * the acquire fence in pop); acquire orders us after the previous
@@ -70,6 +73,7 @@ static inline bool fl__mpscq_push(fl__mpscq_t *q, fl__qnode_t *n)
 static inline bool fl__mpscq_push_chain(fl__mpscq_t *q, fl__qnode_t *first,
                                         fl__qnode_t *last)
 {
+    /* Relaxed, as in push; acq_rel exchange as in push. */
     atomic_store_explicit(&last->next, NULL, memory_order_relaxed);
     uintptr_t prev = atomic_exchange_explicit(&q->head, (uintptr_t)last,
                                               memory_order_acq_rel);
@@ -106,6 +110,7 @@ static inline fl__qnode_t *fl__mpscq_pop(fl__mpscq_t *q, fl__qnode_t **freed)
 static inline bool fl__mpscq_markempty(fl__mpscq_t *q)
 {
     uintptr_t tail = (uintptr_t)q->tail;
+    /* Relaxed: a first look; the CAS below decides. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
     if ((head & 1u) != 0)
         return true;

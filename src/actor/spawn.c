@@ -83,6 +83,8 @@ void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
 {
     uint32_t gen = FL__GEN(gs);
     fl_actor_ref_t ref = {FL__REF(gen, a->slot)};
+    /* Pairs with the release store of ext in fl_actor_termination (and the
+     * gstate store of spawn, which published the first ext). */
     fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
     if (ext != NULL && ext->on_stop != NULL) {
         fl__tls_actor = ref.id;
@@ -90,6 +92,8 @@ void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
         fl__tls_actor = 0;
     }
     pthread_mutex_lock(&sys->lock);
+    /* As above; the store is relaxed: ext only changes under sys->lock
+     * from here, and the slot is republished by gstate's release store. */
     ext = atomic_load_explicit(&a->ext, memory_order_acquire);
     atomic_store_explicit(&a->ext, NULL, memory_order_relaxed);
     if (ext != NULL && ext->name != NULL)
@@ -97,7 +101,9 @@ void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs)
     uint32_t ngen = gen + 1 == 0 ? 1 : gen + 1;
     a->receive = NULL;
     a->state = NULL;
-    /* From here references to this incarnation are stale. */
+    /* From here references to this incarnation are stale. Release pairs
+     * with the acquire loads of gstate (fl__target_of, handle, spawn's
+     * next take of the slot under the lock). */
     atomic_store_explicit(&a->gstate, FL__GS(ngen, FL__A_FREE),
                           memory_order_release);
     a->next_free = sys->free_head;
@@ -137,6 +143,7 @@ static fl__actor_t *take_slot(fl_system_t *sys, int *err)
     }
     uint32_t slot = sys->high_water;
     uint32_t c = slot >> FL__CHUNK_SHIFT;
+    /* Relaxed: chunks are only stored under sys->lock, which we hold. */
     fl__actor_t *chunk =
         atomic_load_explicit(&sys->chunks[c], memory_order_relaxed);
     if (chunk == NULL) {
@@ -157,6 +164,8 @@ static fl__actor_t *take_slot(fl_system_t *sys, int *err)
     fl__actor_t *a = &chunk[slot & (FL__CHUNK_SIZE - 1)];
     fl__mpscq_init(&a->mq, &a->stub);
     a->slot = slot;
+    /* Release: a sender that finds the slot through fl__slot sees an
+     * initialised mailbox (pairs with the acquire loads of gstate). */
     atomic_store_explicit(&a->gstate, FL__GS(1, FL__A_FREE),
                           memory_order_release);
     sys->high_water++;
@@ -204,6 +213,7 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     fl__actor_t *a = take_slot(sys, &rc);
     if (a == NULL)
         goto unlock_fail;
+    /* Relaxed: a free slot's gstate only changes under sys->lock. */
     uint32_t gen =
         FL__GEN(atomic_load_explicit(&a->gstate, memory_order_relaxed));
     uint64_t id = FL__REF(gen, a->slot);
@@ -215,12 +225,14 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     }
     a->receive = receive;
     a->state = state;
+    /* Relaxed: published by the release store of gstate below. */
     atomic_store_explicit(&a->ext, ext, memory_order_relaxed);
     sys->live++;
     /* Publishes receive/state/ext to every thread that checks the ref. */
     atomic_store_explicit(&a->gstate, FL__GS(gen, FL__A_LIVE),
                           memory_order_release);
     pthread_mutex_unlock(&sys->lock);
+    /* Relaxed: a statistic. */
     atomic_fetch_add_explicit(&sys->spawned, 1, memory_order_relaxed);
     if (start != NULL) {
         /* Wakes the actor so its start hook runs even if nothing else is
@@ -255,6 +267,7 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
     if (a == NULL)
         return FL_EUNREACHABLE;
     fl_msg_t *m = NULL;
+    /* Pairs with the release stores of gstate (spawn, finish_stop). */
     uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
     for (;;) {
         if (!fl__ref_live(gs, id)) {
@@ -269,6 +282,9 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id)
         }
         if (m == NULL && (m = fl__msg_alloc_kind(FL__MSG_STOP, 0, 0)) == NULL)
             return FL_ENOMEM;
+        /* acq_rel: the CAS checks the reference (acquire, as above) and
+         * publishes the request to the actor's turn, whose acquire loads
+         * of gstate see STOPREQ. */
         if (atomic_compare_exchange_weak_explicit(
                 &a->gstate, &gs, FL__GS(FL__GEN(gs), FL__A_STOPREQ),
                 memory_order_acq_rel, memory_order_acquire))
@@ -298,6 +314,7 @@ bool fl_actor_alive(fl_system_t *sys, fl_actor_ref_t ref)
     if (sys == NULL)
         return false;
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
+    /* Pairs with the release stores of gstate. */
     return a != NULL &&
            fl__ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
                         ref.id);
@@ -341,6 +358,7 @@ int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
     }
     pthread_mutex_lock(&sys->lock);
     fl__actor_t *a = fl__slot(sys, FL__REF_SLOT(ref.id));
+    /* Pairs with the release stores of gstate. */
     if (a == NULL ||
         !fl__ref_live(atomic_load_explicit(&a->gstate, memory_order_acquire),
                       ref.id)) {
@@ -353,6 +371,8 @@ int fl_actor_termination(fl_system_t *sys, fl_actor_ref_t ref,
         *out = f;
         return FL_OK;
     }
+    /* Under sys->lock, which orders every store of ext but spawn's (that
+     * one is published by gstate, read above). */
     fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
     if (ext == NULL) {
         ext = fresh;

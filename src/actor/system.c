@@ -88,6 +88,8 @@ int fl_system_close(fl_system_t *sys)
     if (sys == NULL)
         return FL_EINVAL;
     pthread_mutex_lock(&sys->lock);
+    /* seq_cst pairs with the inflight increment in fl__sys_enter and the
+     * load in fl__sys_closed (see there). */
     bool was =
         atomic_exchange_explicit(&sys->closed, true, memory_order_seq_cst);
     uint32_t hw = sys->high_water;
@@ -98,6 +100,7 @@ int fl_system_close(fl_system_t *sys)
      * flag under the lock). */
     for (uint32_t i = 0; i < hw; i++) {
         fl__actor_t *a = fl__slot(sys, i);
+        /* Pairs with the release stores of gstate. */
         uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
         if (FL__STATE(gs) != FL__A_LIVE)
             continue;
@@ -157,7 +160,8 @@ int fl_system_shutdown(fl_system_t *sys)
     sys->shut_down = true;
     pthread_mutex_unlock(&sys->lock);
 
-    /* Outside threads that passed the closed check finish their call. */
+    /* Outside threads that passed the closed check finish their call.
+     * Pairs with the release decrement in fl__sys_leave. */
     while (atomic_load_explicit(&sys->inflight, memory_order_acquire) != 0)
         sched_yield();
     fl__timers_shutdown(sys);
@@ -218,8 +222,11 @@ int fl_system_stats(fl_system_t *sys, fl_system_stats_t *out)
     pthread_mutex_lock(&sys->lock);
     out->actors_live = sys->live;
     pthread_mutex_unlock(&sys->lock);
-    out->actors_spawned = atomic_load(&sys->spawned);
-    out->dead_letters = atomic_load(&sys->dead_letters);
+    /* Relaxed: statistics. */
+    out->actors_spawned =
+        atomic_load_explicit(&sys->spawned, memory_order_relaxed);
+    out->dead_letters =
+        atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
     out->timers_pending = fl__timers_pending(sys);
     return FL_OK;
 }

@@ -272,6 +272,7 @@ static int arm_public(fl_system_t *sys, fl__timer_t *t, int64_t delay_ms,
     t->deadline = deadline_after(delay_ms);
     t->period = (uint64_t)period_ms * 1000000ull;
     pthread_mutex_lock(&T->mu);
+    /* Pairs with the exchange of closed in fl_system_close. */
     if (T->stop || atomic_load_explicit(&sys->closed, memory_order_acquire)) {
         pthread_mutex_unlock(&T->mu);
         free_timer(t);

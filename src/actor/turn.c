@@ -9,6 +9,7 @@
 
 static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
 {
+    /* Pairs with the release store of ext in fl_actor_termination. */
     fl__actor_ext_t *ext = atomic_load_explicit(&a->ext, memory_order_acquire);
     if (ext != NULL && ext->on_start != NULL)
         ext->on_start(sys, ref, a->state);
@@ -32,6 +33,7 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
         fl__tls_actor = ref.id;
         run_start(sys, a, ref);
         fl__tls_actor = 0;
+        /* As above: the hook may have asked for a stop. */
         gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
     }
     if (FL__STATE(gs) == FL__A_STOPREQ) {
@@ -65,7 +67,8 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     }
     fl__tls_actor = 0;
     /* A stop requested during this message (by the actor itself or anyone)
-     * takes effect now, not after the rest of the batch. */
+     * takes effect now, not after the rest of the batch. Pairs with the
+     * CAS in fl__actor_request_stop. */
     gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
     if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
         fl__actor_finish_stop(sys, a, gs);
@@ -134,6 +137,8 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         /* What the callback sent is delivered when it returns. */
         fl__turn_flush(t);
         if (fl__tls_flush != NULL)
+            /* Relaxed: a hint whether more is queued; a miss only
+             * flushes the held-back output one message early. */
             fl__tls_flush(
                 i + 1 < batch &&
                 atomic_load_explicit(&n->next, memory_order_relaxed) != NULL);

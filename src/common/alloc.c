@@ -21,6 +21,7 @@ int fl_replace_allocator(void *(*malloc_fn)(size_t),
 {
     if (!malloc_fn || !calloc_fn || !realloc_fn || !free_fn)
         return FL_EINVAL;
+    /* Relaxed: a misuse check, not synchronisation (see mark_used). */
     if (atomic_load_explicit(&used, memory_order_relaxed))
         return FL_ESTATE;
     fn_malloc = malloc_fn;
@@ -32,17 +33,23 @@ int fl_replace_allocator(void *(*malloc_fn)(size_t),
 
 void fl__alloc_fail_after(uint64_t n, bool sticky)
 {
-    atomic_store(&fail_sticky, sticky);
-    atomic_store(&fail_countdown, n);
+    /* seq_cst (the default it always had) pairs with the loads in
+     * inject_failure: sticky is set before the countdown arms. */
+    atomic_store_explicit(&fail_sticky, sticky, memory_order_seq_cst);
+    atomic_store_explicit(&fail_countdown, n, memory_order_seq_cst);
 }
 
 static bool inject_failure(void)
 {
+    /* Relaxed: a first look; the CAS below decides. */
     uint64_t c = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
     while (c != 0) {
-        if (c == 1 && atomic_load(&fail_sticky))
+        /* Pairs with the seq_cst stores in fl__alloc_fail_after. */
+        if (c == 1 && atomic_load_explicit(&fail_sticky, memory_order_seq_cst))
             return true;
-        if (atomic_compare_exchange_weak(&fail_countdown, &c, c - 1))
+        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &c, c - 1,
+                                                  memory_order_seq_cst,
+                                                  memory_order_seq_cst))
             return c == 1;
     }
     return false;
@@ -50,6 +57,8 @@ static bool inject_failure(void)
 
 static inline void mark_used(void)
 {
+    /* Relaxed: a flag for the misuse check in fl_replace_allocator, read
+     * first so the hot path does not write a shared line. */
     if (!atomic_load_explicit(&used, memory_order_relaxed))
         atomic_store_explicit(&used, true, memory_order_relaxed);
 }

@@ -68,7 +68,9 @@ static inline void fl__cpu_relax(void)
 static inline void fl__spin_lock(_Atomic bool *lk)
 {
     unsigned spins = 0;
+    /* Acquire pairs with the release store in fl__spin_unlock. */
     while (atomic_exchange_explicit(lk, true, memory_order_acquire)) {
+        /* Relaxed: only waits; the exchange above takes the lock. */
         while (atomic_load_explicit(lk, memory_order_relaxed)) {
             if (++spins < 128)
                 fl__cpu_relax();
@@ -81,12 +83,14 @@ static inline void fl__spin_lock(_Atomic bool *lk)
 /* Take lk if it is free; true if taken. */
 static inline bool fl__spin_trylock(_Atomic bool *lk)
 {
+    /* As fl__spin_lock: a relaxed look, then the acquiring exchange. */
     return !atomic_load_explicit(lk, memory_order_relaxed) &&
            !atomic_exchange_explicit(lk, true, memory_order_acquire);
 }
 
 static inline void fl__spin_unlock(_Atomic bool *lk)
 {
+    /* Pairs with the acquiring exchange in fl__spin_lock/trylock. */
     atomic_store_explicit(lk, false, memory_order_release);
 }
 

@@ -27,16 +27,21 @@ static int level_from_env(void)
 
 void fl_log_set_level(fl_log_level_t level)
 {
+    /* Relaxed: a level alone, nothing published with it. */
     atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 fl_log_level_t fl_log_get_level(void)
 {
+    /* Relaxed: see fl_log_set_level. */
     int l = atomic_load_explicit(&log_level, memory_order_relaxed);
     if (fl__unlikely(l < 0)) {
         int expected = -1;
-        /* Racing first readers all compute the same value. */
-        atomic_compare_exchange_strong(&log_level, &expected, level_from_env());
+        /* Racing first readers all compute the same value; relaxed, as the
+         * level publishes nothing. */
+        atomic_compare_exchange_strong_explicit(
+            &log_level, &expected, level_from_env(), memory_order_relaxed,
+            memory_order_relaxed);
         l = atomic_load_explicit(&log_level, memory_order_relaxed);
     }
     return (fl_log_level_t)l;
@@ -72,6 +77,7 @@ void fl_log(fl_log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    /* Pair with the release stores in fl_log_set_handler. */
     fl_log_cb cb = atomic_load_explicit(&log_cb, memory_order_acquire);
     if (cb != NULL) {
         cb(atomic_load_explicit(&log_arg, memory_order_acquire), level, buf);

@@ -54,6 +54,7 @@ void fl__pool_give_back(unsigned c)
     pthread_mutex_lock(&shared[c].mu);
     b->next_batch = shared[c].top;
     shared[c].top = b;
+    /* Relaxed under mu: see shared. */
     atomic_store_explicit(
         &shared[c].batches,
         atomic_load_explicit(&shared[c].batches, memory_order_relaxed) + 1,
@@ -98,6 +99,7 @@ bool fl__pool_take_batch(unsigned c)
     batch_t *b = shared[c].top;
     if (b != NULL) {
         shared[c].top = b->next_batch;
+        /* Relaxed under mu: see shared. */
         atomic_store_explicit(
             &shared[c].batches,
             atomic_load_explicit(&shared[c].batches, memory_order_relaxed) - 1,
@@ -123,6 +125,7 @@ static void trim(void)
         pthread_mutex_lock(&shared[c].mu);
         batch_t *b = shared[c].top;
         shared[c].top = NULL;
+        /* Relaxed under mu: see shared. */
         atomic_store_explicit(&shared[c].batches, 0, memory_order_relaxed);
         pthread_mutex_unlock(&shared[c].mu);
         while (b != NULL) {

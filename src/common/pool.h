@@ -65,6 +65,7 @@ void fl__pool_register(void);
 
 static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
 {
+    /* Relaxed: a free block is its owner's alone (see fl__pool_node_t). */
     return atomic_load_explicit(&n->next, memory_order_relaxed);
 }
 
@@ -91,6 +92,7 @@ static inline void fl__pool_class_free(void *p, unsigned c)
     if (fl__unlikely(!k->registered))
         fl__pool_register();
     fl__pool_node_t *n = p;
+    /* Relaxed: see fl__pool_node_t. */
     atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
     if (k->n[c] == 0)
         k->tail[c] = n;

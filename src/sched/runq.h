@@ -1,6 +1,7 @@
 /*
- * runq.h - a worker's run queue: a bounded FIFO ring with one producer (the
- * owning worker) and many consumers (the owner and thieves).
+ * src/sched/runq.h - a worker's run queue: a bounded FIFO ring with one
+ * producer (the owning worker) and many consumers (the owner and thieves).
+ * Owns fl__runq_t; included by sched/ only (through sched/sched.h).
  *
  * The owner pushes at the tail; anyone pops at the head with a CAS. A slot
  * is only rewritten by the owner once head has moved past it (the push
@@ -25,6 +26,7 @@ typedef struct fl__runq {
 
 static inline void fl__runq_init(fl__runq_t *q)
 {
+    /* Relaxed: before the workers start (pthread_create publishes it). */
     atomic_store_explicit(&q->head, 0, memory_order_relaxed);
     atomic_store_explicit(&q->tail, 0, memory_order_relaxed);
 }
@@ -32,11 +34,13 @@ static inline void fl__runq_init(fl__runq_t *q)
 /* Owner only. Returns false when full (the caller overflows elsewhere). */
 static inline bool fl__runq_push(fl__runq_t *q, void *item)
 {
+    /* Relaxed: only the owner writes tail. */
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     /* Pairs with the CAS on head in pop: we see slots freed by consumers. */
     uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     if (t - h >= FL__RUNQ_CAP)
         return false;
+    /* Relaxed: published by the release store of tail below. */
     atomic_store_explicit(&q->slots[t & (FL__RUNQ_CAP - 1)], item,
                           memory_order_relaxed);
     /* Pairs with the acquire load of tail in pop: publishes the slot. */
@@ -47,11 +51,15 @@ static inline bool fl__runq_push(fl__runq_t *q, void *item)
 /* Any thread. NULL when empty. */
 static inline void *fl__runq_pop(fl__runq_t *q)
 {
+    /* Pairs with the CAS on head by other consumers. */
     uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     for (;;) {
+        /* Pairs with the release store of tail in push. */
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
         if (h >= t)
             return NULL;
+        /* Relaxed: ordered by the acquire load of tail; the CAS below
+         * proves the owner had not yet reused the slot. */
         void *item = atomic_load_explicit(&q->slots[h & (FL__RUNQ_CAP - 1)],
                                           memory_order_relaxed);
         /* Pairs with the acquire load of head in push. */
@@ -65,6 +73,8 @@ static inline void *fl__runq_pop(fl__runq_t *q)
 /* Any thread; a snapshot. */
 static inline bool fl__runq_empty(fl__runq_t *q)
 {
+    /* Pair with the CAS on head in pop and the release store of tail in
+     * push. */
     return atomic_load_explicit(&q->head, memory_order_acquire) >=
            atomic_load_explicit(&q->tail, memory_order_acquire);
 }

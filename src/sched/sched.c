@@ -55,6 +55,8 @@ static void inject_push(fl__sched_t *s, struct fl__actor *a)
     }
     s->inject[(s->inject_head + s->inject_len) % s->inject_cap] = a;
     s->inject_len++;
+    /* Release pairs with the acquire loads of inject_count in inject_pop,
+     * find_work and any_work (a hint: the ring itself is under the lock). */
     atomic_store_explicit(&s->inject_count, s->inject_len,
                           memory_order_release);
     pthread_mutex_unlock(&s->inject_lock);
@@ -62,6 +64,8 @@ static void inject_push(fl__sched_t *s, struct fl__actor *a)
 
 static struct fl__actor *inject_pop(fl__sched_t *s)
 {
+    /* Pairs with the release stores of inject_count; a stale zero only
+     * delays the pop (notify and park re-check after a fence). */
     if (atomic_load_explicit(&s->inject_count, memory_order_acquire) == 0)
         return NULL;
     pthread_mutex_lock(&s->inject_lock);
@@ -70,6 +74,7 @@ static struct fl__actor *inject_pop(fl__sched_t *s)
         a = s->inject[s->inject_head];
         s->inject_head = (s->inject_head + 1) % s->inject_cap;
         s->inject_len--;
+        /* As in inject_push. */
         atomic_store_explicit(&s->inject_count, s->inject_len,
                               memory_order_release);
     }
@@ -85,6 +90,8 @@ static struct fl__actor *inject_pop(fl__sched_t *s)
 static void wake_locked(fl__sched_t *s, fl__worker_t *w)
 {
     w->sleeping = false;
+    /* Relaxed: counts changed under sleep_lock; notify and park order their
+     * reads with seq_cst fences. */
     atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
     sem_post(&w->wake);
@@ -108,6 +115,7 @@ static inline void notify(fl__sched_t *s)
     /* Pairs with the fence in park(): either we see the sleeper, or it sees
      * our work. */
     atomic_thread_fence(memory_order_seq_cst);
+    /* Relaxed: ordered by the fence above. */
     if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) == 0 &&
         atomic_load_explicit(&s->nsleeping, memory_order_relaxed) > 0)
         wake_one(s);
@@ -184,6 +192,7 @@ static struct fl__actor *find_work(fl__worker_t *w)
         /* Fairness: let outside work and queued actors in ahead of a chain
          * running through the next slot, but only when something waits
          * (moving the chain for nothing would wake an idle worker). */
+        /* A hint (see inject_pop). */
         bool waiting =
             atomic_load_explicit(&s->inject_count, memory_order_acquire) > 0 ||
             !fl__runq_empty(&w->rq);
@@ -208,6 +217,7 @@ static struct fl__actor *find_work(fl__worker_t *w)
 static bool any_work(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
+    /* Pairs with the release stores of inject_count. */
     if (atomic_load_explicit(&s->inject_count, memory_order_acquire) > 0)
         return true;
     for (unsigned i = 0; i < s->nworkers; i++)
@@ -238,6 +248,7 @@ static struct fl__actor *idle(fl__worker_t *w)
         struct fl__actor *a = find_work(w);
         if (a != NULL)
             return a;
+        /* Pairs with the store of stopping in fl__sched_shutdown. */
         if (atomic_load_explicit(&s->stopping, memory_order_acquire))
             return NULL;
     } while (s->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
@@ -245,16 +256,21 @@ static struct fl__actor *idle(fl__worker_t *w)
     /* Park: announce, fence, re-check, sleep. */
     pthread_mutex_lock(&s->sleep_lock);
     w->sleeping = true;
+    /* Relaxed under sleep_lock: the fence below orders them before the
+     * re-check. */
     atomic_fetch_add_explicit(&s->nsleeping, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->sleep_lock);
     /* Pairs with the fence in notify(). */
     atomic_thread_fence(memory_order_seq_cst);
+    /* After the fence: see work published before a notify that missed us,
+     * or the stop. */
     if (any_work(w) ||
         atomic_load_explicit(&s->stopping, memory_order_acquire)) {
         pthread_mutex_lock(&s->sleep_lock);
         if (w->sleeping) {
             w->sleeping = false;
+            /* As in wake_locked. */
             atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
             pthread_mutex_unlock(&s->sleep_lock);
@@ -275,16 +291,21 @@ static void *worker_main(void *p)
     fl__sched_t *s = w->sched;
     fl__tls_worker = w;
     s->thread(s->ctx, true);
+    /* nspinning counts searching workers; relaxed, as every change of it
+     * outside sleep_lock: notify reads it after a seq_cst fence, and a
+     * stale count costs a spare wake-up or a spinner finding the work. */
     atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
     bool spinning = true;
     for (;;) {
         struct fl__actor *a = find_work(w);
         if (a == NULL) {
             if (!spinning) {
+                /* Relaxed: see above. */
                 atomic_fetch_add_explicit(&s->nspinning, 1,
                                           memory_order_relaxed);
                 spinning = true;
             }
+            /* Pairs with the store of stopping in fl__sched_shutdown. */
             if (atomic_load_explicit(&s->stopping, memory_order_acquire))
                 break;
             a = idle(w);
@@ -294,7 +315,8 @@ static void *worker_main(void *p)
         if (spinning) {
             spinning = false;
             /* Leaving the search: if we were the last searcher and more
-             * work is queued, hand the search on. */
+             * work is queued, hand the search on. seq_cst: the decrement
+             * comes before any_work's loads, as a notifier's fence. */
             if (atomic_fetch_sub_explicit(&s->nspinning, 1,
                                           memory_order_seq_cst) == 1 &&
                 any_work(w))
@@ -304,6 +326,7 @@ static void *worker_main(void *p)
         if (s->run(s->ctx, a))
             push_local(w, a);
     }
+    /* Relaxed: see above; the worker is leaving. */
     atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
     s->thread(s->ctx, false);
     fl__tls_worker = NULL;
@@ -348,6 +371,8 @@ void fl__sched_shutdown(fl__sched_t *s)
 {
     if (s->workers == NULL)
         return;
+    /* seq_cst pairs with the acquire loads of stopping in the workers and
+     * fl__sched_stopping; the wake-ups below follow it. */
     atomic_store_explicit(&s->stopping, true, memory_order_seq_cst);
     wake_all(s);
     /* Late wakers may park again before seeing the flag; keep waking. */
