@@ -99,8 +99,8 @@ static inline bool fl__in_turn(void)
 /*
  * Output a callback defers to a message boundary. Code running in a
  * worker's turn (fl__in_turn()) may hold output back to write what
- * several messages produce with one system call (net.c: the frames
- * answers queue on a connection): it sets fl__tls_flush, and the worker
+ * several messages produce with one system call (remote/conn_write.c: the
+ * frames answers queue on a connection): it sets fl__tls_flush, and the worker
  * calls it after every message with `more` true while the actor has
  * another message already queued in this turn, false otherwise (the last
  * message of a turn, or an empty mailbox). The function clears

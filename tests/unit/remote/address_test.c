@@ -1,6 +1,6 @@
 /*
  * address_test - endpoint addresses and port ranges
- * (docs/wire-protocol.md, "Addresses"; contract 2.12).
+ * (docs/wire-protocol.md, "Addresses"; docs/contract.md R1, R2).
  */
 #include "fl_test.h"
 

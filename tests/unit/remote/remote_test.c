@@ -1,6 +1,6 @@
 /*
  * remote_test.c - RPC between two real processes over TCP on 127.0.0.1
- * (issue 4, contract 1.6, 2.4-2.8, 2.11, 2.12): this test process and
+ * (docs/contract.md S1, G1-G4, C1-C2, T1, E12, R1-R7): this test process and
  * remote_peer (remote_peer.c), started with fork/exec for each case, on
  * port 0 unless the case picks the port.
  *

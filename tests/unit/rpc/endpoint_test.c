@@ -1,7 +1,7 @@
 /*
- * endpoint_test.c - the endpoint life cycle (contract 2.2): created, started,
- * stopped, closed, terminated; on_start/on_stop and their failures; the
- * termination future and id reuse; is_running and in_main_thread.
+ * endpoint_test.c - the endpoint life cycle (docs/contract.md E1-E13): created,
+ * started, stopped, closed, terminated; on_start/on_stop and their failures;
+ * the termination future and id reuse; is_running and in_main_thread.
  */
 #include "rpc_fixture.h"
 

@@ -1,8 +1,8 @@
 /*
- * fencing_test.c - fenced endpoints (contract 2.10): only calls stamped with
- * the endpoint's token pass; wrong-token and unfenced gateways connect but
- * their calls fail with FL_EFENCING; the endpoint's own tasks and self
- * gateway always pass; the not-started check comes before fencing.
+ * fencing_test.c - fenced endpoints (docs/contract.md F1-F6): only calls
+ * stamped with the endpoint's token pass; wrong-token and unfenced gateways
+ * connect but their calls fail with FL_EFENCING; the endpoint's own tasks and
+ * self gateway always pass; the not-started check comes before fencing.
  */
 #include "rpc_fixture.h"
 
