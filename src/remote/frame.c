@@ -79,9 +79,10 @@ static uint32_t meta_min(unsigned kind, uint16_t flags)
     case FL__K_CONNECT:
         return 2 + 2;
     case FL__K_CONNECTED:
-        return 4;
+        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0);
     case FL__K_INVOKE:
-        return 2 + 4 + 4 + ((flags & FL__F_FENCED) ? 16 : 0);
+        return 2 + 4 + 4 + ((flags & FL__F_FENCED) ? 16 : 0) +
+               ((flags & FL__F_INSTANCE) ? 8 : 0);
     case FL__K_ERROR:
         return 4 + 2;
     default:
@@ -119,7 +120,11 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
         fl__say(why, why_len, "unknown frame kind %u", (unsigned)h.kind);
         return FL_EPROTO;
     }
-    uint16_t allowed = h.kind == FL__K_INVOKE ? (FL__F_TELL | FL__F_FENCED) : 0;
+    uint16_t allowed = 0;
+    if (h.kind == FL__K_INVOKE)
+        allowed = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE;
+    else if (h.kind == FL__K_CONNECTED)
+        allowed = FL__F_INSTANCE;
     if ((h.flags & ~allowed) != 0) {
         fl__say(why, why_len, "%s frame with unknown flags 0x%04x",
                 kind_name(h.kind), (unsigned)h.flags);
@@ -209,6 +214,20 @@ static bool take32(cursor_t *c, uint32_t *v)
     return true;
 }
 
+/* The instance id that ends the metadata when flags has FL__F_INSTANCE;
+ * 0 without it. */
+static bool take_instance(cursor_t *c, uint16_t flags, uint64_t *v)
+{
+    const uint8_t *p;
+    *v = 0;
+    if (!(flags & FL__F_INSTANCE))
+        return true;
+    if (!take(c, 8, &p))
+        return false;
+    *v = get64(p);
+    return true;
+}
+
 static bool take_str(cursor_t *c, fl__str_t *s)
 {
     const uint8_t *p;
@@ -259,7 +278,8 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         break;
     case FL__K_CONNECTED:
         field = "CONNECTED";
-        ok = take32(&c, &out->service_index);
+        ok = take32(&c, &out->service_index) &&
+             take_instance(&c, h->flags, &out->instance);
         break;
     case FL__K_INVOKE: {
         field = "INVOKE";
@@ -271,6 +291,7 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
             if (ok)
                 memcpy(out->token, t, 16);
         }
+        ok = ok && take_instance(&c, h->flags, &out->instance);
         break;
     }
     case FL__K_ERROR:
@@ -321,12 +342,13 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
             return 0;
         return 2 + (size_t)m->endpoint.len + 2 + m->gateway.len;
     case FL__K_CONNECTED:
-        return 4;
+        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0);
     case FL__K_INVOKE:
         if (m->endpoint.len > FL__ID_MAX)
             return 0;
         return 2 + (size_t)m->endpoint.len + 4 + 4 +
-               ((flags & FL__F_FENCED) ? 16 : 0);
+               ((flags & FL__F_FENCED) ? 16 : 0) +
+               ((flags & FL__F_INSTANCE) ? 8 : 0);
     case FL__K_ERROR: {
         size_t n =
             m->message.len > FL__ERRMSG_MAX ? FL__ERRMSG_MAX : m->message.len;
@@ -335,6 +357,14 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
     default:
         return 0;
     }
+}
+
+static uint8_t *put_instance(uint8_t *p, uint16_t flags, uint64_t instance)
+{
+    if (!(flags & FL__F_INSTANCE))
+        return p;
+    put64(p, instance);
+    return p + 8;
 }
 
 static uint8_t *put_str(uint8_t *p, fl__str_t s, size_t limit)
@@ -362,6 +392,7 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
     case FL__K_CONNECTED:
         put32(p, m->service_index);
         p += 4;
+        p = put_instance(p, flags, m->instance);
         break;
     case FL__K_INVOKE:
         p = put_str(p, m->endpoint, FL__ID_MAX);
@@ -372,6 +403,7 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
             memcpy(p, m->token, 16);
             p += 16;
         }
+        p = put_instance(p, flags, m->instance);
         break;
     case FL__K_ERROR:
         put32(p, m->code);

@@ -38,6 +38,10 @@ enum fl__frame_kind {
 
 #define FL__F_TELL 0x0001u
 #define FL__F_FENCED 0x0002u
+/* CONNECTED and INVOKE: the metadata ends with the endpoint's 8-byte
+ * instance id, so that a gateway reaches the endpoint it connected to and
+ * never a successor under the same id (docs/wire-protocol.md). */
+#define FL__F_INSTANCE 0x0004u
 
 typedef struct fl__frame_hdr {
     uint8_t version;
@@ -63,6 +67,7 @@ typedef struct fl__frame_meta {
     uint32_t service_index; /* CONNECTED, INVOKE */
     uint32_t method_index;  /* INVOKE */
     uint8_t token[16];      /* INVOKE with FL__F_FENCED */
+    uint64_t instance;      /* CONNECTED, INVOKE with FL__F_INSTANCE */
     uint32_t code;          /* ERROR */
     fl__str_t message;      /* ERROR */
 } fl__frame_meta_t;

@@ -347,6 +347,21 @@ static void test_connected_round_trips(void **state)
     dec_free(&d);
 }
 
+static void test_connected_with_the_instance_round_trips(void **state)
+{
+    (void)state;
+    fl__frame_meta_t in = {0};
+    in.service_index = 3;
+    in.instance = 0x0102030405060708ull;
+    dec_t d;
+    round_trip(FL__K_CONNECTED, FL__F_INSTANCE, 42, &in, NULL, 0, &d);
+    assert_int_equal(FL__F_INSTANCE, d.h.flags);
+    assert_int_equal(4 + 8, d.h.meta_len);
+    assert_int_equal(3, d.m.service_index);
+    assert_true(d.m.instance == 0x0102030405060708ull);
+    dec_free(&d);
+}
+
 static void test_invoke_ask_round_trips(void **state)
 {
     (void)state;
@@ -409,6 +424,34 @@ static void test_invoke_fenced_round_trips_with_its_16_byte_token(void **state)
     assert_int_equal(FL__F_FENCED | FL__F_TELL, d.h.flags);
     assert_memory_equal(in.token, d.m.token, 16);
     dec_free(&d);
+}
+
+static void test_invoke_with_the_instance_round_trips(void **state)
+{
+    (void)state;
+    fl__frame_meta_t in = {0};
+    in.endpoint = str_of("tm");
+    in.service_index = 1;
+    in.method_index = 2;
+    in.instance = 0xFEDCBA9876543210ull;
+    for (int i = 0; i < 16; i++)
+        in.token[i] = (uint8_t)i;
+    const uint16_t flags[] = {FL__F_INSTANCE, FL__F_INSTANCE | FL__F_FENCED,
+                              FL__F_INSTANCE | FL__F_TELL,
+                              FL__F_INSTANCE | FL__F_FENCED | FL__F_TELL};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        bool tell = (flags[i] & FL__F_TELL) != 0;
+        bool fenced = (flags[i] & FL__F_FENCED) != 0;
+        dec_t d;
+        round_trip(FL__K_INVOKE, flags[i], tell ? 0 : 9, &in, NULL, 0, &d);
+        assert_int_equal(flags[i], d.h.flags);
+        assert_int_equal(2 + 2 + 4 + 4 + (fenced ? 16 : 0) + 8, d.h.meta_len);
+        assert_str("tm", 2, d.m.endpoint, d.meta, d.h.meta_len);
+        assert_true(d.m.instance == 0xFEDCBA9876543210ull);
+        if (fenced)
+            assert_memory_equal(in.token, d.m.token, 16);
+        dec_free(&d);
+    }
 }
 
 static void test_reply_with_a_body_round_trips(void **state)
@@ -576,6 +619,32 @@ static void test_invoke_fenced_metadata_layout_ends_with_the_token(void **state)
     expect_meta_bytes(FL__K_INVOKE, 0, &m, want, 13);
 }
 
+static void test_the_instance_ends_the_metadata_big_endian(void **state)
+{
+    (void)state;
+    fl__frame_meta_t m = {0};
+    m.service_index = 0x01020304u;
+    m.instance = 0x1112131415161718ull;
+    static const uint8_t connected[] = {0x01, 0x02, 0x03, 0x04, 0x11, 0x12,
+                                        0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
+    expect_meta_bytes(FL__K_CONNECTED, FL__F_INSTANCE, &m, connected,
+                      sizeof connected);
+    m.endpoint = str_of("a");
+    m.service_index = 2;
+    m.method_index = 3;
+    for (int i = 0; i < 16; i++)
+        m.token[i] = (uint8_t)(0xA0 + i);
+    static const uint8_t invoke[] = {
+        0x00, 0x01, 'a',  0x00, 0x00, 0x00, 0x02,       /* endpoint, service */
+        0x00, 0x00, 0x00, 0x03,                         /* method */
+        0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7, /* token */
+        0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF, /* ... */
+        0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, /* instance */
+    };
+    expect_meta_bytes(FL__K_INVOKE, FL__F_FENCED | FL__F_INSTANCE, &m, invoke,
+                      sizeof invoke);
+}
+
 static void test_error_metadata_layout_is_u32_code_then_str16(void **state)
 {
     (void)state;
@@ -678,7 +747,7 @@ static void test_unknown_kind_is_a_protocol_error(void **state)
 static void test_unknown_flag_bits_on_invoke_are_a_protocol_error(void **state)
 {
     (void)state;
-    for (unsigned bit = 2; bit < 16; bit++) {
+    for (unsigned bit = 3; bit < 16; bit++) {
         raw_hdr_t r = valid_hdr(FL__K_INVOKE); /* an ask, corr 7 */
         r.flags = (uint16_t)(1u << bit);
         expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
@@ -697,7 +766,7 @@ static void test_invoke_flags_on_other_kinds_are_a_protocol_error(void **state)
 {
     (void)state;
     const uint16_t flags[] = {FL__F_TELL, FL__F_FENCED,
-                              FL__F_TELL | FL__F_FENCED, 0x0004, 0x8000};
+                              FL__F_TELL | FL__F_FENCED, 0x0008, 0x8000};
     for (uint8_t k = FL__K_HELLO; k <= FL__K_BYE; k++) {
         if (k == FL__K_INVOKE)
             continue;
@@ -708,6 +777,29 @@ static void test_invoke_flags_on_other_kinds_are_a_protocol_error(void **state)
             expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
         }
     }
+}
+
+/* FL__F_INSTANCE is defined for CONNECTED and INVOKE only, and adds
+ * exactly 8 bytes of metadata. */
+static void
+test_the_instance_flag_on_other_kinds_is_a_protocol_error(void **state)
+{
+    (void)state;
+    for (uint8_t k = FL__K_HELLO; k <= FL__K_BYE; k++) {
+        raw_hdr_t r = valid_hdr(k);
+        r.flags = FL__F_INSTANCE;
+        r.meta_len += 8;
+        bool defined = k == FL__K_CONNECTED || k == FL__K_INVOKE;
+        expect_hdr(defined ? FL_OK : FL_EPROTO, &r, DEFAULT_MAX);
+    }
+    /* CONNECTED's metadata is exact: without the 8 bytes, or with them
+     * and no flag, it is refused. */
+    raw_hdr_t r = valid_hdr(FL__K_CONNECTED);
+    r.flags = FL__F_INSTANCE;
+    expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
+    r.flags = 0;
+    r.meta_len += 8;
+    expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);
 }
 
 static void expect_msgsize(const raw_hdr_t *r, uint64_t max_frame,
@@ -1040,6 +1132,13 @@ static void test_trailing_metadata_bytes_are_a_protocol_error(void **state)
     /* A token where none is flagged is trailing bytes too. */
     m.n -= 1;
     expect_meta(FL_EPROTO, FL__K_INVOKE, 0, 1, &m);
+    /* The flagged instance after the token: 8 bytes, no more, no fewer. */
+    m_raw(&m, "\x01\x02\x03\x04\x05\x06\x07", 7);
+    expect_meta(FL_EPROTO, FL__K_INVOKE, FL__F_FENCED | FL__F_INSTANCE, 1, &m);
+    m_raw(&m, "\x08", 1);
+    expect_meta(FL_OK, FL__K_INVOKE, FL__F_FENCED | FL__F_INSTANCE, 1, &m);
+    m_raw(&m, "\x09", 1);
+    expect_meta(FL_EPROTO, FL__K_INVOKE, FL__F_FENCED | FL__F_INSTANCE, 1, &m);
 
     m = (mbuf_t){.n = 0};
     m_u32(&m, FL_EINVAL);
@@ -1367,9 +1466,14 @@ static bool spec_accepts(const uint8_t b[24], uint64_t max_frame)
     uint32_t meta = rd32(b + 16), body = rd32(b + 20);
     if (magic != MAGIC || version != 1 || kind < 1 || kind > 9)
         return false;
-    uint16_t known = kind == FL__K_INVOKE ? (FL__F_TELL | FL__F_FENCED) : 0;
+    uint16_t known = 0;
+    if (kind == FL__K_INVOKE)
+        known = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE;
+    else if (kind == FL__K_CONNECTED)
+        known = FL__F_INSTANCE;
     if (flags & ~known)
         return false;
+    unsigned inst = (flags & FL__F_INSTANCE) ? 8u : 0u;
     if (meta > 65535 || 24ull + meta + body > max_frame)
         return false;
     switch (kind) {
@@ -1378,9 +1482,9 @@ static bool spec_accepts(const uint8_t b[24], uint64_t max_frame)
     case FL__K_CONNECT:
         return meta >= 4 && body == 0 && corr != 0;
     case FL__K_CONNECTED:
-        return meta == 4 && body == 0 && corr != 0;
+        return meta == 4 + inst && body == 0 && corr != 0;
     case FL__K_INVOKE:
-        return meta >= 10u + ((flags & FL__F_FENCED) ? 16u : 0u) &&
+        return meta >= 10u + ((flags & FL__F_FENCED) ? 16u : 0u) + inst &&
                ((flags & FL__F_TELL) != 0) == (corr == 0);
     case FL__K_REPLY:
         return meta == 0 && corr != 0;
@@ -1560,6 +1664,10 @@ int main(void)
         FL_TEST(test_hello_round_trips),
         FL_TEST(test_connect_round_trips),
         FL_TEST(test_connected_round_trips),
+        FL_TEST(test_connected_with_the_instance_round_trips),
+        FL_TEST(test_invoke_with_the_instance_round_trips),
+        FL_TEST(test_the_instance_ends_the_metadata_big_endian),
+        FL_TEST(test_the_instance_flag_on_other_kinds_is_a_protocol_error),
         FL_TEST(test_invoke_ask_round_trips),
         FL_TEST(test_invoke_tell_round_trips),
         FL_TEST(test_invoke_fenced_round_trips_with_its_16_byte_token),
