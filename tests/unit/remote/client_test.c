@@ -12,7 +12,7 @@
 
 #include "remote/net.h"
 #include "remote/pbdepth.h"
-#include "rpc/internal.h"
+#include "rpc/service.h"
 
 #define CALC (&flhostile__calc_gateway__descriptor)
 

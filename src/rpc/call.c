@@ -1,0 +1,299 @@
+/*
+ * call.c - calls on the caller's side: a gateway's invoke (tell, or ask
+ * with a closure), fl_rpc_call and fl_rpc_call_sync, and the thread's
+ * last-call status. A local call packs the request into an RPC_INVOKE
+ * message and tells or asks the endpoint's actor; the reply travels back
+ * packed and is unpacked here: local calls copy, exactly like remote ones
+ * (tcp_client.c).
+ */
+#include "rpc/call.h"
+
+#include "actor/system.h"
+#include "rpc/arena.h"
+#include "rpc/dispatch.h"
+#include "rpc/gateway.h"
+#include "rpc/service.h"
+#include "rpc/tcp.h"
+
+#include <stdio.h>
+
+static _Thread_local int tls_last_err;
+static _Thread_local char tls_last_msg[256];
+static _Thread_local int64_t tls_next_timeout;
+
+void fl__rpc_set_last(int err, const char *msg)
+{
+    tls_last_err = err;
+    if (err == FL_OK && msg == NULL) {
+        tls_last_msg[0] = '\0'; /* the common case: no formatting */
+        return;
+    }
+    snprintf(tls_last_msg, sizeof tls_last_msg, "%s",
+             msg != NULL && *msg ? msg : (err ? fl_strerror(err) : ""));
+}
+
+int fl_rpc_last_error(void)
+{
+    return tls_last_err;
+}
+
+const char *fl_rpc_last_message(void)
+{
+    return tls_last_msg;
+}
+
+void fl_rpc_next_timeout(int64_t timeout_ms)
+{
+    tls_next_timeout = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+void fl__rpc_free_message_cb(void *p)
+{
+    protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
+}
+
+/* Build the invocation message for method of gw with req packed in. */
+static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
+                        const ProtobufCMessage *req, fl_msg_t **out)
+{
+    *out = NULL;
+    if (method >= gw->base.descriptor->n_methods || req == NULL ||
+        req->descriptor != gw->base.descriptor->methods[method].input)
+        return FL_EINVAL;
+    size_t n = protobuf_c_message_get_packed_size(req);
+    if (n > UINT32_MAX)
+        return FL_EINVAL;
+    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
+    if (m == NULL)
+        return FL_ENOMEM;
+    invoke_hdr_t *h = fl_msg_data(m);
+    h->service = gw->service_index;
+    h->method = method;
+    h->len = (uint32_t)n;
+    h->fence = gw->fence;
+    h->wire = 0;
+    h->token = gw->token;
+    protobuf_c_message_pack(req, (uint8_t *)(h + 1));
+    *out = m;
+    return FL_OK;
+}
+
+/* Ask the gateway's endpoint, locally or over the wire: a future of the
+ * packed reply. */
+static int send_ask(fl_rpc_gateway_t *gw, unsigned method,
+                    const ProtobufCMessage *req, int64_t timeout_ms,
+                    fl_future_t **ask)
+{
+    *ask = NULL;
+    if (gw->conn != NULL)
+        return fl__rpc_tcp_call(gw, method, req, timeout_ms, false, false, ask);
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc != FL_OK)
+        return rc;
+    return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
+}
+
+/* A packed reply that came over the wire is checked before unpacking. */
+static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m)
+{
+    return fl_msg_type(m) != FL__MSG_ANSWER ||
+           fl__rpc_check_wire(d, fl_msg_data(m), fl_msg_size(m), NULL, 0) ==
+               FL_OK;
+}
+
+static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
+{
+    const ProtobufCMessageDescriptor *d = arg;
+    fl_msg_t *m = value;
+    if (!reply_ok(d, m))
+        return FL_EDECODE;
+    ProtobufCMessage *r =
+        protobuf_c_message_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m));
+    if (r == NULL)
+        return FL_EDECODE;
+    *out = r;
+    *out_free = fl__rpc_free_message_cb;
+    return FL_OK;
+}
+
+int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
+                const ProtobufCMessage *req, int64_t timeout_ms,
+                fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (gw == NULL || out == NULL || timeout_ms < 0)
+        return FL_EINVAL;
+    int64_t timeout = timeout_ms ? timeout_ms : gw->timeout_ms;
+    if (gw->conn != NULL) /* the I/O thread unpacks the reply */
+        return fl__rpc_tcp_call(gw, method, req, timeout, false, true, out);
+    fl_future_t *ask;
+    int rc = send_ask(gw, method, req, timeout, &ask);
+    if (rc != FL_OK)
+        return rc;
+    fl_future_t *f = fl_future_then(
+        ask, unpack_then, (void *)gw->base.descriptor->methods[method].output);
+    fl_future_release(ask);
+    if (f == NULL)
+        return FL_ENOMEM;
+    *out = f;
+    return FL_OK;
+}
+
+int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
+                     const ProtobufCMessage *req, int64_t timeout_ms,
+                     ProtobufCMessage **reply)
+{
+    if (reply != NULL)
+        *reply = NULL;
+    int rc = FL_EINVAL;
+    if (reply == NULL)
+        goto refused;
+    rc = FL_EDEADLK;
+    if (fl_system_current() != NULL || fl__tls_no_block)
+        goto refused;
+    fl_future_t *f;
+    rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
+    if (rc != FL_OK)
+        goto refused;
+    /* The call has its own timeout. A remote call's answer may be read
+     * by this thread itself (fl__conn_await). */
+    rc = gw->conn != NULL ? fl__conn_await(gw->conn, f)
+                          : fl_future_wait(f, FL_INFINITE);
+    if (rc == FL_OK)
+        *reply = fl_future_take_value(f);
+    fl__rpc_set_last(rc, rc == FL_OK ? NULL : fl_future_message(f));
+    fl_future_release(f);
+    return rc;
+refused:
+    fl__rpc_set_last(rc, NULL);
+    return rc;
+}
+
+/* Closure-style asks: one allocation carries the closure from the call to
+ * the reply, through the caller's mailbox when the caller is an actor. */
+typedef struct closure_ctx {
+    ProtobufCClosure closure;
+    void *data;
+    const ProtobufCMessageDescriptor *output;
+    fl_system_t *sys; /* the caller's actor, or NULL: run where done */
+    fl_actor_ref_t self;
+    fl_future_t *f; /* held from completion until the closure ran */
+} closure_ctx_t;
+
+static void run_closure(fl_future_t *f, closure_ctx_t *c)
+{
+    int err = fl_future_error(f);
+    if (err == FL_OK) {
+        fl_msg_t *m = fl_future_value(f);
+        arena_t *arena = thread_arena();
+        arena_mark_t mark = {0, NULL};
+        if (arena != NULL)
+            mark = arena_mark(arena);
+        ProtobufCAllocator alloc = {fl__rpc_arena_alloc, fl__rpc_arena_free,
+                                    arena};
+        ProtobufCMessage *r =
+            reply_ok(c->output, m)
+                ? protobuf_c_message_unpack(c->output, arena ? &alloc : NULL,
+                                            fl_msg_size(m), fl_msg_data(m))
+                : NULL;
+        if (r == NULL) {
+            char why[200];
+            snprintf(why, sizeof why, "Could not decode the %.150s reply.",
+                     c->output->name);
+            fl__rpc_set_last(FL_EDECODE, why);
+            c->closure(NULL, c->data);
+        } else {
+            fl__rpc_set_last(FL_OK, NULL);
+            c->closure(r, c->data); /* the reply is borrowed */
+            if (arena == NULL)
+                protobuf_c_message_free_unpacked(r, NULL);
+        }
+        if (arena != NULL)
+            arena_release(arena, mark);
+    } else {
+        fl__rpc_set_last(err, fl_future_message(f));
+        c->closure(NULL, c->data);
+    }
+}
+
+static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         void *p)
+{
+    closure_ctx_t *c = p;
+    run_closure(c->f, c);
+    fl_future_release(c->f);
+    fl__free(c);
+}
+
+static void closure_drop(void *p)
+{
+    closure_ctx_t *c = p;
+    FL_LOG(FL_LOG_WARN, "rpc: reply dropped: the calling actor has stopped");
+    fl_future_release(c->f);
+    fl__free(c);
+}
+
+/* The ask completed (any thread). */
+static void closure_done(fl_future_t *f, void *p)
+{
+    closure_ctx_t *c = p;
+    if (c->sys == NULL) {
+        run_closure(f, c);
+        fl__free(c);
+        return;
+    }
+    c->f = fl_future_retain(f);
+    fl_actor_exec(c->sys, c->self, closure_exec, c, closure_drop);
+}
+
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data)
+{
+    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
+    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
+    tls_next_timeout = 0;
+    int rc;
+    if (closure == NULL) {
+        if (gw->conn != NULL) {
+            rc = fl__rpc_tcp_call(gw, method, input, 0, true, false, NULL);
+        } else {
+            fl_msg_t *m;
+            rc = build_invoke(gw, method, input, &m);
+            if (rc == FL_OK)
+                rc = fl_tell(gw->svc->sys, gw->actor, m);
+        }
+        fl__rpc_set_last(rc, NULL);
+        return;
+    }
+    fl_future_t *ask = NULL;
+    rc = send_ask(gw, method, input, timeout, &ask);
+    closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c) : NULL;
+    if (rc == FL_OK && c == NULL)
+        rc = FL_ENOMEM;
+    if (rc != FL_OK) {
+        fl_future_release(ask);
+        fl__rpc_set_last(rc, NULL);
+        if (closure != NULL)
+            closure(NULL, closure_data);
+        return;
+    }
+    c->closure = closure;
+    c->data = closure_data;
+    c->output = gw->base.descriptor->methods[method].output;
+    c->self = fl_self();
+    c->sys = c->self.id != 0 ? fl_system_current() : NULL;
+    c->f = NULL;
+    /* The ask message holds the future until it is answered. */
+    rc = fl_future_on_complete(ask, closure_done, c);
+    fl_future_release(ask);
+    if (rc != FL_OK) {
+        fl__free(c);
+        fl__rpc_set_last(rc, "could not wait for the reply");
+        closure(NULL, closure_data); /* the closure runs once, regardless */
+        return;
+    }
+    fl__rpc_set_last(FL_OK, NULL);
+}

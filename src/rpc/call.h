@@ -1,0 +1,25 @@
+/*
+ * src/rpc/call.h - calls on the caller's side (call.c): through a
+ * gateway's ProtobufCService, or fl_rpc_call / fl_rpc_call_sync, and the
+ * thread's last-call status (fl_rpc_last_error).
+ */
+#ifndef FL_RPC_CALL_H
+#define FL_RPC_CALL_H
+
+#include <fling/rpc.h>
+
+/* The gateways' ProtobufCService invoke: a tell without a closure, else an
+ * ask whose closure runs once (on the calling actor's main thread when the
+ * caller is an actor). Any thread; never blocks. */
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data);
+
+/* Set this thread's fl_rpc_last_error and fl_rpc_last_message: msg, or
+ * err's own text when msg is NULL or empty. */
+void fl__rpc_set_last(int err, const char *msg);
+
+/* Frees an unpacked protobuf message (an fl_free_cb). */
+void fl__rpc_free_message_cb(void *msg);
+
+#endif /* FL_RPC_CALL_H */

@@ -1,0 +1,189 @@
+/*
+ * dispatch.c - an endpoint's main thread: its actor's receive function.
+ * Calls, control messages (start, stop, terminate) and tasks all go
+ * through the endpoint's mailbox, so the contract's ordering and state
+ * checks (Flink's PekkoRpcActor, contract 2.2/2.3) are made in one place,
+ * here. A call is checked (method, state, fencing, handler, bytes from the
+ * wire), its request unpacked into the thread's arena, and its handler run
+ * with a call record on the stack (answer.h).
+ */
+#include "rpc/dispatch.h"
+
+#include "rpc/answer.h"
+#include "rpc/arena.h"
+#include "rpc/endpoint.h"
+#include "rpc/fencing.h"
+#include "rpc/tcp.h"
+
+#include <stdio.h>
+
+static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
+    FL_PRINTF(3, 4);
+
+/* invoke_asked: the invocation msg (well formed) expects an answer, from
+ * a local ask or from the wire. */
+static bool invoke_asked(fl_msg_t *msg)
+{
+    const invoke_hdr_t *h = fl_msg_data(msg);
+    return fl_msg_is_ask(msg) || h->conn != NULL;
+}
+
+/* invoke_fail answers the invocation msg (well formed) with an error if it
+ * expects an answer. */
+static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
+{
+    invoke_hdr_t *h = fl_msg_data(msg);
+    if (!invoke_asked(msg))
+        return;
+    char buf[FL__ERRMSG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (h->conn != NULL)
+        fl__rpc_wire_settle(msg, err, buf); /* takes the connection */
+    else
+        fl_reply_error(msg, err, "%s", buf);
+}
+
+static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
+                               const char *what)
+{
+    if (invoke_asked(msg)) {
+        invoke_fail(msg, FL_ENOTSTARTED,
+                    "Discard message %s, because the rpc endpoint %s has "
+                    "not been started yet.",
+                    what, ep->address);
+    } else {
+        FL_LOG(FL_LOG_INFO,
+               "rpc: discard message %s, because the rpc endpoint %s has not "
+               "been started yet",
+               what, ep->address);
+    }
+}
+
+static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
+{
+    invoke_hdr_t *h = fl_msg_data(msg);
+    if (fl_msg_size(msg) < sizeof *h || fl_msg_size(msg) - sizeof *h < h->len) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EDECODE, "malformed invocation");
+        return;
+    }
+    if (h->service >= ep->nservices ||
+        h->method >= ep->services[h->service]->descriptor->n_methods) {
+        invoke_fail(msg, FL_ENOMETHOD,
+                    "Could not find rpc method %u of service %u for "
+                    "rpc invocation.",
+                    h->method, h->service);
+        return;
+    }
+    ProtobufCService *s = ep->services[h->service];
+    const ProtobufCMethodDescriptor *md = &s->descriptor->methods[h->method];
+    const char *state_desc = md->name;
+    if (ep->st == EP_STOPPED) {
+        reject_not_started(ep, msg, state_desc);
+        return;
+    }
+    char fenced[FL__ERRMSG_MAX + 1];
+    if (ep->fenced && h->fence != FENCE_SELF &&
+        fl__rpc_fence_check(ep, h->fence, &h->token, md->name, fenced,
+                            sizeof fenced) != FL_OK) {
+        if (invoke_asked(msg))
+            invoke_fail(msg, FL_EFENCING, "%s", fenced);
+        else if (h->fence != FENCE_NONE)
+            FL_LOG(FL_LOG_INFO, "rpc: %s: fencing token mismatch (%s)", ep->id,
+                   md->name);
+        return;
+    }
+    /* protobuf-c's own dispatch would call a NULL handler: check it. */
+    typedef void (*handler_t)(ProtobufCService *, const ProtobufCMessage *,
+                              ProtobufCClosure, void *);
+    handler_t *handlers = (handler_t *)(s + 1);
+    handler_t fn = handlers[h->method];
+    if (fn == NULL) {
+        invoke_fail(msg, FL_ENOMETHOD,
+                    "Could not find rpc method %s for rpc invocation: "
+                    "endpoint %s does not implement it.",
+                    md->name, ep->id);
+        return;
+    }
+    char why[160];
+    if (h->wire && fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1),
+                                      h->len, why, sizeof why) != FL_OK) {
+        invoke_fail(msg, FL_EDECODE,
+                    "Could not decode the %s request of %s: %s",
+                    md->input->name, md->name, why);
+        return;
+    }
+    arena_t *arena = thread_arena();
+    arena_mark_t mark = {0, NULL};
+    if (arena != NULL)
+        mark = arena_mark(arena);
+    ProtobufCAllocator alloc = {fl__rpc_arena_alloc, fl__rpc_arena_free, arena};
+    ProtobufCMessage *in = protobuf_c_message_unpack(
+        md->input, arena ? &alloc : NULL, h->len, (const uint8_t *)(h + 1));
+    if (in == NULL) {
+        if (arena != NULL)
+            arena_release(arena, mark);
+        if (h->wire)
+            fl__rpc_wire_why(md->input, (const uint8_t *)(h + 1), h->len, why,
+                             sizeof why);
+        else
+            snprintf(why, sizeof why, ".");
+        invoke_fail(msg, FL_EDECODE, "Could not decode the %s request of %s%s",
+                    md->input->name, md->name, why);
+        return;
+    }
+    fl_rpc_call_t c = {.magic = CALL_MAGIC,
+                       .ep = ep,
+                       .reply = fl_msg_take_reply(msg),
+                       .conn = h->conn,
+                       .corr = h->corr,
+                       .output = md->output,
+                       .method = md->name};
+    h->conn = NULL; /* the call answers it now */
+    fn(s, in, fl__rpc_reply_closure, &c);
+    /* The request is borrowed by the handler until it returns. */
+    if (arena != NULL)
+        arena_release(arena, mark);
+    else
+        protobuf_c_message_free_unpacked(in, NULL);
+    if (c.moved != NULL) {
+        fl__rpc_call_release(c.moved); /* deferred: the holder answers */
+    } else {
+        /* Relaxed: a stack call is this thread's alone (see
+         * fl__rpc_call_claim). */
+        if (!atomic_load_explicit(&c.answered, memory_order_relaxed) &&
+            fl__rpc_call_claim(&c))
+            fl__rpc_call_fail(&c, FL_ENOREPLY,
+                              "the handler returned without answering");
+        fl_future_release(c.reply);
+    }
+    c.magic = 0;
+}
+
+void fl__rpc_ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                        fl_msg_t *msg)
+{
+    fl_rpc_endpoint_t *ep = state;
+    switch (fl_msg_type(msg)) {
+    case RPC_INVOKE:
+        handle_invoke(ep, msg);
+        break;
+    case RPC_START:
+        fl__rpc_ep_handle_start(ep);
+        break;
+    case RPC_STOP:
+        fl__rpc_ep_handle_stop(ep);
+        break;
+    case RPC_TERMINATE:
+        fl__rpc_ep_handle_terminate(ep);
+        break;
+    default:
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EINVAL, "unknown message type %u",
+                           fl_msg_type(msg));
+        break;
+    }
+}

@@ -1,0 +1,50 @@
+/*
+ * src/rpc/dispatch.h - what an endpoint's main thread receives: the
+ * message types of its mailbox and the invocation a call sends. dispatch.c
+ * handles them (Flink's PekkoRpcActor).
+ */
+#ifndef FL_RPC_DISPATCH_H
+#define FL_RPC_DISPATCH_H
+
+#include <fling/rpc.h>
+
+#include "actor/msg.h"
+#include "remote/net.h"
+
+/* Message types on an endpoint's mailbox. */
+enum {
+    RPC_INVOKE = 0x52500001u,
+    RPC_START,
+    RPC_STOP,
+    RPC_TERMINATE,
+    RPC_REPLY /* a packed reply travelling back to the caller */
+};
+
+/* Header of an RPC_INVOKE payload; the packed request follows. */
+typedef struct invoke_hdr {
+    /* A call from the wire that expects an answer (FL__MF_SETTLE): settle
+     * is fl__rpc_wire_settle, conn (one reference) and corr say where the
+     * answer goes; handle_invoke takes them (conn = NULL). Unused (NULL)
+     * otherwise. */
+    fl__settle_fn settle;
+    fl__conn_t *conn;
+    uint64_t corr;
+    uint32_t service;
+    uint32_t method;
+    uint32_t len;
+    uint8_t fence; /* FENCE_* (fencing.h) */
+    uint8_t wire;  /* the request came over the network: check it first */
+    uint8_t pad[2];
+    fl_fencing_token_t token;
+} invoke_hdr_t;
+
+/*
+ * The receive function of every endpoint's actor (its state is the
+ * fl_rpc_endpoint_t): calls, control messages and nothing else, in mailbox
+ * order. Runs on the endpoint's main thread; consumes nothing (the runtime
+ * frees msg). The contract's ordering and state checks are made here.
+ */
+void fl__rpc_ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                        fl_msg_t *msg);
+
+#endif /* FL_RPC_DISPATCH_H */

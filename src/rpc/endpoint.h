@@ -1,0 +1,83 @@
+/*
+ * src/rpc/endpoint.h - the RPC endpoint: an actor whose state is the
+ * fl_rpc_endpoint_t and whose mailbox is its main thread. endpoint.c owns
+ * its references, its creation, its life cycle (start, stop, terminate)
+ * and its termination; dispatch.c runs its main thread.
+ */
+#ifndef FL_RPC_ENDPOINT_H
+#define FL_RPC_ENDPOINT_H
+
+#include <fling/rpc.h>
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The life cycle, as the main thread sees it (ep->st). */
+enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
+/* The termination result (ep->finished): see finish_claim in endpoint.c. */
+enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
+
+struct fl_rpc_endpoint {
+    _Atomic int refs; /* the creator's handle + the endpoint's own life */
+    fl_rpc_service_t *svc;
+    char *id;
+    char *address;
+    fl_actor_ref_t actor;
+    ProtobufCService **services;
+    size_t nservices;
+    void *state;
+    fl_rpc_start_cb on_start;
+    fl_rpc_stop_cb on_stop;
+    bool fenced;
+    fl_fencing_token_t token;
+    fl_future_t *termination;     /* completed after the id is free */
+    struct fl_rpc_endpoint *next; /* in svc->endpoints (under svc->mu) */
+
+    /* Main thread only. */
+    int st;
+    bool running;
+
+    /* on_stop's pending future (the reference on_stop gave us); taken with
+     * an exchange by whoever lets it go: its completion or the endpoint's
+     * end from outside. */
+    _Atomic(fl_future_t *) stop_future;
+
+    /* The termination result: claimed once (FIN_OPEN -> FIN_CLAIMED),
+     * written, then published (FIN_DONE, release); read after that. */
+    _Atomic int finished;
+    int term_err;
+    char *term_msg;
+
+    /* Turns on the service's I/O thread (tcp_server.c; that thread only):
+     * consecutive ones that took longer than IO_TURN_SLOW_NS, and whether
+     * the endpoint's calls go to the workers for good. */
+    uint8_t io_strikes;
+    bool io_off;
+};
+
+/* Take a reference to ep; the caller already holds one (or svc->mu with ep
+ * registered). Any thread. Relaxed: a new reference orders nothing; the
+ * last fl__rpc_ep_release's acq_rel fetch_sub pairs with every release. */
+static inline void fl__rpc_ep_retain(fl_rpc_endpoint_t *ep)
+{
+    atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
+}
+
+/* Drop a reference to ep (the last one frees it). Any thread. */
+void fl__rpc_ep_release(fl_rpc_endpoint_t *ep);
+
+/* Index among ep's services of the one with this full protobuf name
+ * ("pkg.Gateway"), or -1. Local connects, self gateways and remote
+ * CONNECTs all decide by name. Any thread; ep's services never change. */
+int fl__rpc_service_index(const fl_rpc_endpoint_t *ep, const char *name);
+
+/* The control messages of the life cycle, handled on ep's main thread
+ * (dispatch.c's ep_receive): RPC_START runs on_start once, RPC_STOP stops
+ * serving calls, RPC_TERMINATE runs on_stop once and ends the endpoint
+ * when its future completes. None blocks. */
+void fl__rpc_ep_handle_start(fl_rpc_endpoint_t *ep);
+void fl__rpc_ep_handle_stop(fl_rpc_endpoint_t *ep);
+void fl__rpc_ep_handle_terminate(fl_rpc_endpoint_t *ep);
+
+#endif /* FL_RPC_ENDPOINT_H */

@@ -1,0 +1,195 @@
+/*
+ * exec.c - an endpoint's main-thread executor: fl_rpc_run_async,
+ * fl_rpc_schedule_run_async and fl_rpc_call_async run code on the
+ * endpoint's main thread (through its mailbox, fl_actor_exec), and
+ * fl_rpc_on_complete runs a future's callback there; with the checks of
+ * which thread is the main thread.
+ */
+#include <fling/rpc.h>
+
+#include "actor/msg.h"
+#include "rpc/endpoint.h"
+#include "rpc/service.h"
+
+#include <stdlib.h>
+
+/* A task for the main thread: run_async / call_async / scheduled, via
+ * fl_actor_exec. */
+typedef struct task_ctx {
+    fl_rpc_endpoint_t *ep;
+    fl_rpc_run_cb run;
+    fl_rpc_callable_cb call;
+    void *arg;
+    fl_free_cb arg_free;
+    fl_future_t *f; /* call_async */
+} task_ctx_t;
+
+static void task_free(void *p)
+{
+    task_ctx_t *t = p;
+    if (t->arg_free != NULL)
+        t->arg_free(t->arg);
+    if (t->f != NULL) {
+        fl_future_fail(t->f, FL_EUNREACHABLE,
+                       "recipient unreachable: endpoint %s has terminated",
+                       t->ep->id);
+        fl_future_release(t->f);
+    }
+    fl__rpc_ep_release(t->ep);
+    fl__free(t);
+}
+
+static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                      void *p)
+{
+    task_ctx_t *t = p;
+    fl_rpc_endpoint_t *ep = t->ep;
+    bool ran = false;
+    if (ep->st == EP_STOPPED || ep->st == EP_DONE) {
+        if (t->f != NULL) {
+            fl_future_fail(t->f, FL_ENOTSTARTED,
+                           "Discard callable, because the rpc endpoint %s has "
+                           "not been started yet.",
+                           ep->address);
+        } else {
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: discard runnable, because the rpc "
+                   "endpoint %s has not been started yet",
+                   ep->address);
+        }
+    } else if (t->run != NULL) {
+        ran = true;
+        t->run(ep, ep->state, t->arg);
+    } else {
+        ran = true;
+        void *out = NULL;
+        fl_free_cb out_free = NULL;
+        int rc = t->call(ep, ep->state, t->arg, &out, &out_free);
+        if (rc == FL_OK)
+            fl_future_complete(t->f, out, out_free);
+        else
+            fl_future_fail(t->f, rc, NULL);
+    }
+    /* The task owns arg once it ran; otherwise it is freed here. */
+    if (!ran && t->arg_free != NULL)
+        t->arg_free(t->arg);
+    fl_future_release(t->f);
+    fl__rpc_ep_release(ep);
+    fl__free(t);
+}
+
+static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
+                            fl_free_cb arg_free)
+{
+    task_ctx_t *t = fl__calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    fl__rpc_ep_retain(ep);
+    t->ep = ep;
+    t->arg = arg;
+    t->arg_free = arg_free;
+    return t;
+}
+
+int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg,
+                     fl_free_cb arg_free)
+{
+    return fl_rpc_schedule_run_async(ep, fn, arg, arg_free, 0);
+}
+
+int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                              void *arg, fl_free_cb arg_free, int64_t delay_ms)
+{
+    if (ep == NULL || fn == NULL || delay_ms < 0) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    task_ctx_t *t = task_new(ep, arg, arg_free);
+    if (t == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    t->run = fn;
+    if (delay_ms == 0)
+        return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    /* Delayed: an exec message delivered by the timer thread (dropped
+     * timers and dead letters call task_free). */
+    fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
+    if (m == NULL) {
+        task_free(t);
+        return FL_ENOMEM;
+    }
+    fl__exec_t *e = fl__msg_payload(m);
+    e->fn = task_exec;
+    e->arg = t;
+    e->arg_free = task_free;
+    return fl_timer_send(ep->svc->sys, ep->actor, m, delay_ms, 0, NULL);
+}
+
+int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
+                      fl_free_cb arg_free, int64_t timeout_ms,
+                      fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (ep == NULL || fn == NULL || out == NULL || timeout_ms <= 0) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    fl_future_t *f = fl_future_alloc();
+    task_ctx_t *t = f ? task_new(ep, arg, arg_free) : NULL;
+    if (t == NULL) {
+        fl_future_release(f);
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_ENOMEM;
+    }
+    t->call = fn;
+    t->f = fl_future_retain(f);
+    int rc = fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    if (rc == FL_ECLOSED || rc == FL_ENOMEM || rc == FL_EINVAL) {
+        fl_future_release(f);
+        return rc;
+    }
+    /* FL_EUNREACHABLE: f already failed by task_free. */
+    if (!fl_future_done(f))
+        fl_future_set_timeout(ep->svc->sys, f, timeout_ms);
+    *out = f;
+    return FL_OK;
+}
+
+int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f, fl_future_cb cb,
+                       void *arg, fl_free_cb arg_free)
+{
+    if (ep == NULL) {
+        if (arg_free != NULL)
+            arg_free(arg);
+        return FL_EINVAL;
+    }
+    return fl_future_on_complete_in(f, ep->svc->sys, ep->actor, cb, arg,
+                                    arg_free);
+}
+
+bool fl_rpc_in_main_thread(const fl_rpc_endpoint_t *ep)
+{
+    return ep != NULL && fl_self().id == ep->actor.id &&
+           fl_system_current() == ep->svc->sys;
+}
+
+void fl__rpc_assert_main_thread(const fl_rpc_endpoint_t *ep, const char *file,
+                                int line)
+{
+    if (!fl_rpc_in_main_thread(ep)) {
+        fl_log(FL_LOG_ERROR, "%s:%d: not on the main thread of endpoint %s",
+               file, line, ep ? ep->id : "(null)");
+        abort();
+    }
+}
+
+bool fl_rpc_endpoint_is_running(const fl_rpc_endpoint_t *ep)
+{
+    return fl_rpc_in_main_thread(ep) && ep->running;
+}

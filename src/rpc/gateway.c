@@ -1,0 +1,176 @@
+/*
+ * gateway.c - gateways: their allocation and release, self gateways,
+ * fl_rpc_connect (a local endpoint found in the registry, or a fling.tcp://
+ * address handed to tcp_client.c), and their accessors. Calls through a
+ * gateway are call.c's.
+ */
+#include "rpc/gateway.h"
+
+#include "rpc/call.h"
+#include "rpc/endpoint.h"
+#include "rpc/fencing.h"
+#include "rpc/service.h"
+#include "rpc/tcp.h"
+
+#include <string.h>
+
+fl_rpc_gateway_t *
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
+                 const char *address, uint32_t service_index, uint8_t fence,
+                 const fl_fencing_token_t *token, bool has_token)
+{
+    fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
+    if (gw == NULL || (gw->address = fl__strdup(address)) == NULL) {
+        fl__free(gw);
+        return NULL;
+    }
+    gw->base.descriptor = desc;
+    gw->base.invoke = fl__rpc_gw_invoke;
+    gw->base.destroy = NULL;
+    gw->svc = svc;
+    gw->service_index = service_index;
+    gw->fence = fence;
+    if (token != NULL) {
+        gw->token = *token;
+        gw->has_token = has_token;
+    }
+    gw->timeout_ms = svc->timeout_ms;
+    return gw;
+}
+
+/* A gateway to a local endpoint's service_index-th service. */
+static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
+                                uint32_t service_index, uint8_t fence,
+                                const fl_fencing_token_t *token)
+{
+    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
+        svc, ep->services[service_index]->descriptor, ep->address,
+        service_index, fence, token, fence == FENCE_TOKEN || ep->fenced);
+    if (gw != NULL)
+        gw->actor = ep->actor;
+    return gw;
+}
+
+void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    fl__free(gw->address);
+    fl__free(gw->remote_id);
+    fl__free(gw->host);
+    if (gw->conn != NULL)
+        fl__conn_release(gw->conn);
+    fl__free(gw);
+}
+
+void fl__rpc_gw_free_cb(void *p)
+{
+    fl_rpc_gateway_free(p);
+}
+
+int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
+                        const ProtobufCServiceDescriptor *desc,
+                        fl_rpc_gateway_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (ep == NULL || desc == NULL || out == NULL)
+        return FL_EINVAL;
+    int i = fl__rpc_service_index(ep, desc->name);
+    if (i < 0)
+        return FL_ENOTSUP;
+    *out = gw_new(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
+    return *out ? FL_OK : FL_ENOMEM;
+}
+
+int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
+                   const ProtobufCServiceDescriptor *desc,
+                   const fl_fencing_token_t *token, fl_future_t **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (svc == NULL || address == NULL || desc == NULL || out == NULL)
+        return FL_EINVAL;
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL)
+        return FL_ENOMEM;
+    static const char tcp[] = "fling.tcp://";
+    if (strncmp(address, tcp, sizeof tcp - 1) == 0) {
+        pthread_mutex_lock(&svc->mu);
+        bool closed = svc->closed;
+        pthread_mutex_unlock(&svc->mu);
+        if (closed) {
+            fl_future_release(f);
+            return FL_ECLOSED;
+        }
+        fl__rpc_tcp_connect(svc, address, desc, token, f);
+        *out = f;
+        return FL_OK;
+    }
+    static const char prefix[] = "fling://local/";
+    pthread_mutex_lock(&svc->mu);
+    if (svc->closed) {
+        pthread_mutex_unlock(&svc->mu);
+        fl_future_release(f);
+        return FL_ECLOSED;
+    }
+    fl_rpc_endpoint_t *ep = NULL;
+    if (strncmp(address, prefix, sizeof prefix - 1) == 0)
+        ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
+    int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
+    fl_rpc_gateway_t *gw = NULL;
+    if (idx >= 0)
+        gw = gw_new(svc, ep, (uint32_t)idx, token ? FENCE_TOKEN : FENCE_NONE,
+                    token);
+    pthread_mutex_unlock(&svc->mu);
+    if (ep == NULL)
+        fl_future_fail(f, FL_ECONNECT,
+                       "Could not connect to rpc endpoint under address %s.",
+                       address);
+    else if (idx < 0)
+        fl_future_fail(f, FL_EHANDSHAKE,
+                       "The rpc endpoint does not support the gateway %s.",
+                       desc->name);
+    else if (gw == NULL)
+        fl_future_fail(f, FL_ENOMEM, NULL);
+    else
+        fl_future_complete(f, gw, fl__rpc_gw_free_cb);
+    *out = f;
+    return FL_OK;
+}
+
+ProtobufCService *fl_rpc_gateway_service(fl_rpc_gateway_t *gw)
+{
+    return gw ? &gw->base : NULL;
+}
+
+const char *fl_rpc_gateway_address(const fl_rpc_gateway_t *gw)
+{
+    return gw ? gw->address : NULL;
+}
+
+const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw)
+{
+    if (gw == NULL)
+        return NULL;
+    return gw->host ? gw->host : "localhost";
+}
+
+int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw, int64_t timeout_ms)
+{
+    if (gw == NULL || timeout_ms <= 0)
+        return FL_EINVAL;
+    gw->timeout_ms = timeout_ms;
+    return FL_OK;
+}
+
+int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
+                        const char *name)
+{
+    if (desc == NULL || name == NULL)
+        return -1;
+    for (unsigned i = 0; i < desc->n_methods; i++)
+        if (strcmp(desc->methods[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}

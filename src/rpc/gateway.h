@@ -1,0 +1,46 @@
+/*
+ * src/rpc/gateway.h - the gateway: a ProtobufCService (first member) that
+ * turns the generated stubs' calls into invocations of one endpoint's
+ * service, local or remote. gateway.c owns its life and connecting.
+ */
+#ifndef FL_RPC_GATEWAY_H
+#define FL_RPC_GATEWAY_H
+
+#include <fling/rpc.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "remote/net.h"
+
+struct fl_rpc_gateway {
+    ProtobufCService base; /* first: the generated stubs see this */
+    fl_rpc_service_t *svc;
+    fl_actor_ref_t actor;
+    uint32_t service_index;
+    uint8_t fence;  /* FENCE_* (fencing.h) */
+    bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */
+    fl_fencing_token_t token;
+    int64_t timeout_ms;
+    char *address;
+    /* A remote gateway: the connection, the endpoint's id and host. */
+    fl__conn_t *conn;
+    char *remote_id;
+    char *host;
+};
+
+/*
+ * A gateway of svc for desc at address (copied): the parts local and remote
+ * gateways share; the caller adds the target (actor, or connection). token
+ * (may be NULL) is copied, has_token says whether it is reported. NULL when
+ * out of memory. Any thread.
+ */
+fl_rpc_gateway_t *
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
+                 const char *address, uint32_t service_index, uint8_t fence,
+                 const fl_fencing_token_t *token, bool has_token);
+
+/* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */
+void fl__rpc_gw_free_cb(void *gw);
+
+#endif /* FL_RPC_GATEWAY_H */

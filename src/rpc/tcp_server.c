@@ -1,0 +1,250 @@
+/*
+ * tcp_server.c - the serving side of RPC over TCP. The transport's hooks
+ * turn a CONNECT into a registry lookup and a CONNECTED or ERROR, and an
+ * INVOKE into the very RPC_INVOKE message a local gateway sends, asked of
+ * the endpoint's actor; the answer goes back as REPLY or ERROR with the
+ * request's correlation id. So remote calls pass the same checks, in the
+ * same order, with the same codes as local ones (handle_invoke in
+ * dispatch.c), plus a nesting-depth check of the bytes. Calls to an idle
+ * endpoint may run their turn on the I/O thread (on_frames).
+ */
+#include "rpc/tcp.h"
+
+#include "actor/claim.h"
+#include "actor/msg.h"
+#include "remote/rx.h"
+#include "rpc/dispatch.h"
+#include "rpc/endpoint.h"
+#include "rpc/fencing.h"
+#include "rpc/service.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void str_copy(char *dst, size_t cap, fl__str_t s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
+                            const fl__frame_meta_t *m)
+{
+    fl_rpc_service_t *svc = arg;
+    char id[FL__ID_MAX + 1], gateway[FL__NAME_MAX + 1];
+    str_copy(id, sizeof id, m->endpoint);
+    str_copy(gateway, sizeof gateway, m->gateway);
+    int idx = -1;
+    pthread_mutex_lock(&svc->mu);
+    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
+    if (ep != NULL)
+        idx = fl__rpc_service_index(ep, gateway);
+    pthread_mutex_unlock(&svc->mu);
+    char msg[FL__ERRMSG_MAX + 100];
+    if (ep == NULL) {
+        char *addr = fl__rpc_endpoint_address(svc, id);
+        snprintf(msg, sizeof msg,
+                 "Could not connect to rpc endpoint under address %s.",
+                 addr ? addr : id);
+        fl__free(addr);
+        fl__conn_answer_error(c, corr, FL_ECONNECT, msg);
+    } else if (idx < 0) {
+        snprintf(msg, sizeof msg,
+                 "The rpc endpoint does not support the gateway %s.", gateway);
+        fl__conn_answer_error(c, corr, FL_EHANDSHAKE, msg);
+    } else {
+        fl__conn_answer_connected(c, corr, (uint32_t)idx);
+    }
+}
+
+void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
+{
+    fl__conn_answer_error(c, corr, err, msg);
+    fl__conn_release_turn(c);
+}
+
+void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
+                        const ProtobufCMessage *reply)
+{
+    size_t n = protobuf_c_message_get_packed_size(reply);
+    uint64_t total = (uint64_t)FL__FRAME_HDR + n;
+    uint32_t max = fl__conn_peer_max(c);
+    if (total > max) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "reply of %llu bytes exceeds the maximum frame size of %u "
+                 "bytes",
+                 (unsigned long long)total, max);
+        fl__rpc_wire_fail(c, corr, FL_EMSGSIZE, msg);
+        return;
+    }
+    uint8_t *body;
+    fl__obuf_t *b = fl__obuf_frame(FL__K_REPLY, 0, corr, NULL, n, &body);
+    if (b == NULL) {
+        fl__rpc_wire_fail(c, corr, FL_ENOMEM,
+                          "out of memory sending the reply");
+        return;
+    }
+    protobuf_c_message_pack(reply, body);
+    fl__conn_send(c, b);
+    fl__conn_release_turn(c);
+}
+
+void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why)
+{
+    invoke_hdr_t *h = fl_msg_data(m);
+    fl__conn_t *c = h->conn;
+    if (c == NULL)
+        return; /* answered */
+    h->conn = NULL;
+    if (err == FL_ECLOSED) {
+        err = FL_EUNREACHABLE;
+        why = "recipient unreachable: the rpc service is shutting down";
+    }
+    fl__rpc_wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
+}
+
+/* The claim this read already holds on endpoint `id`, if any (I/O
+ * thread): its calls join the claimed turn. */
+static struct io_claim *held_claim(fl_rpc_service_t *svc, fl__str_t id)
+{
+    for (unsigned i = 0; i < svc->io_nclaims; i++) {
+        struct io_claim *ic = &svc->io_claims[i];
+        if (ic->id_len == id.len && memcmp(ic->ep->id, id.p, id.len) == 0)
+            return ic;
+    }
+    return NULL;
+}
+
+void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
+                           const fl__frame_meta_t *m, const uint8_t *body)
+{
+    fl_rpc_service_t *svc = arg;
+    bool tell = (h->flags & FL__F_TELL) != 0;
+    /* A call to an endpoint this read has claimed needs neither the
+     * registry nor a reference: the claim holds one, and the endpoint
+     * cannot run (so cannot stop) before on_frames runs its turn. */
+    struct io_claim *held = held_claim(svc, m->endpoint);
+    fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
+    bool claim = false;
+    char id[FL__ID_MAX + 1];
+    if (held == NULL) {
+        str_copy(id, sizeof id, m->endpoint);
+        pthread_mutex_lock(&svc->mu);
+        ep = fl__rpc_find_ep(svc, id);
+        /* May this thread run the endpoint's turn (see on_frames)? Then
+         * the endpoint is held until it has: taken here, under the
+         * registry's lock, because once that is let go the endpoint's
+         * actor may stop on a worker and its last reference go before the
+         * claim fails. */
+        claim =
+            ep != NULL && svc->io_turns && !ep->io_off &&
+            svc->io_nclaims < sizeof svc->io_claims / sizeof *svc->io_claims;
+        if (claim)
+            fl__rpc_ep_retain(ep);
+        pthread_mutex_unlock(&svc->mu);
+    }
+    fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
+    if (ep == NULL) {
+        if (tell) {
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: tell from %s to unknown endpoint %s dropped",
+                   fl__conn_peer_name(c), id);
+            return;
+        }
+        char msg[FL__ID_MAX + 120];
+        snprintf(msg, sizeof msg,
+                 "recipient unreachable: no rpc endpoint %s here (it has "
+                 "terminated or never existed)",
+                 id);
+        fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE, msg);
+        return;
+    }
+    fl_msg_t *msg =
+        fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + h->body_len);
+    if (msg == NULL) {
+        if (claim)
+            fl__rpc_ep_release(ep);
+        if (!tell)
+            fl__conn_answer_error(c, h->corr, FL_ENOMEM,
+                                  "out of memory receiving the call");
+        return;
+    }
+    invoke_hdr_t *ih = fl_msg_data(msg);
+    memset(ih, 0, sizeof *ih);
+    ih->service = m->service_index;
+    ih->method = m->method_index;
+    ih->len = h->body_len;
+    ih->wire = 1;
+    if (h->flags & FL__F_FENCED) {
+        ih->fence = FENCE_TOKEN;
+        memcpy(ih->token.bytes, m->token, sizeof ih->token.bytes);
+    } else {
+        ih->fence = FENCE_NONE;
+    }
+    memcpy(ih + 1, body, h->body_len);
+    if (!tell) {
+        /* The message owes the caller an answer: handle_invoke hands it to
+         * the call, and the runtime settles it if the message never gets
+         * there (the endpoint stopped, the system closed). */
+        ih->settle = fl__rpc_wire_settle;
+        fl__conn_retain_io(c);
+        ih->conn = c;
+        ih->corr = h->corr;
+        msg->flags |= FL__MF_SETTLE;
+    }
+    int rc;
+    if (held != NULL) {
+        rc = fl__tell_held(&held->claim, actor, msg);
+    } else if (claim) {
+        struct io_claim *ic = &svc->io_claims[svc->io_nclaims];
+        rc = fl__tell_claim(svc->sys, actor, msg, &ic->claim);
+        if (ic->claim.a != NULL) {
+            ic->ep = ep;
+            ic->id_len = strlen(ep->id);
+            svc->io_nclaims++;
+        } else {
+            fl__rpc_ep_release(ep);
+        }
+    } else {
+        rc = fl_tell(svc->sys, actor, msg);
+    }
+    if (rc != FL_OK && tell)
+        FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
+               fl__conn_peer_name(c), ep->id, fl_strerror(rc));
+}
+
+/*
+ * The I/O thread runs the turns of the endpoints that calls of the read
+ * at hand found idle: no worker is woken, the answers are queued on this
+ * thread and written with the read's other frames. The endpoint's calls
+ * stay serialized: a claimed endpoint runs nowhere else (actor/claim.h,
+ * fl__tell_claim). A turn holds up every connection of the service, so it
+ * ends at the first call that ends IO_TURN_SLOW_NS or more after it began
+ * (the workers take the rest), and an endpoint whose turns end so
+ * IO_TURN_STRIKES times in a row goes to the workers from then on.
+ */
+#define IO_TURN_SLOW_NS 1000000u
+#define IO_TURN_STRIKES 2u
+
+void fl__rpc_tcp_on_frames(void *arg)
+{
+    fl_rpc_service_t *svc = arg;
+    for (unsigned i = 0; i < svc->io_nclaims; i++) {
+        struct io_claim *ic = &svc->io_claims[i];
+        fl_rpc_endpoint_t *ep = ic->ep;
+        if (!fl__claim_run(&ic->claim, IO_TURN_SLOW_NS)) {
+            ep->io_strikes = 0;
+        } else if (++ep->io_strikes == IO_TURN_STRIKES) {
+            ep->io_off = true;
+            FL_LOG(FL_LOG_INFO,
+                   "rpc: endpoint %s: %u turns in a row on the I/O thread "
+                   "ran for %u us or more; its calls go to the worker "
+                   "threads from now on",
+                   ep->id, IO_TURN_STRIKES, IO_TURN_SLOW_NS / 1000u);
+        }
+        fl__rpc_ep_release(ep);
+    }
+    svc->io_nclaims = 0;
+}
