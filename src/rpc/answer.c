@@ -2,26 +2,16 @@
  * answer.c - answering a call, on the endpoint's side: the closure a
  * handler answers through, fl_rpc_fail, fl_rpc_defer and
  * fl_rpc_reply_future. Whoever claims a call first answers it, exactly
- * once: to the local asker's future, or in a frame on the connection the
- * call came from; a tell's answer goes nowhere.
+ * once, through the call's sink (tran.h): to the local asker's future, or
+ * in a frame on the connection the call came from; a tell's answer goes
+ * nowhere.
  */
 #include "rpc/answer.h"
 
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
-#include "rpc/tcp.h"
 
 #include <stdio.h>
-
-/* Pack msg into a reply message. NULL when out of memory. */
-static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
-{
-    size_t n = protobuf_c_message_get_packed_size(msg);
-    fl_msg_t *m = fl_msg_alloc(RPC_REPLY, n);
-    if (m != NULL)
-        protobuf_c_message_pack(msg, fl_msg_data(m));
-    return m;
-}
 
 void fl__rpc_call_release(fl_rpc_call_t *c)
 {
@@ -30,9 +20,8 @@ void fl__rpc_call_release(fl_rpc_call_t *c)
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     c->magic = 0;
-    fl_future_release(c->reply);
-    if (c->conn != NULL) /* unreachable: a heap call ends answered */
-        fl__rpc_wire_fail(c->conn, c->corr, FL_ENOREPLY, "call dropped");
+    if (c->to != NULL) /* a heap call ends answered: a future at most */
+        c->sink->release(c);
     fl__rpc_ep_release(c->ep); /* taken by fl_rpc_defer */
     fl__free(c);
 }
@@ -47,23 +36,13 @@ static void call_answered(fl_rpc_call_t *c)
 /* True when c owes its caller an answer (an ask, local or from the wire). */
 static bool call_asked(const fl_rpc_call_t *c)
 {
-    return c->reply != NULL || c->conn != NULL;
-}
-
-/* Take c's connection: whoever does answers on it. */
-static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
-{
-    fl__conn_t *conn = c->conn;
-    c->conn = NULL;
-    return conn;
+    return c->to != NULL;
 }
 
 void fl__rpc_call_fail(fl_rpc_call_t *c, int err, const char *msg)
 {
-    if (c->conn != NULL) {
-        fl__rpc_wire_fail(call_take_conn(c), c->corr, err, msg);
-    } else if (c->reply != NULL) {
-        fl_future_fail(c->reply, err, "%s", msg);
+    if (c->to != NULL) {
+        c->sink->fail(c, err, msg);
     } else {
         FL_LOG(FL_LOG_WARN, "rpc: tell %s to endpoint %s failed: %s (%s)",
                c->method, c->ep->id, msg, fl_err_name(err));
@@ -94,14 +73,8 @@ void fl__rpc_reply_closure(const ProtobufCMessage *reply, void *data)
         snprintf(buf, sizeof buf, "handler of %s answered with a %s, not a %s",
                  c->method, reply->descriptor->name, c->output->name);
         fl__rpc_call_fail(c, FL_EINVAL, buf);
-    } else if (c->conn != NULL) {
-        fl__rpc_wire_reply(call_take_conn(c), c->corr, reply);
-    } else if (c->reply != NULL) {
-        fl_msg_t *m = pack_reply(reply);
-        if (m == NULL)
-            fl_future_fail(c->reply, FL_ENOMEM, "could not pack the reply");
-        else
-            fl_future_complete(c->reply, m, fl_msg_free_cb);
+    } else if (c->to != NULL) {
+        c->sink->reply(c, reply);
     }
     call_answered(c);
 }
@@ -144,8 +117,7 @@ fl_rpc_call_t *fl_rpc_defer(void *closure_data)
     h->moved = NULL;
     /* The endpoint may terminate and be freed before the answer comes. */
     fl__rpc_ep_retain(c->ep);
-    c->reply = NULL;
-    c->conn = NULL;
+    c->to = NULL;
     c->moved = h;
     return h;
 }

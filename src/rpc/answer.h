@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "remote/net.h"
+#include "rpc/tran.h"
 
 #define CALL_MAGIC 0x666c7263u /* "flrc" */
 
@@ -29,10 +29,11 @@ struct fl_rpc_call {
     _Atomic int refs;          /* heap calls only */
     struct fl_rpc_call *moved; /* stack call: its heap copy */
     fl_rpc_endpoint_t *ep;
-    fl_future_t *reply; /* the asker's future; NULL for a tell */
-    /* A call from the wire: the connection its answer goes to (one
-     * reference, given up when answered) and the correlation id. */
-    fl__conn_t *conn;
+    /* Where the answer goes (tran.h): the sink of the transport the call
+     * came by, and its target there (the local asker's future, or the
+     * connection and the correlation id); to is NULL for a tell. */
+    const fl__rpc_sink_t *sink;
+    void *to;
     uint64_t corr;
     const ProtobufCMessageDescriptor *output;
     const char *method;

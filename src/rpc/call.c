@@ -1,18 +1,15 @@
 /*
  * call.c - calls on the caller's side: a gateway's invoke (tell, or ask
  * with a closure), fl_rpc_call and fl_rpc_call_sync, and the thread's
- * last-call status. A local call packs the request into an RPC_INVOKE
- * message and tells or asks the endpoint's actor; the reply travels back
- * packed and is unpacked here: local calls copy, exactly like remote ones
- * (tcp_client.c).
+ * last-call status. Every call goes through the gateway's transport
+ * (tran.h: local.c, tcp_client.c); a packed reply (an ask's, a closure's)
+ * is checked and unpacked here.
  */
 #include "rpc/call.h"
 
 #include "actor/system.h"
 #include "rpc/arena.h"
-#include "rpc/dispatch.h"
 #include "rpc/gateway.h"
-#include "rpc/service.h"
 #include "rpc/tcp.h"
 
 #include <stdio.h>
@@ -52,48 +49,6 @@ void fl__rpc_free_message_cb(void *p)
     protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
 }
 
-/* Build the invocation message for method of gw with req packed in. */
-static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
-                        const ProtobufCMessage *req, fl_msg_t **out)
-{
-    *out = NULL;
-    if (method >= gw->base.descriptor->n_methods || req == NULL ||
-        req->descriptor != gw->base.descriptor->methods[method].input)
-        return FL_EINVAL;
-    size_t n = protobuf_c_message_get_packed_size(req);
-    if (n > UINT32_MAX)
-        return FL_EINVAL;
-    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
-    if (m == NULL)
-        return FL_ENOMEM;
-    invoke_hdr_t *h = fl_msg_data(m);
-    h->service = gw->service_index;
-    h->method = method;
-    h->len = (uint32_t)n;
-    h->fence = gw->fence;
-    h->wire = 0;
-    h->token = gw->token;
-    protobuf_c_message_pack(req, (uint8_t *)(h + 1));
-    *out = m;
-    return FL_OK;
-}
-
-/* Ask the gateway's endpoint, locally or over the wire: a future of the
- * packed reply. */
-static int send_ask(fl_rpc_gateway_t *gw, unsigned method,
-                    const ProtobufCMessage *req, int64_t timeout_ms,
-                    fl_future_t **ask)
-{
-    *ask = NULL;
-    if (gw->conn != NULL)
-        return fl__rpc_tcp_call(gw, method, req, timeout_ms, false, false, ask);
-    fl_msg_t *m;
-    int rc = build_invoke(gw, method, req, &m);
-    if (rc != FL_OK)
-        return rc;
-    return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
-}
-
 /* A packed reply that came over the wire is checked before unpacking. */
 static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m)
 {
@@ -102,7 +57,8 @@ static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m)
                FL_OK;
 }
 
-static int unpack_then(void *arg, void *value, void **out, fl_free_cb *out_free)
+int fl__rpc_unpack_then(void *arg, void *value, void **out,
+                        fl_free_cb *out_free)
 {
     const ProtobufCMessageDescriptor *d = arg;
     fl_msg_t *m = value;
@@ -126,19 +82,7 @@ int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
     if (gw == NULL || out == NULL || timeout_ms < 0)
         return FL_EINVAL;
     int64_t timeout = timeout_ms ? timeout_ms : gw->timeout_ms;
-    if (gw->conn != NULL) /* the I/O thread unpacks the reply */
-        return fl__rpc_tcp_call(gw, method, req, timeout, false, true, out);
-    fl_future_t *ask;
-    int rc = send_ask(gw, method, req, timeout, &ask);
-    if (rc != FL_OK)
-        return rc;
-    fl_future_t *f = fl_future_then(
-        ask, unpack_then, (void *)gw->base.descriptor->methods[method].output);
-    fl_future_release(ask);
-    if (f == NULL)
-        return FL_ENOMEM;
-    *out = f;
-    return FL_OK;
+    return gw->tran->call(gw, method, req, timeout, out);
 }
 
 int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
@@ -157,10 +101,9 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
     rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
     if (rc != FL_OK)
         goto refused;
-    /* The call has its own timeout. A remote call's answer may be read
-     * by this thread itself (fl__conn_await). */
-    rc = gw->conn != NULL ? fl__conn_await(gw->conn, f)
-                          : fl_future_wait(f, FL_INFINITE);
+    /* The call has its own timeout. A TCP call's answer may be read by
+     * this thread itself (fl__conn_await). */
+    rc = gw->tran->await(gw, f);
     if (rc == FL_OK)
         *reply = fl_future_take_value(f);
     fl__rpc_set_last(rc, rc == FL_OK ? NULL : fl_future_message(f));
@@ -257,19 +200,12 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     tls_next_timeout = 0;
     int rc;
     if (closure == NULL) {
-        if (gw->conn != NULL) {
-            rc = fl__rpc_tcp_call(gw, method, input, 0, true, false, NULL);
-        } else {
-            fl_msg_t *m;
-            rc = build_invoke(gw, method, input, &m);
-            if (rc == FL_OK)
-                rc = fl_tell(gw->svc->sys, gw->actor, m);
-        }
+        rc = gw->tran->tell(gw, method, input);
         fl__rpc_set_last(rc, NULL);
         return;
     }
     fl_future_t *ask = NULL;
-    rc = send_ask(gw, method, input, timeout, &ask);
+    rc = gw->tran->ask(gw, method, input, timeout, &ask);
     closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;

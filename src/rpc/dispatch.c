@@ -20,12 +20,12 @@
 static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
     FL_PRINTF(3, 4);
 
-/* invoke_asked: the invocation msg (well formed) expects an answer, from
- * a local ask or from the wire. */
+/* invoke_asked: the invocation msg (well formed) expects an answer: it is
+ * an ask, or carries a target of its own (a call from the wire). */
 static bool invoke_asked(fl_msg_t *msg)
 {
     const invoke_hdr_t *h = fl_msg_data(msg);
-    return fl_msg_is_ask(msg) || h->conn != NULL;
+    return fl_msg_is_ask(msg) || h->to != NULL;
 }
 
 /* invoke_fail answers the invocation msg (well formed) with an error if it
@@ -40,10 +40,7 @@ static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (h->conn != NULL)
-        fl__rpc_wire_settle(msg, err, buf); /* takes the connection */
-    else
-        fl_reply_error(msg, err, "%s", buf);
+    fl__rpc_sinks[h->sink]->fail_msg(msg, err, buf);
 }
 
 static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
@@ -135,14 +132,16 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                     md->input->name, md->name, why);
         return;
     }
+    /* The call answers now: it takes the target of an ask (a tell has
+     * none, and costs no call to its sink). */
+    const fl__rpc_sink_t *sink = fl__rpc_sinks[h->sink];
     fl_rpc_call_t c = {.magic = CALL_MAGIC,
                        .ep = ep,
-                       .reply = fl_msg_take_reply(msg),
-                       .conn = h->conn,
+                       .sink = sink,
+                       .to = invoke_asked(msg) ? sink->take(msg) : NULL,
                        .corr = h->corr,
                        .output = md->output,
                        .method = md->name};
-    h->conn = NULL; /* the call answers it now */
     fn(s, in, fl__rpc_reply_closure, &c);
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
@@ -158,7 +157,8 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
             fl__rpc_call_claim(&c))
             fl__rpc_call_fail(&c, FL_ENOREPLY,
                               "the handler returned without answering");
-        fl_future_release(c.reply);
+        if (c.to != NULL) /* what the sink still holds */
+            c.sink->release(&c);
     }
     c.magic = 0;
 }

@@ -9,7 +9,7 @@
 #include <fling/rpc.h>
 
 #include "actor/msg.h"
-#include "remote/net.h"
+#include "rpc/tran.h"
 
 /* Message types on an endpoint's mailbox. */
 enum {
@@ -23,18 +23,19 @@ enum {
 /* Header of an RPC_INVOKE payload; the packed request follows. */
 typedef struct invoke_hdr {
     /* A call from the wire that expects an answer (FL__MF_SETTLE): settle
-     * is fl__rpc_wire_settle, conn (one reference) and corr say where the
-     * answer goes; handle_invoke takes them (conn = NULL). Unused (NULL)
-     * otherwise. */
+     * is fl__rpc_wire_settle, to (the connection, one reference) and corr
+     * say where the answer goes; handle_invoke takes them (to = NULL).
+     * Unused (NULL) otherwise: a local ask's future is the message's. */
     fl__settle_fn settle;
-    fl__conn_t *conn;
+    void *to;
     uint64_t corr;
     uint32_t service;
     uint32_t method;
     uint32_t len;
     uint8_t fence; /* FENCE_* (fencing.h) */
     uint8_t wire;  /* the request came over the network: check it first */
-    uint8_t pad[2];
+    uint8_t sink;  /* where the answer goes: an fl__rpc_sinks index */
+    uint8_t pad;
     fl_fencing_token_t token;
 } invoke_hdr_t;
 

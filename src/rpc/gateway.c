@@ -9,14 +9,16 @@
 #include "rpc/call.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
+#include "rpc/local.h"
 #include "rpc/service.h"
 #include "rpc/tcp.h"
 
 #include <string.h>
 
 fl_rpc_gateway_t *
-fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
-                 const char *address, uint32_t service_index, uint8_t fence,
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const fl__rpc_tran_t *tran,
+                 const ProtobufCServiceDescriptor *desc, const char *address,
+                 uint32_t service_index, uint8_t fence,
                  const fl_fencing_token_t *token, bool has_token)
 {
     fl_rpc_gateway_t *gw = fl__calloc(1, sizeof *gw);
@@ -28,6 +30,7 @@ fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
     gw->base.invoke = fl__rpc_gw_invoke;
     gw->base.destroy = NULL;
     gw->svc = svc;
+    gw->tran = tran;
     gw->service_index = service_index;
     gw->fence = fence;
     if (token != NULL) {
@@ -38,19 +41,6 @@ fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
     return gw;
 }
 
-/* A gateway to a local endpoint's service_index-th service. */
-static fl_rpc_gateway_t *gw_new(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
-                                uint32_t service_index, uint8_t fence,
-                                const fl_fencing_token_t *token)
-{
-    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
-        svc, ep->services[service_index]->descriptor, ep->address,
-        service_index, fence, token, fence == FENCE_TOKEN || ep->fenced);
-    if (gw != NULL)
-        gw->actor = ep->actor;
-    return gw;
-}
-
 void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
 {
     if (gw == NULL)
@@ -58,8 +48,7 @@ void fl_rpc_gateway_free(fl_rpc_gateway_t *gw)
     fl__free(gw->address);
     fl__free(gw->remote_id);
     fl__free(gw->host);
-    if (gw->conn != NULL)
-        fl__conn_release(gw->conn);
+    gw->tran->gw_fini(gw);
     fl__free(gw);
 }
 
@@ -79,8 +68,22 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
     int i = fl__rpc_service_index(ep, desc->name);
     if (i < 0)
         return FL_ENOTSUP;
-    *out = gw_new(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
+    *out = fl__rpc_local_gw(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
     return *out ? FL_OK : FL_ENOMEM;
+}
+
+/* The transports by scheme (tran.h); a new one (TLS) is added here. An
+ * address of none of their schemes goes to the local transport, which
+ * finds no endpoint under it (FL_ECONNECT). */
+static const fl__rpc_tran_t *const trans[] = {&fl__rpc_tran_tcp,
+                                              &fl__rpc_tran_local};
+
+static const fl__rpc_tran_t *tran_of(const char *address)
+{
+    for (size_t i = 0; i < sizeof trans / sizeof *trans; i++)
+        if (strncmp(address, trans[i]->scheme, strlen(trans[i]->scheme)) == 0)
+            return trans[i];
+    return &fl__rpc_tran_local;
 }
 
 int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
@@ -94,47 +97,11 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     fl_future_t *f = fl_future_alloc();
     if (f == NULL)
         return FL_ENOMEM;
-    static const char tcp[] = "fling.tcp://";
-    if (strncmp(address, tcp, sizeof tcp - 1) == 0) {
-        pthread_mutex_lock(&svc->mu);
-        bool closed = svc->closed;
-        pthread_mutex_unlock(&svc->mu);
-        if (closed) {
-            fl_future_release(f);
-            return FL_ECLOSED;
-        }
-        fl__rpc_tcp_connect(svc, address, desc, token, f);
-        *out = f;
-        return FL_OK;
-    }
-    static const char prefix[] = "fling://local/";
-    pthread_mutex_lock(&svc->mu);
-    if (svc->closed) {
-        pthread_mutex_unlock(&svc->mu);
+    int rc = tran_of(address)->connect(svc, address, desc, token, f);
+    if (rc != FL_OK) {
         fl_future_release(f);
-        return FL_ECLOSED;
+        return rc;
     }
-    fl_rpc_endpoint_t *ep = NULL;
-    if (strncmp(address, prefix, sizeof prefix - 1) == 0)
-        ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
-    int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
-    fl_rpc_gateway_t *gw = NULL;
-    if (idx >= 0)
-        gw = gw_new(svc, ep, (uint32_t)idx, token ? FENCE_TOKEN : FENCE_NONE,
-                    token);
-    pthread_mutex_unlock(&svc->mu);
-    if (ep == NULL)
-        fl_future_fail(f, FL_ECONNECT,
-                       "Could not connect to rpc endpoint under address %s.",
-                       address);
-    else if (idx < 0)
-        fl_future_fail(f, FL_EHANDSHAKE,
-                       "The rpc endpoint does not support the gateway %s.",
-                       desc->name);
-    else if (gw == NULL)
-        fl_future_fail(f, FL_ENOMEM, NULL);
-    else
-        fl_future_complete(f, gw, fl__rpc_gw_free_cb);
     *out = f;
     return FL_OK;
 }

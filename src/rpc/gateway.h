@@ -1,7 +1,8 @@
 /*
  * src/rpc/gateway.h - the gateway: a ProtobufCService (first member) that
  * turns the generated stubs' calls into invocations of one endpoint's
- * service, local or remote. gateway.c owns its life and connecting.
+ * service through a transport (tran.h). gateway.c owns its life and
+ * connecting.
  */
 #ifndef FL_RPC_GATEWAY_H
 #define FL_RPC_GATEWAY_H
@@ -12,10 +13,13 @@
 #include <stdint.h>
 
 #include "remote/net.h"
+#include "rpc/tran.h"
 
 struct fl_rpc_gateway {
     ProtobufCService base; /* first: the generated stubs see this */
     fl_rpc_service_t *svc;
+    const fl__rpc_tran_t *tran; /* every call goes through it */
+    /* The target, the transport's own: a local gateway's actor. */
     fl_actor_ref_t actor;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */
@@ -23,21 +27,24 @@ struct fl_rpc_gateway {
     fl_fencing_token_t token;
     int64_t timeout_ms;
     char *address;
-    /* A remote gateway: the connection, the endpoint's id and host. */
+    /* A remote gateway's target (TCP's own): the connection, the
+     * endpoint's id and host. host is NULL for a local gateway. */
     fl__conn_t *conn;
     char *remote_id;
     char *host;
 };
 
 /*
- * A gateway of svc for desc at address (copied): the parts local and remote
- * gateways share; the caller adds the target (actor, or connection). token
+ * A gateway of svc for desc at address (copied), calling through tran:
+ * the parts every transport's gateways share; the transport adds its
+ * target (actor, or connection) and lets go of it in its gw_fini. token
  * (may be NULL) is copied, has_token says whether it is reported. NULL when
  * out of memory. Any thread.
  */
 fl_rpc_gateway_t *
-fl__rpc_gw_alloc(fl_rpc_service_t *svc, const ProtobufCServiceDescriptor *desc,
-                 const char *address, uint32_t service_index, uint8_t fence,
+fl__rpc_gw_alloc(fl_rpc_service_t *svc, const fl__rpc_tran_t *tran,
+                 const ProtobufCServiceDescriptor *desc, const char *address,
+                 uint32_t service_index, uint8_t fence,
                  const fl_fencing_token_t *token, bool has_token);
 
 /* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */

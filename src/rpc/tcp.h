@@ -16,6 +16,7 @@
 
 #include "actor/msg.h"
 #include "remote/net.h"
+#include "rpc/tran.h"
 
 /* ---- the service's transport (tcp.c) ------------------------------------ */
 
@@ -66,40 +67,14 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                            const fl__frame_meta_t *m, const uint8_t *body);
 void fl__rpc_tcp_on_frames(void *arg);
 
-/*
- * Answer a call from the wire. fl__rpc_wire_reply packs reply straight
- * into a REPLY frame (FL_EMSGSIZE, naming both sizes, if it exceeds the
- * caller's frame limit); fl__rpc_wire_fail sends an ERROR with err and
- * msg. Both consume the reference to c. Any thread.
- */
-void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
-                        const ProtobufCMessage *reply);
-void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg);
-
-/* The settle function of calls from the wire (FL__MF_SETTLE): answers m's
- * call with err and why if its connection is still held, and lets go of
- * it. Also how handle_invoke fails a call from the wire. Any thread. */
-void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why);
+/* The sink of calls from the wire (tran.h): answers go back as REPLY or
+ * ERROR frames with the call's correlation id. */
+extern const fl__rpc_sink_t fl__rpc_sink_wire;
 
 /* ---- client side (tcp_client.c) ----------------------------------------- */
 
-/* fl_rpc_connect for a fling.tcp:// address: completes f with a remote
- * gateway or fails it. Any thread; never blocks. */
-void fl__rpc_tcp_connect(fl_rpc_service_t *svc, const char *address,
-                         const ProtobufCServiceDescriptor *desc,
-                         const fl_fencing_token_t *token, fl_future_t *f);
-
-/*
- * Send a call through a remote gateway. tell: fire and forget (returns
- * the queueing result, *out untouched). Otherwise *out gets a future of
- * the reply, already failed for a too large request or a refused queue;
- * returns FL_OK then. The reply is the unpacked message (freed with
- * protobuf_c_message_free_unpacked) when `unpack`, else the packed bytes
- * (an fl_msg_t of type FL__MSG_ANSWER). FL_EINVAL (bad method or request
- * type), FL_ENOMEM leave *out NULL. Any thread; never blocks.
- */
-int fl__rpc_tcp_call(fl_rpc_gateway_t *gw, unsigned method,
-                     const ProtobufCMessage *req, int64_t timeout_ms, bool tell,
-                     bool unpack, fl_future_t **out);
+/* The caller's side of TCP (tran.h): scheme "fling.tcp://"; a gateway
+ * holds the connection to its peer (gw->conn, one reference). */
+extern const fl__rpc_tran_t fl__rpc_tran_tcp;
 
 #endif /* FL_RPC_TCP_H */

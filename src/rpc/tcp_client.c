@@ -52,9 +52,10 @@ static void on_connected(fl_future_t *raw, void *p)
     }
     uint32_t idx;
     memcpy(&idx, fl_msg_data(fl_future_value(raw)), sizeof idx);
-    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
-        x->svc, x->desc, x->address, idx, x->fenced ? FENCE_TOKEN : FENCE_NONE,
-        x->fenced ? &x->token : NULL, x->fenced);
+    fl_rpc_gateway_t *gw =
+        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, x->address, idx,
+                         x->fenced ? FENCE_TOKEN : FENCE_NONE,
+                         x->fenced ? &x->token : NULL, x->fenced);
     if (gw == NULL) {
         fl_future_fail(x->dst, FL_ENOMEM, NULL);
         connect_ctx_free(x);
@@ -70,9 +71,11 @@ static void on_connected(fl_future_t *raw, void *p)
     connect_ctx_free(x);
 }
 
-void fl__rpc_tcp_connect(fl_rpc_service_t *svc, const char *address,
-                         const ProtobufCServiceDescriptor *desc,
-                         const fl_fencing_token_t *token, fl_future_t *f)
+/* The handshake: CONNECT to the address's endpoint; f completes in
+ * on_connected, or fails here. */
+static void connect_remote(fl_rpc_service_t *svc, const char *address,
+                           const ProtobufCServiceDescriptor *desc,
+                           const fl_fencing_token_t *token, fl_future_t *f)
 {
     char why[FL__HOST_MAX + 200];
     fl__address_t a;
@@ -168,9 +171,18 @@ static int decode_reply(const void *arg, const uint8_t *body, size_t len,
     return FL_OK;
 }
 
-int fl__rpc_tcp_call(fl_rpc_gateway_t *gw, unsigned method,
-                     const ProtobufCMessage *req, int64_t timeout_ms, bool tell,
-                     bool unpack, fl_future_t **out)
+/*
+ * Send a call through a remote gateway. tell: fire and forget (returns
+ * the queueing result, *out untouched). Otherwise *out gets a future of
+ * the reply, already failed for a too large request or a refused queue;
+ * returns FL_OK then. The reply is the unpacked message when `unpack`
+ * (the I/O thread unpacks it), else the packed bytes (an fl_msg_t of type
+ * FL__MSG_ANSWER). FL_EINVAL (bad method or request type), FL_ENOMEM
+ * leave *out NULL.
+ */
+static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
+                    const ProtobufCMessage *req, int64_t timeout_ms, bool tell,
+                    bool unpack, fl_future_t **out)
 {
     if (method >= gw->base.descriptor->n_methods || req == NULL ||
         req->descriptor != gw->base.descriptor->methods[method].input)
@@ -230,3 +242,59 @@ int fl__rpc_tcp_call(fl_rpc_gateway_t *gw, unsigned method,
     *out = f;
     return FL_OK;
 }
+
+/* ---- the transport's ops (tran.h) --------------------------------------- */
+
+static int tcp_connect(fl_rpc_service_t *svc, const char *address,
+                       const ProtobufCServiceDescriptor *desc,
+                       const fl_fencing_token_t *token, fl_future_t *f)
+{
+    pthread_mutex_lock(&svc->mu);
+    bool closed = svc->closed;
+    pthread_mutex_unlock(&svc->mu);
+    if (closed)
+        return FL_ECLOSED;
+    connect_remote(svc, address, desc, token, f);
+    return FL_OK;
+}
+
+static int tcp_tell(fl_rpc_gateway_t *gw, unsigned method,
+                    const ProtobufCMessage *req)
+{
+    return tcp_send(gw, method, req, 0, true, false, NULL);
+}
+
+static int tcp_ask(fl_rpc_gateway_t *gw, unsigned method,
+                   const ProtobufCMessage *req, int64_t timeout_ms,
+                   fl_future_t **out)
+{
+    *out = NULL;
+    return tcp_send(gw, method, req, timeout_ms, false, false, out);
+}
+
+static int tcp_call(fl_rpc_gateway_t *gw, unsigned method,
+                    const ProtobufCMessage *req, int64_t timeout_ms,
+                    fl_future_t **out)
+{
+    return tcp_send(gw, method, req, timeout_ms, false, true, out);
+}
+
+static int tcp_await(fl_rpc_gateway_t *gw, fl_future_t *f)
+{
+    return fl__conn_await(gw->conn, f);
+}
+
+static void tcp_gw_fini(fl_rpc_gateway_t *gw)
+{
+    fl__conn_release(gw->conn);
+}
+
+const fl__rpc_tran_t fl__rpc_tran_tcp = {
+    .scheme = "fling.tcp://",
+    .connect = tcp_connect,
+    .tell = tcp_tell,
+    .ask = tcp_ask,
+    .call = tcp_call,
+    .await = tcp_await,
+    .gw_fini = tcp_gw_fini,
+};

@@ -13,6 +13,7 @@
 #include "actor/claim.h"
 #include "actor/msg.h"
 #include "remote/rx.h"
+#include "rpc/answer.h"
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
@@ -58,14 +59,19 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     }
 }
 
-void fl__rpc_wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
+/* Answer a call from the wire with an ERROR of err and msg; consumes the
+ * reference to c. Any thread. */
+static void wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
 {
     fl__conn_answer_error(c, corr, err, msg);
     fl__conn_release_turn(c);
 }
 
-void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
-                        const ProtobufCMessage *reply)
+/* Answer a call from the wire: reply packed straight into a REPLY frame
+ * (FL_EMSGSIZE, naming both sizes, if it exceeds the caller's frame
+ * limit). Consumes the reference to c. Any thread. */
+static void wire_reply(fl__conn_t *c, uint64_t corr,
+                       const ProtobufCMessage *reply)
 {
     size_t n = protobuf_c_message_get_packed_size(reply);
     uint64_t total = (uint64_t)FL__FRAME_HDR + n;
@@ -76,14 +82,13 @@ void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
                  "reply of %llu bytes exceeds the maximum frame size of %u "
                  "bytes",
                  (unsigned long long)total, max);
-        fl__rpc_wire_fail(c, corr, FL_EMSGSIZE, msg);
+        wire_fail(c, corr, FL_EMSGSIZE, msg);
         return;
     }
     uint8_t *body;
     fl__obuf_t *b = fl__obuf_frame(FL__K_REPLY, 0, corr, NULL, n, &body);
     if (b == NULL) {
-        fl__rpc_wire_fail(c, corr, FL_ENOMEM,
-                          "out of memory sending the reply");
+        wire_fail(c, corr, FL_ENOMEM, "out of memory sending the reply");
         return;
     }
     protobuf_c_message_pack(reply, body);
@@ -91,19 +96,67 @@ void fl__rpc_wire_reply(fl__conn_t *c, uint64_t corr,
     fl__conn_release_turn(c);
 }
 
-void fl__rpc_wire_settle(fl_msg_t *m, int err, const char *why)
+/* The settle function of calls from the wire (FL__MF_SETTLE): answers m's
+ * call with err and why if its connection is still held, and lets go of
+ * it. Also how handle_invoke fails a call from the wire (the wire sink's
+ * fail_msg). Any thread. */
+static void wire_settle(fl_msg_t *m, int err, const char *why)
 {
     invoke_hdr_t *h = fl_msg_data(m);
-    fl__conn_t *c = h->conn;
+    fl__conn_t *c = h->to;
     if (c == NULL)
         return; /* answered */
-    h->conn = NULL;
+    h->to = NULL;
     if (err == FL_ECLOSED) {
         err = FL_EUNREACHABLE;
         why = "recipient unreachable: the rpc service is shutting down";
     }
-    fl__rpc_wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
+    wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
 }
+
+/* ---- the wire sink (tran.h): answers in frames on the connection ------- */
+
+static void *sink_take(fl_msg_t *msg)
+{
+    invoke_hdr_t *h = fl_msg_data(msg);
+    void *c = h->to;
+    h->to = NULL;
+    return c;
+}
+
+/* Take c's connection: whoever does answers on it. */
+static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
+{
+    fl__conn_t *conn = c->to;
+    c->to = NULL;
+    return conn;
+}
+
+static void sink_reply(fl_rpc_call_t *c, const ProtobufCMessage *reply)
+{
+    wire_reply(call_take_conn(c), c->corr, reply);
+}
+
+static void sink_fail(fl_rpc_call_t *c, int err, const char *msg)
+{
+    wire_fail(call_take_conn(c), c->corr, err, msg);
+}
+
+static void sink_release(fl_rpc_call_t *c)
+{
+    /* Unreachable: a call from the wire ends answered. */
+    wire_fail(call_take_conn(c), c->corr, FL_ENOREPLY, "call dropped");
+}
+
+const fl__rpc_sink_t fl__rpc_sink_wire = {
+    .take = sink_take,
+    .fail_msg = wire_settle,
+    .reply = sink_reply,
+    .fail = sink_fail,
+    .release = sink_release,
+};
+
+/* ---- serving frames (the transport's hooks) ----------------------------- */
 
 /* The claim this read already holds on endpoint `id`, if any (I/O
  * thread): its calls join the claimed turn. */
@@ -177,6 +230,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     ih->method = m->method_index;
     ih->len = h->body_len;
     ih->wire = 1;
+    ih->sink = FL__RPC_SINK_WIRE;
     if (h->flags & FL__F_FENCED) {
         ih->fence = FENCE_TOKEN;
         memcpy(ih->token.bytes, m->token, sizeof ih->token.bytes);
@@ -188,9 +242,9 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         /* The message owes the caller an answer: handle_invoke hands it to
          * the call, and the runtime settles it if the message never gets
          * there (the endpoint stopped, the system closed). */
-        ih->settle = fl__rpc_wire_settle;
+        ih->settle = wire_settle;
         fl__conn_retain_io(c);
-        ih->conn = c;
+        ih->to = c;
         ih->corr = h->corr;
         msg->flags |= FL__MF_SETTLE;
     }

@@ -1,0 +1,207 @@
+/*
+ * local.c - the in-process transport (tran.h). A local gateway's target
+ * is the endpoint's actor: a call packs its request into an RPC_INVOKE
+ * message and tells or asks it; the reply travels back packed (RPC_REPLY)
+ * and is unpacked on the caller's side, so local calls copy exactly like
+ * remote ones. Its sink answers a local ask's future. Connecting finds the
+ * endpoint in the service's registry.
+ */
+#include "rpc/local.h"
+
+#include "rpc/answer.h"
+#include "rpc/call.h"
+#include "rpc/dispatch.h"
+#include "rpc/endpoint.h"
+#include "rpc/fencing.h"
+#include "rpc/gateway.h"
+#include "rpc/service.h"
+
+#include <string.h>
+
+/* ---- the caller's side -------------------------------------------------- */
+
+fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
+                                   uint32_t service_index, uint8_t fence,
+                                   const fl_fencing_token_t *token)
+{
+    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
+        svc, &fl__rpc_tran_local, ep->services[service_index]->descriptor,
+        ep->address, service_index, fence, token,
+        fence == FENCE_TOKEN || ep->fenced);
+    if (gw != NULL)
+        gw->actor = ep->actor;
+    return gw;
+}
+
+/* Build the invocation message for method of gw with req packed in. */
+static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
+                        const ProtobufCMessage *req, fl_msg_t **out)
+{
+    *out = NULL;
+    if (method >= gw->base.descriptor->n_methods || req == NULL ||
+        req->descriptor != gw->base.descriptor->methods[method].input)
+        return FL_EINVAL;
+    size_t n = protobuf_c_message_get_packed_size(req);
+    if (n > UINT32_MAX)
+        return FL_EINVAL;
+    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
+    if (m == NULL)
+        return FL_ENOMEM;
+    invoke_hdr_t *h = fl_msg_data(m);
+    h->service = gw->service_index;
+    h->method = method;
+    h->len = (uint32_t)n;
+    h->fence = gw->fence;
+    h->wire = 0;
+    h->token = gw->token;
+    h->sink = FL__RPC_SINK_LOCAL;
+    protobuf_c_message_pack(req, (uint8_t *)(h + 1));
+    *out = m;
+    return FL_OK;
+}
+
+static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req)
+{
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc == FL_OK)
+        rc = fl_tell(gw->svc->sys, gw->actor, m);
+    return rc;
+}
+
+static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
+                     const ProtobufCMessage *req, int64_t timeout_ms,
+                     fl_future_t **ask)
+{
+    *ask = NULL;
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc != FL_OK)
+        return rc;
+    return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
+}
+
+static int local_call(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req, int64_t timeout_ms,
+                      fl_future_t **out)
+{
+    fl_future_t *ask;
+    int rc = local_ask(gw, method, req, timeout_ms, &ask);
+    if (rc != FL_OK)
+        return rc;
+    fl_future_t *f =
+        fl_future_then(ask, fl__rpc_unpack_then,
+                       (void *)gw->base.descriptor->methods[method].output);
+    fl_future_release(ask);
+    if (f == NULL)
+        return FL_ENOMEM;
+    *out = f;
+    return FL_OK;
+}
+
+static int local_await(fl_rpc_gateway_t *gw, fl_future_t *f)
+{
+    (void)gw;
+    return fl_future_wait(f, FL_INFINITE);
+}
+
+static void local_gw_fini(fl_rpc_gateway_t *gw)
+{
+    (void)gw; /* the actor is a reference by id: nothing held */
+}
+
+/* An address of no transport's scheme comes here too (gateway.c): it
+ * names no local endpoint (FL_ECONNECT). */
+static int local_connect(fl_rpc_service_t *svc, const char *address,
+                         const ProtobufCServiceDescriptor *desc,
+                         const fl_fencing_token_t *token, fl_future_t *f)
+{
+    static const char prefix[] = FL__RPC_LOCAL_SCHEME;
+    pthread_mutex_lock(&svc->mu);
+    if (svc->closed) {
+        pthread_mutex_unlock(&svc->mu);
+        return FL_ECLOSED;
+    }
+    fl_rpc_endpoint_t *ep = NULL;
+    if (strncmp(address, prefix, sizeof prefix - 1) == 0)
+        ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
+    int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
+    fl_rpc_gateway_t *gw = NULL;
+    if (idx >= 0)
+        gw = fl__rpc_local_gw(svc, ep, (uint32_t)idx,
+                              token ? FENCE_TOKEN : FENCE_NONE, token);
+    pthread_mutex_unlock(&svc->mu);
+    if (ep == NULL)
+        fl_future_fail(f, FL_ECONNECT,
+                       "Could not connect to rpc endpoint under address %s.",
+                       address);
+    else if (idx < 0)
+        fl_future_fail(f, FL_EHANDSHAKE,
+                       "The rpc endpoint does not support the gateway %s.",
+                       desc->name);
+    else if (gw == NULL)
+        fl_future_fail(f, FL_ENOMEM, NULL);
+    else
+        fl_future_complete(f, gw, fl__rpc_gw_free_cb);
+    return FL_OK;
+}
+
+const fl__rpc_tran_t fl__rpc_tran_local = {
+    .scheme = FL__RPC_LOCAL_SCHEME,
+    .connect = local_connect,
+    .tell = local_tell,
+    .ask = local_ask,
+    .call = local_call,
+    .await = local_await,
+    .gw_fini = local_gw_fini,
+};
+
+/* ---- the answer's side: a local ask's future ---------------------------- */
+
+/* Pack msg into a reply message. NULL when out of memory. */
+static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    fl_msg_t *m = fl_msg_alloc(RPC_REPLY, n);
+    if (m != NULL)
+        protobuf_c_message_pack(msg, fl_msg_data(m));
+    return m;
+}
+
+static void *sink_take(fl_msg_t *msg)
+{
+    return fl_msg_take_reply(msg);
+}
+
+static void sink_fail_msg(fl_msg_t *msg, int err, const char *why)
+{
+    fl_reply_error(msg, err, "%s", why);
+}
+
+static void sink_reply(fl_rpc_call_t *c, const ProtobufCMessage *reply)
+{
+    fl_msg_t *m = pack_reply(reply);
+    if (m == NULL)
+        fl_future_fail(c->to, FL_ENOMEM, "could not pack the reply");
+    else
+        fl_future_complete(c->to, m, fl_msg_free_cb);
+}
+
+static void sink_fail(fl_rpc_call_t *c, int err, const char *msg)
+{
+    fl_future_fail(c->to, err, "%s", msg);
+}
+
+static void sink_release(fl_rpc_call_t *c)
+{
+    fl_future_release(c->to);
+}
+
+const fl__rpc_sink_t fl__rpc_sink_local = {
+    .take = sink_take,
+    .fail_msg = sink_fail_msg,
+    .reply = sink_reply,
+    .fail = sink_fail,
+    .release = sink_release,
+};

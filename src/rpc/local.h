@@ -1,0 +1,28 @@
+/*
+ * src/rpc/local.h - the in-process transport (local.c): its caller's ops,
+ * the sink of local asks, and local gateways.
+ */
+#ifndef FL_RPC_LOCAL_H
+#define FL_RPC_LOCAL_H
+
+#include <fling/rpc.h>
+
+#include <stdint.h>
+
+#include "rpc/tran.h"
+
+#define FL__RPC_LOCAL_SCHEME "fling://local/"
+
+extern const fl__rpc_tran_t fl__rpc_tran_local;
+extern const fl__rpc_sink_t fl__rpc_sink_local;
+
+/*
+ * A gateway to a local endpoint's service_index-th service, fenced as
+ * `fence` with token (may be NULL; copied). NULL when out of memory. Any
+ * thread; ep is held by the caller (or svc->mu).
+ */
+fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
+                                   uint32_t service_index, uint8_t fence,
+                                   const fl_fencing_token_t *token);
+
+#endif /* FL_RPC_LOCAL_H */
