@@ -131,15 +131,20 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
         settle_decoded(f, decode, decode_arg, fr->body, fr->h.body_len);
         return; /* it let go of f */
     } else {
-        size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len : 4;
+        size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len
+                                               : sizeof(fl__connected_t);
         fl_msg_t *m = fl_msg_alloc(FL__MSG_ANSWER, len);
         if (m == NULL) {
             fl_future_fail(f, FL_ENOMEM, "could not hold the answer");
         } else {
-            if (fr->h.kind == FL__K_REPLY)
+            if (fr->h.kind == FL__K_REPLY) {
                 memcpy(fl_msg_data(m), fr->body, len);
-            else
-                memcpy(fl_msg_data(m), &fr->m.service_index, 4);
+            } else {
+                fl__connected_t *cd = fl_msg_data(m);
+                cd->service_index = fr->m.service_index;
+                cd->has_instance = (fr->h.flags & FL__F_INSTANCE) != 0;
+                cd->instance = fr->m.instance;
+            }
             /* Consumes m, also when the call timed out meanwhile. */
             fl_future_complete(f, m, fl_msg_free_cb);
         }

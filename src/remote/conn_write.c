@@ -504,9 +504,11 @@ int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
     return b ? fl__conn_send(c, b) : FL_ENOMEM;
 }
 
-int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index)
+int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
+                              uint64_t instance)
 {
-    fl__frame_meta_t m = {.service_index = index};
-    fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECTED, 0, corr, &m, 0, NULL);
+    fl__frame_meta_t m = {.service_index = index, .instance = instance};
+    fl__obuf_t *b =
+        fl__obuf_frame(FL__K_CONNECTED, FL__F_INSTANCE, corr, &m, 0, NULL);
     return b ? fl__conn_send(c, b) : FL_ENOMEM;
 }

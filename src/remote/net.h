@@ -180,8 +180,8 @@ typedef int (*fl__decode_fn)(const void *arg, const uint8_t *body, size_t len,
  * fl__conn_request sends frame fb (consumed) as a request: gives it a fresh
  * correlation id and keeps a reference to f until the answer, which
  * completes f with decode(decode_arg, body) for a REPLY when decode is not
- * NULL, else with an fl_msg_t * (the REPLY body, or the CONNECTED
- * metadata's u32 service index in host order); or fails it with the
+ * NULL, else with an fl_msg_t * (the REPLY body, or for CONNECTED an
+ * fl__connected_t); or fails it with the
  * ERROR's code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
  * connection fails. An answer that arrives after f was completed (timed
  * out) is dropped undecoded. timeout_ms (FL_INFINITE: none) bounds the
@@ -226,8 +226,21 @@ extern _Atomic uint64_t fl__net_await_spin_ns;
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
                           const char *msg);
 
-/* Answer a CONNECT with CONNECTED service_index. */
-int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index);
+/* What a CONNECTED said: the payload of the fl_msg_t a CONNECT request's
+ * future completes with. has_instance is false for a peer that sent no
+ * instance (flag FL__F_INSTANCE); its gateways then name the endpoint by
+ * id alone. */
+typedef struct fl__connected {
+    uint32_t service_index;
+    bool has_instance;
+    uint64_t instance;
+} fl__connected_t;
+
+/* Answer a CONNECT with CONNECTED: the service's index among the
+ * endpoint's, and the endpoint's instance id (an id no successor under
+ * the same endpoint id shares; docs/wire-protocol.md). Any thread. */
+int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
+                              uint64_t instance);
 
 /* Frames and bytes moved, for tests and stats. */
 typedef struct fl__net_stats {

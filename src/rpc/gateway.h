@@ -28,10 +28,14 @@ struct fl_rpc_gateway {
     int64_t timeout_ms;
     char *address;
     /* A remote gateway's target (TCP's own): the connection, the
-     * endpoint's id and host. host is NULL for a local gateway. */
+     * endpoint's id and host, and the instance its CONNECTED named (its
+     * calls reach that endpoint only, never a successor under its id).
+     * host is NULL for a local gateway. */
     fl__conn_t *conn;
     char *remote_id;
     char *host;
+    bool has_instance;
+    uint64_t instance;
 };
 
 /*

@@ -50,11 +50,11 @@ static void on_connected(fl_future_t *raw, void *p)
         connect_ctx_free(x);
         return;
     }
-    uint32_t idx;
-    memcpy(&idx, fl_msg_data(fl_future_value(raw)), sizeof idx);
+    fl__connected_t cd;
+    memcpy(&cd, fl_msg_data(fl_future_value(raw)), sizeof cd);
     fl_rpc_gateway_t *gw =
-        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, x->address, idx,
-                         x->fenced ? FENCE_TOKEN : FENCE_NONE,
+        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, x->address,
+                         cd.service_index, x->fenced ? FENCE_TOKEN : FENCE_NONE,
                          x->fenced ? &x->token : NULL, x->fenced);
     if (gw == NULL) {
         fl_future_fail(x->dst, FL_ENOMEM, NULL);
@@ -65,6 +65,8 @@ static void on_connected(fl_future_t *raw, void *p)
     gw->remote_id = x->id;
     gw->host = x->host;
     gw->conn = x->conn;
+    gw->has_instance = cd.has_instance;
+    gw->instance = cd.instance;
     x->id = x->host = NULL;
     x->conn = NULL;
     fl_future_complete(x->dst, gw, fl__rpc_gw_free_cb);
@@ -190,7 +192,8 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     if (fl__conn_closed(gw->conn))
         return FL_ECLOSED;
     uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
-                                (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0));
+                                (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0) |
+                                (gw->has_instance ? FL__F_INSTANCE : 0));
     /* From a zero template, not an initializer: see fl__frame_decode_meta. */
     static const fl__frame_meta_t none;
     fl__frame_meta_t m = none;
@@ -198,6 +201,7 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     m.service_index = gw->service_index;
     m.method_index = method;
     memcpy(m.token, gw->token.bytes, sizeof m.token);
+    m.instance = gw->instance;
     size_t n = protobuf_c_message_get_packed_size(req);
     size_t meta = fl__frame_meta_size(FL__K_INVOKE, flags, &m);
     uint64_t total = (uint64_t)FL__FRAME_HDR + meta + n;

@@ -37,10 +37,13 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     str_copy(id, sizeof id, m->endpoint);
     str_copy(gateway, sizeof gateway, m->gateway);
     int idx = -1;
+    uint64_t instance = 0;
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
-    if (ep != NULL)
+    if (ep != NULL) {
         idx = fl__rpc_service_index(ep, gateway);
+        instance = ep->actor.id;
+    }
     pthread_mutex_unlock(&svc->mu);
     char msg[FL__ERRMSG_MAX + 100];
     if (ep == NULL) {
@@ -55,7 +58,7 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
                  "The rpc endpoint does not support the gateway %s.", gateway);
         fl__conn_answer_error(c, corr, FL_EHANDSHAKE, msg);
     } else {
-        fl__conn_answer_connected(c, corr, (uint32_t)idx);
+        fl__conn_answer_connected(c, corr, (uint32_t)idx, instance);
     }
 }
 
@@ -170,6 +173,14 @@ static struct io_claim *held_claim(fl_rpc_service_t *svc, fl__str_t id)
     return NULL;
 }
 
+/* Whether an INVOKE is for ep: the incarnation its gateway connected to,
+ * when it names one (FL__F_INSTANCE). */
+static bool same_instance(const fl__frame_hdr_t *h, const fl__frame_meta_t *m,
+                          const fl_rpc_endpoint_t *ep)
+{
+    return !(h->flags & FL__F_INSTANCE) || m->instance == ep->actor.id;
+}
+
 void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                            const fl__frame_meta_t *m, const uint8_t *body)
 {
@@ -181,11 +192,16 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     struct io_claim *held = held_claim(svc, m->endpoint);
     fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
     bool claim = false;
-    char id[FL__ID_MAX + 1];
-    if (held == NULL) {
+    if (held != NULL && !same_instance(h, m, ep)) {
+        held = NULL;
+        ep = NULL;
+    } else if (held == NULL) {
+        char id[FL__ID_MAX + 1];
         str_copy(id, sizeof id, m->endpoint);
         pthread_mutex_lock(&svc->mu);
         ep = fl__rpc_find_ep(svc, id);
+        if (ep != NULL && !same_instance(h, m, ep))
+            ep = NULL; /* a successor under the gateway's id */
         /* May this thread run the endpoint's turn (see on_frames)? Then
          * the endpoint is held until it has: taken here, under the
          * registry's lock, because once that is let go the endpoint's
@@ -202,15 +218,15 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     if (ep == NULL) {
         if (tell) {
             FL_LOG(FL_LOG_INFO,
-                   "rpc: tell from %s to unknown endpoint %s dropped",
-                   fl__conn_peer_name(c), id);
+                   "rpc: tell from %s to unknown endpoint %.*s dropped",
+                   fl__conn_peer_name(c), (int)m->endpoint.len, m->endpoint.p);
             return;
         }
         char msg[FL__ID_MAX + 120];
         snprintf(msg, sizeof msg,
-                 "recipient unreachable: no rpc endpoint %s here (it has "
+                 "recipient unreachable: no rpc endpoint %.*s here (it has "
                  "terminated or never existed)",
-                 id);
+                 (int)m->endpoint.len, m->endpoint.p);
         fl__conn_answer_error(c, h->corr, FL_EUNREACHABLE, msg);
         return;
     }
