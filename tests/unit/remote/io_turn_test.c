@@ -1,6 +1,6 @@
 /*
  * io_turn_test.c - calls from the network run on the service's I/O thread
- * (fl_rpc_service_opts_t.no_io_turns, src/rpc/remote.c): a remote call to
+ * (fl_rpc_service_opts_t.no_io_turns, src/rpc/tcp_server.c): a remote call to
  * an idle endpoint runs there, a local call on a worker; with no_io_turns
  * every call goes to the workers; the two paths together keep an
  * endpoint's calls serial; an endpoint whose turns there take over 1 ms
