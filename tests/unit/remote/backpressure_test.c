@@ -6,7 +6,7 @@
  *
  * Server side: a server with a small max_queued_bytes and an endpoint whose
  * Fill method answers a small request with a large reply. A raw client
- * (wire_client.h) with a small SO_RCVBUF asks for Fill after Fill and never
+ * (wire_raw.h) with a small SO_RCVBUF asks for Fill after Fill and never
  * reads, so the kernel's buffers fill and then the server's queue for that
  * connection. Round by round, a well-behaved fling client keeps getting
  * correct answers from the same endpoint; then the server logs that the
@@ -33,7 +33,7 @@
  * the line the server writes when it refuses an answer is the event the
  * test waits for; every wait is bounded.
  */
-#include "wire_client.h"
+#include "wire_raw.h"
 
 /* Case 1, the server side. */
 #define SERVER_NAME "bp-server"

@@ -30,11 +30,11 @@
  * order; the last one stops the good client and terminates the endpoint,
  * then checks again that no poisoned request ever ran.
  *
- * The endpoint, the good client and the raw client are wire_client.h's;
- * each step is written with STEP(name, start) below, which gives it its
- * raw connection and the checks around it.
+ * The endpoint and the good client are wire_client.h's, the raw client
+ * wire_raw.h's; each step is written with STEP(name, start) below, which gives
+ * it its raw connection and the checks around it.
  */
-#include "wire_client.h"
+#include "wire_raw.h"
 
 /* Calls the good client must complete after each hostile step begins. */
 #define GOOD_PER_STEP 20

@@ -1,7 +1,7 @@
 /*
  * remote_fixture.h - what the two processes of the remote RPC tests share:
- * remote_peer.c (the peer program) and remote_test.c (the test, whose own
- * endpoints the peer calls back).
+ * remote_peer.c (the peer program) and the remote_*_test.c programs (the
+ * tests, whose own endpoints the peer calls back; peer_calls.h).
  *
  * Both serve flremote.RemoteGateway (remote_gateways.proto) with the
  * handlers below, which keep their state in the rg_store_t given as the

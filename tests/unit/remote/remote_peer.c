@@ -1,7 +1,7 @@
 /*
  * remote_peer.c - the other process of the two-process RPC tests
- * (remote_test.c). Not a test itself: remote_test.c starts it with
- * fork/exec and talks to it over TCP.
+ * (the remote_*_test.c programs). Not a test itself: they start it with
+ * fork/exec (peer_process.h) and talk to it over TCP.
  *
  * It runs a real fling RPC service listening on 127.0.0.1 with four
  * endpoints implementing flremote.RemoteGateway (remote_gateways.proto):
