@@ -1,0 +1,191 @@
+/*
+ * service_schedule_test.c - the service's scheduled executor: once, fixed
+ * rate, fixed delay, cancel, bad arguments and after shutdown.
+ */
+#include "service_fixture.h"
+
+/* ---- the scheduled executor ---------------------------------------------- */
+
+static void test_schedule_runs_the_task_once_after_the_delay(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t c;
+    sched_ctx_init(&c, 1);
+
+    uint64_t t0 = fl_clock_now_ns();
+    fl_rpc_task_id_t id = 0;
+    assert_fl_ok(fl_rpc_schedule(svc, sched_task, &c, 30, &id));
+    assert_true(id != 0);
+    wait_latch(c.done);
+    uint64_t waited = (c.start_ns[0] - t0) / NS_PER_MS;
+    if (waited < 30)
+        fail_msg("ran after %llu ms, want >= 30", (unsigned long long)waited);
+    assert_int_equal(1, assert_no_more_runs(svc, &c, 60));
+    assert_fl(FL_ENOENT, fl_rpc_cancel(svc, id)); /* finished */
+
+    fl_test_latch_free(c.done);
+    svc_end(svc);
+}
+
+static void
+test_schedule_at_fixed_rate_runs_on_its_deadlines_until_cancelled(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t c;
+    sched_ctx_init(&c, 5);
+    const int64_t initial = 20, period = 15;
+
+    uint64_t t0 = fl_clock_now_ns();
+    fl_rpc_task_id_t id = 0;
+    assert_fl_ok(fl_rpc_schedule_at_fixed_rate(svc, sched_task, &c, initial,
+                                               period, &id));
+    wait_latch(c.done); /* at least 5 runs */
+    assert_fl_ok(fl_rpc_cancel(svc, id));
+    int runs = assert_no_more_runs(svc, &c, 4 * period);
+    assert_true(runs >= 5);
+
+    /* Run k starts no earlier than its deadline initial + k * period. */
+    for (int k = 0; k < 5; k++) {
+        uint64_t at = (c.start_ns[k] - t0) / NS_PER_MS;
+        if (at < (uint64_t)(initial + k * period))
+            fail_msg("run %d at %llu ms, deadline %lld ms", k,
+                     (unsigned long long)at, (long long)(initial + k * period));
+    }
+
+    fl_test_latch_free(c.done);
+    svc_end(svc);
+}
+
+static void test_schedule_with_fixed_delay_waits_between_runs(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t c;
+    sched_ctx_init(&c, 3);
+    c.work_ms = 15; /* a fixed rate of 20 ms would leave only ~5 ms gaps */
+    c.cancel_at = 3;
+    const int64_t delay = 20;
+
+    fl_rpc_task_id_t id = 0;
+    assert_fl_ok(
+        fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0, delay, &id));
+    atomic_store(&c.id, id);
+    wait_latch(c.done);
+    assert_int_equal(3, assert_no_more_runs(svc, &c, 3 * (delay + 15)));
+    assert_fl_ok(atomic_load(&c.cancel_rc)); /* cancelled from the task */
+
+    for (int k = 0; k + 1 < 3; k++) {
+        uint64_t gap = (c.start_ns[k + 1] - c.end_ns[k]) / NS_PER_MS;
+        if (gap < (uint64_t)delay)
+            fail_msg("gap after run %d is %llu ms, want >= %lld", k,
+                     (unsigned long long)gap, (long long)delay);
+    }
+
+    fl_test_latch_free(c.done);
+    svc_end(svc);
+}
+
+static void test_cancel_returns_ok_then_enoent(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t c;
+    sched_ctx_init(&c, 1);
+
+    fl_rpc_task_id_t id = 0;
+    assert_fl_ok(fl_rpc_schedule(svc, sched_task, &c, 60000, &id));
+    assert_fl_ok(fl_rpc_cancel(svc, id));
+    assert_fl(FL_ENOENT, fl_rpc_cancel(svc, id));
+    assert_int_equal(0, assert_no_more_runs(svc, &c, 10));
+
+    fl_test_latch_free(c.done);
+    svc_end(svc);
+}
+
+static void test_cancel_of_a_periodic_task_returns_ok_then_enoent(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    sched_ctx_t c;
+    sched_ctx_init(&c, 2);
+
+    fl_rpc_task_id_t id = 0;
+    assert_fl_ok(
+        fl_rpc_schedule_with_fixed_delay(svc, sched_task, &c, 0, 10, &id));
+    wait_latch(c.done);
+    assert_fl_ok(fl_rpc_cancel(svc, id));
+    assert_fl(FL_ENOENT, fl_rpc_cancel(svc, id));
+    (void)assert_no_more_runs(svc, &c, 40);
+
+    fl_test_latch_free(c.done);
+    svc_end(svc);
+}
+
+static void test_cancel_of_an_unknown_task_is_enoent(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    assert_fl(FL_ENOENT, fl_rpc_cancel(svc, (fl_rpc_task_id_t)987654321));
+    svc_end(svc);
+}
+
+static void test_schedule_rejects_bad_arguments_with_einval(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    int arg = 0;
+    fl_rpc_task_id_t id = 0;
+
+    assert_fl(FL_EINVAL, fl_rpc_schedule(svc, noop_task, &arg, -1, &id));
+    assert_fl(FL_EINVAL, fl_rpc_schedule(svc, NULL, &arg, 10, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, -1, 10, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, 0, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, -5, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_at_fixed_rate(svc, NULL, &arg, 0, 10, &id));
+    assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
+                                                          -1, 10, &id));
+    assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
+                                                          0, 0, &id));
+    assert_fl(FL_EINVAL,
+              fl_rpc_schedule_with_fixed_delay(svc, NULL, &arg, 0, 10, &id));
+
+    svc_end(svc);
+}
+
+static void test_schedule_after_shutdown_is_eclosed(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    assert_fl_ok(fl_rpc_service_shutdown(svc));
+
+    int arg = 0;
+    assert_fl(FL_ECLOSED, fl_rpc_schedule(svc, noop_task, &arg, 10, NULL));
+    assert_fl(FL_ECLOSED, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg,
+                                                        10, 10, NULL));
+    assert_fl(FL_ECLOSED, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
+                                                           10, 10, NULL));
+
+    svc_free(svc);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        FL_TEST(test_schedule_runs_the_task_once_after_the_delay),
+        FL_TEST(
+            test_schedule_at_fixed_rate_runs_on_its_deadlines_until_cancelled),
+        FL_TEST(test_schedule_with_fixed_delay_waits_between_runs),
+        FL_TEST(test_cancel_returns_ok_then_enoent),
+        FL_TEST(test_cancel_of_a_periodic_task_returns_ok_then_enoent),
+        FL_TEST(test_cancel_of_an_unknown_task_is_enoent),
+        FL_TEST(test_schedule_rejects_bad_arguments_with_einval),
+        FL_TEST(test_schedule_after_shutdown_is_eclosed),
+    };
+    return FX_RUN(argc, argv, tests);
+}
