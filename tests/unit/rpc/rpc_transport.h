@@ -15,10 +15,9 @@
  * second process would.
  *
  * FX_LOCAL_ONLY marks a case that means nothing over TCP (a comment says
- * why); FX_TCP_FINDING marks a case whose TCP instance shows the TCP path
- * differing from the contract (a "TCP FINDING:" comment says how). Both
- * are left out of the tcp run; FLING_TEST_TCP_FINDINGS=1 runs the
- * findings too.
+ * why): the tcp run leaves it out. Where the contract lets the transports
+ * differ (an address, a tell's refusal), a case asserts each one's exact
+ * behaviour under `if (fx_tcp)`.
  *
  * Header-only (static inline), included by rpc_fixture.h.
  */
@@ -118,18 +117,11 @@ static inline const char *tran_hostname(void)
 
 /* Case markers for fx_run (in a CMUnitTest's initial_state). */
 #define FX_MARK_LOCAL_ONLY ((void *)(uintptr_t)1)
-#define FX_MARK_TCP_FINDING ((void *)(uintptr_t)2)
 
 /* A case that means nothing over TCP: the local run only. */
 #define FX_LOCAL_ONLY(fn)                                                      \
     cmocka_unit_test_prestate_setup_teardown(fn, fl_test_arm, fl_test_disarm,  \
                                              FX_MARK_LOCAL_ONLY)
-
-/* A case whose TCP instance shows a finding: left out of the tcp run unless
- * FLING_TEST_TCP_FINDINGS=1. */
-#define FX_TCP_FINDING(fn)                                                     \
-    cmocka_unit_test_prestate_setup_teardown(fn, fl_test_arm, fl_test_disarm,  \
-                                             FX_MARK_TCP_FINDING)
 
 /*
  * fx_run runs the n cases over the transport argv[1] names ("local", the
@@ -149,15 +141,12 @@ static inline int fx_run(int argc, char **argv, const struct CMUnitTest *tests,
         return 2;
     }
     fx_tcp = argc == 2 && strcmp(argv[1], "tcp") == 0;
-    const char *env = getenv("FLING_TEST_TCP_FINDINGS");
-    bool findings = env != NULL && strcmp(env, "1") == 0;
     struct CMUnitTest *run = calloc(n, sizeof *run);
     assert_non_null(run);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         void *mark = tests[i].initial_state;
-        if (fx_tcp && (mark == FX_MARK_LOCAL_ONLY ||
-                       (mark == FX_MARK_TCP_FINDING && !findings)))
+        if (fx_tcp && mark == FX_MARK_LOCAL_ONLY)
             continue;
         run[k] = tests[i];
         run[k++].initial_state = NULL;
