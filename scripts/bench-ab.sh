@@ -8,7 +8,9 @@
 # (default 5): A run 1, B run 1, A run 2, ... so that a slow or fast spell
 # of the machine falls on both sides. Names are fling_bench's (none = all).
 # Prints every run's raw output, then one line per figure: A's median and
-# range, B's median and range, and B/A of the medians. Speed is never
+# range, B's median and range, B/A of the medians, and the median of the
+# per-run ratios B_i/A_i (each B run against the A run just before it: a
+# spell of the machine that spans both cancels out). Speed is never
 # asserted: exit 0 unless a program failed (1) or the command line is
 # wrong (2).
 #
@@ -51,16 +53,17 @@ for ((run = 1; run <= RUNS; run++)); do
             exit 1
         fi
         cat "$out.run"
-        awk -v s="$side" 'NF == 3 && $2 ~ /^-?[0-9.]+$/ {
-                              print s, $1, $2, $3 }' "$out.run" >>"$out"
+        awk -v s="$side" -v r="$run" 'NF == 3 && $2 ~ /^-?[0-9.]+$/ {
+                              print s, $1, $2, $3, r }' "$out.run" >>"$out"
         rm -f "$out.run"
     done
 done
 
 echo "## medians (range) of $RUNS runs a side"
-printf '%-34s %-30s %-30s %s\n' figure A B B/A
+printf '%-34s %-30s %-30s %-6s %s\n' figure A B B/A 'pairs (range)'
 # One line per figure: the values of each side sorted, then the median.
-awk '{ v[$2 " " $1] = v[$2 " " $1] " " $3; unit[$2] = $4; keys[$2] = 1 }
+awk '{ v[$2 " " $1] = v[$2 " " $1] " " $3; unit[$2] = $4; keys[$2] = 1
+       run[$2 " " $1 " " $5] = $3 }
      function stats(list,   n, a, i, j, t, med) {
          n = split(list, a, " ")
          for (i = 2; i <= n; i++)
@@ -77,8 +80,18 @@ awk '{ v[$2 " " $1] = v[$2 " " $1] " " $3; unit[$2] = $4; keys[$2] = 1 }
              ma = stats(v[k " A"]); la = lo; ha = hi
              mb = stats(v[k " B"]); lb = lo; hb = hi
              r = (ma != 0) ? sprintf("%.3f", mb / ma) : "n/a"
-             printf "%-34s %-30s %-30s %s\n", k " (" unit[k] ")",
+             pr = ""
+             for (i = 1; (k " A " i) in run; i++)
+                 if (run[k " A " i] != 0 && (k " B " i) in run)
+                     pr = pr " " run[k " B " i] / run[k " A " i]
+             if (pr == "") {
+                 p = "n/a"
+             } else {
+                 mp = stats(pr)
+                 p = sprintf("%.3f (%.3f-%.3f)", mp, lo, hi)
+             }
+             printf "%-34s %-30s %-30s %-6s %s\n", k " (" unit[k] ")",
                     num(ma) " (" num(la) "-" num(ha) ")",
-                    num(mb) " (" num(lb) "-" num(hb) ")", r
+                    num(mb) " (" num(lb) "-" num(hb) ")", r, p
          }
      }' "$out" | sort

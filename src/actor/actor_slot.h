@@ -84,20 +84,7 @@ static inline bool fl__ref_live(uint64_t gs, uint64_t id)
     return FL__GEN(gs) == FL__REF_GEN(id) && FL__STATE(gs) != FL__A_FREE;
 }
 
-/*
- * Deliver m to the actor it names (m->target). CONSUMES m. control = true
- * lets control messages (exec, stop) reach actors that have a stop
- * request pending and bypasses the closed check (used by the timer thread
- * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
- * Any thread; not blocking. (deliver.c)
- */
-int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control);
-/* The same, but an undeliverable m is left to the caller (FL_EUNREACHABLE)
- * to dead-letter once it holds no lock. */
-int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control);
-/* Push m into a's mailbox and schedule a if that made it runnable. CONSUMES
- * m. Any thread. (deliver.c) */
-void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m);
+/* Delivery itself (fl__deliver, fl__push) is inline: actor/deliver.h. */
 
 /* Dead-letter m: fail its ask, free its exec argument, count it, free it.
  * Any thread; not blocking. (deliver.c) */

@@ -3,6 +3,7 @@
  * sends a worker's turn coalesces per target, and dead letters (what a
  * message that reaches no actor owes: its ask, its exec argument).
  */
+#include "actor/deliver.h"
 #include "actor/system.h"
 
 #include <stdio.h>
@@ -48,21 +49,6 @@ void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
 /* ---- delivery
  * ------------------------------------------------------------------ */
 
-void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
-{
-    if (fl__mpscq_push(&a->mq, &m->node))
-        fl__sched_schedule(&sys->sched, a);
-}
-
-/* Sends made in one callback to one target are coalesced into a chain and
- * pushed with a single exchange: the mailbox head is the one line every
- * sender writes, and bouncing it between cores per message is what limits
- * many-to-one throughput. Flushed when the target changes, after a batch,
- * and when the callback returns, so per-sender order and the order between
- * targets are those of the fl_tell calls. The chain lives in the worker
- * thread's turn record (fl__tls_turn, system.h). */
-#define FL__OUT_MAX 64u
-
 void fl__turn_push_out(fl__turn_t *t)
 {
     fl__actor_t *a = t->out_to;
@@ -72,42 +58,4 @@ void fl__turn_push_out(fl__turn_t *t)
     t->out_n = 0;
     if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
         fl__sched_schedule(&t->sys->sched, a);
-}
-
-static inline void send_coalesced(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m)
-{
-    if (t->out_to != a) {
-        fl__turn_flush(t);
-        t->out_to = a;
-        t->out_first = m;
-    } else {
-        /* Relaxed: the chain is this thread's until the release store
-         * that links it in fl__mpscq_push_chain publishes it. */
-        atomic_store_explicit(&t->out_last->node.next, &m->node,
-                              memory_order_relaxed);
-    }
-    t->out_last = m;
-    if (++t->out_n >= FL__OUT_MAX)
-        fl__turn_push_out(t);
-}
-
-int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
-{
-    int rc = fl__deliver_or_keep(sys, m, control);
-    if (rc != FL_OK)
-        fl__dead_letter(sys, m, "has stopped or does not exist");
-    return rc;
-}
-
-int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m, bool control)
-{
-    fl__actor_t *a = fl__target_of(sys, m, control);
-    if (a == NULL)
-        return FL_EUNREACHABLE;
-    fl__turn_t *t = &fl__tls_turn;
-    if (t->in_turn && t->sys == sys && !control)
-        send_coalesced(t, a, m);
-    else
-        fl__push(sys, a, m);
-    return FL_OK;
 }

@@ -2,6 +2,7 @@
  * exec.c - running code on an actor's thread: fl_actor_exec, and the
  * future continuations posted to an actor (fl_future_on_complete_in).
  */
+#include "actor/deliver.h"
 #include "actor/future.h"
 #include "actor/system.h"
 

@@ -3,6 +3,7 @@
  * it to stop and finishing its stop, and the public queries on it (alive,
  * lookup by name, termination future, fl_self).
  */
+#include "actor/deliver.h"
 #include "actor/system.h"
 
 #include <string.h>

@@ -3,6 +3,7 @@
  * and answering an ask (fl_reply, fl_reply_error, fl_msg_take_reply).
  */
 #include "actor/claim.h"
+#include "actor/deliver.h"
 #include "actor/future.h"
 #include "actor/system.h"
 

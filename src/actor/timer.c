@@ -11,6 +11,7 @@
  * is only signalled when a new timer becomes earlier than that, so arming a
  * later timeout (every ask does) costs no wake-up.
  */
+#include "actor/deliver.h"
 #include "actor/system.h"
 #include "common/pool.h"
 

@@ -1,0 +1,78 @@
+/*
+ * src/actor/deliver.h - the fast path of delivery (the rest is deliver.c):
+ * putting a message into its actor's mailbox, and the sends a worker's
+ * turn coalesces per target. Inline because fl_tell, fl_ask and every
+ * exec run through it once per message. Included by actor/ only.
+ */
+#ifndef FL_ACTOR_DELIVER_H
+#define FL_ACTOR_DELIVER_H
+
+#include "actor/system.h"
+
+/* Push m into a's mailbox and schedule a if that made it runnable.
+ * CONSUMES m. Any thread; not blocking. */
+static inline void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+{
+    if (fl__mpscq_push(&a->mq, &m->node))
+        fl__sched_schedule(&sys->sched, a);
+}
+
+/* Sends made in one callback to one target are coalesced into a chain and
+ * pushed with a single exchange: the mailbox head is the one line every
+ * sender writes, and bouncing it between cores per message is what limits
+ * many-to-one throughput. Flushed when the target changes, after a batch,
+ * and when the callback returns, so per-sender order and the order between
+ * targets are those of the fl_tell calls. The chain lives in the worker
+ * thread's turn record (fl__tls_turn, system.h). */
+#define FL__OUT_MAX 64u
+
+static inline void fl__send_coalesced(fl__turn_t *t, fl__actor_t *a,
+                                      fl_msg_t *m)
+{
+    if (t->out_to != a) {
+        fl__turn_flush(t);
+        t->out_to = a;
+        t->out_first = m;
+    } else {
+        /* Relaxed: the chain is this thread's until the release store
+         * that links it in fl__mpscq_push_chain publishes it. */
+        atomic_store_explicit(&t->out_last->node.next, &m->node,
+                              memory_order_relaxed);
+    }
+    t->out_last = m;
+    if (++t->out_n >= FL__OUT_MAX)
+        fl__turn_push_out(t);
+}
+
+/* fl__deliver, but an undeliverable m is left to the caller
+ * (FL_EUNREACHABLE) to dead-letter once it holds no lock. */
+static inline int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m,
+                                      bool control)
+{
+    fl__actor_t *a = fl__target_of(sys, m, control);
+    if (a == NULL)
+        return FL_EUNREACHABLE;
+    fl__turn_t *t = &fl__tls_turn;
+    if (t->in_turn && t->sys == sys && !control)
+        fl__send_coalesced(t, a, m);
+    else
+        fl__push(sys, a, m);
+    return FL_OK;
+}
+
+/*
+ * Deliver m to the actor it names (m->target). CONSUMES m. control = true
+ * lets control messages (exec, stop) reach actors that have a stop
+ * request pending and bypasses the closed check (used by the timer thread
+ * and stop). Returns FL_OK or FL_EUNREACHABLE (m was dead-lettered).
+ * Any thread; not blocking.
+ */
+static inline int fl__deliver(fl_system_t *sys, fl_msg_t *m, bool control)
+{
+    int rc = fl__deliver_or_keep(sys, m, control);
+    if (rc != FL_OK)
+        fl__dead_letter(sys, m, "has stopped or does not exist");
+    return rc;
+}
+
+#endif /* FL_ACTOR_DELIVER_H */
