@@ -172,7 +172,7 @@ static void maybe_signal(fl__timers_t *T, fl__timer_t *t)
 
 static uint64_t deadline_after(int64_t ms)
 {
-    return fl_clock_now_ns() + (uint64_t)ms * 1000000ull;
+    return fl__add_sat(fl_clock_now_ns(), fl__ms_to_ns(ms));
 }
 
 fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
@@ -271,7 +271,7 @@ static int arm_public(fl_system_t *sys, fl__timer_t *t, int64_t delay_ms,
 {
     fl__timers_t *T = &sys->timers;
     t->deadline = deadline_after(delay_ms);
-    t->period = (uint64_t)period_ms * 1000000ull;
+    t->period = fl__ms_to_ns(period_ms);
     pthread_mutex_lock(&T->mu);
     /* Pairs with the exchange of closed in fl_system_close. */
     if (T->stop || atomic_load_explicit(&sys->closed, memory_order_acquire)) {
@@ -400,7 +400,7 @@ static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
         }
         bool rearmed = false;
         if (t->period && rc != FL_EUNREACHABLE) {
-            t->deadline += t->period;
+            t->deadline = fl__add_sat(t->deadline, t->period);
             rearmed = heap_push(T, t) == FL_OK;
         }
         if (!rearmed) {
@@ -432,7 +432,7 @@ static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
         t->u.c.cb(sys, t->u.c.arg);
         pthread_mutex_lock(&T->mu);
         if (t->period && !t->cancel_req && !T->stop) {
-            t->deadline += t->period;
+            t->deadline = fl__add_sat(t->deadline, t->period);
             if (heap_push(T, t) == FL_OK)
                 return;
         }

@@ -49,6 +49,25 @@ void fl__alloc_fail_after(uint64_t n, bool sticky);
  */
 void fl__say(char *why, size_t why_len, const char *fmt, ...) FL_PRINTF(3, 4);
 
+/*
+ * fl__ms_to_ns is ms (>= 0) in nanoseconds and fl__add_sat is a + b, both
+ * saturated at UINT64_MAX: a deadline or period built from them never
+ * wraps into the past. So a timeout, delay or period of about 1.8e13 ms
+ * (584 years) or more, INT64_MAX included, never fires: the one rule for
+ * every timer, ask, future timeout and remote call (docs/guide.md,
+ * "Timeouts"). Any thread.
+ */
+static inline uint64_t fl__ms_to_ns(int64_t ms)
+{
+    return (uint64_t)ms > UINT64_MAX / 1000000u ? UINT64_MAX
+                                                : (uint64_t)ms * 1000000u;
+}
+
+static inline uint64_t fl__add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
 /* A spin-wait hint for polling loops. */
 static inline void fl__cpu_relax(void)
 {

@@ -192,13 +192,14 @@ static void on_deadline(uv_timer_t *t)
  */
 static uint64_t deadline_of(int64_t timeout_ms)
 {
-    uint64_t ms = (uint64_t)timeout_ms * 1000000u;
+    uint64_t ns = fl__ms_to_ns(timeout_ms);
     if (timeout_ms <= DEADLINE_NEAR_MS)
-        return fl_clock_now_ns() + ms;
+        return fl_clock_now_ns() + ns;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec +
-           COARSE_SLACK_NS + ms;
+    return fl__add_sat((uint64_t)ts.tv_sec * 1000000000u +
+                           (uint64_t)ts.tv_nsec + COARSE_SLACK_NS,
+                       ns);
 }
 
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,

@@ -494,6 +494,98 @@ test_periodic_timer_start_cancelled_from_outside_stops_running(void **state)
     fl_test_latch_free(sentinel.latch);
 }
 
+/* ---- far deadlines --------------------------------------------------------
+ */
+
+/* The smallest delay in ms whose nanoseconds do not fit 64 bits: added to
+ * the clock unsaturated, the deadline wraps to about 0.45 ms from now. */
+#define FAR_EDGE_MS ((int64_t)18446744073710)
+
+static void test_far_delays_and_periods_saturate_and_never_fire(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    cb_rec_t once = cb_rec(sys, 0);
+    cb_rec_t periodic = cb_rec(sys, 2);
+    fl_timer_id_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        assert_fl_ok(
+            fl_timer_start(sys, rec_timer_cb, &once, far[i], 0, &ids[i]));
+        /* Due now, then a far period: it runs once. */
+        assert_fl_ok(
+            fl_timer_start(sys, rec_timer_cb, &periodic, 0, far[i], NULL));
+    }
+    fl_test_latch_await(periodic.latch);
+    /* Timers run in deadline order: a far one that wrapped would have run
+     * before this sentinel. */
+    cb_rec_t sentinel;
+    run_sentinel(sys, &sentinel, 20);
+    assert_int_equal(0, atomic_load(&once.calls));
+    assert_int_equal(2, atomic_load(&periodic.calls));
+    for (int i = 0; i < 2; i++)
+        assert_fl_ok(fl_timer_cancel(sys, ids[i])); /* still armed */
+    end_system(sys);
+    fl_test_latch_free(periodic.latch);
+    fl_test_latch_free(sentinel.latch);
+}
+
+/* Takes the asks it gets, so that their answers stay owed. */
+typedef struct taker {
+    fl_future_t *taken[2];
+    atomic_int n;
+    fl_test_latch_t *latch;
+} taker_t;
+
+static void take_receive(fl_system_t *sys, fl_actor_ref_t self, void *st,
+                         fl_msg_t *msg)
+{
+    (void)sys;
+    (void)self;
+    taker_t *t = st;
+    int n = atomic_fetch_add(&t->n, 1);
+    if (n < 2)
+        t->taken[n] = fl_msg_take_reply(msg);
+    fl_test_latch_count_down(t->latch);
+}
+
+static void test_far_ask_and_future_timeouts_never_fire(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    taker_t t = {.latch = fl_test_latch_alloc(2)};
+    fl_actor_ref_t a;
+    assert_fl_ok(fl_actor_spawn(sys, take_receive, &t, NULL, &a));
+    fl_future_t *asks[2], *futs[2];
+    for (int i = 0; i < 2; i++) {
+        assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(1, i), far[i], &asks[i]));
+        futs[i] = fl_future_alloc();
+        assert_non_null(futs[i]);
+        assert_fl_ok(fl_future_set_timeout(sys, futs[i], far[i]));
+    }
+    fl_test_latch_await(t.latch);
+    /* Timeouts are timers: a near one armed last fires after any far one
+     * that wrapped. */
+    fl_future_t *near = fl_future_alloc();
+    assert_non_null(near);
+    assert_fl_ok(fl_future_set_timeout(sys, near, 20));
+    assert_fl(FL_ETIMEDOUT, fl_future_wait(near, WAIT_MS));
+    assert_true(fl_future_done(near));
+    for (int i = 0; i < 2; i++) {
+        assert_false(fl_future_done(asks[i]));
+        assert_false(fl_future_done(futs[i]));
+        assert_fl_ok(fl_future_fail(t.taken[i], FL_EUSER, "answered"));
+        assert_fl(FL_EUSER, fl_future_wait(asks[i], WAIT_MS));
+        fl_future_release(t.taken[i]);
+        fl_future_release(asks[i]);
+        fl_future_release(futs[i]);
+    }
+    fl_future_release(near);
+    end_system(sys);
+    fl_test_latch_free(t.latch);
+}
+
 /* ---- arguments ----------------------------------------------------------- */
 
 static void test_negative_delay_or_period_is_invalid(void **state)
@@ -636,6 +728,8 @@ int main(void)
         FL_TEST(
             test_periodic_timer_start_runs_until_cancelled_from_its_callback),
         FL_TEST(test_periodic_timer_start_cancelled_from_outside_stops_running),
+        FL_TEST(test_far_delays_and_periods_saturate_and_never_fire),
+        FL_TEST(test_far_ask_and_future_timeouts_never_fire),
         FL_TEST(test_negative_delay_or_period_is_invalid),
         FL_TEST(test_timer_to_a_stopped_actor_is_a_dead_letter),
         FL_TEST(test_periodic_timer_to_a_stopped_actor_cancels_itself),

@@ -180,6 +180,45 @@ test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
     ep_fx_end(&fx);
 }
 
+/* The smallest timeout in ms whose nanoseconds do not fit 64 bits: added
+ * to the clock unsaturated, the deadline wraps to about 0.45 ms from now. */
+#define FAR_EDGE_MS ((int64_t)18446744073710)
+
+/* Far timeouts saturate and never fire (locally a timer, over TCP the
+ * connection's deadline list): a near one made after them times out
+ * first, and a far call still gets its late answer. */
+static void test_far_call_timeouts_never_fire(void **state)
+{
+    (void)state;
+    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    for (int i = 0; i < 2; i++) {
+        ep_fx_t fx;
+        ep_fx_begin(&fx, "ep", FX_START | FX_GW);
+        fx.st.blocked = fl_test_latch_alloc(1);
+        Fltest__EchoRequest req = echo_req("far", 1);
+        fl_future_t *f = call_async_req(fx.gw, M_BLOCK, &req.base, far[i]);
+        wait_latch(fx.st.blocked);
+        void *far_call = fx.st.parked_call;
+        fl_test_latch_free(fx.st.blocked);
+
+        fx.st.blocked = fl_test_latch_alloc(1);
+        uint64_t t0 = fl_clock_now_ns();
+        fl_future_t *near = call_async_req(fx.gw, M_BLOCK, &req.base, 20);
+        expect_timed_out(near, t0, 20);
+        assert_false(fl_future_done(f));
+
+        wait_latch(fx.st.blocked);
+        tep_release_parked(&fx.st, "near, discarded", 0);
+        fx.st.parked_call = far_call;
+        tep_release_parked(&fx.st, "far, answered", 7);
+        expect_reply_of("Block", f, "far, answered", 7);
+        fl_future_release(f);
+        fl_future_release(near);
+        fl_test_latch_free(fx.st.blocked);
+        ep_fx_end(&fx);
+    }
+}
+
 static void test_next_timeout_applies_to_the_next_stub_call_only(void **state)
 {
     (void)state;
@@ -427,6 +466,7 @@ int main(int argc, char **argv)
         FL_TEST(test_future_call_completes_with_the_unpacked_reply),
         FL_TEST(test_blocking_call_returns_the_reply),
         FL_TEST(test_call_timeout_fails_with_etimedout_after_the_given_time),
+        FL_TEST(test_far_call_timeouts_never_fire),
         FL_TEST(test_next_timeout_applies_to_the_next_stub_call_only),
         FL_TEST(test_gateway_timeout_applies_to_calls_without_one),
         FL_TEST(test_blocking_call_timeout_returns_etimedout_and_null_reply),

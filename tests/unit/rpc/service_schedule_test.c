@@ -87,6 +87,34 @@ static void test_schedule_with_fixed_delay_waits_between_runs(void **state)
     svc_end(svc);
 }
 
+/* Far delays and periods saturate (docs/guide.md, "Timers"): the tasks
+ * stay scheduled and never run; a far period runs its task once. */
+static void test_far_delays_and_periods_never_run(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    const int64_t far[] = {(int64_t)18446744073710, INT64_MAX};
+    sched_ctx_t never, once;
+    sched_ctx_init(&never, 1);
+    sched_ctx_init(&once, 2);
+    fl_rpc_task_id_t ids[2];
+    for (int i = 0; i < 2; i++) {
+        assert_fl_ok(fl_rpc_schedule(svc, sched_task, &never, far[i], &ids[i]));
+        assert_fl_ok(fl_rpc_schedule_at_fixed_rate(svc, sched_task, &once, 0,
+                                                   far[i], NULL));
+    }
+    wait_latch(once.done);
+    /* Tasks run on the timer thread in deadline order: a far one that
+     * wrapped into the past would have run before these sentinels. */
+    assert_int_equal(0, assert_no_more_runs(svc, &never, 20));
+    assert_int_equal(2, assert_no_more_runs(svc, &once, 20));
+    for (int i = 0; i < 2; i++)
+        assert_fl_ok(fl_rpc_cancel(svc, ids[i])); /* still scheduled */
+    fl_test_latch_free(never.done);
+    fl_test_latch_free(once.done);
+    svc_end(svc);
+}
+
 static void test_cancel_returns_ok_then_enoent(void **state)
 {
     (void)state;
@@ -181,6 +209,7 @@ int main(int argc, char **argv)
         FL_TEST(
             test_schedule_at_fixed_rate_runs_on_its_deadlines_until_cancelled),
         FL_TEST(test_schedule_with_fixed_delay_waits_between_runs),
+        FL_TEST(test_far_delays_and_periods_never_run),
         FL_TEST(test_cancel_returns_ok_then_enoent),
         FL_TEST(test_cancel_of_a_periodic_task_returns_ok_then_enoent),
         FL_TEST(test_cancel_of_an_unknown_task_is_enoent),
