@@ -65,6 +65,14 @@ fl_system_t *fl_test_system(unsigned workers);
 /* How long a test waits for anything that should happen, in ms. */
 #define FL_TEST_WAIT_MS 20000
 
+/* Far delays and timeouts (docs/guide.md, "Timers"): the smallest one in ms
+ * whose nanoseconds do not fit 64 bits (added to the clock unsaturated, the
+ * deadline would wrap to about 0.45 ms from now), and the largest. */
+#define FL_TEST_FAR_MS                                                         \
+    {                                                                          \
+        (int64_t)18446744073710, INT64_MAX                                     \
+    }
+
 /* Waits up to FL_TEST_WAIT_MS for l to reach 0; fails the test if not. */
 void fl_test_latch_await(fl_test_latch_t *l);
 

@@ -497,15 +497,11 @@ test_periodic_timer_start_cancelled_from_outside_stops_running(void **state)
 /* ---- far deadlines --------------------------------------------------------
  */
 
-/* The smallest delay in ms whose nanoseconds do not fit 64 bits: added to
- * the clock unsaturated, the deadline wraps to about 0.45 ms from now. */
-#define FAR_EDGE_MS ((int64_t)18446744073710)
-
 static void test_far_delays_and_periods_saturate_and_never_fire(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    const int64_t far[] = FL_TEST_FAR_MS;
     cb_rec_t once = cb_rec(sys, 0);
     cb_rec_t periodic = cb_rec(sys, 2);
     fl_timer_id_t ids[2];
@@ -553,7 +549,7 @@ static void test_far_ask_and_future_timeouts_never_fire(void **state)
 {
     (void)state;
     fl_system_t *sys = fl_test_system(2);
-    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    const int64_t far[] = FL_TEST_FAR_MS;
     taker_t t = {.latch = fl_test_latch_alloc(2)};
     fl_actor_ref_t a;
     assert_fl_ok(fl_actor_spawn(sys, take_receive, &t, NULL, &a));

@@ -180,17 +180,13 @@ test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
     ep_fx_end(&fx);
 }
 
-/* The smallest timeout in ms whose nanoseconds do not fit 64 bits: added
- * to the clock unsaturated, the deadline wraps to about 0.45 ms from now. */
-#define FAR_EDGE_MS ((int64_t)18446744073710)
-
 /* Far timeouts saturate and never fire (locally a timer, over TCP the
  * connection's deadline list): a near one made after them times out
  * first, and a far call still gets its late answer. */
 static void test_far_call_timeouts_never_fire(void **state)
 {
     (void)state;
-    const int64_t far[] = {FAR_EDGE_MS, INT64_MAX};
+    const int64_t far[] = FL_TEST_FAR_MS;
     for (int i = 0; i < 2; i++) {
         ep_fx_t fx;
         ep_fx_begin(&fx, "ep", FX_START | FX_GW);

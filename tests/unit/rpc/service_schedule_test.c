@@ -93,7 +93,7 @@ static void test_far_delays_and_periods_never_run(void **state)
 {
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
-    const int64_t far[] = {(int64_t)18446744073710, INT64_MAX};
+    const int64_t far[] = FL_TEST_FAR_MS;
     sched_ctx_t never, once;
     sched_ctx_init(&never, 1);
     sched_ctx_init(&once, 2);
