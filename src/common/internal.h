@@ -44,6 +44,46 @@ void fl__alloc_fail_after(uint64_t n, bool sticky);
     } while (0)
 
 /*
+ * Rate-limited logging: at most FL__LOG_BURST lines per FL__LOG_WINDOW_NS
+ * from one call site (one static fl__ratelimit_t each), so that a flood of
+ * bad peers cannot flood the log. The first line a site logs in a new
+ * window ends with " (K similar lines suppressed)" when the window before
+ * suppressed K. A suppressed count is reported only when the site logs
+ * again. Any thread; never blocks (a spin lock around a few stores).
+ */
+#define FL__LOG_BURST 10u
+#define FL__LOG_WINDOW_NS 1000000000ull
+
+typedef struct fl__ratelimit {
+    _Atomic bool lk;     /* guards the fields below */
+    uint64_t window_ns;  /* when the current window began; 0: none yet */
+    uint32_t logged;     /* lines logged in it */
+    uint32_t suppressed; /* lines dropped in it */
+    uint32_t owed;       /* dropped in the windows before, not yet said */
+} fl__ratelimit_t;
+
+/*
+ * fl__ratelimit_take counts one line of rl's site at now_ns. True if it is
+ * to be logged; then *suppressed is how many were dropped since the last
+ * logged line of the site (to be said with it). Any thread.
+ */
+bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
+                        uint32_t *suppressed);
+
+/* fl_log through rl (fl__ratelimit_take at now_ns): the line, or nothing,
+ * with the suppressed count appended. Any thread. */
+void fl__log_limited(fl__ratelimit_t *rl, uint64_t now_ns, fl_log_level_t level,
+                     const char *fmt, ...) FL_PRINTF(4, 5);
+
+/* FL_LOG, rate-limited per call site (state static to the site). */
+#define FL_LOG_RATELIMITED(level, ...)                                         \
+    do {                                                                       \
+        static fl__ratelimit_t rl__;                                           \
+        if ((int)(level) <= (int)fl_log_get_level())                           \
+            fl__log_limited(&rl__, fl_clock_now_ns(), (level), __VA_ARGS__);   \
+    } while (0)
+
+/*
  * Format a one-line reason into why (why_len bytes; NULL or 0: nothing),
  * for decoders and parsers that explain their errors.
  */

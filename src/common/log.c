@@ -1,4 +1,5 @@
-/* log.c - levels, the pluggable sink, and the monotonic clock. */
+/* log.c - levels, the pluggable sink, rate-limited lines, and the
+ * monotonic clock. */
 #include "common/internal.h"
 
 #include <stdio.h>
@@ -68,15 +69,19 @@ static const char *level_name(fl_log_level_t l)
     }
 }
 
-void fl_log(fl_log_level_t level, const char *fmt, ...)
+/* Format the line (with the count of suppressed lines if any) and hand it
+ * to the sink. */
+static void log_v(fl_log_level_t level, uint32_t suppressed, const char *fmt,
+                  va_list ap) FL_PRINTF(3, 0);
+
+static void log_v(fl_log_level_t level, uint32_t suppressed, const char *fmt,
+                  va_list ap)
 {
-    if ((int)level > (int)fl_log_get_level())
-        return;
     char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (suppressed != 0 && n >= 0 && (size_t)n < sizeof buf)
+        snprintf(buf + n, sizeof buf - (size_t)n,
+                 " (%u similar lines suppressed)", (unsigned)suppressed);
     /* Pair with the release stores in fl_log_set_handler. */
     fl_log_cb cb = atomic_load_explicit(&log_cb, memory_order_acquire);
     if (cb != NULL) {
@@ -84,6 +89,51 @@ void fl_log(fl_log_level_t level, const char *fmt, ...)
         return;
     }
     fprintf(stderr, "fling %s: %s\n", level_name(level), buf);
+}
+
+void fl_log(fl_log_level_t level, const char *fmt, ...)
+{
+    if ((int)level > (int)fl_log_get_level())
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, 0, fmt, ap);
+    va_end(ap);
+}
+
+bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
+                        uint32_t *suppressed)
+{
+    fl__spin_lock(&rl->lk);
+    if (rl->window_ns == 0 || now_ns - rl->window_ns >= FL__LOG_WINDOW_NS) {
+        rl->owed += rl->suppressed;
+        rl->window_ns = now_ns != 0 ? now_ns : 1;
+        rl->logged = 0;
+        rl->suppressed = 0;
+    }
+    bool take = rl->logged < FL__LOG_BURST;
+    if (take) {
+        rl->logged++;
+        *suppressed = rl->owed;
+        rl->owed = 0;
+    } else if (rl->suppressed < UINT32_MAX) {
+        rl->suppressed++;
+    }
+    fl__spin_unlock(&rl->lk);
+    return take;
+}
+
+void fl__log_limited(fl__ratelimit_t *rl, uint64_t now_ns, fl_log_level_t level,
+                     const char *fmt, ...)
+{
+    uint32_t suppressed = 0;
+    if ((int)level > (int)fl_log_get_level() ||
+        !fl__ratelimit_take(rl, now_ns, &suppressed))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, suppressed, fmt, ap);
+    va_end(ap);
 }
 
 uint64_t fl_clock_now_ns(void)

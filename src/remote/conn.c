@@ -283,8 +283,9 @@ void fl__conn_proto_error(fl__conn_t *c, int code, const char *why)
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     fl__net_count(&n->st_proto, 1);
-    FL_LOG(FL_LOG_WARN, "remote: %s: %s: %s; closing the connection", c->name,
-           fl_err_name(code), why);
+    FL_LOG_RATELIMITED(FL_LOG_WARN,
+                       "remote: %s: %s: %s; closing the connection", c->name,
+                       fl_err_name(code), why);
     fl__obuf_t *e = fl__obuf_error(0, code, why);
     fl__conn_lock(c);
     /* Between frames only, and no direct write after it. */
