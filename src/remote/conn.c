@@ -256,12 +256,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     c->fd = -1; /* no direct write from here on */
     if (phase_connect && was != C_IDLE &&
         (code == 0 || code == FL_EHANDSHAKE)) {
-        c->backoff_ms = c->backoff_ms == 0
-                            ? FL__NET_BACKOFF_MIN_MS
-                            : (c->backoff_ms * 2 > FL__NET_BACKOFF_MAX_MS
-                                   ? FL__NET_BACKOFF_MAX_MS
-                                   : c->backoff_ms * 2);
-        c->retry_at_ms = fl__net_now_ms() + c->backoff_ms;
+        fl__conn_back_off_locked(c);
         snprintf(c->last_err, sizeof c->last_err, "%s", reason);
         fl__net_count(&n->st_failed, 1);
     }

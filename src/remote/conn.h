@@ -120,7 +120,7 @@ typedef struct fl__pending {
  *                next_corr overflow
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
- *                last_err
+ *                retry_wait_ms last_err
  * I/O side       tcp tcp_open gai creq wreq     I/O            I/O
  *                deadline_ms wflight
  *                wflight_bytes wbufs wcap
@@ -185,7 +185,8 @@ struct fl__conn {
     int fd;        /* the socket for direct writes, or -1 */
     /* Outbound: the backoff after a failed attempt (dial.c). */
     int64_t retry_at_ms; /* no attempt before */
-    int backoff_ms;
+    int backoff_ms;      /* without the jitter */
+    int retry_wait_ms;   /* with it: retry_at_ms less the failure's time */
     char last_err[160];
 
     _Atomic uint32_t peer_max; /* from its HELLO (fl__conn_peer_max) */
@@ -264,6 +265,7 @@ struct fl__net {
     bool stopping;
     int64_t stop_deadline_ms;
     int open_handles; /* connection sockets not yet closed */
+    uint64_t rng;     /* the backoff's jitter (dial.c); 0: not seeded */
 
     /* Counters for fl__net_stats (fl__net_count). */
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
@@ -415,6 +417,21 @@ void fl__conn_connect(fl__conn_t *c);
 
 /* True while an outbound connection waits out its backoff (under c->mu). */
 bool fl__conn_backing_off_locked(const fl__conn_t *c);
+
+/* An attempt of c failed (under c->mu, I/O thread): double the backoff
+ * (FL__NET_BACKOFF_MIN_MS, up to FL__NET_BACKOFF_MAX_MS) and set the next
+ * attempt's time to now plus the backoff with its jitter. */
+void fl__conn_back_off_locked(fl__conn_t *c);
+
+/* The backoff after one of backoff_ms (0: none yet): doubled, from
+ * FL__NET_BACKOFF_MIN_MS up to FL__NET_BACKOFF_MAX_MS. Pure. */
+int fl__backoff_next(int backoff_ms);
+
+/* The wait before the next attempt for a backoff of backoff_ms and a
+ * random value rnd: backoff_ms +- FL__NET_BACKOFF_JITTER_PCT percent,
+ * spread evenly by rnd, never above FL__NET_BACKOFF_MAX_MS (gRPC's
+ * connection backoff). Pure. */
+int fl__backoff_jitter(int backoff_ms, uint32_t rnd);
 
 /* ---- conn.c -------------------------------------------------------------- */
 

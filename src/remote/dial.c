@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 int fl__net_peer(fl__net_t *n, const char *host, uint16_t port,
                  fl__conn_t **out)
@@ -47,6 +48,46 @@ bool fl__conn_backing_off_locked(const fl__conn_t *c)
     FL__ASSERT_LOCKED(c);
     return (c->state == C_IDLE || c->state == C_CLOSING) &&
            c->retry_at_ms != 0 && fl__net_now_ms() < c->retry_at_ms;
+}
+
+int fl__backoff_next(int backoff_ms)
+{
+    if (backoff_ms <= 0)
+        return FL__NET_BACKOFF_MIN_MS;
+    return backoff_ms > FL__NET_BACKOFF_MAX_MS / 2 ? FL__NET_BACKOFF_MAX_MS
+                                                   : backoff_ms * 2;
+}
+
+int fl__backoff_jitter(int backoff_ms, uint32_t rnd)
+{
+    int spread = backoff_ms * FL__NET_BACKOFF_JITTER_PCT / 100;
+    int wait = backoff_ms - spread + (int)(rnd % (uint32_t)(2 * spread + 1));
+    return wait > FL__NET_BACKOFF_MAX_MS ? FL__NET_BACKOFF_MAX_MS : wait;
+}
+
+/* The next random value of n's generator (xorshift64*, seeded from the
+ * system's random source on first use). I/O thread. */
+static uint32_t net_random(fl__net_t *n)
+{
+    FL__ASSERT_IO(n);
+    if (n->rng == 0) {
+        if (getrandom(&n->rng, sizeof n->rng, GRND_NONBLOCK) !=
+            (ssize_t)sizeof n->rng)
+            n->rng = fl_clock_now_ns() ^ (uint64_t)(uintptr_t)n;
+        n->rng |= 1; /* xorshift never leaves 0 */
+    }
+    n->rng ^= n->rng >> 12;
+    n->rng ^= n->rng << 25;
+    n->rng ^= n->rng >> 27;
+    return (uint32_t)((n->rng * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+void fl__conn_back_off_locked(fl__conn_t *c)
+{
+    FL__ASSERT_LOCKED(c);
+    c->backoff_ms = fl__backoff_next(c->backoff_ms);
+    c->retry_wait_ms = fl__backoff_jitter(c->backoff_ms, net_random(c->net));
+    c->retry_at_ms = fl__net_now_ms() + c->retry_wait_ms;
 }
 
 /* uv_tcp_connect's end: open the connection, or fail it. */

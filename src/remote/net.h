@@ -74,6 +74,8 @@ typedef struct fl__net_opts {
 /* Backoff between failed connection attempts. */
 #define FL__NET_BACKOFF_MIN_MS 50
 #define FL__NET_BACKOFF_MAX_MS 5000
+/* The random spread of each wait around the backoff, in percent. */
+#define FL__NET_BACKOFF_JITTER_PCT 20
 /* Time a connection attempt may take up to the peer's HELLO. */
 #define FL__NET_CONNECT_TIMEOUT_MS 10000
 
