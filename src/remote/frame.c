@@ -90,17 +90,49 @@ static uint32_t meta_min(unsigned kind, uint16_t flags)
     }
 }
 
+/* The first min(len, 4) bytes at buf against the magic: FL_OK if they
+ * match, else FL_EPROTO naming what came ("bad magic 0x4745 ..."). */
+static int check_magic(const uint8_t *buf, size_t len, char *why,
+                       size_t why_len)
+{
+    if (len >= 4 && get32(buf) == FL__FRAME_MAGIC)
+        return FL_OK; /* every frame of a good peer */
+    size_t k = len < 4 ? len : 4;
+    uint32_t got = 0, want = 0;
+    for (size_t i = 0; i < k; i++) {
+        got = got << 8 | buf[i];
+        want = want << 8 | ((FL__FRAME_MAGIC >> (24 - 8 * i)) & 0xffu);
+    }
+    if (got == want)
+        return FL_OK;
+    fl__say(why, why_len, "bad magic 0x%0*x (want 0x%08x)", (int)(2 * k), got,
+            FL__FRAME_MAGIC);
+    return FL_EPROTO;
+}
+
+/* FL_EHANDSHAKE for a frame of version v. */
+static int version_mismatch(unsigned v, char *why, size_t why_len)
+{
+    fl__say(why, why_len,
+            "Version mismatch between source (%u) and target (%u) rpc "
+            "component. Please verify that all components have the same "
+            "version.",
+            v, FL__PROTO_VERSION);
+    return FL_EHANDSHAKE;
+}
+
 int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
                          fl__frame_hdr_t *out, char *why, size_t why_len)
 {
+    /* The magic and the version are checked as their bytes arrive, so
+     * that a peer speaking another protocol is refused at its first wrong
+     * byte, not held until the handshake deadline. */
+    if (check_magic(buf, len, why, why_len) != FL_OK)
+        return FL_EPROTO;
+    if (len > 4 && buf[4] != FL__PROTO_VERSION)
+        return version_mismatch(buf[4], why, why_len);
     if (len < FL__FRAME_HDR)
         return FL_EPENDING;
-    uint32_t magic = get32(buf);
-    if (magic != FL__FRAME_MAGIC) {
-        fl__say(why, why_len, "bad magic 0x%08x (want 0x%08x)", magic,
-                FL__FRAME_MAGIC);
-        return FL_EPROTO;
-    }
     fl__frame_hdr_t h;
     h.version = buf[4];
     h.kind = buf[5];
@@ -108,14 +140,6 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     h.corr = get64(buf + 8);
     h.meta_len = get32(buf + 16);
     h.body_len = get32(buf + 20);
-    if (h.version != FL__PROTO_VERSION) {
-        fl__say(why, why_len,
-                "Version mismatch between source (%u) and target (%u) rpc "
-                "component. Please verify that all components have the same "
-                "version.",
-                (unsigned)h.version, FL__PROTO_VERSION);
-        return FL_EHANDSHAKE;
-    }
     if (h.kind < FL__K_HELLO || h.kind > FL__K_BYE) {
         fl__say(why, why_len, "unknown frame kind %u", (unsigned)h.kind);
         return FL_EPROTO;

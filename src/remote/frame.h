@@ -74,8 +74,10 @@ typedef struct fl__frame_meta {
 
 /*
  * Decode and validate the 24-byte header at buf (len bytes available).
- * Returns FL_EPENDING if len < 24 (read more), FL_OK with *out filled,
- * FL_EHANDSHAKE for another protocol version, FL_EMSGSIZE if the frame is
+ * Returns FL_EPENDING if len < 24 and the bytes so far can begin a frame
+ * (read more), FL_OK with *out filled, FL_EPROTO as soon as the bytes of
+ * the magic differ, FL_EHANDSHAKE for another protocol version (as soon as
+ * its byte is in), FL_EMSGSIZE if the frame is
  * larger than max_frame, FL_EPROTO for any other broken rule. On error,
  * `why` (may be NULL) receives a one-line reason naming the rule.
  */
