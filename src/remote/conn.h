@@ -239,6 +239,11 @@ struct fl__net {
     uint64_t dtimer_at; /* I/O thread: what dtimer is armed for; 0: not */
     uv_tcp_t listener;
     bool listening; /* fl__net_start, then the I/O thread */
+    /* I/O thread: the handle a connection is accepted into and closed
+     * when memory for it ran out (listen.c); busy while it closes, owed
+     * when a connection waits for it meanwhile. */
+    uv_tcp_t spare;
+    bool spare_busy, spare_owed;
     pthread_t thread;
     bool thread_started;
     int port;
@@ -408,6 +413,10 @@ void fl__net_finish_stop(fl__net_t *n);
  * FL_EINVAL, FL_ECONNECT, FL_ESYSTEM, FL_EADDRINUSE with `why`. */
 int fl__net_bind(fl__net_t *n, const char *host, const char *spec, char *why,
                  size_t why_len);
+
+/* The peer's "ip:port" ("[ip6]:port") of t into buf (cap bytes); buf is
+ * left as it is when t has no peer. I/O thread. */
+void fl__net_peer_name(uv_tcp_t *t, char *buf, size_t cap);
 
 /* ---- dial.c -------------------------------------------------------------- */
 

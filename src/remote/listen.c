@@ -9,28 +9,63 @@
 #include <stdio.h>
 #include <string.h>
 
+static void drop_pending(fl__net_t *n);
+
+/* The spare handle is closed: free for the next connection to drop, and
+ * one may be waiting (the listener is paused until it is taken). */
+static void on_spare_closed(uv_handle_t *h)
+{
+    fl__net_t *n = h->data;
+    n->spare_busy = false;
+    if (n->spare_owed) {
+        n->spare_owed = false;
+        if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener))
+            drop_pending(n);
+    }
+}
+
+/*
+ * Take the pending connection off the listener and close it, allocating
+ * nothing (libuv's EMFILE trick, for memory): through the net's spare
+ * handle, or, while the spare is still closing, once it is free. Until
+ * then libuv does not poll the listener (a connection it accepted is not
+ * taken), so none is lost and the listener serves again right after.
+ */
+static void drop_pending(fl__net_t *n)
+{
+    if (n->spare_busy) {
+        n->spare_owed = true;
+        return;
+    }
+    char name[FL__HOST_MAX + 16] = "unknown peer";
+    if (uv_tcp_init(&n->loop, &n->spare) != 0)
+        return; /* cannot happen (no socket is made); paused for good */
+    n->spare.data = n;
+    n->spare_busy = true;
+    if (uv_accept((uv_stream_t *)&n->listener, (uv_stream_t *)&n->spare) == 0)
+        fl__net_peer_name(&n->spare, name, sizeof name);
+    uv_close((uv_handle_t *)&n->spare, on_spare_closed);
+    FL_LOG_RATELIMITED(FL_LOG_ERROR,
+                       "remote: out of memory accepting a connection from "
+                       "%s: closed it",
+                       name);
+}
+
 /* A peer connected to our listener: take it, name it, open it. */
 static void on_connection(uv_stream_t *server, int status)
 {
     fl__net_t *n = server->data;
     FL__ASSERT_IO(n);
     if (status < 0) {
-        FL_LOG(FL_LOG_WARN, "remote: accept failed: %s", uv_strerror(status));
+        FL_LOG_RATELIMITED(FL_LOG_WARN, "remote: accept failed: %s",
+                           uv_strerror(status));
         return;
     }
     fl__conn_t *c = fl__conn_new(n, false);
     if (c == NULL || uv_tcp_init(&n->loop, &c->tcp) != 0) {
-        /* Take the connection off the backlog and drop it. */
-        uv_tcp_t *t = fl__malloc(sizeof *t);
-        if (t != NULL && uv_tcp_init(&n->loop, t) == 0) {
-            uv_accept(server, (uv_stream_t *)t);
-            uv_close((uv_handle_t *)t, (uv_close_cb)fl__free);
-        } else {
-            fl__free(t);
-        }
         if (c != NULL)
             fl__conn_release(c);
-        FL_LOG(FL_LOG_ERROR, "remote: out of memory accepting a connection");
+        drop_pending(n);
         return;
     }
     c->tcp_open = true;
@@ -41,30 +76,32 @@ static void on_connection(uv_stream_t *server, int status)
         n->accepted->prev = c;
     n->accepted = c;
     int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
     snprintf(c->name, sizeof c->name, "unknown peer");
-    if (rc == 0 &&
-        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        char ip[64] = "?";
-        int port = 0;
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, ip, sizeof ip);
-            port = ntohs(a->sin6_port);
-            snprintf(c->name, sizeof c->name, "[%s]:%d", ip, port);
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            uv_ip4_name(a, ip, sizeof ip);
-            port = ntohs(a->sin_port);
-            snprintf(c->name, sizeof c->name, "%s:%d", ip, port);
-        }
-    }
+    if (rc == 0)
+        fl__net_peer_name(&c->tcp, c->name, sizeof c->name);
     fl__net_count(&n->st_accepted, 1);
     if (rc == 0)
         rc = fl__conn_opened(c);
     if (rc < 0)
         fl__conn_close(c, 0, uv_strerror(rc));
+}
+
+void fl__net_peer_name(uv_tcp_t *t, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    char ip[64] = "?";
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        snprintf(buf, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        snprintf(buf, cap, "%s:%d", ip, ntohs(a->sin_port));
+    }
 }
 
 /* Close a failed listener and let libuv finish with it. */

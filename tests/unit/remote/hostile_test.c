@@ -57,30 +57,7 @@
  * thread. Returns 0, or -1 (printing why) if any of it fails. */
 static int fixture_setup(void **state)
 {
-    fixture_t *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    if (fixture_start(fx, SERVER_NAME, SERVER_MAX, 0, EP_ID, calc_services(),
-                      2) != 0) {
-        fixture_end(fx);
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-/* Group teardown: closes what a failed case left open, ends the good
- * client and the server. (The session's verdict is the last case's: cmocka
- * 1.1 does not fail the run for a failed group teardown.) */
-static int fixture_teardown(void **state)
-{
-    raw_fd_close_all();
-    if (*state != NULL) {
-        fixture_end(*state);
-        free(*state);
-    }
-    return 0;
+    return raw_fixture_setup(state, SERVER_NAME, SERVER_MAX, EP_ID);
 }
 
 /* ---- the raw client ------------------------------------------------------ */
@@ -693,5 +670,5 @@ int main(void)
         FL_TEST(test_metadata_that_does_not_parse_is_a_protocol_error),
         FL_TEST(test_after_the_session_no_poisoned_request_ran),
     };
-    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
+    return cmocka_run_group_tests(tests, fixture_setup, raw_fixture_teardown);
 }

@@ -17,26 +17,7 @@
 
 static int setup(void **state)
 {
-    fixture_t *fx = calloc(1, sizeof *fx);
-    if (fx == NULL)
-        return -1;
-    if (fixture_start(fx, SERVER_NAME, 0, 0, EP_ID, calc_services(), 2) != 0) {
-        fixture_end(fx);
-        free(fx);
-        return -1;
-    }
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    raw_fd_close_all();
-    if (*state != NULL) {
-        fixture_end(*state);
-        free(*state);
-    }
-    return 0;
+    return raw_fixture_setup(state, SERVER_NAME, 0, EP_ID);
 }
 
 /*
@@ -118,5 +99,5 @@ int main(void)
         cmocka_unit_test(test_another_version_is_refused_at_its_byte),
         cmocka_unit_test(test_a_hello_sent_byte_by_byte_is_accepted),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, raw_fixture_teardown);
 }

@@ -588,4 +588,37 @@ static inline void expect_usable(raw_t *r, uint64_t corr, int64_t v)
     expect_num_reply(r, corr, v + 1, text);
 }
 
+/* ---- group setup and teardown around wire_client.h's fixture ------------- */
+
+/* Group setup: fixture_start with server `name` (max_frame: 0 for the
+ * default) and endpoint `id` implementing calc_services(); *state gets the
+ * fixture. 0, or -1 having printed why. */
+static inline int raw_fixture_setup(void **state, const char *name,
+                                    uint32_t max_frame, const char *id)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    if (fx == NULL)
+        return -1;
+    if (fixture_start(fx, name, max_frame, 0, id, calc_services(), 2) != 0) {
+        fixture_end(fx);
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+/* Group teardown: closes what a failed case left open, ends the fixture.
+ * (The session's verdict is the last case's: cmocka 1.1 does not fail the
+ * run for a failed group teardown.) */
+static inline int raw_fixture_teardown(void **state)
+{
+    raw_fd_close_all();
+    if (*state != NULL) {
+        fixture_end(*state);
+        free(*state);
+    }
+    return 0;
+}
+
 #endif /* WIRE_RAW_H */
