@@ -111,6 +111,20 @@ typedef struct fl_rpc_service_opts {
      * about 1 ms plus one call each. true: every call goes to the workers
      * (handlers that may block or run long). */
     bool no_io_turns;
+    /* Time the peer has to say HELLO on a connection, in ms (Pekko's
+     * handshake-timeout, Erlang's net_setuptime). An accepted connection
+     * without it in time is closed; an outbound attempt (resolving,
+     * connecting, then again from the connect to the peer's HELLO) that
+     * takes longer fails, and a connect through it fails with
+     * FL_ECONNECT "...: handshake timed out: no HELLO within N ms".
+     * 0 = 5,000 ms; negative: FL_EINVAL. */
+    int64_t handshake_timeout_ms;
+    /* Accepted connections whose HELLO has not come yet, at most: when
+     * one more is accepted, the oldest of them is closed (ERROR
+     * FL_EHANDSHAKE), so that silent peers cannot hold the listener's
+     * memory while a client that says HELLO at once still gets through.
+     * 0 = 512. */
+    unsigned max_handshaking;
 } fl_rpc_service_opts_t;
 
 /*

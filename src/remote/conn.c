@@ -122,7 +122,7 @@ int fl__conn_opened(fl__conn_t *c)
     c->fd = fd;
     fl__conn_enqueue_front_locked(c, hello);
     fl__conn_unlock(c);
-    c->deadline_ms = fl__net_now_ms() + FL__NET_CONNECT_TIMEOUT_MS;
+    fl__hs_begin(c);
     int rc = fl__conn_read_start(c);
     if (rc == 0)
         fl__conn_flush(c);
@@ -226,6 +226,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
 {
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
+    fl__hs_end(c);
     /* No thread reads the socket from here on: it is closed below. */
     bool held = c->io_rx;
     fl__conn_rx_hold(c);

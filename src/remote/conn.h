@@ -13,6 +13,7 @@
  *   conn_write.c frames out: obuf, queueing, the write path
  *   conn_read.c  reading and dispatching frames, settling answers
  *   pending.c    requests, their table and their deadlines
+ *   handshake.c  the handshake's deadline, the cap on connections in it
  *   await.c      a caller reading its own answer
  *
  * A connection's memory lives until its last reference: the net's table
@@ -68,8 +69,8 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 #include <uthash.h>
 #include <uv.h>
 
-/* The I/O thread's tick: HELLO deadlines, far request deadlines, the
- * stop's flush deadline. */
+/* The I/O thread's tick: far request deadlines, the stop's flush
+ * deadline. */
 #define FL__NET_TICK_MS 100
 
 /* A connection's state (c->state). */
@@ -122,7 +123,8 @@ typedef struct fl__pending {
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
  *                retry_wait_ms last_err
  * I/O side       tcp tcp_open gai creq wreq     I/O            I/O
- *                deadline_ms wflight
+ *                deadline_ms hs_prev hs_next
+ *                on_hs wflight
  *                wflight_bytes wbufs wcap
  *                close_when_flushed io_rx
  *                io_refs held_head held_tail
@@ -196,7 +198,9 @@ struct fl__conn {
     bool tcp_open;
     uv_getaddrinfo_t gai;
     uv_connect_t creq;
-    int64_t deadline_ms; /* for the peer's HELLO */
+    int64_t deadline_ms;                /* for the peer's HELLO (handshake.c) */
+    struct fl__conn *hs_prev, *hs_next; /* net->hs_head: its order */
+    bool on_hs;                         /* on the handshake list */
     uv_write_t wreq;
     fl__obuf_t *wflight;
     size_t wflight_bytes;
@@ -271,6 +275,13 @@ struct fl__net {
     int64_t stop_deadline_ms;
     int open_handles; /* connection sockets not yet closed */
     uint64_t rng;     /* the backoff's jitter (dial.c); 0: not seeded */
+    /* The handshake list, earliest deadline first, its timer and cap
+     * (handshake.c); hs_accepted counts its accepted connections. */
+    fl__conn_t *hs_head, *hs_tail;
+    uv_timer_t hs_timer;
+    unsigned hs_accepted;
+    unsigned hs_max;       /* fixed at fl__net_start */
+    int64_t hs_timeout_ms; /* fixed at fl__net_start */
 
     /* Counters for fl__net_stats (fl__net_count). */
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
@@ -405,6 +416,22 @@ void fl__net_for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
 /* Close the net's own handles once the last connection socket closed
  * (I/O thread); the loop then ends. */
 void fl__net_finish_stop(fl__net_t *n);
+
+/* ---- handshake.c --------------------------------------------------------- */
+
+/* Make n's handshake timer (fl__net_start, before the I/O thread runs)
+ * and close it (I/O thread, stopping; or fl__net_start failing). */
+void fl__hs_init(fl__net_t *n, const fl__net_opts_t *o);
+void fl__hs_fini(fl__net_t *n);
+
+/* c starts waiting for its peer's HELLO (again): its deadline is
+ * hs_timeout_ms from now. An accepted connection over the cap drops the
+ * oldest accepted one still in its handshake (FL_EHANDSHAKE). I/O
+ * thread. */
+void fl__hs_begin(fl__conn_t *c);
+
+/* c waits no more (HELLO came, or it closes). I/O thread. */
+void fl__hs_end(fl__conn_t *c);
 
 /* ---- listen.c ------------------------------------------------------------ */
 

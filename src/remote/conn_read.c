@@ -205,6 +205,7 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
         /* Relaxed: a size on its own (fl__conn_peer_max). */
         atomic_store_explicit(&c->peer_max, fr->m.max_frame,
                               memory_order_relaxed);
+        fl__hs_end(c);
         fl__conn_lock(c);
         c->backoff_ms = 0;
         c->retry_at_ms = 0;

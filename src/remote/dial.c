@@ -166,7 +166,7 @@ void fl__conn_connect(fl__conn_t *c)
     c->peer_err = 0;
     c->peer_msg[0] = '\0';
     c->close_when_flushed = false;
-    c->deadline_ms = fl__net_now_ms() + FL__NET_CONNECT_TIMEOUT_MS;
+    fl__hs_begin(c);
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)c->port);
     struct addrinfo hints = {0};

@@ -148,21 +148,6 @@ static void close_all(fl__net_t *n, bool say_bye)
     fl__net_for_each_conn(n, stop_conn, &say_bye);
 }
 
-/* A connection whose peer's HELLO is overdue fails. */
-static void check_deadline(fl__conn_t *c, void *arg)
-{
-    int64_t now = *(const int64_t *)arg;
-    if (c->rx.got_hello || now < c->deadline_ms)
-        return;
-    int st = conn_state(c);
-    if (st == C_RESOLVING)
-        uv_cancel((uv_req_t *)&c->gai);
-    else if (st == C_CONNECTING || (st == C_OPEN && c->outbound))
-        fl__conn_close(c, 0, "connect timed out (no handshake within 10 s)");
-    else if (st == C_OPEN)
-        fl__conn_proto_error(c, FL_EHANDSHAKE, "no HELLO within 10 s");
-}
-
 void fl__net_finish_stop(fl__net_t *n)
 {
     FL__ASSERT_IO(n);
@@ -178,6 +163,7 @@ void fl__net_finish_stop(fl__net_t *n)
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->dtimer, NULL);
     uv_close((uv_handle_t *)&n->async, NULL);
+    fl__hs_fini(n);
 }
 
 static void on_async(uv_async_t *a)
@@ -216,8 +202,6 @@ static void on_async(uv_async_t *a)
 static void tick_conn(fl__conn_t *c, void *arg)
 {
     uint64_t now = *(const uint64_t *)arg;
-    int64_t ms = (int64_t)(now / 1000000u);
-    check_deadline(c, &ms);
     fl__conn_expire(c, now);
 }
 
@@ -285,11 +269,13 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
         uv_timer_init(&n->loop, &n->dtimer);
         n->dtimer.data = n;
         uv_unref((uv_handle_t *)&n->dtimer);
+        fl__hs_init(n, o);
         if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
             fl__say(why, why_len, "could not start the I/O thread");
             uv_close((uv_handle_t *)&n->async, NULL);
             uv_close((uv_handle_t *)&n->tick, NULL);
             uv_close((uv_handle_t *)&n->dtimer, NULL);
+            fl__hs_fini(n);
             if (n->listening)
                 uv_close((uv_handle_t *)&n->listener, NULL);
             rc = FL_ESYSTEM;

@@ -61,6 +61,10 @@ typedef struct fl__net_opts {
         max_frame; /* 0 = FL__FRAME_DEFAULT_MAX; else >= FL__FRAME_MIN_MAX */
     size_t max_queued; /* 0 = 64 MiB */
     const char *name;  /* announced in HELLO; NULL = "fling" */
+    /* The peer's HELLO is due within this (ms; 0: the default); accepted
+     * connections still waiting for it, at most (0: the default). */
+    int64_t handshake_timeout_ms;
+    unsigned max_handshaking;
     fl__net_hooks_t hooks;
 } fl__net_opts_t;
 
@@ -76,8 +80,10 @@ typedef struct fl__net_opts {
 #define FL__NET_BACKOFF_MAX_MS 5000
 /* The random spread of each wait around the backoff, in percent. */
 #define FL__NET_BACKOFF_JITTER_PCT 20
-/* Time a connection attempt may take up to the peer's HELLO. */
-#define FL__NET_CONNECT_TIMEOUT_MS 10000
+/* Defaults of fl__net_opts_t's handshake_timeout_ms and
+ * max_handshaking. */
+#define FL__NET_HANDSHAKE_TIMEOUT_MS 5000
+#define FL__NET_MAX_HANDSHAKING 512u
 
 /*
  * fl__net_start binds (if o->bind_host) and starts the I/O thread. Returns

@@ -39,6 +39,8 @@ struct fl_rpc_service {
     char *name;
     uint32_t max_frame;
     size_t max_queued;
+    int64_t handshake_ms;     /* 0: the transport's default */
+    unsigned max_handshaking; /* 0: the transport's default */
     /* Calls from the wire to an idle endpoint run on the I/O thread
      * (opts.no_io_turns false); the turns claimed while dispatching a read,
      * run by on_frames in tcp_server.c (I/O thread only). */

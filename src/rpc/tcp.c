@@ -30,6 +30,8 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .max_frame = svc->max_frame,
                         .max_queued = svc->max_queued,
                         .name = svc->name,
+                        .handshake_timeout_ms = svc->handshake_ms,
+                        .max_handshaking = svc->max_handshaking,
                         .hooks = {svc, fl__rpc_tcp_on_connect,
                                   fl__rpc_tcp_on_invoke,
                                   fl__rpc_tcp_on_frames}};
@@ -59,6 +61,13 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
     if (svc->name == NULL)
         return FL_ENOMEM;
     svc->io_turns = !o->no_io_turns;
+    if (o->handshake_timeout_ms < 0) {
+        fl__say(why, why_len, "handshake_timeout_ms %lld is negative",
+                (long long)o->handshake_timeout_ms);
+        return FL_EINVAL;
+    }
+    svc->handshake_ms = o->handshake_timeout_ms;
+    svc->max_handshaking = o->max_handshaking;
     if (o->bind_host != NULL && o->bind_host[0] == '\0') {
         fl__say(why, why_len,
                 "bind_host is empty (NULL: a local-only "

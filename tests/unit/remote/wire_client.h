@@ -173,10 +173,10 @@ static inline int calc_end(fl_rpc_endpoint_t *ep)
     return rc;
 }
 
-/* A listening service on 127.0.0.1, any free port, with 2 workers;
- * max_frame and max_queued 0 for the defaults. */
-static inline int server_alloc(const char *name, uint32_t max_frame,
-                               size_t max_queued, fl_rpc_service_t **out)
+/* The options of a listening service on 127.0.0.1, any free port, with 2
+ * workers; max_frame and max_queued 0 for the defaults. */
+static inline fl_rpc_service_opts_t
+server_opts(const char *name, uint32_t max_frame, size_t max_queued)
 {
     fl_rpc_service_opts_t so = {0};
     so.workers = 2;
@@ -185,6 +185,14 @@ static inline int server_alloc(const char *name, uint32_t max_frame,
     so.max_frame_size = max_frame;
     so.max_queued_bytes = max_queued;
     so.name = name;
+    return so;
+}
+
+/* A service with server_opts(name, max_frame, max_queued). */
+static inline int server_alloc(const char *name, uint32_t max_frame,
+                               size_t max_queued, fl_rpc_service_t **out)
+{
+    fl_rpc_service_opts_t so = server_opts(name, max_frame, max_queued);
     return fl_rpc_service_alloc(&so, out);
 }
 
@@ -372,20 +380,19 @@ static inline void fixture_end(fixture_t *fx)
 }
 
 /*
- * fixture_start (fx zeroed by the caller) makes the server `name`
- * (max_frame and max_queued: 0 for the defaults) with endpoint `id`
+ * fixture_start_opts (fx zeroed by the caller) makes the server with
+ * options so (server_opts, and more) with endpoint `id`
  * implementing services[0..n), CalcGateway first, started; then a
  * local-only client service, its gateway to the endpoint's CalcGateway and
  * the good client's thread calling it. Returns 0, or -1 having printed
  * why; either way fixture_end ends it. Group setups: never asserts.
  */
-static inline int fixture_start(fixture_t *fx, const char *name,
-                                uint32_t max_frame, size_t max_queued,
-                                const char *id,
-                                ProtobufCService *const *services, size_t n)
+static inline int
+fixture_start_opts(fixture_t *fx, const fl_rpc_service_opts_t *so,
+                   const char *id, ProtobufCService *const *services, size_t n)
 {
     good_init(&fx->good);
-    int rc = server_alloc(name, max_frame, max_queued, &fx->server);
+    int rc = fl_rpc_service_alloc(so, &fx->server);
     if (rc != FL_OK) {
         print_error("server: fl_rpc_service_alloc: %s (%s)\n", fl_err_name(rc),
                     fl_rpc_last_message());
@@ -414,6 +421,16 @@ static inline int fixture_start(fixture_t *fx, const char *name,
     if (rc != FL_OK || good_start(&fx->good) != 0)
         return -1;
     return 0;
+}
+
+/* fixture_start_opts with server_opts(name, max_frame, max_queued). */
+static inline int fixture_start(fixture_t *fx, const char *name,
+                                uint32_t max_frame, size_t max_queued,
+                                const char *id,
+                                ProtobufCService *const *services, size_t n)
+{
+    fl_rpc_service_opts_t so = server_opts(name, max_frame, max_queued);
+    return fixture_start_opts(fx, &so, id, services, n);
 }
 
 #endif /* WIRE_CLIENT_H */
