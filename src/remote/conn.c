@@ -78,6 +78,14 @@ uint32_t fl__conn_peer_max(const fl__conn_t *c)
     return atomic_load_explicit(&c->peer_max, memory_order_relaxed);
 }
 
+uint64_t fl__conn_peer_incarnation(const fl__conn_t *c)
+{
+    /* Relaxed: an id on its own, stored by dispatch on the peer's HELLO
+     * (conn_read.c) and cleared by fl__conn_close; nothing is read
+     * through it. */
+    return atomic_load_explicit(&c->peer_inc, memory_order_relaxed);
+}
+
 bool fl__conn_closed(const fl__conn_t *c)
 {
     /* Acquire: pairs with fl__net_shutdown's release store. */
@@ -97,6 +105,7 @@ fl__conn_t *fl__conn_new(fl__net_t *n, bool outbound)
     c->rx_fd = -1;
     atomic_init(&c->rx_lk, false);
     atomic_init(&c->peer_max, n->max_frame);
+    atomic_init(&c->peer_inc, 0);
     fl__rx_init(&c->rx, n->max_frame);
     c->tcp.data = c;
     c->gai.data = c;
@@ -227,6 +236,8 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     fl__hs_end(c);
+    /* Relaxed: as the store of dispatch (conn_read.c). */
+    atomic_store_explicit(&c->peer_inc, 0, memory_order_relaxed);
     /* No thread reads the socket from here on: it is closed below. */
     bool held = c->io_rx;
     fl__conn_rx_hold(c);

@@ -131,7 +131,7 @@ typedef struct fl__pending {
  *                peer_err peer_msg
  * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
  *                rx_left rx_err rx_fd           (4)            (4)
- * atomics        refs peer_max rx_lk            any            any
+ * atomics        refs peer_max peer_inc rx_lk   any            any
  *
  * (1) fl__net_free empties the peers table and the kick list without
  *     n->mu or kmu once the I/O thread has been joined.
@@ -192,6 +192,9 @@ struct fl__conn {
     char last_err[160];
 
     _Atomic uint32_t peer_max; /* from its HELLO (fl__conn_peer_max) */
+    /* From its HELLO; 0 again once the connection closes
+     * (fl__conn_peer_incarnation). */
+    _Atomic uint64_t peer_inc;
 
     /* I/O thread only. */
     uv_tcp_t tcp;
@@ -253,6 +256,7 @@ struct fl__net {
     int port;
     uint32_t max_frame;
     size_t max_queued;
+    uint64_t incarnation; /* ours, announced in HELLO; 0: none */
     char *name;
     fl__net_hooks_t hooks;
 

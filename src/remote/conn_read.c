@@ -206,6 +206,9 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
         atomic_store_explicit(&c->peer_max, fr->m.max_frame,
                               memory_order_relaxed);
         fl__hs_end(c);
+        /* Relaxed: an id on its own (fl__conn_peer_incarnation). */
+        atomic_store_explicit(&c->peer_inc, fr->m.incarnation,
+                              memory_order_relaxed);
         fl__conn_lock(c);
         c->backoff_ms = 0;
         c->retry_at_ms = 0;

@@ -108,8 +108,11 @@ static fl__str_t str_of(const char *s, size_t max)
 fl__obuf_t *fl__obuf_hello(fl__net_t *n)
 {
     fl__frame_meta_t m = {.max_frame = n->max_frame,
-                          .service_name = str_of(n->name, FL__NAME_MAX)};
-    return fl__obuf_frame(FL__K_HELLO, 0, 0, &m, 0, NULL);
+                          .service_name = str_of(n->name, FL__NAME_MAX),
+                          .incarnation = n->incarnation};
+    return fl__obuf_frame(FL__K_HELLO,
+                          n->incarnation != 0 ? FL__F_INCARNATION : 0, 0, &m, 0,
+                          NULL);
 }
 
 fl__obuf_t *fl__obuf_error(uint64_t corr, int code, const char *msg)

@@ -75,7 +75,7 @@ static uint32_t meta_min(unsigned kind, uint16_t flags)
 {
     switch (kind) {
     case FL__K_HELLO:
-        return 4 + 2;
+        return 4 + 2 + ((flags & FL__F_INCARNATION) ? 8 : 0);
     case FL__K_CONNECT:
         return 2 + 2;
     case FL__K_CONNECTED:
@@ -149,6 +149,8 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
         allowed = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE;
     else if (h.kind == FL__K_CONNECTED)
         allowed = FL__F_INSTANCE;
+    else if (h.kind == FL__K_HELLO)
+        allowed = FL__F_INCARNATION;
     if ((h.flags & ~allowed) != 0) {
         fl__say(why, why_len, "%s frame with unknown flags 0x%04x",
                 kind_name(h.kind), (unsigned)h.flags);
@@ -238,13 +240,13 @@ static bool take32(cursor_t *c, uint32_t *v)
     return true;
 }
 
-/* The instance id that ends the metadata when flags has FL__F_INSTANCE;
- * 0 without it. */
-static bool take_instance(cursor_t *c, uint16_t flags, uint64_t *v)
+/* The 8-byte id (instance, incarnation) that ends the metadata when
+ * `present` (its flag); 0 without it. */
+static bool take_id(cursor_t *c, bool present, uint64_t *v)
 {
     const uint8_t *p;
     *v = 0;
-    if (!(flags & FL__F_INSTANCE))
+    if (!present)
         return true;
     if (!take(c, 8, &p))
         return false;
@@ -279,7 +281,9 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
     switch (h->kind) {
     case FL__K_HELLO:
         field = "HELLO";
-        ok = take32(&c, &out->max_frame) && take_str(&c, &out->service_name);
+        ok =
+            take32(&c, &out->max_frame) && take_str(&c, &out->service_name) &&
+            take_id(&c, (h->flags & FL__F_INCARNATION) != 0, &out->incarnation);
         if (ok && out->max_frame < FL__FRAME_MIN_MAX) {
             fl__say(why, why_len, "HELLO announces a maximum frame of %u bytes",
                     (unsigned)out->max_frame);
@@ -303,7 +307,7 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
     case FL__K_CONNECTED:
         field = "CONNECTED";
         ok = take32(&c, &out->service_index) &&
-             take_instance(&c, h->flags, &out->instance);
+             take_id(&c, (h->flags & FL__F_INSTANCE) != 0, &out->instance);
         break;
     case FL__K_INVOKE: {
         field = "INVOKE";
@@ -315,7 +319,8 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
             if (ok)
                 memcpy(out->token, t, 16);
         }
-        ok = ok && take_instance(&c, h->flags, &out->instance);
+        ok =
+            ok && take_id(&c, (h->flags & FL__F_INSTANCE) != 0, &out->instance);
         break;
     }
     case FL__K_ERROR:
@@ -360,7 +365,8 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
     case FL__K_HELLO:
         return m->service_name.len > FL__NAME_MAX
                    ? 0
-                   : 4 + 2 + (size_t)m->service_name.len;
+                   : 4 + 2 + (size_t)m->service_name.len +
+                         ((flags & FL__F_INCARNATION) ? 8 : 0);
     case FL__K_CONNECT:
         if (m->endpoint.len > FL__ID_MAX || m->gateway.len > FL__NAME_MAX)
             return 0;
@@ -383,11 +389,12 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
     }
 }
 
-static uint8_t *put_instance(uint8_t *p, uint16_t flags, uint64_t instance)
+/* The 8-byte id that ends the metadata when `present` (its flag). */
+static uint8_t *put_id(uint8_t *p, bool present, uint64_t id)
 {
-    if (!(flags & FL__F_INSTANCE))
+    if (!present)
         return p;
-    put64(p, instance);
+    put64(p, id);
     return p + 8;
 }
 
@@ -408,6 +415,7 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
     case FL__K_HELLO:
         put32(p, m->max_frame);
         p = put_str(p + 4, m->service_name, FL__NAME_MAX);
+        p = put_id(p, (flags & FL__F_INCARNATION) != 0, m->incarnation);
         break;
     case FL__K_CONNECT:
         p = put_str(p, m->endpoint, FL__ID_MAX);
@@ -416,7 +424,7 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
     case FL__K_CONNECTED:
         put32(p, m->service_index);
         p += 4;
-        p = put_instance(p, flags, m->instance);
+        p = put_id(p, (flags & FL__F_INSTANCE) != 0, m->instance);
         break;
     case FL__K_INVOKE:
         p = put_str(p, m->endpoint, FL__ID_MAX);
@@ -427,7 +435,7 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
             memcpy(p, m->token, 16);
             p += 16;
         }
-        p = put_instance(p, flags, m->instance);
+        p = put_id(p, (flags & FL__F_INSTANCE) != 0, m->instance);
         break;
     case FL__K_ERROR:
         put32(p, m->code);

@@ -42,6 +42,10 @@ enum fl__frame_kind {
  * instance id, so that a gateway reaches the endpoint it connected to and
  * never a successor under the same id (docs/wire-protocol.md). */
 #define FL__F_INSTANCE 0x0004u
+/* HELLO: the metadata ends with the sender's 8-byte incarnation, a random
+ * id of the service's life, so that a peer restarted under the same
+ * address is recognised (docs/wire-protocol.md). */
+#define FL__F_INCARNATION 0x0010u
 
 typedef struct fl__frame_hdr {
     uint8_t version;
@@ -68,6 +72,7 @@ typedef struct fl__frame_meta {
     uint32_t method_index;  /* INVOKE */
     uint8_t token[16];      /* INVOKE with FL__F_FENCED */
     uint64_t instance;      /* CONNECTED, INVOKE with FL__F_INSTANCE */
+    uint64_t incarnation;   /* HELLO with FL__F_INCARNATION */
     uint32_t code;          /* ERROR */
     fl__str_t message;      /* ERROR */
 } fl__frame_meta_t;

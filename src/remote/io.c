@@ -247,6 +247,7 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
     n->max_queued = o->max_queued ? o->max_queued : FL__NET_DEFAULT_QUEUED;
     n->name = fl__strdup(o->name ? o->name : "fling");
     n->hooks = o->hooks;
+    n->incarnation = o->incarnation;
     n->port = -1;
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->kmu, NULL);

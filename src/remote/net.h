@@ -65,6 +65,9 @@ typedef struct fl__net_opts {
      * connections still waiting for it, at most (0: the default). */
     int64_t handshake_timeout_ms;
     unsigned max_handshaking;
+    /* Announced in HELLO (flag INCARNATION): the service's random id of
+     * this life; 0: none announced. */
+    uint64_t incarnation;
     fl__net_hooks_t hooks;
 } fl__net_opts_t;
 
@@ -148,6 +151,11 @@ bool fl__conn_closed(const fl__conn_t *c);
 
 /* The peer's maximum frame size: from its HELLO, ours until then. */
 uint32_t fl__conn_peer_max(const fl__conn_t *c);
+
+/* The incarnation the peer announced in the HELLO of c's current
+ * connection; 0 while there is none (connecting, closed, or a peer that
+ * announces none). Any thread. */
+uint64_t fl__conn_peer_incarnation(const fl__conn_t *c);
 
 /*
  * fl__obuf_frame allocates a frame of kind/flags with metadata m (NULL for

@@ -29,13 +29,17 @@ struct fl_rpc_gateway {
     char *address;
     /* A remote gateway's target (TCP's own): the connection, the
      * endpoint's id and host, and the instance its CONNECTED named (its
-     * calls reach that endpoint only, never a successor under its id).
+     * calls reach that endpoint only, never a successor under its id, nor
+     * one of a restarted peer: peer_inc).
      * host is NULL for a local gateway. */
     fl__conn_t *conn;
     char *remote_id;
     char *host;
     bool has_instance;
     uint64_t instance;
+    /* The incarnation of the peer service it connected to (its HELLO); 0:
+     * the peer announced none. */
+    uint64_t peer_inc;
 };
 
 /*

@@ -39,6 +39,9 @@ struct fl_rpc_service {
     char *name;
     uint32_t max_frame;
     size_t max_queued;
+    /* This service's life among all (random, never 0): announced in
+     * HELLO, and in its endpoints' wire instance ids (tcp_server.c). */
+    uint64_t incarnation;
     int64_t handshake_ms;     /* 0: the transport's default */
     unsigned max_handshaking; /* 0: the transport's default */
     /* Calls from the wire to an idle endpoint run on the I/O thread

@@ -14,12 +14,24 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static bool wildcard(const char *host)
 {
     return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0 ||
            strcmp(host, "[::]") == 0;
+}
+
+/* A random id for this life of svc (getrandom; the clock and the
+ * address if that fails), never 0. */
+static uint64_t new_incarnation(const fl_rpc_service_t *svc)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = fl_clock_now_ns() * 0x9E3779B97F4A7C15ull ^
+            (uint64_t)(uintptr_t)svc ^ (uint64_t)getpid() << 32;
+    return v != 0 ? v : 1;
 }
 
 static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
@@ -32,6 +44,7 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .name = svc->name,
                         .handshake_timeout_ms = svc->handshake_ms,
                         .max_handshaking = svc->max_handshaking,
+                        .incarnation = svc->incarnation,
                         .hooks = {svc, fl__rpc_tcp_on_connect,
                                   fl__rpc_tcp_on_invoke,
                                   fl__rpc_tcp_on_frames}};
@@ -67,6 +80,7 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
         return FL_EINVAL;
     }
     svc->handshake_ms = o->handshake_timeout_ms;
+    svc->incarnation = new_incarnation(svc);
     svc->max_handshaking = o->max_handshaking;
     if (o->bind_host != NULL && o->bind_host[0] == '\0') {
         fl__say(why, why_len,

@@ -67,6 +67,8 @@ static void on_connected(fl_future_t *raw, void *p)
     gw->conn = x->conn;
     gw->has_instance = cd.has_instance;
     gw->instance = cd.instance;
+    /* The HELLO came before the CONNECTED on this connection. */
+    gw->peer_inc = fl__conn_peer_incarnation(x->conn);
     x->id = x->host = NULL;
     x->conn = NULL;
     fl_future_complete(x->dst, gw, fl__rpc_gw_free_cb);
@@ -173,6 +175,105 @@ static int decode_reply(const void *arg, const uint8_t *body, size_t len,
     return FL_OK;
 }
 
+/* ---- a restarted peer ---------------------------------------------------- */
+
+/* The failure of a call to endpoint id at peer `name` whose service
+ * restarted: its incarnation was `was` when the gateway connected and is
+ * `now`. */
+static void say_restarted(char *buf, size_t cap, const char *id,
+                          const char *name, uint64_t was, uint64_t now)
+{
+    snprintf(buf, cap,
+             "recipient unreachable: rpc endpoint %s at %s restarted "
+             "(incarnation %016llx, now %016llx): connect again to reach "
+             "the new one",
+             id, name, (unsigned long long)was, (unsigned long long)now);
+}
+
+/* A call made while the gateway's connection had no peer (reconnecting):
+ * the answer says whether the peer it reached is the gateway's. */
+typedef struct watch {
+    fl_future_t *f;   /* the caller's */
+    fl__conn_t *conn; /* a reference */
+    uint64_t was;     /* the gateway's peer incarnation */
+    bool unpack;      /* the value's kind, for its free function */
+    char id[FL__ID_MAX + 1];
+} watch_t;
+
+/* The watched call's answer (whatever thread completes raw): passed on
+ * to the caller's future, a refusal from a restarted peer said so. */
+static void on_watched(fl_future_t *raw, void *p)
+{
+    watch_t *w = p;
+    int err = fl_future_error(raw);
+    uint64_t now = fl__conn_peer_incarnation(w->conn);
+    if (err == FL_OK) {
+        fl_future_complete(w->f, fl_future_take_value(raw),
+                           w->unpack ? fl__rpc_free_message_cb
+                                     : fl_msg_free_cb);
+    } else if (err == FL_EUNREACHABLE && now != 0 && now != w->was) {
+        char msg[FL__ID_MAX + FL__HOST_MAX + 160];
+        say_restarted(msg, sizeof msg, w->id, fl__conn_peer_name(w->conn),
+                      w->was, now);
+        fl_future_fail(w->f, FL_EUNREACHABLE, "%s", msg);
+    } else {
+        fl_future_fail(w->f, err, "%s", fl_future_message(raw));
+    }
+    fl_future_release(w->f);
+    fl__conn_release(w->conn);
+    fl__free(w);
+}
+
+/*
+ * Send b (consumed) as a request of gw whose connection has no peer
+ * (reconnecting), watching which peer answers: the caller's future (out)
+ * completes from the request's. FL_OK, or FL_ENOMEM with nothing sent.
+ */
+static int send_watched(fl_rpc_gateway_t *gw, fl__obuf_t *b, bool unpack,
+                        const ProtobufCMessageDescriptor *output,
+                        int64_t timeout_ms, fl_future_t **out)
+{
+    watch_t *w = fl__malloc(sizeof *w);
+    fl_future_t *f = fl_future_alloc();
+    fl_future_t *raw = fl_future_alloc();
+    if (w == NULL || f == NULL || raw == NULL ||
+        fl_future_on_complete(raw, on_watched, w) != FL_OK) {
+        fl__free(w);
+        fl_future_release(f);
+        fl_future_release(raw);
+        fl__obuf_free(b);
+        return FL_ENOMEM;
+    }
+    w->f = fl_future_retain(f);
+    w->conn = gw->conn;
+    fl__conn_retain(gw->conn);
+    w->was = gw->peer_inc;
+    w->unpack = unpack;
+    snprintf(w->id, sizeof w->id, "%s", gw->remote_id);
+    fl__conn_request(gw->conn, b, raw, FL__REQ_INVOKE, NULL,
+                     unpack ? decode_reply : NULL, output, timeout_ms);
+    fl_future_release(raw);
+    *out = f;
+    return FL_OK;
+}
+
+/* A call refused before it is sent, with code and msg: a tell is dropped
+ * and logged (returns code); an ask gets a failed future in *out (returns
+ * FL_OK, or FL_ENOMEM). */
+static int refuse(bool tell, int code, const char *msg, fl_future_t **out)
+{
+    if (tell) {
+        FL_LOG_RATELIMITED(FL_LOG_WARN, "rpc: tell dropped: %s", msg);
+        return code;
+    }
+    fl_future_t *f = fl_future_alloc();
+    if (f == NULL)
+        return FL_ENOMEM;
+    fl_future_fail(f, code, "%s", msg);
+    *out = f;
+    return FL_OK;
+}
+
 /*
  * Send a call through a remote gateway. tell: fire and forget (returns
  * the queueing result, *out untouched). Otherwise *out gets a future of
@@ -191,6 +292,16 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
         return FL_EINVAL;
     if (fl__conn_closed(gw->conn))
         return FL_ECLOSED;
+    /* The peer's incarnation now: another than the gateway's is a
+     * restarted peer (refused here); none (reconnecting) is known only
+     * when the answer comes (send_watched). */
+    uint64_t inc = gw->peer_inc != 0 ? fl__conn_peer_incarnation(gw->conn) : 0;
+    if (inc != 0 && inc != gw->peer_inc) {
+        char msg[FL__ID_MAX + FL__HOST_MAX + 160];
+        say_restarted(msg, sizeof msg, gw->remote_id,
+                      fl__conn_peer_name(gw->conn), gw->peer_inc, inc);
+        return refuse(tell, FL_EUNREACHABLE, msg, out);
+    }
     uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
                                 (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0) |
                                 (gw->has_instance ? FL__F_INSTANCE : 0));
@@ -214,16 +325,7 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
                  (unsigned long long)total, max, fl__conn_peer_name(gw->conn),
                  gw->base.descriptor->name,
                  gw->base.descriptor->methods[method].name);
-        if (tell) {
-            FL_LOG(FL_LOG_WARN, "rpc: tell dropped: %s", msg);
-            return FL_EMSGSIZE;
-        }
-        fl_future_t *f = fl_future_alloc();
-        if (f == NULL)
-            return FL_ENOMEM;
-        fl_future_fail(f, FL_EMSGSIZE, "%s", msg);
-        *out = f;
-        return FL_OK;
+        return refuse(tell, FL_EMSGSIZE, msg, out);
     }
     uint8_t *body;
     fl__obuf_t *b = meta != 0 ? fl__obuf_frame_sized(FL__K_INVOKE, flags, 0, &m,
@@ -234,13 +336,15 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     protobuf_c_message_pack(req, body);
     if (tell)
         return fl__conn_send(gw->conn, b);
+    const ProtobufCMessageDescriptor *output =
+        gw->base.descriptor->methods[method].output;
+    if (gw->peer_inc != 0 && inc == 0)
+        return send_watched(gw, b, unpack, output, timeout_ms, out);
     fl_future_t *f = fl_future_alloc();
     if (f == NULL) {
         fl__obuf_free(b);
         return FL_ENOMEM;
     }
-    const ProtobufCMessageDescriptor *output =
-        gw->base.descriptor->methods[method].output;
     fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL,
                      unpack ? decode_reply : NULL, output, timeout_ms);
     *out = f;

@@ -29,6 +29,18 @@ static void str_copy(char *dst, size_t cap, fl__str_t s)
     dst[n] = '\0';
 }
 
+/* The instance id of ep on the wire (CONNECTED, INVOKE): unique to the
+ * endpoint among those of every life of every service under the
+ * address, so that a gateway never reaches a successor, not even one of
+ * a restarted process (whose refs repeat the old one's). */
+static uint64_t wire_instance(const fl_rpc_service_t *svc,
+                              const fl_rpc_endpoint_t *ep)
+{
+    /* Within one life the ids differ as the refs do (a xor with one
+     * value); across lives they differ as the random incarnations do. */
+    return ep->actor.id ^ svc->incarnation;
+}
+
 void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
                             const fl__frame_meta_t *m)
 {
@@ -42,7 +54,7 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
     if (ep != NULL) {
         idx = fl__rpc_service_index(ep, gateway);
-        instance = ep->actor.id;
+        instance = wire_instance(svc, ep);
     }
     pthread_mutex_unlock(&svc->mu);
     char msg[FL__ERRMSG_MAX + 100];
@@ -173,12 +185,14 @@ static struct io_claim *held_claim(fl_rpc_service_t *svc, fl__str_t id)
     return NULL;
 }
 
-/* Whether an INVOKE is for ep: the incarnation its gateway connected to,
+/* Whether an INVOKE is for ep: the instance its gateway connected to,
  * when it names one (FL__F_INSTANCE). */
-static bool same_instance(const fl__frame_hdr_t *h, const fl__frame_meta_t *m,
+static bool same_instance(const fl_rpc_service_t *svc, const fl__frame_hdr_t *h,
+                          const fl__frame_meta_t *m,
                           const fl_rpc_endpoint_t *ep)
 {
-    return !(h->flags & FL__F_INSTANCE) || m->instance == ep->actor.id;
+    return !(h->flags & FL__F_INSTANCE) ||
+           m->instance == wire_instance(svc, ep);
 }
 
 void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
@@ -192,7 +206,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     struct io_claim *held = held_claim(svc, m->endpoint);
     fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
     bool claim = false;
-    if (held != NULL && !same_instance(h, m, ep)) {
+    if (held != NULL && !same_instance(svc, h, m, ep)) {
         held = NULL;
         ep = NULL;
     } else if (held == NULL) {
@@ -200,7 +214,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         str_copy(id, sizeof id, m->endpoint);
         pthread_mutex_lock(&svc->mu);
         ep = fl__rpc_find_ep(svc, id);
-        if (ep != NULL && !same_instance(h, m, ep))
+        if (ep != NULL && !same_instance(svc, h, m, ep))
             ep = NULL; /* a successor under the gateway's id */
         /* May this thread run the endpoint's turn (see on_frames)? Then
          * the endpoint is held until it has: taken here, under the

@@ -1,9 +1,13 @@
 /*
  * remote_port_test.c - ports of a service talking to remote_peer: port
  * ranges with busy ports, and a peer killed with SIGKILL while calls are
- * pending, then restarted on the same port (docs/contract.md R2, R7).
+ * pending, then restarted on the same port (docs/contract.md R2, R7): a
+ * gateway to the old incarnation never reaches the new one and says so.
  */
 #include "peer_calls.h"
+
+#include "remote/net.h"
+#include "rpc/gateway.h"
 
 /* ---- port ranges -----------------------------------------------------------
  */
@@ -95,8 +99,7 @@ static void *sync_block_main(void *arg)
 }
 
 static void
-test_killed_peer_fails_pending_calls_then_serves_again_after_restart(
-    void **state)
+test_killed_peer_fails_pending_calls_and_its_restart_is_recognised(void **state)
 {
     (void)state;
     enum { K = 4 };
@@ -143,39 +146,53 @@ test_killed_peer_fails_pending_calls_then_serves_again_after_restart(
     fl_test_assert_elapsed("failing the pending calls", fl_test_ms_since(t0), 0,
                            PROMPT_MS);
 
-    /* The same port again; the old gateway's next calls reach it once the
-     * reconnect (with its backoff) lets them: until then FL_EUNREACHABLE
-     * at once, nothing else. */
+    /* The same port again: a new incarnation of the peer. The old
+     * gateway never reaches it: its calls fail with FL_EUNREACHABLE, at
+     * once while the reconnect backs off, and the first that gets through
+     * says the peer restarted (not the new peer's "no rpc endpoint"). */
     peer_spawn(&p, portstr, 0);
     assert_int_equal(port, p.port);
+    uint64_t was = gw->peer_inc;
+    assert_true(was != 0);
     t0 = fl_clock_now_ns();
     int attempts = 0;
+    char msg[512];
     for (;;) {
         attempts++;
         Flremote__EchoRequest again = echo_req("after the restart", 2);
-        fl_future_t *f = fl_test_call(gw, M_ECHO, &again.base, PROMPT_MS);
-        int rc = fl_test_future_code(f);
-        if (rc == FL_OK) {
-            expect_echo_reply(f, "after the restart", 2);
-            fl_future_release(f);
-            break;
-        }
-        if (rc != FL_EUNREACHABLE)
-            fail_msg("call %d after the restart: %s (%s), want FL_OK or "
+        int rc = fl_test_call_code(gw, M_ECHO, &again.base, PROMPT_MS, msg,
+                                   sizeof msg);
+        if (rc != FL_EUNREACHABLE || strstr(msg, "no rpc endpoint") != NULL)
+            fail_msg("call %d after the restart: %s (%s), want "
                      "FL_EUNREACHABLE",
-                     attempts, fl_err_name(rc), fl_future_message(f));
-        fl_future_release(f);
+                     attempts, fl_err_name(rc), msg);
+        if (strstr(msg, " restarted ") != NULL)
+            break;
         if (fl_test_ms_since(t0) > RESTART_RETRY_MS)
-            fail_msg("no call succeeded within %d ms of the restart (%d "
-                     "attempts)",
-                     RESTART_RETRY_MS, attempts);
-        /* Pace the retries (the backoff decides when one can succeed). */
+            fail_msg("no call reached the restarted peer within %d ms (%d "
+                     "attempts; last: %s)",
+                     RESTART_RETRY_MS, attempts, msg);
+        /* Pace the retries (the backoff decides when one gets through). */
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    print_message("restart: first success after %d call(s), %llu ms\n",
-                  attempts, (unsigned long long)fl_test_ms_since(t0));
-    expect_echo(gw, "and again", 3);
+    print_message("restart: recognised after %d call(s), %llu ms\n", attempts,
+                  (unsigned long long)fl_test_ms_since(t0));
+    uint64_t now = fl__conn_peer_incarnation(gw->conn);
+    assert_true(now != 0 && now != was);
+    char want[512];
+    snprintf(want, sizeof want,
+             "recipient unreachable: rpc endpoint plain at 127.0.0.1:%d "
+             "restarted (incarnation %016llx, now %016llx): connect again to "
+             "reach the new one",
+             port, (unsigned long long)was, (unsigned long long)now);
+    assert_string_equal(want, msg);
+    /* From now on at once, in the same words; a fresh connect reaches the
+     * new peer. */
+    Flremote__EchoRequest again = echo_req("still the old gateway", 3);
+    assert_fl(FL_EUNREACHABLE, fl_test_call_code(gw, M_ECHO, &again.base,
+                                                 PROMPT_MS, msg, sizeof msg));
+    assert_string_equal(want, msg);
     fl_rpc_gateway_t *fresh = fl_test_connect(svc, p.plain, RG, NULL);
     expect_echo(fresh, "a new gateway", 4);
 
@@ -193,7 +210,7 @@ int main(void)
         REMOTE_TEST(test_a_busy_port_makes_the_range_use_the_next_one),
         REMOTE_TEST(test_all_ports_busy_fails_eaddrinuse_naming_the_range),
         REMOTE_TEST(
-            test_killed_peer_fails_pending_calls_then_serves_again_after_restart),
+            test_killed_peer_fails_pending_calls_and_its_restart_is_recognised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
