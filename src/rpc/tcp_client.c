@@ -45,6 +45,20 @@ static void on_connected(fl_future_t *raw, void *p)
 {
     connect_ctx_t *x = p;
     int err = fl_future_error(raw);
+    if (err == FL_ETIMEDOUT) {
+        /* The connect's own timeout came first (the service's default
+         * timeout is below its handshake timeout): say where, and how
+         * far it got. */
+        fl_future_fail(x->dst, err,
+                       "Could not connect to rpc endpoint under address %s: "
+                       "%s%s",
+                       x->address, fl_future_message(raw),
+                       fl__conn_peer_incarnation(x->conn) == 0
+                           ? " (no handshake yet)"
+                           : "");
+        connect_ctx_free(x);
+        return;
+    }
     if (err != FL_OK) {
         fl_future_fail(x->dst, err, "%s", fl_future_message(raw));
         connect_ctx_free(x);

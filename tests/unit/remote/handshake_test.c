@@ -127,15 +127,21 @@ static void test_a_silent_peer_is_dropped_after_the_deadline(void **state)
     good_wait(&fx->good, mark + GOOD_CALLS, WAIT_MS);
 }
 
-/* The client's side: a server that accepts and never says HELLO. */
-static void test_the_client_names_the_address_and_the_handshake(void **state)
+/*
+ * The client's side: a server that accepts and never says HELLO. A client
+ * service with these timeouts connects; it must fail with code after
+ * 300 ms, with "Could not connect to rpc endpoint under address <a>: "
+ * and `reason`.
+ */
+static void expect_client_failure(int64_t handshake_ms, int64_t timeout_ms,
+                                  int code, const char *reason)
 {
-    (void)state;
     int port = 0;
     int lfd = raw_listen(0, &port);
     fl_rpc_service_opts_t co = {0};
     co.workers = 1;
-    co.handshake_timeout_ms = 300;
+    co.handshake_timeout_ms = handshake_ms;
+    co.default_timeout_ms = timeout_ms;
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(&co, &svc));
     char addr[64], want[256], msg[256];
@@ -143,16 +149,30 @@ static void test_the_client_names_the_address_and_the_handshake(void **state)
     uint64_t t0 = fl_clock_now_ns();
     int rc = fl_test_connect_error(
         svc, addr, &flhostile__calc_gateway__descriptor, msg, sizeof msg);
-    fl_test_assert_elapsed("the client's handshake deadline",
-                           fl_test_ms_since(t0), 300, 300 + LATE_MS);
-    assert_fl(FL_ECONNECT, rc);
+    fl_test_assert_elapsed("the client's failure", fl_test_ms_since(t0), 300,
+                           300 + LATE_MS);
+    assert_fl(code, rc);
     snprintf(want, sizeof want,
-             "Could not connect to rpc endpoint under address %s: handshake "
-             "timed out: no HELLO within 300 ms",
-             addr);
+             "Could not connect to rpc endpoint under address %s: %s", addr,
+             reason);
     assert_string_equal(want, msg);
     fl_test_service_end(svc);
     raw_fd_close(lfd);
+}
+
+static void test_the_client_names_the_address_and_the_handshake(void **state)
+{
+    (void)state;
+    expect_client_failure(300, 0, FL_ECONNECT,
+                          "handshake timed out: no HELLO within 300 ms");
+}
+
+/* The connect's own timeout first: the same words about where. */
+static void test_a_shorter_connect_timeout_names_the_address(void **state)
+{
+    (void)state;
+    expect_client_failure(5000, 300, FL_ETIMEDOUT,
+                          "timed out after 300 ms (no handshake yet)");
 }
 
 int main(void)
@@ -165,6 +185,7 @@ int main(void)
             test_a_silent_peer_is_dropped_after_the_deadline, setup_short,
             raw_fixture_teardown),
         cmocka_unit_test(test_the_client_names_the_address_and_the_handshake),
+        cmocka_unit_test(test_a_shorter_connect_timeout_names_the_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
