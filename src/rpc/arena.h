@@ -3,7 +3,8 @@
  * closure replies (arena.c): a request lives exactly as long as its
  * handler runs, so its memory is released all at once when the handler
  * returns. Uses nest (a reply unpacked inside a handler's dispatch on the
- * same thread): each takes a mark and releases back to it.
+ * same thread): each takes a mark and releases back to it. Also the
+ * bound of one unpack's memory (fl__rpc_unpack).
  */
 #ifndef FL_RPC_ARENA_H
 #define FL_RPC_ARENA_H
@@ -11,6 +12,8 @@
 #include <stddef.h>
 
 #include "common/internal.h"
+
+#include <protobuf-c/protobuf-c.h>
 
 #define ARENA_SIZE 16384
 
@@ -68,5 +71,43 @@ static inline void arena_release(arena_t *a, arena_mark_t m)
         a->big = next;
     }
 }
+
+/*
+ * The bound of one unpack (docs/wire-protocol.md, "Decoding"): the bytes
+ * its allocations may ask for, FL__DECODE_FACTOR times the packed bytes
+ * plus FL__DECODE_SLACK. 8: packed 64-bit varints of one byte, the densest
+ * well-formed field, decode to 8 bytes per wire byte; the slack lets any
+ * message up to a few tens of KiB through whatever its shape (protobuf-c
+ * takes 32 bytes of scratch per field it scans). Unknown fields cost
+ * protobuf-c about 36 bytes per wire byte: the bound refuses them early.
+ */
+#define FL__DECODE_FACTOR 8u
+#define FL__DECODE_SLACK ((size_t)1 << 20)
+
+/* What an unpack of len packed bytes may take (saturating). */
+static inline size_t fl__rpc_decode_bound(size_t len)
+{
+    if (len > (SIZE_MAX - FL__DECODE_SLACK) / FL__DECODE_FACTOR)
+        return SIZE_MAX;
+    return len * FL__DECODE_FACTOR + FL__DECODE_SLACK;
+}
+
+/*
+ * fl__rpc_unpack unpacks buf[0..len) as a d within fl__rpc_decode_bound
+ * (len): every allocation counts its size rounded to 16 bytes plus 16 (the
+ * heap's header), freed or not, and the first one past the bound fails the
+ * unpack. The memory comes from arena a (released with arena_release), or
+ * when a is NULL from malloc, as protobuf-c's default allocator (the caller
+ * frees the message with protobuf_c_message_free_unpacked(m, NULL)).
+ * Returns the message, or NULL with *over true when the bound stopped it
+ * (false: the bytes are not a d, or out of memory). Any thread.
+ */
+ProtobufCMessage *fl__rpc_unpack(const ProtobufCMessageDescriptor *d,
+                                 arena_t *a, size_t len, const uint8_t *buf,
+                                 bool *over);
+
+/* ": the decoded size exceeded the bound of N bytes (8 x the L-byte body
+ * + 1 MiB)", the end of a "Could not decode ..." message. */
+void fl__rpc_decode_over_why(size_t len, char *why, size_t why_len);
 
 #endif /* FL_RPC_ARENA_H */

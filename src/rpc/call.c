@@ -64,8 +64,9 @@ int fl__rpc_unpack_then(void *arg, void *value, void **out,
     fl_msg_t *m = value;
     if (!reply_ok(d, m))
         return FL_EDECODE;
+    bool over;
     ProtobufCMessage *r =
-        protobuf_c_message_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m));
+        fl__rpc_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m), &over);
     if (r == NULL)
         return FL_EDECODE;
     *out = r;
@@ -134,17 +135,18 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         arena_mark_t mark = {0, NULL};
         if (arena != NULL)
             mark = arena_mark(arena);
-        ProtobufCAllocator alloc = {fl__rpc_arena_alloc, fl__rpc_arena_free,
-                                    arena};
+        bool over = false;
         ProtobufCMessage *r =
             reply_ok(c->output, m)
-                ? protobuf_c_message_unpack(c->output, arena ? &alloc : NULL,
-                                            fl_msg_size(m), fl_msg_data(m))
+                ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
+                                 fl_msg_data(m), &over)
                 : NULL;
         if (r == NULL) {
-            char why[200];
-            snprintf(why, sizeof why, "Could not decode the %.150s reply.",
-                     c->output->name);
+            char why[256], bound[128] = ".";
+            if (over)
+                fl__rpc_decode_over_why(fl_msg_size(m), bound, sizeof bound);
+            snprintf(why, sizeof why, "Could not decode the %.100s reply%s",
+                     c->output->name, bound);
             fl__rpc_set_last(FL_EDECODE, why);
             c->closure(NULL, c->data);
         } else {

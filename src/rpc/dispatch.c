@@ -117,13 +117,15 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     arena_mark_t mark = {0, NULL};
     if (arena != NULL)
         mark = arena_mark(arena);
-    ProtobufCAllocator alloc = {fl__rpc_arena_alloc, fl__rpc_arena_free, arena};
-    ProtobufCMessage *in = protobuf_c_message_unpack(
-        md->input, arena ? &alloc : NULL, h->len, (const uint8_t *)(h + 1));
+    bool over;
+    ProtobufCMessage *in = fl__rpc_unpack(md->input, arena, h->len,
+                                          (const uint8_t *)(h + 1), &over);
     if (in == NULL) {
         if (arena != NULL)
             arena_release(arena, mark);
-        if (h->wire)
+        if (over)
+            fl__rpc_decode_over_why(h->len, why, sizeof why);
+        else if (h->wire)
             fl__rpc_wire_why(md->input, (const uint8_t *)(h + 1), h->len, why,
                              sizeof why);
         else

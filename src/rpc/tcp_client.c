@@ -9,6 +9,7 @@
 #include "rpc/tcp.h"
 
 #include "remote/address.h"
+#include "rpc/arena.h"
 #include "rpc/call.h"
 #include "rpc/fencing.h"
 #include "rpc/gateway.h"
@@ -177,9 +178,13 @@ static int decode_reply(const void *arg, const uint8_t *body, size_t len,
                  depth);
         return FL_EDECODE;
     }
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, body);
+    bool over;
+    ProtobufCMessage *m = fl__rpc_unpack(d, NULL, len, body, &over);
     if (m == NULL) {
-        fl__rpc_wire_why(d, body, len, depth, sizeof depth);
+        if (over)
+            fl__rpc_decode_over_why(len, depth, sizeof depth);
+        else
+            fl__rpc_wire_why(d, body, len, depth, sizeof depth);
         snprintf(why, why_len, "Could not decode the %s reply%s", d->name,
                  depth);
         return FL_EDECODE;
