@@ -108,7 +108,8 @@ typedef struct fl_rpc_service_opts {
      * it began (the workers take the calls left), and an endpoint whose
      * turns end so twice in a row goes to the workers for good: a slow
      * handler holds up the service's other connections at most twice, for
-     * about 1 ms plus one call each. true: every call goes to the workers
+     * about 1 ms plus one call each. A call whose body is over 64 KiB
+     * always goes to the workers. true: every call goes to the workers
      * (handlers that may block or run long). */
     bool no_io_turns;
     /* Time the peer has to say HELLO on a connection, in ms (Pekko's

@@ -195,15 +195,27 @@ static bool same_instance(const fl_rpc_service_t *svc, const fl__frame_hdr_t *h,
            m->instance == wire_instance(svc, ep);
 }
 
+/* A call whose body is larger never runs on the I/O thread: decoding it
+ * would hold up every other connection of the service (a 64 KiB body of
+ * 2-byte fields takes about 1 ms to scan, the budget of an I/O turn). */
+#define IO_TURN_MAX_BODY (64u << 10)
+
 void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                            const fl__frame_meta_t *m, const uint8_t *body)
 {
     fl_rpc_service_t *svc = arg;
     bool tell = (h->flags & FL__F_TELL) != 0;
+    bool big = h->body_len > IO_TURN_MAX_BODY;
     /* A call to an endpoint this read has claimed needs neither the
      * registry nor a reference: the claim holds one, and the endpoint
      * cannot run (so cannot stop) before on_frames runs its turn. */
     struct io_claim *held = held_claim(svc, m->endpoint);
+    if (held != NULL && big) {
+        /* The calls before it run first (the order of the endpoint's
+         * calls), then the claims end: it goes to the workers. */
+        fl__rpc_tcp_on_frames(svc);
+        held = NULL;
+    }
     fl_rpc_endpoint_t *ep = held != NULL ? held->ep : NULL;
     bool claim = false;
     if (held != NULL && !same_instance(svc, h, m, ep)) {
@@ -222,7 +234,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
          * actor may stop on a worker and its last reference go before the
          * claim fails. */
         claim =
-            ep != NULL && svc->io_turns && !ep->io_off &&
+            ep != NULL && svc->io_turns && !ep->io_off && !big &&
             svc->io_nclaims < sizeof svc->io_claims / sizeof *svc->io_claims;
         if (claim)
             fl__rpc_ep_retain(ep);

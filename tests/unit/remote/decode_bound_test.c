@@ -12,87 +12,15 @@
  * meanwhile. A request as large but dense (a 4 MiB string) is served. A
  * reply of unknown fields fails the call with FL_EDECODE naming the bound.
  */
+#include "alloc_count.h"
 #include "client_fixture.h"
-
-#include <malloc.h>
 
 #define SERVER_MAX (16u << 20)
 #define CLIENT_MAX (16u << 20)
 #define EP_ID "calc"
 #define BIG (4u << 20)
 
-/* ---- counting what fling allocates --------------------------------------- */
-
-static atomic_size_t live_bytes; /* allocated and not freed */
-static atomic_size_t peak_bytes; /* the most live_bytes reached */
-
-static void count_in(void *p)
-{
-    if (p == NULL)
-        return;
-    size_t now = atomic_fetch_add(&live_bytes, malloc_usable_size(p)) +
-                 malloc_usable_size(p);
-    size_t peak = atomic_load(&peak_bytes);
-    while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now))
-        ;
-}
-
-static void count_out(void *p)
-{
-    if (p != NULL)
-        atomic_fetch_sub(&live_bytes, malloc_usable_size(p));
-}
-
-static void *c_malloc(size_t n)
-{
-    void *p = malloc(n);
-    count_in(p);
-    return p;
-}
-
-static void *c_calloc(size_t k, size_t n)
-{
-    void *p = calloc(k, n);
-    count_in(p);
-    return p;
-}
-
-static void *c_realloc(void *p, size_t n)
-{
-    count_out(p);
-    void *q = realloc(p, n);
-    count_in(q != NULL ? q : p); /* a failed realloc keeps p */
-    return q;
-}
-
-static void c_free(void *p)
-{
-    count_out(p);
-    free(p);
-}
-
-/* Starts a new peak from what is live now; returns that. */
-static size_t peak_reset(void)
-{
-    size_t now = atomic_load(&live_bytes);
-    atomic_store(&peak_bytes, now);
-    return now;
-}
-
 /* ---- the bodies ---------------------------------------------------------- */
-
-/* A Num of n bytes made of unknown varint fields (number 15, value 1):
- * 2 bytes each. Caller frees. */
-static uint8_t *unknown_fields(size_t n)
-{
-    uint8_t *b = malloc(n);
-    assert_non_null(b);
-    for (size_t i = 0; i + 1 < n; i += 2) {
-        b[i] = 15 << 3; /* field 15, varint */
-        b[i + 1] = 1;
-    }
-    return b;
-}
 
 /* ---- the server's side --------------------------------------------------- */
 
@@ -130,6 +58,7 @@ test_unknown_fields_request_is_refused_within_the_bound(void **state)
     uint64_t mark = good_done(&fx->good);
     raw_t r = raw_open(fx);
     uint8_t *body = unknown_fields(BIG);
+    assert_non_null(body);
     size_t base = peak_reset();
     send_invoke(&r, 0, 2, EP_ID, CALC_INDEX, M_ADD, body, BIG);
     char msg[FL__ERRMSG_MAX + 1];
@@ -185,6 +114,7 @@ test_unknown_fields_reply_fails_the_call_naming_the_bound(void **state)
     fl_future_t *f = fl_test_call(s.gw, M_ADD, &req.base, WAIT_MS);
     uint64_t corr = rawsrv_invoke(&s, M_ADD, 5, "big");
     uint8_t *body = unknown_fields(1u << 20);
+    assert_non_null(body);
     rawsrv_reply(&s, corr, body, 1u << 20);
     free(body);
     char msg[FL__ERRMSG_MAX + 1];
@@ -200,7 +130,7 @@ test_unknown_fields_reply_fails_the_call_naming_the_bound(void **state)
 
 int main(void)
 {
-    if (fl_replace_allocator(c_malloc, c_calloc, c_realloc, c_free) != FL_OK)
+    if (count_allocations() != FL_OK)
         return 1;
     const struct CMUnitTest server[] = {
         FL_TEST(test_unknown_fields_request_is_refused_within_the_bound),
