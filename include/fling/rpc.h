@@ -126,6 +126,13 @@ typedef struct fl_rpc_service_opts {
      * memory while a client that says HELLO at once still gets through.
      * 0 = 512. */
     unsigned max_handshaking;
+    /* Bytes of calls received on one connection that their endpoints have
+     * not finished yet (queued, or running), frames counted whole. Over
+     * it the service stops reading that connection, so TCP pushes back
+     * on the peer, until they drain to half of it (docs/wire-protocol.md,
+     * "Flow control"). 0 = 32 MiB. Keep it at least a few times
+     * max_frame_size. */
+    size_t max_inbound_bytes;
 } fl_rpc_service_opts_t;
 
 /*

@@ -15,6 +15,7 @@
  *   pending.c    requests, their table and their deadlines
  *   handshake.c  the handshake's deadline, the cap on connections in it
  *   await.c      a caller reading its own answer
+ *   inbound.c    the budget of calls received and not yet finished
  *
  * A connection's memory lives until its last reference: the net's table
  * (until it closes), gateways, kicks in flight and server-side calls in
@@ -132,6 +133,8 @@ typedef struct fl__pending {
  * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
  *                rx_left rx_err rx_fd           (4)            (4)
  * atomics        refs peer_max peer_inc rx_lk   any            any
+ *                in_held in_paused (5)
+ * inbound        in_frame in_stopped            I/O            I/O
  *
  * (1) fl__net_free empties the peers table and the kick list without
  *     n->mu or kmu once the I/O thread has been joined.
@@ -147,6 +150,8 @@ typedef struct fl__pending {
  *     (fl__conn_connect) and frees rbuf (on_closed) without the lock. The
  *     I/O thread also reads rx.got_hello without it: only it sets the
  *     flag, and a waiting reader requires it set already.
+ * (5) in_paused is written by the I/O thread only; in_held by any thread
+ *     (inbound.c pairs them).
  */
 struct fl__conn {
     _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
@@ -195,6 +200,10 @@ struct fl__conn {
     /* From its HELLO; 0 again once the connection closes
      * (fl__conn_peer_incarnation). */
     _Atomic uint64_t peer_inc;
+    /* The inbound budget (inbound.c): bytes of calls kept and not done,
+     * and whether reading stopped for them. */
+    _Atomic size_t in_held;
+    _Atomic bool in_paused;
 
     /* I/O thread only. */
     uv_tcp_t tcp;
@@ -217,6 +226,8 @@ struct fl__conn {
     fl__obuf_t *held_head, *held_tail;
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
+    size_t in_frame; /* the INVOKE on_invoke has: its bytes (inbound.c) */
+    bool in_stopped; /* not read for the inbound budget (inbound.c) */
 
     /* The read side: whoever holds rx_lk (the table above, note 4). */
     _Atomic bool rx_lk;
@@ -257,6 +268,7 @@ struct fl__net {
     uint32_t max_frame;
     size_t max_queued;
     uint64_t incarnation; /* ours, announced in HELLO; 0: none */
+    size_t max_inbound;
     char *name;
     fl__net_hooks_t hooks;
 
@@ -290,6 +302,7 @@ struct fl__net {
     /* Counters for fl__net_stats (fl__net_count). */
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
         st_writes, st_proto, st_caller_reads, st_caller_answers;
+    _Atomic uint64_t st_in_pauses, st_in_peak; /* inbound.c */
 };
 
 /* The net whose I/O thread this is, or NULL (io.c). */
@@ -546,6 +559,13 @@ void fl__conn_rx_take_left(fl__conn_t *c);
  * CONNECTED), then let go of the request's reference. Any thread. */
 void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
                        fl__decode_fn decode, const void *decode_arg);
+
+/* ---- inbound.c ----------------------------------------------------------- */
+
+/* Read c again if it stopped for the inbound budget and its calls have
+ * drained to half of it: the frames already read first (I/O thread, from
+ * fl__conn_process). */
+void fl__conn_inbound_resume(fl__conn_t *c);
 
 /* ---- pending.c ----------------------------------------------------------- */
 

@@ -222,6 +222,7 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
                                   "this service serves no endpoints");
         break;
     case FL__K_INVOKE:
+        c->in_frame = fr->size; /* for fl__conn_inbound_keep */
         if (n->hooks.on_invoke != NULL)
             n->hooks.on_invoke(n->hooks.arg, c, &fr->h, &fr->m, fr->body);
         else if (!(fr->h.flags & FL__F_TELL))
@@ -325,8 +326,9 @@ static void rx_run(fl__conn_t *c)
             run_frames(n);
             n->in_read = true;
         }
-        if (c->state != C_OPEN)
-            break; /* closed by what it read, or what that ran */
+        if (c->state != C_OPEN || c->in_stopped)
+            break; /* closed by what it read, or what that ran; or over
+                    * the inbound budget (the rest waits, inbound.c) */
     }
     answers_settle(c, &ans);
     fl__net_count(&n->st_in, frames);
@@ -356,7 +358,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         read_failed(c, nread);
     } else if (nread > 0 || c->rx_left) {
         c->rlen += (size_t)nread;
-        rx_run(c);
+        do /* again when the inbound budget resumed it meanwhile */
+            rx_run(c);
+        while (c->rx_left && c->state == C_OPEN);
     }
     fl__conn_rx_let_go(c);
 }
@@ -370,8 +374,9 @@ void fl__conn_rx_take_left(fl__conn_t *c)
     fl__conn_rx_hold(c);
     if (c->rx_err != 0)
         read_failed(c, c->rx_err);
-    else if (c->rx_left)
-        rx_run(c);
+    else
+        while (c->rx_left && c->state == C_OPEN)
+            rx_run(c);
     fl__conn_rx_let_go(c);
 }
 

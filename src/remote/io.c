@@ -82,6 +82,7 @@ void fl__conn_process(fl__conn_t *c)
         fl__conn_connect(c);
     else if (st == C_OPEN)
         fl__conn_flush(c);
+    fl__conn_inbound_resume(c);
 }
 
 void fl__net_for_each_conn(fl__net_t *n, void (*fn)(fl__conn_t *, void *),
@@ -245,6 +246,7 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
         return FL_ENOMEM;
     n->max_frame = o->max_frame ? o->max_frame : FL__FRAME_DEFAULT_MAX;
     n->max_queued = o->max_queued ? o->max_queued : FL__NET_DEFAULT_QUEUED;
+    n->max_inbound = o->max_inbound ? o->max_inbound : FL__NET_DEFAULT_INBOUND;
     n->name = fl__strdup(o->name ? o->name : "fling");
     n->hooks = o->hooks;
     n->incarnation = o->incarnation;
@@ -381,4 +383,8 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
         atomic_load_explicit(&n->st_caller_reads, memory_order_relaxed);
     out->caller_answers =
         atomic_load_explicit(&n->st_caller_answers, memory_order_relaxed);
+    out->inbound_pauses =
+        atomic_load_explicit(&n->st_in_pauses, memory_order_relaxed);
+    out->inbound_peak =
+        atomic_load_explicit(&n->st_in_peak, memory_order_relaxed);
 }

@@ -68,6 +68,7 @@ typedef struct fl__net_opts {
     /* Announced in HELLO (flag INCARNATION): the service's random id of
      * this life; 0: none announced. */
     uint64_t incarnation;
+    size_t max_inbound; /* 0 = FL__NET_DEFAULT_INBOUND (inbound.c) */
     fl__net_hooks_t hooks;
 } fl__net_opts_t;
 
@@ -77,6 +78,10 @@ typedef struct fl__net_opts {
 
 /* Default bound of the bytes queued on one connection. */
 #define FL__NET_DEFAULT_QUEUED ((size_t)64 << 20)
+
+/* Default budget of the bytes of calls received on one connection and not
+ * yet finished (fl__conn_inbound_keep). */
+#define FL__NET_DEFAULT_INBOUND ((size_t)32 << 20)
 
 /* Backoff between failed connection attempts. */
 #define FL__NET_BACKOFF_MIN_MS 50
@@ -258,6 +263,20 @@ typedef struct fl__connected {
 int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
                               uint64_t instance);
 
+/*
+ * The budget of inbound calls (inbound.c; docs/wire-protocol.md, "Flow
+ * control"). fl__conn_inbound_keep, called by on_invoke, says that the
+ * INVOKE at hand is kept past the hook (its call is queued): its frame's
+ * bytes count as held on c, and c holds one more reference, until
+ * fl__conn_inbound_done(c, n) with the n it returned. While c holds more
+ * than the net's max_inbound, c is not read (TCP pushes back on the peer);
+ * reading resumes once it holds half of that or less. keep: I/O thread,
+ * inside on_invoke only. done: any thread, never blocks; it lets go of the
+ * reference (c may be freed by it).
+ */
+size_t fl__conn_inbound_keep(fl__conn_t *c);
+void fl__conn_inbound_done(fl__conn_t *c, size_t n);
+
 /* Frames and bytes moved, for tests and stats. */
 typedef struct fl__net_stats {
     uint64_t conns_accepted, conns_opened, conns_failed;
@@ -266,6 +285,9 @@ typedef struct fl__net_stats {
     /* Reads by threads waiting for an answer (fl__conn_await) that found
      * bytes or the stream's end, and the answers they settled. */
     uint64_t caller_reads, caller_answers;
+    /* The inbound budget: times a connection stopped being read for it,
+     * and the most bytes of calls one connection held (inbound.c). */
+    uint64_t inbound_pauses, inbound_peak;
 } fl__net_stats_t;
 
 void fl__net_stats(fl__net_t *n, fl__net_stats_t *out);

@@ -22,10 +22,11 @@ enum {
 
 /* Header of an RPC_INVOKE payload; the packed request follows. */
 typedef struct invoke_hdr {
-    /* A call from the wire that expects an answer (FL__MF_SETTLE): settle
-     * is fl__rpc_wire_settle, to (the connection, one reference) and corr
-     * say where the answer goes; handle_invoke takes them (to = NULL).
-     * Unused (NULL) otherwise: a local ask's future is the message's. */
+    /* A call from the wire (FL__MF_SETTLE): settle is the wire's
+     * (tcp_server.c); when it expects an answer, to (the connection, one
+     * reference) and corr say where the answer goes; handle_invoke takes
+     * them (to = NULL). Unused (NULL) otherwise: a local ask's future is
+     * the message's. */
     fl__settle_fn settle;
     void *to;
     uint64_t corr;
@@ -37,6 +38,11 @@ typedef struct invoke_hdr {
     uint8_t sink;  /* where the answer goes: an fl__rpc_sinks index */
     uint8_t pad;
     fl_fencing_token_t token;
+    /* A call from the wire: the connection whose inbound budget holds its
+     * frame's bytes (one reference), and how many, until wire_settle
+     * reports it done (fl__conn_inbound_done); NULL once reported. */
+    struct fl__conn *in_conn;
+    size_t in_bytes;
 } invoke_hdr_t;
 
 /*

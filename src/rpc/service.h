@@ -44,6 +44,7 @@ struct fl_rpc_service {
     uint64_t incarnation;
     int64_t handshake_ms;     /* 0: the transport's default */
     unsigned max_handshaking; /* 0: the transport's default */
+    size_t max_inbound;
     /* Calls from the wire to an idle endpoint run on the I/O thread
      * (opts.no_io_turns false); the turns claimed while dispatching a read,
      * run by on_frames in tcp_server.c (I/O thread only). */

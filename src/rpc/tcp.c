@@ -41,6 +41,7 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .port = port,
                         .max_frame = svc->max_frame,
                         .max_queued = svc->max_queued,
+                        .max_inbound = svc->max_inbound,
                         .name = svc->name,
                         .handshake_timeout_ms = svc->handshake_ms,
                         .max_handshaking = svc->max_handshaking,
@@ -59,6 +60,8 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
         o->max_frame_size ? o->max_frame_size : FL__FRAME_DEFAULT_MAX;
     svc->max_queued =
         o->max_queued_bytes ? o->max_queued_bytes : FL__NET_DEFAULT_QUEUED;
+    svc->max_inbound =
+        o->max_inbound_bytes ? o->max_inbound_bytes : FL__NET_DEFAULT_INBOUND;
     if (svc->max_frame < FL__FRAME_MIN_MAX) {
         fl__say(why, why_len, "max_frame_size %u is below the minimum of %u",
                 svc->max_frame, FL__FRAME_MIN_MAX);

@@ -113,20 +113,27 @@ static void wire_reply(fl__conn_t *c, uint64_t corr,
 
 /* The settle function of calls from the wire (FL__MF_SETTLE): answers m's
  * call with err and why if its connection is still held, and lets go of
- * it. Also how handle_invoke fails a call from the wire (the wire sink's
+ * it; then reports the call done to its connection's inbound budget (the
+ * runtime settles every message it is done with: handled, dropped, dead).
+ * Also how handle_invoke fails a call from the wire (the wire sink's
  * fail_msg). Any thread. */
 static void wire_settle(fl_msg_t *m, int err, const char *why)
 {
     invoke_hdr_t *h = fl_msg_data(m);
     fl__conn_t *c = h->to;
-    if (c == NULL)
-        return; /* answered */
-    h->to = NULL;
-    if (err == FL_ECLOSED) {
-        err = FL_EUNREACHABLE;
-        why = "recipient unreachable: the rpc service is shutting down";
+    if (c != NULL) {
+        h->to = NULL;
+        if (err == FL_ECLOSED) {
+            err = FL_EUNREACHABLE;
+            why = "recipient unreachable: the rpc service is shutting down";
+        }
+        wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
     }
-    wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
+    if (h->in_conn != NULL) {
+        fl__conn_t *in = h->in_conn;
+        h->in_conn = NULL;
+        fl__conn_inbound_done(in, h->in_bytes);
+    }
 }
 
 /* ---- the wire sink (tran.h): answers in frames on the connection ------- */
@@ -280,15 +287,19 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         ih->fence = FENCE_NONE;
     }
     memcpy(ih + 1, body, h->body_len);
+    /* Its bytes count against c's inbound budget until the runtime is done
+     * with the message (wire_settle). */
+    ih->settle = wire_settle;
+    msg->flags |= FL__MF_SETTLE;
+    ih->in_conn = c;
+    ih->in_bytes = fl__conn_inbound_keep(c);
     if (!tell) {
         /* The message owes the caller an answer: handle_invoke hands it to
          * the call, and the runtime settles it if the message never gets
          * there (the endpoint stopped, the system closed). */
-        ih->settle = wire_settle;
         fl__conn_retain_io(c);
         ih->to = c;
         ih->corr = h->corr;
-        msg->flags |= FL__MF_SETTLE;
     }
     int rc;
     if (held != NULL) {
