@@ -190,6 +190,9 @@ int bench_rpc_tell(const bench_ctx_t *ctx);
 int bench_remote_call(const bench_ctx_t *ctx);
 int bench_remote_pipelined(const bench_ctx_t *ctx);
 
+/* rpc_deadline_bench.c: rpc.remote_deadlines. */
+int bench_remote_deadlines(const bench_ctx_t *ctx);
+
 /*
  * serve_main is the server process of rpc.remote_* (the hidden option
  * --serve; rpc_remote_bench.c). Returns FL_OK after a clean shutdown.

@@ -179,6 +179,9 @@ static const bench_t benches[] = {
      "on 127.0.0.1"},
     {"rpc.remote_pipelined", bench_remote_pipelined,
      "1,000,000 remote calls, 64 in flight, two processes on 127.0.0.1"},
+    {"rpc.remote_deadlines", bench_remote_deadlines,
+     "100,000 remote calls pending, timeouts 1 s and 10 s interleaved: "
+     "issue time, lateness of the 1 s ones"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 

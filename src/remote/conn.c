@@ -55,6 +55,7 @@ void fl__conn_release_n(fl__conn_t *c, int n)
         c->pool = p->next_free;
         fl__free(p);
     }
+    fl__heap_fini(&c->dl);
     pthread_mutex_destroy(&c->mu);
     fl__free(c->wbufs);
     fl__free(c->rbuf);
@@ -260,7 +261,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
         c->state = c->outbound && !n->stopping ? C_IDLE : C_DEAD;
     fl__pending_t *list = c->pending;
     c->pending = NULL;
-    c->dhead = c->dtail = NULL; /* its records go with the table */
+    fl__heap_drop_all(&c->dl); /* its records go with the table */
     fl__obuf_t *out = c->out_head;
     c->out_head = c->out_tail = NULL;
     for (fl__obuf_t *b = out; b != NULL; b = b->next)

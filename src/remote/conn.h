@@ -27,6 +27,7 @@
 
 #include "remote/net.h"
 
+#include "common/heap.h"
 #include "common/internal.h"
 #include "remote/address.h"
 #include "remote/rx.h"
@@ -93,9 +94,10 @@ typedef struct fl__pending {
     char *what;
     fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
     const void *decode_arg;
-    uint64_t deadline_ns; /* 0: none; else on the deadline list */
+    /* Its deadline (key, ns; seq: corr) on the connection's heap, when it
+     * has one (fl__hnode_queued). */
+    fl__hnode_t dl;
     int64_t timeout_ms;
-    struct fl__pending *dprev, *dnext; /* the deadline list */
     UT_hash_handle hh;
     struct fl__pending *next_free; /* in the connection's pool */
 } fl__pending_t;
@@ -118,7 +120,7 @@ typedef struct fl__pending {
  * state          state                          I/O, under mu  I/O: no lock;
  *                                               (2)            others: mu
  * queue, table   out_head out_tail queued       any, mu        any, mu (3)
- *                pending dhead dtail pool npool
+ *                pending dl pool npool
  *                next_corr overflow
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
@@ -181,9 +183,9 @@ struct fl__conn {
     fl__obuf_t *out_head, *out_tail;
     size_t queued; /* bytes queued or being written */
     fl__pending_t *pending;
-    /* The requests with a deadline, earliest first (the I/O thread fails
-     * them when it passes). */
-    fl__pending_t *dhead, *dtail;
+    /* The requests with a deadline, a heap by deadline (the I/O thread
+     * fails them when it passes). */
+    fl__heap_t dl;
     fl__pending_t *pool; /* free records, up to PENDING_POOL */
     unsigned npool;
     uint64_t next_corr;

@@ -71,7 +71,8 @@ void fl__conn_process(fl__conn_t *c)
     int st = c->state;
     bool overflow = c->overflow;
     c->overflow = false;
-    uint64_t first = c->dhead != NULL ? c->dhead->deadline_ns : 0;
+    fl__hnode_t *top = fl__heap_top(&c->dl);
+    uint64_t first = top != NULL ? top->key : 0;
     fl__conn_unlock(c);
     fl__obuf_free_list(dropped);
     if (first != 0 && (n->dtimer_at == 0 || first < n->dtimer_at))
