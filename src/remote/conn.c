@@ -56,6 +56,7 @@ void fl__conn_release_n(fl__conn_t *c, int n)
         fl__free(p);
     }
     fl__heap_fini(&c->dl);
+    fl__asks_fini(&c->asks);
     pthread_mutex_destroy(&c->mu);
     fl__free(c->wbufs);
     fl__free(c->rbuf);

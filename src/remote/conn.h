@@ -14,6 +14,7 @@
  *   conn_read.c  reading and dispatching frames, settling answers
  *   pending.c    requests, their table and their deadlines
  *   handshake.c  the handshake's deadline, the cap on connections in it
+ *   asks.c       the ids of the peer's asks in flight (no duplicate runs)
  *   await.c      a caller reading its own answer
  *   inbound.c    the budget of calls received and not yet finished
  *
@@ -102,6 +103,13 @@ typedef struct fl__pending {
     struct fl__pending *next_free; /* in the connection's pool */
 } fl__pending_t;
 
+/* The correlation ids of the asks a connection serves (asks.c): an open
+ * addressing set of non-zero u64 under c->mu. */
+typedef struct fl__asks {
+    uint64_t *slot; /* cap slots; 0: empty */
+    size_t cap, len;
+} fl__asks_t;
+
 /*
  * Who reads and writes what: the one table. "I/O" is the net's I/O thread
  * (fl__tls_net == c->net, checked by FL__ASSERT_IO); "mu" is c->mu, taken
@@ -121,7 +129,7 @@ typedef struct fl__pending {
  *                                               (2)            others: mu
  * queue, table   out_head out_tail queued       any, mu        any, mu (3)
  *                pending dl pool npool
- *                next_corr overflow
+ *                next_corr overflow asks
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
  *                retry_wait_ms last_err
@@ -189,6 +197,8 @@ struct fl__conn {
     fl__pending_t *pool; /* free records, up to PENDING_POOL */
     unsigned npool;
     uint64_t next_corr;
+    /* The peer's asks received and not answered yet (asks.c). */
+    fl__asks_t asks;
     bool overflow; /* an answer did not fit the queue: close */
     bool writing;  /* a uv_write in flight: nobody else writes */
     int fd;        /* the socket for direct writes, or -1 */
@@ -568,6 +578,29 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
  * drained to half of it: the frames already read first (I/O thread, from
  * fl__conn_process). */
 void fl__conn_inbound_resume(fl__conn_t *c);
+/* ---- asks.c -------------------------------------------------------------- */
+
+/* Note the peer's ask corr (non-zero) on c (under c->mu): FL_OK, FL_EPROTO
+ * when an ask with that id is still in flight (not answered yet), or
+ * FL_ENOMEM. */
+int fl__asks_add_locked(fl__conn_t *c, uint64_t corr);
+
+/* The ask corr on c is answered (under c->mu): forget it (nothing when it
+ * is not there). */
+void fl__asks_del_locked(fl__conn_t *c, uint64_t corr);
+
+/* An answer frame b (REPLY or ERROR, with its corr) is being queued on c
+ * (under c->mu): its ask is no longer in flight. Other frames: nothing. */
+void fl__asks_answered_locked(fl__conn_t *c, const fl__obuf_t *b);
+
+/* Admit the peer's ask INVOKE corr on c before it is dispatched (I/O
+ * thread): true, or false having refused it: a duplicate of an ask in
+ * flight is a protocol error (c closes), and out of memory answers it
+ * with FL_ENOMEM. */
+bool fl__asks_admit(fl__conn_t *c, uint64_t corr);
+
+/* Free what the set holds (the connection's last reference). */
+void fl__asks_fini(fl__asks_t *s);
 
 /* ---- pending.c ----------------------------------------------------------- */
 

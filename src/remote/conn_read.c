@@ -223,6 +223,10 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
         break;
     case FL__K_INVOKE:
         c->in_frame = fr->size; /* for fl__conn_inbound_keep */
+        /* An ask runs at most once: not while one with its id is in
+         * flight (asks.c). */
+        if (!(fr->h.flags & FL__F_TELL) && !fl__asks_admit(c, fr->h.corr))
+            break;
         if (n->hooks.on_invoke != NULL)
             n->hooks.on_invoke(n->hooks.arg, c, &fr->h, &fr->m, fr->body);
         else if (!(fr->h.flags & FL__F_TELL))

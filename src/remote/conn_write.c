@@ -458,6 +458,7 @@ fl__obuf_t *fl__conn_queue_held_locked(fl__conn_t *c)
             return h;
         }
         fl__obuf_t *next = h->next;
+        fl__asks_answered_locked(c, h);
         fl__conn_enqueue_locked(c, h);
         h = next;
     }
@@ -476,6 +477,7 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
         return FL_OK;
     }
     fl__conn_lock(c);
+    fl__asks_answered_locked(c, fb);
     int rc = fl__conn_refuse_locked(c, fb->len, msg, sizeof msg);
     if (rc == FL_OK && !c->outbound && c->state != C_OPEN)
         rc = FL_ECLOSED; /* an answer for a connection that is gone */
