@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <fling/common.h>
 
@@ -106,6 +107,22 @@ static inline uint64_t fl__ms_to_ns(int64_t ms)
 static inline uint64_t fl__add_sat(uint64_t a, uint64_t b)
 {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: one kernel tick
+ * (at most 10 ms with HZ >= 100). Its resolution plus 1 ms was measured
+ * too little on a loaded virtual machine. */
+#define FL__COARSE_SLACK_NS 10000000u
+
+/* CLOCK_MONOTONIC_COARSE in ns: the time of the last kernel tick, behind
+ * fl_clock_now_ns() by less than FL__COARSE_SLACK_NS, for a quarter of its
+ * cost. A deadline built on it adds the slack so that it never passes
+ * early; a check against it passes late, never early. Any thread. */
+static inline uint64_t fl__clock_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A spin-wait hint for polling loops. */

@@ -82,7 +82,8 @@ static uint32_t meta_min(unsigned kind, uint16_t flags)
         return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0);
     case FL__K_INVOKE:
         return 2 + 4 + 4 + ((flags & FL__F_FENCED) ? 16 : 0) +
-               ((flags & FL__F_INSTANCE) ? 8 : 0);
+               ((flags & FL__F_INSTANCE) ? 8 : 0) +
+               ((flags & FL__F_DEADLINE) ? 4 : 0);
     case FL__K_ERROR:
         return 4 + 2;
     default:
@@ -146,7 +147,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     }
     uint16_t allowed = 0;
     if (h.kind == FL__K_INVOKE)
-        allowed = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE;
+        allowed = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE | FL__F_DEADLINE;
     else if (h.kind == FL__K_CONNECTED)
         allowed = FL__F_INSTANCE;
     else if (h.kind == FL__K_HELLO)
@@ -321,6 +322,8 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         }
         ok =
             ok && take_id(&c, (h->flags & FL__F_INSTANCE) != 0, &out->instance);
+        if (ok && (h->flags & FL__F_DEADLINE))
+            ok = take32(&c, &out->deadline_ms);
         break;
     }
     case FL__K_ERROR:
@@ -378,7 +381,8 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
             return 0;
         return 2 + (size_t)m->endpoint.len + 4 + 4 +
                ((flags & FL__F_FENCED) ? 16 : 0) +
-               ((flags & FL__F_INSTANCE) ? 8 : 0);
+               ((flags & FL__F_INSTANCE) ? 8 : 0) +
+               ((flags & FL__F_DEADLINE) ? 4 : 0);
     case FL__K_ERROR: {
         size_t n =
             m->message.len > FL__ERRMSG_MAX ? FL__ERRMSG_MAX : m->message.len;
@@ -436,6 +440,10 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
             p += 16;
         }
         p = put_id(p, (flags & FL__F_INSTANCE) != 0, m->instance);
+        if (flags & FL__F_DEADLINE) {
+            put32(p, m->deadline_ms);
+            p += 4;
+        }
         break;
     case FL__K_ERROR:
         put32(p, m->code);

@@ -46,6 +46,10 @@ enum fl__frame_kind {
  * id of the service's life, so that a peer restarted under the same
  * address is recognised (docs/wire-protocol.md). */
 #define FL__F_INCARNATION 0x0010u
+/* INVOKE: the metadata ends with a u32, the milliseconds the caller still
+ * waits for the answer (its timeout), so that the server drops the call
+ * once the caller has given up (docs/wire-protocol.md). */
+#define FL__F_DEADLINE 0x0008u
 
 typedef struct fl__frame_hdr {
     uint8_t version;
@@ -73,6 +77,7 @@ typedef struct fl__frame_meta {
     uint8_t token[16];      /* INVOKE with FL__F_FENCED */
     uint64_t instance;      /* CONNECTED, INVOKE with FL__F_INSTANCE */
     uint64_t incarnation;   /* HELLO with FL__F_INCARNATION */
+    uint32_t deadline_ms;   /* INVOKE with FL__F_DEADLINE */
     uint32_t code;          /* ERROR */
     fl__str_t message;      /* ERROR */
 } fl__frame_meta_t;

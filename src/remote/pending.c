@@ -19,10 +19,6 @@
 /* Request deadlines closer than this get a timer of their own; the tick
  * picks up the others in time. */
 #define DEADLINE_NEAR_MS (2 * FL__NET_TICK_MS)
-/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: one tick. Its
- * resolution (4 ms here) plus 1 ms was measured too little on a loaded
- * virtual machine: 2 of 50,000 timeouts fired early. */
-#define COARSE_SLACK_NS 10000000u
 /* Request records a connection keeps for reuse. */
 #define PENDING_POOL 1024u
 
@@ -171,11 +167,7 @@ static uint64_t deadline_of(int64_t timeout_ms)
     uint64_t ns = fl__ms_to_ns(timeout_ms);
     if (timeout_ms <= DEADLINE_NEAR_MS)
         return fl_clock_now_ns() + ns;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return fl__add_sat((uint64_t)ts.tv_sec * 1000000000u +
-                           (uint64_t)ts.tv_nsec + COARSE_SLACK_NS,
-                       ns);
+    return fl__add_sat(fl__clock_coarse_ns() + FL__COARSE_SLACK_NS, ns);
 }
 
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,

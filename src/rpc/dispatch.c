@@ -13,6 +13,7 @@
 #include "rpc/arena.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
+#include "rpc/service.h"
 #include "rpc/tcp.h"
 
 #include <stdio.h>
@@ -59,6 +60,42 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
     }
 }
 
+/* How often the drop of expired calls is logged, at most (debug). */
+#define EXPIRED_LOG_NS 1000000000ull
+
+/* True if the caller of the invocation msg (well formed) has stopped
+ * waiting for it: then it is dropped (counted, logged at debug at most
+ * once a second per service, answered FL_ETIMEDOUT, which the caller
+ * drops too). The coarse clock: a call may be dropped late, never early. */
+static bool invoke_expired(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
+{
+    invoke_hdr_t *h = fl_msg_data(msg);
+    if (h->deadline_ns == 0)
+        return false;
+    uint64_t now = fl__clock_coarse_ns();
+    if (now < h->deadline_ns)
+        return false;
+    fl_rpc_service_t *svc = ep->svc;
+    uint64_t n =
+        atomic_fetch_add_explicit(&svc->st_expired, 1, memory_order_relaxed) +
+        1;
+    uint64_t last =
+        atomic_load_explicit(&svc->expired_logged_ns, memory_order_relaxed);
+    if ((int)FL_LOG_DEBUG <= (int)fl_log_get_level() &&
+        (last == 0 || now - last >= EXPIRED_LOG_NS) &&
+        atomic_compare_exchange_strong_explicit(&svc->expired_logged_ns, &last,
+                                                now, memory_order_relaxed,
+                                                memory_order_relaxed))
+        FL_LOG(FL_LOG_DEBUG,
+               "rpc: %s: a call dropped, its caller's deadline passed %.1f ms "
+               "before it could start (%llu dropped so far)",
+               ep->id, (double)(now - h->deadline_ns) / 1e6,
+               (unsigned long long)n);
+    invoke_fail(msg, FL_ETIMEDOUT,
+                "the caller's deadline passed before the call started");
+    return true;
+}
+
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
     invoke_hdr_t *h = fl_msg_data(msg);
@@ -67,6 +104,8 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
             fl_reply_error(msg, FL_EDECODE, "malformed invocation");
         return;
     }
+    if (invoke_expired(ep, msg))
+        return;
     if (h->service >= ep->nservices ||
         h->method >= ep->services[h->service]->descriptor->n_methods) {
         invoke_fail(msg, FL_ENOMETHOD,

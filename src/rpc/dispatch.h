@@ -30,6 +30,10 @@ typedef struct invoke_hdr {
     fl__settle_fn settle;
     void *to;
     uint64_t corr;
+    /* When the caller stops waiting for the answer (fl__clock_coarse_ns
+     * time, slack included; 0: never): a call still queued then is
+     * dropped before its handler starts (handle_invoke). */
+    uint64_t deadline_ns;
     uint32_t service;
     uint32_t method;
     uint32_t len;
@@ -44,6 +48,17 @@ typedef struct invoke_hdr {
     struct fl__conn *in_conn;
     size_t in_bytes;
 } invoke_hdr_t;
+
+/*
+ * The deadline of a call whose caller waits ms more (invoke_hdr_t's
+ * deadline_ns): from the coarse clock, with its slack, so that it passes
+ * no earlier than the caller's own, saturated. Any thread.
+ */
+static inline uint64_t fl__rpc_deadline_of(int64_t ms)
+{
+    return fl__add_sat(fl__clock_coarse_ns() + FL__COARSE_SLACK_NS,
+                       fl__ms_to_ns(ms));
+}
 
 /*
  * The receive function of every endpoint's actor (its state is the

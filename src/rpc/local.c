@@ -48,6 +48,7 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     if (m == NULL)
         return FL_ENOMEM;
     invoke_hdr_t *h = fl_msg_data(m);
+    h->deadline_ns = 0;
     h->service = gw->service_index;
     h->method = method;
     h->len = (uint32_t)n;
@@ -79,6 +80,12 @@ static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
     int rc = build_invoke(gw, method, req, &m);
     if (rc != FL_OK)
         return rc;
+    /* The endpoint drops the call if it is still queued when the ask
+     * times out. */
+    if (timeout_ms != FL_INFINITE) {
+        invoke_hdr_t *h = fl_msg_data(m);
+        h->deadline_ns = fl__rpc_deadline_of(timeout_ms);
+    }
     return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
 }
 

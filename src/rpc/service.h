@@ -55,6 +55,12 @@ struct fl_rpc_service {
         fl_rpc_endpoint_t *ep; /* one reference */
         size_t id_len;         /* strlen(ep->id) */
     } io_claims[16];
+
+    /* Calls dropped because their caller's deadline had passed before
+     * they started (dispatch.c), and when that was last logged
+     * (fl__clock_coarse_ns). Relaxed: counters on their own. */
+    _Atomic uint64_t st_expired;
+    _Atomic uint64_t expired_logged_ns;
 };
 
 /* The registered, not yet terminated endpoint with this id, or NULL. The

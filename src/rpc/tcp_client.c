@@ -321,9 +321,14 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
                       fl__conn_peer_name(gw->conn), gw->peer_inc, inc);
         return refuse(tell, FL_EUNREACHABLE, msg, out);
     }
+    /* An ask tells the server how long its caller waits: a timeout too
+     * large for the u32 is as good as none. */
+    bool deadline =
+        !tell && timeout_ms != FL_INFINITE && timeout_ms < (int64_t)UINT32_MAX;
     uint16_t flags = (uint16_t)((tell ? FL__F_TELL : 0) |
                                 (gw->fence == FENCE_TOKEN ? FL__F_FENCED : 0) |
-                                (gw->has_instance ? FL__F_INSTANCE : 0));
+                                (gw->has_instance ? FL__F_INSTANCE : 0) |
+                                (deadline ? FL__F_DEADLINE : 0));
     /* From a zero template, not an initializer: see fl__frame_decode_meta. */
     static const fl__frame_meta_t none;
     fl__frame_meta_t m = none;
@@ -332,6 +337,7 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     m.method_index = method;
     memcpy(m.token, gw->token.bytes, sizeof m.token);
     m.instance = gw->instance;
+    m.deadline_ms = deadline ? (uint32_t)timeout_ms : 0;
     size_t n = protobuf_c_message_get_packed_size(req);
     size_t meta = fl__frame_meta_size(FL__K_INVOKE, flags, &m);
     uint64_t total = (uint64_t)FL__FRAME_HDR + meta + n;

@@ -280,6 +280,8 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     ih->len = h->body_len;
     ih->wire = 1;
     ih->sink = FL__RPC_SINK_WIRE;
+    if (h->flags & FL__F_DEADLINE)
+        ih->deadline_ns = fl__rpc_deadline_of(m->deadline_ms);
     if (h->flags & FL__F_FENCED) {
         ih->fence = FENCE_TOKEN;
         memcpy(ih->token.bytes, m->token, sizeof ih->token.bytes);

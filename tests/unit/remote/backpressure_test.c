@@ -382,11 +382,13 @@ static void test_server_closes_a_client_that_does_not_read(void **state)
 
 /* ---- case 2: a server that does not read its requests -------------------- */
 
-/* The packed size of Add(v, text) as an INVOKE frame to endpoint id. */
+/* The packed size of Add(v, text) as an INVOKE frame to endpoint id, an
+ * ask with a timeout (it carries its deadline). */
 static size_t add_frame_size(const char *id, const Flhostile__Num *req)
 {
     fl__frame_meta_t m = invoke_meta(id, CALC_INDEX, M_ADD);
-    return FL__FRAME_HDR + fl__frame_meta_size(FL__K_INVOKE, 0, &m) +
+    return FL__FRAME_HDR +
+           fl__frame_meta_size(FL__K_INVOKE, FL__F_DEADLINE, &m) +
            flhostile__num__get_packed_size(req);
 }
 

@@ -123,7 +123,8 @@ static inline uint64_t rawsrv_invoke(rawsrv_t *s, uint32_t method, int64_t v,
     char d[1200], ep[FL__ID_MAX + 1];
     next_frame_or_fail(&s->r, &f, "INVOKE", s->next_corr);
     if (f.h.kind != FL__K_INVOKE || f.h.corr != s->next_corr ||
-        f.h.flags != 0 || f.m.service_index != 0 || f.m.method_index != method)
+        (f.h.flags & ~FL__F_DEADLINE) != 0 || f.m.service_index != 0 ||
+        f.m.method_index != method)
         fail_msg("want INVOKE corr %llu of method %u, got %s (flags %u, "
                  "service %u, method %u)",
                  (unsigned long long)s->next_corr, (unsigned)method,

@@ -136,6 +136,40 @@ static void invoke_meta(mbuf_t *m, const void *ep, size_t ep_len)
     m_u32(m, 1);
 }
 
+/* FL__F_DEADLINE on INVOKE: a u32 of milliseconds after the instance,
+ * encoded and decoded; 4 bytes, no more, no fewer. */
+static void test_the_deadline_ends_the_invoke_metadata(void **state)
+{
+    (void)state;
+    const uint16_t flags = FL__F_FENCED | FL__F_INSTANCE | FL__F_DEADLINE;
+    fl__frame_meta_t m;
+    memset(&m, 0, sizeof m);
+    m.endpoint = str_of("ep");
+    m.service_index = 1;
+    m.method_index = 2;
+    memset(m.token, 0x5a, sizeof m.token);
+    m.instance = 0x0102030405060708ull;
+    m.deadline_ms = 0xfedcba98u;
+    uint8_t buf[128];
+    size_t n = fl__frame_encode_meta(FL__K_INVOKE, flags, &m, buf, sizeof buf);
+    assert_int_equal(2 + 2 + 4 + 4 + 16 + 8 + 4, n);
+    assert_memory_equal("\xfe\xdc\xba\x98", buf + n - 4, 4);
+    fl__frame_hdr_t h = {
+        FL__PROTO_VERSION, FL__K_INVOKE, flags, 1, (uint32_t)n, 0};
+    fl__frame_meta_t out;
+    char why[128] = "";
+    assert_fl_ok(fl__frame_decode_meta(&h, buf, &out, why, sizeof why));
+    assert_int_equal(0xfedcba98u, out.deadline_ms);
+    assert_true(out.instance == m.instance);
+    h.meta_len = (uint32_t)n - 1;
+    assert_fl(FL_EPROTO, fl__frame_decode_meta(&h, buf, &out, why, sizeof why));
+    assert_string_equal("INVOKE metadata truncated (39 bytes)", why);
+    /* Without the flag the 4 bytes are trailing bytes. */
+    h.flags = FL__F_FENCED | FL__F_INSTANCE;
+    h.meta_len = (uint32_t)n;
+    assert_fl(FL_EPROTO, fl__frame_decode_meta(&h, buf, &out, why, sizeof why));
+}
+
 static void test_invalid_endpoint_ids_are_a_protocol_error(void **state)
 {
     (void)state;
@@ -272,6 +306,7 @@ int main(void)
         FL_TEST(test_error_message_over_1024_bytes_is_a_protocol_error),
         FL_TEST(test_error_message_over_1024_bytes_is_cut_there_on_encode),
         FL_TEST(test_hello_max_frame_under_1024_is_a_protocol_error),
+        FL_TEST(test_the_deadline_ends_the_invoke_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

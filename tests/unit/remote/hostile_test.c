@@ -587,10 +587,10 @@ STEP(error_matching_no_call_is_a_protocol_error, RAW_SESSION)
 
 STEP(unknown_flag_bits_are_a_protocol_error, RAW_SESSION)
 {
-    /* On INVOKE: bit 3 is not defined. */
+    /* On INVOKE: bit 15 is not defined. */
     size_t n;
-    uint8_t *buf =
-        num_frame(r, 0x0008, 91, CALC_INDEX, M_ADD, POISON, "flag 8", &n, NULL);
+    uint8_t *buf = num_frame(r, 0x8000, 91, CALC_INDEX, M_ADD, POISON,
+                             "flag 15", &n, NULL);
     raw_send(r, buf, n);
     free(buf);
     expect_error_then_close(r, FL_EPROTO, NULL, 0);
