@@ -113,6 +113,7 @@ fl__conn_t *fl__conn_new(fl__net_t *n, bool outbound)
     c->gai.data = c;
     c->creq.data = c;
     c->wreq.data = c;
+    c->wake.idx = FL__HEAP_NONE;
     return c;
 }
 
@@ -218,6 +219,7 @@ static void on_closed(uv_handle_t *h)
     }
     fl__conn_unlock(c);
     if (!c->outbound) {
+        fl__conn_wake_forget(c);
         if (c->prev)
             c->prev->next = c->next;
         else

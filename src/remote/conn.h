@@ -15,6 +15,7 @@
  *   pending.c    requests, their table and their deadlines
  *   handshake.c  the handshake's deadline, the cap on connections in it
  *   asks.c       the ids of the peer's asks in flight (no duplicate runs)
+ *   wake.c       when the I/O thread next looks at a connection (deadlines)
  *   await.c      a caller reading its own answer
  *   inbound.c    the budget of calls received and not yet finished
  *
@@ -72,10 +73,6 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 #include <uthash.h>
 #include <uv.h>
 
-/* The I/O thread's tick: far request deadlines, the stop's flush
- * deadline. */
-#define FL__NET_TICK_MS 100
-
 /* A connection's state (c->state). */
 enum {
     C_IDLE = 0,   /* outbound, no socket: the next request connects */
@@ -130,6 +127,7 @@ typedef struct fl__asks {
  * queue, table   out_head out_tail queued       any, mu        any, mu (3)
  *                pending dl pool npool
  *                next_corr overflow asks
+ *                wake_at (6)
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
  *                retry_wait_ms last_err
@@ -139,7 +137,7 @@ typedef struct fl__asks {
  *                wflight_bytes wbufs wcap
  *                close_when_flushed io_rx
  *                io_refs held_head held_tail
- *                peer_err peer_msg
+ *                peer_err peer_msg wake wnext
  * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
  *                rx_left rx_err rx_fd           (4)            (4)
  * atomics        refs peer_max peer_inc rx_lk   any            any
@@ -162,6 +160,8 @@ typedef struct fl__asks {
  *     flag, and a waiting reader requires it set already.
  * (5) in_paused is written by the I/O thread only; in_held by any thread
  *     (inbound.c pairs them).
+ * (6) Written by the I/O thread only (wake.c), under mu: a request reads
+ *     it to know whether the I/O thread must lower it (fl__conn_request).
  */
 struct fl__conn {
     _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
@@ -199,6 +199,9 @@ struct fl__conn {
     uint64_t next_corr;
     /* The peer's asks received and not answered yet (asks.c). */
     fl__asks_t asks;
+    /* When the I/O thread looks at c next (wake's key; wake.c), at or
+     * before its next deadline; 0: never (no deadline). */
+    uint64_t wake_at;
     bool overflow; /* an answer did not fit the queue: close */
     bool writing;  /* a uv_write in flight: nobody else writes */
     int fd;        /* the socket for direct writes, or -1 */
@@ -225,6 +228,8 @@ struct fl__conn {
     int64_t deadline_ms;                /* for the peer's HELLO (handshake.c) */
     struct fl__conn *hs_prev, *hs_next; /* net->hs_head: its order */
     bool on_hs;                         /* on the handshake list */
+    fl__hnode_t wake;                   /* on net->wakes (wake.c) */
+    struct fl__conn *wnext;             /* due, in on_wake */
     uv_write_t wreq;
     fl__obuf_t *wflight;
     size_t wflight_bytes;
@@ -264,8 +269,8 @@ struct fl__conn {
 struct fl__net {
     uv_loop_t loop;
     uv_async_t async;
-    uv_timer_t tick;
-    uv_timer_t dtimer;  /* fires at the nearest request deadline */
+    uv_timer_t tick;    /* the stop's flush deadline */
+    uv_timer_t dtimer;  /* fires at the nearest connection's wake-up */
     uint64_t dtimer_at; /* I/O thread: what dtimer is armed for; 0: not */
     uv_tcp_t listener;
     bool listening; /* fl__net_start, then the I/O thread */
@@ -310,10 +315,16 @@ struct fl__net {
     unsigned hs_accepted;
     unsigned hs_max;       /* fixed at fl__net_start */
     int64_t hs_timeout_ms; /* fixed at fl__net_start */
+    /* The connections with a deadline, by when to look at them next
+     * (wake.c); wake_lost: one did not fit (out of memory), so every
+     * connection is looked at until they all fit. */
+    fl__heap_t wakes;
+    bool wake_lost;
 
     /* Counters for fl__net_stats (fl__net_count). */
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
-        st_writes, st_proto, st_caller_reads, st_caller_answers;
+        st_writes, st_proto, st_caller_reads, st_caller_answers, st_wakes,
+        st_wake_visits;
     _Atomic uint64_t st_in_pauses, st_in_peak; /* inbound.c */
 };
 
@@ -617,11 +628,22 @@ fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
                                          fl__decode_fn *decode,
                                          const void **decode_arg);
 
-/* Arm the deadline timer for `at` (ns) unless it fires sooner or `at` is
- * left to the tick (I/O thread). */
-void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now);
-
-/* Fail c's requests whose deadline is not after now (I/O thread). */
+/* Fail c's requests whose deadline is not after now, in deadline order
+ * (I/O thread). */
 void fl__conn_expire(fl__conn_t *c, uint64_t now);
+
+/* ---- wake.c -------------------------------------------------------------- */
+
+/* Initialise the net's wake-up timer (fl__net_start, before the loop). */
+void fl__net_wake_init(fl__net_t *n);
+
+/* c has a deadline at `at` (ns, 0: none): see that the I/O thread looks
+ * at c by then (a lower key only; a later one waits for the key). I/O
+ * thread, not under c->mu. */
+void fl__conn_wake_lower(fl__conn_t *c, uint64_t at);
+
+/* c leaves the net (an accepted connection closed): off the heap. I/O
+ * thread. */
+void fl__conn_wake_forget(fl__conn_t *c);
 
 #endif /* FL_REMOTE_CONN_H */

@@ -1,7 +1,8 @@
 /*
  * io.c - the I/O thread of a service's transport: starting it, its libuv
- * loop, kicks (how other threads hand it a connection), the tick (HELLO
- * and far request deadlines), and stopping (BYE, flush, close, join).
+ * loop, kicks (how other threads hand it a connection), and stopping (BYE,
+ * flush, close, join; the tick is the stop's flush deadline). Deadlines:
+ * wake.c.
  *
  * One libuv loop on one I/O thread per service; it owns every libuv
  * handle and request. Who owns which field: conn.h. Who writes frames:
@@ -75,8 +76,7 @@ void fl__conn_process(fl__conn_t *c)
     uint64_t first = top != NULL ? top->key : 0;
     fl__conn_unlock(c);
     fl__obuf_free_list(dropped);
-    if (first != 0 && (n->dtimer_at == 0 || first < n->dtimer_at))
-        fl__net_deadline_arm(n, first, fl_clock_now_ns());
+    fl__conn_wake_lower(c, first);
     if (overflow && st == C_OPEN)
         fl__conn_close(c, 0, "outbound queue full: the peer is not reading");
     else if (st == C_IDLE && c->outbound)
@@ -168,6 +168,14 @@ void fl__net_finish_stop(fl__net_t *n)
     fl__hs_fini(n);
 }
 
+/* The stop's flush deadline: close what is left at once. */
+static void on_tick(uv_timer_t *t)
+{
+    fl__net_t *n = t->data;
+    if (n->stopping)
+        close_all(n, false);
+}
+
 static void on_async(uv_async_t *a)
 {
     fl__net_t *n = a->data;
@@ -191,6 +199,8 @@ static void on_async(uv_async_t *a)
     if (stop) {
         n->stopping = true;
         n->stop_deadline_ms = fl__net_now_ms() + STOP_FLUSH_MS;
+        uv_timer_stop(&n->dtimer); /* the connections close: no deadlines */
+        uv_timer_start(&n->tick, on_tick, STOP_FLUSH_MS, 0);
         if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener)) {
             uv_close((uv_handle_t *)&n->listener, NULL);
             n->listening = false;
@@ -199,24 +209,6 @@ static void on_async(uv_async_t *a)
         if (n->open_handles == 0)
             fl__net_finish_stop(n);
     }
-}
-
-static void tick_conn(fl__conn_t *c, void *arg)
-{
-    uint64_t now = *(const uint64_t *)arg;
-    fl__conn_expire(c, now);
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    fl__net_t *n = t->data;
-    uint64_t now_ns = fl_clock_now_ns();
-    if (n->stopping) {
-        if ((int64_t)(now_ns / 1000000u) >= n->stop_deadline_ms)
-            close_all(n, false);
-        return;
-    }
-    fl__net_for_each_conn(n, tick_conn, &now_ns);
 }
 
 static void *net_main(void *p)
@@ -268,11 +260,8 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
         n->async.data = n;
         uv_timer_init(&n->loop, &n->tick);
         n->tick.data = n;
-        uv_timer_start(&n->tick, on_tick, FL__NET_TICK_MS, FL__NET_TICK_MS);
         uv_unref((uv_handle_t *)&n->tick);
-        uv_timer_init(&n->loop, &n->dtimer);
-        n->dtimer.data = n;
-        uv_unref((uv_handle_t *)&n->dtimer);
+        fl__net_wake_init(n);
         fl__hs_init(n, o);
         if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
             fl__say(why, why_len, "could not start the I/O thread");
@@ -359,6 +348,7 @@ void fl__net_free(fl__net_t *n)
         n->kick_head = c->knext;
         fl__conn_release(c);
     }
+    fl__heap_fini(&n->wakes);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->kmu);
     fl__free(n->name);
@@ -388,4 +378,7 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
         atomic_load_explicit(&n->st_in_pauses, memory_order_relaxed);
     out->inbound_peak =
         atomic_load_explicit(&n->st_in_peak, memory_order_relaxed);
+    out->wakes = atomic_load_explicit(&n->st_wakes, memory_order_relaxed);
+    out->wake_visits =
+        atomic_load_explicit(&n->st_wake_visits, memory_order_relaxed);
 }

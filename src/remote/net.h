@@ -288,6 +288,10 @@ typedef struct fl__net_stats {
     /* The inbound budget: times a connection stopped being read for it,
      * and the most bytes of calls one connection held (inbound.c). */
     uint64_t inbound_pauses, inbound_peak;
+    /* Wake-ups of the I/O thread's deadline timer, and the connections
+     * it looked at (wake.c): neither grows while nothing is due, however
+     * many idle connections there are. */
+    uint64_t wakes, wake_visits;
 } fl__net_stats_t;
 
 void fl__net_stats(fl__net_t *n, fl__net_stats_t *out);

@@ -6,19 +6,18 @@
  *
  * A request's timeout is kept on its connection (a heap by deadline, under
  * its lock: O(log n) whatever the mix of timeouts) rather than as a system
- * timer: the I/O thread fails the requests whose deadline passed, checking
- * every connection on each tick and arming one timer for the nearest deadline
- * closer than DEADLINE_NEAR_MS. A request that makes such a near deadline the
- * first of its connection kicks the I/O thread to arm it.
+ * timer: the I/O thread fails the requests whose deadline passed when it
+ * looks at the connection (wake.c). A request whose deadline comes before
+ * that kicks the I/O thread to look sooner; the others cost no wake-up.
  */
 #include "remote/conn.h"
 
 #include <stdio.h>
 #include <time.h>
 
-/* Request deadlines closer than this get a timer of their own; the tick
- * picks up the others in time. */
-#define DEADLINE_NEAR_MS (2 * FL__NET_TICK_MS)
+/* Request deadlines this close come from the precise clock; the others
+ * from the coarse one, plus its slack (deadline_of). */
+#define DEADLINE_NEAR_MS 200
 /* Request records a connection keeps for reuse. */
 #define PENDING_POOL 1024u
 
@@ -96,25 +95,9 @@ fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
     return f;
 }
 
-static void on_deadline(uv_timer_t *t);
-
-/* Deadlines beyond DEADLINE_NEAR_MS are left to the tick. */
-void fl__net_deadline_arm(fl__net_t *n, uint64_t at, uint64_t now)
-{
-    FL__ASSERT_IO(n);
-    if (at == 0 || at > now + DEADLINE_NEAR_MS * 1000000ull || n->stopping)
-        return;
-    if (n->dtimer_at != 0 && n->dtimer_at <= at)
-        return;
-    n->dtimer_at = at;
-    /* Rounded up: the loop's clock may lag; firing early only re-arms. */
-    uint64_t ms = at > now ? (at - now + 999999u) / 1000000u : 0;
-    uv_timer_start(&n->dtimer, on_deadline, ms, 0);
-}
-
-/* Fails c's requests whose deadline is not after now with FL_ETIMEDOUT
- * (their late answers are dropped) and arms the timer for the next one.
- * I/O thread. */
+/* Fails c's requests whose deadline is not after now with FL_ETIMEDOUT,
+ * in deadline order (their late answers are dropped). I/O thread (a visit
+ * of wake.c, which then puts c under its next deadline). */
 void fl__conn_expire(fl__conn_t *c, uint64_t now)
 {
     FL__ASSERT_IO(c->net);
@@ -129,8 +112,6 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
         *tail = p;
         tail = &p->next_free;
     }
-    top = fl__heap_top(&c->dl);
-    uint64_t next = top != NULL ? top->key : 0;
     fl__conn_unlock(c);
     while (due != NULL) {
         fl__pending_t *p = due;
@@ -139,25 +120,11 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
                        (long long)p->timeout_ms);
         fl__pending_done(c, p);
     }
-    fl__net_deadline_arm(c->net, next, now);
-}
-
-static void expire_conn(fl__conn_t *c, void *arg)
-{
-    fl__conn_expire(c, *(const uint64_t *)arg);
-}
-
-static void on_deadline(uv_timer_t *t)
-{
-    fl__net_t *n = t->data;
-    n->dtimer_at = 0;
-    uint64_t now = fl_clock_now_ns();
-    fl__net_for_each_conn(n, expire_conn, &now);
 }
 
 /*
- * The deadline of a request with this timeout. A far one (the tick checks
- * it, FL__NET_TICK_MS apart) comes from the coarse clock, the time of the last
+ * The deadline of a request with this timeout. A far one comes from the
+ * coarse clock, the time of the last
  * kernel tick: a quarter of the precise clock's cost, on every call. It is
  * behind by less than a tick (at most 10 ms with HZ >= 100), which the
  * deadline adds, so the request never times out early.
@@ -227,7 +194,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->kind = (uint8_t)kind;
     p->decode = decode;
     p->decode_arg = decode_arg;
-    bool near = false;
+    bool sooner = false;
     if (timeout_ms != FL_INFINITE) {
         p->timeout_ms = timeout_ms;
         p->dl.key = deadline_of(timeout_ms);
@@ -240,12 +207,13 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
             fl_future_release(f); /* the record's reference */
             return FL_ENOMEM;
         }
-        /* A deadline the tick could miss needs the I/O thread's timer. */
-        near = timeout_ms <= DEADLINE_NEAR_MS && fl__heap_top(&c->dl) == &p->dl;
+        /* The I/O thread looks at c by c->wake_at: a deadline before
+         * that (or none armed) needs it to look sooner (wake.c). */
+        sooner = c->wake_at == 0 || p->dl.key < c->wake_at;
     }
     put64(fb->data + 8, p->corr);
     HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
     fl__conn_enqueue_locked(c, fb);
-    fl__conn_queued_locked(c, HASH_COUNT(c->pending) == 1, near);
+    fl__conn_queued_locked(c, HASH_COUNT(c->pending) == 1, sooner);
     return FL_OK;
 }
