@@ -7,7 +7,10 @@
  * crash or sanitizer report; every outcome a documented code; a requested
  * size never above the maximum (nothing allocates for a lie); frames
  * returned lie inside the bytes held; a returned HELLO sets the peer's
- * maximum.
+ * maximum. FRAGMENT frames go to the reassembly (src/remote/fragment.c),
+ * as the transport does: the frames in progress never announce more than
+ * the maximum together nor exceed the stream limit, and a frame they
+ * complete is cut again by fl__rx_next, whole and within the maximum.
  *
  *   make fuzz        (clang; FUZZ_SECONDS each, default 60)
  */
@@ -15,11 +18,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/internal.h"
+#include "remote/fragment.h"
 #include "remote/rx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_FRAME 4096u
+
+/* An error that ends the connection: a documented code, with a reason. */
+static void check_error(int rc, const char *why)
+{
+    if (rc != FL_EPROTO && rc != FL_EHANDSHAKE && rc != FL_EMSGSIZE &&
+        rc != FL_ENOMEM)
+        abort();
+    if (why[0] == '\0')
+        abort();
+}
+
+/* A FRAGMENT frame fr, as the transport takes it: FL_OK (more to come, or
+ * a frame completed and cut again), or the documented error that ends
+ * the connection. */
+static int take_fragment(fl__rx_t *rx, fl__frag_t *fs, const fl__rx_frame_t *fr,
+                         char *why, size_t why_len)
+{
+    uint8_t *whole = NULL;
+    size_t len = 0, need = 0;
+    int rc = fl__frag_put(fs, fr, MAX_FRAME, &whole, &len, why, why_len);
+    if (fs->held > MAX_FRAME || fs->n > FL__FRAG_STREAMS)
+        abort();
+    if (rc == FL_EPENDING)
+        return FL_OK;
+    if (rc != FL_OK)
+        return rc;
+    if (len > MAX_FRAME)
+        abort();
+    /* An exact-size copy, as for the stream. */
+    uint8_t *view = malloc(len);
+    if (view == NULL)
+        abort();
+    memcpy(view, whole, len);
+    fl__free(whole);
+    fl__rx_frame_t wf;
+    rc = fl__rx_next(rx, view, len, &wf, &need, why, why_len);
+    if (rc == FL_EPENDING ||
+        (rc == FL_OK && (wf.size != len || (wf.h.kind != FL__K_INVOKE &&
+                                            wf.h.kind != FL__K_REPLY))))
+        abort();
+    free(view);
+    return rc;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,6 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     fl__rx_t rx;
     fl__rx_init(&rx, MAX_FRAME);
+    fl__frag_t fs;
+    memset(&fs, 0, sizeof fs);
     uint8_t *buf = NULL;
     size_t len = 0, off = 0, fed = 0;
     char why[256];
@@ -65,10 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (rc != FL_OK) {
                 free(view);
-                if (rc != FL_EPROTO && rc != FL_EHANDSHAKE && rc != FL_EMSGSIZE)
-                    abort();
-                if (why[0] == '\0')
-                    abort();
+                check_error(rc, why);
                 goto out; /* the connection closes */
             }
             if (fr.size > avail || fr.size > MAX_FRAME ||
@@ -77,11 +124,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!had_hello && (fr.h.kind != FL__K_HELLO || !rx.got_hello ||
                                rx.peer_max != fr.m.max_frame))
                 abort();
+            if (fr.h.kind == FL__K_FRAGMENT &&
+                (rc = take_fragment(&rx, &fs, &fr, why, sizeof why)) != FL_OK) {
+                free(view);
+                check_error(rc, why);
+                goto out;
+            }
             free(view);
             off += fr.size;
         }
     }
 out:
+    fl__frag_reset(&fs);
     free(buf);
     return 0;
 }

@@ -40,6 +40,7 @@ void fl__conn_release_n(fl__conn_t *c, int n)
         return;
     /* Last reference: the net let go of it, so no handle is open. */
     fl__obuf_free_list(c->out_head);
+    fl__obuf_free_list(c->big_head);
     fl__obuf_free_list(c->held_head);
     fl__pending_t *p, *tmp;
     HASH_ITER(hh, c->pending, p, tmp)
@@ -60,6 +61,7 @@ void fl__conn_release_n(fl__conn_t *c, int n)
     pthread_mutex_destroy(&c->mu);
     fl__free(c->wbufs);
     fl__free(c->rbuf);
+    fl__frag_reset(&c->frag);
     fl__free(c);
 }
 
@@ -126,6 +128,7 @@ int fl__conn_opened(fl__conn_t *c)
         return UV_ENOMEM;
     uv_os_fd_t fd = -1;
     uv_fileno((uv_handle_t *)&c->tcp, &fd);
+    fl__conn_socket_tune(fd);
     fl__conn_rx_hold(c);
     c->rx_fd = fd;
     fl__conn_rx_let_go(c);
@@ -204,6 +207,7 @@ static void on_closed(uv_handle_t *h)
     fl__free(c->rbuf);
     c->rbuf = NULL;
     c->rcap = 0;
+    fl__frag_reset(&c->frag);
     n->open_handles--;
     /* No more reads on this socket: give back the unused reserve (the
      * net's own reference keeps c alive here). */
@@ -213,7 +217,7 @@ static void on_closed(uv_handle_t *h)
     fl__conn_lock(c);
     if (c->outbound && !n->stopping) {
         c->state = C_IDLE;
-        again = c->out_head != NULL; /* requests made while closing */
+        again = fl__conn_has_queue_locked(c); /* made while closing */
     } else {
         c->state = C_DEAD;
     }
@@ -265,10 +269,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     fl__pending_t *list = c->pending;
     c->pending = NULL;
     fl__heap_drop_all(&c->dl); /* its records go with the table */
-    fl__obuf_t *out = c->out_head;
-    c->out_head = c->out_tail = NULL;
-    for (fl__obuf_t *b = out; b != NULL; b = b->next)
-        c->queued -= b->len - b->off;
+    fl__obuf_t *out = fl__conn_take_queue_locked(c);
     c->fd = -1; /* no direct write from here on */
     if (phase_connect && was != C_IDLE &&
         (code == 0 || code == FL_EHANDSHAKE)) {

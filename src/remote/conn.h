@@ -11,6 +11,7 @@
  *   dial.c       the peers table, connecting outbound, the backoff
  *   conn.c       references, opening, closing, failing what is pending
  *   conn_write.c frames out: obuf, queueing, the write path
+ *   fragment.c   cutting large frames into FRAGMENTs, putting them back
  *   conn_read.c  reading and dispatching frames, settling answers
  *   pending.c    requests, their table and their deadlines
  *   handshake.c  the handshake's deadline, the cap on connections in it
@@ -32,6 +33,7 @@
 #include "common/heap.h"
 #include "common/internal.h"
 #include "remote/address.h"
+#include "remote/fragment.h"
 #include "remote/rx.h"
 
 #include <assert.h>
@@ -72,6 +74,9 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 
 #include <uthash.h>
 #include <uv.h>
+
+/* Endpoint buckets of a connection's big lane (conn_write.c). */
+#define FL__BIG_BUCKETS 16
 
 /* A connection's state (c->state). */
 enum {
@@ -125,9 +130,11 @@ typedef struct fl__asks {
  * state          state                          I/O, under mu  I/O: no lock;
  *                                               (2)            others: mu
  * queue, table   out_head out_tail queued       any, mu        any, mu (3)
+ *                big_head big_tail big_ep
  *                pending dl pool npool
  *                next_corr overflow asks
  *                wake_at (6)
+ * fragment out   next_stream frag_hdr           I/O, under mu  I/O (7)
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
  *                retry_wait_ms last_err
@@ -139,7 +146,7 @@ typedef struct fl__asks {
  *                io_refs held_head held_tail
  *                peer_err peer_msg wake wnext
  * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
- *                rx_left rx_err rx_fd           (4)            (4)
+ *                rx_left rx_err rx_fd frag      (4)            (4)
  * atomics        refs peer_max peer_inc rx_lk   any            any
  *                in_held in_paused (5)
  * inbound        in_frame in_stopped            I/O            I/O
@@ -157,11 +164,16 @@ typedef struct fl__asks {
  *     (await_read checks rx_fd first), so the I/O thread resets rx
  *     (fl__conn_connect) and frees rbuf (on_closed) without the lock. The
  *     I/O thread also reads rx.got_hello without it: only it sets the
- *     flag, and a waiting reader requires it set already.
+ *     flag, and a waiting reader requires it set already. frag (the
+ *     peer's fragmented frames) is the I/O thread's alone in practice: a
+ *     waiting thread leaves every FRAGMENT to it (await.c).
  * (5) in_paused is written by the I/O thread only; in_held by any thread
  *     (inbound.c pairs them).
  * (6) Written by the I/O thread only (wake.c), under mu: a request reads
  *     it to know whether the I/O thread must lower it (fl__conn_request).
+ * (7) frag_hdr is the header of the fragment in the I/O thread's
+ *     uv_write: written when that write is made, read by the kernel
+ *     until it completes; nobody else writes meanwhile (`writing`).
  */
 struct fl__conn {
     _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
@@ -189,6 +201,11 @@ struct fl__conn {
 #endif
     int state; /* C_* */
     fl__obuf_t *out_head, *out_tail;
+    /* The big lane: frames above FL__FRAG_SIZE, which go out in fragments
+     * between the small frames, and the frames that must follow one of
+     * them (conn_write.c); big_ep below counts its INVOKEs per endpoint
+     * bucket. */
+    fl__obuf_t *big_head, *big_tail;
     size_t queued; /* bytes queued or being written */
     fl__pending_t *pending;
     /* The requests with a deadline, a heap by deadline (the I/O thread
@@ -210,6 +227,7 @@ struct fl__conn {
     int backoff_ms;      /* without the jitter */
     int retry_wait_ms;   /* with it: retry_at_ms less the failure's time */
     char last_err[160];
+    uint16_t big_ep[FL__BIG_BUCKETS]; /* the big lane's INVOKEs by bucket */
 
     _Atomic uint32_t peer_max; /* from its HELLO (fl__conn_peer_max) */
     /* From its HELLO; 0 again once the connection closes
@@ -243,8 +261,10 @@ struct fl__conn {
     fl__obuf_t *held_head, *held_tail;
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
-    size_t in_frame; /* the INVOKE on_invoke has: its bytes (inbound.c) */
-    bool in_stopped; /* not read for the inbound budget (inbound.c) */
+    size_t in_frame;      /* the INVOKE on_invoke has: its bytes (inbound.c) */
+    bool in_stopped;      /* not read for the inbound budget (inbound.c) */
+    uint64_t next_stream; /* the last fragment stream id */
+    uint8_t frag_hdr[FL__FRAME_HDR]; /* in the uv_write (note 5) */
 
     /* The read side: whoever holds rx_lk (the table above, note 4). */
     _Atomic bool rx_lk;
@@ -256,6 +276,7 @@ struct fl__conn {
     fl__rx_t rx;
     uint8_t *rbuf;
     size_t rcap, rlen, rneed;
+    fl__frag_t frag; /* the peer's frames in fragments */
 };
 
 /*
@@ -392,12 +413,28 @@ static inline void fl__obuf_append(fl__obuf_t **head, fl__obuf_t **tail,
     *tail = b;
 }
 
-/* Append b to c's queue (under c->mu). */
+/* Frames to the big lane of c's queue, under c->mu (from
+ * fl__conn_enqueue_locked, which counted b in c->queued): a frame above
+ * FL__FRAG_SIZE, or one that must follow a frame there (an INVOKE to the
+ * same endpoint, BYE); any other frame joins the small frames. */
+void fl__conn_enqueue_big_locked(fl__conn_t *c, fl__obuf_t *b);
+
+/* Append b to c's queue (under c->mu): the small frames, or the big lane
+ * (conn_write.c). */
 static inline void fl__conn_enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 {
     FL__ASSERT_LOCKED(c);
-    fl__obuf_append(&c->out_head, &c->out_tail, b);
     c->queued += b->len - b->off;
+    if (c->big_head != NULL || b->len > FL__FRAG_SIZE)
+        fl__conn_enqueue_big_locked(c, b);
+    else
+        fl__obuf_append(&c->out_head, &c->out_tail, b);
+}
+
+/* True if frames wait in c's queue, in either lane (under c->mu). */
+static inline bool fl__conn_has_queue_locked(const fl__conn_t *c)
+{
+    return c->out_head != NULL || c->big_head != NULL;
 }
 
 /* The request answered by corr on c (under c->mu), or NULL. */
@@ -546,6 +583,10 @@ void fl__obuf_free_list(fl__obuf_t *b);
 fl__obuf_t *fl__obuf_hello(fl__net_t *n);
 fl__obuf_t *fl__obuf_error(uint64_t corr, int code, const char *msg);
 
+/* Take every frame off c's queue, both lanes (under c->mu): returns them
+ * as one list, for the caller to free; c->queued no longer counts them. */
+fl__obuf_t *fl__conn_take_queue_locked(fl__conn_t *c);
+
 /* Put b at the head of c's queue (under c->mu): HELLO goes first. */
 void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b);
 
@@ -553,6 +594,12 @@ void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b);
  * (under c->mu). True when the queue is empty afterwards. See the write
  * path in conn_write.c. */
 bool fl__conn_write_queue_locked(fl__conn_t *c);
+
+/* Socket options of a connection's socket fd, once it is connected: the
+ * unsent bytes the kernel holds are bounded, so that a small frame queued
+ * during a large one's fragments finds little ahead of it (conn_write.c).
+ * I/O thread. */
+void fl__conn_socket_tune(int fd);
 
 /* Write everything queued in one uv_write (I/O thread). */
 void fl__conn_flush(fl__conn_t *c);

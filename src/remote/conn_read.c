@@ -1,9 +1,10 @@
 /*
  * conn_read.c - frames in (I/O thread): the read buffer, cutting it into
- * frames (rx.c), settling the answers to our requests (the replies of a
- * read together, under one hold of the lock), handing CONNECT and INVOKE
- * to the RPC layer's hooks, and what a read leaves to do: run what the
- * frames made ready, then write what that queued (flush_dirty).
+ * frames (rx.c) and putting fragments together (fragment.c), settling the
+ * answers to our requests (the replies of a read together, under one hold
+ * of the lock), handing CONNECT and INVOKE to the RPC layer's hooks, and
+ * what a read leaves to do: run what the frames made ready, then write
+ * what that queued (flush_dirty).
  *
  * The read side belongs to whoever holds rx_lk (conn.h); a caller may
  * read its own answer instead (await.c).
@@ -290,6 +291,25 @@ static void read_failed(fl__conn_t *c, ssize_t err)
                                        : uv_strerror((int)err));
 }
 
+/* Put the FRAGMENT fr into its frame (fragment.c) and dispatch the frame
+ * it completes. FL_OK, or a broken rule (`why`): close. */
+static int take_fragment(fl__conn_t *c, const fl__rx_frame_t *fr, char *why,
+                         size_t why_len)
+{
+    uint8_t *whole = NULL;
+    size_t len = 0, need = 0;
+    int rc =
+        fl__frag_put(&c->frag, fr, c->rx.max_frame, &whole, &len, why, why_len);
+    if (rc != FL_OK)
+        return rc == FL_EPENDING ? FL_OK : rc;
+    fl__rx_frame_t wf;
+    rc = fl__rx_next(&c->rx, whole, len, &wf, &need, why, why_len);
+    if (rc == FL_OK)
+        dispatch(c, &wf);
+    fl__free(whole);
+    return rc;
+}
+
 /* Handle the frames in c's read buffer, keep what is left of the last
  * (I/O thread, holding the read side). */
 static void rx_run(fl__conn_t *c)
@@ -320,7 +340,14 @@ static void rx_run(fl__conn_t *c)
             break;
         }
         frames++;
-        if (fr.h.kind != FL__K_REPLY || !answer_take(c, &ans, &fr)) {
+        if (fr.h.kind == FL__K_FRAGMENT) {
+            answers_settle(c, &ans);
+            rc = take_fragment(c, &fr, why, sizeof why);
+            if (rc != FL_OK) {
+                fl__conn_proto_error(c, rc, why);
+                break;
+            }
+        } else if (fr.h.kind != FL__K_REPLY || !answer_take(c, &ans, &fr)) {
             answers_settle(c, &ans);
             dispatch(c, &fr);
         }

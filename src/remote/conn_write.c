@@ -30,12 +30,25 @@
  *   socket does not take).
  * Writing from the calling thread saves the I/O thread's wake-up on the
  * path of a lone call, a lone reply, or the replies of a worker's turn.
+ *
+ * LARGE FRAMES. The queue has two lanes: the small frames (out_head) and
+ * the big lane (big_head): frames above FL__FRAG_SIZE, and the frames
+ * queued behind one of them that must stay behind it (an INVOKE to the
+ * same endpoint, BYE; fl__conn_enqueue_big_locked). Only the I/O thread
+ * writes the big lane (take_write_locked): each of its uv_writes takes
+ * the small frames first, then one FRAGMENT of the large frame at the
+ * head (fragment.c; no copy: a header and a slice of the frame), or the
+ * whole frames that followed it. So a small frame waits behind at most
+ * one fragment, not a whole large frame, and a small call to another
+ * endpoint overtakes a large one (docs/wire-protocol.md, Fragments).
  */
 #include "remote/conn.h"
 
 #include "actor/system.h"
 #include "common/pool.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -132,6 +145,14 @@ void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
     c->queued += b->len - b->off;
 }
 
+void fl__conn_socket_tune(int fd)
+{
+    /* Unsent bytes the kernel takes before it reports the socket full:
+     * what a small frame may find ahead of it there. */
+    int lowat = 2 * FL__FRAG_SIZE;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+}
+
 /* One write that took `frames` whole frames: the stats. */
 static void count_writes(fl__net_t *n, uint64_t frames)
 {
@@ -149,7 +170,7 @@ static void on_written(uv_write_t *req, int status)
     c->wflight = NULL;
     fl__conn_lock(c);
     c->queued -= c->wflight_bytes;
-    bool empty = c->out_head == NULL;
+    bool empty = !fl__conn_has_queue_locked(c);
     c->writing = false;
     fl__conn_unlock(c);
     c->wflight_bytes = 0;
@@ -164,6 +185,120 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     fl__conn_flush(c);
+}
+
+/* The endpoint bucket of frame b if it is an INVOKE (its endpoint id's
+ * FNV-1a hash), else -1. */
+static int ep_bucket(const fl__obuf_t *b)
+{
+    if (b->data[5] != FL__K_INVOKE)
+        return -1;
+    const uint8_t *p = b->data + FL__FRAME_HDR;
+    size_t n = ((size_t)p[0] << 8) | p[1];
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[2 + i]) * 16777619u;
+    return (int)(h % FL__BIG_BUCKETS);
+}
+
+void fl__conn_enqueue_big_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    FL__ASSERT_LOCKED(c);
+    int k = ep_bucket(b);
+    /* Order is kept where the contract needs it: the calls to one
+     * endpoint, and BYE behind everything. A bucket shared by two
+     * endpoints only orders more than needed. */
+    if (b->len <= FL__FRAG_SIZE && b->data[5] != FL__K_BYE &&
+        (k < 0 || c->big_ep[k] == 0)) {
+        fl__obuf_append(&c->out_head, &c->out_tail, b);
+        return;
+    }
+    if (k >= 0)
+        c->big_ep[k]++;
+    fl__obuf_append(&c->big_head, &c->big_tail, b);
+}
+
+/* b leaves c's big lane, at its head (under c->mu). */
+static void big_pop_locked(fl__conn_t *c, fl__obuf_t *b)
+{
+    int k = ep_bucket(b);
+    if (k >= 0)
+        c->big_ep[k]--;
+    c->big_head = b->next;
+    if (c->big_head == NULL)
+        c->big_tail = NULL;
+    b->next = NULL;
+}
+
+fl__obuf_t *fl__conn_take_queue_locked(fl__conn_t *c)
+{
+    FL__ASSERT_LOCKED(c);
+    fl__obuf_t *out = c->out_head;
+    if (c->out_tail != NULL)
+        c->out_tail->next = c->big_head;
+    else
+        out = c->big_head;
+    c->out_head = c->out_tail = c->big_head = c->big_tail = NULL;
+    memset(c->big_ep, 0, sizeof c->big_ep);
+    for (fl__obuf_t *b = out; b != NULL; b = b->next)
+        c->queued -= b->len - b->off;
+    return out;
+}
+
+/*
+ * What the I/O thread's next write takes of c's queue (under c->mu): up to
+ * WRITE_BATCH small frames, then from the big lane either a run of whole
+ * frames (those that follow a large one) or the next fragment of the large
+ * frame at its head (header in c->frag_hdr, *frag its bytes). The frames
+ * taken whole, and a large one whose last fragment this is, are linked
+ * from *first (freed once written); *n counts them, *bytes counts what the
+ * write takes off c->queued.
+ */
+static void take_write_locked(fl__conn_t *c, fl__obuf_t **first, size_t *n,
+                              size_t *bytes, uv_buf_t *frag)
+{
+    fl__obuf_t *head = NULL, *tail = NULL;
+    *n = 0;
+    *bytes = 0;
+    *frag = uv_buf_init(NULL, 0);
+    if (c->out_head != NULL) {
+        fl__obuf_t *last = c->out_head;
+        *n = 1;
+        *bytes = last->len - last->off;
+        while (last->next != NULL && *n < WRITE_BATCH) {
+            last = last->next;
+            *bytes += last->len - last->off;
+            (*n)++;
+        }
+        head = c->out_head;
+        tail = last;
+        c->out_head = last->next;
+        if (c->out_head == NULL)
+            c->out_tail = NULL;
+        last->next = NULL;
+    }
+    fl__obuf_t *b = c->big_head;
+    if (b != NULL && b->len > FL__FRAG_SIZE) {
+        if (b->off == 0 && ++c->next_stream == 0)
+            c->next_stream = 1;
+        size_t k = fl__frag_cut(b->len, b->off, c->next_stream, c->frag_hdr);
+        *frag = uv_buf_init((char *)b->data + b->off, (unsigned)k);
+        b->off += k;
+        *bytes += k;
+        if (b->off == b->len) { /* its last fragment: freed once written */
+            big_pop_locked(c, b);
+            fl__obuf_append(&head, &tail, b);
+        }
+    } else {
+        while (b != NULL && b->len <= FL__FRAG_SIZE && *n < WRITE_BATCH) {
+            big_pop_locked(c, b);
+            *bytes += b->len - b->off;
+            (*n)++;
+            fl__obuf_append(&head, &tail, b);
+            b = c->big_head;
+        }
+    }
+    *first = head;
 }
 
 void fl__conn_flush(fl__conn_t *c)
@@ -184,24 +319,18 @@ void fl__conn_flush(fl__conn_t *c)
             fl__conn_close(c, FL_ECLOSED, "rpc service shut down");
         return;
     }
-    /* Take up to WRITE_BATCH frames. */
-    fl__obuf_t *first = c->out_head, *last = first;
-    size_t n = 1, bytes = first->len - first->off;
-    while (last->next != NULL && n < WRITE_BATCH) {
-        last = last->next;
-        bytes += last->len - last->off;
-        n++;
-    }
+    fl__obuf_t *first;
+    size_t n, bytes;
+    uv_buf_t frag;
+    take_write_locked(c, &first, &n, &bytes, &frag);
     c->writing = true;
-    c->out_head = last->next;
-    if (c->out_head == NULL)
-        c->out_tail = NULL;
-    last->next = NULL;
     fl__conn_unlock(c);
 
-    if (c->wcap < n) {
+    /* A large frame's last fragment is on the list, but not whole. */
+    size_t nbufs = frag.base != NULL ? n + 1 : n;
+    if (c->wcap < nbufs) {
         size_t cap = c->wcap ? c->wcap : 16;
-        while (cap < n)
+        while (cap < nbufs)
             cap *= 2;
         uv_buf_t *nb = fl__realloc(c->wbufs, cap * sizeof *nb);
         if (nb == NULL) {
@@ -217,13 +346,17 @@ void fl__conn_flush(fl__conn_t *c)
         c->wcap = cap;
     }
     size_t i = 0;
-    for (fl__obuf_t *b = first; b != NULL; b = b->next)
+    for (fl__obuf_t *b = first; b != NULL && i < n; b = b->next)
         c->wbufs[i++] =
             uv_buf_init((char *)b->data + b->off, (unsigned)(b->len - b->off));
+    if (frag.base != NULL) {
+        c->wbufs[i++] = uv_buf_init((char *)c->frag_hdr, FL__FRAME_HDR);
+        c->wbufs[i++] = frag;
+    }
     c->wflight = first;
     c->wflight_bytes = bytes;
-    count_writes(c->net, n);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)n,
+    count_writes(c->net, frag.base != NULL ? n + 1 : n);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)i,
                       on_written);
     if (rc < 0) {
         fl__obuf_free_list(first);
@@ -238,17 +371,17 @@ void fl__conn_flush(fl__conn_t *c)
 }
 
 /*
- * Write what is queued straight to the socket from the calling thread
- * (under c->mu) unless the I/O thread is writing (the write path, above).
- * Returns true when the queue is empty afterwards; false when something is
- * left (the socket is full, or an error the I/O thread finds out about):
- * kick then.
+ * Write the small frames queued straight to the socket from the calling
+ * thread (under c->mu) unless the I/O thread is writing (the write path,
+ * above). Returns true when the queue is empty afterwards; false when
+ * something is left (the socket is full, an error the I/O thread finds out
+ * about, or the big lane, which is the I/O thread's): kick then.
  */
 bool fl__conn_write_queue_locked(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
     if (c->out_head == NULL)
-        return true;
+        return c->big_head == NULL;
     if (c->state != C_OPEN || c->writing || c->fd < 0)
         return false;
     while (c->out_head != NULL) {
@@ -284,7 +417,7 @@ bool fl__conn_write_queue_locked(fl__conn_t *c)
         if (left > 0)
             return false;
     }
-    return true;
+    return c->big_head == NULL; /* the big lane is the I/O thread's */
 }
 
 /*

@@ -155,7 +155,7 @@ void fl__conn_connect(fl__conn_t *c)
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     fl__conn_lock(c);
-    if (c->state != C_IDLE || c->out_head == NULL) {
+    if (c->state != C_IDLE || !fl__conn_has_queue_locked(c)) {
         fl__conn_unlock(c);
         return;
     }

@@ -65,9 +65,9 @@ int fl__valid_endpoint_id(const char *s, size_t len)
 static const char *kind_name(unsigned k)
 {
     static const char *const names[] = {
-        "?",     "HELLO", "CONNECT", "CONNECTED", "INVOKE",
-        "REPLY", "ERROR", "PING",    "PONG",      "BYE"};
-    return k <= FL__K_BYE ? names[k] : "?";
+        "?",     "HELLO", "CONNECT", "CONNECTED", "INVOKE",  "REPLY",
+        "ERROR", "PING",  "PONG",    "BYE",       "FRAGMENT"};
+    return k <= FL__K_FRAGMENT ? names[k] : "?";
 }
 
 /* Smallest metadata of each kind (fixed parts and empty strings). */
@@ -141,7 +141,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     h.corr = get64(buf + 8);
     h.meta_len = get32(buf + 16);
     h.body_len = get32(buf + 20);
-    if (h.kind < FL__K_HELLO || h.kind > FL__K_BYE) {
+    if (h.kind < FL__K_HELLO || h.kind > FL__K_FRAGMENT) {
         fl__say(why, why_len, "unknown frame kind %u", (unsigned)h.kind);
         return FL_EPROTO;
     }
@@ -152,6 +152,8 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
         allowed = FL__F_INSTANCE;
     else if (h.kind == FL__K_HELLO)
         allowed = FL__F_INCARNATION;
+    else if (h.kind == FL__K_FRAGMENT)
+        allowed = FL__F_LAST;
     if ((h.flags & ~allowed) != 0) {
         fl__say(why, why_len, "%s frame with unknown flags 0x%04x",
                 kind_name(h.kind), (unsigned)h.flags);
@@ -181,7 +183,15 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
                 meta_fixed ? "want exactly" : "want at least", (unsigned)min);
         return FL_EPROTO;
     }
-    if (h.body_len != 0 && h.kind != FL__K_INVOKE && h.kind != FL__K_REPLY) {
+    if (h.kind == FL__K_FRAGMENT && h.meta_len != 0 &&
+        h.meta_len != FL__FRAME_HDR) {
+        fl__say(why, why_len,
+                "FRAGMENT frame with %u bytes of metadata (want 0 or %u)",
+                (unsigned)h.meta_len, FL__FRAME_HDR);
+        return FL_EPROTO;
+    }
+    if (h.body_len != 0 && h.kind != FL__K_INVOKE && h.kind != FL__K_REPLY &&
+        h.kind != FL__K_FRAGMENT) {
         fl__say(why, why_len, "%s frame with a body of %u bytes (want none)",
                 kind_name(h.kind), (unsigned)h.body_len);
         return FL_EPROTO;
@@ -195,7 +205,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
         }
     }
     if ((h.kind == FL__K_CONNECT || h.kind == FL__K_CONNECTED ||
-         h.kind == FL__K_REPLY) &&
+         h.kind == FL__K_REPLY || h.kind == FL__K_FRAGMENT) &&
         h.corr == 0) {
         fl__say(why, why_len, "%s frame without a correlation id",
                 kind_name(h.kind));
@@ -338,6 +348,11 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
                     (unsigned)out->message.len, FL__ERRMSG_MAX);
             return FL_EPROTO;
         }
+        break;
+    case FL__K_FRAGMENT:
+        /* The first fragment's metadata is its frame's header, which the
+         * reassembly checks (fragment.c). */
+        c.left = 0;
         break;
     default:
         break;

@@ -33,7 +33,8 @@ enum fl__frame_kind {
     FL__K_ERROR = 6,
     FL__K_PING = 7,
     FL__K_PONG = 8,
-    FL__K_BYE = 9
+    FL__K_BYE = 9,
+    FL__K_FRAGMENT = 10 /* a piece of a larger frame (fragment.h) */
 };
 
 #define FL__F_TELL 0x0001u
@@ -50,6 +51,15 @@ enum fl__frame_kind {
  * waits for the answer (its timeout), so that the server drops the call
  * once the caller has given up (docs/wire-protocol.md). */
 #define FL__F_DEADLINE 0x0008u
+/* FRAGMENT: the fragment that completes its frame. */
+#define FL__F_LAST 0x0020u
+
+/* A frame above FL__FRAG_SIZE bytes goes out as FRAGMENT frames of at most
+ * FL__FRAG_SIZE bytes each (docs/wire-protocol.md, Fragments). */
+#define FL__FRAG_SIZE 65536u
+/* The fragmented frames a receiver puts together at once, per connection;
+ * one more is a protocol error. */
+#define FL__FRAG_STREAMS 4u
 
 typedef struct fl__frame_hdr {
     uint8_t version;

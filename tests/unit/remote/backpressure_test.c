@@ -42,7 +42,7 @@
 #define BULK_NAME "flhostile.BulkGateway"
 #define BULK_INDEX 1u          /* after CalcGateway */
 #define M_FILL 0u              /* BulkGateway.Fill */
-#define FILL_BYTES (64 * 1024) /* the text of each Fill reply */
+#define FILL_BYTES (60 * 1024) /* each Fill reply: one frame, whole */
 #define MAX_FILLS 2048         /* the server must close before this many */
 #define GOOD_PER_ROUND 3       /* good calls that must complete per round */
 #define GOOD_AFTER 20          /* and after the stalled connection closed */

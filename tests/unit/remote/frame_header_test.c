@@ -84,7 +84,7 @@ test_another_version_is_a_handshake_failure_naming_both(void **state)
 static void test_unknown_kind_is_a_protocol_error(void **state)
 {
     (void)state;
-    const uint8_t kinds[] = {0, 10, 255};
+    const uint8_t kinds[] = {0, 11, 255};
     for (size_t i = 0; i < sizeof kinds; i++) {
         raw_hdr_t r = {MAGIC, 1, kinds[i], 0, 0, 0, 0};
         expect_hdr(FL_EPROTO, &r, DEFAULT_MAX);

@@ -627,16 +627,7 @@ STEP(metadata_that_does_not_parse_is_a_protocol_error, RAW_SESSION)
  */
 static void test_after_the_session_no_poisoned_request_ran(void **state)
 {
-    fixture_t *fx = *state;
-    assert_true(fx->good.running);
-    good_stop(&fx->good);
-    /* Stopped: no waiting, only the checks. */
-    good_wait(&fx->good, GOOD_PER_STEP, 0);
-    fl_future_t *t = fl_rpc_endpoint_close(fx->ep);
-    assert_non_null(t);
-    assert_fl_ok(fl_future_wait(t, WAIT_MS));
-    fl_future_release(t);
-    assert_int_equal(0, atomic_load(&fx->calc.poison_hits));
+    raw_session_end(*state, GOOD_PER_STEP);
 }
 
 int main(void)

@@ -15,6 +15,9 @@
 
 #include "wire_client.h"
 
+#include "common/internal.h"
+#include "remote/fragment.h"
+
 /* SO_RCVTIMEO / SO_SNDTIMEO of the raw sockets. */
 #define IO_TIMEOUT_MS 10000
 
@@ -142,6 +145,10 @@ typedef struct raw {
     uint32_t peer_max;  /* what the peer's HELLO must announce */
     const char *peer_name;
     const char *endpoint; /* where send_num and expect_usable call */
+    /* The peer's frames in fragments, put together by read_frame unless
+     * keep_fragments (then it returns each FRAGMENT as it comes). */
+    bool keep_fragments;
+    fl__frag_t frag;
 } raw_t;
 
 /* A raw end on fd: we announce max_frame and name, the peer's HELLO must
@@ -150,7 +157,14 @@ static inline raw_t raw_of(int fd, uint32_t max_frame, const char *name,
                            uint32_t peer_max, const char *peer_name,
                            const char *endpoint)
 {
-    raw_t r = {fd, false, max_frame, name, peer_max, peer_name, endpoint};
+    raw_t r;
+    memset(&r, 0, sizeof r);
+    r.fd = fd;
+    r.max_frame = max_frame;
+    r.name = name;
+    r.peer_max = peer_max;
+    r.peer_name = peer_name;
+    r.endpoint = endpoint;
     return r;
 }
 
@@ -158,6 +172,7 @@ static inline void raw_close(raw_t *r)
 {
     raw_fd_close(r->fd);
     r->fd = -1;
+    fl__frag_reset(&r->frag);
 }
 
 typedef struct frame {
@@ -190,9 +205,9 @@ static inline const char *str_copy(fl__str_t s, char *buf, size_t n)
 static inline const char *kind_name(unsigned k)
 {
     static const char *const names[] = {
-        "?",     "HELLO", "CONNECT", "CONNECTED", "INVOKE",
-        "REPLY", "ERROR", "PING",    "PONG",      "BYE"};
-    return k <= FL__K_BYE ? names[k] : "?";
+        "?",     "HELLO", "CONNECT", "CONNECTED", "INVOKE",  "REPLY",
+        "ERROR", "PING",  "PONG",    "BYE",       "FRAGMENT"};
+    return k <= FL__K_FRAGMENT ? names[k] : "?";
 }
 
 /* A one-line description of a received frame, for failure messages. */
@@ -269,25 +284,68 @@ static inline int read_exact(raw_t *r, uint8_t *buf, size_t n, bool at_start)
     return RD_CLOSED;
 }
 
-/* Reads one frame as it comes. The peer's frames must obey the protocol
- * (our maximum frame size included). */
-static inline int read_frame(raw_t *r, frame_t *f)
+/* The frame f of the whole frame's bytes (fl__frag_put's, freed here). */
+static inline void frame_of_whole(raw_t *r, frame_t *f, uint8_t *whole,
+                                  size_t len)
 {
-    memset(f, 0, sizeof *f);
-    uint8_t hdr[FL__FRAME_HDR];
-    if (read_exact(r, hdr, sizeof hdr, true) == RD_CLOSED)
-        return RD_CLOSED;
     char why[256] = "";
-    int rc = fl__frame_decode_hdr(hdr, sizeof hdr, r->max_frame, &f->h, why,
-                                  sizeof why);
+    int rc =
+        fl__frame_decode_hdr(whole, len, r->max_frame, &f->h, why, sizeof why);
     if (rc != FL_OK)
-        fail_msg("the peer sent a bad header: %s (%s)", fl_err_name(rc), why);
+        fail_msg("the peer sent a bad header in fragments: %s (%s)",
+                 fl_err_name(rc), why);
     f->meta = malloc(f->h.meta_len ? f->h.meta_len : 1);
     f->body = malloc(f->h.body_len ? f->h.body_len : 1);
     assert_non_null(f->meta);
     assert_non_null(f->body);
-    read_exact(r, f->meta, f->h.meta_len, false);
-    read_exact(r, f->body, f->h.body_len, false);
+    memcpy(f->meta, whole + FL__FRAME_HDR, f->h.meta_len);
+    memcpy(f->body, whole + FL__FRAME_HDR + f->h.meta_len, f->h.body_len);
+    fl__free(whole);
+}
+
+/* Reads one frame as it comes (fragments put together unless
+ * r->keep_fragments). The peer's frames must obey the protocol (our
+ * maximum frame size included). */
+static inline int read_frame(raw_t *r, frame_t *f)
+{
+    memset(f, 0, sizeof *f);
+    uint8_t hdr[FL__FRAME_HDR];
+    char why[256] = "";
+    int rc;
+    for (;;) {
+        if (read_exact(r, hdr, sizeof hdr, true) == RD_CLOSED)
+            return RD_CLOSED;
+        rc = fl__frame_decode_hdr(hdr, sizeof hdr, r->max_frame, &f->h, why,
+                                  sizeof why);
+        if (rc != FL_OK)
+            fail_msg("the peer sent a bad header: %s (%s)", fl_err_name(rc),
+                     why);
+        /* Metadata and body in one block: a fragment carries both. */
+        f->meta = malloc(f->h.meta_len + (size_t)f->h.body_len + 1);
+        assert_non_null(f->meta);
+        read_exact(r, f->meta, f->h.meta_len + (size_t)f->h.body_len, false);
+        if (f->h.kind != FL__K_FRAGMENT || r->keep_fragments)
+            break;
+        fl__rx_frame_t fr = {.h = f->h, .body = f->meta + f->h.meta_len};
+        uint8_t *whole = NULL;
+        size_t len = 0;
+        rc = fl__frag_put(&r->frag, &fr, r->max_frame, &whole, &len, why,
+                          sizeof why);
+        free(f->meta);
+        f->meta = NULL;
+        if (rc == FL_EPENDING)
+            continue;
+        if (rc != FL_OK)
+            fail_msg("the peer sent bad fragments: %s (%s)", fl_err_name(rc),
+                     why);
+        frame_of_whole(r, f, whole, len);
+        break;
+    }
+    if (f->body == NULL) {
+        f->body = malloc(f->h.body_len ? f->h.body_len : 1);
+        assert_non_null(f->body);
+        memcpy(f->body, f->meta + f->h.meta_len, f->h.body_len);
+    }
     rc = fl__frame_decode_meta(&f->h, f->meta, &f->m, why, sizeof why);
     if (rc != FL_OK)
         fail_msg("the peer sent bad %s metadata: %s (%s)", kind_name(f->h.kind),
@@ -619,6 +677,22 @@ static inline int raw_fixture_teardown(void **state)
         free(*state);
     }
     return 0;
+}
+
+/* A session's last case: the good client stops (at least `calls` answers,
+ * all right), the endpoint terminates, so every request the server ever
+ * dispatched to it has run, and none of them was a poisoned one. */
+static inline void raw_session_end(fixture_t *fx, uint64_t calls)
+{
+    assert_true(fx->good.running);
+    good_stop(&fx->good);
+    /* Stopped: no waiting, only the checks. */
+    good_wait(&fx->good, calls, 0);
+    fl_future_t *t = fl_rpc_endpoint_close(fx->ep);
+    assert_non_null(t);
+    assert_fl_ok(fl_future_wait(t, WAIT_MS));
+    fl_future_release(t);
+    assert_int_equal(0, atomic_load(&fx->calc.poison_hits));
 }
 
 #endif /* WIRE_RAW_H */
