@@ -36,6 +36,9 @@
 #define REMOTE_DEPTH 64u
 #define REMOTE_PIPELINED_CALLS 1000000u
 #define REMOTE_PIPELINED_WARMUP 20000u
+#define LARGE_BYTES (8u * 1024u * 1024u)
+#define LARGE_ROUNDS 100u
+#define LARGE_WARMUP 5u
 /* Messages a sender sends per turn before it yields (tells itself to go on),
  * so that it never holds a worker for the whole run. */
 #define SEND_CHUNK 1000u
@@ -186,9 +189,11 @@ int bench_ask(const bench_ctx_t *ctx);
 int bench_rpc_call(const bench_ctx_t *ctx);
 int bench_rpc_tell(const bench_ctx_t *ctx);
 
-/* rpc_remote_bench.c: rpc.remote_call, rpc.remote_pipelined. */
+/* rpc_remote_bench.c: rpc.remote_call, rpc.remote_pipelined,
+ * rpc.remote_behind_large. */
 int bench_remote_call(const bench_ctx_t *ctx);
 int bench_remote_pipelined(const bench_ctx_t *ctx);
+int bench_remote_behind_large(const bench_ctx_t *ctx);
 
 /* rpc_deadline_bench.c: rpc.remote_deadlines. */
 int bench_remote_deadlines(const bench_ctx_t *ctx);

@@ -182,6 +182,9 @@ static const bench_t benches[] = {
     {"rpc.remote_deadlines", bench_remote_deadlines,
      "100,000 remote calls pending, timeouts 1 s and 10 s interleaved: "
      "issue time, lateness of the 1 s ones"},
+    {"rpc.remote_behind_large", bench_remote_behind_large,
+     "100 small remote calls, each right behind an 8 MiB call to another "
+     "endpoint on the same connection"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 

@@ -1,8 +1,8 @@
 /*
- * rpc_remote_bench.c - rpc.remote_call and rpc.remote_pipelined of
- * fling_bench: a client here and a server in a second process (this
- * program run again with --serve: serve_main), over TCP on 127.0.0.1. It
- * owns the server process (start, stop, serve_main), the client's
+ * rpc_remote_bench.c - rpc.remote_call, rpc.remote_pipelined and
+ * rpc.remote_behind_large of fling_bench: a client here and a server in a
+ * second process (this program run again with --serve: serve_main), over TCP on
+ * 127.0.0.1. It owns the server process (start, stop, serve_main), the client's
  * connection, and both benchmarks (rows of the runner's table, bench.h).
  */
 #include "bench.h"
@@ -45,6 +45,9 @@
  */
 
 #define REMOTE_ENDPOINT "bench"
+/* rpc.remote_behind_large's small calls go to a second endpoint: calls to
+ * one endpoint keep their order (docs/wire-protocol.md, Fragments). */
+#define REMOTE_ENDPOINT2 "bench2"
 /* The Blob's data: with its tag and length, 64 bytes packed. */
 #define BLOB_DATA 62u
 /* How long the client waits for the server to start, to connect, and to
@@ -235,8 +238,8 @@ fail:
     return FL_ESYSTEM;
 }
 
-/* The server's endpoint state: its handler uses none. */
-static rpc_side_t serve_state;
+/* The server's endpoints' state: their handler uses none. */
+static rpc_side_t serve_state, serve_state2;
 
 /* serve_main is the server process (--serve): its protocol is above, its
  * contract in bench.h. */
@@ -244,7 +247,7 @@ int serve_main(const bench_ctx_t *ctx)
 {
     fl_system_t *sys = NULL;
     fl_rpc_service_t *svc = NULL;
-    fl_rpc_endpoint_t *ep = NULL;
+    fl_rpc_endpoint_t *ep = NULL, *ep2 = NULL;
     int rc;
     if ((rc = sys_open(ctx, 0, &sys)) != FL_OK)
         goto out;
@@ -258,7 +261,9 @@ int serve_main(const bench_ctx_t *ctx)
         goto out;
     }
     if ((rc = rpc_endpoint(ctx, svc, REMOTE_ENDPOINT, &serve_state, &ep)) !=
-        FL_OK)
+            FL_OK ||
+        (rc = rpc_endpoint(ctx, svc, REMOTE_ENDPOINT2, &serve_state2, &ep2)) !=
+            FL_OK)
         goto out;
     printf("%d\n", fl_rpc_service_port(svc));
     fflush(stdout);
@@ -277,6 +282,7 @@ out:
             rc = rc2;
     }
     fl_rpc_endpoint_free(ep);
+    fl_rpc_endpoint_free(ep2);
     fl_rpc_service_free(svc);
     int rc3 = sys_close(ctx, sys);
     return rc != FL_OK ? rc : rc3;
@@ -289,15 +295,17 @@ typedef struct remote {
     fl_system_t *sys;
     fl_rpc_service_t *svc;
     fl_rpc_gateway_t *gw;
-    unsigned method; /* EchoBlob's index */
+    fl_rpc_gateway_t *gw2; /* to REMOTE_ENDPOINT2 (remote_connect2) */
+    unsigned method;       /* EchoBlob's index */
 } remote_t;
 
 /* remote_open starts the server and connects the client's gateway. On
  * failure, remote_close still cleans up. */
+static int remote_connect(const bench_ctx_t *ctx, remote_t *r, const char *id,
+                          fl_rpc_gateway_t **gw);
+
 static int remote_open(const bench_ctx_t *ctx, remote_t *r)
 {
-    char addr[64];
-    fl_future_t *f;
     int rc;
     r->srv.pid = -1;
     r->srv.ctl_fd = -1;
@@ -311,14 +319,24 @@ static int remote_open(const bench_ctx_t *ctx, remote_t *r)
     fl_rpc_service_opts_t so = {.system = r->sys, .name = "fling_bench-client"};
     if ((rc = fl_rpc_service_alloc(&so, &r->svc)) != FL_OK)
         return fail(ctx, "fl_rpc_service_alloc", rc);
-    snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/%s", r->srv.port,
-             REMOTE_ENDPOINT);
+    return remote_connect(ctx, r, REMOTE_ENDPOINT, &r->gw);
+}
+
+/* remote_connect connects a gateway of r's client to endpoint id of the
+ * server into *gw. */
+static int remote_connect(const bench_ctx_t *ctx, remote_t *r, const char *id,
+                          fl_rpc_gateway_t **gw)
+{
+    char addr[64];
+    fl_future_t *f;
+    int rc;
+    snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/%s", r->srv.port, id);
     if ((rc = fl_rpc_connect(r->svc, addr, &bench__bench_gateway__descriptor,
                              NULL, &f)) != FL_OK)
         return fail(ctx, "fl_rpc_connect", rc);
     rc = fl_future_wait(f, SERVER_TIMEOUT_MS);
     if (rc == FL_OK)
-        r->gw = fl_future_take_value(f);
+        *gw = fl_future_take_value(f);
     else if (!fl_future_done(f))
         note("%s: connect to %s: no answer within %d ms", ctx->name, addr,
              SERVER_TIMEOUT_MS);
@@ -335,6 +353,7 @@ static int remote_close(const bench_ctx_t *ctx, int rc, remote_t *r)
 {
     rc = service_shutdown(ctx, rc, r->svc);
     fl_rpc_gateway_free(r->gw);
+    fl_rpc_gateway_free(r->gw2);
     fl_rpc_service_free(r->svc);
     int rc3 = sys_close(ctx, r->sys);
     if (rc == FL_OK)
@@ -343,10 +362,12 @@ static int remote_close(const bench_ctx_t *ctx, int rc, remote_t *r)
     return rc != FL_OK ? rc : rc4;
 }
 
-/* remote_calls makes n sequential blocking calls numbered from first; when
- * lat is not NULL, stores each one's time in ns. */
-static int remote_calls(const bench_ctx_t *ctx, remote_t *r, uint64_t first,
-                        uint64_t n, uint64_t *lat)
+/* remote_calls makes n sequential blocking calls through gw (r->gw when
+ * NULL) numbered from first; when lat is not NULL, stores each one's time
+ * in ns. */
+static int remote_calls(const bench_ctx_t *ctx, remote_t *r,
+                        fl_rpc_gateway_t *gw, uint64_t first, uint64_t n,
+                        uint64_t *lat)
 {
     uint8_t buf[BLOB_DATA];
     Bench__Blob req;
@@ -354,7 +375,8 @@ static int remote_calls(const bench_ctx_t *ctx, remote_t *r, uint64_t first,
         ProtobufCMessage *reply;
         blob_init(&req, buf, first + i);
         uint64_t t0 = fl_clock_now_ns();
-        int rc = fl_rpc_call_sync(r->gw, r->method, &req.base, 0, &reply);
+        int rc = fl_rpc_call_sync(gw != NULL ? gw : r->gw, r->method, &req.base,
+                                  0, &reply);
         if (lat != NULL)
             lat[i] = fl_clock_now_ns() - t0;
         if (rc != FL_OK) {
@@ -372,6 +394,15 @@ static int remote_calls(const bench_ctx_t *ctx, remote_t *r, uint64_t first,
     return FL_OK;
 }
 
+/* emit_latency sorts the n call times in lat (ns) and emits their p50
+ * and p99. */
+static void emit_latency(const bench_ctx_t *ctx, uint64_t *lat, size_t n)
+{
+    qsort(lat, n, sizeof *lat, cmp_u64);
+    emit(ctx, "p50_us", percentile_us(lat, n, 50), 1, "us");
+    emit(ctx, "p99_us", percentile_us(lat, n, 99), 1, "us");
+}
+
 int bench_remote_call(const bench_ctx_t *ctx)
 {
     remote_t r = {0};
@@ -382,18 +413,17 @@ int bench_remote_call(const bench_ctx_t *ctx)
         goto out;
     }
     if ((rc = remote_open(ctx, &r)) != FL_OK ||
-        (rc = remote_calls(ctx, &r, 0, REMOTE_WARMUP, NULL)) != FL_OK)
+        (rc = remote_calls(ctx, &r, NULL, 0, REMOTE_WARMUP, NULL)) != FL_OK)
         goto out;
     uint64_t t0 = fl_clock_now_ns();
-    if ((rc = remote_calls(ctx, &r, REMOTE_WARMUP, REMOTE_CALLS, lat)) != FL_OK)
+    if ((rc = remote_calls(ctx, &r, NULL, REMOTE_WARMUP, REMOTE_CALLS, lat)) !=
+        FL_OK)
         goto out;
     double secs = (double)(fl_clock_now_ns() - t0) / 1e9;
-    qsort(lat, REMOTE_CALLS, sizeof *lat, cmp_u64);
     note("%s: %u sequential calls (fl_rpc_call_sync) in %.3f s, after %u "
          "for warm-up",
          ctx->name, REMOTE_CALLS, secs, REMOTE_WARMUP);
-    emit(ctx, "p50_us", percentile_us(lat, REMOTE_CALLS, 50), 1, "us");
-    emit(ctx, "p99_us", percentile_us(lat, REMOTE_CALLS, 99), 1, "us");
+    emit_latency(ctx, lat, REMOTE_CALLS);
     emit(ctx, "rate", REMOTE_CALLS / secs, 0, "calls/s");
 out:
     free(lat);
@@ -566,4 +596,67 @@ out:
     free(warm);
     free(run);
     return rc;
+}
+
+/*
+ * rpc.remote_behind_large: a small call (64-byte Blob, fl_rpc_call_sync)
+ * to one endpoint made right after an 8 MiB EchoBlob to another endpoint
+ * of the same server (fl_rpc_call, not waited for) on the same
+ * connection; its latency, then the large call is waited for. Before
+ * fragments the small call waited behind the whole large request.
+ */
+int bench_remote_behind_large(const bench_ctx_t *ctx)
+{
+    remote_t r = {0};
+    uint64_t lat[LARGE_ROUNDS], whole[LARGE_ROUNDS];
+    uint8_t *big = malloc(LARGE_BYTES);
+    int rc = FL_ENOMEM;
+    if (big == NULL) {
+        fail(ctx, "malloc", rc);
+        goto out;
+    }
+    memset(big, 0x3c, LARGE_BYTES);
+    if ((rc = remote_open(ctx, &r)) != FL_OK ||
+        (rc = remote_connect(ctx, &r, REMOTE_ENDPOINT2, &r.gw2)) != FL_OK)
+        goto out;
+    for (unsigned i = 0; i < LARGE_WARMUP + LARGE_ROUNDS && rc == FL_OK; i++) {
+        Bench__Blob req;
+        bench__blob__init(&req);
+        req.data.data = big;
+        req.data.len = LARGE_BYTES;
+        fl_future_t *f = NULL;
+        uint64_t t0 = fl_clock_now_ns();
+        if ((rc = fl_rpc_call(r.gw, r.method, &req.base, 0, &f)) != FL_OK) {
+            fail(ctx, "fl_rpc_call", rc);
+            break;
+        }
+        uint64_t t = 0;
+        rc = remote_calls(ctx, &r, r.gw2, i, 1, &t);
+        if (i >= LARGE_WARMUP)
+            lat[i - LARGE_WARMUP] = t;
+        int rc2 = fl_future_wait(f, SERVER_TIMEOUT_MS);
+        if (i >= LARGE_WARMUP)
+            whole[i - LARGE_WARMUP] = fl_clock_now_ns() - t0;
+        const Bench__Blob *got = fl_future_value(f);
+        if (rc2 == FL_OK && (got == NULL || got->data.len != LARGE_BYTES))
+            rc2 = FL_EINTERNAL;
+        if (rc2 != FL_OK)
+            note("%s: large call %u: %s", ctx->name, i,
+                 fl_future_done(f) ? fl_future_message(f) : "no answer");
+        fl_future_release(f);
+        if (rc == FL_OK)
+            rc = rc2;
+    }
+    if (rc != FL_OK)
+        goto out;
+    qsort(whole, LARGE_ROUNDS, sizeof *whole, cmp_u64);
+    note("%s: %u small calls, each made right after an %u-byte call to "
+         "another endpoint on the same connection, after %u for warm-up",
+         ctx->name, LARGE_ROUNDS, LARGE_BYTES, LARGE_WARMUP);
+    emit_latency(ctx, lat, LARGE_ROUNDS);
+    /* The large call itself, packing to reply: what fragments cost it. */
+    emit(ctx, "large_p50_us", percentile_us(whole, LARGE_ROUNDS, 50), 0, "us");
+out:
+    free(big);
+    return remote_close(ctx, rc, &r);
 }
