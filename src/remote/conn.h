@@ -19,6 +19,7 @@
  *   wake.c       when the I/O thread next looks at a connection (deadlines)
  *   await.c      a caller reading its own answer
  *   inbound.c    the budget of calls received and not yet finished
+ *   owed.c       answers owed to the peer that could not be built
  *
  * A connection's memory lives until its last reference: the net's table
  * (until it closes), gateways, kicks in flight and server-side calls in
@@ -132,7 +133,7 @@ typedef struct fl__asks {
  * queue, table   out_head out_tail queued       any, mu        any, mu (3)
  *                big_head big_tail big_ep
  *                pending dl pool npool
- *                next_corr overflow asks
+ *                next_corr overflow asks answer_lost
  *                wake_at (6)
  * fragment out   next_stream frag_hdr           I/O, under mu  I/O (7)
  * write flags    writing fd                     I/O, under mu  any, mu
@@ -219,6 +220,8 @@ struct fl__conn {
     /* When the I/O thread looks at c next (wake's key; wake.c), at or
      * before its next deadline; 0: never (no deadline). */
     uint64_t wake_at;
+    /* An answer could not be built: close (owed.c). */
+    bool answer_lost;
     bool overflow; /* an answer did not fit the queue: close */
     bool writing;  /* a uv_write in flight: nobody else writes */
     int fd;        /* the socket for direct writes, or -1 */
@@ -659,6 +662,19 @@ bool fl__asks_admit(fl__conn_t *c, uint64_t corr);
 
 /* Free what the set holds (the connection's last reference). */
 void fl__asks_fini(fl__asks_t *s);
+/* ---- owed.c ------------------------------------------------------------- */
+
+/* The answer to request corr (an INVOKE's or CONNECT's) could not be built
+ * for lack of memory: logs it and has the I/O thread close c with
+ * fl__conn_close_owing, so that the peer's calls fail instead of waiting
+ * for their timeouts. Any thread; not under c->mu. */
+void fl__conn_answer_lost(fl__conn_t *c, uint64_t corr);
+
+/* Close c, which owes answers it could not build: an accepted connection
+ * writes what is queued, then a connection-level ERROR FL_ENOMEM, then
+ * closes (at once if even that ERROR cannot be built); an outbound one
+ * closes at once, failing its own requests with FL_ENOMEM. I/O thread. */
+void fl__conn_close_owing(fl__conn_t *c);
 
 /* ---- pending.c ----------------------------------------------------------- */
 

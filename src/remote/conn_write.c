@@ -639,6 +639,8 @@ int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
                           const char *msg)
 {
     fl__obuf_t *b = fl__obuf_error(corr, code, msg);
+    if (b == NULL)
+        fl__conn_answer_lost(c, corr);
     return b ? fl__conn_send(c, b) : FL_ENOMEM;
 }
 
@@ -648,5 +650,7 @@ int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
     fl__frame_meta_t m = {.service_index = index, .instance = instance};
     fl__obuf_t *b =
         fl__obuf_frame(FL__K_CONNECTED, FL__F_INSTANCE, corr, &m, 0, NULL);
+    if (b == NULL)
+        fl__conn_answer_lost(c, corr);
     return b ? fl__conn_send(c, b) : FL_ENOMEM;
 }

@@ -72,6 +72,8 @@ void fl__conn_process(fl__conn_t *c)
     int st = c->state;
     bool overflow = c->overflow;
     c->overflow = false;
+    bool lost = c->answer_lost;
+    c->answer_lost = false;
     fl__hnode_t *top = fl__heap_top(&c->dl);
     uint64_t first = top != NULL ? top->key : 0;
     fl__conn_unlock(c);
@@ -79,6 +81,8 @@ void fl__conn_process(fl__conn_t *c)
     fl__conn_wake_lower(c, first);
     if (overflow && st == C_OPEN)
         fl__conn_close(c, 0, "outbound queue full: the peer is not reading");
+    else if (lost && st == C_OPEN)
+        fl__conn_close_owing(c);
     else if (st == C_IDLE && c->outbound)
         fl__conn_connect(c);
     else if (st == C_OPEN)

@@ -243,7 +243,9 @@ int fl__conn_await(fl__conn_t *c, fl_future_t *f);
 /* How long fl__conn_await polls (30 us; tests make it longer). */
 extern _Atomic uint64_t fl__net_await_spin_ns;
 
-/* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). */
+/* Answer a request with ERROR code/message (cut at FL__ERRMSG_MAX). With
+ * no memory for the frame: FL_ENOMEM, and the connection closes
+ * (fl__conn_answer_lost), so the peer's call fails instead of waiting. */
 int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
                           const char *msg);
 
@@ -259,7 +261,8 @@ typedef struct fl__connected {
 
 /* Answer a CONNECT with CONNECTED: the service's index among the
  * endpoint's, and the endpoint's instance id (an id no successor under
- * the same endpoint id shares; docs/wire-protocol.md). Any thread. */
+ * the same endpoint id shares; docs/wire-protocol.md). Any thread. Out
+ * of memory: as fl__conn_answer_error. */
 int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
                               uint64_t instance);
 
