@@ -28,17 +28,41 @@ static struct {
     /* Written under mu; read without it as a hint only (take_batch), so
      * relaxed is enough: the lock orders the batches themselves. */
     _Atomic size_t batches;
-} shared[FL__POOL_NCLASS] = {{PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                             {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                             {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                             {PTHREAD_MUTEX_INITIALIZER, NULL, 0},
-                             {PTHREAD_MUTEX_INITIALIZER, NULL, 0}};
+    /* Under mu: batches taken so far, and what the trim saw of it when
+     * (fl__pool_trim_slice): it frees only once none was taken for
+     * FL__POOL_QUIET_NS. */
+    uint64_t takes, seen, seen_ns;
+} shared[FL__POOL_NCLASS] = {{.mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.mu = PTHREAD_MUTEX_INITIALIZER}};
 
 /* Users holding the pool (fl__pool_hold). */
 static _Atomic int users;
 
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key;
+
+/* Give the blocks of batch b back to the allocator. */
+static void free_batch(batch_t *b)
+{
+    fl__pool_node_t *n = &b->node;
+    uint32_t count = b->n;
+    for (uint32_t i = 0; i < count && n != NULL; i++) {
+        fl__pool_node_t *next = fl__pool_link(n);
+        fl__free(n);
+        n = next;
+    }
+}
+
+/* How many batches class c's shared stack keeps: FL__POOL_KEEP_BYTES. */
+static size_t keep_batches(unsigned c)
+{
+    size_t n =
+        FL__POOL_KEEP_BYTES / ((size_t)FL__POOL_BATCH * fl__pool_class_size(c));
+    return n > 0 ? n : 1;
+}
 
 /* Hand this thread's whole list of class c to the shared stack. O(1). */
 void fl__pool_give_back(unsigned c)
@@ -60,6 +84,49 @@ void fl__pool_give_back(unsigned c)
         atomic_load_explicit(&shared[c].batches, memory_order_relaxed) + 1,
         memory_order_relaxed);
     pthread_mutex_unlock(&shared[c].mu);
+}
+
+int fl__pool_trim_slice(uint64_t now_ns)
+{
+    int rc = FL__POOL_TRIM_NONE;
+    for (unsigned c = 0; c < FL__POOL_NCLASS; c++) {
+        size_t keep = keep_batches(c);
+        /* Relaxed: a hint; the lock decides (see shared). */
+        if (atomic_load_explicit(&shared[c].batches, memory_order_relaxed) <=
+            keep)
+            continue;
+        batch_t *list = NULL;
+        pthread_mutex_lock(&shared[c].mu);
+        if (shared[c].takes != shared[c].seen) {
+            /* Still in use: look again once it has been quiet. */
+            shared[c].seen = shared[c].takes;
+            shared[c].seen_ns = now_ns;
+        }
+        if (now_ns - shared[c].seen_ns < FL__POOL_QUIET_NS) {
+            pthread_mutex_unlock(&shared[c].mu);
+            rc = FL__POOL_TRIM_LATER;
+            continue;
+        }
+        size_t have =
+            atomic_load_explicit(&shared[c].batches, memory_order_relaxed);
+        for (unsigned n = 0; have > keep && n < FL__POOL_TRIM_SLICE; n++) {
+            batch_t *b = shared[c].top;
+            shared[c].top = b->next_batch;
+            b->next_batch = list;
+            list = b;
+            have--;
+        }
+        atomic_store_explicit(&shared[c].batches, have, memory_order_relaxed);
+        pthread_mutex_unlock(&shared[c].mu);
+        while (list != NULL) {
+            batch_t *next = list->next_batch;
+            free_batch(list);
+            list = next;
+        }
+        /* A slice a call: the caller looks for work in between. */
+        return FL__POOL_TRIM_MORE;
+    }
+    return rc;
 }
 
 void fl__pool_flush_thread(void)
@@ -104,6 +171,7 @@ bool fl__pool_take_batch(unsigned c)
             &shared[c].batches,
             atomic_load_explicit(&shared[c].batches, memory_order_relaxed) - 1,
             memory_order_relaxed);
+        shared[c].takes++;
     }
     pthread_mutex_unlock(&shared[c].mu);
     if (b == NULL)
@@ -130,13 +198,7 @@ static void trim(void)
         pthread_mutex_unlock(&shared[c].mu);
         while (b != NULL) {
             batch_t *next_batch = b->next_batch;
-            fl__pool_node_t *n = &b->node;
-            uint32_t count = b->n;
-            for (uint32_t i = 0; i < count && n != NULL; i++) {
-                fl__pool_node_t *next = fl__pool_link(n);
-                fl__free(n);
-                n = next;
-            }
+            free_batch(b);
             b = next_batch;
         }
     }

@@ -11,8 +11,16 @@
  * shared stack as one batch, and a thread that runs out takes a whole batch
  * back: one short critical section per FL__POOL_BATCH blocks, none when the
  * shared stack is empty (then the allocator is used). Larger blocks use the
- * allocator directly. The fast paths are inline here so that the message
- * allocator built on them (actor/msg.c) costs no call.
+ * allocator directly.
+ *
+ * What the pool keeps is bounded, so that a burst's memory goes back to the
+ * allocator once it is over: a thread's cache holds fewer than
+ * FL__POOL_BATCH blocks of a class, and what a class's shared stack holds
+ * beyond FL__POOL_KEEP_BYTES is freed by idle workers (fl__pool_trim_slice,
+ * before they park) once no batch of that class was taken for
+ * FL__POOL_QUIET_NS, not on the paths that allocate and free: while a
+ * burst goes on, its blocks are reused. The fast paths are inline here so
+ * that the message allocator built on them (actor/msg.c) costs no call.
  */
 #ifndef FL_COMMON_POOL_H
 #define FL_COMMON_POOL_H
@@ -22,6 +30,12 @@
 #define FL__POOL_NCLASS 5
 #define FL__POOL_DIRECT 0xffffu /* "class" of a block from the allocator */
 #define FL__POOL_BATCH 256u
+/* Bytes of free blocks a class's shared stack keeps once trimmed (at
+ * least a batch), the batches one trim slice frees at most, and how long
+ * no batch of a class may have been taken before it is trimmed. */
+#define FL__POOL_KEEP_BYTES (4u << 20)
+#define FL__POOL_TRIM_SLICE 16u
+#define FL__POOL_QUIET_NS (200u * 1000000u)
 
 /*
  * A free block's first word links it to the next free block of its class.
@@ -113,6 +127,23 @@ void fl__block_free(void *p, size_t size);
 /* Returns this thread's cached blocks to the shared stacks. Not blocking
  * beyond one short lock per class. */
 void fl__pool_flush_thread(void);
+
+/* What fl__pool_trim_slice did. */
+enum {
+    FL__POOL_TRIM_NONE,  /* nothing beyond the bound */
+    FL__POOL_TRIM_LATER, /* some, still in use: call again in QUIET_NS */
+    FL__POOL_TRIM_MORE   /* freed a slice: call again (after other work) */
+};
+
+/*
+ * Frees up to FL__POOL_TRIM_SLICE batches (of FL__POOL_BATCH blocks) that
+ * a class's shared stack holds beyond FL__POOL_KEEP_BYTES, if no batch of
+ * that class was taken for FL__POOL_QUIET_NS before now_ns
+ * (fl_clock_now_ns). Returns an FL__POOL_TRIM_* code. For a thread with
+ * nothing else to do (a worker about to park); a few relaxed loads when
+ * nothing is beyond the bound, else one short lock. Any thread.
+ */
+int fl__pool_trim_slice(uint64_t now_ns);
 
 /*
  * The pool's users (actor systems) hold it: fl__pool_hold counts one in;

@@ -17,10 +17,13 @@
  */
 #include "sched/sched.h"
 
+#include "common/pool.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* How long an idle worker polls without yielding its core. */
 #define SPIN_PURE_NS 2000u
@@ -227,6 +230,38 @@ static bool any_work(fl__worker_t *w)
 }
 
 /*
+ * Sleep at most FL__POOL_QUIET_NS (announced as parked, see idle). True
+ * when done: woken (the post consumed), or the time passed and the worker
+ * took itself off the sleepers (counted spinning again, as a waker does);
+ * false when the time passed but a waker took it off meanwhile: its post
+ * is still to consume.
+ */
+static bool park_timed(fl__worker_t *w)
+{
+    fl__sched_t *s = w->sched;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + FL__POOL_QUIET_NS;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    int r;
+    while ((r = sem_timedwait(&w->wake, &ts)) != 0 && errno == EINTR)
+        ;
+    if (r == 0)
+        return true; /* woken: the post is consumed */
+    pthread_mutex_lock(&s->sleep_lock);
+    bool asleep = w->sleeping;
+    if (asleep) {
+        w->sleeping = false;
+        /* As in wake_locked. */
+        atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->sleep_lock);
+    return asleep;
+}
+
+/*
  * Spin, then park until woken. Returns found work or NULL (re-check, or
  * the system is stopping). The caller is counted in nspinning on entry and
  * is still counted when this returns.
@@ -252,6 +287,17 @@ static struct fl__actor *idle(fl__worker_t *w)
         if (atomic_load_explicit(&s->stopping, memory_order_acquire))
             return NULL;
     } while (s->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
+
+    /* Nothing to do: give what the block pool keeps beyond its bound back
+     * to the allocator once the burst is over, a slice at a time; if it is
+     * not over yet, park for a while only, to look again. */
+    int trim;
+    while ((trim = fl__pool_trim_slice(fl_clock_now_ns())) ==
+           FL__POOL_TRIM_MORE) {
+        struct fl__actor *a = find_work(w);
+        if (a != NULL)
+            return a;
+    }
 
     /* Park: announce, fence, re-check, sleep. */
     pthread_mutex_lock(&s->sleep_lock);
@@ -280,6 +326,8 @@ static struct fl__actor *idle(fl__worker_t *w)
          * post so the semaphore stays balanced. */
         pthread_mutex_unlock(&s->sleep_lock);
     }
+    if (trim == FL__POOL_TRIM_LATER && park_timed(w))
+        return NULL;
     while (sem_wait(&w->wake) != 0 && errno == EINTR)
         ;
     return NULL;
