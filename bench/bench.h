@@ -205,4 +205,11 @@ int bench_remote_deadlines(const bench_ctx_t *ctx);
  */
 int serve_main(const bench_ctx_t *ctx);
 
+/* mem.* (mem_bench.c): bench_mem runs the benchmark ctx->name in a process
+ * of its own (this program with --mem NAME) and waits for it; mem_main is
+ * that process: it makes the counting allocator fling's, then runs it.
+ * FL_OK or an error after saying why. */
+int bench_mem(const bench_ctx_t *ctx);
+int mem_main(const bench_ctx_t *ctx);
+
 #endif /* FL_BENCH_BENCH_H */

@@ -185,6 +185,13 @@ static const bench_t benches[] = {
     {"rpc.remote_behind_large", bench_remote_behind_large,
      "100 small remote calls, each right behind an 8 MiB call to another "
      "endpoint on the same connection"},
+    {"mem.idle_conn", bench_mem,
+     "bytes held per idle connection (both ends), 200 connections"},
+    {"mem.idle_endpoint", bench_mem,
+     "bytes held per idle started endpoint, 10,000 endpoints"},
+    {"mem.tell_flood", bench_mem,
+     "8 x 1,000,000 tells queued at one endpoint: memory before, at the "
+     "peak, after the drain"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 
@@ -227,6 +234,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bool opts_done = false, serve = false;
+    const char *mem = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!opts_done && strcmp(a, "--") == 0) {
@@ -251,6 +259,9 @@ int main(int argc, char **argv)
                 free(sel);
                 return 2;
             }
+        } else if (!opts_done && strcmp(a, "--mem") == 0 && i + 1 < argc) {
+            /* Hidden: the process of a mem.* benchmark (mem_main). */
+            mem = argv[++i];
         } else if (!opts_done && strcmp(a, "--serve") == 0) {
             /* Hidden: the server process of rpc.remote_*. */
             serve = true;
@@ -270,6 +281,11 @@ int main(int argc, char **argv)
             }
             sel[nsel++] = b;
         }
+    }
+    if (mem != NULL) {
+        free(sel);
+        ctx.name = mem;
+        return mem_main(&ctx) == FL_OK ? 0 : 1;
     }
     if (serve) {
         free(sel);

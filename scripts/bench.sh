@@ -63,6 +63,9 @@ rpc.local_tell.rate          >= 0.5x fling:actor.counting.rate
 rpc.remote_call.p50_us       <= 1.2x floor:floor.pingpong.p50_us
 rpc.remote_pipelined.rate    >= 10x  grpc:grpc.unary64.rate
 rpc.remote_pipelined.rate    >= 0.5x floor:floor.pipelined.rate
+mem.idle_conn.live_bytes_per_conn         <= 16384 -
+mem.idle_endpoint.live_bytes_per_endpoint <= 1024  -
+mem.tell_flood.live_after                 <= 16    -
 '
 # fling benchmarks the Erlang peer does not have.
 ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined'

@@ -148,6 +148,7 @@ typedef struct fl__asks {
  *                peer_err peer_msg wake wnext
  * read side      rx rbuf rcap rlen rneed        rx_lk holder   rx_lk holder
  *                rx_left rx_err rx_fd frag      (4)            (4)
+ *                rbig
  * atomics        refs peer_max peer_inc rx_lk   any            any
  *                in_held in_paused (5)
  * inbound        in_frame in_stopped            I/O            I/O
@@ -280,6 +281,10 @@ struct fl__conn {
     uint8_t *rbuf;
     size_t rcap, rlen, rneed;
     fl__frag_t frag; /* the peer's frames in fragments */
+    /* A read filled the buffer: reads get READ_CHUNK bytes from then on
+     * (conn_read.c); until then READ_FIRST, which an idle connection
+     * keeps. */
+    bool rbig;
 };
 
 /*

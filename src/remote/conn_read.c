@@ -16,6 +16,9 @@
 #include <string.h>
 
 #define READ_CHUNK 65536u
+/* The buffer of a connection whose reads never filled it (the handshake,
+ * an idle peer): what an idle connection holds. */
+#define READ_FIRST 4096u
 #define SHRINK_ABOVE (1u << 20)
 
 /* libuv reads into the buffer this gives, then calls on_read: the read
@@ -24,9 +27,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     fl__conn_t *c = h->data;
     fl__conn_rx_hold(c);
-    size_t want = c->rneed > READ_CHUNK ? c->rneed : READ_CHUNK;
-    if (c->rlen + READ_CHUNK / 4 > want && c->rneed <= c->rlen)
-        want = c->rlen + READ_CHUNK; /* room for more frames behind */
+    size_t chunk = c->rbig ? READ_CHUNK : READ_FIRST;
+    size_t want = c->rneed > chunk ? c->rneed : chunk;
+    if (c->rlen + chunk / 4 > want && c->rneed <= c->rlen)
+        want = c->rlen + chunk; /* room for more frames behind */
     if (c->rcap < want) {
         uint8_t *nb = fl__realloc(c->rbuf, want);
         if (nb == NULL) {
@@ -388,6 +392,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         read_failed(c, nread);
     } else if (nread > 0 || c->rx_left) {
+        if (nread > 0 && (size_t)nread == c->rcap - c->rlen)
+            c->rbig = true; /* more may be waiting: read more at a time */
         c->rlen += (size_t)nread;
         do /* again when the inbound budget resumed it meanwhile */
             rx_run(c);
