@@ -259,9 +259,9 @@ static void test_a_small_call_overtakes_a_large_one(void **state)
 static size_t text_len_of(unsigned i)
 {
     /* Call 0's INVOKE is exactly the maximum frame: header 24, metadata
-     * 2 + 3 ("rec") + 4 + 4 + 8 (instance), then the Num: v 0 (not
-     * packed), text (tag, a length of 3 bytes, the text). */
-    size_t top = SERVER_MAX - FL__FRAME_HDR - 21 - 4;
+     * 2 + 3 ("rec") + 4 + 4 + 8 (instance) + 4 (deadline), then the Num:
+     * v 0 (not packed), text (tag, a length of 3 bytes, the text). */
+    size_t top = SERVER_MAX - FL__FRAME_HDR - 25 - 4;
     static const size_t fixed[] = {1, 65000, 65536, 65537, 70000, 1000000};
     if (i == 0)
         return top;
