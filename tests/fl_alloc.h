@@ -25,9 +25,6 @@ static _Atomic uint32_t fl_alloc_fail_permille;
 static _Atomic uint64_t fl_alloc_seq;
 static _Atomic uint64_t fl_alloc_seed;
 static _Atomic uint64_t fl_alloc_failed;
-/* An allocation size fl_alloc_malloc never fails (0: none); set before
- * arming. */
-static size_t fl_alloc_spared;
 
 /* splitmix64's finaliser: one well-spread word per sequence number. */
 static inline uint64_t fl_alloc_mix(uint64_t x)
@@ -63,7 +60,7 @@ static inline void fl_alloc_count(void *p, int sign)
 
 static inline void *fl_alloc_malloc(size_t n)
 {
-    if (n != fl_alloc_spared && fl_alloc_should_fail())
+    if (fl_alloc_should_fail())
         return NULL;
     void *p = malloc(n);
     fl_alloc_count(p, 1);

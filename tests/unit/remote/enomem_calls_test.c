@@ -186,7 +186,6 @@ static void test_every_call_completes_under_allocation_failures(void **unused)
 
 int main(void)
 {
-    fl_alloc_spared = sizeof(uv_tcp_t);
     if (fl_alloc_install() != FL_OK)
         return 1;
     const struct CMUnitTest tests[] = {
