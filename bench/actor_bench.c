@@ -268,8 +268,7 @@ static void idle_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
 {
 }
 
-/* rss_bytes returns the resident set size of this process, or -1. */
-static long long rss_bytes(void)
+long long rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     if (f == NULL)

@@ -81,6 +81,9 @@ void emit(const bench_ctx_t *ctx, const char *metric, double value,
 /* fail reports a failed call of a benchmark (note) and returns its code. */
 int fail(const bench_ctx_t *ctx, const char *what, int err);
 
+/* The resident set of this process in bytes, or -1 (actor_bench.c). */
+long long rss_bytes(void);
+
 /* ---- the system (fling_bench.c) ------------------------------------------ */
 
 /* sys_open creates a system with the default options but the worker count

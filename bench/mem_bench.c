@@ -76,20 +76,6 @@ int bench_mem(const bench_ctx_t *ctx)
 
 /* ---- measuring ----------------------------------------------------------- */
 
-/* The resident set of this process in bytes, or -1. */
-static long long rss_now(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL)
-        return -1;
-    unsigned long long size, resident;
-    int n = fscanf(f, "%llu %llu", &size, &resident);
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return n == 2 && page > 0 ? (long long)(resident * (unsigned long long)page)
-                              : -1;
-}
-
 typedef struct mark {
     int64_t live;
     long long rss;
@@ -101,7 +87,7 @@ static mark_t mark_now(bool trim)
 {
     if (trim)
         malloc_trim(0);
-    return (mark_t){fl_alloc_live(), rss_now()};
+    return (mark_t){fl_alloc_live(), rss_bytes()};
 }
 
 /* The growth from a to b per item, as two figures. */

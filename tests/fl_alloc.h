@@ -1,7 +1,8 @@
 /*
  * fl_alloc.h - a test allocator for fl_replace_allocator: it counts the
- * bytes fling holds (live bytes, by malloc_usable_size) and, while armed,
- * fails a seeded pseudo-random share of the allocations.
+ * bytes fling holds (live bytes, by malloc_usable_size) and their peak,
+ * and, while armed, fails a seeded pseudo-random share of the
+ * allocations.
  *
  * Header-only (static inline), one instance per test program: install it
  * with fl_alloc_install() at the top of main(), before any other fling
@@ -19,6 +20,7 @@
 #include <fling/fling.h>
 
 static _Atomic int64_t fl_alloc_live_bytes;
+static _Atomic int64_t fl_alloc_peak_bytes; /* the most live bytes since */
 /* Failure injection: a share of fail_permille allocations fails while
  * fail_permille > 0; each draw hashes seed with its sequence number. */
 static _Atomic uint32_t fl_alloc_fail_permille;
@@ -50,12 +52,24 @@ static inline bool fl_alloc_should_fail(void)
     return true;
 }
 
+/* Add d to the live bytes, raising the peak with them. */
+static inline void fl_alloc_add(int64_t d)
+{
+    int64_t now = atomic_fetch_add_explicit(&fl_alloc_live_bytes, d,
+                                            memory_order_relaxed) +
+                  d;
+    int64_t peak =
+        atomic_load_explicit(&fl_alloc_peak_bytes, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(
+                             &fl_alloc_peak_bytes, &peak, now,
+                             memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
 static inline void fl_alloc_count(void *p, int sign)
 {
     if (p != NULL)
-        atomic_fetch_add_explicit(&fl_alloc_live_bytes,
-                                  sign * (int64_t)malloc_usable_size(p),
-                                  memory_order_relaxed);
+        fl_alloc_add(sign * (int64_t)malloc_usable_size(p));
 }
 
 static inline void *fl_alloc_malloc(size_t n)
@@ -84,9 +98,7 @@ static inline void *fl_alloc_realloc(void *p, size_t n)
     void *q = realloc(p, n);
     if (q == NULL)
         return NULL; /* p is untouched */
-    atomic_fetch_add_explicit(&fl_alloc_live_bytes,
-                              (int64_t)malloc_usable_size(q) - (int64_t)old,
-                              memory_order_relaxed);
+    fl_alloc_add((int64_t)malloc_usable_size(q) - (int64_t)old);
     return q;
 }
 
@@ -107,6 +119,21 @@ static inline int fl_alloc_install(void)
 static inline int64_t fl_alloc_live(void)
 {
     return atomic_load_explicit(&fl_alloc_live_bytes, memory_order_relaxed);
+}
+
+/* The most bytes fling held since the program started or the last
+ * fl_alloc_peak_reset. */
+static inline int64_t fl_alloc_peak(void)
+{
+    return atomic_load_explicit(&fl_alloc_peak_bytes, memory_order_relaxed);
+}
+
+/* Start a new peak from what is live now; returns that. */
+static inline int64_t fl_alloc_peak_reset(void)
+{
+    int64_t now = fl_alloc_live();
+    atomic_store_explicit(&fl_alloc_peak_bytes, now, memory_order_relaxed);
+    return now;
 }
 
 /* From now on fail `permille` of 1000 allocations (0: none), drawn from

@@ -151,7 +151,7 @@ static void test_big_requests_do_not_stall_other_connections(void **state)
     static uint64_t start[MAX_LAT], end[MAX_LAT];
     size_t nlat = 0;
     hostile_t h = {.port = fl_rpc_service_port(server)};
-    size_t base = peak_reset();
+    size_t base = (size_t)fl_alloc_peak_reset();
     pthread_t t;
     assert_int_equal(0, pthread_create(&t, NULL, hostile_main, &h));
     for (int64_t i = 0; !atomic_load(&h.done); i++) {
@@ -174,7 +174,7 @@ static void test_big_requests_do_not_stall_other_connections(void **state)
         }
     }
     pthread_join(t, NULL);
-    size_t grew = atomic_load(&peak_bytes) - base;
+    size_t grew = (size_t)fl_alloc_peak() - base;
     if (h.failure[0] != '\0')
         fail_msg("the big requests: %s", h.failure);
     /* The calls that overlap a decode, sorted by latency. */
@@ -216,7 +216,7 @@ static void test_big_requests_do_not_stall_other_connections(void **state)
 
 int main(void)
 {
-    if (count_allocations() != FL_OK)
+    if (fl_alloc_install() != FL_OK)
         return 1;
     const struct CMUnitTest tests[] = {
         FL_TEST(test_big_requests_do_not_stall_other_connections),

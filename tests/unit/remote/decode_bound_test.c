@@ -59,11 +59,11 @@ test_unknown_fields_request_is_refused_within_the_bound(void **state)
     raw_t r = raw_open(fx);
     uint8_t *body = unknown_fields(BIG);
     assert_non_null(body);
-    size_t base = peak_reset();
+    size_t base = (size_t)fl_alloc_peak_reset();
     send_invoke(&r, 0, 2, EP_ID, CALC_INDEX, M_ADD, body, BIG);
     char msg[FL__ERRMSG_MAX + 1];
     expect_error(&r, FL_EDECODE, 2, msg, sizeof msg);
-    size_t grew = atomic_load(&peak_bytes) - base;
+    size_t grew = (size_t)fl_alloc_peak() - base;
     free(body);
     assert_string_equal("Could not decode the flhostile.Num request of Add: "
                         "the decoded size exceeded the bound of 34603008 "
@@ -130,7 +130,7 @@ test_unknown_fields_reply_fails_the_call_naming_the_bound(void **state)
 
 int main(void)
 {
-    if (count_allocations() != FL_OK)
+    if (fl_alloc_install() != FL_OK)
         return 1;
     const struct CMUnitTest server[] = {
         FL_TEST(test_unknown_fields_request_is_refused_within_the_bound),
