@@ -15,9 +15,6 @@
 #include <stdio.h>
 #include <time.h>
 
-/* Request deadlines this close come from the precise clock; the others
- * from the coarse one, plus its slack (deadline_of). */
-#define DEADLINE_NEAR_MS 200
 /* Request records a connection keeps for reuse. */
 #define PENDING_POOL 1024u
 
@@ -122,19 +119,13 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
     }
 }
 
-/*
- * The deadline of a request with this timeout. A far one comes from the
- * coarse clock, the time of the last
- * kernel tick: a quarter of the precise clock's cost, on every call. It is
- * behind by less than a tick (at most 10 ms with HZ >= 100), which the
- * deadline adds, so the request never times out early.
- */
+/* The deadline of a request with this timeout (FL_INFINITE: 0, none),
+ * from the precise clock, read before the connection's lock is taken. */
 static uint64_t deadline_of(int64_t timeout_ms)
 {
-    uint64_t ns = fl__ms_to_ns(timeout_ms);
-    if (timeout_ms <= DEADLINE_NEAR_MS)
-        return fl_clock_now_ns() + ns;
-    return fl__add_sat(fl__clock_coarse_ns() + FL__COARSE_SLACK_NS, ns);
+    if (timeout_ms == FL_INFINITE)
+        return 0;
+    return fl__add_sat(fl_clock_now_ns(), fl__ms_to_ns(timeout_ms));
 }
 
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
@@ -149,6 +140,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
         fl_future_fail(f, FL_ENOMEM, NULL);
         return FL_ENOMEM;
     }
+    uint64_t deadline = deadline_of(timeout_ms);
     fl__conn_lock(c);
     fl__pending_t *p = pending_get_locked(c);
     if (p == NULL) {
@@ -197,7 +189,7 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     bool sooner = false;
     if (timeout_ms != FL_INFINITE) {
         p->timeout_ms = timeout_ms;
-        p->dl.key = deadline_of(timeout_ms);
+        p->dl.key = deadline;
         p->dl.seq = p->corr;
         if (fl__heap_push(&c->dl, &p->dl) != FL_OK) {
             fl__pending_put_locked(c, p);
