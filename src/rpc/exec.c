@@ -115,7 +115,13 @@ int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
     if (delay_ms == 0)
         return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
     /* Delayed: an exec message delivered by the timer thread (dropped
-     * timers and dead letters call task_free). */
+     * timers and dead letters call task_free). A terminated endpoint
+     * refuses it now, as the immediate path does; one that terminates
+     * meanwhile drops it when due. */
+    if (!fl_actor_alive(ep->svc->sys, ep->actor)) {
+        task_free(t);
+        return FL_EUNREACHABLE;
+    }
     fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
     if (m == NULL) {
         task_free(t);
