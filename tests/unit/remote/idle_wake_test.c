@@ -39,7 +39,9 @@ static void raise_fd_limit(void)
         assert_int_equal(0, setrlimit(RLIMIT_NOFILE, &rl));
     }
     if (rl.rlim_cur < 2 * NIDLE + 100)
-        skip();
+        fail_msg("this case needs %d file descriptors; the hard limit is "
+                 "%llu (raise it: ulimit -Hn)",
+                 2 * NIDLE + 100, (unsigned long long)rl.rlim_max);
 }
 
 /* A plain socket to 127.0.0.1:port past both HELLOs (not tracked as a
