@@ -84,11 +84,14 @@ FL_EXTERN void fl_future_release(fl_future_t *f);
 FL_EXTERN int fl_future_complete(fl_future_t *f, void *value,
                                  fl_free_cb value_free);
 
+/* Size of the longest failure message a future keeps, its NUL included. */
+#define FL_FUTURE_MESSAGE_MAX 1024
+
 /*
  * fl_future_fail fails f with err (must not be FL_OK: FL_EINVAL) and a
  * message formatted from fmt (NULL: fl_strerror(err)); the message is copied
- * and truncated at 255 bytes. FL_EALREADY if f was complete. Runs the
- * callbacks on the calling thread. Any thread.
+ * and truncated to FL_FUTURE_MESSAGE_MAX - 1 bytes. FL_EALREADY if f was
+ * complete. Runs the callbacks on the calling thread. Any thread.
  */
 FL_EXTERN int fl_future_fail(fl_future_t *f, int err, const char *fmt, ...)
     FL_PRINTF(3, 4);

@@ -194,9 +194,18 @@ int fl_future_failv(fl_future_t *f, int err, const char *fmt, va_list ap)
         return FL_EINVAL;
     char *msg = NULL;
     if (fmt != NULL) {
-        msg = fl__malloc(256);
+        /* Sized to the message, up to FL_FUTURE_MESSAGE_MAX bytes. */
+        va_list ap2;
+        va_copy(ap2, ap);
+        int n = vsnprintf(NULL, 0, fmt, ap2);
+        va_end(ap2);
+        size_t cap = n < 0 ? 1
+                     : (size_t)n < FL_FUTURE_MESSAGE_MAX
+                         ? (size_t)n + 1
+                         : FL_FUTURE_MESSAGE_MAX;
+        msg = fl__malloc(cap);
         if (msg != NULL)
-            vsnprintf(msg, 256, fmt, ap);
+            vsnprintf(msg, cap, fmt, ap);
     }
     lock(f);
     /* Relaxed: state is written under the lock we hold. */

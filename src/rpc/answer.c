@@ -129,7 +129,7 @@ int fl_rpc_fail(void *closure_data, int err, const char *fmt, ...)
         return FL_EINVAL;
     if (!fl__rpc_call_claim(c))
         return FL_EALREADY;
-    char buf[256];
+    char buf[FL_FUTURE_MESSAGE_MAX];
     if (fmt != NULL) {
         va_list ap;
         va_start(ap, fmt);
