@@ -12,10 +12,11 @@
 #include "rpc/gateway.h"
 #include "rpc/tcp.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 static _Thread_local int tls_last_err;
-static _Thread_local char tls_last_msg[256];
+static _Thread_local char tls_last_msg[1024];
 static _Thread_local int64_t tls_next_timeout;
 
 void fl__rpc_set_last(int err, const char *msg)
@@ -27,6 +28,31 @@ void fl__rpc_set_last(int err, const char *msg)
     }
     snprintf(tls_last_msg, sizeof tls_last_msg, "%s",
              msg != NULL && *msg ? msg : (err ? fl_strerror(err) : ""));
+}
+
+int fl__rpc_refuse(int err, const char *fmt, ...)
+{
+    char msg[sizeof tls_last_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fl__rpc_set_last(err, msg);
+    return err;
+}
+
+const char *fl__rpc_method_name(const ProtobufCServiceDescriptor *d, unsigned m,
+                                char *buf, size_t cap)
+{
+    if (cap == 0)
+        return buf;
+    if (d == NULL)
+        snprintf(buf, cap, "?#%u", m);
+    else if (m >= d->n_methods)
+        snprintf(buf, cap, "%s#%u", d->name, m);
+    else
+        snprintf(buf, cap, "%s.%s", d->name, d->methods[m].name);
+    return buf;
 }
 
 int fl_rpc_last_error(void)

@@ -19,6 +19,23 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
  * err's own text when msg is NULL or empty. */
 void fl__rpc_set_last(int err, const char *msg);
 
+/*
+ * fl__rpc_refuse sets this thread's last error to err with a formatted
+ * message (what was wrong and what was expected) and returns err. Every
+ * public RPC function that refuses its arguments (FL_EINVAL and the like)
+ * says why through it, so fl_rpc_last_message() names the argument.
+ */
+int fl__rpc_refuse(int err, const char *fmt, ...) FL_PRINTF(2, 3);
+
+/*
+ * fl__rpc_method_name writes the full name of method m of service d,
+ * "package.Service.Method" (d->name, then the method's name), into buf
+ * (truncated to cap, always terminated) and returns buf. An index out of
+ * range is written as "package.Service#m".
+ */
+const char *fl__rpc_method_name(const ProtobufCServiceDescriptor *d, unsigned m,
+                                char *buf, size_t cap);
+
 /* An fl_future_then function: the packed reply `value` (an fl_msg_t;
  * one from the wire checked first) unpacked as the descriptor `arg`, or
  * FL_EDECODE. The local transport's fl_rpc_call. */
