@@ -15,7 +15,7 @@ static void test_handler_errors_cross_the_wire_intact(void **state)
     (void)state;
     fixture_t fx;
     fx_begin(&fx);
-    char msg[512];
+    char msg[FL_FUTURE_MESSAGE_MAX + 64];
 
     Flremote__FailRequest r1 = fail_req(FL_EUSER + 42, "custom failure: 42");
     fl_future_t *f = fl_test_call(fx.plain, M_FAIL, &r1.base, 0);
@@ -37,16 +37,17 @@ static void test_handler_errors_cross_the_wire_intact(void **state)
     assert_string_equal("no such thing here", msg);
 
     /* A long message arrives cut as a local one would be (a future keeps
-     * 255 bytes), from its start. */
-    char longmsg[301];
-    memset(longmsg, 'm', 300);
+     * FL_FUTURE_MESSAGE_MAX - 1 bytes), from its start, in one ERROR. */
+    enum { LONG = FL_FUTURE_MESSAGE_MAX + 300 };
+    static char longmsg[LONG + 1];
+    memset(longmsg, 'm', LONG);
     memcpy(longmsg, "start:", 6);
-    longmsg[300] = '\0';
+    longmsg[LONG] = '\0';
     Flremote__FailRequest r4 = fail_req(FL_EUSER + 1, longmsg);
     assert_fl(FL_EUSER + 1, fl_test_call_code(fx.plain, M_FAIL, &r4.base, 0,
                                               msg, sizeof msg));
-    assert_int_equal(255, strlen(msg));
-    assert_memory_equal(longmsg, msg, 255);
+    assert_int_equal(FL_FUTURE_MESSAGE_MAX - 1, strlen(msg));
+    assert_memory_equal(longmsg, msg, FL_FUTURE_MESSAGE_MAX - 1);
 
     fx_end(&fx);
 }
