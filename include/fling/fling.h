@@ -8,6 +8,7 @@
 #include "common.h"
 #include "future.h"
 #include "rpc.h"
+#include "signals.h"
 
 #define FLING_VERSION_MAJOR 0
 #define FLING_VERSION_MINOR 1
