@@ -367,7 +367,7 @@ int main(int argc, char **argv)
     if (rc == FL_OK)
         rc = fl_rpc_endpoint_start(ep);
     if (rc != FL_OK) {
-        print_error("starting the endpoint", rc, NULL);
+        print_error("starting the endpoint", rc, fl_rpc_last_message());
     } else {
         printf("kv_server: serving %s\n", fl_rpc_endpoint_address(ep));
         printf("kv_server: fencing token ");
@@ -381,7 +381,8 @@ int main(int argc, char **argv)
         rc = fl_signals_wait(stop_signals, 2, FL_INFINITE, &sig);
         /* From now on a second signal ends the process at once (its
          * default action), should the shutdown below hang. */
-        fl_signals_unblock(stop_signals, 2);
+        if (fl_signals_unblock(stop_signals, 2) != FL_OK)
+            fprintf(stderr, "kv_server: a second signal will be ignored\n");
         if (rc != FL_OK) {
             print_error("fl_signals_wait", rc, NULL);
         } else {
