@@ -14,12 +14,16 @@
 
 #include <fling/signals.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -289,10 +293,71 @@ static void send_from_timer_thread(fl_rpc_service_t *svc, void *arg)
 }
 
 /*
+ * Makes sure the service's I/O thread has run its loop: a TCP connection
+ * to its port that says nothing and ends is read, and closed, by that
+ * thread only. Blocks until the service closes it.
+ */
+static void round_trip_through_io_thread(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(0, connect(fd, (struct sockaddr *)&a, sizeof a));
+    assert_int_equal(0, shutdown(fd, SHUT_WR));
+    char buf[256];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        ;
+    close(fd);
+}
+
+/*
+ * The number of threads of this process, failing the test naming the
+ * first one whose mask (/proc/self/task/<tid>/status, SigBlk) lacks sig.
+ */
+static unsigned threads_blocking(int sig)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    unsigned n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], line[256];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* it has just exited */
+        unsigned long long blk = 0;
+        bool seen = false;
+        while (fgets(line, sizeof line, f) != NULL) {
+            if (sscanf(line, "SigBlk: %llx", &blk) == 1) {
+                seen = true;
+                break;
+            }
+        }
+        fclose(f);
+        assert_true(seen);
+        if ((blk & (1ull << (sig - 1))) == 0)
+            fail_msg("thread %s does not block signal %d (SigBlk %016llx)",
+                     e->d_name, sig, blk);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/*
  * Every fling thread (workers, the timer thread, a listening service's I/O
- * thread) inherits the mask: a signal sent to the process, here from
- * fling's own timer thread, waits for fl_signals_wait in the main thread.
- * Were it unblocked in any of them, its default action would end the test.
+ * thread) inherits the mask: each of them blocks the signals, and a signal
+ * sent to the process, from this thread or from fling's own timer thread,
+ * waits for fl_signals_wait. Were it unblocked in any of them, the kernel
+ * would deliver it there, and its default action would end the test.
  */
 static void
 test_fling_threads_inherit_the_mask_and_leave_it_to_wait(void **state)
@@ -303,8 +368,19 @@ test_fling_threads_inherit_the_mask_and_leave_it_to_wait(void **state)
     fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .workers = 2};
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(&so, &svc));
-    assert_fl_ok(fl_rpc_schedule(svc, send_from_timer_thread, NULL, 0, NULL));
+    round_trip_through_io_thread(fl_rpc_service_port(svc));
+    /* This one, 2 workers, the timer thread and the I/O thread at least. */
+    assert_true(threads_blocking(SIGUSR2) >= 5);
+
+    /* Sent while this thread is not waiting: it stays pending. */
+    assert_int_equal(0, kill(getpid(), SIGUSR2));
     int signo = 0;
+    assert_fl_ok(fl_signals_wait(sigs, 3, 0, &signo));
+    assert_int_equal(SIGUSR2, signo);
+
+    /* Sent from one of fling's threads. */
+    assert_fl_ok(fl_rpc_schedule(svc, send_from_timer_thread, NULL, 0, NULL));
+    signo = 0;
     assert_fl_ok(fl_signals_wait(sigs, 3, FL_TEST_WAIT_MS, &signo));
     assert_int_equal(SIGUSR2, signo);
     assert_fl_ok(fl_signals_unblock(sigs, 3));
