@@ -2,8 +2,10 @@
  * address_fuzz - libFuzzer target for endpoint addresses and port ranges
  * (untrusted strings from configuration and peers). Whatever parses must
  * format back to an address that parses to the same fields; whatever does
- * not must fail with FL_EINVAL and a reason.
+ * not must fail with FL_EINVAL and a reason. Ids may be patterns
+ * (fling://local/rm_*): they round-trip too, and are never * alone.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fl__address_format(&a, out, sizeof out) != FL_OK ||
             fl__address_parse(out, &b, why, sizeof why) != FL_OK ||
             memcmp(&a, &b, sizeof a) != 0)
+            abort();
+        /* A pattern holds a * and something else; an id matches itself
+         * (a pattern without a *). */
+        bool star = strchr(a.endpoint, '*') != NULL;
+        if (star != a.pattern || a.endpoint[strspn(a.endpoint, "*")] == '\0')
+            abort();
+        if (!star && !fl__id_match(a.endpoint, a.endpoint))
             abort();
     } else if (rc != FL_EINVAL || why[0] == '\0') {
         abort();

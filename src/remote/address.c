@@ -41,20 +41,115 @@ static bool ipv6_char(char c)
            (c >= 'A' && c <= 'F') || c == ':' || c == '.';
 }
 
-static int parse_endpoint(const char *p, fl__address_t *out, const char *s,
+/* How a user writes the two kinds of address: the end of every message
+ * about a scheme. */
+#define FORMS                                                                  \
+    "fling://local/<id> for an endpoint in this process, "                     \
+    "fling.tcp://<host>:<port>/<id> for one in another process"
+
+/* c as a message shows it: 'c' if printable, else its byte value. */
+static const char *show_char(char c, char buf[8])
+{
+    unsigned char u = (unsigned char)c;
+    if (u >= 0x20 && u < 0x7f)
+        snprintf(buf, 8, "'%c'", c);
+    else
+        snprintf(buf, 8, "0x%02x", u);
+    return buf;
+}
+
+/* The endpoint id (or pattern) at p, the rest of the address; `after` says
+ * what it follows, for the message about an empty one. */
+static int parse_endpoint(const char *p, const char *after, fl__address_t *out,
                           char *why, size_t why_len)
 {
     size_t n = strlen(p);
-    if (!fl__valid_endpoint_id(p, n)) {
-        fl__say(
-            why, why_len,
-            "endpoint id must be 1..%u characters of [A-Za-z0-9_.-] (address "
-            "%.200s)",
-            FL__ID_MAX, s);
+    if (n == 0) {
+        fl__say(why, why_len,
+                "no endpoint id after %s (ids are 1..%u bytes of "
+                "[A-Za-z0-9_.-])",
+                after, FL__ID_MAX);
+        return FL_EINVAL;
+    }
+    if (n > FL__ID_MAX) {
+        fl__say(why, why_len,
+                "the endpoint id is %zu bytes long, more than the %u allowed",
+                n, FL__ID_MAX);
+        return FL_EINVAL;
+    }
+    bool star = false, other = false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '*') {
+            star = true;
+        } else if (fl__valid_endpoint_id(p + i, 1)) {
+            other = true;
+        } else {
+            char b[8];
+            fl__say(why, why_len,
+                    "the endpoint id '%s' has a bad character %s (ids are "
+                    "1..%u bytes of [A-Za-z0-9_.-]; a pattern may add *)",
+                    p, show_char(p[i], b), FL__ID_MAX);
+            return FL_EINVAL;
+        }
+    }
+    if (!other) {
+        fl__say(why, why_len,
+                "the pattern '%s' would match any endpoint; name a part of "
+                "the id, as in resourcemanager_*",
+                p);
         return FL_EINVAL;
     }
     memcpy(out->endpoint, p, n + 1);
+    out->pattern = star;
     return FL_OK;
+}
+
+/* An address that starts with fling:// but not fling://local/. */
+static int local_with_host(const char *s, char *why, size_t why_len)
+{
+    const char *h = s + sizeof "fling://" - 1, *slash = strchr(h, '/');
+    if (slash == NULL) {
+        fl__say(why, why_len,
+                "fling:// addresses are fling://local/<id>; did you mean "
+                "fling://local/%.200s?",
+                h);
+        return FL_EINVAL;
+    }
+    int hn = (int)(slash - h < 200 ? slash - h : 200);
+    if (hn == 0) {
+        fl__say(why, why_len,
+                "fling:// addresses are fling://local/<id>; did you mean "
+                "fling://local/%.200s?",
+                slash + 1);
+        return FL_EINVAL;
+    }
+    fl__say(why, why_len,
+            "fling:// addresses name an endpoint in this process and their "
+            "host is always 'local' (got '%.*s'); write fling://local/%.200s, "
+            "or fling.tcp://%.*s:<port>/%.200s for an endpoint in another "
+            "process",
+            hn, h, slash + 1, hn, h, slash + 1);
+    return FL_EINVAL;
+}
+
+/* An address of no scheme of ours. */
+static int no_scheme(const char *s, char *why, size_t why_len)
+{
+    const char *sep = strstr(s, "://");
+    if (sep != NULL) {
+        int n = (int)(sep - s < 40 ? sep - s : 40);
+        fl__say(why, why_len, "unknown scheme '%.*s://'; addresses are " FORMS,
+                n, s);
+        return FL_EINVAL;
+    }
+    /* host:port/id is a remote address without its scheme; anything else
+     * is taken for a local id. */
+    const char *colon = strchr(s, ':');
+    bool remote = colon != NULL && strchr(colon, '/') != NULL;
+    fl__say(why, why_len,
+            "it has no scheme; did you mean %s%.200s? Addresses are " FORMS,
+            remote ? TCP : LOCAL, s);
+    return FL_EINVAL;
 }
 
 int fl__address_parse(const char *s, fl__address_t *out, char *why,
@@ -67,83 +162,98 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     memset(out, 0, sizeof *out);
     size_t len = strnlen(s, 1024);
     if (len == 1024) {
-        fl__say(why, why_len, "address longer than 1023 bytes");
+        fl__say(why, why_len, "the address is longer than 1023 bytes");
         return FL_EINVAL;
     }
     if (strncmp(s, LOCAL, sizeof LOCAL - 1) == 0) {
         out->kind = FL__ADDR_LOCAL;
-        return parse_endpoint(s + sizeof LOCAL - 1, out, s, why, why_len);
+        return parse_endpoint(s + sizeof LOCAL - 1, LOCAL, out, why, why_len);
     }
-    if (strncmp(s, TCP, sizeof TCP - 1) != 0) {
-        fl__say(why, why_len, "must start with %s or %s (address %.200s)", TCP,
-                LOCAL, s);
-        return FL_EINVAL;
-    }
+    if (strncmp(s, "fling://", sizeof "fling://" - 1) == 0)
+        return local_with_host(s, why, why_len);
+    if (strncmp(s, TCP, sizeof TCP - 1) != 0)
+        return no_scheme(s, why, why_len);
     out->kind = FL__ADDR_TCP;
     const char *h = s + sizeof TCP - 1, *hend, *colon;
     if (*h == '[') {
         hend = strchr(h, ']');
         if (hend == NULL) {
-            fl__say(why, why_len, "unterminated [ in the host (address %.200s)",
-                    s);
+            fl__say(why, why_len,
+                    "the IPv6 host has no closing ] "
+                    "(fling.tcp://[<IPv6>]:<port>/<id>)");
             return FL_EINVAL;
         }
         for (const char *q = h + 1; q < hend; q++) {
             if (!ipv6_char(*q)) {
-                fl__say(why, why_len, "bad IPv6 host (address %.200s)", s);
+                fl__say(why, why_len,
+                        "bad IPv6 host '%.*s': only hex digits, : and . go "
+                        "between [ and ]",
+                        (int)(hend - h - 1), h + 1);
                 return FL_EINVAL;
             }
         }
         colon = hend + 1;
         h++;
     } else {
-        colon = strchr(h, ':');
-        if (colon == NULL) {
-            fl__say(why, why_len, "no :port after the host (address %.200s)",
-                    s);
-            return FL_EINVAL;
-        }
-        hend = colon;
+        hend = h + strcspn(h, ":/");
+        colon = hend;
         for (const char *q = h; q < hend; q++) {
             if (!host_char(*q)) {
+                char b[8];
                 fl__say(why, why_len,
-                        "bad character in the host (address %.200s)", s);
+                        "the host '%.*s' has a bad character %s (a host is a "
+                        "DNS name or IPv4 address of [A-Za-z0-9._-], or an "
+                        "IPv6 address in [])",
+                        (int)(hend - h < 260 ? hend - h : 260), h,
+                        show_char(*q, b));
                 return FL_EINVAL;
             }
         }
     }
     size_t hn = (size_t)(hend - h);
-    if (hn == 0 || hn > FL__HOST_MAX) {
-        fl__say(why, why_len, "host must be 1..%u characters (address %.200s)",
-                FL__HOST_MAX, s);
+    if (hn == 0) {
+        fl__say(why, why_len,
+                "the host is empty (fling.tcp://<host>:<port>/<id>)");
+        return FL_EINVAL;
+    }
+    if (hn > FL__HOST_MAX) {
+        fl__say(why, why_len,
+                "the host is %zu bytes long, more than the %u allowed", hn,
+                FL__HOST_MAX);
         return FL_EINVAL;
     }
     if (*colon != ':') {
-        fl__say(why, why_len, "no :port after the host (address %.200s)", s);
+        fl__say(why, why_len,
+                "no :<port> after the host '%.*s' "
+                "(fling.tcp://<host>:<port>/<id>)",
+                (int)(colon - (s + sizeof TCP - 1)), s + sizeof TCP - 1);
         return FL_EINVAL;
     }
     const char *pstart = colon + 1, *slash = strchr(pstart, '/');
     if (slash == NULL) {
-        fl__say(why, why_len, "no /endpoint-id after the port (address %.200s)",
-                s);
+        fl__say(why, why_len,
+                "no /<id> after the port (fling.tcp://<host>:<port>/<id>)");
         return FL_EINVAL;
     }
     long port = parse_port(pstart, slash);
     if (port < 1) {
-        fl__say(why, why_len, "port must be 1..65535 (address %.200s)", s);
+        fl__say(why, why_len, "the port must be 1..65535 (got '%.*s')",
+                (int)(slash - pstart < 20 ? slash - pstart : 20), pstart);
         return FL_EINVAL;
     }
     memcpy(out->host, h, hn);
     out->host[hn] = '\0';
     out->port = (uint16_t)port;
-    return parse_endpoint(slash + 1, out, s, why, why_len);
+    return parse_endpoint(slash + 1, "the port", out, why, why_len);
 }
 
 int fl__address_format(const fl__address_t *a, char *buf, size_t len)
 {
-    if (a == NULL || buf == NULL ||
-        !fl__valid_endpoint_id(a->endpoint,
-                               strnlen(a->endpoint, FL__ID_MAX + 1)))
+    if (a == NULL || buf == NULL)
+        return FL_EINVAL;
+    /* A pattern too: a server names the address a CONNECT asked for. */
+    if (!fl__valid_endpoint_pattern(a->endpoint,
+                                    strnlen(a->endpoint, FL__ID_MAX + 1)))
         return FL_EINVAL;
     int n;
     if (a->kind == FL__ADDR_LOCAL) {
@@ -156,6 +266,30 @@ int fl__address_format(const fl__address_t *a, char *buf, size_t len)
         return FL_EINVAL;
     }
     return n < 0 || (size_t)n >= len ? FL_ELIMIT : FL_OK;
+}
+
+bool fl__id_match(const char *pattern, const char *id)
+{
+    /* Glob matching with * only, backtracking to the last *: linear in
+     * practice, at most |pattern| x |id| steps (both <= 200 bytes). */
+    const char *star = NULL, *resume = NULL;
+    while (*id != '\0') {
+        if (*pattern == '*') {
+            star = pattern++;
+            resume = id;
+        } else if (*pattern == *id) {
+            pattern++;
+            id++;
+        } else if (star != NULL) {
+            pattern = star + 1;
+            id = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pattern == '*')
+        pattern++;
+    return *pattern == '\0';
 }
 
 int fl__port_range_parse(const char *s, fl__port_range_t *out, char *why,

@@ -6,6 +6,7 @@
 #ifndef FL_REMOTE_ADDRESS_H
 #define FL_REMOTE_ADDRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,12 +25,18 @@ typedef struct fl__address {
     char host[FL__HOST_MAX + 1]; /* TCP: without IPv6 brackets */
     uint16_t port;               /* TCP: 1..65535 */
     char endpoint[FL__ID_MAX + 1];
+    bool pattern; /* endpoint holds a * (a pattern, fl__id_match) */
 } fl__address_t;
 
 /*
  * Parse "fling.tcp://<host>:<port>/<endpoint-id>" or
- * "fling://local/<endpoint-id>". Returns FL_OK, or FL_EINVAL with a reason
- * in `why` (may be NULL) naming what is wrong.
+ * "fling://local/<endpoint-id>"; the id may be a pattern (a * somewhere,
+ * and one character that is not a *: out->pattern). Returns FL_OK, or
+ * FL_EINVAL with a reason in `why` (may be NULL) saying what is wrong and
+ * what to write instead (no scheme, an unknown one, fling:// with another
+ * host than local, a bad host, port or id). The reason does not repeat
+ * the address: the caller names it ("Could not connect to rpc endpoint
+ * under address <a>: <why>").
  */
 int fl__address_parse(const char *s, fl__address_t *out, char *why,
                       size_t why_len);
@@ -39,6 +46,14 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
  * FL_ELIMIT (buf too small).
  */
 int fl__address_format(const fl__address_t *a, char *buf, size_t len);
+
+/*
+ * Whether endpoint id `id` matches `pattern`: every * matches any run of
+ * characters (none too), every other character itself, as fnmatch(3)
+ * with * alone. An id never holds a *, so a pattern without one matches
+ * that id only. Both are NUL-terminated. Pure; any thread.
+ */
+bool fl__id_match(const char *pattern, const char *id);
 
 /* A port range: "0" (any free port), "6123", "50100-50200", "6123,6124",
  * or a comma-separated mix; tried in the order written. */

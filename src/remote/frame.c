@@ -62,6 +62,16 @@ int fl__valid_endpoint_id(const char *s, size_t len)
     return 1;
 }
 
+int fl__valid_endpoint_pattern(const char *s, size_t len)
+{
+    if (len == 0 || len > FL__ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != '*' && !fl__valid_endpoint_id(s + i, 1))
+            return 0;
+    return 1;
+}
+
 static const char *kind_name(unsigned k)
 {
     static const char *const names[] = {
@@ -79,7 +89,8 @@ static uint32_t meta_min(unsigned kind, uint16_t flags)
     case FL__K_CONNECT:
         return 2 + 2;
     case FL__K_CONNECTED:
-        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0);
+        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0) +
+               ((flags & FL__F_RESOLVED) ? 2 : 0);
     case FL__K_INVOKE:
         return 2 + 4 + 4 + ((flags & FL__F_FENCED) ? 16 : 0) +
                ((flags & FL__F_INSTANCE) ? 8 : 0) +
@@ -149,7 +160,7 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
     if (h.kind == FL__K_INVOKE)
         allowed = FL__F_TELL | FL__F_FENCED | FL__F_INSTANCE | FL__F_DEADLINE;
     else if (h.kind == FL__K_CONNECTED)
-        allowed = FL__F_INSTANCE;
+        allowed = FL__F_INSTANCE | FL__F_RESOLVED;
     else if (h.kind == FL__K_HELLO)
         allowed = FL__F_INCARNATION;
     else if (h.kind == FL__K_FRAGMENT)
@@ -174,9 +185,12 @@ int fl__frame_decode_hdr(const uint8_t *buf, size_t len, uint64_t max_frame,
         return FL_EPROTO;
     }
     uint32_t min = meta_min(h.kind, h.flags);
-    bool meta_fixed = h.kind == FL__K_CONNECTED || h.kind == FL__K_REPLY ||
-                      h.kind == FL__K_PING || h.kind == FL__K_PONG ||
-                      h.kind == FL__K_BYE;
+    /* A resolved id makes a CONNECTED's metadata longer than its fixed
+     * part. */
+    bool meta_fixed =
+        (h.kind == FL__K_CONNECTED && !(h.flags & FL__F_RESOLVED)) ||
+        h.kind == FL__K_REPLY || h.kind == FL__K_PING || h.kind == FL__K_PONG ||
+        h.kind == FL__K_BYE;
     if (h.meta_len < min || (meta_fixed && h.meta_len != min)) {
         fl__say(why, why_len, "%s frame with %u bytes of metadata (%s %u)",
                 kind_name(h.kind), (unsigned)h.meta_len,
@@ -319,6 +333,17 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
         field = "CONNECTED";
         ok = take32(&c, &out->service_index) &&
              take_id(&c, (h->flags & FL__F_INSTANCE) != 0, &out->instance);
+        if (ok && (h->flags & FL__F_RESOLVED)) {
+            ok = take_str(&c, &out->endpoint);
+            if (ok &&
+                !fl__valid_endpoint_id(out->endpoint.p, out->endpoint.len)) {
+                fl__say(why, why_len,
+                        "CONNECTED names an invalid resolved endpoint id (%u "
+                        "bytes)",
+                        (unsigned)out->endpoint.len);
+                return FL_EPROTO;
+            }
+        }
         break;
     case FL__K_INVOKE: {
         field = "INVOKE";
@@ -367,8 +392,12 @@ int fl__frame_decode_meta(const fl__frame_hdr_t *h, const uint8_t *meta,
                 c.left);
         return FL_EPROTO;
     }
-    if ((h->kind == FL__K_CONNECT || h->kind == FL__K_INVOKE) &&
-        !fl__valid_endpoint_id(out->endpoint.p, out->endpoint.len)) {
+    /* A CONNECT may name a pattern (the server resolves it); an INVOKE
+     * names the id itself. */
+    if ((h->kind == FL__K_CONNECT &&
+         !fl__valid_endpoint_pattern(out->endpoint.p, out->endpoint.len)) ||
+        (h->kind == FL__K_INVOKE &&
+         !fl__valid_endpoint_id(out->endpoint.p, out->endpoint.len))) {
         fl__say(why, why_len, "%s names an invalid endpoint id (%u bytes)",
                 field, (unsigned)out->endpoint.len);
         return FL_EPROTO;
@@ -390,7 +419,10 @@ size_t fl__frame_meta_size(uint8_t kind, uint16_t flags,
             return 0;
         return 2 + (size_t)m->endpoint.len + 2 + m->gateway.len;
     case FL__K_CONNECTED:
-        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0);
+        if ((flags & FL__F_RESOLVED) && m->endpoint.len > FL__ID_MAX)
+            return 0;
+        return 4 + ((flags & FL__F_INSTANCE) ? 8 : 0) +
+               ((flags & FL__F_RESOLVED) ? 2 + (size_t)m->endpoint.len : 0);
     case FL__K_INVOKE:
         if (m->endpoint.len > FL__ID_MAX)
             return 0;
@@ -444,6 +476,8 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
         put32(p, m->service_index);
         p += 4;
         p = put_id(p, (flags & FL__F_INSTANCE) != 0, m->instance);
+        if (flags & FL__F_RESOLVED)
+            p = put_str(p, m->endpoint, FL__ID_MAX);
         break;
     case FL__K_INVOKE:
         p = put_str(p, m->endpoint, FL__ID_MAX);

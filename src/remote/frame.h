@@ -53,6 +53,10 @@ enum fl__frame_kind {
 #define FL__F_DEADLINE 0x0008u
 /* FRAGMENT: the fragment that completes its frame. */
 #define FL__F_LAST 0x0020u
+/* CONNECTED: the metadata ends with the id (str16) of the endpoint the
+ * CONNECT's pattern resolved to; set only when the CONNECT named a pattern
+ * (docs/wire-protocol.md, Handshake). */
+#define FL__F_RESOLVED 0x0040u
 
 /* A frame above FL__FRAG_SIZE bytes goes out as FRAGMENT frames of at most
  * FL__FRAG_SIZE bytes each (docs/wire-protocol.md, Fragments). */
@@ -80,7 +84,7 @@ typedef struct fl__str {
 typedef struct fl__frame_meta {
     uint32_t max_frame;     /* HELLO */
     fl__str_t service_name; /* HELLO */
-    fl__str_t endpoint;     /* CONNECT, INVOKE */
+    fl__str_t endpoint;     /* CONNECT, INVOKE, CONNECTED with RESOLVED */
     fl__str_t gateway;      /* CONNECT */
     uint32_t service_index; /* CONNECTED, INVOKE */
     uint32_t method_index;  /* INVOKE */
@@ -142,5 +146,10 @@ size_t fl__frame_put_meta(uint8_t kind, uint16_t flags,
 
 /* True if s is a valid endpoint id (1..200 bytes of [A-Za-z0-9_.-]). */
 int fl__valid_endpoint_id(const char *s, size_t len);
+
+/* True if s is a valid endpoint id or pattern: 1..200 bytes of
+ * [A-Za-z0-9_.-*]. (A pattern of * alone passes here; connecting refuses
+ * it, with a reason.) */
+int fl__valid_endpoint_pattern(const char *s, size_t len);
 
 #endif /* FL_REMOTE_FRAME_H */
