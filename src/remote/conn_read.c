@@ -149,6 +149,10 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
                 cd->service_index = fr->m.service_index;
                 cd->has_instance = (fr->h.flags & FL__F_INSTANCE) != 0;
                 cd->instance = fr->m.instance;
+                /* The decoder checked it: a valid id, <= FL__ID_MAX. */
+                if (fr->m.endpoint.len != 0)
+                    memcpy(cd->resolved, fr->m.endpoint.p, fr->m.endpoint.len);
+                cd->resolved[fr->m.endpoint.len] = '\0';
             }
             /* Consumes m, also when the call timed out meanwhile. */
             fl_future_complete(f, m, fl_msg_free_cb);

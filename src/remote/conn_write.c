@@ -645,11 +645,15 @@ int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
 }
 
 int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
-                              uint64_t instance)
+                              uint64_t instance, const char *resolved)
 {
     fl__frame_meta_t m = {.service_index = index, .instance = instance};
-    fl__obuf_t *b =
-        fl__obuf_frame(FL__K_CONNECTED, FL__F_INSTANCE, corr, &m, 0, NULL);
+    uint16_t flags = FL__F_INSTANCE;
+    if (resolved != NULL) {
+        m.endpoint = (fl__str_t){resolved, (uint16_t)strlen(resolved)};
+        flags |= FL__F_RESOLVED;
+    }
+    fl__obuf_t *b = fl__obuf_frame(FL__K_CONNECTED, flags, corr, &m, 0, NULL);
     if (b == NULL)
         fl__conn_answer_lost(c, corr);
     return b ? fl__conn_send(c, b) : FL_ENOMEM;

@@ -252,19 +252,22 @@ int fl__conn_answer_error(fl__conn_t *c, uint64_t corr, int code,
 /* What a CONNECTED said: the payload of the fl_msg_t a CONNECT request's
  * future completes with. has_instance is false for a peer that sent no
  * instance (flag FL__F_INSTANCE); its gateways then name the endpoint by
- * id alone. */
+ * id alone. resolved is the id a CONNECT's pattern resolved to (flag
+ * FL__F_RESOLVED), else "". */
 typedef struct fl__connected {
     uint32_t service_index;
     bool has_instance;
     uint64_t instance;
+    char resolved[FL__ID_MAX + 1];
 } fl__connected_t;
 
 /* Answer a CONNECT with CONNECTED: the service's index among the
- * endpoint's, and the endpoint's instance id (an id no successor under
- * the same endpoint id shares; docs/wire-protocol.md). Any thread. Out
- * of memory: as fl__conn_answer_error. */
+ * endpoint's, the endpoint's instance id (an id no successor under the
+ * same endpoint id shares; docs/wire-protocol.md), and, when the CONNECT
+ * named a pattern, the id it resolved to (resolved; else NULL). Any
+ * thread. Out of memory: as fl__conn_answer_error. */
 int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
-                              uint64_t instance);
+                              uint64_t instance, const char *resolved);
 
 /*
  * The budget of inbound calls (inbound.c; docs/wire-protocol.md, "Flow

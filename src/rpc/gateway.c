@@ -73,8 +73,8 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
 }
 
 /* The transports by scheme (tran.h); a new one (TLS) is added here. An
- * address of none of their schemes goes to the local transport, which
- * finds no endpoint under it (FL_ECONNECT). */
+ * address of none of their schemes goes to the local transport, whose
+ * parser says what is wrong with it (FL_ECONNECT). */
 static const fl__rpc_tran_t *const trans[] = {&fl__rpc_tran_tcp,
                                               &fl__rpc_tran_local};
 
@@ -92,15 +92,33 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
 {
     if (out != NULL)
         *out = NULL;
-    if (svc == NULL || address == NULL || desc == NULL || out == NULL)
-        return FL_EINVAL;
+    if (svc == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fl_rpc_connect: svc is NULL; pass "
+                                         "the service to connect from");
+    if (address == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_connect: address is NULL; pass an "
+                              "endpoint's address, fling://local/<id> or "
+                              "fling.tcp://<host>:<port>/<id>");
+    if (desc == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_connect: desc is NULL; pass the "
+                              "gateway's generated service descriptor");
+    if (out == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fl_rpc_connect: out is NULL; pass "
+                                         "where to put the connect future");
     fl_future_t *f = fl_future_alloc();
     if (f == NULL)
-        return FL_ENOMEM;
+        return fl__rpc_refuse(FL_ENOMEM, "fl_rpc_connect: out of memory");
     int rc = tran_of(address)->connect(svc, address, desc, token, f);
     if (rc != FL_OK) {
         fl_future_release(f);
-        return rc;
+        return fl__rpc_refuse(rc,
+                              "Could not connect to rpc endpoint under address "
+                              "%.300s: %s",
+                              address,
+                              rc == FL_ECLOSED ? "the rpc service is closed"
+                                               : fl_strerror(rc));
     }
     *out = f;
     return FL_OK;

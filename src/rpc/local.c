@@ -8,12 +8,14 @@
  */
 #include "rpc/local.h"
 
+#include "remote/address.h"
 #include "rpc/answer.h"
 #include "rpc/call.h"
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
 #include "rpc/gateway.h"
+#include "rpc/resolve.h"
 #include "rpc/service.h"
 
 #include <string.h>
@@ -118,21 +120,32 @@ static void local_gw_fini(fl_rpc_gateway_t *gw)
     (void)gw; /* the actor is a reference by id: nothing held */
 }
 
-/* An address of no transport's scheme comes here too (gateway.c): it
- * names no local endpoint (FL_ECONNECT). */
+/* An address of no transport's scheme comes here too (gateway.c): the
+ * parser says what is wrong with it (FL_ECONNECT). A pattern resolves to
+ * the newest matching endpoint (resolve.h); the gateway is bound to that
+ * endpoint (its actor) and carries its concrete address. */
 static int local_connect(fl_rpc_service_t *svc, const char *address,
                          const ProtobufCServiceDescriptor *desc,
                          const fl_fencing_token_t *token, fl_future_t *f)
 {
-    static const char prefix[] = FL__RPC_LOCAL_SCHEME;
     pthread_mutex_lock(&svc->mu);
-    if (svc->closed) {
-        pthread_mutex_unlock(&svc->mu);
+    bool closed = svc->closed;
+    pthread_mutex_unlock(&svc->mu);
+    if (closed)
         return FL_ECLOSED;
+    char why[768];
+    fl__address_t a;
+    if (fl__address_parse(address, &a, why, sizeof why) != FL_OK) {
+        fl_future_fail(
+            f, FL_ECONNECT,
+            "Could not connect to rpc endpoint under address %.300s: "
+            "%s",
+            address, why);
+        return FL_OK;
     }
-    fl_rpc_endpoint_t *ep = NULL;
-    if (strncmp(address, prefix, sizeof prefix - 1) == 0)
-        ep = fl__rpc_find_ep(svc, address + sizeof prefix - 1);
+    pthread_mutex_lock(&svc->mu);
+    fl_rpc_endpoint_t *ep =
+        fl__rpc_resolve(svc, a.endpoint, true, why, sizeof why);
     int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
     fl_rpc_gateway_t *gw = NULL;
     if (idx >= 0)
@@ -140,9 +153,11 @@ static int local_connect(fl_rpc_service_t *svc, const char *address,
                               token ? FENCE_TOKEN : FENCE_NONE, token);
     pthread_mutex_unlock(&svc->mu);
     if (ep == NULL)
-        fl_future_fail(f, FL_ECONNECT,
-                       "Could not connect to rpc endpoint under address %s.",
-                       address);
+        fl_future_fail(
+            f, FL_ECONNECT,
+            "Could not connect to rpc endpoint under address %.300s: "
+            "%s",
+            address, why);
     else if (idx < 0)
         fl_future_fail(f, FL_EHANDSHAKE,
                        "The rpc endpoint does not support the gateway %s.",

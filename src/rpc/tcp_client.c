@@ -25,8 +25,9 @@ typedef struct connect_ctx {
     bool fenced;
     fl_fencing_token_t token;
     char *address;
-    char *id;
+    char *id; /* as the address names it: an id, or a pattern */
     char *host;
+    uint16_t port;
     fl_future_t *dst;
 } connect_ctx_t;
 
@@ -67,8 +68,38 @@ static void on_connected(fl_future_t *raw, void *p)
     }
     fl__connected_t cd;
     memcpy(&cd, fl_msg_data(fl_future_value(raw)), sizeof cd);
+    /* A pattern's gateway is bound to the endpoint the server resolved it
+     * to: its id (for the INVOKEs) and its address (for the user). */
+    char concrete[FL__HOST_MAX + FL__ID_MAX + 40];
+    const char *address = x->address;
+    if (strchr(x->id, '*') != NULL) {
+        fl__address_t a = {.kind = FL__ADDR_TCP, .port = x->port};
+        snprintf(a.host, sizeof a.host, "%s", x->host);
+        snprintf(a.endpoint, sizeof a.endpoint, "%s", cd.resolved);
+        if (cd.resolved[0] == '\0' || !fl__id_match(x->id, cd.resolved) ||
+            fl__address_format(&a, concrete, sizeof concrete) != FL_OK) {
+            fl_future_fail(x->dst, FL_EPROTO,
+                           "Could not connect to rpc endpoint under address "
+                           "%s: the peer answered the pattern with %s%s%s",
+                           x->address,
+                           cd.resolved[0] ? "the id " : "no endpoint id",
+                           cd.resolved[0] ? cd.resolved : "",
+                           cd.resolved[0] ? ", which does not match it" : "");
+            connect_ctx_free(x);
+            return;
+        }
+        char *id = fl__strdup(cd.resolved);
+        if (id == NULL) {
+            fl_future_fail(x->dst, FL_ENOMEM, NULL);
+            connect_ctx_free(x);
+            return;
+        }
+        fl__free(x->id);
+        x->id = id;
+        address = concrete;
+    }
     fl_rpc_gateway_t *gw =
-        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, x->address,
+        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, address,
                          cd.service_index, x->fenced ? FENCE_TOKEN : FENCE_NONE,
                          x->fenced ? &x->token : NULL, x->fenced);
     if (gw == NULL) {
@@ -96,13 +127,14 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
                            const ProtobufCServiceDescriptor *desc,
                            const fl_fencing_token_t *token, fl_future_t *f)
 {
-    char why[FL__HOST_MAX + 200];
+    char why[768];
     fl__address_t a;
     if (fl__address_parse(address, &a, why, sizeof why) != FL_OK) {
-        fl_future_fail(f, FL_ECONNECT,
-                       "Could not connect to rpc endpoint under address %.*s: "
-                       "%s",
-                       300, address, why);
+        fl_future_fail(
+            f, FL_ECONNECT,
+            "Could not connect to rpc endpoint under address %.300s: "
+            "%s",
+            address, why);
         return;
     }
     if (strlen(desc->name) > FL__NAME_MAX) {
@@ -133,6 +165,7 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
     x->address = fl__strdup(address);
     x->id = fl__strdup(a.endpoint);
     x->host = fl__strdup(a.host);
+    x->port = a.port;
     rc = x->address && x->id && x->host
              ? fl__net_peer(net, a.host, a.port, &x->conn)
              : FL_ENOMEM;

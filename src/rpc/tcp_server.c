@@ -17,6 +17,7 @@
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
+#include "rpc/resolve.h"
 #include "rpc/service.h"
 
 #include <stdio.h>
@@ -48,21 +49,31 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     char id[FL__ID_MAX + 1], gateway[FL__NAME_MAX + 1];
     str_copy(id, sizeof id, m->endpoint);
     str_copy(gateway, sizeof gateway, m->gateway);
+    /* A pattern (the decoder let a * through in a CONNECT) resolves to
+     * one endpoint, whose id the CONNECTED tells the client: its INVOKEs
+     * name that id (and its instance). */
+    bool pattern = strchr(id, '*') != NULL;
+    char resolved[FL__ID_MAX + 1];
+    char why[FL__ERRMSG_MAX];
     int idx = -1;
     uint64_t instance = 0;
     pthread_mutex_lock(&svc->mu);
-    fl_rpc_endpoint_t *ep = fl__rpc_find_ep(svc, id);
+    /* Remote callers learn the number of endpoints, never their ids. */
+    fl_rpc_endpoint_t *ep = fl__rpc_resolve(svc, id, false, why, sizeof why);
     if (ep != NULL) {
         idx = fl__rpc_service_index(ep, gateway);
         instance = wire_instance(svc, ep);
+        snprintf(resolved, sizeof resolved, "%s", ep->id);
     }
     pthread_mutex_unlock(&svc->mu);
-    char msg[FL__ERRMSG_MAX + 100];
+    /* The why and an address of up to 480 bytes; the wire cuts it at
+     * FL__ERRMSG_MAX. */
+    char msg[2 * FL__ERRMSG_MAX];
     if (ep == NULL) {
         char *addr = fl__rpc_endpoint_address(svc, id);
         snprintf(msg, sizeof msg,
-                 "Could not connect to rpc endpoint under address %s.",
-                 addr ? addr : id);
+                 "Could not connect to rpc endpoint under address %s: %s",
+                 addr ? addr : id, why);
         fl__free(addr);
         fl__conn_answer_error(c, corr, FL_ECONNECT, msg);
     } else if (idx < 0) {
@@ -70,7 +81,8 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
                  "The rpc endpoint does not support the gateway %s.", gateway);
         fl__conn_answer_error(c, corr, FL_EHANDSHAKE, msg);
     } else {
-        fl__conn_answer_connected(c, corr, (uint32_t)idx, instance);
+        fl__conn_answer_connected(c, corr, (uint32_t)idx, instance,
+                                  pattern ? resolved : NULL);
     }
 }
 
