@@ -420,11 +420,25 @@ FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
  * fl_rpc_gateway_t * owned by the future (fl_future_take_value() to keep it,
  * then fl_rpc_gateway_free). token NULL = unfenced gateway; otherwise every
  * call is stamped with *token (copied). Connecting checks that the endpoint
- * exists and implements desc: it fails with FL_ECONNECT naming the address
- * (no such endpoint, malformed address) or FL_EHANDSHAKE ("The rpc endpoint
- * does not support the gateway <name>"). Connecting to a created but not
- * started endpoint succeeds. Tokens are not checked when connecting.
- * FL_EINVAL/FL_ENOMEM/FL_ECLOSED leave *out NULL. Any thread.
+ * exists and implements desc: it fails with FL_ECONNECT "Could not connect
+ * to rpc endpoint under address <a>: <why>", where why says what the
+ * service has instead of an unknown id (in-process: its ids, the first 8
+ * sorted; from another process: their number only) or what is wrong with a
+ * malformed address and what to write; or with FL_EHANDSHAKE ("The rpc
+ * endpoint does not support the gateway <name>"). Connecting to a created
+ * but not started endpoint succeeds. Tokens are not checked when
+ * connecting. Refused arguments (FL_EINVAL for a NULL svc, address, desc
+ * or out; FL_ECLOSED for a closed service; FL_ENOMEM) leave *out NULL and
+ * say why in fl_rpc_last_message(). Any thread; never blocks.
+ *
+ * The endpoint id may be a pattern ("fling://local/resourcemanager_*",
+ * "fling.tcp://host:6123/resourcemanager_*"): a * matches any run of
+ * characters, anywhere in the id (ids never hold one); "*" alone is
+ * refused. It connects to the NEWEST live endpoint whose id matches, the
+ * one created last, started or not (a new leader's); the gateway is bound
+ * to it: fl_rpc_gateway_address gives its concrete address, and once it
+ * terminates calls fail with FL_EUNREACHABLE (never reaching a successor):
+ * connect again with the pattern. No match: FL_ECONNECT as for an id.
  *
  * Remote addresses ("fling.tcp://host:port/id"): the service opens (or
  * reuses) its one connection to host:port and runs the handshake of
@@ -455,7 +469,8 @@ FL_EXTERN void fl_rpc_gateway_free(fl_rpc_gateway_t *gw);
  */
 FL_EXTERN ProtobufCService *fl_rpc_gateway_service(fl_rpc_gateway_t *gw);
 
-/* The gateway's endpoint address and host ("localhost" when local). */
+/* The gateway's endpoint address (for a pattern, the concrete address of
+ * the endpoint it resolved to) and host ("localhost" when local). */
 FL_EXTERN const char *fl_rpc_gateway_address(const fl_rpc_gateway_t *gw);
 FL_EXTERN const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw);
 
