@@ -142,6 +142,13 @@ static int no_scheme(const char *s, char *why, size_t why_len)
                 n, s);
         return FL_EINVAL;
     }
+    /* "fling:/local/x", "fling.tcp:h:1/x": a scheme misspelt, not left
+     * out (but "fling_worker" is an id). */
+    if (strncmp(s, "fling", 5) == 0 &&
+        s[strspn(s, "abcdefghijklmnopqrstuvwxyz.")] == ':') {
+        fl__say(why, why_len, "its scheme is misspelt; addresses are " FORMS);
+        return FL_EINVAL;
+    }
     /* host:port/id is a remote address without its scheme; anything else
      * is taken for a local id. */
     const char *colon = strchr(s, ':');

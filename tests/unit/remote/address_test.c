@@ -129,6 +129,13 @@ static void test_a_missing_or_wrong_scheme_says_what_to_write(void **st)
                                    "did you mean fling://local/greeter?");
     expect_bad("FLING.TCP://h:1/x",
                "unknown scheme 'FLING.TCP://'; addresses are " FORMS);
+    expect_bad("fling.tcp:/h:1/x", "its scheme is misspelt; addresses are "
+                                   "" FORMS);
+    expect_bad("fling:/local/x", "its scheme is misspelt; addresses are "
+                                 "" FORMS);
+    expect_bad("fling_worker", "it has no scheme; did you mean "
+                               "fling://local/fling_worker? Addresses are "
+                               "" FORMS);
 }
 
 static void test_patterns_parse_and_star_alone_is_refused(void **st)
