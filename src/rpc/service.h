@@ -22,8 +22,10 @@ struct fl_rpc_service {
     bool own_sys;
     int64_t timeout_ms;
     pthread_mutex_t mu;
-    pthread_cond_t cv;            /* a task finished running */
-    fl_rpc_endpoint_t *endpoints; /* live (not yet terminated) */
+    pthread_cond_t cv; /* a task finished running */
+    /* Live (not yet terminated), NEWEST FIRST: a pattern resolves to the
+     * first match (resolve.c). */
+    fl_rpc_endpoint_t *endpoints;
     bool closed;
     bool shut_down;
     fl_future_t *close_future;
