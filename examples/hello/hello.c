@@ -161,9 +161,9 @@ static void hello_endpoint_say_hello(Hello__HelloGateway_Service *service,
              req->name);
     self->pending++;
     /* Always consumes later: if reply_later cannot run, drop_later does. */
-    int rc =
-        fl_rpc_schedule_run_async(fl_rpc_call_endpoint(call), reply_later,
-                                  later, drop_later, (int64_t)req->delay_ms);
+    int rc = fl_rpc_schedule_run_async(fl_rpc_call_endpoint(call), reply_later,
+                                       later, drop_later,
+                                       (int64_t)req->delay_ms, NULL);
     if (rc != FL_OK)
         self->pending--;
 }

@@ -372,15 +372,6 @@ FL_EXTERN int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
                                void *arg, fl_free_cb arg_free);
 
 /*
- * fl_rpc_schedule_run_async queues fn to the main thread after at least
- * delay_ms. FL_EINVAL for a negative delay (arg_free is then called).
- * Otherwise as fl_rpc_run_async.
- */
-FL_EXTERN int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
-                                        void *arg, fl_free_cb arg_free,
-                                        int64_t delay_ms);
-
-/*
  * fl_rpc_call_async runs fn on the main thread and gives a future (caller
  * owns a reference) of its result; it fails with FL_ETIMEDOUT unless done
  * within timeout_ms (> 0), with FL_ENOTSTARTED before start, with
@@ -400,6 +391,101 @@ FL_EXTERN int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn,
 FL_EXTERN int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f,
                                  fl_future_cb cb, void *arg,
                                  fl_free_cb arg_free);
+
+/* ---- scheduled tasks on the main thread ----------------------------------
+ *
+ * A task scheduled on an endpoint runs fn(ep, state, arg) on its main
+ * thread like a run_async: serialized with the calls, fencing passed, no
+ * locks needed. It runs once after a delay (fl_rpc_schedule_run_async), at
+ * a fixed rate or with a fixed delay, and may give a handle
+ * (fl_rpc_scheduled_t, Flink's ScheduledFuture) to cancel it and ask
+ * whether it is done or cancelled. Between runs a task waits on one timer
+ * of the actor system; no thread is made for it.
+ *
+ * Fixed rate: run n is due at initial + n * period (from the schedule
+ * call), whatever the runs before it took. Runs never overlap. A run that
+ * ends after the next deadline has passed is followed at once by ONE run
+ * (queued behind what the main thread already has), standing for the last
+ * deadline passed; the deadlines in between are skipped, never made up in
+ * a burst. Later runs keep to the deadlines.
+ * Fixed delay: the next run is due `delay` after the previous one ENDS.
+ *
+ * A run that comes due while the endpoint is not started (created and not
+ * yet started, or stopped) is dropped and logged, as a run_async is, and
+ * that ENDS the task, periodic or not: schedule periodic tasks once the
+ * endpoint is started (e.g. in on_start), and again after a restart. While
+ * on_stop's future is pending the endpoint still serves, and runs go on.
+ * When the endpoint terminates, its tasks end at once (their timers are
+ * cancelled when its termination future completes).
+ *
+ * arg: ALWAYS consumed. A one-shot task owns arg once it ran; if it never
+ * runs arg_free(arg) is called instead. A periodic task's arg is shared by
+ * its runs and arg_free(arg) is called once, when the task ends (cancelled,
+ * dropped, or its endpoint terminated), after its last run. arg_free may
+ * run on any thread (the main thread, the canceller's, the timer thread).
+ *
+ * The handle: is_done is true once no run will start any more: a one-shot
+ * task has run (is_cancelled stays false), or the task was cancelled or
+ * ended without its course (is_cancelled true: fl_rpc_scheduled_cancel,
+ * the endpoint not started when a run came due, or terminated). A periodic
+ * task is only ever done by being cancelled.
+ */
+
+typedef struct fl_rpc_scheduled fl_rpc_scheduled_t;
+
+/*
+ * fl_rpc_schedule_run_async queues fn to the main thread after at least
+ * delay_ms (0: as fl_rpc_run_async). out: NULL for no handle, otherwise
+ * *out gets one on FL_OK (caller owns it; release with
+ * fl_rpc_scheduled_free) and NULL on failure. Returns FL_OK,
+ * FL_EUNREACHABLE at once on a terminated endpoint whatever the delay,
+ * FL_ECLOSED, FL_ENOMEM, FL_EINVAL (NULL ep or fn, negative delay); on
+ * failure arg_free(arg) has been called and fl_rpc_last_message() says
+ * why. Any thread; never blocks.
+ */
+FL_EXTERN int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                                        void *arg, fl_free_cb arg_free,
+                                        int64_t delay_ms,
+                                        fl_rpc_scheduled_t **out);
+
+/*
+ * fl_rpc_schedule_run_at_fixed_rate runs fn on the main thread first after
+ * initial_ms (>= 0), then every period_ms (> 0) at a fixed rate (see
+ * above). fl_rpc_schedule_run_with_fixed_delay runs it first after
+ * initial_ms, then delay_ms (> 0) after each run ends. out, returns and
+ * arg: as fl_rpc_schedule_run_async (FL_EINVAL also for a period or delay
+ * <= 0). Without a handle the task runs until its endpoint ends it. Any
+ * thread; never blocks.
+ */
+FL_EXTERN int fl_rpc_schedule_run_at_fixed_rate(
+    fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg, fl_free_cb arg_free,
+    int64_t initial_ms, int64_t period_ms, fl_rpc_scheduled_t **out);
+FL_EXTERN int fl_rpc_schedule_run_with_fixed_delay(
+    fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg, fl_free_cb arg_free,
+    int64_t initial_ms, int64_t delay_ms, fl_rpc_scheduled_t **out);
+
+/*
+ * fl_rpc_scheduled_cancel cancels the task: true if that prevented any
+ * further run (the handle then says done and cancelled), false if there was
+ * none left to prevent (the task is done, already cancelled, or it is a
+ * one-shot whose run is under way). A run in progress finishes; then
+ * arg_free runs (periodic tasks). Any thread, also from the task itself
+ * (a periodic task then does not run again); never blocks. NULL: false.
+ */
+FL_EXTERN bool fl_rpc_scheduled_cancel(fl_rpc_scheduled_t *h);
+
+/* Whether the task is done (no run will start any more) and whether it was
+ * cancelled (see above). Any thread; NULL: false. */
+FL_EXTERN bool fl_rpc_scheduled_is_done(const fl_rpc_scheduled_t *h);
+FL_EXTERN bool fl_rpc_scheduled_is_cancelled(const fl_rpc_scheduled_t *h);
+
+/*
+ * fl_rpc_scheduled_free releases the caller's handle. It does NOT cancel
+ * the task. The handle may outlive the endpoint, the service and its
+ * system, and every call on it stays valid (cancel then returns false).
+ * NULL is a no-op. Any thread.
+ */
+FL_EXTERN void fl_rpc_scheduled_free(fl_rpc_scheduled_t *h);
 
 /* ---- gateways
  * ----------------------------------------------------------------- */

@@ -54,6 +54,13 @@ struct fl_rpc_endpoint {
      * the endpoint's calls go to the workers for good. */
     uint8_t io_strikes;
     bool io_off;
+
+    /* Tasks scheduled on the main thread with a handle (scheduled.c),
+     * under sched_lk: the live ones, whether the termination future is
+     * watched for them, and whether it has completed (no new task). */
+    _Atomic bool sched_lk;
+    struct fl_rpc_scheduled *sched;
+    bool sched_watched, sched_closed;
 };
 
 /* Take a reference to ep; the caller already holds one (or svc->mu with ep

@@ -1,20 +1,18 @@
 /*
- * exec.c - an endpoint's main-thread executor: fl_rpc_run_async,
- * fl_rpc_schedule_run_async and fl_rpc_call_async run code on the
- * endpoint's main thread (through its mailbox, fl_actor_exec), and
- * fl_rpc_on_complete runs a future's callback there; with the checks of
- * which thread is the main thread.
+ * exec.c - an endpoint's main-thread executor: fl_rpc_run_async and
+ * fl_rpc_call_async run code on the endpoint's main thread (through its
+ * mailbox, fl_actor_exec), and fl_rpc_on_complete runs a future's callback
+ * there; with the checks of which thread is the main thread. Scheduled
+ * tasks are scheduled.c's.
  */
 #include <fling/rpc.h>
 
-#include "actor/msg.h"
 #include "rpc/endpoint.h"
 #include "rpc/service.h"
 
 #include <stdlib.h>
 
-/* A task for the main thread: run_async / call_async / scheduled, via
- * fl_actor_exec. */
+/* A task for the main thread: run_async / call_async, via fl_actor_exec. */
 typedef struct task_ctx {
     fl_rpc_endpoint_t *ep;
     fl_rpc_run_cb run;
@@ -94,13 +92,7 @@ static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
 int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg,
                      fl_free_cb arg_free)
 {
-    return fl_rpc_schedule_run_async(ep, fn, arg, arg_free, 0);
-}
-
-int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
-                              void *arg, fl_free_cb arg_free, int64_t delay_ms)
-{
-    if (ep == NULL || fn == NULL || delay_ms < 0) {
+    if (ep == NULL || fn == NULL) {
         if (arg_free != NULL)
             arg_free(arg);
         return FL_EINVAL;
@@ -112,26 +104,7 @@ int fl_rpc_schedule_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
         return FL_ENOMEM;
     }
     t->run = fn;
-    if (delay_ms == 0)
-        return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
-    /* Delayed: an exec message delivered by the timer thread (dropped
-     * timers and dead letters call task_free). A terminated endpoint
-     * refuses it now, as the immediate path does; one that terminates
-     * meanwhile drops it when due. */
-    if (!fl_actor_alive(ep->svc->sys, ep->actor)) {
-        task_free(t);
-        return FL_EUNREACHABLE;
-    }
-    fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
-    if (m == NULL) {
-        task_free(t);
-        return FL_ENOMEM;
-    }
-    fl__exec_t *e = fl__msg_payload(m);
-    e->fn = task_exec;
-    e->arg = t;
-    e->arg_free = task_free;
-    return fl_timer_send(ep->svc->sys, ep->actor, m, delay_ms, 0, NULL);
+    return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
 }
 
 int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,

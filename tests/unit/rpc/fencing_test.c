@@ -269,7 +269,8 @@ static void test_scheduled_run_async_passes_fencing(void **state)
     fx_begin(&fx, true);
 
     task_ctx_t c = {.done = fl_test_latch_alloc(1)};
-    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ctx_task, &c, ctx_free, 20));
+    assert_fl_ok(
+        fl_rpc_schedule_run_async(fx.ep, ctx_task, &c, ctx_free, 20, NULL));
     ctx_expect_ran(&c);
 
     fx_end(&fx);

@@ -323,8 +323,8 @@ static void test_schedule_run_async_runs_no_earlier_than_the_delay(void **state)
     tracked_t t;
     tracked_init(&t, fx.ep);
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(
-        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 100));
+    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+                                           tracked_free, 100, NULL));
     tracked_expect_ran(&t);
     uint64_t waited = (t.ran_at_ns - t0) / NS_PER_MS;
     if (waited < 100)
@@ -342,8 +342,8 @@ static void test_schedule_run_async_with_zero_delay_runs(void **state)
 
     tracked_t t;
     tracked_init(&t, fx.ep);
-    assert_fl_ok(
-        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 0));
+    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+                                           tracked_free, 0, NULL));
     tracked_expect_ran(&t);
 
     ep_fx_end(&fx);
@@ -360,7 +360,7 @@ test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(void **state)
     tracked_t t;
     tracked_init(&t, fx.ep);
     assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
-                                                   tracked_free, -1));
+                                                   tracked_free, -1, NULL));
     assert_int_equal(1, atomic_load(&t.freed));
     main_thread_barrier(fx.ep);
     assert_int_equal(0, atomic_load(&t.ran));
@@ -378,8 +378,8 @@ test_schedule_run_async_before_start_is_dropped_and_frees_arg(void **state)
 
     tracked_t t;
     tracked_init(&t, fx.ep);
-    assert_fl_ok(
-        fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free, 10));
+    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+                                           tracked_free, 10, NULL));
     tracked_expect_dropped(&t);
 
     ep_fx_end(&fx);
@@ -398,8 +398,9 @@ test_schedule_run_async_after_termination_fails_unreachable(void **state)
 
     tracked_t t;
     tracked_init(&t, fx.ep);
-    assert_fl(FL_EUNREACHABLE, fl_rpc_schedule_run_async(fx.ep, tracked_task,
-                                                         &t, tracked_free, 10));
+    assert_fl(FL_EUNREACHABLE,
+              fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free,
+                                        10, NULL));
     tracked_expect_dropped(&t);
 
     tracked_fini(&t);
