@@ -206,8 +206,8 @@ typedef uint64_t fl_rpc_task_id_t;
  * rate (deadline n = initial + n * period) or with a fixed delay between the
  * end of one run and the start of the next. arg stays the caller's. Returns
  * FL_OK (*out, may be NULL, gets an id for fl_rpc_cancel), FL_EINVAL
- * (negative delay, period <= 0, NULL fn), FL_ECLOSED, FL_ENOMEM. Any
- * thread.
+ * (negative delay, period <= 0, NULL fn), FL_ECLOSED, FL_ENOMEM; on
+ * failure fl_rpc_last_message() says why. Any thread.
  */
 FL_EXTERN int fl_rpc_schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn,
                               void *arg, int64_t delay_ms,
@@ -366,7 +366,7 @@ typedef int (*fl_rpc_callable_cb)(fl_rpc_endpoint_t *ep, void *state, void *arg,
  * fl_rpc_run_async queues fn to the main thread. ALWAYS consumes arg: if fn
  * will not run (not started: dropped and logged; terminated) arg_free(arg)
  * is called. Passes fencing. FL_OK, FL_EUNREACHABLE, FL_ECLOSED, FL_EINVAL,
- * FL_ENOMEM. Any thread.
+ * FL_ENOMEM; on failure fl_rpc_last_message() says why. Any thread.
  */
 FL_EXTERN int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
                                void *arg, fl_free_cb arg_free);
@@ -376,7 +376,8 @@ FL_EXTERN int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
  * owns a reference) of its result; it fails with FL_ETIMEDOUT unless done
  * within timeout_ms (> 0), with FL_ENOTSTARTED before start, with
  * FL_EUNREACHABLE once terminated. arg: as fl_rpc_run_async. FL_EINVAL,
- * FL_ENOMEM, FL_ECLOSED leave *out NULL. Any thread.
+ * FL_ENOMEM, FL_ECLOSED leave *out NULL, and fl_rpc_last_message() says
+ * why. Any thread.
  */
 FL_EXTERN int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn,
                                 void *arg, fl_free_cb arg_free,

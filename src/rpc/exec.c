@@ -7,6 +7,7 @@
  */
 #include <fling/rpc.h>
 
+#include "rpc/call.h"
 #include "rpc/endpoint.h"
 #include "rpc/service.h"
 
@@ -89,22 +90,41 @@ static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
     return t;
 }
 
+/* Says why fl_actor_exec refused a task for ep (arg already settled). */
+static int refuse_exec(const fl_rpc_endpoint_t *ep, int rc)
+{
+    if (rc == FL_EUNREACHABLE)
+        return fl__rpc_refuse(rc, "rpc endpoint '%s' has terminated", ep->id);
+    if (rc == FL_ECLOSED)
+        return fl__rpc_refuse(
+            rc, "the actor system of rpc endpoint '%s' has closed", ep->id);
+    return fl__rpc_refuse(rc, "could not queue a task to rpc endpoint '%s': %s",
+                          ep->id, fl_strerror(rc));
+}
+
 int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg,
                      fl_free_cb arg_free)
 {
-    if (ep == NULL || fn == NULL) {
+    int rc = FL_OK;
+    if (ep == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "ep must not be NULL");
+    else if (fn == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "fn must not be NULL");
+    task_ctx_t *t = rc == FL_OK ? task_new(ep, arg, arg_free) : NULL;
+    if (rc == FL_OK && t == NULL)
+        rc = fl__rpc_refuse(FL_ENOMEM,
+                            "no memory to run a task on rpc "
+                            "endpoint '%s'",
+                            ep->id);
+    if (rc != FL_OK) {
         if (arg_free != NULL)
             arg_free(arg);
-        return FL_EINVAL;
-    }
-    task_ctx_t *t = task_new(ep, arg, arg_free);
-    if (t == NULL) {
-        if (arg_free != NULL)
-            arg_free(arg);
-        return FL_ENOMEM;
+        return rc;
     }
     t->run = fn;
-    return fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    /* On failure task_free has settled arg. */
+    rc = fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    return rc == FL_OK ? FL_OK : refuse_exec(ep, rc);
 }
 
 int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
@@ -113,10 +133,20 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
 {
     if (out != NULL)
         *out = NULL;
-    if (ep == NULL || fn == NULL || out == NULL || timeout_ms <= 0) {
+    int rc = FL_OK;
+    if (ep == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "ep must not be NULL");
+    else if (fn == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "fn must not be NULL");
+    else if (out == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "out must not be NULL");
+    else if (timeout_ms <= 0)
+        rc = fl__rpc_refuse(FL_EINVAL, "timeout_ms must be > 0 (got %lld)",
+                            (long long)timeout_ms);
+    if (rc != FL_OK) {
         if (arg_free != NULL)
             arg_free(arg);
-        return FL_EINVAL;
+        return rc;
     }
     fl_future_t *f = fl_future_alloc();
     task_ctx_t *t = f ? task_new(ep, arg, arg_free) : NULL;
@@ -124,14 +154,15 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
         fl_future_release(f);
         if (arg_free != NULL)
             arg_free(arg);
-        return FL_ENOMEM;
+        return fl__rpc_refuse(
+            FL_ENOMEM, "no memory to run a task on rpc endpoint '%s'", ep->id);
     }
     t->call = fn;
     t->f = fl_future_retain(f);
-    int rc = fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
+    rc = fl_actor_exec(ep->svc->sys, ep->actor, task_exec, t, task_free);
     if (rc == FL_ECLOSED || rc == FL_ENOMEM || rc == FL_EINVAL) {
         fl_future_release(f);
-        return rc;
+        return refuse_exec(ep, rc);
     }
     /* FL_EUNREACHABLE: f already failed by task_free. */
     if (!fl_future_done(f))
@@ -143,10 +174,17 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
 int fl_rpc_on_complete(fl_rpc_endpoint_t *ep, fl_future_t *f, fl_future_cb cb,
                        void *arg, fl_free_cb arg_free)
 {
-    if (ep == NULL) {
+    int rc = FL_OK;
+    if (ep == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "ep must not be NULL");
+    else if (f == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "f must not be NULL");
+    else if (cb == NULL)
+        rc = fl__rpc_refuse(FL_EINVAL, "cb must not be NULL");
+    if (rc != FL_OK) {
         if (arg_free != NULL)
             arg_free(arg);
-        return FL_EINVAL;
+        return rc;
     }
     return fl_future_on_complete_in(f, ep->svc->sys, ep->actor, cb, arg,
                                     arg_free);

@@ -104,6 +104,13 @@ static void tracked_expect_dropped(tracked_t *t)
     assert_int_equal(0, atomic_load(&t->ran));
 }
 
+/* The calling thread's last error and message must be err and msg. */
+static void expect_last(int err, const char *msg)
+{
+    assert_fl(err, fl_rpc_last_error());
+    assert_string_equal(msg, fl_rpc_last_message());
+}
+
 /* A callable whose result is a heap int (arg) or the error code in arg. */
 static int int_callable(fl_rpc_endpoint_t *ep, void *state, void *arg,
                         void **out, fl_free_cb *out_free)
@@ -285,6 +292,7 @@ test_run_async_after_termination_fails_unreachable_and_frees_arg(void **state)
     tracked_init(&t, fx.ep);
     assert_fl(FL_EUNREACHABLE,
               fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
+    expect_last(FL_EUNREACHABLE, "rpc endpoint 'ep' has terminated");
     tracked_expect_dropped(&t);
 
     tracked_fini(&t);
@@ -303,9 +311,11 @@ test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
     tracked_init(&t, fx.ep);
     assert_fl(FL_EINVAL, fl_rpc_run_async(fx.ep, NULL, &t, tracked_free));
     assert_int_equal(1, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "fn must not be NULL");
     assert_fl(FL_EINVAL,
               fl_rpc_run_async(NULL, tracked_task, &t, tracked_free));
     assert_int_equal(2, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "ep must not be NULL");
     assert_int_equal(0, atomic_load(&t.ran));
 
     ep_fx_end(&fx);
@@ -362,6 +372,7 @@ test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(void **state)
     assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
                                                    tracked_free, -1, NULL));
     assert_int_equal(1, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "delay_ms must be >= 0 (got -1)");
     main_thread_barrier(fx.ep);
     assert_int_equal(0, atomic_load(&t.ran));
 
@@ -401,6 +412,7 @@ test_schedule_run_async_after_termination_fails_unreachable(void **state)
     assert_fl(FL_EUNREACHABLE,
               fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free,
                                         10, NULL));
+    expect_last(FL_EUNREACHABLE, "rpc endpoint 'ep' has terminated");
     tracked_expect_dropped(&t);
 
     tracked_fini(&t);
@@ -547,6 +559,29 @@ test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
                                            tracked_free, 0, &f));
     assert_null(f);
     assert_int_equal(1, atomic_load(&t.freed)); /* arg is always consumed */
+    expect_last(FL_EINVAL, "timeout_ms must be > 0 (got 0)");
+    f = (fl_future_t *)&t;
+    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
+                                           tracked_free, -5, &f));
+    assert_null(f);
+    assert_int_equal(2, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "timeout_ms must be > 0 (got -5)");
+    f = (fl_future_t *)&t;
+    assert_fl(FL_EINVAL,
+              fl_rpc_call_async(fx.ep, NULL, &t, tracked_free, 1000, &f));
+    assert_null(f);
+    assert_int_equal(3, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "fn must not be NULL");
+    f = (fl_future_t *)&t;
+    assert_fl(FL_EINVAL, fl_rpc_call_async(NULL, tracked_callable, &t,
+                                           tracked_free, 1000, &f));
+    assert_null(f);
+    assert_int_equal(4, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "ep must not be NULL");
+    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
+                                           tracked_free, 1000, NULL));
+    assert_int_equal(5, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "out must not be NULL");
     main_thread_barrier(fx.ep);
     assert_int_equal(0, atomic_load(&t.ran));
 
@@ -645,6 +680,34 @@ test_on_complete_after_termination_frees_arg_without_running(void **state)
     tracked_fini(&t);
 }
 
+static void
+test_on_complete_with_bad_arguments_fails_einval_and_frees_arg(void **state)
+{
+    (void)state;
+    ep_fx_t fx;
+    ep_fx_begin(&fx, "ep", FX_START);
+
+    tracked_t t;
+    tracked_init(&t, fx.ep);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl(FL_EINVAL,
+              fl_rpc_on_complete(NULL, f, tracked_future_cb, &t, tracked_free));
+    assert_int_equal(1, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "ep must not be NULL");
+    assert_fl(FL_EINVAL, fl_rpc_on_complete(fx.ep, NULL, tracked_future_cb, &t,
+                                            tracked_free));
+    assert_int_equal(2, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "f must not be NULL");
+    assert_fl(FL_EINVAL, fl_rpc_on_complete(fx.ep, f, NULL, &t, tracked_free));
+    assert_int_equal(3, atomic_load(&t.freed));
+    expect_last(FL_EINVAL, "cb must not be NULL");
+    assert_int_equal(0, atomic_load(&t.ran));
+
+    fl_future_release(f);
+    ep_fx_end(&fx);
+    tracked_fini(&t);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +736,7 @@ int main(int argc, char **argv)
             test_on_complete_of_a_completed_future_still_runs_on_main_thread),
         FL_TEST(test_on_complete_runs_whatever_the_endpoints_state),
         FL_TEST(test_on_complete_after_termination_frees_arg_without_running),
+        FL_TEST(test_on_complete_with_bad_arguments_fails_einval_and_frees_arg),
     };
     return FX_RUN(argc, argv, tests);
 }
