@@ -7,6 +7,7 @@
 #include "rpc/tasks.h"
 
 #include "actor/timer.h"
+#include "rpc/call.h"
 #include "rpc/service.h"
 
 typedef struct fl__rpc_task task_t;
@@ -67,11 +68,21 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
                     int kind, int64_t initial, int64_t period,
                     fl_rpc_task_id_t *out)
 {
-    if (svc == NULL || fn == NULL || initial < 0 || (kind != 0 && period <= 0))
-        return FL_EINVAL;
+    if (svc == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "svc must not be NULL");
+    if (fn == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fn must not be NULL");
+    if (initial < 0)
+        return fl__rpc_refuse(FL_EINVAL, "%s must be >= 0 (got %lld)",
+                              kind == 0 ? "delay_ms" : "initial_ms",
+                              (long long)initial);
+    if (kind != 0 && period <= 0)
+        return fl__rpc_refuse(FL_EINVAL, "%s must be > 0 (got %lld)",
+                              kind == 1 ? "period_ms" : "delay_ms",
+                              (long long)period);
     task_t *t = fl__calloc(1, sizeof *t);
     if (t == NULL)
-        return FL_ENOMEM;
+        return fl__rpc_refuse(FL_ENOMEM, "no memory to schedule a task");
     t->svc = svc;
     t->fn = fn;
     t->arg = arg;
@@ -81,7 +92,7 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
     if (svc->closed) {
         pthread_mutex_unlock(&svc->mu);
         fl__free(t);
-        return FL_ECLOSED;
+        return fl__rpc_refuse(FL_ECLOSED, "the rpc service is closed");
     }
     t->id = ++svc->next_task;
     /* Under the lock so a fast first run finds the task linked. */
@@ -90,7 +101,8 @@ static int schedule(fl_rpc_service_t *svc, fl_rpc_sched_cb fn, void *arg,
     if (rc != FL_OK) {
         pthread_mutex_unlock(&svc->mu);
         fl__free(t);
-        return rc;
+        return fl__rpc_refuse(rc, "could not schedule a task: %s",
+                              fl_strerror(rc));
     }
     t->next = svc->tasks;
     svc->tasks = t;
@@ -140,7 +152,7 @@ static int cancel_locked(fl_rpc_service_t *svc, task_t *t)
 int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id)
 {
     if (svc == NULL)
-        return FL_EINVAL;
+        return fl__rpc_refuse(FL_EINVAL, "svc must not be NULL");
     pthread_mutex_lock(&svc->mu);
     task_t *t = svc->tasks;
     while (t != NULL && t->id != id)

@@ -159,6 +159,15 @@ static void test_cancel_of_an_unknown_task_is_enoent(void **state)
     svc_end(svc);
 }
 
+/* rc must be err, with fl_rpc_last_error() and fl_rpc_last_message()
+ * saying so. */
+static void expect_refused(int rc, int err, const char *msg)
+{
+    assert_fl(err, rc);
+    assert_fl(err, fl_rpc_last_error());
+    assert_string_equal(msg, fl_rpc_last_message());
+}
+
 static void test_schedule_rejects_bad_arguments_with_einval(void **state)
 {
     (void)state;
@@ -166,22 +175,33 @@ static void test_schedule_rejects_bad_arguments_with_einval(void **state)
     int arg = 0;
     fl_rpc_task_id_t id = 0;
 
-    assert_fl(FL_EINVAL, fl_rpc_schedule(svc, noop_task, &arg, -1, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule(svc, NULL, &arg, 10, &id));
-    assert_fl(FL_EINVAL,
-              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, -1, 10, &id));
-    assert_fl(FL_EINVAL,
-              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, 0, &id));
-    assert_fl(FL_EINVAL,
-              fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, -5, &id));
-    assert_fl(FL_EINVAL,
-              fl_rpc_schedule_at_fixed_rate(svc, NULL, &arg, 0, 10, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
-                                                          -1, 10, &id));
-    assert_fl(FL_EINVAL, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
-                                                          0, 0, &id));
-    assert_fl(FL_EINVAL,
-              fl_rpc_schedule_with_fixed_delay(svc, NULL, &arg, 0, 10, &id));
+    expect_refused(fl_rpc_schedule(svc, noop_task, &arg, -1, &id), FL_EINVAL,
+                   "delay_ms must be >= 0 (got -1)");
+    expect_refused(fl_rpc_schedule(svc, NULL, &arg, 10, &id), FL_EINVAL,
+                   "fn must not be NULL");
+    expect_refused(fl_rpc_schedule(NULL, noop_task, &arg, 10, &id), FL_EINVAL,
+                   "svc must not be NULL");
+    expect_refused(
+        fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, -1, 10, &id),
+        FL_EINVAL, "initial_ms must be >= 0 (got -1)");
+    expect_refused(
+        fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, 0, &id),
+        FL_EINVAL, "period_ms must be > 0 (got 0)");
+    expect_refused(
+        fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 0, -5, &id),
+        FL_EINVAL, "period_ms must be > 0 (got -5)");
+    expect_refused(fl_rpc_schedule_at_fixed_rate(svc, NULL, &arg, 0, 10, &id),
+                   FL_EINVAL, "fn must not be NULL");
+    expect_refused(
+        fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg, -1, 10, &id),
+        FL_EINVAL, "initial_ms must be >= 0 (got -1)");
+    expect_refused(
+        fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg, 0, 0, &id),
+        FL_EINVAL, "delay_ms must be > 0 (got 0)");
+    expect_refused(
+        fl_rpc_schedule_with_fixed_delay(svc, NULL, &arg, 0, 10, &id),
+        FL_EINVAL, "fn must not be NULL");
+    expect_refused(fl_rpc_cancel(NULL, id), FL_EINVAL, "svc must not be NULL");
 
     svc_end(svc);
 }
@@ -193,11 +213,15 @@ static void test_schedule_after_shutdown_is_eclosed(void **state)
     assert_fl_ok(fl_rpc_service_shutdown(svc));
 
     int arg = 0;
-    assert_fl(FL_ECLOSED, fl_rpc_schedule(svc, noop_task, &arg, 10, NULL));
-    assert_fl(FL_ECLOSED, fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg,
-                                                        10, 10, NULL));
-    assert_fl(FL_ECLOSED, fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg,
-                                                           10, 10, NULL));
+    const char *msg = "the rpc service is closed";
+    expect_refused(fl_rpc_schedule(svc, noop_task, &arg, 10, NULL), FL_ECLOSED,
+                   msg);
+    expect_refused(
+        fl_rpc_schedule_at_fixed_rate(svc, noop_task, &arg, 10, 10, NULL),
+        FL_ECLOSED, msg);
+    expect_refused(
+        fl_rpc_schedule_with_fixed_delay(svc, noop_task, &arg, 10, 10, NULL),
+        FL_ECLOSED, msg);
 
     svc_free(svc);
 }
