@@ -674,6 +674,31 @@ static void test_the_handle_outlives_the_endpoint_and_service(void **state)
     ticker_fini(&k);
 }
 
+/* A fenced endpoint runs its own periodic tasks: they pass fencing. */
+static void test_periodic_tasks_pass_fencing(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_fencing_token_t tok = token_of(7);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "fenced", &st, &tok);
+
+    ticker_t k;
+    ticker_init(&k, ep, 2);
+    fl_rpc_scheduled_t *h = NULL;
+    assert_fl_ok(fl_rpc_schedule_run_with_fixed_delay(ep, ticker_run, &k,
+                                                      ticker_free, 0, 1, &h));
+    wait_latch(k.ran);
+    assert_true(fl_rpc_scheduled_cancel(h));
+    ticker_expect_ended(&k, atomic_load(&k.runs));
+    fl_rpc_scheduled_free(h);
+
+    ticker_fini(&k);
+    tep_end(ep);
+    svc_end(svc);
+}
+
 /* ---- refusals ------------------------------------------------------------ */
 
 typedef int (*sched_fn)(fl_rpc_endpoint_t *, fl_rpc_run_cb, void *, fl_free_cb,
@@ -770,6 +795,7 @@ int main(int argc, char **argv)
         FL_TEST(test_stopping_the_endpoint_ends_a_periodic_task),
         FL_TEST(test_termination_ends_the_task_and_frees_arg_once),
         FL_TEST(test_the_handle_outlives_the_endpoint_and_service),
+        FL_TEST(test_periodic_tasks_pass_fencing),
         FL_TEST(test_bad_arguments_fail_einval_and_say_which),
         FL_TEST(test_scheduling_on_a_terminated_endpoint_fails_unreachable),
     };
