@@ -48,6 +48,7 @@ typedef struct store {
     size_t n, cap;
     unsigned long long calls;    /* calls served */
     unsigned long long reported; /* calls at the last stats line */
+    fl_rpc_scheduled_t *stats;   /* the periodic stats task */
 } store_t;
 
 static char *copy_string(const char *s)
@@ -234,13 +235,13 @@ static Kv__KvStore_Service kv_impl = KV__KV_STORE__INIT(kv_);
 /* ---- a periodic task on the main thread ---------------------------------- */
 
 /*
- * Prints a stats line when calls came in since the last one, then runs
- * again STATS_PERIOD_MS later. It runs on the endpoint's main thread, in
- * turn with the handlers, so it reads the store without a lock. Once the
- * endpoint has terminated the next run is dropped, and the chain ends.
+ * Prints a stats line when calls came in since the last one. It runs every
+ * STATS_PERIOD_MS on the endpoint's main thread, in turn with the
+ * handlers, so it reads the store without a lock.
  */
 static void report_stats(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
+    (void)ep;
     (void)arg;
     store_t *s = state;
     if (s->calls != s->reported) {
@@ -248,23 +249,27 @@ static void report_stats(fl_rpc_endpoint_t *ep, void *state, void *arg)
         fflush(stdout);
         s->reported = s->calls;
     }
-    int rc = fl_rpc_schedule_run_async(ep, report_stats, NULL, NULL,
-                                       STATS_PERIOD_MS);
-    if (rc != FL_OK)
-        fprintf(stderr, "kv_server: stats stop: %s\n", fl_err_name(rc));
 }
 
-/* Starts the stats line; called from on_start. */
-static int start_stats(fl_rpc_endpoint_t *ep)
-{
-    return fl_rpc_schedule_run_async(ep, report_stats, NULL, NULL,
-                                     STATS_PERIOD_MS);
-}
-
+/* Starts the stats task (not FL_OK: the endpoint fails to start). */
 static int kv_on_start(fl_rpc_endpoint_t *ep, void *state)
 {
-    (void)state;
-    return start_stats(ep); /* not FL_OK: the endpoint fails to start */
+    store_t *s = state;
+    return fl_rpc_schedule_run_at_fixed_rate(ep, report_stats, NULL, NULL,
+                                             STATS_PERIOD_MS, STATS_PERIOD_MS,
+                                             &s->stats);
+}
+
+/* Stops the stats task. Termination would end it too; cancelling says
+ * so where it is decided, and frees the handle. */
+static fl_future_t *kv_on_stop(fl_rpc_endpoint_t *ep, void *state)
+{
+    (void)ep;
+    store_t *s = state;
+    fl_rpc_scheduled_cancel(s->stats);
+    fl_rpc_scheduled_free(s->stats);
+    s->stats = NULL;
+    return NULL; /* stopped at once */
 }
 
 /* ---- main ---------------------------------------------------------------- */
@@ -360,6 +365,7 @@ int main(int argc, char **argv)
         .nservices = 1,
         .state = &store,
         .on_start = kv_on_start,
+        .on_stop = kv_on_stop,
         .fencing_token = &token,
     };
     fl_rpc_endpoint_t *ep = NULL;
