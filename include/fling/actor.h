@@ -261,7 +261,9 @@ FL_EXTERN int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg);
  * *out is a future that completes with the reply message (an fl_msg_t *
  * owned by the future; fl_future_take_value() to keep it) or fails: with
  * FL_EUNREACHABLE at once if the recipient is not live (or later if it stops
- * before answering), FL_ETIMEDOUT after the timeout, the responder's code
+ * before answering: "recipient unreachable: actor <id> has stopped..."),
+ * FL_ETIMEDOUT after the timeout ("Ask to actor <id> timed out after <N>
+ * ms", the id as 16 hex digits), the responder's code
  * and message from fl_reply_error(), FL_ENOREPLY if the responder dropped
  * the request without answering. FL_EINVAL (bad arguments), FL_ENOMEM and
  * FL_ECLOSED leave *out NULL. Any thread; never blocks.

@@ -4,6 +4,7 @@
  * message that reaches no actor owes: its ask, its exec argument).
  */
 #include "actor/deliver.h"
+#include "actor/future.h"
 #include "actor/system.h"
 
 #include <stdio.h>
@@ -28,7 +29,8 @@ void fl__dead_letter_contents(fl_system_t *sys, fl_msg_t *m, const char *why)
         if (m->reply != NULL) {
             fl_future_t *f = m->reply;
             m->reply = NULL;
-            fl_future_fail(f, FL_EUNREACHABLE, "%s", text);
+            /* An RPC call's namer names the endpoint and the method. */
+            fl__future_fail_runtime(f, FL_EUNREACHABLE, 0, "%s", text);
             fl_future_release(f);
         }
     }

@@ -59,6 +59,13 @@ struct fl_future {
     void *cancel_arg;
     fl__timer_t *timer; /* timeout timer, cancelled on completion */
     fl_system_t *timer_sys;
+    /* What the future is the result of, for the runtime's failures
+     * (fl__future_fail_runtime); taken under the lock by whoever lets go
+     * of namer_ctx: the completion, that failure, or the last release. */
+    const fl__namer_t *namer;
+    void *namer_ctx;
+    const void *namer_aux;
+    uint64_t namer_word;
 };
 
 static void lock(fl_future_t *f)
@@ -108,6 +115,8 @@ void fl_future_release(fl_future_t *f)
     if (v != NULL && f->value_free != NULL)
         f->value_free(v);
     fl__free(f->message);
+    if (f->namer != NULL)
+        f->namer->release(f->namer_ctx);
     /* Pending callbacks can never run now: let them free what they hold. */
     if (f->first.fn != NULL && f->first.drop != NULL)
         f->first.drop(f->first.arg);
@@ -137,6 +146,8 @@ static void finish(fl_future_t *f)
     fl__timer_t *timer = f->timer;
     fl_system_t *tsys = f->timer_sys;
     f->timer = NULL;
+    const fl__namer_t *namer = f->namer;
+    f->namer = NULL;
     waiter_t *w = f->waiters;
     f->waiters = NULL;
     unlock(f);
@@ -153,6 +164,8 @@ static void finish(fl_future_t *f)
     }
     if (timer != NULL)
         fl__timer_cancel_internal(tsys, timer);
+    if (namer != NULL)
+        namer->release(f->namer_ctx);
     if (first.fn != NULL)
         first.fn(f, first.arg);
     while (more != NULL) {
@@ -228,6 +241,46 @@ int fl_future_fail(fl_future_t *f, int err, const char *fmt, ...)
     va_start(ap, fmt);
     int rc = fl_future_failv(f, err, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
+                          const void *aux, uint64_t word)
+{
+    lock(f);
+    f->namer = namer;
+    f->namer_ctx = ctx;
+    f->namer_aux = aux;
+    f->namer_word = word;
+    unlock(f);
+}
+
+int fl__future_fail_runtime(fl_future_t *f, int err, int64_t timeout_ms,
+                            const char *fmt, ...)
+{
+    /* Take the namer (and with it ctx) only if the failure can still win:
+     * a completion that wins meanwhile finds no namer, so ctx is released
+     * here, once. */
+    lock(f);
+    const fl__namer_t *namer = NULL;
+    /* Relaxed: state is written under the lock we hold. */
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) == ST_PENDING) {
+        namer = f->namer;
+        f->namer = NULL;
+    }
+    unlock(f);
+    if (namer == NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        int rc = fl_future_failv(f, err, fmt, ap);
+        va_end(ap);
+        return rc;
+    }
+    char text[FL_FUTURE_MESSAGE_MAX];
+    namer->say(f->namer_ctx, f->namer_aux, f->namer_word, err, timeout_ms, text,
+               sizeof text);
+    int rc = fl_future_fail(f, err, "%s", text);
+    namer->release(f->namer_ctx);
     return rc;
 }
 
@@ -587,7 +640,7 @@ int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
      * arm below refuses on a stopped timer thread). */
     if (atomic_load_explicit(&sys->closed, memory_order_acquire))
         return FL_ECLOSED;
-    fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
+    fl__timer_t *t = fl__timer_new_future(f, timeout_ms, 0);
     if (t == NULL)
         return FL_ENOMEM;
     int rc = fl__future_attach_timer(f, sys, t);

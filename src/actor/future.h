@@ -19,4 +19,42 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
 /* Attach a timeout timer (owned by the future from FL_OK on). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 
+/*
+ * A namer says what a future is the result of (an RPC call: the method and
+ * the endpoint), for the failures the runtime itself gives it: its timeout
+ * and a dead letter. The layer that makes the call sets it; the runtime
+ * calls say only when one of those failures is about to win, so a call
+ * that succeeds formats nothing.
+ *
+ * say writes the whole failure text of err (FL_ETIMEDOUT after timeout_ms,
+ * FL_EUNREACHABLE) into buf (cap bytes, terminated). release lets go of
+ * ctx: called once, when the future completes (any way) or is freed
+ * pending. Both any thread, no lock held; neither blocks.
+ */
+typedef struct fl__namer {
+    void (*say)(void *ctx, const void *aux, uint64_t word, int err,
+                int64_t timeout_ms, char *buf, size_t cap);
+    void (*release)(void *ctx);
+} fl__namer_t;
+
+/* Give f (pending, not yet shared with another thread) a namer with its
+ * ctx (CONSUMED: released by the future), aux and word (borrowed, must
+ * stay valid as long as ctx is held). */
+void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
+                          const void *aux, uint64_t word);
+
+/*
+ * The runtime's own failure of f with err (FL_ETIMEDOUT after timeout_ms,
+ * or FL_EUNREACHABLE): its namer's text if it has one, else fmt's.
+ * fl_future_fail's result. Any thread; not blocking.
+ */
+int fl__future_fail_runtime(fl_future_t *f, int err, int64_t timeout_ms,
+                            const char *fmt, ...) FL_PRINTF(4, 5);
+
+/* fl_ask whose future has a namer (fl__future_set_namer; namer may be
+ * NULL): ctx is CONSUMED, also when the ask is refused. (tell.c) */
+int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
+                  const void *aux, uint64_t word, fl_future_t **out);
+
 #endif /* FL_ACTOR_FUTURE_H */

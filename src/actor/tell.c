@@ -82,20 +82,32 @@ int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
 int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
            int64_t timeout_ms, fl_future_t **out)
 {
+    return fl__ask_named(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, out);
+}
+
+int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
+                  const void *aux, uint64_t word, fl_future_t **out)
+{
     if (out != NULL)
         *out = NULL;
+    fl_future_t *f = NULL;
+    int rc = FL_EINVAL;
     if (msg == NULL)
-        return FL_EINVAL;
+        goto refused;
     if (sys == NULL || out == NULL || msg->reply != NULL ||
         (timeout_ms <= 0 && timeout_ms != FL_INFINITE)) {
         fl_msg_free(msg);
-        return FL_EINVAL;
+        goto refused;
     }
-    fl_future_t *f = fl_future_alloc();
+    f = fl_future_alloc();
     if (f == NULL) {
         fl_msg_free(msg);
-        return FL_ENOMEM;
+        rc = FL_ENOMEM;
+        goto refused;
     }
+    if (namer != NULL)
+        fl__future_set_namer(f, namer, ctx, aux, word);
     bool external = fl__sys_enter(sys);
     if (fl__unlikely(fl__sys_closed(sys))) {
         fl__sys_leave(sys, external);
@@ -108,7 +120,7 @@ int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     msg->reply = fl_future_retain(f);
     if (fl__deliver(sys, msg, false) == FL_OK && timeout_ms != FL_INFINITE &&
         !fl_future_done(f)) {
-        fl__timer_t *t = fl__timer_new_future(f, timeout_ms);
+        fl__timer_t *t = fl__timer_new_future(f, timeout_ms, to.id);
         if (t == NULL) {
             fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
         } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
@@ -122,6 +134,10 @@ int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     fl__sys_leave(sys, external);
     *out = f;
     return FL_OK;
+refused:
+    if (namer != NULL)
+        namer->release(ctx);
+    return rc;
 }
 
 int fl_reply(fl_msg_t *request, fl_msg_t *reply)

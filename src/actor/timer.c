@@ -12,6 +12,7 @@
  * later timeout (every ask does) costs no wake-up.
  */
 #include "actor/deliver.h"
+#include "actor/future.h"
 #include "actor/system.h"
 #include "common/pool.h"
 
@@ -175,7 +176,7 @@ static uint64_t deadline_after(int64_t ms)
     return fl__add_sat(fl_clock_now_ns(), fl__ms_to_ns(ms));
 }
 
-fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to)
 {
     fl__timer_t *t = fl__calloc(1, sizeof *t);
     if (t == NULL)
@@ -185,6 +186,7 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
     t->deadline = deadline_after(ms);
     t->u.fut.f = fl_future_retain(f);
     t->u.fut.ms = ms;
+    t->u.fut.to = to;
     return t;
 }
 
@@ -197,9 +199,17 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms)
  */
 static void fire_future(fl__timers_t *T, fl__timer_t *t, int err)
 {
-    if (err == FL_ETIMEDOUT)
-        fl_future_fail(t->u.fut.f, FL_ETIMEDOUT, "timed out after %lld ms",
-                       (long long)t->u.fut.ms);
+    /* The future's namer (an RPC call's) names the call; else an ask
+     * names its recipient. */
+    if (err == FL_ETIMEDOUT && t->u.fut.to != 0)
+        fl__future_fail_runtime(t->u.fut.f, FL_ETIMEDOUT, t->u.fut.ms,
+                                "Ask to actor %016llx timed out after %lld ms",
+                                (unsigned long long)t->u.fut.to,
+                                (long long)t->u.fut.ms);
+    else if (err == FL_ETIMEDOUT)
+        fl__future_fail_runtime(t->u.fut.f, FL_ETIMEDOUT, t->u.fut.ms,
+                                "timed out after %lld ms",
+                                (long long)t->u.fut.ms);
     else if (err == FL_ECLOSED)
         fl_future_fail(t->u.fut.f, FL_ECLOSED, "actor system shut down");
     else

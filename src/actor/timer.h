@@ -44,7 +44,8 @@ typedef struct fl__timer {
         } c;
         struct {
             fl_future_t *f;
-            int64_t ms; /* the timeout, for the failure message */
+            int64_t ms;  /* the timeout, for the failure message */
+            uint64_t to; /* an ask's recipient, for the message; 0: none */
         } fut;
     } u;
     struct fl__timer *hnext; /* id hash chain */
@@ -74,8 +75,9 @@ void fl__timers_shutdown(fl_system_t *sys);
 uint64_t fl__timers_pending(fl_system_t *sys);
 
 /* A timeout timer for f (one reference taken), not armed; NULL when out
- * of memory. */
-fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms);
+ * of memory. to: the actor an ask went to, named when it fires (0: f is
+ * no ask). */
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to);
 /* Arm t (CONSUMED) on sys's timer thread. FL_OK, or FL_ECLOSED / FL_ENOMEM
  * after failing t's future. Any thread; not blocking. */
 int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);

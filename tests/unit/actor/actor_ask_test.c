@@ -179,6 +179,11 @@ static void test_ask_times_out_with_etimedout_when_nobody_answers(void **state)
     if (elapsed < 50 * 1000000ull)
         fail_msg("ask timed out after %llu ns, before its 50 ms timeout",
                  (unsigned long long)elapsed);
+    /* The failure names the recipient and the timeout. */
+    char want[96];
+    snprintf(want, sizeof want, "Ask to actor %016llx timed out after 50 ms",
+             (unsigned long long)a.id);
+    assert_string_equal(want, fl_future_message(f));
     /* The responder took the reply; answering now is too late. */
     fl_future_t *taken = wait_taken(&r);
     assert_fl(FL_EALREADY, fl_future_complete(taken, fl_test_msg_int(2, 0),
