@@ -273,7 +273,8 @@ typedef struct fl_rpc_endpoint_opts {
  * fl_rpc_endpoint_free() (the endpoint itself lives on until it has
  * terminated). Errors: FL_EINVAL (no services, a service without a
  * descriptor, bad id), FL_EEXIST (id taken by a live endpoint), FL_ECLOSED,
- * FL_ENOMEM. Any thread.
+ * FL_ENOMEM; a refusal sets fl_rpc_last_message() ("Refusals" under
+ * calling). Any thread.
  */
 FL_EXTERN int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
                                      const fl_rpc_endpoint_opts_t *opts,
@@ -282,7 +283,8 @@ FL_EXTERN int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
 /*
  * fl_rpc_endpoint_start starts the endpoint: on_start then runs on its main
  * thread. Idempotent while started. Does not block. FL_OK, FL_EUNREACHABLE
- * once terminated, FL_ECLOSED after the system closed, FL_ENOMEM, FL_EINVAL.
+ * once terminated, FL_ECLOSED after the system closed, FL_ENOMEM, FL_EINVAL;
+ * a refusal sets fl_rpc_last_message() ("Refusals" under calling).
  */
 FL_EXTERN int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep);
 
@@ -290,7 +292,7 @@ FL_EXTERN int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep);
  * fl_rpc_endpoint_stop returns a started endpoint to "not started": calls
  * are rejected again; a later start runs on_start again. No-op when not
  * started. Does not block. FL_OK, FL_EUNREACHABLE, FL_ECLOSED, FL_ENOMEM,
- * FL_EINVAL.
+ * FL_EINVAL; a refusal sets fl_rpc_last_message() (as start).
  */
 FL_EXTERN int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep);
 
@@ -494,8 +496,9 @@ FL_EXTERN void fl_rpc_scheduled_free(fl_rpc_scheduled_t *h);
 /*
  * fl_rpc_self_gateway gives a gateway to one of ep's own services (the self
  * gateway: its calls always pass fencing). Caller owns *out (release with
- * fl_rpc_gateway_free). FL_ENOTSUP if ep does not implement desc, FL_EINVAL,
- * FL_ENOMEM.
+ * fl_rpc_gateway_free). FL_ENOTSUP if ep does not implement desc (the
+ * message names the services it implements), FL_EINVAL, FL_ENOMEM; a
+ * refusal sets fl_rpc_last_message() ("Refusals" under calling).
  */
 FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
                                   const ProtobufCServiceDescriptor *desc,
@@ -570,7 +573,8 @@ FL_EXTERN const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw);
 FL_EXTERN int fl_rpc_gateway_fencing_token(const fl_rpc_gateway_t *gw,
                                            fl_fencing_token_t *out);
 
-/* Sets the timeout of calls through gw that give none (> 0). */
+/* Sets the timeout of calls through gw that give none (> 0). FL_OK, or
+ * FL_EINVAL setting fl_rpc_last_message() ("Refusals" under calling). */
 FL_EXTERN int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw,
                                          int64_t timeout_ms);
 
@@ -609,7 +613,9 @@ FL_EXTERN void fl_rpc_next_timeout(int64_t timeout_ms);
 
 /*
  * fl_rpc_method_index returns the index of a method by its name in the
- * .proto ("SayHello"), or -1.
+ * .proto ("SayHello"), or -1; then fl_rpc_last_error() is FL_EINVAL and
+ * fl_rpc_last_message() names the methods that exist ("no method SayHi:
+ * hello.Greeter has 2 methods (SayHello, SayGoodbye)").
  */
 FL_EXTERN int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
                                   const char *name);
@@ -622,8 +628,14 @@ FL_EXTERN int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
  * it with protobuf_c_message_free_unpacked(reply, NULL)). It fails with the
  * handler's code and message, FL_ENOTSTARTED, FL_EFENCING, FL_EUNREACHABLE,
  * FL_ETIMEDOUT, FL_ENOMETHOD, FL_EDECODE or FL_ENOREPLY. timeout_ms 0 = the
- * gateway's. FL_EINVAL (bad method index, req of the wrong type), FL_ENOMEM,
- * FL_ECLOSED leave *out NULL. Any thread; never blocks.
+ * gateway's. FL_EINVAL (bad method index, req NULL or of the wrong type,
+ * gw or out NULL, negative timeout), FL_ENOMEM, FL_ECLOSED leave *out NULL
+ * and set fl_rpc_last_message() ("Refusals" below). A local call's timeout
+ * fails it with "Invocation of <package.Service.Method> on <endpoint
+ * address> timed out after <N> ms"; a call the endpoint can no longer take
+ * (terminated) with FL_EUNREACHABLE "recipient unreachable: rpc endpoint
+ * '<id>' has terminated (<package.Service.Method> not delivered)". Any
+ * thread; never blocks.
  */
 FL_EXTERN int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
                           const ProtobufCMessage *req, int64_t timeout_ms,
@@ -643,8 +655,23 @@ FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
                                const ProtobufCMessage *req, int64_t timeout_ms,
                                ProtobufCMessage **reply);
 
-/* The outcome of the last stub call, closure or fl_rpc_call_sync on this
- * thread. */
+/*
+ * The outcome of the last stub call, closure or fl_rpc_call_sync on this
+ * thread.
+ *
+ * Refusals: when one of these functions refuses its arguments or its
+ * state, it sets fl_rpc_last_error() to the code it returns and
+ * fl_rpc_last_message() to why, naming the argument and what was expected
+ * (e.g. "method index 7 out of range: hello.Greeter has 2 methods
+ * (SayHello, SayGoodbye)"): fl_rpc_call, fl_rpc_call_sync, the generated
+ * stubs, fl_rpc_method_index, fl_rpc_gateway_set_timeout,
+ * fl_rpc_self_gateway, fl_rpc_endpoint_create, fl_rpc_endpoint_start,
+ * fl_rpc_endpoint_stop and fl_rpc_service_alloc. They
+ * leave both alone when they succeed. A tell (stub call without closure)
+ * to a terminated endpoint sets FL_EUNREACHABLE and "recipient
+ * unreachable: rpc endpoint '<id>' has terminated (<method> not
+ * delivered)".
+ */
 FL_EXTERN int fl_rpc_last_error(void);
 FL_EXTERN const char *fl_rpc_last_message(void);
 

@@ -18,6 +18,9 @@
 static _Thread_local int tls_last_err;
 static _Thread_local char tls_last_msg[1024];
 static _Thread_local int64_t tls_next_timeout;
+/* Refusals made on this thread (fl__rpc_refuse): a caller that gets an
+ * error back from a transport sees whether it already said why. */
+static _Thread_local unsigned tls_refusals;
 
 void fl__rpc_set_last(int err, const char *msg)
 {
@@ -38,7 +41,57 @@ int fl__rpc_refuse(int err, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fl__rpc_set_last(err, msg);
+    tls_refusals++;
     return err;
+}
+
+/* Set the last error to rc (not FL_OK) unless a refusal since `before`
+ * (tls_refusals) already said why. */
+static int keep_or_set(int rc, unsigned before)
+{
+    if (tls_refusals == before || tls_last_err != rc)
+        fl__rpc_set_last(rc, NULL);
+    return rc;
+}
+
+const char *fl__rpc_say_methods(const ProtobufCServiceDescriptor *d, char *buf,
+                                size_t cap)
+{
+    if (cap == 0)
+        return buf;
+    size_t n = (size_t)snprintf(buf, cap, "%s has %u method%s (", d->name,
+                                d->n_methods, d->n_methods == 1 ? "" : "s");
+    for (unsigned i = 0; i < d->n_methods && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                              d->methods[i].name);
+    if (n < cap)
+        snprintf(buf + n, cap - n, ")");
+    return buf;
+}
+
+int fl__rpc_check_request(const ProtobufCServiceDescriptor *d, unsigned m,
+                          const ProtobufCMessage *req)
+{
+    char name[256], methods[600];
+    if (m >= d->n_methods)
+        return fl__rpc_refuse(FL_EINVAL, "method index %u out of range: %s", m,
+                              fl__rpc_say_methods(d, methods, sizeof methods));
+    const ProtobufCMessageDescriptor *want = d->methods[m].input;
+    if (req == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "Invocation of %s refused: the request is NULL; "
+                              "pass a %s",
+                              fl__rpc_method_name(d, m, name, sizeof name),
+                              want->name);
+    if (req->descriptor != want)
+        return fl__rpc_refuse(
+            FL_EINVAL,
+            "Invocation of %s refused: the request is a %s; the method "
+            "takes a %s",
+            fl__rpc_method_name(d, m, name, sizeof name),
+            req->descriptor != NULL ? req->descriptor->name : "(no descriptor)",
+            want->name);
+    return FL_OK;
 }
 
 const char *fl__rpc_method_name(const ProtobufCServiceDescriptor *d, unsigned m,
@@ -106,10 +159,19 @@ int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
 {
     if (out != NULL)
         *out = NULL;
-    if (gw == NULL || out == NULL || timeout_ms < 0)
-        return FL_EINVAL;
+    if (gw == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fl_rpc_call refused: gw is NULL");
+    if (out == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fl_rpc_call refused: out is NULL");
+    if (timeout_ms < 0)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_call refused: timeout_ms is %lld; pass "
+                              "a timeout > 0, or 0 for the gateway's",
+                              (long long)timeout_ms);
     int64_t timeout = timeout_ms ? timeout_ms : gw->timeout_ms;
-    return gw->tran->call(gw, method, req, timeout, out);
+    unsigned before = tls_refusals;
+    int rc = gw->tran->call(gw, method, req, timeout, out);
+    return rc == FL_OK ? rc : keep_or_set(rc, before);
 }
 
 int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
@@ -118,16 +180,20 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 {
     if (reply != NULL)
         *reply = NULL;
-    int rc = FL_EINVAL;
     if (reply == NULL)
-        goto refused;
-    rc = FL_EDEADLK;
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_call_sync refused: reply is NULL");
     if (fl_system_current() != NULL || fl__tls_no_block)
-        goto refused;
+        return fl__rpc_refuse(
+            FL_EDEADLK,
+            "fl_rpc_call_sync refused: it would block a runtime thread (an "
+            "actor's, an endpoint's or the service's I/O thread); use "
+            "fl_rpc_call there");
     fl_future_t *f;
-    rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
+    /* A refusal says why itself. */
+    int rc = fl_rpc_call(gw, method, req, timeout_ms, &f);
     if (rc != FL_OK)
-        goto refused;
+        return rc;
     /* The call has its own timeout. A TCP call's answer may be read by
      * this thread itself (fl__conn_await). */
     rc = gw->tran->await(gw, f);
@@ -135,9 +201,6 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
         *reply = fl_future_take_value(f);
     fl__rpc_set_last(rc, rc == FL_OK ? NULL : fl_future_message(f));
     fl_future_release(f);
-    return rc;
-refused:
-    fl__rpc_set_last(rc, NULL);
     return rc;
 }
 
@@ -227,9 +290,14 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
     tls_next_timeout = 0;
     int rc;
+    /* A transport's refusal says why itself (fl__rpc_refuse). */
+    unsigned before = tls_refusals;
     if (closure == NULL) {
         rc = gw->tran->tell(gw, method, input);
-        fl__rpc_set_last(rc, NULL);
+        if (rc == FL_OK)
+            fl__rpc_set_last(rc, NULL);
+        else
+            keep_or_set(rc, before);
         return;
     }
     fl_future_t *ask = NULL;
@@ -239,7 +307,7 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
         rc = FL_ENOMEM;
     if (rc != FL_OK) {
         fl_future_release(ask);
-        fl__rpc_set_last(rc, NULL);
+        keep_or_set(rc, before);
         if (closure != NULL)
             closure(NULL, closure_data);
         return;

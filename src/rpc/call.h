@@ -36,6 +36,20 @@ int fl__rpc_refuse(int err, const char *fmt, ...) FL_PRINTF(2, 3);
 const char *fl__rpc_method_name(const ProtobufCServiceDescriptor *d, unsigned m,
                                 char *buf, size_t cap);
 
+/*
+ * fl__rpc_check_request: FL_OK when m is a method of d and req (not NULL)
+ * is of its input type; otherwise FL_EINVAL through fl__rpc_refuse, naming
+ * the index and the methods that exist, or the method, the type given and
+ * the type it takes. Every transport's call ops check with it. Any thread.
+ */
+int fl__rpc_check_request(const ProtobufCServiceDescriptor *d, unsigned m,
+                          const ProtobufCMessage *req);
+
+/* fl__rpc_say_methods writes "hello.Greeter has 2 methods (SayHello,
+ * SayGoodbye)" for d into buf (truncated to cap, terminated); returns buf. */
+const char *fl__rpc_say_methods(const ProtobufCServiceDescriptor *d, char *buf,
+                                size_t cap);
+
 /* An fl_future_then function: the packed reply `value` (an fl_msg_t;
  * one from the wire checked first) unpacked as the descriptor `arg`, or
  * FL_EDECODE. The local transport's fl_rpc_call. */

@@ -7,7 +7,9 @@
 #include "rpc/endpoint.h"
 
 #include "actor/future.h"
+#include "rpc/call.h"
 #include "rpc/dispatch.h"
+#include "rpc/local.h"
 #include "rpc/service.h"
 #include "rpc/tcp.h"
 
@@ -109,18 +111,69 @@ static void on_actor_gone(fl_future_t *f, void *p)
 
 /* ---- creating endpoints ------------------------------------------------- */
 
-static bool id_ok(const char *id)
+/* FL_OK, or FL_EINVAL through fl__rpc_refuse naming what is wrong with
+ * id: empty, too long, or which character at which offset. */
+static int id_check(const char *id)
 {
     size_t n = strlen(id);
-    if (n == 0 || n > ID_MAX)
-        return false;
+    if (n == 0)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_endpoint_create refused: the id is "
+                              "empty; pass NULL for a generated one");
+    if (n > ID_MAX)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_endpoint_create refused: the id is %zu "
+                              "bytes long, over the %d allowed",
+                              n, ID_MAX);
     for (size_t i = 0; i < n; i++) {
-        char ch = id[i];
+        unsigned char ch = (unsigned char)id[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
-            return false;
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+              ch == '.')) {
+            char shown[8];
+            if (ch > 0x20 && ch < 0x7f)
+                snprintf(shown, sizeof shown, "'%c'", ch);
+            else
+                snprintf(shown, sizeof shown, "0x%02x", ch);
+            return fl__rpc_refuse(FL_EINVAL,
+                                  "fl_rpc_endpoint_create refused: id '%s' "
+                                  "has %s at offset %zu; an id is made of "
+                                  "[A-Za-z0-9_.-]",
+                                  id, shown, i);
+        }
     }
-    return true;
+    return FL_OK;
+}
+
+/* The checks of fl_rpc_endpoint_create's arguments, each refusal saying
+ * why (fl__rpc_refuse). */
+static int create_check(fl_rpc_service_t *svc, const fl_rpc_endpoint_opts_t *o,
+                        fl_rpc_endpoint_t **out)
+{
+    if (svc == NULL || o == NULL || out == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_endpoint_create refused: %s is NULL",
+                              svc == NULL ? "svc"
+                              : o == NULL ? "opts"
+                                          : "out");
+    if (o->services == NULL || o->nservices == 0)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_endpoint_create refused: no services "
+                              "(opts.services %s, opts.nservices %zu); an "
+                              "endpoint implements at least one",
+                              o->services == NULL ? "NULL" : "set",
+                              o->nservices);
+    for (size_t i = 0; i < o->nservices; i++)
+        if (o->services[i] == NULL || o->services[i]->descriptor == NULL)
+            return fl__rpc_refuse(FL_EINVAL,
+                                  "fl_rpc_endpoint_create refused: "
+                                  "opts.services[%zu] %s",
+                                  i,
+                                  o->services[i] == NULL
+                                      ? "is NULL"
+                                      : "has no descriptor (initialise it "
+                                        "with the generated ..._INIT macro)");
+    return o->id != NULL ? id_check(o->id) : FL_OK;
 }
 
 static int send_control(fl_rpc_endpoint_t *ep, uint32_t type)
@@ -137,12 +190,9 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
 {
     if (out != NULL)
         *out = NULL;
-    if (svc == NULL || o == NULL || out == NULL || o->services == NULL ||
-        o->nservices == 0 || (o->id != NULL && !id_ok(o->id)))
-        return FL_EINVAL;
-    for (size_t i = 0; i < o->nservices; i++)
-        if (o->services[i] == NULL || o->services[i]->descriptor == NULL)
-            return FL_EINVAL;
+    int rc = create_check(svc, o, out);
+    if (rc != FL_OK)
+        return rc;
     fl_rpc_endpoint_t *ep = fl__calloc(1, sizeof *ep);
     if (ep == NULL)
         return FL_ENOMEM;
@@ -163,7 +213,6 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
     }
 
     pthread_mutex_lock(&svc->mu);
-    int rc = FL_OK;
     char anon[48];
     if (svc->closed) {
         rc = FL_ECLOSED;
@@ -192,6 +241,15 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
         fl__rpc_ep_retain(ep); /* ours, for the rest of create */
     }
     pthread_mutex_unlock(&svc->mu);
+    if (rc == FL_EEXIST)
+        fl__rpc_refuse(rc,
+                       "fl_rpc_endpoint_create refused: id '%s' is taken by "
+                       "a live endpoint; it is free again once that one has "
+                       "terminated",
+                       o->id);
+    else if (rc == FL_ECLOSED)
+        fl__rpc_refuse(rc, "fl_rpc_endpoint_create refused: the rpc service "
+                           "is closed");
     if (rc != FL_OK)
         goto fail;
 
@@ -241,14 +299,34 @@ fail:
     return rc;
 }
 
+/* send_control for fl_rpc_endpoint_<verb>, its refusals saying why. */
+static int control(fl_rpc_endpoint_t *ep, uint32_t type, const char *verb)
+{
+    if (ep == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_endpoint_%s refused: ep is NULL", verb);
+    int rc = send_control(ep, type);
+    if (rc == FL_EUNREACHABLE) {
+        char why[FL_FUTURE_MESSAGE_MAX];
+        return fl__rpc_refuse(
+            rc, "%s", fl__rpc_say_terminated(why, sizeof why, ep->id, NULL));
+    }
+    if (rc == FL_ECLOSED)
+        return fl__rpc_refuse(rc,
+                              "fl_rpc_endpoint_%s refused: the actor system "
+                              "of rpc endpoint '%s' is closed",
+                              verb, ep->id);
+    return rc;
+}
+
 int fl_rpc_endpoint_start(fl_rpc_endpoint_t *ep)
 {
-    return ep ? send_control(ep, RPC_START) : FL_EINVAL;
+    return control(ep, RPC_START, "start");
 }
 
 int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep)
 {
-    return ep ? send_control(ep, RPC_STOP) : FL_EINVAL;
+    return control(ep, RPC_STOP, "stop");
 }
 
 fl_future_t *fl_rpc_endpoint_close(fl_rpc_endpoint_t *ep)

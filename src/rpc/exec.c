@@ -9,6 +9,7 @@
 
 #include "rpc/call.h"
 #include "rpc/endpoint.h"
+#include "rpc/local.h"
 #include "rpc/service.h"
 
 #include <stdlib.h>
@@ -29,9 +30,10 @@ static void task_free(void *p)
     if (t->arg_free != NULL)
         t->arg_free(t->arg);
     if (t->f != NULL) {
-        fl_future_fail(t->f, FL_EUNREACHABLE,
-                       "recipient unreachable: endpoint %s has terminated",
-                       t->ep->id);
+        char why[FL_FUTURE_MESSAGE_MAX];
+        fl_future_fail(
+            t->f, FL_EUNREACHABLE, "%s",
+            fl__rpc_say_terminated(why, sizeof why, t->ep->id, NULL));
         fl_future_release(t->f);
     }
     fl__rpc_ep_release(t->ep);
@@ -165,8 +167,10 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
         return refuse_exec(ep, rc);
     }
     /* FL_EUNREACHABLE: f already failed by task_free. */
-    if (!fl_future_done(f))
+    if (!fl_future_done(f)) {
+        fl__rpc_name_callable(f, ep); /* its timeout names the endpoint */
         fl_future_set_timeout(ep->svc->sys, f, timeout_ms);
+    }
     *out = f;
     return FL_OK;
 }

@@ -13,6 +13,7 @@
 #include "rpc/service.h"
 #include "rpc/tcp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 fl_rpc_gateway_t *
@@ -64,10 +65,25 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
     if (out != NULL)
         *out = NULL;
     if (ep == NULL || desc == NULL || out == NULL)
-        return FL_EINVAL;
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_self_gateway refused: %s is NULL",
+                              ep == NULL     ? "ep"
+                              : desc == NULL ? "desc"
+                                             : "out");
     int i = fl__rpc_service_index(ep, desc->name);
-    if (i < 0)
-        return FL_ENOTSUP;
+    if (i < 0) {
+        char have[512];
+        size_t n = 0;
+        have[0] = '\0';
+        for (size_t k = 0; k < ep->nservices && n < sizeof have; k++)
+            n += (size_t)snprintf(have + n, sizeof have - n, "%s%s",
+                                  k ? ", " : "",
+                                  ep->services[k]->descriptor->name);
+        return fl__rpc_refuse(FL_ENOTSUP,
+                              "rpc endpoint '%s' does not implement %s: it "
+                              "implements %s",
+                              ep->id, desc->name, have);
+    }
     *out = fl__rpc_local_gw(ep->svc, ep, (uint32_t)i, FENCE_SELF, &ep->token);
     return *out ? FL_OK : FL_ENOMEM;
 }
@@ -143,8 +159,14 @@ const char *fl_rpc_gateway_hostname(const fl_rpc_gateway_t *gw)
 
 int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw, int64_t timeout_ms)
 {
-    if (gw == NULL || timeout_ms <= 0)
-        return FL_EINVAL;
+    if (gw == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_gateway_set_timeout refused: gw is NULL");
+    if (timeout_ms <= 0)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_gateway_set_timeout refused: timeout_ms "
+                              "is %lld; a gateway's timeout must be > 0",
+                              (long long)timeout_ms);
     gw->timeout_ms = timeout_ms;
     return FL_OK;
 }
@@ -152,10 +174,16 @@ int fl_rpc_gateway_set_timeout(fl_rpc_gateway_t *gw, int64_t timeout_ms)
 int fl_rpc_method_index(const ProtobufCServiceDescriptor *desc,
                         const char *name)
 {
-    if (desc == NULL || name == NULL)
+    if (desc == NULL || name == NULL) {
+        fl__rpc_refuse(FL_EINVAL, "fl_rpc_method_index refused: %s is NULL",
+                       desc == NULL ? "desc" : "name");
         return -1;
+    }
     for (unsigned i = 0; i < desc->n_methods; i++)
         if (strcmp(desc->methods[i].name, name) == 0)
             return (int)i;
+    char methods[600];
+    fl__rpc_refuse(FL_EINVAL, "no method %s: %s", name,
+                   fl__rpc_say_methods(desc, methods, sizeof methods));
     return -1;
 }

@@ -19,8 +19,10 @@ struct fl_rpc_gateway {
     ProtobufCService base; /* first: the generated stubs see this */
     fl_rpc_service_t *svc;
     const fl__rpc_tran_t *tran; /* every call goes through it */
-    /* The target, the transport's own: a local gateway's actor. */
+    /* The target, the transport's own: a local gateway's actor, and its
+     * endpoint (one reference: the names in its calls' failures). */
     fl_actor_ref_t actor;
+    fl_rpc_endpoint_t *ep;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */
     bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */

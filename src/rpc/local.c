@@ -9,6 +9,7 @@
 #include "rpc/local.h"
 
 #include "remote/address.h"
+#include "actor/future.h"
 #include "rpc/answer.h"
 #include "rpc/call.h"
 #include "rpc/dispatch.h"
@@ -18,6 +19,7 @@
 #include "rpc/resolve.h"
 #include "rpc/service.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- the caller's side -------------------------------------------------- */
@@ -30,9 +32,73 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
         svc, &fl__rpc_tran_local, ep->services[service_index]->descriptor,
         ep->address, service_index, fence, token,
         fence == FENCE_TOKEN || ep->fenced);
-    if (gw != NULL)
+    if (gw != NULL) {
         gw->actor = ep->actor;
+        gw->ep = ep;
+        fl__rpc_ep_retain(ep);
+    }
     return gw;
+}
+
+/* ---- what a local call's runtime failures say --------------------------- */
+
+const char *fl__rpc_say_terminated(char *buf, size_t cap, const char *id,
+                                   const char *method)
+{
+    if (method != NULL)
+        snprintf(buf, cap,
+                 "recipient unreachable: rpc endpoint '%s' has terminated "
+                 "(%s not delivered)",
+                 id, method);
+    else
+        snprintf(buf, cap,
+                 "recipient unreachable: rpc endpoint '%s' has terminated", id);
+    return buf;
+}
+
+/* The namer of a local call's ask (actor/future.h): ctx the endpoint (one
+ * reference), aux the service's descriptor, word the method. Formats only
+ * when the timeout or a dead letter fails the call. */
+static void say_call(void *ctx, const void *aux, uint64_t word, int err,
+                     int64_t timeout_ms, char *buf, size_t cap)
+{
+    const fl_rpc_endpoint_t *ep = ctx;
+    char name[256];
+    fl__rpc_method_name(aux, (unsigned)word, name, sizeof name);
+    if (err == FL_ETIMEDOUT)
+        snprintf(buf, cap, "Invocation of %s on %s timed out after %lld ms",
+                 name, ep->address, (long long)timeout_ms);
+    else
+        fl__rpc_say_terminated(buf, cap, ep->id, name);
+}
+
+/* The namer of fl_rpc_call_async's future: ctx the endpoint. */
+static void say_callable(void *ctx, const void *aux, uint64_t word, int err,
+                         int64_t timeout_ms, char *buf, size_t cap)
+{
+    const fl_rpc_endpoint_t *ep = ctx;
+    (void)aux;
+    (void)word;
+    if (err == FL_ETIMEDOUT)
+        snprintf(buf, cap,
+                 "Invocation of a callable on %s timed out after %lld ms",
+                 ep->address, (long long)timeout_ms);
+    else
+        fl__rpc_say_terminated(buf, cap, ep->id, NULL);
+}
+
+static void release_ep(void *ctx)
+{
+    fl__rpc_ep_release(ctx);
+}
+
+static const fl__namer_t call_namer = {say_call, release_ep};
+static const fl__namer_t callable_namer = {say_callable, release_ep};
+
+void fl__rpc_name_callable(fl_future_t *f, fl_rpc_endpoint_t *ep)
+{
+    fl__rpc_ep_retain(ep);
+    fl__future_set_namer(f, &callable_namer, ep, NULL, 0);
 }
 
 /* Build the invocation message for method of gw with req packed in. */
@@ -40,12 +106,19 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
                         const ProtobufCMessage *req, fl_msg_t **out)
 {
     *out = NULL;
-    if (method >= gw->base.descriptor->n_methods || req == NULL ||
-        req->descriptor != gw->base.descriptor->methods[method].input)
-        return FL_EINVAL;
+    int rc = fl__rpc_check_request(gw->base.descriptor, method, req);
+    if (rc != FL_OK)
+        return rc;
     size_t n = protobuf_c_message_get_packed_size(req);
-    if (n > UINT32_MAX)
-        return FL_EINVAL;
+    if (n > UINT32_MAX) {
+        char name[256];
+        return fl__rpc_refuse(
+            FL_EINVAL,
+            "Invocation of %s refused: its request packs to %zu bytes, over "
+            "the 4294967295 a call can carry",
+            fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name),
+            n);
+    }
     fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
     if (m == NULL)
         return FL_ENOMEM;
@@ -68,8 +141,16 @@ static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
 {
     fl_msg_t *m;
     int rc = build_invoke(gw, method, req, &m);
-    if (rc == FL_OK)
-        rc = fl_tell(gw->svc->sys, gw->actor, m);
+    if (rc != FL_OK)
+        return rc;
+    rc = fl_tell(gw->svc->sys, gw->actor, m);
+    if (rc == FL_EUNREACHABLE) {
+        char name[256], why[512];
+        fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
+        return fl__rpc_refuse(
+            rc, "%s",
+            fl__rpc_say_terminated(why, sizeof why, gw->ep->id, name));
+    }
     return rc;
 }
 
@@ -88,7 +169,11 @@ static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
         invoke_hdr_t *h = fl_msg_data(m);
         h->deadline_ns = fl__rpc_deadline_of(timeout_ms);
     }
-    return fl_ask(gw->svc->sys, gw->actor, m, timeout_ms, ask);
+    /* The ask's future names the call if the runtime fails it (timeout,
+     * dead letter); it holds the endpoint until it completes. */
+    fl__rpc_ep_retain(gw->ep);
+    return fl__ask_named(gw->svc->sys, gw->actor, m, timeout_ms, &call_namer,
+                         gw->ep, gw->base.descriptor, method, ask);
 }
 
 static int local_call(fl_rpc_gateway_t *gw, unsigned method,
@@ -117,7 +202,9 @@ static int local_await(fl_rpc_gateway_t *gw, fl_future_t *f)
 
 static void local_gw_fini(fl_rpc_gateway_t *gw)
 {
-    (void)gw; /* the actor is a reference by id: nothing held */
+    /* The actor is a reference by id; the endpoint's memory is held. */
+    if (gw->ep != NULL)
+        fl__rpc_ep_release(gw->ep);
 }
 
 /* An address of no transport's scheme comes here too (gateway.c): the

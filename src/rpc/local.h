@@ -25,4 +25,18 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
                                    uint32_t service_index, uint8_t fence,
                                    const fl_fencing_token_t *token);
 
+/*
+ * The text of a call to endpoint id that it can no longer take:
+ * "recipient unreachable: rpc endpoint '<id>' has terminated", then
+ * " (<method> not delivered)" when method (package.Service.Method) is not
+ * NULL. Written into buf (cap bytes, terminated); returns buf.
+ */
+const char *fl__rpc_say_terminated(char *buf, size_t cap, const char *id,
+                                   const char *method);
+
+/* Give f, the future of a callable run on ep (fl_rpc_call_async), the
+ * names its timeout fails with: "Invocation of a callable on <address>
+ * timed out after N ms". Takes a reference to ep. Any thread. */
+void fl__rpc_name_callable(fl_future_t *f, fl_rpc_endpoint_t *ep);
+
 #endif /* FL_RPC_LOCAL_H */

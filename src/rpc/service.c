@@ -25,13 +25,19 @@ fl_rpc_endpoint_t *fl__rpc_find_ep(fl_rpc_service_t *svc, const char *id)
 int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
 {
     if (out == NULL)
-        return FL_EINVAL;
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_service_alloc refused: out is NULL");
     *out = NULL;
     fl_rpc_service_opts_t opts = {0};
     if (o != NULL)
         opts = *o;
     if (opts.default_timeout_ms < 0)
-        return FL_EINVAL;
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_service_alloc refused: "
+                              "default_timeout_ms is %lld; pass a timeout > 0, "
+                              "or 0 for %d ms",
+                              (long long)opts.default_timeout_ms,
+                              FL_RPC_DEFAULT_TIMEOUT_MS);
     fl_rpc_service_t *svc = fl__calloc(1, sizeof *svc);
     if (svc == NULL)
         return FL_ENOMEM;
@@ -45,7 +51,10 @@ int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
         int rc = fl_system_alloc(&so, &svc->sys);
         if (rc != FL_OK) {
             fl__free(svc);
-            return rc;
+            return fl__rpc_refuse(rc,
+                                  "fl_rpc_service_alloc: could not create its "
+                                  "actor system (workers %u): %s",
+                                  opts.workers, fl_strerror(rc));
         }
         svc->own_sys = true;
     }
