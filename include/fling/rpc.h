@@ -236,9 +236,23 @@ FL_EXTERN int fl_rpc_cancel(fl_rpc_service_t *svc, fl_rpc_task_id_t id);
 /*
  * on_start: runs on the main thread when the endpoint starts. Return FL_OK,
  * or an error code: the endpoint then terminates and its termination future
- * fails with that code and "Could not start RpcEndpoint <id>: ...".
+ * fails with that code and "Could not start RpcEndpoint <id>: <why>", where
+ * <why> is the message given to fl_rpc_start_fail, or the code's own text.
  */
 typedef int (*fl_rpc_start_cb)(fl_rpc_endpoint_t *ep, void *state);
+
+/*
+ * fl_rpc_start_fail lets on_start say why it fails, the C way: it records
+ * the formatted message and returns err, so on_start does
+ *   return fl_rpc_start_fail(ep, FL_EUSER + 1, "cannot open %s", path);
+ * and the termination future fails with err and "Could not start
+ * RpcEndpoint <id>: cannot open /x". The message is used only if on_start
+ * then returns an error (the last one given wins). ONLY VALID on ep's main
+ * thread while its on_start runs: anywhere else it records nothing and
+ * returns FL_ESTATE; FL_EINVAL for a NULL ep or err FL_OK. Never blocks.
+ */
+FL_EXTERN int fl_rpc_start_fail(fl_rpc_endpoint_t *ep, int err, const char *fmt,
+                                ...) FL_PRINTF(3, 4);
 
 /*
  * on_stop: runs on the main thread, once, when a started endpoint is closed.
@@ -666,7 +680,7 @@ FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
  * (SayHello, SayGoodbye)"): fl_rpc_call, fl_rpc_call_sync, the generated
  * stubs, fl_rpc_method_index, fl_rpc_gateway_set_timeout,
  * fl_rpc_self_gateway, fl_rpc_endpoint_create, fl_rpc_endpoint_start,
- * fl_rpc_endpoint_stop and fl_rpc_service_alloc. They
+ * fl_rpc_endpoint_stop, fl_rpc_start_fail and fl_rpc_service_alloc. They
  * leave both alone when they succeed. A tell (stub call without closure)
  * to a terminated endpoint sets FL_EUNREACHABLE and "recipient
  * unreachable: rpc endpoint '<id>' has terminated (<method> not

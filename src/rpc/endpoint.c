@@ -13,6 +13,7 @@
 #include "rpc/service.h"
 #include "rpc/tcp.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -329,6 +330,34 @@ int fl_rpc_endpoint_stop(fl_rpc_endpoint_t *ep)
     return control(ep, RPC_STOP, "stop");
 }
 
+int fl_rpc_start_fail(fl_rpc_endpoint_t *ep, int err, const char *fmt, ...)
+{
+    if (ep == NULL)
+        return fl__rpc_refuse(FL_EINVAL, "fl_rpc_start_fail refused: ep is "
+                                         "NULL");
+    if (err == FL_OK)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "fl_rpc_start_fail refused: err is FL_OK; pass "
+                              "the code on_start returns");
+    if (!fl_rpc_in_main_thread(ep) || !ep->in_on_start)
+        return fl__rpc_refuse(FL_ESTATE,
+                              "fl_rpc_start_fail refused: not called from "
+                              "on_start of rpc endpoint '%s'",
+                              ep->id);
+    char msg[FL_FUTURE_MESSAGE_MAX];
+    msg[0] = '\0';
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    fl__free(ep->start_msg);
+    /* No memory: the code's own text is said instead. */
+    ep->start_msg = msg[0] != '\0' ? fl__strdup(msg) : NULL;
+    return err;
+}
+
 fl_future_t *fl_rpc_endpoint_close(fl_rpc_endpoint_t *ep)
 {
     if (ep == NULL)
@@ -387,15 +416,20 @@ void fl__rpc_ep_handle_start(fl_rpc_endpoint_t *ep)
     ep->running = true;
     if (ep->on_start == NULL)
         return;
+    ep->in_on_start = true;
     int rc = ep->on_start(ep, ep->state);
+    ep->in_on_start = false;
+    char *said = ep->start_msg;
+    ep->start_msg = NULL;
     if (rc != FL_OK) {
-        char buf[256];
+        char buf[FL_FUTURE_MESSAGE_MAX];
         snprintf(buf, sizeof buf, "Could not start RpcEndpoint %s: %s", ep->id,
-                 fl_strerror(rc));
+                 said != NULL ? said : fl_strerror(rc));
         ep->running = false;
         ep->st = EP_DONE;
         endpoint_finish(ep, rc, buf);
     }
+    fl__free(said); /* said and then returned FL_OK: nothing failed */
 }
 
 /* on_stop's future completed, on whatever thread: the endpoint stops right

@@ -37,6 +37,8 @@ struct fl_rpc_endpoint {
     /* Main thread only. */
     int st;
     bool running;
+    bool in_on_start; /* on_start is running: fl_rpc_start_fail is valid */
+    char *start_msg;  /* fl_rpc_start_fail's message, until on_start returns */
 
     /* on_stop's pending future (the reference on_stop gave us); taken with
      * an exchange by whoever lets it go: its completion or the endpoint's

@@ -3,7 +3,8 @@
  * say (issue 15): a timeout names the method, the endpoint's address and
  * the timeout (fl_rpc_call, fl_rpc_call_sync, a stub's closure,
  * fl_rpc_call_async); a call or tell to a terminated endpoint names the
- * endpoint and the method, not an actor id. Calls go through local gateways
+ * endpoint and the method, not an actor id; a failing on_start gives its
+ * own message (fl_rpc_start_fail). Calls go through local gateways
  * ("fling://local/<id>") in both runs: over the tcp run the service
  * listens, so the endpoint's address is its fling.tcp:// one.
  */
@@ -280,6 +281,94 @@ static void test_call_queued_when_endpoint_ends_names_it(void **state)
     ep_fx_end_closed(&fx);
 }
 
+/* ---- on_start failing with a message --------------------------------------
+ */
+
+typedef struct starter {
+    int code;              /* what on_start returns through fl_rpc_start_fail */
+    const char *path;      /* named in the message */
+    atomic_int outside_rc; /* fl_rpc_start_fail from a task: FL_ESTATE */
+} starter_t;
+
+static int starter_on_start(fl_rpc_endpoint_t *ep, void *state)
+{
+    starter_t *s = state;
+    if (s->code == FL_OK) {
+        /* Said, then succeeded: nothing failed. */
+        (void)fl_rpc_start_fail(ep, FL_EUSER, "never shown");
+        return FL_OK;
+    }
+    return fl_rpc_start_fail(ep, s->code, "cannot open %s", s->path);
+}
+
+static fl_rpc_endpoint_t *starter_create(fl_rpc_service_t *svc, const char *id,
+                                         starter_t *s)
+{
+    fl_rpc_endpoint_opts_t o = tep_opts(id, NULL, NULL);
+    o.state = s;
+    o.on_start = starter_on_start;
+    o.on_stop = NULL;
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    return ep;
+}
+
+static void test_on_start_fails_with_its_own_message(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    starter_t s = {.code = FL_EUSER + 1, .path = "/x"};
+    fl_rpc_endpoint_t *ep = starter_create(svc, "starter", &s);
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    fl_future_t *term = fl_rpc_endpoint_termination(ep);
+    assert_fl(FL_EUSER + 1, future_code(term));
+    assert_string_equal("Could not start RpcEndpoint starter: cannot open /x",
+                        fl_future_message(term));
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    svc_end_any(svc);
+}
+
+static void outside_start(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    starter_t *s = state;
+    atomic_store(&s->outside_rc,
+                 fl_rpc_start_fail(ep, FL_EUSER, "too late %d", 1));
+    fl_test_latch_count_down(arg);
+}
+
+static void test_start_fail_outside_on_start_is_estate(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    starter_t s = {.code = FL_OK};
+    fl_rpc_endpoint_t *ep = starter_create(svc, "starter", &s);
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+
+    /* On the main thread, but not in on_start. */
+    fl_test_latch_t *l = fl_test_latch_alloc(1);
+    assert_fl_ok(fl_rpc_run_async(ep, outside_start, l, NULL));
+    wait_latch(l);
+    fl_test_latch_free(l);
+    assert_fl(FL_ESTATE, atomic_load(&s.outside_rc));
+    /* Off the main thread: the caller's last message says why. */
+    assert_fl(FL_ESTATE, fl_rpc_start_fail(ep, FL_EUSER, "no"));
+    assert_string_equal("fl_rpc_start_fail refused: not called from on_start "
+                        "of rpc endpoint 'starter'",
+                        fl_rpc_last_message());
+    assert_fl(FL_EINVAL, fl_rpc_start_fail(NULL, FL_EUSER, "no"));
+    assert_string_equal("fl_rpc_start_fail refused: ep is NULL",
+                        fl_rpc_last_message());
+
+    /* on_start said something and returned FL_OK: the endpoint runs and
+     * terminates cleanly. */
+    fl_future_t *term = fl_rpc_endpoint_close(ep);
+    assert_fl_ok(future_code(term));
+    fl_future_release(term);
+    fl_rpc_endpoint_free(ep);
+    svc_end(svc);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +378,8 @@ int main(int argc, char **argv)
         FL_TEST(test_call_async_timeout_names_the_endpoint),
         FL_TEST(test_call_to_terminated_endpoint_names_endpoint_and_method),
         FL_TEST(test_call_queued_when_endpoint_ends_names_it),
+        FL_TEST(test_on_start_fails_with_its_own_message),
+        FL_TEST(test_start_fail_outside_on_start_is_estate),
     };
     return FX_RUN(argc, argv, tests);
 }
