@@ -247,12 +247,12 @@ int fl_future_fail(fl_future_t *f, int err, const char *fmt, ...)
 void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
                           const void *aux, uint64_t word)
 {
-    lock(f);
+    /* Not shared yet: whoever gets f later sees these through the release
+     * that shares it (a mailbox push, a future handed over). */
     f->namer = namer;
     f->namer_ctx = ctx;
     f->namer_aux = aux;
     f->namer_word = word;
-    unlock(f);
 }
 
 int fl__future_fail_runtime(fl_future_t *f, int err, int64_t timeout_ms,

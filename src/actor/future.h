@@ -37,9 +37,10 @@ typedef struct fl__namer {
     void (*release)(void *ctx);
 } fl__namer_t;
 
-/* Give f (pending, not yet shared with another thread) a namer with its
- * ctx (CONSUMED: released by the future), aux and word (borrowed, must
- * stay valid as long as ctx is held). */
+/* Give f a namer with its ctx (CONSUMED: released by the future), aux and
+ * word (borrowed, must stay valid as long as ctx is held). f is pending
+ * and NOT YET SHARED with another thread: no lock is taken, so that a
+ * call that succeeds pays only these stores. */
 void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
                           const void *aux, uint64_t word);
 

@@ -151,6 +151,8 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
         return rc;
     }
     fl_future_t *f = fl_future_alloc();
+    if (f != NULL)
+        fl__rpc_name_callable(f, ep); /* its timeout names the endpoint */
     task_ctx_t *t = f ? task_new(ep, arg, arg_free) : NULL;
     if (t == NULL) {
         fl_future_release(f);
@@ -167,10 +169,8 @@ int fl_rpc_call_async(fl_rpc_endpoint_t *ep, fl_rpc_callable_cb fn, void *arg,
         return refuse_exec(ep, rc);
     }
     /* FL_EUNREACHABLE: f already failed by task_free. */
-    if (!fl_future_done(f)) {
-        fl__rpc_name_callable(f, ep); /* its timeout names the endpoint */
+    if (!fl_future_done(f))
         fl_future_set_timeout(ep->svc->sys, f, timeout_ms);
-    }
     *out = f;
     return FL_OK;
 }

@@ -36,7 +36,8 @@ const char *fl__rpc_say_terminated(char *buf, size_t cap, const char *id,
 
 /* Give f, the future of a callable run on ep (fl_rpc_call_async), the
  * names its timeout fails with: "Invocation of a callable on <address>
- * timed out after N ms". Takes a reference to ep. Any thread. */
+ * timed out after N ms". Takes a reference to ep. f is new: not yet seen
+ * by another thread. */
 void fl__rpc_name_callable(fl_future_t *f, fl_rpc_endpoint_t *ep);
 
 #endif /* FL_RPC_LOCAL_H */
