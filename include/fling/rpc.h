@@ -680,9 +680,10 @@ FL_EXTERN int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
  * (SayHello, SayGoodbye)"): fl_rpc_call, fl_rpc_call_sync, the generated
  * stubs, fl_rpc_method_index, fl_rpc_gateway_set_timeout,
  * fl_rpc_self_gateway, fl_rpc_endpoint_create, fl_rpc_endpoint_start,
- * fl_rpc_endpoint_stop, fl_rpc_start_fail and fl_rpc_service_alloc. They
- * leave both alone when they succeed. A tell (stub call without closure)
- * to a terminated endpoint sets FL_EUNREACHABLE and "recipient
+ * fl_rpc_endpoint_stop, fl_rpc_start_fail and fl_rpc_service_alloc.
+ * When they succeed, fl_rpc_call and those that make no call leave both
+ * alone (a stub call and fl_rpc_call_sync set the outcome). A tell (stub call
+ * without closure) to a terminated endpoint sets FL_EUNREACHABLE and "recipient
  * unreachable: rpc endpoint '<id>' has terminated (<method> not
  * delivered)".
  */
