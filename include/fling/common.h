@@ -94,34 +94,123 @@ typedef enum fl_log_level {
 } fl_log_level_t;
 
 /*
- * A log sink. Called with no fling lock held, on whatever thread logged;
- * msg is only valid during the call. Must not block for long.
+ * Log components: the part of fling a record comes from, or FL_LOGC_APP
+ * for fl_log() called by the application. Append only; every value is
+ * below FL_LOG_COMPONENT_MAX. Their names ("common", "sched", ...) are
+ * what FLING_TRACE and fl_log_set_trace take.
  */
-typedef void (*fl_log_cb)(void *arg, fl_log_level_t level, const char *msg);
+typedef enum fl_log_component {
+    FL_LOGC_COMMON = 0,
+    FL_LOGC_SCHED = 1,
+    FL_LOGC_ACTOR = 2,
+    FL_LOGC_REMOTE = 3,
+    FL_LOGC_RPC = 4,
+    FL_LOGC_APP = 5
+} fl_log_component_t;
+
+#define FL_LOG_COMPONENT_MAX 16
+
+/* One key=value field of a record: the endpoint id, peer address, method
+ * or correlation id a line is about. Both strings are borrowed. A field
+ * given with a NULL value is left out of the record. */
+typedef struct fl_log_field {
+    const char *key;
+    const char *value;
+} fl_log_field_t;
 
 /*
- * fl_log_set_level sets the most verbose level that is emitted (default
- * FL_LOG_WARN, or the value of the environment variable FLING_LOG:
- * error|warn|info|debug). Any thread.
+ * A log record, as a handler receives it. Every pointer is borrowed for
+ * the duration of the handler's call only.
+ */
+typedef struct fl_log_record {
+    fl_log_level_t level;
+    fl_log_component_t component;
+    const char *component_name; /* "rpc"; never NULL */
+    const char *message;        /* one line, without the fields */
+    const fl_log_field_t *fields;
+    size_t nfields;
+    int64_t time_ns;    /* wall clock (CLOCK_REALTIME), ns since 1970 UTC */
+    uint64_t thread_id; /* the kernel's id of the logging thread (gettid) */
+    /* Lines of a rate-limited site dropped since its last line (0 if none);
+     * also the last field, "suppressed", when not 0. */
+    uint32_t suppressed;
+} fl_log_record_t;
+
+/*
+ * A log handler. Called with no fling lock held, on whatever thread logged;
+ * rec and everything it points to are only valid during the call. Must
+ * not block for long, nor call back into fling's logging.
+ */
+typedef void (*fl_log_cb)(void *arg, const fl_log_record_t *rec);
+
+/*
+ * fl_log_set_level sets the most verbose level that is emitted for every
+ * component (default FL_LOG_WARN, or the value of the environment variable
+ * FLING_LOG: error|warn|info|debug, read at the first log). Components
+ * traced (fl_log_set_trace) stay at debug. Any thread.
  */
 FL_EXTERN void fl_log_set_level(fl_log_level_t level);
 
-/* fl_log_get_level returns the current level. Any thread. */
+/* fl_log_get_level returns the level set for every component. Any thread. */
 FL_EXTERN fl_log_level_t fl_log_get_level(void);
 
 /*
+ * fl_log_set_trace turns debug on for the components named in a comma
+ * separated list ("remote,rpc"; "all" for every one; "-name" turns one
+ * off again, "all,-sched"; "" for none), and off for every other one,
+ * which then follow fl_log_set_level. The environment variable
+ * FLING_TRACE, read at the first log, takes the same list. Returns FL_OK,
+ * or FL_EINVAL (nothing changed) for a NULL list or an unknown name. Any
+ * thread.
+ */
+FL_EXTERN int fl_log_set_trace(const char *components);
+
+/*
+ * fl_log_enabled is true if a record of component at level would be
+ * emitted: one load, so a caller can skip building fields. Any thread.
+ */
+FL_EXTERN int fl_log_enabled(fl_log_component_t component,
+                             fl_log_level_t level);
+
+/* fl_log_component_name returns "rpc" for FL_LOGC_RPC (a string literal;
+ * "?" for a value of no component). Any thread. */
+FL_EXTERN const char *fl_log_component_name(fl_log_component_t component);
+
+/*
  * fl_log_set_handler replaces the sink (NULL restores the default, which
- * writes one line to stderr). Install it before starting systems: a log call
- * racing with the switch may still reach the old sink. Any thread.
+ * writes one line per record to stderr, as fl_log_format does). Install it
+ * before starting systems: a log call racing with the switch may still
+ * reach the old sink. Any thread.
  */
 FL_EXTERN void fl_log_set_handler(fl_log_cb cb, void *arg);
 
 /*
- * fl_log emits a message at a level if that level is enabled. Any thread;
- * does not block beyond the sink.
+ * fl_log_format writes the default sink's line for rec into buf (cap
+ * bytes, NUL terminated, no newline; truncated to fit):
+ *   2026-12-05T00:12:03.123456Z WARN  [t4711] remote: message key=value
+ * UTC time with microseconds, level padded to 5, kernel thread id,
+ * component, message, then the fields; a value that is empty or holds a
+ * space, '"', '=' or '\\' is quoted, with '"' and '\\' escaped. Returns the
+ * length of the whole line (as snprintf). Any thread; never blocks.
+ */
+FL_EXTERN size_t fl_log_format(const fl_log_record_t *rec, char *buf,
+                               size_t cap);
+
+/*
+ * fl_log emits a record of component FL_LOGC_APP at a level if that level
+ * is enabled for it. Any thread; does not block beyond the sink.
  */
 FL_EXTERN void fl_log(fl_log_level_t level, const char *fmt, ...)
     FL_PRINTF(2, 3);
+
+/*
+ * fl_log_kv emits a record of component with nfields fields (borrowed for
+ * the call) if level is enabled for it; fl_log with fields and a
+ * component. Any thread; does not block beyond the sink.
+ */
+FL_EXTERN void fl_log_kv(fl_log_component_t component, fl_log_level_t level,
+                         const fl_log_field_t *fields, size_t nfields,
+                         const char *fmt, ...) FL_PRINTF(5, 6);
 
 /* fl_clock_now_ns returns CLOCK_MONOTONIC in nanoseconds. Any thread. */
 FL_EXTERN uint64_t fl_clock_now_ns(void);

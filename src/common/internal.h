@@ -37,26 +37,88 @@ void fl__aligned_free(void *p);
  */
 void fl__alloc_fail_after(uint64_t n, bool sticky);
 
-/* Logging with the level checked before formatting. */
-#define FL_LOG(level, ...)                                                     \
-    do {                                                                       \
-        if ((int)(level) <= (int)fl_log_get_level())                           \
-            fl_log((level), __VA_ARGS__);                                      \
-    } while (0)
+/*
+ * Logging. Each library file logs as the component of its folder
+ * (FL_LOG_COMPONENT, a compile definition set per folder in
+ * CMakeLists.txt; a file may #undef and redefine it after its includes).
+ */
+#ifndef FL_LOG_COMPONENT
+#define FL_LOG_COMPONENT FL_LOGC_COMMON
+#endif
 
 /*
- * Rate-limited logging: at most FL__LOG_BURST lines per FL__LOG_WINDOW_NS
- * from one call site (one static fl__ratelimit_t each), so that a flood of
- * bad peers cannot flood the log. The first line a site logs in a new
- * window ends with " (K similar lines suppressed)" when the window before
- * suppressed K. A suppressed count is reported only when the site logs
- * again. Any thread; never blocks (a spin lock around a few stores).
+ * Per component, the most verbose level enabled (fl_log_level_t). Before
+ * the environment was read it is FL__LOG_UNREAD, which lets every check
+ * pass into fl__log_emit, where the first log reads it.
+ */
+#define FL__LOG_UNREAD 255u
+extern _Atomic uint8_t fl__log_max[FL_LOG_COMPONENT_MAX];
+
+/* True if level may be enabled for comp: ONE relaxed load, no lock, so a
+ * disabled log site costs a load and a compare. Relaxed: the table
+ * publishes nothing else. */
+static inline bool fl__log_on(unsigned comp, fl_log_level_t level)
+{
+    return (unsigned)level <=
+           atomic_load_explicit(&fl__log_max[comp], memory_order_relaxed);
+}
+
+/*
+ * Build and emit a record (fields borrowed): the slow path of the macros
+ * below, after fl__log_on passed. Re-checks the level (the first call
+ * reads the environment). Any thread.
+ */
+void fl__log_emit(unsigned comp, fl_log_level_t level,
+                  const fl_log_field_t *fields, size_t nfields, const char *fmt,
+                  ...) FL_PRINTF(5, 6);
+
+/*
+ * Fields for FL_LOG_KV: FL_KV(FL_F("endpoint", ep->id), FL_F("peer", p)).
+ * FL_FU64 formats a number into a buffer of the log site's block; every
+ * field is evaluated only after the level check passed.
+ */
+#define FL_F(k, v)                                                             \
+    {                                                                          \
+        (k), (v)                                                               \
+    }
+#define FL_FU64(k, n)                                                          \
+    {                                                                          \
+        (k), fl__log_u64((char[24]){""}, (uint64_t)(n))                        \
+    }
+#define FL_KV(...)                                                             \
+    (const fl_log_field_t[]){__VA_ARGS__},                                     \
+        sizeof((const fl_log_field_t[]){__VA_ARGS__}) / sizeof(fl_log_field_t)
+#define FL_NOKV NULL, 0
+
+/* n in decimal into buf (24 bytes); returns buf. */
+const char *fl__log_u64(char *buf, uint64_t n);
+
+/* A record at level, with fields (FL_KV(...) or FL_NOKV), formatted only
+ * if the level is enabled for this file's component. */
+#define FL_LOG_KV(level, fields, ...)                                          \
+    do {                                                                       \
+        if (fl__log_on(FL_LOG_COMPONENT, (level)))                             \
+            fl__log_emit(FL_LOG_COMPONENT, (level), fields, __VA_ARGS__);      \
+    } while (0)
+
+/* A record with no fields. */
+#define FL_LOG(level, ...) FL_LOG_KV(level, FL_NOKV, __VA_ARGS__)
+
+/*
+ * Rate-limited logging: at most `burst` lines (FL__LOG_BURST unless the
+ * site says) per FL__LOG_WINDOW_NS from one call site (one static
+ * fl__ratelimit_t each), so that a flood of bad peers cannot flood the
+ * log. The first line a site logs in a new window carries the count of
+ * the lines suppressed before it (fl_log_record_t.suppressed and a field
+ * "suppressed"); a count is said only when the site logs again. Any
+ * thread; never blocks (a spin lock around a few stores).
  */
 #define FL__LOG_BURST 10u
 #define FL__LOG_WINDOW_NS 1000000000ull
 
 typedef struct fl__ratelimit {
     _Atomic bool lk;     /* guards the fields below */
+    uint32_t burst;      /* lines per window; 0: FL__LOG_BURST */
     uint64_t window_ns;  /* when the current window began; 0: none yet */
     uint32_t logged;     /* lines logged in it */
     uint32_t suppressed; /* lines dropped in it */
@@ -71,18 +133,34 @@ typedef struct fl__ratelimit {
 bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
                         uint32_t *suppressed);
 
-/* fl_log through rl (fl__ratelimit_take at now_ns): the line, or nothing,
- * with the suppressed count appended. Any thread. */
-void fl__log_limited(fl__ratelimit_t *rl, uint64_t now_ns, fl_log_level_t level,
-                     const char *fmt, ...) FL_PRINTF(4, 5);
+/* fl__log_emit through rl (fl__ratelimit_take at fl__log_now()): the
+ * record, or nothing, with the suppressed count. Takes budget only if
+ * the level is enabled. Any thread. */
+void fl__log_limited(fl__ratelimit_t *rl, unsigned comp, fl_log_level_t level,
+                     const fl_log_field_t *fields, size_t nfields,
+                     const char *fmt, ...) FL_PRINTF(6, 7);
 
-/* FL_LOG, rate-limited per call site (state static to the site). */
-#define FL_LOG_RATELIMITED(level, ...)                                         \
+/* The clock of the rate limits: fl_clock_now_ns, unless a test set
+ * another (fl__log_set_clock; NULL restores it). */
+uint64_t fl__log_now(void);
+void fl__log_set_clock(uint64_t (*now)(void));
+
+/* FL_LOG_KV, rate-limited per call site to `burst` lines a window. */
+#define FL_LOG_RATELIMITED_KV(level, per_window, fields, ...)                  \
     do {                                                                       \
-        static fl__ratelimit_t rl__;                                           \
-        if ((int)(level) <= (int)fl_log_get_level())                           \
-            fl__log_limited(&rl__, fl_clock_now_ns(), (level), __VA_ARGS__);   \
+        static fl__ratelimit_t rl__ = {.burst = (per_window)};                 \
+        if (fl__log_on(FL_LOG_COMPONENT, (level)))                             \
+            fl__log_limited(&rl__, FL_LOG_COMPONENT, (level), fields,          \
+                            __VA_ARGS__);                                      \
     } while (0)
+
+/* FL_LOG, rate-limited per call site (FL__LOG_BURST lines a window). */
+#define FL_LOG_RATELIMITED(level, ...)                                         \
+    FL_LOG_RATELIMITED_KV(level, FL__LOG_BURST, FL_NOKV, __VA_ARGS__)
+
+/* Testing hook: forget the levels and traces, so that the next log reads
+ * FLING_LOG and FLING_TRACE again. */
+void fl__log_reset(void);
 
 /*
  * Format a one-line reason into why (why_len bytes; NULL or 0: nothing),

@@ -1,109 +1,305 @@
-/* log.c - levels, the pluggable sink, rate-limited lines, and the
- * monotonic clock. */
+/* log.c - levels per component, the trace switch, the sink, records and
+ * rate-limited lines, and the monotonic clock. The line format of the
+ * default sink is log_format.c's. */
 #include "common/internal.h"
 
+#include "common/log.h"
+
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
-/* -1 = not read from the environment yet. */
-static _Atomic int log_level = -1;
+/* FL__LOG_UNREAD everywhere until the first log reads the environment. */
+_Atomic uint8_t fl__log_max[FL_LOG_COMPONENT_MAX] = {
+    FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD,
+    FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD,
+    FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD,
+    FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD, FL__LOG_UNREAD};
+
+/* The settings fl__log_max is computed from. Written under cfg_mu;
+ * `read` is also loaded without it (acquire, pairing with the release
+ * store in settings_read) to skip the lock once the environment is read. */
+static pthread_mutex_t cfg_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool cfg_read;
+static fl_log_level_t cfg_level = FL_LOG_WARN;
+static uint32_t cfg_traced; /* bit c: component c at debug */
+
 static _Atomic(fl_log_cb) log_cb;
 static _Atomic(void *) log_arg;
+static _Atomic(uint64_t (*)(void)) log_clock;
 
-static int level_from_env(void)
+static const char *const comp_names[] = {
+    [FL_LOGC_COMMON] = "common", [FL_LOGC_SCHED] = "sched",
+    [FL_LOGC_ACTOR] = "actor",   [FL_LOGC_REMOTE] = "remote",
+    [FL_LOGC_RPC] = "rpc",       [FL_LOGC_APP] = "app",
+};
+#define NCOMP (sizeof comp_names / sizeof *comp_names)
+
+const char *fl_log_component_name(fl_log_component_t component)
 {
+    unsigned c = (unsigned)component;
+    return c < NCOMP && comp_names[c] != NULL ? comp_names[c] : "?";
+}
+
+/* Recompute the table from the settings (cfg_mu held). Relaxed stores:
+ * a level alone, nothing published with it. */
+static void table_store(void)
+{
+    for (unsigned c = 0; c < FL_LOG_COMPONENT_MAX; c++) {
+        unsigned v = (cfg_traced >> c) & 1u ? (unsigned)FL_LOG_DEBUG
+                                            : (unsigned)cfg_level;
+        atomic_store_explicit(&fl__log_max[c], (uint8_t)v,
+                              memory_order_relaxed);
+    }
+}
+
+static int level_parse(const char *e, fl_log_level_t *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(e, names[i]) == 0) {
+            *out = (fl_log_level_t)i;
+            return FL_OK;
+        }
+    }
+    return FL_EINVAL;
+}
+
+/* The component set named by list (see fl_log_set_trace) into *out. */
+static int trace_parse(const char *list, uint32_t *out)
+{
+    uint32_t set = 0;
+    const char *p = list;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        const char *name = p;
+        bool off = false;
+        while (n > 0 && (*name == ' ' || *name == '-')) {
+            off |= *name == '-';
+            name++;
+            n--;
+        }
+        while (n > 0 && name[n - 1] == ' ')
+            n--;
+        uint32_t bits = 0;
+        if (n == 3 && strncmp(name, "all", 3) == 0) {
+            bits = (1u << FL_LOG_COMPONENT_MAX) - 1u;
+        } else if (n > 0) {
+            unsigned c = 0;
+            while (c < NCOMP && !(strlen(comp_names[c]) == n &&
+                                  strncmp(comp_names[c], name, n) == 0))
+                c++;
+            if (c == NCOMP)
+                return FL_EINVAL;
+            bits = 1u << c;
+        }
+        set = off ? set & ~bits : set | bits;
+        p = name + n;
+        p += strcspn(p, ",");
+        if (*p == ',')
+            p++;
+    }
+    *out = set;
+    return FL_OK;
+}
+
+/* Read FLING_LOG and FLING_TRACE once (cfg_mu held). */
+static void settings_read(void)
+{
+    if (atomic_load_explicit(&cfg_read, memory_order_relaxed))
+        return;
     const char *e = getenv("FLING_LOG");
-    if (e == NULL)
-        return FL_LOG_WARN;
-    if (strcmp(e, "error") == 0)
-        return FL_LOG_ERROR;
-    if (strcmp(e, "info") == 0)
-        return FL_LOG_INFO;
-    if (strcmp(e, "debug") == 0)
-        return FL_LOG_DEBUG;
-    return FL_LOG_WARN;
+    cfg_level = FL_LOG_WARN;
+    if (e != NULL)
+        (void)level_parse(e, &cfg_level);
+    cfg_traced = 0;
+    e = getenv("FLING_TRACE");
+    if (e != NULL && trace_parse(e, &cfg_traced) != FL_OK)
+        cfg_traced = 0;
+    table_store();
+    /* Pairs with the acquire load in settings_ensure. */
+    atomic_store_explicit(&cfg_read, true, memory_order_release);
+}
+
+static void settings_ensure(void)
+{
+    /* Pairs with the release store in settings_read. */
+    if (fl__likely(atomic_load_explicit(&cfg_read, memory_order_acquire)))
+        return;
+    pthread_mutex_lock(&cfg_mu);
+    settings_read();
+    pthread_mutex_unlock(&cfg_mu);
+}
+
+void fl__log_reset(void)
+{
+    pthread_mutex_lock(&cfg_mu);
+    atomic_store_explicit(&cfg_read, false, memory_order_relaxed);
+    for (unsigned c = 0; c < FL_LOG_COMPONENT_MAX; c++)
+        atomic_store_explicit(&fl__log_max[c], (uint8_t)FL__LOG_UNREAD,
+                              memory_order_relaxed);
+    pthread_mutex_unlock(&cfg_mu);
 }
 
 void fl_log_set_level(fl_log_level_t level)
 {
-    /* Relaxed: a level alone, nothing published with it. */
-    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+    pthread_mutex_lock(&cfg_mu);
+    settings_read();
+    cfg_level = level;
+    table_store();
+    pthread_mutex_unlock(&cfg_mu);
 }
 
 fl_log_level_t fl_log_get_level(void)
 {
-    /* Relaxed: see fl_log_set_level. */
-    int l = atomic_load_explicit(&log_level, memory_order_relaxed);
-    if (fl__unlikely(l < 0)) {
-        int expected = -1;
-        /* Racing first readers all compute the same value; relaxed, as the
-         * level publishes nothing. */
-        atomic_compare_exchange_strong_explicit(
-            &log_level, &expected, level_from_env(), memory_order_relaxed,
-            memory_order_relaxed);
-        l = atomic_load_explicit(&log_level, memory_order_relaxed);
-    }
-    return (fl_log_level_t)l;
+    settings_ensure();
+    pthread_mutex_lock(&cfg_mu);
+    fl_log_level_t l = cfg_level;
+    pthread_mutex_unlock(&cfg_mu);
+    return l;
+}
+
+int fl_log_set_trace(const char *components)
+{
+    uint32_t set;
+    if (components == NULL || trace_parse(components, &set) != FL_OK)
+        return FL_EINVAL;
+    pthread_mutex_lock(&cfg_mu);
+    settings_read();
+    cfg_traced = set;
+    table_store();
+    pthread_mutex_unlock(&cfg_mu);
+    return FL_OK;
+}
+
+int fl_log_enabled(fl_log_component_t component, fl_log_level_t level)
+{
+    unsigned c = (unsigned)component;
+    if (c >= FL_LOG_COMPONENT_MAX)
+        return 0;
+    settings_ensure();
+    return fl__log_on(c, level);
 }
 
 void fl_log_set_handler(fl_log_cb cb, void *arg)
 {
-    /* Pairs with the acquire loads in fl_log: arg is published first. */
+    /* Pairs with the acquire loads in emit: arg is published first. */
     atomic_store_explicit(&log_arg, arg, memory_order_release);
     atomic_store_explicit(&log_cb, cb, memory_order_release);
 }
 
-static const char *level_name(fl_log_level_t l)
+/* The kernel's id of this thread, asked once. */
+static uint64_t thread_id(void)
 {
-    switch (l) {
-    case FL_LOG_ERROR:
-        return "error";
-    case FL_LOG_WARN:
-        return "warn";
-    case FL_LOG_INFO:
-        return "info";
-    default:
-        return "debug";
-    }
+    static _Thread_local uint64_t tid;
+    if (tid == 0)
+        tid = (uint64_t)syscall(SYS_gettid);
+    return tid;
 }
 
-/* Format the line (with the count of suppressed lines if any) and hand it
- * to the sink. */
-static void log_v(fl_log_level_t level, uint32_t suppressed, const char *fmt,
-                  va_list ap) FL_PRINTF(3, 0);
-
-static void log_v(fl_log_level_t level, uint32_t suppressed, const char *fmt,
-                  va_list ap)
+const char *fl__log_u64(char *buf, uint64_t n)
 {
-    char buf[512];
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    if (suppressed != 0 && n >= 0 && (size_t)n < sizeof buf)
-        snprintf(buf + n, sizeof buf - (size_t)n,
-                 " (%u similar lines suppressed)", (unsigned)suppressed);
+    snprintf(buf, 24, "%llu", (unsigned long long)n);
+    return buf;
+}
+
+/* The most fields a record carries (the site's, and "suppressed"). */
+#define MAX_FIELDS 16
+
+/* Format the message, build the record and hand it to the sink. */
+static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
+                   const fl_log_field_t *fields, size_t nfields,
+                   const char *fmt, va_list ap) FL_PRINTF(6, 0);
+
+static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
+                   const fl_log_field_t *fields, size_t nfields,
+                   const char *fmt, va_list ap)
+{
+    char msg[FL__LOG_MESSAGE_MAX];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fl_log_field_t all[MAX_FIELDS];
+    char count[24];
+    size_t n = 0;
+    for (size_t i = 0; i < nfields && n < MAX_FIELDS - 1; i++) {
+        if (fields[i].value != NULL) /* not applicable: left out */
+            all[n++] = fields[i];
+    }
+    nfields = n;
+    if (suppressed != 0)
+        all[nfields++] =
+            (fl_log_field_t){"suppressed", fl__log_u64(count, suppressed)};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    fl_log_record_t rec = {
+        .level = level,
+        .component = (fl_log_component_t)comp,
+        .component_name = fl_log_component_name((fl_log_component_t)comp),
+        .message = msg,
+        .fields = nfields > 0 ? all : NULL,
+        .nfields = nfields,
+        .time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec,
+        .thread_id = thread_id(),
+        .suppressed = suppressed,
+    };
     /* Pair with the release stores in fl_log_set_handler. */
     fl_log_cb cb = atomic_load_explicit(&log_cb, memory_order_acquire);
-    if (cb != NULL) {
-        cb(atomic_load_explicit(&log_arg, memory_order_acquire), level, buf);
+    if (cb != NULL)
+        cb(atomic_load_explicit(&log_arg, memory_order_acquire), &rec);
+    else
+        fl__log_stderr(&rec);
+}
+
+/* Whether level is enabled for comp, the environment read first. */
+static bool enabled(unsigned comp, fl_log_level_t level)
+{
+    if (comp >= FL_LOG_COMPONENT_MAX)
+        return false;
+    settings_ensure();
+    return fl__log_on(comp, level);
+}
+
+void fl__log_emit(unsigned comp, fl_log_level_t level,
+                  const fl_log_field_t *fields, size_t nfields, const char *fmt,
+                  ...)
+{
+    if (!enabled(comp, level))
         return;
-    }
-    fprintf(stderr, "fling %s: %s\n", level_name(level), buf);
+    va_list ap;
+    va_start(ap, fmt);
+    emit_v(comp, level, 0, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 void fl_log(fl_log_level_t level, const char *fmt, ...)
 {
-    if ((int)level > (int)fl_log_get_level())
+    if (!enabled(FL_LOGC_APP, level))
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_v(level, 0, fmt, ap);
+    emit_v(FL_LOGC_APP, level, 0, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void fl_log_kv(fl_log_component_t component, fl_log_level_t level,
+               const fl_log_field_t *fields, size_t nfields, const char *fmt,
+               ...)
+{
+    if (!enabled((unsigned)component, level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit_v((unsigned)component, level, 0, fields, nfields, fmt, ap);
     va_end(ap);
 }
 
 bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
                         uint32_t *suppressed)
 {
+    uint32_t burst = rl->burst != 0 ? rl->burst : FL__LOG_BURST;
     fl__spin_lock(&rl->lk);
     if (rl->window_ns == 0 || now_ns - rl->window_ns >= FL__LOG_WINDOW_NS) {
         rl->owed += rl->suppressed;
@@ -111,7 +307,7 @@ bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
         rl->logged = 0;
         rl->suppressed = 0;
     }
-    bool take = rl->logged < FL__LOG_BURST;
+    bool take = rl->logged < burst;
     if (take) {
         rl->logged++;
         *suppressed = rl->owed;
@@ -123,16 +319,30 @@ bool fl__ratelimit_take(fl__ratelimit_t *rl, uint64_t now_ns,
     return take;
 }
 
-void fl__log_limited(fl__ratelimit_t *rl, uint64_t now_ns, fl_log_level_t level,
+uint64_t fl__log_now(void)
+{
+    /* Relaxed: a test installs its clock before logging. */
+    uint64_t (*now)(void) =
+        atomic_load_explicit(&log_clock, memory_order_relaxed);
+    return now != NULL ? now() : fl_clock_now_ns();
+}
+
+void fl__log_set_clock(uint64_t (*now)(void))
+{
+    atomic_store_explicit(&log_clock, now, memory_order_relaxed);
+}
+
+void fl__log_limited(fl__ratelimit_t *rl, unsigned comp, fl_log_level_t level,
+                     const fl_log_field_t *fields, size_t nfields,
                      const char *fmt, ...)
 {
     uint32_t suppressed = 0;
-    if ((int)level > (int)fl_log_get_level() ||
-        !fl__ratelimit_take(rl, now_ns, &suppressed))
+    if (!enabled(comp, level) ||
+        !fl__ratelimit_take(rl, fl__log_now(), &suppressed))
         return;
     va_list ap;
     va_start(ap, fmt);
-    log_v(level, suppressed, fmt, ap);
+    emit_v(comp, level, suppressed, fields, nfields, fmt, ap);
     va_end(ap);
 }
 

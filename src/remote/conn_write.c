@@ -585,7 +585,8 @@ fl__obuf_t *fl__conn_queue_held_locked(fl__conn_t *c)
         int rc = fl__conn_refuse_locked(c, h->len - h->off, msg, sizeof msg);
         if (rc != FL_OK) {
             if (rc == FL_ELIMIT) {
-                FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+                FL_LOG_KV(FL_LOG_WARN, FL_KV(FL_F("peer", c->name)),
+                          "%s; closing the connection", msg);
                 c->overflow = true;
             }
             return h;
@@ -626,7 +627,8 @@ int fl__conn_send(fl__conn_t *c, fl__obuf_t *fb)
     if (rc == FL_ELIMIT && !c->outbound) {
         /* Our answers pile up: the peer does not read. The I/O thread
          * closes the connection (fl__conn_process). */
-        FL_LOG(FL_LOG_WARN, "remote: %s; closing the connection", msg);
+        FL_LOG_KV(FL_LOG_WARN, FL_KV(FL_F("peer", c->name)),
+                  "%s; closing the connection", msg);
         fl__conn_lock(c);
         c->overflow = true;
         fl__conn_unlock(c);

@@ -31,9 +31,9 @@ static void inbound_stop(fl__conn_t *c)
     atomic_store(&c->in_paused, true);
     uv_read_stop((uv_stream_t *)&c->tcp);
     fl__net_count(&n->st_in_pauses, 1);
-    FL_LOG(FL_LOG_DEBUG,
-           "remote: %s: %zu bytes of calls queued (budget %zu): not reading",
-           c->name, atomic_load(&c->in_held), n->max_inbound);
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+              "%s: %zu bytes of calls queued (budget %zu): not reading",
+              c->name, atomic_load(&c->in_held), n->max_inbound);
     /* The calls may have drained between the add and the store above,
      * with nobody to see the pause: look again once the read is done. */
     if (atomic_load(&c->in_held) <= low_water(n))
@@ -78,7 +78,8 @@ void fl__conn_inbound_resume(fl__conn_t *c)
         fl__conn_close(c, 0, uv_strerror(rc));
         return;
     }
-    FL_LOG(FL_LOG_DEBUG, "remote: %s: calls drained: reading again", c->name);
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+              "%s: calls drained: reading again", c->name);
     /* The frames read before the stop come first. Inside c's own read
      * (the frames' turns drained it), on_read goes round again. */
     if (c->io_rx) {

@@ -305,7 +305,7 @@ void fl__net_shutdown(fl__net_t *n)
     if (n == NULL || !n->thread_started)
         return;
     if (fl__tls_net == n) {
-        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be stopped from "
+        FL_LOG(FL_LOG_ERROR, "the transport cannot be stopped from "
                              "its own I/O thread (a closure that shuts its "
                              "service down?): left running");
         return;
@@ -332,7 +332,7 @@ void fl__net_free(fl__net_t *n)
     if (n == NULL)
         return;
     if (fl__tls_net == n) {
-        FL_LOG(FL_LOG_ERROR, "remote: the transport cannot be freed from its "
+        FL_LOG(FL_LOG_ERROR, "the transport cannot be freed from its "
                              "own I/O thread: leaked");
         return;
     }

@@ -11,9 +11,9 @@
 
 void fl__conn_answer_lost(fl__conn_t *c, uint64_t corr)
 {
-    FL_LOG(FL_LOG_WARN,
-           "remote: %s: " LOST_WHY " (request %llu); closing the connection",
-           c->name, (unsigned long long)corr);
+    FL_LOG_KV(FL_LOG_WARN, FL_KV(FL_F("peer", c->name), FL_FU64("corr", corr)),
+              "%s: " LOST_WHY " (request %llu); closing the connection",
+              c->name, (unsigned long long)corr);
     fl__conn_lock(c);
     c->answer_lost = true;
     fl__conn_unlock(c);

@@ -44,8 +44,10 @@ void fl__rpc_call_fail(fl_rpc_call_t *c, int err, const char *msg)
     if (c->to != NULL) {
         c->sink->fail(c, err, msg);
     } else {
-        FL_LOG(FL_LOG_WARN, "rpc: tell %s to endpoint %s failed: %s (%s)",
-               c->method, c->ep->id, msg, fl_err_name(err));
+        FL_LOG_KV(FL_LOG_WARN,
+                  FL_KV(FL_F("endpoint", c->ep->id), FL_F("method", c->method)),
+                  "tell %s to endpoint %s failed: %s (%s)", c->method,
+                  c->ep->id, msg, fl_err_name(err));
     }
 }
 

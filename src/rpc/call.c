@@ -264,7 +264,7 @@ static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
 static void closure_drop(void *p)
 {
     closure_ctx_t *c = p;
-    FL_LOG(FL_LOG_WARN, "rpc: reply dropped: the calling actor has stopped");
+    FL_LOG(FL_LOG_WARN, "reply dropped: the calling actor has stopped");
     fl_future_release(c->f);
     fl__free(c);
 }

@@ -53,10 +53,10 @@ static void task_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
                            "not been started yet.",
                            ep->address);
         } else {
-            FL_LOG(FL_LOG_INFO,
-                   "rpc: discard runnable, because the rpc "
-                   "endpoint %s has not been started yet",
-                   ep->address);
+            FL_LOG_KV(FL_LOG_INFO, FL_KV(FL_F("endpoint", ep->id)),
+                      "discard runnable, because the rpc "
+                      "endpoint %s has not been started yet",
+                      ep->address);
         }
     } else if (t->run != NULL) {
         ran = true;
@@ -204,8 +204,9 @@ void fl__rpc_assert_main_thread(const fl_rpc_endpoint_t *ep, const char *file,
                                 int line)
 {
     if (!fl_rpc_in_main_thread(ep)) {
-        fl_log(FL_LOG_ERROR, "%s:%d: not on the main thread of endpoint %s",
-               file, line, ep ? ep->id : "(null)");
+        FL_LOG_KV(FL_LOG_ERROR, FL_KV(FL_F("endpoint", ep ? ep->id : NULL)),
+                  "%s:%d: not on the main thread of endpoint %s", file, line,
+                  ep ? ep->id : "(null)");
         abort();
     }
 }

@@ -137,7 +137,7 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
         return rc;
     svc->port = fl__net_port(svc->net);
     FL_LOG(FL_LOG_INFO,
-           "rpc: service %s listening on %s:%d (addresses "
+           "service %s listening on %s:%d (addresses "
            "fling.tcp://%s:%d/...)",
            svc->name, o->bind_host, svc->port, svc->host, svc->port);
     return FL_OK;

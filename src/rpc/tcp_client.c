@@ -315,7 +315,7 @@ static int send_watched(fl_rpc_gateway_t *gw, fl__obuf_t *b, bool unpack,
 static int refuse(bool tell, int code, const char *msg, fl_future_t **out)
 {
     if (tell) {
-        FL_LOG_RATELIMITED(FL_LOG_WARN, "rpc: tell dropped: %s", msg);
+        FL_LOG_RATELIMITED(FL_LOG_WARN, "tell dropped: %s", msg);
         return code;
     }
     fl_future_t *f = fl_future_alloc();

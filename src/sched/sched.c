@@ -43,8 +43,8 @@ static void inject_push(fl__sched_t *s, struct fl__actor *a)
             /* Cannot lose a runnable actor: retry until memory shows up.
              * Only reachable when the process is out of memory. */
             pthread_mutex_unlock(&s->inject_lock);
-            FL_LOG(FL_LOG_ERROR, "scheduler: out of memory growing the "
-                                 "inject queue; retrying");
+            FL_LOG(FL_LOG_ERROR, "out of memory growing the inject queue; "
+                                 "retrying");
             sched_yield();
             pthread_mutex_lock(&s->inject_lock);
             continue;

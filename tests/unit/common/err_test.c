@@ -128,13 +128,13 @@ typedef struct log_rec {
     char msg[512];
 } log_rec_t;
 
-static void record_sink(void *arg, fl_log_level_t level, const char *msg)
+static void record_sink(void *arg, const fl_log_record_t *rec)
 {
     log_rec_t *r = arg;
     r->calls++;
-    r->level = level;
+    r->level = rec->level;
     r->arg = arg;
-    snprintf(r->msg, sizeof r->msg, "%s", msg);
+    snprintf(r->msg, sizeof r->msg, "%s", rec->message);
 }
 
 /* Must run first: nothing has set the level yet (main clears FLING_LOG

@@ -2,7 +2,7 @@
  * log_ratelimit_test.c - rate-limited log lines (FL_LOG_RATELIMITED,
  * fl__log_limited, fl__ratelimit_take in src/common/log.c): at most
  * FL__LOG_BURST lines per window and call site, then one line saying how
- * many were suppressed.
+ * many were suppressed (the record's count and its field "suppressed").
  */
 #include "fl_test.h"
 
@@ -19,14 +19,43 @@ typedef struct captured {
     char line[MAX_LINES][160];
 } captured_t;
 
-static void capture(void *arg, fl_log_level_t level, const char *msg)
+/* The message, and " suppressed=K" for a record that carries a count
+ * (also its last field). */
+static void capture(void *arg, const fl_log_record_t *rec)
 {
     captured_t *c = arg;
-    (void)level;
-    if (c->n < MAX_LINES)
-        snprintf(c->line[c->n], sizeof c->line[0], "%s", msg);
+    if (c->n < MAX_LINES) {
+        char *line = c->line[c->n];
+        int k = snprintf(line, sizeof c->line[0], "%s", rec->message);
+        if (rec->suppressed != 0) {
+            assert_true(rec->nfields >= 1);
+            const fl_log_field_t *f = &rec->fields[rec->nfields - 1];
+            assert_string_equal("suppressed", f->key);
+            char want[24];
+            snprintf(want, sizeof want, "%u", (unsigned)rec->suppressed);
+            assert_string_equal(want, f->value);
+            snprintf(line + k, sizeof c->line[0] - (size_t)k, " suppressed=%u",
+                     (unsigned)rec->suppressed);
+        }
+    }
     c->n++;
 }
+
+/* The rate limits' clock, moved by the test. */
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+/* fl__log_limited with the clock at now. */
+#define LIMITED_AT(rl, now, ...)                                               \
+    do {                                                                       \
+        fake_now = (now);                                                      \
+        fl__log_limited((rl), FL_LOGC_COMMON, FL_LOG_WARN, FL_NOKV,            \
+                        __VA_ARGS__);                                          \
+    } while (0)
 
 static int setup(void **state)
 {
@@ -71,20 +100,21 @@ static void test_the_next_window_says_how_many_were_suppressed(void **state)
     fl__ratelimit_t rl;
     memset(&rl, 0, sizeof rl);
     const uint64_t t0 = 5 * FL__LOG_WINDOW_NS;
+    fl__log_set_clock(fake_clock);
     for (int i = 0; i < 319; i++)
-        fl__log_limited(&rl, t0 + (uint64_t)i, FL_LOG_WARN, "line %d", i);
+        LIMITED_AT(&rl, t0 + (uint64_t)i, "line %d", i);
     assert_int_equal(FL__LOG_BURST, c->n);
     /* Still the same window: nothing. */
-    fl__log_limited(&rl, t0 + FL__LOG_WINDOW_NS - 1, FL_LOG_WARN, "late");
+    LIMITED_AT(&rl, t0 + FL__LOG_WINDOW_NS - 1, "late");
     assert_int_equal(FL__LOG_BURST, c->n);
     /* The next window: the line, with the count of the dropped ones. */
-    fl__log_limited(&rl, t0 + FL__LOG_WINDOW_NS, FL_LOG_WARN, "next");
+    LIMITED_AT(&rl, t0 + FL__LOG_WINDOW_NS, "next");
     assert_int_equal(FL__LOG_BURST + 1, c->n);
-    assert_string_equal("next (310 similar lines suppressed)",
-                        c->line[FL__LOG_BURST]);
+    assert_string_equal("next suppressed=310", c->line[FL__LOG_BURST]);
     /* Said once: the line after it has no count. */
-    fl__log_limited(&rl, t0 + FL__LOG_WINDOW_NS + 1, FL_LOG_WARN, "again");
+    LIMITED_AT(&rl, t0 + FL__LOG_WINDOW_NS + 1, "again");
     assert_string_equal("again", c->line[FL__LOG_BURST + 1]);
+    fl__log_set_clock(NULL);
 }
 
 static void test_a_count_is_carried_over_quiet_windows(void **state)

@@ -88,19 +88,22 @@ static void seen_reset(void)
 }
 
 /* The log sink: writes every line as the default sink does and notes the
- * server's "outbound queue ... is full" lines. Any thread. */
-static void log_sink(void *arg, fl_log_level_t level, const char *msg)
+ * server's "outbound queue ... is full" lines, as "component: message".
+ * Any thread. */
+static void log_sink(void *arg, const fl_log_record_t *rec)
 {
     (void)arg;
-    static const char *const names[] = {"error", "warn", "info", "debug"};
-    fprintf(stderr, "fling %s: %s\n", (unsigned)level < 4 ? names[level] : "?",
-            msg);
-    static const char overflow[] = "remote: outbound queue to ";
+    char line[2048];
+    fl_log_format(rec, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+    const char *msg = rec->message;
+    static const char overflow[] = "outbound queue to ";
     if (strncmp(msg, overflow, sizeof overflow - 1) != 0)
         return;
     pthread_mutex_lock(&seen.mu);
     if (seen.overflows++ == 0)
-        snprintf(seen.overflow_line, sizeof seen.overflow_line, "%s", msg);
+        snprintf(seen.overflow_line, sizeof seen.overflow_line, "%s: %s",
+                 rec->component_name, msg);
     pthread_cond_broadcast(&seen.cv);
     pthread_mutex_unlock(&seen.mu);
 }
