@@ -261,6 +261,10 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     }
     int was = c->state;
     bool phase_connect = c->outbound && !c->rx.got_hello;
+    FL_LOG_KV(FL_LOG_DEBUG,
+              FL_KV(FL_F("peer", c->name), FL_F("reason", reason),
+                    FL_F("code", code != 0 ? fl_err_name(code) : NULL)),
+              "connection %s %s closed", c->outbound ? "to" : "from", c->name);
     bool socket = c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp);
     if (socket)
         c->state = C_CLOSING;
@@ -295,9 +299,9 @@ void fl__conn_proto_error(fl__conn_t *c, int code, const char *why)
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     fl__net_count(&n->st_proto, 1);
-    FL_LOG_RATELIMITED(FL_LOG_WARN,
-                       "remote: %s: %s: %s; closing the connection", c->name,
-                       fl_err_name(code), why);
+    FL_LOG_RATELIMITED_KV(
+        FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
+        "%s: %s: %s; closing the connection", c->name, fl_err_name(code), why);
     fl__obuf_t *e = fl__obuf_error(0, code, why);
     fl__conn_lock(c);
     /* Between frames only, and no direct write after it. */

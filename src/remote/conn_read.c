@@ -186,8 +186,10 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     }
     if (issued) {
         /* A request of ours that timed out: its answer is late. */
-        FL_LOG(FL_LOG_DEBUG, "remote: %s: late answer to request %llu dropped",
-               c->name, (unsigned long long)corr);
+        FL_LOG_KV(FL_LOG_DEBUG,
+                  FL_KV(FL_F("peer", c->name), FL_FU64("corr", corr)),
+                  "%s: late answer to request %llu dropped", c->name,
+                  (unsigned long long)corr);
         return;
     }
     if (fr->h.kind == FL__K_ERROR && corr == 0) {
@@ -196,14 +198,29 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
                                                                : FL_EPROTO;
         snprintf(c->peer_msg, sizeof c->peer_msg, "%.*s",
                  (int)fr->m.message.len, fr->m.message.p);
-        FL_LOG(FL_LOG_WARN, "remote: %s refused the connection: %s (%s)",
-               c->name, c->peer_msg, fl_err_name(c->peer_err));
+        /* The requests pending on c fail with it: debug only. */
+        FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+                  "%s refused the connection: %s (%s)", c->name, c->peer_msg,
+                  fl_err_name(c->peer_err));
         return;
     }
     char why[96];
     snprintf(why, sizeof why, "an answer (kind %u) to no request: corr %llu",
              fr->h.kind, (unsigned long long)corr);
     fl__conn_proto_error(c, FL_EPROTO, why);
+}
+
+/* The debug line of the peer's HELLO: the handshake is done. */
+static void log_hello(const fl__conn_t *c, const fl__rx_frame_t *fr)
+{
+    char name[FL__NAME_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)fr->m.service_name.len,
+             fr->m.service_name.p);
+    FL_LOG_KV(FL_LOG_DEBUG,
+              FL_KV(FL_F("peer", c->name), FL_F("service", name),
+                    FL_FU64("version", fr->h.version)),
+              "handshake with %s done: service %s, protocol version %u",
+              c->name, name, (unsigned)fr->h.version);
 }
 
 static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
@@ -222,6 +239,7 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
         c->backoff_ms = 0;
         c->retry_at_ms = 0;
         fl__conn_unlock(c);
+        log_hello(c, fr);
         break;
     case FL__K_CONNECT:
         if (n->hooks.on_connect != NULL)
@@ -258,7 +276,8 @@ static void dispatch(fl__conn_t *c, const fl__rx_frame_t *fr)
     case FL__K_PONG:
         break;
     case FL__K_BYE:
-        FL_LOG(FL_LOG_DEBUG, "remote: %s said BYE", c->name);
+        FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)), "%s said BYE",
+                  c->name);
         break;
     default:
         break; /* the header decoder refused other kinds */

@@ -102,6 +102,8 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     fl__net_count(&c->net->st_opened, 1);
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)), "connected to %s",
+              c->name);
     int rc = fl__conn_opened(c);
     if (rc < 0)
         fl__conn_close(c, 0, uv_strerror(rc));
@@ -166,6 +168,8 @@ void fl__conn_connect(fl__conn_t *c)
     c->peer_err = 0;
     c->peer_msg[0] = '\0';
     c->close_when_flushed = false;
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)), "connecting to %s",
+              c->name);
     fl__hs_begin(c);
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)c->port);

@@ -45,10 +45,11 @@ static void drop_pending(fl__net_t *n)
     if (uv_accept((uv_stream_t *)&n->listener, (uv_stream_t *)&n->spare) == 0)
         fl__net_peer_name(&n->spare, name, sizeof name);
     uv_close((uv_handle_t *)&n->spare, on_spare_closed);
-    FL_LOG_RATELIMITED(FL_LOG_ERROR,
-                       "remote: out of memory accepting a connection from "
-                       "%s: closed it",
-                       name);
+    FL_LOG_RATELIMITED_KV(FL_LOG_ERROR, FL__LOG_BURST,
+                          FL_KV(FL_F("peer", name)),
+                          "out of memory accepting a connection from %s: "
+                          "closed it",
+                          name);
 }
 
 /* A peer connected to our listener: take it, name it, open it. */
@@ -57,7 +58,7 @@ static void on_connection(uv_stream_t *server, int status)
     fl__net_t *n = server->data;
     FL__ASSERT_IO(n);
     if (status < 0) {
-        FL_LOG_RATELIMITED(FL_LOG_WARN, "remote: accept failed: %s",
+        FL_LOG_RATELIMITED(FL_LOG_WARN, "accept failed: %s",
                            uv_strerror(status));
         return;
     }
@@ -80,6 +81,8 @@ static void on_connection(uv_stream_t *server, int status)
     if (rc == 0)
         fl__net_peer_name(&c->tcp, c->name, sizeof c->name);
     fl__net_count(&n->st_accepted, 1);
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+              "connection from %s accepted", c->name);
     if (rc == 0)
         rc = fl__conn_opened(c);
     if (rc < 0)

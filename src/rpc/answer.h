@@ -37,6 +37,7 @@ struct fl_rpc_call {
     uint64_t corr;
     const ProtobufCMessageDescriptor *output;
     const char *method;
+    uint64_t recv_ns; /* as invoke_hdr_t's, for its debug line */
 };
 
 /*

@@ -11,6 +11,7 @@
 
 #include "rpc/answer.h"
 #include "rpc/arena.h"
+#include "rpc/calllog.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
 #include "rpc/service.h"
@@ -44,6 +45,25 @@ static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
     fl__rpc_sinks[h->sink]->fail_msg(msg, err, buf);
 }
 
+/* The peer a call from the wire came from; NULL for a local one. */
+static const char *invoke_peer(const invoke_hdr_t *h)
+{
+    return h->wire && h->in_conn != NULL ? fl__conn_peer_name(h->in_conn)
+                                         : NULL;
+}
+
+/* Log the tell msg (well formed) to ep as dropped for reason, why. */
+static void tell_dropped(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
+                         fl__rpc_drop_t reason, const char *why)
+{
+    if (!fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
+        return;
+    const invoke_hdr_t *h = fl_msg_data(msg);
+    char name[FL__RPC_NAME_MAX];
+    fl__rpc_ep_method_name(ep, h->service, h->method, name, sizeof name);
+    fl__rpc_tell_dropped(reason, ep->id, name, invoke_peer(h), "%s", why);
+}
+
 static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
                                const char *what)
 {
@@ -53,10 +73,8 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
                     "not been started yet.",
                     what, ep->address);
     } else {
-        FL_LOG(FL_LOG_INFO,
-               "rpc: discard message %s, because the rpc endpoint %s has not "
-               "been started yet",
-               what, ep->address);
+        tell_dropped(ep, msg, FL__DROP_NOT_STARTED,
+                     "it has not been started yet");
     }
 }
 
@@ -81,16 +99,16 @@ static bool invoke_expired(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         1;
     uint64_t last =
         atomic_load_explicit(&svc->expired_logged_ns, memory_order_relaxed);
-    if ((int)FL_LOG_DEBUG <= (int)fl_log_get_level() &&
+    if (fl__log_on(FL_LOG_COMPONENT, FL_LOG_DEBUG) &&
         (last == 0 || now - last >= EXPIRED_LOG_NS) &&
         atomic_compare_exchange_strong_explicit(&svc->expired_logged_ns, &last,
                                                 now, memory_order_relaxed,
                                                 memory_order_relaxed))
-        FL_LOG(FL_LOG_DEBUG,
-               "rpc: %s: a call dropped, its caller's deadline passed %.1f ms "
-               "before it could start (%llu dropped so far)",
-               ep->id, (double)(now - h->deadline_ns) / 1e6,
-               (unsigned long long)n);
+        FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("endpoint", ep->id)),
+                  "%s: a call dropped, its caller's deadline passed %.1f ms "
+                  "before it could start (%llu dropped so far)",
+                  ep->id, (double)(now - h->deadline_ns) / 1e6,
+                  (unsigned long long)n);
     invoke_fail(msg, FL_ETIMEDOUT,
                 "the caller's deadline passed before the call started");
     return true;
@@ -108,6 +126,9 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         return;
     if (h->service >= ep->nservices ||
         h->method >= ep->services[h->service]->descriptor->n_methods) {
+        if (!invoke_asked(msg))
+            tell_dropped(ep, msg, FL__DROP_NO_HANDLER,
+                         "the endpoint has no such method");
         invoke_fail(msg, FL_ENOMETHOD,
                     "Could not find rpc method %u of service %u for "
                     "rpc invocation.",
@@ -127,9 +148,8 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                             sizeof fenced) != FL_OK) {
         if (invoke_asked(msg))
             invoke_fail(msg, FL_EFENCING, "%s", fenced);
-        else if (h->fence != FENCE_NONE)
-            FL_LOG(FL_LOG_INFO, "rpc: %s: fencing token mismatch (%s)", ep->id,
-                   md->name);
+        else
+            tell_dropped(ep, msg, FL__DROP_FENCING, fenced);
         return;
     }
     /* protobuf-c's own dispatch would call a NULL handler: check it. */
@@ -138,6 +158,9 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     handler_t *handlers = (handler_t *)(s + 1);
     handler_t fn = handlers[h->method];
     if (fn == NULL) {
+        if (!invoke_asked(msg))
+            tell_dropped(ep, msg, FL__DROP_NO_HANDLER,
+                         "the endpoint does not implement the method");
         invoke_fail(msg, FL_ENOMETHOD,
                     "Could not find rpc method %s for rpc invocation: "
                     "endpoint %s does not implement it.",
@@ -181,6 +204,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                        .sink = sink,
                        .to = invoke_asked(msg) ? sink->take(msg) : NULL,
                        .corr = h->corr,
+                       .recv_ns = h->wire ? h->recv_ns : 0,
                        .output = md->output,
                        .method = md->name};
     fn(s, in, fl__rpc_reply_closure, &c);

@@ -47,6 +47,9 @@ typedef struct invoke_hdr {
      * reports it done (fl__conn_inbound_done); NULL once reported. */
     struct fl__conn *in_conn;
     size_t in_bytes;
+    /* A call from the wire: when it was received (fl_clock_now_ns), if
+     * the debug lines of calls were on then; else 0 (calllog.h). */
+    uint64_t recv_ns;
 } invoke_hdr_t;
 
 /*

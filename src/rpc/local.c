@@ -12,6 +12,7 @@
 #include "actor/future.h"
 #include "rpc/answer.h"
 #include "rpc/call.h"
+#include "rpc/calllog.h"
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
@@ -144,9 +145,15 @@ static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
     if (rc != FL_OK)
         return rc;
     rc = fl_tell(gw->svc->sys, gw->actor, m);
+    if (rc != FL_EUNREACHABLE && rc != FL_ECLOSED)
+        return rc;
+    char name[FL__RPC_NAME_MAX];
+    fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
+    if (fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
+        fl__rpc_tell_dropped(FL__DROP_SEND, gw->ep->id, name, NULL,
+                             "it has terminated");
     if (rc == FL_EUNREACHABLE) {
-        char name[256], why[512];
-        fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
+        char why[512];
         return fl__rpc_refuse(
             rc, "%s",
             fl__rpc_say_terminated(why, sizeof why, gw->ep->id, name));

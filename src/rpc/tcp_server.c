@@ -14,6 +14,7 @@
 #include "actor/msg.h"
 #include "remote/rx.h"
 #include "rpc/answer.h"
+#include "rpc/calllog.h"
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
@@ -66,6 +67,13 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
         snprintf(resolved, sizeof resolved, "%s", ep->id);
     }
     pthread_mutex_unlock(&svc->mu);
+    FL_LOG_KV(FL_LOG_DEBUG,
+              FL_KV(FL_F("endpoint", id), FL_F("gateway", gateway),
+                    FL_FU64("corr", corr), FL_F("peer", fl__conn_peer_name(c)),
+                    FL_F("code", fl_err_name(ep == NULL ? FL_ECONNECT
+                                             : idx < 0  ? FL_EHANDSHAKE
+                                                        : FL_OK))),
+              "gateway connect received");
     /* The why and an address of up to 480 bytes; the wire cuts it at
      * FL__ERRMSG_MAX. */
     char msg[2 * FL__ERRMSG_MAX];
@@ -139,6 +147,8 @@ static void wire_settle(fl_msg_t *m, int err, const char *why)
             err = FL_EUNREACHABLE;
             why = "recipient unreachable: the rpc service is shutting down";
         }
+        fl__rpc_log_answered(NULL, h->corr, fl__conn_peer_name(c), err,
+                             h->recv_ns);
         wire_fail(c, h->corr, err, why ? why : fl_strerror(err));
     }
     if (h->in_conn != NULL) {
@@ -166,20 +176,40 @@ static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
     return conn;
 }
 
+/* The debug line of call c answered with code on conn (before the
+ * answer goes: it consumes conn's reference). */
+static void log_answered(const fl_rpc_call_t *c, const fl__conn_t *conn,
+                         int code)
+{
+    fl__rpc_log_answered(c->ep->id, c->corr, fl__conn_peer_name(conn), code,
+                         c->recv_ns);
+}
+
 static void sink_reply(fl_rpc_call_t *c, const ProtobufCMessage *reply)
 {
-    wire_reply(call_take_conn(c), c->corr, reply);
+    fl__conn_t *conn = call_take_conn(c);
+    if (fl__rpc_calls_traced()) {
+        /* As wire_reply will find it. */
+        size_t n = protobuf_c_message_get_packed_size(reply);
+        bool over = (uint64_t)FL__FRAME_HDR + n > fl__conn_peer_max(conn);
+        log_answered(c, conn, over ? FL_EMSGSIZE : FL_OK);
+    }
+    wire_reply(conn, c->corr, reply);
 }
 
 static void sink_fail(fl_rpc_call_t *c, int err, const char *msg)
 {
-    wire_fail(call_take_conn(c), c->corr, err, msg);
+    fl__conn_t *conn = call_take_conn(c);
+    log_answered(c, conn, err);
+    wire_fail(conn, c->corr, err, msg);
 }
 
 static void sink_release(fl_rpc_call_t *c)
 {
     /* Unreachable: a call from the wire ends answered. */
-    wire_fail(call_take_conn(c), c->corr, FL_ENOREPLY, "call dropped");
+    fl__conn_t *conn = call_take_conn(c);
+    log_answered(c, conn, FL_ENOREPLY);
+    wire_fail(conn, c->corr, FL_ENOREPLY, "call dropped");
 }
 
 const fl__rpc_sink_t fl__rpc_sink_wire = {
@@ -218,6 +248,34 @@ static bool same_instance(const fl_rpc_service_t *svc, const fl__frame_hdr_t *h,
  * would hold up every other connection of the service (a 64 KiB body of
  * 2-byte fields takes about 1 ms to scan, the budget of an I/O turn). */
 #define IO_TURN_MAX_BODY (64u << 10)
+
+/* The debug line of an INVOKE received on c for ep (NULL: none of that
+ * id); returns when it was received. */
+static uint64_t log_received(fl__conn_t *c, const fl__frame_hdr_t *h,
+                             const fl__frame_meta_t *m,
+                             const fl_rpc_endpoint_t *ep)
+{
+    char id[FL__ID_MAX + 1], name[FL__RPC_NAME_MAX];
+    str_copy(id, sizeof id, m->endpoint);
+    fl__rpc_ep_method_name(ep, m->service_index, m->method_index, name,
+                           sizeof name);
+    return fl__rpc_log_received((h->flags & FL__F_TELL) != 0, id, name, h->corr,
+                                fl__conn_peer_name(c));
+}
+
+/* Log a tell from c to the endpoint m names (ep; NULL: none) dropped. */
+static void tell_dropped(fl__conn_t *c, const fl__frame_meta_t *m,
+                         const fl_rpc_endpoint_t *ep, fl__rpc_drop_t reason,
+                         const char *why)
+{
+    if (!fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
+        return;
+    char id[FL__ID_MAX + 1], name[FL__RPC_NAME_MAX];
+    str_copy(id, sizeof id, m->endpoint);
+    fl__rpc_ep_method_name(ep, m->service_index, m->method_index, name,
+                           sizeof name);
+    fl__rpc_tell_dropped(reason, id, name, fl__conn_peer_name(c), "%s", why);
+}
 
 void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                            const fl__frame_meta_t *m, const uint8_t *body)
@@ -260,13 +318,18 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         pthread_mutex_unlock(&svc->mu);
     }
     fl_actor_ref_t actor = ep ? ep->actor : (fl_actor_ref_t){0};
+    uint64_t recv_ns = 0;
+    if (fl__rpc_calls_traced())
+        recv_ns = log_received(c, h, m, ep);
     if (ep == NULL) {
         if (tell) {
-            FL_LOG(FL_LOG_INFO,
-                   "rpc: tell from %s to unknown endpoint %.*s dropped",
-                   fl__conn_peer_name(c), (int)m->endpoint.len, m->endpoint.p);
+            tell_dropped(c, m, NULL, FL__DROP_NO_ENDPOINT,
+                         "no rpc endpoint of that id here (it has terminated "
+                         "or never existed)");
             return;
         }
+        fl__rpc_log_answered(NULL, h->corr, fl__conn_peer_name(c),
+                             FL_EUNREACHABLE, recv_ns);
         char msg[FL__ID_MAX + 120];
         snprintf(msg, sizeof msg,
                  "recipient unreachable: no rpc endpoint %.*s here (it has "
@@ -292,6 +355,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     ih->len = h->body_len;
     ih->wire = 1;
     ih->sink = FL__RPC_SINK_WIRE;
+    ih->recv_ns = recv_ns;
     if (h->flags & FL__F_DEADLINE)
         ih->deadline_ns = fl__rpc_deadline_of(m->deadline_ms);
     if (h->flags & FL__F_FENCED) {
@@ -332,8 +396,10 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         rc = fl_tell(svc->sys, actor, msg);
     }
     if (rc != FL_OK && tell)
-        FL_LOG(FL_LOG_INFO, "rpc: tell from %s to %s dropped: %s",
-               fl__conn_peer_name(c), ep->id, fl_strerror(rc));
+        tell_dropped(c, m, ep, FL__DROP_SEND,
+                     rc == FL_EUNREACHABLE || rc == FL_ECLOSED
+                         ? "it has terminated"
+                         : fl_strerror(rc));
 }
 
 /*
@@ -359,11 +425,11 @@ void fl__rpc_tcp_on_frames(void *arg)
             ep->io_strikes = 0;
         } else if (++ep->io_strikes == IO_TURN_STRIKES) {
             ep->io_off = true;
-            FL_LOG(FL_LOG_INFO,
-                   "rpc: endpoint %s: %u turns in a row on the I/O thread "
-                   "ran for %u us or more; its calls go to the worker "
-                   "threads from now on",
-                   ep->id, IO_TURN_STRIKES, IO_TURN_SLOW_NS / 1000u);
+            FL_LOG_KV(FL_LOG_INFO, FL_KV(FL_F("endpoint", ep->id)),
+                      "endpoint %s: %u turns in a row on the I/O thread "
+                      "ran for %u us or more; its calls go to the worker "
+                      "threads from now on",
+                      ep->id, IO_TURN_STRIKES, IO_TURN_SLOW_NS / 1000u);
         }
         fl__rpc_ep_release(ep);
     }

@@ -103,17 +103,18 @@ static struct {
 static const char *const ids[2] = {"first", "second"};
 
 /* The log sink: errors and warnings to stderr; notes the move lines. */
-static void log_sink(void *arg, fl_log_level_t level, const char *msg)
+static void log_sink(void *arg, const fl_log_record_t *rec)
 {
     (void)arg;
-    if (level <= FL_LOG_WARN)
+    const char *msg = rec->message;
+    if (rec->level <= FL_LOG_WARN)
         fprintf(stderr, "fling: %s\n", msg);
     if (strstr(msg, "go to the worker threads") == NULL)
         return;
     pthread_mutex_lock(&moved.mu);
     for (int i = 0; i < 2; i++) {
         char prefix[64];
-        snprintf(prefix, sizeof prefix, "rpc: endpoint %s: ", ids[i]);
+        snprintf(prefix, sizeof prefix, "endpoint %s: ", ids[i]);
         if (strncmp(msg, prefix, strlen(prefix)) == 0)
             moved.moves[i]++;
     }
@@ -398,7 +399,7 @@ static void slow_fast_rounds(int fast, int moves_at)
     assert_int_equal(0, moves_of(1, line, sizeof line));
     assert_int_equal(moves_at < ROUNDS, moves_of(0, line, sizeof line));
     if (moves_at < ROUNDS &&
-        strstr(line, "rpc: endpoint first: 2 turns in a row on the I/O "
+        strstr(line, "endpoint first: 2 turns in a row on the I/O "
                      "thread ran for 1000 us or more") == NULL)
         fail_msg("the move line reads \"%s\"", line);
     fx_end(&fx);

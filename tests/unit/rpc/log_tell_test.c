@@ -1,0 +1,253 @@
+/*
+ * log_tell_test.c - dropped tells are logged (src/rpc/calllog.c): a tell
+ * to a method with no handler, one refused by fencing (no token, or
+ * another), one to an endpoint not started and one to a terminated
+ * endpoint each give exactly one warn line of component rpc per window
+ * of the rate limit, naming the endpoint, the method and, over TCP, the
+ * peer; the next window's line carries the count suppressed meanwhile.
+ *
+ * Synchronisation: an ask through the same gateway after the tells is
+ * answered after they were handled (one endpoint's calls keep their
+ * order; over TCP, one connection's too). The rate limits run on a clock
+ * the test moves (fl__log_set_clock). Over TCP the peer the server names
+ * is the address of the caller's connection, read from the server's
+ * debug line "connection from <peer> accepted" (remote traced).
+ */
+#include "rpc_fixture.h"
+
+#include "log_capture.h"
+
+/* What the server calls the caller's connection ("" for local). */
+static char peer[64];
+
+/* After the gateway to svc's endpoint is connected: learn the peer. */
+static void learn_peer(void)
+{
+    peer[0] = '\0';
+    if (!fx_tcp)
+        return;
+    cap_rec_t r;
+    cap_wait("remote", "connection from ", &r);
+    cap_field(&r, "peer", peer, sizeof peer);
+    assert_true(peer[0] != '\0');
+}
+
+/* The fields a drop line has: endpoint, method, and the peer over TCP. */
+static void drop_fields(char *out, size_t cap_len, const char *ep,
+                        const char *method)
+{
+    if (fx_tcp)
+        snprintf(out, cap_len, "endpoint=%s method=%s peer=%s", ep, method,
+                 peer);
+    else
+        snprintf(out, cap_len, "endpoint=%s method=%s", ep, method);
+}
+
+static void tell_echo(fl_rpc_gateway_t *gw)
+{
+    Fltest__EchoRequest req = echo_req("t", 1);
+    fltest__test_gateway__echo(fl_rpc_gateway_service(gw), &req, NULL, NULL);
+}
+
+static void tell_forget(fl_rpc_gateway_t *gw)
+{
+    Fltest__EchoRequest req = echo_req("t", 1);
+    fltest__test_gateway__forget(fl_rpc_gateway_service(gw), &req, NULL, NULL);
+}
+
+/* Asserts the warn lines captured: exactly n (any component), the last
+ * one of rpc with msg and fields (then " suppressed=K" if suppressed). */
+static void expect_warns(int n, const char *msg, const char *fields,
+                         uint32_t suppressed)
+{
+    cap_rec_t r[8];
+    int got = cap_select(FL_LOG_WARN, NULL, r, 8);
+    if (got != n) {
+        for (int i = 0; i < got && i < 8; i++)
+            print_message("warn line %d: %s: %s %s\n", i, r[i].component,
+                          r[i].message, r[i].fields);
+        fail_msg("%d warn lines, want %d", got, n);
+    }
+    const cap_rec_t *last = &r[n - 1];
+    assert_int_equal(FL_LOG_WARN, last->level);
+    assert_string_equal("rpc", last->component);
+    assert_string_equal(msg, last->message);
+    char want[600];
+    if (suppressed != 0)
+        snprintf(want, sizeof want, "%s suppressed=%u", fields,
+                 (unsigned)suppressed);
+    else
+        snprintf(want, sizeof want, "%s", fields);
+    assert_string_equal(want, last->fields);
+    assert_int_equal(suppressed, last->suppressed);
+}
+
+/*
+ * Three tells in one window, then one in the next, each round synced by
+ * an Echo ask through gw answered with sync_code: one line, then one with
+ * suppressed=2.
+ */
+static void check_drops(fl_rpc_gateway_t *gw, void (*tell)(fl_rpc_gateway_t *),
+                        int sync_code, const char *msg, const char *fields)
+{
+    cap_advance(100); /* a fresh window for the site */
+    cap_clear();
+    for (int i = 0; i < 3; i++)
+        tell(gw);
+    assert_fl(sync_code, echo_code(gw));
+    expect_warns(1, msg, fields, 0);
+    cap_advance(1);
+    tell(gw);
+    assert_fl(sync_code, echo_code(gw));
+    expect_warns(2, msg, fields, 2);
+}
+
+static int setup(void **state)
+{
+    fl_log_set_level(FL_LOG_WARN);
+    assert_fl_ok(fl_log_set_trace(fx_tcp ? "remote" : ""));
+    fl__log_set_clock(cap_clock);
+    fl_log_set_handler(cap_handler, NULL);
+    cap_clear();
+    return fl_test_arm(state);
+}
+
+static int teardown(void **state)
+{
+    fl_log_set_handler(NULL, NULL);
+    fl__log_set_clock(NULL);
+    assert_fl_ok(fl_log_set_trace(""));
+    return fl_test_disarm(state);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+/* TestGateway with no Forget handler. */
+static ProtobufCService *const *no_forget_services(void)
+{
+    static Fltest__TestGateway_Service impl = FLTEST__TEST_GATEWAY__INIT(tg_);
+    static ProtobufCService *const services[1] = {&impl.base};
+    impl.forget = NULL;
+    return services;
+}
+
+static void test_a_tell_to_a_method_with_no_handler(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_opts_t o = tep_opts("nohandler", &st, NULL);
+    o.services = no_forget_services();
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    tep_start(ep, &st);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    char fields[300];
+    drop_fields(fields, sizeof fields, "nohandler", "fltest.TestGateway.Forget");
+    check_drops(gw, tell_forget, FL_OK,
+                "tell of fltest.TestGateway.Forget to rpc endpoint "
+                "'nohandler' dropped: the endpoint does not implement the "
+                "method",
+                fields);
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_tell_refused_by_fencing(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_fencing_token_t a = token_of(0xA1), b = token_of(0xB2);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "fenced", &st, &a);
+    char fields[300];
+
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, &b);
+    learn_peer();
+    drop_fields(fields, sizeof fields, "fenced", "fltest.TestGateway.Echo");
+    check_drops(gw, tell_echo, FL_EFENCING,
+                "tell of fltest.TestGateway.Echo to rpc endpoint 'fenced' "
+                "dropped: Fencing token mismatch: Ignoring message Echo "
+                "because the fencing token b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2 "
+                "did not match the expected fencing token "
+                "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1.",
+                fields);
+    fl_rpc_gateway_free(gw);
+
+    gw = gw_to(svc, ep, NULL);
+    check_drops(gw, tell_echo, FL_EFENCING,
+                "tell of fltest.TestGateway.Echo to rpc endpoint 'fenced' "
+                "dropped: Fencing token not set: Ignoring message Echo "
+                "because the fenced endpoint fenced received it without a "
+                "fencing token.",
+                fields);
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_tell_to_an_endpoint_not_started(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "idle", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    char fields[300];
+    drop_fields(fields, sizeof fields, "idle", "fltest.TestGateway.Echo");
+    check_drops(gw, tell_echo, FL_ENOTSTARTED,
+                "tell of fltest.TestGateway.Echo to rpc endpoint 'idle' "
+                "dropped: it has not been started yet",
+                fields);
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_tell_to_a_terminated_endpoint(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "gone", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    tep_end(ep);
+    char fields[300];
+    if (fx_tcp) {
+        /* The server no longer knows the endpoint, so neither its
+         * methods: the method is named by its index. */
+        drop_fields(fields, sizeof fields, "gone", "?#0");
+        check_drops(gw, tell_echo, FL_EUNREACHABLE,
+                    "tell of ?#0 to rpc endpoint 'gone' dropped: no rpc "
+                    "endpoint of that id here (it has terminated or never "
+                    "existed)",
+                    fields);
+    } else {
+        drop_fields(fields, sizeof fields, "gone", "fltest.TestGateway.Echo");
+        check_drops(gw, tell_echo, FL_EUNREACHABLE,
+                    "tell of fltest.TestGateway.Echo to rpc endpoint 'gone' "
+                    "dropped: it has terminated",
+                    fields);
+    }
+    fl_rpc_gateway_free(gw);
+    svc_end(svc);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_a_tell_to_a_method_with_no_handler),
+        T(test_a_tell_refused_by_fencing),
+        T(test_a_tell_to_an_endpoint_not_started),
+        T(test_a_tell_to_a_terminated_endpoint),
+    };
+    return FX_RUN(argc, argv, tests);
+}
