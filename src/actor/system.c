@@ -74,7 +74,8 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         rc = fl__sched_start(&sys->sched, o.workers, spin_ns, fl__actor_run,
                              worker_thread, sys);
     if (rc != FL_OK) {
-        FL_LOG(FL_LOG_ERROR, "actor system: could not start: %s",
+        /* Returned to the caller: debug only. */
+        FL_LOG(FL_LOG_DEBUG, "could not start the actor system: %s",
                fl_strerror(rc));
         fl_system_free(sys);
         return rc;

@@ -276,8 +276,10 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
             }
         }
         pthread_mutex_unlock(&svc->mu);
-        FL_LOG(FL_LOG_ERROR, "rpc: endpoint %s: cannot watch its actor: %s",
-               ep->id, fl_strerror(rc));
+        /* Returned to the creator: debug only. */
+        FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("endpoint", ep->id)),
+                  "endpoint %s: cannot watch its actor: %s", ep->id,
+                  fl_strerror(rc));
         /* A concurrent service close may already wait on it. */
         fl_future_fail(ep->termination, rc,
                        "RpcEndpoint %s could not be started: %s", ep->id,
@@ -406,10 +408,8 @@ void fl__rpc_ep_handle_start(fl_rpc_endpoint_t *ep)
     if (ep->st == EP_STARTED)
         return;
     if (ep->st != EP_STOPPED) {
-        FL_LOG(FL_LOG_ERROR,
-               "rpc: endpoint %s: start while terminating "
-               "ignored",
-               ep->id);
+        FL_LOG_KV(FL_LOG_ERROR, FL_KV(FL_F("endpoint", ep->id)),
+                  "endpoint %s: start while terminating ignored", ep->id);
         return;
     }
     ep->st = EP_STARTED;
@@ -460,10 +460,8 @@ void fl__rpc_ep_handle_stop(fl_rpc_endpoint_t *ep)
         ep->st = EP_STOPPED;
         ep->running = false;
     } else if (ep->st == EP_TERMINATING) {
-        FL_LOG(FL_LOG_ERROR,
-               "rpc: endpoint %s: stop while terminating "
-               "ignored",
-               ep->id);
+        FL_LOG_KV(FL_LOG_ERROR, FL_KV(FL_F("endpoint", ep->id)),
+                  "endpoint %s: stop while terminating ignored", ep->id);
     }
 }
 

@@ -63,7 +63,8 @@ int fl_rpc_service_alloc(const fl_rpc_service_opts_t *o, fl_rpc_service_t **out)
     char why[512] = "";
     int rc = fl__rpc_tcp_init(svc, &opts, why, sizeof why);
     if (rc != FL_OK) {
-        FL_LOG(FL_LOG_ERROR, "rpc: could not create the service: %s", why);
+        /* Returned (fl_rpc_last_message): debug only. */
+        FL_LOG(FL_LOG_DEBUG, "could not create the service: %s", why);
         fl__rpc_set_last(rc, why);
         fl__rpc_tcp_free(svc);
         if (svc->own_sys) {
