@@ -190,8 +190,10 @@ FL_EXTERN void fl_log_set_handler(fl_log_cb cb, void *arg);
  *   2026-12-05T00:12:03.123456Z WARN  [t4711] remote: message key=value
  * UTC time with microseconds, level padded to 5, kernel thread id,
  * component, message, then the fields; a value that is empty or holds a
- * space, '"', '=' or '\\' is quoted, with '"' and '\\' escaped. Returns the
- * length of the whole line (as snprintf). Any thread; never blocks.
+ * space, '"', '=', '\\' or a control character is quoted, with '"' and
+ * '\\' escaped by a backslash and control characters written as a
+ * backslash and n, t or xNN. Returns the length of the whole line (as
+ * snprintf). Any thread; never blocks.
  */
 FL_EXTERN size_t fl_log_format(const fl_log_record_t *rec, char *buf,
                                size_t cap);

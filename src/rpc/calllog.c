@@ -11,8 +11,10 @@
 
 /* One line a window for each reason (fl__rpc_drop_t). */
 static fl__ratelimit_t drop_rl[FL__DROP_COUNT] = {
-    [FL__DROP_NOT_STARTED] = {.burst = 1}, [FL__DROP_FENCING] = {.burst = 1},
-    [FL__DROP_NO_HANDLER] = {.burst = 1},  [FL__DROP_NO_ENDPOINT] = {.burst = 1},
+    [FL__DROP_NOT_STARTED] = {.burst = 1},
+    [FL__DROP_FENCING] = {.burst = 1},
+    [FL__DROP_NO_HANDLER] = {.burst = 1},
+    [FL__DROP_NO_ENDPOINT] = {.burst = 1},
     [FL__DROP_SEND] = {.burst = 1},
 };
 
@@ -42,9 +44,8 @@ const char *fl__rpc_ep_method_name(const fl_rpc_endpoint_t *ep, uint32_t s,
     return fl__rpc_method_name(d, m, buf, cap);
 }
 
-uint64_t fl__rpc_log_received(bool tell, const char *ep_id,
-                              const char *method, uint64_t corr,
-                              const char *peer)
+uint64_t fl__rpc_log_received(bool tell, const char *ep_id, const char *method,
+                              uint64_t corr, const char *peer)
 {
     if (tell)
         FL_LOG_KV(FL_LOG_DEBUG,

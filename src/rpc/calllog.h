@@ -56,9 +56,8 @@ static inline bool fl__rpc_calls_traced(void)
  * method, corr. Returns the time it was received (fl_clock_now_ns) for
  * fl__rpc_log_answered. Call only if fl__rpc_calls_traced().
  */
-uint64_t fl__rpc_log_received(bool tell, const char *ep_id,
-                              const char *method, uint64_t corr,
-                              const char *peer);
+uint64_t fl__rpc_log_received(bool tell, const char *ep_id, const char *method,
+                              uint64_t corr, const char *peer);
 
 /*
  * At debug: the call corr of endpoint ep_id (NULL if none) from peer was

@@ -40,8 +40,7 @@ static void test_the_line_of_a_record(void **state)
     (void)state;
     const fl_log_field_t f[] = {{"peer", "127.0.0.1:6123"},
                                 {"reason", "connection reset"}};
-    fl_log_record_t r =
-        rec_of(FL_LOG_WARN, "remote", "connection lost", f, 2);
+    fl_log_record_t r = rec_of(FL_LOG_WARN, "remote", "connection lost", f, 2);
     char buf[256];
     const char *want = "2026-12-05T00:12:03.123456Z WARN  [t4711] remote: "
                        "connection lost peer=127.0.0.1:6123 "
@@ -75,9 +74,10 @@ static void test_values_are_quoted_and_escaped_when_needed(void **state)
 {
     (void)state;
     const fl_log_field_t f[] = {
-        {"a", ""},         {"b", "x=y"},   {"c", "say \"hi\""},
-        {"d", "back\\sl"}, {"e", "l1\nl2"}, {"f", "tab\there"},
-        {"g", "\x01"},     {"h", "plain-value_1.2:3/4"}};
+        {"a", ""},           {"b", "x=y"},
+        {"c", "say \"hi\""}, {"d", "back\\sl"},
+        {"e", "l1\nl2"},     {"f", "tab\there"},
+        {"g", "\x01"},       {"h", "plain-value_1.2:3/4"}};
     fl_log_record_t r = rec_of(FL_LOG_INFO, "rpc", "q", f, 8);
     char buf[512];
     fl_log_format(&r, buf, sizeof buf);

@@ -143,8 +143,7 @@ static void test_a_disabled_site_evaluates_nothing(void **state)
     assert_int_equal(0, evaluated);
     assert_int_equal(0, got.n);
     /* One load decides: the table holds the level. */
-    assert_int_equal(FL_LOG_WARN,
-                     atomic_load(&fl__log_max[FL_LOGC_COMMON]));
+    assert_int_equal(FL_LOG_WARN, atomic_load(&fl__log_max[FL_LOGC_COMMON]));
     assert_fl_ok(fl_log_set_trace("common"));
     FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("k", count_eval("v"))), "%s",
               count_eval("m"));
@@ -205,8 +204,8 @@ static void test_trace_refuses_unknown_names_and_changes_nothing(void **state)
     assert_fl(FL_EINVAL, fl_log_set_trace(NULL));
     assert_true(fl_log_enabled(FL_LOGC_RPC, FL_LOG_DEBUG));
     assert_false(fl_log_enabled(FL_LOGC_REMOTE, FL_LOG_DEBUG));
-    assert_false(fl_log_enabled((fl_log_component_t)FL_LOG_COMPONENT_MAX,
-                                FL_LOG_ERROR));
+    assert_false(
+        fl_log_enabled((fl_log_component_t)FL_LOG_COMPONENT_MAX, FL_LOG_ERROR));
 }
 
 static void test_component_names(void **state)

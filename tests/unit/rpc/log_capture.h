@@ -63,8 +63,7 @@ static inline void cap_handler(void *arg, const fl_log_record_t *rec)
     if (cap.n < CAP_MAX) {
         cap_rec_t *r = &cap.r[cap.n++];
         r->level = rec->level;
-        snprintf(r->component, sizeof r->component, "%s",
-                 rec->component_name);
+        snprintf(r->component, sizeof r->component, "%s", rec->component_name);
         snprintf(r->message, sizeof r->message, "%s", rec->message);
         size_t k = 0;
         r->fields[0] = '\0';

@@ -94,8 +94,8 @@ static void test_a_debug_session_of_a_server(void **state)
             continue;
         mask_duration(all[i].fields);
         if (k < 16)
-            snprintf(lines[k], sizeof lines[k], "%s: %s | %s",
-                     all[i].component, all[i].message, all[i].fields);
+            snprintf(lines[k], sizeof lines[k], "%s: %s | %s", all[i].component,
+                     all[i].message, all[i].fields);
         k++;
     }
     char want[16][800];

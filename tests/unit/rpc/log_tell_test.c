@@ -145,7 +145,8 @@ static void test_a_tell_to_a_method_with_no_handler(void **state)
     fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
     learn_peer();
     char fields[300];
-    drop_fields(fields, sizeof fields, "nohandler", "fltest.TestGateway.Forget");
+    drop_fields(fields, sizeof fields, "nohandler",
+                "fltest.TestGateway.Forget");
     check_drops(gw, tell_forget, FL_OK,
                 "tell of fltest.TestGateway.Forget to rpc endpoint "
                 "'nohandler' dropped: the endpoint does not implement the "
