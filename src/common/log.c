@@ -107,6 +107,30 @@ static int trace_parse(const char *list, uint32_t *out)
     return FL_OK;
 }
 
+/* A FLING_TRACE that named no component, to be said once (cfg_mu). */
+static char bad_trace[128];
+
+static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
+                   const fl_log_field_t *fields, size_t nfields,
+                   const char *fmt, va_list ap) FL_PRINTF(6, 0);
+static void emit(unsigned comp, fl_log_level_t level,
+                 const fl_log_field_t *fields, size_t nfields, const char *fmt,
+                 ...) FL_PRINTF(5, 6);
+
+/* After settings_read, with cfg_mu let go: warn of a bad FLING_TRACE. */
+static void say_bad_trace(void)
+{
+    char value[sizeof bad_trace];
+    pthread_mutex_lock(&cfg_mu);
+    snprintf(value, sizeof value, "%s", bad_trace);
+    bad_trace[0] = '\0';
+    pthread_mutex_unlock(&cfg_mu);
+    if (value[0] != '\0' && fl__log_on(FL_LOGC_COMMON, FL_LOG_WARN))
+        emit(FL_LOGC_COMMON, FL_LOG_WARN, FL_KV(FL_F("FLING_TRACE", value)),
+             "FLING_TRACE ignored: it names no component (common, sched, "
+             "actor, remote, rpc, app, all)");
+}
+
 /* Read FLING_LOG and FLING_TRACE once (cfg_mu held). */
 static void settings_read(void)
 {
@@ -118,8 +142,10 @@ static void settings_read(void)
         (void)level_parse(e, &cfg_level);
     cfg_traced = 0;
     e = getenv("FLING_TRACE");
-    if (e != NULL && trace_parse(e, &cfg_traced) != FL_OK)
+    if (e != NULL && trace_parse(e, &cfg_traced) != FL_OK) {
         cfg_traced = 0;
+        snprintf(bad_trace, sizeof bad_trace, "%s", e);
+    }
     table_store();
     /* Pairs with the acquire load in settings_ensure. */
     atomic_store_explicit(&cfg_read, true, memory_order_release);
@@ -133,6 +159,7 @@ static void settings_ensure(void)
     pthread_mutex_lock(&cfg_mu);
     settings_read();
     pthread_mutex_unlock(&cfg_mu);
+    say_bad_trace();
 }
 
 void fl__log_reset(void)
@@ -152,6 +179,7 @@ void fl_log_set_level(fl_log_level_t level)
     cfg_level = level;
     table_store();
     pthread_mutex_unlock(&cfg_mu);
+    say_bad_trace();
 }
 
 fl_log_level_t fl_log_get_level(void)
@@ -171,6 +199,7 @@ int fl_log_set_trace(const char *components)
     pthread_mutex_lock(&cfg_mu);
     settings_read();
     cfg_traced = set;
+    bad_trace[0] = '\0'; /* replaced: not worth a line any more */
     table_store();
     pthread_mutex_unlock(&cfg_mu);
     return FL_OK;
@@ -213,10 +242,6 @@ const char *fl__log_u64(char *buf, uint64_t n)
 /* Format the message, build the record and hand it to the sink. */
 static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
                    const fl_log_field_t *fields, size_t nfields,
-                   const char *fmt, va_list ap) FL_PRINTF(6, 0);
-
-static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
-                   const fl_log_field_t *fields, size_t nfields,
                    const char *fmt, va_list ap)
 {
     char msg[FL__LOG_MESSAGE_MAX];
@@ -251,6 +276,16 @@ static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
         cb(atomic_load_explicit(&log_arg, memory_order_acquire), &rec);
     else
         fl__log_stderr(&rec);
+}
+
+static void emit(unsigned comp, fl_log_level_t level,
+                 const fl_log_field_t *fields, size_t nfields, const char *fmt,
+                 ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit_v(comp, level, 0, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 /* Whether level is enabled for comp, the environment read first. */

@@ -2,22 +2,28 @@
  * log_env_test.c - FLING_LOG and FLING_TRACE (src/common/log.c): read at
  * the first log, not before and not again; fl__log_reset (the testing
  * hook) makes the next log read them anew. main sets the environment
- * before any fling call.
+ * before any fling call. A FLING_TRACE naming no component is said once.
  */
 #include "fl_test.h"
 
 #include "common/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int records;
+static char last[512]; /* "component: message | k=v" of the last record */
 
 static void count(void *arg, const fl_log_record_t *rec)
 {
     (void)arg;
-    (void)rec;
     records++;
+    int k = snprintf(last, sizeof last, "%s: %s |", rec->component_name,
+                     rec->message);
+    for (size_t i = 0; i < rec->nfields; i++)
+        k += snprintf(last + k, sizeof last - (size_t)k, " %s=%s",
+                      rec->fields[i].key, rec->fields[i].value);
 }
 
 /* Must run first: nothing has logged yet. */
@@ -68,9 +74,21 @@ static void test_a_bad_environment_means_the_defaults(void **state)
     setenv("FLING_TRACE", "rpc,nonsense", 1);
     setenv("FLING_LOG", "loud", 1);
     fl__log_reset();
+    fl_log_set_handler(count, NULL);
+    records = 0;
     assert_int_equal(FL_LOG_WARN, fl_log_get_level());
     assert_false(fl_log_enabled(FL_LOGC_RPC, FL_LOG_INFO));
     assert_true(fl_log_enabled(FL_LOGC_RPC, FL_LOG_WARN));
+    /* The first read says so, once. */
+    assert_int_equal(1, records);
+    assert_string_equal("common: FLING_TRACE ignored: it names no component "
+                        "(common, sched, actor, remote, rpc, app, all) | "
+                        "FLING_TRACE=rpc,nonsense",
+                        last);
+    fl_log(FL_LOG_WARN, "next");
+    assert_int_equal(2, records);
+    assert_string_equal("app: next |", last);
+    fl_log_set_handler(NULL, NULL);
 }
 
 static void test_the_api_overrides_the_environment(void **state)
