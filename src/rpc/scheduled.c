@@ -147,7 +147,7 @@ static int arm(fl_rpc_scheduled_t *t, int64_t delay_ms)
     fl_msg_t *m = fl__msg_alloc_kind(FL__MSG_EXEC, 0, sizeof(fl__exec_t));
     if (m == NULL) {
         FL_LOG(FL_LOG_WARN,
-               "rpc: endpoint %s: no memory to arm a scheduled task; it ends",
+               "endpoint %s: no memory to arm a scheduled task; it ends",
                t->ep->id);
         end(t, true);
         return FL_ENOMEM;
@@ -233,7 +233,7 @@ static void run(fl_system_t *sys, fl_actor_ref_t self, void *state, void *p)
     if (!serving) {
         if (ep->st == EP_STOPPED)
             FL_LOG(FL_LOG_INFO,
-                   "rpc: discard %s, because the rpc endpoint %s has not "
+                   "discard %s, because the rpc endpoint %s has not "
                    "been started yet",
                    t->kind == K_ONCE ? "runnable" : "periodic task (it ends)",
                    ep->address);
