@@ -8,8 +8,8 @@
  */
 #include "rpc/local.h"
 
-#include "remote/address.h"
 #include "actor/future.h"
+#include "remote/address.h"
 #include "rpc/answer.h"
 #include "rpc/call.h"
 #include "rpc/calllog.h"
