@@ -35,11 +35,10 @@ static void await_take(fl__conn_t *c, fl_future_t *f)
         fl__conn_unlock(c);
         return;
     }
-    fl__decode_fn decode;
-    const void *decode_arg;
-    fl_future_t *pf = fl__pending_answered_locked(c, p, &decode, &decode_arg);
+    fl__req_call_t call;
+    fl_future_t *pf = fl__pending_answered_locked(c, p, &call);
     fl__conn_unlock(c);
-    fl__answer_settle(&fr, pf, decode, decode_arg);
+    fl__answer_settle(&fr, pf, &call);
     fl__net_count(&c->net->st_in, 1);
     fl__net_count(&c->net->st_caller_answers, 1);
     c->rlen -= fr.size;

@@ -56,6 +56,11 @@ void fl__conn_release_n(fl__conn_t *c, int n)
         c->pool = p->next_free;
         fl__free(p);
     }
+    while (c->interned != NULL) {
+        fl__interned_t *i = c->interned;
+        c->interned = i->next;
+        fl__free(i);
+    }
     fl__heap_fini(&c->dl);
     fl__asks_fini(&c->asks);
     pthread_mutex_destroy(&c->mu);

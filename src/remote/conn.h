@@ -96,8 +96,13 @@ typedef struct fl__pending {
     fl_future_t *f;
     uint8_t kind;
     char *what;
-    fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
-    const void *decode_arg;
+    fl__req_call_t call; /* INVOKE: what it is for; zeroes for CONNECT */
+    /* Where its frame ends in its lane's stream (c->enq[lane] once it was
+     * queued) and its length: it is written once c->done[lane] reaches
+     * end (fl__conn_expire says how far it got; no work per write). */
+    uint64_t end;
+    uint32_t len;
+    uint8_t lane; /* FL__LANE_* */
     /* Its deadline (key, ns; seq: corr) on the connection's heap, when it
      * has one (fl__hnode_queued). */
     fl__hnode_t dl;
@@ -105,6 +110,15 @@ typedef struct fl__pending {
     UT_hash_handle hh;
     struct fl__pending *next_free; /* in the connection's pool */
 } fl__pending_t;
+
+/* The lanes of a connection's queue (conn_write.c, LARGE FRAMES). */
+enum { FL__LANE_SMALL = 0, FL__LANE_BIG = 1 };
+
+/* A string a connection keeps for its life (fl__conn_intern). */
+typedef struct fl__interned {
+    struct fl__interned *next;
+    char s[];
+} fl__interned_t;
 
 /* The correlation ids of the asks a connection serves (asks.c): an open
  * addressing set of non-zero u64 under c->mu. */
@@ -134,7 +148,8 @@ typedef struct fl__asks {
  *                big_head big_tail big_ep
  *                pending dl pool npool
  *                next_corr overflow asks answer_lost
- *                wake_at (6)
+ *                wake_at (6) enq done interned
+ *                ninterned
  * fragment out   next_stream frag_hdr           I/O, under mu  I/O (7)
  * write flags    writing fd                     I/O, under mu  any, mu
  * backoff        retry_at_ms backoff_ms         I/O, under mu  any, mu
@@ -209,6 +224,14 @@ struct fl__conn {
      * bucket. */
     fl__obuf_t *big_head, *big_tail;
     size_t queued; /* bytes queued or being written */
+    /* Bytes ever queued on each lane (FL__LANE_*), and bytes ever taken
+     * off it written (or dropped): each lane is written in its order, so
+     * a frame that ended at enq[l] is out once done[l] reaches it. A
+     * frame put at the head (HELLO) lowers done instead. Modulo 2^64. */
+    uint64_t enq[2], done[2];
+    /* Strings kept for c's life (fl__conn_intern). */
+    fl__interned_t *interned;
+    unsigned ninterned;
     fl__pending_t *pending;
     /* The requests with a deadline, a heap by deadline (the I/O thread
      * fails them when it passes). */
@@ -255,6 +278,7 @@ struct fl__conn {
     uv_write_t wreq;
     fl__obuf_t *wflight;
     size_t wflight_bytes;
+    size_t wflight_lane[2]; /* wflight_bytes by lane */
     uv_buf_t *wbufs;
     size_t wcap;
     bool close_when_flushed;
@@ -433,10 +457,19 @@ static inline void fl__conn_enqueue_locked(fl__conn_t *c, fl__obuf_t *b)
 {
     FL__ASSERT_LOCKED(c);
     c->queued += b->len - b->off;
-    if (c->big_head != NULL || b->len > FL__FRAG_SIZE)
+    if (c->big_head != NULL || b->len > FL__FRAG_SIZE) {
         fl__conn_enqueue_big_locked(c, b);
-    else
+    } else {
+        c->enq[FL__LANE_SMALL] += b->len - b->off;
         fl__obuf_append(&c->out_head, &c->out_tail, b);
+    }
+}
+
+/* n bytes of lane l were written, or dropped (under c->mu). */
+static inline void fl__conn_dequeued_locked(fl__conn_t *c, int l, size_t n)
+{
+    c->queued -= n;
+    c->done[l] += n;
 }
 
 /* True if frames wait in c's queue, in either lane (under c->mu). */
@@ -636,7 +669,7 @@ void fl__conn_rx_take_left(fl__conn_t *c);
 /* Complete f, taken off its table, with the answer fr (REPLY, ERROR or
  * CONNECTED), then let go of the request's reference. Any thread. */
 void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
-                       fl__decode_fn decode, const void *decode_arg);
+                       const fl__req_call_t *call);
 
 /* ---- inbound.c ----------------------------------------------------------- */
 
@@ -691,10 +724,21 @@ void fl__pending_put_locked(fl__conn_t *c, fl__pending_t *p);
 void fl__pending_done(fl__conn_t *c, fl__pending_t *p);
 
 /* An answer came for p (under c->mu): off the table and back to the pool;
- * returns its future (the request's reference) and its decoder. */
+ * returns its future (the request's reference) and what it was for. */
 fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
-                                         fl__decode_fn *decode,
-                                         const void **decode_arg);
+                                         fl__req_call_t *call);
+
+/* How far request p got, for its timeout's message (pending.c), given
+ * its connection's state and done counters (conn.h) when it timed out:
+ * "request sent" (written whole to the socket), "request partly sent: K
+ * of L bytes written", "request not sent: still queued behind N bytes"
+ * (N: its lane's bytes ahead of it; "first in its queue" when none), or
+ * "request not sent: the connection to <peer> was still being
+ * established" (or "was closing"). Nothing is counted per request: its
+ * frame's end in its lane's stream against what the lane wrote. Pure. */
+void fl__pending_progress(const fl__pending_t *p, int state,
+                          const uint64_t done[2], const char *peer, char *buf,
+                          size_t cap);
 
 /* Fail c's requests whose deadline is not after now, in deadline order
  * (I/O thread). */

@@ -44,16 +44,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-/* Complete f (still pending, taken off its table) with decode(body),
- * then let go of it. */
-static void settle_decoded(fl_future_t *f, fl__decode_fn decode,
-                           const void *decode_arg, const uint8_t *body,
-                           size_t len)
+/* Complete f (still pending, taken off its table) with
+ * call->decode(body), then let go of it. */
+static void settle_decoded(fl_future_t *f, const fl__req_call_t *call,
+                           const uint8_t *body, size_t len)
 {
     void *v = NULL;
     fl_free_cb v_free = NULL;
-    char why[FL__ERRMSG_MAX + 1];
-    int rc = decode(decode_arg, body, len, &v, &v_free, why, sizeof why);
+    char why[FL_FUTURE_MESSAGE_MAX + 1];
+    int rc = call->decode(call, body, len, &v, &v_free, why, sizeof why);
     if (rc == FL_OK)
         fl_future_complete(f, v, v_free);
     else
@@ -74,8 +73,7 @@ typedef struct answers {
     bool locked; /* c->mu held */
     struct {
         fl_future_t *f; /* the request's reference */
-        fl__decode_fn decode;
-        const void *decode_arg;
+        fl__req_call_t call;
         const uint8_t *body; /* in the read buffer */
         size_t len;
     } a[FL__NET_RUN_FRAMES];
@@ -91,11 +89,10 @@ static bool answer_take(fl__conn_t *c, answers_t *b, const fl__rx_frame_t *fr)
         b->locked = true;
     }
     fl__pending_t *p = fl__pending_find_locked(c, fr->h.corr);
-    if (p == NULL || p->kind != FL__REQ_INVOKE || p->decode == NULL ||
+    if (p == NULL || p->kind != FL__REQ_INVOKE || p->call.decode == NULL ||
         b->n == FL__NET_RUN_FRAMES)
         return false;
-    b->a[b->n].f = fl__pending_answered_locked(c, p, &b->a[b->n].decode,
-                                               &b->a[b->n].decode_arg);
+    b->a[b->n].f = fl__pending_answered_locked(c, p, &b->a[b->n].call);
     b->a[b->n].body = fr->body;
     b->a[b->n].len = fr->h.body_len;
     b->n++;
@@ -114,8 +111,7 @@ static void answers_settle(fl__conn_t *c, answers_t *b)
         if (fl_future_done(f)) /* timed out meanwhile */
             fl_future_release(f);
         else
-            settle_decoded(f, b->a[i].decode, b->a[i].decode_arg, b->a[i].body,
-                           b->a[i].len);
+            settle_decoded(f, &b->a[i].call, b->a[i].body, b->a[i].len);
     }
     b->n = 0;
 }
@@ -123,7 +119,7 @@ static void answers_settle(fl__conn_t *c, answers_t *b)
 /* Complete f, taken off its table, with the answer fr (REPLY, ERROR or
  * CONNECTED), then let go of the request's reference. */
 void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
-                       fl__decode_fn decode, const void *decode_arg)
+                       const fl__req_call_t *call)
 {
     if (fr->h.kind == FL__K_ERROR) {
         int code = fr->m.code >= 1 && fr->m.code <= INT_MAX ? (int)fr->m.code
@@ -132,8 +128,8 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
                        fr->m.message.p);
     } else if (fl_future_done(f)) {
         /* Timed out meanwhile: nobody looks at the answer. */
-    } else if (fr->h.kind == FL__K_REPLY && decode != NULL) {
-        settle_decoded(f, decode, decode_arg, fr->body, fr->h.body_len);
+    } else if (fr->h.kind == FL__K_REPLY && call->decode != NULL) {
+        settle_decoded(f, call, fr->body, fr->h.body_len);
         return; /* it let go of f */
     } else {
         size_t len = fr->h.kind == FL__K_REPLY ? fr->h.body_len
@@ -170,18 +166,17 @@ static void complete_answer(fl__conn_t *c, const fl__rx_frame_t *fr)
     /* What the answer needs of the request, which goes back to the pool
      * in this one critical section. */
     fl_future_t *f = NULL;
-    fl__decode_fn decode = NULL;
-    const void *decode_arg = NULL;
+    fl__req_call_t call = {0};
     if (p != NULL &&
         !(fr->h.kind == FL__K_CONNECTED && p->kind != FL__REQ_CONNECT) &&
         !(fr->h.kind == FL__K_REPLY && p->kind != FL__REQ_INVOKE)) {
-        f = fl__pending_answered_locked(c, p, &decode, &decode_arg);
+        f = fl__pending_answered_locked(c, p, &call);
     } else if (p != NULL) {
         issued = false; /* the wrong kind of answer */
     }
     fl__conn_unlock(c);
     if (f != NULL) {
-        fl__answer_settle(fr, f, decode, decode_arg);
+        fl__answer_settle(fr, f, &call);
         return;
     }
     if (issued) {

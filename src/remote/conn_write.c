@@ -143,6 +143,9 @@ void fl__conn_enqueue_front_locked(fl__conn_t *c, fl__obuf_t *b)
     if (c->out_tail == NULL)
         c->out_tail = b;
     c->queued += b->len - b->off;
+    /* The frames queued already move back by b's bytes: done catches up
+     * once b is written. */
+    c->done[FL__LANE_SMALL] -= b->len - b->off;
 }
 
 void fl__conn_socket_tune(int fd)
@@ -169,11 +172,13 @@ static void on_written(uv_write_t *req, int status)
     fl__obuf_free_list(c->wflight);
     c->wflight = NULL;
     fl__conn_lock(c);
-    c->queued -= c->wflight_bytes;
+    fl__conn_dequeued_locked(c, FL__LANE_SMALL, c->wflight_lane[0]);
+    fl__conn_dequeued_locked(c, FL__LANE_BIG, c->wflight_lane[1]);
     bool empty = !fl__conn_has_queue_locked(c);
     c->writing = false;
     fl__conn_unlock(c);
     c->wflight_bytes = 0;
+    c->wflight_lane[0] = c->wflight_lane[1] = 0;
     if (status == UV_ECANCELED)
         return; /* closing */
     if (status < 0) {
@@ -210,11 +215,13 @@ void fl__conn_enqueue_big_locked(fl__conn_t *c, fl__obuf_t *b)
      * endpoints only orders more than needed. */
     if (b->len <= FL__FRAG_SIZE && b->data[5] != FL__K_BYE &&
         (k < 0 || c->big_ep[k] == 0)) {
+        c->enq[FL__LANE_SMALL] += b->len - b->off;
         fl__obuf_append(&c->out_head, &c->out_tail, b);
         return;
     }
     if (k >= 0)
         c->big_ep[k]++;
+    c->enq[FL__LANE_BIG] += b->len - b->off;
     fl__obuf_append(&c->big_head, &c->big_tail, b);
 }
 
@@ -233,6 +240,10 @@ static void big_pop_locked(fl__conn_t *c, fl__obuf_t *b)
 fl__obuf_t *fl__conn_take_queue_locked(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
+    for (fl__obuf_t *b = c->out_head; b != NULL; b = b->next)
+        fl__conn_dequeued_locked(c, FL__LANE_SMALL, b->len - b->off);
+    for (fl__obuf_t *b = c->big_head; b != NULL; b = b->next)
+        fl__conn_dequeued_locked(c, FL__LANE_BIG, b->len - b->off);
     fl__obuf_t *out = c->out_head;
     if (c->out_tail != NULL)
         c->out_tail->next = c->big_head;
@@ -240,8 +251,6 @@ fl__obuf_t *fl__conn_take_queue_locked(fl__conn_t *c)
         out = c->big_head;
     c->out_head = c->out_tail = c->big_head = c->big_tail = NULL;
     memset(c->big_ep, 0, sizeof c->big_ep);
-    for (fl__obuf_t *b = out; b != NULL; b = b->next)
-        c->queued -= b->len - b->off;
     return out;
 }
 
@@ -251,23 +260,23 @@ fl__obuf_t *fl__conn_take_queue_locked(fl__conn_t *c)
  * frames (those that follow a large one) or the next fragment of the large
  * frame at its head (header in c->frag_hdr, *frag its bytes). The frames
  * taken whole, and a large one whose last fragment this is, are linked
- * from *first (freed once written); *n counts them, *bytes counts what the
- * write takes off c->queued.
+ * from *first (freed once written); *n counts them, bytes[l] counts what
+ * the write takes off c->queued from lane l.
  */
 static void take_write_locked(fl__conn_t *c, fl__obuf_t **first, size_t *n,
-                              size_t *bytes, uv_buf_t *frag)
+                              size_t bytes[2], uv_buf_t *frag)
 {
     fl__obuf_t *head = NULL, *tail = NULL;
     *n = 0;
-    *bytes = 0;
+    bytes[0] = bytes[1] = 0;
     *frag = uv_buf_init(NULL, 0);
     if (c->out_head != NULL) {
         fl__obuf_t *last = c->out_head;
         *n = 1;
-        *bytes = last->len - last->off;
+        bytes[0] = last->len - last->off;
         while (last->next != NULL && *n < WRITE_BATCH) {
             last = last->next;
-            *bytes += last->len - last->off;
+            bytes[0] += last->len - last->off;
             (*n)++;
         }
         head = c->out_head;
@@ -284,7 +293,7 @@ static void take_write_locked(fl__conn_t *c, fl__obuf_t **first, size_t *n,
         size_t k = fl__frag_cut(b->len, b->off, c->next_stream, c->frag_hdr);
         *frag = uv_buf_init((char *)b->data + b->off, (unsigned)k);
         b->off += k;
-        *bytes += k;
+        bytes[1] += k;
         if (b->off == b->len) { /* its last fragment: freed once written */
             big_pop_locked(c, b);
             fl__obuf_append(&head, &tail, b);
@@ -292,7 +301,7 @@ static void take_write_locked(fl__conn_t *c, fl__obuf_t **first, size_t *n,
     } else {
         while (b != NULL && b->len <= FL__FRAG_SIZE && *n < WRITE_BATCH) {
             big_pop_locked(c, b);
-            *bytes += b->len - b->off;
+            bytes[1] += b->len - b->off;
             (*n)++;
             fl__obuf_append(&head, &tail, b);
             b = c->big_head;
@@ -320,9 +329,9 @@ void fl__conn_flush(fl__conn_t *c)
         return;
     }
     fl__obuf_t *first;
-    size_t n, bytes;
+    size_t n, bytes[2];
     uv_buf_t frag;
-    take_write_locked(c, &first, &n, &bytes, &frag);
+    take_write_locked(c, &first, &n, bytes, &frag);
     c->writing = true;
     fl__conn_unlock(c);
 
@@ -336,7 +345,8 @@ void fl__conn_flush(fl__conn_t *c)
         if (nb == NULL) {
             fl__obuf_free_list(first);
             fl__conn_lock(c);
-            c->queued -= bytes;
+            fl__conn_dequeued_locked(c, FL__LANE_SMALL, bytes[0]);
+            fl__conn_dequeued_locked(c, FL__LANE_BIG, bytes[1]);
             c->writing = false;
             fl__conn_unlock(c);
             fl__conn_close(c, 0, "out of memory");
@@ -354,7 +364,9 @@ void fl__conn_flush(fl__conn_t *c)
         c->wbufs[i++] = frag;
     }
     c->wflight = first;
-    c->wflight_bytes = bytes;
+    c->wflight_bytes = bytes[0] + bytes[1];
+    c->wflight_lane[0] = bytes[0];
+    c->wflight_lane[1] = bytes[1];
     count_writes(c->net, frag.base != NULL ? n + 1 : n);
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)i,
                       on_written);
@@ -362,10 +374,12 @@ void fl__conn_flush(fl__conn_t *c)
         fl__obuf_free_list(first);
         c->wflight = NULL;
         fl__conn_lock(c);
-        c->queued -= bytes;
+        fl__conn_dequeued_locked(c, FL__LANE_SMALL, bytes[0]);
+        fl__conn_dequeued_locked(c, FL__LANE_BIG, bytes[1]);
         c->writing = false;
         fl__conn_unlock(c);
         c->wflight_bytes = 0;
+        c->wflight_lane[0] = c->wflight_lane[1] = 0;
         fl__conn_close(c, 0, uv_strerror(rc));
     }
 }
@@ -398,7 +412,7 @@ bool fl__conn_write_queue_locked(fl__conn_t *c)
             return false; /* EAGAIN or an error: the I/O thread finds out */
         size_t left = (size_t)w;
         uint64_t frames = 0;
-        c->queued -= left;
+        fl__conn_dequeued_locked(c, FL__LANE_SMALL, left);
         while (left > 0) {
             fl__obuf_t *b = c->out_head;
             size_t rest = b->len - b->off;

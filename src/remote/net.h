@@ -45,6 +45,10 @@ typedef struct fl__net_hooks {
      * frames it queues are written right after. May be NULL. Unlike the
      * other hooks it may take as long as the work it runs. */
     void (*on_frames)(void *arg);
+    /* Writes the name of method idx of the call descriptor arg (an
+     * fl__req_call_t's) into buf, e.g. "package.Service.Method", for the
+     * messages of requests that fail. NULL: "method #idx". Any thread. */
+    void (*name_call)(const void *arg, unsigned idx, char *buf, size_t cap);
 } fl__net_hooks_t;
 
 /* A long read runs on_frames and writes after this many frames: the
@@ -188,35 +192,66 @@ typedef enum fl__req_kind {
     FL__REQ_INVOKE = 2   /* fails with FL_EUNREACHABLE */
 } fl__req_kind_t;
 
+typedef struct fl__req_call fl__req_call_t;
+
 /*
  * Turns a REPLY body (borrowed) into the value its future completes with,
- * on the I/O thread: FL_OK with *value and *value_free, or an error code
- * the future fails with and `why` its message.
+ * on the I/O thread (or a caller reading its own answer): FL_OK with
+ * *value and *value_free, or an error code the future fails with and `why`
+ * its message. call says what the request was (its method, its address).
  */
-typedef int (*fl__decode_fn)(const void *arg, const uint8_t *body, size_t len,
-                             void **value, fl_free_cb *value_free, char *why,
-                             size_t why_len);
+typedef int (*fl__decode_fn)(const fl__req_call_t *call, const uint8_t *body,
+                             size_t len, void **value, fl_free_cb *value_free,
+                             char *why, size_t why_len);
+
+/*
+ * What a call request is for, kept in its record (no allocation per call)
+ * for its answer and for the messages of its failures: arg is the layer
+ * above's descriptor of the call's service and idx the method's index in
+ * it (named by the net's name_call hook); arg must outlive the request
+ * (the RPC layer passes a static protobuf-c service descriptor). address
+ * is the address the call was sent to, from fl__conn_intern (valid as
+ * long as the connection), or NULL: the peer's "host:port" names it.
+ */
+struct fl__req_call {
+    fl__decode_fn decode; /* NULL: the answer is an fl_msg_t */
+    const void *arg;
+    const char *address;
+    uint32_t idx;
+};
+
+/*
+ * fl__conn_intern gives a copy of s that lives as long as c (until its
+ * last reference): one per distinct string, at most FL__CONN_INTERN_MAX
+ * of them per connection; NULL past that or when out of memory (callers
+ * then do without). For the addresses of fl__req_call_t, interned when a
+ * gateway is made, not per call. Any thread; takes c->mu.
+ */
+const char *fl__conn_intern(fl__conn_t *c, const char *s);
+
+#define FL__CONN_INTERN_MAX 256u
 
 /*
  * fl__conn_request sends frame fb (consumed) as a request: gives it a fresh
  * correlation id and keeps a reference to f until the answer, which
- * completes f with decode(decode_arg, body) for a REPLY when decode is not
- * NULL, else with an fl_msg_t * (the REPLY body, or for CONNECTED an
- * fl__connected_t); or fails it with the
- * ERROR's code and message, or with FL_ECONNECT/FL_EUNREACHABLE when the
- * connection fails. An answer that arrives after f was completed (timed
- * out) is dropped undecoded. timeout_ms (FL_INFINITE: none) bounds the
- * wait: past it the I/O thread fails f with FL_ETIMEDOUT ("timed out after
- * N ms") and a late answer is dropped. `what` (copied, CONNECT only) names the
- * address in connect errors; decode_arg must outlive the request. Returns
- * FL_OK, or an error with f already failed (so the caller only has to hand
- * f on): FL_EUNREACHABLE/FL_ECONNECT (backing off after a failed attempt),
- * FL_ELIMIT (queue full), FL_ECLOSED, FL_ENOMEM.
+ * completes f with call->decode(call, body) for a REPLY when call and its
+ * decode are not NULL, else with an fl_msg_t * (the REPLY body, or for
+ * CONNECTED an fl__connected_t); or fails it with the ERROR's code and
+ * message, or with FL_ECONNECT/FL_EUNREACHABLE when the connection fails.
+ * An answer that arrives after f was completed (timed out) is dropped
+ * undecoded. timeout_ms (FL_INFINITE: none) bounds the wait: past it the
+ * I/O thread fails f with FL_ETIMEDOUT: "Invocation of <method> on
+ * <address> timed out after N ms (<how far the request got>)" for a call
+ * (call, copied, names it), "timed out after N ms" for a CONNECT; a late
+ * answer is dropped. `what` (copied, CONNECT only) names the address in
+ * connect errors. Returns FL_OK, or an error with f already failed (so
+ * the caller only has to hand f on): FL_EUNREACHABLE/FL_ECONNECT (backing
+ * off after a failed attempt), FL_ELIMIT (queue full), FL_ECLOSED,
+ * FL_ENOMEM.
  */
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
                      fl__req_kind_t kind, const char *what,
-                     fl__decode_fn decode, const void *decode_arg,
-                     int64_t timeout_ms);
+                     const fl__req_call_t *call, int64_t timeout_ms);
 
 /*
  * fl__conn_send queues a frame that expects no answer (a tell, a REPLY, an

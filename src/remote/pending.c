@@ -13,6 +13,7 @@
 #include "remote/conn.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* Request records a connection keeps for reuse. */
@@ -81,15 +82,71 @@ static void pending_unlink_locked(fl__conn_t *c, fl__pending_t *p)
  * record back to the pool; returns its future (the request's reference)
  * and what decodes the answer. */
 fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
-                                         fl__decode_fn *decode,
-                                         const void **decode_arg)
+                                         fl__req_call_t *call)
 {
     fl_future_t *f = p->f;
-    *decode = p->decode;
-    *decode_arg = p->decode_arg;
+    *call = p->call;
     pending_unlink_locked(c, p);
     fl__pending_put_locked(c, p);
     return f;
+}
+
+/* What the connection was when requests timed out, under c->mu: enough
+ * to say how far each got once the lock is let go. */
+typedef struct progress {
+    int state;
+    uint64_t done[2];
+} progress_t;
+
+void fl__pending_progress(const fl__pending_t *p, int state,
+                          const uint64_t done[2], const char *peer, char *buf,
+                          size_t cap)
+{
+    if (state != C_OPEN) {
+        snprintf(buf, cap,
+                 state == C_CLOSING
+                     ? "request not sent: the connection to %s was closing"
+                     : "request not sent: the connection to %s was still "
+                       "being established",
+                 peer);
+        return;
+    }
+    uint64_t d = done[p->lane];
+    uint64_t start = p->end - p->len;
+    if ((int64_t)(d - p->end) >= 0)
+        snprintf(buf, cap, "request sent");
+    else if ((int64_t)(d - start) > 0)
+        snprintf(buf, cap, "request partly sent: %llu of %lu bytes written",
+                 (unsigned long long)(d - start), (unsigned long)p->len);
+    else if (d == start)
+        snprintf(buf, cap, "request not sent: first in its queue");
+    else
+        snprintf(buf, cap, "request not sent: still queued behind %llu bytes",
+                 (unsigned long long)(start - d));
+}
+
+/* The failure of request p that timed out (I/O thread, not under
+ * c->mu). */
+static void fail_timed_out(fl__conn_t *c, fl__pending_t *p,
+                           const progress_t *pg)
+{
+    if (p->kind != FL__REQ_INVOKE) {
+        /* A CONNECT: fl_rpc_connect names its address (tcp_client.c). */
+        fl_future_fail(p->f, FL_ETIMEDOUT, "timed out after %lld ms",
+                       (long long)p->timeout_ms);
+        return;
+    }
+    char method[256], how[128];
+    if (c->net->hooks.name_call != NULL)
+        c->net->hooks.name_call(p->call.arg, p->call.idx, method,
+                                sizeof method);
+    else
+        snprintf(method, sizeof method, "method #%u", (unsigned)p->call.idx);
+    fl__pending_progress(p, pg->state, pg->done, c->name, how, sizeof how);
+    fl_future_fail(p->f, FL_ETIMEDOUT,
+                   "Invocation of %s on %s timed out after %lld ms (%s)",
+                   method, p->call.address ? p->call.address : c->name,
+                   (long long)p->timeout_ms, how);
 }
 
 /* Fails c's requests whose deadline is not after now with FL_ETIMEDOUT,
@@ -99,7 +156,11 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
 {
     FL__ASSERT_IO(c->net);
     fl__pending_t *due = NULL, **tail = &due;
+    progress_t pg;
     fl__conn_lock(c);
+    pg.state = c->state;
+    pg.done[0] = c->done[0];
+    pg.done[1] = c->done[1];
     fl__hnode_t *top;
     while ((top = fl__heap_top(&c->dl)) != NULL && top->key <= now) {
         fl__pending_t *p = fl__container_of(top, fl__pending_t, dl);
@@ -113,8 +174,7 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
     while (due != NULL) {
         fl__pending_t *p = due;
         due = p->next_free;
-        fl_future_fail(p->f, FL_ETIMEDOUT, "timed out after %lld ms",
-                       (long long)p->timeout_ms);
+        fail_timed_out(c, p, &pg);
         fl__pending_done(c, p);
     }
 }
@@ -130,9 +190,9 @@ static uint64_t deadline_of(int64_t timeout_ms)
 
 int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
                      fl__req_kind_t kind, const char *what,
-                     fl__decode_fn decode, const void *decode_arg,
-                     int64_t timeout_ms)
+                     const fl__req_call_t *call, int64_t timeout_ms)
 {
+    static const fl__req_call_t none;
     char msg[FL__HOST_MAX + 300];
     char *what_copy = NULL;
     if (what != NULL && (what_copy = fl__strdup(what)) == NULL) {
@@ -156,8 +216,12 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->f = NULL;
     p->kind = 0;
     p->what = what_copy;
-    p->decode = NULL;
-    p->decode_arg = NULL;
+    p->call = call != NULL ? *call : none;
+    if (p->call.address == NULL)
+        p->call.address = c->name; /* lives as long as c */
+    p->end = 0;
+    p->len = (uint32_t)fb->len;
+    p->lane = FL__LANE_SMALL;
     p->dl.idx = FL__HEAP_NONE;
     p->timeout_ms = 0;
     p->next_free = NULL;
@@ -184,8 +248,6 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     p->corr = ++c->next_corr;
     p->f = fl_future_retain(f);
     p->kind = (uint8_t)kind;
-    p->decode = decode;
-    p->decode_arg = decode_arg;
     bool sooner = false;
     if (timeout_ms != FL_INFINITE) {
         p->timeout_ms = timeout_ms;
@@ -206,6 +268,33 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
     put64(fb->data + 8, p->corr);
     HASH_ADD(hh, c->pending, corr, sizeof p->corr, p);
     fl__conn_enqueue_locked(c, fb);
+    /* Where its frame ends in its lane (for its timeout's message). */
+    p->lane = c->big_tail == fb ? FL__LANE_BIG : FL__LANE_SMALL;
+    p->end = c->enq[p->lane];
     fl__conn_queued_locked(c, HASH_COUNT(c->pending) == 1, sooner);
     return FL_OK;
+}
+
+const char *fl__conn_intern(fl__conn_t *c, const char *s)
+{
+    fl__conn_lock(c);
+    const char *out = NULL;
+    for (fl__interned_t *i = c->interned; i != NULL; i = i->next)
+        if (strcmp(i->s, s) == 0) {
+            out = i->s;
+            break;
+        }
+    if (out == NULL && c->ninterned < FL__CONN_INTERN_MAX) {
+        size_t n = strlen(s) + 1;
+        fl__interned_t *i = fl__malloc(sizeof *i + n);
+        if (i != NULL) {
+            memcpy(i->s, s, n);
+            i->next = c->interned;
+            c->interned = i;
+            c->ninterned++;
+            out = i->s;
+        }
+    }
+    fl__conn_unlock(c);
+    return out;
 }

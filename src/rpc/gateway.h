@@ -35,6 +35,9 @@ struct fl_rpc_gateway {
      * one of a restarted peer: peer_inc).
      * host is NULL for a local gateway. */
     fl__conn_t *conn;
+    /* address as conn keeps it (fl__conn_intern), for the messages of
+     * its calls; NULL: the connection's peer name stands in. */
+    const char *wire_address;
     char *remote_id;
     char *host;
     bool has_instance;

@@ -47,8 +47,8 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .max_handshaking = svc->max_handshaking,
                         .incarnation = svc->incarnation,
                         .hooks = {svc, fl__rpc_tcp_on_connect,
-                                  fl__rpc_tcp_on_invoke,
-                                  fl__rpc_tcp_on_frames}};
+                                  fl__rpc_tcp_on_invoke, fl__rpc_tcp_on_frames,
+                                  fl__rpc_tcp_name_call}};
     return o;
 }
 

@@ -55,6 +55,11 @@ int fl__rpc_check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
 void fl__rpc_wire_why(const ProtobufCMessageDescriptor *d, const uint8_t *buf,
                       size_t len, char *why, size_t why_len);
 
+/* The net's name_call hook (tcp_client.c): "package.Service.Method" of
+ * method idx of arg, a ProtobufCServiceDescriptor. Any thread. */
+void fl__rpc_tcp_name_call(const void *arg, unsigned idx, char *buf,
+                           size_t cap);
+
 /* ---- server side (tcp_server.c) ----------------------------------------- */
 
 /* The transport's hooks (fl__net_hooks_t, arg = the service), I/O thread:

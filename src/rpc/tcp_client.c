@@ -111,6 +111,7 @@ static void on_connected(fl_future_t *raw, void *p)
     gw->remote_id = x->id;
     gw->host = x->host;
     gw->conn = x->conn;
+    gw->wire_address = fl__conn_intern(x->conn, x->address);
     gw->has_instance = cd.has_instance;
     gw->instance = cd.instance;
     /* The HELLO came before the CONNECTED on this connection. */
@@ -193,22 +194,40 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
         fl_future_fail(raw, FL_ENOMEM, NULL);
     } else {
         /* The handshake is bounded like a call. */
-        fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address, NULL, NULL,
+        fl__conn_request(conn, b, raw, FL__REQ_CONNECT, address, NULL,
                          svc->timeout_ms);
     }
     fl_future_release(raw);
 }
 
-/* A reply from the wire, checked, then unpacked (the I/O thread). */
-static int decode_reply(const void *arg, const uint8_t *body, size_t len,
-                        void **value, fl_free_cb *value_free, char *why,
-                        size_t why_len)
+void fl__rpc_tcp_name_call(const void *arg, unsigned idx, char *buf, size_t cap)
 {
-    const ProtobufCMessageDescriptor *d = arg;
-    char depth[160];
-    if (fl__rpc_check_wire(d, body, len, depth, sizeof depth) != FL_OK) {
-        snprintf(why, why_len, "Could not decode the %s reply: %s", d->name,
-                 depth);
+    fl__rpc_method_name(arg, idx, buf, cap);
+}
+
+/* The message of a reply to call that could not be decoded: the method,
+ * where it came from, the type and why ("<why>" is ": the rule" or "."). */
+static void say_undecoded(char *buf, size_t cap, const fl__req_call_t *call,
+                          const char *type, const char *why)
+{
+    char method[256];
+    fl__rpc_method_name(call->arg, call->idx, method, sizeof method);
+    snprintf(buf, cap, "Could not decode the reply of %s from %s: %s%s", method,
+             call->address, type, why);
+}
+
+/* A reply from the wire to call, checked, then unpacked (the I/O thread,
+ * or the caller reading its own answer). */
+static int decode_reply(const fl__req_call_t *call, const uint8_t *body,
+                        size_t len, void **value, fl_free_cb *value_free,
+                        char *why, size_t why_len)
+{
+    const ProtobufCServiceDescriptor *sd = call->arg;
+    const ProtobufCMessageDescriptor *d = sd->methods[call->idx].output;
+    char depth[160] = ": ";
+    if (fl__rpc_check_wire(d, body, len, depth + 2, sizeof depth - 2) !=
+        FL_OK) {
+        say_undecoded(why, why_len, call, d->name, depth);
         return FL_EDECODE;
     }
     bool over;
@@ -218,8 +237,7 @@ static int decode_reply(const void *arg, const uint8_t *body, size_t len,
             fl__rpc_decode_over_why(len, depth, sizeof depth);
         else
             fl__rpc_wire_why(d, body, len, depth, sizeof depth);
-        snprintf(why, why_len, "Could not decode the %s reply%s", d->name,
-                 depth);
+        say_undecoded(why, why_len, call, d->name, depth);
         return FL_EDECODE;
     }
     *value = m;
@@ -282,8 +300,8 @@ static void on_watched(fl_future_t *raw, void *p)
  * completes from the request's. FL_OK, or FL_ENOMEM with nothing sent.
  */
 static int send_watched(fl_rpc_gateway_t *gw, fl__obuf_t *b, bool unpack,
-                        const ProtobufCMessageDescriptor *output,
-                        int64_t timeout_ms, fl_future_t **out)
+                        const fl__req_call_t *call, int64_t timeout_ms,
+                        fl_future_t **out)
 {
     watch_t *w = fl__malloc(sizeof *w);
     fl_future_t *f = fl_future_alloc();
@@ -302,8 +320,7 @@ static int send_watched(fl_rpc_gateway_t *gw, fl__obuf_t *b, bool unpack,
     w->was = gw->peer_inc;
     w->unpack = unpack;
     snprintf(w->id, sizeof w->id, "%s", gw->remote_id);
-    fl__conn_request(gw->conn, b, raw, FL__REQ_INVOKE, NULL,
-                     unpack ? decode_reply : NULL, output, timeout_ms);
+    fl__conn_request(gw->conn, b, raw, FL__REQ_INVOKE, NULL, call, timeout_ms);
     fl_future_release(raw);
     *out = f;
     return FL_OK;
@@ -394,17 +411,18 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     protobuf_c_message_pack(req, body);
     if (tell)
         return fl__conn_send(gw->conn, b);
-    const ProtobufCMessageDescriptor *output =
-        gw->base.descriptor->methods[method].output;
+    fl__req_call_t call = {.decode = unpack ? decode_reply : NULL,
+                           .arg = gw->base.descriptor,
+                           .address = gw->wire_address,
+                           .idx = method};
     if (gw->peer_inc != 0 && inc == 0)
-        return send_watched(gw, b, unpack, output, timeout_ms, out);
+        return send_watched(gw, b, unpack, &call, timeout_ms, out);
     fl_future_t *f = fl_future_alloc();
     if (f == NULL) {
         fl__obuf_free(b);
         return FL_ENOMEM;
     }
-    fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL,
-                     unpack ? decode_reply : NULL, output, timeout_ms);
+    fl__conn_request(gw->conn, b, f, FL__REQ_INVOKE, NULL, &call, timeout_ms);
     *out = f;
     return FL_OK;
 }

@@ -200,15 +200,33 @@ static inline void rawsrv_stop(rawsrv_t *s)
     rawsrv_drain(s);
 }
 
-/* A call's future must fail with FL_EDECODE and a message naming the reply
- * type; msg gets the message. */
-static inline void expect_decode_failure(fl_future_t *f, const char *type,
+/* The message of a call to s that timed out: "Invocation of <method> on
+ * <s's address> timed out after <ms> ms (<how>)", into buf. */
+static inline const char *rawsrv_timeout_msg(const rawsrv_t *s,
+                                             const char *method, long long ms,
+                                             const char *how, char *buf,
+                                             size_t cap)
+{
+    snprintf(buf, cap,
+             "Invocation of %s on fling.tcp://127.0.0.1:%d/calc timed out "
+             "after %lld ms (%s)",
+             method, s->port, ms, how);
+    return buf;
+}
+
+/* A call's future must fail with FL_EDECODE and a message naming the
+ * method, s's address and the reply type; msg gets the message. */
+static inline void expect_decode_failure(const rawsrv_t *s, fl_future_t *f,
+                                         const char *method, const char *type,
                                          char *msg, size_t cap)
 {
     assert_fl(FL_EDECODE, fl_test_future_code(f));
     snprintf(msg, cap, "%s", fl_future_message(f));
-    char want[160];
-    snprintf(want, sizeof want, "Could not decode the %s reply", type);
+    char want[256];
+    snprintf(want, sizeof want,
+             "Could not decode the reply of %s from "
+             "fling.tcp://127.0.0.1:%d/calc: %s",
+             method, s->port, type);
     if (strncmp(msg, want, strlen(want)) != 0)
         fail_msg("want a message starting \"%s\", got \"%s\"", want, msg);
     assert_null(fl_future_value(f));

@@ -22,20 +22,16 @@ static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
         const char *what;
         uint8_t body[4];
         size_t len;
-        const char *message; /* the whole of it */
+        const char *why; /* the end of the message, after the type */
     } bad[] = {
         {"a truncated field key",
          {0xff, 0xff, 0xff},
          3,
-         "Could not decode the flhostile.Num reply: truncated field key in "
-         "flhostile.Num"},
+         ": truncated field key in flhostile.Num"},
         /* v (1) as length-delimited (an int64 is a varint). */
-        {"a field of the wrong wire type",
-         {0x0a, 0x00},
-         2,
-         "Could not decode the flhostile.Num reply."},
+        {"a field of the wrong wire type", {0x0a, 0x00}, 2, "."},
     };
-    char msg[300];
+    char msg[512], want[512];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         Flhostile__Num req = FLHOSTILE__NUM__INIT;
         req.v = (int64_t)i;
@@ -43,8 +39,13 @@ static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
         fl_future_t *f = fl_test_call(s.gw, M_ADD, &req.base, WAIT_MS);
         uint64_t corr = rawsrv_invoke(&s, M_ADD, (int64_t)i, "bad");
         rawsrv_reply(&s, corr, bad[i].body, bad[i].len);
-        expect_decode_failure(f, "flhostile.Num", msg, sizeof msg);
-        assert_string_equal(bad[i].message, msg);
+        expect_decode_failure(&s, f, "flhostile.CalcGateway.Add",
+                              "flhostile.Num", msg, sizeof msg);
+        snprintf(want, sizeof want,
+                 "Could not decode the reply of flhostile.CalcGateway.Add "
+                 "from fling.tcp://127.0.0.1:%d/calc: flhostile.Num%s",
+                 s.port, bad[i].why);
+        assert_string_equal(want, msg);
         fl_future_release(f);
         /* The same connection still serves the gateway. */
         rawsrv_expect_add(&s, 100 + (int64_t)i, "good");
@@ -63,7 +64,7 @@ test_too_deeply_nested_reply_fails_the_call_with_edecode(void **state)
     rawsrv_t s;
     rawsrv_start(&s, NEST);
     static const size_t too_deep[] = {FL__PB_MAX_DEPTH + 1, 100000};
-    char msg[300], want[64];
+    char msg[512], want[64];
     snprintf(want, sizeof want, "nested deeper than %u levels",
              FL__PB_MAX_DEPTH);
     Flhostile__Num req = FLHOSTILE__NUM__INIT;
@@ -76,7 +77,8 @@ test_too_deeply_nested_reply_fails_the_call_with_edecode(void **state)
         uint8_t *body = deep_chain(too_deep[i], &len);
         rawsrv_reply(&s, corr, body, len);
         free(body);
-        expect_decode_failure(f, "flhostile.Chain", msg, sizeof msg);
+        expect_decode_failure(&s, f, "flhostile.NestGateway.Nest",
+                              "flhostile.Chain", msg, sizeof msg);
         if (strstr(msg, want) == NULL)
             fail_msg("depth %zu: want \"%s\" in \"%s\"", too_deep[i], want,
                      msg);
@@ -133,8 +135,9 @@ static void test_late_replies_after_a_timeout_are_dropped(void **state)
     assert_fl(FL_ETIMEDOUT, fl_test_future_code(f2));
     fl_test_assert_elapsed("calls timing out", fl_test_ms_since(t0), SHORT_MS,
                            SHORT_MS + PROMPT_MS);
-    char want[64];
-    snprintf(want, sizeof want, "timed out after %d ms", SHORT_MS);
+    char want[256];
+    rawsrv_timeout_msg(&s, "flhostile.CalcGateway.Add", SHORT_MS,
+                       "request sent", want, sizeof want);
     assert_string_equal(want, fl_future_message(f1));
     assert_string_equal(want, fl_future_message(f2));
     /* The late answers. */
@@ -195,8 +198,9 @@ static void test_timeouts_fail_in_deadline_order_each_on_time(void **state)
         (void)rawsrv_invoke(&s, M_ADD, i, "deadline");
     for (int i = 0; i < N; i++) {
         assert_fl(FL_ETIMEDOUT, fl_test_future_code(f[i]));
-        char want[64];
-        snprintf(want, sizeof want, "timed out after %d ms", timeouts[i]);
+        char want[256];
+        rawsrv_timeout_msg(&s, "flhostile.CalcGateway.Add", timeouts[i],
+                           "request sent", want, sizeof want);
         assert_string_equal(want, fl_future_message(f[i]));
     }
     assert_int_equal(0, fl_test_latch_wait(all, WAIT_MS));

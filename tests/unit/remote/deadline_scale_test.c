@@ -35,7 +35,7 @@ typedef struct shot {
 static shot_t shots[NCALLS];
 static atomic_uint fired;
 static fl_test_latch_t *all_fired;
-static char first_msg[2][160]; /* a message of the first two calls */
+static char first_msg[2][256]; /* a message of the first two calls */
 
 static void on_fired(fl_future_t *f, void *arg)
 {
@@ -99,10 +99,12 @@ static uint64_t time_out_calls(int64_t even, int64_t odd)
         late[i] = shots[i].fired_ns - shots[i].due_lo_ns;
         by_rank[shots[i].rank] = i;
     }
-    char want[64];
-    snprintf(want, sizeof want, "timed out after %lld ms", (long long)even);
+    char want[256];
+    rawsrv_timeout_msg(&s, "flhostile.CalcGateway.Add", (long long)even,
+                       "request sent", want, sizeof want);
     assert_string_equal(want, first_msg[0]);
-    snprintf(want, sizeof want, "timed out after %lld ms", (long long)odd);
+    rawsrv_timeout_msg(&s, "flhostile.CalcGateway.Add", (long long)odd,
+                       "request sent", want, sizeof want);
     assert_string_equal(want, first_msg[1]);
     /* In deadline order: no call fails before one whose deadline was
      * surely earlier than its own. */

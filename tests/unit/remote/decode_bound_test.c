@@ -118,11 +118,16 @@ test_unknown_fields_reply_fails_the_call_naming_the_bound(void **state)
     rawsrv_reply(&s, corr, body, 1u << 20);
     free(body);
     char msg[FL__ERRMSG_MAX + 1];
-    expect_decode_failure(f, "flhostile.Num", msg, sizeof msg);
-    assert_string_equal("Could not decode the flhostile.Num reply: the "
-                        "decoded size exceeded the bound of 9437184 bytes "
-                        "(8 x the 1048576-byte body + 1024 KiB)",
-                        msg);
+    expect_decode_failure(&s, f, "flhostile.CalcGateway.Add", "flhostile.Num",
+                          msg, sizeof msg);
+    char want[512];
+    snprintf(want, sizeof want,
+             "Could not decode the reply of flhostile.CalcGateway.Add from "
+             "fling.tcp://127.0.0.1:%d/calc: flhostile.Num: the decoded size "
+             "exceeded the bound of 9437184 bytes (8 x the 1048576-byte body "
+             "+ 1024 KiB)",
+             s.port);
+    assert_string_equal(want, msg);
     fl_future_release(f);
     rawsrv_expect_add(&s, 6, "after");
     rawsrv_stop(&s);
