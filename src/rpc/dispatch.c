@@ -11,6 +11,7 @@
 
 #include "rpc/answer.h"
 #include "rpc/arena.h"
+#include "rpc/call.h"
 #include "rpc/calllog.h"
 #include "rpc/endpoint.h"
 #include "rpc/fencing.h"
@@ -114,6 +115,30 @@ static bool invoke_expired(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     return true;
 }
 
+/*
+ * The request of the invocation msg to method m of service d could not be
+ * decoded (`why`: ": the broken rule" or "."): answered FL_EDECODE naming
+ * the method, the endpoint and the type; one from the wire is also logged
+ * (warn, rate-limited) with its peer, since a tell's failure reaches
+ * nobody else and an ask's names no sender.
+ */
+static void undecoded(const fl_rpc_endpoint_t *ep, fl_msg_t *msg,
+                      const ProtobufCServiceDescriptor *d, unsigned m,
+                      const char *why)
+{
+    const invoke_hdr_t *h = fl_msg_data(msg);
+    char name[256], text[FL__ERRMSG_MAX + 1];
+    fl__rpc_method_name(d, m, name, sizeof name);
+    snprintf(text, sizeof text,
+             "Could not decode the request of %s to %s: %s%s", name,
+             ep->address, d->methods[m].input->name, why);
+    if (h->wire && h->in_conn != NULL)
+        FL_LOG_RATELIMITED(FL_LOG_WARN, "rpc: %s (%s from %s)", text,
+                           invoke_asked(msg) ? "an ask" : "a tell",
+                           fl__conn_peer_name(h->in_conn));
+    invoke_fail(msg, FL_EDECODE, "%s", text);
+}
+
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
     invoke_hdr_t *h = fl_msg_data(msg);
@@ -167,12 +192,11 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                     md->name, ep->id);
         return;
     }
-    char why[160];
-    if (h->wire && fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1),
-                                      h->len, why, sizeof why) != FL_OK) {
-        invoke_fail(msg, FL_EDECODE,
-                    "Could not decode the %s request of %s: %s",
-                    md->input->name, md->name, why);
+    char why[160] = ": ";
+    if (h->wire &&
+        fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1), h->len, why + 2,
+                           sizeof why - 2) != FL_OK) {
+        undecoded(ep, msg, s->descriptor, h->method, why);
         return;
     }
     arena_t *arena = thread_arena();
@@ -192,8 +216,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                              sizeof why);
         else
             snprintf(why, sizeof why, ".");
-        invoke_fail(msg, FL_EDECODE, "Could not decode the %s request of %s%s",
-                    md->input->name, md->name, why);
+        undecoded(ep, msg, s->descriptor, h->method, why);
         return;
     }
     /* The call answers now: it takes the target of an ask (a tell has
