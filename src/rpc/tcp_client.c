@@ -393,13 +393,13 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
     uint64_t total = (uint64_t)FL__FRAME_HDR + meta + n;
     uint32_t max = fl__conn_peer_max(gw->conn);
     if (total > max) {
-        char msg[300];
+        char msg[FL__HOST_MAX + 400], name[256];
+        fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
         snprintf(msg, sizeof msg,
-                 "request of %llu bytes exceeds the maximum frame size of %u "
-                 "bytes of %s (%s.%s)",
-                 (unsigned long long)total, max, fl__conn_peer_name(gw->conn),
-                 gw->base.descriptor->name,
-                 gw->base.descriptor->methods[method].name);
+                 "Request of %s is %llu bytes, over the %u-byte frame limit "
+                 "of the service at %s (its max_frame_size)",
+                 name, (unsigned long long)total, max,
+                 fl__conn_peer_name(gw->conn));
         return refuse(tell, FL_EMSGSIZE, msg, out);
     }
     uint8_t *body;

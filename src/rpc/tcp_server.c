@@ -14,6 +14,7 @@
 #include "actor/msg.h"
 #include "remote/rx.h"
 #include "rpc/answer.h"
+#include "rpc/call.h"
 #include "rpc/calllog.h"
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
@@ -102,21 +103,67 @@ static void wire_fail(fl__conn_t *c, uint64_t corr, int err, const char *msg)
     fl__conn_release_turn(c);
 }
 
-/* Answer a call from the wire: reply packed straight into a REPLY frame
- * (FL_EMSGSIZE, naming both sizes, if it exceeds the caller's frame
- * limit). Consumes the reference to c. Any thread. */
-static void wire_reply(fl__conn_t *c, uint64_t corr,
-                       const ProtobufCMessage *reply)
+/* Take c's connection: whoever does answers on it. */
+static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
 {
+    fl__conn_t *conn = c->to;
+    c->to = NULL;
+    return conn;
+}
+
+/* "package.Service.Method" of call k into buf: its service is the one of
+ * k's endpoint whose method descriptor gave k its name (handle_invoke);
+ * k's method name as it is otherwise. For messages only. */
+static const char *call_name(const fl_rpc_call_t *k, char *buf, size_t cap)
+{
+    const fl_rpc_endpoint_t *ep = k->ep;
+    for (size_t i = 0; i < ep->nservices; i++) {
+        const ProtobufCServiceDescriptor *d = ep->services[i]->descriptor;
+        for (unsigned m = 0; m < d->n_methods; m++)
+            if (d->methods[m].name == k->method)
+                return fl__rpc_method_name(d, m, buf, cap);
+    }
+    snprintf(buf, cap, "%s", k->method);
+    return buf;
+}
+
+/* The debug line of call c answered with code on conn (before the
+ * answer goes: it consumes conn's reference). */
+static void log_answered(const fl_rpc_call_t *c, const fl__conn_t *conn,
+                         int code)
+{
+    fl__rpc_log_answered(c->ep->id, c->corr, fl__conn_peer_name(conn), code,
+                         c->recv_ns);
+}
+
+/* Answer call k from the wire: its reply packed straight into a REPLY
+ * frame; or, if that exceeds the caller's frame limit, ERROR FL_EMSGSIZE
+ * naming the method, both sizes and whose limit it is, and a warning here
+ * (rate-limited). Consumes k's connection and the reference to it. Any
+ * thread. */
+static void wire_reply(fl_rpc_call_t *k, const ProtobufCMessage *reply)
+{
+    fl__conn_t *c = call_take_conn(k);
+    uint64_t corr = k->corr;
     size_t n = protobuf_c_message_get_packed_size(reply);
     uint64_t total = (uint64_t)FL__FRAME_HDR + n;
     uint32_t max = fl__conn_peer_max(c);
+    if (fl__rpc_calls_traced())
+        log_answered(k, c, total > max ? FL_EMSGSIZE : FL_OK);
     if (total > max) {
-        char msg[160];
+        char msg[FL__ERRMSG_MAX + 1], name[256];
+        call_name(k, name, sizeof name);
         snprintf(msg, sizeof msg,
-                 "reply of %llu bytes exceeds the maximum frame size of %u "
-                 "bytes",
-                 (unsigned long long)total, max);
+                 "Reply of %s is %llu bytes, over the caller's %u-byte frame "
+                 "limit (its max_frame_size): rpc endpoint %s refused to send "
+                 "it",
+                 name, (unsigned long long)total, max, k->ep->address);
+        FL_LOG_RATELIMITED(FL_LOG_WARN,
+                           "endpoint %s: reply of %s to %s refused: %llu "
+                           "bytes, over the caller's %u-byte frame limit (its "
+                           "max_frame_size)",
+                           k->ep->id, name, fl__conn_peer_name(c),
+                           (unsigned long long)total, max);
         wire_fail(c, corr, FL_EMSGSIZE, msg);
         return;
     }
@@ -168,33 +215,9 @@ static void *sink_take(fl_msg_t *msg)
     return c;
 }
 
-/* Take c's connection: whoever does answers on it. */
-static fl__conn_t *call_take_conn(fl_rpc_call_t *c)
-{
-    fl__conn_t *conn = c->to;
-    c->to = NULL;
-    return conn;
-}
-
-/* The debug line of call c answered with code on conn (before the
- * answer goes: it consumes conn's reference). */
-static void log_answered(const fl_rpc_call_t *c, const fl__conn_t *conn,
-                         int code)
-{
-    fl__rpc_log_answered(c->ep->id, c->corr, fl__conn_peer_name(conn), code,
-                         c->recv_ns);
-}
-
 static void sink_reply(fl_rpc_call_t *c, const ProtobufCMessage *reply)
 {
-    fl__conn_t *conn = call_take_conn(c);
-    if (fl__rpc_calls_traced()) {
-        /* As wire_reply will find it. */
-        size_t n = protobuf_c_message_get_packed_size(reply);
-        bool over = (uint64_t)FL__FRAME_HDR + n > fl__conn_peer_max(conn);
-        log_answered(c, conn, over ? FL_EMSGSIZE : FL_OK);
-    }
-    wire_reply(conn, c->corr, reply);
+    wire_reply(c, reply);
 }
 
 static void sink_fail(fl_rpc_call_t *c, int err, const char *msg)

@@ -51,6 +51,58 @@
  * (docs/wire-protocol.md, "Protocol errors"; src/remote/pbdepth.h). */
 #define MAX_DEPTH 64u
 
+/* ---- what the server logs ----------------------------------------------- */
+
+/* The last warning the library logged (log_sink), and how many. The
+ * server logs before it answers, so once the raw client read the answer
+ * the line is here. */
+static struct {
+    pthread_mutex_t mu;
+    char last[2048];
+    unsigned n;
+} warned = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void log_sink(void *arg, fl_log_level_t level, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "fling: %s\n", msg);
+    if (level != FL_LOG_WARN)
+        return;
+    pthread_mutex_lock(&warned.mu);
+    snprintf(warned.last, sizeof warned.last, "%s", msg);
+    warned.n++;
+    pthread_mutex_unlock(&warned.mu);
+}
+
+/* The count of warnings so far (to compare after a step). */
+static unsigned warned_count(void)
+{
+    pthread_mutex_lock(&warned.mu);
+    unsigned n = warned.n;
+    pthread_mutex_unlock(&warned.mu);
+    return n;
+}
+
+/* Since the count was `since`, the server warned exactly once more, with
+ * want. */
+static void expect_warned(unsigned since, const char *want)
+{
+    pthread_mutex_lock(&warned.mu);
+    unsigned n = warned.n;
+    char last[sizeof warned.last];
+    snprintf(last, sizeof last, "%s", warned.last);
+    pthread_mutex_unlock(&warned.mu);
+    assert_int_equal(since + 1, n);
+    assert_string_equal(want, last);
+}
+
+/* The peer name the server sees for r: "127.0.0.1:<r's port>". */
+static const char *peer_of(const raw_t *r, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "127.0.0.1:%d", raw_local_port(r->fd));
+    return buf;
+}
+
 /* ---- the fixture: server, endpoint, good client -------------------------- */
 
 /* Group setup: the server, its started endpoint, the good client and its
@@ -148,14 +200,46 @@ static void expect_enomethod(raw_t *r, uint64_t corr, uint32_t service,
     expect_error(r, FL_ENOMETHOD, corr, NULL, 0);
 }
 
-/* INVOKE of Add with a body that is not a Num: ERROR FL_EDECODE with corr;
- * then the connection is still usable (corr + 1, Add(v)). */
-static void expect_edecode_then_usable(raw_t *r, uint64_t corr,
-                                       const uint8_t *body, size_t len,
-                                       int64_t v)
+/* The message of a request to method (of CalcGateway) on fx's endpoint
+ * that could not be decoded as a `type`, for `why`. */
+static const char *undecoded(const fixture_t *fx, const char *method,
+                             const char *type, const char *why, char *buf,
+                             size_t cap)
 {
+    snprintf(buf, cap,
+             "Could not decode the request of flhostile.CalcGateway.%s to "
+             "fling.tcp://127.0.0.1:%d/" EP_ID ": %s%s",
+             method, fx->port, type, why);
+    return buf;
+}
+
+/* The server's answer to r's request corr (sent) that cannot be decoded
+ * (want: the message): ERROR FL_EDECODE with it, and the same logged once
+ * as a warning naming r. */
+static void expect_undecoded(raw_t *r, uint64_t corr, unsigned since,
+                             const char *want)
+{
+    char msg[FL__ERRMSG_MAX + 1], line[2048], peer[64];
+    expect_error(r, FL_EDECODE, corr, msg, sizeof msg);
+    assert_string_equal(want, msg);
+    snprintf(line, sizeof line, "rpc: %s (an ask from %s)", want,
+             peer_of(r, peer, sizeof peer));
+    expect_warned(since, line);
+}
+
+/* INVOKE of Add with a body that is not a Num (why: the broken rule the
+ * message gives): ERROR FL_EDECODE with corr; then the connection is still
+ * usable (corr + 1, Add(v)). */
+static void expect_edecode_then_usable(const fixture_t *fx, raw_t *r,
+                                       uint64_t corr, const uint8_t *body,
+                                       size_t len, const char *why, int64_t v)
+{
+    char want[FL__ERRMSG_MAX + 1];
+    unsigned since = warned_count();
     send_invoke(r, 0, corr, EP_ID, CALC_INDEX, M_ADD, body, len);
-    expect_error(r, FL_EDECODE, corr, NULL, 0);
+    expect_undecoded(
+        r, corr, since,
+        undecoded(fx, "Add", "flhostile.Num", why, want, sizeof want));
     expect_usable(r, corr + 1, v);
 }
 
@@ -366,14 +450,29 @@ STEP(reply_over_the_callers_maximum_is_emsgsize, RAW_OPEN)
     assert_non_null(text);
     memset(text, 'r', 2000);
     text[2000] = '\0';
+    unsigned since = warned_count();
     send_num(r, 2, CALC_INDEX, M_ADD, 1, text);
+    /* The reply the server would have sent: Num(2, text), in a REPLY. */
+    Flhostile__Num reply = FLHOSTILE__NUM__INIT;
+    reply.v = 2;
+    reply.text = text;
+    unsigned long long frame =
+        FL__FRAME_HDR + protobuf_c_message_get_packed_size(&reply.base);
     free(text);
-    char msg[FL__ERRMSG_MAX + 1];
+    char msg[FL__ERRMSG_MAX + 1], want[FL__ERRMSG_MAX + 1], peer[64];
     expect_error(r, FL_EMSGSIZE, 2, msg, sizeof msg);
-    if (strstr(msg, "1024") == NULL)
-        fail_msg("the FL_EMSGSIZE message does not name the maximum of 1024 "
-                 "bytes: %s",
-                 msg);
+    snprintf(want, sizeof want,
+             "Reply of flhostile.CalcGateway.Add is %llu bytes, over the "
+             "caller's 1024-byte frame limit (its max_frame_size): rpc "
+             "endpoint fling.tcp://127.0.0.1:%d/" EP_ID " refused to send it",
+             frame, fx->port);
+    assert_string_equal(want, msg);
+    snprintf(want, sizeof want,
+             "rpc: endpoint " EP_ID ": reply of flhostile.CalcGateway.Add to "
+             "%s refused: %llu bytes, over the caller's 1024-byte frame limit "
+             "(its max_frame_size)",
+             peer_of(r, peer, sizeof peer), frame);
+    expect_warned(since, want);
     expect_usable(r, 3, 20);
 }
 
@@ -518,11 +617,12 @@ STEP(invoke_whose_body_does_not_decode_is_edecode, RAW_SESSION)
 {
     /* text (field 2) announcing 16 bytes, carrying 1. */
     static const uint8_t short_string[] = {0x12, 0x10, 'x'};
-    expect_edecode_then_usable(r, 61, short_string, sizeof short_string, 600);
+    expect_edecode_then_usable(fx, r, 61, short_string, sizeof short_string,
+                               ": length past the end in flhostile.Num", 600);
     /* v (field 1) as a varint that never ends. */
     static const uint8_t endless_varint[] = {0x08, 0xff, 0xff, 0xff};
-    expect_edecode_then_usable(r, 63, endless_varint, sizeof endless_varint,
-                               601);
+    expect_edecode_then_usable(fx, r, 63, endless_varint, sizeof endless_varint,
+                               ": truncated varint in flhostile.Num", 601);
 }
 
 /* The nesting bound: MAX_DEPTH levels are served, one more is FL_EDECODE
@@ -538,8 +638,14 @@ STEP(invoke_nested_too_deep_is_edecode, RAW_SESSION)
     send_depth(r, 70, body, len);
     expect_num_reply(r, 70, MAX_DEPTH, "");
     body = pack_chain(MAX_DEPTH + 1, &len);
+    unsigned since = warned_count();
     send_depth(r, 72, body, len);
-    expect_error(r, FL_EDECODE, 72, NULL, 0);
+    char want[FL__ERRMSG_MAX + 1];
+    expect_undecoded(
+        r, 72, since,
+        undecoded(fx, "Depth", "flhostile.Chain",
+                  ": message nested deeper than 64 levels (flhostile.Chain)",
+                  want, sizeof want));
     /* Deep enough to exhaust a thread's stack if it were unpacked. */
     body = deep_chain(100000, &len);
     assert_true(FL__FRAME_HDR + 14 + len <= SERVER_MAX);
@@ -672,6 +778,7 @@ static void test_after_the_session_no_poisoned_request_ran(void **state)
 
 int main(void)
 {
+    fl_log_set_handler(log_sink, NULL);
     const struct CMUnitTest tests[] = {
         FL_TEST(test_endpoint_address_and_good_client),
         FL_TEST(test_garbage_http_request_is_a_protocol_error),
@@ -702,5 +809,8 @@ int main(void)
         FL_TEST(test_metadata_that_does_not_parse_is_a_protocol_error),
         FL_TEST(test_after_the_session_no_poisoned_request_ran),
     };
-    return cmocka_run_group_tests(tests, fixture_setup, raw_fixture_teardown);
+    int failed =
+        cmocka_run_group_tests(tests, fixture_setup, raw_fixture_teardown);
+    fl_log_set_handler(NULL, NULL);
+    return failed;
 }

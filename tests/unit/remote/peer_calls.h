@@ -344,27 +344,27 @@ call_back_expect(fixture_t *fx, const cb_args_t *a, int want)
     return r;
 }
 
-/* A call through gw that must fail at once with FL_EMSGSIZE, its message
- * giving the frame's size (~size) and SMALL_FRAME. */
+/* A call through gw that must fail at once with FL_EMSGSIZE and want, in
+ * each style: its future, fl_rpc_call_sync's last message. */
 static inline void expect_call_too_big(fl_rpc_gateway_t *gw, unsigned m,
                                        const ProtobufCMessage *req,
-                                       unsigned long long size,
-                                       const char *frame, const char *whose)
+                                       const char *want)
 {
-    char msg[512], what[64];
-    snprintf(what, sizeof what, "oversized %s", frame);
+    char msg[FL_FUTURE_MESSAGE_MAX];
     uint64_t t0 = fl_clock_now_ns();
     assert_fl(FL_EMSGSIZE, fl_test_call_code(gw, m, req, 0, msg, sizeof msg));
-    fl_test_assert_elapsed(what, fl_test_ms_since(t0), 0, PROMPT_MS);
-    expect_sizes(msg, size, frame, whose);
+    fl_test_assert_elapsed("an oversized call", fl_test_ms_since(t0), 0,
+                           PROMPT_MS);
+    assert_string_equal(want, msg);
+    assert_fl(FL_EMSGSIZE, fl_test_call_sync_code(gw, m, req, 0));
+    assert_string_equal(want, fl_rpc_last_message());
 }
 
 /* The peer's future call of method (Size: a reply of size bytes; Echo: a
  * request with a text of size bytes) to "back" must fail at once with
- * FL_EMSGSIZE, its message giving the frame's size (~size) and SMALL_FRAME. */
+ * FL_EMSGSIZE and want. */
 static inline void expect_call_back_too_big(fixture_t *fx, int method,
-                                            int64_t size, const char *frame,
-                                            const char *whose)
+                                            int64_t size, const char *want)
 {
     cb_args_t a = {.style = FLREMOTE__STYLE__STYLE_FUTURE, .method = method};
     if (method == M_SIZE)
@@ -372,7 +372,7 @@ static inline void expect_call_back_too_big(fixture_t *fx, int method,
     else
         a.text_size = size;
     Flremote__CallBackReply *r = call_back_expect(fx, &a, FL_EMSGSIZE);
-    expect_sizes(r->message, (unsigned long long)size, frame, whose);
+    assert_string_equal(want, r->message);
     fl_test_assert_elapsed("the peer's oversized call", (uint64_t)r->elapsed_ms,
                            0, PROMPT_MS);
     cb_free(r);

@@ -72,36 +72,6 @@ static const Flremote__Style ANSWERED_STYLES[] = {
     FLREMOTE__STYLE__STYLE_SYNC};
 #define N_ANSWERED_STYLES (sizeof ANSWERED_STYLES / sizeof ANSWERED_STYLES[0])
 
-/* True if msg contains a whole decimal number within [lo, hi]. */
-static inline bool has_number_in(const char *msg, unsigned long long lo,
-                                 unsigned long long hi)
-{
-    for (const char *s = msg; *s;) {
-        if (*s >= '0' && *s <= '9') {
-            char *end;
-            unsigned long long v = strtoull(s, &end, 10);
-            if (v >= lo && v <= hi)
-                return true;
-            s = end;
-        } else {
-            s++;
-        }
-    }
-    return false;
-}
-
-/* A frame-limit failure's message must give the frame's size (size to
- * size + 1024) and the maximum SMALL_FRAME; frame and whose name them. */
-static inline void expect_sizes(const char *msg, unsigned long long size,
-                                const char *frame, const char *whose)
-{
-    if (!has_number_in(msg, SMALL_FRAME, SMALL_FRAME) ||
-        !has_number_in(msg, size, size + 1024))
-        fail_msg("message \"%s\" does not give the %s's size (~%llu) and %s "
-                 "maximum (%u)",
-                 msg, frame, size, whose, SMALL_FRAME);
-}
-
 /* Writes the address of endpoint id on 127.0.0.1:port into buf. */
 static inline void format_address(char *buf, size_t size, int port,
                                   const char *id)

@@ -7,6 +7,9 @@
  */
 #include "peer_calls.h"
 
+#include "remote/frame.h"
+#include "rpc/gateway.h"
+
 /* ---- errors across the wire -----------------------------------------------
  */
 
@@ -218,9 +221,49 @@ static void test_connect_to_a_refused_port_fails_promptly(void **state)
 /* ---- frame limits ----------------------------------------------------------
  */
 
+/* The bytes of the INVOKE frame of an ask through gw (deadline and
+ * instance flags, as tcp_client.c sets them) to endpoint id with a body of
+ * body bytes. */
+static unsigned long long invoke_frame(const char *id, bool instance,
+                                       size_t body)
+{
+    fl__frame_meta_t m;
+    memset(&m, 0, sizeof m);
+    m.endpoint = (fl__str_t){id, (uint16_t)strlen(id)};
+    uint16_t flags = FL__F_DEADLINE | (instance ? FL__F_INSTANCE : 0);
+    size_t meta = fl__frame_meta_size(FL__K_INVOKE, flags, &m);
+    assert_true(meta > 0);
+    return FL__FRAME_HDR + meta + body;
+}
+
+/* The bytes of the REPLY frame of Size(size): EchoReply(text of size
+ * letters from 'a', n = size), as the handler makes it. */
+static unsigned long long size_reply_frame(int64_t size)
+{
+    char *text = rg_text(size, 'a');
+    assert_non_null(text);
+    Flremote__EchoReply r = FLREMOTE__ECHO_REPLY__INIT;
+    r.text = text;
+    r.n = size;
+    size_t n = protobuf_c_message_get_packed_size(&r.base);
+    free(text);
+    return FL__FRAME_HDR + n;
+}
+
+/* "host:port" of a "fling.tcp://host:port/id" address, into buf. */
+static const char *host_port_of(const char *address, char *buf, size_t cap)
+{
+    const char *p = address + strlen("fling.tcp://");
+    const char *slash = strchr(p, '/');
+    assert_non_null(slash);
+    snprintf(buf, cap, "%.*s", (int)(slash - p), p);
+    return buf;
+}
+
 /* Frame-limit cases, peer at SMALL_FRAME: our oversized request fails at
- * once with both sizes; the peer's call to us whose reply would exceed the
- * peer's maximum fails with FL_EMSGSIZE. */
+ * once naming the method, both sizes and whose limit (the peer's); the
+ * peer's call to us whose reply would exceed the peer's maximum fails
+ * with FL_EMSGSIZE, saying that we refused to send it. */
 static void test_frame_limits_of_the_peer(void **state)
 {
     (void)state;
@@ -230,10 +273,13 @@ static void test_frame_limits_of_the_peer(void **state)
     char *text = text_of(OVER_SMALL);
     Flremote__EchoRequest req = echo_req(text, 1);
     size_t body = protobuf_c_message_get_packed_size(&req.base);
-    expect_call_too_big(fx.plain, M_ECHO, &req.base, body, "request",
-                        "the peer's");
-    assert_fl(FL_EMSGSIZE,
-              fl_test_call_sync_code(fx.plain, M_ECHO, &req.base, 0));
+    char want[FL_FUTURE_MESSAGE_MAX], hp[128];
+    snprintf(want, sizeof want,
+             "Request of flremote.RemoteGateway.Echo is %llu bytes, over the "
+             "%u-byte frame limit of the service at %s (its max_frame_size)",
+             invoke_frame(fx.plain->remote_id, fx.plain->has_instance, body),
+             SMALL_FRAME, host_port_of(fx.peer.plain, hp, sizeof hp));
+    expect_call_too_big(fx.plain, M_ECHO, &req.base, want);
     assert_fl(FL_EMSGSIZE, closure_code(fx.plain, M_ECHO, &req.base, NULL));
     free(text);
 
@@ -243,14 +289,21 @@ static void test_frame_limits_of_the_peer(void **state)
     free(small);
 
     /* The peer's call to us: a reply over the peer's maximum. */
-    expect_call_back_too_big(&fx, M_SIZE, OVER_SMALL, "reply", "the peer's");
+    snprintf(want, sizeof want,
+             "Reply of flremote.RemoteGateway.Size is %llu bytes, over the "
+             "caller's %u-byte frame limit (its max_frame_size): rpc endpoint "
+             "%s refused to send it",
+             size_reply_frame(OVER_SMALL), SMALL_FRAME,
+             fl_rpc_endpoint_address(fx.back_ep));
+    expect_call_back_too_big(&fx, M_SIZE, OVER_SMALL, want);
 
     fx_end(&fx);
 }
 
 /* Frame-limit cases, test process at SMALL_FRAME: the peer's reply over
- * our maximum fails our call with FL_EMSGSIZE; the peer's oversized
- * request to us fails at once at the peer. */
+ * our maximum fails our call with FL_EMSGSIZE, the peer saying it refused
+ * to send it; the peer's oversized request to us fails at once at the
+ * peer, naming our limit. */
 static void test_frame_limits_of_the_test_process(void **state)
 {
     (void)state;
@@ -259,14 +312,30 @@ static void test_frame_limits_of_the_test_process(void **state)
 
     Flremote__SizeRequest sreq = FLREMOTE__SIZE_REQUEST__INIT;
     sreq.size = OVER_SMALL;
-    expect_call_too_big(fx.plain, M_SIZE, &sreq.base, OVER_SMALL, "reply",
-                        "our");
+    char want[FL_FUTURE_MESSAGE_MAX], hp[128];
+    snprintf(want, sizeof want,
+             "Reply of flremote.RemoteGateway.Size is %llu bytes, over the "
+             "caller's %u-byte frame limit (its max_frame_size): rpc endpoint "
+             "%s refused to send it",
+             size_reply_frame(OVER_SMALL), SMALL_FRAME, fx.peer.plain);
+    expect_call_too_big(fx.plain, M_SIZE, &sreq.base, want);
 
     /* A reply below the limit on the same connection: served. */
     expect_size_reply(fx.plain, 60000);
 
-    /* The peer's request to us over our maximum. */
-    expect_call_back_too_big(&fx, M_ECHO, OVER_SMALL, "request", "our");
+    /* The peer's request to us over our maximum: Echo(text of OVER_SMALL
+     * letters from 'A', n = 0) to "back". */
+    char *text = rg_text(OVER_SMALL, 'A');
+    assert_non_null(text);
+    Flremote__EchoRequest req = echo_req(text, 0);
+    size_t body = protobuf_c_message_get_packed_size(&req.base);
+    free(text);
+    snprintf(want, sizeof want,
+             "Request of flremote.RemoteGateway.Echo is %llu bytes, over the "
+             "%u-byte frame limit of the service at %s (its max_frame_size)",
+             invoke_frame("back", true, body), SMALL_FRAME,
+             host_port_of(fl_rpc_endpoint_address(fx.back_ep), hp, sizeof hp));
+    expect_call_back_too_big(&fx, M_ECHO, OVER_SMALL, want);
 
     fx_end(&fx);
 }

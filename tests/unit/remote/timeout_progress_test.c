@@ -40,20 +40,20 @@ static void test_progress_says_how_far_the_request_got(void **state)
     assert_string_equal("request sent", progress(C_OPEN, FL__LANE_SMALL, 1000,
                                                  100, 5000, 0, b, sizeof b));
     /* Partly: the lane wrote into it. */
-    assert_string_equal("request partly sent: 40 of 100 bytes written",
-                        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 940, 0, b,
-                                 sizeof b));
+    assert_string_equal(
+        "request partly sent: 40 of 100 bytes written",
+        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 940, 0, b, sizeof b));
     /* Not at all: the bytes ahead of it in its lane, or none. */
-    assert_string_equal("request not sent: first in its queue",
-                        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 900, 0, b,
-                                 sizeof b));
-    assert_string_equal("request not sent: still queued behind 650 bytes",
-                        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 250, 0, b,
-                                 sizeof b));
+    assert_string_equal(
+        "request not sent: first in its queue",
+        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 900, 0, b, sizeof b));
+    assert_string_equal(
+        "request not sent: still queued behind 650 bytes",
+        progress(C_OPEN, FL__LANE_SMALL, 1000, 100, 250, 0, b, sizeof b));
     /* The big lane counts on its own counter, not the small one's. */
-    assert_string_equal("request not sent: still queued behind 3000 bytes",
-                        progress(C_OPEN, FL__LANE_BIG, 9000, 5000, 9000, 1000,
-                                 b, sizeof b));
+    assert_string_equal(
+        "request not sent: still queued behind 3000 bytes",
+        progress(C_OPEN, FL__LANE_BIG, 9000, 5000, 9000, 1000, b, sizeof b));
     assert_string_equal("request partly sent: 2000000 of 8000000 bytes "
                         "written",
                         progress(C_OPEN, FL__LANE_BIG, 8000000, 8000000, 0,
@@ -63,19 +63,19 @@ static void test_progress_says_how_far_the_request_got(void **state)
     assert_string_equal("request not sent: still queued behind 90 bytes",
                         progress(C_OPEN, FL__LANE_SMALL, 10, 20,
                                  UINT64_MAX - 99, 0, b, sizeof b));
-    assert_string_equal("request sent", progress(C_OPEN, FL__LANE_SMALL, 10,
-                                                 20, 10, 0, b, sizeof b));
+    assert_string_equal("request sent", progress(C_OPEN, FL__LANE_SMALL, 10, 20,
+                                                 10, 0, b, sizeof b));
     /* No socket yet: the connection is named. */
     static const int making[] = {C_IDLE, C_RESOLVING, C_CONNECTING};
     for (size_t i = 0; i < sizeof making / sizeof making[0]; i++)
-        assert_string_equal("request not sent: the connection to host:6123 "
-                            "was still being established",
-                            progress(making[i], FL__LANE_SMALL, 1000, 100, 0, 0,
-                                     b, sizeof b));
-    assert_string_equal("request not sent: the connection to host:6123 was "
-                        "closing",
-                        progress(C_CLOSING, FL__LANE_SMALL, 1000, 100, 0, 0, b,
-                                 sizeof b));
+        assert_string_equal(
+            "request not sent: the connection to host:6123 "
+            "was still being established",
+            progress(making[i], FL__LANE_SMALL, 1000, 100, 0, 0, b, sizeof b));
+    assert_string_equal(
+        "request not sent: the connection to host:6123 was "
+        "closing",
+        progress(C_CLOSING, FL__LANE_SMALL, 1000, 100, 0, 0, b, sizeof b));
 }
 
 /* ---- the counters, on a real connection --------------------------------- */
@@ -150,7 +150,7 @@ static void test_a_call_timing_out_while_connecting_says_not_sent(void **state)
     raw_close(&s.r);
     await_idle(s.gw);
     assert_int_equal(0, listen(s.lfd, 0)); /* again: a smaller backlog */
-    int filler = raw_connect(s.port, 0);  /* its one place */
+    int filler = raw_connect(s.port, 0);   /* its one place */
 
     Flhostile__Num req = FLHOSTILE__NUM__INIT;
     req.v = 1;
