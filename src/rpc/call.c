@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local int tls_last_err;
 static _Thread_local char tls_last_msg[1024];
@@ -128,12 +129,20 @@ void fl__rpc_free_message_cb(void *p)
     protobuf_c_message_free_unpacked((ProtobufCMessage *)p, NULL);
 }
 
-/* A packed reply that came over the wire is checked before unpacking. */
-static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m)
+/* A packed reply that came over the wire is checked before unpacking:
+ * false with why (": the broken rule") when it fails the check. */
+static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m,
+                     char *why, size_t why_len)
 {
-    return fl_msg_type(m) != FL__MSG_ANSWER ||
-           fl__rpc_check_wire(d, fl_msg_data(m), fl_msg_size(m), NULL, 0) ==
-               FL_OK;
+    if (fl_msg_type(m) != FL__MSG_ANSWER)
+        return true;
+    char rule[160];
+    if (fl__rpc_check_wire(d, fl_msg_data(m), fl_msg_size(m), rule,
+                           sizeof rule) == FL_OK)
+        return true;
+    if (why_len > 0)
+        snprintf(why, why_len, ": %s", rule);
+    return false;
 }
 
 int fl__rpc_unpack_then(void *arg, void *value, void **out,
@@ -141,7 +150,7 @@ int fl__rpc_unpack_then(void *arg, void *value, void **out,
 {
     const ProtobufCMessageDescriptor *d = arg;
     fl_msg_t *m = value;
-    if (!reply_ok(d, m))
+    if (!reply_ok(d, m, NULL, 0))
         return FL_EDECODE;
     bool over;
     ProtobufCMessage *r =
@@ -209,11 +218,35 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 typedef struct closure_ctx {
     ProtobufCClosure closure;
     void *data;
+    /* The method called (its messages name it) and its reply's type. */
+    const ProtobufCServiceDescriptor *desc;
+    unsigned method;
     const ProtobufCMessageDescriptor *output;
     fl_system_t *sys; /* the caller's actor, or NULL: run where done */
     fl_actor_ref_t self;
     fl_future_t *f; /* held from completion until the closure ran */
+    char address[]; /* the gateway's, copied: it may be freed first */
 } closure_ctx_t;
+
+/* The last message of a closure whose reply m could not be unpacked:
+ * the method, the address, the type and why. */
+static void closure_undecoded(const closure_ctx_t *c, fl_msg_t *m, bool over,
+                              const char *checked)
+{
+    char name[256], rest[256] = ".";
+    fl__rpc_method_name(c->desc, c->method, name, sizeof name);
+    if (checked[0] != '\0')
+        snprintf(rest, sizeof rest, "%s", checked);
+    else if (over)
+        fl__rpc_decode_over_why(fl_msg_size(m), rest, sizeof rest);
+    else if (fl_msg_type(m) == FL__MSG_ANSWER)
+        fl__rpc_wire_why(c->output, fl_msg_data(m), fl_msg_size(m), rest,
+                         sizeof rest);
+    char why[FL_FUTURE_MESSAGE_MAX];
+    snprintf(why, sizeof why, "Could not decode the reply of %s from %s: %s%s",
+             name, c->address, c->output->name, rest);
+    fl__rpc_set_last(FL_EDECODE, why);
+}
 
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
 {
@@ -225,18 +258,14 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         if (arena != NULL)
             mark = arena_mark(arena);
         bool over = false;
+        char checked[192] = "";
         ProtobufCMessage *r =
-            reply_ok(c->output, m)
+            reply_ok(c->output, m, checked, sizeof checked)
                 ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
                                  fl_msg_data(m), &over)
                 : NULL;
         if (r == NULL) {
-            char why[256], bound[128] = ".";
-            if (over)
-                fl__rpc_decode_over_why(fl_msg_size(m), bound, sizeof bound);
-            snprintf(why, sizeof why, "Could not decode the %.100s reply%s",
-                     c->output->name, bound);
-            fl__rpc_set_last(FL_EDECODE, why);
+            closure_undecoded(c, m, over, checked);
             c->closure(NULL, c->data);
         } else {
             fl__rpc_set_last(FL_OK, NULL);
@@ -302,7 +331,8 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     }
     fl_future_t *ask = NULL;
     rc = gw->tran->ask(gw, method, input, timeout, &ask);
-    closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c) : NULL;
+    size_t alen = strlen(gw->address) + 1;
+    closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c + alen) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;
     if (rc != FL_OK) {
@@ -314,7 +344,10 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     }
     c->closure = closure;
     c->data = closure_data;
+    c->desc = gw->base.descriptor;
+    c->method = method;
     c->output = gw->base.descriptor->methods[method].output;
+    memcpy(c->address, gw->address, alen);
     c->self = fl_self();
     c->sys = c->self.id != 0 ? fl_system_current() : NULL;
     c->f = NULL;

@@ -53,6 +53,78 @@ static void test_undecodable_reply_fails_the_call_with_edecode(void **state)
     rawsrv_stop(&s);
 }
 
+/* What a closure-style call's closure saw: its reply and the thread's
+ * last status, where it ran. */
+typedef struct seen {
+    fl_test_latch_t *done;
+    bool got_reply;
+    int code;
+    char msg[FL_FUTURE_MESSAGE_MAX];
+} seen_t;
+
+static void note_closure(const ProtobufCMessage *reply, void *data)
+{
+    seen_t *s = data;
+    s->got_reply = reply != NULL;
+    s->code = fl_rpc_last_error();
+    snprintf(s->msg, sizeof s->msg, "%s", fl_rpc_last_message());
+    fl_test_latch_count_down(s->done);
+}
+
+/* A closure-style call (the generated stub's way) to method m whose REPLY
+ * body cannot be decoded: its closure gets NULL, and the last status
+ * there is FL_EDECODE with want (the reply is unpacked on the caller's
+ * side for closures, in call.c, not by the transport). */
+static void expect_closure_undecoded(rawsrv_t *s, unsigned m, int64_t v,
+                                     const uint8_t *body, size_t len,
+                                     const char *want)
+{
+    seen_t seen = {.done = fl_test_latch_alloc(1)};
+    assert_non_null(seen.done);
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.v = v;
+    req.text = "closure";
+    ProtobufCService *svc = fl_rpc_gateway_service(s->gw);
+    svc->invoke(svc, m, &req.base, note_closure, &seen);
+    uint64_t corr = rawsrv_invoke(s, m, v, "closure");
+    rawsrv_reply(s, corr, body, len);
+    fl_test_latch_await(seen.done);
+    fl_test_latch_free(seen.done);
+    assert_false(seen.got_reply);
+    assert_fl(FL_EDECODE, seen.code);
+    assert_string_equal(want, seen.msg);
+}
+
+static void test_closure_call_with_an_undecodable_reply_names_it(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    char want[512];
+    static const uint8_t truncated[] = {0xff, 0xff, 0xff};
+    snprintf(want, sizeof want,
+             "Could not decode the reply of flhostile.CalcGateway.Add from "
+             "fling.tcp://127.0.0.1:%d/calc: flhostile.Num: truncated field "
+             "key in flhostile.Num",
+             s.port);
+    expect_closure_undecoded(&s, M_ADD, 1, truncated, sizeof truncated, want);
+    rawsrv_expect_add(&s, 2, "after");
+    rawsrv_stop(&s);
+
+    /* Too deep: refused by the check before unpacking. */
+    rawsrv_start(&s, NEST);
+    size_t len;
+    uint8_t *body = deep_chain(FL__PB_MAX_DEPTH + 1, &len);
+    snprintf(want, sizeof want,
+             "Could not decode the reply of flhostile.NestGateway.Nest from "
+             "fling.tcp://127.0.0.1:%d/calc: flhostile.Chain: message nested "
+             "deeper than %u levels (flhostile.Chain)",
+             s.port, FL__PB_MAX_DEPTH);
+    expect_closure_undecoded(&s, M_NEST, FL__PB_MAX_DEPTH + 1, body, len, want);
+    free(body);
+    rawsrv_stop(&s);
+}
+
 /* A REPLY nested deeper than FL__PB_MAX_DEPTH fails that call with
  * FL_EDECODE before protobuf-c unpacks it (100,000 levels would exhaust
  * its stack); exactly the limit is unpacked, and the connection keeps
@@ -279,6 +351,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_undecodable_reply_fails_the_call_with_edecode),
+        FL_TEST(test_closure_call_with_an_undecodable_reply_names_it),
         FL_TEST(test_too_deeply_nested_reply_fails_the_call_with_edecode),
         FL_TEST(test_late_replies_after_a_timeout_are_dropped),
         FL_TEST(test_timeouts_fail_in_deadline_order_each_on_time),
