@@ -550,14 +550,18 @@ FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
  * promptly with FL_ECONNECT naming the address and the reason, never after
  * a timeout; a protocol version mismatch fails with FL_EHANDSHAKE. Calls
  * through a remote gateway behave as local ones, plus: a request larger than
- * the peer's maximum frame fails at once with FL_EMSGSIZE naming both
- * sizes; a reply larger than ours fails the call with FL_EMSGSIZE likewise;
- * when the connection is lost every call pending on it fails at once with
- * FL_EUNREACHABLE, and the next call reconnects (failed attempts back off
- * from 50 ms to 5 s; a call while backing off fails at once with
- * FL_EUNREACHABLE); a full outbound queue fails the call with FL_ELIMIT.
- * Closures of remote calls made outside any actor run on the service's I/O
- * thread and must not block.
+ * the peer's maximum frame (its max_frame_size) fails at once with
+ * FL_EMSGSIZE naming the method, both sizes and the peer; a reply larger
+ * than ours fails the call with FL_EMSGSIZE naming the method, both sizes
+ * and the endpoint that refused to send it (which logs it); a call that
+ * times out fails with FL_ETIMEDOUT naming the method, the address, the
+ * timeout and how far its request got ("request sent", "request not sent:
+ * still queued behind N bytes", ...); when the connection is lost every call
+ * pending on it fails at once with FL_EUNREACHABLE, and the next call
+ * reconnects (failed attempts back off from 50 ms to 5 s; a call while backing
+ * off fails at once with FL_EUNREACHABLE); a full outbound queue fails the call
+ * with FL_ELIMIT. Closures of remote calls made outside any actor run on the
+ * service's I/O thread and must not block.
  */
 FL_EXTERN int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
                              const ProtobufCServiceDescriptor *desc,
