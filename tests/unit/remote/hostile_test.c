@@ -62,14 +62,14 @@ static struct {
     unsigned n;
 } warned = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void log_sink(void *arg, fl_log_level_t level, const char *msg)
+static void log_sink(void *arg, const fl_log_record_t *rec)
 {
     (void)arg;
-    fprintf(stderr, "fling: %s\n", msg);
-    if (level != FL_LOG_WARN)
+    fprintf(stderr, "fling: %s\n", rec->message);
+    if (rec->level != FL_LOG_WARN)
         return;
     pthread_mutex_lock(&warned.mu);
-    snprintf(warned.last, sizeof warned.last, "%s", msg);
+    snprintf(warned.last, sizeof warned.last, "%s", rec->message);
     warned.n++;
     pthread_mutex_unlock(&warned.mu);
 }
@@ -222,7 +222,7 @@ static void expect_undecoded(raw_t *r, uint64_t corr, unsigned since,
     char msg[FL__ERRMSG_MAX + 1], line[2048], peer[64];
     expect_error(r, FL_EDECODE, corr, msg, sizeof msg);
     assert_string_equal(want, msg);
-    snprintf(line, sizeof line, "rpc: %s (an ask from %s)", want,
+    snprintf(line, sizeof line, "%s (an ask from %s)", want,
              peer_of(r, peer, sizeof peer));
     expect_warned(since, line);
 }
@@ -468,7 +468,7 @@ STEP(reply_over_the_callers_maximum_is_emsgsize, RAW_OPEN)
              frame, fx->port);
     assert_string_equal(want, msg);
     snprintf(want, sizeof want,
-             "rpc: endpoint " EP_ID ": reply of flhostile.CalcGateway.Add to "
+             "endpoint " EP_ID ": reply of flhostile.CalcGateway.Add to "
              "%s refused: %llu bytes, over the caller's 1024-byte frame limit "
              "(its max_frame_size)",
              peer_of(r, peer, sizeof peer), frame);
