@@ -356,9 +356,9 @@ static int tcp_send(fl_rpc_gateway_t *gw, unsigned method,
                     const ProtobufCMessage *req, int64_t timeout_ms, bool tell,
                     bool unpack, fl_future_t **out)
 {
-    if (method >= gw->base.descriptor->n_methods || req == NULL ||
-        req->descriptor != gw->base.descriptor->methods[method].input)
-        return FL_EINVAL;
+    int rc = fl__rpc_check_request(gw->base.descriptor, method, req);
+    if (rc != FL_OK)
+        return rc;
     if (fl__conn_closed(gw->conn))
         return FL_ECLOSED;
     /* The peer's incarnation now: another than the gateway's is a

@@ -131,7 +131,9 @@ static void test_stub_refusals_set_the_last_message(void **state)
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "greeter", FX_START);
-    fl_rpc_gateway_t *gw = local_gw(fx.svc, "greeter");
+    /* Through the transport under test: the stubs of a remote gateway
+     * refuse with the same words. */
+    fl_rpc_gateway_t *gw = gw_to(fx.svc, fx.ep, NULL);
     ProtobufCService *s = fl_rpc_gateway_service(gw);
     Fltest__FailRequest fail = FLTEST__FAIL_REQUEST__INIT;
 
