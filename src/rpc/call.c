@@ -145,23 +145,6 @@ static bool reply_ok(const ProtobufCMessageDescriptor *d, fl_msg_t *m,
     return false;
 }
 
-int fl__rpc_unpack_then(void *arg, void *value, void **out,
-                        fl_free_cb *out_free)
-{
-    const ProtobufCMessageDescriptor *d = arg;
-    fl_msg_t *m = value;
-    if (!reply_ok(d, m, NULL, 0))
-        return FL_EDECODE;
-    bool over;
-    ProtobufCMessage *r =
-        fl__rpc_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m), &over);
-    if (r == NULL)
-        return FL_EDECODE;
-    *out = r;
-    *out_free = fl__rpc_free_message_cb;
-    return FL_OK;
-}
-
 int fl_rpc_call(fl_rpc_gateway_t *gw, unsigned method,
                 const ProtobufCMessage *req, int64_t timeout_ms,
                 fl_future_t **out)

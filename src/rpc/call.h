@@ -50,12 +50,6 @@ int fl__rpc_check_request(const ProtobufCServiceDescriptor *d, unsigned m,
 const char *fl__rpc_say_methods(const ProtobufCServiceDescriptor *d, char *buf,
                                 size_t cap);
 
-/* An fl_future_then function: the packed reply `value` (an fl_msg_t;
- * one from the wire checked first) unpacked as the descriptor `arg`, or
- * FL_EDECODE. The local transport's fl_rpc_call. */
-int fl__rpc_unpack_then(void *arg, void *value, void **out,
-                        fl_free_cb *out_free);
-
 /* Frees an unpacked protobuf message (an fl_free_cb). */
 void fl__rpc_free_message_cb(void *msg);
 

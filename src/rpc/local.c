@@ -11,6 +11,7 @@
 #include "actor/future.h"
 #include "remote/address.h"
 #include "rpc/answer.h"
+#include "rpc/arena.h"
 #include "rpc/call.h"
 #include "rpc/calllog.h"
 #include "rpc/dispatch.h"
@@ -183,20 +184,83 @@ static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
                          gw->ep, gw->base.descriptor, method, ask);
 }
 
+/* A local fl_rpc_call waiting for its packed reply: unpacked into dst on
+ * the thread that completes the ask. desc is static (protoc-c's). */
+typedef struct local_reply {
+    fl_future_t *dst;
+    const ProtobufCServiceDescriptor *desc;
+    unsigned method;
+} local_reply_t;
+
+static void on_local_reply(fl_future_t *ask, void *p)
+{
+    local_reply_t *r = p;
+    int err = fl_future_error(ask);
+    if (err != FL_OK) {
+        fl_future_fail(r->dst, err, "%s", fl_future_message(ask));
+    } else {
+        const ProtobufCMessageDescriptor *d =
+            r->desc->methods[r->method].output;
+        fl_msg_t *m = fl_future_value(ask);
+        bool over = false;
+        ProtobufCMessage *reply =
+            fl__rpc_unpack(d, NULL, fl_msg_size(m), fl_msg_data(m), &over);
+        if (reply != NULL) {
+            fl_future_complete(r->dst, reply, fl__rpc_free_message_cb);
+        } else {
+            /* The bytes are protobuf-c's own, of the checked type: only
+             * the memory bound or the allocator can refuse them. */
+            char name[FL__RPC_NAME_MAX], why[256] = ": out of memory";
+            if (over)
+                fl__rpc_decode_over_why(fl_msg_size(m), why, sizeof why);
+            fl_future_fail(
+                r->dst, FL_EDECODE, "Could not decode the reply of %s: %s%s",
+                fl__rpc_method_name(r->desc, r->method, name, sizeof name),
+                d->name, why);
+        }
+    }
+    fl_future_release(r->dst);
+    fl__free(r);
+}
+
+/* The ask was freed unanswered (it never is: a dropped call fails it). */
+static void drop_local_reply(void *p)
+{
+    local_reply_t *r = p;
+    fl_future_fail(r->dst, FL_ENOREPLY, NULL);
+    fl_future_release(r->dst);
+    fl__free(r);
+}
+
 static int local_call(fl_rpc_gateway_t *gw, unsigned method,
                       const ProtobufCMessage *req, int64_t timeout_ms,
                       fl_future_t **out)
 {
+    local_reply_t *r = fl__malloc(sizeof *r);
+    fl_future_t *f = fl_future_alloc();
+    if (r == NULL || f == NULL) {
+        fl__free(r);
+        fl_future_release(f);
+        return FL_ENOMEM;
+    }
     fl_future_t *ask;
     int rc = local_ask(gw, method, req, timeout_ms, &ask);
-    if (rc != FL_OK)
+    if (rc != FL_OK) {
+        fl__free(r);
+        fl_future_release(f);
         return rc;
-    fl_future_t *f =
-        fl_future_then(ask, fl__rpc_unpack_then,
-                       (void *)gw->base.descriptor->methods[method].output);
+    }
+    r->dst = fl_future_retain(f);
+    r->desc = gw->base.descriptor;
+    r->method = method;
+    rc = fl__future_on_complete_ex(ask, on_local_reply, drop_local_reply, r);
     fl_future_release(ask);
-    if (f == NULL)
+    if (rc != FL_OK) {
+        /* The call is under way; only its reply cannot be waited for. */
+        fl_future_release(f);
+        drop_local_reply(r);
         return FL_ENOMEM;
+    }
     *out = f;
     return FL_OK;
 }

@@ -436,6 +436,66 @@ test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod(void **state)
     ep_fx_end(&fx);
 }
 
+/* Echo replying with WIDE unknown fields: 2 bytes each packed, about 36
+ * bytes each unpacked, so the caller's unpack of it passes the bound of
+ * 8 x the packed size + 1 MiB (src/rpc/arena.h). */
+#define WIDE 300000
+static void wide_echo(Fltest__TestGateway_Service *svc,
+                      const Fltest__EchoRequest *in,
+                      Fltest__EchoReply_Closure closure, void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    static ProtobufCMessageUnknownField fields[WIDE];
+    for (size_t i = 0; i < WIDE; i++)
+        fields[i] = (ProtobufCMessageUnknownField){
+            .tag = 100,
+            .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
+            .len = 1,
+            .data = (uint8_t *)"\x01"};
+    Fltest__EchoReply r = FLTEST__ECHO_REPLY__INIT;
+    r.base.n_unknown_fields = WIDE;
+    r.base.unknown_fields = fields;
+    closure(&r, closure_data);
+}
+
+static void test_reply_over_the_decode_bound_names_the_method(void **state)
+{
+    (void)state;
+    ep_fx_t fx;
+    ep_fx_init(&fx);
+    static Fltest__TestGateway_Service wide;
+    wide = *(Fltest__TestGateway_Service *)tep_services()[0];
+    wide.echo = wide_echo;
+    static ProtobufCService *const services[1] = {&wide.base};
+    fl_rpc_endpoint_opts_t o = tep_opts("wide", &fx.st, NULL);
+    o.services = services;
+    assert_fl_ok(fl_rpc_endpoint_create(fx.svc, &o, &fx.ep));
+    tep_start(fx.ep, &fx.st);
+    fx.gw = gw_to(fx.svc, fx.ep, NULL);
+
+    fl_future_t *f = call_echo(fx.gw, "x", 1);
+    assert_fl(FL_EDECODE, fl_test_future_code(f));
+    /* 3 bytes a field (tag 100 takes 2), 900,000 bytes in all. */
+    const char *bound = "the decoded size exceeded the bound of 8248576 "
+                        "bytes (8 x the 900000-byte body + 1024 KiB)";
+    char want[512];
+    if (fx_tcp)
+        snprintf(want, sizeof want,
+                 "Could not decode the reply of fltest.TestGateway.Echo from "
+                 "%s: fltest.EchoReply: %s",
+                 fl_rpc_endpoint_address(fx.ep), bound);
+    else
+        snprintf(want, sizeof want,
+                 "Could not decode the reply of fltest.TestGateway.Echo: "
+                 "fltest.EchoReply: %s",
+                 bound);
+    assert_string_equal(want, fl_future_message(f));
+    fl_future_release(f);
+
+    ep_fx_end(&fx);
+}
+
 static void test_method_index_finds_methods_by_their_proto_name(void **state)
 {
     (void)state;
@@ -471,6 +531,7 @@ int main(int argc, char **argv)
         FL_TEST(test_call_with_a_bad_method_index_fails_with_einval),
         FL_TEST(test_call_with_a_request_of_the_wrong_type_fails_with_einval),
         FL_TEST(test_call_to_a_method_the_endpoint_leaves_null_fails_enomethod),
+        FL_TEST(test_reply_over_the_decode_bound_names_the_method),
         FL_TEST(test_method_index_finds_methods_by_their_proto_name),
     };
     return FX_RUN(argc, argv, tests);
