@@ -133,9 +133,12 @@ static void undecoded(const fl_rpc_endpoint_t *ep, fl_msg_t *msg,
              "Could not decode the request of %s to %s: %s%s", name,
              ep->address, d->methods[m].input->name, why);
     if (h->wire && h->in_conn != NULL)
-        FL_LOG_RATELIMITED(FL_LOG_WARN, "%s (%s from %s)", text,
-                           invoke_asked(msg) ? "an ask" : "a tell",
-                           fl__conn_peer_name(h->in_conn));
+        FL_LOG_RATELIMITED_KV(
+            FL_LOG_WARN, FL__LOG_BURST,
+            FL_KV(FL_F("endpoint", ep->id), FL_F("method", name),
+                  FL_F("peer", fl__conn_peer_name(h->in_conn))),
+            "%s (%s from %s)", text, invoke_asked(msg) ? "an ask" : "a tell",
+            fl__conn_peer_name(h->in_conn));
     invoke_fail(msg, FL_EDECODE, "%s", text);
 }
 

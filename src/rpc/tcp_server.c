@@ -158,12 +158,14 @@ static void wire_reply(fl_rpc_call_t *k, const ProtobufCMessage *reply)
                  "limit (its max_frame_size): rpc endpoint %s refused to send "
                  "it",
                  name, (unsigned long long)total, max, k->ep->address);
-        FL_LOG_RATELIMITED(FL_LOG_WARN,
-                           "endpoint %s: reply of %s to %s refused: %llu "
-                           "bytes, over the caller's %u-byte frame limit (its "
-                           "max_frame_size)",
-                           k->ep->id, name, fl__conn_peer_name(c),
-                           (unsigned long long)total, max);
+        FL_LOG_RATELIMITED_KV(
+            FL_LOG_WARN, FL__LOG_BURST,
+            FL_KV(FL_F("endpoint", k->ep->id), FL_F("method", name),
+                  FL_FU64("corr", corr), FL_F("peer", fl__conn_peer_name(c))),
+            "endpoint %s: reply of %s to %s refused: %llu bytes, over the "
+            "caller's %u-byte frame limit (its max_frame_size)",
+            k->ep->id, name, fl__conn_peer_name(c), (unsigned long long)total,
+            max);
         wire_fail(c, corr, FL_EMSGSIZE, msg);
         return;
     }

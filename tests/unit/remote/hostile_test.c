@@ -59,6 +59,7 @@
 static struct {
     pthread_mutex_t mu;
     char last[2048];
+    char fields[512]; /* the last warning's, "k=v k=v" */
     unsigned n;
 } warned = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -70,6 +71,12 @@ static void log_sink(void *arg, const fl_log_record_t *rec)
         return;
     pthread_mutex_lock(&warned.mu);
     snprintf(warned.last, sizeof warned.last, "%s", rec->message);
+    size_t k = 0;
+    warned.fields[0] = '\0';
+    for (size_t i = 0; i < rec->nfields && k < sizeof warned.fields; i++)
+        k += (size_t)snprintf(warned.fields + k, sizeof warned.fields - k,
+                              "%s%s=%s", i ? " " : "", rec->fields[i].key,
+                              rec->fields[i].value);
     warned.n++;
     pthread_mutex_unlock(&warned.mu);
 }
@@ -84,16 +91,19 @@ static unsigned warned_count(void)
 }
 
 /* Since the count was `since`, the server warned exactly once more, with
- * want. */
-static void expect_warned(unsigned since, const char *want)
+ * want and those fields ("k=v k=v"). */
+static void expect_warned_kv(unsigned since, const char *want,
+                             const char *fields)
 {
     pthread_mutex_lock(&warned.mu);
     unsigned n = warned.n;
-    char last[sizeof warned.last];
+    char last[sizeof warned.last], kv[sizeof warned.fields];
     snprintf(last, sizeof last, "%s", warned.last);
+    snprintf(kv, sizeof kv, "%s", warned.fields);
     pthread_mutex_unlock(&warned.mu);
     assert_int_equal(since + 1, n);
     assert_string_equal(want, last);
+    assert_string_equal(fields, kv);
 }
 
 /* The peer name the server sees for r: "127.0.0.1:<r's port>". */
@@ -217,14 +227,17 @@ static const char *undecoded(const fixture_t *fx, const char *method,
  * (want: the message): ERROR FL_EDECODE with it, and the same logged once
  * as a warning naming r. */
 static void expect_undecoded(raw_t *r, uint64_t corr, unsigned since,
-                             const char *want)
+                             const char *method, const char *want)
 {
-    char msg[FL__ERRMSG_MAX + 1], line[2048], peer[64];
+    char msg[FL__ERRMSG_MAX + 1], line[2048], peer[64], kv[256];
     expect_error(r, FL_EDECODE, corr, msg, sizeof msg);
     assert_string_equal(want, msg);
-    snprintf(line, sizeof line, "%s (an ask from %s)", want,
-             peer_of(r, peer, sizeof peer));
-    expect_warned(since, line);
+    peer_of(r, peer, sizeof peer);
+    snprintf(line, sizeof line, "%s (an ask from %s)", want, peer);
+    snprintf(kv, sizeof kv,
+             "endpoint=" EP_ID " method=flhostile.CalcGateway.%s peer=%s",
+             method, peer);
+    expect_warned_kv(since, line, kv);
 }
 
 /* INVOKE of Add with a body that is not a Num (why: the broken rule the
@@ -238,7 +251,7 @@ static void expect_edecode_then_usable(const fixture_t *fx, raw_t *r,
     unsigned since = warned_count();
     send_invoke(r, 0, corr, EP_ID, CALC_INDEX, M_ADD, body, len);
     expect_undecoded(
-        r, corr, since,
+        r, corr, since, "Add",
         undecoded(fx, "Add", "flhostile.Num", why, want, sizeof want));
     expect_usable(r, corr + 1, v);
 }
@@ -472,7 +485,12 @@ STEP(reply_over_the_callers_maximum_is_emsgsize, RAW_OPEN)
              "%s refused: %llu bytes, over the caller's 1024-byte frame limit "
              "(its max_frame_size)",
              peer_of(r, peer, sizeof peer), frame);
-    expect_warned(since, want);
+    char kv[256];
+    snprintf(kv, sizeof kv,
+             "endpoint=" EP_ID " method=flhostile.CalcGateway.Add corr=2 "
+             "peer=%s",
+             peer);
+    expect_warned_kv(since, want, kv);
     expect_usable(r, 3, 20);
 }
 
@@ -642,7 +660,7 @@ STEP(invoke_nested_too_deep_is_edecode, RAW_SESSION)
     send_depth(r, 72, body, len);
     char want[FL__ERRMSG_MAX + 1];
     expect_undecoded(
-        r, 72, since,
+        r, 72, since, "Depth",
         undecoded(fx, "Depth", "flhostile.Chain",
                   ": message nested deeper than 64 levels (flhostile.Chain)",
                   want, sizeof want));
