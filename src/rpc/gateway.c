@@ -88,6 +88,18 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
     return *out ? FL_OK : FL_ENOMEM;
 }
 
+bool fl__rpc_connect_parse(const char *address, fl__address_t *a,
+                           fl_future_t *f)
+{
+    char why[768];
+    if (fl__address_parse(address, a, why, sizeof why) == FL_OK)
+        return true;
+    fl_future_fail(f, FL_ECONNECT,
+                   "Could not connect to rpc endpoint under address %.300s: %s",
+                   address, why);
+    return false;
+}
+
 /* The transports by scheme (tran.h); a new one (TLS) is added here. An
  * address of none of their schemes goes to the local transport, whose
  * parser says what is wrong with it (FL_ECONNECT). */

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "remote/address.h"
 #include "remote/net.h"
 #include "rpc/tran.h"
 
@@ -59,6 +60,15 @@ fl__rpc_gw_alloc(fl_rpc_service_t *svc, const fl__rpc_tran_t *tran,
                  const ProtobufCServiceDescriptor *desc, const char *address,
                  uint32_t service_index, uint8_t fence,
                  const fl_fencing_token_t *token, bool has_token);
+
+/*
+ * fl__rpc_connect_parse parses a connect's address into *a: true, or false
+ * with f failed FL_ECONNECT "Could not connect to rpc endpoint under
+ * address <address>: <what is wrong with it>". Every transport's connect
+ * starts with it. Any thread.
+ */
+bool fl__rpc_connect_parse(const char *address, fl__address_t *a,
+                           fl_future_t *f);
 
 /* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */
 void fl__rpc_gw_free_cb(void *gw);

@@ -293,14 +293,8 @@ static int local_connect(fl_rpc_service_t *svc, const char *address,
         return FL_ECLOSED;
     char why[768];
     fl__address_t a;
-    if (fl__address_parse(address, &a, why, sizeof why) != FL_OK) {
-        fl_future_fail(
-            f, FL_ECONNECT,
-            "Could not connect to rpc endpoint under address %.300s: "
-            "%s",
-            address, why);
+    if (!fl__rpc_connect_parse(address, &a, f))
         return FL_OK;
-    }
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep =
         fl__rpc_resolve(svc, a.endpoint, true, why, sizeof why);

@@ -130,14 +130,8 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
 {
     char why[768];
     fl__address_t a;
-    if (fl__address_parse(address, &a, why, sizeof why) != FL_OK) {
-        fl_future_fail(
-            f, FL_ECONNECT,
-            "Could not connect to rpc endpoint under address %.300s: "
-            "%s",
-            address, why);
+    if (!fl__rpc_connect_parse(address, &a, f))
         return;
-    }
     if (strlen(desc->name) > FL__NAME_MAX) {
         fl_future_fail(f, FL_EINVAL, "gateway name longer than %u bytes",
                        FL__NAME_MAX);
