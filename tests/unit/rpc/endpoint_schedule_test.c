@@ -158,6 +158,19 @@ static void main_barrier(fl_rpc_endpoint_t *ep)
 /* Runs that take 30 of every 40 ms keep to the deadlines initial + n * 40:
  * never early, and run 7 at most LATE_MS after its deadline (a fixed delay
  * would start it 210 ms later). */
+
+/* kind 1: fl_rpc_schedule_run_at_fixed_rate, 2: _with_fixed_delay; the
+ * cases that hold for both periodic kinds loop over them. */
+static int schedule_kind(int kind, fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn,
+                         void *arg, fl_free_cb arg_free, int64_t initial_ms,
+                         int64_t period_ms, fl_rpc_scheduled_t **out)
+{
+    if (kind == 1)
+        return fl_rpc_schedule_run_at_fixed_rate(ep, fn, arg, arg_free,
+                                                 initial_ms, period_ms, out);
+    return fl_rpc_schedule_run_with_fixed_delay(ep, fn, arg, arg_free,
+                                                initial_ms, period_ms, out);
+}
 static void test_fixed_rate_runs_on_its_deadlines(void **state)
 {
     (void)state;
@@ -360,12 +373,9 @@ static void test_cancel_before_the_first_run(void **state)
         if (kind == 0)
             assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ticker_run, &k,
                                                    ticker_free, NEVER_MS, &h));
-        else if (kind == 1)
-            assert_fl_ok(fl_rpc_schedule_run_at_fixed_rate(
-                fx.ep, ticker_run, &k, ticker_free, NEVER_MS, 1, &h));
         else
-            assert_fl_ok(fl_rpc_schedule_run_with_fixed_delay(
-                fx.ep, ticker_run, &k, ticker_free, NEVER_MS, 1, &h));
+            assert_fl_ok(schedule_kind(kind, fx.ep, ticker_run, &k, ticker_free,
+                                       NEVER_MS, 1, &h));
         assert_false(fl_rpc_scheduled_is_done(h));
         assert_false(fl_rpc_scheduled_is_cancelled(h));
         assert_true(fl_rpc_scheduled_cancel(h));
@@ -421,12 +431,8 @@ static void test_cancel_between_runs(void **state)
         ticker_t k;
         ticker_init(&k, fx.ep, 1);
         fl_rpc_scheduled_t *h = NULL;
-        if (kind == 1)
-            assert_fl_ok(fl_rpc_schedule_run_at_fixed_rate(
-                fx.ep, ticker_run, &k, ticker_free, 0, NEVER_MS, &h));
-        else
-            assert_fl_ok(fl_rpc_schedule_run_with_fixed_delay(
-                fx.ep, ticker_run, &k, ticker_free, 0, NEVER_MS, &h));
+        assert_fl_ok(schedule_kind(kind, fx.ep, ticker_run, &k, ticker_free, 0,
+                                   NEVER_MS, &h));
         wait_latch(k.ran);
         assert_false(fl_rpc_scheduled_is_done(h));
         assert_true(fl_rpc_scheduled_cancel(h));
@@ -455,12 +461,8 @@ static void test_cancel_from_inside_the_task(void **state)
         /* From run 2 on, as soon as the handle is stored. */
         k.cancel_at = 2;
         fl_rpc_scheduled_t *h = NULL;
-        if (kind == 1)
-            assert_fl_ok(fl_rpc_schedule_run_at_fixed_rate(
-                fx.ep, ticker_run, &k, ticker_free, 0, 1, &h));
-        else
-            assert_fl_ok(fl_rpc_schedule_run_with_fixed_delay(
-                fx.ep, ticker_run, &k, ticker_free, 0, 1, &h));
+        assert_fl_ok(
+            schedule_kind(kind, fx.ep, ticker_run, &k, ticker_free, 0, 1, &h));
         atomic_store(&k.self, h);
         wait_latch(k.ended);
         assert_int_equal(1, atomic_load(&k.self_cancel));
