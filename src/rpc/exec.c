@@ -92,16 +92,23 @@ static task_ctx_t *task_new(fl_rpc_endpoint_t *ep, void *arg,
     return t;
 }
 
-/* Says why fl_actor_exec refused a task for ep (arg already settled). */
-static int refuse_exec(const fl_rpc_endpoint_t *ep, int rc)
+int fl__rpc_refuse_task(const fl_rpc_endpoint_t *ep, int rc, const char *what)
 {
+    char why[512];
     if (rc == FL_EUNREACHABLE)
-        return fl__rpc_refuse(rc, "rpc endpoint '%s' has terminated", ep->id);
+        return fl__rpc_refuse(
+            rc, "%s", fl__rpc_say_terminated(why, sizeof why, ep->id, NULL));
     if (rc == FL_ECLOSED)
         return fl__rpc_refuse(
             rc, "the actor system of rpc endpoint '%s' has closed", ep->id);
-    return fl__rpc_refuse(rc, "could not queue a task to rpc endpoint '%s': %s",
+    return fl__rpc_refuse(rc, "could not %s rpc endpoint '%s': %s", what,
                           ep->id, fl_strerror(rc));
+}
+
+/* Says why fl_actor_exec refused a task for ep (arg already settled). */
+static int refuse_exec(const fl_rpc_endpoint_t *ep, int rc)
+{
+    return fl__rpc_refuse_task(ep, rc, "queue a task to");
 }
 
 int fl_rpc_run_async(fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, void *arg,

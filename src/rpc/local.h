@@ -34,6 +34,16 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
 const char *fl__rpc_say_terminated(char *buf, size_t cap, const char *id,
                                    const char *method);
 
+/*
+ * fl__rpc_refuse_task says why a task for ep (a run_async, call_async,
+ * on_complete or scheduled task) was refused with rc, through
+ * fl__rpc_refuse, and returns rc: FL_EUNREACHABLE as
+ * fl__rpc_say_terminated, FL_ECLOSED "the actor system of rpc endpoint
+ * '<id>' has closed", otherwise "could not <what> rpc endpoint '<id>':
+ * <fl_strerror(rc)>" (what: "queue a task to", "schedule a task on").
+ */
+int fl__rpc_refuse_task(const fl_rpc_endpoint_t *ep, int rc, const char *what);
+
 /* Give f, the future of a callable run on ep (fl_rpc_call_async), the
  * names its timeout fails with: "Invocation of a callable on <address>
  * timed out after N ms". Takes a reference to ep. f is new: not yet seen

@@ -23,6 +23,7 @@
 #include "actor/msg.h"
 #include "rpc/call.h"
 #include "rpc/endpoint.h"
+#include "rpc/local.h"
 #include "rpc/service.h"
 
 /* What the task does. */
@@ -339,25 +340,7 @@ static int check(const fl_rpc_endpoint_t *ep, fl_rpc_run_cb fn, int kind,
 
 static int refuse_for(const fl_rpc_endpoint_t *ep, int rc)
 {
-    switch (rc) {
-    case FL_EUNREACHABLE:
-        return fl__rpc_refuse(rc, "rpc endpoint '%s' has terminated", ep->id);
-    case FL_ECLOSED:
-        return fl__rpc_refuse(rc,
-                              "the actor system of rpc endpoint '%s' has "
-                              "closed",
-                              ep->id);
-    case FL_ENOMEM:
-        return fl__rpc_refuse(rc,
-                              "no memory to schedule a task on rpc endpoint "
-                              "'%s'",
-                              ep->id);
-    default:
-        return fl__rpc_refuse(rc,
-                              "could not schedule a task on rpc endpoint "
-                              "'%s': %s",
-                              ep->id, fl_strerror(rc));
-    }
+    return fl__rpc_refuse_task(ep, rc, "schedule a task on");
 }
 
 static int schedule(fl_rpc_endpoint_t *ep, int kind, fl_rpc_run_cb fn,

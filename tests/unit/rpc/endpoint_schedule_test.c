@@ -769,7 +769,8 @@ test_scheduling_on_a_terminated_endpoint_fails_unreachable(void **state)
     ep_fx_begin(&fx, "gone", FX_START);
     fl_future_release(tep_close(fx.ep));
 
-    const char *msg = "rpc endpoint 'gone' has terminated";
+    const char *msg =
+        "recipient unreachable: rpc endpoint 'gone' has terminated";
     expect_refused(once, fx.ep, ticker_run, 0, 0, FL_EUNREACHABLE, msg);
     expect_refused(once, fx.ep, ticker_run, 10, 0, FL_EUNREACHABLE, msg);
     expect_refused(fl_rpc_schedule_run_at_fixed_rate, fx.ep, ticker_run, 10, 10,

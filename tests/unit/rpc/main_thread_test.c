@@ -292,7 +292,8 @@ test_run_async_after_termination_fails_unreachable_and_frees_arg(void **state)
     tracked_init(&t, fx.ep);
     assert_fl(FL_EUNREACHABLE,
               fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
-    expect_last(FL_EUNREACHABLE, "rpc endpoint 'ep' has terminated");
+    expect_last(FL_EUNREACHABLE,
+                "recipient unreachable: rpc endpoint 'ep' has terminated");
     tracked_expect_dropped(&t);
 
     tracked_fini(&t);
@@ -412,7 +413,8 @@ test_schedule_run_async_after_termination_fails_unreachable(void **state)
     assert_fl(FL_EUNREACHABLE,
               fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free,
                                         10, NULL));
-    expect_last(FL_EUNREACHABLE, "rpc endpoint 'ep' has terminated");
+    expect_last(FL_EUNREACHABLE,
+                "recipient unreachable: rpc endpoint 'ep' has terminated");
     tracked_expect_dropped(&t);
 
     tracked_fini(&t);
