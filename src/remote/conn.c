@@ -266,10 +266,6 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     }
     int was = c->state;
     bool phase_connect = c->outbound && !c->rx.got_hello;
-    FL_LOG_KV(FL_LOG_DEBUG,
-              FL_KV(FL_F("peer", c->name), FL_F("reason", reason),
-                    FL_F("code", code != 0 ? fl_err_name(code) : NULL)),
-              "connection %s %s closed", c->outbound ? "to" : "from", c->name);
     bool socket = c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp);
     if (socket)
         c->state = C_CLOSING;
@@ -288,6 +284,12 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     }
     int peer_err = c->peer_err;
     fl__conn_unlock(c);
+    /* Outside the lock: a log handler runs with no fling lock held. The
+     * name is the I/O thread's to change, and this is the I/O thread. */
+    FL_LOG_KV(FL_LOG_DEBUG,
+              FL_KV(FL_F("peer", c->name), FL_F("reason", reason),
+                    FL_F("code", code != 0 ? fl_err_name(code) : NULL)),
+              "connection %s %s closed", c->outbound ? "to" : "from", c->name);
     fl__obuf_free_list(out);
     if (socket) {
         uv_read_stop((uv_stream_t *)&c->tcp);
