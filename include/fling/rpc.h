@@ -538,8 +538,10 @@ FL_EXTERN int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
  * The endpoint id may be a pattern ("fling://local/resourcemanager_*",
  * "fling.tcp://host:6123/resourcemanager_*"): a * matches any run of
  * characters, anywhere in the id (ids never hold one); "*" alone is
- * refused. It connects to the NEWEST live endpoint whose id matches, the
- * one created last, started or not (a new leader's); the gateway is bound
+ * refused. It connects to the NEWEST live endpoint whose id matches and
+ * that implements desc, the one created last, started or not (a new
+ * leader's); matches of other services are passed over (all of them:
+ * FL_EHANDSHAKE); the gateway is bound
  * to it: fl_rpc_gateway_address gives its concrete address, and once it
  * terminates calls fail with FL_EUNREACHABLE (never reaching a successor):
  * connect again with the pattern. No match: FL_ECONNECT as for an id.

@@ -297,7 +297,7 @@ static int local_connect(fl_rpc_service_t *svc, const char *address,
         return FL_OK;
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep =
-        fl__rpc_resolve(svc, a.endpoint, true, why, sizeof why);
+        fl__rpc_resolve(svc, a.endpoint, desc->name, true, why, sizeof why);
     int idx = ep ? fl__rpc_service_index(ep, desc->name) : -1;
     fl_rpc_gateway_t *gw = NULL;
     if (idx >= 0)

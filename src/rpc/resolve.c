@@ -69,7 +69,8 @@ static void list_ids(fl_rpc_service_t *svc, size_t n, say_t *s)
 }
 
 fl_rpc_endpoint_t *fl__rpc_resolve(fl_rpc_service_t *svc, const char *id,
-                                   bool disclose, char *why, size_t cap)
+                                   const char *gateway, bool disclose,
+                                   char *why, size_t cap)
 {
     bool pattern = strchr(id, '*') != NULL;
     say_t s = {why, cap, 0};
@@ -81,13 +82,27 @@ fl_rpc_endpoint_t *fl__rpc_resolve(fl_rpc_service_t *svc, const char *id,
             id);
         return NULL;
     }
-    /* Newest first: the first match is the one created last. */
+    /* Newest first: the first match is the one created last. A pattern
+     * passes over matches that lack the gateway; if all lack it, the
+     * newest is returned, for the caller to refuse (FL_EHANDSHAKE). */
     size_t n = 0;
+    fl_rpc_endpoint_t *newest = NULL;
     for (fl_rpc_endpoint_t *e = svc->endpoints; e != NULL; e = e->next) {
-        if (pattern ? fl__id_match(id, e->id) : strcmp(e->id, id) == 0)
-            return e;
         n++;
+        if (!pattern) {
+            if (strcmp(e->id, id) == 0)
+                return e;
+            continue;
+        }
+        if (!fl__id_match(id, e->id))
+            continue;
+        if (gateway == NULL || fl__rpc_service_index(e, gateway) >= 0)
+            return e;
+        if (newest == NULL)
+            newest = e;
     }
+    if (newest != NULL)
+        return newest;
     if (pattern)
         add(&s, "no endpoint of the service matches '%s'; ", id);
     else

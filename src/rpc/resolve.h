@@ -20,8 +20,11 @@
  * fl__rpc_resolve finds the endpoint `id` names among svc's registered
  * (created, not yet terminated) endpoints. An id without * names the
  * endpoint with that id. A pattern (a *, fl__id_match) names the NEWEST
- * matching endpoint, the one created last, started or not: the registry
- * is kept newest first (endpoint.c). A pattern of * alone names none.
+ * matching endpoint that implements `gateway` (a service's full name;
+ * NULL: any), the one created last, started or not: the registry is kept
+ * newest first (endpoint.c); when no match implements it, the newest
+ * match (its caller then refuses the gateway). A pattern of * alone names
+ * none.
  *
  * Returns the endpoint (not retained), or NULL with the reason in why
  * (cap bytes; not NULL). With `disclose` (a caller in this process) the
@@ -31,6 +34,7 @@
  * the pattern <id>*. The caller holds svc->mu. Never blocks.
  */
 fl_rpc_endpoint_t *fl__rpc_resolve(fl_rpc_service_t *svc, const char *id,
-                                   bool disclose, char *why, size_t cap);
+                                   const char *gateway, bool disclose,
+                                   char *why, size_t cap);
 
 #endif /* FL_RPC_RESOLVE_H */

@@ -111,7 +111,7 @@ static void on_connected(fl_future_t *raw, void *p)
     gw->remote_id = x->id;
     gw->host = x->host;
     gw->conn = x->conn;
-    gw->wire_address = fl__conn_intern(x->conn, x->address);
+    gw->wire_address = fl__conn_intern(x->conn, address);
     gw->has_instance = cd.has_instance;
     gw->instance = cd.instance;
     /* The HELLO came before the CONNECTED on this connection. */

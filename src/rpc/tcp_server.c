@@ -60,8 +60,10 @@ void fl__rpc_tcp_on_connect(void *arg, fl__conn_t *c, uint64_t corr,
     int idx = -1;
     uint64_t instance = 0;
     pthread_mutex_lock(&svc->mu);
-    /* Remote callers learn the number of endpoints, never their ids. */
-    fl_rpc_endpoint_t *ep = fl__rpc_resolve(svc, id, false, why, sizeof why);
+    /* A refusal tells a remote caller how many endpoints there are, not
+     * their ids. */
+    fl_rpc_endpoint_t *ep =
+        fl__rpc_resolve(svc, id, gateway, false, why, sizeof why);
     if (ep != NULL) {
         idx = fl__rpc_service_index(ep, gateway);
         instance = wire_instance(svc, ep);

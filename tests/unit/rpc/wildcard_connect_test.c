@@ -100,6 +100,88 @@ static void test_several_matches_give_the_newest_started_or_not(void **state)
     svc_end(svc);
 }
 
+/* OtherGateway only: a match that lacks TestGateway. */
+static void og_ping(Fltest__OtherGateway_Service *svc, const Fltest__Empty *in,
+                    Fltest__Empty_Closure closure, void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    Fltest__Empty e = FLTEST__EMPTY__INIT;
+    closure(&e, closure_data);
+}
+
+static Fltest__OtherGateway_Service other_impl =
+    FLTEST__OTHER_GATEWAY__INIT(og_);
+
+/* The newest match that implements the gateway wins: a newer match of
+ * another service is passed over; with only such matches the connect
+ * fails FL_EHANDSHAKE. */
+static void test_a_pattern_passes_over_matches_of_another_gateway(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *rm = tep_create_started(svc, "rm_1", &st, NULL);
+    static ProtobufCService *const other[1] = {&other_impl.base};
+    fl_rpc_endpoint_opts_t o = {
+        .id = "rm_stats", .services = other, .nservices = 1};
+    fl_rpc_endpoint_t *stats = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &stats));
+    assert_fl_ok(fl_rpc_endpoint_start(stats));
+
+    fl_rpc_gateway_t *gw = connect_pattern(svc, "rm_*", "rm_1", NULL);
+    expect_reaches(gw, "rm_1");
+    fl_rpc_gateway_free(gw);
+
+    char msg[FL_FUTURE_MESSAGE_MAX];
+    assert_fl(FL_EHANDSHAKE,
+              gw_connect_error(cli_of(svc), tep_address(svc, "rm_s*").s, TG,
+                               msg, sizeof msg));
+    assert_string_equal(
+        "The rpc endpoint does not support the gateway fltest.TestGateway.",
+        msg);
+
+    fl_future_release(fl_rpc_endpoint_close(stats));
+    fl_rpc_endpoint_free(stats);
+    tep_end(rm);
+    svc_end(svc);
+}
+
+/* A call through a pattern gateway that times out names the endpoint it
+ * is bound to, not the pattern. */
+static void test_a_timeout_through_a_pattern_names_the_endpoint(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *rm = tep_create_started(svc, "rm_7", &st, NULL);
+    fl_rpc_gateway_t *gw = connect_pattern(svc, "rm_*", "rm_7", NULL);
+
+    fl_test_latch_t *parked = fl_test_latch_alloc(1);
+    st.blocked = parked;
+    Fltest__EchoRequest req = echo_req("wait", 1);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_call(gw, M_BLOCK, &req.base, 50, &f));
+    wait_latch(parked);
+    st.blocked = NULL;
+    fl_test_latch_free(parked);
+    assert_fl(FL_ETIMEDOUT, fl_test_future_code(f));
+    char want[512];
+    snprintf(want, sizeof want,
+             "Invocation of fltest.TestGateway.Block on %s timed out after "
+             "50 ms%s",
+             tep_address(svc, "rm_7").s, fx_tcp ? " (request sent)" : "");
+    assert_string_equal(want, fl_future_message(f));
+    fl_future_release(f);
+
+    tep_release_parked(&st, "late", 1);
+    fl_rpc_gateway_free(gw);
+    tep_end(rm);
+    svc_end(svc);
+}
+
 static void test_no_match_fails_econnect_naming_what_there_is(void **state)
 {
     (void)state;
@@ -221,6 +303,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         FL_TEST(test_a_pattern_connects_to_the_one_matching_endpoint),
         FL_TEST(test_several_matches_give_the_newest_started_or_not),
+        FL_TEST(test_a_pattern_passes_over_matches_of_another_gateway),
+        FL_TEST(test_a_timeout_through_a_pattern_names_the_endpoint),
         FL_TEST(test_no_match_fails_econnect_naming_what_there_is),
         FL_TEST(test_a_pattern_of_star_alone_is_refused),
         FL_TEST(test_the_bound_endpoint_ends_then_a_reconnect_finds_the_new),
