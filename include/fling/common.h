@@ -189,7 +189,9 @@ FL_EXTERN void fl_log_set_handler(fl_log_cb cb, void *arg);
  * bytes, NUL terminated, no newline; truncated to fit):
  *   2026-12-05T00:12:03.123456Z WARN  [t4711] remote: message key=value
  * UTC time with microseconds, level padded to 5, kernel thread id,
- * component, message, then the fields; a value that is empty or holds a
+ * component, message (its control characters escaped as below, so that
+ * text from a peer cannot start a line of its own), then the fields; a
+ * value that is empty or holds a
  * space, '"', '=', '\\' or a control character is quoted, with '"' and
  * '\\' escaped by a backslash and control characters written as a
  * backslash and n, t or xNN. Returns the length of the whole line (as

@@ -43,6 +43,33 @@ static bool needs_quotes(const char *v)
     return false;
 }
 
+/* A control character as an escape: \n, \t or \xNN. */
+static void put_control(line_t *l, unsigned char ch)
+{
+    if (ch == '\n') {
+        put_s(l, "\\n");
+    } else if (ch == '\t') {
+        put_s(l, "\\t");
+    } else {
+        char hex[8];
+        snprintf(hex, sizeof hex, "\\x%02x", ch);
+        put_s(l, hex);
+    }
+}
+
+/* The message: as it is, but control characters escaped, so that text a
+ * peer sent (a service name, an error) cannot start a line of its own. */
+static void put_text(line_t *l, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < ' ' || ch == 0x7f)
+            put_control(l, ch);
+        else
+            put_c(l, (char)ch);
+    }
+}
+
 static void put_value(line_t *l, const char *v)
 {
     if (v == NULL)
@@ -57,14 +84,8 @@ static void put_value(line_t *l, const char *v)
         if (ch == '"' || ch == '\\') {
             put_c(l, '\\');
             put_c(l, (char)ch);
-        } else if (ch == '\n') {
-            put_s(l, "\\n");
-        } else if (ch == '\t') {
-            put_s(l, "\\t");
         } else if (ch < ' ' || ch == 0x7f) {
-            char hex[8];
-            snprintf(hex, sizeof hex, "\\x%02x", ch);
-            put_s(l, hex);
+            put_control(l, ch);
         } else {
             put_c(l, (char)ch);
         }
@@ -107,7 +128,7 @@ size_t fl_log_format(const fl_log_record_t *rec, char *buf, size_t cap)
     put_s(&l, head);
     put_s(&l, rec->component_name != NULL ? rec->component_name : "?");
     put_s(&l, ": ");
-    put_s(&l, rec->message != NULL ? rec->message : "");
+    put_text(&l, rec->message != NULL ? rec->message : "");
     for (size_t i = 0; i < rec->nfields; i++) {
         put_c(&l, ' ');
         put_s(&l, rec->fields[i].key != NULL ? rec->fields[i].key : "?");

@@ -88,6 +88,24 @@ static void test_values_are_quoted_and_escaped_when_needed(void **state)
                         buf);
 }
 
+/* Text from a peer (a service name in a HELLO, an ERROR's message) may
+ * reach the message: its control characters are escaped, so it cannot
+ * forge a line of its own; quotes and spaces stay as they are. */
+static void test_control_characters_in_the_message_are_escaped(void **state)
+{
+    (void)state;
+    fl_log_record_t r = rec_of(FL_LOG_DEBUG, "remote",
+                               "service x\n2026-12-05T00:00:00.000000Z ERROR "
+                               "[t1] rpc: \"forged\"\t\x1b[0m",
+                               NULL, 0);
+    char buf[512];
+    fl_log_format(&r, buf, sizeof buf);
+    assert_string_equal("2026-12-05T00:12:03.123456Z DEBUG [t4711] remote: "
+                        "service x\\n2026-12-05T00:00:00.000000Z ERROR [t1] "
+                        "rpc: \"forged\"\\t\\x1b[0m",
+                        buf);
+}
+
 static void test_a_short_buffer_truncates_and_says_the_length(void **state)
 {
     (void)state;
@@ -218,6 +236,7 @@ int main(void)
         FL_TEST(test_the_line_of_a_record),
         FL_TEST(test_levels_are_padded_to_five),
         FL_TEST(test_values_are_quoted_and_escaped_when_needed),
+        FL_TEST(test_control_characters_in_the_message_are_escaped),
         FL_TEST(test_a_short_buffer_truncates_and_says_the_length),
         FL_TEST(test_the_default_sink_writes_one_line_per_record),
     };
