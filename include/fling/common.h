@@ -180,7 +180,7 @@ FL_EXTERN const char *fl_log_component_name(fl_log_component_t component);
  * fl_log_set_handler replaces the sink (NULL restores the default, which
  * writes one line per record to stderr, as fl_log_format does). Install it
  * before starting systems: a log call racing with the switch may still
- * reach the old sink. Any thread.
+ * reach the old sink (always with the arg given with it). Any thread.
  */
 FL_EXTERN void fl_log_set_handler(fl_log_cb cb, void *arg);
 

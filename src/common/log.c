@@ -28,8 +28,20 @@ static _Atomic bool cfg_read;
 static fl_log_level_t cfg_level = FL_LOG_WARN;
 static uint32_t cfg_traced; /* bit c: component c at debug */
 
-static _Atomic(fl_log_cb) log_cb;
-static _Atomic(void *) log_arg;
+/* The sink: a callback and its argument, published together as one
+ * pointer to a slot of a small ring. A switch fills the next slot, then
+ * publishes it, so that a log call reads a callback and the argument set
+ * with it; it would take FL__LOG_SINK_SLOTS switches during one log call
+ * to reuse the slot that call is reading. NULL: the default sink. */
+#define FL__LOG_SINK_SLOTS 8u
+typedef struct sink {
+    fl_log_cb cb;
+    void *arg;
+} sink_t;
+static sink_t sink_ring[FL__LOG_SINK_SLOTS];
+static unsigned sink_next;
+static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(const sink_t *) log_sink;
 static _Atomic(uint64_t (*)(void)) log_clock;
 
 static const char *const comp_names[] = {
@@ -216,9 +228,17 @@ int fl_log_enabled(fl_log_component_t component, fl_log_level_t level)
 
 void fl_log_set_handler(fl_log_cb cb, void *arg)
 {
-    /* Pairs with the acquire loads in emit: arg is published first. */
-    atomic_store_explicit(&log_arg, arg, memory_order_release);
-    atomic_store_explicit(&log_cb, cb, memory_order_release);
+    if (cb == NULL) {
+        atomic_store_explicit(&log_sink, NULL, memory_order_release);
+        return;
+    }
+    pthread_mutex_lock(&sink_mu);
+    sink_t *slot = &sink_ring[sink_next++ % FL__LOG_SINK_SLOTS];
+    slot->cb = cb;
+    slot->arg = arg;
+    /* Pairs with the acquire load in emit_v: the slot is filled first. */
+    atomic_store_explicit(&log_sink, slot, memory_order_release);
+    pthread_mutex_unlock(&sink_mu);
 }
 
 /* The kernel's id of this thread, asked once. */
@@ -270,10 +290,10 @@ static void emit_v(unsigned comp, fl_log_level_t level, uint32_t suppressed,
         .thread_id = thread_id(),
         .suppressed = suppressed,
     };
-    /* Pair with the release stores in fl_log_set_handler. */
-    fl_log_cb cb = atomic_load_explicit(&log_cb, memory_order_acquire);
-    if (cb != NULL)
-        cb(atomic_load_explicit(&log_arg, memory_order_acquire), &rec);
+    /* Pairs with the release store in fl_log_set_handler. */
+    const sink_t *sink = atomic_load_explicit(&log_sink, memory_order_acquire);
+    if (sink != NULL)
+        sink->cb(sink->arg, &rec);
     else
         fl__log_stderr(&rec);
 }
