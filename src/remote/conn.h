@@ -279,6 +279,7 @@ struct fl__conn {
     fl__obuf_t *wflight;
     size_t wflight_bytes;
     size_t wflight_lane[2]; /* wflight_bytes by lane */
+    size_t wflight_hdr;     /* plus a fragment's header, in front of it */
     uv_buf_t *wbufs;
     size_t wcap;
     bool close_when_flushed;
@@ -735,7 +736,9 @@ fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
  * (N: its lane's bytes ahead of it; "first in its queue" when none), or
  * "request not sent: the connection to <peer> was still being
  * established" (or "was closing"). Nothing is counted per request: its
- * frame's end in its lane's stream against what the lane wrote. Pure. */
+ * frame's end in its lane's stream against what the lane wrote (done:
+ * the writes completed, and what the socket took of the one in flight,
+ * fl__conn_expire). Pure. */
 void fl__pending_progress(const fl__pending_t *p, int state,
                           const uint64_t done[2], const char *peer, char *buf,
                           size_t cap);

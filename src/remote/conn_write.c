@@ -177,7 +177,7 @@ static void on_written(uv_write_t *req, int status)
     bool empty = !fl__conn_has_queue_locked(c);
     c->writing = false;
     fl__conn_unlock(c);
-    c->wflight_bytes = 0;
+    c->wflight_bytes = c->wflight_hdr = 0;
     c->wflight_lane[0] = c->wflight_lane[1] = 0;
     if (status == UV_ECANCELED)
         return; /* closing */
@@ -367,6 +367,7 @@ void fl__conn_flush(fl__conn_t *c)
     c->wflight_bytes = bytes[0] + bytes[1];
     c->wflight_lane[0] = bytes[0];
     c->wflight_lane[1] = bytes[1];
+    c->wflight_hdr = frag.base != NULL ? FL__FRAME_HDR : 0;
     count_writes(c->net, frag.base != NULL ? n + 1 : n);
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)i,
                       on_written);
@@ -378,7 +379,7 @@ void fl__conn_flush(fl__conn_t *c)
         fl__conn_dequeued_locked(c, FL__LANE_BIG, bytes[1]);
         c->writing = false;
         fl__conn_unlock(c);
-        c->wflight_bytes = 0;
+        c->wflight_bytes = c->wflight_hdr = 0;
         c->wflight_lane[0] = c->wflight_lane[1] = 0;
         fl__conn_close(c, 0, uv_strerror(rc));
     }

@@ -125,6 +125,25 @@ void fl__pending_progress(const fl__pending_t *p, int state,
                  (unsigned long long)(start - d));
 }
 
+/* Adds to done[] the bytes of the write in flight that the socket has
+ * taken already (libuv holds the rest: write_queue_size): done[] counts a
+ * write only when it completes, but a request the kernel has may have
+ * reached the peer. The write's buffers are the small lane's frames,
+ * then the big lane's (a fragment after its header). I/O thread. */
+static void inflight_written(const fl__conn_t *c, uint64_t done[2])
+{
+    size_t total = c->wflight_bytes + c->wflight_hdr;
+    if (total == 0) /* none in flight */
+        return;
+    size_t left = c->tcp.write_queue_size;
+    size_t w = total > left ? total - left : 0;
+    size_t small = w < c->wflight_lane[0] ? w : c->wflight_lane[0];
+    done[0] += small;
+    w -= small;
+    w = w > c->wflight_hdr ? w - c->wflight_hdr : 0;
+    done[1] += w < c->wflight_lane[1] ? w : c->wflight_lane[1];
+}
+
 /* The failure of request p that timed out (I/O thread, not under
  * c->mu). */
 static void fail_timed_out(fl__conn_t *c, fl__pending_t *p,
@@ -161,6 +180,7 @@ void fl__conn_expire(fl__conn_t *c, uint64_t now)
     pg.state = c->state;
     pg.done[0] = c->done[0];
     pg.done[1] = c->done[1];
+    inflight_written(c, pg.done);
     fl__hnode_t *top;
     while ((top = fl__heap_top(&c->dl)) != NULL && top->key <= now) {
         fl__pending_t *p = fl__container_of(top, fl__pending_t, dl);

@@ -11,6 +11,10 @@
 #include "rpc/gateway.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 /* ---- the text, from the counters ---------------------------------------- */
 
@@ -176,12 +180,113 @@ static void test_a_call_timing_out_while_connecting_says_not_sent(void **state)
     fl_rpc_service_free(s.svc);
 }
 
+/* ---- a request the socket took part of ----------------------------------- */
+
+/* Reads and drops what fd receives until the peer closes it. */
+static void *discard_until_eof(void *p)
+{
+    int fd = *(int *)p;
+    char buf[65536];
+    while (recv(fd, buf, sizeof buf, 0) > 0)
+        ;
+    return NULL;
+}
+
+/*
+ * The raw server stops reading while the client calls N times with 30 KB
+ * each: the first requests fill the socket, the rest wait in the
+ * connection's queue, and one write of many of them is in flight, of
+ * which the socket took a part (libuv holds the rest). When the calls
+ * time out, each says how far it got against what the socket took
+ * (unread at the server plus in the client's send queue, W bytes): the
+ * requests before W "sent", the one across it "partly sent", the next
+ * "first in its queue" or "queued behind" the bytes before it.
+ */
+static void test_what_the_socket_took_counts_as_written(void **state)
+{
+    (void)state;
+    rawsrv_t s;
+    rawsrv_start(&s, CALC);
+    /* Long enough for the calls to be made and the socket to fill before
+     * the first times out, also under the sanitizers. */
+    enum { N = 300, TEXT = 30000, SETTLE_MS = 1000 };
+    char *text = malloc(TEXT + 1);
+    assert_non_null(text);
+    memset(text, 'x', TEXT);
+    text[TEXT] = '\0';
+    Flhostile__Num req = FLHOSTILE__NUM__INIT;
+    req.v = 1;
+    req.text = text;
+    fl_future_t *f[N];
+    for (int i = 0; i < N; i++)
+        f[i] = fl_test_call(s.gw, M_ADD, &req.base, SETTLE_MS);
+    free(text);
+    for (int i = 0; i < N; i++)
+        assert_fl(FL_ETIMEDOUT, fl_test_future_code(f[i]));
+
+    /* Nothing moves while the server reads nothing. */
+    int unread = 0, outq = 0, cfd = -1;
+    assert_int_equal(0, ioctl(s.r.fd, FIONREAD, &unread));
+    assert_int_equal(0, uv_fileno((uv_handle_t *)&s.gw->conn->tcp, &cfd));
+    assert_int_equal(0, ioctl(cfd, SIOCOUTQ, &outq));
+    uint64_t w = (uint64_t)unread + (uint64_t)outq;
+
+    /* A request's size: from the last two, queued behind the others. */
+    unsigned long long b1 = 0, b2 = 0;
+    const char *q = "request not sent: still queued behind ";
+    const char *m1 = strstr(fl_future_message(f[N - 2]), q);
+    const char *m2 = strstr(fl_future_message(f[N - 1]), q);
+    assert_non_null(m1);
+    assert_non_null(m2);
+    b1 = strtoull(m1 + strlen(q), NULL, 10);
+    b2 = strtoull(m2 + strlen(q), NULL, 10);
+    uint64_t len = b2 - b1;
+    assert_true(len > TEXT && len < TEXT + 100);
+    unsigned sent = 0;
+    for (int i = 0; i < N; i++) {
+        uint64_t start = (uint64_t)i * len;
+        char how[128], want[512];
+        if (w >= start + len) {
+            snprintf(how, sizeof how, "request sent");
+            sent++;
+        } else if (w > start) {
+            snprintf(how, sizeof how,
+                     "request partly sent: %llu of %llu bytes written",
+                     (unsigned long long)(w - start), (unsigned long long)len);
+        } else if (w == start) {
+            snprintf(how, sizeof how, "request not sent: first in its queue");
+        } else {
+            snprintf(how, sizeof how,
+                     "request not sent: still queued behind %llu bytes",
+                     (unsigned long long)(start - w));
+        }
+        rawsrv_timeout_msg(&s, "flhostile.CalcGateway.Add", SETTLE_MS, how,
+                           want, sizeof want);
+        assert_string_equal(want, fl_future_message(f[i]));
+        fl_future_release(f[i]);
+    }
+    print_message("%u of %d requests in the socket (%llu bytes)\n", sent, N,
+                  (unsigned long long)w);
+    assert_true(sent > 0 && sent < N);
+
+    /* The rest goes out (requests are not taken back), then BYE. */
+    pthread_t reader;
+    assert_int_equal(0,
+                     pthread_create(&reader, NULL, discard_until_eof, &s.r.fd));
+    fl_rpc_gateway_free(s.gw);
+    fl_rpc_service_free(s.svc);
+    pthread_join(reader, NULL);
+    raw_close(&s.r);
+    raw_fd_close(s.lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_progress_says_how_far_the_request_got),
         FL_TEST(test_lane_counters_balance_once_all_is_written),
         FL_TEST(test_a_call_timing_out_while_connecting_says_not_sent),
+        FL_TEST(test_what_the_socket_took_counts_as_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
