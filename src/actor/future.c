@@ -645,8 +645,7 @@ int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
         return FL_ENOMEM;
     int rc = fl__future_attach_timer(f, sys, t);
     if (rc != FL_OK) {
-        fl_future_release(t->u.fut.f);
-        fl__free(t);
+        fl__timer_discard(t);
         return rc;
     }
     /* From here the future owns the timer: arming may fail (closed), in

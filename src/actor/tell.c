@@ -125,8 +125,7 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
             fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
         } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
             /* Answered already. */
-            fl_future_release(t->u.fut.f);
-            fl__free(t);
+            fl__timer_discard(t);
         } else {
             (void)fl__timer_arm(sys, t);
         }

@@ -78,6 +78,8 @@ uint64_t fl__timers_pending(fl_system_t *sys);
  * of memory. to: the actor an ask went to, named when it fires (0: f is
  * no ask). */
 fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to);
+/* Free t, never armed, and its reference to the future. */
+void fl__timer_discard(fl__timer_t *t);
 /* Arm t (CONSUMED) on sys's timer thread. FL_OK, or FL_ECLOSED / FL_ENOMEM
  * after failing t's future. Any thread; not blocking. */
 int fl__timer_arm(fl_system_t *sys, fl__timer_t *t);
