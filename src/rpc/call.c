@@ -10,6 +10,7 @@
 #include "actor/system.h"
 #include "rpc/arena.h"
 #include "rpc/gateway.h"
+#include "rpc/local.h"
 #include "rpc/tcp.h"
 
 #include <stdarg.h>
@@ -70,8 +71,8 @@ const char *fl__rpc_say_methods(const ProtobufCServiceDescriptor *d, char *buf,
     return buf;
 }
 
-int fl__rpc_check_request(const ProtobufCServiceDescriptor *d, unsigned m,
-                          const ProtobufCMessage *req)
+FL__COLD int fl__rpc_refuse_request(const ProtobufCServiceDescriptor *d,
+                                    unsigned m, const ProtobufCMessage *req)
 {
     char name[256], methods[600];
     if (m >= d->n_methods)
@@ -208,7 +209,11 @@ typedef struct closure_ctx {
     fl_system_t *sys; /* the caller's actor, or NULL: run where done */
     fl_actor_ref_t self;
     fl_future_t *f; /* held from completion until the closure ran */
-    char address[]; /* the gateway's, copied: it may be freed first */
+    /* A remote gateway's address, copied (it may be freed first); "" for
+     * a local one, whose replies are protobuf-c's own bytes: they fail to
+     * unpack only on the bound or out of memory, and the method names the
+     * call well enough, without a copy per call. */
+    char address[];
 } closure_ctx_t;
 
 /* The last message of a closure whose reply m could not be unpacked:
@@ -226,8 +231,13 @@ static void closure_undecoded(const closure_ctx_t *c, fl_msg_t *m, bool over,
         fl__rpc_wire_why(c->output, fl_msg_data(m), fl_msg_size(m), rest,
                          sizeof rest);
     char why[FL_FUTURE_MESSAGE_MAX];
-    snprintf(why, sizeof why, "Could not decode the reply of %s from %s: %s%s",
-             name, c->address, c->output->name, rest);
+    if (c->address[0] != '\0')
+        snprintf(why, sizeof why,
+                 "Could not decode the reply of %s from %s: %s%s", name,
+                 c->address, c->output->name, rest);
+    else
+        snprintf(why, sizeof why, "Could not decode the reply of %s: %s%s",
+                 name, c->output->name, rest);
     fl__rpc_set_last(FL_EDECODE, why);
 }
 
@@ -314,7 +324,7 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     }
     fl_future_t *ask = NULL;
     rc = gw->tran->ask(gw, method, input, timeout, &ask);
-    size_t alen = strlen(gw->address) + 1;
+    size_t alen = gw->tran == &fl__rpc_tran_local ? 1 : strlen(gw->address) + 1;
     closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c + alen) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;
@@ -330,7 +340,10 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     c->desc = gw->base.descriptor;
     c->method = method;
     c->output = gw->base.descriptor->methods[method].output;
-    memcpy(c->address, gw->address, alen);
+    if (alen > 1)
+        memcpy(c->address, gw->address, alen);
+    else
+        c->address[0] = '\0';
     c->self = fl_self();
     c->sys = c->self.id != 0 ? fl_system_current() : NULL;
     c->f = NULL;

@@ -195,12 +195,17 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                     md->name, ep->id);
         return;
     }
-    char why[160] = ": ";
-    if (h->wire &&
-        fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1), h->len, why + 2,
-                           sizeof why - 2) != FL_OK) {
-        undecoded(ep, msg, s->descriptor, h->method, why);
-        return;
+    char why[160];
+    if (h->wire) {
+        /* ": the broken rule"; not an initializer, which would clear all
+         * of why for every call. */
+        why[0] = ':';
+        why[1] = ' ';
+        if (fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1), h->len,
+                               why + 2, sizeof why - 2) != FL_OK) {
+            undecoded(ep, msg, s->descriptor, h->method, why);
+            return;
+        }
     }
     arena_t *arena = thread_arena();
     arena_mark_t mark = {0, NULL};

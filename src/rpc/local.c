@@ -104,6 +104,19 @@ void fl__rpc_name_callable(fl_future_t *f, fl_rpc_endpoint_t *ep)
 }
 
 /* Build the invocation message for method of gw with req packed in. */
+/* FL_EINVAL for a request of n bytes, over what a call carries. Out of
+ * line: its buffer stays off build_invoke's frame. */
+static FL__COLD int refuse_too_large(const fl_rpc_gateway_t *gw,
+                                     unsigned method, size_t n)
+{
+    char name[256];
+    return fl__rpc_refuse(
+        FL_EINVAL,
+        "Invocation of %s refused: its request packs to %zu bytes, over the "
+        "4294967295 a call can carry",
+        fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name), n);
+}
+
 static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
                         const ProtobufCMessage *req, fl_msg_t **out)
 {
@@ -112,15 +125,8 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     if (rc != FL_OK)
         return rc;
     size_t n = protobuf_c_message_get_packed_size(req);
-    if (n > UINT32_MAX) {
-        char name[256];
-        return fl__rpc_refuse(
-            FL_EINVAL,
-            "Invocation of %s refused: its request packs to %zu bytes, over "
-            "the 4294967295 a call can carry",
-            fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name),
-            n);
-    }
+    if (n > UINT32_MAX)
+        return refuse_too_large(gw, method, n);
     fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
     if (m == NULL)
         return FL_ENOMEM;

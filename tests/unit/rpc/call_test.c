@@ -459,6 +459,24 @@ static void wide_echo(Fltest__TestGateway_Service *svc,
     closure(&r, closure_data);
 }
 
+/* What a stub's closure saw: the reply or not, the last error and
+ * message, once (done). */
+typedef struct seen {
+    fl_test_latch_t *done;
+    bool got_reply;
+    int err;
+    char msg[FL_FUTURE_MESSAGE_MAX];
+} seen_t;
+
+static void seen_closure(const Fltest__EchoReply *r, void *data)
+{
+    seen_t *s = data;
+    s->got_reply = r != NULL;
+    s->err = fl_rpc_last_error();
+    snprintf(s->msg, sizeof s->msg, "%s", fl_rpc_last_message());
+    fl_test_latch_count_down(s->done);
+}
+
 static void test_reply_over_the_decode_bound_names_the_method(void **state)
 {
     (void)state;
@@ -492,6 +510,17 @@ static void test_reply_over_the_decode_bound_names_the_method(void **state)
                  bound);
     assert_string_equal(want, fl_future_message(f));
     fl_future_release(f);
+
+    /* A stub's closure says the same. */
+    seen_t seen = {.done = fl_test_latch_alloc(1)};
+    Fltest__EchoRequest req = echo_req("x", 1);
+    fltest__test_gateway__echo(fl_rpc_gateway_service(fx.gw), &req,
+                               seen_closure, &seen);
+    wait_latch(seen.done);
+    assert_false(seen.got_reply);
+    assert_fl(FL_EDECODE, seen.err);
+    assert_string_equal(want, seen.msg);
+    fl_test_latch_free(seen.done);
 
     ep_fx_end(&fx);
 }
