@@ -264,7 +264,8 @@ static int run_steps(fl_rpc_service_t *svc, const char *address, start_fn start,
     req.name = "early bird";
     rc = fl_rpc_call_sync(gw, say_hello, &req.base, 0, &reply);
     printf("0. before start:   ");
-    print_failure(rc, fl_strerror(rc));
+    /* A blocking call's failure message: fl_rpc_last_message(). */
+    print_failure(rc, fl_rpc_last_message());
     if (rc == FL_OK)
         protobuf_c_message_free_unpacked(reply, NULL);
     expect(rc == FL_ENOTSTARTED, "before start");
@@ -287,7 +288,7 @@ static int run_steps(fl_rpc_service_t *svc, const char *address, start_fn start,
         protobuf_c_message_free_unpacked(reply, NULL);
     } else {
         printf("1. blocking:       ");
-        print_failure(rc, fl_strerror(rc));
+        print_failure(rc, fl_rpc_last_message());
     }
     expect(rc == FL_OK, "blocking");
 
@@ -344,7 +345,7 @@ static int run_steps(fl_rpc_service_t *svc, const char *address, start_fn start,
         printf("%s\n", ((Hello__HelloReply *)reply)->message);
         protobuf_c_message_free_unpacked(reply, NULL);
     } else {
-        print_failure(rc, fl_strerror(rc));
+        print_failure(rc, fl_rpc_last_message());
     }
     expect(rc == FL_ETIMEDOUT, "timeout");
     req.delay_ms = 0;
