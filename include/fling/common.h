@@ -105,7 +105,8 @@ typedef enum fl_log_component {
     FL_LOGC_ACTOR = 2,
     FL_LOGC_REMOTE = 3,
     FL_LOGC_RPC = 4,
-    FL_LOGC_APP = 5
+    FL_LOGC_APP = 5,
+    FL_LOGC_CLUSTER = 6
 } fl_log_component_t;
 
 #define FL_LOG_COMPONENT_MAX 16

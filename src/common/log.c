@@ -45,9 +45,10 @@ static _Atomic(const sink_t *) log_sink;
 static _Atomic(uint64_t (*)(void)) log_clock;
 
 static const char *const comp_names[] = {
-    [FL_LOGC_COMMON] = "common", [FL_LOGC_SCHED] = "sched",
-    [FL_LOGC_ACTOR] = "actor",   [FL_LOGC_REMOTE] = "remote",
-    [FL_LOGC_RPC] = "rpc",       [FL_LOGC_APP] = "app",
+    [FL_LOGC_COMMON] = "common",   [FL_LOGC_SCHED] = "sched",
+    [FL_LOGC_ACTOR] = "actor",     [FL_LOGC_REMOTE] = "remote",
+    [FL_LOGC_RPC] = "rpc",         [FL_LOGC_APP] = "app",
+    [FL_LOGC_CLUSTER] = "cluster",
 };
 #define NCOMP (sizeof comp_names / sizeof *comp_names)
 

@@ -217,6 +217,7 @@ static void test_component_names(void **state)
     assert_string_equal("remote", fl_log_component_name(FL_LOGC_REMOTE));
     assert_string_equal("rpc", fl_log_component_name(FL_LOGC_RPC));
     assert_string_equal("app", fl_log_component_name(FL_LOGC_APP));
+    assert_string_equal("cluster", fl_log_component_name(FL_LOGC_CLUSTER));
     assert_string_equal("?", fl_log_component_name((fl_log_component_t)9));
 }
 
