@@ -215,4 +215,7 @@ int serve_main(const bench_ctx_t *ctx);
 int bench_mem(const bench_ctx_t *ctx);
 int mem_main(const bench_ctx_t *ctx);
 
+/* cluster.* (cluster_bench.c). */
+int bench_cluster_heartbeat(const bench_ctx_t *ctx);
+
 #endif /* FL_BENCH_BENCH_H */

@@ -192,6 +192,8 @@ static const bench_t benches[] = {
     {"mem.tell_flood", bench_mem,
      "8 x 1,000,000 tells queued at one endpoint: memory before, at the "
      "peak, after the drain"},
+    {"cluster.heartbeat", bench_cluster_heartbeat,
+     "CPU time of heartbeat rounds: one sender, 10,000 targets"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 
