@@ -141,7 +141,10 @@ typedef struct fl_heartbeat_opts {
     int failure_threshold;
 
     /* Callbacks, all optional, with arg; on the main thread. */
-    /* The target was silent for the timeout: once per target. */
+    /* The target was silent for the timeout: once per target. It stays
+     * monitored (a late heartbeat still sets its last heartbeat, and a
+     * receiver still answers it) but a sender no longer asks it:
+     * unmonitor it, and monitor it again if it comes back. */
     fl_heartbeat_event_cb on_timeout;
     /* failure_threshold heartbeat calls in a row failed with
      * FL_EUNREACHABLE: once per target; its timer stops. */

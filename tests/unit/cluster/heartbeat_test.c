@@ -429,10 +429,11 @@ static void node_init(pair_t *p, node_t *n, const char *name,
 /* Starts both nodes and their managers with these timings (the sender's
  * first, then the receiver's); the receiver monitors the sender, then
  * (if `link`) the sender monitors the receiver. */
-static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
-                       int64_t rt, bool link)
+static void pair_start_on(pair_t *p, const fl_rpc_service_opts_t *svo,
+                          int64_t si, int64_t st, int64_t ri, int64_t rt,
+                          bool link)
 {
-    assert_fl_ok(fl_rpc_service_alloc(NULL, &p->svc));
+    assert_fl_ok(fl_rpc_service_alloc(svo, &p->svc));
     node_init(p, &p->s, "sender", FL_HEARTBEAT_SENDER);
     node_init(p, &p->r, "receiver", FL_HEARTBEAT_RECEIVER);
     p->s.peer =
@@ -450,6 +451,13 @@ static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
     assert_fl_ok(do_job(&p->r, job_monitor_peer, "sender"));
     if (link)
         assert_fl_ok(do_job(&p->s, job_monitor_peer, "receiver"));
+}
+
+/* pair_start_on a local-only service. */
+static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
+                       int64_t rt, bool link)
+{
+    pair_start_on(p, NULL, si, st, ri, rt, link);
 }
 
 static void node_end(node_t *n)
@@ -516,6 +524,27 @@ static void test_flow_with_payloads(void **state)
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 0);
     assert_int_equal(count_of(&p.s, &p.s.nincompatible), 0);
+    pair_end(&p);
+}
+
+/* The same over TCP: the endpoints call each other through 127.0.0.1. */
+static void test_flow_tcp(void **state)
+{
+    (void)state;
+    pair_t p;
+    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
+    pair_start_on(&p, &so, 20, 2000, 20, 2000, true);
+    assert_non_null(strstr(fl_rpc_endpoint_address(p.r.ep), "fling.tcp://"));
+    wait_count(&p.r, &p.r.nreports, 3, "reports");
+    wait_count(&p.s, &p.s.nreports, 3, "reports");
+    pthread_mutex_lock(&p.r.mu);
+    assert_string_equal(p.r.last_payload, "sender-to-receiver");
+    pthread_mutex_unlock(&p.r.mu);
+    pthread_mutex_lock(&p.s.mu);
+    assert_string_equal(p.s.last_payload, "receiver-to-sender");
+    pthread_mutex_unlock(&p.s.mu);
+    assert_true(last_from(&p.s, "receiver") > 0);
+    assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     pair_end(&p);
 }
 
@@ -825,6 +854,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_flow_with_payloads),
+        FL_TEST(test_flow_tcp),
         FL_TEST(test_timeout_once),
         FL_TEST(test_timeout_never_heard),
         FL_TEST(test_unmonitor),
