@@ -28,7 +28,8 @@ declare -A GROUP=(
     # Compiling anything at all.
     [build]="gcc make cmake pkg-config"
     # What the library uses next (cheap, so every target pulls them in).
-    [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev"
+    [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev
+           libyaml-dev"
     # The test suite (cmocka under ctest).
     [test]="libcmocka-dev valgrind"
     # The benchmarks and their peers: Erlang/OTP, and gRPC C++ (a C++
