@@ -1,0 +1,641 @@
+/*
+ * config_test.c - the configuration (fling/config.h): every type and form
+ * of value, nested and flat keys, each error message, nothing applied on
+ * error, -D overrides, the printout, and the guide's table of keys.
+ */
+#include "fl_test.h"
+
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fling/config.h>
+
+#define ERRCAP 512
+
+static fl_config_t *new_config(void)
+{
+    fl_config_t *cfg = fl_config_alloc();
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static int64_t duration(const fl_config_t *cfg, const char *key)
+{
+    int64_t v = -42;
+    assert_fl_ok(fl_config_get_duration_ms(cfg, key, &v));
+    return v;
+}
+
+static int64_t int_of(const fl_config_t *cfg, const char *key)
+{
+    int64_t v = -42;
+    assert_fl_ok(fl_config_get_int(cfg, key, &v));
+    return v;
+}
+
+static const char *string_of(const fl_config_t *cfg, const char *key)
+{
+    const char *v = NULL;
+    assert_fl_ok(fl_config_get_string(cfg, key, &v));
+    return v;
+}
+
+static fl_config_source_t source_of(const fl_config_t *cfg, const char *key)
+{
+    fl_config_source_t src = (fl_config_source_t)-1;
+    assert_fl_ok(fl_config_get_source(cfg, key, &src, NULL));
+    return src;
+}
+
+/* Sets key to value and expects it refused with exactly msg. */
+static void expect_set_refused(const char *key, const char *value,
+                               const char *msg)
+{
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    assert_fl(FL_EINVAL, fl_config_set(cfg, key, value, err, sizeof err));
+    assert_string_equal(msg, err);
+    assert_int_equal(FL_CONFIG_DEFAULT, source_of(cfg, key));
+    fl_config_free(cfg);
+}
+
+/* The printout of cfg as a string (caller frees). */
+static char *print_to_string(const fl_config_t *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_fl_ok(fl_config_print(cfg, f));
+    fclose(f);
+    return buf;
+}
+
+/* A temporary file holding text; its path into path (64 bytes). */
+static void write_temp(char *path, const char *text)
+{
+    strcpy(path, "/tmp/fl_config_test_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(strlen(text), fwrite(text, 1, strlen(text), f));
+    assert_int_equal(0, fclose(f));
+}
+
+/* ---- defaults and the table ---------------------------------------------- */
+
+static void test_defaults_are_flinks(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    assert_string_equal("localhost",
+                        string_of(cfg, FL_CONFIG_JOBMANAGER_RPC_ADDRESS));
+    assert_int_equal(6123, int_of(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT));
+    assert_int_equal(1, int_of(cfg, FL_CONFIG_TASKMANAGER_SLOTS));
+    assert_int_equal(300000,
+                     duration(cfg, FL_CONFIG_TASKMANAGER_REGISTRATION_TIMEOUT));
+    assert_int_equal(10000, duration(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+    assert_int_equal(50000, duration(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
+    assert_int_equal(2, int_of(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD));
+    bool jitter = false;
+    assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &jitter));
+    assert_true(jitter);
+    assert_int_equal(100, duration(cfg, FL_CONFIG_REGISTRATION_INITIAL_TIMEOUT));
+    assert_int_equal(30000, duration(cfg, FL_CONFIG_REGISTRATION_MAX_TIMEOUT));
+    assert_int_equal(10000, duration(cfg, FL_CONFIG_REGISTRATION_ERROR_DELAY));
+    assert_int_equal(30000, duration(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY));
+    assert_string_equal("NONE", string_of(cfg, FL_CONFIG_HA_TYPE));
+    assert_string_equal("/default", string_of(cfg, FL_CONFIG_HA_CLUSTER_ID));
+    assert_string_equal("", string_of(cfg, FL_CONFIG_HA_ZK_QUORUM));
+    assert_string_equal("/flink", string_of(cfg, FL_CONFIG_HA_ZK_ROOT));
+    assert_int_equal(60000, duration(cfg, FL_CONFIG_HA_ZK_SESSION_TIMEOUT));
+    assert_int_equal(15000, duration(cfg, FL_CONFIG_HA_ZK_CONNECTION_TIMEOUT));
+    uint64_t frame = 0;
+    assert_fl_ok(fl_config_get_size(cfg, FL_CONFIG_RPC_FRAMESIZE, &frame));
+    assert_int_equal(10485760, frame);
+    assert_int_equal(10000, duration(cfg, FL_CONFIG_RPC_ASK_TIMEOUT));
+    assert_int_equal(20, fl_config_key_count());
+    assert_null(fl_config_key_at(20));
+    for (size_t i = 0; i < fl_config_key_count(); i++)
+        assert_int_equal(FL_CONFIG_DEFAULT,
+                         source_of(cfg, fl_config_key_at(i)->name));
+    assert_fl_ok(fl_config_validate(cfg, NULL, 0));
+    fl_config_free(cfg);
+    fl_config_free(NULL);
+}
+
+static void test_getters_refuse_unknown_keys_and_other_types(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    int64_t v = 7;
+    assert_fl(FL_ENOENT, fl_config_get_int(cfg, "no.such.key", &v));
+    assert_fl(FL_EINVAL,
+              fl_config_get_int(cfg, FL_CONFIG_HEARTBEAT_INTERVAL, &v));
+    assert_int_equal(7, v);
+    const char *s = "x";
+    assert_fl(FL_EINVAL, fl_config_get_string(cfg, FL_CONFIG_RPC_FRAMESIZE, &s));
+    assert_fl(FL_ENOENT, fl_config_get_source(cfg, "nope", NULL, NULL));
+    assert_string_equal("duration", fl_config_type_name(FL_CONFIG_DURATION));
+    assert_string_equal("size", fl_config_type_name(FL_CONFIG_SIZE));
+    assert_string_equal("unknown", fl_config_type_name((fl_config_type_t)9));
+    fl_config_free(cfg);
+}
+
+/* ---- typed values ---------------------------------------------------------- */
+
+static void test_durations_take_flinks_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int64_t ms;
+    } cases[] = {
+        {"10 s", 10000},     {"500 ms", 500},       {"5 min", 300000},
+        {"1 h", 3600000},    {"2 d", 172800000},    {"250", 250},
+        {"10s", 10000},      {"3 MIN", 180000},     {" 7 s ", 7000},
+        {"1 minute", 60000}, {"2 seconds", 2000},   {"1m", 60000},
+        {"4 hours", 14400000}, {"1 day", 86400000}, {"0 ms", 0},
+    };
+    fl_config_t *cfg = new_config();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[ERRCAP] = "";
+        assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_ERROR_DELAY,
+                                   cases[i].text, err, sizeof err));
+        assert_string_equal("", err);
+        assert_int_equal(cases[i].ms,
+                         duration(cfg, FL_CONFIG_REGISTRATION_ERROR_DELAY));
+    }
+    assert_int_equal(FL_CONFIG_OVERRIDE,
+                     source_of(cfg, FL_CONFIG_REGISTRATION_ERROR_DELAY));
+    fl_config_free(cfg);
+}
+
+#define DURATION_FORM                                                          \
+    "a duration such as 10 s, 500 ms or 5 min (units ms, s, min, h, d; a "     \
+    "bare number is ms)"
+#define SIZE_FORM                                                              \
+    "a size such as 10 mb, 64 kb or 10485760b (units b, kb, mb, gb, tb; a "    \
+    "bare number is bytes)"
+
+static void test_bad_durations_name_key_value_and_form(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"10 parsecs", "-1 s", "1.5 s", "",
+                                      "s", "99999999999999999999",
+                                      "9223372036854775807 d", "10 ns"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char msg[ERRCAP];
+        snprintf(msg, sizeof msg,
+                 "Bad value '%s' for 'heartbeat.interval' (-D): expected "
+                 "duration > 0, " DURATION_FORM ".",
+                 bad[i]);
+        expect_set_refused(FL_CONFIG_HEARTBEAT_INTERVAL, bad[i], msg);
+    }
+}
+
+static void test_duration_ranges_are_checked_per_key(void **state)
+{
+    (void)state;
+    expect_set_refused(FL_CONFIG_REGISTRATION_INITIAL_TIMEOUT, "0 ms",
+                       "Bad value '0 ms' for "
+                       "'cluster.registration.initial-timeout' (-D): expected "
+                       "duration > 0.");
+    expect_set_refused(FL_CONFIG_REGISTRATION_MAX_TIMEOUT, "0",
+                       "Bad value '0' for 'cluster.registration.max-timeout' "
+                       "(-D): expected duration > 0.");
+    expect_set_refused(FL_CONFIG_HEARTBEAT_INTERVAL, "0 s",
+                       "Bad value '0 s' for 'heartbeat.interval' (-D): "
+                       "expected duration > 0.");
+    /* The delays may be 0. */
+    fl_config_t *cfg = new_config();
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY, "0",
+                               NULL, 0));
+    assert_int_equal(0, duration(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY));
+    fl_config_free(cfg);
+}
+
+static void test_sizes_take_flinks_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } cases[] = {
+        {"10 mb", 10485760}, {"64 kb", 65536},       {"10485760b", 10485760},
+        {"100", 100},        {"1 g", 1073741824},    {"2 TB", 2199023255552ull},
+        {"7 bytes", 7},      {"3 mebibytes", 3145728}, {"1k", 1024},
+    };
+    fl_config_t *cfg = new_config();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t v = 0;
+        assert_fl_ok(fl_config_set(cfg, FL_CONFIG_RPC_FRAMESIZE, cases[i].text,
+                                   NULL, 0));
+        assert_fl_ok(fl_config_get_size(cfg, FL_CONFIG_RPC_FRAMESIZE, &v));
+        assert_int_equal(cases[i].bytes, v);
+    }
+    fl_config_free(cfg);
+    expect_set_refused(FL_CONFIG_RPC_FRAMESIZE, "10 xb",
+                       "Bad value '10 xb' for 'pekko.framesize' (-D): "
+                       "expected size > 0, " SIZE_FORM ".");
+    expect_set_refused(FL_CONFIG_RPC_FRAMESIZE, "0 kb",
+                       "Bad value '0 kb' for 'pekko.framesize' (-D): "
+                       "expected size > 0.");
+}
+
+static void test_ints_bools_and_choices(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT, " 6124 ",
+                               NULL, 0));
+    assert_int_equal(6124, int_of(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT));
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD,
+                               "-1", NULL, 0));
+    assert_int_equal(-1, int_of(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD));
+    bool b = true;
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "FALSE",
+                               NULL, 0));
+    assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &b));
+    assert_false(b);
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "true",
+                               NULL, 0));
+    assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &b));
+    assert_true(b);
+    /* A choice is kept as the table spells it. */
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_TYPE, "ZooKeeper", NULL, 0));
+    assert_string_equal("zookeeper", string_of(cfg, FL_CONFIG_HA_TYPE));
+    fl_config_free(cfg);
+
+    expect_set_refused(FL_CONFIG_JOBMANAGER_RPC_PORT, "70000",
+                       "Bad value '70000' for 'jobmanager.rpc.port' (-D): "
+                       "expected int 0..65535.");
+    expect_set_refused(FL_CONFIG_JOBMANAGER_RPC_PORT, "61x",
+                       "Bad value '61x' for 'jobmanager.rpc.port' (-D): "
+                       "expected int 0..65535, an integer.");
+    expect_set_refused(FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD, "0",
+                       "Bad value '0' for 'heartbeat.rpc-failure-threshold' "
+                       "(-D): expected -1 or int >= 1.");
+    expect_set_refused(FL_CONFIG_TASKMANAGER_SLOTS, "0",
+                       "Bad value '0' for 'taskmanager.numberOfTaskSlots' "
+                       "(-D): expected int >= 1.");
+    expect_set_refused(FL_CONFIG_REGISTRATION_JITTER, "yes",
+                       "Bad value 'yes' for 'cluster.registration.jitter' "
+                       "(-D): expected true or false.");
+    expect_set_refused(FL_CONFIG_HA_TYPE, "etcd",
+                       "Bad value 'etcd' for 'high-availability.type' (-D): "
+                       "expected NONE or zookeeper.");
+}
+
+/* ---- the file ---------------------------------------------------------------- */
+
+static void test_nested_and_flat_keys_mix(void **state)
+{
+    (void)state;
+    static const char yaml[] =
+        "# a Flink-style config.yaml\n"
+        "jobmanager:\n"
+        "  rpc:\n"
+        "    address: jm.example.com\n"
+        "    port: 7000\n"
+        "heartbeat.interval: 2 s\n"
+        "heartbeat:\n"
+        "  timeout: 8 s\n"
+        "high-availability:\n"
+        "  type: zookeeper\n"
+        "  zookeeper.quorum: \"zk1:2181,zk2:2181\"\n"
+        "pekko: {framesize: 10485760b, ask.timeout: 3 s}\n";
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    assert_fl_ok(fl_config_load_string(cfg, yaml, strlen(yaml), "conf.yaml",
+                                       err, sizeof err));
+    assert_string_equal("", err);
+    assert_string_equal("jm.example.com",
+                        string_of(cfg, FL_CONFIG_JOBMANAGER_RPC_ADDRESS));
+    assert_int_equal(7000, int_of(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT));
+    assert_int_equal(2000, duration(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+    assert_int_equal(8000, duration(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
+    assert_string_equal("zookeeper", string_of(cfg, FL_CONFIG_HA_TYPE));
+    assert_string_equal("zk1:2181,zk2:2181",
+                        string_of(cfg, FL_CONFIG_HA_ZK_QUORUM));
+    assert_int_equal(3000, duration(cfg, FL_CONFIG_RPC_ASK_TIMEOUT));
+    fl_config_source_t src;
+    const char *origin = NULL;
+    assert_fl_ok(fl_config_get_source(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT, &src,
+                                      &origin));
+    assert_int_equal(FL_CONFIG_FILE, src);
+    assert_string_equal("conf.yaml:5", origin);
+    assert_fl_ok(fl_config_get_source(cfg, FL_CONFIG_RPC_ASK_TIMEOUT, &src,
+                                      &origin));
+    assert_string_equal("conf.yaml:12", origin);
+    assert_int_equal(FL_CONFIG_DEFAULT,
+                     source_of(cfg, FL_CONFIG_TASKMANAGER_SLOTS));
+    assert_fl_ok(fl_config_validate(cfg, err, sizeof err));
+    fl_config_free(cfg);
+}
+
+static void test_empty_documents_set_nothing(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {"", "# only a comment\n", "---\n",
+                                       "{}\n"};
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        fl_config_t *cfg = new_config();
+        assert_fl_ok(fl_config_load_string(cfg, docs[i], strlen(docs[i]), NULL,
+                                           NULL, 0));
+        assert_int_equal(FL_CONFIG_DEFAULT,
+                         source_of(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+        fl_config_free(cfg);
+    }
+}
+
+/* Loads yaml into a fresh config, expects code and exactly msg, and that
+ * nothing was applied. */
+static void expect_load_refused(const char *yaml, int code, const char *msg)
+{
+    fl_config_t *cfg = new_config();
+    char *before = print_to_string(cfg);
+    char err[ERRCAP] = "";
+    assert_fl(code, fl_config_load_string(cfg, yaml, strlen(yaml), "conf.yaml",
+                                          err, sizeof err));
+    assert_string_equal(msg, err);
+    char *after = print_to_string(cfg);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    fl_config_free(cfg);
+}
+
+static void test_file_errors_say_where_and_apply_nothing(void **state)
+{
+    (void)state;
+    expect_load_refused("heartbeat.interval: 1 s\nheartbeat.intervall: 2 s\n",
+                        FL_EINVAL,
+                        "Unknown configuration key 'heartbeat.intervall' "
+                        "(conf.yaml:2); did you mean 'heartbeat.interval'?");
+    expect_load_refused("jobmanager:\n  rpc:\n    adress: x\n", FL_EINVAL,
+                        "Unknown configuration key 'jobmanager.rpc.adress' "
+                        "(conf.yaml:3); did you mean "
+                        "'jobmanager.rpc.address'?");
+    expect_load_refused("heartbeat.timeout: 1 s\nheartbeat.interval: 10 "
+                        "parsecs\n",
+                        FL_EINVAL,
+                        "Bad value '10 parsecs' for 'heartbeat.interval' "
+                        "(conf.yaml:2): expected duration > 0, " DURATION_FORM
+                        ".");
+    expect_load_refused("heartbeat:\n  interval: 1 s\nheartbeat.interval: 2 s\n",
+                        FL_EINVAL,
+                        "Configuration key 'heartbeat.interval' is set twice, "
+                        "at line 2 and at conf.yaml:3; keep one of them.");
+    expect_load_refused("heartbeat.interval: 1 s\nheartbeat.timeout: 2 s: 3\n",
+                        FL_EINVAL,
+                        "Configuration file 'conf.yaml' is not valid YAML at "
+                        "line 2, column 23: mapping values are not allowed in "
+                        "this context.");
+    expect_load_refused("heartbeat.interval:\n", FL_EINVAL,
+                        "Configuration key 'heartbeat.interval' (conf.yaml:1) "
+                        "has no value; give it one or remove the line.");
+    expect_load_refused("high-availability.zookeeper.quorum: [a, b]\n",
+                        FL_EINVAL,
+                        "Configuration file 'conf.yaml' has a list at line 1, "
+                        "column 37; fling's configuration is a map of keys to "
+                        "single values.");
+    expect_load_refused("just a string\n", FL_EINVAL,
+                        "Configuration file 'conf.yaml' has a single value at "
+                        "the top at line 1, column 1; fling's configuration is "
+                        "a map of keys to single values.");
+    expect_load_refused("heartbeat.interval: 1 s\n---\nheartbeat.timeout: 2 s\n", FL_EINVAL,
+                        "Configuration file 'conf.yaml' has a second document "
+                        "at line 2, column 1; fling's configuration is a map "
+                        "of keys to single values.");
+}
+
+static void test_missing_file_names_the_path(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    assert_fl(FL_ENOENT, fl_config_load_file(cfg, "/nonexistent/fling.yaml",
+                                             err, sizeof err));
+    assert_string_equal("Cannot read configuration file "
+                        "'/nonexistent/fling.yaml': No such file or directory.",
+                        err);
+    assert_fl(FL_ESYSTEM, fl_config_load_file(cfg, "/tmp", err, sizeof err));
+    assert_string_equal("Cannot read configuration file '/tmp': Is a "
+                        "directory.",
+                        err);
+    fl_config_free(cfg);
+}
+
+/* ---- overrides ------------------------------------------------------------------ */
+
+static void test_file_then_overrides_then_print(void **state)
+{
+    (void)state;
+    char path[64];
+    write_temp(path, "heartbeat:\n  interval: 2 s\n  timeout: 8 s\n"
+                     "jobmanager.rpc.address: jm\n");
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    assert_fl_ok(fl_config_load_file(cfg, path, err, sizeof err));
+    char *argv[] = {"prog", "-D", "heartbeat.timeout=20 s", "input.txt",
+                    "-Dpekko.framesize=64 kb", "--", "-Dnot=an option", NULL};
+    int argc = 7;
+    assert_fl_ok(fl_config_apply_args(cfg, &argc, argv, err, sizeof err));
+    assert_int_equal(4, argc);
+    assert_string_equal("prog", argv[0]);
+    assert_string_equal("input.txt", argv[1]);
+    assert_string_equal("--", argv[2]);
+    assert_string_equal("-Dnot=an option", argv[3]);
+    assert_null(argv[4]);
+    assert_int_equal(20000, duration(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
+    assert_int_equal(FL_CONFIG_OVERRIDE,
+                     source_of(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
+
+    char *out = print_to_string(cfg);
+    char expect[4096];
+    snprintf(expect, sizeof expect,
+             "jobmanager.rpc.address: \"jm\"  # file %s:4\n"
+             "jobmanager.rpc.port: 6123  # default\n"
+             "taskmanager.numberOfTaskSlots: 1  # default\n"
+             "taskmanager.registration.timeout: 5 min  # default\n"
+             "heartbeat.interval: 2 s  # file %s:2\n"
+             "heartbeat.timeout: 20 s  # override\n"
+             "heartbeat.rpc-failure-threshold: 2  # default\n"
+             "cluster.registration.jitter: true  # default\n"
+             "cluster.registration.initial-timeout: 100 ms  # default\n"
+             "cluster.registration.max-timeout: 30 s  # default\n"
+             "cluster.registration.error-delay: 10 s  # default\n"
+             "cluster.registration.refused-registration-delay: 30 s  # "
+             "default\n"
+             "high-availability.type: \"NONE\"  # default\n"
+             "high-availability.cluster-id: \"/default\"  # default\n"
+             "high-availability.zookeeper.quorum: \"\"  # default\n"
+             "high-availability.zookeeper.path.root: \"/flink\"  # default\n"
+             "high-availability.zookeeper.client.session-timeout: 1 min  # "
+             "default\n"
+             "high-availability.zookeeper.client.connection-timeout: 15 s  # "
+             "default\n"
+             "pekko.framesize: 64 kb  # override\n"
+             "pekko.ask.timeout: 10 s  # default\n",
+             path, path);
+    assert_string_equal(expect, out);
+
+    /* The printout reads back to the same values. */
+    fl_config_t *back = new_config();
+    assert_fl_ok(
+        fl_config_load_string(back, out, strlen(out), "print", err, sizeof err));
+    for (size_t i = 0; i < fl_config_key_count(); i++)
+        assert_int_equal(FL_CONFIG_FILE,
+                         source_of(back, fl_config_key_at(i)->name));
+    char *again = print_to_string(back);
+    assert_int_equal(0, strncmp(again, "jobmanager.rpc.address: \"jm\"  # file "
+                                       "print:1\n",
+                                strlen("jobmanager.rpc.address: \"jm\"  # file "
+                                       "print:1\n")));
+    assert_int_equal(20000, duration(back, FL_CONFIG_HEARTBEAT_TIMEOUT));
+    assert_string_equal("jm", string_of(back, FL_CONFIG_JOBMANAGER_RPC_ADDRESS));
+    free(again);
+    fl_config_free(back);
+    free(out);
+    fl_config_free(cfg);
+    unlink(path);
+}
+
+static void test_bad_overrides_apply_nothing(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    char *argv[] = {"prog", "-Dheartbeat.interval=1 s", "-D",
+                    "heartbeat.timout=2 s", NULL};
+    int argc = 4;
+    assert_fl(FL_EINVAL, fl_config_apply_args(cfg, &argc, argv, err, sizeof err));
+    assert_string_equal("Unknown configuration key 'heartbeat.timout' (-D); "
+                        "did you mean 'heartbeat.timeout'?",
+                        err);
+    assert_int_equal(4, argc);
+    assert_string_equal("-Dheartbeat.interval=1 s", argv[1]);
+    assert_int_equal(FL_CONFIG_DEFAULT,
+                     source_of(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+
+    char *last[] = {"prog", "-Dheartbeat.interval=1 s", "-D", NULL};
+    argc = 3;
+    assert_fl(FL_EINVAL, fl_config_apply_args(cfg, &argc, last, err, sizeof err));
+    assert_string_equal("Option -D at the end of the command line has no "
+                        "key=value; write -D heartbeat.interval=10s.",
+                        err);
+    assert_int_equal(3, argc);
+
+    const char *kv[] = {"heartbeat.interval=1 s", "heartbeat.timeout"};
+    assert_fl(FL_EINVAL, fl_config_apply_overrides(cfg, kv, 2, err, sizeof err));
+    assert_string_equal("Override 'heartbeat.timeout' is not of the form "
+                        "key=value; write it as -D heartbeat.interval=10s.",
+                        err);
+    assert_int_equal(10000, duration(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+
+    /* A later override of the same key wins. */
+    const char *twice[] = {"heartbeat.interval=1 s", "heartbeat.interval=3 s"};
+    assert_fl_ok(fl_config_apply_overrides(cfg, twice, 2, err, sizeof err));
+    assert_int_equal(3000, duration(cfg, FL_CONFIG_HEARTBEAT_INTERVAL));
+    fl_config_free(cfg);
+}
+
+/* ---- validation -------------------------------------------------------------------- */
+
+static void test_validate_checks_rules_across_keys(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    char err[ERRCAP] = "";
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HEARTBEAT_INTERVAL, "60 s", err,
+                               sizeof err));
+    assert_fl(FL_EINVAL, fl_config_validate(cfg, err, sizeof err));
+    assert_string_equal("heartbeat.interval (60000 ms) is longer than "
+                        "heartbeat.timeout (50000 ms): every target would time "
+                        "out between two heartbeats; make the interval at most "
+                        "the timeout.",
+                        err);
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, "60 s", err,
+                               sizeof err));
+    assert_fl_ok(fl_config_validate(cfg, err, sizeof err));
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_TYPE, "zookeeper", err,
+                               sizeof err));
+    assert_fl(FL_EINVAL, fl_config_validate(cfg, err, sizeof err));
+    assert_string_equal("high-availability.type is zookeeper but "
+                        "high-availability.zookeeper.quorum is empty; name the "
+                        "ZooKeeper servers as host:port,host:port.",
+                        err);
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_ZK_QUORUM, "zk:2181", err,
+                               sizeof err));
+    assert_fl_ok(fl_config_validate(cfg, err, sizeof err));
+    fl_config_free(cfg);
+}
+
+/* ---- the guide's table ---------------------------------------------------------------- */
+
+/* The table of docs/guide.md, "Configuration", as the key table makes it. */
+static void append_row(char *buf, size_t cap, const fl_config_key_t *k)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "| `%s` | %s | %s | %s | %s |\n", k->name,
+             fl_config_type_name(k->type), k->def[0] ? k->def : "(none)",
+             k->form, k->doc);
+}
+
+static void test_guide_lists_every_key_as_the_code_does(void **state)
+{
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s", __FILE__);
+    /* tests/unit/cluster/config_test.c -> the repository root. */
+    char *root = dirname(dirname(dirname(dirname(path))));
+    char guide[4096];
+    snprintf(guide, sizeof guide, "%s/docs/guide.md", root);
+    FILE *f = fopen(guide, "r");
+    assert_non_null(f);
+    static char text[1 << 18];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    const char *begin_mark = "<!-- config-keys: begin -->\n";
+    const char *b = strstr(text, begin_mark);
+    assert_non_null(b);
+    b += strlen(begin_mark);
+    char *e = strstr(b, "<!-- config-keys: end -->");
+    assert_non_null(e);
+    *e = '\0';
+    static char expect[1 << 14];
+    snprintf(expect, sizeof expect,
+             "| Key | Type | Default | Form | Meaning |\n"
+             "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < fl_config_key_count(); i++)
+        append_row(expect, sizeof expect, fl_config_key_at(i));
+    assert_string_equal(expect, b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FL_TEST(test_defaults_are_flinks),
+        FL_TEST(test_getters_refuse_unknown_keys_and_other_types),
+        FL_TEST(test_durations_take_flinks_forms),
+        FL_TEST(test_bad_durations_name_key_value_and_form),
+        FL_TEST(test_duration_ranges_are_checked_per_key),
+        FL_TEST(test_sizes_take_flinks_forms),
+        FL_TEST(test_ints_bools_and_choices),
+        FL_TEST(test_nested_and_flat_keys_mix),
+        FL_TEST(test_empty_documents_set_nothing),
+        FL_TEST(test_file_errors_say_where_and_apply_nothing),
+        FL_TEST(test_missing_file_names_the_path),
+        FL_TEST(test_file_then_overrides_then_print),
+        FL_TEST(test_bad_overrides_apply_nothing),
+        FL_TEST(test_validate_checks_rules_across_keys),
+        FL_TEST(test_guide_lists_every_key_as_the_code_does),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
