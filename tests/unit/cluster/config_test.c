@@ -13,6 +13,8 @@
 
 #include <fling/config.h>
 
+#include "common/internal.h"
+
 #define ERRCAP 512
 
 static fl_config_t *new_config(void)
@@ -576,6 +578,51 @@ static void test_validate_checks_rules_across_keys(void **state)
     fl_config_free(cfg);
 }
 
+/* ---- out of memory ------------------------------------------------------------------ */
+
+/* Fails the n-th allocation from the start of each call, for every n
+ * until the call succeeds: each failure is FL_ENOMEM, said, and leaves the
+ * config as it was. */
+static void test_out_of_memory_applies_nothing(void **state)
+{
+    (void)state;
+    static const char yaml[] = "heartbeat:\n  interval: 2 s\n"
+                               "jobmanager.rpc.address: jm\n"
+                               "high-availability.type: zookeeper\n";
+    static const char *const kv[] = {"heartbeat.timeout=9 s",
+                                     "high-availability.cluster-id=/c1"};
+    for (int call = 0; call < 2; call++) {
+        fl_config_t *cfg = new_config();
+        char *before = print_to_string(cfg);
+        int rc = FL_ENOMEM;
+        uint64_t n;
+        for (n = 1; n < 1000 && rc == FL_ENOMEM; n++) {
+            char err[ERRCAP] = "";
+            fl__alloc_fail_after(n, false);
+            rc = call == 0 ? fl_config_load_string(cfg, yaml, strlen(yaml),
+                                                   "c.yaml", err, sizeof err)
+                           : fl_config_apply_overrides(cfg, kv, 2, err,
+                                                       sizeof err);
+            fl__alloc_fail_after(0, false);
+            if (rc == FL_ENOMEM) {
+                assert_string_equal(
+                    "Out of memory while loading the configuration.", err);
+                char *after = print_to_string(cfg);
+                assert_string_equal(before, after);
+                free(after);
+            }
+        }
+        assert_fl_ok(rc);
+        assert_true(n > 3); /* some allocations did fail */
+        free(before);
+        fl_config_free(cfg);
+    }
+    /* fl_config_alloc itself. */
+    fl__alloc_fail_after(5, false);
+    assert_null(fl_config_alloc());
+    fl__alloc_fail_after(0, false);
+}
+
 /* ---- the guide's table ---------------------------------------------------------------- */
 
 /* The table of docs/guide.md, "Configuration", as the key table makes it. */
@@ -635,6 +682,7 @@ int main(void)
         FL_TEST(test_file_then_overrides_then_print),
         FL_TEST(test_bad_overrides_apply_nothing),
         FL_TEST(test_validate_checks_rules_across_keys),
+        FL_TEST(test_out_of_memory_applies_nothing),
         FL_TEST(test_guide_lists_every_key_as_the_code_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
