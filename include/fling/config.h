@@ -85,11 +85,12 @@ typedef enum fl_config_source {
 
 /* One row of the key table. Every string is a literal of the library. */
 typedef struct fl_config_key {
-    const char *name;    /* "heartbeat.interval" */
+    const char *name; /* "heartbeat.interval" */
     fl_config_type_t type;
-    const char *def;     /* the default as a file would write it; "" none */
-    const char *form;    /* the accepted form: "duration > 0", "NONE or zookeeper" */
-    const char *doc;     /* one line */
+    const char *def; /* the default as a file would write it; "" none */
+    const char
+        *form; /* the accepted form: "duration > 0", "NONE or zookeeper" */
+    const char *doc; /* one line */
 } fl_config_key_t;
 
 typedef struct fl_config fl_config_t;
@@ -126,8 +127,8 @@ FL_EXTERN void fl_config_free(fl_config_t *cfg);
  * FL_ENOMEM. On error cfg is untouched and err says why. Blocks on the
  * file's reading.
  */
-FL_EXTERN int fl_config_load_file(fl_config_t *cfg, const char *path,
-                                  char *err, size_t errcap);
+FL_EXTERN int fl_config_load_file(fl_config_t *cfg, const char *path, char *err,
+                                  size_t errcap);
 
 /*
  * fl_config_load_string is fl_config_load_file on the len bytes of yaml
@@ -151,9 +152,8 @@ FL_EXTERN int fl_config_set(fl_config_t *cfg, const char *key,
  * order (a later one wins), as overrides. Returns as fl_config_set; a
  * string without '=' is FL_EINVAL. All or nothing.
  */
-FL_EXTERN int fl_config_apply_overrides(fl_config_t *cfg,
-                                        const char *const *kv, size_t n,
-                                        char *err, size_t errcap);
+FL_EXTERN int fl_config_apply_overrides(fl_config_t *cfg, const char *const *kv,
+                                        size_t n, char *err, size_t errcap);
 
 /*
  * fl_config_apply_args takes the -D options out of a program's command
@@ -190,8 +190,8 @@ FL_EXTERN int fl_config_get_int(const fl_config_t *cfg, const char *key,
                                 int64_t *out);
 FL_EXTERN int fl_config_get_bool(const fl_config_t *cfg, const char *key,
                                  bool *out);
-FL_EXTERN int fl_config_get_duration_ms(const fl_config_t *cfg,
-                                        const char *key, int64_t *out);
+FL_EXTERN int fl_config_get_duration_ms(const fl_config_t *cfg, const char *key,
+                                        int64_t *out);
 FL_EXTERN int fl_config_get_size(const fl_config_t *cfg, const char *key,
                                  uint64_t *out);
 

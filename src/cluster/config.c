@@ -20,75 +20,136 @@ const fl__config_row_t fl__config_rows[] = {
     {{FL_CONFIG_JOBMANAGER_RPC_ADDRESS, FL_CONFIG_STRING, "localhost",
       "host name or IP address",
       "Address of the JobManager, where TaskManagers and clients connect."},
-     NOMIN, NOMAX, false, NULL},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_JOBMANAGER_RPC_PORT, FL_CONFIG_INT, "6123", "int 0..65535",
       "Port of the JobManager's RPC endpoint."},
-     0, 65535, false, NULL},
+     0,
+     65535,
+     false,
+     NULL},
     {{FL_CONFIG_TASKMANAGER_SLOTS, FL_CONFIG_INT, "1", "int >= 1",
       "Number of task slots a TaskManager offers."},
-     1, INT32_MAX, false, NULL},
+     1,
+     INT32_MAX,
+     false,
+     NULL},
     {{FL_CONFIG_TASKMANAGER_REGISTRATION_TIMEOUT, FL_CONFIG_DURATION, "5 min",
       "duration > 0",
       "A TaskManager that is not registered within this time gives up."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HEARTBEAT_INTERVAL, FL_CONFIG_DURATION, "10 s", "duration > 0",
       "Time between two heartbeat requests of a sender."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HEARTBEAT_TIMEOUT, FL_CONFIG_DURATION, "50 s",
       "duration >= heartbeat.interval",
       "Time without a heartbeat after which a target is declared dead."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD, FL_CONFIG_INT, "2",
       "-1 or int >= 1",
       "Consecutive unreachable heartbeat RPCs that declare a target dead; "
       "-1 disables."},
-     -1, INT32_MAX, true, NULL},
+     -1,
+     INT32_MAX,
+     true,
+     NULL},
     {{FL_CONFIG_REGISTRATION_JITTER, FL_CONFIG_BOOL, "true", "true or false",
       "Add a bounded random jitter to each registration delay."},
-     NOMIN, NOMAX, false, NULL},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_REGISTRATION_INITIAL_TIMEOUT, FL_CONFIG_DURATION, "100 ms",
       "duration > 0",
       "Timeout of the first registration attempt; doubles on each timeout."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_REGISTRATION_MAX_TIMEOUT, FL_CONFIG_DURATION, "30 s",
       "duration > 0", "Cap of the doubling registration attempt timeout."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_REGISTRATION_ERROR_DELAY, FL_CONFIG_DURATION, "10 s",
       "duration >= 0",
       "Pause before the next registration attempt after an error."},
-     0, NOMAX, false, NULL},
+     0,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_REGISTRATION_REFUSED_DELAY, FL_CONFIG_DURATION, "30 s",
       "duration >= 0",
       "Pause before the next registration attempt after a refusal."},
-     0, NOMAX, false, NULL},
+     0,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HA_TYPE, FL_CONFIG_STRING, "NONE", "NONE or zookeeper",
       "High-availability mode: NONE (standalone) or zookeeper."},
-     NOMIN, NOMAX, false, "NONE|zookeeper"},
+     NOMIN,
+     NOMAX,
+     false,
+     "NONE|zookeeper"},
     {{FL_CONFIG_HA_CLUSTER_ID, FL_CONFIG_STRING, "/default", "string",
       "Id of the cluster, the ZooKeeper folder of its leader election."},
-     NOMIN, NOMAX, false, NULL},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HA_ZK_QUORUM, FL_CONFIG_STRING, "", "host:port,host:port",
       "ZooKeeper servers; required when high-availability.type is "
       "zookeeper."},
-     NOMIN, NOMAX, false, NULL},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HA_ZK_ROOT, FL_CONFIG_STRING, "/flink", "string",
       "Root ZooKeeper folder under which clusters keep their state."},
-     NOMIN, NOMAX, false, NULL},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HA_ZK_SESSION_TIMEOUT, FL_CONFIG_DURATION, "1 min",
       "duration > 0", "ZooKeeper session timeout."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HA_ZK_CONNECTION_TIMEOUT, FL_CONFIG_DURATION, "15 s",
       "duration > 0", "ZooKeeper connection timeout."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_RPC_FRAMESIZE, FL_CONFIG_SIZE, "10 mb", "size > 0",
       "Largest RPC message (request or reply) on the wire."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_RPC_ASK_TIMEOUT, FL_CONFIG_DURATION, "10 s", "duration > 0",
       "Default timeout of RPC calls and connects."},
-     1, NOMAX, false, NULL},
+     1,
+     NOMAX,
+     false,
+     NULL},
 };
 
-const size_t fl__config_nrows = sizeof fl__config_rows / sizeof fl__config_rows[0];
+const size_t fl__config_nrows =
+    sizeof fl__config_rows / sizeof fl__config_rows[0];
 
 #define NROWS (sizeof fl__config_rows / sizeof fl__config_rows[0])
 
@@ -240,7 +301,8 @@ void fl_config_free(fl_config_t *cfg)
     fl__free(cfg);
 }
 
-/* ---- overrides ------------------------------------------------------------ */
+/* ---- overrides ------------------------------------------------------------
+ */
 
 /* Stages one "key=value" override. */
 static int stage_override(fl__config_batch_t *b, const char *kv, char *err,
@@ -272,7 +334,8 @@ int fl_config_set(fl_config_t *cfg, const char *key, const char *value,
                   char *err, size_t errcap)
 {
     if (!cfg || !key || !value) {
-        fl__say(err, errcap, "fl_config_set needs a config, a key and a value.");
+        fl__say(err, errcap,
+                "fl_config_set needs a config, a key and a value.");
         return FL_EINVAL;
     }
     fl__config_batch_t b;
@@ -288,12 +351,13 @@ int fl_config_set(fl_config_t *cfg, const char *key, const char *value,
     return rc;
 }
 
-int fl_config_apply_overrides(fl_config_t *cfg, const char *const *kv,
-                              size_t n, char *err, size_t errcap)
+int fl_config_apply_overrides(fl_config_t *cfg, const char *const *kv, size_t n,
+                              char *err, size_t errcap)
 {
     if (!cfg || (n > 0 && !kv)) {
-        fl__say(err, errcap, "fl_config_apply_overrides needs a config and "
-                             "its overrides.");
+        fl__say(err, errcap,
+                "fl_config_apply_overrides needs a config and "
+                "its overrides.");
         return FL_EINVAL;
     }
     fl__config_batch_t b;
@@ -365,7 +429,8 @@ int fl_config_apply_args(fl_config_t *cfg, int *argc, char **argv, char *err,
     return rc;
 }
 
-/* ---- reading ---------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------
+ */
 
 static int get_slot(const fl_config_t *cfg, const char *key,
                     fl_config_type_t type, const fl__config_slot_t **out)
@@ -470,7 +535,8 @@ int fl_config_validate(const fl_config_t *cfg, char *err, size_t errcap)
     return FL_OK;
 }
 
-/* ---- printing --------------------------------------------------------------- */
+/* ---- printing ---------------------------------------------------------------
+ */
 
 /* s as a YAML double-quoted scalar. */
 static int print_quoted(FILE *out, const char *s)

@@ -37,7 +37,7 @@ typedef struct fl__config_slot {
     bool set;
     fl__config_val_t val;
     fl_config_source_t src;
-    char *origin; /* "" for defaults; owned */
+    char *origin;  /* "" for defaults; owned */
     uint32_t line; /* file line, for "set twice" messages */
 } fl__config_slot_t;
 
@@ -73,8 +73,8 @@ int fl__config_find(const char *key);
  * saying the key, value, origin and expected form, or FL_ENOMEM.
  */
 int fl__config_parse_value(const fl__config_row_t *r, const char *text,
-                           const char *origin, fl__config_val_t *out,
-                           char *err, size_t errcap);
+                           const char *origin, fl__config_val_t *out, char *err,
+                           size_t errcap);
 
 /* The value of row r as a file would write it ("10 s", "10 mb", "true",
  * or the string unquoted) into buf; returns buf. */

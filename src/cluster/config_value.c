@@ -46,8 +46,8 @@ static const char *const size_form =
 
 /* Parses "<digits>[ ]<unit>" with units (bare: factor 1) into *out.
  * False on anything else or on overflow of int64. */
-static bool parse_with_unit(const char *p, const char *end,
-                            const unit_t *units, size_t nunits, int64_t *out)
+static bool parse_with_unit(const char *p, const char *end, const unit_t *units,
+                            size_t nunits, int64_t *out)
 {
     if (p == end || !isdigit((unsigned char)*p))
         return false;
@@ -100,14 +100,15 @@ static bool parse_int(const char *p, const char *end, int64_t *out)
 }
 
 /* The choice of r that text names (case-insensitive), or NULL. */
-static const char *find_choice(const char *choices, const char *text,
-                               char *buf, size_t cap)
+static const char *find_choice(const char *choices, const char *text, char *buf,
+                               size_t cap)
 {
     const char *p = choices;
     while (*p) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len < cap && strlen(text) == len && strncasecmp(p, text, len) == 0) {
+        if (len < cap && strlen(text) == len &&
+            strncasecmp(p, text, len) == 0) {
             memcpy(buf, p, len);
             buf[len] = '\0';
             return buf;
@@ -118,14 +119,15 @@ static const char *find_choice(const char *choices, const char *text,
 }
 
 int fl__config_parse_value(const fl__config_row_t *r, const char *text,
-                           const char *origin, fl__config_val_t *out,
-                           char *err, size_t errcap)
+                           const char *origin, fl__config_val_t *out, char *err,
+                           size_t errcap)
 {
     const char *name = r->pub.name;
     if (r->pub.type == FL_CONFIG_STRING) {
         char buf[64];
         const char *v = text;
-        if (r->choices && !(v = find_choice(r->choices, text, buf, sizeof buf))) {
+        if (r->choices &&
+            !(v = find_choice(r->choices, text, buf, sizeof buf))) {
             fl__say(err, errcap, "Bad value '%s' for '%s' (%s): expected %s.",
                     text, name, origin, r->pub.form);
             return FL_EINVAL;
@@ -160,8 +162,8 @@ int fl__config_parse_value(const fl__config_row_t *r, const char *text,
         how = "true or false";
         break;
     case FL_CONFIG_DURATION:
-        ok = parse_with_unit(p, end, duration_units, NUNITS(duration_units),
-                             &v);
+        ok =
+            parse_with_unit(p, end, duration_units, NUNITS(duration_units), &v);
         how = duration_form;
         break;
     case FL_CONFIG_SIZE:
@@ -183,8 +185,8 @@ int fl__config_parse_value(const fl__config_row_t *r, const char *text,
     }
     if (r->pub.type != FL_CONFIG_BOOL &&
         (v < r->min || v > r->max || (v == 0 && r->no_zero))) {
-        fl__say(err, errcap, "Bad value '%s' for '%s' (%s): expected %s.",
-                text, name, origin, r->pub.form);
+        fl__say(err, errcap, "Bad value '%s' for '%s' (%s): expected %s.", text,
+                name, origin, r->pub.form);
         return FL_EINVAL;
     }
     out->i = v;
@@ -224,8 +226,7 @@ const char *fl__config_format_value(const fl__config_row_t *r,
         return format_with_unit(v->i, duration_units, NUNITS(duration_units),
                                 buf, cap);
     case FL_CONFIG_SIZE:
-        return format_with_unit(v->i, size_units, NUNITS(size_units), buf,
-                                cap);
+        return format_with_unit(v->i, size_units, NUNITS(size_units), buf, cap);
     }
     return buf;
 }

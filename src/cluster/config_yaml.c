@@ -116,9 +116,9 @@ static int walk_map(walk_t *w, size_t plen, int depth)
                 vev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
                 /* An unknown key is the worse news; say it first. */
                 if (fl__config_find(w->key) < 0)
-                    rc = fl__config_stage(w->batch, w->key, "", FL_CONFIG_FILE,
-                                          origin, line, true, w->err,
-                                          w->errcap);
+                    rc =
+                        fl__config_stage(w->batch, w->key, "", FL_CONFIG_FILE,
+                                         origin, line, true, w->err, w->errcap);
                 else {
                     fl__say(w->err, w->errcap,
                             "Configuration key '%s' (%s) has no value; give "

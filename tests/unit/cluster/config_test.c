@@ -104,12 +104,15 @@ static void test_defaults_are_flinks(void **state)
     assert_int_equal(50000, duration(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
     assert_int_equal(2, int_of(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD));
     bool jitter = false;
-    assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &jitter));
+    assert_fl_ok(
+        fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &jitter));
     assert_true(jitter);
-    assert_int_equal(100, duration(cfg, FL_CONFIG_REGISTRATION_INITIAL_TIMEOUT));
+    assert_int_equal(100,
+                     duration(cfg, FL_CONFIG_REGISTRATION_INITIAL_TIMEOUT));
     assert_int_equal(30000, duration(cfg, FL_CONFIG_REGISTRATION_MAX_TIMEOUT));
     assert_int_equal(10000, duration(cfg, FL_CONFIG_REGISTRATION_ERROR_DELAY));
-    assert_int_equal(30000, duration(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY));
+    assert_int_equal(30000,
+                     duration(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY));
     assert_string_equal("NONE", string_of(cfg, FL_CONFIG_HA_TYPE));
     assert_string_equal("/default", string_of(cfg, FL_CONFIG_HA_CLUSTER_ID));
     assert_string_equal("", string_of(cfg, FL_CONFIG_HA_ZK_QUORUM));
@@ -140,7 +143,8 @@ static void test_getters_refuse_unknown_keys_and_other_types(void **state)
               fl_config_get_int(cfg, FL_CONFIG_HEARTBEAT_INTERVAL, &v));
     assert_int_equal(7, v);
     const char *s = "x";
-    assert_fl(FL_EINVAL, fl_config_get_string(cfg, FL_CONFIG_RPC_FRAMESIZE, &s));
+    assert_fl(FL_EINVAL,
+              fl_config_get_string(cfg, FL_CONFIG_RPC_FRAMESIZE, &s));
     assert_fl(FL_ENOENT, fl_config_get_source(cfg, "nope", NULL, NULL));
     assert_string_equal("duration", fl_config_type_name(FL_CONFIG_DURATION));
     assert_string_equal("size", fl_config_type_name(FL_CONFIG_SIZE));
@@ -148,7 +152,8 @@ static void test_getters_refuse_unknown_keys_and_other_types(void **state)
     fl_config_free(cfg);
 }
 
-/* ---- typed values ---------------------------------------------------------- */
+/* ---- typed values ----------------------------------------------------------
+ */
 
 static void test_durations_take_flinks_forms(void **state)
 {
@@ -157,10 +162,10 @@ static void test_durations_take_flinks_forms(void **state)
         const char *text;
         int64_t ms;
     } cases[] = {
-        {"10 s", 10000},     {"500 ms", 500},       {"5 min", 300000},
-        {"1 h", 3600000},    {"2 d", 172800000},    {"250", 250},
-        {"10s", 10000},      {"3 MIN", 180000},     {" 7 s ", 7000},
-        {"1 minute", 60000}, {"2 seconds", 2000},   {"1m", 60000},
+        {"10 s", 10000},       {"500 ms", 500},     {"5 min", 300000},
+        {"1 h", 3600000},      {"2 d", 172800000},  {"250", 250},
+        {"10s", 10000},        {"3 MIN", 180000},   {" 7 s ", 7000},
+        {"1 minute", 60000},   {"2 seconds", 2000}, {"1m", 60000},
         {"4 hours", 14400000}, {"1 day", 86400000}, {"0 ms", 0},
     };
     fl_config_t *cfg = new_config();
@@ -187,9 +192,14 @@ static void test_durations_take_flinks_forms(void **state)
 static void test_bad_durations_name_key_value_and_form(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"10 parsecs", "-1 s", "1.5 s", "",
-                                      "s", "99999999999999999999",
-                                      "9223372036854775807 d", "10 ns"};
+    static const char *const bad[] = {"10 parsecs",
+                                      "-1 s",
+                                      "1.5 s",
+                                      "",
+                                      "s",
+                                      "99999999999999999999",
+                                      "9223372036854775807 d",
+                                      "10 ns"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char msg[ERRCAP];
         snprintf(msg, sizeof msg,
@@ -215,8 +225,8 @@ static void test_duration_ranges_are_checked_per_key(void **state)
                        "expected duration > 0.");
     /* The delays may be 0. */
     fl_config_t *cfg = new_config();
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY, "0",
-                               NULL, 0));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY, "0", NULL, 0));
     assert_int_equal(0, duration(cfg, FL_CONFIG_REGISTRATION_REFUSED_DELAY));
     fl_config_free(cfg);
 }
@@ -228,9 +238,15 @@ static void test_sizes_take_flinks_forms(void **state)
         const char *text;
         uint64_t bytes;
     } cases[] = {
-        {"10 mb", 10485760}, {"64 kb", 65536},       {"10485760b", 10485760},
-        {"100", 100},        {"1 g", 1073741824},    {"2 TB", 2199023255552ull},
-        {"7 bytes", 7},      {"3 mebibytes", 3145728}, {"1k", 1024},
+        {"10 mb", 10485760},
+        {"64 kb", 65536},
+        {"10485760b", 10485760},
+        {"100", 100},
+        {"1 g", 1073741824},
+        {"2 TB", 2199023255552ull},
+        {"7 bytes", 7},
+        {"3 mebibytes", 3145728},
+        {"1k", 1024},
     };
     fl_config_t *cfg = new_config();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -253,19 +269,20 @@ static void test_ints_bools_and_choices(void **state)
 {
     (void)state;
     fl_config_t *cfg = new_config();
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT, " 6124 ",
-                               NULL, 0));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT, " 6124 ", NULL, 0));
     assert_int_equal(6124, int_of(cfg, FL_CONFIG_JOBMANAGER_RPC_PORT));
     assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD,
                                "-1", NULL, 0));
-    assert_int_equal(-1, int_of(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD));
+    assert_int_equal(-1,
+                     int_of(cfg, FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD));
     bool b = true;
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "FALSE",
-                               NULL, 0));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "FALSE", NULL, 0));
     assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &b));
     assert_false(b);
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "true",
-                               NULL, 0));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_REGISTRATION_JITTER, "true", NULL, 0));
     assert_fl_ok(fl_config_get_bool(cfg, FL_CONFIG_REGISTRATION_JITTER, &b));
     assert_true(b);
     /* A choice is kept as the table spells it. */
@@ -293,7 +310,8 @@ static void test_ints_bools_and_choices(void **state)
                        "expected NONE or zookeeper.");
 }
 
-/* ---- the file ---------------------------------------------------------------- */
+/* ---- the file
+ * ---------------------------------------------------------------- */
 
 static void test_nested_and_flat_keys_mix(void **state)
 {
@@ -331,8 +349,8 @@ static void test_nested_and_flat_keys_mix(void **state)
                                       &origin));
     assert_int_equal(FL_CONFIG_FILE, src);
     assert_string_equal("conf.yaml:5", origin);
-    assert_fl_ok(fl_config_get_source(cfg, FL_CONFIG_RPC_ASK_TIMEOUT, &src,
-                                      &origin));
+    assert_fl_ok(
+        fl_config_get_source(cfg, FL_CONFIG_RPC_ASK_TIMEOUT, &src, &origin));
     assert_string_equal("conf.yaml:12", origin);
     assert_int_equal(FL_CONFIG_DEFAULT,
                      source_of(cfg, FL_CONFIG_TASKMANAGER_SLOTS));
@@ -389,10 +407,10 @@ static void test_file_errors_say_where_and_apply_nothing(void **state)
                         "Bad value '10 parsecs' for 'heartbeat.interval' "
                         "(conf.yaml:2): expected duration > 0, " DURATION_FORM
                         ".");
-    expect_load_refused("heartbeat:\n  interval: 1 s\nheartbeat.interval: 2 s\n",
-                        FL_EINVAL,
-                        "Configuration key 'heartbeat.interval' is set twice, "
-                        "at line 2 and at conf.yaml:3; keep one of them.");
+    expect_load_refused(
+        "heartbeat:\n  interval: 1 s\nheartbeat.interval: 2 s\n", FL_EINVAL,
+        "Configuration key 'heartbeat.interval' is set twice, "
+        "at line 2 and at conf.yaml:3; keep one of them.");
     expect_load_refused("heartbeat.interval: 1 s\nheartbeat.timeout: 2 s: 3\n",
                         FL_EINVAL,
                         "Configuration file 'conf.yaml' is not valid YAML at "
@@ -410,10 +428,11 @@ static void test_file_errors_say_where_and_apply_nothing(void **state)
                         "Configuration file 'conf.yaml' has a single value at "
                         "the top at line 1, column 1; fling's configuration is "
                         "a map of keys to single values.");
-    expect_load_refused("heartbeat.interval: 1 s\n---\nheartbeat.timeout: 2 s\n", FL_EINVAL,
-                        "Configuration file 'conf.yaml' has a second document "
-                        "at line 2, column 1; fling's configuration is a map "
-                        "of keys to single values.");
+    expect_load_refused(
+        "heartbeat.interval: 1 s\n---\nheartbeat.timeout: 2 s\n", FL_EINVAL,
+        "Configuration file 'conf.yaml' has a second document "
+        "at line 2, column 1; fling's configuration is a map "
+        "of keys to single values.");
 }
 
 static void test_missing_file_names_the_path(void **state)
@@ -433,7 +452,8 @@ static void test_missing_file_names_the_path(void **state)
     fl_config_free(cfg);
 }
 
-/* ---- overrides ------------------------------------------------------------------ */
+/* ---- overrides
+ * ------------------------------------------------------------------ */
 
 static void test_file_then_overrides_then_print(void **state)
 {
@@ -444,8 +464,14 @@ static void test_file_then_overrides_then_print(void **state)
     fl_config_t *cfg = new_config();
     char err[ERRCAP] = "";
     assert_fl_ok(fl_config_load_file(cfg, path, err, sizeof err));
-    char *argv[] = {"prog", "-D", "heartbeat.timeout=20 s", "input.txt",
-                    "-Dpekko.framesize=64 kb", "--", "-Dnot=an option", NULL};
+    char *argv[] = {"prog",
+                    "-D",
+                    "heartbeat.timeout=20 s",
+                    "input.txt",
+                    "-Dpekko.framesize=64 kb",
+                    "--",
+                    "-Dnot=an option",
+                    NULL};
     int argc = 7;
     assert_fl_ok(fl_config_apply_args(cfg, &argc, argv, err, sizeof err));
     assert_int_equal(4, argc);
@@ -489,18 +515,20 @@ static void test_file_then_overrides_then_print(void **state)
 
     /* The printout reads back to the same values. */
     fl_config_t *back = new_config();
-    assert_fl_ok(
-        fl_config_load_string(back, out, strlen(out), "print", err, sizeof err));
+    assert_fl_ok(fl_config_load_string(back, out, strlen(out), "print", err,
+                                       sizeof err));
     for (size_t i = 0; i < fl_config_key_count(); i++)
         assert_int_equal(FL_CONFIG_FILE,
                          source_of(back, fl_config_key_at(i)->name));
     char *again = print_to_string(back);
-    assert_int_equal(0, strncmp(again, "jobmanager.rpc.address: \"jm\"  # file "
-                                       "print:1\n",
+    assert_int_equal(0, strncmp(again,
+                                "jobmanager.rpc.address: \"jm\"  # file "
+                                "print:1\n",
                                 strlen("jobmanager.rpc.address: \"jm\"  # file "
                                        "print:1\n")));
     assert_int_equal(20000, duration(back, FL_CONFIG_HEARTBEAT_TIMEOUT));
-    assert_string_equal("jm", string_of(back, FL_CONFIG_JOBMANAGER_RPC_ADDRESS));
+    assert_string_equal("jm",
+                        string_of(back, FL_CONFIG_JOBMANAGER_RPC_ADDRESS));
     free(again);
     fl_config_free(back);
     free(out);
@@ -516,7 +544,8 @@ static void test_bad_overrides_apply_nothing(void **state)
     char *argv[] = {"prog", "-Dheartbeat.interval=1 s", "-D",
                     "heartbeat.timout=2 s", NULL};
     int argc = 4;
-    assert_fl(FL_EINVAL, fl_config_apply_args(cfg, &argc, argv, err, sizeof err));
+    assert_fl(FL_EINVAL,
+              fl_config_apply_args(cfg, &argc, argv, err, sizeof err));
     assert_string_equal("Unknown configuration key 'heartbeat.timout' (-D); "
                         "did you mean 'heartbeat.timeout'?",
                         err);
@@ -527,14 +556,16 @@ static void test_bad_overrides_apply_nothing(void **state)
 
     char *last[] = {"prog", "-Dheartbeat.interval=1 s", "-D", NULL};
     argc = 3;
-    assert_fl(FL_EINVAL, fl_config_apply_args(cfg, &argc, last, err, sizeof err));
+    assert_fl(FL_EINVAL,
+              fl_config_apply_args(cfg, &argc, last, err, sizeof err));
     assert_string_equal("Option -D at the end of the command line has no "
                         "key=value; write -D heartbeat.interval=10s.",
                         err);
     assert_int_equal(3, argc);
 
     const char *kv[] = {"heartbeat.interval=1 s", "heartbeat.timeout"};
-    assert_fl(FL_EINVAL, fl_config_apply_overrides(cfg, kv, 2, err, sizeof err));
+    assert_fl(FL_EINVAL,
+              fl_config_apply_overrides(cfg, kv, 2, err, sizeof err));
     assert_string_equal("Override 'heartbeat.timeout' is not of the form "
                         "key=value; write it as -D heartbeat.interval=10s.",
                         err);
@@ -547,7 +578,8 @@ static void test_bad_overrides_apply_nothing(void **state)
     fl_config_free(cfg);
 }
 
-/* ---- validation -------------------------------------------------------------------- */
+/* ---- validation
+ * -------------------------------------------------------------------- */
 
 static void test_validate_checks_rules_across_keys(void **state)
 {
@@ -565,20 +597,21 @@ static void test_validate_checks_rules_across_keys(void **state)
     assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, "60 s", err,
                                sizeof err));
     assert_fl_ok(fl_config_validate(cfg, err, sizeof err));
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_TYPE, "zookeeper", err,
-                               sizeof err));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_HA_TYPE, "zookeeper", err, sizeof err));
     assert_fl(FL_EINVAL, fl_config_validate(cfg, err, sizeof err));
     assert_string_equal("high-availability.type is zookeeper but "
                         "high-availability.zookeeper.quorum is empty; name the "
                         "ZooKeeper servers as host:port,host:port.",
                         err);
-    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_ZK_QUORUM, "zk:2181", err,
-                               sizeof err));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_HA_ZK_QUORUM, "zk:2181", err, sizeof err));
     assert_fl_ok(fl_config_validate(cfg, err, sizeof err));
     fl_config_free(cfg);
 }
 
-/* ---- out of memory ------------------------------------------------------------------ */
+/* ---- out of memory
+ * ------------------------------------------------------------------ */
 
 /* Fails the n-th allocation from the start of each call, for every n
  * until the call succeeds: each failure is FL_ENOMEM, said, and leaves the
@@ -599,10 +632,10 @@ static void test_out_of_memory_applies_nothing(void **state)
         for (n = 1; n < 1000 && rc == FL_ENOMEM; n++) {
             char err[ERRCAP] = "";
             fl__alloc_fail_after(n, false);
-            rc = call == 0 ? fl_config_load_string(cfg, yaml, strlen(yaml),
-                                                   "c.yaml", err, sizeof err)
-                           : fl_config_apply_overrides(cfg, kv, 2, err,
-                                                       sizeof err);
+            rc = call == 0
+                     ? fl_config_load_string(cfg, yaml, strlen(yaml), "c.yaml",
+                                             err, sizeof err)
+                     : fl_config_apply_overrides(cfg, kv, 2, err, sizeof err);
             fl__alloc_fail_after(0, false);
             if (rc == FL_ENOMEM) {
                 assert_string_equal(
@@ -623,7 +656,8 @@ static void test_out_of_memory_applies_nothing(void **state)
     fl__alloc_fail_after(0, false);
 }
 
-/* ---- the guide's table ---------------------------------------------------------------- */
+/* ---- the guide's table
+ * ---------------------------------------------------------------- */
 
 /* The table of docs/guide.md, "Configuration", as the key table makes it. */
 static void append_row(char *buf, size_t cap, const fl_config_key_t *k)
