@@ -231,9 +231,9 @@ int fl__config_stage(fl__config_batch_t *b, const char *key, const char *value,
     fl__config_slot_t *s = &b->slots[i];
     if (s->set && dup_is_error) {
         fl__say(err, errcap,
-                "Configuration key '%s' is set twice, at line %u and at %s; "
-                "keep one of them.",
-                key, (unsigned)s->line, origin);
+                "Configuration key '%s' is set twice, at %s and at %s; keep "
+                "one of them.",
+                key, s->origin, origin);
         return FL_EINVAL;
     }
     fl__config_val_t v = {0};
@@ -538,19 +538,34 @@ int fl_config_validate(const fl_config_t *cfg, char *err, size_t errcap)
 /* ---- printing ---------------------------------------------------------------
  */
 
-/* s as a YAML double-quoted scalar. */
+/* True if YAML writes cp raw in a double-quoted scalar and reads it back
+ * as itself: printable (YAML 1.1, 5.1) and no line break (NEL, U+2028,
+ * U+2029 would fold). */
+static bool yaml_raw(uint32_t cp)
+{
+    return (cp >= 0x20 && cp <= 0x7e) ||
+           (cp >= 0xa0 && cp <= 0xd7ff && cp != 0x2028 && cp != 0x2029) ||
+           (cp >= 0xe000 && cp <= 0xfffd && cp != 0xfeff) || cp >= 0x10000;
+}
+
+/* s (valid UTF-8, as every stored string is) as a YAML double-quoted
+ * scalar that reads back to s. */
 static int print_quoted(FILE *out, const char *s)
 {
     if (fputc('"', out) == EOF)
         return -1;
-    for (; *s; s++) {
+    for (size_t n; *s; s += n) {
+        uint32_t cp = 0;
+        n = fl__config_utf8_next(s, &cp);
+        if (n == 0) /* not stored; written as a byte all the same */
+            n = 1, cp = (unsigned char)*s;
         int rc;
-        if (*s == '"' || *s == '\\')
-            rc = fprintf(out, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            rc = fprintf(out, "\\x%02x", (unsigned char)*s);
+        if (cp == '"' || cp == '\\')
+            rc = fprintf(out, "\\%c", (char)cp);
+        else if (yaml_raw(cp))
+            rc = fwrite(s, 1, n, out) == n ? 0 : -1;
         else
-            rc = fputc(*s, out) == EOF ? -1 : 1;
+            rc = fprintf(out, "\\u%04x", (unsigned)cp);
         if (rc < 0)
             return -1;
     }

@@ -82,6 +82,13 @@ const char *fl__config_format_value(const fl__config_row_t *r,
                                     const fl__config_val_t *v, char *buf,
                                     size_t cap);
 
+/*
+ * fl__config_utf8_next decodes the UTF-8 sequence at s (NUL-terminated)
+ * into *cp; returns its length in bytes, or 0 if it is not valid UTF-8
+ * (overlong, surrogate, beyond U+10FFFF, cut short).
+ */
+size_t fl__config_utf8_next(const char *s, uint32_t *cp);
+
 /* The known key nearest to key by edit distance. */
 const char *fl__config_nearest(const char *key);
 

@@ -118,6 +118,45 @@ static const char *find_choice(const char *choices, const char *text, char *buf,
     return NULL;
 }
 
+size_t fl__config_utf8_next(const char *s, uint32_t *cp)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n;
+    uint32_t c, min;
+    if (u[0] < 0x80) {
+        *cp = u[0];
+        return 1;
+    } else if ((u[0] & 0xe0) == 0xc0) {
+        n = 2, c = u[0] & 0x1f, min = 0x80;
+    } else if ((u[0] & 0xf0) == 0xe0) {
+        n = 3, c = u[0] & 0x0f, min = 0x800;
+    } else if ((u[0] & 0xf8) == 0xf0) {
+        n = 4, c = u[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((u[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        c = (c << 6) | (u[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* True if text is valid UTF-8 (what a YAML file can hold, and so what the
+ * printout can write back). */
+static bool valid_utf8(const char *text)
+{
+    uint32_t cp;
+    for (size_t n; *text; text += n)
+        if ((n = fl__config_utf8_next(text, &cp)) == 0)
+            return false;
+    return true;
+}
+
 int fl__config_parse_value(const fl__config_row_t *r, const char *text,
                            const char *origin, fl__config_val_t *out, char *err,
                            size_t errcap)
@@ -126,6 +165,13 @@ int fl__config_parse_value(const fl__config_row_t *r, const char *text,
     if (r->pub.type == FL_CONFIG_STRING) {
         char buf[64];
         const char *v = text;
+        if (!valid_utf8(text)) {
+            fl__say(err, errcap,
+                    "Bad value for '%s' (%s): it is not valid UTF-8; write "
+                    "the text in UTF-8.",
+                    name, origin);
+            return FL_EINVAL;
+        }
         if (r->choices &&
             !(v = find_choice(r->choices, text, buf, sizeof buf))) {
             fl__say(err, errcap, "Bad value '%s' for '%s' (%s): expected %s.",

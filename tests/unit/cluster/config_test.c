@@ -410,7 +410,7 @@ static void test_file_errors_say_where_and_apply_nothing(void **state)
     expect_load_refused(
         "heartbeat:\n  interval: 1 s\nheartbeat.interval: 2 s\n", FL_EINVAL,
         "Configuration key 'heartbeat.interval' is set twice, "
-        "at line 2 and at conf.yaml:3; keep one of them.");
+        "at conf.yaml:2 and at conf.yaml:3; keep one of them.");
     expect_load_refused("heartbeat.interval: 1 s\nheartbeat.timeout: 2 s: 3\n",
                         FL_EINVAL,
                         "Configuration file 'conf.yaml' is not valid YAML at "
@@ -450,6 +450,38 @@ static void test_missing_file_names_the_path(void **state)
                         "directory.",
                         err);
     fl_config_free(cfg);
+}
+
+static void test_strings_print_back_exactly(void **state)
+{
+    (void)state;
+    /* Quotes, a backslash, a tab, a newline, NEL, U+2028, U+FEFF, a
+     * C1 control and plain UTF-8. */
+    static const char text[] = "a\"b\\c\td\ne\xc2\x85"
+                               "f\xe2\x80\xa8"
+                               "g\xef\xbb\xbfh\xc2\x9fi \xc3\xa9\xe6\x97\xa5";
+    fl_config_t *cfg = new_config();
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_HA_CLUSTER_ID, text, NULL, 0));
+    char *out = print_to_string(cfg);
+    assert_non_null(strstr(out,
+                           "high-availability.cluster-id: "
+                           "\"a\\\"b\\\\c\\u0009d\\u000ae\\u0085f"
+                           "\\u2028g\\ufeffh\\u009fi \xc3\xa9\xe6\x97\xa5\"  "
+                           "# override\n"));
+    fl_config_t *back = new_config();
+    char err[ERRCAP] = "";
+    assert_fl_ok(fl_config_load_string(back, out, strlen(out), "print", err,
+                                       sizeof err));
+    assert_string_equal(text, string_of(back, FL_CONFIG_HA_CLUSTER_ID));
+    free(out);
+    fl_config_free(back);
+    fl_config_free(cfg);
+    expect_set_refused(FL_CONFIG_HA_CLUSTER_ID, "bad\xff",
+                       "Bad value for 'high-availability.cluster-id' (-D): it "
+                       "is not valid UTF-8; write the text in UTF-8.");
+    expect_set_refused(FL_CONFIG_HA_CLUSTER_ID, "\xc0\xaf",
+                       "Bad value for 'high-availability.cluster-id' (-D): it "
+                       "is not valid UTF-8; write the text in UTF-8.");
 }
 
 /* ---- overrides
@@ -713,6 +745,7 @@ int main(void)
         FL_TEST(test_empty_documents_set_nothing),
         FL_TEST(test_file_errors_say_where_and_apply_nothing),
         FL_TEST(test_missing_file_names_the_path),
+        FL_TEST(test_strings_print_back_exactly),
         FL_TEST(test_file_then_overrides_then_print),
         FL_TEST(test_bad_overrides_apply_nothing),
         FL_TEST(test_validate_checks_rules_across_keys),
