@@ -1,0 +1,82 @@
+/*
+ * config_fuzz - libFuzzer target for the configuration file (untrusted
+ * text from an operator): the YAML walk, the keys and the typed values.
+ * A load either succeeds, and then the printout reads back to the same
+ * printout, or fails with FL_EINVAL, a reason, and the config as it was.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fling/config.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The printout of cfg without its comments (they name the origin), or
+ * NULL. The caller frees it. */
+static char *values_of(const fl_config_t *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        abort();
+    if (fl_config_print(cfg, f) != FL_OK)
+        abort();
+    fclose(f);
+    /* Cut each line at its "  # " comment. */
+    char *w = buf;
+    for (char *line = buf; *line;) {
+        char *nl = strchr(line, '\n');
+        char *end = nl ? nl : line + strlen(line);
+        char *c = strstr(line, "  # ");
+        if (c && c < end)
+            end = c;
+        memmove(w, line, (size_t)(end - line));
+        w += end - line;
+        *w++ = '\n';
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    *w = '\0';
+    return buf;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fl_config_t *cfg = fl_config_alloc();
+    if (!cfg)
+        abort();
+    char *before = values_of(cfg);
+    char err[512] = "";
+    int rc = fl_config_load_string(cfg, (const char *)data, size, "fuzz.yaml",
+                                   err, sizeof err);
+    char *after = values_of(cfg);
+    if (rc == FL_OK) {
+        /* What was loaded prints as YAML that loads to the same values. */
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f || fl_config_print(cfg, f) != FL_OK)
+            abort();
+        fclose(f);
+        fl_config_t *back = fl_config_alloc();
+        if (!back || fl_config_load_string(back, buf, len, "print", err,
+                                           sizeof err) != FL_OK)
+            abort();
+        char *again = values_of(back);
+        if (strcmp(after, again) != 0)
+            abort();
+        free(again);
+        free(buf);
+        fl_config_free(back);
+        (void)fl_config_validate(cfg, err, sizeof err);
+    } else if (rc != FL_EINVAL || err[0] == '\0' ||
+               strcmp(before, after) != 0) {
+        abort();
+    }
+    free(before);
+    free(after);
+    fl_config_free(cfg);
+    return 0;
+}
