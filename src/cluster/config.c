@@ -256,15 +256,18 @@ int fl__config_stage(fl__config_batch_t *b, const char *key, const char *value,
     return FL_OK;
 }
 
-void fl__config_commit(fl_config_t *cfg, fl__config_batch_t *b)
+size_t fl__config_commit(fl_config_t *cfg, fl__config_batch_t *b)
 {
+    size_t n = 0;
     for (size_t i = 0; i < NROWS; i++) {
         if (!b->slots[i].set)
             continue;
         slot_clear(&cfg->slots[i]);
         cfg->slots[i] = b->slots[i];
         memset(&b->slots[i], 0, sizeof b->slots[i]);
+        n++;
     }
+    return n;
 }
 
 /* ---- life ---------------------------------------------------------------- */

@@ -61,8 +61,9 @@ int fl__config_stage(fl__config_batch_t *b, const char *key, const char *value,
                      fl_config_source_t src, const char *origin, uint32_t line,
                      bool dup_is_error, char *err, size_t errcap);
 
-/* Moves every staged value of b into cfg; never fails. */
-void fl__config_commit(fl_config_t *cfg, fl__config_batch_t *b);
+/* Moves every staged value of b into cfg; never fails. Returns how many
+ * keys it set. */
+size_t fl__config_commit(fl_config_t *cfg, fl__config_batch_t *b);
 
 /* The row of key, or -1. */
 int fl__config_find(const char *key);

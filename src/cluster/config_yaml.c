@@ -239,10 +239,14 @@ int fl_config_load_string(fl_config_t *cfg, const char *yaml, size_t len,
         fl__say(err, errcap, "%s", oom);
         return FL_ENOMEM;
     }
-    int rc = fl__config_parse_yaml(&b, yaml ? yaml : "", len,
-                                   name ? name : "<string>", err, errcap);
-    if (rc == FL_OK)
-        fl__config_commit(cfg, &b);
+    name = name ? name : "<string>";
+    int rc =
+        fl__config_parse_yaml(&b, yaml ? yaml : "", len, name, err, errcap);
+    if (rc == FL_OK) {
+        size_t n = fl__config_commit(cfg, &b);
+        FL_LOG_KV(FL_LOG_INFO, FL_KV(FL_F("file", name), FL_FU64("keys", n)),
+                  "Loaded the configuration");
+    }
     fl__config_batch_fini(&b);
     return rc;
 }

@@ -358,6 +358,42 @@ static void test_nested_and_flat_keys_mix(void **state)
     fl_config_free(cfg);
 }
 
+/* The last record logged, as "level component message k=v ...". */
+static char last_log[512];
+
+static void capture_log(void *arg, const fl_log_record_t *rec)
+{
+    (void)arg;
+    int n = snprintf(last_log, sizeof last_log, "%d %s %s", (int)rec->level,
+                     rec->component_name, rec->message);
+    for (size_t i = 0; i < rec->nfields && n > 0 && (size_t)n < sizeof last_log;
+         i++)
+        n += snprintf(last_log + n, sizeof last_log - (size_t)n, " %s=%s",
+                      rec->fields[i].key, rec->fields[i].value);
+}
+
+static void test_a_loaded_file_is_logged_at_info(void **state)
+{
+    (void)state;
+    char path[64];
+    write_temp(path, "heartbeat:\n  interval: 2 s\n  timeout: 8 s\n");
+    fl_log_level_t was = fl_log_get_level();
+    fl_log_set_level(FL_LOG_INFO);
+    fl_log_set_handler(capture_log, NULL);
+    last_log[0] = '\0';
+    fl_config_t *cfg = new_config();
+    assert_fl_ok(fl_config_load_file(cfg, path, NULL, 0));
+    fl_log_set_handler(NULL, NULL);
+    fl_log_set_level(was);
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "%d cluster Loaded the configuration file=%s keys=2",
+             (int)FL_LOG_INFO, path);
+    assert_string_equal(expect, last_log);
+    fl_config_free(cfg);
+    unlink(path);
+}
+
 static void test_empty_documents_set_nothing(void **state)
 {
     (void)state;
@@ -742,6 +778,7 @@ int main(void)
         FL_TEST(test_sizes_take_flinks_forms),
         FL_TEST(test_ints_bools_and_choices),
         FL_TEST(test_nested_and_flat_keys_mix),
+        FL_TEST(test_a_loaded_file_is_logged_at_info),
         FL_TEST(test_empty_documents_set_nothing),
         FL_TEST(test_file_errors_say_where_and_apply_nothing),
         FL_TEST(test_missing_file_names_the_path),
