@@ -1,0 +1,558 @@
+/*
+ * registration_test.c - the retrying registration
+ * (include/fling/registration.h) against a real target endpoint, in-process
+ * and over TCP: success, timeouts doubling, the error and refused delays,
+ * rejection, cancellation, jitter and the options.
+ */
+#include "registration_fixture.h"
+
+/* ---- registration ----------------------------------------------------- */
+
+static void success_first_try(bool tcp)
+{
+    fx_t fx;
+    fx_init(&fx, tcp, true);
+    target_reset(NULL, 0);
+    invoker_t iv = {0};
+    fl_registration_t *reg = reg_start(&fx, &iv, NULL);
+    fl_future_t *f = fl_registration_future(reg);
+    fl_registration_response_t *r =
+        result_ok(reg, FL_REGISTRATION_SUCCESS, 100);
+    assert_ptr_equal(fl_registration_future(reg), f);
+    assert_non_null(r->gateway);
+    assert_string_equal(fl_rpc_gateway_address(r->gateway), fx.address);
+    fl_fencing_token_t t;
+    assert_fl_ok(fl_rpc_gateway_fencing_token(r->gateway, &t));
+    assert_memory_equal(t.bytes, fx.token.bytes, 16);
+    assert_string_equal(r->reason, "");
+    assert_int_equal(tg.n, 1);
+    assert_int_equal(tg.timeout_ms[0], FL_REGISTRATION_INITIAL_TIMEOUT_MS);
+    assert_invoker(&iv, 1);
+    char want[1024];
+    snprintf(want, sizeof want, "Registration at %s succeeded (attempt 1)",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at").message, want);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+static void test_success_local(void **state)
+{
+    (void)state;
+    success_first_try(false);
+}
+
+static void test_success_tcp(void **state)
+{
+    (void)state;
+    success_first_try(true);
+}
+
+/* Four attempts time out: their timeouts double from 50 ms up to the
+ * 200 ms maximum, each next attempt starting as the last one times out. */
+static void timeouts_double(bool tcp)
+{
+    fx_t fx;
+    fx_init(&fx, tcp, true);
+    act_t script[] = {ACT_HOLD, ACT_HOLD, ACT_HOLD, ACT_HOLD};
+    target_reset(script, 4);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(50, 200, 10000, 10000, 0.2);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 104);
+    assert_int_equal(tg.n, 5);
+    const int64_t want[5] = {50, 100, 200, 200, 200};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(tg.timeout_ms[i], want[i]);
+    for (int i = 0; i < 4; i++)
+        assert_gap(i, want[i]);
+    assert_invoker(&iv, 5);
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "Registration at %s attempt 1 timed out after 50 ms; attempt 2 "
+             "starts now with a timeout of 100 ms",
+             fx.label);
+    cap_rec_t r = cap_wait("Registration at ");
+    assert_string_equal(r.message, msg);
+    assert_string_equal(r.next_in_ms, "0");
+    snprintf(msg, sizeof msg,
+             "Registration at %s attempt 4 timed out after 200 ms; attempt 5 "
+             "starts now with a timeout of 200 ms",
+             fx.label);
+    assert_string_equal(cap_wait(msg).message, msg);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+static void test_timeouts_double_local(void **state)
+{
+    (void)state;
+    timeouts_double(false);
+}
+
+static void test_timeouts_double_tcp(void **state)
+{
+    (void)state;
+    timeouts_double(true);
+}
+
+/* The target does not exist yet: the connect fails, is logged, and the
+ * next one comes after the error delay (jitter off). */
+static void connect_failure(bool tcp)
+{
+    fx_t fx;
+    fx_init(&fx, tcp, false);
+    target_reset(NULL, 0);
+    char cmsg[FL_FUTURE_MESSAGE_MAX];
+    assert_fl(FL_ECONNECT, fl_test_connect_error(fx.osvc, fx.address, REG,
+                                                 cmsg, sizeof cmsg));
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 300, 10000, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    char want[FL_FUTURE_MESSAGE_MAX + 400];
+    snprintf(want, sizeof want,
+             "Could not connect to %s for registration attempt 1: %s; "
+             "attempt 2 starts in 300 ms",
+             fx.label, cmsg);
+    cap_rec_t r = cap_wait("Could not connect to ");
+    assert_string_equal(r.message, want);
+    assert_string_equal(r.next_in_ms, "300");
+    fx_target(&fx);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 100);
+    uint64_t gap = (tg.at_ns[0] - r.at_ns) / 1000000u;
+    fl_test_assert_elapsed("the error delay after the connect failure", gap,
+                           295, 700);
+    assert_invoker(&iv, 1);
+    snprintf(want, sizeof want, "Registration at %s succeeded (attempt 2)",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+static void test_connect_failure_local(void **state)
+{
+    (void)state;
+    connect_failure(false);
+}
+
+static void test_connect_failure_tcp(void **state)
+{
+    (void)state;
+    connect_failure(true);
+}
+
+/* A timeout, then an error: the next attempt comes after the error delay
+ * (not the refused delay) and starts again from the initial timeout. */
+static void error_delay(bool tcp)
+{
+    fx_t fx;
+    fx_init(&fx, tcp, true);
+    act_t script[] = {ACT_HOLD, ACT_ERROR};
+    target_reset(script, 2);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(50, 1000, 250, 5000, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 102);
+    assert_int_equal(tg.n, 3);
+    assert_int_equal(tg.timeout_ms[0], 50);
+    assert_int_equal(tg.timeout_ms[1], 100);
+    assert_int_equal(tg.timeout_ms[2], 50);
+    assert_gap(0, 50);
+    assert_gap(1, 250);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 2 failed: registry busy; attempt 3 "
+             "starts in 250 ms",
+             fx.label);
+    cap_rec_t r = cap_wait(want);
+    assert_string_equal(r.next_in_ms, "250");
+    assert_invoker(&iv, 3);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+static void test_error_delay_local(void **state)
+{
+    (void)state;
+    error_delay(false);
+}
+
+static void test_error_delay_tcp(void **state)
+{
+    (void)state;
+    error_delay(true);
+}
+
+/* A failure answer: the next attempt comes after the refused delay. */
+static void test_refused_delay(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_FAILURE};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 250, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 101);
+    assert_int_equal(tg.n, 2);
+    assert_int_equal(tg.timeout_ms[0], 100);
+    assert_int_equal(tg.timeout_ms[1], 100);
+    assert_gap(0, 250);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 1 was refused for now: resource "
+             "manager is starting; attempt 2 starts in 250 ms",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+    assert_invoker(&iv, 2);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* A rejection ends the registration: no retry even with zero delays. */
+static void test_rejection_stops(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_REJECT};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 0, 0, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_registration_response_t *r =
+        result_ok(reg, FL_REGISTRATION_REJECTION, 200);
+    assert_string_equal(r->reason, "no slots for you");
+    assert_null(r->gateway);
+    assert_no_more_attempts(&fx, 1);
+    assert_invoker(&iv, 1);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s was rejected (attempt 1); not retrying",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* Cancelled while an attempt is under way: the result fails at once, the
+ * late answer is ignored, nothing more is tried. */
+static void test_cancel_ignores_late_answer(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_HOLD};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_future_t *f = fl_registration_future(reg);
+    target_wait(1);
+    assert_false(fl_registration_is_cancelled(reg));
+    fl_registration_cancel(reg);
+    assert_true(fl_registration_is_cancelled(reg));
+    assert_fl(FL_ECANCELED, fl_test_future_code(f));
+    char cancelled[1024];
+    snprintf(cancelled, sizeof cancelled, "Registration at %s was cancelled",
+             fx.label);
+    assert_string_equal(fl_future_message(f), cancelled);
+    target_answer(0, FL_REGISTRATION_SUCCESS);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Ignoring the answer to registration attempt 1 at %s: the "
+             "registration was cancelled",
+             fx.label);
+    assert_int_equal(cap_wait("Ignoring the answer").level, FL_LOG_DEBUG);
+    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    assert_no_more_attempts(&fx, 1);
+    assert_ptr_equal(fl_registration_future(reg), f);
+    assert_fl(FL_ECANCELED, fl_future_error(f));
+    fl_registration_cancel(reg); /* idempotent */
+    assert_string_equal(fl_future_message(f), cancelled);
+    assert_invoker(&iv, 1);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* Cancelled during a 60 s refused delay: the result fails at once, not
+ * when the delay ends. */
+static void test_cancel_during_delay(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_FAILURE};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 60000, 60000, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 1 was refused for now: resource "
+             "manager is starting; attempt 2 starts in 60000 ms",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+    fl_registration_cancel(reg);
+    fl_future_t *f = fl_registration_future(reg);
+    assert_fl(FL_ECANCELED, fl_test_future_code(f));
+    snprintf(want, sizeof want, "Registration at %s was cancelled", fx.label);
+    assert_string_equal(fl_future_message(f), want);
+    fl_registration_free(reg);
+    assert_int_equal(tg.n, 1);
+    assert_invoker(&iv, 1);
+    fx_end(&fx);
+}
+
+/* The registration function refuses: the result fails with its code. */
+static void test_invoke_refusal(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    target_reset(NULL, 0);
+    invoker_t iv = {0};
+    iv.refuse = FL_EUSER + 1;
+    fl_registration_t *reg = reg_start(&fx, &iv, NULL);
+    fl_future_t *f = fl_registration_future(reg);
+    assert_fl(FL_EUSER + 1, fl_test_future_code(f));
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s failed: the registration function returned "
+             "FL_EUSER (application error) on attempt 1",
+             fx.label);
+    assert_string_equal(fl_future_message(f), want);
+    assert_int_equal(tg.n, 0);
+    assert_fl(FL_ESTATE, fl_registration_start(reg));
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* ---- jitter ------------------------------------------------------------ */
+
+static uint64_t fixed_random(void *arg)
+{
+    return *(uint64_t *)arg;
+}
+
+/* splitmix64 with a seed: a deterministic random source. */
+static uint64_t seeded_random(void *arg)
+{
+    uint64_t *s = arg;
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void test_jitter_bounds(void **state)
+{
+    (void)state;
+    fl_registration_opts_t o;
+    fl_registration_opts_default(&o);
+    uint64_t v = 0;
+    o.random = fixed_random;
+    o.random_arg = &v;
+    assert_int_equal(fl_registration_jitter(&o, 10000), 8000);
+    v = UINT64_MAX;
+    assert_int_equal(fl_registration_jitter(&o, 10000), 12000);
+    v = 1ull << 63;
+    assert_int_equal(fl_registration_jitter(&o, 10000), 10000);
+    assert_int_equal(fl_registration_jitter(&o, 0), 0);
+    o.jitter = 0;
+    v = 0;
+    assert_int_equal(fl_registration_jitter(&o, 10000), 10000);
+    o.jitter = 0.2;
+    /* Seeded: every draw within +-20%, and they spread over the range. */
+    uint64_t seed = 42;
+    o.random = seeded_random;
+    o.random_arg = &seed;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int i = 0; i < 10000; i++) {
+        int64_t d = fl_registration_jitter(&o, 10000);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+    }
+    assert_in_range(lo, 8000, 8010);
+    assert_in_range(hi, 11990, 12000);
+}
+
+/* A delay drawn from the injected source: factor 0.8 of 250 ms. */
+static void test_jitter_applied(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_FAILURE};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    uint64_t v = 0;
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 250, 0.2);
+    o.random = fixed_random;
+    o.random_arg = &v;
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 101);
+    assert_gap(0, 200);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 1 was refused for now: resource "
+             "manager is starting; attempt 2 starts in 200 ms",
+             fx.label);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* The internal random source keeps within the bounds too. */
+static void test_jitter_default_source(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_FAILURE, ACT_FAILURE, ACT_FAILURE};
+    target_reset(script, 3);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 100, 0.5);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    result_ok(reg, FL_REGISTRATION_SUCCESS, 103);
+    cap_rec_t recs[256];
+    pthread_mutex_lock(&cap.mu);
+    int n = cap.n;
+    memcpy(recs, cap.r, sizeof recs);
+    pthread_mutex_unlock(&cap.mu);
+    int delays = 0;
+    for (int i = 0; i < n; i++) {
+        if (strstr(recs[i].message, "was refused for now") == NULL)
+            continue;
+        long d = strtol(recs[i].next_in_ms, NULL, 10);
+        assert_in_range(d, 50, 149);
+        assert_gap(delays, d);
+        delays++;
+    }
+    assert_int_equal(delays, 3);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+static void expect_invalid(const fl_registration_opts_t *o, const char *want)
+{
+    char why[256] = "";
+    assert_fl(FL_EINVAL, fl_registration_opts_validate(o, why, sizeof why));
+    assert_string_equal(why, want);
+}
+
+static void test_opts(void **state)
+{
+    (void)state;
+    fl_registration_opts_t o;
+    fl_registration_opts_default(&o);
+    assert_int_equal(o.initial_timeout_ms, 100);
+    assert_int_equal(o.max_timeout_ms, 30000);
+    assert_int_equal(o.error_delay_ms, 10000);
+    assert_int_equal(o.refused_delay_ms, 30000);
+    assert_true(o.jitter == 0.2);
+    assert_null(o.random);
+    assert_fl_ok(fl_registration_opts_validate(&o, NULL, 0));
+    fl_registration_opts_t b = o;
+    b.initial_timeout_ms = 0;
+    expect_invalid(&b, "initial_timeout_ms "
+                       "(cluster.registration.initial-timeout) must be > 0 "
+                       "ms, got 0 ms");
+    b = o;
+    b.max_timeout_ms = -3;
+    expect_invalid(&b, "max_timeout_ms (cluster.registration.max-timeout) "
+                       "must be > 0 ms, got -3 ms");
+    b = o;
+    b.error_delay_ms = -1;
+    expect_invalid(&b, "error_delay_ms (cluster.registration.error-delay) "
+                       "must be >= 0 ms, got -1 ms");
+    b = o;
+    b.refused_delay_ms = -2;
+    expect_invalid(&b, "refused_delay_ms "
+                       "(cluster.registration.refused-registration-delay) "
+                       "must be >= 0 ms, got -2 ms");
+    b = o;
+    b.jitter = 1.5;
+    expect_invalid(&b, "jitter (cluster.registration.jitter) must be between "
+                       "0 and 1, got 1.5");
+    b = o;
+    b.jitter = NAN;
+    expect_invalid(&b, "jitter (cluster.registration.jitter) must be between "
+                       "0 and 1, got nan");
+    b = o;
+    b.error_delay_ms = 0;
+    b.refused_delay_ms = 0;
+    b.jitter = 0;
+    assert_fl_ok(fl_registration_opts_validate(&b, NULL, 0));
+    b.jitter = 1;
+    assert_fl_ok(fl_registration_opts_validate(&b, NULL, 0));
+}
+
+static void test_alloc_refusals(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, false);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(0, 1000, 0, 0, 0);
+    fl_registration_spec_t s = spec_of(&fx, &iv, &o);
+    fl_registration_t *reg = (fl_registration_t *)&s;
+    char why[256] = "";
+    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
+                                               sizeof why));
+    assert_null(reg);
+    assert_string_equal(why, "initial_timeout_ms "
+                             "(cluster.registration.initial-timeout) must be "
+                             "> 0 ms, got 0 ms");
+    s.opts = NULL;
+    s.address = NULL;
+    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
+                                               sizeof why));
+    assert_string_equal(why, "spec->address must not be NULL");
+    s.address = fx.address;
+    s.invoke = NULL;
+    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
+                                               sizeof why));
+    assert_string_equal(why, "spec->invoke must not be NULL");
+    s.invoke = reg_invoke;
+    assert_fl(FL_EINVAL,
+              fl_registration_alloc(NULL, &s, &reg, why, sizeof why));
+    assert_string_equal(why, "owner must not be NULL");
+    fl_registered_connection_t *c = NULL;
+    s.desc = NULL;
+    assert_fl(FL_EINVAL, fl_registered_connection_alloc(fx.owner, &s, NULL,
+                                                        NULL, &c, why,
+                                                        sizeof why));
+    assert_null(c);
+    assert_string_equal(why, "spec->desc must not be NULL");
+    fx_end(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_opts),
+        T(test_alloc_refusals),
+        T(test_jitter_bounds),
+        T(test_success_local),
+        T(test_success_tcp),
+        T(test_timeouts_double_local),
+        T(test_timeouts_double_tcp),
+        T(test_connect_failure_local),
+        T(test_connect_failure_tcp),
+        T(test_error_delay_local),
+        T(test_error_delay_tcp),
+        T(test_refused_delay),
+        T(test_rejection_stops),
+        T(test_cancel_ignores_late_answer),
+        T(test_cancel_during_delay),
+        T(test_invoke_refusal),
+        T(test_jitter_applied),
+        T(test_jitter_default_source),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
