@@ -70,9 +70,7 @@ static inline void cap_handler(void *arg, const fl_log_record_t *rec)
 static inline cap_rec_t cap_wait(const char *prefix)
 {
     cap_rec_t out = {0};
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += FL_TEST_WAIT_MS / 1000;
+    struct timespec dl = fl_test_deadline(FL_TEST_WAIT_MS);
     pthread_mutex_lock(&cap.mu);
     for (;;) {
         for (int i = 0; i < cap.n; i++) {
