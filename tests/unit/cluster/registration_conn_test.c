@@ -95,9 +95,8 @@ static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
     fl_registration_spec_t sp = spec_of(fx, iv, NULL);
     fl_registered_connection_t *c = NULL;
     char why[256] = "";
-    assert_fl_ok(
-        fl_registered_connection_alloc(fx->owner, &sp, &cbs, s, &c, why,
-                                       sizeof why));
+    assert_fl_ok(fl_registered_connection_alloc(fx->owner, &sp, &cbs, s, &c,
+                                                why, sizeof why));
     assert_string_equal(why, "");
     return c;
 }
@@ -256,14 +255,52 @@ static void test_conn_close_pending(void **state)
     fx_end(&fx);
 }
 
+/* A reconnect while the last one is pending replaces it: the replaced
+ * registration's cancellation reaches no callback, its late answer is
+ * ignored, and the newest registration's success is the one reported. */
+static void test_conn_reconnect_replaces_pending(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_SUCCESS, ACT_HOLD, ACT_HOLD};
+    target_reset(script, 3);
+    invoker_t iv = {0};
+    seen_t s;
+    seen_init(&s, &fx);
+    fl_registered_connection_t *c = conn_alloc(&fx, &iv, &s);
+    assert_fl_ok(fl_registered_connection_start(c));
+    seen_wait(&s, &s.successes, 1);
+    fl_rpc_gateway_t *g1 = fl_registered_connection_gateway(c);
+    assert_fl_ok(fl_registered_connection_try_reconnect(c));
+    target_wait(2);
+    assert_fl_ok(fl_registered_connection_try_reconnect(c));
+    target_wait(3);
+    target_answer(1, FL_REGISTRATION_SUCCESS);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Ignoring the answer to registration attempt 1 at %s: the "
+             "registration was cancelled",
+             fx.label);
+    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    assert_ptr_equal(fl_registered_connection_gateway(c), g1);
+    target_answer(2, FL_REGISTRATION_SUCCESS);
+    seen_wait(&s, &s.successes, 2);
+    assert_int_equal(s.last_id, 102);
+    assert_ptr_not_equal(fl_registered_connection_gateway(c), g1);
+    assert_int_equal(s.successes, 2);
+    assert_int_equal(s.rejections + s.failures + s.off_main, 0);
+    assert_invoker(&iv, 3);
+    fl_registered_connection_free(c);
+    fx_end(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_conn_life_local),
-        T(test_conn_life_tcp),
-        T(test_conn_rejection),
-        T(test_conn_failure),
-        T(test_conn_close_pending),
+        T(test_conn_life_local),    T(test_conn_life_tcp),
+        T(test_conn_rejection),     T(test_conn_failure),
+        T(test_conn_close_pending), T(test_conn_reconnect_replaces_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,8 +114,8 @@ typedef struct target {
 
 static target_t tg = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static inline void reply(Flreg__RegisterReply_Closure closure, void *cd, int outcome,
-                  const char *reason, int64_t id)
+static inline void reply(Flreg__RegisterReply_Closure closure, void *cd,
+                         int outcome, const char *reason, int64_t id)
 {
     Flreg__RegisterReply r = FLREG__REGISTER_REPLY__INIT;
     r.outcome = outcome;
@@ -125,8 +125,9 @@ static inline void reply(Flreg__RegisterReply_Closure closure, void *cd, int out
 }
 
 static inline void h_register_task_manager(Flreg__Registrar_Service *svc,
-                       const Flreg__RegisterRequest *in,
-                       Flreg__RegisterReply_Closure closure, void *cd)
+                                           const Flreg__RegisterRequest *in,
+                                           Flreg__RegisterReply_Closure closure,
+                                           void *cd)
 {
     (void)svc;
     if (strcmp(in->caller, "probe") == 0) {
@@ -246,7 +247,7 @@ typedef struct fx {
 } fx_t;
 
 static inline fl_rpc_endpoint_t *start_ep(fl_rpc_service_t *svc, const char *id,
-                                   const fl_fencing_token_t *tok)
+                                          const fl_fencing_token_t *tok)
 {
     fl_rpc_endpoint_opts_t o = {0};
     o.id = id;
@@ -311,25 +312,27 @@ static inline void fx_end(fx_t *fx)
 
 typedef struct invoker {
     fx_t *fx;
-    int refuse;             /* != FL_OK: the function returns it */
-    atomic_int off_main;    /* calls not on the owner's main thread */
+    int refuse;          /* != FL_OK: the function returns it */
+    atomic_int off_main; /* calls not on the owner's main thread */
     atomic_int calls;
     atomic_int bad_token; /* calls given another token than the target's */
 } invoker_t;
 
-static inline int map_reply(void *arg, void *value, void **out, fl_free_cb *out_free)
+static inline int map_reply(void *arg, void *value, void **out,
+                            fl_free_cb *out_free)
 {
     (void)arg;
     const Flreg__RegisterReply *r = value;
-    *out = fl_registration_response_alloc(
-        (fl_registration_outcome_t)r->outcome, (void *)(intptr_t)r->id, NULL,
-        "%s", r->reason);
+    *out = fl_registration_response_alloc((fl_registration_outcome_t)r->outcome,
+                                          (void *)(intptr_t)r->id, NULL, "%s",
+                                          r->reason);
     *out_free = fl_registration_response_free;
     return *out != NULL ? FL_OK : FL_ENOMEM;
 }
 
-static inline int reg_invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *tok,
-                      int64_t timeout_ms, void *arg, fl_future_t **out)
+static inline int reg_invoke(fl_rpc_gateway_t *gw,
+                             const fl_fencing_token_t *tok, int64_t timeout_ms,
+                             void *arg, fl_future_t **out)
 {
     invoker_t *iv = arg;
     atomic_fetch_add(&iv->calls, 1);
@@ -352,7 +355,7 @@ static inline int reg_invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *tok
 }
 
 static inline fl_registration_spec_t spec_of(fx_t *fx, invoker_t *iv,
-                                      const fl_registration_opts_t *o)
+                                             const fl_registration_opts_t *o)
 {
     iv->fx = fx;
     fl_registration_spec_t s = {0};
@@ -367,8 +370,9 @@ static inline fl_registration_spec_t spec_of(fx_t *fx, invoker_t *iv,
 }
 
 static inline fl_registration_opts_t opts_of(int64_t initial, int64_t max,
-                                      int64_t error_delay,
-                                      int64_t refused_delay, double jitter)
+                                             int64_t error_delay,
+                                             int64_t refused_delay,
+                                             double jitter)
 {
     fl_registration_opts_t o;
     fl_registration_opts_default(&o);
@@ -381,7 +385,7 @@ static inline fl_registration_opts_t opts_of(int64_t initial, int64_t max,
 }
 
 static inline fl_registration_t *reg_start(fx_t *fx, invoker_t *iv,
-                                    const fl_registration_opts_t *o)
+                                           const fl_registration_opts_t *o)
 {
     fl_registration_spec_t s = spec_of(fx, iv, o);
     fl_registration_t *reg = NULL;

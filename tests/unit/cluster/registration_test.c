@@ -104,8 +104,8 @@ static void connect_failure(bool tcp)
     fx_init(&fx, tcp, false);
     target_reset(NULL, 0);
     char cmsg[FL_FUTURE_MESSAGE_MAX];
-    assert_fl(FL_ECONNECT, fl_test_connect_error(fx.osvc, fx.address, REG,
-                                                 cmsg, sizeof cmsg));
+    assert_fl(FL_ECONNECT, fl_test_connect_error(fx.osvc, fx.address, REG, cmsg,
+                                                 sizeof cmsg));
     invoker_t iv = {0};
     fl_registration_opts_t o = opts_of(100, 1000, 300, 10000, 0);
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
@@ -502,21 +502,21 @@ static void test_alloc_refusals(void **state)
     fl_registration_spec_t s = spec_of(&fx, &iv, &o);
     fl_registration_t *reg = (fl_registration_t *)&s;
     char why[256] = "";
-    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
-                                               sizeof why));
+    assert_fl(FL_EINVAL,
+              fl_registration_alloc(fx.owner, &s, &reg, why, sizeof why));
     assert_null(reg);
     assert_string_equal(why, "initial_timeout_ms "
                              "(cluster.registration.initial-timeout) must be "
                              "> 0 ms, got 0 ms");
     s.opts = NULL;
     s.address = NULL;
-    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
-                                               sizeof why));
+    assert_fl(FL_EINVAL,
+              fl_registration_alloc(fx.owner, &s, &reg, why, sizeof why));
     assert_string_equal(why, "spec->address must not be NULL");
     s.address = fx.address;
     s.invoke = NULL;
-    assert_fl(FL_EINVAL, fl_registration_alloc(fx.owner, &s, &reg, why,
-                                               sizeof why));
+    assert_fl(FL_EINVAL,
+              fl_registration_alloc(fx.owner, &s, &reg, why, sizeof why));
     assert_string_equal(why, "spec->invoke must not be NULL");
     s.invoke = reg_invoke;
     assert_fl(FL_EINVAL,
@@ -524,9 +524,8 @@ static void test_alloc_refusals(void **state)
     assert_string_equal(why, "owner must not be NULL");
     fl_registered_connection_t *c = NULL;
     s.desc = NULL;
-    assert_fl(FL_EINVAL, fl_registered_connection_alloc(fx.owner, &s, NULL,
-                                                        NULL, &c, why,
-                                                        sizeof why));
+    assert_fl(FL_EINVAL, fl_registered_connection_alloc(
+                             fx.owner, &s, NULL, NULL, &c, why, sizeof why));
     assert_null(c);
     assert_string_equal(why, "spec->desc must not be NULL");
     fx_end(&fx);
