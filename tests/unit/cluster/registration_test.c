@@ -330,6 +330,34 @@ static void test_invoke_refusal(void **state)
     fx_end(&fx);
 }
 
+/* The owner stops during a delay: the attempt due then is dropped with the
+ * owner's other tasks, and the result says so instead of staying pending. */
+static void test_owner_stopped(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_FAILURE};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 1000, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    cap_wait("Registration at ");
+    assert_fl_ok(fl_rpc_endpoint_stop(fx.owner));
+    fl_future_t *f = fl_registration_future(reg);
+    assert_fl(FL_EUNREACHABLE, fl_test_future_code(f));
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s stopped: its owner endpoint 'reg_owner' is "
+             "no longer running",
+             fx.label);
+    assert_string_equal(fl_future_message(f), want);
+    assert_int_equal(tg.n, 1);
+    assert_invoker(&iv, 1);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
 /* ---- jitter ------------------------------------------------------------ */
 
 static uint64_t fixed_random(void *arg)
@@ -550,6 +578,7 @@ int main(void)
         T(test_cancel_ignores_late_answer),
         T(test_cancel_during_delay),
         T(test_invoke_refusal),
+        T(test_owner_stopped),
         T(test_jitter_applied),
         T(test_jitter_default_source),
     };
