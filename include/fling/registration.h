@@ -206,6 +206,8 @@ FL_EXTERN int fl_registration_start(fl_registration_t *reg);
  * (its gateway set) or REJECTION, or fails: FL_ECANCELED ("Registration at
  * <target> was cancelled"), FL_EUNREACHABLE (the owner stopped running
  * it), or the code of a registration function or connect that refused.
+ * fl_future_cancel on it cancels the registration as
+ * fl_registration_cancel does (the message is then the future's own).
  */
 FL_EXTERN fl_future_t *fl_registration_future(const fl_registration_t *reg);
 

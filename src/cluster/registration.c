@@ -331,6 +331,14 @@ static char *label_of(const char *address, const char *name)
     return s;
 }
 
+/* Cancelling the result cancels the registration (the hook runs only while
+ * the result is pending, so while the handle is alive). */
+static void on_result_cancelled(fl_future_t *f, void *arg)
+{
+    (void)f;
+    fl_registration_cancel(arg);
+}
+
 int fl_registration_alloc(fl_rpc_endpoint_t *owner,
                           const fl_registration_spec_t *spec,
                           fl_registration_t **out, char *why, size_t why_len)
@@ -383,6 +391,7 @@ int fl_registration_alloc(fl_rpc_endpoint_t *owner,
         reg_unref(reg);
         goto oom;
     }
+    fl_future_set_cancel_hook(reg->result, on_result_cancelled, reg);
     *out = reg;
     return FL_OK;
 oom:

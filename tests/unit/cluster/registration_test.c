@@ -306,6 +306,36 @@ static void test_cancel_during_delay(void **state)
     fx_end(&fx);
 }
 
+/* Cancelling the result future cancels the registration: the answer to
+ * the attempt under way is ignored. */
+static void test_cancel_through_the_future(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, true);
+    act_t script[] = {ACT_HOLD};
+    target_reset(script, 1);
+    invoker_t iv = {0};
+    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
+    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_future_t *f = fl_registration_future(reg);
+    target_wait(1);
+    assert_false(fl_registration_is_cancelled(reg));
+    assert_fl_ok(fl_future_cancel(f));
+    assert_true(fl_registration_is_cancelled(reg));
+    assert_fl(FL_ECANCELED, fl_future_error(f));
+    target_answer(0, FL_REGISTRATION_SUCCESS);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Ignoring the answer to registration attempt 1 at %s: the "
+             "registration was cancelled",
+             fx.label);
+    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    assert_no_more_attempts(&fx, 1);
+    fl_registration_free(reg);
+    fx_end(&fx);
+}
+
 /* The registration function refuses: the result fails with its code. */
 static void test_invoke_refusal(void **state)
 {
@@ -577,6 +607,7 @@ int main(void)
         T(test_rejection_stops),
         T(test_cancel_ignores_late_answer),
         T(test_cancel_during_delay),
+        T(test_cancel_through_the_future),
         T(test_invoke_refusal),
         T(test_owner_stopped),
         T(test_jitter_applied),
