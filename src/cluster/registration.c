@@ -166,7 +166,7 @@ static void on_connected(fl_future_t *f, void *arg)
                   FL_KV(FL_F("target", reg->label),
                         FL_FU64("attempt", reg->attempt),
                         FL_FU64("next_in_ms", d)),
-                  "Could not connect to %s for registration attempt %u: %s; "
+                  "Registration at %s attempt %u could not connect: %s; "
                   "attempt %u starts in %lld ms",
                   reg->label, reg->attempt, fl_future_message(f),
                   reg->attempt + 1, (long long)d);

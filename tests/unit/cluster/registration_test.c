@@ -111,10 +111,10 @@ static void connect_failure(bool tcp)
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
     char want[FL_FUTURE_MESSAGE_MAX + 400];
     snprintf(want, sizeof want,
-             "Could not connect to %s for registration attempt 1: %s; "
-             "attempt 2 starts in 300 ms",
+             "Registration at %s attempt 1 could not connect: %s; attempt 2 "
+             "starts in 300 ms",
              fx.label, cmsg);
-    cap_rec_t r = cap_wait("Could not connect to ");
+    cap_rec_t r = cap_wait("Registration at ");
     assert_string_equal(r.message, want);
     assert_string_equal(r.next_in_ms, "300");
     fx_target(&fx);
@@ -125,7 +125,7 @@ static void connect_failure(bool tcp)
     assert_invoker(&iv, 1);
     snprintf(want, sizeof want, "Registration at %s succeeded (attempt 2)",
              fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    assert_string_equal(cap_wait(want).message, want);
     fl_registration_free(reg);
     fx_end(&fx);
 }
