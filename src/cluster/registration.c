@@ -23,6 +23,7 @@ struct fl_registration {
     atomic_bool cancelled;
     atomic_bool started;
     fl_rpc_endpoint_t *owner;
+    char *owner_id; /* copied: hop_dropped may run after the owner is gone */
     char *address;
     char *label; /* "<address>" or "<address> (<name>)", for messages */
     const ProtobufCServiceDescriptor *desc;
@@ -75,6 +76,7 @@ static void reg_unref(void *p)
     fl_rpc_scheduled_free(reg->timer);
     fl_future_release(reg->result);
     pthread_mutex_destroy(&reg->lk);
+    fl__free(reg->owner_id);
     fl__free(reg->address);
     fl__free(reg->label);
     fl__free(reg);
@@ -94,7 +96,7 @@ static void hop_dropped(void *p)
         fl_future_fail(reg->result, FL_EUNREACHABLE,
                        "Registration at %s stopped: its owner endpoint '%s' "
                        "is no longer running",
-                       reg->label, fl_rpc_endpoint_id(reg->owner));
+                       reg->label, reg->owner_id);
     reg_unref(reg);
 }
 
@@ -384,10 +386,12 @@ int fl_registration_alloc(fl_rpc_endpoint_t *owner,
         reg->opts.random = rng_next;
         reg->opts.random_arg = &reg->rng;
     }
+    reg->owner_id = fl__strdup(fl_rpc_endpoint_id(owner));
     reg->address = fl__strdup(spec->address);
     reg->label = label_of(spec->address, spec->target_name);
     reg->result = fl_future_alloc();
-    if (reg->address == NULL || reg->label == NULL || reg->result == NULL) {
+    if (reg->owner_id == NULL || reg->address == NULL || reg->label == NULL ||
+        reg->result == NULL) {
         reg_unref(reg);
         goto oom;
     }
