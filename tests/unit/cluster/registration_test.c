@@ -6,6 +6,8 @@
  */
 #include "registration_fixture.h"
 
+#include "common/internal.h"
+
 /* ---- registration ----------------------------------------------------- */
 
 static void success_first_try(bool tcp)
@@ -388,6 +390,54 @@ static void test_owner_stopped(void **state)
     fx_end(&fx);
 }
 
+/* Out of memory at each allocation of fl_registration_alloc and
+ * fl_registered_connection_alloc: FL_ENOMEM, nothing leaked (the sanitizer
+ * builds check), and the reason. */
+static void test_alloc_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, false, false);
+    invoker_t iv = {0};
+    fl_registration_spec_t s = spec_of(&fx, &iv, NULL);
+    char want[512];
+    snprintf(want, sizeof want, "out of memory making the registration at %s",
+             fx.address);
+    int failed = 0;
+    for (uint64_t n = 1;; n++) {
+        fl_registration_t *reg = NULL;
+        char why[512] = "";
+        fl__alloc_fail_after(n, false);
+        int rc = fl_registration_alloc(fx.owner, &s, &reg, why, sizeof why);
+        fl__alloc_fail_after(0, false);
+        if (rc == FL_OK) {
+            fl_registration_free(reg);
+            break;
+        }
+        assert_fl(FL_ENOMEM, rc);
+        assert_null(reg);
+        assert_string_equal(why, want);
+        failed++;
+    }
+    /* Four allocations of our own; the result future comes from a block
+     * pool that allocates only when it has no free block. */
+    assert_in_range(failed, 4, 5);
+    for (uint64_t n = 1;; n++) {
+        fl_registered_connection_t *c = NULL;
+        fl__alloc_fail_after(n, false);
+        int rc = fl_registered_connection_alloc(fx.owner, &s, NULL, NULL, &c,
+                                                NULL, 0);
+        fl__alloc_fail_after(0, false);
+        if (rc == FL_OK) {
+            fl_registered_connection_free(c);
+            break;
+        }
+        assert_fl(FL_ENOMEM, rc);
+        assert_null(c);
+    }
+    fx_end(&fx);
+}
+
 /* ---- jitter ------------------------------------------------------------ */
 
 static uint64_t fixed_random(void *arg)
@@ -594,6 +644,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_opts),
         T(test_alloc_refusals),
+        T(test_alloc_out_of_memory),
         T(test_jitter_bounds),
         T(test_success_local),
         T(test_success_tcp),
