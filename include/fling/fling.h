@@ -5,6 +5,7 @@
 #define FLING_FLING_H
 
 #include "actor.h"
+#include "cluster.h"
 #include "common.h"
 #include "future.h"
 #include "rpc.h"
