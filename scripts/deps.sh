@@ -32,6 +32,9 @@ declare -A GROUP=(
            libyaml-dev"
     # The test suite (cmocka under ctest).
     [test]="libcmocka-dev valgrind"
+    # Leader election on ZooKeeper: the C client library, and the server
+    # the tests start (scripts/zk-test-server.sh).
+    [zookeeper]="libzookeeper-mt-dev zookeeper"
     # The benchmarks and their peers: Erlang/OTP, and gRPC C++ (a C++
     # compiler, gRPC++ and protobuf headers, protoc and its gRPC plugin).
     [bench]="erlang-base g++ libgrpc++-dev libprotobuf-dev protobuf-compiler
@@ -48,13 +51,13 @@ declare -A GROUP=(
 
 declare -A TARGET_GROUPS=(
     [demo]="build lib"
-    [test]="build lib test"
+    [test]="build lib test zookeeper"
     [bench]="build lib bench"
-    [sanitize]="build lib test clang"
+    [sanitize]="build lib test zookeeper clang"
     [install]="build lib"
     [fuzz]="build lib clang"
     [format]="format"
-    [all]="build lib test bench clang format"
+    [all]="build lib test zookeeper bench clang format"
 )
 
 usage() {
