@@ -148,25 +148,32 @@ static void zk_warn(fl__leader_obj_t *o, const char *action, int rc)
 
 /* ---- election (main thread) ---------------------------------------------- */
 
-/* Leaves our latch node and removes what we published, if still ours. */
+/* Leaves our latch node and removes what we published, if still ours, in
+ * one multi-op, so that retrievers never see our address without our latch
+ * node. */
 static void election_leave(fl__leader_obj_t *o, zk_t *z)
 {
-    if (z->published != NULL) {
-        char buf[ZK_DATA_MAX];
-        int len = sizeof buf;
-        struct Stat st;
-        if (zoo_get(z->zh, z->conn_path, 0, buf, &len, &st) == ZOK &&
-            len == (int)strlen(z->published) &&
-            memcmp(buf, z->published, (size_t)len) == 0)
-            (void)zoo_delete(z->zh, z->conn_path, st.version);
-        fl__free(z->published);
-        z->published = NULL;
-    }
-    if (z->latch_node != NULL) {
-        (void)zoo_delete(z->zh, z->latch_node, -1);
-        fl__free(z->latch_node);
-        z->latch_node = NULL;
-    }
+    if (z->latch_node == NULL)
+        return;
+    zoo_op_t ops[2];
+    zoo_op_result_t res[2];
+    int k = 0;
+    zoo_delete_op_init(&ops[k++], z->latch_node, -1);
+    char buf[ZK_DATA_MAX];
+    int len = sizeof buf;
+    struct Stat st;
+    if (z->published != NULL &&
+        zoo_get(z->zh, z->conn_path, 0, buf, &len, &st) == ZOK &&
+        len == (int)strlen(z->published) &&
+        memcmp(buf, z->published, (size_t)len) == 0)
+        zoo_delete_op_init(&ops[k++], z->conn_path, st.version);
+    int rc = zoo_multi(z->zh, k, ops, res);
+    if (rc != ZOK && rc != ZNONODE)
+        zk_warn(o, "leave the leader latch", rc);
+    fl__free(z->published);
+    z->published = NULL;
+    fl__free(z->latch_node);
+    z->latch_node = NULL;
 }
 
 static void election_check(fl__leader_obj_t *o, zk_t *z)
@@ -441,6 +448,13 @@ static void on_event(fl_rpc_endpoint_t *ep, void *state, void *arg)
         retrieval_read(o, z);
 }
 
+/* The ZooKeeper client's own log lines (connection refused, and so on):
+ * debug lines of ours, so that a server outage does not flood stderr. */
+static void zk_log(const char *message)
+{
+    FL_LOG(FL_LOG_DEBUG, "ZooKeeper client: %s", message);
+}
+
 static void zk_open(fl__leader_obj_t *o)
 {
     zk_t *z = o->impl;
@@ -455,8 +469,9 @@ static void zk_open(fl__leader_obj_t *o)
     z->ctx->o = o;
     z->ctx->gen = z->gen;
     z->connected = false;
-    z->zh = zookeeper_init(o->zk_quorum, zk_watcher,
-                           (int)o->zk_session_timeout_ms, NULL, z->ctx, 0);
+    z->zh =
+        zookeeper_init2(o->zk_quorum, zk_watcher, (int)o->zk_session_timeout_ms,
+                        NULL, z->ctx, 0, zk_log);
     if (z->zh == NULL) {
         FL_LOG(FL_LOG_ERROR,
                "Could not start the %s of '%s': the ZooKeeper client refused "
