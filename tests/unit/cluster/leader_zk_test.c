@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #ifndef THREADED
@@ -393,6 +394,8 @@ static void child_revoke(fl_leader_election_t *le, void *arg) {}
 static int child_main(int port, const char *cluster_id)
 {
     char quorum[64], addr[64], err[256];
+    /* Dies with the test, should the test fail before killing it. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     snprintf(quorum, sizeof quorum, "127.0.0.1:%d", port);
     snprintf(addr, sizeof addr, "fling://child/%d", (int)getpid());
     printf("PID %d\n", (int)getpid());
