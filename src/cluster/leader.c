@@ -146,6 +146,7 @@ static void standalone_grant_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl__leader_obj_t *o = arg;
     static const fl_fencing_token_t zero;
     fl__leader_grant(o, &zero);
+    fl__leader_unref(o); /* a task that ran owns its arg */
 }
 
 static void standalone_notify_task(fl_rpc_endpoint_t *ep, void *state,
@@ -154,6 +155,7 @@ static void standalone_notify_task(fl_rpc_endpoint_t *ep, void *state,
     fl__leader_obj_t *o = arg;
     static const fl_fencing_token_t zero;
     fl__leader_notify(o, o->standalone_address, &zero);
+    fl__leader_unref(o); /* a task that ran owns its arg */
 }
 
 static void unref_cb(void *arg)

@@ -386,9 +386,17 @@ static void retrieval_read(fl__leader_obj_t *o, zk_t *z)
 
 /* ---- session (main thread) ----------------------------------------------- */
 
+static void on_event_do(zk_event_t *ev);
+
+/* A task that ran owns its arg: free the event after handling it. */
 static void on_event(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
-    zk_event_t *ev = arg;
+    on_event_do(arg);
+    event_free(arg);
+}
+
+static void on_event_do(zk_event_t *ev)
+{
     fl__leader_obj_t *o = ev->o;
     zk_t *z = o->impl;
     if (fl__leader_closed(o) || ev->gen != z->gen || z->zh == NULL)
@@ -487,6 +495,7 @@ static void open_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
     fl__leader_obj_t *o = arg;
     if (!fl__leader_closed(o))
         zk_open(o);
+    fl__leader_unref(o); /* a task that ran owns its arg */
 }
 
 static void unref_cb(void *arg)
