@@ -29,10 +29,12 @@ dir=$2
 ZK_JAR=${ZK_JAR:-/usr/share/java/zookeeper.jar}
 
 # srvr PORT: true when a server answers the four-letter word on PORT.
+# A server still starting may accept and not answer: give it 1 s.
 srvr() {
     local out
-    out=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3) \
-        2>/dev/null) || return 1
+    out=$(timeout 1 bash -c \
+        'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && cat <&3' \
+        srvr "$1" 2>/dev/null) || return 1
     [[ "$out" == *"Mode: standalone"* ]]
 }
 
