@@ -37,6 +37,23 @@
 
 #define ZK_DATA_MAX 4096
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FL__ZK_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(FL__ZK_TSAN)
+/* The ZooKeeper client formats endpoint names for its messages into one
+ * static buffer from several threads without a lock (libzookeeper_mt
+ * 3.8): a race in the client, not ours, reported in every program that
+ * uses two handles. ThreadSanitizer reads this at start-up. */
+const char *__tsan_default_suppressions(void);
+FL_EXTERN const char *__tsan_default_suppressions(void)
+{
+    return "race:libzookeeper_mt.so\n";
+}
+#endif
+
 typedef struct zk_ctx {
     fl__leader_obj_t *o;
     unsigned gen;
