@@ -89,7 +89,11 @@ typedef struct fl_leader_contender {
 /*
  * fl_leader_election_alloc creates the election of `component` (e.g.
  * "resourcemanager"; letters, digits, '_', '-', '.') for a contender whose
- * callbacks run on owner's main thread with arg. Nothing happens until
+ * callbacks run on owner's main thread with arg (owner: a started
+ * endpoint; events that come while it is not started are dropped, as its
+ * run_async tasks are, and while it lives on after the election's own
+ * events would be lost, so free the election before closing it). Nothing
+ * happens until
  * fl_leader_election_start. Returns FL_OK and *out (caller owns it; release
  * with fl_leader_election_free), FL_EINVAL (bad options: err says which),
  * FL_ENOMEM. opts and component are copied. Any thread; never blocks.
