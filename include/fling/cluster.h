@@ -1,8 +1,9 @@
 /*
  * fling/cluster.h - the cluster layer in one include: configuration
  * (config.h), retrying registration and registered connections
- * (registration.h), heartbeats (heartbeat.h); and the functions that fill
- * their options from a configuration.
+ * (registration.h), heartbeats (heartbeat.h), leader election and
+ * retrieval (leader.h); and the functions that fill their options from a
+ * configuration.
  *
  * Built on the public RPC API only. Every callback of these utilities runs
  * on the owning endpoint's main thread, so their users need no locks.
@@ -14,6 +15,7 @@
 
 #include "config.h"
 #include "heartbeat.h"
+#include "leader.h"
 #include "registration.h"
 
 #ifdef __cplusplus
