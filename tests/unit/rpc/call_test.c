@@ -459,24 +459,6 @@ static void wide_echo(Fltest__TestGateway_Service *svc,
     closure(&r, closure_data);
 }
 
-/* What a stub's closure saw: the reply or not, the last error and
- * message, once (done). */
-typedef struct seen {
-    fl_test_latch_t *done;
-    bool got_reply;
-    int err;
-    char msg[FL_FUTURE_MESSAGE_MAX];
-} seen_t;
-
-static void seen_closure(const Fltest__EchoReply *r, void *data)
-{
-    seen_t *s = data;
-    s->got_reply = r != NULL;
-    s->err = fl_rpc_last_error();
-    snprintf(s->msg, sizeof s->msg, "%s", fl_rpc_last_message());
-    fl_test_latch_count_down(s->done);
-}
-
 static void test_reply_over_the_decode_bound_names_the_method(void **state)
 {
     (void)state;

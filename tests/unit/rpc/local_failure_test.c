@@ -94,23 +94,6 @@ static void test_call_sync_timeout_sets_the_named_last_message(void **state)
     ep_fx_end(&fx);
 }
 
-/* What a stub's closure saw. */
-typedef struct seen {
-    fl_test_latch_t *done;
-    bool got_reply;
-    int err;
-    char msg[FL_FUTURE_MESSAGE_MAX];
-} seen_t;
-
-static void seen_closure(const Fltest__EchoReply *r, void *data)
-{
-    seen_t *s = data;
-    s->got_reply = r != NULL;
-    s->err = fl_rpc_last_error();
-    snprintf(s->msg, sizeof s->msg, "%s", fl_rpc_last_message());
-    fl_test_latch_count_down(s->done);
-}
-
 static void test_stub_closure_timeout_names_the_call(void **state)
 {
     (void)state;

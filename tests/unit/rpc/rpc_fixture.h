@@ -638,6 +638,24 @@ static inline void ep_fx_end_closed(ep_fx_t *fx)
 
 /* ---- calls --------------------------------------------------------------- */
 
+/* What a stub's closure saw: the reply or not, the last error and message,
+ * once (done counted down). */
+typedef struct seen {
+    fl_test_latch_t *done;
+    bool got_reply;
+    int err;
+    char msg[FL_FUTURE_MESSAGE_MAX];
+} seen_t;
+
+static inline void seen_closure(const Fltest__EchoReply *r, void *data)
+{
+    seen_t *s = data;
+    s->got_reply = r != NULL;
+    s->err = fl_rpc_last_error();
+    snprintf(s->msg, sizeof s->msg, "%s", fl_rpc_last_message());
+    fl_test_latch_count_down(s->done);
+}
+
 static inline Fltest__EchoRequest echo_req(const char *text, int64_t n)
 {
     Fltest__EchoRequest r = FLTEST__ECHO_REQUEST__INIT;
