@@ -109,15 +109,21 @@ static void fail_result(fl_registration_t *reg, int err, const char *msg)
     fl_future_fail(reg->result, err, "%s", msg);
 }
 
+/* The scheduled step of reg has come: its handle is done with. */
+static void timer_ran(fl_registration_t *reg)
+{
+    pthread_mutex_lock(&reg->lk);
+    fl_rpc_scheduled_free(reg->timer);
+    reg->timer = NULL;
+    pthread_mutex_unlock(&reg->lk);
+}
+
 static void run_connect(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
     (void)ep;
     (void)state;
     fl_registration_t *reg = arg;
-    pthread_mutex_lock(&reg->lk);
-    fl_rpc_scheduled_free(reg->timer);
-    reg->timer = NULL;
-    pthread_mutex_unlock(&reg->lk);
+    timer_ran(reg);
     step_connect(reg);
     reg_unref(reg);
 }
@@ -127,10 +133,7 @@ static void run_attempt(fl_rpc_endpoint_t *ep, void *state, void *arg)
     (void)ep;
     (void)state;
     fl_registration_t *reg = arg;
-    pthread_mutex_lock(&reg->lk);
-    fl_rpc_scheduled_free(reg->timer);
-    reg->timer = NULL;
-    pthread_mutex_unlock(&reg->lk);
+    timer_ran(reg);
     reg->attempt++;
     step_attempt(reg);
     reg_unref(reg);
