@@ -1,0 +1,23 @@
+/*
+ * apps/client/client.h - the subcommands of the `fling` client. Each is a
+ * main of its own: it takes the arguments after its name (argv[0] is the
+ * subcommand's name) and returns the process's exit status: 0 success, 1
+ * failure (a bad job file, ...), 2 a usage error. Each writes its errors to
+ * stderr as "fling SUBCOMMAND: message". Called once, from main; may block.
+ */
+#ifndef FLING_APPS_CLIENT_CLIENT_H
+#define FLING_APPS_CLIENT_CLIENT_H
+
+/* Exit statuses. */
+#define FC_EXIT_OK 0
+#define FC_EXIT_FAIL 1
+#define FC_EXIT_USAGE 2
+
+/* fling plan JOBFILE [--dot] [-p N] [--KEY VALUE ...] (plan.c). */
+int fc_plan_main(int argc, char **argv);
+
+/* fc_plan_usage prints plan's usage line to f. */
+#include <stdio.h>
+void fc_plan_usage(FILE *f);
+
+#endif
