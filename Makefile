@@ -4,7 +4,8 @@
 #   make bench           build and run the benchmarks beside their peers
 #                        (BENCH="name..." for some of them)
 #   make check-sanitize  the suite under ASan+UBSan, then under TSan
-#   make install         install under PREFIX (default /usr/local)
+#   make install         install under PREFIX (default /usr/local): the
+#                        library, its headers and the programs of apps/
 #   make format          clang-format every C source in the tree
 #   make check-layers    refuse includes that go up the layer order, include
 #                        circles between folders of src/, and private headers
@@ -85,7 +86,7 @@ fuzz-short:
 
 install: deps-install
 	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)
-	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_static fling_shared
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS)
 	$(CMAKE) --install $(BUILD)-release --prefix $(PREFIX)
 
 format: deps-format

@@ -30,8 +30,8 @@ declare -A GROUP=(
     # What the library uses next (cheap, so every target pulls them in).
     [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev
            libyaml-dev"
-    # The test suite (cmocka under ctest).
-    [test]="libcmocka-dev valgrind"
+    # The test suite (cmocka under ctest; graphviz checks `fling plan --dot`).
+    [test]="libcmocka-dev valgrind graphviz"
     # Leader election on ZooKeeper: the C client library, and the server
     # the tests start (scripts/zk-test-server.sh).
     [zookeeper]="libzookeeper-mt-dev zookeeper"
