@@ -63,14 +63,15 @@ check-tsan: deps-sanitize
 
 # libFuzzer on the frame decoder and handshake metadata, on a connection's
 # byte stream with its handshake rules (src/remote/rx.c), on addresses and
-# port ranges, and on the configuration file (clang). New inputs go to
+# port ranges, on the configuration file and on job files (clang). New inputs go to
 # $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
-	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz address_fuzz stream_fuzz config_fuzz
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target frame_fuzz address_fuzz stream_fuzz config_fuzz \
+	    jobfile_fuzz
 	mkdir -p $(BUILD)-fuzz/corpus-frame $(BUILD)-fuzz/corpus-address $(BUILD)-fuzz/corpus-stream \
-	    $(BUILD)-fuzz/corpus-config
+	    $(BUILD)-fuzz/corpus-config $(BUILD)-fuzz/corpus-jobfile
 	$(BUILD)-fuzz/fuzz/frame_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-frame fuzz/corpus/frame
 	$(BUILD)-fuzz/fuzz/address_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -79,6 +80,8 @@ fuzz: deps-fuzz
 	    $(BUILD)-fuzz/corpus-stream fuzz/corpus/stream
 	$(BUILD)-fuzz/fuzz/config_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-config fuzz/corpus/config
+	$(BUILD)-fuzz/fuzz/jobfile_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-jobfile fuzz/corpus/jobfile
 
 # The short run that check-sanitize includes.
 fuzz-short:
