@@ -167,12 +167,14 @@ int fj_stream_graph_build(const fj_job_t *job, fj_stream_graph_t **out,
     size_t n = job->n_ops;
     fj_stream_graph_t *sg = calloc(1, sizeof *sg);
     int *node_of = calloc(n, sizeof *node_of); /* op index -> node id */
+    long *inputs = fj__op_inputs(job);
     if (sg) {
         sg->job_name = strdup(job->name);
         sg->nodes = calloc(n, sizeof *sg->nodes);
         sg->edges = calloc(n, sizeof *sg->edges);
     }
-    if (!sg || !node_of || !sg->job_name || !sg->nodes || !sg->edges) {
+    if (!sg || !node_of || !inputs || !sg->job_name || !sg->nodes ||
+        !sg->edges) {
         fj_say(err, errlen, "Out of memory while planning job '%s'.",
                job->name);
         rc = FL_ENOMEM;
@@ -190,7 +192,7 @@ int fj_stream_graph_build(const fj_job_t *job, fj_stream_graph_t **out,
         for (size_t i = 0; i < n; i++) {
             if (node_of[i])
                 continue;
-            long in = fj__op_input(job, i);
+            long in = inputs[i];
             if (in >= 0 && !node_of[in])
                 continue;
             fj_stream_node_t *node = &sg->nodes[sg->n_nodes++];
@@ -214,7 +216,18 @@ int fj_stream_graph_build(const fj_job_t *job, fj_stream_graph_t **out,
                 ? FJ_FORWARD
                 : FJ_REBALANCE;
     }
+    size_t subtasks = 0;
+    for (size_t i = 0; i < sg->n_nodes; i++)
+        subtasks += (size_t)sg->nodes[i].parallelism;
+    if (subtasks > FJ_SUBTASKS_MAX) {
+        fj_say(err, errlen,
+               "Job '%s' has %zu subtasks in all (the sum of its operators' "
+               "parallelism); it may have at most %d.",
+               job->name, subtasks, FJ_SUBTASKS_MAX);
+        rc = FL_EINVAL;
+    }
 done:
+    free(inputs);
     free(node_of);
     if (rc != FL_OK) {
         fj_stream_graph_free(sg);

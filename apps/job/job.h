@@ -27,6 +27,12 @@ typedef struct fj_job fj_job_t;
  * bound of max parallelism, 2^15). */
 #define FJ_PARALLELISM_MAX 32768
 
+/* The most operators a job may have, and the most subtasks (the sum of
+ * its operators' parallelism): far above any real job, low enough that a
+ * hostile job file cannot make planning slow or huge. */
+#define FJ_OPERATORS_MAX 1024
+#define FJ_SUBTASKS_MAX 65536
+
 /* fj_job_new returns an empty job named name (copied), parallelism 1, or
  * NULL when name is NULL or empty or memory runs out. Caller frees with
  * fj_job_free. */

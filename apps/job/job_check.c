@@ -282,22 +282,22 @@ static int check_inputs(const fj_job_t *job, char *err, size_t errlen)
 
 /* A cycle of inputs: each operator has one input, so walking inputs from
  * any operator either reaches a source or loops. */
-static int check_cycles(const fj_job_t *job, char *err, size_t errlen)
+static int check_cycles(const fj_job_t *job, const long *in, char *err,
+                        size_t errlen)
 {
     size_t n = job->n_ops;
     for (size_t i = 0; i < n; i++) {
         long at = (long)i;
         size_t steps = 0;
         while (at >= 0 && steps <= n) {
-            at = fj__op_input(job, (size_t)at);
+            at = in[at];
             steps++;
         }
         if (at < 0)
             continue;
         /* at is on the cycle; start from its member that comes first. */
         long first = at;
-        for (long c = fj__op_input(job, (size_t)at); c != at;
-             c = fj__op_input(job, (size_t)c))
+        for (long c = in[at]; c != at; c = in[c])
             if (c < first)
                 first = c;
         /* Inputs run against the flow: collect them, print reversed. */
@@ -307,7 +307,7 @@ static int check_cycles(const fj_job_t *job, char *err, size_t errlen)
         do {
             if (k < 64)
                 members[k++] = c;
-            c = fj__op_input(job, (size_t)c);
+            c = in[c];
         } while (c != first);
         fj_buf_t b = {0};
         fj_buf_add(&b, "'%s'", job->ops[first].id);
@@ -326,6 +326,43 @@ static int check_cycles(const fj_job_t *job, char *err, size_t errlen)
     return FL_OK;
 }
 
+long *fj__op_inputs(const fj_job_t *job)
+{
+    long *in = malloc((job->n_ops ? job->n_ops : 1) * sizeof *in);
+    if (in)
+        for (size_t i = 0; i < job->n_ops; i++)
+            in[i] = fj__op_input(job, i);
+    return in;
+}
+
+/* Every flow ends in a sink: an operator nobody reads is a mistake. */
+static int check_read(const fj_job_t *job, const long *in, char *err,
+                      size_t errlen)
+{
+    bool *read = calloc(job->n_ops, sizeof *read);
+    if (!read) {
+        fj_say(err, errlen, "Out of memory while checking job '%s'.",
+               job->name);
+        return FL_ENOMEM;
+    }
+    for (size_t k = 0; k < job->n_ops; k++)
+        if (in[k] >= 0)
+            read[in[k]] = true;
+    int rc = FL_OK;
+    for (size_t i = 0; i < job->n_ops && rc == FL_OK; i++) {
+        if (read[i] || type_of(&job->ops[i])->kind == FJ_OP_SINK)
+            continue;
+        char w[WHERE];
+        fj_say(err, errlen,
+               "Operator '%s'%s leads nowhere: no operator takes its "
+               "output; end the flow with a sink.",
+               job->ops[i].id, fj__op_where(job, &job->ops[i], w, sizeof w));
+        rc = FL_EINVAL;
+    }
+    free(read);
+    return rc;
+}
+
 int fj_job_check(const fj_job_t *job, char *err, size_t errlen)
 {
     if (!job) {
@@ -337,6 +374,12 @@ int fj_job_check(const fj_job_t *job, char *err, size_t errlen)
                "Job '%s' has no operators; add a source and a "
                "sink.",
                job->name);
+        return FL_EINVAL;
+    }
+    if (job->n_ops > FJ_OPERATORS_MAX) {
+        fj_say(err, errlen,
+               "Job '%s' has %zu operators; it may have at most %d.", job->name,
+               job->n_ops, FJ_OPERATORS_MAX);
         return FL_EINVAL;
     }
     if (job->parallelism < 1 || job->parallelism > FJ_PARALLELISM_MAX) {
@@ -382,26 +425,17 @@ int fj_job_check(const fj_job_t *job, char *err, size_t errlen)
             }
     }
     int rc = check_inputs(job, err, errlen);
-    if (rc == FL_OK)
-        rc = check_cycles(job, err, errlen);
     if (rc != FL_OK)
         return rc;
-    /* Every flow ends in a sink: an operator nobody reads is a mistake. */
-    for (size_t i = 0; i < job->n_ops; i++) {
-        if (type_of(&job->ops[i])->kind == FJ_OP_SINK)
-            continue;
-        bool read = false;
-        for (size_t k = 0; k < job->n_ops && !read; k++)
-            read = k != i && fj__op_input(job, k) == (long)i;
-        if (!read) {
-            char w[WHERE];
-            fj_say(err, errlen,
-                   "Operator '%s'%s leads nowhere: no operator takes its "
-                   "output; end the flow with a sink.",
-                   job->ops[i].id,
-                   fj__op_where(job, &job->ops[i], w, sizeof w));
-            return FL_EINVAL;
-        }
+    long *in = fj__op_inputs(job);
+    if (!in) {
+        fj_say(err, errlen, "Out of memory while checking job '%s'.",
+               job->name);
+        return FL_ENOMEM;
     }
-    return FL_OK;
+    rc = check_cycles(job, in, err, errlen);
+    if (rc == FL_OK)
+        rc = check_read(job, in, err, errlen);
+    free(in);
+    return rc;
 }

@@ -54,6 +54,10 @@ fj_jparam_t *fj__param_find(const fj_job_t *job, const char *name, size_t n);
  * source, or the first operator), -2 when its input names no operator. */
 long fj__op_input(const fj_job_t *job, size_t i);
 
+/* fj__op_inputs returns fj__op_input of every operator, as an array the
+ * caller frees, or NULL when memory runs out. */
+long *fj__op_inputs(const fj_job_t *job);
+
 /* fj__substitute expands "${name}" (and "$$" to "$") in text for operator
  * op (NULL: the job's library), giving a value from each parameter's
  * argument or default. Returns the new string (caller frees) or NULL with

@@ -199,6 +199,30 @@ static void rule_errors(void **state)
                  "'source.sequence' takes from and to.");
 }
 
+/* A job too big to plan quickly is refused before it is planned. */
+static void limits(void **state)
+{
+    (void)state;
+    fj_job_t *job = fj_job_new("big");
+    assert_fl_ok(fj_job_source_text(job, "src", "/in"));
+    char id[32];
+    for (int i = 0; i < 1023; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        assert_fl_ok(fj_job_map(job, id, "f"));
+    }
+    assert_fl_ok(fj_job_sink_text(job, "out", "/out"));
+    char err[256] = "";
+    assert_fl(FL_EINVAL, fj_job_check(job, err, sizeof err));
+    assert_string_equal("Job 'big' has 1025 operators; it may have at most "
+                        "1024.",
+                        err);
+    fj_job_free(job);
+    expect_plan_error("name: t\nparallelism: 32768\noperators:\n" SRC
+                      "  - {id: m, type: map, params: {function: f}}\n" SINK,
+                      "Job 't' has 98304 subtasks in all (the sum of its "
+                      "operators' parallelism); it may have at most 65536.");
+}
+
 static void parameter_errors(void **state)
 {
     (void)state;
@@ -309,7 +333,7 @@ int main(void)
         FL_TEST(syntax_errors),   FL_TEST(key_errors),
         FL_TEST(rule_errors),     FL_TEST(parameter_errors),
         FL_TEST(substitution),    FL_TEST(json_and_yaml),
-        FL_TEST(unreadable_file),
+        FL_TEST(unreadable_file), FL_TEST(limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
