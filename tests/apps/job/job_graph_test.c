@@ -201,6 +201,21 @@ static void sequence_example(void **state)
     fj_job_free(job);
 }
 
+/* grep.yaml is grep.json in YAML: the same job. */
+static void yaml_example(void **state)
+{
+    (void)state;
+    fj_job_t *y = load(EXAMPLES "grep.yaml"), *j = load(EXAMPLES "grep.json");
+    char *jy, *jj;
+    assert_fl_ok(fj_job_to_json(y, &jy, NULL));
+    assert_fl_ok(fj_job_to_json(j, &jj, NULL));
+    assert_string_equal(jj, jy);
+    free(jy);
+    free(jj);
+    fj_job_free(y);
+    fj_job_free(j);
+}
+
 /* grep built in C prints the same StreamGraph as grep.json. */
 static void builder_matches_file(void **state)
 {
@@ -414,6 +429,7 @@ int main(void)
         FL_TEST(grep_example),
         FL_TEST(sequence_example),
         FL_TEST(builder_matches_file),
+        FL_TEST(yaml_example),
         FL_TEST(json_round_trip),
         FL_TEST(chaining),
         FL_TEST(ids),
