@@ -350,6 +350,63 @@ static void chaining(void **state)
     fj_job_free(job);
 }
 
+/* Inputs may name operators further down the file: the StreamGraph puts
+ * inputs first, the file's order among the ready. */
+static void inputs_in_any_order(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    const char *text = "name: o\noperators:\n"
+                       "  - {id: out, type: sink.text, input: up, params: "
+                       "{path: /o}}\n"
+                       "  - {id: up, type: map, input: src, params: "
+                       "{function: upper}}\n"
+                       "  - {id: src, type: source.text, params: {path: "
+                       "/i}}\n";
+    fj_job_t *job = NULL;
+    assert_fl_ok(
+        fj_job_parse(text, strlen(text), "o.yaml", &job, err, sizeof err));
+    plan_t p = plan_of(job);
+    assert_string_equal("src", p.sg->nodes[0].op.id);
+    assert_int_equal(0, p.sg->nodes[0].input);
+    assert_string_equal("up", p.sg->nodes[1].op.id);
+    assert_int_equal(1, p.sg->nodes[1].input);
+    assert_string_equal("out", p.sg->nodes[2].op.id);
+    assert_int_equal(2, p.sg->nodes[2].input);
+    assert_int_equal(1, p.jg->n_vertices);
+    assert_string_equal("Source: src -> Map: up -> Sink: out",
+                        p.jg->vertices[0].name);
+    plan_free(&p);
+    fj_job_free(job);
+}
+
+/* The builder refuses only what it cannot record. */
+static void builder_arguments(void **state)
+{
+    (void)state;
+    assert_null(fj_job_new(NULL));
+    assert_null(fj_job_new(""));
+    fj_job_t *job = fj_job_new("b");
+    assert_fl(FL_EINVAL, fj_job_add_op(job, "", "map", NULL));
+    assert_fl(FL_EINVAL, fj_job_add_op(job, "a", NULL, NULL));
+    assert_fl(FL_EINVAL, fj_job_add_op(job, "a", "map", ""));
+    assert_fl(FL_EINVAL, fj_job_source_text(job, "s", NULL));
+    assert_fl(FL_EINVAL, fj_job_set_library(job, ""));
+    assert_fl(FL_EINVAL, fj_job_declare_param(job, NULL, "d"));
+    assert_fl(FL_ENOENT, fj_job_set_op_parallelism(job, "none", 2));
+    /* Recorded, then refused by the check. */
+    assert_fl_ok(fj_job_set_parallelism(job, 0));
+    assert_fl_ok(fj_job_source_text(job, "s", "/i"));
+    assert_fl_ok(fj_job_sink_text(job, "o", "/o"));
+    char err[256] = "";
+    assert_fl(FL_EINVAL, fj_job_check(job, err, sizeof err));
+    assert_string_equal("Job 'b' has parallelism 0; it must be at least 1 "
+                        "and at most 32768.",
+                        err);
+    fj_job_free(job);
+    fj_job_free(NULL);
+}
+
 static void ids(void **state)
 {
     (void)state;
@@ -432,6 +489,8 @@ int main(void)
         FL_TEST(yaml_example),
         FL_TEST(json_round_trip),
         FL_TEST(chaining),
+        FL_TEST(inputs_in_any_order),
+        FL_TEST(builder_arguments),
         FL_TEST(ids),
         FL_TEST(dot_structure),
     };
