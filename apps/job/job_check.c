@@ -396,6 +396,23 @@ int fj_job_check(const fj_job_t *job, char *err, size_t errlen)
                    job->name, job->parallelism, FJ_PARALLELISM_MAX);
         return FL_EINVAL;
     }
+    for (size_t i = 0; i < job->n_params; i++) {
+        const fj_jparam_t *jp = &job->params[i];
+        const char *c = jp->name;
+        while (name_char(*c))
+            c++;
+        if (*c == '\0' && jp->name[0] != '-')
+            continue;
+        char w[WHERE] = "";
+        if (job->file && jp->line)
+            snprintf(w, sizeof w, " (%s:%u)", job->file, jp->line);
+        fj_say(err, errlen,
+               "Job parameter '%s'%s has a name '${...}' cannot use; name "
+               "it with letters, digits, '_', '.' and '-', not starting "
+               "with '-'.",
+               jp->name, w);
+        return FL_EINVAL;
+    }
     if (job->library) {
         int rc;
         fj__substitute(job, NULL, "library", job->library, true, &rc, err,

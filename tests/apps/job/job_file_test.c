@@ -243,6 +243,10 @@ static void parameter_errors(void **state)
     expect_error("name: x\nlibrary: '${lib}'\noperators:\n" SRC SINK,
                  "The library of job 'x' uses '${lib}', which is not a "
                  "parameter of job 'x'; declare it under 'params'.");
+    expect_error("name: x\nparams:\n  in put: ~\noperators:\n" SRC SINK,
+                 "Job parameter 'in put' (t.yaml:3) has a name '${...}' "
+                 "cannot use; name it with letters, digits, '_', '.' and "
+                 "'-', not starting with '-'.");
     expect_plan_error("name: x\nparams: {input: ~}\noperators:\n"
                       "  - {id: lines, type: source.text, params: {path: "
                       "'${input}'}}\n" SINK,
