@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 /* upper keeps its output in a buffer of its own, grown as needed. */
 typedef struct upper_state {
@@ -78,8 +78,7 @@ static int words(fl_udf_context_t *ctx, const fl_udf_record_t *in,
     return FL_UDF_OK;
 }
 
-static int nonempty(fl_udf_context_t *ctx, const fl_udf_record_t *in,
-                    int *keep)
+static int nonempty(fl_udf_context_t *ctx, const fl_udf_record_t *in, int *keep)
 {
     *keep = in->len > 0;
     return FL_UDF_OK;

@@ -9,7 +9,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 #define DEFAULT_REPORT_EVERY 65536
 
@@ -52,8 +52,8 @@ int fj_op_fail(fj_op_t *op, int code, const char *fmt, ...)
     fj_run_t *run = op->run;
     if (!run->err || run->errlen == 0)
         return code;
-    int n = snprintf(run->err, run->errlen, "Operator '%s' (%s) ",
-                     op->spec->id, op->spec->type);
+    int n = snprintf(run->err, run->errlen, "Operator '%s' (%s) ", op->spec->id,
+                     op->spec->type);
     if (n >= 0 && (size_t)n < run->errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -144,9 +144,9 @@ static int check_chain(fj_run_t *run, int *types)
                 "source.text, source.sequence, filter.contains, map, "
                 "flatmap, filter, sink.text",
                 s->id, s->type);
-        fj_op_kind_t want = i == 0 ? FJ_OP_SOURCE
-                                   : (i + 1 == t->n_ops ? FJ_OP_SINK
-                                                        : FJ_OP_TRANSFORM);
+        fj_op_kind_t want =
+            i == 0 ? FJ_OP_SOURCE
+                   : (i + 1 == t->n_ops ? FJ_OP_SINK : FJ_OP_TRANSFORM);
         if (op_types[ty].kind != want)
             return fj_run_fail(run, FL_EINVAL,
                                "Operator '%s' (%s) is %s and cannot stand at "

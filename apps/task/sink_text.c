@@ -18,7 +18,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 #define SINK_BUFFER (256 * 1024)
 
@@ -30,8 +30,7 @@ typedef struct text_sink {
     char buf[SINK_BUFFER];
 } text_sink_t;
 
-static int write_all(fj_op_t *op, text_sink_t *s, const char *data,
-                     size_t len)
+static int write_all(fj_op_t *op, text_sink_t *s, const char *data, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(s->fd, data, len);
@@ -137,8 +136,9 @@ static int make_dirs(fj_op_t *op, const char *path)
 {
     char *p = strdup(path);
     if (!p)
-        return fj_op_fail(op, FL_ENOMEM, "cannot create the folder %s: out "
-                                         "of memory",
+        return fj_op_fail(op, FL_ENOMEM,
+                          "cannot create the folder %s: out "
+                          "of memory",
                           path);
     int rc = FL_OK;
     for (char *c = p + 1;; c++) {

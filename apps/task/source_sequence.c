@@ -10,7 +10,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 typedef struct seq_source {
     int64_t first;
@@ -70,7 +70,8 @@ int fj_source_sequence_setup(fj_op_t *op)
         return rc;
     if (from > to)
         return fj_op_fail(op, FL_EINVAL,
-                          "has 'from' = %" PRId64 " greater than 'to' = %" PRId64
+                          "has 'from' = %" PRId64
+                          " greater than 'to' = %" PRId64
                           "; write the smaller number first",
                           from, to);
     seq_source_t *s = malloc(sizeof(*s));
@@ -78,7 +79,8 @@ int fj_source_sequence_setup(fj_op_t *op)
         return fj_op_fail(op, FL_ENOMEM, "is out of memory");
     const fj_task_t *t = op->run->task;
     /* n numbers in all; 2^64 of them for the whole int64 range. */
-    unsigned __int128 n = (unsigned __int128)((uint64_t)to - (uint64_t)from) + 1;
+    unsigned __int128 n =
+        (unsigned __int128)((uint64_t)to - (uint64_t)from) + 1;
     unsigned __int128 lo = n * t->subtask / t->parallelism;
     unsigned __int128 hi = n * (t->subtask + 1) / t->parallelism;
     s->first = (int64_t)((uint64_t)from + lo);

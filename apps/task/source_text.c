@@ -15,7 +15,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 #define DEFAULT_BUFFER (256 * 1024)
 
@@ -130,8 +130,7 @@ int fj_source_text_setup(fj_op_t *op)
         return FL_EINVAL;
     text_source_t *s = calloc(1, sizeof(*s));
     if (!s)
-        return fj_op_fail(op, FL_ENOMEM, "cannot open %s: out of memory",
-                          path);
+        return fj_op_fail(op, FL_ENOMEM, "cannot open %s: out of memory", path);
     s->path = path;
     s->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0) {

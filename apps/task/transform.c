@@ -10,7 +10,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 /* ---- filter.contains -------------------------------------------------- */
 
@@ -87,7 +87,8 @@ static int udf_failed(fj_op_t *op, udf_op_t *u, int r)
                           "failed in function '%s' on subtask %u: it "
                           "returned %d without a message",
                           u->ctx.function, (unsigned)u->ctx.subtask, r);
-    return fj_op_fail(op, FL_EINVAL, "failed in function '%s' on subtask %u: %s",
+    return fj_op_fail(op, FL_EINVAL,
+                      "failed in function '%s' on subtask %u: %s",
                       u->ctx.function, (unsigned)u->ctx.subtask, u->ctx.err);
 }
 
@@ -163,11 +164,9 @@ static int resolve(fj_op_t *op, udf_op_t *u, const char *name,
             u->flatmap = (fl_udf_flatmap_fn)fn;
         else
             u->filter = (fl_udf_filter_fn)fn;
-        if ((size_t)snprintf(sym, sizeof(sym), "%s_open", name) <
-            sizeof(sym))
+        if ((size_t)snprintf(sym, sizeof(sym), "%s_open", name) < sizeof(sym))
             *open_fn = (fl_udf_open_fn)fj_udf_lib_sym(lib, sym);
-        if ((size_t)snprintf(sym, sizeof(sym), "%s_close", name) <
-            sizeof(sym))
+        if ((size_t)snprintf(sym, sizeof(sym), "%s_close", name) < sizeof(sym))
             u->close = (fl_udf_close_fn)fj_udf_lib_sym(lib, sym);
         return FL_OK;
     }
@@ -211,10 +210,10 @@ int fj_udf_op_setup(fj_op_t *op)
         return fj_op_fail(op, FL_ENOMEM, "is out of memory");
     }
     uerr[0] = '\0';
-    u->kind = strcmp(spec->type, "map") == 0
-                  ? UDF_MAP
-                  : (strcmp(spec->type, "flatmap") == 0 ? UDF_FLATMAP
-                                                        : UDF_FILTER);
+    u->kind =
+        strcmp(spec->type, "map") == 0
+            ? UDF_MAP
+            : (strcmp(spec->type, "flatmap") == 0 ? UDF_FLATMAP : UDF_FILTER);
     fl_udf_open_fn open_fn = NULL;
     int rc = resolve(op, u, name, &open_fn);
     if (rc != FL_OK) {

@@ -12,7 +12,7 @@
 
 #include <fling/common.h>
 
-#include "ops.h"
+#include "task_int.h"
 
 struct fj_udf_lib {
     void *handle;
@@ -49,10 +49,10 @@ int fj_udf_lib_open(const char *path, fj_udf_lib_t **out, char *err,
     if (!lib->handle) {
         const char *why = dlerror();
         struct stat st;
-        int code = (strchr(path, '/') && stat(path, &st) != 0 &&
-                    errno == ENOENT)
-                       ? FL_ENOENT
-                       : FL_EINVAL;
+        int code =
+            (strchr(path, '/') && stat(path, &st) != 0 && errno == ENOENT)
+                ? FL_ENOENT
+                : FL_EINVAL;
         fail(err, errlen, code, "User library %s cannot be loaded: %s", path,
              why ? why : "unknown error");
         free(lib);

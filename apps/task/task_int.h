@@ -1,5 +1,5 @@
 /*
- * apps/task/ops.h - the insides of the task runner: one operator of a
+ * apps/task/task_int.h - the insides of the task runner: one operator of a
  * running chain, and what every operator file offers the runner.
  *
  * A running chain is an array of fj_op_t, source first. Each operator
@@ -7,8 +7,8 @@
  * and no copy. A push returns FL_OK to go on, or the fl_err code that
  * stops the run, after writing the message into the run's err.
  */
-#ifndef FLING_APPS_TASK_OPS_H
-#define FLING_APPS_TASK_OPS_H
+#ifndef FLING_APPS_TASK_INT_H
+#define FLING_APPS_TASK_INT_H
 
 #include <stdarg.h>
 #include <stddef.h>
