@@ -33,6 +33,9 @@ static const struct {
 #define N_OP_TYPES (sizeof(op_types) / sizeof(op_types[0]))
 
 static void vwrite_err(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void vwrite_err(char *err, size_t errlen, const char *fmt, va_list ap)
 {
     if (err && errlen > 0)
         vsnprintf(err, errlen, fmt, ap);

@@ -337,6 +337,35 @@ static void function_fails(void **state)
     assert_dir(f->out, "");
 }
 
+/* A flatmap that ignores its collector's refusal still stops the task
+ * with the later operator's failure. */
+static void flatmap_ignores_stop(void **state)
+{
+    fx_t *f = *state;
+    char err[512];
+    fj_param_t src_p[] = {{"path", f->input}};
+    fj_param_t deaf_p[] = {{"function", "deaf"}};
+    fj_param_t fail_p[] = {{"function", "fail_on"}, {"bad", "2"}};
+    fj_param_t sink_p[] = {{"path", f->out}};
+    fj_op_spec_t chain[] = {
+        {"lines", "source.text", src_p, 1},
+        {"deaf", "flatmap", deaf_p, 1},
+        {"check", "filter", fail_p, 2},
+        {"out", "sink.text", sink_p, 1},
+    };
+    fj_task_t t = task_of(chain, 4, 0, 1);
+    t.library = UDF_TEST_LIB;
+    fj_task_stats_t st;
+    assert_fl(FL_EINVAL, run_task(&t, &st, err, sizeof(err)));
+    assert_string_equal(err, "Operator 'check' (filter) failed in function "
+                             "'fail_on' on subtask 0: record '2' is bad");
+    /* "1" twice, then "2" failed: the second "2" never reached check. */
+    assert_int_equal(st.ops[0].out, 2);
+    assert_int_equal(st.ops[2].in, 3);
+    assert_int_equal(st.ops[3].in, 2);
+    assert_dir(f->out, "");
+}
+
 static void pattern_with_newline(void **state)
 {
     fx_t *f = *state;
@@ -352,12 +381,13 @@ static void pattern_with_newline(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        FX_TEST(missing_input),       FX_TEST(unreadable_input),
-        FX_TEST(unwritable_output),   FX_TEST(output_parents_made),
-        FX_TEST(unknown_operator),    FX_TEST(missing_params),
-        FX_TEST(bad_sequence_params), FX_TEST(bad_chains),
-        FX_TEST(missing_library),     FX_TEST(missing_function),
-        FX_TEST(function_fails),      FX_TEST(pattern_with_newline),
+        FX_TEST(missing_input),        FX_TEST(unreadable_input),
+        FX_TEST(unwritable_output),    FX_TEST(output_parents_made),
+        FX_TEST(unknown_operator),     FX_TEST(missing_params),
+        FX_TEST(bad_sequence_params),  FX_TEST(bad_chains),
+        FX_TEST(missing_library),      FX_TEST(missing_function),
+        FX_TEST(function_fails),       FX_TEST(pattern_with_newline),
+        FX_TEST(flatmap_ignores_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

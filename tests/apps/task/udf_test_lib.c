@@ -7,6 +7,7 @@
  *                     param "bad"
  *   twice    flatmap  each record twice
  *   mute     map      fails with 7 and no message
+ *   deaf     flatmap  each record twice, ignoring what emit returns
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ FL_UDF_EXPORT int fail_on(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                           int *keep);
 FL_UDF_EXPORT int twice(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                         fl_udf_collector_t *out);
+FL_UDF_EXPORT int deaf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+                       fl_udf_collector_t *out);
 FL_UDF_EXPORT int mute(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                        fl_udf_record_t *out);
 
@@ -95,4 +98,12 @@ int twice(fl_udf_context_t *ctx, const fl_udf_record_t *in,
 int mute(fl_udf_context_t *ctx, const fl_udf_record_t *in, fl_udf_record_t *out)
 {
     return 7;
+}
+
+int deaf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+         fl_udf_collector_t *out)
+{
+    fl_udf_emit(out, in->data, in->len);
+    fl_udf_emit(out, in->data, in->len);
+    return FL_UDF_OK;
 }
