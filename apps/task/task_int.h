@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <fling/common.h>
 #include <fling/udf.h>
 
 #include "task.h"
