@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "fl_test.h"
-#include "task/task_int.h"
 #include "task/task.h"
+#include "task/task_int.h"
 
 /* A growing byte buffer. */
 typedef struct tbuf {
