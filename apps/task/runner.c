@@ -82,19 +82,30 @@ static void report(fj_run_t *run)
         t->progress(t->progress_arg, &run->stats);
 }
 
+/* Relaxed: the flag carries no data; pairs with the canceller's store,
+ * seen at the latest one record later. */
+static int canceled(fj_run_t *run)
+{
+    const atomic_bool *c = run->task->cancel;
+    return c && atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static int cancel_fail(fj_run_t *run, const fj_op_t *src)
+{
+    const fj_task_t *t = run->task;
+    return fj_run_fail(run, FL_ECANCELED,
+                       "Subtask %u of %u (attempt %u) was canceled after "
+                       "%llu records of operator '%s'",
+                       (unsigned)t->subtask, (unsigned)t->parallelism,
+                       (unsigned)t->attempt,
+                       (unsigned long long)src->stats->out, src->spec->id);
+}
+
 int fj_source_emit(fj_op_t *src, const char *data, size_t len)
 {
     fj_run_t *run = src->run;
-    const fj_task_t *t = run->task;
-    /* Relaxed: the flag carries no data; pairs with the canceller's
-     * store, seen at the latest one record later. */
-    if (t->cancel && atomic_load_explicit(t->cancel, memory_order_relaxed))
-        return fj_run_fail(run, FL_ECANCELED,
-                           "Subtask %u of %u (attempt %u) was canceled after "
-                           "%llu records of operator '%s'",
-                           (unsigned)t->subtask, (unsigned)t->parallelism,
-                           (unsigned)t->attempt,
-                           (unsigned long long)src->stats->out, src->spec->id);
+    if (canceled(run))
+        return cancel_fail(run, src);
     src->stats->in++;
     src->stats->out++;
     if (src->stats->out == run->next_report) {
@@ -206,6 +217,9 @@ int fj_task_run(const fj_task_t *task, fj_task_stats_t *stats, char *err,
     }
     if (rc == FL_OK)
         rc = ops[0].produce(&ops[0]);
+    /* A cancel after the last record still wins over the rename. */
+    if (rc == FL_OK && canceled(&run))
+        rc = cancel_fail(&run, &ops[0]);
     /* Finish the others first (user functions' close), the sink last: it
      * renames its part file only once the rest ended well. */
     for (size_t k = n_set; k-- > 0;) {

@@ -61,7 +61,8 @@ typedef struct fj_task {
  *   FL_OK          the sink's part file is in place (renamed from its
  *                  temporary name), stats holds the final counts;
  *   FL_ECANCELED   *task->cancel was seen set: checked before each source
- *                  record, so the run stops within one record;
+ *                  record, so the run stops within one record, and once
+ *                  more before the sink renames its part file;
  *   FL_EINVAL      a chain of the wrong shape, an unknown operator type,
  *                  a missing or bad parameter, a user library of another
  *                  ABI version, or a user function that failed;

@@ -250,6 +250,40 @@ static void cancel_mid_file(void **state)
     rm_scratch(dir);
 }
 
+/* A flag set before the run: canceled at once, even with no record to
+ * read (the check before the rename), and nothing left. */
+static void cancel_before_start(void **state)
+{
+    char *dir = scratch();
+    char *input = path_in(dir, "in.txt");
+    char *out = path_in(dir, "out");
+    fj_param_t src_p[] = {{"path", input}};
+    fj_param_t sink_p[] = {{"path", out}};
+    fj_op_spec_t chain[] = {
+        {"lines", "source.text", src_p, 1},
+        {"out", "sink.text", sink_p, 1},
+    };
+    atomic_bool cancel;
+    atomic_init(&cancel, true);
+    static const char *const inputs[] = {"", "a\nb\n"};
+    for (int i = 0; i < 2; i++) {
+        write_file(input, inputs[i], strlen(inputs[i]));
+        fj_task_t t = task_of(chain, 2, 1, 2);
+        t.attempt = 3;
+        t.cancel = &cancel;
+        fj_task_stats_t st;
+        char err[512];
+        assert_fl(FL_ECANCELED, run_task(&t, &st, err, sizeof(err)));
+        assert_string_equal(err, "Subtask 1 of 2 (attempt 3) was canceled "
+                                 "after 0 records of operator 'lines'");
+        assert_int_equal(st.ops[1].in, 0);
+        assert_dir(out, "");
+    }
+    free(input);
+    free(out);
+    rm_scratch(dir);
+}
+
 /* Attempt 0 fails in a user function halfway, attempt 1 (with a stale
  * temporary file of a killed attempt beside it) succeeds: only attempt
  * 1's part file is left. */
@@ -294,11 +328,9 @@ static void failed_then_good_attempt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        FL_TEST(sequence_square),
-        FL_TEST(flatmap_and_open),
-        FL_TEST(abi_check),
-        FL_TEST(cancel_mid_file),
-        FL_TEST(failed_then_good_attempt),
+        FL_TEST(sequence_square),     FL_TEST(flatmap_and_open),
+        FL_TEST(abi_check),           FL_TEST(cancel_mid_file),
+        FL_TEST(cancel_before_start), FL_TEST(failed_then_good_attempt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
