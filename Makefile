@@ -63,8 +63,7 @@ check-tsan: deps-sanitize
 # libFuzzer on the frame decoder and handshake metadata, on a connection's
 # byte stream with its handshake rules (src/remote/rx.c), on addresses and
 # port ranges, and on the configuration file (clang). New inputs go to
-# $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds. lines_fuzz: the
-# line reader of source.text (apps/task/).
+# $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
@@ -77,12 +76,12 @@ fuzz: deps-fuzz
 	    $(BUILD)-fuzz/corpus-address fuzz/corpus/address
 	$(BUILD)-fuzz/fuzz/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-stream fuzz/corpus/stream
-	$(BUILD)-fuzz/fuzz/config_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)-fuzz/corpus-config fuzz/corpus/config
 	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target lines_fuzz
 	mkdir -p $(BUILD)-fuzz/corpus-lines
 	$(BUILD)-fuzz/fuzz/lines_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-lines fuzz/corpus/lines
+	$(BUILD)-fuzz/fuzz/config_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-config fuzz/corpus/config
 
 # The short run that check-sanitize includes.
 fuzz-short:
