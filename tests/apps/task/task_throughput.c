@@ -62,15 +62,25 @@ int main(int argc, char **argv)
         {"grep", "filter.contains", grep_p, 1},
         {"out", "sink.text", sink_p, 1},
     };
-    static const unsigned pars[] = {1, 4};
-    for (size_t k = 0; k < 2; k++) {
-        unsigned n = pars[k];
+    fj_param_t words_p[] = {{"function", "words"}};
+    fj_op_spec_t words[] = {
+        {"lines", "source.text", src_p, 1},
+        {"words", "flatmap", words_p, 1},
+        {"out", "sink.text", sink_p, 1},
+    };
+    const struct {
+        const char *name;
+        const fj_op_spec_t *chain;
+        unsigned n;
+    } runs[] = {{"grep", chain, 1}, {"grep", chain, 4}, {"words", words, 1}};
+    for (size_t k = 0; k < 3; k++) {
+        unsigned n = runs[k].n;
         uint64_t lines = 0, kept = 0;
         double t0 = now_s();
         for (unsigned i = 0; i < n; i++) {
             fj_task_t t;
             memset(&t, 0, sizeof(t));
-            t.chain = chain;
+            t.chain = runs[k].chain;
             t.n_ops = 3;
             t.subtask = i;
             t.parallelism = n;
@@ -84,9 +94,9 @@ int main(int argc, char **argv)
             kept += st.ops[1].out;
         }
         double dt = now_s() - t0;
-        printf("task.grep parallelism %u (one after the other): %.1f MB in "
-               "%.3f s = %.0f MB/s, %llu lines, %llu kept\n",
-               n, (double)written / 1048576.0, dt,
+        printf("task.%s parallelism %u (one after the other): %.1f MB in "
+               "%.3f s = %.0f MB/s, %llu lines in, %llu records out\n",
+               runs[k].name, n, (double)written / 1048576.0, dt,
                (double)written / 1048576.0 / dt, (unsigned long long)lines,
                (unsigned long long)kept);
     }
