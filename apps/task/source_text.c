@@ -132,7 +132,9 @@ int fj_source_text_setup(fj_op_t *op)
     if (!s)
         return fj_op_fail(op, FL_ENOMEM, "cannot open %s: out of memory", path);
     s->path = path;
-    s->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is then
+     * refused below); reads of a regular file ignore the flag. */
+    s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (s->fd < 0) {
         int e = errno;
         free(s);
@@ -147,11 +149,15 @@ int fj_source_text_setup(fj_op_t *op)
         return fj_op_fail(op, FL_ESYSTEM, "cannot read %s: %s", path,
                           strerror(e));
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (!S_ISREG(st.st_mode)) {
+        /* Byte ranges need a size: only a regular file has one. */
+        int dir = S_ISDIR(st.st_mode);
         close(s->fd);
         free(s);
         return fj_op_fail(op, FL_ESYSTEM, "cannot read %s: %s", path,
-                          strerror(EISDIR));
+                          dir ? strerror(EISDIR)
+                              : "not a regular file (a FIFO, a device or a "
+                                "socket); give a file");
     }
     const fj_task_t *t = op->run->task;
     unsigned __int128 size = (uint64_t)st.st_size;

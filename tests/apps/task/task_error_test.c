@@ -89,6 +89,17 @@ static void unreadable_input(void **state)
              f->dir);
     assert_string_equal(err, want);
     assert_dir(f->out, "");
+    /* A FIFO without a writer: refused at once, not waited on. */
+    char *fifo = path_in(f->dir, "fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_fl(FL_ESYSTEM, run3(f, fifo, NULL, NULL, err, sizeof(err)));
+    snprintf(want, sizeof(want),
+             "Operator 'lines' (source.text) cannot read %s: not a regular "
+             "file (a FIFO, a device or a socket); give a file",
+             fifo);
+    assert_string_equal(err, want);
+    assert_dir(f->out, "");
+    free(fifo);
 }
 
 /* The output folder is a file, or lies under one. */
