@@ -4,7 +4,8 @@
  * lines that START in it, so the n instances read each line once. A line
  * is handed on in place in the read buffer, without its '\n' (a '\r'
  * before it stays); the last line may lack its '\n'. The buffer grows to
- * hold a line longer than itself.
+ * hold a line longer than itself, up to a line of 1 GiB: a longer one
+ * fails the task rather than the machine's memory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,11 +20,19 @@
 
 #define DEFAULT_BUFFER (256 * 1024)
 
+#define DEFAULT_MAX_LINE ((size_t)1 << 30)
+
 static size_t first_buffer = DEFAULT_BUFFER;
+static size_t max_line = DEFAULT_MAX_LINE;
 
 void fj_source_text_set_buffer(size_t bytes)
 {
     first_buffer = bytes ? bytes : DEFAULT_BUFFER;
+}
+
+void fj_source_text_set_max_line(size_t bytes)
+{
+    max_line = bytes ? bytes : DEFAULT_MAX_LINE;
 }
 
 typedef struct text_source {
@@ -57,7 +66,7 @@ static int text_produce(fj_op_t *op)
     int skipping = s->start > 0;
     if (s->start >= s->end)
         return FL_OK;
-    size_t cap = first_buffer;
+    size_t cap = first_buffer <= max_line ? first_buffer : max_line + 1;
     char *buf = malloc(cap);
     if (!buf)
         return fj_op_fail(op, FL_ENOMEM,
@@ -97,7 +106,18 @@ static int text_produce(fj_op_t *op)
             head = 0;
         }
         if (tail == cap) {
-            char *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            /* A partial line fills the buffer (when skipping, the buffer
+             * was just emptied, so this is a line of ours). */
+            if (cap > max_line) {
+                rc = fj_op_fail(op, FL_EINVAL,
+                                "cannot read %s: the line at byte %llu is "
+                                "longer than %zu bytes, the most a record "
+                                "holds",
+                                s->path, (unsigned long long)off, max_line);
+                break;
+            }
+            size_t ncap = cap > max_line / 2 ? max_line + 1 : cap * 2;
+            char *nb = realloc(buf, ncap);
             if (!nb) {
                 rc = fj_op_fail(op, FL_ENOMEM,
                                 "cannot read %s: out of memory for a line of "
@@ -106,7 +126,7 @@ static int text_produce(fj_op_t *op)
                 break;
             }
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
         ssize_t n = pread(s->fd, buf + tail, cap - tail, (off_t)(off + tail));
         if (n < 0) {

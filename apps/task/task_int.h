@@ -104,6 +104,11 @@ int fj_sink_text_setup(fj_op_t *op);
  * before any run. */
 void fj_source_text_set_buffer(size_t bytes);
 
+/* For tests: the longest line source.text takes, in bytes (default 1 GiB;
+ * 0 restores it). A longer line fails the task with FL_EINVAL. Not
+ * thread-safe: call before any run. */
+void fj_source_text_set_max_line(size_t bytes);
+
 /* ---- the user library (udf_lib.c) -------------------------------------- */
 
 /*

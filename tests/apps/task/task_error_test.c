@@ -377,6 +377,38 @@ static void flatmap_ignores_stop(void **state)
     assert_dir(f->out, "");
 }
 
+/* A line longer than the most a record holds (64 bytes here, 1 GiB
+ * normally) fails the task instead of growing the buffer without end; a
+ * line of exactly 64 bytes passes, with a buffer of 5 bytes or the
+ * default one. */
+static void line_too_long(void **state)
+{
+    fx_t *f = *state;
+    char err[512], want[512];
+    char text[200];
+    memset(text, 'x', sizeof(text));
+    memcpy(text, "ok\n", 3);
+    text[3 + 64] = '\n';
+    text[3 + 64 + 1 + 65] = '\n';
+    fj_source_text_set_max_line(64);
+    for (size_t b = 0; b <= 5; b += 5) {
+        fj_source_text_set_buffer(b);
+        write_file(f->input, text, 3 + 64 + 1);
+        assert_fl_ok(run3(f, f->input, NULL, NULL, err, sizeof(err)));
+        write_file(f->input, text, 3 + 64 + 1 + 65 + 1);
+        assert_fl(FL_EINVAL, run3(f, f->input, NULL, NULL, err, sizeof(err)));
+        snprintf(want, sizeof(want),
+                 "Operator 'lines' (source.text) cannot read %s: the line at "
+                 "byte 68 is longer than 64 bytes, the most a record holds",
+                 f->input);
+        assert_string_equal(err, want);
+        /* The first run's part stays; the failed one left nothing. */
+        assert_dir(f->out, "part-0");
+    }
+    fj_source_text_set_buffer(0);
+    fj_source_text_set_max_line(0);
+}
+
 static void pattern_with_newline(void **state)
 {
     fx_t *f = *state;
@@ -398,7 +430,7 @@ int main(void)
         FX_TEST(bad_sequence_params),  FX_TEST(bad_chains),
         FX_TEST(missing_library),      FX_TEST(missing_function),
         FX_TEST(function_fails),       FX_TEST(pattern_with_newline),
-        FX_TEST(flatmap_ignores_stop),
+        FX_TEST(flatmap_ignores_stop), FX_TEST(line_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
