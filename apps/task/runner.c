@@ -150,6 +150,17 @@ static int check_chain(fj_run_t *run, int *types)
                            (unsigned)t->subtask, (unsigned)t->parallelism);
     for (size_t i = 0; i < t->n_ops; i++) {
         const fj_op_spec_t *s = &t->chain[i];
+        if (!s->id || !s->type || (s->n_params > 0 && !s->params))
+            return fj_run_fail(run, FL_EINVAL,
+                               "Operator %zu of the chain has no id, type "
+                               "or params; the job model must give them",
+                               i + 1);
+        for (size_t p = 0; p < s->n_params; p++)
+            if (!s->params[p].key || !s->params[p].value)
+                return fj_run_fail(run, FL_EINVAL,
+                                   "Operator '%s' has a parameter without a "
+                                   "key or a value (number %zu)",
+                                   s->id, p + 1);
         int ty = find_type(s);
         if (ty < 0)
             return fj_run_fail(

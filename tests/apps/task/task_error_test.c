@@ -255,6 +255,17 @@ static void bad_chains(void **state)
     t.parallelism = 4;
     assert_fl(FL_EINVAL, run_task(&t, NULL, err, sizeof(err)));
     assert_string_equal(err, "Subtask 4 does not exist with parallelism 4");
+    t = task_of((fj_op_spec_t[]){{NULL, "source.text", src_p, 1}, chain[0]}, 2,
+                0, 1);
+    assert_fl(FL_EINVAL, run_task(&t, NULL, err, sizeof(err)));
+    assert_string_equal(err, "Operator 1 of the chain has no id, type or "
+                             "params; the job model must give them");
+    fj_param_t null_p[] = {{"path", f->out}, {"x", NULL}};
+    t = task_of((fj_op_spec_t[]){chain[1], {"out", "sink.text", null_p, 2}}, 2,
+                0, 1);
+    assert_fl(FL_EINVAL, run_task(&t, NULL, err, sizeof(err)));
+    assert_string_equal(err, "Operator 'out' has a parameter without a key "
+                             "or a value (number 2)");
     assert_int_equal(access(f->out, F_OK), -1);
 }
 
