@@ -92,6 +92,16 @@ static int udf_failed(fj_op_t *op, udf_op_t *u, int r)
                       u->ctx.function, (unsigned)u->ctx.subtask, u->ctx.err);
 }
 
+/* A function gave len bytes at NULL: a bug of the function, said as one
+ * rather than a crash in a later operator. */
+static int hollow(fj_op_t *op, udf_op_t *u, size_t len)
+{
+    return fj_op_fail(op, FL_EINVAL,
+                      "failed in function '%s' on subtask %u: it gave a "
+                      "record of %zu bytes at NULL",
+                      u->ctx.function, (unsigned)u->ctx.subtask, len);
+}
+
 /* The collector of a flatmap: the operator itself (first member). */
 static int udf_emit(fl_udf_collector_t *self, const void *data, size_t len)
 {
@@ -99,6 +109,10 @@ static int udf_emit(fl_udf_collector_t *self, const void *data, size_t len)
     udf_op_t *u = op->impl;
     if (u->rc != FL_OK)
         return u->rc; /* the chain stopped: emit nothing more */
+    if (!data && len > 0) {
+        u->rc = hollow(op, u, len);
+        return u->rc;
+    }
     op->stats->out++;
     u->rc = op->next->push(op->next, data, len);
     return u->rc;
@@ -116,6 +130,8 @@ static int udf_push(fj_op_t *op, const char *data, size_t len)
         r = u->map(&u->ctx, &in, &out);
         if (r != FL_UDF_OK)
             return udf_failed(op, u, r);
+        if (!out.data && out.len > 0)
+            return hollow(op, u, out.len);
         op->stats->out++;
         return op->next->push(op->next, out.data, out.len);
     }

@@ -349,6 +349,21 @@ static void function_fails(void **state)
               run3(f, f->input, &mid, UDF_TEST_LIB, err, sizeof(err)));
     assert_string_equal(err, "Operator 'sq' (map) failed in function 'mute' "
                              "on subtask 0: it returned 7 without a message");
+    /* Bytes at NULL, from a map and from a flatmap. */
+    fj_param_t hollow_p[] = {{"function", "hollow"}};
+    mid.params = hollow_p;
+    assert_fl(FL_EINVAL,
+              run3(f, f->input, &mid, UDF_TEST_LIB, err, sizeof(err)));
+    assert_string_equal(err, "Operator 'sq' (map) failed in function "
+                             "'hollow' on subtask 0: it gave a record of 3 "
+                             "bytes at NULL");
+    fj_param_t hollowf_p[] = {{"function", "hollowf"}};
+    fj_op_spec_t fm = {"fm", "flatmap", hollowf_p, 1};
+    assert_fl(FL_EINVAL,
+              run3(f, f->input, &fm, UDF_TEST_LIB, err, sizeof(err)));
+    assert_string_equal(err, "Operator 'fm' (flatmap) failed in function "
+                             "'hollowf' on subtask 0: it gave a record of 4 "
+                             "bytes at NULL");
     /* An open that fails: tag without its param. */
     fj_param_t tag_p[] = {{"function", "tag"}};
     mid.params = tag_p;

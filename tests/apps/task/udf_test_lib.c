@@ -8,6 +8,8 @@
  *   twice    flatmap  each record twice
  *   mute     map      fails with 7 and no message
  *   deaf     flatmap  each record twice, ignoring what emit returns
+ *   hollow   map      gives 3 bytes at NULL
+ *   hollowf  flatmap  emits 4 bytes at NULL
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,10 @@ FL_UDF_EXPORT int twice(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                         fl_udf_collector_t *out);
 FL_UDF_EXPORT int deaf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                        fl_udf_collector_t *out);
+FL_UDF_EXPORT int hollow(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+                         fl_udf_record_t *out);
+FL_UDF_EXPORT int hollowf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+                          fl_udf_collector_t *out);
 FL_UDF_EXPORT int mute(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                        fl_udf_record_t *out);
 
@@ -106,4 +112,18 @@ int deaf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
     fl_udf_emit(out, in->data, in->len);
     fl_udf_emit(out, in->data, in->len);
     return FL_UDF_OK;
+}
+
+int hollow(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+           fl_udf_record_t *out)
+{
+    out->data = NULL;
+    out->len = 3;
+    return FL_UDF_OK;
+}
+
+int hollowf(fl_udf_context_t *ctx, const fl_udf_record_t *in,
+            fl_udf_collector_t *out)
+{
+    return fl_udf_emit(out, NULL, 4);
 }
