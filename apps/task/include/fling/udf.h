@@ -115,7 +115,8 @@ struct fl_udf_collector {
 /*
  * A map: one record in, exactly one out. The function sets out->data and
  * out->len; the bytes must stay valid until it is called again or closed
- * (they may point into in, or into memory held in ctx->state).
+ * (they may point into in, or into memory held in ctx->state). data may
+ * be NULL only when len is 0; anything else fails the task.
  */
 typedef int (*fl_udf_map_fn)(fl_udf_context_t *ctx, const fl_udf_record_t *in,
                              fl_udf_record_t *out);
