@@ -46,7 +46,10 @@ typedef struct fj_task {
     uint32_t parallelism; /* at least 1 */
     uint32_t attempt;     /* the execution attempt: names the sink's
                              temporary file */
-    const char *library;  /* path of the job's user library, or NULL */
+    /* Path of the job's user library, or NULL. A name without '/' is
+     * searched as dlopen(3) does (LD_LIBRARY_PATH, the system's folders):
+     * give an absolute path to load one file for sure. */
+    const char *library;
     /* Set to true from any thread to cancel the run (NULL: no cancel). */
     const atomic_bool *cancel;
     fj_task_progress_cb progress; /* NULL: no reports */
