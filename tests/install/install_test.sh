@@ -17,8 +17,7 @@
 # must expose its headers PUBLIC). Then examples/kv is built against the
 # prefix as a user's project, its server started, its client run against
 # it (exact output), and the server stopped with SIGTERM, then SIGINT
-# (exit 0, exact shutdown lines). Last, examples/jobs/udf builds as a user
-# library against the installed <fling/udf.h> alone.
+# (exit 0, exact shutdown lines).
 #
 # CC is the build's C compiler (default cc); SAN_FLAGS the build's
 # -fsanitize flags as one word list (default none), used for compiling and
@@ -79,6 +78,27 @@ for f in libfling.so libfling.a cmake/fling/flingConfig.cmake \
 done
 soname=$(find "$libdir" -maxdepth 1 -name 'libfling.so.*' -print -quit)
 [[ -n $soname ]] || fail "no versioned libfling.so.* in $libdir"
+
+# ---- a user library of functions for jobs, on <fling/udf.h> alone -------
+# Built against the prefix's headers only (no fling library), strictly; it
+# must export its ABI version and its functions.
+# shellcheck disable=SC2086 # $san is a word list on purpose
+if [[ ! -f $prefix/include/fling/udf.h ]]; then
+    fail "include/fling/udf.h is not installed under $prefix"
+elif ! "$cc" -std=c11 -Wall -Wextra -Werror $san -fPIC -shared \
+        -fvisibility=hidden -I"$prefix/include" \
+        -o "$work/libudf_example.so" "$src/examples/jobs/udf/udf_example.c"; then
+    fail "udf: examples/jobs/udf/udf_example.c does not build against $prefix"
+else
+    syms=$(nm -D --defined-only "$work/libudf_example.so" | awk '{print $3}' |
+        grep -E '^(fl_udf_abi_version|square|square_open|square_close|words)$' |
+        LC_ALL=C sort | tr '\n' ' ')
+    if [[ $syms != "fl_udf_abi_version square square_close square_open words " ]]; then
+        fail "udf: libudf_example.so exports '$syms'"
+    else
+        note "udf: the example user library built against $prefix"
+    fi
+fi
 
 # check_run VARIANT SHARED(yes|no) EXE [env...]: run EXE, check its status
 # and output, and where libfling.so comes from.
@@ -365,29 +385,9 @@ done"
     fi
 fi
 
-# ---- (d) a user library of functions for jobs, on <fling/udf.h> alone ----
-# Built against the prefix's headers only (no fling library), strictly; it
-# must export its ABI version and its functions.
-if [[ ! -f $prefix/include/fling/udf.h ]]; then
-    fail "include/fling/udf.h is not installed under $prefix"
-elif ! "$cc" "${cflags_user[@]}" "${san_words[@]}" -fPIC -shared \
-        -fvisibility=hidden -I"$prefix/include" \
-        -o "$work/libudf_example.so" "$src/examples/jobs/udf/udf_example.c"; then
-    fail "udf: examples/jobs/udf/udf_example.c does not build against $prefix"
-else
-    syms=$(nm -D --defined-only "$work/libudf_example.so" | awk '{print $3}' |
-        grep -E '^(fl_udf_abi_version|square|square_open|square_close|words)$' |
-        LC_ALL=C sort | tr '\n' ' ')
-    if [[ $syms != "fl_udf_abi_version square square_close square_open words " ]]; then
-        fail "udf: libudf_example.so exports '$syms'"
-    else
-        note "udf: the example user library built against $prefix"
-    fi
-fi
-
 if [[ $failures -ne 0 ]]; then
     echo "install_test: $failures problem(s), see the FAIL lines above" >&2
     exit 1
 fi
-note "all four builds, the shared proto library, examples/kv and the user library passed"
+note "all four builds, the shared proto library and examples/kv passed"
 exit 0
