@@ -78,6 +78,10 @@ fuzz: deps-fuzz
 	    $(BUILD)-fuzz/corpus-address fuzz/corpus/address
 	$(BUILD)-fuzz/fuzz/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-stream fuzz/corpus/stream
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target lines_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-lines
+	$(BUILD)-fuzz/fuzz/lines_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-lines fuzz/corpus/lines
 	$(BUILD)-fuzz/fuzz/config_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-config fuzz/corpus/config
 	$(BUILD)-fuzz/fuzz/jobfile_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

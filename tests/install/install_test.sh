@@ -79,6 +79,27 @@ done
 soname=$(find "$libdir" -maxdepth 1 -name 'libfling.so.*' -print -quit)
 [[ -n $soname ]] || fail "no versioned libfling.so.* in $libdir"
 
+# ---- a user library of functions for jobs, on <fling/udf.h> alone -------
+# Built against the prefix's headers only (no fling library), strictly; it
+# must export its ABI version and its functions.
+# shellcheck disable=SC2086 # $san is a word list on purpose
+if [[ ! -f $prefix/include/fling/udf.h ]]; then
+    fail "include/fling/udf.h is not installed under $prefix"
+elif ! "$cc" -std=c11 -Wall -Wextra -Werror $san -fPIC -shared \
+        -fvisibility=hidden -I"$prefix/include" \
+        -o "$work/libudf_example.so" "$src/examples/jobs/udf/udf_example.c"; then
+    fail "udf: examples/jobs/udf/udf_example.c does not build against $prefix"
+else
+    syms=$(nm -D --defined-only "$work/libudf_example.so" | awk '{print $3}' |
+        grep -E '^(fl_udf_abi_version|square|square_open|square_close|words)$' |
+        LC_ALL=C sort | tr '\n' ' ')
+    if [[ $syms != "fl_udf_abi_version square square_close square_open words " ]]; then
+        fail "udf: libudf_example.so exports '$syms'"
+    else
+        note "udf: the example user library built against $prefix"
+    fi
+fi
+
 # check_run VARIANT SHARED(yes|no) EXE [env...]: run EXE, check its status
 # and output, and where libfling.so comes from.
 check_run() {
