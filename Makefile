@@ -63,7 +63,8 @@ check-tsan: deps-sanitize
 
 # libFuzzer on the frame decoder and handshake metadata, on a connection's
 # byte stream with its handshake rules (src/remote/rx.c), on addresses and
-# port ranges, on the configuration file and on job files (clang). New inputs go to
+# port ranges, on the configuration file, on job files (apps/job/) and on
+# source.text's line reader (apps/task/) (clang). New inputs go to
 # $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
