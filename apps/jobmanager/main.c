@@ -182,8 +182,6 @@ int main(int argc, char **argv)
         rc = FL_EINTERNAL;
     }
     int status = rc == FL_OK ? fa_process_wait(&proc) : 1;
-    if (status != 0 && proc.reason[0] != '\0')
-        fprintf(stderr, "fling-jobmanager: %s\n", proc.reason);
     if (jm.ep != NULL) {
         fl_future_t *f = fl_rpc_endpoint_close(jm.ep);
         fl_future_wait(f, FL_INFINITE);
@@ -197,6 +195,9 @@ int main(int argc, char **argv)
         jm_rm_free(jm.old[i]);
     free(jm.old);
     fl_rpc_service_free(jm.svc);
+    /* The reason last, where a user looks first. */
+    if (status != 0 && proc.reason[0] != '\0')
+        fprintf(stderr, "fling-jobmanager: %s\n", proc.reason);
     fa_process_fini(&proc);
     return status;
 }

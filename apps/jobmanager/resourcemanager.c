@@ -73,8 +73,9 @@ static void worker_free(worker_t *w)
 }
 
 /* Removes w from the table and the heartbeats, tells it cause when cause
- * is not NULL, and frees it. */
-static void drop(jm_rm_t *rm, worker_t *w, const char *cause)
+ * is not NULL, and frees it. Returns the future of that call (the
+ * caller's), or NULL. */
+static fl_future_t *drop(jm_rm_t *rm, worker_t *w, const char *cause)
 {
     for (size_t i = 0; i < rm->n; i++)
         if (rm->workers[i] == w) {
@@ -89,11 +90,12 @@ static void drop(jm_rm_t *rm, worker_t *w, const char *cause)
         req.instance_id = w->instance_id;
         req.cause = (char *)cause;
         fl_future_t *f = NULL;
-        if (fl_rpc_call(w->gw, (unsigned)rm->m_disconnect, &req.base, 0, &f) ==
-            FL_OK)
-            fl_future_release(f);
+        fl_rpc_call(w->gw, (unsigned)rm->m_disconnect, &req.base, 0, &f);
+        worker_free(w);
+        return f;
     }
     worker_free(w);
+    return NULL;
 }
 
 /* ---- heartbeats -----------------------------------------------------------
@@ -132,7 +134,7 @@ static void lost(jm_rm_t *rm, const fl_heartbeat_event_t *ev, const char *how)
     if (w == NULL)
         return;
     fl_log(FL_LOG_INFO, "TaskManager %s lost: %s", w->resource_id, how);
-    drop(rm, w, ev->message);
+    fl_future_release(drop(rm, w, ev->message));
 }
 
 static void on_timeout(void *arg, const fl_heartbeat_event_t *ev)
@@ -265,7 +267,7 @@ static void connected(fl_future_t *f, void *arg)
                "TaskManager %s registers again from a new process; its old "
                "registration is dropped",
                old->resource_id);
-        drop(rm, old, NULL);
+        fl_future_release(drop(rm, old, NULL));
     }
     worker_t *w = calloc(1, sizeof *w);
     char iid[33];
@@ -396,13 +398,8 @@ rm_send_slot_report(Fling__Cluster__ResourceManagerGateway_Service *svc,
                     req->resource_id, req->instance_id);
         return;
     }
-    size_t nslots = req->report ? req->report->n_slots : 0;
-    int free_slots = 0;
-    for (size_t i = 0; i < nslots; i++)
-        if (req->report->slots[i]->allocation_id[0] == '\0')
-            free_slots++;
-    log_report(w, nslots, free_slots);
-    w->free_slots = free_slots;
+    if (req->report != NULL)
+        take_report(w, req->report);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -447,7 +444,7 @@ static void rm_disconnect_task_manager(
     if (w != NULL) {
         fl_log(FL_LOG_INFO, "TaskManager %s disconnected: %s", w->resource_id,
                req->cause);
-        drop(rm, w, NULL);
+        fl_future_release(drop(rm, w, NULL));
     }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
@@ -482,15 +479,48 @@ static int rm_on_start(fl_rpc_endpoint_t *ep, void *state)
     return FL_OK;
 }
 
+/* Completes done (its reference taken) whatever the goodbyes' outcome. */
+static void goodbyes_done(fl_future_t *f, void *arg)
+{
+    (void)f;
+    fl_future_complete(arg, NULL, NULL);
+    fl_future_release(arg);
+}
+
+/* Tells every TaskExecutor it is disconnected and stops the heartbeats;
+ * done once every TaskExecutor answered (or its call failed), so that the
+ * goodbyes are delivered before the service shuts down. */
 static fl_future_t *rm_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     jm_rm_t *rm = state;
-    while (rm->n > 0)
-        drop(rm, rm->workers[rm->n - 1], rm->cause);
+    size_t n = 0;
+    fl_future_t **fs = calloc(rm->n ? rm->n : 1, sizeof *fs);
+    while (rm->n > 0) {
+        fl_future_t *f = drop(rm, rm->workers[rm->n - 1], rm->cause);
+        if (f != NULL && fs != NULL)
+            fs[n++] = f;
+        else
+            fl_future_release(f);
+    }
     fl_heartbeat_manager_free(rm->hb);
     rm->hb = NULL;
-    return NULL;
+    fl_future_t *all = n > 0 ? fl_future_all(fs, n) : NULL;
+    for (size_t i = 0; i < n; i++)
+        fl_future_release(fs[i]);
+    free(fs);
+    if (all == NULL)
+        return NULL;
+    fl_future_t *done = fl_future_alloc();
+    if (done == NULL ||
+        fl_future_on_complete(all, goodbyes_done, fl_future_retain(done)) !=
+            FL_OK) {
+        fl_future_release(done); /* the retained reference */
+        fl_future_release(done);
+        done = NULL;
+    }
+    fl_future_release(all);
+    return done;
 }
 
 int jm_rm_start(fl_rpc_service_t *svc, const fl_config_t *cfg,

@@ -59,8 +59,6 @@ int main(int argc, char **argv)
     } else {
         status = fa_process_wait(&proc);
     }
-    if (status != 0 && proc.reason[0] != '\0')
-        fprintf(stderr, "fling-taskmanager: %s\n", proc.reason);
     if (te != NULL) {
         fl_future_t *f = tm_te_close(te);
         fl_future_wait(f, FL_INFINITE);
@@ -70,6 +68,9 @@ int main(int argc, char **argv)
     fl_log(FL_LOG_INFO, "fling-taskmanager stopped");
     tm_te_free(te);
     fl_rpc_service_free(svc);
+    /* The reason last, where a user looks first. */
+    if (status != 0 && proc.reason[0] != '\0')
+        fprintf(stderr, "fling-taskmanager: %s\n", proc.reason);
     fa_process_fini(&proc);
     return status;
 }

@@ -556,6 +556,7 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
         fl_future_on_complete(bye, goodbye_done, fl_future_retain(done)) !=
             FL_OK) {
         fl_future_release(bye);
+        fl_future_release(done); /* the retained reference */
         fl_future_release(done);
         return NULL;
     }
