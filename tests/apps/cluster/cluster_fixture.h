@@ -205,6 +205,20 @@ static inline void cf_expect_app(cf_proc_t *p, const char *fmt, ...)
                  line);
 }
 
+/*
+ * cf_wait_stderr reads p's stderr until `count` lines containing needle
+ * have gone by (any component). Fails at EOF or after CF_WAIT_MS.
+ */
+static inline void cf_wait_stderr(cf_proc_t *p, const char *needle, int count)
+{
+    char raw[4096];
+    while (count > 0 && cf_next_line(p, &p->err, raw, sizeof raw))
+        if (strstr(raw, needle) != NULL)
+            count--;
+    if (count > 0)
+        fail_msg("%s: stderr ended before '%s' came", p->name, needle);
+}
+
 /* cf_read_address reads p's first stdout line, "fling.tcp://host:port",
  * into addr and returns the port. */
 static inline int cf_read_address(cf_proc_t *p, char *addr, size_t cap)
