@@ -69,8 +69,8 @@ static inline uint64_t cf_now_ms(void)
 
 /*
  * cf_spawn starts program with args (NULL terminated, after argv[0]) and
- * its stdout and stderr on pipes. p is the caller's (static or on the
- * test's stack until cf_teardown).
+ * its stdout and stderr on pipes. p is the caller's and must be STATIC:
+ * cf_teardown reads it after the test function has returned.
  */
 static inline void cf_spawn(cf_proc_t *p, const char *name, const char *program,
                             const char *const *args)

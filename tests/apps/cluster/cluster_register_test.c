@@ -19,7 +19,7 @@
 static void test_two_taskmanagers_register_and_leave(void **state)
 {
     (void)state;
-    cf_proc_t jm, tm1, tm2;
+    static cf_proc_t jm, tm1, tm2;
     int port = start_jm(&jm, "0");
     start_tm(&tm1, &jm, "tm1", port);
     start_tm(&tm2, &jm, "tm2", port);
@@ -41,7 +41,7 @@ static void test_two_taskmanagers_register_and_leave(void **state)
 static void test_killed_taskmanager_is_dropped_and_comes_back(void **state)
 {
     (void)state;
-    cf_proc_t jm, tm1, tm2, tm1b;
+    static cf_proc_t jm, tm1, tm2, tm1b;
     int port = start_jm(&jm, "0");
     start_tm(&tm1, &jm, "tm1", port);
     start_tm(&tm2, &jm, "tm2", port);
@@ -79,7 +79,7 @@ static void test_taskmanager_without_jobmanager_exits(void **state)
     getsockname(s, (struct sockaddr *)&a, &len);
     int port = ntohs(a.sin_port);
 
-    cf_proc_t tm;
+    static cf_proc_t tm;
     start_tm_only(&tm, "tm1", port, "taskmanager.registration.timeout=1 s");
     char reason[512];
     snprintf(reason, sizeof reason,
@@ -104,7 +104,7 @@ static void test_taskmanager_without_jobmanager_exits(void **state)
 static void test_conflicting_configuration_is_refused(void **state)
 {
     (void)state;
-    cf_proc_t jm, tm;
+    static cf_proc_t jm, tm;
     int port = start_jm(&jm, "0");
     start_tm_only(&tm, "tm1", port, "heartbeat.timeout=4 s");
     const char *reason =
@@ -130,7 +130,7 @@ static void test_missing_configuration_file(void **state)
     static const char *const programs[][2] = {{JM_PATH, "fling-jobmanager"},
                                               {TM_PATH, "fling-taskmanager"}};
     for (size_t i = 0; i < 2; i++) {
-        cf_proc_t p;
+        static cf_proc_t p;
         const char *args[] = {"-c", "/nonexistent/fling/config.yaml", NULL};
         cf_spawn(&p, programs[i][1], programs[i][0], args);
         int ws = cf_wait_exit(&p);

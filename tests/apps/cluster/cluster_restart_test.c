@@ -40,13 +40,13 @@ static void expect_registrations(cf_proc_t *jm, const char *const *ids,
 static void test_taskmanagers_come_back_to_a_restarted_jobmanager(void **state)
 {
     (void)state;
-    cf_proc_t jm, jm2, tm1, tm2;
+    static cf_proc_t jm, jm2, tm1, tm2;
     int port = start_jm(&jm, "0");
     int p1 = start_tm(&tm1, &jm, "tm1", port);
     int p2 = start_tm(&tm2, &jm, "tm2", port);
 
     cf_stop(&jm, SIGTERM, 0);
-    cf_proc_t *tms[] = {&tm1, &tm2};
+    static cf_proc_t *tms[] = {&tm1, &tm2};
     for (size_t i = 0; i < 2; i++) {
         cf_expect_app(tms[i],
                       "ResourceManager "

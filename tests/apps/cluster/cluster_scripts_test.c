@@ -43,7 +43,7 @@ static void test_start_and_stop_cluster(void **state)
     setenv("FLING_START_TIMEOUT", "30", 1);
     unsetenv("FLING_CONF_DIR");
 
-    cf_proc_t start;
+    static cf_proc_t start;
     const char *args[] = {"-c", conf, "2", NULL};
     cf_spawn(&start, "start-cluster.sh", SCRIPTS "/start-cluster.sh", args);
     int ws = cf_wait_exit(&start);
@@ -92,7 +92,7 @@ static void test_start_and_stop_cluster(void **state)
     assert_string_equal(want, line);
     cf_release(&start);
 
-    cf_proc_t stop;
+    static cf_proc_t stop;
     const char *none[] = {NULL};
     cf_spawn(&stop, "stop-cluster.sh", SCRIPTS "/stop-cluster.sh", none);
     ws = cf_wait_exit(&stop);
