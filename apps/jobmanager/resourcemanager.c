@@ -133,8 +133,13 @@ static void lost(jm_rm_t *rm, const fl_heartbeat_event_t *ev, const char *how)
     worker_t *w = find(rm, ev->target);
     if (w == NULL)
         return;
-    fl_log(FL_LOG_INFO, "TaskManager %s lost: %s", w->resource_id, how);
-    fl_future_release(drop(rm, w, ev->message));
+    /* The cause it is told is the line logged here; the heartbeat
+     * manager has logged the details (timings) already. */
+    char cause[512];
+    snprintf(cause, sizeof cause, "TaskManager %s lost: %s", w->resource_id,
+             how);
+    fl_log(FL_LOG_INFO, "%s", cause);
+    fl_future_release(drop(rm, w, cause));
 }
 
 static void on_timeout(void *arg, const fl_heartbeat_event_t *ev)

@@ -2,7 +2,8 @@
  * cluster_restart_test.c - the JobManager stops and comes back: its
  * TaskManagers learn of the stop from the ResourceManager's goodbye, keep
  * trying to register, and register with the JobManager started again on
- * the same port.
+ * the same port. A TaskManager that goes silent is dropped after
+ * heartbeat.timeout and registers again once it wakes.
  */
 #include "cluster_fixture.h"
 
@@ -75,10 +76,50 @@ static void test_taskmanagers_come_back_to_a_restarted_jobmanager(void **state)
     cf_stop(&jm2, SIGTERM, 0);
 }
 
+/* A TaskManager frozen (SIGSTOP) longer than heartbeat.timeout: the
+ * ResourceManager drops it and tells it so; thawed (SIGCONT), it learns
+ * it (from that or from its own heartbeat timeout, whichever it sees
+ * first) and registers again. */
+static void test_silent_taskmanager_times_out_and_registers_again(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    int port = start_jm(&jm, "0");
+    int p1 = start_tm(&tm1, &jm, "tm1", port);
+
+    kill(tm1.pid, SIGSTOP);
+    cf_expect_app(&jm, "TaskManager tm1 lost: heartbeat timed out");
+    kill(tm1.pid, SIGCONT);
+
+    char line[1024], told[512], own[512];
+    snprintf(told, sizeof told,
+             "ResourceManager fling.tcp://127.0.0.1:%d/resourcemanager_1 lost: "
+             "it disconnected this TaskManager (TaskManager tm1 lost: "
+             "heartbeat timed out); registering again",
+             port);
+    snprintf(own, sizeof own,
+             "ResourceManager fling.tcp://127.0.0.1:%d/resourcemanager_1 lost: "
+             "heartbeat timed out; registering again",
+             port);
+    cf_next_app(&tm1, line, sizeof line);
+    if (strcmp(line, told) != 0 && strcmp(line, own) != 0)
+        fail_msg("tm1: expected\n  %s\nor\n  %s\ngot\n  %s", told, own, line);
+    cf_expect_app(&tm1,
+                  "Registered at ResourceManager "
+                  "fling.tcp://127.0.0.1:%d/resourcemanager_1 as tm1",
+                  port);
+    static const char *const ids[] = {"tm1"};
+    const int tm_ports[] = {p1};
+    expect_registrations(&jm, ids, tm_ports, 1);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_taskmanagers_come_back_to_a_restarted_jobmanager),
+        CF_TEST(test_silent_taskmanager_times_out_and_registers_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
