@@ -76,6 +76,11 @@ int fa_process_init(fa_process_t *p, const char *name, int argc, char **argv)
             fl_config_free(p->cfg);
             p->cfg = NULL;
             return FL_ECANCELED;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--log") == 0) {
+            fprintf(stderr, "%s: %s needs a file name after it\n", name, a);
+            usage(name, stderr);
+            rc = FL_EINVAL;
+            goto fail;
         } else {
             fprintf(stderr, "%s: unknown argument '%s'\n", name, a);
             usage(name, stderr);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "cluster_procs.h"
+#include "cluster_types.pb-c.h"
 
 /* Two TaskManagers register and report their slots; SIGTERM stops each
  * cleanly, the TaskManager saying goodbye to the ResourceManager. */
@@ -123,6 +124,59 @@ static void test_conflicting_configuration_is_refused(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
+/* The process endpoint "jobmanager" says what the process is. */
+static void test_jobmanager_describes_itself(void **state)
+{
+    (void)state;
+    static cf_proc_t jm;
+    int port = start_jm(&jm, "0");
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
+    char address[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/jobmanager",
+             port);
+    fl_rpc_gateway_t *gw = fl_test_connect(
+        svc, address, &fling__cluster__process_gateway__descriptor, NULL);
+    Fling__Cluster__Ack req = FLING__CLUSTER__ACK__INIT;
+    ProtobufCMessage *reply = NULL;
+    assert_fl_ok(fl_rpc_call_sync(gw, 0, &req.base, 5000, &reply));
+    Fling__Cluster__ProcessInfo *info = (Fling__Cluster__ProcessInfo *)reply;
+    assert_string_equal("jobmanager", info->role);
+    char want[64];
+    snprintf(want, sizeof want, "fling.tcp://127.0.0.1:%d", port);
+    assert_string_equal(want, info->address);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_service_free(svc);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
+/* A missing file name after -c, an unknown argument: exit 1 and say so. */
+static void test_bad_command_lines(void **state)
+{
+    (void)state;
+    static const char *const cases[][3] = {
+        {"-c", NULL, "fling-taskmanager: -c needs a file name after it"},
+        {"--port", NULL, "fling-taskmanager: unknown argument '--port'"},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        static cf_proc_t p;
+        const char *args[] = {cases[i][0], NULL};
+        cf_spawn(&p, "tm", TM_PATH, args);
+        int ws = cf_wait_exit(&p);
+        assert_true(WIFEXITED(ws));
+        assert_int_equal(1, WEXITSTATUS(ws));
+        char line[1024];
+        assert_true(cf_next_line(&p, &p.err, line, sizeof line));
+        assert_string_equal(cases[i][2], line);
+        assert_true(cf_next_line(&p, &p.err, line, sizeof line));
+        assert_string_equal("usage: fling-taskmanager [-c CONFIG] [-D "
+                            "key=value]... [--log FILE]",
+                            line);
+        cf_release(&p);
+    }
+}
+
 /* A configuration file that does not exist: exit 1 naming the path. */
 static void test_missing_configuration_file(void **state)
 {
@@ -155,6 +209,8 @@ int main(void)
         CF_TEST(test_taskmanager_without_jobmanager_exits),
         CF_TEST(test_conflicting_configuration_is_refused),
         CF_TEST(test_missing_configuration_file),
+        CF_TEST(test_jobmanager_describes_itself),
+        CF_TEST(test_bad_command_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
