@@ -46,6 +46,9 @@ extern "C" {
 #define FL_CONFIG_TASKMANAGER_SLOTS "taskmanager.numberOfTaskSlots"
 #define FL_CONFIG_TASKMANAGER_REGISTRATION_TIMEOUT                             \
     "taskmanager.registration.timeout"
+#define FL_CONFIG_TASKMANAGER_HOST "taskmanager.host"
+#define FL_CONFIG_TASKMANAGER_RPC_PORT "taskmanager.rpc.port"
+#define FL_CONFIG_TASKMANAGER_RESOURCE_ID "taskmanager.resource-id"
 #define FL_CONFIG_HEARTBEAT_INTERVAL "heartbeat.interval"
 #define FL_CONFIG_HEARTBEAT_TIMEOUT "heartbeat.timeout"
 #define FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD                              \
@@ -194,6 +197,16 @@ FL_EXTERN int fl_config_get_duration_ms(const fl_config_t *cfg, const char *key,
                                         int64_t *out);
 FL_EXTERN int fl_config_get_size(const fl_config_t *cfg, const char *key,
                                  uint64_t *out);
+
+/*
+ * fl_config_get_text writes the effective value of key into buf (cap
+ * bytes, NUL terminated, truncated to fit) as a file would write it
+ * ("50 s", "10 mb", "true"), the form fl_config_print uses. Returns
+ * FL_OK, FL_ENOENT for an unknown key, FL_EINVAL for a NULL argument or
+ * cap 0. Any thread; never blocks.
+ */
+FL_EXTERN int fl_config_get_text(const fl_config_t *cfg, const char *key,
+                                 char *buf, size_t cap);
 
 /*
  * fl_config_get_source says where key's value comes from; origin (if not

@@ -43,6 +43,26 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_TASKMANAGER_HOST, FL_CONFIG_STRING, "localhost",
+      "host name or IP address",
+      "Address a TaskManager listens on and gives the ResourceManager."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_TASKMANAGER_RPC_PORT, FL_CONFIG_STRING, "0",
+      "port, range or list",
+      "Ports a TaskManager tries for its RPC service (0: any free one)."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_TASKMANAGER_RESOURCE_ID, FL_CONFIG_STRING, "", "string",
+      "Id of a TaskManager in the cluster; empty: its host:port."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_HEARTBEAT_INTERVAL, FL_CONFIG_DURATION, "10 s", "duration > 0",
       "Time between two heartbeat requests of a sender."},
      1,
@@ -504,6 +524,21 @@ int fl_config_get_source(const fl_config_t *cfg, const char *key,
         *src = cfg->slots[i].src;
     if (origin)
         *origin = cfg->slots[i].origin;
+    return FL_OK;
+}
+
+int fl_config_get_text(const fl_config_t *cfg, const char *key, char *buf,
+                       size_t cap)
+{
+    if (!cfg || !key || !buf || cap == 0)
+        return FL_EINVAL;
+    int i = fl__config_find(key);
+    if (i < 0)
+        return FL_ENOENT;
+    const char *text = fl__config_format_value(&fl__config_rows[i],
+                                               &cfg->slots[i].val, buf, cap);
+    if (text != buf)
+        snprintf(buf, cap, "%s", text);
     return FL_OK;
 }
 

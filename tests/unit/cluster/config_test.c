@@ -123,8 +123,12 @@ static void test_defaults_are_flinks(void **state)
     assert_fl_ok(fl_config_get_size(cfg, FL_CONFIG_RPC_FRAMESIZE, &frame));
     assert_int_equal(10485760, frame);
     assert_int_equal(10000, duration(cfg, FL_CONFIG_RPC_ASK_TIMEOUT));
-    assert_int_equal(20, fl_config_key_count());
-    assert_null(fl_config_key_at(20));
+    assert_string_equal("localhost",
+                        string_of(cfg, FL_CONFIG_TASKMANAGER_HOST));
+    assert_string_equal("0", string_of(cfg, FL_CONFIG_TASKMANAGER_RPC_PORT));
+    assert_string_equal("", string_of(cfg, FL_CONFIG_TASKMANAGER_RESOURCE_ID));
+    assert_int_equal(23, fl_config_key_count());
+    assert_null(fl_config_key_at(23));
     for (size_t i = 0; i < fl_config_key_count(); i++)
         assert_int_equal(FL_CONFIG_DEFAULT,
                          source_of(cfg, fl_config_key_at(i)->name));
@@ -149,6 +153,32 @@ static void test_getters_refuse_unknown_keys_and_other_types(void **state)
     assert_string_equal("duration", fl_config_type_name(FL_CONFIG_DURATION));
     assert_string_equal("size", fl_config_type_name(FL_CONFIG_SIZE));
     assert_string_equal("unknown", fl_config_type_name((fl_config_type_t)9));
+    fl_config_free(cfg);
+}
+
+/* fl_config_get_text gives each value as a file writes it, truncated to
+ * the buffer. */
+static void test_get_text_writes_values_as_a_file_does(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    char buf[64], err[256];
+    assert_fl(FL_OK, fl_config_get_text(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, buf,
+                                        sizeof buf));
+    assert_string_equal("50 s", buf);
+    assert_fl(FL_OK, fl_config_set(cfg, FL_CONFIG_RPC_FRAMESIZE, "1536", err,
+                                   sizeof err));
+    assert_fl(FL_OK, fl_config_get_text(cfg, FL_CONFIG_RPC_FRAMESIZE, buf,
+                                        sizeof buf));
+    assert_string_equal("1536 b", buf);
+    assert_fl(FL_OK, fl_config_get_text(cfg, FL_CONFIG_HA_CLUSTER_ID, buf, 4));
+    assert_string_equal("/de", buf);
+    assert_fl(FL_OK, fl_config_get_text(cfg, FL_CONFIG_TASKMANAGER_RPC_PORT,
+                                        buf, sizeof buf));
+    assert_string_equal("0", buf);
+    assert_fl(FL_ENOENT, fl_config_get_text(cfg, "no.such.key", buf, 8));
+    assert_fl(FL_EINVAL,
+              fl_config_get_text(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, buf, 0));
     fl_config_free(cfg);
 }
 
@@ -559,6 +589,9 @@ static void test_file_then_overrides_then_print(void **state)
              "jobmanager.rpc.port: 6123  # default\n"
              "taskmanager.numberOfTaskSlots: 1  # default\n"
              "taskmanager.registration.timeout: 5 min  # default\n"
+             "taskmanager.host: \"localhost\"  # default\n"
+             "taskmanager.rpc.port: \"0\"  # default\n"
+             "taskmanager.resource-id: \"\"  # default\n"
              "heartbeat.interval: 2 s  # file %s:2\n"
              "heartbeat.timeout: 20 s  # override\n"
              "heartbeat.rpc-failure-threshold: 2  # default\n"
@@ -772,6 +805,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         FL_TEST(test_defaults_are_flinks),
         FL_TEST(test_getters_refuse_unknown_keys_and_other_types),
+        FL_TEST(test_get_text_writes_values_as_a_file_does),
         FL_TEST(test_durations_take_flinks_forms),
         FL_TEST(test_bad_durations_name_key_value_and_form),
         FL_TEST(test_duration_ranges_are_checked_per_key),

@@ -1,0 +1,99 @@
+/*
+ * apps/taskmanager/taskexecutor_int.h - the TaskExecutor's state and what
+ * its files share: taskexecutor.c (the endpoint, its gateway, its slots)
+ * and rm_connection.c (the connection to the ResourceManager: leader,
+ * registration, its timeout, heartbeats). Everything here runs on the
+ * endpoint's main thread.
+ */
+#ifndef FLING_APPS_TASKMANAGER_TASKEXECUTOR_INT_H
+#define FLING_APPS_TASKMANAGER_TASKEXECUTOR_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster_types.pb-c.h"
+#include "taskexecutor.h"
+
+#define ADDR_MAX 512
+#define VALUE_MAX 128
+#define NKEYS_MAX 8
+
+struct tm_te {
+    fl_rpc_service_t *svc;
+    fa_process_t *proc;
+    const fl_config_t *cfg;
+    fl_rpc_endpoint_t *ep;
+    /* Leader retrieval of the ResourceManager, with its options' strings. */
+    fl_ha_opts_t ha;
+    char ha_address[ADDR_MAX], ha_quorum[ADDR_MAX], ha_root[ADDR_MAX],
+        ha_cluster[ADDR_MAX];
+    fl_leader_retrieval_t *lr;
+    /* The current leader and the connection to it. */
+    char rm_address[ADDR_MAX];
+    fl_fencing_token_t rm_token;
+    fl_registered_connection_t *conn;
+    fl_registration_opts_t ropts;
+    /* A gateway whose last attempt found its endpoint gone, and the
+     * generation of the pending new connection (see invoke). */
+    const fl_rpc_gateway_t *stale_gw;
+    uintptr_t conn_gen;
+    /* The registration that holds, while registered. */
+    bool registered;
+    char instance_id[64];
+    char rm_hb_id[ADDR_MAX];
+    fl_heartbeat_manager_t *hb;
+    /* The registration timeout: the task and its generation. */
+    fl_rpc_scheduled_t *timer;
+    uintptr_t timer_gen;
+    int64_t reg_timeout_ms;
+    /* Who we are. */
+    char resource_id[256];
+    char session_id[33];
+    uint32_t nslots;
+    char values[NKEYS_MAX][VALUE_MAX];
+    /* The packed slot report of the last heartbeat. */
+    uint8_t *payload;
+    size_t payload_cap;
+    int m_register, m_report, m_heartbeat, m_disconnect;
+};
+
+/* A slot report built on the heap (nslots may be large). */
+typedef struct report_buf {
+    Fling__Cluster__SlotReport r;
+    Fling__Cluster__SlotStatus *st;
+    Fling__Cluster__SlotStatus **ptrs;
+} report_buf_t;
+
+/* tm__report_init builds te's slot report into b: FL_OK (release with
+ * tm__report_fini) or FL_ENOMEM. */
+int tm__report_init(const tm_te_t *te, report_buf_t *b);
+void tm__report_fini(report_buf_t *b);
+
+/* tm__arm_timer (re)starts the registration timeout, as Flink does on
+ * every reconnect: when it fires unregistered the process ends
+ * (fa_process_fatal). tm__disarm_timer stops it. */
+void tm__arm_timer(tm_te_t *te);
+void tm__disarm_timer(tm_te_t *te);
+
+/* tm__tell_disconnect calls disconnectTaskManager(cause) on the
+ * ResourceManager of the last registration: the call's future (the
+ * caller's), or NULL if there is none. */
+fl_future_t *tm__tell_disconnect(tm_te_t *te, const char *cause);
+
+/* tm__reconnect ends the current registration (telling the
+ * ResourceManager when tell), logs why and registers again. No-op when
+ * not registered. */
+void tm__reconnect(tm_te_t *te, const char *why, bool tell);
+
+/* The leader retrieval's listener: drops the connection to the old
+ * leader and registers at the new one (arg: te). */
+void tm__leader_changed(fl_leader_retrieval_t *lr, const char *address,
+                        const fl_fencing_token_t *token, void *arg);
+
+/* The heartbeat receiver's callbacks (arg: te): the ResourceManager went
+ * silent, unreachable or incompatible; the slot report to answer with. */
+void tm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
+void tm__retrieve_payload(void *arg, const char *target, const void **data,
+                          size_t *len);
+
+#endif

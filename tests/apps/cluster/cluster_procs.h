@@ -1,0 +1,90 @@
+/*
+ * cluster_procs.h - a JobManager and TaskManagers started the way the
+ * cluster tests need them (loopback, fast heartbeats, 2 slots, resource
+ * ids tm1, tm2 ...), with their first log lines checked.
+ */
+#ifndef CLUSTER_PROCS_H
+#define CLUSTER_PROCS_H
+
+#include "cluster_fixture.h"
+
+#define ZERO_TOKEN "00000000000000000000000000000000"
+
+/* Starts a JobManager on 127.0.0.1:port ("0": any) and checks its first
+ * lines; returns its port. */
+static inline int start_jm(cf_proc_t *jm, const char *port)
+{
+    char p[32];
+    snprintf(p, sizeof p, "jobmanager.rpc.port=%s", port);
+    const char *args[] = {
+        "-D", "jobmanager.rpc.address=127.0.0.1", "-D", p, CF_FAST, NULL};
+    cf_spawn(jm, "jm", JM_PATH, args);
+    char addr[256];
+    int bound = cf_read_address(jm, addr, sizeof addr);
+    if (strcmp(port, "0") != 0)
+        assert_int_equal(atoi(port), bound);
+    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
+                  (long)jm->pid);
+    cf_expect_app(jm,
+                  "ResourceManager %s/resourcemanager_1 started with leader "
+                  "token " ZERO_TOKEN,
+                  addr);
+    return bound;
+}
+
+/* Starts TaskManager id with 2 slots at the JobManager's port, extra -D
+ * options after the fast ones; checks its first lines. Returns its
+ * port. */
+static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
+                                const char *extra_key)
+{
+    static char ports[CF_MAX_PROCS][48], ids[CF_MAX_PROCS][64];
+    static unsigned k;
+    k = (k + 1) % CF_MAX_PROCS;
+    snprintf(ports[k], sizeof ports[k], "jobmanager.rpc.port=%d", jm_port);
+    snprintf(ids[k], sizeof ids[k], "taskmanager.resource-id=%s", id);
+    const char *args[] = {"-D",      "jobmanager.rpc.address=127.0.0.1",
+                          "-D",      ports[k],
+                          "-D",      "taskmanager.host=127.0.0.1",
+                          "-D",      ids[k],
+                          "-D",      "taskmanager.numberOfTaskSlots=2",
+                          CF_FAST,   extra_key ? "-D" : NULL,
+                          extra_key, NULL};
+    cf_spawn(tm, id, TM_PATH, args);
+    char addr[256];
+    int port = cf_read_address(tm, addr, sizeof addr);
+    cf_expect_app(tm, "fling-taskmanager listening on %s (pid %ld)", addr,
+                  (long)tm->pid);
+    cf_expect_app(tm, "TaskExecutor %s/taskexecutor started as %s with 2 slots",
+                  addr, id);
+    return port;
+}
+
+/* Starts TaskManager id and waits until both sides say it registered. */
+static inline int start_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,
+                           int jm_port)
+{
+    int port = start_tm_only(tm, id, jm_port, NULL);
+    cf_expect_app(tm,
+                  "Registered at ResourceManager "
+                  "fling.tcp://127.0.0.1:%d/resourcemanager_1 as %s",
+                  jm_port, id);
+    cf_expect_app(jm,
+                  "Registered TaskManager %s at "
+                  "fling.tcp://127.0.0.1:%d/taskexecutor with 2 slots",
+                  id, port);
+    cf_expect_app(jm, "Slot report of TaskManager %s: 2 slots, 2 free", id);
+    return port;
+}
+
+/* The last line of p's stderr, once it has exited. */
+static inline void last_stderr_line(cf_proc_t *p, char *line, size_t cap)
+{
+    char raw[1024];
+    line[0] = '\0';
+    while (cf_next_line(p, &p->err, raw, sizeof raw))
+        memcpy(line, raw, cap < sizeof raw ? cap : sizeof raw);
+    line[cap - 1] = '\0';
+}
+
+#endif
