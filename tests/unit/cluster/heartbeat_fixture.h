@@ -4,6 +4,12 @@
  * the gateway of heartbeat_gateways.proto with a heartbeat manager whose
  * callbacks record events; fake and witness targets; running jobs on a
  * node's main thread. One includer only (its functions are static).
+ *
+ * heartbeat_test runs once per transport (unit/rpc/rpc_transport.h): over
+ * TCP the service listens on 127.0.0.1 port 0 and the nodes call each
+ * other through it. Cases whose subject is the manager's own logic
+ * (timeouts, thresholds, options) run in the local run only
+ * (FX_LOCAL_ONLY).
  */
 #ifndef HEARTBEAT_FIXTURE_H
 #define HEARTBEAT_FIXTURE_H
@@ -19,6 +25,7 @@
 #include <time.h>
 
 #include "heartbeat_gateways.pb-c.h"
+#include "unit/rpc/rpc_transport.h"
 
 #define WAIT_MS 20000
 #define M_REQUEST 0
@@ -429,14 +436,16 @@ static void node_init(pair_t *p, node_t *n, const char *name,
     fl_test_latch_await(n->started);
 }
 
-/* Starts both nodes and their managers with these timings (the sender's
- * first, then the receiver's); the receiver monitors the sender, then
- * (if `link`) the sender monitors the receiver. */
-static void pair_start_on(pair_t *p, const fl_rpc_service_opts_t *svo,
-                          int64_t si, int64_t st, int64_t ri, int64_t rt,
-                          bool link)
+/* Starts both nodes of a service for this run's transport and their
+ * managers with these timings (the sender's first, then the receiver's);
+ * the receiver monitors the sender, then (if `link`) the sender monitors
+ * the receiver. */
+static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
+                       int64_t rt, bool link)
 {
-    assert_fl_ok(fl_rpc_service_alloc(svo, &p->svc));
+    fl_rpc_service_opts_t svo = {0};
+    svc_listen(&svo);
+    assert_fl_ok(fl_rpc_service_alloc(&svo, &p->svc));
     node_init(p, &p->s, "sender", FL_HEARTBEAT_SENDER);
     node_init(p, &p->r, "receiver", FL_HEARTBEAT_RECEIVER);
     p->s.peer =
@@ -454,13 +463,6 @@ static void pair_start_on(pair_t *p, const fl_rpc_service_opts_t *svo,
     assert_fl_ok(do_job(&p->r, job_monitor_peer, "sender"));
     if (link)
         assert_fl_ok(do_job(&p->s, job_monitor_peer, "receiver"));
-}
-
-/* pair_start_on a local-only service. */
-static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
-                       int64_t rt, bool link)
-{
-    pair_start_on(p, NULL, si, st, ri, rt, link);
 }
 
 static void node_end(node_t *n)

@@ -11,13 +11,16 @@
  */
 
 /* Heartbeats flow both ways, each carrying the payload retrieved for its
- * target, and both sides see the other's last heartbeat. */
+ * target, and both sides see the other's last heartbeat; over TCP the
+ * endpoints call each other through 127.0.0.1. */
 static void test_flow_with_payloads(void **state)
 {
     (void)state;
     pair_t p;
     int64_t t0 = wall_ms();
     pair_start(&p, 20, 2000, 20, 2000, true);
+    assert_string_equal(fl_rpc_endpoint_address(p.r.ep),
+                        tep_address(p.svc, "receiver").s);
     wait_count(&p.r, &p.r.nreports, 3, "reports");
     wait_count(&p.s, &p.s.nreports, 3, "reports");
     pthread_mutex_lock(&p.r.mu);
@@ -35,27 +38,6 @@ static void test_flow_with_payloads(void **state)
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 0);
     assert_int_equal(count_of(&p.s, &p.s.nincompatible), 0);
-    pair_end(&p);
-}
-
-/* The same over TCP: the endpoints call each other through 127.0.0.1. */
-static void test_flow_tcp(void **state)
-{
-    (void)state;
-    pair_t p;
-    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
-    pair_start_on(&p, &so, 20, 2000, 20, 2000, true);
-    assert_non_null(strstr(fl_rpc_endpoint_address(p.r.ep), "fling.tcp://"));
-    wait_count(&p.r, &p.r.nreports, 3, "reports");
-    wait_count(&p.s, &p.s.nreports, 3, "reports");
-    pthread_mutex_lock(&p.r.mu);
-    assert_string_equal(p.r.last_payload, "sender-to-receiver");
-    pthread_mutex_unlock(&p.r.mu);
-    pthread_mutex_lock(&p.s.mu);
-    assert_string_equal(p.s.last_payload, "receiver-to-sender");
-    pthread_mutex_unlock(&p.s.mu);
-    assert_true(last_from(&p.s, "receiver") > 0);
-    assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     pair_end(&p);
 }
 
@@ -361,21 +343,20 @@ static void test_stop(void **state)
     pair_end(&p);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_flow_with_payloads),
-        FL_TEST(test_flow_tcp),
-        FL_TEST(test_timeout_once),
-        FL_TEST(test_timeout_never_heard),
-        FL_TEST(test_unmonitor),
-        FL_TEST(test_unreachable_threshold),
-        FL_TEST(test_unreachable_disabled),
-        FL_TEST(test_unreachable_terminated_peer),
-        FL_TEST(test_last_heartbeat),
-        FL_TEST(test_incompatible_timing),
-        FL_TEST(test_validation_and_defaults),
-        FL_TEST(test_stop),
+        FX_LOCAL_ONLY(test_timeout_once),
+        FX_LOCAL_ONLY(test_timeout_never_heard),
+        FX_LOCAL_ONLY(test_unmonitor),
+        FX_LOCAL_ONLY(test_unreachable_threshold),
+        FX_LOCAL_ONLY(test_unreachable_disabled),
+        FX_LOCAL_ONLY(test_unreachable_terminated_peer),
+        FX_LOCAL_ONLY(test_last_heartbeat),
+        FX_LOCAL_ONLY(test_incompatible_timing),
+        FX_LOCAL_ONLY(test_validation_and_defaults),
+        FX_LOCAL_ONLY(test_stop),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

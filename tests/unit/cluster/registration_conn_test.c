@@ -103,10 +103,11 @@ static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
 
 /* Start once; reconnect only after a success; the old gateway serves until
  * the new success; close. */
-static void conn_life(bool tcp)
+static void test_conn_life(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_HOLD};
     target_reset(script, 2);
     invoker_t iv = {0};
@@ -166,23 +167,11 @@ static void conn_life(bool tcp)
     fx_end(&fx);
 }
 
-static void test_conn_life_local(void **state)
-{
-    (void)state;
-    conn_life(false);
-}
-
-static void test_conn_life_tcp(void **state)
-{
-    (void)state;
-    conn_life(true);
-}
-
 static void test_conn_rejection(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_REJECT};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -205,7 +194,7 @@ static void test_conn_failure(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     iv.refuse = FL_EUSER + 1;
@@ -231,7 +220,7 @@ static void test_conn_close_pending(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -262,7 +251,7 @@ static void test_conn_reconnect_replaces_pending(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_SUCCESS, ACT_HOLD, ACT_HOLD};
     target_reset(script, 3);
     invoker_t iv = {0};
@@ -295,12 +284,14 @@ static void test_conn_reconnect_replaces_pending(void **state)
     fx_end(&fx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        T(test_conn_life_local),    T(test_conn_life_tcp),
-        T(test_conn_rejection),     T(test_conn_failure),
-        T(test_conn_close_pending), T(test_conn_reconnect_replaces_pending),
+        T(test_conn_life),
+        T_ONCE(test_conn_rejection),
+        T_ONCE(test_conn_failure),
+        T_ONCE(test_conn_close_pending),
+        T_ONCE(test_conn_reconnect_replaces_pending),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

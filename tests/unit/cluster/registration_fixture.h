@@ -8,6 +8,14 @@
  * sent it) and answers as the case scripts. Timings are measured on the
  * target's side; the tests wait on events (calls, log records, futures),
  * never on sleeps. Header-only (static inline): each test is one program.
+ *
+ * Each program runs once per transport (tests/CMakeLists.txt,
+ * FLING_TRANSPORT_TESTS), the transport as its argument
+ * (unit/rpc/rpc_transport.h): over TCP the target listens on 127.0.0.1
+ * port 0 and the owner stands on a second service, as in another process.
+ * T(fn) is a case of both runs; T_ONCE(fn) one whose subject is the
+ * registration's own logic (delays, cancellation, options), which the
+ * transport plays no part in: the local run only.
  */
 #ifndef REGISTRATION_FIXTURE_H
 #define REGISTRATION_FIXTURE_H
@@ -24,6 +32,7 @@
 #include <fling/registration.h>
 
 #include "registration_test.pb-c.h"
+#include "unit/rpc/rpc_transport.h"
 
 #define REG (&flreg__registrar__descriptor)
 #define TARGET_ID "reg_target"
@@ -236,9 +245,8 @@ static Flreg__Registrar_Service impl = FLREG__REGISTRAR__INIT(h_);
 static ProtobufCService *const services[1] = {&impl.base};
 
 typedef struct fx {
-    bool tcp;
     fl_rpc_service_t *tsvc; /* the target's; the owner's too when local */
-    fl_rpc_service_t *osvc;
+    fl_rpc_service_t *osvc; /* cli_of(tsvc) */
     fl_rpc_endpoint_t *target;
     fl_rpc_endpoint_t *owner;
     fl_fencing_token_t token;
@@ -266,31 +274,19 @@ static inline void fx_target(fx_t *fx)
     assert_string_equal(fl_rpc_endpoint_address(fx->target), fx->address);
 }
 
-/* Services and the owner; the target too if with_target. */
-static inline void fx_init(fx_t *fx, bool tcp, bool with_target)
+/* Services for this run's transport and the owner; the target too if
+ * with_target. */
+static inline void fx_init(fx_t *fx, bool with_target)
 {
     memset(fx, 0, sizeof *fx);
-    fx->tcp = tcp;
     fx->token = fl_test_token(7);
     fl_rpc_service_opts_t so = {0};
     so.workers = 2;
-    if (tcp) {
-        so.bind_host = "127.0.0.1";
-        so.port = "0";
-    }
+    svc_listen(&so);
     assert_fl_ok(fl_rpc_service_alloc(&so, &fx->tsvc));
-    fx->osvc = fx->tsvc;
-    if (tcp) {
-        fl_rpc_service_opts_t oo = {0};
-        oo.workers = 2;
-        assert_fl_ok(fl_rpc_service_alloc(&oo, &fx->osvc));
-        snprintf(fx->address, sizeof fx->address, "fling.tcp://%s:%d/%s",
-                 fl_rpc_service_address(fx->tsvc),
-                 fl_rpc_service_port(fx->tsvc), TARGET_ID);
-    } else {
-        snprintf(fx->address, sizeof fx->address, "fling://local/%s",
-                 TARGET_ID);
-    }
+    fx->osvc = cli_of(fx->tsvc);
+    snprintf(fx->address, sizeof fx->address, "%s",
+             tep_address(fx->tsvc, TARGET_ID).s);
     snprintf(fx->label, sizeof fx->label, "%s (registrar)", fx->address);
     fx->owner = start_ep(fx->osvc, "reg_owner", NULL);
     if (with_target)
@@ -303,8 +299,7 @@ static inline void fx_end(fx_t *fx)
     if (fx->target != NULL)
         fl_test_endpoint_end(fx->target);
     fl_test_endpoint_end(fx->owner);
-    if (fx->osvc != fx->tsvc)
-        fl_test_service_end(fx->osvc);
+    cli_end(fx->tsvc);
     fl_test_service_end(fx->tsvc);
 }
 
@@ -451,6 +446,9 @@ static inline int teardown(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T_ONCE(fn)                                                             \
+    cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown,              \
+                                             FX_MARK_LOCAL_ONLY)
 
 /* Every invocation ran on the owner's main thread with the target's token. */
 static inline void assert_invoker(invoker_t *iv, int calls)

@@ -10,10 +10,11 @@
 
 /* ---- registration ----------------------------------------------------- */
 
-static void success_first_try(bool tcp)
+static void test_success(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     fl_registration_t *reg = reg_start(&fx, &iv, NULL);
@@ -38,24 +39,13 @@ static void success_first_try(bool tcp)
     fx_end(&fx);
 }
 
-static void test_success_local(void **state)
-{
-    (void)state;
-    success_first_try(false);
-}
-
-static void test_success_tcp(void **state)
-{
-    (void)state;
-    success_first_try(true);
-}
-
 /* Four attempts time out: their timeouts double from 50 ms up to the
  * 200 ms maximum, each next attempt starting as the last one times out. */
-static void timeouts_double(bool tcp)
+static void test_timeouts_double(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_HOLD, ACT_HOLD, ACT_HOLD};
     target_reset(script, 4);
     invoker_t iv = {0};
@@ -86,24 +76,13 @@ static void timeouts_double(bool tcp)
     fx_end(&fx);
 }
 
-static void test_timeouts_double_local(void **state)
-{
-    (void)state;
-    timeouts_double(false);
-}
-
-static void test_timeouts_double_tcp(void **state)
-{
-    (void)state;
-    timeouts_double(true);
-}
-
 /* The target does not exist yet: the connect fails, is logged, and the
  * next one comes after the error delay (jitter off). */
-static void connect_failure(bool tcp)
+static void test_connect_failure(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, false);
+    fx_init(&fx, false);
     target_reset(NULL, 0);
     char cmsg[FL_FUTURE_MESSAGE_MAX];
     assert_fl(FL_ECONNECT, fl_test_connect_error(fx.osvc, fx.address, REG, cmsg,
@@ -132,24 +111,13 @@ static void connect_failure(bool tcp)
     fx_end(&fx);
 }
 
-static void test_connect_failure_local(void **state)
-{
-    (void)state;
-    connect_failure(false);
-}
-
-static void test_connect_failure_tcp(void **state)
-{
-    (void)state;
-    connect_failure(true);
-}
-
 /* A timeout, then an error: the next attempt comes after the error delay
  * (not the refused delay) and starts again from the initial timeout. */
-static void error_delay(bool tcp)
+static void test_error_delay(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_ERROR};
     target_reset(script, 2);
     invoker_t iv = {0};
@@ -174,24 +142,12 @@ static void error_delay(bool tcp)
     fx_end(&fx);
 }
 
-static void test_error_delay_local(void **state)
-{
-    (void)state;
-    error_delay(false);
-}
-
-static void test_error_delay_tcp(void **state)
-{
-    (void)state;
-    error_delay(true);
-}
-
 /* A failure answer: the next attempt comes after the refused delay. */
 static void test_refused_delay(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -218,7 +174,7 @@ static void test_rejection_stops(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_REJECT};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -245,7 +201,7 @@ static void test_cancel_ignores_late_answer(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -285,7 +241,7 @@ static void test_cancel_during_delay(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -314,7 +270,7 @@ static void test_cancel_through_the_future(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -343,7 +299,7 @@ static void test_invoke_refusal(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     iv.refuse = FL_EUSER + 1;
@@ -368,7 +324,7 @@ static void test_owner_stopped(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -397,7 +353,7 @@ static void test_alloc_out_of_memory(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, false);
+    fx_init(&fx, false);
     invoker_t iv = {0};
     fl_registration_spec_t s = spec_of(&fx, &iv, NULL);
     char want[512];
@@ -492,7 +448,7 @@ static void test_jitter_applied(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -518,7 +474,7 @@ static void test_jitter_default_source(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE, ACT_FAILURE, ACT_FAILURE};
     target_reset(script, 3);
     invoker_t iv = {0};
@@ -604,7 +560,7 @@ static void test_alloc_refusals(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, false);
+    fx_init(&fx, false);
     invoker_t iv = {0};
     fl_registration_opts_t o = opts_of(0, 1000, 0, 0, 0);
     fl_registration_spec_t s = spec_of(&fx, &iv, &o);
@@ -639,30 +595,26 @@ static void test_alloc_refusals(void **state)
     fx_end(&fx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        T(test_opts),
-        T(test_alloc_refusals),
-        T(test_alloc_out_of_memory),
-        T(test_jitter_bounds),
-        T(test_success_local),
-        T(test_success_tcp),
-        T(test_timeouts_double_local),
-        T(test_timeouts_double_tcp),
-        T(test_connect_failure_local),
-        T(test_connect_failure_tcp),
-        T(test_error_delay_local),
-        T(test_error_delay_tcp),
-        T(test_refused_delay),
-        T(test_rejection_stops),
-        T(test_cancel_ignores_late_answer),
-        T(test_cancel_during_delay),
-        T(test_cancel_through_the_future),
-        T(test_invoke_refusal),
-        T(test_owner_stopped),
-        T(test_jitter_applied),
-        T(test_jitter_default_source),
+        T_ONCE(test_opts),
+        T_ONCE(test_alloc_refusals),
+        T_ONCE(test_alloc_out_of_memory),
+        T_ONCE(test_jitter_bounds),
+        T(test_success),
+        T(test_timeouts_double),
+        T(test_connect_failure),
+        T(test_error_delay),
+        T_ONCE(test_refused_delay),
+        T_ONCE(test_rejection_stops),
+        T_ONCE(test_cancel_ignores_late_answer),
+        T_ONCE(test_cancel_during_delay),
+        T_ONCE(test_cancel_through_the_future),
+        T_ONCE(test_invoke_refusal),
+        T_ONCE(test_owner_stopped),
+        T_ONCE(test_jitter_applied),
+        T_ONCE(test_jitter_default_source),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }
