@@ -6,6 +6,8 @@
  */
 #include "registration_fixture.h"
 
+#include "oom_fixture.h"
+
 /* ---- registered connection ---------------------------------------------- */
 
 typedef struct seen {
@@ -284,14 +286,89 @@ static void test_conn_reconnect_replaces_pending(void **state)
     fx_end(&fx);
 }
 
+/* Waits until c's registration had an outcome (any callback). */
+static void seen_wait_any(seen_t *s)
+{
+    struct timespec dl = fl_test_deadline(FL_TEST_WAIT_MS);
+    pthread_mutex_lock(&s->mu);
+    while (s->successes + s->rejections + s->failures == 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0)
+            break;
+    int got = s->successes + s->rejections + s->failures;
+    pthread_mutex_unlock(&s->mu);
+    if (got == 0)
+        fail_msg("no callback within %d ms", FL_TEST_WAIT_MS);
+}
+
+/* Out of memory at each allocation from the start to the outcome, in turn
+ * until a run meets none. A start refused says so (FL_ENOMEM), reaches no
+ * callback and may be made again; a registration stopped later reaches
+ * on_failure with FL_ENOMEM and its step; otherwise it succeeds. */
+static void test_conn_start_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    int refused = 0, stopped = 0, last = -1;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
+        target_reset(NULL, 0);
+        invoker_t iv = {0};
+        seen_t s;
+        seen_init(&s, &fx);
+        fl_registered_connection_t *c = conn_alloc(&fx, &iv, &s);
+        oom_arm(n);
+        int rc = fl_registered_connection_start(c);
+        if (rc == FL_OK)
+            seen_wait_any(&s);
+        hit = oom_disarm();
+        if (rc != FL_OK) {
+            assert_fl(FL_ENOMEM, rc);
+            assert_false(fl_registered_connection_is_connected(c));
+            /* Nothing was tried, and no callback came before the
+             * sentinel's call left the owner's main thread. */
+            assert_no_more_attempts(&fx, 0);
+            assert_int_equal(s.successes + s.failures + s.rejections, 0);
+            /* Refused, not started: a second start goes through, and its
+             * success is the only callback. */
+            assert_fl_ok(fl_registered_connection_start(c));
+            seen_wait(&s, &s.successes, 1);
+            assert_no_more_attempts(&fx, 2);
+            assert_int_equal(s.failures + s.rejections, 0);
+            refused++;
+            last = 1;
+        } else if (s.failures != 0) {
+            assert_fl(FL_ENOMEM, s.err);
+            assert_int_equal(oom_step_of(&fx, s.message), 2);
+            assert_int_equal(s.successes + s.rejections, 0);
+            assert_false(fl_registered_connection_is_connected(c));
+            stopped++;
+            last = 2;
+        } else {
+            assert_int_equal(s.successes, 1);
+            assert_true(fl_registered_connection_is_connected(c));
+            last = 0;
+        }
+        assert_int_equal(s.off_main, 0);
+        fl_registered_connection_free(c);
+    }
+    assert_false(hit); /* the last run met no failure, and succeeded */
+    assert_int_equal(last, 0);
+    assert_true(refused >= 1);
+    assert_true(stopped >= 1);
+    fx_end(&fx);
+}
+
 int main(int argc, char **argv)
 {
+    oom_install();
     const struct CMUnitTest tests[] = {
         T(test_conn_life),
         T_ONCE(test_conn_rejection),
         T_ONCE(test_conn_failure),
         T_ONCE(test_conn_close_pending),
         T_ONCE(test_conn_reconnect_replaces_pending),
+        T_ONCE(test_conn_start_out_of_memory),
     };
     return FX_RUN(argc, argv, tests);
 }

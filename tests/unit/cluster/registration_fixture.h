@@ -468,4 +468,43 @@ static inline void assert_gap(int i, int64_t want_ms)
                            (uint64_t)want_ms + 400);
 }
 
+/* Where a registration at fx's target that met out of memory stopped, by
+ * the message of its result (each computed here, in full): 1 at its start
+ * (fl_registration_start refused), 2 at a later step; fails the test on
+ * any other message. */
+static inline int oom_step_of(const fx_t *fx, const char *msg)
+{
+    char want[16][512];
+    int n = 0;
+    const char *l = fx->label;
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s could not start: no memory to run a task on "
+             "rpc endpoint 'reg_owner'",
+             l);
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s could not start: could not queue a task to "
+             "rpc endpoint 'reg_owner': out of memory",
+             l);
+    int starts = n;
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s failed: fl_rpc_connect: out of memory", l);
+    const char *steps[] = {"wait for the connection", "wait for the answer",
+                           "schedule the next attempt"};
+    for (int i = 0; i < 3; i++)
+        snprintf(want[n++], sizeof want[0],
+                 "Registration at %s stopped: could not %s on its owner "
+                 "endpoint 'reg_owner': out of memory",
+                 l, steps[i]);
+    for (int k = 1; k <= 3; k++)
+        snprintf(want[n++], sizeof want[0],
+                 "Registration at %s failed: the registration function "
+                 "returned FL_ENOMEM (out of memory) on attempt %d",
+                 l, k);
+    for (int i = 0; i < n; i++)
+        if (strcmp(msg, want[i]) == 0)
+            return i < starts ? 1 : 2;
+    fail_msg("unexpected message after out of memory: %s", msg);
+    return -1;
+}
+
 #endif /* REGISTRATION_FIXTURE_H */

@@ -6,6 +6,8 @@
  */
 #include "registration_fixture.h"
 
+#include "oom_fixture.h"
+
 #include "common/internal.h"
 
 /* ---- registration ----------------------------------------------------- */
@@ -378,18 +380,100 @@ static void test_alloc_out_of_memory(void **state)
     /* Four allocations of our own; the result future comes from a block
      * pool that allocates only when it has no free block. */
     assert_in_range(failed, 4, 5);
-    for (uint64_t n = 1;; n++) {
+    /* The connection checks its spec with a registration first: the
+     * registration's reason, then the connection's own. Every allocation
+     * in turn until one run meets none (a failure may also be absorbed,
+     * as in freeing that registration's result to its pool). */
+    char conn_want[512];
+    snprintf(conn_want, sizeof conn_want,
+             "out of memory making the connection to %s", fx.address);
+    int reg_failed = 0, conn_failed = 0;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
         fl_registered_connection_t *c = NULL;
-        fl__alloc_fail_after(n, false);
+        char why[512] = "";
+        oom_arm(n);
         int rc = fl_registered_connection_alloc(fx.owner, &s, NULL, NULL, &c,
-                                                NULL, 0);
-        fl__alloc_fail_after(0, false);
+                                                why, sizeof why);
+        hit = oom_disarm();
         if (rc == FL_OK) {
+            assert_string_equal(why, "");
             fl_registered_connection_free(c);
-            break;
+            continue;
         }
         assert_fl(FL_ENOMEM, rc);
         assert_null(c);
+        if (conn_failed == 0 && strcmp(why, want) == 0) {
+            reg_failed++;
+        } else {
+            assert_string_equal(why, conn_want);
+            conn_failed++;
+        }
+    }
+    assert_false(hit);
+    assert_in_range(reg_failed, 4, 5);
+    assert_int_equal(conn_failed, 2); /* the handle, the address */
+    fx_end(&fx);
+}
+
+/* The result of a registration at fx's target that met out of memory
+ * once: a success, or FL_ENOMEM with the message of the step it stopped
+ * at. Returns which: 0 success, 1 refused at the start, 2 stopped later. */
+static int expect_oom_outcome(fx_t *fx, fl_registration_t *reg, int start_rc)
+{
+    fl_future_t *f = fl_registration_future(reg);
+    int err = fl_test_future_code(f);
+    if (err == FL_OK) {
+        assert_fl_ok(start_rc);
+        fl_registration_response_t *r = fl_future_value(f);
+        assert_int_equal(r->outcome, FL_REGISTRATION_SUCCESS);
+        return 0;
+    }
+    assert_fl(FL_ENOMEM, err);
+    int step = oom_step_of(fx, fl_future_message(f));
+    assert_fl(step == 1 ? FL_ENOMEM : FL_OK, start_rc);
+    return step;
+}
+
+/* Out of memory at each allocation from the start to the result (the
+ * start, the connect, the attempts in flight, the delays between them,
+ * the target's answers), in turn until a run meets none: the
+ * registration still succeeds (the failed step is retried) or its result
+ * fails FL_ENOMEM saying which step stopped it; never a hang, a crash or
+ * a leak (the sanitizer builds check), and the owner registers again at
+ * once. */
+static void test_start_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
+    const act_t scripts[2][2] = {{ACT_SUCCESS}, {ACT_FAILURE, ACT_ERROR}};
+    for (int sc = 0; sc < 2; sc++) {
+        int seen[3] = {0, 0, 0}, last = -1;
+        bool hit = true;
+        uint64_t n = 1;
+        for (; hit && n <= OOM_MAX_RUNS; n++) {
+            target_reset(scripts[sc], 2);
+            invoker_t iv = {0};
+            fl_registration_spec_t s = spec_of(&fx, &iv, &o);
+            fl_registration_t *reg = NULL;
+            assert_fl_ok(fl_registration_alloc(fx.owner, &s, &reg, NULL, 0));
+            oom_arm(n);
+            int rc = fl_registration_start(reg);
+            fl_test_future_code(fl_registration_future(reg));
+            hit = oom_disarm();
+            last = expect_oom_outcome(&fx, reg, rc);
+            seen[last]++;
+            fl_registration_free(reg);
+        }
+        assert_false(hit); /* the last run met no failure, and succeeded */
+        assert_int_equal(last, 0);
+        /* It succeeded, and the failures reached both the start and the
+         * steps after it. */
+        assert_true(seen[0] >= 1);
+        assert_true(seen[1] >= 1);
+        assert_true(seen[2] >= 1);
     }
     fx_end(&fx);
 }
@@ -597,10 +681,12 @@ static void test_alloc_refusals(void **state)
 
 int main(int argc, char **argv)
 {
+    oom_install();
     const struct CMUnitTest tests[] = {
         T_ONCE(test_opts),
         T_ONCE(test_alloc_refusals),
         T_ONCE(test_alloc_out_of_memory),
+        T_ONCE(test_start_out_of_memory),
         T_ONCE(test_jitter_bounds),
         T(test_success),
         T(test_timeouts_double),
