@@ -315,6 +315,11 @@ typedef struct job {
     int rc;
     int64_t value;
     char err[512];
+    /* job_oom: runs inner with the oom_n-th allocation failing, and says
+     * whether it came (oom_fixture.h). */
+    int (*inner)(struct job *j);
+    uint64_t oom_n;
+    bool oom_hit;
 } job_t;
 
 static int run_job(fl_rpc_endpoint_t *ep, void *state, void *arg, void **out,
@@ -436,12 +441,9 @@ static void node_init(pair_t *p, node_t *n, const char *name,
     fl_test_latch_await(n->started);
 }
 
-/* Starts both nodes of a service for this run's transport and their
- * managers with these timings (the sender's first, then the receiver's);
- * the receiver monitors the sender, then (if `link`) the sender monitors
- * the receiver. */
-static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
-                       int64_t rt, bool link)
+/* Both nodes of a service for this run's transport, and their gateways
+ * to each other, without managers. */
+static void pair_nodes(pair_t *p)
 {
     fl_rpc_service_opts_t svo = {0};
     svc_listen(&svo);
@@ -452,6 +454,16 @@ static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
         fl_test_connect(p->svc, fl_rpc_endpoint_address(p->r.ep), HB, NULL);
     p->r.peer =
         fl_test_connect(p->svc, fl_rpc_endpoint_address(p->s.ep), HB, NULL);
+}
+
+/* Starts both nodes of a service for this run's transport and their
+ * managers with these timings (the sender's first, then the receiver's);
+ * the receiver monitors the sender, then (if `link`) the sender monitors
+ * the receiver. */
+static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
+                       int64_t rt, bool link)
+{
+    pair_nodes(p);
     fl_heartbeat_opts_t so = opts_of(&p->s, si, st);
     fl_heartbeat_opts_t ro = opts_of(&p->r, ri, rt);
     job_t j = {.n = &p->s, .fn = job_alloc, .opts = &so};
