@@ -23,6 +23,15 @@
  * in one burst, and each retry is logged (component "cluster") with the
  * target, the attempt number, why it failed and when the next one starts.
  *
+ * Only those delays are jittered. The first attempt starts at once: each
+ * caller learns of its target at its own moment, and a wait there would
+ * only delay every registration. The attempt timeouts are not jittered: a
+ * timeout bounds how long an attempt may wait for its answer, and a
+ * jittered one would give up before the configured timeout or wait past
+ * max_timeout_ms; callers that time out together retry together at most
+ * until the timeout has doubled up to the maximum, and then only if the
+ * target stays silent, which a burst of requests does not worsen.
+ *
  * EVERY callback of this layer (the registration function, the connection's
  * callbacks) runs on the owner's main thread, and every timer is one of the
  * owner's scheduled tasks: the owner must be started while the

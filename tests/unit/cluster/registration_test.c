@@ -553,7 +553,10 @@ static void test_jitter_applied(void **state)
     fx_end(&fx);
 }
 
-/* The internal random source keeps within the bounds too. */
+/* The internal random source, jitter 0.5 on a 200 ms refused delay: each
+ * delay is drawn from [100, 300) ms, the target measures the same gaps, and
+ * the draws differ. The first attempt is not delayed: it reaches the
+ * target sooner than the shortest jittered delay. */
 static void test_jitter_default_source(void **state)
 {
     (void)state;
@@ -562,24 +565,32 @@ static void test_jitter_default_source(void **state)
     act_t script[] = {ACT_FAILURE, ACT_FAILURE, ACT_FAILURE};
     target_reset(script, 3);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(100, 1000, 5000, 100, 0.5);
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 200, 0.5);
+    uint64_t t0 = fl_clock_now_ns();
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
     result_ok(reg, FL_REGISTRATION_SUCCESS, 103);
+    fl_test_assert_elapsed("the first attempt", (tg.at_ns[0] - t0) / 1000000u,
+                           0, 100);
     cap_rec_t recs[256];
     pthread_mutex_lock(&cap.mu);
     int n = cap.n;
     memcpy(recs, cap.r, sizeof recs);
     pthread_mutex_unlock(&cap.mu);
     int delays = 0;
+    long drawn[3];
     for (int i = 0; i < n; i++) {
         if (strstr(recs[i].message, "was refused for now") == NULL)
             continue;
         long d = strtol(recs[i].next_in_ms, NULL, 10);
-        assert_in_range(d, 50, 149);
+        assert_in_range(d, 100, 299);
         assert_gap(delays, d);
-        delays++;
+        drawn[delays++] = d;
     }
     assert_int_equal(delays, 3);
+    bool differ = false;
+    for (int i = 1; i < 3; i++)
+        differ = differ || drawn[i] != drawn[0];
+    assert_true(differ);
     fl_registration_free(reg);
     fx_end(&fx);
 }
