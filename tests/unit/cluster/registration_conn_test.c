@@ -91,16 +91,25 @@ static void seen_wait(seen_t *s, const int *counter, int n)
         fail_msg("callback count %d, want %d", got, n);
 }
 
-static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
-                                              seen_t *s)
+/* A connection of fx's owner to its target, with options o (NULL: the
+ * defaults). */
+static fl_registered_connection_t *
+conn_alloc_opts(fx_t *fx, invoker_t *iv, seen_t *s,
+                const fl_registration_opts_t *o)
 {
-    fl_registration_spec_t sp = spec_of(fx, iv, NULL);
+    fl_registration_spec_t sp = spec_of(fx, iv, o);
     fl_registered_connection_t *c = NULL;
     char why[256] = "";
     assert_fl_ok(fl_registered_connection_alloc(fx->owner, &sp, &cbs, s, &c,
                                                 why, sizeof why));
     assert_string_equal(why, "");
     return c;
+}
+
+static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
+                                              seen_t *s)
+{
+    return conn_alloc_opts(fx, iv, s, NULL);
 }
 
 /* Start once; reconnect only after a success; the old gateway serves until
@@ -309,6 +318,8 @@ static void test_conn_start_out_of_memory(void **state)
     (void)state;
     fx_t fx;
     fx_init(&fx, true);
+    /* No delays: a step that met out of memory is retried at once. */
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
     int refused = 0, stopped = 0, last = -1;
     bool hit = true;
     for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
@@ -316,7 +327,7 @@ static void test_conn_start_out_of_memory(void **state)
         invoker_t iv = {0};
         seen_t s;
         seen_init(&s, &fx);
-        fl_registered_connection_t *c = conn_alloc(&fx, &iv, &s);
+        fl_registered_connection_t *c = conn_alloc_opts(&fx, &iv, &s, &o);
         oom_arm(n);
         int rc = fl_registered_connection_start(c);
         if (rc == FL_OK)
