@@ -242,12 +242,7 @@ static void test_conn_close_pending(void **state)
     target_wait(1);
     fl_registered_connection_close(c);
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     assert_int_equal(s.successes + s.rejections + s.failures, 0);
     assert_null(fl_registered_connection_gateway(c));
@@ -277,12 +272,7 @@ static void test_conn_reconnect_replaces_pending(void **state)
     assert_fl_ok(fl_registered_connection_try_reconnect(c));
     target_wait(3);
     target_answer(1, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_ptr_equal(fl_registered_connection_gateway(c), g1);
     target_answer(2, FL_REGISTRATION_SUCCESS);
     seen_wait(&s, &s.successes, 2);

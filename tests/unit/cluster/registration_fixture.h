@@ -468,6 +468,20 @@ static inline void assert_gap(int i, int64_t want_ms)
                            (uint64_t)want_ms + 400);
 }
 
+/* Waits for the debug record of the answer to `attempt` that came after
+ * a cancel, and checks its text. */
+static inline void expect_answer_ignored(const fx_t *fx, int attempt)
+{
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Ignoring the answer to registration attempt %d at %s: the "
+             "registration was cancelled",
+             attempt, fx->label);
+    cap_rec_t r = cap_wait("Ignoring the answer");
+    assert_int_equal(r.level, FL_LOG_DEBUG);
+    assert_string_equal(r.message, want);
+}
+
 /* Where a registration at fx's target that met out of memory stopped, by
  * the message of its result (each computed here, in full): 1 at its start
  * (fl_registration_start refused), 2 at a later step; fails the test on

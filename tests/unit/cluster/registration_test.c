@@ -144,6 +144,18 @@ static void test_error_delay(void **state)
     fx_end(&fx);
 }
 
+/* Waits for the first retry record, and checks it says that attempt 1 was
+ * refused for now and attempt 2 starts in delay_ms. */
+static void expect_first_refusal(const fx_t *fx, int64_t delay_ms)
+{
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 1 was refused for now: resource "
+             "manager is starting; attempt 2 starts in %lld ms",
+             fx->label, (long long)delay_ms);
+    assert_string_equal(cap_wait("Registration at ").message, want);
+}
+
 /* A failure answer: the next attempt comes after the refused delay. */
 static void test_refused_delay(void **state)
 {
@@ -160,12 +172,7 @@ static void test_refused_delay(void **state)
     assert_int_equal(tg.timeout_ms[0], 100);
     assert_int_equal(tg.timeout_ms[1], 100);
     assert_gap(0, 250);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 250 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 250);
     assert_invoker(&iv, 2);
     fl_registration_free(reg);
     fx_end(&fx);
@@ -197,6 +204,19 @@ static void test_rejection_stops(void **state)
     fx_end(&fx);
 }
 
+/* A registration (10 s timeouts, no delays) whose first attempt the
+ * target holds, once the target has it. */
+static fl_registration_t *reg_held(fx_t *fx, invoker_t *iv)
+{
+    act_t script[] = {ACT_HOLD};
+    target_reset(script, 1);
+    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
+    fl_registration_t *reg = reg_start(fx, iv, &o);
+    target_wait(1);
+    assert_false(fl_registration_is_cancelled(reg));
+    return reg;
+}
+
 /* Cancelled while an attempt is under way: the result fails at once, the
  * late answer is ignored, nothing more is tried. */
 static void test_cancel_ignores_late_answer(void **state)
@@ -204,14 +224,9 @@ static void test_cancel_ignores_late_answer(void **state)
     (void)state;
     fx_t fx;
     fx_init(&fx, true);
-    act_t script[] = {ACT_HOLD};
-    target_reset(script, 1);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
-    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_registration_t *reg = reg_held(&fx, &iv);
     fl_future_t *f = fl_registration_future(reg);
-    target_wait(1);
-    assert_false(fl_registration_is_cancelled(reg));
     fl_registration_cancel(reg);
     assert_true(fl_registration_is_cancelled(reg));
     assert_fl(FL_ECANCELED, fl_test_future_code(f));
@@ -220,13 +235,7 @@ static void test_cancel_ignores_late_answer(void **state)
              fx.label);
     assert_string_equal(fl_future_message(f), cancelled);
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_int_equal(cap_wait("Ignoring the answer").level, FL_LOG_DEBUG);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     assert_ptr_equal(fl_registration_future(reg), f);
     assert_fl(FL_ECANCELED, fl_future_error(f));
@@ -249,15 +258,11 @@ static void test_cancel_during_delay(void **state)
     invoker_t iv = {0};
     fl_registration_opts_t o = opts_of(100, 1000, 60000, 60000, 0);
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 60000 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 60000);
     fl_registration_cancel(reg);
     fl_future_t *f = fl_registration_future(reg);
     assert_fl(FL_ECANCELED, fl_test_future_code(f));
+    char want[1024];
     snprintf(want, sizeof want, "Registration at %s was cancelled", fx.label);
     assert_string_equal(fl_future_message(f), want);
     fl_registration_free(reg);
@@ -273,24 +278,14 @@ static void test_cancel_through_the_future(void **state)
     (void)state;
     fx_t fx;
     fx_init(&fx, true);
-    act_t script[] = {ACT_HOLD};
-    target_reset(script, 1);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
-    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_registration_t *reg = reg_held(&fx, &iv);
     fl_future_t *f = fl_registration_future(reg);
-    target_wait(1);
-    assert_false(fl_registration_is_cancelled(reg));
     assert_fl_ok(fl_future_cancel(f));
     assert_true(fl_registration_is_cancelled(reg));
     assert_fl(FL_ECANCELED, fl_future_error(f));
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     fl_registration_free(reg);
     fx_end(&fx);
@@ -543,12 +538,7 @@ static void test_jitter_applied(void **state)
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
     result_ok(reg, FL_REGISTRATION_SUCCESS, 101);
     assert_gap(0, 200);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 200 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 200);
     fl_registration_free(reg);
     fx_end(&fx);
 }
