@@ -360,6 +360,63 @@ static void test_conn_start_out_of_memory(void **state)
     fx_end(&fx);
 }
 
+/* Out of memory at each allocation of a reconnect in turn, after a
+ * success: a refused reconnect (FL_ENOMEM) reaches no callback and leaves
+ * the connection as it was (connected, the same gateway, the pending
+ * registration not replaced), and the next one goes through. */
+static void test_conn_reconnect_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
+    int refused = 0;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
+        target_reset(NULL, 0);
+        invoker_t iv = {0};
+        seen_t s;
+        seen_init(&s, &fx);
+        fl_registered_connection_t *c = conn_alloc_opts(&fx, &iv, &s, &o);
+        assert_fl_ok(fl_registered_connection_start(c));
+        seen_wait(&s, &s.successes, 1);
+        fl_rpc_gateway_t *g1 = fl_registered_connection_gateway(c);
+        oom_arm(n);
+        int rc = fl_registered_connection_try_reconnect(c);
+        hit = oom_disarm();
+        if (rc != FL_OK) {
+            assert_fl(FL_ENOMEM, rc);
+            assert_no_more_attempts(&fx, 1);
+            assert_int_equal(s.successes, 1);
+            assert_int_equal(s.failures + s.rejections, 0);
+            assert_true(fl_registered_connection_is_connected(c));
+            assert_ptr_equal(fl_registered_connection_gateway(c), g1);
+            assert_fl_ok(fl_registered_connection_try_reconnect(c));
+            refused++;
+        }
+        /* The reconnect (or the one after the refusal) succeeds; a step
+         * that met out of memory was retried or failed it. */
+        struct timespec dl = fl_test_deadline(FL_TEST_WAIT_MS);
+        pthread_mutex_lock(&s.mu);
+        while (s.successes + s.failures < 2)
+            if (pthread_cond_timedwait(&s.cv, &s.mu, &dl) != 0)
+                break;
+        pthread_mutex_unlock(&s.mu);
+        if (s.failures == 0) {
+            assert_int_equal(s.successes, 2);
+            assert_ptr_not_equal(fl_registered_connection_gateway(c), g1);
+        } else {
+            assert_fl(FL_ENOMEM, s.err);
+            assert_int_equal(oom_step_of(&fx, s.message), 2);
+        }
+        assert_int_equal(s.off_main, 0);
+        fl_registered_connection_free(c);
+    }
+    assert_false(hit);
+    assert_true(refused >= 2); /* the registration, the outcome's hop */
+    fx_end(&fx);
+}
+
 int main(int argc, char **argv)
 {
     oom_install();
@@ -370,6 +427,7 @@ int main(int argc, char **argv)
         T_ONCE(test_conn_close_pending),
         T_ONCE(test_conn_reconnect_replaces_pending),
         T_ONCE(test_conn_start_out_of_memory),
+        T_ONCE(test_conn_reconnect_out_of_memory),
     };
     return FX_RUN(argc, argv, tests);
 }
