@@ -23,6 +23,15 @@
  * in one burst, and each retry is logged (component "cluster") with the
  * target, the attempt number, why it failed and when the next one starts.
  *
+ * Only those delays are jittered. The first attempt starts at once: each
+ * caller learns of its target at its own moment, and a wait there would
+ * only delay every registration. The attempt timeouts are not jittered: a
+ * timeout bounds how long an attempt may wait for its answer, and a
+ * jittered one would give up before the configured timeout or wait past
+ * max_timeout_ms; callers that time out together retry together at most
+ * until the timeout has doubled up to the maximum, and then only if the
+ * target stays silent, which a burst of requests does not worsen.
+ *
  * EVERY callback of this layer (the registration function, the connection's
  * callbacks) runs on the owner's main thread, and every timer is one of the
  * owner's scheduled tasks: the owner must be started while the
@@ -205,7 +214,10 @@ FL_EXTERN int fl_registration_start(fl_registration_t *reg);
  * completes with an fl_registration_response_t * whose outcome is SUCCESS
  * (its gateway set) or REJECTION, or fails: FL_ECANCELED ("Registration at
  * <target> was cancelled"), FL_EUNREACHABLE (the owner stopped running
- * it), or the code of a registration function or connect that refused.
+ * it), the code of a registration function or connect that refused, or
+ * the code of the owner refusing a step ("Registration at <target>
+ * stopped: could not wait for the answer on its owner endpoint 'tm':
+ * out of memory").
  * fl_future_cancel on it cancels the registration as
  * fl_registration_cancel does (the message is then the future's own).
  */
@@ -257,16 +269,20 @@ FL_EXTERN int fl_registered_connection_alloc(
 
 /*
  * fl_registered_connection_start starts registering, once: FL_OK, FL_ESTATE
- * if already started, FL_ECLOSED once closed, or what fl_registration_start
- * refuses with. Any thread; never blocks.
+ * if already started, FL_ECLOSED once closed, or what fl_registration_alloc
+ * and fl_registration_start refuse with (FL_ENOMEM ...). A refusal reaches
+ * no callback and leaves c unstarted: start may be called again. Any
+ * thread; never blocks.
  */
 FL_EXTERN int fl_registered_connection_start(fl_registered_connection_t *c);
 
 /*
  * fl_registered_connection_try_reconnect cancels the pending registration
  * and starts a fresh one: FL_OK; FL_ESTATE before the first success;
- * FL_ECLOSED once closed. The gateway of the last success stays the
- * connection's until the next success replaces it. Any thread.
+ * FL_ECLOSED once closed; or a refusal as fl_registered_connection_start's,
+ * which leaves the pending registration as it was. The gateway of the last
+ * success stays the connection's until the next success replaces it. Any
+ * thread.
  */
 FL_EXTERN int
 fl_registered_connection_try_reconnect(fl_registered_connection_t *c);

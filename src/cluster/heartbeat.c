@@ -250,7 +250,8 @@ int fl_heartbeat_manager_alloc(fl_rpc_endpoint_t *ep,
     }
     fl_heartbeat_manager_t *m = fl__calloc(1, sizeof *m + idlen + 1);
     if (m == NULL) {
-        fl__say(err, err_len, "out of memory");
+        fl__say(err, err_len,
+                "Heartbeat manager '%s' could not be made: out of memory", id);
         return FL_ENOMEM;
     }
     memcpy(m->id, id, idlen + 1);
@@ -274,10 +275,8 @@ int fl_heartbeat_manager_alloc(fl_rpc_endpoint_t *ep,
                                                tm.interval_ms, &m->round_task);
     }
     if (rc != FL_OK) {
-        fl__say(err, err_len,
-                "could not schedule the heartbeat tasks of '%s' on rpc "
-                "endpoint '%s': %s",
-                m->id, fl_rpc_endpoint_id(ep), fl_rpc_last_message());
+        fl__say(err, err_len, "Heartbeat manager '%s' could not start: %s",
+                m->id, fl_rpc_last_message());
         fl_rpc_scheduled_cancel(m->check_task);
         fl_rpc_scheduled_free(m->check_task);
         fl__hb_release(m);

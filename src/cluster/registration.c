@@ -87,17 +87,59 @@ static bool is_cancelled(const fl_registration_t *reg)
     return atomic_load_explicit(&reg->cancelled, memory_order_acquire);
 }
 
-/* A hop the owner dropped without running it: nobody will retry, so the
- * result must not stay pending. */
-static void hop_dropped(void *p)
+static void fail_unreachable(fl_registration_t *reg)
 {
-    fl_registration_t *reg = p;
     if (!is_cancelled(reg))
         fl_future_fail(reg->result, FL_EUNREACHABLE,
                        "Registration at %s stopped: its owner endpoint '%s' "
                        "is no longer running",
                        reg->label, reg->owner_id);
+}
+
+/* The hop this thread is handing to the owner (hand_over), and whether the
+ * owner dropped it within that call: a refusal (FL_ENOMEM ...) must fail
+ * the result with its own reason, not as an owner that stopped. */
+static _Thread_local struct {
+    const fl_registration_t *reg;
+    bool dropped;
+} handing;
+
+/* A hop the owner dropped without running it: nobody will retry, so the
+ * result must not stay pending. */
+static void hop_dropped(void *p)
+{
+    fl_registration_t *reg = p;
+    if (handing.reg == reg)
+        handing.dropped = true; /* hand_over says why */
+    else
+        fail_unreachable(reg);
     reg_unref(reg);
+}
+
+/* Before a call that hands a hop of reg (freed by hop_dropped) to the
+ * owner. */
+static void hand_begin(fl_registration_t *reg)
+{
+    handing.reg = reg;
+    handing.dropped = false;
+}
+
+/* After it, with what it returned: a refusal fails the result with its
+ * reason; a hop dropped within an accepted call, as the owner stopping. */
+static void hand_end(fl_registration_t *reg, int rc, const char *what)
+{
+    bool dropped = handing.dropped;
+    handing.reg = NULL;
+    handing.dropped = false;
+    if (rc != FL_OK) {
+        if (!is_cancelled(reg))
+            fl_future_fail(reg->result, rc,
+                           "Registration at %s stopped: could not %s on its "
+                           "owner endpoint '%s': %s",
+                           reg->label, what, reg->owner_id, fl_strerror(rc));
+    } else if (dropped) {
+        fail_unreachable(reg);
+    }
 }
 
 static void fail_result(fl_registration_t *reg, int err, const char *msg)
@@ -145,10 +187,12 @@ static void schedule(fl_registration_t *reg, fl_rpc_run_cb fn, int64_t delay_ms)
     if (is_cancelled(reg))
         return;
     fl_rpc_scheduled_t *h = NULL;
+    hand_begin(reg);
     int rc = fl_rpc_schedule_run_async(reg->owner, fn, reg_ref(reg),
                                        hop_dropped, delay_ms, &h);
+    hand_end(reg, rc, "schedule the next attempt");
     if (rc != FL_OK)
-        return; /* hop_dropped failed the result */
+        return;
     pthread_mutex_lock(&reg->lk);
     fl_rpc_scheduled_free(reg->timer);
     reg->timer = h;
@@ -200,7 +244,10 @@ static void step_connect(fl_registration_t *reg)
         fail_result(reg, rc, msg);
         return;
     }
-    fl_rpc_on_complete(reg->owner, f, on_connected, reg_ref(reg), hop_dropped);
+    hand_begin(reg);
+    rc = fl_rpc_on_complete(reg->owner, f, on_connected, reg_ref(reg),
+                            hop_dropped);
+    hand_end(reg, rc, "wait for the connection");
     fl_future_release(f);
 }
 
@@ -310,7 +357,10 @@ static void step_attempt(fl_registration_t *reg)
     fl_future_set_timeout(
         fl_rpc_service_system(fl_rpc_endpoint_service(reg->owner)), f,
         reg->timeout_ms);
-    fl_rpc_on_complete(reg->owner, f, on_answer, reg_ref(reg), hop_dropped);
+    hand_begin(reg);
+    rc =
+        fl_rpc_on_complete(reg->owner, f, on_answer, reg_ref(reg), hop_dropped);
+    hand_end(reg, rc, "wait for the answer");
     fl_future_release(f);
 }
 

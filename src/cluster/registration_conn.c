@@ -93,7 +93,9 @@ static void on_outcome(fl_future_t *f, void *arg)
 }
 
 /* Makes and starts a registration as c's pending one; c->lk held. The
- * previous one is cancelled and freed. */
+ * previous one is cancelled and freed, but only once the new one is under
+ * way: a refusal (FL_ENOMEM ...) leaves c as it was and reaches no
+ * callback. */
 static int begin(fl_registered_connection_t *c)
 {
     fl_registration_t *reg = NULL;
@@ -105,17 +107,27 @@ static int begin(fl_registered_connection_t *c)
         fl_registration_free(reg);
         return FL_ENOMEM;
     }
-    fl_registration_free(c->pending);
-    c->pending = reg;
     /* Relaxed: taken while the handle's reference is held. */
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     h->c = c;
     h->reg = reg;
-    rc = fl_rpc_on_complete(c->owner, fl_registration_future(reg), on_outcome,
-                            h, hop_free);
-    if (rc != FL_OK)
+    /* Started before its outcome is awaited: a start refused fails the
+     * result, which must reach no callback (the caller has rc). */
+    rc = fl_registration_start(reg);
+    if (rc != FL_OK) {
+        hop_free(h);
+        fl_registration_free(reg);
         return rc;
-    return fl_registration_start(reg);
+    }
+    rc = fl_rpc_on_complete(c->owner, fl_registration_future(reg), on_outcome,
+                            h, hop_free); /* on failure h is freed */
+    if (rc != FL_OK) {
+        fl_registration_free(reg);
+        return rc;
+    }
+    fl_registration_free(c->pending);
+    c->pending = reg;
+    return FL_OK;
 }
 
 int fl_registered_connection_alloc(fl_rpc_endpoint_t *owner,
@@ -171,8 +183,8 @@ int fl_registered_connection_start(fl_registered_connection_t *c)
     pthread_mutex_lock(&c->lk);
     int rc = c->closed ? FL_ECLOSED : c->started ? FL_ESTATE : FL_OK;
     if (rc == FL_OK) {
-        c->started = true;
         rc = begin(c);
+        c->started = rc == FL_OK; /* refused: may be started again */
     }
     pthread_mutex_unlock(&c->lk);
     return rc;

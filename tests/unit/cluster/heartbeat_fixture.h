@@ -4,6 +4,12 @@
  * the gateway of heartbeat_gateways.proto with a heartbeat manager whose
  * callbacks record events; fake and witness targets; running jobs on a
  * node's main thread. One includer only (its functions are static).
+ *
+ * heartbeat_test runs once per transport (unit/rpc/rpc_transport.h): over
+ * TCP the service listens on 127.0.0.1 port 0 and the nodes call each
+ * other through it. Cases whose subject is the manager's own logic
+ * (timeouts, thresholds, options) run in the local run only
+ * (FX_LOCAL_ONLY).
  */
 #ifndef HEARTBEAT_FIXTURE_H
 #define HEARTBEAT_FIXTURE_H
@@ -19,6 +25,7 @@
 #include <time.h>
 
 #include "heartbeat_gateways.pb-c.h"
+#include "unit/rpc/rpc_transport.h"
 
 #define WAIT_MS 20000
 #define M_REQUEST 0
@@ -308,6 +315,11 @@ typedef struct job {
     int rc;
     int64_t value;
     char err[512];
+    /* job_oom: runs inner with the oom_n-th allocation failing, and says
+     * whether it came (oom_fixture.h). */
+    int (*inner)(struct job *j);
+    uint64_t oom_n;
+    bool oom_hit;
 } job_t;
 
 static int run_job(fl_rpc_endpoint_t *ep, void *state, void *arg, void **out,
@@ -429,20 +441,29 @@ static void node_init(pair_t *p, node_t *n, const char *name,
     fl_test_latch_await(n->started);
 }
 
-/* Starts both nodes and their managers with these timings (the sender's
- * first, then the receiver's); the receiver monitors the sender, then
- * (if `link`) the sender monitors the receiver. */
-static void pair_start_on(pair_t *p, const fl_rpc_service_opts_t *svo,
-                          int64_t si, int64_t st, int64_t ri, int64_t rt,
-                          bool link)
+/* Both nodes of a service for this run's transport, and their gateways
+ * to each other, without managers. */
+static void pair_nodes(pair_t *p)
 {
-    assert_fl_ok(fl_rpc_service_alloc(svo, &p->svc));
+    fl_rpc_service_opts_t svo = {0};
+    svc_listen(&svo);
+    assert_fl_ok(fl_rpc_service_alloc(&svo, &p->svc));
     node_init(p, &p->s, "sender", FL_HEARTBEAT_SENDER);
     node_init(p, &p->r, "receiver", FL_HEARTBEAT_RECEIVER);
     p->s.peer =
         fl_test_connect(p->svc, fl_rpc_endpoint_address(p->r.ep), HB, NULL);
     p->r.peer =
         fl_test_connect(p->svc, fl_rpc_endpoint_address(p->s.ep), HB, NULL);
+}
+
+/* Starts both nodes of a service for this run's transport and their
+ * managers with these timings (the sender's first, then the receiver's);
+ * the receiver monitors the sender, then (if `link`) the sender monitors
+ * the receiver. */
+static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
+                       int64_t rt, bool link)
+{
+    pair_nodes(p);
     fl_heartbeat_opts_t so = opts_of(&p->s, si, st);
     fl_heartbeat_opts_t ro = opts_of(&p->r, ri, rt);
     job_t j = {.n = &p->s, .fn = job_alloc, .opts = &so};
@@ -454,13 +475,6 @@ static void pair_start_on(pair_t *p, const fl_rpc_service_opts_t *svo,
     assert_fl_ok(do_job(&p->r, job_monitor_peer, "sender"));
     if (link)
         assert_fl_ok(do_job(&p->s, job_monitor_peer, "receiver"));
-}
-
-/* pair_start_on a local-only service. */
-static void pair_start(pair_t *p, int64_t si, int64_t st, int64_t ri,
-                       int64_t rt, bool link)
-{
-    pair_start_on(p, NULL, si, st, ri, rt, link);
 }
 
 static void node_end(node_t *n)

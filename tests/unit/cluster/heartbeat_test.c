@@ -7,17 +7,22 @@
  */
 #include "heartbeat_fixture.h"
 
+#include "oom_fixture.h"
+
 /* ---- the cases -----------------------------------------------------------
  */
 
 /* Heartbeats flow both ways, each carrying the payload retrieved for its
- * target, and both sides see the other's last heartbeat. */
+ * target, and both sides see the other's last heartbeat; over TCP the
+ * endpoints call each other through 127.0.0.1. */
 static void test_flow_with_payloads(void **state)
 {
     (void)state;
     pair_t p;
     int64_t t0 = wall_ms();
     pair_start(&p, 20, 2000, 20, 2000, true);
+    assert_string_equal(fl_rpc_endpoint_address(p.r.ep),
+                        tep_address(p.svc, "receiver").s);
     wait_count(&p.r, &p.r.nreports, 3, "reports");
     wait_count(&p.s, &p.s.nreports, 3, "reports");
     pthread_mutex_lock(&p.r.mu);
@@ -35,27 +40,6 @@ static void test_flow_with_payloads(void **state)
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 0);
     assert_int_equal(count_of(&p.s, &p.s.nincompatible), 0);
-    pair_end(&p);
-}
-
-/* The same over TCP: the endpoints call each other through 127.0.0.1. */
-static void test_flow_tcp(void **state)
-{
-    (void)state;
-    pair_t p;
-    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
-    pair_start_on(&p, &so, 20, 2000, 20, 2000, true);
-    assert_non_null(strstr(fl_rpc_endpoint_address(p.r.ep), "fling.tcp://"));
-    wait_count(&p.r, &p.r.nreports, 3, "reports");
-    wait_count(&p.s, &p.s.nreports, 3, "reports");
-    pthread_mutex_lock(&p.r.mu);
-    assert_string_equal(p.r.last_payload, "sender-to-receiver");
-    pthread_mutex_unlock(&p.r.mu);
-    pthread_mutex_lock(&p.s.mu);
-    assert_string_equal(p.s.last_payload, "receiver-to-sender");
-    pthread_mutex_unlock(&p.s.mu);
-    assert_true(last_from(&p.s, "receiver") > 0);
-    assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     pair_end(&p);
 }
 
@@ -361,21 +345,105 @@ static void test_stop(void **state)
     pair_end(&p);
 }
 
-int main(void)
+/* ---- out of memory --------------------------------------------------------
+ */
+
+static int job_oom(job_t *j)
 {
+    oom_arm(j->oom_n);
+    int rc = j->inner(j);
+    j->oom_hit = oom_disarm();
+    return rc;
+}
+
+/* Out of memory at each allocation of fl_heartbeat_manager_alloc in turn,
+ * on the main thread, until one run meets none: FL_ENOMEM with the reason
+ * and no manager, or a manager that works; nothing leaked. */
+static void test_alloc_out_of_memory(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_nodes(&p);
+    fl_heartbeat_opts_t so = opts_of(&p.s, 20, 2000);
+    int failed = 0;
+    job_t j = {.oom_hit = true};
+    for (uint64_t n = 1; j.oom_hit && n <= OOM_MAX_RUNS; n++) {
+        p.s.m = (fl_heartbeat_manager_t *)&p; /* must become NULL */
+        j = (job_t){.n = &p.s, .fn = job_oom, .inner = job_alloc, .opts = &so};
+        j.oom_n = n;
+        on_main(&j);
+        if (j.rc == FL_OK) {
+            assert_string_equal(j.err, "");
+            assert_fl_ok(do_job(&p.s, job_free, NULL));
+            continue;
+        }
+        assert_fl(FL_ENOMEM, j.rc);
+        assert_null(p.s.m);
+        /* The manager itself, or one of its two tasks. */
+        assert_string_equal(
+            j.err, failed == 0
+                       ? "Heartbeat manager 'sender' could not be made: out "
+                         "of memory"
+                       : "Heartbeat manager 'sender' could not start: could "
+                         "not schedule a task on rpc endpoint 'sender': out "
+                         "of memory");
+        failed++;
+    }
+    assert_false(j.oom_hit);
+    assert_true(failed >= 3);
+    pair_end(&p);
+}
+
+/* Out of memory at each allocation of fl_heartbeat_monitor and the first
+ * heartbeat it sends, in turn: FL_ENOMEM with send_arg freed and nothing
+ * monitored (a second monitor then goes through), or a lost first beat;
+ * either way the receiver hears the sender's heartbeats after. */
+static void test_monitor_out_of_memory(void **state)
+{
+    (void)state;
+    int refused = 0;
+    job_t j = {.oom_hit = true};
+    for (uint64_t n = 1; j.oom_hit && n <= OOM_MAX_RUNS; n++) {
+        pair_t p;
+        pair_start(&p, 20, 2000, 20, 2000, false);
+        j = (job_t){.n = &p.s,
+                    .fn = job_oom,
+                    .inner = job_monitor_peer,
+                    .id = "receiver"};
+        j.oom_n = n;
+        on_main(&j);
+        if (j.rc != FL_OK) {
+            assert_fl(FL_ENOMEM, j.rc);
+            assert_int_equal(atomic_load(&p.s.arg_frees), 1);
+            assert_int_equal(last_from(&p.s, "receiver"), -1);
+            assert_fl_ok(do_job(&p.s, job_monitor_peer, "receiver"));
+            refused++;
+        }
+        wait_count(&p.r, &p.r.nreports, 2, "reports");
+        assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
+        pair_end(&p);
+    }
+    assert_false(j.oom_hit);
+    assert_int_equal(refused, 2); /* the table, the target */
+}
+
+int main(int argc, char **argv)
+{
+    oom_install();
     const struct CMUnitTest tests[] = {
         FL_TEST(test_flow_with_payloads),
-        FL_TEST(test_flow_tcp),
-        FL_TEST(test_timeout_once),
-        FL_TEST(test_timeout_never_heard),
-        FL_TEST(test_unmonitor),
-        FL_TEST(test_unreachable_threshold),
-        FL_TEST(test_unreachable_disabled),
-        FL_TEST(test_unreachable_terminated_peer),
-        FL_TEST(test_last_heartbeat),
-        FL_TEST(test_incompatible_timing),
-        FL_TEST(test_validation_and_defaults),
-        FL_TEST(test_stop),
+        FX_LOCAL_ONLY(test_timeout_once),
+        FX_LOCAL_ONLY(test_timeout_never_heard),
+        FX_LOCAL_ONLY(test_unmonitor),
+        FX_LOCAL_ONLY(test_unreachable_threshold),
+        FX_LOCAL_ONLY(test_unreachable_disabled),
+        FX_LOCAL_ONLY(test_unreachable_terminated_peer),
+        FX_LOCAL_ONLY(test_last_heartbeat),
+        FX_LOCAL_ONLY(test_incompatible_timing),
+        FX_LOCAL_ONLY(test_validation_and_defaults),
+        FX_LOCAL_ONLY(test_stop),
+        FX_LOCAL_ONLY(test_alloc_out_of_memory),
+        FX_LOCAL_ONLY(test_monitor_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

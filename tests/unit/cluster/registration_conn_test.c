@@ -6,6 +6,8 @@
  */
 #include "registration_fixture.h"
 
+#include "oom_fixture.h"
+
 /* ---- registered connection ---------------------------------------------- */
 
 typedef struct seen {
@@ -89,10 +91,13 @@ static void seen_wait(seen_t *s, const int *counter, int n)
         fail_msg("callback count %d, want %d", got, n);
 }
 
-static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
-                                              seen_t *s)
+/* A connection of fx's owner to its target, with options o (NULL: the
+ * defaults). */
+static fl_registered_connection_t *
+conn_alloc_opts(fx_t *fx, invoker_t *iv, seen_t *s,
+                const fl_registration_opts_t *o)
 {
-    fl_registration_spec_t sp = spec_of(fx, iv, NULL);
+    fl_registration_spec_t sp = spec_of(fx, iv, o);
     fl_registered_connection_t *c = NULL;
     char why[256] = "";
     assert_fl_ok(fl_registered_connection_alloc(fx->owner, &sp, &cbs, s, &c,
@@ -101,12 +106,19 @@ static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
     return c;
 }
 
+static fl_registered_connection_t *conn_alloc(fx_t *fx, invoker_t *iv,
+                                              seen_t *s)
+{
+    return conn_alloc_opts(fx, iv, s, NULL);
+}
+
 /* Start once; reconnect only after a success; the old gateway serves until
  * the new success; close. */
-static void conn_life(bool tcp)
+static void test_conn_life(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_HOLD};
     target_reset(script, 2);
     invoker_t iv = {0};
@@ -166,23 +178,11 @@ static void conn_life(bool tcp)
     fx_end(&fx);
 }
 
-static void test_conn_life_local(void **state)
-{
-    (void)state;
-    conn_life(false);
-}
-
-static void test_conn_life_tcp(void **state)
-{
-    (void)state;
-    conn_life(true);
-}
-
 static void test_conn_rejection(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_REJECT};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -205,7 +205,7 @@ static void test_conn_failure(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     iv.refuse = FL_EUSER + 1;
@@ -231,7 +231,7 @@ static void test_conn_close_pending(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -242,12 +242,7 @@ static void test_conn_close_pending(void **state)
     target_wait(1);
     fl_registered_connection_close(c);
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     assert_int_equal(s.successes + s.rejections + s.failures, 0);
     assert_null(fl_registered_connection_gateway(c));
@@ -262,7 +257,7 @@ static void test_conn_reconnect_replaces_pending(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_SUCCESS, ACT_HOLD, ACT_HOLD};
     target_reset(script, 3);
     invoker_t iv = {0};
@@ -277,12 +272,7 @@ static void test_conn_reconnect_replaces_pending(void **state)
     assert_fl_ok(fl_registered_connection_try_reconnect(c));
     target_wait(3);
     target_answer(1, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_ptr_equal(fl_registered_connection_gateway(c), g1);
     target_answer(2, FL_REGISTRATION_SUCCESS);
     seen_wait(&s, &s.successes, 2);
@@ -295,12 +285,149 @@ static void test_conn_reconnect_replaces_pending(void **state)
     fx_end(&fx);
 }
 
-int main(void)
+/* Waits until c's registration had an outcome (any callback). */
+static void seen_wait_any(seen_t *s)
 {
+    struct timespec dl = fl_test_deadline(FL_TEST_WAIT_MS);
+    pthread_mutex_lock(&s->mu);
+    while (s->successes + s->rejections + s->failures == 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0)
+            break;
+    int got = s->successes + s->rejections + s->failures;
+    pthread_mutex_unlock(&s->mu);
+    if (got == 0)
+        fail_msg("no callback within %d ms", FL_TEST_WAIT_MS);
+}
+
+/* Out of memory at each allocation from the start to the outcome, in turn
+ * until a run meets none. A start refused says so (FL_ENOMEM), reaches no
+ * callback and may be made again; a registration stopped later reaches
+ * on_failure with FL_ENOMEM and its step; otherwise it succeeds. */
+static void test_conn_start_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    /* No delays: a step that met out of memory is retried at once. */
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
+    int refused = 0, stopped = 0, last = -1;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
+        target_reset(NULL, 0);
+        invoker_t iv = {0};
+        seen_t s;
+        seen_init(&s, &fx);
+        fl_registered_connection_t *c = conn_alloc_opts(&fx, &iv, &s, &o);
+        oom_arm(n);
+        int rc = fl_registered_connection_start(c);
+        if (rc == FL_OK)
+            seen_wait_any(&s);
+        hit = oom_disarm();
+        if (rc != FL_OK) {
+            assert_fl(FL_ENOMEM, rc);
+            assert_false(fl_registered_connection_is_connected(c));
+            /* Nothing was tried, and no callback came before the
+             * sentinel's call left the owner's main thread. */
+            assert_no_more_attempts(&fx, 0);
+            assert_int_equal(s.successes + s.failures + s.rejections, 0);
+            /* Refused, not started: a second start goes through, and its
+             * success is the only callback. */
+            assert_fl_ok(fl_registered_connection_start(c));
+            seen_wait(&s, &s.successes, 1);
+            assert_no_more_attempts(&fx, 2);
+            assert_int_equal(s.failures + s.rejections, 0);
+            refused++;
+            last = 1;
+        } else if (s.failures != 0) {
+            assert_fl(FL_ENOMEM, s.err);
+            assert_int_equal(oom_step_of(&fx, s.message), 2);
+            assert_int_equal(s.successes + s.rejections, 0);
+            assert_false(fl_registered_connection_is_connected(c));
+            stopped++;
+            last = 2;
+        } else {
+            assert_int_equal(s.successes, 1);
+            assert_true(fl_registered_connection_is_connected(c));
+            last = 0;
+        }
+        assert_int_equal(s.off_main, 0);
+        fl_registered_connection_free(c);
+    }
+    assert_false(hit); /* the last run met no failure, and succeeded */
+    assert_int_equal(last, 0);
+    assert_true(refused >= 1);
+    assert_true(stopped >= 1);
+    fx_end(&fx);
+}
+
+/* Out of memory at each allocation of a reconnect in turn, after a
+ * success: a refused reconnect (FL_ENOMEM) reaches no callback and leaves
+ * the connection as it was (connected, the same gateway, the pending
+ * registration not replaced), and the next one goes through. */
+static void test_conn_reconnect_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
+    int refused = 0;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
+        target_reset(NULL, 0);
+        invoker_t iv = {0};
+        seen_t s;
+        seen_init(&s, &fx);
+        fl_registered_connection_t *c = conn_alloc_opts(&fx, &iv, &s, &o);
+        assert_fl_ok(fl_registered_connection_start(c));
+        seen_wait(&s, &s.successes, 1);
+        fl_rpc_gateway_t *g1 = fl_registered_connection_gateway(c);
+        oom_arm(n);
+        int rc = fl_registered_connection_try_reconnect(c);
+        hit = oom_disarm();
+        if (rc != FL_OK) {
+            assert_fl(FL_ENOMEM, rc);
+            assert_no_more_attempts(&fx, 1);
+            assert_int_equal(s.successes, 1);
+            assert_int_equal(s.failures + s.rejections, 0);
+            assert_true(fl_registered_connection_is_connected(c));
+            assert_ptr_equal(fl_registered_connection_gateway(c), g1);
+            assert_fl_ok(fl_registered_connection_try_reconnect(c));
+            refused++;
+        }
+        /* The reconnect (or the one after the refusal) succeeds; a step
+         * that met out of memory was retried or failed it. */
+        struct timespec dl = fl_test_deadline(FL_TEST_WAIT_MS);
+        pthread_mutex_lock(&s.mu);
+        while (s.successes + s.failures < 2)
+            if (pthread_cond_timedwait(&s.cv, &s.mu, &dl) != 0)
+                break;
+        pthread_mutex_unlock(&s.mu);
+        if (s.failures == 0) {
+            assert_int_equal(s.successes, 2);
+            assert_ptr_not_equal(fl_registered_connection_gateway(c), g1);
+        } else {
+            assert_fl(FL_ENOMEM, s.err);
+            assert_int_equal(oom_step_of(&fx, s.message), 2);
+        }
+        assert_int_equal(s.off_main, 0);
+        fl_registered_connection_free(c);
+    }
+    assert_false(hit);
+    assert_true(refused >= 2); /* the registration, the outcome's hop */
+    fx_end(&fx);
+}
+
+int main(int argc, char **argv)
+{
+    oom_install();
     const struct CMUnitTest tests[] = {
-        T(test_conn_life_local),    T(test_conn_life_tcp),
-        T(test_conn_rejection),     T(test_conn_failure),
-        T(test_conn_close_pending), T(test_conn_reconnect_replaces_pending),
+        T(test_conn_life),
+        T_ONCE(test_conn_rejection),
+        T_ONCE(test_conn_failure),
+        T_ONCE(test_conn_close_pending),
+        T_ONCE(test_conn_reconnect_replaces_pending),
+        T_ONCE(test_conn_start_out_of_memory),
+        T_ONCE(test_conn_reconnect_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

@@ -8,6 +8,14 @@
  * sent it) and answers as the case scripts. Timings are measured on the
  * target's side; the tests wait on events (calls, log records, futures),
  * never on sleeps. Header-only (static inline): each test is one program.
+ *
+ * Each program runs once per transport (tests/CMakeLists.txt,
+ * FLING_TRANSPORT_TESTS), the transport as its argument
+ * (unit/rpc/rpc_transport.h): over TCP the target listens on 127.0.0.1
+ * port 0 and the owner stands on a second service, as in another process.
+ * T(fn) is a case of both runs; T_ONCE(fn) one whose subject is the
+ * registration's own logic (delays, cancellation, options), which the
+ * transport plays no part in: the local run only.
  */
 #ifndef REGISTRATION_FIXTURE_H
 #define REGISTRATION_FIXTURE_H
@@ -24,6 +32,7 @@
 #include <fling/registration.h>
 
 #include "registration_test.pb-c.h"
+#include "unit/rpc/rpc_transport.h"
 
 #define REG (&flreg__registrar__descriptor)
 #define TARGET_ID "reg_target"
@@ -236,9 +245,8 @@ static Flreg__Registrar_Service impl = FLREG__REGISTRAR__INIT(h_);
 static ProtobufCService *const services[1] = {&impl.base};
 
 typedef struct fx {
-    bool tcp;
     fl_rpc_service_t *tsvc; /* the target's; the owner's too when local */
-    fl_rpc_service_t *osvc;
+    fl_rpc_service_t *osvc; /* cli_of(tsvc) */
     fl_rpc_endpoint_t *target;
     fl_rpc_endpoint_t *owner;
     fl_fencing_token_t token;
@@ -266,31 +274,19 @@ static inline void fx_target(fx_t *fx)
     assert_string_equal(fl_rpc_endpoint_address(fx->target), fx->address);
 }
 
-/* Services and the owner; the target too if with_target. */
-static inline void fx_init(fx_t *fx, bool tcp, bool with_target)
+/* Services for this run's transport and the owner; the target too if
+ * with_target. */
+static inline void fx_init(fx_t *fx, bool with_target)
 {
     memset(fx, 0, sizeof *fx);
-    fx->tcp = tcp;
     fx->token = fl_test_token(7);
     fl_rpc_service_opts_t so = {0};
     so.workers = 2;
-    if (tcp) {
-        so.bind_host = "127.0.0.1";
-        so.port = "0";
-    }
+    svc_listen(&so);
     assert_fl_ok(fl_rpc_service_alloc(&so, &fx->tsvc));
-    fx->osvc = fx->tsvc;
-    if (tcp) {
-        fl_rpc_service_opts_t oo = {0};
-        oo.workers = 2;
-        assert_fl_ok(fl_rpc_service_alloc(&oo, &fx->osvc));
-        snprintf(fx->address, sizeof fx->address, "fling.tcp://%s:%d/%s",
-                 fl_rpc_service_address(fx->tsvc),
-                 fl_rpc_service_port(fx->tsvc), TARGET_ID);
-    } else {
-        snprintf(fx->address, sizeof fx->address, "fling://local/%s",
-                 TARGET_ID);
-    }
+    fx->osvc = cli_of(fx->tsvc);
+    snprintf(fx->address, sizeof fx->address, "%s",
+             tep_address(fx->tsvc, TARGET_ID).s);
     snprintf(fx->label, sizeof fx->label, "%s (registrar)", fx->address);
     fx->owner = start_ep(fx->osvc, "reg_owner", NULL);
     if (with_target)
@@ -303,8 +299,7 @@ static inline void fx_end(fx_t *fx)
     if (fx->target != NULL)
         fl_test_endpoint_end(fx->target);
     fl_test_endpoint_end(fx->owner);
-    if (fx->osvc != fx->tsvc)
-        fl_test_service_end(fx->osvc);
+    cli_end(fx->tsvc);
     fl_test_service_end(fx->tsvc);
 }
 
@@ -451,6 +446,9 @@ static inline int teardown(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T_ONCE(fn)                                                             \
+    cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown,              \
+                                             FX_MARK_LOCAL_ONLY)
 
 /* Every invocation ran on the owner's main thread with the target's token. */
 static inline void assert_invoker(invoker_t *iv, int calls)
@@ -468,6 +466,59 @@ static inline void assert_gap(int i, int64_t want_ms)
     snprintf(what, sizeof what, "the gap after attempt %d", i + 1);
     fl_test_assert_elapsed(what, target_gap_ms(i), (uint64_t)want_ms - 5,
                            (uint64_t)want_ms + 400);
+}
+
+/* Waits for the debug record of the answer to `attempt` that came after
+ * a cancel, and checks its text. */
+static inline void expect_answer_ignored(const fx_t *fx, int attempt)
+{
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Ignoring the answer to registration attempt %d at %s: the "
+             "registration was cancelled",
+             attempt, fx->label);
+    cap_rec_t r = cap_wait("Ignoring the answer");
+    assert_int_equal(r.level, FL_LOG_DEBUG);
+    assert_string_equal(r.message, want);
+}
+
+/* Where a registration at fx's target that met out of memory stopped, by
+ * the message of its result (each computed here, in full): 1 at its start
+ * (fl_registration_start refused), 2 at a later step; fails the test on
+ * any other message. */
+static inline int oom_step_of(const fx_t *fx, const char *msg)
+{
+    char want[16][512];
+    int n = 0;
+    const char *l = fx->label;
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s could not start: no memory to run a task on "
+             "rpc endpoint 'reg_owner'",
+             l);
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s could not start: could not queue a task to "
+             "rpc endpoint 'reg_owner': out of memory",
+             l);
+    int starts = n;
+    snprintf(want[n++], sizeof want[0],
+             "Registration at %s failed: fl_rpc_connect: out of memory", l);
+    const char *steps[] = {"wait for the connection", "wait for the answer",
+                           "schedule the next attempt"};
+    for (int i = 0; i < 3; i++)
+        snprintf(want[n++], sizeof want[0],
+                 "Registration at %s stopped: could not %s on its owner "
+                 "endpoint 'reg_owner': out of memory",
+                 l, steps[i]);
+    for (int k = 1; k <= 3; k++)
+        snprintf(want[n++], sizeof want[0],
+                 "Registration at %s failed: the registration function "
+                 "returned FL_ENOMEM (out of memory) on attempt %d",
+                 l, k);
+    for (int i = 0; i < n; i++)
+        if (strcmp(msg, want[i]) == 0)
+            return i < starts ? 1 : 2;
+    fail_msg("unexpected message after out of memory: %s", msg);
+    return -1;
 }
 
 #endif /* REGISTRATION_FIXTURE_H */

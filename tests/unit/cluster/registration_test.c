@@ -6,14 +6,17 @@
  */
 #include "registration_fixture.h"
 
+#include "oom_fixture.h"
+
 #include "common/internal.h"
 
 /* ---- registration ----------------------------------------------------- */
 
-static void success_first_try(bool tcp)
+static void test_success(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     fl_registration_t *reg = reg_start(&fx, &iv, NULL);
@@ -38,24 +41,13 @@ static void success_first_try(bool tcp)
     fx_end(&fx);
 }
 
-static void test_success_local(void **state)
-{
-    (void)state;
-    success_first_try(false);
-}
-
-static void test_success_tcp(void **state)
-{
-    (void)state;
-    success_first_try(true);
-}
-
 /* Four attempts time out: their timeouts double from 50 ms up to the
  * 200 ms maximum, each next attempt starting as the last one times out. */
-static void timeouts_double(bool tcp)
+static void test_timeouts_double(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_HOLD, ACT_HOLD, ACT_HOLD};
     target_reset(script, 4);
     invoker_t iv = {0};
@@ -86,24 +78,13 @@ static void timeouts_double(bool tcp)
     fx_end(&fx);
 }
 
-static void test_timeouts_double_local(void **state)
-{
-    (void)state;
-    timeouts_double(false);
-}
-
-static void test_timeouts_double_tcp(void **state)
-{
-    (void)state;
-    timeouts_double(true);
-}
-
 /* The target does not exist yet: the connect fails, is logged, and the
  * next one comes after the error delay (jitter off). */
-static void connect_failure(bool tcp)
+static void test_connect_failure(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, false);
+    fx_init(&fx, false);
     target_reset(NULL, 0);
     char cmsg[FL_FUTURE_MESSAGE_MAX];
     assert_fl(FL_ECONNECT, fl_test_connect_error(fx.osvc, fx.address, REG, cmsg,
@@ -132,24 +113,13 @@ static void connect_failure(bool tcp)
     fx_end(&fx);
 }
 
-static void test_connect_failure_local(void **state)
-{
-    (void)state;
-    connect_failure(false);
-}
-
-static void test_connect_failure_tcp(void **state)
-{
-    (void)state;
-    connect_failure(true);
-}
-
 /* A timeout, then an error: the next attempt comes after the error delay
  * (not the refused delay) and starts again from the initial timeout. */
-static void error_delay(bool tcp)
+static void test_error_delay(void **state)
 {
+    (void)state;
     fx_t fx;
-    fx_init(&fx, tcp, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_HOLD, ACT_ERROR};
     target_reset(script, 2);
     invoker_t iv = {0};
@@ -174,16 +144,16 @@ static void error_delay(bool tcp)
     fx_end(&fx);
 }
 
-static void test_error_delay_local(void **state)
+/* Waits for the first retry record, and checks it says that attempt 1 was
+ * refused for now and attempt 2 starts in delay_ms. */
+static void expect_first_refusal(const fx_t *fx, int64_t delay_ms)
 {
-    (void)state;
-    error_delay(false);
-}
-
-static void test_error_delay_tcp(void **state)
-{
-    (void)state;
-    error_delay(true);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Registration at %s attempt 1 was refused for now: resource "
+             "manager is starting; attempt 2 starts in %lld ms",
+             fx->label, (long long)delay_ms);
+    assert_string_equal(cap_wait("Registration at ").message, want);
 }
 
 /* A failure answer: the next attempt comes after the refused delay. */
@@ -191,7 +161,7 @@ static void test_refused_delay(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -202,12 +172,7 @@ static void test_refused_delay(void **state)
     assert_int_equal(tg.timeout_ms[0], 100);
     assert_int_equal(tg.timeout_ms[1], 100);
     assert_gap(0, 250);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 250 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 250);
     assert_invoker(&iv, 2);
     fl_registration_free(reg);
     fx_end(&fx);
@@ -218,7 +183,7 @@ static void test_rejection_stops(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_REJECT};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -239,21 +204,29 @@ static void test_rejection_stops(void **state)
     fx_end(&fx);
 }
 
+/* A registration (10 s timeouts, no delays) whose first attempt the
+ * target holds, once the target has it. */
+static fl_registration_t *reg_held(fx_t *fx, invoker_t *iv)
+{
+    act_t script[] = {ACT_HOLD};
+    target_reset(script, 1);
+    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
+    fl_registration_t *reg = reg_start(fx, iv, &o);
+    target_wait(1);
+    assert_false(fl_registration_is_cancelled(reg));
+    return reg;
+}
+
 /* Cancelled while an attempt is under way: the result fails at once, the
  * late answer is ignored, nothing more is tried. */
 static void test_cancel_ignores_late_answer(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
-    act_t script[] = {ACT_HOLD};
-    target_reset(script, 1);
+    fx_init(&fx, true);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
-    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_registration_t *reg = reg_held(&fx, &iv);
     fl_future_t *f = fl_registration_future(reg);
-    target_wait(1);
-    assert_false(fl_registration_is_cancelled(reg));
     fl_registration_cancel(reg);
     assert_true(fl_registration_is_cancelled(reg));
     assert_fl(FL_ECANCELED, fl_test_future_code(f));
@@ -262,13 +235,7 @@ static void test_cancel_ignores_late_answer(void **state)
              fx.label);
     assert_string_equal(fl_future_message(f), cancelled);
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_int_equal(cap_wait("Ignoring the answer").level, FL_LOG_DEBUG);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     assert_ptr_equal(fl_registration_future(reg), f);
     assert_fl(FL_ECANCELED, fl_future_error(f));
@@ -285,21 +252,17 @@ static void test_cancel_during_delay(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
     fl_registration_opts_t o = opts_of(100, 1000, 60000, 60000, 0);
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 60000 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 60000);
     fl_registration_cancel(reg);
     fl_future_t *f = fl_registration_future(reg);
     assert_fl(FL_ECANCELED, fl_test_future_code(f));
+    char want[1024];
     snprintf(want, sizeof want, "Registration at %s was cancelled", fx.label);
     assert_string_equal(fl_future_message(f), want);
     fl_registration_free(reg);
@@ -314,25 +277,15 @@ static void test_cancel_through_the_future(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
-    act_t script[] = {ACT_HOLD};
-    target_reset(script, 1);
+    fx_init(&fx, true);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(10000, 10000, 0, 0, 0);
-    fl_registration_t *reg = reg_start(&fx, &iv, &o);
+    fl_registration_t *reg = reg_held(&fx, &iv);
     fl_future_t *f = fl_registration_future(reg);
-    target_wait(1);
-    assert_false(fl_registration_is_cancelled(reg));
     assert_fl_ok(fl_future_cancel(f));
     assert_true(fl_registration_is_cancelled(reg));
     assert_fl(FL_ECANCELED, fl_future_error(f));
     target_answer(0, FL_REGISTRATION_SUCCESS);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Ignoring the answer to registration attempt 1 at %s: the "
-             "registration was cancelled",
-             fx.label);
-    assert_string_equal(cap_wait("Ignoring the answer").message, want);
+    expect_answer_ignored(&fx, 1);
     assert_no_more_attempts(&fx, 1);
     fl_registration_free(reg);
     fx_end(&fx);
@@ -343,7 +296,7 @@ static void test_invoke_refusal(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     target_reset(NULL, 0);
     invoker_t iv = {0};
     iv.refuse = FL_EUSER + 1;
@@ -368,7 +321,7 @@ static void test_owner_stopped(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -397,7 +350,7 @@ static void test_alloc_out_of_memory(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, false);
+    fx_init(&fx, false);
     invoker_t iv = {0};
     fl_registration_spec_t s = spec_of(&fx, &iv, NULL);
     char want[512];
@@ -422,18 +375,100 @@ static void test_alloc_out_of_memory(void **state)
     /* Four allocations of our own; the result future comes from a block
      * pool that allocates only when it has no free block. */
     assert_in_range(failed, 4, 5);
-    for (uint64_t n = 1;; n++) {
+    /* The connection checks its spec with a registration first: the
+     * registration's reason, then the connection's own. Every allocation
+     * in turn until one run meets none (a failure may also be absorbed,
+     * as in freeing that registration's result to its pool). */
+    char conn_want[512];
+    snprintf(conn_want, sizeof conn_want,
+             "out of memory making the connection to %s", fx.address);
+    int reg_failed = 0, conn_failed = 0;
+    bool hit = true;
+    for (uint64_t n = 1; hit && n <= OOM_MAX_RUNS; n++) {
         fl_registered_connection_t *c = NULL;
-        fl__alloc_fail_after(n, false);
+        char why[512] = "";
+        oom_arm(n);
         int rc = fl_registered_connection_alloc(fx.owner, &s, NULL, NULL, &c,
-                                                NULL, 0);
-        fl__alloc_fail_after(0, false);
+                                                why, sizeof why);
+        hit = oom_disarm();
         if (rc == FL_OK) {
+            assert_string_equal(why, "");
             fl_registered_connection_free(c);
-            break;
+            continue;
         }
         assert_fl(FL_ENOMEM, rc);
         assert_null(c);
+        if (conn_failed == 0 && strcmp(why, want) == 0) {
+            reg_failed++;
+        } else {
+            assert_string_equal(why, conn_want);
+            conn_failed++;
+        }
+    }
+    assert_false(hit);
+    assert_in_range(reg_failed, 4, 5);
+    assert_int_equal(conn_failed, 2); /* the handle, the address */
+    fx_end(&fx);
+}
+
+/* The result of a registration at fx's target that met out of memory
+ * once: a success, or FL_ENOMEM with the message of the step it stopped
+ * at. Returns which: 0 success, 1 refused at the start, 2 stopped later. */
+static int expect_oom_outcome(fx_t *fx, fl_registration_t *reg, int start_rc)
+{
+    fl_future_t *f = fl_registration_future(reg);
+    int err = fl_test_future_code(f);
+    if (err == FL_OK) {
+        assert_fl_ok(start_rc);
+        fl_registration_response_t *r = fl_future_value(f);
+        assert_int_equal(r->outcome, FL_REGISTRATION_SUCCESS);
+        return 0;
+    }
+    assert_fl(FL_ENOMEM, err);
+    int step = oom_step_of(fx, fl_future_message(f));
+    assert_fl(step == 1 ? FL_ENOMEM : FL_OK, start_rc);
+    return step;
+}
+
+/* Out of memory at each allocation from the start to the result (the
+ * start, the connect, the attempts in flight, the delays between them,
+ * the target's answers), in turn until a run meets none: the
+ * registration still succeeds (the failed step is retried) or its result
+ * fails FL_ENOMEM saying which step stopped it; never a hang, a crash or
+ * a leak (the sanitizer builds check), and the owner registers again at
+ * once. */
+static void test_start_out_of_memory(void **state)
+{
+    (void)state;
+    fx_t fx;
+    fx_init(&fx, true);
+    fl_registration_opts_t o = opts_of(100, 400, 0, 0, 0);
+    const act_t scripts[2][2] = {{ACT_SUCCESS}, {ACT_FAILURE, ACT_ERROR}};
+    for (int sc = 0; sc < 2; sc++) {
+        int seen[3] = {0, 0, 0}, last = -1;
+        bool hit = true;
+        uint64_t n = 1;
+        for (; hit && n <= OOM_MAX_RUNS; n++) {
+            target_reset(scripts[sc], 2);
+            invoker_t iv = {0};
+            fl_registration_spec_t s = spec_of(&fx, &iv, &o);
+            fl_registration_t *reg = NULL;
+            assert_fl_ok(fl_registration_alloc(fx.owner, &s, &reg, NULL, 0));
+            oom_arm(n);
+            int rc = fl_registration_start(reg);
+            fl_test_future_code(fl_registration_future(reg));
+            hit = oom_disarm();
+            last = expect_oom_outcome(&fx, reg, rc);
+            seen[last]++;
+            fl_registration_free(reg);
+        }
+        assert_false(hit); /* the last run met no failure, and succeeded */
+        assert_int_equal(last, 0);
+        /* It succeeded, and the failures reached both the start and the
+         * steps after it. */
+        assert_true(seen[0] >= 1);
+        assert_true(seen[1] >= 1);
+        assert_true(seen[2] >= 1);
     }
     fx_end(&fx);
 }
@@ -492,7 +527,7 @@ static void test_jitter_applied(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE};
     target_reset(script, 1);
     invoker_t iv = {0};
@@ -503,43 +538,49 @@ static void test_jitter_applied(void **state)
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
     result_ok(reg, FL_REGISTRATION_SUCCESS, 101);
     assert_gap(0, 200);
-    char want[1024];
-    snprintf(want, sizeof want,
-             "Registration at %s attempt 1 was refused for now: resource "
-             "manager is starting; attempt 2 starts in 200 ms",
-             fx.label);
-    assert_string_equal(cap_wait("Registration at ").message, want);
+    expect_first_refusal(&fx, 200);
     fl_registration_free(reg);
     fx_end(&fx);
 }
 
-/* The internal random source keeps within the bounds too. */
+/* The internal random source, jitter 0.5 on a 200 ms refused delay: each
+ * delay is drawn from [100, 300) ms, the target measures the same gaps, and
+ * the draws differ. The first attempt is not delayed: it reaches the
+ * target sooner than the shortest jittered delay. */
 static void test_jitter_default_source(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, true);
+    fx_init(&fx, true);
     act_t script[] = {ACT_FAILURE, ACT_FAILURE, ACT_FAILURE};
     target_reset(script, 3);
     invoker_t iv = {0};
-    fl_registration_opts_t o = opts_of(100, 1000, 5000, 100, 0.5);
+    fl_registration_opts_t o = opts_of(100, 1000, 5000, 200, 0.5);
+    uint64_t t0 = fl_clock_now_ns();
     fl_registration_t *reg = reg_start(&fx, &iv, &o);
     result_ok(reg, FL_REGISTRATION_SUCCESS, 103);
+    fl_test_assert_elapsed("the first attempt", (tg.at_ns[0] - t0) / 1000000u,
+                           0, 100);
     cap_rec_t recs[256];
     pthread_mutex_lock(&cap.mu);
     int n = cap.n;
     memcpy(recs, cap.r, sizeof recs);
     pthread_mutex_unlock(&cap.mu);
     int delays = 0;
+    long drawn[3];
     for (int i = 0; i < n; i++) {
         if (strstr(recs[i].message, "was refused for now") == NULL)
             continue;
         long d = strtol(recs[i].next_in_ms, NULL, 10);
-        assert_in_range(d, 50, 149);
+        assert_in_range(d, 100, 299);
         assert_gap(delays, d);
-        delays++;
+        drawn[delays++] = d;
     }
     assert_int_equal(delays, 3);
+    bool differ = false;
+    for (int i = 1; i < 3; i++)
+        differ = differ || drawn[i] != drawn[0];
+    assert_true(differ);
     fl_registration_free(reg);
     fx_end(&fx);
 }
@@ -604,7 +645,7 @@ static void test_alloc_refusals(void **state)
 {
     (void)state;
     fx_t fx;
-    fx_init(&fx, false, false);
+    fx_init(&fx, false);
     invoker_t iv = {0};
     fl_registration_opts_t o = opts_of(0, 1000, 0, 0, 0);
     fl_registration_spec_t s = spec_of(&fx, &iv, &o);
@@ -639,30 +680,28 @@ static void test_alloc_refusals(void **state)
     fx_end(&fx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    oom_install();
     const struct CMUnitTest tests[] = {
-        T(test_opts),
-        T(test_alloc_refusals),
-        T(test_alloc_out_of_memory),
-        T(test_jitter_bounds),
-        T(test_success_local),
-        T(test_success_tcp),
-        T(test_timeouts_double_local),
-        T(test_timeouts_double_tcp),
-        T(test_connect_failure_local),
-        T(test_connect_failure_tcp),
-        T(test_error_delay_local),
-        T(test_error_delay_tcp),
-        T(test_refused_delay),
-        T(test_rejection_stops),
-        T(test_cancel_ignores_late_answer),
-        T(test_cancel_during_delay),
-        T(test_cancel_through_the_future),
-        T(test_invoke_refusal),
-        T(test_owner_stopped),
-        T(test_jitter_applied),
-        T(test_jitter_default_source),
+        T_ONCE(test_opts),
+        T_ONCE(test_alloc_refusals),
+        T_ONCE(test_alloc_out_of_memory),
+        T_ONCE(test_start_out_of_memory),
+        T_ONCE(test_jitter_bounds),
+        T(test_success),
+        T(test_timeouts_double),
+        T(test_connect_failure),
+        T(test_error_delay),
+        T_ONCE(test_refused_delay),
+        T_ONCE(test_rejection_stops),
+        T_ONCE(test_cancel_ignores_late_answer),
+        T_ONCE(test_cancel_during_delay),
+        T_ONCE(test_cancel_through_the_future),
+        T_ONCE(test_invoke_refusal),
+        T_ONCE(test_owner_stopped),
+        T_ONCE(test_jitter_applied),
+        T_ONCE(test_jitter_default_source),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return FX_RUN(argc, argv, tests);
 }

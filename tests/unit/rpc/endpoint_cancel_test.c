@@ -8,36 +8,44 @@
 
 /* ---- cancelling ---------------------------------------------------------- */
 
-/* Before its first run: true, it never runs, arg is freed once, the handle
- * says done and cancelled; a second cancel prevents nothing. For each
- * kind. */
+/* Schedules a ticker of `kind` (0 one-shot, 1 fixed rate, 2 fixed delay)
+ * first due in initial_ms, then every period_ms, and waits for its first
+ * run if runs is 1. Then cancel is true, it never runs again, arg is freed
+ * once, the handle says done and cancelled; a second cancel prevents
+ * nothing. */
+static void expect_cancel_stops(ep_fx_t *fx, int kind, int64_t initial_ms,
+                                int64_t period_ms, int runs)
+{
+    ticker_t k;
+    ticker_init(&k, fx->ep, 1);
+    fl_rpc_scheduled_t *h = NULL;
+    if (kind == 0)
+        assert_fl_ok(fl_rpc_schedule_run_async(fx->ep, ticker_run, &k,
+                                               ticker_free, initial_ms, &h));
+    else
+        assert_fl_ok(schedule_kind(kind, fx->ep, ticker_run, &k, ticker_free,
+                                   initial_ms, period_ms, &h));
+    if (runs > 0)
+        wait_latch(k.ran);
+    assert_false(fl_rpc_scheduled_is_done(h));
+    assert_false(fl_rpc_scheduled_is_cancelled(h));
+    assert_true(fl_rpc_scheduled_cancel(h));
+    assert_true(fl_rpc_scheduled_is_done(h));
+    assert_true(fl_rpc_scheduled_is_cancelled(h));
+    ticker_expect_ended(&k, runs);
+    assert_false(fl_rpc_scheduled_cancel(h));
+    fl_rpc_scheduled_free(h);
+    ticker_fini(&k);
+}
+
+/* Before its first run, for each kind. */
 static void test_cancel_before_the_first_run(void **state)
 {
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START);
-
-    for (int kind = 0; kind < 3; kind++) {
-        ticker_t k;
-        ticker_init(&k, fx.ep, 1);
-        fl_rpc_scheduled_t *h = NULL;
-        if (kind == 0)
-            assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ticker_run, &k,
-                                                   ticker_free, NEVER_MS, &h));
-        else
-            assert_fl_ok(schedule_kind(kind, fx.ep, ticker_run, &k, ticker_free,
-                                       NEVER_MS, 1, &h));
-        assert_false(fl_rpc_scheduled_is_done(h));
-        assert_false(fl_rpc_scheduled_is_cancelled(h));
-        assert_true(fl_rpc_scheduled_cancel(h));
-        assert_true(fl_rpc_scheduled_is_done(h));
-        assert_true(fl_rpc_scheduled_is_cancelled(h));
-        ticker_expect_ended(&k, 0);
-        assert_false(fl_rpc_scheduled_cancel(h));
-        fl_rpc_scheduled_free(h);
-        ticker_fini(&k);
-    }
-
+    for (int kind = 0; kind < 3; kind++)
+        expect_cancel_stops(&fx, kind, NEVER_MS, 1, 0);
     ep_fx_end(&fx);
 }
 
@@ -70,31 +78,15 @@ static void test_cancel_of_a_queued_one_shot(void **state)
     ep_fx_end(&fx);
 }
 
-/* Between runs: after run 0 of a fixed delay task whose next run is an
- * hour away, cancel is true and it never runs again. */
+/* Between runs: after run 0 of a periodic task whose next run is an
+ * hour away. */
 static void test_cancel_between_runs(void **state)
 {
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START);
-
-    for (int kind = 1; kind < 3; kind++) {
-        ticker_t k;
-        ticker_init(&k, fx.ep, 1);
-        fl_rpc_scheduled_t *h = NULL;
-        assert_fl_ok(schedule_kind(kind, fx.ep, ticker_run, &k, ticker_free, 0,
-                                   NEVER_MS, &h));
-        wait_latch(k.ran);
-        assert_false(fl_rpc_scheduled_is_done(h));
-        assert_true(fl_rpc_scheduled_cancel(h));
-        assert_true(fl_rpc_scheduled_is_done(h));
-        assert_true(fl_rpc_scheduled_is_cancelled(h));
-        ticker_expect_ended(&k, 1);
-        assert_false(fl_rpc_scheduled_cancel(h));
-        fl_rpc_scheduled_free(h);
-        ticker_fini(&k);
-    }
-
+    for (int kind = 1; kind < 3; kind++)
+        expect_cancel_stops(&fx, kind, 0, NEVER_MS, 1);
     ep_fx_end(&fx);
 }
 

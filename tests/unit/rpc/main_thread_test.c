@@ -141,6 +141,52 @@ static void main_thread_barrier(fl_rpc_endpoint_t *ep)
     tracked_fini(&t);
 }
 
+/* A case's endpoint "ep" (ep_fx_t) and its tracked arg. */
+typedef struct tcase {
+    ep_fx_t fx;
+    tracked_t t;
+    fl_future_t *term; /* tcase_close's termination future */
+} tcase_t;
+
+/* ep_fx_begin(&c->fx, "ep", flags), then the tracked arg for its
+ * endpoint. */
+static void tcase_begin(tcase_t *c, unsigned flags)
+{
+    ep_fx_begin(&c->fx, "ep", flags);
+    tracked_init(&c->t, c->fx.ep);
+    c->term = NULL;
+}
+
+/* Closes the endpoint now (its termination future kept for tcase_end). */
+static void tcase_close(tcase_t *c)
+{
+    c->term = tep_close(c->fx.ep);
+}
+
+/* Ends the endpoint (already ended if c->fx.ep is NULL, closed if
+ * tcase_close ran) and the service, then the tracked arg. */
+static void tcase_end(tcase_t *c)
+{
+    if (c->fx.ep == NULL) {
+        svc_end(c->fx.svc);
+    } else if (c->term != NULL) {
+        fl_future_release(c->term);
+        ep_fx_end_closed(&c->fx);
+    } else {
+        ep_fx_end(&c->fx);
+    }
+    tracked_fini(&c->t);
+}
+
+/* rc is FL_EINVAL with the message msg, and the arg has been freed
+ * `freed` times. */
+static void expect_einval(tracked_t *t, int rc, int freed, const char *msg)
+{
+    assert_fl(FL_EINVAL, rc);
+    assert_int_equal(freed, atomic_load(&t->freed));
+    expect_last(FL_EINVAL, msg);
+}
+
 /* ---- serial execution ---------------------------------------------------- */
 
 /* A run_async task / callable numbered by the test thread. */
@@ -245,82 +291,64 @@ static void test_calls_and_tasks_run_serially_and_fifo_per_sender(void **state)
 static void test_run_async_runs_the_task_on_the_main_thread(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    assert_fl_ok(fl_rpc_run_async(c.fx.ep, tracked_task, &c.t, tracked_free));
+    tracked_expect_ran(&c.t);
 
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl_ok(fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
-    tracked_expect_ran(&t);
-
-    tep_end(fx.ep);
-    assert_int_equal(0, atomic_load(&t.freed)); /* it ran: not freed */
-    tracked_fini(&t);
-    svc_end(fx.svc);
+    tep_end(c.fx.ep);
+    assert_int_equal(0, atomic_load(&c.t.freed)); /* it ran: not freed */
+    c.fx.ep = NULL;
+    tcase_end(&c);
 }
 
 static void test_run_async_before_start_is_dropped_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", 0);
+    tcase_t c;
+    tcase_begin(&c, 0);
+    assert_fl_ok(fl_rpc_run_async(c.fx.ep, tracked_task, &c.t, tracked_free));
+    wait_latch(c.t.done);
+    assert_int_equal(1, atomic_load(&c.t.freed));
 
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl_ok(fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.freed));
+    tep_start(c.fx.ep, &c.fx.st);
+    main_thread_barrier(c.fx.ep); /* a kept task would have run by now */
+    assert_int_equal(0, atomic_load(&c.t.ran));
+    assert_int_equal(1, atomic_load(&c.t.freed));
 
-    tep_start(fx.ep, &fx.st);
-    main_thread_barrier(fx.ep); /* a kept task would have run by now */
-    assert_int_equal(0, atomic_load(&t.ran));
-    assert_int_equal(1, atomic_load(&t.freed));
-
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_run_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-    fl_future_t *term = tep_close(fx.ep);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    tcase_close(&c);
     assert_fl(FL_EUNREACHABLE,
-              fl_rpc_run_async(fx.ep, tracked_task, &t, tracked_free));
+              fl_rpc_run_async(c.fx.ep, tracked_task, &c.t, tracked_free));
     expect_last(FL_EUNREACHABLE,
                 "recipient unreachable: rpc endpoint 'ep' has terminated");
-    tracked_expect_dropped(&t);
+    tracked_expect_dropped(&c.t);
 
-    tracked_fini(&t);
-    fl_future_release(term);
-    ep_fx_end_closed(&fx);
+    tcase_end(&c);
 }
 
 static void
 test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    expect_einval(&c.t, fl_rpc_run_async(c.fx.ep, NULL, &c.t, tracked_free), 1,
+                  "fn must not be NULL");
+    expect_einval(&c.t,
+                  fl_rpc_run_async(NULL, tracked_task, &c.t, tracked_free), 2,
+                  "ep must not be NULL");
+    assert_int_equal(0, atomic_load(&c.t.ran));
 
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl(FL_EINVAL, fl_rpc_run_async(fx.ep, NULL, &t, tracked_free));
-    assert_int_equal(1, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "fn must not be NULL");
-    assert_fl(FL_EINVAL,
-              fl_rpc_run_async(NULL, tracked_task, &t, tracked_free));
-    assert_int_equal(2, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "ep must not be NULL");
-    assert_int_equal(0, atomic_load(&t.ran));
-
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 /* ---- schedule_run_async -------------------------------------------------- */
@@ -328,74 +356,58 @@ test_run_async_with_bad_arguments_fails_einval_and_frees_arg(void **state)
 static void test_schedule_run_async_runs_no_earlier_than_the_delay(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+    assert_fl_ok(fl_rpc_schedule_run_async(c.fx.ep, tracked_task, &c.t,
                                            tracked_free, 100, NULL));
-    tracked_expect_ran(&t);
-    uint64_t waited = (t.ran_at_ns - t0) / NS_PER_MS;
+    tracked_expect_ran(&c.t);
+    uint64_t waited = (c.t.ran_at_ns - t0) / NS_PER_MS;
     if (waited < 100)
         fail_msg("ran after %llu ms, want >= 100", (unsigned long long)waited);
 
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void test_schedule_run_async_with_zero_delay_runs(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    assert_fl_ok(fl_rpc_schedule_run_async(c.fx.ep, tracked_task, &c.t,
                                            tracked_free, 0, NULL));
-    tracked_expect_ran(&t);
+    tracked_expect_ran(&c.t);
 
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_schedule_run_async_negative_delay_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    expect_einval(&c.t,
+                  fl_rpc_schedule_run_async(c.fx.ep, tracked_task, &c.t,
+                                            tracked_free, -1, NULL),
+                  1, "delay_ms must be >= 0 (got -1)");
+    main_thread_barrier(c.fx.ep);
+    assert_int_equal(0, atomic_load(&c.t.ran));
 
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl(FL_EINVAL, fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
-                                                   tracked_free, -1, NULL));
-    assert_int_equal(1, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "delay_ms must be >= 0 (got -1)");
-    main_thread_barrier(fx.ep);
-    assert_int_equal(0, atomic_load(&t.ran));
-
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_schedule_run_async_before_start_is_dropped_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", 0);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, tracked_task, &t,
+    tcase_t c;
+    tcase_begin(&c, 0);
+    assert_fl_ok(fl_rpc_schedule_run_async(c.fx.ep, tracked_task, &c.t,
                                            tracked_free, 10, NULL));
-    tracked_expect_dropped(&t);
+    tracked_expect_dropped(&c.t);
 
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 /* A delay changes nothing: refused at once, as fl_rpc_run_async is (rpc.h
@@ -404,22 +416,17 @@ static void
 test_schedule_run_async_after_termination_fails_unreachable(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-    fl_future_t *term = tep_close(fx.ep);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    tcase_close(&c);
     assert_fl(FL_EUNREACHABLE,
-              fl_rpc_schedule_run_async(fx.ep, tracked_task, &t, tracked_free,
-                                        10, NULL));
+              fl_rpc_schedule_run_async(c.fx.ep, tracked_task, &c.t,
+                                        tracked_free, 10, NULL));
     expect_last(FL_EUNREACHABLE,
                 "recipient unreachable: rpc endpoint 'ep' has terminated");
-    tracked_expect_dropped(&t);
+    tracked_expect_dropped(&c.t);
 
-    tracked_fini(&t);
-    fl_future_release(term);
-    ep_fx_end_closed(&fx);
+    tcase_end(&c);
 }
 
 /* ---- call_async ---------------------------------------------------------- */
@@ -445,22 +452,18 @@ static void test_call_async_completes_with_the_callables_value(void **state)
 static void test_call_async_runs_the_callable_on_the_main_thread(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
     fl_future_t *f = NULL;
-    assert_fl_ok(
-        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
+    assert_fl_ok(fl_rpc_call_async(c.fx.ep, tracked_callable, &c.t,
+                                   tracked_free, 5000, &f));
     assert_fl_ok(future_code(f));
     assert_null(fl_future_value(f));
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_true(atomic_load(&t.main));
+    assert_int_equal(1, atomic_load(&c.t.ran));
+    assert_true(atomic_load(&c.t.main));
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void test_call_async_fails_with_the_callables_error_code(void **state)
@@ -509,86 +512,71 @@ static void
 test_call_async_before_start_fails_not_started_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", 0);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, 0);
     fl_future_t *f = NULL;
-    assert_fl_ok(
-        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
+    assert_fl_ok(fl_rpc_call_async(c.fx.ep, tracked_callable, &c.t,
+                                   tracked_free, 5000, &f));
     assert_fl(FL_ENOTSTARTED, future_code(f));
-    tracked_expect_dropped(&t);
+    tracked_expect_dropped(&c.t);
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_call_async_after_termination_fails_unreachable_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-    fl_future_t *term = tep_close(fx.ep);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    tcase_close(&c);
     fl_future_t *f = NULL;
-    assert_fl_ok(
-        fl_rpc_call_async(fx.ep, tracked_callable, &t, tracked_free, 5000, &f));
+    assert_fl_ok(fl_rpc_call_async(c.fx.ep, tracked_callable, &c.t,
+                                   tracked_free, 5000, &f));
     assert_fl(FL_EUNREACHABLE, future_code(f));
-    tracked_expect_dropped(&t);
+    tracked_expect_dropped(&c.t);
 
     fl_future_release(f);
-    fl_future_release(term);
-    ep_fx_end_closed(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
+}
+
+/* fl_rpc_call_async(ep, fn, &c->t, tracked_free, timeout_ms, &f) fails
+ * FL_EINVAL with msg, frees the arg (the freed-th time) and sets f to
+ * NULL. */
+static void expect_call_async_einval(tcase_t *c, fl_rpc_endpoint_t *ep,
+                                     fl_rpc_callable_cb fn, int64_t timeout_ms,
+                                     int freed, const char *msg)
+{
+    fl_future_t *f = (fl_future_t *)&c->t; /* must become NULL */
+    expect_einval(
+        &c->t, fl_rpc_call_async(ep, fn, &c->t, tracked_free, timeout_ms, &f),
+        freed, msg);
+    assert_null(f);
 }
 
 static void
 test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    /* arg is always consumed, and *out becomes NULL. */
+    expect_call_async_einval(&c, c.fx.ep, tracked_callable, 0, 1,
+                             "timeout_ms must be > 0 (got 0)");
+    expect_call_async_einval(&c, c.fx.ep, tracked_callable, -5, 2,
+                             "timeout_ms must be > 0 (got -5)");
+    expect_call_async_einval(&c, c.fx.ep, NULL, 1000, 3, "fn must not be NULL");
+    expect_call_async_einval(&c, NULL, tracked_callable, 1000, 4,
+                             "ep must not be NULL");
+    expect_einval(&c.t,
+                  fl_rpc_call_async(c.fx.ep, tracked_callable, &c.t,
+                                    tracked_free, 1000, NULL),
+                  5, "out must not be NULL");
+    main_thread_barrier(c.fx.ep);
+    assert_int_equal(0, atomic_load(&c.t.ran));
 
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    fl_future_t *f = (fl_future_t *)&t; /* must become NULL */
-    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
-                                           tracked_free, 0, &f));
-    assert_null(f);
-    assert_int_equal(1, atomic_load(&t.freed)); /* arg is always consumed */
-    expect_last(FL_EINVAL, "timeout_ms must be > 0 (got 0)");
-    f = (fl_future_t *)&t;
-    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
-                                           tracked_free, -5, &f));
-    assert_null(f);
-    assert_int_equal(2, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "timeout_ms must be > 0 (got -5)");
-    f = (fl_future_t *)&t;
-    assert_fl(FL_EINVAL,
-              fl_rpc_call_async(fx.ep, NULL, &t, tracked_free, 1000, &f));
-    assert_null(f);
-    assert_int_equal(3, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "fn must not be NULL");
-    f = (fl_future_t *)&t;
-    assert_fl(FL_EINVAL, fl_rpc_call_async(NULL, tracked_callable, &t,
-                                           tracked_free, 1000, &f));
-    assert_null(f);
-    assert_int_equal(4, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "ep must not be NULL");
-    assert_fl(FL_EINVAL, fl_rpc_call_async(fx.ep, tracked_callable, &t,
-                                           tracked_free, 1000, NULL));
-    assert_int_equal(5, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "out must not be NULL");
-    main_thread_barrier(fx.ep);
-    assert_int_equal(0, atomic_load(&t.ran));
-
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 /* ---- on_complete --------------------------------------------------------- */
@@ -596,118 +584,97 @@ test_call_async_with_a_nonpositive_timeout_fails_einval(void **state)
 static void test_on_complete_runs_the_callback_on_the_main_thread(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    atomic_init(&t.err, -1);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    atomic_init(&c.t.err, -1);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
+        fl_rpc_on_complete(c.fx.ep, f, tracked_future_cb, &c.t, tracked_free));
     assert_fl_ok(fl_future_fail(f, FL_EUSER + 1, "done"));
-    tracked_expect_ran(&t);
-    assert_fl(FL_EUSER + 1, atomic_load(&t.err));
+    tracked_expect_ran(&c.t);
+    assert_fl(FL_EUSER + 1, atomic_load(&c.t.err));
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_on_complete_of_a_completed_future_still_runs_on_main_thread(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
-    atomic_init(&t.err, -1);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
+    atomic_init(&c.t.err, -1);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
     assert_fl_ok(
-        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
-    tracked_expect_ran(&t);
-    assert_fl_ok(atomic_load(&t.err));
+        fl_rpc_on_complete(c.fx.ep, f, tracked_future_cb, &c.t, tracked_free));
+    tracked_expect_ran(&c.t);
+    assert_fl_ok(atomic_load(&c.t.err));
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void test_on_complete_runs_whatever_the_endpoints_state(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", 0); /* not started */
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, 0); /* not started */
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
+        fl_rpc_on_complete(c.fx.ep, f, tracked_future_cb, &c.t, tracked_free));
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
-    wait_latch(t.done);
-    assert_int_equal(1, atomic_load(&t.ran));
-    assert_int_equal(0, atomic_load(&t.freed));
-    assert_true(atomic_load(&t.main));
+    wait_latch(c.t.done);
+    assert_int_equal(1, atomic_load(&c.t.ran));
+    assert_int_equal(0, atomic_load(&c.t.freed));
+    assert_true(atomic_load(&c.t.main));
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_on_complete_after_termination_frees_arg_without_running(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
     fl_future_t *f = fl_future_alloc();
     assert_fl_ok(
-        fl_rpc_on_complete(fx.ep, f, tracked_future_cb, &t, tracked_free));
-    fl_future_t *term = tep_close(fx.ep);
+        fl_rpc_on_complete(c.fx.ep, f, tracked_future_cb, &c.t, tracked_free));
+    tcase_close(&c);
     assert_fl_ok(fl_future_complete(f, NULL, NULL));
-    wait_latch(t.done);
-    assert_int_equal(0, atomic_load(&t.ran));
-    assert_int_equal(1, atomic_load(&t.freed));
+    wait_latch(c.t.done);
+    assert_int_equal(0, atomic_load(&c.t.ran));
+    assert_int_equal(1, atomic_load(&c.t.freed));
 
     fl_future_release(f);
-    fl_future_release(term);
-    ep_fx_end_closed(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 static void
 test_on_complete_with_bad_arguments_fails_einval_and_frees_arg(void **state)
 {
     (void)state;
-    ep_fx_t fx;
-    ep_fx_begin(&fx, "ep", FX_START);
-
-    tracked_t t;
-    tracked_init(&t, fx.ep);
+    tcase_t c;
+    tcase_begin(&c, FX_START);
     fl_future_t *f = fl_future_alloc();
-    assert_fl(FL_EINVAL,
-              fl_rpc_on_complete(NULL, f, tracked_future_cb, &t, tracked_free));
-    assert_int_equal(1, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "ep must not be NULL");
-    assert_fl(FL_EINVAL, fl_rpc_on_complete(fx.ep, NULL, tracked_future_cb, &t,
-                                            tracked_free));
-    assert_int_equal(2, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "f must not be NULL");
-    assert_fl(FL_EINVAL, fl_rpc_on_complete(fx.ep, f, NULL, &t, tracked_free));
-    assert_int_equal(3, atomic_load(&t.freed));
-    expect_last(FL_EINVAL, "cb must not be NULL");
-    assert_int_equal(0, atomic_load(&t.ran));
+    expect_einval(
+        &c.t,
+        fl_rpc_on_complete(NULL, f, tracked_future_cb, &c.t, tracked_free), 1,
+        "ep must not be NULL");
+    expect_einval(&c.t,
+                  fl_rpc_on_complete(c.fx.ep, NULL, tracked_future_cb, &c.t,
+                                     tracked_free),
+                  2, "f must not be NULL");
+    expect_einval(&c.t,
+                  fl_rpc_on_complete(c.fx.ep, f, NULL, &c.t, tracked_free), 3,
+                  "cb must not be NULL");
+    assert_int_equal(0, atomic_load(&c.t.ran));
 
     fl_future_release(f);
-    ep_fx_end(&fx);
-    tracked_fini(&t);
+    tcase_end(&c);
 }
 
 int main(int argc, char **argv)

@@ -32,6 +32,22 @@ static fl_rpc_gateway_t *connect_pattern(fl_rpc_service_t *svc,
     return gw;
 }
 
+/* A connect from svc's caller to the pattern's address on svc fails with
+ * code and the message `why`, after PREFIX "<address>: " for FL_ECONNECT
+ * (a handshake refusal names no address). */
+static void expect_connect_fails(fl_rpc_service_t *svc, const char *pattern,
+                                 int code, const char *why)
+{
+    fx_addr_t at = tep_address(svc, pattern);
+    char msg[FL_FUTURE_MESSAGE_MAX], want[FL_FUTURE_MESSAGE_MAX];
+    assert_fl(code, gw_connect_error(cli_of(svc), at.s, TG, msg, sizeof msg));
+    if (code == FL_ECONNECT)
+        snprintf(want, sizeof want, PREFIX "%s: %s", at.s, why);
+    else
+        snprintf(want, sizeof want, "%s", why);
+    assert_string_equal(want, msg);
+}
+
 static void test_a_pattern_connects_to_the_one_matching_endpoint(void **state)
 {
     (void)state;
@@ -134,13 +150,9 @@ static void test_a_pattern_passes_over_matches_of_another_gateway(void **state)
     expect_reaches(gw, "rm_1");
     fl_rpc_gateway_free(gw);
 
-    char msg[FL_FUTURE_MESSAGE_MAX];
-    assert_fl(FL_EHANDSHAKE,
-              gw_connect_error(cli_of(svc), tep_address(svc, "rm_s*").s, TG,
-                               msg, sizeof msg));
-    assert_string_equal(
-        "The rpc endpoint does not support the gateway fltest.TestGateway.",
-        msg);
+    expect_connect_fails(
+        svc, "rm_s*", FL_EHANDSHAKE,
+        "The rpc endpoint does not support the gateway fltest.TestGateway.");
 
     fl_future_release(fl_rpc_endpoint_close(stats));
     fl_rpc_endpoint_free(stats);
@@ -190,18 +202,12 @@ static void test_no_match_fails_econnect_naming_what_there_is(void **state)
     tep_init(&st);
     fl_rpc_endpoint_t *a = tep_create(svc, "beta", &st, NULL);
     fl_rpc_endpoint_t *b = tep_create(svc, "alpha", &st, NULL);
-
-    fx_addr_t at = tep_address(svc, "rm_*");
-    char msg[FL_FUTURE_MESSAGE_MAX], want[FL_FUTURE_MESSAGE_MAX];
-    assert_fl(FL_ECONNECT,
-              gw_connect_error(cli_of(svc), at.s, TG, msg, sizeof msg));
-    snprintf(want, sizeof want,
-             PREFIX "%s: no endpoint of the service matches 'rm_*'; %s", at.s,
-             fx_tcp ? "it has 2 endpoints (ids are not disclosed to remote "
-                      "callers)"
-                    : "its 2 endpoints are alpha, beta");
-    assert_string_equal(want, msg);
-
+    expect_connect_fails(
+        svc, "rm_*", FL_ECONNECT,
+        fx_tcp ? "no endpoint of the service matches 'rm_*'; it has 2 "
+                 "endpoints (ids are not disclosed to remote callers)"
+               : "no endpoint of the service matches 'rm_*'; its 2 "
+                 "endpoints are alpha, beta");
     fl_rpc_endpoint_free(a);
     fl_rpc_endpoint_free(b);
     svc_end(svc);
@@ -216,17 +222,9 @@ static void test_a_pattern_of_star_alone_is_refused(void **state)
     tep_t st;
     tep_init(&st);
     fl_rpc_endpoint_t *ep = tep_create(svc, "any", &st, NULL);
-
-    fx_addr_t at = tep_address(svc, "*");
-    char msg[FL_FUTURE_MESSAGE_MAX], want[FL_FUTURE_MESSAGE_MAX];
-    assert_fl(FL_ECONNECT,
-              gw_connect_error(cli_of(svc), at.s, TG, msg, sizeof msg));
-    snprintf(want, sizeof want,
-             PREFIX "%s: the pattern '*' would match any endpoint; name a part "
-                    "of the id, as in resourcemanager_*",
-             at.s);
-    assert_string_equal(want, msg);
-
+    expect_connect_fails(svc, "*", FL_ECONNECT,
+                         "the pattern '*' would match any endpoint; name a "
+                         "part of the id, as in resourcemanager_*");
     fl_rpc_endpoint_free(ep);
     svc_end(svc);
 }
