@@ -18,6 +18,12 @@
 #define ENDPOINT_ID_MAX 200
 
 static void say(char *why, size_t why_len, const char *fmt, ...)
+    FL_PRINTF(3, 4);
+static int bad_value(const fl_config_t *cfg, const char *key, const char *value,
+                     char *why, size_t why_len, const char *fmt, ...)
+    FL_PRINTF(6, 7);
+
+static void say(char *why, size_t why_len, const char *fmt, ...)
 {
     if (why == NULL || why_len == 0)
         return;
