@@ -137,7 +137,8 @@ static void answer(pending_t *p, bool accepted, const char *reason,
     p->answered = true;
 }
 
-/* The connection back to a registering worker completed (main thread). */
+/* The connection back to a registering worker completed (main thread).
+ * Owns p: arg_free runs only when this does not. */
 static void on_worker_connected(fl_future_t *f, void *arg)
 {
     pending_t *p = arg;
@@ -168,6 +169,7 @@ static void on_worker_connected(fl_future_t *f, void *arg)
                    fl_err_name(rc));
         answer(p, true, "", fl_heartbeat_manager_id(c->hb));
     }
+    pending_free(p);
 }
 
 /* Coordinator.RegisterWorker: connect back to the worker, then answer. */
