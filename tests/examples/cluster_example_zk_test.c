@@ -87,11 +87,27 @@ static void start(proc_t *p, const char *path, const char *name)
     proc_start(p, name, argv);
 }
 
+/* The next line of p must be "<who> '<name>' at fling.tcp://127.0.0.1:
+ * <port>/<id> <rest>", whatever the port; the address into addr. */
+static void expect_start_line(proc_t *p, const char *who, const char *name,
+                              const char *id, const char *rest, char *addr,
+                              size_t cap)
+{
+    char line[2048], prefix[256], want[2048];
+    snprintf(prefix, sizeof prefix, "%s '%s' at fling.tcp://127.0.0.1:", who,
+             name);
+    proc_next(p, prefix, line, sizeof line);
+    int port = atoi(line + strlen(prefix));
+    snprintf(want, sizeof want, "%s%d/%s %s", prefix, port, id, rest);
+    assert_string_equal(want, line);
+    snprintf(addr, cap, "fling.tcp://127.0.0.1:%d/%s", port, id);
+}
+
 /* Waits for leader p's "Leading" line: its token and address. */
 static void await_leading(proc_t *p, char *token, char *address)
 {
     char line[2048];
-    proc_find(p, "Leading with token ", line, sizeof line);
+    proc_next(p, "Leading with token ", line, sizeof line);
     assert_int_equal(
         2, sscanf(line, "Leading with token %32s at %255s", token, address));
     char want[2048];
@@ -104,21 +120,21 @@ static void zookeeper_worker_follows_the_new_leader(void **state)
 {
     (void)state;
     char line[2048], want[2048];
-    char ta[33], tb[33], aa[256], ab[256];
+    char ta[33], tb[33], aa[256], ab[256], el[256], wa[256];
 
     start(&a, CLUSTER_LEADER_PATH, "a");
-    proc_next(&a, "Leader 'a' at ", line, sizeof line);
-    assert_non_null(strstr(line, " contends for 'coordinator' (zookeeper)"));
+    expect_start_line(&a, "Leader", "a", "elector",
+                      "contends for 'coordinator' (zookeeper)", el, sizeof el);
     await_leading(&a, ta, aa);
 
     start(&b, CLUSTER_LEADER_PATH, "b");
-    proc_next(&b, "Leader 'b' at ", line, sizeof line);
-    assert_non_null(strstr(line, " contends for 'coordinator' (zookeeper)"));
+    expect_start_line(&b, "Leader", "b", "elector",
+                      "contends for 'coordinator' (zookeeper)", el, sizeof el);
 
     start(&w, CLUSTER_WORKER_PATH, "w1");
-    proc_next(&w, "Worker 'w1' at ", line, sizeof line);
-    assert_non_null(strstr(line, " follows the leader of 'coordinator' "
-                                 "(zookeeper)"));
+    expect_start_line(&w, "Worker", "w1", "worker",
+                      "follows the leader of 'coordinator' (zookeeper)", wa,
+                      sizeof wa);
     proc_next(&w, "Leader is ", line, sizeof line);
     snprintf(want, sizeof want, "Leader is %s with token %s", aa, ta);
     assert_string_equal(want, line);
@@ -127,7 +143,10 @@ static void zookeeper_worker_follows_the_new_leader(void **state)
              ta);
     assert_string_equal(want, line);
     proc_next(&a, "Worker 'w1' registered from ", line, sizeof line);
+    snprintf(want, sizeof want, "Worker 'w1' registered from %s", wa);
+    assert_string_equal(want, line);
     proc_next(&a, "First heartbeat from worker 'w1'", line, sizeof line);
+    assert_string_equal("First heartbeat from worker 'w1'", line);
 
     /* One leader at a time: b has not led. */
     proc_assert_no_line(&b, "Leading");
@@ -144,8 +163,11 @@ static void zookeeper_worker_follows_the_new_leader(void **state)
     snprintf(want, sizeof want, "Registered at %s with token %s as 'w1'", ab,
              tb);
     assert_string_equal(want, line);
-    proc_find(&b, "Worker 'w1' registered from ", line, sizeof line);
+    proc_next(&b, "Worker 'w1' registered from ", line, sizeof line);
+    snprintf(want, sizeof want, "Worker 'w1' registered from %s", wa);
+    assert_string_equal(want, line);
     proc_next(&b, "First heartbeat from worker 'w1'", line, sizeof line);
+    assert_string_equal("First heartbeat from worker 'w1'", line);
 
     proc_stop_cleanly(&w, "Worker 'w1' stopped");
     proc_stop_cleanly(&b, "Leader 'b' stopped");
