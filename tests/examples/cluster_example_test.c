@@ -2,7 +2,8 @@
  * cluster_example_test.c - examples/cluster standalone, as processes: a
  * leader and two workers register and heartbeat; one worker is killed
  * (kill -9) and the leader logs its heartbeat timeout with the heartbeat
- * layer's message; the others stop cleanly on SIGTERM. Synchronised on
+ * layer's message; the others stop cleanly on SIGTERM. A configuration
+ * they cannot run with stops them, naming the key. Synchronised on
  * the programs' log lines; heartbeats of 200 ms with a 1 s timeout.
  */
 #include "proc_fixture.h"
@@ -173,6 +174,42 @@ static void standalone_register_heartbeat_and_timeout(void **state)
     proc_end(&w1);
 }
 
+/* A configuration the programs cannot run with stops them at once, exit
+ * status 2, with the configuration's message naming the key or file. */
+static void bad_configuration_is_named(void **state)
+{
+    (void)state;
+    char *const quorum[] = {CLUSTER_WORKER_PATH,
+                            "-c",
+                            EXAMPLE_DIR "/standalone.yaml",
+                            "-D",
+                            "high-availability.type=zookeeper",
+                            "-D",
+                            "high-availability.zookeeper.quorum=zk1",
+                            NULL};
+    proc_start(&w1, "cluster_worker", quorum);
+    proc_expect_exit(&w1, 2,
+                     "cluster_worker: Bad value 'zk1' for "
+                     "'high-availability.zookeeper.quorum' (-D): server 'zk1' "
+                     "is not host:port; write each server as host:port, e.g. "
+                     "zk1:2181.");
+    char *const port0[] = {CLUSTER_WORKER_PATH, "-D", "jobmanager.rpc.port=0",
+                           NULL};
+    proc_start(&w2, "cluster_worker", port0);
+    proc_expect_exit(&w2, 2,
+                     "cluster_worker: Bad value '0' for 'jobmanager.rpc.port' "
+                     "(-D): port 0 lets the JobManager listen on any port, so "
+                     "no address of it can be known beforehand; set the port "
+                     "it listens on, e.g. 6123.");
+    char *const missing[] = {CLUSTER_LEADER_PATH, "-c",
+                             EXAMPLE_DIR "/no-such.yaml", NULL};
+    proc_start(&leader, "cluster_leader", missing);
+    proc_expect_exit(
+        &leader, 2,
+        "cluster_leader: Cannot read configuration file '" EXAMPLE_DIR
+        "/no-such.yaml': No such file or directory.");
+}
+
 static int teardown(void **state)
 {
     proc_end(&w1);
@@ -186,6 +223,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             standalone_register_heartbeat_and_timeout, fl_test_arm, teardown),
+        cmocka_unit_test_setup_teardown(bad_configuration_is_named, fl_test_arm,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,6 +192,32 @@ static void proc_stop(proc_t *p, int sig)
     p->reaped = true;
 }
 
+/* Waits for p to end by itself (reading its output to the end), then
+ * fails the test unless it exited with status and wrote line, whole. */
+static void proc_expect_exit(proc_t *p, int status, const char *line)
+{
+    while (p->fd >= 0) {
+        if (!proc_read(p, FL_TEST_WAIT_MS) && p->fd >= 0) {
+            proc_dump(p);
+            fail_msg("%s did not end within %d ms", p->name, FL_TEST_WAIT_MS);
+        }
+    }
+    assert_int_equal(p->pid, waitpid(p->pid, &p->status, 0));
+    p->reaped = true;
+    bool found = false;
+    size_t n = strlen(line);
+    for (const char *s = p->out; !found && s != NULL && *s;) {
+        found = strncmp(s, line, n) == 0 && (s[n] == '\n' || s[n] == '\0');
+        s = strchr(s, '\n');
+        s = s != NULL ? s + 1 : NULL;
+    }
+    if (!found || !WIFEXITED(p->status) || WEXITSTATUS(p->status) != status) {
+        proc_dump(p);
+        fail_msg("%s: expected exit %d and the line \"%s\"; got status %d",
+                 p->name, status, line, p->status);
+    }
+}
+
 /* Stops p with SIGTERM: it must exit 0 after logging its last line,
  * which starts with last. */
 static void proc_stop_cleanly(proc_t *p, const char *last)
