@@ -4,6 +4,8 @@
  */
 #include "cluster_common.h"
 
+#include "cluster.pb-c.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,10 +70,13 @@ fail:
     return NULL;
 }
 
-int cx_wait_for_stop(const char *prog, fl_rpc_endpoint_t *ep)
+/* Blocks until a stop signal, or until ep has ended by itself; then
+ * unblocks the signals, so a second one ends a hanging shutdown. Returns
+ * 0 after a signal, 1 otherwise. */
+static int wait_for_stop(const char *prog, fl_rpc_endpoint_t *ep)
 {
     fl_future_t *term = fl_rpc_endpoint_termination(ep);
-    int ended = 0;
+    int status = 0;
     for (;;) {
         int sig = 0;
         int rc = fl_signals_wait(cx_stop_signals, 2, 100, &sig);
@@ -82,7 +87,7 @@ int cx_wait_for_stop(const char *prog, fl_rpc_endpoint_t *ep)
         }
         if (rc != FL_ETIMEDOUT) {
             fprintf(stderr, "%s: fl_signals_wait: %s\n", prog, fl_err_name(rc));
-            ended = 1;
+            status = 1;
             break;
         }
         /* The endpoint can end by itself only when its start failed. */
@@ -90,13 +95,68 @@ int cx_wait_for_stop(const char *prog, fl_rpc_endpoint_t *ep)
             fprintf(stderr, "%s: %s\n", prog,
                     fl_future_error(term) != FL_OK ? fl_future_message(term)
                                                    : "stopped");
-            ended = 1;
+            status = 1;
             break;
         }
     }
     fl_future_release(term);
     (void)fl_signals_unblock(cx_stop_signals, 2);
-    return ended;
+    return status;
+}
+
+int cx_serve(const char *prog, const fl_rpc_service_opts_t *so,
+             const fl_rpc_endpoint_opts_t *eo)
+{
+    fl_rpc_service_t *svc = NULL;
+    if (fl_rpc_service_alloc(so, &svc) != FL_OK) {
+        fprintf(stderr, "%s: %s\n", prog, fl_rpc_last_message());
+        return 1;
+    }
+    fl_rpc_endpoint_t *ep = NULL;
+    int rc = fl_rpc_endpoint_create(svc, eo, &ep);
+    if (rc == FL_OK)
+        rc = fl_rpc_endpoint_start(ep);
+    int status = 1;
+    if (rc != FL_OK)
+        fprintf(stderr, "%s: %s\n", prog, fl_rpc_last_message());
+    else
+        status = wait_for_stop(prog, ep);
+    /* Closes the endpoint (its on_stop lets go of what it holds) and
+     * joins fling's threads. */
+    if (fl_rpc_service_shutdown(svc) != FL_OK)
+        status = 1;
+    fl_rpc_endpoint_free(ep);
+    fl_rpc_service_free(svc);
+    return status;
+}
+
+void cx_heartbeat_pack(const fl_heartbeat_msg_t *msg, Clusterex__Heartbeat *out,
+                       Clusterex__Timing *tm)
+{
+    clusterex__heartbeat__init(out);
+    out->origin = (char *)msg->origin;
+    out->payload.data = (uint8_t *)msg->payload;
+    out->payload.len = msg->payload_len;
+    if (msg->timing != NULL) {
+        clusterex__timing__init(tm);
+        tm->interval_ms = msg->timing->interval_ms;
+        tm->timeout_ms = msg->timing->timeout_ms;
+        out->timing = tm;
+    }
+}
+
+void cx_heartbeat_unpack(const Clusterex__Heartbeat *in,
+                         fl_heartbeat_msg_t *out, fl_heartbeat_timing_t *timing)
+{
+    memset(out, 0, sizeof *out);
+    out->origin = in->origin;
+    out->payload = in->payload.data;
+    out->payload_len = in->payload.len;
+    if (in->timing != NULL) {
+        timing->interval_ms = in->timing->interval_ms;
+        timing->timeout_ms = in->timing->timeout_ms;
+        out->timing = timing;
+    }
 }
 
 const char *cx_hex(const fl_fencing_token_t *token, char *buf)

@@ -40,13 +40,32 @@ fl_config_t *cx_setup(const char *prog, int argc, char **argv, bool allow_host,
                       cx_args_t *args);
 
 /*
- * cx_wait_for_stop blocks the caller (main) until SIGINT or SIGTERM, or
- * until ep has terminated by itself (its start failed); then unblocks the
- * signals, so a second one ends a hanging shutdown. Returns 0 after a
- * signal, 1 if ep ended by itself. The signals must have been blocked
- * (fl_signals_block) before fling started its first thread.
+ * cx_serve runs program prog's one endpoint until a stop signal: makes a
+ * service with so, creates and starts an endpoint with eo, blocks the
+ * caller (main) until SIGINT or SIGTERM or until the endpoint has ended
+ * by itself (its start failed), then shuts the service down, which closes
+ * the endpoint (its on_stop runs), and frees both. Returns the exit
+ * status: 0 after a signal and a clean shutdown, 1 otherwise (the reason
+ * on stderr). The stop signals must have been blocked (fl_signals_block)
+ * before fling started its first thread.
  */
-int cx_wait_for_stop(const char *prog, fl_rpc_endpoint_t *ep);
+int cx_serve(const char *prog, const fl_rpc_service_opts_t *so,
+             const fl_rpc_endpoint_opts_t *eo);
+
+struct Clusterex__Heartbeat;
+struct Clusterex__Timing;
+
+/* Packs msg (borrowed) into out, its timing into *tm if it has one: out
+ * borrows msg's strings and bytes. For a send function. */
+void cx_heartbeat_pack(const fl_heartbeat_msg_t *msg,
+                       struct Clusterex__Heartbeat *out,
+                       struct Clusterex__Timing *tm);
+
+/* Unpacks in (borrowed) into out, its timing into *timing if it has one:
+ * out borrows in's strings and bytes. For a handler. */
+void cx_heartbeat_unpack(const struct Clusterex__Heartbeat *in,
+                         fl_heartbeat_msg_t *out,
+                         fl_heartbeat_timing_t *timing);
 
 /* The stop signals, for fl_signals_block. */
 extern const int cx_stop_signals[2];

@@ -76,16 +76,9 @@ static void drop_worker(coordinator_t *c, const char *id)
 static fl_future_t *request_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 {
     fl_rpc_gateway_t *gw = arg;
-    Clusterex__Heartbeat hb = CLUSTEREX__HEARTBEAT__INIT;
-    Clusterex__Timing tm = CLUSTEREX__TIMING__INIT;
-    hb.origin = (char *)msg->origin;
-    hb.payload.data = (uint8_t *)msg->payload;
-    hb.payload.len = msg->payload_len;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        hb.timing = &tm;
-    }
+    Clusterex__Heartbeat hb;
+    Clusterex__Timing tm;
+    cx_heartbeat_pack(msg, &hb, &tm);
     fl_future_t *f = NULL;
     (void)fl_rpc_call(gw, 0 /* RequestHeartbeat */, &hb.base, 0, &f);
     return f;
@@ -226,14 +219,8 @@ coordinator_receive_heartbeat(Clusterex__Coordinator_Service *service,
     (void)service;
     coordinator_t *c = fl_rpc_call_state(call);
     fl_heartbeat_timing_t timing;
-    fl_heartbeat_msg_t msg = {.origin = in->origin,
-                              .payload = in->payload.data,
-                              .payload_len = in->payload.len};
-    if (in->timing != NULL) {
-        timing.interval_ms = in->timing->interval_ms;
-        timing.timeout_ms = in->timing->timeout_ms;
-        msg.timing = &timing;
-    }
+    fl_heartbeat_msg_t msg;
+    cx_heartbeat_unpack(in, &msg, &timing);
     char why[512];
     int rc = fl_heartbeat_receive_response(c->hb, &msg, why, sizeof why);
     if (rc != FL_OK) {
@@ -491,13 +478,6 @@ int main(int argc, char **argv)
         .port = ports,
         .name = "cluster_leader",
     };
-    fl_rpc_service_t *svc = NULL;
-    int rc = fl_rpc_service_alloc(&so, &svc);
-    if (rc != FL_OK) {
-        fprintf(stderr, "cluster_leader: %s\n", fl_rpc_last_message());
-        fl_config_free(cfg);
-        return 1;
-    }
     ProtobufCService *const services[] = {&elector_impl.base};
     fl_rpc_endpoint_opts_t eo = {
         .id = "elector",
@@ -507,22 +487,9 @@ int main(int argc, char **argv)
         .on_start = elector_on_start,
         .on_stop = elector_on_stop,
     };
-    fl_rpc_endpoint_t *ep = NULL;
-    rc = fl_rpc_endpoint_create(svc, &eo, &ep);
-    if (rc == FL_OK)
-        rc = fl_rpc_endpoint_start(ep);
-    int status = 1;
-    if (rc != FL_OK)
-        fprintf(stderr, "cluster_leader: %s\n", fl_rpc_last_message());
-    else
-        status = cx_wait_for_stop("cluster_leader", ep);
-
-    /* Closes the elector (it leaves the election and closes the
-     * coordinator) and every endpoint, and joins fling's threads. */
-    if (fl_rpc_service_shutdown(svc) != FL_OK)
-        status = 1;
-    fl_rpc_endpoint_free(ep);
-    fl_rpc_service_free(svc);
+    /* The elector's on_stop leaves the election and closes the
+     * coordinator; the config outlives them, as e.ha's strings need. */
+    int status = cx_serve("cluster_leader", &so, &eo);
     fl_config_free(cfg);
     if (status == 0)
         fl_log(FL_LOG_INFO, "Leader '%s' stopped", e.name);

@@ -96,16 +96,9 @@ static fl_future_t *send_to_leader(void *arg, const fl_heartbeat_msg_t *msg)
         w->conn != NULL ? fl_registered_connection_gateway(w->conn) : NULL;
     if (gw == NULL)
         return NULL;
-    Clusterex__Heartbeat hb = CLUSTEREX__HEARTBEAT__INIT;
-    Clusterex__Timing tm = CLUSTEREX__TIMING__INIT;
-    hb.origin = (char *)msg->origin;
-    hb.payload.data = (uint8_t *)msg->payload;
-    hb.payload.len = msg->payload_len;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        hb.timing = &tm;
-    }
+    Clusterex__Heartbeat hb;
+    Clusterex__Timing tm;
+    cx_heartbeat_pack(msg, &hb, &tm);
     fl_future_t *f = NULL;
     (void)fl_rpc_call(gw, 1 /* ReceiveHeartbeat */, &hb.base, 0, &f);
     return f; /* NULL: not sent */
@@ -237,14 +230,8 @@ static void worker_request_heartbeat(Clusterex__Worker_Service *service,
     (void)service;
     worker_t *w = fl_rpc_call_state(call);
     fl_heartbeat_timing_t timing;
-    fl_heartbeat_msg_t msg = {.origin = in->origin,
-                              .payload = in->payload.data,
-                              .payload_len = in->payload.len};
-    if (in->timing != NULL) {
-        timing.interval_ms = in->timing->interval_ms;
-        timing.timeout_ms = in->timing->timeout_ms;
-        msg.timing = &timing;
-    }
+    fl_heartbeat_msg_t msg;
+    cx_heartbeat_unpack(in, &msg, &timing);
     char why[512];
     int rc = fl_heartbeat_receive_request(w->hb, &msg, why, sizeof why);
     if (rc != FL_OK) {
@@ -342,13 +329,6 @@ int main(int argc, char **argv)
         .port = "0",
         .name = "cluster_worker",
     };
-    fl_rpc_service_t *svc = NULL;
-    int rc = fl_rpc_service_alloc(&so, &svc);
-    if (rc != FL_OK) {
-        fprintf(stderr, "cluster_worker: %s\n", fl_rpc_last_message());
-        fl_config_free(cfg);
-        return 1;
-    }
     ProtobufCService *const services[] = {&worker_impl.base};
     fl_rpc_endpoint_opts_t eo = {
         .id = "worker",
@@ -358,22 +338,9 @@ int main(int argc, char **argv)
         .on_start = worker_on_start,
         .on_stop = worker_on_stop,
     };
-    fl_rpc_endpoint_t *ep = NULL;
-    rc = fl_rpc_endpoint_create(svc, &eo, &ep);
-    if (rc == FL_OK)
-        rc = fl_rpc_endpoint_start(ep);
-    int status = 1;
-    if (rc != FL_OK)
-        fprintf(stderr, "cluster_worker: %s\n", fl_rpc_last_message());
-    else
-        status = cx_wait_for_stop("cluster_worker", ep);
-
-    /* Closes the endpoint (on_stop lets go of the utilities) and joins
-     * fling's threads; the config outlives them, as ha's strings need. */
-    if (fl_rpc_service_shutdown(svc) != FL_OK)
-        status = 1;
-    fl_rpc_endpoint_free(ep);
-    fl_rpc_service_free(svc);
+    /* The worker's on_stop lets go of the utilities; the config outlives
+     * them, as w.ha's strings need. */
+    int status = cx_serve("cluster_worker", &so, &eo);
     fl_config_free(cfg);
     if (status == 0)
         fl_log(FL_LOG_INFO, "Worker '%s' stopped", w.name);

@@ -116,6 +116,23 @@ static void await_leading(proc_t *p, char *token, char *address)
     assert_int_equal(32, strlen(token));
 }
 
+/* Worker w (at wa) registers at leader p (leading at addr with token):
+ * the lines of both, in order. */
+static void registers_at(proc_t *p, const char *addr, const char *token,
+                         const char *wa)
+{
+    char line[2048], want[2048];
+    proc_next(&w, "Registered at ", line, sizeof line);
+    snprintf(want, sizeof want, "Registered at %s with token %s as 'w1'", addr,
+             token);
+    assert_string_equal(want, line);
+    proc_next(p, "Worker 'w1' registered from ", line, sizeof line);
+    snprintf(want, sizeof want, "Worker 'w1' registered from %s", wa);
+    assert_string_equal(want, line);
+    proc_next(p, "First heartbeat from worker 'w1'", line, sizeof line);
+    assert_string_equal("First heartbeat from worker 'w1'", line);
+}
+
 static void zookeeper_worker_follows_the_new_leader(void **state)
 {
     (void)state;
@@ -138,15 +155,7 @@ static void zookeeper_worker_follows_the_new_leader(void **state)
     proc_next(&w, "Leader is ", line, sizeof line);
     snprintf(want, sizeof want, "Leader is %s with token %s", aa, ta);
     assert_string_equal(want, line);
-    proc_next(&w, "Registered at ", line, sizeof line);
-    snprintf(want, sizeof want, "Registered at %s with token %s as 'w1'", aa,
-             ta);
-    assert_string_equal(want, line);
-    proc_next(&a, "Worker 'w1' registered from ", line, sizeof line);
-    snprintf(want, sizeof want, "Worker 'w1' registered from %s", wa);
-    assert_string_equal(want, line);
-    proc_next(&a, "First heartbeat from worker 'w1'", line, sizeof line);
-    assert_string_equal("First heartbeat from worker 'w1'", line);
+    registers_at(&a, aa, ta, wa);
 
     /* One leader at a time: b has not led. */
     proc_assert_no_line(&b, "Leading");
@@ -159,15 +168,7 @@ static void zookeeper_worker_follows_the_new_leader(void **state)
     proc_find(&w, "Leader is fling", line, sizeof line);
     snprintf(want, sizeof want, "Leader is %s with token %s", ab, tb);
     assert_string_equal(want, line);
-    proc_next(&w, "Registered at ", line, sizeof line);
-    snprintf(want, sizeof want, "Registered at %s with token %s as 'w1'", ab,
-             tb);
-    assert_string_equal(want, line);
-    proc_next(&b, "Worker 'w1' registered from ", line, sizeof line);
-    snprintf(want, sizeof want, "Worker 'w1' registered from %s", wa);
-    assert_string_equal(want, line);
-    proc_next(&b, "First heartbeat from worker 'w1'", line, sizeof line);
-    assert_string_equal("First heartbeat from worker 'w1'", line);
+    registers_at(&b, ab, tb, wa);
 
     proc_stop_cleanly(&w, "Worker 'w1' stopped");
     proc_stop_cleanly(&b, "Leader 'b' stopped");

@@ -39,7 +39,7 @@ typedef struct proc {
 
 /* Starts argv[0] with argv (NULL-terminated) as p; fails the test if it
  * cannot. */
-static void proc_start(proc_t *p, const char *name, char *const argv[])
+static inline void proc_start(proc_t *p, const char *name, char *const argv[])
 {
     memset(p, 0, sizeof *p);
     p->name = name;
@@ -67,7 +67,7 @@ static void proc_start(proc_t *p, const char *name, char *const argv[])
 
 /* Reads what is there, waiting up to timeout_ms for something; false at
  * the end of the pipe or on a timeout. */
-static bool proc_read(proc_t *p, int timeout_ms)
+static inline bool proc_read(proc_t *p, int timeout_ms)
 {
     if (p->fd < 0)
         return false;
@@ -90,7 +90,7 @@ static bool proc_read(proc_t *p, int timeout_ms)
     return true;
 }
 
-static void proc_dump(const proc_t *p)
+static inline void proc_dump(const proc_t *p)
 {
     fprintf(stderr, "---- %s (pid %d) wrote:\n%s---- end of %s\n", p->name,
             (int)p->pid, p->out, p->name);
@@ -99,7 +99,7 @@ static void proc_dump(const proc_t *p)
 /* The text of the next complete application line after the cursor into
  * line (cap bytes), moving the cursor past it; false if none is complete
  * yet. Other lines (the library's, sanitizers') are passed over. */
-static bool proc_take_app_line(proc_t *p, char *line, size_t cap)
+static inline bool proc_take_app_line(proc_t *p, char *line, size_t cap)
 {
     static const char mark[] = " app: ";
     for (;;) {
@@ -122,8 +122,8 @@ static bool proc_take_app_line(proc_t *p, char *line, size_t cap)
 /* Waits for the next application line of p: with prefix NULL, whatever
  * it is; otherwise the next that starts with prefix, passing over others
  * (skip) or failing the test if the next one does not (!skip). */
-static void proc_await(proc_t *p, const char *prefix, bool skip, char *line,
-                       size_t cap)
+static inline void proc_await(proc_t *p, const char *prefix, bool skip,
+                              char *line, size_t cap)
 {
     uint64_t t0 = fl_clock_now_ns();
     for (;;) {
@@ -149,20 +149,22 @@ static void proc_await(proc_t *p, const char *prefix, bool skip, char *line,
 }
 
 /* The next application line, which must start with prefix. */
-static void proc_next(proc_t *p, const char *prefix, char *line, size_t cap)
+static inline void proc_next(proc_t *p, const char *prefix, char *line,
+                             size_t cap)
 {
     proc_await(p, prefix, false, line, cap);
 }
 
 /* The next application line that starts with prefix. */
-static void proc_find(proc_t *p, const char *prefix, char *line, size_t cap)
+static inline void proc_find(proc_t *p, const char *prefix, char *line,
+                             size_t cap)
 {
     proc_await(p, prefix, true, line, cap);
 }
 
 /* Fails the test if p has written a complete application line starting
  * with prefix by now (reads what is there without waiting). */
-static void proc_assert_no_line(proc_t *p, const char *prefix)
+static inline void proc_assert_no_line(proc_t *p, const char *prefix)
 {
     while (proc_read(p, 0))
         ;
@@ -178,7 +180,7 @@ static void proc_assert_no_line(proc_t *p, const char *prefix)
 }
 
 /* Sends sig to p and reaps it, reading its output to the end. */
-static void proc_stop(proc_t *p, int sig)
+static inline void proc_stop(proc_t *p, int sig)
 {
     assert_int_equal(0, kill(p->pid, sig));
     while (p->fd >= 0) {
@@ -194,7 +196,7 @@ static void proc_stop(proc_t *p, int sig)
 
 /* Waits for p to end by itself (reading its output to the end), then
  * fails the test unless it exited with status and wrote line, whole. */
-static void proc_expect_exit(proc_t *p, int status, const char *line)
+static inline void proc_expect_exit(proc_t *p, int status, const char *line)
 {
     while (p->fd >= 0) {
         if (!proc_read(p, FL_TEST_WAIT_MS) && p->fd >= 0) {
@@ -220,7 +222,7 @@ static void proc_expect_exit(proc_t *p, int status, const char *line)
 
 /* Stops p with SIGTERM: it must exit 0 after logging its last line,
  * which starts with last. */
-static void proc_stop_cleanly(proc_t *p, const char *last)
+static inline void proc_stop_cleanly(proc_t *p, const char *last)
 {
     proc_stop(p, SIGTERM);
     char line[2048];
@@ -232,7 +234,7 @@ static void proc_stop_cleanly(proc_t *p, const char *last)
 }
 
 /* Kills p at once (kill -9) and reaps it. */
-static void proc_kill(proc_t *p)
+static inline void proc_kill(proc_t *p)
 {
     proc_stop(p, SIGKILL);
     assert_true(WIFSIGNALED(p->status));
@@ -240,7 +242,7 @@ static void proc_kill(proc_t *p)
 }
 
 /* Reaps p if the test has not: kills it first. */
-static void proc_end(proc_t *p)
+static inline void proc_end(proc_t *p)
 {
     if (p->pid > 0 && !p->reaped) {
         (void)kill(p->pid, SIGKILL);
