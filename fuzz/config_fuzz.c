@@ -3,12 +3,15 @@
  * text from an operator): the YAML walk, the keys and the typed values.
  * A load either succeeds, and then the printout reads back to the same
  * printout, or fails with FL_EINVAL, a reason, and the config as it was.
+ * A loaded config gives the cluster layer's HA options and JobManager
+ * address, or FL_EINVAL with a reason (fling/cluster.h).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <fling/cluster.h>
 #include <fling/config.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -42,6 +45,35 @@ static char *values_of(const fl_config_t *cfg)
     return buf;
 }
 
+/* What fling/cluster.h makes of a loaded config: the HA options and the
+ * JobManager's address, or FL_EINVAL with a reason. */
+static void check_cluster_opts(const fl_config_t *cfg)
+{
+    char why[512] = "";
+    fl_ha_opts_t ha;
+    int rc = fl_cluster_ha_opts(cfg, &ha, why, sizeof why);
+    if (rc == FL_OK) {
+        /* A zookeeper cluster id is a name, its root a path. */
+        if (ha.mode == FL_HA_ZOOKEEPER &&
+            (strchr(ha.cluster_id, '/') != NULL || ha.zk_root[0] != '/' ||
+             ha.zk_quorum[0] == '\0'))
+            abort();
+    } else if (rc != FL_EINVAL || why[0] == '\0') {
+        abort();
+    }
+    char buf[64];
+    why[0] = '\0';
+    rc = fl_cluster_jobmanager_address(cfg, "rm_*", buf, sizeof buf, why,
+                                       sizeof why);
+    if (rc == FL_OK) {
+        if (strncmp(buf, "fling.tcp://", 12) != 0 ||
+            strcmp(buf + strlen(buf) - 5, "/rm_*") != 0)
+            abort();
+    } else if (rc != FL_EINVAL || why[0] == '\0') {
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fl_config_t *cfg = fl_config_alloc();
@@ -71,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf);
         fl_config_free(back);
         (void)fl_config_validate(cfg, err, sizeof err);
+        check_cluster_opts(cfg);
     } else if (rc != FL_EINVAL || err[0] == '\0' ||
                strcmp(before, after) != 0) {
         abort();

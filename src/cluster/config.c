@@ -149,7 +149,9 @@ const fl__config_row_t fl__config_rows[] = {
      false,
      NULL},
     {{FL_CONFIG_HA_ZK_CONNECTION_TIMEOUT, FL_CONFIG_DURATION, "15 s",
-      "duration > 0", "ZooKeeper connection timeout."},
+      "duration > 0",
+      "ZooKeeper connection timeout; read by nothing yet (the C client "
+      "takes a session timeout only)."},
      1,
      NOMAX,
      false,

@@ -17,7 +17,8 @@
 # must expose its headers PUBLIC). Then examples/kv is built against the
 # prefix as a user's project, its server started, its client run against
 # it (exact output), and the server stopped with SIGTERM, then SIGINT
-# (exit 0, exact shutdown lines).
+# (exit 0, exact shutdown lines). Last, examples/cluster is built against
+# the prefix.
 #
 # CC is the build's C compiler (default cc); SAN_FLAGS the build's
 # -fsanitize flags as one word list (default none), used for compiling and
@@ -385,9 +386,22 @@ done"
     fi
 fi
 
+# ---- (d) examples/cluster, built as a user's project -----------------------
+# Built only: tests/examples/ runs its programs from the build tree.
+cx=$work/cluster
+if ! "$cmake" -S "$src/examples/cluster" -B "$cx" \
+         -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+         -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$san -Werror" \
+         -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null ||
+     ! "$cmake" --build "$cx" >/dev/null; then
+    fail "cluster: building examples/cluster against $prefix failed"
+else
+    note "cluster: examples/cluster built against $prefix"
+fi
+
 if [[ $failures -ne 0 ]]; then
     echo "install_test: $failures problem(s), see the FAIL lines above" >&2
     exit 1
 fi
-note "all four builds, the shared proto library and examples/kv passed"
+note "all four builds, the shared proto library, examples/kv and examples/cluster passed"
 exit 0
