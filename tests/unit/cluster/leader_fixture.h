@@ -151,16 +151,35 @@ typedef struct contender {
     rec_t rec;
     const char *address;
     fl_leader_election_t *le;
-    fl_fencing_token_t token; /* of the last grant */
+    /* Under rec.mu: the token of each grant, in order. */
+    fl_fencing_token_t grants[LOG_MAX];
+    int ngrants;
     char confirm_err[256];
 } contender_t;
+
+/* The token of c's grant k (0: the first), read under the record's lock
+ * (a grant may come meanwhile on the main thread); fails the test if there
+ * was no such grant. */
+static inline fl_fencing_token_t contender_token(contender_t *c, int k)
+{
+    pthread_mutex_lock(&c->rec.mu);
+    int n = c->ngrants;
+    fl_fencing_token_t t = k < n ? c->grants[k] : (fl_fencing_token_t){{0}};
+    pthread_mutex_unlock(&c->rec.mu);
+    if (k >= n)
+        fail_msg("contender %s has %d grants, not %d", c->address, n, k + 1);
+    return t;
+}
 
 static void contender_grant(fl_leader_election_t *le,
                             const fl_fencing_token_t *token, void *arg)
 {
     contender_t *c = arg;
     char hex[33];
-    c->token = *token;
+    pthread_mutex_lock(&c->rec.mu);
+    if (c->ngrants < LOG_MAX)
+        c->grants[c->ngrants++] = *token;
+    pthread_mutex_unlock(&c->rec.mu);
     int rc = fl_leader_election_confirm(le, token, c->address, c->confirm_err,
                                         sizeof c->confirm_err);
     rec_add(&c->rec, "grant %s confirm %s", fl_fencing_token_hex(token, hex),

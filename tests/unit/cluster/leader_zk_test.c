@@ -24,6 +24,13 @@
 
 #include "leader_fixture.h"
 
+/* The session timeout of the contenders that must not lose it: the
+ * server's longest (20 ticks of 500 ms), so that a slow run (the
+ * sanitizers) does not miss pings for 2/3 of it and revoke. */
+#define SESSION_MS 10000
+/* The session of the killed child: its expiry is what the case waits for. */
+#define KILLED_SESSION_MS 4000
+
 static char zk_dir[64];
 static char zk_script[1024];
 static int zk_port;
@@ -199,20 +206,21 @@ static void two_contenders_one_leader(void **state)
     fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
     fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    fl_ha_opts_t o = zk_opts("two", 4000);
+    fl_ha_opts_t o = zk_opts("two", SESSION_MS);
     contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
     contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
     char want[256];
 
     contender_start(&a, ea, &o);
     REC_AWAIT(&a.rec, 1, FL_TEST_WAIT_MS);
-    grant_line(want, sizeof want, &a.token);
+    fl_fencing_token_t ta = contender_token(&a, 0);
+    grant_line(want, sizeof want, &ta);
     assert_string_equal(want, rec_line(&a.rec, 0));
 
     rec_t r;
     fl_leader_retrieval_t *lr = retrieval_start(&r, er, &o);
     REC_AWAIT(&r, 1, FL_TEST_WAIT_MS);
-    leader_line(want, sizeof want, a.address, &a.token);
+    leader_line(want, sizeof want, a.address, &ta);
     assert_string_equal(want, rec_line(&r, 0));
 
     contender_start(&b, eb, &o);
@@ -223,10 +231,11 @@ static void two_contenders_one_leader(void **state)
 
     on_main(ea, free_election, a.le);
     REC_AWAIT(&b.rec, 1, FL_TEST_WAIT_MS);
-    grant_line(want, sizeof want, &b.token);
+    fl_fencing_token_t tb = contender_token(&b, 0);
+    grant_line(want, sizeof want, &tb);
     assert_string_equal(want, rec_line(&b.rec, 0));
-    assert_true(memcmp(&a.token, &b.token, sizeof a.token) != 0);
-    leader_line(want, sizeof want, b.address, &b.token);
+    assert_true(memcmp(&ta, &tb, sizeof ta) != 0);
+    leader_line(want, sizeof want, b.address, &tb);
     assert_next_leader(&r, 1, want, NULL);
 
     on_main(eb, free_election, b.le);
@@ -263,7 +272,7 @@ static void leader_killed_other_takes_over(void **state)
     fx_begin(&fx);
     fl_rpc_endpoint_t *ep = owner_start(fx.svc, "p");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    fl_ha_opts_t o = zk_opts("killed", 2000);
+    fl_ha_opts_t o = zk_opts("killed", KILLED_SESSION_MS);
     char want[256], child_addr[64];
     snprintf(child_addr, sizeof child_addr, "fling://child/%d", pid);
 
@@ -282,14 +291,16 @@ static void leader_killed_other_takes_over(void **state)
     assert_int_equal(0, kill(pid, SIGKILL));
     pclose(child);
     REC_AWAIT(&p.rec, 1, FL_TEST_WAIT_MS);
-    /* The server expires the session 2000 ms after it last heard from
-     * the child, which pinged every 2000 / 3 ms: not before 1333 ms from
-     * the kill (give or take a 500 ms tick), never at once. */
-    fl_test_assert_elapsed("takeover after kill -9", fl_test_ms_since(t0), 1000,
-                           8000);
-    grant_line(want, sizeof want, &p.token);
+    /* The server expires the session KILLED_SESSION_MS after it last
+     * heard from the child, which pinged every third of it: not before 2/3
+     * of it from the kill (less a 500 ms tick), never at once. */
+    fl_test_assert_elapsed("takeover after kill -9", fl_test_ms_since(t0),
+                           KILLED_SESSION_MS * 2 / 3 - 500,
+                           KILLED_SESSION_MS * 3);
+    fl_fencing_token_t tp = contender_token(&p, 0);
+    grant_line(want, sizeof want, &tp);
     assert_string_equal(want, rec_line(&p.rec, 0));
-    leader_line(want, sizeof want, p.address, &p.token);
+    leader_line(want, sizeof want, p.address, &tp);
     assert_next_leader(&r, 1, want, NULL);
 
     on_main(ep, free_election, p.le);
@@ -311,7 +322,7 @@ static void server_stopped_leader_revokes(void **state)
     fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
     fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    const int64_t session_ms = 3000;
+    const int64_t session_ms = SESSION_MS;
     fl_ha_opts_t o = zk_opts("stopped", session_ms);
     contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
     contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
@@ -324,9 +335,9 @@ static void server_stopped_leader_revokes(void **state)
     rec_t r;
     fl_leader_retrieval_t *lr = retrieval_start(&r, er, &o);
     REC_AWAIT(&r, 1, FL_TEST_WAIT_MS);
-    leader_line(want, sizeof want, a.address, &a.token);
+    fl_fencing_token_t first = contender_token(&a, 0);
+    leader_line(want, sizeof want, a.address, &first);
     assert_string_equal(want, rec_line(&r, 0));
-    fl_fencing_token_t first = a.token;
 
     uint64_t t0 = fl_clock_now_ns();
     assert_int_equal(0, zk_script_run("stop", NULL));
@@ -352,10 +363,11 @@ static void server_stopped_leader_revokes(void **state)
     contender_t *lead = rec_count(&a.rec) == 3 ? &a : &b;
     int idx = lead == &a ? 2 : 0;
     REC_AWAIT(&lead->rec, idx + 1, 1);
-    grant_line(want, sizeof want, &lead->token);
+    fl_fencing_token_t tl = contender_token(lead, lead == &a ? 1 : 0);
+    grant_line(want, sizeof want, &tl);
     assert_string_equal(want, rec_line(&lead->rec, idx));
-    assert_true(memcmp(&first, &lead->token, sizeof first) != 0);
-    leader_line(want, sizeof want, lead->address, &lead->token);
+    assert_true(memcmp(&first, &tl, sizeof first) != 0);
+    leader_line(want, sizeof want, lead->address, &tl);
     char old[256];
     leader_line(old, sizeof old, a.address, &first);
     assert_next_leader(&r, 2, want, old);
@@ -372,6 +384,176 @@ static void server_stopped_leader_revokes(void **state)
     owner_end(ea);
     owner_end(eb);
     owner_end(er);
+    fx_end(&fx);
+}
+
+/* ---- a leader that serves a fenced endpoint -------------------------------
+ *
+ * The guide's pattern: on grant, start the component's endpoint fenced with
+ * the token and confirm its address; on revoke, close it (the next grant
+ * starts it again, with the new token). Callbacks on the owner's main
+ * thread; what the test reads is under rec.mu.
+ */
+
+typedef struct fenced_leader {
+    contender_t c;
+    fl_rpc_service_t *svc;
+    fl_rpc_endpoint_t *rm; /* main thread: the endpoint serving, or NULL */
+    /* Under c.rec.mu: the endpoint closed by the last revoke, its close. */
+    fl_rpc_endpoint_t *old;
+    fl_future_t *closing;
+} fenced_leader_t;
+
+static void fenced_grant(fl_leader_election_t *le,
+                         const fl_fencing_token_t *token, void *arg)
+{
+    fenced_leader_t *f = arg;
+    char hex[33];
+    pthread_mutex_lock(&f->c.rec.mu);
+    f->c.grants[f->c.ngrants++] = *token;
+    pthread_mutex_unlock(&f->c.rec.mu);
+    fl_rpc_endpoint_opts_t eo = {.id = "rm",
+                                 .services = probe_services,
+                                 .nservices = 1,
+                                 .fencing_token = token};
+    f->rm = NULL;
+    int rc = fl_rpc_endpoint_create(f->svc, &eo, &f->rm);
+    if (rc == FL_OK)
+        rc = fl_rpc_endpoint_start(f->rm);
+    if (rc == FL_OK)
+        rc = fl_leader_election_confirm(
+            le, token, fl_rpc_endpoint_address(f->rm), f->c.confirm_err,
+            sizeof f->c.confirm_err);
+    rec_add(&f->c.rec, "grant %s serve %s", fl_fencing_token_hex(token, hex),
+            fl_err_name(rc));
+}
+
+static void fenced_revoke(fl_leader_election_t *le, void *arg)
+{
+    fenced_leader_t *f = arg;
+    fl_future_t *closing = f->rm != NULL ? fl_rpc_endpoint_close(f->rm) : NULL;
+    pthread_mutex_lock(&f->c.rec.mu);
+    f->old = f->rm;
+    f->closing = closing;
+    pthread_mutex_unlock(&f->c.rec.mu);
+    f->rm = NULL;
+    rec_add(&f->c.rec, "revoke");
+}
+
+static const fl_leader_contender_t fenced_cbs = {fenced_grant, fenced_revoke};
+
+/* Waits for the endpoint the last revoke closed to terminate; frees it. */
+static void fenced_reap(fenced_leader_t *f)
+{
+    pthread_mutex_lock(&f->c.rec.mu);
+    fl_rpc_endpoint_t *old = f->old;
+    fl_future_t *closing = f->closing;
+    f->old = NULL;
+    f->closing = NULL;
+    pthread_mutex_unlock(&f->c.rec.mu);
+    assert_non_null(closing);
+    assert_fl_ok(fl_test_future_code(closing));
+    fl_future_release(closing);
+    fl_rpc_endpoint_free(old);
+}
+
+static fl_rpc_gateway_t *probe_connect(fl_rpc_service_t *svc,
+                                       const fl_fencing_token_t *token)
+{
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(svc, "fling://local/rm",
+                                &leadertest__leader_probe__descriptor, token,
+                                &f));
+    assert_fl_ok(fl_test_future_code(f));
+    fl_rpc_gateway_t *gw = fl_future_take_value(f);
+    fl_future_release(f);
+    return gw;
+}
+
+/* Calls LeaderProbe.Nothing through gw; returns the code, the message in
+ * msg. */
+static int probe_call(fl_rpc_gateway_t *gw, char *msg, size_t n)
+{
+    Leadertest__LeaderNothing req = LEADERTEST__LEADER_NOTHING__INIT;
+    ProtobufCMessage *reply = NULL;
+    int rc = fl_rpc_call_sync(gw, 0, &req.base, FL_TEST_WAIT_MS, &reply);
+    if (reply != NULL)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    snprintf(msg, n, "%s", rc == FL_OK ? "" : fl_rpc_last_message());
+    return rc;
+}
+
+/* A revoked leader's endpoints reject calls with its token: the server
+ * stops, the leader revokes and closes its fenced endpoint; the server
+ * comes back, the leader is granted a new token and serves it: a caller
+ * that still holds the old token is refused with FL_EFENCING. */
+static void revoked_leader_rejects_old_token(void **state)
+{
+    fx_t fx;
+    fx_begin(&fx);
+    fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
+    fl_ha_opts_t o = zk_opts("fenced", SESSION_MS);
+    fenced_leader_t f = {.c = {.address = "fling://local/rm"}, .svc = fx.svc};
+    char err[256] = "", want[512], msg[512], hex0[33], hex1[33];
+    rec_init(&f.c.rec);
+    assert_fl_ok(fl_leader_election_alloc(ea, &o, "rm", &fenced_cbs, &f,
+                                          &f.c.le, err, sizeof err));
+    assert_fl_ok(fl_leader_election_start(f.c.le, err, sizeof err));
+    REC_AWAIT(&f.c.rec, 1, FL_TEST_WAIT_MS);
+    fl_fencing_token_t t0 = contender_token(&f.c, 0);
+    snprintf(want, sizeof want, "grant %s serve FL_OK",
+             fl_fencing_token_hex(&t0, hex0));
+    assert_string_equal(want, rec_line(&f.c.rec, 0));
+
+    /* A caller with the leader's token is served. */
+    fl_rpc_gateway_t *gw = probe_connect(fx.svc, &t0);
+    assert_fl_ok(probe_call(gw, msg, sizeof msg));
+
+    /* The server stops: revoke; the owner closes the fenced endpoint. */
+    assert_int_equal(0, zk_script_run("stop", NULL));
+    REC_AWAIT(&f.c.rec, 2, FL_TEST_WAIT_MS);
+    assert_string_equal("revoke", rec_line(&f.c.rec, 1));
+    fenced_reap(&f);
+    assert_fl(FL_EUNREACHABLE, probe_call(gw, msg, sizeof msg));
+    assert_string_equal("recipient unreachable: rpc endpoint 'rm' has "
+                        "terminated (leadertest.LeaderProbe.Nothing not "
+                        "delivered)",
+                        msg);
+
+    /* The server comes back: a new grant, a new token, the endpoint again
+     * under the same address. */
+    int port = zk_port;
+    assert_int_equal(0, zk_script_run("start", &port));
+    REC_AWAIT(&f.c.rec, 3, FL_TEST_WAIT_MS);
+    fl_fencing_token_t t1 = contender_token(&f.c, 1);
+    snprintf(want, sizeof want, "grant %s serve FL_OK",
+             fl_fencing_token_hex(&t1, hex1));
+    assert_string_equal(want, rec_line(&f.c.rec, 2));
+    assert_true(memcmp(&t0, &t1, sizeof t0) != 0);
+
+    /* The caller still holding the old token: refused by fencing. */
+    fl_rpc_gateway_t *stale = probe_connect(fx.svc, &t0);
+    assert_fl(FL_EFENCING, probe_call(stale, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Fencing token mismatch: Ignoring message Nothing because the "
+             "fencing token %s did not match the expected fencing token %s.",
+             hex0, hex1);
+    assert_string_equal(want, msg);
+    /* With the new token: served. */
+    fl_rpc_gateway_t *fresh = probe_connect(fx.svc, &t1);
+    assert_fl_ok(probe_call(fresh, msg, sizeof msg));
+
+    fl_rpc_gateway_free(gw);
+    fl_rpc_gateway_free(stale);
+    fl_rpc_gateway_free(fresh);
+    on_main(ea, free_election, f.c.le);
+    assert_int_equal(3, rec_count(&f.c.rec));
+    fl_future_t *closing = fl_rpc_endpoint_close(f.rm);
+    assert_fl_ok(fl_test_future_code(closing));
+    fl_future_release(closing);
+    fl_rpc_endpoint_free(f.rm);
+    rec_fini(&f.c.rec);
+    owner_end(ea);
     fx_end(&fx);
 }
 
@@ -413,7 +595,7 @@ static int child_main(int port, const char *cluster_id)
     fl_ha_opts_t o = {.mode = FL_HA_ZOOKEEPER,
                       .zk_quorum = quorum,
                       .cluster_id = cluster_id,
-                      .zk_session_timeout_ms = 2000};
+                      .zk_session_timeout_ms = KILLED_SESSION_MS};
     fl_leader_contender_t cbs = {child_grant, child_revoke};
     fl_leader_election_t *le;
     if (fl_leader_election_alloc(ep, &o, "rm", &cbs, addr, &le, err,
@@ -434,6 +616,7 @@ int main(int argc, char **argv)
         FL_TEST(two_contenders_one_leader),
         FL_TEST(leader_killed_other_takes_over),
         FL_TEST(server_stopped_leader_revokes),
+        FL_TEST(revoked_leader_rejects_old_token),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
