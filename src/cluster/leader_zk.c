@@ -4,8 +4,9 @@
  * publication and the retrieval are in leader_zk_flow.c.
  *
  * Layout under base = <root>/<cluster-id>/leader/<component>:
- *   base/latch/latch-NNNNNNNNNN  ephemeral sequential, one per contender;
- *                                the lowest number leads
+ *   base/latch/latch-<guid>-NNNNNNNNNN  ephemeral sequential, one per
+ *                                contender (guid: 32 hex digits, random
+ *                                per session); the lowest number leads
  *   base/connection_info         ephemeral, "<address>\n<token hex>",
  *                                written by the leader, watched by
  *                                retrievers
@@ -141,23 +142,42 @@ void fl__zk_string_done(int rc, const char *value, const void *data)
     op_post(op);
 }
 
-/* Finds our name (op->path on the way in) among the latch's children and
- * the one just ahead of it (op->path on the way out, "" when we lead).
- * Latch names have one prefix and 10 digits: strcmp orders them. */
+/* The 10-digit sequence number that ends a latch node's name. */
+static const char *seq_of(const char *name)
+{
+    return name + strlen(name) - 10;
+}
+
+/* Finds our node (op->path on the way in) among the latch's children, the
+ * one just ahead of it by sequence number (op->path on the way out, ""
+ * when we lead), and another node of this session (named with our prefix,
+ * op->mine on the way in; its name on the way out, or ""): the node of a
+ * create whose answer was lost, which would stand ahead of us for as long
+ * as the session lives. */
 void fl__zk_strings_done(int rc, const struct String_vector *strings,
                          const void *data)
 {
     zk_op_t *op = (zk_op_t *)data;
     op->rc = rc;
     if (rc == ZOK && strings != NULL) {
-        const char *pred = NULL;
+        char prefix[sizeof op->mine];
+        memcpy(prefix, op->mine, sizeof prefix);
+        size_t plen = strlen(prefix);
+        op->mine[0] = '\0';
+        const char *mine = seq_of(op->path), *pred = NULL;
         for (int i = 0; i < strings->count; i++) {
             const char *k = strings->data[i];
-            int c = strcmp(k, op->path);
-            if (c == 0)
+            if (strlen(k) < 10)
+                continue; /* not a latch node */
+            if (strcmp(k, op->path) == 0) {
                 op->found = true;
-            else if (c < 0 && (pred == NULL || strcmp(k, pred) > 0))
+            } else if (strncmp(k, prefix, plen) == 0) {
+                if (strlen(k) < sizeof op->mine)
+                    memcpy(op->mine, k, strlen(k) + 1);
+            } else if (strcmp(seq_of(k), mine) < 0 &&
+                       (pred == NULL || strcmp(seq_of(k), seq_of(pred)) > 0)) {
                 pred = k;
+            }
         }
         snprintf(op->path, sizeof op->path, "%s", pred != NULL ? pred : "");
     }
@@ -359,6 +379,9 @@ static void zk_open(fl__leader_obj_t *o)
         return;
     }
     z->gen++;
+    fl_fencing_token_t guid = {{0}};
+    (void)fl__leader_random_token(&guid); /* all zero at worst: still ours */
+    fl_fencing_token_hex(&guid, z->guid);
     z->ctx->o = o;
     z->ctx->gen = z->gen;
     z->connected = false;

@@ -63,7 +63,9 @@ typedef struct zk_op {
     /* ---- written by the completion, read on the main thread ---- */
     int rc;
     bool found; /* OP_CHILDREN: our node is in the latch */
-    int len;    /* data read: bytes in buf; -1 none; -2 longer than buf */
+    /* OP_CHILDREN: our name prefix (in); another node of ours (out). */
+    char mine[64];
+    int len; /* data read: bytes in buf; -1 none; -2 longer than buf */
     int32_t version;
     zoo_op_result_t res[3];
     char path[ZK_PATH_MAX]; /* created node; our name (in) / pred (out) */
@@ -88,7 +90,10 @@ typedef struct zk {
     char *latch_dir;
     char *conn_path;
     char *latch_node; /* our latch znode, or NULL */
-    char *published;  /* what we wrote into conn_path, or NULL */
+    /* Of this session: our latch nodes are named latch-<guid>-NNNNNNNNNN,
+     * so that one whose create answer was lost is still known as ours. */
+    char guid[33];
+    char *published; /* what we wrote into conn_path, or NULL */
 } zk_t;
 
 /* "leader election" or "leader retrieval". */

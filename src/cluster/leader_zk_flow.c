@@ -98,7 +98,7 @@ static void election_join(fl__leader_obj_t *o, zk_t *z)
         flow_idle(o, z);
         return;
     }
-    snprintf(buf, sizeof buf, "%s/latch-", z->latch_dir);
+    snprintf(buf, sizeof buf, "%s/latch-%s-", z->latch_dir, z->guid);
     int rc = zoo_acreate(z->zh, buf, o->component, (int)strlen(o->component),
                          &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL,
                          fl__zk_string_done, op);
@@ -118,6 +118,7 @@ static void election_children(fl__leader_obj_t *o, zk_t *z)
         return;
     }
     snprintf(op->path, sizeof op->path, "%s", strrchr(z->latch_node, '/') + 1);
+    snprintf(op->mine, sizeof op->mine, "latch-%s-", z->guid);
     int rc = zoo_aget_children(z->zh, z->latch_dir, 0, fl__zk_strings_done, op);
     if (rc != ZOK) {
         fl__zk_op_failed(op, "read the leader latch", rc);
@@ -223,6 +224,16 @@ static void election_done(fl__leader_obj_t *o, zk_t *z, zk_op_t *op)
             fl__zk_warn(o, "read the leader latch", op->rc);
             flow_idle(o, z);
             return;
+        }
+        if (op->mine[0] != '\0') {
+            /* Ours from a create whose answer was lost: ignored above,
+             * removed here so that it stands in no one's way. */
+            char stale[ZK_PATH_MAX + 80];
+            snprintf(stale, sizeof stale, "%s/%s", z->latch_dir, op->mine);
+            FL_LOG(FL_LOG_DEBUG,
+                   "Contender of '%s' removes its stale latch node %s",
+                   o->component, stale);
+            (void)zoo_adelete(z->zh, stale, -1, fl__zk_ignore, NULL);
         }
         if (!op->found) {
             /* Our node is gone (deleted by hand?): join again. */

@@ -387,6 +387,91 @@ static void server_stopped_leader_revokes(void **state)
     fx_end(&fx);
 }
 
+/* Creates an ephemeral sequential node named prefix under cluster_id's
+ * latch with zh (the test's own session), retrying while zh connects. */
+static void latch_create(zhandle_t *zh, const char *cluster_id,
+                         const char *prefix)
+{
+    char path[256], made[256];
+    snprintf(path, sizeof path, "/flink/%s/leader/rm/latch/%s", cluster_id,
+             prefix);
+    int rc = ZCONNECTIONLOSS;
+    for (int i = 0; i < FL_TEST_WAIT_MS / 10 && rc != ZOK; i++) {
+        rc = zoo_create(zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, made, sizeof made);
+        if (rc != ZOK)
+            usleep(10 * 1000);
+    }
+    if (rc != ZOK)
+        fail_msg("could not create %s: %s", path, zerror(rc));
+}
+
+/* The name prefix ("latch-<guid>-") of the latest node of cluster_id's
+ * latch, into buf. */
+static void latch_last_prefix(zhandle_t *zh, const char *cluster_id, char *buf,
+                              size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/flink/%s/leader/rm/latch", cluster_id);
+    struct String_vector kids = {0};
+    assert_int_equal(ZOK, zoo_get_children(zh, path, 0, &kids));
+    const char *last = NULL;
+    for (int i = 0; i < kids.count; i++) {
+        const char *k = kids.data[i];
+        if (last == NULL ||
+            strcmp(k + strlen(k) - 10, last + strlen(last) - 10) > 0)
+            last = k;
+    }
+    assert_non_null(last);
+    snprintf(buf, n, "%.*s", (int)(strlen(last) - 10), last);
+    deallocate_String_vector(&kids);
+}
+
+/* A latch node of a contender's own session that it does not know of (a
+ * create whose answer was lost with the connection) is recognised by its
+ * name, stands in no one's way, and is removed at the next latch check. */
+static void own_stale_latch_node_removed(void **state)
+{
+    fx_t fx;
+    fx_begin(&fx);
+    fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
+    fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
+    fl_ha_opts_t o = zk_opts("stale", SESSION_MS);
+    contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
+    contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
+    char want[256], prefix[128];
+
+    contender_start(&a, ea, &o);
+    REC_AWAIT(&a.rec, 1, FL_TEST_WAIT_MS);
+    contender_start(&b, eb, &o);
+    await_latch_size("stale", 2);
+    /* A node with b's name, after b's: as if b's create had been sent
+     * again after a lost answer. */
+    zhandle_t *zh = zookeeper_init(zk_quorum, NULL, SESSION_MS, NULL, NULL, 0);
+    assert_non_null(zh);
+    latch_last_prefix(zh, "stale", prefix, sizeof prefix);
+    latch_create(zh, "stale", prefix);
+    await_latch_size("stale", 3);
+
+    /* a leaves: b leads, and removes the node with its name. */
+    on_main(ea, free_election, a.le);
+    REC_AWAIT(&b.rec, 1, FL_TEST_WAIT_MS);
+    fl_fencing_token_t tb = contender_token(&b, 0);
+    grant_line(want, sizeof want, &tb);
+    assert_string_equal(want, rec_line(&b.rec, 0));
+    await_latch_size("stale", 1);
+
+    zookeeper_close(zh);
+    on_main(eb, free_election, b.le);
+    assert_int_equal(1, rec_count(&a.rec));
+    assert_int_equal(1, rec_count(&b.rec));
+    rec_fini(&a.rec);
+    rec_fini(&b.rec);
+    owner_end(ea);
+    owner_end(eb);
+    fx_end(&fx);
+}
+
 /* ---- a leader that serves a fenced endpoint -------------------------------
  *
  * The guide's pattern: on grant, start the component's endpoint fenced with
@@ -751,6 +836,7 @@ int main(int argc, char **argv)
         FL_TEST(leader_killed_other_takes_over),
         FL_TEST(server_stopped_leader_revokes),
         FL_TEST(revoked_leader_rejects_old_token),
+        FL_TEST(own_stale_latch_node_removed),
         FL_TEST(zk_out_of_memory),
         FL_TEST(free_with_requests_in_flight),
     };
