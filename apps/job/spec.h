@@ -47,8 +47,7 @@ typedef struct fj_op_spec {
 } fj_op_spec_t;
 
 /* fj_spec_param returns the value of key in op, or NULL if op has none. */
-static inline const char *fj_spec_param(const fj_op_spec_t *op,
-                                        const char *key)
+static inline const char *fj_spec_param(const fj_op_spec_t *op, const char *key)
 {
     for (size_t i = 0; i < op->n_params; i++)
         if (strcmp(op->params[i].key, key) == 0)
