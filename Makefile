@@ -58,7 +58,7 @@ check-asan: deps-sanitize
 check-tsan: deps-sanitize
 	$(CMAKE) -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLING_SANITIZE=thread -DCMAKE_C_COMPILER=clang
 	$(CMAKE) --build $(BUILD)-tsan -j $(JOBS)
-	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
 
 # libFuzzer on the frame decoder and handshake metadata, on a connection's

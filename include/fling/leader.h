@@ -27,10 +27,12 @@
  *   (expiry) it joins with the new one.
  *
  * Threads: every callback runs on the owner endpoint's main thread, so
- * users need no locks. The ZooKeeper implementation makes its ZooKeeper
- * requests synchronously on that thread (one round trip each, at most the
- * connection-loss detection time when the server is gone): give an
- * election or retrieval an owner whose main thread may wait that long.
+ * users need no locks. The ZooKeeper implementation's requests are
+ * asynchronous: the client library answers on its own thread, and the
+ * answer is posted to the owner's main thread, which never waits for
+ * ZooKeeper (except in fl_leader_*_free, while the session closes). A
+ * grant follows only an answer of the current connection that shows this
+ * contender first in the latch.
  *
  * Errors: functions return fl_err codes; a refusal writes its reason, one
  * sentence, into the caller's err buffer (errlen bytes, may be 0).
@@ -117,11 +119,14 @@ FL_EXTERN int fl_leader_election_start(fl_leader_election_t *le, char *err,
 
 /*
  * fl_leader_election_confirm publishes address (the leading endpoint's) with
- * token, the token of the grant being confirmed. Returns FL_OK; FL_ESTATE
- * if that leadership is not held any more (revoked or never granted);
- * FL_EUNREACHABLE if ZooKeeper could not be written (no connection; a
- * revoke follows). Owner's main thread only; blocks for a ZooKeeper round
- * trip (see above).
+ * token, the token of the grant being confirmed. Returns FL_OK when the
+ * publication is under way (ZooKeeper: a request that writes it only if
+ * this contender's latch node still exists; the outcome is logged, and a
+ * latch node gone meanwhile leads to a revoke); FL_ESTATE if that
+ * leadership is not held any more (revoked or never granted); FL_EINVAL
+ * (address longer than 4,062 bytes); FL_ENOMEM; FL_EUNREACHABLE if the
+ * request could not be sent (the session is going; a revoke follows).
+ * Owner's main thread only; never blocks.
  */
 FL_EXTERN int fl_leader_election_confirm(fl_leader_election_t *le,
                                          const fl_fencing_token_t *token,
@@ -138,8 +143,11 @@ fl_leader_election_has_leadership(const fl_leader_election_t *le,
  * fl_leader_election_free leaves the election (ZooKeeper: closes the
  * session, so its znodes go at once and another contender can lead) and
  * releases it; no callback runs after it returns, and revoke is not called.
- * Call it on the owner's main thread, or from any thread once the owner has
- * terminated. Blocks while the ZooKeeper session closes. NULL: no-op.
+ * Requests still in flight are dropped when they answer. Call it on the
+ * owner's main thread (its own grant and revoke callbacks included), or
+ * from any thread once the owner has terminated. Blocks while the ZooKeeper
+ * session closes (a round trip to the server, at most 3 s; none when it is
+ * not connected). NULL: no-op.
  */
 FL_EXTERN void fl_leader_election_free(fl_leader_election_t *le);
 
@@ -170,7 +178,7 @@ FL_EXTERN int fl_leader_retrieval_start(fl_leader_retrieval_t *lr, char *err,
                                         size_t errlen);
 
 /* fl_leader_retrieval_free stops and releases it; threads and blocking as
- * fl_leader_election_free. NULL: no-op. */
+ * fl_leader_election_free (its own listener included). NULL: no-op. */
 FL_EXTERN void fl_leader_retrieval_free(fl_leader_retrieval_t *lr);
 
 /* Formats token as 32 lowercase hex digits and a NUL into buf (at least

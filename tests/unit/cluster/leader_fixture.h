@@ -13,6 +13,7 @@
 
 #include <fling/leader.h>
 
+#include "common/internal.h"
 #include "fl_test.h"
 #include "leader_probe.pb-c.h"
 
@@ -151,16 +152,35 @@ typedef struct contender {
     rec_t rec;
     const char *address;
     fl_leader_election_t *le;
-    fl_fencing_token_t token; /* of the last grant */
+    /* Under rec.mu: the token of each grant, in order. */
+    fl_fencing_token_t grants[LOG_MAX];
+    int ngrants;
     char confirm_err[256];
 } contender_t;
+
+/* The token of c's grant k (0: the first), read under the record's lock
+ * (a grant may come meanwhile on the main thread); fails the test if there
+ * was no such grant. */
+static inline fl_fencing_token_t contender_token(contender_t *c, int k)
+{
+    pthread_mutex_lock(&c->rec.mu);
+    int n = c->ngrants;
+    fl_fencing_token_t t = k < n ? c->grants[k] : (fl_fencing_token_t){{0}};
+    pthread_mutex_unlock(&c->rec.mu);
+    if (k >= n)
+        fail_msg("contender %s has %d grants, not %d", c->address, n, k + 1);
+    return t;
+}
 
 static void contender_grant(fl_leader_election_t *le,
                             const fl_fencing_token_t *token, void *arg)
 {
     contender_t *c = arg;
     char hex[33];
-    c->token = *token;
+    pthread_mutex_lock(&c->rec.mu);
+    if (c->ngrants < LOG_MAX)
+        c->grants[c->ngrants++] = *token;
+    pthread_mutex_unlock(&c->rec.mu);
     int rc = fl_leader_election_confirm(le, token, c->address, c->confirm_err,
                                         sizeof c->confirm_err);
     rec_add(&c->rec, "grant %s confirm %s", fl_fencing_token_hex(token, hex),
@@ -195,6 +215,72 @@ static void free_election(void *arg)
 static void free_retrieval(void *arg)
 {
     fl_leader_retrieval_free(arg);
+}
+
+/*
+ * Out of memory at the n-th allocation of fl_leader_*_alloc then
+ * fl_leader_*_start of component on ep with o, for n = 1, 2, ... until
+ * both succeed: each failure is FL_ENOMEM with its reason and no object;
+ * the sanitizer builds check that nothing leaks. Every object is freed on
+ * ep's main thread (the last right after its start). Sets how many runs
+ * failed in alloc and in start.
+ */
+static inline void oom_each_allocation(fl_rpc_endpoint_t *ep,
+                                       const fl_ha_opts_t *o, bool election,
+                                       const char *component, int *in_alloc,
+                                       int *in_start)
+{
+    const char *what = election ? "leader election" : "leader retrieval";
+    char oom_alloc[256], oom_start[256], want[512];
+    snprintf(oom_alloc, sizeof oom_alloc,
+             "Could not create the %s of '%s': out of memory", what, component);
+    snprintf(oom_start, sizeof oom_start,
+             "Could not start the %s of '%s': out of memory", what, component);
+    rec_t r;
+    rec_init(&r);
+    contender_t c = {.address = "fling://local/oom"};
+    rec_init(&c.rec);
+    *in_alloc = *in_start = 0;
+    for (uint64_t n = 1;; n++) {
+        fl_leader_election_t *le = NULL;
+        fl_leader_retrieval_t *lr = NULL;
+        char err[512] = "";
+        fl__alloc_fail_after(n, false);
+        int rc =
+            election
+                ? fl_leader_election_alloc(ep, o, component, &contender_cbs, &c,
+                                           &le, err, sizeof err)
+                : fl_leader_retrieval_alloc(ep, o, component, listener_cb, &r,
+                                            &lr, err, sizeof err);
+        if (rc != FL_OK) {
+            fl__alloc_fail_after(0, false);
+            assert_fl(FL_ENOMEM, rc);
+            assert_null(election ? (void *)le : (void *)lr);
+            assert_string_equal(oom_alloc, err);
+            (*in_alloc)++;
+            continue;
+        }
+        rc = election ? fl_leader_election_start(le, err, sizeof err)
+                      : fl_leader_retrieval_start(lr, err, sizeof err);
+        fl__alloc_fail_after(0, false);
+        /* The main thread's own failures (the task that would open the
+         * session) are logged and leave a dead object: freed like any. */
+        on_main(ep, election ? free_election : free_retrieval,
+                election ? (void *)le : (void *)lr);
+        if (rc == FL_OK)
+            break;
+        assert_fl(FL_ENOMEM, rc);
+        /* Out of memory in our allocations, or in the task posted to the
+         * main thread (fl_rpc_run_async says why). */
+        if (strcmp(err, oom_start) != 0) {
+            snprintf(want, sizeof want, "Could not start the %s of '%s': %s",
+                     what, component, fl_rpc_last_message());
+            assert_string_equal(want, err);
+        }
+        (*in_start)++;
+    }
+    rec_fini(&c.rec);
+    rec_fini(&r);
 }
 
 #endif

@@ -203,12 +203,38 @@ static void refusals_name_the_problem(void **state)
     fx_end(&fx);
 }
 
+/* Out of memory at each allocation of the standalone election's and
+ * retrieval's alloc and start: FL_ENOMEM with its reason, nothing leaked
+ * (the sanitizer builds check). */
+static void standalone_out_of_memory(void **state)
+{
+    fx_t fx;
+    fx_begin(&fx);
+    fl_ha_opts_t o = {.mode = FL_HA_NONE,
+                      .standalone_address = "fling://local/resourcemanager"};
+    int in_alloc, in_start;
+    /* alloc: the object and four strings (component, standalone_address,
+     * zk_root and cluster_id with their defaults). start: the task it
+     * posts, one or two allocations as the RPC layer's pool has a free
+     * block or not. */
+    oom_each_allocation(fx.ep, &o, true, "resourcemanager", &in_alloc,
+                        &in_start);
+    assert_int_equal(5, in_alloc);
+    assert_in_range(in_start, 1, 2);
+    oom_each_allocation(fx.ep, &o, false, "resourcemanager", &in_alloc,
+                        &in_start);
+    assert_int_equal(5, in_alloc);
+    assert_in_range(in_start, 1, 2);
+    fx_end(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(standalone_election_grants_zero_token),
         FL_TEST(standalone_retrieval_reports_address),
         FL_TEST(refusals_name_the_problem),
+        FL_TEST(standalone_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

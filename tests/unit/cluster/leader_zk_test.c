@@ -1,15 +1,13 @@
 /*
  * leader_zk_test.c - leader election and retrieval on a real ZooKeeper
- * server (scripts/zk-test-server.sh: 127.0.0.1, a free port, a temporary
- * data folder, stopped by its pid).
+ * server (leader_zk_fixture.h): two contenders, the leader killed, the
+ * server stopped and restarted, a stale latch node of one's own.
  *
  * The program is also the second process of the "leader killed" case: run
  * as `leader_zk_test --contender PORT CLUSTER_ID` it contends, prints
  * "PID <pid>" and, once leader and confirmed, "LEADER <token hex>", and
  * waits to be killed.
  */
-#include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,178 +15,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#ifndef THREADED
-#define THREADED
-#endif
-#include <zookeeper/zookeeper.h>
+#include "leader_zk_fixture.h"
 
-#include "leader_fixture.h"
-
-static char zk_dir[64];
-static char zk_script[1024];
-static int zk_port;
-static char zk_quorum[64];
-
-/* Runs the server script; returns its exit code, the port it printed in
- * *port (start). */
-static int zk_script_run(const char *cmd, int *port)
-{
-    char line[1200];
-    if (port != NULL && *port > 0)
-        snprintf(line, sizeof line, "%s %s %s %d", zk_script, cmd, zk_dir,
-                 *port);
-    else
-        snprintf(line, sizeof line, "%s %s %s", zk_script, cmd, zk_dir);
-    FILE *p = popen(line, "r");
-    if (p == NULL)
-        return -1;
-    char out[64] = "";
-    if (fgets(out, sizeof out, p) != NULL && port != NULL)
-        *port = atoi(out);
-    return pclose(p);
-}
-
-static int group_setup(void **state)
-{
-    char here[1024];
-    snprintf(here, sizeof here, "%s", __FILE__);
-    snprintf(zk_script, sizeof zk_script,
-             "%s/../../../scripts/zk-test-server.sh", dirname(here));
-    snprintf(zk_dir, sizeof zk_dir, "/tmp/fl-zk-XXXXXX");
-    if (mkdtemp(zk_dir) == NULL)
-        return -1;
-    zk_port = 0;
-    if (zk_script_run("start", &zk_port) != 0 || zk_port <= 0) {
-        fprintf(stderr, "could not start ZooKeeper with %s\n", zk_script);
-        return -1;
-    }
-    snprintf(zk_quorum, sizeof zk_quorum, "127.0.0.1:%d", zk_port);
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)zk_script_run("stop", NULL);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", zk_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static fl_ha_opts_t zk_opts(const char *cluster_id, int64_t session_ms)
-{
-    fl_ha_opts_t o = {.mode = FL_HA_ZOOKEEPER,
-                      .zk_quorum = zk_quorum,
-                      .cluster_id = cluster_id,
-                      .zk_session_timeout_ms = session_ms};
-    return o;
-}
-
-/* Polls ZooKeeper (a client of the test's own) until the latch of
- * cluster_id's "rm" holds n contenders; fails the test after
- * FL_TEST_WAIT_MS. */
-static void await_latch_size(const char *cluster_id, int n)
-{
-    zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-    zhandle_t *zh = zookeeper_init(zk_quorum, NULL, 4000, NULL, NULL, 0);
-    assert_non_null(zh);
-    char path[256];
-    snprintf(path, sizeof path, "/flink/%s/leader/rm/latch", cluster_id);
-    int got = -1;
-    for (int i = 0; i < FL_TEST_WAIT_MS / 10; i++) {
-        struct String_vector kids = {0};
-        if (zoo_get_children(zh, path, 0, &kids) == ZOK) {
-            got = kids.count;
-            deallocate_String_vector(&kids);
-            if (got == n)
-                break;
-        }
-        usleep(10 * 1000);
-    }
-    zookeeper_close(zh);
-    if (got != n)
-        fail_msg("latch %s holds %d contenders, not %d", path, got, n);
-}
-
-typedef struct fx {
-    fl_rpc_service_t *svc;
-} fx_t;
-
-static void fx_begin(fx_t *fx)
-{
-    fl_rpc_service_opts_t so = {.workers = 2};
-    assert_fl_ok(fl_rpc_service_alloc(&so, &fx->svc));
-}
-
-static void fx_end(fx_t *fx)
-{
-    assert_fl_ok(fl_rpc_service_shutdown(fx->svc));
-    fl_rpc_service_free(fx->svc);
-}
-
-static void owner_end(fl_rpc_endpoint_t *ep)
-{
-    fl_future_t *f = fl_rpc_endpoint_close(ep);
-    assert_fl_ok(fl_test_future_code(f));
-    fl_future_release(f);
-    fl_rpc_endpoint_free(ep);
-}
-
-static void contender_start(contender_t *c, fl_rpc_endpoint_t *ep,
-                            const fl_ha_opts_t *o)
-{
-    char err[256] = "";
-    rec_init(&c->rec);
-    assert_fl_ok(fl_leader_election_alloc(ep, o, "rm", &contender_cbs, c,
-                                          &c->le, err, sizeof err));
-    assert_fl_ok(fl_leader_election_start(c->le, err, sizeof err));
-}
-
-static fl_leader_retrieval_t *retrieval_start(rec_t *r, fl_rpc_endpoint_t *ep,
-                                              const fl_ha_opts_t *o)
-{
-    char err[256] = "";
-    fl_leader_retrieval_t *lr = NULL;
-    rec_init(r);
-    assert_fl_ok(fl_leader_retrieval_alloc(ep, o, "rm", listener_cb, r, &lr,
-                                           err, sizeof err));
-    assert_fl_ok(fl_leader_retrieval_start(lr, err, sizeof err));
-    return lr;
-}
-
-static void grant_line(char *buf, size_t n, const fl_fencing_token_t *t)
-{
-    char hex[33];
-    snprintf(buf, n, "grant %s confirm FL_OK", fl_fencing_token_hex(t, hex));
-}
-
-static void leader_line(char *buf, size_t n, const char *addr,
-                        const fl_fencing_token_t *t)
-{
-    char hex[33];
-    snprintf(buf, n, "leader %s %s", addr, fl_fencing_token_hex(t, hex));
-}
-
-/* Waits for the retriever's lines from `from` on to end with want; those
- * before it may only be "none" or, when old is not NULL, old (after a
- * reconnection the previous leader's znode may be read once more before it
- * goes: its endpoints reject that token). */
-static void assert_next_leader(rec_t *r, int from, const char *want,
-                               const char *old)
-{
-    int n = from;
-    for (;;) {
-        REC_AWAIT(r, n + 1, FL_TEST_WAIT_MS);
-        const char *l = rec_line(r, n);
-        if (strcmp(l, want) == 0)
-            break;
-        if (strcmp(l, "none") != 0 && (old == NULL || strcmp(l, old) != 0))
-            fail_msg("retriever line %d is '%s', expected 'none'%s%s or '%s'",
-                     n, l, old != NULL ? ", " : "", old != NULL ? old : "",
-                     want);
-        n++;
-    }
-    assert_int_equal(n + 1, rec_count(r));
-}
+/* The session of the killed child: its expiry is what the case waits for. */
+#define KILLED_SESSION_MS 4000
 
 /* Two contenders, one leader; when it leaves, the other leads and the
  * retriever follows. */
@@ -199,20 +29,21 @@ static void two_contenders_one_leader(void **state)
     fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
     fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    fl_ha_opts_t o = zk_opts("two", 4000);
+    fl_ha_opts_t o = zk_opts("two", SESSION_MS);
     contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
     contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
     char want[256];
 
     contender_start(&a, ea, &o);
     REC_AWAIT(&a.rec, 1, FL_TEST_WAIT_MS);
-    grant_line(want, sizeof want, &a.token);
+    fl_fencing_token_t ta = contender_token(&a, 0);
+    grant_line(want, sizeof want, &ta);
     assert_string_equal(want, rec_line(&a.rec, 0));
 
     rec_t r;
     fl_leader_retrieval_t *lr = retrieval_start(&r, er, &o);
     REC_AWAIT(&r, 1, FL_TEST_WAIT_MS);
-    leader_line(want, sizeof want, a.address, &a.token);
+    leader_line(want, sizeof want, a.address, &ta);
     assert_string_equal(want, rec_line(&r, 0));
 
     contender_start(&b, eb, &o);
@@ -223,10 +54,11 @@ static void two_contenders_one_leader(void **state)
 
     on_main(ea, free_election, a.le);
     REC_AWAIT(&b.rec, 1, FL_TEST_WAIT_MS);
-    grant_line(want, sizeof want, &b.token);
+    fl_fencing_token_t tb = contender_token(&b, 0);
+    grant_line(want, sizeof want, &tb);
     assert_string_equal(want, rec_line(&b.rec, 0));
-    assert_true(memcmp(&a.token, &b.token, sizeof a.token) != 0);
-    leader_line(want, sizeof want, b.address, &b.token);
+    assert_true(memcmp(&ta, &tb, sizeof ta) != 0);
+    leader_line(want, sizeof want, b.address, &tb);
     assert_next_leader(&r, 1, want, NULL);
 
     on_main(eb, free_election, b.le);
@@ -263,7 +95,7 @@ static void leader_killed_other_takes_over(void **state)
     fx_begin(&fx);
     fl_rpc_endpoint_t *ep = owner_start(fx.svc, "p");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    fl_ha_opts_t o = zk_opts("killed", 2000);
+    fl_ha_opts_t o = zk_opts("killed", KILLED_SESSION_MS);
     char want[256], child_addr[64];
     snprintf(child_addr, sizeof child_addr, "fling://child/%d", pid);
 
@@ -282,14 +114,16 @@ static void leader_killed_other_takes_over(void **state)
     assert_int_equal(0, kill(pid, SIGKILL));
     pclose(child);
     REC_AWAIT(&p.rec, 1, FL_TEST_WAIT_MS);
-    /* The server expires the session 2000 ms after it last heard from
-     * the child, which pinged every 2000 / 3 ms: not before 1333 ms from
-     * the kill (give or take a 500 ms tick), never at once. */
-    fl_test_assert_elapsed("takeover after kill -9", fl_test_ms_since(t0), 1000,
-                           8000);
-    grant_line(want, sizeof want, &p.token);
+    /* The server expires the session KILLED_SESSION_MS after it last
+     * heard from the child, which pinged every third of it: not before 2/3
+     * of it from the kill (less a 500 ms tick), never at once. */
+    fl_test_assert_elapsed("takeover after kill -9", fl_test_ms_since(t0),
+                           KILLED_SESSION_MS * 2 / 3 - 500,
+                           KILLED_SESSION_MS * 3);
+    fl_fencing_token_t tp = contender_token(&p, 0);
+    grant_line(want, sizeof want, &tp);
     assert_string_equal(want, rec_line(&p.rec, 0));
-    leader_line(want, sizeof want, p.address, &p.token);
+    leader_line(want, sizeof want, p.address, &tp);
     assert_next_leader(&r, 1, want, NULL);
 
     on_main(ep, free_election, p.le);
@@ -311,7 +145,7 @@ static void server_stopped_leader_revokes(void **state)
     fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
     fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
     fl_rpc_endpoint_t *er = owner_start(fx.svc, "r");
-    const int64_t session_ms = 3000;
+    const int64_t session_ms = SESSION_MS;
     fl_ha_opts_t o = zk_opts("stopped", session_ms);
     contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
     contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
@@ -324,9 +158,9 @@ static void server_stopped_leader_revokes(void **state)
     rec_t r;
     fl_leader_retrieval_t *lr = retrieval_start(&r, er, &o);
     REC_AWAIT(&r, 1, FL_TEST_WAIT_MS);
-    leader_line(want, sizeof want, a.address, &a.token);
+    fl_fencing_token_t first = contender_token(&a, 0);
+    leader_line(want, sizeof want, a.address, &first);
     assert_string_equal(want, rec_line(&r, 0));
-    fl_fencing_token_t first = a.token;
 
     uint64_t t0 = fl_clock_now_ns();
     assert_int_equal(0, zk_script_run("stop", NULL));
@@ -352,10 +186,11 @@ static void server_stopped_leader_revokes(void **state)
     contender_t *lead = rec_count(&a.rec) == 3 ? &a : &b;
     int idx = lead == &a ? 2 : 0;
     REC_AWAIT(&lead->rec, idx + 1, 1);
-    grant_line(want, sizeof want, &lead->token);
+    fl_fencing_token_t tl = contender_token(lead, lead == &a ? 1 : 0);
+    grant_line(want, sizeof want, &tl);
     assert_string_equal(want, rec_line(&lead->rec, idx));
-    assert_true(memcmp(&first, &lead->token, sizeof first) != 0);
-    leader_line(want, sizeof want, lead->address, &lead->token);
+    assert_true(memcmp(&first, &tl, sizeof first) != 0);
+    leader_line(want, sizeof want, lead->address, &tl);
     char old[256];
     leader_line(old, sizeof old, a.address, &first);
     assert_next_leader(&r, 2, want, old);
@@ -372,6 +207,91 @@ static void server_stopped_leader_revokes(void **state)
     owner_end(ea);
     owner_end(eb);
     owner_end(er);
+    fx_end(&fx);
+}
+
+/* Creates an ephemeral sequential node named prefix under cluster_id's
+ * latch with zh (the test's own session), retrying while zh connects. */
+static void latch_create(zhandle_t *zh, const char *cluster_id,
+                         const char *prefix)
+{
+    char path[256], made[256];
+    snprintf(path, sizeof path, "/flink/%s/leader/rm/latch/%s", cluster_id,
+             prefix);
+    int rc = ZCONNECTIONLOSS;
+    for (int i = 0; i < FL_TEST_WAIT_MS / 10 && rc != ZOK; i++) {
+        rc = zoo_create(zh, path, NULL, -1, &ZOO_OPEN_ACL_UNSAFE,
+                        ZOO_EPHEMERAL_SEQUENTIAL, made, sizeof made);
+        if (rc != ZOK)
+            usleep(10 * 1000);
+    }
+    if (rc != ZOK)
+        fail_msg("could not create %s: %s", path, zerror(rc));
+}
+
+/* The name prefix ("latch-<guid>-") of the latest node of cluster_id's
+ * latch, into buf. */
+static void latch_last_prefix(zhandle_t *zh, const char *cluster_id, char *buf,
+                              size_t n)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/flink/%s/leader/rm/latch", cluster_id);
+    struct String_vector kids = {0};
+    assert_int_equal(ZOK, zoo_get_children(zh, path, 0, &kids));
+    const char *last = NULL;
+    for (int i = 0; i < kids.count; i++) {
+        const char *k = kids.data[i];
+        if (last == NULL ||
+            strcmp(k + strlen(k) - 10, last + strlen(last) - 10) > 0)
+            last = k;
+    }
+    assert_non_null(last);
+    snprintf(buf, n, "%.*s", (int)(strlen(last) - 10), last);
+    deallocate_String_vector(&kids);
+}
+
+/* A latch node of a contender's own session that it does not know of (a
+ * create whose answer was lost with the connection) is recognised by its
+ * name, stands in no one's way, and is removed at the next latch check. */
+static void own_stale_latch_node_removed(void **state)
+{
+    fx_t fx;
+    fx_begin(&fx);
+    fl_rpc_endpoint_t *ea = owner_start(fx.svc, "a");
+    fl_rpc_endpoint_t *eb = owner_start(fx.svc, "b");
+    fl_ha_opts_t o = zk_opts("stale", SESSION_MS);
+    contender_t a = {.address = "fling.tcp://10.0.0.1:6123/a"};
+    contender_t b = {.address = "fling.tcp://10.0.0.2:6123/b"};
+    char want[256], prefix[128];
+
+    contender_start(&a, ea, &o);
+    REC_AWAIT(&a.rec, 1, FL_TEST_WAIT_MS);
+    contender_start(&b, eb, &o);
+    await_latch_size("stale", 2);
+    /* A node with b's name, after b's: as if b's create had been sent
+     * again after a lost answer. */
+    zhandle_t *zh = zookeeper_init(zk_quorum, NULL, SESSION_MS, NULL, NULL, 0);
+    assert_non_null(zh);
+    latch_last_prefix(zh, "stale", prefix, sizeof prefix);
+    latch_create(zh, "stale", prefix);
+    await_latch_size("stale", 3);
+
+    /* a leaves: b leads, and removes the node with its name. */
+    on_main(ea, free_election, a.le);
+    REC_AWAIT(&b.rec, 1, FL_TEST_WAIT_MS);
+    fl_fencing_token_t tb = contender_token(&b, 0);
+    grant_line(want, sizeof want, &tb);
+    assert_string_equal(want, rec_line(&b.rec, 0));
+    await_latch_size("stale", 1);
+
+    zookeeper_close(zh);
+    on_main(eb, free_election, b.le);
+    assert_int_equal(1, rec_count(&a.rec));
+    assert_int_equal(1, rec_count(&b.rec));
+    rec_fini(&a.rec);
+    rec_fini(&b.rec);
+    owner_end(ea);
+    owner_end(eb);
     fx_end(&fx);
 }
 
@@ -413,7 +333,7 @@ static int child_main(int port, const char *cluster_id)
     fl_ha_opts_t o = {.mode = FL_HA_ZOOKEEPER,
                       .zk_quorum = quorum,
                       .cluster_id = cluster_id,
-                      .zk_session_timeout_ms = 2000};
+                      .zk_session_timeout_ms = KILLED_SESSION_MS};
     fl_leader_contender_t cbs = {child_grant, child_revoke};
     fl_leader_election_t *le;
     if (fl_leader_election_alloc(ep, &o, "rm", &cbs, addr, &le, err,
@@ -434,6 +354,7 @@ int main(int argc, char **argv)
         FL_TEST(two_contenders_one_leader),
         FL_TEST(leader_killed_other_takes_over),
         FL_TEST(server_stopped_leader_revokes),
+        FL_TEST(own_stale_latch_node_removed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
