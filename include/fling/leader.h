@@ -110,9 +110,13 @@ FL_EXTERN int fl_leader_election_alloc(fl_rpc_endpoint_t *owner,
 /*
  * fl_leader_election_start joins the election (once): standalone grants
  * leadership at once (on the main thread, after this returns); ZooKeeper
- * connects and joins the latch. FL_OK, FL_ESTATE (started already),
- * FL_ENOMEM, FL_EUNREACHABLE (owner terminated), FL_ESYSTEM (the ZooKeeper
- * client could not start). Any thread; never blocks.
+ * connects and joins the latch. FL_OK, FL_ESTATE (started already, also
+ * after a refused start: free it and make a new one), FL_ENOMEM,
+ * FL_EUNREACHABLE (owner terminated), FL_EINVAL (ZooKeeper: the path
+ * "<root>/<cluster-id>/leader/<component>" is longer than 967 bytes).
+ * The ZooKeeper client starts on the owner's main thread after this
+ * returns; one that cannot start (a quorum that does not resolve) is logged
+ * and started again every second. Any thread; never blocks.
  */
 FL_EXTERN int fl_leader_election_start(fl_leader_election_t *le, char *err,
                                        size_t errlen);

@@ -320,6 +320,10 @@ static void on_session_event(fl__leader_obj_t *o, zk_t *z, int state)
             fl__leader_revoke(o);
         else
             fl__leader_notify(o, NULL, NULL);
+        /* The callback may have freed o (leader.h allows it): zk_close has
+         * closed the handle then, and nothing may be opened again. */
+        if (fl__leader_closed(o))
+            return;
         /* Expired: the client sends nothing more; this joins its threads. */
         handle_close(z);
         fl__free(z->latch_node);
@@ -366,16 +370,46 @@ static void zk_log(const char *message)
     FL_LOG(FL_LOG_DEBUG, "ZooKeeper client: %s", message);
 }
 
+static void open_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    fl__leader_obj_t *o = arg;
+    if (!fl__leader_closed(o))
+        zk_open(o);
+    fl__leader_unref(o); /* a task that ran owns its arg */
+}
+
+static void unref_cb(void *arg)
+{
+    fl__leader_unref(arg);
+}
+
+/* A client that could not start (out of memory, a quorum that did not
+ * resolve) is started again later, so that an expired session never leaves
+ * the contender or retriever out for good. If even that cannot be queued
+ * the owner is gone or out of memory, and the line says so. */
+static void zk_open_later(fl__leader_obj_t *o)
+{
+    fl__leader_ref(o);
+    if (fl_rpc_schedule_run_async(o->owner, open_task, o, unref_cb,
+                                  ZK_REOPEN_MS, NULL) != FL_OK)
+        FL_LOG(FL_LOG_ERROR, "The %s of '%s' stays off ZooKeeper: %s",
+               fl__zk_what(o), o->component, fl_rpc_last_message());
+}
+
 /* Main thread. zookeeper_init2 only starts the client's threads; the
  * connection comes as an event. */
 static void zk_open(fl__leader_obj_t *o)
 {
     zk_t *z = o->impl;
+    if (fl__leader_closed(o))
+        return;
     z->ctx = fl__malloc(sizeof *z->ctx);
     if (z->ctx == NULL) {
         FL_LOG(FL_LOG_ERROR,
-               "Could not start the %s of '%s' on ZooKeeper %s: out of memory",
-               fl__zk_what(o), o->component, o->zk_quorum);
+               "Could not start the %s of '%s' on ZooKeeper %s: out of "
+               "memory; trying again in %d ms",
+               fl__zk_what(o), o->component, o->zk_quorum, ZK_REOPEN_MS);
+        zk_open_later(o);
         return;
     }
     z->gen++;
@@ -393,24 +427,13 @@ static void zk_open(fl__leader_obj_t *o)
     if (z->zh == NULL) {
         FL_LOG(FL_LOG_ERROR,
                "Could not start the %s of '%s': the ZooKeeper client refused "
-               "quorum %s: %s",
-               fl__zk_what(o), o->component, o->zk_quorum, strerror(errno));
+               "quorum %s: %s; trying again in %d ms",
+               fl__zk_what(o), o->component, o->zk_quorum, strerror(errno),
+               ZK_REOPEN_MS);
         fl__free(z->ctx);
         z->ctx = NULL;
+        zk_open_later(o);
     }
-}
-
-static void open_task(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    fl__leader_obj_t *o = arg;
-    if (!fl__leader_closed(o))
-        zk_open(o);
-    fl__leader_unref(o); /* a task that ran owns its arg */
-}
-
-static void unref_cb(void *arg)
-{
-    fl__leader_unref(arg);
 }
 
 static char *path_join(const char *a, const char *b)
@@ -440,11 +463,13 @@ static int zk_start(fl__leader_obj_t *o, char *err, size_t errlen)
     z->conn_path = path_join(z->base, "connection_info");
     if (z->latch_dir == NULL || z->conn_path == NULL)
         goto oom;
-    if (strlen(z->conn_path) + 32 >= ZK_PATH_MAX) {
+    /* The longest path is a latch node's: latch_dir + "/latch-" + 32 hex
+     * digits + "-" + 10 digits of sequence. */
+    if (strlen(z->base) > ZK_BASE_MAX) {
         fl__leader_err(err, errlen,
                        "Could not start the %s of '%s': its ZooKeeper path "
                        "%s is longer than %d bytes",
-                       fl__zk_what(o), o->component, z->base, ZK_PATH_MAX - 64);
+                       fl__zk_what(o), o->component, z->base, ZK_BASE_MAX);
         return FL_EINVAL;
     }
     fl__leader_ref(o);

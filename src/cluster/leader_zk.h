@@ -19,6 +19,13 @@
 
 #define ZK_DATA_MAX 4096
 #define ZK_PATH_MAX 1024
+/* The longest base path ("<root>/<cluster-id>/leader/<component>") whose
+ * latch nodes, base + "/latch/latch-<32 hex>-<10 digits>", fit in
+ * ZK_PATH_MAX with their NUL. */
+#define ZK_BASE_MAX (ZK_PATH_MAX - (int)sizeof "/latch/latch-" - 32 - 11)
+/* How long to wait before starting a ZooKeeper client that could not
+ * start. */
+#define ZK_REOPEN_MS 1000
 /* Steps of one flow (a latch check, a read) before it gives up until the
  * next event: bounds a loop of nodes that come and go. */
 #define ZK_ROUNDS_MAX 16

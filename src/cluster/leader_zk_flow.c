@@ -386,7 +386,9 @@ static void publish_done(fl__leader_obj_t *o, zk_t *z, zk_op_t *op)
         return;
     }
     if (op->attempt == 0 && op->res[1].err == ZNODEEXISTS &&
-        z->latch_node != NULL && z->zh != NULL) {
+        z->latch_node != NULL && z->zh != NULL &&
+        fl_leader_election_has_leadership((fl_leader_election_t *)o,
+                                          &op->token)) {
         char *payload = op->payload;
         op->payload = NULL;
         int rc = publish_send(o, z, payload, 1, &op->token);

@@ -313,12 +313,56 @@ static void free_with_requests_in_flight(void **state)
     fx_end(&fx);
 }
 
+/* The longest base path is 967 bytes: its latch nodes, base +
+ * "/latch/latch-" + 32 hex digits + "-" + 10 digits, take ZooKeeper's
+ * 1,023 bytes. Base = root + "/long/leader/rm" (15 bytes): a root of 952
+ * bytes is elected and confirmed, one of 953 refused at start. */
+static void longest_path(void **state)
+{
+    fx_t fx;
+    fx_begin(&fx);
+    fl_rpc_endpoint_t *ep = owner_start(fx.svc, "long");
+    char root[960];
+    root[0] = '/';
+    memset(root + 1, 'r', 951);
+    root[952] = '\0';
+    fl_ha_opts_t o = zk_opts("long", SESSION_MS);
+    o.zk_root = root;
+    contender_t c = {.address = "fling://local/c"};
+    contender_start(&c, ep, &o);
+    REC_AWAIT(&c.rec, 1, FL_TEST_WAIT_MS);
+    fl_fencing_token_t t = contender_token(&c, 0);
+    char line[128];
+    grant_line(line, sizeof line, &t);
+    assert_string_equal(line, rec_line(&c.rec, 0));
+    on_main(ep, free_election, c.le);
+    rec_fini(&c.rec);
+
+    root[952] = 'r';
+    root[953] = '\0';
+    fl_leader_election_t *le = NULL;
+    char err[2048] = "";
+    assert_fl_ok(fl_leader_election_alloc(ep, &o, "rm", &contender_cbs, &c, &le,
+                                          err, sizeof err));
+    assert_int_equal(FL_EINVAL, fl_leader_election_start(le, err, sizeof err));
+    char msg[2048];
+    snprintf(msg, sizeof msg,
+             "Could not start the leader election of 'rm': its ZooKeeper "
+             "path %s/long/leader/rm is longer than 967 bytes",
+             root);
+    assert_string_equal(msg, err);
+    fl_leader_election_free(le);
+    owner_end(ep);
+    fx_end(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(revoked_leader_rejects_old_token),
         FL_TEST(zk_out_of_memory),
         FL_TEST(free_with_requests_in_flight),
+        FL_TEST(longest_path),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
