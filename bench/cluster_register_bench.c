@@ -210,20 +210,25 @@ static unsigned count_lines(int fd, const char *what)
     return count;
 }
 
-/* A port free on 127.0.0.1 now (for the JobManager of a "late" run, whose
- * TaskManagers must know it before it starts), or 0. */
+/* A port free on 127.0.0.1 now, below the ephemeral range (which starts at
+ * 32768 by default), or 0: the JobManager of a "late" run binds it after
+ * its TaskManagers have started, and they (and every other program on the
+ * machine asking for port 0) take their ports from the ephemeral range. */
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
     int port = 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
+    unsigned seed = (unsigned)fl_clock_now_ns();
+    for (int i = 0; i < 100 && port == 0; i++) {
+        int p = 20000 + (int)(rand_r(&seed) % 12000u);
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)p);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            port = p;
+    }
     close(fd);
     return port;
 }
@@ -268,7 +273,12 @@ static int start_jm(const bench_ctx_t *ctx, run_io_t *io)
     io->r.fd = io->jo[0];
     if (!next_line(&io->r, line, sizeof line, io->deadline) ||
         strncmp(line, "fling.tcp://", 12) != 0) {
-        note("%s: fling-jobmanager printed no address", ctx->name);
+        io->r.fd = io->je[0];
+        io->r.len = 0;
+        if (!next_line(&io->r, line, sizeof line, io->deadline))
+            line[0] = '\0';
+        note("%s: fling-jobmanager (%s) printed no address; its log: %s",
+             ctx->name, io->port, line);
         return FL_ESYSTEM;
     }
     snprintf(io->port, sizeof io->port, "jobmanager.rpc.port=%s",
