@@ -218,4 +218,9 @@ int mem_main(const bench_ctx_t *ctx);
 /* cluster.* (cluster_bench.c). */
 int bench_cluster_heartbeat(const bench_ctx_t *ctx);
 
+/* cluster.register (cluster_register_bench.c): spawns fling-jobmanager and
+ * 50 fling-taskmanager processes per run. FL_OK or an error after saying
+ * why. BLOCKS for the runs (tens of seconds). */
+int bench_cluster_register(const bench_ctx_t *ctx);
+
 #endif /* FL_BENCH_BENCH_H */

@@ -194,6 +194,9 @@ static const bench_t benches[] = {
      "peak, after the drain"},
     {"cluster.heartbeat", bench_cluster_heartbeat,
      "CPU time of heartbeat rounds: one sender, 10,000 targets"},
+    {"cluster.register", bench_cluster_register,
+     "50 fling-taskmanager processes started at once: time until one "
+     "fling-jobmanager has registered them all, jitter on and off"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 

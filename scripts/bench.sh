@@ -68,7 +68,8 @@ mem.idle_endpoint.live_bytes_per_endpoint <= 1024  -
 mem.tell_flood.live_after                 <= 16    -
 '
 # fling benchmarks the Erlang peer does not have.
-ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined'
+ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined
+              cluster.heartbeat cluster.register'
 # Units where less is better: in the fling/erlang table the ratio column
 # then shows erlang/fling, so a number above 1 is fling's advantage either
 # way.

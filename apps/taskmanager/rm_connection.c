@@ -184,39 +184,11 @@ static void on_rejection(fl_registered_connection_t *c,
     fa_process_fatal(te->proc, "%s", resp->reason);
 }
 
-static void connect_leader(tm_te_t *te);
-
-/* A fresh connection to the leader, after the error delay (c's own
- * callback must not free it). */
-static void connect_again(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    tm_te_t *te = state;
-    if ((uintptr_t)arg != te->conn_gen || te->rm_address[0] == '\0')
-        return;
-    if (te->conn != NULL) {
-        fl_registered_connection_close(te->conn);
-        fl_registered_connection_free(te->conn);
-        te->conn = NULL;
-    }
-    connect_leader(te);
-}
-
 static void on_failure(fl_registered_connection_t *c, int err,
                        const char *message, void *arg)
 {
     (void)c;
     tm_te_t *te = arg;
-    if (err == FL_EUNREACHABLE && te->rm_address[0] != '\0') {
-        /* invoke gave up on a gateway whose endpoint is gone (a
-         * JobManager that restarted): the registration retries on the
-         * gateway it has, so connect anew. */
-        fl_log(FL_LOG_DEBUG, "Registration at %s: %s; connecting again",
-               te->rm_address, message);
-        fl_rpc_schedule_run_async(te->ep, connect_again, (void *)++te->conn_gen,
-                                  NULL, te->ropts.error_delay_ms, NULL);
-        return;
-    }
     fa_process_fatal(te->proc,
                      "TaskManager %s could not register at the "
                      "ResourceManager %s: %s (%s)",
@@ -258,31 +230,11 @@ static int map_reply(void *arg, void *value, void **out, fl_free_cb *out_free)
     return FL_OK;
 }
 
-/* The gateway of one attempt, to learn whether its endpoint is gone. */
-typedef struct attempt {
-    tm_te_t *te;
-    const fl_rpc_gateway_t *gw;
-} attempt_t;
-
-static void attempt_done(fl_future_t *f, void *arg)
-{
-    attempt_t *a = arg;
-    if (fl_future_error(f) == FL_EUNREACHABLE)
-        a->te->stale_gw = a->gw;
-    free(a);
-}
-
 static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
                   int64_t timeout_ms, void *arg, fl_future_t **out)
 {
     (void)token;
     tm_te_t *te = arg;
-    if (gw == te->stale_gw) {
-        /* Its endpoint is gone: end this registration (on_failure then
-         * connects anew) rather than retry through it for ever. */
-        te->stale_gw = NULL;
-        return FL_EUNREACHABLE;
-    }
     Fling__Cluster__ConfigEntry entries[NKEYS_MAX];
     Fling__Cluster__ConfigEntry *eptrs[NKEYS_MAX];
     size_t n = fa_cluster_key_count();
@@ -306,16 +258,12 @@ static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
         fl_rpc_call(gw, (unsigned)te->m_register, &req.base, timeout_ms, &f);
     if (rc != FL_OK)
         return rc;
-    attempt_t *a = malloc(sizeof *a);
-    if (a != NULL) {
-        a->te = te;
-        a->gw = gw;
-        fl_rpc_on_complete(te->ep, f, attempt_done, a, free);
-    }
     *out = fl_future_then(f, map_reply, NULL);
     fl_future_release(f);
     return *out != NULL ? FL_OK : FL_ENOMEM;
 }
+
+static void connect_leader(tm_te_t *te);
 
 /* Drops the connection to the current leader (telling it when registered). */
 static void drop_connection(tm_te_t *te, const char *cause)
@@ -349,8 +297,6 @@ void tm__leader_changed(fl_leader_retrieval_t *lr, const char *address,
 /* Starts registering at the leader te->rm_address. */
 static void connect_leader(tm_te_t *te)
 {
-    te->stale_gw = NULL;
-    te->conn_gen++;
     fl_registered_connection_cbs_t cbs = {on_success, on_rejection, on_failure};
     fl_registration_spec_t spec = {
         .target_name = "resourcemanager",

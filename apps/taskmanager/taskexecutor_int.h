@@ -33,10 +33,6 @@ struct tm_te {
     fl_fencing_token_t rm_token;
     fl_registered_connection_t *conn;
     fl_registration_opts_t ropts;
-    /* A gateway whose last attempt found its endpoint gone, and the
-     * generation of the pending new connection (see invoke). */
-    const fl_rpc_gateway_t *stale_gw;
-    uintptr_t conn_gen;
     /* The registration that holds, while registered. */
     bool registered;
     char instance_id[64];

@@ -13,11 +13,16 @@
  *   connect fails                  -> again after the error delay
  *   the attempt times out          -> again at once, timeout doubled
  *                                     (initial, 2x, 4x ... up to max)
- *   the attempt fails otherwise    -> again after the error delay
+ *   the attempt fails otherwise    -> connects again after the error
+ *                                     delay, through a new gateway
  *   a failure answer               -> again after the refused delay
  *   a rejection answer             -> ends, no retry
  *
  * After a delay the next attempt starts again with the initial timeout.
+ * Timeouts and failure answers retry through the gateway already
+ * connected; an error connects anew, as Flink does: a target that
+ * restarted at the same address is a new endpoint, which the old gateway
+ * never reaches (its calls fail with FL_EUNREACHABLE).
  * Better than Flink: every delay is spread by a random jitter (+-20% by
  * default) so that many callers that lost the same target do not come back
  * in one burst, and each retry is logged (component "cluster") with the
@@ -160,8 +165,10 @@ typedef struct fl_registration fl_registration_t;
  * FL_OK with *out a future (the caller takes its reference) of an
  * fl_registration_response_t * (value_free fl_registration_response_free),
  * or failing with FL_ETIMEDOUT (a timeout: next attempt at once) or any
- * other code (an error: next attempt after the error delay). Returning an
- * error code ends the registration: its result fails with that code.
+ * other code (an error: next attempt connects again after the error
+ * delay). Returning FL_EUNREACHABLE or FL_ECLOSED (gw refused the call:
+ * its endpoint or connection is gone) is such an error too; returning any
+ * other error code ends the registration: its result fails with that code.
  * Runs on the owner's main thread. The registration also fails the attempt
  * with FL_ETIMEDOUT if the future is not complete after timeout_ms.
  */

@@ -222,6 +222,7 @@ static void on_connected(fl_future_t *f, void *arg)
         schedule(reg, run_connect, d);
         goto out;
     }
+    fl_rpc_gateway_free(reg->gw); /* none: connect_later dropped it */
     reg->gw = fl_future_take_value(f);
     reg->timeout_ms = reg->opts.initial_timeout_ms;
     step_attempt(reg);
@@ -249,6 +250,26 @@ static void step_connect(fl_registration_t *reg)
                             hop_dropped);
     hand_end(reg, rc, "wait for the connection");
     fl_future_release(f);
+}
+
+/* Attempt reg->attempt failed with an error (why): the next one connects
+ * anew after the error delay, as Flink's startRegistrationLater does. The
+ * gateway is dropped: its endpoint may be gone for good (a target that
+ * restarted under the same address is a new endpoint, which only a new
+ * connect reaches). */
+static void connect_later(fl_registration_t *reg, const char *why)
+{
+    unsigned n = reg->attempt;
+    int64_t d = fl_registration_jitter(&reg->opts, reg->opts.error_delay_ms);
+    FL_LOG_KV(FL_LOG_INFO,
+              FL_KV(FL_F("target", reg->label), FL_FU64("attempt", n),
+                    FL_FU64("next_in_ms", d)),
+              "Registration at %s attempt %u failed: %s; attempt %u connects "
+              "again in %lld ms",
+              reg->label, n, why, n + 1, (long long)d);
+    fl_rpc_gateway_free(reg->gw);
+    reg->gw = NULL;
+    schedule(reg, run_connect, d);
 }
 
 /* The timeout of the attempt after one that timed out: doubled, capped. */
@@ -286,16 +307,7 @@ static void on_answer(fl_future_t *f, void *arg)
         goto out;
     }
     if (err != FL_OK) {
-        int64_t d =
-            fl_registration_jitter(&reg->opts, reg->opts.error_delay_ms);
-        FL_LOG_KV(FL_LOG_INFO,
-                  FL_KV(FL_F("target", reg->label), FL_FU64("attempt", n),
-                        FL_FU64("next_in_ms", d)),
-                  "Registration at %s attempt %u failed: %s; attempt %u "
-                  "starts in %lld ms",
-                  reg->label, n, fl_future_message(f), n + 1, (long long)d);
-        reg->timeout_ms = reg->opts.initial_timeout_ms;
-        schedule(reg, run_attempt, d);
+        connect_later(reg, fl_future_message(f));
         goto out;
     }
     fl_registration_response_t *resp = fl_future_value(f);
@@ -340,6 +352,15 @@ static void step_attempt(fl_registration_t *reg)
     fl_future_t *f = NULL;
     int rc = reg->invoke(reg->gw, reg->fenced ? &reg->token : NULL,
                          reg->timeout_ms, reg->arg, &f);
+    if ((rc == FL_EUNREACHABLE || rc == FL_ECLOSED) && f == NULL) {
+        /* The gateway refused at once (its endpoint or connection is
+         * gone): an error of the attempt, not of the function. */
+        char why[128];
+        snprintf(why, sizeof why, "the registration function returned %s (%s)",
+                 fl_err_name(rc), fl_strerror(rc));
+        connect_later(reg, why);
+        return;
+    }
     if (rc != FL_OK || f == NULL) {
         char msg[FL_FUTURE_MESSAGE_MAX];
         if (rc == FL_OK)

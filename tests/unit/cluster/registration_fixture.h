@@ -208,7 +208,8 @@ static inline void target_wait(int n)
                  FL_TEST_WAIT_MS);
 }
 
-/* Answers held call i with outcome (id 100 + i, or 200 + i). */
+/* Answers held call i with outcome (id 100 + i, or 200 + i; a failure
+ * with the reason ACT_FAILURE gives). */
 static inline void target_answer(int i, int outcome)
 {
     pthread_mutex_lock(&tg.mu);
@@ -217,7 +218,9 @@ static inline void target_answer(int i, int outcome)
     tg.held[i] = NULL;
     pthread_mutex_unlock(&tg.mu);
     assert_non_null(c);
-    reply(closure, c, outcome, "",
+    reply(closure, c, outcome,
+          outcome == FL_REGISTRATION_FAILURE ? "resource manager is starting"
+                                             : "",
           (outcome == FL_REGISTRATION_SUCCESS ? 100 : 200) + i);
 }
 
@@ -308,6 +311,7 @@ static inline void fx_end(fx_t *fx)
 typedef struct invoker {
     fx_t *fx;
     int refuse;          /* != FL_OK: the function returns it */
+    int refuse_once;     /* != FL_OK: its first call returns it */
     atomic_int off_main; /* calls not on the owner's main thread */
     atomic_int calls;
     atomic_int bad_token; /* calls given another token than the target's */
@@ -337,6 +341,11 @@ static inline int reg_invoke(fl_rpc_gateway_t *gw,
         atomic_fetch_add(&iv->bad_token, 1);
     if (iv->refuse != FL_OK)
         return iv->refuse;
+    if (iv->refuse_once != FL_OK) {
+        int rc = iv->refuse_once;
+        iv->refuse_once = FL_OK;
+        return rc;
+    }
     Flreg__RegisterRequest req = FLREG__REGISTER_REQUEST__INIT;
     req.caller = "owner";
     req.timeout_ms = timeout_ms;

@@ -135,7 +135,7 @@ static void test_error_delay(void **state)
     char want[1024];
     snprintf(want, sizeof want,
              "Registration at %s attempt 2 failed: registry busy; attempt 3 "
-             "starts in 250 ms",
+             "connects again in 250 ms",
              fx.label);
     cap_rec_t r = cap_wait(want);
     assert_string_equal(r.next_in_ms, "250");
