@@ -166,6 +166,14 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_SLOT_REQUEST_TIMEOUT, FL_CONFIG_DURATION, "5 min",
+      "duration > 0",
+      "A job that does not get all the slots it needs within this time "
+      "fails."},
+     1,
+     NOMAX,
+     false,
+     NULL},
 };
 
 const size_t fl__config_nrows =

@@ -1,0 +1,351 @@
+/*
+ * cluster_job_test.c - jobs on a cluster of processes (issue 17, contract
+ * section 4 steps 9-22): submitted through the DispatcherGateway, run by
+ * a JobMaster in TaskManagers' slots; synchronised on the JobManager's
+ * log lines.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../task/task_fixture.h"
+#include "cluster_procs.h"
+#include "job_client.h"
+
+#define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
+#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
+
+/* Starts a JobManager on any port with one more -D option; returns its
+ * port. */
+static int start_jm_with(cf_proc_t *jm, const char *extra)
+{
+    const char *args[] = {"-D", "jobmanager.rpc.address=127.0.0.1",
+                          "-D", "jobmanager.rpc.port=0",
+                          CF_FAST, "-D", extra, NULL};
+    cf_spawn(jm, "jm", JM_PATH, args);
+    char addr[256];
+    int port = cf_read_address(jm, addr, sizeof addr);
+    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
+                  (long)jm->pid);
+    cf_expect_app(jm,
+                  "ResourceManager %s/resourcemanager_1 started with leader "
+                  "token " ZERO_TOKEN,
+                  addr);
+    return port;
+}
+
+/* Writes n lines of random "abc \r" text, a third of them with "ab". */
+static void gen_input(const char *path, size_t n)
+{
+    tbuf_t b = {0};
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 1 + i % 23;
+        for (size_t k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            tbuf_add(&b, &"abc \rxyz"[x % 8], 1);
+        }
+        tbuf_add(&b, "\n", 1);
+    }
+    write_file(path, b.data, b.len);
+    tbuf_free(&b);
+}
+
+static void wait_job(cf_proc_t *jm, const char *name, const char *id,
+                     const char *from, const char *to)
+{
+    char line[1400];
+    snprintf(line, sizeof line, "Job %s (%s) switched from state %s to %s.",
+             name, id, from, to);
+    cf_wait_stderr(jm, line, 1);
+}
+
+/* Asserts the job's status: its state, failure, and every task's state. */
+static void assert_status(jc_t *c, const char *id, int state,
+                          const char *failure, size_t ntasks, int task_state)
+{
+    Fling__Cluster__JobStatusReply *r = jc_status(c, id);
+    assert_string_equal(id, r->job_id);
+    assert_int_equal(state, r->state);
+    assert_string_equal(failure, r->failure);
+    assert_int_equal(ntasks, r->n_tasks);
+    for (size_t i = 0; i < r->n_tasks; i++) {
+        assert_int_equal(task_state, r->tasks[i]->state);
+        assert_int_equal(0, r->tasks[i]->attempt);
+    }
+    if (state == JS(FINISHED) || state == JS(FAILED) || state == JS(CANCELED))
+        assert_true(r->end_time_ms >= r->start_time_ms);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+static void check_grep_output(const char *input, const char *out, unsigned n)
+{
+    tbuf_t want = {0}, got = {0};
+    run_grep("ab", input, &want);
+    tbuf_add(&want, "", 0);
+    concat_parts(out, n, &got);
+    assert_int_equal(want.len, got.len);
+    assert_memory_equal(want.data, got.data, want.len);
+    assert_true(want.len > 1000);
+    tbuf_free(&want);
+    tbuf_free(&got);
+}
+
+/* grep.json with parallelism 4 on two TaskManagers of 2 slots: the job
+ * FINISHES, each TaskManager ran two tasks, the part files are grep -F's
+ * output, and the four slots are available again. */
+static void test_grep_on_two_taskmanagers(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1, tm2;
+    char *dir = scratch();
+    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out");
+    gen_input(input, 40000);
+    int port = start_jm(&jm, "0");
+    start_tm(&tm1, &jm, "tm1", port);
+    start_tm(&tm2, &jm, "tm2", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"input", input, "pattern", "ab", "output", out,
+                          NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
+                           args, 0, "", id, sizeof id));
+    assert_int_equal(32, strlen(id));
+    wait_job(&jm, "grep", id, "RUNNING", "FINISHED");
+    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    assert_int_equal(JS(FINISHED), r->state);
+    assert_string_equal("grep", r->name);
+    assert_int_equal(4, r->n_tasks);
+    int on_tm1 = 0;
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(XS(FINISHED), r->tasks[i]->state);
+        assert_int_equal(i, r->tasks[i]->subtask);
+        assert_int_equal(4, r->tasks[i]->parallelism);
+        assert_string_equal("", r->tasks[i]->failure);
+        on_tm1 += strcmp(r->tasks[i]->task_manager, "tm1") == 0;
+        assert_true(strcmp(r->tasks[i]->task_manager, "tm1") == 0 ||
+                    strcmp(r->tasks[i]->task_manager, "tm2") == 0);
+    }
+    assert_int_equal(2, on_tm1);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_dir(out, "part-0 part-1 part-2 part-3");
+    check_grep_output(input, out, 4);
+    cf_wait_stderr(&jm, "is available again", 4);
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&tm2, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(input);
+    free(out);
+    rm_scratch(dir);
+}
+
+/* sequence.json through the user library, found in the job's folder. */
+static void test_sequence_through_user_library(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    char *dir = scratch();
+    char *out = path_in(dir, "out");
+    int port = start_jm(&jm, "0");
+    start_tm(&tm1, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/sequence.json",
+                           args, 0, UDF_DIR, id, sizeof id));
+    wait_job(&jm, "sequence", id, "RUNNING", "FINISHED");
+    assert_status(&c, id, JS(FINISHED), "", 2, XS(FINISHED));
+    tbuf_t want = {0}, got = {0};
+    for (int i = 1; i <= 100; i++) {
+        char l[32];
+        int n = snprintf(l, sizeof l, "%d\n", i * i);
+        tbuf_add(&want, l, (size_t)n);
+    }
+    concat_parts(out, 2, &got);
+    assert_int_equal(want.len, got.len);
+    assert_memory_equal(want.data, got.data, want.len);
+    tbuf_free(&want);
+    tbuf_free(&got);
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(out);
+    rm_scratch(dir);
+}
+
+/* Two jobs at once, two slots each, on two TaskManagers of two slots. */
+static void test_two_jobs_share_the_slots(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1, tm2;
+    char *dir = scratch();
+    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out"),
+         *seq = path_in(dir, "seq");
+    gen_input(input, 20000);
+    int port = start_jm(&jm, "0");
+    start_tm(&tm1, &jm, "tm1", port);
+    start_tm(&tm2, &jm, "tm2", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *gargs[] = {"input", input, "pattern", "ab", "output", out,
+                           NULL};
+    const char *sargs[] = {"output", seq, "to", "1000", NULL};
+    char gid[1024], sid[1024];
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
+                           gargs, 2, "", gid, sizeof gid));
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/sequence.json",
+                           sargs, 0, UDF_DIR, sid, sizeof sid));
+    /* Either may finish first: wait for both, in any order. */
+    cf_wait_stderr(&jm, "switched from state RUNNING to FINISHED.", 2);
+    assert_status(&c, gid, JS(FINISHED), "", 2, XS(FINISHED));
+    assert_status(&c, sid, JS(FINISHED), "", 2, XS(FINISHED));
+    check_grep_output(input, out, 2);
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&tm2, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(input);
+    free(out);
+    free(seq);
+    rm_scratch(dir);
+}
+
+/* A job that would run for hours, cancelled once its tasks run: CANCELED,
+ * every task CANCELED, no part file left. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    char *dir = scratch();
+    char *job = path_in(dir, "long.json"), *out = path_in(dir, "out");
+    static const char text[] =
+        "{\"name\": \"long\", \"parallelism\": 2,"
+        " \"params\": {\"output\": null},"
+        " \"operators\": ["
+        "  {\"id\": \"n\", \"type\": \"source.sequence\","
+        "   \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
+        "  {\"id\": \"none\", \"type\": \"filter.contains\","
+        "   \"params\": {\"pattern\": \"x\"}},"
+        "  {\"id\": \"out\", \"type\": \"sink.text\","
+        "   \"params\": {\"path\": \"${output}\"}}]}";
+    write_file(job, text, strlen(text));
+    int port = start_jm(&jm, "0");
+    start_tm(&tm1, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+                   2);
+    assert_int_equal(JS(CANCELLING), jc_cancel(&c, id));
+    wait_job(&jm, "long", id, "CANCELLING", "CANCELED");
+    assert_status(&c, id, JS(CANCELED), "", 2, XS(CANCELED));
+    tbuf_t names = {0};
+    list_dir(out, &names);
+    assert_string_equal("", names.data);
+    tbuf_free(&names);
+    /* Cancelling a job that ended changes nothing. */
+    assert_int_equal(JS(CANCELED), jc_cancel(&c, id));
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
+    free(out);
+    rm_scratch(dir);
+}
+
+/* grep with parallelism 4 on one TaskManager of 2 slots fails after
+ * slot.request.timeout, saying how many slots it has and needs; the two
+ * it had are available again. */
+static void test_too_few_slots(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    char *dir = scratch();
+    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out");
+    gen_input(input, 100);
+    int port = start_jm_with(&jm, "slot.request.timeout=700 ms");
+    start_tm(&tm1, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"input", input, "pattern", "ab", "output", out,
+                          NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
+                           args, 0, "", id, sizeof id));
+    wait_job(&jm, "grep", id, "RUNNING", "FAILED");
+    char want[1400];
+    snprintf(want, sizeof want,
+             "Job grep (%s) could not get the slots it needs within 700 ms "
+             "(slot.request.timeout): it has 2 and needs 4; start more "
+             "TaskManagers or lower the parallelism",
+             id);
+    assert_status(&c, id, JS(FAILED), want, 4, XS(CANCELED));
+    cf_wait_stderr(&jm, "is available again", 2);
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(input);
+    free(out);
+    rm_scratch(dir);
+}
+
+/* Refusals: a job that does not parse, an unknown job id. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    static cf_proc_t jm;
+    int port = start_jm(&jm, "0");
+    jc_t c = {0};
+    jc_open(&c, port);
+    Fling__Cluster__SubmitJobRequest req =
+        FLING__CLUSTER__SUBMIT_JOB_REQUEST__INIT;
+    req.job_json = "{\"name\": \"x\", \"operators\": 3}";
+    char err[1024], want[1200];
+    fj_job_t *job = NULL;
+    assert_int_equal(FL_EINVAL,
+                     fj_job_parse(req.job_json, strlen(req.job_json),
+                                  "the submitted job", &job, err, sizeof err));
+    snprintf(want, sizeof want, "Job submission refused: %s", err);
+    char msg[1200];
+    assert_int_equal(
+        FL_EINVAL,
+        fl_test_call_code(c.gw,
+                          (unsigned)fl_rpc_method_index(
+                              &fling__cluster__dispatcher_gateway__descriptor,
+                              "SubmitJob"),
+                          &req.base, 5000, msg, sizeof msg));
+    assert_string_equal(want, msg);
+    Fling__Cluster__JobIdRequest jr = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
+    jr.job_id = "0123456789abcdef0123456789abcdef";
+    assert_int_equal(
+        FL_ENOENT,
+        fl_test_call_code(c.gw,
+                          (unsigned)fl_rpc_method_index(
+                              &fling__cluster__dispatcher_gateway__descriptor,
+                              "RequestJobStatus"),
+                          &jr.base, 5000, msg, sizeof msg));
+    assert_string_equal("No job 0123456789abcdef0123456789abcdef", msg);
+    jc_close(&c);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CF_TEST(test_grep_on_two_taskmanagers),
+        CF_TEST(test_sequence_through_user_library),
+        CF_TEST(test_two_jobs_share_the_slots),
+        CF_TEST(test_cancel),
+        CF_TEST(test_too_few_slots),
+        CF_TEST(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
