@@ -15,7 +15,6 @@
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 
-
 typedef struct djob {
     struct djob *next;
     jm_dispatcher_t *d;
@@ -163,8 +162,8 @@ static void d_submit_job(Fling__Cluster__DispatcherGateway_Service *svc,
     if (j != NULL) {
         j->rec.name = dup(o.sg->job_name);
         j->rec.ntasks = o.eg->n_vertices;
-        j->rec.tasks = calloc(j->rec.ntasks ? j->rec.ntasks : 1,
-                              sizeof *j->rec.tasks);
+        j->rec.tasks =
+            calloc(j->rec.ntasks ? j->rec.ntasks : 1, sizeof *j->rec.tasks);
     }
     bool ok = j != NULL && j->rec.name != NULL && j->rec.tasks != NULL;
     for (size_t i = 0; ok && i < o.eg->n_vertices; i++) {

@@ -25,13 +25,14 @@ typedef struct jm_tm {
     char resource_id[256];
     char address[512];
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
+    bool lost;
 } jm_tm_t;
 
 /* An offered and accepted slot. */
 typedef struct jm_slot {
     char alloc[33];
-    size_t tm;      /* index in tms */
-    long vertex;    /* the execution vertex in it, or -1 */
+    size_t tm;   /* index in tms */
+    long vertex; /* the execution vertex in it, or -1 */
     bool freed;
 } jm_slot_t;
 
@@ -55,7 +56,7 @@ struct jm_jobmaster {
     char id[64];
     int state; /* the job's */
     bool deployed, ended;
-    size_t nv; /* execution vertices */
+    size_t nv;   /* execution vertices */
     long *vslot; /* per vertex: its slot, or -1 */
     jm_tm_t *tms;
     size_t ntms;
@@ -63,8 +64,16 @@ struct jm_jobmaster {
     size_t nslots;
     int64_t slot_timeout_ms;
     fl_rpc_scheduled_t *timer;
-    int m_submit, m_cancel, m_free, m_disconnect_jm;
+    int m_submit, m_cancel, m_free, m_disconnect_jm, m_heartbeat;
+    fl_heartbeat_manager_t *hb; /* sender towards the TaskExecutors */
+    /* The fixed-delay restart strategy. */
+    int64_t restart_attempts, restart_delay_ms;
+    uint32_t restarts;
+    char restart_cause[1024];
 };
+
+static void try_deploy(jm_jobmaster_t *jm);
+static void arm_slot_timer(jm_jobmaster_t *jm);
 
 int64_t jm_now_ms(void)
 {
@@ -133,8 +142,8 @@ static void set_task_state(jm_jobmaster_t *jm, size_t v, int state,
         snprintf(t->failure, sizeof t->failure, "%s", failure);
     pthread_mutex_unlock(&jm->rec->mu);
     if (old != state)
-        fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.",
-               t->name, (unsigned)t->attempt, exec_state_name(old),
+        fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
+               (unsigned)t->attempt, exec_state_name(old),
                exec_state_name(state));
 }
 
@@ -146,6 +155,8 @@ static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
     if (s->freed)
         return;
     s->freed = true;
+    if (jm->tms[s->tm].lost)
+        return;
     Fling__Cluster__FreeSlotRequest req =
         FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
     req.allocation_id = s->alloc;
@@ -190,12 +201,58 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
                     &req.base, 0, &f);
         fl_future_release(f);
     }
+    if (jm->hb != NULL)
+        fl_heartbeat_manager_stop(jm->hb);
     if (jm->on_end != NULL)
         jm->on_end(jm->arg, jm);
 }
 
+/* Restarts the job: every vertex gets a new attempt, in the slots the job
+ * still holds and those the ResourceManager gives for the lost ones. */
+static void restart(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    jm_jobmaster_t *jm = state;
+    if (jm->ended || jm->state != JS(RESTARTING))
+        return;
+    jm->restarts++;
+    pthread_mutex_lock(&jm->rec->mu);
+    jm->rec->restarts = jm->restarts;
+    for (size_t v = 0; v < jm->nv; v++) {
+        jm->rec->tasks[v].attempt++;
+        jm->rec->tasks[v].tm[0] = '\0';
+        jm->rec->tasks[v].failure[0] = '\0';
+    }
+    pthread_mutex_unlock(&jm->rec->mu);
+    for (size_t i = 0; i < jm->nslots; i++)
+        jm->slots[i].vertex = -1;
+    for (size_t v = 0; v < jm->nv; v++) {
+        jm->vslot[v] = -1;
+        set_task_state(jm, v, XS(CREATED), NULL);
+        set_task_state(jm, v, XS(SCHEDULED), NULL);
+    }
+    jm->deployed = false;
+    set_job_state(jm, JS(RUNNING), NULL);
+    arm_slot_timer(jm);
+    try_deploy(jm);
+}
+
+static void schedule_restart(jm_jobmaster_t *jm)
+{
+    fl_log(FL_LOG_INFO,
+           "Restarting job %s (%s) in %lld ms (restart %u of %lld): %s",
+           jm->rec->name, jm->rec->job_id, (long long)jm->restart_delay_ms,
+           (unsigned)jm->restarts + 1, (long long)jm->restart_attempts,
+           jm->restart_cause);
+    fl_rpc_schedule_run_async(jm->ep, restart, NULL, NULL, jm->restart_delay_ms,
+                              NULL);
+}
+
 /* Ends the job once every task is terminal: FINISHED when all finished,
  * else the state the job is heading to. */
+static void schedule_restart(jm_jobmaster_t *jm);
+
 static void check_end(jm_jobmaster_t *jm)
 {
     size_t finished = 0;
@@ -208,6 +265,8 @@ static void check_end(jm_jobmaster_t *jm)
     }
     if (finished == jm->nv)
         job_end(jm, JS(FINISHED), NULL);
+    else if (jm->state == JS(RESTARTING))
+        schedule_restart(jm);
     else if (jm->state == JS(CANCELLING))
         job_end(jm, JS(CANCELED), NULL);
     else
@@ -218,7 +277,8 @@ static void check_end(jm_jobmaster_t *jm)
  * CANCELLING). */
 static void cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
 {
-    if (jm->ended || jm->state == JS(FAILING) || jm->state == JS(CANCELLING))
+    if (jm->ended || jm->state == JS(FAILING) || jm->state == JS(CANCELLING) ||
+        (jm->state == JS(RESTARTING) && to == JS(RESTARTING)))
         return;
     set_job_state(jm, to, failure);
     for (size_t v = 0; v < jm->nv; v++) {
@@ -229,8 +289,12 @@ static void cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
             set_task_state(jm, v, XS(CANCELED), NULL);
             continue;
         }
-        set_task_state(jm, v, XS(CANCELING), NULL);
         jm_slot_t *sl = &jm->slots[jm->vslot[v]];
+        if (jm->tms[sl->tm].lost) {
+            set_task_state(jm, v, XS(FAILED), NULL);
+            continue;
+        }
+        set_task_state(jm, v, XS(CANCELING), NULL);
         Fling__Cluster__ExecutionAttempt req =
             FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
         req.job_id = jm->rec->job_id;
@@ -242,6 +306,23 @@ static void cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
         fl_future_release(f);
     }
     check_end(jm);
+}
+
+static void fail_job(jm_jobmaster_t *jm, const char *why);
+
+/* A task failed: the job restarts while the fixed-delay strategy allows,
+ * else it fails. */
+static void task_failed(jm_jobmaster_t *jm, const char *why)
+{
+    if (jm->ended || jm->state == JS(CANCELLING) || jm->state == JS(FAILING) ||
+        jm->state == JS(RESTARTING))
+        return;
+    if ((int64_t)jm->restarts >= jm->restart_attempts) {
+        fail_job(jm, why);
+        return;
+    }
+    snprintf(jm->restart_cause, sizeof jm->restart_cause, "%s", why);
+    cancel_all(jm, JS(RESTARTING), NULL);
 }
 
 static void fail_job(jm_jobmaster_t *jm, const char *why)
@@ -277,7 +358,7 @@ static void submitted(fl_future_t *f, void *arg)
     snprintf(why, sizeof why, "Could not deploy %s: %s",
              jm->rec->tasks[a->v].name, fl_future_message(f));
     set_task_state(jm, a->v, XS(FAILED), why);
-    fail_job(jm, why);
+    task_failed(jm, why);
 }
 
 static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
@@ -300,8 +381,8 @@ static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
     d.vertex = (uint32_t)v;
     d.name = t->name;
     d.attempt = t->attempt;
-    fl_log(FL_LOG_INFO, "Deploying %s (attempt #%u) to TaskManager %s",
-           t->name, (unsigned)t->attempt, jm->tms[s->tm].resource_id);
+    fl_log(FL_LOG_INFO, "Deploying %s (attempt #%u) to TaskManager %s", t->name,
+           (unsigned)t->attempt, jm->tms[s->tm].resource_id);
     fl_future_t *f = NULL;
     if (fl_rpc_call(jm->tms[s->tm].gw, (unsigned)jm->m_submit, &d.base, 0,
                     &f) != FL_OK) {
@@ -320,6 +401,15 @@ static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
         fl_rpc_on_complete(jm->ep, f, submitted, a, free);
     }
     fl_future_release(f);
+}
+
+/* The slots the job holds (in use or not). */
+static size_t held_slots(const jm_jobmaster_t *jm)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < jm->nslots; i++)
+        n += !jm->slots[i].freed;
+    return n;
 }
 
 static size_t free_slots(const jm_jobmaster_t *jm)
@@ -375,6 +465,128 @@ static void slot_timeout(fl_rpc_endpoint_t *ep, void *state, void *arg)
     job_end(jm, JS(FAILED), why);
 }
 
+static void arm_slot_timer(jm_jobmaster_t *jm)
+{
+    if (jm->timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->timer);
+        fl_rpc_scheduled_free(jm->timer);
+        jm->timer = NULL;
+    }
+    fl_rpc_schedule_run_async(jm->ep, slot_timeout, NULL, NULL,
+                              jm->slot_timeout_ms, &jm->timer);
+}
+
+/* ---- heartbeats with the TaskExecutors (sender) ---------------------------
+ */
+
+typedef struct hb_target {
+    jm_jobmaster_t *jm;
+    char resource_id[256];
+} hb_target_t;
+
+static long tm_find(const jm_jobmaster_t *jm, const char *resource_id);
+
+static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    hb_target_t *t = arg;
+    long i = tm_find(t->jm, t->resource_id);
+    if (i < 0)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(t->jm->tms[i].gw, (unsigned)t->jm->m_heartbeat, &req.base, 0,
+                &f);
+    return f;
+}
+
+/* A TaskManager is gone: the tasks that ran there failed, its slots are
+ * the job's no more. */
+static void tm_lost(jm_jobmaster_t *jm, const char *resource_id,
+                    const char *how)
+{
+    long i = tm_find(jm, resource_id);
+    if (i < 0 || jm->tms[i].lost)
+        return;
+    jm->tms[i].lost = true;
+    fl_heartbeat_unmonitor(jm->hb, resource_id);
+    size_t held = 0;
+    for (size_t k = 0; k < jm->nslots; k++)
+        if (jm->slots[k].tm == (size_t)i && !jm->slots[k].freed) {
+            jm->slots[k].freed = true;
+            held++;
+        }
+    /* One that only had declined offers, or the job is over: quiet. */
+    if (jm->ended || held == 0)
+        return;
+    char why[700];
+    snprintf(why, sizeof why, "TaskManager %s lost: %s", resource_id, how);
+    fl_log(FL_LOG_INFO, "%s", why);
+    bool failed = false;
+    for (size_t v = 0; v < jm->nv; v++) {
+        long sl = jm->vslot[v];
+        if (sl < 0 || jm->slots[sl].tm != (size_t)i ||
+            task_terminal(task_state(jm, v)))
+            continue;
+        set_task_state(jm, v, XS(FAILED), why);
+        failed = true;
+    }
+    if (failed)
+        task_failed(jm, why);
+    check_end(jm);
+}
+
+static void hb_timeout(void *arg, const fl_heartbeat_event_t *ev)
+{
+    tm_lost(arg, ev->target, "heartbeat timed out");
+}
+
+static void hb_unreachable(void *arg, const fl_heartbeat_event_t *ev)
+{
+    tm_lost(arg, ev->target, "heartbeat target unreachable");
+}
+
+static void hb_incompatible(void *arg, const fl_heartbeat_event_t *ev)
+{
+    tm_lost(arg, ev->target, ev->message);
+}
+
+static void
+jm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
+                               const Fling__Cluster__Heartbeat *req,
+                               Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    jm_jobmaster_t *jm = fl_rpc_call_state(call);
+    fl_heartbeat_timing_t tm;
+    fl_heartbeat_msg_t msg = {
+        .origin = req->origin,
+        .target = req->target,
+        .payload = req->payload.data,
+        .payload_len = req->payload.len,
+    };
+    if (req->timing != NULL) {
+        tm.interval_ms = req->timing->interval_ms;
+        tm.timeout_ms = req->timing->timeout_ms;
+        msg.timing = &tm;
+    }
+    char why[512];
+    int rc = fl_heartbeat_receive_response(jm->hb, &msg, why, sizeof why);
+    if (rc == FL_EINVAL) {
+        fl_rpc_fail(call, rc, "%s", why);
+        return;
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}
+
 /* ---- the gateway ----------------------------------------------------------
  */
 
@@ -419,6 +631,10 @@ static void tm_connected(fl_future_t *f, void *arg)
     }
     fl_rpc_gateway_t *gw = fl_future_take_value(f);
     long i = tm_find(jm, a->resource_id);
+    if (i >= 0 && jm->tms[i].lost) {      /* a new process under the old id */
+        jm->tms[i].resource_id[0] = '\0'; /* never matches again */
+        i = -1;
+    }
     if (i >= 0) { /* registered again: the newest gateway wins */
         fl_rpc_gateway_free(jm->tms[i].gw);
         jm->tms[i].gw = gw;
@@ -438,6 +654,15 @@ static void tm_connected(fl_future_t *f, void *arg)
                  a->resource_id);
         snprintf(t[i].address, sizeof t[i].address, "%s", a->address);
         t[i].gw = gw;
+        t[i].lost = false;
+        hb_target_t *h = malloc(sizeof *h);
+        if (h != NULL) {
+            h->jm = jm;
+            snprintf(h->resource_id, sizeof h->resource_id, "%s",
+                     a->resource_id);
+            fl_heartbeat_monitor(jm->hb, a->resource_id, send_heartbeat, h,
+                                 free);
+        }
     }
     fl_log(FL_LOG_INFO, "Registered TaskManager %s at the JobMaster of job %s",
            a->resource_id, jm->rec->job_id);
@@ -510,7 +735,7 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     size_t n = 0;
     for (size_t i = 0; i < req->n_offers; i++) {
         /* Enough slots taken, or the job is over: the rest are declined. */
-        if (jm->ended || jm->deployed || free_slots(jm) >= jm->nv)
+        if (jm->ended || held_slots(jm) >= jm->nv)
             break;
         bool known = false;
         for (size_t k = 0; k < jm->nslots; k++)
@@ -539,10 +764,10 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     try_deploy(jm);
 }
 
-static void jm_update_task_execution_state(
-    Fling__Cluster__JobMasterGateway_Service *svc,
-    const Fling__Cluster__TaskExecutionState *req,
-    Fling__Cluster__Ack_Closure closure, void *call)
+static void
+jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
+                               const Fling__Cluster__TaskExecutionState *req,
+                               Fling__Cluster__Ack_Closure closure, void *call)
 {
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
@@ -567,7 +792,7 @@ static void jm_update_task_execution_state(
         return;
     set_task_state(jm, v, s, s == XS(FAILED) ? req->message : NULL);
     if (s == XS(FAILED))
-        fail_job(jm, req->message);
+        task_failed(jm, req->message);
     else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
         fail_job(jm, "a task was cancelled outside the JobMaster");
     else if (task_terminal(s))
@@ -581,21 +806,9 @@ static void jm_disconnect_task_manager(
 {
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
-    long tm = tm_find(jm, req->resource_id);
-    if (tm >= 0 && !jm->ended) {
-        /* Tasks that ran there and are not done have failed. */
-        for (size_t v = 0; v < jm->nv; v++) {
-            long sl = jm->vslot[v];
-            if (sl < 0 || jm->slots[sl].tm != (size_t)tm ||
-                task_terminal(task_state(jm, v)))
-                continue;
-            char why[600];
-            snprintf(why, sizeof why, "TaskManager %s disconnected: %s",
-                     req->resource_id, req->cause);
-            set_task_state(jm, v, XS(FAILED), why);
-            fail_job(jm, why);
-        }
-    }
+    char how[600];
+    snprintf(how, sizeof how, "it disconnected (%s)", req->cause);
+    tm_lost(jm, req->resource_id, how);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -694,15 +907,28 @@ static void rm_connected(fl_future_t *f, void *arg)
 static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
 {
     jm_jobmaster_t *jm = state;
+    fl_heartbeat_opts_t ho = {
+        .id = jm->id,
+        .role = FL_HEARTBEAT_SENDER,
+        .on_timeout = hb_timeout,
+        .on_unreachable = hb_unreachable,
+        .on_incompatible = hb_incompatible,
+        .arg = jm,
+    };
+    char hwhy[512];
+    if (fl_cluster_heartbeat_opts(jm->cfg, &ho, hwhy, sizeof hwhy) != FL_OK ||
+        fl_heartbeat_manager_alloc(ep, &ho, &jm->hb, hwhy, sizeof hwhy) !=
+            FL_OK)
+        return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
     for (size_t v = 0; v < jm->nv; v++)
         set_task_state(jm, v, XS(SCHEDULED), NULL);
     set_job_state(jm, JS(RUNNING), NULL);
-    fl_rpc_schedule_run_async(ep, slot_timeout, NULL, NULL,
-                              jm->slot_timeout_ms, &jm->timer);
+    arm_slot_timer(jm);
     fl_future_t *f = NULL;
-    int rc = fl_rpc_connect(jm->svc, jm->rm_address,
-                            &fling__cluster__resource_manager_gateway__descriptor,
-                            &jm->rm_token, &f);
+    int rc =
+        fl_rpc_connect(jm->svc, jm->rm_address,
+                       &fling__cluster__resource_manager_gateway__descriptor,
+                       &jm->rm_token, &f);
     if (rc != FL_OK) {
         char why[700];
         snprintf(why, sizeof why,
@@ -725,6 +951,8 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
         fl_rpc_scheduled_free(jm->timer);
         jm->timer = NULL;
     }
+    fl_heartbeat_manager_free(jm->hb);
+    jm->hb = NULL;
     return NULL;
 }
 
@@ -786,6 +1014,12 @@ int jm_jobmaster_start(const jm_jobmaster_opts_t *o, jm_jobmaster_t **out,
     jm->slot_timeout_ms = 300000;
     fl_config_get_duration_ms(o->cfg, FL_CONFIG_SLOT_REQUEST_TIMEOUT,
                               &jm->slot_timeout_ms);
+    jm->restart_attempts = 1;
+    jm->restart_delay_ms = 1000;
+    fl_config_get_int(o->cfg, FL_CONFIG_RESTART_ATTEMPTS,
+                      &jm->restart_attempts);
+    fl_config_get_duration_ms(o->cfg, FL_CONFIG_RESTART_DELAY,
+                              &jm->restart_delay_ms);
     char hex[33];
     fa_random_hex(hex, 16);
     for (int i = 0; i < 16; i++) {
@@ -800,6 +1034,7 @@ int jm_jobmaster_start(const jm_jobmaster_opts_t *o, jm_jobmaster_t **out,
     jm->m_cancel = fl_rpc_method_index(te, "CancelTask");
     jm->m_free = fl_rpc_method_index(te, "FreeSlot");
     jm->m_disconnect_jm = fl_rpc_method_index(te, "DisconnectJobManager");
+    jm->m_heartbeat = fl_rpc_method_index(te, "HeartbeatFromJobManager");
     static ProtobufCService *const services[] = {&jm_impl.base};
     fl_rpc_endpoint_opts_t eo = {
         .id = jm->id,

@@ -70,8 +70,8 @@ static void slot_requested(fl_future_t *f, void *arg)
     if (fl_future_error(f) == FL_OK)
         return;
     fl_log(FL_LOG_WARN,
-           "Slot request %s to TaskManager %s for job %s failed: %s",
-           r->alloc, r->resource_id, r->job, fl_future_message(f));
+           "Slot request %s to TaskManager %s for job %s failed: %s", r->alloc,
+           r->resource_id, r->job, fl_future_message(f));
     worker_t *w = rm__find(r->rm, r->resource_id);
     if (w != NULL && r->index < w->nslots &&
         strcmp(w->alloc[r->index].alloc, r->alloc) == 0) {
@@ -145,6 +145,7 @@ void rm__slots_gone(jm_rm_t *rm, worker_t *w)
             j->allocated--;
         w->alloc[i].alloc[0] = '\0';
     }
+    rm__allocate(rm);
 }
 
 void rm_register_job_master(

@@ -27,7 +27,8 @@ typedef struct tm_job {
     fl_fencing_token_t token;
     fl_rpc_gateway_t *gw; /* once connected */
     bool registered, connecting;
-    uint64_t gen; /* tells this job entry's callbacks from a removed one's */
+    char jm_id[256]; /* the JobMaster's heartbeat id, once registered */
+    uint64_t gen;    /* tells this job entry's callbacks from a removed one's */
 } tm_job_t;
 
 static uint64_t next_gen = 1;
@@ -74,6 +75,8 @@ static void job_remove(tm_te_t *te, tm_job_t *job, const char *cause)
                     &req.base, 0, &f);
         fl_future_release(f);
     }
+    if (job->jm_id[0] != '\0' && te->hb_jm != NULL)
+        fl_heartbeat_unmonitor(te->hb_jm, job->jm_id);
     fl_rpc_gateway_free(job->gw);
     free(job);
 }
@@ -93,7 +96,8 @@ void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause)
     fl_log(FL_LOG_INFO, "Slot %u freed: %s", (unsigned)i, cause);
     fl_rpc_gateway_t *rm = fl_registered_connection_gateway(te->conn);
     if (te->registered && rm != NULL) {
-        Fling__Cluster__SlotAvailable req = FLING__CLUSTER__SLOT_AVAILABLE__INIT;
+        Fling__Cluster__SlotAvailable req =
+            FLING__CLUSTER__SLOT_AVAILABLE__INIT;
         req.resource_id = te->resource_id;
         req.instance_id = te->instance_id;
         req.slot_index = i;
@@ -112,7 +116,8 @@ void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause)
     tm_job_t *j = job_find(te, job);
     if (j != NULL) {
         char why[300];
-        snprintf(why, sizeof why, "TaskManager %s holds no more slots of job %s",
+        snprintf(why, sizeof why,
+                 "TaskManager %s holds no more slots of job %s",
                  te->resource_id, job);
         job_remove(te, j, why);
     }
@@ -174,8 +179,8 @@ static void offered(fl_future_t *f, void *arg)
                 snprintf(why, sizeof why, "the slot offer failed: %s",
                          fl_future_message(f));
             else
-                snprintf(why, sizeof why,
-                         "the JobMaster of job %s declined it", a->job_id);
+                snprintf(why, sizeof why, "the JobMaster of job %s declined it",
+                         a->job_id);
             tm__free_slot(te, (uint32_t)i, why);
         }
     }
@@ -220,11 +225,11 @@ static void offer(tm_te_t *te, tm_job_t *j)
     req.offers = po;
     req.n_offers = a->n;
     fl_future_t *f = NULL;
-    if (fl_rpc_call(j->gw,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__job_master_gateway__descriptor,
-                        "OfferSlots"),
-                    &req.base, 0, &f) == FL_OK) {
+    if (fl_rpc_call(
+            j->gw,
+            (unsigned)fl_rpc_method_index(
+                &fling__cluster__job_master_gateway__descriptor, "OfferSlots"),
+            &req.base, 0, &f) == FL_OK) {
         fl_rpc_on_complete(te->ep, f, offered, a, offer_arg_free);
         fl_future_release(f);
     } else {
@@ -256,6 +261,84 @@ static void job_unreachable(tm_te_t *te, tm_job_t *j, const char *what,
     free_job_slots(te, job, why);
 }
 
+/* ---- heartbeats with the JobMasters (receiver) ---------------------------
+ */
+
+typedef struct jhb {
+    tm_te_t *te;
+    uint64_t gen;
+} jhb_t;
+
+static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    jhb_t *h = arg;
+    tm_job_t *j = job_by_gen(h->te, h->gen);
+    if (j == NULL || j->gw == NULL)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(j->gw,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__job_master_gateway__descriptor,
+                    "HeartbeatFromTaskManager"),
+                &req.base, 0, &f);
+    return f;
+}
+
+void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev)
+{
+    tm_te_t *te = arg;
+    for (tm_job_t *j = te->jobs; j != NULL; j = j->next)
+        if (strcmp(j->jm_id, ev->target) == 0) {
+            char why[600];
+            snprintf(why, sizeof why, "JobMaster of job %s lost: %s", j->job_id,
+                     ev->message);
+            fl_log(FL_LOG_INFO, "%s", why);
+            char job[33];
+            memcpy(job, j->job_id, sizeof job);
+            job_remove(te, j, NULL);
+            free_job_slots(te, job, why);
+            return;
+        }
+}
+
+void te_heartbeat_from_job_manager(
+    Fling__Cluster__TaskExecutorGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call)
+{
+    (void)svc;
+    tm_te_t *te = fl_rpc_call_state(call);
+    fl_heartbeat_timing_t tm;
+    fl_heartbeat_msg_t msg = {
+        .origin = req->origin,
+        .target = req->target,
+        .payload = req->payload.data,
+        .payload_len = req->payload.len,
+    };
+    if (req->timing != NULL) {
+        tm.interval_ms = req->timing->interval_ms;
+        tm.timeout_ms = req->timing->timeout_ms;
+        msg.timing = &tm;
+    }
+    char why[512];
+    int rc = fl_heartbeat_receive_request(te->hb_jm, &msg, why, sizeof why);
+    if (rc == FL_EINVAL) {
+        fl_rpc_fail(call, rc, "%s", why);
+        return;
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}
+
 static void jm_registered(fl_future_t *f, void *arg)
 {
     jreg_arg_t *a = arg;
@@ -268,6 +351,15 @@ static void jm_registered(fl_future_t *f, void *arg)
         return;
     }
     j->registered = true;
+    Fling__Cluster__TaskManagerRegistrationReply *r = fl_future_value(f);
+    snprintf(j->jm_id, sizeof j->jm_id, "%s", r->jm_resource_id);
+    jhb_t *h = malloc(sizeof *h);
+    if (h != NULL) {
+        h->te = a->te;
+        h->gen = j->gen;
+        fl_heartbeat_monitor(a->te->hb_jm, j->jm_id, send_jm_heartbeat, h,
+                             free);
+    }
     fl_log(FL_LOG_INFO, "Registered at the JobMaster of job %s", j->job_id);
     offer(a->te, j);
 }

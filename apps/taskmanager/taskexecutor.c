@@ -131,6 +131,13 @@ static int te_on_start(fl_rpc_endpoint_t *ep, void *state)
     int rc = fl_cluster_heartbeat_opts(te->cfg, &o, why, sizeof why);
     if (rc == FL_OK)
         rc = fl_heartbeat_manager_alloc(ep, &o, &te->hb, why, sizeof why);
+    fl_heartbeat_opts_t oj = o;
+    oj.on_timeout = tm__jm_silent;
+    oj.on_unreachable = tm__jm_silent;
+    oj.on_incompatible = tm__jm_silent;
+    oj.retrieve_payload = NULL;
+    if (rc == FL_OK)
+        rc = fl_heartbeat_manager_alloc(ep, &oj, &te->hb_jm, why, sizeof why);
     if (rc == FL_OK)
         rc = fl_leader_retrieval_alloc(ep, &te->ha, "resourcemanager",
                                        tm__leader_changed, te, &te->lr, why,
@@ -172,6 +179,8 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
     }
     fl_heartbeat_manager_free(te->hb);
     te->hb = NULL;
+    fl_heartbeat_manager_free(te->hb_jm);
+    te->hb_jm = NULL;
     if (te->conn != NULL)
         fl_registered_connection_close(te->conn);
     if (bye == NULL)

@@ -70,6 +70,7 @@ struct tm_te {
     /* Slots, jobs (the job leader service) and tasks (jobs.c, tasks.c). */
     tm_slot_t *slots;
     struct tm_job *jobs;
+    fl_heartbeat_manager_t *hb_jm; /* receiver of the JobMasters' */
     struct tm_task *tasks;
 };
 
@@ -121,6 +122,10 @@ void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause);
 /* tm__job_gateway is the fenced JobMasterGateway of job_id, or NULL. */
 fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id);
 
+/* The JobMasters' heartbeat receiver's callback (arg: te): a JobMaster
+ * went silent or unreachable; its job's slots are freed. */
+void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev);
+
 /* tm__jobs_stop frees every slot and forgets every job (shutdown). */
 void tm__jobs_stop(tm_te_t *te);
 
@@ -147,6 +152,10 @@ void te_disconnect_job_manager(
 void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
                     const Fling__Cluster__TaskDeploymentDescriptor *req,
                     Fling__Cluster__Ack_Closure closure, void *call);
+void te_heartbeat_from_job_manager(
+    Fling__Cluster__TaskExecutorGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call);
 void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
                     const Fling__Cluster__ExecutionAttempt *req,
                     Fling__Cluster__Ack_Closure closure, void *call);

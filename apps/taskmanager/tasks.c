@@ -45,7 +45,7 @@ typedef struct tm_task {
     atomic_bool cancel;
     pthread_t thread;
     bool started;
-    int state; /* the last one reported, main thread */
+    int state;   /* the last one reported, main thread */
     uint64_t id; /* finds it again from a posted transition */
 } tm_task_t;
 
@@ -164,8 +164,9 @@ static void *task_main(void *arg)
 
 /* Rebuilds the graphs of the descriptor and fills t->task; FL_OK or an
  * error with why in err. */
-static int prepare(tm_task_t *t, const Fling__Cluster__TaskDeploymentDescriptor *d,
-                   char *err, size_t errlen)
+static int prepare(tm_task_t *t,
+                   const Fling__Cluster__TaskDeploymentDescriptor *d, char *err,
+                   size_t errlen)
 {
     int rc = fj_job_parse(d->job_json, strlen(d->job_json), "the deployed job",
                           &t->job, err, errlen);

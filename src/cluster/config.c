@@ -174,6 +174,18 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_RESTART_ATTEMPTS, FL_CONFIG_INT, "1", "int >= 0",
+      "Times a failed job is restarted before it fails for good."},
+     0,
+     INT32_MAX,
+     false,
+     NULL},
+    {{FL_CONFIG_RESTART_DELAY, FL_CONFIG_DURATION, "1 s", "duration >= 0",
+      "Pause between a job's failure and its restart."},
+     0,
+     NOMAX,
+     false,
+     NULL},
 };
 
 const size_t fl__config_nrows =

@@ -16,13 +16,15 @@
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
-/* Starts a JobManager on any port with one more -D option; returns its
- * port. */
-static int start_jm_with(cf_proc_t *jm, const char *extra)
+/* Starts a JobManager on any port with one or two more -D options (extra2
+ * may be NULL); returns its port. */
+static int start_jm_with(cf_proc_t *jm, const char *extra, const char *extra2)
 {
-    const char *args[] = {"-D", "jobmanager.rpc.address=127.0.0.1",
-                          "-D", "jobmanager.rpc.port=0",
-                          CF_FAST, "-D", extra, NULL};
+    const char *args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                          "-D",    "jobmanager.rpc.port=0",
+                          CF_FAST, "-D",
+                          extra,   extra2 ? "-D" : NULL,
+                          extra2,  NULL};
     cf_spawn(jm, "jm", JM_PATH, args);
     char addr[256];
     int port = cf_read_address(jm, addr, sizeof addr);
@@ -109,8 +111,7 @@ static void test_grep_on_two_taskmanagers(void **state)
     start_tm(&tm2, &jm, "tm2", port);
     jc_t c = {0};
     jc_open(&c, port);
-    const char *args[] = {"input", input, "pattern", "ab", "output", out,
-                          NULL};
+    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
     char id[1024];
     assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
                            args, 0, "", id, sizeof id));
@@ -193,8 +194,8 @@ static void test_two_jobs_share_the_slots(void **state)
     start_tm(&tm2, &jm, "tm2", port);
     jc_t c = {0};
     jc_open(&c, port);
-    const char *gargs[] = {"input", input, "pattern", "ab", "output", out,
-                           NULL};
+    const char *gargs[] = {"input",  input, "pattern", "ab",
+                           "output", out,   NULL};
     const char *sargs[] = {"output", seq, "to", "1000", NULL};
     char gid[1024], sid[1024];
     assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
@@ -271,12 +272,11 @@ static void test_too_few_slots(void **state)
     char *dir = scratch();
     char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out");
     gen_input(input, 100);
-    int port = start_jm_with(&jm, "slot.request.timeout=700 ms");
+    int port = start_jm_with(&jm, "slot.request.timeout=700 ms", NULL);
     start_tm(&tm1, &jm, "tm1", port);
     jc_t c = {0};
     jc_open(&c, port);
-    const char *args[] = {"input", input, "pattern", "ab", "output", out,
-                          NULL};
+    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
     char id[1024];
     assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
                            args, 0, "", id, sizeof id));
@@ -293,6 +293,127 @@ static void test_too_few_slots(void **state)
     cf_stop(&tm1, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
     free(input);
+    free(out);
+    rm_scratch(dir);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The numbers 1..n (n < 10^9) whose decimal form holds "777777", one a
+ * line, ascending: built from where the run can be, not by trying all. */
+static void sevens(uint64_t n, tbuf_t *out)
+{
+    uint64_t *v = malloc(20000 * sizeof *v);
+    assert_non_null(v);
+    size_t k = 0;
+    for (int len = 6; len <= 9; len++)
+        for (int at = 0; at + 6 <= len; at++) {
+            int others = len - 6;
+            uint64_t combos = 1;
+            for (int i = 0; i < others; i++)
+                combos *= 10;
+            for (uint64_t c = 0; c < combos; c++) {
+                char d[10];
+                uint64_t r = c;
+                for (int i = 0, o = 0; i < len; i++) {
+                    if (i >= at && i < at + 6) {
+                        d[i] = '7';
+                    } else {
+                        d[i] = (char)('0' + r % 10);
+                        r /= 10;
+                        o++;
+                    }
+                }
+                if (d[0] == '0')
+                    continue;
+                uint64_t x = 0;
+                for (int i = 0; i < len; i++)
+                    x = x * 10 + (uint64_t)(d[i] - '0');
+                if (x <= n)
+                    v[k++] = x;
+            }
+        }
+    qsort(v, k, sizeof *v, cmp_u64);
+    tbuf_add(out, "", 0);
+    for (size_t i = 0; i < k; i++) {
+        if (i > 0 && v[i] == v[i - 1])
+            continue;
+        char l[32];
+        int m = snprintf(l, sizeof l, "%llu\n", (unsigned long long)v[i]);
+        tbuf_add(out, l, (size_t)m);
+    }
+    free(v);
+}
+
+/* A TaskManager killed with kill -9 while the job runs: the JobMaster
+ * fails its tasks, restarts the job (fixed delay) on the slots left and a
+ * third TaskManager's, and the job FINISHES with the whole output. */
+static void test_kill_a_taskmanager_mid_job(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1, tm2, tm3;
+    char *dir = scratch();
+    char *job = path_in(dir, "sevens.json"), *out = path_in(dir, "out");
+    static const char text[] =
+        "{\"name\": \"sevens\", \"parallelism\": 4,"
+        " \"params\": {\"output\": null},"
+        " \"operators\": ["
+        "  {\"id\": \"n\", \"type\": \"source.sequence\","
+        "   \"params\": {\"from\": \"1\", \"to\": \"40000000\"}},"
+        "  {\"id\": \"sevens\", \"type\": \"filter.contains\","
+        "   \"params\": {\"pattern\": \"777777\"}},"
+        "  {\"id\": \"out\", \"type\": \"sink.text\","
+        "   \"params\": {\"path\": \"${output}\"}}]}";
+    write_file(job, text, strlen(text));
+    int port =
+        start_jm_with(&jm, "restart-strategy.fixed-delay.delay=100 ms", NULL);
+    start_tm(&tm1, &jm, "tm1", port);
+    start_tm(&tm2, &jm, "tm2", port);
+    start_tm(&tm3, &jm, "tm3", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+                   4);
+    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    int on_tm1 = 0;
+    for (size_t i = 0; i < r->n_tasks; i++)
+        on_tm1 += strcmp(r->tasks[i]->task_manager, "tm1") == 0;
+    assert_int_equal(2, on_tm1);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cf_kill9(&tm1);
+    wait_job(&jm, "sevens", id, "RUNNING", "RESTARTING");
+    wait_job(&jm, "sevens", id, "RESTARTING", "RUNNING");
+    wait_job(&jm, "sevens", id, "RUNNING", "FINISHED");
+    r = jc_status(&c, id);
+    assert_int_equal(JS(FINISHED), r->state);
+    assert_int_equal(1, r->restarts);
+    assert_int_equal(4, r->n_tasks);
+    for (size_t i = 0; i < r->n_tasks; i++) {
+        assert_int_equal(XS(FINISHED), r->tasks[i]->state);
+        assert_int_equal(1, r->tasks[i]->attempt);
+        assert_string_not_equal("tm1", r->tasks[i]->task_manager);
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_dir(out, "part-0 part-1 part-2 part-3");
+    tbuf_t want = {0}, got = {0};
+    sevens(40000000, &want);
+    concat_parts(out, 4, &got);
+    assert_int_equal(want.len, got.len);
+    assert_memory_equal(want.data, got.data, want.len);
+    tbuf_free(&want);
+    tbuf_free(&got);
+    jc_close(&c);
+    cf_stop(&tm2, SIGTERM, 0);
+    cf_stop(&tm3, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
     free(out);
     rm_scratch(dir);
 }
@@ -317,11 +438,11 @@ static void test_refusals(void **state)
     char msg[1200];
     assert_int_equal(
         FL_EINVAL,
-        fl_test_call_code(c.gw,
-                          (unsigned)fl_rpc_method_index(
-                              &fling__cluster__dispatcher_gateway__descriptor,
-                              "SubmitJob"),
-                          &req.base, 5000, msg, sizeof msg));
+        fl_test_call_code(
+            c.gw,
+            (unsigned)fl_rpc_method_index(
+                &fling__cluster__dispatcher_gateway__descriptor, "SubmitJob"),
+            &req.base, 5000, msg, sizeof msg));
     assert_string_equal(want, msg);
     Fling__Cluster__JobIdRequest jr = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
     jr.job_id = "0123456789abcdef0123456789abcdef";
@@ -345,6 +466,7 @@ int main(void)
         CF_TEST(test_two_jobs_share_the_slots),
         CF_TEST(test_cancel),
         CF_TEST(test_too_few_slots),
+        CF_TEST(test_kill_a_taskmanager_mid_job),
         CF_TEST(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,9 +38,9 @@ static inline void jc_open(jc_t *c, int port)
     fl_fencing_token_t tok;
     memcpy(tok.bytes, info->dispatcher_token.data, 16);
     snprintf(c->address, sizeof c->address, "%s", info->dispatcher_address);
-    c->gw = fl_test_connect(c->svc, c->address,
-                            &fling__cluster__dispatcher_gateway__descriptor,
-                            &tok);
+    c->gw =
+        fl_test_connect(c->svc, c->address,
+                        &fling__cluster__dispatcher_gateway__descriptor, &tok);
     protobuf_c_message_free_unpacked(reply, NULL);
     fl_rpc_gateway_free(pg);
 }
@@ -57,16 +57,16 @@ static inline void jc_close(jc_t *c)
  * job_dir. Returns the call's code; the job id goes to id (FL_OK) or the
  * refusal's message to id.
  */
-static inline int jc_submit(jc_t *c, const char *path,
-                            const char *const *args, unsigned parallelism,
-                            const char *job_dir, char *id, size_t cap)
+static inline int jc_submit(jc_t *c, const char *path, const char *const *args,
+                            unsigned parallelism, const char *job_dir, char *id,
+                            size_t cap)
 {
     fj_job_t *job = NULL;
     char err[1024];
     assert_fl_ok(fj_job_load(path, &job, err, sizeof err));
     for (size_t i = 0; args[i] != NULL; i += 2)
-        assert_fl_ok(fj_job_set_arg(job, args[i], args[i + 1], err,
-                                    sizeof err));
+        assert_fl_ok(
+            fj_job_set_arg(job, args[i], args[i + 1], err, sizeof err));
     char *json = NULL;
     size_t len = 0;
     assert_fl_ok(fj_job_to_json(job, &json, &len));
@@ -94,18 +94,17 @@ static inline int jc_submit(jc_t *c, const char *path,
 }
 
 /* The job's status (caller frees with protobuf_c_message_free_unpacked). */
-static inline Fling__Cluster__JobStatusReply *jc_status(jc_t *c,
-                                                        const char *id)
+static inline Fling__Cluster__JobStatusReply *jc_status(jc_t *c, const char *id)
 {
     Fling__Cluster__JobIdRequest req = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
     req.job_id = (char *)id;
     ProtobufCMessage *reply = NULL;
-    assert_fl_ok(fl_rpc_call_sync(
-        c->gw,
-        (unsigned)fl_rpc_method_index(
-            &fling__cluster__dispatcher_gateway__descriptor,
-            "RequestJobStatus"),
-        &req.base, 5000, &reply));
+    assert_fl_ok(
+        fl_rpc_call_sync(c->gw,
+                         (unsigned)fl_rpc_method_index(
+                             &fling__cluster__dispatcher_gateway__descriptor,
+                             "RequestJobStatus"),
+                         &req.base, 5000, &reply));
     return (Fling__Cluster__JobStatusReply *)reply;
 }
 
