@@ -347,7 +347,7 @@ typedef struct submit_arg {
     uint32_t attempt;
 } submit_arg_t;
 
-static void submitted(fl_future_t *f, void *arg)
+static void submitted_body(fl_future_t *f, void *arg)
 {
     submit_arg_t *a = arg;
     jm_jobmaster_t *jm = a->jm;
@@ -359,6 +359,13 @@ static void submitted(fl_future_t *f, void *arg)
              jm->rec->tasks[a->v].name, fl_future_message(f));
     set_task_state(jm, a->v, XS(FAILED), why);
     task_failed(jm, why);
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void submitted(fl_future_t *f, void *arg)
+{
+    submitted_body(f, arg);
+    free(arg);
 }
 
 static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
@@ -616,7 +623,7 @@ static void reg_arg_free(void *p)
     free(a);
 }
 
-static void tm_connected(fl_future_t *f, void *arg)
+static void tm_connected_body(fl_future_t *f, void *arg)
 {
     reg_arg_t *a = arg;
     jm_jobmaster_t *jm = a->jm;
@@ -671,6 +678,13 @@ static void tm_connected(fl_future_t *f, void *arg)
     r.jm_resource_id = jm->id;
     a->closure(&r, a->call);
     a->call = NULL;
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void tm_connected(fl_future_t *f, void *arg)
+{
+    tm_connected_body(f, arg);
+    reg_arg_free(arg);
 }
 
 static void jm_register_task_manager(

@@ -64,7 +64,7 @@ typedef struct slot_req {
     char job[33];
 } slot_req_t;
 
-static void slot_requested(fl_future_t *f, void *arg)
+static void slot_requested_body(fl_future_t *f, void *arg)
 {
     slot_req_t *r = arg;
     if (fl_future_error(f) == FL_OK)
@@ -82,6 +82,13 @@ static void slot_requested(fl_future_t *f, void *arg)
             j->allocated--;
     }
     /* Not at once: the same TaskManager would be asked again. */
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void slot_requested(fl_future_t *f, void *arg)
+{
+    slot_requested_body(f, arg);
+    free(arg);
 }
 
 static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)

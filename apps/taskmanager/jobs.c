@@ -157,7 +157,7 @@ static long slot_of(const tm_te_t *te, const char *alloc)
     return -1;
 }
 
-static void offered(fl_future_t *f, void *arg)
+static void offered_body(fl_future_t *f, void *arg)
 {
     offer_arg_t *a = arg;
     tm_te_t *te = a->te;
@@ -184,6 +184,13 @@ static void offered(fl_future_t *f, void *arg)
             tm__free_slot(te, (uint32_t)i, why);
         }
     }
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void offered(fl_future_t *f, void *arg)
+{
+    offered_body(f, arg);
+    offer_arg_free(arg);
 }
 
 /* Offers the job's reserved, not yet active slots to its JobMaster. */
@@ -339,7 +346,7 @@ void te_heartbeat_from_job_manager(
     closure(&ack, call);
 }
 
-static void jm_registered(fl_future_t *f, void *arg)
+static void jm_registered_body(fl_future_t *f, void *arg)
 {
     jreg_arg_t *a = arg;
     tm_job_t *j = job_by_gen(a->te, a->gen);
@@ -364,7 +371,14 @@ static void jm_registered(fl_future_t *f, void *arg)
     offer(a->te, j);
 }
 
-static void jm_connected(fl_future_t *f, void *arg)
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void jm_registered(fl_future_t *f, void *arg)
+{
+    jm_registered_body(f, arg);
+    free(arg);
+}
+
+static void jm_connected_body(fl_future_t *f, void *arg)
 {
     jreg_arg_t *a = arg;
     tm_te_t *te = a->te;
@@ -401,6 +415,13 @@ static void jm_connected(fl_future_t *f, void *arg)
     *b = *a;
     fl_rpc_on_complete(te->ep, r, jm_registered, b, free);
     fl_future_release(r);
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void jm_connected(fl_future_t *f, void *arg)
+{
+    jm_connected_body(f, arg);
+    free(arg);
 }
 
 void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
