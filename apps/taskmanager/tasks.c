@@ -15,6 +15,7 @@
  * Its log lines (component app, level info):
  *   <task name> (attempt #<k>) switched from <A> to <B>.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +42,10 @@ typedef struct tm_task {
     fj_job_graph_t *jg;
     fj_exec_graph_t *eg;
     char library[4096];
+    /* The user library, opened here too: the task's own dlopen and
+     * dlclose then never unload it, and the last close, after the
+     * thread is joined, happens on the main thread. */
+    void *lib_hold;
     fj_task_t task;
     atomic_bool cancel;
     pthread_t thread;
@@ -60,6 +65,8 @@ static const char *state_name(int s)
 
 static void task_free(tm_task_t *t)
 {
+    if (t->lib_hold != NULL)
+        dlclose(t->lib_hold);
     fj_exec_graph_free(t->eg);
     fj_job_graph_free(t->jg);
     fj_stream_graph_free(t->sg);
@@ -201,6 +208,8 @@ static int prepare(tm_task_t *t,
     t->task.attempt = d->attempt;
     t->task.library = lib;
     t->task.cancel = &t->cancel;
+    if (lib != NULL) /* NULL: the task says why when it opens it */
+        t->lib_hold = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     return FL_OK;
 }
 
