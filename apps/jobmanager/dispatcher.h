@@ -7,10 +7,12 @@
  * keeps every job's status and result for the clients.
  *
  * Its log lines (component app, level info):
- *   Dispatcher <address> started with leader token <32 hex digits>
  *   Received job <name> (<id>) with <n> tasks
- *   Job <name> (<id>) submission refused: <why>      (warn)
+ *   Job submission refused: <why>                     (warn)
+ *   Cancelling job <name> (<id>)
  *   Job <name> (<id>) reached its terminal state <STATE>.
+ * and at level debug (its order against the ResourceManager's start line
+ * is not fixed): Dispatcher <address> started with leader token <hex>
  */
 #ifndef FLING_APPS_JOBMANAGER_DISPATCHER_H
 #define FLING_APPS_JOBMANAGER_DISPATCHER_H

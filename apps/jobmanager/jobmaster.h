@@ -8,9 +8,17 @@
  * end frees the slots and disconnects. A job that does not get its slots
  * within slot.request.timeout fails.
  *
+ * It heartbeats the TaskExecutors of its job; one lost while the job
+ * runs fails its tasks and the job restarts by the fixed-delay strategy
+ * (restart-strategy.fixed-delay.attempts, .delay) on the slots left.
+ *
  * Its log lines (component app, level info):
  *   Job <name> (<id>) switched from state <A> to <B>.
  *   <task name> (attempt #<k>) switched from <A> to <B>.
+ *   Deploying <task name> (attempt #<k>) to TaskManager <id>
+ *   Registered TaskManager <id> at the JobMaster of job <id>
+ *   TaskManager <id> lost: <why>
+ *   Restarting job <name> (<id>) in <ms> ms (restart <n> of <m>): <why>
  *   Job <name> (<id>) failed: <why>      (the job's failure, warn)
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_H
