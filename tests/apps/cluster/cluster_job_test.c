@@ -12,6 +12,7 @@
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
 #include "job_client.h"
+#include "taskexecutor.pb-c.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
@@ -458,6 +459,70 @@ static void test_refusals(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
+/* The TaskExecutorGateway (unfenced) refuses a task for a slot it does
+ * not hold for the job, and a slot it does not have; a cancel of an
+ * attempt it does not run is taken and does nothing. */
+static void test_taskexecutor_refusals(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    int port = start_jm(&jm, "0");
+    int tport = start_tm(&tm1, &jm, "tm1", port);
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
+    char address[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
+             tport);
+    fl_rpc_gateway_t *gw = fl_test_connect(
+        svc, address, &fling__cluster__task_executor_gateway__descriptor, NULL);
+    const ProtobufCServiceDescriptor *d =
+        &fling__cluster__task_executor_gateway__descriptor;
+    Fling__Cluster__TaskDeploymentDescriptor td =
+        FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
+    td.job_id = "0123456789abcdef0123456789abcdef";
+    td.allocation_id = "fedcba9876543210fedcba9876543210";
+    td.job_json = "{}";
+    td.name = "Source: n -> Sink: out (1/1)";
+    char msg[1024];
+    assert_int_equal(
+        FL_ESTATE,
+        fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "SubmitTask"),
+                          &td.base, 5000, msg, sizeof msg));
+    assert_string_equal(
+        "Task Source: n -> Sink: out (1/1) refused: TaskManager tm1 holds "
+        "no slot of allocation fedcba9876543210fedcba9876543210 for job "
+        "0123456789abcdef0123456789abcdef",
+        msg);
+    Fling__Cluster__SlotRequest sr = FLING__CLUSTER__SLOT_REQUEST__INIT;
+    sr.slot_index = 2;
+    sr.job_id = td.job_id;
+    sr.allocation_id = td.allocation_id;
+    sr.jm_address = "fling.tcp://127.0.0.1:1/jobmaster_x";
+    uint8_t tok[16] = {0};
+    sr.jm_token.data = tok;
+    sr.jm_token.len = 16;
+    assert_int_equal(
+        FL_EINVAL,
+        fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "RequestSlot"),
+                          &sr.base, 5000, msg, sizeof msg));
+    assert_string_equal(
+        "Slot request fedcba9876543210fedcba9876543210 refused: TaskManager "
+        "tm1 has slots 0 to 1, and a job or allocation id has 32 hex digits",
+        msg);
+    Fling__Cluster__ExecutionAttempt ea =
+        FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
+    ea.job_id = td.job_id;
+    ea.vertex = 0;
+    ea.attempt = 3;
+    assert_fl_ok(
+        fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "CancelTask"),
+                          &ea.base, 5000, msg, sizeof msg));
+    fl_rpc_gateway_free(gw);
+    fl_rpc_service_free(svc);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +533,7 @@ int main(void)
         CF_TEST(test_too_few_slots),
         CF_TEST(test_kill_a_taskmanager_mid_job),
         CF_TEST(test_refusals),
+        CF_TEST(test_taskexecutor_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
