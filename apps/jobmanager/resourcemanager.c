@@ -236,6 +236,16 @@ static void connected(fl_future_t *f, void *arg)
         return;
     }
     fl_rpc_gateway_t *gw = fl_future_take_value(f);
+    if (rm->stopping) { /* connected back after the stop began */
+        fl_rpc_gateway_free(gw);
+        fl_rpc_fail(p->call, FL_EUNREACHABLE,
+                    "ResourceManager stopped before TaskManager %s was "
+                    "registered",
+                    p->resource_id);
+        p->call = NULL;
+        pending_free(p);
+        return;
+    }
     worker_t *old = rm__find(rm, p->resource_id);
     if (old != NULL && strcmp(old->session_id, p->session_id) == 0) {
         /* An earlier attempt of the same process got through first. */
@@ -586,6 +596,8 @@ void jm_rm_free(jm_rm_t *rm)
     if (rm == NULL)
         return;
     fl_rpc_endpoint_free(rm->ep);
+    for (size_t i = 0; i < rm->n; i++) /* none, unless the stop failed */
+        worker_free(rm->workers[i]);
     free(rm->workers);
     rm__jobs_free(rm);
     free(rm);
