@@ -419,6 +419,46 @@ static void test_kill_a_taskmanager_mid_job(void **state)
     rm_scratch(dir);
 }
 
+/* A task that fails (a missing input file) with no restart left: the job
+ * FAILS with the task runner's message, the task's own failure too. */
+static void test_failed_task_fails_the_job(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    char *dir = scratch();
+    char *input = path_in(dir, "missing.txt"), *out = path_in(dir, "out");
+    int port =
+        start_jm_with(&jm, "restart-strategy.fixed-delay.attempts=0", NULL);
+    start_tm(&tm1, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
+                           args, 1, "", id, sizeof id));
+    wait_job(&jm, "grep", id, "FAILING", "FAILED");
+    /* The task runner's message (tests/apps/task/task_error_test.c). */
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Operator 'lines' (source.text) cannot open %s: No such file "
+             "or directory",
+             input);
+    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    assert_int_equal(JS(FAILED), r->state);
+    assert_string_equal(want, r->failure);
+    assert_int_equal(1, r->n_tasks);
+    assert_int_equal(XS(FAILED), r->tasks[0]->state);
+    assert_string_equal(want, r->tasks[0]->failure);
+    assert_int_equal(0, r->restarts);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(input);
+    free(out);
+    rm_scratch(dir);
+}
+
 /* Refusals: a job that does not parse, an unknown job id. */
 static void test_refusals(void **state)
 {
@@ -532,6 +572,7 @@ int main(void)
         CF_TEST(test_cancel),
         CF_TEST(test_too_few_slots),
         CF_TEST(test_kill_a_taskmanager_mid_job),
+        CF_TEST(test_failed_task_fails_the_job),
         CF_TEST(test_refusals),
         CF_TEST(test_taskexecutor_refusals),
     };
