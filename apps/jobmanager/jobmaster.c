@@ -1,569 +1,19 @@
 /*
- * jobmaster.c - the JobMaster endpoint of one job (jobmaster.h).
+ * jobmaster.c - the JobMaster endpoint of one job (jobmaster.h): its
+ * gateway, its connection to the ResourceManager, its life; the job's run
+ * is jobmaster_run.c.
  *
  * All state lives on the endpoint's main thread (handlers, connect and
  * call completions, the slot request timer); the job's record is shared
  * with the Dispatcher under its mutex.
  */
-#include "jobmaster.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "jobmaster.pb-c.h"
+#include "jobmaster_int.h"
 #include "process.h"
 #include "resourcemanager.pb-c.h"
-#include "taskexecutor.pb-c.h"
-
-#define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
-#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
-
-/* A TaskExecutor registered at this JobMaster. */
-typedef struct jm_tm {
-    char resource_id[256];
-    char address[512];
-    fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
-    bool lost;
-} jm_tm_t;
-
-/* An offered and accepted slot. */
-typedef struct jm_slot {
-    char alloc[33];
-    size_t tm;   /* index in tms */
-    long vertex; /* the execution vertex in it, or -1 */
-    bool freed;
-} jm_slot_t;
-
-struct jm_jobmaster {
-    fl_rpc_service_t *svc;
-    const fl_config_t *cfg;
-    jm_job_rec_t *rec;
-    fj_job_t *job;
-    fj_stream_graph_t *sg;
-    fj_job_graph_t *jg;
-    fj_exec_graph_t *eg;
-    char *job_json, *job_dir;
-    uint32_t parallelism;
-    char rm_address[512];
-    fl_fencing_token_t rm_token;
-    fl_rpc_gateway_t *rm; /* fenced ResourceManagerGateway, once connected */
-    void (*on_end)(void *arg, jm_jobmaster_t *jm);
-    void *arg;
-    fl_fencing_token_t token;
-    fl_rpc_endpoint_t *ep;
-    char id[64];
-    int state; /* the job's */
-    bool deployed, ended;
-    size_t nv;   /* execution vertices */
-    long *vslot; /* per vertex: its slot, or -1 */
-    jm_tm_t *tms;
-    size_t ntms;
-    jm_slot_t *slots;
-    size_t nslots;
-    int64_t slot_timeout_ms;
-    fl_rpc_scheduled_t *timer;
-    int m_submit, m_cancel, m_free, m_disconnect_jm, m_heartbeat;
-    fl_heartbeat_manager_t *hb; /* sender towards the TaskExecutors */
-    /* The fixed-delay restart strategy. */
-    int64_t restart_attempts, restart_delay_ms;
-    uint32_t restarts;
-    char restart_cause[1024];
-};
-
-static void try_deploy(jm_jobmaster_t *jm);
-static void arm_slot_timer(jm_jobmaster_t *jm);
-
-int64_t jm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *job_state_name(int s)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-        &fling__cluster__job_status__state__descriptor, s);
-    return v ? v->name : "?";
-}
-
-static const char *exec_state_name(int s)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-        &fling__cluster__execution_state__state__descriptor, s);
-    return v ? v->name : "?";
-}
-
-static bool task_terminal(int s)
-{
-    return s == XS(FINISHED) || s == XS(CANCELED) || s == XS(FAILED);
-}
-
-/* ---- the record -----------------------------------------------------------
- */
-
-static void set_job_state(jm_jobmaster_t *jm, int state, const char *failure)
-{
-    if (jm->state == state)
-        return;
-    int old = jm->state;
-    jm->state = state;
-    /* The record first: a client that saw the line finds the state. */
-    pthread_mutex_lock(&jm->rec->mu);
-    jm->rec->state = state;
-    if (failure != NULL && jm->rec->failure[0] == '\0')
-        snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", failure);
-    if (state == JS(FINISHED) || state == JS(FAILED) || state == JS(CANCELED))
-        jm->rec->end_ms = jm_now_ms();
-    pthread_mutex_unlock(&jm->rec->mu);
-    fl_log(FL_LOG_INFO, "Job %s (%s) switched from state %s to %s.",
-           jm->rec->name, jm->rec->job_id, job_state_name(old),
-           job_state_name(state));
-}
-
-static int task_state(jm_jobmaster_t *jm, size_t v)
-{
-    pthread_mutex_lock(&jm->rec->mu);
-    int s = jm->rec->tasks[v].state;
-    pthread_mutex_unlock(&jm->rec->mu);
-    return s;
-}
-
-static void set_task_state(jm_jobmaster_t *jm, size_t v, int state,
-                           const char *failure)
-{
-    jm_task_rec_t *t = &jm->rec->tasks[v];
-    pthread_mutex_lock(&jm->rec->mu);
-    int old = t->state;
-    t->state = state;
-    if (failure != NULL)
-        snprintf(t->failure, sizeof t->failure, "%s", failure);
-    pthread_mutex_unlock(&jm->rec->mu);
-    if (old != state)
-        fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
-               (unsigned)t->attempt, exec_state_name(old),
-               exec_state_name(state));
-}
-
-/* ---- the end --------------------------------------------------------------
- */
-
-static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
-{
-    if (s->freed)
-        return;
-    s->freed = true;
-    if (jm->tms[s->tm].lost)
-        return;
-    Fling__Cluster__FreeSlotRequest req =
-        FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
-    req.allocation_id = s->alloc;
-    req.cause = (char *)cause;
-    fl_future_t *f = NULL;
-    fl_rpc_call(jm->tms[s->tm].gw, (unsigned)jm->m_free, &req.base, 0, &f);
-    fl_future_release(f);
-}
-
-/* The job reached a terminal state: free the slots, leave the
- * ResourceManager, tell the Dispatcher. */
-static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
-{
-    if (jm->ended)
-        return;
-    jm->ended = true;
-    if (jm->timer != NULL) {
-        fl_rpc_scheduled_cancel(jm->timer);
-        fl_rpc_scheduled_free(jm->timer);
-        jm->timer = NULL;
-    }
-    if (failure != NULL)
-        fl_log(FL_LOG_WARN, "Job %s (%s) failed: %s", jm->rec->name,
-               jm->rec->job_id, failure);
-    set_job_state(jm, state, failure);
-    char cause[300];
-    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
-             job_state_name(state));
-    for (size_t i = 0; i < jm->nslots; i++)
-        free_slot(jm, &jm->slots[i], cause);
-    if (jm->rm != NULL) {
-        Fling__Cluster__DisconnectJobManagerRequest req =
-            FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
-        req.job_id = jm->rec->job_id;
-        req.state = (Fling__Cluster__JobStatus__State)state;
-        req.cause = cause;
-        fl_future_t *f = NULL;
-        fl_rpc_call(jm->rm,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__resource_manager_gateway__descriptor,
-                        "DisconnectJobManager"),
-                    &req.base, 0, &f);
-        fl_future_release(f);
-    }
-    if (jm->hb != NULL)
-        fl_heartbeat_manager_stop(jm->hb);
-    if (jm->on_end != NULL)
-        jm->on_end(jm->arg, jm);
-}
-
-/* Restarts the job: every vertex gets a new attempt, in the slots the job
- * still holds and those the ResourceManager gives for the lost ones. */
-static void restart(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    (void)arg;
-    jm_jobmaster_t *jm = state;
-    if (jm->ended || jm->state != JS(RESTARTING))
-        return;
-    jm->restarts++;
-    pthread_mutex_lock(&jm->rec->mu);
-    jm->rec->restarts = jm->restarts;
-    for (size_t v = 0; v < jm->nv; v++) {
-        jm->rec->tasks[v].attempt++;
-        jm->rec->tasks[v].tm[0] = '\0';
-        jm->rec->tasks[v].failure[0] = '\0';
-    }
-    pthread_mutex_unlock(&jm->rec->mu);
-    for (size_t i = 0; i < jm->nslots; i++)
-        jm->slots[i].vertex = -1;
-    for (size_t v = 0; v < jm->nv; v++) {
-        jm->vslot[v] = -1;
-        set_task_state(jm, v, XS(CREATED), NULL);
-        set_task_state(jm, v, XS(SCHEDULED), NULL);
-    }
-    jm->deployed = false;
-    set_job_state(jm, JS(RUNNING), NULL);
-    arm_slot_timer(jm);
-    try_deploy(jm);
-}
-
-static void schedule_restart(jm_jobmaster_t *jm)
-{
-    fl_log(FL_LOG_INFO,
-           "Restarting job %s (%s) in %lld ms (restart %u of %lld): %s",
-           jm->rec->name, jm->rec->job_id, (long long)jm->restart_delay_ms,
-           (unsigned)jm->restarts + 1, (long long)jm->restart_attempts,
-           jm->restart_cause);
-    fl_rpc_schedule_run_async(jm->ep, restart, NULL, NULL, jm->restart_delay_ms,
-                              NULL);
-}
-
-/* Ends the job once every task is terminal: FINISHED when all finished,
- * else the state the job is heading to. */
-static void schedule_restart(jm_jobmaster_t *jm);
-
-static void check_end(jm_jobmaster_t *jm)
-{
-    size_t finished = 0;
-    for (size_t v = 0; v < jm->nv; v++) {
-        int s = task_state(jm, v);
-        if (!task_terminal(s))
-            return;
-        if (s == XS(FINISHED))
-            finished++;
-    }
-    if (finished == jm->nv)
-        job_end(jm, JS(FINISHED), NULL);
-    else if (jm->state == JS(RESTARTING))
-        schedule_restart(jm);
-    else if (jm->state == JS(CANCELLING))
-        job_end(jm, JS(CANCELED), NULL);
-    else
-        job_end(jm, JS(FAILED), NULL);
-}
-
-/* Cancels every task not yet terminal; heading to to (FAILING or
- * CANCELLING). */
-static void cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
-{
-    if (jm->ended || jm->state == JS(FAILING) || jm->state == JS(CANCELLING) ||
-        (jm->state == JS(RESTARTING) && to == JS(RESTARTING)))
-        return;
-    set_job_state(jm, to, failure);
-    for (size_t v = 0; v < jm->nv; v++) {
-        int s = task_state(jm, v);
-        if (task_terminal(s))
-            continue;
-        if (jm->vslot[v] < 0) { /* never deployed */
-            set_task_state(jm, v, XS(CANCELED), NULL);
-            continue;
-        }
-        jm_slot_t *sl = &jm->slots[jm->vslot[v]];
-        if (jm->tms[sl->tm].lost) {
-            set_task_state(jm, v, XS(FAILED), NULL);
-            continue;
-        }
-        set_task_state(jm, v, XS(CANCELING), NULL);
-        Fling__Cluster__ExecutionAttempt req =
-            FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
-        req.job_id = jm->rec->job_id;
-        req.vertex = (uint32_t)v;
-        req.attempt = jm->rec->tasks[v].attempt;
-        fl_future_t *f = NULL;
-        fl_rpc_call(jm->tms[sl->tm].gw, (unsigned)jm->m_cancel, &req.base, 0,
-                    &f);
-        fl_future_release(f);
-    }
-    check_end(jm);
-}
-
-static void fail_job(jm_jobmaster_t *jm, const char *why);
-
-/* A task failed: the job restarts while the fixed-delay strategy allows,
- * else it fails. */
-static void task_failed(jm_jobmaster_t *jm, const char *why)
-{
-    if (jm->ended || jm->state == JS(CANCELLING) || jm->state == JS(FAILING) ||
-        jm->state == JS(RESTARTING))
-        return;
-    if ((int64_t)jm->restarts >= jm->restart_attempts) {
-        fail_job(jm, why);
-        return;
-    }
-    snprintf(jm->restart_cause, sizeof jm->restart_cause, "%s", why);
-    cancel_all(jm, JS(RESTARTING), NULL);
-}
-
-static void fail_job(jm_jobmaster_t *jm, const char *why)
-{
-    if (jm->ended)
-        return;
-    fl_log(FL_LOG_WARN, "Job %s (%s) failed: %s", jm->rec->name,
-           jm->rec->job_id, why);
-    pthread_mutex_lock(&jm->rec->mu);
-    if (jm->rec->failure[0] == '\0')
-        snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", why);
-    pthread_mutex_unlock(&jm->rec->mu);
-    cancel_all(jm, JS(FAILING), why);
-}
-
-/* ---- deployment -----------------------------------------------------------
- */
-
-typedef struct submit_arg {
-    jm_jobmaster_t *jm;
-    size_t v;
-    uint32_t attempt;
-} submit_arg_t;
-
-static void submitted_body(fl_future_t *f, void *arg)
-{
-    submit_arg_t *a = arg;
-    jm_jobmaster_t *jm = a->jm;
-    if (fl_future_error(f) == FL_OK || jm->ended ||
-        jm->rec->tasks[a->v].attempt != a->attempt)
-        return;
-    char why[700];
-    snprintf(why, sizeof why, "Could not deploy %s: %s",
-             jm->rec->tasks[a->v].name, fl_future_message(f));
-    set_task_state(jm, a->v, XS(FAILED), why);
-    task_failed(jm, why);
-}
-
-/* fl_rpc_on_complete hands arg over to the callback when it runs. */
-static void submitted(fl_future_t *f, void *arg)
-{
-    submitted_body(f, arg);
-    free(arg);
-}
-
-static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
-{
-    jm_slot_t *s = &jm->slots[slot];
-    s->vertex = (long)v;
-    jm->vslot[v] = (long)slot;
-    jm_task_rec_t *t = &jm->rec->tasks[v];
-    pthread_mutex_lock(&jm->rec->mu);
-    snprintf(t->tm, sizeof t->tm, "%s", jm->tms[s->tm].resource_id);
-    pthread_mutex_unlock(&jm->rec->mu);
-    set_task_state(jm, v, XS(DEPLOYING), NULL);
-    Fling__Cluster__TaskDeploymentDescriptor d =
-        FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
-    d.job_id = jm->rec->job_id;
-    d.allocation_id = s->alloc;
-    d.job_json = jm->job_json;
-    d.parallelism = jm->parallelism;
-    d.job_dir = jm->job_dir;
-    d.vertex = (uint32_t)v;
-    d.name = t->name;
-    d.attempt = t->attempt;
-    fl_log(FL_LOG_INFO, "Deploying %s (attempt #%u) to TaskManager %s", t->name,
-           (unsigned)t->attempt, jm->tms[s->tm].resource_id);
-    fl_future_t *f = NULL;
-    if (fl_rpc_call(jm->tms[s->tm].gw, (unsigned)jm->m_submit, &d.base, 0,
-                    &f) != FL_OK) {
-        char why[700];
-        snprintf(why, sizeof why, "Could not deploy %s: %s", t->name,
-                 fl_rpc_last_message());
-        set_task_state(jm, v, XS(FAILED), why);
-        fail_job(jm, why);
-        return;
-    }
-    submit_arg_t *a = malloc(sizeof *a);
-    if (a != NULL) {
-        a->jm = jm;
-        a->v = v;
-        a->attempt = t->attempt;
-        fl_rpc_on_complete(jm->ep, f, submitted, a, free);
-    }
-    fl_future_release(f);
-}
-
-/* The slots the job holds (in use or not). */
-static size_t held_slots(const jm_jobmaster_t *jm)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < jm->nslots; i++)
-        n += !jm->slots[i].freed;
-    return n;
-}
-
-static size_t free_slots(const jm_jobmaster_t *jm)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < jm->nslots; i++)
-        if (!jm->slots[i].freed && jm->slots[i].vertex < 0)
-            n++;
-    return n;
-}
-
-/* Deploys every vertex once there is a slot for each (all at once, as
- * Flink's default scheduler does for a streaming job). */
-static void try_deploy(jm_jobmaster_t *jm)
-{
-    if (jm->deployed || jm->ended || jm->state != JS(RUNNING))
-        return;
-    if (free_slots(jm) < jm->nv)
-        return;
-    jm->deployed = true;
-    if (jm->timer != NULL) {
-        fl_rpc_scheduled_cancel(jm->timer);
-        fl_rpc_scheduled_free(jm->timer);
-        jm->timer = NULL;
-    }
-    size_t slot = 0;
-    for (size_t v = 0; v < jm->nv && !jm->ended; v++) {
-        while (jm->slots[slot].freed || jm->slots[slot].vertex >= 0)
-            slot++;
-        deploy(jm, v, slot);
-    }
-}
-
-static void slot_timeout(fl_rpc_endpoint_t *ep, void *state, void *arg)
-{
-    (void)ep;
-    (void)arg;
-    jm_jobmaster_t *jm = state;
-    if (jm->deployed || jm->ended)
-        return;
-    char why[600];
-    snprintf(why, sizeof why,
-             "Job %s (%s) could not get the slots it needs within %lld ms "
-             "(slot.request.timeout): it has %zu and needs %zu; start more "
-             "TaskManagers or lower the parallelism",
-             jm->rec->name, jm->rec->job_id, (long long)jm->slot_timeout_ms,
-             free_slots(jm), jm->nv);
-    pthread_mutex_lock(&jm->rec->mu);
-    snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", why);
-    pthread_mutex_unlock(&jm->rec->mu);
-    for (size_t v = 0; v < jm->nv; v++)
-        set_task_state(jm, v, XS(CANCELED), NULL);
-    job_end(jm, JS(FAILED), why);
-}
-
-static void arm_slot_timer(jm_jobmaster_t *jm)
-{
-    if (jm->timer != NULL) {
-        fl_rpc_scheduled_cancel(jm->timer);
-        fl_rpc_scheduled_free(jm->timer);
-        jm->timer = NULL;
-    }
-    fl_rpc_schedule_run_async(jm->ep, slot_timeout, NULL, NULL,
-                              jm->slot_timeout_ms, &jm->timer);
-}
-
-/* ---- heartbeats with the TaskExecutors (sender) ---------------------------
- */
-
-typedef struct hb_target {
-    jm_jobmaster_t *jm;
-    char resource_id[256];
-} hb_target_t;
-
-static long tm_find(const jm_jobmaster_t *jm, const char *resource_id);
-
-static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
-{
-    hb_target_t *t = arg;
-    long i = tm_find(t->jm, t->resource_id);
-    if (i < 0)
-        return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(t->jm->tms[i].gw, (unsigned)t->jm->m_heartbeat, &req.base, 0,
-                &f);
-    return f;
-}
-
-/* A TaskManager is gone: the tasks that ran there failed, its slots are
- * the job's no more. */
-static void tm_lost(jm_jobmaster_t *jm, const char *resource_id,
-                    const char *how)
-{
-    long i = tm_find(jm, resource_id);
-    if (i < 0 || jm->tms[i].lost)
-        return;
-    jm->tms[i].lost = true;
-    fl_heartbeat_unmonitor(jm->hb, resource_id);
-    size_t held = 0;
-    for (size_t k = 0; k < jm->nslots; k++)
-        if (jm->slots[k].tm == (size_t)i && !jm->slots[k].freed) {
-            jm->slots[k].freed = true;
-            held++;
-        }
-    /* One that only had declined offers, or the job is over: quiet. */
-    if (jm->ended || held == 0)
-        return;
-    char why[700];
-    snprintf(why, sizeof why, "TaskManager %s lost: %s", resource_id, how);
-    fl_log(FL_LOG_INFO, "%s", why);
-    bool failed = false;
-    for (size_t v = 0; v < jm->nv; v++) {
-        long sl = jm->vslot[v];
-        if (sl < 0 || jm->slots[sl].tm != (size_t)i ||
-            task_terminal(task_state(jm, v)))
-            continue;
-        set_task_state(jm, v, XS(FAILED), why);
-        failed = true;
-    }
-    if (failed)
-        task_failed(jm, why);
-    check_end(jm);
-}
-
-static void hb_timeout(void *arg, const fl_heartbeat_event_t *ev)
-{
-    tm_lost(arg, ev->target, "heartbeat timed out");
-}
-
-static void hb_unreachable(void *arg, const fl_heartbeat_event_t *ev)
-{
-    tm_lost(arg, ev->target, "heartbeat target unreachable");
-}
-
-static void hb_incompatible(void *arg, const fl_heartbeat_event_t *ev)
-{
-    tm_lost(arg, ev->target, ev->message);
-}
 
 static void
 jm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
@@ -597,7 +47,7 @@ jm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
 /* ---- the gateway ----------------------------------------------------------
  */
 
-static long tm_find(const jm_jobmaster_t *jm, const char *resource_id)
+long jm__tm_find(const jm_jobmaster_t *jm, const char *resource_id)
 {
     for (size_t i = 0; i < jm->ntms; i++)
         if (strcmp(jm->tms[i].resource_id, resource_id) == 0)
@@ -637,7 +87,7 @@ static void tm_connected_body(fl_future_t *f, void *arg)
         return;
     }
     fl_rpc_gateway_t *gw = fl_future_take_value(f);
-    long i = tm_find(jm, a->resource_id);
+    long i = jm__tm_find(jm, a->resource_id);
     if (i >= 0 && jm->tms[i].lost) {      /* a new process under the old id */
         jm->tms[i].resource_id[0] = '\0'; /* never matches again */
         i = -1;
@@ -662,12 +112,12 @@ static void tm_connected_body(fl_future_t *f, void *arg)
         snprintf(t[i].address, sizeof t[i].address, "%s", a->address);
         t[i].gw = gw;
         t[i].lost = false;
-        hb_target_t *h = malloc(sizeof *h);
+        jm_hb_target_t *h = malloc(sizeof *h);
         if (h != NULL) {
             h->jm = jm;
             snprintf(h->resource_id, sizeof h->resource_id, "%s",
                      a->resource_id);
-            fl_heartbeat_monitor(jm->hb, a->resource_id, send_heartbeat, h,
+            fl_heartbeat_monitor(jm->hb, a->resource_id, jm__send_heartbeat, h,
                                  free);
         }
     }
@@ -735,7 +185,7 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
 {
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
-    long tm = tm_find(jm, req->resource_id);
+    long tm = jm__tm_find(jm, req->resource_id);
     Fling__Cluster__SlotOffer **acc =
         calloc(req->n_offers ? req->n_offers : 1, sizeof *acc);
     if (tm < 0 || acc == NULL) {
@@ -749,7 +199,7 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     size_t n = 0;
     for (size_t i = 0; i < req->n_offers; i++) {
         /* Enough slots taken, or the job is over: the rest are declined. */
-        if (jm->ended || held_slots(jm) >= jm->nv)
+        if (jm->ended || jm__held_slots(jm) >= jm->nv)
             break;
         bool known = false;
         for (size_t k = 0; k < jm->nslots; k++)
@@ -775,7 +225,7 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     r.n_offers = n;
     closure(&r, call);
     free(acc);
-    try_deploy(jm);
+    jm__try_deploy(jm);
 }
 
 static void
@@ -790,27 +240,27 @@ jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
         fl_rpc_fail(call, FL_ESTATE,
                     "State update %s of task %u attempt #%u of job %s "
                     "refused: not a current attempt of this JobMaster's job",
-                    exec_state_name(req->state), (unsigned)req->vertex,
+                    jm__exec_state_name(req->state), (unsigned)req->vertex,
                     (unsigned)req->attempt, req->job_id);
         return;
     }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
     size_t v = req->vertex;
-    int old = task_state(jm, v);
-    if (task_terminal(old))
+    int old = jm__task_state(jm, v);
+    if (jm__task_terminal(old))
         return;
     int s = req->state;
     /* Once cancelling, only the end of the attempt counts. */
-    if (old == XS(CANCELING) && !task_terminal(s))
+    if (old == XS(CANCELING) && !jm__task_terminal(s))
         return;
-    set_task_state(jm, v, s, s == XS(FAILED) ? req->message : NULL);
+    jm__set_task_state(jm, v, s, s == XS(FAILED) ? req->message : NULL);
     if (s == XS(FAILED))
-        task_failed(jm, req->message);
+        jm__task_failed(jm, req->message);
     else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
-        fail_job(jm, "a task was cancelled outside the JobMaster");
-    else if (task_terminal(s))
-        check_end(jm);
+        jm__fail_job(jm, "a task was cancelled outside the JobMaster");
+    else if (jm__task_terminal(s))
+        jm__check_end(jm);
 }
 
 static void jm_disconnect_task_manager(
@@ -822,7 +272,7 @@ static void jm_disconnect_task_manager(
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     char how[600];
     snprintf(how, sizeof how, "it disconnected (%s)", req->cause);
-    tm_lost(jm, req->resource_id, how);
+    jm__tm_lost(jm, req->resource_id, how);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -835,7 +285,7 @@ static void jm_cancel(Fling__Cluster__JobMasterGateway_Service *svc,
     (void)req;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     if (!jm->ended)
-        cancel_all(jm, JS(CANCELLING), NULL);
+        jm__cancel_all(jm, JS(CANCELLING), NULL);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -855,7 +305,7 @@ static void declared(fl_future_t *f, void *arg)
                  "Could not declare the job's slots at the ResourceManager "
                  "%s: %s",
                  jm->rm_address, fl_future_message(f));
-        fail_job(jm, why);
+        jm__fail_job(jm, why);
     }
 }
 
@@ -868,7 +318,7 @@ static void rm_registered(fl_future_t *f, void *arg)
                  "Could not register the JobMaster at the ResourceManager "
                  "%s: %s",
                  jm->rm_address, fl_future_message(f));
-        fail_job(jm, why);
+        jm__fail_job(jm, why);
         return;
     }
     Fling__Cluster__ResourceRequirements req =
@@ -894,7 +344,7 @@ static void rm_connected(fl_future_t *f, void *arg)
         snprintf(why, sizeof why,
                  "Could not connect to the ResourceManager %s: %s",
                  jm->rm_address, fl_future_message(f));
-        fail_job(jm, why);
+        jm__fail_job(jm, why);
         return;
     }
     jm->rm = fl_future_take_value(f);
@@ -924,9 +374,9 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
     fl_heartbeat_opts_t ho = {
         .id = jm->id,
         .role = FL_HEARTBEAT_SENDER,
-        .on_timeout = hb_timeout,
-        .on_unreachable = hb_unreachable,
-        .on_incompatible = hb_incompatible,
+        .on_timeout = jm__hb_timeout,
+        .on_unreachable = jm__hb_unreachable,
+        .on_incompatible = jm__hb_incompatible,
         .arg = jm,
     };
     char hwhy[512];
@@ -935,9 +385,9 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
             FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
     for (size_t v = 0; v < jm->nv; v++)
-        set_task_state(jm, v, XS(SCHEDULED), NULL);
-    set_job_state(jm, JS(RUNNING), NULL);
-    arm_slot_timer(jm);
+        jm__set_task_state(jm, v, XS(SCHEDULED), NULL);
+    jm__set_job_state(jm, JS(RUNNING), NULL);
+    jm__arm_slot_timer(jm);
     fl_future_t *f = NULL;
     int rc =
         fl_rpc_connect(jm->svc, jm->rm_address,
@@ -948,7 +398,7 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         snprintf(why, sizeof why,
                  "Could not connect to the ResourceManager %s: %s",
                  jm->rm_address, fl_rpc_last_message());
-        fail_job(jm, why);
+        jm__fail_job(jm, why);
         return FL_OK;
     }
     fl_rpc_on_complete(ep, f, rm_connected, jm, NULL);
@@ -1088,7 +538,7 @@ static void do_cancel(fl_rpc_endpoint_t *ep, void *state, void *arg)
     (void)arg;
     jm_jobmaster_t *jm = state;
     if (!jm->ended)
-        cancel_all(jm, JS(CANCELLING), NULL);
+        jm__cancel_all(jm, JS(CANCELLING), NULL);
 }
 
 void jm_jobmaster_cancel(jm_jobmaster_t *jm)
