@@ -207,6 +207,26 @@ static void test_two_jobs_share_the_slots(void **state)
     cf_wait_stderr(&jm, "switched from state RUNNING to FINISHED.", 2);
     assert_status(&c, gid, JS(FINISHED), "", 2, XS(FINISHED));
     assert_status(&c, sid, JS(FINISHED), "", 2, XS(FINISHED));
+    /* ListJobs: both, in submission order. */
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    ProtobufCMessage *reply = NULL;
+    assert_fl_ok(fl_rpc_call_sync(
+        c.gw,
+        (unsigned)fl_rpc_method_index(
+            &fling__cluster__dispatcher_gateway__descriptor, "ListJobs"),
+        &ack.base, 5000, &reply));
+    Fling__Cluster__JobList *list = (Fling__Cluster__JobList *)reply;
+    assert_int_equal(2, list->n_jobs);
+    assert_string_equal(gid, list->jobs[0]->job_id);
+    assert_string_equal("grep", list->jobs[0]->name);
+    assert_string_equal(sid, list->jobs[1]->job_id);
+    assert_string_equal("sequence", list->jobs[1]->name);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(JS(FINISHED), list->jobs[i]->state);
+        assert_true(list->jobs[i]->start_time_ms > 0);
+        assert_true(list->jobs[i]->end_time_ms >= list->jobs[i]->start_time_ms);
+    }
+    protobuf_c_message_free_unpacked(reply, NULL);
     check_grep_output(input, out, 2);
     jc_close(&c);
     cf_stop(&tm1, SIGTERM, 0);
