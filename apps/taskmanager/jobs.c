@@ -2,10 +2,12 @@
  * jobs.c - the TaskExecutor's slots and job leader service
  * (taskexecutor_int.h; contract section 4 steps 13-15, 19-20): the
  * ResourceManager gives a slot to a job (requestSlot); the TaskExecutor
- * reserves it, connects to the job's JobMaster with its token, registers
- * there once per job and offers the slot; accepted slots become active,
- * declined ones are freed. A freed slot is reported available to the
- * ResourceManager; a job without slots here is left (disconnectTaskManager).
+ * reserves it, registers at the job's JobMaster with its token (the
+ * retrying registration, once per job) and offers the slot; accepted slots
+ * become active, declined ones are freed, and so is a slot still inactive
+ * after pekko.ask.timeout (Flink's taskmanager.slot.timeout default). A
+ * freed slot is reported available to the ResourceManager; a job without
+ * slots here is left (disconnectTaskManager).
  *
  * Its log lines (component app, level info):
  *   Slot <i> allocated to job <id> (allocation <a>)
@@ -26,7 +28,12 @@ typedef struct tm_job {
     char address[ADDR_MAX];
     fl_fencing_token_t token;
     fl_rpc_gateway_t *gw; /* once connected */
-    bool registered, connecting;
+    bool registered;
+    fl_registration_t *reg; /* the registration at the JobMaster */
+    struct jreg_arg {
+        tm_te_t *te;
+        uint64_t gen;
+    } rarg;          /* the registration's arg, as long as the job */
     char jm_id[256]; /* the JobMaster's heartbeat id, once registered */
     uint64_t gen;    /* tells this job entry's callbacks from a removed one's */
 } tm_job_t;
@@ -77,6 +84,7 @@ static void job_remove(tm_te_t *te, tm_job_t *job, const char *cause)
     }
     if (job->jm_id[0] != '\0' && te->hb_jm != NULL)
         fl_heartbeat_unmonitor(te->hb_jm, job->jm_id);
+    fl_registration_free(job->reg);
     fl_rpc_gateway_free(job->gw);
     free(job);
 }
@@ -249,18 +257,17 @@ static void offer(tm_te_t *te, tm_job_t *j)
 /* ---- registering at a JobMaster -------------------------------------------
  */
 
-typedef struct jreg_arg {
-    tm_te_t *te;
-    uint64_t gen;
-} jreg_arg_t;
+typedef struct jreg_arg jreg_arg_t;
 
 /* The job's JobMaster could not be reached: its slots are freed. */
 static void job_unreachable(tm_te_t *te, tm_job_t *j, const char *what,
-                            fl_future_t *f)
+                            fl_future_t *f,
+                            const fl_registration_response_t *resp)
 {
     char why[FL_FUTURE_MESSAGE_MAX + 600];
     snprintf(why, sizeof why, "%s the JobMaster of job %s at %s failed: %s",
-             what, j->job_id, j->address, fl_future_message(f));
+             what, j->job_id, j->address,
+             resp != NULL ? resp->reason : fl_future_message(f));
     fl_log(FL_LOG_WARN, "%s", why);
     char job[33];
     memcpy(job, j->job_id, sizeof job);
@@ -346,20 +353,73 @@ void te_heartbeat_from_job_manager(
     closure(&ack, call);
 }
 
+/* Maps a RegisterTaskManager reply to a registration response whose
+ * payload is the JobMaster's heartbeat id; on the thread that completes
+ * the call, touching no TaskExecutor state. */
+static int map_reply(void *arg, void *value, void **out, fl_free_cb *out_free)
+{
+    (void)arg;
+    const Fling__Cluster__TaskManagerRegistrationReply *r = value;
+    size_t n = strlen(r->jm_resource_id) + 1;
+    char *id = malloc(n);
+    if (id == NULL)
+        return FL_ENOMEM;
+    memcpy(id, r->jm_resource_id, n);
+    fl_registration_response_t *resp =
+        fl_registration_response_alloc(FL_REGISTRATION_SUCCESS, id, free, NULL);
+    if (resp == NULL)
+        return FL_ENOMEM;
+    *out = resp;
+    *out_free = fl_registration_response_free;
+    return FL_OK;
+}
+
+/* One attempt of the registration at a job's JobMaster (arg: the job's
+ * jreg_arg_t). A job gone meanwhile ends the registration. */
+static int jm_invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
+                     int64_t timeout_ms, void *arg, fl_future_t **out)
+{
+    (void)token;
+    jreg_arg_t *a = arg;
+    tm_job_t *j = job_by_gen(a->te, a->gen);
+    if (j == NULL)
+        return FL_ECANCELED;
+    Fling__Cluster__TaskManagerRegistration req =
+        FLING__CLUSTER__TASK_MANAGER_REGISTRATION__INIT;
+    req.job_id = j->job_id;
+    req.address = (char *)fl_rpc_endpoint_address(a->te->ep);
+    req.resource_id = a->te->resource_id;
+    req.session_id = a->te->session_id;
+    fl_future_t *f = NULL;
+    int rc = fl_rpc_call(gw,
+                         (unsigned)fl_rpc_method_index(
+                             &fling__cluster__job_master_gateway__descriptor,
+                             "RegisterTaskManager"),
+                         &req.base, timeout_ms, &f);
+    if (rc != FL_OK)
+        return rc;
+    *out = fl_future_then(f, map_reply, NULL);
+    fl_future_release(f);
+    return *out != NULL ? FL_OK : FL_ENOMEM;
+}
+
+/* The registration's result, on the main thread (arg: a jreg_arg_t). */
 static void jm_registered_body(fl_future_t *f, void *arg)
 {
     jreg_arg_t *a = arg;
     tm_job_t *j = job_by_gen(a->te, a->gen);
     if (j == NULL)
         return;
-    j->connecting = false;
-    if (fl_future_error(f) != FL_OK) {
-        job_unreachable(a->te, j, "Registering at", f);
+    fl_registration_response_t *resp =
+        fl_future_error(f) == FL_OK ? fl_future_value(f) : NULL;
+    if (resp == NULL || resp->outcome != FL_REGISTRATION_SUCCESS) {
+        job_unreachable(a->te, j, "Registering at", f, resp);
         return;
     }
+    j->gw = resp->gateway;
+    resp->gateway = NULL; /* ours now */
     j->registered = true;
-    Fling__Cluster__TaskManagerRegistrationReply *r = fl_future_value(f);
-    snprintf(j->jm_id, sizeof j->jm_id, "%s", r->jm_resource_id);
+    snprintf(j->jm_id, sizeof j->jm_id, "%s", (const char *)resp->payload);
     jhb_t *h = malloc(sizeof *h);
     if (h != NULL) {
         h->te = a->te;
@@ -378,50 +438,57 @@ static void jm_registered(fl_future_t *f, void *arg)
     free(arg);
 }
 
-static void jm_connected_body(fl_future_t *f, void *arg)
+/* Starts the job's retrying registration at its JobMaster (the job
+ * leader service); FL_OK or why not. */
+static int register_at_jm(tm_te_t *te, tm_job_t *j)
 {
-    jreg_arg_t *a = arg;
-    tm_te_t *te = a->te;
-    tm_job_t *j = job_by_gen(te, a->gen);
-    if (j == NULL)
-        return;
-    if (fl_future_error(f) != FL_OK) {
-        j->connecting = false;
-        job_unreachable(te, j, "Connecting to", f);
-        return;
-    }
-    j->gw = fl_future_take_value(f);
-    char addr[ADDR_MAX + 80];
-    snprintf(addr, sizeof addr, "fling.tcp://%s:%d/taskexecutor",
-             fl_rpc_service_address(te->svc), fl_rpc_service_port(te->svc));
-    Fling__Cluster__TaskManagerRegistration req =
-        FLING__CLUSTER__TASK_MANAGER_REGISTRATION__INIT;
-    req.job_id = j->job_id;
-    req.address = addr;
-    req.resource_id = te->resource_id;
-    req.session_id = te->session_id;
-    fl_future_t *r = NULL;
-    jreg_arg_t *b = malloc(sizeof *b);
-    if (b == NULL ||
-        fl_rpc_call(j->gw,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__job_master_gateway__descriptor,
-                        "RegisterTaskManager"),
-                    &req.base, 0, &r) != FL_OK) {
-        free(b);
-        j->connecting = false;
-        return;
-    }
-    *b = *a;
-    fl_rpc_on_complete(te->ep, r, jm_registered, b, free);
-    fl_future_release(r);
+    fl_registration_spec_t spec = {
+        .target_name = "jobmaster",
+        .address = j->address,
+        .desc = &fling__cluster__job_master_gateway__descriptor,
+        .token = &j->token,
+        .invoke = jm_invoke,
+        .arg = &j->rarg,
+        .opts = &te->ropts,
+    };
+    j->rarg.te = te;
+    j->rarg.gen = j->gen;
+    char why[256];
+    int rc = fl_registration_alloc(te->ep, &spec, &j->reg, why, sizeof why);
+    jreg_arg_t *a = rc == FL_OK ? malloc(sizeof *a) : NULL;
+    if (a == NULL)
+        return rc == FL_OK ? FL_ENOMEM : rc;
+    *a = j->rarg;
+    rc = fl_rpc_on_complete(te->ep, fl_registration_future(j->reg),
+                            jm_registered, a, free);
+    if (rc == FL_OK)
+        rc = fl_registration_start(j->reg);
+    return rc;
 }
 
-/* fl_rpc_on_complete hands arg over to the callback when it runs. */
-static void jm_connected(fl_future_t *f, void *arg)
+/* A slot still inactive after pekko.ask.timeout is freed (Flink's
+ * taskmanager.slot.timeout, whose default that is): its job's JobMaster
+ * never took it. */
+typedef struct slot_timer {
+    uint32_t index;
+    char alloc[33];
+} slot_timer_t;
+
+static void slot_timed_out(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
-    jm_connected_body(f, arg);
-    free(arg);
+    (void)ep;
+    tm_te_t *te = state;
+    slot_timer_t *t = arg;
+    tm_slot_t *s = &te->slots[t->index];
+    if (strcmp(s->alloc, t->alloc) == 0 && !s->active) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "it did not become active within %lld ms "
+                 "(pekko.ask.timeout)",
+                 (long long)te->slot_timeout_ms);
+        tm__free_slot(te, t->index, why);
+    }
+    free(t);
 }
 
 void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
@@ -475,27 +542,22 @@ void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
            (unsigned)req->slot_index, req->job_id, req->allocation_id);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
+    slot_timer_t *t = malloc(sizeof *t);
+    if (t != NULL) {
+        t->index = req->slot_index;
+        memcpy(t->alloc, req->allocation_id, 33);
+        fl_rpc_schedule_run_async(te->ep, slot_timed_out, t, free,
+                                  te->slot_timeout_ms, NULL);
+    }
     if (j->registered) {
         offer(te, j);
         return;
     }
-    if (j->connecting)
-        return;
-    jreg_arg_t *a = malloc(sizeof *a);
-    fl_future_t *f = NULL;
-    if (a == NULL ||
-        fl_rpc_connect(te->svc, j->address,
-                       &fling__cluster__job_master_gateway__descriptor,
-                       &j->token, &f) != FL_OK) {
-        free(a);
-        free_job_slots(te, req->job_id, "its JobMaster could not be reached");
-        return;
-    }
-    a->te = te;
-    a->gen = j->gen;
-    j->connecting = true;
-    fl_rpc_on_complete(te->ep, f, jm_connected, a, free);
-    fl_future_release(f);
+    if (j->reg != NULL)
+        return; /* registering: the offer follows its success */
+    if (register_at_jm(te, j) != FL_OK)
+        free_job_slots(te, req->job_id,
+                       "its JobMaster's registration could not start");
 }
 
 void te_free_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,

@@ -71,6 +71,8 @@ struct tm_te {
     tm_slot_t *slots;
     struct tm_job *jobs;
     fl_heartbeat_manager_t *hb_jm; /* receiver of the JobMasters' */
+    /* A slot not active this long after its request is freed. */
+    int64_t slot_timeout_ms;
     struct tm_task *tasks;
 };
 

@@ -527,7 +527,8 @@ static void test_taskexecutor_refusals(void **state)
     (void)state;
     static cf_proc_t jm, tm1;
     int port = start_jm(&jm, "0");
-    int tport = start_tm(&tm1, &jm, "tm1", port);
+    int tport = start_tm_only(&tm1, "tm1", port, "pekko.ask.timeout=1 s");
+    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
     char address[128];
@@ -577,6 +578,25 @@ static void test_taskexecutor_refusals(void **state)
     assert_fl_ok(
         fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "CancelTask"),
                           &ea.base, 5000, msg, sizeof msg));
+    /* A slot whose JobMaster never takes it (there is none: the job
+     * leader service retries) is freed after pekko.ask.timeout. */
+    char jm_address[128];
+    snprintf(jm_address, sizeof jm_address,
+             "fling.tcp://127.0.0.1:%d/jobmaster_none", port);
+    sr.slot_index = 0;
+    sr.jm_address = jm_address;
+    assert_fl_ok(
+        fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "RequestSlot"),
+                          &sr.base, 5000, msg, sizeof msg));
+    cf_wait_stderr(&tm1,
+                   "app: Slot 0 allocated to job "
+                   "0123456789abcdef0123456789abcdef (allocation "
+                   "fedcba9876543210fedcba9876543210)",
+                   1);
+    cf_wait_stderr(&tm1,
+                   "app: Slot 0 freed: it did not become active within 1000 "
+                   "ms (pekko.ask.timeout)",
+                   1);
     fl_rpc_gateway_free(gw);
     fl_rpc_service_free(svc);
     cf_stop(&tm1, SIGTERM, 0);
