@@ -290,11 +290,77 @@ static void jm_cancel(Fling__Cluster__JobMasterGateway_Service *svc,
     closure(&ack, call);
 }
 
+static void jm_heartbeat_from_resource_manager(
+    Fling__Cluster__JobMasterGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call);
+
 static Fling__Cluster__JobMasterGateway_Service jm_impl =
     FLING__CLUSTER__JOB_MASTER_GATEWAY__INIT(jm_);
 
 /* ---- the ResourceManager --------------------------------------------------
  */
+
+static fl_future_t *send_rm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    jm_jobmaster_t *jm = arg;
+    if (jm->rm == NULL)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(jm->rm,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__resource_manager_gateway__descriptor,
+                    "HeartbeatFromJobManager"),
+                &req.base, 0, &f);
+    return f;
+}
+
+/* The ResourceManager went silent: said; the job's slots stay (the
+ * JobManager's ResourceManager runs in this process). */
+static void rm_silent(void *arg, const fl_heartbeat_event_t *ev)
+{
+    jm_jobmaster_t *jm = arg;
+    fl_log(FL_LOG_WARN, "JobMaster of job %s lost its ResourceManager: %s",
+           jm->rec->job_id, ev->message);
+}
+
+static void jm_heartbeat_from_resource_manager(
+    Fling__Cluster__JobMasterGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call)
+{
+    (void)svc;
+    jm_jobmaster_t *jm = fl_rpc_call_state(call);
+    fl_heartbeat_timing_t tm;
+    fl_heartbeat_msg_t msg = {
+        .origin = req->origin,
+        .target = req->target,
+        .payload = req->payload.data,
+        .payload_len = req->payload.len,
+    };
+    if (req->timing != NULL) {
+        tm.interval_ms = req->timing->interval_ms;
+        tm.timeout_ms = req->timing->timeout_ms;
+        msg.timing = &tm;
+    }
+    char why[512];
+    int rc = fl_heartbeat_receive_request(jm->hb_rm, &msg, why, sizeof why);
+    if (rc == FL_EINVAL) {
+        fl_rpc_fail(call, rc, "%s", why);
+        return;
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}
 
 static void declared(fl_future_t *f, void *arg)
 {
@@ -321,6 +387,14 @@ static void rm_registered(fl_future_t *f, void *arg)
         jm__fail_job(jm, why);
         return;
     }
+    /* Heartbeats with the ResourceManager (step 11): it requests, we
+     * answer. */
+    const Fling__Cluster__JobMasterRegistrationReply *reply =
+        fl_future_value(f);
+    snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s", reply->rm_resource_id);
+    if (jm->hb_rm != NULL)
+        fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm,
+                             NULL);
     Fling__Cluster__ResourceRequirements req =
         FLING__CLUSTER__RESOURCE_REQUIREMENTS__INIT;
     req.job_id = jm->rec->job_id;
@@ -384,6 +458,14 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         fl_heartbeat_manager_alloc(ep, &ho, &jm->hb, hwhy, sizeof hwhy) !=
             FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
+    fl_heartbeat_opts_t hr = ho;
+    hr.role = FL_HEARTBEAT_RECEIVER;
+    hr.on_timeout = rm_silent;
+    hr.on_unreachable = rm_silent;
+    hr.on_incompatible = rm_silent;
+    if (fl_heartbeat_manager_alloc(ep, &hr, &jm->hb_rm, hwhy, sizeof hwhy) !=
+        FL_OK)
+        return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
     for (size_t v = 0; v < jm->nv; v++)
         jm__set_task_state(jm, v, XS(SCHEDULED), NULL);
     jm__set_job_state(jm, JS(RUNNING), NULL);
@@ -417,6 +499,8 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
     }
     fl_heartbeat_manager_free(jm->hb);
     jm->hb = NULL;
+    fl_heartbeat_manager_free(jm->hb_rm);
+    jm->hb_rm = NULL;
     return NULL;
 }
 

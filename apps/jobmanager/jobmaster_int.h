@@ -63,7 +63,9 @@ struct jm_jobmaster {
     int64_t slot_timeout_ms;
     fl_rpc_scheduled_t *timer;
     int m_submit, m_cancel, m_free, m_disconnect_jm, m_heartbeat;
-    fl_heartbeat_manager_t *hb; /* sender towards the TaskExecutors */
+    fl_heartbeat_manager_t *hb;    /* sender towards the TaskExecutors */
+    fl_heartbeat_manager_t *hb_rm; /* receiver of the ResourceManager's */
+    char rm_hb_id[256];
     /* The fixed-delay restart strategy. */
     int64_t restart_attempts, restart_delay_ms;
     uint32_t restarts;

@@ -143,6 +143,8 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
     }
     if (jm->hb != NULL)
         fl_heartbeat_manager_stop(jm->hb);
+    if (jm->hb_rm != NULL)
+        fl_heartbeat_manager_stop(jm->hb_rm);
     if (jm->on_end != NULL)
         jm->on_end(jm->arg, jm);
 }

@@ -108,8 +108,10 @@ static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 static void lost(jm_rm_t *rm, const fl_heartbeat_event_t *ev, const char *how)
 {
     worker_t *w = rm__find(rm, ev->target);
-    if (w == NULL)
+    if (w == NULL) {
+        rm__job_lost(rm, ev->target, how);
         return;
+    }
     /* The cause it is told is the line logged here; the heartbeat
      * manager has logged the details (timings) already. */
     char cause[512];

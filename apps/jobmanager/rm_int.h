@@ -60,6 +60,11 @@ void rm__slots_gone(jm_rm_t *rm, worker_t *w);
 /* rm__jobs_free frees the job table. */
 void rm__jobs_free(jm_rm_t *rm);
 
+/* rm__job_lost drops the JobMaster whose heartbeat id is target (its
+ * heartbeat timed out or found it unreachable, how says which); false
+ * when target is none of the JobMasters. */
+bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how);
+
 /* The JobMaster handlers of the ResourceManagerGateway. */
 void rm_register_job_master(
     Fling__Cluster__ResourceManagerGateway_Service *svc,
@@ -73,6 +78,10 @@ void rm_notify_slot_available(
     Fling__Cluster__ResourceManagerGateway_Service *svc,
     const Fling__Cluster__SlotAvailable *req,
     Fling__Cluster__Ack_Closure closure, void *call);
+void rm_heartbeat_from_job_manager(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call);
 void rm_disconnect_job_manager(
     Fling__Cluster__ResourceManagerGateway_Service *svc,
     const Fling__Cluster__DisconnectJobManagerRequest *req,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobmaster.pb-c.h"
 #include "process.h"
 #include "rm_int.h"
 #include "taskexecutor.pb-c.h"
@@ -27,7 +28,12 @@ typedef struct rm_job {
     uint8_t token[16];
     uint32_t required;
     uint32_t allocated;
+    char hb_id[64];       /* the JobMaster's heartbeat id */
+    fl_rpc_gateway_t *gw; /* fenced JobMasterGateway, once connected */
+    uint64_t gen;
 } rm_job_t;
+
+static uint64_t next_gen = 1;
 
 static rm_job_t *job_find(const jm_rm_t *rm, const char *job_id)
 {
@@ -42,10 +48,121 @@ static void job_remove(jm_rm_t *rm, rm_job_t *job)
     for (rm_job_t **p = &rm->jobs; *p != NULL; p = &(*p)->next)
         if (*p == job) {
             *p = job->next;
+            if (rm->hb != NULL && job->gw != NULL)
+                fl_heartbeat_unmonitor(rm->hb, job->hb_id);
+            fl_rpc_gateway_free(job->gw);
             free(job->address);
             free(job);
             return;
         }
+}
+
+/* ---- heartbeats with the JobMasters (sender) ------------------------------
+ */
+
+typedef struct jm_target {
+    jm_rm_t *rm;
+    uint64_t gen;
+} jm_target_t;
+
+static rm_job_t *job_by_gen(const jm_rm_t *rm, uint64_t gen)
+{
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        if (j->gen == gen)
+            return j;
+    return NULL;
+}
+
+static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    jm_target_t *t = arg;
+    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    if (j == NULL || j->gw == NULL)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(j->gw,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__job_master_gateway__descriptor,
+                    "HeartbeatFromResourceManager"),
+                &req.base, 0, &f);
+    return f;
+}
+
+bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how)
+{
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        if (strcmp(j->hb_id, target) == 0) {
+            fl_log(FL_LOG_INFO, "JobMaster of job %s lost: %s", j->job_id, how);
+            job_remove(rm, j);
+            return true;
+        }
+    return false;
+}
+
+/* The connect back to a JobMaster: its heartbeats start (arg: a
+ * jm_target_t, handed over when this runs). */
+static void jm_connected_body(fl_future_t *f, void *arg)
+{
+    jm_target_t *t = arg;
+    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    if (j == NULL)
+        return;
+    if (fl_future_error(f) != FL_OK) {
+        fl_log(FL_LOG_WARN,
+               "Could not connect back to the JobMaster of job %s at %s: %s",
+               j->job_id, j->address, fl_future_message(f));
+        return;
+    }
+    j->gw = fl_future_take_value(f);
+    jm_target_t *h = malloc(sizeof *h);
+    if (h != NULL) {
+        *h = *t;
+        fl_heartbeat_monitor(t->rm->hb, j->hb_id, send_jm_heartbeat, h, free);
+    }
+}
+
+static void jm_connected(fl_future_t *f, void *arg)
+{
+    jm_connected_body(f, arg);
+    free(arg);
+}
+
+void rm_heartbeat_from_job_manager(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    fl_heartbeat_timing_t tm;
+    fl_heartbeat_msg_t msg = {
+        .origin = req->origin,
+        .target = req->target,
+        .payload = req->payload.data,
+        .payload_len = req->payload.len,
+    };
+    if (req->timing != NULL) {
+        tm.interval_ms = req->timing->interval_ms;
+        tm.timeout_ms = req->timing->timeout_ms;
+        msg.timing = &tm;
+    }
+    char why[512];
+    int rc = fl_heartbeat_receive_response(rm->hb, &msg, why, sizeof why);
+    if (rc == FL_EINVAL) {
+        fl_rpc_fail(call, rc, "%s", why);
+        return;
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
 }
 
 void rm__jobs_free(jm_rm_t *rm)
@@ -184,10 +301,29 @@ void rm_register_job_master(
         }
         memcpy(j->job_id, req->job_id, 33);
         j->address = a;
+        j->gen = next_gen++;
+        snprintf(j->hb_id, sizeof j->hb_id, "jobmaster_%s", j->job_id);
         j->next = rm->jobs;
         rm->jobs = j;
     }
     memcpy(j->token, req->token.data, 16);
+    if (j->gw == NULL) { /* connect back, then heartbeat it (step 10) */
+        fl_fencing_token_t tok;
+        memcpy(tok.bytes, j->token, 16);
+        fl_future_t *f = NULL;
+        jm_target_t *t = malloc(sizeof *t);
+        if (t != NULL &&
+            fl_rpc_connect(rm->svc, j->address,
+                           &fling__cluster__job_master_gateway__descriptor,
+                           &tok, &f) == FL_OK) {
+            t->rm = rm;
+            t->gen = j->gen;
+            fl_rpc_on_complete(rm->ep, f, jm_connected, t, free);
+            fl_future_release(f);
+        } else {
+            free(t);
+        }
+    }
     fl_log(FL_LOG_INFO, "Registered JobMaster of job %s at %s", j->job_id,
            j->address);
     Fling__Cluster__JobMasterRegistrationReply r =
