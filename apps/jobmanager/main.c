@@ -19,6 +19,7 @@
 #include <fling/rpc.h>
 
 #include "cluster_types.pb-c.h"
+#include "dispatcher.h"
 #include "process.h"
 #include "resourcemanager.h"
 
@@ -31,7 +32,11 @@ typedef struct jm {
     jm_rm_t *rm;   /* the leading ResourceManager, or NULL */
     jm_rm_t **old; /* closed ones, freed at the end */
     size_t nold;
-    unsigned next_n; /* the number of the next resourcemanager_<n> */
+    jm_dispatcher_t *disp; /* the leading Dispatcher, or NULL */
+    jm_dispatcher_t **dold;
+    size_t ndold;
+    fl_future_t **dterm; /* closed Dispatchers' terminations */
+    unsigned next_n;     /* the number of the next resourcemanager_<n> */
 } jm_t;
 
 static void jm_describe(Fling__Cluster__ProcessGateway_Service *svc,
@@ -47,15 +52,44 @@ static void jm_describe(Fling__Cluster__ProcessGateway_Service *svc,
     Fling__Cluster__ProcessInfo info = FLING__CLUSTER__PROCESS_INFO__INIT;
     info.role = "jobmanager";
     info.address = addr;
+    if (jm->disp != NULL) {
+        info.dispatcher_address = (char *)jm_dispatcher_address(jm->disp);
+        info.dispatcher_token.data =
+            (uint8_t *)jm_dispatcher_token(jm->disp)->bytes;
+        info.dispatcher_token.len = 16;
+    }
     closure(&info, call);
 }
 
 static Fling__Cluster__ProcessGateway_Service jm_impl =
     FLING__CLUSTER__PROCESS_GATEWAY__INIT(jm_);
 
+/* Closes the leading Dispatcher and keeps it to free at the end. */
+static void close_dispatcher(jm_t *jm)
+{
+    if (jm->disp == NULL)
+        return;
+    fl_future_t *f = jm_dispatcher_close(jm->disp);
+    jm_dispatcher_t **o = realloc(jm->dold, (jm->ndold + 1) * sizeof *o);
+    fl_future_t **t = realloc(jm->dterm, (jm->ndold + 1) * sizeof *t);
+    if (t != NULL)
+        jm->dterm = t;
+    if (o != NULL && t != NULL) {
+        jm->dold = o;
+        jm->dold[jm->ndold] = jm->disp;
+        jm->dterm[jm->ndold++] = f;
+    } else { /* leaked rather than freed while it may still run */
+        if (o != NULL)
+            jm->dold = o;
+        fl_future_release(f);
+    }
+    jm->disp = NULL;
+}
+
 /* Closes the leading ResourceManager and keeps it to free at the end. */
 static void close_rm(jm_t *jm, const char *cause)
 {
+    close_dispatcher(jm);
     if (jm->rm == NULL)
         return;
     fl_future_release(jm_rm_close(jm->rm, cause));
@@ -75,6 +109,15 @@ static void grant(fl_leader_election_t *le, const fl_fencing_token_t *token,
     char err[512];
     int rc = jm_rm_start(jm->svc, jm->proc->cfg, token, ++jm->next_n, &jm->rm,
                          err, sizeof err);
+    if (rc != FL_OK) {
+        fa_process_fatal(jm->proc, "%s", err);
+        return;
+    }
+    /* The Dispatcher leads with the ResourceManager: one election, as
+     * standalone Flink grants both the same session id. */
+    rc = jm_dispatcher_start(jm->svc, jm->proc->cfg, token, jm->next_n,
+                             jm_rm_address(jm->rm), token, &jm->disp, err,
+                             sizeof err);
     if (rc != FL_OK) {
         fa_process_fatal(jm->proc, "%s", err);
         return;
@@ -119,6 +162,7 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
     jm_t *jm = state;
     fl_leader_election_free(jm->le);
     jm->le = NULL;
+    close_dispatcher(jm);
     if (jm->rm == NULL)
         return NULL;
     fl_future_t *f = jm_rm_close(jm->rm, "the JobManager is shutting down");
@@ -194,6 +238,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < jm.nold; i++)
         jm_rm_free(jm.old[i]);
     free(jm.old);
+    for (size_t i = 0; i < jm.ndold; i++) {
+        fl_future_wait(jm.dterm[i], FL_INFINITE);
+        fl_future_release(jm.dterm[i]);
+        jm_dispatcher_free(jm.dold[i]);
+    }
+    free(jm.dold);
+    free(jm.dterm);
     fl_rpc_service_free(jm.svc);
     /* The reason last, where a user looks first. */
     if (status != 0 && proc.reason[0] != '\0')

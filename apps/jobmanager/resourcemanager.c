@@ -5,7 +5,7 @@
  * heartbeat callbacks and the connect-back completions run there, so
  * nothing here takes a lock.
  */
-#include "resourcemanager.h"
+#include "rm_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,32 +15,7 @@
 #include "resourcemanager.pb-c.h"
 #include "taskexecutor.pb-c.h"
 
-/* A registered TaskExecutor. */
-typedef struct worker {
-    char *resource_id;
-    char *session_id;
-    char *instance_id;
-    char *address;
-    fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
-    uint32_t nslots;
-    int free_slots; /* -1 until the first report */
-} worker_t;
-
-struct jm_rm {
-    fl_rpc_service_t *svc;
-    const fl_config_t *cfg;
-    fl_fencing_token_t token;
-    fl_rpc_endpoint_t *ep;
-    fl_heartbeat_manager_t *hb;
-    worker_t **workers;
-    size_t n, cap;
-    char cause[256]; /* told to the TaskExecutors on stop */
-    /* Method indices of the TaskExecutorGateway. */
-    int m_heartbeat, m_disconnect;
-    char id[64];
-};
-
-static char *dup(const char *s)
+char *rm__dup(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *c = malloc(n);
@@ -52,7 +27,7 @@ static char *dup(const char *s)
 /* ---- workers --------------------------------------------------------------
  */
 
-static worker_t *find(const jm_rm_t *rm, const char *resource_id)
+worker_t *rm__find(const jm_rm_t *rm, const char *resource_id)
 {
     for (size_t i = 0; i < rm->n; i++)
         if (strcmp(rm->workers[i]->resource_id, resource_id) == 0)
@@ -69,6 +44,7 @@ static void worker_free(worker_t *w)
     free(w->session_id);
     free(w->instance_id);
     free(w->address);
+    free(w->alloc);
     free(w);
 }
 
@@ -84,6 +60,7 @@ static fl_future_t *drop(jm_rm_t *rm, worker_t *w, const char *cause)
         }
     if (rm->hb != NULL)
         fl_heartbeat_unmonitor(rm->hb, w->resource_id);
+    rm__slots_gone(rm, w);
     if (cause != NULL) {
         Fling__Cluster__DisconnectResourceManagerRequest req =
             FLING__CLUSTER__DISCONNECT_RESOURCE_MANAGER_REQUEST__INIT;
@@ -109,7 +86,7 @@ typedef struct hb_target {
 static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 {
     hb_target_t *t = arg;
-    worker_t *w = find(t->rm, t->resource_id);
+    worker_t *w = rm__find(t->rm, t->resource_id);
     if (w == NULL)
         return NULL;
     Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
@@ -130,9 +107,11 @@ static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 
 static void lost(jm_rm_t *rm, const fl_heartbeat_event_t *ev, const char *how)
 {
-    worker_t *w = find(rm, ev->target);
-    if (w == NULL)
+    worker_t *w = rm__find(rm, ev->target);
+    if (w == NULL) {
+        rm__job_lost(rm, ev->target, how);
         return;
+    }
     /* The cause it is told is the line logged here; the heartbeat
      * manager has logged the details (timings) already. */
     char cause[512];
@@ -179,7 +158,7 @@ static void report_payload(void *arg, const char *origin, const void *data,
                            size_t len)
 {
     jm_rm_t *rm = arg;
-    worker_t *w = find(rm, origin);
+    worker_t *w = rm__find(rm, origin);
     if (w == NULL)
         return;
     Fling__Cluster__SlotReport *r =
@@ -259,7 +238,17 @@ static void connected(fl_future_t *f, void *arg)
         return;
     }
     fl_rpc_gateway_t *gw = fl_future_take_value(f);
-    worker_t *old = find(rm, p->resource_id);
+    if (rm->stopping) { /* connected back after the stop began */
+        fl_rpc_gateway_free(gw);
+        fl_rpc_fail(p->call, FL_EUNREACHABLE,
+                    "ResourceManager stopped before TaskManager %s was "
+                    "registered",
+                    p->resource_id);
+        p->call = NULL;
+        pending_free(p);
+        return;
+    }
+    worker_t *old = rm__find(rm, p->resource_id);
     if (old != NULL && strcmp(old->session_id, p->session_id) == 0) {
         /* An earlier attempt of the same process got through first. */
         fl_rpc_gateway_free(gw);
@@ -279,12 +268,13 @@ static void connected(fl_future_t *f, void *arg)
     fa_random_hex(iid, 16);
     if (w != NULL) {
         w->gw = gw;
-        w->resource_id = dup(p->resource_id);
-        w->session_id = dup(p->session_id);
-        w->address = dup(p->address);
-        w->instance_id = dup(iid);
+        w->resource_id = rm__dup(p->resource_id);
+        w->session_id = rm__dup(p->session_id);
+        w->address = rm__dup(p->address);
+        w->instance_id = rm__dup(iid);
         w->nslots = p->nslots;
         w->free_slots = -1;
+        w->alloc = calloc(p->nslots ? p->nslots : 1, sizeof *w->alloc);
     }
     if (rm->n == rm->cap) {
         size_t cap = rm->cap ? 2 * rm->cap : 8;
@@ -296,7 +286,7 @@ static void connected(fl_future_t *f, void *arg)
     }
     hb_target_t *t = NULL;
     if (w != NULL && w->resource_id && w->session_id && w->address &&
-        w->instance_id && rm->n < rm->cap)
+        w->instance_id && w->alloc && rm->n < rm->cap)
         t = malloc(sizeof *t + strlen(p->resource_id) + 1);
     if (t == NULL) {
         if (w != NULL)
@@ -318,6 +308,7 @@ static void connected(fl_future_t *f, void *arg)
            w->resource_id, w->address, (unsigned)w->nslots);
     reply_success(p, w);
     pending_free(p);
+    rm__allocate(rm);
 }
 
 static void rm_register_task_executor(
@@ -349,9 +340,9 @@ static void rm_register_task_executor(
     if (p != NULL) {
         p->rm = rm;
         p->closure = closure;
-        p->resource_id = dup(req->resource_id);
-        p->session_id = dup(req->session_id);
-        p->address = dup(req->address);
+        p->resource_id = rm__dup(req->resource_id);
+        p->session_id = rm__dup(req->session_id);
+        p->address = rm__dup(req->address);
         p->nslots = req->num_slots;
     }
     if (p == NULL || !p->resource_id || !p->session_id || !p->address) {
@@ -362,7 +353,7 @@ static void rm_register_task_executor(
                     req->resource_id);
         return;
     }
-    worker_t *old = find(rm, p->resource_id);
+    worker_t *old = rm__find(rm, p->resource_id);
     if (old != NULL && strcmp(old->session_id, p->session_id) == 0) {
         /* A retry of an attempt whose answer was lost. */
         p->call = call;
@@ -395,7 +386,7 @@ rm_send_slot_report(Fling__Cluster__ResourceManagerGateway_Service *svc,
 {
     (void)svc;
     jm_rm_t *rm = fl_rpc_call_state(call);
-    worker_t *w = find(rm, req->resource_id);
+    worker_t *w = rm__find(rm, req->resource_id);
     if (w == NULL || strcmp(w->instance_id, req->instance_id) != 0) {
         fl_rpc_fail(call, FL_ESTATE,
                     "Slot report of TaskManager %s refused: it is not "
@@ -445,7 +436,7 @@ static void rm_disconnect_task_manager(
 {
     (void)svc;
     jm_rm_t *rm = fl_rpc_call_state(call);
-    worker_t *w = find(rm, req->resource_id);
+    worker_t *w = rm__find(rm, req->resource_id);
     if (w != NULL) {
         fl_log(FL_LOG_INFO, "TaskManager %s disconnected: %s", w->resource_id,
                req->cause);
@@ -499,6 +490,7 @@ static fl_future_t *rm_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     jm_rm_t *rm = state;
+    rm->stopping = true;
     size_t n = 0;
     fl_future_t **fs = calloc(rm->n ? rm->n : 1, sizeof *fs);
     while (rm->n > 0) {
@@ -544,6 +536,7 @@ int jm_rm_start(fl_rpc_service_t *svc, const fl_config_t *cfg,
         &fling__cluster__task_executor_gateway__descriptor;
     rm->m_heartbeat = fl_rpc_method_index(te, "HeartbeatFromResourceManager");
     rm->m_disconnect = fl_rpc_method_index(te, "DisconnectResourceManager");
+    rm->m_request_slot = fl_rpc_method_index(te, "RequestSlot");
     snprintf(rm->id, sizeof rm->id, "resourcemanager_%u", n);
     snprintf(rm->cause, sizeof rm->cause, "ResourceManager stopped");
     static ProtobufCService *const services[] = {&rm_impl.base};
@@ -605,6 +598,9 @@ void jm_rm_free(jm_rm_t *rm)
     if (rm == NULL)
         return;
     fl_rpc_endpoint_free(rm->ep);
+    for (size_t i = 0; i < rm->n; i++) /* none, unless the stop failed */
+        worker_free(rm->workers[i]);
     free(rm->workers);
+    rm__jobs_free(rm);
     free(rm);
 }

@@ -4,7 +4,8 @@
  * 5-8 and 23): fenced with the leader token it was granted, it registers
  * TaskExecutors (connecting back to each), keeps their slot reports and
  * heartbeats them as the sender; a TaskExecutor that times out or becomes
- * unreachable is dropped and told so.
+ * unreachable is dropped and told so. JobMasters register at it and get
+ * slots through its slot manager (slot_manager.c).
  *
  * Its log lines (component app, level info), one per event:
  *   ResourceManager <address> started with leader token <32 hex digits>

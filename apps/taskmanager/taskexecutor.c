@@ -15,13 +15,12 @@
 #include <string.h>
 
 #include "resourcemanager.pb-c.h"
-#include "taskexecutor.pb-c.h"
 
 /* ---- slot report ----------------------------------------------------------
  */
 
-/* The report: every slot free in this version (no jobs yet). Fills the
- * caller's arrays of nslots. */
+/* The report: each slot with its allocation and job ("" when free). Fills
+ * the caller's arrays of nslots. */
 static void slot_report(const tm_te_t *te, Fling__Cluster__SlotReport *r,
                         Fling__Cluster__SlotStatus *st,
                         Fling__Cluster__SlotStatus **ptrs)
@@ -29,6 +28,10 @@ static void slot_report(const tm_te_t *te, Fling__Cluster__SlotReport *r,
     for (uint32_t i = 0; i < te->nslots; i++) {
         Fling__Cluster__SlotStatus s = FLING__CLUSTER__SLOT_STATUS__INIT;
         s.index = i;
+        if (te->slots != NULL) {
+            s.allocation_id = (char *)te->slots[i].alloc;
+            s.job_id = (char *)te->slots[i].job;
+        }
         st[i] = s;
         ptrs[i] = &st[i];
     }
@@ -128,6 +131,13 @@ static int te_on_start(fl_rpc_endpoint_t *ep, void *state)
     int rc = fl_cluster_heartbeat_opts(te->cfg, &o, why, sizeof why);
     if (rc == FL_OK)
         rc = fl_heartbeat_manager_alloc(ep, &o, &te->hb, why, sizeof why);
+    fl_heartbeat_opts_t oj = o;
+    oj.on_timeout = tm__jm_silent;
+    oj.on_unreachable = tm__jm_silent;
+    oj.on_incompatible = tm__jm_silent;
+    oj.retrieve_payload = NULL;
+    if (rc == FL_OK)
+        rc = fl_heartbeat_manager_alloc(ep, &oj, &te->hb_jm, why, sizeof why);
     if (rc == FL_OK)
         rc = fl_leader_retrieval_alloc(ep, &te->ha, "resourcemanager",
                                        tm__leader_changed, te, &te->lr, why,
@@ -155,6 +165,8 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
     (void)ep;
     tm_te_t *te = state;
     tm__disarm_timer(te);
+    tm__tasks_stop(te);
+    tm__jobs_stop(te);
     fl_leader_retrieval_free(te->lr);
     te->lr = NULL;
     fl_future_t *bye = NULL;
@@ -167,6 +179,8 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
     }
     fl_heartbeat_manager_free(te->hb);
     te->hb = NULL;
+    fl_heartbeat_manager_free(te->hb_jm);
+    te->hb_jm = NULL;
     if (te->conn != NULL)
         fl_registered_connection_close(te->conn);
     if (bye == NULL)
@@ -217,9 +231,18 @@ int tm_te_start(fl_rpc_service_t *svc, fa_process_t *p, const fl_ha_opts_t *ha,
     int64_t slots = 1;
     fl_config_get_int(te->cfg, FL_CONFIG_TASKMANAGER_SLOTS, &slots);
     te->nslots = (uint32_t)slots;
+    te->slots = calloc(te->nslots, sizeof *te->slots);
+    if (te->slots == NULL) {
+        free(te);
+        snprintf(err, errlen, "out of memory");
+        return FL_ENOMEM;
+    }
     fl_config_get_duration_ms(te->cfg,
                               FL_CONFIG_TASKMANAGER_REGISTRATION_TIMEOUT,
                               &te->reg_timeout_ms);
+    te->slot_timeout_ms = FL_RPC_DEFAULT_TIMEOUT_MS;
+    fl_config_get_duration_ms(te->cfg, FL_CONFIG_RPC_ASK_TIMEOUT,
+                              &te->slot_timeout_ms);
     const char *rid = "";
     fl_config_get_string(te->cfg, FL_CONFIG_TASKMANAGER_RESOURCE_ID, &rid);
     if (rid[0] != '\0')
@@ -239,6 +262,7 @@ int tm_te_start(fl_rpc_service_t *svc, fa_process_t *p, const fl_ha_opts_t *ha,
     te->m_disconnect = fl_rpc_method_index(rm, "DisconnectTaskManager");
     int rc = fl_cluster_registration_opts(te->cfg, &te->ropts, err, errlen);
     if (rc != FL_OK) {
+        free(te->slots);
         free(te);
         return rc;
     }
@@ -261,6 +285,7 @@ int tm_te_start(fl_rpc_service_t *svc, fa_process_t *p, const fl_ha_opts_t *ha,
             fl_future_release(fl_rpc_endpoint_close(te->ep));
             fl_rpc_endpoint_free(te->ep);
         }
+        free(te->slots);
         free(te);
         return rc;
     }
@@ -284,5 +309,6 @@ void tm_te_free(tm_te_t *te)
     fl_rpc_scheduled_free(te->timer);
     fl_rpc_endpoint_free(te->ep);
     free(te->payload);
+    free(te->slots);
     free(te);
 }

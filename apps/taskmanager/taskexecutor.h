@@ -9,10 +9,18 @@
  * within taskmanager.registration.timeout, or refused for good, it ends
  * the process through fa_process_fatal.
  *
+ * It also takes slots for jobs, registers at their JobMasters and runs
+ * their tasks (jobs.c, tasks.c; contract section 4 steps 13-21).
+ *
  * Its log lines (component app, level info):
  *   TaskExecutor <address> started as <id> with <n> slots
  *   Registered at ResourceManager <address> as <id>
  *   ResourceManager <address> lost: <why>     (then it registers again)
+ *   Slot <i> allocated to job <id> (allocation <a>)
+ *   Registered at the JobMaster of job <id>
+ *   <task name> (attempt #<k>) switched from <A> to <B>.
+ *   Slot <i> freed: <cause>
+ *   JobMaster of job <id> lost: <why>
  */
 #ifndef FLING_APPS_TASKMANAGER_TASKEXECUTOR_H
 #define FLING_APPS_TASKMANAGER_TASKEXECUTOR_H

@@ -13,6 +13,18 @@
 
 #include "cluster_types.pb-c.h"
 #include "taskexecutor.h"
+#include "taskexecutor.pb-c.h"
+
+/* A slot: free, reserved for a job (allocated, offered) or active (the
+ * job's JobMaster accepted it). */
+typedef struct tm_slot {
+    char alloc[33]; /* "" free */
+    char job[33];
+    bool active;
+} tm_slot_t;
+
+struct tm_job;
+struct tm_task;
 
 #define ADDR_MAX 512
 #define VALUE_MAX 128
@@ -51,6 +63,13 @@ struct tm_te {
     uint8_t *payload;
     size_t payload_cap;
     int m_register, m_report, m_heartbeat, m_disconnect;
+    /* Slots, jobs (the job leader service) and tasks (jobs.c, tasks.c). */
+    tm_slot_t *slots;
+    struct tm_job *jobs;
+    fl_heartbeat_manager_t *hb_jm; /* receiver of the JobMasters' */
+    /* A slot not active this long after its request is freed. */
+    int64_t slot_timeout_ms;
+    struct tm_task *tasks;
 };
 
 /* A slot report built on the heap (nslots may be large). */
@@ -91,5 +110,52 @@ void tm__leader_changed(fl_leader_retrieval_t *lr, const char *address,
 void tm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
 void tm__retrieve_payload(void *arg, const char *target, const void **data,
                           size_t *len);
+
+/* ---- jobs.c: slots and the job leader service ---- */
+
+/* tm__free_slot frees slot i: it tells the ResourceManager it is available
+ * and, when the job holds no other slot here, leaves the job's JobMaster. */
+void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause);
+
+/* tm__job_gateway is the fenced JobMasterGateway of job_id, or NULL. */
+fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id);
+
+/* The JobMasters' heartbeat receiver's callback (arg: te): a JobMaster
+ * went silent or unreachable; its job's slots are freed. */
+void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev);
+
+/* tm__jobs_stop frees every slot and forgets every job (shutdown). */
+void tm__jobs_stop(tm_te_t *te);
+
+/* ---- tasks.c: task threads ---- */
+
+/* tm__cancel_slot_tasks sets the cancel flag of the tasks in allocation. */
+void tm__cancel_slot_tasks(tm_te_t *te, const char *alloc);
+
+/* tm__tasks_stop cancels every task and joins its thread (BLOCKS until
+ * each saw its flag: within one record). */
+void tm__tasks_stop(tm_te_t *te);
+
+/* The slot and task handlers of the TaskExecutorGateway. */
+void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                     const Fling__Cluster__SlotRequest *req,
+                     Fling__Cluster__Ack_Closure closure, void *call);
+void te_free_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                  const Fling__Cluster__FreeSlotRequest *req,
+                  Fling__Cluster__Ack_Closure closure, void *call);
+void te_disconnect_job_manager(
+    Fling__Cluster__TaskExecutorGateway_Service *svc,
+    const Fling__Cluster__DisconnectJobManagerFromTaskExecutor *req,
+    Fling__Cluster__Ack_Closure closure, void *call);
+void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                    const Fling__Cluster__TaskDeploymentDescriptor *req,
+                    Fling__Cluster__Ack_Closure closure, void *call);
+void te_heartbeat_from_job_manager(
+    Fling__Cluster__TaskExecutorGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call);
+void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                    const Fling__Cluster__ExecutionAttempt *req,
+                    Fling__Cluster__Ack_Closure closure, void *call);
 
 #endif

@@ -168,6 +168,26 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_SLOT_REQUEST_TIMEOUT, FL_CONFIG_DURATION, "5 min",
+      "duration > 0",
+      "A job that does not get all the slots it needs within this time "
+      "fails."},
+     1,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_RESTART_ATTEMPTS, FL_CONFIG_INT, "1", "int >= 0",
+      "Times a failed job is restarted before it fails for good."},
+     0,
+     INT32_MAX,
+     false,
+     NULL},
+    {{FL_CONFIG_RESTART_DELAY, FL_CONFIG_DURATION, "1 s", "duration >= 0",
+      "Pause between a job's failure and its restart."},
+     0,
+     NOMAX,
+     false,
+     NULL},
 };
 
 const size_t fl__config_nrows =

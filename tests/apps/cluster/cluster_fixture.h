@@ -159,8 +159,11 @@ static inline bool cf_next_line(cf_proc_t *p, cf_stream_t *s, char *line,
 {
     uint64_t deadline = cf_now_ms() + CF_WAIT_MS;
     for (;;) {
-        if (cf_take_line(s, line, cap))
+        if (cf_take_line(s, line, cap)) {
+            if (getenv("CF_ECHO") != NULL) /* debugging: see every line */
+                fprintf(stderr, "%s| %s\n", p->name, line);
             return true;
+        }
         if (s->eof)
             return false;
         uint64_t now = cf_now_ms();

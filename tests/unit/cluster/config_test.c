@@ -127,8 +127,11 @@ static void test_defaults_are_flinks(void **state)
                         string_of(cfg, FL_CONFIG_TASKMANAGER_HOST));
     assert_string_equal("0", string_of(cfg, FL_CONFIG_TASKMANAGER_RPC_PORT));
     assert_string_equal("", string_of(cfg, FL_CONFIG_TASKMANAGER_RESOURCE_ID));
-    assert_int_equal(23, fl_config_key_count());
-    assert_null(fl_config_key_at(23));
+    assert_int_equal(300000, duration(cfg, FL_CONFIG_SLOT_REQUEST_TIMEOUT));
+    assert_int_equal(1, int_of(cfg, FL_CONFIG_RESTART_ATTEMPTS));
+    assert_int_equal(1000, duration(cfg, FL_CONFIG_RESTART_DELAY));
+    assert_int_equal(26, fl_config_key_count());
+    assert_null(fl_config_key_at(26));
     for (size_t i = 0; i < fl_config_key_count(); i++)
         assert_int_equal(FL_CONFIG_DEFAULT,
                          source_of(cfg, fl_config_key_at(i)->name));
@@ -610,7 +613,10 @@ static void test_file_then_overrides_then_print(void **state)
              "high-availability.zookeeper.client.connection-timeout: 15 s  # "
              "default\n"
              "pekko.framesize: 64 kb  # override\n"
-             "pekko.ask.timeout: 10 s  # default\n",
+             "pekko.ask.timeout: 10 s  # default\n"
+             "slot.request.timeout: 5 min  # default\n"
+             "restart-strategy.fixed-delay.attempts: 1  # default\n"
+             "restart-strategy.fixed-delay.delay: 1 s  # default\n",
              path, path);
     assert_string_equal(expect, out);
 

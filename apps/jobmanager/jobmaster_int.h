@@ -1,0 +1,130 @@
+/*
+ * apps/jobmanager/jobmaster_int.h - the JobMaster's state and what its
+ * files share: jobmaster.c (the endpoint, its gateway, the ResourceManager
+ * connection, its life) and jobmaster_run.c (the job's run: the record,
+ * deployment, the end, cancel, restarts, the slot request timeout, the
+ * TaskExecutors' heartbeats and losses). Everything here runs on the
+ * endpoint's main thread.
+ */
+#ifndef FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
+#define FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
+
+#include <stdbool.h>
+
+#include "jobmaster.h"
+#include "jobmaster.pb-c.h"
+#include "taskexecutor.pb-c.h"
+
+#define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
+#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
+
+/* A TaskExecutor registered at this JobMaster. */
+typedef struct jm_tm {
+    char resource_id[256];
+    char address[512];
+    fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
+    bool lost;
+} jm_tm_t;
+
+/* An offered and accepted slot. */
+typedef struct jm_slot {
+    char alloc[33];
+    size_t tm;   /* index in tms */
+    long vertex; /* the execution vertex in it, or -1 */
+    bool freed;
+} jm_slot_t;
+
+struct jm_jobmaster {
+    fl_rpc_service_t *svc;
+    const fl_config_t *cfg;
+    jm_job_rec_t *rec;
+    fj_job_t *job;
+    fj_stream_graph_t *sg;
+    fj_job_graph_t *jg;
+    fj_exec_graph_t *eg;
+    char *job_json, *job_dir;
+    uint32_t parallelism;
+    char rm_address[512];
+    fl_fencing_token_t rm_token;
+    fl_rpc_gateway_t *rm; /* fenced ResourceManagerGateway, once connected */
+    void (*on_end)(void *arg, jm_jobmaster_t *jm);
+    void *arg;
+    fl_fencing_token_t token;
+    fl_rpc_endpoint_t *ep;
+    char id[64];
+    int state; /* the job's */
+    bool deployed, ended;
+    size_t nv;   /* execution vertices */
+    long *vslot; /* per vertex: its slot, or -1 */
+    jm_tm_t *tms;
+    size_t ntms;
+    jm_slot_t *slots;
+    size_t nslots;
+    int64_t slot_timeout_ms;
+    fl_rpc_scheduled_t *timer;
+    int m_submit, m_cancel, m_free, m_disconnect_jm, m_heartbeat;
+    fl_heartbeat_manager_t *hb;    /* sender towards the TaskExecutors */
+    fl_heartbeat_manager_t *hb_rm; /* receiver of the ResourceManager's */
+    char rm_hb_id[256];
+    /* The fixed-delay restart strategy. */
+    int64_t restart_attempts, restart_delay_ms;
+    uint32_t restarts;
+    char restart_cause[1024];
+};
+
+/* A heartbeat target: the TaskExecutor of resource_id. */
+typedef struct jm_hb_target {
+    jm_jobmaster_t *jm;
+    char resource_id[256];
+} jm_hb_target_t;
+
+/* ---- jobmaster_run.c -------------------------------------------------- */
+
+/* The name of an ExecutionState ("RUNNING"; static). */
+const char *jm__exec_state_name(int s);
+
+/* True for FINISHED, CANCELED and FAILED. */
+bool jm__task_terminal(int s);
+
+/* The job's and a task's state: the record first (under its mutex), then
+ * the log line, so that a client that saw the line finds the state.
+ * failure (may be NULL) is kept as the job's or the task's message. */
+void jm__set_job_state(jm_jobmaster_t *jm, int state, const char *failure);
+void jm__set_task_state(jm_jobmaster_t *jm, size_t v, int state,
+                        const char *failure);
+int jm__task_state(jm_jobmaster_t *jm, size_t v);
+
+/* jm__check_end ends the job once every task is terminal (FINISHED,
+ * CANCELED or FAILED, or a restart when RESTARTING). */
+void jm__check_end(jm_jobmaster_t *jm);
+
+/* jm__cancel_all cancels every task not yet terminal, the job heading to
+ * to (FAILING, CANCELLING or RESTARTING). */
+void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure);
+
+/* jm__task_failed: a task failed with why; the job restarts while the
+ * fixed-delay strategy allows, else fails (jm__fail_job). */
+void jm__task_failed(jm_jobmaster_t *jm, const char *why);
+void jm__fail_job(jm_jobmaster_t *jm, const char *why);
+
+/* The slots the job holds (used or not); deploys every task once there is
+ * a free slot for each; (re)arms the slot request timeout. */
+size_t jm__held_slots(const jm_jobmaster_t *jm);
+void jm__try_deploy(jm_jobmaster_t *jm);
+void jm__arm_slot_timer(jm_jobmaster_t *jm);
+
+/* The heartbeat sender's send function (arg: a jm_hb_target_t) and
+ * callbacks (arg: jm); a TaskExecutor lost: its tasks failed, its slots
+ * are the job's no more. */
+fl_future_t *jm__send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg);
+void jm__hb_timeout(void *arg, const fl_heartbeat_event_t *ev);
+void jm__hb_unreachable(void *arg, const fl_heartbeat_event_t *ev);
+void jm__hb_incompatible(void *arg, const fl_heartbeat_event_t *ev);
+void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how);
+
+/* ---- jobmaster.c ------------------------------------------------------ */
+
+/* The index of the TaskExecutor resource_id in jm->tms, or -1. */
+long jm__tm_find(const jm_jobmaster_t *jm, const char *resource_id);
+
+#endif

@@ -1,0 +1,497 @@
+/*
+ * jobmaster_run.c - the run of a JobMaster's job (jobmaster_int.h): its
+ * record, deployment, the end, cancel, fixed-delay restarts, the slot
+ * request timeout, the TaskExecutors' heartbeats (sender) and losses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobmaster_int.h"
+#include "resourcemanager.pb-c.h"
+
+static void schedule_restart(jm_jobmaster_t *jm);
+static void job_end(jm_jobmaster_t *jm, int state, const char *failure);
+static size_t free_slots(const jm_jobmaster_t *jm);
+
+int64_t jm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *job_state_name(int s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &fling__cluster__job_status__state__descriptor, s);
+    return v ? v->name : "?";
+}
+
+const char *jm__exec_state_name(int s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &fling__cluster__execution_state__state__descriptor, s);
+    return v ? v->name : "?";
+}
+
+bool jm__task_terminal(int s)
+{
+    return s == XS(FINISHED) || s == XS(CANCELED) || s == XS(FAILED);
+}
+
+/* ---- the record -----------------------------------------------------------
+ */
+
+void jm__set_job_state(jm_jobmaster_t *jm, int state, const char *failure)
+{
+    if (jm->state == state)
+        return;
+    int old = jm->state;
+    jm->state = state;
+    /* The record first: a client that saw the line finds the state. */
+    pthread_mutex_lock(&jm->rec->mu);
+    jm->rec->state = state;
+    if (failure != NULL && jm->rec->failure[0] == '\0')
+        snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", failure);
+    if (state == JS(FINISHED) || state == JS(FAILED) || state == JS(CANCELED))
+        jm->rec->end_ms = jm_now_ms();
+    pthread_mutex_unlock(&jm->rec->mu);
+    fl_log(FL_LOG_INFO, "Job %s (%s) switched from state %s to %s.",
+           jm->rec->name, jm->rec->job_id, job_state_name(old),
+           job_state_name(state));
+}
+
+int jm__task_state(jm_jobmaster_t *jm, size_t v)
+{
+    pthread_mutex_lock(&jm->rec->mu);
+    int s = jm->rec->tasks[v].state;
+    pthread_mutex_unlock(&jm->rec->mu);
+    return s;
+}
+
+void jm__set_task_state(jm_jobmaster_t *jm, size_t v, int state,
+                        const char *failure)
+{
+    jm_task_rec_t *t = &jm->rec->tasks[v];
+    pthread_mutex_lock(&jm->rec->mu);
+    int old = t->state;
+    t->state = state;
+    if (failure != NULL)
+        snprintf(t->failure, sizeof t->failure, "%s", failure);
+    pthread_mutex_unlock(&jm->rec->mu);
+    if (old != state)
+        fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
+               (unsigned)t->attempt, jm__exec_state_name(old),
+               jm__exec_state_name(state));
+}
+
+/* ---- the end --------------------------------------------------------------
+ */
+
+static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
+{
+    if (s->freed)
+        return;
+    s->freed = true;
+    if (jm->tms[s->tm].lost)
+        return;
+    Fling__Cluster__FreeSlotRequest req =
+        FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
+    req.allocation_id = s->alloc;
+    req.cause = (char *)cause;
+    fl_future_t *f = NULL;
+    fl_rpc_call(jm->tms[s->tm].gw, (unsigned)jm->m_free, &req.base, 0, &f);
+    fl_future_release(f);
+}
+
+/* The job reached a terminal state: free the slots, leave the
+ * ResourceManager, tell the Dispatcher. */
+static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
+{
+    if (jm->ended)
+        return;
+    jm->ended = true;
+    if (jm->timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->timer);
+        fl_rpc_scheduled_free(jm->timer);
+        jm->timer = NULL;
+    }
+    if (failure != NULL)
+        fl_log(FL_LOG_WARN, "Job %s (%s) failed: %s", jm->rec->name,
+               jm->rec->job_id, failure);
+    jm__set_job_state(jm, state, failure);
+    char cause[300];
+    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
+             job_state_name(state));
+    for (size_t i = 0; i < jm->nslots; i++)
+        free_slot(jm, &jm->slots[i], cause);
+    if (jm->rm != NULL) {
+        Fling__Cluster__DisconnectJobManagerRequest req =
+            FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
+        req.job_id = jm->rec->job_id;
+        req.state = (Fling__Cluster__JobStatus__State)state;
+        req.cause = cause;
+        fl_future_t *f = NULL;
+        fl_rpc_call(jm->rm,
+                    (unsigned)fl_rpc_method_index(
+                        &fling__cluster__resource_manager_gateway__descriptor,
+                        "DisconnectJobManager"),
+                    &req.base, 0, &f);
+        fl_future_release(f);
+    }
+    if (jm->hb != NULL)
+        fl_heartbeat_manager_stop(jm->hb);
+    if (jm->hb_rm != NULL)
+        fl_heartbeat_manager_stop(jm->hb_rm);
+    if (jm->on_end != NULL)
+        jm->on_end(jm->arg, jm);
+}
+
+/* Restarts the job: every vertex gets a new attempt, in the slots the job
+ * still holds and those the ResourceManager gives for the lost ones. */
+static void restart(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    jm_jobmaster_t *jm = state;
+    if (jm->ended || jm->state != JS(RESTARTING))
+        return;
+    jm->restarts++;
+    pthread_mutex_lock(&jm->rec->mu);
+    jm->rec->restarts = jm->restarts;
+    for (size_t v = 0; v < jm->nv; v++) {
+        jm->rec->tasks[v].attempt++;
+        jm->rec->tasks[v].tm[0] = '\0';
+        jm->rec->tasks[v].failure[0] = '\0';
+    }
+    pthread_mutex_unlock(&jm->rec->mu);
+    for (size_t i = 0; i < jm->nslots; i++)
+        jm->slots[i].vertex = -1;
+    for (size_t v = 0; v < jm->nv; v++) {
+        jm->vslot[v] = -1;
+        jm__set_task_state(jm, v, XS(CREATED), NULL);
+        jm__set_task_state(jm, v, XS(SCHEDULED), NULL);
+    }
+    jm->deployed = false;
+    jm__set_job_state(jm, JS(RUNNING), NULL);
+    jm__arm_slot_timer(jm);
+    jm__try_deploy(jm);
+}
+
+static void schedule_restart(jm_jobmaster_t *jm)
+{
+    fl_log(FL_LOG_INFO,
+           "Restarting job %s (%s) in %lld ms (restart %u of %lld): %s",
+           jm->rec->name, jm->rec->job_id, (long long)jm->restart_delay_ms,
+           (unsigned)jm->restarts + 1, (long long)jm->restart_attempts,
+           jm->restart_cause);
+    fl_rpc_schedule_run_async(jm->ep, restart, NULL, NULL, jm->restart_delay_ms,
+                              NULL);
+}
+
+/* Ends the job once every task is terminal: FINISHED when all finished,
+ * else the state the job is heading to. */
+
+void jm__check_end(jm_jobmaster_t *jm)
+{
+    size_t finished = 0;
+    for (size_t v = 0; v < jm->nv; v++) {
+        int s = jm__task_state(jm, v);
+        if (!jm__task_terminal(s))
+            return;
+        if (s == XS(FINISHED))
+            finished++;
+    }
+    if (finished == jm->nv)
+        job_end(jm, JS(FINISHED), NULL);
+    else if (jm->state == JS(RESTARTING))
+        schedule_restart(jm);
+    else if (jm->state == JS(CANCELLING))
+        job_end(jm, JS(CANCELED), NULL);
+    else
+        job_end(jm, JS(FAILED), NULL);
+}
+
+/* Cancels every task not yet terminal; heading to to (FAILING or
+ * CANCELLING). */
+void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
+{
+    if (jm->ended || jm->state == JS(FAILING) || jm->state == JS(CANCELLING) ||
+        (jm->state == JS(RESTARTING) && to == JS(RESTARTING)))
+        return;
+    jm__set_job_state(jm, to, failure);
+    for (size_t v = 0; v < jm->nv; v++) {
+        int s = jm__task_state(jm, v);
+        if (jm__task_terminal(s))
+            continue;
+        if (jm->vslot[v] < 0) { /* never deployed */
+            jm__set_task_state(jm, v, XS(CANCELED), NULL);
+            continue;
+        }
+        jm_slot_t *sl = &jm->slots[jm->vslot[v]];
+        if (jm->tms[sl->tm].lost) {
+            jm__set_task_state(jm, v, XS(FAILED), NULL);
+            continue;
+        }
+        jm__set_task_state(jm, v, XS(CANCELING), NULL);
+        Fling__Cluster__ExecutionAttempt req =
+            FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
+        req.job_id = jm->rec->job_id;
+        req.vertex = (uint32_t)v;
+        req.attempt = jm->rec->tasks[v].attempt;
+        fl_future_t *f = NULL;
+        fl_rpc_call(jm->tms[sl->tm].gw, (unsigned)jm->m_cancel, &req.base, 0,
+                    &f);
+        fl_future_release(f);
+    }
+    jm__check_end(jm);
+}
+
+/* A task failed: the job restarts while the fixed-delay strategy allows,
+ * else it fails. */
+void jm__task_failed(jm_jobmaster_t *jm, const char *why)
+{
+    if (jm->ended || jm->state == JS(CANCELLING) || jm->state == JS(FAILING) ||
+        jm->state == JS(RESTARTING))
+        return;
+    if ((int64_t)jm->restarts >= jm->restart_attempts) {
+        jm__fail_job(jm, why);
+        return;
+    }
+    snprintf(jm->restart_cause, sizeof jm->restart_cause, "%s", why);
+    jm__cancel_all(jm, JS(RESTARTING), NULL);
+}
+
+void jm__fail_job(jm_jobmaster_t *jm, const char *why)
+{
+    if (jm->ended)
+        return;
+    fl_log(FL_LOG_WARN, "Job %s (%s) failed: %s", jm->rec->name,
+           jm->rec->job_id, why);
+    pthread_mutex_lock(&jm->rec->mu);
+    if (jm->rec->failure[0] == '\0')
+        snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", why);
+    pthread_mutex_unlock(&jm->rec->mu);
+    jm__cancel_all(jm, JS(FAILING), why);
+}
+
+/* ---- deployment -----------------------------------------------------------
+ */
+
+typedef struct submit_arg {
+    jm_jobmaster_t *jm;
+    size_t v;
+    uint32_t attempt;
+} submit_arg_t;
+
+static void submitted_body(fl_future_t *f, void *arg)
+{
+    submit_arg_t *a = arg;
+    jm_jobmaster_t *jm = a->jm;
+    if (fl_future_error(f) == FL_OK || jm->ended ||
+        jm->rec->tasks[a->v].attempt != a->attempt)
+        return;
+    char why[700];
+    snprintf(why, sizeof why, "Could not deploy %s: %s",
+             jm->rec->tasks[a->v].name, fl_future_message(f));
+    jm__set_task_state(jm, a->v, XS(FAILED), why);
+    jm__task_failed(jm, why);
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void submitted(fl_future_t *f, void *arg)
+{
+    submitted_body(f, arg);
+    free(arg);
+}
+
+static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
+{
+    jm_slot_t *s = &jm->slots[slot];
+    s->vertex = (long)v;
+    jm->vslot[v] = (long)slot;
+    jm_task_rec_t *t = &jm->rec->tasks[v];
+    pthread_mutex_lock(&jm->rec->mu);
+    snprintf(t->tm, sizeof t->tm, "%s", jm->tms[s->tm].resource_id);
+    pthread_mutex_unlock(&jm->rec->mu);
+    jm__set_task_state(jm, v, XS(DEPLOYING), NULL);
+    Fling__Cluster__TaskDeploymentDescriptor d =
+        FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
+    d.job_id = jm->rec->job_id;
+    d.allocation_id = s->alloc;
+    d.job_json = jm->job_json;
+    d.parallelism = jm->parallelism;
+    d.job_dir = jm->job_dir;
+    d.vertex = (uint32_t)v;
+    d.name = t->name;
+    d.attempt = t->attempt;
+    fl_log(FL_LOG_INFO, "Deploying %s (attempt #%u) to TaskManager %s", t->name,
+           (unsigned)t->attempt, jm->tms[s->tm].resource_id);
+    fl_future_t *f = NULL;
+    if (fl_rpc_call(jm->tms[s->tm].gw, (unsigned)jm->m_submit, &d.base, 0,
+                    &f) != FL_OK) {
+        char why[700];
+        snprintf(why, sizeof why, "Could not deploy %s: %s", t->name,
+                 fl_rpc_last_message());
+        jm__set_task_state(jm, v, XS(FAILED), why);
+        jm__fail_job(jm, why);
+        return;
+    }
+    submit_arg_t *a = malloc(sizeof *a);
+    if (a != NULL) {
+        a->jm = jm;
+        a->v = v;
+        a->attempt = t->attempt;
+        fl_rpc_on_complete(jm->ep, f, submitted, a, free);
+    }
+    fl_future_release(f);
+}
+
+/* The slots the job holds (in use or not). */
+size_t jm__held_slots(const jm_jobmaster_t *jm)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < jm->nslots; i++)
+        n += !jm->slots[i].freed;
+    return n;
+}
+
+static size_t free_slots(const jm_jobmaster_t *jm)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < jm->nslots; i++)
+        if (!jm->slots[i].freed && jm->slots[i].vertex < 0)
+            n++;
+    return n;
+}
+
+/* Deploys every vertex once there is a slot for each (all at once, as
+ * Flink's default scheduler does for a streaming job). */
+void jm__try_deploy(jm_jobmaster_t *jm)
+{
+    if (jm->deployed || jm->ended || jm->state != JS(RUNNING))
+        return;
+    if (free_slots(jm) < jm->nv)
+        return;
+    jm->deployed = true;
+    if (jm->timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->timer);
+        fl_rpc_scheduled_free(jm->timer);
+        jm->timer = NULL;
+    }
+    size_t slot = 0;
+    for (size_t v = 0; v < jm->nv && !jm->ended; v++) {
+        while (jm->slots[slot].freed || jm->slots[slot].vertex >= 0)
+            slot++;
+        deploy(jm, v, slot);
+    }
+}
+
+static void slot_timeout(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    jm_jobmaster_t *jm = state;
+    if (jm->deployed || jm->ended)
+        return;
+    char why[600];
+    snprintf(why, sizeof why,
+             "Job %s (%s) could not get the slots it needs within %lld ms "
+             "(slot.request.timeout): it has %zu and needs %zu; start more "
+             "TaskManagers or lower the parallelism",
+             jm->rec->name, jm->rec->job_id, (long long)jm->slot_timeout_ms,
+             free_slots(jm), jm->nv);
+    pthread_mutex_lock(&jm->rec->mu);
+    snprintf(jm->rec->failure, sizeof jm->rec->failure, "%s", why);
+    pthread_mutex_unlock(&jm->rec->mu);
+    for (size_t v = 0; v < jm->nv; v++)
+        jm__set_task_state(jm, v, XS(CANCELED), NULL);
+    job_end(jm, JS(FAILED), why);
+}
+
+void jm__arm_slot_timer(jm_jobmaster_t *jm)
+{
+    if (jm->timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->timer);
+        fl_rpc_scheduled_free(jm->timer);
+        jm->timer = NULL;
+    }
+    fl_rpc_schedule_run_async(jm->ep, slot_timeout, NULL, NULL,
+                              jm->slot_timeout_ms, &jm->timer);
+}
+
+/* ---- heartbeats with the TaskExecutors (sender) ---------------------------
+ */
+
+fl_future_t *jm__send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    jm_hb_target_t *t = arg;
+    long i = jm__tm_find(t->jm, t->resource_id);
+    if (i < 0)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(t->jm->tms[i].gw, (unsigned)t->jm->m_heartbeat, &req.base, 0,
+                &f);
+    return f;
+}
+
+/* A TaskManager is gone: the tasks that ran there failed, its slots are
+ * the job's no more. */
+void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how)
+{
+    long i = jm__tm_find(jm, resource_id);
+    if (i < 0 || jm->tms[i].lost)
+        return;
+    jm->tms[i].lost = true;
+    fl_heartbeat_unmonitor(jm->hb, resource_id);
+    size_t held = 0;
+    for (size_t k = 0; k < jm->nslots; k++)
+        if (jm->slots[k].tm == (size_t)i && !jm->slots[k].freed) {
+            jm->slots[k].freed = true;
+            held++;
+        }
+    /* One that only had declined offers, or the job is over: quiet. */
+    if (jm->ended || held == 0)
+        return;
+    char why[700];
+    snprintf(why, sizeof why, "TaskManager %s lost: %s", resource_id, how);
+    fl_log(FL_LOG_INFO, "%s", why);
+    bool failed = false;
+    for (size_t v = 0; v < jm->nv; v++) {
+        long sl = jm->vslot[v];
+        if (sl < 0 || jm->slots[sl].tm != (size_t)i ||
+            jm__task_terminal(jm__task_state(jm, v)))
+            continue;
+        jm__set_task_state(jm, v, XS(FAILED), why);
+        failed = true;
+    }
+    if (failed)
+        jm__task_failed(jm, why);
+    jm__check_end(jm);
+}
+
+void jm__hb_timeout(void *arg, const fl_heartbeat_event_t *ev)
+{
+    jm__tm_lost(arg, ev->target, "heartbeat timed out");
+}
+
+void jm__hb_unreachable(void *arg, const fl_heartbeat_event_t *ev)
+{
+    jm__tm_lost(arg, ev->target, "heartbeat target unreachable");
+}
+
+void jm__hb_incompatible(void *arg, const fl_heartbeat_event_t *ev)
+{
+    jm__tm_lost(arg, ev->target, ev->message);
+}

@@ -1,0 +1,397 @@
+/*
+ * slot_manager.c - the ResourceManager's JobMasters and slot manager
+ * (rm_int.h; contract section 4 steps 10-13, 19-21): a JobMaster registers
+ * and declares how many slots its job needs; the slot manager gives it
+ * free slots of the registered TaskExecutors (requestSlot with the
+ * JobMaster's address and token), takes them back when a TaskExecutor
+ * says a slot is available again or is lost, and asks again.
+ *
+ * Its log lines (component app, level info):
+ *   Registered JobMaster of job <id> at <address>
+ *   Requested slot <i> of TaskManager <id> for job <id> (allocation <a>)
+ *   Slot <i> of TaskManager <id> is available again
+ *   JobMaster of job <id> disconnected: <state>: <cause>
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobmaster.pb-c.h"
+#include "process.h"
+#include "rm_int.h"
+#include "taskexecutor.pb-c.h"
+
+typedef struct rm_job {
+    struct rm_job *next;
+    char job_id[33];
+    char *address;
+    uint8_t token[16];
+    uint32_t required;
+    uint32_t allocated;
+    char hb_id[64];       /* the JobMaster's heartbeat id */
+    fl_rpc_gateway_t *gw; /* fenced JobMasterGateway, once connected */
+    uint64_t gen;
+} rm_job_t;
+
+static uint64_t next_gen = 1;
+
+static rm_job_t *job_find(const jm_rm_t *rm, const char *job_id)
+{
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        if (strcmp(j->job_id, job_id) == 0)
+            return j;
+    return NULL;
+}
+
+static void job_remove(jm_rm_t *rm, rm_job_t *job)
+{
+    for (rm_job_t **p = &rm->jobs; *p != NULL; p = &(*p)->next)
+        if (*p == job) {
+            *p = job->next;
+            if (rm->hb != NULL && job->gw != NULL)
+                fl_heartbeat_unmonitor(rm->hb, job->hb_id);
+            fl_rpc_gateway_free(job->gw);
+            free(job->address);
+            free(job);
+            return;
+        }
+}
+
+/* ---- heartbeats with the JobMasters (sender) ------------------------------
+ */
+
+typedef struct jm_target {
+    jm_rm_t *rm;
+    uint64_t gen;
+} jm_target_t;
+
+static rm_job_t *job_by_gen(const jm_rm_t *rm, uint64_t gen)
+{
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        if (j->gen == gen)
+            return j;
+    return NULL;
+}
+
+static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
+{
+    jm_target_t *t = arg;
+    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    if (j == NULL || j->gw == NULL)
+        return NULL;
+    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
+    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    req.origin = (char *)msg->origin;
+    req.target = (char *)msg->target;
+    if (msg->timing != NULL) {
+        tm.interval_ms = msg->timing->interval_ms;
+        tm.timeout_ms = msg->timing->timeout_ms;
+        req.timing = &tm;
+    }
+    fl_future_t *f = NULL;
+    fl_rpc_call(j->gw,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__job_master_gateway__descriptor,
+                    "HeartbeatFromResourceManager"),
+                &req.base, 0, &f);
+    return f;
+}
+
+bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how)
+{
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        if (strcmp(j->hb_id, target) == 0) {
+            fl_log(FL_LOG_INFO, "JobMaster of job %s lost: %s", j->job_id, how);
+            job_remove(rm, j);
+            return true;
+        }
+    return false;
+}
+
+/* The connect back to a JobMaster: its heartbeats start (arg: a
+ * jm_target_t, handed over when this runs). */
+static void jm_connected_body(fl_future_t *f, void *arg)
+{
+    jm_target_t *t = arg;
+    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    if (j == NULL)
+        return;
+    if (fl_future_error(f) != FL_OK) {
+        fl_log(FL_LOG_WARN,
+               "Could not connect back to the JobMaster of job %s at %s: %s",
+               j->job_id, j->address, fl_future_message(f));
+        return;
+    }
+    j->gw = fl_future_take_value(f);
+    jm_target_t *h = malloc(sizeof *h);
+    if (h != NULL) {
+        *h = *t;
+        fl_heartbeat_monitor(t->rm->hb, j->hb_id, send_jm_heartbeat, h, free);
+    }
+}
+
+static void jm_connected(fl_future_t *f, void *arg)
+{
+    jm_connected_body(f, arg);
+    free(arg);
+}
+
+void rm_heartbeat_from_job_manager(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    fl_heartbeat_timing_t tm;
+    fl_heartbeat_msg_t msg = {
+        .origin = req->origin,
+        .target = req->target,
+        .payload = req->payload.data,
+        .payload_len = req->payload.len,
+    };
+    if (req->timing != NULL) {
+        tm.interval_ms = req->timing->interval_ms;
+        tm.timeout_ms = req->timing->timeout_ms;
+        msg.timing = &tm;
+    }
+    char why[512];
+    int rc = fl_heartbeat_receive_response(rm->hb, &msg, why, sizeof why);
+    if (rc == FL_EINVAL) {
+        fl_rpc_fail(call, rc, "%s", why);
+        return;
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}
+
+void rm__jobs_free(jm_rm_t *rm)
+{
+    while (rm->jobs != NULL)
+        job_remove(rm, rm->jobs);
+}
+
+/* A requestSlot's outcome: a refused or failed request frees the slot in
+ * the table and asks again elsewhere. */
+typedef struct slot_req {
+    jm_rm_t *rm;
+    char resource_id[256];
+    uint32_t index;
+    char alloc[33];
+    char job[33];
+} slot_req_t;
+
+static void slot_requested_body(fl_future_t *f, void *arg)
+{
+    slot_req_t *r = arg;
+    if (fl_future_error(f) == FL_OK)
+        return;
+    fl_log(FL_LOG_WARN,
+           "Slot request %s to TaskManager %s for job %s failed: %s", r->alloc,
+           r->resource_id, r->job, fl_future_message(f));
+    worker_t *w = rm__find(r->rm, r->resource_id);
+    if (w != NULL && r->index < w->nslots &&
+        strcmp(w->alloc[r->index].alloc, r->alloc) == 0) {
+        w->alloc[r->index].alloc[0] = '\0';
+        w->alloc[r->index].job[0] = '\0';
+        rm_job_t *j = job_find(r->rm, r->job);
+        if (j != NULL && j->allocated > 0)
+            j->allocated--;
+    }
+    /* Not at once: the same TaskManager would be asked again. */
+}
+
+/* fl_rpc_on_complete hands arg over to the callback when it runs. */
+static void slot_requested(fl_future_t *f, void *arg)
+{
+    slot_requested_body(f, arg);
+    free(arg);
+}
+
+static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
+{
+    char alloc[33];
+    fa_random_hex(alloc, 16);
+    snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
+    snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", j->job_id);
+    j->allocated++;
+    Fling__Cluster__SlotRequest req = FLING__CLUSTER__SLOT_REQUEST__INIT;
+    req.slot_index = i;
+    req.job_id = j->job_id;
+    req.allocation_id = alloc;
+    req.jm_address = j->address;
+    req.jm_token.data = j->token;
+    req.jm_token.len = sizeof j->token;
+    fl_log(FL_LOG_INFO,
+           "Requested slot %u of TaskManager %s for job %s (allocation %s)",
+           (unsigned)i, w->resource_id, j->job_id, alloc);
+    fl_future_t *f = NULL;
+    if (fl_rpc_call(w->gw, (unsigned)rm->m_request_slot, &req.base, 0, &f) !=
+        FL_OK) {
+        w->alloc[i].alloc[0] = '\0';
+        w->alloc[i].job[0] = '\0';
+        j->allocated--;
+        return;
+    }
+    slot_req_t *r = calloc(1, sizeof *r);
+    if (r != NULL) {
+        r->rm = rm;
+        snprintf(r->resource_id, sizeof r->resource_id, "%s", w->resource_id);
+        r->index = i;
+        memcpy(r->alloc, alloc, sizeof r->alloc);
+        memcpy(r->job, j->job_id, sizeof r->job);
+        fl_rpc_on_complete(rm->ep, f, slot_requested, r, free);
+    }
+    fl_future_release(f);
+}
+
+void rm__allocate(jm_rm_t *rm)
+{
+    if (rm->stopping)
+        return;
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        for (size_t k = 0; k < rm->n && j->allocated < j->required; k++) {
+            worker_t *w = rm->workers[k];
+            for (uint32_t i = 0; i < w->nslots && j->allocated < j->required;
+                 i++)
+                if (w->alloc[i].alloc[0] == '\0')
+                    request_slot(rm, j, w, i);
+        }
+}
+
+void rm__slots_gone(jm_rm_t *rm, worker_t *w)
+{
+    for (uint32_t i = 0; i < w->nslots; i++) {
+        if (w->alloc[i].alloc[0] == '\0')
+            continue;
+        rm_job_t *j = job_find(rm, w->alloc[i].job);
+        if (j != NULL && j->allocated > 0)
+            j->allocated--;
+        w->alloc[i].alloc[0] = '\0';
+    }
+    rm__allocate(rm);
+}
+
+void rm_register_job_master(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__JobMasterRegistration *req,
+    Fling__Cluster__JobMasterRegistrationReply_Closure closure, void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    if (strlen(req->job_id) != 32 || req->token.len != 16) {
+        fl_rpc_fail(call, FL_EINVAL,
+                    "Registration of the JobMaster at %s refused: a job id "
+                    "has 32 hex digits and a token 16 bytes",
+                    req->address);
+        return;
+    }
+    rm_job_t *j = job_find(rm, req->job_id);
+    if (j == NULL) {
+        j = calloc(1, sizeof *j);
+        char *a = rm__dup(req->address);
+        if (j == NULL || a == NULL) {
+            free(j);
+            free(a);
+            fl_rpc_fail(call, FL_ENOMEM,
+                        "ResourceManager out of memory registering the "
+                        "JobMaster of job %s",
+                        req->job_id);
+            return;
+        }
+        memcpy(j->job_id, req->job_id, 33);
+        j->address = a;
+        j->gen = next_gen++;
+        snprintf(j->hb_id, sizeof j->hb_id, "jobmaster_%s", j->job_id);
+        j->next = rm->jobs;
+        rm->jobs = j;
+    }
+    memcpy(j->token, req->token.data, 16);
+    if (j->gw == NULL) { /* connect back, then heartbeat it (step 10) */
+        fl_fencing_token_t tok;
+        memcpy(tok.bytes, j->token, 16);
+        fl_future_t *f = NULL;
+        jm_target_t *t = malloc(sizeof *t);
+        if (t != NULL &&
+            fl_rpc_connect(rm->svc, j->address,
+                           &fling__cluster__job_master_gateway__descriptor,
+                           &tok, &f) == FL_OK) {
+            t->rm = rm;
+            t->gen = j->gen;
+            fl_rpc_on_complete(rm->ep, f, jm_connected, t, free);
+            fl_future_release(f);
+        } else {
+            free(t);
+        }
+    }
+    fl_log(FL_LOG_INFO, "Registered JobMaster of job %s at %s", j->job_id,
+           j->address);
+    Fling__Cluster__JobMasterRegistrationReply r =
+        FLING__CLUSTER__JOB_MASTER_REGISTRATION_REPLY__INIT;
+    r.rm_resource_id = (char *)fl_heartbeat_manager_id(rm->hb);
+    closure(&r, call);
+}
+
+void rm_declare_required_resources(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__ResourceRequirements *req,
+    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    rm_job_t *j = job_find(rm, req->job_id);
+    if (j == NULL) {
+        fl_rpc_fail(call, FL_ESTATE,
+                    "Resource requirements of job %s refused: its JobMaster "
+                    "is not registered; register it first",
+                    req->job_id);
+        return;
+    }
+    j->required = req->slots;
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+    rm__allocate(rm);
+}
+
+void rm_notify_slot_available(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__SlotAvailable *req,
+    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    worker_t *w = rm__find(rm, req->resource_id);
+    if (w != NULL && strcmp(w->instance_id, req->instance_id) == 0 &&
+        req->slot_index < w->nslots &&
+        strcmp(w->alloc[req->slot_index].alloc, req->allocation_id) == 0) {
+        rm_job_t *j = job_find(rm, w->alloc[req->slot_index].job);
+        if (j != NULL && j->allocated > 0)
+            j->allocated--;
+        w->alloc[req->slot_index].alloc[0] = '\0';
+        w->alloc[req->slot_index].job[0] = '\0';
+        fl_log(FL_LOG_INFO, "Slot %u of TaskManager %s is available again",
+               (unsigned)req->slot_index, w->resource_id);
+    } /* else: stale (an old registration or allocation): ignored */
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+    rm__allocate(rm);
+}
+
+void rm_disconnect_job_manager(
+    Fling__Cluster__ResourceManagerGateway_Service *svc,
+    const Fling__Cluster__DisconnectJobManagerRequest *req,
+    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    jm_rm_t *rm = fl_rpc_call_state(call);
+    rm_job_t *j = job_find(rm, req->job_id);
+    if (j != NULL) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &fling__cluster__job_status__state__descriptor, (int)req->state);
+        fl_log(FL_LOG_INFO, "JobMaster of job %s disconnected: %s: %s",
+               j->job_id, v ? v->name : "?", req->cause);
+        job_remove(rm, j);
+    }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}

@@ -1,0 +1,326 @@
+/*
+ * tasks.c - the TaskExecutor's tasks (taskexecutor_int.h; contract section
+ * 4 steps 17-18): submitTask rebuilds the job's graphs from the
+ * descriptor, checks the slot, and runs the execution vertex's chain with
+ * fj_task_run on a thread of its own; every transition (DEPLOYING,
+ * INITIALIZING, RUNNING, then FINISHED, FAILED with the runner's message,
+ * or CANCELED) goes to the JobMaster as updateTaskExecutionState, in
+ * order, from the endpoint's main thread. cancelTask sets the task's
+ * cancel flag.
+ *
+ * A relative user library path ("lib/libudf.so") is looked up in the job
+ * file's folder the client sent (job_dir); a bare name ("libudf.so") there
+ * too when the file exists, else as dlopen(3) searches.
+ *
+ * Its log lines (component app, level info):
+ *   <task name> (attempt #<k>) switched from <A> to <B>.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "job/graph.h"
+#include "jobmaster.pb-c.h"
+#include "task/task.h"
+#include "taskexecutor_int.h"
+
+#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
+
+typedef struct tm_task {
+    struct tm_task *next;
+    tm_te_t *te;
+    char job_id[33];
+    char alloc[33];
+    uint32_t vertex, attempt;
+    char *name;
+    fj_job_t *job;
+    fj_stream_graph_t *sg;
+    fj_job_graph_t *jg;
+    fj_exec_graph_t *eg;
+    char library[4096];
+    /* The user library, opened here too: the task's own dlopen and
+     * dlclose then never unload it, and the last close, after the
+     * thread is joined, happens on the main thread. */
+    void *lib_hold;
+    fj_task_t task;
+    atomic_bool cancel;
+    pthread_t thread;
+    bool started;
+    int state;   /* the last one reported, main thread */
+    uint64_t id; /* finds it again from a posted transition */
+} tm_task_t;
+
+static atomic_uint_fast64_t next_id = 1;
+
+static const char *state_name(int s)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &fling__cluster__execution_state__state__descriptor, s);
+    return v ? v->name : "?";
+}
+
+static void task_free(tm_task_t *t)
+{
+    if (t->lib_hold != NULL)
+        dlclose(t->lib_hold);
+    fj_exec_graph_free(t->eg);
+    fj_job_graph_free(t->jg);
+    fj_stream_graph_free(t->sg);
+    fj_job_free(t->job);
+    free(t->name);
+    free(t);
+}
+
+static void task_unlink(tm_te_t *te, tm_task_t *t)
+{
+    for (tm_task_t **p = &te->tasks; *p != NULL; p = &(*p)->next)
+        if (*p == t) {
+            *p = t->next;
+            return;
+        }
+}
+
+/* Sends one transition to the job's JobMaster (main thread). */
+static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
+{
+    fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
+           (unsigned)t->attempt, state_name(t->state), state_name(state));
+    t->state = state;
+    fl_rpc_gateway_t *gw = tm__job_gateway(te, t->job_id);
+    if (gw == NULL)
+        return;
+    Fling__Cluster__TaskExecutionState req =
+        FLING__CLUSTER__TASK_EXECUTION_STATE__INIT;
+    req.job_id = t->job_id;
+    req.vertex = t->vertex;
+    req.attempt = t->attempt;
+    req.state = (Fling__Cluster__ExecutionState__State)state;
+    req.message = (char *)(message ? message : "");
+    req.resource_id = te->resource_id;
+    fl_future_t *f = NULL;
+    fl_rpc_call(gw,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__job_master_gateway__descriptor,
+                    "UpdateTaskExecutionState"),
+                &req.base, 0, &f);
+    fl_future_release(f);
+}
+
+/* A transition posted by a task's thread. */
+typedef struct transition {
+    uint64_t id;
+    int state;
+    char message[1024];
+} transition_t;
+
+static void on_transition(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    tm_te_t *te = state;
+    transition_t *tr = arg;
+    tm_task_t *t = te->tasks;
+    while (t != NULL && t->id != tr->id)
+        t = t->next;
+    if (t == NULL) { /* stopped meanwhile */
+        free(tr);
+        return;
+    }
+    report(te, t, tr->state, tr->message[0] ? tr->message : NULL);
+    if (tr->state == XS(FINISHED) || tr->state == XS(FAILED) ||
+        tr->state == XS(CANCELED)) {
+        /* The thread's last act was to post this: joining is short. */
+        pthread_join(t->thread, NULL);
+        t->started = false;
+        task_unlink(te, t);
+        task_free(t);
+    }
+    free(tr);
+}
+
+static void post(tm_task_t *t, int state, const char *message)
+{
+    transition_t *tr = calloc(1, sizeof *tr);
+    if (tr == NULL)
+        return;
+    tr->id = t->id;
+    tr->state = state;
+    if (message != NULL)
+        snprintf(tr->message, sizeof tr->message, "%s", message);
+    fl_rpc_run_async(t->te->ep, on_transition, tr, free);
+}
+
+static void *task_main(void *arg)
+{
+    tm_task_t *t = arg;
+    post(t, XS(INITIALIZING), NULL);
+    post(t, XS(RUNNING), NULL);
+    char err[1024] = "";
+    int rc = fj_task_run(&t->task, NULL, err, sizeof err);
+    if (rc == FL_OK)
+        post(t, XS(FINISHED), NULL);
+    else if (rc == FL_ECANCELED)
+        post(t, XS(CANCELED), NULL);
+    else
+        post(t, XS(FAILED), err);
+    return NULL;
+}
+
+/* Rebuilds the graphs of the descriptor and fills t->task; FL_OK or an
+ * error with why in err. */
+static int prepare(tm_task_t *t,
+                   const Fling__Cluster__TaskDeploymentDescriptor *d, char *err,
+                   size_t errlen)
+{
+    int rc = fj_job_parse(d->job_json, strlen(d->job_json), "the deployed job",
+                          &t->job, err, errlen);
+    if (rc != FL_OK)
+        return rc;
+    if (d->parallelism > 0)
+        fj_job_set_parallelism(t->job, (int)d->parallelism);
+    rc = fj_stream_graph_build(t->job, &t->sg, err, errlen);
+    if (rc != FL_OK)
+        return rc;
+    if (fj_job_graph_build(t->sg, NULL, &t->jg) != FL_OK ||
+        fj_exec_graph_build(t->jg, &t->eg) != FL_OK) {
+        snprintf(err, errlen, "out of memory building the job's graphs");
+        return FL_ENOMEM;
+    }
+    fj_task_spec_t spec;
+    if (fj_exec_graph_task(t->eg, d->vertex, &spec) != FL_OK) {
+        snprintf(err, errlen, "the job has %zu tasks, none with index %u",
+                 t->eg->n_vertices, (unsigned)d->vertex);
+        return FL_EINVAL;
+    }
+    const char *lib = spec.library;
+    if (lib != NULL && lib[0] != '/' && d->job_dir[0] != '\0') {
+        snprintf(t->library, sizeof t->library, "%s/%s", d->job_dir, lib);
+        if (strchr(lib, '/') != NULL || access(t->library, F_OK) == 0)
+            lib = t->library;
+    }
+    t->task.chain = spec.chain;
+    t->task.n_ops = spec.chain_len;
+    t->task.subtask = (uint32_t)spec.subtask;
+    t->task.parallelism = (uint32_t)spec.parallelism;
+    t->task.attempt = d->attempt;
+    t->task.library = lib;
+    t->task.cancel = &t->cancel;
+    if (lib != NULL) /* NULL: the task says why when it opens it */
+        t->lib_hold = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    return FL_OK;
+}
+
+void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                    const Fling__Cluster__TaskDeploymentDescriptor *req,
+                    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    tm_te_t *te = fl_rpc_call_state(call);
+    tm_slot_t *slot = NULL;
+    for (uint32_t i = 0; i < te->nslots; i++)
+        if (req->allocation_id[0] != '\0' &&
+            strcmp(te->slots[i].alloc, req->allocation_id) == 0)
+            slot = &te->slots[i];
+    /* The slot may still wait for the offer's answer: a task for it
+     * activates it (Flink's tryMarkSlotActive). */
+    if (slot == NULL || strcmp(slot->job, req->job_id) != 0) {
+        fl_rpc_fail(call, FL_ESTATE,
+                    "Task %s refused: TaskManager %s holds no slot of "
+                    "allocation %s for job %s",
+                    req->name, te->resource_id, req->allocation_id,
+                    req->job_id);
+        return;
+    }
+    for (tm_task_t *o = te->tasks; o != NULL; o = o->next)
+        if (strcmp(o->alloc, req->allocation_id) == 0) {
+            fl_rpc_fail(call, FL_ESTATE,
+                        "Task %s refused: the slot of allocation %s runs %s",
+                        req->name, req->allocation_id, o->name);
+            return;
+        }
+    slot->active = true;
+    tm_task_t *t = calloc(1, sizeof *t);
+    char *name = NULL;
+    if (t != NULL) {
+        size_t n = strlen(req->name) + 1;
+        name = malloc(n);
+        if (name != NULL)
+            memcpy(name, req->name, n);
+    }
+    if (t == NULL || name == NULL) {
+        free(t);
+        fl_rpc_fail(call, FL_ENOMEM, "TaskManager %s out of memory",
+                    te->resource_id);
+        return;
+    }
+    t->te = te;
+    t->id = atomic_fetch_add(&next_id, 1);
+    t->name = name;
+    memcpy(t->job_id, req->job_id, 33);
+    memcpy(t->alloc, req->allocation_id, 33);
+    t->vertex = req->vertex;
+    t->attempt = req->attempt;
+    t->state = XS(CREATED);
+    atomic_init(&t->cancel, false);
+    t->next = te->tasks;
+    te->tasks = t;
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+    report(te, t, XS(DEPLOYING), NULL);
+    char err[1024];
+    int rc = prepare(t, req, err, sizeof err);
+    if (rc == FL_OK && pthread_create(&t->thread, NULL, task_main, t) != 0) {
+        snprintf(err, sizeof err, "could not start a thread for it");
+        rc = FL_ESYSTEM;
+    }
+    if (rc != FL_OK) {
+        char why[1200];
+        snprintf(why, sizeof why, "Task %s could not start: %s", t->name, err);
+        report(te, t, XS(FAILED), why);
+        task_unlink(te, t);
+        task_free(t);
+        return;
+    }
+    t->started = true;
+}
+
+void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
+                    const Fling__Cluster__ExecutionAttempt *req,
+                    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    tm_te_t *te = fl_rpc_call_state(call);
+    for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
+        if (strcmp(t->job_id, req->job_id) == 0 && t->vertex == req->vertex &&
+            t->attempt == req->attempt) {
+            if (t->state != XS(CANCELING))
+                report(te, t, XS(CANCELING), NULL);
+            atomic_store(&t->cancel, true);
+        }
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    closure(&ack, call);
+}
+
+void tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
+{
+    for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
+        if (strcmp(t->alloc, alloc) == 0)
+            atomic_store(&t->cancel, true);
+}
+
+void tm__tasks_stop(tm_te_t *te)
+{
+    for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
+        atomic_store(&t->cancel, true);
+    while (te->tasks != NULL) {
+        tm_task_t *t = te->tasks;
+        te->tasks = t->next;
+        if (t->started)
+            pthread_join(t->thread, NULL);
+        /* Its posted transitions find it gone and are dropped. */
+        task_free(t);
+    }
+}
