@@ -26,7 +26,7 @@ static int usage_error(const char *what, const char *arg)
 int fc_cancel_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    fc_where_t w = {.cmd = "cancel"};
+    fc_where_t w = {.cmd = "cancel", .usage = fc_cancel_usage};
     w.defines = calloc((size_t)argc + 1, sizeof *w.defines);
     if (w.defines == NULL) {
         fprintf(stderr, "fling cancel: out of memory.\n");

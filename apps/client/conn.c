@@ -16,6 +16,8 @@
 
 /* Between two questions for a Dispatcher while none leads yet. */
 #define LEADER_RETRY_MS 50
+/* How long a connect may take past its deadline (see connect_to). */
+#define CONNECT_MARGIN_MS 2000
 
 static void drop_log(void *arg, const fl_log_record_t *rec)
 {
@@ -96,6 +98,7 @@ static int find_jobmanager(const fc_where_t *w, fc_conn_t *c)
                     "client cannot know it; give the JobManager's address "
                     "with -m HOST:PORT.\n",
                     w->cmd);
+            w->usage(stderr);
             return FC_EXIT_USAGE;
         }
         snprintf(c->hostport, sizeof c->hostport, "%s:%lld", host,
@@ -116,6 +119,7 @@ static int find_jobmanager(const fc_where_t *w, fc_conn_t *c)
                 "fling %s: -m needs HOST:PORT with a port from 1 to 65535, "
                 "not '%s'.\n",
                 w->cmd, w->jm);
+        w->usage(stderr);
         return FC_EXIT_USAGE;
     }
     snprintf(c->hostport, sizeof c->hostport, "%s", w->jm);
@@ -142,7 +146,9 @@ static fl_rpc_gateway_t *connect_to(fc_conn_t *c, const char *address,
         snprintf(err, len, "%s", fl_rpc_last_message());
         return NULL;
     }
-    int64_t left = deadline - now_ms();
+    /* The service's handshake timeout ends a silent peer at the deadline
+     * with its own message; the margin lets it say so. */
+    int64_t left = deadline - now_ms() + CONNECT_MARGIN_MS;
     rc = fl_future_wait(f, left > 0 ? left : 0);
     fl_rpc_gateway_t *gw = NULL;
     if (rc == FL_OK)
@@ -218,14 +224,14 @@ int fc_connect(const fc_where_t *w, fc_conn_t *c)
     if (status != FC_EXIT_OK)
         return status;
     c->timeout_ms = FL_RPC_DEFAULT_TIMEOUT_MS;
-    fl_config_get_duration_ms(c->cfg, FL_CONFIG_RPC_ASK_TIMEOUT, &c->timeout_ms);
+    fl_config_get_duration_ms(c->cfg, FL_CONFIG_RPC_ASK_TIMEOUT,
+                              &c->timeout_ms);
     uint64_t frame = 0;
     fl_config_get_size(c->cfg, FL_CONFIG_RPC_FRAMESIZE, &frame);
     fl_rpc_service_opts_t so = {
         .workers = 1,
         .default_timeout_ms = c->timeout_ms,
         .max_frame_size = (uint32_t)frame,
-        .handshake_timeout_ms = c->timeout_ms,
         .name = "fling-client",
     };
     if (fl_rpc_service_alloc(&so, &c->svc) != FL_OK) {
@@ -265,8 +271,8 @@ ProtobufCMessage *fc_call(fc_conn_t *c, const char *method,
                           const ProtobufCMessage *req, const char *what)
 {
     ProtobufCMessage *reply = NULL;
-    int m = fl_rpc_method_index(
-        &fling__cluster__dispatcher_gateway__descriptor, method);
+    int m = fl_rpc_method_index(&fling__cluster__dispatcher_gateway__descriptor,
+                                method);
     if (m < 0) {
         fprintf(stderr, "fling %s: %s failed: %s\n", c->cmd, what,
                 fl_rpc_last_message());

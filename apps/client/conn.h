@@ -20,10 +20,11 @@
 
 /* The options every subcommand that talks to a JobManager takes. */
 typedef struct fc_where {
-    const char *cmd;      /* "run", for messages; a literal */
-    const char *jm;       /* -m HOST:PORT, or NULL: the configuration's */
-    const char *conf;     /* -c CONFIG, or NULL */
-    const char **defines; /* the -D key=value strings (argv's) */
+    const char *cmd;        /* "run", for messages; a literal */
+    void (*usage)(FILE *f); /* the subcommand's usage, after a usage error */
+    const char *jm;         /* -m HOST:PORT, or NULL: the configuration's */
+    const char *conf;       /* -c CONFIG, or NULL */
+    const char **defines;   /* the -D key=value strings (argv's) */
     size_t n_defines;
 } fc_where_t;
 
@@ -45,8 +46,8 @@ typedef struct fc_conn {
     fl_config_t *cfg;
     fl_rpc_service_t *svc;
     fl_rpc_gateway_t *gw;
-    int64_t timeout_ms;  /* pekko.ask.timeout */
-    char hostport[300];  /* "127.0.0.1:6123", as messages name it */
+    int64_t timeout_ms; /* pekko.ask.timeout */
+    char hostport[300]; /* "127.0.0.1:6123", as messages name it */
 } fc_conn_t;
 
 /*

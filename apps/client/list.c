@@ -13,9 +13,12 @@
 #include "client.h"
 #include "conn.h"
 
-#define RULE_RUNNING "------------------ Running/Restarting Jobs -------------------"
-#define RULE_DONE "---------------------- Terminated Jobs -----------------------"
-#define RULE_END "--------------------------------------------------------------"
+#define RULE_RUNNING                                                           \
+    "------------------ Running/Restarting Jobs -------------------"
+#define RULE_DONE                                                              \
+    "---------------------- Terminated Jobs -----------------------"
+#define RULE_END                                                               \
+    "--------------------------------------------------------------"
 
 void fc_list_usage(FILE *f)
 {
@@ -33,8 +36,10 @@ static bool terminal(int state)
 /* Older first, as Flink sorts them. */
 static int by_start(const void *a, const void *b)
 {
-    const Fling__Cluster__JobSummary *x = *(Fling__Cluster__JobSummary *const *)a;
-    const Fling__Cluster__JobSummary *y = *(Fling__Cluster__JobSummary *const *)b;
+    const Fling__Cluster__JobSummary *x =
+        *(Fling__Cluster__JobSummary *const *)a;
+    const Fling__Cluster__JobSummary *y =
+        *(Fling__Cluster__JobSummary *const *)b;
     if (x->start_time_ms != y->start_time_ms)
         return x->start_time_ms < y->start_time_ms ? -1 : 1;
     return strcmp(x->job_id, y->job_id);
@@ -66,7 +71,7 @@ static void print_jobs(Fling__Cluster__JobSummary **jobs, size_t n, bool done,
 int fc_list_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    fc_where_t w = {.cmd = "list"};
+    fc_where_t w = {.cmd = "list", .usage = fc_list_usage};
     w.defines = calloc((size_t)argc + 1, sizeof *w.defines);
     if (w.defines == NULL) {
         fprintf(stderr, "fling list: out of memory.\n");

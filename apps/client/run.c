@@ -264,8 +264,8 @@ static int follow(fc_conn_t *c, const char *job_id)
     int status = FC_EXIT_FAIL;
     for (;;) {
         Fling__Cluster__JobStatusReply *st =
-            (Fling__Cluster__JobStatusReply *)fc_call(
-                c, "RequestJobStatus", &req.base, what);
+            (Fling__Cluster__JobStatusReply *)fc_call(c, "RequestJobStatus",
+                                                      &req.base, what);
         if (st == NULL)
             break;
         if (print_changes(&seen, st) != FL_OK) {
@@ -321,8 +321,8 @@ static int submit(const opts_t *o, const char *json)
     char *dir = job_dir(o->file);
     req.job_dir = dir ? dir : "";
     Fling__Cluster__SubmitJobReply *r =
-        (Fling__Cluster__SubmitJobReply *)fc_call(
-            &c, "SubmitJob", &req.base, "submitting the job");
+        (Fling__Cluster__SubmitJobReply *)fc_call(&c, "SubmitJob", &req.base,
+                                                  "submitting the job");
     free(dir);
     if (r == NULL) {
         fc_close(&c);
@@ -339,7 +339,7 @@ static int submit(const opts_t *o, const char *json)
 int fc_run_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    opts_t o = {.where.cmd = "run"};
+    opts_t o = {.where = {.cmd = "run", .usage = fc_run_usage}};
     o.args = calloc((size_t)argc + 1, sizeof *o.args);
     o.where.defines = calloc((size_t)argc + 1, sizeof *o.where.defines);
     fj_job_t *job = NULL;
