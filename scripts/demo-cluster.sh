@@ -92,16 +92,17 @@ wait_for() {
     return 1
 }
 
-# A generated input: 200,000 lines of log-like text, the same every run.
+# A generated input: 1,000,000 lines of log-like text (about 30 MB), the
+# same every run (a Park-Miller generator: exact in awk's doubles).
 input=$dir/input.txt
 pattern="ERROR"
 awk 'BEGIN {
     split("INFO INFO INFO WARN INFO ERROR INFO DEBUG", lv, " ");
     split("registered heartbeat deployed finished slot offered timeout", ev, " ");
     x = 42;
-    for (i = 1; i <= 200000; i++) {
-        x = (x * 1103515245 + 12345) % 2147483648;
-        printf "%06d %s task-%d %s\n", i, lv[x % 8 + 1], x % 64, ev[int(x / 8) % 7 + 1];
+    for (i = 1; i <= 1000000; i++) {
+        x = (x * 16807) % 2147483647;
+        printf "%07d %s task-%d %s\n", i, lv[x % 8 + 1], int(x / 8) % 64, ev[int(x / 512) % 7 + 1];
     }
 }' >"$input"
 

@@ -20,7 +20,7 @@
 #include "job/job.h"
 
 /* How often the job's status is asked for while it runs. */
-#define POLL_MS 100
+#define POLL_MS 50
 
 void fc_run_usage(FILE *f)
 {
