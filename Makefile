@@ -1,5 +1,9 @@
 # The commands people type. CMake does the building underneath.
-#   make demo            build and run the main example
+#   make demo            build a cluster on 127.0.0.1 (a JobManager, two
+#                        TaskManagers), run the grep job on it, stop it
+#                        (scripts/demo-cluster.sh)
+#   make hello           build and run the hello example (RPC in one
+#                        process, then across two)
 #   make test            build and run the whole test suite
 #   make bench           build and run the benchmarks beside their peers
 #                        (BENCH="name..." for some of them)
@@ -21,7 +25,7 @@ CMAKE   ?= cmake
 CTEST   ?= ctest
 CTEST_ARGS ?=
 
-.PHONY: all demo test bench check-sanitize check-asan check-tsan install format check-layers check-format fuzz fuzz-short clean deps
+.PHONY: all demo hello test bench check-sanitize check-asan check-tsan install format check-layers check-format fuzz fuzz-short clean deps
 
 FUZZ_SECONDS ?= 60
 
@@ -33,6 +37,11 @@ deps-%:
 	@scripts/deps.sh $*
 
 demo: deps-demo
+	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF
+	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling fling-jobmanager fling-taskmanager
+	scripts/demo-cluster.sh $(BUILD)-release
+
+hello: deps-demo
 	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF
 	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target fling_demo
 	$(BUILD)-release/examples/fling_demo

@@ -16,8 +16,21 @@
 /* fling plan JOBFILE [--dot] [-p N] [--KEY VALUE ...] (plan.c). */
 int fc_plan_main(int argc, char **argv);
 
-/* fc_plan_usage prints plan's usage line to f. */
+/* fling run [-m HOST:PORT] [-p N] [-d] JOBFILE [--KEY VALUE ...]
+ * (run.c): submits a job and follows it until it ends. */
+int fc_run_main(int argc, char **argv);
+
+/* fling list [-m HOST:PORT] (list.c): the JobManager's jobs. */
+int fc_list_main(int argc, char **argv);
+
+/* fling cancel [-m HOST:PORT] JOBID (cancel.c): cancels a job. */
+int fc_cancel_main(int argc, char **argv);
+
+/* The usage lines of each subcommand, to f. */
 #include <stdio.h>
 void fc_plan_usage(FILE *f);
+void fc_run_usage(FILE *f);
+void fc_list_usage(FILE *f);
+void fc_cancel_usage(FILE *f);
 
 #endif

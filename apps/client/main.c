@@ -13,6 +13,9 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
+    {"run", fc_run_main, "submit a job to the JobManager and follow it"},
+    {"list", fc_list_main, "list the JobManager's jobs"},
+    {"cancel", fc_cancel_main, "cancel a job"},
     {"plan", fc_plan_main,
      "print a job's StreamGraph, JobGraph and ExecutionGraph"},
 };

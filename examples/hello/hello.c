@@ -23,7 +23,7 @@
  * step gave and exits 0 only if every step of both runs gave what it
  * should.
  *
- *   fling_demo                 (built and run by `make demo`)
+ *   fling_demo                 (built and run by `make hello`)
  *   fling_demo --serve [PORT]  the server process of the second run: an RPC
  *                              service on 127.0.0.1 (port 0 = any) with the
  *                              endpoint; it prints "address <addr>", starts

@@ -204,6 +204,9 @@ static void usage_errors(void **state)
     result_t r = run(bare);
     const char *main_usage =
         "usage: fling COMMAND [ARGS...]\ncommands:\n"
+        "  run     submit a job to the JobManager and follow it\n"
+        "  list    list the JobManager's jobs\n"
+        "  cancel  cancel a job\n"
         "  plan    print a job's StreamGraph, JobGraph and ExecutionGraph\n"
         "Run 'fling COMMAND --help' for a command's options.\n";
     assert_int_equal(2, r.status);
