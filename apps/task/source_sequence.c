@@ -62,7 +62,7 @@ int fj_source_sequence_setup(fj_op_t *op)
     const char *to_s = fj_op_param(op, "to");
     if (!to_s)
         return FL_EINVAL;
-    int64_t from, to;
+    int64_t from = 0, to = 0;
     int rc = parse_i64(op, "from", from_s, &from);
     if (rc == FL_OK)
         rc = parse_i64(op, "to", to_s, &to);
