@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "jobmaster_int.h"
 #include "process.h"
 #include "resourcemanager.pb-c.h"
@@ -22,26 +23,7 @@ jm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
 {
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_response(jm->hb, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(jm->hb, false, req, closure, call);
 }
 
 /* ---- the gateway ----------------------------------------------------------
@@ -306,22 +288,12 @@ static fl_future_t *send_rm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     jm_jobmaster_t *jm = arg;
     if (jm->rm == NULL)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(jm->rm,
-                (unsigned)fl_rpc_method_index(
-                    &fling__cluster__resource_manager_gateway__descriptor,
-                    "HeartbeatFromJobManager"),
-                &req.base, 0, &f);
-    return f;
+    return fg_heartbeat_send(
+        jm->rm,
+        (unsigned)fl_rpc_method_index(
+            &fling__cluster__resource_manager_gateway__descriptor,
+            "HeartbeatFromJobManager"),
+        msg);
 }
 
 /* The ResourceManager went silent: said; the job's slots stay (the
@@ -340,26 +312,7 @@ static void jm_heartbeat_from_resource_manager(
 {
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_request(jm->hb_rm, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(jm->hb_rm, true, req, closure, call);
 }
 
 static void declared(fl_future_t *f, void *arg)

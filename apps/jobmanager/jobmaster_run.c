@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "heartbeat_rpc.h"
 #include "jobmaster_int.h"
 #include "resourcemanager.pb-c.h"
 
@@ -431,19 +432,8 @@ fl_future_t *jm__send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     long i = jm__tm_find(t->jm, t->resource_id);
     if (i < 0)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(t->jm->tms[i].gw, (unsigned)t->jm->m_heartbeat, &req.base, 0,
-                &f);
-    return f;
+    return fg_heartbeat_send(t->jm->tms[i].gw, (unsigned)t->jm->m_heartbeat,
+                             msg);
 }
 
 /* A TaskManager is gone: the tasks that ran there failed, its slots are

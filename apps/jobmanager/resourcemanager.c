@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "process.h"
 #include "resourcemanager.pb-c.h"
 #include "taskexecutor.pb-c.h"
@@ -89,20 +90,7 @@ static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     worker_t *w = rm__find(t->rm, t->resource_id);
     if (w == NULL)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    req.payload.data = (uint8_t *)msg->payload;
-    req.payload.len = msg->payload_len;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(w->gw, (unsigned)t->rm->m_heartbeat, &req.base, 0, &f);
-    return f;
+    return fg_heartbeat_send(w->gw, (unsigned)t->rm->m_heartbeat, msg);
 }
 
 static void lost(jm_rm_t *rm, const fl_heartbeat_event_t *ev, const char *how)
@@ -407,26 +395,7 @@ static void rm_heartbeat_from_task_manager(
 {
     (void)svc;
     jm_rm_t *rm = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_response(rm->hb, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(rm->hb, false, req, closure, call);
 }
 
 static void rm_disconnect_task_manager(

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "jobmaster.pb-c.h"
 #include "process.h"
 #include "rm_int.h"
@@ -79,22 +80,12 @@ static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     rm_job_t *j = job_by_gen(t->rm, t->gen);
     if (j == NULL || j->gw == NULL)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(j->gw,
-                (unsigned)fl_rpc_method_index(
-                    &fling__cluster__job_master_gateway__descriptor,
-                    "HeartbeatFromResourceManager"),
-                &req.base, 0, &f);
-    return f;
+    return fg_heartbeat_send(
+        j->gw,
+        (unsigned)fl_rpc_method_index(
+            &fling__cluster__job_master_gateway__descriptor,
+            "HeartbeatFromResourceManager"),
+        msg);
 }
 
 bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how)
@@ -143,26 +134,7 @@ void rm_heartbeat_from_job_manager(
 {
     (void)svc;
     jm_rm_t *rm = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_response(rm->hb, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(rm->hb, false, req, closure, call);
 }
 
 void rm__jobs_free(jm_rm_t *rm)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "jobmaster.pb-c.h"
 #include "resourcemanager.pb-c.h"
 #include "taskexecutor_int.h"
@@ -289,22 +290,12 @@ static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     tm_job_t *j = job_by_gen(h->te, h->gen);
     if (j == NULL || j->gw == NULL)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(j->gw,
-                (unsigned)fl_rpc_method_index(
-                    &fling__cluster__job_master_gateway__descriptor,
-                    "HeartbeatFromTaskManager"),
-                &req.base, 0, &f);
-    return f;
+    return fg_heartbeat_send(
+        j->gw,
+        (unsigned)fl_rpc_method_index(
+            &fling__cluster__job_master_gateway__descriptor,
+            "HeartbeatFromTaskManager"),
+        msg);
 }
 
 void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev)
@@ -331,26 +322,7 @@ void te_heartbeat_from_job_manager(
 {
     (void)svc;
     tm_te_t *te = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_request(te->hb_jm, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(te->hb_jm, true, req, closure, call);
 }
 
 /* Maps a RegisterTaskManager reply to a registration response whose

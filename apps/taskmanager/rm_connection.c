@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "resourcemanager.pb-c.h"
 #include "taskexecutor_int.h"
 
@@ -143,20 +144,7 @@ static fl_future_t *send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
     fl_rpc_gateway_t *gw = fl_registered_connection_gateway(te->conn);
     if (!te->registered || gw == NULL)
         return NULL;
-    Fling__Cluster__Heartbeat req = FLING__CLUSTER__HEARTBEAT__INIT;
-    Fling__Cluster__HeartbeatTiming tm = FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
-    req.origin = (char *)msg->origin;
-    req.target = (char *)msg->target;
-    req.payload.data = (uint8_t *)msg->payload;
-    req.payload.len = msg->payload_len;
-    if (msg->timing != NULL) {
-        tm.interval_ms = msg->timing->interval_ms;
-        tm.timeout_ms = msg->timing->timeout_ms;
-        req.timing = &tm;
-    }
-    fl_future_t *f = NULL;
-    fl_rpc_call(gw, (unsigned)te->m_heartbeat, &req.base, 0, &f);
-    return f;
+    return fg_heartbeat_send(gw, (unsigned)te->m_heartbeat, msg);
 }
 
 static void on_success(fl_registered_connection_t *c,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heartbeat_rpc.h"
 #include "resourcemanager.pb-c.h"
 
 /* ---- slot report ----------------------------------------------------------
@@ -70,26 +71,7 @@ static void te_heartbeat_from_resource_manager(
 {
     (void)svc;
     tm_te_t *te = fl_rpc_call_state(call);
-    fl_heartbeat_timing_t tm;
-    fl_heartbeat_msg_t msg = {
-        .origin = req->origin,
-        .target = req->target,
-        .payload = req->payload.data,
-        .payload_len = req->payload.len,
-    };
-    if (req->timing != NULL) {
-        tm.interval_ms = req->timing->interval_ms;
-        tm.timeout_ms = req->timing->timeout_ms;
-        msg.timing = &tm;
-    }
-    char why[512];
-    int rc = fl_heartbeat_receive_request(te->hb, &msg, why, sizeof why);
-    if (rc == FL_EINVAL) {
-        fl_rpc_fail(call, rc, "%s", why);
-        return;
-    }
-    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
-    closure(&ack, call);
+    fg_heartbeat_answer(te->hb, true, req, closure, call);
 }
 
 static void te_disconnect_resource_manager(

@@ -18,7 +18,6 @@
 
 #include "common/internal.h"
 
-
 #define ERRCAP 512
 
 static inline fl_config_t *new_config(void)
@@ -49,7 +48,8 @@ static inline const char *string_of(const fl_config_t *cfg, const char *key)
     return v;
 }
 
-static inline fl_config_source_t source_of(const fl_config_t *cfg, const char *key)
+static inline fl_config_source_t source_of(const fl_config_t *cfg,
+                                           const char *key)
 {
     fl_config_source_t src = (fl_config_source_t)-1;
     assert_fl_ok(fl_config_get_source(cfg, key, &src, NULL));
@@ -58,7 +58,7 @@ static inline fl_config_source_t source_of(const fl_config_t *cfg, const char *k
 
 /* Sets key to value and expects it refused with exactly msg. */
 static inline void expect_set_refused(const char *key, const char *value,
-                               const char *msg)
+                                      const char *msg)
 {
     fl_config_t *cfg = new_config();
     char err[ERRCAP] = "";
@@ -93,7 +93,6 @@ static inline void write_temp(char *path, const char *text)
 }
 
 /* ---- defaults and the table ---------------------------------------------- */
-
 
 /* The accepted forms, as the messages give them. */
 #define DURATION_FORM                                                          \
