@@ -33,6 +33,7 @@ struct fl_registered_connection {
 typedef struct outcome_hop {
     fl_registered_connection_t *c;
     fl_registration_t *reg; /* compared with c->pending: stale or not */
+    bool refused;           /* under c->lk: its start was refused */
 } outcome_hop_t;
 
 static void conn_unref(fl_registered_connection_t *c)
@@ -59,7 +60,7 @@ static void on_outcome(fl_future_t *f, void *arg)
     outcome_hop_t *h = arg;
     fl_registered_connection_t *c = h->c;
     pthread_mutex_lock(&c->lk);
-    bool live = !c->closed && c->pending == h->reg;
+    bool live = !c->closed && !h->refused && c->pending == h->reg;
     fl_registration_response_t *resp = NULL;
     int err = fl_future_error(f);
     if (live && err == FL_OK) {
@@ -111,17 +112,20 @@ static int begin(fl_registered_connection_t *c)
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
     h->c = c;
     h->reg = reg;
-    /* Started before its outcome is awaited: a start refused fails the
-     * result, which must reach no callback (the caller has rc). */
-    rc = fl_registration_start(reg);
-    if (rc != FL_OK) {
-        hop_free(h);
-        fl_registration_free(reg);
-        return rc;
-    }
+    h->refused = false;
+    /* Awaited before it starts, so that nothing is sent for a start that
+     * returns a refusal. A refused start fails the result; h->refused
+     * (read under c->lk, which the caller holds) keeps that from every
+     * callback: the caller has rc. */
     rc = fl_rpc_on_complete(c->owner, fl_registration_future(reg), on_outcome,
                             h, hop_free); /* on failure h is freed */
     if (rc != FL_OK) {
+        fl_registration_free(reg);
+        return rc;
+    }
+    rc = fl_registration_start(reg);
+    if (rc != FL_OK) {
+        h->refused = true;
         fl_registration_free(reg);
         return rc;
     }
