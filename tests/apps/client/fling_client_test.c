@@ -39,7 +39,7 @@ extern char **environ;
 
 /* One scripted answer of RequestJobStatus. */
 typedef struct step {
-    int job;     /* JobStatus.State, or -1: fail with "No job <id>" */
+    int job;     /* JobStatus.State; -1: fail with "No job <id>"; BUSY */
     int task[2]; /* ExecutionState.State of subtasks 1 and 2 */
     unsigned attempt;
     const char *tm[2];
@@ -391,6 +391,15 @@ static result_t run(const char *const *args)
     return run_in(NULL, args);
 }
 
+/* Runs `fling run` of grep.json against the test JobManager. */
+static result_t run_grep(void)
+{
+    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
+                          "--input",  "/in.txt", "--pattern", "x",
+                          "--output", "/out",    NULL};
+    return run(args);
+}
+
 static void expect(result_t r, int status, const char *out, const char *err)
 {
     assert_string_equal(out, r.out);
@@ -436,10 +445,7 @@ static void run_finished(void **st)
         {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
     };
     script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 0,
+    expect(run_grep(), 0,
            SUBMITTED TASK " (1/2) switched to SCHEDULED.\n" TASK
                           " (2/2) switched to SCHEDULED.\n" JOB
                           " switched to CREATED.\n" TASK
@@ -487,9 +493,6 @@ static void run_failed(void **st)
          "or directory"},
     };
     script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
     const char *why = ": Cannot open /in.txt: No such file or directory.\n";
     char out[2048];
     snprintf(out, sizeof out,
@@ -506,7 +509,7 @@ static void run_failed(void **st)
              " (1/2) attempt 2 on tm1 switched to CANCELED.\n" JOB
              " switched to FAILED.\n",
              why, why);
-    expect(run(args), 1, out,
+    expect(run_grep(), 1, out,
            "fling run: job " JOB_ID " failed: Task " VERTEX
            " (2/2) failed: Cannot open /in.txt: No such file or directory\n");
 }
@@ -519,10 +522,7 @@ static void run_canceled(void **st)
         {J_CANCELED, {T_CANCELED, T_CANCELED}, 0, {"tm1", "tm2"}, 0, 0},
     };
     script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1,
+    expect(run_grep(), 1,
            SUBMITTED TASK " (1/2) on tm1 switched to CANCELED.\n" TASK
                           " (2/2) on tm2 switched to CANCELED.\n" JOB
                           " switched to CANCELED.\n",
@@ -538,10 +538,7 @@ static void run_unknown_job(void **st)
         {-1, {0, 0}, 0, {0}, 0, 0},
     };
     script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1,
+    expect(run_grep(), 1,
            SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
                           " (2/2) on tm2 switched to RUNNING.\n" JOB
                           " switched to RUNNING.\n",
@@ -556,10 +553,7 @@ static void run_refused(void **st)
     pthread_mutex_lock(&disp.mu);
     disp.refusal = "Job 'grep' needs 4 slots; the cluster has 0.";
     pthread_mutex_unlock(&disp.mu);
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1, "",
+    expect(run_grep(), 1, "",
            "fling run: Job 'grep' needs 4 slots; the cluster has 0.\n");
 }
 
