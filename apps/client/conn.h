@@ -73,6 +73,20 @@ void fc_close(fc_conn_t *c);
 ProtobufCMessage *fc_call(fc_conn_t *c, const char *method,
                           const ProtobufCMessage *req, const char *what);
 
+/*
+ * fc_call_try is fc_call that does not write its failure: returns FL_OK
+ * with *reply (freed as fc_call's), or the call's code with the line
+ * fc_call would write (no newline) in err.
+ */
+int fc_call_try(fc_conn_t *c, const char *method, const ProtobufCMessage *req,
+                const char *what, ProtobufCMessage **reply, char *err,
+                size_t errlen);
+
+/* True for a code of a call that may succeed when made again: the
+ * JobManager busy (FL_ELIMIT) or not reached this time (a timeout, a
+ * connection lost or being made again). */
+bool fc_call_transient(int rc);
+
 /* The names of a JobStatus.State and an ExecutionState.State value
  * ("RUNNING"; "UNKNOWN(9)" for a value this client does not know: a
  * static buffer, one thread). */

@@ -21,6 +21,10 @@
 /* How often the job's status is asked for while it runs. */
 #define POLL_MS 50
 
+/* How many status requests in a row may fail for a reason that passes
+ * (the JobManager busy, the connection made again) before giving up. */
+#define POLL_TRIES 5
+
 void fc_run_usage(FILE *f)
 {
     fprintf(f,
@@ -171,7 +175,9 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Polls the job's status until it ends; the exit status. */
+/* Polls the job's status until it ends; the exit status. A status request
+ * that fails for a reason that passes is made again, POLL_TRIES times in a
+ * row at most. */
 static int follow(fc_conn_t *c, const char *job_id)
 {
     Fling__Cluster__JobIdRequest req = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
@@ -179,13 +185,21 @@ static int follow(fc_conn_t *c, const char *job_id)
     seen_t seen = {.job_state = -1};
     char what[128];
     snprintf(what, sizeof what, "asking for the status of job %s", job_id);
-    int status = FC_EXIT_FAIL;
+    int status = FC_EXIT_FAIL, failed = 0;
     for (;;) {
-        Fling__Cluster__JobStatusReply *st =
-            (Fling__Cluster__JobStatusReply *)fc_call(c, "RequestJobStatus",
-                                                      &req.base, what);
-        if (st == NULL)
+        Fling__Cluster__JobStatusReply *st;
+        char err[1024];
+        int rc = fc_call_try(c, "RequestJobStatus", &req.base, what,
+                             (ProtobufCMessage **)&st, err, sizeof err);
+        if (rc != FL_OK && fc_call_transient(rc) && ++failed < POLL_TRIES) {
+            sleep_ms(POLL_MS);
+            continue;
+        }
+        if (rc != FL_OK) {
+            fprintf(stderr, "%s\n", err);
             break;
+        }
+        failed = 0;
         if (print_changes(&seen, st) != FL_OK) {
             fprintf(stderr, "fling run: out of memory.\n");
             protobuf_c_message_free_unpacked(&st->base, NULL);

@@ -37,6 +37,11 @@ extern char **environ;
 
 /* ---- the test JobManager -------------------------------------------- */
 
+/* A step's job value that fails the call with FL_ELIMIT, as a busy
+ * JobManager would. */
+#define BUSY (-2)
+#define BUSY_MSG "The JobManager is busy; try again later."
+
 /* One scripted answer of RequestJobStatus. */
 typedef struct step {
     int job;     /* JobStatus.State; -1: fail with "No job <id>"; BUSY */
@@ -199,6 +204,10 @@ static void d_request_job_status(Fling__Cluster__DispatcherGateway_Service *s,
     const step_t *st =
         disp.next < disp.n_steps ? &disp.steps[disp.next++] : NULL;
     pthread_mutex_unlock(&disp.mu);
+    if (st != NULL && st->job == BUSY) {
+        fl_rpc_fail(call, FL_ELIMIT, BUSY_MSG);
+        return;
+    }
     if (st == NULL || st->job < 0) {
         fl_rpc_fail(call, FL_ENOENT, "No job %s", req->job_id);
         return;
@@ -545,6 +554,56 @@ static void run_unknown_job(void **st)
            "fling run: No job " JOB_ID "\n");
 }
 
+/* A status request that fails once (the JobManager busy) is made again:
+ * the job is followed to its end, nothing on stderr, exit 0. */
+static void run_status_fails_once(void **st)
+{
+    (void)st;
+    static const step_t steps[] = {
+        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
+    };
+    script(steps, NSTEPS(steps));
+    expect(run_grep(), 0,
+           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
+                          " (2/2) on tm2 switched to RUNNING.\n" JOB
+                          " switched to RUNNING.\n" TASK
+                          " (1/2) on tm1 switched to FINISHED.\n" TASK
+                          " (2/2) on tm2 switched to FINISHED.\n" JOB
+                          " switched to FINISHED.\n"
+                          "Job with JobID " JOB_ID " has finished.\n",
+           "");
+    pthread_mutex_lock(&disp.mu);
+    assert_int_equal(3, disp.status_calls);
+    pthread_mutex_unlock(&disp.mu);
+}
+
+/* Five failed status requests in a row: the last failure, exit 1. */
+static void run_status_keeps_failing(void **st)
+{
+    (void)st;
+    static const step_t steps[] = {
+        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
+    };
+    script(steps, NSTEPS(steps));
+    expect(run_grep(), 1,
+           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
+                          " (2/2) on tm2 switched to RUNNING.\n" JOB
+                          " switched to RUNNING.\n",
+           "fling run: asking for the status of job " JOB_ID
+           " failed: " BUSY_MSG "\n");
+    pthread_mutex_lock(&disp.mu);
+    assert_int_equal(6, disp.status_calls);
+    pthread_mutex_unlock(&disp.mu);
+}
+
 /* The Dispatcher refuses the job: its message, nothing on stdout. */
 static void run_refused(void **st)
 {
@@ -742,6 +801,8 @@ int main(void)
         FL_TEST(run_failed),
         FL_TEST(run_canceled),
         FL_TEST(run_unknown_job),
+        FL_TEST(run_status_fails_once),
+        FL_TEST(run_status_keeps_failing),
         FL_TEST(run_refused),
         FL_TEST(run_detached_sends_job),
         FL_TEST(run_bad_job_is_local),
