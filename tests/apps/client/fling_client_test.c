@@ -26,14 +26,13 @@
 #include "cluster_types.pb-c.h"
 #include "dispatcher.pb-c.h"
 #include "fl_test.h"
+#include "fling_spawn.h"
 #include "job/job.h"
 #include "job/util.h"
 
 #define GREP FLING_SOURCE_DIR "/examples/jobs/grep.json"
 #define JOB_ID "0123456789abcdef0123456789abcdef"
 #define VERTEX "Source: lines -> Filter: match -> Sink: out"
-
-extern char **environ;
 
 /* ---- the test JobManager -------------------------------------------- */
 
@@ -340,59 +339,14 @@ static int teardown(void **st)
 
 /* ---- running the client --------------------------------------------- */
 
-typedef struct result {
-    int status;
-    char *out, *err;
-} result_t;
-
-/* The whole of the file behind fd, from its start. */
-static char *slurp(int fd)
-{
-    fj_buf_t b = {0};
-    char chunk[4096];
-    ssize_t n;
-    off_t at = 0;
-    while ((n = pread(fd, chunk, sizeof chunk, at)) > 0) {
-        fj_buf_addn(&b, chunk, (size_t)n);
-        at += n;
-    }
-    assert_false(b.oom);
-    return b.s ? b.s : strdup("");
-}
-
 /* Runs fling with args (NULL terminated) in the folder cwd (NULL: ours),
  * its stdout and stderr into out_fd and err_fd; the test's timeout bounds
  * it. */
 static result_t run_in(const char *cwd, const char *const *args)
 {
-    const char *argv[32] = {FLING_CLIENT};
-    size_t n = 1;
-    while (args[n - 1] != NULL) {
-        assert_true(n < 31);
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    /* Empty, and the shared offset back at 0 for the child's writes. */
-    assert_int_equal(0, ftruncate(out_fd, 0));
-    assert_int_equal(0, ftruncate(err_fd, 0));
-    assert_int_equal(0, lseek(out_fd, 0, SEEK_SET));
-    assert_int_equal(0, lseek(err_fd, 0, SEEK_SET));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    if (cwd != NULL)
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    pid_t pid;
-    assert_int_equal(
-        0, posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ));
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    assert_int_equal(pid, waitpid(pid, &st, 0));
-    assert_true(WIFEXITED(st));
-    result_t r = {WEXITSTATUS(st), slurp(out_fd), slurp(err_fd)};
-    return r;
+    const char *argv[64];
+    fling_argv(argv, args);
+    return spawn_into(argv, cwd, out_fd, err_fd);
 }
 
 static result_t run(const char *const *args)
