@@ -393,6 +393,26 @@ enum {
 
 #define NSTEPS(s) (sizeof(s) / sizeof((s)[0]))
 
+/* Both tasks RUNNING on tm1 and tm2, the job RUNNING; and what fling run
+ * prints for it first. */
+#define STEP_RUNNING                                                           \
+    {                                                                          \
+        J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0             \
+    }
+#define RUNNING_OUT                                                            \
+    SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK                 \
+                   " (2/2) on tm2 switched to RUNNING.\n" JOB                  \
+                   " switched to RUNNING.\n"
+
+/* Scripts the Dispatcher's status answers with steps, runs `fling run` of
+ * grep.json and asserts its exit status, stdout and stderr. */
+static void run_steps(const step_t *steps, size_t n, int status,
+                      const char *out, const char *err)
+{
+    script(steps, n);
+    expect(run_grep(), status, out, err);
+}
+
 /* ---- fling run ---------------------------------------------------------- */
 
 /* Each state change once, tasks before the job, until FINISHED: exit 0. */
@@ -407,21 +427,20 @@ static void run_finished(void **st)
         {J_RUNNING, {T_FINISHED, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
         {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    expect(run_grep(), 0,
-           SUBMITTED TASK " (1/2) switched to SCHEDULED.\n" TASK
-                          " (2/2) switched to SCHEDULED.\n" JOB
-                          " switched to CREATED.\n" TASK
-                          " (1/2) on tm1 switched to DEPLOYING.\n" TASK
-                          " (2/2) on tm2 switched to DEPLOYING.\n" JOB
-                          " switched to RUNNING.\n" TASK
-                          " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (1/2) on tm1 switched to FINISHED.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to FINISHED.\n" JOB
-                          " switched to FINISHED.\n"
-                          "Job with JobID " JOB_ID " has finished.\n",
-           "");
+    run_steps(steps, NSTEPS(steps), 0,
+              SUBMITTED TASK " (1/2) switched to SCHEDULED.\n" TASK
+                             " (2/2) switched to SCHEDULED.\n" JOB
+                             " switched to CREATED.\n" TASK
+                             " (1/2) on tm1 switched to DEPLOYING.\n" TASK
+                             " (2/2) on tm2 switched to DEPLOYING.\n" JOB
+                             " switched to RUNNING.\n" TASK
+                             " (1/2) on tm1 switched to RUNNING.\n" TASK
+                             " (1/2) on tm1 switched to FINISHED.\n" TASK
+                             " (2/2) on tm2 switched to RUNNING.\n" TASK
+                             " (2/2) on tm2 switched to FINISHED.\n" JOB
+                             " switched to FINISHED.\n"
+                             "Job with JobID " JOB_ID " has finished.\n",
+              "");
     pthread_mutex_lock(&disp.mu);
     assert_int_equal(6, disp.status_calls);
     assert_string_equal(JOB_ID, disp.status_id);
@@ -434,7 +453,7 @@ static void run_failed(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {J_RESTARTING,
          {T_CANCELED, T_FAILED},
          0,
@@ -455,14 +474,10 @@ static void run_failed(void **st)
          "Task " VERTEX " (2/2) failed: Cannot open /in.txt: No such file "
          "or directory"},
     };
-    script(steps, NSTEPS(steps));
     const char *why = ": Cannot open /in.txt: No such file or directory.\n";
     char out[2048];
     snprintf(out, sizeof out,
-             SUBMITTED TASK
-             " (1/2) on tm1 switched to RUNNING.\n" TASK
-             " (2/2) on tm2 switched to RUNNING.\n" JOB
-             " switched to RUNNING.\n" TASK
+             RUNNING_OUT TASK
              " (1/2) on tm1 switched to CANCELED.\n" TASK
              " (2/2) on tm2 switched to FAILED%s" JOB
              " switched to RESTARTING.\n" TASK
@@ -472,9 +487,10 @@ static void run_failed(void **st)
              " (1/2) attempt 2 on tm1 switched to CANCELED.\n" JOB
              " switched to FAILED.\n",
              why, why);
-    expect(run_grep(), 1, out,
-           "fling run: job " JOB_ID " failed: Task " VERTEX
-           " (2/2) failed: Cannot open /in.txt: No such file or directory\n");
+    run_steps(
+        steps, NSTEPS(steps), 1, out,
+        "fling run: job " JOB_ID " failed: Task " VERTEX
+        " (2/2) failed: Cannot open /in.txt: No such file or directory\n");
 }
 
 /* A canceled job: exit 1. */
@@ -484,12 +500,11 @@ static void run_canceled(void **st)
     static const step_t steps[] = {
         {J_CANCELED, {T_CANCELED, T_CANCELED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    expect(run_grep(), 1,
-           SUBMITTED TASK " (1/2) on tm1 switched to CANCELED.\n" TASK
-                          " (2/2) on tm2 switched to CANCELED.\n" JOB
-                          " switched to CANCELED.\n",
-           "fling run: job " JOB_ID " was canceled.\n");
+    run_steps(steps, NSTEPS(steps), 1,
+              SUBMITTED TASK " (1/2) on tm1 switched to CANCELED.\n" TASK
+                             " (2/2) on tm2 switched to CANCELED.\n" JOB
+                             " switched to CANCELED.\n",
+              "fling run: job " JOB_ID " was canceled.\n");
 }
 
 /* The Dispatcher forgets the job (a JobManager restarted): exit 1. */
@@ -497,15 +512,11 @@ static void run_unknown_job(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {-1, {0, 0}, 0, {0}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    expect(run_grep(), 1,
-           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" JOB
-                          " switched to RUNNING.\n",
-           "fling run: No job " JOB_ID "\n");
+    run_steps(steps, NSTEPS(steps), 1, RUNNING_OUT,
+              "fling run: No job " JOB_ID "\n");
 }
 
 /* A status request that fails once (the JobManager busy) is made again:
@@ -514,20 +525,16 @@ static void run_status_fails_once(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {BUSY, {0, 0}, 0, {0}, 0, 0},
         {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    expect(run_grep(), 0,
-           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" JOB
-                          " switched to RUNNING.\n" TASK
-                          " (1/2) on tm1 switched to FINISHED.\n" TASK
-                          " (2/2) on tm2 switched to FINISHED.\n" JOB
-                          " switched to FINISHED.\n"
-                          "Job with JobID " JOB_ID " has finished.\n",
-           "");
+    run_steps(steps, NSTEPS(steps), 0,
+              RUNNING_OUT TASK " (1/2) on tm1 switched to FINISHED.\n" TASK
+                               " (2/2) on tm2 switched to FINISHED.\n" JOB
+                               " switched to FINISHED.\n"
+                               "Job with JobID " JOB_ID " has finished.\n",
+              "");
     pthread_mutex_lock(&disp.mu);
     assert_int_equal(3, disp.status_calls);
     pthread_mutex_unlock(&disp.mu);
@@ -538,7 +545,7 @@ static void run_status_keeps_failing(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {BUSY, {0, 0}, 0, {0}, 0, 0},
         {BUSY, {0, 0}, 0, {0}, 0, 0},
         {BUSY, {0, 0}, 0, {0}, 0, 0},
@@ -546,13 +553,9 @@ static void run_status_keeps_failing(void **st)
         {BUSY, {0, 0}, 0, {0}, 0, 0},
         {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    expect(run_grep(), 1,
-           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" JOB
-                          " switched to RUNNING.\n",
-           "fling run: asking for the status of job " JOB_ID
-           " failed: " BUSY_MSG "\n");
+    run_steps(steps, NSTEPS(steps), 1, RUNNING_OUT,
+              "fling run: asking for the status of job " JOB_ID
+              " failed: " BUSY_MSG "\n");
     pthread_mutex_lock(&disp.mu);
     assert_int_equal(6, disp.status_calls);
     pthread_mutex_unlock(&disp.mu);
