@@ -12,7 +12,12 @@
 #include "client.h"
 #include "jobopts.h"
 
-int fc_usage_error(const fc_job_opts_t *o, const char *fmt, ...)
+/* Writes "fling CMD: <fmt ...>" and the subcommand's usage to stderr;
+ * FC_EXIT_USAGE. */
+static int usage_error(const fc_job_opts_t *o, const char *fmt, ...)
+    FL_PRINTF(2, 3);
+
+static int usage_error(const fc_job_opts_t *o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -63,49 +68,65 @@ static char *arg_value(const fc_job_opts_t *o, const char *key, const char *v)
     return abs;
 }
 
-int fc_job_opts_take(fc_job_opts_t *o, int argc, char **argv, int *i)
+/* Takes argv[*i] as -p N, --KEY VALUE or the job file; the exit status. */
+static int take(fc_job_opts_t *o, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     if (strncmp(a, "-p", 2) == 0) {
         const char *v = a[2] ? a + 2 : (*i + 1 < argc ? argv[++*i] : NULL);
         if (!v)
-            return fc_usage_error(o, "-p needs a number.");
+            return usage_error(o, "-p needs a number.");
         char *end;
         errno = 0;
         long p = strtol(v, &end, 10);
         if (*v == '\0' || *end != '\0' || errno || p < 1 ||
             p > FJ_PARALLELISM_MAX)
-            return fc_usage_error(o,
-                                  "-p needs a whole number from 1 to %d, "
-                                  "not '%s'.",
-                                  FJ_PARALLELISM_MAX, v);
+            return usage_error(o,
+                               "-p needs a whole number from 1 to %d, "
+                               "not '%s'.",
+                               FJ_PARALLELISM_MAX, v);
         o->parallelism = (int)p;
     } else if (strncmp(a, "--", 2) == 0 && a[2]) {
         const char *eq = strchr(a + 2, '=');
         size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
         if (!v || klen == 0)
-            return fc_usage_error(o, "%s needs a value.", a);
+            return usage_error(o, "%s needs a value.", a);
         fc_job_arg_t *g = &o->args[o->n_args++];
         g->key = strndup(a + 2, klen);
         g->value = g->key ? arg_value(o, g->key, v) : NULL;
         if (!g->key || !g->value)
             return out_of_memory(o);
     } else if (a[0] == '-' && a[1]) {
-        return fc_usage_error(o, "unknown option '%s'.", a);
+        return usage_error(o, "unknown option '%s'.", a);
     } else if (o->file) {
-        return fc_usage_error(o, "one job file at a time; '%s' is a second.",
-                              a);
+        return usage_error(o, "one job file at a time; '%s' is a second.", a);
     } else {
         o->file = a;
     }
     return FC_EXIT_OK;
 }
 
-int fc_job_opts_check(const fc_job_opts_t *o)
+int fc_job_opts_parse(fc_job_opts_t *o, int argc, char **argv,
+                      fc_own_opts_fn own, void *ctx)
 {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int status = own ? own(ctx, argc, argv, &i) : 0;
+        if (status == 1)
+            continue;
+        if (status != 0)
+            return status;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            o->usage(stdout);
+            return -1;
+        }
+        status = take(o, argc, argv, &i);
+        if (status != FC_EXIT_OK)
+            return status;
+    }
     if (!o->file)
-        return fc_usage_error(o, "%s", "which job file? Give its path.");
+        return usage_error(o, "%s", "which job file? Give its path.");
     return FC_EXIT_OK;
 }
 
@@ -120,7 +141,7 @@ int fc_job_opts_load(const fc_job_opts_t *o, fj_job_t **job)
         int rc = fj_job_set_arg(*job, o->args[i].key, o->args[i].value, err,
                                 sizeof err);
         if (rc == FL_ENOENT)
-            return fc_usage_error(o, "%s", err);
+            return usage_error(o, "%s", err);
         if (rc != FL_OK)
             return out_of_memory(o);
     }

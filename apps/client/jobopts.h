@@ -34,13 +34,6 @@ typedef struct fc_job_opts {
     size_t n_args;
 } fc_job_opts_t;
 
-/*
- * fc_usage_error writes "fling CMD: <fmt ...>" and the usage of o's
- * subcommand to stderr. Returns FC_EXIT_USAGE.
- */
-int fc_usage_error(const fc_job_opts_t *o, const char *fmt, ...)
-    FL_PRINTF(2, 3);
-
 /* fc_job_opts_init makes room in o for argc arguments. FC_EXIT_OK, or
  * FC_EXIT_FAIL after saying "out of memory". Free with fc_job_opts_free
  * either way. */
@@ -50,17 +43,22 @@ int fc_job_opts_init(fc_job_opts_t *o, int argc);
 void fc_job_opts_free(fc_job_opts_t *o);
 
 /*
- * fc_job_opts_take takes argv[*i] as -p N, --KEY VALUE (or --KEY=VALUE),
- * or the job file, advancing *i past a value in the next argument; call it
- * for what the subcommand's own options are not. Returns FC_EXIT_OK, or
- * FC_EXIT_USAGE (an unknown option, a bad -p, a missing value, a second
- * file) or FC_EXIT_FAIL (out of memory) after saying why.
+ * A subcommand's own options: takes argv[*i] (advancing *i past a value in
+ * the next argument) and returns 1, or 0 when argv[*i] is none of its
+ * options, or FC_EXIT_USAGE after a usage error written to stderr.
  */
-int fc_job_opts_take(fc_job_opts_t *o, int argc, char **argv, int *i);
+typedef int (*fc_own_opts_fn)(void *ctx, int argc, char **argv, int *i);
 
-/* fc_job_opts_check ends the parsing: FC_EXIT_OK, or FC_EXIT_USAGE after
- * saying that no job file was given. */
-int fc_job_opts_check(const fc_job_opts_t *o);
+/*
+ * fc_job_opts_parse reads argv[1..argc-1]: own's options first (own may be
+ * NULL), then -h/--help, -p N, --KEY VALUE (or --KEY=VALUE) and the job
+ * file. Returns FC_EXIT_OK, -1 after printing the usage to stdout for
+ * --help, or FC_EXIT_USAGE (an unknown option, a bad -p, a missing value,
+ * no job file or a second one) or FC_EXIT_FAIL (out of memory) after
+ * saying why.
+ */
+int fc_job_opts_parse(fc_job_opts_t *o, int argc, char **argv,
+                      fc_own_opts_fn own, void *ctx);
 
 /*
  * fc_job_opts_load loads o->file and gives it the arguments and -p. Returns

@@ -30,23 +30,14 @@ typedef struct opts {
     bool dot;
 } opts_t;
 
-static int parse_opts(int argc, char **argv, opts_t *o)
+/* --dot. */
+static int own_opts(void *ctx, int argc, char **argv, int *i)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int status = FC_EXIT_OK;
-        if (strcmp(a, "--dot") == 0) {
-            o->dot = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fc_plan_usage(stdout);
-            return -1;
-        } else {
-            status = fc_job_opts_take(&o->job, argc, argv, &i);
-        }
-        if (status != FC_EXIT_OK)
-            return status;
-    }
-    return fc_job_opts_check(&o->job);
+    (void)argc;
+    if (strcmp(argv[*i], "--dot") != 0)
+        return 0;
+    ((opts_t *)ctx)->dot = true;
+    return 1;
 }
 
 /* Prints the graphs of job; the exit status. */
@@ -95,7 +86,7 @@ int fc_plan_main(int argc, char **argv)
     fj_job_t *job = NULL;
     int status = fc_job_opts_init(&o.job, argc);
     if (status == FC_EXIT_OK)
-        status = parse_opts(argc, argv, &o);
+        status = fc_job_opts_parse(&o.job, argc, argv, own_opts, &o);
     if (status == FC_EXIT_OK)
         status = fc_job_opts_load(&o.job, &job);
     if (status == FC_EXIT_OK)

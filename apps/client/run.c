@@ -44,30 +44,21 @@ typedef struct opts {
     bool detached;
 } opts_t;
 
-static int parse_opts(int argc, char **argv, opts_t *o)
+/* -m, -c, -D and -d. */
+static int own_opts(void *ctx, int argc, char **argv, int *i)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int took = fc_where_take(&o->where, argc, argv, &i);
-        if (took < 0) {
-            fc_run_usage(stderr);
-            return FC_EXIT_USAGE;
-        }
-        if (took > 0)
-            continue;
-        int status = FC_EXIT_OK;
-        if (strcmp(a, "-d") == 0 || strcmp(a, "--detached") == 0) {
-            o->detached = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fc_run_usage(stdout);
-            return -1;
-        } else {
-            status = fc_job_opts_take(&o->job, argc, argv, &i);
-        }
-        if (status != FC_EXIT_OK)
-            return status;
+    opts_t *o = ctx;
+    int took = fc_where_take(&o->where, argc, argv, i);
+    if (took < 0) {
+        fc_run_usage(stderr);
+        return FC_EXIT_USAGE;
     }
-    return fc_job_opts_check(&o->job);
+    if (took > 0)
+        return 1;
+    if (strcmp(argv[*i], "-d") != 0 && strcmp(argv[*i], "--detached") != 0)
+        return 0;
+    o->detached = true;
+    return 1;
 }
 
 /* Loads the job with its arguments and checks that it can run, as
@@ -285,7 +276,7 @@ int fc_run_main(int argc, char **argv)
         }
     }
     if (status == FC_EXIT_OK)
-        status = parse_opts(argc, argv, &o);
+        status = fc_job_opts_parse(&o.job, argc, argv, own_opts, &o);
     if (status == FC_EXIT_OK)
         status = load_job(&o, &job, &json);
     if (status == FC_EXIT_OK)
