@@ -39,6 +39,23 @@ void fc_where_usage(FILE *f)
                "  -D KEY=VALUE a configuration value over the file's\n");
 }
 
+int fc_where_init(fc_where_t *w, const char *cmd, void (*usage)(FILE *f),
+                  int argc)
+{
+    *w = (fc_where_t){.cmd = cmd, .usage = usage};
+    w->defines = calloc((size_t)argc + 1, sizeof *w->defines);
+    if (w->defines != NULL)
+        return FC_EXIT_OK;
+    fprintf(stderr, "fling %s: out of memory.\n", cmd);
+    return FC_EXIT_FAIL;
+}
+
+void fc_where_free(fc_where_t *w)
+{
+    free(w->defines);
+    w->defines = NULL;
+}
+
 int fc_where_take(fc_where_t *w, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];

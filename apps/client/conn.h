@@ -37,6 +37,18 @@ typedef struct fc_where {
  */
 int fc_where_take(fc_where_t *w, int argc, char **argv, int *i);
 
+/*
+ * fc_where_init sets w for the subcommand cmd (a literal) and its usage,
+ * with room for the -D values of argc arguments. Returns FC_EXIT_OK, or
+ * FC_EXIT_FAIL after writing "fling CMD: out of memory." to stderr. Free
+ * with fc_where_free either way.
+ */
+int fc_where_init(fc_where_t *w, const char *cmd, void (*usage)(FILE *f),
+                  int argc);
+
+/* fc_where_free frees what fc_where_init made (not w). */
+void fc_where_free(fc_where_t *w);
+
 /* The help lines of -m, -c and -D, for a subcommand's usage. */
 void fc_where_usage(FILE *f);
 

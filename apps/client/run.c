@@ -263,18 +263,12 @@ int fc_run_main(int argc, char **argv)
 {
     fc_quiet_logs();
     opts_t o = {
-        .where = {.cmd = "run", .usage = fc_run_usage},
         .job = {.cmd = "run", .usage = fc_run_usage, .abs_paths = true}};
     fj_job_t *job = NULL;
     char *json = NULL;
     int status = fc_job_opts_init(&o.job, argc);
-    if (status == FC_EXIT_OK) {
-        o.where.defines = calloc((size_t)argc + 1, sizeof *o.where.defines);
-        if (!o.where.defines) {
-            fprintf(stderr, "fling run: out of memory.\n");
-            status = FC_EXIT_FAIL;
-        }
-    }
+    if (status == FC_EXIT_OK)
+        status = fc_where_init(&o.where, "run", fc_run_usage, argc);
     if (status == FC_EXIT_OK)
         status = fc_job_opts_parse(&o.job, argc, argv, own_opts, &o);
     if (status == FC_EXIT_OK)
@@ -286,6 +280,6 @@ int fc_run_main(int argc, char **argv)
     free(json);
     fj_job_free(job);
     fc_job_opts_free(&o.job);
-    free(o.where.defines);
+    fc_where_free(&o.where);
     return status;
 }
