@@ -26,10 +26,9 @@ static int usage_error(const char *what, const char *arg)
 int fc_cancel_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    fc_where_t w = {.cmd = "cancel", .usage = fc_cancel_usage};
-    w.defines = calloc((size_t)argc + 1, sizeof *w.defines);
-    if (w.defines == NULL) {
-        fprintf(stderr, "fling cancel: out of memory.\n");
+    fc_where_t w;
+    if (fc_where_init(&w, "cancel", fc_cancel_usage, argc) != FC_EXIT_OK) {
+        fc_where_free(&w);
         return FC_EXIT_FAIL;
     }
     const char *job_id = NULL;
@@ -44,7 +43,7 @@ int fc_cancel_main(int argc, char **argv)
             continue;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fc_cancel_usage(stdout);
-            free(w.defines);
+            fc_where_free(&w);
             return FC_EXIT_OK;
         } else if (a[0] == '-' && a[1]) {
             status = usage_error("unknown option", a);
@@ -88,6 +87,6 @@ int fc_cancel_main(int argc, char **argv)
             protobuf_c_message_free_unpacked(&r->base, NULL);
     }
     fc_close(&c);
-    free(w.defines);
+    fc_where_free(&w);
     return status;
 }

@@ -39,6 +39,23 @@ void fc_where_usage(FILE *f)
                "  -D KEY=VALUE a configuration value over the file's\n");
 }
 
+int fc_where_init(fc_where_t *w, const char *cmd, void (*usage)(FILE *f),
+                  int argc)
+{
+    *w = (fc_where_t){.cmd = cmd, .usage = usage};
+    w->defines = calloc((size_t)argc + 1, sizeof *w->defines);
+    if (w->defines != NULL)
+        return FC_EXIT_OK;
+    fprintf(stderr, "fling %s: out of memory.\n", cmd);
+    return FC_EXIT_FAIL;
+}
+
+void fc_where_free(fc_where_t *w)
+{
+    free(w->defines);
+    w->defines = NULL;
+}
+
 int fc_where_take(fc_where_t *w, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
@@ -267,27 +284,46 @@ static bool transport_error(int rc)
            rc == FL_ELIMIT || rc == FL_ENOREPLY;
 }
 
-ProtobufCMessage *fc_call(fc_conn_t *c, const char *method,
-                          const ProtobufCMessage *req, const char *what)
+bool fc_call_transient(int rc)
 {
-    ProtobufCMessage *reply = NULL;
+    return rc == FL_EUNREACHABLE || rc == FL_ETIMEDOUT || rc == FL_ECONNECT ||
+           rc == FL_EHANDSHAKE || rc == FL_ENOTSTARTED || rc == FL_ENOREPLY ||
+           rc == FL_ELIMIT;
+}
+
+int fc_call_try(fc_conn_t *c, const char *method, const ProtobufCMessage *req,
+                const char *what, ProtobufCMessage **reply, char *err,
+                size_t errlen)
+{
+    *reply = NULL;
     int m = fl_rpc_method_index(&fling__cluster__dispatcher_gateway__descriptor,
                                 method);
     if (m < 0) {
-        fprintf(stderr, "fling %s: %s failed: %s\n", c->cmd, what,
-                fl_rpc_last_message());
-        return NULL;
+        snprintf(err, errlen, "fling %s: %s failed: %s", c->cmd, what,
+                 fl_rpc_last_message());
+        return FL_ENOMETHOD;
     }
-    int rc = fl_rpc_call_sync(c->gw, (unsigned)m, req, c->timeout_ms, &reply);
+    int rc = fl_rpc_call_sync(c->gw, (unsigned)m, req, c->timeout_ms, reply);
     if (rc == FL_OK)
-        return reply;
+        return FL_OK;
     const char *msg = fl_rpc_last_message();
     if (msg == NULL || msg[0] == '\0')
         msg = fl_strerror(rc);
     if (transport_error(rc))
-        fprintf(stderr, "fling %s: %s failed: %s\n", c->cmd, what, msg);
+        snprintf(err, errlen, "fling %s: %s failed: %s", c->cmd, what, msg);
     else
-        fprintf(stderr, "fling %s: %s\n", c->cmd, msg);
+        snprintf(err, errlen, "fling %s: %s", c->cmd, msg);
+    return rc;
+}
+
+ProtobufCMessage *fc_call(fc_conn_t *c, const char *method,
+                          const ProtobufCMessage *req, const char *what)
+{
+    ProtobufCMessage *reply;
+    char err[1024];
+    if (fc_call_try(c, method, req, what, &reply, err, sizeof err) == FL_OK)
+        return reply;
+    fprintf(stderr, "%s\n", err);
     return NULL;
 }
 

@@ -37,6 +37,18 @@ typedef struct fc_where {
  */
 int fc_where_take(fc_where_t *w, int argc, char **argv, int *i);
 
+/*
+ * fc_where_init sets w for the subcommand cmd (a literal) and its usage,
+ * with room for the -D values of argc arguments. Returns FC_EXIT_OK, or
+ * FC_EXIT_FAIL after writing "fling CMD: out of memory." to stderr. Free
+ * with fc_where_free either way.
+ */
+int fc_where_init(fc_where_t *w, const char *cmd, void (*usage)(FILE *f),
+                  int argc);
+
+/* fc_where_free frees what fc_where_init made (not w). */
+void fc_where_free(fc_where_t *w);
+
 /* The help lines of -m, -c and -D, for a subcommand's usage. */
 void fc_where_usage(FILE *f);
 
@@ -72,6 +84,20 @@ void fc_close(fc_conn_t *c);
  */
 ProtobufCMessage *fc_call(fc_conn_t *c, const char *method,
                           const ProtobufCMessage *req, const char *what);
+
+/*
+ * fc_call_try is fc_call that does not write its failure: returns FL_OK
+ * with *reply (freed as fc_call's), or the call's code with the line
+ * fc_call would write (no newline) in err.
+ */
+int fc_call_try(fc_conn_t *c, const char *method, const ProtobufCMessage *req,
+                const char *what, ProtobufCMessage **reply, char *err,
+                size_t errlen);
+
+/* True for a code of a call that may succeed when made again: the
+ * JobManager busy (FL_ELIMIT) or not reached this time (a timeout, a
+ * connection lost or being made again). */
+bool fc_call_transient(int rc);
 
 /* The names of a JobStatus.State and an ExecutionState.State value
  * ("RUNNING"; "UNKNOWN(9)" for a value this client does not know: a

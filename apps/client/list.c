@@ -71,10 +71,9 @@ static void print_jobs(Fling__Cluster__JobSummary **jobs, size_t n, bool done,
 int fc_list_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    fc_where_t w = {.cmd = "list", .usage = fc_list_usage};
-    w.defines = calloc((size_t)argc + 1, sizeof *w.defines);
-    if (w.defines == NULL) {
-        fprintf(stderr, "fling list: out of memory.\n");
+    fc_where_t w;
+    if (fc_where_init(&w, "list", fc_list_usage, argc) != FC_EXIT_OK) {
+        fc_where_free(&w);
         return FC_EXIT_FAIL;
     }
     int status = FC_EXIT_OK;
@@ -85,7 +84,7 @@ int fc_list_main(int argc, char **argv)
         if (took == 0 &&
             (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
             fc_list_usage(stdout);
-            free(w.defines);
+            fc_where_free(&w);
             return FC_EXIT_OK;
         }
         if (took == 0)
@@ -117,6 +116,6 @@ int fc_list_main(int argc, char **argv)
         protobuf_c_message_free_unpacked(&list->base, NULL);
     }
     fc_close(&c);
-    free(w.defines);
+    fc_where_free(&w);
     return status;
 }

@@ -6,8 +6,6 @@
  * job ends. Exit status 0 only if the job FINISHED.
  */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +16,14 @@
 #include "conn.h"
 #include "job/graph.h"
 #include "job/job.h"
+#include "jobopts.h"
 
 /* How often the job's status is asked for while it runs. */
 #define POLL_MS 50
+
+/* How many status requests in a row may fail for a reason that passes
+ * (the JobManager busy, the connection made again) before giving up. */
+#define POLL_TRIES 5
 
 void fc_run_usage(FILE *f)
 {
@@ -35,127 +38,37 @@ void fc_run_usage(FILE *f)
     fc_where_usage(f);
 }
 
-static int usage_error(const char *fmt, ...) FL_PRINTF(1, 2);
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "fling run: ");
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fc_run_usage(stderr);
-    return FC_EXIT_USAGE;
-}
-
-typedef struct arg {
-    char *key;   /* owned */
-    char *value; /* owned */
-} arg_t;
-
 typedef struct opts {
     fc_where_t where;
-    const char *file;
+    fc_job_opts_t job;
     bool detached;
-    int parallelism; /* 0: the job's */
-    arg_t *args;
-    size_t n_args;
 } opts_t;
 
-/* value of --input or --output as an absolute path (malloc'd), others
- * copied. NULL when out of memory. */
-static char *arg_value(const char *key, const char *v)
+/* -m, -c, -D and -d. */
+static int own_opts(void *ctx, int argc, char **argv, int *i)
 {
-    bool path = strcmp(key, "input") == 0 || strcmp(key, "output") == 0;
-    if (!path || v[0] == '/' || v[0] == '\0')
-        return strdup(v);
-    char cwd[PATH_MAX];
-    if (getcwd(cwd, sizeof cwd) == NULL)
-        return strdup(v);
-    char *abs = NULL;
-    if (asprintf(&abs, "%s/%s", cwd, v) < 0)
-        return NULL;
-    return abs;
-}
-
-static int parse_opts(int argc, char **argv, opts_t *o)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int took = fc_where_take(&o->where, argc, argv, &i);
-        if (took < 0) {
-            fc_run_usage(stderr);
-            return FC_EXIT_USAGE;
-        }
-        if (took > 0)
-            continue;
-        if (strcmp(a, "-d") == 0 || strcmp(a, "--detached") == 0) {
-            o->detached = true;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fc_run_usage(stdout);
-            return -1;
-        } else if (strncmp(a, "-p", 2) == 0) {
-            const char *v = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v)
-                return usage_error("-p needs a number.");
-            char *end;
-            errno = 0;
-            long p = strtol(v, &end, 10);
-            if (*v == '\0' || *end != '\0' || errno || p < 1 ||
-                p > FJ_PARALLELISM_MAX)
-                return usage_error("-p needs a whole number from 1 to %d, "
-                                   "not '%s'.",
-                                   FJ_PARALLELISM_MAX, v);
-            o->parallelism = (int)p;
-        } else if (strncmp(a, "--", 2) == 0 && a[2]) {
-            const char *eq = strchr(a + 2, '=');
-            size_t klen = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v || klen == 0)
-                return usage_error("%s needs a value.", a);
-            arg_t *g = &o->args[o->n_args];
-            g->key = strndup(a + 2, klen);
-            g->value = g->key ? arg_value(g->key, v) : NULL;
-            o->n_args++;
-            if (!g->key || !g->value) {
-                fprintf(stderr, "fling run: out of memory.\n");
-                return FC_EXIT_FAIL;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option '%s'.", a);
-        } else if (o->file) {
-            return usage_error("one job file at a time; '%s' is a second.", a);
-        } else {
-            o->file = a;
-        }
+    opts_t *o = ctx;
+    int took = fc_where_take(&o->where, argc, argv, i);
+    if (took < 0) {
+        fc_run_usage(stderr);
+        return FC_EXIT_USAGE;
     }
-    if (!o->file)
-        return usage_error("%s", "which job file? Give its path.");
-    return FC_EXIT_OK;
+    if (took > 0)
+        return 1;
+    if (strcmp(argv[*i], "-d") != 0 && strcmp(argv[*i], "--detached") != 0)
+        return 0;
+    o->detached = true;
+    return 1;
 }
 
 /* Loads the job with its arguments and checks that it can run, as
  * `fling plan` would; the job as JSON into *json. */
 static int load_job(const opts_t *o, fj_job_t **job, char **json)
 {
+    int status = fc_job_opts_load(&o->job, job);
+    if (status != FC_EXIT_OK)
+        return status;
     char err[1024];
-    if (fj_job_load(o->file, job, err, sizeof err) != FL_OK) {
-        fprintf(stderr, "fling run: %s\n", err);
-        return FC_EXIT_FAIL;
-    }
-    for (size_t i = 0; i < o->n_args; i++) {
-        int rc = fj_job_set_arg(*job, o->args[i].key, o->args[i].value, err,
-                                sizeof err);
-        if (rc == FL_ENOENT)
-            return usage_error("%s", err);
-        if (rc != FL_OK) {
-            fprintf(stderr, "fling run: out of memory.\n");
-            return FC_EXIT_FAIL;
-        }
-    }
-    if (o->parallelism && fj_job_set_parallelism(*job, o->parallelism) != FL_OK)
-        return FC_EXIT_FAIL;
     fj_stream_graph_t *sg = NULL;
     fj_job_graph_t *jg = NULL;
     int rc = fj_stream_graph_build(*job, &sg, err, sizeof err);
@@ -253,7 +166,9 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Polls the job's status until it ends; the exit status. */
+/* Polls the job's status until it ends; the exit status. A status request
+ * that fails for a reason that passes is made again, POLL_TRIES times in a
+ * row at most. */
 static int follow(fc_conn_t *c, const char *job_id)
 {
     Fling__Cluster__JobIdRequest req = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
@@ -261,13 +176,21 @@ static int follow(fc_conn_t *c, const char *job_id)
     seen_t seen = {.job_state = -1};
     char what[128];
     snprintf(what, sizeof what, "asking for the status of job %s", job_id);
-    int status = FC_EXIT_FAIL;
+    int status = FC_EXIT_FAIL, failed = 0;
     for (;;) {
-        Fling__Cluster__JobStatusReply *st =
-            (Fling__Cluster__JobStatusReply *)fc_call(c, "RequestJobStatus",
-                                                      &req.base, what);
-        if (st == NULL)
+        Fling__Cluster__JobStatusReply *st;
+        char err[1024];
+        int rc = fc_call_try(c, "RequestJobStatus", &req.base, what,
+                             (ProtobufCMessage **)&st, err, sizeof err);
+        if (rc != FL_OK && fc_call_transient(rc) && ++failed < POLL_TRIES) {
+            sleep_ms(POLL_MS);
+            continue;
+        }
+        if (rc != FL_OK) {
+            fprintf(stderr, "%s\n", err);
             break;
+        }
+        failed = 0;
         if (print_changes(&seen, st) != FL_OK) {
             fprintf(stderr, "fling run: out of memory.\n");
             protobuf_c_message_free_unpacked(&st->base, NULL);
@@ -317,8 +240,8 @@ static int submit(const opts_t *o, const char *json)
     Fling__Cluster__SubmitJobRequest req =
         FLING__CLUSTER__SUBMIT_JOB_REQUEST__INIT;
     req.job_json = (char *)json;
-    req.parallelism = (uint32_t)o->parallelism;
-    char *dir = job_dir(o->file);
+    req.parallelism = (uint32_t)o->job.parallelism;
+    char *dir = job_dir(o->job.file);
     req.job_dir = dir ? dir : "";
     Fling__Cluster__SubmitJobReply *r =
         (Fling__Cluster__SubmitJobReply *)fc_call(&c, "SubmitJob", &req.base,
@@ -339,34 +262,24 @@ static int submit(const opts_t *o, const char *json)
 int fc_run_main(int argc, char **argv)
 {
     fc_quiet_logs();
-    opts_t o = {.where = {.cmd = "run", .usage = fc_run_usage}};
-    o.args = calloc((size_t)argc + 1, sizeof *o.args);
-    o.where.defines = calloc((size_t)argc + 1, sizeof *o.where.defines);
+    opts_t o = {
+        .job = {.cmd = "run", .usage = fc_run_usage, .abs_paths = true}};
     fj_job_t *job = NULL;
     char *json = NULL;
-    int status;
-    if (!o.args || !o.where.defines) {
-        fprintf(stderr, "fling run: out of memory.\n");
-        status = FC_EXIT_FAIL;
-        goto out;
-    }
-    status = parse_opts(argc, argv, &o);
-    if (status == -1) {
-        status = FC_EXIT_OK;
-        goto out;
-    }
+    int status = fc_job_opts_init(&o.job, argc);
+    if (status == FC_EXIT_OK)
+        status = fc_where_init(&o.where, "run", fc_run_usage, argc);
+    if (status == FC_EXIT_OK)
+        status = fc_job_opts_parse(&o.job, argc, argv, own_opts, &o);
     if (status == FC_EXIT_OK)
         status = load_job(&o, &job, &json);
     if (status == FC_EXIT_OK)
         status = submit(&o, json);
-out:
+    if (status == -1) /* --help */
+        status = FC_EXIT_OK;
     free(json);
     fj_job_free(job);
-    for (size_t i = 0; o.args && i < o.n_args; i++) {
-        free(o.args[i].key);
-        free(o.args[i].value);
-    }
-    free(o.args);
-    free(o.where.defines);
+    fc_job_opts_free(&o.job);
+    fc_where_free(&o.where);
     return status;
 }

@@ -26,6 +26,7 @@
 #include "cluster_types.pb-c.h"
 #include "dispatcher.pb-c.h"
 #include "fl_test.h"
+#include "fling_spawn.h"
 #include "job/job.h"
 #include "job/util.h"
 
@@ -33,13 +34,16 @@
 #define JOB_ID "0123456789abcdef0123456789abcdef"
 #define VERTEX "Source: lines -> Filter: match -> Sink: out"
 
-extern char **environ;
-
 /* ---- the test JobManager -------------------------------------------- */
+
+/* A step's job value that fails the call with FL_ELIMIT, as a busy
+ * JobManager would. */
+#define BUSY (-2)
+#define BUSY_MSG "The JobManager is busy; try again later."
 
 /* One scripted answer of RequestJobStatus. */
 typedef struct step {
-    int job;     /* JobStatus.State, or -1: fail with "No job <id>" */
+    int job;     /* JobStatus.State; -1: fail with "No job <id>"; BUSY */
     int task[2]; /* ExecutionState.State of subtasks 1 and 2 */
     unsigned attempt;
     const char *tm[2];
@@ -199,6 +203,10 @@ static void d_request_job_status(Fling__Cluster__DispatcherGateway_Service *s,
     const step_t *st =
         disp.next < disp.n_steps ? &disp.steps[disp.next++] : NULL;
     pthread_mutex_unlock(&disp.mu);
+    if (st != NULL && st->job == BUSY) {
+        fl_rpc_fail(call, FL_ELIMIT, BUSY_MSG);
+        return;
+    }
     if (st == NULL || st->job < 0) {
         fl_rpc_fail(call, FL_ENOENT, "No job %s", req->job_id);
         return;
@@ -331,64 +339,28 @@ static int teardown(void **st)
 
 /* ---- running the client --------------------------------------------- */
 
-typedef struct result {
-    int status;
-    char *out, *err;
-} result_t;
-
-/* The whole of the file behind fd, from its start. */
-static char *slurp(int fd)
-{
-    fj_buf_t b = {0};
-    char chunk[4096];
-    ssize_t n;
-    off_t at = 0;
-    while ((n = pread(fd, chunk, sizeof chunk, at)) > 0) {
-        fj_buf_addn(&b, chunk, (size_t)n);
-        at += n;
-    }
-    assert_false(b.oom);
-    return b.s ? b.s : strdup("");
-}
-
 /* Runs fling with args (NULL terminated) in the folder cwd (NULL: ours),
  * its stdout and stderr into out_fd and err_fd; the test's timeout bounds
  * it. */
 static result_t run_in(const char *cwd, const char *const *args)
 {
-    const char *argv[32] = {FLING_CLIENT};
-    size_t n = 1;
-    while (args[n - 1] != NULL) {
-        assert_true(n < 31);
-        argv[n] = args[n - 1];
-        n++;
-    }
-    argv[n] = NULL;
-    /* Empty, and the shared offset back at 0 for the child's writes. */
-    assert_int_equal(0, ftruncate(out_fd, 0));
-    assert_int_equal(0, ftruncate(err_fd, 0));
-    assert_int_equal(0, lseek(out_fd, 0, SEEK_SET));
-    assert_int_equal(0, lseek(err_fd, 0, SEEK_SET));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    if (cwd != NULL)
-        posix_spawn_file_actions_addchdir_np(&fa, cwd);
-    pid_t pid;
-    assert_int_equal(
-        0, posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ));
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    assert_int_equal(pid, waitpid(pid, &st, 0));
-    assert_true(WIFEXITED(st));
-    result_t r = {WEXITSTATUS(st), slurp(out_fd), slurp(err_fd)};
-    return r;
+    const char *argv[64];
+    fling_argv(argv, args);
+    return spawn_into(argv, cwd, out_fd, err_fd);
 }
 
 static result_t run(const char *const *args)
 {
     return run_in(NULL, args);
+}
+
+/* Runs `fling run` of grep.json against the test JobManager. */
+static result_t run_grep(void)
+{
+    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
+                          "--input",  "/in.txt", "--pattern", "x",
+                          "--output", "/out",    NULL};
+    return run(args);
 }
 
 static void expect(result_t r, int status, const char *out, const char *err)
@@ -421,6 +393,26 @@ enum {
 
 #define NSTEPS(s) (sizeof(s) / sizeof((s)[0]))
 
+/* Both tasks RUNNING on tm1 and tm2, the job RUNNING; and what fling run
+ * prints for it first. */
+#define STEP_RUNNING                                                           \
+    {                                                                          \
+        J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0             \
+    }
+#define RUNNING_OUT                                                            \
+    SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK                 \
+                   " (2/2) on tm2 switched to RUNNING.\n" JOB                  \
+                   " switched to RUNNING.\n"
+
+/* Scripts the Dispatcher's status answers with steps, runs `fling run` of
+ * grep.json and asserts its exit status, stdout and stderr. */
+static void run_steps(const step_t *steps, size_t n, int status,
+                      const char *out, const char *err)
+{
+    script(steps, n);
+    expect(run_grep(), status, out, err);
+}
+
 /* ---- fling run ---------------------------------------------------------- */
 
 /* Each state change once, tasks before the job, until FINISHED: exit 0. */
@@ -435,24 +427,20 @@ static void run_finished(void **st)
         {J_RUNNING, {T_FINISHED, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
         {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 0,
-           SUBMITTED TASK " (1/2) switched to SCHEDULED.\n" TASK
-                          " (2/2) switched to SCHEDULED.\n" JOB
-                          " switched to CREATED.\n" TASK
-                          " (1/2) on tm1 switched to DEPLOYING.\n" TASK
-                          " (2/2) on tm2 switched to DEPLOYING.\n" JOB
-                          " switched to RUNNING.\n" TASK
-                          " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (1/2) on tm1 switched to FINISHED.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to FINISHED.\n" JOB
-                          " switched to FINISHED.\n"
-                          "Job with JobID " JOB_ID " has finished.\n",
-           "");
+    run_steps(steps, NSTEPS(steps), 0,
+              SUBMITTED TASK " (1/2) switched to SCHEDULED.\n" TASK
+                             " (2/2) switched to SCHEDULED.\n" JOB
+                             " switched to CREATED.\n" TASK
+                             " (1/2) on tm1 switched to DEPLOYING.\n" TASK
+                             " (2/2) on tm2 switched to DEPLOYING.\n" JOB
+                             " switched to RUNNING.\n" TASK
+                             " (1/2) on tm1 switched to RUNNING.\n" TASK
+                             " (1/2) on tm1 switched to FINISHED.\n" TASK
+                             " (2/2) on tm2 switched to RUNNING.\n" TASK
+                             " (2/2) on tm2 switched to FINISHED.\n" JOB
+                             " switched to FINISHED.\n"
+                             "Job with JobID " JOB_ID " has finished.\n",
+              "");
     pthread_mutex_lock(&disp.mu);
     assert_int_equal(6, disp.status_calls);
     assert_string_equal(JOB_ID, disp.status_id);
@@ -465,7 +453,7 @@ static void run_failed(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {J_RESTARTING,
          {T_CANCELED, T_FAILED},
          0,
@@ -486,17 +474,10 @@ static void run_failed(void **st)
          "Task " VERTEX " (2/2) failed: Cannot open /in.txt: No such file "
          "or directory"},
     };
-    script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
     const char *why = ": Cannot open /in.txt: No such file or directory.\n";
     char out[2048];
     snprintf(out, sizeof out,
-             SUBMITTED TASK
-             " (1/2) on tm1 switched to RUNNING.\n" TASK
-             " (2/2) on tm2 switched to RUNNING.\n" JOB
-             " switched to RUNNING.\n" TASK
+             RUNNING_OUT TASK
              " (1/2) on tm1 switched to CANCELED.\n" TASK
              " (2/2) on tm2 switched to FAILED%s" JOB
              " switched to RESTARTING.\n" TASK
@@ -506,9 +487,10 @@ static void run_failed(void **st)
              " (1/2) attempt 2 on tm1 switched to CANCELED.\n" JOB
              " switched to FAILED.\n",
              why, why);
-    expect(run(args), 1, out,
-           "fling run: job " JOB_ID " failed: Task " VERTEX
-           " (2/2) failed: Cannot open /in.txt: No such file or directory\n");
+    run_steps(
+        steps, NSTEPS(steps), 1, out,
+        "fling run: job " JOB_ID " failed: Task " VERTEX
+        " (2/2) failed: Cannot open /in.txt: No such file or directory\n");
 }
 
 /* A canceled job: exit 1. */
@@ -518,15 +500,11 @@ static void run_canceled(void **st)
     static const step_t steps[] = {
         {J_CANCELED, {T_CANCELED, T_CANCELED}, 0, {"tm1", "tm2"}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1,
-           SUBMITTED TASK " (1/2) on tm1 switched to CANCELED.\n" TASK
-                          " (2/2) on tm2 switched to CANCELED.\n" JOB
-                          " switched to CANCELED.\n",
-           "fling run: job " JOB_ID " was canceled.\n");
+    run_steps(steps, NSTEPS(steps), 1,
+              SUBMITTED TASK " (1/2) on tm1 switched to CANCELED.\n" TASK
+                             " (2/2) on tm2 switched to CANCELED.\n" JOB
+                             " switched to CANCELED.\n",
+              "fling run: job " JOB_ID " was canceled.\n");
 }
 
 /* The Dispatcher forgets the job (a JobManager restarted): exit 1. */
@@ -534,18 +512,53 @@ static void run_unknown_job(void **st)
 {
     (void)st;
     static const step_t steps[] = {
-        {J_RUNNING, {T_RUNNING, T_RUNNING}, 0, {"tm1", "tm2"}, 0, 0},
+        STEP_RUNNING,
         {-1, {0, 0}, 0, {0}, 0, 0},
     };
-    script(steps, NSTEPS(steps));
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1,
-           SUBMITTED TASK " (1/2) on tm1 switched to RUNNING.\n" TASK
-                          " (2/2) on tm2 switched to RUNNING.\n" JOB
-                          " switched to RUNNING.\n",
-           "fling run: No job " JOB_ID "\n");
+    run_steps(steps, NSTEPS(steps), 1, RUNNING_OUT,
+              "fling run: No job " JOB_ID "\n");
+}
+
+/* A status request that fails once (the JobManager busy) is made again:
+ * the job is followed to its end, nothing on stderr, exit 0. */
+static void run_status_fails_once(void **st)
+{
+    (void)st;
+    static const step_t steps[] = {
+        STEP_RUNNING,
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
+    };
+    run_steps(steps, NSTEPS(steps), 0,
+              RUNNING_OUT TASK " (1/2) on tm1 switched to FINISHED.\n" TASK
+                               " (2/2) on tm2 switched to FINISHED.\n" JOB
+                               " switched to FINISHED.\n"
+                               "Job with JobID " JOB_ID " has finished.\n",
+              "");
+    pthread_mutex_lock(&disp.mu);
+    assert_int_equal(3, disp.status_calls);
+    pthread_mutex_unlock(&disp.mu);
+}
+
+/* Five failed status requests in a row: the last failure, exit 1. */
+static void run_status_keeps_failing(void **st)
+{
+    (void)st;
+    static const step_t steps[] = {
+        STEP_RUNNING,
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {BUSY, {0, 0}, 0, {0}, 0, 0},
+        {J_FINISHED, {T_FINISHED, T_FINISHED}, 0, {"tm1", "tm2"}, 0, 0},
+    };
+    run_steps(steps, NSTEPS(steps), 1, RUNNING_OUT,
+              "fling run: asking for the status of job " JOB_ID
+              " failed: " BUSY_MSG "\n");
+    pthread_mutex_lock(&disp.mu);
+    assert_int_equal(6, disp.status_calls);
+    pthread_mutex_unlock(&disp.mu);
 }
 
 /* The Dispatcher refuses the job: its message, nothing on stdout. */
@@ -556,10 +569,7 @@ static void run_refused(void **st)
     pthread_mutex_lock(&disp.mu);
     disp.refusal = "Job 'grep' needs 4 slots; the cluster has 0.";
     pthread_mutex_unlock(&disp.mu);
-    const char *args[] = {"run",      "-m",      jm_hostport, GREP,
-                          "--input",  "/in.txt", "--pattern", "x",
-                          "--output", "/out",    NULL};
-    expect(run(args), 1, "",
+    expect(run_grep(), 1, "",
            "fling run: Job 'grep' needs 4 slots; the cluster has 0.\n");
 }
 
@@ -748,6 +758,8 @@ int main(void)
         FL_TEST(run_failed),
         FL_TEST(run_canceled),
         FL_TEST(run_unknown_job),
+        FL_TEST(run_status_fails_once),
+        FL_TEST(run_status_keeps_failing),
         FL_TEST(run_refused),
         FL_TEST(run_detached_sends_job),
         FL_TEST(run_bad_job_is_local),

@@ -11,62 +11,16 @@
 #include <unistd.h>
 
 #include "fl_test.h"
+#include "fling_spawn.h"
 #include "job/graph.h"
 #include "job/util.h"
 
 #define EXAMPLES FLING_SOURCE_DIR "/examples/jobs/"
 
-extern char **environ;
-
-typedef struct result {
-    int status; /* the exit status */
-    char *out, *err;
-} result_t;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fj_buf_t b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fj_buf_addn(&b, chunk, n);
-    fclose(f);
-    assert_false(b.oom);
-    return b.s ? b.s : strdup("");
-}
-
 /* Runs argv (argv[0] a path), its stdout and stderr into files. */
 static result_t run(const char *const *argv)
 {
-    char out[] = "/tmp/plan_test_out_XXXXXX",
-         err[] = "/tmp/plan_test_err_XXXXXX";
-    int fo = mkstemp(out), fe = mkstemp(err);
-    assert_true(fo >= 0 && fe >= 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fo, 1);
-    posix_spawn_file_actions_adddup2(&fa, fe, 2);
-    pid_t pid;
-    assert_int_equal(
-        0, posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ));
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    assert_int_equal(pid, waitpid(pid, &st, 0));
-    assert_true(WIFEXITED(st));
-    close(fo);
-    close(fe);
-    result_t r = {WEXITSTATUS(st), slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
-    return r;
-}
-
-static void result_free(result_t *r)
-{
-    free(r->out);
-    free(r->err);
+    return spawn_tmp(argv);
 }
 
 static const char *usage =

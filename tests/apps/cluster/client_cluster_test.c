@@ -10,65 +10,19 @@
 #include <spawn.h>
 #include <sys/stat.h>
 
+#include "../client/fling_spawn.h"
 #include "cluster_procs.h"
 
 #ifndef FLING_CLIENT
 #error "FLING_CLIENT must name the fling program"
 #endif
 
-extern char **environ;
-
-typedef struct result {
-    int status;
-    char *out, *err;
-} result_t;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal((size_t)n, fread(s, 1, (size_t)n, f));
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 /* Runs fling with args (NULL terminated); the test's timeout bounds it. */
 static result_t run_fling(const char *const *args)
 {
-    const char *argv[CF_MAX_ARGS] = {FLING_CLIENT};
-    size_t n = 1;
-    for (; args[n - 1] != NULL; n++) {
-        assert_true(n < CF_MAX_ARGS - 1);
-        argv[n] = args[n - 1];
-    }
-    argv[n] = NULL;
-    char out[] = "/tmp/client_cluster_out_XXXXXX",
-         err[] = "/tmp/client_cluster_err_XXXXXX";
-    int fo = mkstemp(out), fe = mkstemp(err);
-    assert_true(fo >= 0 && fe >= 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fo, 1);
-    posix_spawn_file_actions_adddup2(&fa, fe, 2);
-    pid_t pid;
-    assert_int_equal(
-        0, posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ));
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    assert_int_equal(pid, waitpid(pid, &st, 0));
-    assert_true(WIFEXITED(st));
-    close(fo);
-    close(fe);
-    result_t r = {WEXITSTATUS(st), slurp(out), slurp(err)};
-    unlink(out);
-    unlink(err);
-    return r;
+    const char *argv[64];
+    fling_argv(argv, args);
+    return spawn_tmp(argv);
 }
 
 /* The input: 20,000 lines, one in 7 with ERROR; grep -F's answer into

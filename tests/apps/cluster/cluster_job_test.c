@@ -84,18 +84,89 @@ static void assert_status(jc_t *c, const char *id, int state,
     protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-static void check_grep_output(const char *input, const char *out, unsigned n)
+/* Asserts that the n part files in out hold want, and frees want. */
+static void assert_parts(const char *out, unsigned n, tbuf_t *want)
 {
-    tbuf_t want = {0}, got = {0};
-    run_grep("ab", input, &want);
-    tbuf_add(&want, "", 0);
+    tbuf_t got = {0};
     concat_parts(out, n, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    assert_true(want.len > 1000);
-    tbuf_free(&want);
+    assert_int_equal(want->len, got.len);
+    assert_memory_equal(want->data, got.data, want->len);
+    tbuf_free(want);
     tbuf_free(&got);
 }
+
+static void check_grep_output(const char *input, const char *out, unsigned n)
+{
+    tbuf_t want = {0};
+    run_grep("ab", input, &want);
+    tbuf_add(&want, "", 0);
+    assert_true(want.len > 1000);
+    assert_parts(out, n, &want);
+}
+
+/* A JobManager, its TaskManagers tm1..tmN, a client of its Dispatcher and
+ * a scratch folder. Static in each test: cf_teardown reaps its processes
+ * after a failed assertion. */
+typedef struct cluster {
+    cf_proc_t jm, tm[3];
+    int n_tm, port;
+    jc_t c;
+    char *dir;
+    char *input, *out; /* dir/input.txt (not made), dir/out */
+} cluster_t;
+
+/* Makes a scratch folder (and the paths in it), starts a JobManager (with -D
+ * extra unless NULL) and n_tm TaskManagers of 2 slots, and opens a client. */
+static void cluster_up(cluster_t *k, const char *extra, int n_tm)
+{
+    static const char *const names[] = {"tm1", "tm2", "tm3"};
+    assert_true(n_tm >= 0 && n_tm <= 3);
+    k->dir = scratch();
+    k->input = path_in(k->dir, "input.txt");
+    k->out = path_in(k->dir, "out");
+    k->port =
+        extra ? start_jm_with(&k->jm, extra, NULL) : start_jm(&k->jm, "0");
+    k->n_tm = n_tm;
+    for (int i = 0; i < n_tm; i++)
+        start_tm(&k->tm[i], &k->jm, names[i], k->port);
+    memset(&k->c, 0, sizeof k->c);
+    jc_open(&k->c, k->port);
+}
+
+/* Closes the client, stops each TaskManager still running and then the
+ * JobManager (each must exit 0), removes the scratch folder. */
+static void cluster_down(cluster_t *k)
+{
+    jc_close(&k->c);
+    for (int i = 0; i < k->n_tm; i++)
+        if (!k->tm[i].reaped)
+            cf_stop(&k->tm[i], SIGTERM, 0);
+    cf_stop(&k->jm, SIGTERM, 0);
+    free(k->input);
+    free(k->out);
+    rm_scratch(k->dir);
+}
+
+/* Submits the job of file path with args (NULL terminated) and p; its id
+ * (32 hex digits) into id. */
+static void submit(cluster_t *k, const char *path, const char *const *args,
+                   unsigned p, const char *job_dir, char id[static 1024])
+{
+    assert_fl_ok(jc_submit(&k->c, path, args, p, job_dir, id, 1024));
+    assert_int_equal(32, strlen(id));
+}
+
+#define GREP_JSON FLING_SOURCE_DIR "/examples/jobs/grep.json"
+
+/* Submits grep.json for "ab" from k->input to k->out with parallelism p
+ * (0: the job's); its id into id. */
+static void submit_grep(cluster_t *k, unsigned p, char id[static 1024])
+{
+    const char *args[] = {"input",  k->input, "pattern", "ab",
+                          "output", k->out,   NULL};
+    submit(k, GREP_JSON, args, p, "", id);
+}
+#define SEQUENCE_JSON FLING_SOURCE_DIR "/examples/jobs/sequence.json"
 
 /* grep.json with parallelism 4 on two TaskManagers of 2 slots: the job
  * FINISHES, each TaskManager ran two tasks, the part files are grep -F's
@@ -103,22 +174,14 @@ static void check_grep_output(const char *input, const char *out, unsigned n)
 static void test_grep_on_two_taskmanagers(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1, tm2;
-    char *dir = scratch();
-    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out");
+    static cluster_t k;
+    cluster_up(&k, NULL, 2);
+    const char *input = k.input, *out = k.out;
     gen_input(input, 40000);
-    int port = start_jm(&jm, "0");
-    start_tm(&tm1, &jm, "tm1", port);
-    start_tm(&tm2, &jm, "tm2", port);
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
     char id[1024];
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
-                           args, 0, "", id, sizeof id));
-    assert_int_equal(32, strlen(id));
-    wait_job(&jm, "grep", id, "RUNNING", "FINISHED");
-    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    submit_grep(&k, 0, id);
+    wait_job(&k.jm, "grep", id, "RUNNING", "FINISHED");
+    Fling__Cluster__JobStatusReply *r = jc_status(&k.c, id);
     assert_int_equal(JS(FINISHED), r->state);
     assert_string_equal("grep", r->name);
     assert_int_equal(4, r->n_tasks);
@@ -136,82 +199,54 @@ static void test_grep_on_two_taskmanagers(void **state)
     protobuf_c_message_free_unpacked(&r->base, NULL);
     assert_dir(out, "part-0 part-1 part-2 part-3");
     check_grep_output(input, out, 4);
-    cf_wait_stderr(&jm, "is available again", 4);
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&tm2, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    cf_wait_stderr(&k.jm, "is available again", 4);
+    cluster_down(&k);
 }
 
 /* sequence.json through the user library, found in the job's folder. */
 static void test_sequence_through_user_library(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *out = path_in(dir, "out");
-    int port = start_jm(&jm, "0");
-    start_tm(&tm1, &jm, "tm1", port);
-    jc_t c = {0};
-    jc_open(&c, port);
+    static cluster_t k;
+    cluster_up(&k, NULL, 1);
+    const char *out = k.out;
     const char *args[] = {"output", out, NULL};
     char id[1024];
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/sequence.json",
-                           args, 0, UDF_DIR, id, sizeof id));
-    wait_job(&jm, "sequence", id, "RUNNING", "FINISHED");
-    assert_status(&c, id, JS(FINISHED), "", 2, XS(FINISHED));
-    tbuf_t want = {0}, got = {0};
+    submit(&k, SEQUENCE_JSON, args, 0, UDF_DIR, id);
+    wait_job(&k.jm, "sequence", id, "RUNNING", "FINISHED");
+    assert_status(&k.c, id, JS(FINISHED), "", 2, XS(FINISHED));
+    tbuf_t want = {0};
     for (int i = 1; i <= 100; i++) {
         char l[32];
         int n = snprintf(l, sizeof l, "%d\n", i * i);
         tbuf_add(&want, l, (size_t)n);
     }
-    concat_parts(out, 2, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    tbuf_free(&want);
-    tbuf_free(&got);
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
-    free(out);
-    rm_scratch(dir);
+    assert_parts(out, 2, &want);
+    cluster_down(&k);
 }
 
 /* Two jobs at once, two slots each, on two TaskManagers of two slots. */
 static void test_two_jobs_share_the_slots(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1, tm2;
-    char *dir = scratch();
-    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out"),
-         *seq = path_in(dir, "seq");
+    static cluster_t k;
+    cluster_up(&k, NULL, 2);
+    const char *input = k.input, *out = k.out;
+    char *seq = path_in(k.dir, "seq");
     gen_input(input, 20000);
-    int port = start_jm(&jm, "0");
-    start_tm(&tm1, &jm, "tm1", port);
-    start_tm(&tm2, &jm, "tm2", port);
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *gargs[] = {"input",  input, "pattern", "ab",
-                           "output", out,   NULL};
     const char *sargs[] = {"output", seq, "to", "1000", NULL};
     char gid[1024], sid[1024];
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
-                           gargs, 2, "", gid, sizeof gid));
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/sequence.json",
-                           sargs, 0, UDF_DIR, sid, sizeof sid));
+    submit_grep(&k, 2, gid);
+    submit(&k, SEQUENCE_JSON, sargs, 0, UDF_DIR, sid);
     /* Either may finish first: wait for both, in any order. */
-    cf_wait_stderr(&jm, "switched from state RUNNING to FINISHED.", 2);
-    assert_status(&c, gid, JS(FINISHED), "", 2, XS(FINISHED));
-    assert_status(&c, sid, JS(FINISHED), "", 2, XS(FINISHED));
+    cf_wait_stderr(&k.jm, "switched from state RUNNING to FINISHED.", 2);
+    assert_status(&k.c, gid, JS(FINISHED), "", 2, XS(FINISHED));
+    assert_status(&k.c, sid, JS(FINISHED), "", 2, XS(FINISHED));
     /* ListJobs: both, in submission order. */
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     ProtobufCMessage *reply = NULL;
     assert_fl_ok(fl_rpc_call_sync(
-        c.gw,
+        k.c.gw,
         (unsigned)fl_rpc_method_index(
             &fling__cluster__dispatcher_gateway__descriptor, "ListJobs"),
         &ack.base, 5000, &reply));
@@ -228,14 +263,8 @@ static void test_two_jobs_share_the_slots(void **state)
     }
     protobuf_c_message_free_unpacked(reply, NULL);
     check_grep_output(input, out, 2);
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&tm2, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
-    free(input);
-    free(out);
+    cluster_down(&k);
     free(seq);
-    rm_scratch(dir);
 }
 
 /* A job that would run for hours, cancelled once its tasks run: CANCELED,
@@ -243,9 +272,10 @@ static void test_two_jobs_share_the_slots(void **state)
 static void test_cancel(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *job = path_in(dir, "long.json"), *out = path_in(dir, "out");
+    static cluster_t k;
+    cluster_up(&k, NULL, 1);
+    char *job = path_in(k.dir, "long.json");
+    const char *out = k.out;
     static const char text[] =
         "{\"name\": \"long\", \"parallelism\": 2,"
         " \"params\": {\"output\": null},"
@@ -257,30 +287,22 @@ static void test_cancel(void **state)
         "  {\"id\": \"out\", \"type\": \"sink.text\","
         "   \"params\": {\"path\": \"${output}\"}}]}";
     write_file(job, text, strlen(text));
-    int port = start_jm(&jm, "0");
-    start_tm(&tm1, &jm, "tm1", port);
-    jc_t c = {0};
-    jc_open(&c, port);
     const char *args[] = {"output", out, NULL};
     char id[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+    submit(&k, job, args, 0, "", id);
+    cf_wait_stderr(&k.jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
                    2);
-    assert_int_equal(JS(CANCELLING), jc_cancel(&c, id));
-    wait_job(&jm, "long", id, "CANCELLING", "CANCELED");
-    assert_status(&c, id, JS(CANCELED), "", 2, XS(CANCELED));
+    assert_int_equal(JS(CANCELLING), jc_cancel(&k.c, id));
+    wait_job(&k.jm, "long", id, "CANCELLING", "CANCELED");
+    assert_status(&k.c, id, JS(CANCELED), "", 2, XS(CANCELED));
     tbuf_t names = {0};
     list_dir(out, &names);
     assert_string_equal("", names.data);
     tbuf_free(&names);
     /* Cancelling a job that ended changes nothing. */
-    assert_int_equal(JS(CANCELED), jc_cancel(&c, id));
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
+    assert_int_equal(JS(CANCELED), jc_cancel(&k.c, id));
+    cluster_down(&k);
     free(job);
-    free(out);
-    rm_scratch(dir);
 }
 
 /* grep with parallelism 4 on one TaskManager of 2 slots fails after
@@ -289,33 +311,21 @@ static void test_cancel(void **state)
 static void test_too_few_slots(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *input = path_in(dir, "input.txt"), *out = path_in(dir, "out");
-    gen_input(input, 100);
-    int port = start_jm_with(&jm, "slot.request.timeout=700 ms", NULL);
-    start_tm(&tm1, &jm, "tm1", port);
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
+    static cluster_t k;
+    cluster_up(&k, "slot.request.timeout=700 ms", 1);
+    gen_input(k.input, 100);
     char id[1024];
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
-                           args, 0, "", id, sizeof id));
-    wait_job(&jm, "grep", id, "RUNNING", "FAILED");
+    submit_grep(&k, 0, id);
+    wait_job(&k.jm, "grep", id, "RUNNING", "FAILED");
     char want[1400];
     snprintf(want, sizeof want,
              "Job grep (%s) could not get the slots it needs within 700 ms "
              "(slot.request.timeout): it has 2 and needs 4; start more "
              "TaskManagers or lower the parallelism",
              id);
-    assert_status(&c, id, JS(FAILED), want, 4, XS(CANCELED));
-    cf_wait_stderr(&jm, "is available again", 2);
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    assert_status(&k.c, id, JS(FAILED), want, 4, XS(CANCELED));
+    cf_wait_stderr(&k.jm, "is available again", 2);
+    cluster_down(&k);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -376,9 +386,10 @@ static void sevens(uint64_t n, tbuf_t *out)
 static void test_kill_a_taskmanager_mid_job(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1, tm2, tm3;
-    char *dir = scratch();
-    char *job = path_in(dir, "sevens.json"), *out = path_in(dir, "out");
+    static cluster_t k;
+    cluster_up(&k, "restart-strategy.fixed-delay.delay=100 ms", 3);
+    char *job = path_in(k.dir, "sevens.json");
+    const char *out = k.out;
     static const char text[] =
         "{\"name\": \"sevens\", \"parallelism\": 4,"
         " \"params\": {\"output\": null},"
@@ -390,29 +401,22 @@ static void test_kill_a_taskmanager_mid_job(void **state)
         "  {\"id\": \"out\", \"type\": \"sink.text\","
         "   \"params\": {\"path\": \"${output}\"}}]}";
     write_file(job, text, strlen(text));
-    int port =
-        start_jm_with(&jm, "restart-strategy.fixed-delay.delay=100 ms", NULL);
-    start_tm(&tm1, &jm, "tm1", port);
-    start_tm(&tm2, &jm, "tm2", port);
-    start_tm(&tm3, &jm, "tm3", port);
-    jc_t c = {0};
-    jc_open(&c, port);
     const char *args[] = {"output", out, NULL};
     char id[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+    submit(&k, job, args, 0, "", id);
+    cf_wait_stderr(&k.jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
                    4);
-    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    Fling__Cluster__JobStatusReply *r = jc_status(&k.c, id);
     int on_tm1 = 0;
     for (size_t i = 0; i < r->n_tasks; i++)
         on_tm1 += strcmp(r->tasks[i]->task_manager, "tm1") == 0;
     assert_int_equal(2, on_tm1);
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    cf_kill9(&tm1);
-    wait_job(&jm, "sevens", id, "RUNNING", "RESTARTING");
-    wait_job(&jm, "sevens", id, "RESTARTING", "RUNNING");
-    wait_job(&jm, "sevens", id, "RUNNING", "FINISHED");
-    r = jc_status(&c, id);
+    cf_kill9(&k.tm[0]);
+    wait_job(&k.jm, "sevens", id, "RUNNING", "RESTARTING");
+    wait_job(&k.jm, "sevens", id, "RESTARTING", "RUNNING");
+    wait_job(&k.jm, "sevens", id, "RUNNING", "FINISHED");
+    r = jc_status(&k.c, id);
     assert_int_equal(JS(FINISHED), r->state);
     assert_int_equal(1, r->restarts);
     assert_int_equal(4, r->n_tasks);
@@ -423,20 +427,11 @@ static void test_kill_a_taskmanager_mid_job(void **state)
     }
     protobuf_c_message_free_unpacked(&r->base, NULL);
     assert_dir(out, "part-0 part-1 part-2 part-3");
-    tbuf_t want = {0}, got = {0};
+    tbuf_t want = {0};
     sevens(40000000, &want);
-    concat_parts(out, 4, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    tbuf_free(&want);
-    tbuf_free(&got);
-    jc_close(&c);
-    cf_stop(&tm2, SIGTERM, 0);
-    cf_stop(&tm3, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
+    assert_parts(out, 4, &want);
+    cluster_down(&k);
     free(job);
-    free(out);
-    rm_scratch(dir);
 }
 
 /* A task that fails (a missing input file) with no restart left: the job
@@ -444,26 +439,19 @@ static void test_kill_a_taskmanager_mid_job(void **state)
 static void test_failed_task_fails_the_job(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *input = path_in(dir, "missing.txt"), *out = path_in(dir, "out");
-    int port =
-        start_jm_with(&jm, "restart-strategy.fixed-delay.attempts=0", NULL);
-    start_tm(&tm1, &jm, "tm1", port);
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {"input", input, "pattern", "ab", "output", out, NULL};
+    static cluster_t k;
+    cluster_up(&k, "restart-strategy.fixed-delay.attempts=0", 1);
+    const char *input = k.input; /* never written: missing */
     char id[1024];
-    assert_fl_ok(jc_submit(&c, FLING_SOURCE_DIR "/examples/jobs/grep.json",
-                           args, 1, "", id, sizeof id));
-    wait_job(&jm, "grep", id, "FAILING", "FAILED");
+    submit_grep(&k, 1, id);
+    wait_job(&k.jm, "grep", id, "FAILING", "FAILED");
     /* The task runner's message (tests/apps/task/task_error_test.c). */
     char want[1024];
     snprintf(want, sizeof want,
              "Operator 'lines' (source.text) cannot open %s: No such file "
              "or directory",
              input);
-    Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
+    Fling__Cluster__JobStatusReply *r = jc_status(&k.c, id);
     assert_int_equal(JS(FAILED), r->state);
     assert_string_equal(want, r->failure);
     assert_int_equal(1, r->n_tasks);
@@ -471,22 +459,15 @@ static void test_failed_task_fails_the_job(void **state)
     assert_string_equal(want, r->tasks[0]->failure);
     assert_int_equal(0, r->restarts);
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    jc_close(&c);
-    cf_stop(&tm1, SIGTERM, 0);
-    cf_stop(&jm, SIGTERM, 0);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    cluster_down(&k);
 }
 
 /* Refusals: a job that does not parse, an unknown job id. */
 static void test_refusals(void **state)
 {
     (void)state;
-    static cf_proc_t jm;
-    int port = start_jm(&jm, "0");
-    jc_t c = {0};
-    jc_open(&c, port);
+    static cluster_t k;
+    cluster_up(&k, NULL, 0);
     Fling__Cluster__SubmitJobRequest req =
         FLING__CLUSTER__SUBMIT_JOB_REQUEST__INIT;
     req.job_json = "{\"name\": \"x\", \"operators\": 3}";
@@ -500,7 +481,7 @@ static void test_refusals(void **state)
     assert_int_equal(
         FL_EINVAL,
         fl_test_call_code(
-            c.gw,
+            k.c.gw,
             (unsigned)fl_rpc_method_index(
                 &fling__cluster__dispatcher_gateway__descriptor, "SubmitJob"),
             &req.base, 5000, msg, sizeof msg));
@@ -509,14 +490,13 @@ static void test_refusals(void **state)
     jr.job_id = "0123456789abcdef0123456789abcdef";
     assert_int_equal(
         FL_ENOENT,
-        fl_test_call_code(c.gw,
+        fl_test_call_code(k.c.gw,
                           (unsigned)fl_rpc_method_index(
                               &fling__cluster__dispatcher_gateway__descriptor,
                               "RequestJobStatus"),
                           &jr.base, 5000, msg, sizeof msg));
     assert_string_equal("No job 0123456789abcdef0123456789abcdef", msg);
-    jc_close(&c);
-    cf_stop(&jm, SIGTERM, 0);
+    cluster_down(&k);
 }
 
 /* The TaskExecutorGateway (unfenced) refuses a task for a slot it does

@@ -86,6 +86,26 @@ static void vertex_id(char out[33], const char *name, const char *a,
     fj_id_format(&id, out);
 }
 
+/* Asserts that got is written as the same job file as want. */
+static void assert_same_json(const fj_job_t *want, const fj_job_t *got)
+{
+    char *jw, *jg;
+    assert_fl_ok(fj_job_to_json(want, &jw, NULL));
+    assert_fl_ok(fj_job_to_json(got, &jg, NULL));
+    assert_string_equal(jw, jg);
+    free(jw);
+    free(jg);
+}
+
+/* Asserts that got prints the same StreamGraph as want. */
+static void assert_same_stream(const fj_job_t *want, const fj_job_t *got)
+{
+    char *sw = stream_printed(want), *sg = stream_printed(got);
+    assert_string_equal(sw, sg);
+    free(sw);
+    free(sg);
+}
+
 static fj_job_t *load(const char *path)
 {
     char err[1024] = "";
@@ -101,6 +121,36 @@ static void arg(fj_job_t *job, const char *k, const char *v)
     assert_fl_ok(fj_job_set_arg(job, k, v, err, sizeof err));
 }
 
+/* The plan printed of a job whose three nodes chain into one vertex:
+ * stream (its StreamGraph) and then its JobGraph and ExecutionGraph, into
+ * buf. */
+static void one_vertex_plan(char *buf, size_t cap, const char *stream,
+                            const char *job, const char *a, const char *b,
+                            const char *c, const char *chain, int par)
+{
+    char v[33];
+    vertex_id(v, job, a, b, c);
+    size_t n = (size_t)snprintf(
+        buf, cap,
+        "%s\n"
+        "JobGraph of job '%s' (00112233445566778899aabbccddeeff): 1 "
+        "vertex, 0 data sets, 0 job edges\n"
+        "  vertex %s \"%s\", parallelism %d, nodes 1, 2, 3\n"
+        "\n"
+        "ExecutionGraph of job '%s' "
+        "(00112233445566778899aabbccddeeff): %d execution vertices, 0 "
+        "result partitions\n",
+        stream, job, v, chain, par, job, par);
+    for (int i = 0; i < par; i++) {
+        assert_true(n < cap);
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "  \"%s (%d/%d)\" subtask %d, attempt 0 "
+                              "CREATED\n",
+                              chain, i + 1, par, i);
+    }
+    assert_true(n < cap);
+}
+
 static void grep_example(void **state)
 {
     (void)state;
@@ -110,31 +160,19 @@ static void grep_example(void **state)
     arg(job, "output", "/tmp/out");
     plan_t p = plan_of(job);
     char *text = printed(&p, false);
-    char v[33], expect[4096];
-    vertex_id(v, "grep", "lines", "match", "out");
-    const char *chain = "Source: lines -> Filter: match -> Sink: out";
-    snprintf(expect, sizeof expect,
-             "StreamGraph of job 'grep': 3 nodes, 2 edges\n"
-             "  node 1 \"Source: lines\" source.text, parallelism 4, "
-             "path=/data/in.txt\n"
-             "  node 2 \"Filter: match\" filter.contains, parallelism 4, "
-             "pattern=ERROR\n"
-             "  node 3 \"Sink: out\" sink.text, parallelism 4, path=/tmp/out\n"
-             "  edge 1 -> 2 FORWARD\n"
-             "  edge 2 -> 3 FORWARD\n"
-             "\n"
-             "JobGraph of job 'grep' (00112233445566778899aabbccddeeff): 1 "
-             "vertex, 0 data sets, 0 job edges\n"
-             "  vertex %s \"%s\", parallelism 4, nodes 1, 2, 3\n"
-             "\n"
-             "ExecutionGraph of job 'grep' "
-             "(00112233445566778899aabbccddeeff): 4 execution vertices, 0 "
-             "result partitions\n"
-             "  \"%s (1/4)\" subtask 0, attempt 0 CREATED\n"
-             "  \"%s (2/4)\" subtask 1, attempt 0 CREATED\n"
-             "  \"%s (3/4)\" subtask 2, attempt 0 CREATED\n"
-             "  \"%s (4/4)\" subtask 3, attempt 0 CREATED\n",
-             v, chain, chain, chain, chain, chain);
+    char expect[4096];
+    one_vertex_plan(
+        expect, sizeof expect,
+        "StreamGraph of job 'grep': 3 nodes, 2 edges\n"
+        "  node 1 \"Source: lines\" source.text, parallelism 4, "
+        "path=/data/in.txt\n"
+        "  node 2 \"Filter: match\" filter.contains, parallelism 4, "
+        "pattern=ERROR\n"
+        "  node 3 \"Sink: out\" sink.text, parallelism 4, path=/tmp/out\n"
+        "  edge 1 -> 2 FORWARD\n"
+        "  edge 2 -> 3 FORWARD\n",
+        "grep", "lines", "match", "out",
+        "Source: lines -> Filter: match -> Sink: out", 4);
     assert_string_equal(expect, text);
     char err[256] = "x";
     assert_fl_ok(fj_job_check_runnable(p.jg, err, sizeof err));
@@ -167,30 +205,20 @@ static void sequence_example(void **state)
     arg(job, "output", "/tmp/squares");
     plan_t p = plan_of(job);
     char *text = printed(&p, false);
-    char v[33], expect[4096];
-    vertex_id(v, "sequence", "numbers", "square", "out");
-    const char *chain = "Source: numbers -> Map: square -> Sink: out";
-    snprintf(expect, sizeof expect,
-             "StreamGraph of job 'sequence': 3 nodes, 2 edges\n"
-             "  library libfling_udf_example.so\n"
-             "  node 1 \"Source: numbers\" source.sequence, parallelism 2, "
-             "from=1, to=100\n"
-             "  node 2 \"Map: square\" map, parallelism 2, function=square\n"
-             "  node 3 \"Sink: out\" sink.text, parallelism 2, "
-             "path=/tmp/squares\n"
-             "  edge 1 -> 2 FORWARD\n"
-             "  edge 2 -> 3 FORWARD\n"
-             "\n"
-             "JobGraph of job 'sequence' (00112233445566778899aabbccddeeff): "
-             "1 vertex, 0 data sets, 0 job edges\n"
-             "  vertex %s \"%s\", parallelism 2, nodes 1, 2, 3\n"
-             "\n"
-             "ExecutionGraph of job 'sequence' "
-             "(00112233445566778899aabbccddeeff): 2 execution vertices, 0 "
-             "result partitions\n"
-             "  \"%s (1/2)\" subtask 0, attempt 0 CREATED\n"
-             "  \"%s (2/2)\" subtask 1, attempt 0 CREATED\n",
-             v, chain, chain, chain);
+    char expect[4096];
+    one_vertex_plan(
+        expect, sizeof expect,
+        "StreamGraph of job 'sequence': 3 nodes, 2 edges\n"
+        "  library libfling_udf_example.so\n"
+        "  node 1 \"Source: numbers\" source.sequence, parallelism 2, "
+        "from=1, to=100\n"
+        "  node 2 \"Map: square\" map, parallelism 2, function=square\n"
+        "  node 3 \"Sink: out\" sink.text, parallelism 2, "
+        "path=/tmp/squares\n"
+        "  edge 1 -> 2 FORWARD\n"
+        "  edge 2 -> 3 FORWARD\n",
+        "sequence", "numbers", "square", "out",
+        "Source: numbers -> Map: square -> Sink: out", 2);
     assert_string_equal(expect, text);
     fj_task_spec_t t;
     assert_fl_ok(fj_exec_graph_task(p.eg, 1, &t));
@@ -206,12 +234,7 @@ static void yaml_example(void **state)
 {
     (void)state;
     fj_job_t *y = load(EXAMPLES "grep.yaml"), *j = load(EXAMPLES "grep.json");
-    char *jy, *jj;
-    assert_fl_ok(fj_job_to_json(y, &jy, NULL));
-    assert_fl_ok(fj_job_to_json(j, &jj, NULL));
-    assert_string_equal(jj, jy);
-    free(jy);
-    free(jj);
+    assert_same_json(j, y);
     fj_job_free(y);
     fj_job_free(j);
 }
@@ -236,17 +259,9 @@ static void builder_matches_file(void **state)
         arg(both[i], "pattern", "x");
         arg(both[i], "output", "/out");
     }
-    char *sb = stream_printed(b), *sf = stream_printed(f);
-    assert_string_equal(sf, sb);
+    assert_same_stream(f, b);
     /* And the same job file. */
-    char *jb, *jf;
-    assert_fl_ok(fj_job_to_json(b, &jb, NULL));
-    assert_fl_ok(fj_job_to_json(f, &jf, NULL));
-    assert_string_equal(jf, jb);
-    free(jb);
-    free(jf);
-    free(sb);
-    free(sf);
+    assert_same_json(f, b);
     fj_job_free(b);
     fj_job_free(f);
 }
@@ -267,7 +282,7 @@ static void json_round_trip(void **state)
     assert_fl(FL_ENOENT, fj_job_set_op_param(job, "zz", "function", "f"));
     assert_fl_ok(fj_job_sink_text(job, "out", "${input}/o"));
     arg(job, "input", "/i n");
-    char *j1, *j2;
+    char *j1;
     size_t len;
     assert_fl_ok(fj_job_to_json(job, &j1, &len));
     assert_int_equal(strlen(j1), len);
@@ -275,15 +290,10 @@ static void json_round_trip(void **state)
     fj_job_t *back = NULL;
     if (fj_job_parse(j1, len, "wire", &back, err, sizeof err) != FL_OK)
         fail_msg("round trip failed: %s\n%s", err, j1);
-    assert_fl_ok(fj_job_to_json(back, &j2, NULL));
-    assert_string_equal(j1, j2);
-    char *s1 = stream_printed(job), *s2 = stream_printed(back);
-    assert_string_equal(s1, s2);
+    assert_same_json(job, back);
+    assert_same_stream(job, back);
     assert_string_equal(fj_job_name(job), fj_job_name(back));
-    free(s1);
-    free(s2);
     free(j1);
-    free(j2);
     fj_job_free(back);
     fj_job_free(job);
 }

@@ -7,6 +7,7 @@
  * that fails.
  */
 #include <dlfcn.h>
+#include <stdarg.h>
 
 #include "task_fixture.h"
 
@@ -63,17 +64,40 @@ static int run3(fx_t *f, const char *path, const fj_op_spec_t *mid,
     return run_task(&t, NULL, err, errlen);
 }
 
+/* Asserts that run3 of path, mid and library fails with code and the
+ * message want. */
+static void expect3(fx_t *f, const char *path, const fj_op_spec_t *mid,
+                    const char *library, int code, const char *want)
+{
+    char err[512];
+    assert_fl(code, run3(f, path, mid, library, err, sizeof(err)));
+    assert_string_equal(err, want);
+}
+
+/* expect3 with the message made of fmt and its arguments. */
+static void expect3f(fx_t *f, const char *path, const fj_op_spec_t *mid,
+                     const char *library, int code, const char *fmt, ...)
+    FL_PRINTF(6, 7);
+
+static void expect3f(fx_t *f, const char *path, const fj_op_spec_t *mid,
+                     const char *library, int code, const char *fmt, ...)
+{
+    char want[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof(want), fmt, ap);
+    va_end(ap);
+    expect3(f, path, mid, library, code, want);
+}
+
 static void missing_input(void **state)
 {
     fx_t *f = *state;
-    char err[512], want[512];
     char *missing = path_in(f->dir, "missing.txt");
-    assert_fl(FL_ENOENT, run3(f, missing, NULL, NULL, err, sizeof(err)));
-    snprintf(want, sizeof(want),
+    expect3f(f, missing, NULL, NULL, FL_ENOENT,
              "Operator 'lines' (source.text) cannot open %s: No such file "
              "or directory",
              missing);
-    assert_string_equal(err, want);
     /* The sink was set up first and removed its temporary file. */
     assert_dir(f->out, "");
     free(missing);
@@ -82,22 +106,17 @@ static void missing_input(void **state)
 static void unreadable_input(void **state)
 {
     fx_t *f = *state;
-    char err[512], want[512];
-    assert_fl(FL_ESYSTEM, run3(f, f->dir, NULL, NULL, err, sizeof(err)));
-    snprintf(want, sizeof(want),
+    expect3f(f, f->dir, NULL, NULL, FL_ESYSTEM,
              "Operator 'lines' (source.text) cannot read %s: Is a directory",
              f->dir);
-    assert_string_equal(err, want);
     assert_dir(f->out, "");
     /* A FIFO without a writer: refused at once, not waited on. */
     char *fifo = path_in(f->dir, "fifo");
     assert_int_equal(mkfifo(fifo, 0600), 0);
-    assert_fl(FL_ESYSTEM, run3(f, fifo, NULL, NULL, err, sizeof(err)));
-    snprintf(want, sizeof(want),
+    expect3f(f, fifo, NULL, NULL, FL_ESYSTEM,
              "Operator 'lines' (source.text) cannot read %s: not a regular "
              "file (a FIFO, a device or a socket); give a file",
              fifo);
-    assert_string_equal(err, want);
     assert_dir(f->out, "");
     free(fifo);
 }
@@ -108,12 +127,10 @@ static void unwritable_output(void **state)
     fx_t *f = *state;
     char err[512], want[512];
     write_file(f->out, "x", 1);
-    assert_fl(FL_ESYSTEM, run3(f, f->input, NULL, NULL, err, sizeof(err)));
-    snprintf(want, sizeof(want),
+    expect3f(f, f->input, NULL, NULL, FL_ESYSTEM,
              "Operator 'out' (sink.text) cannot create the folder %s: Not a "
              "directory",
              f->out);
-    assert_string_equal(err, want);
 
     char *under = path_in(f->out, "sub");
     fj_param_t src_p[] = {{"path", f->input}};
@@ -272,7 +289,7 @@ static void bad_chains(void **state)
 static void missing_library(void **state)
 {
     fx_t *f = *state;
-    char err[512], want[512];
+    char want[512];
     char *lib = path_in(f->dir, "libnope.so");
     /* dlerror's words are the C library's: ask it for them. */
     assert_null(dlopen(lib, RTLD_NOW | RTLD_LOCAL));
@@ -280,48 +297,43 @@ static void missing_library(void **state)
              dlerror());
     fj_param_t sq_p[] = {{"function", "square"}};
     fj_op_spec_t mid = {"sq", "map", sq_p, 1};
-    assert_fl(FL_ENOENT, run3(f, f->input, &mid, lib, err, sizeof(err)));
-    assert_string_equal(err, want);
+    expect3(f, f->input, &mid, lib, FL_ENOENT, want);
     assert_int_equal(access(f->out, F_OK), -1);
     /* A file that is not a library. */
     assert_null(dlopen(f->input, RTLD_NOW | RTLD_LOCAL));
     snprintf(want, sizeof(want), "User library %s cannot be loaded: %s",
              f->input, dlerror());
-    assert_fl(FL_EINVAL, run3(f, f->input, &mid, f->input, err, sizeof(err)));
-    assert_string_equal(err, want);
+    expect3(f, f->input, &mid, f->input, FL_EINVAL, want);
     free(lib);
 }
 
 static void missing_function(void **state)
 {
     fx_t *f = *state;
-    char err[512];
     fj_param_t cube_p[] = {{"function", "cube"}};
     fj_op_spec_t mid = {"sq", "map", cube_p, 1};
-    assert_fl(FL_ENOENT,
-              run3(f, f->input, &mid, UDF_EXAMPLE, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) names the function 'cube', "
-                             "which the user library " UDF_EXAMPLE
-                             " does not export and which is not built in");
+    expect3(f, f->input, &mid, UDF_EXAMPLE, FL_ENOENT,
+            "Operator 'sq' (map) names the function 'cube', "
+            "which the user library " UDF_EXAMPLE
+            " does not export and which is not built in");
     assert_dir(f->out, "");
-    assert_fl(FL_ENOENT, run3(f, f->input, &mid, NULL, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) names the function 'cube', "
-                             "which is not built in, and the job names no "
-                             "user library");
+    expect3(f, f->input, &mid, NULL, FL_ENOENT,
+            "Operator 'sq' (map) names the function 'cube', "
+            "which is not built in, and the job names no "
+            "user library");
     /* strtoll is in the C library the example links, not in the example. */
     fj_param_t libc_p[] = {{"function", "strtoll"}};
     mid.params = libc_p;
-    assert_fl(FL_ENOENT,
-              run3(f, f->input, &mid, UDF_EXAMPLE, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) names the function "
-                             "'strtoll', which the user library " UDF_EXAMPLE
-                             " does not export and which is not built in");
+    expect3(f, f->input, &mid, UDF_EXAMPLE, FL_ENOENT,
+            "Operator 'sq' (map) names the function "
+            "'strtoll', which the user library " UDF_EXAMPLE
+            " does not export and which is not built in");
     /* A built-in function of another kind. */
     fj_param_t words_p[] = {{"function", "words"}};
     mid.params = words_p;
-    assert_fl(FL_EINVAL, run3(f, f->input, &mid, NULL, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) names the built-in function "
-                             "'words', which is a flatmap, not a map");
+    expect3(f, f->input, &mid, NULL, FL_EINVAL,
+            "Operator 'sq' (map) names the built-in function "
+            "'words', which is a flatmap, not a map");
 }
 
 /* A user function that fails: the task fails with its message, and no
@@ -329,48 +341,41 @@ static void missing_function(void **state)
 static void function_fails(void **state)
 {
     fx_t *f = *state;
-    char err[512];
     fj_param_t sq_p[] = {{"function", "square"}};
     fj_op_spec_t mid = {"sq", "map", sq_p, 1};
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &mid, UDF_EXAMPLE, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) failed in function 'square' "
-                             "on subtask 0: 'abc' is not a decimal integer");
+    expect3(f, f->input, &mid, UDF_EXAMPLE, FL_EINVAL,
+            "Operator 'sq' (map) failed in function 'square' "
+            "on subtask 0: 'abc' is not a decimal integer");
     assert_dir(f->out, "");
     write_file(f->input, "4000000000\n", 11);
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &mid, UDF_EXAMPLE, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) failed in function 'square' "
-                             "on subtask 0: the square of 4000000000 does not "
-                             "fit 64 bits");
+    expect3(f, f->input, &mid, UDF_EXAMPLE, FL_EINVAL,
+            "Operator 'sq' (map) failed in function 'square' "
+            "on subtask 0: the square of 4000000000 does not "
+            "fit 64 bits");
     fj_param_t mute_p[] = {{"function", "mute"}};
     mid.params = mute_p;
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &mid, UDF_TEST_LIB, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) failed in function 'mute' "
-                             "on subtask 0: it returned 7 without a message");
+    expect3(f, f->input, &mid, UDF_TEST_LIB, FL_EINVAL,
+            "Operator 'sq' (map) failed in function 'mute' "
+            "on subtask 0: it returned 7 without a message");
     /* Bytes at NULL, from a map and from a flatmap. */
     fj_param_t hollow_p[] = {{"function", "hollow"}};
     mid.params = hollow_p;
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &mid, UDF_TEST_LIB, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) failed in function "
-                             "'hollow' on subtask 0: it gave a record of 3 "
-                             "bytes at NULL");
+    expect3(f, f->input, &mid, UDF_TEST_LIB, FL_EINVAL,
+            "Operator 'sq' (map) failed in function "
+            "'hollow' on subtask 0: it gave a record of 3 "
+            "bytes at NULL");
     fj_param_t hollowf_p[] = {{"function", "hollowf"}};
     fj_op_spec_t fm = {"fm", "flatmap", hollowf_p, 1};
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &fm, UDF_TEST_LIB, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'fm' (flatmap) failed in function "
-                             "'hollowf' on subtask 0: it gave a record of 4 "
-                             "bytes at NULL");
+    expect3(f, f->input, &fm, UDF_TEST_LIB, FL_EINVAL,
+            "Operator 'fm' (flatmap) failed in function "
+            "'hollowf' on subtask 0: it gave a record of 4 "
+            "bytes at NULL");
     /* An open that fails: tag without its param. */
     fj_param_t tag_p[] = {{"function", "tag"}};
     mid.params = tag_p;
-    assert_fl(FL_EINVAL,
-              run3(f, f->input, &mid, UDF_TEST_LIB, err, sizeof(err)));
-    assert_string_equal(err, "Operator 'sq' (map) failed to open function "
-                             "'tag' on subtask 0: no param 'tag'");
+    expect3(f, f->input, &mid, UDF_TEST_LIB, FL_EINVAL,
+            "Operator 'sq' (map) failed to open function "
+            "'tag' on subtask 0: no param 'tag'");
     assert_dir(f->out, "");
 }
 
@@ -410,7 +415,7 @@ static void flatmap_ignores_stop(void **state)
 static void line_too_long(void **state)
 {
     fx_t *f = *state;
-    char err[512], want[512];
+    char err[512];
     char text[200];
     memset(text, 'x', sizeof(text));
     memcpy(text, "ok\n", 3);
@@ -422,12 +427,10 @@ static void line_too_long(void **state)
         write_file(f->input, text, 3 + 64 + 1);
         assert_fl_ok(run3(f, f->input, NULL, NULL, err, sizeof(err)));
         write_file(f->input, text, 3 + 64 + 1 + 65 + 1);
-        assert_fl(FL_EINVAL, run3(f, f->input, NULL, NULL, err, sizeof(err)));
-        snprintf(want, sizeof(want),
+        expect3f(f, f->input, NULL, NULL, FL_EINVAL,
                  "Operator 'lines' (source.text) cannot read %s: the line at "
                  "byte 68 is longer than 64 bytes, the most a record holds",
                  f->input);
-        assert_string_equal(err, want);
         /* The first run's part stays; the failed one left nothing. */
         assert_dir(f->out, "part-0");
     }

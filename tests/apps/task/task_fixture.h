@@ -83,6 +83,30 @@ static inline char *path_in(const char *dir, const char *name)
     return p;
 }
 
+/* A scratch folder and the paths of a task's input file (dir/in.txt, not
+ * made) and output folder (dir/out). */
+typedef struct scratch_io {
+    char *dir, *input, *out;
+} scratch_io_t;
+
+/* Makes a fresh scratch folder and its two paths; free with
+ * rm_scratch_io. */
+static inline scratch_io_t scratch_io(void)
+{
+    scratch_io_t s = {scratch(), NULL, NULL};
+    s.input = path_in(s.dir, "in.txt");
+    s.out = path_in(s.dir, "out");
+    return s;
+}
+
+/* Removes the scratch folder of s, and frees its paths. */
+static inline void rm_scratch_io(scratch_io_t *s)
+{
+    free(s->input);
+    free(s->out);
+    rm_scratch(s->dir);
+}
+
 static inline void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");

@@ -13,8 +13,8 @@
  * are the squares, computed here. */
 static void sequence_square(void **state)
 {
-    char *dir = scratch();
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *out = s.out;
     fj_param_t seq_p[] = {{"from", "-5"}, {"to", "1000"}};
     fj_param_t sq_p[] = {{"function", "square"}};
     fj_param_t sink_p[] = {{"path", out}};
@@ -49,8 +49,7 @@ static void sequence_square(void **state)
     assert_dir(out, "part-0 part-1 part-2");
     tbuf_free(&want);
     tbuf_free(&got);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 /* Runs chain (n_ops) for subtask i of n, attempt, with library; returns
@@ -69,9 +68,8 @@ static int run_chain(const fj_op_spec_t *chain, size_t n_ops, unsigned i,
  * the subtask (tag), across two subtasks and attempt 2. */
 static void flatmap_and_open(void **state)
 {
-    char *dir = scratch();
-    char *input = path_in(dir, "in.txt");
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *input = s.input, *out = s.out;
     const char text[] = "one two\n\n  three\tfour  \nfive\n";
     write_file(input, text, sizeof(text) - 1);
     fj_param_t src_p[] = {{"path", input}};
@@ -111,9 +109,7 @@ static void flatmap_and_open(void **state)
     concat_parts(out, 1, &got);
     assert_string_equal(got.data, "ONE\nTWO\nTHREE\nFOUR\nFIVE\n");
     tbuf_free(&got);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 /* The loader's ABI check, on its own and through a task. */
@@ -141,8 +137,8 @@ static void abi_check(void **state)
                              "fl_udf_abi_version; build it with FL_UDF_ABI "
                              "from <fling/udf.h>");
 
-    char *dir = scratch();
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *out = s.out;
     fj_param_t seq_p[] = {{"from", "1"}, {"to", "3"}};
     fj_param_t sq_p[] = {{"function", "square"}};
     fj_param_t sink_p[] = {{"path", out}};
@@ -159,8 +155,7 @@ static void abi_check(void **state)
                              "<fling/udf.h>");
     /* Refused before the sink made anything. */
     assert_int_equal(access(out, F_OK), -1);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 /* ---- cancel ------------------------------------------------------------ */
@@ -200,9 +195,8 @@ static void *run_thread(void *arg)
 
 static void cancel_mid_file(void **state)
 {
-    char *dir = scratch();
-    char *input = path_in(dir, "in.txt");
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *input = s.input, *out = s.out;
     tbuf_t b = {0};
     for (int i = 0; i < 10000; i++) {
         char line[32];
@@ -245,18 +239,15 @@ static void cancel_mid_file(void **state)
     assert_dir(out, "");
     pthread_cond_destroy(&c.cv);
     pthread_mutex_destroy(&c.mu);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 /* A flag set before the run: canceled at once, even with no record to
  * read (the check before the rename), and nothing left. */
 static void cancel_before_start(void **state)
 {
-    char *dir = scratch();
-    char *input = path_in(dir, "in.txt");
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *input = s.input, *out = s.out;
     fj_param_t src_p[] = {{"path", input}};
     fj_param_t sink_p[] = {{"path", out}};
     fj_op_spec_t chain[] = {
@@ -279,9 +270,7 @@ static void cancel_before_start(void **state)
         assert_int_equal(st.ops[1].in, 0);
         assert_dir(out, "");
     }
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 /* Attempt 0 fails in a user function halfway, attempt 1 (with a stale
@@ -289,9 +278,8 @@ static void cancel_before_start(void **state)
  * 1's part file is left. */
 static void failed_then_good_attempt(void **state)
 {
-    char *dir = scratch();
-    char *input = path_in(dir, "in.txt");
-    char *out = path_in(dir, "out");
+    scratch_io_t s = scratch_io();
+    const char *input = s.input, *out = s.out;
     write_file(input, "a\nb\nbad\nc\n", 10);
     fj_param_t src_p[] = {{"path", input}};
     fj_param_t fail_p[] = {{"function", "fail_on"}, {"bad", "bad"}};
@@ -320,9 +308,7 @@ static void failed_then_good_attempt(void **state)
     assert_string_equal(got.data, "t/0/1:a\nt/0/1:b\nt/0/1:c\n");
     tbuf_free(&got);
     free(stale);
-    free(input);
-    free(out);
-    rm_scratch(dir);
+    rm_scratch_io(&s);
 }
 
 int main(void)
