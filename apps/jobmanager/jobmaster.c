@@ -450,6 +450,7 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
         fl_rpc_scheduled_free(jm->timer);
         jm->timer = NULL;
     }
+    jm__suspend(jm);
     fl_heartbeat_manager_free(jm->hb);
     jm->hb = NULL;
     fl_heartbeat_manager_free(jm->hb_rm);

@@ -102,6 +102,12 @@ void jm__check_end(jm_jobmaster_t *jm);
  * to (FAILING, CANCELLING or RESTARTING). */
 void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure);
 
+/* jm__suspend: the JobMaster stops while its job runs (its JobManager
+ * shuts down; Flink suspends the job). Asks the TaskExecutors to cancel
+ * the job's attempts, then sends each DisconnectJobManager, which frees
+ * the job's slots there; the job counts as ended. No-op once ended. */
+void jm__suspend(jm_jobmaster_t *jm);
+
 /* jm__task_failed: a task failed with why; the job restarts while the
  * fixed-delay strategy allows, else fails (jm__fail_job). */
 void jm__task_failed(jm_jobmaster_t *jm, const char *why);

@@ -12,6 +12,7 @@
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
 #include "job_client.h"
+#include "long_job.h"
 #include "taskexecutor.pb-c.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
@@ -244,43 +245,19 @@ static void test_cancel(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *job = path_in(dir, "long.json"), *out = path_in(dir, "out");
-    static const char text[] =
-        "{\"name\": \"long\", \"parallelism\": 2,"
-        " \"params\": {\"output\": null},"
-        " \"operators\": ["
-        "  {\"id\": \"n\", \"type\": \"source.sequence\","
-        "   \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
-        "  {\"id\": \"none\", \"type\": \"filter.contains\","
-        "   \"params\": {\"pattern\": \"x\"}},"
-        "  {\"id\": \"out\", \"type\": \"sink.text\","
-        "   \"params\": {\"path\": \"${output}\"}}]}";
-    write_file(job, text, strlen(text));
-    int port = start_jm(&jm, "0");
-    start_tm(&tm1, &jm, "tm1", port);
     jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {"output", out, NULL};
-    char id[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
-                   2);
-    assert_int_equal(JS(CANCELLING), jc_cancel(&c, id));
-    wait_job(&jm, "long", id, "CANCELLING", "CANCELED");
-    assert_status(&c, id, JS(CANCELED), "", 2, XS(CANCELED));
-    tbuf_t names = {0};
-    list_dir(out, &names);
-    assert_string_equal("", names.data);
-    tbuf_free(&names);
+    long_job_t l;
+    long_job_start(&l, &jm, &tm1, &c);
+    assert_int_equal(JS(CANCELLING), jc_cancel(&c, l.id));
+    wait_job(&jm, "long", l.id, "CANCELLING", "CANCELED");
+    assert_status(&c, l.id, JS(CANCELED), "", 2, XS(CANCELED));
+    long_job_assert_no_output(&l);
     /* Cancelling a job that ended changes nothing. */
-    assert_int_equal(JS(CANCELED), jc_cancel(&c, id));
+    assert_int_equal(JS(CANCELED), jc_cancel(&c, l.id));
     jc_close(&c);
     cf_stop(&tm1, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
-    free(job);
-    free(out);
-    rm_scratch(dir);
+    long_job_free(&l);
 }
 
 /* grep with parallelism 4 on one TaskManager of 2 slots fails after
