@@ -22,6 +22,7 @@
 typedef struct jm_tm {
     char resource_id[256];
     char address[512];
+    char session_id[64];  /* its process's; another one is a new process */
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     bool lost;
 } jm_tm_t;

@@ -247,7 +247,7 @@ static void test_cancel(void **state)
     static cf_proc_t jm, tm1;
     jc_t c = {0};
     long_job_t l;
-    long_job_start(&l, &jm, &tm1, &c);
+    long_job_start(&l, &jm, &tm1, &c, NULL);
     assert_int_equal(JS(CANCELLING), jc_cancel(&c, l.id));
     wait_job(&jm, "long", l.id, "CANCELLING", "CANCELED");
     assert_status(&c, l.id, JS(CANCELED), "", 2, XS(CANCELED));

@@ -16,10 +16,10 @@ typedef struct long_job {
     int port; /* the JobManager's */
 } long_job_t;
 
-/* Starts jm and tm1, opens c, submits the job and waits until both tasks
- * run. */
+/* Starts jm and tm1 (with the -D option extra unless NULL), opens c,
+ * submits the job and waits until both tasks run. */
 static inline void long_job_start(long_job_t *l, cf_proc_t *jm, cf_proc_t *tm1,
-                                  jc_t *c)
+                                  jc_t *c, const char *extra)
 {
     static const char text[] =
         "{\"name\": \"long\", \"parallelism\": 2,"
@@ -35,8 +35,8 @@ static inline void long_job_start(long_job_t *l, cf_proc_t *jm, cf_proc_t *tm1,
     l->job = path_in(l->dir, "long.json");
     l->out = path_in(l->dir, "out");
     write_file(l->job, text, strlen(text));
-    l->port = start_jm(jm, "0");
-    start_tm(tm1, jm, "tm1", l->port);
+    l->port = start_jm_opt(jm, "0", extra);
+    start_tm_opt(tm1, jm, "tm1", l->port, extra);
     jc_open(c, l->port);
     const char *args[] = {"output", l->out, NULL};
     assert_fl_ok(jc_submit(c, l->job, args, 0, "", l->id, sizeof l->id));
