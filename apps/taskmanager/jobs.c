@@ -469,6 +469,12 @@ void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
 {
     (void)svc;
     tm_te_t *te = fl_rpc_call_state(call);
+    if (te->stopping) {
+        fl_rpc_fail(call, FL_ECLOSED,
+                    "Slot request %s refused: TaskManager %s is shutting down",
+                    req->allocation_id, te->resource_id);
+        return;
+    }
     if (req->slot_index >= te->nslots || strlen(req->job_id) != 32 ||
         strlen(req->allocation_id) != 32 || req->jm_token.len != 16) {
         fl_rpc_fail(call, FL_EINVAL,

@@ -146,6 +146,7 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     tm_te_t *te = state;
+    te->stopping = true;
     tm__disarm_timer(te);
     tm__tasks_stop(te);
     tm__jobs_stop(te);

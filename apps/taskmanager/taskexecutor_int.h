@@ -47,6 +47,9 @@ struct tm_te {
     fl_registration_opts_t ropts;
     /* The registration that holds, while registered. */
     bool registered;
+    /* on_stop ran: calls still coming (while it says goodbye) are
+     * refused rather than start what nothing would free. */
+    bool stopping;
     char instance_id[64];
     char rm_hb_id[ADDR_MAX];
     fl_heartbeat_manager_t *hb;
