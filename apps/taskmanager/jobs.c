@@ -166,15 +166,30 @@ static long slot_of(const tm_te_t *te, const char *alloc)
     return -1;
 }
 
+static void offer(tm_te_t *te, tm_job_t *j);
+
+/* The JobMaster's answer to an offer. A timeout says nothing of what it
+ * did (it may run a task in a slot already): the slots still inactive
+ * are offered again (Flink), and the slot timeout frees those it never
+ * takes. A slot a task activated meanwhile is in use: never freed here. */
 static void offered_body(fl_future_t *f, void *arg)
 {
     offer_arg_t *a = arg;
     tm_te_t *te = a->te;
+    tm_job_t *j = job_by_gen(te, a->gen);
+    if (fl_future_error(f) == FL_ETIMEDOUT && j != NULL) {
+        fl_log(FL_LOG_INFO,
+               "Slot offer to the JobMaster of job %s timed out; offering its "
+               "inactive slots again",
+               a->job_id);
+        offer(te, j);
+        return;
+    }
     Fling__Cluster__SlotOffers *r =
         fl_future_error(f) == FL_OK ? fl_future_value(f) : NULL;
     for (size_t k = 0; k < a->n; k++) {
         long i = slot_of(te, a->allocs[k]);
-        if (i < 0)
+        if (i < 0 || te->slots[i].active)
             continue;
         bool accepted = false;
         for (size_t m = 0; r != NULL && m < r->n_offers; m++)
