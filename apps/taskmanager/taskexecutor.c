@@ -29,7 +29,10 @@ static void slot_report(const tm_te_t *te, Fling__Cluster__SlotReport *r,
     for (uint32_t i = 0; i < te->nslots; i++) {
         Fling__Cluster__SlotStatus s = FLING__CLUSTER__SLOT_STATUS__INIT;
         s.index = i;
-        if (te->slots != NULL) {
+        if (te->slots != NULL && te->slots[i].releasing[0] != '\0') {
+            s.allocation_id = (char *)te->slots[i].releasing;
+            s.job_id = (char *)te->slots[i].releasing_job;
+        } else if (te->slots != NULL) {
             s.allocation_id = (char *)te->slots[i].alloc;
             s.job_id = (char *)te->slots[i].job;
         }

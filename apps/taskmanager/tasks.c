@@ -136,7 +136,10 @@ static void on_transition(fl_rpc_endpoint_t *ep, void *state, void *arg)
         pthread_join(t->thread, NULL);
         t->started = false;
         task_unlink(te, t);
+        char alloc[33];
+        memcpy(alloc, t->alloc, sizeof alloc);
         task_free(t);
+        tm__slot_task_ended(te, alloc);
     }
     free(tr);
 }
@@ -304,11 +307,15 @@ void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     closure(&ack, call);
 }
 
-void tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
+size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
 {
+    size_t n = 0;
     for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
-        if (strcmp(t->alloc, alloc) == 0)
+        if (strcmp(t->alloc, alloc) == 0) {
             atomic_store(&t->cancel, true);
+            n++;
+        }
+    return n;
 }
 
 void tm__tasks_stop(tm_te_t *te)
