@@ -26,6 +26,8 @@
  * fields under mu. */
 typedef struct fake_jm {
     bool hold;                /* hold the first offer back, else take it */
+    bool lose_final;          /* fail the first final state update */
+    fl_test_latch_t *finals;  /* two final state updates came */
     fl_test_latch_t *offered; /* the first OfferSlots arrived */
     fl_test_latch_t *running; /* three states came */
     fl_rpc_call_t *offer;     /* held back, answered at the end */
@@ -80,11 +82,22 @@ fake_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
 {
     (void)svc;
     fake_jm_t *fj = fl_rpc_call_state(call);
+    bool final = req->state == XS(FINISHED) || req->state == XS(FAILED) ||
+                 req->state == XS(CANCELED);
     pthread_mutex_lock(&fj->mu);
     if (fj->nstates < 16)
         fj->states[fj->nstates++] = req->state;
+    bool lose = final && fj->lose_final;
+    if (lose)
+        fj->lose_final = false;
     pthread_mutex_unlock(&fj->mu);
     fl_test_latch_count_down(fj->running);
+    if (final)
+        fl_test_latch_count_down(fj->finals);
+    if (lose) {
+        fl_rpc_fail(call, FL_EUNREACHABLE, "the test lost it");
+        return;
+    }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -170,6 +183,7 @@ static void fx_start(offer_fx_t *x, const char *tm_extra, bool hold)
     pthread_mutex_init(&x->fj.mu, NULL);
     x->fj.offered = fl_test_latch_alloc(1);
     x->fj.running = fl_test_latch_alloc(3);
+    x->fj.finals = fl_test_latch_alloc(2);
     fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
     assert_fl_ok(fl_rpc_service_alloc(&so, &x->svc));
     static Fling__Cluster__JobMasterGateway_Service impl =
@@ -225,6 +239,28 @@ static void fx_submit(offer_fx_t *x, const char *job_json)
     assert_fl_ok(fx_call(x, "SubmitTask", &td.base, msg, sizeof msg));
 }
 
+/* Gets slot 0 of tm1 as allocation ALLOC for the fake (its offer came),
+ * and writes into job (cap bytes) a job of one task: the numbers 1 to
+ * `to`, none kept, into part files under the scratch folder's "out". */
+static void fx_slot_and_job(offer_fx_t *x, const char *to, char *job,
+                            size_t cap)
+{
+    char msg[1024];
+    assert_fl_ok(fx_request_slot(x, ALLOC, msg, sizeof msg));
+    fl_test_latch_await(x->fj.offered);
+    char *out = path_in(x->dir, "out");
+    snprintf(job, cap,
+             "{\"name\": \"long\", \"parallelism\": 1, \"operators\": ["
+             "{\"id\": \"n\", \"type\": \"source.sequence\","
+             " \"params\": {\"from\": \"1\", \"to\": \"%s\"}},"
+             "{\"id\": \"none\", \"type\": \"filter.contains\","
+             " \"params\": {\"pattern\": \"x\"}},"
+             "{\"id\": \"out\", \"type\": \"sink.text\","
+             " \"params\": {\"path\": \"%s\"}}]}",
+             to, out);
+    free(out);
+}
+
 /* Ends the fake (failing an offer it holds) and the JobManager (tm1 has
  * been stopped). */
 static void fx_end(offer_fx_t *x)
@@ -237,6 +273,7 @@ static void fx_end(offer_fx_t *x)
     fl_rpc_service_free(x->svc);
     fl_test_latch_free(x->fj.offered);
     fl_test_latch_free(x->fj.running);
+    fl_test_latch_free(x->fj.finals);
     pthread_mutex_destroy(&x->fj.mu);
     cf_stop(x->jm, SIGTERM, 0);
     rm_scratch(x->dir);
@@ -251,24 +288,10 @@ static void test_timed_out_offer_keeps_the_running_task(void **state)
     (void)state;
     static offer_fx_t x;
     fx_start(&x, "pekko.ask.timeout=1 s", true);
-    char msg[1024];
-    assert_fl_ok(fx_request_slot(&x, ALLOC, msg, sizeof msg));
-    fl_test_latch_await(x.fj.offered);
-
-    /* The JobMaster took the slot and deploys into it; its answer to the
+    /* The JobMaster takes the slot and deploys into it; its answer to the
      * offer is late. */
-    char *out = path_in(x.dir, "out");
     char job[1024];
-    snprintf(job, sizeof job,
-             "{\"name\": \"long\", \"parallelism\": 1, \"operators\": ["
-             "{\"id\": \"n\", \"type\": \"source.sequence\","
-             " \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
-             "{\"id\": \"none\", \"type\": \"filter.contains\","
-             " \"params\": {\"pattern\": \"x\"}},"
-             "{\"id\": \"out\", \"type\": \"sink.text\","
-             " \"params\": {\"path\": \"%s\"}}]}",
-             out);
-    free(out);
+    fx_slot_and_job(&x, "1000000000000", job, sizeof job);
     fx_submit(&x, job);
     cf_wait_stderr(x.tm1,
                    "long (1/1) (attempt #0) switched from INITIALIZING "
@@ -352,11 +375,42 @@ static void test_freed_slot_waits_for_its_task(void **state)
     fx_end(&x);
 }
 
+/* The JobMaster loses the task's FINISHED (the call fails): the
+ * TaskManager sends it again after cluster.registration.error-delay, until
+ * it is acknowledged. */
+static void test_lost_final_state_is_sent_again(void **state)
+{
+    (void)state;
+    static offer_fx_t x;
+    fx_start(&x, NULL, false);
+    x.fj.lose_final = true;
+    char job[1024];
+    fx_slot_and_job(&x, "10", job, sizeof job);
+    fx_submit(&x, job);
+    cf_wait_stderr(x.tm1,
+                   "State update FINISHED of long (1/1) (attempt #0) to the "
+                   "JobMaster of job " JOB_ID " failed: the test lost it; "
+                   "sending it again in 200 ms "
+                   "(cluster.registration.error-delay)",
+                   1);
+    fl_test_latch_await(x.fj.finals);
+    pthread_mutex_lock(&x.fj.mu);
+    static const int want[] = {XS(DEPLOYING), XS(INITIALIZING), XS(RUNNING),
+                               XS(FINISHED), XS(FINISHED)};
+    assert_int_equal(5, x.fj.nstates);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(want[i], x.fj.states[i]);
+    pthread_mutex_unlock(&x.fj.mu);
+    cf_stop(x.tm1, SIGTERM, 0);
+    fx_end(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_timed_out_offer_keeps_the_running_task),
         CF_TEST(test_freed_slot_waits_for_its_task),
+        CF_TEST(test_lost_final_state_is_sent_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

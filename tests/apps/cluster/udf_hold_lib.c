@@ -34,8 +34,7 @@ int hold_open(fl_udf_context_t *ctx)
     return FL_UDF_OK;
 }
 
-int hold(fl_udf_context_t *ctx, const fl_udf_record_t *in,
-         fl_udf_record_t *out)
+int hold(fl_udf_context_t *ctx, const fl_udf_record_t *in, fl_udf_record_t *out)
 {
     (void)ctx;
     *out = *in;
