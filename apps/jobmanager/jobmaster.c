@@ -43,6 +43,7 @@ typedef struct reg_arg {
     Fling__Cluster__TaskManagerRegistrationReply_Closure closure;
     char resource_id[256];
     char address[512];
+    char session_id[64];
 } reg_arg_t;
 
 static void reg_arg_free(void *p)
@@ -70,6 +71,11 @@ static void tm_connected_body(fl_future_t *f, void *arg)
     }
     fl_rpc_gateway_t *gw = fl_future_take_value(f);
     long i = jm__tm_find(jm, a->resource_id);
+    /* A new process under the old id before its loss was noticed: the
+     * old one's slots and tasks are lost, not inherited. */
+    if (i >= 0 && strcmp(jm->tms[i].session_id, a->session_id) != 0)
+        jm__tm_lost(jm, a->resource_id,
+                    "it registered again from a new process");
     if (i >= 0 && jm->tms[i].lost) {      /* a new process under the old id */
         jm->tms[i].resource_id[0] = '\0'; /* never matches again */
         i = -1;
@@ -92,6 +98,7 @@ static void tm_connected_body(fl_future_t *f, void *arg)
         snprintf(t[i].resource_id, sizeof t[i].resource_id, "%s",
                  a->resource_id);
         snprintf(t[i].address, sizeof t[i].address, "%s", a->address);
+        snprintf(t[i].session_id, sizeof t[i].session_id, "%s", a->session_id);
         t[i].gw = gw;
         t[i].lost = false;
         jm_hb_target_t *h = malloc(sizeof *h);
@@ -142,6 +149,7 @@ static void jm_register_task_manager(
     a->closure = closure;
     snprintf(a->resource_id, sizeof a->resource_id, "%s", req->resource_id);
     snprintf(a->address, sizeof a->address, "%s", req->address);
+    snprintf(a->session_id, sizeof a->session_id, "%s", req->session_id);
     a->call = fl_rpc_defer(call);
     fl_future_t *f = NULL;
     int rc = fl_rpc_connect(jm->svc, req->address,
@@ -450,6 +458,7 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
         fl_rpc_scheduled_free(jm->timer);
         jm->timer = NULL;
     }
+    jm__suspend(jm);
     fl_heartbeat_manager_free(jm->hb);
     jm->hb = NULL;
     fl_heartbeat_manager_free(jm->hb_rm);

@@ -22,6 +22,7 @@
 typedef struct jm_tm {
     char resource_id[256];
     char address[512];
+    char session_id[64];  /* its process's; another one is a new process */
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     bool lost;
 } jm_tm_t;
@@ -101,6 +102,12 @@ void jm__check_end(jm_jobmaster_t *jm);
 /* jm__cancel_all cancels every task not yet terminal, the job heading to
  * to (FAILING, CANCELLING or RESTARTING). */
 void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure);
+
+/* jm__suspend: the JobMaster stops while its job runs (its JobManager
+ * shuts down; Flink suspends the job). Asks the TaskExecutors to cancel
+ * the job's attempts, then sends each DisconnectJobManager, which frees
+ * the job's slots there; the job counts as ended. No-op once ended. */
+void jm__suspend(jm_jobmaster_t *jm);
 
 /* jm__task_failed: a task failed with why; the job restarts while the
  * fixed-delay strategy allows, else fails (jm__fail_job). */

@@ -215,6 +215,20 @@ void jm__check_end(jm_jobmaster_t *jm)
         job_end(jm, JS(FAILED), NULL);
 }
 
+/* Asks the TaskExecutor of vertex v's slot to cancel its attempt. */
+static void cancel_attempt(jm_jobmaster_t *jm, size_t v)
+{
+    const jm_slot_t *sl = &jm->slots[jm->vslot[v]];
+    Fling__Cluster__ExecutionAttempt req =
+        FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
+    req.job_id = jm->rec->job_id;
+    req.vertex = (uint32_t)v;
+    req.attempt = jm->rec->tasks[v].attempt;
+    fl_future_t *f = NULL;
+    fl_rpc_call(jm->tms[sl->tm].gw, (unsigned)jm->m_cancel, &req.base, 0, &f);
+    fl_future_release(f);
+}
+
 /* Cancels every task not yet terminal; heading to to (FAILING or
  * CANCELLING). */
 void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
@@ -237,17 +251,40 @@ void jm__cancel_all(jm_jobmaster_t *jm, int to, const char *failure)
             continue;
         }
         jm__set_task_state(jm, v, XS(CANCELING), NULL);
-        Fling__Cluster__ExecutionAttempt req =
-            FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
-        req.job_id = jm->rec->job_id;
-        req.vertex = (uint32_t)v;
-        req.attempt = jm->rec->tasks[v].attempt;
+        cancel_attempt(jm, v);
+    }
+    jm__check_end(jm);
+}
+
+void jm__suspend(jm_jobmaster_t *jm)
+{
+    if (jm->ended)
+        return;
+    jm->ended = true;
+    char cause[300];
+    snprintf(cause, sizeof cause, "the JobMaster of job %s is shutting down",
+             jm->rec->job_id);
+    fl_log(FL_LOG_INFO, "Job %s (%s) suspended: %s", jm->rec->name,
+           jm->rec->job_id, cause);
+    for (size_t v = 0; v < jm->nv; v++)
+        if (jm->vslot[v] >= 0 && !jm__task_terminal(jm__task_state(jm, v)) &&
+            !jm->tms[jm->slots[jm->vslot[v]].tm].lost)
+            cancel_attempt(jm, v);
+    Fling__Cluster__DisconnectJobManagerFromTaskExecutor req =
+        FLING__CLUSTER__DISCONNECT_JOB_MANAGER_FROM_TASK_EXECUTOR__INIT;
+    req.job_id = jm->rec->job_id;
+    req.cause = cause;
+    for (size_t i = 0; i < jm->ntms; i++) {
+        if (jm->tms[i].lost)
+            continue;
         fl_future_t *f = NULL;
-        fl_rpc_call(jm->tms[sl->tm].gw, (unsigned)jm->m_cancel, &req.base, 0,
+        fl_rpc_call(jm->tms[i].gw, (unsigned)jm->m_disconnect_jm, &req.base, 0,
                     &f);
         fl_future_release(f);
     }
-    jm__check_end(jm);
+    /* Disconnected, each TaskExecutor frees the job's slots itself. */
+    for (size_t i = 0; i < jm->nslots; i++)
+        jm->slots[i].freed = true;
 }
 
 /* A task failed: the job restarts while the fixed-delay strategy allows,

@@ -406,6 +406,14 @@ static void rm_disconnect_task_manager(
     (void)svc;
     jm_rm_t *rm = fl_rpc_call_state(call);
     worker_t *w = rm__find(rm, req->resource_id);
+    /* A late disconnect of an older registration leaves the current one. */
+    if (w != NULL && strcmp(w->instance_id, req->instance_id) != 0) {
+        fl_rpc_fail(call, FL_ESTATE,
+                    "Disconnect of TaskManager %s refused: it is not "
+                    "registered under instance id %s",
+                    req->resource_id, req->instance_id);
+        return;
+    }
     if (w != NULL) {
         fl_log(FL_LOG_INFO, "TaskManager %s disconnected: %s", w->resource_id,
                req->cause);

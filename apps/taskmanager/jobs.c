@@ -90,6 +90,41 @@ static void job_remove(tm_te_t *te, tm_job_t *job, const char *cause)
     free(job);
 }
 
+/* Tells the ResourceManager slot i (of allocation alloc) is available. */
+static void notify_available(tm_te_t *te, uint32_t i, const char *alloc)
+{
+    fl_rpc_gateway_t *rm = fl_registered_connection_gateway(te->conn);
+    if (te->registered && rm != NULL) {
+        Fling__Cluster__SlotAvailable req =
+            FLING__CLUSTER__SLOT_AVAILABLE__INIT;
+        req.resource_id = te->resource_id;
+        req.instance_id = te->instance_id;
+        req.slot_index = i;
+        req.allocation_id = (char *)alloc;
+        fl_future_t *f = NULL;
+        fl_rpc_call(rm,
+                    (unsigned)fl_rpc_method_index(
+                        &fling__cluster__resource_manager_gateway__descriptor,
+                        "NotifySlotAvailable"),
+                    &req.base, 0, &f);
+        fl_future_release(f);
+    }
+}
+
+void tm__slot_task_ended(tm_te_t *te, const char *alloc)
+{
+    for (uint32_t i = 0; i < te->nslots; i++) {
+        tm_slot_t *s = &te->slots[i];
+        if (s->releasing[0] == '\0' || strcmp(s->releasing, alloc) != 0)
+            continue;
+        s->releasing[0] = '\0';
+        s->releasing_job[0] = '\0';
+        fl_log(FL_LOG_INFO, "Slot %u released: the task of allocation %s ended",
+               (unsigned)i, alloc);
+        notify_available(te, i, alloc);
+    }
+}
+
 void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause)
 {
     tm_slot_t *s = &te->slots[i];
@@ -98,26 +133,16 @@ void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause)
     char alloc[33], job[33];
     memcpy(alloc, s->alloc, sizeof alloc);
     memcpy(job, s->job, sizeof job);
-    tm__cancel_slot_tasks(te, alloc);
+    size_t running = tm__cancel_slot_tasks(te, alloc);
     s->alloc[0] = '\0';
     s->job[0] = '\0';
     s->active = false;
     fl_log(FL_LOG_INFO, "Slot %u freed: %s", (unsigned)i, cause);
-    fl_rpc_gateway_t *rm = fl_registered_connection_gateway(te->conn);
-    if (te->registered && rm != NULL) {
-        Fling__Cluster__SlotAvailable req =
-            FLING__CLUSTER__SLOT_AVAILABLE__INIT;
-        req.resource_id = te->resource_id;
-        req.instance_id = te->instance_id;
-        req.slot_index = i;
-        req.allocation_id = alloc;
-        fl_future_t *f = NULL;
-        fl_rpc_call(rm,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__resource_manager_gateway__descriptor,
-                        "NotifySlotAvailable"),
-                    &req.base, 0, &f);
-        fl_future_release(f);
+    if (running > 0) { /* RELEASING until its task thread ended */
+        memcpy(s->releasing, alloc, sizeof alloc);
+        memcpy(s->releasing_job, job, sizeof job);
+    } else {
+        notify_available(te, i, alloc);
     }
     for (uint32_t k = 0; k < te->nslots; k++)
         if (strcmp(te->slots[k].job, job) == 0)
@@ -166,15 +191,30 @@ static long slot_of(const tm_te_t *te, const char *alloc)
     return -1;
 }
 
+static void offer(tm_te_t *te, tm_job_t *j);
+
+/* The JobMaster's answer to an offer. A timeout says nothing of what it
+ * did (it may run a task in a slot already): the slots still inactive
+ * are offered again (Flink), and the slot timeout frees those it never
+ * takes. A slot a task activated meanwhile is in use: never freed here. */
 static void offered_body(fl_future_t *f, void *arg)
 {
     offer_arg_t *a = arg;
     tm_te_t *te = a->te;
+    tm_job_t *j = job_by_gen(te, a->gen);
+    if (fl_future_error(f) == FL_ETIMEDOUT && j != NULL) {
+        fl_log(FL_LOG_INFO,
+               "Slot offer to the JobMaster of job %s timed out; offering its "
+               "inactive slots again",
+               a->job_id);
+        offer(te, j);
+        return;
+    }
     Fling__Cluster__SlotOffers *r =
         fl_future_error(f) == FL_OK ? fl_future_value(f) : NULL;
     for (size_t k = 0; k < a->n; k++) {
         long i = slot_of(te, a->allocs[k]);
-        if (i < 0)
+        if (i < 0 || te->slots[i].active)
             continue;
         bool accepted = false;
         for (size_t m = 0; r != NULL && m < r->n_offers; m++)
@@ -469,6 +509,12 @@ void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
 {
     (void)svc;
     tm_te_t *te = fl_rpc_call_state(call);
+    if (te->stopping) {
+        fl_rpc_fail(call, FL_ECLOSED,
+                    "Slot request %s refused: TaskManager %s is shutting down",
+                    req->allocation_id, te->resource_id);
+        return;
+    }
     if (req->slot_index >= te->nslots || strlen(req->job_id) != 32 ||
         strlen(req->allocation_id) != 32 || req->jm_token.len != 16) {
         fl_rpc_fail(call, FL_EINVAL,
@@ -484,12 +530,15 @@ void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
         closure(&ack, call);
         return;
     }
-    if (s->alloc[0] != '\0') {
+    bool releasing = s->releasing[0] != '\0';
+    if (releasing || s->alloc[0] != '\0') {
         fl_rpc_fail(call, FL_ESTATE,
                     "Slot request %s refused: slot %u of TaskManager %s is "
-                    "taken by allocation %s",
+                    "%s allocation %s%s",
                     req->allocation_id, (unsigned)req->slot_index,
-                    te->resource_id, s->alloc);
+                    te->resource_id, releasing ? "releasing" : "taken by",
+                    releasing ? s->releasing : s->alloc,
+                    releasing ? ", whose task has not ended yet" : "");
         return;
     }
     tm_job_t *j = job_find(te, req->job_id);

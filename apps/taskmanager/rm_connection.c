@@ -79,6 +79,7 @@ fl_future_t *tm__tell_disconnect(tm_te_t *te, const char *cause)
         FLING__CLUSTER__DISCONNECT_TASK_MANAGER_REQUEST__INIT;
     req.resource_id = te->resource_id;
     req.cause = (char *)cause;
+    req.instance_id = te->instance_id;
     fl_future_t *f = NULL;
     fl_rpc_call(gw, (unsigned)te->m_disconnect, &req.base, 0, &f);
     return f;

@@ -29,7 +29,10 @@ static void slot_report(const tm_te_t *te, Fling__Cluster__SlotReport *r,
     for (uint32_t i = 0; i < te->nslots; i++) {
         Fling__Cluster__SlotStatus s = FLING__CLUSTER__SLOT_STATUS__INIT;
         s.index = i;
-        if (te->slots != NULL) {
+        if (te->slots != NULL && te->slots[i].releasing[0] != '\0') {
+            s.allocation_id = (char *)te->slots[i].releasing;
+            s.job_id = (char *)te->slots[i].releasing_job;
+        } else if (te->slots != NULL) {
             s.allocation_id = (char *)te->slots[i].alloc;
             s.job_id = (char *)te->slots[i].job;
         }
@@ -146,6 +149,7 @@ static fl_future_t *te_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     tm_te_t *te = state;
+    te->stopping = true;
     tm__disarm_timer(te);
     tm__tasks_stop(te);
     tm__jobs_stop(te);

@@ -16,11 +16,14 @@
 #include "taskexecutor.pb-c.h"
 
 /* A slot: free, reserved for a job (allocated, offered) or active (the
- * job's JobMaster accepted it). */
+ * job's JobMaster accepted it); or RELEASING: freed while a task thread
+ * of its last allocation still runs, neither given out nor said
+ * available until that thread ended. */
 typedef struct tm_slot {
     char alloc[33]; /* "" free */
     char job[33];
     bool active;
+    char releasing[33], releasing_job[33]; /* "" not releasing */
 } tm_slot_t;
 
 struct tm_job;
@@ -47,6 +50,9 @@ struct tm_te {
     fl_registration_opts_t ropts;
     /* The registration that holds, while registered. */
     bool registered;
+    /* on_stop ran: calls still coming (while it says goodbye) are
+     * refused rather than start what nothing would free. */
+    bool stopping;
     char instance_id[64];
     char rm_hb_id[ADDR_MAX];
     fl_heartbeat_manager_t *hb;
@@ -124,13 +130,19 @@ fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id);
  * went silent or unreachable; its job's slots are freed. */
 void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev);
 
+/* tm__slot_task_ended: the last task of allocation alloc ended (its
+ * thread joined): a slot RELEASING it becomes free and the
+ * ResourceManager hears it is available. */
+void tm__slot_task_ended(tm_te_t *te, const char *alloc);
+
 /* tm__jobs_stop frees every slot and forgets every job (shutdown). */
 void tm__jobs_stop(tm_te_t *te);
 
 /* ---- tasks.c: task threads ---- */
 
-/* tm__cancel_slot_tasks sets the cancel flag of the tasks in allocation. */
-void tm__cancel_slot_tasks(tm_te_t *te, const char *alloc);
+/* tm__cancel_slot_tasks sets the cancel flag of the tasks in allocation
+ * and returns how many there are (their threads may still run). */
+size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc);
 
 /* tm__tasks_stop cancels every task and joins its thread (BLOCKS until
  * each saw its flag: within one record). */

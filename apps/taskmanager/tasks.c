@@ -84,20 +84,38 @@ static void task_unlink(tm_te_t *te, tm_task_t *t)
         }
 }
 
-/* Sends one transition to the job's JobMaster (main thread). */
-static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
+/* A final state (FINISHED, FAILED, CANCELED) sent until the JobMaster
+ * acknowledged or refused it: a lost one would leave the job waiting for
+ * ever. It outlives its task (freed once the thread ended). */
+typedef struct final_update {
+    tm_te_t *te;
+    char job_id[33];
+    uint32_t vertex, attempt;
+    int state;
+    char *name, *message;
+} final_update_t;
+
+static void final_free(void *p)
 {
-    fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
-           (unsigned)t->attempt, state_name(t->state), state_name(state));
-    t->state = state;
-    fl_rpc_gateway_t *gw = tm__job_gateway(te, t->job_id);
+    final_update_t *u = p;
+    free(u->name);
+    free(u->message);
+    free(u);
+}
+
+/* Sends one transition to the job's JobMaster; returns the call's future
+ * (the caller owns it) or NULL when the job has no JobMaster now. */
+static fl_future_t *send_state(tm_te_t *te, const char *job_id, uint32_t vertex,
+                               uint32_t attempt, int state, const char *message)
+{
+    fl_rpc_gateway_t *gw = tm__job_gateway(te, job_id);
     if (gw == NULL)
-        return;
+        return NULL;
     Fling__Cluster__TaskExecutionState req =
         FLING__CLUSTER__TASK_EXECUTION_STATE__INIT;
-    req.job_id = t->job_id;
-    req.vertex = t->vertex;
-    req.attempt = t->attempt;
+    req.job_id = (char *)job_id;
+    req.vertex = vertex;
+    req.attempt = attempt;
     req.state = (Fling__Cluster__ExecutionState__State)state;
     req.message = (char *)(message ? message : "");
     req.resource_id = te->resource_id;
@@ -107,7 +125,80 @@ static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
                     &fling__cluster__job_master_gateway__descriptor,
                     "UpdateTaskExecutionState"),
                 &req.base, 0, &f);
+    return f;
+}
+
+static void final_send(final_update_t *u);
+
+static void final_retry(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)state;
+    final_send(arg);
+}
+
+/* The JobMaster's answer: acknowledged, or refused (FL_ESTATE: not a
+ * current attempt, nothing to retry), ends it; any other failure (a
+ * timeout, a lost connection) sends it again after
+ * cluster.registration.error-delay. */
+static void final_sent(fl_future_t *f, void *arg)
+{
+    final_update_t *u = arg;
+    int err = fl_future_error(f);
+    if (err == FL_OK || err == FL_ESTATE) {
+        final_free(u);
+        return;
+    }
+    int64_t delay = u->te->ropts.error_delay_ms;
+    fl_log(FL_LOG_WARN,
+           "State update %s of %s (attempt #%u) to the JobMaster of job %s "
+           "failed: %s; sending it again in %lld ms "
+           "(cluster.registration.error-delay)",
+           state_name(u->state), u->name, (unsigned)u->attempt, u->job_id,
+           fl_future_message(f), (long long)delay);
+    fl_rpc_schedule_run_async(u->te->ep, final_retry, u, final_free, delay,
+                              NULL);
+}
+
+static void final_send(final_update_t *u)
+{
+    fl_future_t *f = send_state(u->te, u->job_id, u->vertex, u->attempt,
+                                u->state, u->message);
+    if (f == NULL) { /* the job's JobMaster is gone: nobody to tell */
+        final_free(u);
+        return;
+    }
+    fl_rpc_on_complete(u->te->ep, f, final_sent, u, final_free);
     fl_future_release(f);
+}
+
+/* Sends one transition to the job's JobMaster (main thread); a final one
+ * until it is acknowledged. */
+static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
+{
+    fl_log(FL_LOG_INFO, "%s (attempt #%u) switched from %s to %s.", t->name,
+           (unsigned)t->attempt, state_name(t->state), state_name(state));
+    t->state = state;
+    if (state == XS(FINISHED) || state == XS(FAILED) || state == XS(CANCELED)) {
+        final_update_t *u = calloc(1, sizeof *u);
+        if (u != NULL) {
+            u->te = te;
+            memcpy(u->job_id, t->job_id, sizeof u->job_id);
+            u->vertex = t->vertex;
+            u->attempt = t->attempt;
+            u->state = state;
+            u->name = strdup(t->name);
+            u->message = strdup(message ? message : "");
+        }
+        if (u != NULL && u->name != NULL && u->message != NULL) {
+            final_send(u);
+            return;
+        }
+        if (u != NULL)
+            final_free(u);
+    }
+    fl_future_release(
+        send_state(te, t->job_id, t->vertex, t->attempt, state, message));
 }
 
 /* A transition posted by a task's thread. */
@@ -136,7 +227,10 @@ static void on_transition(fl_rpc_endpoint_t *ep, void *state, void *arg)
         pthread_join(t->thread, NULL);
         t->started = false;
         task_unlink(te, t);
+        char alloc[33];
+        memcpy(alloc, t->alloc, sizeof alloc);
         task_free(t);
+        tm__slot_task_ended(te, alloc);
     }
     free(tr);
 }
@@ -304,11 +398,15 @@ void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     closure(&ack, call);
 }
 
-void tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
+size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
 {
+    size_t n = 0;
     for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
-        if (strcmp(t->alloc, alloc) == 0)
+        if (strcmp(t->alloc, alloc) == 0) {
             atomic_store(&t->cancel, true);
+            n++;
+        }
+    return n;
 }
 
 void tm__tasks_stop(tm_te_t *te)

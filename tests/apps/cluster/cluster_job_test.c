@@ -12,6 +12,7 @@
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
 #include "job_client.h"
+#include "long_job.h"
 #include "taskexecutor.pb-c.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
@@ -272,37 +273,20 @@ static void test_two_jobs_share_the_slots(void **state)
 static void test_cancel(void **state)
 {
     (void)state;
-    static cluster_t k;
-    cluster_up(&k, NULL, 1);
-    char *job = path_in(k.dir, "long.json");
-    const char *out = k.out;
-    static const char text[] =
-        "{\"name\": \"long\", \"parallelism\": 2,"
-        " \"params\": {\"output\": null},"
-        " \"operators\": ["
-        "  {\"id\": \"n\", \"type\": \"source.sequence\","
-        "   \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
-        "  {\"id\": \"none\", \"type\": \"filter.contains\","
-        "   \"params\": {\"pattern\": \"x\"}},"
-        "  {\"id\": \"out\", \"type\": \"sink.text\","
-        "   \"params\": {\"path\": \"${output}\"}}]}";
-    write_file(job, text, strlen(text));
-    const char *args[] = {"output", out, NULL};
-    char id[1024];
-    submit(&k, job, args, 0, "", id);
-    cf_wait_stderr(&k.jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
-                   2);
-    assert_int_equal(JS(CANCELLING), jc_cancel(&k.c, id));
-    wait_job(&k.jm, "long", id, "CANCELLING", "CANCELED");
-    assert_status(&k.c, id, JS(CANCELED), "", 2, XS(CANCELED));
-    tbuf_t names = {0};
-    list_dir(out, &names);
-    assert_string_equal("", names.data);
-    tbuf_free(&names);
+    static cf_proc_t jm, tm1;
+    jc_t c = {0};
+    long_job_t l;
+    long_job_start(&l, &jm, &tm1, &c, NULL);
+    assert_int_equal(JS(CANCELLING), jc_cancel(&c, l.id));
+    wait_job(&jm, "long", l.id, "CANCELLING", "CANCELED");
+    assert_status(&c, l.id, JS(CANCELED), "", 2, XS(CANCELED));
+    long_job_assert_no_output(&l);
     /* Cancelling a job that ended changes nothing. */
-    assert_int_equal(JS(CANCELED), jc_cancel(&k.c, id));
-    cluster_down(&k);
-    free(job);
+    assert_int_equal(JS(CANCELED), jc_cancel(&c, l.id));
+    jc_close(&c);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    long_job_free(&l);
 }
 
 /* grep with parallelism 4 on one TaskManager of 2 slots fails after

@@ -10,14 +10,18 @@
 
 #define ZERO_TOKEN "00000000000000000000000000000000"
 
-/* Starts a JobManager on 127.0.0.1:port ("0": any) and checks its first
+/* Starts a JobManager on 127.0.0.1:port ("0": any), with one more -D
+ * option after the fast ones unless extra is NULL, and checks its first
  * lines; returns its port. */
-static inline int start_jm(cf_proc_t *jm, const char *port)
+static inline int start_jm_opt(cf_proc_t *jm, const char *port,
+                               const char *extra)
 {
     char p[32];
     snprintf(p, sizeof p, "jobmanager.rpc.port=%s", port);
-    const char *args[] = {
-        "-D", "jobmanager.rpc.address=127.0.0.1", "-D", p, CF_FAST, NULL};
+    const char *args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                          "-D",    p,
+                          CF_FAST, extra ? "-D" : NULL,
+                          extra,   NULL};
     cf_spawn(jm, "jm", JM_PATH, args);
     char addr[256];
     int bound = cf_read_address(jm, addr, sizeof addr);
@@ -30,6 +34,11 @@ static inline int start_jm(cf_proc_t *jm, const char *port)
                   "token " ZERO_TOKEN,
                   addr);
     return bound;
+}
+
+static inline int start_jm(cf_proc_t *jm, const char *port)
+{
+    return start_jm_opt(jm, port, NULL);
 }
 
 /* Starts TaskManager id with 2 slots at the JobManager's port, extra -D
@@ -60,11 +69,12 @@ static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
     return port;
 }
 
-/* Starts TaskManager id and waits until both sides say it registered. */
-static inline int start_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,
-                           int jm_port)
+/* Starts TaskManager id (with the -D option extra unless NULL) and waits
+ * until both sides say it registered. */
+static inline int start_tm_opt(cf_proc_t *tm, cf_proc_t *jm, const char *id,
+                               int jm_port, const char *extra)
 {
-    int port = start_tm_only(tm, id, jm_port, NULL);
+    int port = start_tm_only(tm, id, jm_port, extra);
     cf_expect_app(tm,
                   "Registered at ResourceManager "
                   "fling.tcp://127.0.0.1:%d/resourcemanager_1 as %s",
@@ -75,6 +85,12 @@ static inline int start_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,
                   id, port);
     cf_expect_app(jm, "Slot report of TaskManager %s: 2 slots, 2 free", id);
     return port;
+}
+
+static inline int start_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,
+                           int jm_port)
+{
+    return start_tm_opt(tm, jm, id, jm_port, NULL);
 }
 
 /* The last line of p's stderr, once it has exited. */
