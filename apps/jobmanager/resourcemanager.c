@@ -130,16 +130,27 @@ static void log_report(const worker_t *w, size_t nslots, int free_slots)
            w->resource_id, nslots, free_slots);
 }
 
-/* Takes a report in; logs it when the number of free slots changed. */
-static void take_report(worker_t *w, const Fling__Cluster__SlotReport *r)
+/* Takes a report in: the allocations it shows into the slot table (a
+ * TaskExecutor registered again keeps its slots); logs it when the number
+ * of free slots changed; after the first report, w's free slots are
+ * offered to the jobs. */
+static void take_report(jm_rm_t *rm, worker_t *w,
+                        const Fling__Cluster__SlotReport *r)
 {
     int free_slots = 0;
-    for (size_t i = 0; i < r->n_slots; i++)
-        if (r->slots[i]->allocation_id[0] == '\0')
+    for (size_t i = 0; i < r->n_slots; i++) {
+        const Fling__Cluster__SlotStatus *s = r->slots[i];
+        if (s->allocation_id[0] == '\0')
             free_slots++;
+        else
+            rm__slot_reported(rm, w, s->index, s->allocation_id, s->job_id);
+    }
+    bool first = w->free_slots < 0;
     if (free_slots != w->free_slots)
         log_report(w, r->n_slots, free_slots);
     w->free_slots = free_slots;
+    if (first)
+        rm__allocate(rm);
 }
 
 static void report_payload(void *arg, const char *origin, const void *data,
@@ -158,7 +169,7 @@ static void report_payload(void *arg, const char *origin, const void *data,
                origin, len);
         return;
     }
-    take_report(w, r);
+    take_report(rm, w, r);
     fling__cluster__slot_report__free_unpacked(r, NULL);
 }
 
@@ -296,7 +307,7 @@ static void connected(fl_future_t *f, void *arg)
            w->resource_id, w->address, (unsigned)w->nslots);
     reply_success(p, w);
     pending_free(p);
-    rm__allocate(rm);
+    /* Its slots are asked for once its first report says which are free. */
 }
 
 static void rm_register_task_executor(
@@ -383,7 +394,7 @@ rm_send_slot_report(Fling__Cluster__ResourceManagerGateway_Service *svc,
         return;
     }
     if (req->report != NULL)
-        take_report(w, req->report);
+        take_report(rm, w, req->report);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }

@@ -50,8 +50,17 @@ char *rm__dup(const char *s);
 worker_t *rm__find(const jm_rm_t *rm, const char *resource_id);
 
 /* rm__allocate asks TaskExecutors for free slots for every job that needs
- * more than it has (requestSlot). */
+ * more than it has (requestSlot); a TaskExecutor whose first slot report
+ * has not come yet is not asked (its slots may be allocated already). */
 void rm__allocate(jm_rm_t *rm);
+
+/* rm__slot_reported takes into w's table slot i as the TaskExecutor's
+ * report shows it allocated (alloc, job), and into that job's allocated
+ * count; a slot the report shows free is left as the table has it, since
+ * a RequestSlot in flight may still allocate it (NotifySlotAvailable
+ * frees it). */
+void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+                       const char *job);
 
 /* rm__slots_gone forgets the allocations of w (being dropped) and asks for
  * slots elsewhere. */

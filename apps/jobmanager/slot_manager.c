@@ -10,6 +10,8 @@
  *   Registered JobMaster of job <id> at <address>
  *   Requested slot <i> of TaskManager <id> for job <id> (allocation <a>)
  *   Slot <i> of TaskManager <id> is available again
+ *   Slot <i> of TaskManager <id> is allocated to job <id> (allocation <a>)
+ *     as its report shows
  *   JobMaster of job <id> disconnected: <state>: <cause>
  */
 #include <stdio.h>
@@ -224,11 +226,35 @@ void rm__allocate(jm_rm_t *rm)
     for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
         for (size_t k = 0; k < rm->n && j->allocated < j->required; k++) {
             worker_t *w = rm->workers[k];
+            if (w->free_slots < 0) /* no report yet */
+                continue;
             for (uint32_t i = 0; i < w->nslots && j->allocated < j->required;
                  i++)
                 if (w->alloc[i].alloc[0] == '\0')
                     request_slot(rm, j, w, i);
         }
+}
+
+void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+                       const char *job)
+{
+    if (i >= w->nslots || alloc[0] == '\0' || strlen(alloc) != 32 ||
+        strlen(job) != 32 || strcmp(w->alloc[i].alloc, alloc) == 0)
+        return;
+    if (w->alloc[i].alloc[0] != '\0') { /* the TaskExecutor knows better */
+        rm_job_t *old = job_find(rm, w->alloc[i].job);
+        if (old != NULL && old->allocated > 0)
+            old->allocated--;
+    }
+    memcpy(w->alloc[i].alloc, alloc, 33);
+    memcpy(w->alloc[i].job, job, 33);
+    rm_job_t *j = job_find(rm, job);
+    if (j != NULL)
+        j->allocated++;
+    fl_log(FL_LOG_INFO,
+           "Slot %u of TaskManager %s is allocated to job %s (allocation %s) "
+           "as its report shows",
+           (unsigned)i, w->resource_id, job, alloc);
 }
 
 void rm__slots_gone(jm_rm_t *rm, worker_t *w)
