@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "job_client.h"
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
+#include "job_client.h"
 #include "resourcemanager.pb-c.h"
 
 /* The ResourceManager drops tm1 (a heartbeat answer of tm1 with a timeout
@@ -56,7 +56,8 @@ static void test_registered_again_keeps_its_slots(void **state)
     assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
     /* The allocation of slot 0, then the report showing it taken. */
     char line[2048], alloc[64] = "", want[2048];
-    snprintf(want, sizeof want, "Requested slot 0 of TaskManager tm1 for job %s (allocation ", id);
+    snprintf(want, sizeof want,
+             "Requested slot 0 of TaskManager tm1 for job %s (allocation ", id);
     while (alloc[0] == '\0') {
         cf_next_app(&jm, line, sizeof line);
         if (strncmp(line, want, strlen(want)) == 0)
