@@ -21,11 +21,13 @@ typedef struct worker {
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     uint32_t nslots;
     int free_slots; /* -1 until the first report */
-    /* Per slot, the allocation the slot manager gave it and the job
-     * ("" free): nslots entries. */
+    /* Per slot, the allocation the slot manager gave it or a report
+     * showed, and the job ("" free); pending while the RequestSlot of
+     * alloc is in flight (Flink's PENDING slot): nslots entries. */
     struct {
         char alloc[33];
         char job[33];
+        bool pending;
     } * alloc;
 } worker_t;
 
@@ -54,12 +56,12 @@ worker_t *rm__find(const jm_rm_t *rm, const char *resource_id);
  * has not come yet is not asked (its slots may be allocated already). */
 void rm__allocate(jm_rm_t *rm);
 
-/* rm__slot_reported takes into w's table slot i as the TaskExecutor's
- * report shows it allocated (alloc, job), and into that job's allocated
- * count; a slot the report shows free is left as the table has it, since
- * a RequestSlot in flight may still allocate it (NotifySlotAvailable
- * frees it). */
-void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+/* rm__slot_reported takes slot i of w's table as the TaskExecutor's
+ * report shows it: allocated (alloc, job) or free (alloc ""), with the
+ * jobs' allocated counts. A slot whose RequestSlot is in flight stays
+ * allocated when the report shows it free (the report may predate the
+ * request). Returns true when the report freed a slot of the table. */
+bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                        const char *job);
 
 /* rm__slots_gone forgets the allocations of w (being dropped) and asks for

@@ -6,13 +6,21 @@
  * JobMaster's address and token), takes them back when a TaskExecutor
  * says a slot is available again or is lost, and asks again.
  *
+ * Slot states (Flink's DefaultSlotTracker): free, pending (our RequestSlot
+ * is in flight) and allocated. The TaskExecutors' slot reports win over
+ * the table, but for a pending slot shown free: that report may predate
+ * the request.
+ *
  * Its log lines (component app, level info):
  *   Registered JobMaster of job <id> at <address>
  *   Requested slot <i> of TaskManager <id> for job <id> (allocation <a>)
  *   Slot <i> of TaskManager <id> is available again
  *   Slot <i> of TaskManager <id> is allocated to job <id> (allocation <a>)
  *     as its report shows
+ *   Slot <i> of TaskManager <id> is free as its report shows (allocation
+ *     <a> of job <id> is forgotten)
  *   JobMaster of job <id> disconnected: <state>: <cause>
+ * and at debug: Slot request <a> to TaskManager <id> for job <id> succeeded
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,8 +153,37 @@ void rm__jobs_free(jm_rm_t *rm)
         job_remove(rm, rm->jobs);
 }
 
-/* A requestSlot's outcome: a refused or failed request frees the slot in
- * the table and asks again elsewhere. */
+/* ---- the slot table ------------------------------------------------------
+ */
+
+/* Frees slot i of w in the table and in its job's count; returns the
+ * job, NULL when it is not registered (any more). */
+static rm_job_t *slot_clear(jm_rm_t *rm, worker_t *w, uint32_t i)
+{
+    rm_job_t *j = job_find(rm, w->alloc[i].job);
+    if (j != NULL && j->allocated > 0)
+        j->allocated--;
+    w->alloc[i].alloc[0] = '\0';
+    w->alloc[i].job[0] = '\0';
+    w->alloc[i].pending = false;
+    return j;
+}
+
+/* Takes slot i of w as allocation alloc of job (in the table and the
+ * job's count). */
+static void slot_take(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+                      const char *job)
+{
+    snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
+    snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", job);
+    w->alloc[i].pending = false;
+    rm_job_t *j = job_find(rm, job);
+    if (j != NULL)
+        j->allocated++;
+}
+
+/* A requestSlot's outcome: it is no longer in flight; a refused or failed
+ * request frees the slot in the table. */
 typedef struct slot_req {
     jm_rm_t *rm;
     char resource_id[256];
@@ -158,20 +195,22 @@ typedef struct slot_req {
 static void slot_requested_body(fl_future_t *f, void *arg)
 {
     slot_req_t *r = arg;
-    if (fl_future_error(f) == FL_OK)
+    worker_t *w = rm__find(r->rm, r->resource_id);
+    bool ours = w != NULL && r->index < w->nslots &&
+                strcmp(w->alloc[r->index].alloc, r->alloc) == 0;
+    if (ours)
+        w->alloc[r->index].pending = false;
+    if (fl_future_error(f) == FL_OK) {
+        fl_log(FL_LOG_DEBUG,
+               "Slot request %s to TaskManager %s for job %s succeeded",
+               r->alloc, r->resource_id, r->job);
         return;
+    }
     fl_log(FL_LOG_WARN,
            "Slot request %s to TaskManager %s for job %s failed: %s", r->alloc,
            r->resource_id, r->job, fl_future_message(f));
-    worker_t *w = rm__find(r->rm, r->resource_id);
-    if (w != NULL && r->index < w->nslots &&
-        strcmp(w->alloc[r->index].alloc, r->alloc) == 0) {
-        w->alloc[r->index].alloc[0] = '\0';
-        w->alloc[r->index].job[0] = '\0';
-        rm_job_t *j = job_find(r->rm, r->job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
-    }
+    if (ours)
+        slot_clear(r->rm, w, r->index);
     /* Not at once: the same TaskManager would be asked again. */
 }
 
@@ -186,9 +225,8 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
 {
     char alloc[33];
     fa_random_hex(alloc, 16);
-    snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
-    snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", j->job_id);
-    j->allocated++;
+    slot_take(rm, w, i, alloc, j->job_id);
+    w->alloc[i].pending = true;
     Fling__Cluster__SlotRequest req = FLING__CLUSTER__SLOT_REQUEST__INIT;
     req.slot_index = i;
     req.job_id = j->job_id;
@@ -202,9 +240,10 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
     fl_future_t *f = NULL;
     if (fl_rpc_call(w->gw, (unsigned)rm->m_request_slot, &req.base, 0, &f) !=
         FL_OK) {
-        w->alloc[i].alloc[0] = '\0';
-        w->alloc[i].job[0] = '\0';
-        j->allocated--;
+        fl_log(FL_LOG_WARN,
+               "Slot request %s to TaskManager %s for job %s failed: %s", alloc,
+               w->resource_id, j->job_id, fl_rpc_last_message());
+        slot_clear(rm, w, i);
         return;
     }
     slot_req_t *r = calloc(1, sizeof *r);
@@ -235,38 +274,40 @@ void rm__allocate(jm_rm_t *rm)
         }
 }
 
-void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                        const char *job)
 {
-    if (i >= w->nslots || alloc[0] == '\0' || strlen(alloc) != 32 ||
-        strlen(job) != 32 || strcmp(w->alloc[i].alloc, alloc) == 0)
-        return;
-    if (w->alloc[i].alloc[0] != '\0') { /* the TaskExecutor knows better */
-        rm_job_t *old = job_find(rm, w->alloc[i].job);
-        if (old != NULL && old->allocated > 0)
-            old->allocated--;
+    if (i >= w->nslots)
+        return false;
+    if (alloc[0] == '\0') {
+        if (w->alloc[i].alloc[0] == '\0' || w->alloc[i].pending)
+            return false; /* a report may predate the request in flight */
+        fl_log(FL_LOG_INFO,
+               "Slot %u of TaskManager %s is free as its report shows "
+               "(allocation %s of job %s is forgotten)",
+               (unsigned)i, w->resource_id, w->alloc[i].alloc, w->alloc[i].job);
+        slot_clear(rm, w, i);
+        return true;
     }
-    memcpy(w->alloc[i].alloc, alloc, 33);
-    memcpy(w->alloc[i].job, job, 33);
-    rm_job_t *j = job_find(rm, job);
-    if (j != NULL)
-        j->allocated++;
+    if (strlen(alloc) != 32 || strlen(job) != 32)
+        return false;
+    if (strcmp(w->alloc[i].alloc, alloc) == 0)
+        return false;
+    if (w->alloc[i].alloc[0] != '\0') /* the TaskExecutor knows better */
+        slot_clear(rm, w, i);
+    slot_take(rm, w, i, alloc, job);
     fl_log(FL_LOG_INFO,
            "Slot %u of TaskManager %s is allocated to job %s (allocation %s) "
            "as its report shows",
            (unsigned)i, w->resource_id, job, alloc);
+    return false;
 }
 
 void rm__slots_gone(jm_rm_t *rm, worker_t *w)
 {
-    for (uint32_t i = 0; i < w->nslots; i++) {
-        if (w->alloc[i].alloc[0] == '\0')
-            continue;
-        rm_job_t *j = job_find(rm, w->alloc[i].job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
-        w->alloc[i].alloc[0] = '\0';
-    }
+    for (uint32_t i = 0; i < w->nslots; i++)
+        if (w->alloc[i].alloc[0] != '\0')
+            slot_clear(rm, w, i);
     rm__allocate(rm);
 }
 
@@ -362,13 +403,9 @@ void rm_notify_slot_available(
     if (w != NULL && strcmp(w->instance_id, req->instance_id) == 0 &&
         req->slot_index < w->nslots &&
         strcmp(w->alloc[req->slot_index].alloc, req->allocation_id) == 0) {
-        rm_job_t *j = job_find(rm, w->alloc[req->slot_index].job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
-        w->alloc[req->slot_index].alloc[0] = '\0';
-        w->alloc[req->slot_index].job[0] = '\0';
         fl_log(FL_LOG_INFO, "Slot %u of TaskManager %s is available again",
                (unsigned)req->slot_index, w->resource_id);
+        slot_clear(rm, w, req->slot_index);
     } /* else: stale (an old registration or allocation): ignored */
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
