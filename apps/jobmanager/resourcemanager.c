@@ -140,7 +140,8 @@ static void take_report(jm_rm_t *rm, worker_t *w,
 {
     int free_slots = 0;
     bool freed = false;
-    /* The slots taken first, then the free ones. */
+    /* The slots taken first: a job that got a slot elsewhere in this
+     * report does not back off for the one it lost. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->n_slots; i++) {
             const Fling__Cluster__SlotStatus *s = r->slots[i];

@@ -8,6 +8,7 @@
 #define FLING_APPS_JOBMANAGER_RM_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "resourcemanager.h"
 #include "resourcemanager.pb-c.h"
@@ -44,7 +45,8 @@ struct jm_rm {
     int m_heartbeat, m_disconnect, m_request_slot;
     /* The registered JobMasters (slot_manager.c). */
     struct rm_job *jobs;
-    bool stopping; /* no slot requests once set */
+    bool stopping;        /* no slot requests once set */
+    int64_t retry_due_ms; /* a backed-off rm__allocate is armed for then */
     char id[64];
 };
 
@@ -53,7 +55,9 @@ worker_t *rm__find(const jm_rm_t *rm, const char *resource_id);
 
 /* rm__allocate asks TaskExecutors for free slots for every job that needs
  * more than it has (requestSlot); a TaskExecutor whose first slot report
- * has not come yet is not asked (its slots may be allocated already). */
+ * has not come yet is not asked (its slots may be allocated already), nor
+ * one whose slot of the job came back free within the hold-off
+ * (slot_manager.c): rm__allocate then runs again when it ends. */
 void rm__allocate(jm_rm_t *rm);
 
 /* rm__slot_reported takes slot i of w's table as the TaskExecutor's

@@ -2,7 +2,8 @@
  * cluster_slot_table_test.c - the ResourceManager's slot table against a
  * TaskExecutor and a JobMaster that this test plays (issue 17, contract
  * section 4 steps 11-13 and 19-21): the slot reports of the heartbeats
- * win over the table but for a RequestSlot in flight. Synchronised
+ * win over the table but for a RequestSlot in flight, and a slot that
+ * comes back free holds the next requests for its job off. Synchronised
  * on the fake TaskExecutor's calls and the JobManager's log (its app
  * component at debug, FLING_TRACE=app).
  */
@@ -417,7 +418,7 @@ static void fx_end(table_fx_t *x)
  * ResourceManager gave the job is free there, the one it thinks free is
  * taken by the job; then both are taken (one by a job it does not know),
  * then both are free. The table follows each report: no slot is
- * requested until the job has none. */
+ * requested until the job has none, and then only after the hold-off. */
 static void test_heartbeat_report_overrides_the_table(void **state)
 {
     (void)state;
@@ -450,6 +451,10 @@ static void test_heartbeat_report_overrides_the_table(void **state)
                   "(allocation " ALLOC_D " of job " OTHER_JOB " is forgotten)");
     cf_expect_app(x.jm, "Slot 1 of TaskManager tmx is free as its report shows "
                         "(allocation " ALLOC_B " of job " JOB " is forgotten)");
+    cf_expect_app(x.jm,
+                  "Slot 1 of TaskManager tmx came back free while job " JOB
+                  " needs slots; asking that TaskManager for the job "
+                  "again in 100 ms");
     cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
     fx_expect_request(&x, 0, 2, c);
     assert_string_not_equal(a, c);
@@ -489,8 +494,60 @@ static void test_report_keeps_a_slot_requested(void **state)
                   "Slot 0 of TaskManager tmx is free as its report shows "
                   "(allocation %s of job " JOB " is forgotten)",
                   a);
+    cf_expect_app(x.jm,
+                  "Slot 0 of TaskManager tmx came back free while job " JOB
+                  " needs slots; asking that TaskManager for the job "
+                  "again in 100 ms");
     fx_expect_request(&x, 0, 2, c);
     assert_string_not_equal(a, c);
+    fx_end(&x);
+}
+
+/* The fake TaskExecutor says slot 0 is available again right after each
+ * request, as after a JobMaster declined it: the next request waits 100,
+ * 200, 400 then 800 ms; a report showing the slot held resets the
+ * hold-off to 100 ms. */
+static void test_declined_slot_backs_off(void **state)
+{
+    (void)state;
+    static table_fx_t x;
+    fx_start(&x, false);
+    fx_declare(&x, 1);
+    char a[33];
+    size_t n = 1;
+    fx_expect_request(&x, 0, n, a);
+    fx_expect_granted(&x, a);
+    static const int64_t waits[] = {100, 200, 400, 800, 0, 100};
+    for (size_t k = 0; k < sizeof waits / sizeof waits[0]; k++) {
+        if (waits[k] == 0) { /* held: the hold-off is reset */
+            fx_heartbeat_report(&x, a, JOB, NULL, NULL);
+            cf_expect_app(x.jm,
+                          "Slot report of TaskManager tmx: 2 slots, 1 free");
+            continue;
+        }
+        Fling__Cluster__SlotAvailable sa = FLING__CLUSTER__SLOT_AVAILABLE__INIT;
+        sa.resource_id = "tmx";
+        sa.instance_id = x.instance_id;
+        sa.slot_index = 0;
+        sa.allocation_id = a;
+        uint64_t t0 = mono_ms();
+        rm_call_ack(&x, "NotifySlotAvailable", &sa.base);
+        cf_expect_app(x.jm, "Slot 0 of TaskManager tmx is available again");
+        cf_expect_app(x.jm,
+                      "Slot 0 of TaskManager tmx came back free while job " JOB
+                      " needs slots; asking that TaskManager for the job "
+                      "again in %lld ms",
+                      (long long)waits[k]);
+        fx_expect_request(&x, 0, ++n, a);
+        fx_expect_granted(&x, a);
+        pthread_mutex_lock(&x.te.mu);
+        uint64_t waited = x.te.req[n - 1].at_ms - t0;
+        pthread_mutex_unlock(&x.te.mu);
+        if (waited < (uint64_t)waits[k])
+            fail_msg("request %zu came %llu ms after the slot was free, "
+                     "before its hold-off of %lld ms",
+                     n, (unsigned long long)waited, (long long)waits[k]);
+    }
     fx_end(&x);
 }
 
@@ -499,6 +556,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CF_TEST(test_heartbeat_report_overrides_the_table),
         CF_TEST(test_report_keeps_a_slot_requested),
+        CF_TEST(test_declined_slot_backs_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
