@@ -95,23 +95,25 @@ static void job_remove(jm_rm_t *rm, rm_job_t *job)
 /* ---- heartbeats with the JobMasters (sender) ------------------------------
  */
 
+/* A JobMaster for its heartbeats and connect back: its job, and the
+ * generation of the job's entry (a JobMaster removed and registered again
+ * is another one). */
 typedef struct jm_target {
     jm_rm_t *rm;
     uint64_t gen;
+    char job_id[33];
 } jm_target_t;
 
-static rm_job_t *job_by_gen(const jm_rm_t *rm, uint64_t gen)
+static rm_job_t *target_job(const jm_target_t *t)
 {
-    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
-        if (j->gen == gen)
-            return j;
-    return NULL;
+    rm_job_t *j = job_find(t->rm, t->job_id);
+    return j != NULL && j->gen == t->gen ? j : NULL;
 }
 
 static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 {
     jm_target_t *t = arg;
-    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    rm_job_t *j = target_job(t);
     if (j == NULL || j->gw == NULL)
         return NULL;
     return fg_heartbeat_send(
@@ -138,7 +140,7 @@ bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how)
 static void jm_connected_body(fl_future_t *f, void *arg)
 {
     jm_target_t *t = arg;
-    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    rm_job_t *j = target_job(t);
     if (j == NULL)
         return;
     if (fl_future_error(f) != FL_OK) {
@@ -490,6 +492,7 @@ void rm_register_job_master(
                            &tok, &f) == FL_OK) {
             t->rm = rm;
             t->gen = j->gen;
+            memcpy(t->job_id, j->job_id, sizeof t->job_id);
             fl_rpc_on_complete(rm->ep, f, jm_connected, t, free);
             fl_future_release(f);
         } else {
