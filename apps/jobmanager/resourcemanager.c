@@ -130,26 +130,33 @@ static void log_report(const worker_t *w, size_t nslots, int free_slots)
            w->resource_id, nslots, free_slots);
 }
 
-/* Takes a report in: the allocations it shows into the slot table (a
- * TaskExecutor registered again keeps its slots); logs it when the number
- * of free slots changed; after the first report, w's free slots are
- * offered to the jobs. */
+/* Takes a report in: the slot table follows it (a TaskExecutor registered
+ * again keeps its slots; a slot it shows free is free unless its
+ * RequestSlot is in flight); logs it when the number of free slots
+ * changed; after the first report, and whenever it freed a slot, the free
+ * slots are offered to the jobs. */
 static void take_report(jm_rm_t *rm, worker_t *w,
                         const Fling__Cluster__SlotReport *r)
 {
     int free_slots = 0;
-    for (size_t i = 0; i < r->n_slots; i++) {
-        const Fling__Cluster__SlotStatus *s = r->slots[i];
-        if (s->allocation_id[0] == '\0')
-            free_slots++;
-        else
-            rm__slot_reported(rm, w, s->index, s->allocation_id, s->job_id);
-    }
+    bool freed = false;
+    /* The slots taken first: a job that got a slot elsewhere in this
+     * report does not back off for the one it lost. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->n_slots; i++) {
+            const Fling__Cluster__SlotStatus *s = r->slots[i];
+            bool is_free = s->allocation_id[0] == '\0';
+            if (is_free != (pass == 1))
+                continue;
+            free_slots += is_free;
+            if (rm__slot_reported(rm, w, s->index, s->allocation_id, s->job_id))
+                freed = true;
+        }
     bool first = w->free_slots < 0;
     if (free_slots != w->free_slots)
         log_report(w, r->n_slots, free_slots);
     w->free_slots = free_slots;
-    if (first)
+    if (first || freed)
         rm__allocate(rm);
 }
 

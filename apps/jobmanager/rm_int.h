@@ -8,6 +8,7 @@
 #define FLING_APPS_JOBMANAGER_RM_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "resourcemanager.h"
 #include "resourcemanager.pb-c.h"
@@ -21,11 +22,13 @@ typedef struct worker {
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     uint32_t nslots;
     int free_slots; /* -1 until the first report */
-    /* Per slot, the allocation the slot manager gave it and the job
-     * ("" free): nslots entries. */
+    /* Per slot, the allocation the slot manager gave it or a report
+     * showed, and the job ("" free); pending while the RequestSlot of
+     * alloc is in flight (Flink's PENDING slot): nslots entries. */
     struct {
         char alloc[33];
         char job[33];
+        bool pending;
     } * alloc;
 } worker_t;
 
@@ -42,7 +45,8 @@ struct jm_rm {
     int m_heartbeat, m_disconnect, m_request_slot;
     /* The registered JobMasters (slot_manager.c). */
     struct rm_job *jobs;
-    bool stopping; /* no slot requests once set */
+    bool stopping;        /* no slot requests once set */
+    int64_t retry_due_ms; /* a backed-off rm__allocate is armed for then */
     char id[64];
 };
 
@@ -51,15 +55,17 @@ worker_t *rm__find(const jm_rm_t *rm, const char *resource_id);
 
 /* rm__allocate asks TaskExecutors for free slots for every job that needs
  * more than it has (requestSlot); a TaskExecutor whose first slot report
- * has not come yet is not asked (its slots may be allocated already). */
+ * has not come yet is not asked (its slots may be allocated already), nor
+ * one whose slot of the job came back free within the hold-off
+ * (slot_manager.c): rm__allocate then runs again when it ends. */
 void rm__allocate(jm_rm_t *rm);
 
-/* rm__slot_reported takes into w's table slot i as the TaskExecutor's
- * report shows it allocated (alloc, job), and into that job's allocated
- * count; a slot the report shows free is left as the table has it, since
- * a RequestSlot in flight may still allocate it (NotifySlotAvailable
- * frees it). */
-void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+/* rm__slot_reported takes slot i of w's table as the TaskExecutor's
+ * report shows it: allocated (alloc, job) or free (alloc ""), with the
+ * jobs' allocated counts. A slot whose RequestSlot is in flight stays
+ * allocated when the report shows it free (the report may predate the
+ * request). Returns true when the report freed a slot of the table. */
+bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                        const char *job);
 
 /* rm__slots_gone forgets the allocations of w (being dropped) and asks for

@@ -6,23 +6,49 @@
  * JobMaster's address and token), takes them back when a TaskExecutor
  * says a slot is available again or is lost, and asks again.
  *
+ * Slot states (Flink's DefaultSlotTracker): free, pending (our RequestSlot
+ * is in flight) and allocated. The TaskExecutors' slot reports win over
+ * the table, but for a pending slot shown free: that report may predate
+ * the request. A slot of a job that comes back free while the job still
+ * needs slots (its JobMaster declined it, the request failed, a report
+ * shows it free) holds the requests to that TaskExecutor for that job
+ * off: BACKOFF_MIN_MS, doubled at each such slot up to BACKOFF_MAX_MS,
+ * reset once a report shows a slot of the job held there. Flink has no
+ * key for it, hence constants.
+ *
  * Its log lines (component app, level info):
  *   Registered JobMaster of job <id> at <address>
  *   Requested slot <i> of TaskManager <id> for job <id> (allocation <a>)
  *   Slot <i> of TaskManager <id> is available again
  *   Slot <i> of TaskManager <id> is allocated to job <id> (allocation <a>)
  *     as its report shows
+ *   Slot <i> of TaskManager <id> is free as its report shows (allocation
+ *     <a> of job <id> is forgotten)
+ *   Slot <i> of TaskManager <id> came back free while job <id> needs
+ *     slots; asking that TaskManager for the job again in <n> ms
  *   JobMaster of job <id> disconnected: <state>: <cause>
+ * and at debug: Slot request <a> to TaskManager <id> for job <id> succeeded
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "heartbeat_rpc.h"
 #include "jobmaster.pb-c.h"
 #include "process.h"
 #include "rm_int.h"
 #include "taskexecutor.pb-c.h"
+
+enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 10000 };
+
+/* The requests of a job to one TaskExecutor held off. */
+typedef struct backoff {
+    struct backoff *next;
+    int64_t delay_ms; /* the next hold-off */
+    int64_t until_ms; /* no request before (monotonic clock) */
+    char resource_id[];
+} backoff_t;
 
 typedef struct rm_job {
     struct rm_job *next;
@@ -34,6 +60,7 @@ typedef struct rm_job {
     char hb_id[64];       /* the JobMaster's heartbeat id */
     fl_rpc_gateway_t *gw; /* fenced JobMasterGateway, once connected */
     uint64_t gen;
+    backoff_t *backoffs;
 } rm_job_t;
 
 static uint64_t next_gen = 1;
@@ -54,6 +81,11 @@ static void job_remove(jm_rm_t *rm, rm_job_t *job)
             if (rm->hb != NULL && job->gw != NULL)
                 fl_heartbeat_unmonitor(rm->hb, job->hb_id);
             fl_rpc_gateway_free(job->gw);
+            while (job->backoffs != NULL) {
+                backoff_t *b = job->backoffs;
+                job->backoffs = b->next;
+                free(b);
+            }
             free(job->address);
             free(job);
             return;
@@ -63,23 +95,25 @@ static void job_remove(jm_rm_t *rm, rm_job_t *job)
 /* ---- heartbeats with the JobMasters (sender) ------------------------------
  */
 
+/* A JobMaster for its heartbeats and connect back: its job, and the
+ * generation of the job's entry (a JobMaster removed and registered again
+ * is another one). */
 typedef struct jm_target {
     jm_rm_t *rm;
     uint64_t gen;
+    char job_id[33];
 } jm_target_t;
 
-static rm_job_t *job_by_gen(const jm_rm_t *rm, uint64_t gen)
+static rm_job_t *target_job(const jm_target_t *t)
 {
-    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
-        if (j->gen == gen)
-            return j;
-    return NULL;
+    rm_job_t *j = job_find(t->rm, t->job_id);
+    return j != NULL && j->gen == t->gen ? j : NULL;
 }
 
 static fl_future_t *send_jm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
 {
     jm_target_t *t = arg;
-    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    rm_job_t *j = target_job(t);
     if (j == NULL || j->gw == NULL)
         return NULL;
     return fg_heartbeat_send(
@@ -106,7 +140,7 @@ bool rm__job_lost(jm_rm_t *rm, const char *target, const char *how)
 static void jm_connected_body(fl_future_t *f, void *arg)
 {
     jm_target_t *t = arg;
-    rm_job_t *j = job_by_gen(t->rm, t->gen);
+    rm_job_t *j = target_job(t);
     if (j == NULL)
         return;
     if (fl_future_error(f) != FL_OK) {
@@ -145,8 +179,98 @@ void rm__jobs_free(jm_rm_t *rm)
         job_remove(rm, rm->jobs);
 }
 
-/* A requestSlot's outcome: a refused or failed request frees the slot in
- * the table and asks again elsewhere. */
+/* ---- the slot table ------------------------------------------------------
+ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* j's hold-off for the TaskExecutor resource_id; make: add one if none
+ * (NULL when out of memory). */
+static backoff_t *backoff_find(rm_job_t *j, const char *resource_id, bool make)
+{
+    for (backoff_t *b = j->backoffs; b != NULL; b = b->next)
+        if (strcmp(b->resource_id, resource_id) == 0)
+            return b;
+    if (!make)
+        return NULL;
+    size_t n = strlen(resource_id) + 1;
+    backoff_t *b = malloc(sizeof *b + n);
+    if (b == NULL)
+        return NULL;
+    b->delay_ms = BACKOFF_MIN_MS;
+    b->until_ms = 0;
+    memcpy(b->resource_id, resource_id, n);
+    b->next = j->backoffs;
+    j->backoffs = b;
+    return b;
+}
+
+/* A slot of j on w held: the next hold-off is the shortest again. */
+static void backoff_reset(rm_job_t *j, const worker_t *w)
+{
+    for (backoff_t **p = &j->backoffs; *p != NULL; p = &(*p)->next)
+        if (strcmp((*p)->resource_id, w->resource_id) == 0) {
+            backoff_t *b = *p;
+            *p = b->next;
+            free(b);
+            return;
+        }
+}
+
+/* Frees slot i of w in the table and in its job's count; returns the
+ * job, NULL when it is not registered (any more). */
+static rm_job_t *slot_clear(jm_rm_t *rm, worker_t *w, uint32_t i)
+{
+    rm_job_t *j = job_find(rm, w->alloc[i].job);
+    if (j != NULL && j->allocated > 0)
+        j->allocated--;
+    w->alloc[i].alloc[0] = '\0';
+    w->alloc[i].job[0] = '\0';
+    w->alloc[i].pending = false;
+    return j;
+}
+
+/* Slot i of w came back free (slot_clear): when its job still needs
+ * slots, that TaskExecutor is not asked for the job again before the
+ * hold-off. */
+static void slot_freed(jm_rm_t *rm, worker_t *w, uint32_t i)
+{
+    rm_job_t *j = slot_clear(rm, w, i);
+    if (j == NULL || j->allocated >= j->required)
+        return;
+    backoff_t *b = backoff_find(j, w->resource_id, true);
+    if (b == NULL) /* out of memory: asked again at once */
+        return;
+    b->until_ms = now_ms() + b->delay_ms;
+    fl_log(FL_LOG_INFO,
+           "Slot %u of TaskManager %s came back free while job %s needs "
+           "slots; asking that TaskManager for the job again in %lld ms",
+           (unsigned)i, w->resource_id, j->job_id, (long long)b->delay_ms);
+    b->delay_ms =
+        b->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->delay_ms * 2;
+}
+
+/* Takes slot i of w as allocation alloc of job (in the table and the
+ * job's count). */
+static void slot_take(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+                      const char *job)
+{
+    snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
+    snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", job);
+    w->alloc[i].pending = false;
+    rm_job_t *j = job_find(rm, job);
+    if (j != NULL)
+        j->allocated++;
+}
+
+/* A requestSlot's outcome: it is no longer in flight; a refused or failed
+ * request frees the slot in the table (and holds the next requests to
+ * that TaskExecutor for the job off). */
 typedef struct slot_req {
     jm_rm_t *rm;
     char resource_id[256];
@@ -158,21 +282,24 @@ typedef struct slot_req {
 static void slot_requested_body(fl_future_t *f, void *arg)
 {
     slot_req_t *r = arg;
-    if (fl_future_error(f) == FL_OK)
+    worker_t *w = rm__find(r->rm, r->resource_id);
+    bool ours = w != NULL && r->index < w->nslots &&
+                strcmp(w->alloc[r->index].alloc, r->alloc) == 0;
+    if (ours)
+        w->alloc[r->index].pending = false;
+    if (fl_future_error(f) == FL_OK) {
+        fl_log(FL_LOG_DEBUG,
+               "Slot request %s to TaskManager %s for job %s succeeded",
+               r->alloc, r->resource_id, r->job);
         return;
+    }
     fl_log(FL_LOG_WARN,
            "Slot request %s to TaskManager %s for job %s failed: %s", r->alloc,
            r->resource_id, r->job, fl_future_message(f));
-    worker_t *w = rm__find(r->rm, r->resource_id);
-    if (w != NULL && r->index < w->nslots &&
-        strcmp(w->alloc[r->index].alloc, r->alloc) == 0) {
-        w->alloc[r->index].alloc[0] = '\0';
-        w->alloc[r->index].job[0] = '\0';
-        rm_job_t *j = job_find(r->rm, r->job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
+    if (ours) {
+        slot_freed(r->rm, w, r->index);
+        rm__allocate(r->rm);
     }
-    /* Not at once: the same TaskManager would be asked again. */
 }
 
 /* fl_rpc_on_complete hands arg over to the callback when it runs. */
@@ -186,9 +313,8 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
 {
     char alloc[33];
     fa_random_hex(alloc, 16);
-    snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
-    snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", j->job_id);
-    j->allocated++;
+    slot_take(rm, w, i, alloc, j->job_id);
+    w->alloc[i].pending = true;
     Fling__Cluster__SlotRequest req = FLING__CLUSTER__SLOT_REQUEST__INIT;
     req.slot_index = i;
     req.job_id = j->job_id;
@@ -202,9 +328,10 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
     fl_future_t *f = NULL;
     if (fl_rpc_call(w->gw, (unsigned)rm->m_request_slot, &req.base, 0, &f) !=
         FL_OK) {
-        w->alloc[i].alloc[0] = '\0';
-        w->alloc[i].job[0] = '\0';
-        j->allocated--;
+        fl_log(FL_LOG_WARN,
+               "Slot request %s to TaskManager %s for job %s failed: %s", alloc,
+               w->resource_id, j->job_id, fl_rpc_last_message());
+        slot_freed(rm, w, i);
         return;
     }
     slot_req_t *r = calloc(1, sizeof *r);
@@ -219,10 +346,49 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
     fl_future_release(f);
 }
 
+static void retry_allocate(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    jm_rm_t *rm = state;
+    if ((int64_t)(intptr_t)arg == rm->retry_due_ms)
+        rm->retry_due_ms = 0;
+    rm__allocate(rm);
+}
+
+/* Runs rm__allocate again at due (monotonic ms), unless a run is armed
+ * for then or earlier. */
+static void retry_at(jm_rm_t *rm, int64_t due)
+{
+    if (rm->retry_due_ms != 0 && rm->retry_due_ms <= due)
+        return;
+    int64_t delay = due - now_ms();
+    if (fl_rpc_schedule_run_async(rm->ep, retry_allocate, (void *)(intptr_t)due,
+                                  NULL, delay > 0 ? delay : 0, NULL) != FL_OK) {
+        fl_log(FL_LOG_WARN,
+               "ResourceManager could not arm its next slot request: %s",
+               fl_rpc_last_message());
+        return;
+    }
+    rm->retry_due_ms = due;
+}
+
+/* Whether w may be asked for a slot of j now; else *due is lowered to
+ * when it may. */
+static bool may_ask(rm_job_t *j, const worker_t *w, int64_t now, int64_t *due)
+{
+    const backoff_t *b = backoff_find(j, w->resource_id, false);
+    if (b == NULL || b->until_ms <= now)
+        return true;
+    if (*due == 0 || b->until_ms < *due)
+        *due = b->until_ms;
+    return false;
+}
+
 void rm__allocate(jm_rm_t *rm)
 {
     if (rm->stopping)
         return;
+    int64_t now = now_ms(), due = 0;
     for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
         for (size_t k = 0; k < rm->n && j->allocated < j->required; k++) {
             worker_t *w = rm->workers[k];
@@ -230,43 +396,53 @@ void rm__allocate(jm_rm_t *rm)
                 continue;
             for (uint32_t i = 0; i < w->nslots && j->allocated < j->required;
                  i++)
-                if (w->alloc[i].alloc[0] == '\0')
+                if (w->alloc[i].alloc[0] == '\0' && may_ask(j, w, now, &due))
                     request_slot(rm, j, w, i);
         }
+    if (due != 0)
+        retry_at(rm, due);
 }
 
-void rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
+bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                        const char *job)
 {
-    if (i >= w->nslots || alloc[0] == '\0' || strlen(alloc) != 32 ||
-        strlen(job) != 32 || strcmp(w->alloc[i].alloc, alloc) == 0)
-        return;
-    if (w->alloc[i].alloc[0] != '\0') { /* the TaskExecutor knows better */
-        rm_job_t *old = job_find(rm, w->alloc[i].job);
-        if (old != NULL && old->allocated > 0)
-            old->allocated--;
+    if (i >= w->nslots)
+        return false;
+    if (alloc[0] == '\0') {
+        if (w->alloc[i].alloc[0] == '\0' || w->alloc[i].pending)
+            return false; /* a report may predate the request in flight */
+        fl_log(FL_LOG_INFO,
+               "Slot %u of TaskManager %s is free as its report shows "
+               "(allocation %s of job %s is forgotten)",
+               (unsigned)i, w->resource_id, w->alloc[i].alloc, w->alloc[i].job);
+        slot_freed(rm, w, i);
+        return true;
     }
-    memcpy(w->alloc[i].alloc, alloc, 33);
-    memcpy(w->alloc[i].job, job, 33);
-    rm_job_t *j = job_find(rm, job);
-    if (j != NULL)
-        j->allocated++;
+    if (strlen(alloc) != 32 || strlen(job) != 32)
+        return false;
+    if (strcmp(w->alloc[i].alloc, alloc) == 0) {
+        if (!w->alloc[i].pending) { /* held there: no hold-off */
+            rm_job_t *j = job_find(rm, job);
+            if (j != NULL)
+                backoff_reset(j, w);
+        }
+        return false;
+    }
+    if (w->alloc[i].alloc[0] != '\0') /* the TaskExecutor knows better */
+        slot_clear(rm, w, i);
+    slot_take(rm, w, i, alloc, job);
     fl_log(FL_LOG_INFO,
            "Slot %u of TaskManager %s is allocated to job %s (allocation %s) "
            "as its report shows",
            (unsigned)i, w->resource_id, job, alloc);
+    return false;
 }
 
 void rm__slots_gone(jm_rm_t *rm, worker_t *w)
 {
-    for (uint32_t i = 0; i < w->nslots; i++) {
-        if (w->alloc[i].alloc[0] == '\0')
-            continue;
-        rm_job_t *j = job_find(rm, w->alloc[i].job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
-        w->alloc[i].alloc[0] = '\0';
-    }
+    for (uint32_t i = 0; i < w->nslots; i++)
+        if (w->alloc[i].alloc[0] != '\0')
+            slot_clear(rm, w, i);
     rm__allocate(rm);
 }
 
@@ -316,6 +492,7 @@ void rm_register_job_master(
                            &tok, &f) == FL_OK) {
             t->rm = rm;
             t->gen = j->gen;
+            memcpy(t->job_id, j->job_id, sizeof t->job_id);
             fl_rpc_on_complete(rm->ep, f, jm_connected, t, free);
             fl_future_release(f);
         } else {
@@ -362,13 +539,9 @@ void rm_notify_slot_available(
     if (w != NULL && strcmp(w->instance_id, req->instance_id) == 0 &&
         req->slot_index < w->nslots &&
         strcmp(w->alloc[req->slot_index].alloc, req->allocation_id) == 0) {
-        rm_job_t *j = job_find(rm, w->alloc[req->slot_index].job);
-        if (j != NULL && j->allocated > 0)
-            j->allocated--;
-        w->alloc[req->slot_index].alloc[0] = '\0';
-        w->alloc[req->slot_index].job[0] = '\0';
         fl_log(FL_LOG_INFO, "Slot %u of TaskManager %s is available again",
                (unsigned)req->slot_index, w->resource_id);
+        slot_freed(rm, w, req->slot_index);
     } /* else: stale (an old registration or allocation): ignored */
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
