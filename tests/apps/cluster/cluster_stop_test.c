@@ -128,8 +128,7 @@ static void expect_watchdog_end(cf_proc_t *tm1, const held_t *h, int interval,
 }
 
 static const char *const watchdog_keys[] = {
-    "task.cancellation.interval=400 ms", "task.cancellation.timeout=1 s",
-    NULL};
+    "task.cancellation.interval=400 ms", "task.cancellation.timeout=1 s", NULL};
 
 /* SIGTERM with a task stuck in a user function: the stop waits, logs the
  * task at 400 and 800 ms, and at 1000 ms ends the process with status 1
@@ -156,8 +155,8 @@ static void test_sigterm_with_a_stuck_task_ends_at_the_timeout(void **state)
 /* The job cancelled while its task is stuck: the task is CANCELING (its
  * slot is not given out again: tm1 logs nothing else), logged at 400 and
  * 800 ms, and the TaskManager ends at 1000 ms with status 1. */
-static void test_cancelled_job_with_a_stuck_task_ends_the_taskmanager(
-    void **state)
+static void
+test_cancelled_job_with_a_stuck_task_ends_the_taskmanager(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm1;
