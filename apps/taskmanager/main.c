@@ -11,7 +11,9 @@
  * ResourceManager it leaves and exits 0. Not registered within
  * taskmanager.registration.timeout, or refused (a configuration that
  * conflicts with the JobManager's): exits 1 with the reason in the log
- * and on stderr.
+ * and on stderr. A cancelled task (the stop's too) that has not ended
+ * within task.cancellation.timeout: exits 1 at once, the same way
+ * (tasks.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

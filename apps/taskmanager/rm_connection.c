@@ -312,13 +312,17 @@ static void connect_leader(tm_te_t *te)
 /* ---- heartbeats -----------------------------------------------------------
  */
 
+/* Says which of the three it was: a refused heartbeat (FL_EINVAL, the two
+ * timings cannot work together) is no unreachable peer, and gets the
+ * heartbeat manager's reason. */
 void tm__rm_silent(void *arg, const fl_heartbeat_event_t *ev)
 {
     tm_te_t *te = arg;
-    tm__reconnect(te,
-                  ev->err == FL_ETIMEDOUT ? "heartbeat timed out"
-                                          : "heartbeat target unreachable",
-                  true);
+    const char *why = ev->err == FL_ETIMEDOUT ? "heartbeat timed out"
+                      : ev->err == FL_EUNREACHABLE
+                          ? "heartbeat target unreachable"
+                          : ev->message;
+    tm__reconnect(te, why, true);
 }
 
 void tm__retrieve_payload(void *arg, const char *target, const void **data,

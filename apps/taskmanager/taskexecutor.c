@@ -226,6 +226,10 @@ int tm_te_start(fl_rpc_service_t *svc, fa_process_t *p, const fl_ha_opts_t *ha,
     fl_config_get_duration_ms(te->cfg,
                               FL_CONFIG_TASKMANAGER_REGISTRATION_TIMEOUT,
                               &te->reg_timeout_ms);
+    fl_config_get_duration_ms(te->cfg, FL_CONFIG_TASK_CANCELLATION_INTERVAL,
+                              &te->cancel_interval_ms);
+    fl_config_get_duration_ms(te->cfg, FL_CONFIG_TASK_CANCELLATION_TIMEOUT,
+                              &te->cancel_timeout_ms);
     te->slot_timeout_ms = FL_RPC_DEFAULT_TIMEOUT_MS;
     fl_config_get_duration_ms(te->cfg, FL_CONFIG_RPC_ASK_TIMEOUT,
                               &te->slot_timeout_ms);

@@ -19,6 +19,7 @@
  *   Slot <i> allocated to job <id> (allocation <a>)
  *   Registered at the JobMaster of job <id>
  *   <task name> (attempt #<k>) switched from <A> to <B>.
+ *   Task <name> (attempt #<k>) is still running after cancellation, <N> ms
  *   Slot <i> freed: <cause>
  *   JobMaster of job <id> lost: <why>
  */

@@ -75,6 +75,9 @@ struct tm_te {
     fl_heartbeat_manager_t *hb_jm; /* receiver of the JobMasters' */
     /* A slot not active this long after its request is freed. */
     int64_t slot_timeout_ms;
+    /* The cancellation watchdog (task.cancellation.interval and
+     * .timeout; 0: no timeout). */
+    int64_t cancel_interval_ms, cancel_timeout_ms;
     struct tm_task *tasks;
 };
 
@@ -141,11 +144,14 @@ void tm__jobs_stop(tm_te_t *te);
 /* ---- tasks.c: task threads ---- */
 
 /* tm__cancel_slot_tasks sets the cancel flag of the tasks in allocation
- * and returns how many there are (their threads may still run). */
+ * (arming each one's cancellation watchdog) and returns how many there
+ * are (their threads may still run). */
 size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc);
 
-/* tm__tasks_stop cancels every task and joins its thread (BLOCKS until
- * each saw its flag: within one record). */
+/* tm__tasks_stop cancels every task and joins its thread: BLOCKS until
+ * each saw its flag (within one record), or, for a thread stuck in a user
+ * function, until task.cancellation.timeout ends the process (0: for
+ * ever), logging it every task.cancellation.interval. */
 void tm__tasks_stop(tm_te_t *te);
 
 /* The slot and task handlers of the TaskExecutorGateway. */

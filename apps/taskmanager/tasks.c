@@ -8,12 +8,23 @@
  * order, from the endpoint's main thread. cancelTask sets the task's
  * cancel flag.
  *
+ * The cancellation watchdog (Flink's TaskCancelerWatchDog): a cancelled
+ * task whose thread has not ended is logged every
+ * task.cancellation.interval; one not ended within task.cancellation.timeout
+ * (0: never) ends the process at once with status 1, as a thread stuck in
+ * a user function cannot be stopped and keeps its slot. Its slot is never
+ * given out again before. On the main thread it runs on timers; in the
+ * TaskExecutor's stop, which blocks the main thread, as a timed wait.
+ *
  * A relative user library path ("lib/libudf.so") is looked up in the job
  * file's folder the client sent (job_dir); a bare name ("libudf.so") there
  * too when the file exists, else as dlopen(3) searches.
  *
- * Its log lines (component app, level info):
+ * Its log lines (component app, level info, then warn, then error):
  *   <task name> (attempt #<k>) switched from <A> to <B>.
+ *   Task <name> (attempt #<k>) is still running after cancellation, <N> ms
+ *   Task <name> (attempt #<k>) did not end within <T> ms of its
+ *     cancellation (task.cancellation.timeout): ...
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -21,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "job/graph.h"
@@ -50,11 +62,37 @@ typedef struct tm_task {
     atomic_bool cancel;
     pthread_t thread;
     bool started;
+    /* When the cancel flag was first set (monotonic ms; 0: not yet),
+     * main thread. */
+    int64_t cancel_ms;
+    /* Set (under end_mu) by the thread's last act. */
+    atomic_bool ended;
     int state;   /* the last one reported, main thread */
     uint64_t id; /* finds it again from a posted transition */
 } tm_task_t;
 
 static atomic_uint_fast64_t next_id = 1;
+
+/* The end of a task thread, for the timed wait of tm__tasks_stop. */
+static pthread_mutex_t end_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t end_cv;
+static pthread_once_t end_once = PTHREAD_ONCE_INIT;
+
+static void end_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&end_cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char *state_name(int s)
 {
@@ -260,6 +298,10 @@ static void *task_main(void *arg)
         post(t, XS(CANCELED), NULL);
     else
         post(t, XS(FAILED), err);
+    pthread_mutex_lock(&end_mu);
+    atomic_store(&t->ended, true);
+    pthread_cond_broadcast(&end_cv);
+    pthread_mutex_unlock(&end_mu);
     return NULL;
 }
 
@@ -359,6 +401,7 @@ void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     t->attempt = req->attempt;
     t->state = XS(CREATED);
     atomic_init(&t->cancel, false);
+    atomic_init(&t->ended, false);
     t->next = te->tasks;
     te->tasks = t;
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
@@ -366,6 +409,7 @@ void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     report(te, t, XS(DEPLOYING), NULL);
     char err[1024];
     int rc = prepare(t, req, err, sizeof err);
+    pthread_once(&end_once, end_init);
     if (rc == FL_OK && pthread_create(&t->thread, NULL, task_main, t) != 0) {
         snprintf(err, sizeof err, "could not start a thread for it");
         rc = FL_ESYSTEM;
@@ -381,6 +425,129 @@ void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     t->started = true;
 }
 
+/* ---- the cancellation watchdog --------------------------------------- */
+
+/* Ends the process: t did not end within the timeout of its cancel. The
+ * stuck thread cannot be stopped, so nothing is cleaned up (_exit); the
+ * log line is written (and flushed) first, and the reason goes to stderr
+ * last, as for the TaskManager's other fatal errors. */
+static _Noreturn void watchdog_fatal(tm_te_t *te, const tm_task_t *t)
+{
+    char why[1600];
+    snprintf(why, sizeof why,
+             "Task %s (attempt #%u) did not end within %lld ms of its "
+             "cancellation (task.cancellation.timeout): TaskManager %s "
+             "ends, as a thread stuck in a user function cannot be stopped; "
+             "make the function return when cancelled, or raise "
+             "task.cancellation.timeout",
+             t->name, (unsigned)t->attempt, (long long)te->cancel_timeout_ms,
+             te->resource_id);
+    fl_log(FL_LOG_ERROR, "%s", why);
+    fprintf(stderr, "fling-taskmanager: %s\n", why);
+    _exit(1);
+}
+
+static void still_running(const tm_task_t *t, int64_t after_ms)
+{
+    fl_log(FL_LOG_WARN,
+           "Task %s (attempt #%u) is still running after cancellation, %lld "
+           "ms",
+           t->name, (unsigned)t->attempt, (long long)after_ms);
+}
+
+/* The watchdog's next check after `done` ms of cancellation: the next
+ * multiple of the interval, or the timeout when that comes first. */
+static int64_t watchdog_next(const tm_te_t *te, int64_t done)
+{
+    int64_t iv = te->cancel_interval_ms > 0 ? te->cancel_interval_ms : 30000;
+    int64_t next = (done / iv + 1) * iv;
+    if (te->cancel_timeout_ms > 0 && next > te->cancel_timeout_ms)
+        next = te->cancel_timeout_ms;
+    return next;
+}
+
+/* One task's watchdog on the main thread's timers. */
+typedef struct watchdog {
+    tm_te_t *te;
+    uint64_t id;
+    int64_t at; /* ms of cancellation this check stands for */
+} watchdog_t;
+
+static void watchdog_check(fl_rpc_endpoint_t *ep, void *state, void *arg);
+
+/* Schedules w's next check after `done` ms of the cancel of cancel_ms. */
+static void watchdog_schedule(watchdog_t *w, int64_t cancel_ms, int64_t done)
+{
+    w->at = watchdog_next(w->te, done);
+    int64_t delay = cancel_ms + w->at - now_ms();
+    /* On failure (the endpoint terminated) w has been freed. */
+    fl_rpc_schedule_run_async(w->te->ep, watchdog_check, w, free,
+                              delay > 0 ? delay : 0, NULL);
+}
+
+static void watchdog_check(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    tm_te_t *te = state;
+    watchdog_t *w = arg;
+    tm_task_t *t = te->tasks;
+    while (t != NULL && t->id != w->id)
+        t = t->next;
+    if (t == NULL || atomic_load(&t->ended)) { /* it ended */
+        free(w);
+        return;
+    }
+    if (te->cancel_timeout_ms > 0 && w->at >= te->cancel_timeout_ms)
+        watchdog_fatal(te, t);
+    still_running(t, w->at);
+    watchdog_schedule(w, t->cancel_ms, w->at);
+}
+
+/* Sets t's cancel flag; the first time, arms its watchdog. */
+static void cancel(tm_te_t *te, tm_task_t *t)
+{
+    atomic_store(&t->cancel, true);
+    if (t->cancel_ms != 0)
+        return;
+    t->cancel_ms = now_ms();
+    if (!t->started || te->stopping)
+        return; /* none to watch, or tm__tasks_stop watches it */
+    watchdog_t *w = malloc(sizeof *w);
+    if (w == NULL) {
+        fl_log(FL_LOG_WARN,
+               "Task %s (attempt #%u) has no cancellation watchdog: out of "
+               "memory",
+               t->name, (unsigned)t->attempt);
+        return;
+    }
+    w->te = te;
+    w->id = t->id;
+    watchdog_schedule(w, t->cancel_ms, 0);
+}
+
+/* Waits (main thread, in the stop) until t's thread ended, logging each
+ * interval, ending the process at the timeout. */
+static void watchdog_wait(tm_te_t *te, tm_task_t *t)
+{
+    pthread_mutex_lock(&end_mu);
+    while (!atomic_load(&t->ended)) {
+        int64_t at = watchdog_next(te, now_ms() - t->cancel_ms);
+        int64_t due = t->cancel_ms + at;
+        struct timespec ts = {.tv_sec = (time_t)(due / 1000),
+                              .tv_nsec = (long)(due % 1000) * 1000000L};
+        while (!atomic_load(&t->ended) && now_ms() < due)
+            pthread_cond_timedwait(&end_cv, &end_mu, &ts);
+        if (atomic_load(&t->ended))
+            break;
+        pthread_mutex_unlock(&end_mu);
+        if (te->cancel_timeout_ms > 0 && at >= te->cancel_timeout_ms)
+            watchdog_fatal(te, t);
+        still_running(t, at);
+        pthread_mutex_lock(&end_mu);
+    }
+    pthread_mutex_unlock(&end_mu);
+}
+
 void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
                     const Fling__Cluster__ExecutionAttempt *req,
                     Fling__Cluster__Ack_Closure closure, void *call)
@@ -392,7 +559,7 @@ void te_cancel_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
             t->attempt == req->attempt) {
             if (t->state != XS(CANCELING))
                 report(te, t, XS(CANCELING), NULL);
-            atomic_store(&t->cancel, true);
+            cancel(te, t);
         }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
@@ -403,7 +570,7 @@ size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
     size_t n = 0;
     for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
         if (strcmp(t->alloc, alloc) == 0) {
-            atomic_store(&t->cancel, true);
+            cancel(te, t);
             n++;
         }
     return n;
@@ -412,12 +579,14 @@ size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc)
 void tm__tasks_stop(tm_te_t *te)
 {
     for (tm_task_t *t = te->tasks; t != NULL; t = t->next)
-        atomic_store(&t->cancel, true);
+        cancel(te, t);
     while (te->tasks != NULL) {
         tm_task_t *t = te->tasks;
-        te->tasks = t->next;
-        if (t->started)
+        if (t->started) {
+            watchdog_wait(te, t);
             pthread_join(t->thread, NULL);
+        }
+        te->tasks = t->next;
         /* Its posted transitions find it gone and are dropped. */
         task_free(t);
     }

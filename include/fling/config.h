@@ -49,6 +49,8 @@ extern "C" {
 #define FL_CONFIG_TASKMANAGER_HOST "taskmanager.host"
 #define FL_CONFIG_TASKMANAGER_RPC_PORT "taskmanager.rpc.port"
 #define FL_CONFIG_TASKMANAGER_RESOURCE_ID "taskmanager.resource-id"
+#define FL_CONFIG_TASK_CANCELLATION_INTERVAL "task.cancellation.interval"
+#define FL_CONFIG_TASK_CANCELLATION_TIMEOUT "task.cancellation.timeout"
 #define FL_CONFIG_SLOT_REQUEST_TIMEOUT "slot.request.timeout"
 #define FL_CONFIG_RESTART_ATTEMPTS "restart-strategy.fixed-delay.attempts"
 #define FL_CONFIG_RESTART_DELAY "restart-strategy.fixed-delay.delay"

@@ -111,12 +111,122 @@ static void test_stale_disconnect_is_refused(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
+#define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
+#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
+
+/* How many of job id's tasks run (or ran) on TaskManager tm in attempt. */
+static int tasks_on(jc_t *c, const char *id, const char *tm, uint32_t attempt)
+{
+    Fling__Cluster__JobStatusReply *r = jc_status(c, id);
+    int n = 0;
+    for (size_t i = 0; i < r->n_tasks; i++)
+        n += strcmp(r->tasks[i]->task_manager, tm) == 0 &&
+             r->tasks[i]->attempt == attempt;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return n;
+}
+
+/* A TaskManager started again after a kill -9 of tm1 (as fresh_id: "tm1"
+ * again or a new id) registers and is used: the long job (parallelism 4
+ * on tm1 and tm2) restarts, waits for slots, and runs two tasks of its
+ * next attempt on the fresh one; after its cancel, a second job of
+ * parallelism 4 runs two tasks there too and FINISHES with its exact
+ * output. */
+static void fresh_taskmanager_is_used(const char *fresh_id)
+{
+    static cf_proc_t jm, tm1, tm2, fresh;
+    jc_t c = {0};
+    long_job_t l;
+    long_job_write(&l);
+    int port =
+        start_jm_opt(&jm, "0", "restart-strategy.fixed-delay.delay=100 ms");
+    start_tm(&tm1, &jm, "tm1", port);
+    start_tm(&tm2, &jm, "tm2", port);
+    jc_open(&c, port);
+    const char *args[] = {"output", l.out, NULL};
+    assert_fl_ok(jc_submit(&c, l.job, args, 4, "", l.id, sizeof l.id));
+    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+                   4);
+    assert_int_equal(2, tasks_on(&c, l.id, "tm1", 0));
+    cf_kill9(&tm1);
+    char line[1400];
+    snprintf(line, sizeof line,
+             "Job long (%s) switched from state RUNNING to RESTARTING.", l.id);
+    cf_wait_stderr(&jm, line, 1);
+    start_tm_only(&fresh, fresh_id, port, NULL);
+    cf_wait_stderr(&fresh,
+                   "(attempt #1) switched from INITIALIZING to RUNNING.", 2);
+    assert_int_equal(2, tasks_on(&c, l.id, fresh_id, 1));
+    assert_int_equal(2, tasks_on(&c, l.id, "tm2", 1));
+    assert_int_equal(JS(CANCELLING), jc_cancel(&c, l.id));
+    snprintf(line, sizeof line,
+             "Job long (%s) switched from state CANCELLING to CANCELED.", l.id);
+    cf_wait_stderr(&jm, line, 1);
+
+    /* The second job: the numbers 1..200000 that hold "77". */
+    char *job = path_in(l.dir, "sevens.json"), *out = path_in(l.dir, "b");
+    static const char text[] =
+        "{\"name\": \"sevens\", \"parallelism\": 4,"
+        " \"params\": {\"output\": null},"
+        " \"operators\": ["
+        "  {\"id\": \"n\", \"type\": \"source.sequence\","
+        "   \"params\": {\"from\": \"1\", \"to\": \"200000\"}},"
+        "  {\"id\": \"sevens\", \"type\": \"filter.contains\","
+        "   \"params\": {\"pattern\": \"77\"}},"
+        "  {\"id\": \"out\", \"type\": \"sink.text\","
+        "   \"params\": {\"path\": \"${output}\"}}]}";
+    write_file(job, text, strlen(text));
+    const char *args2[] = {"output", out, NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, job, args2, 0, "", id, sizeof id));
+    snprintf(line, sizeof line,
+             "Job sevens (%s) switched from state RUNNING to FINISHED.", id);
+    cf_wait_stderr(&jm, line, 1);
+    cf_wait_stderr(&fresh, "(attempt #0) switched from RUNNING to FINISHED.",
+                   2);
+    assert_int_equal(2, tasks_on(&c, id, fresh_id, 0));
+    tbuf_t want = {0}, got = {0};
+    tbuf_add(&want, "", 0);
+    for (unsigned i = 1; i <= 200000; i++) {
+        char n[16];
+        int k = snprintf(n, sizeof n, "%u\n", i);
+        if (strstr(n, "77") != NULL)
+            tbuf_add(&want, n, (size_t)k);
+    }
+    concat_parts(out, 4, &got);
+    assert_int_equal(want.len, got.len);
+    assert_memory_equal(want.data, got.data, want.len);
+    tbuf_free(&want);
+    tbuf_free(&got);
+    jc_close(&c);
+    cf_stop(&fresh, SIGTERM, 0);
+    cf_stop(&tm2, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
+    free(out);
+    long_job_free(&l);
+}
+
+static void test_fresh_taskmanager_with_a_new_id_is_used(void **state)
+{
+    (void)state;
+    fresh_taskmanager_is_used("tm3");
+}
+
+static void test_fresh_taskmanager_with_the_same_id_is_used(void **state)
+{
+    (void)state;
+    fresh_taskmanager_is_used("tm1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_stopped_jobmanager_leaves_no_tasks),
         CF_TEST(test_stale_disconnect_is_refused),
         CF_TEST(test_taskmanager_restarted_under_its_id_is_a_new_one),
+        CF_TEST(test_fresh_taskmanager_with_a_new_id_is_used),
+        CF_TEST(test_fresh_taskmanager_with_the_same_id_is_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,24 +41,29 @@ static inline int start_jm(cf_proc_t *jm, const char *port)
     return start_jm_opt(jm, port, NULL);
 }
 
-/* Starts TaskManager id with 2 slots at the JobManager's port, extra -D
- * options after the fast ones; checks its first lines. Returns its
- * port. */
-static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
-                                const char *extra_key)
+/* Starts TaskManager id with 2 slots at the JobManager's port, the -D
+ * options keys (NULL terminated, at most 8) after the fast ones; checks
+ * its first lines. Returns its port. */
+static inline int start_tm_only_keys(cf_proc_t *tm, const char *id, int jm_port,
+                                     const char *const *keys)
 {
     static char ports[CF_MAX_PROCS][48], ids[CF_MAX_PROCS][64];
     static unsigned k;
     k = (k + 1) % CF_MAX_PROCS;
     snprintf(ports[k], sizeof ports[k], "jobmanager.rpc.port=%d", jm_port);
     snprintf(ids[k], sizeof ids[k], "taskmanager.resource-id=%s", id);
-    const char *args[] = {"-D",      "jobmanager.rpc.address=127.0.0.1",
-                          "-D",      ports[k],
-                          "-D",      "taskmanager.host=127.0.0.1",
-                          "-D",      ids[k],
-                          "-D",      "taskmanager.numberOfTaskSlots=2",
-                          CF_FAST,   extra_key ? "-D" : NULL,
-                          extra_key, NULL};
+    const char *args[CF_MAX_ARGS] = {
+        "-D", "jobmanager.rpc.address=127.0.0.1", "-D",   ports[k],
+        "-D", "taskmanager.host=127.0.0.1",       "-D",   ids[k],
+        "-D", "taskmanager.numberOfTaskSlots=2",  CF_FAST};
+    size_t n = 0;
+    while (args[n] != NULL)
+        n++;
+    for (size_t i = 0; keys[i] != NULL && i < 8; i++) {
+        args[n++] = "-D";
+        args[n++] = keys[i];
+    }
+    args[n] = NULL;
     cf_spawn(tm, id, TM_PATH, args);
     char addr[256];
     int port = cf_read_address(tm, addr, sizeof addr);
@@ -69,12 +74,20 @@ static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
     return port;
 }
 
-/* Starts TaskManager id (with the -D option extra unless NULL) and waits
- * until both sides say it registered. */
-static inline int start_tm_opt(cf_proc_t *tm, cf_proc_t *jm, const char *id,
-                               int jm_port, const char *extra)
+/* start_tm_only_keys with one -D option, extra_key, unless NULL. */
+static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
+                                const char *extra_key)
 {
-    int port = start_tm_only(tm, id, jm_port, extra);
+    const char *keys[] = {extra_key, NULL};
+    return start_tm_only_keys(tm, id, jm_port, keys);
+}
+
+/* Starts TaskManager id (with the -D options keys, NULL terminated) and
+ * waits until both sides say it registered. */
+static inline int start_tm_keys(cf_proc_t *tm, cf_proc_t *jm, const char *id,
+                                int jm_port, const char *const *keys)
+{
+    int port = start_tm_only_keys(tm, id, jm_port, keys);
     cf_expect_app(tm,
                   "Registered at ResourceManager "
                   "fling.tcp://127.0.0.1:%d/resourcemanager_1 as %s",
@@ -85,6 +98,14 @@ static inline int start_tm_opt(cf_proc_t *tm, cf_proc_t *jm, const char *id,
                   id, port);
     cf_expect_app(jm, "Slot report of TaskManager %s: 2 slots, 2 free", id);
     return port;
+}
+
+/* start_tm_keys with one -D option, extra, unless NULL. */
+static inline int start_tm_opt(cf_proc_t *tm, cf_proc_t *jm, const char *id,
+                               int jm_port, const char *extra)
+{
+    const char *keys[] = {extra, NULL};
+    return start_tm_keys(tm, jm, id, jm_port, keys);
 }
 
 static inline int start_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,

@@ -8,6 +8,8 @@
 #include "cluster_fixture.h"
 
 #include "cluster_procs.h"
+#include "fl_test.h"
+#include "taskexecutor.pb-c.h"
 
 /* Reads n app lines of jm and checks they are exactly the expected ones,
  * each once, "Registered" of a TaskManager before its slot report (the
@@ -115,11 +117,60 @@ static void test_silent_taskmanager_times_out_and_registers_again(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
+/* A heartbeat request whose timing tm1 refuses (an interval longer than
+ * its heartbeat.timeout) is no unreachable ResourceManager: tm1 logs the
+ * refusal as the reason it registers again. */
+static void test_refused_heartbeat_is_not_called_unreachable(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    int port = start_jm(&jm, "0");
+    int p1 = start_tm(&tm1, &jm, "tm1", port);
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
+    char address[128], rm[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
+             p1);
+    snprintf(rm, sizeof rm, "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
+    const ProtobufCServiceDescriptor *d =
+        &fling__cluster__task_executor_gateway__descriptor;
+    fl_rpc_gateway_t *gw = fl_test_connect(svc, address, d, NULL);
+    Fling__Cluster__HeartbeatTiming timing =
+        FLING__CLUSTER__HEARTBEAT_TIMING__INIT;
+    timing.interval_ms = 10000;
+    timing.timeout_ms = 50000;
+    Fling__Cluster__Heartbeat hb = FLING__CLUSTER__HEARTBEAT__INIT;
+    hb.origin = rm;
+    hb.target = "tm1";
+    hb.timing = &timing;
+    char msg[1024];
+    assert_int_equal(FL_EINVAL,
+                     fl_test_call_code(gw,
+                                       (unsigned)fl_rpc_method_index(
+                                           d, "HeartbeatFromResourceManager"),
+                                       &hb.base, 5000, msg, sizeof msg));
+    char want[1024];
+    snprintf(want, sizeof want,
+             "Heartbeats with '%s' refused: its heartbeat interval 10000 ms "
+             "is longer than our heartbeat timeout 3000 ms, so we would time "
+             "it out between two heartbeats; make heartbeat.timeout at least "
+             "heartbeat.interval on both sides",
+             rm);
+    assert_string_equal(want, msg);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_service_free(svc);
+    cf_expect_app(&tm1, "ResourceManager %s lost: %s; registering again", rm,
+                  want);
+    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_taskmanagers_come_back_to_a_restarted_jobmanager),
         CF_TEST(test_silent_taskmanager_times_out_and_registers_again),
+        CF_TEST(test_refused_heartbeat_is_not_called_unreachable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,25 +16,33 @@ typedef struct long_job {
     int port; /* the JobManager's */
 } long_job_t;
 
+/* The job file's text (parallelism 2; its argument "output"). */
+static const char long_job_text[] =
+    "{\"name\": \"long\", \"parallelism\": 2,"
+    " \"params\": {\"output\": null},"
+    " \"operators\": ["
+    "  {\"id\": \"n\", \"type\": \"source.sequence\","
+    "   \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
+    "  {\"id\": \"none\", \"type\": \"filter.contains\","
+    "   \"params\": {\"pattern\": \"x\"}},"
+    "  {\"id\": \"out\", \"type\": \"sink.text\","
+    "   \"params\": {\"path\": \"${output}\"}}]}";
+
+/* Makes the scratch folder and writes the job file into it. */
+static inline void long_job_write(long_job_t *l)
+{
+    l->dir = scratch();
+    l->job = path_in(l->dir, "long.json");
+    l->out = path_in(l->dir, "out");
+    write_file(l->job, long_job_text, strlen(long_job_text));
+}
+
 /* Starts jm and tm1 (with the -D option extra unless NULL), opens c,
  * submits the job and waits until both tasks run. */
 static inline void long_job_start(long_job_t *l, cf_proc_t *jm, cf_proc_t *tm1,
                                   jc_t *c, const char *extra)
 {
-    static const char text[] =
-        "{\"name\": \"long\", \"parallelism\": 2,"
-        " \"params\": {\"output\": null},"
-        " \"operators\": ["
-        "  {\"id\": \"n\", \"type\": \"source.sequence\","
-        "   \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
-        "  {\"id\": \"none\", \"type\": \"filter.contains\","
-        "   \"params\": {\"pattern\": \"x\"}},"
-        "  {\"id\": \"out\", \"type\": \"sink.text\","
-        "   \"params\": {\"path\": \"${output}\"}}]}";
-    l->dir = scratch();
-    l->job = path_in(l->dir, "long.json");
-    l->out = path_in(l->dir, "out");
-    write_file(l->job, text, strlen(text));
+    long_job_write(l);
     l->port = start_jm_opt(jm, "0", extra);
     start_tm_opt(tm1, jm, "tm1", l->port, extra);
     jc_open(c, l->port);

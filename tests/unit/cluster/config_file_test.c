@@ -209,6 +209,8 @@ static void test_file_then_overrides_then_print(void **state)
              "taskmanager.host: \"localhost\"  # default\n"
              "taskmanager.rpc.port: \"0\"  # default\n"
              "taskmanager.resource-id: \"\"  # default\n"
+             "task.cancellation.interval: 30 s  # default\n"
+             "task.cancellation.timeout: 3 min  # default\n"
              "heartbeat.interval: 2 s  # file %s:2\n"
              "heartbeat.timeout: 20 s  # override\n"
              "heartbeat.rpc-failure-threshold: 2  # default\n"
