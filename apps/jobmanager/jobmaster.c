@@ -227,11 +227,17 @@ jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     if (strcmp(req->job_id, jm->rec->job_id) != 0 || req->vertex >= jm->nv ||
         req->attempt != jm->rec->tasks[req->vertex].attempt) {
-        fl_rpc_fail(call, FL_ESTATE,
-                    "State update %s of task %u attempt #%u of job %s "
-                    "refused: not a current attempt of this JobMaster's job",
-                    jm__exec_state_name(req->state), (unsigned)req->vertex,
-                    (unsigned)req->attempt, req->job_id);
+        /* Logged too: a late update of an old attempt (a TaskManager
+         * back from a partition) is seen at the JobManager. */
+        char why[600];
+        snprintf(why, sizeof why,
+                 "State update %s of task %u attempt #%u of job %s from "
+                 "TaskManager %s refused: not a current attempt of this "
+                 "JobMaster's job",
+                 jm__exec_state_name(req->state), (unsigned)req->vertex,
+                 (unsigned)req->attempt, req->job_id, req->resource_id);
+        fl_log(FL_LOG_WARN, "%s", why);
+        fl_rpc_fail(call, FL_ESTATE, "%s", why);
         return;
     }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
