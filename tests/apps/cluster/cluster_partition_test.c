@@ -7,10 +7,14 @@
  *   1. the JobManager's ResourceManager and JobMaster see tm1 lost within
  *      heartbeat.timeout (plus DETECT_MARGIN_MS), measured from the
  *      `down` to the time stamps of their log lines;
- *   2. the job restarts in tm2's slots and FINISHES with grep -F's output;
+ *   2. the job restarts, its four new attempts in tm2's four slots;
  *   3. once the link is up again, tm1 registers again (a new
- *      registration, its slots free), the late state updates of its old
- *      attempt are refused, and no slot was requested twice.
+ *      registration, its two slots free), the late FINISHED updates of
+ *      its old attempts are refused, no slot serves two attempts, and
+ *      the job FINISHES with grep -F's output.
+ * Each task holds in a FIFO of its TaskManager (udf_hold_lib) until the
+ * test opens it, so each step happens while the job is where the test
+ * wants it.
  *
  * Needs root (ip netns, veth): run as another user it FAILS and says so.
  * The namespace is named after the pid (flpart<pid>), deleted by the
@@ -34,8 +38,8 @@
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
 #define NETNS_PAIR FLING_SOURCE_DIR "/scripts/netns-pair.sh"
-/* CF_FAST's heartbeat settings; docs/cluster.md gives the figures. */
-#define HB_INTERVAL_MS 200
+/* CF_FAST's heartbeat.timeout (its interval is 200 ms); docs/cluster.md
+ * gives the figures measured. */
 #define HB_TIMEOUT_MS 3000
 /* Detection may come up to one interval after the timeout (the check
  * runs per interval), plus the scheduling delay of a loaded machine. */
@@ -433,7 +437,10 @@ static void test_silent_partition(void **state)
         fprintf(stderr,
                 "partition seen after %lld ms (heartbeat.timeout %d ms)\n",
                 (long long)ms, HB_TIMEOUT_MS);
-        assert_true(ms >= HB_TIMEOUT_MS - HB_INTERVAL_MS - 50);
+        /* Earlier than the timeout by up to an interval (tm1's last
+         * answer came before the cut), more on a loaded machine; never
+         * long before it. */
+        assert_true(ms >= HB_TIMEOUT_MS / 2);
         assert_true(ms <= HB_TIMEOUT_MS + DETECT_MARGIN_MS);
     }
 
