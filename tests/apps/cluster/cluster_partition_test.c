@@ -514,6 +514,13 @@ static void test_silent_partition(void **state)
     cf_stop(&tm1, SIGTERM, 0);
     cf_stop(&tm2, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
+    /* netns-pair.sh delete twice (the teardown's is a third): both end
+     * well, and the pair is gone. */
+    sh("%s delete %s", NETNS_PAIR, ns);
+    sh("%s delete %s", NETNS_PAIR, ns);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "%s link show %s-h >/dev/null 2>&1", ip_prog, ns);
+    assert_int_not_equal(0, system(cmd));
     free(fifo1);
     free(fifo2);
     free(out);
