@@ -176,6 +176,10 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     long tm = jm__tm_find(jm, req->resource_id);
+    /* A lost TaskManager's registration has ended: its late offers (sent
+     * before a partition, say) are refused as an unknown one's. */
+    if (tm >= 0 && jm->tms[tm].lost)
+        tm = -1;
     Fling__Cluster__SlotOffer **acc =
         calloc(req->n_offers ? req->n_offers : 1, sizeof *acc);
     if (tm < 0 || acc == NULL) {
