@@ -33,6 +33,7 @@
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
 #include "job_client.h"
+#include "jobmaster.pb-c.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
@@ -341,6 +342,35 @@ static void wait_all(cf_proc_t *p, const char *const *msgs, size_t n)
     }
 }
 
+/* A gateway to the JobMaster of job id (fenced): its token is the one a
+ * call with the zero token is told it lacks. The caller frees it. */
+static fl_rpc_gateway_t *jobmaster_gateway(fl_rpc_service_t *svc, int port,
+                                           const char *id)
+{
+    char address[256], msg[1024];
+    snprintf(address, sizeof address, "fling.tcp://%s:%d/jobmaster_%s", host,
+             port, id);
+    const ProtobufCServiceDescriptor *d =
+        &fling__cluster__job_master_gateway__descriptor;
+    fl_fencing_token_t tok = {{0}};
+    fl_rpc_gateway_t *gw = fl_test_connect(svc, address, d, &tok);
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    assert_int_equal(
+        FL_EFENCING,
+        fl_test_call_code(gw, (unsigned)fl_rpc_method_index(d, "Cancel"),
+                          &ack.base, 5000, msg, sizeof msg));
+    fl_rpc_gateway_free(gw);
+    const char *hex = strstr(msg, "expected fencing token ");
+    assert_non_null(hex);
+    hex += strlen("expected fencing token ");
+    for (int i = 0; i < 16; i++) {
+        unsigned b;
+        assert_int_equal(1, sscanf(hex + 2 * i, "%2x", &b));
+        tok.bytes[i] = (uint8_t)b;
+    }
+    return fl_test_connect(svc, address, d, &tok);
+}
+
 static void test_silent_partition(void **state)
 {
     (void)state;
@@ -388,9 +418,22 @@ static void test_silent_partition(void **state)
     char id[1024];
     assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
     assert_int_equal(32, strlen(id));
-    for (int i = 0; i < 2; i++)
-        wait_contains(&tm1,
-                      "(attempt #0) switched from INITIALIZING to RUNNING.");
+    /* tm1's slot 0 allocation, then its two tasks running. */
+    char alloc0[64] = "", prefix[128];
+    snprintf(prefix, sizeof prefix,
+             "] app: Slot 0 allocated to job %s "
+             "(allocation ",
+             id);
+    for (int running = 0; running < 2;) {
+        char raw[4096];
+        next_raw(&tm1, raw, sizeof raw);
+        const char *a = strstr(raw, prefix);
+        if (a != NULL)
+            snprintf(alloc0, sizeof alloc0, "%.32s", a + strlen(prefix));
+        running += strstr(raw, "(attempt #0) switched from INITIALIZING to "
+                               "RUNNING.") != NULL;
+    }
+    assert_int_equal(32, strlen(alloc0));
     /* tm2's attempts #0 end before the partition. */
     release(&tm2, fifo2, "(attempt #0) switched from RUNNING to FINISHED.", 2);
     Fling__Cluster__JobStatusReply *r = jc_status(&c, id);
@@ -475,6 +518,55 @@ static void test_silent_partition(void **state)
                      v, id);
     const char *wants[] = {want[0], want[1], want[2], want[3]};
     wait_all(&jm, wants, 4);
+
+    /* The same late messages of tm1's old registration, sent again
+     * through a gateway the test holds: an update of an old attempt, and
+     * an offer of its old slot 0, which must not serve the job again. */
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
+    fl_rpc_gateway_t *jmg = jobmaster_gateway(svc, port, id);
+    const ProtobufCServiceDescriptor *d =
+        &fling__cluster__job_master_gateway__descriptor;
+    unsigned v1 = on_tm1[0] ? 0 : on_tm1[1] ? 1 : 2;
+    Fling__Cluster__TaskExecutionState up =
+        FLING__CLUSTER__TASK_EXECUTION_STATE__INIT;
+    up.job_id = id;
+    up.vertex = v1;
+    up.attempt = 0;
+    up.state = XS(FINISHED);
+    up.message = "";
+    up.resource_id = "tm1";
+    char said[1024];
+    assert_int_equal(
+        FL_ESTATE,
+        fl_test_call_code(
+            jmg, (unsigned)fl_rpc_method_index(d, "UpdateTaskExecutionState"),
+            &up.base, 5000, said, sizeof said));
+    snprintf(msg, sizeof msg,
+             "State update FINISHED of task %u attempt #0 of job %s from "
+             "TaskManager tm1 refused: not a current attempt of this "
+             "JobMaster's job",
+             v1, id);
+    assert_string_equal(msg, said);
+    Fling__Cluster__SlotOffer o = FLING__CLUSTER__SLOT_OFFER__INIT;
+    o.allocation_id = alloc0;
+    o.slot_index = 0;
+    Fling__Cluster__SlotOffer *po[] = {&o};
+    Fling__Cluster__SlotOffers offers = FLING__CLUSTER__SLOT_OFFERS__INIT;
+    offers.resource_id = "tm1";
+    offers.offers = po;
+    offers.n_offers = 1;
+    assert_int_equal(
+        FL_ESTATE,
+        fl_test_call_code(jmg, (unsigned)fl_rpc_method_index(d, "OfferSlots"),
+                          &offers.base, 5000, said, sizeof said));
+    snprintf(msg, sizeof msg,
+             "Slot offers of TaskManager tm1 refused: it is not registered "
+             "at the JobMaster of job %s; register first",
+             id);
+    assert_string_equal(msg, said);
+    fl_rpc_gateway_free(jmg);
+    fl_rpc_service_free(svc);
 
     /* No slot serves twice: the job's four tasks run in tm2's four
      * slots, tm1's two are free. */
