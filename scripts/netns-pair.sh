@@ -97,12 +97,15 @@ up)
     ;;
 delete)
     [[ $# -eq 2 ]] || usage
-    # Deleting the namespace destroys NAME-n, and with it NAME-h.
+    # Deleting the namespace destroys NAME-n, and with it NAME-h, but
+    # asynchronously: NAME-h may vanish while it is deleted here too.
     if ns_exists; then
         ip netns delete "$name" || die "cannot delete namespace '$name'"
     fi
     if ip link show "$host_if" >/dev/null 2>&1; then
-        ip link delete "$host_if" || die "cannot delete link '$host_if'"
+        ip link delete "$host_if" 2>/dev/null ||
+            ! ip link show "$host_if" >/dev/null 2>&1 ||
+            die "cannot delete link '$host_if'"
     fi
     ;;
 *)
