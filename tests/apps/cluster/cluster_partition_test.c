@@ -492,10 +492,28 @@ static void test_silent_partition(void **state)
         wait_contains(&tm2,
                       "(attempt #1) switched from INITIALIZING to RUNNING.");
 
+    /* tm1 too has found its ResourceManager and JobMaster silent (and
+     * freed the job's slots) before the link comes back. */
+    char msg[1024], jm_lost[256];
+    snprintf(msg, sizeof msg,
+             "] app: ResourceManager fling.tcp://%s:%d/resourcemanager_1 "
+             "lost: heartbeat timed out; registering again",
+             host, port);
+    snprintf(jm_lost, sizeof jm_lost,
+             "] app: JobMaster of job %s lost: Heartbeat of 'jobmaster_%s' "
+             "timed out",
+             id, id);
+    for (bool rm_seen = false, jm_seen = false; !rm_seen || !jm_seen;) {
+        char raw[4096];
+        next_raw(&tm1, raw, sizeof raw);
+        const char *m = strstr(raw, "] app: ");
+        rm_seen = rm_seen || (m != NULL && strcmp(m, msg) == 0);
+        jm_seen = jm_seen || strstr(raw, jm_lost) != NULL;
+    }
+
     /* 3. The link back: tm1 registers again with its slots free, and the
      * late FINISHED updates of its attempts #0 are refused. */
     sh("%s up %s", NETNS_PAIR, ns);
-    char msg[1024];
     snprintf(msg, sizeof msg,
              "Registered at ResourceManager "
              "fling.tcp://%s:%d/resourcemanager_1 as tm1",
