@@ -30,8 +30,9 @@ declare -A GROUP=(
     # What the library uses next (cheap, so every target pulls them in).
     [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev
            libyaml-dev"
-    # The test suite (cmocka under ctest; graphviz checks `fling plan --dot`).
-    [test]="libcmocka-dev valgrind graphviz"
+    # The test suite (cmocka under ctest; graphviz checks `fling plan --dot`;
+    # iproute2's ip makes cluster_partition_test's network namespace).
+    [test]="libcmocka-dev valgrind graphviz iproute2"
     # Leader election on ZooKeeper: the C client library, and the server
     # the tests start (scripts/zk-test-server.sh).
     [zookeeper]="libzookeeper-mt-dev zookeeper"

@@ -176,6 +176,10 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     long tm = jm__tm_find(jm, req->resource_id);
+    /* A lost TaskManager's registration has ended: its late offers (sent
+     * before a partition, say) are refused as an unknown one's. */
+    if (tm >= 0 && jm->tms[tm].lost)
+        tm = -1;
     Fling__Cluster__SlotOffer **acc =
         calloc(req->n_offers ? req->n_offers : 1, sizeof *acc);
     if (tm < 0 || acc == NULL) {
@@ -227,11 +231,17 @@ jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     if (strcmp(req->job_id, jm->rec->job_id) != 0 || req->vertex >= jm->nv ||
         req->attempt != jm->rec->tasks[req->vertex].attempt) {
-        fl_rpc_fail(call, FL_ESTATE,
-                    "State update %s of task %u attempt #%u of job %s "
-                    "refused: not a current attempt of this JobMaster's job",
-                    jm__exec_state_name(req->state), (unsigned)req->vertex,
-                    (unsigned)req->attempt, req->job_id);
+        /* Logged too: a late update of an old attempt (a TaskManager
+         * back from a partition) is seen at the JobManager. */
+        char why[600];
+        snprintf(why, sizeof why,
+                 "State update %s of task %u attempt #%u of job %s from "
+                 "TaskManager %s refused: not a current attempt of this "
+                 "JobMaster's job",
+                 jm__exec_state_name(req->state), (unsigned)req->vertex,
+                 (unsigned)req->attempt, req->job_id, req->resource_id);
+        fl_log(FL_LOG_WARN, "%s", why);
+        fl_rpc_fail(call, FL_ESTATE, "%s", why);
         return;
     }
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;

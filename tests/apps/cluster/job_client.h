@@ -18,12 +18,12 @@ typedef struct jc {
     char address[256];
 } jc_t;
 
-/* Connects to the Dispatcher of the JobManager at 127.0.0.1:port. */
-static inline void jc_open(jc_t *c, int port)
+/* Connects to the Dispatcher of the JobManager at host:port. */
+static inline void jc_open_at(jc_t *c, const char *host, int port)
 {
     assert_fl_ok(fl_rpc_service_alloc(NULL, &c->svc));
     char address[128];
-    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/jobmanager",
+    snprintf(address, sizeof address, "fling.tcp://%s:%d/jobmanager", host,
              port);
     fl_rpc_gateway_t *pg = fl_test_connect(
         c->svc, address, &fling__cluster__process_gateway__descriptor, NULL);
@@ -32,7 +32,7 @@ static inline void jc_open(jc_t *c, int port)
     assert_fl_ok(fl_rpc_call_sync(pg, 0, &req.base, 5000, &reply));
     Fling__Cluster__ProcessInfo *info = (Fling__Cluster__ProcessInfo *)reply;
     char want[128];
-    snprintf(want, sizeof want, "fling.tcp://127.0.0.1:%d/dispatcher_1", port);
+    snprintf(want, sizeof want, "fling.tcp://%s:%d/dispatcher_1", host, port);
     assert_string_equal(want, info->dispatcher_address);
     assert_int_equal(16, info->dispatcher_token.len);
     fl_fencing_token_t tok;
@@ -43,6 +43,12 @@ static inline void jc_open(jc_t *c, int port)
                         &fling__cluster__dispatcher_gateway__descriptor, &tok);
     protobuf_c_message_free_unpacked(reply, NULL);
     fl_rpc_gateway_free(pg);
+}
+
+/* Connects to the Dispatcher of the JobManager at 127.0.0.1:port. */
+static inline void jc_open(jc_t *c, int port)
+{
+    jc_open_at(c, "127.0.0.1", port);
 }
 
 static inline void jc_close(jc_t *c)
