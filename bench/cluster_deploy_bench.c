@@ -86,7 +86,7 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, dep_run_t *out)
         out->first = cj_ms(t0, m[M_RUNNING].first_ns);
         out->all = cj_ms(t0, m[M_RUNNING].last_ns);
     }
-    cj_stop(c);
+    cj_stop(ctx, c, rc != FL_OK);
     free(c);
     return rc;
 }

@@ -172,7 +172,7 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
         note("%s: %s: tma lost: %s", ctx->name,
              partition ? "partition" : "kill", m[M_LOST].first_rest);
     }
-    cj_stop(c);
+    cj_stop(ctx, c, rc != FL_OK);
     free(c);
     if (partition)
         netns(ctx, "delete", ns, NULL, NULL);

@@ -42,6 +42,18 @@ static char **with_opts(const cj_cluster_t *c, char *const *prefix,
     return argv;
 }
 
+/* Reads the JobManager's next line before the deadline, and copies it to
+ * the run's jm.log: true, or false at the deadline or the log's end. */
+static bool read_line(cj_cluster_t *c, char *line, size_t cap,
+                      uint64_t deadline)
+{
+    if (!next_line(&c->r, line, cap, deadline))
+        return false;
+    if (c->jm_copy != NULL)
+        fprintf(c->jm_copy, "%s\n", line);
+    return true;
+}
+
 /* Reads the JobManager's log until a record containing needle (and, unless
  * NULL, needle2 after it): FL_OK with the record in line, or FL_ETIMEDOUT
  * after saying what did not come. */
@@ -50,7 +62,7 @@ static int wait_record(const bench_ctx_t *ctx, cj_cluster_t *c,
                        size_t cap)
 {
     for (;;) {
-        if (!next_line(&c->r, line, cap, c->deadline)) {
+        if (!read_line(c, line, cap, c->deadline)) {
             note("%s: fling-jobmanager did not log \"%s%s\" in time", ctx->name,
                  needle, needle2 != NULL ? needle2 : "");
             return FL_ETIMEDOUT;
@@ -72,15 +84,22 @@ int cj_start(const bench_ctx_t *ctx, cj_cluster_t *c, const char *host,
     snprintf(c->host, sizeof c->host, "%s", host);
     c->deadline = fl_clock_now_ns() + (uint64_t)wait_ms * 1000000u;
     snprintf(c->dir, sizeof c->dir, "/tmp/fling-bench-jobs.XXXXXX");
-    char tmlog_path[] = "/tmp/fling-bench-tm-log.XXXXXX";
-    if (mkdtemp(c->dir) == NULL || (c->tmlog = mkstemp(tmlog_path)) < 0) {
+    if (mkdtemp(c->dir) == NULL) {
         c->dir[0] = '\0';
-        note("%s: cannot make a scratch folder or file in /tmp: %s", ctx->name,
+        note("%s: cannot make a scratch folder in /tmp: %s", ctx->name,
              strerror(errno));
         return FL_ESYSTEM;
     }
-    unlink(tmlog_path);
-    fcntl(c->tmlog, F_SETFL, O_APPEND);
+    char path[96];
+    snprintf(path, sizeof path, "%s/tm.log", c->dir);
+    c->tmlog = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    snprintf(path, sizeof path, "%s/jm.log", c->dir);
+    c->jm_copy = fopen(path, "w");
+    if (c->tmlog < 0 || c->jm_copy == NULL) {
+        note("%s: cannot create the logs in %s: %s", ctx->name, c->dir,
+             strerror(errno));
+        return FL_ESYSTEM;
+    }
     char addr[96];
     snprintf(addr, sizeof addr, "jobmanager.rpc.address=%s", host);
     char *prefix[] = {"fling-jobmanager", "-D", addr, "-D",
@@ -266,7 +285,7 @@ int cj_watch(const bench_ctx_t *ctx, cj_cluster_t *c, cj_mark_t *marks,
 {
     char line[CJ_LINE];
     while (marks[until].count < want) {
-        if (!next_line(&c->r, line, sizeof line, c->deadline)) {
+        if (!read_line(c, line, sizeof line, c->deadline)) {
             note("%s: %u of %u records \"%s\" came in time", ctx->name,
                  marks[until].count, want, marks[until].needle);
             return FL_ETIMEDOUT;
@@ -287,7 +306,7 @@ int cj_watch(const bench_ctx_t *ctx, cj_cluster_t *c, cj_mark_t *marks,
     return FL_OK;
 }
 
-void cj_stop(cj_cluster_t *c)
+void cj_stop(const bench_ctx_t *ctx, cj_cluster_t *c, bool keep_logs)
 {
     if (c->gw != NULL)
         fl_rpc_gateway_free(c->gw);
@@ -297,6 +316,18 @@ void cj_stop(cj_cluster_t *c)
     c->svc = NULL;
     kill_all(c->tms, CJ_MAX_TMS);
     kill_all(&c->jm, 1);
+    char line[CJ_LINE];
+    if (keep_logs && c->jm_err >= 0) /* what the JobManager wrote last */
+        while (read_line(c, line, sizeof line, fl_clock_now_ns() + 1000000000u))
+            ;
+    if (c->jm_copy != NULL)
+        fclose(c->jm_copy);
+    c->jm_copy = NULL;
+    if (keep_logs && c->dir[0] != '\0') {
+        note("%s: the run's logs are kept in %s (jm.log, tm.log)", ctx->name,
+             c->dir);
+        c->dir[0] = '\0';
+    }
     if (c->jm_err >= 0)
         close(c->jm_err);
     if (c->tmlog >= 0)

@@ -6,8 +6,9 @@
  * job, and the JobManager's log watched for records.
  *
  * The JobManager's stderr (its log, one record a line, each with its time
- * to the microsecond) is a pipe the bench reads as it waits; the
- * TaskManagers' logs go to one temporary file. Each record is timed by
+ * to the microsecond) is a pipe the bench reads as it waits, and copies
+ * to jm.log in the run's scratch folder; the TaskManagers' logs go to
+ * tm.log there. A failed run keeps the folder. Each record is timed by
  * the time it carries (CLOCK_REALTIME, one clock for all on one machine),
  * so reading it late costs nothing. Everything runs on the caller's thread
  * (fling_bench's main thread); the functions BLOCK, each at most until
@@ -20,6 +21,8 @@
 
 #include <fling/fling.h>
 
+#include <stdio.h>
+
 #define CJ_MAX_TMS 4
 
 /* A cluster. Caller memory, zeroed, then cj_start; end with cj_stop. */
@@ -29,11 +32,12 @@ typedef struct cj_cluster {
     size_t ntms;
     int jm_err, tmlog; /* the JobManager's stderr (read end); the TMs' log */
     line_reader_t r;   /* over jm_err */
+    FILE *jm_copy;     /* every line read from jm_err */
     char host[64];     /* jobmanager.rpc.address */
     int port;          /* the JobManager's */
     const char *const *opts; /* -D KEY=VALUE for every process, NULL-ended */
     uint64_t deadline;       /* fl_clock_now_ns() of the run's end */
-    char dir[64];            /* scratch folder (the job's output) */
+    char dir[64]; /* scratch folder: the job's output, jm.log, tm.log */
     fl_rpc_service_t *svc;
     fl_rpc_gateway_t *gw; /* the Dispatcher, fenced */
 } cj_cluster_t;
@@ -94,8 +98,10 @@ int cj_watch(const bench_ctx_t *ctx, cj_cluster_t *c, cj_mark_t *marks,
              size_t n, size_t until, unsigned want);
 
 /* cj_stop SIGKILLs every process of c (their shutdown is not what is
- * measured), frees the client, closes the logs and removes c->dir. */
-void cj_stop(cj_cluster_t *c);
+ * measured), frees the client, closes the logs and removes c->dir; with
+ * keep_logs (a failed run) it keeps c->dir, with the JobManager's log
+ * (jm.log, read to its end) and the TaskManagers' (tm.log), and says so. */
+void cj_stop(const bench_ctx_t *ctx, cj_cluster_t *c, bool keep_logs);
 
 /* cj_ms is b - a, two realtime ns, in ms. */
 static inline double cj_ms(uint64_t a, uint64_t b)
