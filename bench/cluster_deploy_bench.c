@@ -69,8 +69,9 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, dep_run_t *out)
         [M_RUNNING] = {.needle = "(attempt #0) switched from INITIALIZING to "
                                  "RUNNING."},
     };
+    size_t got;
     if (rc == FL_OK)
-        rc = cj_watch(ctx, c, m, M_COUNT, M_RUNNING, par);
+        rc = cj_watch(ctx, c, m, M_COUNT, M_RUNNING, par, &got);
     if (rc == FL_OK &&
         (m[M_REQUESTED].count != par || m[M_DEPLOYING].count != par ||
          m[M_RECEIVED].count != 1)) {

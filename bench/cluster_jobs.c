@@ -280,11 +280,20 @@ int cj_submit(const bench_ctx_t *ctx, cj_cluster_t *c, unsigned parallelism,
     return FL_OK;
 }
 
+/* The first of marks[from..n) with want records, or n. */
+static size_t reached(const cj_mark_t *marks, size_t n, size_t from,
+                      unsigned want)
+{
+    while (from < n && marks[from].count < want)
+        from++;
+    return from;
+}
+
 int cj_watch(const bench_ctx_t *ctx, cj_cluster_t *c, cj_mark_t *marks,
-             size_t n, size_t until, unsigned want)
+             size_t n, size_t until, unsigned want, size_t *got)
 {
     char line[CJ_LINE];
-    while (marks[until].count < want) {
+    while ((*got = reached(marks, n, until, want)) == n) {
         if (!read_line(c, line, sizeof line, c->deadline)) {
             note("%s: %u of %u records \"%s\" came in time", ctx->name,
                  marks[until].count, want, marks[until].needle);

@@ -90,12 +90,13 @@ int cj_submit(const bench_ctx_t *ctx, cj_cluster_t *c, unsigned parallelism,
 
 /*
  * cj_watch reads the JobManager's log, counting the records of each mark
- * (a record counts for every mark it matches), until marks[until].count
- * reaches want: FL_OK, or FL_ETIMEDOUT at c->deadline (or at the log's
- * end) after saying which count was short.
+ * (a record counts for every mark it matches), until one of marks[until
+ * .. n - 1] has want records: FL_OK with its index in *got, or
+ * FL_ETIMEDOUT at c->deadline (or at the log's end) after saying which
+ * count was short.
  */
 int cj_watch(const bench_ctx_t *ctx, cj_cluster_t *c, cj_mark_t *marks,
-             size_t n, size_t until, unsigned want);
+             size_t n, size_t until, unsigned want, size_t *got);
 
 /* cj_stop SIGKILLs every process of c (their shutdown is not what is
  * measured), frees the client, closes the logs and removes c->dir; with
