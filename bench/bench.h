@@ -13,6 +13,8 @@
 #include <fling/fling.h>
 
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -222,5 +224,36 @@ int bench_cluster_heartbeat(const bench_ctx_t *ctx);
  * 50 fling-taskmanager processes per run. FL_OK or an error after saying
  * why. BLOCKS for the runs (tens of seconds). */
 int bench_cluster_register(const bench_ctx_t *ctx);
+
+/*
+ * cluster.deploy (cluster_deploy_bench.c): submit -> all tasks RUNNING
+ * for parallelism 1, 16 and 64, 5 runs each, a fresh JobManager and two
+ * TaskManagers per run. cluster_deploy_run is its body with other sizes
+ * (npars <= CLUSTER_DEPLOY_MAX_PARS parallelisms, 1 to
+ * CLUSTER_DEPLOY_MAX_RUNS runs of each; the smoke test runs one of p=1).
+ * FL_OK after emitting the figures, or an error after saying why. BLOCKS
+ * for the runs (seconds each).
+ */
+#define CLUSTER_DEPLOY_MAX_PARS 8
+#define CLUSTER_DEPLOY_MAX_RUNS 50
+int bench_cluster_deploy(const bench_ctx_t *ctx);
+int cluster_deploy_run(const bench_ctx_t *ctx, const unsigned *pars,
+                       size_t npars, unsigned runs);
+
+/*
+ * cluster.failover (cluster_failover_bench.c): a job of parallelism 4 on
+ * two TaskManagers, one of them killed (SIGKILL) or cut off (a network
+ * namespace's link down; root only): time to detect and to run again.
+ * cluster_failover_run is its body with other sizes: parallelism par (even,
+ * >= 2), runs (1 to CLUSTER_FAILOVER_MAX_RUNS) of the kill case, of the
+ * partition case too when partition, and one run of each with Flink's
+ * heartbeat defaults when flink. FL_OK after emitting the figures, or an
+ * error after saying why. BLOCKS for the runs (seconds each, about a
+ * minute for a Flink-default partition).
+ */
+#define CLUSTER_FAILOVER_MAX_RUNS 50
+int bench_cluster_failover(const bench_ctx_t *ctx);
+int cluster_failover_run(const bench_ctx_t *ctx, unsigned par, unsigned runs,
+                         bool partition, bool flink);
 
 #endif /* FL_BENCH_BENCH_H */

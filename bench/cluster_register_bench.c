@@ -36,21 +36,17 @@
  * The programs' paths are compiled in (bench/CMakeLists.txt: the build's
  * fling-jobmanager and fling-taskmanager).
  */
-#include "bench.h"
+#include "cluster_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,8 +60,6 @@
 #define REG_WAIT_MS 120000
 #define REG_LINE 2048
 
-extern char **environ;
-
 #if defined(FLING_JM_PATH) && defined(FLING_TM_PATH)
 
 /* One run's figures. */
@@ -73,113 +67,6 @@ typedef struct reg_run {
     double first_ms, all_ms, tm_p50_ms, spawn_ms, peak;
     unsigned retries;
 } reg_run_t;
-
-/* The JobManager's stderr, read line by line. */
-typedef struct line_reader {
-    int fd;
-    char buf[65536];
-    size_t len;
-} line_reader_t;
-
-static double ms_since(uint64_t t0)
-{
-    return (double)(fl_clock_now_ns() - t0) / 1e6;
-}
-
-/* Reads the next line of r into line (without '\n') before deadline_ns:
- * true, or false at EOF, an error or the deadline. */
-static bool next_line(line_reader_t *r, char *line, size_t cap,
-                      uint64_t deadline_ns)
-{
-    for (;;) {
-        char *nl = memchr(r->buf, '\n', r->len);
-        if (nl != NULL) {
-            size_t n = (size_t)(nl - r->buf);
-            size_t k = n < cap - 1 ? n : cap - 1;
-            memcpy(line, r->buf, k);
-            line[k] = '\0';
-            r->len -= n + 1;
-            memmove(r->buf, nl + 1, r->len);
-            return true;
-        }
-        if (r->len == sizeof r->buf) /* a line too long: drop it */
-            r->len = 0;
-        uint64_t now = fl_clock_now_ns();
-        if (now >= deadline_ns)
-            return false;
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        int wait_ms = (int)((deadline_ns - now) / 1000000u) + 1;
-        int pr = poll(&p, 1, wait_ms);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            return false;
-        ssize_t got = read(r->fd, r->buf + r->len, sizeof r->buf - r->len);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return false;
-        r->len += (size_t)got;
-    }
-}
-
-/* The time of a log record, "2026-12-05T02:51:58.461481Z ...", in ns
- * since the epoch (CLOCK_REALTIME's), or 0. */
-static uint64_t record_ns(const char *line)
-{
-    struct tm tm = {0};
-    unsigned us = 0;
-    if (sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%6uZ", &tm.tm_year, &tm.tm_mon,
-               &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us) != 7)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    return (uint64_t)t * 1000000000u + (uint64_t)us * 1000u;
-}
-
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Spawns prog with argv, stdout on out_fd and stderr on err_fd. */
-static int spawn(const char *prog, char *const argv[], int out_fd, int err_fd,
-                 pid_t *pid)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    int rc = posix_spawn(pid, prog, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc;
-}
-
-static void kill_all(pid_t *pids, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (pids[i] > 0)
-            kill(pids[i], SIGKILL);
-    for (size_t i = 0; i < n; i++)
-        if (pids[i] > 0)
-            waitpid(pids[i], NULL, 0);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Occurrences of what in the file fd (one a record at most). Reads with
  * pread: the TaskManagers share fd's file offset, so a read through it
@@ -260,7 +147,7 @@ static int start_jm(const bench_ctx_t *ctx, run_io_t *io)
         note("%s: pipe: %s", ctx->name, strerror(errno));
         return FL_ESYSTEM;
     }
-    int e = spawn(FLING_JM_PATH, argv, io->jo[1], io->je[1], &io->jm);
+    int e = spawn_proc(FLING_JM_PATH, argv, io->jo[1], io->je[1], &io->jm);
     close(io->jo[1]);
     close(io->je[1]);
     io->jo[1] = io->je[1] = -1;
@@ -319,7 +206,8 @@ static int start_tms(const bench_ctx_t *ctx, run_io_t *io)
                         "-D",
                         io->jit,
                         NULL};
-        int e = spawn(FLING_TM_PATH, argv, io->devnull, io->tmlog, &io->tms[i]);
+        int e = spawn_proc(FLING_TM_PATH, argv, io->devnull, io->tmlog,
+                           &io->tms[i]);
         if (e != 0) {
             io->tms[i] = -1;
             note("%s: cannot start %s: %s", ctx->name, FLING_TM_PATH,
@@ -466,30 +354,6 @@ out:
     return rc;
 }
 
-/* Median and spread of v (n values) as figures <prefix><name> and, when
- * spread, <prefix><name minus "_ms">_spread_pct. */
-static void emit_stat(const bench_ctx_t *ctx, const char *prefix,
-                      const char *name, double *v, size_t n, int decimals,
-                      const char *unit, bool spread)
-{
-    double lo = v[0], hi = v[0];
-    for (size_t i = 1; i < n; i++) {
-        lo = v[i] < lo ? v[i] : lo;
-        hi = v[i] > hi ? v[i] : hi;
-    }
-    double med = median(v, n);
-    char m[96];
-    snprintf(m, sizeof m, "%s%s", prefix, name);
-    emit(ctx, m, med, decimals, unit);
-    if (!spread)
-        return;
-    size_t k = strlen(name);
-    if (k > 3 && strcmp(name + k - 3, "_ms") == 0)
-        k -= 3;
-    snprintf(m, sizeof m, "%s%.*s_spread_pct", prefix, (int)k, name);
-    emit(ctx, m, med > 0 ? 100 * (hi - lo) / med : 0, 1, "%");
-}
-
 /* runs runs in one mode; emits its figures with the prefix. */
 static int mode(const bench_ctx_t *ctx, bool jitter, bool late, int runs,
                 const char *prefix)
@@ -497,7 +361,7 @@ static int mode(const bench_ctx_t *ctx, bool jitter, bool late, int runs,
     double all[REG_RUNS], first[REG_RUNS], p50[REG_RUNS], spawn_ms[REG_RUNS],
         retries[REG_RUNS], peak[REG_RUNS], window[REG_RUNS];
     for (int i = 0; i < runs; i++) {
-        reg_run_t run;
+        reg_run_t run = {0};
         int rc = one_run(ctx, jitter, late, &run);
         if (rc != FL_OK)
             return rc;

@@ -197,6 +197,12 @@ static const bench_t benches[] = {
     {"cluster.register", bench_cluster_register,
      "50 fling-taskmanager processes started at once: time until one "
      "fling-jobmanager has registered them all, jitter on and off"},
+    {"cluster.deploy", bench_cluster_deploy,
+     "a job submitted to fling-jobmanager: time until all its tasks run on "
+     "two fling-taskmanager, parallelism 1, 16, 64"},
+    {"cluster.failover", bench_cluster_failover,
+     "one of two fling-taskmanager killed or cut off (network namespace) "
+     "under a running job: time to detect, time to run again"},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 
