@@ -35,8 +35,9 @@ typedef struct jm {
     jm_dispatcher_t *disp; /* the leading Dispatcher, or NULL */
     jm_dispatcher_t **dold;
     size_t ndold;
-    fl_future_t **dterm; /* closed Dispatchers' terminations */
-    unsigned next_n;     /* the number of the next resourcemanager_<n> */
+    fl_future_t **dterm;  /* closed Dispatchers' terminations */
+    unsigned next_n;      /* the number of the next resourcemanager_<n> */
+    jm_jobstore_t *store; /* the jobs every Dispatcher recovers */
 } jm_t;
 
 static void jm_describe(Fling__Cluster__ProcessGateway_Service *svc,
@@ -115,9 +116,17 @@ static void grant(fl_leader_election_t *le, const fl_fencing_token_t *token,
     }
     /* The Dispatcher leads with the ResourceManager: one election, as
      * standalone Flink grants both the same session id. */
-    rc = jm_dispatcher_start(jm->svc, jm->proc->cfg, token, jm->next_n,
-                             jm_rm_address(jm->rm), token, &jm->disp, err,
-                             sizeof err);
+    jm_dispatcher_opts_t d = {
+        .svc = jm->svc,
+        .cfg = jm->proc->cfg,
+        .token = token,
+        .n = jm->next_n,
+        .rm_address = jm_rm_address(jm->rm),
+        .rm_token = token,
+        .store = jm->store,
+        .after = jm->ndold > 0 ? jm->dterm[jm->ndold - 1] : NULL,
+    };
+    rc = jm_dispatcher_start(&d, &jm->disp, err, sizeof err);
     if (rc != FL_OK) {
         fa_process_fatal(jm->proc, "%s", err);
         return;
@@ -188,11 +197,13 @@ int main(int argc, char **argv)
     int rc = fa_process_init(&proc, "fling-jobmanager", argc, argv);
     if (rc != FL_OK)
         return rc == FL_ECANCELED ? 0 : 1;
-    jm_t jm = {.proc = &proc};
+    jm_t jm = {.proc = &proc, .store = jm_jobstore_alloc()};
     char why[512];
     rc = fl_cluster_ha_opts(proc.cfg, &jm.ha, why, sizeof why);
-    if (rc != FL_OK) {
-        fprintf(stderr, "fling-jobmanager: %s\n", why);
+    if (rc != FL_OK || jm.store == NULL) {
+        fprintf(stderr, "fling-jobmanager: %s\n",
+                rc != FL_OK ? why : "out of memory");
+        jm_jobstore_free(jm.store);
         fa_process_fini(&proc);
         return 1;
     }
@@ -203,6 +214,7 @@ int main(int argc, char **argv)
     char ports[16];
     snprintf(ports, sizeof ports, "%lld", (long long)port);
     if (fa_process_service(&proc, host, ports, &jm.svc) != FL_OK) {
+        jm_jobstore_free(jm.store);
         fa_process_fini(&proc);
         return 1;
     }
@@ -246,6 +258,7 @@ int main(int argc, char **argv)
     free(jm.dold);
     free(jm.dterm);
     fl_rpc_service_free(jm.svc);
+    jm_jobstore_free(jm.store);
     /* The reason last, where a user looks first. */
     if (status != 0 && proc.reason[0] != '\0')
         fprintf(stderr, "fling-jobmanager: %s\n", proc.reason);
