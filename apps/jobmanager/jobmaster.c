@@ -352,6 +352,12 @@ static void rm_registered(fl_future_t *f, void *arg)
      * answer. */
     const Fling__Cluster__JobMasterRegistrationReply *reply =
         fl_future_value(f);
+    char hex[33];
+    fl_log(FL_LOG_INFO,
+           "JobMaster of job %s registered at ResourceManager %s (leader "
+           "token %s)",
+           jm->rec->job_id, jm->rm_address,
+           fl_fencing_token_hex(&jm->rm_token, hex));
     snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s", reply->rm_resource_id);
     if (jm->hb_rm != NULL)
         fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm,

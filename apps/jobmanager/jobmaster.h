@@ -14,6 +14,8 @@
  *
  * Its log lines (component app, level info):
  *   Job <name> (<id>) switched from state <A> to <B>.
+ *   JobMaster of job <id> registered at ResourceManager <address> (leader
+ *     token <hex>)
  *   <task name> (attempt #<k>) switched from <A> to <B>.
  *   Deploying <task name> (attempt #<k>) to TaskManager <id>
  *   Registered TaskManager <id> at the JobMaster of job <id>

@@ -107,8 +107,8 @@ static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
     fl_future_release(f);
 }
 
-/* The job reached a terminal state: free the slots, leave the
- * ResourceManager, tell the Dispatcher. */
+/* The job reached a terminal state: leave the ResourceManager, free the
+ * slots, tell the Dispatcher. */
 static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
 {
     if (jm->ended)
@@ -126,8 +126,8 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
     char cause[300];
     snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
              job_state_name(state));
-    for (size_t i = 0; i < jm->nslots; i++)
-        free_slot(jm, &jm->slots[i], cause);
+    /* The ResourceManager first: a slot freed before would be available
+     * again there while this job still declares it needs one. */
     if (jm->rm != NULL) {
         Fling__Cluster__DisconnectJobManagerRequest req =
             FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
@@ -142,6 +142,8 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
                     &req.base, 0, &f);
         fl_future_release(f);
     }
+    for (size_t i = 0; i < jm->nslots; i++)
+        free_slot(jm, &jm->slots[i], cause);
     if (jm->hb != NULL)
         fl_heartbeat_manager_stop(jm->hb);
     if (jm->hb_rm != NULL)
