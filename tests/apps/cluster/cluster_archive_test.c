@@ -1,7 +1,8 @@
 /*
  * cluster_archive_test.c - a job that ended loses its JobMaster (its
  * endpoint closed, its memory freed) and stays in the Dispatcher's
- * archive for list and status, the newest jobstore.max-capacity of them.
+ * archive for list and status: the newest jobstore.max-capacity of them,
+ * each for jobstore.expiration-time.
  */
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
@@ -128,10 +129,63 @@ static void test_ended_jobmasters_are_freed(void **state)
     rm_scratch(dir);
 }
 
+/* The number of jobs ListJobs answers. */
+static size_t list_count(jc_t *c)
+{
+    Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
+    ProtobufCMessage *reply = NULL;
+    char msg[512];
+    assert_fl_ok(d_call(c, "ListJobs", &ack.base, &reply, msg, sizeof msg));
+    size_t n = ((Fling__Cluster__JobList *)reply)->n_jobs;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return n;
+}
+
+/* jobstore.expiration-time 1 ms: an archived job leaves the archive
+ * within moments (asked again until then, 10 s at most); the one still
+ * running stays. */
+static void test_archived_jobs_expire(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm;
+    char *dir = scratch();
+    char *job = path_in(dir, "small.json"), *out = path_in(dir, "out");
+    write_file(job, small_job, strlen(small_job));
+    int port = start_jm_opt(&jm, "0", "jobstore.expiration-time=1 ms");
+    start_tm(&tm, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[256], line[512];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    snprintf(line, sizeof line,
+             "Job small (%s) archived: its JobMaster is freed", id);
+    cf_wait_stderr(&jm, line, 1);
+    uint64_t deadline = cf_now_ms() + 10000;
+    while (list_count(&c) > 0 && cf_now_ms() < deadline) {
+    }
+    assert_int_equal(0, list_count(&c));
+    Fling__Cluster__JobIdRequest req = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
+    req.job_id = id;
+    ProtobufCMessage *reply = NULL;
+    char msg[512], expect[300];
+    assert_int_equal(FL_ENOENT, d_call(&c, "RequestJobStatus", &req.base,
+                                       &reply, msg, sizeof msg));
+    snprintf(expect, sizeof expect, "No job %s", id);
+    assert_string_equal(expect, msg);
+    jc_close(&c);
+    cf_stop(&tm, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
+    free(out);
+    rm_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_ended_jobmasters_are_freed),
+        CF_TEST(test_archived_jobs_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
