@@ -40,6 +40,7 @@ struct jm_dispatcher {
     jm_jobstore_t *store; /* the process's, borrowed */
     fl_future_t *after;   /* recover once it completes; NULL: at start */
     int64_t max_archived, expiration_ms;
+    bool stopping; /* on_stop ran: no JobMaster starts any more */
 };
 
 static djob_t *job_find(const jm_dispatcher_t *d, const char *job_id)
@@ -472,6 +473,8 @@ static Fling__Cluster__DispatcherGateway_Service d_impl =
  * under their ids. On the main thread. */
 static void recover(jm_dispatcher_t *d)
 {
+    if (d->stopping) /* revoked already: the next Dispatcher recovers */
+        return;
     jm_stored_job_t *jobs = NULL;
     size_t n = 0;
     if (jm_jobstore_list(d->store, &jobs, &n) != FL_OK) {
@@ -524,6 +527,7 @@ static fl_future_t *d_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     jm_dispatcher_t *d = state;
+    d->stopping = true;
     size_t n = 0;
     for (djob_t *j = d->jobs; j != NULL; j = j->next)
         n++;

@@ -5,7 +5,8 @@
  * ResourceManager and declares the slots the job needs (one per execution
  * vertex), takes the slots TaskExecutors offer, deploys each execution
  * vertex into one (submitTask), follows the tasks' transitions, and at the
- * end frees the slots and disconnects. A job that does not get its slots
+ * end disconnects from the ResourceManager and, once it answered, frees
+ * the slots. A job that does not get its slots
  * within slot.request.timeout fails.
  *
  * It heartbeats the TaskExecutors of its job; one lost while the job

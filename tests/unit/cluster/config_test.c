@@ -45,8 +45,11 @@ static void test_defaults_are_flinks(void **state)
     assert_int_equal(300000, duration(cfg, FL_CONFIG_SLOT_REQUEST_TIMEOUT));
     assert_int_equal(1, int_of(cfg, FL_CONFIG_RESTART_ATTEMPTS));
     assert_int_equal(1000, duration(cfg, FL_CONFIG_RESTART_DELAY));
-    assert_int_equal(26, fl_config_key_count());
-    assert_null(fl_config_key_at(26));
+    assert_int_equal(1000, int_of(cfg, FL_CONFIG_JOBSTORE_MAX_CAPACITY));
+    assert_int_equal(3600000,
+                     duration(cfg, FL_CONFIG_JOBSTORE_EXPIRATION_TIME));
+    assert_int_equal(28, fl_config_key_count());
+    assert_null(fl_config_key_at(28));
     for (size_t i = 0; i < fl_config_key_count(); i++)
         assert_int_equal(FL_CONFIG_DEFAULT,
                          source_of(cfg, fl_config_key_at(i)->name));
