@@ -311,13 +311,14 @@ static void d_submit_job(Fling__Cluster__DispatcherGateway_Service *svc,
     if (rc == FL_OK) {
         snprintf(sj.job_id, sizeof sj.job_id, "%s", j->rec.job_id);
         sj.submitted_ms = j->rec.start_ms;
-        /* Out of memory here: the job runs, a new leader would not
-         * recover it. */
-        if (jm_jobstore_put(d->store, &sj) != FL_OK)
+        /* Not stored: the job runs, a new leadership (or JobManager)
+         * would not recover it. */
+        char serr[600];
+        if (jm_jobstore_put(d->store, &sj, serr, sizeof serr) != FL_OK)
             fl_log(FL_LOG_WARN,
-                   "Job %s (%s) is not stored (out of memory): a new "
-                   "leadership will not recover it",
-                   j->rec.name, j->rec.job_id);
+                   "Job %s (%s) is not stored, so it will not be recovered: "
+                   "%s",
+                   j->rec.name, j->rec.job_id, serr);
     } else if (refused) {
         fl_log(FL_LOG_WARN, "Job submission refused: %s", why);
         fl_rpc_fail(call, rc, "Job submission refused: %s", why);

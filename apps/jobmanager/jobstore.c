@@ -1,11 +1,12 @@
 /*
- * jobstore.c - the in-memory store of submitted jobs (jobstore.h): an
- * array under a mutex, in submission order.
+ * jobstore.c - the store of submitted jobs (jobstore.h): an array under a
+ * mutex, in submission order, and each job's file when there is a folder.
  */
 #include "jobstore.h"
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,15 +16,8 @@ struct jm_jobstore {
     pthread_mutex_t mu;
     jm_stored_job_t *jobs;
     size_t n;
+    char *dir; /* NULL: in memory only */
 };
-
-jm_jobstore_t *jm_jobstore_alloc(void)
-{
-    jm_jobstore_t *s = calloc(1, sizeof *s);
-    if (s != NULL)
-        pthread_mutex_init(&s->mu, NULL);
-    return s;
-}
 
 static void job_fini(jm_stored_job_t *j)
 {
@@ -44,6 +38,7 @@ void jm_jobstore_free(jm_jobstore_t *s)
         return;
     jm_stored_jobs_free(s->jobs, s->n);
     pthread_mutex_destroy(&s->mu);
+    free(s->dir);
     free(s);
 }
 
@@ -78,13 +73,12 @@ static size_t find(const jm_jobstore_t *s, const char *job_id)
     return i;
 }
 
-int jm_jobstore_put(jm_jobstore_t *s, const jm_stored_job_t *job)
+/* Adds c (taken) to s, replacing a job of its id: FL_OK or FL_ENOMEM (c
+ * freed). */
+static int add(jm_jobstore_t *s, jm_stored_job_t c)
 {
-    jm_stored_job_t c;
-    if (job_copy(&c, job) != FL_OK)
-        return FL_ENOMEM;
     pthread_mutex_lock(&s->mu);
-    size_t i = find(s, job->job_id);
+    size_t i = find(s, c.job_id);
     if (i < s->n) {
         job_fini(&s->jobs[i]);
         s->jobs[i] = c;
@@ -103,6 +97,17 @@ int jm_jobstore_put(jm_jobstore_t *s, const jm_stored_job_t *job)
     return FL_OK;
 }
 
+int jm_jobstore_put(jm_jobstore_t *s, const jm_stored_job_t *job, char *err,
+                    size_t errlen)
+{
+    jm_stored_job_t c;
+    if (job_copy(&c, job) != FL_OK || add(s, c) != FL_OK) {
+        snprintf(err, errlen, "out of memory");
+        return FL_ENOMEM;
+    }
+    return s->dir != NULL ? jm_jobfile_write(s->dir, job, err, errlen) : FL_OK;
+}
+
 void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id)
 {
     pthread_mutex_lock(&s->mu);
@@ -112,8 +117,44 @@ void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id)
         memmove(&s->jobs[i], &s->jobs[i + 1],
                 (s->n - i - 1) * sizeof s->jobs[0]);
         s->n--;
+        if (s->dir != NULL)
+            jm_jobfile_remove(s->dir, job_id);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+/* A job file read at open: kept, or logged and skipped. */
+static void loaded(void *arg, const char *path, jm_stored_job_t *job,
+                   const char *why)
+{
+    jm_jobstore_t *s = arg;
+    if (job == NULL)
+        fl_log(FL_LOG_WARN, "Job store file %s skipped: %s", path, why);
+    else if (add(s, *job) != FL_OK)
+        fl_log(FL_LOG_WARN, "Job store file %s skipped: out of memory", path);
+}
+
+int jm_jobstore_open(const char *dir, jm_jobstore_t **out, char *err,
+                     size_t errlen)
+{
+    jm_jobstore_t *s = calloc(1, sizeof *s);
+    if (s == NULL || (dir != NULL && (s->dir = dup(dir)) == NULL)) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return FL_ENOMEM;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    int rc = FL_OK;
+    if (dir != NULL)
+        rc = jm_jobfile_mkdirs(dir, err, errlen);
+    if (rc == FL_OK && dir != NULL)
+        rc = jm_jobfile_load(dir, loaded, s, err, errlen);
+    if (rc != FL_OK) {
+        jm_jobstore_free(s);
+        return rc;
+    }
+    *out = s;
+    return FL_OK;
 }
 
 int jm_jobstore_list(jm_jobstore_t *s, jm_stored_job_t **out, size_t *n)

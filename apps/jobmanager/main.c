@@ -184,6 +184,23 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
     return f;
 }
 
+/* Opens the job store: in high-availability.storageDir/jobs with
+ * ZooKeeper and a storageDir, else in memory. FL_OK or the code with
+ * why. */
+static int open_store(jm_t *jm, char *why, size_t len)
+{
+    const char *dir = "";
+    fl_config_get_string(jm->proc->cfg, FL_CONFIG_HA_STORAGE_DIR, &dir);
+    char path[4096], err[512];
+    bool files = jm->ha.mode == FL_HA_ZOOKEEPER && dir[0] != '\0';
+    if (files)
+        snprintf(path, sizeof path, "%s/jobs", dir);
+    int rc = jm_jobstore_open(files ? path : NULL, &jm->store, err, sizeof err);
+    if (rc != FL_OK)
+        snprintf(why, len, "Could not open the job store: %s", err);
+    return rc;
+}
+
 /* The process endpoint failed to start (the election): end the process. */
 static void jm_ended(fl_future_t *f, void *arg)
 {
@@ -197,13 +214,13 @@ int main(int argc, char **argv)
     int rc = fa_process_init(&proc, "fling-jobmanager", argc, argv);
     if (rc != FL_OK)
         return rc == FL_ECANCELED ? 0 : 1;
-    jm_t jm = {.proc = &proc, .store = jm_jobstore_alloc()};
-    char why[512];
+    jm_t jm = {.proc = &proc};
+    char why[600];
     rc = fl_cluster_ha_opts(proc.cfg, &jm.ha, why, sizeof why);
-    if (rc != FL_OK || jm.store == NULL) {
-        fprintf(stderr, "fling-jobmanager: %s\n",
-                rc != FL_OK ? why : "out of memory");
-        jm_jobstore_free(jm.store);
+    if (rc == FL_OK)
+        rc = open_store(&jm, why, sizeof why);
+    if (rc != FL_OK) {
+        fprintf(stderr, "fling-jobmanager: %s\n", why);
         fa_process_fini(&proc);
         return 1;
     }

@@ -202,6 +202,13 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_HA_STORAGE_DIR, FL_CONFIG_STRING, "", "a folder",
+      "With ZooKeeper: where the JobManager keeps its jobs (under jobs/), "
+      "so that a JobManager started again recovers them."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
 };
 
 const size_t fl__config_nrows =

@@ -232,7 +232,8 @@ static void test_file_then_overrides_then_print(void **state)
              "restart-strategy.fixed-delay.attempts: 1  # default\n"
              "restart-strategy.fixed-delay.delay: 1 s  # default\n"
              "jobstore.max-capacity: 1000  # default\n"
-             "jobstore.expiration-time: 1 h  # default\n",
+             "jobstore.expiration-time: 1 h  # default\n"
+             "high-availability.storageDir: \"\"  # default\n",
              path, path);
     assert_string_equal(expect, out);
 
