@@ -96,6 +96,10 @@ fuzz: deps-fuzz
 	    $(BUILD)-fuzz/corpus-config fuzz/corpus/config
 	$(BUILD)-fuzz/fuzz/jobfile_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-jobfile fuzz/corpus/jobfile
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target jobstore_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-jobstore
+	$(BUILD)-fuzz/fuzz/jobstore_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-jobstore fuzz/corpus/jobstore
 
 # The short run that check-sanitize includes.
 fuzz-short:

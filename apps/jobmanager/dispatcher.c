@@ -2,7 +2,10 @@
  * dispatcher.c - the Dispatcher endpoint (dispatcher.h).
  *
  * The job table lives on the endpoint's main thread; each job's record is
- * shared with its JobMaster under the record's mutex.
+ * shared with its JobMaster under the record's mutex. A job that reached a
+ * terminal state loses its JobMaster (closed, then freed) and stays in the
+ * table as its record only, the archive (Flink's ExecutionGraphInfoStore),
+ * bounded by jobstore.max-capacity and jobstore.expiration-time.
  */
 #include "dispatcher.h"
 
@@ -12,6 +15,7 @@
 
 #include "dispatcher.pb-c.h"
 #include "jobmaster.h"
+#include "jobstore.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 
@@ -19,8 +23,9 @@ typedef struct djob {
     struct djob *next;
     jm_dispatcher_t *d;
     jm_job_rec_t rec;
-    jm_jobmaster_t *jm;
-    fl_future_t *term; /* the JobMaster's termination, once closed */
+    jm_jobmaster_t *jm; /* NULL once freed (archived) */
+    fl_future_t *term;  /* the JobMaster's termination, once closed */
+    bool ended;         /* terminal, its end handled */
 } djob_t;
 
 struct jm_dispatcher {
@@ -32,6 +37,10 @@ struct jm_dispatcher {
     fl_rpc_endpoint_t *ep;
     djob_t *jobs; /* newest first */
     char id[64];
+    jm_jobstore_t *store; /* the process's, borrowed */
+    fl_future_t *after;   /* recover once it completes; NULL: at start */
+    int64_t max_archived, expiration_ms;
+    bool stopping; /* on_stop ran: no JobMaster starts any more */
 };
 
 static djob_t *job_find(const jm_dispatcher_t *d, const char *job_id)
@@ -64,8 +73,54 @@ static const char *state_name(int s)
     return v ? v->name : "?";
 }
 
+static bool terminal(int s)
+{
+    return s == JS(FINISHED) || s == JS(FAILED) || s == JS(CANCELED);
+}
+
+/* ---- the archive ----------------------------------------------------------
+ */
+
+/* Drops the archived jobs (ended, JobMaster freed) past
+ * jobstore.expiration-time, then the oldest submitted past
+ * jobstore.max-capacity. On the main thread. */
+static void prune(jm_dispatcher_t *d)
+{
+    int64_t now = jm_now_ms();
+    int64_t kept = 0;
+    djob_t **pp = &d->jobs; /* newest first */
+    while (*pp != NULL) {
+        djob_t *j = *pp;
+        if (j->ended && j->jm == NULL) {
+            /* No JobMaster writes the record any more. */
+            if (j->rec.end_ms + d->expiration_ms <= now ||
+                kept >= d->max_archived) {
+                *pp = j->next;
+                djob_free(j);
+                continue;
+            }
+            kept++;
+        }
+        pp = &j->next;
+    }
+}
+
 /* ---- a job's end ----------------------------------------------------------
  */
+
+/* The JobMaster of an ended job has terminated: freed; the record stays. */
+static void jobmaster_terminated(fl_future_t *f, void *arg)
+{
+    (void)f;
+    djob_t *j = arg;
+    fl_future_release(j->term);
+    j->term = NULL;
+    jm_jobmaster_free(j->jm);
+    j->jm = NULL;
+    fl_log(FL_LOG_INFO, "Job %s (%s) archived: its JobMaster is freed",
+           j->rec.name, j->rec.job_id);
+    prune(j->d);
+}
 
 static void job_ended(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
@@ -77,8 +132,15 @@ static void job_ended(fl_rpc_endpoint_t *ep, void *state, void *arg)
     pthread_mutex_unlock(&j->rec.mu);
     fl_log(FL_LOG_INFO, "Job %s (%s) reached its terminal state %s.",
            j->rec.name, j->rec.job_id, state_name(s));
+    if (j->ended || !terminal(s))
+        return;
+    j->ended = true;
+    jm_jobstore_remove(j->d->store, j->rec.job_id);
     if (j->term == NULL)
         j->term = jm_jobmaster_close(j->jm);
+    /* Not watched (out of memory): freed with the Dispatcher. */
+    if (j->term != NULL)
+        fl_rpc_on_complete(j->d->ep, j->term, jobmaster_terminated, j, NULL);
 }
 
 /* The JobMaster's on_end, on its main thread: hands over to ours. */
@@ -92,17 +154,17 @@ static void on_end(void *arg, jm_jobmaster_t *jm)
 /* ---- the gateway ----------------------------------------------------------
  */
 
-/* Builds the job's graphs from its JSON; FL_OK or FL_EINVAL/FL_ENOTSUP/
- * FL_ENOMEM with why in err. */
-static int build(const Fling__Cluster__SubmitJobRequest *req,
+/* Builds the job's graphs from its JSON (under the id job_id unless
+ * NULL); FL_OK or FL_EINVAL/FL_ENOTSUP/FL_ENOMEM with why in err. */
+static int build(const char *json, uint32_t parallelism, const fj_id_t *job_id,
                  jm_jobmaster_opts_t *o, char *err, size_t errlen)
 {
-    int rc = fj_job_parse(req->job_json, strlen(req->job_json),
-                          "the submitted job", &o->job, err, errlen);
+    int rc = fj_job_parse(json, strlen(json), "the submitted job", &o->job, err,
+                          errlen);
     if (rc != FL_OK)
         return rc;
-    if (req->parallelism > 0) {
-        fj_job_set_parallelism(o->job, (int)req->parallelism);
+    if (parallelism > 0) {
+        fj_job_set_parallelism(o->job, (int)parallelism);
         rc = fj_job_check(o->job, err, errlen);
         if (rc != FL_OK)
             return rc;
@@ -110,7 +172,7 @@ static int build(const Fling__Cluster__SubmitJobRequest *req,
     rc = fj_stream_graph_build(o->job, &o->sg, err, errlen);
     if (rc != FL_OK)
         return rc;
-    if (fj_job_graph_build(o->sg, NULL, &o->jg) != FL_OK) {
+    if (fj_job_graph_build(o->sg, job_id, &o->jg) != FL_OK) {
         snprintf(err, errlen, "out of memory building the JobGraph");
         return FL_ENOMEM;
     }
@@ -141,6 +203,94 @@ static char *dup(const char *s)
     return c;
 }
 
+/* A job's record for the graphs of o, or NULL when out of memory. */
+static djob_t *djob_alloc(jm_dispatcher_t *d, const jm_jobmaster_opts_t *o)
+{
+    djob_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    pthread_mutex_init(&j->rec.mu, NULL);
+    j->d = d;
+    j->rec.name = dup(o->sg->job_name);
+    j->rec.ntasks = o->eg->n_vertices;
+    j->rec.tasks =
+        calloc(j->rec.ntasks ? j->rec.ntasks : 1, sizeof *j->rec.tasks);
+    bool ok = j->rec.name != NULL && j->rec.tasks != NULL;
+    for (size_t i = 0; ok && i < o->eg->n_vertices; i++) {
+        const fj_exec_vertex_t *ev = &o->eg->vertices[i];
+        jm_task_rec_t *t = &j->rec.tasks[i];
+        t->name = dup(ev->name);
+        ok = t->name != NULL;
+        snprintf(t->vertex_name, sizeof t->vertex_name, "%s",
+                 o->jg->vertices[ev->job_vertex].name);
+        t->vertex_id = (uint32_t)ev->job_vertex;
+        t->subtask = (uint32_t)ev->subtask;
+        t->parallelism = (uint32_t)ev->parallelism;
+    }
+    if (!ok) {
+        djob_free(j);
+        return NULL;
+    }
+    fj_id_format(&o->jg->job_id, j->rec.job_id);
+    j->rec.state = JS(CREATED);
+    return j;
+}
+
+/*
+ * take_job builds the job of sj (a new one: a random id; a recovered one:
+ * sj->job_id), adds it to the table and starts its JobMaster. Returns
+ * FL_OK with *out in the table, or the code with why in err: *refused
+ * when the job itself is wrong. On the main thread.
+ */
+static int take_job(jm_dispatcher_t *d, const jm_stored_job_t *sj,
+                    bool recovered, djob_t **out, bool *refused, char *err,
+                    size_t errlen)
+{
+    jm_jobmaster_opts_t o = {0};
+    fj_id_t id;
+    *refused = false;
+    if (recovered && fj_id_parse(sj->job_id, &id) != FL_OK) {
+        snprintf(err, errlen, "its id is not 32 hex digits");
+        return FL_EINVAL;
+    }
+    int rc = build(sj->json, sj->parallelism, recovered ? &id : NULL, &o, err,
+                   errlen);
+    if (rc != FL_OK) {
+        free_graphs(&o);
+        *refused = true;
+        return rc == FL_ENOMEM ? rc : FL_EINVAL;
+    }
+    djob_t *j = djob_alloc(d, &o);
+    if (j == NULL) {
+        free_graphs(&o);
+        snprintf(err, errlen, "Dispatcher out of memory taking a job");
+        return FL_ENOMEM;
+    }
+    j->rec.start_ms = recovered ? sj->submitted_ms : jm_now_ms();
+    fl_log(FL_LOG_INFO, "%s job %s (%s) with %zu tasks",
+           recovered ? "Recovered" : "Received", j->rec.name, j->rec.job_id,
+           j->rec.ntasks);
+    o.svc = d->svc;
+    o.cfg = d->cfg;
+    o.rec = &j->rec;
+    o.job_json = sj->json;
+    o.parallelism = sj->parallelism;
+    o.job_dir = sj->job_dir;
+    o.rm_address = d->rm_address;
+    o.rm_token = d->rm_token;
+    o.on_end = on_end;
+    o.arg = j;
+    rc = jm_jobmaster_start(&o, &j->jm, err, errlen);
+    if (rc != FL_OK) {
+        djob_free(j);
+        return rc;
+    }
+    j->next = d->jobs;
+    d->jobs = j;
+    *out = j;
+    return FL_OK;
+}
+
 static void d_submit_job(Fling__Cluster__DispatcherGateway_Service *svc,
                          const Fling__Cluster__SubmitJobRequest *req,
                          Fling__Cluster__SubmitJobReply_Closure closure,
@@ -148,69 +298,35 @@ static void d_submit_job(Fling__Cluster__DispatcherGateway_Service *svc,
 {
     (void)svc;
     jm_dispatcher_t *d = fl_rpc_call_state(call);
-    jm_jobmaster_opts_t o = {0};
+    prune(d);
+    jm_stored_job_t sj = {
+        .json = req->job_json,
+        .parallelism = req->parallelism,
+        .job_dir = req->job_dir,
+    };
+    djob_t *j = NULL;
+    bool refused;
     char why[1024];
-    int rc = build(req, &o, why, sizeof why);
-    if (rc != FL_OK) {
+    int rc = take_job(d, &sj, false, &j, &refused, why, sizeof why);
+    if (rc == FL_OK) {
+        snprintf(sj.job_id, sizeof sj.job_id, "%s", j->rec.job_id);
+        sj.submitted_ms = j->rec.start_ms;
+        /* Not stored: the job runs, a new leadership (or JobManager)
+         * would not recover it. */
+        char serr[600];
+        if (jm_jobstore_put(d->store, &sj, serr, sizeof serr) != FL_OK)
+            fl_log(FL_LOG_WARN,
+                   "Job %s (%s) is not stored, so it will not be recovered: "
+                   "%s",
+                   j->rec.name, j->rec.job_id, serr);
+    } else if (refused) {
         fl_log(FL_LOG_WARN, "Job submission refused: %s", why);
-        free_graphs(&o);
-        fl_rpc_fail(call, rc == FL_ENOMEM ? rc : FL_EINVAL,
-                    "Job submission refused: %s", why);
+        fl_rpc_fail(call, rc, "Job submission refused: %s", why);
         return;
-    }
-    djob_t *j = calloc(1, sizeof *j);
-    if (j != NULL) {
-        j->rec.name = dup(o.sg->job_name);
-        j->rec.ntasks = o.eg->n_vertices;
-        j->rec.tasks =
-            calloc(j->rec.ntasks ? j->rec.ntasks : 1, sizeof *j->rec.tasks);
-    }
-    bool ok = j != NULL && j->rec.name != NULL && j->rec.tasks != NULL;
-    for (size_t i = 0; ok && i < o.eg->n_vertices; i++) {
-        const fj_exec_vertex_t *ev = &o.eg->vertices[i];
-        jm_task_rec_t *t = &j->rec.tasks[i];
-        t->name = dup(ev->name);
-        ok = t->name != NULL;
-        snprintf(t->vertex_name, sizeof t->vertex_name, "%s",
-                 o.jg->vertices[ev->job_vertex].name);
-        t->vertex_id = (uint32_t)ev->job_vertex;
-        t->subtask = (uint32_t)ev->subtask;
-        t->parallelism = (uint32_t)ev->parallelism;
-    }
-    if (!ok) {
-        if (j != NULL) {
-            pthread_mutex_init(&j->rec.mu, NULL);
-            djob_free(j);
-        }
-        free_graphs(&o);
-        fl_rpc_fail(call, FL_ENOMEM, "Dispatcher out of memory taking a job");
-        return;
-    }
-    pthread_mutex_init(&j->rec.mu, NULL);
-    j->d = d;
-    fj_id_format(&o.jg->job_id, j->rec.job_id);
-    j->rec.state = JS(CREATED);
-    j->rec.start_ms = jm_now_ms();
-    fl_log(FL_LOG_INFO, "Received job %s (%s) with %zu tasks", j->rec.name,
-           j->rec.job_id, j->rec.ntasks);
-    o.svc = d->svc;
-    o.cfg = d->cfg;
-    o.rec = &j->rec;
-    o.job_json = req->job_json;
-    o.parallelism = req->parallelism;
-    o.job_dir = req->job_dir;
-    o.rm_address = d->rm_address;
-    o.rm_token = d->rm_token;
-    o.on_end = on_end;
-    o.arg = j;
-    rc = jm_jobmaster_start(&o, &j->jm, why, sizeof why);
-    if (rc != FL_OK) {
-        djob_free(j);
+    } else {
         fl_rpc_fail(call, rc, "%s", why);
         return;
     }
-    j->next = d->jobs;
-    d->jobs = j;
     Fling__Cluster__SubmitJobReply r = FLING__CLUSTER__SUBMIT_JOB_REPLY__INIT;
     r.job_id = j->rec.job_id;
     closure(&r, call);
@@ -223,6 +339,7 @@ static void d_list_jobs(Fling__Cluster__DispatcherGateway_Service *svc,
     (void)svc;
     (void)req;
     jm_dispatcher_t *d = fl_rpc_call_state(call);
+    prune(d);
     size_t n = 0;
     for (djob_t *j = d->jobs; j != NULL; j = j->next)
         n++;
@@ -263,6 +380,7 @@ static void d_cancel_job(Fling__Cluster__DispatcherGateway_Service *svc,
 {
     (void)svc;
     jm_dispatcher_t *d = fl_rpc_call_state(call);
+    prune(d);
     djob_t *j = job_find(d, req->job_id);
     if (j == NULL) {
         fl_rpc_fail(call, FL_ENOENT, "No job %s", req->job_id);
@@ -271,8 +389,7 @@ static void d_cancel_job(Fling__Cluster__DispatcherGateway_Service *svc,
     pthread_mutex_lock(&j->rec.mu);
     int s = j->rec.state;
     pthread_mutex_unlock(&j->rec.mu);
-    bool terminal = s == JS(FINISHED) || s == JS(FAILED) || s == JS(CANCELED);
-    if (!terminal) {
+    if (!terminal(s) && j->jm != NULL) {
         fl_log(FL_LOG_INFO, "Cancelling job %s (%s)", j->rec.name,
                j->rec.job_id);
         jm_jobmaster_cancel(j->jm);
@@ -291,6 +408,7 @@ static void d_request_job_status(Fling__Cluster__DispatcherGateway_Service *svc,
 {
     (void)svc;
     jm_dispatcher_t *d = fl_rpc_call_state(call);
+    prune(d);
     djob_t *j = job_find(d, req->job_id);
     if (j == NULL) {
         fl_rpc_fail(call, FL_ENOENT, "No job %s", req->job_id);
@@ -352,20 +470,65 @@ static Fling__Cluster__DispatcherGateway_Service d_impl =
 /* ---- life -----------------------------------------------------------------
  */
 
+/* Starts the jobs the store holds (a former leadership's, suspended)
+ * under their ids. On the main thread. */
+static void recover(jm_dispatcher_t *d)
+{
+    if (d->stopping) /* revoked already: the next Dispatcher recovers */
+        return;
+    jm_stored_job_t *jobs = NULL;
+    size_t n = 0;
+    if (jm_jobstore_list(d->store, &jobs, &n) != FL_OK) {
+        fl_log(FL_LOG_WARN,
+               "Dispatcher %s could not recover its jobs: out of memory",
+               fl_rpc_endpoint_address(d->ep));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (job_find(d, jobs[i].job_id) != NULL)
+            continue;
+        djob_t *j = NULL;
+        bool refused;
+        char why[1024];
+        if (take_job(d, &jobs[i], true, &j, &refused, why, sizeof why) !=
+            FL_OK) {
+            fl_log(FL_LOG_WARN, "Could not recover job %s: %s", jobs[i].job_id,
+                   why);
+            if (refused) /* it never will be */
+                jm_jobstore_remove(d->store, jobs[i].job_id);
+        }
+    }
+    jm_stored_jobs_free(jobs, n);
+}
+
+/* The former Dispatcher and its JobMasters have terminated. */
+static void former_terminated(fl_future_t *f, void *arg)
+{
+    (void)f;
+    recover(arg);
+}
+
 static int d_on_start(fl_rpc_endpoint_t *ep, void *state)
 {
     jm_dispatcher_t *d = state;
     char hex[33];
     fl_log(FL_LOG_DEBUG, "Dispatcher %s started with leader token %s",
            fl_rpc_endpoint_address(ep), fl_fencing_token_hex(&d->token, hex));
+    /* A JobMaster's endpoint id is its job's: the former one must be gone
+     * before the job starts again. */
+    if (d->after == NULL ||
+        fl_rpc_on_complete(ep, d->after, former_terminated, d, NULL) != FL_OK)
+        recover(d);
     return FL_OK;
 }
 
-/* Closes the JobMasters still running; done once they all terminated. */
+/* Closes the JobMasters still running (their jobs suspended, kept in the
+ * store); done once they all terminated. */
 static fl_future_t *d_on_stop(fl_rpc_endpoint_t *ep, void *state)
 {
     (void)ep;
     jm_dispatcher_t *d = state;
+    d->stopping = true;
     size_t n = 0;
     for (djob_t *j = d->jobs; j != NULL; j = j->next)
         n++;
@@ -374,7 +537,13 @@ static fl_future_t *d_on_stop(fl_rpc_endpoint_t *ep, void *state)
         return NULL;
     size_t k = 0;
     for (djob_t *j = d->jobs; j != NULL; j = j->next) {
-        if (j->term == NULL)
+        pthread_mutex_lock(&j->rec.mu);
+        int s = j->rec.state;
+        pthread_mutex_unlock(&j->rec.mu);
+        /* Ended while its end was on its way to us: not to recover. */
+        if (terminal(s))
+            jm_jobstore_remove(d->store, j->rec.job_id);
+        if (j->jm != NULL && j->term == NULL)
             j->term = jm_jobmaster_close(j->jm);
         if (j->term != NULL)
             fs[k++] = fl_future_retain(j->term);
@@ -386,25 +555,30 @@ static fl_future_t *d_on_stop(fl_rpc_endpoint_t *ep, void *state)
     return all;
 }
 
-int jm_dispatcher_start(fl_rpc_service_t *svc, const fl_config_t *cfg,
-                        const fl_fencing_token_t *token, unsigned n,
-                        const char *rm_address,
-                        const fl_fencing_token_t *rm_token,
-                        jm_dispatcher_t **out, char *err, size_t errlen)
+int jm_dispatcher_start(const jm_dispatcher_opts_t *o, jm_dispatcher_t **out,
+                        char *err, size_t errlen)
 {
     jm_dispatcher_t *d = calloc(1, sizeof *d);
     if (d == NULL) {
         snprintf(err, errlen, "out of memory");
         return FL_ENOMEM;
     }
-    d->svc = svc;
-    d->cfg = cfg;
-    d->token = *token;
-    d->rm_token = *rm_token;
-    snprintf(d->rm_address, sizeof d->rm_address, "%s", rm_address);
-    snprintf(d->id, sizeof d->id, "dispatcher_%u", n);
+    d->svc = o->svc;
+    d->cfg = o->cfg;
+    d->token = *o->token;
+    d->rm_token = *o->rm_token;
+    d->store = o->store;
+    d->after = o->after != NULL ? fl_future_retain(o->after) : NULL;
+    d->max_archived = 1000;
+    d->expiration_ms = 3600000;
+    fl_config_get_int(o->cfg, FL_CONFIG_JOBSTORE_MAX_CAPACITY,
+                      &d->max_archived);
+    fl_config_get_duration_ms(o->cfg, FL_CONFIG_JOBSTORE_EXPIRATION_TIME,
+                              &d->expiration_ms);
+    snprintf(d->rm_address, sizeof d->rm_address, "%s", o->rm_address);
+    snprintf(d->id, sizeof d->id, "dispatcher_%u", o->n);
     static ProtobufCService *const services[] = {&d_impl.base};
-    fl_rpc_endpoint_opts_t o = {
+    fl_rpc_endpoint_opts_t eo = {
         .id = d->id,
         .services = services,
         .nservices = 1,
@@ -413,7 +587,7 @@ int jm_dispatcher_start(fl_rpc_service_t *svc, const fl_config_t *cfg,
         .on_stop = d_on_stop,
         .fencing_token = &d->token,
     };
-    int rc = fl_rpc_endpoint_create(svc, &o, &d->ep);
+    int rc = fl_rpc_endpoint_create(o->svc, &eo, &d->ep);
     if (rc == FL_OK)
         rc = fl_rpc_endpoint_start(d->ep);
     if (rc != FL_OK) {
@@ -423,6 +597,7 @@ int jm_dispatcher_start(fl_rpc_service_t *svc, const fl_config_t *cfg,
             fl_future_release(fl_rpc_endpoint_close(d->ep));
             fl_rpc_endpoint_free(d->ep);
         }
+        fl_future_release(d->after);
         free(d);
         return rc;
     }
@@ -455,5 +630,6 @@ void jm_dispatcher_free(jm_dispatcher_t *d)
         d->jobs = j->next;
         djob_free(j);
     }
+    fl_future_release(d->after);
     free(d);
 }

@@ -1,7 +1,7 @@
 /*
  * jobmaster.c - the JobMaster endpoint of one job (jobmaster.h): its
- * gateway, its connection to the ResourceManager, its life; the job's run
- * is jobmaster_run.c.
+ * gateway and its life; the job's run is jobmaster_run.c, the connection
+ * to the ResourceManager jobmaster_rm.c.
  *
  * All state lives on the endpoint's main thread (handlers, connect and
  * call completions, the slot request timer); the job's record is shared
@@ -301,28 +301,6 @@ static Fling__Cluster__JobMasterGateway_Service jm_impl =
 /* ---- the ResourceManager --------------------------------------------------
  */
 
-static fl_future_t *send_rm_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
-{
-    jm_jobmaster_t *jm = arg;
-    if (jm->rm == NULL)
-        return NULL;
-    return fg_heartbeat_send(
-        jm->rm,
-        (unsigned)fl_rpc_method_index(
-            &fling__cluster__resource_manager_gateway__descriptor,
-            "HeartbeatFromJobManager"),
-        msg);
-}
-
-/* The ResourceManager went silent: said; the job's slots stay (the
- * JobManager's ResourceManager runs in this process). */
-static void rm_silent(void *arg, const fl_heartbeat_event_t *ev)
-{
-    jm_jobmaster_t *jm = arg;
-    fl_log(FL_LOG_WARN, "JobMaster of job %s lost its ResourceManager: %s",
-           jm->rec->job_id, ev->message);
-}
-
 static void jm_heartbeat_from_resource_manager(
     Fling__Cluster__JobMasterGateway_Service *svc,
     const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
@@ -331,83 +309,6 @@ static void jm_heartbeat_from_resource_manager(
     (void)svc;
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     fg_heartbeat_answer(jm->hb_rm, true, req, closure, call);
-}
-
-static void declared(fl_future_t *f, void *arg)
-{
-    jm_jobmaster_t *jm = arg;
-    if (fl_future_error(f) != FL_OK) {
-        char why[700];
-        snprintf(why, sizeof why,
-                 "Could not declare the job's slots at the ResourceManager "
-                 "%s: %s",
-                 jm->rm_address, fl_future_message(f));
-        jm__fail_job(jm, why);
-    }
-}
-
-static void rm_registered(fl_future_t *f, void *arg)
-{
-    jm_jobmaster_t *jm = arg;
-    if (fl_future_error(f) != FL_OK) {
-        char why[700];
-        snprintf(why, sizeof why,
-                 "Could not register the JobMaster at the ResourceManager "
-                 "%s: %s",
-                 jm->rm_address, fl_future_message(f));
-        jm__fail_job(jm, why);
-        return;
-    }
-    /* Heartbeats with the ResourceManager (step 11): it requests, we
-     * answer. */
-    const Fling__Cluster__JobMasterRegistrationReply *reply =
-        fl_future_value(f);
-    snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s", reply->rm_resource_id);
-    if (jm->hb_rm != NULL)
-        fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm,
-                             NULL);
-    Fling__Cluster__ResourceRequirements req =
-        FLING__CLUSTER__RESOURCE_REQUIREMENTS__INIT;
-    req.job_id = jm->rec->job_id;
-    req.slots = (uint32_t)jm->nv;
-    fl_future_t *d = NULL;
-    if (fl_rpc_call(jm->rm,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__resource_manager_gateway__descriptor,
-                        "DeclareRequiredResources"),
-                    &req.base, 0, &d) == FL_OK) {
-        fl_rpc_on_complete(jm->ep, d, declared, jm, NULL);
-        fl_future_release(d);
-    }
-}
-
-static void rm_connected(fl_future_t *f, void *arg)
-{
-    jm_jobmaster_t *jm = arg;
-    if (fl_future_error(f) != FL_OK) {
-        char why[700];
-        snprintf(why, sizeof why,
-                 "Could not connect to the ResourceManager %s: %s",
-                 jm->rm_address, fl_future_message(f));
-        jm__fail_job(jm, why);
-        return;
-    }
-    jm->rm = fl_future_take_value(f);
-    Fling__Cluster__JobMasterRegistration req =
-        FLING__CLUSTER__JOB_MASTER_REGISTRATION__INIT;
-    req.job_id = jm->rec->job_id;
-    req.address = (char *)fl_rpc_endpoint_address(jm->ep);
-    req.token.data = jm->token.bytes;
-    req.token.len = sizeof jm->token.bytes;
-    fl_future_t *r = NULL;
-    if (fl_rpc_call(jm->rm,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__resource_manager_gateway__descriptor,
-                        "RegisterJobMaster"),
-                    &req.base, 0, &r) == FL_OK) {
-        fl_rpc_on_complete(jm->ep, r, rm_registered, jm, NULL);
-        fl_future_release(r);
-    }
 }
 
 /* ---- life -----------------------------------------------------------------
@@ -431,9 +332,9 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
     fl_heartbeat_opts_t hr = ho;
     hr.role = FL_HEARTBEAT_RECEIVER;
-    hr.on_timeout = rm_silent;
-    hr.on_unreachable = rm_silent;
-    hr.on_incompatible = rm_silent;
+    hr.on_timeout = jm__rm_silent;
+    hr.on_unreachable = jm__rm_silent;
+    hr.on_incompatible = jm__rm_silent;
     if (fl_heartbeat_manager_alloc(ep, &hr, &jm->hb_rm, hwhy, sizeof hwhy) !=
         FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
@@ -441,21 +342,15 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         jm__set_task_state(jm, v, XS(SCHEDULED), NULL);
     jm__set_job_state(jm, JS(RUNNING), NULL);
     jm__arm_slot_timer(jm);
-    fl_future_t *f = NULL;
-    int rc =
-        fl_rpc_connect(jm->svc, jm->rm_address,
-                       &fling__cluster__resource_manager_gateway__descriptor,
-                       &jm->rm_token, &f);
-    if (rc != FL_OK) {
-        char why[700];
-        snprintf(why, sizeof why,
-                 "Could not connect to the ResourceManager %s: %s",
-                 jm->rm_address, fl_rpc_last_message());
-        jm__fail_job(jm, why);
-        return FL_OK;
+    char why[512];
+    if (jm__rm_start(jm, why, sizeof why) != FL_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg,
+                 "Could not register the JobMaster at the ResourceManager "
+                 "%s: %s",
+                 jm->rm_address, why);
+        jm__fail_job(jm, msg);
     }
-    fl_rpc_on_complete(ep, f, rm_connected, jm, NULL);
-    fl_future_release(f);
     return FL_OK;
 }
 
@@ -469,6 +364,7 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
         jm->timer = NULL;
     }
     jm__suspend(jm);
+    jm__rm_stop(jm);
     fl_heartbeat_manager_free(jm->hb);
     jm->hb = NULL;
     fl_heartbeat_manager_free(jm->hb_rm);
@@ -613,7 +509,7 @@ void jm_jobmaster_free(jm_jobmaster_t *jm)
         return;
     fl_rpc_endpoint_free(jm->ep);
     fl_rpc_scheduled_free(jm->timer);
-    fl_rpc_gateway_free(jm->rm);
+    jm__rm_free(jm);
     for (size_t i = 0; i < jm->ntms; i++)
         fl_rpc_gateway_free(jm->tms[i].gw);
     free(jm->tms);

@@ -2,11 +2,14 @@
  * apps/jobmanager/jobmaster.h - the JobMaster of one job (Flink's
  * JobMaster, contract section 4 steps 10-21): a fenced endpoint
  * "jobmaster_<job id>" with a token of its own. It registers at the
- * ResourceManager and declares the slots the job needs (one per execution
- * vertex), takes the slots TaskExecutors offer, deploys each execution
- * vertex into one (submitTask), follows the tasks' transitions, and at the
- * end frees the slots and disconnects. A job that does not get its slots
- * within slot.request.timeout fails.
+ * ResourceManager (the retrying registration of cluster.registration.*)
+ * and declares the slots the job needs (one per execution vertex); when
+ * the ResourceManager's heartbeats stop or it refuses the declaration, it
+ * registers and declares again while the tasks keep running. It takes
+ * the slots TaskExecutors offer, deploys each execution vertex into one
+ * (submitTask), follows the tasks' transitions, and at the end disconnects
+ * from the ResourceManager and, once it answered, frees the slots. A job
+ * that does not get its slots within slot.request.timeout fails.
  *
  * It heartbeats the TaskExecutors of its job; one lost while the job
  * runs fails its tasks and the job restarts by the fixed-delay strategy
@@ -14,12 +17,16 @@
  *
  * Its log lines (component app, level info):
  *   Job <name> (<id>) switched from state <A> to <B>.
+ *   JobMaster of job <id> registered at ResourceManager <address> (leader
+ *     token <hex>)
  *   <task name> (attempt #<k>) switched from <A> to <B>.
  *   Deploying <task name> (attempt #<k>) to TaskManager <id>
  *   Registered TaskManager <id> at the JobMaster of job <id>
  *   TaskManager <id> lost: <why>
  *   Restarting job <name> (<id>) in <ms> ms (restart <n> of <m>): <why>
  *   Job <name> (<id>) failed: <why>      (the job's failure, warn)
+ *   JobMaster of job <id> lost its ResourceManager <address>: <why>;
+ *     registering again                   (warn)
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_H
 #define FLING_APPS_JOBMANAGER_JOBMASTER_H

@@ -1,10 +1,10 @@
 /*
  * apps/jobmanager/jobmaster_int.h - the JobMaster's state and what its
- * files share: jobmaster.c (the endpoint, its gateway, the ResourceManager
- * connection, its life) and jobmaster_run.c (the job's run: the record,
- * deployment, the end, cancel, restarts, the slot request timeout, the
- * TaskExecutors' heartbeats and losses). Everything here runs on the
- * endpoint's main thread.
+ * files share: jobmaster.c (the endpoint, its gateway, its life),
+ * jobmaster_rm.c (the ResourceManager connection) and jobmaster_run.c
+ * (the job's run: the record, deployment, the end, cancel, restarts, the
+ * slot request timeout, the TaskExecutors' heartbeats and losses). Everything
+ * here runs on the endpoint's main thread.
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
 #define FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
@@ -47,7 +47,11 @@ struct jm_jobmaster {
     uint32_t parallelism;
     char rm_address[512];
     fl_fencing_token_t rm_token;
-    fl_rpc_gateway_t *rm; /* fenced ResourceManagerGateway, once connected */
+    /* The registered connection to the ResourceManager (jobmaster_rm.c);
+     * rm is its gateway while registered (borrowed), else NULL. */
+    fl_registered_connection_t *rm_conn;
+    fl_registration_opts_t ropts;
+    fl_rpc_gateway_t *rm;
     void (*on_end)(void *arg, jm_jobmaster_t *jm);
     void *arg;
     fl_fencing_token_t token;
@@ -128,6 +132,19 @@ void jm__hb_timeout(void *arg, const fl_heartbeat_event_t *ev);
 void jm__hb_unreachable(void *arg, const fl_heartbeat_event_t *ev);
 void jm__hb_incompatible(void *arg, const fl_heartbeat_event_t *ev);
 void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how);
+
+/* ---- jobmaster_rm.c --------------------------------------------------- */
+
+/* jm__rm_start starts registering at the ResourceManager (retrying, as
+ * cluster.registration.* says); after each success the job's slots are
+ * declared. FL_OK, or the code with why. jm__rm_stop closes the
+ * connection (no callback runs after it), jm__rm_free releases it. */
+int jm__rm_start(jm_jobmaster_t *jm, char *why, size_t len);
+void jm__rm_stop(jm_jobmaster_t *jm);
+void jm__rm_free(jm_jobmaster_t *jm);
+
+/* The ResourceManager's heartbeats stopped (arg: jm): register again. */
+void jm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
 
 /* ---- jobmaster.c ------------------------------------------------------ */
 

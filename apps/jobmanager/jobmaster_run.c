@@ -107,8 +107,33 @@ static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
     fl_future_release(f);
 }
 
-/* The job reached a terminal state: free the slots, leave the
- * ResourceManager, tell the Dispatcher. */
+/* The ResourceManager let the job go (or could not be told): free the
+ * slots, stop the heartbeats, tell the Dispatcher. */
+static void release_all(jm_jobmaster_t *jm)
+{
+    char cause[300];
+    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
+             job_state_name(jm->state));
+    for (size_t i = 0; i < jm->nslots; i++)
+        free_slot(jm, &jm->slots[i], cause);
+    if (jm->hb != NULL)
+        fl_heartbeat_manager_stop(jm->hb);
+    if (jm->hb_rm != NULL)
+        fl_heartbeat_manager_stop(jm->hb_rm);
+    if (jm->on_end != NULL)
+        jm->on_end(jm->arg, jm);
+}
+
+static void rm_left(fl_future_t *f, void *arg)
+{
+    (void)f;
+    release_all(arg);
+}
+
+/* The job reached a terminal state: leave the ResourceManager, then
+ * free the slots and tell the Dispatcher. The answer is awaited: a slot
+ * freed before would come back available at the ResourceManager while
+ * the job still declares it needs one, and be allocated to it again. */
 static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
 {
     if (jm->ended)
@@ -126,28 +151,24 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
     char cause[300];
     snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
              job_state_name(state));
-    for (size_t i = 0; i < jm->nslots; i++)
-        free_slot(jm, &jm->slots[i], cause);
+    fl_future_t *f = NULL;
     if (jm->rm != NULL) {
         Fling__Cluster__DisconnectJobManagerRequest req =
             FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
         req.job_id = jm->rec->job_id;
         req.state = (Fling__Cluster__JobStatus__State)state;
         req.cause = cause;
-        fl_future_t *f = NULL;
-        fl_rpc_call(jm->rm,
-                    (unsigned)fl_rpc_method_index(
-                        &fling__cluster__resource_manager_gateway__descriptor,
-                        "DisconnectJobManager"),
-                    &req.base, 0, &f);
-        fl_future_release(f);
+        if (fl_rpc_call(
+                jm->rm,
+                (unsigned)fl_rpc_method_index(
+                    &fling__cluster__resource_manager_gateway__descriptor,
+                    "DisconnectJobManager"),
+                &req.base, 0, &f) != FL_OK)
+            f = NULL;
     }
-    if (jm->hb != NULL)
-        fl_heartbeat_manager_stop(jm->hb);
-    if (jm->hb_rm != NULL)
-        fl_heartbeat_manager_stop(jm->hb_rm);
-    if (jm->on_end != NULL)
-        jm->on_end(jm->arg, jm);
+    if (f == NULL || fl_rpc_on_complete(jm->ep, f, rm_left, jm, NULL) != FL_OK)
+        release_all(jm);
+    fl_future_release(f);
 }
 
 /* Restarts the job: every vertex gets a new attempt, in the slots the job

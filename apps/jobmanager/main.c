@@ -35,8 +35,9 @@ typedef struct jm {
     jm_dispatcher_t *disp; /* the leading Dispatcher, or NULL */
     jm_dispatcher_t **dold;
     size_t ndold;
-    fl_future_t **dterm; /* closed Dispatchers' terminations */
-    unsigned next_n;     /* the number of the next resourcemanager_<n> */
+    fl_future_t **dterm;  /* closed Dispatchers' terminations */
+    unsigned next_n;      /* the number of the next resourcemanager_<n> */
+    jm_jobstore_t *store; /* the jobs every Dispatcher recovers */
 } jm_t;
 
 static void jm_describe(Fling__Cluster__ProcessGateway_Service *svc,
@@ -115,9 +116,17 @@ static void grant(fl_leader_election_t *le, const fl_fencing_token_t *token,
     }
     /* The Dispatcher leads with the ResourceManager: one election, as
      * standalone Flink grants both the same session id. */
-    rc = jm_dispatcher_start(jm->svc, jm->proc->cfg, token, jm->next_n,
-                             jm_rm_address(jm->rm), token, &jm->disp, err,
-                             sizeof err);
+    jm_dispatcher_opts_t d = {
+        .svc = jm->svc,
+        .cfg = jm->proc->cfg,
+        .token = token,
+        .n = jm->next_n,
+        .rm_address = jm_rm_address(jm->rm),
+        .rm_token = token,
+        .store = jm->store,
+        .after = jm->ndold > 0 ? jm->dterm[jm->ndold - 1] : NULL,
+    };
+    rc = jm_dispatcher_start(&d, &jm->disp, err, sizeof err);
     if (rc != FL_OK) {
         fa_process_fatal(jm->proc, "%s", err);
         return;
@@ -175,6 +184,23 @@ static fl_future_t *jm_on_stop(fl_rpc_endpoint_t *ep, void *state)
     return f;
 }
 
+/* Opens the job store: in high-availability.storageDir/jobs with
+ * ZooKeeper and a storageDir, else in memory. FL_OK or the code with
+ * why. */
+static int open_store(jm_t *jm, char *why, size_t len)
+{
+    const char *dir = "";
+    fl_config_get_string(jm->proc->cfg, FL_CONFIG_HA_STORAGE_DIR, &dir);
+    char path[4096], err[512];
+    bool files = jm->ha.mode == FL_HA_ZOOKEEPER && dir[0] != '\0';
+    if (files)
+        snprintf(path, sizeof path, "%s/jobs", dir);
+    int rc = jm_jobstore_open(files ? path : NULL, &jm->store, err, sizeof err);
+    if (rc != FL_OK)
+        snprintf(why, len, "Could not open the job store: %s", err);
+    return rc;
+}
+
 /* The process endpoint failed to start (the election): end the process. */
 static void jm_ended(fl_future_t *f, void *arg)
 {
@@ -189,8 +215,10 @@ int main(int argc, char **argv)
     if (rc != FL_OK)
         return rc == FL_ECANCELED ? 0 : 1;
     jm_t jm = {.proc = &proc};
-    char why[512];
+    char why[600];
     rc = fl_cluster_ha_opts(proc.cfg, &jm.ha, why, sizeof why);
+    if (rc == FL_OK)
+        rc = open_store(&jm, why, sizeof why);
     if (rc != FL_OK) {
         fprintf(stderr, "fling-jobmanager: %s\n", why);
         fa_process_fini(&proc);
@@ -203,6 +231,7 @@ int main(int argc, char **argv)
     char ports[16];
     snprintf(ports, sizeof ports, "%lld", (long long)port);
     if (fa_process_service(&proc, host, ports, &jm.svc) != FL_OK) {
+        jm_jobstore_free(jm.store);
         fa_process_fini(&proc);
         return 1;
     }
@@ -246,6 +275,7 @@ int main(int argc, char **argv)
     free(jm.dold);
     free(jm.dterm);
     fl_rpc_service_free(jm.svc);
+    jm_jobstore_free(jm.store);
     /* The reason last, where a user looks first. */
     if (status != 0 && proc.reason[0] != '\0')
         fprintf(stderr, "fling-jobmanager: %s\n", proc.reason);

@@ -54,6 +54,9 @@ extern "C" {
 #define FL_CONFIG_SLOT_REQUEST_TIMEOUT "slot.request.timeout"
 #define FL_CONFIG_RESTART_ATTEMPTS "restart-strategy.fixed-delay.attempts"
 #define FL_CONFIG_RESTART_DELAY "restart-strategy.fixed-delay.delay"
+#define FL_CONFIG_JOBSTORE_MAX_CAPACITY "jobstore.max-capacity"
+#define FL_CONFIG_JOBSTORE_EXPIRATION_TIME "jobstore.expiration-time"
+#define FL_CONFIG_HA_STORAGE_DIR "high-availability.storageDir"
 #define FL_CONFIG_HEARTBEAT_INTERVAL "heartbeat.interval"
 #define FL_CONFIG_HEARTBEAT_TIMEOUT "heartbeat.timeout"
 #define FL_CONFIG_HEARTBEAT_RPC_FAILURE_THRESHOLD                              \

@@ -203,6 +203,27 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_JOBSTORE_MAX_CAPACITY, FL_CONFIG_INT, "1000", "int >= 0",
+      "Ended jobs the Dispatcher keeps for list and status (the oldest go "
+      "first)."},
+     0,
+     INT32_MAX,
+     false,
+     NULL},
+    {{FL_CONFIG_JOBSTORE_EXPIRATION_TIME, FL_CONFIG_DURATION, "1 h",
+      "duration > 0",
+      "How long the Dispatcher keeps an ended job for list and status."},
+     1,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_HA_STORAGE_DIR, FL_CONFIG_STRING, "", "a folder",
+      "With ZooKeeper: where the JobManager keeps its jobs (under jobs/), "
+      "so that a JobManager started again recovers them."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
 };
 
 const size_t fl__config_nrows =

@@ -6,18 +6,27 @@
  * slots. Against a throw-away server of scripts/zk-test-server.sh (label
  * zookeeper, as the library's ZooKeeper cases: not under the sanitizers).
  */
-#include "cluster_fixture.h"
-
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "../task/task_fixture.h"
+#include "cluster_fixture.h"
+#include "job_client.h"
 
 static char zk_dir[64];
 static char zk_quorum[64];
 static char zk_script[512];
+static int zk_port;
 
+/* Runs the script's cmd on zk_dir (start: on zk_port once known). */
 static int zk_run(const char *cmd, int *port)
 {
     char line[700];
     snprintf(line, sizeof line, "%s %s %s", zk_script, cmd, zk_dir);
+    if (strcmp(cmd, "start") == 0 && zk_port > 0)
+        snprintf(line, sizeof line, "%s start %s %d", zk_script, zk_dir,
+                 zk_port);
     FILE *p = popen(line, "r");
     if (p == NULL)
         return -1;
@@ -40,6 +49,7 @@ static int group_setup(void **state)
         fprintf(stderr, "could not start ZooKeeper with %s\n", zk_script);
         return -1;
     }
+    zk_port = port;
     snprintf(zk_quorum, sizeof zk_quorum,
              "high-availability.zookeeper.quorum=127.0.0.1:%d", port);
     return 0;
@@ -117,10 +127,249 @@ static void test_one_jobmanager_on_zookeeper(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
+/* Reads jm's app lines up to the start of resourcemanager_<n> at addr
+ * and, unless also is NULL, the line also (the Dispatcher's lines and the
+ * ResourceManager's start come in any order); the leader token (32 hex
+ * digits) into token. */
+static void wait_rm_start(cf_proc_t *jm, const char *addr, int n,
+                          char token[33], const char *also)
+{
+    char prefix[512], line[1024];
+    snprintf(prefix, sizeof prefix,
+             "ResourceManager %s/resourcemanager_%d started with leader token ",
+             addr, n);
+    bool started = false, seen = also == NULL;
+    while (!started || !seen) {
+        cf_next_app(jm, line, sizeof line);
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            snprintf(token, 33, "%s", line + strlen(prefix));
+            started = true;
+        } else if (also != NULL && strcmp(line, also) == 0) {
+            seen = true;
+        }
+    }
+    assert_int_equal(32, strlen(token));
+}
+
+/* Opens the FIFO for writing and closes it: every hold_open blocked on it
+ * returns. Blocks until one reader has it open. */
+static void release_holds(const char *fifo)
+{
+    int fd = open(fifo, O_WRONLY);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* A job runs when ZooKeeper goes away long enough for the JobManager to
+ * lose its leadership: its JobMaster suspends it (the task cancelled),
+ * and once ZooKeeper is back and the leadership granted again (a new
+ * token), the new Dispatcher recovers the job under its id, its JobMaster
+ * registers at the new ResourceManager with the new token, and the job
+ * FINISHES with its exact output. */
+static void test_job_survives_a_leadership_change(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm;
+    char *dir = scratch();
+    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
+    char *job = path_in(dir, "held.json");
+    assert_int_equal(0, mkfifo(fifo, 0600));
+    char text[2048];
+    int n = snprintf(text, sizeof text,
+                     "{\"name\": \"held\", \"parallelism\": 1,"
+                     " \"library\": \"%s\", \"operators\": ["
+                     "{\"id\": \"n\", \"type\": \"source.sequence\","
+                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
+                     "{\"id\": \"h\", \"type\": \"map\","
+                     " \"params\": {\"function\": \"hold\"}},"
+                     "{\"id\": \"out\", \"type\": \"sink.text\","
+                     " \"params\": {\"path\": \"%s\"}}]}",
+                     UDF_HOLD_LIB, out);
+    write_file(job, text, (size_t)n);
+
+    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                             "-D",    "jobmanager.rpc.port=0",
+                             CF_FAST, ZK_ARGS,
+                             NULL};
+    cf_spawn(&jm, "jm", JM_PATH, jm_args);
+    char addr[256], token1[33], token2[33];
+    int port = cf_read_address(&jm, addr, sizeof addr);
+    wait_rm_start(&jm, addr, 1, token1, NULL);
+    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                             "-D",    "jobmanager.rpc.port=1",
+                             "-D",    "taskmanager.host=127.0.0.1",
+                             "-D",    "taskmanager.resource-id=tm1",
+                             "-D",    "taskmanager.numberOfTaskSlots=2",
+                             CF_FAST, ZK_ARGS,
+                             NULL};
+    setenv("HOLD_FIFO", fifo, 1);
+    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {NULL};
+    char id[256], line[1024];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    jc_close(&c);
+    snprintf(line, sizeof line,
+             "JobMaster of job %s registered at ResourceManager "
+             "%s/resourcemanager_1 (leader token %s)",
+             id, addr, token1);
+    cf_wait_stderr(&jm, line, 1);
+    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+
+    /* ZooKeeper gone: the connection is suspended after 2/3 of the 6 s
+     * session, the leadership revoked, the job suspended. */
+    assert_int_equal(0, zk_run("stop", NULL));
+    snprintf(line, sizeof line,
+             "Job held (%s) suspended: the JobMaster of job %s is shutting "
+             "down",
+             id, id);
+    cf_wait_stderr(&jm, line, 1);
+    /* The cancelled attempt ends once its hold_open returns. */
+    release_holds(fifo);
+    cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
+
+    /* ZooKeeper back: a new leadership, the job recovered. */
+    assert_int_equal(0, zk_run("start", NULL));
+    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
+    wait_rm_start(&jm, addr, 2, token2, line);
+    assert_string_not_equal(token1, token2);
+    snprintf(line, sizeof line,
+             "JobMaster of job %s registered at ResourceManager "
+             "%s/resourcemanager_2 (leader token %s)",
+             id, addr, token2);
+    cf_wait_stderr(&jm, line, 1);
+    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+    release_holds(fifo);
+    snprintf(line, sizeof line,
+             "Job held (%s) switched from state RUNNING to FINISHED.", id);
+    cf_wait_stderr(&jm, line, 1);
+    tbuf_t got = {0};
+    concat_parts(out, 1, &got);
+    assert_int_equal(6, got.len);
+    assert_memory_equal("1\n2\n3\n", got.data, 6);
+    tbuf_free(&got);
+
+    cf_stop(&tm, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(fifo);
+    free(out);
+    free(job);
+    rm_scratch(dir);
+}
+
+/* With high-availability.storageDir, a JobManager killed (kill -9) while
+ * a job runs and started again recovers the job from its file there: the
+ * job FINISHES with its exact output, under its id. */
+static void test_restarted_jobmanager_recovers_its_jobs(void **state)
+{
+    (void)state;
+    static cf_proc_t jm1, jm2, tm;
+    char *dir = scratch();
+    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
+    char *job = path_in(dir, "held.json"), *ha = path_in(dir, "ha");
+    assert_int_equal(0, mkfifo(fifo, 0600));
+    char text[2048], storage[600];
+    int n = snprintf(text, sizeof text,
+                     "{\"name\": \"held\", \"parallelism\": 1,"
+                     " \"library\": \"%s\", \"operators\": ["
+                     "{\"id\": \"n\", \"type\": \"source.sequence\","
+                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
+                     "{\"id\": \"h\", \"type\": \"map\","
+                     " \"params\": {\"function\": \"hold\"}},"
+                     "{\"id\": \"out\", \"type\": \"sink.text\","
+                     " \"params\": {\"path\": \"%s\"}}]}",
+                     UDF_HOLD_LIB, out);
+    write_file(job, text, (size_t)n);
+    snprintf(storage, sizeof storage, "high-availability.storageDir=%s", ha);
+    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                             "-D",    "jobmanager.rpc.port=0",
+                             CF_FAST, ZK_ARGS,
+                             "-D",    storage,
+                             NULL};
+    cf_spawn(&jm1, "jm1", JM_PATH, jm_args);
+    char addr1[256], addr2[256], token1[33], token2[33];
+    int port1 = cf_read_address(&jm1, addr1, sizeof addr1);
+    wait_rm_start(&jm1, addr1, 1, token1, NULL);
+    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                             "-D",    "jobmanager.rpc.port=1",
+                             "-D",    "taskmanager.host=127.0.0.1",
+                             "-D",    "taskmanager.resource-id=tm1",
+                             "-D",    "taskmanager.numberOfTaskSlots=2",
+                             CF_FAST, ZK_ARGS,
+                             NULL};
+    setenv("HOLD_FIFO", fifo, 1);
+    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(&jm1, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    jc_t c = {0};
+    jc_open(&c, port1);
+    const char *args[] = {NULL};
+    char id[256], line[1024];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    jc_close(&c);
+    /* Running: its hold_open is then on its way to the FIFO. */
+    cf_wait_stderr(&tm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+                   1);
+
+    /* The JobManager killed: its TaskManager cancels the task once the
+     * JobMaster is silent; the attempt ends once its hold_open returns. */
+    cf_kill9(&jm1);
+    cf_wait_stderr(&tm, "Slot 0 freed: ", 1);
+    release_holds(fifo);
+    cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
+
+    /* A new JobManager on the same storageDir: leader once the killed
+     * one's ZooKeeper session expired. */
+    cf_spawn(&jm2, "jm2", JM_PATH, jm_args);
+    cf_read_address(&jm2, addr2, sizeof addr2);
+    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
+    wait_rm_start(&jm2, addr2, 1, token2, line);
+    assert_string_not_equal(token1, token2);
+    snprintf(line, sizeof line,
+             "JobMaster of job %s registered at ResourceManager "
+             "%s/resourcemanager_1 (leader token %s)",
+             id, addr2, token2);
+    cf_wait_stderr(&jm2, line, 1);
+    cf_wait_stderr(&jm2, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+    release_holds(fifo);
+    snprintf(line, sizeof line,
+             "Job held (%s) switched from state RUNNING to FINISHED.", id);
+    cf_wait_stderr(&jm2, line, 1);
+    tbuf_t got = {0};
+    concat_parts(out, 1, &got);
+    assert_int_equal(6, got.len);
+    assert_memory_equal("1\n2\n3\n", got.data, 6);
+    tbuf_free(&got);
+    /* Ended: its file is gone. */
+    snprintf(line, sizeof line,
+             "Job held (%s) archived: its JobMaster is freed", id);
+    cf_wait_stderr(&jm2, line, 1);
+    char *jobs = path_in(ha, "jobs");
+    tbuf_t names = {0};
+    list_dir(jobs, &names);
+    assert_string_equal("", names.data);
+    tbuf_free(&names);
+
+    cf_stop(&tm, SIGTERM, 0);
+    cf_stop(&jm2, SIGTERM, 0);
+    free(jobs);
+    free(fifo);
+    free(out);
+    free(job);
+    free(ha);
+    rm_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_one_jobmanager_on_zookeeper),
+        CF_TEST(test_job_survives_a_leadership_change),
+        CF_TEST(test_restarted_jobmanager_recovers_its_jobs),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -232,7 +232,10 @@ static void test_file_then_overrides_then_print(void **state)
              "pekko.ask.timeout: 10 s  # default\n"
              "slot.request.timeout: 5 min  # default\n"
              "restart-strategy.fixed-delay.attempts: 1  # default\n"
-             "restart-strategy.fixed-delay.delay: 1 s  # default\n",
+             "restart-strategy.fixed-delay.delay: 1 s  # default\n"
+             "jobstore.max-capacity: 1000  # default\n"
+             "jobstore.expiration-time: 1 h  # default\n"
+             "high-availability.storageDir: \"\"  # default\n",
              path, path);
     assert_string_equal(expect, out);
 

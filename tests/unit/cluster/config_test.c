@@ -49,8 +49,12 @@ static void test_defaults_are_flinks(void **state)
                      duration(cfg, FL_CONFIG_TASK_CANCELLATION_INTERVAL));
     assert_int_equal(180000,
                      duration(cfg, FL_CONFIG_TASK_CANCELLATION_TIMEOUT));
-    assert_int_equal(28, fl_config_key_count());
-    assert_null(fl_config_key_at(28));
+    assert_int_equal(1000, int_of(cfg, FL_CONFIG_JOBSTORE_MAX_CAPACITY));
+    assert_int_equal(3600000,
+                     duration(cfg, FL_CONFIG_JOBSTORE_EXPIRATION_TIME));
+    assert_string_equal("", string_of(cfg, FL_CONFIG_HA_STORAGE_DIR));
+    assert_int_equal(31, fl_config_key_count());
+    assert_null(fl_config_key_at(31));
     for (size_t i = 0; i < fl_config_key_count(); i++)
         assert_int_equal(FL_CONFIG_DEFAULT,
                          source_of(cfg, fl_config_key_at(i)->name));
