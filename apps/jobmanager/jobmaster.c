@@ -412,6 +412,8 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         .on_timeout = jm__hb_timeout,
         .on_unreachable = jm__hb_unreachable,
         .on_incompatible = jm__hb_incompatible,
+        .retrieve_payload = jm__hb_probe,
+        .report_payload = jm__hb_report,
         .arg = jm,
     };
     char hwhy[512];
@@ -424,6 +426,8 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
     hr.on_timeout = rm_silent;
     hr.on_unreachable = rm_silent;
     hr.on_incompatible = rm_silent;
+    hr.retrieve_payload = NULL;
+    hr.report_payload = NULL;
     if (fl_heartbeat_manager_alloc(ep, &hr, &jm->hb_rm, hwhy, sizeof hwhy) !=
         FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);

@@ -1,0 +1,455 @@
+/*
+ * cluster_reconcile_test.c - the JobMaster against the deployment reports
+ * of a TaskExecutor this test plays (fake_te.h; issue 17, contract section
+ * 4 step 16): a deployed attempt missing from the reports fails, one the
+ * reports show unknown is cancelled, one just deployed is pending; a stale
+ * attempt's state update is refused; and the ResourceManager and a
+ * JobMaster each notice the other's silent heartbeats. Synchronised on the
+ * fake's calls and the JobManager's log.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../task/task_fixture.h"
+#include "fake_te.h"
+#include "job_client.h"
+
+#define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
+#define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
+
+/* The job: one task that would count to 10^12 (the fake runs nothing). */
+static const char job_text[] =
+    "{\"name\": \"long\", \"parallelism\": 1, \"operators\": ["
+    " {\"id\": \"n\", \"type\": \"source.sequence\","
+    "  \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
+    " {\"id\": \"out\", \"type\": \"sink.text\","
+    "  \"params\": {\"path\": \"/nonexistent/out\"}}]}";
+#define TASK "Source: n -> Sink: out (1/1)"
+
+typedef struct rx {
+    cf_proc_t *jm;
+    int port;
+    fake_te_t te;
+    jc_t c;
+    char *dir;
+    char id[1024];
+} rx_t;
+
+/* Starts a JobManager (extra: one more -D option, or NULL) and the fake
+ * with mode, submits the job and, unless hold, lets the fake take the
+ * slot (the first SubmitTask came). */
+static void rx_start(rx_t *x, const char *extra, report_mode_t mode, bool hold)
+{
+    static cf_proc_t jm;
+    x->jm = &jm;
+    x->port = start_jm_opt(&jm, "0", extra);
+    ft_start(&x->te, &jm, x->port, mode);
+    x->te.hold_submit = hold;
+    x->dir = scratch();
+    char *job = path_in(x->dir, "long.json");
+    write_file(job, job_text, strlen(job_text));
+    jc_open(&x->c, x->port);
+    const char *args[] = {NULL};
+    assert_fl_ok(jc_submit(&x->c, job, args, 0, "", x->id, sizeof x->id));
+    free(job);
+    ft_take_slot(&x->te);
+    pthread_mutex_lock(&x->te.mu);
+    assert_string_equal(TASK, x->te.names[0]);
+    assert_int_equal(0, x->te.attempts[0]);
+    pthread_mutex_unlock(&x->te.mu);
+    cf_wait_stderr(&jm, "Deploying " TASK " (attempt #0) to TaskManager fake",
+                   1);
+}
+
+static void rx_end(rx_t *x)
+{
+    jc_close(&x->c);
+    ft_end(&x->te);
+    cf_stop(x->jm, SIGTERM, 0);
+    rm_scratch(x->dir);
+}
+
+/* Asserts the job's state, restarts and failure, and its task's attempt,
+ * state and failure. */
+static void assert_job(rx_t *x, int state, uint32_t restarts,
+                       const char *failure, uint32_t attempt, int task_state,
+                       const char *task_failure)
+{
+    Fling__Cluster__JobStatusReply *s = jc_status(&x->c, x->id);
+    assert_int_equal(state, s->state);
+    assert_int_equal(restarts, s->restarts);
+    assert_string_equal(failure, s->failure);
+    assert_int_equal(1, s->n_tasks);
+    assert_int_equal(attempt, s->tasks[0]->attempt);
+    assert_int_equal(task_state, s->tasks[0]->state);
+    assert_string_equal(FT_ID, s->tasks[0]->task_manager);
+    assert_string_equal(task_failure, s->tasks[0]->failure);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+}
+
+#define MISSING(k)                                                             \
+    "Task " TASK " attempt " #k " is no longer on TaskManager fake: not in "   \
+    "its deployment report"
+
+/* (a) The reports lack the deployed attempt: it fails and the job
+ * restarts (restart-strategy.fixed-delay.attempts 1); the next attempt
+ * is missing too and the job fails with that message. */
+static void test_missing_attempt_fails(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_NONE, false);
+    cf_expect_app(x.jm, MISSING(0));
+    cf_expect_app(x.jm,
+                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state RUNNING to "
+                  "RESTARTING.",
+                  x.id);
+    cf_expect_app(x.jm,
+                  "Restarting job long (%s) in 1000 ms (restart 1 of 1): "
+                  "" MISSING(0),
+                  x.id);
+    fl_test_latch_await(x.te.submit[1]);
+    cf_wait_stderr(x.jm, "Deploying " TASK " (attempt #1) to TaskManager fake",
+                   1);
+    cf_expect_app(x.jm, MISSING(1));
+    cf_expect_app(x.jm,
+                  TASK " (attempt #1) switched from DEPLOYING to FAILED.");
+    cf_expect_app(x.jm, "Job long (%s) failed: " MISSING(1), x.id);
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state RUNNING to "
+                  "FAILING.",
+                  x.id);
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state FAILING to "
+                  "FAILED.",
+                  x.id);
+    assert_job(&x, JS(FAILED), 1, MISSING(1), 1, XS(FAILED), MISSING(1));
+    rx_end(&x);
+}
+
+/* An attempt is pending while its SubmitTask is not acknowledged, and
+ * while the reports do not count that submission: reports without it
+ * fail nothing. Counted, it is missing. */
+static void test_pending_attempt_is_not_missing(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_NONE, true);
+    ft_await_reports(&x.te, 10);
+    assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
+    pthread_mutex_lock(&x.te.mu);
+    x.te.lag = true;
+    pthread_mutex_unlock(&x.te.mu);
+    ft_release(&x.te);
+    ft_await_reports(&x.te, 10);
+    assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
+    pthread_mutex_lock(&x.te.mu);
+    x.te.lag = false;
+    pthread_mutex_unlock(&x.te.mu);
+    cf_expect_app(x.jm, MISSING(0));
+    cf_expect_app(x.jm,
+                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
+    rx_end(&x);
+}
+
+/* (b) The reports show attempt 7, which the JobMaster never deployed: it
+ * asks the TaskExecutor to cancel it, and only it; the job runs on. */
+static void test_unknown_attempt_is_cancelled(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_EXTRA, false);
+    fl_test_latch_await(x.te.cancel);
+    cf_expect_app(x.jm,
+                  "TaskManager fake runs attempt 7 of task 0, which the "
+                  "JobMaster of job %s did not deploy there; cancelling it",
+                  x.id);
+    ft_await_reports(&x.te, 10);
+    pthread_mutex_lock(&x.te.mu);
+    assert_true(x.te.ncancels >= 1);
+    for (size_t i = 0; i < x.te.ncancels; i++)
+        assert_int_equal(7, x.te.cancelled[i]);
+    pthread_mutex_unlock(&x.te.mu);
+    assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
+    rx_end(&x);
+}
+
+/* Sends attempt's state s (message m) of vertex 0 to the JobMaster as the
+ * fake; returns the code, the refusal in msg. */
+static int update(rx_t *x, uint32_t attempt, int s, const char *m, char *msg,
+                  size_t cap)
+{
+    Fling__Cluster__TaskExecutionState u =
+        FLING__CLUSTER__TASK_EXECUTION_STATE__INIT;
+    u.job_id = x->te.job_id;
+    u.vertex = 0;
+    u.attempt = attempt;
+    u.state = (Fling__Cluster__ExecutionState__State)s;
+    u.message = (char *)m;
+    u.resource_id = FT_ID;
+    return fl_test_call_code(
+        x->te.jm,
+        (unsigned)fl_rpc_method_index(
+            &fling__cluster__job_master_gateway__descriptor,
+            "UpdateTaskExecutionState"),
+        &u.base, 5000, msg, cap);
+}
+
+/* (d) After a restart, attempt 0's late FINISHED is refused and changes
+ * nothing: attempt 1 is still deploying. */
+static void test_stale_attempt_update_is_refused(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_HONEST, false);
+    char msg[1024];
+    assert_fl_ok(
+        update(&x, 0, XS(FAILED), "the test fails it", msg, sizeof msg));
+    fl_test_latch_await(x.te.submit[1]);
+    cf_wait_stderr(x.jm, "Deploying " TASK " (attempt #1) to TaskManager fake",
+                   1);
+    assert_int_equal(FL_ESTATE,
+                     update(&x, 0, XS(FINISHED), "", msg, sizeof msg));
+    char want[1600];
+    snprintf(want, sizeof want,
+             "State update FINISHED of task 0 attempt #0 of job %s refused: "
+             "not a current attempt of this JobMaster's job",
+             x.id);
+    assert_string_equal(want, msg);
+    ft_await_reports(&x.te, 5);
+    assert_job(&x, JS(RUNNING), 1, "", 1, XS(DEPLOYING), "");
+    rx_end(&x);
+}
+
+/* ---- (c) the heartbeats between the ResourceManager and a JobMaster ---- */
+
+/* Asserts that line is "<prefix>Heartbeat of '<target>' timed out: last
+ * heard from <n> ms ago (at <time>), the timeout is 3000 ms; ..." with n
+ * at least the timeout. */
+static void assert_timed_out(const char *line, const char *prefix,
+                             const char *target)
+{
+    size_t np = strlen(prefix);
+    assert_true(strncmp(line, prefix, np) == 0);
+    char head[600];
+    snprintf(head, sizeof head, "Heartbeat of '%s' timed out: last heard from ",
+             target);
+    assert_true(strncmp(line + np, head, strlen(head)) == 0);
+    long long ms = 0;
+    char at[64] = "";
+    assert_int_equal(2, sscanf(line + np + strlen(head),
+                               "%lld ms ago (at %63[^)])", &ms, at));
+    assert_true(ms >= 3000);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "%s%s%lld ms ago (at %s), the timeout is 3000 ms; check that it "
+             "is alive and reachable, or raise heartbeat.timeout",
+             prefix, head, ms, at);
+    assert_string_equal(want, line);
+}
+
+/* The JobMaster of a job waiting for slots: the ResourceManager drops it
+ * (DisconnectJobManager, as the test asks) and stops heartbeating it; the
+ * JobMaster says it lost its ResourceManager and the job waits on. */
+static void test_jobmaster_notices_silent_resourcemanager(void **state)
+{
+    (void)state;
+    static cf_proc_t jm;
+    int port = start_jm(&jm, "0");
+    char *dir = scratch();
+    char *job = path_in(dir, "long.json");
+    write_file(job, job_text, strlen(job_text));
+    jc_t c;
+    jc_open(&c, port);
+    const char *args[] = {NULL};
+    char id[1024];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    cf_wait_stderr(&jm, "Registered JobMaster of job ", 1);
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
+    char rm[128];
+    snprintf(rm, sizeof rm, "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
+    fl_fencing_token_t zero = fl_test_token(0);
+    fl_rpc_gateway_t *gw = fl_test_connect(
+        svc, rm, &fling__cluster__resource_manager_gateway__descriptor, &zero);
+    Fling__Cluster__DisconnectJobManagerRequest d =
+        FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
+    d.job_id = id;
+    d.state = FLING__CLUSTER__JOB_STATUS__STATE__RUNNING;
+    d.cause = "the test drops it";
+    protobuf_c_message_free_unpacked(
+        ft_call(gw, &fling__cluster__resource_manager_gateway__descriptor,
+                "DisconnectJobManager", &d.base),
+        NULL);
+    char line[2048], prefix[1200];
+    cf_next_app(&jm, line, sizeof line);
+    snprintf(prefix, sizeof prefix,
+             "JobMaster of job %s disconnected: RUNNING: the test drops it",
+             id);
+    assert_string_equal(prefix, line);
+    cf_next_app(&jm, line, sizeof line);
+    snprintf(prefix, sizeof prefix,
+             "JobMaster of job %s lost its ResourceManager: ", id);
+    assert_timed_out(line, prefix, rm);
+    Fling__Cluster__JobStatusReply *s = jc_status(&c, id);
+    assert_int_equal(JS(RUNNING), s->state);
+    assert_string_equal("", s->failure);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    fl_rpc_gateway_free(gw);
+    fl_rpc_service_free(svc);
+    jc_close(&c);
+    free(job);
+    rm_scratch(dir);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
+/* A JobMaster this test plays: it takes the ResourceManager's heartbeat
+ * requests and never answers them. */
+static fl_test_latch_t *beats;
+
+static void fjm_ack(Fling__Cluster__Ack_Closure closure, void *call)
+{
+    Fling__Cluster__Ack a = FLING__CLUSTER__ACK__INIT;
+    closure(&a, call);
+}
+
+static void fjm_register_task_manager(
+    Fling__Cluster__JobMasterGateway_Service *svc,
+    const Fling__Cluster__TaskManagerRegistration *req,
+    Fling__Cluster__TaskManagerRegistrationReply_Closure closure, void *call)
+{
+    (void)svc;
+    (void)req;
+    (void)closure;
+    fl_rpc_fail(call, FL_ESTATE, "not expected");
+}
+
+static void fjm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
+                            const Fling__Cluster__SlotOffers *req,
+                            Fling__Cluster__SlotOffers_Closure closure,
+                            void *call)
+{
+    (void)svc;
+    (void)req;
+    (void)closure;
+    fl_rpc_fail(call, FL_ESTATE, "not expected");
+}
+
+static void
+fjm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
+                                const Fling__Cluster__TaskExecutionState *req,
+                                Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    (void)req;
+    fjm_ack(closure, call);
+}
+
+static void fjm_disconnect_task_manager(
+    Fling__Cluster__JobMasterGateway_Service *svc,
+    const Fling__Cluster__DisconnectTaskManagerFromJobMaster *req,
+    Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    (void)req;
+    fjm_ack(closure, call);
+}
+
+static void fjm_cancel(Fling__Cluster__JobMasterGateway_Service *svc,
+                       const Fling__Cluster__Ack *req,
+                       Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    (void)req;
+    fjm_ack(closure, call);
+}
+
+static void
+fjm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
+                                const Fling__Cluster__Heartbeat *req,
+                                Fling__Cluster__Ack_Closure closure, void *call)
+{
+    (void)svc;
+    (void)req;
+    fjm_ack(closure, call);
+}
+
+static void fjm_heartbeat_from_resource_manager(
+    Fling__Cluster__JobMasterGateway_Service *svc,
+    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
+    void *call)
+{
+    (void)svc;
+    (void)req;
+    fjm_ack(closure, call);
+    fl_test_latch_count_down(beats);
+}
+
+#define SILENT_JOB "0123456789abcdef0123456789abcdef"
+
+/* The ResourceManager heartbeats a registered JobMaster that never
+ * answers: after heartbeat.timeout it drops it. */
+static void test_resourcemanager_notices_silent_jobmaster(void **state)
+{
+    (void)state;
+    static cf_proc_t jm;
+    int port = start_jm(&jm, "0");
+    beats = fl_test_latch_alloc(1);
+    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(&so, &svc));
+    static Fling__Cluster__JobMasterGateway_Service impl =
+        FLING__CLUSTER__JOB_MASTER_GATEWAY__INIT(fjm_);
+    static ProtobufCService *const services[] = {&impl.base};
+    fl_fencing_token_t token = fl_test_token(9);
+    fl_rpc_endpoint_opts_t eo = {.id = "jobmaster_" SILENT_JOB,
+                                 .services = services,
+                                 .nservices = 1,
+                                 .fencing_token = &token};
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &eo, &ep));
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    char rm[128];
+    snprintf(rm, sizeof rm, "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
+    fl_fencing_token_t zero = fl_test_token(0);
+    fl_rpc_gateway_t *gw = fl_test_connect(
+        svc, rm, &fling__cluster__resource_manager_gateway__descriptor, &zero);
+    Fling__Cluster__JobMasterRegistration r =
+        FLING__CLUSTER__JOB_MASTER_REGISTRATION__INIT;
+    r.job_id = SILENT_JOB;
+    r.address = (char *)fl_rpc_endpoint_address(ep);
+    r.token.data = token.bytes;
+    r.token.len = 16;
+    protobuf_c_message_free_unpacked(
+        ft_call(gw, &fling__cluster__resource_manager_gateway__descriptor,
+                "RegisterJobMaster", &r.base),
+        NULL);
+    cf_expect_app(&jm, "Registered JobMaster of job " SILENT_JOB " at %s",
+                  fl_rpc_endpoint_address(ep));
+    fl_test_latch_await(beats); /* it is heartbeated, and stays silent */
+    cf_expect_app(&jm,
+                  "JobMaster of job " SILENT_JOB " lost: heartbeat timed out");
+    fl_rpc_gateway_free(gw);
+    fl_future_release(fl_rpc_endpoint_close(ep));
+    fl_rpc_endpoint_free(ep);
+    fl_rpc_service_free(svc);
+    fl_test_latch_free(beats);
+    cf_stop(&jm, SIGTERM, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CF_TEST(test_missing_attempt_fails),
+        CF_TEST(test_pending_attempt_is_not_missing),
+        CF_TEST(test_unknown_attempt_is_cancelled),
+        CF_TEST(test_stale_attempt_update_is_refused),
+        CF_TEST(test_jobmaster_notices_silent_resourcemanager),
+        CF_TEST(test_resourcemanager_notices_silent_jobmaster),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
