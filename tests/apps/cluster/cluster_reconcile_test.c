@@ -3,9 +3,10 @@
  * of a TaskExecutor this test plays (fake_te.h; issue 17, contract section
  * 4 step 16): a deployed attempt missing from the reports fails, one the
  * reports show unknown is cancelled, one just deployed is pending; a stale
- * attempt's state update is refused; and the ResourceManager and a
- * JobMaster each notice the other's silent heartbeats. Synchronised on the
- * fake's calls and the JobManager's log.
+ * attempt's state update is refused; the ResourceManager and a JobMaster
+ * each notice the other's silent heartbeats; and a real TaskManager's
+ * reports to a JobMaster the test plays (fake_jm.h). Synchronised on the
+ * fakes' calls and the programs' logs.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "../task/task_fixture.h"
+#include "fake_jm.h"
 #include "fake_te.h"
 #include "job_client.h"
 
@@ -307,138 +309,166 @@ static void test_jobmaster_notices_silent_resourcemanager(void **state)
     cf_stop(&jm, SIGTERM, 0);
 }
 
-/* A JobMaster this test plays: it takes the ResourceManager's heartbeat
- * requests and never answers them. */
-static fl_test_latch_t *beats;
-
-static void fjm_ack(Fling__Cluster__Ack_Closure closure, void *call)
-{
-    Fling__Cluster__Ack a = FLING__CLUSTER__ACK__INIT;
-    closure(&a, call);
-}
-
-static void fjm_register_task_manager(
-    Fling__Cluster__JobMasterGateway_Service *svc,
-    const Fling__Cluster__TaskManagerRegistration *req,
-    Fling__Cluster__TaskManagerRegistrationReply_Closure closure, void *call)
-{
-    (void)svc;
-    (void)req;
-    (void)closure;
-    fl_rpc_fail(call, FL_ESTATE, "not expected");
-}
-
-static void fjm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
-                            const Fling__Cluster__SlotOffers *req,
-                            Fling__Cluster__SlotOffers_Closure closure,
-                            void *call)
-{
-    (void)svc;
-    (void)req;
-    (void)closure;
-    fl_rpc_fail(call, FL_ESTATE, "not expected");
-}
-
-static void
-fjm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
-                                const Fling__Cluster__TaskExecutionState *req,
-                                Fling__Cluster__Ack_Closure closure, void *call)
-{
-    (void)svc;
-    (void)req;
-    fjm_ack(closure, call);
-}
-
-static void fjm_disconnect_task_manager(
-    Fling__Cluster__JobMasterGateway_Service *svc,
-    const Fling__Cluster__DisconnectTaskManagerFromJobMaster *req,
-    Fling__Cluster__Ack_Closure closure, void *call)
-{
-    (void)svc;
-    (void)req;
-    fjm_ack(closure, call);
-}
-
-static void fjm_cancel(Fling__Cluster__JobMasterGateway_Service *svc,
-                       const Fling__Cluster__Ack *req,
-                       Fling__Cluster__Ack_Closure closure, void *call)
-{
-    (void)svc;
-    (void)req;
-    fjm_ack(closure, call);
-}
-
-static void
-fjm_heartbeat_from_task_manager(Fling__Cluster__JobMasterGateway_Service *svc,
-                                const Fling__Cluster__Heartbeat *req,
-                                Fling__Cluster__Ack_Closure closure, void *call)
-{
-    (void)svc;
-    (void)req;
-    fjm_ack(closure, call);
-}
-
-static void fjm_heartbeat_from_resource_manager(
-    Fling__Cluster__JobMasterGateway_Service *svc,
-    const Fling__Cluster__Heartbeat *req, Fling__Cluster__Ack_Closure closure,
-    void *call)
-{
-    (void)svc;
-    (void)req;
-    fjm_ack(closure, call);
-    fl_test_latch_count_down(beats);
-}
-
 #define SILENT_JOB "0123456789abcdef0123456789abcdef"
 
-/* The ResourceManager heartbeats a registered JobMaster that never
- * answers: after heartbeat.timeout it drops it. */
+/* The ResourceManager heartbeats a registered JobMaster (played by the
+ * test) that never answers: after heartbeat.timeout it drops it. */
 static void test_resourcemanager_notices_silent_jobmaster(void **state)
 {
     (void)state;
     static cf_proc_t jm;
+    static fake_jm_t f;
     int port = start_jm(&jm, "0");
-    beats = fl_test_latch_alloc(1);
-    fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
-    fl_rpc_service_t *svc = NULL;
-    assert_fl_ok(fl_rpc_service_alloc(&so, &svc));
-    static Fling__Cluster__JobMasterGateway_Service impl =
-        FLING__CLUSTER__JOB_MASTER_GATEWAY__INIT(fjm_);
-    static ProtobufCService *const services[] = {&impl.base};
-    fl_fencing_token_t token = fl_test_token(9);
-    fl_rpc_endpoint_opts_t eo = {.id = "jobmaster_" SILENT_JOB,
-                                 .services = services,
-                                 .nservices = 1,
-                                 .fencing_token = &token};
-    fl_rpc_endpoint_t *ep = NULL;
-    assert_fl_ok(fl_rpc_endpoint_create(svc, &eo, &ep));
-    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    fj_start(&f);
     char rm[128];
     snprintf(rm, sizeof rm, "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
     fl_fencing_token_t zero = fl_test_token(0);
     fl_rpc_gateway_t *gw = fl_test_connect(
-        svc, rm, &fling__cluster__resource_manager_gateway__descriptor, &zero);
+        f.svc, rm, &fling__cluster__resource_manager_gateway__descriptor,
+        &zero);
     Fling__Cluster__JobMasterRegistration r =
         FLING__CLUSTER__JOB_MASTER_REGISTRATION__INIT;
     r.job_id = SILENT_JOB;
-    r.address = (char *)fl_rpc_endpoint_address(ep);
-    r.token.data = token.bytes;
+    r.address = (char *)fl_rpc_endpoint_address(f.ep);
+    r.token.data = f.token.bytes;
     r.token.len = 16;
     protobuf_c_message_free_unpacked(
         ft_call(gw, &fling__cluster__resource_manager_gateway__descriptor,
                 "RegisterJobMaster", &r.base),
         NULL);
     cf_expect_app(&jm, "Registered JobMaster of job " SILENT_JOB " at %s",
-                  fl_rpc_endpoint_address(ep));
-    fl_test_latch_await(beats); /* it is heartbeated, and stays silent */
+                  fl_rpc_endpoint_address(f.ep));
+    fl_test_latch_await(f.rm_beats); /* it is heartbeated, and stays silent */
     cf_expect_app(&jm,
                   "JobMaster of job " SILENT_JOB " lost: heartbeat timed out");
     fl_rpc_gateway_free(gw);
-    fl_future_release(fl_rpc_endpoint_close(ep));
-    fl_rpc_endpoint_free(ep);
-    fl_rpc_service_free(svc);
-    fl_test_latch_free(beats);
+    fj_end(&f);
     cf_stop(&jm, SIGTERM, 0);
+}
+
+/* ---- the TaskExecutor's side: its reports to a JobMaster the test plays */
+
+#define ALLOC "fedcba9876543210fedcba9876543210"
+
+/* Asks tm1 (gateway te) for a heartbeat as the fake's JobMaster, whose
+ * request counts `submitted` SubmitTask calls; returns its report. */
+static const Fling__Cluster__DeploymentReport *
+beat(fake_jm_t *f, fl_rpc_gateway_t *te, uint64_t submitted)
+{
+    Fling__Cluster__JobMasterHeartbeatPayload p =
+        FLING__CLUSTER__JOB_MASTER_HEARTBEAT_PAYLOAD__INIT;
+    p.submitted = submitted;
+    uint8_t buf[16];
+    Fling__Cluster__Heartbeat hb = FLING__CLUSTER__HEARTBEAT__INIT;
+    hb.origin = FJ_ID;
+    hb.target = "tm1";
+    hb.payload.data = buf;
+    hb.payload.len =
+        fling__cluster__job_master_heartbeat_payload__pack(&p, buf);
+    fj_arm_report(f);
+    protobuf_c_message_free_unpacked(
+        ft_call(te, &fling__cluster__task_executor_gateway__descriptor,
+                "HeartbeatFromJobManager", &hb.base),
+        NULL);
+    return fj_await_report(f);
+}
+
+/* Asserts report r: SILENT_JOB, submitted, and n attempts of vertex 0
+ * (attempt 0), ending as said. */
+static void assert_report(const Fling__Cluster__DeploymentReport *r,
+                          uint64_t submitted, size_t n, bool ending)
+{
+    assert_string_equal(SILENT_JOB, r->job_id);
+    assert_int_equal(submitted, r->submitted);
+    assert_int_equal(n, r->n_attempts);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(0, r->attempts[i]->vertex);
+        assert_int_equal(0, r->attempts[i]->attempt);
+        assert_int_equal(ending, r->attempts[i]->ending);
+    }
+}
+
+/* A real TaskManager answers the JobMaster's heartbeats with its running
+ * attempt and the request's count; a cancelled attempt whose CANCELED is
+ * not yet acknowledged is still there, ending; then it is gone. */
+static void test_taskexecutor_reports_its_attempts(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    static fake_jm_t f;
+    int port = start_jm(&jm, "0");
+    int tport = start_tm_only(&tm1, "tm1", port, NULL);
+    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    fj_start(&f);
+    char address[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
+             tport);
+    const ProtobufCServiceDescriptor *d =
+        &fling__cluster__task_executor_gateway__descriptor;
+    fl_rpc_gateway_t *te = fl_test_connect(f.svc, address, d, NULL);
+    Fling__Cluster__SlotRequest sr = FLING__CLUSTER__SLOT_REQUEST__INIT;
+    sr.job_id = SILENT_JOB;
+    sr.allocation_id = ALLOC;
+    sr.jm_address = (char *)fl_rpc_endpoint_address(f.ep);
+    sr.jm_token.data = f.token.bytes;
+    sr.jm_token.len = 16;
+    protobuf_c_message_free_unpacked(ft_call(te, d, "RequestSlot", &sr.base),
+                                     NULL);
+    fl_test_latch_await(f.offered);
+    char *dir = scratch(), *out = path_in(dir, "out"), job[1024];
+    snprintf(job, sizeof job,
+             "{\"name\": \"long\", \"parallelism\": 1, \"operators\": ["
+             "{\"id\": \"n\", \"type\": \"source.sequence\","
+             " \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
+             "{\"id\": \"out\", \"type\": \"sink.text\","
+             " \"params\": {\"path\": \"%s\"}}]}",
+             out);
+    Fling__Cluster__TaskDeploymentDescriptor td =
+        FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
+    td.job_id = SILENT_JOB;
+    td.allocation_id = ALLOC;
+    td.job_json = job;
+    td.name = "long (1/1)";
+    protobuf_c_message_free_unpacked(ft_call(te, d, "SubmitTask", &td.base),
+                                     NULL);
+    cf_wait_stderr(&tm1,
+                   "long (1/1) (attempt #0) switched from INITIALIZING to "
+                   "RUNNING.",
+                   1);
+    assert_report(beat(&f, te, 1), 1, 1, false);
+    pthread_mutex_lock(&f.mu);
+    f.lose_finals = true;
+    pthread_mutex_unlock(&f.mu);
+    Fling__Cluster__ExecutionAttempt ca =
+        FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
+    ca.job_id = SILENT_JOB;
+    protobuf_c_message_free_unpacked(ft_call(te, d, "CancelTask", &ca.base),
+                                     NULL);
+    cf_wait_stderr(&tm1,
+                   "State update CANCELED of long (1/1) (attempt #0) to the "
+                   "JobMaster of job " SILENT_JOB " failed: the test lost it; "
+                   "sending it again in 200 ms "
+                   "(cluster.registration.error-delay)",
+                   1);
+    assert_report(beat(&f, te, 1), 1, 1, true);
+    pthread_mutex_lock(&f.mu);
+    f.lose_finals = false;
+    pthread_mutex_unlock(&f.mu);
+    fl_test_latch_await(f.acked_final);
+    /* The acknowledgement reaches tm1 after the fake sent it: until then
+     * the attempt is still ending. */
+    const Fling__Cluster__DeploymentReport *r = beat(&f, te, 2);
+    for (int i = 0; i < 100 && r->n_attempts == 1; i++) {
+        assert_report(r, 2, 1, true);
+        r = beat(&f, te, 2);
+    }
+    assert_report(r, 2, 0, false);
+    cf_stop(&tm1, SIGTERM, 0);
+    fl_rpc_gateway_free(te);
+    fj_end(&f);
+    cf_stop(&jm, SIGTERM, 0);
+    free(out);
+    rm_scratch(dir);
 }
 
 int main(void)
@@ -450,6 +480,7 @@ int main(void)
         CF_TEST(test_stale_attempt_update_is_refused),
         CF_TEST(test_jobmaster_notices_silent_resourcemanager),
         CF_TEST(test_resourcemanager_notices_silent_jobmaster),
+        CF_TEST(test_taskexecutor_reports_its_attempts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
