@@ -3,7 +3,8 @@
  * files share: jobmaster.c (the endpoint, its gateway, the ResourceManager
  * connection, its life) and jobmaster_run.c (the job's run: the record,
  * deployment, the end, cancel, restarts, the slot request timeout, the
- * TaskExecutors' heartbeats and losses). Everything here runs on the
+ * TaskExecutors' heartbeats and losses) and jobmaster_reconcile.c (the
+ * TaskExecutors' deployment reports). Everything here runs on the
  * endpoint's main thread.
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_INT_H

@@ -7,7 +7,8 @@
  * become active, declined ones are freed, and so is a slot still inactive
  * after pekko.ask.timeout (Flink's taskmanager.slot.timeout default). A
  * freed slot is reported available to the ResourceManager; a job without
- * slots here is left (disconnectTaskManager).
+ * slots here is left (disconnectTaskManager). Its heartbeat answers to a
+ * JobMaster carry the job's deployment report (step 16).
  *
  * Its log lines (component app, level info):
  *   Slot <i> allocated to job <id> (allocation <a>)
