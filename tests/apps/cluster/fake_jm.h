@@ -188,8 +188,7 @@ static const Fling__Cluster__DeploymentReport *fj_await_report(fake_jm_t *f)
 /* fj_end stops the fake and frees it. */
 static void fj_end(fake_jm_t *f)
 {
-    fl_future_release(fl_rpc_endpoint_close(f->ep));
-    fl_rpc_endpoint_free(f->ep);
+    fl_test_endpoint_end(f->ep);
     fl_rpc_service_free(f->svc);
     if (f->report != NULL)
         fling__cluster__deployment_report__free_unpacked(f->report, NULL);
