@@ -245,9 +245,14 @@ jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
     if (old == XS(CANCELING) && !jm__task_terminal(s))
         return;
     jm__set_task_state(jm, v, s, s == XS(FAILED) ? req->message : NULL);
-    if (s == XS(FAILED))
+    if (s == XS(FAILED)) {
+        int before = jm->state;
         jm__task_failed(jm, req->message);
-    else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
+        /* Failed while the job was already cancelling or restarting: its
+         * end may be the last one awaited. */
+        if (jm->state == before)
+            jm__check_end(jm);
+    } else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
         jm__fail_job(jm, "a task was cancelled outside the JobMaster");
     else if (jm__task_terminal(s))
         jm__check_end(jm);

@@ -114,6 +114,8 @@ static void test_missing_attempt_fails(void **state)
                   "Restarting job long (%s) in 1000 ms (restart 1 of 1): "
                   "" MISSING(0),
                   x.id);
+    /* Restarted once, in 1000 ms. */
+    cf_expect_app(x.jm, TASK " (attempt #1) switched from FAILED to CREATED.");
     fl_test_latch_await(x.te.submit[1]);
     cf_wait_stderr(x.jm, "Deploying " TASK " (attempt #1) to TaskManager fake",
                    1);
@@ -211,6 +213,28 @@ static void test_stale_attempt_update_is_refused(void **state)
     char msg[1024];
     assert_fl_ok(
         update(&x, 0, XS(FAILED), "the test fails it", msg, sizeof msg));
+    cf_expect_app(x.jm,
+                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state RUNNING to "
+                  "RESTARTING.",
+                  x.id);
+    cf_expect_app(x.jm,
+                  "Restarting job long (%s) in 1000 ms (restart 1 of 1): the "
+                  "test fails it",
+                  x.id);
+    /* Restarted once; meanwhile the reports still show attempt 0, which
+     * is cancelled. */
+    char line[2048], unknown[1200];
+    snprintf(unknown, sizeof unknown,
+             "TaskManager fake runs attempt 0 of task 0, which the JobMaster "
+             "of job %s did not deploy there; cancelling it",
+             x.id);
+    do
+        cf_next_app(x.jm, line, sizeof line);
+    while (strcmp(line, unknown) == 0);
+    assert_string_equal(TASK " (attempt #1) switched from FAILED to CREATED.",
+                        line);
     fl_test_latch_await(x.te.submit[1]);
     cf_wait_stderr(x.jm, "Deploying " TASK " (attempt #1) to TaskManager fake",
                    1);
@@ -224,6 +248,36 @@ static void test_stale_attempt_update_is_refused(void **state)
     assert_string_equal(want, msg);
     ft_await_reports(&x.te, 5);
     assert_job(&x, JS(RUNNING), 1, "", 1, XS(DEPLOYING), "");
+    rx_end(&x);
+}
+
+/* A task asked to cancel (the job is cancelled) ends FAILED instead of
+ * CANCELED: the job still ends, CANCELED. */
+static void test_task_failing_while_cancelled_ends_the_job(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_HONEST, false);
+    assert_int_equal(JS(CANCELLING), jc_cancel(&x.c, x.id));
+    fl_test_latch_await(x.te.cancel);
+    char msg[1024];
+    assert_fl_ok(update(&x, 0, XS(FAILED), "its output could not be renamed",
+                        msg, sizeof msg));
+    cf_wait_stderr(x.jm, "Cancelling job long", 1);
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state RUNNING to "
+                  "CANCELLING.",
+                  x.id);
+    cf_expect_app(x.jm, TASK " (attempt #0) switched from DEPLOYING to "
+                             "CANCELING.");
+    cf_expect_app(x.jm, TASK " (attempt #0) switched from CANCELING to "
+                             "FAILED.");
+    cf_expect_app(x.jm,
+                  "Job long (%s) switched from state CANCELLING to "
+                  "CANCELED.",
+                  x.id);
+    assert_job(&x, JS(CANCELED), 0, "", 0, XS(FAILED),
+               "its output could not be renamed");
     rx_end(&x);
 }
 
@@ -478,6 +532,7 @@ int main(void)
         CF_TEST(test_pending_attempt_is_not_missing),
         CF_TEST(test_unknown_attempt_is_cancelled),
         CF_TEST(test_stale_attempt_update_is_refused),
+        CF_TEST(test_task_failing_while_cancelled_ends_the_job),
         CF_TEST(test_jobmaster_notices_silent_resourcemanager),
         CF_TEST(test_resourcemanager_notices_silent_jobmaster),
         CF_TEST(test_taskexecutor_reports_its_attempts),
