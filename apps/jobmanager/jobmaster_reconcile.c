@@ -16,7 +16,8 @@
  *     deployment report                                           (warn)
  *   TaskManager <id> runs attempt <k> of task <v>, which the JobMaster of
  *     job <id> did not deploy there; cancelling it                 (info)
- *   Deployment report of TaskManager <id> ignored: <why>           (warn)
+ *   Deployment report of TaskManager <id> ignored: <why>; run the same
+ *     version of fling on every process of the cluster            (warn)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,9 +114,11 @@ void jm__hb_report(void *arg, const char *origin, const void *data, size_t len)
     Fling__Cluster__DeploymentReport *r =
         fling__cluster__deployment_report__unpack(NULL, len, data);
     if (r == NULL || strcmp(r->job_id, jm->rec->job_id) != 0) {
-        fl_log(FL_LOG_WARN, "Deployment report of TaskManager %s ignored: %s",
+        fl_log(FL_LOG_WARN,
+               "Deployment report of TaskManager %s ignored: %s; run the same "
+               "version of fling on every process of the cluster",
                origin,
-               r == NULL ? "it is not a DeploymentReport"
+               r == NULL ? "its heartbeat payload is not a DeploymentReport"
                          : "it is about another job");
         if (r != NULL)
             fling__cluster__deployment_report__free_unpacked(r, NULL);

@@ -182,6 +182,22 @@ static void test_unknown_attempt_is_cancelled(void **state)
     rx_end(&x);
 }
 
+/* A payload that is no DeploymentReport is ignored, with a warning, and
+ * fails nothing. */
+static void test_garbled_report_is_ignored(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_GARBAGE, false);
+    cf_expect_app(x.jm, "Deployment report of TaskManager fake ignored: its "
+                        "heartbeat payload is not a DeploymentReport; run "
+                        "the same version of fling on every process of the "
+                        "cluster");
+    ft_await_reports(&x.te, 5);
+    assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
+    rx_end(&x);
+}
+
 /* Sends attempt's state s (message m) of vertex 0 to the JobMaster as the
  * fake; returns the code, the refusal in msg. */
 static int update(rx_t *x, uint32_t attempt, int s, const char *m, char *msg,
@@ -531,6 +547,7 @@ int main(void)
         CF_TEST(test_missing_attempt_fails),
         CF_TEST(test_pending_attempt_is_not_missing),
         CF_TEST(test_unknown_attempt_is_cancelled),
+        CF_TEST(test_garbled_report_is_ignored),
         CF_TEST(test_stale_attempt_update_is_refused),
         CF_TEST(test_task_failing_while_cancelled_ends_the_job),
         CF_TEST(test_jobmaster_notices_silent_resourcemanager),

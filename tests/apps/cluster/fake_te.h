@@ -29,6 +29,8 @@ typedef enum report_mode {
     REPORT_NONE,
     /* REPORT_HONEST and attempt 7 of vertex 0, which nobody deployed. */
     REPORT_EXTRA,
+    /* Bytes that are no DeploymentReport. */
+    REPORT_GARBAGE,
 } report_mode_t;
 
 typedef struct fake_te {
@@ -208,6 +210,8 @@ ft_heartbeat_from_job_manager(Fling__Cluster__TaskExecutorGateway_Service *svc,
         a[r.n_attempts++].attempt = 7;
     uint8_t buf[256];
     size_t len = fling__cluster__deployment_report__pack(&r, buf);
+    if (t->mode == REPORT_GARBAGE) /* a field 0: never valid */
+        len = (size_t)snprintf((char *)buf, sizeof buf, "%c%c", 0x00, 0x01);
     fl_rpc_gateway_t *jm = t->jm;
     pthread_mutex_unlock(&t->mu);
     if (p != NULL)
