@@ -42,6 +42,8 @@ typedef struct fake_te {
     report_mode_t mode;
     /* Counted one behind the request's when true (a stale report). */
     bool lag;
+    /* The last attempt is reported ending (its final state unsent). */
+    bool ending;
     /* Hold the next SubmitTask's answer back (answered by ft_release). */
     bool hold_submit;
     fl_rpc_call_t *held;
@@ -204,8 +206,10 @@ ft_heartbeat_from_job_manager(Fling__Cluster__TaskExecutorGateway_Service *svc,
     r.job_id = t->job_id;
     r.submitted = t->lag && t->submitted > 0 ? t->submitted - 1 : t->submitted;
     r.attempts = pa;
-    if (t->mode != REPORT_NONE && t->nsubmits > 0)
+    if (t->mode != REPORT_NONE && t->nsubmits > 0) {
+        a[r.n_attempts].ending = t->ending;
         a[r.n_attempts++].attempt = t->attempts[t->nsubmits - 1];
+    }
     if (t->mode == REPORT_EXTRA)
         a[r.n_attempts++].attempt = 7;
     uint8_t buf[256];
