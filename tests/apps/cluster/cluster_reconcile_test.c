@@ -329,7 +329,9 @@ static void test_jobmaster_notices_silent_resourcemanager(void **state)
 {
     (void)state;
     static cf_proc_t jm;
+    static fake_te_t te;
     int port = start_jm(&jm, "0");
+    ft_start(&te, &jm, port, REPORT_HONEST);
     char *dir = scratch();
     char *job = path_in(dir, "long.json");
     write_file(job, job_text, strlen(job_text));
@@ -338,7 +340,10 @@ static void test_jobmaster_notices_silent_resourcemanager(void **state)
     const char *args[] = {NULL};
     char id[1024];
     assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    cf_wait_stderr(&jm, "Registered JobMaster of job ", 1);
+    /* Its requirements declared (a slot is requested for them), the
+     * JobMaster is dropped: no call of its registration is left. */
+    fl_test_latch_await(te.requested);
+    cf_wait_stderr(&jm, "Requested slot 0 of TaskManager fake for job ", 1);
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
     char rm[128];
@@ -372,6 +377,7 @@ static void test_jobmaster_notices_silent_resourcemanager(void **state)
     fl_rpc_gateway_free(gw);
     fl_rpc_service_free(svc);
     jc_close(&c);
+    ft_end(&te);
     free(job);
     rm_scratch(dir);
     cf_stop(&jm, SIGTERM, 0);
