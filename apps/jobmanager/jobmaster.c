@@ -255,9 +255,14 @@ jm_update_task_execution_state(Fling__Cluster__JobMasterGateway_Service *svc,
     if (old == XS(CANCELING) && !jm__task_terminal(s))
         return;
     jm__set_task_state(jm, v, s, s == XS(FAILED) ? req->message : NULL);
-    if (s == XS(FAILED))
+    if (s == XS(FAILED)) {
+        int before = jm->state;
         jm__task_failed(jm, req->message);
-    else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
+        /* Failed while the job was already cancelling or restarting: its
+         * end may be the last one awaited. */
+        if (jm->state == before)
+            jm__check_end(jm);
+    } else if (s == XS(CANCELED) && jm->state == JS(RUNNING))
         jm__fail_job(jm, "a task was cancelled outside the JobMaster");
     else if (jm__task_terminal(s))
         jm__check_end(jm);
@@ -323,6 +328,8 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         .on_timeout = jm__hb_timeout,
         .on_unreachable = jm__hb_unreachable,
         .on_incompatible = jm__hb_incompatible,
+        .retrieve_payload = jm__hb_probe,
+        .report_payload = jm__hb_report,
         .arg = jm,
     };
     char hwhy[512];
@@ -335,6 +342,8 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
     hr.on_timeout = jm__rm_silent;
     hr.on_unreachable = jm__rm_silent;
     hr.on_incompatible = jm__rm_silent;
+    hr.retrieve_payload = NULL;
+    hr.report_payload = NULL;
     if (fl_heartbeat_manager_alloc(ep, &hr, &jm->hb_rm, hwhy, sizeof hwhy) !=
         FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);

@@ -14,6 +14,8 @@
  * It heartbeats the TaskExecutors of its job; one lost while the job
  * runs fails its tasks and the job restarts by the fixed-delay strategy
  * (restart-strategy.fixed-delay.attempts, .delay) on the slots left.
+ * Their heartbeat answers carry deployment reports: an attempt missing
+ * from one fails, an unknown one is cancelled (jobmaster_reconcile.c).
  *
  * Its log lines (component app, level info):
  *   Job <name> (<id>) switched from state <A> to <B>.
@@ -27,6 +29,7 @@
  *   Job <name> (<id>) failed: <why>      (the job's failure, warn)
  *   JobMaster of job <id> lost its ResourceManager <address>: <why>;
  *     registering again                   (warn)
+ *   and the deployment reports' lines (jobmaster_reconcile.c).
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_H
 #define FLING_APPS_JOBMANAGER_JOBMASTER_H

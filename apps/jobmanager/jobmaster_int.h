@@ -1,10 +1,11 @@
 /*
  * apps/jobmanager/jobmaster_int.h - the JobMaster's state and what its
  * files share: jobmaster.c (the endpoint, its gateway, its life),
- * jobmaster_rm.c (the ResourceManager connection) and jobmaster_run.c
- * (the job's run: the record, deployment, the end, cancel, restarts, the
- * slot request timeout, the TaskExecutors' heartbeats and losses). Everything
- * here runs on the endpoint's main thread.
+ * jobmaster_rm.c (the ResourceManager connection), jobmaster_run.c (the
+ * job's run: the record, deployment, the end, cancel, restarts, the slot
+ * request timeout, the TaskExecutors' heartbeats and losses) and
+ * jobmaster_reconcile.c (the TaskExecutors' deployment reports).
+ * Everything here runs on the endpoint's main thread.
  */
 #ifndef FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
 #define FLING_APPS_JOBMANAGER_JOBMASTER_INT_H
@@ -25,6 +26,7 @@ typedef struct jm_tm {
     char session_id[64];  /* its process's; another one is a new process */
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     bool lost;
+    uint64_t submitted; /* SubmitTask calls made to it */
 } jm_tm_t;
 
 /* An offered and accepted slot. */
@@ -33,6 +35,12 @@ typedef struct jm_slot {
     size_t tm;   /* index in tms */
     long vertex; /* the execution vertex in it, or -1 */
     bool freed;
+    /* The deployment into it: its number among its TaskExecutor's
+     * SubmitTask calls, and whether that call was acknowledged. Until
+     * both the acknowledgement and a report that counts it came, the
+     * attempt is pending: no report can miss it. */
+    uint64_t submit_seq;
+    bool acked;
 } jm_slot_t;
 
 struct jm_jobmaster {
@@ -71,6 +79,7 @@ struct jm_jobmaster {
     fl_heartbeat_manager_t *hb;    /* sender towards the TaskExecutors */
     fl_heartbeat_manager_t *hb_rm; /* receiver of the ResourceManager's */
     char rm_hb_id[256];
+    uint8_t probe[16]; /* a packed JobMasterHeartbeatPayload */
     /* The fixed-delay restart strategy. */
     int64_t restart_attempts, restart_delay_ms;
     uint32_t restarts;
@@ -145,6 +154,20 @@ void jm__rm_free(jm_jobmaster_t *jm);
 
 /* The ResourceManager's heartbeats stopped (arg: jm): register again. */
 void jm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
+
+/* ---- jobmaster_reconcile.c -------------------------------------------- */
+
+/* The heartbeat sender's payloads (arg: jm; Flink's
+ * ExecutionDeploymentReconciler). jm__hb_probe gives the request to
+ * TaskExecutor target its JobMasterHeartbeatPayload (borrowed until the
+ * next call). jm__hb_report reconciles the DeploymentReport of TaskExecutor
+ * origin's answer: an attempt deployed there, acknowledged and counted by
+ * the report but absent from it fails (restart strategy); an attempt the
+ * report has that is not the current one deployed there, or is terminal
+ * here, is cancelled there. */
+void jm__hb_probe(void *arg, const char *target, const void **data,
+                  size_t *len);
+void jm__hb_report(void *arg, const char *origin, const void *data, size_t len);
 
 /* ---- jobmaster.c ------------------------------------------------------ */
 

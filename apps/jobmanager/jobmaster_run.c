@@ -349,9 +349,13 @@ static void submitted_body(fl_future_t *f, void *arg)
 {
     submit_arg_t *a = arg;
     jm_jobmaster_t *jm = a->jm;
-    if (fl_future_error(f) == FL_OK || jm->ended ||
-        jm->rec->tasks[a->v].attempt != a->attempt)
+    if (jm->ended || jm->rec->tasks[a->v].attempt != a->attempt)
         return;
+    if (fl_future_error(f) == FL_OK) { /* no longer pending */
+        if (jm->vslot[a->v] >= 0)
+            jm->slots[jm->vslot[a->v]].acked = true;
+        return;
+    }
     char why[700];
     snprintf(why, sizeof why, "Could not deploy %s: %s",
              jm->rec->tasks[a->v].name, fl_future_message(f));
@@ -370,6 +374,8 @@ static void deploy(jm_jobmaster_t *jm, size_t v, size_t slot)
 {
     jm_slot_t *s = &jm->slots[slot];
     s->vertex = (long)v;
+    s->acked = false;
+    s->submit_seq = ++jm->tms[s->tm].submitted;
     jm->vslot[v] = (long)slot;
     jm_task_rec_t *t = &jm->rec->tasks[v];
     pthread_mutex_lock(&jm->rec->mu);

@@ -7,7 +7,8 @@
  * become active, declined ones are freed, and so is a slot still inactive
  * after pekko.ask.timeout (Flink's taskmanager.slot.timeout default). A
  * freed slot is reported available to the ResourceManager; a job without
- * slots here is left (disconnectTaskManager).
+ * slots here is left (disconnectTaskManager). Its heartbeat answers to a
+ * JobMaster carry the job's deployment report (step 16).
  *
  * Its log lines (component app, level info):
  *   Slot <i> allocated to job <id> (allocation <a>)
@@ -34,9 +35,10 @@ typedef struct tm_job {
     struct jreg_arg {
         tm_te_t *te;
         uint64_t gen;
-    } rarg;          /* the registration's arg, as long as the job */
-    char jm_id[256]; /* the JobMaster's heartbeat id, once registered */
-    uint64_t gen;    /* tells this job entry's callbacks from a removed one's */
+    } rarg;             /* the registration's arg, as long as the job */
+    char jm_id[256];    /* the JobMaster's heartbeat id, once registered */
+    uint64_t submitted; /* of the JobMaster's last heartbeat request */
+    uint64_t gen; /* tells this job entry's callbacks from a removed one's */
 } tm_job_t;
 
 static uint64_t next_gen = 1;
@@ -353,6 +355,79 @@ void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev)
             free_job_slots(te, job, why);
             return;
         }
+}
+
+static tm_job_t *job_by_jm(const tm_te_t *te, const char *jm_id)
+{
+    for (tm_job_t *j = te->jobs; j != NULL; j = j->next)
+        if (j->registered && strcmp(j->jm_id, jm_id) == 0)
+            return j;
+    return NULL;
+}
+
+void tm__jm_probe(void *arg, const char *origin, const void *data, size_t len)
+{
+    tm_job_t *j = job_by_jm(arg, origin);
+    Fling__Cluster__JobMasterHeartbeatPayload *p =
+        j != NULL ? fling__cluster__job_master_heartbeat_payload__unpack(
+                        NULL, len, data)
+                  : NULL;
+    if (p == NULL) /* not ours, or not one: the report says 0 */
+        return;
+    j->submitted = p->submitted;
+    fling__cluster__job_master_heartbeat_payload__free_unpacked(p, NULL);
+}
+
+/* The job's attempts here, and the `submitted` of the request being
+ * answered: the JobMaster finds what it deployed and is missing, and
+ * what runs here unknown to it (Flink's ExecutionDeploymentReport). */
+void tm__jm_report(void *arg, const char *target, const void **data,
+                   size_t *len)
+{
+    tm_te_t *te = arg;
+    tm_job_t *j = job_by_jm(te, target);
+    if (j == NULL)
+        return;
+    size_t n = tm__job_attempts(te, j->job_id, NULL, 0);
+    tm_attempt_t *at = calloc(n ? n : 1, sizeof *at);
+    Fling__Cluster__DeployedAttempt *d = calloc(n ? n : 1, sizeof *d);
+    Fling__Cluster__DeployedAttempt **pd = calloc(n ? n : 1, sizeof *pd);
+    Fling__Cluster__DeploymentReport r =
+        FLING__CLUSTER__DEPLOYMENT_REPORT__INIT;
+    size_t size = 0;
+    if (at != NULL && d != NULL && pd != NULL) {
+        n = tm__job_attempts(te, j->job_id, at, n);
+        for (size_t k = 0; k < n; k++) {
+            Fling__Cluster__DeployedAttempt x =
+                FLING__CLUSTER__DEPLOYED_ATTEMPT__INIT;
+            x.vertex = at[k].vertex;
+            x.attempt = at[k].attempt;
+            x.ending = at[k].ending;
+            d[k] = x;
+            pd[k] = &d[k];
+        }
+        r.job_id = j->job_id;
+        r.submitted = j->submitted;
+        r.attempts = pd;
+        r.n_attempts = n;
+        size = fling__cluster__deployment_report__get_packed_size(&r);
+    }
+    if (size > te->jm_payload_cap) {
+        uint8_t *p = realloc(te->jm_payload, size);
+        if (p != NULL) {
+            te->jm_payload = p;
+            te->jm_payload_cap = size;
+        }
+    }
+    /* Out of memory: no report, which the JobMaster ignores. */
+    if (size > 0 && size <= te->jm_payload_cap) {
+        fling__cluster__deployment_report__pack(&r, te->jm_payload);
+        *data = te->jm_payload;
+        *len = size;
+    }
+    free(at);
+    free(d);
+    free(pd);
 }
 
 void te_heartbeat_from_job_manager(

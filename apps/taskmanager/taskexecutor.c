@@ -120,7 +120,8 @@ static int te_on_start(fl_rpc_endpoint_t *ep, void *state)
     oj.on_timeout = tm__jm_silent;
     oj.on_unreachable = tm__jm_silent;
     oj.on_incompatible = tm__jm_silent;
-    oj.retrieve_payload = NULL;
+    oj.retrieve_payload = tm__jm_report;
+    oj.report_payload = tm__jm_probe;
     if (rc == FL_OK)
         rc = fl_heartbeat_manager_alloc(ep, &oj, &te->hb_jm, why, sizeof why);
     if (rc == FL_OK)
@@ -299,6 +300,7 @@ void tm_te_free(tm_te_t *te)
     fl_rpc_scheduled_free(te->timer);
     fl_rpc_endpoint_free(te->ep);
     free(te->payload);
+    free(te->jm_payload);
     free(te->slots);
     free(te);
 }

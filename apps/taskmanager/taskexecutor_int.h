@@ -28,6 +28,7 @@ typedef struct tm_slot {
 
 struct tm_job;
 struct tm_task;
+struct final_update;
 
 #define ADDR_MAX 512
 #define VALUE_MAX 128
@@ -79,6 +80,11 @@ struct tm_te {
      * .timeout; 0: no timeout). */
     int64_t cancel_interval_ms, cancel_timeout_ms;
     struct tm_task *tasks;
+    /* Final states sent and not yet acknowledged (tasks.c). */
+    struct final_update *finals;
+    /* The packed deployment report of the last JobMaster heartbeat. */
+    uint8_t *jm_payload;
+    size_t jm_payload_cap;
 };
 
 /* A slot report built on the heap (nslots may be large). */
@@ -133,6 +139,14 @@ fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id);
  * went silent or unreachable; its job's slots are freed. */
 void tm__jm_silent(void *arg, const fl_heartbeat_event_t *ev);
 
+/* The JobMasters' heartbeat payloads (arg: te): tm__jm_probe takes the
+ * `submitted` of a JobMaster's request; tm__jm_report gives the job's
+ * packed DeploymentReport (jobmaster.proto) to answer it with, borrowed
+ * until the next call. */
+void tm__jm_probe(void *arg, const char *origin, const void *data, size_t len);
+void tm__jm_report(void *arg, const char *target, const void **data,
+                   size_t *len);
+
 /* tm__slot_task_ended: the last task of allocation alloc ended (its
  * thread joined): a slot RELEASING it becomes free and the
  * ResourceManager hears it is available. */
@@ -147,6 +161,19 @@ void tm__jobs_stop(tm_te_t *te);
  * (arming each one's cancellation watchdog) and returns how many there
  * are (their threads may still run). */
 size_t tm__cancel_slot_tasks(tm_te_t *te, const char *alloc);
+
+/* One attempt a TaskExecutor runs, for the deployment report; ending:
+ * its final state waits for the JobMaster's acknowledgement. */
+typedef struct tm_attempt {
+    uint32_t vertex, attempt;
+    bool ending;
+} tm_attempt_t;
+
+/* tm__job_attempts writes up to cap attempts of job_id into out (its
+ * tasks, then its unacknowledged final states) and returns how many
+ * there are, which may exceed cap. */
+size_t tm__job_attempts(const tm_te_t *te, const char *job_id,
+                        tm_attempt_t *out, size_t cap);
 
 /* tm__tasks_stop cancels every task and joins its thread: BLOCKS until
  * each saw its flag (within one record), or, for a thread stuck in a user

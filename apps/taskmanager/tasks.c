@@ -126,6 +126,7 @@ static void task_unlink(tm_te_t *te, tm_task_t *t)
  * acknowledged or refused it: a lost one would leave the job waiting for
  * ever. It outlives its task (freed once the thread ended). */
 typedef struct final_update {
+    struct final_update *next; /* in te->finals while it waits */
     tm_te_t *te;
     char job_id[33];
     uint32_t vertex, attempt;
@@ -136,6 +137,11 @@ typedef struct final_update {
 static void final_free(void *p)
 {
     final_update_t *u = p;
+    for (final_update_t **q = &u->te->finals; *q != NULL; q = &(*q)->next)
+        if (*q == u) {
+            *q = u->next;
+            break;
+        }
     free(u->name);
     free(u->message);
     free(u);
@@ -229,6 +235,8 @@ static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
             u->message = strdup(message ? message : "");
         }
         if (u != NULL && u->name != NULL && u->message != NULL) {
+            u->next = te->finals;
+            te->finals = u;
             final_send(u);
             return;
         }
@@ -590,4 +598,23 @@ void tm__tasks_stop(tm_te_t *te)
         /* Its posted transitions find it gone and are dropped. */
         task_free(t);
     }
+}
+
+size_t tm__job_attempts(const tm_te_t *te, const char *job_id,
+                        tm_attempt_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (const tm_task_t *t = te->tasks; t != NULL; t = t->next)
+        if (strcmp(t->job_id, job_id) == 0) {
+            if (n < cap)
+                out[n] = (tm_attempt_t){t->vertex, t->attempt, false};
+            n++;
+        }
+    for (const final_update_t *u = te->finals; u != NULL; u = u->next)
+        if (strcmp(u->job_id, job_id) == 0) {
+            if (n < cap)
+                out[n] = (tm_attempt_t){u->vertex, u->attempt, true};
+            n++;
+        }
+    return n;
 }

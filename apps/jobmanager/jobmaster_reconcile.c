@@ -1,0 +1,141 @@
+/*
+ * jobmaster_reconcile.c - the JobMaster's reconciliation of the
+ * TaskExecutors' deployment reports (jobmaster_int.h; Flink's
+ * ExecutionDeploymentReconciler, contract section 4 step 16).
+ *
+ * Each heartbeat request to a TaskExecutor says how many SubmitTask calls
+ * the JobMaster has made to it; the answer's DeploymentReport lists the
+ * job's attempts it runs and echoes that count. A TaskExecutor handles a
+ * gateway's calls in order, so a report that counts a submission was made
+ * after the submission was handled. An attempt is pending (never missing)
+ * until its SubmitTask was acknowledged and a report counts it: a report
+ * that races the deployment does not fail it.
+ *
+ * Its log lines (component app):
+ *   Task <name> attempt <k> is no longer on TaskManager <id>: not in its
+ *     deployment report                                           (warn)
+ *   TaskManager <id> runs attempt <k> of task <v>, which the JobMaster of
+ *     job <id> did not deploy there; cancelling it                 (info)
+ *   Deployment report of TaskManager <id> ignored: <why>; run the same
+ *     version of fling on every process of the cluster            (warn)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobmaster_int.h"
+
+void jm__hb_probe(void *arg, const char *target, const void **data, size_t *len)
+{
+    jm_jobmaster_t *jm = arg;
+    long i = jm__tm_find(jm, target);
+    if (i < 0)
+        return;
+    Fling__Cluster__JobMasterHeartbeatPayload p =
+        FLING__CLUSTER__JOB_MASTER_HEARTBEAT_PAYLOAD__INIT;
+    p.submitted = jm->tms[i].submitted;
+    /* At most 11 bytes: a tag and a 64-bit varint. */
+    *len = fling__cluster__job_master_heartbeat_payload__pack(&p, jm->probe);
+    *data = *len > 0 ? jm->probe : NULL;
+}
+
+/* True if the report r lists attempt k of vertex v. */
+static bool reported(const Fling__Cluster__DeploymentReport *r, size_t v,
+                     uint32_t k)
+{
+    for (size_t a = 0; a < r->n_attempts; a++)
+        if (r->attempts[a]->vertex == v && r->attempts[a]->attempt == k)
+            return true;
+    return false;
+}
+
+/* True if attempt a is vertex's current attempt, deployed on TaskExecutor
+ * i and not terminal here. */
+static bool known(jm_jobmaster_t *jm, size_t i,
+                  const Fling__Cluster__DeployedAttempt *a)
+{
+    if (a->vertex >= jm->nv || jm->rec->tasks[a->vertex].attempt != a->attempt)
+        return false;
+    long sl = jm->vslot[a->vertex];
+    return sl >= 0 && jm->slots[sl].tm == i &&
+           !jm__task_terminal(jm__task_state(jm, a->vertex));
+}
+
+/* Asks TaskExecutor i to cancel attempt a, which this JobMaster did not
+ * deploy there (or knows as over). */
+static void cancel_unknown(jm_jobmaster_t *jm, size_t i,
+                           const Fling__Cluster__DeployedAttempt *a)
+{
+    fl_log(FL_LOG_INFO,
+           "TaskManager %s runs attempt %u of task %u, which the JobMaster of "
+           "job %s did not deploy there; cancelling it",
+           jm->tms[i].resource_id, (unsigned)a->attempt, (unsigned)a->vertex,
+           jm->rec->job_id);
+    Fling__Cluster__ExecutionAttempt req =
+        FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
+    req.job_id = jm->rec->job_id;
+    req.vertex = a->vertex;
+    req.attempt = a->attempt;
+    fl_future_t *f = NULL;
+    fl_rpc_call(jm->tms[i].gw, (unsigned)jm->m_cancel, &req.base, 0, &f);
+    fl_future_release(f);
+}
+
+/* Vertex v's current attempt is no longer on TaskExecutor i: a
+ * cancellation is done; anything else failed (restart strategy). */
+static void missing(jm_jobmaster_t *jm, size_t i, size_t v)
+{
+    const jm_task_rec_t *t = &jm->rec->tasks[v];
+    char why[1024];
+    snprintf(why, sizeof why,
+             "Task %s attempt %u is no longer on TaskManager %s: not in its "
+             "deployment report",
+             t->name, (unsigned)t->attempt, jm->tms[i].resource_id);
+    fl_log(FL_LOG_WARN, "%s", why);
+    if (jm__task_state(jm, v) == XS(CANCELING)) {
+        jm__set_task_state(jm, v, XS(CANCELED), NULL);
+        jm__check_end(jm);
+        return;
+    }
+    jm__set_task_state(jm, v, XS(FAILED), why);
+    int before = jm->state;
+    jm__task_failed(jm, why);
+    /* Already restarting or failing: this task's end may be the last. */
+    if (jm->state == before)
+        jm__check_end(jm);
+}
+
+void jm__hb_report(void *arg, const char *origin, const void *data, size_t len)
+{
+    jm_jobmaster_t *jm = arg;
+    long i = jm__tm_find(jm, origin);
+    if (jm->ended || i < 0 || jm->tms[i].lost || len == 0)
+        return;
+    Fling__Cluster__DeploymentReport *r =
+        fling__cluster__deployment_report__unpack(NULL, len, data);
+    if (r == NULL || strcmp(r->job_id, jm->rec->job_id) != 0) {
+        fl_log(FL_LOG_WARN,
+               "Deployment report of TaskManager %s ignored: %s; run the same "
+               "version of fling on every process of the cluster",
+               origin,
+               r == NULL ? "its heartbeat payload is not a DeploymentReport"
+                         : "it is about another job");
+        if (r != NULL)
+            fling__cluster__deployment_report__free_unpacked(r, NULL);
+        return;
+    }
+    for (size_t a = 0; a < r->n_attempts; a++)
+        if (!r->attempts[a]->ending && !known(jm, (size_t)i, r->attempts[a]))
+            cancel_unknown(jm, (size_t)i, r->attempts[a]);
+    for (size_t v = 0; v < jm->nv && !jm->ended; v++) {
+        long sl = jm->vslot[v];
+        if (sl < 0 || jm->slots[sl].tm != (size_t)i ||
+            jm__task_terminal(jm__task_state(jm, v)))
+            continue;
+        if (!jm->slots[sl].acked || jm->slots[sl].submit_seq > r->submitted)
+            continue; /* pending */
+        if (!reported(r, v, jm->rec->tasks[v].attempt))
+            missing(jm, (size_t)i, v);
+    }
+    fling__cluster__deployment_report__free_unpacked(r, NULL);
+}
