@@ -256,8 +256,9 @@ static void test_stale_attempt_update_is_refused(void **state)
                      update(&x, 0, XS(FINISHED), "", msg, sizeof msg));
     char want[1600];
     snprintf(want, sizeof want,
-             "State update FINISHED of task 0 attempt #0 of job %s refused: "
-             "not a current attempt of this JobMaster's job",
+             "State update FINISHED of task 0 attempt #0 of job %s from "
+             "TaskManager fake refused: not a current attempt of this "
+             "JobMaster's job",
              x.id);
     assert_string_equal(want, msg);
     ft_await_reports(&x.te, 5);
@@ -298,10 +299,10 @@ static void test_task_failing_while_cancelled_ends_the_job(void **state)
 /* ---- (c) the heartbeats between the ResourceManager and a JobMaster ---- */
 
 /* Asserts that line is "<prefix>Heartbeat of '<target>' timed out: last
- * heard from <n> ms ago (at <time>), the timeout is 3000 ms; ..." with n
- * at least the timeout. */
+ * heard from <n> ms ago (at <time>), the timeout is 3000 ms; ...<suffix>"
+ * with n at least the timeout. */
 static void assert_timed_out(const char *line, const char *prefix,
-                             const char *target)
+                             const char *target, const char *suffix)
 {
     size_t np = strlen(prefix);
     assert_true(strncmp(line, prefix, np) == 0);
@@ -317,14 +318,15 @@ static void assert_timed_out(const char *line, const char *prefix,
     char want[2048];
     snprintf(want, sizeof want,
              "%s%s%lld ms ago (at %s), the timeout is 3000 ms; check that it "
-             "is alive and reachable, or raise heartbeat.timeout",
-             prefix, head, ms, at);
+             "is alive and reachable, or raise heartbeat.timeout%s",
+             prefix, head, ms, at, suffix);
     assert_string_equal(want, line);
 }
 
 /* The JobMaster of a job waiting for slots: the ResourceManager drops it
  * (DisconnectJobManager, as the test asks) and stops heartbeating it; the
- * JobMaster says it lost its ResourceManager and the job waits on. */
+ * JobMaster says it lost its ResourceManager, registers again and the job
+ * waits on. */
 static void test_jobmaster_notices_silent_resourcemanager(void **state)
 {
     (void)state;
@@ -368,8 +370,8 @@ static void test_jobmaster_notices_silent_resourcemanager(void **state)
     assert_string_equal(prefix, line);
     cf_next_app(&jm, line, sizeof line);
     snprintf(prefix, sizeof prefix,
-             "JobMaster of job %s lost its ResourceManager: ", id);
-    assert_timed_out(line, prefix, rm);
+             "JobMaster of job %s lost its ResourceManager %s: ", id, rm);
+    assert_timed_out(line, prefix, rm, "; registering again");
     Fling__Cluster__JobStatusReply *s = jc_status(&c, id);
     assert_int_equal(JS(RUNNING), s->state);
     assert_string_equal("", s->failure);
