@@ -11,6 +11,13 @@
  * message; the tests assert those exactly and in order. Each wait fails
  * the test after CF_WAIT_MS. Every child started is killed (SIGKILL) by
  * cf_teardown, so a failed test leaves none behind.
+ *
+ * A test reads a child's pipes only while it waits on that child (a line,
+ * its exit), so the others' output piles up in their pipes meanwhile.
+ * cf_spawn makes each pipe CF_PIPE_BYTES (1 MiB) where the kernel allows
+ * it (fs.pipe-max-size, the user's pipe quota; else it keeps 64 KiB,
+ * quietly): a child that writes more than that between two reads of the
+ * test blocks on its log until the test reads it.
  */
 #ifndef CLUSTER_FIXTURE_H
 #define CLUSTER_FIXTURE_H
@@ -41,6 +48,8 @@
 #define CF_MAX_PROCS 16
 #define CF_MAX_ARGS 48
 #define CF_BUF 65536
+/* The size asked for each pipe of a child (see above). */
+#define CF_PIPE_BYTES (1 << 20)
 
 /* One stream of a child: bytes read, not yet taken as lines. */
 typedef struct cf_stream {
@@ -86,6 +95,9 @@ static inline void cf_spawn(cf_proc_t *p, const char *name, const char *program,
     int out[2], err[2];
     if (pipe(out) != 0 || pipe(err) != 0)
         fail_msg("pipe: %s", strerror(errno));
+    /* A failure leaves the pipe as it was. */
+    (void)fcntl(out[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
+    (void)fcntl(err[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));

@@ -17,8 +17,11 @@
  * wants it.
  *
  * Needs root (ip netns, veth): run as another user it FAILS and says so.
- * The namespace is named after the pid (flpart<pid>), deleted by the
- * teardown, and namespaces left by a killed run are deleted at the start.
+ * The namespace is named after the pid (flpart<pid>), on a /30 that
+ * netns-pair.sh finds free on the host (under its lock, so parallel runs
+ * never share one). The teardown deletes it; so do SIGABRT (the case's
+ * alarm, which rings before ctest's SIGKILL), SIGTERM, SIGINT and SIGHUP;
+ * namespaces left by a run killed otherwise are deleted at the start.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -34,120 +37,20 @@
 #include "cluster_procs.h"
 #include "job_client.h"
 #include "jobmaster.pb-c.h"
+#include "netns_fixture.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
-#define NETNS_PAIR FLING_SOURCE_DIR "/scripts/netns-pair.sh"
-/* CF_FAST's heartbeat.timeout (its interval is 200 ms); docs/cluster.md
- * gives the figures measured. */
+/* CF_FAST's heartbeat.timeout and interval; docs/cluster.md gives the
+ * figures measured. */
 #define HB_TIMEOUT_MS 3000
-/* Detection may come up to one interval after the timeout (the check
- * runs per interval), plus the scheduling delay of a loaded machine. */
-#define DETECT_MARGIN_MS 1500
-
-static char ns[32], host[32], ns_addr[32];
-static const char *ip_prog;
-
-/* Runs the shell command fmt; asserts it exits 0. */
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("'%s' failed (status %d)", cmd, st);
-}
-
-/* Deletes the namespaces flpart<pid> of runs that are gone. */
-static void delete_stale_namespaces(void)
-{
-    FILE *f = popen("ip netns list 2>/dev/null", "r");
-    if (f == NULL)
-        return;
-    char line[256];
-    while (fgets(line, sizeof line, f) != NULL) {
-        long pid = 0;
-        if (sscanf(line, "flpart%ld", &pid) == 1 && pid > 0 &&
-            kill((pid_t)pid, 0) != 0 && pid != (long)getpid()) {
-            char cmd[512];
-            snprintf(cmd, sizeof cmd, "%s delete flpart%ld >/dev/null 2>&1",
-                     NETNS_PAIR, pid);
-            (void)!system(cmd);
-        }
-    }
-    pclose(f);
-}
-
-/* cf_spawn, with 1 MiB pipes: the test reads one process at a time, and a
- * burst of log lines of another (the ResourceManager asks for slots the
- * JobMaster declines until it too has seen the loss) must not block it on
- * a full pipe. */
-static void spawn(cf_proc_t *p, const char *name, const char *program,
-                  const char *const *args)
-{
-    cf_spawn(p, name, program, args);
-    fcntl(p->out.fd, F_SETPIPE_SZ, 1 << 20);
-    fcntl(p->err.fd, F_SETPIPE_SZ, 1 << 20);
-}
-
-/* The watchdog's abort skips the teardown: the children are killed and
- * the namespace deleted here (async-signal-safe calls only). */
-static void on_abort(int sig)
-{
-    for (size_t i = 0; i < CF_MAX_PROCS; i++)
-        if (cf_procs[i] != NULL && !cf_procs[i]->reaped)
-            kill(cf_procs[i]->pid, SIGKILL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *const argv[] = {(char *)NETNS_PAIR, (char *)"delete", ns, NULL};
-        execv(NETNS_PAIR, argv);
-        _exit(127);
-    }
-    if (pid > 0)
-        waitpid(pid, NULL, 0);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* The namespace flpart<pid> on 10.X.Y.0/24 (X, Y from the pid): the host
- * end is .1, the namespace's .2. */
-static int ns_setup(void **state)
-{
-    fl_test_arm(state);
-    static const char *const ips[] = {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip",
-                                      "/bin/ip"};
-    ip_prog = NULL;
-    for (size_t i = 0; i < sizeof ips / sizeof ips[0]; i++)
-        if (access(ips[i], X_OK) == 0)
-            ip_prog = ips[i];
-    long pid = (long)getpid();
-    snprintf(ns, sizeof ns, "flpart%ld", pid);
-    snprintf(host, sizeof host, "10.%ld.%ld.1", 128 + (pid >> 8) % 64,
-             pid & 255);
-    snprintf(ns_addr, sizeof ns_addr, "10.%ld.%ld.2", 128 + (pid >> 8) % 64,
-             pid & 255);
-    signal(SIGABRT, on_abort);
-    return 0;
-}
-
-static int ns_teardown(void **state)
-{
-    signal(SIGABRT, SIG_DFL);
-    cf_teardown(state);
-    if (geteuid() == 0 && ip_prog != NULL) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "%s delete %s", NETNS_PAIR, ns);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot delete namespace %s\n", ns);
-    }
-    return 0;
-}
-
+#define HB_INTERVAL_MS 200
+/* Detection may come up to an interval after the timeout (the check runs
+ * once an interval) and one more (the last heartbeat before the cut), plus
+ * 3 s of scheduling delay on a loaded machine (six builds on two cores,
+ * the sanitizers). */
+#define DETECT_MARGIN_MS (2 * HB_INTERVAL_MS + 3000)
 /* Milliseconds since the epoch of a log line's time stamp
  * ("2026-12-05T00:12:03.123456Z ..."). */
 static int64_t line_ms(const char *raw)
@@ -221,7 +124,7 @@ static int start_jm_at(cf_proc_t *jm)
                           "-D",
                           "restart-strategy.fixed-delay.delay=100 ms",
                           NULL};
-    spawn(jm, "jm", JM_PATH, args);
+    cf_spawn(jm, "jm", JM_PATH, args);
     char addr[256];
     int port = cf_read_address(jm, addr, sizeof addr);
     cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
@@ -261,7 +164,7 @@ static int start_tm_at(cf_proc_t *tm, cf_proc_t *jm, const char *id, bool in_ns,
         args[k++] = tm_args[i];
     args[k] = NULL;
     setenv("HOLD_FIFO", hold, 1);
-    spawn(tm, id, in_ns ? ip_prog : TM_PATH, args);
+    cf_spawn(tm, id, in_ns ? ip_prog : TM_PATH, args);
     unsetenv("HOLD_FIFO");
     char tm_addr[256];
     int port = cf_read_address(tm, tm_addr, sizeof tm_addr);
@@ -374,15 +277,9 @@ static fl_rpc_gateway_t *jobmaster_gateway(fl_rpc_service_t *svc, int port,
 static void test_silent_partition(void **state)
 {
     (void)state;
-    if (geteuid() != 0)
-        fail_msg("cluster_partition_test needs root (uid 0, it is %ld) for "
-                 "ip netns and veth links; run the suite as root",
-                 (long)geteuid());
-    if (ip_prog == NULL)
-        fail_msg("cluster_partition_test needs iproute2's ip; install "
-                 "iproute2");
+    need_root();
     delete_stale_namespaces();
-    sh("%s create %s %s %s", NETNS_PAIR, ns, host, ns_addr);
+    ns_create();
 
     static cf_proc_t jm, tm1, tm2;
     char *dir = scratch();
@@ -448,10 +345,12 @@ static void test_silent_partition(void **state)
     assert_int_equal(2, on_tm1[0] + on_tm1[1] + on_tm1[2] + on_tm1[3]);
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
-    /* The partition; then tm1's attempts #0 FINISH, and their updates
-     * wait in its connection to the JobMaster. */
+    /* The partition, somewhere between down_ms and cut_ms (netns-pair.sh
+     * is a shell and a few processes); then tm1's attempts #0 FINISH, and
+     * their updates wait in its connection to the JobMaster. */
     int64_t down_ms = wall_ms();
     sh("%s down %s", NETNS_PAIR, ns);
+    int64_t cut_ms = wall_ms();
     release(&tm1, fifo1, "(attempt #0) switched from RUNNING to FINISHED.", 2);
 
     /* 1. Detection, by the ResourceManager and by the JobMaster (each on
@@ -476,15 +375,21 @@ static void test_silent_partition(void **state)
         if (strcmp(m, "TaskManager tm1 lost: heartbeat timed out") != 0)
             continue;
         lost++;
-        int64_t ms = line_ms(raw) - down_ms;
+        /* At most ms_max and at least ms_min after the cut. */
+        int64_t ms_max = line_ms(raw) - down_ms;
+        int64_t ms_min = line_ms(raw) - cut_ms;
         fprintf(stderr,
-                "partition seen after %lld ms (heartbeat.timeout %d ms)\n",
-                (long long)ms, HB_TIMEOUT_MS);
+                "partition seen after %lld to %lld ms (heartbeat.timeout %d "
+                "ms)\n",
+                (long long)ms_min, (long long)ms_max, HB_TIMEOUT_MS);
         /* Earlier than the timeout by up to an interval (tm1's last
          * answer came before the cut), more on a loaded machine; never
          * long before it. */
-        assert_true(ms >= HB_TIMEOUT_MS / 2);
-        assert_true(ms <= HB_TIMEOUT_MS + DETECT_MARGIN_MS);
+        if (ms_max < HB_TIMEOUT_MS / 2 ||
+            ms_min > HB_TIMEOUT_MS + DETECT_MARGIN_MS)
+            fail_msg("partition seen after %lld to %lld ms, want %d to %d ms",
+                     (long long)ms_min, (long long)ms_max, HB_TIMEOUT_MS / 2,
+                     HB_TIMEOUT_MS + DETECT_MARGIN_MS);
     }
 
     /* The attempts #1 run in tm2's four slots (and hold). */
@@ -639,9 +544,177 @@ static void test_silent_partition(void **state)
     rm_scratch(dir);
 }
 
+/* The case's alarm rings before ctest's TIMEOUT (finding: under the
+ * sanitizers it rang at 180 s, after ctest's SIGKILL at 120 s). */
+static void test_alarm_rings_before_ctest(void **state)
+{
+    (void)state;
+    unsigned left = alarm(0);
+    alarm(left);
+    assert_true(left > 0);
+    assert_true(left <= PART_ALARM_S);
+    assert_true(PART_ALARM_S + 20 <= CTEST_TIMEOUT_S);
+}
+
+/* Runs `netns-pair.sh create <ns>b a b`, which must refuse with exit
+ * status 3 and the message want (and make nothing); then, before any
+ * assertion, the shell command undo unless NULL. */
+static void expect_refused(const char *a, const char *b, const char *want,
+                           const char *undo)
+{
+    char cmd[512], said[1024] = "", other[40];
+    snprintf(other, sizeof other, "%sb", ns);
+    snprintf(cmd, sizeof cmd, "%s create %s %s %s 2>&1", NETNS_PAIR, other, a,
+             b);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    if (fgets(said, sizeof said, f) != NULL)
+        said[strcspn(said, "\n")] = '\0';
+    int st = pclose(f);
+    /* Nothing of the refused namespace was made (deleted, in any case). */
+    bool made = ns_listed(other);
+    snprintf(cmd, sizeof cmd, "%s delete %s", NETNS_PAIR, other);
+    (void)!system(cmd);
+    if (undo != NULL)
+        (void)!system(undo);
+    assert_false(made);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(3, WEXITSTATUS(st));
+    assert_string_equal(want, said);
+}
+
+/* netns-pair.sh refuses an address of a network the host has, an address
+ * or a route, with exit status 3 and what it overlaps. */
+static void test_address_in_use_is_refused(void **state)
+{
+    (void)state;
+    need_root();
+    delete_stale_namespaces();
+    ns_create();
+    char a[64], b[64], want[1024];
+    snprintf(a, sizeof a, "%s/30", host);
+    snprintf(b, sizeof b, "%s/30", ns_addr);
+    snprintf(want, sizeof want,
+             "%s: address %s for namespace '%sb' is in use on this host: it "
+             "overlaps address %s of %s-h; choose a free subnet, or give no "
+             "addresses to have a free /30 picked",
+             NETNS_PAIR, a, ns, a, ns);
+    expect_refused(a, b, want, NULL);
+    /* A route alone, in a table of this run's own (benchmark range
+     * 198.18.0.0/15, which no address here has). */
+    int table = 10000 + (int)(getpid() % 1000000);
+    sh("%s route add blackhole 198.18.7.0/24 table %d", ip_prog, table);
+    snprintf(want, sizeof want,
+             "%s: address 198.18.7.5/30 for namespace '%sb' is in use on "
+             "this host: it overlaps route 'blackhole 198.18.7.0/24 table "
+             "%d'; choose a free subnet, or give no addresses to have a "
+             "free /30 picked",
+             NETNS_PAIR, ns, table);
+    char undo[256];
+    snprintf(undo, sizeof undo, "%s route del blackhole 198.18.7.0/24 table %d",
+             ip_prog, table);
+    expect_refused("198.18.7.5/30", "198.18.7.6/30", want, undo);
+}
+
+/* A child sets up as the partition case does, makes its namespace,
+ * starts a process, says so on a pipe and waits; then either the test
+ * sends it sig, or (sig 0) its alarm rings. It must end by `ends`, its
+ * namespace and its process gone. */
+static void check_cleanup(int sig, int ends)
+{
+    need_root();
+    delete_stale_namespaces();
+    int fds[2];
+    assert_int_equal(0, pipe2(fds, O_CLOEXEC));
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        close(fds[0]);
+        ns_setup(NULL);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s create %s >/dev/null", NETNS_PAIR, ns);
+        if (system(cmd) != 0)
+            _exit(1);
+        static cf_proc_t sleeper;
+        const char *args[] = {"1000", NULL};
+        cf_spawn(&sleeper, "sleep", "/bin/sleep", args);
+        char msg[64];
+        int len = snprintf(msg, sizeof msg, "%ld\n", (long)sleeper.pid);
+        if (write(fds[1], msg, (size_t)len) != len)
+            _exit(1);
+        if (sig == 0)
+            alarm(1);
+        for (;;)
+            pause();
+    }
+    close(fds[1]);
+    char name[32], got[64] = "";
+    snprintf(name, sizeof name, "flpart%ld", (long)child);
+    /* The child's pid line, then EOF when it has ended. */
+    size_t len = 0;
+    uint64_t deadline = cf_now_ms() + CF_WAIT_MS;
+    bool eof = false, signalled = false;
+    while (!eof && cf_now_ms() < deadline) {
+        if (sig != 0 && !signalled && memchr(got, '\n', len) != NULL) {
+            kill(child, sig);
+            signalled = true;
+        }
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(fds[0], got + len, sizeof got - 1 - len);
+        eof = r <= 0;
+        if (r > 0)
+            len += (size_t)r;
+    }
+    close(fds[0]);
+    if (!eof)
+        kill(child, SIGKILL);
+    int ws = 0;
+    waitpid(child, &ws, 0);
+    pid_t sleeper = (pid_t)atol(got);
+    bool left = ns_listed(name), sleeping = sleeper > 0 && runs(sleeper);
+    /* Whatever the outcome, nothing stays behind. */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s delete %s", NETNS_PAIR, name);
+    (void)!system(cmd);
+    if (sleeping)
+        kill(sleeper, SIGKILL);
+    assert_true(eof);
+    assert_true(sleeper > 0);
+    assert_true(WIFSIGNALED(ws));
+    assert_int_equal(ends, WTERMSIG(ws));
+    if (left)
+        fail_msg("namespace %s left behind after signal %d", name, ends);
+    if (sleeping)
+        fail_msg("process %ld left running after signal %d", (long)sleeper,
+                 ends);
+}
+
+static void test_sigterm_deletes_the_namespace(void **state)
+{
+    (void)state;
+    check_cleanup(SIGTERM, SIGTERM);
+}
+
+static void test_alarm_deletes_the_namespace(void **state)
+{
+    (void)state;
+    fprintf(stderr, "(a child's alarm rings below: expected)\n");
+    check_cleanup(0, SIGABRT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_alarm_rings_before_ctest, ns_setup,
+                                        ns_teardown),
+        cmocka_unit_test_setup_teardown(test_address_in_use_is_refused,
+                                        ns_setup, ns_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_deletes_the_namespace,
+                                        ns_setup, ns_teardown),
+        cmocka_unit_test_setup_teardown(test_alarm_deletes_the_namespace,
+                                        ns_setup, ns_teardown),
         cmocka_unit_test_setup_teardown(test_silent_partition, ns_setup,
                                         ns_teardown),
     };
