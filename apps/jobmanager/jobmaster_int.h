@@ -155,6 +155,11 @@ void jm__rm_free(jm_jobmaster_t *jm);
 /* The ResourceManager's heartbeats stopped (arg: jm): register again. */
 void jm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
 
+/* Declares the job's slots to the ResourceManager (none while it is not
+ * registered there): after each registration, and after a loss of slots,
+ * which ends the ResourceManager's hold-offs for the job. Never blocks. */
+void jm__rm_declare(jm_jobmaster_t *jm);
+
 /* ---- jobmaster_reconcile.c -------------------------------------------- */
 
 /* The heartbeat sender's payloads (arg: jm; Flink's

@@ -80,6 +80,13 @@ static void on_success(fl_registered_connection_t *c,
      * answer. */
     fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm, NULL);
+    jm__rm_declare(jm);
+}
+
+void jm__rm_declare(jm_jobmaster_t *jm)
+{
+    if (jm->ended || jm->rm == NULL)
+        return;
     Fling__Cluster__ResourceRequirements req =
         FLING__CLUSTER__RESOURCE_REQUIREMENTS__INIT;
     req.job_id = jm->rec->job_id;

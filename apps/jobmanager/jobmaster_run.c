@@ -521,6 +521,7 @@ void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how)
     char why[700];
     snprintf(why, sizeof why, "TaskManager %s lost: %s", resource_id, how);
     fl_log(FL_LOG_INFO, "%s", why);
+    jm__rm_declare(jm); /* the RM's hold-offs for the job end */
     bool failed = false;
     for (size_t v = 0; v < jm->nv; v++) {
         long sl = jm->vslot[v];

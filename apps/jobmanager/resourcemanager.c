@@ -132,14 +132,15 @@ static void log_report(const worker_t *w, size_t nslots, int free_slots)
 
 /* Takes a report in: the slot table follows it (a TaskExecutor registered
  * again keeps its slots; a slot it shows free is free unless its
- * RequestSlot is in flight); logs it when the number of free slots
- * changed; after the first report, and whenever it freed a slot, the free
- * slots are offered to the jobs. */
+ * RequestSlot is in flight or just granted); logs it when the number of
+ * free slots changed; after the first report, and whenever it lowered a
+ * job's count (freed a slot or showed it taken by another allocation),
+ * the free slots are offered to the jobs. */
 static void take_report(jm_rm_t *rm, worker_t *w,
                         const Fling__Cluster__SlotReport *r)
 {
     int free_slots = 0;
-    bool freed = false;
+    bool lowered = false;
     /* The slots taken first: a job that got a slot elsewhere in this
      * report does not back off for the one it lost. */
     for (int pass = 0; pass < 2; pass++)
@@ -150,13 +151,13 @@ static void take_report(jm_rm_t *rm, worker_t *w,
                 continue;
             free_slots += is_free;
             if (rm__slot_reported(rm, w, s->index, s->allocation_id, s->job_id))
-                freed = true;
+                lowered = true;
         }
     bool first = w->free_slots < 0;
     if (free_slots != w->free_slots)
         log_report(w, r->n_slots, free_slots);
     w->free_slots = free_slots;
-    if (first || freed)
+    if (first || lowered)
         rm__allocate(rm);
 }
 
@@ -460,6 +461,11 @@ static int rm_on_start(fl_rpc_endpoint_t *ep, void *state)
     };
     char why[512];
     int rc = fl_cluster_heartbeat_opts(rm->cfg, &o, why, sizeof why);
+    /* A report built before a granted RequestSlot comes within about two
+     * heartbeats of its reply (rm__slot_reported). */
+    rm->grant_grace_ms =
+        2 *
+        (o.interval_ms > 0 ? o.interval_ms : FL_HEARTBEAT_DEFAULT_INTERVAL_MS);
     if (rc == FL_OK)
         rc = fl_heartbeat_manager_alloc(ep, &o, &rm->hb, why, sizeof why);
     if (rc != FL_OK)

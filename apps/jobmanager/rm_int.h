@@ -24,11 +24,15 @@ typedef struct worker {
     int free_slots; /* -1 until the first report */
     /* Per slot, the allocation the slot manager gave it or a report
      * showed, and the job ("" free); pending while the RequestSlot of
-     * alloc is in flight (Flink's PENDING slot): nslots entries. */
+     * alloc is in flight (Flink's PENDING slot); after its reply, a
+     * report showing the slot free is ignored until granted_until (a
+     * monotonic ms; 0: no longer), as it may predate the request:
+     * nslots entries. */
     struct {
         char alloc[33];
         char job[33];
         bool pending;
+        int64_t granted_until;
     } * alloc;
 } worker_t;
 
@@ -45,8 +49,9 @@ struct jm_rm {
     int m_heartbeat, m_disconnect, m_request_slot;
     /* The registered JobMasters (slot_manager.c). */
     struct rm_job *jobs;
-    bool stopping;        /* no slot requests once set */
-    int64_t retry_due_ms; /* a backed-off rm__allocate is armed for then */
+    bool stopping;          /* no slot requests once set */
+    int64_t retry_due_ms;   /* a backed-off rm__allocate is armed for then */
+    int64_t grant_grace_ms; /* 2 x heartbeat.interval */
     char id[64];
 };
 
@@ -62,14 +67,17 @@ void rm__allocate(jm_rm_t *rm);
 
 /* rm__slot_reported takes slot i of w's table as the TaskExecutor's
  * report shows it: allocated (alloc, job) or free (alloc ""), with the
- * jobs' allocated counts. A slot whose RequestSlot is in flight stays
+ * jobs' allocated counts. A slot whose RequestSlot is in flight, or was
+ * granted less than grant_grace_ms ago and not shown held since, stays
  * allocated when the report shows it free (the report may predate the
- * request). Returns true when the report freed a slot of the table. */
+ * request). Returns true when the report lowered a job's allocated count
+ * (it freed a slot, or showed one taken by another allocation): the
+ * caller runs rm__allocate then. */
 bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                        const char *job);
 
-/* rm__slots_gone forgets the allocations of w (being dropped) and asks for
- * slots elsewhere. */
+/* rm__slots_gone forgets the allocations of w (being dropped) and the
+ * jobs' hold-offs for its resource id, and asks for slots elsewhere. */
 void rm__slots_gone(jm_rm_t *rm, worker_t *w);
 
 /* rm__jobs_free frees the job table. */

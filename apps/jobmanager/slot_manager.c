@@ -8,13 +8,17 @@
  *
  * Slot states (Flink's DefaultSlotTracker): free, pending (our RequestSlot
  * is in flight) and allocated. The TaskExecutors' slot reports win over
- * the table, but for a pending slot shown free: that report may predate
- * the request. A slot of a job that comes back free while the job still
- * needs slots (its JobMaster declined it, the request failed, a report
- * shows it free) holds the requests to that TaskExecutor for that job
- * off: BACKOFF_MIN_MS, doubled at each such slot up to BACKOFF_MAX_MS,
- * reset once a report shows a slot of the job held there. Flink has no
- * key for it, hence constants.
+ * the table, but for a pending slot shown free, or one granted less than
+ * 2 x heartbeat.interval ago and not shown held since: that report may
+ * predate the request (it comes on the TaskExecutor's connection, the
+ * reply on ours). A report showing a slot taken by another allocation
+ * lowers its job's count, and the job is offered slots again. A slot of a
+ * job that comes back free while the job still needs slots (its JobMaster
+ * declined it, the request failed, a report shows it free) holds the
+ * requests to that TaskExecutor for that job off: BACKOFF_MIN_MS, doubled
+ * at each such slot up to BACKOFF_MAX_MS, reset once a report shows a
+ * slot of the job held there, the job declares its needs again, or the
+ * TaskExecutor is dropped. Flink has no key for it, hence constants.
  *
  * Its log lines (component app, level info):
  *   Registered JobMaster of job <id> at <address>
@@ -73,6 +77,17 @@ static rm_job_t *job_find(const jm_rm_t *rm, const char *job_id)
     return NULL;
 }
 
+/* j declared its needs again (as after a loss), or is removed: no
+ * hold-off left. */
+static void backoffs_clear(rm_job_t *j)
+{
+    while (j->backoffs != NULL) {
+        backoff_t *b = j->backoffs;
+        j->backoffs = b->next;
+        free(b);
+    }
+}
+
 static void job_remove(jm_rm_t *rm, rm_job_t *job)
 {
     for (rm_job_t **p = &rm->jobs; *p != NULL; p = &(*p)->next)
@@ -81,11 +96,7 @@ static void job_remove(jm_rm_t *rm, rm_job_t *job)
             if (rm->hb != NULL && job->gw != NULL)
                 fl_heartbeat_unmonitor(rm->hb, job->hb_id);
             fl_rpc_gateway_free(job->gw);
-            while (job->backoffs != NULL) {
-                backoff_t *b = job->backoffs;
-                job->backoffs = b->next;
-                free(b);
-            }
+            backoffs_clear(job);
             free(job->address);
             free(job);
             return;
@@ -210,11 +221,12 @@ static backoff_t *backoff_find(rm_job_t *j, const char *resource_id, bool make)
     return b;
 }
 
-/* A slot of j on w held: the next hold-off is the shortest again. */
-static void backoff_reset(rm_job_t *j, const worker_t *w)
+/* A slot of j on resource_id held, or that TaskExecutor gone: the next
+ * hold-off there is the shortest again. */
+static void backoff_reset(rm_job_t *j, const char *resource_id)
 {
     for (backoff_t **p = &j->backoffs; *p != NULL; p = &(*p)->next)
-        if (strcmp((*p)->resource_id, w->resource_id) == 0) {
+        if (strcmp((*p)->resource_id, resource_id) == 0) {
             backoff_t *b = *p;
             *p = b->next;
             free(b);
@@ -232,12 +244,15 @@ static rm_job_t *slot_clear(jm_rm_t *rm, worker_t *w, uint32_t i)
     w->alloc[i].alloc[0] = '\0';
     w->alloc[i].job[0] = '\0';
     w->alloc[i].pending = false;
+    w->alloc[i].granted_until = 0;
     return j;
 }
 
+static void retry_at(jm_rm_t *rm, int64_t due);
+
 /* Slot i of w came back free (slot_clear): when its job still needs
  * slots, that TaskExecutor is not asked for the job again before the
- * hold-off. */
+ * hold-off, and rm__allocate runs again then. */
 static void slot_freed(jm_rm_t *rm, worker_t *w, uint32_t i)
 {
     rm_job_t *j = slot_clear(rm, w, i);
@@ -253,6 +268,7 @@ static void slot_freed(jm_rm_t *rm, worker_t *w, uint32_t i)
            (unsigned)i, w->resource_id, j->job_id, (long long)b->delay_ms);
     b->delay_ms =
         b->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->delay_ms * 2;
+    retry_at(rm, b->until_ms);
 }
 
 /* Takes slot i of w as allocation alloc of job (in the table and the
@@ -263,14 +279,17 @@ static void slot_take(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
     snprintf(w->alloc[i].alloc, sizeof w->alloc[i].alloc, "%s", alloc);
     snprintf(w->alloc[i].job, sizeof w->alloc[i].job, "%s", job);
     w->alloc[i].pending = false;
+    w->alloc[i].granted_until = 0;
     rm_job_t *j = job_find(rm, job);
     if (j != NULL)
         j->allocated++;
 }
 
-/* A requestSlot's outcome: it is no longer in flight; a refused or failed
+/* A requestSlot's outcome: it is no longer in flight; a granted one stays
+ * protected from older reports for grant_grace_ms; a refused or failed
  * request frees the slot in the table (and holds the next requests to
- * that TaskExecutor for the job off). */
+ * that TaskExecutor for the job off), and the jobs are offered slots
+ * again (also when a report took the slot meanwhile). */
 typedef struct slot_req {
     jm_rm_t *rm;
     char resource_id[256];
@@ -288,6 +307,8 @@ static void slot_requested_body(fl_future_t *f, void *arg)
     if (ours)
         w->alloc[r->index].pending = false;
     if (fl_future_error(f) == FL_OK) {
+        if (ours)
+            w->alloc[r->index].granted_until = now_ms() + r->rm->grant_grace_ms;
         fl_log(FL_LOG_DEBUG,
                "Slot request %s to TaskManager %s for job %s succeeded",
                r->alloc, r->resource_id, r->job);
@@ -296,10 +317,9 @@ static void slot_requested_body(fl_future_t *f, void *arg)
     fl_log(FL_LOG_WARN,
            "Slot request %s to TaskManager %s for job %s failed: %s", r->alloc,
            r->resource_id, r->job, fl_future_message(f));
-    if (ours) {
+    if (ours)
         slot_freed(r->rm, w, r->index);
-        rm__allocate(r->rm);
-    }
+    rm__allocate(r->rm);
 }
 
 /* fl_rpc_on_complete hands arg over to the callback when it runs. */
@@ -342,6 +362,8 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
         memcpy(r->alloc, alloc, sizeof r->alloc);
         memcpy(r->job, j->job_id, sizeof r->job);
         fl_rpc_on_complete(rm->ep, f, slot_requested, r, free);
+    } else { /* its outcome unknown: the reports tell */
+        w->alloc[i].pending = false;
     }
     fl_future_release(f);
 }
@@ -409,8 +431,10 @@ bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
     if (i >= w->nslots)
         return false;
     if (alloc[0] == '\0') {
-        if (w->alloc[i].alloc[0] == '\0' || w->alloc[i].pending)
-            return false; /* a report may predate the request in flight */
+        /* A report may predate the request in flight or just granted. */
+        if (w->alloc[i].alloc[0] == '\0' || w->alloc[i].pending ||
+            w->alloc[i].granted_until > now_ms())
+            return false;
         fl_log(FL_LOG_INFO,
                "Slot %u of TaskManager %s is free as its report shows "
                "(allocation %s of job %s is forgotten)",
@@ -422,20 +446,22 @@ bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
         return false;
     if (strcmp(w->alloc[i].alloc, alloc) == 0) {
         if (!w->alloc[i].pending) { /* held there: no hold-off */
+            w->alloc[i].granted_until = 0;
             rm_job_t *j = job_find(rm, job);
             if (j != NULL)
-                backoff_reset(j, w);
+                backoff_reset(j, w->resource_id);
         }
         return false;
     }
-    if (w->alloc[i].alloc[0] != '\0') /* the TaskExecutor knows better */
-        slot_clear(rm, w, i);
+    /* The TaskExecutor knows better: the job of the allocation it
+     * displaces has one slot less. */
+    bool lowered = w->alloc[i].alloc[0] != '\0' && slot_clear(rm, w, i) != NULL;
     slot_take(rm, w, i, alloc, job);
     fl_log(FL_LOG_INFO,
            "Slot %u of TaskManager %s is allocated to job %s (allocation %s) "
            "as its report shows",
            (unsigned)i, w->resource_id, job, alloc);
-    return false;
+    return lowered;
 }
 
 void rm__slots_gone(jm_rm_t *rm, worker_t *w)
@@ -443,6 +469,9 @@ void rm__slots_gone(jm_rm_t *rm, worker_t *w)
     for (uint32_t i = 0; i < w->nslots; i++)
         if (w->alloc[i].alloc[0] != '\0')
             slot_clear(rm, w, i);
+    /* A process registered again under its id starts afresh. */
+    for (rm_job_t *j = rm->jobs; j != NULL; j = j->next)
+        backoff_reset(j, w->resource_id);
     rm__allocate(rm);
 }
 
@@ -523,6 +552,9 @@ void rm_declare_required_resources(
         return;
     }
     j->required = req->slots;
+    /* Its JobMaster declares again after a loss: the hold-offs of the
+     * slots it declined meanwhile (counting the lost ones) end. */
+    backoffs_clear(j);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
     rm__allocate(rm);

@@ -2,10 +2,12 @@
  * cluster_slot_table_test.c - the ResourceManager's slot table against a
  * TaskExecutor and a JobMaster that this test plays (issue 17, contract
  * section 4 steps 11-13 and 19-21): the slot reports of the heartbeats
- * win over the table but for a RequestSlot in flight, and a slot that
- * comes back free holds the next requests for its job off. Synchronised
- * on the fake TaskExecutor's calls and the JobManager's log (its app
- * component at debug, FLING_TRACE=app).
+ * win over the table but for a RequestSlot in flight or just granted, a
+ * report that displaces a request has the job asked for another slot, and
+ * a slot that comes back free holds the next requests for its job off
+ * until a report shows it held, the job declares again or the
+ * TaskExecutor is dropped. Synchronised on the fake TaskExecutor's calls
+ * and the JobManager's log (its app component at debug, FLING_TRACE=app).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +25,12 @@
 #define OTHER_JOB "ffffffffffffffffffffffffffffffff"
 #define ALLOC_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define ALLOC_D "dddddddddddddddddddddddddddddddd"
+
+/* heartbeat.interval of the JobManager and the fake: a granted slot is
+ * kept from reports showing it free for twice that. Long enough that the
+ * test's report right after a grant is well inside that grace. */
+#define INTERVAL_MS 2000
+#define GRACE_MS (2 * INTERVAL_MS)
 
 /* The RequestSlots that came to the fake TaskExecutor, on its main thread
  * but for the test thread's reads under mu. */
@@ -187,7 +195,8 @@ static void rm_call_ack(table_fx_t *x, const char *method,
 }
 
 /* Starts a JobManager whose heartbeats time out after 60 s (the fakes
- * send none) and waits for its ResourceManager and Dispatcher. */
+ * send none), sent each INTERVAL_MS, and waits for its ResourceManager and
+ * Dispatcher. */
 static int start_table_jm(cf_proc_t *jm)
 {
     const char *args[] = {"-D",
@@ -197,6 +206,8 @@ static int start_table_jm(cf_proc_t *jm)
                           CF_FAST,
                           "-D",
                           "heartbeat.timeout=60 s",
+                          "-D",
+                          "heartbeat.interval=2000 ms",
                           NULL};
     setenv("FLING_TRACE", "app", 1);
     cf_spawn(jm, "jm", JM_PATH, args);
@@ -210,6 +221,71 @@ static int start_table_jm(cf_proc_t *jm)
         disp = disp || strstr(line, "Dispatcher ") == line;
     }
     return port;
+}
+
+/* Registers the fake TaskExecutor (tmx, 2 slots) from the process
+ * session and sends its first report: both slots free. A registration
+ * before it (from another session) is dropped. */
+static void fx_register(table_fx_t *x, const char *session)
+{
+    bool again = x->instance_id[0] != '\0';
+    Fling__Cluster__TaskExecutorRegistration reg =
+        FLING__CLUSTER__TASK_EXECUTOR_REGISTRATION__INIT;
+    reg.address = (char *)fl_rpc_endpoint_address(x->te_ep);
+    reg.resource_id = "tmx";
+    reg.session_id = (char *)session;
+    reg.num_slots = 2;
+    /* The cluster-wide keys (apps/common/process.c) as the JobManager has
+     * them. */
+    static const char *const keys[] = {
+        FL_CONFIG_RPC_FRAMESIZE, FL_CONFIG_HEARTBEAT_INTERVAL,
+        FL_CONFIG_HEARTBEAT_TIMEOUT, FL_CONFIG_HA_CLUSTER_ID};
+    fl_config_t *cfg = fl_config_alloc();
+    assert_non_null(cfg);
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_HEARTBEAT_INTERVAL, "2000 ms", NULL, 0));
+    assert_fl_ok(
+        fl_config_set(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, "60 s", NULL, 0));
+    char values[4][256];
+    Fling__Cluster__ConfigEntry entries[4], *eptrs[4];
+    for (size_t i = 0; i < 4; i++) {
+        fl_config_get_text(cfg, keys[i], values[i], sizeof values[i]);
+        fling__cluster__config_entry__init(&entries[i]);
+        entries[i].key = (char *)keys[i];
+        entries[i].value = values[i];
+        eptrs[i] = &entries[i];
+    }
+    fl_config_free(cfg);
+    reg.n_cluster_config = 4;
+    reg.cluster_config = eptrs;
+    Fling__Cluster__TaskExecutorRegistrationReply *r =
+        (Fling__Cluster__TaskExecutorRegistrationReply *)rm_call(
+            x, "RegisterTaskExecutor", &reg.base);
+    if (r->outcome !=
+        FLING__CLUSTER__TASK_EXECUTOR_REGISTRATION_REPLY__OUTCOME__SUCCESS)
+        fail_msg("registration of tmx refused: %s", r->reason);
+    snprintf(x->instance_id, sizeof x->instance_id, "%s", r->instance_id);
+    snprintf(x->rm_hb_id, sizeof x->rm_hb_id, "%s", r->rm_resource_id);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    if (again)
+        cf_expect_app(x->jm, "TaskManager tmx registers again from a new "
+                             "process; its old registration is dropped");
+    cf_expect_app(x->jm, "Registered TaskManager tmx at %s with 2 slots",
+                  reg.address);
+    Fling__Cluster__SlotStatus s0 = FLING__CLUSTER__SLOT_STATUS__INIT,
+                               s1 = FLING__CLUSTER__SLOT_STATUS__INIT;
+    s1.index = 1;
+    Fling__Cluster__SlotStatus *slots[] = {&s0, &s1};
+    Fling__Cluster__SlotReport report = FLING__CLUSTER__SLOT_REPORT__INIT;
+    report.n_slots = 2;
+    report.slots = slots;
+    Fling__Cluster__SlotReportRequest sr =
+        FLING__CLUSTER__SLOT_REPORT_REQUEST__INIT;
+    sr.resource_id = "tmx";
+    sr.instance_id = x->instance_id;
+    sr.report = &report;
+    rm_call_ack(x, "SendSlotReport", &sr.base);
+    cf_expect_app(x->jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
 }
 
 /* Starts the JobManager and the fakes, registers the fake TaskExecutor
@@ -250,61 +326,7 @@ static void fx_start(table_fx_t *x, bool hold)
              "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
     fl_fencing_token_t zero = {{0}};
     x->rm = fl_test_connect(x->svc, address, rm_desc(), &zero);
-
-    Fling__Cluster__TaskExecutorRegistration reg =
-        FLING__CLUSTER__TASK_EXECUTOR_REGISTRATION__INIT;
-    reg.address = (char *)fl_rpc_endpoint_address(x->te_ep);
-    reg.resource_id = "tmx";
-    reg.session_id = "session1";
-    reg.num_slots = 2;
-    /* The cluster-wide keys (apps/common/process.c) as the JobManager has
-     * them. */
-    static const char *const keys[] = {
-        FL_CONFIG_RPC_FRAMESIZE, FL_CONFIG_HEARTBEAT_INTERVAL,
-        FL_CONFIG_HEARTBEAT_TIMEOUT, FL_CONFIG_HA_CLUSTER_ID};
-    fl_config_t *cfg = fl_config_alloc();
-    assert_non_null(cfg);
-    assert_fl_ok(
-        fl_config_set(cfg, FL_CONFIG_HEARTBEAT_INTERVAL, "200 ms", NULL, 0));
-    assert_fl_ok(
-        fl_config_set(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, "60 s", NULL, 0));
-    char values[4][256];
-    Fling__Cluster__ConfigEntry entries[4], *eptrs[4];
-    for (size_t i = 0; i < 4; i++) {
-        fl_config_get_text(cfg, keys[i], values[i], sizeof values[i]);
-        fling__cluster__config_entry__init(&entries[i]);
-        entries[i].key = (char *)keys[i];
-        entries[i].value = values[i];
-        eptrs[i] = &entries[i];
-    }
-    fl_config_free(cfg);
-    reg.n_cluster_config = 4;
-    reg.cluster_config = eptrs;
-    Fling__Cluster__TaskExecutorRegistrationReply *r =
-        (Fling__Cluster__TaskExecutorRegistrationReply *)rm_call(
-            x, "RegisterTaskExecutor", &reg.base);
-    if (r->outcome !=
-        FLING__CLUSTER__TASK_EXECUTOR_REGISTRATION_REPLY__OUTCOME__SUCCESS)
-        fail_msg("registration of tmx refused: %s", r->reason);
-    snprintf(x->instance_id, sizeof x->instance_id, "%s", r->instance_id);
-    snprintf(x->rm_hb_id, sizeof x->rm_hb_id, "%s", r->rm_resource_id);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
-    cf_expect_app(&jm, "Registered TaskManager tmx at %s with 2 slots",
-                  reg.address);
-    Fling__Cluster__SlotStatus s0 = FLING__CLUSTER__SLOT_STATUS__INIT,
-                               s1 = FLING__CLUSTER__SLOT_STATUS__INIT;
-    s1.index = 1;
-    Fling__Cluster__SlotStatus *slots[] = {&s0, &s1};
-    Fling__Cluster__SlotReport report = FLING__CLUSTER__SLOT_REPORT__INIT;
-    report.n_slots = 2;
-    report.slots = slots;
-    Fling__Cluster__SlotReportRequest sr =
-        FLING__CLUSTER__SLOT_REPORT_REQUEST__INIT;
-    sr.resource_id = "tmx";
-    sr.instance_id = x->instance_id;
-    sr.report = &report;
-    rm_call_ack(x, "SendSlotReport", &sr.base);
-    cf_expect_app(&jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
+    fx_register(x, "session1");
 
     Fling__Cluster__JobMasterRegistration jr =
         FLING__CLUSTER__JOB_MASTER_REGISTRATION__INIT;
@@ -414,7 +436,8 @@ static void fx_end(table_fx_t *x)
     pthread_mutex_destroy(&x->te.mu);
 }
 
-/* The heartbeat's report disagrees with the table: the slot the
+/* The heartbeat's report disagrees with the table (once a report has
+ * shown the granted slot held, which ends its grace): the slot the
  * ResourceManager gave the job is free there, the one it thinks free is
  * taken by the job; then both are taken (one by a job it does not know),
  * then both are free. The table follows each report: no slot is
@@ -428,7 +451,10 @@ static void test_heartbeat_report_overrides_the_table(void **state)
     char a[33], c[33];
     fx_expect_request(&x, 0, 1, a);
     fx_expect_granted(&x, a);
+    fx_heartbeat_report(&x, a, JOB, NULL, NULL);
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
 
+    /* Within the grace, but the slot was shown held since. */
     fx_heartbeat_report(&x, NULL, NULL, ALLOC_B, JOB);
     cf_expect_app(x.jm, "Slot 1 of TaskManager tmx is allocated to job " JOB
                         " (allocation " ALLOC_B ") as its report shows");
@@ -436,7 +462,6 @@ static void test_heartbeat_report_overrides_the_table(void **state)
                   "Slot 0 of TaskManager tmx is free as its report shows "
                   "(allocation %s of job " JOB " is forgotten)",
                   a);
-    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
 
     /* The job has its slot: nothing is requested before these lines. */
     fx_heartbeat_report(&x, ALLOC_D, OTHER_JOB, ALLOC_B, JOB);
@@ -461,9 +486,9 @@ static void test_heartbeat_report_overrides_the_table(void **state)
     fx_end(&x);
 }
 
-/* A report showing the slot free while its RequestSlot is in flight may
- * predate the request: the slot stays the job's. Once the request is
- * answered, the same report frees it. */
+/* A report showing the slot free while its RequestSlot is in flight, or
+ * within GRACE_MS of its reply, may predate the request: the slot stays
+ * the job's. Once the grace has passed, the same report frees it. */
 static void test_report_keeps_a_slot_requested(void **state)
 {
     (void)state;
@@ -488,8 +513,31 @@ static void test_report_keeps_a_slot_requested(void **state)
     pthread_mutex_unlock(&x.te.mu);
     ack(closure, held);
     fx_expect_granted(&x, a);
+    /* The grant was logged before the test read it: the grace ends after
+     * granted_ms + GRACE_MS at the earliest. */
+    uint64_t granted_ms = mono_ms();
 
+    /* The reply came on the ResourceManager's connection, this report on
+     * the TaskExecutor's: it may have been built before the request. */
     fx_heartbeat_report(&x, NULL, NULL, ALLOC_D, OTHER_JOB);
+    /* Nothing logged for it: the next lines are the next report's. */
+    fx_heartbeat_report(&x, NULL, NULL, NULL, NULL);
+    cf_expect_app(x.jm,
+                  "Slot 1 of TaskManager tmx is free as its report shows "
+                  "(allocation " ALLOC_D " of job " OTHER_JOB " is forgotten)");
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
+    uint64_t kept_ms = mono_ms();
+    if (kept_ms - granted_ms >= GRACE_MS)
+        fail_msg("the reports came %llu ms after the grant, not within its "
+                 "grace of %d ms (the machine is too slow for this test)",
+                 (unsigned long long)(kept_ms - granted_ms), GRACE_MS);
+
+    /* The grace is a duration: wait it out (plus a margin). */
+    uint64_t end = granted_ms + GRACE_MS + 100;
+    struct timespec ts = {.tv_sec = (time_t)((end - kept_ms) / 1000),
+                          .tv_nsec = (long)((end - kept_ms) % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    fx_heartbeat_report(&x, NULL, NULL, NULL, NULL);
     cf_expect_app(x.jm,
                   "Slot 0 of TaskManager tmx is free as its report shows "
                   "(allocation %s of job " JOB " is forgotten)",
@@ -503,10 +551,46 @@ static void test_report_keeps_a_slot_requested(void **state)
     fx_end(&x);
 }
 
+/* A report shows the slot of the job's RequestSlot in flight taken by
+ * another job's allocation and the other slot free: the job has no slot
+ * any more and is asked for the free one at once; the refusal of the
+ * displaced request changes nothing. */
+static void test_report_displacing_a_request_asks_again(void **state)
+{
+    (void)state;
+    static table_fx_t x;
+    fx_start(&x, true);
+    fx_declare(&x, 1);
+    char a[33], c[33];
+    fx_expect_request(&x, 0, 1, a);
+
+    fx_heartbeat_report(&x, ALLOC_D, OTHER_JOB, NULL, NULL);
+    cf_expect_app(x.jm,
+                  "Slot 0 of TaskManager tmx is allocated to job " OTHER_JOB
+                  " (allocation " ALLOC_D ") as its report shows");
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
+    fx_expect_request(&x, 1, 2, c);
+
+    pthread_mutex_lock(&x.te.mu);
+    fl_rpc_call_t *held = x.te.req[0].held;
+    x.te.req[0].held = NULL;
+    pthread_mutex_unlock(&x.te.mu);
+    fl_rpc_fail(held, FL_ESTATE, "slot 0 is taken");
+    cf_expect_app(x.jm,
+                  "Slot request %s to TaskManager tmx for job " JOB
+                  " failed: slot 0 is taken",
+                  a);
+    /* Slot 1 is the job's: a report showing it held is the next line. */
+    fx_heartbeat_report(&x, ALLOC_D, OTHER_JOB, c, JOB);
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 0 free");
+    fx_end(&x);
+}
+
 /* The fake TaskExecutor says slot 0 is available again right after each
  * request, as after a JobMaster declined it: the next request waits 100,
  * 200, 400 then 800 ms; a report showing the slot held resets the
- * hold-off to 100 ms. */
+ * hold-off to 100 ms, and so do the job declaring its needs again and the
+ * TaskExecutor registering again from a new process. */
 static void test_declined_slot_backs_off(void **state)
 {
     (void)state;
@@ -517,12 +601,25 @@ static void test_declined_slot_backs_off(void **state)
     size_t n = 1;
     fx_expect_request(&x, 0, n, a);
     fx_expect_granted(&x, a);
-    static const int64_t waits[] = {100, 200, 400, 800, 0, 100};
+    enum { HELD = 0, DECLARED = -1, REGISTERED = -2 };
+    static const int64_t waits[] = {100, 200,        400,      800, HELD,
+                                    100, 200,        DECLARED, 100, 200,
+                                    400, REGISTERED, 100};
     for (size_t k = 0; k < sizeof waits / sizeof waits[0]; k++) {
-        if (waits[k] == 0) { /* held: the hold-off is reset */
+        if (waits[k] == HELD) { /* the hold-off is reset */
             fx_heartbeat_report(&x, a, JOB, NULL, NULL);
             cf_expect_app(x.jm,
                           "Slot report of TaskManager tmx: 2 slots, 1 free");
+            continue;
+        }
+        if (waits[k] == DECLARED) { /* as after the loss of a TaskManager */
+            fx_declare(&x, 1);
+            continue;
+        }
+        if (waits[k] == REGISTERED) { /* a new process under the same id */
+            fx_register(&x, "session2");
+            fx_expect_request(&x, 0, ++n, a);
+            fx_expect_granted(&x, a);
             continue;
         }
         Fling__Cluster__SlotAvailable sa = FLING__CLUSTER__SLOT_AVAILABLE__INIT;
@@ -556,6 +653,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CF_TEST(test_heartbeat_report_overrides_the_table),
         CF_TEST(test_report_keeps_a_slot_requested),
+        CF_TEST(test_report_displacing_a_request_asks_again),
         CF_TEST(test_declined_slot_backs_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
