@@ -455,8 +455,9 @@ static void still_running(const tm_task_t *t, int64_t after_ms)
            t->name, (unsigned)t->attempt, (long long)after_ms);
 }
 
-/* The watchdog's next check after `done` ms of cancellation: the next
- * multiple of the interval, or the timeout when that comes first. */
+/* The watchdog's next check after the one at `done` ms of cancellation
+ * (0: none yet): the next multiple of the interval, or the timeout when
+ * that comes first. */
 static int64_t watchdog_next(const tm_te_t *te, int64_t done)
 {
     int64_t iv = te->cancel_interval_ms > 0 ? te->cancel_interval_ms : 30000;
@@ -526,12 +527,16 @@ static void cancel(tm_te_t *te, tm_task_t *t)
 }
 
 /* Waits (main thread, in the stop) until t's thread ended, logging each
- * interval, ending the process at the timeout. */
+ * interval, ending the process at the timeout. Each check follows the
+ * previous one, as the timer's do: after a late wake-up (a stalled
+ * process) the checks already due are logged at once, each once and in
+ * order, rather than skipped. */
 static void watchdog_wait(tm_te_t *te, tm_task_t *t)
 {
+    int64_t at = 0;
     pthread_mutex_lock(&end_mu);
     while (!atomic_load(&t->ended)) {
-        int64_t at = watchdog_next(te, now_ms() - t->cancel_ms);
+        at = watchdog_next(te, at);
         int64_t due = t->cancel_ms + at;
         struct timespec ts = {.tv_sec = (time_t)(due / 1000),
                               .tv_nsec = (long)(due % 1000) * 1000000L};
