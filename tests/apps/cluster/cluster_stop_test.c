@@ -271,12 +271,18 @@ static void test_watchdog_keys_are_checked(void **state)
     static const char *const bad[][2] = {
         {"task.cancellation.interval=0 ms",
          "fling-taskmanager: Bad value '0 ms' for "
-         "'task.cancellation.interval' (-D): expected duration > 0."},
+         "'task.cancellation.interval' (-D): expected duration 1 ms..24 h."},
+        {"task.cancellation.interval=9223372036854775807 ms",
+         "fling-taskmanager: Bad value '9223372036854775807 ms' for "
+         "'task.cancellation.interval' (-D): expected duration 1 ms..24 h."},
         {"task.cancellation.timeout=-1 ms",
          "fling-taskmanager: Bad value '-1 ms' for "
-         "'task.cancellation.timeout' (-D): expected duration >= 0, a "
+         "'task.cancellation.timeout' (-D): expected duration 0 ms..24 h, a "
          "duration such as 10 s, 500 ms or 5 min (units ms, s, min, h, d; a "
          "bare number is ms)."},
+        {"task.cancellation.timeout=25 h",
+         "fling-taskmanager: Bad value '25 h' for "
+         "'task.cancellation.timeout' (-D): expected duration 0 ms..24 h."},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *args[] = {"-D", bad[i][0], NULL};
