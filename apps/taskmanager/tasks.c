@@ -463,12 +463,21 @@ static void still_running(const tm_task_t *t, int64_t after_ms)
            t->name, (unsigned)t->attempt, (long long)after_ms);
 }
 
-/* The watchdog's next check after `done` ms of cancellation: the next
- * multiple of the interval, or the timeout when that comes first. */
+/* a + b for a, b >= 0, INT64_MAX when that overflows. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+/* The watchdog's next check after the one at `done` ms of cancellation
+ * (0: none yet): the next multiple of the interval, or the timeout when
+ * that comes first. Saturates at INT64_MAX: the configuration caps both
+ * keys, but a check never wraps round to the past. */
 static int64_t watchdog_next(const tm_te_t *te, int64_t done)
 {
     int64_t iv = te->cancel_interval_ms > 0 ? te->cancel_interval_ms : 30000;
-    int64_t next = (done / iv + 1) * iv;
+    int64_t k = done / iv + 1;
+    int64_t next = k > INT64_MAX / iv ? INT64_MAX : k * iv;
     if (te->cancel_timeout_ms > 0 && next > te->cancel_timeout_ms)
         next = te->cancel_timeout_ms;
     return next;
@@ -487,7 +496,7 @@ static void watchdog_check(fl_rpc_endpoint_t *ep, void *state, void *arg);
 static void watchdog_schedule(watchdog_t *w, int64_t cancel_ms, int64_t done)
 {
     w->at = watchdog_next(w->te, done);
-    int64_t delay = cancel_ms + w->at - now_ms();
+    int64_t delay = sat_add(cancel_ms, w->at) - now_ms();
     /* On failure (the endpoint terminated) w has been freed. */
     fl_rpc_schedule_run_async(w->te->ep, watchdog_check, w, free,
                               delay > 0 ? delay : 0, NULL);
@@ -534,13 +543,17 @@ static void cancel(tm_te_t *te, tm_task_t *t)
 }
 
 /* Waits (main thread, in the stop) until t's thread ended, logging each
- * interval, ending the process at the timeout. */
+ * interval, ending the process at the timeout. Each check follows the
+ * previous one, as the timer's do: after a late wake-up (a stalled
+ * process) the checks already due are logged at once, each once and in
+ * order, rather than skipped. */
 static void watchdog_wait(tm_te_t *te, tm_task_t *t)
 {
+    int64_t at = 0;
     pthread_mutex_lock(&end_mu);
     while (!atomic_load(&t->ended)) {
-        int64_t at = watchdog_next(te, now_ms() - t->cancel_ms);
-        int64_t due = t->cancel_ms + at;
+        at = watchdog_next(te, at);
+        int64_t due = sat_add(t->cancel_ms, at);
         struct timespec ts = {.tv_sec = (time_t)(due / 1000),
                               .tv_nsec = (long)(due % 1000) * 1000000L};
         while (!atomic_load(&t->ended) && now_ms() < due)

@@ -12,6 +12,7 @@
 
 #define NOMIN INT64_MIN
 #define NOMAX INT64_MAX
+#define DAY_MS (24 * 3600 * INT64_C(1000))
 
 /* Every key fling knows, in the order of the printout and the guide.
  * Defaults are Flink's (contract section 1.10), written as
@@ -63,19 +64,22 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    /* Capped at a day: Flink takes any long (its watchdog's deadline in
+     * ns wraps past about 292 years), but a longer watch has no use (0
+     * disables the timeout) and ours then stays far from overflowing. */
     {{FL_CONFIG_TASK_CANCELLATION_INTERVAL, FL_CONFIG_DURATION, "30 s",
-      "duration > 0",
+      "duration 1 ms..24 h",
       "How often a TaskManager logs a cancelled task that has not ended."},
      1,
-     NOMAX,
+     DAY_MS,
      false,
      NULL},
     {{FL_CONFIG_TASK_CANCELLATION_TIMEOUT, FL_CONFIG_DURATION, "3 min",
-      "duration >= 0",
+      "duration 0 ms..24 h",
       "A cancelled task not ended within this time ends its TaskManager "
       "with a fatal error; 0 disables."},
      0,
-     NOMAX,
+     DAY_MS,
      false,
      NULL},
     {{FL_CONFIG_HEARTBEAT_INTERVAL, FL_CONFIG_DURATION, "10 s", "duration > 0",

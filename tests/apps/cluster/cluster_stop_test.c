@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../task/task_fixture.h"
@@ -100,17 +101,40 @@ static void fatal_reason(const held_t *h, int timeout, char *buf, size_t cap)
              h->task, timeout);
 }
 
+/* Stops p (SIGSTOP) until cf_now_ms() reaches `until`, then lets it go
+ * on (SIGCONT): a process stalled on a loaded machine. The wait on the
+ * clock IS the stall, not an ordering. */
+static void stall(cf_proc_t *p, uint64_t until)
+{
+    assert_int_equal(0, kill(p->pid, SIGSTOP));
+    for (uint64_t now = cf_now_ms(); now < until; now = cf_now_ms()) {
+        struct timespec ts = {.tv_sec = (time_t)((until - now) / 1000),
+                              .tv_nsec =
+                                  (long)((until - now) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(0, kill(p->pid, SIGCONT));
+}
+
 /* tm1's next lines: the task still running at each interval before the
  * timeout, then the fatal line; tm1 exits 1 (the reason last on stderr)
- * between timeout and timeout + LATE_MS after t0. */
+ * between timeout and timeout + LATE_MS after t0. With `stalled`, tm1 is
+ * stopped from its first interval line until past the timeout: every
+ * line must still come, each once and in order. */
 static void expect_watchdog_end(cf_proc_t *tm1, const held_t *h, int interval,
-                                int timeout, uint64_t t0)
+                                int timeout, uint64_t t0, bool stalled)
 {
-    for (int at = interval; at < timeout; at += interval)
+    for (int at = interval; at < timeout; at += interval) {
         cf_expect_app(tm1,
                       "Task %s (attempt #0) is still running after "
                       "cancellation, %d ms",
                       h->task, at);
+        /* The cancel was at most now - interval: stopped until then +
+         * timeout + interval / 2, tm1 wakes past every later check. */
+        if (stalled && at == interval)
+            stall(tm1, cf_now_ms() + (uint64_t)(timeout - interval) +
+                           (uint64_t)interval / 2);
+    }
     char why[2048], line[2048];
     fatal_reason(h, timeout, why, sizeof why);
     cf_expect_app(tm1, "%s", why);
@@ -129,21 +153,25 @@ static void expect_watchdog_end(cf_proc_t *tm1, const held_t *h, int interval,
 
 static const char *const watchdog_keys[] = {
     "task.cancellation.interval=400 ms", "task.cancellation.timeout=1 s", NULL};
+/* Several checks fit in a stall of the stop's second wait. */
+static const char *const stall_keys[] = {"task.cancellation.interval=200 ms",
+                                         "task.cancellation.timeout=1200 ms",
+                                         NULL};
 
 /* SIGTERM with a task stuck in a user function: the stop waits, logs the
  * task at 400 and 800 ms, and at 1000 ms ends the process with status 1
  * and the fatal line naming the task, its attempt and the timeout. */
-static void test_sigterm_with_a_stuck_task_ends_at_the_timeout(void **state)
+static void sigterm_with_a_stuck_task(const char *const *keys, int interval,
+                                      int timeout, bool stalled)
 {
-    (void)state;
     static cf_proc_t jm, tm1;
     static held_t h;
     jc_t c = {0};
-    held_start(&h, &jm, &tm1, &c, watchdog_keys);
+    held_start(&h, &jm, &tm1, &c, keys);
     uint64_t t0 = cf_now_ms();
     kill(tm1.pid, SIGTERM);
     cf_expect_app(&tm1, "fling-taskmanager stopping on SIGTERM");
-    expect_watchdog_end(&tm1, &h, 400, 1000, t0);
+    expect_watchdog_end(&tm1, &h, interval, timeout, t0, stalled);
     char line[1200];
     snprintf(line, sizeof line, "TaskManager tm1 lost: ");
     cf_wait_stderr(&jm, line, 1);
@@ -152,25 +180,55 @@ static void test_sigterm_with_a_stuck_task_ends_at_the_timeout(void **state)
     held_free(&h);
 }
 
+static void test_sigterm_with_a_stuck_task_ends_at_the_timeout(void **state)
+{
+    (void)state;
+    sigterm_with_a_stuck_task(watchdog_keys, 400, 1000, false);
+}
+
+/* The same, logging every 200 ms until 1200 ms, with tm1 stalled from its
+ * 200 ms line until past the timeout: woken with its 400 ms check due,
+ * the stop still logs 600, 800 and 1000 ms, then the fatal line. */
+static void test_stalled_stop_still_logs_every_interval(void **state)
+{
+    (void)state;
+    sigterm_with_a_stuck_task(stall_keys, 200, 1200, true);
+}
+
 /* The job cancelled while its task is stuck: the task is CANCELING (its
  * slot is not given out again: tm1 logs nothing else), logged at 400 and
  * 800 ms, and the TaskManager ends at 1000 ms with status 1. */
-static void
-test_cancelled_job_with_a_stuck_task_ends_the_taskmanager(void **state)
+static void cancelled_job_with_a_stuck_task(const char *const *keys,
+                                            int interval, int timeout,
+                                            bool stalled)
 {
-    (void)state;
     static cf_proc_t jm, tm1;
     static held_t h;
     jc_t c = {0};
-    held_start(&h, &jm, &tm1, &c, watchdog_keys);
+    held_start(&h, &jm, &tm1, &c, keys);
     uint64_t t0 = cf_now_ms();
     jc_cancel(&c, h.id);
     cf_expect_app(&tm1, "%s (attempt #0) switched from RUNNING to CANCELING.",
                   h.task);
-    expect_watchdog_end(&tm1, &h, 400, 1000, t0);
+    expect_watchdog_end(&tm1, &h, interval, timeout, t0, stalled);
     jc_close(&c);
     cf_stop(&jm, SIGTERM, 0);
     held_free(&h);
+}
+
+static void
+test_cancelled_job_with_a_stuck_task_ends_the_taskmanager(void **state)
+{
+    (void)state;
+    cancelled_job_with_a_stuck_task(watchdog_keys, 400, 1000, false);
+}
+
+/* The same with tm1 stalled (shorter than heartbeat.timeout) as above:
+ * the timers' checks come late, each once and in order. */
+static void test_stalled_cancel_still_logs_every_interval(void **state)
+{
+    (void)state;
+    cancelled_job_with_a_stuck_task(stall_keys, 200, 1200, true);
 }
 
 /* task.cancellation.timeout=0: the stop waits for ever, logging the task
@@ -213,12 +271,18 @@ static void test_watchdog_keys_are_checked(void **state)
     static const char *const bad[][2] = {
         {"task.cancellation.interval=0 ms",
          "fling-taskmanager: Bad value '0 ms' for "
-         "'task.cancellation.interval' (-D): expected duration > 0."},
+         "'task.cancellation.interval' (-D): expected duration 1 ms..24 h."},
+        {"task.cancellation.interval=9223372036854775807 ms",
+         "fling-taskmanager: Bad value '9223372036854775807 ms' for "
+         "'task.cancellation.interval' (-D): expected duration 1 ms..24 h."},
         {"task.cancellation.timeout=-1 ms",
          "fling-taskmanager: Bad value '-1 ms' for "
-         "'task.cancellation.timeout' (-D): expected duration >= 0, a "
+         "'task.cancellation.timeout' (-D): expected duration 0 ms..24 h, a "
          "duration such as 10 s, 500 ms or 5 min (units ms, s, min, h, d; a "
          "bare number is ms)."},
+        {"task.cancellation.timeout=25 h",
+         "fling-taskmanager: Bad value '25 h' for "
+         "'task.cancellation.timeout' (-D): expected duration 0 ms..24 h."},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *args[] = {"-D", bad[i][0], NULL};
@@ -239,6 +303,8 @@ int main(void)
         CF_TEST(test_watchdog_keys_are_checked),
         CF_TEST(test_sigterm_with_a_stuck_task_ends_at_the_timeout),
         CF_TEST(test_cancelled_job_with_a_stuck_task_ends_the_taskmanager),
+        CF_TEST(test_stalled_stop_still_logs_every_interval),
+        CF_TEST(test_stalled_cancel_still_logs_every_interval),
         CF_TEST(test_timeout_zero_waits_for_ever),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -180,6 +180,34 @@ static void test_duration_ranges_are_checked_per_key(void **state)
     fl_config_free(cfg);
 }
 
+/* The watchdog's keys stop at a day, which they take; a longer one, up
+ * to the largest number of ms, is refused with the range. */
+static void test_cancellation_keys_stop_at_a_day(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = new_config();
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_TASK_CANCELLATION_INTERVAL,
+                               "24 h", NULL, 0));
+    assert_int_equal(86400000,
+                     duration(cfg, FL_CONFIG_TASK_CANCELLATION_INTERVAL));
+    assert_fl_ok(fl_config_set(cfg, FL_CONFIG_TASK_CANCELLATION_TIMEOUT, "1 d",
+                               NULL, 0));
+    assert_int_equal(86400000,
+                     duration(cfg, FL_CONFIG_TASK_CANCELLATION_TIMEOUT));
+    fl_config_free(cfg);
+    expect_set_refused(FL_CONFIG_TASK_CANCELLATION_INTERVAL,
+                       "9223372036854775807 ms",
+                       "Bad value '9223372036854775807 ms' for "
+                       "'task.cancellation.interval' (-D): expected duration "
+                       "1 ms..24 h.");
+    expect_set_refused(FL_CONFIG_TASK_CANCELLATION_INTERVAL, "0 ms",
+                       "Bad value '0 ms' for 'task.cancellation.interval' "
+                       "(-D): expected duration 1 ms..24 h.");
+    expect_set_refused(FL_CONFIG_TASK_CANCELLATION_TIMEOUT, "86400001",
+                       "Bad value '86400001' for 'task.cancellation.timeout' "
+                       "(-D): expected duration 0 ms..24 h.");
+}
+
 static void test_sizes_take_flinks_forms(void **state)
 {
     (void)state;
@@ -317,6 +345,7 @@ int main(void)
         FL_TEST(test_durations_take_flinks_forms),
         FL_TEST(test_bad_durations_name_key_value_and_form),
         FL_TEST(test_duration_ranges_are_checked_per_key),
+        FL_TEST(test_cancellation_keys_stop_at_a_day),
         FL_TEST(test_sizes_take_flinks_forms),
         FL_TEST(test_ints_bools_and_choices),
         FL_TEST(test_nested_and_flat_keys_mix),
