@@ -89,7 +89,9 @@ void jm_jobfile_remove(const char *dir, const char *job_id);
 typedef void (*jm_jobfile_cb)(void *arg, const char *path, jm_stored_job_t *job,
                               const char *why);
 
-/* jm_jobfile_load calls fn for each file <32 hex>.job in dir: FL_OK, or
+/* jm_jobfile_load calls fn for each file <32 hex>.job in dir, in the
+ * folder's order; one that is not a regular file (a FIFO, a symbolic
+ * link, a folder) comes with why and is not opened for reading. FL_OK, or
  * FL_ESYSTEM with why when dir cannot be read. Blocks. */
 int jm_jobfile_load(const char *dir, jm_jobfile_cb fn, void *arg, char *err,
                     size_t errlen);

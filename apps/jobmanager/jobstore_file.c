@@ -182,12 +182,22 @@ void jm_jobfile_remove(const char *dir, const char *job_id)
 static int read_file(const char *path, char **buf, size_t *len, char *err,
                      size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Neither a FIFO (whose open and read would wait for a writer) nor
+     * whatever a symbolic link names. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot read it: %s", strerror(errno));
+        if (errno == ELOOP)
+            snprintf(err, errlen, "it is a symbolic link");
+        else
+            snprintf(err, errlen, "cannot read it: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
+        return FL_ESYSTEM;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err, errlen, "it is not a regular file");
         return FL_ESYSTEM;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > FILE_MAX) {
