@@ -117,8 +117,12 @@ void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id)
         memmove(&s->jobs[i], &s->jobs[i + 1],
                 (s->n - i - 1) * sizeof s->jobs[0]);
         s->n--;
-        if (s->dir != NULL)
-            jm_jobfile_remove(s->dir, job_id);
+        char why[300];
+        if (s->dir != NULL &&
+            jm_jobfile_remove(s->dir, job_id, why, sizeof why) != FL_OK)
+            fl_log(FL_LOG_WARN,
+                   "Job %s left the job store, but its file may stay: %s",
+                   job_id, why);
     }
     pthread_mutex_unlock(&s->mu);
 }

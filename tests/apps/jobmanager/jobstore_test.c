@@ -1,7 +1,8 @@
 /*
  * jobstore_test.c - the JobManager's job store on a folder
  * (apps/jobmanager/jobstore*.c): only regular files are read (a FIFO
- * does not hang the open).
+ * does not hang the open), and a file's write and removal are flushed to
+ * the disk, folder included.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -35,6 +36,33 @@ static void on_log(void *arg, const fl_log_record_t *rec)
 static int by_text(const void *a, const void *b)
 {
     return strcmp(a, b);
+}
+
+/* ---- fsync, recorded ------------------------------------------------- */
+
+/* The fsyncs of this process while recording: "file <path>" or "folder
+ * <path>, <watched> there|gone" (whether the file watched exists then). */
+static bool recording;
+static char watched[4200];
+static char syncs[8][8400];
+static size_t nsyncs;
+
+int fsync(int fd)
+{
+    if (recording && nsyncs < 8) {
+        char link[64], path[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, path, sizeof path - 1);
+        path[n < 0 ? 0 : n] = '\0';
+        struct stat st;
+        bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+        if (dir)
+            snprintf(syncs[nsyncs++], sizeof syncs[0], "folder %s, %s %s", path,
+                     watched, access(watched, F_OK) == 0 ? "there" : "gone");
+        else
+            snprintf(syncs[nsyncs++], sizeof syncs[0], "file %s", path);
+    }
+    return (int)syscall(SYS_fsync, fd);
 }
 
 /* ---- scratch folders ------------------------------------------------- */
@@ -137,10 +165,49 @@ static void test_only_regular_files_are_read(void **state)
     rm_scratch(dir);
 }
 
+/* A put flushes its temporary file, then the folder once the file has
+ * its name; a remove flushes the folder once the file is gone. */
+static void test_writes_and_removals_are_flushed(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    jm_jobstore_t *s = NULL;
+    char err[300] = "";
+    assert_fl(FL_OK, jm_jobstore_open(dir, &s, err, sizeof err));
+    char id[33], want[8400];
+    job_id(7, id);
+    snprintf(watched, sizeof watched, "%s/%s.job", dir, id);
+    jm_stored_job_t j = {
+        .json = "{}", .parallelism = 1, .job_dir = "/", .submitted_ms = 1};
+    memcpy(j.job_id, id, 33);
+
+    nsyncs = 0;
+    recording = true;
+    int rc = jm_jobstore_put(s, &j, err, sizeof err);
+    recording = false;
+    assert_fl(FL_OK, rc);
+    assert_int_equal(2, nsyncs);
+    snprintf(want, sizeof want, "file %s/.%s.tmp", dir, id);
+    assert_string_equal(want, syncs[0]);
+    snprintf(want, sizeof want, "folder %s, %s there", dir, watched);
+    assert_string_equal(want, syncs[1]);
+
+    nsyncs = 0;
+    recording = true;
+    jm_jobstore_remove(s, id);
+    recording = false;
+    assert_int_equal(1, nsyncs);
+    snprintf(want, sizeof want, "folder %s, %s gone", dir, watched);
+    assert_string_equal(want, syncs[0]);
+    jm_jobstore_free(s);
+    rm_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_only_regular_files_are_read),
+        FL_TEST(test_writes_and_removals_are_flushed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
