@@ -60,7 +60,8 @@ int jm_jobstore_put(jm_jobstore_t *s, const jm_stored_job_t *job, char *err,
 void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id);
 
 /*
- * jm_jobstore_list copies the stored jobs, oldest first, into *out (*n of
+ * jm_jobstore_list copies the stored jobs, oldest first (by submitted_ms,
+ * then by id; the ones recovered from the folder too), into *out (*n of
  * them; *out NULL when there is none). Returns FL_OK or FL_ENOMEM. The
  * caller owns the copies: release with jm_stored_jobs_free.
  */

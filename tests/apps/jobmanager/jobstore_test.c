@@ -1,8 +1,8 @@
 /*
  * jobstore_test.c - the JobManager's job store on a folder
  * (apps/jobmanager/jobstore*.c): only regular files are read (a FIFO
- * does not hang the open), and a file's write and removal are flushed to
- * the disk, folder included.
+ * does not hang the open), the recovered jobs come oldest first, and a
+ * file's write and removal are flushed to the disk, folder included.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -165,6 +165,42 @@ static void test_only_regular_files_are_read(void **state)
     rm_scratch(dir);
 }
 
+/* Jobs recovered from the folder come oldest first, ties by id, whatever
+ * the folder's order: 24 files written newest first, four to a time. */
+static void test_recovered_jobs_come_oldest_first(void **state)
+{
+    (void)state;
+    char *dir = scratch();
+    enum { N = 24 };
+    char ids[N][33];
+    for (unsigned k = 0; k < N; k++) {
+        job_id(k + 10, ids[k]);
+        write_job(dir, ids[k], 5000 - (int64_t)(k / 4) * 100);
+    }
+    jm_jobstore_t *s = NULL;
+    char err[300] = "";
+    assert_fl(FL_OK, jm_jobstore_open(dir, &s, err, sizeof err));
+    jm_stored_job_t *jobs = NULL;
+    size_t n = 0;
+    assert_fl(FL_OK, jm_jobstore_list(s, &jobs, &n));
+    assert_int_equal(N, n);
+    /* The expected order: time ascending (k / 4 descending), then id. */
+    size_t at = 0;
+    for (int g = N / 4 - 1; g >= 0; g--) {
+        char grp[4][33];
+        for (int i = 0; i < 4; i++)
+            memcpy(grp[i], ids[g * 4 + i], 33);
+        qsort(grp, 4, sizeof grp[0], by_text);
+        for (int i = 0; i < 4; i++, at++) {
+            assert_string_equal(grp[i], jobs[at].job_id);
+            assert_int_equal(5000 - g * 100, jobs[at].submitted_ms);
+        }
+    }
+    jm_stored_jobs_free(jobs, n);
+    jm_jobstore_free(s);
+    rm_scratch(dir);
+}
+
 /* A put flushes its temporary file, then the folder once the file has
  * its name; a remove flushes the folder once the file is gone. */
 static void test_writes_and_removals_are_flushed(void **state)
@@ -207,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_only_regular_files_are_read),
+        FL_TEST(test_recovered_jobs_come_oldest_first),
         FL_TEST(test_writes_and_removals_are_flushed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
