@@ -93,7 +93,8 @@ static void prune(jm_dispatcher_t *d)
         djob_t *j = *pp;
         if (j->ended && j->jm == NULL) {
             /* No JobMaster writes the record any more. */
-            if (j->rec.end_ms + d->expiration_ms <= now ||
+            /* now - end_ms: no overflow for any expiration-time. */
+            if (now - j->rec.end_ms >= d->expiration_ms ||
                 kept >= d->max_archived) {
                 *pp = j->next;
                 djob_free(j);

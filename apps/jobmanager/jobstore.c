@@ -1,6 +1,7 @@
 /*
  * jobstore.c - the store of submitted jobs (jobstore.h): an array under a
- * mutex, in submission order, and each job's file when there is a folder.
+ * mutex, oldest first (the put order; the jobs of the folder sorted), and
+ * each job's file when there is a folder.
  */
 #include "jobstore.h"
 
@@ -117,8 +118,12 @@ void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id)
         memmove(&s->jobs[i], &s->jobs[i + 1],
                 (s->n - i - 1) * sizeof s->jobs[0]);
         s->n--;
-        if (s->dir != NULL)
-            jm_jobfile_remove(s->dir, job_id);
+        char why[300];
+        if (s->dir != NULL &&
+            jm_jobfile_remove(s->dir, job_id, why, sizeof why) != FL_OK)
+            fl_log(FL_LOG_WARN,
+                   "Job %s left the job store, but its file may stay: %s",
+                   job_id, why);
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -132,6 +137,15 @@ static void loaded(void *arg, const char *path, jm_stored_job_t *job,
         fl_log(FL_LOG_WARN, "Job store file %s skipped: %s", path, why);
     else if (add(s, *job) != FL_OK)
         fl_log(FL_LOG_WARN, "Job store file %s skipped: out of memory", path);
+}
+
+/* qsort's order of jobs: by submission time, then by id. */
+static int older_first(const void *a, const void *b)
+{
+    const jm_stored_job_t *x = a, *y = b;
+    if (x->submitted_ms != y->submitted_ms)
+        return x->submitted_ms < y->submitted_ms ? -1 : 1;
+    return strcmp(x->job_id, y->job_id);
 }
 
 int jm_jobstore_open(const char *dir, jm_jobstore_t **out, char *err,
@@ -149,6 +163,9 @@ int jm_jobstore_open(const char *dir, jm_jobstore_t **out, char *err,
         rc = jm_jobfile_mkdirs(dir, err, errlen);
     if (rc == FL_OK && dir != NULL)
         rc = jm_jobfile_load(dir, loaded, s, err, errlen);
+    /* The folder's order is no order: oldest first, as put keeps them. */
+    if (rc == FL_OK && s->n > 1)
+        qsort(s->jobs, s->n, sizeof s->jobs[0], older_first);
     if (rc != FL_OK) {
         jm_jobstore_free(s);
         return rc;

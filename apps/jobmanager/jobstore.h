@@ -47,17 +47,21 @@ void jm_jobstore_free(jm_jobstore_t *s);
  * jm_jobstore_put stores the job (the strings are copied), replacing one
  * of the same id. Returns FL_OK, FL_ENOMEM (the store is unchanged), or
  * FL_ESYSTEM/FL_EINVAL with why when its file could not be written (it is
- * kept in memory).
+ * kept in memory). With a folder it blocks until the file and the folder
+ * are on the disk (two fsyncs: 0.3 ms median here, 7 ms when others load
+ * the disk; the Dispatcher calls it on its main thread).
  */
 int jm_jobstore_put(jm_jobstore_t *s, const jm_stored_job_t *job, char *err,
                     size_t errlen);
 
-/* jm_jobstore_remove drops the job job_id (and its file); no-op if it is
- * not stored. */
+/* jm_jobstore_remove drops the job job_id (and its file, the folder
+ * flushed: blocks on the disk; a failure is logged); no-op if it is not
+ * stored. */
 void jm_jobstore_remove(jm_jobstore_t *s, const char *job_id);
 
 /*
- * jm_jobstore_list copies the stored jobs, oldest first, into *out (*n of
+ * jm_jobstore_list copies the stored jobs, oldest first (by submitted_ms,
+ * then by id; the ones recovered from the folder too), into *out (*n of
  * them; *out NULL when there is none). Returns FL_OK or FL_ENOMEM. The
  * caller owns the copies: release with jm_stored_jobs_free.
  */
@@ -76,20 +80,25 @@ void jm_stored_jobs_free(jm_stored_job_t *jobs, size_t n);
 int jm_jobfile_parse(const char *buf, size_t len, jm_stored_job_t *out,
                      char *err, size_t errlen);
 
-/* jm_jobfile_write writes j as dir/<id>.job (through a temporary file,
- * renamed): FL_OK, or FL_ESYSTEM/FL_EINVAL with why. Blocks. */
+/* jm_jobfile_write writes j as dir/<id>.job through a temporary file,
+ * flushed (fsync) and renamed, then flushes dir: FL_OK, or
+ * FL_ESYSTEM/FL_EINVAL with why. Blocks on the disk (two fsyncs). */
 int jm_jobfile_write(const char *dir, const jm_stored_job_t *j, char *err,
                      size_t errlen);
 
-/* jm_jobfile_remove deletes dir/<job_id>.job if there is one. Blocks. */
-void jm_jobfile_remove(const char *dir, const char *job_id);
+/* jm_jobfile_remove deletes dir/<job_id>.job if there is one, then flushes
+ * dir: FL_OK, or FL_ESYSTEM with why. Blocks on the disk. */
+int jm_jobfile_remove(const char *dir, const char *job_id, char *err,
+                      size_t errlen);
 
 /* What jm_jobfile_load found in one file at path: the job (the callback
  * takes its strings), or NULL and why. */
 typedef void (*jm_jobfile_cb)(void *arg, const char *path, jm_stored_job_t *job,
                               const char *why);
 
-/* jm_jobfile_load calls fn for each file <32 hex>.job in dir: FL_OK, or
+/* jm_jobfile_load calls fn for each file <32 hex>.job in dir, in the
+ * folder's order; one that is not a regular file (a FIFO, a symbolic
+ * link, a folder) comes with why and is not opened for reading. FL_OK, or
  * FL_ESYSTEM with why when dir cannot be read. Blocks. */
 int jm_jobfile_load(const char *dir, jm_jobfile_cb fn, void *arg, char *err,
                     size_t errlen);

@@ -9,8 +9,11 @@
  *   <the job file's folder>\n
  *   <the job as JSON, to the end>
  *
- * written to a temporary file and renamed into place. A file is untrusted
- * input: every field is checked (fuzz/jobstore_fuzz.c).
+ * written to a temporary file, flushed, renamed into place and the folder
+ * flushed (after an unlink too): a power loss neither loses a written file
+ * nor brings a removed one back. A file is untrusted input: every field is
+ * checked (fuzz/jobstore_fuzz.c), and only a regular file is read (not a
+ * FIFO, nor a symbolic link).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -130,6 +133,22 @@ static int write_all(int fd, const char *p, size_t n)
     return FL_OK;
 }
 
+/* Flushes the folder dir to the disk, so that a rename or an unlink of its
+ * file path survives a power loss: FL_OK or FL_ESYSTEM with why. */
+static int sync_dir(const char *dir, const char *path, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && fsync(fd) == 0) {
+        close(fd);
+        return FL_OK;
+    }
+    snprintf(err, errlen, "cannot flush the folder of %s: %s", path,
+             strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return FL_ESYSTEM;
+}
+
 int jm_jobfile_write(const char *dir, const jm_stored_job_t *j, char *err,
                      size_t errlen)
 {
@@ -166,15 +185,21 @@ int jm_jobfile_write(const char *dir, const jm_stored_job_t *j, char *err,
     if (rc != FL_OK) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(e));
         unlink(tmp);
+        return rc;
     }
-    return rc;
+    return sync_dir(dir, path, err, errlen);
 }
 
-void jm_jobfile_remove(const char *dir, const char *job_id)
+int jm_jobfile_remove(const char *dir, const char *job_id, char *err,
+                      size_t errlen)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.job", dir, job_id);
-    unlink(path);
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        return FL_ESYSTEM;
+    }
+    return sync_dir(dir, path, err, errlen);
 }
 
 /* Reads the file at path into a NUL-terminated buffer: FL_OK (*buf the
@@ -182,12 +207,22 @@ void jm_jobfile_remove(const char *dir, const char *job_id)
 static int read_file(const char *path, char **buf, size_t *len, char *err,
                      size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Neither a FIFO (whose open and read would wait for a writer) nor
+     * whatever a symbolic link names. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot read it: %s", strerror(errno));
+        if (errno == ELOOP)
+            snprintf(err, errlen, "it is a symbolic link");
+        else
+            snprintf(err, errlen, "cannot read it: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
+        return FL_ESYSTEM;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(err, errlen, "it is not a regular file");
         return FL_ESYSTEM;
     }
     if (st.st_size < 0 || (uint64_t)st.st_size > FILE_MAX) {

@@ -181,11 +181,43 @@ static void test_archived_jobs_expire(void **state)
     rm_scratch(dir);
 }
 
+/* jobstore.expiration-time at its largest (INT64_MAX ms): an archived job
+ * stays in the archive (end + expiration-time would overflow). */
+static void test_huge_expiration_keeps_jobs(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm;
+    char *dir = scratch();
+    char *job = path_in(dir, "small.json"), *out = path_in(dir, "out");
+    write_file(job, small_job, strlen(small_job));
+    int port = start_jm_opt(&jm, "0",
+                            "jobstore.expiration-time=9223372036854775807 ms");
+    start_tm(&tm, &jm, "tm1", port);
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[256], line[512];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    snprintf(line, sizeof line,
+             "Job small (%s) archived: its JobMaster is freed", id);
+    cf_wait_stderr(&jm, line, 1);
+    /* The archive was pruned before the line's call returned; the list
+     * call comes after it on the same thread. */
+    assert_int_equal(1, list_count(&c));
+    jc_close(&c);
+    cf_stop(&tm, SIGTERM, 0);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
+    free(out);
+    rm_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_ended_jobmasters_are_freed),
         CF_TEST(test_archived_jobs_expire),
+        CF_TEST(test_huge_expiration_keeps_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
