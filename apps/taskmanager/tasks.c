@@ -423,7 +423,9 @@ void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     memcpy(t->job_id, req->job_id, 33);
     memcpy(t->alloc, req->allocation_id, 33);
     /* The slot is the job's: it has the token its slots came with. */
-    t->jm_token = *tm__job_token(te, req->job_id);
+    const fl_fencing_token_t *token = tm__job_token(te, req->job_id);
+    if (token != NULL)
+        t->jm_token = *token;
     t->vertex = req->vertex;
     t->attempt = req->attempt;
     t->state = XS(CREATED);

@@ -31,8 +31,8 @@ static ProtobufCMessage *call(fl_rpc_gateway_t *te, const char *method,
                               const ProtobufCMessage *req)
 {
     ProtobufCMessage *reply = NULL;
-    int rc = fl_rpc_call_sync(te, (unsigned)fl_rpc_method_index(te_desc, method),
-                              req, 5000, &reply);
+    int rc = fl_rpc_call_sync(
+        te, (unsigned)fl_rpc_method_index(te_desc, method), req, 5000, &reply);
     if (rc != FL_OK)
         fail_msg("%s failed: %s", method, fl_rpc_last_message());
     return reply;
@@ -79,8 +79,7 @@ static void deploy(fake_jm_t *f, fl_rpc_gateway_t *te, uint32_t i,
     sr.jm_address = (char *)fl_rpc_endpoint_address(f->ep);
     sr.jm_token.data = f->token.bytes;
     sr.jm_token.len = 16;
-    protobuf_c_message_free_unpacked(
-        call(te, "RequestSlot", &sr.base), NULL);
+    protobuf_c_message_free_unpacked(call(te, "RequestSlot", &sr.base), NULL);
     fl_test_latch_await(f->offered);
     Fling__Cluster__TaskDeploymentDescriptor td =
         FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
@@ -88,8 +87,7 @@ static void deploy(fake_jm_t *f, fl_rpc_gateway_t *te, uint32_t i,
     td.allocation_id = (char *)alloc;
     td.job_json = job_json;
     td.name = (char *)name;
-    protobuf_c_message_free_unpacked(
-        call(te, "SubmitTask", &td.base), NULL);
+    protobuf_c_message_free_unpacked(call(te, "SubmitTask", &td.base), NULL);
 }
 
 /* Asks tm1 (gateway te) for a heartbeat as f's JobMaster; returns the
@@ -144,11 +142,11 @@ static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
                    "held (1/1) (attempt #0) switched from INITIALIZING to "
                    "RUNNING.",
                    1);
-    Fling__Cluster__FreeSlotRequest fr = FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
+    Fling__Cluster__FreeSlotRequest fr =
+        FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
     fr.allocation_id = ALLOC_OLD;
     fr.cause = "the JobMaster is shutting down";
-    protobuf_c_message_free_unpacked(
-        call(te, "FreeSlot", &fr.base), NULL);
+    protobuf_c_message_free_unpacked(call(te, "FreeSlot", &fr.base), NULL);
     cf_wait_stderr(&tm1, "Slot 0 freed: the JobMaster is shutting down", 1);
     fl_rpc_gateway_free(te);
     fj_end(&old);
@@ -171,14 +169,13 @@ static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
     int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
     assert_true(fd >= 0);
     close(fd);
-    cf_wait_stderr(&tm1,
-                   "State update CANCELED of held (1/1) (attempt #0) "
-                   "dropped: it was deployed by an earlier JobMaster of job " JOB,
-                   1);
-    cf_wait_stderr(&tm1,
-                   "Slot 0 released: the task of allocation " ALLOC_OLD
-                   " ended",
-                   1);
+    cf_wait_stderr(
+        &tm1,
+        "State update CANCELED of held (1/1) (attempt #0) "
+        "dropped: it was deployed by an earlier JobMaster of job " JOB,
+        1);
+    cf_wait_stderr(
+        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
     r = beat(&cur, te);
     assert_int_equal(1, r->n_attempts);
     assert_false(r->attempts[0]->ending);
@@ -197,8 +194,8 @@ static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
  * as after a JobManager killed and started again: the earlier one's slot
  * is freed (its task cancelled), and the new one gets the new slot's
  * offer, and reports of its own attempt only. */
-static void test_new_jobmasters_slot_request_frees_the_earlier_ones(
-    void **state)
+static void
+test_new_jobmasters_slot_request_frees_the_earlier_ones(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm1;
@@ -247,14 +244,13 @@ static void test_new_jobmasters_slot_request_frees_the_earlier_ones(
     int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
     assert_true(fd >= 0);
     close(fd);
-    cf_wait_stderr(&tm1,
-                   "State update CANCELED of held (1/1) (attempt #0) "
-                   "dropped: it was deployed by an earlier JobMaster of job " JOB,
-                   1);
-    cf_wait_stderr(&tm1,
-                   "Slot 0 released: the task of allocation " ALLOC_OLD
-                   " ended",
-                   1);
+    cf_wait_stderr(
+        &tm1,
+        "State update CANCELED of held (1/1) (attempt #0) "
+        "dropped: it was deployed by an earlier JobMaster of job " JOB,
+        1);
+    cf_wait_stderr(
+        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
 
     cf_stop(&tm1, SIGTERM, 0);
     fl_rpc_gateway_free(te);
