@@ -10,6 +10,12 @@
  * slots here is left (disconnectTaskManager). Its heartbeat answers to a
  * JobMaster carry the job's deployment report (step 16).
  *
+ * A job's JobMaster here is the one of the fencing token its slots were
+ * requested with. A slot request with another token (the job recovered
+ * under a new JobMaster, whose attempts count from #0 again) first frees
+ * the earlier one's slots and leaves it; the states of its tasks still
+ * ending are dropped, never sent to the new one (tasks.c).
+ *
  * Its log lines (component app, level info):
  *   Slot <i> allocated to job <id> (allocation <a>)
  *   Registered at the JobMaster of job <id>
@@ -59,10 +65,21 @@ static tm_job_t *job_by_gen(const tm_te_t *te, uint64_t gen)
     return NULL;
 }
 
-fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id)
+const fl_fencing_token_t *tm__job_token(const tm_te_t *te, const char *job_id)
+{
+    const tm_job_t *j = job_find(te, job_id);
+    return j != NULL ? &j->token : NULL;
+}
+
+fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id,
+                                  const fl_fencing_token_t *token, bool *other)
 {
     tm_job_t *j = job_find(te, job_id);
-    return j != NULL && j->registered ? j->gw : NULL;
+    bool same = j != NULL &&
+                memcmp(j->token.bytes, token->bytes, sizeof token->bytes) == 0;
+    if (other != NULL)
+        *other = j != NULL && !same;
+    return same && j->registered ? j->gw : NULL;
 }
 
 static void job_remove(tm_te_t *te, tm_job_t *job, const char *cause)
@@ -388,7 +405,7 @@ void tm__jm_report(void *arg, const char *target, const void **data,
     tm_job_t *j = job_by_jm(te, target);
     if (j == NULL)
         return;
-    size_t n = tm__job_attempts(te, j->job_id, NULL, 0);
+    size_t n = tm__job_attempts(te, j->job_id, &j->token, NULL, 0);
     tm_attempt_t *at = calloc(n ? n : 1, sizeof *at);
     Fling__Cluster__DeployedAttempt *d = calloc(n ? n : 1, sizeof *d);
     Fling__Cluster__DeployedAttempt **pd = calloc(n ? n : 1, sizeof *pd);
@@ -396,7 +413,7 @@ void tm__jm_report(void *arg, const char *target, const void **data,
         FLING__CLUSTER__DEPLOYMENT_REPORT__INIT;
     size_t size = 0;
     if (at != NULL && d != NULL && pd != NULL) {
-        n = tm__job_attempts(te, j->job_id, at, n);
+        n = tm__job_attempts(te, j->job_id, &j->token, at, n);
         for (size_t k = 0; k < n; k++) {
             Fling__Cluster__DeployedAttempt x =
                 FLING__CLUSTER__DEPLOYED_ATTEMPT__INIT;
@@ -617,6 +634,20 @@ void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
         return;
     }
     tm_job_t *j = job_find(te, req->job_id);
+    if (j != NULL && memcmp(j->token.bytes, req->jm_token.data, 16) != 0) {
+        /* The job has a new JobMaster (it was recovered): the earlier
+         * one's slots are freed, its tasks cancelled, and it is left. */
+        char why[ADDR_MAX + 120];
+        snprintf(why, sizeof why,
+                 "job %s has a new JobMaster at %s, with another fencing "
+                 "token",
+                 req->job_id, req->jm_address);
+        free_job_slots(te, req->job_id, why);
+        j = job_find(te, req->job_id);
+        if (j != NULL)
+            job_remove(te, j, why);
+        j = NULL;
+    }
     if (j == NULL) {
         j = calloc(1, sizeof *j);
         if (j == NULL) {

@@ -132,8 +132,18 @@ void tm__retrieve_payload(void *arg, const char *target, const void **data,
  * and, when the job holds no other slot here, leaves the job's JobMaster. */
 void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause);
 
-/* tm__job_gateway is the fenced JobMasterGateway of job_id, or NULL. */
-fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id);
+/* tm__job_token is the fencing token of the JobMaster job_id's slots
+ * here were requested for (the job's incarnation: a recovered job's new
+ * JobMaster has a new one), or NULL when the job holds none; borrowed
+ * until the job is left. */
+const fl_fencing_token_t *tm__job_token(const tm_te_t *te, const char *job_id);
+
+/* tm__job_gateway is the fenced JobMasterGateway of job_id while the
+ * TaskExecutor is registered at its JobMaster of fencing token token, or
+ * NULL: the job has no JobMaster here, or another one (*other, when not
+ * NULL, then says which). */
+fl_rpc_gateway_t *tm__job_gateway(tm_te_t *te, const char *job_id,
+                                  const fl_fencing_token_t *token, bool *other);
 
 /* The JobMasters' heartbeat receiver's callback (arg: te): a JobMaster
  * went silent or unreachable; its job's slots are freed. */
@@ -169,11 +179,14 @@ typedef struct tm_attempt {
     bool ending;
 } tm_attempt_t;
 
-/* tm__job_attempts writes up to cap attempts of job_id into out (its
- * tasks, then its unacknowledged final states) and returns how many
- * there are, which may exceed cap. */
+/* tm__job_attempts writes up to cap attempts of job_id deployed under
+ * its JobMaster of fencing token token into out (its tasks, then its
+ * unacknowledged final states) and returns how many there are, which may
+ * exceed cap. An earlier JobMaster's attempts are not the current one's:
+ * they share its attempt numbers. */
 size_t tm__job_attempts(const tm_te_t *te, const char *job_id,
-                        tm_attempt_t *out, size_t cap);
+                        const fl_fencing_token_t *token, tm_attempt_t *out,
+                        size_t cap);
 
 /* tm__tasks_stop cancels every task and joins its thread: BLOCKS until
  * each saw its flag (within one record), or, for a thread stuck in a user

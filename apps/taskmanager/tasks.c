@@ -22,6 +22,8 @@
  *
  * Its log lines (component app, level info, then warn, then error):
  *   <task name> (attempt #<k>) switched from <A> to <B>.
+ *   State update <S> of <task name> (attempt #<k>) dropped: it was
+ *     deployed by an earlier JobMaster of job <id>
  *   Task <name> (attempt #<k>) is still running after cancellation, <N> ms
  *   Task <name> (attempt #<k>) did not end within <T> ms of its
  *     cancellation (task.cancellation.timeout): ...
@@ -47,6 +49,8 @@ typedef struct tm_task {
     tm_te_t *te;
     char job_id[33];
     char alloc[33];
+    /* The JobMaster it was deployed under: its states go to it only. */
+    fl_fencing_token_t jm_token;
     uint32_t vertex, attempt;
     char *name;
     fj_job_t *job;
@@ -129,6 +133,7 @@ typedef struct final_update {
     struct final_update *next; /* in te->finals while it waits */
     tm_te_t *te;
     char job_id[33];
+    fl_fencing_token_t jm_token;
     uint32_t vertex, attempt;
     int state;
     char *name, *message;
@@ -147,12 +152,23 @@ static void final_free(void *p)
     free(u);
 }
 
-/* Sends one transition to the job's JobMaster; returns the call's future
- * (the caller owns it) or NULL when the job has no JobMaster now. */
-static fl_future_t *send_state(tm_te_t *te, const char *job_id, uint32_t vertex,
+/* Sends one transition of attempt (name) to the JobMaster of job_id it
+ * was deployed under (token); returns the call's future (the caller owns
+ * it) or NULL when that JobMaster is not the job's here now. A recovered
+ * job's new JobMaster counts attempts from #0 again: an earlier
+ * JobMaster's attempt would pass for its own, so its state is dropped. */
+static fl_future_t *send_state(tm_te_t *te, const char *job_id,
+                               const fl_fencing_token_t *token,
+                               const char *name, uint32_t vertex,
                                uint32_t attempt, int state, const char *message)
 {
-    fl_rpc_gateway_t *gw = tm__job_gateway(te, job_id);
+    bool other = false;
+    fl_rpc_gateway_t *gw = tm__job_gateway(te, job_id, token, &other);
+    if (other)
+        fl_log(FL_LOG_INFO,
+               "State update %s of %s (attempt #%u) dropped: it was deployed "
+               "by an earlier JobMaster of job %s",
+               state_name(state), name, (unsigned)attempt, job_id);
     if (gw == NULL)
         return NULL;
     Fling__Cluster__TaskExecutionState req =
@@ -206,8 +222,8 @@ static void final_sent(fl_future_t *f, void *arg)
 
 static void final_send(final_update_t *u)
 {
-    fl_future_t *f = send_state(u->te, u->job_id, u->vertex, u->attempt,
-                                u->state, u->message);
+    fl_future_t *f = send_state(u->te, u->job_id, &u->jm_token, u->name,
+                                u->vertex, u->attempt, u->state, u->message);
     if (f == NULL) { /* the job's JobMaster is gone: nobody to tell */
         final_free(u);
         return;
@@ -228,6 +244,7 @@ static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
         if (u != NULL) {
             u->te = te;
             memcpy(u->job_id, t->job_id, sizeof u->job_id);
+            u->jm_token = t->jm_token;
             u->vertex = t->vertex;
             u->attempt = t->attempt;
             u->state = state;
@@ -243,8 +260,8 @@ static void report(tm_te_t *te, tm_task_t *t, int state, const char *message)
         if (u != NULL)
             final_free(u);
     }
-    fl_future_release(
-        send_state(te, t->job_id, t->vertex, t->attempt, state, message));
+    fl_future_release(send_state(te, t->job_id, &t->jm_token, t->name,
+                                 t->vertex, t->attempt, state, message));
 }
 
 /* A transition posted by a task's thread. */
@@ -405,6 +422,10 @@ void te_submit_task(Fling__Cluster__TaskExecutorGateway_Service *svc,
     t->name = name;
     memcpy(t->job_id, req->job_id, 33);
     memcpy(t->alloc, req->allocation_id, 33);
+    /* The slot is the job's: it has the token its slots came with. */
+    const fl_fencing_token_t *token = tm__job_token(te, req->job_id);
+    if (token != NULL)
+        t->jm_token = *token;
     t->vertex = req->vertex;
     t->attempt = req->attempt;
     t->state = XS(CREATED);
@@ -613,18 +634,24 @@ void tm__tasks_stop(tm_te_t *te)
     }
 }
 
+static bool same_token(const fl_fencing_token_t *a, const fl_fencing_token_t *b)
+{
+    return memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
+}
+
 size_t tm__job_attempts(const tm_te_t *te, const char *job_id,
-                        tm_attempt_t *out, size_t cap)
+                        const fl_fencing_token_t *token, tm_attempt_t *out,
+                        size_t cap)
 {
     size_t n = 0;
     for (const tm_task_t *t = te->tasks; t != NULL; t = t->next)
-        if (strcmp(t->job_id, job_id) == 0) {
+        if (strcmp(t->job_id, job_id) == 0 && same_token(&t->jm_token, token)) {
             if (n < cap)
                 out[n] = (tm_attempt_t){t->vertex, t->attempt, false};
             n++;
         }
     for (const final_update_t *u = te->finals; u != NULL; u = u->next)
-        if (strcmp(u->job_id, job_id) == 0) {
+        if (strcmp(u->job_id, job_id) == 0 && same_token(&u->jm_token, token)) {
             if (n < cap)
                 out[n] = (tm_attempt_t){u->vertex, u->attempt, true};
             n++;

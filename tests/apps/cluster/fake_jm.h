@@ -134,15 +134,16 @@ static void fj_heartbeat_from_resource_manager(
     fl_test_latch_count_down(f->rm_beats);
 }
 
-/* fj_start starts the fake on a service of its own (token: all 9s). */
-static void fj_start(fake_jm_t *f)
+/* fj_start_token starts the fake on a service of its own, its fencing
+ * token all bytes b (another JobMaster of the same job: another b). */
+static void fj_start_token(fake_jm_t *f, uint8_t b)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
     f->offered = fl_test_latch_alloc(1);
     f->acked_final = fl_test_latch_alloc(1);
     f->rm_beats = fl_test_latch_alloc(1);
-    f->token = fl_test_token(9);
+    f->token = fl_test_token(b);
     fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
     assert_fl_ok(fl_rpc_service_alloc(&so, &f->svc));
     static Fling__Cluster__JobMasterGateway_Service impl =
@@ -155,6 +156,12 @@ static void fj_start(fake_jm_t *f)
                                  .fencing_token = &f->token};
     assert_fl_ok(fl_rpc_endpoint_create(f->svc, &eo, &f->ep));
     assert_fl_ok(fl_rpc_endpoint_start(f->ep));
+}
+
+/* fj_start starts the fake with the token all 9s. */
+static void fj_start(fake_jm_t *f)
+{
+    fj_start_token(f, 9);
 }
 
 /* fj_arm_report makes fj_await_report wait for the next report; call it

@@ -1,0 +1,272 @@
+/*
+ * cluster_recover_test.c - a TaskManager between two JobMasters of the
+ * same job (a recovered job: a new JobMaster, a new fencing token, the
+ * attempts counted from #0 again), both played by the test (fake_jm.h):
+ * an attempt of the earlier JobMaster slow to end is neither in the new
+ * JobMaster's deployment reports nor sends it its final state.
+ * Synchronised on the fakes' calls and the TaskManager's log.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../task/task_fixture.h"
+#include "fake_jm.h"
+#include "taskexecutor.pb-c.h"
+
+#define JOB "0123456789abcdef0123456789abcdef"
+#define ALLOC_OLD "fedcba9876543210fedcba9876543210"
+#define ALLOC_NEW "00112233445566778899aabbccddeeff"
+
+static const ProtobufCServiceDescriptor *const te_desc =
+    &fling__cluster__task_executor_gateway__descriptor;
+
+/* Calls method of the TaskExecutorGateway te and returns the reply (free
+ * it with protobuf_c_message_free_unpacked); fails the test on a failure. */
+static ProtobufCMessage *call(fl_rpc_gateway_t *te, const char *method,
+                              const ProtobufCMessage *req)
+{
+    ProtobufCMessage *reply = NULL;
+    int rc = fl_rpc_call_sync(
+        te, (unsigned)fl_rpc_method_index(te_desc, method), req, 5000, &reply);
+    if (rc != FL_OK)
+        fail_msg("%s failed: %s", method, fl_rpc_last_message());
+    return reply;
+}
+
+/* The job of attempt "held (1/1)": its map's hold_open waits for the
+ * FIFO of HOLD_FIFO, deaf to the cancel; its sink writes out. */
+static void held_job(char *buf, size_t cap, const char *out)
+{
+    snprintf(buf, cap,
+             "{\"name\": \"held\", \"parallelism\": 1,"
+             " \"library\": \"%s\", \"operators\": ["
+             "{\"id\": \"n\", \"type\": \"source.sequence\","
+             " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
+             "{\"id\": \"h\", \"type\": \"map\","
+             " \"params\": {\"function\": \"hold\"}},"
+             "{\"id\": \"out\", \"type\": \"sink.text\","
+             " \"params\": {\"path\": \"%s\"}}]}",
+             UDF_HOLD_LIB, out);
+}
+
+/* The job of attempt "long (1/1)": it counts to 10^12 (runs until
+ * cancelled); its sink writes out.long. */
+static void endless_job(char *buf, size_t cap, const char *out)
+{
+    snprintf(buf, cap,
+             "{\"name\": \"long\", \"parallelism\": 1, \"operators\": ["
+             "{\"id\": \"n\", \"type\": \"source.sequence\","
+             " \"params\": {\"from\": \"1\", \"to\": \"1000000000000\"}},"
+             "{\"id\": \"out\", \"type\": \"sink.text\","
+             " \"params\": {\"path\": \"%s.long\"}}]}",
+             out);
+}
+
+/* Gives slot i of tm1 (gateway te) to JOB as f's JobMaster, waits for the
+ * offer, and deploys attempt #0 of vertex 0 (name) of job_json there. */
+static void deploy(fake_jm_t *f, fl_rpc_gateway_t *te, uint32_t i,
+                   const char *alloc, const char *name, char *job_json)
+{
+    Fling__Cluster__SlotRequest sr = FLING__CLUSTER__SLOT_REQUEST__INIT;
+    sr.job_id = JOB;
+    sr.allocation_id = (char *)alloc;
+    sr.slot_index = i;
+    sr.jm_address = (char *)fl_rpc_endpoint_address(f->ep);
+    sr.jm_token.data = f->token.bytes;
+    sr.jm_token.len = 16;
+    protobuf_c_message_free_unpacked(call(te, "RequestSlot", &sr.base), NULL);
+    fl_test_latch_await(f->offered);
+    Fling__Cluster__TaskDeploymentDescriptor td =
+        FLING__CLUSTER__TASK_DEPLOYMENT_DESCRIPTOR__INIT;
+    td.job_id = JOB;
+    td.allocation_id = (char *)alloc;
+    td.job_json = job_json;
+    td.name = (char *)name;
+    protobuf_c_message_free_unpacked(call(te, "SubmitTask", &td.base), NULL);
+}
+
+/* Asks tm1 (gateway te) for a heartbeat as f's JobMaster; returns the
+ * deployment report of its answer (f's). */
+static const Fling__Cluster__DeploymentReport *beat(fake_jm_t *f,
+                                                    fl_rpc_gateway_t *te)
+{
+    Fling__Cluster__JobMasterHeartbeatPayload p =
+        FLING__CLUSTER__JOB_MASTER_HEARTBEAT_PAYLOAD__INIT;
+    p.submitted = 1;
+    uint8_t buf[16];
+    Fling__Cluster__Heartbeat hb = FLING__CLUSTER__HEARTBEAT__INIT;
+    hb.origin = FJ_ID;
+    hb.target = "tm1";
+    hb.payload.data = buf;
+    hb.payload.len =
+        fling__cluster__job_master_heartbeat_payload__pack(&p, buf);
+    fj_arm_report(f);
+    protobuf_c_message_free_unpacked(
+        call(te, "HeartbeatFromJobManager", &hb.base), NULL);
+    return fj_await_report(f);
+}
+
+/* The earlier JobMaster (token 9s) runs attempt #0 in slot 0, then frees
+ * the slot; its task, deaf to the cancel, keeps running. The new one
+ * (token 8s) runs its own attempt #0 in slot 1: its reports show that
+ * one only, and once the old attempt ends CANCELED, that state is
+ * dropped with a log line instead of reaching it. */
+static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    static fake_jm_t old, cur;
+    char *dir = scratch();
+    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
+    assert_int_equal(0, mkfifo(fifo, 0600));
+    int port = start_jm(&jm, "0");
+    setenv("HOLD_FIFO", fifo, 1);
+    int tport = start_tm_only(&tm1, "tm1", port, NULL);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    fj_start(&old); /* token 9s */
+    char address[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
+             tport);
+    fl_rpc_gateway_t *te = fl_test_connect(old.svc, address, te_desc, NULL);
+
+    char held[2048], endless[1024];
+    held_job(held, sizeof held, out);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", held);
+    cf_wait_stderr(&tm1,
+                   "held (1/1) (attempt #0) switched from INITIALIZING to "
+                   "RUNNING.",
+                   1);
+    Fling__Cluster__FreeSlotRequest fr =
+        FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
+    fr.allocation_id = ALLOC_OLD;
+    fr.cause = "the JobMaster is shutting down";
+    protobuf_c_message_free_unpacked(call(te, "FreeSlot", &fr.base), NULL);
+    cf_wait_stderr(&tm1, "Slot 0 freed: the JobMaster is shutting down", 1);
+    fl_rpc_gateway_free(te);
+    fj_end(&old);
+
+    fj_start_token(&cur, 8);
+    te = fl_test_connect(cur.svc, address, te_desc, NULL);
+    endless_job(endless, sizeof endless, out);
+    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", endless);
+    cf_wait_stderr(&tm1,
+                   "long (1/1) (attempt #0) switched from INITIALIZING to "
+                   "RUNNING.",
+                   1);
+    const Fling__Cluster__DeploymentReport *r = beat(&cur, te);
+    assert_string_equal(JOB, r->job_id);
+    assert_int_equal(1, r->n_attempts);
+    assert_int_equal(0, r->attempts[0]->vertex);
+    assert_int_equal(0, r->attempts[0]->attempt);
+    assert_false(r->attempts[0]->ending);
+
+    int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
+    assert_true(fd >= 0);
+    close(fd);
+    cf_wait_stderr(
+        &tm1,
+        "State update CANCELED of held (1/1) (attempt #0) "
+        "dropped: it was deployed by an earlier JobMaster of job " JOB,
+        1);
+    cf_wait_stderr(
+        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
+    r = beat(&cur, te);
+    assert_int_equal(1, r->n_attempts);
+    assert_false(r->attempts[0]->ending);
+
+    cf_stop(&tm1, SIGTERM, 0);
+    fl_rpc_gateway_free(te);
+    fj_end(&cur);
+    cf_stop(&jm, SIGTERM, 0);
+    free(fifo);
+    free(out);
+    rm_scratch(dir);
+}
+
+/* The earlier JobMaster (token 9s) still holds slot 0, running attempt
+ * #0, when a slot is requested for the job under a new one (token 8s),
+ * as after a JobManager killed and started again: the earlier one's slot
+ * is freed (its task cancelled), and the new one gets the new slot's
+ * offer, and reports of its own attempt only. */
+static void
+test_new_jobmasters_slot_request_frees_the_earlier_ones(void **state)
+{
+    (void)state;
+    static cf_proc_t jm, tm1;
+    static fake_jm_t old, cur;
+    char *dir = scratch();
+    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
+    assert_int_equal(0, mkfifo(fifo, 0600));
+    int port = start_jm(&jm, "0");
+    setenv("HOLD_FIFO", fifo, 1);
+    int tport = start_tm_only(&tm1, "tm1", port, NULL);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    fj_start(&old); /* token 9s */
+    fj_start_token(&cur, 8);
+    char address[128];
+    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
+             tport);
+    fl_rpc_gateway_t *te = fl_test_connect(cur.svc, address, te_desc, NULL);
+    char held[2048], endless[1024];
+    held_job(held, sizeof held, out);
+    endless_job(endless, sizeof endless, out);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", held);
+    cf_wait_stderr(&tm1,
+                   "held (1/1) (attempt #0) switched from INITIALIZING to "
+                   "RUNNING.",
+                   1);
+
+    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", endless);
+    char line[512];
+    snprintf(line, sizeof line,
+             "Slot 0 freed: job " JOB " has a new JobMaster at %s, with "
+             "another fencing token",
+             fl_rpc_endpoint_address(cur.ep));
+    cf_wait_stderr(&tm1, line, 1);
+    cf_wait_stderr(&tm1,
+                   "long (1/1) (attempt #0) switched from INITIALIZING to "
+                   "RUNNING.",
+                   1);
+    const Fling__Cluster__DeploymentReport *r = beat(&cur, te);
+    assert_string_equal(JOB, r->job_id);
+    assert_int_equal(1, r->n_attempts);
+    assert_int_equal(0, r->attempts[0]->vertex);
+    assert_int_equal(0, r->attempts[0]->attempt);
+    assert_false(r->attempts[0]->ending);
+
+    int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
+    assert_true(fd >= 0);
+    close(fd);
+    cf_wait_stderr(
+        &tm1,
+        "State update CANCELED of held (1/1) (attempt #0) "
+        "dropped: it was deployed by an earlier JobMaster of job " JOB,
+        1);
+    cf_wait_stderr(
+        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
+
+    cf_stop(&tm1, SIGTERM, 0);
+    fl_rpc_gateway_free(te);
+    fj_end(&old);
+    fj_end(&cur);
+    cf_stop(&jm, SIGTERM, 0);
+    free(fifo);
+    free(out);
+    rm_scratch(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CF_TEST(test_earlier_jobmasters_attempt_is_not_the_new_ones),
+        CF_TEST(test_new_jobmasters_slot_request_frees_the_earlier_ones),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
