@@ -29,9 +29,12 @@ typedef struct jm_tm {
     /* Its SubmitTask calls in a row that failed FL_EUNREACHABLE (the
      * connection is gone). While > 0 its slots take no deployment; at
      * the heartbeat's unreachable threshold it is lost. An answer from it
-     * (an acknowledged SubmitTask, a heartbeat) resets the count. */
+     * (an acknowledged SubmitTask, a heartbeat) resets the count, if it
+     * came half a heartbeat interval after the last failure: one sooner
+     * may have crossed the closing connection. */
     int unreachable;
-    uint64_t submitted; /* SubmitTask calls made to it */
+    uint64_t unreachable_ns; /* fl_clock_now_ns of the last failure */
+    uint64_t submitted;      /* SubmitTask calls made to it */
 } jm_tm_t;
 
 /* An offered and accepted slot. */
@@ -158,7 +161,8 @@ void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how,
 void jm__disconnect_tm(jm_jobmaster_t *jm, size_t i, const char *cause);
 
 /* jm__tm_answered: TaskExecutor i answered (a heartbeat): its slots take
- * deployments again. */
+ * deployments again, unless the answer came within half a heartbeat
+ * interval of its last unreachable call (sent before it died, maybe). */
 void jm__tm_answered(jm_jobmaster_t *jm, size_t i);
 
 /* ---- jobmaster_rm.c --------------------------------------------------- */

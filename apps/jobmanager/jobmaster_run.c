@@ -366,8 +366,10 @@ static void submitted_body(fl_future_t *f, void *arg)
         return;
     }
     bool unreachable = fl_future_error(f) == FL_EUNREACHABLE && !tm->lost;
-    if (unreachable)
+    if (unreachable) {
         tm->unreachable++;
+        tm->unreachable_ns = fl_clock_now_ns();
+    }
     char why[700];
     snprintf(why, sizeof why, "Could not deploy %s: %s",
              jm->rec->tasks[a->v].name, fl_future_message(f));
@@ -543,6 +545,10 @@ void jm__disconnect_tm(jm_jobmaster_t *jm, size_t i, const char *cause)
 void jm__tm_answered(jm_jobmaster_t *jm, size_t i)
 {
     if (jm->tms[i].lost || jm->tms[i].unreachable == 0)
+        return;
+    uint64_t half_ns =
+        (uint64_t)fl_heartbeat_manager_timing(jm->hb).interval_ms * 500000;
+    if (fl_clock_now_ns() - jm->tms[i].unreachable_ns < half_ns)
         return;
     jm->tms[i].unreachable = 0;
     jm__try_deploy(jm);
