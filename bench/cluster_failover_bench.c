@@ -14,18 +14,17 @@
  *              the namespace is taken down: packets vanish, no RST, no
  *              ICMP.
  * The job restarts (fixed delay, restart-strategy.fixed-delay.delay 1 s,
- * Flink's default) on tmb, which has the slots. The times come from the
- * JobManager's log (records timed to the microsecond, CLOCK_REALTIME, the
- * clock of the kill or cut too): detect_ms (-> the JobMaster fails the
+ * one attempt: Flink's defaults) on tmb, which has the slots. The times come
+ * from the JobManager's log (records timed to the microsecond, CLOCK_REALTIME,
+ * the clock of the kill or cut too): detect_ms (-> the JobMaster fails the
  * first task of tma: "switched from RUNNING to FAILED"), restarting_ms (->
  * "Restarting job ... in 1000 ms": the survivors are cancelled),
  * running_ms (-> the last task RUNNING again, of the attempt that got
  * there; with running_spread_pct), redeploy_ms (the last restart's
  * firing, its record + the delay, -> the last task RUNNING), restarts (how
- * many the job needed; restart-strategy.fixed-delay.attempts is 10, so
- * that a race of the cut with the cluster's own messages costs a restart,
- * not the run). The cut comes half a heartbeat interval after the last
- * task RUNNING.
+ * many the job needed: 1, or the run fails). The cut comes right after
+ * the last task RUNNING, when a kill can still lose a SubmitTask's
+ * reply: the JobMaster must keep the restart off tma's slots.
  *
  * Heartbeats: heartbeat.interval 1 s, heartbeat.timeout 5 s (runs
  * interleaved, kill then partition, CF_RUNS each); then one run of each
@@ -69,22 +68,15 @@ typedef struct cf_run {
 } cf_run_t;
 
 /* The settings of a run: "-D" values for every process (the heartbeats;
- * restarts enough to get past the races a cut makes, as Flink's default
- * for a checkpointed job, unbounded attempts 1 s apart), and the wait
- * between all tasks RUNNING and the cut (half an interval). */
+ * the restart strategy is the default, one attempt 1 s later). */
 typedef struct cf_setting {
-    const char *opts[4];
-    unsigned cut_after_ms;
+    const char *opts[3];
 } cf_setting_t;
 
 static const cf_setting_t fast_hb = {
-    {"heartbeat.interval=1 s", "heartbeat.timeout=5 s",
-     "restart-strategy.fixed-delay.attempts=10", NULL},
-    500};
+    {"heartbeat.interval=1 s", "heartbeat.timeout=5 s", NULL}};
 static const cf_setting_t flink_hb = {
-    {"heartbeat.interval=10 s", "heartbeat.timeout=50 s",
-     "restart-strategy.fixed-delay.attempts=10", NULL},
-    5000};
+    {"heartbeat.interval=10 s", "heartbeat.timeout=50 s", NULL}};
 
 /* Runs scripts/netns-pair.sh with cmd and its arguments (NULL-ended),
  * its output on stderr. FL_OK, or FL_ESYSTEM after saying why. */
@@ -165,14 +157,8 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
                &tma);
     uint64_t t_cut = 0;
     if (rc == FL_OK) {
-        /* Not at once: a kill within a millisecond of the last RUNNING can
-         * lose the reply of a SubmitTask, which fails the job differently
-         * (docs/benchmarks.md); half an interval also puts the cut at the
-         * middle of the heartbeats' phase. */
-        struct timespec ts = {.tv_sec = set->cut_after_ms / 1000,
-                              .tv_nsec =
-                                  (long)(set->cut_after_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        /* At once: a kill may lose the reply of a SubmitTask, which the
+         * JobMaster must survive with its single restart. */
         t_cut = realtime_ns();
         if (partition) {
             rc = netns(ctx, "down", ns, NULL, NULL);
@@ -202,7 +188,7 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
         out->restarting = cj_ms(t_cut, m[M_RESTARTING].first_ns);
         out->running = cj_ms(t_cut, m[got].last_ns);
         out->restarts = m[M_RESTARTING].count;
-        /* "... in 1000 ms (restart 1 of 10): ...": the last restart fired
+        /* "... in 1000 ms (restart 1 of 1): ...": the last restart fired
          * its delay after its record. */
         const char *in = strstr(m[M_RESTARTING].first_rest, ") in ");
         double delay = in != NULL ? atof(in + 5) : 0;

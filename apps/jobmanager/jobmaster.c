@@ -75,7 +75,7 @@ static void tm_connected_body(fl_future_t *f, void *arg)
      * old one's slots and tasks are lost, not inherited. */
     if (i >= 0 && strcmp(jm->tms[i].session_id, a->session_id) != 0)
         jm__tm_lost(jm, a->resource_id,
-                    "it registered again from a new process");
+                    "it registered again from a new process", false);
     if (i >= 0 && jm->tms[i].lost) {      /* a new process under the old id */
         jm->tms[i].resource_id[0] = '\0'; /* never matches again */
         i = -1;
@@ -101,6 +101,8 @@ static void tm_connected_body(fl_future_t *f, void *arg)
         snprintf(t[i].session_id, sizeof t[i].session_id, "%s", a->session_id);
         t[i].gw = gw;
         t[i].lost = false;
+        t[i].unreachable = 0;
+        t[i].submitted = 0;
         jm_hb_target_t *h = malloc(sizeof *h);
         if (h != NULL) {
             h->jm = jm;
@@ -177,9 +179,18 @@ static void jm_offer_slots(Fling__Cluster__JobMasterGateway_Service *svc,
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     long tm = jm__tm_find(jm, req->resource_id);
     /* A lost TaskManager's registration has ended: its late offers (sent
-     * before a partition, say) are refused as an unknown one's. */
-    if (tm >= 0 && jm->tms[tm].lost)
+     * before a partition, say) are refused as an unknown one's, and it is
+     * told again it was lost, so that it frees the job's slots and
+     * registers again instead of offering them over and over. */
+    if (tm >= 0 && jm->tms[tm].lost) {
+        char cause[300];
+        snprintf(cause, sizeof cause,
+                 "the JobMaster of job %s lost this TaskManager earlier; "
+                 "register again",
+                 jm->rec->job_id);
+        jm__disconnect_tm(jm, (size_t)tm, cause);
         tm = -1;
+    }
     Fling__Cluster__SlotOffer **acc =
         calloc(req->n_offers ? req->n_offers : 1, sizeof *acc);
     if (tm < 0 || acc == NULL) {
@@ -277,7 +288,7 @@ static void jm_disconnect_task_manager(
     jm_jobmaster_t *jm = fl_rpc_call_state(call);
     char how[600];
     snprintf(how, sizeof how, "it disconnected (%s)", req->cause);
-    jm__tm_lost(jm, req->resource_id, how);
+    jm__tm_lost(jm, req->resource_id, how, false);
     Fling__Cluster__Ack ack = FLING__CLUSTER__ACK__INIT;
     closure(&ack, call);
 }
@@ -337,6 +348,9 @@ static int jm_on_start(fl_rpc_endpoint_t *ep, void *state)
         fl_heartbeat_manager_alloc(ep, &ho, &jm->hb, hwhy, sizeof hwhy) !=
             FL_OK)
         return fl_rpc_start_fail(ep, FL_EINVAL, "%s", hwhy);
+    jm->failure_threshold = ho.failure_threshold == 0
+                                ? FL_HEARTBEAT_DEFAULT_FAILURE_THRESHOLD
+                                : ho.failure_threshold;
     fl_heartbeat_opts_t hr = ho;
     hr.role = FL_HEARTBEAT_RECEIVER;
     hr.on_timeout = jm__rm_silent;

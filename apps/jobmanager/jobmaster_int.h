@@ -26,7 +26,15 @@ typedef struct jm_tm {
     char session_id[64];  /* its process's; another one is a new process */
     fl_rpc_gateway_t *gw; /* unfenced TaskExecutorGateway */
     bool lost;
-    uint64_t submitted; /* SubmitTask calls made to it */
+    /* Its SubmitTask calls in a row that failed FL_EUNREACHABLE (the
+     * connection is gone). While > 0 its slots take no deployment; at
+     * the heartbeat's unreachable threshold it is lost. An answer from it
+     * (an acknowledged SubmitTask, a heartbeat) resets the count, if it
+     * came half a heartbeat interval after the last failure: one sooner
+     * may have crossed the closing connection. */
+    int unreachable;
+    uint64_t unreachable_ns; /* fl_clock_now_ns of the last failure */
+    uint64_t submitted;      /* SubmitTask calls made to it */
 } jm_tm_t;
 
 /* An offered and accepted slot. */
@@ -77,6 +85,7 @@ struct jm_jobmaster {
     fl_rpc_scheduled_t *timer;
     int m_submit, m_cancel, m_free, m_disconnect_jm, m_heartbeat;
     fl_heartbeat_manager_t *hb;    /* sender towards the TaskExecutors */
+    int failure_threshold;         /* heartbeat.rpc-failure-threshold */
     fl_heartbeat_manager_t *hb_rm; /* receiver of the ResourceManager's */
     char rm_hb_id[256];
     uint8_t probe[16]; /* a packed JobMasterHeartbeatPayload */
@@ -135,12 +144,26 @@ void jm__arm_slot_timer(jm_jobmaster_t *jm);
 
 /* The heartbeat sender's send function (arg: a jm_hb_target_t) and
  * callbacks (arg: jm); a TaskExecutor lost: its tasks failed, its slots
- * are the job's no more. */
+ * are the job's no more, and, if tell, it is told so (jm__disconnect_tm;
+ * not when it left on its own or a new process took its id). */
 fl_future_t *jm__send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg);
 void jm__hb_timeout(void *arg, const fl_heartbeat_event_t *ev);
 void jm__hb_unreachable(void *arg, const fl_heartbeat_event_t *ev);
 void jm__hb_incompatible(void *arg, const fl_heartbeat_event_t *ev);
-void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how);
+void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how,
+                 bool tell);
+
+/* jm__disconnect_tm tells TaskExecutor i, best effort, that this JobMaster
+ * counts it lost (Flink's disconnectTaskManager): it cancels the job's
+ * tasks, frees the job's slots, and registers again when the
+ * ResourceManager gives it a slot of the job. cause ends its log line
+ * "Slot <i> freed: <cause>". */
+void jm__disconnect_tm(jm_jobmaster_t *jm, size_t i, const char *cause);
+
+/* jm__tm_answered: TaskExecutor i answered (a heartbeat): its slots take
+ * deployments again, unless the answer came within half a heartbeat
+ * interval of its last unreachable call (sent before it died, maybe). */
+void jm__tm_answered(jm_jobmaster_t *jm, size_t i);
 
 /* ---- jobmaster_rm.c --------------------------------------------------- */
 

@@ -109,7 +109,10 @@ void jm__hb_report(void *arg, const char *origin, const void *data, size_t len)
 {
     jm_jobmaster_t *jm = arg;
     long i = jm__tm_find(jm, origin);
-    if (jm->ended || i < 0 || jm->tms[i].lost || len == 0)
+    if (jm->ended || i < 0 || jm->tms[i].lost)
+        return;
+    jm__tm_answered(jm, (size_t)i);
+    if (jm->ended || len == 0)
         return;
     Fling__Cluster__DeploymentReport *r =
         fling__cluster__deployment_report__unpack(NULL, len, data);

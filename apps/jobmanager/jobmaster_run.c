@@ -345,22 +345,47 @@ typedef struct submit_arg {
     uint32_t attempt;
 } submit_arg_t;
 
+/* The SubmitTask of vertex a->v ended. A failure fails the task; one
+ * that says the connection is gone (FL_EUNREACHABLE) also counts towards
+ * the TaskExecutor's unreachable threshold, and its slots take no
+ * deployment (no restart) until it answers again or is lost: a restart
+ * that went back to a dead TaskManager would use up the restart
+ * attempts before the heartbeats tell. */
 static void submitted_body(fl_future_t *f, void *arg)
 {
     submit_arg_t *a = arg;
     jm_jobmaster_t *jm = a->jm;
-    if (jm->ended || jm->rec->tasks[a->v].attempt != a->attempt)
+    if (jm->ended || jm->rec->tasks[a->v].attempt != a->attempt ||
+        jm->vslot[a->v] < 0)
         return;
+    jm_slot_t *sl = &jm->slots[jm->vslot[a->v]];
+    jm_tm_t *tm = &jm->tms[sl->tm];
     if (fl_future_error(f) == FL_OK) { /* no longer pending */
-        if (jm->vslot[a->v] >= 0)
-            jm->slots[jm->vslot[a->v]].acked = true;
+        sl->acked = true;
+        jm__tm_answered(jm, sl->tm);
         return;
+    }
+    bool unreachable = fl_future_error(f) == FL_EUNREACHABLE && !tm->lost;
+    if (unreachable) {
+        tm->unreachable++;
+        tm->unreachable_ns = fl_clock_now_ns();
     }
     char why[700];
     snprintf(why, sizeof why, "Could not deploy %s: %s",
              jm->rec->tasks[a->v].name, fl_future_message(f));
     jm__set_task_state(jm, a->v, XS(FAILED), why);
     jm__task_failed(jm, why);
+    if (unreachable && jm->failure_threshold > 0 &&
+        tm->unreachable >= jm->failure_threshold) {
+        char how[300];
+        snprintf(how, sizeof how,
+                 "%d calls in a row found it unreachable "
+                 "(heartbeat.rpc-failure-threshold)",
+                 tm->unreachable);
+        char rid[256];
+        memcpy(rid, tm->resource_id, sizeof rid);
+        jm__tm_lost(jm, rid, how, true);
+    }
 }
 
 /* fl_rpc_on_complete hands arg over to the callback when it runs. */
@@ -423,12 +448,18 @@ size_t jm__held_slots(const jm_jobmaster_t *jm)
     return n;
 }
 
+/* A slot held, empty, on a TaskExecutor not found unreachable. */
+static bool slot_free(const jm_jobmaster_t *jm, size_t i)
+{
+    const jm_slot_t *s = &jm->slots[i];
+    return !s->freed && s->vertex < 0 && jm->tms[s->tm].unreachable == 0;
+}
+
 static size_t free_slots(const jm_jobmaster_t *jm)
 {
     size_t n = 0;
     for (size_t i = 0; i < jm->nslots; i++)
-        if (!jm->slots[i].freed && jm->slots[i].vertex < 0)
-            n++;
+        n += slot_free(jm, i);
     return n;
 }
 
@@ -448,7 +479,7 @@ void jm__try_deploy(jm_jobmaster_t *jm)
     }
     size_t slot = 0;
     for (size_t v = 0; v < jm->nv && !jm->ended; v++) {
-        while (jm->slots[slot].freed || jm->slots[slot].vertex >= 0)
+        while (!slot_free(jm, slot))
             slot++;
         deploy(jm, v, slot);
     }
@@ -500,15 +531,46 @@ fl_future_t *jm__send_heartbeat(void *arg, const fl_heartbeat_msg_t *msg)
                              msg);
 }
 
+void jm__disconnect_tm(jm_jobmaster_t *jm, size_t i, const char *cause)
+{
+    Fling__Cluster__DisconnectJobManagerFromTaskExecutor req =
+        FLING__CLUSTER__DISCONNECT_JOB_MANAGER_FROM_TASK_EXECUTOR__INIT;
+    req.job_id = jm->rec->job_id;
+    req.cause = (char *)cause;
+    fl_future_t *f = NULL;
+    fl_rpc_call(jm->tms[i].gw, (unsigned)jm->m_disconnect_jm, &req.base, 0, &f);
+    fl_future_release(f);
+}
+
+void jm__tm_answered(jm_jobmaster_t *jm, size_t i)
+{
+    if (jm->tms[i].lost || jm->tms[i].unreachable == 0)
+        return;
+    uint64_t half_ns =
+        (uint64_t)fl_heartbeat_manager_timing(jm->hb).interval_ms * 500000;
+    if (fl_clock_now_ns() - jm->tms[i].unreachable_ns < half_ns)
+        return;
+    jm->tms[i].unreachable = 0;
+    jm__try_deploy(jm);
+}
+
 /* A TaskManager is gone: the tasks that ran there failed, its slots are
- * the job's no more. */
-void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how)
+ * the job's no more; told so if tell. */
+void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how,
+                 bool tell)
 {
     long i = jm__tm_find(jm, resource_id);
     if (i < 0 || jm->tms[i].lost)
         return;
     jm->tms[i].lost = true;
     fl_heartbeat_unmonitor(jm->hb, resource_id);
+    if (tell) {
+        char cause[700];
+        snprintf(cause, sizeof cause,
+                 "the JobMaster of job %s lost this TaskManager: %s",
+                 jm->rec->job_id, how);
+        jm__disconnect_tm(jm, (size_t)i, cause);
+    }
     size_t held = 0;
     for (size_t k = 0; k < jm->nslots; k++)
         if (jm->slots[k].tm == (size_t)i && !jm->slots[k].freed) {
@@ -538,15 +600,15 @@ void jm__tm_lost(jm_jobmaster_t *jm, const char *resource_id, const char *how)
 
 void jm__hb_timeout(void *arg, const fl_heartbeat_event_t *ev)
 {
-    jm__tm_lost(arg, ev->target, "heartbeat timed out");
+    jm__tm_lost(arg, ev->target, "heartbeat timed out", true);
 }
 
 void jm__hb_unreachable(void *arg, const fl_heartbeat_event_t *ev)
 {
-    jm__tm_lost(arg, ev->target, "heartbeat target unreachable");
+    jm__tm_lost(arg, ev->target, "heartbeat target unreachable", true);
 }
 
 void jm__hb_incompatible(void *arg, const fl_heartbeat_event_t *ev)
 {
-    jm__tm_lost(arg, ev->target, ev->message);
+    jm__tm_lost(arg, ev->target, ev->message, true);
 }

@@ -61,6 +61,11 @@ typedef struct fake_te {
     fl_test_latch_t *submit[4]; /* the first, second ... SubmitTask came */
     fl_test_latch_t *cancel;    /* a CancelTask came */
     fl_test_latch_t *reports;   /* ft_await_reports: counts them */
+    /* The JobMaster's heartbeats are acknowledged, never answered. */
+    bool silent;
+    char disconnects[2][1024]; /* DisconnectJobManager: job id, cause */
+    size_t ndisconnects;
+    fl_test_latch_t *disconnect[2]; /* the first, second came */
 } fake_te_t;
 
 static void ft_ack(Fling__Cluster__Ack_Closure closure, void *call)
@@ -178,8 +183,18 @@ static void ft_disconnect_job_manager(
     Fling__Cluster__Ack_Closure closure, void *call)
 {
     (void)svc;
-    (void)req;
+    fake_te_t *t = fl_rpc_call_state(call);
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->ndisconnects;
+    if (n < 2) {
+        snprintf(t->disconnects[n], sizeof t->disconnects[n], "%s: %s",
+                 req->job_id, req->cause);
+        t->ndisconnects++;
+    }
+    pthread_mutex_unlock(&t->mu);
     ft_ack(closure, call);
+    if (n < 2)
+        fl_test_latch_count_down(t->disconnect[n]);
 }
 
 /* Takes the request's count, then answers with the report of t->mode. */
@@ -216,7 +231,7 @@ ft_heartbeat_from_job_manager(Fling__Cluster__TaskExecutorGateway_Service *svc,
     size_t len = fling__cluster__deployment_report__pack(&r, buf);
     if (t->mode == REPORT_GARBAGE) /* a field 0: never valid */
         len = (size_t)snprintf((char *)buf, sizeof buf, "%c%c", 0x00, 0x01);
-    fl_rpc_gateway_t *jm = t->jm;
+    fl_rpc_gateway_t *jm = t->silent ? NULL : t->jm;
     pthread_mutex_unlock(&t->mu);
     if (p != NULL)
         fling__cluster__job_master_heartbeat_payload__free_unpacked(p, NULL);
@@ -259,6 +274,8 @@ static void ft_start(fake_te_t *t, cf_proc_t *jm, int port, report_mode_t mode)
     for (size_t i = 0; i < 4; i++)
         t->submit[i] = fl_test_latch_alloc(1);
     t->cancel = fl_test_latch_alloc(1);
+    for (size_t i = 0; i < 2; i++)
+        t->disconnect[i] = fl_test_latch_alloc(1);
     fl_rpc_service_opts_t so = {.bind_host = "127.0.0.1", .port = "0"};
     assert_fl_ok(fl_rpc_service_alloc(&so, &t->svc));
     static Fling__Cluster__TaskExecutorGateway_Service impl =
@@ -366,7 +383,7 @@ static void ft_take_slot(fake_te_t *t)
 }
 
 /* ft_release answers the SubmitTask held back, and holds no more. */
-static void ft_release(fake_te_t *t)
+static inline void ft_release(fake_te_t *t)
 {
     pthread_mutex_lock(&t->mu);
     fl_rpc_call_t *call = t->held;
@@ -378,7 +395,7 @@ static void ft_release(fake_te_t *t)
 
 /* ft_await_reports returns once n more reports went to the JobMaster
  * (each after the request it answers was handled). */
-static void ft_await_reports(fake_te_t *t, uint64_t n)
+static inline void ft_await_reports(fake_te_t *t, uint64_t n)
 {
     fl_test_latch_t *l = fl_test_latch_alloc(n);
     pthread_mutex_lock(&t->mu);
@@ -403,6 +420,8 @@ static void ft_end(fake_te_t *t)
     for (size_t i = 0; i < 4; i++)
         fl_test_latch_free(t->submit[i]);
     fl_test_latch_free(t->cancel);
+    for (size_t i = 0; i < 2; i++)
+        fl_test_latch_free(t->disconnect[i]);
     fl_test_latch_free(t->reports);
     pthread_mutex_destroy(&t->mu);
 }
