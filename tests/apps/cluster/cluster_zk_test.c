@@ -7,11 +7,10 @@
  * zookeeper, as the library's ZooKeeper cases: not under the sanitizers).
  */
 #include <ctype.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 
 #include "../task/task_fixture.h"
 #include "cluster_fixture.h"
+#include "held_job.h"
 #include "job_client.h"
 
 static char zk_dir[64];
@@ -151,15 +150,6 @@ static void wait_rm_start(cf_proc_t *jm, const char *addr, int n,
     assert_int_equal(32, strlen(token));
 }
 
-/* Opens the FIFO for writing and closes it: every hold_open blocked on it
- * returns. Blocks until one reader has it open. */
-static void release_holds(const char *fifo)
-{
-    int fd = open(fifo, O_WRONLY);
-    assert_true(fd >= 0);
-    close(fd);
-}
-
 /* A job runs when ZooKeeper goes away long enough for the JobManager to
  * lose its leadership: its JobMaster suspends it (the task cancelled),
  * and once ZooKeeper is back and the leadership granted again (a new
@@ -170,22 +160,8 @@ static void test_job_survives_a_leadership_change(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    char *job = path_in(dir, "held.json");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    char text[2048];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, out);
-    write_file(job, text, (size_t)n);
+    held_job_t h;
+    held_job_write(&h, "held", "3");
 
     const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
                              "-D",    "jobmanager.rpc.port=0",
@@ -202,7 +178,7 @@ static void test_job_survives_a_leadership_change(void **state)
                              "-D",    "taskmanager.numberOfTaskSlots=2",
                              CF_FAST, ZK_ARGS,
                              NULL};
-    setenv("HOLD_FIFO", fifo, 1);
+    setenv("HOLD_FIFO", h.fifo, 1);
     cf_spawn(&tm, "tm1", TM_PATH, tm_args);
     unsetenv("HOLD_FIFO");
     cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
@@ -211,7 +187,7 @@ static void test_job_survives_a_leadership_change(void **state)
     jc_open(&c, port);
     const char *args[] = {NULL};
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    assert_fl_ok(jc_submit(&c, h.job, args, 0, "", id, sizeof id));
     jc_close(&c);
     snprintf(line, sizeof line,
              "JobMaster of job %s registered at ResourceManager "
@@ -229,7 +205,7 @@ static void test_job_survives_a_leadership_change(void **state)
              id, id);
     cf_wait_stderr(&jm, line, 1);
     /* The cancelled attempt ends once its hold_open returns. */
-    release_holds(fifo);
+    held_job_release(&h);
     cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
 
     /* ZooKeeper back: a new leadership, the job recovered. */
@@ -243,22 +219,19 @@ static void test_job_survives_a_leadership_change(void **state)
              id, addr, token2);
     cf_wait_stderr(&jm, line, 1);
     cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    release_holds(fifo);
+    held_job_release(&h);
     snprintf(line, sizeof line,
              "Job held (%s) switched from state RUNNING to FINISHED.", id);
     cf_wait_stderr(&jm, line, 1);
     tbuf_t got = {0};
-    concat_parts(out, 1, &got);
+    concat_parts(h.out, 1, &got);
     assert_int_equal(6, got.len);
     assert_memory_equal("1\n2\n3\n", got.data, 6);
     tbuf_free(&got);
 
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
-    free(fifo);
-    free(out);
-    free(job);
-    rm_scratch(dir);
+    held_job_free(&h);
 }
 
 /* With high-availability.storageDir, a JobManager killed (kill -9) while
@@ -268,22 +241,10 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
 {
     (void)state;
     static cf_proc_t jm1, jm2, tm;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    char *job = path_in(dir, "held.json"), *ha = path_in(dir, "ha");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    char text[2048], storage[600];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, out);
-    write_file(job, text, (size_t)n);
+    held_job_t h;
+    held_job_write(&h, "held", "3");
+    char *ha = path_in(h.dir, "ha");
+    char storage[600];
     snprintf(storage, sizeof storage, "high-availability.storageDir=%s", ha);
     const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
                              "-D",    "jobmanager.rpc.port=0",
@@ -301,7 +262,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
                              "-D",    "taskmanager.numberOfTaskSlots=2",
                              CF_FAST, ZK_ARGS,
                              NULL};
-    setenv("HOLD_FIFO", fifo, 1);
+    setenv("HOLD_FIFO", h.fifo, 1);
     cf_spawn(&tm, "tm1", TM_PATH, tm_args);
     unsetenv("HOLD_FIFO");
     cf_wait_stderr(&jm1, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
@@ -309,7 +270,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     jc_open(&c, port1);
     const char *args[] = {NULL};
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    assert_fl_ok(jc_submit(&c, h.job, args, 0, "", id, sizeof id));
     jc_close(&c);
     /* Running: its hold_open is then on its way to the FIFO. */
     cf_wait_stderr(&tm, "(attempt #0) switched from INITIALIZING to RUNNING.",
@@ -319,7 +280,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
      * JobMaster is silent; the attempt ends once its hold_open returns. */
     cf_kill9(&jm1);
     cf_wait_stderr(&tm, "Slot 0 freed: ", 1);
-    release_holds(fifo);
+    held_job_release(&h);
     cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
 
     /* A new JobManager on the same storageDir: leader once the killed
@@ -335,12 +296,12 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
              id, addr2, token2);
     cf_wait_stderr(&jm2, line, 1);
     cf_wait_stderr(&jm2, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    release_holds(fifo);
+    held_job_release(&h);
     snprintf(line, sizeof line,
              "Job held (%s) switched from state RUNNING to FINISHED.", id);
     cf_wait_stderr(&jm2, line, 1);
     tbuf_t got = {0};
-    concat_parts(out, 1, &got);
+    concat_parts(h.out, 1, &got);
     assert_int_equal(6, got.len);
     assert_memory_equal("1\n2\n3\n", got.data, 6);
     tbuf_free(&got);
@@ -357,11 +318,8 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm2, SIGTERM, 0);
     free(jobs);
-    free(fifo);
-    free(out);
-    free(job);
     free(ha);
-    rm_scratch(dir);
+    held_job_free(&h);
 }
 
 int main(void)
