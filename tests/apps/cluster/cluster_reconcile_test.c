@@ -522,7 +522,7 @@ static void test_taskexecutor_reports_its_attempts(void **state)
                    1);
     assert_report(beat(&f, te, 1), 1, 1, false);
     pthread_mutex_lock(&f.mu);
-    f.lose_finals = true;
+    f.lose_finals = UINT_MAX;
     pthread_mutex_unlock(&f.mu);
     Fling__Cluster__ExecutionAttempt ca =
         FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
@@ -537,7 +537,7 @@ static void test_taskexecutor_reports_its_attempts(void **state)
                    1);
     assert_report(beat(&f, te, 1), 1, 1, true);
     pthread_mutex_lock(&f.mu);
-    f.lose_finals = false;
+    f.lose_finals = 0;
     pthread_mutex_unlock(&f.mu);
     fl_test_latch_await(f.acked_final);
     /* The acknowledgement reaches tm1 after the fake sent it: until then
