@@ -68,17 +68,30 @@ static int group_teardown(void **state)
         "high-availability.cluster-id=cluster_zk_test", "-D",                  \
         "high-availability.zookeeper.client.session-timeout=6 s"
 
+/* Spawns a JobManager called name on ZooKeeper, with one more -D option
+ * (extra) unless NULL; its address into addr. Returns its port. */
+static int zk_spawn_jm(cf_proc_t *jm, const char *name, const char *extra,
+                       char addr[static 256])
+{
+    const char *args[] = {"-D",
+                          "jobmanager.rpc.address=127.0.0.1",
+                          "-D",
+                          "jobmanager.rpc.port=0",
+                          CF_FAST,
+                          ZK_ARGS,
+                          extra ? "-D" : NULL,
+                          extra,
+                          NULL};
+    cf_spawn(jm, name, JM_PATH, args);
+    return cf_read_address(jm, addr, 256);
+}
+
 static void test_one_jobmanager_on_zookeeper(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm;
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    cf_spawn(&jm, "jm", JM_PATH, jm_args);
     char addr[256], line[1024];
-    int port = cf_read_address(&jm, addr, sizeof addr);
+    int port = zk_spawn_jm(&jm, "jm", NULL, addr);
     cf_expect_app(&jm, "fling-jobmanager listening on %s (pid %ld)", addr,
                   (long)jm.pid);
     /* The token is ZooKeeper's: random, 32 hex digits, not all zero. */
@@ -150,6 +163,34 @@ static void wait_rm_start(cf_proc_t *jm, const char *addr, int n,
     assert_int_equal(32, strlen(token));
 }
 
+/* Spawns TaskManager tm1 (2 slots) on ZooKeeper, its hold_open reading
+ * h's FIFO (jobmanager.rpc.port wrong on purpose: ZooKeeper says where),
+ * and waits for its slot report at jm. */
+static void zk_spawn_held_tm(cf_proc_t *tm, cf_proc_t *jm, const held_job_t *h)
+{
+    const char *args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                          "-D",    "jobmanager.rpc.port=1",
+                          "-D",    "taskmanager.host=127.0.0.1",
+                          "-D",    "taskmanager.resource-id=tm1",
+                          "-D",    "taskmanager.numberOfTaskSlots=2",
+                          CF_FAST, ZK_ARGS,
+                          NULL};
+    setenv("HOLD_FIFO", h->fifo, 1);
+    cf_spawn(tm, "tm1", TM_PATH, args);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+}
+
+/* Submits h's job to the JobManager at port; its id into id. */
+static void zk_submit(int port, const held_job_t *h, char id[static 256])
+{
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {NULL};
+    assert_fl_ok(jc_submit(&c, h->job, args, 0, "", id, 256));
+    jc_close(&c);
+}
+
 /* A job runs when ZooKeeper goes away long enough for the JobManager to
  * lose its leadership: its JobMaster suspends it (the task cancelled),
  * and once ZooKeeper is back and the leadership granted again (a new
@@ -163,32 +204,13 @@ static void test_job_survives_a_leadership_change(void **state)
     held_job_t h;
     held_job_write(&h, "held", "3");
 
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    cf_spawn(&jm, "jm", JM_PATH, jm_args);
     char addr[256], token1[33], token2[33];
-    int port = cf_read_address(&jm, addr, sizeof addr);
+    int port = zk_spawn_jm(&jm, "jm", NULL, addr);
     wait_rm_start(&jm, addr, 1, token1, NULL);
-    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=1",
-                             "-D",    "taskmanager.host=127.0.0.1",
-                             "-D",    "taskmanager.resource-id=tm1",
-                             "-D",    "taskmanager.numberOfTaskSlots=2",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    setenv("HOLD_FIFO", h.fifo, 1);
-    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    zk_spawn_held_tm(&tm, &jm, &h);
 
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {NULL};
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, h.job, args, 0, "", id, sizeof id));
-    jc_close(&c);
+    zk_submit(port, &h, id);
     snprintf(line, sizeof line,
              "JobMaster of job %s registered at ResourceManager "
              "%s/resourcemanager_1 (leader token %s)",
@@ -246,32 +268,12 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     char *ha = path_in(h.dir, "ha");
     char storage[600];
     snprintf(storage, sizeof storage, "high-availability.storageDir=%s", ha);
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             "-D",    storage,
-                             NULL};
-    cf_spawn(&jm1, "jm1", JM_PATH, jm_args);
     char addr1[256], addr2[256], token1[33], token2[33];
-    int port1 = cf_read_address(&jm1, addr1, sizeof addr1);
+    int port1 = zk_spawn_jm(&jm1, "jm1", storage, addr1);
     wait_rm_start(&jm1, addr1, 1, token1, NULL);
-    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=1",
-                             "-D",    "taskmanager.host=127.0.0.1",
-                             "-D",    "taskmanager.resource-id=tm1",
-                             "-D",    "taskmanager.numberOfTaskSlots=2",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    setenv("HOLD_FIFO", h.fifo, 1);
-    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm1, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
-    jc_t c = {0};
-    jc_open(&c, port1);
-    const char *args[] = {NULL};
+    zk_spawn_held_tm(&tm, &jm1, &h);
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, h.job, args, 0, "", id, sizeof id));
-    jc_close(&c);
+    zk_submit(port1, &h, id);
     /* Running: its hold_open is then on its way to the FIFO. */
     cf_wait_stderr(&tm, "(attempt #0) switched from INITIALIZING to RUNNING.",
                    1);
@@ -285,8 +287,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
 
     /* A new JobManager on the same storageDir: leader once the killed
      * one's ZooKeeper session expired. */
-    cf_spawn(&jm2, "jm2", JM_PATH, jm_args);
-    cf_read_address(&jm2, addr2, sizeof addr2);
+    zk_spawn_jm(&jm2, "jm2", storage, addr2);
     snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
     wait_rm_start(&jm2, addr2, 1, token2, line);
     assert_string_not_equal(token1, token2);
