@@ -191,6 +191,43 @@ static void zk_submit(int port, const held_job_t *h, char id[static 256])
     jc_close(&c);
 }
 
+/* Expects the JobMaster of job id registered at jm's
+ * resourcemanager_<n> at addr under token, and its task deployed. */
+static void zk_expect_deployed(cf_proc_t *jm, const char *addr, int n,
+                               const char *id, const char *token)
+{
+    char line[1024];
+    snprintf(line, sizeof line,
+             "JobMaster of job %s registered at ResourceManager "
+             "%s/resourcemanager_%d (leader token %s)",
+             id, addr, n, token);
+    cf_wait_stderr(jm, line, 1);
+    cf_wait_stderr(jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+}
+
+/* Expects h's job id recovered by jm as its resourcemanager_<n> at addr
+ * starts under a leader token other than old, and deployed; lets the
+ * task go on and expects the job FINISHED with its exact output. */
+static void zk_expect_recovered(cf_proc_t *jm, const char *addr, int n,
+                                const char *id, const char *old,
+                                const held_job_t *h)
+{
+    char line[1024], token[33];
+    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
+    wait_rm_start(jm, addr, n, token, line);
+    assert_string_not_equal(old, token);
+    zk_expect_deployed(jm, addr, n, id, token);
+    held_job_release(h);
+    snprintf(line, sizeof line,
+             "Job held (%s) switched from state RUNNING to FINISHED.", id);
+    cf_wait_stderr(jm, line, 1);
+    tbuf_t got = {0};
+    concat_parts(h->out, 1, &got);
+    assert_int_equal(6, got.len);
+    assert_memory_equal("1\n2\n3\n", got.data, 6);
+    tbuf_free(&got);
+}
+
 /* A job runs when ZooKeeper goes away long enough for the JobManager to
  * lose its leadership: its JobMaster suspends it (the task cancelled),
  * and once ZooKeeper is back and the leadership granted again (a new
@@ -204,19 +241,14 @@ static void test_job_survives_a_leadership_change(void **state)
     held_job_t h;
     held_job_write(&h, "held", "3");
 
-    char addr[256], token1[33], token2[33];
+    char addr[256], token1[33];
     int port = zk_spawn_jm(&jm, "jm", NULL, addr);
     wait_rm_start(&jm, addr, 1, token1, NULL);
     zk_spawn_held_tm(&tm, &jm, &h);
 
     char id[256], line[1024];
     zk_submit(port, &h, id);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_1 (leader token %s)",
-             id, addr, token1);
-    cf_wait_stderr(&jm, line, 1);
-    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+    zk_expect_deployed(&jm, addr, 1, id, token1);
 
     /* ZooKeeper gone: the connection is suspended after 2/3 of the 6 s
      * session, the leadership revoked, the job suspended. */
@@ -232,24 +264,7 @@ static void test_job_survives_a_leadership_change(void **state)
 
     /* ZooKeeper back: a new leadership, the job recovered. */
     assert_int_equal(0, zk_run("start", NULL));
-    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
-    wait_rm_start(&jm, addr, 2, token2, line);
-    assert_string_not_equal(token1, token2);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_2 (leader token %s)",
-             id, addr, token2);
-    cf_wait_stderr(&jm, line, 1);
-    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    held_job_release(&h);
-    snprintf(line, sizeof line,
-             "Job held (%s) switched from state RUNNING to FINISHED.", id);
-    cf_wait_stderr(&jm, line, 1);
-    tbuf_t got = {0};
-    concat_parts(h.out, 1, &got);
-    assert_int_equal(6, got.len);
-    assert_memory_equal("1\n2\n3\n", got.data, 6);
-    tbuf_free(&got);
+    zk_expect_recovered(&jm, addr, 2, id, token1, &h);
 
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
@@ -268,7 +283,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     char *ha = path_in(h.dir, "ha");
     char storage[600];
     snprintf(storage, sizeof storage, "high-availability.storageDir=%s", ha);
-    char addr1[256], addr2[256], token1[33], token2[33];
+    char addr1[256], addr2[256], token1[33];
     int port1 = zk_spawn_jm(&jm1, "jm1", storage, addr1);
     wait_rm_start(&jm1, addr1, 1, token1, NULL);
     zk_spawn_held_tm(&tm, &jm1, &h);
@@ -288,24 +303,7 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     /* A new JobManager on the same storageDir: leader once the killed
      * one's ZooKeeper session expired. */
     zk_spawn_jm(&jm2, "jm2", storage, addr2);
-    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
-    wait_rm_start(&jm2, addr2, 1, token2, line);
-    assert_string_not_equal(token1, token2);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_1 (leader token %s)",
-             id, addr2, token2);
-    cf_wait_stderr(&jm2, line, 1);
-    cf_wait_stderr(&jm2, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    held_job_release(&h);
-    snprintf(line, sizeof line,
-             "Job held (%s) switched from state RUNNING to FINISHED.", id);
-    cf_wait_stderr(&jm2, line, 1);
-    tbuf_t got = {0};
-    concat_parts(h.out, 1, &got);
-    assert_int_equal(6, got.len);
-    assert_memory_equal("1\n2\n3\n", got.data, 6);
-    tbuf_free(&got);
+    zk_expect_recovered(&jm2, addr2, 1, id, token1, &h);
     /* Ended: its file is gone. */
     snprintf(line, sizeof line,
              "Job held (%s) archived: its JobMaster is freed", id);
