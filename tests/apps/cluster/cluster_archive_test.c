@@ -166,8 +166,7 @@ static void test_huge_expiration_keeps_jobs(void **state)
     (void)state;
     static cf_proc_t jm, tm;
     char *dir = scratch();
-    char *job = path_in(dir, "small.json"), *out = path_in(dir, "out");
-    write_file(job, small_job, strlen(small_job));
+    char *job = small_job_write(dir), *out = path_in(dir, "out");
     int port = start_jm_opt(&jm, "0",
                             "jobstore.expiration-time=9223372036854775807 ms");
     start_tm(&tm, &jm, "tm1", port);
