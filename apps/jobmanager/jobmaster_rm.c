@@ -13,6 +13,7 @@
 
 #include "heartbeat_rpc.h"
 #include "jobmaster_int.h"
+#include "registration_call.h"
 #include "resourcemanager.pb-c.h"
 
 static int method(const char *name)
@@ -136,13 +137,9 @@ static int map_reply(void *arg, void *value, void **out, fl_free_cb *out_free)
     if (id == NULL)
         return FL_ENOMEM;
     memcpy(id, r->rm_resource_id, n);
-    fl_registration_response_t *resp =
-        fl_registration_response_alloc(FL_REGISTRATION_SUCCESS, id, free, NULL);
-    if (resp == NULL)
-        return FL_ENOMEM;
-    *out = resp;
-    *out_free = fl_registration_response_free;
-    return FL_OK;
+    return fa_registration_out(
+        fl_registration_response_alloc(FL_REGISTRATION_SUCCESS, id, free, NULL),
+        out, out_free);
 }
 
 static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
@@ -156,14 +153,8 @@ static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
     req.address = (char *)fl_rpc_endpoint_address(jm->ep);
     req.token.data = jm->token.bytes;
     req.token.len = sizeof jm->token.bytes;
-    fl_future_t *f = NULL;
-    int rc = fl_rpc_call(gw, (unsigned)method("RegisterJobMaster"), &req.base,
-                         timeout_ms, &f);
-    if (rc != FL_OK)
-        return rc;
-    *out = fl_future_then(f, map_reply, NULL);
-    fl_future_release(f);
-    return *out != NULL ? FL_OK : FL_ENOMEM;
+    return fa_registration_call(gw, (unsigned)method("RegisterJobMaster"),
+                                &req.base, timeout_ms, map_reply, out);
 }
 
 int jm__rm_start(jm_jobmaster_t *jm, char *why, size_t len)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "heartbeat_rpc.h"
+#include "registration_call.h"
 #include "resourcemanager.pb-c.h"
 #include "taskexecutor_int.h"
 
@@ -212,11 +213,7 @@ static int map_reply(void *arg, void *value, void **out, fl_free_cb *out_free)
                                               NULL, "%s", r->reason);
         break;
     }
-    if (resp == NULL)
-        return FL_ENOMEM;
-    *out = resp;
-    *out_free = fl_registration_response_free;
-    return FL_OK;
+    return fa_registration_out(resp, out, out_free);
 }
 
 static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
@@ -242,14 +239,8 @@ static int invoke(fl_rpc_gateway_t *gw, const fl_fencing_token_t *token,
     req.num_slots = te->nslots;
     req.n_cluster_config = n < NKEYS_MAX ? n : NKEYS_MAX;
     req.cluster_config = eptrs;
-    fl_future_t *f = NULL;
-    int rc =
-        fl_rpc_call(gw, (unsigned)te->m_register, &req.base, timeout_ms, &f);
-    if (rc != FL_OK)
-        return rc;
-    *out = fl_future_then(f, map_reply, NULL);
-    fl_future_release(f);
-    return *out != NULL ? FL_OK : FL_ENOMEM;
+    return fa_registration_call(gw, (unsigned)te->m_register, &req.base,
+                                timeout_ms, map_reply, out);
 }
 
 static void connect_leader(tm_te_t *te);

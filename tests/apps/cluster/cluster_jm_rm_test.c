@@ -7,16 +7,7 @@
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
 #include "job_client.h"
-
-/* The numbers 1 to 100 into the part files under ${output}. */
-static const char small_job[] =
-    "{\"name\": \"small\", \"parallelism\": 1,"
-    " \"params\": {\"output\": null},"
-    " \"operators\": ["
-    "  {\"id\": \"n\", \"type\": \"source.sequence\","
-    "   \"params\": {\"from\": \"1\", \"to\": \"100\"}},"
-    "  {\"id\": \"out\", \"type\": \"sink.text\","
-    "   \"params\": {\"path\": \"${output}\"}}]}";
+#include "small_job.h"
 
 /* A job waits for a slot (no TaskManager yet); the JobManager stopped
  * (SIGSTOP) for longer than heartbeat.timeout, then continued: the
@@ -28,8 +19,7 @@ static void test_jobmaster_registers_again(void **state)
     (void)state;
     static cf_proc_t jm, tm;
     char *dir = scratch();
-    char *job = path_in(dir, "small.json"), *out = path_in(dir, "out");
-    write_file(job, small_job, strlen(small_job));
+    char *job = small_job_write(dir), *out = path_in(dir, "out");
     int port = start_jm(&jm, "0");
     jc_t c = {0};
     jc_open(&c, port);
@@ -58,17 +48,7 @@ static void test_jobmaster_registers_again(void **state)
     snprintf(done, sizeof done,
              "Job small (%s) switched from state RUNNING to FINISHED.", id);
     cf_wait_stderr(&jm, done, 1);
-    tbuf_t want = {0}, got = {0};
-    for (int i = 1; i <= 100; i++) {
-        char l[16];
-        int n = snprintf(l, sizeof l, "%d\n", i);
-        tbuf_add(&want, l, (size_t)n);
-    }
-    concat_parts(out, 1, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    tbuf_free(&want);
-    tbuf_free(&got);
+    small_job_assert_output(out);
     jc_close(&c);
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);

@@ -18,27 +18,6 @@
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
-/* Starts a JobManager on any port with one or two more -D options (extra2
- * may be NULL); returns its port. */
-static int start_jm_with(cf_proc_t *jm, const char *extra, const char *extra2)
-{
-    const char *args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                          "-D",    "jobmanager.rpc.port=0",
-                          CF_FAST, "-D",
-                          extra,   extra2 ? "-D" : NULL,
-                          extra2,  NULL};
-    cf_spawn(jm, "jm", JM_PATH, args);
-    char addr[256];
-    int port = cf_read_address(jm, addr, sizeof addr);
-    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
-                  (long)jm->pid);
-    cf_expect_app(jm,
-                  "ResourceManager %s/resourcemanager_1 started with leader "
-                  "token " ZERO_TOKEN,
-                  addr);
-    return port;
-}
-
 /* Writes n lines of random "abc \r" text, a third of them with "ab". */
 static void gen_input(const char *path, size_t n)
 {
@@ -125,8 +104,7 @@ static void cluster_up(cluster_t *k, const char *extra, int n_tm)
     k->dir = scratch();
     k->input = path_in(k->dir, "input.txt");
     k->out = path_in(k->dir, "out");
-    k->port =
-        extra ? start_jm_with(&k->jm, extra, NULL) : start_jm(&k->jm, "0");
+    k->port = start_jm_opt(&k->jm, "0", extra);
     k->n_tm = n_tm;
     for (int i = 0; i < n_tm; i++)
         start_tm(&k->tm[i], &k->jm, names[i], k->port);

@@ -91,6 +91,23 @@ static void assert_job(rx_t *x, int state, uint32_t restarts,
     protobuf_c_message_free_unpacked(&s->base, NULL);
 }
 
+/* Expects attempt 0 FAILED for why and the job restarted once, in
+ * 1000 ms; returns once attempt 1's SubmitTask came to the fake. */
+static void expect_restart(rx_t *x, const char *why)
+{
+    cf_expect_app(x->jm,
+                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
+    cf_expect_app(x->jm,
+                  "Job long (%s) switched from state RUNNING to "
+                  "RESTARTING.",
+                  x->id);
+    cf_expect_app(x->jm,
+                  "Restarting job long (%s) in 1000 ms (restart 1 of 1): %s",
+                  x->id, why);
+    cf_expect_app(x->jm, TASK " (attempt #1) switched from FAILED to CREATED.");
+    fl_test_latch_await(x->te.submit[1]);
+}
+
 #define MISSING(k)                                                             \
     "Task " TASK " attempt " #k " is no longer on TaskManager fake: not in "   \
     "its deployment report"
@@ -104,19 +121,7 @@ static void test_missing_attempt_fails(void **state)
     static rx_t x;
     rx_start(&x, NULL, REPORT_NONE, false);
     cf_expect_app(x.jm, MISSING(0));
-    cf_expect_app(x.jm,
-                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
-    cf_expect_app(x.jm,
-                  "Job long (%s) switched from state RUNNING to "
-                  "RESTARTING.",
-                  x.id);
-    cf_expect_app(x.jm,
-                  "Restarting job long (%s) in 1000 ms (restart 1 of 1): "
-                  "" MISSING(0),
-                  x.id);
-    /* Restarted once, in 1000 ms. */
-    cf_expect_app(x.jm, TASK " (attempt #1) switched from FAILED to CREATED.");
-    fl_test_latch_await(x.te.submit[1]);
+    expect_restart(&x, MISSING(0));
     cf_wait_stderr(x.jm, "Deploying " TASK " (attempt #1) to TaskManager fake",
                    1);
     cf_expect_app(x.jm, MISSING(1));
@@ -233,19 +238,7 @@ static void test_stale_attempt_update_is_refused(void **state)
     char msg[1024];
     assert_fl_ok(
         update(&x, 0, XS(FAILED), "the test fails it", msg, sizeof msg));
-    cf_expect_app(x.jm,
-                  TASK " (attempt #0) switched from DEPLOYING to FAILED.");
-    cf_expect_app(x.jm,
-                  "Job long (%s) switched from state RUNNING to "
-                  "RESTARTING.",
-                  x.id);
-    cf_expect_app(x.jm,
-                  "Restarting job long (%s) in 1000 ms (restart 1 of 1): the "
-                  "test fails it",
-                  x.id);
-    /* Restarted once, in 1000 ms. */
-    cf_expect_app(x.jm, TASK " (attempt #1) switched from FAILED to CREATED.");
-    fl_test_latch_await(x.te.submit[1]);
+    expect_restart(&x, "the test fails it");
     pthread_mutex_lock(&x.te.mu);
     x.te.ending = false;
     assert_int_equal(0, x.te.ncancels);
@@ -522,7 +515,7 @@ static void test_taskexecutor_reports_its_attempts(void **state)
                    1);
     assert_report(beat(&f, te, 1), 1, 1, false);
     pthread_mutex_lock(&f.mu);
-    f.lose_finals = true;
+    f.lose_finals = UINT_MAX;
     pthread_mutex_unlock(&f.mu);
     Fling__Cluster__ExecutionAttempt ca =
         FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
@@ -537,7 +530,7 @@ static void test_taskexecutor_reports_its_attempts(void **state)
                    1);
     assert_report(beat(&f, te, 1), 1, 1, true);
     pthread_mutex_lock(&f.mu);
-    f.lose_finals = false;
+    f.lose_finals = 0;
     pthread_mutex_unlock(&f.mu);
     fl_test_latch_await(f.acked_final);
     /* The acknowledgement reaches tm1 after the fake sent it: until then

@@ -7,16 +7,15 @@
  * Synchronised on the processes' log lines and a FIFO the job's user
  * function reads.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
+#include "held_job.h"
 #include "job_client.h"
 #include "resourcemanager.pb-c.h"
 
@@ -29,31 +28,17 @@ static void test_registered_again_keeps_its_slots(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm1;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    char *job = path_in(dir, "held.json");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    char text[2048];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, out);
-    write_file(job, text, (size_t)n);
+    held_job_t h;
+    held_job_write(&h, "held", "3");
     int port = start_jm(&jm, "0");
-    setenv("HOLD_FIFO", fifo, 1);
+    setenv("HOLD_FIFO", h.fifo, 1);
     int tm_port = start_tm(&tm1, &jm, "tm1", port);
     unsetenv("HOLD_FIFO");
     jc_t c = {0};
     jc_open(&c, port);
     const char *args[] = {NULL};
     char id[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    assert_fl_ok(jc_submit(&c, h.job, args, 0, "", id, sizeof id));
     /* The allocation of slot 0, then the report showing it taken. */
     char line[2048], alloc[64] = "", want[2048];
     snprintf(want, sizeof want,
@@ -66,8 +51,7 @@ static void test_registered_again_keeps_its_slots(void **state)
     cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 1 free", 1);
     /* Returns once hold_open opened the FIFO: the task then reads until
      * the close below. */
-    int fd = open(fifo, O_WRONLY);
-    assert_true(fd >= 0);
+    int fd = held_job_open(&h);
 
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(NULL, &svc));
@@ -116,10 +100,10 @@ static void test_registered_again_keeps_its_slots(void **state)
             break;
     }
     tbuf_t names = {0};
-    list_dir(out, &names);
+    list_dir(h.out, &names);
     assert_string_equal("part-0", names.data);
     tbuf_free(&names);
-    char *part = path_in(out, "part-0");
+    char *part = path_in(h.out, "part-0");
     tbuf_t data = {0};
     read_file(part, &data);
     assert_string_equal("1\n2\n3\n", data.data);
@@ -128,10 +112,7 @@ static void test_registered_again_keeps_its_slots(void **state)
     jc_close(&c);
     cf_stop(&tm1, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
-    free(fifo);
-    free(out);
-    free(job);
-    rm_scratch(dir);
+    held_job_free(&h);
 }
 
 int main(void)

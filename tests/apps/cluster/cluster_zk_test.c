@@ -7,11 +7,10 @@
  * zookeeper, as the library's ZooKeeper cases: not under the sanitizers).
  */
 #include <ctype.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 
 #include "../task/task_fixture.h"
 #include "cluster_fixture.h"
+#include "held_job.h"
 #include "job_client.h"
 
 static char zk_dir[64];
@@ -69,17 +68,30 @@ static int group_teardown(void **state)
         "high-availability.cluster-id=cluster_zk_test", "-D",                  \
         "high-availability.zookeeper.client.session-timeout=6 s"
 
+/* Spawns a JobManager called name on ZooKeeper, with one more -D option
+ * (extra) unless NULL; its address into addr. Returns its port. */
+static int zk_spawn_jm(cf_proc_t *jm, const char *name, const char *extra,
+                       char addr[static 256])
+{
+    const char *args[] = {"-D",
+                          "jobmanager.rpc.address=127.0.0.1",
+                          "-D",
+                          "jobmanager.rpc.port=0",
+                          CF_FAST,
+                          ZK_ARGS,
+                          extra ? "-D" : NULL,
+                          extra,
+                          NULL};
+    cf_spawn(jm, name, JM_PATH, args);
+    return cf_read_address(jm, addr, 256);
+}
+
 static void test_one_jobmanager_on_zookeeper(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm;
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    cf_spawn(&jm, "jm", JM_PATH, jm_args);
     char addr[256], line[1024];
-    int port = cf_read_address(&jm, addr, sizeof addr);
+    int port = zk_spawn_jm(&jm, "jm", NULL, addr);
     cf_expect_app(&jm, "fling-jobmanager listening on %s (pid %ld)", addr,
                   (long)jm.pid);
     /* The token is ZooKeeper's: random, 32 hex digits, not all zero. */
@@ -151,13 +163,69 @@ static void wait_rm_start(cf_proc_t *jm, const char *addr, int n,
     assert_int_equal(32, strlen(token));
 }
 
-/* Opens the FIFO for writing and closes it: every hold_open blocked on it
- * returns. Blocks until one reader has it open. */
-static void release_holds(const char *fifo)
+/* Spawns TaskManager tm1 (2 slots) on ZooKeeper, its hold_open reading
+ * h's FIFO (jobmanager.rpc.port wrong on purpose: ZooKeeper says where),
+ * and waits for its slot report at jm. */
+static void zk_spawn_held_tm(cf_proc_t *tm, cf_proc_t *jm, const held_job_t *h)
 {
-    int fd = open(fifo, O_WRONLY);
-    assert_true(fd >= 0);
-    close(fd);
+    const char *args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
+                          "-D",    "jobmanager.rpc.port=1",
+                          "-D",    "taskmanager.host=127.0.0.1",
+                          "-D",    "taskmanager.resource-id=tm1",
+                          "-D",    "taskmanager.numberOfTaskSlots=2",
+                          CF_FAST, ZK_ARGS,
+                          NULL};
+    setenv("HOLD_FIFO", h->fifo, 1);
+    cf_spawn(tm, "tm1", TM_PATH, args);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+}
+
+/* Submits h's job to the JobManager at port; its id into id. */
+static void zk_submit(int port, const held_job_t *h, char id[static 256])
+{
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {NULL};
+    assert_fl_ok(jc_submit(&c, h->job, args, 0, "", id, 256));
+    jc_close(&c);
+}
+
+/* Expects the JobMaster of job id registered at jm's
+ * resourcemanager_<n> at addr under token, and its task deployed. */
+static void zk_expect_deployed(cf_proc_t *jm, const char *addr, int n,
+                               const char *id, const char *token)
+{
+    char line[1024];
+    snprintf(line, sizeof line,
+             "JobMaster of job %s registered at ResourceManager "
+             "%s/resourcemanager_%d (leader token %s)",
+             id, addr, n, token);
+    cf_wait_stderr(jm, line, 1);
+    cf_wait_stderr(jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+}
+
+/* Expects h's job id recovered by jm as its resourcemanager_<n> at addr
+ * starts under a leader token other than old, and deployed; lets the
+ * task go on and expects the job FINISHED with its exact output. */
+static void zk_expect_recovered(cf_proc_t *jm, const char *addr, int n,
+                                const char *id, const char *old,
+                                const held_job_t *h)
+{
+    char line[1024], token[33];
+    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
+    wait_rm_start(jm, addr, n, token, line);
+    assert_string_not_equal(old, token);
+    zk_expect_deployed(jm, addr, n, id, token);
+    held_job_release(h);
+    snprintf(line, sizeof line,
+             "Job held (%s) switched from state RUNNING to FINISHED.", id);
+    cf_wait_stderr(jm, line, 1);
+    tbuf_t got = {0};
+    concat_parts(h->out, 1, &got);
+    assert_int_equal(6, got.len);
+    assert_memory_equal("1\n2\n3\n", got.data, 6);
+    tbuf_free(&got);
 }
 
 /* A job runs when ZooKeeper goes away long enough for the JobManager to
@@ -170,55 +238,17 @@ static void test_job_survives_a_leadership_change(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    char *job = path_in(dir, "held.json");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    char text[2048];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, out);
-    write_file(job, text, (size_t)n);
+    held_job_t h;
+    held_job_write(&h, "held", "3");
 
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    cf_spawn(&jm, "jm", JM_PATH, jm_args);
-    char addr[256], token1[33], token2[33];
-    int port = cf_read_address(&jm, addr, sizeof addr);
+    char addr[256], token1[33];
+    int port = zk_spawn_jm(&jm, "jm", NULL, addr);
     wait_rm_start(&jm, addr, 1, token1, NULL);
-    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=1",
-                             "-D",    "taskmanager.host=127.0.0.1",
-                             "-D",    "taskmanager.resource-id=tm1",
-                             "-D",    "taskmanager.numberOfTaskSlots=2",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    setenv("HOLD_FIFO", fifo, 1);
-    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    zk_spawn_held_tm(&tm, &jm, &h);
 
-    jc_t c = {0};
-    jc_open(&c, port);
-    const char *args[] = {NULL};
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    jc_close(&c);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_1 (leader token %s)",
-             id, addr, token1);
-    cf_wait_stderr(&jm, line, 1);
-    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
+    zk_submit(port, &h, id);
+    zk_expect_deployed(&jm, addr, 1, id, token1);
 
     /* ZooKeeper gone: the connection is suspended after 2/3 of the 6 s
      * session, the leadership revoked, the job suspended. */
@@ -229,36 +259,16 @@ static void test_job_survives_a_leadership_change(void **state)
              id, id);
     cf_wait_stderr(&jm, line, 1);
     /* The cancelled attempt ends once its hold_open returns. */
-    release_holds(fifo);
+    held_job_release(&h);
     cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
 
     /* ZooKeeper back: a new leadership, the job recovered. */
     assert_int_equal(0, zk_run("start", NULL));
-    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
-    wait_rm_start(&jm, addr, 2, token2, line);
-    assert_string_not_equal(token1, token2);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_2 (leader token %s)",
-             id, addr, token2);
-    cf_wait_stderr(&jm, line, 1);
-    cf_wait_stderr(&jm, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    release_holds(fifo);
-    snprintf(line, sizeof line,
-             "Job held (%s) switched from state RUNNING to FINISHED.", id);
-    cf_wait_stderr(&jm, line, 1);
-    tbuf_t got = {0};
-    concat_parts(out, 1, &got);
-    assert_int_equal(6, got.len);
-    assert_memory_equal("1\n2\n3\n", got.data, 6);
-    tbuf_free(&got);
+    zk_expect_recovered(&jm, addr, 2, id, token1, &h);
 
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm, SIGTERM, 0);
-    free(fifo);
-    free(out);
-    free(job);
-    rm_scratch(dir);
+    held_job_free(&h);
 }
 
 /* With high-availability.storageDir, a JobManager killed (kill -9) while
@@ -268,49 +278,17 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
 {
     (void)state;
     static cf_proc_t jm1, jm2, tm;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    char *job = path_in(dir, "held.json"), *ha = path_in(dir, "ha");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    char text[2048], storage[600];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, out);
-    write_file(job, text, (size_t)n);
+    held_job_t h;
+    held_job_write(&h, "held", "3");
+    char *ha = path_in(h.dir, "ha");
+    char storage[600];
     snprintf(storage, sizeof storage, "high-availability.storageDir=%s", ha);
-    const char *jm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=0",
-                             CF_FAST, ZK_ARGS,
-                             "-D",    storage,
-                             NULL};
-    cf_spawn(&jm1, "jm1", JM_PATH, jm_args);
-    char addr1[256], addr2[256], token1[33], token2[33];
-    int port1 = cf_read_address(&jm1, addr1, sizeof addr1);
+    char addr1[256], addr2[256], token1[33];
+    int port1 = zk_spawn_jm(&jm1, "jm1", storage, addr1);
     wait_rm_start(&jm1, addr1, 1, token1, NULL);
-    const char *tm_args[] = {"-D",    "jobmanager.rpc.address=127.0.0.1",
-                             "-D",    "jobmanager.rpc.port=1",
-                             "-D",    "taskmanager.host=127.0.0.1",
-                             "-D",    "taskmanager.resource-id=tm1",
-                             "-D",    "taskmanager.numberOfTaskSlots=2",
-                             CF_FAST, ZK_ARGS,
-                             NULL};
-    setenv("HOLD_FIFO", fifo, 1);
-    cf_spawn(&tm, "tm1", TM_PATH, tm_args);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm1, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
-    jc_t c = {0};
-    jc_open(&c, port1);
-    const char *args[] = {NULL};
+    zk_spawn_held_tm(&tm, &jm1, &h);
     char id[256], line[1024];
-    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
-    jc_close(&c);
+    zk_submit(port1, &h, id);
     /* Running: its hold_open is then on its way to the FIFO. */
     cf_wait_stderr(&tm, "(attempt #0) switched from INITIALIZING to RUNNING.",
                    1);
@@ -319,31 +297,13 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
      * JobMaster is silent; the attempt ends once its hold_open returns. */
     cf_kill9(&jm1);
     cf_wait_stderr(&tm, "Slot 0 freed: ", 1);
-    release_holds(fifo);
+    held_job_release(&h);
     cf_wait_stderr(&tm, "Slot 0 released: the task of allocation", 1);
 
     /* A new JobManager on the same storageDir: leader once the killed
      * one's ZooKeeper session expired. */
-    cf_spawn(&jm2, "jm2", JM_PATH, jm_args);
-    cf_read_address(&jm2, addr2, sizeof addr2);
-    snprintf(line, sizeof line, "Recovered job held (%s) with 1 tasks", id);
-    wait_rm_start(&jm2, addr2, 1, token2, line);
-    assert_string_not_equal(token1, token2);
-    snprintf(line, sizeof line,
-             "JobMaster of job %s registered at ResourceManager "
-             "%s/resourcemanager_1 (leader token %s)",
-             id, addr2, token2);
-    cf_wait_stderr(&jm2, line, 1);
-    cf_wait_stderr(&jm2, "Deploying Source: n -> Map: h -> Sink: out (1/1)", 1);
-    release_holds(fifo);
-    snprintf(line, sizeof line,
-             "Job held (%s) switched from state RUNNING to FINISHED.", id);
-    cf_wait_stderr(&jm2, line, 1);
-    tbuf_t got = {0};
-    concat_parts(out, 1, &got);
-    assert_int_equal(6, got.len);
-    assert_memory_equal("1\n2\n3\n", got.data, 6);
-    tbuf_free(&got);
+    zk_spawn_jm(&jm2, "jm2", storage, addr2);
+    zk_expect_recovered(&jm2, addr2, 1, id, token1, &h);
     /* Ended: its file is gone. */
     snprintf(line, sizeof line,
              "Job held (%s) archived: its JobMaster is freed", id);
@@ -357,11 +317,8 @@ static void test_restarted_jobmanager_recovers_its_jobs(void **state)
     cf_stop(&tm, SIGTERM, 0);
     cf_stop(&jm2, SIGTERM, 0);
     free(jobs);
-    free(fifo);
-    free(out);
-    free(job);
     free(ha);
-    rm_scratch(dir);
+    held_job_free(&h);
 }
 
 int main(void)
