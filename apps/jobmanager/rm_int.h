@@ -26,12 +26,18 @@ typedef struct worker {
      * showed, and the job ("" free); pending while the RequestSlot of
      * alloc is in flight (Flink's PENDING slot); after its reply, a
      * report showing the slot free is ignored until granted_until (a
-     * monotonic ms; 0: no longer), as it may predate the request:
-     * nslots entries. */
+     * monotonic ms; 0: no longer), as it may predate the request. Its
+     * owner is the token of the JobMaster registration the allocation
+     * was requested for (owned false: none this ResourceManager knows,
+     * as for an allocation of an earlier JobMaster a report shows); only
+     * an allocation owned by its job's current registration counts
+     * toward that job's slots: nslots entries. */
     struct {
         char alloc[33];
         char job[33];
         bool pending;
+        bool owned;
+        uint8_t owner[16];
         int64_t granted_until;
     } * alloc;
 } worker_t;

@@ -20,8 +20,21 @@
  * slot of the job held there, the job declares its needs again, or the
  * TaskExecutor is dropped. Flink has no key for it, hence constants.
  *
+ * An allocation's owner is the JobMaster registration (its token) the
+ * ResourceManager requested it for, and only allocations owned by the
+ * job's current registration count toward its slots: those it requested
+ * (the table's, or one of the last REQUESTED_MAX a report shows). A
+ * report showing a slot held by an allocation of the job this
+ * ResourceManager did not request for it (an earlier JobMaster's, as
+ * after a leadership change), and the allocations of an earlier JobMaster
+ * when one with another token registers, occupy their slots until a
+ * report shows them free but count for no one: the recovered job is
+ * given other slots at once.
+ *
  * Its log lines (component app, level info):
  *   Registered JobMaster of job <id> at <address>
+ *   JobMaster of job <id> at <address> replaces the one at <address>; the
+ *     slots of the earlier one no longer count for the job
  *   Requested slot <i> of TaskManager <id> for job <id> (allocation <a>)
  *   Slot <i> of TaskManager <id> is available again
  *   Slot <i> of TaskManager <id> is allocated to job <id> (allocation <a>)
@@ -44,7 +57,11 @@
 #include "rm_int.h"
 #include "taskexecutor.pb-c.h"
 
-enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 10000 };
+enum {
+    BACKOFF_MIN_MS = 100,
+    BACKOFF_MAX_MS = 10000,
+    REQUESTED_MAX = 64 /* the allocations a registration remembers */
+};
 
 /* The requests of a job to one TaskExecutor held off. */
 typedef struct backoff {
@@ -65,6 +82,11 @@ typedef struct rm_job {
     fl_rpc_gateway_t *gw; /* fenced JobMasterGateway, once connected */
     uint64_t gen;
     backoff_t *backoffs;
+    /* The last REQUESTED_MAX allocations requested for this registration
+     * (a ring; nrequested counts them all): a report showing one of them
+     * in a slot the table has otherwise counts it as the job's. */
+    char requested[REQUESTED_MAX][33];
+    size_t nrequested;
 } rm_job_t;
 
 static uint64_t next_gen = 1;
@@ -234,16 +256,47 @@ static void backoff_reset(rm_job_t *j, const char *resource_id)
         }
 }
 
+/* Whether slot i of w counts toward j's slots: it holds an allocation of
+ * j's job owned by j's registration (its token). */
+static bool slot_counts(const rm_job_t *j, const worker_t *w, uint32_t i)
+{
+    return strcmp(w->alloc[i].job, j->job_id) == 0 && w->alloc[i].owned &&
+           memcmp(w->alloc[i].owner, j->token, sizeof j->token) == 0;
+}
+
+/* j's allocated count from the table (a registration that is new). */
+static void job_recount(const jm_rm_t *rm, rm_job_t *j)
+{
+    j->allocated = 0;
+    for (size_t k = 0; k < rm->n; k++)
+        for (uint32_t i = 0; i < rm->workers[k]->nslots; i++)
+            j->allocated += slot_counts(j, rm->workers[k], i);
+}
+
+static bool requested_has(const rm_job_t *j, const char *alloc)
+{
+    size_t n = j->nrequested < REQUESTED_MAX ? j->nrequested : REQUESTED_MAX;
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(j->requested[k], alloc) == 0)
+            return true;
+    return false;
+}
+
 /* Frees slot i of w in the table and in its job's count; returns the
- * job, NULL when it is not registered (any more). */
+ * job whose count it lowered, NULL when the slot counted for none (its
+ * job not registered, or its allocation owned by no current
+ * registration). */
 static rm_job_t *slot_clear(jm_rm_t *rm, worker_t *w, uint32_t i)
 {
     rm_job_t *j = job_find(rm, w->alloc[i].job);
+    if (j != NULL && !slot_counts(j, w, i))
+        j = NULL;
     if (j != NULL && j->allocated > 0)
         j->allocated--;
     w->alloc[i].alloc[0] = '\0';
     w->alloc[i].job[0] = '\0';
     w->alloc[i].pending = false;
+    w->alloc[i].owned = false;
     w->alloc[i].granted_until = 0;
     return j;
 }
@@ -271,8 +324,10 @@ static void slot_freed(jm_rm_t *rm, worker_t *w, uint32_t i)
     retry_at(rm, b->until_ms);
 }
 
-/* Takes slot i of w as allocation alloc of job (in the table and the
- * job's count). */
+/* Takes slot i of w as allocation alloc of job in the table; when alloc
+ * was requested for the job's current registration, that registration
+ * owns it and it counts toward the job's slots; else it is owned by
+ * none (an earlier JobMaster's) and only occupies the slot. */
 static void slot_take(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
                       const char *job)
 {
@@ -281,8 +336,11 @@ static void slot_take(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
     w->alloc[i].pending = false;
     w->alloc[i].granted_until = 0;
     rm_job_t *j = job_find(rm, job);
-    if (j != NULL)
+    w->alloc[i].owned = j != NULL && requested_has(j, alloc);
+    if (w->alloc[i].owned) {
+        memcpy(w->alloc[i].owner, j->token, sizeof j->token);
         j->allocated++;
+    }
 }
 
 /* A requestSlot's outcome: it is no longer in flight; a granted one stays
@@ -333,6 +391,7 @@ static void request_slot(jm_rm_t *rm, rm_job_t *j, worker_t *w, uint32_t i)
 {
     char alloc[33];
     fa_random_hex(alloc, 16);
+    memcpy(j->requested[j->nrequested++ % REQUESTED_MAX], alloc, sizeof alloc);
     slot_take(rm, w, i, alloc, j->job_id);
     w->alloc[i].pending = true;
     Fling__Cluster__SlotRequest req = FLING__CLUSTER__SLOT_REQUEST__INIT;
@@ -448,7 +507,7 @@ bool rm__slot_reported(jm_rm_t *rm, worker_t *w, uint32_t i, const char *alloc,
         if (!w->alloc[i].pending) { /* held there: no hold-off */
             w->alloc[i].granted_until = 0;
             rm_job_t *j = job_find(rm, job);
-            if (j != NULL)
+            if (j != NULL && slot_counts(j, w, i))
                 backoff_reset(j, w->resource_id);
         }
         return false;
@@ -490,6 +549,17 @@ void rm_register_job_master(
         return;
     }
     rm_job_t *j = job_find(rm, req->job_id);
+    if (j != NULL && memcmp(j->token, req->token.data, 16) != 0) {
+        /* A new JobMaster of the job: the allocations of the earlier one
+         * keep their slots until a report shows them free, but no longer
+         * count toward the job's slots. */
+        fl_log(FL_LOG_INFO,
+               "JobMaster of job %s at %s replaces the one at %s; the slots "
+               "of the earlier one no longer count for the job",
+               j->job_id, req->address, j->address);
+        job_remove(rm, j);
+        j = NULL;
+    }
     if (j == NULL) {
         j = calloc(1, sizeof *j);
         char *a = rm__dup(req->address);
@@ -506,10 +576,11 @@ void rm_register_job_master(
         j->address = a;
         j->gen = next_gen++;
         snprintf(j->hb_id, sizeof j->hb_id, "jobmaster_%s", j->job_id);
+        memcpy(j->token, req->token.data, 16);
+        job_recount(rm, j); /* the same JobMaster registered again */
         j->next = rm->jobs;
         rm->jobs = j;
     }
-    memcpy(j->token, req->token.data, 16);
     if (j->gw == NULL) { /* connect back, then heartbeat it (step 10) */
         fl_fencing_token_t tok;
         memcpy(tok.bytes, j->token, 16);

@@ -6,8 +6,10 @@
  * report that displaces a request has the job asked for another slot, and
  * a slot that comes back free holds the next requests for its job off
  * until a report shows it held, the job declares again or the
- * TaskExecutor is dropped. Synchronised on the fake TaskExecutor's calls
- * and the JobManager's log (its app component at debug, FLING_TRACE=app).
+ * TaskExecutor is dropped; only the allocations requested for the job's
+ * current JobMaster count toward its slots. Synchronised on the fake
+ * TaskExecutor's calls and the JobManager's log (its app component at debug,
+ * FLING_TRACE=app).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -40,6 +42,7 @@ typedef struct fake_te {
     bool hold; /* hold the requests back, else acknowledge them */
     struct {
         char alloc[33];
+        char jm_address[128];
         uint32_t index;
         uint64_t at_ms; /* when it came (monotonic clock) */
         fl_rpc_call_t *held;
@@ -72,6 +75,8 @@ static void te_request_slot(Fling__Cluster__TaskExecutorGateway_Service *svc,
     if (n < 16) {
         snprintf(te->req[n].alloc, sizeof te->req[n].alloc, "%s",
                  req->allocation_id);
+        snprintf(te->req[n].jm_address, sizeof te->req[n].jm_address, "%s",
+                 req->jm_address);
         te->req[n].index = req->slot_index;
         te->req[n].at_ms = mono_ms();
         te->req[n].closure = closure;
@@ -162,6 +167,7 @@ typedef struct table_fx {
     fake_te_t te;
     fl_rpc_service_t *svc;
     fl_rpc_endpoint_t *te_ep, *jm_ep;
+    fl_rpc_endpoint_t *jm2_ep; /* a second JobMaster of JOB, or NULL */
     fl_rpc_gateway_t *rm;
     fl_fencing_token_t jm_token;
     char instance_id[64];
@@ -288,6 +294,24 @@ static void fx_register(table_fx_t *x, const char *session)
     cf_expect_app(x->jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
 }
 
+/* Starts a fake JobMaster endpoint id fenced by token (which must outlive
+ * it) in x's service. */
+static fl_rpc_endpoint_t *fx_jobmaster(table_fx_t *x, const char *id,
+                                       const fl_fencing_token_t *token)
+{
+    static Fling__Cluster__JobMasterGateway_Service jm_impl =
+        FLING__CLUSTER__JOB_MASTER_GATEWAY__INIT(jm_);
+    static ProtobufCService *const jm_services[] = {&jm_impl.base};
+    fl_rpc_endpoint_opts_t jo = {.id = id,
+                                 .services = jm_services,
+                                 .nservices = 1,
+                                 .fencing_token = token};
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(x->svc, &jo, &ep));
+    assert_fl_ok(fl_rpc_endpoint_start(ep));
+    return ep;
+}
+
 /* Starts the JobManager and the fakes, registers the fake TaskExecutor
  * (tmx, 2 slots, both free as its first report shows) and the fake
  * JobMaster of JOB; hold: the fake holds the RequestSlots back. */
@@ -311,16 +335,8 @@ static void fx_start(table_fx_t *x, bool hold)
                                  .state = &x->te};
     assert_fl_ok(fl_rpc_endpoint_create(x->svc, &eo, &x->te_ep));
     assert_fl_ok(fl_rpc_endpoint_start(x->te_ep));
-    static Fling__Cluster__JobMasterGateway_Service jm_impl =
-        FLING__CLUSTER__JOB_MASTER_GATEWAY__INIT(jm_);
-    static ProtobufCService *const jm_services[] = {&jm_impl.base};
     memset(&x->jm_token, 7, sizeof x->jm_token);
-    fl_rpc_endpoint_opts_t jo = {.id = "jobmaster_fake",
-                                 .services = jm_services,
-                                 .nservices = 1,
-                                 .fencing_token = &x->jm_token};
-    assert_fl_ok(fl_rpc_endpoint_create(x->svc, &jo, &x->jm_ep));
-    assert_fl_ok(fl_rpc_endpoint_start(x->jm_ep));
+    x->jm_ep = fx_jobmaster(x, "jobmaster_fake", &x->jm_token);
     char address[128];
     snprintf(address, sizeof address,
              "fling.tcp://127.0.0.1:%d/resourcemanager_1", port);
@@ -431,6 +447,8 @@ static void fx_end(table_fx_t *x)
     fl_rpc_gateway_free(x->rm);
     fl_test_endpoint_end(x->te_ep);
     fl_test_endpoint_end(x->jm_ep);
+    if (x->jm2_ep != NULL)
+        fl_test_endpoint_end(x->jm2_ep);
     fl_rpc_service_free(x->svc);
     pthread_cond_destroy(&x->te.cv);
     pthread_mutex_destroy(&x->te.mu);
@@ -439,16 +457,18 @@ static void fx_end(table_fx_t *x)
 /* The heartbeat's report disagrees with the table (once a report has
  * shown the granted slot held, which ends its grace): the slot the
  * ResourceManager gave the job is free there, the one it thinks free is
- * taken by the job; then both are taken (one by a job it does not know),
- * then both are free. The table follows each report: no slot is
- * requested until the job has none, and then only after the hold-off. */
+ * taken by an allocation of the job it did not request (an earlier
+ * JobMaster's), which counts for no one: the job is asked for the freed
+ * slot after the hold-off. Then both are taken (one by a job it does not
+ * know, displacing that request), then both are free: the job is asked
+ * at once, its hold-off being over. */
 static void test_heartbeat_report_overrides_the_table(void **state)
 {
     (void)state;
     static table_fx_t x;
     fx_start(&x, false);
     fx_declare(&x, 1);
-    char a[33], c[33];
+    char a[33], c[33], e[33];
     fx_expect_request(&x, 0, 1, a);
     fx_expect_granted(&x, a);
     fx_heartbeat_report(&x, a, JOB, NULL, NULL);
@@ -462,8 +482,15 @@ static void test_heartbeat_report_overrides_the_table(void **state)
                   "Slot 0 of TaskManager tmx is free as its report shows "
                   "(allocation %s of job " JOB " is forgotten)",
                   a);
+    cf_expect_app(x.jm,
+                  "Slot 0 of TaskManager tmx came back free while job " JOB
+                  " needs slots; asking that TaskManager for the job "
+                  "again in 100 ms");
+    /* Still 1 free: no report line. */
+    fx_expect_request(&x, 0, 2, c);
+    fx_expect_granted(&x, c);
 
-    /* The job has its slot: nothing is requested before these lines. */
+    /* The job has its slot taken: nothing to ask for before these lines. */
     fx_heartbeat_report(&x, ALLOC_D, OTHER_JOB, ALLOC_B, JOB);
     cf_expect_app(x.jm,
                   "Slot 0 of TaskManager tmx is allocated to job " OTHER_JOB
@@ -476,13 +503,88 @@ static void test_heartbeat_report_overrides_the_table(void **state)
                   "(allocation " ALLOC_D " of job " OTHER_JOB " is forgotten)");
     cf_expect_app(x.jm, "Slot 1 of TaskManager tmx is free as its report shows "
                         "(allocation " ALLOC_B " of job " JOB " is forgotten)");
-    cf_expect_app(x.jm,
-                  "Slot 1 of TaskManager tmx came back free while job " JOB
-                  " needs slots; asking that TaskManager for the job "
-                  "again in 100 ms");
     cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 2 free");
-    fx_expect_request(&x, 0, 2, c);
+    fx_expect_request(&x, 0, 3, e);
     assert_string_not_equal(a, c);
+    assert_string_not_equal(c, e);
+    fx_end(&x);
+}
+
+/* A report shows slot 0 held by an allocation of the job that this
+ * ResourceManager did not request (the earlier run's, as after a
+ * leadership change): it occupies the slot but does not count, and the
+ * job is asked for slot 1 at once. */
+static void test_allocation_of_an_earlier_run_does_not_count(void **state)
+{
+    (void)state;
+    static table_fx_t x;
+    fx_start(&x, false);
+    fx_heartbeat_report(&x, ALLOC_B, JOB, NULL, NULL);
+    cf_expect_app(x.jm, "Slot 0 of TaskManager tmx is allocated to job " JOB
+                        " (allocation " ALLOC_B ") as its report shows");
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
+    fx_declare(&x, 1);
+    char c[33];
+    fx_expect_request(&x, 1, 1, c);
+    fx_end(&x);
+}
+
+/* A new JobMaster of the job (another token) registers while slot 0 is
+ * held by the allocation requested for the earlier one: that slot stays
+ * occupied but no longer counts, so slot 1 is requested for the new
+ * JobMaster at once; slot 0 is not requested until a report shows it
+ * free (and then only when the job needs it). */
+static void test_new_jobmaster_does_not_count_the_earlier_slots(void **state)
+{
+    (void)state;
+    static table_fx_t x;
+    fx_start(&x, false);
+    fx_declare(&x, 1);
+    char a[33], c[33], e[33];
+    fx_expect_request(&x, 0, 1, a);
+    fx_expect_granted(&x, a);
+    fx_heartbeat_report(&x, a, JOB, NULL, NULL);
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
+
+    static fl_fencing_token_t token2;
+    memset(&token2, 9, sizeof token2);
+    x.jm2_ep = fx_jobmaster(&x, "jobmaster_fake2", &token2);
+    const char *addr1 = fl_rpc_endpoint_address(x.jm_ep);
+    const char *addr2 = fl_rpc_endpoint_address(x.jm2_ep);
+    Fling__Cluster__JobMasterRegistration jr =
+        FLING__CLUSTER__JOB_MASTER_REGISTRATION__INIT;
+    jr.job_id = JOB;
+    jr.address = (char *)addr2;
+    jr.token.data = token2.bytes;
+    jr.token.len = 16;
+    rm_call_ack(&x, "RegisterJobMaster", &jr.base);
+    cf_expect_app(x.jm,
+                  "JobMaster of job " JOB " at %s replaces the one at %s; the "
+                  "slots of the earlier one no longer count for the job",
+                  addr2, addr1);
+    cf_expect_app(x.jm, "Registered JobMaster of job " JOB " at %s", addr2);
+    fx_declare(&x, 1);
+    fx_expect_request(&x, 1, 2, c);
+    pthread_mutex_lock(&x.te.mu);
+    assert_string_equal(addr2, x.te.req[1].jm_address);
+    pthread_mutex_unlock(&x.te.mu);
+    fx_expect_granted(&x, c);
+
+    /* Slot 0 still held: nothing requested before the next line. */
+    fx_heartbeat_report(&x, a, JOB, c, JOB);
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 0 free");
+    fx_heartbeat_report(&x, NULL, NULL, c, JOB);
+    cf_expect_app(x.jm,
+                  "Slot 0 of TaskManager tmx is free as its report shows "
+                  "(allocation %s of job " JOB " is forgotten)",
+                  a);
+    cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
+    /* The job has its slot: slot 0 is requested when it needs two. */
+    fx_declare(&x, 2);
+    fx_expect_request(&x, 0, 3, e);
+    pthread_mutex_lock(&x.te.mu);
+    assert_string_equal(addr2, x.te.req[2].jm_address);
+    pthread_mutex_unlock(&x.te.mu);
     fx_end(&x);
 }
 
@@ -655,6 +757,8 @@ int main(void)
         CF_TEST(test_report_keeps_a_slot_requested),
         CF_TEST(test_report_displacing_a_request_asks_again),
         CF_TEST(test_declined_slot_backs_off),
+        CF_TEST(test_allocation_of_an_earlier_run_does_not_count),
+        CF_TEST(test_new_jobmaster_does_not_count_the_earlier_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
