@@ -103,8 +103,10 @@ typedef struct jm_hb_target {
 
 /* ---- jobmaster_run.c -------------------------------------------------- */
 
-/* The name of an ExecutionState ("RUNNING"; static). */
+/* The name of an ExecutionState and of a job state ("RUNNING";
+ * static). */
 const char *jm__exec_state_name(int s);
+const char *jm__job_state_name(int s);
 
 /* True for FINISHED, CANCELED and FAILED. */
 bool jm__task_terminal(int s);
@@ -182,6 +184,12 @@ void jm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
  * registered there): after each registration, and after a loss of slots,
  * which ends the ResourceManager's hold-offs for the job. Never blocks. */
 void jm__rm_declare(jm_jobmaster_t *jm);
+
+/* Sends DisconnectJobManager for the job's terminal state through rm (a
+ * ResourceManager gateway, borrowed): the ResourceManager drops the job's
+ * declaration. Returns the call's future (caller releases it), or NULL if
+ * the call could not be made. Never blocks. */
+fl_future_t *jm__rm_leave(jm_jobmaster_t *jm, fl_rpc_gateway_t *rm);
 
 /* ---- jobmaster_reconcile.c -------------------------------------------- */
 

@@ -5,7 +5,21 @@
  * declaration after each success, the ResourceManager's heartbeats as the
  * receiver, and registering again when they stop or the ResourceManager
  * refuses the declaration (it lost this JobMaster). Running tasks keep
- * running meanwhile. Everything runs on the JobMaster's main thread.
+ * running meanwhile. A registration that succeeds after the job ended
+ * leaves at once (DisconnectJobManager): the job's slots were freed
+ * without telling the ResourceManager, which would give them to the job
+ * again. Everything runs on the JobMaster's main thread.
+ *
+ * Limit: the JobMaster registers at the one ResourceManager address and
+ * fencing token it was started with (jm_jobmaster_opts_t); it does not
+ * follow leader retrieval to a new ResourceManager. That is correct only
+ * because a JobManager that gains the leadership starts a new Dispatcher,
+ * which starts new JobMasters with the new leader's address and token,
+ * and one that loses it stops its Dispatcher and every JobMaster. A
+ * ResourceManager that moved without its Dispatcher would leave the
+ * JobMaster registering at the old address (retrying as
+ * cluster.registration.* says) for as long as it runs, and its job would
+ * get no new slot.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,13 +76,43 @@ static void declared(fl_future_t *f, void *arg)
     register_again(jm, why);
 }
 
+fl_future_t *jm__rm_leave(jm_jobmaster_t *jm, fl_rpc_gateway_t *rm)
+{
+    char cause[300];
+    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
+             jm__job_state_name(jm->state));
+    Fling__Cluster__DisconnectJobManagerRequest req =
+        FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
+    req.job_id = jm->rec->job_id;
+    req.state = (Fling__Cluster__JobStatus__State)jm->state;
+    req.cause = cause;
+    fl_future_t *f = NULL;
+    if (fl_rpc_call(rm, (unsigned)method("DisconnectJobManager"), &req.base, 0,
+                    &f) != FL_OK)
+        return NULL;
+    return f;
+}
+
 static void on_success(fl_registered_connection_t *c,
                        const fl_registration_response_t *resp, void *arg)
 {
     jm_jobmaster_t *jm = arg;
-    if (jm->ended)
+    if (jm->ended) {
+        /* The job ended while this registration was under way: its slots
+         * are freed, so the ResourceManager must drop its declaration. */
+        fl_log(FL_LOG_INFO,
+               "JobMaster of job %s registered at ResourceManager %s after "
+               "its job ended; disconnecting",
+               jm->rec->job_id, jm->rm_address);
+        fl_future_release(
+            jm__rm_leave(jm, fl_registered_connection_gateway(c)));
+        fl_registered_connection_close(c);
         return;
+    }
     jm->rm = fl_registered_connection_gateway(c);
+    /* The old id first: the new one may differ (another ResourceManager
+     * process). */
+    fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s",
              (const char *)resp->payload);
     char hex[33];
@@ -79,7 +123,6 @@ static void on_success(fl_registered_connection_t *c,
            fl_fencing_token_hex(&jm->rm_token, hex));
     /* Heartbeats with the ResourceManager (step 11): it requests, we
      * answer. */
-    fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm, NULL);
     jm__rm_declare(jm);
 }
