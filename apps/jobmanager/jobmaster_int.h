@@ -19,6 +19,19 @@
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
+/* The cancels remembered per TaskExecutor, and the attempts a deployment
+ * report may list (jobmaster_reconcile.c). */
+#define JM_CANCELS 16
+#define JM_REPORT_MAX 1024
+
+/* A CancelTask sent for an attempt a TaskExecutor reported that this
+ * JobMaster did not deploy there: sent again once wait more reports
+ * listed it (the wait doubles), forgotten once a report lacks it. */
+typedef struct jm_cancel {
+    uint32_t vertex, attempt;
+    uint32_t seen, wait;
+} jm_cancel_t;
+
 /* A TaskExecutor registered at this JobMaster. */
 typedef struct jm_tm {
     char resource_id[256];
@@ -33,8 +46,11 @@ typedef struct jm_tm {
      * came half a heartbeat interval after the last failure: one sooner
      * may have crossed the closing connection. */
     int unreachable;
-    uint64_t unreachable_ns; /* fl_clock_now_ns of the last failure */
-    uint64_t submitted;      /* SubmitTask calls made to it */
+    uint64_t unreachable_ns;         /* fl_clock_now_ns of the last failure */
+    uint64_t submitted;              /* SubmitTask calls made to it */
+    jm_cancel_t cancels[JM_CANCELS]; /* oldest first */
+    size_t ncancels;
+    uint64_t warned_ns; /* fl_clock_now_ns of the last rate-limited warning */
 } jm_tm_t;
 
 /* An offered and accepted slot. */
