@@ -84,6 +84,11 @@ struct jm_jobmaster {
     fl_registered_connection_t *rm_conn;
     fl_registration_opts_t ropts;
     fl_rpc_gateway_t *rm;
+    /* The job ended while a registration was under way: its outcome is
+     * awaited (at most heartbeat.timeout, leave_timer) before the slots
+     * are freed (jobmaster_rm.c). */
+    bool leaving;
+    fl_rpc_scheduled_t *leave_timer;
     void (*on_end)(void *arg, jm_jobmaster_t *jm);
     void *arg;
     fl_fencing_token_t token;
@@ -134,6 +139,11 @@ void jm__set_job_state(jm_jobmaster_t *jm, int state, const char *failure);
 void jm__set_task_state(jm_jobmaster_t *jm, size_t v, int state,
                         const char *failure);
 int jm__task_state(jm_jobmaster_t *jm, size_t v);
+
+/* jm__release_all: the ResourceManager let the ended job go (or cannot
+ * be told): frees the job's slots, stops the heartbeats, tells the
+ * Dispatcher (on_end). Once per job. */
+void jm__release_all(jm_jobmaster_t *jm);
 
 /* jm__check_end ends the job once every task is terminal (FINISHED,
  * CANCELED or FAILED, or a restart when RESTARTING). */
@@ -206,6 +216,12 @@ void jm__rm_declare(jm_jobmaster_t *jm);
  * declaration. Returns the call's future (caller releases it), or NULL if
  * the call could not be made. Never blocks. */
 fl_future_t *jm__rm_leave(jm_jobmaster_t *jm, fl_rpc_gateway_t *rm);
+
+/* The job ended while not registered at the ResourceManager: if a
+ * registration is under way, returns true and jm__release_all runs once
+ * its outcome is known (after DisconnectJobManager on a success) or
+ * after heartbeat.timeout; false: nothing is under way, release now. */
+bool jm__rm_leave_later(jm_jobmaster_t *jm);
 
 /* ---- jobmaster_reconcile.c -------------------------------------------- */
 

@@ -107,9 +107,7 @@ static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
     fl_future_release(f);
 }
 
-/* The ResourceManager let the job go (or could not be told): free the
- * slots, stop the heartbeats, tell the Dispatcher. */
-static void release_all(jm_jobmaster_t *jm)
+void jm__release_all(jm_jobmaster_t *jm)
 {
     char cause[300];
     snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
@@ -127,15 +125,15 @@ static void release_all(jm_jobmaster_t *jm)
 static void rm_left(fl_future_t *f, void *arg)
 {
     (void)f;
-    release_all(arg);
+    jm__release_all(arg);
 }
 
 /* The job reached a terminal state: leave the ResourceManager, then
  * free the slots and tell the Dispatcher. The answer is awaited: a slot
  * freed before would come back available at the ResourceManager while
  * the job still declares it needs one, and be allocated to it again.
- * Not registered there (registering again): the slots are freed now, and
- * the registration, if it succeeds, leaves at once (jobmaster_rm.c). */
+ * Not registered there while a registration is under way: its outcome
+ * is awaited first, and a success leaves at once (jobmaster_rm.c). */
 static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
 {
     if (jm->ended)
@@ -151,8 +149,10 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
                jm->rec->job_id, failure);
     jm__set_job_state(jm, state, failure);
     fl_future_t *f = jm->rm != NULL ? jm__rm_leave(jm, jm->rm) : NULL;
+    if (f == NULL && jm__rm_leave_later(jm))
+        return;
     if (f == NULL || fl_rpc_on_complete(jm->ep, f, rm_left, jm, NULL) != FL_OK)
-        release_all(jm);
+        jm__release_all(jm);
     fl_future_release(f);
 }
 
