@@ -103,6 +103,8 @@ static void tm_connected_body(fl_future_t *f, void *arg)
         t[i].lost = false;
         t[i].unreachable = 0;
         t[i].submitted = 0;
+        t[i].ncancels = 0;
+        t[i].warned_ns = 0;
         jm_hb_target_t *h = malloc(sizeof *h);
         if (h != NULL) {
             h->jm = jm;

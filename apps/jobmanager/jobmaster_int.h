@@ -19,6 +19,19 @@
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 
+/* The cancels remembered per TaskExecutor, and the attempts a deployment
+ * report may list (jobmaster_reconcile.c). */
+#define JM_CANCELS 16
+#define JM_REPORT_MAX 1024
+
+/* A CancelTask sent for an attempt a TaskExecutor reported that this
+ * JobMaster did not deploy there: sent again once wait more reports
+ * listed it (the wait doubles), forgotten once a report lacks it. */
+typedef struct jm_cancel {
+    uint32_t vertex, attempt;
+    uint32_t seen, wait;
+} jm_cancel_t;
+
 /* A TaskExecutor registered at this JobMaster. */
 typedef struct jm_tm {
     char resource_id[256];
@@ -33,8 +46,11 @@ typedef struct jm_tm {
      * came half a heartbeat interval after the last failure: one sooner
      * may have crossed the closing connection. */
     int unreachable;
-    uint64_t unreachable_ns; /* fl_clock_now_ns of the last failure */
-    uint64_t submitted;      /* SubmitTask calls made to it */
+    uint64_t unreachable_ns;         /* fl_clock_now_ns of the last failure */
+    uint64_t submitted;              /* SubmitTask calls made to it */
+    jm_cancel_t cancels[JM_CANCELS]; /* oldest first */
+    size_t ncancels;
+    uint64_t warned_ns; /* fl_clock_now_ns of the last rate-limited warning */
 } jm_tm_t;
 
 /* An offered and accepted slot. */
@@ -68,6 +84,11 @@ struct jm_jobmaster {
     fl_registered_connection_t *rm_conn;
     fl_registration_opts_t ropts;
     fl_rpc_gateway_t *rm;
+    /* The job ended while a registration was under way: its outcome is
+     * awaited (at most heartbeat.timeout, leave_timer) before the slots
+     * are freed (jobmaster_rm.c). */
+    bool leaving;
+    fl_rpc_scheduled_t *leave_timer;
     void (*on_end)(void *arg, jm_jobmaster_t *jm);
     void *arg;
     fl_fencing_token_t token;
@@ -103,8 +124,10 @@ typedef struct jm_hb_target {
 
 /* ---- jobmaster_run.c -------------------------------------------------- */
 
-/* The name of an ExecutionState ("RUNNING"; static). */
+/* The name of an ExecutionState and of a job state ("RUNNING";
+ * static). */
 const char *jm__exec_state_name(int s);
+const char *jm__job_state_name(int s);
 
 /* True for FINISHED, CANCELED and FAILED. */
 bool jm__task_terminal(int s);
@@ -116,6 +139,11 @@ void jm__set_job_state(jm_jobmaster_t *jm, int state, const char *failure);
 void jm__set_task_state(jm_jobmaster_t *jm, size_t v, int state,
                         const char *failure);
 int jm__task_state(jm_jobmaster_t *jm, size_t v);
+
+/* jm__release_all: the ResourceManager let the ended job go (or cannot
+ * be told): frees the job's slots, stops the heartbeats, tells the
+ * Dispatcher (on_end). Once per job. */
+void jm__release_all(jm_jobmaster_t *jm);
 
 /* jm__check_end ends the job once every task is terminal (FINISHED,
  * CANCELED or FAILED, or a restart when RESTARTING). */
@@ -182,6 +210,18 @@ void jm__rm_silent(void *arg, const fl_heartbeat_event_t *ev);
  * registered there): after each registration, and after a loss of slots,
  * which ends the ResourceManager's hold-offs for the job. Never blocks. */
 void jm__rm_declare(jm_jobmaster_t *jm);
+
+/* Sends DisconnectJobManager for the job's terminal state through rm (a
+ * ResourceManager gateway, borrowed): the ResourceManager drops the job's
+ * declaration. Returns the call's future (caller releases it), or NULL if
+ * the call could not be made. Never blocks. */
+fl_future_t *jm__rm_leave(jm_jobmaster_t *jm, fl_rpc_gateway_t *rm);
+
+/* The job ended while not registered at the ResourceManager: if a
+ * registration is under way, returns true and jm__release_all runs once
+ * its outcome is known (after DisconnectJobManager on a success) or
+ * after heartbeat.timeout; false: nothing is under way, release now. */
+bool jm__rm_leave_later(jm_jobmaster_t *jm);
 
 /* ---- jobmaster_reconcile.c -------------------------------------------- */
 

@@ -16,6 +16,13 @@
  *     deployment report                                           (warn)
  *   TaskManager <id> runs attempt <k> of task <v>, which the JobMaster of
  *     job <id> did not deploy there; cancelling it                 (info)
+ *     (once per attempt: the CancelTask is sent again after 8 more
+ *     reports that list it, then 16, 32, and every 64 reports)
+ *   Deployment report of TaskManager <id> ignored: it lists <n> attempts,
+ *     more than 1024                           (warn, once a minute at most)
+ *   TaskManager <id> runs more than 16 attempts of job <id> that its
+ *     JobMaster did not deploy there; cancelling the others once those
+ *     are gone                                 (warn, once a minute at most)
  *   Deployment report of TaskManager <id> ignored: <why>; run the same
  *     version of fling on every process of the cluster            (warn)
  */
@@ -61,16 +68,81 @@ static bool known(jm_jobmaster_t *jm, size_t i,
            !jm__task_terminal(jm__task_state(jm, a->vertex));
 }
 
+#define CANCEL_FIRST_WAIT 8
+#define CANCEL_MAX_WAIT 64
+
+/* True at most once a minute per TaskExecutor: its warnings about
+ * oversized reports are rate-limited. */
+static bool may_warn(jm_tm_t *t)
+{
+    uint64_t now = fl_clock_now_ns();
+    if (t->warned_ns != 0 && now - t->warned_ns < 60000000000u)
+        return false;
+    t->warned_ns = now;
+    return true;
+}
+
+/* Forgets the cancels of TaskExecutor t whose attempt report r no longer
+ * lists: they are over there. */
+static void forget_cancels(jm_tm_t *t,
+                           const Fling__Cluster__DeploymentReport *r)
+{
+    size_t w = 0;
+    for (size_t c = 0; c < t->ncancels; c++)
+        if (reported(r, t->cancels[c].vertex, t->cancels[c].attempt))
+            t->cancels[w++] = t->cancels[c];
+    t->ncancels = w;
+}
+
+/* The cancel remembered for attempt a on TaskExecutor t, or NULL. */
+static jm_cancel_t *cancel_find(jm_tm_t *t,
+                                const Fling__Cluster__DeployedAttempt *a)
+{
+    for (size_t c = 0; c < t->ncancels; c++)
+        if (t->cancels[c].vertex == a->vertex &&
+            t->cancels[c].attempt == a->attempt)
+            return &t->cancels[c];
+    return NULL;
+}
+
 /* Asks TaskExecutor i to cancel attempt a, which this JobMaster did not
- * deploy there (or knows as over). */
+ * deploy there (or knows as over): at once the first time, with one log
+ * line; then again after a wait in reports that doubles, since a lost or
+ * ignored CancelTask would leave it running. */
 static void cancel_unknown(jm_jobmaster_t *jm, size_t i,
                            const Fling__Cluster__DeployedAttempt *a)
 {
-    fl_log(FL_LOG_INFO,
-           "TaskManager %s runs attempt %u of task %u, which the JobMaster of "
-           "job %s did not deploy there; cancelling it",
-           jm->tms[i].resource_id, (unsigned)a->attempt, (unsigned)a->vertex,
-           jm->rec->job_id);
+    jm_tm_t *t = &jm->tms[i];
+    jm_cancel_t *c = cancel_find(t, a);
+    if (c != NULL) {
+        if (++c->seen < c->wait)
+            return;
+        c->seen = 0;
+        c->wait = c->wait * 2 > CANCEL_MAX_WAIT ? CANCEL_MAX_WAIT : c->wait * 2;
+    } else {
+        if (t->ncancels == JM_CANCELS) {
+            /* Later, once a report lacks one of those remembered. */
+            if (may_warn(t))
+                fl_log(FL_LOG_WARN,
+                       "TaskManager %s runs more than %d attempts of job %s "
+                       "that its JobMaster did not deploy there; cancelling "
+                       "the others once those are gone",
+                       t->resource_id, JM_CANCELS, jm->rec->job_id);
+            return;
+        }
+        t->cancels[t->ncancels++] = (jm_cancel_t){
+            .vertex = a->vertex,
+            .attempt = a->attempt,
+            .seen = 0,
+            .wait = CANCEL_FIRST_WAIT,
+        };
+        fl_log(
+            FL_LOG_INFO,
+            "TaskManager %s runs attempt %u of task %u, which the JobMaster of "
+            "job %s did not deploy there; cancelling it",
+            jm->tms[i].resource_id, (unsigned)a->attempt, (unsigned)a->vertex,
+            jm->rec->job_id);
+    }
     Fling__Cluster__ExecutionAttempt req =
         FLING__CLUSTER__EXECUTION_ATTEMPT__INIT;
     req.job_id = jm->rec->job_id;
@@ -127,6 +199,17 @@ void jm__hb_report(void *arg, const char *origin, const void *data, size_t len)
             fling__cluster__deployment_report__free_unpacked(r, NULL);
         return;
     }
+    if (r->n_attempts > JM_REPORT_MAX) {
+        /* Read in part, it would make attempts look missing. */
+        if (may_warn(&jm->tms[i]))
+            fl_log(FL_LOG_WARN,
+                   "Deployment report of TaskManager %s ignored: it lists %zu "
+                   "attempts, more than %d",
+                   origin, r->n_attempts, JM_REPORT_MAX);
+        fling__cluster__deployment_report__free_unpacked(r, NULL);
+        return;
+    }
+    forget_cancels(&jm->tms[i], r);
     for (size_t a = 0; a < r->n_attempts; a++)
         if (!r->attempts[a]->ending && !known(jm, (size_t)i, r->attempts[a]))
             cancel_unknown(jm, (size_t)i, r->attempts[a]);

@@ -5,7 +5,22 @@
  * declaration after each success, the ResourceManager's heartbeats as the
  * receiver, and registering again when they stop or the ResourceManager
  * refuses the declaration (it lost this JobMaster). Running tasks keep
- * running meanwhile. Everything runs on the JobMaster's main thread.
+ * running meanwhile. A job that ends while a registration is under way
+ * waits for its outcome (heartbeat.timeout at most) before it frees its
+ * slots, and a success leaves at once (DisconnectJobManager): else the
+ * ResourceManager would keep the job's declaration and give the freed
+ * slots to it again. Everything runs on the JobMaster's main thread.
+ *
+ * Limit: the JobMaster registers at the one ResourceManager address and
+ * fencing token it was started with (jm_jobmaster_opts_t); it does not
+ * follow leader retrieval to a new ResourceManager. That is correct only
+ * because a JobManager that gains the leadership starts a new Dispatcher,
+ * which starts new JobMasters with the new leader's address and token,
+ * and one that loses it stops its Dispatcher and every JobMaster. A
+ * ResourceManager that moved without its Dispatcher would leave the
+ * JobMaster registering at the old address (retrying as
+ * cluster.registration.* says) for as long as it runs, and its job would
+ * get no new slot.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,13 +77,96 @@ static void declared(fl_future_t *f, void *arg)
     register_again(jm, why);
 }
 
+fl_future_t *jm__rm_leave(jm_jobmaster_t *jm, fl_rpc_gateway_t *rm)
+{
+    char cause[300];
+    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
+             jm__job_state_name(jm->state));
+    Fling__Cluster__DisconnectJobManagerRequest req =
+        FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
+    req.job_id = jm->rec->job_id;
+    req.state = (Fling__Cluster__JobStatus__State)jm->state;
+    req.cause = cause;
+    fl_future_t *f = NULL;
+    if (fl_rpc_call(rm, (unsigned)method("DisconnectJobManager"), &req.base, 0,
+                    &f) != FL_OK)
+        return NULL;
+    return f;
+}
+
+/* The wait of jm__rm_leave_later is over: free the slots. */
+static void leave_done(jm_jobmaster_t *jm)
+{
+    if (!jm->leaving)
+        return;
+    jm->leaving = false;
+    if (jm->leave_timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->leave_timer);
+        fl_rpc_scheduled_free(jm->leave_timer);
+        jm->leave_timer = NULL;
+    }
+    jm__release_all(jm);
+}
+
+static void left(fl_future_t *f, void *arg)
+{
+    (void)f;
+    leave_done(arg);
+}
+
+static void leave_timeout(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)ep;
+    (void)arg;
+    jm_jobmaster_t *jm = state;
+    if (!jm->leaving)
+        return;
+    fl_log(FL_LOG_WARN,
+           "JobMaster of job %s stops waiting for its registration at "
+           "ResourceManager %s after heartbeat.timeout; the ResourceManager "
+           "drops it when its heartbeats go unanswered",
+           jm->rec->job_id, jm->rm_address);
+    fl_registered_connection_close(jm->rm_conn);
+    leave_done(jm);
+}
+
+bool jm__rm_leave_later(jm_jobmaster_t *jm)
+{
+    if (jm->rm != NULL || jm->rm_conn == NULL ||
+        fl_registered_connection_is_closed(jm->rm_conn))
+        return false;
+    int64_t ms = 50000;
+    fl_config_get_duration_ms(jm->cfg, FL_CONFIG_HEARTBEAT_TIMEOUT, &ms);
+    if (fl_rpc_schedule_run_async(jm->ep, leave_timeout, NULL, NULL, ms,
+                                  &jm->leave_timer) != FL_OK)
+        return false;
+    jm->leaving = true;
+    return true;
+}
+
 static void on_success(fl_registered_connection_t *c,
                        const fl_registration_response_t *resp, void *arg)
 {
     jm_jobmaster_t *jm = arg;
-    if (jm->ended)
+    if (jm->ended) {
+        /* The job ended while this registration was under way: the
+         * ResourceManager drops the job's declaration, then the slots are
+         * freed (left). */
+        fl_log(FL_LOG_INFO,
+               "JobMaster of job %s registered at ResourceManager %s after "
+               "its job ended; disconnecting",
+               jm->rec->job_id, jm->rm_address);
+        fl_future_t *f = jm__rm_leave(jm, fl_registered_connection_gateway(c));
+        fl_registered_connection_close(c);
+        if (f == NULL || fl_rpc_on_complete(jm->ep, f, left, jm, NULL) != FL_OK)
+            leave_done(jm);
+        fl_future_release(f);
         return;
+    }
     jm->rm = fl_registered_connection_gateway(c);
+    /* The old id first: the new one may differ (another ResourceManager
+     * process). */
+    fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s",
              (const char *)resp->payload);
     char hex[33];
@@ -79,7 +177,6 @@ static void on_success(fl_registered_connection_t *c,
            fl_fencing_token_hex(&jm->rm_token, hex));
     /* Heartbeats with the ResourceManager (step 11): it requests, we
      * answer. */
-    fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm, NULL);
     jm__rm_declare(jm);
 }
@@ -105,6 +202,10 @@ static void on_rejection(fl_registered_connection_t *c,
 {
     (void)c;
     jm_jobmaster_t *jm = arg;
+    if (jm->ended) {
+        leave_done(jm);
+        return;
+    }
     char why[1100];
     snprintf(why, sizeof why,
              "The ResourceManager %s refused the JobMaster's registration: "
@@ -118,6 +219,10 @@ static void on_failure(fl_registered_connection_t *c, int err,
 {
     (void)c;
     jm_jobmaster_t *jm = arg;
+    if (jm->ended) {
+        leave_done(jm);
+        return;
+    }
     char why[1100];
     snprintf(why, sizeof why,
              "Could not register the JobMaster at the ResourceManager %s: "
@@ -184,6 +289,11 @@ int jm__rm_start(jm_jobmaster_t *jm, char *why, size_t len)
 void jm__rm_stop(jm_jobmaster_t *jm)
 {
     jm->rm = NULL;
+    if (jm->leave_timer != NULL) {
+        fl_rpc_scheduled_cancel(jm->leave_timer);
+        fl_rpc_scheduled_free(jm->leave_timer);
+        jm->leave_timer = NULL;
+    }
     if (jm->rm_conn != NULL)
         fl_registered_connection_close(jm->rm_conn);
 }

@@ -23,7 +23,7 @@ int64_t jm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *job_state_name(int s)
+const char *jm__job_state_name(int s)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
         &fling__cluster__job_status__state__descriptor, s);
@@ -60,8 +60,8 @@ void jm__set_job_state(jm_jobmaster_t *jm, int state, const char *failure)
         jm->rec->end_ms = jm_now_ms();
     pthread_mutex_unlock(&jm->rec->mu);
     fl_log(FL_LOG_INFO, "Job %s (%s) switched from state %s to %s.",
-           jm->rec->name, jm->rec->job_id, job_state_name(old),
-           job_state_name(state));
+           jm->rec->name, jm->rec->job_id, jm__job_state_name(old),
+           jm__job_state_name(state));
 }
 
 int jm__task_state(jm_jobmaster_t *jm, size_t v)
@@ -107,13 +107,11 @@ static void free_slot(jm_jobmaster_t *jm, jm_slot_t *s, const char *cause)
     fl_future_release(f);
 }
 
-/* The ResourceManager let the job go (or could not be told): free the
- * slots, stop the heartbeats, tell the Dispatcher. */
-static void release_all(jm_jobmaster_t *jm)
+void jm__release_all(jm_jobmaster_t *jm)
 {
     char cause[300];
     snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
-             job_state_name(jm->state));
+             jm__job_state_name(jm->state));
     for (size_t i = 0; i < jm->nslots; i++)
         free_slot(jm, &jm->slots[i], cause);
     if (jm->hb != NULL)
@@ -127,13 +125,15 @@ static void release_all(jm_jobmaster_t *jm)
 static void rm_left(fl_future_t *f, void *arg)
 {
     (void)f;
-    release_all(arg);
+    jm__release_all(arg);
 }
 
 /* The job reached a terminal state: leave the ResourceManager, then
  * free the slots and tell the Dispatcher. The answer is awaited: a slot
  * freed before would come back available at the ResourceManager while
- * the job still declares it needs one, and be allocated to it again. */
+ * the job still declares it needs one, and be allocated to it again.
+ * Not registered there while a registration is under way: its outcome
+ * is awaited first, and a success leaves at once (jobmaster_rm.c). */
 static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
 {
     if (jm->ended)
@@ -148,26 +148,11 @@ static void job_end(jm_jobmaster_t *jm, int state, const char *failure)
         fl_log(FL_LOG_WARN, "Job %s (%s) failed: %s", jm->rec->name,
                jm->rec->job_id, failure);
     jm__set_job_state(jm, state, failure);
-    char cause[300];
-    snprintf(cause, sizeof cause, "Job %s reached state %s", jm->rec->job_id,
-             job_state_name(state));
-    fl_future_t *f = NULL;
-    if (jm->rm != NULL) {
-        Fling__Cluster__DisconnectJobManagerRequest req =
-            FLING__CLUSTER__DISCONNECT_JOB_MANAGER_REQUEST__INIT;
-        req.job_id = jm->rec->job_id;
-        req.state = (Fling__Cluster__JobStatus__State)state;
-        req.cause = cause;
-        if (fl_rpc_call(
-                jm->rm,
-                (unsigned)fl_rpc_method_index(
-                    &fling__cluster__resource_manager_gateway__descriptor,
-                    "DisconnectJobManager"),
-                &req.base, 0, &f) != FL_OK)
-            f = NULL;
-    }
+    fl_future_t *f = jm->rm != NULL ? jm__rm_leave(jm, jm->rm) : NULL;
+    if (f == NULL && jm__rm_leave_later(jm))
+        return;
     if (f == NULL || fl_rpc_on_complete(jm->ep, f, rm_left, jm, NULL) != FL_OK)
-        release_all(jm);
+        jm__release_all(jm);
     fl_future_release(f);
 }
 

@@ -8,6 +8,7 @@
 #include "cluster_procs.h"
 #include "job_client.h"
 #include "jobmaster.pb-c.h"
+#include "long_job.h"
 #include "small_job.h"
 
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
@@ -121,18 +122,25 @@ static size_t list_count(jc_t *c)
 }
 
 /* jobstore.expiration-time 1 ms: an archived job leaves the archive
- * within moments (asked again until then, 10 s at most); the one still
- * running stays. */
+ * within moments (asked again every 20 ms until then, 10 s at most); the
+ * one still running (a long job of parallelism 1, in tm1's other slot)
+ * stays, RUNNING. */
 static void test_archived_jobs_expire(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm;
+    long_job_t l;
+    long_job_write(&l);
     char *dir = scratch();
     char *job = small_job_write(dir), *out = path_in(dir, "out");
     int port = start_jm_opt(&jm, "0", "jobstore.expiration-time=1 ms");
     start_tm(&tm, &jm, "tm1", port);
     jc_t c = {0};
     jc_open(&c, port);
+    const char *largs[] = {"output", l.out, NULL};
+    assert_fl_ok(jc_submit(&c, l.job, largs, 1, "", l.id, sizeof l.id));
+    cf_wait_stderr(&jm, "(attempt #0) switched from INITIALIZING to RUNNING.",
+                   1);
     const char *args[] = {"output", out, NULL};
     char id[256], line[512];
     assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
@@ -140,9 +148,16 @@ static void test_archived_jobs_expire(void **state)
              "Job small (%s) archived: its JobMaster is freed", id);
     cf_wait_stderr(&jm, line, 1);
     uint64_t deadline = cf_now_ms() + 10000;
-    while (list_count(&c) > 0 && cf_now_ms() < deadline) {
+    while (list_count(&c) > 1 && cf_now_ms() < deadline) {
+        struct timespec ts = {0, 20000000};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
     }
-    assert_int_equal(0, list_count(&c));
+    assert_int_equal(1, list_count(&c));
+    Fling__Cluster__JobStatusReply *s = jc_status(&c, l.id);
+    assert_string_equal(l.id, s->job_id);
+    assert_int_equal(JS(RUNNING), s->state);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
     Fling__Cluster__JobIdRequest req = FLING__CLUSTER__JOB_ID_REQUEST__INIT;
     req.job_id = id;
     ProtobufCMessage *reply = NULL;
@@ -157,6 +172,7 @@ static void test_archived_jobs_expire(void **state)
     free(job);
     free(out);
     rm_scratch(dir);
+    long_job_free(&l);
 }
 
 /* jobstore.expiration-time at its largest (INT64_MAX ms): an archived job

@@ -57,10 +57,41 @@ static void test_jobmaster_registers_again(void **state)
     rm_scratch(dir);
 }
 
+/* slot.request.timeout 1 ms: the job fails about when its JobMaster's
+ * registration at the ResourceManager is answered, before or after it
+ * (a race the test does not control). Either way the ResourceManager
+ * gets DisconnectJobManager and keeps no JobMaster whose job is over:
+ * after the answer, the JobMaster disconnects at once; before it, it
+ * waits for the answer, then disconnects. */
+static void test_job_ended_before_registration_leaves(void **state)
+{
+    (void)state;
+    static cf_proc_t jm;
+    char *dir = scratch();
+    char *job = small_job_write(dir), *out = path_in(dir, "out");
+    int port = start_jm_opt(&jm, "0", "slot.request.timeout=1 ms");
+    jc_t c = {0};
+    jc_open(&c, port);
+    const char *args[] = {"output", out, NULL};
+    char id[256], line[700];
+    assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
+    snprintf(line, sizeof line,
+             "JobMaster of job %s disconnected: FAILED: Job %s reached state "
+             "FAILED",
+             id, id);
+    cf_wait_stderr(&jm, line, 1);
+    jc_close(&c);
+    cf_stop(&jm, SIGTERM, 0);
+    free(job);
+    free(out);
+    rm_scratch(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         CF_TEST(test_jobmaster_registers_again),
+        CF_TEST(test_job_ended_before_registration_leaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

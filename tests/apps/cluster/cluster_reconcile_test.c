@@ -165,8 +165,20 @@ static void test_pending_attempt_is_not_missing(void **state)
     rx_end(&x);
 }
 
+/* Asserts that the fake got n CancelTask calls, each for attempt 7. */
+static void assert_cancels(rx_t *x, size_t n)
+{
+    pthread_mutex_lock(&x->te.mu);
+    assert_int_equal(n, x->te.ncancels);
+    for (size_t i = 0; i < x->te.ncancels; i++)
+        assert_int_equal(7, x->te.cancelled[i]);
+    pthread_mutex_unlock(&x->te.mu);
+}
+
 /* (b) The reports show attempt 7, which the JobMaster never deployed: it
- * asks the TaskExecutor to cancel it, and only it; the job runs on. */
+ * asks the TaskExecutor to cancel it, and only it, once with one log
+ * line, then again after 8 more reports that still list it (a back-off,
+ * not a cancel per report); the job runs on. */
 static void test_unknown_attempt_is_cancelled(void **state)
 {
     (void)state;
@@ -177,12 +189,30 @@ static void test_unknown_attempt_is_cancelled(void **state)
                   "TaskManager fake runs attempt 7 of task 0, which the "
                   "JobMaster of job %s did not deploy there; cancelling it",
                   x.id);
+    /* The first cancel answered report R; R+1 .. R+7 send none. */
+    ft_await_reports(&x.te, 3);
+    assert_cancels(&x, 1);
+    /* R+8 sends the second (a CancelTask precedes the next request on
+     * the same connection); the third waits for R+24. */
+    ft_await_reports(&x.te, 8);
+    assert_cancels(&x, 2);
+    assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
+    rx_end(&x);
+}
+
+/* A report of more than 1024 attempts (1025 here, each attempt 7) is
+ * ignored whole, with a warning at most once a minute: nothing is
+ * cancelled, nothing fails. */
+static void test_huge_report_is_ignored(void **state)
+{
+    (void)state;
+    static rx_t x;
+    rx_start(&x, NULL, REPORT_HUGE, false);
+    cf_expect_app(x.jm,
+                  "Deployment report of TaskManager fake ignored: it lists "
+                  "1025 attempts, more than 1024");
     ft_await_reports(&x.te, 10);
-    pthread_mutex_lock(&x.te.mu);
-    assert_true(x.te.ncancels >= 1);
-    for (size_t i = 0; i < x.te.ncancels; i++)
-        assert_int_equal(7, x.te.cancelled[i]);
-    pthread_mutex_unlock(&x.te.mu);
+    assert_cancels(&x, 0);
     assert_job(&x, JS(RUNNING), 0, "", 0, XS(DEPLOYING), "");
     rx_end(&x);
 }
@@ -536,7 +566,8 @@ static void test_taskexecutor_reports_its_attempts(void **state)
     /* The acknowledgement reaches tm1 after the fake sent it: until then
      * the attempt is still ending. */
     const Fling__Cluster__DeploymentReport *r = beat(&f, te, 2);
-    for (int i = 0; i < 100 && r->n_attempts == 1; i++) {
+    uint64_t deadline = cf_now_ms() + CF_WAIT_MS;
+    while (r->n_attempts == 1 && cf_now_ms() < deadline) {
         assert_report(r, 2, 1, true);
         r = beat(&f, te, 2);
     }
@@ -555,6 +586,7 @@ int main(void)
         CF_TEST(test_missing_attempt_fails),
         CF_TEST(test_pending_attempt_is_not_missing),
         CF_TEST(test_unknown_attempt_is_cancelled),
+        CF_TEST(test_huge_report_is_ignored),
         CF_TEST(test_garbled_report_is_ignored),
         CF_TEST(test_stale_attempt_update_is_refused),
         CF_TEST(test_task_failing_while_cancelled_ends_the_job),

@@ -20,6 +20,7 @@
 
 #define FT_ID "fake"
 #define FT_MAX 16
+#define FT_HUGE 1025
 
 /* What the fake's deployment reports say. */
 typedef enum report_mode {
@@ -31,6 +32,8 @@ typedef enum report_mode {
     REPORT_EXTRA,
     /* Bytes that are no DeploymentReport. */
     REPORT_GARBAGE,
+    /* FT_HUGE times attempt 7 of vertex 0, nothing else. */
+    REPORT_HUGE,
 } report_mode_t;
 
 typedef struct fake_te {
@@ -215,30 +218,42 @@ ft_heartbeat_from_job_manager(Fling__Cluster__TaskExecutorGateway_Service *svc,
     Fling__Cluster__DeployedAttempt a[2] = {
         FLING__CLUSTER__DEPLOYED_ATTEMPT__INIT,
         FLING__CLUSTER__DEPLOYED_ATTEMPT__INIT};
-    Fling__Cluster__DeployedAttempt *pa[2] = {&a[0], &a[1]};
+    Fling__Cluster__DeployedAttempt **pa = calloc(FT_HUGE, sizeof *pa);
+    uint8_t *buf = malloc(16 * FT_HUGE);
+    assert_non_null(pa);
+    assert_non_null(buf);
+    pa[0] = &a[0];
+    for (size_t i = 1; i < FT_HUGE; i++)
+        pa[i] = &a[1];
     Fling__Cluster__DeploymentReport r =
         FLING__CLUSTER__DEPLOYMENT_REPORT__INIT;
     r.job_id = t->job_id;
     r.submitted = t->lag && t->submitted > 0 ? t->submitted - 1 : t->submitted;
     r.attempts = pa;
-    if (t->mode != REPORT_NONE && t->nsubmits > 0) {
+    if (t->mode != REPORT_NONE && t->mode != REPORT_HUGE && t->nsubmits > 0) {
         a[r.n_attempts].ending = t->ending;
         a[r.n_attempts++].attempt = t->attempts[t->nsubmits - 1];
     }
-    if (t->mode == REPORT_EXTRA)
+    if (t->mode == REPORT_EXTRA || t->mode == REPORT_HUGE)
         a[r.n_attempts++].attempt = 7;
-    uint8_t buf[256];
+    if (t->mode == REPORT_HUGE) {
+        a[1] = a[0];
+        r.n_attempts = FT_HUGE;
+    }
     size_t len = fling__cluster__deployment_report__pack(&r, buf);
     if (t->mode == REPORT_GARBAGE) /* a field 0: never valid */
-        len = (size_t)snprintf((char *)buf, sizeof buf, "%c%c", 0x00, 0x01);
+        len = (size_t)snprintf((char *)buf, 16, "%c%c", 0x00, 0x01);
     fl_rpc_gateway_t *jm = t->silent ? NULL : t->jm;
     pthread_mutex_unlock(&t->mu);
+    free(pa);
     if (p != NULL)
         fling__cluster__job_master_heartbeat_payload__free_unpacked(p, NULL);
+    if (jm != NULL)
+        ft_beat(jm, &fling__cluster__job_master_gateway__descriptor,
+                req->origin, buf, len);
+    free(buf);
     if (jm == NULL)
         return;
-    ft_beat(jm, &fling__cluster__job_master_gateway__descriptor, req->origin,
-            buf, len);
     pthread_mutex_lock(&t->mu);
     if (t->reports != NULL)
         fl_test_latch_count_down(t->reports);
