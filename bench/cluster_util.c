@@ -170,29 +170,6 @@ void netns_guard(const char *script, const char *ns)
         signal(cleanup_signals[i], on_fatal);
 }
 
-void netns_delete_stale(const char *script, const char *prefix)
-{
-    FILE *f = popen("ip netns list 2>/dev/null", "r");
-    if (f == NULL)
-        return;
-    char line[256];
-    size_t n = strlen(prefix);
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *end = NULL;
-        if (strncmp(line, prefix, n) != 0)
-            continue;
-        long pid = strtol(line + n, &end, 10);
-        if (end == line + n || (*end != ' ' && *end != '\n') || pid <= 0 ||
-            pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "%s delete %s%ld >/dev/null 2>&1", script,
-                 prefix, pid);
-        (void)!system(cmd);
-    }
-    pclose(f);
-}
-
 void kill_all(pid_t *pids, size_t n)
 {
     for (size_t i = 0; i < n; i++)

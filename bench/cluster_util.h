@@ -11,6 +11,7 @@
 #define FL_BENCH_CLUSTER_UTIL_H
 
 #include "bench.h"
+#include "netns_stale.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,11 +60,6 @@ void kill_all(pid_t *pids, size_t n);
  * the process; ns NULL restores their default. Not thread-safe: call it
  * while no such signal is handled. */
 void netns_guard(const char *script, const char *ns);
-
-/* netns_delete_stale deletes (through script) the namespaces named
- * <prefix><pid> whose pid no longer runs: those of a run ended by SIGKILL
- * (a ctest timeout), which no handler survives. BLOCKS on `ip netns`. */
-void netns_delete_stale(const char *script, const char *prefix);
 
 /* median sorts v (n > 0 values) and returns its median. */
 double median(double *v, size_t n);
