@@ -33,6 +33,7 @@
  */
 #include "cluster_jobs.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +53,15 @@
 /* The records of a run after the cut, in the order they come; the
  * tasks RUNNING again, of the first restart's attempt or a later one's,
  * last. */
-enum {
-    M_FAILED,
-    M_LOST,
-    M_RESTARTING,
-    M_RUNNING1,
-    M_RUNNING2,
-    M_RUNNING3,
-    M_COUNT
-};
+enum { M_FAILED, M_LOST, M_RESTARTING, M_RUNNING1 };
+
+/* The restarted attempts watched: #1 .. #CF_ATTEMPTS, far more than a
+ * run makes (its restarts are counted, and a run needs 1 or fails). */
+#define CF_ATTEMPTS 64
+
+/* The prefix of the bench's namespaces: flb<pid> (at most 13 characters,
+ * scripts/netns-pair.sh's limit, for any pid up to 2^22). */
+#define CF_NS_PREFIX "flb"
 
 /* One run's figures, in ms from the kill or the cut, and the restarts. */
 typedef struct cf_run {
@@ -78,15 +79,33 @@ static const cf_setting_t fast_hb = {
 static const cf_setting_t flink_hb = {
     {"heartbeat.interval=10 s", "heartbeat.timeout=50 s", NULL}};
 
-/* Runs scripts/netns-pair.sh with cmd and its arguments (NULL-ended),
- * its output on stderr. FL_OK, or FL_ESYSTEM after saying why. */
+/* Runs scripts/netns-pair.sh with cmd and name, its stderr on ours and
+ * its stdout into out (cap bytes, one line, '\n' cut; NULL: on stderr).
+ * FL_OK, or FL_ESYSTEM after saying why. */
 static int netns(const bench_ctx_t *ctx, const char *cmd, const char *name,
-                 const char *a, const char *b)
+                 char *out, size_t cap)
 {
-    char *argv[] = {FLING_NETNS_SCRIPT, (char *)cmd, (char *)name,
-                    (char *)a,          (char *)b,   NULL};
+    char *argv[] = {FLING_NETNS_SCRIPT, (char *)cmd, (char *)name, NULL};
+    int p[2] = {-1, -1};
+    if (out != NULL && pipe(p) != 0) {
+        note("%s: cannot make a pipe: %s", ctx->name, strerror(errno));
+        return FL_ESYSTEM;
+    }
     pid_t pid;
-    int e = spawn_proc(FLING_NETNS_SCRIPT, argv, 2, 2, &pid);
+    int e =
+        spawn_proc(FLING_NETNS_SCRIPT, argv, out != NULL ? p[1] : 2, 2, &pid);
+    if (out != NULL) {
+        close(p[1]);
+        size_t len = 0;
+        ssize_t got;
+        while (e == 0 && len + 1 < cap &&
+               ((got = read(p[0], out + len, cap - 1 - len)) > 0 ||
+                (got < 0 && errno == EINTR)))
+            len += got > 0 ? (size_t)got : 0;
+        out[len] = '\0';
+        out[strcspn(out, "\n")] = '\0';
+        close(p[0]);
+    }
     int status = 0;
     if (e == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
         WEXITSTATUS(status) == 0)
@@ -96,6 +115,26 @@ static int netns(const bench_ctx_t *ctx, const char *cmd, const char *name,
          ctx->name, FLING_NETNS_SCRIPT, cmd, name,
          e != 0 ? strerror(e) : "see above");
     return FL_ESYSTEM;
+}
+
+/* Creates the namespace ns on a /30 that netns-pair.sh picks free, its
+ * addresses into host and tma_host, and deletes it on SIGINT, SIGTERM or
+ * SIGHUP. FL_OK, or an error after saying why. */
+static int ns_create(const bench_ctx_t *ctx, const char *ns, char host[32],
+                     char tma_host[32])
+{
+    netns_delete_stale(FLING_NETNS_SCRIPT, CF_NS_PREFIX);
+    char line[128];
+    int rc = netns(ctx, "create", ns, line, sizeof line);
+    if (rc == FL_OK && sscanf(line, "%31s %31s", host, tma_host) != 2) {
+        note("%s: %s create %s printed '%s', not \"ADDR_HOST ADDR_NS\"",
+             ctx->name, FLING_NETNS_SCRIPT, ns, line);
+        netns(ctx, "delete", ns, NULL, 0);
+        return FL_EPROTO;
+    }
+    if (rc == FL_OK)
+        netns_guard(FLING_NETNS_SCRIPT, ns);
+    return rc;
 }
 
 /* Starts the cluster and the job, and waits until every task runs, half
@@ -142,11 +181,8 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
     char ns[16] = "", host[32] = "127.0.0.1", tma_host[32] = "127.0.0.1";
     int rc = FL_OK;
     if (partition) {
-        unsigned x = 20u + (unsigned)getpid() % 200u;
-        snprintf(ns, sizeof ns, "flbench%u", (unsigned)getpid() % 100000u);
-        snprintf(host, sizeof host, "10.213.%u.1", x);
-        snprintf(tma_host, sizeof tma_host, "10.213.%u.2", x);
-        rc = netns(ctx, "create", ns, host, tma_host);
+        snprintf(ns, sizeof ns, CF_NS_PREFIX "%ld", (long)getpid());
+        rc = ns_create(ctx, ns, host, tma_host);
         if (rc != FL_OK) {
             free(c);
             return rc;
@@ -161,28 +197,30 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
          * JobMaster must survive with its single restart. */
         t_cut = realtime_ns();
         if (partition) {
-            rc = netns(ctx, "down", ns, NULL, NULL);
+            rc = netns(ctx, "down", ns, NULL, 0);
         } else {
             kill(c->tms[tma], SIGKILL);
             waitpid(c->tms[tma], NULL, 0);
             c->tms[tma] = -1;
         }
     }
-    cj_mark_t m[M_COUNT] = {
+    cj_mark_t m[M_RUNNING1 + CF_ATTEMPTS] = {
         [M_FAILED] = {.needle = "(attempt #0) switched from RUNNING to "
                                 "FAILED"},
         [M_LOST] = {.needle = "app: TaskManager tma lost: "},
         [M_RESTARTING] = {.needle = "app: Restarting job idle ("},
-        [M_RUNNING1] = {.needle = "(attempt #1) switched from INITIALIZING "
-                                  "to RUNNING."},
-        [M_RUNNING2] = {.needle = "(attempt #2) switched from INITIALIZING "
-                                  "to RUNNING."},
-        [M_RUNNING3] = {.needle = "(attempt #3) switched from INITIALIZING "
-                                  "to RUNNING."},
     };
+    static char running[CF_ATTEMPTS][64];
+    for (size_t a = 0; a < CF_ATTEMPTS; a++) {
+        snprintf(running[a], sizeof running[a],
+                 "(attempt #%zu) switched from INITIALIZING to RUNNING.",
+                 a + 1);
+        m[M_RUNNING1 + a].needle = running[a];
+    }
     size_t got = 0;
     if (rc == FL_OK)
-        rc = cj_watch(ctx, c, m, M_COUNT, M_RUNNING1, par, &got);
+        rc = cj_watch(ctx, c, m, M_RUNNING1 + CF_ATTEMPTS, M_RUNNING1, par,
+                      &got);
     if (rc == FL_OK) {
         out->detect = cj_ms(t_cut, m[M_FAILED].first_ns);
         out->restarting = cj_ms(t_cut, m[M_RESTARTING].first_ns);
@@ -199,8 +237,10 @@ static int one_run(const bench_ctx_t *ctx, unsigned par, bool partition,
     }
     cj_stop(ctx, c, rc != FL_OK);
     free(c);
-    if (partition)
-        netns(ctx, "delete", ns, NULL, NULL);
+    if (partition) {
+        netns(ctx, "delete", ns, NULL, 0);
+        netns_guard(FLING_NETNS_SCRIPT, NULL);
+    }
     return rc;
 }
 

@@ -8,15 +8,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 /* The contracts are in cluster_util.h. */
 
@@ -83,18 +81,93 @@ double ms_since(uint64_t t0)
     return (double)(fl_clock_now_ns() - t0) / 1e6;
 }
 
-/* Spawns prog with argv, stdout on out_fd and stderr on err_fd. */
+/* Spawns prog with argv, stdout on out_fd and stderr on err_fd, the child
+ * killed when this thread ends. fork, not posix_spawn: the child must set
+ * PR_SET_PDEATHSIG before exec; only async-signal-safe calls in it. */
 int spawn_proc(const char *prog, char *const argv[], int out_fd, int err_fd,
                pid_t *pid)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-    int rc = posix_spawnp(pid, prog, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    return rc;
+    int ep[2]; /* the child's errno if exec fails; EOF if it succeeds */
+    if (pipe2(ep, O_CLOEXEC) != 0)
+        return errno;
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(ep[0]);
+        close(ep[1]);
+        return e;
+    }
+    if (child == 0) {
+        int e = 0;
+        /* Our parent may have died before prctl: then nothing kills us. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        int in = open("/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || dup2(out_fd, 1) < 0 ||
+            dup2(err_fd, 2) < 0 || fcntl(1, F_SETFD, 0) < 0 ||
+            fcntl(2, F_SETFD, 0) < 0)
+            e = errno;
+        else
+            execvp(prog, argv);
+        e = e != 0 ? e : errno;
+        (void)!write(ep[1], &e, sizeof e);
+        _exit(127);
+    }
+    close(ep[1]);
+    int e = 0;
+    ssize_t got;
+    while ((got = read(ep[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    close(ep[0]);
+    if (got == (ssize_t)sizeof e) {
+        waitpid(child, NULL, 0);
+        return e;
+    }
+    *pid = child;
+    return 0;
+}
+
+/* The namespace the signal handler deletes ("" when none), and the
+ * script. Written only while the handler is not installed. */
+static char cleanup_ns[32];
+static const char *cleanup_script;
+static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_CLEANUP (sizeof cleanup_signals / sizeof cleanup_signals[0])
+
+/* Deletes cleanup_ns (async-signal-safe calls only), then lets sig end
+ * the process; the children die with it (PR_SET_PDEATHSIG). */
+static void on_fatal(int sig)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *const argv[] = {(char *)cleanup_script, (char *)"delete",
+                              cleanup_ns, NULL};
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        execv(cleanup_script, argv);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void netns_guard(const char *script, const char *ns)
+{
+    for (size_t i = 0; i < N_CLEANUP; i++)
+        signal(cleanup_signals[i], SIG_DFL);
+    if (ns == NULL) {
+        cleanup_ns[0] = '\0';
+        return;
+    }
+    cleanup_script = script;
+    snprintf(cleanup_ns, sizeof cleanup_ns, "%s", ns);
+    for (size_t i = 0; i < N_CLEANUP; i++)
+        signal(cleanup_signals[i], on_fatal);
 }
 
 void kill_all(pid_t *pids, size_t n)

@@ -3,13 +3,15 @@
  * programs share (cluster_register_bench.c, cluster_deploy_bench.c,
  * cluster_failover_bench.c): spawning and ending processes, reading a
  * program's log line by line, the times of its records, and the medians
- * and spreads of the figures. Every function runs on the caller's thread
- * (the main thread of fling_bench) and holds no state of its own.
+ * and spreads of the figures, and a network namespace's cleanup. Every
+ * function runs on the caller's thread (the main thread of fling_bench);
+ * only netns_guard holds state.
  */
 #ifndef FL_BENCH_CLUSTER_UTIL_H
 #define FL_BENCH_CLUSTER_UTIL_H
 
 #include "bench.h"
+#include "netns_stale.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,14 +44,22 @@ uint64_t realtime_ns(void);
 double ms_since(uint64_t t0);
 
 /* spawn_proc starts prog (a path, or a name looked up in PATH) with argv
- * (environ), stdin from /dev/null,
- * stdout on out_fd and stderr on err_fd: 0 with *pid, or an errno. */
+ * (environ), stdin from /dev/null, stdout on out_fd and stderr on err_fd:
+ * 0 with *pid, or an errno (the exec's too). The child gets SIGKILL when
+ * the calling thread ends (PR_SET_PDEATHSIG), so a bench killed by any
+ * signal, SIGKILL included, leaves no process behind. */
 int spawn_proc(const char *prog, char *const argv[], int out_fd, int err_fd,
                pid_t *pid);
 
 /* kill_all sends SIGKILL to each pid > 0 of pids and reaps it. BLOCKS
  * until they are gone. */
 void kill_all(pid_t *pids, size_t n);
+
+/* netns_guard makes SIGINT, SIGTERM and SIGHUP delete the network
+ * namespace ns (through script, scripts/netns-pair.sh) before they end
+ * the process; ns NULL restores their default. Not thread-safe: call it
+ * while no such signal is handled. */
+void netns_guard(const char *script, const char *ns);
 
 /* median sorts v (n > 0 values) and returns its median. */
 double median(double *v, size_t n);

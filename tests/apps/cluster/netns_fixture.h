@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 
+#include "../../../bench/netns_stale.h"
 #include "cluster_fixture.h"
 
 #define NETNS_PAIR FLING_SOURCE_DIR "/scripts/netns-pair.sh"
@@ -44,21 +45,7 @@ static void sh(const char *fmt, ...)
 /* Deletes the namespaces flpart<pid> of runs that are gone. */
 static void delete_stale_namespaces(void)
 {
-    FILE *f = popen("ip netns list 2>/dev/null", "r");
-    if (f == NULL)
-        return;
-    char line[256];
-    while (fgets(line, sizeof line, f) != NULL) {
-        long pid = 0;
-        if (sscanf(line, "flpart%ld", &pid) == 1 && pid > 0 &&
-            kill((pid_t)pid, 0) != 0 && pid != (long)getpid()) {
-            char cmd[512];
-            snprintf(cmd, sizeof cmd, "%s delete flpart%ld >/dev/null 2>&1",
-                     NETNS_PAIR, pid);
-            (void)!system(cmd);
-        }
-    }
-    pclose(f);
+    netns_delete_stale(NETNS_PAIR, "flpart");
 }
 
 /* The signals that end the test with its namespace in place unless
