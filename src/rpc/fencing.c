@@ -8,6 +8,8 @@
 #include "rpc/endpoint.h"
 #include "rpc/gateway.h"
 
+#include "common/internal.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -36,13 +38,22 @@ int fl__rpc_fence_check(const fl_rpc_endpoint_t *ep, uint8_t fence,
     }
     if (memcmp(token, &ep->token, sizeof ep->token) == 0)
         return FL_OK;
+    /* The caller learns the token it sent, never the current one: a
+     * fencing token is not access control, but telling it to anyone who
+     * can reach the port would let them act as the leader. The operator
+     * reads both in the server's log, one line a window per burst. */
     char want[33], got[33];
     token_hex(&ep->token, want);
     token_hex(token, got);
+    FL_LOG_RATELIMITED_KV(
+        FL_LOG_WARN, 1, FL_KV(FL_F("endpoint", ep->id), FL_F("method", method)),
+        "Fencing token mismatch at rpc endpoint '%s': ignored message %s "
+        "carrying the fencing token %s; the current one is %s.",
+        ep->id, method, got, want);
     snprintf(why, why_len,
              "Fencing token mismatch: Ignoring message %s because the "
-             "fencing token %s did not match the expected fencing token %s.",
-             method, got, want);
+             "fencing token %s is not the fenced endpoint %s's current one.",
+             method, got, ep->id);
     return FL_EFENCING;
 }
 

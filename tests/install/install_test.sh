@@ -358,7 +358,7 @@ get key-099 = value-99
 delete key-003: deleted
 get key-003: FL_ENOENT (not found): no key 'key-003'
 list key-00: 9 keys: key-000 key-001 key-002 key-004 key-005 key-006 key-007 key-008 key-009
-with a wrong token: FL_EFENCING (fencing token mismatch): Fencing token mismatch: Ignoring message Get because the fencing token $wrong did not match the expected fencing token $token.
+with a wrong token: FL_EFENCING (fencing token mismatch): Fencing token mismatch: Ignoring message Get because the fencing token $wrong is not the fenced endpoint kv's current one.
 done"
         if [[ $rc -ne 0 ]]; then
             fail "kv: kv_client exited with status $rc (124: timed out); it said:"
