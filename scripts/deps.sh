@@ -32,7 +32,7 @@ declare -A GROUP=(
            libyaml-dev"
     # The test suite (cmocka under ctest; graphviz checks `fling plan --dot`;
     # iproute2's ip makes cluster_partition_test's network namespace).
-    [test]="libcmocka-dev valgrind graphviz iproute2"
+    [test]="libcmocka-dev valgrind graphviz iproute2 openssl"
     # Leader election on ZooKeeper: the C client library, and the server
     # the tests start (scripts/zk-test-server.sh).
     [zookeeper]="libzookeeper-mt-dev zookeeper"
