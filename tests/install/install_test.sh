@@ -80,6 +80,21 @@ done
 soname=$(find "$libdir" -maxdepth 1 -name 'libfling.so.*' -print -quit)
 [[ -n $soname ]] || fail "no versioned libfling.so.* in $libdir"
 
+# ---- the cluster programs and scripts ------------------------------------
+# Installed into bin, executable, and runnable from there: the client plans
+# the grep example from the installed prefix alone.
+for f in fling-jobmanager fling-taskmanager fling start-cluster.sh \
+         stop-cluster.sh; do
+    [[ -x $prefix/bin/$f ]] || fail "bin/$f is not installed under $prefix"
+done
+if [[ -x $prefix/bin/fling ]]; then
+    plan=$("$prefix/bin/fling" plan "$src/examples/jobs/grep.json" \
+        --input /in --output /out --pattern x 2>&1)
+    first=${plan%%$'\n'*}
+    [[ $first == "StreamGraph of job 'grep': 3 nodes, 2 edges" ]] ||
+        fail "bin/fling plan printed '$first' first"
+fi
+
 # ---- a user library of functions for jobs, on <fling/udf.h> alone -------
 # Built against the prefix's headers only (no fling library), strictly; it
 # must export its ABI version and its functions.
