@@ -60,7 +60,8 @@ extern "C" {
     X(EDECODE, "could not decode message")                                     \
     X(EPROTO, "protocol error")                                                \
     X(EMSGSIZE, "message too large")                                           \
-    X(EADDRINUSE, "address in use")
+    X(EADDRINUSE, "address in use")                                            \
+    X(ETLS, "TLS failure")
 
 typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,

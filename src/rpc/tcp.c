@@ -56,6 +56,10 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
                      char *why, size_t why_len)
 {
     svc->port = -1;
+    if (o->tls != NULL) {
+        fl__say(why, why_len, "TLS is not built into this library yet");
+        return FL_ENOTSUP;
+    }
     svc->max_frame =
         o->max_frame_size ? o->max_frame_size : FL__FRAME_DEFAULT_MAX;
     svc->max_queued =

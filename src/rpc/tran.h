@@ -12,7 +12,7 @@
  *
  * A TLS transport plugs in as a third table, touching no call path: it
  * defines `const fl__rpc_tran_t fl__rpc_tran_tls` with its scheme
- * ("fling.tls://") and its ops, adds it to the scheme list of
+ * ("fling.ssl://") and its ops, adds it to the scheme list of
  * fl_rpc_connect (trans[] in gateway.c), keeps its per-gateway state in
  * the gateway's transport fields (gateway.h), and builds the RPC_INVOKE
  * messages of the calls it receives with the index of the sink their
