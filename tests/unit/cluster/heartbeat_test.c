@@ -348,9 +348,35 @@ static void test_stop(void **state)
 /* ---- out of memory --------------------------------------------------------
  */
 
+/* The allocations of another thread, made while a job ran armed, that
+ * failed or were not made (no thread). */
+static atomic_int elsewhere_failed;
+
+/* Allocates through fling's seam (a message too big for the pools), as a
+ * timer, the other node or the test's thread may while a job runs. */
+static void *alloc_elsewhere(void *arg)
+{
+    (void)arg;
+    fl_msg_t *m = fl_msg_alloc(0, 1 << 16);
+    if (m == NULL)
+        atomic_fetch_add(&elsewhere_failed, 1);
+    fl_msg_free(m);
+    return NULL;
+}
+
+/* Runs inner with its oom_n-th allocation failing. Only the main
+ * thread's allocations count: another thread's meanwhile (one is made
+ * here, as one may come at any time) would otherwise take the failure or
+ * move it to an earlier allocation of inner, and the case would see one
+ * more or one fewer refusal than inner makes. */
 static int job_oom(job_t *j)
 {
-    oom_arm(j->oom_n);
+    oom_arm_here(j->oom_n);
+    pthread_t other;
+    if (pthread_create(&other, NULL, alloc_elsewhere, NULL) == 0)
+        pthread_join(other, NULL);
+    else
+        atomic_fetch_add(&elsewhere_failed, 1);
     int rc = j->inner(j);
     j->oom_hit = oom_disarm();
     return rc;
@@ -390,14 +416,16 @@ static void test_alloc_out_of_memory(void **state)
         failed++;
     }
     assert_false(j.oom_hit);
+    assert_int_equal(atomic_load(&elsewhere_failed), 0);
     assert_true(failed >= 3);
     pair_end(&p);
 }
 
 /* Out of memory at each allocation of fl_heartbeat_monitor and the first
- * heartbeat it sends, in turn: FL_ENOMEM with send_arg freed and nothing
- * monitored (a second monitor then goes through), or a lost first beat;
- * either way the receiver hears the sender's heartbeats after. */
+ * heartbeat it sends, in turn, on the main thread: FL_ENOMEM with
+ * send_arg freed and nothing monitored (a second monitor then goes
+ * through), or a lost first beat; either way the receiver hears the
+ * sender's heartbeats after. */
 static void test_monitor_out_of_memory(void **state)
 {
     (void)state;
@@ -424,6 +452,7 @@ static void test_monitor_out_of_memory(void **state)
         pair_end(&p);
     }
     assert_false(j.oom_hit);
+    assert_int_equal(atomic_load(&elsewhere_failed), 0);
     assert_int_equal(refused, 2); /* the table, the target */
 }
 
