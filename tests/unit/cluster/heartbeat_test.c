@@ -12,6 +12,15 @@
 /* ---- the cases -----------------------------------------------------------
  */
 
+/* The heartbeat timeout of the cases that wait for a timeout or for its
+ * absence, with rounds every 20 ms: 75 rounds, so that a stall of a
+ * loaded machine does not time a live target out, the witness included
+ * (under TSan with both cores busy, 118 ms between two rounds was seen,
+ * and 735 ms with a build on top). */
+#define TIMEOUT_MS 1500
+/* The witness's rounds in two timeouts. */
+#define TWO_TIMEOUTS (2 * TIMEOUT_MS / 20)
+
 /* Heartbeats flow both ways, each carrying the payload retrieved for its
  * target, and both sides see the other's last heartbeat; over TCP the
  * endpoints call each other through 127.0.0.1. */
@@ -75,12 +84,12 @@ static void assert_timeout(node_t *n, const char *target, int64_t last)
     assert_string_equal(ev.message, want);
     assert_string_equal(ev.target, target);
     assert_fl(FL_ETIMEDOUT, ev.err);
-    assert_int_equal(ev.timeout_ms, 100);
+    assert_int_equal(ev.timeout_ms, TIMEOUT_MS);
     assert_int_equal(ev.last_heartbeat_ms, last);
     /* Silent for the timeout, and found late by at most a check period
      * plus scheduling. */
-    assert_true(ev.silent_ms >= 100);
-    assert_true(ev.silent_ms < 100 + 5000);
+    assert_true(ev.silent_ms >= TIMEOUT_MS);
+    assert_true(ev.silent_ms < TIMEOUT_MS + 5000);
 }
 
 /* A receiver that stops answering times out on the sender, and the sender
@@ -89,7 +98,7 @@ static void test_timeout_once(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     assert_fl_ok(do_job(&p.s, job_monitor_witness, NULL));
     wait_count(&p.s, &p.s.nreports, 2, "reports");
     atomic_store(&p.r.mute, 1);
@@ -98,8 +107,8 @@ static void test_timeout_once(void **state)
     assert_timeout(&p.s, "receiver", last_from(&p.s, "receiver"));
     assert_timeout(&p.r, "sender", last_from(&p.r, "sender"));
     assert_true(last_from(&p.s, "receiver") > 0);
-    /* Rounds for three more timeouts: no second timeout. */
-    wait_witness(&p.s, 15);
+    /* Rounds for two more timeouts: no second timeout. */
+    wait_witness(&p.s, TWO_TIMEOUTS);
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 1);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 1);
     pair_end(&p);
@@ -110,7 +119,7 @@ static void test_timeout_never_heard(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, false);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, false);
     wait_count(&p.r, &p.r.ntimeouts, 1, "timeouts");
     assert_timeout(&p.r, "sender", 0);
     assert_int_equal(last_from(&p.r, "sender"), 0);
@@ -123,7 +132,7 @@ static void test_unmonitor(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     assert_fl_ok(do_job(&p.s, job_monitor_witness, NULL));
     wait_count(&p.s, &p.s.nreports, 2, "reports");
     assert_fl_ok(do_job(&p.s, job_unmonitor, "receiver"));
@@ -134,7 +143,7 @@ static void test_unmonitor(void **state)
     assert_int_equal(last_from(&p.s, "receiver"), -1);
     assert_int_equal(last_from(&p.r, "sender"), -1);
     int sends = atomic_load(&p.s.sends);
-    wait_witness(&p.s, 15); /* three timeouts' worth of rounds */
+    wait_witness(&p.s, TWO_TIMEOUTS); /* two timeouts of rounds */
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 0);
     assert_int_equal(atomic_load(&p.s.sends), sends);
@@ -329,7 +338,7 @@ static void test_stop(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     wait_count(&p.r, &p.r.nreports, 2, "reports");
     assert_fl_ok(do_job(&p.s, job_stop, NULL));
     assert_int_equal(atomic_load(&p.s.arg_frees), 1);
