@@ -6,16 +6,15 @@
  * JobMaster's deployment reports nor sends it its final state.
  * Synchronised on the fakes' calls and the TaskManager's log.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../task/task_fixture.h"
 #include "fake_jm.h"
+#include "held_job.h"
 #include "taskexecutor.pb-c.h"
 
 #define JOB "0123456789abcdef0123456789abcdef"
@@ -36,22 +35,6 @@ static ProtobufCMessage *call(fl_rpc_gateway_t *te, const char *method,
     if (rc != FL_OK)
         fail_msg("%s failed: %s", method, fl_rpc_last_message());
     return reply;
-}
-
-/* The job of attempt "held (1/1)": its map's hold_open waits for the
- * FIFO of HOLD_FIFO, deaf to the cancel; its sink writes out. */
-static void held_job(char *buf, size_t cap, const char *out)
-{
-    snprintf(buf, cap,
-             "{\"name\": \"held\", \"parallelism\": 1,"
-             " \"library\": \"%s\", \"operators\": ["
-             "{\"id\": \"n\", \"type\": \"source.sequence\","
-             " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-             "{\"id\": \"h\", \"type\": \"map\","
-             " \"params\": {\"function\": \"hold\"}},"
-             "{\"id\": \"out\", \"type\": \"sink.text\","
-             " \"params\": {\"path\": \"%s\"}}]}",
-             UDF_HOLD_LIB, out);
 }
 
 /* The job of attempt "long (1/1)": it counts to 10^12 (runs until
@@ -112,32 +95,29 @@ static const Fling__Cluster__DeploymentReport *beat(fake_jm_t *f,
 }
 
 /* What both cases share: a JobManager, TaskManager tm1 whose hold_open
- * waits on fifo, its TaskExecutor's address, the two jobs. Static in a
- * case (the fixture kills the processes on a failure). */
+ * waits on the held job's FIFO, its TaskExecutor's address, the two jobs
+ * ("held (1/1)" of held_job.h, "long (1/1)"). Static in a case (the
+ * fixture kills the processes on a failure). */
 typedef struct recover {
     cf_proc_t jm, tm1;
-    char *dir, *fifo, *out;
+    held_job_t h;
     char address[128];
-    char held[2048], endless[1024];
+    char endless[1024];
 } recover_t;
 
 /* Starts x's JobManager and tm1, and waits for tm1's slot report. */
 static void recover_start(recover_t *x)
 {
-    x->dir = scratch();
-    x->fifo = path_in(x->dir, "fifo");
-    x->out = path_in(x->dir, "out");
-    assert_int_equal(0, mkfifo(x->fifo, 0600));
+    held_job_write(&x->h, "held", "3");
     int port = start_jm(&x->jm, "0");
-    setenv("HOLD_FIFO", x->fifo, 1);
+    setenv("HOLD_FIFO", x->h.fifo, 1);
     int tport = start_tm_only(&x->tm1, "tm1", port, NULL);
     unsetenv("HOLD_FIFO");
     cf_wait_stderr(&x->jm, "Slot report of TaskManager tm1: 2 slots, 2 free",
                    1);
     snprintf(x->address, sizeof x->address,
              "fling.tcp://127.0.0.1:%d/taskexecutor", tport);
-    held_job(x->held, sizeof x->held, x->out);
-    endless_job(x->endless, sizeof x->endless, x->out);
+    endless_job(x->endless, sizeof x->endless, x->h.out);
 }
 
 /* Waits until tm1 says attempt #0 of name runs. */
@@ -165,9 +145,7 @@ static void assert_own_attempt_only(fake_jm_t *cur, fl_rpc_gateway_t *te)
  * waits until tm1 dropped its CANCELED state and released its slot. */
 static void release_held(recover_t *x)
 {
-    int fd = open(x->fifo, O_WRONLY);
-    assert_true(fd >= 0);
-    close(fd);
+    held_job_release(&x->h);
     cf_wait_stderr(
         &x->tm1,
         "State update CANCELED of held (1/1) (attempt #0) "
@@ -182,9 +160,7 @@ static void release_held(recover_t *x)
 static void recover_end(recover_t *x)
 {
     cf_stop(&x->jm, SIGTERM, 0);
-    free(x->fifo);
-    free(x->out);
-    rm_scratch(x->dir);
+    held_job_free(&x->h);
 }
 
 /* The earlier JobMaster (token 9s) runs attempt #0 in slot 0, then frees
@@ -200,7 +176,7 @@ static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
     recover_start(&x);
     fj_start(&old); /* token 9s */
     fl_rpc_gateway_t *te = fl_test_connect(old.svc, x.address, te_desc, NULL);
-    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.held);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.h.text);
     wait_running(&x, "held (1/1)");
     Fling__Cluster__FreeSlotRequest fr =
         FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
@@ -240,7 +216,7 @@ test_new_jobmasters_slot_request_frees_the_earlier_ones(void **state)
     fj_start(&old); /* token 9s */
     fj_start_token(&cur, 8);
     fl_rpc_gateway_t *te = fl_test_connect(cur.svc, x.address, te_desc, NULL);
-    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.held);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.h.text);
     wait_running(&x, "held (1/1)");
 
     deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", x.endless);
