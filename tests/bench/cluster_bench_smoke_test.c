@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "fl_test.h"
+#include "netns_stale.h"
 
 /* The lines emit() printed, "<bench>.<metric> <value> <unit>\n" each. */
 static char out[8192];
@@ -177,21 +178,6 @@ static size_t children(pid_t parent, pid_t *pids, size_t cap)
     return n;
 }
 
-/* True while the network namespace name exists. */
-static bool ns_listed(const char *name)
-{
-    FILE *f = popen("ip netns list 2>/dev/null", "r");
-    assert_non_null(f);
-    char line[256];
-    bool found = false;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f) != NULL)
-        found = found || (strncmp(line, name, n) == 0 &&
-                          (line[n] == ' ' || line[n] == '\n'));
-    pclose(f);
-    return found;
-}
-
 /* Runs one case of cluster.failover (partition: the silent one) in a
  * child of this process, made a subreaper, and sends it SIGTERM once the
  * job ran again: its nprocs processes must end with it within 30 s, and
@@ -226,7 +212,7 @@ static void sigterm_mid_run(bool partition, size_t nprocs)
     close(p[0]);
     char ns[32];
     snprintf(ns, sizeof ns, "flb%ld", (long)bench);
-    assert_true(ns_listed(ns) == partition);
+    assert_int_equal(partition ? 1 : 0, netns_listed(ns));
     /* The bench's processes, before the signal. */
     pid_t before[8], gone[8];
     assert_int_equal(nprocs, children(bench, before, 8));
@@ -269,7 +255,7 @@ static void sigterm_mid_run(bool partition, size_t nprocs)
             j++;
         assert_true(j < n);
     }
-    assert_false(ns_listed(ns));
+    assert_int_equal(0, netns_listed(ns));
 }
 
 /* Ends a bench a failed case left held (its processes die with it),

@@ -10,6 +10,7 @@
 
 #include "long_job.h"
 #include "resourcemanager.pb-c.h"
+#include "sevens_job.h"
 
 /* The JobManager stopped (SIGTERM) while its job runs: the JobMaster
  * cancels the attempts and disconnects from the TaskManager, which frees
@@ -164,18 +165,7 @@ static void fresh_taskmanager_is_used(const char *fresh_id)
     cf_wait_stderr(&jm, line, 1);
 
     /* The second job: the numbers 1..200000 that hold "77". */
-    char *job = path_in(l.dir, "sevens.json"), *out = path_in(l.dir, "b");
-    static const char text[] =
-        "{\"name\": \"sevens\", \"parallelism\": 4,"
-        " \"params\": {\"output\": null},"
-        " \"operators\": ["
-        "  {\"id\": \"n\", \"type\": \"source.sequence\","
-        "   \"params\": {\"from\": \"1\", \"to\": \"200000\"}},"
-        "  {\"id\": \"sevens\", \"type\": \"filter.contains\","
-        "   \"params\": {\"pattern\": \"77\"}},"
-        "  {\"id\": \"out\", \"type\": \"sink.text\","
-        "   \"params\": {\"path\": \"${output}\"}}]}";
-    write_file(job, text, strlen(text));
+    char *job = sevens_job_write(l.dir, 4), *out = path_in(l.dir, "b");
     const char *args2[] = {"output", out, NULL};
     char id[1024];
     assert_fl_ok(jc_submit(&c, job, args2, 0, "", id, sizeof id));
@@ -185,19 +175,7 @@ static void fresh_taskmanager_is_used(const char *fresh_id)
     cf_wait_stderr(&fresh, "(attempt #0) switched from RUNNING to FINISHED.",
                    2);
     assert_int_equal(2, tasks_on(&c, id, fresh_id, 0));
-    tbuf_t want = {0}, got = {0};
-    tbuf_add(&want, "", 0);
-    for (unsigned i = 1; i <= 200000; i++) {
-        char n[16];
-        int k = snprintf(n, sizeof n, "%u\n", i);
-        if (strstr(n, "77") != NULL)
-            tbuf_add(&want, n, (size_t)k);
-    }
-    concat_parts(out, 4, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    tbuf_free(&want);
-    tbuf_free(&got);
+    sevens_job_assert_output(out, 4);
     jc_close(&c);
     cf_stop(&fresh, SIGTERM, 0);
     cf_stop(&tm2, SIGTERM, 0);

@@ -14,21 +14,10 @@
 #include "../task/task_fixture.h"
 #include "fake_te.h"
 #include "job_client.h"
+#include "sevens_job.h"
 
 #define XS(x) FLING__CLUSTER__EXECUTION_STATE__STATE__##x
 #define JS(x) FLING__CLUSTER__JOB_STATUS__STATE__##x
-
-/* The numbers 1..200000 that hold "77", in parallel 2. */
-static const char sevens_text[] =
-    "{\"name\": \"sevens\", \"parallelism\": 2,"
-    " \"params\": {\"output\": null},"
-    " \"operators\": ["
-    "  {\"id\": \"n\", \"type\": \"source.sequence\","
-    "   \"params\": {\"from\": \"1\", \"to\": \"200000\"}},"
-    "  {\"id\": \"sevens\", \"type\": \"filter.contains\","
-    "   \"params\": {\"pattern\": \"77\"}},"
-    "  {\"id\": \"out\", \"type\": \"sink.text\","
-    "   \"params\": {\"path\": \"${output}\"}}]}";
 
 /* The fake (one slot) and tm2 (two) give the job its slots; the
  * SubmitTask to the fake is held, and the fake's service shut down: the
@@ -46,8 +35,7 @@ static void test_unreachable_deploy_restarts_elsewhere(void **state)
     ft_start(&te, &jm, port, REPORT_HONEST);
     te.hold_submit = true;
     char *dir = scratch();
-    char *job = path_in(dir, "sevens.json"), *out = path_in(dir, "out");
-    write_file(job, sevens_text, strlen(sevens_text));
+    char *job = sevens_job_write(dir, 2), *out = path_in(dir, "out");
     jc_open(&c, port);
     const char *args[] = {"output", out, NULL};
     char id[64];
@@ -89,19 +77,7 @@ static void test_unreachable_deploy_restarts_elsewhere(void **state)
         assert_string_equal("tm2", r->tasks[i]->task_manager);
     }
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    tbuf_t want = {0}, got = {0};
-    tbuf_add(&want, "", 0);
-    for (unsigned i = 1; i <= 200000; i++) {
-        char n[16];
-        int k = snprintf(n, sizeof n, "%u\n", i);
-        if (strstr(n, "77") != NULL)
-            tbuf_add(&want, n, (size_t)k);
-    }
-    concat_parts(out, 2, &got);
-    assert_int_equal(want.len, got.len);
-    assert_memory_equal(want.data, got.data, want.len);
-    tbuf_free(&want);
-    tbuf_free(&got);
+    sevens_job_assert_output(out, 2);
     jc_close(&c);
     ft_end(&te);
     cf_stop(&tm2, SIGTERM, 0);

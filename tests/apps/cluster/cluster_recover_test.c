@@ -6,16 +6,15 @@
  * JobMaster's deployment reports nor sends it its final state.
  * Synchronised on the fakes' calls and the TaskManager's log.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../task/task_fixture.h"
 #include "fake_jm.h"
+#include "held_job.h"
 #include "taskexecutor.pb-c.h"
 
 #define JOB "0123456789abcdef0123456789abcdef"
@@ -36,22 +35,6 @@ static ProtobufCMessage *call(fl_rpc_gateway_t *te, const char *method,
     if (rc != FL_OK)
         fail_msg("%s failed: %s", method, fl_rpc_last_message());
     return reply;
-}
-
-/* The job of attempt "held (1/1)": its map's hold_open waits for the
- * FIFO of HOLD_FIFO, deaf to the cancel; its sink writes out. */
-static void held_job(char *buf, size_t cap, const char *out)
-{
-    snprintf(buf, cap,
-             "{\"name\": \"held\", \"parallelism\": 1,"
-             " \"library\": \"%s\", \"operators\": ["
-             "{\"id\": \"n\", \"type\": \"source.sequence\","
-             " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-             "{\"id\": \"h\", \"type\": \"map\","
-             " \"params\": {\"function\": \"hold\"}},"
-             "{\"id\": \"out\", \"type\": \"sink.text\","
-             " \"params\": {\"path\": \"%s\"}}]}",
-             UDF_HOLD_LIB, out);
 }
 
 /* The job of attempt "long (1/1)": it counts to 10^12 (runs until
@@ -111,6 +94,75 @@ static const Fling__Cluster__DeploymentReport *beat(fake_jm_t *f,
     return fj_await_report(f);
 }
 
+/* What both cases share: a JobManager, TaskManager tm1 whose hold_open
+ * waits on the held job's FIFO, its TaskExecutor's address, the two jobs
+ * ("held (1/1)" of held_job.h, "long (1/1)"). Static in a case (the
+ * fixture kills the processes on a failure). */
+typedef struct recover {
+    cf_proc_t jm, tm1;
+    held_job_t h;
+    char address[128];
+    char endless[1024];
+} recover_t;
+
+/* Starts x's JobManager and tm1, and waits for tm1's slot report. */
+static void recover_start(recover_t *x)
+{
+    held_job_write(&x->h, "held", "3");
+    int port = start_jm(&x->jm, "0");
+    setenv("HOLD_FIFO", x->h.fifo, 1);
+    int tport = start_tm_only(&x->tm1, "tm1", port, NULL);
+    unsetenv("HOLD_FIFO");
+    cf_wait_stderr(&x->jm, "Slot report of TaskManager tm1: 2 slots, 2 free",
+                   1);
+    snprintf(x->address, sizeof x->address,
+             "fling.tcp://127.0.0.1:%d/taskexecutor", tport);
+    endless_job(x->endless, sizeof x->endless, x->h.out);
+}
+
+/* Waits until tm1 says attempt #0 of name runs. */
+static void wait_running(recover_t *x, const char *name)
+{
+    char line[256];
+    snprintf(line, sizeof line,
+             "%s (attempt #0) switched from INITIALIZING to RUNNING.", name);
+    cf_wait_stderr(&x->tm1, line, 1);
+}
+
+/* Asserts that tm1's deployment report to cur (gateway te) holds cur's
+ * attempt #0 of vertex 0 only, not ending. */
+static void assert_own_attempt_only(fake_jm_t *cur, fl_rpc_gateway_t *te)
+{
+    const Fling__Cluster__DeploymentReport *r = beat(cur, te);
+    assert_string_equal(JOB, r->job_id);
+    assert_int_equal(1, r->n_attempts);
+    assert_int_equal(0, r->attempts[0]->vertex);
+    assert_int_equal(0, r->attempts[0]->attempt);
+    assert_false(r->attempts[0]->ending);
+}
+
+/* Lets the earlier JobMaster's attempt end (its hold_open returns), and
+ * waits until tm1 dropped its CANCELED state and released its slot. */
+static void release_held(recover_t *x)
+{
+    held_job_release(&x->h);
+    cf_wait_stderr(
+        &x->tm1,
+        "State update CANCELED of held (1/1) (attempt #0) "
+        "dropped: it was deployed by an earlier JobMaster of job " JOB,
+        1);
+    cf_wait_stderr(
+        &x->tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended",
+        1);
+}
+
+/* Stops x's JobManager (tm1 is stopped by then) and removes its files. */
+static void recover_end(recover_t *x)
+{
+    cf_stop(&x->jm, SIGTERM, 0);
+    held_job_free(&x->h);
+}
+
 /* The earlier JobMaster (token 9s) runs attempt #0 in slot 0, then frees
  * the slot; its task, deaf to the cancel, keeps running. The new one
  * (token 8s) runs its own attempt #0 in slot 1: its reports show that
@@ -119,74 +171,34 @@ static const Fling__Cluster__DeploymentReport *beat(fake_jm_t *f,
 static void test_earlier_jobmasters_attempt_is_not_the_new_ones(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
+    static recover_t x;
     static fake_jm_t old, cur;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    int port = start_jm(&jm, "0");
-    setenv("HOLD_FIFO", fifo, 1);
-    int tport = start_tm_only(&tm1, "tm1", port, NULL);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    recover_start(&x);
     fj_start(&old); /* token 9s */
-    char address[128];
-    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
-             tport);
-    fl_rpc_gateway_t *te = fl_test_connect(old.svc, address, te_desc, NULL);
-
-    char held[2048], endless[1024];
-    held_job(held, sizeof held, out);
-    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", held);
-    cf_wait_stderr(&tm1,
-                   "held (1/1) (attempt #0) switched from INITIALIZING to "
-                   "RUNNING.",
-                   1);
+    fl_rpc_gateway_t *te = fl_test_connect(old.svc, x.address, te_desc, NULL);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.h.text);
+    wait_running(&x, "held (1/1)");
     Fling__Cluster__FreeSlotRequest fr =
         FLING__CLUSTER__FREE_SLOT_REQUEST__INIT;
     fr.allocation_id = ALLOC_OLD;
     fr.cause = "the JobMaster is shutting down";
     protobuf_c_message_free_unpacked(call(te, "FreeSlot", &fr.base), NULL);
-    cf_wait_stderr(&tm1, "Slot 0 freed: the JobMaster is shutting down", 1);
+    cf_wait_stderr(&x.tm1, "Slot 0 freed: the JobMaster is shutting down", 1);
     fl_rpc_gateway_free(te);
     fj_end(&old);
 
     fj_start_token(&cur, 8);
-    te = fl_test_connect(cur.svc, address, te_desc, NULL);
-    endless_job(endless, sizeof endless, out);
-    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", endless);
-    cf_wait_stderr(&tm1,
-                   "long (1/1) (attempt #0) switched from INITIALIZING to "
-                   "RUNNING.",
-                   1);
-    const Fling__Cluster__DeploymentReport *r = beat(&cur, te);
-    assert_string_equal(JOB, r->job_id);
-    assert_int_equal(1, r->n_attempts);
-    assert_int_equal(0, r->attempts[0]->vertex);
-    assert_int_equal(0, r->attempts[0]->attempt);
-    assert_false(r->attempts[0]->ending);
+    te = fl_test_connect(cur.svc, x.address, te_desc, NULL);
+    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", x.endless);
+    wait_running(&x, "long (1/1)");
+    assert_own_attempt_only(&cur, te);
+    release_held(&x);
+    assert_own_attempt_only(&cur, te);
 
-    int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
-    assert_true(fd >= 0);
-    close(fd);
-    cf_wait_stderr(
-        &tm1,
-        "State update CANCELED of held (1/1) (attempt #0) "
-        "dropped: it was deployed by an earlier JobMaster of job " JOB,
-        1);
-    cf_wait_stderr(
-        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
-    r = beat(&cur, te);
-    assert_int_equal(1, r->n_attempts);
-    assert_false(r->attempts[0]->ending);
-
-    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&x.tm1, SIGTERM, 0);
     fl_rpc_gateway_free(te);
     fj_end(&cur);
-    cf_stop(&jm, SIGTERM, 0);
-    free(fifo);
-    free(out);
-    rm_scratch(dir);
+    recover_end(&x);
 }
 
 /* The earlier JobMaster (token 9s) still holds slot 0, running attempt
@@ -198,68 +210,31 @@ static void
 test_new_jobmasters_slot_request_frees_the_earlier_ones(void **state)
 {
     (void)state;
-    static cf_proc_t jm, tm1;
+    static recover_t x;
     static fake_jm_t old, cur;
-    char *dir = scratch();
-    char *fifo = path_in(dir, "fifo"), *out = path_in(dir, "out");
-    assert_int_equal(0, mkfifo(fifo, 0600));
-    int port = start_jm(&jm, "0");
-    setenv("HOLD_FIFO", fifo, 1);
-    int tport = start_tm_only(&tm1, "tm1", port, NULL);
-    unsetenv("HOLD_FIFO");
-    cf_wait_stderr(&jm, "Slot report of TaskManager tm1: 2 slots, 2 free", 1);
+    recover_start(&x);
     fj_start(&old); /* token 9s */
     fj_start_token(&cur, 8);
-    char address[128];
-    snprintf(address, sizeof address, "fling.tcp://127.0.0.1:%d/taskexecutor",
-             tport);
-    fl_rpc_gateway_t *te = fl_test_connect(cur.svc, address, te_desc, NULL);
-    char held[2048], endless[1024];
-    held_job(held, sizeof held, out);
-    endless_job(endless, sizeof endless, out);
-    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", held);
-    cf_wait_stderr(&tm1,
-                   "held (1/1) (attempt #0) switched from INITIALIZING to "
-                   "RUNNING.",
-                   1);
+    fl_rpc_gateway_t *te = fl_test_connect(cur.svc, x.address, te_desc, NULL);
+    deploy(&old, te, 0, ALLOC_OLD, "held (1/1)", x.h.text);
+    wait_running(&x, "held (1/1)");
 
-    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", endless);
+    deploy(&cur, te, 1, ALLOC_NEW, "long (1/1)", x.endless);
     char line[512];
     snprintf(line, sizeof line,
              "Slot 0 freed: job " JOB " has a new JobMaster at %s, with "
              "another fencing token",
              fl_rpc_endpoint_address(cur.ep));
-    cf_wait_stderr(&tm1, line, 1);
-    cf_wait_stderr(&tm1,
-                   "long (1/1) (attempt #0) switched from INITIALIZING to "
-                   "RUNNING.",
-                   1);
-    const Fling__Cluster__DeploymentReport *r = beat(&cur, te);
-    assert_string_equal(JOB, r->job_id);
-    assert_int_equal(1, r->n_attempts);
-    assert_int_equal(0, r->attempts[0]->vertex);
-    assert_int_equal(0, r->attempts[0]->attempt);
-    assert_false(r->attempts[0]->ending);
+    cf_wait_stderr(&x.tm1, line, 1);
+    wait_running(&x, "long (1/1)");
+    assert_own_attempt_only(&cur, te);
+    release_held(&x);
 
-    int fd = open(fifo, O_WRONLY); /* the old attempt's hold_open returns */
-    assert_true(fd >= 0);
-    close(fd);
-    cf_wait_stderr(
-        &tm1,
-        "State update CANCELED of held (1/1) (attempt #0) "
-        "dropped: it was deployed by an earlier JobMaster of job " JOB,
-        1);
-    cf_wait_stderr(
-        &tm1, "Slot 0 released: the task of allocation " ALLOC_OLD " ended", 1);
-
-    cf_stop(&tm1, SIGTERM, 0);
+    cf_stop(&x.tm1, SIGTERM, 0);
     fl_rpc_gateway_free(te);
     fj_end(&old);
     fj_end(&cur);
-    cf_stop(&jm, SIGTERM, 0);
-    free(fifo);
-    free(out);
-    rm_scratch(dir);
+    recover_end(&x);
 }
 
 int main(void)

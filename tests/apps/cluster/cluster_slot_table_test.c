@@ -436,6 +436,31 @@ static void fx_expect_granted(table_fx_t *x, const char *alloc)
         alloc);
 }
 
+/* Takes the call of the fake's request i, held back, for the test to
+ * answer; its closure into *closure unless NULL. */
+static fl_rpc_call_t *fx_take_held(table_fx_t *x, size_t i,
+                                   Fling__Cluster__Ack_Closure *closure)
+{
+    pthread_mutex_lock(&x->te.mu);
+    fl_rpc_call_t *held = x->te.req[i].held;
+    x->te.req[i].held = NULL;
+    if (closure != NULL)
+        *closure = x->te.req[i].closure;
+    pthread_mutex_unlock(&x->te.mu);
+    assert_non_null(held);
+    return held;
+}
+
+/* Asserts that the fake's request i named the JobMaster at address. */
+static void fx_expect_jm_address(table_fx_t *x, size_t i, const char *address)
+{
+    char got[128];
+    pthread_mutex_lock(&x->te.mu);
+    snprintf(got, sizeof got, "%s", x->te.req[i].jm_address);
+    pthread_mutex_unlock(&x->te.mu);
+    assert_string_equal(address, got);
+}
+
 static void fx_end(table_fx_t *x)
 {
     cf_stop(x->jm, SIGTERM, 0);
@@ -565,9 +590,7 @@ static void test_new_jobmaster_does_not_count_the_earlier_slots(void **state)
     cf_expect_app(x.jm, "Registered JobMaster of job " JOB " at %s", addr2);
     fx_declare(&x, 1);
     fx_expect_request(&x, 1, 2, c);
-    pthread_mutex_lock(&x.te.mu);
-    assert_string_equal(addr2, x.te.req[1].jm_address);
-    pthread_mutex_unlock(&x.te.mu);
+    fx_expect_jm_address(&x, 1, addr2);
     fx_expect_granted(&x, c);
 
     /* Slot 0 still held: nothing requested before the next line. */
@@ -582,9 +605,7 @@ static void test_new_jobmaster_does_not_count_the_earlier_slots(void **state)
     /* The job has its slot: slot 0 is requested when it needs two. */
     fx_declare(&x, 2);
     fx_expect_request(&x, 0, 3, e);
-    pthread_mutex_lock(&x.te.mu);
-    assert_string_equal(addr2, x.te.req[2].jm_address);
-    pthread_mutex_unlock(&x.te.mu);
+    fx_expect_jm_address(&x, 2, addr2);
     fx_end(&x);
 }
 
@@ -608,11 +629,8 @@ static void test_report_keeps_a_slot_requested(void **state)
                   " (allocation " ALLOC_D ") as its report shows");
     cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
 
-    pthread_mutex_lock(&x.te.mu);
-    fl_rpc_call_t *held = x.te.req[0].held;
-    x.te.req[0].held = NULL;
-    Fling__Cluster__Ack_Closure closure = x.te.req[0].closure;
-    pthread_mutex_unlock(&x.te.mu);
+    Fling__Cluster__Ack_Closure closure;
+    fl_rpc_call_t *held = fx_take_held(&x, 0, &closure);
     ack(closure, held);
     fx_expect_granted(&x, a);
     /* The grant was logged before the test read it: the grace ends after
@@ -673,10 +691,7 @@ static void test_report_displacing_a_request_asks_again(void **state)
     cf_expect_app(x.jm, "Slot report of TaskManager tmx: 2 slots, 1 free");
     fx_expect_request(&x, 1, 2, c);
 
-    pthread_mutex_lock(&x.te.mu);
-    fl_rpc_call_t *held = x.te.req[0].held;
-    x.te.req[0].held = NULL;
-    pthread_mutex_unlock(&x.te.mu);
+    fl_rpc_call_t *held = fx_take_held(&x, 0, NULL);
     fl_rpc_fail(held, FL_ESTATE, "slot 0 is taken");
     cf_expect_app(x.jm,
                   "Slot request %s to TaskManager tmx for job " JOB

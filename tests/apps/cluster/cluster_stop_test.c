@@ -7,17 +7,16 @@
  * from the job's cancel; a timeout of 0 waits for ever. Synchronised on
  * the processes' log lines and the FIFO the user function reads.
  */
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../task/task_fixture.h"
 #include "cluster_procs.h"
+#include "held_job.h"
 #include "job_client.h"
 
 /* How late past the timeout a TaskManager may end (a loaded machine). */
@@ -26,7 +25,7 @@
 /* A JobManager, TaskManager tm1 and a job of one task stuck in
  * hold_open. */
 typedef struct held {
-    char *dir, *fifo, *out, *job;
+    held_job_t j; /* the job "held" counting to 3 */
     char id[1024];
     char task[512]; /* the task's name, as tm1 logs it */
     int port;       /* the JobManager's */
@@ -39,30 +38,14 @@ typedef struct held {
 static void held_start(held_t *h, cf_proc_t *jm, cf_proc_t *tm1, jc_t *c,
                        const char *const *keys)
 {
-    h->dir = scratch();
-    h->fifo = path_in(h->dir, "fifo");
-    h->out = path_in(h->dir, "out");
-    h->job = path_in(h->dir, "held.json");
-    assert_int_equal(0, mkfifo(h->fifo, 0600));
-    char text[2048];
-    int n = snprintf(text, sizeof text,
-                     "{\"name\": \"held\", \"parallelism\": 1,"
-                     " \"library\": \"%s\", \"operators\": ["
-                     "{\"id\": \"n\", \"type\": \"source.sequence\","
-                     " \"params\": {\"from\": \"1\", \"to\": \"3\"}},"
-                     "{\"id\": \"h\", \"type\": \"map\","
-                     " \"params\": {\"function\": \"hold\"}},"
-                     "{\"id\": \"out\", \"type\": \"sink.text\","
-                     " \"params\": {\"path\": \"%s\"}}]}",
-                     UDF_HOLD_LIB, h->out);
-    write_file(h->job, text, (size_t)n);
+    held_job_write(&h->j, "held", "3");
     h->port = start_jm(jm, "0");
-    setenv("HOLD_FIFO", h->fifo, 1);
+    setenv("HOLD_FIFO", h->j.fifo, 1);
     start_tm_keys(tm1, jm, "tm1", h->port, keys);
     unsetenv("HOLD_FIFO");
     jc_open(c, h->port);
     const char *args[] = {NULL};
-    assert_fl_ok(jc_submit(c, h->job, args, 0, "", h->id, sizeof h->id));
+    assert_fl_ok(jc_submit(c, h->j.job, args, 0, "", h->id, sizeof h->id));
     static const char running[] =
         " (attempt #0) switched from INITIALIZING to RUNNING.";
     char line[2048];
@@ -75,18 +58,14 @@ static void held_start(held_t *h, cf_proc_t *jm, cf_proc_t *tm1, jc_t *c,
     }
     /* Returns once hold_open opened the FIFO: the task then reads until
      * the writer closes it, whatever its cancel flag says. */
-    h->fd = open(h->fifo, O_WRONLY);
-    assert_true(h->fd >= 0);
+    h->fd = held_job_open(&h->j);
 }
 
 static void held_free(held_t *h)
 {
     if (h->fd >= 0)
         close(h->fd);
-    free(h->fifo);
-    free(h->out);
-    free(h->job);
-    rm_scratch(h->dir);
+    held_job_free(&h->j);
 }
 
 /* The fatal reason of a watchdog of `timeout` ms for h's task. */

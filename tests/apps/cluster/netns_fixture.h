@@ -141,21 +141,6 @@ static int ns_teardown(void **state)
     return 0;
 }
 
-/* True while the namespace name exists. */
-static bool ns_listed(const char *name)
-{
-    FILE *f = popen("ip netns list 2>/dev/null", "r");
-    assert_non_null(f);
-    char line[256];
-    bool found = false;
-    size_t n = strlen(name);
-    while (fgets(line, sizeof line, f) != NULL)
-        found = found || (strncmp(line, name, n) == 0 &&
-                          (line[n] == ' ' || line[n] == '\n'));
-    pclose(f);
-    return found;
-}
-
 /* True while pid runs (a zombie does not). */
 static bool runs(pid_t pid)
 {

@@ -281,16 +281,23 @@ static fl_future_t *send_witness(void *arg, const fl_heartbeat_msg_t *msg)
     return f;
 }
 
-/* Waits until the witness was heard from `more` more times. */
+/* Waits until the witness was heard from `more` more times; fails the
+ * test if not, at once if the witness timed out (no round goes to it
+ * after: the machine stalled longer than the timeout). */
 static void wait_witness(node_t *n, int more)
 {
     int want = atomic_load(&n->witness_heard) + more;
     struct timespec dl = fl_test_deadline(WAIT_MS);
     pthread_mutex_lock(&n->mu);
-    while (atomic_load(&n->witness_heard) < want)
+    bool lost = false;
+    while (atomic_load(&n->witness_heard) < want &&
+           !(lost = strcmp(n->timeout.target, "witness") == 0))
         if (pthread_cond_timedwait(&n->cv, &n->mu, &dl) != 0)
             break;
+    ev_copy_t ev = n->timeout;
     pthread_mutex_unlock(&n->mu);
+    if (lost)
+        fail_msg("%s: the witness timed out: %s", n->name, ev.message);
     if (atomic_load(&n->witness_heard) < want)
         fail_msg("%s: the witness was not heard from %d more times", n->name,
                  more);

@@ -12,6 +12,15 @@
 /* ---- the cases -----------------------------------------------------------
  */
 
+/* The heartbeat timeout of the cases that wait for a timeout or for its
+ * absence, with rounds every 20 ms: 75 rounds, so that a stall of a
+ * loaded machine does not time a live target out, the witness included
+ * (under TSan with both cores busy, 118 ms between two rounds was seen,
+ * and 735 ms with a build on top). */
+#define TIMEOUT_MS 1500
+/* The witness's rounds in two timeouts. */
+#define TWO_TIMEOUTS (2 * TIMEOUT_MS / 20)
+
 /* Heartbeats flow both ways, each carrying the payload retrieved for its
  * target, and both sides see the other's last heartbeat; over TCP the
  * endpoints call each other through 127.0.0.1. */
@@ -75,12 +84,12 @@ static void assert_timeout(node_t *n, const char *target, int64_t last)
     assert_string_equal(ev.message, want);
     assert_string_equal(ev.target, target);
     assert_fl(FL_ETIMEDOUT, ev.err);
-    assert_int_equal(ev.timeout_ms, 100);
+    assert_int_equal(ev.timeout_ms, TIMEOUT_MS);
     assert_int_equal(ev.last_heartbeat_ms, last);
     /* Silent for the timeout, and found late by at most a check period
      * plus scheduling. */
-    assert_true(ev.silent_ms >= 100);
-    assert_true(ev.silent_ms < 100 + 5000);
+    assert_true(ev.silent_ms >= TIMEOUT_MS);
+    assert_true(ev.silent_ms < TIMEOUT_MS + 5000);
 }
 
 /* A receiver that stops answering times out on the sender, and the sender
@@ -89,7 +98,7 @@ static void test_timeout_once(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     assert_fl_ok(do_job(&p.s, job_monitor_witness, NULL));
     wait_count(&p.s, &p.s.nreports, 2, "reports");
     atomic_store(&p.r.mute, 1);
@@ -98,8 +107,8 @@ static void test_timeout_once(void **state)
     assert_timeout(&p.s, "receiver", last_from(&p.s, "receiver"));
     assert_timeout(&p.r, "sender", last_from(&p.r, "sender"));
     assert_true(last_from(&p.s, "receiver") > 0);
-    /* Rounds for three more timeouts: no second timeout. */
-    wait_witness(&p.s, 15);
+    /* Rounds for two more timeouts: no second timeout. */
+    wait_witness(&p.s, TWO_TIMEOUTS);
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 1);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 1);
     pair_end(&p);
@@ -110,7 +119,7 @@ static void test_timeout_never_heard(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, false);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, false);
     wait_count(&p.r, &p.r.ntimeouts, 1, "timeouts");
     assert_timeout(&p.r, "sender", 0);
     assert_int_equal(last_from(&p.r, "sender"), 0);
@@ -123,7 +132,7 @@ static void test_unmonitor(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     assert_fl_ok(do_job(&p.s, job_monitor_witness, NULL));
     wait_count(&p.s, &p.s.nreports, 2, "reports");
     assert_fl_ok(do_job(&p.s, job_unmonitor, "receiver"));
@@ -134,7 +143,7 @@ static void test_unmonitor(void **state)
     assert_int_equal(last_from(&p.s, "receiver"), -1);
     assert_int_equal(last_from(&p.r, "sender"), -1);
     int sends = atomic_load(&p.s.sends);
-    wait_witness(&p.s, 15); /* three timeouts' worth of rounds */
+    wait_witness(&p.s, TWO_TIMEOUTS); /* two timeouts of rounds */
     assert_int_equal(count_of(&p.s, &p.s.ntimeouts), 0);
     assert_int_equal(count_of(&p.r, &p.r.ntimeouts), 0);
     assert_int_equal(atomic_load(&p.s.sends), sends);
@@ -329,7 +338,7 @@ static void test_stop(void **state)
 {
     (void)state;
     pair_t p;
-    pair_start(&p, 20, 100, 20, 100, true);
+    pair_start(&p, 20, TIMEOUT_MS, 20, TIMEOUT_MS, true);
     wait_count(&p.r, &p.r.nreports, 2, "reports");
     assert_fl_ok(do_job(&p.s, job_stop, NULL));
     assert_int_equal(atomic_load(&p.s.arg_frees), 1);
@@ -348,9 +357,35 @@ static void test_stop(void **state)
 /* ---- out of memory --------------------------------------------------------
  */
 
+/* The allocations of another thread, made while a job ran armed, that
+ * failed or were not made (no thread). */
+static atomic_int elsewhere_failed;
+
+/* Allocates through fling's seam (a message too big for the pools), as a
+ * timer, the other node or the test's thread may while a job runs. */
+static void *alloc_elsewhere(void *arg)
+{
+    (void)arg;
+    fl_msg_t *m = fl_msg_alloc(0, 1 << 16);
+    if (m == NULL)
+        atomic_fetch_add(&elsewhere_failed, 1);
+    fl_msg_free(m);
+    return NULL;
+}
+
+/* Runs inner with its oom_n-th allocation failing. Only the main
+ * thread's allocations count: another thread's meanwhile (one is made
+ * here, as one may come at any time) would otherwise take the failure or
+ * move it to an earlier allocation of inner, and the case would see one
+ * more or one fewer refusal than inner makes. */
 static int job_oom(job_t *j)
 {
-    oom_arm(j->oom_n);
+    oom_arm_here(j->oom_n);
+    pthread_t other;
+    if (pthread_create(&other, NULL, alloc_elsewhere, NULL) == 0)
+        pthread_join(other, NULL);
+    else
+        atomic_fetch_add(&elsewhere_failed, 1);
     int rc = j->inner(j);
     j->oom_hit = oom_disarm();
     return rc;
@@ -390,14 +425,16 @@ static void test_alloc_out_of_memory(void **state)
         failed++;
     }
     assert_false(j.oom_hit);
+    assert_int_equal(atomic_load(&elsewhere_failed), 0);
     assert_true(failed >= 3);
     pair_end(&p);
 }
 
 /* Out of memory at each allocation of fl_heartbeat_monitor and the first
- * heartbeat it sends, in turn: FL_ENOMEM with send_arg freed and nothing
- * monitored (a second monitor then goes through), or a lost first beat;
- * either way the receiver hears the sender's heartbeats after. */
+ * heartbeat it sends, in turn, on the main thread: FL_ENOMEM with
+ * send_arg freed and nothing monitored (a second monitor then goes
+ * through), or a lost first beat; either way the receiver hears the
+ * sender's heartbeats after. */
 static void test_monitor_out_of_memory(void **state)
 {
     (void)state;
@@ -424,6 +461,7 @@ static void test_monitor_out_of_memory(void **state)
         pair_end(&p);
     }
     assert_false(j.oom_hit);
+    assert_int_equal(atomic_load(&elsewhere_failed), 0);
     assert_int_equal(refused, 2); /* the table, the target */
 }
 

@@ -5,10 +5,14 @@
  * came. A case fails each allocation of an operation in turn (n = 1, 2,
  * ...) until one run goes through with none failed.
  *
- * The count is process-wide: allocations of every thread count while the
- * failure is armed, as they would under real memory pressure. Arm it
- * where the operation runs (on the owner's main thread for a main-thread
- * call) so that the test's own machinery does not draw it.
+ * oom_arm's count is process-wide: allocations of every thread count
+ * while the failure is armed, as they would under real memory pressure,
+ * for an operation whose steps run on other threads. oom_arm_here counts
+ * the arming thread's allocations only, for an operation that runs on
+ * one thread (a main-thread call, armed on that main thread): what the
+ * other threads allocate meanwhile (their timers, the other endpoints,
+ * the test's own thread) then neither fails nor moves which of the
+ * operation's allocations fails.
  *
  * Header-only (static inline), one instance per test program: call
  * oom_install() at the top of main(), before any other fling call.
@@ -29,11 +33,18 @@
 
 static _Atomic uint64_t oom_countdown; /* 0: disarmed */
 static atomic_bool oom_hit;
+/* Armed by oom_arm_here: only the allocations of the thread whose
+ * oom_armer is set count. Stored before the countdown arms, cleared
+ * after it disarms (seq_cst, like the countdown). */
+static atomic_bool oom_here_only;
+static _Thread_local bool oom_armer;
 
 /* True for the allocation that must fail (the countdown reaching 0). */
 static inline bool oom_take(void)
 {
     uint64_t c = atomic_load(&oom_countdown);
+    if (c != 0 && atomic_load(&oom_here_only) && !oom_armer)
+        return false;
     while (c != 0) {
         if (atomic_compare_exchange_weak(&oom_countdown, &c, c - 1)) {
             if (c != 1)
@@ -68,9 +79,20 @@ static inline void oom_install(void)
         abort();
 }
 
-/* The n-th allocation from now fails (n >= 1). */
+/* The n-th allocation from now, of any thread, fails (n >= 1). */
 static inline void oom_arm(uint64_t n)
 {
+    atomic_store(&oom_here_only, false);
+    atomic_store(&oom_hit, false);
+    atomic_store(&oom_countdown, n);
+}
+
+/* The calling thread's n-th allocation from now fails (n >= 1); other
+ * threads' allocations neither fail nor count. Disarm on this thread. */
+static inline void oom_arm_here(uint64_t n)
+{
+    oom_armer = true;
+    atomic_store(&oom_here_only, true);
     atomic_store(&oom_hit, false);
     atomic_store(&oom_countdown, n);
 }
@@ -79,6 +101,8 @@ static inline void oom_arm(uint64_t n)
 static inline bool oom_disarm(void)
 {
     atomic_store(&oom_countdown, 0);
+    atomic_store(&oom_here_only, false);
+    oom_armer = false;
     return atomic_load(&oom_hit);
 }
 
