@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <fling/cluster.h>
 #include <fling/common.h>
 #include <fling/future.h>
 
@@ -186,7 +187,8 @@ static int find_dispatcher(fc_conn_t *c)
 {
     char addr[400], err[1024] = "";
     int64_t deadline = now_ms() + c->timeout_ms;
-    snprintf(addr, sizeof addr, "fling.tcp://%s/jobmanager", c->hostport);
+    snprintf(addr, sizeof addr, "%s%s/jobmanager", fl_cluster_scheme(c->cfg),
+             c->hostport);
     fl_rpc_gateway_t *pg =
         connect_to(c, addr, &fling__cluster__process_gateway__descriptor, NULL,
                    deadline, err, sizeof err);
@@ -251,12 +253,24 @@ int fc_connect(const fc_where_t *w, fc_conn_t *c)
         .max_frame_size = (uint32_t)frame,
         .name = "fling-client",
     };
-    if (fl_rpc_service_alloc(&so, &c->svc) != FL_OK) {
+    /* With security.ssl.internal.enabled the client dials with TLS and
+     * presents the configuration's certificate, as every process does. */
+    char why[1024];
+    fl_cluster_tls_t tls;
+    int rc = fl_cluster_tls_init(&tls, c->cfg, why, sizeof why);
+    if (rc == FL_OK) {
+        fl_cluster_tls_apply(&tls, &so);
+        rc = fl_rpc_service_alloc(&so, &c->svc);
+        if (rc != FL_OK)
+            fl_cluster_tls_message(fl_rpc_last_message(), why, sizeof why);
+    }
+    fl_cluster_tls_fini(&tls);
+    if (rc != FL_OK) {
         fprintf(stderr, "fling %s: could not start the RPC client: %s\n",
-                w->cmd, fl_rpc_last_message());
+                w->cmd, why);
         return FC_EXIT_FAIL;
     }
-    int rc = find_dispatcher(c);
+    rc = find_dispatcher(c);
     if (rc == FL_OK)
         return FC_EXIT_OK;
     return FC_EXIT_FAIL;
