@@ -186,7 +186,8 @@ int fl_cluster_tls_init(fl_cluster_tls_t *t, const fl_config_t *cfg, char *why,
     const char *proto = "", *algs = "";
     bool verify = true;
     (void)fl_config_get_bool(cfg, FL_CONFIG_SSL_INTERNAL_ENABLED, &t->enabled);
-    (void)fl_config_get_duration_ms(cfg, FL_CONFIG_SSL_INTERNAL_HANDSHAKE_TIMEOUT,
+    (void)fl_config_get_duration_ms(cfg,
+                                    FL_CONFIG_SSL_INTERNAL_HANDSHAKE_TIMEOUT,
                                     &t->handshake_timeout_ms);
     (void)fl_config_get_string(cfg, FL_CONFIG_SSL_INTERNAL_CERTIFICATE,
                                &t->opts.cert_file);

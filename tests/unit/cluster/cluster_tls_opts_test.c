@@ -336,18 +336,18 @@ static void test_messages_name_the_keys(void **state)
         fl_cluster_tls_message(
             "tls.ciphersuites 'X': no cipher match; tls.ciphers 'Y'", buf,
             sizeof buf));
-    assert_string_equal("security.ssl.protocol 9",
-                        fl_cluster_tls_message("tls.min_version 9", buf,
-                                               sizeof buf));
-    assert_string_equal("no option here",
-                        fl_cluster_tls_message("no option here", buf,
-                                               sizeof buf));
+    assert_string_equal(
+        "security.ssl.protocol 9",
+        fl_cluster_tls_message("tls.min_version 9", buf, sizeof buf));
+    assert_string_equal(
+        "no option here",
+        fl_cluster_tls_message("no option here", buf, sizeof buf));
     assert_string_equal("", fl_cluster_tls_message(NULL, buf, sizeof buf));
     /* Cut to fit, terminated. */
     char small[12];
-    assert_string_equal("security.ss", fl_cluster_tls_message(
-                                           "tls.cert_file x", small,
-                                           sizeof small));
+    assert_string_equal(
+        "security.ss",
+        fl_cluster_tls_message("tls.cert_file x", small, sizeof small));
     assert_string_equal("ab", fl_cluster_tls_message("abcdef", small, 3));
     assert_string_equal("", fl_cluster_tls_message("abc", NULL, 0));
 }
