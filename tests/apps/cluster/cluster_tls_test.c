@@ -24,14 +24,6 @@
 #error "FLING_CLIENT must name the fling program"
 #endif
 
-/* Runs fling with args (NULL terminated); the test's timeout bounds it. */
-static result_t run_fling(const char *const *args)
-{
-    const char *argv[64];
-    fling_argv(argv, args);
-    return spawn_tmp(argv);
-}
-
 /* Runs cmd with /bin/sh; asserts that it exits 0. */
 static void sh(const char *cmd)
 {
@@ -123,35 +115,11 @@ static int start_tls_jm(cf_proc_t *jm, const char *conf)
                           "-D",    "jobmanager.rpc.port=0",
                           CF_FAST, NULL};
     cf_spawn(jm, "jm", JM_PATH, args);
-    char addr[256];
-    int port = cf_read_address(jm, addr, sizeof addr);
-    char want[64];
+    char addr[256], want[64];
+    int port = expect_jm_started(jm, addr, sizeof addr);
     snprintf(want, sizeof want, "fling.ssl://127.0.0.1:%d", port);
     assert_string_equal(want, addr);
-    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
-                  (long)jm->pid);
-    cf_expect_app(jm,
-                  "ResourceManager %s/resourcemanager_1 started with leader "
-                  "token " ZERO_TOKEN,
-                  addr);
     return port;
-}
-
-/* Starts TaskManager id with TLS (keys) and waits until both sides say
- * it registered over fling.ssl://. */
-static void start_tls_tm(cf_proc_t *tm, cf_proc_t *jm, const char *id,
-                         int jm_port, const char *const *keys)
-{
-    int port = start_tm_only_keys(tm, id, jm_port, keys);
-    cf_expect_app(tm,
-                  "Registered at ResourceManager "
-                  "fling.ssl://127.0.0.1:%d/resourcemanager_1 as %s",
-                  jm_port, id);
-    cf_expect_app(jm,
-                  "Registered TaskManager %s at "
-                  "fling.ssl://127.0.0.1:%d/taskexecutor with 2 slots",
-                  id, port);
-    cf_expect_app(jm, "Slot report of TaskManager %s: 2 slots, 2 free", id);
 }
 
 /*
@@ -257,8 +225,9 @@ static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
     tls_keys(dir, "node", bufs, node);
 
     int port = start_tls_jm(&jm, conf);
-    start_tls_tm(&tm1, &jm, "tm1", port, node);
-    start_tls_tm(&tm2, &jm, "tm2", port, node);
+    /* Registered over fling.ssl://, the TaskManagers' scheme. */
+    start_tm_keys(&tm1, &jm, "tm1", port, node);
+    start_tm_keys(&tm2, &jm, "tm2", port, node);
 
     /* A TaskManager without TLS: the JobManager's port wants TLS. */
     char rm[128], why[512];
