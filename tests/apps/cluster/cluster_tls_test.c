@@ -207,11 +207,12 @@ static void expect_tm_refused(cf_proc_t *tm, const char *id, const char *rm,
     assert_string_equal(want, line);
 }
 
-/* The keys of a refused TaskManager: a registration timeout of 3 s, and a
+/* The keys of a refused TaskManager: a registration timeout of 6 s (its
+ * first attempt comes well before, even under a sanitizer), and a
  * second between attempts (so few that the JobManager's rate-limited
  * log keeps every refusal). */
 #define REFUSED_TM_KEYS                                                        \
-    "taskmanager.registration.timeout=3 s",                                    \
+    "taskmanager.registration.timeout=6 s",                                    \
         "cluster.registration.error-delay=1 s"
 
 static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
@@ -239,15 +240,16 @@ static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
              "127.0.0.1:%d requires TLS: connect with fling.ssl:// and a "
              "client certificate",
              rm, port);
-    expect_tm_refused(&tm3, "tm3", rm, why, 3000);
+    expect_tm_refused(&tm3, "tm3", rm, why, 6000);
     expect_jm_refusal(&jm, PLAINTEXT_REASON, NULL);
 
     /* A TaskManager whose certificate another CA signed. */
     char obufs[4][512];
     const char *other[7];
     tls_keys(dir, "other-node", obufs, other);
-    other[4] = "taskmanager.registration.timeout=3 s";
-    other[5] = "cluster.registration.error-delay=1 s";
+    const char *refused[] = {REFUSED_TM_KEYS};
+    other[4] = refused[0];
+    other[5] = refused[1];
     other[6] = NULL;
     start_tm_only_keys(&tm4, "tm4", port, other);
     expect_jm_refusal(&jm,
@@ -260,7 +262,7 @@ static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
              "handshake with 127.0.0.1:%d failed: the peer refused the "
              "handshake: tlsv1 alert unknown ca",
              rm, port);
-    expect_tm_refused(&tm4, "tm4", rm, why, 3000);
+    expect_tm_refused(&tm4, "tm4", rm, why, 6000);
 
     /* The cluster still serves: a job submitted over TLS finishes. */
     char *job = small_job_write(dir);
