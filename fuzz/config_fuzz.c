@@ -3,8 +3,8 @@
  * text from an operator): the YAML walk, the keys and the typed values.
  * A load either succeeds, and then the printout reads back to the same
  * printout, or fails with FL_EINVAL, a reason, and the config as it was.
- * A loaded config gives the cluster layer's HA options and JobManager
- * address, or FL_EINVAL with a reason (fling/cluster.h).
+ * A loaded config gives the cluster layer's HA options, JobManager
+ * address and TLS options, or FL_EINVAL with a reason (fling/cluster.h).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -66,12 +66,31 @@ static void check_cluster_opts(const fl_config_t *cfg)
     rc = fl_cluster_jobmanager_address(cfg, "rm_*", buf, sizeof buf, why,
                                        sizeof why);
     if (rc == FL_OK) {
-        if (strncmp(buf, "fling.tcp://", 12) != 0 ||
+        if (strncmp(buf, fl_cluster_scheme(cfg), 12) != 0 ||
             strcmp(buf + strlen(buf) - 5, "/rm_*") != 0)
             abort();
     } else if (rc != FL_EINVAL || why[0] == '\0') {
         abort();
     }
+    /* The TLS options: every list name of a valid config lands in one of
+     * the two lists, ':'-joined. */
+    why[0] = '\0';
+    fl_cluster_tls_t tls;
+    rc = fl_cluster_tls_init(&tls, cfg, why, sizeof why);
+    if (rc == FL_OK) {
+        if ((tls.enabled &&
+             (tls.opts.cert_file[0] == '\0' || tls.opts.key_file[0] == '\0' ||
+              tls.opts.ca_file[0] == '\0')) ||
+            (tls.opts.ciphersuites != NULL &&
+             strncmp(tls.opts.ciphersuites, "TLS_", 4) != 0) ||
+            (tls.opts.ciphers != NULL &&
+             (tls.opts.ciphers[0] == ':' ||
+              strchr(tls.opts.ciphers, ',') != NULL)))
+            abort();
+    } else if (rc != FL_EINVAL || why[0] == '\0') {
+        abort();
+    }
+    fl_cluster_tls_fini(&tls);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <fling/cluster.h>
 #include <fling/common.h>
 #include <fling/future.h>
 
@@ -151,14 +152,16 @@ static int64_t now_ms(void)
 }
 
 /* Connects to address with token (NULL: unfenced), waiting until
- * deadline; the gateway, or NULL with why in err. */
+ * deadline; the gateway, or NULL with why in err and the code in *code. */
 static fl_rpc_gateway_t *connect_to(fc_conn_t *c, const char *address,
                                     const ProtobufCServiceDescriptor *desc,
                                     const fl_fencing_token_t *token,
-                                    int64_t deadline, char *err, size_t len)
+                                    int64_t deadline, char *err, size_t len,
+                                    int *code)
 {
     fl_future_t *f = NULL;
     int rc = fl_rpc_connect(c->svc, address, desc, token, &f);
+    *code = rc;
     if (rc != FL_OK) {
         snprintf(err, len, "%s", fl_rpc_last_message());
         return NULL;
@@ -168,6 +171,7 @@ static fl_rpc_gateway_t *connect_to(fc_conn_t *c, const char *address,
     int64_t left = deadline - now_ms() + CONNECT_MARGIN_MS;
     rc = fl_future_wait(f, left > 0 ? left : 0);
     fl_rpc_gateway_t *gw = NULL;
+    *code = rc;
     if (rc == FL_OK)
         gw = fl_future_take_value(f);
     else if (!fl_future_done(f))
@@ -185,11 +189,13 @@ static fl_rpc_gateway_t *connect_to(fc_conn_t *c, const char *address,
 static int find_dispatcher(fc_conn_t *c)
 {
     char addr[400], err[1024] = "";
+    int code = FL_OK;
     int64_t deadline = now_ms() + c->timeout_ms;
-    snprintf(addr, sizeof addr, "fling.tcp://%s/jobmanager", c->hostport);
+    snprintf(addr, sizeof addr, "%s%s/jobmanager", fl_cluster_scheme(c->cfg),
+             c->hostport);
     fl_rpc_gateway_t *pg =
         connect_to(c, addr, &fling__cluster__process_gateway__descriptor, NULL,
-                   deadline, err, sizeof err);
+                   deadline, err, sizeof err, &code);
     Fling__Cluster__ProcessInfo *info = NULL;
     unsigned describe = (unsigned)fl_rpc_method_index(
         &fling__cluster__process_gateway__descriptor, "Describe");
@@ -219,15 +225,23 @@ static int find_dispatcher(fc_conn_t *c)
         memcpy(&token, info->dispatcher_token.data, sizeof token);
         c->gw = connect_to(c, info->dispatcher_address,
                            &fling__cluster__dispatcher_gateway__descriptor,
-                           &token, deadline, err, sizeof err);
+                           &token, deadline, err, sizeof err, &code);
         protobuf_c_message_free_unpacked(&info->base, NULL);
     }
     if (c->gw != NULL)
         return FL_OK;
-    fprintf(stderr,
-            "fling %s: cannot reach the JobManager at %s: %s. Check that it "
-            "runs, and give its address with -m HOST:PORT.\n",
-            c->cmd, c->hostport, err);
+    /* A TLS failure is no matter of the address: say what to check. */
+    if (code == FL_ETLS)
+        fprintf(stderr,
+                "fling %s: cannot reach the JobManager at %s: %s. Check that "
+                "the client's security.ssl.* settings match the "
+                "JobManager's (docs/guide.md, \"Turning TLS on\").\n",
+                c->cmd, c->hostport, err);
+    else
+        fprintf(stderr,
+                "fling %s: cannot reach the JobManager at %s: %s. Check that "
+                "it runs, and give its address with -m HOST:PORT.\n",
+                c->cmd, c->hostport, err);
     return FL_ECONNECT;
 }
 
@@ -251,12 +265,24 @@ int fc_connect(const fc_where_t *w, fc_conn_t *c)
         .max_frame_size = (uint32_t)frame,
         .name = "fling-client",
     };
-    if (fl_rpc_service_alloc(&so, &c->svc) != FL_OK) {
+    /* With security.ssl.internal.enabled the client dials with TLS and
+     * presents the configuration's certificate, as every process does. */
+    char why[1024];
+    fl_cluster_tls_t tls;
+    int rc = fl_cluster_tls_init(&tls, c->cfg, why, sizeof why);
+    if (rc == FL_OK) {
+        fl_cluster_tls_apply(&tls, &so);
+        rc = fl_rpc_service_alloc(&so, &c->svc);
+        if (rc != FL_OK)
+            fl_cluster_tls_message(fl_rpc_last_message(), why, sizeof why);
+    }
+    fl_cluster_tls_fini(&tls);
+    if (rc != FL_OK) {
         fprintf(stderr, "fling %s: could not start the RPC client: %s\n",
-                w->cmd, fl_rpc_last_message());
+                w->cmd, why);
         return FC_EXIT_FAIL;
     }
-    int rc = find_dispatcher(c);
+    rc = find_dispatcher(c);
     if (rc == FL_OK)
         return FC_EXIT_OK;
     return FC_EXIT_FAIL;

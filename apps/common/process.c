@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fling/cluster.h>
 #include <fling/signals.h>
 
 /* SIGUSR1 is how fa_process_fatal wakes main. */
@@ -156,18 +157,29 @@ int fa_process_service(fa_process_t *p, const char *host, const char *port,
         .max_frame_size = frame > UINT32_MAX ? UINT32_MAX : (uint32_t)frame,
         .name = p->name,
     };
-    int rc = fl_rpc_service_alloc(&o, out);
+    char why[1024];
+    fl_cluster_tls_t tls;
+    int rc = fl_cluster_tls_init(&tls, p->cfg, why, sizeof why);
+    if (rc == FL_OK) {
+        fl_cluster_tls_apply(&tls, &o);
+        rc = fl_rpc_service_alloc(&o, out);
+        /* The service's messages name its options; say the keys. */
+        if (rc != FL_OK)
+            fl_cluster_tls_message(fl_rpc_last_message(), why, sizeof why);
+    }
+    fl_cluster_tls_fini(&tls);
     if (rc != FL_OK) {
         fl_log(FL_LOG_ERROR, "%s could not start its RPC service: %s", p->name,
-               fl_rpc_last_message());
+               why);
         fprintf(stderr, "%s: could not start its RPC service: %s\n", p->name,
-                fl_rpc_last_message());
+                why);
         return rc;
     }
-    printf("fling.tcp://%s:%d\n", fl_rpc_service_address(*out),
+    const char *scheme = fl_cluster_scheme(p->cfg);
+    printf("%s%s:%d\n", scheme, fl_rpc_service_address(*out),
            fl_rpc_service_port(*out));
     fflush(stdout);
-    fl_log(FL_LOG_INFO, "%s listening on fling.tcp://%s:%d (pid %ld)", p->name,
+    fl_log(FL_LOG_INFO, "%s listening on %s%s:%d (pid %ld)", p->name, scheme,
            fl_rpc_service_address(*out), fl_rpc_service_port(*out),
            (long)getpid());
     return FL_OK;

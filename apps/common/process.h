@@ -50,11 +50,15 @@ int fa_process_init(fa_process_t *p, const char *name, int argc, char **argv);
 
 /*
  * fa_process_service makes the program's RPC service listening on host and
- * the port range port, with the configuration's pekko.framesize and
- * pekko.ask.timeout, and prints its address "fling.tcp://host:port" as the
- * first line of stdout (and in the log). Returns FL_OK (*out is the
- * caller's: fl_rpc_service_free), or the service's error after logging and
- * writing to stderr why. Main thread of the program; blocks to bind.
+ * the port range port, with the configuration's pekko.framesize,
+ * pekko.ask.timeout and TLS settings (security.ssl.*, fl_cluster_tls_init:
+ * with security.ssl.internal.enabled every connection it accepts or makes
+ * is mutual TLS), and prints its address "fling.tcp://host:port" (with
+ * TLS "fling.ssl://host:port") as the first line of stdout (and in the
+ * log). Returns FL_OK (*out is the caller's: fl_rpc_service_free), or the
+ * service's error after logging and writing to stderr why (a TLS file it
+ * cannot use named by its key). Main thread of the program; blocks to
+ * bind and to read the TLS files.
  */
 int fa_process_service(fa_process_t *p, const char *host, const char *port,
                        fl_rpc_service_t **out);

@@ -59,7 +59,8 @@ typedef struct jm_dispatcher_opts {
 int jm_dispatcher_start(const jm_dispatcher_opts_t *o, jm_dispatcher_t **out,
                         char *err, size_t errlen);
 
-/* The endpoint's address ("fling.tcp://host:port/dispatcher_1") and token. */
+/* The endpoint's address ("fling.tcp://host:port/dispatcher_1";
+ * fling.ssl:// with TLS) and token. */
 const char *jm_dispatcher_address(const jm_dispatcher_t *d);
 const fl_fencing_token_t *jm_dispatcher_token(const jm_dispatcher_t *d);
 

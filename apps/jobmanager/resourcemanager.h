@@ -34,7 +34,8 @@ int jm_rm_start(fl_rpc_service_t *svc, const fl_config_t *cfg,
                 const fl_fencing_token_t *token, unsigned n, jm_rm_t **out,
                 char *err, size_t errlen);
 
-/* The endpoint's address ("fling.tcp://host:port/resourcemanager_1"). */
+/* The endpoint's address ("fling.tcp://host:port/resourcemanager_1";
+ * fling.ssl:// with TLS). */
 const char *jm_rm_address(const jm_rm_t *rm);
 
 /*

@@ -78,6 +78,15 @@ extern "C" {
     "high-availability.zookeeper.client.connection-timeout"
 #define FL_CONFIG_RPC_FRAMESIZE "pekko.framesize"
 #define FL_CONFIG_RPC_ASK_TIMEOUT "pekko.ask.timeout"
+#define FL_CONFIG_SSL_INTERNAL_ENABLED "security.ssl.internal.enabled"
+#define FL_CONFIG_SSL_INTERNAL_CERTIFICATE "security.ssl.internal.certificate"
+#define FL_CONFIG_SSL_INTERNAL_KEY "security.ssl.internal.key"
+#define FL_CONFIG_SSL_INTERNAL_TRUSTSTORE "security.ssl.internal.truststore"
+#define FL_CONFIG_SSL_INTERNAL_HANDSHAKE_TIMEOUT                               \
+    "security.ssl.internal.handshake-timeout"
+#define FL_CONFIG_SSL_PROTOCOL "security.ssl.protocol"
+#define FL_CONFIG_SSL_ALGORITHMS "security.ssl.algorithms"
+#define FL_CONFIG_SSL_VERIFY_HOSTNAME "security.ssl.verify-hostname"
 
 typedef enum fl_config_type {
     FL_CONFIG_STRING = 0,
@@ -180,7 +189,11 @@ FL_EXTERN int fl_config_apply_args(fl_config_t *cfg, int *argc, char **argv,
 
 /*
  * fl_config_validate checks the rules across keys that a single value
- * cannot: heartbeat.interval <= heartbeat.timeout. (The rules of one key,
+ * cannot: heartbeat.interval <= heartbeat.timeout; a quorum when
+ * high-availability.type is zookeeper; with security.ssl.internal.enabled,
+ * the certificate, key and truststore files named; security.ssl.algorithms
+ * a list of names (no empty one) that, with security.ssl.protocol TLSv1.3,
+ * names a TLS 1.3 suite (TLS_...). (The rules of one key,
  * such as cluster.registration.initial-timeout > 0, are checked when it is
  * set, so they always hold.) Call it once the file and the overrides are
  * in. Returns FL_OK or FL_EINVAL with err naming the keys and values.

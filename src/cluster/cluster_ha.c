@@ -271,7 +271,8 @@ int fl_cluster_jobmanager_address(const fl_config_t *cfg,
     }
     const char *open = v6 && !bracketed ? "[" : "";
     const char *close = v6 && !bracketed ? "]" : "";
-    int n = snprintf(NULL, 0, "fling.tcp://%s%s%s:%lld/%s", open, host, close,
+    const char *scheme = fl_cluster_scheme(cfg);
+    int n = snprintf(NULL, 0, "%s%s%s%s:%lld/%s", scheme, open, host, close,
                      (long long)port, endpoint_id);
     if (n < 0 || (size_t)n >= cap) {
         say(why, why_len,
@@ -280,7 +281,7 @@ int fl_cluster_jobmanager_address(const fl_config_t *cfg,
             endpoint_id, n + 1, cap);
         return FL_EINVAL;
     }
-    snprintf(buf, cap, "fling.tcp://%s%s%s:%lld/%s", open, host, close,
+    snprintf(buf, cap, "%s%s%s%s:%lld/%s", scheme, open, host, close,
              (long long)port, endpoint_id);
     return FL_OK;
 }

@@ -187,6 +187,64 @@ const fl__config_row_t fl__config_rows[] = {
      NOMAX,
      false,
      NULL},
+    {{FL_CONFIG_SSL_INTERNAL_ENABLED, FL_CONFIG_BOOL, "false", "true or false",
+      "Mutual TLS on every RPC connection of the process (fling.ssl://)."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_SSL_INTERNAL_CERTIFICATE, FL_CONFIG_STRING, "", "a PEM file",
+      "This process's certificate, then its intermediates (Flink's "
+      "keystore); required when TLS is on."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_SSL_INTERNAL_KEY, FL_CONFIG_STRING, "", "a PEM file",
+      "The unencrypted private key of the certificate; required when TLS "
+      "is on."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_SSL_INTERNAL_TRUSTSTORE, FL_CONFIG_STRING, "", "a PEM file",
+      "The CA certificates a peer's certificate must chain to (Flink's "
+      "truststore); required when TLS is on."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    /* Capped at a day, as the cancellation's: longer has no use, and the
+     * transport's deadlines stay far from overflowing. */
+    {{FL_CONFIG_SSL_INTERNAL_HANDSHAKE_TIMEOUT, FL_CONFIG_DURATION, "10 s",
+      "duration 1 ms..24 h",
+      "With TLS on: a connection whose TLS handshake and HELLO take longer "
+      "fails."},
+     1,
+     DAY_MS,
+     false,
+     NULL},
+    {{FL_CONFIG_SSL_PROTOCOL, FL_CONFIG_STRING, "TLSv1.3", "TLSv1.3 or TLSv1.2",
+      "Lowest TLS version spoken: TLSv1.3 (1.3 only) or TLSv1.2 (1.2 and "
+      "1.3)."},
+     NOMIN,
+     NOMAX,
+     false,
+     "TLSv1.3|TLSv1.2"},
+    {{FL_CONFIG_SSL_ALGORITHMS, FL_CONFIG_STRING, "", "name,name",
+      "Cipher suites by OpenSSL's names: TLS_... are TLS 1.3 suites, the "
+      "rest TLS 1.2 ciphers; empty: OpenSSL's defaults."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
+    {{FL_CONFIG_SSL_VERIFY_HOSTNAME, FL_CONFIG_BOOL, "true", "true or false",
+      "A dialling process checks that the peer's certificate names the host "
+      "it dials."},
+     NOMIN,
+     NOMAX,
+     false,
+     NULL},
     {{FL_CONFIG_SLOT_REQUEST_TIMEOUT, FL_CONFIG_DURATION, "5 min",
       "duration > 0",
       "A job that does not get all the slots it needs within this time "
@@ -632,7 +690,7 @@ int fl_config_validate(const fl_config_t *cfg, char *err, size_t errcap)
                 "ZooKeeper servers as host:port,host:port.");
         return FL_EINVAL;
     }
-    return FL_OK;
+    return fl__config_validate_tls(cfg, err, errcap);
 }
 
 /* ---- printing ---------------------------------------------------------------

@@ -100,4 +100,11 @@ const char *fl__config_nearest(const char *key);
 int fl__config_parse_yaml(fl__config_batch_t *b, const char *yaml, size_t len,
                           const char *name, char *err, size_t errcap);
 
+/*
+ * fl__config_validate_tls checks the rules across the security.ssl.* keys
+ * (fl_config_validate's share, config_tls.c). Returns FL_OK or FL_EINVAL
+ * with why.
+ */
+int fl__config_validate_tls(const fl_config_t *cfg, char *why, size_t why_len);
+
 #endif

@@ -117,6 +117,14 @@ static inline void fling_argv(const char *argv[64], const char *const *args)
     }
     argv[n] = NULL;
 }
+
+/* Runs fling with args (NULL terminated); the test's timeout bounds it. */
+static inline result_t run_fling(const char *const *args)
+{
+    const char *argv[64];
+    fling_argv(argv, args);
+    return spawn_tmp(argv);
+}
 #endif
 
 #endif

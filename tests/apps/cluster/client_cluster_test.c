@@ -17,14 +17,6 @@
 #error "FLING_CLIENT must name the fling program"
 #endif
 
-/* Runs fling with args (NULL terminated); the test's timeout bounds it. */
-static result_t run_fling(const char *const *args)
-{
-    const char *argv[64];
-    fling_argv(argv, args);
-    return spawn_tmp(argv);
-}
-
 /* The input: 20,000 lines, one in 7 with ERROR; grep -F's answer into
  * *want (malloc'd). */
 static void make_input(const char *path, char **want)

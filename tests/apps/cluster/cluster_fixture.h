@@ -234,14 +234,16 @@ static inline void cf_wait_stderr(cf_proc_t *p, const char *needle, int count)
         fail_msg("%s: stderr ended before '%s' came", p->name, needle);
 }
 
-/* cf_read_address reads p's first stdout line, "fling.tcp://host:port",
- * into addr and returns the port. */
+/* cf_read_address reads p's first stdout line, "fling.tcp://host:port"
+ * (or "fling.ssl://host:port", TLS on), into addr and returns the port. */
 static inline int cf_read_address(cf_proc_t *p, char *addr, size_t cap)
 {
     if (!cf_next_line(p, &p->out, addr, cap))
         fail_msg("%s: stdout ended before its address", p->name);
     const char *colon = strrchr(addr, ':');
-    if (strncmp(addr, "fling.tcp://", 12) != 0 || colon == NULL)
+    if ((strncmp(addr, "fling.tcp://", 12) != 0 &&
+         strncmp(addr, "fling.ssl://", 12) != 0) ||
+        colon == NULL)
         fail_msg("%s: first line is not an address: %s", p->name, addr);
     return atoi(colon + 1);
 }

@@ -10,6 +10,20 @@
 
 #define ZERO_TOKEN "00000000000000000000000000000000"
 
+/* Checks a JobManager's first lines (its address on stdout, then the
+ * log's) and returns its port. */
+static inline int expect_jm_started(cf_proc_t *jm, char *addr, size_t cap)
+{
+    int bound = cf_read_address(jm, addr, cap);
+    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
+                  (long)jm->pid);
+    cf_expect_app(jm,
+                  "ResourceManager %s/resourcemanager_1 started with leader "
+                  "token " ZERO_TOKEN,
+                  addr);
+    return bound;
+}
+
 /* Starts a JobManager on 127.0.0.1:port ("0": any), with one more -D
  * option after the fast ones unless extra is NULL, and checks its first
  * lines; returns its port. */
@@ -24,15 +38,9 @@ static inline int start_jm_opt(cf_proc_t *jm, const char *port,
                           extra,   NULL};
     cf_spawn(jm, "jm", JM_PATH, args);
     char addr[256];
-    int bound = cf_read_address(jm, addr, sizeof addr);
+    int bound = expect_jm_started(jm, addr, sizeof addr);
     if (strcmp(port, "0") != 0)
         assert_int_equal(atoi(port), bound);
-    cf_expect_app(jm, "fling-jobmanager listening on %s (pid %ld)", addr,
-                  (long)jm->pid);
-    cf_expect_app(jm,
-                  "ResourceManager %s/resourcemanager_1 started with leader "
-                  "token " ZERO_TOKEN,
-                  addr);
     return bound;
 }
 
@@ -43,9 +51,10 @@ static inline int start_jm(cf_proc_t *jm, const char *port)
 
 /* Starts TaskManager id with 2 slots at the JobManager's port, the -D
  * options keys (NULL terminated, at most 8) after the fast ones; checks
- * its first lines. Returns its port. */
-static inline int start_tm_only_keys(cf_proc_t *tm, const char *id, int jm_port,
-                                     const char *const *keys)
+ * its first lines. Returns its port; its scheme ("fling.tcp://", or
+ * "fling.ssl://" with TLS on) into scheme (13 bytes) unless NULL. */
+static inline int start_tm_scheme(cf_proc_t *tm, const char *id, int jm_port,
+                                  const char *const *keys, char *scheme)
 {
     static char ports[CF_MAX_PROCS][48], ids[CF_MAX_PROCS][64];
     static unsigned k;
@@ -71,7 +80,16 @@ static inline int start_tm_only_keys(cf_proc_t *tm, const char *id, int jm_port,
                   (long)tm->pid);
     cf_expect_app(tm, "TaskExecutor %s/taskexecutor started as %s with 2 slots",
                   addr, id);
+    if (scheme != NULL)
+        snprintf(scheme, 13, "%.12s", addr);
     return port;
+}
+
+/* start_tm_scheme without the scheme. */
+static inline int start_tm_only_keys(cf_proc_t *tm, const char *id, int jm_port,
+                                     const char *const *keys)
+{
+    return start_tm_scheme(tm, id, jm_port, keys, NULL);
 }
 
 /* start_tm_only_keys with one -D option, extra_key, unless NULL. */
@@ -83,19 +101,21 @@ static inline int start_tm_only(cf_proc_t *tm, const char *id, int jm_port,
 }
 
 /* Starts TaskManager id (with the -D options keys, NULL terminated) and
- * waits until both sides say it registered. */
+ * waits until both sides say it registered, at the TaskManager's scheme
+ * (fling.ssl:// when keys turn TLS on). */
 static inline int start_tm_keys(cf_proc_t *tm, cf_proc_t *jm, const char *id,
                                 int jm_port, const char *const *keys)
 {
-    int port = start_tm_only_keys(tm, id, jm_port, keys);
+    char scheme[13];
+    int port = start_tm_scheme(tm, id, jm_port, keys, scheme);
     cf_expect_app(tm,
                   "Registered at ResourceManager "
-                  "fling.tcp://127.0.0.1:%d/resourcemanager_1 as %s",
-                  jm_port, id);
+                  "%s127.0.0.1:%d/resourcemanager_1 as %s",
+                  scheme, jm_port, id);
     cf_expect_app(jm,
                   "Registered TaskManager %s at "
-                  "fling.tcp://127.0.0.1:%d/taskexecutor with 2 slots",
-                  id, port);
+                  "%s127.0.0.1:%d/taskexecutor with 2 slots",
+                  id, scheme, port);
     cf_expect_app(jm, "Slot report of TaskManager %s: 2 slots, 2 free", id);
     return port;
 }

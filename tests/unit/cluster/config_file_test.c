@@ -200,7 +200,7 @@ static void test_file_then_overrides_then_print(void **state)
                      source_of(cfg, FL_CONFIG_HEARTBEAT_TIMEOUT));
 
     char *out = print_to_string(cfg);
-    char expect[4096];
+    char expect[8192];
     snprintf(expect, sizeof expect,
              "jobmanager.rpc.address: \"jm\"  # file %s:4\n"
              "jobmanager.rpc.port: 6123  # default\n"
@@ -230,6 +230,14 @@ static void test_file_then_overrides_then_print(void **state)
              "default\n"
              "pekko.framesize: 64 kb  # override\n"
              "pekko.ask.timeout: 10 s  # default\n"
+             "security.ssl.internal.enabled: false  # default\n"
+             "security.ssl.internal.certificate: \"\"  # default\n"
+             "security.ssl.internal.key: \"\"  # default\n"
+             "security.ssl.internal.truststore: \"\"  # default\n"
+             "security.ssl.internal.handshake-timeout: 10 s  # default\n"
+             "security.ssl.protocol: \"TLSv1.3\"  # default\n"
+             "security.ssl.algorithms: \"\"  # default\n"
+             "security.ssl.verify-hostname: true  # default\n"
              "slot.request.timeout: 5 min  # default\n"
              "restart-strategy.fixed-delay.attempts: 1  # default\n"
              "restart-strategy.fixed-delay.delay: 1 s  # default\n"
