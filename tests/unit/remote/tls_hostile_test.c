@@ -510,6 +510,50 @@ TLS_STEP(garbage_inside_tls_is_a_protocol_error)
     return 2;
 }
 
+/* Bytes that are not TLS in place of a ClientHello (a plain HTTP request):
+ * the handshake fails with OpenSSL's reason and the connection closes. */
+TLS_STEP(http_request_on_the_tls_port_fails_the_handshake)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    int fd = raw_connect(s->tls.port, 0);
+    char peer[64], line[512];
+    snprintf(peer, sizeof peer, "127.0.0.1:%d", raw_local_port(fd));
+    raw_t r = raw_of(fd, 0, "", 0, "", "");
+    raw_send(&r, req, sizeof req - 1);
+    raw_wait_closed(fd, WAIT_MS);
+    raw_close(&r);
+    snprintf(line, sizeof line, "TLS handshake with %s failed: http request",
+             peer);
+    expect_warn(since, line, peer);
+    return 1;
+}
+
+/* A forged record after the handshake (bytes written past TLS, which no
+ * key sealed): the record layer refuses it and the connection closes; the
+ * session's HELLO and call came first. */
+TLS_STEP(forged_record_after_the_handshake_closes_the_connection)
+{
+    raw_t r = tls_open(s);
+    char peer[64], line[512];
+    peer_of(&r, peer, sizeof peer);
+    raw_hello(&r);
+    raw_attach(&r, 1, CALC_NAME, CALC_INDEX);
+    expect_usable(&r, 2, 8);
+    uint8_t rec[5 + 32] = {0x17, 0x03, 0x03, 0x00, 32};
+    for (size_t i = 5; i < sizeof rec; i++)
+        rec[i] = (uint8_t)(i * 37);
+    assert_int_equal((ssize_t)sizeof rec,
+                     send(r.fd, rec, sizeof rec, MSG_NOSIGNAL));
+    raw_wait_closed(r.fd, WAIT_MS);
+    raw_close(&r);
+    snprintf(line, sizeof line,
+             "%s: TLS: decryption failed or bad record mac; closing the "
+             "connection",
+             peer);
+    expect_warn(since, line, peer);
+    return 1;
+}
+
 /* The last case: the good clients stop (all their answers were right), the
  * endpoints terminate, so every request the servers ever dispatched has
  * run, and none of them was a poisoned one. */
@@ -535,6 +579,8 @@ int main(void)
         FL_TEST(test_expired_client_certificate_is_refused),
         FL_TEST(test_stalled_client_hello_is_dropped_at_the_handshake_timeout),
         FL_TEST(test_garbage_inside_tls_is_a_protocol_error),
+        FL_TEST(test_http_request_on_the_tls_port_fails_the_handshake),
+        FL_TEST(test_forged_record_after_the_handshake_closes_the_connection),
         FL_TEST(test_after_the_session_every_good_call_was_right),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);

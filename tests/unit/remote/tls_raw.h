@@ -200,6 +200,28 @@ static inline int tls_raw_expect_refused(int port, const char *cert,
     return local;
 }
 
+/* Reads fd (a raw socket), dropping what comes, until the peer closes it
+ * (end of stream or a reset); fails the test unless that happens within
+ * wait_ms. */
+static inline void raw_wait_closed(int fd, int wait_ms)
+{
+    uint8_t buf[4096];
+    uint64_t t0 = fl_clock_now_ns();
+    for (;;) {
+        long long left = wait_ms - (long long)fl_test_ms_since(t0);
+        if (left <= 0)
+            fail_msg("the server kept the connection open over %d ms", wait_ms);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got == 0 || (got < 0 && errno == ECONNRESET))
+            return;
+        if (got < 0 && errno != EINTR)
+            fail_msg("recv: %s", strerror(errno));
+    }
+}
+
 /*
  * A raw TLS client says ClientHello to 127.0.0.1:port and then nothing;
  * returns once the server closed the connection (what it sent meanwhile is
@@ -226,23 +248,7 @@ static inline void tls_raw_stall(int port, int wait_ms, int *local_port)
     assert_int_equal(0x16, buf[0]); /* a handshake record */
     raw_t r = raw_of(fd, 0, "", 0, "", "");
     raw_send(&r, buf, (size_t)n);
-
-    uint64_t t0 = fl_clock_now_ns();
-    for (;;) {
-        long long left = wait_ms - (long long)fl_test_ms_since(t0);
-        if (left <= 0)
-            fail_msg("the server kept a stalled handshake open over %d ms",
-                     wait_ms);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int pr = poll(&p, 1, (int)left);
-        if (pr <= 0)
-            continue;
-        ssize_t got = recv(fd, buf, sizeof buf, 0);
-        if (got == 0 || (got < 0 && errno == ECONNRESET))
-            break;
-        if (got < 0 && errno != EINTR)
-            fail_msg("recv: %s", strerror(errno));
-    }
+    raw_wait_closed(fd, wait_ms);
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     raw_fd_close(fd);
