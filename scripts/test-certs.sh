@@ -10,6 +10,10 @@
 #   server.key server.crt           signed by ca; SAN DNS:localhost,
 #                                   IP:127.0.0.1; EKU serverAuth
 #   client.key client.crt           signed by ca; same SAN; EKU clientAuth
+#   node.key node.crt               signed by ca; same SAN; EKU serverAuth
+#                                   and clientAuth (a service that both
+#                                   listens and dials, as a cluster's
+#                                   programs do)
 #   other-ca.key other-ca.crt       a second CA, which fling does not trust
 #   other-client.key other-client.crt   a client cert signed by other-ca
 #   self-signed.key self-signed.crt     a self-signed client cert
@@ -77,6 +81,13 @@ extendedKeyUsage = clientAuth
 subjectAltName = DNS:localhost, IP:127.0.0.1
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
+[node_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
 [ca]
 default_ca = expired_ca
 [expired_ca]
@@ -134,6 +145,8 @@ csr server localhost
 sign server ca server_ext
 csr client "fling test client"
 sign client ca client_ext
+csr node localhost
+sign node ca node_ext
 
 ca other-ca "fling other test CA"
 csr other-client "fling other-CA client"
@@ -159,7 +172,7 @@ else
         -extfile "$cnf" -extensions client_ext -out "$tmp/expired.crt"
 fi
 
-names="ca server client other-ca other-client self-signed expired"
+names="ca server client node other-ca other-client self-signed expired"
 for n in $names; do
     chmod 0600 "$tmp/$n.key"
     chmod 0644 "$tmp/$n.crt"

@@ -7,6 +7,7 @@
  * once for the group, then checks it with the openssl command line.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,9 @@
 
 static char g_dir[64];
 
-static const char *const NAMES[] = {"ca",       "server",       "client",
-                                    "other-ca", "other-client", "self-signed",
-                                    "expired"};
+static const char *const NAMES[] = {"ca",          "server",   "client",
+                                    "node",        "other-ca", "other-client",
+                                    "self-signed", "expired"};
 #define N_NAMES (sizeof NAMES / sizeof NAMES[0])
 
 /* Runs `sh -c cmd` with stderr joined to stdout into out (NUL-terminated,
@@ -83,8 +84,8 @@ static void test_good_chain_verifies(void **state)
 {
     (void)state;
     char out[OUT_CAP], want[256];
-    const char *ok[] = {"server", "client"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *ok[] = {"server", "client", "node"};
+    for (size_t i = 0; i < 3; i++) {
         int rc = run(out, "cd %s && openssl verify -CAfile ca.crt %s.crt",
                      g_dir, ok[i]);
         snprintf(want, sizeof want, "%s.crt: OK\n", ok[i]);
@@ -125,7 +126,8 @@ static void test_hostile_certs_fail(void **state)
     assert_int_equal(rc, 0);
 }
 
-/* Leaves: SAN localhost and 127.0.0.1; EKU serverAuth or clientAuth. */
+/* Leaves: SAN localhost and 127.0.0.1; EKU serverAuth, clientAuth or both
+ * (node). */
 static void test_sans_and_ekus(void **state)
 {
     (void)state;
@@ -134,6 +136,8 @@ static void test_sans_and_ekus(void **state)
     } cases[] = {
         {"server", "TLS Web Server Authentication"},
         {"client", "TLS Web Client Authentication"},
+        {"node", "TLS Web Server Authentication, TLS Web Client "
+                 "Authentication"},
         {"other-client", "TLS Web Client Authentication"},
         {"self-signed", "TLS Web Client Authentication"},
         {"expired", "TLS Web Client Authentication"},
@@ -163,6 +167,42 @@ static void test_sans_and_ekus(void **state)
     assert_string_equal(out,
                         "X509v3 Basic Constraints: critical\n    CA:FALSE\n");
     assert_int_equal(rc, 0);
+}
+
+/* node.crt serves both roles (a service accepts and dials with one
+ * certificate); server.crt and client.crt one each. */
+static void test_node_serves_both_purposes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *purpose, *subject;
+        bool ok;
+    } cases[] = {
+        {"node", "sslserver", NULL, true},
+        {"node", "sslclient", NULL, true},
+        {"server", "sslserver", NULL, true},
+        {"server", "sslclient", "O = fling test, CN = localhost", false},
+        {"client", "sslclient", NULL, true},
+        {"client", "sslserver", "O = fling test, CN = fling test client",
+         false},
+    };
+    char out[OUT_CAP], want[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run(out,
+                     "cd %s && openssl verify -CAfile ca.crt -purpose %s "
+                     "%s.crt",
+                     g_dir, cases[i].purpose, cases[i].name);
+        if (cases[i].ok)
+            snprintf(want, sizeof want, "%s.crt: OK\n", cases[i].name);
+        else
+            snprintf(want, sizeof want,
+                     "%s\nerror 26 at 0 depth lookup: unsuitable "
+                     "certificate purpose\nerror %s.crt: verification "
+                     "failed\n",
+                     cases[i].subject, cases[i].name);
+        assert_string_equal(out, want);
+        assert_int_equal(rc, cases[i].ok ? 0 : 2);
+    }
 }
 
 /* Keys 0600 EC P-256, certs 0644 and valid for the test run (29 days). */
@@ -212,15 +252,17 @@ static void test_rerun_recreates_a_consistent_set(void **state)
 
     assert_int_equal(run(new_ca, "cat %s/ca.crt", g_dir), 0);
     assert_string_not_equal(old_ca, new_ca);
-    rc =
-        run(out, "cd %s && openssl verify -CAfile ca.crt server.crt client.crt",
-            g_dir);
-    assert_string_equal(out, "server.crt: OK\nclient.crt: OK\n");
+    rc = run(out,
+             "cd %s && openssl verify -CAfile ca.crt server.crt client.crt "
+             "node.crt",
+             g_dir);
+    assert_string_equal(out, "server.crt: OK\nclient.crt: OK\nnode.crt: OK\n");
     assert_int_equal(rc, 0);
     rc = run(out, "cd %s && ls -A | sort | tr '\\n' ' '", g_dir);
     assert_string_equal(out,
                         "ca.crt ca.key client.crt client.key expired.crt "
-                        "expired.key keep.txt other-ca.crt other-ca.key "
+                        "expired.key keep.txt node.crt node.key other-ca.crt "
+                        "other-ca.key "
                         "other-client.crt other-client.key self-signed.crt "
                         "self-signed.key server.crt server.key ");
     assert_int_equal(rc, 0);
@@ -259,6 +301,7 @@ int main(void)
         FL_TEST(test_good_chain_verifies),
         FL_TEST(test_hostile_certs_fail),
         FL_TEST(test_sans_and_ekus),
+        FL_TEST(test_node_serves_both_purposes),
         FL_TEST(test_modes_keys_and_validity),
         FL_TEST(test_rerun_recreates_a_consistent_set),
         FL_TEST(test_errors_say_why),

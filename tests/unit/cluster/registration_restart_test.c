@@ -65,7 +65,7 @@ static void test_target_restarted(void **state)
     assert_int_equal(tg.timeout_ms[1], 10000);
     assert_invoker(&iv, 3);
     char gone[512];
-    if (fx_tcp)
+    if (fx_remote)
         snprintf(gone, sizeof gone,
                  "recipient unreachable: no rpc endpoint %s here (it has "
                  "terminated or never existed)",

@@ -96,6 +96,10 @@ static inline char *text_of(size_t n)
 
 /* ---- the peer process ---------------------------------------------------- */
 
+/* Set by a test before it spawns peers: they speak TLS with the test
+ * certificates of this folder (remote_peer --tls). NULL: plaintext. */
+static const char *peer_tls_dir;
+
 typedef struct peer {
     pid_t pid;  /* 0 once reaped */
     int in_fd;  /* our end of its stdin: closing it stops the peer */
@@ -239,9 +243,10 @@ static inline bool peer_read_line(peer_t *p)
 
 /*
  * Starts remote_peer on 127.0.0.1 with --port port (and --max-frame
- * max_frame unless 0) and waits for its line. Returns true once it serves
- * (p has its port and addresses); false if it reported an error and exited
- * (p->line has the line, the process is reaped, *exit_status its status).
+ * max_frame unless 0, --tls peer_tls_dir if set) and waits for its line.
+ * Returns true once it serves (p has its port and addresses); false if it
+ * reported an error and exited (p->line has the line, the process is reaped,
+ * *exit_status its status).
  */
 static inline bool peer_try_spawn(peer_t *p, const char *port,
                                   uint32_t max_frame, int *exit_status)
@@ -260,6 +265,10 @@ static inline bool peer_try_spawn(peer_t *p, const char *port,
     if (max_frame) {
         argv[a++] = "--max-frame";
         argv[a++] = frame;
+    }
+    if (peer_tls_dir != NULL) {
+        argv[a++] = "--tls";
+        argv[a++] = peer_tls_dir;
     }
     argv[a] = NULL;
 

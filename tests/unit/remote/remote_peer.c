@@ -12,6 +12,10 @@
  *   doomed  unfenced, started; CloseEndpoint("doomed") terminates it
  *
  * Usage: remote_peer [--port RANGE] [--token HEX32] [--max-frame BYTES]
+ *                    [--tls CERTDIR]
+ *
+ * --tls: the service speaks mutual TLS with CERTDIR's node.crt/node.key,
+ * trusting CERTDIR/ca.crt (scripts/test-certs.sh); addresses fling.ssl://.
  *
  * Once serving it prints ONE line on stdout:
  *
@@ -398,7 +402,7 @@ static int parse_token(const char *hex, fl_fencing_token_t *out)
 static int usage(void)
 {
     fprintf(stderr, "usage: remote_peer [--port RANGE] [--token HEX32] "
-                    "[--max-frame BYTES]\n");
+                    "[--max-frame BYTES] [--tls CERTDIR]\n");
     return 64;
 }
 
@@ -458,6 +462,7 @@ int main(int argc, char **argv)
 {
     const char *port = "0";
     uint32_t max_frame = 0;
+    const char *tls_dir = NULL;
     fl_fencing_token_t token;
     memset(token.bytes, 0x5A, sizeof token.bytes);
     for (int i = 1; i < argc; i++) {
@@ -465,6 +470,8 @@ int main(int argc, char **argv)
             return usage();
         if (strcmp(argv[i], "--port") == 0)
             port = argv[++i];
+        else if (strcmp(argv[i], "--tls") == 0)
+            tls_dir = argv[++i];
         else if (strcmp(argv[i], "--max-frame") == 0)
             max_frame = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--token") == 0) {
@@ -495,6 +502,14 @@ int main(int argc, char **argv)
     o.port = port;
     o.max_frame_size = max_frame;
     o.name = "remote_peer";
+    char cert[512], key[512], ca[512];
+    fl_rpc_tls_opts_t tls = {.cert_file = cert, .key_file = key, .ca_file = ca};
+    if (tls_dir != NULL) {
+        snprintf(cert, sizeof cert, "%s/node.crt", tls_dir);
+        snprintf(key, sizeof key, "%s/node.key", tls_dir);
+        snprintf(ca, sizeof ca, "%s/ca.crt", tls_dir);
+        o.tls = &tls;
+    }
     int rc = fl_rpc_service_alloc(&o, &G.svc);
     if (rc != FL_OK) {
         printf("error %s %s\n", fl_err_name(rc), fl_rpc_last_message());

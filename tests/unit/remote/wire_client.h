@@ -367,6 +367,8 @@ typedef struct fixture {
     calc_t calc;              /* the endpoint's state */
     fl_rpc_service_t *client; /* the good client's service */
     good_t good;
+    /* Set before fixture_start_opts: the good client's TLS (NULL: none). */
+    const fl_rpc_tls_opts_t *client_tls;
 } fixture_t;
 
 /* Ends what fixture_start made (after fixture_start, also a failed one):
@@ -383,9 +385,10 @@ static inline void fixture_end(fixture_t *fx)
  * fixture_start_opts (fx zeroed by the caller) makes the server with
  * options so (server_opts, and more) with endpoint `id`
  * implementing services[0..n), CalcGateway first, started; then a
- * local-only client service, its gateway to the endpoint's CalcGateway and
- * the good client's thread calling it. Returns 0, or -1 having printed
- * why; either way fixture_end ends it. Group setups: never asserts.
+ * local-only client service (with fx->client_tls), its gateway to the
+ * endpoint's CalcGateway and the good client's thread calling it. Returns 0, or
+ * -1 having printed why; either way fixture_end ends it. Group setups: never
+ * asserts.
  */
 static inline int
 fixture_start_opts(fixture_t *fx, const fl_rpc_service_opts_t *so,
@@ -411,6 +414,7 @@ fixture_start_opts(fixture_t *fx, const fl_rpc_service_opts_t *so,
     fl_rpc_service_opts_t co = {0};
     co.workers = 2;
     co.name = "good-client";
+    co.tls = fx->client_tls;
     rc = fl_rpc_service_alloc(&co, &fx->client);
     if (rc != FL_OK) {
         print_error("client: fl_rpc_service_alloc: %s\n", fl_err_name(rc));

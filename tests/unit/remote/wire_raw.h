@@ -136,9 +136,21 @@ static inline int raw_local_port(int fd)
 
 /* ---- the raw peer: frames ------------------------------------------------ */
 
+/* What a raw connection's bytes go through instead of the socket itself
+ * (tls_raw.h's TLS): send and recv as send(2) and recv(2) (-1 and errno
+ * on failure, recv 0 at the end of the stream); close frees arg (the
+ * socket is raw_close's). */
+typedef struct raw_io {
+    ssize_t (*send)(void *arg, const void *p, size_t n);
+    ssize_t (*recv)(void *arg, void *p, size_t n);
+    void (*close)(void *arg);
+} raw_io_t;
+
 /* One end of a raw connection and what its HELLOs say. */
 typedef struct raw {
     int fd;
+    const raw_io_t *io; /* NULL: the socket itself */
+    void *io_arg;
     bool hello_seen;    /* the peer's HELLO has been read */
     uint32_t max_frame; /* the maximum we announce in HELLO */
     const char *name;   /* the name we announce */
@@ -170,6 +182,10 @@ static inline raw_t raw_of(int fd, uint32_t max_frame, const char *name,
 
 static inline void raw_close(raw_t *r)
 {
+    if (r->io != NULL)
+        r->io->close(r->io_arg);
+    r->io = NULL;
+    r->io_arg = NULL;
     raw_fd_close(r->fd);
     r->fd = -1;
     fl__frag_reset(&r->frag);
@@ -232,7 +248,8 @@ static inline void raw_send(raw_t *r, const void *p, size_t n)
 {
     const uint8_t *b = p;
     while (n > 0) {
-        ssize_t rc = send(r->fd, b, n, MSG_NOSIGNAL);
+        ssize_t rc = r->io != NULL ? r->io->send(r->io_arg, b, n)
+                                   : send(r->fd, b, n, MSG_NOSIGNAL);
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc <= 0)
@@ -248,7 +265,8 @@ static inline size_t raw_recv_upto(raw_t *r, uint8_t *buf, size_t n)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t rc = recv(r->fd, buf + got, n - got, 0);
+        ssize_t rc = r->io != NULL ? r->io->recv(r->io_arg, buf + got, n - got)
+                                   : recv(r->fd, buf + got, n - got, 0);
         if (rc > 0) {
             got += (size_t)rc;
             continue;

@@ -480,7 +480,7 @@ static void test_reply_over_the_decode_bound_names_the_method(void **state)
     const char *bound = "the decoded size exceeded the bound of 8248576 "
                         "bytes (8 x the 900000-byte body + 1024 KiB)";
     char want[512];
-    if (fx_tcp)
+    if (fx_remote)
         snprintf(want, sizeof want,
                  "Could not decode the reply of fltest.TestGateway.Echo from "
                  "%s: fltest.EchoReply: %s",

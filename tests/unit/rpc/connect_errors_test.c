@@ -2,8 +2,9 @@
  * connect_errors_test.c - fl_rpc_connect says why it failed (issue 15):
  * an unknown id names what the service has instead (locally its ids, to a
  * remote caller their number only), a malformed address says what to
- * write, and refused arguments set fl_rpc_last_message. Every message is
- * asserted whole, over both transports.
+ * write, the remote scheme a service does not speak (TLS or plaintext) is
+ * refused, and refused arguments set fl_rpc_last_message. Every message is
+ * asserted whole, over every transport.
  */
 #include "rpc_fixture.h"
 
@@ -50,7 +51,8 @@ static void expect_unknown(fl_rpc_service_t *svc, const char *id,
 {
     fx_addr_t a = tep_address(svc, id);
     char want[FL_FUTURE_MESSAGE_MAX];
-    snprintf(want, sizeof want, PREFIX "%s: %s", a.s, fx_tcp ? remote : local);
+    snprintf(want, sizeof want, PREFIX "%s: %s", a.s,
+             fx_remote ? remote : local);
     expect_connect_msg(svc, a.s, want);
 }
 
@@ -205,21 +207,28 @@ static void test_bad_ids_and_ports_each_say_what_is_wrong(void **state)
     expect_connect_msg(svc, "fling://local/",
                        PREFIX "fling://local/: no endpoint id after "
                               "fling://local/ (" IDS ")");
-    expect_connect_msg(svc, "fling.tcp://127.0.0.1:6123/",
-                       PREFIX "fling.tcp://127.0.0.1:6123/: no endpoint id "
-                              "after the port (" IDS ")");
+    /* Remote addresses in the caller's scheme (tran_scheme: fling.ssl://
+     * from a TLS service, which refuses fling.tcp:// before parsing). */
+    const char *sch = tran_scheme();
+    char address[300], want[600], id[202];
+    snprintf(address, sizeof address, "%s127.0.0.1:6123/", sch);
+    snprintf(want, sizeof want,
+             PREFIX "%s: no endpoint id after the port (" IDS ")", address);
+    expect_connect_msg(svc, address, want);
     expect_connect_msg(svc, "fling://local/hello world",
                        PREFIX "fling://local/hello world: the endpoint id "
                               "'hello world' has a bad character ' ' (" IDS
                               "; a pattern may add *)");
-    expect_connect_msg(svc, "fling.tcp://127.0.0.1:0/x",
-                       PREFIX "fling.tcp://127.0.0.1:0/x: the port must be "
-                              "1..65535 (got '0')");
-    expect_connect_msg(svc, "fling.tcp://127.0.0.1/x",
-                       PREFIX "fling.tcp://127.0.0.1/x: no :<port> after the "
-                              "host '127.0.0.1' "
-                              "(fling.tcp://<host>:<port>/<id>)");
-    char address[300], want[600], id[202];
+    snprintf(address, sizeof address, "%s127.0.0.1:0/x", sch);
+    snprintf(want, sizeof want,
+             PREFIX "%s: the port must be 1..65535 (got '0')", address);
+    expect_connect_msg(svc, address, want);
+    snprintf(address, sizeof address, "%s127.0.0.1/x", sch);
+    snprintf(want, sizeof want,
+             PREFIX "%s: no :<port> after the host '127.0.0.1' "
+                    "(%s<host>:<port>/<id>)",
+             address, sch);
+    expect_connect_msg(svc, address, want);
     memset(id, 'i', sizeof id - 1);
     id[sizeof id - 1] = '\0';
     snprintf(address, sizeof address, "fling://local/%s", id);
@@ -229,6 +238,40 @@ static void test_bad_ids_and_ports_each_say_what_is_wrong(void **state)
              address);
     expect_connect_msg(svc, address, want);
 
+    svc_end(svc);
+}
+
+/* ---- the other remote scheme ------------------------------------------- */
+
+/* There is no fallback between TLS and plaintext: a TLS service refuses a
+ * fling.tcp:// address, a plaintext one (local, tcp) a fling.ssl:// one,
+ * at once (FL_EINVAL, the last message saying what to do). */
+static void test_the_other_remote_scheme_is_refused_at_once(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    fl_rpc_service_t *cli = cli_of(svc);
+    char address[300], want[600];
+    snprintf(address, sizeof address, "%s127.0.0.1:6123/greeter",
+             fx_tls ? "fling.tcp://" : "fling.ssl://");
+    if (fx_tls)
+        snprintf(want, sizeof want,
+                 PREFIX "%s: this service uses TLS "
+                        "(fl_rpc_service_opts_t.tls) and connects to "
+                        "fling.ssl:// addresses only; there is no plaintext "
+                        "fallback",
+                 address);
+    else
+        snprintf(want, sizeof want,
+                 PREFIX "%s: this service has no TLS configured "
+                        "(fl_rpc_service_opts_t.tls, or "
+                        "security.ssl.internal.enabled)",
+                 address);
+    fl_future_t *f = (fl_future_t *)1;
+    assert_fl(FL_EINVAL, fl_rpc_connect(cli, address, TG, NULL, &f));
+    assert_null(f);
+    assert_fl(FL_EINVAL, fl_rpc_last_error());
+    assert_string_equal(want, fl_rpc_last_message());
     svc_end(svc);
 }
 
@@ -286,6 +329,7 @@ int main(int argc, char **argv)
         FL_TEST(test_an_address_without_a_scheme_says_what_to_write),
         FL_TEST(test_the_local_scheme_with_a_host_says_what_to_write),
         FL_TEST(test_bad_ids_and_ports_each_say_what_is_wrong),
+        FL_TEST(test_the_other_remote_scheme_is_refused_at_once),
         FL_TEST(test_refused_arguments_say_which_in_the_last_message),
     };
     return FX_RUN(argc, argv, tests);

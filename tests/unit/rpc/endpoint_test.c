@@ -329,7 +329,7 @@ static void test_tell_after_termination_reports_unreachable(void **state)
 
     fl_future_t *t = tep_close(fx.ep);
     tell_count(fx.gw, 0, 0);
-    if (fx_tcp) {
+    if (fx_remote) {
         /* Over a network the tell is only queued; the serving side drops
          * it (contract E12). A call behind it on the connection fails, and
          * by then the tell has been dropped. */

@@ -63,7 +63,7 @@ static void test_a_debug_session_of_a_server(void **state)
     assert_fl_ok(echo_code(gw));
     assert_fl_ok(echo_code(gw));
     tell_echo(gw);
-    if (!fx_tcp) {
+    if (!fx_remote) {
         assert_fl_ok(echo_code(gw)); /* after the tell */
         cap_rec_t r[4];
         assert_int_equal(0, cap_select(FL_LOG_DEBUG, NULL, r, 4));
@@ -102,6 +102,9 @@ static void test_a_debug_session_of_a_server(void **state)
     int w = 0;
     snprintf(want[w++], sizeof want[0],
              "remote: connection from %s accepted | peer=%s", peer, peer);
+    if (fx_tls)
+        snprintf(want[w++], sizeof want[0],
+                 "remote: TLS handshake with %s done | peer=%s", peer, peer);
     snprintf(want[w++], sizeof want[0],
              "remote: handshake with %s done: service fling, protocol "
              "version 1 | peer=%s service=fling version=1",

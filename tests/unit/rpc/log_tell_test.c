@@ -24,7 +24,7 @@ static char peer[64];
 static void learn_peer(void)
 {
     peer[0] = '\0';
-    if (!fx_tcp)
+    if (!fx_remote)
         return;
     cap_rec_t r;
     cap_wait("remote", "connection from ", &r);
@@ -36,7 +36,7 @@ static void learn_peer(void)
 static void drop_fields(char *out, size_t cap_len, const char *ep,
                         const char *method)
 {
-    if (fx_tcp)
+    if (fx_remote)
         snprintf(out, cap_len, "endpoint=%s method=%s peer=%s", ep, method,
                  peer);
     else
@@ -113,7 +113,7 @@ static void check_drops(fl_rpc_gateway_t *gw, void (*tell)(fl_rpc_gateway_t *),
 static int setup(void **state)
 {
     fl_log_set_level(FL_LOG_WARN);
-    assert_fl_ok(fl_log_set_trace(fx_tcp ? "remote" : ""));
+    assert_fl_ok(fl_log_set_trace(fx_remote ? "remote" : ""));
     fl__log_set_clock(cap_clock);
     fl_log_set_handler(cap_handler, NULL);
     cap_clear();
@@ -274,7 +274,7 @@ static void test_a_tell_to_a_terminated_endpoint(void **state)
     learn_peer();
     tep_end(ep);
     char fields[300];
-    if (fx_tcp) {
+    if (fx_remote) {
         /* The server no longer knows the endpoint, so neither its
          * methods: the method is named by its index. */
         drop_fields(fields, sizeof fields, "gone", "?#0");

@@ -184,7 +184,7 @@ static void test_a_timeout_through_a_pattern_names_the_endpoint(void **state)
     snprintf(want, sizeof want,
              "Invocation of fltest.TestGateway.Block on %s timed out after "
              "50 ms%s",
-             tep_address(svc, "rm_7").s, fx_tcp ? " (request sent)" : "");
+             tep_address(svc, "rm_7").s, fx_remote ? " (request sent)" : "");
     assert_string_equal(want, fl_future_message(f));
     fl_future_release(f);
 
@@ -204,10 +204,10 @@ static void test_no_match_fails_econnect_naming_what_there_is(void **state)
     fl_rpc_endpoint_t *b = tep_create(svc, "alpha", &st, NULL);
     expect_connect_fails(
         svc, "rm_*", FL_ECONNECT,
-        fx_tcp ? "no endpoint of the service matches 'rm_*'; it has 2 "
-                 "endpoints (ids are not disclosed to remote callers)"
-               : "no endpoint of the service matches 'rm_*'; its 2 "
-                 "endpoints are alpha, beta");
+        fx_remote ? "no endpoint of the service matches 'rm_*'; it has 2 "
+                    "endpoints (ids are not disclosed to remote callers)"
+                  : "no endpoint of the service matches 'rm_*'; its 2 "
+                    "endpoints are alpha, beta");
     fl_rpc_endpoint_free(a);
     fl_rpc_endpoint_free(b);
     svc_end(svc);
