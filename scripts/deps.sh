@@ -29,7 +29,7 @@ declare -A GROUP=(
     [build]="gcc make cmake pkg-config"
     # What the library uses next (cheap, so every target pulls them in).
     [lib]="libuv1-dev libprotobuf-c-dev protobuf-c-compiler uthash-dev
-           libyaml-dev"
+           libyaml-dev libssl-dev"
     # The test suite (cmocka under ctest; graphviz checks `fling plan --dot`;
     # iproute2's ip makes cluster_partition_test's network namespace).
     [test]="libcmocka-dev valgrind graphviz iproute2 openssl"

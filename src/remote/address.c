@@ -12,6 +12,7 @@
 #include <string.h>
 
 static const char TCP[] = "fling.tcp://";
+static const char SECURE[] = "fling.ssl://"; /* the same, over TLS */
 static const char LOCAL[] = "fling://local/";
 
 /* Parse a decimal port of 1..5 digits at p..end; -1 if invalid. */
@@ -178,16 +179,25 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     }
     if (strncmp(s, "fling://", sizeof "fling://" - 1) == 0)
         return local_with_host(s, why, why_len);
-    if (strncmp(s, TCP, sizeof TCP - 1) != 0)
+    const char *scheme;
+    if (strncmp(s, TCP, sizeof TCP - 1) == 0) {
+        out->kind = FL__ADDR_TCP;
+        scheme = TCP;
+    } else if (strncmp(s, SECURE, sizeof SECURE - 1) == 0) {
+        out->kind = FL__ADDR_SSL;
+        scheme = SECURE;
+    } else {
         return no_scheme(s, why, why_len);
-    out->kind = FL__ADDR_TCP;
+    }
+    /* Both schemes are 12 bytes long. */
     const char *h = s + sizeof TCP - 1, *hend, *colon;
     if (*h == '[') {
         hend = strchr(h, ']');
         if (hend == NULL) {
             fl__say(why, why_len,
                     "the IPv6 host has no closing ] "
-                    "(fling.tcp://[<IPv6>]:<port>/<id>)");
+                    "(%s[<IPv6>]:<port>/<id>)",
+                    scheme);
             return FL_EINVAL;
         }
         for (const char *q = h + 1; q < hend; q++) {
@@ -219,8 +229,8 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     }
     size_t hn = (size_t)(hend - h);
     if (hn == 0) {
-        fl__say(why, why_len,
-                "the host is empty (fling.tcp://<host>:<port>/<id>)");
+        fl__say(why, why_len, "the host is empty (%s<host>:<port>/<id>)",
+                scheme);
         return FL_EINVAL;
     }
     if (hn > FL__HOST_MAX) {
@@ -232,14 +242,15 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
     if (*colon != ':') {
         fl__say(why, why_len,
                 "no :<port> after the host '%.*s' "
-                "(fling.tcp://<host>:<port>/<id>)",
-                (int)(colon - (s + sizeof TCP - 1)), s + sizeof TCP - 1);
+                "(%s<host>:<port>/<id>)",
+                (int)(colon - (s + sizeof TCP - 1)), s + sizeof TCP - 1,
+                scheme);
         return FL_EINVAL;
     }
     const char *pstart = colon + 1, *slash = strchr(pstart, '/');
     if (slash == NULL) {
-        fl__say(why, why_len,
-                "no /<id> after the port (fling.tcp://<host>:<port>/<id>)");
+        fl__say(why, why_len, "no /<id> after the port (%s<host>:<port>/<id>)",
+                scheme);
         return FL_EINVAL;
     }
     long port = parse_port(pstart, slash);
@@ -265,10 +276,12 @@ int fl__address_format(const fl__address_t *a, char *buf, size_t len)
     int n;
     if (a->kind == FL__ADDR_LOCAL) {
         n = snprintf(buf, len, "%s%s", LOCAL, a->endpoint);
-    } else if (a->kind == FL__ADDR_TCP && a->port != 0 && a->host[0] != '\0') {
+    } else if ((a->kind == FL__ADDR_TCP || a->kind == FL__ADDR_SSL) &&
+               a->port != 0 && a->host[0] != '\0') {
         bool v6 = strchr(a->host, ':') != NULL;
-        n = snprintf(buf, len, "%s%s%s%s:%u/%s", TCP, v6 ? "[" : "", a->host,
-                     v6 ? "]" : "", (unsigned)a->port, a->endpoint);
+        n = snprintf(buf, len, "%s%s%s%s:%u/%s",
+                     a->kind == FL__ADDR_SSL ? SECURE : TCP, v6 ? "[" : "",
+                     a->host, v6 ? "]" : "", (unsigned)a->port, a->endpoint);
     } else {
         return FL_EINVAL;
     }

@@ -17,19 +17,21 @@
 
 typedef enum fl__addr_kind {
     FL__ADDR_LOCAL = 1,
-    FL__ADDR_TCP = 2
+    FL__ADDR_TCP = 2,
+    FL__ADDR_SSL = 3 /* TCP with TLS: as FL__ADDR_TCP, scheme fling.ssl:// */
 } fl__addr_kind_t;
 
 typedef struct fl__address {
     fl__addr_kind_t kind;
-    char host[FL__HOST_MAX + 1]; /* TCP: without IPv6 brackets */
-    uint16_t port;               /* TCP: 1..65535 */
+    char host[FL__HOST_MAX + 1]; /* TCP, SSL: without IPv6 brackets */
+    uint16_t port;               /* TCP, SSL: 1..65535 */
     char endpoint[FL__ID_MAX + 1];
     bool pattern; /* endpoint holds a * (a pattern, fl__id_match) */
 } fl__address_t;
 
 /*
- * Parse "fling.tcp://<host>:<port>/<endpoint-id>" or
+ * Parse "fling.tcp://<host>:<port>/<endpoint-id>", the same with
+ * "fling.ssl://" (TLS; kind FL__ADDR_SSL) or
  * "fling://local/<endpoint-id>"; the id may be a pattern (a * somewhere,
  * and one character that is not a *: out->pattern). Returns FL_OK, or
  * FL_EINVAL with a reason in `why` (may be NULL) saying what is wrong and

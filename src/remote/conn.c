@@ -67,6 +67,7 @@ void fl__conn_release_n(fl__conn_t *c, int n)
     fl__free(c->wbufs);
     fl__free(c->rbuf);
     fl__frag_reset(&c->frag);
+    fl__tls_io_free(c);
     fl__free(c);
 }
 
@@ -134,6 +135,15 @@ int fl__conn_opened(fl__conn_t *c)
     uv_os_fd_t fd = -1;
     uv_fileno((uv_handle_t *)&c->tcp, &fd);
     fl__conn_socket_tune(fd);
+    if (c->net->tls != NULL) {
+        if (fl__tls_io_open(c, fd) != FL_OK) {
+            fl__obuf_free(hello);
+            return UV_ENOMEM;
+        }
+        /* Every byte goes through the engine, on the I/O thread: no
+         * direct write, no caller's read (tls_io.c). */
+        fd = -1;
+    }
     fl__conn_rx_hold(c);
     c->rx_fd = fd;
     fl__conn_rx_let_go(c);
@@ -152,23 +162,24 @@ int fl__conn_opened(fl__conn_t *c)
 /*
  * Fail one request of c: with code and reason as they are if code != 0,
  * else as a connect (FL_ECONNECT naming `what`) or a call (FL_EUNREACHABLE)
- * that could not get through, or whose connection was lost. `after` is
- * appended (e.g. when the next attempt is due). The one place these
- * messages are written.
+ * that could not get through, or whose connection was lost; FL_ETLS (a TLS
+ * failure, ours or the peer's word) is worded as the latter, with its own
+ * code. `after` is appended (e.g. when the next attempt is due). The one
+ * place these messages are written.
  */
 void fl__conn_fail_request(fl_future_t *f, const fl__conn_t *c, uint8_t kind,
                            const char *what, bool phase_connect, int code,
                            const char *reason, const char *after)
 {
-    if (code != 0)
+    if (code != 0 && code != FL_ETLS)
         fl_future_fail(f, code, "%s%s", reason, after);
     else if (kind == FL__REQ_CONNECT)
-        fl_future_fail(f, FL_ECONNECT,
+        fl_future_fail(f, code != 0 ? code : FL_ECONNECT,
                        "Could not connect to rpc endpoint under address %s: "
                        "%s%s",
                        what ? what : c->name, reason, after);
     else
-        fl_future_fail(f, FL_EUNREACHABLE,
+        fl_future_fail(f, code != 0 ? code : FL_EUNREACHABLE,
                        phase_connect
                            ? "recipient unreachable: could not connect to %s: "
                              "%s%s"
@@ -213,6 +224,7 @@ static void on_closed(uv_handle_t *h)
     c->rbuf = NULL;
     c->rcap = 0;
     fl__frag_reset(&c->frag);
+    fl__tls_io_free(c);
     n->open_handles--;
     /* No more reads on this socket: give back the unused reserve (the
      * net's own reference keeps c alive here). */
@@ -277,9 +289,10 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     fl__obuf_t *out = fl__conn_take_queue_locked(c);
     c->fd = -1; /* no direct write from here on */
     if (phase_connect && was != C_IDLE &&
-        (code == 0 || code == FL_EHANDSHAKE)) {
+        (code == 0 || code == FL_EHANDSHAKE || code == FL_ETLS)) {
         fl__conn_back_off_locked(c);
         snprintf(c->last_err, sizeof c->last_err, "%s", reason);
+        c->last_code = code == FL_ETLS ? code : 0;
         fl__net_count(&n->st_failed, 1);
     }
     int peer_err = c->peer_err;
@@ -303,13 +316,23 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
 
 void fl__conn_proto_error(fl__conn_t *c, int code, const char *why)
 {
-    fl__net_t *n = c->net;
-    FL__ASSERT_IO(n);
-    fl__net_count(&n->st_proto, 1);
     FL_LOG_RATELIMITED_KV(
         FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
         "%s: %s: %s; closing the connection", c->name, fl_err_name(code), why);
+    fl__conn_proto_error_quiet(c, code, why);
+}
+
+void fl__conn_proto_error_quiet(fl__conn_t *c, int code, const char *why)
+{
+    fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
+    fl__net_count(&n->st_proto, 1);
     fl__obuf_t *e = fl__obuf_error(0, code, why);
+    if (c->tls != NULL) {
+        fl__tls_io_proto_error(c, e);
+        fl__obuf_free(e);
+        e = NULL;
+    }
     fl__conn_lock(c);
     /* Between frames only, and no direct write after it. */
     if (e != NULL && !c->writing && c->out_head == NULL) {

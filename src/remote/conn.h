@@ -36,6 +36,7 @@
 #include "remote/address.h"
 #include "remote/fragment.h"
 #include "remote/rx.h"
+#include "remote/tls.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -75,6 +76,9 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 
 #include <uthash.h>
 #include <uv.h>
+
+/* A connection's TLS side (tls_io.c). */
+typedef struct fl__tls_io fl__tls_io_t;
 
 /* Endpoint buckets of a connection's big lane (conn_write.c). */
 #define FL__BIG_BUCKETS 16
@@ -253,7 +257,8 @@ struct fl__conn {
     int64_t retry_at_ms; /* no attempt before */
     int backoff_ms;      /* without the jitter */
     int retry_wait_ms;   /* with it: retry_at_ms less the failure's time */
-    char last_err[160];
+    char last_err[384];
+    int last_code; /* the failure's code: 0 (connect), FL_ETLS */
     uint16_t big_ep[FL__BIG_BUCKETS]; /* the big lane's INVOKEs by bucket */
 
     _Atomic uint32_t peer_max; /* from its HELLO (fl__conn_peer_max) */
@@ -310,6 +315,11 @@ struct fl__conn {
      * (conn_read.c); until then READ_FIRST, which an idle connection
      * keeps. */
     bool rbig;
+
+    /* TLS (tls_io.c): the open socket's engine and buffers; NULL on a
+     * plaintext connection. I/O thread: made when the socket opens
+     * (fl__conn_opened), freed once it has closed (on_closed). */
+    fl__tls_io_t *tls;
 };
 
 /*
@@ -342,6 +352,9 @@ struct fl__net {
     size_t max_inbound;
     char *name;
     fl__net_hooks_t hooks;
+    /* TLS on every connection (borrowed from the service); NULL:
+     * plaintext. */
+    fl__tls_ctx_t *tls;
 
     pthread_mutex_t mu; /* peers */
     fl__conn_t *peers;
@@ -610,6 +623,9 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason);
  * I/O thread. */
 void fl__conn_proto_error(fl__conn_t *c, int code, const char *why);
 
+/* fl__conn_proto_error without its log line (the caller logged). */
+void fl__conn_proto_error_quiet(fl__conn_t *c, int code, const char *why);
+
 /* Fail one request of c (kind, what: the request's): the one place the
  * failure messages are written (conn.c). Any thread. */
 void fl__conn_fail_request(fl_future_t *f, const fl__conn_t *c, uint8_t kind,
@@ -667,6 +683,11 @@ int fl__conn_read_start(fl__conn_t *c);
  * kicked by it). */
 void fl__conn_rx_take_left(fl__conn_t *c);
 
+/* Handle the frames in c's read buffer while rx_left says there are
+ * some (I/O thread, holding the read side): what a TLS connection
+ * decrypted into it. */
+void fl__conn_rx_more(fl__conn_t *c);
+
 /* Complete f, taken off its table, with the answer fr (REPLY, ERROR or
  * CONNECTED), then let go of the request's reference. Any thread. */
 void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
@@ -714,6 +735,53 @@ void fl__conn_answer_lost(fl__conn_t *c, uint64_t corr);
  * closes (at once if even that ERROR cannot be built); an outbound one
  * closes at once, failing its own requests with FL_ENOMEM. I/O thread. */
 void fl__conn_close_owing(fl__conn_t *c);
+
+/* ---- tls_io.c ------------------------------------------------------------ */
+
+/* c's socket (fd) is open on a TLS net: make its engine (c->tls). FL_OK
+ * or FL_ENOMEM. I/O thread. */
+int fl__tls_io_open(fl__conn_t *c, int fd);
+
+/* Free c's TLS side (the socket has closed; also the last reference).
+ * NULL c->tls is a no-op. */
+void fl__tls_io_free(fl__conn_t *c);
+
+/* fl__conn_flush's seam: true while the handshake is not done (frames
+ * wait; what the engine has to send goes now, a client's ClientHello
+ * first), false once frames may go. I/O thread. */
+bool fl__tls_io_hold(fl__conn_t *c);
+
+/* on_alloc's seam: the ciphertext buffer libuv reads into. */
+void fl__tls_io_alloc(fl__conn_t *c, uv_buf_t *buf);
+
+/* on_read's seam: n bytes of ciphertext came: the handshake, or
+ * plaintext into c->rbuf and its frames handled (I/O thread, holding the
+ * read side). May close c. */
+void fl__tls_io_read(fl__conn_t *c, size_t n);
+
+/* The socket's end or error (why) came: true when it failed the TLS
+ * handshake (c closed: FL_ETLS on a client), false for the plaintext
+ * path's handling. I/O thread. */
+bool fl__tls_io_read_failed(fl__conn_t *c, const char *why);
+
+/* The handshake deadline passed (handshake.c): true when c's TLS
+ * handshake was not done (c closed with FL_ETLS "TLS handshake with
+ * <peer> timed out after N ms"; the server logs it), false when the
+ * HELLO's own rule applies. I/O thread. */
+bool fl__tls_io_expired(fl__conn_t *c);
+
+/* The frames of one write (bufs, n) sealed into records: *out is the
+ * ciphertext (c's, valid until the write completes). FL_OK, FL_ENOMEM,
+ * FL_ETLS. I/O thread. */
+int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
+                    uv_buf_t *out);
+
+/* The write of fl__tls_io_seal's ciphertext completed. I/O thread. */
+void fl__tls_io_written(fl__conn_t *c);
+
+/* A protocol error closes c: its ERROR frame e (may be NULL) is sealed
+ * and written as the last words. I/O thread. */
+void fl__tls_io_proto_error(fl__conn_t *c, const fl__obuf_t *e);
 
 /* ---- pending.c ----------------------------------------------------------- */
 

@@ -27,6 +27,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     fl__conn_t *c = h->data;
     fl__conn_rx_hold(c);
+    if (c->tls != NULL) {
+        fl__tls_io_alloc(c, buf); /* ciphertext */
+        return;
+    }
     size_t chunk = c->rbig ? READ_CHUNK : READ_FIRST;
     size_t want = c->rneed > chunk ? c->rneed : chunk;
     if (c->rlen + chunk / 4 > want && c->rneed <= c->rlen)
@@ -307,10 +311,25 @@ static void run_frames(fl__net_t *n)
 /* The end of c's stream, or an error reading it (a libuv code): close. */
 static void read_failed(fl__conn_t *c, ssize_t err)
 {
-    fl__conn_close(c, 0,
-                   err == UV_EOF       ? "the peer closed the connection"
-                   : err == UV_ENOBUFS ? "out of memory for the read buffer"
-                                       : uv_strerror((int)err));
+    const char *why = err == UV_EOF       ? "the peer closed the connection"
+                      : err == UV_ENOBUFS ? "out of memory for the read buffer"
+                                          : uv_strerror((int)err);
+    if (c->tls != NULL && fl__tls_io_read_failed(c, why))
+        return; /* in the TLS handshake */
+    fl__conn_close(c, 0, why);
+}
+
+/* A TLS client's first bytes (a ClientHello record: 0x16 0x03) on our
+ * plaintext port: its own warning line, then refused as any bad frame
+ * (the ERROR frame it cannot read). */
+static FL__COLD void refuse_tls_client(fl__conn_t *c, int rc, const char *why)
+{
+    FL_LOG_RATELIMITED_KV(FL_LOG_WARN, FL__LOG_BURST,
+                          FL_KV(FL_F("peer", c->name)),
+                          "a TLS client %s connected to the plaintext port "
+                          "%d; refused",
+                          c->name, c->net->port);
+    fl__conn_proto_error_quiet(c, rc, why);
 }
 
 /* Put the FRAGMENT fr into its frame (fragment.c) and dispatch the frame
@@ -358,7 +377,11 @@ static void rx_run(fl__conn_t *c)
         }
         if (rc != FL_OK) {
             answers_settle(c, &ans);
-            fl__conn_proto_error(c, rc, why);
+            if (!c->rx.got_hello && !c->outbound && off == 0 && c->rlen >= 2 &&
+                c->rbuf[0] == 0x16 && c->rbuf[1] == 0x03 && c->tls == NULL)
+                refuse_tls_client(c, rc, why);
+            else
+                fl__conn_proto_error(c, rc, why);
             break;
         }
         frames++;
@@ -409,6 +432,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     fl__conn_rx_hold(c); /* libuv reports some hang-ups without on_alloc */
     if (nread < 0) {
         read_failed(c, nread);
+    } else if (c->tls != NULL) {
+        if (nread > 0)
+            fl__tls_io_read(c, (size_t)nread);
+        else
+            fl__conn_rx_more(c);
     } else if (nread > 0 || c->rx_left) {
         if (nread > 0 && (size_t)nread == c->rcap - c->rlen)
             c->rbig = true; /* more may be waiting: read more at a time */
@@ -418,6 +446,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         while (c->rx_left && c->state == C_OPEN);
     }
     fl__conn_rx_let_go(c);
+}
+
+void fl__conn_rx_more(fl__conn_t *c)
+{
+    while (c->rx_left && c->state == C_OPEN)
+        rx_run(c);
 }
 
 /* Handle what a thread waiting for its answer read and left (I/O thread,

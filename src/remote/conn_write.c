@@ -171,6 +171,8 @@ static void on_written(uv_write_t *req, int status)
     FL__ASSERT_IO(c->net);
     fl__obuf_free_list(c->wflight);
     c->wflight = NULL;
+    if (c->tls != NULL)
+        fl__tls_io_written(c);
     fl__conn_lock(c);
     fl__conn_dequeued_locked(c, FL__LANE_SMALL, c->wflight_lane[0]);
     fl__conn_dequeued_locked(c, FL__LANE_BIG, c->wflight_lane[1]);
@@ -313,7 +315,7 @@ static void take_write_locked(fl__conn_t *c, fl__obuf_t **first, size_t *n,
 void fl__conn_flush(fl__conn_t *c)
 {
     FL__ASSERT_IO(c->net);
-    if (!c->tcp_open)
+    if (!c->tcp_open || (c->tls != NULL && fl__tls_io_hold(c)))
         return;
     fl__conn_lock(c);
     if (c->writing || c->state != C_OPEN) {
@@ -369,7 +371,16 @@ void fl__conn_flush(fl__conn_t *c)
     c->wflight_lane[1] = bytes[1];
     c->wflight_hdr = frag.base != NULL ? FL__FRAME_HDR : 0;
     count_writes(c->net, frag.base != NULL ? n + 1 : n);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs, (unsigned)i,
+    uv_buf_t *bufs = c->wbufs, sealed;
+    int rc = 0;
+    if (c->tls != NULL) {
+        /* One buffer of records for the whole write (tls_io.c). */
+        rc = fl__tls_io_seal(c, c->wbufs, i, &sealed) == FL_OK ? 0 : UV_ENOMEM;
+        bufs = &sealed;
+        i = 1;
+    }
+    if (rc == 0)
+        rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)i,
                       on_written);
     if (rc < 0) {
         fl__obuf_free_list(first);

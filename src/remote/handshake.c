@@ -137,6 +137,8 @@ static void expire(fl__net_t *n, fl__conn_t *c)
                  "connect timed out: no connection within %lld ms",
                  (long long)n->hs_timeout_ms);
         fl__conn_close(c, 0, why);
+    } else if (st == C_OPEN && c->tls != NULL && fl__tls_io_expired(c)) {
+        /* closed: "TLS handshake with <peer> timed out after N ms" */
     } else if (st == C_OPEN && c->outbound) {
         snprintf(why, sizeof why,
                  "handshake timed out: no HELLO within %lld ms",

@@ -246,6 +246,7 @@ int fl__net_start(const fl__net_opts_t *o, fl__net_t **out, char *why,
     n->max_inbound = o->max_inbound ? o->max_inbound : FL__NET_DEFAULT_INBOUND;
     n->name = fl__strdup(o->name ? o->name : "fling");
     n->hooks = o->hooks;
+    n->tls = o->tls;
     n->incarnation = o->incarnation;
     n->port = -1;
     pthread_mutex_init(&n->mu, NULL);

@@ -74,6 +74,9 @@ typedef struct fl__net_opts {
     uint64_t incarnation;
     size_t max_inbound; /* 0 = FL__NET_DEFAULT_INBOUND (inbound.c) */
     fl__net_hooks_t hooks;
+    /* TLS on every connection, accepted and dialed (borrowed: must
+     * outlive the net); NULL: plaintext. */
+    struct fl__tls_ctx *tls;
 } fl__net_opts_t;
 
 /* The type of the fl_msg_t that answers complete requests with: the RPC

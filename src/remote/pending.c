@@ -251,12 +251,15 @@ int fl__conn_request(fl__conn_t *c, fl__obuf_t *fb, fl_future_t *f,
         snprintf(after, sizeof after, " (next attempt in %lld ms)",
                  (long long)(c->retry_at_ms - fl__net_now_ms()));
         snprintf(reason, sizeof reason, "%s", c->last_err);
+        int code = c->last_code;
         fl__pending_put_locked(c, p);
         fl__conn_unlock(c);
         fl__obuf_free(fb);
-        fl__conn_fail_request(f, c, (uint8_t)kind, what, true, 0, reason,
+        fl__conn_fail_request(f, c, (uint8_t)kind, what, true, code, reason,
                               after);
-        return kind == FL__REQ_CONNECT ? FL_ECONNECT : FL_EUNREACHABLE;
+        return code != 0                 ? code
+               : kind == FL__REQ_CONNECT ? FL_ECONNECT
+                                         : FL_EUNREACHABLE;
     }
     if (rc != FL_OK) {
         fl__pending_put_locked(c, p);

@@ -1,8 +1,8 @@
 /*
  * gateway.c - gateways: their allocation and release, self gateways,
  * fl_rpc_connect (a local endpoint found in the registry, or a fling.tcp://
- * address handed to tcp_client.c), and their accessors. Calls through a
- * gateway are call.c's.
+ * or fling.ssl:// address handed to tcp_client.c), and their accessors. Calls
+ * through a gateway are call.c's.
  */
 #include "rpc/gateway.h"
 
@@ -100,11 +100,11 @@ bool fl__rpc_connect_parse(const char *address, fl__address_t *a,
     return false;
 }
 
-/* The transports by scheme (tran.h); a new one (TLS) is added here. An
- * address of none of their schemes goes to the local transport, whose
- * parser says what is wrong with it (FL_ECONNECT). */
-static const fl__rpc_tran_t *const trans[] = {&fl__rpc_tran_tcp,
-                                              &fl__rpc_tran_local};
+/* The transports by scheme (tran.h). An address of none of their schemes goes
+ * to the local transport, whose parser says what is wrong with it
+ * (FL_ECONNECT). */
+static const fl__rpc_tran_t *const trans[] = {
+    &fl__rpc_tran_tcp, &fl__rpc_tran_tls, &fl__rpc_tran_local};
 
 static const fl__rpc_tran_t *tran_of(const char *address)
 {
@@ -135,10 +135,27 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
     if (out == NULL)
         return fl__rpc_refuse(FL_EINVAL, "fl_rpc_connect: out is NULL; pass "
                                          "where to put the connect future");
+    const fl__rpc_tran_t *tran = tran_of(address);
+    /* No plaintext fallback, and no TLS without its options. */
+    if (tran == &fl__rpc_tran_tcp && svc->tls != NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "Could not connect to rpc endpoint under address "
+                              "%.300s: this service uses TLS "
+                              "(fl_rpc_service_opts_t.tls) and connects to "
+                              "fling.ssl:// addresses only; there is no "
+                              "plaintext fallback",
+                              address);
+    if (tran == &fl__rpc_tran_tls && svc->tls == NULL)
+        return fl__rpc_refuse(FL_EINVAL,
+                              "Could not connect to rpc endpoint under address "
+                              "%.300s: this service has no TLS configured "
+                              "(fl_rpc_service_opts_t.tls, or "
+                              "security.ssl.internal.enabled)",
+                              address);
     fl_future_t *f = fl_future_alloc();
     if (f == NULL)
         return fl__rpc_refuse(FL_ENOMEM, "fl_rpc_connect: out of memory");
-    int rc = tran_of(address)->connect(svc, address, desc, token, f);
+    int rc = tran->connect(svc, address, desc, token, f);
     if (rc != FL_OK) {
         fl_future_release(f);
         return fl__rpc_refuse(rc,

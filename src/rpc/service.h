@@ -14,6 +14,7 @@
 
 #include "actor/claim.h"
 #include "remote/net.h"
+#include "remote/tls.h"
 
 struct fl__rpc_task; /* tasks.c */
 
@@ -36,6 +37,9 @@ struct fl_rpc_service {
     /* Remoting (tcp.c). net: the transport, made by alloc when the
      * service listens, else by the first remote connect (under mu). */
     fl__net_t *net;
+    /* TLS on every connection (opts.tls, read by alloc); NULL:
+     * plaintext. */
+    fl__tls_ctx_t *tls;
     char *host; /* external host; NULL for a local-only service */
     int port;   /* bound port, or -1 */
     char *name;

@@ -48,7 +48,8 @@ static fl__net_opts_t net_opts(fl_rpc_service_t *svc, const char *bind,
                         .incarnation = svc->incarnation,
                         .hooks = {svc, fl__rpc_tcp_on_connect,
                                   fl__rpc_tcp_on_invoke, fl__rpc_tcp_on_frames,
-                                  fl__rpc_tcp_name_call}};
+                                  fl__rpc_tcp_name_call},
+                        .tls = svc->tls};
     return o;
 }
 
@@ -57,8 +58,10 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
 {
     svc->port = -1;
     if (o->tls != NULL) {
-        fl__say(why, why_len, "TLS is not built into this library yet");
-        return FL_ENOTSUP;
+        /* The files are read here, once. */
+        int rc = fl__tls_ctx_new(o->tls, &svc->tls, why, why_len);
+        if (rc != FL_OK)
+            return rc;
     }
     svc->max_frame =
         o->max_frame_size ? o->max_frame_size : FL__FRAME_DEFAULT_MAX;
@@ -142,8 +145,10 @@ int fl__rpc_tcp_init(fl_rpc_service_t *svc, const fl_rpc_service_opts_t *o,
     svc->port = fl__net_port(svc->net);
     FL_LOG(FL_LOG_INFO,
            "service %s listening on %s:%d (addresses "
-           "fling.tcp://%s:%d/...)",
-           svc->name, o->bind_host, svc->port, svc->host, svc->port);
+           "%s%s:%d/...)",
+           svc->name, o->bind_host, svc->port,
+           svc->tls != NULL ? "fling.ssl://" : "fling.tcp://", svc->host,
+           svc->port);
     return FL_OK;
 }
 
@@ -177,6 +182,8 @@ void fl__rpc_tcp_free(fl_rpc_service_t *svc)
     svc->net = NULL;
     fl__free(svc->host);
     fl__free(svc->name);
+    fl__tls_ctx_free(svc->tls);
+    svc->tls = NULL;
 }
 
 char *fl__rpc_endpoint_address(const fl_rpc_service_t *svc, const char *id)
@@ -189,7 +196,8 @@ char *fl__rpc_endpoint_address(const fl_rpc_service_t *svc, const char *id)
         snprintf(s, n, "fling://local/%s", id);
         return s;
     }
-    fl__address_t a = {.kind = FL__ADDR_TCP, .port = (uint16_t)svc->port};
+    fl__address_t a = {.kind = svc->tls != NULL ? FL__ADDR_SSL : FL__ADDR_TCP,
+                       .port = (uint16_t)svc->port};
     snprintf(a.host, sizeof a.host, "%s", svc->host);
     snprintf(a.endpoint, sizeof a.endpoint, "%s", id);
     if (fl__address_format(&a, s, n) != FL_OK) {

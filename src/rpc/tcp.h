@@ -82,4 +82,9 @@ extern const fl__rpc_sink_t fl__rpc_sink_wire;
  * holds the connection to its peer (gw->conn, one reference). */
 extern const fl__rpc_tran_t fl__rpc_tran_tcp;
 
+/* The caller's side of TLS: the same ops, scheme "fling.ssl://" (TLS is
+ * the connection's, src/remote/tls_io.c). fl_rpc_connect sends a service
+ * with TLS here only, and one without never. */
+extern const fl__rpc_tran_t fl__rpc_tran_tls;
+
 #endif /* FL_RPC_TCP_H */

@@ -28,6 +28,7 @@ typedef struct connect_ctx {
     char *id; /* as the address names it: an id, or a pattern */
     char *host;
     uint16_t port;
+    fl__addr_kind_t kind; /* FL__ADDR_TCP or FL__ADDR_SSL */
     fl_future_t *dst;
 } connect_ctx_t;
 
@@ -73,7 +74,7 @@ static void on_connected(fl_future_t *raw, void *p)
     char concrete[FL__HOST_MAX + FL__ID_MAX + 40];
     const char *address = x->address;
     if (strchr(x->id, '*') != NULL) {
-        fl__address_t a = {.kind = FL__ADDR_TCP, .port = x->port};
+        fl__address_t a = {.kind = x->kind, .port = x->port};
         snprintf(a.host, sizeof a.host, "%s", x->host);
         snprintf(a.endpoint, sizeof a.endpoint, "%s", cd.resolved);
         if (cd.resolved[0] == '\0' || !fl__id_match(x->id, cd.resolved) ||
@@ -98,10 +99,11 @@ static void on_connected(fl_future_t *raw, void *p)
         x->id = id;
         address = concrete;
     }
-    fl_rpc_gateway_t *gw =
-        fl__rpc_gw_alloc(x->svc, &fl__rpc_tran_tcp, x->desc, address,
-                         cd.service_index, x->fenced ? FENCE_TOKEN : FENCE_NONE,
-                         x->fenced ? &x->token : NULL, x->fenced);
+    fl_rpc_gateway_t *gw = fl__rpc_gw_alloc(
+        x->svc, x->kind == FL__ADDR_SSL ? &fl__rpc_tran_tls : &fl__rpc_tran_tcp,
+        x->desc, address, cd.service_index,
+        x->fenced ? FENCE_TOKEN : FENCE_NONE, x->fenced ? &x->token : NULL,
+        x->fenced);
     if (gw == NULL) {
         fl_future_fail(x->dst, FL_ENOMEM, NULL);
         connect_ctx_free(x);
@@ -161,6 +163,7 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
     x->id = fl__strdup(a.endpoint);
     x->host = fl__strdup(a.host);
     x->port = a.port;
+    x->kind = a.kind;
     rc = x->address && x->id && x->host
              ? fl__net_peer(net, a.host, a.port, &x->conn)
              : FL_ENOMEM;
@@ -469,6 +472,18 @@ static void tcp_gw_fini(fl_rpc_gateway_t *gw)
 
 const fl__rpc_tran_t fl__rpc_tran_tcp = {
     .scheme = "fling.tcp://",
+    .connect = tcp_connect,
+    .tell = tcp_tell,
+    .ask = tcp_ask,
+    .call = tcp_call,
+    .await = tcp_await,
+    .gw_fini = tcp_gw_fini,
+};
+
+/* TLS is below the frames, in the connection (src/remote/tls_io.c): the
+ * same ops under their own scheme. */
+const fl__rpc_tran_t fl__rpc_tran_tls = {
+    .scheme = "fling.ssl://",
     .connect = tcp_connect,
     .tell = tcp_tell,
     .ask = tcp_ask,

@@ -1,0 +1,533 @@
+/*
+ * tls.c - the TLS engine (tls.h): a context per service made from its
+ * options, and per connection an SSL object between two memory BIOs. No
+ * socket: the connection's side moves the bytes (tls_io.c), which is what
+ * lets one engine serve the I/O thread and, under its mutex, a thread
+ * writing or reading directly.
+ */
+#include "remote/tls.h"
+
+#include "common/internal.h"
+#include "remote/frame.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+struct fl__tls_ctx {
+    SSL_CTX *ssl;
+    bool skip_hostname;
+};
+
+struct fl__tls {
+    pthread_mutex_t mu; /* every call below; the innermost lock */
+    SSL *ssl;
+    BIO *in;  /* ciphertext fed, for SSL to read (owned by ssl) */
+    BIO *out; /* ciphertext SSL wrote, to be sent (owned by ssl) */
+    bool client;
+    bool done;        /* the handshake is done */
+    bool app_seen;    /* plaintext came: the peer took the handshake */
+    bool plain;       /* the peer speaks plaintext fling */
+    uint8_t first[4]; /* the peer's first bytes, for the plaintext check */
+    size_t nfirst;
+    char why[FL__TLS_WHY_MAX + 1];
+};
+
+/* ---- the context ---------------------------------------------------------
+ */
+
+/* An encrypted key asks for its passphrase: say there is none (OpenSSL
+ * would otherwise prompt on the terminal). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+/* OpenSSL's reason for the errors queued on this thread (then cleared):
+ * the PEM reader's if it has one (OpenSSL 3's decoders queue
+ * "unsupported" and the SSL library "PEM lib" around the reason a user
+ * can act on, "no start line"), else the oldest; `dflt` if none. */
+static const char *ssl_reason(const char *dflt)
+{
+    unsigned long e, first = 0, pem = 0;
+    while ((e = ERR_get_error()) != 0) {
+        if (first == 0)
+            first = e;
+        if (pem == 0 && ERR_GET_LIB(e) == ERR_LIB_PEM)
+            pem = e;
+    }
+    e = pem != 0 ? pem : first;
+    const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
+    return r != NULL ? r : dflt;
+}
+
+/* Whether `path` of option `opt` can be opened for reading; else FL_EINVAL
+ * with why naming both and errno's reason. */
+static int readable(const char *opt, const char *path, char *why,
+                    size_t why_len)
+{
+    if (path == NULL || path[0] == '\0') {
+        fl__say(why, why_len,
+                "tls.%s is not set: give the path of a PEM file (mutual TLS "
+                "needs a certificate, its key and the trusted CAs)",
+                opt);
+        return FL_EINVAL;
+    }
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fl__say(why, why_len, "tls.%s %s: cannot read it: %s", opt, path,
+                strerror(errno));
+        return FL_EINVAL;
+    }
+    char c;
+    size_t n = fread(&c, 1, 1, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (err != 0) {
+        fl__say(why, why_len, "tls.%s %s: cannot read it: %s", opt, path,
+                strerror(err));
+        return FL_EINVAL;
+    }
+    if (n == 0) {
+        fl__say(why, why_len, "tls.%s %s: the file is empty", opt, path);
+        return FL_EINVAL;
+    }
+    return FL_OK;
+}
+
+/* The version settings of o into ctx: FL_OK or FL_EINVAL. */
+static int set_versions(SSL_CTX *ctx, const fl_rpc_tls_opts_t *o, char *why,
+                        size_t why_len)
+{
+    int min;
+    switch (o->min_version) {
+    case FL_TLS_DEFAULT:
+    case FL_TLS_1_3:
+        min = TLS1_3_VERSION;
+        break;
+    case FL_TLS_1_2:
+        min = TLS1_2_VERSION;
+        break;
+    default:
+        fl__say(why, why_len,
+                "tls.min_version %d is not a TLS version fling speaks: give "
+                "FL_TLS_1_2 (12), FL_TLS_1_3 (13) or FL_TLS_DEFAULT (0, TLS "
+                "1.3)",
+                (int)o->min_version);
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, min) != 1) {
+        fl__say(why, why_len, "tls.min_version: %s",
+                ssl_reason("not supported by this OpenSSL"));
+        return FL_EINVAL;
+    }
+    if (o->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, o->ciphers) != 1) {
+        fl__say(why, why_len,
+                "tls.ciphers '%.200s': %s (write TLS 1.2 ciphers in "
+                "OpenSSL's syntax, e.g. ECDHE-ECDSA-AES128-GCM-SHA256)",
+                o->ciphers, ssl_reason("not a usable cipher list"));
+        return FL_EINVAL;
+    }
+    if (o->ciphersuites != NULL &&
+        SSL_CTX_set_ciphersuites(ctx, o->ciphersuites) != 1) {
+        fl__say(why, why_len,
+                "tls.ciphersuites '%.200s': %s (write TLS 1.3 suites, e.g. "
+                "TLS_AES_128_GCM_SHA256)",
+                o->ciphersuites, ssl_reason("not a usable suite list"));
+        return FL_EINVAL;
+    }
+    return FL_OK;
+}
+
+/* True when the errors queued say a key does not match its certificate
+ * (then cleared, as every other). */
+static bool key_mismatch(void)
+{
+    bool m = false;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0)
+        if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+            (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+             ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH))
+            m = true;
+    return m;
+}
+
+/* The certificate, its key and the CAs of o into ctx: FL_OK or
+ * FL_EINVAL. */
+static int set_files(SSL_CTX *ctx, const fl_rpc_tls_opts_t *o, char *why,
+                     size_t why_len)
+{
+    if (readable("cert_file", o->cert_file, why, why_len) != FL_OK ||
+        readable("key_file", o->key_file, why, why_len) != FL_OK ||
+        readable("ca_file", o->ca_file, why, why_len) != FL_OK)
+        return FL_EINVAL;
+    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+        fl__say(why, why_len, "tls.cert_file %s: not a PEM certificate: %s",
+                o->cert_file, ssl_reason("unusable"));
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1) {
+        /* It checks the key against the certificate; else OpenSSL 3 says
+         * no more than "unsupported". */
+        if (key_mismatch())
+            goto mismatch;
+        fl__say(why, why_len,
+                "tls.key_file %s: no private key in it that OpenSSL can read "
+                "(PEM, unencrypted)",
+                o->key_file);
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+    mismatch:
+        ERR_clear_error();
+        fl__say(why, why_len, "tls.key_file %s does not match tls.cert_file %s",
+                o->key_file, o->cert_file);
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+        fl__say(why, why_len, "tls.ca_file %s: no PEM CA certificate in it: %s",
+                o->ca_file, ssl_reason("unusable"));
+        return FL_EINVAL;
+    }
+    return FL_OK;
+}
+
+int fl__tls_ctx_new(const fl_rpc_tls_opts_t *o, fl__tls_ctx_t **out, char *why,
+                    size_t why_len)
+{
+    *out = NULL;
+    ERR_clear_error();
+    fl__tls_ctx_t *x = fl__calloc(1, sizeof *x);
+    if (x == NULL)
+        return FL_ENOMEM;
+    x->ssl = SSL_CTX_new(TLS_method());
+    if (x->ssl == NULL) {
+        ERR_clear_error();
+        fl__free(x);
+        return FL_ENOMEM;
+    }
+    SSL_CTX *ctx = x->ssl;
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    int rc = set_versions(ctx, o, why, why_len);
+    if (rc == FL_OK)
+        rc = set_files(ctx, o, why, why_len);
+    if (rc != FL_OK) {
+        fl__tls_ctx_free(x);
+        return rc;
+    }
+    /* Mutual authentication: a server refuses a client without a
+     * certificate (the flag means nothing to a client, which always
+     * checks the server's). */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    /* No resumption: connections are long-lived, and neither tickets nor
+     * a cache are worth their bytes and state. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_COMPRESSION);
+    /* The chain sent is cert_file's, as written: no CA of ca_file added
+     * to it (a peer has its own; and a refusal then says "unable to get
+     * local issuer certificate", not "self-signed certificate in
+     * certificate chain"). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
+    x->skip_hostname = o->skip_hostname_check;
+    *out = x;
+    return FL_OK;
+}
+
+void fl__tls_ctx_free(fl__tls_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        return;
+    SSL_CTX_free(ctx->ssl); /* engines hold their own reference */
+    fl__free(ctx);
+}
+
+bool fl__tls_ctx_skips_hostname(const fl__tls_ctx_t *ctx)
+{
+    return ctx->skip_hostname;
+}
+
+/* ---- the engine ----------------------------------------------------------
+ */
+
+int fl__tls_new(fl__tls_ctx_t *ctx, bool client, const char *host,
+                fl__tls_t **out)
+{
+    *out = NULL;
+    fl__tls_t *t = fl__calloc(1, sizeof *t);
+    if (t == NULL)
+        return FL_ENOMEM;
+    t->client = client;
+    t->ssl = SSL_new(ctx->ssl);
+    if (t->ssl == NULL)
+        goto fail;
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    if (t->in == NULL || t->out == NULL) {
+        BIO_free(t->in);
+        BIO_free(t->out);
+        goto fail;
+    }
+    /* An empty input is "more later", not the end. */
+    BIO_set_mem_eof_return(t->in, -1);
+    BIO_set_mem_eof_return(t->out, -1);
+    SSL_set_bio(t->ssl, t->in, t->out); /* ssl owns both from here */
+    if (client) {
+        SSL_set_connect_state(t->ssl);
+        if (host != NULL && !ctx->skip_hostname) {
+            unsigned char ip[16];
+            X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+            bool literal = inet_pton(AF_INET, host, ip) == 1 ||
+                           inet_pton(AF_INET6, host, ip) == 1;
+            if (literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1
+                        : SSL_set1_host(t->ssl, host) != 1 ||
+                              SSL_set_tlsext_host_name(t->ssl, host) != 1)
+                goto fail;
+        }
+    } else {
+        SSL_set_accept_state(t->ssl);
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    *out = t;
+    return FL_OK;
+fail:
+    ERR_clear_error();
+    SSL_free(t->ssl);
+    fl__free(t);
+    return FL_ENOMEM;
+}
+
+void fl__tls_free(fl__tls_t *t)
+{
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl);
+    pthread_mutex_destroy(&t->mu);
+    fl__free(t);
+}
+
+int fl__tls_feed(fl__tls_t *t, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return FL_OK;
+    pthread_mutex_lock(&t->mu);
+    if (t->nfirst < sizeof t->first) {
+        /* Copied, not consumed: SSL reads these too. */
+        size_t k = sizeof t->first - t->nfirst;
+        if (k > n)
+            k = n;
+        memcpy(t->first + t->nfirst, p, k);
+        t->nfirst += k;
+    }
+    int w = BIO_write(t->in, p, (int)n);
+    pthread_mutex_unlock(&t->mu);
+    if (w != (int)n) {
+        ERR_clear_error();
+        return FL_ENOMEM;
+    }
+    return FL_OK;
+}
+
+/* Why the SSL call that returned ret failed, into t->why (engine locked):
+ * FL_EPENDING (it wants more input), FL_ECLOSED (the peer closed the
+ * session) or FL_ETLS. */
+static int failed(fl__tls_t *t, int ret)
+{
+    int e = SSL_get_error(t->ssl, ret);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return FL_EPENDING;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        snprintf(t->why, sizeof t->why, "the peer closed the TLS session");
+        return t->done ? FL_ECLOSED : FL_ETLS;
+    }
+    unsigned long err = ERR_get_error();
+    ERR_clear_error();
+    if (e != SSL_ERROR_SSL || err == 0) {
+        snprintf(t->why, sizeof t->why, "the peer closed the connection");
+        return FL_ETLS;
+    }
+    int reason = ERR_GET_REASON(err);
+    const char *rs = ERR_reason_error_string(err);
+    if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
+        reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        long v = SSL_get_verify_result(t->ssl);
+        snprintf(t->why, sizeof t->why, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    } else if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
+               reason >= SSL_AD_REASON_OFFSET && rs != NULL) {
+        /* An alert the peer sent: the handshake's verdict until the
+         * peer's first plaintext shows it took it. */
+        snprintf(t->why, sizeof t->why, "%s: %s",
+                 t->app_seen ? "the peer sent an alert"
+                             : "the peer refused the handshake",
+                 rs);
+    } else {
+        snprintf(t->why, sizeof t->why, "%s",
+                 rs != NULL ? rs : "an unknown TLS error");
+    }
+    return FL_ETLS;
+}
+
+/* A peer that speaks plaintext fling (engine locked): FL_ETLS when its
+ * first bytes are the frame magic, FL_EPENDING while they may become it,
+ * FL_OK when they cannot. */
+static int plain_check(fl__tls_t *t)
+{
+    static const uint8_t magic[4] = {
+        (uint8_t)(FL__FRAME_MAGIC >> 24), (uint8_t)(FL__FRAME_MAGIC >> 16),
+        (uint8_t)(FL__FRAME_MAGIC >> 8), (uint8_t)FL__FRAME_MAGIC};
+    if (t->nfirst == 0)
+        return FL_EPENDING;
+    if (memcmp(t->first, magic, t->nfirst) != 0)
+        return FL_OK;
+    if (t->nfirst < sizeof magic)
+        return FL_EPENDING;
+    t->plain = true;
+    snprintf(t->why, sizeof t->why, "%s",
+             t->client ? FL__TLS_PLAIN_CLIENT_WHY : FL__TLS_PLAIN_SERVER_WHY);
+    return FL_ETLS;
+}
+
+/* Drive the handshake (engine locked): as fl__tls_handshake. */
+static int handshake_locked(fl__tls_t *t)
+{
+    if (t->done)
+        return FL_OK;
+    if (t->plain)
+        return FL_ETLS;
+    /* A client speaks first; a server waits for the peer's first bytes
+     * before it lets OpenSSL look at them. */
+    if (!t->client || t->nfirst > 0) {
+        int p = plain_check(t);
+        if (p == FL_ETLS || (p == FL_EPENDING && !t->client))
+            return p;
+    }
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->done = true;
+        return FL_OK;
+    }
+    return failed(t, r);
+}
+
+int fl__tls_handshake(fl__tls_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc = handshake_locked(t);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+bool fl__tls_done(fl__tls_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool d = t->done;
+    pthread_mutex_unlock(&t->mu);
+    return d;
+}
+
+bool fl__tls_peer_plaintext(fl__tls_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool p = t->plain;
+    pthread_mutex_unlock(&t->mu);
+    return p;
+}
+
+int fl__tls_read(fl__tls_t *t, uint8_t *buf, size_t cap, size_t *got)
+{
+    *got = 0;
+    pthread_mutex_lock(&t->mu);
+    int rc = handshake_locked(t);
+    if (rc == FL_EPENDING) {
+        rc = FL_OK; /* nothing to read yet */
+    } else if (rc == FL_OK && cap > 0) {
+        ERR_clear_error();
+        size_t n = 0;
+        if (SSL_read_ex(t->ssl, buf, cap, &n) == 1) {
+            *got = n;
+            t->app_seen = true;
+        } else {
+            rc = failed(t, 0);
+            if (rc == FL_EPENDING)
+                rc = FL_OK;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+size_t fl__tls_pending(fl__tls_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    int n = t->done ? SSL_pending(t->ssl) : 0;
+    pthread_mutex_unlock(&t->mu);
+    return n > 0 ? (size_t)n : 0;
+}
+
+int fl__tls_write(fl__tls_t *t, const void *p, size_t n)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc = FL_OK;
+    if (!t->done) {
+        snprintf(t->why, sizeof t->why, "write before the handshake is done");
+        rc = FL_ETLS;
+    }
+    const uint8_t *b = p;
+    while (rc == FL_OK && n > 0) {
+        ERR_clear_error();
+        size_t w = 0;
+        if (SSL_write_ex(t->ssl, b, n, &w) != 1) {
+            rc = failed(t, 0);
+            if (rc != FL_ETLS) {
+                /* A memory BIO takes everything: only memory runs out. */
+                rc = FL_ENOMEM;
+            }
+            break;
+        }
+        b += w;
+        n -= w;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+size_t fl__tls_out_len(fl__tls_t *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = BIO_ctrl_pending(t->out);
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+size_t fl__tls_out_take(fl__tls_t *t, uint8_t *buf, size_t cap)
+{
+    if (cap == 0)
+        return 0;
+    pthread_mutex_lock(&t->mu);
+    int r = BIO_read(t->out, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
+    pthread_mutex_unlock(&t->mu);
+    return r > 0 ? (size_t)r : 0;
+}
+
+const char *fl__tls_why(fl__tls_t *t)
+{
+    return t->why;
+}

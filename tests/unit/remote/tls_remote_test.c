@@ -1,0 +1,636 @@
+/*
+ * tls_remote_test - RPC over TLS (docs/remote.md, "TLS"): a service with
+ * fl_rpc_service_opts_t.tls serving RemoteGateway on 127.0.0.1, and
+ * callers with certificates of the test CA (scripts/test-certs.sh,
+ * FL_TEST_CERTS): calls and asks with mutual authentication, large frames
+ * (fragments) both ways, the scheme refusals, a bad option at alloc, a
+ * client certificate of another CA refused (the caller's FL_ETLS message
+ * and the server's log line, exactly), a handshake that stalls timing out
+ * on either side, and plaintext and TLS peers meeting each other.
+ */
+#include "fl_test.h"
+
+#include "remote_fixture.h"
+
+#include "common/internal.h"
+#include "remote/tls.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CERTS FL_TEST_CERTS
+
+/* The handlers remote_fixture.h leaves to each program. */
+static void rg_close_endpoint(Flremote__RemoteGateway_Service *svc,
+                              const Flremote__CloseRequest *in,
+                              Flremote__Empty_Closure closure,
+                              void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    (void)closure;
+    fl_rpc_fail(closure_data, FL_ENOTSUP, "not in this test");
+}
+
+static void rg_call_back(Flremote__RemoteGateway_Service *svc,
+                         const Flremote__CallBackRequest *in,
+                         Flremote__CallBackReply_Closure closure,
+                         void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    (void)closure;
+    fl_rpc_fail(closure_data, FL_ENOTSUP, "not in this test");
+}
+
+static Flremote__RemoteGateway_Service impl =
+    FLREMOTE__REMOTE_GATEWAY__INIT(rg_);
+static ProtobufCService *const services[1] = {&impl.base};
+
+/* ---- the log ------------------------------------------------------------- */
+
+#define LOG_MAX 256
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n;
+    struct {
+        fl_log_level_t level;
+        char message[600];
+        char peer[80];
+    } r[LOG_MAX];
+} logs = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {{0}}};
+
+static void log_handler(void *arg, const fl_log_record_t *rec)
+{
+    (void)arg;
+    pthread_mutex_lock(&logs.mu);
+    if (logs.n < LOG_MAX && rec->level <= FL_LOG_WARN) {
+        int i = logs.n++;
+        logs.r[i].level = rec->level;
+        snprintf(logs.r[i].message, sizeof logs.r[i].message, "%s",
+                 rec->message);
+        logs.r[i].peer[0] = '\0';
+        for (size_t k = 0; k < rec->nfields; k++)
+            if (strcmp(rec->fields[k].key, "peer") == 0)
+                snprintf(logs.r[i].peer, sizeof logs.r[i].peer, "%s",
+                         rec->fields[k].value);
+    }
+    pthread_cond_broadcast(&logs.cv);
+    pthread_mutex_unlock(&logs.mu);
+}
+
+static void log_clear(void)
+{
+    pthread_mutex_lock(&logs.mu);
+    logs.n = 0;
+    pthread_mutex_unlock(&logs.mu);
+}
+
+/* Waits (bounded) for the first warn line beginning with prefix; copies
+ * its message and its peer field. */
+static void log_wait(const char *prefix, char *msg, size_t cap, char *peer,
+                     size_t pcap)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += FL_TEST_WAIT_MS / 1000;
+    pthread_mutex_lock(&logs.mu);
+    for (;;) {
+        for (int i = 0; i < logs.n; i++) {
+            if (strncmp(logs.r[i].message, prefix, strlen(prefix)) == 0) {
+                assert_int_equal(FL_LOG_WARN, logs.r[i].level);
+                snprintf(msg, cap, "%s", logs.r[i].message);
+                snprintf(peer, pcap, "%s", logs.r[i].peer);
+                pthread_mutex_unlock(&logs.mu);
+                return;
+            }
+        }
+        if (pthread_cond_timedwait(&logs.cv, &logs.mu, &dl) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&logs.mu);
+    fail_msg("no warn line \"%s...\" within %d ms", prefix, FL_TEST_WAIT_MS);
+}
+
+/* A peer field must be "127.0.0.1:<port>" of a port other than ours. */
+static void assert_loopback_peer(const char *peer, int not_port)
+{
+    int port = -1;
+    char rest[8] = "";
+    if (sscanf(peer, "127.0.0.1:%d%7s", &port, rest) != 1)
+        fail_msg("peer \"%s\" is not 127.0.0.1:<port>", peer);
+    assert_true(port > 0 && port < 65536 && port != not_port);
+}
+
+static int setup(void **st)
+{
+    (void)st;
+    fl_log_set_handler(log_handler, NULL);
+    log_clear();
+    return 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    fl_log_set_handler(NULL, NULL);
+    return 0;
+}
+
+#define TLS_TEST(fn)                                                           \
+    cmocka_unit_test_setup_teardown(fn, tls_case_setup, tls_case_teardown)
+
+static int tls_case_setup(void **st)
+{
+    setup(st);
+    return fl_test_arm(st);
+}
+
+static int tls_case_teardown(void **st)
+{
+    teardown(st);
+    return fl_test_disarm(st);
+}
+
+/* ---- services ------------------------------------------------------------ */
+
+static char paths[16][512];
+static unsigned npaths;
+
+static const char *cert(const char *name)
+{
+    char *p = paths[npaths++ % 16];
+    snprintf(p, sizeof paths[0], "%s/%s", CERTS, name);
+    return p;
+}
+
+/* TLS options with who.crt/key, trusting ca.crt. */
+static fl_rpc_tls_opts_t tls_of(const char *who, const char *ca)
+{
+    char c[64], k[64], a[64];
+    snprintf(c, sizeof c, "%s.crt", who);
+    snprintf(k, sizeof k, "%s.key", who);
+    snprintf(a, sizeof a, "%s.crt", ca);
+    fl_rpc_tls_opts_t t = {
+        .cert_file = cert(c), .key_file = cert(k), .ca_file = cert(a)};
+    return t;
+}
+
+typedef struct server {
+    fl_rpc_service_t *svc;
+    fl_rpc_endpoint_t *ep;
+    rg_store_t store;
+    int port;
+    char addr[128];
+} server_t;
+
+/* A service on 127.0.0.1 (TLS with tls, else plaintext) serving
+ * RemoteGateway as endpoint "rg". */
+static void server_start(server_t *s, const fl_rpc_tls_opts_t *tls,
+                         int64_t handshake_ms)
+{
+    memset(s, 0, sizeof *s);
+    rg_store_init(&s->store);
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 2;
+    o.bind_host = "127.0.0.1";
+    o.port = "0";
+    o.tls = tls;
+    o.handshake_timeout_ms = handshake_ms;
+    assert_fl_ok(fl_rpc_service_alloc(&o, &s->svc));
+    s->port = fl_rpc_service_port(s->svc);
+    fl_rpc_endpoint_opts_t eo = {0};
+    eo.id = "rg";
+    eo.services = services;
+    eo.nservices = 1;
+    eo.state = &s->store;
+    eo.on_start = rg_on_start;
+    assert_fl_ok(fl_rpc_endpoint_create(s->svc, &eo, &s->ep));
+    assert_fl_ok(fl_rpc_endpoint_start(s->ep));
+    snprintf(s->addr, sizeof s->addr, "%s://127.0.0.1:%d/rg",
+             tls != NULL ? "fling.ssl" : "fling.tcp", s->port);
+    assert_string_equal(s->addr, fl_rpc_endpoint_address(s->ep));
+}
+
+static void server_end(server_t *s)
+{
+    fl_test_endpoint_end(s->ep);
+    fl_test_service_end(s->svc);
+    rg_store_fini(&s->store);
+}
+
+static fl_rpc_service_t *client_new(const fl_rpc_tls_opts_t *tls,
+                                    int64_t handshake_ms)
+{
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 2;
+    o.tls = tls;
+    o.handshake_timeout_ms = handshake_ms;
+    fl_rpc_service_t *svc = NULL;
+    assert_fl_ok(fl_rpc_service_alloc(&o, &svc));
+    return svc;
+}
+
+/* Echo through gw: a call (future), a blocking call and an ask (a stub
+ * call with a closure), each answered with text and n. */
+static void echo_all_ways(fl_rpc_gateway_t *gw, const char *text)
+{
+    Flremote__EchoRequest req = FLREMOTE__ECHO_REQUEST__INIT;
+    req.text = (char *)text;
+    req.n = 7;
+    fl_future_t *f = fl_test_call(gw, M_ECHO, &req.base, 0);
+    fl_test_future_ok(f, "Echo");
+    const Flremote__EchoReply *r = fl_future_value(f);
+    assert_string_equal(text, r->text);
+    assert_int_equal(7, r->n);
+    fl_future_release(f);
+
+    ProtobufCMessage *out = NULL;
+    req.n = 8;
+    assert_fl_ok(fl_rpc_call_sync(gw, M_ECHO, &req.base, 0, &out));
+    assert_string_equal(text, ((Flremote__EchoReply *)out)->text);
+    assert_int_equal(8, ((Flremote__EchoReply *)out)->n);
+    protobuf_c_message_free_unpacked(out, NULL);
+
+    rg_seen_t seen;
+    rg_seen_init(&seen, NULL);
+    req.n = 9;
+    assert_true(rg_stub_call(fl_rpc_gateway_service(gw), M_ECHO, &req.base,
+                             &seen));
+    assert_true(rg_seen_wait(&seen, WAIT_MS));
+    assert_fl_ok(seen.code);
+    assert_true(seen.got_reply);
+    assert_int_equal(9, seen.n);
+    assert_string_equal(text, seen.text);
+    rg_seen_fini(&seen);
+}
+
+/* ---- the cases ----------------------------------------------------------- */
+
+static void test_calls_and_asks_over_mutual_tls(void **st)
+{
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 0);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
+    assert_string_equal(s.addr, fl_rpc_gateway_address(gw));
+    echo_all_ways(gw, "over TLS");
+    /* A tell, then an answer behind it. */
+    Flremote__CountRequest c = FLREMOTE__COUNT_REQUEST__INIT;
+    c.n = 5;
+    assert_true(rg_stub_call(fl_rpc_gateway_service(gw), M_COUNT, &c.base,
+                             NULL));
+    assert_int_equal(5, rg_store_wait(&s.store, &s.store.count, 5, WAIT_MS));
+    /* A handler's failure comes back as it is. */
+    Flremote__FailRequest fr = FLREMOTE__FAIL_REQUEST__INIT;
+    fr.code = FL_EINVAL;
+    fr.message = "no such thing";
+    char msg[256];
+    assert_fl(FL_EINVAL,
+              fl_test_call_code(gw, M_FAIL, &fr.base, 0, msg, sizeof msg));
+    assert_string_equal("no such thing", msg);
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(cli);
+    /* The IP literal and the DNS name the certificate names both pass
+     * the host name check. */
+    cli = client_new(&ctls, 0);
+    char byname[160];
+    snprintf(byname, sizeof byname, "fling.ssl://localhost:%d/rg", s.port);
+    gw = fl_test_connect(cli, byname, RG, NULL);
+    echo_all_ways(gw, "by name");
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(cli);
+    server_end(&s);
+    int n;
+    pthread_mutex_lock(&logs.mu);
+    n = logs.n;
+    pthread_mutex_unlock(&logs.mu);
+    assert_int_equal(0, n); /* no warning on the way */
+}
+
+static void test_large_frames_go_in_fragments_over_tls(void **st)
+{
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 0);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
+    /* 3 MiB up (an Echo's text), 5 MiB down (Size): FRAGMENTs inside
+     * TLS records both ways. */
+    char *text = rg_text(3 << 20, 'a');
+    assert_non_null(text);
+    Flremote__EchoRequest req = FLREMOTE__ECHO_REQUEST__INIT;
+    req.text = text;
+    req.n = 1;
+    fl_future_t *f = fl_test_call(gw, M_ECHO, &req.base, 0);
+    fl_test_future_ok(f, "Echo of 3 MiB");
+    const Flremote__EchoReply *r = fl_future_value(f);
+    assert_int_equal(3 << 20, strlen(r->text));
+    assert_string_equal(text, r->text);
+    fl_future_release(f);
+    free(text);
+    Flremote__SizeRequest sz = FLREMOTE__SIZE_REQUEST__INIT;
+    sz.size = 5 << 20;
+    f = fl_test_call(gw, M_SIZE, &sz.base, 0);
+    fl_test_future_ok(f, "Size of 5 MiB");
+    r = fl_future_value(f);
+    assert_int_equal(5 << 20, strlen(r->text));
+    char *want = rg_text(5 << 20, 'a');
+    assert_string_equal(want, r->text);
+    free(want);
+    fl_future_release(f);
+    /* Small calls still pass after them. */
+    echo_all_ways(gw, "after");
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(cli);
+    server_end(&s);
+}
+
+static void test_schemes_are_refused_across(void **st)
+{
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *tls = client_new(&ctls, 0);
+    fl_rpc_service_t *plain = client_new(NULL, 0);
+    fl_future_t *f = (fl_future_t *)&f;
+    assert_fl(FL_EINVAL,
+              fl_rpc_connect(tls, "fling.tcp://127.0.0.1:6123/rg", RG, NULL,
+                             &f));
+    assert_null(f);
+    assert_fl(FL_EINVAL, fl_rpc_last_error());
+    assert_string_equal(
+        "Could not connect to rpc endpoint under address "
+        "fling.tcp://127.0.0.1:6123/rg: this service uses TLS "
+        "(fl_rpc_service_opts_t.tls) and connects to fling.ssl:// addresses "
+        "only; there is no plaintext fallback",
+        fl_rpc_last_message());
+    f = (fl_future_t *)&f;
+    assert_fl(FL_EINVAL,
+              fl_rpc_connect(plain, "fling.ssl://127.0.0.1:6123/rg", RG, NULL,
+                             &f));
+    assert_null(f);
+    assert_string_equal(
+        "Could not connect to rpc endpoint under address "
+        "fling.ssl://127.0.0.1:6123/rg: this service has no TLS configured "
+        "(fl_rpc_service_opts_t.tls, or security.ssl.internal.enabled)",
+        fl_rpc_last_message());
+    /* A bad fling.ssl:// address is the parser's, as for fling.tcp://. */
+    char msg[512];
+    assert_fl(FL_ECONNECT, fl_test_connect_error(tls, "fling.ssl://h/rg", RG,
+                                                 msg, sizeof msg));
+    assert_string_equal("Could not connect to rpc endpoint under address "
+                        "fling.ssl://h/rg: no :<port> after the host 'h' "
+                        "(fling.ssl://<host>:<port>/<id>)",
+                        msg);
+    fl_test_service_end(tls);
+    fl_test_service_end(plain);
+}
+
+static void test_bad_option_is_refused_at_alloc(void **st)
+{
+    fl_rpc_tls_opts_t t = tls_of("server", "ca");
+    t.cert_file = "/nonexistent/server.crt";
+    fl_rpc_service_opts_t o = {0};
+    o.bind_host = "127.0.0.1";
+    o.tls = &t;
+    fl_rpc_service_t *svc = (fl_rpc_service_t *)&svc;
+    assert_fl(FL_EINVAL, fl_rpc_service_alloc(&o, &svc));
+    assert_string_equal("tls.cert_file /nonexistent/server.crt: cannot read "
+                        "it: No such file or directory",
+                        fl_rpc_last_message());
+    /* A key of another certificate. */
+    t = tls_of("server", "ca");
+    t.key_file = cert("client.key");
+    char want[1200];
+    snprintf(want, sizeof want,
+             "tls.key_file %s/client.key does not match tls.cert_file "
+             "%s/server.crt",
+             CERTS, CERTS);
+    assert_fl(FL_EINVAL, fl_rpc_service_alloc(&o, &svc));
+    assert_string_equal(want, fl_rpc_last_message());
+    /* A local-only service reads them too (it dials). */
+    o.bind_host = NULL;
+    t.min_version = (fl_tls_version_t)10;
+    t.key_file = cert("server.key");
+    assert_fl(FL_EINVAL, fl_rpc_service_alloc(&o, &svc));
+    assert_string_equal(
+        "tls.min_version 10 is not a TLS version fling speaks: give "
+        "FL_TLS_1_2 (12), FL_TLS_1_3 (13) or FL_TLS_DEFAULT (0, TLS 1.3)",
+        fl_rpc_last_message());
+}
+
+static void test_client_of_another_ca_is_refused(void **st)
+{
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 0);
+    fl_rpc_tls_opts_t good = tls_of("client", "ca");
+    fl_rpc_service_t *ok = client_new(&good, 0);
+    fl_rpc_gateway_t *gw = fl_test_connect(ok, s.addr, RG, NULL);
+    fl_rpc_tls_opts_t other = tls_of("other-client", "ca");
+    fl_rpc_service_t *bad = client_new(&other, 0);
+    char msg[1024], want[1024];
+    assert_fl(FL_ETLS, fl_test_connect_error(bad, s.addr, RG, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: TLS "
+             "handshake with 127.0.0.1:%d failed: the peer refused the "
+             "handshake: tlsv1 alert unknown ca",
+             s.addr, s.port);
+    assert_string_equal(want, msg);
+    char line[600], peer[80];
+    log_wait("TLS handshake with ", line, sizeof line, peer, sizeof peer);
+    assert_loopback_peer(peer, s.port);
+    snprintf(want, sizeof want,
+             "TLS handshake with %s failed: certificate verify failed: "
+             "unable to get local issuer certificate",
+             peer);
+    assert_string_equal(want, line);
+    /* The next attempt waits out the backoff: said with the same code. */
+    assert_fl(FL_ETLS, fl_test_connect_error(bad, s.addr, RG, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: TLS "
+             "handshake with 127.0.0.1:%d failed: the peer refused the "
+             "handshake: tlsv1 alert unknown ca (next attempt in ",
+             s.addr, s.port);
+    assert_memory_equal(want, msg, strlen(want));
+    /* The server kept serving the good client meanwhile. */
+    echo_all_ways(gw, "still served");
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(bad);
+    fl_test_service_end(ok);
+    server_end(&s);
+}
+
+/* A TCP listener on 127.0.0.1 that the test drives by hand; its port. */
+static int raw_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(0, bind(fd, (struct sockaddr *)&a, sizeof a));
+    assert_int_equal(0, listen(fd, 4));
+    socklen_t len = sizeof a;
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&a, &len));
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(0, connect(fd, (struct sockaddr *)&a, sizeof a));
+    return fd;
+}
+
+/* Waits (bounded) until fd reads its end (the peer closed it). */
+static void wait_closed(int fd)
+{
+    uint8_t buf[4096];
+    uint64_t t0 = fl_clock_now_ns();
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc = poll(&p, 1, FL_TEST_WAIT_MS);
+        assert_true(rc > 0);
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r <= 0)
+            return;
+        assert_true(fl_test_ms_since(t0) < FL_TEST_WAIT_MS);
+    }
+}
+
+static void test_stalled_handshake_times_out_both_sides(void **st)
+{
+    /* The client's side: a server that accepts and never answers. */
+    int port;
+    int lfd = raw_listener(&port);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 300);
+    char addr[128], msg[1024], want[1024];
+    snprintf(addr, sizeof addr, "fling.ssl://127.0.0.1:%d/rg", port);
+    uint64_t t0 = fl_clock_now_ns();
+    assert_fl(FL_ETLS, fl_test_connect_error(cli, addr, RG, msg, sizeof msg));
+    uint64_t took = fl_test_ms_since(t0);
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: TLS "
+             "handshake with 127.0.0.1:%d timed out after 300 ms",
+             addr, port);
+    assert_string_equal(want, msg);
+    assert_true(took >= 300);
+    fl_test_service_end(cli);
+    close(lfd);
+
+    /* The server's side: a client that stops after its ClientHello. */
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 300);
+    fl_rpc_tls_opts_t raw = tls_of("client", "ca");
+    fl__tls_ctx_t *x = NULL;
+    char why[512];
+    assert_fl_ok(fl__tls_ctx_new(&raw, &x, why, sizeof why));
+    fl__tls_t *eng = NULL;
+    assert_fl_ok(fl__tls_new(x, true, "127.0.0.1", &eng));
+    assert_fl(FL_EPENDING, fl__tls_handshake(eng));
+    uint8_t hello[4096];
+    size_t n = fl__tls_out_take(eng, hello, sizeof hello);
+    assert_true(n > 0);
+    int fd = raw_connect(s.port);
+    assert_int_equal((ssize_t)n, send(fd, hello, n, 0));
+    /* Meanwhile a good client is served. */
+    fl_rpc_tls_opts_t good = tls_of("client", "ca");
+    fl_rpc_service_t *ok = client_new(&good, 0);
+    fl_rpc_gateway_t *gw = fl_test_connect(ok, s.addr, RG, NULL);
+    echo_all_ways(gw, "beside a stalled one");
+    wait_closed(fd);
+    char line[600], peer[80];
+    log_wait("TLS handshake with ", line, sizeof line, peer, sizeof peer);
+    assert_loopback_peer(peer, s.port);
+    snprintf(want, sizeof want, "TLS handshake with %s timed out after 300 ms",
+             peer);
+    assert_string_equal(want, line);
+    close(fd);
+    fl__tls_free(eng);
+    fl__tls_ctx_free(x);
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(ok);
+    server_end(&s);
+}
+
+static void test_plaintext_client_on_tls_port_is_told(void **st)
+{
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 0);
+    fl_rpc_service_t *plain = client_new(NULL, 0);
+    char addr[128], msg[1024], want[1024];
+    snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/rg", s.port);
+    assert_fl(FL_ETLS, fl_test_connect_error(plain, addr, RG, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: "
+             "127.0.0.1:%d requires TLS: connect with fling.ssl:// and a "
+             "client certificate",
+             addr, s.port);
+    assert_string_equal(want, msg);
+    char line[600], peer[80];
+    log_wait("TLS handshake with ", line, sizeof line, peer, sizeof peer);
+    assert_loopback_peer(peer, s.port);
+    snprintf(want, sizeof want,
+             "TLS handshake with %s failed: the peer speaks plaintext fling, "
+             "not TLS (told to connect with fling.ssl://)",
+             peer);
+    assert_string_equal(want, line);
+    fl_test_service_end(plain);
+    server_end(&s);
+}
+
+static void test_tls_client_on_plaintext_port_is_told(void **st)
+{
+    server_t s;
+    server_start(&s, NULL, 0);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    char addr[128], msg[1024], want[1024];
+    snprintf(addr, sizeof addr, "fling.ssl://127.0.0.1:%d/rg", s.port);
+    assert_fl(FL_ETLS, fl_test_connect_error(cli, addr, RG, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: TLS "
+             "handshake with 127.0.0.1:%d failed: the peer speaks plaintext "
+             "fling, not TLS (connect with fling.tcp://, or turn TLS on at "
+             "the peer)",
+             addr, s.port);
+    assert_string_equal(want, msg);
+    char line[600], peer[80];
+    log_wait("a TLS client ", line, sizeof line, peer, sizeof peer);
+    assert_loopback_peer(peer, s.port);
+    snprintf(want, sizeof want,
+             "a TLS client %s connected to the plaintext port %d; refused",
+             peer, s.port);
+    assert_string_equal(want, line);
+    fl_test_service_end(cli);
+    server_end(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TLS_TEST(test_calls_and_asks_over_mutual_tls),
+        TLS_TEST(test_large_frames_go_in_fragments_over_tls),
+        TLS_TEST(test_schemes_are_refused_across),
+        TLS_TEST(test_bad_option_is_refused_at_alloc),
+        TLS_TEST(test_client_of_another_ca_is_refused),
+        TLS_TEST(test_stalled_handshake_times_out_both_sides),
+        TLS_TEST(test_plaintext_client_on_tls_port_is_told),
+        TLS_TEST(test_tls_client_on_plaintext_port_is_told),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
