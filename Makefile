@@ -88,6 +88,10 @@ fuzz: deps-fuzz
 	    $(BUILD)-fuzz/corpus-address fuzz/corpus/address
 	$(BUILD)-fuzz/fuzz/stream_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-stream fuzz/corpus/stream
+	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target tls_fuzz
+	mkdir -p $(BUILD)-fuzz/corpus-tls
+	$(BUILD)-fuzz/fuzz/tls_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)-fuzz/corpus-tls fuzz/corpus/tls
 	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target lines_fuzz
 	mkdir -p $(BUILD)-fuzz/corpus-lines
 	$(BUILD)-fuzz/fuzz/lines_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \

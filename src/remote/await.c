@@ -46,6 +46,34 @@ static void await_take(fl__conn_t *c, fl_future_t *f)
         memmove(c->rbuf, c->rbuf + fr.size, c->rlen);
 }
 
+/* await_read on a TLS connection (holding the read side, which this lets
+ * go of): the ciphertext read is decrypted into the read buffer
+ * (tls_io.c), then as on a plaintext one. */
+static bool await_read_tls(fl__conn_t *c, fl_future_t *f)
+{
+    int e = fl__tls_io_recv(c);
+    if (e == UV_EAGAIN || e == UV_EINTR) {
+        fl__spin_unlock(&c->rx_lk);
+        return false;
+    }
+    fl__net_count(&c->net->st_caller_reads, 1);
+    if (e != 0)
+        c->rx_err = e;
+    else if (c->rlen > 0)
+        await_take(c, f);
+    c->rx_left = c->rlen > 0;
+    /* What follows its answer, a failure, or what the read made the
+     * engine say: the I/O thread's. */
+    bool kick = c->rx_left || c->rx_err != 0 || fl__tls_io_must_flush(c);
+    if (kick && c->rx_err == 0)
+        c->rx_left = true;
+    /* Release: pairs with fl__conn_rx_hold's acquire (conn.h). */
+    fl__spin_unlock(&c->rx_lk);
+    if (kick)
+        fl__conn_kick(c);
+    return fl_future_done(f);
+}
+
 /* One attempt by the thread waiting for f to read f's answer from c's
  * socket itself. True when f is done. */
 static bool await_read(fl__conn_t *c, fl_future_t *f)
@@ -63,6 +91,9 @@ static bool await_read(fl__conn_t *c, fl_future_t *f)
         fl__spin_unlock(&c->rx_lk);
         return false;
     }
+    /* rx_fd >= 0: c->tls is the open socket's (tls_io.c). */
+    if (c->tls != NULL)
+        return await_read_tls(c, f);
     ssize_t r = recv(c->rx_fd, c->rbuf, c->rcap, MSG_DONTWAIT);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         fl__spin_unlock(&c->rx_lk);

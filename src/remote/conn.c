@@ -328,11 +328,6 @@ void fl__conn_proto_error_quiet(fl__conn_t *c, int code, const char *why)
     FL__ASSERT_IO(n);
     fl__net_count(&n->st_proto, 1);
     fl__obuf_t *e = fl__obuf_error(0, code, why);
-    if (c->tls != NULL) {
-        fl__tls_io_proto_error(c, e);
-        fl__obuf_free(e);
-        e = NULL;
-    }
     fl__conn_lock(c);
     /* Between frames only, and no direct write after it. */
     if (e != NULL && !c->writing && c->out_head == NULL) {

@@ -170,6 +170,9 @@ typedef struct fl__asks {
  *                rbig
  * atomics        refs peer_max peer_inc rx_lk   any            any
  *                in_held in_paused (5)
+ * TLS            tls (8)                        I/O            I/O; others
+ *                                                              when fd or
+ *                                                              rx_fd >= 0
  * inbound        in_frame in_stopped            I/O            I/O
  *
  * (1) fl__net_free empties the peers table and the kick list without
@@ -195,6 +198,12 @@ typedef struct fl__asks {
  * (7) frag_hdr is the header of the fragment in the I/O thread's
  *     uv_write: written when that write is made, read by the kernel
  *     until it completes; nobody else writes meanwhile (`writing`).
+ * (8) The pointer is set when the socket opens and cleared once it has
+ *     closed, by the I/O thread; fd (under mu) and rx_fd (under rx_lk)
+ *     are >= 0 only in between, after the handshake, so a thread that
+ *     sees either may use c->tls. Its fields have owners of their own
+ *     (tls_io.c): the write side under mu (or the I/O thread while
+ *     `writing`), the read side under rx_lk.
  */
 struct fl__conn {
     _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
@@ -771,17 +780,33 @@ bool fl__tls_io_read_failed(fl__conn_t *c, const char *why);
 bool fl__tls_io_expired(fl__conn_t *c);
 
 /* The frames of one write (bufs, n) sealed into records: *out is the
- * ciphertext (c's, valid until the write completes). FL_OK, FL_ENOMEM,
- * FL_ETLS. I/O thread. */
+ * ciphertext, behind what a direct write left (c's, valid until the
+ * write completes). FL_OK, FL_ENOMEM, FL_ETLS. I/O thread, writing. */
 int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
                     uv_buf_t *out);
 
 /* The write of fl__tls_io_seal's ciphertext completed. I/O thread. */
 void fl__tls_io_written(fl__conn_t *c);
 
-/* A protocol error closes c: its ERROR frame e (may be NULL) is sealed
- * and written as the last words. I/O thread. */
-void fl__tls_io_proto_error(fl__conn_t *c, const fl__obuf_t *e);
+/* The handshake's done and c->fd set (under c->mu): seal the small
+ * frames queued and write them, with what a direct write left before,
+ * straight to the socket. As fl__conn_write_queue_locked: true when
+ * nothing is left (queue and ciphertext). Any thread. */
+bool fl__tls_io_write_locked(fl__conn_t *c);
+
+/* The thread waiting for its answer reads c (holding the read side,
+ * c->rx_fd >= 0): ciphertext from the socket, decrypted into c->rbuf
+ * (rlen grows; a failure is kept for the I/O thread). 0, UV_EAGAIN
+ * (nothing), or a socket's error or end (UV_EOF). */
+int fl__tls_io_recv(fl__conn_t *c);
+
+/* After fl__tls_io_recv: true when the I/O thread must look (a TLS
+ * failure to handle, bytes the engine has to send). */
+bool fl__tls_io_must_flush(fl__conn_t *c);
+
+/* fl__conn_rx_take_left on a TLS connection: the frames left, then a
+ * failure a caller's read met. I/O thread, holding the read side. */
+void fl__tls_io_take_left(fl__conn_t *c);
 
 /* ---- pending.c ----------------------------------------------------------- */
 

@@ -463,6 +463,8 @@ void fl__conn_rx_take_left(fl__conn_t *c)
     fl__conn_rx_hold(c);
     if (c->rx_err != 0)
         read_failed(c, c->rx_err);
+    else if (c->tls != NULL)
+        fl__tls_io_take_left(c); /* and a TLS failure it met */
     else
         while (c->rx_left && c->state == C_OPEN)
             rx_run(c);

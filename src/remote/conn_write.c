@@ -374,10 +374,17 @@ void fl__conn_flush(fl__conn_t *c)
     uv_buf_t *bufs = c->wbufs, sealed;
     int rc = 0;
     if (c->tls != NULL) {
-        /* One buffer of records for the whole write (tls_io.c). */
+        /* One buffer of records for the whole write, behind what a direct
+         * write left (tls_io.c). */
         rc = fl__tls_io_seal(c, c->wbufs, i, &sealed) == FL_OK ? 0 : UV_ENOMEM;
         bufs = &sealed;
         i = 1;
+        if (rc == 0 && sealed.len == 0) { /* nothing after all */
+            fl__conn_lock(c);
+            c->writing = false;
+            fl__conn_unlock(c);
+            return;
+        }
     }
     if (rc == 0)
         rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)i,
@@ -406,10 +413,13 @@ void fl__conn_flush(fl__conn_t *c)
 bool fl__conn_write_queue_locked(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
+    if (c->state != C_OPEN || c->writing || c->fd < 0)
+        return !fl__conn_has_queue_locked(c);
+    /* fd >= 0: c->tls is the open socket's (tls_io.c). */
+    if (c->tls != NULL)
+        return fl__tls_io_write_locked(c);
     if (c->out_head == NULL)
         return c->big_head == NULL;
-    if (c->state != C_OPEN || c->writing || c->fd < 0)
-        return false;
     while (c->out_head != NULL) {
         struct iovec iov[DIRECT_IOV];
         int n = 0;

@@ -10,20 +10,30 @@
  * - reading (conn_read.c): libuv reads ciphertext into tio->cbuf; it is
  *   fed to the engine, which drives the handshake, then decrypts into
  *   c->rbuf, and rx_run cuts frames as on a plaintext connection.
- * - writing (conn_write.c fl__conn_flush): the frames of a write are
- *   sealed into one ciphertext buffer (fl__tls_io_seal) and written with
- *   the connection's uv_write, so the write path's accounting is the
- *   same. What the engine makes on its own (handshake messages, alerts,
- *   a KeyUpdate's answer) goes out at once, in order (send_out).
+ * - writing: the frames of a write are sealed into records and the
+ *   ciphertext joins tio->pend, which is written in order: straight to
+ *   the socket by the thread that queued them (fl__tls_io_write_locked,
+ *   under c->mu, once the handshake is done), or with the connection's
+ *   uv_write (fl__conn_flush, fl__tls_io_seal), so the write path and its
+ *   accounting are the same as on a plaintext connection. Records are
+ *   numbered: ciphertext must reach the socket in the order it was made,
+ *   so it is only ever taken from the engine by whoever may write (c->mu,
+ *   or the I/O thread while `writing`). In the handshake what the engine
+ *   makes goes out with its own uv_writes (send_out); after it, what a
+ *   read makes it say (an alert, a KeyUpdate's answer) waits in the engine
+ *   for the next write.
  * - failing: a handshake that fails or times out fails the connection
  *   with FL_ETLS naming the peer and OpenSSL's reason (the client), or
  *   logs one rate-limited warn line (the server); the last words (an
  *   alert; to a plaintext client its HELLO and ERROR) are written to the
  *   socket before it closes.
  *
- * For now every TLS connection is the I/O thread's alone: c->fd and
- * c->rx_fd stay -1, which turns the direct write and the caller's read
- * off (conn_write.c, await.c).
+ * - the direct paths: c->fd and c->rx_fd stay -1 until the handshake is
+ *   done and none of its writes is in flight in libuv (direct_on); then a
+ *   thread writes its frames itself, and a thread blocked in a call reads
+ *   and decrypts its own answer (fl__tls_io_recv, await.c). The engine
+ *   takes its own mutex inside every call (tls.h): c->mu -> engine,
+ *   rx_lk -> engine.
  */
 #include "remote/conn.h"
 
@@ -46,18 +56,31 @@
 #define DRAIN_MAX 65536u
 
 struct fl__tls_io {
+    /* Every call into it takes its own mutex (tls.h). */
     fl__tls_t *eng;
-    int fd;       /* the socket, for the last words */
-    bool started; /* a client's ClientHello is made */
-    bool ready;   /* the handshake is done: frames may go */
-    bool failed;  /* failed: what comes is dropped */
+    int fd; /* the socket */
+
+    /* I/O thread. */
+    bool started;   /* a client's ClientHello is made */
+    bool ready;     /* the handshake is done: frames may go */
+    bool failed;    /* failed: what comes is dropped */
+    int ctl_writes; /* handshake writes in flight (send_out) */
+
+    /* The read side (rx_lk's holder, conn.h): the ciphertext read
+     * buffer, and a TLS failure a caller's read met (FL_ETLS,
+     * FL_ECLOSED), left to the I/O thread. */
     uint8_t *cbuf;
     size_t ccap;
     bool cbig;
-    uint8_t *wbuf; /* the ciphertext of the write in flight */
-    size_t wcap;
+    int rx_rc;
+
+    /* The write side: c->mu, or the I/O thread while `writing` is set.
+     * pend is the ciphertext sealed and not yet written, in order: what a
+     * direct write's socket did not take, then the I/O thread's write in
+     * flight. */
+    uint8_t *pend;
+    size_t pend_off, pend_len, pend_cap;
     uint8_t stage[STAGE];
-    size_t staged;
 };
 
 /* A write of what the engine made on its own (send_out). */
@@ -91,19 +114,54 @@ void fl__tls_io_free(fl__conn_t *c)
     c->tls = NULL;
     fl__tls_free(tio->eng);
     fl__free(tio->cbuf);
-    fl__free(tio->wbuf);
+    fl__free(tio->pend);
     fl__free(tio);
+}
+
+/*
+ * Once the handshake is done and none of its writes is in flight in
+ * libuv, any thread may write c's ciphertext straight to the socket
+ * (under c->mu) and the thread waiting for its answer may read it (under
+ * rx_lk): c->fd and c->rx_fd get the socket. Not before: a direct write
+ * would overtake a handshake write libuv still holds. I/O thread.
+ */
+static void direct_on(fl__conn_t *c)
+{
+    fl__tls_io_t *tio = c->tls;
+    if (!tio->ready || tio->failed || tio->ctl_writes > 0)
+        return;
+    fl__conn_lock(c);
+    bool open = c->state == C_OPEN;
+    if (open)
+        c->fd = tio->fd;
+    fl__conn_unlock(c);
+    if (!open)
+        return;
+    bool held = c->io_rx;
+    fl__conn_rx_hold(c);
+    c->rx_fd = tio->fd;
+    if (!held)
+        fl__conn_rx_let_go(c);
 }
 
 static void on_out_written(uv_write_t *req, int status)
 {
     (void)status; /* the data write's completion deals with errors */
     out_req_t *o = fl__container_of(req, out_req_t, req);
+    fl__conn_t *c = req->data;
     fl__free(o);
+    if (status == UV_ECANCELED || c->tls == NULL)
+        return; /* closing */
+    if (--c->tls->ctl_writes == 0 && c->tls->ready) {
+        direct_on(c);
+        fl__conn_flush(c); /* what waited for it */
+    }
 }
 
-/* Write what the engine made on its own (I/O thread), behind every write
- * made before. FL_OK, FL_ENOMEM. */
+/* Write what the engine made on its own in the handshake (I/O thread),
+ * behind every write made before. FL_OK, FL_ENOMEM. After the handshake
+ * such bytes (an alert, a KeyUpdate's answer) go with the next write
+ * instead (fl__tls_io_write_locked, fl__tls_io_seal), in order. */
 static int send_out(fl__conn_t *c)
 {
     fl__tls_io_t *tio = c->tls;
@@ -114,9 +172,12 @@ static int send_out(fl__conn_t *c)
     if (o == NULL)
         return FL_ENOMEM;
     o->len = fl__tls_out_take(tio->eng, o->data, len);
+    o->req.data = c;
     uv_buf_t b = uv_buf_init((char *)o->data, (unsigned)o->len);
     if (uv_write(&o->req, (uv_stream_t *)&c->tcp, &b, 1, on_out_written) < 0)
         fl__free(o); /* the socket failed: its read says so */
+    else
+        tio->ctl_writes++;
     return FL_OK;
 }
 
@@ -287,13 +348,35 @@ static bool rbuf_room(fl__conn_t *c, size_t room)
 }
 
 /* The handshake is done (I/O thread): the frames queued (HELLO first)
- * may go. */
+ * may go, behind the handshake's last flight (in the engine still: the
+ * write takes it first). */
 static void became_ready(fl__conn_t *c)
 {
     c->tls->ready = true;
     FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
               "TLS handshake with %s done", c->name);
+    direct_on(c);
     fl__conn_flush(c);
+}
+
+/* A read of c met rc (I/O thread, holding the read side): FL_ECLOSED
+ * (close_notify) ends the connection as the stream's end does, FL_ETLS
+ * closes it with OpenSSL's reason and a warn line. */
+static void rx_failed(fl__conn_t *c, int rc)
+{
+    fl__tls_io_t *tio = c->tls;
+    if (rc == FL_ECLOSED) {
+        fl__conn_close(c, 0, "the peer closed the connection");
+    } else if (rc == FL_ETLS) {
+        const char *why = fl__tls_why(tio->eng);
+        FL_LOG_RATELIMITED_KV(
+            FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
+            "%s: TLS: %s; closing the connection", c->name, why);
+        char reason[FL__TLS_WHY_MAX + 8];
+        snprintf(reason, sizeof reason, "TLS: %s", why);
+        tio->failed = true;
+        fl__conn_close(c, 0, reason);
+    }
 }
 
 void fl__tls_io_read(fl__conn_t *c, size_t n)
@@ -313,12 +396,11 @@ void fl__tls_io_read(fl__conn_t *c, size_t n)
             handshake_failed(c);
             return;
         }
-        if (send_out(c) != FL_OK) {
-            fl__conn_close(c, 0, "out of memory");
+        if (rc == FL_EPENDING) {
+            if (send_out(c) != FL_OK)
+                fl__conn_close(c, 0, "out of memory");
             return;
         }
-        if (rc == FL_EPENDING)
-            return;
         became_ready(c);
         if (c->state != C_OPEN)
             return;
@@ -336,10 +418,6 @@ void fl__tls_io_read(fl__conn_t *c, size_t n)
         if (rc != FL_OK || got == 0)
             break;
     }
-    if (send_out(c) != FL_OK) {
-        fl__conn_close(c, 0, "out of memory");
-        return;
-    }
     if (rc == FL_ETLS && !c->rx.got_hello) {
         /* A TLS 1.3 client learns that the server refused its
          * certificate here, after its own side of the handshake. */
@@ -353,18 +431,21 @@ void fl__tls_io_read(fl__conn_t *c, size_t n)
         if (c->state != C_OPEN)
             return;
     }
-    if (rc == FL_ECLOSED) {
-        fl__conn_close(c, 0, "the peer closed the connection");
-    } else if (rc == FL_ETLS) {
-        const char *why = fl__tls_why(tio->eng);
-        FL_LOG_RATELIMITED_KV(
-            FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
-            "%s: TLS: %s; closing the connection", c->name, why);
-        char reason[FL__TLS_WHY_MAX + 8];
-        snprintf(reason, sizeof reason, "TLS: %s", why);
-        tio->failed = true;
-        fl__conn_close(c, 0, reason);
-    }
+    rx_failed(c, rc);
+    /* What the read made the engine say (an alert, a KeyUpdate's answer)
+     * goes now. */
+    if (c->state == C_OPEN && fl__tls_out_len(tio->eng) > 0)
+        fl__conn_kick(c);
+}
+
+void fl__tls_io_take_left(fl__conn_t *c)
+{
+    fl__tls_io_t *tio = c->tls;
+    fl__conn_rx_more(c);
+    int rc = tio->rx_rc;
+    tio->rx_rc = FL_OK;
+    if (rc != FL_OK && c->state == C_OPEN)
+        rx_failed(c, rc);
 }
 
 bool fl__tls_io_read_failed(fl__conn_t *c, const char *why)
@@ -405,69 +486,175 @@ bool fl__tls_io_expired(fl__conn_t *c)
     return true;
 }
 
+/* Room for n more bytes of ciphertext in tio->pend (c->mu, or the I/O
+ * thread while writing). */
+static bool pend_room(fl__tls_io_t *tio, size_t n)
+{
+    if (tio->pend_off > 0 && tio->pend_off == tio->pend_len)
+        tio->pend_off = tio->pend_len = 0;
+    if (tio->pend_cap - tio->pend_len >= n)
+        return true;
+    if (tio->pend_off > 0) { /* what was written goes first */
+        memmove(tio->pend, tio->pend + tio->pend_off,
+                tio->pend_len - tio->pend_off);
+        tio->pend_len -= tio->pend_off;
+        tio->pend_off = 0;
+        if (tio->pend_cap - tio->pend_len >= n)
+            return true;
+    }
+    size_t cap = tio->pend_len + n;
+    if (cap < CBUF_FIRST)
+        cap = CBUF_FIRST;
+    uint8_t *nb = fl__realloc(tio->pend, cap);
+    if (nb == NULL)
+        return false;
+    tio->pend = nb;
+    tio->pend_cap = cap;
+    return true;
+}
+
+/* Seal the n buffers into records, small ones together (up to STAGE
+ * bytes a record), and move everything the engine has to send (the
+ * records, and before them anything a read made it say) to tio->pend.
+ * c->mu, or the I/O thread while writing. FL_OK, FL_ENOMEM, FL_ETLS. */
+static int seal(fl__tls_io_t *tio, const uv_buf_t *bufs, size_t n)
+{
+    int rc = FL_OK;
+    size_t staged = 0;
+    for (size_t i = 0; i < n && rc == FL_OK; i++) {
+        const uint8_t *p = (const uint8_t *)bufs[i].base;
+        size_t len = bufs[i].len;
+        if (staged + len > STAGE && staged > 0) {
+            rc = fl__tls_write(tio->eng, tio->stage, staged);
+            staged = 0;
+            if (rc != FL_OK)
+                break;
+        }
+        if (len >= STAGE) {
+            rc = fl__tls_write(tio->eng, p, len);
+        } else {
+            memcpy(tio->stage + staged, p, len);
+            staged += len;
+        }
+    }
+    if (rc == FL_OK && staged > 0)
+        rc = fl__tls_write(tio->eng, tio->stage, staged);
+    if (rc != FL_OK)
+        return rc;
+    size_t len = fl__tls_out_len(tio->eng);
+    if (len == 0)
+        return FL_OK;
+    if (!pend_room(tio, len))
+        return FL_ENOMEM;
+    tio->pend_len += fl__tls_out_take(tio->eng, tio->pend + tio->pend_len, len);
+    return FL_OK;
+}
+
 int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
                     uv_buf_t *out)
 {
     fl__tls_io_t *tio = c->tls;
-    int rc = FL_OK;
-    tio->staged = 0;
-    for (size_t i = 0; i < n && rc == FL_OK; i++) {
-        const uint8_t *p = (const uint8_t *)bufs[i].base;
-        size_t len = bufs[i].len;
-        /* Small frames share records; a large one goes as it is. */
-        if (tio->staged + len > STAGE && tio->staged > 0) {
-            rc = fl__tls_write(tio->eng, tio->stage, tio->staged);
-            tio->staged = 0;
-        }
-        if (rc != FL_OK)
-            break;
-        if (len >= STAGE) {
-            rc = fl__tls_write(tio->eng, p, len);
-        } else {
-            memcpy(tio->stage + tio->staged, p, len);
-            tio->staged += len;
-        }
-    }
-    if (rc == FL_OK && tio->staged > 0)
-        rc = fl__tls_write(tio->eng, tio->stage, tio->staged);
-    tio->staged = 0;
+    int rc = seal(tio, bufs, n);
     if (rc != FL_OK)
         return rc;
-    size_t len = fl__tls_out_len(tio->eng);
-    if (tio->wcap < len) {
-        uint8_t *nb = fl__realloc(tio->wbuf, len);
-        if (nb == NULL)
-            return FL_ENOMEM;
-        tio->wbuf = nb;
-        tio->wcap = len;
-    }
-    len = fl__tls_out_take(tio->eng, tio->wbuf, len);
-    *out = uv_buf_init((char *)tio->wbuf, (unsigned)len);
+    *out = uv_buf_init((char *)tio->pend + tio->pend_off,
+                       (unsigned)(tio->pend_len - tio->pend_off));
     return FL_OK;
 }
 
 void fl__tls_io_written(fl__conn_t *c)
 {
     fl__tls_io_t *tio = c->tls;
-    /* A large write's buffer is not kept for an idle connection. */
-    if (tio != NULL && tio->wcap > CBUF_BIG) {
-        fl__free(tio->wbuf);
-        tio->wbuf = NULL;
-        tio->wcap = 0;
+    if (tio == NULL)
+        return;
+    /* The write took everything pending. A large buffer is not kept for
+     * an idle connection. */
+    tio->pend_off = tio->pend_len = 0;
+    if (tio->pend_cap > CBUF_BIG) {
+        fl__free(tio->pend);
+        tio->pend = NULL;
+        tio->pend_cap = 0;
     }
 }
 
-void fl__tls_io_proto_error(fl__conn_t *c, const fl__obuf_t *e)
+/* Frames per direct write, as conn_write.c's DIRECT_IOV. */
+#define DIRECT_FRAMES 64
+
+bool fl__tls_io_write_locked(fl__conn_t *c)
+{
+    FL__ASSERT_LOCKED(c);
+    /* fd >= 0: the handshake is done and c->tls is the socket's
+     * (direct_on); until then only the I/O thread writes. */
+    if (c->state != C_OPEN || c->writing || c->fd < 0)
+        return !fl__conn_has_queue_locked(c);
+    fl__tls_io_t *tio = c->tls;
+    for (;;) {
+        uv_buf_t bufs[DIRECT_FRAMES];
+        size_t n = 0, bytes = 0;
+        for (fl__obuf_t *b = c->out_head; b != NULL && n < DIRECT_FRAMES;
+             b = b->next, n++) {
+            bufs[n] = uv_buf_init((char *)b->data + b->off,
+                                  (unsigned)(b->len - b->off));
+            bytes += b->len - b->off;
+        }
+        if (seal(tio, n > 0 ? bufs : NULL, n) != FL_OK)
+            return false; /* the I/O thread's write finds out */
+        /* Sealed is as good as written for the queue: the records go
+         * before anything sealed after them. */
+        fl__conn_dequeued_locked(c, FL__LANE_SMALL, bytes);
+        for (size_t i = 0; i < n; i++) {
+            fl__obuf_t *b = c->out_head;
+            c->out_head = b->next;
+            fl__obuf_free(b);
+        }
+        if (c->out_head == NULL)
+            c->out_tail = NULL;
+        if (n > 0) {
+            fl__net_count(&c->net->st_writes, 1);
+            fl__net_count(&c->net->st_out, n);
+        }
+        while (tio->pend_off < tio->pend_len) {
+            ssize_t w = send(c->fd, tio->pend + tio->pend_off,
+                             tio->pend_len - tio->pend_off,
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w <= 0)
+                return false; /* EAGAIN or an error: the I/O thread's */
+            tio->pend_off += (size_t)w;
+        }
+        tio->pend_off = tio->pend_len = 0;
+        if (c->out_head == NULL)
+            return c->big_head == NULL; /* the big lane is the I/O thread's */
+    }
+}
+
+int fl__tls_io_recv(fl__conn_t *c)
 {
     fl__tls_io_t *tio = c->tls;
-    if (!tio->ready || tio->failed || e == NULL)
-        return;
-    /* Sealed after everything queued before it: the close drops what a
-     * write in flight still holds, as on a plaintext connection. */
-    if (fl__tls_write(tio->eng, e->data, e->len) != FL_OK)
-        return;
-    uint8_t buf[FL__ERRMSG_MAX + 512];
-    size_t len = fl__tls_out_take(tio->eng, buf, sizeof buf);
-    tio->failed = true;
-    last_words(c, buf, len);
+    if (tio->cbuf == NULL || tio->rx_rc != FL_OK)
+        return UV_EAGAIN;
+    ssize_t r = recv(c->rx_fd, tio->cbuf, tio->ccap, MSG_DONTWAIT);
+    if (r < 0)
+        return uv_translate_sys_error(errno);
+    if (r == 0)
+        return UV_EOF;
+    if (fl__tls_feed(tio->eng, tio->cbuf, (size_t)r) != FL_OK)
+        return UV_ENOMEM;
+    int rc = FL_OK;
+    for (;;) {
+        if (!rbuf_room(c, RECORD_ROOM))
+            return UV_ENOMEM;
+        size_t got = 0;
+        rc = fl__tls_read(tio->eng, c->rbuf + c->rlen, c->rcap - c->rlen, &got);
+        c->rlen += got;
+        if (rc != FL_OK || got == 0)
+            break;
+    }
+    /* The I/O thread deals with a failure, after the frames before it. */
+    tio->rx_rc = rc;
+    return 0;
+}
+
+bool fl__tls_io_must_flush(fl__conn_t *c)
+{
+    return c->tls->rx_rc != FL_OK || fl__tls_out_len(c->tls->eng) > 0;
 }

@@ -316,6 +316,95 @@ static void test_client_without_certificate_is_refused(void **st)
     fl__tls_ctx_free(sx);
 }
 
+/* A server engine against a raw OpenSSL client that speaks TLS 1.2 at
+ * most (with client.crt): the handshake's result, both sides' reasons,
+ * and the version agreed. */
+static int tls12_client(fl__tls_ctx_t *sx, char *client_why, size_t cap,
+                        int *version)
+{
+    fl__tls_t *s = NULL;
+    assert_fl_ok(fl__tls_new(sx, false, NULL, &s));
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    assert_int_equal(1, SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION));
+    assert_int_equal(1,
+                     SSL_CTX_load_verify_locations(cctx, cert("ca.crt"), NULL));
+    assert_int_equal(
+        1, SSL_CTX_use_certificate_chain_file(cctx, cert("client.crt")));
+    assert_int_equal(1, SSL_CTX_use_PrivateKey_file(cctx, cert("client.key"),
+                                                    SSL_FILETYPE_PEM));
+    SSL *c = SSL_new(cctx);
+    BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(cin, -1);
+    SSL_set_bio(c, cin, cout);
+    SSL_set_connect_state(c);
+    int crc = 0, src = FL_EPENDING;
+    uint8_t buf[8192];
+    for (int round = 0; round < 10; round++) {
+        crc = SSL_do_handshake(c);
+        int n;
+        while ((n = BIO_read(cout, buf, sizeof buf)) > 0)
+            assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
+        if (src == FL_EPENDING)
+            src = fl__tls_handshake(s);
+        size_t k;
+        while ((k = fl__tls_out_take(s, buf, sizeof buf)) > 0)
+            BIO_write(cin, buf, (int)k);
+    }
+    client_why[0] = '\0';
+    if (crc != 1) {
+        unsigned long e = ERR_get_error();
+        snprintf(client_why, cap, "%s", ERR_reason_error_string(e));
+    }
+    ERR_clear_error();
+    *version = SSL_version(c);
+    if (src == FL_OK) {
+        /* Data both ways over 1.2. */
+        assert_fl_ok(fl__tls_write(s, "twelve", 6));
+        size_t k = fl__tls_out_take(s, buf, sizeof buf);
+        BIO_write(cin, buf, (int)k);
+        char got[16] = "";
+        assert_int_equal(6, SSL_read(c, got, sizeof got));
+        assert_memory_equal("twelve", got, 6);
+        assert_int_equal(2, SSL_write(c, "ok", 2));
+        int n = BIO_read(cout, buf, sizeof buf);
+        assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
+        size_t g = 0;
+        assert_fl_ok(fl__tls_read(s, (uint8_t *)got, sizeof got, &g));
+        assert_int_equal(2, g);
+    } else {
+        snprintf(client_why + strlen(client_why), cap - strlen(client_why),
+                 " | %s", fl__tls_why(s));
+    }
+    SSL_free(c);
+    SSL_CTX_free(cctx);
+    fl__tls_free(s);
+    return src;
+}
+
+static void test_tls_1_2_only_when_allowed(void **st)
+{
+    fl_rpc_tls_opts_t o = {.cert_file = cert("server.crt"),
+                           .key_file = cert("server.key"),
+                           .ca_file = cert("ca.crt"),
+                           .min_version = FL_TLS_1_2};
+    char why[512];
+    fl__tls_ctx_t *sx = NULL;
+    assert_fl_ok(fl__tls_ctx_new(&o, &sx, why, sizeof why));
+    int version = 0;
+    assert_fl_ok(tls12_client(sx, why, sizeof why, &version));
+    assert_string_equal("", why);
+    assert_int_equal(TLS1_2_VERSION, version);
+    fl__tls_ctx_free(sx);
+    /* The default, TLS 1.3 only: the 1.2 client is refused. */
+    o.min_version = FL_TLS_DEFAULT;
+    assert_fl_ok(fl__tls_ctx_new(&o, &sx, why, sizeof why));
+    assert_fl(FL_ETLS, tls12_client(sx, why, sizeof why, &version));
+    assert_string_equal("tlsv1 alert protocol version | unsupported protocol",
+                        why);
+    fl__tls_ctx_free(sx);
+}
+
 static void test_plaintext_fling_peer_is_told_apart(void **st)
 {
     fl__tls_ctx_t *cx = ctx_of("client", "ca", false);
@@ -535,6 +624,7 @@ int main(void)
         FL_TEST(test_client_certificates_refused_with_their_reasons),
         FL_TEST(test_server_of_another_ca_is_refused),
         FL_TEST(test_client_without_certificate_is_refused),
+        FL_TEST(test_tls_1_2_only_when_allowed),
         FL_TEST(test_plaintext_fling_peer_is_told_apart),
         FL_TEST(test_broken_record_fails_the_read),
         FL_TEST(test_bad_files_are_refused_naming_option_and_path),

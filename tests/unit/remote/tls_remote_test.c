@@ -13,7 +13,9 @@
 #include "remote_fixture.h"
 
 #include "common/internal.h"
+#include "remote/net.h"
 #include "remote/tls.h"
+#include "rpc/service.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -260,8 +262,8 @@ static void echo_all_ways(fl_rpc_gateway_t *gw, const char *text)
     rg_seen_t seen;
     rg_seen_init(&seen, NULL);
     req.n = 9;
-    assert_true(rg_stub_call(fl_rpc_gateway_service(gw), M_ECHO, &req.base,
-                             &seen));
+    assert_true(
+        rg_stub_call(fl_rpc_gateway_service(gw), M_ECHO, &req.base, &seen));
     assert_true(rg_seen_wait(&seen, WAIT_MS));
     assert_fl_ok(seen.code);
     assert_true(seen.got_reply);
@@ -285,8 +287,8 @@ static void test_calls_and_asks_over_mutual_tls(void **st)
     /* A tell, then an answer behind it. */
     Flremote__CountRequest c = FLREMOTE__COUNT_REQUEST__INIT;
     c.n = 5;
-    assert_true(rg_stub_call(fl_rpc_gateway_service(gw), M_COUNT, &c.base,
-                             NULL));
+    assert_true(
+        rg_stub_call(fl_rpc_gateway_service(gw), M_COUNT, &c.base, NULL));
     assert_int_equal(5, rg_store_wait(&s.store, &s.store.count, 5, WAIT_MS));
     /* A handler's failure comes back as it is. */
     Flremote__FailRequest fr = FLREMOTE__FAIL_REQUEST__INIT;
@@ -360,9 +362,8 @@ static void test_schemes_are_refused_across(void **st)
     fl_rpc_service_t *tls = client_new(&ctls, 0);
     fl_rpc_service_t *plain = client_new(NULL, 0);
     fl_future_t *f = (fl_future_t *)&f;
-    assert_fl(FL_EINVAL,
-              fl_rpc_connect(tls, "fling.tcp://127.0.0.1:6123/rg", RG, NULL,
-                             &f));
+    assert_fl(FL_EINVAL, fl_rpc_connect(tls, "fling.tcp://127.0.0.1:6123/rg",
+                                        RG, NULL, &f));
     assert_null(f);
     assert_fl(FL_EINVAL, fl_rpc_last_error());
     assert_string_equal(
@@ -372,9 +373,8 @@ static void test_schemes_are_refused_across(void **st)
         "only; there is no plaintext fallback",
         fl_rpc_last_message());
     f = (fl_future_t *)&f;
-    assert_fl(FL_EINVAL,
-              fl_rpc_connect(plain, "fling.ssl://127.0.0.1:6123/rg", RG, NULL,
-                             &f));
+    assert_fl(FL_EINVAL, fl_rpc_connect(plain, "fling.ssl://127.0.0.1:6123/rg",
+                                        RG, NULL, &f));
     assert_null(f);
     assert_string_equal(
         "Could not connect to rpc endpoint under address "
@@ -620,6 +620,158 @@ static void test_tls_client_on_plaintext_port_is_told(void **st)
     server_end(&s);
 }
 
+/* ---- the direct paths ---------------------------------------------------
+ *
+ * Once its handshake is done, a TLS connection is written straight to the
+ * socket by the thread that queued a frame, and a thread blocked in a
+ * call reads its own answer, as a plaintext one (src/remote/tls_io.c).
+ */
+
+typedef struct hold {
+    fl_test_latch_t *entered, *release;
+} hold_t;
+
+/* A call's completion on the client's I/O thread that keeps it there. */
+static void hold_io(fl_future_t *f, void *arg)
+{
+    (void)f;
+    hold_t *h = arg;
+    fl_test_latch_count_down(h->entered);
+    (void)fl_test_latch_wait(h->release, FL_TEST_WAIT_MS);
+}
+
+static fl__net_stats_t stats_of(fl_rpc_service_t *svc)
+{
+    fl__net_stats_t st;
+    fl__net_stats(svc->net, &st);
+    return st;
+}
+
+static void test_a_blocked_caller_writes_and_reads_itself(void **st)
+{
+    server_t a, b;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&a, &stls, 0);
+    server_start(&b, &stls, 0);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    fl_rpc_gateway_t *ga = fl_test_connect(cli, a.addr, RG, NULL);
+    fl_rpc_gateway_t *gb = fl_test_connect(cli, b.addr, RG, NULL);
+    echo_all_ways(ga, "warm a");
+    echo_all_ways(gb, "warm b");
+    uint64_t spin_was =
+        atomic_exchange(&fl__net_await_spin_ns, (uint64_t)WAIT_MS * 1000000u);
+    /* The client's I/O thread stays in the completion of a call to b,
+     * parked by b until it is registered. */
+    hold_t h = {fl_test_latch_alloc(1), fl_test_latch_alloc(1)};
+    Flremote__EchoRequest req = FLREMOTE__ECHO_REQUEST__INIT;
+    req.text = "hold";
+    req.n = 7;
+    fl_future_t *held = fl_test_call(gb, M_BLOCK, &req.base, 0);
+    assert_fl_ok(fl_future_on_complete(held, hold_io, &h));
+    uint64_t t0 = fl_clock_now_ns();
+    while (rg_store_release(&b.store, false, 7) == 0) {
+        assert_true(fl_test_ms_since(t0) < WAIT_MS);
+        sched_yield();
+    }
+    assert_int_equal(0, fl_test_latch_wait(h.entered, WAIT_MS));
+    /* Meanwhile a blocking call to a goes out from this thread, and this
+     * thread reads and decrypts its answer. */
+    fl__net_stats_t before = stats_of(cli);
+    ProtobufCMessage *out = NULL;
+    req.text = "by myself";
+    req.n = 42;
+    assert_fl_ok(fl_rpc_call_sync(ga, M_ECHO, &req.base, 0, &out));
+    assert_string_equal("by myself", ((Flremote__EchoReply *)out)->text);
+    assert_int_equal(42, ((Flremote__EchoReply *)out)->n);
+    protobuf_c_message_free_unpacked(out, NULL);
+    fl__net_stats_t after = stats_of(cli);
+    assert_int_equal(before.caller_answers + 1, after.caller_answers);
+    fl_test_latch_count_down(h.release);
+    fl_test_future_ok(held, "the holding call");
+    fl_future_release(held);
+    atomic_store(&fl__net_await_spin_ns, spin_was);
+    /* Both connections go on as before. */
+    echo_all_ways(ga, "after a");
+    echo_all_ways(gb, "after b");
+    fl_test_latch_free(h.entered);
+    fl_test_latch_free(h.release);
+    fl_rpc_gateway_free(ga);
+    fl_rpc_gateway_free(gb);
+    fl_test_service_end(cli);
+    server_end(&a);
+    server_end(&b);
+}
+
+#define CALLERS 4
+#define CALLS 300
+
+typedef struct caller {
+    fl_rpc_gateway_t *gw;
+    int id;
+    int bad;
+} caller_t;
+
+/* CALLS blocking calls, each checked; every 50th a large one (the I/O
+ * thread's big lane beside the direct writes). */
+static void *caller_main(void *p)
+{
+    caller_t *c = p;
+    char small[64];
+    char *big = rg_text(200000, 'A');
+    for (int i = 0; i < CALLS && big != NULL; i++) {
+        Flremote__EchoRequest req = FLREMOTE__ECHO_REQUEST__INIT;
+        snprintf(small, sizeof small, "caller %d call %d", c->id, i);
+        req.text = i % 50 == 49 ? big : small;
+        req.n = c->id * 100000 + i;
+        ProtobufCMessage *out = NULL;
+        if (fl_rpc_call_sync(c->gw, M_ECHO, &req.base, 0, &out) != FL_OK) {
+            c->bad++;
+            continue;
+        }
+        const Flremote__EchoReply *r = (const Flremote__EchoReply *)out;
+        if (r->n != req.n || strcmp(r->text, req.text) != 0)
+            c->bad++;
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    if (big == NULL)
+        c->bad++;
+    free(big);
+    return NULL;
+}
+
+static void test_many_callers_share_one_tls_connection(void **st)
+{
+    server_t s;
+    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
+    server_start(&s, &stls, 0);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
+    caller_t c[CALLERS];
+    pthread_t t[CALLERS];
+    for (int i = 0; i < CALLERS; i++) {
+        c[i] = (caller_t){.gw = gw, .id = i};
+        assert_int_equal(0, pthread_create(&t[i], NULL, caller_main, &c[i]));
+    }
+    /* Tells and asks from this thread meanwhile. */
+    for (int i = 1; i <= 200; i++) {
+        Flremote__CountRequest cr = FLREMOTE__COUNT_REQUEST__INIT;
+        cr.n = 1;
+        assert_true(
+            rg_stub_call(fl_rpc_gateway_service(gw), M_COUNT, &cr.base, NULL));
+    }
+    for (int i = 0; i < CALLERS; i++) {
+        assert_int_equal(0, pthread_join(t[i], NULL));
+        assert_int_equal(0, c[i].bad);
+    }
+    assert_int_equal(200,
+                     rg_store_wait(&s.store, &s.store.count, 200, WAIT_MS));
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(cli);
+    server_end(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +783,8 @@ int main(void)
         TLS_TEST(test_stalled_handshake_times_out_both_sides),
         TLS_TEST(test_plaintext_client_on_tls_port_is_told),
         TLS_TEST(test_tls_client_on_plaintext_port_is_told),
+        TLS_TEST(test_a_blocked_caller_writes_and_reads_itself),
+        TLS_TEST(test_many_callers_share_one_tls_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
