@@ -82,7 +82,8 @@ typedef enum fl_tls_version {
  * plaintext fallback. A handshake that fails fails the connect with
  * FL_ETLS and a message naming the address and OpenSSL's reason; one that
  * does not end within handshake_timeout_ms (fl_rpc_service_opts_t) fails
- * it with FL_ETLS "... TLS handshake timed out ...". The files are read
+ * it with FL_ETLS "... TLS handshake with <host:port> timed out after N
+ * ms" (docs/remote.md, "TLS", has every message). The files are read
  * once, by fl_rpc_service_alloc (a file it cannot read or use:
  * FL_EINVAL naming the file and why). Strings are copied.
  */
@@ -163,6 +164,7 @@ typedef struct fl_rpc_service_opts {
      * connecting, then again from the connect to the peer's HELLO) that
      * takes longer fails, and a connect through it fails with
      * FL_ECONNECT "...: handshake timed out: no HELLO within N ms".
+     * With TLS the TLS handshake comes first, within the same time.
      * 0 = 5,000 ms; negative: FL_EINVAL. */
     int64_t handshake_timeout_ms;
     /* Accepted connections whose HELLO has not come yet, at most: when

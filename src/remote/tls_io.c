@@ -80,8 +80,12 @@ struct fl__tls_io {
      * flight. */
     uint8_t *pend;
     size_t pend_off, pend_len, pend_cap;
-    uint8_t stage[STAGE];
 };
+
+/* Small frames gathered into one record before they are sealed (seal):
+ * the engine copies them at once, so one buffer per thread serves every
+ * connection. */
+static _Thread_local uint8_t stage[STAGE];
 
 /* A write of what the engine made on its own (send_out). */
 typedef struct out_req {
@@ -339,6 +343,8 @@ static bool rbuf_room(fl__conn_t *c, size_t room)
         want = c->rneed;
     if (c->rcap >= want)
         return true;
+    if (want < 2 * c->rcap && c->rneed <= c->rlen)
+        want = 2 * c->rcap; /* a long read: not a realloc per record */
     uint8_t *nb = fl__realloc(c->rbuf, want);
     if (nb == NULL)
         return false;
@@ -525,7 +531,7 @@ static int seal(fl__tls_io_t *tio, const uv_buf_t *bufs, size_t n)
         const uint8_t *p = (const uint8_t *)bufs[i].base;
         size_t len = bufs[i].len;
         if (staged + len > STAGE && staged > 0) {
-            rc = fl__tls_write(tio->eng, tio->stage, staged);
+            rc = fl__tls_write(tio->eng, stage, staged);
             staged = 0;
             if (rc != FL_OK)
                 break;
@@ -533,12 +539,12 @@ static int seal(fl__tls_io_t *tio, const uv_buf_t *bufs, size_t n)
         if (len >= STAGE) {
             rc = fl__tls_write(tio->eng, p, len);
         } else {
-            memcpy(tio->stage + staged, p, len);
+            memcpy(stage + staged, p, len);
             staged += len;
         }
     }
     if (rc == FL_OK && staged > 0)
-        rc = fl__tls_write(tio->eng, tio->stage, staged);
+        rc = fl__tls_write(tio->eng, stage, staged);
     if (rc != FL_OK)
         return rc;
     size_t len = fl__tls_out_len(tio->eng);
