@@ -1,10 +1,10 @@
 /*
  * bench.h - what every benchmark of fling_bench shares: the sizes, the
  * message types, the context the runner passes, and the helpers of a run.
- * Output, the system and completion are the runner's (fling_bench.c); the
- * helpers on a benchmark's hot path (finishing a run, small messages) are
- * inline here so that they cost what they cost in one file. Each family
- * of benchmarks has its own file; the functions at the bottom are the
+ * Output is the runner's (fling_bench.c), the system and completion
+ * bench_run.c's; the helpers on a benchmark's hot path (finishing a run, small
+ * messages) are inline here so that they cost what they cost in one file. Each
+ * family of benchmarks has its own file; the functions at the bottom are the
  * rows of the runner's table.
  */
 #ifndef FL_BENCH_BENCH_H
@@ -63,6 +63,9 @@ enum msg_type {
 typedef struct bench_ctx {
     const char *name; /* the benchmark's name, the prefix of its figures */
     unsigned workers; /* worker threads; 0 = the system's default */
+    /* The server process of rpc.remote_* (--serve --tls DIR): the folder
+     * of its test certificates, which turns TLS on; NULL: plaintext. */
+    const char *certs;
 } bench_ctx_t;
 
 /* ---- output (fling_bench.c) ---------------------------------------------- */
@@ -86,7 +89,7 @@ int fail(const bench_ctx_t *ctx, const char *what, int err);
 /* The resident set of this process in bytes, or -1 (actor_bench.c). */
 long long rss_bytes(void);
 
-/* ---- the system (fling_bench.c) ------------------------------------------ */
+/* ---- the system (bench_run.c) -------------------------------------------- */
 
 /* sys_open creates a system with the default options but the worker count
  * asked for on the command line (and max_actors, when not 0). FL_OK, or an
@@ -97,7 +100,7 @@ int sys_open(const bench_ctx_t *ctx, uint32_t max_actors, fl_system_t **out);
  * the shutdown's result, after saying why it failed. Main thread. */
 int sys_close(const bench_ctx_t *ctx, fl_system_t *sys);
 
-/* ---- completion (fling_bench.c) ------------------------------------------ */
+/* ---- completion (bench_run.c) -------------------------------------------- */
 
 /*
  * The end of a run: the actor that finishes the work stores the time and
@@ -170,6 +173,49 @@ static inline uint64_t msg_u64(fl_msg_t *m)
     return v;
 }
 
+/* ---- TLS certificates (bench_certs.c) ------------------------------------ */
+
+/*
+ * bench_certs returns the folder of the test certificates of the *_tls
+ * benchmarks (scripts/test-certs.sh's set: ca.crt, server.*, client.*):
+ * $FLING_BENCH_CERTS when set (scripts/bench.sh makes one set per run, the
+ * same for every side), else a scratch folder under $TMPDIR (default /tmp)
+ * made on the first call by bench_certs_make and removed when this process
+ * exits. The string lives until the exit. NULL after saying why. Main
+ * thread; BLOCKS while the script runs (about a second).
+ */
+const char *bench_certs(const bench_ctx_t *ctx);
+
+/*
+ * bench_certs_make runs scripts/test-certs.sh (its path compiled in:
+ * FLING_TEST_CERTS_SCRIPT) to write a certificate set into dir. FL_OK;
+ * FL_ENOENT when openssl is not in $PATH; FL_ESYSTEM when the script
+ * cannot run or fails (its own message is on stderr); each after saying
+ * why. BLOCKS until the script ends.
+ */
+int bench_certs_make(const bench_ctx_t *ctx, const char *dir);
+
+#define BENCH_PATH_MAX 4096
+
+/* The TLS options of one side, with the paths they point to: opts points
+ * into this struct, which must not be copied once filled. */
+typedef struct bench_tls {
+    fl_rpc_tls_opts_t opts;
+    char cert[BENCH_PATH_MAX];
+    char key[BENCH_PATH_MAX];
+    char ca[BENCH_PATH_MAX];
+} bench_tls_t;
+
+/*
+ * bench_tls_opts fills out with the certificates of dir for one side:
+ * server.crt/key when server (it only accepts), else client.crt/key (it
+ * only dials); ca.crt trusted; TLS 1.3, OpenSSL's default suites, the
+ * host name checked. FL_OK, or FL_EINVAL (a path too long) after saying
+ * why. Any thread.
+ */
+int bench_tls_opts(const bench_ctx_t *ctx, const char *dir, bool server,
+                   bench_tls_t *out);
+
 /* ---- the benchmarks ------------------------------------------------------ */
 
 /*
@@ -194,19 +240,35 @@ int bench_ask(const bench_ctx_t *ctx);
 int bench_rpc_call(const bench_ctx_t *ctx);
 int bench_rpc_tell(const bench_ctx_t *ctx);
 
-/* rpc_remote_bench.c: rpc.remote_call, rpc.remote_pipelined,
- * rpc.remote_behind_large. */
+/* rpc_remote_bench.c: rpc.remote_call, rpc.remote_pipelined, over TCP
+ * and over mutual TLS (the _tls ones), and rpc.remote_behind_large. */
 int bench_remote_call(const bench_ctx_t *ctx);
+int bench_remote_call_tls(const bench_ctx_t *ctx);
 int bench_remote_pipelined(const bench_ctx_t *ctx);
+int bench_remote_pipelined_tls(const bench_ctx_t *ctx);
 int bench_remote_behind_large(const bench_ctx_t *ctx);
+
+/*
+ * remote_call_run and remote_pipelined_run are the bodies of
+ * rpc.remote_call[_tls] and rpc.remote_pipelined[_tls] with other sizes
+ * (the smoke test's): `calls` (> 0) measured calls after `warmup`
+ * (pipelined: REMOTE_DEPTH in flight), over TLS when tls (both
+ * services, the certificates of bench_certs), else TCP. FL_OK after
+ * emitting the figures, or an error after saying why. BLOCKS for the run.
+ */
+int remote_call_run(const bench_ctx_t *ctx, bool tls, uint32_t warmup,
+                    uint32_t calls);
+int remote_pipelined_run(const bench_ctx_t *ctx, bool tls, uint32_t warmup,
+                         uint32_t calls);
 
 /* rpc_deadline_bench.c: rpc.remote_deadlines. */
 int bench_remote_deadlines(const bench_ctx_t *ctx);
 
 /*
  * serve_main is the server process of rpc.remote_* (the hidden option
- * --serve; rpc_remote_bench.c). Returns FL_OK after a clean shutdown.
- * BLOCKS until its stdin reads end-of-file.
+ * --serve, with --tls DIR for the _tls ones: ctx->certs; rpc_remote_bench.c).
+ * Returns FL_OK after a clean shutdown. BLOCKS until its stdin reads
+ * end-of-file.
  */
 int serve_main(const bench_ctx_t *ctx);
 

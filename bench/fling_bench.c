@@ -30,12 +30,15 @@
  * after the connection is made and a warm-up is done, and each call is
  * timed from the main thread (rpc.remote_call) or the run from its first
  * call to its last reply (rpc.remote_pipelined). The server is reaped on
- * every exit path, and exits by itself if this process dies.
+ * every exit path, and exits by itself if this process dies. The _tls
+ * ones do the same over mutual TLS (the server with the hidden option
+ * --tls DIR, its certificates' folder).
  *
- * This file owns the command line, the table, output, the system and the
- * completion of a run (declared in bench.h). The benchmarks live one family
- * to a file: actor_bench.c, ask_bench.c, rpc_local_bench.c and
- * rpc_remote_bench.c.
+ * This file owns the command line, the table and output (declared in
+ * bench.h); bench_run.c the system and the completion of a run. The
+ * benchmarks live one family to a file: actor_bench.c, ask_bench.c,
+ * rpc_local_bench.c and rpc_remote_bench.c (with bench_certs.c, the test
+ * certificates of its _tls benchmarks).
  *
  * To add a benchmark: write an int bench_x(const bench_ctx_t *) in its
  * family's file that returns FL_OK or an error code and prints its figures
@@ -61,7 +64,8 @@ typedef struct bench {
 
 /* ---- output -------------------------------------------------------------- */
 
-/* The contracts of output, the system and completion are in bench.h. */
+/* The contracts of output are in bench.h; the system and completion are
+ * bench_run.c's. */
 
 void note(const char *fmt, ...)
 {
@@ -85,74 +89,6 @@ int fail(const bench_ctx_t *ctx, const char *what, int err)
     note("%s: %s: %s (%s)", ctx->name, what, fl_strerror(err),
          fl_err_name(err));
     return err;
-}
-
-/* ---- the system ---------------------------------------------------------- */
-
-int sys_open(const bench_ctx_t *ctx, uint32_t max_actors, fl_system_t **out)
-{
-    fl_system_opts_t opts = {0};
-    opts.workers = ctx->workers;
-    opts.max_actors = max_actors;
-    int rc = fl_system_alloc(&opts, out);
-    if (rc != FL_OK)
-        return fail(ctx, "fl_system_alloc", rc);
-    return FL_OK;
-}
-
-int sys_close(const bench_ctx_t *ctx, fl_system_t *sys)
-{
-    if (sys == NULL)
-        return FL_OK;
-    int rc = fl_system_shutdown(sys);
-    fl_system_free(sys);
-    if (rc != FL_OK)
-        return fail(ctx, "fl_system_shutdown", rc);
-    return FL_OK;
-}
-
-/* ---- completion ---------------------------------------------------------- */
-
-int done_init(const bench_ctx_t *ctx, done_t *d)
-{
-    atomic_init(&d->t_end, 0);
-    d->f = fl_future_alloc();
-    if (d->f == NULL)
-        return fail(ctx, "fl_future_alloc", FL_ENOMEM);
-    return FL_OK;
-}
-
-void done_fini(done_t *d)
-{
-    fl_future_release(d->f);
-    d->f = NULL;
-}
-
-int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0, double *secs)
-{
-    int rc = fl_future_wait(d->f, HANG_TIMEOUT_MS);
-    if (rc == FL_ETIMEDOUT && !fl_future_done(d->f)) {
-        note("%s: HUNG: not finished after %d s; giving up", ctx->name,
-             HANG_TIMEOUT_MS / 1000);
-        fflush(stdout);
-        _exit(1);
-    }
-    if (rc != FL_OK) {
-        note("%s: failed: %s", ctx->name, fl_future_message(d->f));
-        return rc;
-    }
-    uint64_t t1 = atomic_load_explicit(&d->t_end, memory_order_acquire);
-    *secs = (double)(t1 - t0) / 1e9;
-    if (*secs <= 0)
-        *secs = 1e-9;
-    return FL_OK;
-}
-
-int end_run(const bench_ctx_t *ctx, int rc, fl_system_t *sys, done_t *d)
-{
-    int rc2 = sys_close(ctx, sys);
-    done_fini(d);
-    return rc != FL_OK ? rc : rc2;
 }
 
 /* ---- the table and main -------------------------------------------------- */
@@ -179,6 +115,10 @@ static const bench_t benches[] = {
      "on 127.0.0.1"},
     {"rpc.remote_pipelined", bench_remote_pipelined,
      "1,000,000 remote calls, 64 in flight, two processes on 127.0.0.1"},
+    {"rpc.remote_call_tls", bench_remote_call_tls,
+     "rpc.remote_call over mutual TLS 1.3 (fling.ssl://)"},
+    {"rpc.remote_pipelined_tls", bench_remote_pipelined_tls,
+     "rpc.remote_pipelined over mutual TLS 1.3 (fling.ssl://)"},
     {"rpc.remote_deadlines", bench_remote_deadlines,
      "100,000 remote calls pending, timeouts 1 s and 10 s interleaved: "
      "issue time, lateness of the 1 s ones"},
@@ -276,6 +216,9 @@ int main(int argc, char **argv)
         } else if (!opts_done && strcmp(a, "--serve") == 0) {
             /* Hidden: the server process of rpc.remote_*. */
             serve = true;
+        } else if (!opts_done && strcmp(a, "--tls") == 0 && i + 1 < argc) {
+            /* Hidden: the server of rpc.remote_*_tls, its certificates. */
+            ctx.certs = argv[++i];
         } else if (!opts_done && a[0] == '-') {
             note("unknown option '%s'", a);
             usage(stderr);

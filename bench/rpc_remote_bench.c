@@ -1,9 +1,10 @@
 /*
- * rpc_remote_bench.c - rpc.remote_call, rpc.remote_pipelined and
- * rpc.remote_behind_large of fling_bench: a client here and a server in a
- * second process (this program run again with --serve: serve_main), over TCP on
- * 127.0.0.1. It owns the server process (start, stop, serve_main), the client's
- * connection, and both benchmarks (rows of the runner's table, bench.h).
+ * rpc_remote_bench.c - rpc.remote_call, rpc.remote_pipelined, their _tls
+ * twins and rpc.remote_behind_large of fling_bench: a client here and a
+ * server in a second process (this program run again with --serve:
+ * serve_main), over TCP or mutual TLS on 127.0.0.1. It owns the server
+ * process (start, stop, serve_main), the client's connection, and the
+ * benchmarks (rows of the runner's table, bench.h).
  */
 #include "bench.h"
 #include "latency.h"
@@ -42,6 +43,12 @@
  * EchoBlob, a 64-byte Blob each way (bench.proto), with the gateway's
  * default timeout (10 s) armed on every call. Setup, warm-up and teardown
  * are not measured.
+ *
+ * The _tls benchmarks run the same code with TLS on both services (the
+ * server started with --tls DIR): mutual authentication with the test
+ * certificates of bench_certs (server.* on the server, client.* on the
+ * client, ca.crt trusted by both), TLS 1.3, OpenSSL's default suites, the
+ * host name checked, and the address fling.ssl://127.0.0.1:<port>/bench.
  */
 
 #define REMOTE_ENDPOINT "bench"
@@ -59,6 +66,7 @@ typedef struct server {
     pid_t pid;  /* -1: none */
     int ctl_fd; /* the write end of the server's stdin; -1: closed */
     int port;
+    const char *certs; /* TLS: the certificates' folder (--tls); NULL: TCP */
 } server_t;
 
 /* blob_init points b at buf, filled with seq in its first 8 bytes and a
@@ -168,9 +176,10 @@ static int server_stop(const bench_ctx_t *ctx, server_t *srv, bool graceful)
 }
 
 /*
- * server_start runs `/proc/self/exe --serve [--workers N]` with its stdin
- * and stdout on two pipes and reads its port. FL_OK, or FL_ESYSTEM after
- * saying why, with no server left running.
+ * server_start runs `/proc/self/exe --serve [--workers N] [--tls DIR]`
+ * (--tls when srv->certs is set) with its stdin and stdout on two pipes
+ * and reads its port. FL_OK, or FL_ESYSTEM after saying why, with no
+ * server left running.
  */
 static int server_start(const bench_ctx_t *ctx, server_t *srv)
 {
@@ -178,8 +187,8 @@ static int server_start(const bench_ctx_t *ctx, server_t *srv)
     posix_spawn_file_actions_t fa;
     bool have_fa = false;
     char workers[16];
-    char *argv[] = {"fling_bench", "--serve", NULL, NULL, NULL};
-    int err;
+    char *argv[] = {"fling_bench", "--serve", NULL, NULL, NULL, NULL, NULL};
+    int argc = 2, err;
     srv->pid = -1;
     srv->ctl_fd = -1;
     srv->port = -1;
@@ -199,8 +208,12 @@ static int server_start(const bench_ctx_t *ctx, server_t *srv)
         goto spawn_failed;
     if (ctx->workers != 0) {
         snprintf(workers, sizeof workers, "%u", ctx->workers);
-        argv[2] = "--workers";
-        argv[3] = workers;
+        argv[argc++] = "--workers";
+        argv[argc++] = workers;
+    }
+    if (srv->certs != NULL) {
+        argv[argc++] = "--tls";
+        argv[argc++] = (char *)srv->certs;
     }
     if ((err = posix_spawn(&srv->pid, "/proc/self/exe", &fa, NULL, argv,
                            environ)) != 0) {
@@ -248,13 +261,19 @@ int serve_main(const bench_ctx_t *ctx)
     fl_system_t *sys = NULL;
     fl_rpc_service_t *svc = NULL;
     fl_rpc_endpoint_t *ep = NULL, *ep2 = NULL;
+    /* Large: static, not on the stack. */
+    static bench_tls_t tls;
     int rc;
+    if (ctx->certs != NULL &&
+        (rc = bench_tls_opts(ctx, ctx->certs, true, &tls)) != FL_OK)
+        return rc;
     if ((rc = sys_open(ctx, 0, &sys)) != FL_OK)
         goto out;
     fl_rpc_service_opts_t so = {.system = sys,
                                 .bind_host = "127.0.0.1",
                                 .port = "0",
-                                .name = "fling_bench-server"};
+                                .name = "fling_bench-server",
+                                .tls = ctx->certs != NULL ? &tls.opts : NULL};
     if ((rc = fl_rpc_service_alloc(&so, &svc)) != FL_OK) {
         note("%s: %s", ctx->name, fl_rpc_last_message());
         fail(ctx, "fl_rpc_service_alloc", rc);
@@ -291,6 +310,8 @@ out:
 /* The client: the server process, a local-only service on its own system
  * and the gateway to the server's endpoint. */
 typedef struct remote {
+    bool tls; /* TLS on both sides (the _tls benchmarks); else TCP */
+    bench_tls_t tls_opts; /* the client's, when tls */
     server_t srv;
     fl_system_t *sys;
     fl_rpc_service_t *svc;
@@ -299,26 +320,38 @@ typedef struct remote {
     unsigned method;       /* EchoBlob's index */
 } remote_t;
 
-/* remote_open starts the server and connects the client's gateway. On
- * failure, remote_close still cleans up. */
+/* remote_open starts the server and connects the client's gateway, over
+ * TLS when tls. On failure, remote_close still cleans up. */
 static int remote_connect(const bench_ctx_t *ctx, remote_t *r, const char *id,
                           fl_rpc_gateway_t **gw);
 
-static int remote_open(const bench_ctx_t *ctx, remote_t *r)
+static int remote_open(const bench_ctx_t *ctx, remote_t *r, bool tls)
 {
     int rc;
+    r->tls = tls;
     r->srv.pid = -1;
     r->srv.ctl_fd = -1;
     int m = fl_rpc_method_index(&bench__bench_gateway__descriptor, "EchoBlob");
     if (m < 0)
         return fail(ctx, "fl_rpc_method_index", FL_EINTERNAL);
     r->method = (unsigned)m;
+    if (tls) {
+        if ((r->srv.certs = bench_certs(ctx)) == NULL)
+            return FL_ESYSTEM;
+        if ((rc = bench_tls_opts(ctx, r->srv.certs, false, &r->tls_opts)) !=
+            FL_OK)
+            return rc;
+    }
     if ((rc = server_start(ctx, &r->srv)) != FL_OK ||
         (rc = sys_open(ctx, 0, &r->sys)) != FL_OK)
         return rc;
-    fl_rpc_service_opts_t so = {.system = r->sys, .name = "fling_bench-client"};
-    if ((rc = fl_rpc_service_alloc(&so, &r->svc)) != FL_OK)
+    fl_rpc_service_opts_t so = {.system = r->sys,
+                                .name = "fling_bench-client",
+                                .tls = tls ? &r->tls_opts.opts : NULL};
+    if ((rc = fl_rpc_service_alloc(&so, &r->svc)) != FL_OK) {
+        note("%s: %s", ctx->name, fl_rpc_last_message());
         return fail(ctx, "fl_rpc_service_alloc", rc);
+    }
     return remote_connect(ctx, r, REMOTE_ENDPOINT, &r->gw);
 }
 
@@ -330,7 +363,8 @@ static int remote_connect(const bench_ctx_t *ctx, remote_t *r, const char *id,
     char addr[64];
     fl_future_t *f;
     int rc;
-    snprintf(addr, sizeof addr, "fling.tcp://127.0.0.1:%d/%s", r->srv.port, id);
+    snprintf(addr, sizeof addr, "%s://127.0.0.1:%d/%s",
+             r->tls ? "fling.ssl" : "fling.tcp", r->srv.port, id);
     if ((rc = fl_rpc_connect(r->svc, addr, &bench__bench_gateway__descriptor,
                              NULL, &f)) != FL_OK)
         return fail(ctx, "fl_rpc_connect", rc);
@@ -403,31 +437,46 @@ static void emit_latency(const bench_ctx_t *ctx, uint64_t *lat, size_t n)
     emit(ctx, "p99_us", percentile_us(lat, n, 99), 1, "us");
 }
 
-int bench_remote_call(const bench_ctx_t *ctx)
+int remote_call_run(const bench_ctx_t *ctx, bool tls, uint32_t warmup,
+                    uint32_t calls)
 {
-    remote_t r = {0};
-    uint64_t *lat = malloc(REMOTE_CALLS * sizeof *lat);
+    /* Large (the TLS options' paths): on the heap. */
+    remote_t *r = calloc(1, sizeof *r);
+    uint64_t *lat = malloc(calls * sizeof *lat);
     int rc = FL_ENOMEM;
-    if (lat == NULL) {
+    if (r == NULL || lat == NULL) {
         fail(ctx, "malloc", rc);
-        goto out;
+        free(r);
+        free(lat);
+        return rc;
     }
-    if ((rc = remote_open(ctx, &r)) != FL_OK ||
-        (rc = remote_calls(ctx, &r, NULL, 0, REMOTE_WARMUP, NULL)) != FL_OK)
+    if ((rc = remote_open(ctx, r, tls)) != FL_OK ||
+        (rc = remote_calls(ctx, r, NULL, 0, warmup, NULL)) != FL_OK)
         goto out;
     uint64_t t0 = fl_clock_now_ns();
-    if ((rc = remote_calls(ctx, &r, NULL, REMOTE_WARMUP, REMOTE_CALLS, lat)) !=
-        FL_OK)
+    if ((rc = remote_calls(ctx, r, NULL, warmup, calls, lat)) != FL_OK)
         goto out;
     double secs = (double)(fl_clock_now_ns() - t0) / 1e9;
-    note("%s: %u sequential calls (fl_rpc_call_sync) in %.3f s, after %u "
-         "for warm-up",
-         ctx->name, REMOTE_CALLS, secs, REMOTE_WARMUP);
-    emit_latency(ctx, lat, REMOTE_CALLS);
-    emit(ctx, "rate", REMOTE_CALLS / secs, 0, "calls/s");
+    note("%s: %u sequential calls (fl_rpc_call_sync) over %s in %.3f s, "
+         "after %u for warm-up",
+         ctx->name, calls, tls ? "TLS" : "TCP", secs, warmup);
+    emit_latency(ctx, lat, calls);
+    emit(ctx, "rate", calls / secs, 0, "calls/s");
 out:
     free(lat);
-    return remote_close(ctx, rc, &r);
+    rc = remote_close(ctx, rc, r);
+    free(r);
+    return rc;
+}
+
+int bench_remote_call(const bench_ctx_t *ctx)
+{
+    return remote_call_run(ctx, false, REMOTE_WARMUP, REMOTE_CALLS);
+}
+
+int bench_remote_call_tls(const bench_ctx_t *ctx)
+{
+    return remote_call_run(ctx, true, REMOTE_WARMUP, REMOTE_CALLS);
 }
 
 /*
@@ -564,30 +613,32 @@ static int pipe_run(const bench_ctx_t *ctx, remote_t *r, pipe_run_t *p,
     return done_wait(ctx, &p->done, t0, secs);
 }
 
-int bench_remote_pipelined(const bench_ctx_t *ctx)
+int remote_pipelined_run(const bench_ctx_t *ctx, bool tls, uint32_t warmup,
+                         uint32_t calls)
 {
-    remote_t r = {0};
+    remote_t *r = calloc(1, sizeof *r);
     pipe_run_t *warm = calloc(1, sizeof *warm);
     pipe_run_t *run = calloc(1, sizeof *run);
     double secs;
     int rc = FL_ENOMEM;
-    if (warm == NULL || run == NULL) {
+    if (r == NULL || warm == NULL || run == NULL) {
         fail(ctx, "calloc", rc);
-        goto out;
+        free(r);
+        free(warm);
+        free(run);
+        return rc;
     }
-    if ((rc = remote_open(ctx, &r)) != FL_OK ||
-        (rc = pipe_run(ctx, &r, warm, 0, REMOTE_PIPELINED_WARMUP, &secs)) !=
-            FL_OK ||
-        (rc = pipe_run(ctx, &r, run, REMOTE_PIPELINED_WARMUP,
-                       REMOTE_PIPELINED_CALLS, &secs)) != FL_OK)
+    if ((rc = remote_open(ctx, r, tls)) != FL_OK ||
+        (rc = pipe_run(ctx, r, warm, 0, warmup, &secs)) != FL_OK ||
+        (rc = pipe_run(ctx, r, run, warmup, calls, &secs)) != FL_OK)
         goto out;
-    note("%s: %u calls (fl_rpc_call), %u in flight, in %.3f s, after %u for "
-         "warm-up",
-         ctx->name, REMOTE_PIPELINED_CALLS, REMOTE_DEPTH, secs,
-         REMOTE_PIPELINED_WARMUP);
-    emit(ctx, "rate", REMOTE_PIPELINED_CALLS / secs, 0, "calls/s");
+    note("%s: %u calls (fl_rpc_call) over %s, %u in flight, in %.3f s, "
+         "after %u for warm-up",
+         ctx->name, calls, tls ? "TLS" : "TCP", REMOTE_DEPTH, secs, warmup);
+    emit(ctx, "rate", calls / secs, 0, "calls/s");
 out:
-    rc = remote_close(ctx, rc, &r);
+    rc = remote_close(ctx, rc, r);
+    free(r);
     /* Only now: no callback can be running any more. */
     if (warm != NULL)
         done_fini(&warm->done);
@@ -596,6 +647,18 @@ out:
     free(warm);
     free(run);
     return rc;
+}
+
+int bench_remote_pipelined(const bench_ctx_t *ctx)
+{
+    return remote_pipelined_run(ctx, false, REMOTE_PIPELINED_WARMUP,
+                                REMOTE_PIPELINED_CALLS);
+}
+
+int bench_remote_pipelined_tls(const bench_ctx_t *ctx)
+{
+    return remote_pipelined_run(ctx, true, REMOTE_PIPELINED_WARMUP,
+                                REMOTE_PIPELINED_CALLS);
 }
 
 /*
@@ -616,7 +679,7 @@ int bench_remote_behind_large(const bench_ctx_t *ctx)
         goto out;
     }
     memset(big, 0x3c, LARGE_BYTES);
-    if ((rc = remote_open(ctx, &r)) != FL_OK ||
+    if ((rc = remote_open(ctx, &r, false)) != FL_OK ||
         (rc = remote_connect(ctx, &r, REMOTE_ENDPOINT2, &r.gw2)) != FL_OK)
         goto out;
     for (unsigned i = 0; i < LARGE_WARMUP + LARGE_ROUNDS && rc == FL_OK; i++) {

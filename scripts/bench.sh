@@ -13,7 +13,8 @@
 #   floor   BUILD_DIR/bench/peers/floor/floor_peer: raw TCP, plain C
 #           (floor.pingpong, floor.pipelined)
 #   grpc    BUILD_DIR/bench/peers/grpc/grpc_peer: gRPC C++ unary calls
-#           (grpc.unary, grpc.unary64); built only when gRPC++ was found
+#           (grpc.unary, grpc.unary64, and over mutual TLS grpc.unary_tls,
+#           grpc.unary64_tls); built only when gRPC++ was found
 #
 # Every program prints lines "<benchmark>.<metric> <value> <unit>" and takes
 # benchmark names (none = all). The names given here may be any side's
@@ -27,6 +28,11 @@
 # run, then the median of every figure: fling beside erlang (same keys,
 # with their ratio), the other peers' figures, and one line per target. It
 # is printed and written to BUILD_DIR/bench-report.txt.
+#
+# The _tls benchmarks (fling's rpc.remote_*_tls, gRPC's grpc.*_tls) get one
+# set of test certificates per invocation, made with scripts/test-certs.sh
+# into the scratch folder (removed at the end) and passed to every side as
+# FLING_BENCH_CERTS, unless that is set already.
 #
 # Speed is never asserted: the exit status is 0 even when targets are
 # missed, 1 when a benchmark program failed (non-zero exit or a hang), 2 for
@@ -63,12 +69,15 @@ rpc.local_tell.rate          >= 0.5x fling:actor.counting.rate
 rpc.remote_call.p50_us       <= 1.2x floor:floor.pingpong.p50_us
 rpc.remote_pipelined.rate    >= 10x  grpc:grpc.unary64.rate
 rpc.remote_pipelined.rate    >= 0.5x floor:floor.pipelined.rate
+rpc.remote_call_tls.p50_us   <= 1.3x fling:rpc.remote_call.p50_us
+rpc.remote_pipelined_tls.rate >= 10x grpc:grpc.unary64_tls.rate
 mem.idle_conn.live_bytes_per_conn         <= 16384 -
 mem.idle_endpoint.live_bytes_per_endpoint <= 1024  -
 mem.tell_flood.live_after                 <= 16    -
 '
 # fling benchmarks the Erlang peer does not have.
 ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined
+              rpc.remote_call_tls rpc.remote_pipelined_tls
               cluster.heartbeat cluster.register'
 # Units where less is better: in the fling/erlang table the ratio column
 # then shows erlang/fling, so a number above 1 is fling's advantage either
@@ -268,6 +277,25 @@ trap 'rm -rf "$TMP"' EXIT
 HAVE_TIMEOUT=""
 command -v timeout >/dev/null 2>&1 && HAVE_TIMEOUT=yes
 
+# The test certificates of the _tls benchmarks: one set for every side,
+# when one of them runs. CERTS says where they come from (the report's
+# machine section).
+CERTS="none: no _tls benchmark selected"
+if [ -n "${FLING_BENCH_CERTS:-}" ]; then
+    CERTS="$FLING_BENCH_CERTS (FLING_BENCH_CERTS)"
+elif [ -n "$ALL" ] ||
+    grep -q '_tls\b' <<<"${SEL[fling]:-} ${SEL[grpc]:-}"; then
+    if "$ROOT/scripts/test-certs.sh" "$TMP/certs" >/dev/null \
+        2>"$TMP/certs.err"; then
+        export FLING_BENCH_CERTS=$TMP/certs
+        CERTS="made by scripts/test-certs.sh for this run, removed after it"
+    else
+        # The sides try again themselves and fail their _tls benchmarks
+        # with the same reason.
+        CERTS="scripts/test-certs.sh failed: $(tr '\n' ' ' <"$TMP/certs.err")"
+    fi
+fi
+
 machine() {
     local cpu rev
     cpu=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo \
@@ -283,6 +311,7 @@ machine() {
                       /proc/meminfo 2>/dev/null)"
     echo "loadavg:  $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" \
          "(at start)"
+    echo "certs:    $CERTS"
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
     if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null | head -1)" ]
     then

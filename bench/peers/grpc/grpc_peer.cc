@@ -14,18 +14,30 @@
  *
  * The server runs in a child process, forked before gRPC is initialised in
  * either process: an Echo service (echo.proto) on the callback API,
- * listening on 127.0.0.1 port 0, insecure credentials, gRPC's defaults
- * otherwise. It writes its port to a pipe and serves until the read end of
+ * listening on 127.0.0.1 port 0 with insecure credentials and, when a _tls
+ * benchmark runs, on a second port 0 with TLS credentials, gRPC's defaults
+ * otherwise. It writes its ports to a pipe and serves until the read end of
  * a second pipe, its control pipe, sees end-of-file: the parent closes it
  * when done (or dies), and reaps the child; on an error the parent kills
- * it. The client uses one channel, one HTTP/2 connection, for every call.
- * Request and reply are both a 64-byte Blob.
+ * it. The client uses one channel per port, one HTTP/2 connection each,
+ * for every call. Request and reply are both a 64-byte Blob.
  *
  *   grpc.unary    200,000 sequential calls on the blocking stub (after
  *                 10,000 for warm-up), each one timed: p50_us, p99_us, rate.
  *   grpc.unary64  500,000 calls with 64 in flight (after 20,000 for
  *                 warm-up) on the callback API: 64 calls are started, and
  *                 the completion of each one starts the next. rate.
+ *   grpc.unary_tls, grpc.unary64_tls
+ *                 the same code on the TLS channel: mutual TLS
+ *                 (grpc::SslServerCredentials requiring and verifying the
+ *                 client's certificate, grpc::SslCredentials with the
+ *                 client's), from the test certificates of
+ *                 scripts/test-certs.sh: $FLING_BENCH_CERTS when set
+ *                 (scripts/bench.sh makes one set per run, the same as
+ *                 fling_bench's), else a scratch folder made here and
+ *                 removed at the end. server.* on the server, client.* on
+ *                 the client, ca.crt trusted by both; gRPC checks that the
+ *                 server's certificate names 127.0.0.1.
  */
 #include "echo.grpc.pb.h"
 #include "echo.pb.h"
@@ -43,14 +55,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef FLING_TEST_CERTS_SCRIPT
+#error "FLING_TEST_CERTS_SCRIPT: the path of scripts/test-certs.sh"
+#endif
 
 namespace
 {
@@ -108,6 +129,123 @@ void make_blob(flingbench::Blob *b, uint64_t seq)
     b->set_data(data, sizeof data);
 }
 
+// ---- the test certificates -------------------------------------------------
+
+// The PEM files of both sides (scripts/test-certs.sh's set).
+struct Certs {
+    std::string ca, server_crt, server_key, client_crt, client_key;
+};
+
+// The scratch folder made by make_certs, removed by the destructor.
+struct Scratch {
+    std::string dir;
+    ~Scratch()
+    {
+        if (!dir.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    }
+};
+
+// on_path: an executable named prog is in $PATH.
+bool on_path(const char *prog)
+{
+    const char *path = std::getenv("PATH");
+    std::stringstream dirs(path != nullptr ? path : "");
+    std::string dir;
+    while (std::getline(dirs, dir, ':'))
+        if (access(((dir.empty() ? "." : dir) + "/" + prog).c_str(), X_OK) == 0)
+            return true;
+    return false;
+}
+
+// make_certs runs scripts/test-certs.sh into a new scratch folder (kept in
+// *scratch). true, or false after saying why. Before any thread starts.
+bool make_certs(Scratch *scratch)
+{
+    const char *script = FLING_TEST_CERTS_SCRIPT;
+    if (!on_path("openssl")) {
+        note("openssl is not in PATH: the _tls benchmarks make their "
+             "certificates with %s, which needs it; install the Debian "
+             "package openssl (scripts/deps.sh test)",
+             script);
+        return false;
+    }
+    const char *tmp = std::getenv("TMPDIR");
+    std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") +
+                      "/grpc-peer-certs.XXXXXX";
+    if (mkdtemp(dir.data()) == nullptr) {
+        note("cannot make a scratch folder %s: %s", dir.c_str(),
+             std::strerror(errno));
+        return false;
+    }
+    scratch->dir = dir;
+    posix_spawn_file_actions_t fa;
+    char *argv[] = {const_cast<char *>(script), dir.data(), nullptr};
+    pid_t pid;
+    int err = posix_spawn_file_actions_init(&fa);
+    if (err == 0) {
+        // The file list it prints is of no interest; its errors go to
+        // stderr, beside ours.
+        err = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null",
+                                               O_WRONLY, 0);
+        if (err == 0)
+            err = posix_spawn(&pid, script, &fa, nullptr, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (err != 0) {
+        note("cannot run %s: %s", script, std::strerror(err));
+        return false;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        note("%s %s failed (status 0x%x, its reason above): no certificates "
+             "for TLS",
+             script, dir.c_str(), status);
+        return false;
+    }
+    note("test certificates made in %s (removed at the end)", dir.c_str());
+    return true;
+}
+
+// read_file reads path into *text. false after saying why.
+bool read_file(const std::string &path, std::string *text)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in || ss.str().empty()) {
+        note("cannot read %s: %s", path.c_str(),
+             errno != 0 ? std::strerror(errno) : "empty");
+        return false;
+    }
+    *text = ss.str();
+    return true;
+}
+
+// load_certs reads the certificates of $FLING_BENCH_CERTS, or of a set
+// made into a scratch folder. true, or false after saying why.
+bool load_certs(Certs *c, Scratch *scratch)
+{
+    const char *given = std::getenv("FLING_BENCH_CERTS");
+    std::string dir;
+    if (given != nullptr && *given != '\0') {
+        dir = given;
+    } else {
+        if (!make_certs(scratch))
+            return false;
+        dir = scratch->dir;
+    }
+    return read_file(dir + "/ca.crt", &c->ca) &&
+           read_file(dir + "/server.crt", &c->server_crt) &&
+           read_file(dir + "/server.key", &c->server_key) &&
+           read_file(dir + "/client.crt", &c->client_crt) &&
+           read_file(dir + "/client.key", &c->client_key);
+}
+
 // ---- the server (child process) ---------------------------------------------
 
 class EchoService final : public flingbench::Echo::CallbackService
@@ -123,23 +261,33 @@ class EchoService final : public flingbench::Echo::CallbackService
     }
 };
 
-// serve runs in the child: starts the server, writes its port (an int) to
+// serve runs in the child: starts the server (with a TLS port when certs
+// is not null), writes its ports (two ints, the TLS one 0 when none) to
 // port_fd, serves until ctl_fd reads end-of-file. Returns the exit status.
-int serve(int port_fd, int ctl_fd)
+int serve(int port_fd, int ctl_fd, const Certs *certs)
 {
     EchoService service;
     grpc::ServerBuilder builder;
-    int port = 0;
+    int ports[2] = {0, 0};
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
+                             &ports[0]);
+    if (certs != nullptr) {
+        grpc::SslServerCredentialsOptions o(
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+        o.pem_root_certs = certs->ca;
+        o.pem_key_cert_pairs.push_back({certs->server_key, certs->server_crt});
+        builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(o),
+                                 &ports[1]);
+    }
     builder.RegisterService(&service);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    if (server == nullptr || port <= 0) {
+    if (server == nullptr || ports[0] <= 0 ||
+        (certs != nullptr && ports[1] <= 0)) {
         note("server: could not listen on 127.0.0.1:0");
         return 1;
     }
-    if (write(port_fd, &port, sizeof port) !=
-        static_cast<ssize_t>(sizeof port)) {
+    if (write(port_fd, ports, sizeof ports) !=
+        static_cast<ssize_t>(sizeof ports)) {
         note("server: writing the port: %s", std::strerror(errno));
         return 1;
     }
@@ -156,13 +304,13 @@ int serve(int port_fd, int ctl_fd)
 // The server child as the parent sees it.
 struct Child {
     pid_t pid = -1;
-    int ctl_fd = -1; // write end of the control pipe
-    int port = 0;
+    int ctl_fd = -1;       // write end of the control pipe
+    int ports[2] = {0, 0}; // insecure, TLS (0: none)
 };
 
-// start_server forks the server. true on success; false after saying why,
-// with no child left running.
-bool start_server(Child *c)
+// start_server forks the server, with a TLS port when certs is not null.
+// true on success; false after saying why, with no child left running.
+bool start_server(Child *c, const Certs *certs)
 {
     int port_pipe[2], ctl_pipe[2];
     if (pipe(port_pipe) != 0) {
@@ -188,17 +336,18 @@ bool start_server(Child *c)
     if (c->pid == 0) {
         close(port_pipe[0]);
         close(ctl_pipe[1]);
-        _exit(serve(port_pipe[1], ctl_pipe[0]));
+        _exit(serve(port_pipe[1], ctl_pipe[0], certs));
     }
     close(port_pipe[1]);
     close(ctl_pipe[0]);
     c->ctl_fd = ctl_pipe[1];
     ssize_t n;
     do
-        n = read(port_pipe[0], &c->port, sizeof c->port);
+        n = read(port_pipe[0], c->ports, sizeof c->ports);
     while (n < 0 && errno == EINTR);
     close(port_pipe[0]);
-    if (n != static_cast<ssize_t>(sizeof c->port) || c->port <= 0) {
+    if (n != static_cast<ssize_t>(sizeof c->ports) || c->ports[0] <= 0 ||
+        (certs != nullptr && c->ports[1] <= 0)) {
         note("the server did not tell its port");
         close(c->ctl_fd);
         kill(c->pid, SIGKILL);
@@ -412,15 +561,44 @@ bool bench_unary64(const char *bench, flingbench::Echo::Stub *stub)
 struct Bench {
     const char *name;
     bool (*run)(const char *name, flingbench::Echo::Stub *stub);
+    bool tls; // on the TLS channel
     const char *what;
 };
 
 const Bench kBenches[] = {
-    {"grpc.unary", bench_unary,
+    {"grpc.unary", bench_unary, false,
      "200,000 sequential unary calls, 64-byte request and reply"},
-    {"grpc.unary64", bench_unary64,
+    {"grpc.unary64", bench_unary64, false,
      "500,000 unary calls, 64 in flight (callback API)"},
+    {"grpc.unary_tls", bench_unary, true,
+     "grpc.unary over mutual TLS (SslCredentials, client cert required)"},
+    {"grpc.unary64_tls", bench_unary64, true,
+     "grpc.unary64 over mutual TLS (SslCredentials, client cert required)"},
 };
+
+// stub_for returns the stub of the insecure or the TLS channel, creating
+// channel and stub on first use (one HTTP/2 connection each).
+flingbench::Echo::Stub *stub_for(bool tls, const Child &child,
+                                 const Certs &certs,
+                                 std::unique_ptr<flingbench::Echo::Stub> *stubs)
+{
+    std::unique_ptr<flingbench::Echo::Stub> &stub = stubs[tls ? 1 : 0];
+    if (stub != nullptr)
+        return stub.get();
+    std::shared_ptr<grpc::ChannelCredentials> creds;
+    if (tls) {
+        grpc::SslCredentialsOptions o;
+        o.pem_root_certs = certs.ca;
+        o.pem_private_key = certs.client_key;
+        o.pem_cert_chain = certs.client_crt;
+        creds = grpc::SslCredentials(o);
+    } else {
+        creds = grpc::InsecureChannelCredentials();
+    }
+    stub = flingbench::Echo::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(child.ports[tls ? 1 : 0]), creds));
+    return stub.get();
+}
 
 } // namespace
 
@@ -443,7 +621,10 @@ int main(int argc, char **argv)
             if (std::strcmp(b.name, a) == 0)
                 found = &b;
         if (found == nullptr) {
-            note("unknown benchmark '%s'; known: grpc.unary grpc.unary64", a);
+            std::string known;
+            for (const Bench &b : kBenches)
+                known += std::string(" ") + b.name;
+            note("unknown benchmark '%s'; known:%s", a, known.c_str());
             return 2;
         }
         if (std::find(sel.begin(), sel.end(), found) == sel.end())
@@ -455,21 +636,30 @@ int main(int argc, char **argv)
 
     // A dead server must fail a write, not kill the client.
     std::signal(SIGPIPE, SIG_IGN);
+    // The certificates, when a _tls benchmark runs; without them those
+    // fail and the others run.
+    Scratch scratch;
+    Certs certs;
+    bool tls = false;
+    for (const Bench *b : sel)
+        tls = tls || b->tls;
+    bool have_certs = tls && load_certs(&certs, &scratch);
     // Fork before gRPC starts any thread in this process.
     Child child;
-    if (!start_server(&child))
+    if (!start_server(&child, have_certs ? &certs : nullptr))
         return 1;
-    note("gRPC %s, server on 127.0.0.1:%d (pid %d)", grpc::Version().c_str(),
-         child.port, static_cast<int>(child.pid));
+    note("gRPC %s, server on 127.0.0.1:%d, TLS on %d (pid %d)",
+         grpc::Version().c_str(), child.ports[0], child.ports[1],
+         static_cast<int>(child.pid));
     int failed = 0;
     {
-        std::shared_ptr<grpc::Channel> channel =
-            grpc::CreateChannel("127.0.0.1:" + std::to_string(child.port),
-                                grpc::InsecureChannelCredentials());
-        std::unique_ptr<flingbench::Echo::Stub> stub =
-            flingbench::Echo::NewStub(channel);
+        std::unique_ptr<flingbench::Echo::Stub> stubs[2];
         for (const Bench *b : sel) {
-            if (!b->run(b->name, stub.get())) {
+            if (b->tls && !have_certs) {
+                note("%s: FAILED: no test certificates (above)", b->name);
+                failed++;
+            } else if (!b->run(b->name,
+                               stub_for(b->tls, child, certs, stubs))) {
                 note("%s: FAILED", b->name);
                 failed++;
             }

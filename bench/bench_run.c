@@ -1,0 +1,78 @@
+/*
+ * bench_run.c - the system and the completion of a run, shared by every
+ * benchmark of fling_bench and by the benchmarks' smoke tests
+ * (tests/bench/), which bring their own output (note, emit, fail).
+ * Contracts in bench.h.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+/* ---- the system ---------------------------------------------------------- */
+
+int sys_open(const bench_ctx_t *ctx, uint32_t max_actors, fl_system_t **out)
+{
+    fl_system_opts_t opts = {0};
+    opts.workers = ctx->workers;
+    opts.max_actors = max_actors;
+    int rc = fl_system_alloc(&opts, out);
+    if (rc != FL_OK)
+        return fail(ctx, "fl_system_alloc", rc);
+    return FL_OK;
+}
+
+int sys_close(const bench_ctx_t *ctx, fl_system_t *sys)
+{
+    if (sys == NULL)
+        return FL_OK;
+    int rc = fl_system_shutdown(sys);
+    fl_system_free(sys);
+    if (rc != FL_OK)
+        return fail(ctx, "fl_system_shutdown", rc);
+    return FL_OK;
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+int done_init(const bench_ctx_t *ctx, done_t *d)
+{
+    atomic_init(&d->t_end, 0);
+    d->f = fl_future_alloc();
+    if (d->f == NULL)
+        return fail(ctx, "fl_future_alloc", FL_ENOMEM);
+    return FL_OK;
+}
+
+void done_fini(done_t *d)
+{
+    fl_future_release(d->f);
+    d->f = NULL;
+}
+
+int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0, double *secs)
+{
+    int rc = fl_future_wait(d->f, HANG_TIMEOUT_MS);
+    if (rc == FL_ETIMEDOUT && !fl_future_done(d->f)) {
+        note("%s: HUNG: not finished after %d s; giving up", ctx->name,
+             HANG_TIMEOUT_MS / 1000);
+        fflush(stdout);
+        _exit(1);
+    }
+    if (rc != FL_OK) {
+        note("%s: failed: %s", ctx->name, fl_future_message(d->f));
+        return rc;
+    }
+    uint64_t t1 = atomic_load_explicit(&d->t_end, memory_order_acquire);
+    *secs = (double)(t1 - t0) / 1e9;
+    if (*secs <= 0)
+        *secs = 1e-9;
+    return FL_OK;
+}
+
+int end_run(const bench_ctx_t *ctx, int rc, fl_system_t *sys, done_t *d)
+{
+    int rc2 = sys_close(ctx, sys);
+    done_fini(d);
+    return rc != FL_OK ? rc : rc2;
+}
