@@ -1,7 +1,7 @@
 /*
  * tls_rx_fuzz - libFuzzer target for the receiving side of a TLS
  * connection, where records become frames: two engines of src/remote/tls.h
- * (a client and a server with the test certificates, FL_FUZZ_CERTS) shake
+ * (a client and a server with the test certificates, FL_TEST_CERTS) shake
  * hands once in memory, then the input plays a session on them. The
  * sending side writes plaintext, well-formed frames or any bytes, in
  * records of the sizes the input picks; the input cuts the ciphertext
@@ -69,10 +69,10 @@ static void die(const char *what, const char *why)
 static fl__tls_ctx_t *ctx_of(const char *who)
 {
     char cert[512], key[512];
-    snprintf(cert, sizeof cert, "%s/%s.crt", FL_FUZZ_CERTS, who);
-    snprintf(key, sizeof key, "%s/%s.key", FL_FUZZ_CERTS, who);
+    snprintf(cert, sizeof cert, "%s/%s.crt", FL_TEST_CERTS, who);
+    snprintf(key, sizeof key, "%s/%s.key", FL_TEST_CERTS, who);
     fl_rpc_tls_opts_t o = {
-        .cert_file = cert, .key_file = key, .ca_file = FL_FUZZ_CERTS "/ca.crt"};
+        .cert_file = cert, .key_file = key, .ca_file = FL_TEST_CERTS "/ca.crt"};
     fl__tls_ctx_t *x = NULL;
     char why[512] = "";
     if (fl__tls_ctx_new(&o, &x, why, sizeof why) != FL_OK)
