@@ -71,11 +71,11 @@ check-tsan: deps-sanitize
 	    $(CTEST) --output-on-failure -j $(JOBS) -L 'unit|stress' $(CTEST_ARGS)
 
 # libFuzzer on the frame decoder and handshake metadata, on a connection's
-# byte stream with its handshake rules (src/remote/rx.c), on a TLS
-# connection's records becoming frames (src/remote/tls.c), on addresses and
-# port ranges, on the configuration file, on job files (apps/job/) and on
-# source.text's line reader (apps/task/) (clang). New inputs go to
-# $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds.
+# byte stream with its handshake rules (src/remote/rx.c), on the TLS engine
+# and a TLS connection's records becoming frames (src/remote/tls.c), on
+# addresses and port ranges, on the configuration file, on job files
+# (apps/job/) and on source.text's line reader (apps/task/) (clang). New
+# inputs go to $(BUILD)-fuzz/corpus-*; fuzz/corpus/ holds the seeds.
 fuzz: deps-fuzz
 	$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	    -DFLING_BUILD_FUZZ=ON -DFLING_BUILD_TESTS=OFF -DFLING_BUILD_EXAMPLES=OFF
@@ -105,10 +105,6 @@ fuzz: deps-fuzz
 	mkdir -p $(BUILD)-fuzz/corpus-jobstore
 	$(BUILD)-fuzz/fuzz/jobstore_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)-fuzz/corpus-jobstore fuzz/corpus/jobstore
-	$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS) --target tls_rx_fuzz
-	mkdir -p $(BUILD)-fuzz/corpus-tls_rx
-	$(BUILD)-fuzz/fuzz/tls_rx_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    $(BUILD)-fuzz/corpus-tls_rx fuzz/corpus/tls_rx
 
 # The short run that check-sanitize includes.
 fuzz-short:

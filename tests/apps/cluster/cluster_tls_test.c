@@ -10,11 +10,11 @@
  * message that says so, and a JobManager with TLS on but a certificate
  * missing does not start.
  *
- * Certificates: scripts/test-certs.sh's CA (ca.*, other-ca.*) in the
- * case's scratch folder, and "node" certificates made here with the
- * openssl command, signed by ca or other-ca with both EKUs (serverAuth,
+ * Certificates: the test set (FL_TEST_CERTS, scripts/test-certs.sh). The
+ * cluster's processes use node.*, signed by ca with both EKUs (serverAuth,
  * clientAuth): a process of the cluster accepts and dials with one
- * certificate.
+ * certificate. The refused TaskManager of another CA uses other-client.*
+ * (it only dials).
  */
 #include "../client/fling_spawn.h"
 #include "cluster_procs.h"
@@ -24,56 +24,12 @@
 #error "FLING_CLIENT must name the fling program"
 #endif
 
-/* Runs cmd with /bin/sh; asserts that it exits 0. */
-static void sh(const char *cmd)
+/* The -D values of TLS on with FL_TEST_CERTS/<cert>.crt and .key,
+ * trusting FL_TEST_CERTS/ca.crt, into keys[0..3] (each in bufs); keys[4]
+ * is NULL. */
+static void tls_keys(const char *cert, char bufs[4][512], const char *keys[5])
 {
-    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    result_t r = spawn_tmp(argv);
-    if (r.status != 0)
-        fail_msg("%s: exit %d: %s", cmd, r.status, r.err);
-    result_free(&r);
-}
-
-/* Makes dir/<name>.crt and .key, signed by dir/<ca>.crt, for both ends of
- * a connection on 127.0.0.1 and localhost. */
-static void make_node_cert(const char *dir, const char *name, const char *ca)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s' && printf '%%s\\n' '[node_ext]' "
-             "'basicConstraints = critical, CA:FALSE' "
-             "'keyUsage = critical, digitalSignature' "
-             "'extendedKeyUsage = serverAuth, clientAuth' "
-             "'subjectAltName = DNS:localhost, IP:127.0.0.1' > %s.cnf && "
-             "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-             "-nodes -keyout %s.key -subj '/O=fling test/CN=%s' -out %s.csr "
-             "2>/dev/null && "
-             "openssl x509 -req -in %s.csr -CA %s.crt -CAkey %s.key -days 30 "
-             "-extfile %s.cnf -extensions node_ext -out %s.crt 2>/dev/null",
-             dir, name, name, name, name, name, ca, ca, name, name);
-    sh(cmd);
-}
-
-/* A scratch folder with the test CA's set and the node certificates. */
-static char *make_certs(void)
-{
-    char *dir = scratch();
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "'%s/scripts/test-certs.sh' '%s' >/dev/null && "
-             "rm -f '%s'/server.* '%s'/client.*",
-             FLING_SOURCE_DIR, dir, dir, dir);
-    sh(cmd);
-    make_node_cert(dir, "node", "ca");
-    make_node_cert(dir, "other-node", "other-ca");
-    return dir;
-}
-
-/* The -D values of TLS on with dir/<cert>.crt and .key, trusting
- * dir/ca.crt, into keys[0..3] (each in bufs); keys[4] is NULL. */
-static void tls_keys(const char *dir, const char *cert, char bufs[4][512],
-                     const char *keys[5])
-{
+    const char *dir = FL_TEST_CERTS;
     snprintf(bufs[0], 512, "security.ssl.internal.enabled=true");
     snprintf(bufs[1], 512, "security.ssl.internal.certificate=%s/%s.crt", dir,
              cert);
@@ -84,8 +40,8 @@ static void tls_keys(const char *dir, const char *cert, char bufs[4][512],
     keys[4] = NULL;
 }
 
-/* Writes dir/tls.yaml, the node's TLS settings as a file says them;
- * returns its path (the caller frees it). */
+/* Writes dir/tls.yaml, the node's TLS settings (FL_TEST_CERTS/node.*) as
+ * a file says them; returns its path (the caller frees it). */
 static char *write_tls_conf(const char *dir)
 {
     char text[2048];
@@ -99,7 +55,7 @@ static char *write_tls_conf(const char *dir)
                      "      truststore: %s/ca.crt\n"
                      "    protocol: TLSv1.3\n"
                      "    verify-hostname: true\n",
-                     dir, dir, dir);
+                     FL_TEST_CERTS, FL_TEST_CERTS, FL_TEST_CERTS);
     char *path = path_in(dir, "tls.yaml");
     write_file(path, text, (size_t)n);
     return path;
@@ -219,11 +175,11 @@ static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
 {
     (void)state;
     static cf_proc_t jm, tm1, tm2, tm3, tm4;
-    char *dir = make_certs();
+    char *dir = scratch();
     char *conf = write_tls_conf(dir);
     char bufs[4][512];
     const char *node[5];
-    tls_keys(dir, "node", bufs, node);
+    tls_keys("node", bufs, node);
 
     int port = start_tls_jm(&jm, conf);
     /* Registered over fling.ssl://, the TaskManagers' scheme. */
@@ -243,10 +199,10 @@ static void test_a_tls_cluster_runs_a_job_and_refuses_others(void **state)
     expect_tm_refused(&tm3, "tm3", rm, why, 6000);
     expect_jm_refusal(&jm, PLAINTEXT_REASON, NULL);
 
-    /* A TaskManager whose certificate another CA signed. */
+    /* A TaskManager whose certificate another CA signed (it trusts ca). */
     char obufs[4][512];
     const char *other[7];
-    tls_keys(dir, "other-node", obufs, other);
+    tls_keys("other-client", obufs, other);
     const char *refused[] = {REFUSED_TM_KEYS};
     other[4] = refused[0];
     other[5] = refused[1];
