@@ -581,17 +581,53 @@ static void test_bad_files_are_refused_naming_option_and_path(void **st)
                 "tls.min_version 11 is not a TLS version fling speaks: give "
                 "FL_TLS_1_2 (12), FL_TLS_1_3 (13) or FL_TLS_DEFAULT (0, TLS "
                 "1.3)");
+    /* A name OpenSSL does not know is refused by name, alone or after a
+     * good one (OpenSSL itself drops it without a word). */
+    static const char *const bad_ciphers[][2] = {
+        {"NO-SUCH-CIPHER", "NO-SUCH-CIPHER"},
+        {"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-TYPO", "ECDHE-TYPO"},
+        {"HIGH,RC4-MD5", "RC4-MD5"},
+        {"TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"},
+    };
+    for (size_t i = 0; i < sizeof bad_ciphers / sizeof bad_ciphers[0]; i++) {
+        o = good;
+        o.ciphers = bad_ciphers[i][0];
+        snprintf(msg, sizeof msg,
+                 "tls.ciphers: '%s' is no TLS 1.2 cipher this OpenSSL offers "
+                 "(e.g. ECDHE-ECDSA-AES128-GCM-SHA256)",
+                 bad_ciphers[i][1]);
+        expect_opts(&o, FL_EINVAL, msg);
+    }
     o = good;
-    o.ciphers = "NO-SUCH-CIPHER";
+    o.ciphers = "!ALL";
     expect_opts(&o, FL_EINVAL,
-                "tls.ciphers 'NO-SUCH-CIPHER': no cipher match (write TLS 1.2 "
-                "ciphers in OpenSSL's syntax, e.g. "
+                "tls.ciphers leaves no TLS 1.2 cipher (e.g. "
                 "ECDHE-ECDSA-AES128-GCM-SHA256)");
+    static const char *const bad_suites[][2] = {
+        {"TLS_NO_SUCH", "TLS_NO_SUCH"},
+        {"TLS_AES_128_GCM_SHA256:TLS_TYPO", "TLS_TYPO"},
+        {"TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
+         "ECDHE-ECDSA-AES128-GCM-SHA256"},
+    };
+    for (size_t i = 0; i < sizeof bad_suites / sizeof bad_suites[0]; i++) {
+        o = good;
+        o.ciphersuites = bad_suites[i][0];
+        snprintf(msg, sizeof msg,
+                 "tls.ciphersuites: '%s' is no TLS 1.3 suite this OpenSSL "
+                 "offers (e.g. TLS_AES_128_GCM_SHA256)",
+                 bad_suites[i][1]);
+        expect_opts(&o, FL_EINVAL, msg);
+    }
+    /* OpenSSL's keywords, exclusions and separators pass. */
     o = good;
-    o.ciphersuites = "TLS_NO_SUCH";
-    expect_opts(&o, FL_EINVAL,
-                "tls.ciphersuites 'TLS_NO_SUCH': no cipher match (write TLS "
-                "1.3 suites, e.g. TLS_AES_128_GCM_SHA256)");
+    o.ciphers = "HIGH:!aNULL:+ECDHE-ECDSA-AES128-GCM-SHA256 @STRENGTH";
+    o.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+    fl__tls_ctx_t *kx = NULL;
+    char kwhy[512] = "";
+    int krc = fl__tls_ctx_new(&o, &kx, kwhy, sizeof kwhy);
+    assert_string_equal("", kwhy);
+    assert_fl_ok(krc);
+    fl__tls_ctx_free(kx);
     /* And the good ones pass, each version. */
     static const fl_tls_version_t versions[] = {FL_TLS_DEFAULT, FL_TLS_1_2,
                                                 FL_TLS_1_3};
