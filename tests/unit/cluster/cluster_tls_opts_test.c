@@ -63,7 +63,7 @@ static void test_defaults_are_plaintext(void **state)
     fl_cluster_tls_apply(&t, &o);
     assert_null(o.tls);
     assert_int_equal(77, o.handshake_timeout_ms);
-    assert_string_equal("fling.tcp://", fl_cluster_scheme(cfg));
+    assert_string_equal("fling.tcp://", fl_cluster_rpc_scheme(cfg));
     char addr[128];
     assert_fl_ok(fl_cluster_jobmanager_address(cfg, "resourcemanager_*", addr,
                                                sizeof addr, why, sizeof why));
@@ -128,7 +128,7 @@ static void test_every_key_reaches_the_options(void **state)
     fl_cluster_tls_apply(&t, &o);
     assert_ptr_equal(&t.opts, o.tls);
     assert_int_equal(3000, o.handshake_timeout_ms);
-    assert_string_equal("fling.ssl://", fl_cluster_scheme(cfg));
+    assert_string_equal("fling.ssl://", fl_cluster_rpc_scheme(cfg));
     char addr[128];
     assert_fl_ok(fl_cluster_jobmanager_address(cfg, "resourcemanager_*", addr,
                                                sizeof addr, why, sizeof why));
@@ -314,6 +314,30 @@ static void test_out_of_memory_is_said(void **state)
     fl_config_free(cfg);
 }
 
+/* fl_cluster_tls_init checks the TLS keys only: a heartbeat rule is the
+ * whole config's (fl_config_validate). */
+static void test_only_the_tls_rules_are_checked(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = config_of("heartbeat.interval: 5 s\n"
+                                 "heartbeat.timeout: 1 s\n"
+                                 "security.ssl.algorithms: "
+                                 "TLS_AES_128_GCM_SHA256\n");
+    fl_cluster_tls_t t;
+    char why[512] = "";
+    assert_fl_ok(fl_cluster_tls_init(&t, cfg, why, sizeof why));
+    assert_string_equal("", why);
+    assert_string_equal("TLS_AES_128_GCM_SHA256", t.opts.ciphersuites);
+    fl_cluster_tls_fini(&t);
+    assert_fl(FL_EINVAL, fl_config_validate(cfg, why, sizeof why));
+    assert_string_equal(
+        "heartbeat.interval (5000 ms) is longer than heartbeat.timeout (1000 "
+        "ms): every target would time out between two heartbeats; make the "
+        "interval at most the timeout.",
+        why);
+    fl_config_free(cfg);
+}
+
 static void test_messages_name_the_keys(void **state)
 {
     (void)state;
@@ -364,6 +388,7 @@ int main(void)
         FL_TEST(test_null_arguments_are_refused),
         FL_TEST(test_out_of_memory_is_said),
         FL_TEST(test_messages_name_the_keys),
+        FL_TEST(test_only_the_tls_rules_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
