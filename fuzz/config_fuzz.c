@@ -66,7 +66,7 @@ static void check_cluster_opts(const fl_config_t *cfg)
     rc = fl_cluster_jobmanager_address(cfg, "rm_*", buf, sizeof buf, why,
                                        sizeof why);
     if (rc == FL_OK) {
-        if (strncmp(buf, fl_cluster_scheme(cfg), 12) != 0 ||
+        if (strncmp(buf, fl_cluster_rpc_scheme(cfg), 12) != 0 ||
             strcmp(buf + strlen(buf) - 5, "/rm_*") != 0)
             abort();
     } else if (rc != FL_EINVAL || why[0] == '\0') {

@@ -191,8 +191,8 @@ static int find_dispatcher(fc_conn_t *c)
     char addr[400], err[1024] = "";
     int code = FL_OK;
     int64_t deadline = now_ms() + c->timeout_ms;
-    snprintf(addr, sizeof addr, "%s%s/jobmanager", fl_cluster_scheme(c->cfg),
-             c->hostport);
+    snprintf(addr, sizeof addr, "%s%s/jobmanager",
+             fl_cluster_rpc_scheme(c->cfg), c->hostport);
     fl_rpc_gateway_t *pg =
         connect_to(c, addr, &fling__cluster__process_gateway__descriptor, NULL,
                    deadline, err, sizeof err, &code);

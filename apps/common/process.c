@@ -175,7 +175,7 @@ int fa_process_service(fa_process_t *p, const char *host, const char *port,
                 why);
         return rc;
     }
-    const char *scheme = fl_cluster_scheme(p->cfg);
+    const char *scheme = fl_cluster_rpc_scheme(p->cfg);
     printf("%s%s:%d\n", scheme, fl_rpc_service_address(*out),
            fl_rpc_service_port(*out));
     fflush(stdout);

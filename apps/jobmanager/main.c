@@ -48,7 +48,7 @@ static void jm_describe(Fling__Cluster__ProcessGateway_Service *svc,
     (void)req;
     jm_t *jm = fl_rpc_call_state(call);
     char addr[300];
-    snprintf(addr, sizeof addr, "%s%s:%d", fl_cluster_scheme(jm->proc->cfg),
+    snprintf(addr, sizeof addr, "%s%s:%d", fl_cluster_rpc_scheme(jm->proc->cfg),
              fl_rpc_service_address(jm->svc), fl_rpc_service_port(jm->svc));
     Fling__Cluster__ProcessInfo info = FLING__CLUSTER__PROCESS_INFO__INIT;
     info.role = "jobmanager";

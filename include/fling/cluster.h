@@ -74,7 +74,7 @@ FL_EXTERN int fl_cluster_ha_opts(const fl_config_t *cfg, fl_ha_opts_t *o,
  * "fling.tcp://<jobmanager.rpc.address>:<jobmanager.rpc.port>/<endpoint_id>"
  * and a NUL into buf (cap bytes): the address a standalone retriever
  * reports for endpoint endpoint_id (an IPv6 host goes in [ ]). The scheme
- * is fl_cluster_scheme(cfg)'s: "fling.ssl://" with TLS on. endpoint_id
+ * is fl_cluster_rpc_scheme(cfg)'s: "fling.ssl://" with TLS on. endpoint_id
  * is 1..200 bytes of [A-Za-z0-9_.-], '*' allowed for a pattern. Returns
  * FL_OK, or FL_EINVAL with why (why_len bytes, may be NULL): an empty or
  * malformed host, port 0, a bad endpoint_id, or a buf too small (why says
@@ -107,20 +107,25 @@ typedef struct fl_cluster_tls {
     fl_rpc_tls_opts_t opts;
     /* security.ssl.internal.handshake-timeout in ms (1..86400000). */
     int64_t handshake_timeout_ms;
-    /* Private: the memory of opts.ciphers and opts.ciphersuites. */
+    /* Private to fling (the memory of opts.ciphers and opts.ciphersuites):
+     * neither read nor write it; fl_cluster_tls_fini frees it. */
     char *lists_;
 } fl_cluster_tls_t;
 
 /*
- * fl_cluster_tls_init fills t (the caller's memory) from cfg. cfg must pass
- * fl_config_validate, which refuses security.ssl.internal.enabled without
+ * fl_cluster_tls_init fills t (the caller's memory) from cfg's
+ * security.ssl.* keys. It refuses what fl_config_validate refuses of those
+ * keys: security.ssl.internal.enabled without
  * security.ssl.internal.certificate, .key or .truststore, a
  * security.ssl.algorithms that is not a comma-separated list of names, and
  * one that names no TLS 1.3 suite with security.ssl.protocol TLSv1.3; the
- * files are not opened here (fl_rpc_service_alloc reads them). Returns
- * FL_OK; FL_EINVAL with why (why_len bytes, may be NULL) saying which key
- * and what to set; FL_ENOMEM. t is zeroed on error, and may be passed to
- * fl_cluster_tls_fini either way. Any thread; never blocks.
+ * other keys are not checked (validate the whole config yourself). The
+ * files and the names of the suites are not checked here:
+ * fl_rpc_service_alloc reads the files and refuses a name OpenSSL does not
+ * know. Returns FL_OK; FL_EINVAL with why (why_len bytes, may be NULL)
+ * saying which key and what to set; FL_ENOMEM. t is zeroed on error, and
+ * may be passed to fl_cluster_tls_fini either way. cfg must outlive t's
+ * use: t->opts points into it. Any thread; never blocks.
  */
 FL_EXTERN int fl_cluster_tls_init(fl_cluster_tls_t *t, const fl_config_t *cfg,
                                   char *why, size_t why_len);
@@ -128,9 +133,12 @@ FL_EXTERN int fl_cluster_tls_init(fl_cluster_tls_t *t, const fl_config_t *cfg,
 /*
  * fl_cluster_tls_apply sets o->tls to &t->opts and o->handshake_timeout_ms
  * to t->handshake_timeout_ms when t->enabled; else leaves o as it is
- * (plaintext, the service's own handshake timeout). t must live until
+ * (plaintext, the service's own handshake timeout). NULL t or o: a no-op.
+ * t, and the cfg it was made from (t->opts points into both), must live,
+ * and cfg's security.ssl.* keys must not be set again, until
  * fl_rpc_service_alloc(o) has returned (the service copies what it
- * keeps). Any thread; never blocks.
+ * keeps). Any thread; never
+ * blocks.
  */
 FL_EXTERN void fl_cluster_tls_apply(const fl_cluster_tls_t *t,
                                     fl_rpc_service_opts_t *o);
@@ -151,11 +159,11 @@ FL_EXTERN const char *fl_cluster_tls_message(const char *msg, char *buf,
                                              size_t cap);
 
 /*
- * fl_cluster_scheme is the scheme of the addresses of a process run with
+ * fl_cluster_rpc_scheme is the scheme of the addresses of a process run with
  * cfg: "fling.ssl://" when security.ssl.internal.enabled is true, else
  * "fling.tcp://" (a literal). Any thread; never blocks.
  */
-FL_EXTERN const char *fl_cluster_scheme(const fl_config_t *cfg);
+FL_EXTERN const char *fl_cluster_rpc_scheme(const fl_config_t *cfg);
 
 #ifdef __cplusplus
 }

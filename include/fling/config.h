@@ -193,10 +193,12 @@ FL_EXTERN int fl_config_apply_args(fl_config_t *cfg, int *argc, char **argv,
  * high-availability.type is zookeeper; with security.ssl.internal.enabled,
  * the certificate, key and truststore files named; security.ssl.algorithms
  * a list of names (no empty one) that, with security.ssl.protocol TLSv1.3,
- * names a TLS 1.3 suite (TLS_...). (The rules of one key,
- * such as cluster.registration.initial-timeout > 0, are checked when it is
- * set, so they always hold.) Call it once the file and the overrides are
- * in. Returns FL_OK or FL_EINVAL with err naming the keys and values.
+ * names a TLS 1.3 suite (TLS_...); whether OpenSSL knows each name, and
+ * whether the files can be read, is fl_rpc_service_alloc's check
+ * (fl_cluster_tls_init, fling/cluster.h). (The rules of one key, such as
+ * cluster.registration.initial-timeout > 0, are checked when it is set,
+ * so they always hold.) Call it once the file and the overrides are in.
+ * Returns FL_OK or FL_EINVAL with err naming the keys and values.
  */
 FL_EXTERN int fl_config_validate(const fl_config_t *cfg, char *err,
                                  size_t errcap);

@@ -97,10 +97,13 @@ typedef struct fl_rpc_tls_opts {
     /* FL_TLS_DEFAULT (TLS 1.3), FL_TLS_1_2 or FL_TLS_1_3; else FL_EINVAL. */
     fl_tls_version_t min_version;
     /* TLS 1.2 cipher list in OpenSSL's syntax
-     * ("ECDHE-ECDSA-AES128-GCM-SHA256:..."); NULL: OpenSSL's default. */
+     * ("ECDHE-ECDSA-AES128-GCM-SHA256:..."); NULL: OpenSSL's default. A
+     * word that selects no cipher (a misspelt name) is FL_EINVAL naming
+     * it. It does not restrict TLS 1.3 (ciphersuites does). */
     const char *ciphers;
     /* TLS 1.3 cipher suites ("TLS_AES_128_GCM_SHA256:..."); NULL:
-     * OpenSSL's default. */
+     * OpenSSL's default. A name OpenSSL does not know is FL_EINVAL
+     * naming it. */
     const char *ciphersuites;
     /* false (default): a connecting side checks that the peer's
      * certificate names the host of the address it connects to (its

@@ -271,7 +271,7 @@ int fl_cluster_jobmanager_address(const fl_config_t *cfg,
     }
     const char *open = v6 && !bracketed ? "[" : "";
     const char *close = v6 && !bracketed ? "]" : "";
-    const char *scheme = fl_cluster_scheme(cfg);
+    const char *scheme = fl_cluster_rpc_scheme(cfg);
     int n = snprintf(NULL, 0, "%s%s%s%s:%lld/%s", scheme, open, host, close,
                      (long long)port, endpoint_id);
     if (n < 0 || (size_t)n >= cap) {

@@ -165,7 +165,7 @@ static void add_name(void *arg, const char *name, size_t len)
     out[*n] = '\0';
 }
 
-const char *fl_cluster_scheme(const fl_config_t *cfg)
+const char *fl_cluster_rpc_scheme(const fl_config_t *cfg)
 {
     bool on = false;
     (void)fl_config_get_bool(cfg, FL_CONFIG_SSL_INTERNAL_ENABLED, &on);
@@ -180,7 +180,9 @@ int fl_cluster_tls_init(fl_cluster_tls_t *t, const fl_config_t *cfg, char *why,
         return FL_EINVAL;
     }
     memset(t, 0, sizeof *t);
-    int rc = fl_config_validate(cfg, why, why_len);
+    /* The TLS rules only: a heartbeat or ZooKeeper rule is not this
+     * function's to refuse (the caller validates the whole config). */
+    int rc = fl__config_validate_tls(cfg, why, why_len);
     if (rc != FL_OK)
         return rc;
     const char *proto = "", *algs = "";

@@ -105,6 +105,119 @@ static int readable(const char *opt, const char *path, char *why,
     return FL_OK;
 }
 
+/* The separators of OpenSSL's cipher lists and of its suite lists. */
+#define CIPHER_SEPS ":, ;"
+#define SUITE_SEPS ":"
+#define NAME_MAX_LEN 128
+
+/* Calls fn(ctx, name) on each name of list (separated by seps) until
+ * one returns false; returns that name in bad (bad_cap bytes, cut to fit),
+ * or false when all pass. */
+static bool find_bad(SSL_CTX *ctx, const char *list, const char *seps,
+                     bool (*fn)(SSL_CTX *ctx, const char *name), char *bad,
+                     size_t bad_cap)
+{
+    const char *p = list;
+    while (*p != '\0') {
+        size_t len = strcspn(p, seps);
+        if (len > 0) {
+            char name[NAME_MAX_LEN + 1];
+            size_t n = len < NAME_MAX_LEN ? len : NAME_MAX_LEN;
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (!fn(ctx, name)) {
+                snprintf(bad, bad_cap, "%s", name);
+                return true;
+            }
+        }
+        p += len;
+        if (*p != '\0')
+            p++;
+    }
+    return false;
+}
+
+/* Whether one word of a TLS 1.2 cipher list selects a cipher on its own
+ * (it is left set: the whole list is set after). A word that removes or
+ * moves ciphers ("!aNULL", "-X", "+X") or is a command ("@STRENGTH")
+ * selects none by design and passes. OpenSSL drops a word that selects
+ * nothing without a word: a misspelt name would go unnoticed. */
+static bool cipher_word_selects(SSL_CTX *ctx, const char *word)
+{
+    if (strchr("!-+@", word[0]) != NULL)
+        return true;
+    bool ok = SSL_CTX_set_cipher_list(ctx, word) == 1;
+    ERR_clear_error();
+    return ok;
+}
+
+/* Whether name is one of the TLS 1.3 suites set in ctx. */
+static bool suite_is_set(SSL_CTX *ctx, const char *name)
+{
+    STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
+    for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+        if (strcmp(SSL_CIPHER_get_version(c), "TLSv1.3") == 0 &&
+            strcmp(SSL_CIPHER_standard_name(c), name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The TLS 1.2 cipher list into ctx; a word that selects no cipher is
+ * refused by name. FL_OK or FL_EINVAL. */
+static int set_ciphers(SSL_CTX *ctx, const char *list, char *why,
+                       size_t why_len)
+{
+    char bad[NAME_MAX_LEN + 1];
+    if (find_bad(ctx, list, CIPHER_SEPS, cipher_word_selects, bad,
+                 sizeof bad)) {
+        fl__say(why, why_len,
+                "tls.ciphers: '%s' is no TLS 1.2 cipher this OpenSSL offers "
+                "(e.g. ECDHE-ECDSA-AES128-GCM-SHA256)",
+                bad);
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_set_cipher_list(ctx, list) != 1) {
+        ERR_clear_error();
+        fl__say(why, why_len,
+                "tls.ciphers leaves no TLS 1.2 cipher (e.g. "
+                "ECDHE-ECDSA-AES128-GCM-SHA256)");
+        return FL_EINVAL;
+    }
+    return FL_OK;
+}
+
+/* Whether OpenSSL knows the TLS 1.3 suite name (it is left set: the
+ * whole list is set after). */
+static bool suite_known(SSL_CTX *ctx, const char *name)
+{
+    bool ok =
+        SSL_CTX_set_ciphersuites(ctx, name) == 1 && suite_is_set(ctx, name);
+    ERR_clear_error();
+    return ok;
+}
+
+/* The TLS 1.3 suites into ctx; a name OpenSSL does not know (it drops
+ * it without a word) is refused by name. FL_OK or FL_EINVAL. */
+static int set_suites(SSL_CTX *ctx, const char *list, char *why, size_t why_len)
+{
+    char bad[NAME_MAX_LEN + 1];
+    if (find_bad(ctx, list, SUITE_SEPS, suite_known, bad, sizeof bad)) {
+        fl__say(why, why_len,
+                "tls.ciphersuites: '%s' is no TLS 1.3 suite this OpenSSL "
+                "offers (e.g. TLS_AES_128_GCM_SHA256)",
+                bad);
+        return FL_EINVAL;
+    }
+    if (SSL_CTX_set_ciphersuites(ctx, list) != 1) {
+        fl__say(why, why_len, "tls.ciphersuites: %s",
+                ssl_reason("not a usable suite list"));
+        return FL_EINVAL;
+    }
+    return FL_OK;
+}
+
 /* The version settings of o into ctx: FL_OK or FL_EINVAL. */
 static int set_versions(SSL_CTX *ctx, const fl_rpc_tls_opts_t *o, char *why,
                         size_t why_len)
@@ -131,21 +244,12 @@ static int set_versions(SSL_CTX *ctx, const fl_rpc_tls_opts_t *o, char *why,
                 ssl_reason("not supported by this OpenSSL"));
         return FL_EINVAL;
     }
-    if (o->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, o->ciphers) != 1) {
-        fl__say(why, why_len,
-                "tls.ciphers '%.200s': %s (write TLS 1.2 ciphers in "
-                "OpenSSL's syntax, e.g. ECDHE-ECDSA-AES128-GCM-SHA256)",
-                o->ciphers, ssl_reason("not a usable cipher list"));
+    if (o->ciphers != NULL &&
+        set_ciphers(ctx, o->ciphers, why, why_len) != FL_OK)
         return FL_EINVAL;
-    }
     if (o->ciphersuites != NULL &&
-        SSL_CTX_set_ciphersuites(ctx, o->ciphersuites) != 1) {
-        fl__say(why, why_len,
-                "tls.ciphersuites '%.200s': %s (write TLS 1.3 suites, e.g. "
-                "TLS_AES_128_GCM_SHA256)",
-                o->ciphersuites, ssl_reason("not a usable suite list"));
+        set_suites(ctx, o->ciphersuites, why, why_len) != FL_OK)
         return FL_EINVAL;
-    }
     return FL_OK;
 }
 

@@ -45,7 +45,9 @@ typedef struct fl__tls fl__tls_t;
  * (free with fl__tls_ctx_free); FL_EINVAL with `why` naming the option,
  * the file and the reason ("tls.cert_file /x/server.crt: cannot read it:
  * No such file or directory", "tls.key_file /x/k.pem does not match
- * tls.cert_file /x/server.crt", a bad min_version or cipher list);
+ * tls.cert_file /x/server.crt", a bad min_version, a cipher or suite
+ * name OpenSSL does not know: "tls.ciphersuites: 'TLS_TYPO' is no TLS
+ * 1.3 suite this OpenSSL offers (e.g. TLS_AES_128_GCM_SHA256)");
  * FL_ENOMEM. BLOCKS to read the files. Any thread.
  */
 int fl__tls_ctx_new(const fl_rpc_tls_opts_t *o, fl__tls_ctx_t **out, char *why,

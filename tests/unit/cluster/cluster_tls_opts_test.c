@@ -2,8 +2,9 @@
  * cluster_tls_opts_test.c - the security.ssl.* keys and the RPC service's
  * TLS options they make (fling/cluster.h, fl_cluster_tls_*): every key's
  * default and value, the refusals of fl_config_validate and of each key
- * (exact messages), the scheme of the addresses, and the service's option
- * names said as the keys.
+ * (exact messages), the scheme of the addresses, the service's refusals
+ * said as the keys, and security.ssl.protocol TLSv1.2 against a raw TLS
+ * 1.2 peer (tls_raw.h).
  */
 #include "fl_test.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "common/internal.h"
+#include "unit/remote/tls_raw.h"
 
 static fl_config_t *config_of(const char *yaml)
 {
@@ -63,7 +65,7 @@ static void test_defaults_are_plaintext(void **state)
     fl_cluster_tls_apply(&t, &o);
     assert_null(o.tls);
     assert_int_equal(77, o.handshake_timeout_ms);
-    assert_string_equal("fling.tcp://", fl_cluster_scheme(cfg));
+    assert_string_equal("fling.tcp://", fl_cluster_rpc_scheme(cfg));
     char addr[128];
     assert_fl_ok(fl_cluster_jobmanager_address(cfg, "resourcemanager_*", addr,
                                                sizeof addr, why, sizeof why));
@@ -128,7 +130,7 @@ static void test_every_key_reaches_the_options(void **state)
     fl_cluster_tls_apply(&t, &o);
     assert_ptr_equal(&t.opts, o.tls);
     assert_int_equal(3000, o.handshake_timeout_ms);
-    assert_string_equal("fling.ssl://", fl_cluster_scheme(cfg));
+    assert_string_equal("fling.ssl://", fl_cluster_rpc_scheme(cfg));
     char addr[128];
     assert_fl_ok(fl_cluster_jobmanager_address(cfg, "resourcemanager_*", addr,
                                                sizeof addr, why, sizeof why));
@@ -292,7 +294,11 @@ static void test_null_arguments_are_refused(void **state)
     assert_fl(FL_EINVAL, fl_cluster_tls_init(NULL, cfg, why, sizeof why));
     assert_string_equal("fl_cluster_tls_init: t and cfg are needed", why);
     assert_fl(FL_EINVAL, fl_cluster_tls_init(&t, NULL, NULL, 0));
-    fl_cluster_tls_apply(NULL, NULL); /* a no-op */
+    /* No settings: the service's options are left as they were. */
+    fl_rpc_service_opts_t o = {.handshake_timeout_ms = 77};
+    fl_cluster_tls_apply(NULL, &o);
+    assert_null(o.tls);
+    assert_int_equal(77, o.handshake_timeout_ms);
     fl_config_free(cfg);
 }
 
@@ -314,36 +320,191 @@ static void test_out_of_memory_is_said(void **state)
     fl_config_free(cfg);
 }
 
+/* What fl_rpc_service_alloc says of the TLS settings of yaml (the
+ * test certificates' folder in place of @), as the programs say it:
+ * through fl_cluster_tls_message. */
+static int service_of(const char *yaml, fl_rpc_service_t **svc, char *msg,
+                      size_t cap)
+{
+    char text[2048];
+    size_t n = 0;
+    for (const char *p = yaml; *p != '\0' && n + 1 < sizeof text; p++) {
+        if (*p != '@') {
+            text[n++] = *p;
+            continue;
+        }
+        int w = snprintf(text + n, sizeof text - n, "%s", FL_TEST_CERTS);
+        n += (size_t)w;
+    }
+    text[n] = '\0';
+    fl_config_t *cfg = config_of(text);
+    fl_cluster_tls_t t;
+    char why[512] = "";
+    assert_fl_ok(fl_cluster_tls_init(&t, cfg, why, sizeof why));
+    fl_rpc_service_opts_t o = {.bind_host = "127.0.0.1",
+                               .port = "0",
+                               .workers = 1,
+                               .max_frame_size = 1u << 20,
+                               .name = "tls-opts"};
+    fl_cluster_tls_apply(&t, &o);
+    *svc = NULL;
+    int rc = fl_rpc_service_alloc(&o, svc);
+    msg[0] = '\0';
+    if (rc != FL_OK)
+        fl_cluster_tls_message(fl_rpc_last_message(), msg, cap);
+    fl_cluster_tls_fini(&t);
+    fl_config_free(cfg);
+    return rc;
+}
+
+#define TLS_ON                                                                 \
+    "security.ssl.internal.enabled: true\n"                                    \
+    "security.ssl.internal.certificate: @/server.crt\n"                        \
+    "security.ssl.internal.truststore: @/ca.crt\n"
+
+static void expect_service_refused(const char *yaml, const char *want)
+{
+    fl_rpc_service_t *svc = NULL;
+    char msg[1024], expected[1024];
+    assert_fl(FL_EINVAL, service_of(yaml, &svc, msg, sizeof msg));
+    assert_null(svc);
+    /* The certificates' folder in place of @. */
+    size_t n = 0;
+    for (const char *p = want; *p != '\0' && n + 1 < sizeof expected; p++) {
+        if (*p != '@') {
+            expected[n++] = *p;
+            continue;
+        }
+        n += (size_t)snprintf(expected + n, sizeof expected - n, "%s",
+                              FL_TEST_CERTS);
+    }
+    expected[n] = '\0';
+    assert_string_equal(expected, msg);
+}
+
+/* The service's real refusals, said with the keys a user wrote. */
+static void test_service_refusals_name_the_keys(void **state)
+{
+    (void)state;
+    expect_service_refused(
+        TLS_ON "security.ssl.internal.key: @/client.key\n",
+        "security.ssl.internal.key @/client.key does not match "
+        "security.ssl.internal.certificate @/server.crt");
+    expect_service_refused(
+        "security.ssl.internal.enabled: true\n"
+        "security.ssl.internal.certificate: @/server.crt\n"
+        "security.ssl.internal.key: @/server.key\n"
+        "security.ssl.internal.truststore: @/no-such-ca.crt\n",
+        "security.ssl.internal.truststore @/no-such-ca.crt: cannot read it: "
+        "No such file or directory");
+    /* A name OpenSSL does not know, as the user wrote it (it would drop
+     * it without a word). */
+    expect_service_refused(
+        TLS_ON "security.ssl.internal.key: @/server.key\n"
+               "security.ssl.algorithms: TLS_AES_128_GCM_SHA256, TLS_TYPO\n",
+        "security.ssl.algorithms: 'TLS_TYPO' is no TLS 1.3 suite this "
+        "OpenSSL offers (e.g. TLS_AES_128_GCM_SHA256)");
+    expect_service_refused(
+        TLS_ON "security.ssl.internal.key: @/server.key\n"
+               "security.ssl.protocol: TLSv1.2\n"
+               "security.ssl.algorithms: ECDHE-ECDSA-AES128-GCM-SHA256,"
+               "ECDHE-TYPO\n",
+        "security.ssl.algorithms: 'ECDHE-TYPO' is no TLS 1.2 cipher this "
+        "OpenSSL offers (e.g. ECDHE-ECDSA-AES128-GCM-SHA256)");
+    /* Known names pass. */
+    fl_rpc_service_t *svc = NULL;
+    char msg[1024];
+    assert_fl_ok(service_of(TLS_ON
+                            "security.ssl.internal.key: @/server.key\n"
+                            "security.ssl.protocol: TLSv1.2\n"
+                            "security.ssl.algorithms: TLS_AES_128_GCM_SHA256,"
+                            "ECDHE-ECDSA-AES128-GCM-SHA256\n",
+                            &svc, msg, sizeof msg));
+    assert_string_equal("", msg);
+    fl_rpc_service_free(svc);
+}
+
+/* A raw client of TLS 1.2 at most (client.crt) connects to svc: true
+ * with the HELLO exchange done, else false with OpenSSL's reason. */
+static bool tls12_client_gets_in(fl_rpc_service_t *svc, char *why, size_t cap)
+{
+    raw_t r = raw_of(raw_connect(fl_rpc_service_port(svc), 0), 1u << 20,
+                     "raw-12", 1u << 20, "tls-opts", "");
+    tls_raw_t *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->ctx = tls_raw_ctx("client");
+    assert_int_equal(1, SSL_CTX_set_max_proto_version(t->ctx, TLS1_2_VERSION));
+    t->ssl = SSL_new(t->ctx);
+    assert_non_null(t->ssl);
+    assert_int_equal(1, SSL_set_fd(t->ssl, r.fd));
+    r.io = &TLS_RAW_IO;
+    r.io_arg = t;
+    ERR_clear_error();
+    bool in = SSL_connect(t->ssl) == 1;
+    if (in) {
+        assert_int_equal(TLS1_2_VERSION, SSL_version(t->ssl));
+        raw_hello(&r);
+        why[0] = '\0';
+    } else {
+        tls_raw_reason(why, cap);
+    }
+    raw_close(&r);
+    return in;
+}
+
+/* security.ssl.protocol TLSv1.2 lets a TLS 1.2 peer in; the default,
+ * TLSv1.3, refuses it. */
+static void test_protocol_tls12_admits_a_tls12_peer(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = NULL;
+    char msg[1024], why[256];
+    assert_fl_ok(service_of(TLS_ON "security.ssl.internal.key: @/server.key\n"
+                                   "security.ssl.protocol: TLSv1.2\n",
+                            &svc, msg, sizeof msg));
+    assert_true(tls12_client_gets_in(svc, why, sizeof why));
+    assert_string_equal("", why);
+    fl_rpc_service_free(svc);
+    assert_fl_ok(service_of(TLS_ON "security.ssl.internal.key: @/server.key\n",
+                            &svc, msg, sizeof msg));
+    assert_false(tls12_client_gets_in(svc, why, sizeof why));
+    assert_string_equal("tlsv1 alert protocol version", why);
+    fl_rpc_service_free(svc);
+}
+
+/* fl_cluster_tls_init checks the TLS keys only: a heartbeat rule is the
+ * whole config's (fl_config_validate). */
+static void test_only_the_tls_rules_are_checked(void **state)
+{
+    (void)state;
+    fl_config_t *cfg = config_of("heartbeat.interval: 5 s\n"
+                                 "heartbeat.timeout: 1 s\n"
+                                 "security.ssl.algorithms: "
+                                 "TLS_AES_128_GCM_SHA256\n");
+    fl_cluster_tls_t t;
+    char why[512] = "";
+    assert_fl_ok(fl_cluster_tls_init(&t, cfg, why, sizeof why));
+    assert_string_equal("", why);
+    assert_string_equal("TLS_AES_128_GCM_SHA256", t.opts.ciphersuites);
+    fl_cluster_tls_fini(&t);
+    assert_fl(FL_EINVAL, fl_config_validate(cfg, why, sizeof why));
+    assert_string_equal(
+        "heartbeat.interval (5000 ms) is longer than heartbeat.timeout (1000 "
+        "ms): every target would time out between two heartbeats; make the "
+        "interval at most the timeout.",
+        why);
+    fl_config_free(cfg);
+}
+
+/* Any text: the option names replaced, cut to fit, terminated. */
 static void test_messages_name_the_keys(void **state)
 {
     (void)state;
     char buf[512];
     assert_string_equal(
-        "security.ssl.internal.key /x/k.pem does not match "
-        "security.ssl.internal.certificate /x/server.crt",
-        fl_cluster_tls_message(
-            "tls.key_file /x/k.pem does not match tls.cert_file /x/server.crt",
-            buf, sizeof buf));
-    assert_string_equal(
-        "security.ssl.internal.truststore /x/ca.crt: cannot read it: No such "
-        "file or directory",
-        fl_cluster_tls_message(
-            "tls.ca_file /x/ca.crt: cannot read it: No such file or directory",
-            buf, sizeof buf));
-    assert_string_equal(
-        "security.ssl.algorithms 'X': no cipher match; "
-        "security.ssl.algorithms 'Y'",
-        fl_cluster_tls_message(
-            "tls.ciphersuites 'X': no cipher match; tls.ciphers 'Y'", buf,
-            sizeof buf));
-    assert_string_equal(
-        "security.ssl.protocol 9",
-        fl_cluster_tls_message("tls.min_version 9", buf, sizeof buf));
-    assert_string_equal(
         "no option here",
         fl_cluster_tls_message("no option here", buf, sizeof buf));
     assert_string_equal("", fl_cluster_tls_message(NULL, buf, sizeof buf));
-    /* Cut to fit, terminated. */
     char small[12];
     assert_string_equal(
         "security.ss",
@@ -364,6 +525,9 @@ int main(void)
         FL_TEST(test_null_arguments_are_refused),
         FL_TEST(test_out_of_memory_is_said),
         FL_TEST(test_messages_name_the_keys),
+        FL_TEST(test_service_refusals_name_the_keys),
+        FL_TEST(test_protocol_tls12_admits_a_tls12_peer),
+        FL_TEST(test_only_the_tls_rules_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -581,17 +581,53 @@ static void test_bad_files_are_refused_naming_option_and_path(void **st)
                 "tls.min_version 11 is not a TLS version fling speaks: give "
                 "FL_TLS_1_2 (12), FL_TLS_1_3 (13) or FL_TLS_DEFAULT (0, TLS "
                 "1.3)");
+    /* A name OpenSSL does not know is refused by name, alone or after a
+     * good one (OpenSSL itself drops it without a word). */
+    static const char *const bad_ciphers[][2] = {
+        {"NO-SUCH-CIPHER", "NO-SUCH-CIPHER"},
+        {"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-TYPO", "ECDHE-TYPO"},
+        {"HIGH,RC4-MD5", "RC4-MD5"},
+        {"TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"},
+    };
+    for (size_t i = 0; i < sizeof bad_ciphers / sizeof bad_ciphers[0]; i++) {
+        o = good;
+        o.ciphers = bad_ciphers[i][0];
+        snprintf(msg, sizeof msg,
+                 "tls.ciphers: '%s' is no TLS 1.2 cipher this OpenSSL offers "
+                 "(e.g. ECDHE-ECDSA-AES128-GCM-SHA256)",
+                 bad_ciphers[i][1]);
+        expect_opts(&o, FL_EINVAL, msg);
+    }
     o = good;
-    o.ciphers = "NO-SUCH-CIPHER";
+    o.ciphers = "!ALL";
     expect_opts(&o, FL_EINVAL,
-                "tls.ciphers 'NO-SUCH-CIPHER': no cipher match (write TLS 1.2 "
-                "ciphers in OpenSSL's syntax, e.g. "
+                "tls.ciphers leaves no TLS 1.2 cipher (e.g. "
                 "ECDHE-ECDSA-AES128-GCM-SHA256)");
+    static const char *const bad_suites[][2] = {
+        {"TLS_NO_SUCH", "TLS_NO_SUCH"},
+        {"TLS_AES_128_GCM_SHA256:TLS_TYPO", "TLS_TYPO"},
+        {"TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
+         "ECDHE-ECDSA-AES128-GCM-SHA256"},
+    };
+    for (size_t i = 0; i < sizeof bad_suites / sizeof bad_suites[0]; i++) {
+        o = good;
+        o.ciphersuites = bad_suites[i][0];
+        snprintf(msg, sizeof msg,
+                 "tls.ciphersuites: '%s' is no TLS 1.3 suite this OpenSSL "
+                 "offers (e.g. TLS_AES_128_GCM_SHA256)",
+                 bad_suites[i][1]);
+        expect_opts(&o, FL_EINVAL, msg);
+    }
+    /* OpenSSL's keywords, exclusions and separators pass. */
     o = good;
-    o.ciphersuites = "TLS_NO_SUCH";
-    expect_opts(&o, FL_EINVAL,
-                "tls.ciphersuites 'TLS_NO_SUCH': no cipher match (write TLS "
-                "1.3 suites, e.g. TLS_AES_128_GCM_SHA256)");
+    o.ciphers = "HIGH:!aNULL:+ECDHE-ECDSA-AES128-GCM-SHA256 @STRENGTH";
+    o.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+    fl__tls_ctx_t *kx = NULL;
+    char kwhy[512] = "";
+    int krc = fl__tls_ctx_new(&o, &kx, kwhy, sizeof kwhy);
+    assert_string_equal("", kwhy);
+    assert_fl_ok(krc);
+    fl__tls_ctx_free(kx);
     /* And the good ones pass, each version. */
     static const fl_tls_version_t versions[] = {FL_TLS_DEFAULT, FL_TLS_1_2,
                                                 FL_TLS_1_3};
@@ -611,6 +647,113 @@ static void test_bad_files_are_refused_naming_option_and_path(void **st)
     assert_int_equal(0, system(cmd));
 }
 
+/* A context of server.* (server) or client.* trusting ca, with the
+ * given version floor and lists. */
+static fl__tls_ctx_t *ctx_lists(bool server, fl_tls_version_t min,
+                                const char *ciphers, const char *suites)
+{
+    const char *who = server ? "server" : "client";
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.crt", who);
+    snprintf(k, sizeof k, "%s.key", who);
+    fl_rpc_tls_opts_t o = {.cert_file = cert(c),
+                           .key_file = cert(k),
+                           .ca_file = cert("ca.crt"),
+                           .min_version = min,
+                           .ciphers = ciphers,
+                           .ciphersuites = suites};
+    fl__tls_ctx_t *x = NULL;
+    char why[512] = "";
+    int rc = fl__tls_ctx_new(&o, &x, why, sizeof why);
+    if (rc != FL_OK)
+        fail_msg("context of %s: %s: %s", who, fl_err_name(rc), why);
+    return x;
+}
+
+/* A server engine of sx against a raw OpenSSL client (client.crt) of at
+ * most max_version (0: any) offering suites (NULL: its defaults).
+ * Returns the server's result; agreed gets "<version> <cipher>". */
+static int raw_client_agrees(fl__tls_ctx_t *sx, int max_version,
+                             const char *suites, char *agreed, size_t cap)
+{
+    fl__tls_t *s = NULL;
+    assert_fl_ok(fl__tls_new(sx, false, NULL, &s));
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(cctx);
+    if (max_version != 0)
+        assert_int_equal(1, SSL_CTX_set_max_proto_version(cctx, max_version));
+    if (suites != NULL)
+        assert_int_equal(1, SSL_CTX_set_ciphersuites(cctx, suites));
+    assert_int_equal(1,
+                     SSL_CTX_load_verify_locations(cctx, cert("ca.crt"), NULL));
+    assert_int_equal(
+        1, SSL_CTX_use_certificate_chain_file(cctx, cert("client.crt")));
+    assert_int_equal(1, SSL_CTX_use_PrivateKey_file(cctx, cert("client.key"),
+                                                    SSL_FILETYPE_PEM));
+    SSL *c = SSL_new(cctx);
+    BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(cin, -1);
+    SSL_set_bio(c, cin, cout);
+    SSL_set_connect_state(c);
+    int src = FL_EPENDING;
+    uint8_t buf[8192];
+    for (int round = 0; round < 10; round++) {
+        (void)SSL_do_handshake(c);
+        int n;
+        while ((n = BIO_read(cout, buf, sizeof buf)) > 0)
+            assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
+        if (src == FL_EPENDING)
+            src = fl__tls_handshake(s);
+        size_t k;
+        while ((k = fl__tls_out_take(s, buf, sizeof buf)) > 0)
+            BIO_write(cin, buf, (int)k);
+    }
+    ERR_clear_error();
+    snprintf(agreed, cap, "%s %s", SSL_get_version(c),
+             SSL_CIPHER_get_name(SSL_get_current_cipher(c)));
+    SSL_free(c);
+    SSL_CTX_free(cctx);
+    fl__tls_free(s);
+    return src;
+}
+
+static void test_suite_lists_take_effect(void **st)
+{
+    (void)st;
+    /* Disjoint TLS 1.3 suites: no handshake, either side says why. */
+    pair_t p;
+    memset(&p, 0, sizeof p);
+    p.cx = ctx_lists(false, FL_TLS_DEFAULT, NULL, "TLS_AES_128_GCM_SHA256");
+    p.sx = ctx_lists(true, FL_TLS_DEFAULT, NULL, "TLS_AES_256_GCM_SHA384");
+    assert_fl_ok(fl__tls_new(p.cx, true, "localhost", &p.c));
+    assert_fl_ok(fl__tls_new(p.sx, false, NULL, &p.s));
+    pair_handshake(&p, false);
+    assert_fl(FL_ETLS, p.src);
+    assert_string_equal("no shared cipher", fl__tls_why(p.s));
+    assert_fl(FL_ETLS, p.crc);
+    assert_string_equal(
+        "the peer refused the handshake: sslv3 alert handshake failure",
+        fl__tls_why(p.c));
+    pair_close(&p);
+    /* A suite in common is the one agreed, whatever the client prefers. */
+    char agreed[128];
+    fl__tls_ctx_t *sx =
+        ctx_lists(true, FL_TLS_DEFAULT, NULL, "TLS_CHACHA20_POLY1305_SHA256");
+    assert_fl_ok(raw_client_agrees(
+        sx, 0, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256", agreed,
+        sizeof agreed));
+    assert_string_equal("TLSv1.3 TLS_CHACHA20_POLY1305_SHA256", agreed);
+    fl__tls_ctx_free(sx);
+    /* TLS 1.2 ciphers restrict TLS 1.2 only: TLS 1.3 keeps its suites. */
+    sx = ctx_lists(true, FL_TLS_1_2, "ECDHE-ECDSA-AES128-GCM-SHA256", NULL);
+    assert_fl_ok(
+        raw_client_agrees(sx, TLS1_2_VERSION, NULL, agreed, sizeof agreed));
+    assert_string_equal("TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256", agreed);
+    assert_fl_ok(raw_client_agrees(sx, 0, NULL, agreed, sizeof agreed));
+    assert_string_equal("TLSv1.3 TLS_AES_256_GCM_SHA384", agreed);
+    fl__tls_ctx_free(sx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +766,7 @@ int main(void)
         FL_TEST(test_plaintext_fling_peer_is_told_apart),
         FL_TEST(test_broken_record_fails_the_read),
         FL_TEST(test_bad_files_are_refused_naming_option_and_path),
+        FL_TEST(test_suite_lists_take_effect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
