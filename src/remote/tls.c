@@ -531,3 +531,11 @@ const char *fl__tls_why(fl__tls_t *t)
 {
     return t->why;
 }
+
+const char *fl__tls_why_copy(fl__tls_t *t, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&t->mu);
+    snprintf(buf, cap, "%s", t->why);
+    pthread_mutex_unlock(&t->mu);
+    return buf;
+}

@@ -293,7 +293,8 @@ static void server_failed(fl__conn_t *c, const char *why)
  * the engine's reason. */
 static void handshake_failed(fl__conn_t *c)
 {
-    const char *why = fl__tls_why(c->tls->eng);
+    char why[FL__TLS_WHY_MAX + 1];
+    fl__tls_why_copy(c->tls->eng, why, sizeof why);
     if (c->outbound)
         client_failed(c, why);
     else
@@ -374,7 +375,8 @@ static void rx_failed(fl__conn_t *c, int rc)
     if (rc == FL_ECLOSED) {
         fl__conn_close(c, 0, "the peer closed the connection");
     } else if (rc == FL_ETLS) {
-        const char *why = fl__tls_why(tio->eng);
+        char why[FL__TLS_WHY_MAX + 1];
+        fl__tls_why_copy(tio->eng, why, sizeof why);
         FL_LOG_RATELIMITED_KV(
             FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
             "%s: TLS: %s; closing the connection", c->name, why);
