@@ -190,20 +190,29 @@ static int send_out(fl__conn_t *c)
  * has to send when buf is NULL (an alert), straight to the socket when
  * nothing is queued before them in libuv (a uv_write would be cancelled
  * by the close); then what the peer sent is read and dropped, so that
- * the close is not a reset that could overtake them.
+ * the close is not a reset that could overtake them. Under c->mu, and
+ * direct writes turned off first: a thread writing its frames straight
+ * to the socket (fl__tls_io_write_locked) would interleave its records
+ * with these bytes; while the I/O thread's write is in flight they are
+ * not sent.
  */
 static void last_words(fl__conn_t *c, const uint8_t *buf, size_t len)
 {
     fl__tls_io_t *tio = c->tls;
     uint8_t alert[512];
+    fl__conn_lock(c);
+    c->fd = -1;
+    bool writing = c->writing;
     if (buf == NULL) {
-        len = fl__tls_out_take(tio->eng, alert, sizeof alert);
+        len = writing ? 0 : fl__tls_out_take(tio->eng, alert, sizeof alert);
         buf = alert;
     }
+    if (c->tcp_open && tio->fd >= 0 && len > 0 && !writing &&
+        tio->pend_off == tio->pend_len && c->tcp.write_queue_size == 0)
+        (void)send(tio->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fl__conn_unlock(c);
     if (!c->tcp_open || tio->fd < 0)
         return;
-    if (len > 0 && c->tcp.write_queue_size == 0)
-        (void)send(tio->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     uint8_t sink[4096];
     for (size_t drained = 0; drained < DRAIN_MAX;) {
         ssize_t r = recv(tio->fd, sink, sizeof sink, MSG_DONTWAIT);
