@@ -48,6 +48,10 @@
 #define CBUF_BIG 65536u
 /* Plaintext gathered into one record before it is sealed. */
 #define STAGE 16384u
+/* At most this many bytes the engine made on its own (what reads made
+ * it say: KeyUpdate answers, alerts) wait unsent, or max_queued if lower
+ * (out_bounded). */
+#define OUT_MAX (1024u * 1024u)
 /* Room kept free in c->rbuf for the next record's plaintext. */
 #define RECORD_ROOM 16384u
 /* Bytes the last words drain from the socket before closing it: what the
@@ -396,6 +400,27 @@ static void rx_failed(fl__conn_t *c, int rc)
     }
 }
 
+/*
+ * What reads made the engine say waits for the next write, outside the
+ * queue's count: a peer that makes it say more (KeyUpdates, renegotiation
+ * attempts) while it does not read would grow it without end. Above
+ * OUT_MAX or max_queued, c closes as when its queue overflows. True when
+ * c is still open. I/O thread.
+ */
+static bool out_bounded(fl__conn_t *c)
+{
+    size_t max = c->net->max_queued < OUT_MAX ? c->net->max_queued : OUT_MAX;
+    if (c->state != C_OPEN || fl__tls_out_len(c->tls->eng) <= max)
+        return c->state == C_OPEN;
+    FL_LOG_RATELIMITED_KV(FL_LOG_WARN, FL__LOG_BURST,
+                          FL_KV(FL_F("peer", c->name)),
+                          "%s: outbound queue full: the peer is not reading; "
+                          "closing the connection",
+                          c->name);
+    fl__conn_close(c, 0, "outbound queue full: the peer is not reading");
+    return false;
+}
+
 void fl__tls_io_read(fl__conn_t *c, size_t n)
 {
     fl__tls_io_t *tio = c->tls;
@@ -451,7 +476,7 @@ void fl__tls_io_read(fl__conn_t *c, size_t n)
     rx_failed(c, rc);
     /* What the read made the engine say (an alert, a KeyUpdate's answer)
      * goes now. */
-    if (c->state == C_OPEN && fl__tls_out_len(tio->eng) > 0)
+    if (out_bounded(c) && fl__tls_out_len(tio->eng) > 0)
         fl__conn_kick(c);
 }
 
@@ -463,6 +488,7 @@ void fl__tls_io_take_left(fl__conn_t *c)
     tio->rx_rc = FL_OK;
     if (rc != FL_OK && c->state == C_OPEN)
         rx_failed(c, rc);
+    (void)out_bounded(c);
 }
 
 bool fl__tls_io_read_failed(fl__conn_t *c, const char *why)
