@@ -781,9 +781,15 @@ bool fl__tls_io_expired(fl__conn_t *c);
 
 /* The frames of one write (bufs, n) sealed into records: *out is the
  * ciphertext, behind what a direct write left (c's, valid until the
- * write completes). FL_OK, FL_ENOMEM, FL_ETLS. I/O thread, writing. */
+ * write completes), which also takes the frames a direct write held.
+ * FL_OK, FL_ENOMEM, FL_ETLS. I/O thread, writing. */
 int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
                     uv_buf_t *out);
+
+/* Why fl__tls_io_seal failed, the reason c closes with ("TLS: <why>",
+ * "out of memory"): once a seal failed it is never tried again (c's,
+ * valid while c is). I/O thread. */
+const char *fl__tls_io_seal_why(fl__conn_t *c);
 
 /* The write of fl__tls_io_seal's ciphertext completed. I/O thread. */
 void fl__tls_io_written(fl__conn_t *c);

@@ -84,6 +84,14 @@ struct fl__tls_io {
      * flight. */
     uint8_t *pend;
     size_t pend_off, pend_len, pend_cap;
+    /* Plaintext bytes of the small lane a direct write sealed into pend
+     * and the socket has not taken: still counted in c->queued (and not
+     * in c->done) until they are written, so max_queued bounds them. */
+    size_t held;
+    /* A seal failed (seal_failed): never sealed again; the reason the
+     * connection closes with. */
+    int seal_rc;
+    char seal_why[FL__TLS_WHY_MAX + 8];
 };
 
 /* Small frames gathered into one record before they are sealed (seal):
@@ -545,9 +553,9 @@ static bool pend_room(fl__tls_io_t *tio, size_t n)
         if (tio->pend_cap - tio->pend_len >= n)
             return true;
     }
-    size_t cap = tio->pend_len + n;
-    if (cap < CBUF_FIRST)
-        cap = CBUF_FIRST;
+    size_t cap = tio->pend_cap > 0 ? tio->pend_cap : CBUF_FIRST;
+    while (cap - tio->pend_len < n)
+        cap *= 2; /* not a realloc and a copy per append */
     uint8_t *nb = fl__realloc(tio->pend, cap);
     if (nb == NULL)
         return false;
@@ -593,16 +601,32 @@ static int seal(fl__tls_io_t *tio, const uv_buf_t *bufs, size_t n)
     return FL_OK;
 }
 
+static void seal_failed(fl__conn_t *c, int rc);
+
 int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
                     uv_buf_t *out)
 {
     fl__tls_io_t *tio = c->tls;
+    if (tio->seal_rc != FL_OK)
+        return tio->seal_rc;
     int rc = seal(tio, bufs, n);
-    if (rc != FL_OK)
+    if (rc != FL_OK) {
+        seal_failed(c, rc);
         return rc;
+    }
+    /* What a direct write left goes first in this write, and is written
+     * when it completes (on_written). */
+    c->wflight_lane[FL__LANE_SMALL] += tio->held;
+    c->wflight_bytes += tio->held;
+    tio->held = 0;
     *out = uv_buf_init((char *)tio->pend + tio->pend_off,
                        (unsigned)(tio->pend_len - tio->pend_off));
     return FL_OK;
+}
+
+const char *fl__tls_io_seal_why(fl__conn_t *c)
+{
+    return c->tls->seal_why;
 }
 
 void fl__tls_io_written(fl__conn_t *c)
@@ -623,6 +647,47 @@ void fl__tls_io_written(fl__conn_t *c)
 /* Frames per direct write, as conn_write.c's DIRECT_IOV. */
 #define DIRECT_FRAMES 64
 
+/* Send what is pending straight to the socket (c->mu, fd >= 0, not
+ * writing): true when all of it went, and the frames it held are then
+ * written (c->done moves); false on EAGAIN or an error (the I/O
+ * thread's). */
+static bool pend_send(fl__conn_t *c)
+{
+    fl__tls_io_t *tio = c->tls;
+    while (tio->pend_off < tio->pend_len) {
+        ssize_t w =
+            send(c->fd, tio->pend + tio->pend_off,
+                 tio->pend_len - tio->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w <= 0)
+            return false;
+        tio->pend_off += (size_t)w;
+    }
+    tio->pend_off = tio->pend_len = 0;
+    fl__conn_dequeued_locked(c, FL__LANE_SMALL, tio->held);
+    tio->held = 0;
+    return true;
+}
+
+/* A seal failed (rc: FL_ENOMEM or FL_ETLS; c->mu, or the I/O thread
+ * while writing): some records of the frames may be in the engine, so it
+ * is never tried again (a retry would seal them twice); the frames stay
+ * queued, direct writes stop, and the I/O thread's write closes the
+ * connection with the reason (fl__tls_io_seal, fl__conn_flush). */
+static void seal_failed(fl__conn_t *c, int rc)
+{
+    fl__tls_io_t *tio = c->tls;
+    if (tio->seal_rc != FL_OK)
+        return;
+    tio->seal_rc = rc;
+    if (rc == FL_ETLS) {
+        char why[FL__TLS_WHY_MAX + 1];
+        snprintf(tio->seal_why, sizeof tio->seal_why, "TLS: %s",
+                 fl__tls_why_copy(tio->eng, why, sizeof why));
+    } else {
+        snprintf(tio->seal_why, sizeof tio->seal_why, "out of memory");
+    }
+}
+
 bool fl__tls_io_write_locked(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
@@ -631,6 +696,11 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
     if (c->state != C_OPEN || c->writing || c->fd < 0)
         return !fl__conn_has_queue_locked(c);
     fl__tls_io_t *tio = c->tls;
+    /* What the socket did not take last time goes first; while it does
+     * not drain, nothing more is sealed: the frames stay queued, counted
+     * against max_queued. */
+    if (!pend_send(c))
+        return false;
     for (;;) {
         uv_buf_t bufs[DIRECT_FRAMES];
         size_t n = 0, bytes = 0;
@@ -640,11 +710,15 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
                                   (unsigned)(b->len - b->off));
             bytes += b->len - b->off;
         }
-        if (seal(tio, n > 0 ? bufs : NULL, n) != FL_OK)
-            return false; /* the I/O thread's write finds out */
-        /* Sealed is as good as written for the queue: the records go
-         * before anything sealed after them. */
-        fl__conn_dequeued_locked(c, FL__LANE_SMALL, bytes);
+        int rc = seal(tio, n > 0 ? bufs : NULL, n);
+        if (rc != FL_OK) {
+            seal_failed(c, rc);
+            c->fd = -1;
+            return false; /* the I/O thread's write closes it */
+        }
+        /* The records go before anything sealed after them; their bytes
+         * stay counted until the socket takes them (pend_send). */
+        tio->held += bytes;
         for (size_t i = 0; i < n; i++) {
             fl__obuf_t *b = c->out_head;
             c->out_head = b->next;
@@ -656,15 +730,8 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
             fl__net_count(&c->net->st_writes, 1);
             fl__net_count(&c->net->st_out, n);
         }
-        while (tio->pend_off < tio->pend_len) {
-            ssize_t w = send(c->fd, tio->pend + tio->pend_off,
-                             tio->pend_len - tio->pend_off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w <= 0)
-                return false; /* EAGAIN or an error: the I/O thread's */
-            tio->pend_off += (size_t)w;
-        }
-        tio->pend_off = tio->pend_len = 0;
+        if (!pend_send(c))
+            return false; /* EAGAIN or an error: the I/O thread's */
         if (c->out_head == NULL)
             return c->big_head == NULL; /* the big lane is the I/O thread's */
     }
