@@ -130,7 +130,7 @@ static void test_key_update_flood_closes_the_connection(void **state)
      * requested) before each; never a read. */
     uint8_t body[64];
     memset(body, 0, sizeof body);
-    fl__frame_hdr_t h = {FL__PROTO_VERSION, FL__K_INVOKE, 0, 7, 64,
+    fl__frame_hdr_t h = {FL__PROTO_VERSION,           FL__K_INVOKE, 0, 7, 64,
                          RAW_MAX - FL__FRAME_HDR - 64};
     uint8_t hdr[FL__FRAME_HDR];
     fl__frame_encode_hdr(hdr, &h);
