@@ -292,6 +292,10 @@ int fl__tls_new(fl__tls_ctx_t *ctx, bool client, const char *host,
             X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
             bool literal = inet_pton(AF_INET, host, ip) == 1 ||
                            inet_pton(AF_INET6, host, ip) == 1;
+            /* A wildcard matches a whole label only (*.example.com,
+             * never f*.example.com). */
+            X509_VERIFY_PARAM_set_hostflags(
+                vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             if (literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1
                         : SSL_set1_host(t->ssl, host) != 1 ||
                               SSL_set_tlsext_host_name(t->ssl, host) != 1)
