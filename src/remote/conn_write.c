@@ -43,6 +43,7 @@
  * endpoint overtakes a large one (docs/wire-protocol.md, Fragments).
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include "actor/system.h"
 #include "common/pool.h"

@@ -35,6 +35,7 @@
  *   takes its own mutex inside every call (tls.h): c->mu -> engine,
  *   rx_lk -> engine.
  */
+#include "remote/tls_io.h"
 #include "remote/conn.h"
 
 #include <errno.h>
