@@ -304,6 +304,10 @@ int fl__tls_new(fl__tls_ctx_t *ctx, bool client, const char *host,
             X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
             bool literal = inet_pton(AF_INET, host, ip) == 1 ||
                            inet_pton(AF_INET6, host, ip) == 1;
+            /* A wildcard matches a whole label only (*.example.com,
+             * never f*.example.com). */
+            X509_VERIFY_PARAM_set_hostflags(
+                vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             if (literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1
                         : SSL_set1_host(t->ssl, host) != 1 ||
                               SSL_set_tlsext_host_name(t->ssl, host) != 1)
@@ -549,4 +553,12 @@ size_t fl__tls_out_take(fl__tls_t *t, uint8_t *buf, size_t cap)
 const char *fl__tls_why(fl__tls_t *t)
 {
     return t->why;
+}
+
+const char *fl__tls_why_copy(fl__tls_t *t, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&t->mu);
+    snprintf(buf, cap, "%s", t->why);
+    pthread_mutex_unlock(&t->mu);
+    return buf;
 }
