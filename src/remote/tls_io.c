@@ -625,6 +625,16 @@ int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
     return FL_OK;
 }
 
+size_t fl__tls_io_unsent_locked(fl__conn_t *c)
+{
+    FL__ASSERT_LOCKED(c);
+    fl__tls_io_t *tio = c->tls;
+    if (tio == NULL || c->writing)
+        return 0;
+    size_t unsent = tio->pend_len - tio->pend_off;
+    return unsent > tio->held ? unsent - tio->held : 0;
+}
+
 const char *fl__tls_io_seal_why(fl__conn_t *c)
 {
     return c->tls->seal_why;

@@ -53,6 +53,11 @@ int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
  * valid while c is). I/O thread. */
 const char *fl__tls_io_seal_why(fl__conn_t *c);
 
+/* The ciphertext a direct write left for the socket that c->queued does
+ * not count (less the frames it holds); 0 while the I/O thread writes.
+ * Under c->mu. For tests: c->queued plus this stays near max_queued. */
+size_t fl__tls_io_unsent_locked(fl__conn_t *c);
+
 /* The write of fl__tls_io_seal's ciphertext completed. I/O thread. */
 void fl__tls_io_written(fl__conn_t *c);
 
