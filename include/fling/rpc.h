@@ -167,7 +167,10 @@ typedef struct fl_rpc_service_opts {
      * connecting, then again from the connect to the peer's HELLO) that
      * takes longer fails, and a connect through it fails with
      * FL_ECONNECT "...: handshake timed out: no HELLO within N ms".
-     * With TLS the TLS handshake comes first, within the same time.
+     * With TLS the TLS handshake comes first, within the same time: if
+     * it is not done in time the connect fails with FL_ETLS "... TLS
+     * handshake with <host:port> timed out after N ms"; if it is, but
+     * HELLO is late, with FL_ECONNECT as above.
      * 0 = 5,000 ms; negative: FL_EINVAL. */
     int64_t handshake_timeout_ms;
     /* Accepted connections whose HELLO has not come yet, at most: when

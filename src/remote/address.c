@@ -43,10 +43,14 @@ static bool ipv6_char(char c)
 }
 
 /* How a user writes the two kinds of address: the end of every message
- * about a scheme. */
-#define FORMS                                                                  \
-    "fling://local/<id> for an endpoint in this process, "                     \
-    "fling.tcp://<host>:<port>/<id> for one in another process"
+ * about a scheme; a TLS service's remote addresses are fling.ssl://. */
+static const char *forms(bool ssl)
+{
+    return ssl ? "fling://local/<id> for an endpoint in this process, "
+                 "fling.ssl://<host>:<port>/<id> for one in another process"
+               : "fling://local/<id> for an endpoint in this process, "
+                 "fling.tcp://<host>:<port>/<id> for one in another process";
+}
 
 /* c as a message shows it: 'c' if printable, else its byte value. */
 static const char *show_char(char c, char buf[8])
@@ -106,7 +110,7 @@ static int parse_endpoint(const char *p, const char *after, fl__address_t *out,
 }
 
 /* An address that starts with fling:// but not fling://local/. */
-static int local_with_host(const char *s, char *why, size_t why_len)
+static int local_with_host(const char *s, bool ssl, char *why, size_t why_len)
 {
     const char *h = s + sizeof "fling://" - 1, *slash = strchr(h, '/');
     if (slash == NULL) {
@@ -127,27 +131,27 @@ static int local_with_host(const char *s, char *why, size_t why_len)
     fl__say(why, why_len,
             "fling:// addresses name an endpoint in this process and their "
             "host is always 'local' (got '%.*s'); write fling://local/%.200s, "
-            "or fling.tcp://%.*s:<port>/%.200s for an endpoint in another "
-            "process",
-            hn, h, slash + 1, hn, h, slash + 1);
+            "or %s%.*s:<port>/%.200s for an endpoint in another process",
+            hn, h, slash + 1, ssl ? SECURE : TCP, hn, h, slash + 1);
     return FL_EINVAL;
 }
 
 /* An address of no scheme of ours. */
-static int no_scheme(const char *s, char *why, size_t why_len)
+static int no_scheme(const char *s, bool ssl, char *why, size_t why_len)
 {
     const char *sep = strstr(s, "://");
     if (sep != NULL) {
         int n = (int)(sep - s < 40 ? sep - s : 40);
-        fl__say(why, why_len, "unknown scheme '%.*s://'; addresses are " FORMS,
-                n, s);
+        fl__say(why, why_len, "unknown scheme '%.*s://'; addresses are %s", n,
+                s, forms(ssl));
         return FL_EINVAL;
     }
     /* "fling:/local/x", "fling.tcp:h:1/x": a scheme misspelt, not left
      * out (but "fling_worker" is an id). */
     if (strncmp(s, "fling", 5) == 0 &&
         s[strspn(s, "abcdefghijklmnopqrstuvwxyz.")] == ':') {
-        fl__say(why, why_len, "its scheme is misspelt; addresses are " FORMS);
+        fl__say(why, why_len, "its scheme is misspelt; addresses are %s",
+                forms(ssl));
         return FL_EINVAL;
     }
     /* host:port/id is a remote address without its scheme; anything else
@@ -155,13 +159,19 @@ static int no_scheme(const char *s, char *why, size_t why_len)
     const char *colon = strchr(s, ':');
     bool remote = colon != NULL && strchr(colon, '/') != NULL;
     fl__say(why, why_len,
-            "it has no scheme; did you mean %s%.200s? Addresses are " FORMS,
-            remote ? TCP : LOCAL, s);
+            "it has no scheme; did you mean %s%.200s? Addresses are %s",
+            remote ? (ssl ? SECURE : TCP) : LOCAL, s, forms(ssl));
     return FL_EINVAL;
 }
 
 int fl__address_parse(const char *s, fl__address_t *out, char *why,
                       size_t why_len)
+{
+    return fl__address_parse_as(s, false, out, why, why_len);
+}
+
+int fl__address_parse_as(const char *s, bool ssl, fl__address_t *out, char *why,
+                         size_t why_len)
 {
     if (s == NULL || out == NULL) {
         fl__say(why, why_len, "no address");
@@ -178,7 +188,7 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
         return parse_endpoint(s + sizeof LOCAL - 1, LOCAL, out, why, why_len);
     }
     if (strncmp(s, "fling://", sizeof "fling://" - 1) == 0)
-        return local_with_host(s, why, why_len);
+        return local_with_host(s, ssl, why, why_len);
     const char *scheme;
     if (strncmp(s, TCP, sizeof TCP - 1) == 0) {
         out->kind = FL__ADDR_TCP;
@@ -187,7 +197,7 @@ int fl__address_parse(const char *s, fl__address_t *out, char *why,
         out->kind = FL__ADDR_SSL;
         scheme = SECURE;
     } else {
-        return no_scheme(s, why, why_len);
+        return no_scheme(s, ssl, why, why_len);
     }
     /* Both schemes are 12 bytes long. */
     const char *h = s + sizeof TCP - 1, *hend, *colon;

@@ -43,6 +43,11 @@ typedef struct fl__address {
 int fl__address_parse(const char *s, fl__address_t *out, char *why,
                       size_t why_len);
 
+/* fl__address_parse for a service that speaks TLS when ssl: the reasons
+ * name fling.ssl:// where they hint at a remote address. */
+int fl__address_parse_as(const char *s, bool ssl, fl__address_t *out, char *why,
+                         size_t why_len);
+
 /*
  * Format an address into buf. Returns FL_OK, FL_EINVAL (bad fields) or
  * FL_ELIMIT (buf too small).

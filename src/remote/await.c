@@ -9,6 +9,7 @@
  * only ever tries it (fl__spin_trylock), never waits for it.
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include <errno.h>
 #include <sched.h>

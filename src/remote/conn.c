@@ -6,6 +6,7 @@
  * Who owns which field: the table in conn.h.
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include <stdio.h>
 

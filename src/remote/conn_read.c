@@ -10,6 +10,7 @@
  * read its own answer instead (await.c).
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include <limits.h>
 #include <stdio.h>

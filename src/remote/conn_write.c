@@ -43,6 +43,7 @@
  * endpoint overtakes a large one (docs/wire-protocol.md, Fragments).
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include "actor/system.h"
 #include "common/pool.h"
@@ -373,10 +374,14 @@ void fl__conn_flush(fl__conn_t *c)
     count_writes(c->net, frag.base != NULL ? n + 1 : n);
     uv_buf_t *bufs = c->wbufs, sealed;
     int rc = 0;
+    const char *why = NULL;
     if (c->tls != NULL) {
         /* One buffer of records for the whole write, behind what a direct
          * write left (tls_io.c). */
-        rc = fl__tls_io_seal(c, c->wbufs, i, &sealed) == FL_OK ? 0 : UV_ENOMEM;
+        if (fl__tls_io_seal(c, c->wbufs, i, &sealed) != FL_OK) {
+            rc = UV_ENOMEM;
+            why = fl__tls_io_seal_why(c);
+        }
         bufs = &sealed;
         i = 1;
         if (rc == 0 && sealed.len == 0) { /* nothing after all */
@@ -399,7 +404,7 @@ void fl__conn_flush(fl__conn_t *c)
         fl__conn_unlock(c);
         c->wflight_bytes = c->wflight_hdr = 0;
         c->wflight_lane[0] = c->wflight_lane[1] = 0;
-        fl__conn_close(c, 0, uv_strerror(rc));
+        fl__conn_close(c, 0, why != NULL ? why : uv_strerror(rc));
     }
 }
 

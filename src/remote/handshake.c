@@ -11,6 +11,7 @@
  * only, like the fields it uses (conn.h).
  */
 #include "remote/conn.h"
+#include "remote/tls_io.h"
 
 #include <stdio.h>
 

@@ -34,6 +34,7 @@ struct fl__tls {
     bool done;        /* the handshake is done */
     bool app_seen;    /* plaintext came: the peer took the handshake */
     bool plain;       /* the peer speaks plaintext fling */
+    bool broken;      /* a call failed for good: reads ask SSL again */
     uint8_t first[4]; /* the peer's first bytes, for the plaintext check */
     size_t nfirst;
     char why[FL__TLS_WHY_MAX + 1];
@@ -367,6 +368,17 @@ bool fl__tls_ctx_skips_hostname(const fl__tls_ctx_t *ctx)
 /* ---- the engine ----------------------------------------------------------
  */
 
+/* Empty this thread's error queue before an SSL call, so that
+ * SSL_get_error reads that call's errors only. The queue is empty unless
+ * something left errors in it (every failure below clears its own), and
+ * ERR_clear_error walks all of its slots, a fixed cost per record on the
+ * hot path: peek first. */
+static void errors_clear(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 int fl__tls_new(fl__tls_ctx_t *ctx, bool client, const char *host,
                 fl__tls_t **out)
 {
@@ -396,6 +408,10 @@ int fl__tls_new(fl__tls_ctx_t *ctx, bool client, const char *host,
             X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
             bool literal = inet_pton(AF_INET, host, ip) == 1 ||
                            inet_pton(AF_INET6, host, ip) == 1;
+            /* A wildcard matches a whole label only (*.example.com,
+             * never f*.example.com). */
+            X509_VERIFY_PARAM_set_hostflags(
+                vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
             if (literal ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1
                         : SSL_set1_host(t->ssl, host) != 1 ||
                               SSL_set_tlsext_host_name(t->ssl, host) != 1)
@@ -452,9 +468,10 @@ static int failed(fl__tls_t *t, int ret)
 {
     int e = SSL_get_error(t->ssl, ret);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        ERR_clear_error();
+        errors_clear();
         return FL_EPENDING;
     }
+    t->broken = true;
     if (e == SSL_ERROR_ZERO_RETURN) {
         ERR_clear_error();
         snprintf(t->why, sizeof t->why, "the peer closed the TLS session");
@@ -522,7 +539,7 @@ static int handshake_locked(fl__tls_t *t)
         if (p == FL_ETLS || (p == FL_EPENDING && !t->client))
             return p;
     }
-    ERR_clear_error();
+    errors_clear();
     int r = SSL_do_handshake(t->ssl);
     if (r == 1) {
         t->done = true;
@@ -562,8 +579,14 @@ int fl__tls_read(fl__tls_t *t, uint8_t *buf, size_t cap, size_t *got)
     int rc = handshake_locked(t);
     if (rc == FL_EPENDING) {
         rc = FL_OK; /* nothing to read yet */
+    } else if (rc == FL_OK && cap > 0 && !t->broken &&
+               BIO_ctrl_pending(t->in) == 0 && SSL_pending(t->ssl) == 0) {
+        /* Nothing fed and not decrypted, nothing decrypted and not read:
+         * SSL_read could only say "want more" (records are read whole,
+         * read-ahead off), at the price of a call and two error queue
+         * walks. The last read of every batch is such a read. */
     } else if (rc == FL_OK && cap > 0) {
-        ERR_clear_error();
+        errors_clear();
         size_t n = 0;
         if (SSL_read_ex(t->ssl, buf, cap, &n) == 1) {
             *got = n;
@@ -596,7 +619,7 @@ int fl__tls_write(fl__tls_t *t, const void *p, size_t n)
     }
     const uint8_t *b = p;
     while (rc == FL_OK && n > 0) {
-        ERR_clear_error();
+        errors_clear();
         size_t w = 0;
         if (SSL_write_ex(t->ssl, b, n, &w) != 1) {
             rc = failed(t, 0);
@@ -634,4 +657,12 @@ size_t fl__tls_out_take(fl__tls_t *t, uint8_t *buf, size_t cap)
 const char *fl__tls_why(fl__tls_t *t)
 {
     return t->why;
+}
+
+const char *fl__tls_why_copy(fl__tls_t *t, char *buf, size_t cap)
+{
+    pthread_mutex_lock(&t->mu);
+    snprintf(buf, cap, "%s", t->why);
+    pthread_mutex_unlock(&t->mu);
+    return buf;
 }

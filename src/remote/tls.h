@@ -123,7 +123,12 @@ size_t fl__tls_out_len(fl__tls_t *t);
 size_t fl__tls_out_take(fl__tls_t *t, uint8_t *buf, size_t cap);
 
 /* Why the last call that returned FL_ETLS failed (the engine's, valid
- * until it is freed; "" if none failed). */
+ * until it is freed; "" if none failed). Only while no other thread can
+ * call into t (a test, a fuzz target): the engine rewrites it. */
 const char *fl__tls_why(fl__tls_t *t);
+
+/* A copy of fl__tls_why's reason into buf (cap bytes, NUL-terminated),
+ * taken under the engine's mutex: any thread. Returns buf. */
+const char *fl__tls_why_copy(fl__tls_t *t, char *buf, size_t cap);
 
 #endif /* FL_REMOTE_TLS_H */

@@ -35,6 +35,7 @@
  *   takes its own mutex inside every call (tls.h): c->mu -> engine,
  *   rx_lk -> engine.
  */
+#include "remote/tls_io.h"
 #include "remote/conn.h"
 
 #include <errno.h>
@@ -48,6 +49,10 @@
 #define CBUF_BIG 65536u
 /* Plaintext gathered into one record before it is sealed. */
 #define STAGE 16384u
+/* At most this many bytes the engine made on its own (what reads made
+ * it say: KeyUpdate answers, alerts) wait unsent, or max_queued if lower
+ * (out_bounded). */
+#define OUT_MAX (1024u * 1024u)
 /* Room kept free in c->rbuf for the next record's plaintext. */
 #define RECORD_ROOM 16384u
 /* Bytes the last words drain from the socket before closing it: what the
@@ -80,6 +85,14 @@ struct fl__tls_io {
      * flight. */
     uint8_t *pend;
     size_t pend_off, pend_len, pend_cap;
+    /* Plaintext bytes of the small lane a direct write sealed into pend
+     * and the socket has not taken: still counted in c->queued (and not
+     * in c->done) until they are written, so max_queued bounds them. */
+    size_t held;
+    /* A seal failed (seal_failed): never sealed again; the reason the
+     * connection closes with. */
+    int seal_rc;
+    char seal_why[FL__TLS_WHY_MAX + 8];
 };
 
 /* Small frames gathered into one record before they are sealed (seal):
@@ -190,20 +203,29 @@ static int send_out(fl__conn_t *c)
  * has to send when buf is NULL (an alert), straight to the socket when
  * nothing is queued before them in libuv (a uv_write would be cancelled
  * by the close); then what the peer sent is read and dropped, so that
- * the close is not a reset that could overtake them.
+ * the close is not a reset that could overtake them. Under c->mu, and
+ * direct writes turned off first: a thread writing its frames straight
+ * to the socket (fl__tls_io_write_locked) would interleave its records
+ * with these bytes; while the I/O thread's write is in flight they are
+ * not sent.
  */
 static void last_words(fl__conn_t *c, const uint8_t *buf, size_t len)
 {
     fl__tls_io_t *tio = c->tls;
     uint8_t alert[512];
+    fl__conn_lock(c);
+    c->fd = -1;
+    bool writing = c->writing;
     if (buf == NULL) {
-        len = fl__tls_out_take(tio->eng, alert, sizeof alert);
+        len = writing ? 0 : fl__tls_out_take(tio->eng, alert, sizeof alert);
         buf = alert;
     }
+    if (c->tcp_open && tio->fd >= 0 && len > 0 && !writing &&
+        tio->pend_off == tio->pend_len && c->tcp.write_queue_size == 0)
+        (void)send(tio->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    fl__conn_unlock(c);
     if (!c->tcp_open || tio->fd < 0)
         return;
-    if (len > 0 && c->tcp.write_queue_size == 0)
-        (void)send(tio->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     uint8_t sink[4096];
     for (size_t drained = 0; drained < DRAIN_MAX;) {
         ssize_t r = recv(tio->fd, sink, sizeof sink, MSG_DONTWAIT);
@@ -293,7 +315,8 @@ static void server_failed(fl__conn_t *c, const char *why)
  * the engine's reason. */
 static void handshake_failed(fl__conn_t *c)
 {
-    const char *why = fl__tls_why(c->tls->eng);
+    char why[FL__TLS_WHY_MAX + 1];
+    fl__tls_why_copy(c->tls->eng, why, sizeof why);
     if (c->outbound)
         client_failed(c, why);
     else
@@ -374,7 +397,8 @@ static void rx_failed(fl__conn_t *c, int rc)
     if (rc == FL_ECLOSED) {
         fl__conn_close(c, 0, "the peer closed the connection");
     } else if (rc == FL_ETLS) {
-        const char *why = fl__tls_why(tio->eng);
+        char why[FL__TLS_WHY_MAX + 1];
+        fl__tls_why_copy(tio->eng, why, sizeof why);
         FL_LOG_RATELIMITED_KV(
             FL_LOG_WARN, FL__LOG_BURST, FL_KV(FL_F("peer", c->name)),
             "%s: TLS: %s; closing the connection", c->name, why);
@@ -383,6 +407,27 @@ static void rx_failed(fl__conn_t *c, int rc)
         tio->failed = true;
         fl__conn_close(c, 0, reason);
     }
+}
+
+/*
+ * What reads made the engine say waits for the next write, outside the
+ * queue's count: a peer that makes it say more (KeyUpdates, renegotiation
+ * attempts) while it does not read would grow it without end. Above
+ * OUT_MAX or max_queued, c closes as when its queue overflows. True when
+ * c is still open. I/O thread.
+ */
+static bool out_bounded(fl__conn_t *c)
+{
+    size_t max = c->net->max_queued < OUT_MAX ? c->net->max_queued : OUT_MAX;
+    if (c->state != C_OPEN || fl__tls_out_len(c->tls->eng) <= max)
+        return c->state == C_OPEN;
+    FL_LOG_RATELIMITED_KV(FL_LOG_WARN, FL__LOG_BURST,
+                          FL_KV(FL_F("peer", c->name)),
+                          "%s: outbound queue full: the peer is not reading; "
+                          "closing the connection",
+                          c->name);
+    fl__conn_close(c, 0, "outbound queue full: the peer is not reading");
+    return false;
 }
 
 void fl__tls_io_read(fl__conn_t *c, size_t n)
@@ -440,7 +485,7 @@ void fl__tls_io_read(fl__conn_t *c, size_t n)
     rx_failed(c, rc);
     /* What the read made the engine say (an alert, a KeyUpdate's answer)
      * goes now. */
-    if (c->state == C_OPEN && fl__tls_out_len(tio->eng) > 0)
+    if (out_bounded(c) && fl__tls_out_len(tio->eng) > 0)
         fl__conn_kick(c);
 }
 
@@ -452,6 +497,7 @@ void fl__tls_io_take_left(fl__conn_t *c)
     tio->rx_rc = FL_OK;
     if (rc != FL_OK && c->state == C_OPEN)
         rx_failed(c, rc);
+    (void)out_bounded(c);
 }
 
 bool fl__tls_io_read_failed(fl__conn_t *c, const char *why)
@@ -508,9 +554,9 @@ static bool pend_room(fl__tls_io_t *tio, size_t n)
         if (tio->pend_cap - tio->pend_len >= n)
             return true;
     }
-    size_t cap = tio->pend_len + n;
-    if (cap < CBUF_FIRST)
-        cap = CBUF_FIRST;
+    size_t cap = tio->pend_cap > 0 ? tio->pend_cap : CBUF_FIRST;
+    while (cap - tio->pend_len < n)
+        cap *= 2; /* not a realloc and a copy per append */
     uint8_t *nb = fl__realloc(tio->pend, cap);
     if (nb == NULL)
         return false;
@@ -556,16 +602,42 @@ static int seal(fl__tls_io_t *tio, const uv_buf_t *bufs, size_t n)
     return FL_OK;
 }
 
+static void seal_failed(fl__conn_t *c, int rc);
+
 int fl__tls_io_seal(fl__conn_t *c, const uv_buf_t *bufs, size_t n,
                     uv_buf_t *out)
 {
     fl__tls_io_t *tio = c->tls;
+    if (tio->seal_rc != FL_OK)
+        return tio->seal_rc;
     int rc = seal(tio, bufs, n);
-    if (rc != FL_OK)
+    if (rc != FL_OK) {
+        seal_failed(c, rc);
         return rc;
+    }
+    /* What a direct write left goes first in this write, and is written
+     * when it completes (on_written). */
+    c->wflight_lane[FL__LANE_SMALL] += tio->held;
+    c->wflight_bytes += tio->held;
+    tio->held = 0;
     *out = uv_buf_init((char *)tio->pend + tio->pend_off,
                        (unsigned)(tio->pend_len - tio->pend_off));
     return FL_OK;
+}
+
+size_t fl__tls_io_unsent_locked(fl__conn_t *c)
+{
+    FL__ASSERT_LOCKED(c);
+    fl__tls_io_t *tio = c->tls;
+    if (tio == NULL || c->writing)
+        return 0;
+    size_t unsent = tio->pend_len - tio->pend_off;
+    return unsent > tio->held ? unsent - tio->held : 0;
+}
+
+const char *fl__tls_io_seal_why(fl__conn_t *c)
+{
+    return c->tls->seal_why;
 }
 
 void fl__tls_io_written(fl__conn_t *c)
@@ -586,6 +658,47 @@ void fl__tls_io_written(fl__conn_t *c)
 /* Frames per direct write, as conn_write.c's DIRECT_IOV. */
 #define DIRECT_FRAMES 64
 
+/* Send what is pending straight to the socket (c->mu, fd >= 0, not
+ * writing): true when all of it went, and the frames it held are then
+ * written (c->done moves); false on EAGAIN or an error (the I/O
+ * thread's). */
+static bool pend_send(fl__conn_t *c)
+{
+    fl__tls_io_t *tio = c->tls;
+    while (tio->pend_off < tio->pend_len) {
+        ssize_t w =
+            send(c->fd, tio->pend + tio->pend_off,
+                 tio->pend_len - tio->pend_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w <= 0)
+            return false;
+        tio->pend_off += (size_t)w;
+    }
+    tio->pend_off = tio->pend_len = 0;
+    fl__conn_dequeued_locked(c, FL__LANE_SMALL, tio->held);
+    tio->held = 0;
+    return true;
+}
+
+/* A seal failed (rc: FL_ENOMEM or FL_ETLS; c->mu, or the I/O thread
+ * while writing): some records of the frames may be in the engine, so it
+ * is never tried again (a retry would seal them twice); the frames stay
+ * queued, direct writes stop, and the I/O thread's write closes the
+ * connection with the reason (fl__tls_io_seal, fl__conn_flush). */
+static void seal_failed(fl__conn_t *c, int rc)
+{
+    fl__tls_io_t *tio = c->tls;
+    if (tio->seal_rc != FL_OK)
+        return;
+    tio->seal_rc = rc;
+    if (rc == FL_ETLS) {
+        char why[FL__TLS_WHY_MAX + 1];
+        snprintf(tio->seal_why, sizeof tio->seal_why, "TLS: %s",
+                 fl__tls_why_copy(tio->eng, why, sizeof why));
+    } else {
+        snprintf(tio->seal_why, sizeof tio->seal_why, "out of memory");
+    }
+}
+
 bool fl__tls_io_write_locked(fl__conn_t *c)
 {
     FL__ASSERT_LOCKED(c);
@@ -594,6 +707,11 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
     if (c->state != C_OPEN || c->writing || c->fd < 0)
         return !fl__conn_has_queue_locked(c);
     fl__tls_io_t *tio = c->tls;
+    /* What the socket did not take last time goes first; while it does
+     * not drain, nothing more is sealed: the frames stay queued, counted
+     * against max_queued. */
+    if (!pend_send(c))
+        return false;
     for (;;) {
         uv_buf_t bufs[DIRECT_FRAMES];
         size_t n = 0, bytes = 0;
@@ -603,11 +721,15 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
                                   (unsigned)(b->len - b->off));
             bytes += b->len - b->off;
         }
-        if (seal(tio, n > 0 ? bufs : NULL, n) != FL_OK)
-            return false; /* the I/O thread's write finds out */
-        /* Sealed is as good as written for the queue: the records go
-         * before anything sealed after them. */
-        fl__conn_dequeued_locked(c, FL__LANE_SMALL, bytes);
+        int rc = seal(tio, n > 0 ? bufs : NULL, n);
+        if (rc != FL_OK) {
+            seal_failed(c, rc);
+            c->fd = -1;
+            return false; /* the I/O thread's write closes it */
+        }
+        /* The records go before anything sealed after them; their bytes
+         * stay counted until the socket takes them (pend_send). */
+        tio->held += bytes;
         for (size_t i = 0; i < n; i++) {
             fl__obuf_t *b = c->out_head;
             c->out_head = b->next;
@@ -619,15 +741,8 @@ bool fl__tls_io_write_locked(fl__conn_t *c)
             fl__net_count(&c->net->st_writes, 1);
             fl__net_count(&c->net->st_out, n);
         }
-        while (tio->pend_off < tio->pend_len) {
-            ssize_t w = send(c->fd, tio->pend + tio->pend_off,
-                             tio->pend_len - tio->pend_off,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w <= 0)
-                return false; /* EAGAIN or an error: the I/O thread's */
-            tio->pend_off += (size_t)w;
-        }
-        tio->pend_off = tio->pend_len = 0;
+        if (!pend_send(c))
+            return false; /* EAGAIN or an error: the I/O thread's */
         if (c->out_head == NULL)
             return c->big_head == NULL; /* the big lane is the I/O thread's */
     }

@@ -88,11 +88,11 @@ int fl_rpc_self_gateway(fl_rpc_endpoint_t *ep,
     return *out ? FL_OK : FL_ENOMEM;
 }
 
-bool fl__rpc_connect_parse(const char *address, fl__address_t *a,
+bool fl__rpc_connect_parse(const char *address, bool ssl, fl__address_t *a,
                            fl_future_t *f)
 {
     char why[768];
-    if (fl__address_parse(address, a, why, sizeof why) == FL_OK)
+    if (fl__address_parse_as(address, ssl, a, why, sizeof why) == FL_OK)
         return true;
     fl_future_fail(f, FL_ECONNECT,
                    "Could not connect to rpc endpoint under address %.300s: %s",
@@ -127,7 +127,9 @@ int fl_rpc_connect(fl_rpc_service_t *svc, const char *address,
         return fl__rpc_refuse(FL_EINVAL,
                               "fl_rpc_connect: address is NULL; pass an "
                               "endpoint's address, fling://local/<id> or "
-                              "fling.tcp://<host>:<port>/<id>");
+                              "%s<host>:<port>/<id>",
+                              svc->tls != NULL ? "fling.ssl://"
+                                               : "fling.tcp://");
     if (desc == NULL)
         return fl__rpc_refuse(FL_EINVAL,
                               "fl_rpc_connect: desc is NULL; pass the "

@@ -64,10 +64,11 @@ fl__rpc_gw_alloc(fl_rpc_service_t *svc, const fl__rpc_tran_t *tran,
 /*
  * fl__rpc_connect_parse parses a connect's address into *a: true, or false
  * with f failed FL_ECONNECT "Could not connect to rpc endpoint under
- * address <address>: <what is wrong with it>". Every transport's connect
- * starts with it. Any thread.
+ * address <address>: <what is wrong with it>", whose hints name
+ * fling.ssl:// when ssl (the service speaks TLS). Every transport's
+ * connect starts with it. Any thread.
  */
-bool fl__rpc_connect_parse(const char *address, fl__address_t *a,
+bool fl__rpc_connect_parse(const char *address, bool ssl, fl__address_t *a,
                            fl_future_t *f);
 
 /* Releases a gateway (fl_rpc_gateway_free as an fl_free_cb). */

@@ -299,7 +299,7 @@ static int local_connect(fl_rpc_service_t *svc, const char *address,
         return FL_ECLOSED;
     char why[768];
     fl__address_t a;
-    if (!fl__rpc_connect_parse(address, &a, f))
+    if (!fl__rpc_connect_parse(address, svc->tls != NULL, &a, f))
         return FL_OK;
     pthread_mutex_lock(&svc->mu);
     fl_rpc_endpoint_t *ep =

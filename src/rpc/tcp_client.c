@@ -132,7 +132,7 @@ static void connect_remote(fl_rpc_service_t *svc, const char *address,
 {
     char why[768];
     fl__address_t a;
-    if (!fl__rpc_connect_parse(address, &a, f))
+    if (!fl__rpc_connect_parse(address, svc->tls != NULL, &a, f))
         return;
     if (strlen(desc->name) > FL__NAME_MAX) {
         fl_future_fail(f, FL_EINVAL, "gateway name longer than %u bytes",

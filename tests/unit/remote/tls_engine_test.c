@@ -467,6 +467,42 @@ static void test_broken_record_fails_the_read(void **st)
     assert_fl(FL_ETLS, fl__tls_read(p.s, b, sizeof b, &got));
     assert_string_equal("decryption failed or bad record mac",
                         fl__tls_why(p.s));
+    /* Asked again, with nothing fed: still a failure, not "nothing yet"
+     * (fl__tls_read skips SSL when nothing is fed, but not on a broken
+     * session). */
+    assert_fl(FL_ETLS, fl__tls_read(p.s, b, sizeof b, &got));
+    assert_int_equal(0, got);
+    pair_close(&p);
+}
+
+/* One record read through a buffer smaller than it: every piece comes,
+ * from what the engine decrypted and holds (SSL_pending), though nothing
+ * more is fed; then "nothing yet". */
+static void test_record_read_in_small_pieces(void **st)
+{
+    pair_t p;
+    pair_open(&p, "client", "ca", "server", "ca", "localhost");
+    pair_handshake(&p, false);
+    assert_fl_ok(p.crc);
+    assert_fl_ok(p.src);
+    char msg[100];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (char)('a' + i % 26);
+    assert_fl_ok(fl__tls_write(p.c, msg, sizeof msg)); /* one record */
+    pump(p.c, p.s, false);
+    char got[sizeof msg];
+    size_t total = 0, n;
+    for (int i = 0; i < 14; i++) {
+        assert_fl_ok(fl__tls_read(p.s, (uint8_t *)got + total, 7, &n));
+        assert_int_equal(7, n);
+        total += n;
+    }
+    assert_fl_ok(fl__tls_read(p.s, (uint8_t *)got + total, 7, &n));
+    assert_int_equal(2, n);
+    total += n;
+    assert_memory_equal(msg, got, sizeof msg);
+    assert_fl_ok(fl__tls_read(p.s, (uint8_t *)got, sizeof got, &n));
+    assert_int_equal(0, n);
     pair_close(&p);
 }
 
@@ -765,6 +801,7 @@ int main(void)
         FL_TEST(test_tls_1_2_only_when_allowed),
         FL_TEST(test_plaintext_fling_peer_is_told_apart),
         FL_TEST(test_broken_record_fails_the_read),
+        FL_TEST(test_record_read_in_small_pieces),
         FL_TEST(test_bad_files_are_refused_naming_option_and_path),
         FL_TEST(test_suite_lists_take_effect),
     };

@@ -5,9 +5,11 @@
  * FL_TEST_CERTS): calls and asks with mutual authentication, large frames
  * (fragments) both ways, the scheme refusals, a bad option at alloc, a
  * refused client's backoff message, a silent server timing the client's
- * handshake out, and the direct paths. Hostile and mistaken clients at a
- * TLS server (another CA, a stall, plaintext and TLS meeting) are
- * tls_hostile_test's.
+ * handshake out, the direct paths, the client refusing a server
+ * certificate (not naming the host dialed, of another CA, self-signed),
+ * and a peer that completes TLS and then never says HELLO. Hostile and
+ * mistaken clients at a TLS server (another CA, a stall, plaintext and
+ * TLS meeting) are tls_hostile_test's.
  */
 #include "fl_test.h"
 
@@ -21,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -649,6 +652,156 @@ static void test_many_callers_share_one_tls_connection(void **st)
     server_end(&s);
 }
 
+/* ---- the server's certificate, and a silent peer after TLS -------------- */
+
+/* s as server_start, listening on every address (0.0.0.0) with
+ * certificate who.crt: dialed as 127.0.0.2 it is not the host its
+ * certificate names. */
+static void server_start_any(server_t *s, const fl_rpc_tls_opts_t *tls)
+{
+    memset(s, 0, sizeof *s);
+    rg_store_init(&s->store);
+    fl_rpc_service_opts_t o = {0};
+    o.workers = 2;
+    o.bind_host = "0.0.0.0";
+    o.port = "0";
+    o.tls = tls;
+    assert_fl_ok(fl_rpc_service_alloc(&o, &s->svc));
+    s->port = fl_rpc_service_port(s->svc);
+    fl_rpc_endpoint_opts_t eo = {0};
+    eo.id = "rg";
+    eo.services = services;
+    eo.nservices = 1;
+    eo.state = &s->store;
+    eo.on_start = rg_on_start;
+    assert_fl_ok(fl_rpc_endpoint_create(s->svc, &eo, &s->ep));
+    assert_fl_ok(fl_rpc_endpoint_start(s->ep));
+}
+
+/* Connecting from cli to fling.ssl://<host>:<s's port>/rg fails FL_ETLS,
+ * the client refusing the server's certificate with OpenSSL's reason. */
+static void expect_server_refused(fl_rpc_service_t *cli, const server_t *s,
+                                  const char *host, const char *reason)
+{
+    char addr[128], msg[1024], want[1024];
+    snprintf(addr, sizeof addr, "fling.ssl://%s:%d/rg", host, s->port);
+    assert_fl(FL_ETLS, fl_test_connect_error(cli, addr, RG, msg, sizeof msg));
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: TLS "
+             "handshake with %s:%d failed: certificate verify failed: %s",
+             addr, host, s->port, reason);
+    assert_string_equal(want, msg);
+}
+
+static void test_the_client_checks_the_server_certificate(void **st)
+{
+    (void)st;
+    /* node.crt names localhost and 127.0.0.1, not 127.0.0.2. */
+    server_t s;
+    fl_rpc_tls_opts_t node = tls_of("node", "ca");
+    server_start_any(&s, &node);
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    expect_server_refused(cli, &s, "127.0.0.2", "IP address mismatch");
+    fl_test_service_end(cli);
+    /* skip_hostname_check lets the same server through. */
+    ctls.skip_hostname_check = true;
+    cli = client_new(&ctls, 0);
+    char addr[128];
+    snprintf(addr, sizeof addr, "fling.ssl://127.0.0.2:%d/rg", s.port);
+    fl_rpc_gateway_t *gw = fl_test_connect(cli, addr, RG, NULL);
+    echo_all_ways(gw, "any host");
+    fl_rpc_gateway_free(gw);
+    fl_test_service_end(cli);
+    server_end(&s);
+
+    /* A server certificate of another CA, or of none. */
+    const char *const bad[][2] = {
+        {"other-client", "unable to get local issuer certificate"},
+        {"self-signed", "self-signed certificate"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fl_rpc_tls_opts_t stls = tls_of(bad[i][0], "ca");
+        server_start(&s, &stls, 0);
+        ctls.skip_hostname_check = false;
+        cli = client_new(&ctls, 0);
+        expect_server_refused(cli, &s, "127.0.0.1", bad[i][1]);
+        fl_test_service_end(cli);
+        server_end(&s);
+    }
+}
+
+/* The raw TLS server of the next case: node.crt, the client's certificate
+ * required. Caller frees it with SSL_CTX_free. */
+static SSL_CTX *silent_ctx(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(ctx);
+    assert_int_equal(1,
+                     SSL_CTX_use_certificate_chain_file(ctx, cert("node.crt")));
+    assert_int_equal(1, SSL_CTX_use_PrivateKey_file(ctx, cert("node.key"),
+                                                    SSL_FILETYPE_PEM));
+    assert_int_equal(1,
+                     SSL_CTX_load_verify_locations(ctx, cert("ca.crt"), NULL));
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       NULL);
+    return ctx;
+}
+
+/* A peer that completes the TLS handshake and then says nothing: the
+ * connect fails at handshake_timeout_ms with the HELLO rule's code and
+ * message (FL_ECONNECT), not FL_ETLS. */
+static void test_tls_done_then_no_hello_times_out(void **st)
+{
+    (void)st;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_int_equal(0, bind(lfd, (struct sockaddr *)&sa, sizeof sa));
+    assert_int_equal(0, listen(lfd, 4));
+    assert_int_equal(0, getsockname(lfd, (struct sockaddr *)&sa, &len));
+    int port = ntohs(sa.sin_port);
+    struct timeval tv = {.tv_sec = FL_TEST_WAIT_MS / 1000};
+    assert_int_equal(0,
+                     setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+
+    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
+    fl_rpc_service_t *cli = client_new(&ctls, 500);
+    char addr[128];
+    snprintf(addr, sizeof addr, "fling.ssl://127.0.0.1:%d/rg", port);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_rpc_connect(cli, addr, RG, NULL, &f));
+    int fd = accept(lfd, NULL, NULL); /* bounded by SO_RCVTIMEO */
+    assert_true(fd >= 0);
+    assert_int_equal(0,
+                     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    SSL_CTX *ctx = silent_ctx();
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(1, SSL_set_fd(ssl, fd));
+    assert_int_equal(1, SSL_accept(ssl));
+
+    uint64_t t0 = fl_clock_now_ns();
+    (void)fl_future_wait(f, FL_TEST_WAIT_MS);
+    assert_true(fl_future_done(f));
+    assert_true(fl_test_ms_since(t0) < FL_TEST_WAIT_MS);
+    assert_fl(FL_ECONNECT, fl_future_error(f));
+    char want[512];
+    snprintf(want, sizeof want,
+             "Could not connect to rpc endpoint under address %s: handshake "
+             "timed out: no HELLO within 500 ms",
+             addr);
+    assert_string_equal(want, fl_future_message(f));
+    fl_future_release(f);
+    fl_test_service_end(cli);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +813,8 @@ int main(void)
         TLS_TEST(test_a_silent_server_times_the_handshake_out),
         TLS_TEST(test_a_blocked_caller_writes_and_reads_itself),
         TLS_TEST(test_many_callers_share_one_tls_connection),
+        TLS_TEST(test_the_client_checks_the_server_certificate),
+        TLS_TEST(test_tls_done_then_no_hello_times_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

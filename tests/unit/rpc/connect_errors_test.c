@@ -9,9 +9,12 @@
 #include "rpc_fixture.h"
 
 #define PREFIX "Could not connect to rpc endpoint under address "
+/* The remote scheme of this run's services, which the hints name. */
+#define RSCHEME (fx_tls ? "fling.ssl://" : "fling.tcp://")
+/* How a user writes the two kinds of address (printf: RSCHEME). */
 #define FORMS                                                                  \
     "fling://local/<id> for an endpoint in this process, "                     \
-    "fling.tcp://<host>:<port>/<id> for one in another process"
+    "%s<host>:<port>/<id> for one in another process"
 #define IDS "ids are 1..200 bytes of [A-Za-z0-9_.-]"
 #define HIDDEN " (ids are not disclosed to remote callers)"
 
@@ -165,16 +168,22 @@ static void test_an_address_without_a_scheme_says_what_to_write(void **state)
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
 
-    expect_connect_msg(svc, "127.0.0.1:6123/greeter",
-                       PREFIX "127.0.0.1:6123/greeter: it has no scheme; did "
-                              "you mean fling.tcp://127.0.0.1:6123/greeter? "
-                              "Addresses are " FORMS);
-    expect_connect_msg(svc, "greeter",
-                       PREFIX "greeter: it has no scheme; did you mean "
-                              "fling://local/greeter? Addresses are " FORMS);
-    expect_connect_msg(svc, "pekko.tcp://flink@h:6123/user/rpc/x",
-                       PREFIX "pekko.tcp://flink@h:6123/user/rpc/x: unknown "
-                              "scheme 'pekko.tcp://'; addresses are " FORMS);
+    char want[600];
+    snprintf(want, sizeof want,
+             PREFIX "127.0.0.1:6123/greeter: it has no scheme; did you mean "
+                    "%s127.0.0.1:6123/greeter? Addresses are " FORMS,
+             RSCHEME, RSCHEME);
+    expect_connect_msg(svc, "127.0.0.1:6123/greeter", want);
+    snprintf(want, sizeof want,
+             PREFIX "greeter: it has no scheme; did you mean "
+                    "fling://local/greeter? Addresses are " FORMS,
+             RSCHEME);
+    expect_connect_msg(svc, "greeter", want);
+    snprintf(want, sizeof want,
+             PREFIX "pekko.tcp://flink@h:6123/user/rpc/x: unknown scheme "
+                    "'pekko.tcp://'; addresses are " FORMS,
+             RSCHEME);
+    expect_connect_msg(svc, "pekko.tcp://flink@h:6123/user/rpc/x", want);
 
     svc_end(svc);
 }
@@ -184,13 +193,15 @@ static void test_the_local_scheme_with_a_host_says_what_to_write(void **state)
     (void)state;
     fl_rpc_service_t *svc = svc_new(0);
 
-    expect_connect_msg(
-        svc, "fling://otherhost/greeter",
-        PREFIX "fling://otherhost/greeter: fling:// addresses name an "
-               "endpoint in this process and their host is always 'local' "
-               "(got 'otherhost'); write fling://local/greeter, or "
-               "fling.tcp://otherhost:<port>/greeter for an endpoint in "
-               "another process");
+    char want[600];
+    snprintf(want, sizeof want,
+             PREFIX "fling://otherhost/greeter: fling:// addresses name an "
+                    "endpoint in this process and their host is always "
+                    "'local' (got 'otherhost'); write fling://local/greeter, "
+                    "or %sotherhost:<port>/greeter for an endpoint in another "
+                    "process",
+             RSCHEME);
+    expect_connect_msg(svc, "fling://otherhost/greeter", want);
     expect_connect_msg(svc, "fling://greeter",
                        PREFIX "fling://greeter: fling:// addresses are "
                               "fling://local/<id>; did you mean "
@@ -295,10 +306,12 @@ static void test_refused_arguments_say_which_in_the_last_message(void **state)
                    "fl_rpc_connect: svc is NULL; pass the service to connect "
                    "from");
     assert_null(f);
-    expect_refused(FL_EINVAL, fl_rpc_connect(svc, NULL, TG, NULL, &f),
-                   "fl_rpc_connect: address is NULL; pass an endpoint's "
-                   "address, fling://local/<id> or "
-                   "fling.tcp://<host>:<port>/<id>");
+    char hint[200];
+    snprintf(hint, sizeof hint,
+             "fl_rpc_connect: address is NULL; pass an endpoint's address, "
+             "fling://local/<id> or %s<host>:<port>/<id>",
+             RSCHEME);
+    expect_refused(FL_EINVAL, fl_rpc_connect(svc, NULL, TG, NULL, &f), hint);
     expect_refused(FL_EINVAL, fl_rpc_connect(svc, a, NULL, NULL, &f),
                    "fl_rpc_connect: desc is NULL; pass the gateway's "
                    "generated service descriptor");
