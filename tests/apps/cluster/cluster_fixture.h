@@ -19,6 +19,9 @@
  * quietly): a child that writes more than that between two reads of the
  * test blocks on its log until the test reads it.
  *
+ * Each child runs in a process group of its own and dies with the test
+ * (see cf_spawn).
+ *
  * When a wait fails, cf_diagnose tells why on the test's stderr: the
  * child's exit status if it ended, else its state and the stacks of all
  * its threads (gdb, bounded by CF_GDB_S).
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,10 +108,19 @@ static inline void cf_spawn(cf_proc_t *p, const char *name, const char *program,
     /* A failure leaves the pipe as it was. */
     (void)fcntl(out[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
     (void)fcntl(err[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        /* A group of its own, whose link outside is the test: were the
+         * test's group orphaned (its launcher exited) while the child is
+         * stopped (SIGSTOP), the kernel would send the group SIGHUP and
+         * SIGCONT, ending the child. It dies with the test instead. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(127);
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(out[0]);
