@@ -20,7 +20,11 @@
  * manager's timers are two periodic tasks of the endpoint (the sender's
  * rounds and the timeout check), whatever the number of targets: the
  * targets wait on one list ordered by deadline. The check runs 20 times
- * per timeout, so a target times out at most 5% of the timeout late.
+ * per timeout, so a target times out at most 5% of the timeout late. A
+ * heartbeat handled after its target's deadline times the target out
+ * first (on_timeout runs within the receive call), as the check would
+ * have: after a stall (a paused process) the outcome does not depend on
+ * which of the two the main thread takes first.
  *
  * Better than Flink: the timeout says who timed out, when it was last
  * heard from and how long the timeout is; and the two sides exchange their
@@ -222,8 +226,9 @@ FL_EXTERN int64_t fl_heartbeat_last_from(const fl_heartbeat_manager_t *m,
 /*
  * fl_heartbeat_receive_request hands a heartbeat request to a receiver
  * (Flink's requestHeartbeat): ignored unless msg->origin is monitored.
- * Otherwise its timeout restarts, its payload is reported, and a response
- * carrying the payload retrieved for it goes out through its send
+ * Otherwise its timeout restarts (past its deadline, it times out
+ * instead: on_timeout, see above), its payload is reported, and a
+ * response carrying the payload retrieved for it goes out through its send
  * function. If msg->timing shows the sender's interval longer than our
  * timeout, the target is refused instead (on_incompatible, once) and the
  * response still goes out with our timing, so the sender refuses too.
@@ -238,10 +243,11 @@ FL_EXTERN int fl_heartbeat_receive_request(fl_heartbeat_manager_t *m,
 /*
  * fl_heartbeat_receive_response hands a heartbeat response to a sender
  * (Flink's receiveHeartbeat): restarts msg->origin's timeout if it is
- * monitored and reports the payload (even for an origin not monitored, as
- * Flink). If msg->timing shows the receiver's timeout shorter than our
- * interval, the target is refused (on_incompatible, once). Returns as
- * fl_heartbeat_receive_request. Main thread.
+ * monitored (past its deadline, it times out instead, as above) and reports the
+ * payload (even for an origin not monitored, as Flink). If msg->timing shows
+ * the receiver's timeout shorter than our interval, the target is refused
+ * (on_incompatible, once). Returns as fl_heartbeat_receive_request. Main
+ * thread.
  */
 FL_EXTERN int fl_heartbeat_receive_response(fl_heartbeat_manager_t *m,
                                             const fl_heartbeat_msg_t *msg,

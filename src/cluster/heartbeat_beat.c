@@ -218,9 +218,21 @@ void fl__hb_check(fl_rpc_endpoint_t *ep, void *state, void *arg)
 /* ---- heartbeats in -------------------------------------------------------
  */
 
-/* t was heard from: its last heartbeat, and its timeout restarts. */
+/*
+ * t was heard from: its last heartbeat, and its timeout restarts. A
+ * heartbeat handled after t's deadline times t out first, as the check
+ * would have had it run before: the outcome must not depend on which of
+ * the two a late main thread (a paused process, a stalled machine) takes
+ * first. The caller holds a reference on t (on_timeout may unmonitor it).
+ */
 static void heard(fl_heartbeat_manager_t *m, hb_target_t *t)
 {
+    uint64_t now = fl_clock_now_ns();
+    if (t->state == HB_RUNNING && t->listed && t->deadline_ns <= now) {
+        timed_out(m, t, now);
+        if (m->stopped || t->removed)
+            return;
+    }
     t->last_ms = fl__hb_wall_ms();
     t->since_ns = fl_clock_now_ns();
     if (t->timing_sent)
@@ -270,18 +282,12 @@ static int refused(const hb_target_t *t, char *err, size_t err_len)
     return FL_EINVAL;
 }
 
-int fl_heartbeat_receive_request(fl_heartbeat_manager_t *m,
-                                 const fl_heartbeat_msg_t *msg, char *err,
-                                 size_t err_len)
+/* fl_heartbeat_receive_request for t, monitored and compatible; the
+ * caller holds a reference on t. */
+static int receive_request_of(fl_heartbeat_manager_t *m, hb_target_t *t,
+                              const fl_heartbeat_msg_t *msg, char *err,
+                              size_t err_len)
 {
-    int rc = check_in(m, msg, err, err_len);
-    if (rc != FL_OK)
-        return rc;
-    hb_target_t *t = fl__hb_find(m, msg->origin);
-    if (t == NULL)
-        return FL_OK; /* not monitored: ignored, as Flink */
-    if (t->state == HB_INCOMPATIBLE)
-        return refused(t, err, err_len);
     heard(m, t);
     report(m, msg);
     if (m->stopped || t->removed)
@@ -311,20 +317,33 @@ int fl_heartbeat_receive_request(fl_heartbeat_manager_t *m,
     return FL_OK;
 }
 
-int fl_heartbeat_receive_response(fl_heartbeat_manager_t *m,
-                                  const fl_heartbeat_msg_t *msg, char *err,
-                                  size_t err_len)
+int fl_heartbeat_receive_request(fl_heartbeat_manager_t *m,
+                                 const fl_heartbeat_msg_t *msg, char *err,
+                                 size_t err_len)
 {
     int rc = check_in(m, msg, err, err_len);
     if (rc != FL_OK)
         return rc;
     hb_target_t *t = fl__hb_find(m, msg->origin);
-    if (t != NULL && t->state == HB_INCOMPATIBLE)
+    if (t == NULL)
+        return FL_OK; /* not monitored: ignored, as Flink */
+    if (t->state == HB_INCOMPATIBLE)
         return refused(t, err, err_len);
-    if (t != NULL)
-        heard(m, t);
+    fl__hb_target_retain(t);
+    rc = receive_request_of(m, t, msg, err, err_len);
+    fl__hb_target_release(t);
+    return rc;
+}
+
+/* fl_heartbeat_receive_response for t, monitored and compatible; the
+ * caller holds a reference on t. */
+static int receive_response_of(fl_heartbeat_manager_t *m, hb_target_t *t,
+                               const fl_heartbeat_msg_t *msg, char *err,
+                               size_t err_len)
+{
+    heard(m, t);
     report(m, msg);
-    if (t == NULL || m->stopped || t->removed)
+    if (m->stopped || t->removed)
         return FL_OK;
     const fl_heartbeat_timing_t *pt = msg->timing;
     if (pt != NULL && pt->timeout_ms < m->timing.interval_ms) {
@@ -341,4 +360,24 @@ int fl_heartbeat_receive_response(fl_heartbeat_manager_t *m,
         return FL_EINVAL;
     }
     return FL_OK;
+}
+
+int fl_heartbeat_receive_response(fl_heartbeat_manager_t *m,
+                                  const fl_heartbeat_msg_t *msg, char *err,
+                                  size_t err_len)
+{
+    int rc = check_in(m, msg, err, err_len);
+    if (rc != FL_OK)
+        return rc;
+    hb_target_t *t = fl__hb_find(m, msg->origin);
+    if (t != NULL && t->state == HB_INCOMPATIBLE)
+        return refused(t, err, err_len);
+    if (t == NULL) {
+        report(m, msg);
+        return FL_OK;
+    }
+    fl__hb_target_retain(t);
+    rc = receive_response_of(m, t, msg, err, err_len);
+    fl__hb_target_release(t);
+    return rc;
 }

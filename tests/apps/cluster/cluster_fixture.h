@@ -18,6 +18,13 @@
  * it (fs.pipe-max-size, the user's pipe quota; else it keeps 64 KiB,
  * quietly): a child that writes more than that between two reads of the
  * test blocks on its log until the test reads it.
+ *
+ * Each child runs in a process group of its own and dies with the test
+ * (see cf_spawn).
+ *
+ * When a wait fails, cf_diagnose tells why on the test's stderr: the
+ * child's exit status if it ended, else its state and the stacks of all
+ * its threads (gdb, bounded by CF_GDB_S).
  */
 #ifndef CLUSTER_FIXTURE_H
 #define CLUSTER_FIXTURE_H
@@ -30,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +58,8 @@
 #define CF_BUF 65536
 /* The size asked for each pipe of a child (see above). */
 #define CF_PIPE_BYTES (1 << 20)
+/* How long the stack dump of a silent child may take, in seconds. */
+#define CF_GDB_S 30
 
 /* One stream of a child: bytes read, not yet taken as lines. */
 typedef struct cf_stream {
@@ -98,10 +108,19 @@ static inline void cf_spawn(cf_proc_t *p, const char *name, const char *program,
     /* A failure leaves the pipe as it was. */
     (void)fcntl(out[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
     (void)fcntl(err[0], F_SETPIPE_SZ, CF_PIPE_BYTES);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         fail_msg("fork: %s", strerror(errno));
     if (pid == 0) {
+        /* A group of its own, whose link outside is the test: were the
+         * test's group orphaned (its launcher exited) while the child is
+         * stopped (SIGSTOP), the kernel would send the group SIGHUP and
+         * SIGCONT, ending the child. It dies with the test instead. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) /* the test died before prctl */
+            _exit(127);
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(out[0]);
@@ -123,6 +142,63 @@ static inline void cf_spawn(cf_proc_t *p, const char *name, const char *program,
             cf_procs[i] = p;
             break;
         }
+}
+
+/*
+ * cf_diagnose prints to stderr why p may have gone silent: its exit status
+ * if it ended (reaping it, waiting up to 2 s for a child that closed its
+ * pipes), else its state (/proc/PID/status) and the stacks of all its
+ * threads, from gdb run for CF_GDB_S s at most. Blocks meanwhile.
+ */
+static inline void cf_diagnose(cf_proc_t *p)
+{
+    uint64_t until = cf_now_ms() + 2000;
+    while (!p->reaped) {
+        pid_t r = waitpid(p->pid, &p->status, WNOHANG);
+        if (r == p->pid) {
+            p->reaped = true;
+            break;
+        }
+        if (cf_now_ms() >= until)
+            break;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (p->reaped) {
+        if (WIFEXITED(p->status))
+            fprintf(stderr, "%s (pid %ld) exited with status %d\n", p->name,
+                    (long)p->pid, WEXITSTATUS(p->status));
+        else if (WIFSIGNALED(p->status))
+            fprintf(stderr, "%s (pid %ld) was killed by signal %d%s\n", p->name,
+                    (long)p->pid, WTERMSIG(p->status),
+                    WCOREDUMP(p->status) ? " (core dumped)" : "");
+        return;
+    }
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)p->pid);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, "State:", 6) == 0 ||
+                strncmp(line, "Threads:", 8) == 0)
+                fprintf(stderr, "%s (pid %ld) %s", p->name, (long)p->pid, line);
+        fclose(f);
+    }
+    /* Bytes it wrote that no wait has taken yet. */
+    if (p->err.len > 0)
+        fprintf(stderr, "%s: unread stderr:\n%.*s\n", p->name, (int)p->err.len,
+                p->err.buf);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "timeout -s KILL %d gdb -p %ld -batch -nx -ex 'set pagination "
+             "off' -ex 'thread apply all bt' </dev/null 1>&2",
+             CF_GDB_S, (long)p->pid);
+    fprintf(stderr, "%s (pid %ld) is alive; its threads:\n", p->name,
+            (long)p->pid);
+    fflush(stderr);
+    int rc = system(cmd);
+    if (rc != 0)
+        fprintf(stderr, "%s: gdb ended with status %d\n", p->name, rc);
 }
 
 /* Takes one whole line out of s into line (without '\n'): true if any. */
@@ -179,9 +255,11 @@ static inline bool cf_next_line(cf_proc_t *p, cf_stream_t *s, char *line,
         if (s->eof)
             return false;
         uint64_t now = cf_now_ms();
-        if (now >= deadline)
+        if (now >= deadline) {
+            cf_diagnose(p);
             fail_msg("%s: no line on %s within %d ms", p->name,
                      s == &p->out ? "stdout" : "stderr", CF_WAIT_MS);
+        }
         cf_fill(s, (int)(deadline - now));
     }
 }
@@ -201,6 +279,7 @@ static inline void cf_next_app(cf_proc_t *p, char *line, size_t cap)
             return;
         }
     }
+    cf_diagnose(p);
     fail_msg("%s: stderr ended while an app line was awaited", p->name);
 }
 
@@ -230,8 +309,10 @@ static inline void cf_wait_stderr(cf_proc_t *p, const char *needle, int count)
     while (count > 0 && cf_next_line(p, &p->err, raw, sizeof raw))
         if (strstr(raw, needle) != NULL)
             count--;
-    if (count > 0)
+    if (count > 0) {
+        cf_diagnose(p);
         fail_msg("%s: stderr ended before '%s' came", p->name, needle);
+    }
 }
 
 /* cf_read_address reads p's first stdout line, "fling.tcp://host:port"
@@ -259,9 +340,11 @@ static inline int cf_wait_exit(cf_proc_t *p)
             p->reaped = true;
             break;
         }
-        if (cf_now_ms() >= deadline)
+        if (cf_now_ms() >= deadline) {
+            cf_diagnose(p);
             fail_msg("%s (pid %ld) did not exit within %d ms", p->name,
                      (long)p->pid, CF_WAIT_MS);
+        }
         /* Keep reading so that a full pipe cannot block the child. */
         struct pollfd pfd[2] = {{.fd = p->out.fd, .events = POLLIN},
                                 {.fd = p->err.fd, .events = POLLIN}};

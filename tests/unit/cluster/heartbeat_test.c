@@ -126,6 +126,71 @@ static void test_timeout_never_heard(void **state)
     pair_end(&p);
 }
 
+/* The timeout of test_late_heartbeat: the time a job holds a main thread. */
+#define LATE_MS 200
+
+/* On its node's main thread: monitors "late" (the fake, answering S),
+ * holds the main thread past the target's deadline so that no check can
+ * run, then hands in a heartbeat from "late" (a request on a receiver, a
+ * response on a sender). value: the timeouts that came meanwhile. */
+static int job_late(job_t *j)
+{
+    node_t *n = j->n;
+    snprintf(n->script, sizeof n->script, "SSSS");
+    int before = count_of(n, &n->ntimeouts);
+    uint64_t deadline = fl_clock_now_ns() + (uint64_t)LATE_MS * 1000000u;
+    int rc = fl_heartbeat_monitor(n->m, "late", send_fake, n, NULL);
+    if (rc != FL_OK)
+        return rc;
+    /* The fault itself (a paused process): not a synchronisation. */
+    while (fl_clock_now_ns() <= deadline) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fl_heartbeat_msg_t msg = {.origin = "late", .target = n->name};
+    rc = n->role == FL_HEARTBEAT_RECEIVER
+             ? fl_heartbeat_receive_request(n->m, &msg, j->err, sizeof j->err)
+             : fl_heartbeat_receive_response(n->m, &msg, j->err, sizeof j->err);
+    j->value = count_of(n, &n->ntimeouts) - before;
+    return rc;
+}
+
+/* A heartbeat handled after its target's deadline, before any check ran
+ * (a paused process runs both at once, in any order), times the target
+ * out first, as the check would have: on a receiver (a request) and on a
+ * sender (a response), the timeout comes within the heartbeat's call. */
+static void test_late_heartbeat(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_nodes(&p);
+    node_t *nodes[] = {&p.r, &p.s};
+    for (size_t i = 0; i < 2; i++) {
+        node_t *n = nodes[i];
+        fl_heartbeat_opts_t o = opts_of(n, 20, LATE_MS);
+        job_t j = {.n = n, .fn = job_alloc, .opts = &o};
+        on_main(&j);
+        assert_fl_ok(j.rc);
+        j = (job_t){.n = n, .fn = job_late};
+        on_main(&j);
+        assert_fl_ok(j.rc);
+        assert_string_equal(j.err, "");
+        assert_int_equal(j.value, 1);
+        pthread_mutex_lock(&n->mu);
+        ev_copy_t ev = n->timeout;
+        pthread_mutex_unlock(&n->mu);
+        char want[1024];
+        timeout_message(want, sizeof want, &ev);
+        assert_string_equal(ev.message, want);
+        assert_string_equal(ev.target, "late");
+        assert_fl(FL_ETIMEDOUT, ev.err);
+        assert_int_equal(ev.timeout_ms, LATE_MS);
+        assert_int_equal(ev.last_heartbeat_ms, 0);
+        assert_true(ev.silent_ms >= LATE_MS);
+    }
+    pair_end(&p);
+}
+
 /* Unmonitored targets are forgotten: no timeout, last heartbeat -1, and
  * their send_arg is freed. */
 static void test_unmonitor(void **state)
@@ -472,6 +537,7 @@ int main(int argc, char **argv)
         FL_TEST(test_flow_with_payloads),
         FX_LOCAL_ONLY(test_timeout_once),
         FX_LOCAL_ONLY(test_timeout_never_heard),
+        FX_LOCAL_ONLY(test_late_heartbeat),
         FX_LOCAL_ONLY(test_unmonitor),
         FX_LOCAL_ONLY(test_unreachable_threshold),
         FX_LOCAL_ONLY(test_unreachable_disabled),
