@@ -22,19 +22,11 @@
 #include "remote/fragment.h"
 #include "remote/rx.h"
 
+#include "fuzz_rx.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_FRAME 4096u
-
-/* An error that ends the connection: a documented code, with a reason. */
-static void check_error(int rc, const char *why)
-{
-    if (rc != FL_EPROTO && rc != FL_EHANDSHAKE && rc != FL_EMSGSIZE &&
-        rc != FL_ENOMEM)
-        abort();
-    if (why[0] == '\0')
-        abort();
-}
 
 /* A FRAGMENT frame fr, as the transport takes it: FL_OK (more to come, or
  * a frame completed and cut again), or the documented error that ends
@@ -115,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (rc != FL_OK) {
                 free(view);
-                check_error(rc, why);
+                fuzz_check_rx_error(rc, why);
                 goto out; /* the connection closes */
             }
             if (fr.size > avail || fr.size > MAX_FRAME ||
@@ -127,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (fr.h.kind == FL__K_FRAGMENT &&
                 (rc = take_fragment(&rx, &fs, &fr, why, sizeof why)) != FL_OK) {
                 free(view);
-                check_error(rc, why);
+                fuzz_check_rx_error(rc, why);
                 goto out;
             }
             free(view);

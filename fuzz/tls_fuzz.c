@@ -62,6 +62,8 @@
 #include "remote/rx.h"
 #include "remote/tls.h"
 
+#include "fuzz_rx.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_FRAME 4096u
@@ -100,8 +102,17 @@ static fl__tls_ctx_t *ctx_of(const char *who)
     return x;
 }
 
-/* Moves what `from` has to send into `to`; the bytes moved. */
-static size_t pump(fl__tls_t *from, fl__tls_t *to, size_t max)
+/* CORRUPT's byte to flip in the next delivery. */
+typedef struct flip {
+    bool armed;     /* flip a byte of the next delivery */
+    bool corrupted; /* a byte was flipped: never all plaintext arrives */
+    size_t at;
+    uint8_t mask;
+} flip_t;
+
+/* Moves up to max bytes of what `from` has to send into `to`, a byte
+ * flipped if flip (NULL: none) is armed; the bytes moved. */
+static size_t pump(fl__tls_t *from, fl__tls_t *to, size_t max, flip_t *flip)
 {
     uint8_t buf[4096];
     size_t total = 0, n;
@@ -109,6 +120,11 @@ static size_t pump(fl__tls_t *from, fl__tls_t *to, size_t max)
            (n = fl__tls_out_take(from, buf,
                                  max - total < sizeof buf ? max - total
                                                           : sizeof buf)) > 0) {
+        if (flip != NULL && flip->armed) {
+            buf[flip->at % n] ^= flip->mask;
+            flip->armed = false;
+            flip->corrupted = true;
+        }
         if (fl__tls_feed(to, buf, n) != FL_OK)
             abort();
         total += n;
@@ -136,10 +152,10 @@ static void session_new(void)
         die("engine", "out of memory");
     int crc = fl__tls_handshake(S.c), src = FL_EPENDING;
     for (int round = 0; round < 20; round++) {
-        size_t moved = pump(S.c, S.s, SIZE_MAX);
+        size_t moved = pump(S.c, S.s, SIZE_MAX, NULL);
         if (src == FL_EPENDING)
             src = fl__tls_handshake(S.s);
-        moved += pump(S.s, S.c, SIZE_MAX);
+        moved += pump(S.s, S.c, SIZE_MAX, NULL);
         if (crc == FL_EPENDING)
             crc = fl__tls_handshake(S.c);
         if (moved == 0)
@@ -228,26 +244,13 @@ typedef struct rx_side {
     /* The decoder refused the stream (a connection would close): decoding
      * stops, decrypting goes on so that the plaintext is still checked. */
     bool refused;
-    bool broken;    /* the TLS session failed: stop; make it again */
-    bool injected;  /* raw bytes were fed: plaintext may differ from sent */
-    bool armed;     /* CORRUPT: flip a byte of the next delivery */
-    bool corrupted; /* a byte was flipped: never all plaintext arrives */
-    size_t flip_at;
-    uint8_t flip_mask;
+    bool broken;   /* the TLS session failed: stop; make it again */
+    bool injected; /* raw bytes were fed: plaintext may differ from sent */
+    flip_t flip;   /* CORRUPT */
     /* What the sender wrote, to compare with what arrives. */
     uint8_t *sent;
     size_t nsent, nrecv;
 } rx_side_t;
-
-/* An error that ends the connection: a documented code, with a reason. */
-static void check_decode_error(int rc, const char *why)
-{
-    if (rc != FL_EPROTO && rc != FL_EHANDSHAKE && rc != FL_EMSGSIZE &&
-        rc != FL_ENOMEM)
-        abort();
-    if (why[0] == '\0')
-        abort();
-}
 
 /* A FRAGMENT frame, taken as the connection takes it (conn_read.c). */
 static int take_fragment(rx_side_t *r, const fl__rx_frame_t *fr, char *why,
@@ -297,7 +300,7 @@ static void decode(rx_side_t *r)
             rc = take_fragment(r, &fr, why, sizeof why);
         free(view);
         if (rc != FL_OK) {
-            check_decode_error(rc, why);
+            fuzz_check_rx_error(rc, why);
             r->refused = true;
             return;
         }
@@ -348,21 +351,7 @@ static void receive(rx_side_t *r)
  * flipped if CORRUPT asked; then it reads and decodes. */
 static void deliver(fl__tls_t *from, rx_side_t *r, size_t max)
 {
-    uint8_t buf[4096];
-    size_t total = 0, n;
-    while (total < max &&
-           (n = fl__tls_out_take(from, buf,
-                                 max - total < sizeof buf ? max - total
-                                                          : sizeof buf)) > 0) {
-        if (r->armed) {
-            buf[r->flip_at % n] ^= r->flip_mask;
-            r->armed = false;
-            r->corrupted = true;
-        }
-        if (fl__tls_feed(r->t, buf, n) != FL_OK)
-            abort();
-        total += n;
-    }
+    pump(from, r->t, max, &r->flip);
     receive(r);
 }
 
@@ -449,9 +438,9 @@ static void session(bool client_receives, in_t *in)
     while (in->n > 0 && !r.broken) {
         uint8_t op = take8(in);
         if ((op & 7) == 4) {
-            r.flip_at = take16(in);
-            r.flip_mask = take8(in) | 1;
-            r.armed = true;
+            r.flip.at = take16(in);
+            r.flip.mask = take8(in) | 1;
+            r.flip.armed = true;
             continue;
         }
         switch (op & 3) {
@@ -484,15 +473,15 @@ static void session(bool client_receives, in_t *in)
     /* The rest, as the network would deliver it. */
     if (!r.broken)
         deliver(from, &r, SIZE_MAX);
-    if (!r.injected && !r.corrupted && !r.broken && r.nrecv != r.nsent)
+    if (!r.injected && !r.flip.corrupted && !r.broken && r.nrecv != r.nsent)
         die("end", "not all the plaintext written came out");
-    if (!r.injected && r.corrupted && r.nrecv == r.nsent)
+    if (!r.injected && r.flip.corrupted && r.nrecv == r.nsent)
         die("end", "a record with a flipped byte was taken whole");
     /* A session left healthy goes on with nothing in flight: both sides
      * drained (this input's decoder is done with it). */
-    bool renew = r.broken || r.injected || r.corrupted;
+    bool renew = r.broken || r.injected || r.flip.corrupted;
     if (!renew) {
-        pump(from, r.t, SIZE_MAX);
+        pump(from, r.t, SIZE_MAX, NULL);
         uint8_t sink[2048];
         size_t got = 0;
         int rc;

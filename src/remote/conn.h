@@ -582,6 +582,11 @@ void fl__hs_end(fl__conn_t *c);
 int fl__net_bind(fl__net_t *n, const char *host, const char *spec, char *why,
                  size_t why_len);
 
+/* The address ss as "ip:port" ("[ip6]:port") into buf (cap bytes). Any
+ * thread; does not block. */
+void fl__net_addr_name(const struct sockaddr_storage *ss, char *buf,
+                       size_t cap);
+
 /* The peer's "ip:port" ("[ip6]:port") of t into buf (cap bytes); buf is
  * left as it is when t has no peer. I/O thread. */
 void fl__net_peer_name(uv_tcp_t *t, char *buf, size_t cap);

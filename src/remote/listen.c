@@ -89,22 +89,26 @@ static void on_connection(uv_stream_t *server, int status)
         fl__conn_close(c, 0, uv_strerror(rc));
 }
 
+void fl__net_addr_name(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+    char ip[64] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        snprintf(buf, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        snprintf(buf, cap, "%s:%d", ip, ntohs(a->sin_port));
+    }
+}
+
 void fl__net_peer_name(uv_tcp_t *t, char *buf, size_t cap)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) != 0)
-        return;
-    char ip[64] = "?";
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof ip);
-        snprintf(buf, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof ip);
-        snprintf(buf, cap, "%s:%d", ip, ntohs(a->sin_port));
-    }
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0)
+        fl__net_addr_name(&ss, buf, cap);
 }
 
 /* Close a failed listener and let libuv finish with it. */

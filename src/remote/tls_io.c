@@ -255,16 +255,7 @@ static void local_name(fl__conn_t *c, char *buf, size_t cap)
     snprintf(buf, cap, "this service");
     if (uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
-    char ip[64] = "?";
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof ip);
-        snprintf(buf, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof ip);
-        snprintf(buf, cap, "%s:%d", ip, ntohs(a->sin_port));
-    }
+    fl__net_addr_name(&ss, buf, cap);
 }
 
 /*

@@ -549,14 +549,10 @@ static void test_full_client_queue_fails_the_call_with_elimit(void **state)
 
 int main(void)
 {
-    fl_test_cond_init(&seen.cv);
-    fl_log_set_handler(log_sink, NULL);
     const struct CMUnitTest tests[] = {
         FL_TEST(test_server_closes_a_client_that_does_not_read),
         FL_TEST(test_full_client_queue_fails_the_call_with_elimit),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, group_teardown);
-    fl_log_set_handler(NULL, NULL);
-    pthread_cond_destroy(&seen.cv);
-    return failed;
+    return raw_run_logged("tests", tests, sizeof tests / sizeof *tests,
+                          log_sink, &seen.cv, group_teardown);
 }

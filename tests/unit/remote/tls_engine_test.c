@@ -30,6 +30,17 @@ static const char *cert(const char *name)
     return p;
 }
 
+/* A context of o, or the test fails naming who. */
+static fl__tls_ctx_t *ctx_make(const fl_rpc_tls_opts_t *o, const char *who)
+{
+    fl__tls_ctx_t *x = NULL;
+    char why[512] = "";
+    int rc = fl__tls_ctx_new(o, &x, why, sizeof why);
+    if (rc != FL_OK)
+        fail_msg("context of %s: %s: %s", who, fl_err_name(rc), why);
+    return x;
+}
+
 /* A context with `who`.crt/.key trusting ca (the name of its .crt). */
 static fl__tls_ctx_t *ctx_of(const char *who, const char *ca, bool skip_host)
 {
@@ -41,12 +52,25 @@ static fl__tls_ctx_t *ctx_of(const char *who, const char *ca, bool skip_host)
                            .key_file = cert(k),
                            .ca_file = cert(a),
                            .skip_hostname_check = skip_host};
-    fl__tls_ctx_t *x = NULL;
-    char why[512] = "";
-    int rc = fl__tls_ctx_new(&o, &x, why, sizeof why);
-    if (rc != FL_OK)
-        fail_msg("context of %s: %s: %s", who, fl_err_name(rc), why);
-    return x;
+    return ctx_make(&o, who);
+}
+
+/* A context of server.* (server) or client.* trusting ca, with the
+ * given version floor and lists. */
+static fl__tls_ctx_t *ctx_lists(bool server, fl_tls_version_t min,
+                                const char *ciphers, const char *suites)
+{
+    const char *who = server ? "server" : "client";
+    char c[64], k[64];
+    snprintf(c, sizeof c, "%s.crt", who);
+    snprintf(k, sizeof k, "%s.key", who);
+    fl_rpc_tls_opts_t o = {.cert_file = cert(c),
+                           .key_file = cert(k),
+                           .ca_file = cert("ca.crt"),
+                           .min_version = min,
+                           .ciphers = ciphers,
+                           .ciphersuites = suites};
+    return ctx_make(&o, who);
 }
 
 /* Move what `from` has to send into `to`, one byte per feed if bytewise.
@@ -73,6 +97,13 @@ typedef struct pair {
     int crc, src; /* the last handshake results */
 } pair_t;
 
+/* The two engines of p's contexts, the client's dialing host. */
+static void pair_engines(pair_t *p, const char *host)
+{
+    assert_fl_ok(fl__tls_new(p->cx, true, host, &p->c));
+    assert_fl_ok(fl__tls_new(p->sx, false, NULL, &p->s));
+}
+
 static void pair_open(pair_t *p, const char *client, const char *client_ca,
                       const char *server, const char *server_ca,
                       const char *host)
@@ -80,8 +111,7 @@ static void pair_open(pair_t *p, const char *client, const char *client_ca,
     memset(p, 0, sizeof *p);
     p->cx = ctx_of(client, client_ca, false);
     p->sx = ctx_of(server, server_ca, false);
-    assert_fl_ok(fl__tls_new(p->cx, true, host, &p->c));
-    assert_fl_ok(fl__tls_new(p->sx, false, NULL, &p->s));
+    pair_engines(p, host);
 }
 
 static void pair_close(pair_t *p)
@@ -108,6 +138,14 @@ static void pair_handshake(pair_t *p, bool bytewise)
             return;
     }
     fail_msg("the handshake did not settle in 20 rounds");
+}
+
+/* Run the handshake; both sides must succeed. */
+static void pair_handshake_ok(pair_t *p, bool bytewise)
+{
+    pair_handshake(p, bytewise);
+    assert_fl_ok(p->crc);
+    assert_fl_ok(p->src);
 }
 
 /* Read everything `to` has decrypted into out (cap bytes). */
@@ -149,9 +187,7 @@ static void test_handshake_and_data_both_ways(void **st)
     for (int bytewise = 0; bytewise < 2; bytewise++) {
         pair_t p;
         pair_open(&p, "client", "ca", "server", "ca", "localhost");
-        pair_handshake(&p, bytewise);
-        assert_fl_ok(p.crc);
-        assert_fl_ok(p.src);
+        pair_handshake_ok(&p, bytewise);
         assert_true(fl__tls_done(p.c));
         assert_true(fl__tls_done(p.s));
         assert_string_equal("", fl__tls_why(p.c));
@@ -204,11 +240,8 @@ static void test_hostname_is_checked_unless_skipped(void **st)
     p.sx = ctx_of("server", "ca", false);
     assert_true(fl__tls_ctx_skips_hostname(p.cx));
     assert_false(fl__tls_ctx_skips_hostname(p.sx));
-    assert_fl_ok(fl__tls_new(p.cx, true, "example.com", &p.c));
-    assert_fl_ok(fl__tls_new(p.sx, false, NULL, &p.s));
-    pair_handshake(&p, false);
-    assert_fl_ok(p.crc);
-    assert_fl_ok(p.src);
+    pair_engines(&p, "example.com");
+    pair_handshake_ok(&p, false);
     pair_close(&p);
 }
 
@@ -270,47 +303,90 @@ static void test_server_of_another_ca_is_refused(void **st)
     pair_close(&p);
 }
 
+/* A raw OpenSSL client (memory BIOs) against a server engine of sx. */
+typedef struct raw {
+    SSL_CTX *cctx;
+    SSL *c;
+    BIO *cin, *cout;
+    fl__tls_t *s;
+} raw_t;
+
+/* Open r: a client trusting ca.crt of at most max_version (0: any)
+ * offering suites (NULL: its defaults), with client.crt if with_cert. */
+static void raw_open(raw_t *r, fl__tls_ctx_t *sx, int max_version,
+                     const char *suites, bool with_cert)
+{
+    r->s = NULL;
+    assert_fl_ok(fl__tls_new(sx, false, NULL, &r->s));
+    r->cctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(r->cctx);
+    if (max_version != 0)
+        assert_int_equal(1,
+                         SSL_CTX_set_max_proto_version(r->cctx, max_version));
+    if (suites != NULL)
+        assert_int_equal(1, SSL_CTX_set_ciphersuites(r->cctx, suites));
+    assert_int_equal(
+        1, SSL_CTX_load_verify_locations(r->cctx, cert("ca.crt"), NULL));
+    if (with_cert) {
+        assert_int_equal(
+            1, SSL_CTX_use_certificate_chain_file(r->cctx, cert("client.crt")));
+        assert_int_equal(1, SSL_CTX_use_PrivateKey_file(
+                                r->cctx, cert("client.key"), SSL_FILETYPE_PEM));
+    }
+    r->c = SSL_new(r->cctx);
+    r->cin = BIO_new(BIO_s_mem());
+    r->cout = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(r->cin, -1);
+    SSL_set_bio(r->c, r->cin, r->cout);
+    SSL_set_connect_state(r->c);
+}
+
+/* Ten rounds of handshake both ways. Returns the server's result; *crc
+ * gets the client's last SSL_do_handshake. */
+static int raw_handshake(raw_t *r, int *crc)
+{
+    int src = FL_EPENDING;
+    uint8_t buf[8192];
+    for (int round = 0; round < 10; round++) {
+        *crc = SSL_do_handshake(r->c);
+        int n;
+        while ((n = BIO_read(r->cout, buf, sizeof buf)) > 0)
+            assert_fl_ok(fl__tls_feed(r->s, buf, (size_t)n));
+        if (src == FL_EPENDING)
+            src = fl__tls_handshake(r->s);
+        size_t k;
+        while ((k = fl__tls_out_take(r->s, buf, sizeof buf)) > 0)
+            BIO_write(r->cin, buf, (int)k);
+    }
+    return src;
+}
+
+static void raw_close(raw_t *r)
+{
+    SSL_free(r->c);
+    SSL_CTX_free(r->cctx);
+    fl__tls_free(r->s);
+}
+
 /* A client without a certificate: raw OpenSSL, since an engine always
  * has one. */
 static void test_client_without_certificate_is_refused(void **st)
 {
     fl__tls_ctx_t *sx = ctx_of("server", "ca", false);
-    fl__tls_t *s = NULL;
-    assert_fl_ok(fl__tls_new(sx, false, NULL, &s));
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(cctx);
-    assert_int_equal(1,
-                     SSL_CTX_load_verify_locations(cctx, cert("ca.crt"), NULL));
-    SSL *c = SSL_new(cctx);
-    BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(cin, -1);
-    SSL_set_bio(c, cin, cout);
-    SSL_set_connect_state(c);
-    int crc = 0, src = FL_EPENDING;
+    raw_t r;
+    raw_open(&r, sx, 0, NULL, false);
+    int crc = 0, src = raw_handshake(&r, &crc);
     uint8_t buf[8192];
-    for (int round = 0; round < 10; round++) {
-        crc = SSL_do_handshake(c);
-        int n;
-        while ((n = BIO_read(cout, buf, sizeof buf)) > 0)
-            assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
-        if (src == FL_EPENDING)
-            src = fl__tls_handshake(s);
-        size_t k;
-        while ((k = fl__tls_out_take(s, buf, sizeof buf)) > 0)
-            BIO_write(cin, buf, (int)k);
-    }
     assert_fl(FL_ETLS, src);
-    assert_string_equal("peer did not return a certificate", fl__tls_why(s));
+    assert_string_equal("peer did not return a certificate", fl__tls_why(r.s));
     /* The client finished its side; its read meets the server's alert. */
     assert_int_equal(1, crc);
-    assert_true(SSL_read(c, buf, sizeof buf) <= 0);
+    assert_true(SSL_read(r.c, buf, sizeof buf) <= 0);
     unsigned long e = ERR_get_error();
     assert_string_equal("tlsv13 alert certificate required",
                         ERR_reason_error_string(e));
     ERR_clear_error();
-    SSL_free(c);
-    SSL_CTX_free(cctx);
-    fl__tls_free(s);
+    raw_close(&r);
     fl__tls_ctx_free(sx);
 }
 
@@ -320,35 +396,12 @@ static void test_client_without_certificate_is_refused(void **st)
 static int tls12_client(fl__tls_ctx_t *sx, char *client_why, size_t cap,
                         int *version)
 {
-    fl__tls_t *s = NULL;
-    assert_fl_ok(fl__tls_new(sx, false, NULL, &s));
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(cctx);
-    assert_int_equal(1, SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION));
-    assert_int_equal(1,
-                     SSL_CTX_load_verify_locations(cctx, cert("ca.crt"), NULL));
-    assert_int_equal(
-        1, SSL_CTX_use_certificate_chain_file(cctx, cert("client.crt")));
-    assert_int_equal(1, SSL_CTX_use_PrivateKey_file(cctx, cert("client.key"),
-                                                    SSL_FILETYPE_PEM));
-    SSL *c = SSL_new(cctx);
-    BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(cin, -1);
-    SSL_set_bio(c, cin, cout);
-    SSL_set_connect_state(c);
-    int crc = 0, src = FL_EPENDING;
+    raw_t r;
+    raw_open(&r, sx, TLS1_2_VERSION, NULL, true);
+    SSL *c = r.c;
+    fl__tls_t *s = r.s;
+    int crc = 0, src = raw_handshake(&r, &crc);
     uint8_t buf[8192];
-    for (int round = 0; round < 10; round++) {
-        crc = SSL_do_handshake(c);
-        int n;
-        while ((n = BIO_read(cout, buf, sizeof buf)) > 0)
-            assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
-        if (src == FL_EPENDING)
-            src = fl__tls_handshake(s);
-        size_t k;
-        while ((k = fl__tls_out_take(s, buf, sizeof buf)) > 0)
-            BIO_write(cin, buf, (int)k);
-    }
     client_why[0] = '\0';
     if (crc != 1) {
         unsigned long e = ERR_get_error();
@@ -360,12 +413,12 @@ static int tls12_client(fl__tls_ctx_t *sx, char *client_why, size_t cap,
         /* Data both ways over 1.2. */
         assert_fl_ok(fl__tls_write(s, "twelve", 6));
         size_t k = fl__tls_out_take(s, buf, sizeof buf);
-        BIO_write(cin, buf, (int)k);
+        BIO_write(r.cin, buf, (int)k);
         char got[16] = "";
         assert_int_equal(6, SSL_read(c, got, sizeof got));
         assert_memory_equal("twelve", got, 6);
         assert_int_equal(2, SSL_write(c, "ok", 2));
-        int n = BIO_read(cout, buf, sizeof buf);
+        int n = BIO_read(r.cout, buf, sizeof buf);
         assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
         size_t g = 0;
         assert_fl_ok(fl__tls_read(s, (uint8_t *)got, sizeof got, &g));
@@ -374,29 +427,21 @@ static int tls12_client(fl__tls_ctx_t *sx, char *client_why, size_t cap,
         snprintf(client_why + strlen(client_why), cap - strlen(client_why),
                  " | %s", fl__tls_why(s));
     }
-    SSL_free(c);
-    SSL_CTX_free(cctx);
-    fl__tls_free(s);
+    raw_close(&r);
     return src;
 }
 
 static void test_tls_1_2_only_when_allowed(void **st)
 {
-    fl_rpc_tls_opts_t o = {.cert_file = cert("server.crt"),
-                           .key_file = cert("server.key"),
-                           .ca_file = cert("ca.crt"),
-                           .min_version = FL_TLS_1_2};
     char why[512];
-    fl__tls_ctx_t *sx = NULL;
-    assert_fl_ok(fl__tls_ctx_new(&o, &sx, why, sizeof why));
+    fl__tls_ctx_t *sx = ctx_lists(true, FL_TLS_1_2, NULL, NULL);
     int version = 0;
     assert_fl_ok(tls12_client(sx, why, sizeof why, &version));
     assert_string_equal("", why);
     assert_int_equal(TLS1_2_VERSION, version);
     fl__tls_ctx_free(sx);
     /* The default, TLS 1.3 only: the 1.2 client is refused. */
-    o.min_version = FL_TLS_DEFAULT;
-    assert_fl_ok(fl__tls_ctx_new(&o, &sx, why, sizeof why));
+    sx = ctx_lists(true, FL_TLS_DEFAULT, NULL, NULL);
     assert_fl(FL_ETLS, tls12_client(sx, why, sizeof why, &version));
     assert_string_equal("tlsv1 alert protocol version | unsupported protocol",
                         why);
@@ -453,9 +498,7 @@ static void test_broken_record_fails_the_read(void **st)
 {
     pair_t p;
     pair_open(&p, "client", "ca", "server", "ca", "localhost");
-    pair_handshake(&p, false);
-    assert_fl_ok(p.crc);
-    assert_fl_ok(p.src);
+    pair_handshake_ok(&p, false);
     assert_fl_ok(fl__tls_write(p.c, "hello", 5));
     uint8_t rec[256];
     size_t n = fl__tls_out_take(p.c, rec, sizeof rec);
@@ -482,9 +525,7 @@ static void test_record_read_in_small_pieces(void **st)
 {
     pair_t p;
     pair_open(&p, "client", "ca", "server", "ca", "localhost");
-    pair_handshake(&p, false);
-    assert_fl_ok(p.crc);
-    assert_fl_ok(p.src);
+    pair_handshake_ok(&p, false);
     char msg[100];
     for (size_t i = 0; i < sizeof msg; i++)
         msg[i] = (char)('a' + i % 26);
@@ -683,73 +724,19 @@ static void test_bad_files_are_refused_naming_option_and_path(void **st)
     assert_int_equal(0, system(cmd));
 }
 
-/* A context of server.* (server) or client.* trusting ca, with the
- * given version floor and lists. */
-static fl__tls_ctx_t *ctx_lists(bool server, fl_tls_version_t min,
-                                const char *ciphers, const char *suites)
-{
-    const char *who = server ? "server" : "client";
-    char c[64], k[64];
-    snprintf(c, sizeof c, "%s.crt", who);
-    snprintf(k, sizeof k, "%s.key", who);
-    fl_rpc_tls_opts_t o = {.cert_file = cert(c),
-                           .key_file = cert(k),
-                           .ca_file = cert("ca.crt"),
-                           .min_version = min,
-                           .ciphers = ciphers,
-                           .ciphersuites = suites};
-    fl__tls_ctx_t *x = NULL;
-    char why[512] = "";
-    int rc = fl__tls_ctx_new(&o, &x, why, sizeof why);
-    if (rc != FL_OK)
-        fail_msg("context of %s: %s: %s", who, fl_err_name(rc), why);
-    return x;
-}
-
 /* A server engine of sx against a raw OpenSSL client (client.crt) of at
  * most max_version (0: any) offering suites (NULL: its defaults).
  * Returns the server's result; agreed gets "<version> <cipher>". */
 static int raw_client_agrees(fl__tls_ctx_t *sx, int max_version,
                              const char *suites, char *agreed, size_t cap)
 {
-    fl__tls_t *s = NULL;
-    assert_fl_ok(fl__tls_new(sx, false, NULL, &s));
-    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(cctx);
-    if (max_version != 0)
-        assert_int_equal(1, SSL_CTX_set_max_proto_version(cctx, max_version));
-    if (suites != NULL)
-        assert_int_equal(1, SSL_CTX_set_ciphersuites(cctx, suites));
-    assert_int_equal(1,
-                     SSL_CTX_load_verify_locations(cctx, cert("ca.crt"), NULL));
-    assert_int_equal(
-        1, SSL_CTX_use_certificate_chain_file(cctx, cert("client.crt")));
-    assert_int_equal(1, SSL_CTX_use_PrivateKey_file(cctx, cert("client.key"),
-                                                    SSL_FILETYPE_PEM));
-    SSL *c = SSL_new(cctx);
-    BIO *cin = BIO_new(BIO_s_mem()), *cout = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(cin, -1);
-    SSL_set_bio(c, cin, cout);
-    SSL_set_connect_state(c);
-    int src = FL_EPENDING;
-    uint8_t buf[8192];
-    for (int round = 0; round < 10; round++) {
-        (void)SSL_do_handshake(c);
-        int n;
-        while ((n = BIO_read(cout, buf, sizeof buf)) > 0)
-            assert_fl_ok(fl__tls_feed(s, buf, (size_t)n));
-        if (src == FL_EPENDING)
-            src = fl__tls_handshake(s);
-        size_t k;
-        while ((k = fl__tls_out_take(s, buf, sizeof buf)) > 0)
-            BIO_write(cin, buf, (int)k);
-    }
+    raw_t r;
+    raw_open(&r, sx, max_version, suites, true);
+    int crc, src = raw_handshake(&r, &crc);
     ERR_clear_error();
-    snprintf(agreed, cap, "%s %s", SSL_get_version(c),
-             SSL_CIPHER_get_name(SSL_get_current_cipher(c)));
-    SSL_free(c);
-    SSL_CTX_free(cctx);
-    fl__tls_free(s);
+    snprintf(agreed, cap, "%s %s", SSL_get_version(r.c),
+             SSL_CIPHER_get_name(SSL_get_current_cipher(r.c)));
+    raw_close(&r);
     return src;
 }
 
@@ -761,8 +748,7 @@ static void test_suite_lists_take_effect(void **st)
     memset(&p, 0, sizeof p);
     p.cx = ctx_lists(false, FL_TLS_DEFAULT, NULL, "TLS_AES_128_GCM_SHA256");
     p.sx = ctx_lists(true, FL_TLS_DEFAULT, NULL, "TLS_AES_256_GCM_SHA384");
-    assert_fl_ok(fl__tls_new(p.cx, true, "localhost", &p.c));
-    assert_fl_ok(fl__tls_new(p.sx, false, NULL, &p.s));
+    pair_engines(&p, "localhost");
     pair_handshake(&p, false);
     assert_fl(FL_ETLS, p.src);
     assert_string_equal("no shared cipher", fl__tls_why(p.s));

@@ -361,14 +361,10 @@ static void test_key_update_flood_closes_the_connection(void **state)
 
 int main(void)
 {
-    fl_test_cond_init(&seen.cv);
-    fl_log_set_handler(log_sink, NULL);
     const struct CMUnitTest tests[] = {
         FL_TEST(test_direct_writes_stay_within_max_queued),
         FL_TEST(test_key_update_flood_closes_the_connection),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, group_teardown);
-    fl_log_set_handler(NULL, NULL);
-    pthread_cond_destroy(&seen.cv);
-    return failed;
+    return raw_run_logged("tests", tests, sizeof tests / sizeof *tests,
+                          log_sink, &seen.cv, group_teardown);
 }

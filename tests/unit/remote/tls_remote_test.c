@@ -196,16 +196,16 @@ typedef struct server {
     char addr[128];
 } server_t;
 
-/* A service on 127.0.0.1 (TLS with tls, else plaintext) serving
+/* A service on host (TLS with tls, else plaintext) serving
  * RemoteGateway as endpoint "rg". */
-static void server_start(server_t *s, const fl_rpc_tls_opts_t *tls,
-                         int64_t handshake_ms)
+static void server_on(server_t *s, const char *host,
+                      const fl_rpc_tls_opts_t *tls, int64_t handshake_ms)
 {
     memset(s, 0, sizeof *s);
     rg_store_init(&s->store);
     fl_rpc_service_opts_t o = {0};
     o.workers = 2;
-    o.bind_host = "127.0.0.1";
+    o.bind_host = host;
     o.port = "0";
     o.tls = tls;
     o.handshake_timeout_ms = handshake_ms;
@@ -219,6 +219,13 @@ static void server_start(server_t *s, const fl_rpc_tls_opts_t *tls,
     eo.on_start = rg_on_start;
     assert_fl_ok(fl_rpc_endpoint_create(s->svc, &eo, &s->ep));
     assert_fl_ok(fl_rpc_endpoint_start(s->ep));
+}
+
+/* server_on 127.0.0.1, its address checked into s->addr. */
+static void server_start(server_t *s, const fl_rpc_tls_opts_t *tls,
+                         int64_t handshake_ms)
+{
+    server_on(s, "127.0.0.1", tls, handshake_ms);
     snprintf(s->addr, sizeof s->addr, "%s://127.0.0.1:%d/rg",
              tls != NULL ? "fling.ssl" : "fling.tcp", s->port);
     assert_string_equal(s->addr, fl_rpc_endpoint_address(s->ep));
@@ -241,6 +248,20 @@ static fl_rpc_service_t *client_new(const fl_rpc_tls_opts_t *tls,
     fl_rpc_service_t *svc = NULL;
     assert_fl_ok(fl_rpc_service_alloc(&o, &svc));
     return svc;
+}
+
+/* server_start with TLS of server.crt trusting ca.crt. */
+static void server_start_tls(server_t *s)
+{
+    fl_rpc_tls_opts_t t = tls_of("server", "ca");
+    server_start(s, &t, 0);
+}
+
+/* client_new with TLS of client.crt trusting ca.crt. */
+static fl_rpc_service_t *tls_client(int64_t handshake_ms)
+{
+    fl_rpc_tls_opts_t t = tls_of("client", "ca");
+    return client_new(&t, handshake_ms);
 }
 
 /* Echo through gw: a call (future), a blocking call and an ask (a stub
@@ -282,10 +303,8 @@ static void echo_all_ways(fl_rpc_gateway_t *gw, const char *text)
 static void test_calls_and_asks_over_mutual_tls(void **st)
 {
     server_t s;
-    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
-    server_start(&s, &stls, 0);
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    server_start_tls(&s);
+    fl_rpc_service_t *cli = tls_client(0);
     fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
     assert_string_equal(s.addr, fl_rpc_gateway_address(gw));
     echo_all_ways(gw, "over TLS");
@@ -307,7 +326,7 @@ static void test_calls_and_asks_over_mutual_tls(void **st)
     fl_test_service_end(cli);
     /* The IP literal and the DNS name the certificate names both pass
      * the host name check. */
-    cli = client_new(&ctls, 0);
+    cli = tls_client(0);
     char byname[160];
     snprintf(byname, sizeof byname, "fling.ssl://localhost:%d/rg", s.port);
     gw = fl_test_connect(cli, byname, RG, NULL);
@@ -325,10 +344,8 @@ static void test_calls_and_asks_over_mutual_tls(void **st)
 static void test_large_frames_go_in_fragments_over_tls(void **st)
 {
     server_t s;
-    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
-    server_start(&s, &stls, 0);
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    server_start_tls(&s);
+    fl_rpc_service_t *cli = tls_client(0);
     fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
     /* 3 MiB up (an Echo's text), 5 MiB down (Size): FRAGMENTs inside
      * TLS records both ways. */
@@ -363,8 +380,7 @@ static void test_large_frames_go_in_fragments_over_tls(void **st)
 
 static void test_schemes_are_refused_across(void **st)
 {
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *tls = client_new(&ctls, 0);
+    fl_rpc_service_t *tls = tls_client(0);
     fl_rpc_service_t *plain = client_new(NULL, 0);
     fl_future_t *f = (fl_future_t *)&f;
     assert_fl(FL_EINVAL, fl_rpc_connect(tls, "fling.tcp://127.0.0.1:6123/rg",
@@ -437,8 +453,7 @@ static void test_bad_option_is_refused_at_alloc(void **st)
 static void test_a_refused_client_waits_out_its_backoff(void **st)
 {
     server_t s;
-    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
-    server_start(&s, &stls, 0);
+    server_start_tls(&s);
     fl_rpc_tls_opts_t other = tls_of("other-client", "ca");
     fl_rpc_service_t *bad = client_new(&other, 0);
     char msg[1024], want[1024];
@@ -482,8 +497,7 @@ static void test_a_silent_server_times_the_handshake_out(void **st)
 {
     int port;
     int lfd = raw_listen(0, &port);
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 300);
+    fl_rpc_service_t *cli = tls_client(300);
     char addr[128], msg[1024], want[1024];
     snprintf(addr, sizeof addr, "fling.ssl://127.0.0.1:%d/rg", port);
     uint64_t t0 = fl_clock_now_ns();
@@ -530,11 +544,9 @@ static fl__net_stats_t stats_of(fl_rpc_service_t *svc)
 static void test_a_blocked_caller_writes_and_reads_itself(void **st)
 {
     server_t a, b;
-    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
-    server_start(&a, &stls, 0);
-    server_start(&b, &stls, 0);
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    server_start_tls(&a);
+    server_start_tls(&b);
+    fl_rpc_service_t *cli = tls_client(0);
     fl_rpc_gateway_t *ga = fl_test_connect(cli, a.addr, RG, NULL);
     fl_rpc_gateway_t *gb = fl_test_connect(cli, b.addr, RG, NULL);
     echo_all_ways(ga, "warm a");
@@ -623,10 +635,8 @@ static void *caller_main(void *p)
 static void test_many_callers_share_one_tls_connection(void **st)
 {
     server_t s;
-    fl_rpc_tls_opts_t stls = tls_of("server", "ca");
-    server_start(&s, &stls, 0);
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 0);
+    server_start_tls(&s);
+    fl_rpc_service_t *cli = tls_client(0);
     fl_rpc_gateway_t *gw = fl_test_connect(cli, s.addr, RG, NULL);
     caller_t c[CALLERS];
     pthread_t t[CALLERS];
@@ -654,30 +664,6 @@ static void test_many_callers_share_one_tls_connection(void **st)
 
 /* ---- the server's certificate, and a silent peer after TLS -------------- */
 
-/* s as server_start, listening on every address (0.0.0.0) with
- * certificate who.crt: dialed as 127.0.0.2 it is not the host its
- * certificate names. */
-static void server_start_any(server_t *s, const fl_rpc_tls_opts_t *tls)
-{
-    memset(s, 0, sizeof *s);
-    rg_store_init(&s->store);
-    fl_rpc_service_opts_t o = {0};
-    o.workers = 2;
-    o.bind_host = "0.0.0.0";
-    o.port = "0";
-    o.tls = tls;
-    assert_fl_ok(fl_rpc_service_alloc(&o, &s->svc));
-    s->port = fl_rpc_service_port(s->svc);
-    fl_rpc_endpoint_opts_t eo = {0};
-    eo.id = "rg";
-    eo.services = services;
-    eo.nservices = 1;
-    eo.state = &s->store;
-    eo.on_start = rg_on_start;
-    assert_fl_ok(fl_rpc_endpoint_create(s->svc, &eo, &s->ep));
-    assert_fl_ok(fl_rpc_endpoint_start(s->ep));
-}
-
 /* Connecting from cli to fling.ssl://<host>:<s's port>/rg fails FL_ETLS,
  * the client refusing the server's certificate with OpenSSL's reason. */
 static void expect_server_refused(fl_rpc_service_t *cli, const server_t *s,
@@ -699,7 +685,9 @@ static void test_the_client_checks_the_server_certificate(void **st)
     /* node.crt names localhost and 127.0.0.1, not 127.0.0.2. */
     server_t s;
     fl_rpc_tls_opts_t node = tls_of("node", "ca");
-    server_start_any(&s, &node);
+    /* On every address: dialed as 127.0.0.2, it is not the host its
+     * certificate names. */
+    server_on(&s, "0.0.0.0", &node, 0);
     fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
     fl_rpc_service_t *cli = client_new(&ctls, 0);
     expect_server_refused(cli, &s, "127.0.0.2", "IP address mismatch");
@@ -754,29 +742,16 @@ static SSL_CTX *silent_ctx(void)
 static void test_tls_done_then_no_hello_times_out(void **st)
 {
     (void)st;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    assert_int_equal(0, bind(lfd, (struct sockaddr *)&sa, sizeof sa));
-    assert_int_equal(0, listen(lfd, 4));
-    assert_int_equal(0, getsockname(lfd, (struct sockaddr *)&sa, &len));
-    int port = ntohs(sa.sin_port);
-    struct timeval tv = {.tv_sec = FL_TEST_WAIT_MS / 1000};
-    assert_int_equal(0,
-                     setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    int port;
+    int lfd = raw_listen(0, &port); /* accept and fd bounded (SO_RCVTIMEO) */
 
-    fl_rpc_tls_opts_t ctls = tls_of("client", "ca");
-    fl_rpc_service_t *cli = client_new(&ctls, 500);
+    fl_rpc_service_t *cli = tls_client(500);
     char addr[128];
     snprintf(addr, sizeof addr, "fling.ssl://127.0.0.1:%d/rg", port);
     fl_future_t *f = NULL;
     assert_fl_ok(fl_rpc_connect(cli, addr, RG, NULL, &f));
-    int fd = accept(lfd, NULL, NULL); /* bounded by SO_RCVTIMEO */
+    int fd = accept(lfd, NULL, NULL);
     assert_true(fd >= 0);
-    assert_int_equal(0,
-                     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
     SSL_CTX *ctx = silent_ctx();
     SSL *ssl = SSL_new(ctx);
     assert_non_null(ssl);
@@ -799,7 +774,7 @@ static void test_tls_done_then_no_hello_times_out(void **st)
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
-    close(lfd);
+    raw_fd_close(lfd);
 }
 
 int main(void)

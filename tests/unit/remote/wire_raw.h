@@ -713,4 +713,22 @@ static inline void raw_session_end(fixture_t *fx, uint64_t calls)
     assert_int_equal(0, atomic_load(&fx->calc.poison_hits));
 }
 
+/* ---- the program -------------------------------------------------------- */
+
+/* Runs the group `tests` (n cases) with sink as fling's log sink and cv,
+ * the sink's condition, made for the run; teardown after the group.
+ * Returns the number of cases failed. Main thread; blocks. */
+static inline int raw_run_logged(const char *name,
+                                 const struct CMUnitTest *tests, size_t n,
+                                 fl_log_cb sink, pthread_cond_t *cv,
+                                 CMFixtureFunction teardown)
+{
+    fl_test_cond_init(cv);
+    fl_log_set_handler(sink, NULL);
+    int failed = _cmocka_run_group_tests(name, tests, n, NULL, teardown);
+    fl_log_set_handler(NULL, NULL);
+    pthread_cond_destroy(cv);
+    return failed;
+}
+
 #endif /* WIRE_RAW_H */
