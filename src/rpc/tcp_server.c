@@ -407,6 +407,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         ih->corr = h->corr;
     }
     int rc;
+    bool unclaimed = false;
     if (held != NULL) {
         rc = fl__tell_held(&held->claim, actor, msg);
     } else if (claim) {
@@ -417,7 +418,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
             ic->id_len = strlen(ep->id);
             svc->io_nclaims++;
         } else {
-            fl__rpc_ep_release(ep);
+            unclaimed = true;
         }
     } else {
         rc = fl_tell(svc->sys, actor, msg);
@@ -427,6 +428,9 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
                      rc == FL_EUNREACHABLE || rc == FL_ECLOSED
                          ? "it has terminated"
                          : fl_strerror(rc));
+    /* Only after tell_dropped has read ep's method names. */
+    if (unclaimed)
+        fl__rpc_ep_release(ep);
 }
 
 /*
