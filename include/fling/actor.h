@@ -81,9 +81,17 @@ typedef struct fl_system_opts {
     unsigned spin_us;
     /* Maximum live actors; 0 = 16,777,216 (the limit). */
     uint32_t max_actors;
+    /* Flow control: the messages an actor's mailbox may hold before the
+     * actors sending to it are held back (docs/guide.md, "Flow
+     * control"); 0 = FL_MAILBOX_DEFAULT, FL_MAILBOX_UNBOUNDED = none. An
+     * actor's own mailbox_bound overrides it. */
+    uint32_t mailbox_bound;
 } fl_system_opts_t;
 
 #define FL_SPIN_NONE ((unsigned)-1)
+/* The default mailbox bound, and the bound that turns flow control off. */
+#define FL_MAILBOX_DEFAULT 8192u
+#define FL_MAILBOX_UNBOUNDED UINT32_MAX
 
 /* Options of an actor; zero-initialise and set what you need. */
 typedef struct fl_actor_opts {
@@ -96,6 +104,9 @@ typedef struct fl_actor_opts {
      * exactly once; the start hook always runs first, even when the stop
      * was requested before the actor ever ran. */
     fl_hook_cb on_stop;
+    /* This actor's mailbox bound (see fl_system_opts_t); 0 = the
+     * system's. */
+    uint32_t mailbox_bound;
 } fl_actor_opts_t;
 
 /* Counters of a system, for tests and monitoring. */
@@ -104,6 +115,9 @@ typedef struct fl_system_stats {
     uint64_t actors_spawned; /* since the system started */
     uint64_t dead_letters;   /* messages that found no live recipient */
     uint64_t timers_pending; /* timers armed and not yet fired/cancelled */
+    uint64_t mutes;          /* times flow control held an actor back */
+    uint64_t tells_full;     /* fl_tell_bounded calls that found a mailbox
+                                at its bound (refused or waited) */
 } fl_system_stats_t;
 
 /* ---- system ----------------------------------------------------------- */
@@ -254,6 +268,31 @@ FL_EXTERN bool fl_msg_is_ask(const fl_msg_t *msg);
  * thread; never blocks.
  */
 FL_EXTERN int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg);
+
+/*
+ * fl_tell_bounded is fl_tell for threads outside the runtime that respects
+ * the recipient's mailbox bound (docs/guide.md, "Flow control"). When the
+ * mailbox holds its bound or more: with timeout_ms 0 it returns FL_EFULL at
+ * once; with timeout_ms > 0 or FL_INFINITE it BLOCKS until the mailbox has
+ * drained to half its bound, then sends, or returns FL_ETIMEDOUT. msg is
+ * consumed unless it returns FL_EFULL, FL_ETIMEDOUT or FL_EDEADLK (a wait
+ * asked on a runtime thread: a worker, the timer thread, an I/O thread):
+ * then the caller still owns it, to send again or free. Other returns as
+ * fl_tell (msg consumed); FL_EINVAL also for a negative timeout_ms other
+ * than FL_INFINITE. Actors need not use it: fl_tell from an actor holds
+ * the sender back by itself. Any thread.
+ */
+FL_EXTERN int fl_tell_bounded(fl_system_t *sys, fl_actor_ref_t to,
+                              fl_msg_t *msg, int64_t timeout_ms);
+
+/*
+ * fl_actor_queued sets *out to the messages queued for ref's actor: sent
+ * and not yet handled, approximately (the messages of a turn are counted
+ * out when the turn ends). FL_EUNREACHABLE if ref names no live actor,
+ * FL_EINVAL for NULL arguments. Any thread; racy by nature.
+ */
+FL_EXTERN int fl_actor_queued(fl_system_t *sys, fl_actor_ref_t ref,
+                              uint32_t *out);
 
 /*
  * fl_ask sends msg and gives a future of the reply (caller owns a

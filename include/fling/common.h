@@ -61,7 +61,8 @@ extern "C" {
     X(EPROTO, "protocol error")                                                \
     X(EMSGSIZE, "message too large")                                           \
     X(EADDRINUSE, "address in use")                                            \
-    X(ETLS, "TLS failure")
+    X(ETLS, "TLS failure")                                                     \
+    X(EFULL, "recipient's mailbox is full")
 
 typedef enum fl_err {
 #define FL__ERR_ENUM(name, msg) FL_##name,

@@ -48,32 +48,55 @@ typedef struct fl__actor_ext {
 } fl__actor_ext_t;
 
 /*
- * An actor slot: three cache lines (192 bytes). Line 0 is the mailbox head
- * (written by every sender), line 1 the mailbox tail (written by the worker
- * running the actor), line 2 what both sides only read on the hot path.
- * Slots are type-stable (never freed while the system lives) and keep their
- * mailbox across incarnations: a sender holding a stale pointer still writes
- * into valid memory, and the consumer drops messages addressed to an older
+ * An actor slot: two cache lines (128 bytes). Line 0 is what senders touch:
+ * the mailbox head and the count of queued messages (written by every
+ * push), the generation and state (read by every send), the bound and
+ * the actors flow control holds back on this one. Line 1 is what the
+ * thread running the actor touches: the mailbox tail, the receive
+ * callback and state, and its own link when it is held back. Slots are
+ * type-stable (never freed while the system lives) and keep their mailbox
+ * across incarnations: a sender holding a stale pointer still writes into
+ * valid memory, and the consumer drops messages addressed to an older
  * generation as dead letters.
+ *
+ * Flow control (actor/flow.h): `queued` counts the messages pushed and not
+ * yet counted out by a turn of the consumer (sum of pushes minus the pops
+ * of ended turns); over `bound` the mailbox is over its bound and actors
+ * that send to it are held back ("muted") at the end of their message.
  */
 typedef struct fl__actor {
-    fl__mpscq_t mq;          /* lines 0 and 1 */
-    fl__qnode_t stub;        /* the mailbox's first stub */
-    _Atomic uint64_t gstate; /* generation and state (above) */
-    fl_receive_cb receive;   /* published by the gstate store */
-    void *state;
+    /* Line 0: senders. */
+    FL_ALIGNED(FL_CACHE_LINE) fl__mpscq_head_t head;
+    _Atomic uint32_t queued;        /* see above */
+    _Atomic uint32_t bound;         /* mailbox bound; set at spawn */
+    _Atomic uint64_t gstate;        /* generation and state (above) */
     _Atomic(fl__actor_ext_t *) ext; /* hooks, name, waiters; may be NULL */
+    _Atomic uint32_t mutes;         /* first actor held back on this one
+                                       (slot, FL__NO_SLOT: none); list
+                                       under its flow lock */
+    _Atomic uint32_t waits;         /* threads and callbacks waiting for this
+                                       mailbox to drain (flow.c) */
     uint32_t slot;                  /* index, constant */
     uint32_t next_free;             /* free-list link (under sys->lock) */
-    uint32_t started_gen;           /* consumer only: the generation whose
-                                       start hook has run */
+
+    /* Line 1: the thread running the actor. */
+    FL_ALIGNED(FL_CACHE_LINE) fl__qnode_t *tail; /* the mailbox's tail */
+    fl__qnode_t stub;                            /* the mailbox's first stub */
+    fl_receive_cb receive; /* published by the gstate store */
+    void *state;
+    uint32_t started_gen; /* consumer only: the generation whose start
+                             hook has run */
+    uint32_t muted_on;    /* the slot this actor is held back on, or
+                             FL__NO_SLOT (under that slot's flow lock) */
+    uint32_t mute_next;   /* next in that slot's list (same lock) */
 } FL_ALIGNED(FL_CACHE_LINE) fl__actor_t;
 
-_Static_assert(sizeof(fl__actor_t) == 3 * FL_CACHE_LINE,
-               "an actor slot is three cache lines");
+_Static_assert(sizeof(fl__actor_t) == 2 * FL_CACHE_LINE,
+               "an actor slot is two cache lines");
 
 #define FL__CHUNK_SHIFT 12u
 #define FL__CHUNK_SIZE (1u << FL__CHUNK_SHIFT)
+#define FL__CHUNK_BYTES ((size_t)FL__CHUNK_SIZE * sizeof(fl__actor_t))
 #define FL__MAX_ACTORS (1u << 24)
 #define FL__NO_SLOT UINT32_MAX
 

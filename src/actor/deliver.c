@@ -55,9 +55,9 @@ void fl__turn_push_out(fl__turn_t *t)
 {
     fl__actor_t *a = t->out_to;
     fl_msg_t *first = t->out_first, *last = t->out_last;
+    uint32_t n = t->out_n;
     t->out_to = NULL;
     t->out_first = t->out_last = NULL;
     t->out_n = 0;
-    if (fl__mpscq_push_chain(&a->mq, &first->node, &last->node))
-        fl__sched_schedule(&t->sys->sched, a);
+    fl__push_chain(t->sys, a, first, last, n);
 }

@@ -9,12 +9,41 @@
 
 #include "actor/system.h"
 
+/*
+ * Count n messages pushed to a by the calling thread (flow.h). When that
+ * puts a over its bound and the caller runs a message of an actor of sys,
+ * a becomes the caller's mute candidate. Any thread; not blocking.
+ */
+static inline void fl__flow_pushed(fl_system_t *sys, fl__actor_t *a, uint32_t n)
+{
+    /* Relaxed: a count; the wake-up's ordering is the turn end's and the
+     * muter's (flow.c). */
+    uint32_t q =
+        atomic_fetch_add_explicit(&a->queued, n, memory_order_relaxed) + n;
+    if (fl__unlikely(q >
+                     atomic_load_explicit(&a->bound, memory_order_relaxed)) &&
+        fl__tls_sys == sys && (fl__tls_actor != 0 || fl__tls_turn.in_turn))
+        fl__tls_mute_on = a;
+}
+
+/* Push the chain first..last of n messages into a's mailbox, count them,
+ * and schedule a if that made it runnable. CONSUMES the messages. Any
+ * thread; not blocking. */
+static inline void fl__push_chain(fl_system_t *sys, fl__actor_t *a,
+                                  fl_msg_t *first, fl_msg_t *last, uint32_t n)
+{
+    /* Counted before the push: the consumer may count them out as soon
+     * as it sees them. */
+    fl__flow_pushed(sys, a, n);
+    if (fl__mpscq_push_chain(&a->head, &first->node, &last->node))
+        fl__sched_schedule(&sys->sched, a);
+}
+
 /* Push m into a's mailbox and schedule a if that made it runnable.
  * CONSUMES m. Any thread; not blocking. */
 static inline void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
 {
-    if (fl__mpscq_push(&a->mq, &m->node))
-        fl__sched_schedule(&sys->sched, a);
+    fl__push_chain(sys, a, m, m, 1);
 }
 
 /* Sends made in one callback to one target are coalesced into a chain and

@@ -148,23 +148,23 @@ static fl__actor_t *take_slot(fl_system_t *sys, int *err)
     fl__actor_t *chunk =
         atomic_load_explicit(&sys->chunks[c], memory_order_relaxed);
     if (chunk == NULL) {
-        /* calloc: pages are committed as slots are first used. Aligned by
-         * hand so that slot lines are real cache lines. */
-        void *mem = fl__calloc(1, (size_t)FL__CHUNK_SIZE * sizeof(fl__actor_t) +
-                                      FL_CACHE_LINE);
-        if (mem == NULL) {
+        /* Pages are committed as slots are first used. */
+        void *mem;
+        chunk = fl__pages_alloc(FL__CHUNK_BYTES, &mem);
+        if (chunk == NULL) {
             *err = FL_ENOMEM;
             return NULL;
         }
         sys->chunk_mem[c] = mem;
-        chunk = (fl__actor_t *)(((uintptr_t)mem + FL_CACHE_LINE - 1) &
-                                ~(uintptr_t)(FL_CACHE_LINE - 1));
         /* Pairs with the acquire load in fl__slot. */
         atomic_store_explicit(&sys->chunks[c], chunk, memory_order_release);
     }
     fl__actor_t *a = &chunk[slot & (FL__CHUNK_SIZE - 1)];
-    fl__mpscq_init(&a->mq, &a->stub);
+    fl__mpscq_init(&a->head, &a->tail, &a->stub);
     a->slot = slot;
+    /* Relaxed: published by the release store of gstate below. */
+    atomic_store_explicit(&a->mutes, FL__NO_SLOT, memory_order_relaxed);
+    a->muted_on = FL__NO_SLOT;
     /* Release: a sender that finds the slot through fl__slot sees an
      * initialised mailbox (pairs with the acquire loads of gstate). */
     atomic_store_explicit(&a->gstate, FL__GS(1, FL__A_FREE),
@@ -228,6 +228,11 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     a->state = state;
     /* Relaxed: published by the release store of gstate below. */
     atomic_store_explicit(&a->ext, ext, memory_order_relaxed);
+    atomic_store_explicit(&a->bound,
+                          opts != NULL && opts->mailbox_bound != 0
+                              ? opts->mailbox_bound
+                              : sys->mailbox_bound,
+                          memory_order_relaxed);
     sys->live++;
     /* Publishes receive/state/ext to every thread that checks the ref. */
     atomic_store_explicit(&a->gstate, FL__GS(gen, FL__A_LIVE),

@@ -50,6 +50,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         return FL_ENOMEM;
     memset(sys, 0, sizeof *sys);
     sys->batch = o.batch ? o.batch : 64;
+    sys->mailbox_bound = o.mailbox_bound ? o.mailbox_bound : FL_MAILBOX_DEFAULT;
     uint64_t spin_ns = o.spin_us == FL_SPIN_NONE ? 0
                        : o.spin_us == 0          ? 50000
                                                  : (uint64_t)o.spin_us * 1000;
@@ -58,6 +59,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
     sys->free_head = FL__NO_SLOT;
     pthread_mutex_init(&sys->lock, NULL);
     pthread_cond_init(&sys->idle_cv, NULL);
+    fl__flow_init(&sys->flow);
     sys->chunks = fl__calloc(sys->nchunks, sizeof *sys->chunks);
     sys->chunk_mem = fl__calloc(sys->nchunks, sizeof *sys->chunk_mem);
     if (sys->chunks == NULL || sys->chunk_mem == NULL) {
@@ -65,6 +67,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
         fl__free(sys->chunk_mem);
         pthread_mutex_destroy(&sys->lock);
         pthread_cond_destroy(&sys->idle_cv);
+        fl__flow_fini(&sys->flow);
         fl__aligned_free(sys);
         return FL_ENOMEM;
     }
@@ -97,6 +100,8 @@ int fl_system_close(fl_system_t *sys)
     pthread_mutex_unlock(&sys->lock);
     if (was)
         return FL_OK;
+    /* Threads waiting for room in a mailbox give up (FL_ECLOSED). */
+    fl__flow_wake_threads(sys);
     /* Every actor spawned before the close is below hw (spawn checks the
      * flag under the lock). */
     for (uint32_t i = 0; i < hw; i++) {
@@ -126,7 +131,7 @@ static void drain(fl_system_t *sys, fl__actor_t *a)
 {
     for (;;) {
         fl__qnode_t *freed;
-        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        fl__qnode_t *n = fl__mpscq_pop(&a->tail, &freed);
         if (freed != NULL && freed != &a->stub)
             fl__msg_release_mem((fl_msg_t *)freed);
         if (n == NULL)
@@ -135,10 +140,12 @@ static void drain(fl_system_t *sys, fl__actor_t *a)
          * on the next pop. */
         fl__dead_letter_contents(sys, (fl_msg_t *)n, "system shut down");
     }
-    if (a->mq.tail != &a->stub) {
-        fl__msg_release_mem((fl_msg_t *)a->mq.tail);
-        fl__mpscq_init(&a->mq, &a->stub);
+    if (a->tail != &a->stub) {
+        fl__msg_release_mem((fl_msg_t *)a->tail);
+        fl__mpscq_init(&a->head, &a->tail, &a->stub);
     }
+    /* Relaxed: every thread that pushed has been joined or counted out. */
+    atomic_store_explicit(&a->queued, 0, memory_order_relaxed);
 }
 
 int fl_system_shutdown(fl_system_t *sys)
@@ -191,7 +198,7 @@ void fl_system_free(fl_system_t *sys)
     fl_system_shutdown(sys);
     fl__sched_fini(&sys->sched);
     for (uint32_t c = 0; c < sys->nchunks; c++)
-        fl__free(sys->chunk_mem[c]);
+        fl__pages_free(sys->chunk_mem[c], FL__CHUNK_BYTES);
     fl__free(sys->chunks);
     fl__free(sys->chunk_mem);
     for (size_t i = 0; i < sys->namecap; i++) {
@@ -207,6 +214,7 @@ void fl_system_free(fl_system_t *sys)
     pthread_cond_destroy(&sys->timers.cv);
     pthread_mutex_destroy(&sys->lock);
     pthread_cond_destroy(&sys->idle_cv);
+    fl__flow_fini(&sys->flow);
     fl__aligned_free(sys);
     fl__pool_release();
 }
@@ -229,6 +237,9 @@ int fl_system_stats(fl_system_t *sys, fl_system_stats_t *out)
     out->dead_letters =
         atomic_load_explicit(&sys->dead_letters, memory_order_relaxed);
     out->timers_pending = fl__timers_pending(sys);
+    out->mutes = atomic_load_explicit(&sys->flow.mutes, memory_order_relaxed);
+    out->tells_full =
+        atomic_load_explicit(&sys->flow.tells_full, memory_order_relaxed);
     return FL_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <fling/actor.h>
 
 #include "actor/actor_slot.h"
+#include "actor/flow.h"
 #include "actor/msg.h"
 #include "actor/timer.h"
 #include "common/internal.h"
@@ -29,6 +30,7 @@ struct fl_system {
     /* Read-mostly configuration. */
     unsigned batch;
     uint32_t max_actors;
+    uint32_t mailbox_bound; /* the default of its actors */
 
     /* Actor slots: chunk table sized for max_actors; chunks allocated on
      * demand and published with release stores (take_slot in spawn.c). */
@@ -59,6 +61,8 @@ struct fl_system {
     fl__sched_t sched;
 
     fl__timers_t timers;
+
+    fl__flow_t flow;
 };
 
 /*

@@ -18,7 +18,8 @@ static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
         fl__dead_letter(sys, m, "has stopped or does not exist");
         return FL_EUNREACHABLE;
     }
-    if (fl__mpscq_push(&a->mq, &m->node)) {
+    fl__flow_pushed(sys, a, 1);
+    if (fl__mpscq_push(&a->head, &m->node)) {
         claim->sys = sys;
         claim->a = a;
     }

@@ -5,6 +5,7 @@
  * time budget.
  */
 #include "actor/claim.h"
+#include "actor/flow.h"
 #include "actor/system.h"
 
 static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
@@ -105,38 +106,53 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
 {
     unsigned batch = sys->batch;
     unsigned stride = 1, unchecked = 0;
+    uint32_t popped = 0;
+    fl__actor_t *mute_on = NULL;
     bool more = true;
     if (t != NULL) {
         t->sys = sys;
         t->in_turn = true;
     }
+    fl__tls_mute_on = NULL;
     for (unsigned i = 0; i < batch; i++) {
         fl__qnode_t *freed;
-        fl__qnode_t *n = fl__mpscq_pop(&a->mq, &freed);
+        fl__qnode_t *n = fl__mpscq_pop(&a->tail, &freed);
         if (freed != NULL && freed != &a->stub)
             fl__msg_release_mem((fl_msg_t *)freed);
         if (n == NULL) {
-            more = !fl__mpscq_markempty(&a->mq);
+            more = !fl__mpscq_markempty(&a->head, a->tail);
             break;
         }
+        popped++;
         handle(sys, a, (fl_msg_t *)n);
+        /* What the callback sent is delivered when it returns. */
+        if (t != NULL)
+            fl__turn_flush(t);
+        /* A send over a mailbox's bound ends the turn here, to mute the
+         * actor (flow.h); the actor stays unmarked, as scheduled. */
+        if (fl__unlikely(fl__tls_mute_on != NULL)) {
+            mute_on = fl__tls_mute_on;
+            fl__tls_mute_on = NULL;
+            if (mute_on != a) {
+                if (t != NULL && fl__tls_flush != NULL)
+                    fl__tls_flush(false);
+                break;
+            }
+            mute_on = NULL;
+        }
         if (until != 0 && ++unchecked == stride) {
             uint64_t now = fl_clock_now_ns();
             if (now >= until) {
                 /* Idle again if nothing is queued; else the workers go
                  * on. */
                 *cut = true;
-                more = !fl__mpscq_markempty(&a->mq);
+                more = !fl__mpscq_markempty(&a->head, a->tail);
                 break;
             }
             stride = budget_stride(stride, i + 1, start, now, until);
             unchecked = 0;
         }
-        if (t == NULL)
-            continue;
-        /* What the callback sent is delivered when it returns. */
-        fl__turn_flush(t);
-        if (fl__tls_flush != NULL)
+        if (t != NULL && fl__tls_flush != NULL)
             /* Relaxed: a hint whether more is queued; a miss only
              * flushes the held-back output one message early. */
             fl__tls_flush(
@@ -149,6 +165,10 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         *cut = fl_clock_now_ns() >= until;
     if (t != NULL)
         t->in_turn = false;
+    fl__flow_turn_end(sys, a, popped);
+    /* Muted: r's drain schedules a. */
+    if (mute_on != NULL && fl__flow_mute(sys, a, mute_on))
+        return false;
     return more;
 }
 

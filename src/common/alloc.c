@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void *(*fn_malloc)(size_t) = malloc;
 static void *(*fn_calloc)(size_t, size_t) = calloc;
@@ -119,4 +120,39 @@ void fl__aligned_free(void *p)
 {
     if (p != NULL)
         fl__free(((void **)p)[-1]);
+}
+
+/* Chunks of this many bytes or more come from mmap with the default
+ * allocator: page-aligned, so that no padding page is ever touched. */
+void *fl__pages_alloc(size_t n, void **raw)
+{
+    mark_used();
+    *raw = NULL;
+    if (fl__unlikely(inject_failure()))
+        return NULL;
+    if (fn_calloc == calloc) {
+        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        *raw = p;
+        return p;
+    }
+    /* A replaced allocator: over-allocate and align by hand. */
+    void *r = fn_calloc(1, n + FL_CACHE_LINE);
+    if (r == NULL)
+        return NULL;
+    *raw = r;
+    return (void *)(((uintptr_t)r + FL_CACHE_LINE - 1) &
+                    ~(uintptr_t)(FL_CACHE_LINE - 1));
+}
+
+void fl__pages_free(void *raw, size_t n)
+{
+    if (raw == NULL)
+        return;
+    if (fn_calloc == calloc)
+        munmap(raw, n);
+    else
+        fn_free(raw);
 }

@@ -30,6 +30,15 @@ void *fl__calloc(size_t n, size_t size);
 void *fl__realloc(void *p, size_t n);
 void fl__free(void *p);
 char *fl__strdup(const char *s);
+/*
+ * n zeroed bytes aligned to a cache line (to a page with the default
+ * allocator, which takes them from mmap: pages are committed as they are
+ * first touched, and no padding page is touched). *raw is what to give
+ * fl__pages_free(raw, n). NULL when out of memory. Any thread.
+ */
+void *fl__pages_alloc(size_t n, void **raw);
+void fl__pages_free(void *raw, size_t n);
+
 /* Aligned memory through the seam; free with fl__aligned_free. */
 void *fl__aligned_alloc(size_t align, size_t n);
 void fl__aligned_free(void *p);
