@@ -488,6 +488,9 @@ static void *timer_main(void *p)
     fl__timers_t *T = &sys->timers;
     fl__tls_sys = sys;
     pthread_mutex_lock(&T->mu);
+    /* Running: fl__timers_start waits for this. */
+    T->running = true;
+    pthread_cond_broadcast(&T->cv);
     while (!T->stop) {
         uint64_t now = fl_clock_now_ns();
         while (T->len > 0 && T->heap[0]->deadline <= now && !T->stop) {
@@ -528,6 +531,10 @@ int fl__timers_start(fl_system_t *sys)
     if (pthread_create(&T->thread, NULL, timer_main, sys) != 0)
         return FL_ESYSTEM;
     T->started = true;
+    pthread_mutex_lock(&T->mu);
+    while (!T->running)
+        pthread_cond_wait(&T->cv, &T->mu);
+    pthread_mutex_unlock(&T->mu);
     return FL_OK;
 }
 

@@ -58,6 +58,7 @@ typedef struct fl__timers {
     pthread_cond_t cv;
     pthread_t thread;
     bool started, stop;
+    bool running; /* the thread has started (under mu) */
     fl__timer_t **heap;
     size_t len, cap;
     uint64_t seq, next_id;
@@ -66,7 +67,8 @@ typedef struct fl__timers {
     size_t nids, idcap;
 } fl__timers_t;
 
-/* Start sys's timer thread. FL_OK or FL_ESYSTEM. Not blocking. */
+/* Start sys's timer thread; returns once it runs. FL_OK or FL_ESYSTEM.
+ * Blocks for the thread's start only. */
 int fl__timers_start(fl_system_t *sys);
 /* Stop the thread and join it; drop every timer (future timeouts fail
  * with FL_ECLOSED). BLOCKS until the timer thread has returned. */

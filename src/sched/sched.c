@@ -339,6 +339,10 @@ static void *worker_main(void *p)
     fl__sched_t *s = w->sched;
     fl__tls_worker = w;
     s->thread(s->ctx, true);
+    pthread_mutex_lock(&s->sleep_lock);
+    s->nready++;
+    pthread_cond_signal(&s->ready_cv);
+    pthread_mutex_unlock(&s->sleep_lock);
     /* nspinning counts searching workers; relaxed, as every change of it
      * outside sleep_lock: notify reads it after a seq_cst fence, and a
      * stale count costs a spare wake-up or a spinner finding the work. */
@@ -391,6 +395,7 @@ int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
     s->ctx = ctx;
     pthread_mutex_init(&s->inject_lock, NULL);
     pthread_mutex_init(&s->sleep_lock, NULL);
+    pthread_cond_init(&s->ready_cv, NULL);
     s->workers = fl__calloc(s->nworkers, sizeof *s->workers);
     if (s->workers == NULL)
         return FL_ENOMEM;
@@ -412,6 +417,10 @@ int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
             return FL_ESYSTEM; /* fl__sched_shutdown joins the started ones */
         s->nstarted++;
     }
+    pthread_mutex_lock(&s->sleep_lock);
+    while (s->nready < s->nstarted)
+        pthread_cond_wait(&s->ready_cv, &s->sleep_lock);
+    pthread_mutex_unlock(&s->sleep_lock);
     return FL_OK;
 }
 
@@ -446,4 +455,5 @@ void fl__sched_fini(fl__sched_t *s)
     fl__free(s->inject);
     pthread_mutex_destroy(&s->inject_lock);
     pthread_mutex_destroy(&s->sleep_lock);
+    pthread_cond_destroy(&s->ready_cv);
 }

@@ -70,6 +70,8 @@ struct fl__sched {
     FL_ALIGNED(FL_CACHE_LINE) _Atomic int nspinning;
     _Atomic int nsleeping;
     pthread_mutex_t sleep_lock;
+    pthread_cond_t ready_cv; /* a worker has started (under sleep_lock) */
+    unsigned nready;         /* workers started (under sleep_lock) */
 };
 
 /* The worker the calling thread is, or NULL (any scheduler's). */
@@ -78,9 +80,11 @@ extern _Thread_local fl__worker_t *fl__tls_worker;
 /*
  * Starts s with nworkers threads (s zeroed by the caller) that poll for
  * spin_ns before parking; each runs actors through run(ctx, a) and calls
- * thread(ctx, true/false) when it starts and ends. FL_OK, FL_ENOMEM or
+ * thread(ctx, true/false) when it starts and ends. Returns once every
+ * worker runs (so that what a thread's start touches is not counted
+ * later, by a caller measuring its memory): FL_OK, FL_ENOMEM or
  * FL_ESYSTEM; on failure call fl__sched_shutdown, then fl__sched_fini.
- * Not blocking.
+ * Blocks for the threads' start only.
  */
 int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
                     fl__sched_run_cb run, fl__sched_thread_cb thread,
