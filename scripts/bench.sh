@@ -59,12 +59,12 @@ export LC_ALL=C
 TARGETS='
 actor.counting.rate          >= 5x   erlang
 actor.fanin.rate             >= 5x   erlang
-actor.pingpong.rate          >= 3x   erlang
-actor.threadring.rate        >= 3x   erlang
-actor.ask.rate               >= 3x   erlang
+actor.pingpong.rate          >= 10x  erlang
+actor.threadring.rate        >= 8x   erlang
+actor.ask.rate               >= 10x  erlang
 actor.spawn.rate             >= 10x  erlang
-actor.spawn.bytes_per_actor  <= 256  -
-rpc.local_call.rate          >= 3x   erlang
+actor.spawn.bytes_per_actor  <= 128  -
+rpc.local_call.rate          >= 8x   erlang
 rpc.local_tell.rate          >= 0.5x fling:actor.counting.rate
 rpc.remote_call.p50_us       <= 1.2x floor:floor.pingpong.p50_us
 rpc.remote_pipelined.rate    >= 10x  grpc:grpc.unary64.rate
@@ -501,7 +501,7 @@ table() {
                   " same run)"
             tfmt = "%-62s %10s %10s %8s  %s\n"
             printf tfmt, "target", "fling", "reference", "ratio", "result"
-            npass = nmiss = nna = nhidden = 0
+            npass = nmiss = nna = nhidden = nwide = 0
             for (t = 1; t <= nt; t++) {
                 key = tkey[t]; v = tval[t]; ref = tref[t]
                 # A figure that was not measured (not selected, or its
@@ -531,6 +531,12 @@ table() {
                 else if (top[t] == ">=" ? cmpv >= fac : cmpv <= fac) {
                     result = "PASS"; npass++
                 } else { result = "MISS"; nmiss++ }
+                # Stable: the spread of the fling figure under 25%.
+                if (hasf && (("fling", key) in spr) &&
+                    spr["fling", key] + 0 >= 25) {
+                    result = result ", spread " spr["fling", key] "%"
+                    nwide++
+                }
                 printf tfmt, text, hasf ? num(f) : "-",
                        g == "" ? "-" : num(g),
                        r == "" ? "-" : sprintf("%.2fx", r), result
@@ -545,6 +551,9 @@ table() {
                        " measured in this run\n", nhidden
             printf "targets: %d PASS, %d MISS, %d n/a (speed is reported," \
                    " never asserted)\n", npass, nmiss, nna
+            if (nwide > 0)
+                printf "%d figure(s) spread 25%% or more over their runs" \
+                       " (target: under 25%%)\n", nwide
         }'
 }
 
