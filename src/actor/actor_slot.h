@@ -69,6 +69,8 @@ typedef struct fl__actor {
     FL_ALIGNED(FL_CACHE_LINE) fl__mpscq_head_t head;
     _Atomic uint32_t queued;        /* see above */
     _Atomic uint32_t bound;         /* mailbox bound; set at spawn */
+    _Atomic uint32_t k;             /* its sampling factor (flow.h) */
+    _Atomic uint32_t k_upto;        /* a push weighs k at a draw up to this */
     _Atomic uint64_t gstate;        /* generation and state (above) */
     _Atomic(fl__actor_ext_t *) ext; /* hooks, name, waiters; may be NULL */
     _Atomic uint32_t mutes;         /* first actor held back on this one

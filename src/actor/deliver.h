@@ -10,31 +10,57 @@
 #include "actor/system.h"
 
 /*
- * Count n messages pushed to a by the calling thread (flow.h). When that
- * puts a over its bound and the caller runs a message of an actor of sys,
- * a becomes the caller's mute candidate. Any thread; not blocking.
+ * Weigh m for a's count (flow.h, "Sampled count"): its weight is a's
+ * sampling factor k with probability 1/k, else 0, so that the sum of the
+ * weights in a mailbox is, on average, the number of its messages, at one
+ * atomic add per k messages. k is 1 (every message counted, exactly) for a
+ * bound under FL__FLOW_EXACT. Returns the weight. The pushing thread.
  */
-static inline void fl__flow_pushed(fl_system_t *sys, fl__actor_t *a, uint32_t n)
+static inline uint32_t fl__flow_weigh(const fl__actor_t *a, fl_msg_t *m)
 {
+    /* The draw is a Weyl sequence (the golden ratio's fraction of 2^32
+     * added per push): equidistributed, also over every subsequence a
+     * thread's periodic pattern of targets picks, at an add per push.
+     * Relaxed: k and k_upto are set at spawn, published by gstate. */
+    uint32_t x = fl__tls_rng += 0x9E3779B9u;
+    uint32_t w = x <= atomic_load_explicit(&a->k_upto, memory_order_relaxed)
+                     ? atomic_load_explicit(&a->k, memory_order_relaxed)
+                     : 0;
+    m->flags = (m->flags & ((1u << FL__MF_WEIGHT_SHIFT) - 1)) |
+               (w << FL__MF_WEIGHT_SHIFT);
+    return w;
+}
+
+/*
+ * Count weight w pushed to a by the calling thread (flow.h). When a is
+ * then over its bound and the caller runs a message of an actor of sys, a
+ * becomes the caller's mute candidate. Any thread; not blocking.
+ */
+static inline void fl__flow_pushed(fl_system_t *sys, fl__actor_t *a, uint32_t w)
+{
+    /* A weightless push does not look: a sender over the bound is seen at
+     * one of its next k pushes. */
+    if (w == 0)
+        return;
     /* Relaxed: a count; the wake-up's ordering is the turn end's and the
      * muter's (flow.c). */
     uint32_t q =
-        atomic_fetch_add_explicit(&a->queued, n, memory_order_relaxed) + n;
+        atomic_fetch_add_explicit(&a->queued, w, memory_order_relaxed) + w;
     if (fl__unlikely(q >
                      atomic_load_explicit(&a->bound, memory_order_relaxed)) &&
         fl__tls_sys == sys && (fl__tls_actor != 0 || fl__tls_turn.in_turn))
         fl__tls_mute_on = a;
 }
 
-/* Push the chain first..last of n messages into a's mailbox, count them,
- * and schedule a if that made it runnable. CONSUMES the messages. Any
+/* Push the chain first..last, of total weight w, into a's mailbox, count
+ * it, and schedule a if that made it runnable. CONSUMES the messages. Any
  * thread; not blocking. */
 static inline void fl__push_chain(fl_system_t *sys, fl__actor_t *a,
-                                  fl_msg_t *first, fl_msg_t *last, uint32_t n)
+                                  fl_msg_t *first, fl_msg_t *last, uint32_t w)
 {
     /* Counted before the push: the consumer may count them out as soon
      * as it sees them. */
-    fl__flow_pushed(sys, a, n);
+    fl__flow_pushed(sys, a, w);
     if (fl__mpscq_push_chain(&a->head, &first->node, &last->node))
         fl__sched_schedule(&sys->sched, a);
 }
@@ -43,7 +69,7 @@ static inline void fl__push_chain(fl_system_t *sys, fl__actor_t *a,
  * CONSUMES m. Any thread; not blocking. */
 static inline void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
 {
-    fl__push_chain(sys, a, m, m, 1);
+    fl__push_chain(sys, a, m, m, fl__flow_weigh(a, m));
 }
 
 /* Sends made in one callback to one target are coalesced into a chain and
@@ -69,6 +95,7 @@ static inline void fl__send_coalesced(fl__turn_t *t, fl__actor_t *a,
                               memory_order_relaxed);
     }
     t->out_last = m;
+    t->out_w += fl__flow_weigh(a, m);
     if (++t->out_n >= FL__OUT_MAX)
         fl__turn_push_out(t);
 }

@@ -21,6 +21,7 @@
 #include <time.h>
 
 _Thread_local fl__actor_t *fl__tls_mute_on;
+_Thread_local uint32_t fl__tls_rng;
 
 void fl__flow_init(fl__flow_t *f)
 {

@@ -56,6 +56,16 @@ struct fl_msg {
 #define FL__MF_SETTLE 1u
 typedef void (*fl__settle_fn)(fl_msg_t *m, int err, const char *why);
 
+/* The high half of flags is the message's weight in its mailbox's count
+ * (flow control, actor/flow.h): set by the push, counted out by the turn
+ * that takes the message. */
+#define FL__MF_WEIGHT_SHIFT 16u
+
+static inline uint32_t fl__msg_weight(const fl_msg_t *m)
+{
+    return m->flags >> FL__MF_WEIGHT_SHIFT;
+}
+
 /* Run m's settle function if it has one (any thread). */
 void fl__msg_settle(fl_msg_t *m, int err, const char *why);
 

@@ -228,10 +228,13 @@ int fl_actor_spawn(fl_system_t *sys, fl_receive_cb receive, void *state,
     a->state = state;
     /* Relaxed: published by the release store of gstate below. */
     atomic_store_explicit(&a->ext, ext, memory_order_relaxed);
-    atomic_store_explicit(&a->bound,
-                          opts != NULL && opts->mailbox_bound != 0
-                              ? opts->mailbox_bound
-                              : sys->mailbox_bound,
+    uint32_t bound = opts != NULL && opts->mailbox_bound != 0
+                         ? opts->mailbox_bound
+                         : sys->mailbox_bound;
+    atomic_store_explicit(&a->bound, bound, memory_order_relaxed);
+    uint32_t k = fl__flow_k(bound);
+    atomic_store_explicit(&a->k, k, memory_order_relaxed);
+    atomic_store_explicit(&a->k_upto, (uint32_t)(0x100000000ull / k - 1),
                           memory_order_relaxed);
     sys->live++;
     /* Publishes receive/state/ext to every thread that checks the ref. */

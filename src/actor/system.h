@@ -90,6 +90,7 @@ typedef struct fl__turn {
     fl__actor_t *out_to;
     fl_msg_t *out_first, *out_last;
     unsigned out_n;
+    uint32_t out_w; /* the chain's weight (flow.h) */
 } fl__turn_t;
 
 extern _Thread_local fl__turn_t fl__tls_turn;

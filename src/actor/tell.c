@@ -18,7 +18,7 @@ static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
         fl__dead_letter(sys, m, "has stopped or does not exist");
         return FL_EUNREACHABLE;
     }
-    fl__flow_pushed(sys, a, 1);
+    fl__flow_pushed(sys, a, fl__flow_weigh(a, m));
     if (fl__mpscq_push(&a->head, &m->node)) {
         claim->sys = sys;
         claim->a = a;
@@ -28,8 +28,9 @@ static int deliver_claim(fl_system_t *sys, fl_msg_t *m, fl__claim_t *claim)
 
 /* fl_tell, and fl__tell_claim when claim is not NULL. counted: the
  * thread holds a claim on sys, which counts it in already. */
-static int tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-                fl__claim_t *claim, bool counted)
+static FL_ALWAYS_INLINE int tell(fl_system_t *sys, fl_actor_ref_t to,
+                                 fl_msg_t *msg, fl__claim_t *claim,
+                                 bool counted)
 {
     if (msg == NULL)
         return FL_EINVAL;

@@ -106,7 +106,7 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
 {
     unsigned batch = sys->batch;
     unsigned stride = 1, unchecked = 0;
-    uint32_t popped = 0;
+    uint32_t popped = 0; /* the weight taken (flow.h) */
     fl__actor_t *mute_on = NULL;
     bool more = true;
     if (t != NULL) {
@@ -123,7 +123,7 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
             more = !fl__mpscq_markempty(&a->head, a->tail);
             break;
         }
-        popped++;
+        popped += fl__msg_weight((fl_msg_t *)n);
         handle(sys, a, (fl_msg_t *)n);
         /* What the callback sent is delivered when it returns. */
         if (t != NULL)

@@ -18,6 +18,8 @@
 #define FL_ALIGNED(n) __attribute__((aligned(n)))
 #define fl__likely(x) __builtin_expect(!!(x), 1)
 #define fl__unlikely(x) __builtin_expect(!!(x), 0)
+/* For a hot function the compiler would otherwise call out of line. */
+#define FL_ALWAYS_INLINE inline __attribute__((always_inline))
 /* A function only error paths call: kept out of line, so that its buffers
  * stay off the frames of the fast paths that may call it. */
 #define FL__COLD __attribute__((noinline, cold))
