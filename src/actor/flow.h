@@ -10,8 +10,9 @@
  * over its bound.
  *
  * The rules, each applied by the thread running the actor named:
- * - A push adds to the target's `queued`; a turn's end subtracts the
- *   messages it took (actor_slot.h).
+ * - A push adds its weight to the target's `queued`; a turn's end
+ *   subtracts the weight of the messages it took (actor_slot.h; the
+ *   sampled count below).
  * - An actor that sent, in a message, to another actor of its system
  *   whose mailbox was over its bound is muted at the end of that message:
  *   it is not scheduled, its mailbox keeps filling, until the target has
