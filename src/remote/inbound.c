@@ -132,8 +132,12 @@ void fl__conn_inbound_resume(fl__conn_t *c)
     if (!c->in_stopped || atomic_load(&c->in_held) > low_water(n))
         return;
     if (c->in_mbox) {
-        if (!atomic_load(&c->in_drained))
+        if (!atomic_load(&c->in_drained)) {
+            FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+                      "%s: calls drained, a mailbox not yet: not reading",
+                      c->name);
             return;
+        }
         c->in_mbox = false; /* the wait fired: it is disarmed */
     }
     c->in_stopped = false;

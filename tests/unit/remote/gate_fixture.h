@@ -1,9 +1,10 @@
 /*
  * gate_fixture.h - the "slow" endpoint of the flow control tests
  * (inbound_test.c, remote_bound_test.c): CalcGateway.Add behind a gate.
- * Its handler waits until the gate opens, then records the v of each call
- * in the order handled, and the most messages its endpoint's mailbox held
- * (fl_actor_queued) at the start of a call, and counts a latch down.
+ * Its handler waits until the gate opens (or admits it), then records the
+ * v of each call in the order handled, and the most messages its
+ * endpoint's mailbox held (fl_actor_queued) at the start of a call, and
+ * counts a latch down.
  *
  * Header-only (static inline), like wire_client.h, whose calc endpoint it
  * builds on. gate_* helpers belong to the test's thread.
@@ -21,6 +22,9 @@ typedef struct slow {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool open;         /* under mu: the gate */
+    size_t admitted;   /* under mu: calls let through the shut gate */
+    size_t passed;     /* under mu: calls past the gate */
+    size_t waiting;    /* under mu: calls waiting at the gate */
     int64_t *seen;     /* under mu: the v of each handled call, cap of them */
     size_t cap;        /* fixed by gate_init */
     size_t nseen;      /* under mu: calls handled (also past cap) */
@@ -41,8 +45,12 @@ static inline void slow_add(Flhostile__CalcGateway_Service *svc,
     pthread_mutex_lock(&s->mu);
     if (held > s->max_held)
         s->max_held = held;
-    while (!s->open)
+    s->waiting++;
+    pthread_cond_broadcast(&s->cv);
+    while (!s->open && s->passed >= s->admitted)
         pthread_cond_wait(&s->cv, &s->mu);
+    s->waiting--;
+    s->passed++;
     if (s->nseen < s->cap)
         s->seen[s->nseen] = in->v;
     s->nseen++;
@@ -100,6 +108,32 @@ static inline void gate_open(slow_t *s)
     s->open = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Lets n more calls through the shut gate. */
+static inline void gate_admit(slow_t *s, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    s->admitted += n;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits (WAIT_MS) until n calls have passed the gate and one waits at
+ * it. */
+static inline void gate_wait_stuck(slow_t *s, size_t n)
+{
+    struct timespec ts = fl_test_deadline(WAIT_MS);
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while ((s->passed < n || s->waiting == 0) && rc == 0)
+        rc = pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    size_t passed = s->passed, waiting = s->waiting;
+    pthread_mutex_unlock(&s->mu);
+    if (passed < n || waiting == 0)
+        fail_msg("%zu calls past the gate and %zu waiting within %d ms, "
+                 "want %zu and one",
+                 passed, waiting, WAIT_MS, n);
 }
 
 /* The calls handled so far. */
