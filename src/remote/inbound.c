@@ -92,8 +92,8 @@ void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id)
 {
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
-    /* Reading stopped already (the frames left of a read run no call),
-     * unless for the budget alone: then the mailbox is waited for too. */
+    /* Waiting for a mailbox already: nothing to add (reading stopped).
+     * Stopped for the budget alone: the mailbox is waited for too. */
     if (c->in_mbox || c->state != C_OPEN)
         return;
     atomic_store(&c->in_drained, false);
