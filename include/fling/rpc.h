@@ -136,8 +136,10 @@ typedef struct fl_rpc_service_opts {
      * not finished yet (queued, or running), frames counted whole. Over
      * it the service stops reading that connection, so TCP pushes back
      * on the peer, until they drain to half of it (docs/wire-protocol.md,
-     * "Flow control"). 0 = 32 MiB. Keep it at least a few times
-     * max_frame_size. */
+     * "Flow control"); a call that leaves its endpoint's mailbox over its
+     * bound (fl_system_opts_t.mailbox_bound) stops it too, until that
+     * mailbox drains to half its bound. 0 = 32 MiB. Keep it at least a few
+     * times max_frame_size. */
     size_t max_inbound_bytes;
     /* Mutual TLS on every connection (fl_rpc_tls_opts_t; borrowed, copied
      * by fl_rpc_service_alloc). NULL: plaintext TCP ("fling.tcp://"). */

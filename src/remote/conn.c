@@ -262,6 +262,7 @@ void fl__conn_close(fl__conn_t *c, int code, const char *reason)
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     fl__hs_end(c);
+    fl__conn_inbound_closed(c);
     /* Relaxed: as the store of dispatch (conn_read.c). */
     atomic_store_explicit(&c->peer_inc, 0, memory_order_relaxed);
     /* No thread reads the socket from here on: it is closed below. */

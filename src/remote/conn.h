@@ -31,6 +31,7 @@
 
 #include "remote/net.h"
 
+#include "actor/flow.h"
 #include "common/heap.h"
 #include "common/internal.h"
 #include "remote/address.h"
@@ -169,11 +170,13 @@ typedef struct fl__asks {
  *                rx_left rx_err rx_fd frag      (4)            (4)
  *                rbig
  * atomics        refs peer_max peer_inc rx_lk   any            any
- *                in_held in_paused (5)
+ *                in_held in_paused in_drained
+ *                (5)
  * TLS            tls (8)                        I/O            I/O; others
  *                                                              when fd or
  *                                                              rx_fd >= 0
- * inbound        in_frame in_stopped            I/O            I/O
+ * inbound        in_frame in_stopped in_mbox    I/O            I/O
+ *                in_sys in_wait (9)
  *
  * (1) fl__net_free empties the peers table and the kick list without
  *     n->mu or kmu once the I/O thread has been joined.
@@ -192,7 +195,8 @@ typedef struct fl__asks {
  *     peer's fragmented frames) is the I/O thread's alone in practice: a
  *     waiting thread leaves every FRAGMENT to it (await.c).
  * (5) in_paused is written by the I/O thread only; in_held by any thread
- *     (inbound.c pairs them).
+ *     (inbound.c pairs them). in_drained is set by in_wait's callback
+ *     (any thread) and cleared by the I/O thread.
  * (6) Written by the I/O thread only (wake.c), under mu: a request reads
  *     it to know whether the I/O thread must lower it (fl__conn_request).
  * (7) frag_hdr is the header of the fragment in the I/O thread's
@@ -204,6 +208,9 @@ typedef struct fl__asks {
  *     sees either may use c->tls. Its fields have owners of their own
  *     (tls_io.c): the write side under mu (or the I/O thread while
  *     `writing`), the read side under rx_lk.
+ * (9) in_wait is armed and cancelled by the I/O thread; while armed its
+ *     fields are flow control's (actor/flow.c, under its lock), and its
+ *     callback may run on any thread until fl__drain_wait_cancel.
  */
 struct fl__conn {
     _Atomic int refs; /* see fl__conn_retain and fl__conn_release_n */
@@ -278,6 +285,14 @@ struct fl__conn {
      * and whether reading stopped for them. */
     _Atomic size_t in_held;
     _Atomic bool in_paused;
+    /* The mailbox over its bound that reading stopped for (inbound.c):
+     * its drain wait, armed on in_sys while in_mbox (I/O thread), and
+     * whether it fired (set by the callback, cleared by the I/O
+     * thread). */
+    fl__drain_wait_t in_wait;
+    struct fl_system *in_sys;
+    bool in_mbox;
+    _Atomic bool in_drained;
 
     /* I/O thread only. */
     uv_tcp_t tcp;
@@ -402,6 +417,7 @@ struct fl__net {
         st_writes, st_proto, st_caller_reads, st_caller_answers, st_wakes,
         st_wake_visits;
     _Atomic uint64_t st_in_pauses, st_in_peak; /* inbound.c */
+    _Atomic uint64_t st_in_mbox_pauses;        /* inbound.c */
 };
 
 /* The net whose I/O thread this is, or NULL (io.c). */
@@ -544,6 +560,10 @@ static inline void fl__conn_rx_let_go(fl__conn_t *c)
  * on that thread (after the read at hand), else through the kick list and
  * one uv_async_send. Any thread. */
 void fl__conn_kick(fl__conn_t *c);
+
+/* fl__conn_kick through the kick list and one uv_async_send, also on the
+ * I/O thread: never processes c on the calling thread. Any thread. */
+void fl__conn_kick_async(fl__conn_t *c);
 
 /* What a kick means: queue the answers held back, then connect an idle
  * outbound connection with work, or write what is queued. I/O thread. */
@@ -710,9 +730,14 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
 /* ---- inbound.c ----------------------------------------------------------- */
 
 /* Read c again if it stopped for the inbound budget and its calls have
- * drained to half of it: the frames already read first (I/O thread, from
- * fl__conn_process). */
+ * drained to half of it, and, if it stopped for a mailbox over its bound
+ * too, that mailbox has drained to half its bound: the frames already
+ * read first (I/O thread, from fl__conn_process). */
 void fl__conn_inbound_resume(fl__conn_t *c);
+
+/* c closes: cancel the wait for a mailbox, if armed (before c can be
+ * freed: the wait's callback uses c). I/O thread, from fl__conn_close. */
+void fl__conn_inbound_closed(fl__conn_t *c);
 /* ---- asks.c -------------------------------------------------------------- */
 
 /* Note the peer's ask corr (non-zero) on c (under c->mu): FL_OK, FL_EPROTO

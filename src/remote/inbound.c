@@ -14,6 +14,15 @@
  * the I/O thread stores in_paused and then loads in_held, a finishing call
  * subtracts from in_held and then loads in_paused, so at least one of them
  * sees the other and a drain is never missed.
+ *
+ * The mailbox bound stops reading too (docs/wire-protocol.md, "Flow
+ * control"): a call handed to an actor whose mailbox is then over its
+ * bound stops reading c, and arms a drain wait (actor/flow.h) whose
+ * callback kicks the I/O thread once that mailbox has drained to half its
+ * bound. Reading resumes when both the bytes and the mailbox are at or
+ * below their marks. The wait is cancelled when c closes, before c can be
+ * freed; the callback sets in_drained before its kick, and the kick list's
+ * lock orders the two for the I/O thread.
  */
 #include "remote/conn.h"
 
@@ -23,13 +32,20 @@ static size_t low_water(const fl__net_t *n)
     return n->max_inbound / 2;
 }
 
+/* Stop reading c (I/O thread, in a read): the rest of the read waits
+ * in the read buffer. */
+static void read_stop(fl__conn_t *c)
+{
+    c->in_stopped = true;
+    atomic_store(&c->in_paused, true);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
 /* Stop reading c: over the budget (I/O thread, in a read). */
 static void inbound_stop(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
-    c->in_stopped = true;
-    atomic_store(&c->in_paused, true);
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    read_stop(c);
     fl__net_count(&n->st_in_pauses, 1);
     FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
               "%s: %zu bytes of calls queued (budget %zu): not reading",
@@ -63,12 +79,67 @@ void fl__conn_inbound_done(fl__conn_t *c, size_t n)
     fl__conn_release_turn(c);
 }
 
+/* The drain wait's callback: on the thread running the actor, under flow
+ * control's lock, so the I/O thread is kicked, never run here. */
+static void mailbox_drained(void *arg)
+{
+    fl__conn_t *c = arg;
+    atomic_store(&c->in_drained, true);
+    fl__conn_kick_async(c);
+}
+
+void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id)
+{
+    fl__net_t *n = c->net;
+    FL__ASSERT_IO(n);
+    /* Waiting for a mailbox already: nothing to add (reading stopped).
+     * Stopped for the budget alone: the mailbox is waited for too. */
+    if (c->in_mbox || c->state != C_OPEN)
+        return;
+    atomic_store(&c->in_drained, false);
+    if (fl__drain_wait_arm(sys, id, &c->in_wait, mailbox_drained, c) != FL_OK)
+        return; /* drained meanwhile, or its actor has stopped */
+    c->in_sys = sys;
+    c->in_mbox = true;
+    if (!c->in_stopped)
+        read_stop(c);
+    fl__net_count(&n->st_in_mbox_pauses, 1);
+    FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+              "%s: a mailbox is over its bound: not reading", c->name);
+}
+
+void fl__conn_inbound_closed(fl__conn_t *c)
+{
+    FL__ASSERT_IO(c->net);
+    if (!c->in_mbox)
+        return;
+    /* When it returns the callback is not running and will not run. */
+    fl__drain_wait_cancel(c->in_sys, &c->in_wait);
+    c->in_mbox = false;
+    atomic_store(&c->in_drained, false);
+    /* A socket opened again (outbound) is read from its start, unless
+     * calls still hold the budget. */
+    if (c->in_stopped && atomic_load(&c->in_held) <= low_water(c->net)) {
+        c->in_stopped = false;
+        atomic_store(&c->in_paused, false);
+    }
+}
+
 void fl__conn_inbound_resume(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
     if (!c->in_stopped || atomic_load(&c->in_held) > low_water(n))
         return;
+    if (c->in_mbox) {
+        if (!atomic_load(&c->in_drained)) {
+            FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
+                      "%s: calls drained, a mailbox not yet: not reading",
+                      c->name);
+            return;
+        }
+        c->in_mbox = false; /* the wait fired: it is disarmed */
+    }
     c->in_stopped = false;
     atomic_store(&c->in_paused, false);
     if (c->state != C_OPEN)

@@ -43,6 +43,12 @@ void fl__conn_kick(fl__conn_t *c)
         }
         return;
     }
+    fl__conn_kick_async(c);
+}
+
+void fl__conn_kick_async(fl__conn_t *c)
+{
+    fl__net_t *n = c->net;
     bool wake = false;
     pthread_mutex_lock(&n->kmu);
     if (!c->kicked && !n->loop_gone) {
@@ -383,6 +389,8 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
         atomic_load_explicit(&n->st_in_pauses, memory_order_relaxed);
     out->inbound_peak =
         atomic_load_explicit(&n->st_in_peak, memory_order_relaxed);
+    out->mailbox_pauses =
+        atomic_load_explicit(&n->st_in_mbox_pauses, memory_order_relaxed);
     out->wakes = atomic_load_explicit(&n->st_wakes, memory_order_relaxed);
     out->wake_visits =
         atomic_load_explicit(&n->st_wake_visits, memory_order_relaxed);

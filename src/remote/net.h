@@ -321,6 +321,17 @@ int fl__conn_answer_connected(fl__conn_t *c, uint64_t corr, uint32_t index,
 size_t fl__conn_inbound_keep(fl__conn_t *c);
 void fl__conn_inbound_done(fl__conn_t *c, size_t n);
 
+/*
+ * fl__conn_inbound_over_bound, called by on_invoke after it handed the
+ * call at hand to actor `id` of sys, whose mailbox is now over its bound
+ * (fl__actor_over_bound): c is not read (as over the budget above) until
+ * that mailbox has drained to half its bound, and the budget too allows
+ * it. Nothing when the mailbox drained meanwhile or its actor is gone. I/O
+ * thread, inside on_invoke only; the wait ends at the latest when c
+ * closes (the net stopping closes every connection).
+ */
+void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id);
+
 /* Frames and bytes moved, for tests and stats. */
 typedef struct fl__net_stats {
     uint64_t conns_accepted, conns_opened, conns_failed;
@@ -332,6 +343,9 @@ typedef struct fl__net_stats {
     /* The inbound budget: times a connection stopped being read for it,
      * and the most bytes of calls one connection held (inbound.c). */
     uint64_t inbound_pauses, inbound_peak;
+    /* Times a connection stopped being read for a mailbox over its bound
+     * (fl__conn_inbound_over_bound). */
+    uint64_t mailbox_pauses;
     /* Wake-ups of the I/O thread's deadline timer, and the connections
      * it looked at (wake.c): neither grows while nothing is due, however
      * many idle connections there are. */

@@ -6,11 +6,14 @@
  * request's correlation id. So remote calls pass the same checks, in the
  * same order, with the same codes as local ones (handle_invoke in
  * dispatch.c), plus a nesting-depth check of the bytes. Calls to an idle
- * endpoint may run their turn on the I/O thread (on_frames).
+ * endpoint may run their turn on the I/O thread (on_frames). A call that
+ * leaves its endpoint's mailbox over its bound stops the reading of its
+ * connection until the mailbox drains (remote/inbound.c).
  */
 #include "rpc/tcp.h"
 
 #include "actor/claim.h"
+#include "actor/flow.h"
 #include "actor/msg.h"
 #include "remote/rx.h"
 #include "rpc/answer.h"
@@ -431,6 +434,10 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     /* Only after tell_dropped has read ep's method names. */
     if (unclaimed)
         fl__rpc_ep_release(ep);
+    /* A mailbox over its bound stops reading c as the budget does
+     * (docs/wire-protocol.md, "Flow control"): TCP pushes back. */
+    if (rc == FL_OK && fl__actor_over_bound(svc->sys, actor.id))
+        fl__conn_inbound_over_bound(c, svc->sys, actor.id);
 }
 
 /*

@@ -15,60 +15,13 @@
  * The server runs without I/O turns: a handler that waits must not run on
  * the I/O thread.
  */
+#include "gate_fixture.h"
 #include "wire_raw.h"
 
 #include "rpc/service.h"
 
-#define NTELLS 1000 /* at most */
 #define EP_SLOW "slow"
 #define CLIENT_MAX_FRAME FL__FRAME_DEFAULT_MAX
-
-/* The slow endpoint's state (calc first: calc_on_start takes it). */
-typedef struct slow {
-    calc_t calc;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;            /* under mu: the gate */
-    int64_t seen[NTELLS]; /* under mu: the v of each handled tell */
-    size_t nseen;         /* under mu */
-    fl_test_latch_t *all; /* counted down per tell */
-} slow_t;
-
-/* Add behind the gate: records v in order. */
-static void slow_add(Flhostile__CalcGateway_Service *svc,
-                     const Flhostile__Num *in, Flhostile__Num_Closure closure,
-                     void *closure_data)
-{
-    (void)svc;
-    slow_t *s = fl_rpc_call_state(closure_data);
-    pthread_mutex_lock(&s->mu);
-    while (!s->open)
-        pthread_cond_wait(&s->cv, &s->mu);
-    if (s->nseen < NTELLS)
-        s->seen[s->nseen] = in->v;
-    s->nseen++;
-    pthread_mutex_unlock(&s->mu);
-    fl_test_latch_count_down(s->all);
-    Flhostile__Num r = FLHOSTILE__NUM__INIT;
-    r.v = in->v + 1;
-    r.text = in->text;
-    closure(&r, closure_data);
-}
-
-static void slow_depth(Flhostile__CalcGateway_Service *svc,
-                       const Flhostile__Chain *in,
-                       Flhostile__Num_Closure closure, void *closure_data)
-{
-    calc_depth(svc, in, closure, closure_data);
-}
-
-static ProtobufCService *const *slow_services(void)
-{
-    static Flhostile__CalcGateway_Service calc =
-        FLHOSTILE__CALC_GATEWAY__INIT(slow_);
-    static ProtobufCService *const services[1] = {&calc.base};
-    return services;
-}
 
 /* The flood: ntells tells Add(i) with a text of text_len bytes, each
  * sent as it is made, or all in one write. Own thread: records, never
@@ -185,10 +138,7 @@ static void run_flood(size_t budget, size_t ntells, size_t text_len,
     int port = fl_rpc_service_port(server);
 
     static slow_t slow;
-    memset(&slow, 0, sizeof slow);
-    pthread_mutex_init(&slow.mu, NULL);
-    fl_test_cond_init(&slow.cv);
-    slow.all = fl_test_latch_alloc(ntells);
+    gate_init(&slow, ntells);
     fl_rpc_endpoint_t *slow_ep = NULL, *calc_ep = NULL;
     assert_fl_ok(
         calc_start(server, EP_SLOW, &slow.calc, slow_services(), 1, &slow_ep));
@@ -234,9 +184,7 @@ static void run_flood(size_t budget, size_t ntells, size_t text_len,
     good_wait(&good, mark + 50, WAIT_MS);
     fl__net_stats_t st = server_stats(server);
     size_t sent = atomic_load(&fl.sent);
-    pthread_mutex_lock(&slow.mu);
-    size_t seen = slow.nseen;
-    pthread_mutex_unlock(&slow.mu);
+    size_t seen = gate_seen(&slow);
     print_message("while the gate is shut: %zu of %zu tells sent, peak held "
                   "%llu bytes (budget %zu + one frame of %zu), %llu "
                   "pauses\n",
@@ -250,21 +198,12 @@ static void run_flood(size_t budget, size_t ntells, size_t text_len,
     check_peak(server, budget, fl.frame);
 
     /* The gate opens: every tell is handled, in order. */
-    pthread_mutex_lock(&slow.mu);
-    slow.open = true;
-    pthread_cond_broadcast(&slow.cv);
-    pthread_mutex_unlock(&slow.mu);
+    gate_open(&slow);
     fl_test_latch_await(slow.all);
     pthread_join(t, NULL);
     if (fl.failure[0] != '\0')
         fail_msg("the flood: %s", fl.failure);
-    pthread_mutex_lock(&slow.mu);
-    assert_int_equal(ntells, slow.nseen);
-    for (size_t i = 0; i < ntells; i++)
-        if (slow.seen[i] != (int64_t)i)
-            fail_msg("tell %lld handled as number %zu, want in order",
-                     (long long)slow.seen[i], i);
-    pthread_mutex_unlock(&slow.mu);
+    gate_expect_in_order(&slow, ntells);
     check_peak(server, budget, fl.frame);
     expect_usable(&r, 7, 41);
 
@@ -274,9 +213,7 @@ static void run_flood(size_t budget, size_t ntells, size_t text_len,
     assert_fl_ok(calc_end(calc_ep));
     assert_fl_ok(calc_end(slow_ep));
     assert_fl_ok(service_end(server));
-    fl_test_latch_free(slow.all);
-    pthread_mutex_destroy(&slow.mu);
-    pthread_cond_destroy(&slow.cv);
+    gate_fini(&slow);
 }
 
 static void
