@@ -146,6 +146,10 @@ static void drain(fl_system_t *sys, fl__actor_t *a)
     }
     /* Relaxed: every thread that pushed has been joined or counted out. */
     atomic_store_explicit(&a->queued, 0, memory_order_relaxed);
+    /* What waits for this mailbox to drain (a connection that stopped
+     * reading for it) learns it has. */
+    if (atomic_load_explicit(&a->waits, memory_order_relaxed) != 0)
+        fl__flow_wake(sys, a);
 }
 
 int fl_system_shutdown(fl_system_t *sys)
