@@ -176,8 +176,7 @@ static inline void wait_idle(fl_system_t *sys, fl_actor_ref_t ref)
     assert_non_null(a);
     uint64_t t0 = fl_clock_now_ns();
     /* Pairs with the acq_rel CAS in fl__mpscq_markempty. */
-    while ((atomic_load_explicit(&a->head, memory_order_acquire) & 1u) ==
-           0) {
+    while ((atomic_load_explicit(&a->head, memory_order_acquire) & 1u) == 0) {
         if (fl_test_ms_since(t0) > FL_TEST_WAIT_MS)
             fail_msg("actor %016llx never went idle",
                      (unsigned long long)ref.id);
