@@ -207,6 +207,46 @@ static void test_muted_sender_resumes_when_the_receiver_drains(void **state)
     free(f);
 }
 
+/* A receiver that stops with its mailbox over the bound: what is left
+ * becomes dead letters (more than one turn's batch of them), and that
+ * drain wakes the sender too. */
+#define STOPPING_SENT 200
+
+static void test_sender_muted_on_a_stopping_actor_resumes(void **state)
+{
+    (void)state;
+    fl_system_t *sys = flow_system(2, 0);
+    sink_t *s = calloc(1, sizeof *s);
+    flooder_t *f = calloc(1, sizeof *f);
+    assert_true(s != NULL && f != NULL);
+    fl_actor_ref_t to = sink_spawn(sys, s, RESUME_BOUND, STOPPING_SENT);
+    sink_hold(sys, to, s);
+    fl_actor_ref_t sender =
+        flooder_spawn(sys, f, to, 0, STOPPING_SENT, STOPPING_SENT);
+    f->got_int = fl_test_latch_alloc(1);
+    assert_fl_ok(fl_tell(sys, sender, fl_msg_alloc(FLOW_GO, 0)));
+    FLOW_WAIT_FOR(flow_stats(sys).mutes >= 1, "sender not muted");
+    assert_fl_ok(fl_tell(sys, sender, fl_test_msg_int(FLOW_INT, 7)));
+    fl_future_t *t = termination_of(sys, to);
+    assert_fl_ok(fl_actor_stop(sys, to));
+    sink_open(s);
+    wait_terminated(t);
+    fl_test_latch_await(f->got_int);
+    assert_int_equal(1, atomic_load(&f->ints));
+    assert_int_equal(0, s->seqs);
+    FLOW_WAIT_FOR(flow_stats(sys).dead_letters == STOPPING_SENT,
+                  "%llu dead letters, want %d",
+                  (unsigned long long)flow_stats(sys).dead_letters,
+                  STOPPING_SENT);
+    assert_int_equal(1, flow_stats(sys).mutes);
+    end_system(sys);
+    assert_int_equal(0, atomic_load(&f->errors));
+    fl_test_latch_free(f->got_int);
+    sink_free(s);
+    free(s);
+    free(f);
+}
+
 /* ---- FL_MAILBOX_UNBOUNDED ---------------------------------------------- */
 
 #define UNB_SENDERS 4
@@ -334,6 +374,7 @@ int main(void)
         FL_TEST(test_two_actors_flooding_each_other_finish),
         FL_TEST(test_flooding_actor_muted_by_its_peer_resumes),
         FL_TEST(test_muted_sender_resumes_when_the_receiver_drains),
+        FL_TEST(test_sender_muted_on_a_stopping_actor_resumes),
         FL_TEST(test_unbounded_system_never_mutes),
         FL_TEST(test_unbounded_actor_never_mutes),
         FL_TEST(test_actor_bound_overrides_the_system_bound),
