@@ -148,6 +148,55 @@ static void test_wait_times_out_not_early(void **st)
     end_sink(sys, &s);
 }
 
+/* A timeout too far for its nanoseconds to fit 64 bits waits as long as
+ * needed: its deadline saturates, it does not wrap into the past. The
+ * gate opens FAR_OPEN_MS after the tell found the mailbox full. */
+#define FAR_OPEN_MS 100
+
+static void *open_later(void *arg)
+{
+    opener_t *o = arg;
+    uint64_t t0 = fl_clock_now_ns();
+    fl_system_stats_t st;
+    while (fl_system_stats(o->sys, &st) == FL_OK && st.tells_full == 0) {
+        if (fl_test_ms_since(t0) > WAIT_MS) {
+            atomic_store(&o->timed_out, 1);
+            break;
+        }
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    nanosleep(&(struct timespec){0, FAR_OPEN_MS * 1000000L}, NULL);
+    sink_open(o->s);
+    return NULL;
+}
+
+static void test_far_timeout_waits(void **st)
+{
+    (void)st;
+    const int64_t far[] = FL_TEST_FAR_MS;
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        fl_system_t *sys;
+        sink_t s;
+        fl_actor_ref_t to = full_sink(&sys, &s, 1);
+        opener_t o = {.sys = sys, .s = &s};
+        pthread_t t;
+        assert_int_equal(0, pthread_create(&t, NULL, open_later, &o));
+        uint64_t t0 = fl_clock_now_ns();
+        int rc =
+            fl_tell_bounded(sys, to, fl_test_msg_int(FLOW_INT, 99), far[i]);
+        uint64_t ms = fl_test_ms_since(t0);
+        assert_int_equal(0, pthread_join(t, NULL));
+        if (rc != FL_OK)
+            fail_msg("a bounded tell of %lld ms: %s after %llu ms",
+                     (long long)far[i], fl_err_name(rc),
+                     (unsigned long long)ms);
+        fl_test_assert_elapsed("a far bounded tell", ms, FAR_OPEN_MS, WAIT_MS);
+        fl_test_latch_await(s.got_int);
+        assert_int_equal(99, s.ints[BOUND - 1]);
+        end_sink(sys, &s);
+    }
+}
+
 /* ---- a runtime thread may not wait -------------------------------------- */
 
 typedef struct waiter {
@@ -359,6 +408,7 @@ int main(void)
         FL_TEST(test_full_mailbox_refuses_at_once_and_keeps_the_message),
         FL_TEST(test_wait_succeeds_when_the_receiver_drains),
         FL_TEST(test_wait_times_out_not_early),
+        FL_TEST(test_far_timeout_waits),
         FL_TEST(test_wait_is_refused_on_runtime_threads),
         FL_TEST(test_waiting_tell_ends_when_the_system_closes),
         FL_TEST(test_bad_arguments),
