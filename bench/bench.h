@@ -28,6 +28,8 @@
 #define THREADRING_HOPS 10000000u
 #define SPAWN_ACTORS 1000000u
 #define ASK_ASKS 1000000u
+#define FLOOD_SENDERS 8u
+#define FLOOD_MSGS 10000000u /* per sender */
 /* The timeout of every ask: the realistic default, so each ask pays for its
  * timer. */
 #define ASK_TIMEOUT_MS 10000
@@ -235,6 +237,18 @@ int bench_spawn(const bench_ctx_t *ctx);
 
 /* ask_bench.c: actor.ask. */
 int bench_ask(const bench_ctx_t *ctx);
+
+/*
+ * flood_bench.c: actor.flood. flood_run is its body with other sizes (the
+ * smoke test's): senders (> 0) actors tell per_sender (> 0) messages each
+ * to one slow receiver, once with the default mailbox bound and once with
+ * FL_MAILBOX_UNBOUNDED, each in a system of its own. FL_OK after emitting
+ * peak_rss_mib, rate, unbounded_rate and unbounded_peak_rss_mib, or an
+ * error after saying why. Reads /proc/self/status and writes
+ * /proc/self/clear_refs (Linux). BLOCKS for the runs; main thread.
+ */
+int bench_flood(const bench_ctx_t *ctx);
+int flood_run(const bench_ctx_t *ctx, unsigned senders, uint64_t per_sender);
 
 /* rpc_local_bench.c: rpc.local_call, rpc.local_tell. */
 int bench_rpc_call(const bench_ctx_t *ctx);

@@ -37,8 +37,8 @@
  * This file owns the command line, the table and output (declared in
  * bench.h); bench_run.c the system and the completion of a run. The
  * benchmarks live one family to a file: actor_bench.c, ask_bench.c,
- * rpc_local_bench.c and rpc_remote_bench.c (with bench_certs.c, the test
- * certificates of its _tls benchmarks).
+ * flood_bench.c, rpc_local_bench.c and rpc_remote_bench.c (with bench_certs.c,
+ * the test certificates of its _tls benchmarks).
  *
  * To add a benchmark: write an int bench_x(const bench_ctx_t *) in its
  * family's file that returns FL_OK or an error code and prints its figures
@@ -106,6 +106,9 @@ static const bench_t benches[] = {
      "1,000,000 idle actors spawned: rate and resident bytes per actor"},
     {"actor.ask", bench_ask,
      "1,000,000 sequential asks (10 s timeout), answers back on the asker"},
+    {"actor.flood", bench_flood,
+     "8 senders x 10,000,000 tells to one slow receiver, flow control on "
+     "and off: peak memory, rates"},
     {"rpc.local_call", bench_rpc_call,
      "1,000,000 sequential RPC calls endpoint to endpoint (closure style)"},
     {"rpc.local_tell", bench_rpc_tell,

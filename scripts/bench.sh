@@ -64,6 +64,8 @@ actor.threadring.rate        >= 8x   erlang
 actor.ask.rate               >= 10x  erlang
 actor.spawn.rate             >= 10x  erlang
 actor.spawn.bytes_per_actor  <= 128  -
+actor.flood.peak_rss_mib     <= 64   -
+actor.flood.rate             >= 0.9x fling:actor.flood.unbounded_rate
 rpc.local_call.rate          >= 8x   erlang
 rpc.local_tell.rate          >= 0.5x fling:actor.counting.rate
 rpc.remote_call.p50_us       <= 1.2x floor:floor.pingpong.p50_us
@@ -76,7 +78,7 @@ mem.idle_endpoint.live_bytes_per_endpoint <= 1024  -
 mem.tell_flood.live_after                 <= 16    -
 '
 # fling benchmarks the Erlang peer does not have.
-ERLANG_LACKS='rpc.local_tell rpc.remote_call rpc.remote_pipelined
+ERLANG_LACKS='actor.flood rpc.local_tell rpc.remote_call rpc.remote_pipelined
               rpc.remote_call_tls rpc.remote_pipelined_tls
               cluster.heartbeat cluster.register'
 # Units where less is better: in the fling/erlang table the ratio column

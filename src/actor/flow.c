@@ -217,10 +217,11 @@ int fl_tell_bounded(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
             return FL_EFULL;
         if (fl__tls_sys != NULL || fl__tls_no_block)
             return FL_EDEADLK;
+        /* Saturated: a far timeout never wraps into the past. */
         uint64_t deadline =
             timeout_ms == FL_INFINITE
                 ? 0
-                : fl_clock_now_ns() + (uint64_t)timeout_ms * 1000000u;
+                : fl__add_sat(fl_clock_now_ns(), fl__ms_to_ns(timeout_ms));
         /* Counted in: shutdown waits for this thread before freeing the
          * stripes; its close wakes it. */
         bool external = fl__sys_enter(sys);
