@@ -287,8 +287,10 @@ FL_EXTERN int fl_tell_bounded(fl_system_t *sys, fl_actor_ref_t to,
 
 /*
  * fl_actor_queued sets *out to the messages queued for ref's actor: sent
- * and not yet handled, approximately (the messages of a turn are counted
- * out when the turn ends). FL_EUNREACHABLE if ref names no live actor,
+ * and not yet handled, approximately: the messages of a turn are counted
+ * out when the turn ends, and a mailbox bound of 2048 or more counts a
+ * sample of the messages (off by a few times 8 per sending thread; docs/
+ * guide.md, "Flow control"). FL_EUNREACHABLE if ref names no live actor,
  * FL_EINVAL for NULL arguments. Any thread; racy by nature.
  */
 FL_EXTERN int fl_actor_queued(fl_system_t *sys, fl_actor_ref_t ref,

@@ -72,17 +72,17 @@ static inline uint32_t fl__flow_low(uint32_t bound)
 /*
  * Sampled count. An atomic add on the senders' line costs about 2 ns, a
  * sixth of a hop between two actors on one core; so a mailbox with a bound
- * of FL__FLOW_EXACT or more counts a random 1/k of its messages, each with
+ * of 2 * FL__FLOW_EXACT or more counts 1/k of its messages, each with
  * weight k (k = bound / FL__FLOW_EXACT, a power of two up to
- * FL__FLOW_K_MAX): the count is right on average and off by about
- * sqrt(n * k) for n queued (3% at the default bound). With a
- * bound under 2 * FL__FLOW_EXACT every message counts. The weight travels in
- * the message (msg.h) so that the turn counts out what the push counted in.
+ * FL__FLOW_K_MAX), drawn from a Weyl sequence per thread (deliver.h): the
+ * count is off by a few weights per sending thread. Under that bound every
+ * message counts. The weight travels in the message (msg.h) so that the
+ * turn counts out what the push counted in.
  */
 #define FL__FLOW_EXACT 1024u
 #define FL__FLOW_K_MAX 8u
 
-extern _Thread_local uint32_t fl__tls_rng; /* xorshift state; 0 = unseeded */
+extern _Thread_local uint32_t fl__tls_rng; /* the draw (deliver.h) */
 
 static inline uint32_t fl__flow_k(uint32_t bound)
 {

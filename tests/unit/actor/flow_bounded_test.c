@@ -19,7 +19,7 @@
  * further ints. */
 static fl_actor_ref_t full_sink(fl_system_t **sys, sink_t *s, unsigned more)
 {
-    *sys = flow_system(2, 0);
+    *sys = flow_system(2, FLOW_EXACT_BOUND);
     fl_actor_ref_t to = sink_spawn(*sys, s, BOUND, 0);
     s->got_int = fl_test_latch_alloc(BOUND - 1 + more);
     sink_hold(*sys, to, s);
@@ -328,7 +328,7 @@ static void test_waiting_tell_ends_when_the_system_closes(void **st)
 static void test_bad_arguments(void **st)
 {
     (void)st;
-    fl_system_t *sys = flow_system(1, 0);
+    fl_system_t *sys = flow_system(1, FLOW_EXACT_BOUND);
     fl_actor_ref_t a = spawn_noop(sys);
     /* A bad timeout, full mailbox or not: FL_EINVAL, the message
      * consumed. */
@@ -371,7 +371,11 @@ static void bound_at(uint32_t sys_bound, uint32_t bound, uint32_t fill,
     sink_hold(sys, to, &s);
     for (uint32_t i = 0; i + 1 < fill; i++)
         assert_fl_ok(fl_tell(sys, to, fl_test_msg_int(FLOW_INT, 1)));
-    assert_int_equal(fill, flow_queued(sys, to));
+    if (s.exact ||
+        (bound == 0 && sys_bound != 0 && sys_bound < 2 * FLOW_EXACT_BOUND))
+        assert_int_equal(fill, flow_queued(sys, to));
+    else /* sampled: a Weyl draw per thread is off by a few weights */
+        assert_in_range(flow_queued(sys, to), fill - 64, fill + 64);
     fl_msg_t *m = fl_test_msg_int(FLOW_INT, 2);
     int rc = fl_tell_bounded(sys, to, m, 0);
     if (rc != want)
@@ -388,10 +392,11 @@ static void bound_at(uint32_t sys_bound, uint32_t bound, uint32_t fill,
 static void test_default_bound_and_an_actors_own(void **st)
 {
     (void)st;
-    /* The default, FL_MAILBOX_DEFAULT (8192). */
+    /* The default, FL_MAILBOX_DEFAULT (8192), whose count is sampled:
+     * right to within a few weights of 8 either side. */
     assert_int_equal(8192, FL_MAILBOX_DEFAULT);
-    bound_at(0, 0, FL_MAILBOX_DEFAULT - 1, FL_OK);
-    bound_at(0, 0, FL_MAILBOX_DEFAULT, FL_EFULL);
+    bound_at(0, 0, FL_MAILBOX_DEFAULT - 128, FL_OK);
+    bound_at(0, 0, FL_MAILBOX_DEFAULT + 128, FL_EFULL);
     /* A system's. */
     bound_at(64, 0, 63, FL_OK);
     bound_at(64, 0, 64, FL_EFULL);

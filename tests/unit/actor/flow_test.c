@@ -24,7 +24,7 @@
 static void test_per_sender_order_and_exactly_once_under_muting(void **state)
 {
     (void)state;
-    fl_system_t *sys = flow_system(2, 0);
+    fl_system_t *sys = flow_system(2, FLOW_EXACT_BOUND);
     sink_t *s = calloc(1, sizeof *s);
     flooder_t *f = calloc(ORDER_SENDERS, sizeof *f);
     assert_non_null(s);
@@ -162,7 +162,7 @@ static void test_flooding_actor_muted_by_its_peer_resumes(void **state)
 static void test_muted_sender_resumes_when_the_receiver_drains(void **state)
 {
     (void)state;
-    fl_system_t *sys = flow_system(2, 0);
+    fl_system_t *sys = flow_system(2, FLOW_EXACT_BOUND);
     sink_t *s = calloc(1, sizeof *s), *w = calloc(1, sizeof *w);
     flooder_t *f = calloc(1, sizeof *f);
     assert_true(s != NULL && w != NULL && f != NULL);
@@ -215,7 +215,7 @@ static void test_muted_sender_resumes_when_the_receiver_drains(void **state)
 static void test_sender_muted_on_a_stopping_actor_resumes(void **state)
 {
     (void)state;
-    fl_system_t *sys = flow_system(2, 0);
+    fl_system_t *sys = flow_system(2, FLOW_EXACT_BOUND);
     sink_t *s = calloc(1, sizeof *s);
     flooder_t *f = calloc(1, sizeof *f);
     assert_true(s != NULL && f != NULL);
@@ -270,11 +270,13 @@ static void flood_unbounded(uint32_t sys_bound, uint32_t sink_bound)
         assert_fl_ok(fl_tell(sys,
                              flooder_spawn(sys, &f[i], to, i, UNB_K, UNB_N),
                              fl_msg_alloc(FLOW_GO, 0)));
+    /* An unbounded mailbox's count is sampled (flow.h): right to within
+     * a few weights of 8 per sending thread. */
     FLOW_WAIT_FOR(
-        flow_queued(sys, to) == 1 + total || flow_stats(sys).mutes > 0,
+        flow_queued(sys, to) >= 1 + total - 64 || flow_stats(sys).mutes > 0,
         "flood not queued: %u of %u", flow_queued(sys, to), 1 + total);
     assert_int_equal(0, flow_stats(sys).mutes);
-    assert_int_equal(1 + total, flow_queued(sys, to));
+    assert_in_range(flow_queued(sys, to), 1 + total - 64, 1 + total + 64);
     assert_fl_ok(fl_tell_bounded(sys, to, fl_test_msg_int(FLOW_INT, 5), 0));
     assert_int_equal(0, flow_stats(sys).tells_full);
     sink_open(s);
