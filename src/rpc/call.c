@@ -9,6 +9,8 @@
 
 #include "actor/system.h"
 #include "rpc/arena.h"
+#include "rpc/dispatch.h"
+#include "rpc/flat.h"
 #include "rpc/gateway.h"
 #include "rpc/local.h"
 #include "rpc/tcp.h"
@@ -252,18 +254,21 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
             mark = arena_mark(arena);
         bool over = false;
         char checked[192] = "";
-        ProtobufCMessage *r =
-            reply_ok(c->output, m, checked, sizeof checked)
-                ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
-                                 fl_msg_data(m), &over)
-                : NULL;
+        ProtobufCMessage *r;
+        if (fl_msg_type(m) == RPC_REPLY_FLAT)
+            r = fl__rpc_flat_as(c->output, fl_msg_data(m), arena, &over);
+        else
+            r = reply_ok(c->output, m, checked, sizeof checked)
+                    ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
+                                     fl_msg_data(m), &over)
+                    : NULL;
         if (r == NULL) {
             closure_undecoded(c, m, over, checked);
             c->closure(NULL, c->data);
         } else {
             fl__rpc_set_last(FL_OK, NULL);
             c->closure(r, c->data); /* the reply is borrowed */
-            if (arena == NULL)
+            if (arena == NULL && r != fl_msg_data(m))
                 protobuf_c_message_free_unpacked(r, NULL);
         }
         if (arena != NULL)

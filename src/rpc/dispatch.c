@@ -207,13 +207,23 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
             return;
         }
     }
-    arena_t *arena = thread_arena();
+    /* A flat request (a local call's) is the target's copy already; it
+     * lives in msg, as long as the handler runs. */
+    arena_t *arena = NULL;
     arena_mark_t mark = {0, NULL};
-    if (arena != NULL)
-        mark = arena_mark(arena);
-    bool over;
-    ProtobufCMessage *in = fl__rpc_unpack(md->input, arena, h->len,
-                                          (const uint8_t *)(h + 1), &over);
+    ProtobufCMessage *in;
+    bool over = false;
+    if (h->flat) {
+        /* The sender copied it for this very descriptor (build_invoke). */
+        in = !h->wire && h->len == md->input->sizeof_message
+                 ? (ProtobufCMessage *)(h + 1)
+                 : NULL;
+    } else {
+        if ((arena = thread_arena()) != NULL)
+            mark = arena_mark(arena);
+        in = fl__rpc_unpack(md->input, arena, h->len, (const uint8_t *)(h + 1),
+                            &over);
+    }
     if (in == NULL) {
         if (arena != NULL)
             arena_release(arena, mark);
@@ -242,7 +252,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
         arena_release(arena, mark);
-    else
+    else if (in != (ProtobufCMessage *)(h + 1))
         protobuf_c_message_free_unpacked(in, NULL);
     if (c.moved != NULL) {
         fl__rpc_call_release(c.moved); /* deferred: the holder answers */

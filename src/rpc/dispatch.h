@@ -17,10 +17,13 @@ enum {
     RPC_START,
     RPC_STOP,
     RPC_TERMINATE,
-    RPC_REPLY /* a packed reply travelling back to the caller */
+    RPC_REPLY,     /* a packed reply travelling back to the caller */
+    RPC_REPLY_FLAT /* a flat copy of the reply struct (flat.h) */
 };
 
-/* Header of an RPC_INVOKE payload; the packed request follows. */
+/* Header of an RPC_INVOKE payload; the request follows: packed, or when
+ * `flat` is set (local calls only) a flat copy of the request's struct
+ * (flat.h), len bytes at h + 1. */
 typedef struct invoke_hdr {
     /* A call from the wire (FL__MF_SETTLE): settle is the wire's
      * (tcp_server.c); when it expects an answer, to (the connection, one
@@ -40,7 +43,7 @@ typedef struct invoke_hdr {
     uint8_t fence; /* FENCE_* (fencing.h) */
     uint8_t wire;  /* the request came over the network: check it first */
     uint8_t sink;  /* where the answer goes: an fl__rpc_sinks index */
-    uint8_t pad;
+    uint8_t flat;  /* the body is a flat copy of the request (flat.h) */
     fl_fencing_token_t token;
     /* A call from the wire: the connection whose inbound budget holds its
      * frame's bytes (one reference), and how many, until wire_settle
@@ -51,6 +54,11 @@ typedef struct invoke_hdr {
      * the debug lines of calls were on then; else 0 (calllog.h). */
     uint64_t recv_ns;
 } invoke_hdr_t;
+
+/* The body follows the header (h + 1) with no padding: 8-aligned, as any
+ * struct protobuf-c generates needs (the payload is 16-aligned). */
+_Static_assert(sizeof(invoke_hdr_t) % 8 == 0,
+               "the body of an invocation must stay aligned for its struct");
 
 /*
  * The deadline of a call whose caller waits ms more (invoke_hdr_t's
