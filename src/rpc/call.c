@@ -10,7 +10,6 @@
 #include "actor/system.h"
 #include "rpc/arena.h"
 #include "rpc/dispatch.h"
-#include "rpc/flat.h"
 #include "rpc/gateway.h"
 #include "rpc/local.h"
 #include "rpc/tcp.h"
@@ -256,7 +255,7 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         char checked[192] = "";
         ProtobufCMessage *r;
         if (fl_msg_type(m) == RPC_REPLY_FLAT)
-            r = fl__rpc_flat_as(c->output, fl_msg_data(m), arena, &over);
+            r = fl_msg_data(m); /* a c->output: see on_local_reply */
         else
             r = reply_ok(c->output, m, checked, sizeof checked)
                     ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),

@@ -100,19 +100,3 @@ void fl__rpc_flat_fields(const ProtobufCMessage *src, ProtobufCMessage *dst)
         }
     }
 }
-
-ProtobufCMessage *fl__rpc_flat_as(const ProtobufCMessageDescriptor *d,
-                                  ProtobufCMessage *m, arena_t *a, bool *over)
-{
-    *over = false;
-    if (m->descriptor == d)
-        return m;
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = fl__malloc(n ? n : 1);
-    if (buf == NULL)
-        return NULL;
-    protobuf_c_message_pack(m, buf);
-    ProtobufCMessage *r = fl__rpc_unpack(d, a, n, buf, over);
-    fl__free(buf);
-    return r;
-}

@@ -12,8 +12,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "rpc/arena.h"
-
 #include <protobuf-c/protobuf-c.h>
 
 /*
@@ -66,15 +64,5 @@ static inline fl__rpc_flat_t fl__rpc_flat_of(const ProtobufCMessage *m)
     return m->n_unknown_fields != 0 ? FL__FLAT_NO
                                     : fl__rpc_flat_kind(m->descriptor);
 }
-
-/*
- * fl__rpc_flat_as gives the flat copy m as a message of descriptor d: m
- * itself when it is a d, else (the two sides of a local call know the
- * type by different generated code of one .proto) m packed and unpacked
- * as d through fl__rpc_unpack into arena a, or malloc when a is NULL.
- * NULL, with *over as fl__rpc_unpack says, when that fails. Any thread.
- */
-ProtobufCMessage *fl__rpc_flat_as(const ProtobufCMessageDescriptor *d,
-                                  ProtobufCMessage *m, arena_t *a, bool *over);
 
 #endif /* FL_RPC_FLAT_H */

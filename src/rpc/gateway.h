@@ -25,8 +25,7 @@ struct fl_rpc_gateway {
     fl_actor_ref_t actor;
     fl_rpc_endpoint_t *ep;
     /* A local gateway's: how each method's request copies (flat.h), one
-     * fl__rpc_flat_t per method of base.descriptor; FL__FLAT_NO where the
-     * endpoint knows the request by other generated code. */
+     * fl__rpc_flat_t per method of base.descriptor. */
     uint8_t *flat_in;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */

@@ -38,19 +38,17 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
         fence == FENCE_TOKEN || ep->fenced);
     if (gw == NULL)
         return NULL;
-    /* Services match by name: a request copies flat only where both sides
-     * know it by the same generated code (the same struct layout). */
-    const ProtobufCServiceDescriptor *mine = gw->base.descriptor;
-    const ProtobufCServiceDescriptor *at =
-        ep->services[service_index]->descriptor;
-    gw->flat_in = fl__calloc(mine->n_methods ? mine->n_methods : 1, 1);
+    /* How each method's request copies, found once (flat.h). The gateway
+     * has the endpoint's own descriptor, so both sides know the request
+     * by the same struct. */
+    const ProtobufCServiceDescriptor *d = gw->base.descriptor;
+    gw->flat_in = fl__calloc(d->n_methods ? d->n_methods : 1, 1);
     if (gw->flat_in == NULL) {
         fl_rpc_gateway_free(gw);
         return NULL;
     }
-    for (unsigned i = 0; i < mine->n_methods; i++)
-        if (i < at->n_methods && at->methods[i].input == mine->methods[i].input)
-            gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(mine->methods[i].input);
+    for (unsigned i = 0; i < d->n_methods; i++)
+        gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(d->methods[i].input);
     gw->actor = ep->actor;
     gw->ep = ep;
     fl__rpc_ep_retain(ep);
@@ -236,10 +234,10 @@ static void on_local_reply(fl_future_t *ask, void *p)
         bool over = false;
         ProtobufCMessage *reply;
         if (fl_msg_type(m) == RPC_REPLY_FLAT) {
-            /* The future's value is the caller's own copy. */
-            reply = fl__rpc_flat_as(d, fl_msg_data(m), NULL, &over);
-            if (reply == fl_msg_data(m) &&
-                (reply = malloc(d->sizeof_message)) != NULL)
+            /* The future's value is the caller's own copy, freed as an
+             * unpacked message (with free). The reply is a d: the gateway
+             * has the endpoint's descriptor. */
+            if ((reply = malloc(d->sizeof_message)) != NULL)
                 memcpy(reply, fl_msg_data(m), d->sizeof_message);
         } else {
             reply =
