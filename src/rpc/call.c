@@ -308,24 +308,17 @@ static void closure_done(fl_future_t *f, void *p)
     fl_actor_exec(c->sys, c->self, closure_exec, c, closure_drop);
 }
 
-void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
-                       const ProtobufCMessage *input, ProtobufCClosure closure,
-                       void *closure_data)
+/* The ask of fl__rpc_gw_invoke (closure not NULL). Out of line: a tell's
+ * frame stays small. */
+static __attribute__((noinline)) void
+gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
+       ProtobufCClosure closure, void *closure_data)
 {
-    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
-    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
-    tls_next_timeout = 0;
     int rc;
     /* A transport's refusal says why itself (fl__rpc_refuse). */
     unsigned before = tls_refusals;
-    if (closure == NULL) {
-        rc = gw->tran->tell(gw, method, input);
-        if (rc == FL_OK)
-            fl__rpc_set_last(rc, NULL);
-        else
-            keep_or_set(rc, before);
-        return;
-    }
+    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
+    tls_next_timeout = 0;
     fl_future_t *ask = NULL;
     rc = gw->tran->ask(gw, method, input, timeout, &ask);
     size_t alen = gw->tran == &fl__rpc_tran_local ? 1 : strlen(gw->address) + 1;
@@ -361,4 +354,22 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
         return;
     }
     fl__rpc_set_last(FL_OK, NULL);
+}
+
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data)
+{
+    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
+    if (closure != NULL) {
+        gw_ask(gw, method, input, closure, closure_data);
+        return;
+    }
+    unsigned before = tls_refusals;
+    tls_next_timeout = 0; /* a tell has none */
+    int rc = gw->tran->tell(gw, method, input);
+    if (fl__likely(rc == FL_OK))
+        fl__rpc_set_last(rc, NULL);
+    else
+        keep_or_set(rc, before); /* unless the transport said why */
 }

@@ -27,8 +27,8 @@ static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
  * an ask, or carries a target of its own (a call from the wire). */
 static bool invoke_asked(fl_msg_t *msg)
 {
-    const invoke_hdr_t *h = fl_msg_data(msg);
-    return fl_msg_is_ask(msg) || h->to != NULL;
+    const invoke_hdr_t *h = fl__msg_payload(msg);
+    return msg->reply != NULL || h->to != NULL;
 }
 
 /* invoke_fail answers the invocation msg (well formed) with an error if it
@@ -88,7 +88,7 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
  * drops too). The coarse clock: a call may be dropped late, never early. */
 static bool invoke_expired(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    invoke_hdr_t *h = fl_msg_data(msg);
+    invoke_hdr_t *h = fl__msg_payload(msg);
     if (h->deadline_ns == 0)
         return false;
     uint64_t now = fl__clock_coarse_ns();
@@ -144,8 +144,8 @@ static void undecoded(const fl_rpc_endpoint_t *ep, fl_msg_t *msg,
 
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    invoke_hdr_t *h = fl_msg_data(msg);
-    if (fl_msg_size(msg) < sizeof *h || fl_msg_size(msg) - sizeof *h < h->len) {
+    invoke_hdr_t *h = fl__msg_payload(msg);
+    if (msg->size < sizeof *h || msg->size - sizeof *h < h->len) {
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE, "malformed invocation");
         return;
@@ -273,7 +273,7 @@ void fl__rpc_ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
                         fl_msg_t *msg)
 {
     fl_rpc_endpoint_t *ep = state;
-    switch (fl_msg_type(msg)) {
+    switch (msg->type) {
     case RPC_INVOKE:
         handle_invoke(ep, msg);
         break;

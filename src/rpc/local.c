@@ -149,7 +149,7 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
     if (m == NULL)
         return FL_ENOMEM;
-    invoke_hdr_t *h = fl_msg_data(m);
+    invoke_hdr_t *h = fl__msg_payload(m);
     h->deadline_ns = 0;
     h->service = gw->service_index;
     h->method = method;
@@ -167,16 +167,11 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     return FL_OK;
 }
 
-static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
-                      const ProtobufCMessage *req)
+/* The tell of method to gw's endpoint was refused with rc (the endpoint
+ * has terminated, or its system closed): logged as dropped, and the
+ * refusal says why. Out of line: its buffers stay off local_tell's frame. */
+static FL__COLD int tell_refused(fl_rpc_gateway_t *gw, unsigned method, int rc)
 {
-    fl_msg_t *m;
-    int rc = build_invoke(gw, method, req, &m);
-    if (rc != FL_OK)
-        return rc;
-    rc = fl_tell(gw->svc->sys, gw->actor, m);
-    if (rc != FL_EUNREACHABLE && rc != FL_ECLOSED)
-        return rc;
     char name[FL__RPC_NAME_MAX];
     fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
     if (fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
@@ -189,6 +184,19 @@ static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
             fl__rpc_say_terminated(why, sizeof why, gw->ep->id, name));
     }
     return rc;
+}
+
+static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req)
+{
+    fl_msg_t *m;
+    int rc = build_invoke(gw, method, req, &m);
+    if (rc != FL_OK)
+        return rc;
+    rc = fl_tell(gw->svc->sys, gw->actor, m);
+    if (fl__likely(rc != FL_EUNREACHABLE && rc != FL_ECLOSED))
+        return rc;
+    return tell_refused(gw, method, rc);
 }
 
 static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
