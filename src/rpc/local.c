@@ -146,7 +146,7 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
                                    : protobuf_c_message_get_packed_size(req);
     if (n > UINT32_MAX)
         return refuse_too_large(gw, method, n);
-    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, sizeof(invoke_hdr_t) + n);
+    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, FL__RPC_LOCAL_HDR + n);
     if (m == NULL)
         return FL_ENOMEM;
     invoke_hdr_t *h = fl__msg_payload(m);
@@ -160,9 +160,9 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     h->token = gw->token;
     h->sink = FL__RPC_SINK_LOCAL;
     if (flat != FL__FLAT_NO)
-        fl__rpc_flat_copy(flat, req, (ProtobufCMessage *)(h + 1));
+        fl__rpc_flat_copy(flat, req, fl__rpc_invoke_body(h));
     else
-        protobuf_c_message_pack(req, (uint8_t *)(h + 1));
+        protobuf_c_message_pack(req, fl__rpc_invoke_body(h));
     *out = m;
     return FL_OK;
 }
