@@ -9,6 +9,7 @@
 #include "rpc/local.h"
 
 #include "actor/future.h"
+#include "common/pool.h"
 #include "remote/address.h"
 #include "rpc/answer.h"
 #include "rpc/arena.h"
@@ -266,7 +267,7 @@ static void on_local_reply(fl_future_t *ask, void *p)
         }
     }
     fl_future_release(r->dst);
-    fl__free(r);
+    fl__block_free(r, sizeof *r);
 }
 
 /* The ask was freed unanswered (it never is: a dropped call fails it). */
@@ -275,24 +276,24 @@ static void drop_local_reply(void *p)
     local_reply_t *r = p;
     fl_future_fail(r->dst, FL_ENOREPLY, NULL);
     fl_future_release(r->dst);
-    fl__free(r);
+    fl__block_free(r, sizeof *r);
 }
 
 static int local_call(fl_rpc_gateway_t *gw, unsigned method,
                       const ProtobufCMessage *req, int64_t timeout_ms,
                       fl_future_t **out)
 {
-    local_reply_t *r = fl__malloc(sizeof *r);
+    local_reply_t *r = fl__block_alloc(sizeof *r);
     fl_future_t *f = fl_future_alloc();
     if (r == NULL || f == NULL) {
-        fl__free(r);
+        fl__block_free(r, sizeof *r);
         fl_future_release(f);
         return FL_ENOMEM;
     }
     fl_future_t *ask;
     int rc = local_ask(gw, method, req, timeout_ms, &ask);
     if (rc != FL_OK) {
-        fl__free(r);
+        fl__block_free(r, sizeof *r);
         fl_future_release(f);
         return rc;
     }
