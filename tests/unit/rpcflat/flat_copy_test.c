@@ -319,12 +319,34 @@ static void test_random_structs(void **state)
 static copy_buf_t seen;
 static fl_test_latch_t *told;
 
+/* What Echo2 and Echo3 answer: the request with odd values of their own
+ * (unset fields holding garbage, a bool of 5), so that the reply's copy
+ * has its own rules to apply. */
+static Flflat__P2 odd_reply2(const Flflat__P2 *in)
+{
+    Flflat__P2 out = *in;
+    out.has_i64 = 0;
+    out.i64 = 1234;
+    out.has_flag = 1;
+    out.flag = 5;
+    return out;
+}
+
+static Flflat3__P3 odd_reply3(const Flflat3__P3 *in)
+{
+    Flflat3__P3 out = *in;
+    out.on = 5;
+    out.f = -0.0f;
+    return out;
+}
+
 static void h2_echo2(Flflat__FlatGateway_Service *svc, const Flflat__P2 *in,
                      Flflat__P2_Closure closure, void *call)
 {
     (void)svc;
     memcpy(seen.bytes, in, sizeof *in);
-    closure(in, call);
+    Flflat__P2 out = odd_reply2(in);
+    closure(&out, call);
 }
 
 static void h3_echo_plain(Flflat3__Flat3Gateway_Service *svc,
@@ -341,7 +363,8 @@ static void h3_echo3(Flflat3__Flat3Gateway_Service *svc, const Flflat3__P3 *in,
 {
     (void)svc;
     memcpy(seen.bytes, in, sizeof *in);
-    closure(in, call);
+    Flflat3__P3 out = odd_reply3(in);
+    closure(&out, call);
 }
 
 /* A tell: records the request, answers (the answer goes nowhere). */
@@ -423,7 +446,13 @@ static void test_local_call_copies_request_and_reply(void **state)
     ProtobufCMessage *reply = NULL;
     assert_fl_ok(fl_rpc_call_sync(gw, 0, &req.base, 30000, &reply));
     assert_same(want, (ProtobufCMessage *)seen.bytes, "request");
-    assert_same(want, reply, "reply");
+    Flflat__P2 out = odd_reply2((Flflat__P2 *)want);
+    ProtobufCMessage *want_reply = roundtrip(&out.base);
+    assert_same(want_reply, reply, "reply");
+    assert_int_equal(0, ((Flflat__P2 *)reply)->has_i64);
+    assert_int_equal(7, ((Flflat__P2 *)reply)->i64);
+    assert_int_equal(1, ((Flflat__P2 *)reply)->flag);
+    protobuf_c_message_free_unpacked(want_reply, NULL);
     protobuf_c_message_free_unpacked(reply, NULL);
 
     fl_rpc_gateway_t *gw3 = fx_gw(&fx, &flflat3__flat3_gateway__descriptor);
@@ -480,7 +509,12 @@ static void test_local_closure_and_tell(void **state)
     assert_fl_ok(fl_test_latch_wait(cs.done, 30000));
     assert_int_equal(1, cs.calls);
     assert_same(want, (ProtobufCMessage *)seen.bytes, "closure request");
-    assert_same(want, (ProtobufCMessage *)cs.reply.bytes, "closure reply");
+    Flflat3__P3 out = odd_reply3((Flflat3__P3 *)want);
+    ProtobufCMessage *want_reply = roundtrip(&out.base);
+    assert_same(want_reply, (ProtobufCMessage *)cs.reply.bytes,
+                "closure reply");
+    assert_int_equal(1, ((Flflat3__P3 *)cs.reply.bytes)->on);
+    protobuf_c_message_free_unpacked(want_reply, NULL);
     fl_test_latch_free(cs.done);
 
     told = fl_test_latch_alloc(1);
