@@ -261,7 +261,8 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         if (arena != NULL)
             mark = arena_mark(arena);
         bool over = false;
-        char checked[192] = "";
+        char checked[192];
+        checked[0] = '\0'; /* not an initializer: it would clear all 192 */
         ProtobufCMessage *r;
         if (fl_msg_type(m) == RPC_REPLY_FLAT)
             r = fl_msg_data(m); /* a c->output: see on_local_reply */
