@@ -8,7 +8,9 @@
 #include "rpc/call.h"
 
 #include "actor/system.h"
+#include "common/pool.h"
 #include "rpc/arena.h"
+#include "rpc/dispatch.h"
 #include "rpc/gateway.h"
 #include "rpc/local.h"
 #include "rpc/tcp.h"
@@ -198,8 +200,11 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 }
 
 /* Closure-style asks: one allocation carries the closure from the call to
- * the reply, through the caller's mailbox when the caller is an actor. */
+ * the reply, through the caller's mailbox when the caller is an actor. A
+ * pool block (fl__block_alloc): made on the caller's thread, freed on
+ * another at a high rate. */
 typedef struct closure_ctx {
+    size_t size; /* of the block */
     ProtobufCClosure closure;
     void *data;
     /* The method called (its messages name it) and its reply's type. */
@@ -241,6 +246,11 @@ static void closure_undecoded(const closure_ctx_t *c, fl_msg_t *m, bool over,
     fl__rpc_set_last(FL_EDECODE, why);
 }
 
+static void ctx_free(closure_ctx_t *c)
+{
+    fl__block_free(c, c->size);
+}
+
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
 {
     int err = fl_future_error(f);
@@ -251,19 +261,23 @@ static void run_closure(fl_future_t *f, closure_ctx_t *c)
         if (arena != NULL)
             mark = arena_mark(arena);
         bool over = false;
-        char checked[192] = "";
-        ProtobufCMessage *r =
-            reply_ok(c->output, m, checked, sizeof checked)
-                ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
-                                 fl_msg_data(m), &over)
-                : NULL;
+        char checked[192];
+        checked[0] = '\0'; /* not an initializer: it would clear all 192 */
+        ProtobufCMessage *r;
+        if (fl_msg_type(m) == RPC_REPLY_FLAT)
+            r = fl_msg_data(m); /* a c->output: see on_local_reply */
+        else
+            r = reply_ok(c->output, m, checked, sizeof checked)
+                    ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
+                                     fl_msg_data(m), &over)
+                    : NULL;
         if (r == NULL) {
             closure_undecoded(c, m, over, checked);
             c->closure(NULL, c->data);
         } else {
             fl__rpc_set_last(FL_OK, NULL);
             c->closure(r, c->data); /* the reply is borrowed */
-            if (arena == NULL)
+            if (arena == NULL && r != fl_msg_data(m))
                 protobuf_c_message_free_unpacked(r, NULL);
         }
         if (arena != NULL)
@@ -280,7 +294,7 @@ static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
     closure_ctx_t *c = p;
     run_closure(c->f, c);
     fl_future_release(c->f);
-    fl__free(c);
+    ctx_free(c);
 }
 
 static void closure_drop(void *p)
@@ -288,7 +302,7 @@ static void closure_drop(void *p)
     closure_ctx_t *c = p;
     FL_LOG(FL_LOG_WARN, "reply dropped: the calling actor has stopped");
     fl_future_release(c->f);
-    fl__free(c);
+    ctx_free(c);
 }
 
 /* The ask completed (any thread). */
@@ -297,37 +311,32 @@ static void closure_done(fl_future_t *f, void *p)
     closure_ctx_t *c = p;
     if (c->sys == NULL) {
         run_closure(f, c);
-        fl__free(c);
+        ctx_free(c);
         return;
     }
     c->f = fl_future_retain(f);
     fl_actor_exec(c->sys, c->self, closure_exec, c, closure_drop);
 }
 
-void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
-                       const ProtobufCMessage *input, ProtobufCClosure closure,
-                       void *closure_data)
+/* The ask of fl__rpc_gw_invoke (closure not NULL). Out of line: a tell's
+ * frame stays small. */
+static __attribute__((noinline)) void
+gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
+       ProtobufCClosure closure, void *closure_data)
 {
-    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
-    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
-    tls_next_timeout = 0;
     int rc;
     /* A transport's refusal says why itself (fl__rpc_refuse). */
     unsigned before = tls_refusals;
-    if (closure == NULL) {
-        rc = gw->tran->tell(gw, method, input);
-        if (rc == FL_OK)
-            fl__rpc_set_last(rc, NULL);
-        else
-            keep_or_set(rc, before);
-        return;
-    }
+    int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
+    tls_next_timeout = 0;
     fl_future_t *ask = NULL;
     rc = gw->tran->ask(gw, method, input, timeout, &ask);
     size_t alen = gw->tran == &fl__rpc_tran_local ? 1 : strlen(gw->address) + 1;
-    closure_ctx_t *c = rc == FL_OK ? fl__malloc(sizeof *c + alen) : NULL;
+    closure_ctx_t *c = rc == FL_OK ? fl__block_alloc(sizeof *c + alen) : NULL;
     if (rc == FL_OK && c == NULL)
         rc = FL_ENOMEM;
+    if (c != NULL)
+        c->size = sizeof *c + alen;
     if (rc != FL_OK) {
         fl_future_release(ask);
         keep_or_set(rc, before);
@@ -351,10 +360,28 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     rc = fl_future_on_complete(ask, closure_done, c);
     fl_future_release(ask);
     if (rc != FL_OK) {
-        fl__free(c);
+        ctx_free(c);
         fl__rpc_set_last(rc, "could not wait for the reply");
         closure(NULL, closure_data); /* the closure runs once, regardless */
         return;
     }
     fl__rpc_set_last(FL_OK, NULL);
+}
+
+void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
+                       const ProtobufCMessage *input, ProtobufCClosure closure,
+                       void *closure_data)
+{
+    fl_rpc_gateway_t *gw = (fl_rpc_gateway_t *)service;
+    if (closure != NULL) {
+        gw_ask(gw, method, input, closure, closure_data);
+        return;
+    }
+    unsigned before = tls_refusals;
+    tls_next_timeout = 0; /* a tell has none */
+    int rc = gw->tran->tell(gw, method, input);
+    if (fl__likely(rc == FL_OK))
+        fl__rpc_set_last(rc, NULL);
+    else
+        keep_or_set(rc, before); /* unless the transport said why */
 }

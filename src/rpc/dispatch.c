@@ -27,8 +27,8 @@ static void invoke_fail(fl_msg_t *msg, int err, const char *fmt, ...)
  * an ask, or carries a target of its own (a call from the wire). */
 static bool invoke_asked(fl_msg_t *msg)
 {
-    const invoke_hdr_t *h = fl_msg_data(msg);
-    return fl_msg_is_ask(msg) || h->to != NULL;
+    const invoke_hdr_t *h = fl__msg_payload(msg);
+    return msg->reply != NULL || (h->wire && h->to != NULL);
 }
 
 /* invoke_fail answers the invocation msg (well formed) with an error if it
@@ -88,7 +88,7 @@ static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
  * drops too). The coarse clock: a call may be dropped late, never early. */
 static bool invoke_expired(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    invoke_hdr_t *h = fl_msg_data(msg);
+    invoke_hdr_t *h = fl__msg_payload(msg);
     if (h->deadline_ns == 0)
         return false;
     uint64_t now = fl__clock_coarse_ns();
@@ -144,8 +144,10 @@ static void undecoded(const fl_rpc_endpoint_t *ep, fl_msg_t *msg,
 
 static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    invoke_hdr_t *h = fl_msg_data(msg);
-    if (fl_msg_size(msg) < sizeof *h || fl_msg_size(msg) - sizeof *h < h->len) {
+    invoke_hdr_t *h = fl__msg_payload(msg);
+    if (msg->size < FL__RPC_LOCAL_HDR ||
+        msg->size < fl__rpc_invoke_hdr_size(h) ||
+        msg->size - fl__rpc_invoke_hdr_size(h) < h->len) {
         if (fl_msg_is_ask(msg))
             fl_reply_error(msg, FL_EDECODE, "malformed invocation");
         return;
@@ -164,6 +166,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         return;
     }
     ProtobufCService *s = ep->services[h->service];
+    uint8_t *body = fl__rpc_invoke_body(h);
     const ProtobufCMethodDescriptor *md = &s->descriptor->methods[h->method];
     const char *state_desc = md->name;
     if (ep->st == EP_STOPPED) {
@@ -201,27 +204,35 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
          * of why for every call. */
         why[0] = ':';
         why[1] = ' ';
-        if (fl__rpc_check_wire(md->input, (const uint8_t *)(h + 1), h->len,
-                               why + 2, sizeof why - 2) != FL_OK) {
+        if (fl__rpc_check_wire(md->input, body, h->len, why + 2,
+                               sizeof why - 2) != FL_OK) {
             undecoded(ep, msg, s->descriptor, h->method, why);
             return;
         }
     }
-    arena_t *arena = thread_arena();
+    /* A flat request (a local call's) is the target's copy already; it
+     * lives in msg, as long as the handler runs. */
+    arena_t *arena = NULL;
     arena_mark_t mark = {0, NULL};
-    if (arena != NULL)
-        mark = arena_mark(arena);
-    bool over;
-    ProtobufCMessage *in = fl__rpc_unpack(md->input, arena, h->len,
-                                          (const uint8_t *)(h + 1), &over);
+    ProtobufCMessage *in;
+    bool over = false;
+    if (h->flat) {
+        /* The sender copied it for this very descriptor (build_invoke). */
+        in = !h->wire && h->len == md->input->sizeof_message
+                 ? (ProtobufCMessage *)body
+                 : NULL;
+    } else {
+        if ((arena = thread_arena()) != NULL)
+            mark = arena_mark(arena);
+        in = fl__rpc_unpack(md->input, arena, h->len, body, &over);
+    }
     if (in == NULL) {
         if (arena != NULL)
             arena_release(arena, mark);
         if (over)
             fl__rpc_decode_over_why(h->len, why, sizeof why);
         else if (h->wire)
-            fl__rpc_wire_why(md->input, (const uint8_t *)(h + 1), h->len, why,
-                             sizeof why);
+            fl__rpc_wire_why(md->input, body, h->len, why, sizeof why);
         else
             snprintf(why, sizeof why, ".");
         undecoded(ep, msg, s->descriptor, h->method, why);
@@ -234,7 +245,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
                        .ep = ep,
                        .sink = sink,
                        .to = invoke_asked(msg) ? sink->take(msg) : NULL,
-                       .corr = h->corr,
+                       .corr = h->wire ? h->corr : 0,
                        .recv_ns = h->wire ? h->recv_ns : 0,
                        .output = md->output,
                        .method = md->name};
@@ -242,7 +253,7 @@ static void handle_invoke(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
         arena_release(arena, mark);
-    else
+    else if (in != (ProtobufCMessage *)body)
         protobuf_c_message_free_unpacked(in, NULL);
     if (c.moved != NULL) {
         fl__rpc_call_release(c.moved); /* deferred: the holder answers */
@@ -263,7 +274,7 @@ void fl__rpc_ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
                         fl_msg_t *msg)
 {
     fl_rpc_endpoint_t *ep = state;
-    switch (fl_msg_type(msg)) {
+    switch (msg->type) {
     case RPC_INVOKE:
         handle_invoke(ep, msg);
         break;

@@ -8,6 +8,8 @@
 
 #include <fling/rpc.h>
 
+#include <stddef.h>
+
 #include "actor/msg.h"
 #include "rpc/tran.h"
 
@@ -17,19 +19,20 @@ enum {
     RPC_START,
     RPC_STOP,
     RPC_TERMINATE,
-    RPC_REPLY /* a packed reply travelling back to the caller */
+    RPC_REPLY,     /* a packed reply travelling back to the caller */
+    RPC_REPLY_FLAT /* a flat copy of the reply struct (flat.h) */
 };
 
-/* Header of an RPC_INVOKE payload; the packed request follows. */
+/* Header of an RPC_INVOKE payload; the request follows at
+ * fl__rpc_invoke_body: packed, or when `flat` is set (local calls only) a
+ * flat copy of the request's struct (flat.h), len bytes. A local call's
+ * header stops before the wire's own fields (FL__RPC_LOCAL_HDR bytes), so
+ * that a small call fits a 128-byte message block with its header; read
+ * them only when `wire` is set. */
 typedef struct invoke_hdr {
-    /* A call from the wire (FL__MF_SETTLE): settle is the wire's
-     * (tcp_server.c); when it expects an answer, to (the connection, one
-     * reference) and corr say where the answer goes; handle_invoke takes
-     * them (to = NULL). Unused (NULL) otherwise: a local ask's future is
-     * the message's. */
+    /* A call from the wire (FL__MF_SETTLE): the wire's (tcp_server.c),
+     * first in the payload as the runtime wants it; unused otherwise. */
     fl__settle_fn settle;
-    void *to;
-    uint64_t corr;
     /* When the caller stops waiting for the answer (fl__clock_coarse_ns
      * time, slack included; 0: never): a call still queued then is
      * dropped before its handler starts (handle_invoke). */
@@ -40,17 +43,45 @@ typedef struct invoke_hdr {
     uint8_t fence; /* FENCE_* (fencing.h) */
     uint8_t wire;  /* the request came over the network: check it first */
     uint8_t sink;  /* where the answer goes: an fl__rpc_sinks index */
-    uint8_t pad;
+    uint8_t flat;  /* the body is a flat copy of the request (flat.h) */
     fl_fencing_token_t token;
-    /* A call from the wire: the connection whose inbound budget holds its
-     * frame's bytes (one reference), and how many, until wire_settle
-     * reports it done (fl__conn_inbound_done); NULL once reported. */
+
+    /* The wire's own fields: absent from a local call's header. */
+    /* When the call expects an answer, to (the connection, one reference)
+     * and corr say where the answer goes; handle_invoke takes them (to =
+     * NULL). A local ask's future is the message's. */
+    void *to;
+    uint64_t corr;
+    /* The connection whose inbound budget holds its frame's bytes (one
+     * reference), and how many, until wire_settle reports it done
+     * (fl__conn_inbound_done); NULL once reported. */
     struct fl__conn *in_conn;
     size_t in_bytes;
-    /* A call from the wire: when it was received (fl_clock_now_ns), if
-     * the debug lines of calls were on then; else 0 (calllog.h). */
+    /* When it was received (fl_clock_now_ns), if the debug lines of calls
+     * were on then; else 0 (calllog.h). */
     uint64_t recv_ns;
 } invoke_hdr_t;
+
+/* The bytes of a local call's header: up to the wire's own fields. */
+#define FL__RPC_LOCAL_HDR offsetof(invoke_hdr_t, to)
+
+/* The body follows the header with no padding: 8-aligned, as any struct
+ * protobuf-c generates needs (the payload is 16-aligned). */
+_Static_assert(sizeof(invoke_hdr_t) % 8 == 0 && FL__RPC_LOCAL_HDR % 8 == 0,
+               "the body of an invocation must stay aligned for its struct");
+
+/* The bytes of h's header: FL__RPC_LOCAL_HDR, or all of it from the wire.
+ * The payload holds at least FL__RPC_LOCAL_HDR bytes. */
+static inline size_t fl__rpc_invoke_hdr_size(const invoke_hdr_t *h)
+{
+    return h->wire ? sizeof *h : FL__RPC_LOCAL_HDR;
+}
+
+/* The request's bytes (or flat struct) after h's header. */
+static inline void *fl__rpc_invoke_body(invoke_hdr_t *h)
+{
+    return (char *)h + fl__rpc_invoke_hdr_size(h);
+}
 
 /*
  * The deadline of a call whose caller waits ms more (invoke_hdr_t's

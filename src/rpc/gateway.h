@@ -24,6 +24,9 @@ struct fl_rpc_gateway {
      * endpoint (one reference: the names in its calls' failures). */
     fl_actor_ref_t actor;
     fl_rpc_endpoint_t *ep;
+    /* A local gateway's: how each method's request copies (flat.h), one
+     * fl__rpc_flat_t per method of base.descriptor. */
+    uint8_t *flat_in;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */
     bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */
