@@ -19,70 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fl_test.h"
-
-/* The lines emit() printed, "<bench>.<metric> <value> <unit>\n" each. */
-static char out[4096];
-static size_t out_len;
-/* The last note, without the "fling_bench: " prefix. */
-static char last_note[1024];
-
-void note(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(last_note, sizeof last_note, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "fling_bench: %s\n", last_note);
-}
-
-void emit(const bench_ctx_t *ctx, const char *metric, double value,
-          int decimals, const char *unit)
-{
-    int n = snprintf(out + out_len, sizeof out - out_len, "%s.%s %.*f %s\n",
-                     ctx->name, metric, decimals, value, unit);
-    assert_true(n > 0 && (size_t)n < sizeof out - out_len);
-    out_len += (size_t)n;
-}
-
-/* (fail): cmocka's fail() is a macro. */
-int(fail)(const bench_ctx_t *ctx, const char *what, int err)
-{
-    note("%s: %s: %s", ctx->name, what, fl_strerror(err));
-    return err;
-}
-
-/* Takes the next emitted line, which must be "<name> <number> <unit>"
- * with the number as emit() writes it (decimals), and returns it. */
-static double take(const char **p, const char *name, const char *unit,
-                   int decimals)
-{
-    const char *nl = strchr(*p, '\n');
-    assert_non_null(nl);
-    char line[256], got_name[128], got_unit[16], num[32];
-    size_t n = (size_t)(nl - *p);
-    assert_true(n < sizeof line);
-    memcpy(line, *p, n);
-    line[n] = '\0';
-    *p = nl + 1;
-    assert_int_equal(3,
-                     sscanf(line, "%127s %31s %15s", got_name, num, got_unit));
-    assert_string_equal(name, got_name);
-    assert_string_equal(unit, got_unit);
-    char *end = NULL;
-    double v = strtod(num, &end);
-    assert_true(end != num && *end == '\0');
-    char again[32];
-    snprintf(again, sizeof again, "%.*f", decimals, v);
-    assert_string_equal(num, again);
-    return v;
-}
-
-static void reset_out(void)
-{
-    out_len = 0;
-    out[0] = '\0';
-}
+#define BENCH_CAPTURE_OUT 4096
+#include "bench_capture.h"
 
 /* call_run runs the sequential benchmark under name and checks its three
  * figures. */
