@@ -139,7 +139,6 @@ static int run_senders(const bench_ctx_t *ctx, unsigned nsenders,
     fl_actor_ref_t refs[FANIN_SENDERS];
     counter_t counter = {.n = total, .done = &done};
     fl_actor_ref_t to;
-    uint64_t t0;
     double secs;
     int rc = FL_EINVAL;
     if (nsenders == 0 || nsenders > FANIN_SENDERS) {
@@ -164,14 +163,7 @@ static int run_senders(const bench_ctx_t *ctx, unsigned nsenders,
             goto out;
         }
     }
-    t0 = fl_clock_now_ns();
-    for (unsigned i = 0; i < nsenders; i++) {
-        if ((rc = send_u64(sys, refs[i], MSG_GO, 0)) != FL_OK) {
-            fail(ctx, "fl_tell", rc);
-            goto out;
-        }
-    }
-    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+    if ((rc = go_wait(ctx, sys, refs, nsenders, &done, &secs)) != FL_OK)
         goto out;
     note("%s: %" PRIu64 " messages from %u sender(s) in %.3f s", ctx->name,
          counter.count, nsenders, secs);

@@ -145,6 +145,14 @@ static inline void done_fail(done_t *d, const char *what, int err)
 int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0, double *secs);
 
 /*
+ * go_wait starts a run: tells each of the n actors of refs MSG_GO, then
+ * waits as done_wait from just before the first tell. FL_OK with *secs,
+ * or the error (said). BLOCKS; main thread.
+ */
+int go_wait(const bench_ctx_t *ctx, fl_system_t *sys,
+            const fl_actor_ref_t *refs, unsigned n, done_t *d, double *secs);
+
+/*
  * end_run ends a benchmark: shuts the system down (so that no actor runs
  * any more and the benchmark's state, often on its stack, may go), then
  * releases the completion future. Returns rc, or the shutdown's error if

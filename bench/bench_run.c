@@ -35,6 +35,18 @@ int sys_close(const bench_ctx_t *ctx, fl_system_t *sys)
 
 /* ---- completion ---------------------------------------------------------- */
 
+int go_wait(const bench_ctx_t *ctx, fl_system_t *sys,
+            const fl_actor_ref_t *refs, unsigned n, done_t *d, double *secs)
+{
+    uint64_t t0 = fl_clock_now_ns();
+    for (unsigned i = 0; i < n; i++) {
+        int rc = send_u64(sys, refs[i], MSG_GO, 0);
+        if (rc != FL_OK)
+            return fail(ctx, "fl_tell", rc);
+    }
+    return done_wait(ctx, d, t0, secs);
+}
+
 int done_init(const bench_ctx_t *ctx, done_t *d)
 {
     atomic_init(&d->t_end, 0);

@@ -120,7 +120,6 @@ static int flood_once(const bench_ctx_t *ctx, uint32_t bound, unsigned senders,
     fl_system_opts_t opts = {0};
     fl_system_stats_t st;
     long long rss0, hwm;
-    uint64_t t0;
     double secs;
     int rc = FL_ENOMEM;
     opts.workers = ctx->workers;
@@ -172,14 +171,7 @@ static int flood_once(const bench_ctx_t *ctx, uint32_t bound, unsigned senders,
         rc = FL_ESYSTEM;
         goto out;
     }
-    t0 = fl_clock_now_ns();
-    for (unsigned i = 0; i < senders; i++) {
-        if ((rc = send_u64(sys, refs[i], MSG_GO, 0)) != FL_OK) {
-            fail(ctx, "fl_tell", rc);
-            goto out;
-        }
-    }
-    if ((rc = done_wait(ctx, &done, t0, &secs)) != FL_OK)
+    if ((rc = go_wait(ctx, sys, refs, senders, &done, &secs)) != FL_OK)
         goto out;
     hwm = status_bytes("VmHWM");
     if (hwm < 0) {

@@ -79,10 +79,12 @@ static void test_full_mailbox_refuses_at_once_and_keeps_the_message(void **st)
 typedef struct opener {
     fl_system_t *sys;
     sink_t *s;
+    long delay_ms; /* from the full mailbox to the opening */
     atomic_int timed_out;
 } opener_t;
 
-/* Opens the sink's gate once a bounded tell has found it full. */
+/* Opens the sink's gate delay_ms after a bounded tell has found it
+ * full. */
 static void *open_when_full(void *arg)
 {
     opener_t *o = arg;
@@ -95,6 +97,8 @@ static void *open_when_full(void *arg)
         }
         nanosleep(&(struct timespec){0, 100000}, NULL);
     }
+    if (o->delay_ms > 0)
+        nanosleep(&(struct timespec){0, o->delay_ms * 1000000L}, NULL);
     sink_open(o->s);
     return NULL;
 }
@@ -153,23 +157,6 @@ static void test_wait_times_out_not_early(void **st)
  * gate opens FAR_OPEN_MS after the tell found the mailbox full. */
 #define FAR_OPEN_MS 100
 
-static void *open_later(void *arg)
-{
-    opener_t *o = arg;
-    uint64_t t0 = fl_clock_now_ns();
-    fl_system_stats_t st;
-    while (fl_system_stats(o->sys, &st) == FL_OK && st.tells_full == 0) {
-        if (fl_test_ms_since(t0) > WAIT_MS) {
-            atomic_store(&o->timed_out, 1);
-            break;
-        }
-        nanosleep(&(struct timespec){0, 100000}, NULL);
-    }
-    nanosleep(&(struct timespec){0, FAR_OPEN_MS * 1000000L}, NULL);
-    sink_open(o->s);
-    return NULL;
-}
-
 static void test_far_timeout_waits(void **st)
 {
     (void)st;
@@ -178,9 +165,9 @@ static void test_far_timeout_waits(void **st)
         fl_system_t *sys;
         sink_t s;
         fl_actor_ref_t to = full_sink(&sys, &s, 1);
-        opener_t o = {.sys = sys, .s = &s};
+        opener_t o = {.sys = sys, .s = &s, .delay_ms = FAR_OPEN_MS};
         pthread_t t;
-        assert_int_equal(0, pthread_create(&t, NULL, open_later, &o));
+        assert_int_equal(0, pthread_create(&t, NULL, open_when_full, &o));
         uint64_t t0 = fl_clock_now_ns();
         int rc =
             fl_tell_bounded(sys, to, fl_test_msg_int(FLOW_INT, 99), far[i]);
