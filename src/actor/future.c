@@ -684,7 +684,7 @@ int fl_future_wait(fl_future_t *f, int64_t timeout_ms)
      * (a remote call's reply) then costs no wake-up. Yielding between
      * polls lets the thread that brings the answer (a service's I/O
      * thread, woken on this core) run at once instead of waiting for the
-     * poll to end (docs/RATIONALE.md). */
+     * poll to end (docs/rationale-remote.md). */
     uint64_t until = fl_clock_now_ns() + FL__WAIT_SPIN_NS;
     do {
         for (int i = 0; i < 64; i++)
