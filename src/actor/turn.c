@@ -7,6 +7,7 @@
 #include "actor/claim.h"
 #include "actor/flow.h"
 #include "actor/system.h"
+#include "common/prof.h"
 
 static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
 {
@@ -165,10 +166,17 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         *cut = fl_clock_now_ns() >= until;
     if (t != NULL)
         t->in_turn = false;
+    FL_PROF_ADD(msgs, popped);
+    if (a->slot == 0) {
+        FL_PROF(slot0_turns);
+        FL_PROF_ADD(slot0_msgs, popped);
+    }
     fl__flow_turn_end(sys, a, popped);
     /* Muted: r's drain schedules a. */
-    if (mute_on != NULL && fl__flow_mute(sys, a, mute_on))
+    if (mute_on != NULL && fl__flow_mute(sys, a, mute_on)) {
+        FL_PROF(mutes);
         return false;
+    }
     return more;
 }
 
