@@ -29,6 +29,29 @@ static inline fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
     return fl__pool_class_alloc(c);
 }
 
+/* A payload of up to 48 bytes is in a pool block (never from the
+ * allocator), whose payload area is a multiple of 16 bytes (a class's size
+ * less the header): rounded up to 16 or 48 bytes it still fits. */
+_Static_assert(sizeof(fl_msg_t) % 16 == 0 && sizeof(fl_msg_t) + 16 <= 64 &&
+                   sizeof(fl_msg_t) + 48 <= 128,
+               "small payloads rounded up to 16 or 48 bytes fit the block");
+
+/* Zero m's payload of size bytes. Small payloads take stores of a size
+ * known at compile time, which the compiler makes a store or three,
+ * instead of a call to memset (5% of the instructions of a tell of 8
+ * bytes); they may zero a few bytes past the payload, inside the block. */
+static inline void zero_payload(fl_msg_t *m, size_t size)
+{
+    if (size == 0)
+        return;
+    if (size <= 16)
+        memset(m + 1, 0, 16);
+    else if (size <= 48)
+        memset(m + 1, 0, 48);
+    else
+        memset(m + 1, 0, size);
+}
+
 void fl__msg_release_mem(fl_msg_t *m)
 {
     if (m->cls == FL__POOL_DIRECT)
@@ -50,8 +73,7 @@ fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)
     if (m == NULL)
         return NULL;
     *m = none;
-    if (size != 0)
-        memset(m + 1, 0, size);
+    zero_payload(m, size);
     m->cls = cls;
     m->kind = kind;
     m->type = type;

@@ -47,7 +47,11 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     switch (m->kind) {
     case FL__MSG_USER:
         a->receive(sys, ref, a->state, m);
-        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
+        /* Tested here: the call is for the few messages that carry a
+         * settle function (RPC calls), not for every message. */
+        if (fl__unlikely(m->flags & FL__MF_SETTLE))
+            fl__msg_settle(m, FL_ENOREPLY,
+                           "the actor returned without answering");
         if (m->reply != NULL) {
             fl_future_t *f = m->reply;
             m->reply = NULL;

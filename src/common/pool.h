@@ -66,7 +66,9 @@ static inline uint32_t fl__pool_class_size(unsigned c)
 /* The class of a block of `total` bytes; FL__POOL_NCLASS: too big. */
 static inline unsigned fl__pool_class_of(size_t total)
 {
-    unsigned c = 0;
+    if (total <= fl__pool_class_size(0))
+        return 0; /* the common case, a small message: no loop */
+    unsigned c = 1;
     while (c < FL__POOL_NCLASS && fl__pool_class_size(c) < total)
         c++;
     return c;
@@ -76,6 +78,7 @@ static inline unsigned fl__pool_class_of(size_t total)
 bool fl__pool_take_batch(unsigned c);
 void fl__pool_give_back(unsigned c);
 void fl__pool_register(void);
+void fl__pool_free_first(void *p, unsigned c);
 
 static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
 {
@@ -103,13 +106,14 @@ static inline void *fl__pool_class_alloc(unsigned c)
 static inline void fl__pool_class_free(void *p, unsigned c)
 {
     fl__pool_cache_t *k = &fl__tls_pool;
-    if (fl__unlikely(!k->registered))
-        fl__pool_register();
+    if (fl__unlikely(k->n[c] == 0)) {
+        /* Out of line, so that this path saves no registers. */
+        fl__pool_free_first(p, c);
+        return;
+    }
     fl__pool_node_t *n = p;
     /* Relaxed: see fl__pool_node_t. */
     atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
-    if (k->n[c] == 0)
-        k->tail[c] = n;
     k->head[c] = n;
     if (++k->n[c] >= FL__POOL_BATCH)
         fl__pool_give_back(c);
