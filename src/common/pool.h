@@ -120,6 +120,39 @@ static inline void fl__pool_class_free(void *p, unsigned c)
 }
 
 /*
+ * The fast paths of the two functions above with no call in them, so that
+ * a caller whose own slow path is out of line saves no registers:
+ * fl__pool_class_take returns a block of class c from the calling thread's
+ * cache, or NULL when that holds fewer than two (then call
+ * fl__pool_class_alloc); fl__pool_class_put gives p (class c, CONSUMED on
+ * true) back to it, or returns false when that would start or complete a
+ * list (then call fl__pool_class_free).
+ */
+static inline void *fl__pool_class_take(unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (fl__unlikely(k->n[c] < 2))
+        return NULL;
+    fl__pool_node_t *n = k->head[c];
+    k->head[c] = fl__pool_link(n);
+    k->n[c]--;
+    return n;
+}
+
+static inline bool fl__pool_class_put(void *p, unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (fl__unlikely(k->n[c] == 0 || k->n[c] + 1 >= FL__POOL_BATCH))
+        return false;
+    fl__pool_node_t *n = p;
+    /* Relaxed: see fl__pool_node_t. */
+    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
+    k->head[c] = n;
+    k->n[c]++;
+    return true;
+}
+
+/*
  * fl__block_alloc returns `size` bytes from the pool (sizes up to 1 KiB;
  * larger ones from the allocator), or NULL when out of memory.
  * fl__block_free gives them back, from any thread, with the same size;
