@@ -158,21 +158,24 @@ void fl__pool_register(void)
     (void)pthread_setspecific(key, &fl__tls_pool);
 }
 
-/* Put p, of class c, in this thread's empty list of c: its first block,
- * so the cache holds blocks from here on and its flush at thread exit
- * must be set up (a list that is not empty got its first block here or
- * from fl__pool_take_batch, which sets it up too). */
-void fl__pool_free_first(void *p, unsigned c)
+/* fl__pool_class_free where fl__pool_class_put declined: set up the
+ * thread's flush at exit (its cache is to hold a block), or hand a full
+ * list over as a batch. */
+void fl__pool_free_slow(void *p, unsigned c)
 {
     fl__pool_cache_t *k = &fl__tls_pool;
-    if (fl__unlikely(!k->registered))
+    if (!k->registered)
         fl__pool_register();
     fl__pool_node_t *n = p;
+    if (k->n[c] == 0) {
+        k->head[c] = NULL; /* the new list ends at p */
+        k->tail[c] = n;
+    }
     /* Relaxed: see fl__pool_node_t. */
-    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
-    k->head[c] = k->tail[c] = n;
-    k->n[c] = 1;
-    _Static_assert(FL__POOL_BATCH > 1, "one block is not a batch");
+    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
+    k->head[c] = n;
+    if (++k->n[c] >= FL__POOL_BATCH)
+        fl__pool_give_back(c);
 }
 
 /* Refill class c (empty) with a batch from the shared stack. O(1); no lock
