@@ -6,6 +6,7 @@
 #include "actor/deliver.h"
 #include "actor/future.h"
 #include "actor/system.h"
+#include "common/prof.h"
 
 #include <stdio.h>
 
@@ -60,5 +61,6 @@ void fl__turn_push_out(fl__turn_t *t)
     t->out_first = t->out_last = NULL;
     t->out_n = 0;
     t->out_w = 0;
+    FL_PROF(chains);
     fl__push_chain(t->sys, a, first, last, w);
 }

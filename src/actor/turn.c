@@ -7,6 +7,7 @@
 #include "actor/claim.h"
 #include "actor/flow.h"
 #include "actor/system.h"
+#include "common/prof.h"
 
 static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
 {
@@ -46,7 +47,11 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     switch (m->kind) {
     case FL__MSG_USER:
         a->receive(sys, ref, a->state, m);
-        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
+        /* Tested here: the call is for the few messages that carry a
+         * settle function (RPC calls), not for every message. */
+        if (fl__unlikely(m->flags & FL__MF_SETTLE))
+            fl__msg_settle(m, FL_ENOREPLY,
+                           "the actor returned without answering");
         if (m->reply != NULL) {
             fl_future_t *f = m->reply;
             m->reply = NULL;
@@ -165,10 +170,17 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         *cut = fl_clock_now_ns() >= until;
     if (t != NULL)
         t->in_turn = false;
+    FL_PROF_ADD(msgs, popped);
+    if (a->slot == 0) {
+        FL_PROF(slot0_turns);
+        FL_PROF_ADD(slot0_msgs, popped);
+    }
     fl__flow_turn_end(sys, a, popped);
     /* Muted: r's drain schedules a. */
-    if (mute_on != NULL && fl__flow_mute(sys, a, mute_on))
+    if (mute_on != NULL && fl__flow_mute(sys, a, mute_on)) {
+        FL_PROF(mutes);
         return false;
+    }
     return more;
 }
 

@@ -5,6 +5,7 @@
  * are in pool.h.
  */
 #include "common/pool.h"
+#include "common/prof.h"
 
 #include <pthread.h>
 
@@ -75,6 +76,7 @@ void fl__pool_give_back(unsigned c)
     b->n = k->n[c];
     k->head[c] = k->tail[c] = NULL;
     k->n[c] = 0;
+    FL_PROF(pool_give);
     pthread_mutex_lock(&shared[c].mu);
     b->next_batch = shared[c].top;
     shared[c].top = b;
@@ -156,12 +158,34 @@ void fl__pool_register(void)
     (void)pthread_setspecific(key, &fl__tls_pool);
 }
 
+/* fl__pool_class_free where fl__pool_class_put declined: set up the
+ * thread's flush at exit (its cache is to hold a block), or hand a full
+ * list over as a batch. */
+void fl__pool_free_slow(void *p, unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (!k->registered)
+        fl__pool_register();
+    fl__pool_node_t *n = p;
+    if (k->n[c] == 0) {
+        k->head[c] = NULL; /* the new list ends at p */
+        k->tail[c] = n;
+    }
+    /* Relaxed: see fl__pool_node_t. */
+    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
+    k->head[c] = n;
+    if (++k->n[c] >= FL__POOL_BATCH)
+        fl__pool_give_back(c);
+}
+
 /* Refill class c (empty) with a batch from the shared stack. O(1); no lock
  * when the stack is empty. */
 bool fl__pool_take_batch(unsigned c)
 {
-    if (atomic_load_explicit(&shared[c].batches, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&shared[c].batches, memory_order_relaxed) == 0) {
+        FL_PROF(pool_malloc);
         return false;
+    }
     pthread_mutex_lock(&shared[c].mu);
     batch_t *b = shared[c].top;
     if (b != NULL) {
@@ -174,8 +198,11 @@ bool fl__pool_take_batch(unsigned c)
         shared[c].takes++;
     }
     pthread_mutex_unlock(&shared[c].mu);
-    if (b == NULL)
+    if (b == NULL) {
+        FL_PROF(pool_malloc);
         return false;
+    }
+    FL_PROF(pool_take);
     fl__pool_cache_t *k = &fl__tls_pool;
     if (fl__unlikely(!k->registered))
         fl__pool_register();

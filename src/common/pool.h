@@ -66,7 +66,9 @@ static inline uint32_t fl__pool_class_size(unsigned c)
 /* The class of a block of `total` bytes; FL__POOL_NCLASS: too big. */
 static inline unsigned fl__pool_class_of(size_t total)
 {
-    unsigned c = 0;
+    if (total <= fl__pool_class_size(0))
+        return 0; /* the common case, a small message: no loop */
+    unsigned c = 1;
     while (c < FL__POOL_NCLASS && fl__pool_class_size(c) < total)
         c++;
     return c;
@@ -76,11 +78,55 @@ static inline unsigned fl__pool_class_of(size_t total)
 bool fl__pool_take_batch(unsigned c);
 void fl__pool_give_back(unsigned c);
 void fl__pool_register(void);
+void fl__pool_free_slow(void *p, unsigned c);
 
 static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
 {
     /* Relaxed: a free block is its owner's alone (see fl__pool_node_t). */
     return atomic_load_explicit(&n->next, memory_order_relaxed);
+}
+
+/*
+ * The fast paths of the two functions below with no call in them, so that
+ * a caller whose own slow path is out of line saves no registers:
+ * fl__pool_class_take returns a block of class c from the calling thread's
+ * cache, or NULL when that is empty (then call fl__pool_class_alloc);
+ * fl__pool_class_put gives p (class c, CONSUMED on true) back to it, or
+ * returns false when that would complete a batch or the thread's flush at
+ * exit is not set up yet (then call fl__pool_class_free). A thread that
+ * allocates and frees one block at a time (a ping-pong on one worker)
+ * keeps its cache at zero or one block: both cases stay on these paths.
+ * An emptied list keeps a stale head and tail: nothing reads them while
+ * the count is zero (the first block freed into it sets both).
+ */
+static inline void *fl__pool_class_take(unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (fl__unlikely(k->n[c] == 0))
+        return NULL;
+    fl__pool_node_t *n = k->head[c];
+    k->head[c] = fl__pool_link(n);
+    k->n[c]--;
+    return n;
+}
+
+static inline bool fl__pool_class_put(void *p, unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    fl__pool_node_t *n = p;
+    if (k->n[c] == 0) {
+        if (fl__unlikely(!k->registered))
+            return false;
+        k->head[c] = NULL; /* the new list ends at p */
+        k->tail[c] = n;
+    } else if (fl__unlikely(k->n[c] + 1 >= FL__POOL_BATCH)) {
+        return false;
+    }
+    /* Relaxed: see fl__pool_node_t. */
+    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
+    k->head[c] = n;
+    k->n[c]++;
+    return true;
 }
 
 /*
@@ -102,17 +148,9 @@ static inline void *fl__pool_class_alloc(unsigned c)
 /* Give back a block of class c, from any thread. CONSUMES p. */
 static inline void fl__pool_class_free(void *p, unsigned c)
 {
-    fl__pool_cache_t *k = &fl__tls_pool;
-    if (fl__unlikely(!k->registered))
-        fl__pool_register();
-    fl__pool_node_t *n = p;
-    /* Relaxed: see fl__pool_node_t. */
-    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
-    if (k->n[c] == 0)
-        k->tail[c] = n;
-    k->head[c] = n;
-    if (++k->n[c] >= FL__POOL_BATCH)
-        fl__pool_give_back(c);
+    if (fl__likely(fl__pool_class_put(p, c)))
+        return;
+    fl__pool_free_slow(p, c);
 }
 
 /*

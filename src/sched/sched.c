@@ -18,6 +18,7 @@
 #include "sched/sched.h"
 
 #include "common/pool.h"
+#include "common/prof.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -105,6 +106,7 @@ static void wake_one(fl__sched_t *s)
     pthread_mutex_lock(&s->sleep_lock);
     for (unsigned i = 0; i < s->nstarted; i++) {
         if (s->workers[i]->sleeping) {
+            FL_PROF(wakes);
             wake_locked(s, s->workers[i]);
             break;
         }
@@ -151,8 +153,11 @@ void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a)
          * displaces becomes stealable. */
         struct fl__actor *prev = w->next;
         w->next = a;
-        if (prev != NULL)
+        FL_PROF(sched_next);
+        if (prev != NULL) {
+            FL_PROF(displaced);
             push_local(w, prev);
+        }
         return;
     }
     inject_push(s, a);
@@ -203,18 +208,28 @@ static struct fl__actor *find_work(fl__worker_t *w)
             push_local(w, w->next);
             w->next = NULL;
         }
-        if ((a = inject_pop(s)) != NULL)
+        if ((a = inject_pop(s)) != NULL) {
+            FL_PROF(from_inject);
             return a;
+        }
     }
     if ((a = w->next) != NULL) {
         w->next = NULL;
+        FL_PROF(from_next);
         return a;
     }
-    if ((a = fl__runq_pop(&w->rq)) != NULL)
+    if ((a = fl__runq_pop(&w->rq)) != NULL) {
+        FL_PROF(from_runq);
         return a;
-    if ((a = inject_pop(s)) != NULL)
+    }
+    if ((a = inject_pop(s)) != NULL) {
+        FL_PROF(from_inject);
         return a;
-    return steal(w);
+    }
+    a = steal(w);
+    if (a != NULL)
+        FL_PROF(from_steal);
+    return a;
 }
 
 static bool any_work(fl__worker_t *w)
@@ -269,6 +284,7 @@ static bool park_timed(fl__worker_t *w)
 static struct fl__actor *idle(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
+    FL_PROF(idles);
     uint64_t now = fl_clock_now_ns();
     uint64_t until = now + s->spin_ns, yield_at = now + SPIN_PURE_NS;
     do {
@@ -326,6 +342,7 @@ static struct fl__actor *idle(fl__worker_t *w)
          * post so the semaphore stays balanced. */
         pthread_mutex_unlock(&s->sleep_lock);
     }
+    FL_PROF(parks);
     if (trim == FL__POOL_TRIM_LATER && park_timed(w))
         return NULL;
     while (sem_wait(&w->wake) != 0 && errno == EINTR)
@@ -375,12 +392,16 @@ static void *worker_main(void *p)
                 notify(s);
         }
         /* The actor layer's turn: one indirect call per turn. */
-        if (s->run(s->ctx, a))
+        FL_PROF(turns);
+        if (s->run(s->ctx, a)) {
+            FL_PROF(turns_more);
             push_local(w, a);
+        }
     }
     /* Relaxed: see above; the worker is leaving. */
     atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
     s->thread(s->ctx, false);
+    fl__prof_dump(w->index);
     fl__tls_worker = NULL;
     return NULL;
 }

@@ -4,7 +4,8 @@
  * frames use it): a freed block of a size class comes back to the next
  * allocation of that class on the same thread while a system lives; blocks
  * over 1 KiB, and every block once no system is left, go straight to the
- * allocator; a block freed on another thread is reused, not lost.
+ * allocator; a block or message freed on another thread is reused, not
+ * lost.
  */
 #include "fl_test.h"
 
@@ -137,6 +138,55 @@ static void test_freed_elsewhere_reused(void **state)
     fl_system_free(sys);
 }
 
+typedef struct msg_handoff {
+    fl_msg_t *msgs[300];
+    size_t n;
+} msg_handoff_t;
+
+static void *free_msgs(void *arg)
+{
+    msg_handoff_t *h = arg;
+    for (size_t i = 0; i < h->n; i++)
+        fl_msg_free(h->msgs[i]);
+    /* Exiting hands this thread's cache to the shared pool. */
+    return NULL;
+}
+
+/* The same for messages, whose free takes its own path into the pool
+ * (actor/msg.c): a thread that only ever frees messages still hands them
+ * to the shared pool when it exits. */
+static void test_messages_freed_elsewhere_reused(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(1);
+    msg_handoff_t h = {.n = sizeof h.msgs / sizeof h.msgs[0]};
+    for (size_t i = 0; i < h.n; i++) {
+        h.msgs[i] = fl_msg_alloc(1, 8);
+        assert_non_null(h.msgs[i]);
+    }
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, free_msgs, &h), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    fl__alloc_fail_after(1, true);
+    fl_msg_t *back[sizeof h.msgs / sizeof h.msgs[0]];
+    size_t got = 0;
+    for (; got < h.n; got++) {
+        back[got] = fl_msg_alloc(1, 8);
+        if (back[got] == NULL)
+            break;
+    }
+    fl__alloc_fail_after(0, false);
+    assert_int_equal(got, h.n);
+    for (size_t i = 0; i < got; i++) {
+        bool known = false;
+        for (size_t j = 0; j < h.n && !known; j++)
+            known = back[i] == h.msgs[j];
+        assert_true(known);
+        fl_msg_free(back[i]);
+    }
+    fl_system_free(sys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +194,7 @@ int main(void)
         FL_TEST(test_over_1k_is_direct),
         FL_TEST(test_no_system_frees_directly),
         FL_TEST(test_freed_elsewhere_reused),
+        FL_TEST(test_messages_freed_elsewhere_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
