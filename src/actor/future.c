@@ -632,6 +632,14 @@ int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t)
     return rc;
 }
 
+void fl__future_set_timer_unshared(fl_future_t *f, fl_system_t *sys,
+                                   fl__timer_t *t)
+{
+    /* Not shared yet: as in fl__future_set_namer. */
+    f->timer = t;
+    f->timer_sys = sys;
+}
+
 int fl_future_set_timeout(fl_system_t *sys, fl_future_t *f, int64_t timeout_ms)
 {
     if (sys == NULL || f == NULL || timeout_ms <= 0)

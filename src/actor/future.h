@@ -18,6 +18,10 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
                               void *arg);
 /* Attach a timeout timer (owned by the future from FL_OK on). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
+/* fl__future_attach_timer on a pending f NOT YET SHARED with another
+ * thread: no lock. t is owned by f from here; arm it once f is shared. */
+void fl__future_set_timer_unshared(fl_future_t *f, fl_system_t *sys,
+                                   fl__timer_t *t);
 
 /*
  * A namer says what a future is the result of (an RPC call: the method and

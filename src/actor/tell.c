@@ -117,21 +117,23 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_future_release(f);
         return FL_ECLOSED;
     }
+    /* The timeout goes on f before f is shared (no lock), and is armed
+     * after the delivery: an answer that comes first finds it unarmed and
+     * the arm frees it (timer.c). */
+    fl__timer_t *t = NULL;
+    if (timeout_ms != FL_INFINITE) {
+        t = fl__timer_new_future(f, timeout_ms, to.id);
+        if (t != NULL)
+            fl__future_set_timer_unshared(f, sys, t);
+    }
     msg->target = to.id;
     msg->sender = external ? 0 : fl__tls_actor;
     msg->reply = fl_future_retain(f);
-    if (fl__deliver(sys, msg, false) == FL_OK && timeout_ms != FL_INFINITE &&
-        !fl_future_done(f)) {
-        fl__timer_t *t = fl__timer_new_future(f, timeout_ms, to.id);
-        if (t == NULL) {
-            fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
-        } else if (fl__future_attach_timer(f, sys, t) != FL_OK) {
-            /* Answered already. */
-            fl__timer_discard(t);
-        } else {
-            (void)fl__timer_arm(sys, t);
-        }
-    }
+    (void)fl__deliver(sys, msg, false);
+    if (t != NULL)
+        (void)fl__timer_arm(sys, t);
+    else if (timeout_ms != FL_INFINITE)
+        fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
     fl__sys_leave(sys, external);
     *out = f;
     return FL_OK;

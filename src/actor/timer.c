@@ -9,7 +9,8 @@
  *
  * The thread sleeps on a condition variable until the earliest deadline and
  * is only signalled when a new timer becomes earlier than that, so arming a
- * later timeout (every ask does) costs no wake-up.
+ * later timeout (every ask does) costs no wake-up. "The lock" below is
+ * hlk, a spin lock; mu only serves the thread's sleep (see timer_main).
  */
 #include "actor/deliver.h"
 #include "actor/future.h"
@@ -19,6 +20,19 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+
+/* The heap's lock (hlk): every arm and cancel takes it, so it is a spin
+ * lock, not the mutex (a mutex pair per arm and per cancel showed in
+ * actor.ask). The mutex mu only pairs with cv for the thread's sleep. */
+static inline void hlock(fl__timers_t *T)
+{
+    fl__spin_lock(&T->hlk);
+}
+
+static inline void hunlock(fl__timers_t *T)
+{
+    fl__spin_unlock(&T->hlk);
+}
 
 static inline bool before(const fl__timer_t *a, const fl__timer_t *b)
 {
@@ -186,11 +200,21 @@ static void free_timer(fl__timer_t *t)
     timer_free(t);
 }
 
-/* Wake the thread if t is now the earliest deadline it does not know. */
-static void maybe_signal(fl__timers_t *T, fl__timer_t *t)
+/* Whether t, just pushed (hlk held), is now the earliest deadline and
+ * earlier than the one the thread sleeps to: then call wake() once hlk
+ * is released. */
+static bool needs_wake(const fl__timers_t *T, const fl__timer_t *t)
 {
-    if (T->heap[0] == t && t->deadline < T->sleep_until)
-        pthread_cond_signal(&T->cv);
+    return T->heap[0] == t && t->deadline < T->sleep_until;
+}
+
+/* Signal the thread. Under mu: the thread holds mu from its last look at
+ * the heap until its wait starts, so the signal cannot fall between. */
+static void wake(fl__timers_t *T)
+{
+    pthread_mutex_lock(&T->mu);
+    pthread_cond_signal(&T->cv);
+    pthread_mutex_unlock(&T->mu);
 }
 
 static uint64_t deadline_after(int64_t ms)
@@ -236,11 +260,11 @@ static void fire_future(fl__timers_t *T, fl__timer_t *t, int err)
         fl_future_fail(t->u.fut.f, FL_ECLOSED, "actor system shut down");
     else
         fl_future_fail(t->u.fut.f, err, "could not arm the timeout");
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     bool ours = t->cancel_req;
     if (!ours)
         t->st = FL__TS_FIRED;
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
     if (ours)
         free_timer(t);
 }
@@ -248,18 +272,20 @@ static void fire_future(fl__timers_t *T, fl__timer_t *t, int err)
 int fl__timer_arm(fl_system_t *sys, fl__timer_t *t)
 {
     fl__timers_t *T = &sys->timers;
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     if (t->st == FL__TS_CANCELED) {
         /* Its future completed before we got here. */
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         free_timer(t);
         return FL_OK;
     }
     if (!T->stop) {
         int rc = heap_push(T, t);
         if (rc == FL_OK) {
-            maybe_signal(T, t);
-            pthread_mutex_unlock(&T->mu);
+            bool w = needs_wake(T, t);
+            hunlock(T);
+            if (w)
+                wake(T);
             return FL_OK;
         }
     }
@@ -267,7 +293,7 @@ int fl__timer_arm(fl_system_t *sys, fl__timer_t *t)
      * same FIRING protocol as a real expiry. */
     int err = T->stop ? FL_ECLOSED : FL_ENOMEM;
     t->st = FL__TS_FIRING;
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
     fire_future(T, t, err);
     return err;
 }
@@ -275,24 +301,24 @@ int fl__timer_arm(fl_system_t *sys, fl__timer_t *t)
 void fl__timer_cancel_internal(fl_system_t *sys, fl__timer_t *t)
 {
     fl__timers_t *T = &sys->timers;
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     switch (t->st) {
     case FL__TS_NEW:
         t->st = FL__TS_CANCELED; /* arm frees it */
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         return;
     case FL__TS_HEAP:
         heap_remove(T, t);
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         free_timer(t);
         return;
     case FL__TS_FIRED: /* fired and waiting for us */
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         free_timer(t);
         return;
     default: /* FIRING: the firing side frees it */
         t->cancel_req = true;
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         return;
     }
 }
@@ -304,10 +330,10 @@ static int arm_public(fl_system_t *sys, fl__timer_t *t, int64_t delay_ms,
     fl__timers_t *T = &sys->timers;
     t->deadline = deadline_after(delay_ms);
     t->period = fl__ms_to_ns(period_ms);
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     /* Pairs with the exchange of closed in fl_system_close. */
     if (T->stop || atomic_load_explicit(&sys->closed, memory_order_acquire)) {
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         free_timer(t);
         return FL_ECLOSED;
     }
@@ -319,14 +345,16 @@ static int arm_public(fl_system_t *sys, fl__timer_t *t, int64_t delay_ms,
             ids_del(T, t);
     }
     if (rc != FL_OK) {
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         free_timer(t);
         return rc;
     }
-    maybe_signal(T, t);
+    bool w = needs_wake(T, t);
     if (out != NULL)
         *out = t->id;
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
+    if (w)
+        wake(T);
     return FL_OK;
 }
 
@@ -380,19 +408,19 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
     if (id == 0)
         return FL_ENOENT;
     fl__timers_t *T = &sys->timers;
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     if (T->stop) {
         /* A callback may still be running (the thread is being joined):
          * say so, so that the caller does not free what it uses. */
         fl__timer_t *r = ids_find(T, id);
         if (firing != NULL && r != NULL && r->st == FL__TS_FIRING)
             *firing = true;
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         return FL_ECLOSED;
     }
     fl__timer_t *t = ids_find(T, id);
     if (t == NULL || t->cancel_req) {
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         return FL_ENOENT;
     }
     if (t->st == FL__TS_FIRING) {
@@ -400,12 +428,12 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
         if (firing != NULL)
             *firing = true;
         t->cancel_req = true;
-        pthread_mutex_unlock(&T->mu);
+        hunlock(T);
         return FL_OK;
     }
     ids_del(T, t);
     heap_remove(T, t);
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
     free_timer(t);
     return FL_OK;
 }
@@ -413,7 +441,23 @@ int fl__timer_cancel_id(fl_system_t *sys, fl_timer_id_t id, bool *firing)
 /* ---- the thread ------------------------------------------------------------
  */
 
-/* Fire t, popped from the heap; called and returns with T->mu held. */
+/* The timer thread lets go of both its locks to run user code (a
+ * callback, a future's callbacks, a dead letter), which may arm, cancel,
+ * or close the system; and takes them back in its order, mu then hlk. */
+static void thread_unlock(fl__timers_t *T)
+{
+    hunlock(T);
+    pthread_mutex_unlock(&T->mu);
+}
+
+static void thread_relock(fl__timers_t *T)
+{
+    pthread_mutex_lock(&T->mu);
+    hlock(T);
+}
+
+/* Fire t, popped from the heap; called and returns with mu and hlk held
+ * (the timer thread). */
 static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
 {
     fl__timers_t *T = &sys->timers;
@@ -450,19 +494,19 @@ static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
             timer_free(t);
         }
         if (dead != NULL || rest != NULL) {
-            pthread_mutex_unlock(&T->mu);
+            thread_unlock(T);
             if (dead != NULL)
                 fl__dead_letter(sys, dead, "has stopped");
             fl_msg_free(rest);
-            pthread_mutex_lock(&T->mu);
+            thread_relock(T);
         }
         return;
     }
     case FL__T_CB: {
         t->st = FL__TS_FIRING;
-        pthread_mutex_unlock(&T->mu);
+        thread_unlock(T);
         t->u.c.cb(sys, t->u.c.arg);
-        pthread_mutex_lock(&T->mu);
+        thread_relock(T);
         if (t->period && !t->cancel_req && !T->stop) {
             t->deadline = fl__add_sat(t->deadline, t->period);
             if (heap_push(T, t) == FL_OK)
@@ -474,14 +518,21 @@ static void fire(fl_system_t *sys, fl__timer_t *t, uint64_t now)
     }
     case FL__T_FUTURE:
         t->st = FL__TS_FIRING;
-        pthread_mutex_unlock(&T->mu);
+        thread_unlock(T);
         fire_future(T, t, FL_ETIMEDOUT);
-        pthread_mutex_lock(&T->mu);
+        thread_relock(T);
         return;
     }
     (void)now;
 }
 
+/*
+ * The thread holds mu whenever it is awake, and hlk while it looks at the
+ * heap. It publishes sleep_until under hlk before letting go of it; an
+ * arming thread that reads a later sleep_until then signals under mu,
+ * which it gets only once the thread waits. While the thread is awake
+ * sleep_until is 0, so nobody signals (it looks at the heap again anyway).
+ */
 static void *timer_main(void *p)
 {
     fl_system_t *sys = p;
@@ -491,7 +542,9 @@ static void *timer_main(void *p)
     /* Running: fl__timers_start waits for this. */
     T->running = true;
     pthread_cond_broadcast(&T->cv);
-    while (!T->stop) {
+    for (;;) {
+        hlock(T);
+        T->sleep_until = 0;
         uint64_t now = fl_clock_now_ns();
         while (T->len > 0 && T->heap[0]->deadline <= now && !T->stop) {
             fl__timer_t *t = T->heap[0];
@@ -499,19 +552,20 @@ static void *timer_main(void *p)
             fire(sys, t, now);
             now = fl_clock_now_ns();
         }
-        if (T->stop)
+        if (T->stop) {
+            hunlock(T);
             break;
-        if (T->len == 0) {
-            T->sleep_until = UINT64_MAX;
+        }
+        uint64_t d = T->len > 0 ? T->heap[0]->deadline : UINT64_MAX;
+        T->sleep_until = d;
+        hunlock(T);
+        if (d == UINT64_MAX) {
             pthread_cond_wait(&T->cv, &T->mu);
         } else {
-            uint64_t d = T->heap[0]->deadline;
-            T->sleep_until = d;
             struct timespec ts = {(time_t)(d / 1000000000ull),
                                   (long)(d % 1000000000ull)};
             pthread_cond_timedwait(&T->cv, &T->mu, &ts);
         }
-        T->sleep_until = 0;
     }
     pthread_mutex_unlock(&T->mu);
     fl__pool_flush_thread();
@@ -527,6 +581,7 @@ int fl__timers_start(fl_system_t *sys)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(&T->cv, &a);
     pthread_condattr_destroy(&a);
+    atomic_init(&T->hlk, false);
     T->sleep_until = 0;
     if (pthread_create(&T->thread, NULL, timer_main, sys) != 0)
         return FL_ESYSTEM;
@@ -543,16 +598,16 @@ void fl__timers_shutdown(fl_system_t *sys)
     fl__timers_t *T = &sys->timers;
     if (!T->started)
         return;
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     T->stop = true;
-    pthread_cond_signal(&T->cv);
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
+    wake(T);
     pthread_join(T->thread, NULL);
     T->started = false;
 
     /* Drop everything still armed; future timeouts fail with FL_ECLOSED so
      * nobody waits for a timer that will never fire. */
-    pthread_mutex_lock(&T->mu);
+    hlock(T);
     fl__timer_t **heap = T->heap;
     size_t len = T->len;
     T->heap = NULL;
@@ -564,7 +619,7 @@ void fl__timers_shutdown(fl_system_t *sys)
             ids_del(T, heap[i]);
         heap[i]->st = FL__TS_FIRING;
     }
-    pthread_mutex_unlock(&T->mu);
+    hunlock(T);
     for (size_t i = 0; i < len; i++) {
         if (heap[i]->kind == FL__T_FUTURE)
             fire_future(T, heap[i], FL_ECLOSED);

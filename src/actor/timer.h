@@ -51,9 +51,11 @@ typedef struct fl__timer {
     struct fl__timer *hnext; /* id hash chain */
 } fl__timer_t;
 
-/* Everything here is under mu (the timer thread and every arming or
- * cancelling thread). */
+/* Everything here is under hlk (the timer thread and every arming or
+ * cancelling thread), but running (under mu) and thread/started (the
+ * owner's). mu and cv are the thread's sleep (timer.c). */
 typedef struct fl__timers {
+    _Atomic bool hlk; /* spin lock of the heap and the ids */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;

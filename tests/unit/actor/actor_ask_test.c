@@ -272,6 +272,83 @@ test_msg_sender_is_the_sending_actor_or_zero_from_outside(void **state)
     end_responder_system(sys, &r);
 }
 
+/* Asks in flight, each armed earlier than the deadline the timer thread
+ * sleeps to (a far timeout armed first): each wakes it, and they time out
+ * in deadline order (the reverse of arming), none before its deadline,
+ * each with its message; the far one stays pending alone. */
+enum { INFLIGHT_N = 16, INFLIGHT_BASE_MS = 40, INFLIGHT_STEP_MS = 10 };
+
+typedef struct inflight {
+    atomic_int n;
+    int order[INFLIGHT_N];
+    uint64_t at[INFLIGHT_N];
+    fl_test_latch_t *done;
+} inflight_t;
+
+typedef struct inflight_arg {
+    inflight_t *log;
+    int i;
+} inflight_arg_t;
+
+static void inflight_done(fl_future_t *f, void *arg)
+{
+    (void)f;
+    inflight_arg_t *a = arg;
+    int k = atomic_fetch_add(&a->log->n, 1);
+    if (k < INFLIGHT_N) {
+        a->log->order[k] = a->i;
+        a->log->at[k] = fl_clock_now_ns();
+    }
+    fl_test_latch_count_down(a->log->done);
+}
+
+static void test_asks_in_flight_time_out_in_deadline_order(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    probe_t p;
+    fl_actor_ref_t a = spawn_blocked_probe(sys, &p, 0);
+    fl_future_t *far = fl_future_alloc();
+    assert_fl_ok(fl_future_set_timeout(sys, far, 600000));
+    inflight_t log = {.done = fl_test_latch_alloc(INFLIGHT_N)};
+    inflight_arg_t args[INFLIGHT_N];
+    fl_future_t *f[INFLIGHT_N];
+    uint64_t lo[INFLIGHT_N];
+    for (int i = 0; i < INFLIGHT_N; i++) {
+        int ms = INFLIGHT_BASE_MS + INFLIGHT_STEP_MS * (INFLIGHT_N - 1 - i);
+        args[i] = (inflight_arg_t){.log = &log, .i = i};
+        lo[i] = fl_clock_now_ns() + (uint64_t)ms * 1000000ull;
+        assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(1, i + 1), ms, &f[i]));
+        assert_fl_ok(fl_future_on_complete(f[i], inflight_done, &args[i]));
+    }
+    fl_test_latch_await(log.done);
+    assert_int_equal(INFLIGHT_N, atomic_load(&log.n));
+    for (int k = 0; k < INFLIGHT_N; k++) {
+        int i = log.order[k];
+        assert_int_equal(INFLIGHT_N - 1 - k, i);
+        if (log.at[k] < lo[i])
+            fail_msg("ask %d timed out before its deadline", i);
+        int ms = INFLIGHT_BASE_MS + INFLIGHT_STEP_MS * (INFLIGHT_N - 1 - i);
+        char want[96];
+        snprintf(want, sizeof want,
+                 "Ask to actor %016llx timed out after %d ms",
+                 (unsigned long long)a.id, ms);
+        assert_fl(FL_ETIMEDOUT, fl_future_error(f[i]));
+        assert_string_equal(want, fl_future_message(f[i]));
+        fl_future_release(f[i]);
+    }
+    fl_system_stats_t st;
+    assert_fl_ok(fl_system_stats(sys, &st));
+    assert_int_equal(1, st.timers_pending);
+    assert_false(fl_future_done(far));
+    fl_test_latch_count_down(p.block);
+    end_system(sys);
+    assert_fl(FL_ECLOSED, fl_future_error(far));
+    fl_future_release(far);
+    fl_test_latch_free(log.done);
+    probe_free_latches(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +361,7 @@ int main(void)
         FL_TEST(test_ask_dropped_without_a_reply_fails_with_enoreply),
         FL_TEST(test_ask_times_out_with_etimedout_when_nobody_answers),
         FL_TEST(test_reply_after_the_ask_timed_out_returns_ealready),
+        FL_TEST(test_asks_in_flight_time_out_in_deadline_order),
         FL_TEST(
             test_ask_fails_with_eunreachable_when_the_actor_stops_before_answering),
         FL_TEST(test_msg_sender_is_the_sending_actor_or_zero_from_outside),

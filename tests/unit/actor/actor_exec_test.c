@@ -232,6 +232,25 @@ test_on_complete_in_for_a_stopped_actor_frees_arg_and_never_runs(void **state)
     end_freed_not_run(sys, &t, f);
 }
 
+/* A future freed pending drops its continuation: the argument is freed
+ * once, at the release, and the continuation (with the exec message built
+ * for it at registration) never runs nor leaks (ASan, valgrind). */
+static void
+test_on_complete_in_of_a_future_freed_pending_frees_arg_once(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    tracked_t t = {.freed_latch = fl_test_latch_alloc(1)};
+    fl_actor_ref_t a = spawn_noop(sys);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_future_on_complete_in(f, sys, a, tracked_future_cb, &t,
+                                          tracked_free));
+    assert_int_equal(0, atomic_load(&t.freed));
+    fl_future_release(f);
+    assert_int_equal(1, atomic_load(&t.freed));
+    end_freed_not_run(sys, &t, NULL);
+}
+
 /* An actor asks another from its receive callback and continues on its own
  * thread when the reply comes: the pattern on_complete_in exists for. */
 typedef struct asker {
@@ -312,6 +331,7 @@ int main(void)
         FL_TEST(
             test_on_complete_in_of_a_complete_future_runs_on_the_actors_thread),
         FL_TEST(test_on_complete_in_frees_arg_when_the_actor_stopped_first),
+        FL_TEST(test_on_complete_in_of_a_future_freed_pending_frees_arg_once),
         FL_TEST(
             test_on_complete_in_for_a_stopped_actor_frees_arg_and_never_runs),
         FL_TEST(
