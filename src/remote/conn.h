@@ -775,38 +775,6 @@ void fl__conn_answer_lost(fl__conn_t *c, uint64_t corr);
  * closes at once, failing its own requests with FL_ENOMEM. I/O thread. */
 void fl__conn_close_owing(fl__conn_t *c);
 
-/* ---- pending.c ----------------------------------------------------------- */
-
-/* Give p back (under c->mu): frees `what`; the caller let go of f. */
-void fl__pending_put_locked(fl__conn_t *c, fl__pending_t *p);
-
-/* A request is over (p off the table): let go of its future and give the
- * record back. Not under c->mu. */
-void fl__pending_done(fl__conn_t *c, fl__pending_t *p);
-
-/* An answer came for p (under c->mu): off the table and back to the pool;
- * returns its future (the request's reference) and what it was for. */
-fl_future_t *fl__pending_answered_locked(fl__conn_t *c, fl__pending_t *p,
-                                         fl__req_call_t *call);
-
-/* How far request p got, for its timeout's message (pending.c), given
- * its connection's state and done counters (conn.h) when it timed out:
- * "request sent" (written whole to the socket), "request partly sent: K
- * of L bytes written", "request not sent: still queued behind N bytes"
- * (N: its lane's bytes ahead of it; "first in its queue" when none), or
- * "request not sent: the connection to <peer> was still being
- * established" (or "was closing"). Nothing is counted per request: its
- * frame's end in its lane's stream against what the lane wrote (done:
- * the writes completed, and what the socket took of the one in flight,
- * fl__conn_expire). Pure. */
-void fl__pending_progress(const fl__pending_t *p, int state,
-                          const uint64_t done[2], const char *peer, char *buf,
-                          size_t cap);
-
-/* Fail c's requests whose deadline is not after now, in deadline order
- * (I/O thread). */
-void fl__conn_expire(fl__conn_t *c, uint64_t now);
-
 /* ---- wake.c -------------------------------------------------------------- */
 
 /* Initialise the net's wake-up timer (fl__net_start, before the loop). */
@@ -820,5 +788,8 @@ void fl__conn_wake_lower(fl__conn_t *c, uint64_t at);
 /* c leaves the net (an accepted connection closed): off the heap. I/O
  * thread. */
 void fl__conn_wake_forget(fl__conn_t *c);
+
+/* pending.c's calls. */
+#include "remote/pending.h"
 
 #endif /* FL_REMOTE_CONN_H */
