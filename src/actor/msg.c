@@ -29,12 +29,12 @@ static inline fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
     return fl__pool_class_alloc(c);
 }
 
-/* A payload of up to 48 bytes is in a pool block (never from the
- * allocator), whose payload area is a multiple of 16 bytes (a class's size
- * less the header): rounded up to 16 or 48 bytes it still fits. */
+/* Payloads of up to 16 and 48 bytes make blocks of class 0 and 1 (never
+ * from the allocator), in which, rounded up to 16 or 48 bytes, they still
+ * fit: zero_payload and fl__msg_alloc_kind count on both. */
 _Static_assert(sizeof(fl_msg_t) % 16 == 0 && sizeof(fl_msg_t) + 16 <= 64 &&
-                   sizeof(fl_msg_t) + 48 <= 128,
-               "small payloads rounded up to 16 or 48 bytes fit the block");
+                   sizeof(fl_msg_t) + 17 > 64 && sizeof(fl_msg_t) + 48 <= 128,
+               "the small classes of fl__msg_alloc_kind");
 
 /* Zero m's payload of size bytes. Small payloads take stores of a size
  * known at compile time, which the compiler makes a store or three,
@@ -52,27 +52,15 @@ static inline void zero_payload(fl_msg_t *m, size_t size)
         memset(m + 1, 0, size);
 }
 
-/* Out of line: see fl__msg_alloc_kind. */
-static __attribute__((noinline)) void release_slow(fl_msg_t *m)
+void fl__msg_release_mem(fl_msg_t *m)
 {
-    if (m->cls == FL__POOL_DIRECT)
+    /* Both slow paths are tail calls: the common case, a block back into
+     * the thread's cache (fl__pool_class_put), saves no registers. */
+    if (fl__unlikely(m->cls == FL__POOL_DIRECT))
         fl__free(m);
     else
         fl__pool_class_free(m, m->cls);
 }
-
-void fl__msg_release_mem(fl_msg_t *m)
-{
-    /* The common case without a call (see fl__pool_class_put). */
-    if (fl__likely(m->cls != FL__POOL_DIRECT) && fl__pool_class_put(m, m->cls))
-        return;
-    release_slow(m);
-}
-
-/* Payloads of up to 16 and 48 bytes make blocks of class 0 and 1. */
-_Static_assert(sizeof(fl_msg_t) + 16 <= 64 && sizeof(fl_msg_t) + 17 > 64 &&
-                   sizeof(fl_msg_t) + 48 <= 128,
-               "the small classes of fl__msg_alloc_kind");
 
 /* Fill in a new message's header and zero its payload. */
 static inline fl_msg_t *init(fl_msg_t *m, uint16_t cls, uint16_t kind,
@@ -119,10 +107,8 @@ fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)
     return alloc_slow(kind, type, size);
 }
 
-void fl__msg_settle(fl_msg_t *m, int err, const char *why)
+void fl__msg_settle_run(fl_msg_t *m, int err, const char *why)
 {
-    if (!(m->flags & FL__MF_SETTLE))
-        return;
     fl__settle_fn fn;
     memcpy(&fn, fl__msg_payload(m), sizeof fn);
     fn(m, err, why);

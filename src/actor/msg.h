@@ -66,8 +66,16 @@ static inline uint32_t fl__msg_weight(const fl_msg_t *m)
     return m->flags >> FL__MF_WEIGHT_SHIFT;
 }
 
-/* Run m's settle function if it has one (any thread). */
-void fl__msg_settle(fl_msg_t *m, int err, const char *why);
+/* Run m's settle function if it has one (any thread). The test is
+ * inline: few messages carry one (RPC calls), and every message handled
+ * or freed asks. */
+void fl__msg_settle_run(fl_msg_t *m, int err, const char *why);
+
+static inline void fl__msg_settle(fl_msg_t *m, int err, const char *why)
+{
+    if (fl__unlikely(m->flags & FL__MF_SETTLE))
+        fl__msg_settle_run(m, err, why);
+}
 
 /*
  * A zeroed message of `kind` with `size` payload bytes, or NULL (out of

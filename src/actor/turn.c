@@ -47,11 +47,7 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     switch (m->kind) {
     case FL__MSG_USER:
         a->receive(sys, ref, a->state, m);
-        /* Tested here: the call is for the few messages that carry a
-         * settle function (RPC calls), not for every message. */
-        if (fl__unlikely(m->flags & FL__MF_SETTLE))
-            fl__msg_settle(m, FL_ENOREPLY,
-                           "the actor returned without answering");
+        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
         if (m->reply != NULL) {
             fl_future_t *f = m->reply;
             m->reply = NULL;
@@ -129,6 +125,7 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
             break;
         }
         popped += fl__msg_weight((fl_msg_t *)n);
+        FL_PROF(msgs);
         handle(sys, a, (fl_msg_t *)n);
         /* What the callback sent is delivered when it returns. */
         if (t != NULL)
@@ -170,11 +167,6 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         *cut = fl_clock_now_ns() >= until;
     if (t != NULL)
         t->in_turn = false;
-    FL_PROF_ADD(msgs, popped);
-    if (a->slot == 0) {
-        FL_PROF(slot0_turns);
-        FL_PROF_ADD(slot0_msgs, popped);
-    }
     fl__flow_turn_end(sys, a, popped);
     /* Muted: r's drain schedules a. */
     if (mute_on != NULL && fl__flow_mute(sys, a, mute_on)) {

@@ -158,23 +158,13 @@ void fl__pool_register(void)
     (void)pthread_setspecific(key, &fl__tls_pool);
 }
 
-/* fl__pool_class_free where fl__pool_class_put declined: set up the
- * thread's flush at exit (its cache is to hold a block), or hand a full
- * list over as a batch. */
 void fl__pool_free_slow(void *p, unsigned c)
 {
     fl__pool_cache_t *k = &fl__tls_pool;
     if (!k->registered)
         fl__pool_register();
-    fl__pool_node_t *n = p;
-    if (k->n[c] == 0) {
-        k->head[c] = NULL; /* the new list ends at p */
-        k->tail[c] = n;
-    }
-    /* Relaxed: see fl__pool_node_t. */
-    atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
-    k->head[c] = n;
-    if (++k->n[c] >= FL__POOL_BATCH)
+    fl__pool_cache_push(k, p, c);
+    if (k->n[c] >= FL__POOL_BATCH)
         fl__pool_give_back(c);
 }
 

@@ -78,6 +78,8 @@ static inline unsigned fl__pool_class_of(size_t total)
 bool fl__pool_take_batch(unsigned c);
 void fl__pool_give_back(unsigned c);
 void fl__pool_register(void);
+/* Give p (class c) back where fl__pool_class_put declined: sets up the
+ * thread's flush at exit, or hands a full list over as a batch. */
 void fl__pool_free_slow(void *p, unsigned c);
 
 static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
@@ -93,7 +95,7 @@ static inline fl__pool_node_t *fl__pool_link(fl__pool_node_t *n)
  * cache, or NULL when that is empty (then call fl__pool_class_alloc);
  * fl__pool_class_put gives p (class c, CONSUMED on true) back to it, or
  * returns false when that would complete a batch or the thread's flush at
- * exit is not set up yet (then call fl__pool_class_free). A thread that
+ * exit is not set up yet (then call fl__pool_free_slow). A thread that
  * allocates and frees one block at a time (a ping-pong on one worker)
  * keeps its cache at zero or one block: both cases stay on these paths.
  * An emptied list keeps a stale head and tail: nothing reads them while
@@ -110,22 +112,27 @@ static inline void *fl__pool_class_take(unsigned c)
     return n;
 }
 
-static inline bool fl__pool_class_put(void *p, unsigned c)
+/* Push n onto the calling thread's list of class c (k: its cache); no
+ * check of the count or the registration. */
+static inline void fl__pool_cache_push(fl__pool_cache_t *k, fl__pool_node_t *n,
+                                       unsigned c)
 {
-    fl__pool_cache_t *k = &fl__tls_pool;
-    fl__pool_node_t *n = p;
     if (k->n[c] == 0) {
-        if (fl__unlikely(!k->registered))
-            return false;
-        k->head[c] = NULL; /* the new list ends at p */
+        k->head[c] = NULL; /* the new list ends at n */
         k->tail[c] = n;
-    } else if (fl__unlikely(k->n[c] + 1 >= FL__POOL_BATCH)) {
-        return false;
     }
     /* Relaxed: see fl__pool_node_t. */
     atomic_store_explicit(&n->next, k->head[c], memory_order_relaxed);
     k->head[c] = n;
     k->n[c]++;
+}
+
+static inline bool fl__pool_class_put(void *p, unsigned c)
+{
+    fl__pool_cache_t *k = &fl__tls_pool;
+    if (fl__unlikely(!k->registered || k->n[c] + 1 >= FL__POOL_BATCH))
+        return false;
+    fl__pool_cache_push(k, p, c);
     return true;
 }
 
@@ -135,14 +142,10 @@ static inline bool fl__pool_class_put(void *p, unsigned c)
  */
 static inline void *fl__pool_class_alloc(unsigned c)
 {
-    fl__pool_cache_t *k = &fl__tls_pool;
-    if (k->n[c] == 0 && !fl__pool_take_batch(c))
-        return fl__malloc(fl__pool_class_size(c));
-    fl__pool_node_t *n = k->head[c];
-    k->head[c] = fl__pool_link(n);
-    if (--k->n[c] == 0)
-        k->tail[c] = NULL;
-    return n;
+    void *p = fl__pool_class_take(c);
+    if (p == NULL && fl__pool_take_batch(c))
+        p = fl__pool_class_take(c);
+    return p != NULL ? p : fl__malloc(fl__pool_class_size(c));
 }
 
 /* Give back a block of class c, from any thread. CONSUMES p. */

@@ -9,9 +9,7 @@
  * queue, a steal), idle searches, parks and the wake-ups this worker
  * made, coalesced chains pushed, actors put in the next slot and those
  * they displaced, mutes, the pool's batches taken and given back and
- * the allocations that fell through to malloc, and the turns and
- * messages of the actor in slot 0 (the first spawned: the consumer of
- * actor.counting and actor.fanin).
+ * the allocations that fell through to malloc.
  */
 #ifndef FL_COMMON_PROF_H
 #define FL_COMMON_PROF_H
@@ -36,9 +34,7 @@
     X(mutes)                                                                   \
     X(pool_take)                                                               \
     X(pool_malloc)                                                             \
-    X(pool_give)                                                               \
-    X(slot0_turns)                                                             \
-    X(slot0_msgs)
+    X(pool_give)
 
 enum {
 #define FL__PROF_ENUM(n) FL__PROF_##n,
