@@ -86,33 +86,6 @@ out:
 /* Senders send `left` messages to one counter, SEND_CHUNK per turn; the
  * counter finishes the run when it has seen them all. */
 
-typedef struct sender {
-    _Alignas(64) /* own cache line: no false sharing between actors */
-        fl_actor_ref_t to;
-    uint64_t left;
-    done_t *done;
-} sender_t;
-
-static void sender_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
-                           fl_msg_t *msg)
-{
-    sender_t *s = state;
-    uint64_t k = s->left < SEND_CHUNK ? s->left : SEND_CHUNK;
-    for (uint64_t i = 0; i < k; i++) {
-        int rc = send_u64(sys, s->to, MSG_DATA, i);
-        if (rc != FL_OK) {
-            done_fail(s->done, "send", rc);
-            return;
-        }
-    }
-    s->left -= k;
-    if (s->left > 0) {
-        int rc = send_u64(sys, self, MSG_CONT, 0);
-        if (rc != FL_OK)
-            done_fail(s->done, "continue", rc);
-    }
-}
-
 typedef struct counter {
     _Alignas(64) /* own cache line: no false sharing between actors */
         uint64_t n,
@@ -135,7 +108,7 @@ static int run_senders(const bench_ctx_t *ctx, unsigned nsenders,
 {
     fl_system_t *sys = NULL;
     done_t done = {0};
-    sender_t senders[FANIN_SENDERS];
+    chunk_sender_t senders[FANIN_SENDERS];
     fl_actor_ref_t refs[FANIN_SENDERS];
     counter_t counter = {.n = total, .done = &done};
     fl_actor_ref_t to;
@@ -157,7 +130,7 @@ static int run_senders(const bench_ctx_t *ctx, unsigned nsenders,
         senders[i].to = to;
         senders[i].left = total / nsenders + (i < total % nsenders ? 1 : 0);
         senders[i].done = &done;
-        if ((rc = fl_actor_spawn(sys, sender_receive, &senders[i], NULL,
+        if ((rc = fl_actor_spawn(sys, chunk_sender_receive, &senders[i], NULL,
                                  &refs[i])) != FL_OK) {
             fail(ctx, "fl_actor_spawn", rc);
             goto out;

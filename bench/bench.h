@@ -145,6 +145,22 @@ static inline void done_fail(done_t *d, const char *what, int err)
 int done_wait(const bench_ctx_t *ctx, done_t *d, uint64_t t0, double *secs);
 
 /*
+ * A sender actor (state chunk_sender_t, its receive chunk_sender_receive):
+ * on MSG_GO or MSG_CONT it tells `to` SEND_CHUNK MSG_DATA messages (fewer
+ * at the end), then, while `left` is not 0, tells itself MSG_CONT, so that
+ * it never holds a worker for the whole run. Fails `done` on an error.
+ */
+typedef struct chunk_sender {
+    _Alignas(64) /* own cache line: no false sharing between actors */
+        fl_actor_ref_t to;
+    uint64_t left;
+    done_t *done;
+} chunk_sender_t;
+
+void chunk_sender_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                          fl_msg_t *msg);
+
+/*
  * go_wait starts a run: tells each of the n actors of refs MSG_GO, then
  * waits as done_wait from just before the first tell. FL_OK with *secs,
  * or the error (said). BLOCKS; main thread.

@@ -35,6 +35,26 @@ int sys_close(const bench_ctx_t *ctx, fl_system_t *sys)
 
 /* ---- completion ---------------------------------------------------------- */
 
+void chunk_sender_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                          fl_msg_t *msg)
+{
+    chunk_sender_t *s = state;
+    uint64_t k = s->left < SEND_CHUNK ? s->left : SEND_CHUNK;
+    for (uint64_t i = 0; i < k; i++) {
+        int rc = send_u64(sys, s->to, MSG_DATA, i);
+        if (rc != FL_OK) {
+            done_fail(s->done, "send", rc);
+            return;
+        }
+    }
+    s->left -= k;
+    if (s->left > 0) {
+        int rc = send_u64(sys, self, MSG_CONT, 0);
+        if (rc != FL_OK)
+            done_fail(s->done, "continue", rc);
+    }
+}
+
 int go_wait(const bench_ctx_t *ctx, fl_system_t *sys,
             const fl_actor_ref_t *refs, unsigned n, done_t *d, double *secs)
 {

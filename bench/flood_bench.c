@@ -22,13 +22,6 @@
  * of its own (about 40 ns), so that the senders outrun it. */
 #define FLOOD_WORK_WORDS 32u
 
-typedef struct flood_sender {
-    _Alignas(64) /* own cache line: no false sharing between actors */
-        fl_actor_ref_t to;
-    uint64_t left;
-    done_t *done;
-} flood_sender_t;
-
 typedef struct flood_receiver {
     _Alignas(64) /* own cache line: no false sharing between actors */
         uint64_t n,
@@ -36,27 +29,6 @@ typedef struct flood_receiver {
     uint64_t work[FLOOD_WORK_WORDS];
     done_t *done;
 } flood_receiver_t;
-
-/* Sends SEND_CHUNK messages per turn, then tells itself to go on. */
-static void flood_sender_receive(fl_system_t *sys, fl_actor_ref_t self,
-                                 void *state, fl_msg_t *msg)
-{
-    flood_sender_t *s = state;
-    uint64_t k = s->left < SEND_CHUNK ? s->left : SEND_CHUNK;
-    for (uint64_t i = 0; i < k; i++) {
-        int rc = send_u64(sys, s->to, MSG_DATA, s->left - i);
-        if (rc != FL_OK) {
-            done_fail(s->done, "send", rc);
-            return;
-        }
-    }
-    s->left -= k;
-    if (s->left > 0) {
-        int rc = send_u64(sys, self, MSG_CONT, 0);
-        if (rc != FL_OK)
-            done_fail(s->done, "continue", rc);
-    }
-}
 
 static void flood_receiver_receive(fl_system_t *sys, fl_actor_ref_t self,
                                    void *state, fl_msg_t *msg)
@@ -113,7 +85,7 @@ static int flood_once(const bench_ctx_t *ctx, uint32_t bound, unsigned senders,
 {
     fl_system_t *sys = NULL;
     done_t done = {0};
-    flood_sender_t *s = NULL;
+    chunk_sender_t *s = NULL;
     fl_actor_ref_t *refs = NULL;
     flood_receiver_t *r = NULL;
     fl_actor_ref_t to;
@@ -152,7 +124,7 @@ static int flood_once(const bench_ctx_t *ctx, uint32_t bound, unsigned senders,
         s[i].to = to;
         s[i].left = per_sender;
         s[i].done = &done;
-        if ((rc = fl_actor_spawn(sys, flood_sender_receive, &s[i], NULL,
+        if ((rc = fl_actor_spawn(sys, chunk_sender_receive, &s[i], NULL,
                                  &refs[i])) != FL_OK) {
             fail(ctx, "fl_actor_spawn", rc);
             goto out;
