@@ -94,7 +94,7 @@ void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id)
     FL__ASSERT_IO(n);
     /* Waiting for a mailbox already: nothing to add (reading stopped).
      * Stopped for the budget alone: the mailbox is waited for too. */
-    if (c->in_mbox || c->state != C_OPEN)
+    if (c->in_mbox || c->state != C_OPEN || !fl__actor_over_bound(sys, id))
         return;
     atomic_store(&c->in_drained, false);
     if (fl__drain_wait_arm(sys, id, &c->in_wait, mailbox_drained, c) != FL_OK)

@@ -436,7 +436,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
         fl__rpc_ep_release(ep);
     /* A mailbox over its bound stops reading c as the budget does
      * (docs/wire-protocol.md, "Flow control"): TCP pushes back. */
-    if (rc == FL_OK && fl__actor_over_bound(svc->sys, actor.id))
+    if (rc == FL_OK)
         fl__conn_inbound_over_bound(c, svc->sys, actor.id);
 }
 
