@@ -128,10 +128,12 @@ int fl__actor_request_stop(fl_system_t *sys, uint64_t id);
 void fl__actor_finish_stop(fl_system_t *sys, fl__actor_t *a, uint64_t gs);
 
 /*
- * Runs one turn of a on the calling worker (the scheduler's run callback,
- * sched/sched.h; ctx is the system). True: messages remain, schedule a
- * again. Blocks as long as the handlers run. (turn.c)
+ * A worker's loop (the scheduler's loop callback, sched/sched.h; ctx is
+ * the system): runs a turn of each actor the scheduler gives it until it
+ * stops. Returns at shutdown; blocks as long as the handlers run and
+ * while the worker is idle. (turn.c)
  */
-bool fl__actor_run(void *ctx, struct fl__actor *a);
+struct fl__worker;
+void fl__actor_loop(struct fl__worker *w, void *ctx);
 
 #endif /* FL_ACTOR_ACTOR_SLOT_H */

@@ -54,13 +54,6 @@ void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
 
 void fl__turn_push_out(fl__turn_t *t)
 {
-    fl__actor_t *a = t->out_to;
-    fl_msg_t *first = t->out_first, *last = t->out_last;
-    uint32_t w = t->out_w;
-    t->out_to = NULL;
-    t->out_first = t->out_last = NULL;
-    t->out_n = 0;
-    t->out_w = 0;
     FL_PROF(chains);
-    fl__push_chain(t->sys, a, first, last, w);
+    fl__turn_push_now(t);
 }

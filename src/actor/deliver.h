@@ -65,6 +65,19 @@ static inline void fl__push_chain(fl_system_t *sys, fl__actor_t *a,
         fl__sched_schedule(&sys->sched, a);
 }
 
+/* Push the sends t coalesced (t->out_to is not NULL) and empty the
+ * chain: fl__turn_push_out, inline for the turn's flush after each
+ * message. Worker thread. */
+static FL_ALWAYS_INLINE void fl__turn_push_now(fl__turn_t *t)
+{
+    fl__actor_t *a = t->out_to;
+    uint32_t w = t->out_w;
+    t->out_to = NULL;
+    t->out_n = 0;
+    t->out_w = 0;
+    fl__push_chain(t->sys, a, t->out_first, t->out_last, w);
+}
+
 /* Push m into a's mailbox and schedule a if that made it runnable.
  * CONSUMES m. Any thread; not blocking. */
 static inline void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)

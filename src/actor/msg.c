@@ -52,14 +52,12 @@ static inline void zero_payload(fl_msg_t *m, size_t size)
         memset(m + 1, 0, size);
 }
 
-void fl__msg_release_mem(fl_msg_t *m)
+void fl__msg_release_slow(fl_msg_t *m)
 {
-    /* Both slow paths are tail calls: the common case, a block back into
-     * the thread's cache (fl__pool_class_put), saves no registers. */
-    if (fl__unlikely(m->cls == FL__POOL_DIRECT))
+    if (m->cls == FL__POOL_DIRECT)
         fl__free(m);
     else
-        fl__pool_class_free(m, m->cls);
+        fl__pool_free_slow(m, m->cls);
 }
 
 /* Fill in a new message's header and zero its payload. */

@@ -14,6 +14,7 @@
 
 #include "actor/mailbox.h"
 #include "common/internal.h"
+#include "common/pool.h"
 
 enum fl__msg_kind {
     FL__MSG_USER = 0, /* a user message (tell or ask) */
@@ -86,9 +87,21 @@ fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size);
 /* A copy of m (not of one that owes: its FL__MF_SETTLE is not copied).
  * Caller owns it; NULL when out of memory. */
 fl_msg_t *fl__msg_clone(const fl_msg_t *m);
+/* The slow path of fl__msg_release_mem: a large message, or a cache that
+ * declined the block. */
+void fl__msg_release_slow(fl_msg_t *m);
+
 /* Frees any thread's message memory (no dead-letter handling).
- * (fl_msg_free settles what a message owes: its ask, its exec argument.) */
-void fl__msg_release_mem(fl_msg_t *m);
+ * (fl_msg_free settles what a message owes: its ask, its exec argument.)
+ * Inline: every message handled ends here; the common case is a block
+ * back into the calling thread's cache, without a call. */
+static inline void fl__msg_release_mem(fl_msg_t *m)
+{
+    if (fl__likely(m->cls != FL__POOL_DIRECT) &&
+        fl__likely(fl__pool_class_put(m, m->cls)))
+        return;
+    fl__msg_release_slow(m);
+}
 
 static inline void *fl__msg_payload(fl_msg_t *m)
 {

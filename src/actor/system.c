@@ -74,7 +74,7 @@ int fl_system_alloc(const fl_system_opts_t *opts, fl_system_t **out)
     fl__pool_hold();
     int rc = fl__timers_start(sys);
     if (rc == FL_OK)
-        rc = fl__sched_start(&sys->sched, o.workers, spin_ns, fl__actor_run,
+        rc = fl__sched_start(&sys->sched, o.workers, spin_ns, fl__actor_loop,
                              worker_thread, sys);
     if (rc != FL_OK) {
         /* Returned to the caller: debug only. */

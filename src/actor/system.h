@@ -113,7 +113,9 @@ static inline bool fl__in_turn(void)
  */
 extern _Thread_local void (*fl__tls_flush)(bool more);
 
-/* Push the sends t coalesced (deliver.c); t->out_to is not NULL. */
+/* Push the sends t coalesced (deliver.c); t->out_to is not NULL. Only
+ * out_to, out_n and out_w say whether a chain is held: out_first and
+ * out_last are stale once it is pushed. */
 void fl__turn_push_out(fl__turn_t *t);
 
 /* Push the sends t coalesced; no-op (and no call) when there are none. */

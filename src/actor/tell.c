@@ -61,6 +61,21 @@ static FL_ALWAYS_INLINE int tell(fl_system_t *sys, fl_actor_ref_t to,
 
 int fl_tell(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg)
 {
+    /* The common case first: a callback's send on a worker of sys, which
+     * is counted in already (a runtime thread) and coalesces. */
+    fl__turn_t *t = &fl__tls_turn;
+    if (fl__likely(msg != NULL && t->in_turn && t->sys == sys &&
+                   !fl__sys_closed(sys))) {
+        msg->target = to.id;
+        msg->sender = fl__tls_actor;
+        fl__actor_t *a = fl__target_of(sys, msg, false);
+        if (fl__likely(a != NULL)) {
+            fl__send_coalesced(t, a, msg);
+            return FL_OK;
+        }
+        fl__dead_letter(sys, msg, "has stopped or does not exist");
+        return FL_EUNREACHABLE;
+    }
     return tell(sys, to, msg, NULL, false);
 }
 

@@ -5,6 +5,7 @@
  * time budget.
  */
 #include "actor/claim.h"
+#include "actor/deliver.h"
 #include "actor/flow.h"
 #include "actor/system.h"
 #include "common/prof.h"
@@ -17,14 +18,15 @@ static void run_start(fl_system_t *sys, fl__actor_t *a, fl_actor_ref_t ref)
         ext->on_start(sys, ref, a->state);
 }
 
-static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
+/* The rare cases of handle(), before the message: a dead letter, the
+ * start hook of a new generation, a stop requested. True when m is to be
+ * handled; false when it was dead-lettered. */
+static __attribute__((noinline)) bool
+handle_first(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m, uint64_t gs)
 {
-    /* Pairs with the release stores of gstate in spawn and
-     * fl__actor_finish_stop. */
-    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
     if (!fl__ref_live(gs, m->target)) {
         fl__dead_letter_contents(sys, m, "has stopped");
-        return;
+        return false;
     }
     fl_actor_ref_t ref = {m->target};
     /* The start hook runs before anything else this generation handles,
@@ -41,38 +43,64 @@ static void handle(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
     if (FL__STATE(gs) == FL__A_STOPREQ) {
         fl__actor_finish_stop(sys, a, gs);
         fl__dead_letter_contents(sys, m, "stopped before handling it");
-        return;
+        return false;
     }
-    fl__tls_actor = ref.id;
-    switch (m->kind) {
-    case FL__MSG_USER:
-        a->receive(sys, ref, a->state, m);
-        fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
-        if (m->reply != NULL) {
-            fl_future_t *f = m->reply;
-            m->reply = NULL;
-            fl_future_fail(f, FL_ENOREPLY,
-                           "actor %016llx returned without answering the ask",
-                           (unsigned long long)ref.id);
-            fl_future_release(f);
-        }
-        break;
-    case FL__MSG_START: /* the hook ran above */
-        break;
-    case FL__MSG_EXEC: {
+    return true;
+}
+
+/* A user message whose callback returned without answering what it owes
+ * (an ask, a settle function). */
+static __attribute__((noinline)) void unanswered(fl_msg_t *m)
+{
+    fl__msg_settle(m, FL_ENOREPLY, "the actor returned without answering");
+    if (m->reply != NULL) {
+        fl_future_t *f = m->reply;
+        m->reply = NULL;
+        fl_future_fail(f, FL_ENOREPLY,
+                       "actor %016llx returned without answering the ask",
+                       (unsigned long long)m->target);
+        fl_future_release(f);
+    }
+}
+
+static __attribute__((noinline)) void handle_other(fl_system_t *sys,
+                                                   fl__actor_t *a, fl_msg_t *m)
+{
+    if (m->kind == FL__MSG_EXEC) {
         fl__exec_t *e = fl__msg_payload(m);
+        fl_actor_ref_t ref = {m->target};
         e->fn(sys, ref, a->state, e->arg);
-        break;
     }
-    default:
-        break;
+    /* START: the hook ran in handle_first; STOP: only a wake-up. */
+}
+
+static FL_ALWAYS_INLINE void handle(fl_system_t *sys, fl__actor_t *a,
+                                    fl_msg_t *m)
+{
+    /* Pairs with the release stores of gstate in spawn and
+     * fl__actor_finish_stop. The common case is one compare: m is for the
+     * live generation, whose start hook has run, with no stop requested. */
+    uint64_t gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
+    uint64_t live = (m->target & ~(uint64_t)0xffffffffu) | FL__A_LIVE;
+    if (fl__unlikely(gs != live || a->started_gen != FL__GEN(gs)) &&
+        !handle_first(sys, a, m, gs))
+        return;
+    fl_actor_ref_t ref = {m->target};
+    fl__tls_actor = ref.id;
+    if (fl__likely(m->kind == FL__MSG_USER)) {
+        a->receive(sys, ref, a->state, m);
+        if (fl__unlikely((m->flags & FL__MF_SETTLE) || m->reply != NULL))
+            unanswered(m);
+    } else {
+        handle_other(sys, a, m);
     }
     fl__tls_actor = 0;
     /* A stop requested during this message (by the actor itself or anyone)
      * takes effect now, not after the rest of the batch. Pairs with the
      * CAS in fl__actor_request_stop. */
     gs = atomic_load_explicit(&a->gstate, memory_order_acquire);
-    if (FL__STATE(gs) == FL__A_STOPREQ && FL__GEN(gs) == FL__REF_GEN(ref.id))
+    if (fl__unlikely(FL__STATE(gs) == FL__A_STOPREQ) &&
+        FL__GEN(gs) == FL__REF_GEN(ref.id))
         fl__actor_finish_stop(sys, a, gs);
 }
 
@@ -102,8 +130,9 @@ static unsigned budget_stride(unsigned stride, unsigned done, uint64_t start,
  * message boundary at or past `until` where the clock is read (ns; 0 = no
  * limit; *cut then says so). True when messages remain: the caller schedules a.
  */
-static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
-                     uint64_t start, uint64_t until, bool *cut)
+static FL_ALWAYS_INLINE bool run_turn(fl_system_t *sys, fl__actor_t *a,
+                                      fl__turn_t *t, uint64_t start,
+                                      uint64_t until, bool *cut)
 {
     unsigned batch = sys->batch;
     unsigned stride = 1, unchecked = 0;
@@ -128,8 +157,10 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
         FL_PROF(msgs);
         handle(sys, a, (fl_msg_t *)n);
         /* What the callback sent is delivered when it returns. */
-        if (t != NULL)
-            fl__turn_flush(t);
+        if (t != NULL && t->out_to != NULL) {
+            FL_PROF(chains);
+            fl__turn_push_now(t);
+        }
         /* A send over a mailbox's bound ends the turn here, to mute the
          * actor (flow.h); the actor stays unmarked, as scheduled. */
         if (fl__unlikely(fl__tls_mute_on != NULL)) {
@@ -176,9 +207,14 @@ static bool run_turn(fl_system_t *sys, fl__actor_t *a, fl__turn_t *t,
     return more;
 }
 
-bool fl__actor_run(void *ctx, struct fl__actor *a)
+void fl__actor_loop(struct fl__worker *w, void *ctx)
 {
-    return run_turn(ctx, a, &fl__tls_turn, 0, 0, NULL);
+    fl_system_t *sys = ctx;
+    fl__turn_t *t = &fl__tls_turn;
+    fl__actor_t *a;
+    while ((a = fl__sched_take(w)) != NULL)
+        if (run_turn(sys, a, t, 0, 0, NULL))
+            fl__sched_requeue(w, a);
 }
 
 bool fl__claim_run(fl__claim_t *claim, uint64_t budget_ns)

@@ -7,6 +7,10 @@
  * the timer thread) put actors on the scheduler's inject queue. Every 61 turns
  * a worker looks at the inject queue first so it cannot starve.
  *
+ * The loop that runs the turns is the user's (fl__sched_loop_cb), so its
+ * turn is inlined there; it takes actors with fl__sched_take, whose fast
+ * path (the next slot) is inline in sched.h, and its slow path is here.
+ *
  * Parking. A worker that finds nothing spins for spin_ns (polling; after
  * SPIN_PURE_NS it yields its core between polls), then parks on its
  * semaphore. Making work available wakes one parked worker,
@@ -25,6 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Every FAIR_TURNS turns a worker looks at the inject queue and its run
+ * queue before its next slot (find_work). */
+#define FAIR_TURNS 61u
 
 /* How long an idle worker polls without yielding its core. */
 #define SPIN_PURE_NS 2000u
@@ -145,7 +153,7 @@ static void push_local(fl__worker_t *w, struct fl__actor *a)
     notify(w->sched);
 }
 
-void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a)
+void fl__sched_schedule_slow(fl__sched_t *s, struct fl__actor *a)
 {
     fl__worker_t *w = fl__tls_worker;
     if (w != NULL && w->sched == s) {
@@ -196,7 +204,8 @@ static struct fl__actor *find_work(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
     struct fl__actor *a;
-    if (++w->tick % 61 == 0) {
+    if (--w->tick == 0) {
+        w->tick = FAIR_TURNS;
         /* Fairness: let outside work and queued actors in ahead of a chain
          * running through the next slot, but only when something waits
          * (moving the chain for nothing would wake an idle worker). */
@@ -350,6 +359,44 @@ static struct fl__actor *idle(fl__worker_t *w)
     return NULL;
 }
 
+struct fl__actor *fl__sched_take_slow(fl__worker_t *w)
+{
+    fl__sched_t *s = w->sched;
+    struct fl__actor *a = find_work(w);
+    if (a == NULL) {
+        /* nspinning counts searching workers; relaxed, as every change of
+         * it outside sleep_lock: notify reads it after a seq_cst fence,
+         * and a stale count costs a spare wake-up or a spinner finding
+         * the work. */
+        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+        do {
+            /* Pairs with the store of stopping in fl__sched_shutdown. */
+            if (atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+                /* Relaxed: see above; the worker is leaving. */
+                atomic_fetch_sub_explicit(&s->nspinning, 1,
+                                          memory_order_relaxed);
+                return NULL;
+            }
+            a = idle(w);
+        } while (a == NULL);
+        /* Leaving the search: if we were the last searcher and more work
+         * is queued, hand the search on. seq_cst: the decrement comes
+         * before any_work's loads, as a notifier's fence. */
+        if (atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst) ==
+                1 &&
+            any_work(w))
+            notify(s);
+    }
+    FL_PROF(turns);
+    return a;
+}
+
+void fl__sched_requeue(fl__worker_t *w, struct fl__actor *a)
+{
+    FL_PROF(turns_more);
+    push_local(w, a);
+}
+
 static void *worker_main(void *p)
 {
     fl__worker_t *w = p;
@@ -360,46 +407,7 @@ static void *worker_main(void *p)
     s->nready++;
     pthread_cond_signal(&s->ready_cv);
     pthread_mutex_unlock(&s->sleep_lock);
-    /* nspinning counts searching workers; relaxed, as every change of it
-     * outside sleep_lock: notify reads it after a seq_cst fence, and a
-     * stale count costs a spare wake-up or a spinner finding the work. */
-    atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
-    bool spinning = true;
-    for (;;) {
-        struct fl__actor *a = find_work(w);
-        if (a == NULL) {
-            if (!spinning) {
-                /* Relaxed: see above. */
-                atomic_fetch_add_explicit(&s->nspinning, 1,
-                                          memory_order_relaxed);
-                spinning = true;
-            }
-            /* Pairs with the store of stopping in fl__sched_shutdown. */
-            if (atomic_load_explicit(&s->stopping, memory_order_acquire))
-                break;
-            a = idle(w);
-            if (a == NULL)
-                continue;
-        }
-        if (spinning) {
-            spinning = false;
-            /* Leaving the search: if we were the last searcher and more
-             * work is queued, hand the search on. seq_cst: the decrement
-             * comes before any_work's loads, as a notifier's fence. */
-            if (atomic_fetch_sub_explicit(&s->nspinning, 1,
-                                          memory_order_seq_cst) == 1 &&
-                any_work(w))
-                notify(s);
-        }
-        /* The actor layer's turn: one indirect call per turn. */
-        FL_PROF(turns);
-        if (s->run(s->ctx, a)) {
-            FL_PROF(turns_more);
-            push_local(w, a);
-        }
-    }
-    /* Relaxed: see above; the worker is leaving. */
-    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
+    s->loop(w, s->ctx);
     s->thread(s->ctx, false);
     fl__prof_dump(w->index);
     fl__tls_worker = NULL;
@@ -407,11 +415,12 @@ static void *worker_main(void *p)
 }
 
 int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
-                    fl__sched_run_cb run, fl__sched_thread_cb thread, void *ctx)
+                    fl__sched_loop_cb loop, fl__sched_thread_cb thread,
+                    void *ctx)
 {
     s->nworkers = nworkers;
     s->spin_ns = spin_ns;
-    s->run = run;
+    s->loop = loop;
     s->thread = thread;
     s->ctx = ctx;
     pthread_mutex_init(&s->inject_lock, NULL);
@@ -429,6 +438,7 @@ int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
         w->sched = s;
         w->index = i;
         w->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        w->tick = FAIR_TURNS;
         sem_init(&w->wake, 0, 0);
         s->workers[i] = w;
     }

@@ -15,15 +15,21 @@
 #include <semaphore.h>
 
 #include "common/internal.h"
+#include "common/prof.h"
 #include "sched/runq.h"
 
 struct fl__actor; /* the actor layer's; opaque here */
 
+typedef struct fl__worker fl__worker_t;
+
 /*
- * Runs one turn of a on the calling worker; returns true when a has more
- * to do (the worker schedules it again). ctx is fl__sched_start's.
+ * A worker's loop, the scheduler's user's: it takes actors with
+ * fl__sched_take until that returns NULL, runs a turn of each and gives
+ * back with fl__sched_requeue the ones that have more to do. The user
+ * owns the loop so that its turn is inlined into it: one call less and
+ * one function's entry and exit less per turn. ctx is fl__sched_start's.
  */
-typedef bool (*fl__sched_run_cb)(void *ctx, struct fl__actor *a);
+typedef void (*fl__sched_loop_cb)(fl__worker_t *w, void *ctx);
 /*
  * Called on every worker thread: with `enter` true before its first turn,
  * false after its last (the user's thread-locals).
@@ -32,7 +38,7 @@ typedef void (*fl__sched_thread_cb)(void *ctx, bool enter);
 
 typedef struct fl__sched fl__sched_t;
 
-typedef struct fl__worker {
+struct fl__worker {
     fl__runq_t rq; /* stealable FIFO; its own lines */
     /* Constant once the thread runs. */
     fl__sched_t *sched;
@@ -41,11 +47,11 @@ typedef struct fl__worker {
     unsigned index;
     /* Written by the owning worker only. */
     struct fl__actor *next; /* run next; not stealable */
-    uint32_t tick;
+    uint32_t tick;          /* turns left to the next fairness look (sched.c) */
     uint64_t rng;
     /* Under sched->sleep_lock. */
     bool sleeping;
-} fl__worker_t;
+};
 
 struct fl__sched {
     /* Constant once started. */
@@ -53,7 +59,7 @@ struct fl__sched {
     unsigned nstarted; /* worker threads running (joined at shutdown) */
     uint64_t spin_ns;
     fl__worker_t **workers;
-    fl__sched_run_cb run;
+    fl__sched_loop_cb loop;
     fl__sched_thread_cb thread;
     void *ctx;
 
@@ -79,7 +85,7 @@ extern _Thread_local fl__worker_t *fl__tls_worker;
 
 /*
  * Starts s with nworkers threads (s zeroed by the caller) that poll for
- * spin_ns before parking; each runs actors through run(ctx, a) and calls
+ * spin_ns before parking; each runs loop(w, ctx) and calls
  * thread(ctx, true/false) when it starts and ends. Returns once every
  * worker runs (so that what a thread's start touches is not counted
  * later, by a caller measuring its memory): FL_OK, FL_ENOMEM or
@@ -87,14 +93,54 @@ extern _Thread_local fl__worker_t *fl__tls_worker;
  * Blocks for the threads' start only.
  */
 int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
-                    fl__sched_run_cb run, fl__sched_thread_cb thread,
+                    fl__sched_loop_cb loop, fl__sched_thread_cb thread,
                     void *ctx);
+
+/* fl__sched_take but for its fast path (sched.c). */
+struct fl__actor *fl__sched_take_slow(fl__worker_t *w);
+
+/*
+ * The next actor worker w runs: its next slot, else (and every 61st turn
+ * first) the inject queue, its run queue, a steal; when there is none it
+ * spins, then parks until there is. Returns NULL once the scheduler is
+ * stopping: the loop returns. w's own thread; blocks while idle.
+ */
+static inline struct fl__actor *fl__sched_take(fl__worker_t *w)
+{
+    struct fl__actor *a = w->next;
+    if (fl__likely(a != NULL && w->tick > 1)) {
+        w->tick--;
+        w->next = NULL;
+        FL_PROF(from_next);
+        FL_PROF(turns);
+        return a;
+    }
+    return fl__sched_take_slow(w);
+}
+
+/* Give back a, whose turn on w ended with more to do: it goes behind the
+ * others on w's run queue. w's own thread; not blocking. */
+void fl__sched_requeue(fl__worker_t *w, struct fl__actor *a);
+/* fl__sched_schedule but for its fast path (sched.c). */
+void fl__sched_schedule_slow(fl__sched_t *s, struct fl__actor *a);
+
 /*
  * Makes a runnable: on the calling worker's next slot if the caller is one
  * of s's workers, else on the inject queue; wakes a parked worker when no
  * one is searching. a must not be queued already. Any thread; not blocking.
+ * Inline: a message chain (a ping-pong, a ring) schedules once per hop,
+ * into an empty next slot, which takes no call.
  */
-void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a);
+static inline void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a)
+{
+    fl__worker_t *w = fl__tls_worker;
+    if (fl__likely(w != NULL && w->sched == s && w->next == NULL)) {
+        FL_PROF(sched_next);
+        w->next = a;
+        return;
+    }
+    fl__sched_schedule_slow(s, a);
+}
 /*
  * Tells the workers to exit once idle and joins them. BLOCKS until every
  * worker thread has returned. Not from a worker of s. Idempotent.
