@@ -29,11 +29,15 @@ static inline fl_msg_t *mem_alloc(size_t total, uint16_t *cls)
     return fl__pool_class_alloc(c);
 }
 
-/* Payloads of up to 16 and 48 bytes make blocks of class 0 and 1 (never
- * from the allocator), in which, rounded up to 16 or 48 bytes, they still
- * fit: zero_payload and fl__msg_alloc_kind count on both. */
-_Static_assert(sizeof(fl_msg_t) % 16 == 0 && sizeof(fl_msg_t) + 16 <= 64 &&
-                   sizeof(fl_msg_t) + 17 > 64 && sizeof(fl_msg_t) + 48 <= 128,
+/* Payloads of up to SMALL0 and SMALL1 bytes make blocks of class 0 and 1
+ * (never from the allocator), in which, rounded up to SMALL0 or SMALL1
+ * bytes, they still fit: zero_payload and fl__msg_alloc_kind count on
+ * both. SMALL1 holds a local RPC invocation of a small request (a 48-byte
+ * header and a flat struct of up to 32 bytes). */
+#define SMALL0 16u
+#define SMALL1 80u
+_Static_assert(sizeof(fl_msg_t) % 16 == 0 && sizeof(fl_msg_t) + SMALL0 == 64 &&
+                   sizeof(fl_msg_t) + SMALL1 == 128,
                "the small classes of fl__msg_alloc_kind");
 
 /* Zero m's payload of size bytes. Small payloads take stores of a size
@@ -44,10 +48,10 @@ static inline void zero_payload(fl_msg_t *m, size_t size)
 {
     if (size == 0)
         return;
-    if (size <= 16)
-        memset(m + 1, 0, 16);
-    else if (size <= 48)
-        memset(m + 1, 0, 48);
+    if (size <= SMALL0)
+        memset(m + 1, 0, SMALL0);
+    else if (size <= SMALL1)
+        memset(m + 1, 0, SMALL1);
     else
         memset(m + 1, 0, size);
 }
@@ -90,15 +94,15 @@ alloc_slow(uint16_t kind, uint32_t type, size_t size)
 fl_msg_t *fl__msg_alloc_kind(uint16_t kind, uint32_t type, size_t size)
 {
     /* The common case, a small message from the thread's cache, without
-     * a call: the slow path is a tail call, and a payload of up to 48
+     * a call: the slow path is a tail call, and a payload of up to SMALL1
      * bytes is zeroed by stores of a constant size, not memset, so this
      * saves no registers (19 instructions of a tell of 8 bytes did).
      * Larger messages take one call more than that. */
     fl_msg_t *m;
-    if (fl__likely(size <= 16)) {
+    if (fl__likely(size <= SMALL0)) {
         if (fl__likely((m = fl__pool_class_take(0)) != NULL))
             return init(m, 0, kind, type, size);
-    } else if (size <= 48) {
+    } else if (size <= SMALL1) {
         if (fl__likely((m = fl__pool_class_take(1)) != NULL))
             return init(m, 1, kind, type, size);
     }
