@@ -352,10 +352,10 @@ static int schedule(fl_rpc_endpoint_t *ep, int kind, fl_rpc_run_cb fn,
     int rc = check(ep, fn, kind, initial_ms, period_ms);
     if (rc == FL_OK && !fl_actor_alive(ep->svc->sys, ep->actor))
         rc = refuse_for(ep, FL_EUNREACHABLE);
-    fl_rpc_scheduled_t *t = NULL;
-    if (rc == FL_OK && (t = fl__calloc(1, sizeof *t)) == NULL)
-        rc = refuse_for(ep, FL_ENOMEM);
-    if (rc != FL_OK) {
+    fl_rpc_scheduled_t *t = rc == FL_OK ? fl__calloc(1, sizeof *t) : NULL;
+    if (t == NULL) {
+        if (rc == FL_OK)
+            rc = refuse_for(ep, FL_ENOMEM);
         if (arg_free != NULL)
             arg_free(arg);
         return rc;
