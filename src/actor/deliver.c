@@ -52,8 +52,19 @@ void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
 /* ---- delivery
  * ------------------------------------------------------------------ */
 
-void fl__turn_push_out(fl__turn_t *t)
+int fl__turn_push_out(fl__turn_t *t)
 {
     FL_PROF(chains);
     fl__turn_push_now(t);
+    return FL_OK;
+}
+
+int fl__send_switch(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m)
+{
+    fl__turn_push_out(t);
+    t->out_to = a;
+    t->out_first = t->out_last = m;
+    t->out_w = fl__flow_weigh(a, m);
+    t->out_n = 1;
+    return FL_OK;
 }

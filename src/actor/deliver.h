@@ -94,23 +94,33 @@ static inline void fl__push(fl_system_t *sys, fl__actor_t *a, fl_msg_t *m)
  * thread's turn record (fl__tls_turn, system.h). */
 #define FL__OUT_MAX 64u
 
-static inline void fl__send_coalesced(fl__turn_t *t, fl__actor_t *a,
-                                      fl_msg_t *m)
+/* The rare turns of fl__send_coalesced (deliver.c): m goes to another
+ * target than the chain held, which is pushed first. Returns FL_OK. */
+int fl__send_switch(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m);
+
+/* Add m (to a) to the chain t holds. Returns FL_OK. Every call in it is
+ * a tail call, so a sender's fast path saves no registers for them. */
+static inline int fl__send_coalesced(fl__turn_t *t, fl__actor_t *a, fl_msg_t *m)
 {
-    if (t->out_to != a) {
-        fl__turn_flush(t);
-        t->out_to = a;
-        t->out_first = m;
-    } else {
+    fl__actor_t *held = t->out_to;
+    if (fl__likely(held == a)) {
         /* Relaxed: the chain is this thread's until the release store
          * that links it in fl__mpscq_push_chain publishes it. */
         atomic_store_explicit(&t->out_last->node.next, &m->node,
                               memory_order_relaxed);
+        t->out_last = m;
+        t->out_w += fl__flow_weigh(a, m);
+        if (fl__unlikely(++t->out_n >= FL__OUT_MAX))
+            return fl__turn_push_out(t);
+        return FL_OK;
     }
-    t->out_last = m;
-    t->out_w += fl__flow_weigh(a, m);
-    if (++t->out_n >= FL__OUT_MAX)
-        fl__turn_push_out(t);
+    if (fl__unlikely(held != NULL))
+        return fl__send_switch(t, a, m);
+    t->out_to = a;
+    t->out_first = t->out_last = m;
+    t->out_w = fl__flow_weigh(a, m);
+    t->out_n = 1;
+    return FL_OK;
 }
 
 /* fl__deliver, but an undeliverable m is left to the caller
@@ -123,9 +133,8 @@ static inline int fl__deliver_or_keep(fl_system_t *sys, fl_msg_t *m,
         return FL_EUNREACHABLE;
     fl__turn_t *t = &fl__tls_turn;
     if (t->in_turn && t->sys == sys && !control)
-        fl__send_coalesced(t, a, m);
-    else
-        fl__push(sys, a, m);
+        return fl__send_coalesced(t, a, m);
+    fl__push(sys, a, m);
     return FL_OK;
 }
 

@@ -115,15 +115,8 @@ extern _Thread_local void (*fl__tls_flush)(bool more);
 
 /* Push the sends t coalesced (deliver.c); t->out_to is not NULL. Only
  * out_to, out_n and out_w say whether a chain is held: out_first and
- * out_last are stale once it is pushed. */
-void fl__turn_push_out(fl__turn_t *t);
-
-/* Push the sends t coalesced; no-op (and no call) when there are none. */
-static inline void fl__turn_flush(fl__turn_t *t)
-{
-    if (t->out_to != NULL)
-        fl__turn_push_out(t);
-}
+ * out_last are stale once it is pushed. Returns FL_OK. */
+int fl__turn_push_out(fl__turn_t *t);
 
 /* Slot lookup; NULL if the slot was never allocated. Any thread. */
 static inline fl__actor_t *fl__slot(fl_system_t *sys, uint32_t slot)
