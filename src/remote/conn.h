@@ -194,8 +194,9 @@ typedef struct fl__asks {
  *     flag, and a waiting reader requires it set already. frag (the
  *     peer's fragmented frames) is the I/O thread's alone in practice: a
  *     waiting thread leaves every FRAGMENT to it (await.c).
- * (5) in_paused is written by the I/O thread only; in_held by any thread
- *     (inbound.c pairs them). in_drained is set by in_wait's callback
+ * (5) in_paused (stopped for the budget, not for a mailbox) is written
+ *     by the I/O thread only; in_held by any thread (inbound.c pairs
+ *     them). in_drained is set by in_wait's callback
  *     (any thread) and cleared by the I/O thread.
  * (6) Written by the I/O thread only (wake.c), under mu: a request reads
  *     it to know whether the I/O thread must lower it (fl__conn_request).
@@ -282,7 +283,8 @@ struct fl__conn {
      * (fl__conn_peer_incarnation). */
     _Atomic uint64_t peer_inc;
     /* The inbound budget (inbound.c): bytes of calls kept and not done,
-     * and whether reading stopped for them. */
+     * and whether reading stopped for them (in_paused: the budget's
+     * reason; a mailbox's is in_mbox). */
     _Atomic size_t in_held;
     _Atomic bool in_paused;
     /* The mailbox over its bound that reading stopped for (inbound.c):
@@ -320,7 +322,7 @@ struct fl__conn {
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
     size_t in_frame;      /* the INVOKE on_invoke has: its bytes (inbound.c) */
-    bool in_stopped;      /* not read for the inbound budget (inbound.c) */
+    bool in_stopped;      /* not read: in_paused, in_mbox or both */
     uint64_t next_stream; /* the last fragment stream id */
     uint8_t frag_hdr[FL__FRAME_HDR]; /* in the uv_write (note 5) */
 
@@ -416,8 +418,8 @@ struct fl__net {
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
         st_writes, st_proto, st_caller_reads, st_caller_answers, st_wakes,
         st_wake_visits;
-    _Atomic uint64_t st_in_pauses, st_in_peak; /* inbound.c */
-    _Atomic uint64_t st_in_mbox_pauses;        /* inbound.c */
+    _Atomic uint64_t st_in_pauses, st_in_peak;       /* inbound.c */
+    _Atomic uint64_t st_in_mbox_pauses, st_in_kicks; /* inbound.c */
 };
 
 /* The net whose I/O thread this is, or NULL (io.c). */

@@ -345,8 +345,11 @@ typedef struct fl__net_stats {
      * and the most bytes of calls one connection held (inbound.c). */
     uint64_t inbound_pauses, inbound_peak;
     /* Times a connection stopped being read for a mailbox over its bound
-     * (fl__conn_inbound_over_bound). */
-    uint64_t mailbox_pauses;
+     * (fl__conn_inbound_over_bound), and times a finished call kicked the
+     * I/O thread to read its connection again (fl__conn_inbound_done):
+     * only a connection stopped for the budget, its calls down to half of
+     * it (a drain wait kicks one stopped for a mailbox). */
+    uint64_t mailbox_pauses, inbound_kicks;
     /* Wake-ups of the I/O thread's deadline timer, and the connections
      * it looked at (wake.c): neither grows while nothing is due, however
      * many idle connections there are. */
