@@ -31,7 +31,6 @@
 
 #include "remote/net.h"
 
-#include "actor/flow.h"
 #include "common/heap.h"
 #include "common/internal.h"
 #include "remote/address.h"
@@ -80,6 +79,9 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 
 /* A connection's TLS side (tls_io.c). */
 typedef struct fl__tls_io fl__tls_io_t;
+
+/* A connection's wait for a mailbox to drain (actor/flow.h). */
+struct fl__drain_wait;
 
 /* Endpoint buckets of a connection's big lane (conn_write.c). */
 #define FL__BIG_BUCKETS 16
@@ -290,8 +292,8 @@ struct fl__conn {
     /* The mailbox over its bound that reading stopped for (inbound.c):
      * its drain wait, armed on in_sys while in_mbox (I/O thread), and
      * whether it fired (set by the callback, cleared by the I/O
-     * thread). */
-    fl__drain_wait_t in_wait;
+     * thread). The wait lives in c's block, after it (fl__conn_new). */
+    struct fl__drain_wait *in_wait;
     struct fl_system *in_sys;
     bool in_mbox;
     _Atomic bool in_drained;

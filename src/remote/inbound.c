@@ -30,6 +30,8 @@
  */
 #include "remote/conn.h"
 
+#include "actor/flow.h"
+
 /* Reading resumes at or below this. */
 static size_t low_water(const fl__net_t *n)
 {
@@ -107,7 +109,7 @@ void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id)
     if (c->in_mbox || c->state != C_OPEN || !fl__actor_over_bound(sys, id))
         return;
     atomic_store(&c->in_drained, false);
-    if (fl__drain_wait_arm(sys, id, &c->in_wait, mailbox_drained, c) != FL_OK)
+    if (fl__drain_wait_arm(sys, id, c->in_wait, mailbox_drained, c) != FL_OK)
         return; /* drained meanwhile, or its actor has stopped */
     c->in_sys = sys;
     c->in_mbox = true;
@@ -124,7 +126,7 @@ void fl__conn_inbound_closed(fl__conn_t *c)
     if (!c->in_mbox)
         return;
     /* When it returns the callback is not running and will not run. */
-    fl__drain_wait_cancel(c->in_sys, &c->in_wait);
+    fl__drain_wait_cancel(c->in_sys, c->in_wait);
     c->in_mbox = false;
     atomic_store(&c->in_drained, false);
     /* A socket opened again (outbound) is read from its start, unless
