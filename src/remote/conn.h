@@ -733,10 +733,10 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
 
 /* ---- inbound.c ----------------------------------------------------------- */
 
-/* Read c again if it stopped for the inbound budget and its calls have
- * drained to half of it, and, if it stopped for a mailbox over its bound
- * too, that mailbox has drained to half its bound: the frames already
- * read first (I/O thread, from fl__conn_process). */
+/* Read c again once each reason it stopped for is clear: its calls
+ * drained to half the inbound budget (if that stopped it), the mailbox
+ * over its bound drained to half its bound (if one did); the frames
+ * already read first (I/O thread, from fl__conn_process). */
 void fl__conn_inbound_resume(fl__conn_t *c);
 
 /* c closes: cancel the wait for a mailbox, if armed (before c can be
