@@ -6,6 +6,8 @@
  * Who owns which field: the table in conn.h.
  */
 #include "remote/conn.h"
+
+#include "actor/flow.h"
 #include "remote/tls_io.h"
 
 #include <stdio.h>
@@ -105,9 +107,14 @@ bool fl__conn_closed(const fl__conn_t *c)
 
 fl__conn_t *fl__conn_new(fl__net_t *n, bool outbound)
 {
-    fl__conn_t *c = fl__calloc(1, sizeof *c);
+    _Static_assert(sizeof(fl__conn_t) % _Alignof(fl__drain_wait_t) == 0,
+                   "the drain wait after a connection must stay aligned");
+    /* c's drain wait (inbound.c) in its block: one allocation, freed with
+     * it. Zeroed before its first use, as fl__drain_wait_arm asks. */
+    fl__conn_t *c = fl__calloc(1, sizeof *c + sizeof(fl__drain_wait_t));
     if (c == NULL)
         return NULL;
+    c->in_wait = (fl__drain_wait_t *)(c + 1);
     atomic_init(&c->refs, 1); /* the net's */
     c->net = n;
     c->outbound = outbound;

@@ -31,7 +31,6 @@
 
 #include "remote/net.h"
 
-#include "actor/flow.h"
 #include "common/heap.h"
 #include "common/internal.h"
 #include "remote/address.h"
@@ -80,6 +79,9 @@ static inline int fl__key_cmp(const void *a, const void *b, size_t n)
 
 /* A connection's TLS side (tls_io.c). */
 typedef struct fl__tls_io fl__tls_io_t;
+
+/* A connection's wait for a mailbox to drain (actor/flow.h). */
+struct fl__drain_wait;
 
 /* Endpoint buckets of a connection's big lane (conn_write.c). */
 #define FL__BIG_BUCKETS 16
@@ -194,8 +196,9 @@ typedef struct fl__asks {
  *     flag, and a waiting reader requires it set already. frag (the
  *     peer's fragmented frames) is the I/O thread's alone in practice: a
  *     waiting thread leaves every FRAGMENT to it (await.c).
- * (5) in_paused is written by the I/O thread only; in_held by any thread
- *     (inbound.c pairs them). in_drained is set by in_wait's callback
+ * (5) in_paused (stopped for the budget, not for a mailbox) is written
+ *     by the I/O thread only; in_held by any thread (inbound.c pairs
+ *     them). in_drained is set by in_wait's callback
  *     (any thread) and cleared by the I/O thread.
  * (6) Written by the I/O thread only (wake.c), under mu: a request reads
  *     it to know whether the I/O thread must lower it (fl__conn_request).
@@ -282,14 +285,15 @@ struct fl__conn {
      * (fl__conn_peer_incarnation). */
     _Atomic uint64_t peer_inc;
     /* The inbound budget (inbound.c): bytes of calls kept and not done,
-     * and whether reading stopped for them. */
+     * and whether reading stopped for them (in_paused: the budget's
+     * reason; a mailbox's is in_mbox). */
     _Atomic size_t in_held;
     _Atomic bool in_paused;
     /* The mailbox over its bound that reading stopped for (inbound.c):
      * its drain wait, armed on in_sys while in_mbox (I/O thread), and
      * whether it fired (set by the callback, cleared by the I/O
-     * thread). */
-    fl__drain_wait_t in_wait;
+     * thread). The wait lives in c's block, after it (fl__conn_new). */
+    struct fl__drain_wait *in_wait;
     struct fl_system *in_sys;
     bool in_mbox;
     _Atomic bool in_drained;
@@ -320,7 +324,7 @@ struct fl__conn {
     int peer_err; /* a connection-level ERROR from the peer (corr 0) */
     char peer_msg[FL__ERRMSG_MAX + 1];
     size_t in_frame;      /* the INVOKE on_invoke has: its bytes (inbound.c) */
-    bool in_stopped;      /* not read for the inbound budget (inbound.c) */
+    bool in_stopped;      /* not read: in_paused, in_mbox or both */
     uint64_t next_stream; /* the last fragment stream id */
     uint8_t frag_hdr[FL__FRAME_HDR]; /* in the uv_write (note 5) */
 
@@ -416,8 +420,8 @@ struct fl__net {
     _Atomic uint64_t st_accepted, st_opened, st_failed, st_in, st_out,
         st_writes, st_proto, st_caller_reads, st_caller_answers, st_wakes,
         st_wake_visits;
-    _Atomic uint64_t st_in_pauses, st_in_peak; /* inbound.c */
-    _Atomic uint64_t st_in_mbox_pauses;        /* inbound.c */
+    _Atomic uint64_t st_in_pauses, st_in_peak;       /* inbound.c */
+    _Atomic uint64_t st_in_mbox_pauses, st_in_kicks; /* inbound.c */
 };
 
 /* The net whose I/O thread this is, or NULL (io.c). */
@@ -729,10 +733,10 @@ void fl__answer_settle(const fl__rx_frame_t *fr, fl_future_t *f,
 
 /* ---- inbound.c ----------------------------------------------------------- */
 
-/* Read c again if it stopped for the inbound budget and its calls have
- * drained to half of it, and, if it stopped for a mailbox over its bound
- * too, that mailbox has drained to half its bound: the frames already
- * read first (I/O thread, from fl__conn_process). */
+/* Read c again once each reason it stopped for is clear: its calls
+ * drained to half the inbound budget (if that stopped it), the mailbox
+ * over its bound drained to half its bound (if one did); the frames
+ * already read first (I/O thread, from fl__conn_process). */
 void fl__conn_inbound_resume(fl__conn_t *c);
 
 /* c closes: cancel the wait for a mailbox, if armed (before c can be

@@ -7,24 +7,30 @@
  * of the budget, starting with the frames already in its read buffer.
  *
  * in_held is added to on the I/O thread and taken from on any thread;
- * in_paused is set and cleared by the I/O thread. A finishing call that
- * leaves in_held at the low-water mark or below while in_paused is set
- * kicks the I/O thread, which resumes (fl__conn_inbound_resume from
- * fl__conn_process). Both sides use sequentially consistent operations:
- * the I/O thread stores in_paused and then loads in_held, a finishing call
- * subtracts from in_held and then loads in_paused, so at least one of them
- * sees the other and a drain is never missed.
+ * in_paused (stopped for the budget) is set and cleared by the I/O
+ * thread. A finishing call that leaves in_held at the low-water mark or
+ * below while in_paused is set kicks the I/O thread, which resumes
+ * (fl__conn_inbound_resume from fl__conn_process). Both sides use
+ * sequentially consistent operations: the I/O thread stores in_paused and
+ * then loads in_held, a finishing call subtracts from in_held and then
+ * loads in_paused, so at least one of them sees the other and a drain is
+ * never missed.
  *
  * The mailbox bound stops reading too (docs/wire-protocol.md, "Flow
  * control"): a call handed to an actor whose mailbox is then over its
  * bound stops reading c, and arms a drain wait (actor/flow.h) whose
  * callback kicks the I/O thread once that mailbox has drained to half its
- * bound. Reading resumes when both the bytes and the mailbox are at or
- * below their marks. The wait is cancelled when c closes, before c can be
- * freed; the callback sets in_drained before its kick, and the kick list's
- * lock orders the two for the I/O thread.
+ * bound. The two reasons are kept apart: in_paused says the budget,
+ * in_mbox the mailbox, and c is read again once neither holds. So a
+ * finishing call kicks only a connection stopped for the budget, once
+ * per stop; one stopped for a mailbox alone is left to the drain wait.
+ * The wait is cancelled when c closes, before c can be freed; the
+ * callback sets in_drained before its kick, and the kick list's lock
+ * orders the two for the I/O thread.
  */
 #include "remote/conn.h"
+
+#include "actor/flow.h"
 
 /* Reading resumes at or below this. */
 static size_t low_water(const fl__net_t *n)
@@ -32,12 +38,11 @@ static size_t low_water(const fl__net_t *n)
     return n->max_inbound / 2;
 }
 
-/* Stop reading c (I/O thread, in a read): the rest of the read waits
- * in the read buffer. */
+/* Stop reading c, for either reason (I/O thread, in a read): the rest
+ * of the read waits in the read buffer. */
 static void read_stop(fl__conn_t *c)
 {
     c->in_stopped = true;
-    atomic_store(&c->in_paused, true);
     uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
@@ -45,7 +50,10 @@ static void read_stop(fl__conn_t *c)
 static void inbound_stop(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
-    read_stop(c);
+    /* seq_cst: before the load of in_held below (the top of this file). */
+    atomic_store(&c->in_paused, true);
+    if (!c->in_stopped)
+        read_stop(c);
     fl__net_count(&n->st_in_pauses, 1);
     FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
               "%s: %zu bytes of calls queued (budget %zu): not reading",
@@ -66,7 +74,9 @@ size_t fl__conn_inbound_keep(fl__conn_t *c)
     /* Relaxed: a statistic, written by this thread only. */
     if (held > atomic_load_explicit(&n->st_in_peak, memory_order_relaxed))
         atomic_store_explicit(&n->st_in_peak, held, memory_order_relaxed);
-    if (held > n->max_inbound && !c->in_stopped)
+    /* Relaxed: only this thread writes in_paused. */
+    if (held > n->max_inbound &&
+        !atomic_load_explicit(&c->in_paused, memory_order_relaxed))
         inbound_stop(c);
     return len;
 }
@@ -74,8 +84,10 @@ size_t fl__conn_inbound_keep(fl__conn_t *c)
 void fl__conn_inbound_done(fl__conn_t *c, size_t n)
 {
     size_t held = atomic_fetch_sub(&c->in_held, n) - n;
-    if (held <= low_water(c->net) && atomic_load(&c->in_paused))
+    if (held <= low_water(c->net) && atomic_load(&c->in_paused)) {
+        fl__net_count(&c->net->st_in_kicks, 1);
         fl__conn_kick(c);
+    }
     fl__conn_release_turn(c);
 }
 
@@ -97,7 +109,7 @@ void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id)
     if (c->in_mbox || c->state != C_OPEN || !fl__actor_over_bound(sys, id))
         return;
     atomic_store(&c->in_drained, false);
-    if (fl__drain_wait_arm(sys, id, &c->in_wait, mailbox_drained, c) != FL_OK)
+    if (fl__drain_wait_arm(sys, id, c->in_wait, mailbox_drained, c) != FL_OK)
         return; /* drained meanwhile, or its actor has stopped */
     c->in_sys = sys;
     c->in_mbox = true;
@@ -114,12 +126,13 @@ void fl__conn_inbound_closed(fl__conn_t *c)
     if (!c->in_mbox)
         return;
     /* When it returns the callback is not running and will not run. */
-    fl__drain_wait_cancel(c->in_sys, &c->in_wait);
+    fl__drain_wait_cancel(c->in_sys, c->in_wait);
     c->in_mbox = false;
     atomic_store(&c->in_drained, false);
     /* A socket opened again (outbound) is read from its start, unless
      * calls still hold the budget. */
-    if (c->in_stopped && atomic_load(&c->in_held) <= low_water(c->net)) {
+    if (c->in_stopped && (!atomic_load(&c->in_paused) ||
+                          atomic_load(&c->in_held) <= low_water(c->net))) {
         c->in_stopped = false;
         atomic_store(&c->in_paused, false);
     }
@@ -129,19 +142,27 @@ void fl__conn_inbound_resume(fl__conn_t *c)
 {
     fl__net_t *n = c->net;
     FL__ASSERT_IO(n);
-    if (!c->in_stopped || atomic_load(&c->in_held) > low_water(n))
+    if (!c->in_stopped)
         return;
-    if (c->in_mbox) {
-        if (!atomic_load(&c->in_drained)) {
+    /* The budget's reason ends at its low-water mark, once: from then on
+     * no finishing call kicks c. */
+    if (atomic_load(&c->in_paused)) {
+        if (atomic_load(&c->in_held) > low_water(n))
+            return; /* the call that drains it kicks */
+        atomic_store(&c->in_paused, false);
+        if (c->in_mbox && !atomic_load(&c->in_drained)) {
             FL_LOG_KV(FL_LOG_DEBUG, FL_KV(FL_F("peer", c->name)),
                       "%s: calls drained, a mailbox not yet: not reading",
                       c->name);
             return;
         }
+    }
+    if (c->in_mbox) {
+        if (!atomic_load(&c->in_drained))
+            return;         /* its drain wait kicks */
         c->in_mbox = false; /* the wait fired: it is disarmed */
     }
     c->in_stopped = false;
-    atomic_store(&c->in_paused, false);
     if (c->state != C_OPEN)
         return;
     int rc = fl__conn_read_start(c);

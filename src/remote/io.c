@@ -391,6 +391,8 @@ void fl__net_stats(fl__net_t *n, fl__net_stats_t *out)
         atomic_load_explicit(&n->st_in_peak, memory_order_relaxed);
     out->mailbox_pauses =
         atomic_load_explicit(&n->st_in_mbox_pauses, memory_order_relaxed);
+    out->inbound_kicks =
+        atomic_load_explicit(&n->st_in_kicks, memory_order_relaxed);
     out->wakes = atomic_load_explicit(&n->st_wakes, memory_order_relaxed);
     out->wake_visits =
         atomic_load_explicit(&n->st_wake_visits, memory_order_relaxed);

@@ -325,11 +325,11 @@ void fl__conn_inbound_done(fl__conn_t *c, size_t n);
  * fl__conn_inbound_over_bound, called by on_invoke after it handed the
  * call at hand to actor `id` of sys: when that mailbox is now over its
  * bound (fl__actor_over_bound), c is not read (as over the budget above)
- * until the mailbox has drained to half its bound, and the budget too
- * allows it. Nothing when c waits for a mailbox already (no look at this
- * one), when the mailbox is within its bound or its actor is gone. I/O
- * thread, inside on_invoke only; the wait ends at the latest when c
- * closes (the net stopping closes every connection).
+ * until the mailbox has drained to half its bound, and, if the budget
+ * stopped c too, its calls have drained to half of that. Nothing when c waits
+ * for a mailbox already (no look at this one), when the mailbox is within its
+ * bound or its actor is gone. I/O thread, inside on_invoke only; the wait ends
+ * at the latest when c closes (the net stopping closes every connection).
  */
 void fl__conn_inbound_over_bound(fl__conn_t *c, fl_system_t *sys, uint64_t id);
 
@@ -345,8 +345,11 @@ typedef struct fl__net_stats {
      * and the most bytes of calls one connection held (inbound.c). */
     uint64_t inbound_pauses, inbound_peak;
     /* Times a connection stopped being read for a mailbox over its bound
-     * (fl__conn_inbound_over_bound). */
-    uint64_t mailbox_pauses;
+     * (fl__conn_inbound_over_bound), and times a finished call kicked the
+     * I/O thread to read its connection again (fl__conn_inbound_done):
+     * only a connection stopped for the budget, its calls down to half of
+     * it (a drain wait kicks one stopped for a mailbox). */
+    uint64_t mailbox_pauses, inbound_kicks;
     /* Wake-ups of the I/O thread's deadline timer, and the connections
      * it looked at (wake.c): neither grows while nothing is due, however
      * many idle connections there are. */

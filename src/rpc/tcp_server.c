@@ -394,7 +394,7 @@ void fl__rpc_tcp_on_invoke(void *arg, fl__conn_t *c, const fl__frame_hdr_t *h,
     } else {
         ih->fence = FENCE_NONE;
     }
-    memcpy(ih + 1, body, h->body_len);
+    memcpy(fl__rpc_invoke_body(ih), body, h->body_len); /* ih->wire set above */
     /* Its bytes count against c's inbound budget until the runtime is done
      * with the message (wire_settle). */
     ih->settle = wire_settle;

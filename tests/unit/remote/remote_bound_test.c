@@ -22,173 +22,9 @@
  * The server runs without I/O turns: a handler that waits must not run on
  * the I/O thread.
  */
-#include "gate_fixture.h"
-
-#include "actor/system.h"
-#include "rpc/service.h"
-#include "rpc/tcp.h"
-#include "unit/rpc/rpc_transport.h"
+#include "bound_fixture.h"
 
 #define BOUND 64u
-#define NMSG 3000u
-#define ASK_EVERY 10u
-#define EP_SLOW "slow"
-#define ASK_MS 60000
-
-/* The peers of the server's debug lines "<peer>: a mailbox is over its
- * bound: not reading" (paused) and "<peer>: calls drained, a mailbox not
- * yet: not reading" (refused), in order (log_sink). */
-#define LOG_PEERS 64
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    char paused[LOG_PEERS][64], refused[LOG_PEERS][64];
-    unsigned npaused, nrefused;
-} logged = {.mu = PTHREAD_MUTEX_INITIALIZER}; /* cv: main */
-
-static bool ends_with(const char *s, const char *tail)
-{
-    size_t n = strlen(s), k = strlen(tail);
-    return n >= k && strcmp(s + n - k, tail) == 0;
-}
-
-static void log_sink(void *arg, const fl_log_record_t *rec)
-{
-    (void)arg;
-    if (rec->level != FL_LOG_DEBUG)
-        fprintf(stderr, "fling: %s\n", rec->message);
-    if (rec->nfields == 0 || strcmp(rec->fields[0].key, "peer") != 0)
-        return;
-    pthread_mutex_lock(&logged.mu);
-    if (ends_with(rec->message, ": a mailbox is over its bound: not reading") &&
-        logged.npaused < LOG_PEERS)
-        snprintf(logged.paused[logged.npaused++], 64, "%s",
-                 rec->fields[0].value);
-    if (ends_with(rec->message,
-                  ": calls drained, a mailbox not yet: not reading") &&
-        logged.nrefused < LOG_PEERS)
-        snprintf(logged.refused[logged.nrefused++], 64, "%s",
-                 rec->fields[0].value);
-    pthread_cond_broadcast(&logged.cv);
-    pthread_mutex_unlock(&logged.mu);
-}
-
-/* Waits (WAIT_MS) until the server refused to read `peer` again for a
- * mailbox not yet drained. */
-static void wait_refused(const char *peer)
-{
-    struct timespec ts = fl_test_deadline(WAIT_MS);
-    pthread_mutex_lock(&logged.mu);
-    bool found = false;
-    int rc = 0;
-    while (!found && rc == 0) {
-        for (unsigned i = 0; i < logged.nrefused && !found; i++)
-            found = strcmp(logged.refused[i], peer) == 0;
-        if (!found)
-            rc = pthread_cond_timedwait(&logged.cv, &logged.mu, &ts);
-    }
-    char all[512] = "";
-    size_t k = 0;
-    for (unsigned i = 0; i < logged.nrefused && k < sizeof all; i++)
-        k +=
-            (size_t)snprintf(all + k, sizeof all - k, " %s", logged.refused[i]);
-    for (unsigned i = 0; i < logged.npaused && k < sizeof all; i++)
-        k += (size_t)snprintf(all + k, sizeof all - k, " p:%s",
-                              logged.paused[i]);
-    pthread_mutex_unlock(&logged.mu);
-    if (!found)
-        fail_msg("the server did not refuse to read %s within %d ms (%s)", peer,
-                 WAIT_MS, all);
-}
-
-typedef struct bound_fx {
-    unsigned bound, nflood;
-    fl_system_t *sys; /* the server's, mailboxes of `bound` */
-    fl_rpc_service_t *server, *flood_cli, *good_cli;
-    fl_rpc_endpoint_t *slow_ep, *calc_ep;
-    slow_t slow;
-    calc_t calc;
-    fl_rpc_gateway_t *flood_gw;
-    good_t good;
-    fl_future_t *asks[NMSG / ASK_EVERY + 1];
-} bound_fx_t;
-
-static fl__net_stats_t server_stats(bound_fx_t *fx)
-{
-    fl__net_stats_t st;
-    fl__net_stats(fx->server->net, &st);
-    return st;
-}
-
-/* The drain waits armed on the slow endpoint's mailbox. */
-static uint32_t slow_waits(bound_fx_t *fx)
-{
-    fl__actor_t *a = fl__slot(fx->sys, FL__REF_SLOT(fx->slow_ep->actor.id));
-    return atomic_load(&a->waits);
-}
-
-static uint32_t slow_queued(bound_fx_t *fx)
-{
-    uint32_t q = 0;
-    assert_fl_ok(fl_actor_queued(fx->sys, fx->slow_ep->actor, &q));
-    return q;
-}
-
-/* The server (TLS when tls) on a system of mailbox bound `bound` and
- * turns of `batch` messages, its endpoints, the good client calling
- * "calc" on its own connection, and the flood's client and gateway. */
-static void fx_start(bound_fx_t *fx, bool tls, unsigned bound, unsigned batch)
-{
-    memset(fx, 0, sizeof *fx);
-    fx->bound = bound;
-    fx->nflood = NMSG;
-    fx_remote = true;
-    fx_tls = tls;
-    fl_system_opts_t sysopts = {
-        .workers = 2, .mailbox_bound = bound, .batch = batch};
-    assert_fl_ok(fl_system_alloc(&sysopts, &fx->sys));
-    fl_rpc_service_opts_t so = {
-        .system = fx->sys, .name = "bound-server", .no_io_turns = true};
-    svc_listen(&so);
-    assert_fl_ok(fl_rpc_service_alloc(&so, &fx->server));
-    gate_init(&fx->slow, NMSG);
-    assert_fl_ok(calc_start(fx->server, EP_SLOW, &fx->slow.calc,
-                            slow_services(), 1, &fx->slow_ep));
-    assert_fl_ok(calc_start(fx->server, "calc", &fx->calc, calc_services(), 2,
-                            &fx->calc_ep));
-
-    fl_rpc_service_opts_t co = {.workers = 1};
-    svc_dial(&co);
-    assert_fl_ok(fl_rpc_service_alloc(&co, &fx->good_cli));
-    assert_fl_ok(fl_rpc_service_alloc(&co, &fx->flood_cli));
-    good_init(&fx->good);
-    assert_fl_ok(gw_connect(fx->good_cli, fl_rpc_endpoint_address(fx->calc_ep),
-                            &flhostile__calc_gateway__descriptor,
-                            &fx->good.gw));
-    assert_int_equal(0, good_start(&fx->good));
-    assert_fl_ok(gw_connect(fx->flood_cli, fl_rpc_endpoint_address(fx->slow_ep),
-                            &flhostile__calc_gateway__descriptor,
-                            &fx->flood_gw));
-}
-
-/* The flood: Add(i) for i < fx->nflood, a tell but every ASK_EVERY-th an
- * ask (its future in fx->asks). */
-static void flood(bound_fx_t *fx)
-{
-    ProtobufCService *calc = fl_rpc_gateway_service(fx->flood_gw);
-    for (unsigned i = 0; i < fx->nflood; i++) {
-        Flhostile__Num req = FLHOSTILE__NUM__INIT;
-        req.v = i;
-        req.text = "flood";
-        if (i % ASK_EVERY == 0) {
-            assert_fl_ok(fl_rpc_call(fx->flood_gw, M_ADD, &req.base, ASK_MS,
-                                     &fx->asks[i / ASK_EVERY]));
-        } else {
-            flhostile__calc_gateway__add(calc, &req, NULL, NULL);
-            assert_fl_ok(fl_rpc_last_error());
-        }
-    }
-}
 
 /* Waits until the server stopped reading the flood for the mailbox, then
  * checks what the pause holds: bound + 1 messages, nothing handled, the
@@ -214,27 +50,10 @@ static void expect_paused(bound_fx_t *fx)
     assert_int_equal(1, slow_waits(fx));
 }
 
-/* Ends the clients, the endpoints and the server (the gate open); the
- * gate's record stays for the caller to check (gate_fini). */
-static void fx_end(bound_fx_t *fx)
-{
-    good_fini(&fx->good);
-    fl_rpc_gateway_free(fx->flood_gw);
-    for (size_t i = 0; i < sizeof fx->asks / sizeof *fx->asks; i++)
-        fl_future_release(fx->asks[i]);
-    assert_fl_ok(service_end(fx->flood_cli));
-    assert_fl_ok(service_end(fx->good_cli));
-    assert_fl_ok(calc_end(fx->calc_ep));
-    assert_fl_ok(calc_end(fx->slow_ep));
-    assert_fl_ok(service_end(fx->server));
-    assert_fl_ok(fl_system_shutdown(fx->sys));
-    fl_system_free(fx->sys);
-}
-
 static void run_held_to_bound(bool tls)
 {
     static bound_fx_t fx;
-    fx_start(&fx, tls, BOUND, 0);
+    fx_start(&fx, tls, BOUND, 0, 0);
     flood(&fx);
     expect_paused(&fx);
 
@@ -298,7 +117,7 @@ static void expect_prefix(bound_fx_t *fx, size_t least)
 static void run_client_closes(bool tls)
 {
     static bound_fx_t fx;
-    fx_start(&fx, tls, BOUND, 0);
+    fx_start(&fx, tls, BOUND, 0, 0);
     flood(&fx);
     expect_paused(&fx);
 
@@ -340,7 +159,7 @@ static void test_the_client_closing_while_paused_frees_all_over_tls(void **s)
 static void run_server_stops(bool tls)
 {
     static bound_fx_t fx;
-    fx_start(&fx, tls, BOUND, 0);
+    fx_start(&fx, tls, BOUND, 0, 0);
     flood(&fx);
     expect_paused(&fx);
     fl_future_release(fl_rpc_service_close(fx.server));
@@ -365,51 +184,15 @@ static void test_the_server_stopping_while_paused_cancels_over_tls(void **s)
     (void)s;
     run_server_stops(true);
 }
-
-/* Waits until the server has stopped reading for a mailbox n times. */
-static void wait_pauses(bound_fx_t *fx, uint64_t n)
-{
-    uint64_t t0 = fl_clock_now_ns();
-    while (server_stats(fx).mailbox_pauses < n) {
-        if (fl_test_ms_since(t0) > WAIT_MS)
-            fail_msg("%llu pauses for the mailbox within %d ms, want %llu",
-                     (unsigned long long)server_stats(fx).mailbox_pauses,
-                     WAIT_MS, (unsigned long long)n);
-        usleep(1000);
-    }
-}
-
-/* A client of its own (one more connection) with a gateway to the slow
- * endpoint, *gw. */
-static fl_rpc_service_t *side_client(bound_fx_t *fx, fl_rpc_gateway_t **gw)
-{
-    fl_rpc_service_opts_t co = {.workers = 1};
-    svc_dial(&co);
-    fl_rpc_service_t *cli = NULL;
-    assert_fl_ok(fl_rpc_service_alloc(&co, &cli));
-    assert_fl_ok(gw_connect(cli, fl_rpc_endpoint_address(fx->slow_ep),
-                            &flhostile__calc_gateway__descriptor, gw));
-    return cli;
-}
-
-static void side_tell(fl_rpc_gateway_t *gw, int64_t v)
-{
-    Flhostile__Num req = FLHOSTILE__NUM__INIT;
-    req.v = v;
-    req.text = "side";
-    flhostile__calc_gateway__add(fl_rpc_gateway_service(gw), &req, NULL, NULL);
-    assert_fl_ok(fl_rpc_last_error());
-}
-
 /*
  * A connection whose own calls have all finished while the mailbox is
  * still over its low mark is read again by the drain wait alone. Bound 4,
  * turns of one message (the count falls call by call): the flood stops
  * at 5 held; A's tell makes 6 (A stops), three more clients' tells 9. A's
  * ask waits in its socket. The gate admits the flood's 5 and A's tell,
- * then holds the next: A's call is done at 3 held, above the low mark of
- * 2, and the server refuses to read A (its debug line). Once the gate
- * opens, only the drain to 2 can read A again.
+ * then holds the next: A's call is done (settled before the next call
+ * starts) at 3 held, above the low mark of 2, and A's ask is not read.
+ * Once the gate opens, only the drain to 2 can read A again.
  */
 #define SIDES 3
 static void
@@ -417,12 +200,8 @@ test_a_drained_mailbox_reads_a_connection_with_no_call_left(void **state)
 {
     (void)state;
     static bound_fx_t fx;
-    pthread_mutex_lock(&logged.mu);
-    logged.npaused = logged.nrefused = 0;
-    pthread_mutex_unlock(&logged.mu);
-    fl_log_set_handler(log_sink, NULL);
-    fl_log_set_level(FL_LOG_DEBUG);
-    fx_start(&fx, false, 4, 1);
+    log_start();
+    fx_start(&fx, false, 4, 1, 0);
     fx.nflood = 20;
     flood(&fx);
     wait_pauses(&fx, 1);
@@ -442,15 +221,13 @@ test_a_drained_mailbox_reads_a_connection_with_no_call_left(void **state)
     assert_fl_ok(fl_rpc_call(a_gw, M_ADD, &req.base, ASK_MS, &ask));
     assert_int_equal(4 + 1 + 1 + SIDES, slow_queued(&fx));
     assert_int_equal(2 + SIDES, slow_waits(&fx));
-    char a_peer[64];
-    pthread_mutex_lock(&logged.mu);
-    assert_int_equal(2 + SIDES, logged.npaused);
-    snprintf(a_peer, sizeof a_peer, "%s", logged.paused[1]);
-    pthread_mutex_unlock(&logged.mu);
+    assert_int_equal(2 + SIDES, log_count(L_PAUSED));
 
     gate_admit(&fx.slow, 4 + 1 + 1);
     gate_wait_stuck(&fx.slow, 4 + 1 + 1);
-    wait_refused(a_peer);
+    /* The call in the handler counts until its turn ends. */
+    assert_int_equal(SIDES, slow_queued(&fx));
+    assert_int_equal(2 + SIDES, server_stats(&fx).mailbox_pauses);
     gate_open(&fx.slow);
     int rc = fl_future_wait(ask, WAIT_MS);
     if (rc != FL_OK)
@@ -458,35 +235,12 @@ test_a_drained_mailbox_reads_a_connection_with_no_call_left(void **state)
                  fl_future_done(ask) ? fl_future_message(ask) : "pending");
     assert_int_equal(1002, ((const Flhostile__Num *)fl_future_value(ask))->v);
     fl_future_release(ask);
-    fl_log_set_level(FL_LOG_WARN);
-    size_t want = fx.nflood + 2 + SIDES;
-    uint64_t t0 = fl_clock_now_ns();
-    while (gate_seen(&fx.slow) < want) {
-        if (fl_test_ms_since(t0) > WAIT_MS)
-            fail_msg("%zu of %zu calls handled within %d ms",
-                     gate_seen(&fx.slow), want, WAIT_MS);
-        usleep(1000);
-    }
-    /* Each connection's calls once, in its order. */
-    int64_t next_flood = 0, next_a = 1000;
-    bool c_seen[SIDES] = {false};
-    pthread_mutex_lock(&fx.slow.mu);
-    size_t seen = fx.slow.nseen;
-    for (size_t i = 0; i < seen; i++) {
-        int64_t v = fx.slow.seen[i];
-        if (v < 1000 && v == next_flood)
-            next_flood++;
-        else if (v >= 1000 && v < 2000 && v == next_a)
-            next_a++;
-        else if (v >= 2000 && v < 2000 + SIDES && !c_seen[v - 2000])
-            c_seen[v - 2000] = true;
-        else
-            fail_msg("call Add(%lld) handled as number %zu: out of order or "
-                     "twice",
-                     (long long)v, i);
-    }
-    pthread_mutex_unlock(&fx.slow.mu);
-    assert_int_equal(want, seen);
+    /* Stopped for mailboxes alone: no finished call kicked the I/O
+     * thread, which never refused to read. */
+    assert_int_equal(0, server_stats(&fx).inbound_kicks);
+    assert_int_equal(0, log_count(L_REFUSED));
+    log_end();
+    expect_each_in_order(&fx, fx.nflood + 2 + SIDES, SIDES);
     for (int i = 0; i < SIDES; i++) {
         fl_rpc_gateway_free(c_gw[i]);
         assert_fl_ok(service_end(c[i]));
@@ -495,7 +249,6 @@ test_a_drained_mailbox_reads_a_connection_with_no_call_left(void **state)
     assert_fl_ok(service_end(a));
     fx_end(&fx);
     gate_fini(&fx.slow);
-    fl_log_set_handler(NULL, NULL);
 }
 
 int main(void)
