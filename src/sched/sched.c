@@ -182,6 +182,20 @@ static inline uint32_t xorshift(uint64_t *s)
     return (uint32_t)(x >> 32);
 }
 
+/* Whether the lone actor at head h of v's queue may be taken now: w
+ * watches it from the first look; a pop (head moving) starts anew. */
+static bool lone_due(fl__worker_t *w, const fl__worker_t *v, uint64_t h)
+{
+    uint64_t now = fl_clock_now_ns();
+    if (w->lone_since == 0 || w->lone_v != v->index || w->lone_head != h) {
+        w->lone_v = v->index;
+        w->lone_head = h;
+        w->lone_since = now;
+        return false;
+    }
+    return now - w->lone_since >= FL__STEAL_LONE_NS;
+}
+
 static struct fl__actor *steal(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
@@ -193,9 +207,17 @@ static struct fl__actor *steal(fl__worker_t *w)
         fl__worker_t *v = s->workers[(start + i) % n];
         if (v == w)
             continue;
+        /* A snapshot (pairs as in fl__runq_empty); the pop decides. */
+        uint64_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire);
+        uint64_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire);
+        if (t <= h || (t - h == 1 && !lone_due(w, v, h)))
+            continue;
         struct fl__actor *a = fl__runq_pop(&v->rq);
-        if (a != NULL)
+        if (a != NULL) {
+            FL_PROF(from_steal);
+            w->lone_since = 0;
             return a;
+        }
     }
     return NULL;
 }
@@ -235,10 +257,7 @@ static struct fl__actor *find_work(fl__worker_t *w)
         FL_PROF(from_inject);
         return a;
     }
-    a = steal(w);
-    if (a != NULL)
-        FL_PROF(from_steal);
-    return a;
+    return steal(w);
 }
 
 static bool any_work(fl__worker_t *w)

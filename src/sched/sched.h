@@ -49,6 +49,10 @@ struct fl__worker {
     struct fl__actor *next; /* run next; not stealable */
     uint32_t tick;          /* turns left to the next fairness look (sched.c) */
     uint64_t rng;
+    /* The lone actor this worker watches on another's queue (steal in
+     * sched.c): that worker, its queue's head, since when (ns; 0: none). */
+    unsigned lone_v;
+    uint64_t lone_head, lone_since;
     /* Under sched->sleep_lock. */
     bool sleeping;
 };
@@ -79,6 +83,17 @@ struct fl__sched {
     pthread_cond_t ready_cv; /* a worker has started (under sleep_lock) */
     unsigned nready;         /* workers started (under sleep_lock) */
 };
+
+/*
+ * A lone actor queued on another worker is taken (stolen) only once that
+ * worker has not popped it for FL__STEAL_LONE_NS: it is about to run it
+ * itself, on the core whose cache holds its messages, unless it is stuck
+ * in a long turn. Two actors queued or more: taken at once. Taking a lone
+ * one at once moved a consumer between the cores after every batch, and
+ * each of its messages crossed between them twice (docs/RATIONALE.md,
+ * "Locality before balance").
+ */
+#define FL__STEAL_LONE_NS 200000u
 
 /* The worker the calling thread is, or NULL (any scheduler's). */
 extern _Thread_local fl__worker_t *fl__tls_worker;

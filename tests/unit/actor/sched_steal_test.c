@@ -1,0 +1,135 @@
+/*
+ * sched_steal_test.c - when an idle worker takes an actor queued on a
+ * busy one (src/sched/sched.h, FL__STEAL_LONE_NS). A long turn spawns
+ * actors: each new actor's start is queued on the turn's worker, the last
+ * one in its next slot (never taken by another worker), the others on its
+ * run queue. The turn then waits until the queued ones have started. A
+ * lone queued actor stays with its worker for FL__STEAL_LONE_NS, then the
+ * idle worker takes it; two queued are taken while the turn goes on. An
+ * actor never taken fails the case at its time limit.
+ */
+#include "actor_fixture.h"
+
+#include "sched/sched.h"
+
+#define MAX_QUEUED 2
+
+typedef struct started {
+    _Atomic uint64_t ns; /* when its start hook ran; 0: not yet */
+    pthread_t thread;    /* where (written before ns) */
+} started_t;
+
+typedef struct blocker {
+    unsigned nqueued;
+    started_t q[MAX_QUEUED + 1]; /* the last: the next slot's */
+    uint64_t spawned_ns;          /* when the queued ones were runnable */
+    pthread_t thread;
+    _Atomic int outcome; /* 1: all queued ones started during the turn;
+                            -1: a spawn failed; -2: timed out */
+} blocker_t;
+
+
+static void on_start(fl_system_t *sys, fl_actor_ref_t self, void *state)
+{
+    started_t *s = state;
+    s->thread = pthread_self();
+    atomic_store(&s->ns, fl_clock_now_ns());
+}
+
+static void idle_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         fl_msg_t *msg)
+{
+}
+
+static void blocker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                            fl_msg_t *msg)
+{
+    blocker_t *b = state;
+    b->thread = pthread_self();
+    fl_actor_opts_t o = {.on_start = on_start};
+    for (unsigned i = 0; i <= b->nqueued; i++) {
+        fl_actor_ref_t r;
+        if (fl_actor_spawn(sys, idle_receive, &b->q[i], &o, &r) != FL_OK) {
+            atomic_store(&b->outcome, -1);
+            return;
+        }
+    }
+    b->spawned_ns = fl_clock_now_ns();
+    uint64_t until = b->spawned_ns + (uint64_t)WAIT_MS * 1000000u;
+    for (;;) {
+        unsigned ran = 0;
+        for (unsigned i = 0; i < b->nqueued; i++)
+            ran += atomic_load(&b->q[i].ns) != 0;
+        if (ran == b->nqueued) {
+            atomic_store(&b->outcome, 1);
+            return;
+        }
+        if (fl_clock_now_ns() > until) {
+            atomic_store(&b->outcome, -2);
+            return;
+        }
+        sched_yield();
+    }
+}
+
+/* One long turn with nqueued actors queued behind it, on two workers. */
+static void run_case(blocker_t *b, unsigned nqueued)
+{
+    memset(b, 0, sizeof *b);
+    b->nqueued = nqueued;
+    fl_system_opts_t so = {0};
+    so.workers = 2;
+    fl_system_t *sys = NULL;
+    assert_fl_ok(fl_system_alloc(&so, &sys));
+    fl_actor_ref_t blocker;
+    assert_fl_ok(fl_actor_spawn(sys, blocker_receive, b, NULL, &blocker));
+    fl_msg_t *go = fl_msg_alloc(1, 0);
+    assert_non_null(go);
+    assert_fl_ok(fl_tell(sys, blocker, go));
+    uint64_t t0 = fl_clock_now_ns();
+    while (atomic_load(&b->outcome) == 0) {
+        if (fl_clock_now_ns() - t0 > 2 * (uint64_t)WAIT_MS * 1000000u)
+            fail_msg("the blocking turn never ended");
+        sched_yield();
+    }
+    assert_fl_ok(fl_system_shutdown(sys));
+    fl_system_free(sys);
+    assert_int_equal(1, atomic_load(&b->outcome));
+    /* The next slot's actor waited for the turn's end, on its worker. */
+    assert_int_not_equal(0, atomic_load(&b->q[nqueued].ns));
+    for (unsigned i = 0; i < nqueued; i++)
+        assert_false(pthread_equal(b->thread, b->q[i].thread));
+}
+
+static void test_a_lone_queued_actor_is_taken_after_the_steal_delay(void **st)
+{
+    (void)st;
+    blocker_t b;
+    run_case(&b, 1);
+    /* Not before FL__STEAL_LONE_NS: its worker might have run it itself
+     * a moment later, on the core that holds its messages. */
+    uint64_t waited = atomic_load(&b.q[0].ns) - b.spawned_ns;
+    if (waited < FL__STEAL_LONE_NS)
+        fail_msg("a lone queued actor was taken after %llu ns, before the "
+                 "%u ns steal delay",
+                 (unsigned long long)waited, FL__STEAL_LONE_NS);
+}
+
+static void test_two_queued_actors_are_taken_during_a_long_turn(void **st)
+{
+    (void)st;
+    blocker_t b;
+    run_case(&b, 2);
+    /* Both started on the other worker while the turn went on (run_case);
+     * the first in the order queued. */
+    assert_true(atomic_load(&b.q[0].ns) <= atomic_load(&b.q[1].ns));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        FL_TEST(test_a_lone_queued_actor_is_taken_after_the_steal_delay),
+        FL_TEST(test_two_queued_actors_are_taken_during_a_long_turn),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
