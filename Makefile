@@ -52,7 +52,7 @@ test: deps-test
 	cd $(BUILD) && $(CTEST) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 bench: deps-bench
-	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_BENCH=ON -DFLING_BUILD_TESTS=OFF
+	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_BENCH=ON -DFLING_BUILD_TESTS=OFF -DFLING_LTO=ON
 	$(CMAKE) --build $(BUILD)-release -j $(JOBS) --target bench_programs
 	scripts/bench.sh $(BUILD)-release $(BENCH)
 
@@ -110,10 +110,12 @@ fuzz: deps-fuzz
 fuzz-short:
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
+# The installed library is built without LTO: an archive carrying one gcc's
+# LTO data may not link with another gcc's -flto (CMakeLists.txt, FLING_LTO).
 install: deps-install
-	$(CMAKE) -S . -B $(BUILD)-release -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)
-	$(CMAKE) --build $(BUILD)-release -j $(JOBS)
-	$(CMAKE) --install $(BUILD)-release --prefix $(PREFIX)
+	$(CMAKE) -S . -B $(BUILD)-install -DCMAKE_BUILD_TYPE=Release -DFLING_BUILD_TESTS=OFF -DFLING_LTO=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CMAKE) --build $(BUILD)-install -j $(JOBS)
+	$(CMAKE) --install $(BUILD)-install --prefix $(PREFIX)
 
 format: deps-format
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -298,8 +298,9 @@ test_msg_alloc_gives_a_zeroed_aligned_payload_of_the_given_type(void **state)
     (void)state;
     /* Each size right after one at least as large of the same block
      * class, whose bytes were set below: small payloads are zeroed by
-     * stores of 16 or 48 bytes (msg.c), which must cover all of them. */
-    const size_t sizes[] = {0, 1, 7, 16, 16, 48, 40, 48, 17, 100, 4096, 65537};
+     * stores of 16 or 80 bytes (msg.c), which must cover all of them. */
+    const size_t sizes[] = {0,  1,  7,  16, 16, 48,  40,   48,
+                            17, 80, 64, 80, 49, 100, 4096, 65537};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         fl_msg_t *m = fl_msg_alloc((uint32_t)(1000 + i), sizes[i]);
         assert_non_null(m);

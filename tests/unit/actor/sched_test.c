@@ -1,6 +1,9 @@
 /*
- * sched_steal_test.c - when an idle worker takes an actor queued on a
- * busy one (src/sched/sched.h, FL__STEAL_LONE_NS). A long turn spawns
+ * sched_test.c - the scheduler's policies (src/sched/sched.h): a chain
+ * running through a worker's next slot lets outside work in, and when an
+ * idle worker takes an actor queued on a busy one (FL__STEAL_LONE_NS).
+ *
+ * Stealing: a long turn spawns
  * actors: each new actor's start is queued on the turn's worker, the last
  * one in its next slot (never taken by another worker), the others on its
  * run queue. The turn then waits until the queued ones have started. A
@@ -14,6 +17,68 @@
 
 #define MAX_QUEUED 2
 
+/* ---- fairness ------------------------------------------------------------ */
+
+/* Two actors that answer each other forever: the chain runs through the
+ * worker's next slot, and only the fairness look lets anything else in. */
+typedef struct volley {
+    fl_actor_ref_t other;
+    _Atomic int *stop;
+} volley_t;
+
+static void volley_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                           fl_msg_t *msg)
+{
+    volley_t *v = state;
+    if (atomic_load(v->stop))
+        return;
+    fl_msg_t *m = fl_msg_alloc(1, 0);
+    if (m != NULL)
+        (void)fl_tell(sys, v->other, m);
+}
+
+static void flag_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
+                         fl_msg_t *msg)
+{
+    atomic_store((_Atomic int *)state, 1);
+}
+
+static void test_an_endless_chain_lets_a_tell_from_outside_in(void **st)
+{
+    (void)st;
+    fl_system_opts_t so = {0};
+    so.workers = 1;
+    fl_system_t *sys = NULL;
+    assert_fl_ok(fl_system_alloc(&so, &sys));
+    _Atomic int stop = 0, reached = 0;
+    volley_t va = {.stop = &stop}, vb = {.stop = &stop};
+    fl_actor_ref_t a, b, c;
+    assert_fl_ok(fl_actor_spawn(sys, volley_receive, &va, NULL, &a));
+    assert_fl_ok(fl_actor_spawn(sys, volley_receive, &vb, NULL, &b));
+    va.other = b;
+    vb.other = a;
+    assert_fl_ok(fl_actor_spawn(sys, flag_receive, &reached, NULL, &c));
+    fl_msg_t *serve = fl_msg_alloc(1, 0);
+    assert_non_null(serve);
+    assert_fl_ok(fl_tell(sys, a, serve));
+    /* The volley runs on the only worker; the tell to c goes through the
+     * inject queue, which the worker looks at every 61 turns. */
+    fl_msg_t *m = fl_msg_alloc(1, 0);
+    assert_non_null(m);
+    assert_fl_ok(fl_tell(sys, c, m));
+    uint64_t t0 = fl_clock_now_ns();
+    while (!atomic_load(&reached)) {
+        if (fl_clock_now_ns() - t0 > (uint64_t)WAIT_MS * 1000000u)
+            fail_msg("a tell from outside never ran beside an endless chain");
+        sched_yield();
+    }
+    atomic_store(&stop, 1);
+    assert_fl_ok(fl_system_shutdown(sys));
+    fl_system_free(sys);
+}
+
+/* ---- stealing ------------------------------------------------------------ */
+
 typedef struct started {
     _Atomic uint64_t ns; /* when its start hook ran; 0: not yet */
     pthread_t thread;    /* where (written before ns) */
@@ -22,12 +87,11 @@ typedef struct started {
 typedef struct blocker {
     unsigned nqueued;
     started_t q[MAX_QUEUED + 1]; /* the last: the next slot's */
-    uint64_t spawned_ns;          /* when the queued ones were runnable */
+    uint64_t spawned_ns;         /* when the queued ones were runnable */
     pthread_t thread;
     _Atomic int outcome; /* 1: all queued ones started during the turn;
                             -1: a spawn failed; -2: timed out */
 } blocker_t;
-
 
 static void on_start(fl_system_t *sys, fl_actor_ref_t self, void *state)
 {
@@ -128,6 +192,7 @@ static void test_two_queued_actors_are_taken_during_a_long_turn(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        FL_TEST(test_an_endless_chain_lets_a_tell_from_outside_in),
         FL_TEST(test_a_lone_queued_actor_is_taken_after_the_steal_delay),
         FL_TEST(test_two_queued_actors_are_taken_during_a_long_turn),
     };
