@@ -254,38 +254,41 @@ static void ctx_free(closure_ctx_t *c)
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
 {
     int err = fl_future_error(f);
-    if (err == FL_OK) {
-        fl_msg_t *m = fl_future_value(f);
-        arena_t *arena = thread_arena();
-        arena_mark_t mark = {0, NULL};
-        if (arena != NULL)
-            mark = arena_mark(arena);
-        bool over = false;
-        char checked[192];
-        checked[0] = '\0'; /* not an initializer: it would clear all 192 */
-        ProtobufCMessage *r;
-        if (fl_msg_type(m) == RPC_REPLY_FLAT)
-            r = fl_msg_data(m); /* a c->output: see on_local_reply */
-        else
-            r = reply_ok(c->output, m, checked, sizeof checked)
-                    ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
-                                     fl_msg_data(m), &over)
-                    : NULL;
-        if (r == NULL) {
-            closure_undecoded(c, m, over, checked);
-            c->closure(NULL, c->data);
-        } else {
-            fl__rpc_set_last(FL_OK, NULL);
-            c->closure(r, c->data); /* the reply is borrowed */
-            if (arena == NULL && r != fl_msg_data(m))
-                protobuf_c_message_free_unpacked(r, NULL);
-        }
-        if (arena != NULL)
-            arena_release(arena, mark);
-    } else {
+    if (err != FL_OK) {
         fl__rpc_set_last(err, fl_future_message(f));
         c->closure(NULL, c->data);
+        return;
     }
+    fl_msg_t *m = fl_future_value(f);
+    if (fl_msg_type(m) == RPC_REPLY_FLAT) {
+        /* A c->output (see on_local_reply), borrowed from the future: no
+         * arena, nothing to unpack or free. */
+        fl__rpc_set_last(FL_OK, NULL);
+        c->closure(fl_msg_data(m), c->data);
+        return;
+    }
+    arena_t *arena = thread_arena();
+    arena_mark_t mark = {0, NULL};
+    if (arena != NULL)
+        mark = arena_mark(arena);
+    bool over = false;
+    char checked[192];
+    checked[0] = '\0'; /* not an initializer: it would clear all 192 */
+    ProtobufCMessage *r = reply_ok(c->output, m, checked, sizeof checked)
+                              ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
+                                               fl_msg_data(m), &over)
+                              : NULL;
+    if (r == NULL) {
+        closure_undecoded(c, m, over, checked);
+        c->closure(NULL, c->data);
+    } else {
+        fl__rpc_set_last(FL_OK, NULL);
+        c->closure(r, c->data); /* the reply is borrowed */
+        if (arena == NULL)
+            protobuf_c_message_free_unpacked(r, NULL);
+    }
+    if (arena != NULL)
+        arena_release(arena, mark);
 }
 
 static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,

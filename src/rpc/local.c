@@ -385,7 +385,16 @@ const fl__rpc_tran_t fl__rpc_tran_local = {
  * (RPC_REPLY_FLAT, flat.h). NULL when out of memory. */
 static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
 {
-    fl__rpc_flat_t flat = fl__rpc_flat_of(msg);
+    /* The kind of the last descriptor replied on this thread: an endpoint
+     * answers the same method over and over, and the walk of the fields
+     * (fl__rpc_flat_kind) showed in rpc.local_call. */
+    static _Thread_local const ProtobufCMessageDescriptor *last_d;
+    static _Thread_local fl__rpc_flat_t last_kind;
+    if (msg->descriptor != last_d) {
+        last_kind = fl__rpc_flat_kind(msg->descriptor);
+        last_d = msg->descriptor;
+    }
+    fl__rpc_flat_t flat = msg->n_unknown_fields != 0 ? FL__FLAT_NO : last_kind;
     if (flat != FL__FLAT_NO) {
         fl_msg_t *m =
             fl_msg_alloc(RPC_REPLY_FLAT, msg->descriptor->sizeof_message);
