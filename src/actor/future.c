@@ -46,6 +46,7 @@ struct fl_future {
     _Atomic uint32_t refs;
     _Atomic uint32_t state; /* written under lk; read lock-free */
     _Atomic bool lk;        /* the spin lock: lock() and unlock() */
+    bool timed;             /* a timed_t: its timer's slot follows */
     int err;
     /* Set before the release store of state; after that it only changes
      * by being taken (exchange), so reading it needs no lock. */
@@ -78,11 +79,19 @@ static void unlock(fl_future_t *f)
     fl__spin_unlock(&f->lk);
 }
 
-fl_future_t *fl_future_alloc(void)
+/* An ask's future with the block of its timeout timer behind it: one
+ * allocation and one free per ask instead of two (both fit the pool's
+ * 256-byte class). */
+typedef struct timed {
+    fl_future_t f;
+    fl__timer_t t;
+} timed_t;
+
+static fl_future_t *alloc_future(size_t size)
 {
     /* A copy of a zero template, not memset: see fl__frame_decode_meta. */
     static const fl_future_t none;
-    fl_future_t *f = fl__block_alloc(sizeof *f);
+    fl_future_t *f = fl__block_alloc(size);
     if (f == NULL)
         return NULL;
     memcpy(f, &none, sizeof *f);
@@ -92,6 +101,24 @@ fl_future_t *fl_future_alloc(void)
     atomic_init(&f->lk, false);
     f->more_tail = &f->more;
     return f;
+}
+
+fl_future_t *fl_future_alloc(void)
+{
+    return alloc_future(sizeof(fl_future_t));
+}
+
+fl_future_t *fl__future_alloc_timed(void)
+{
+    fl_future_t *f = alloc_future(sizeof(timed_t));
+    if (f != NULL)
+        f->timed = true;
+    return f;
+}
+
+fl__timer_t *fl__future_timer_slot(fl_future_t *f)
+{
+    return f->timed ? &((timed_t *)f)->t : NULL;
 }
 
 fl_future_t *fl_future_retain(fl_future_t *f)
@@ -128,7 +155,7 @@ void fl_future_release(fl_future_t *f)
         fl__free(n);
         n = next;
     }
-    fl__block_free(f, sizeof *f);
+    fl__block_free(f, f->timed ? sizeof(timed_t) : sizeof *f);
 }
 
 /*

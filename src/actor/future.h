@@ -16,6 +16,15 @@
  * cb if the future is freed while still pending. */
 int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
                               void *arg);
+/*
+ * A pending future like fl_future_alloc's, with room for one timeout timer
+ * in its own block (fl__timer_new_future_in): an ask's, whose timer then
+ * costs no allocation of its own. NULL when out of memory. Any thread.
+ */
+fl_future_t *fl__future_alloc_timed(void);
+/* The timer room of f (fl__future_alloc_timed), or NULL. The memory goes
+ * with f's block: a timer in it ends by releasing its reference to f. */
+fl__timer_t *fl__future_timer_slot(fl_future_t *f);
 /* Attach a timeout timer (owned by the future from FL_OK on). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 /* fl__future_attach_timer on a pending f NOT YET SHARED with another

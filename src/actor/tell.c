@@ -102,7 +102,9 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_msg_free(msg);
         goto refused;
     }
-    f = fl_future_alloc();
+    /* With a timeout, the timer lives in the future's block. */
+    f = timeout_ms != FL_INFINITE ? fl__future_alloc_timed()
+                                  : fl_future_alloc();
     if (f == NULL) {
         fl_msg_free(msg);
         rc = FL_ENOMEM;
@@ -122,9 +124,8 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
      * the arm frees it (timer.c). */
     fl__timer_t *t = NULL;
     if (timeout_ms != FL_INFINITE) {
-        t = fl__timer_new_future(f, timeout_ms, to.id);
-        if (t != NULL)
-            fl__future_set_timer_unshared(f, sys, t);
+        t = fl__timer_new_future_in(f, timeout_ms, to.id);
+        fl__future_set_timer_unshared(f, sys, t);
     }
     msg->target = to.id;
     msg->sender = external ? 0 : fl__tls_actor;
@@ -132,8 +133,6 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     (void)fl__deliver(sys, msg, false);
     if (t != NULL)
         (void)fl__timer_arm(sys, t);
-    else if (timeout_ms != FL_INFINITE)
-        fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
     fl__sys_leave(sys, external);
     *out = f;
     return FL_OK;
