@@ -398,6 +398,15 @@ void *fl_future_take_value(fl_future_t *f)
     return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
 }
 
+void fl__future_on_complete_unshared(fl_future_t *f, fl_future_cb cb,
+                                     fl_free_cb drop, void *arg)
+{
+    /* Not shared yet: as in fl__future_set_namer. */
+    f->first.fn = cb;
+    f->first.drop = drop;
+    f->first.arg = arg;
+}
+
 int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)
 {
     return fl__future_on_complete_ex(f, cb, NULL, arg);

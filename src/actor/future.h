@@ -65,10 +65,28 @@ void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
 int fl__future_fail_runtime(fl_future_t *f, int err, int64_t timeout_ms,
                             const char *fmt, ...) FL_PRINTF(4, 5);
 
+/* fl__future_on_complete_ex on a pending f NOT YET SHARED with another
+ * thread and with no callback yet: no lock, cannot fail. */
+void fl__future_on_complete_unshared(fl_future_t *f, fl_future_cb cb,
+                                     fl_free_cb drop, void *arg);
+
+/* A callback an ask registers on its future before sending (fl__ask_named):
+ * as fl__future_on_complete_ex's. */
+typedef struct fl__ask_then {
+    fl_future_cb cb;
+    fl_free_cb drop;
+    void *arg;
+} fl__ask_then_t;
+
 /* fl_ask whose future has a namer (fl__future_set_namer; namer may be
- * NULL): ctx is CONSUMED, also when the ask is refused. (tell.c) */
+ * NULL): ctx is CONSUMED, also when the ask is refused. then (may be
+ * NULL) is registered on the future before the message goes, without the
+ * future's lock: on FL_OK the future owns it (cb runs at the completion,
+ * possibly before this returns, or drop if it is freed pending); on a
+ * refusal neither runs and then->arg is the caller's still. (tell.c) */
 int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
                   int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
-                  const void *aux, uint64_t word, fl_future_t **out);
+                  const void *aux, uint64_t word, const fl__ask_then_t *then,
+                  fl_future_t **out);
 
 #endif /* FL_ACTOR_FUTURE_H */

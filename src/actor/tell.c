@@ -84,12 +84,14 @@ int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
 int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
            int64_t timeout_ms, fl_future_t **out)
 {
-    return fl__ask_named(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, out);
+    return fl__ask_named(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, NULL,
+                         out);
 }
 
 int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
                   int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
-                  const void *aux, uint64_t word, fl_future_t **out)
+                  const void *aux, uint64_t word, const fl__ask_then_t *then,
+                  fl_future_t **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -119,6 +121,8 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_future_release(f);
         return FL_ECLOSED;
     }
+    if (then != NULL)
+        fl__future_on_complete_unshared(f, then->cb, then->drop, then->arg);
     /* The timeout goes on f before f is shared (no lock), and is armed
      * after the delivery: an answer that comes first finds it unarmed and
      * the arm frees it (timer.c). */

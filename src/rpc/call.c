@@ -332,21 +332,15 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     unsigned before = tls_refusals;
     int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
     tls_next_timeout = 0;
-    fl_future_t *ask = NULL;
-    rc = gw->tran->ask(gw, method, input, timeout, &ask);
-    size_t alen = gw->tran == &fl__rpc_tran_local ? 1 : strlen(gw->address) + 1;
-    closure_ctx_t *c = rc == FL_OK ? fl__block_alloc(sizeof *c + alen) : NULL;
-    if (rc == FL_OK && c == NULL)
-        rc = FL_ENOMEM;
-    if (c != NULL)
-        c->size = sizeof *c + alen;
-    if (rc != FL_OK) {
-        fl_future_release(ask);
-        keep_or_set(rc, before);
-        if (closure != NULL)
-            closure(NULL, closure_data);
+    bool local = gw->tran == &fl__rpc_tran_local;
+    size_t alen = local ? 1 : strlen(gw->address) + 1;
+    closure_ctx_t *c = fl__block_alloc(sizeof *c + alen);
+    if (c == NULL) {
+        fl__rpc_set_last(FL_ENOMEM, NULL);
+        closure(NULL, closure_data);
         return;
     }
+    c->size = sizeof *c + alen;
     c->closure = closure;
     c->data = closure_data;
     c->desc = gw->base.descriptor;
@@ -359,13 +353,28 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     c->self = fl_self();
     c->sys = c->self.id != 0 ? fl_system_current() : NULL;
     c->f = NULL;
-    /* The ask message holds the future until it is answered. */
-    rc = fl_future_on_complete(ask, closure_done, c);
+    fl_future_t *ask = NULL;
+    if (local) {
+        /* The reply is waited for from before the call goes (no lock). */
+        const fl__ask_then_t then = {closure_done, NULL, c};
+        rc = fl__rpc_local_ask(gw, method, input, timeout, &then, &ask);
+    } else {
+        rc = gw->tran->ask(gw, method, input, timeout, &ask);
+        /* The ask message holds the future until it is answered. */
+        if (rc == FL_OK && fl_future_on_complete(ask, closure_done, c) != FL_OK)
+            rc = -1; /* the call is under way; its reply cannot be waited for */
+    }
     fl_future_release(ask);
+    if (rc == -1) {
+        ctx_free(c);
+        fl__rpc_set_last(FL_ENOMEM, "could not wait for the reply");
+        closure(NULL, closure_data); /* the closure runs once, regardless */
+        return;
+    }
     if (rc != FL_OK) {
         ctx_free(c);
-        fl__rpc_set_last(rc, "could not wait for the reply");
-        closure(NULL, closure_data); /* the closure runs once, regardless */
+        keep_or_set(rc, before);
+        closure(NULL, closure_data);
         return;
     }
     fl__rpc_set_last(FL_OK, NULL);
