@@ -47,6 +47,7 @@ struct fl_future {
     _Atomic uint32_t state; /* written under lk; read lock-free */
     _Atomic bool lk;        /* the spin lock: lock() and unlock() */
     bool timed;             /* a timed_t: its timer's slot follows */
+    uint16_t room;          /* bytes of a timed_t's room (the caller's) */
     int err;
     /* Set before the release store of state; after that it only changes
      * by being taken (exchange), so reading it needs no lock. */
@@ -79,9 +80,9 @@ static void unlock(fl_future_t *f)
     fl__spin_unlock(&f->lk);
 }
 
-/* An ask's future with the block of its timeout timer behind it: one
- * allocation and one free per ask instead of two (both fit the pool's
- * 256-byte class). */
+/* An ask's future with the block of its timeout timer behind it, and
+ * then its caller's room: one allocation and one free per ask instead of
+ * two or three (a future and its timer fit the pool's 256-byte class). */
 typedef struct timed {
     fl_future_t f;
     fl__timer_t t;
@@ -108,12 +109,21 @@ fl_future_t *fl_future_alloc(void)
     return alloc_future(sizeof(fl_future_t));
 }
 
-fl_future_t *fl__future_alloc_timed(void)
+fl_future_t *fl__future_alloc_timed(size_t room)
 {
-    fl_future_t *f = alloc_future(sizeof(timed_t));
-    if (f != NULL)
+    if (room > UINT16_MAX)
+        return NULL;
+    fl_future_t *f = alloc_future(sizeof(timed_t) + room);
+    if (f != NULL) {
         f->timed = true;
+        f->room = (uint16_t)room;
+    }
     return f;
+}
+
+void *fl__future_room(fl_future_t *f)
+{
+    return (char *)f + sizeof(timed_t);
 }
 
 fl__timer_t *fl__future_timer_slot(fl_future_t *f)
@@ -155,7 +165,7 @@ void fl_future_release(fl_future_t *f)
         fl__free(n);
         n = next;
     }
-    fl__block_free(f, f->timed ? sizeof(timed_t) : sizeof *f);
+    fl__block_free(f, f->timed ? sizeof(timed_t) + f->room : sizeof *f);
 }
 
 /*

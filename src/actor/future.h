@@ -19,9 +19,14 @@ int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
 /*
  * A pending future like fl_future_alloc's, with room for one timeout timer
  * in its own block (fl__timer_new_future_in): an ask's, whose timer then
- * costs no allocation of its own. NULL when out of memory. Any thread.
+ * costs no allocation of its own; then `room` bytes for the caller
+ * (fl__future_room; at most UINT16_MAX), which live as long as the
+ * future. NULL when out of memory. Any thread.
  */
-fl_future_t *fl__future_alloc_timed(void);
+fl_future_t *fl__future_alloc_timed(size_t room);
+/* The caller's room of f, a future of fl__future_alloc_timed: aligned for
+ * any pointer or 64-bit field. */
+void *fl__future_room(fl_future_t *f);
 /* The timer room of f (fl__future_alloc_timed), or NULL. The memory goes
  * with f's block: a timer in it ends by releasing its reference to f. */
 fl__timer_t *fl__future_timer_slot(fl_future_t *f);
@@ -71,11 +76,14 @@ void fl__future_on_complete_unshared(fl_future_t *f, fl_future_cb cb,
                                      fl_free_cb drop, void *arg);
 
 /* A callback an ask registers on its future before sending (fl__ask_named):
- * as fl__future_on_complete_ex's. */
+ * as fl__future_on_complete_ex's; and the future to use, when the caller
+ * made it (f, of fl__future_alloc_timed, pending and not yet shared,
+ * CONSUMED also when the ask is refused; NULL: made by the ask). */
 typedef struct fl__ask_then {
     fl_future_cb cb;
     fl_free_cb drop;
     void *arg;
+    fl_future_t *f;
 } fl__ask_then_t;
 
 /* fl_ask whose future has a namer (fl__future_set_namer; namer may be

@@ -81,21 +81,17 @@ int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
     return tell(held->sys, to, msg, NULL, true);
 }
 
-int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-           int64_t timeout_ms, fl_future_t **out)
-{
-    return fl__ask_named(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, NULL,
-                         out);
-}
-
-int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
-                  const void *aux, uint64_t word, const fl__ask_then_t *then,
-                  fl_future_t **out)
+/* fl__ask_named, inlined into fl_ask with no namer and no then, so that
+ * a plain ask pays for neither. */
+static FL_ALWAYS_INLINE int ask(fl_system_t *sys, fl_actor_ref_t to,
+                                fl_msg_t *msg, int64_t timeout_ms,
+                                const fl__namer_t *namer, void *ctx,
+                                const void *aux, uint64_t word,
+                                const fl__ask_then_t *then, fl_future_t **out)
 {
     if (out != NULL)
         *out = NULL;
-    fl_future_t *f = NULL;
+    fl_future_t *f = then != NULL ? then->f : NULL;
     int rc = FL_EINVAL;
     if (msg == NULL)
         goto refused;
@@ -105,8 +101,9 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         goto refused;
     }
     /* With a timeout, the timer lives in the future's block. */
-    f = timeout_ms != FL_INFINITE ? fl__future_alloc_timed()
-                                  : fl_future_alloc();
+    if (f == NULL)
+        f = timeout_ms != FL_INFINITE ? fl__future_alloc_timed(0)
+                                      : fl_future_alloc();
     if (f == NULL) {
         fl_msg_free(msg);
         rc = FL_ENOMEM;
@@ -141,9 +138,24 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     *out = f;
     return FL_OK;
 refused:
+    fl_future_release(f); /* a made one, pending: drops nothing */
     if (namer != NULL)
         namer->release(ctx);
     return rc;
+}
+
+int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+           int64_t timeout_ms, fl_future_t **out)
+{
+    return ask(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, NULL, out);
+}
+
+int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
+                  const void *aux, uint64_t word, const fl__ask_then_t *then,
+                  fl_future_t **out)
+{
+    return ask(sys, to, msg, timeout_ms, namer, ctx, aux, word, then, out);
 }
 
 int fl_reply(fl_msg_t *request, fl_msg_t *reply)

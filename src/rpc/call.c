@@ -201,10 +201,12 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 
 /* Closure-style asks: one allocation carries the closure from the call to
  * the reply, through the caller's mailbox when the caller is an actor. A
- * pool block (fl__block_alloc): made on the caller's thread, freed on
- * another at a high rate. */
+ * local call's lives in its ask's future (fl__future_room), which the
+ * closure holds until it has run; a remote one's is a pool block
+ * (fl__block_alloc): made on the caller's thread, freed on another at a
+ * high rate. */
 typedef struct closure_ctx {
-    size_t size; /* of the block */
+    size_t size; /* of the block; 0: in the future, goes with it */
     ProtobufCClosure closure;
     void *data;
     /* The method called (its messages name it) and its reply's type. */
@@ -248,7 +250,8 @@ static void closure_undecoded(const closure_ctx_t *c, fl_msg_t *m, bool over,
 
 static void ctx_free(closure_ctx_t *c)
 {
-    fl__block_free(c, c->size);
+    if (c->size != 0)
+        fl__block_free(c, c->size);
 }
 
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
@@ -295,17 +298,19 @@ static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
                          void *p)
 {
     closure_ctx_t *c = p;
-    run_closure(c->f, c);
-    fl_future_release(c->f);
+    fl_future_t *f = c->f; /* c may live in f: let go of f last */
+    run_closure(f, c);
     ctx_free(c);
+    fl_future_release(f);
 }
 
 static void closure_drop(void *p)
 {
     closure_ctx_t *c = p;
     FL_LOG(FL_LOG_WARN, "reply dropped: the calling actor has stopped");
-    fl_future_release(c->f);
+    fl_future_t *f = c->f; /* as in closure_exec */
     ctx_free(c);
+    fl_future_release(f);
 }
 
 /* The ask completed (any thread). */
@@ -334,18 +339,28 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     tls_next_timeout = 0;
     bool local = gw->tran == &fl__rpc_tran_local;
     size_t alen = local ? 1 : strlen(gw->address) + 1;
-    closure_ctx_t *c = fl__block_alloc(sizeof *c + alen);
+    fl_future_t *made = NULL;
+    closure_ctx_t *c;
+    if (local) {
+        made = fl__future_alloc_timed(sizeof *c + alen);
+        c = made != NULL ? fl__future_room(made) : NULL;
+    } else {
+        c = fl__block_alloc(sizeof *c + alen);
+    }
     if (c == NULL) {
         fl__rpc_set_last(FL_ENOMEM, NULL);
         closure(NULL, closure_data);
         return;
     }
-    c->size = sizeof *c + alen;
+    c->size = local ? 0 : sizeof *c + alen;
     c->closure = closure;
     c->data = closure_data;
     c->desc = gw->base.descriptor;
     c->method = method;
-    c->output = gw->base.descriptor->methods[method].output;
+    /* The transport checks method (the ask is refused out of range). */
+    c->output = method < gw->base.descriptor->n_methods
+                    ? gw->base.descriptor->methods[method].output
+                    : NULL;
     if (alen > 1)
         memcpy(c->address, gw->address, alen);
     else
@@ -356,8 +371,14 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     fl_future_t *ask = NULL;
     if (local) {
         /* The reply is waited for from before the call goes (no lock). */
-        const fl__ask_then_t then = {closure_done, NULL, c};
+        const fl__ask_then_t then = {closure_done, NULL, c, made};
         rc = fl__rpc_local_ask(gw, method, input, timeout, &then, &ask);
+        if (rc != FL_OK) {
+            /* made, and c in it, are gone. */
+            keep_or_set(rc, before);
+            closure(NULL, closure_data);
+            return;
+        }
     } else {
         rc = gw->tran->ask(gw, method, input, timeout, &ask);
         /* The ask message holds the future until it is answered. */

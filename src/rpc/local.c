@@ -207,8 +207,11 @@ int fl__rpc_local_ask(fl_rpc_gateway_t *gw, unsigned method,
     *ask = NULL;
     fl_msg_t *m;
     int rc = build_invoke(gw, method, req, &m);
-    if (rc != FL_OK)
+    if (rc != FL_OK) {
+        if (then != NULL)
+            fl_future_release(then->f); /* consumed, as by fl__ask_named */
         return rc;
+    }
     /* The endpoint drops the call if it is still queued when the ask
      * times out. */
     if (timeout_ms != FL_INFINITE) {
@@ -301,7 +304,7 @@ static int local_call(fl_rpc_gateway_t *gw, unsigned method,
     r->desc = gw->base.descriptor;
     r->method = method;
     /* The reply is waited for from before the call goes (no lock). */
-    const fl__ask_then_t then = {on_local_reply, drop_local_reply, r};
+    const fl__ask_then_t then = {on_local_reply, drop_local_reply, r, NULL};
     fl_future_t *ask;
     int rc = fl__rpc_local_ask(gw, method, req, timeout_ms, &then, &ask);
     if (rc != FL_OK) {

@@ -29,7 +29,8 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
 /*
  * The local transport's ask (tran.h), with then (may be NULL) registered
  * on the ask's future before the call goes (fl__ask_named): on FL_OK the
- * future owns it; on an error it never runs and *ask is NULL. Any thread.
+ * future owns it; on an error it never runs and *ask is NULL (then->f,
+ * the future the caller made, is consumed either way). Any thread.
  */
 int fl__rpc_local_ask(fl_rpc_gateway_t *gw, unsigned method,
                       const ProtobufCMessage *req, int64_t timeout_ms,
