@@ -46,6 +46,8 @@ struct fl_future {
     _Atomic uint32_t refs;
     _Atomic uint32_t state; /* written under lk; read lock-free */
     _Atomic bool lk;        /* the spin lock: lock() and unlock() */
+    bool timed;             /* a timed_t: its timer's slot follows */
+    uint16_t room;          /* bytes of a timed_t's room (the caller's) */
     int err;
     /* Set before the release store of state; after that it only changes
      * by being taken (exchange), so reading it needs no lock. */
@@ -78,11 +80,19 @@ static void unlock(fl_future_t *f)
     fl__spin_unlock(&f->lk);
 }
 
-fl_future_t *fl_future_alloc(void)
+/* An ask's future with the block of its timeout timer behind it, and
+ * then its caller's room: one allocation and one free per ask instead of
+ * two or three (a future and its timer fit the pool's 256-byte class). */
+typedef struct timed {
+    fl_future_t f;
+    fl__timer_t t;
+} timed_t;
+
+static fl_future_t *alloc_future(size_t size)
 {
     /* A copy of a zero template, not memset: see fl__frame_decode_meta. */
     static const fl_future_t none;
-    fl_future_t *f = fl__block_alloc(sizeof *f);
+    fl_future_t *f = fl__block_alloc(size);
     if (f == NULL)
         return NULL;
     memcpy(f, &none, sizeof *f);
@@ -92,6 +102,33 @@ fl_future_t *fl_future_alloc(void)
     atomic_init(&f->lk, false);
     f->more_tail = &f->more;
     return f;
+}
+
+fl_future_t *fl_future_alloc(void)
+{
+    return alloc_future(sizeof(fl_future_t));
+}
+
+fl_future_t *fl__future_alloc_timed(size_t room)
+{
+    if (room > UINT16_MAX)
+        return NULL;
+    fl_future_t *f = alloc_future(sizeof(timed_t) + room);
+    if (f != NULL) {
+        f->timed = true;
+        f->room = (uint16_t)room;
+    }
+    return f;
+}
+
+void *fl__future_room(fl_future_t *f)
+{
+    return (char *)f + sizeof(timed_t);
+}
+
+fl__timer_t *fl__future_timer_slot(fl_future_t *f)
+{
+    return f->timed ? &((timed_t *)f)->t : NULL;
 }
 
 fl_future_t *fl_future_retain(fl_future_t *f)
@@ -128,7 +165,7 @@ void fl_future_release(fl_future_t *f)
         fl__free(n);
         n = next;
     }
-    fl__block_free(f, sizeof *f);
+    fl__block_free(f, f->timed ? sizeof(timed_t) + f->room : sizeof *f);
 }
 
 /*
@@ -369,6 +406,15 @@ void *fl_future_take_value(fl_future_t *f)
     /* acq_rel: one taker wins; pairs with other takes and the release
      * store of state. */
     return atomic_exchange_explicit(&f->value, NULL, memory_order_acq_rel);
+}
+
+void fl__future_on_complete_unshared(fl_future_t *f, fl_future_cb cb,
+                                     fl_free_cb drop, void *arg)
+{
+    /* Not shared yet: as in fl__future_set_namer. */
+    f->first.fn = cb;
+    f->first.drop = drop;
+    f->first.arg = arg;
 }
 
 int fl_future_on_complete(fl_future_t *f, fl_future_cb cb, void *arg)

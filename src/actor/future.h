@@ -16,6 +16,20 @@
  * cb if the future is freed while still pending. */
 int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
                               void *arg);
+/*
+ * A pending future like fl_future_alloc's, with room for one timeout timer
+ * in its own block (fl__timer_new_future_in): an ask's, whose timer then
+ * costs no allocation of its own; then `room` bytes for the caller
+ * (fl__future_room; at most UINT16_MAX), which live as long as the
+ * future. NULL when out of memory. Any thread.
+ */
+fl_future_t *fl__future_alloc_timed(size_t room);
+/* The caller's room of f, a future of fl__future_alloc_timed: aligned for
+ * any pointer or 64-bit field. */
+void *fl__future_room(fl_future_t *f);
+/* The timer room of f (fl__future_alloc_timed), or NULL. The memory goes
+ * with f's block: a timer in it ends by releasing its reference to f. */
+fl__timer_t *fl__future_timer_slot(fl_future_t *f);
 /* Attach a timeout timer (owned by the future from FL_OK on). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 /* fl__future_attach_timer on a pending f NOT YET SHARED with another
@@ -56,10 +70,31 @@ void fl__future_set_namer(fl_future_t *f, const fl__namer_t *namer, void *ctx,
 int fl__future_fail_runtime(fl_future_t *f, int err, int64_t timeout_ms,
                             const char *fmt, ...) FL_PRINTF(4, 5);
 
+/* fl__future_on_complete_ex on a pending f NOT YET SHARED with another
+ * thread and with no callback yet: no lock, cannot fail. */
+void fl__future_on_complete_unshared(fl_future_t *f, fl_future_cb cb,
+                                     fl_free_cb drop, void *arg);
+
+/* A callback an ask registers on its future before sending (fl__ask_named):
+ * as fl__future_on_complete_ex's; and the future to use, when the caller
+ * made it (f, of fl__future_alloc_timed, pending and not yet shared,
+ * CONSUMED also when the ask is refused; NULL: made by the ask). */
+typedef struct fl__ask_then {
+    fl_future_cb cb;
+    fl_free_cb drop;
+    void *arg;
+    fl_future_t *f;
+} fl__ask_then_t;
+
 /* fl_ask whose future has a namer (fl__future_set_namer; namer may be
- * NULL): ctx is CONSUMED, also when the ask is refused. (tell.c) */
+ * NULL): ctx is CONSUMED, also when the ask is refused. then (may be
+ * NULL) is registered on the future before the message goes, without the
+ * future's lock: on FL_OK the future owns it (cb runs at the completion,
+ * possibly before this returns, or drop if it is freed pending); on a
+ * refusal neither runs and then->arg is the caller's still. (tell.c) */
 int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
                   int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
-                  const void *aux, uint64_t word, fl_future_t **out);
+                  const void *aux, uint64_t word, const fl__ask_then_t *then,
+                  fl_future_t **out);
 
 #endif /* FL_ACTOR_FUTURE_H */

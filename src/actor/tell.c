@@ -100,19 +100,17 @@ int fl__tell_held(const fl__claim_t *held, fl_actor_ref_t to, fl_msg_t *msg)
     return tell(held->sys, to, msg, NULL, true);
 }
 
-int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-           int64_t timeout_ms, fl_future_t **out)
-{
-    return fl__ask_named(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, out);
-}
-
-int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
-                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
-                  const void *aux, uint64_t word, fl_future_t **out)
+/* fl__ask_named, inlined into fl_ask with no namer and no then, so that
+ * a plain ask pays for neither. */
+static FL_ALWAYS_INLINE int ask(fl_system_t *sys, fl_actor_ref_t to,
+                                fl_msg_t *msg, int64_t timeout_ms,
+                                const fl__namer_t *namer, void *ctx,
+                                const void *aux, uint64_t word,
+                                const fl__ask_then_t *then, fl_future_t **out)
 {
     if (out != NULL)
         *out = NULL;
-    fl_future_t *f = NULL;
+    fl_future_t *f = then != NULL ? then->f : NULL;
     int rc = FL_EINVAL;
     if (msg == NULL)
         goto refused;
@@ -121,7 +119,10 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_msg_free(msg);
         goto refused;
     }
-    f = fl_future_alloc();
+    /* With a timeout, the timer lives in the future's block. */
+    if (f == NULL)
+        f = timeout_ms != FL_INFINITE ? fl__future_alloc_timed(0)
+                                      : fl_future_alloc();
     if (f == NULL) {
         fl_msg_free(msg);
         rc = FL_ENOMEM;
@@ -136,14 +137,15 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
         fl_future_release(f);
         return FL_ECLOSED;
     }
+    if (then != NULL)
+        fl__future_on_complete_unshared(f, then->cb, then->drop, then->arg);
     /* The timeout goes on f before f is shared (no lock), and is armed
      * after the delivery: an answer that comes first finds it unarmed and
      * the arm frees it (timer.c). */
     fl__timer_t *t = NULL;
     if (timeout_ms != FL_INFINITE) {
-        t = fl__timer_new_future(f, timeout_ms, to.id);
-        if (t != NULL)
-            fl__future_set_timer_unshared(f, sys, t);
+        t = fl__timer_new_future_in(f, timeout_ms, to.id);
+        fl__future_set_timer_unshared(f, sys, t);
     }
     msg->target = to.id;
     msg->sender = external ? 0 : fl__tls_actor;
@@ -151,15 +153,28 @@ int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
     (void)fl__deliver(sys, msg, false);
     if (t != NULL)
         (void)fl__timer_arm(sys, t);
-    else if (timeout_ms != FL_INFINITE)
-        fl_future_fail(f, FL_ENOMEM, "no memory for the ask timeout");
     fl__sys_leave(sys, external);
     *out = f;
     return FL_OK;
 refused:
+    fl_future_release(f); /* a made one, pending: drops nothing */
     if (namer != NULL)
         namer->release(ctx);
     return rc;
+}
+
+int fl_ask(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+           int64_t timeout_ms, fl_future_t **out)
+{
+    return ask(sys, to, msg, timeout_ms, NULL, NULL, NULL, 0, NULL, out);
+}
+
+int fl__ask_named(fl_system_t *sys, fl_actor_ref_t to, fl_msg_t *msg,
+                  int64_t timeout_ms, const fl__namer_t *namer, void *ctx,
+                  const void *aux, uint64_t word, const fl__ask_then_t *then,
+                  fl_future_t **out)
+{
+    return ask(sys, to, msg, timeout_ms, namer, ctx, aux, word, then, out);
 }
 
 int fl_reply(fl_msg_t *request, fl_msg_t *reply)

@@ -185,18 +185,31 @@ static void timer_free(fl__timer_t *t)
     fl__block_free(t, sizeof *t);
 }
 
-void fl__timer_discard(fl__timer_t *t)
+/* End a future timer's life: its reference to the future, and its memory
+ * (which, in the future's block, goes with the last reference). */
+static void free_future_timer(fl__timer_t *t)
 {
+    if (t->in_future) {
+        fl_future_release(t->u.fut.f); /* may free t */
+        return;
+    }
     fl_future_release(t->u.fut.f);
     timer_free(t);
 }
 
+void fl__timer_discard(fl__timer_t *t)
+{
+    free_future_timer(t);
+}
+
 static void free_timer(fl__timer_t *t)
 {
+    if (t->kind == FL__T_FUTURE) {
+        free_future_timer(t);
+        return;
+    }
     if (t->kind == FL__T_MSG)
         fl_msg_free(t->u.m.msg); /* never delivered: settles an exec's arg */
-    else if (t->kind == FL__T_FUTURE)
-        fl_future_release(t->u.fut.f);
     timer_free(t);
 }
 
@@ -222,17 +235,32 @@ static uint64_t deadline_after(int64_t ms)
     return fl__add_sat(fl_clock_now_ns(), fl__ms_to_ns(ms));
 }
 
-fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to)
+static void init_future_timer(fl__timer_t *t, fl_future_t *f, int64_t ms,
+                              uint64_t to)
 {
-    fl__timer_t *t = timer_alloc();
-    if (t == NULL)
-        return NULL;
     t->kind = FL__T_FUTURE;
     t->st = FL__TS_NEW;
     t->deadline = deadline_after(ms);
     t->u.fut.f = fl_future_retain(f);
     t->u.fut.ms = ms;
     t->u.fut.to = to;
+}
+
+fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to)
+{
+    fl__timer_t *t = timer_alloc();
+    if (t != NULL)
+        init_future_timer(t, f, ms, to);
+    return t;
+}
+
+fl__timer_t *fl__timer_new_future_in(fl_future_t *f, int64_t ms, uint64_t to)
+{
+    static const fl__timer_t none;
+    fl__timer_t *t = fl__future_timer_slot(f);
+    memcpy(t, &none, sizeof *t);
+    t->in_future = true;
+    init_future_timer(t, f, ms, to);
     return t;
 }
 

@@ -33,6 +33,7 @@ typedef struct fl__timer {
     size_t heap_idx;
     uint8_t kind, st;
     bool cancel_req; /* cancelled while firing */
+    bool in_future;  /* in its future's block (fl__timer_new_future_in) */
     union {
         struct {
             fl_msg_t *msg;
@@ -82,6 +83,10 @@ uint64_t fl__timers_pending(fl_system_t *sys);
  * of memory. to: the actor an ask went to, named when it fires (0: f is
  * no ask). */
 fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to);
+/* fl__timer_new_future in the timer room of f (fl__future_timer_slot,
+ * not NULL), which f is NOT YET SHARED: used once, by the ask that made
+ * f. Never NULL. */
+fl__timer_t *fl__timer_new_future_in(fl_future_t *f, int64_t ms, uint64_t to);
 /* Free t, never armed, and its reference to the future. */
 void fl__timer_discard(fl__timer_t *t);
 /* Arm t (CONSUMED) on sys's timer thread. FL_OK, or FL_ECLOSED / FL_ENOMEM

@@ -201,10 +201,12 @@ int fl_rpc_call_sync(fl_rpc_gateway_t *gw, unsigned method,
 
 /* Closure-style asks: one allocation carries the closure from the call to
  * the reply, through the caller's mailbox when the caller is an actor. A
- * pool block (fl__block_alloc): made on the caller's thread, freed on
- * another at a high rate. */
+ * local call's lives in its ask's future (fl__future_room), which the
+ * closure holds until it has run; a remote one's is a pool block
+ * (fl__block_alloc): made on the caller's thread, freed on another at a
+ * high rate. */
 typedef struct closure_ctx {
-    size_t size; /* of the block */
+    size_t size; /* of the block; 0: in the future, goes with it */
     ProtobufCClosure closure;
     void *data;
     /* The method called (its messages name it) and its reply's type. */
@@ -248,61 +250,67 @@ static void closure_undecoded(const closure_ctx_t *c, fl_msg_t *m, bool over,
 
 static void ctx_free(closure_ctx_t *c)
 {
-    fl__block_free(c, c->size);
+    if (c->size != 0)
+        fl__block_free(c, c->size);
 }
 
 static void run_closure(fl_future_t *f, closure_ctx_t *c)
 {
     int err = fl_future_error(f);
-    if (err == FL_OK) {
-        fl_msg_t *m = fl_future_value(f);
-        arena_t *arena = thread_arena();
-        arena_mark_t mark = {0, NULL};
-        if (arena != NULL)
-            mark = arena_mark(arena);
-        bool over = false;
-        char checked[192];
-        checked[0] = '\0'; /* not an initializer: it would clear all 192 */
-        ProtobufCMessage *r;
-        if (fl_msg_type(m) == RPC_REPLY_FLAT)
-            r = fl_msg_data(m); /* a c->output: see on_local_reply */
-        else
-            r = reply_ok(c->output, m, checked, sizeof checked)
-                    ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
-                                     fl_msg_data(m), &over)
-                    : NULL;
-        if (r == NULL) {
-            closure_undecoded(c, m, over, checked);
-            c->closure(NULL, c->data);
-        } else {
-            fl__rpc_set_last(FL_OK, NULL);
-            c->closure(r, c->data); /* the reply is borrowed */
-            if (arena == NULL && r != fl_msg_data(m))
-                protobuf_c_message_free_unpacked(r, NULL);
-        }
-        if (arena != NULL)
-            arena_release(arena, mark);
-    } else {
+    if (err != FL_OK) {
         fl__rpc_set_last(err, fl_future_message(f));
         c->closure(NULL, c->data);
+        return;
     }
+    fl_msg_t *m = fl_future_value(f);
+    if (fl_msg_type(m) == RPC_REPLY_FLAT) {
+        /* A c->output (see on_local_reply), borrowed from the future: no
+         * arena, nothing to unpack or free. */
+        fl__rpc_set_last(FL_OK, NULL);
+        c->closure(fl_msg_data(m), c->data);
+        return;
+    }
+    arena_t *arena = thread_arena();
+    arena_mark_t mark = {0, NULL};
+    if (arena != NULL)
+        mark = arena_mark(arena);
+    bool over = false;
+    char checked[192];
+    checked[0] = '\0'; /* not an initializer: it would clear all 192 */
+    ProtobufCMessage *r = reply_ok(c->output, m, checked, sizeof checked)
+                              ? fl__rpc_unpack(c->output, arena, fl_msg_size(m),
+                                               fl_msg_data(m), &over)
+                              : NULL;
+    if (r == NULL) {
+        closure_undecoded(c, m, over, checked);
+        c->closure(NULL, c->data);
+    } else {
+        fl__rpc_set_last(FL_OK, NULL);
+        c->closure(r, c->data); /* the reply is borrowed */
+        if (arena == NULL)
+            protobuf_c_message_free_unpacked(r, NULL);
+    }
+    if (arena != NULL)
+        arena_release(arena, mark);
 }
 
 static void closure_exec(fl_system_t *sys, fl_actor_ref_t self, void *state,
                          void *p)
 {
     closure_ctx_t *c = p;
-    run_closure(c->f, c);
-    fl_future_release(c->f);
+    fl_future_t *f = c->f; /* c may live in f: let go of f last */
+    run_closure(f, c);
     ctx_free(c);
+    fl_future_release(f);
 }
 
 static void closure_drop(void *p)
 {
     closure_ctx_t *c = p;
     FL_LOG(FL_LOG_WARN, "reply dropped: the calling actor has stopped");
-    fl_future_release(c->f);
+    fl_future_t *f = c->f; /* as in closure_exec */
     ctx_free(c);
+    fl_future_release(f);
 }
 
 /* The ask completed (any thread). */
@@ -329,26 +337,30 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     unsigned before = tls_refusals;
     int64_t timeout = tls_next_timeout ? tls_next_timeout : gw->timeout_ms;
     tls_next_timeout = 0;
-    fl_future_t *ask = NULL;
-    rc = gw->tran->ask(gw, method, input, timeout, &ask);
-    size_t alen = gw->tran == &fl__rpc_tran_local ? 1 : strlen(gw->address) + 1;
-    closure_ctx_t *c = rc == FL_OK ? fl__block_alloc(sizeof *c + alen) : NULL;
-    if (rc == FL_OK && c == NULL)
-        rc = FL_ENOMEM;
-    if (c != NULL)
-        c->size = sizeof *c + alen;
-    if (rc != FL_OK) {
-        fl_future_release(ask);
-        keep_or_set(rc, before);
-        if (closure != NULL)
-            closure(NULL, closure_data);
+    bool local = gw->tran == &fl__rpc_tran_local;
+    size_t alen = local ? 1 : strlen(gw->address) + 1;
+    fl_future_t *made = NULL;
+    closure_ctx_t *c;
+    if (local) {
+        made = fl__future_alloc_timed(sizeof *c + alen);
+        c = made != NULL ? fl__future_room(made) : NULL;
+    } else {
+        c = fl__block_alloc(sizeof *c + alen);
+    }
+    if (c == NULL) {
+        fl__rpc_set_last(FL_ENOMEM, NULL);
+        closure(NULL, closure_data);
         return;
     }
+    c->size = local ? 0 : sizeof *c + alen;
     c->closure = closure;
     c->data = closure_data;
     c->desc = gw->base.descriptor;
     c->method = method;
-    c->output = gw->base.descriptor->methods[method].output;
+    /* The transport checks method (the ask is refused out of range). */
+    c->output = method < gw->base.descriptor->n_methods
+                    ? gw->base.descriptor->methods[method].output
+                    : NULL;
     if (alen > 1)
         memcpy(c->address, gw->address, alen);
     else
@@ -356,13 +368,34 @@ gw_ask(fl_rpc_gateway_t *gw, unsigned method, const ProtobufCMessage *input,
     c->self = fl_self();
     c->sys = c->self.id != 0 ? fl_system_current() : NULL;
     c->f = NULL;
-    /* The ask message holds the future until it is answered. */
-    rc = fl_future_on_complete(ask, closure_done, c);
+    fl_future_t *ask = NULL;
+    if (local) {
+        /* The reply is waited for from before the call goes (no lock). */
+        const fl__ask_then_t then = {closure_done, NULL, c, made};
+        rc = fl__rpc_local_ask(gw, method, input, timeout, &then, &ask);
+        if (rc != FL_OK) {
+            /* made, and c in it, are gone. */
+            keep_or_set(rc, before);
+            closure(NULL, closure_data);
+            return;
+        }
+    } else {
+        rc = gw->tran->ask(gw, method, input, timeout, &ask);
+        /* The ask message holds the future until it is answered. */
+        if (rc == FL_OK && fl_future_on_complete(ask, closure_done, c) != FL_OK)
+            rc = -1; /* the call is under way; its reply cannot be waited for */
+    }
     fl_future_release(ask);
+    if (rc == -1) {
+        ctx_free(c);
+        fl__rpc_set_last(FL_ENOMEM, "could not wait for the reply");
+        closure(NULL, closure_data); /* the closure runs once, regardless */
+        return;
+    }
     if (rc != FL_OK) {
         ctx_free(c);
-        fl__rpc_set_last(rc, "could not wait for the reply");
-        closure(NULL, closure_data); /* the closure runs once, regardless */
+        keep_or_set(rc, before);
+        closure(NULL, closure_data);
         return;
     }
     fl__rpc_set_last(FL_OK, NULL);

@@ -200,15 +200,18 @@ static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
     return tell_refused(gw, method, rc);
 }
 
-static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
-                     const ProtobufCMessage *req, int64_t timeout_ms,
-                     fl_future_t **ask)
+int fl__rpc_local_ask(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req, int64_t timeout_ms,
+                      const fl__ask_then_t *then, fl_future_t **ask)
 {
     *ask = NULL;
     fl_msg_t *m;
     int rc = build_invoke(gw, method, req, &m);
-    if (rc != FL_OK)
+    if (rc != FL_OK) {
+        if (then != NULL)
+            fl_future_release(then->f); /* consumed, as by fl__ask_named */
         return rc;
+    }
     /* The endpoint drops the call if it is still queued when the ask
      * times out. */
     if (timeout_ms != FL_INFINITE) {
@@ -219,7 +222,14 @@ static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
      * dead letter); it holds the endpoint until it completes. */
     fl__rpc_ep_retain(gw->ep);
     return fl__ask_named(gw->svc->sys, gw->actor, m, timeout_ms, &call_namer,
-                         gw->ep, gw->base.descriptor, method, ask);
+                         gw->ep, gw->base.descriptor, method, then, ask);
+}
+
+static int local_ask(fl_rpc_gateway_t *gw, unsigned method,
+                     const ProtobufCMessage *req, int64_t timeout_ms,
+                     fl_future_t **ask)
+{
+    return fl__rpc_local_ask(gw, method, req, timeout_ms, NULL, ask);
 }
 
 /* A local fl_rpc_call waiting for its packed reply: unpacked into dst on
@@ -290,24 +300,20 @@ static int local_call(fl_rpc_gateway_t *gw, unsigned method,
         fl_future_release(f);
         return FL_ENOMEM;
     }
+    r->dst = fl_future_retain(f); /* the reply may come before we return */
+    r->desc = gw->base.descriptor;
+    r->method = method;
+    /* The reply is waited for from before the call goes (no lock). */
+    const fl__ask_then_t then = {on_local_reply, drop_local_reply, r, NULL};
     fl_future_t *ask;
-    int rc = local_ask(gw, method, req, timeout_ms, &ask);
+    int rc = fl__rpc_local_ask(gw, method, req, timeout_ms, &then, &ask);
     if (rc != FL_OK) {
+        fl_future_release(r->dst);
         fl__block_free(r, sizeof *r);
         fl_future_release(f);
         return rc;
     }
-    r->dst = fl_future_retain(f);
-    r->desc = gw->base.descriptor;
-    r->method = method;
-    rc = fl__future_on_complete_ex(ask, on_local_reply, drop_local_reply, r);
     fl_future_release(ask);
-    if (rc != FL_OK) {
-        /* The call is under way; only its reply cannot be waited for. */
-        fl_future_release(f);
-        drop_local_reply(r);
-        return FL_ENOMEM;
-    }
     *out = f;
     return FL_OK;
 }
@@ -385,7 +391,16 @@ const fl__rpc_tran_t fl__rpc_tran_local = {
  * (RPC_REPLY_FLAT, flat.h). NULL when out of memory. */
 static fl_msg_t *pack_reply(const ProtobufCMessage *msg)
 {
-    fl__rpc_flat_t flat = fl__rpc_flat_of(msg);
+    /* The kind of the last descriptor replied on this thread: an endpoint
+     * answers the same method over and over, and the walk of the fields
+     * (fl__rpc_flat_kind) showed in rpc.local_call. */
+    static _Thread_local const ProtobufCMessageDescriptor *last_d;
+    static _Thread_local fl__rpc_flat_t last_kind;
+    if (msg->descriptor != last_d) {
+        last_kind = fl__rpc_flat_kind(msg->descriptor);
+        last_d = msg->descriptor;
+    }
+    fl__rpc_flat_t flat = msg->n_unknown_fields != 0 ? FL__FLAT_NO : last_kind;
     if (flat != FL__FLAT_NO) {
         fl_msg_t *m =
             fl_msg_alloc(RPC_REPLY_FLAT, msg->descriptor->sizeof_message);

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "actor/future.h"
 #include "rpc/tran.h"
 
 #define FL__RPC_LOCAL_SCHEME "fling://local/"
@@ -24,6 +25,16 @@ extern const fl__rpc_sink_t fl__rpc_sink_local;
 fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
                                    uint32_t service_index, uint8_t fence,
                                    const fl_fencing_token_t *token);
+
+/*
+ * The local transport's ask (tran.h), with then (may be NULL) registered
+ * on the ask's future before the call goes (fl__ask_named): on FL_OK the
+ * future owns it; on an error it never runs and *ask is NULL (then->f,
+ * the future the caller made, is consumed either way). Any thread.
+ */
+int fl__rpc_local_ask(fl_rpc_gateway_t *gw, unsigned method,
+                      const ProtobufCMessage *req, int64_t timeout_ms,
+                      const fl__ask_then_t *then, fl_future_t **ask);
 
 /*
  * The text of a call to endpoint id that it can no longer take:

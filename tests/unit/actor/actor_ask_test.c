@@ -349,6 +349,50 @@ static void test_asks_in_flight_time_out_in_deadline_order(void **state)
     probe_free_latches(&p);
 }
 
+/* An answered ask's timer (in its future's block) leaves the heap at the
+ * answer, and lets go of the future: nothing stays armed for the 10
+ * minutes of the timeout (and nothing leaks: ASan, valgrind). */
+static void test_answered_asks_leave_no_timer_armed(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    responder_t r = {.rc1 = -1};
+    fl_actor_ref_t a = spawn_responder(sys, &r, 64);
+    for (int i = 0; i < 64; i++) {
+        fl_future_t *f = NULL;
+        assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(T_REPLY, i), 600000, &f));
+        assert_fl_ok(fl_future_wait(f, WAIT_MS));
+        assert_int_equal(i + 1, msg_get_int(fl_future_value(f)));
+        fl_future_release(f);
+    }
+    fl_system_stats_t st;
+    assert_fl_ok(fl_system_stats(sys, &st));
+    assert_int_equal(0, st.timers_pending);
+    end_responder_system(sys, &r);
+}
+
+/* An ask's future has its timeout already: a second one is refused and
+ * the first still fails the ask at its deadline, with its message. */
+static void test_a_second_timeout_on_an_asks_future_is_refused(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    probe_t p;
+    fl_actor_ref_t a = spawn_blocked_probe(sys, &p, 0);
+    fl_future_t *f = NULL;
+    assert_fl_ok(fl_ask(sys, a, fl_test_msg_int(1, 1), 50, &f));
+    assert_fl(FL_EEXIST, fl_future_set_timeout(sys, f, 600000));
+    assert_fl(FL_ETIMEDOUT, fl_future_wait(f, WAIT_MS));
+    char want[96];
+    snprintf(want, sizeof want, "Ask to actor %016llx timed out after 50 ms",
+             (unsigned long long)a.id);
+    assert_string_equal(want, fl_future_message(f));
+    fl_future_release(f);
+    fl_test_latch_count_down(p.block);
+    end_system(sys);
+    probe_free_latches(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +406,8 @@ int main(void)
         FL_TEST(test_ask_times_out_with_etimedout_when_nobody_answers),
         FL_TEST(test_reply_after_the_ask_timed_out_returns_ealready),
         FL_TEST(test_asks_in_flight_time_out_in_deadline_order),
+        FL_TEST(test_answered_asks_leave_no_timer_armed),
+        FL_TEST(test_a_second_timeout_on_an_asks_future_is_refused),
         FL_TEST(
             test_ask_fails_with_eunreachable_when_the_actor_stops_before_answering),
         FL_TEST(test_msg_sender_is_the_sending_actor_or_zero_from_outside),

@@ -251,6 +251,42 @@ test_on_complete_in_of_a_future_freed_pending_frees_arg_once(void **state)
     end_freed_not_run(sys, &t, NULL);
 }
 
+/* Counts the frees of a future's value. */
+static void count_value_free(void *v)
+{
+    atomic_fetch_add((atomic_int *)v, 1);
+}
+
+static void never_cb(fl_future_t *f, void *arg)
+{
+    (void)f;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* A continuation without arg_free (the small hop, whose system and actor
+ * ride in its message's header) to an actor that stopped first never
+ * runs, and lets go of the future: the value is freed once, when the last
+ * other reference goes. */
+static void
+test_on_complete_in_without_arg_free_to_a_stopped_actor_lets_go_of_f(
+    void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    atomic_int ran = 0, value_freed = 0;
+    fl_actor_ref_t a = spawn_noop(sys);
+    fl_future_t *f = fl_future_alloc();
+    assert_fl_ok(fl_future_on_complete_in(f, sys, a, never_cb, &ran, NULL));
+    stop_and_wait(sys, a);
+    assert_fl_ok(fl_future_complete(f, &value_freed, count_value_free));
+    /* The dead letter has released the hop's reference: ours is the last. */
+    assert_int_equal(0, atomic_load(&value_freed));
+    fl_future_release(f);
+    assert_int_equal(1, atomic_load(&value_freed));
+    end_system(sys);
+    assert_int_equal(0, atomic_load(&ran));
+}
+
 /* An actor asks another from its receive callback and continues on its own
  * thread when the reply comes: the pattern on_complete_in exists for. */
 typedef struct asker {
@@ -328,6 +364,8 @@ int main(void)
             test_exec_on_a_stopped_actor_returns_eunreachable_and_frees_arg),
         FL_TEST(test_exec_queued_behind_a_stop_frees_arg_instead_of_running),
         FL_TEST(test_on_complete_in_runs_the_callback_on_the_actors_thread),
+        FL_TEST(
+            test_on_complete_in_without_arg_free_to_a_stopped_actor_lets_go_of_f),
         FL_TEST(
             test_on_complete_in_of_a_complete_future_runs_on_the_actors_thread),
         FL_TEST(test_on_complete_in_frees_arg_when_the_actor_stopped_first),

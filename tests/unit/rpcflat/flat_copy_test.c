@@ -19,6 +19,7 @@
 #include "flat3.pb-c.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -349,6 +350,21 @@ static void h2_echo2(Flflat__FlatGateway_Service *svc, const Flflat__P2 *in,
     closure(&out, call);
 }
 
+/* The name lives on the handler's stack: a reply copied as a flat struct
+ * would carry a pointer to it. */
+static void h2_name(Flflat__FlatGateway_Service *svc, const Flflat__P2 *in,
+                    Flflat__Named_Closure closure, void *call)
+{
+    (void)svc;
+    char name[32];
+    snprintf(name, sizeof name, "name-%d", (int)in->req);
+    Flflat__Named out = FLFLAT__NAMED__INIT;
+    out.has_n = 1;
+    out.n = in->req;
+    out.name = name;
+    closure(&out, call);
+}
+
 static void h3_echo_plain(Flflat3__Flat3Gateway_Service *svc,
                           const Flflat3__Plain *in,
                           Flflat3__Plain_Closure closure, void *call)
@@ -387,16 +403,21 @@ typedef struct flat_fx {
     fl_rpc_endpoint_t *ep;
 } flat_fx_t;
 
-static void fx_open(flat_fx_t *fx)
+static void fx_open_on(flat_fx_t *fx, int workers)
 {
     fl_rpc_service_opts_t o = {0};
-    o.workers = 2;
+    o.workers = workers;
     assert_fl_ok(fl_rpc_service_alloc(&o, &fx->svc));
     ProtobufCService *const services[] = {&impl2.base, &impl3.base};
     fl_rpc_endpoint_opts_t eo = {
         .id = "flat", .services = services, .nservices = 2};
     assert_fl_ok(fl_rpc_endpoint_create(fx->svc, &eo, &fx->ep));
     assert_fl_ok(fl_rpc_endpoint_start(fx->ep));
+}
+
+static void fx_open(flat_fx_t *fx)
+{
+    fx_open_on(fx, 2);
 }
 
 static fl_rpc_gateway_t *fx_gw(flat_fx_t *fx,
@@ -535,6 +556,36 @@ static void test_local_closure_and_tell(void **state)
     fx_close(&fx);
 }
 
+/* One endpoint thread answers a flat reply, then one that is not (a
+ * string), over and over: each is copied as its own type says (the kind
+ * of the last reply's type is cached per thread), so the string arrives
+ * and the reply frees as an unpacked message. */
+static void test_flat_and_packed_replies_alternate_on_one_thread(void **state)
+{
+    (void)state;
+    flat_fx_t fx;
+    fx_open_on(&fx, 1);
+    fl_rpc_gateway_t *gw = fx_gw(&fx, &flflat__flat_gateway__descriptor);
+    for (int i = 0; i < 4; i++) {
+        Flflat__P2 req = odd_p2();
+        req.req = 100 + i;
+        ProtobufCMessage *reply = NULL;
+        assert_fl_ok(fl_rpc_call_sync(gw, 0, &req.base, 30000, &reply));
+        assert_int_equal(100 + i, ((Flflat__P2 *)reply)->req);
+        assert_int_equal(1, ((Flflat__P2 *)reply)->flag);
+        protobuf_c_message_free_unpacked(reply, NULL);
+        assert_fl_ok(fl_rpc_call_sync(gw, 1, &req.base, 30000, &reply));
+        Flflat__Named *named = (Flflat__Named *)reply;
+        char want[32];
+        snprintf(want, sizeof want, "name-%d", 100 + i);
+        assert_int_equal(100 + i, named->n);
+        assert_string_equal(want, named->name);
+        protobuf_c_message_free_unpacked(reply, NULL);
+    }
+    fl_rpc_gateway_free(gw);
+    fx_close(&fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,6 +597,7 @@ int main(void)
         FL_TEST(test_random_structs),
         FL_TEST(test_local_call_copies_request_and_reply),
         FL_TEST(test_local_closure_and_tell),
+        FL_TEST(test_flat_and_packed_replies_alternate_on_one_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
