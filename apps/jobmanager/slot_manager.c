@@ -549,14 +549,18 @@ void rm_register_job_master(
         return;
     }
     rm_job_t *j = job_find(rm, req->job_id);
-    if (j != NULL && memcmp(j->token, req->token.data, 16) != 0) {
+    if (j != NULL) {
         /* A new JobMaster of the job: the allocations of the earlier one
          * keep their slots until a report shows them free, but no longer
-         * count toward the job's slots. */
-        fl_log(FL_LOG_INFO,
-               "JobMaster of job %s at %s replaces the one at %s; the slots "
-               "of the earlier one no longer count for the job",
-               j->job_id, req->address, j->address);
+         * count toward the job's slots. The same one again lost us, so we
+         * may be about to lose it (its heartbeat timeout due here too, on
+         * a stalled machine): its entry starts anew, as after that loss,
+         * so that the timeout cannot drop this registration. */
+        if (memcmp(j->token, req->token.data, 16) != 0)
+            fl_log(FL_LOG_INFO,
+                   "JobMaster of job %s at %s replaces the one at %s; the "
+                   "slots of the earlier one no longer count for the job",
+                   j->job_id, req->address, j->address);
         job_remove(rm, j);
         j = NULL;
     }
