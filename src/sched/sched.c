@@ -183,17 +183,19 @@ static inline uint32_t xorshift(uint64_t *s)
 }
 
 /* Whether the lone actor at head h of v's queue may be taken now: w
- * watches it from the first look; a pop (head moving) starts anew. */
+ * watches it from its first look, on a clock of its own per victim (one
+ * clock moved from victim to victim at each look would never come due);
+ * a pop (head moving) starts it anew. */
 static bool lone_due(fl__worker_t *w, const fl__worker_t *v, uint64_t h)
 {
+    fl__lone_watch_t *l = &w->lone[v->index];
     uint64_t now = fl_clock_now_ns();
-    if (w->lone_since == 0 || w->lone_v != v->index || w->lone_head != h) {
-        w->lone_v = v->index;
-        w->lone_head = h;
-        w->lone_since = now;
+    if (l->since == 0 || l->head != h) {
+        l->head = h;
+        l->since = now;
         return false;
     }
-    return now - w->lone_since >= FL__STEAL_LONE_NS;
+    return now - l->since >= FL__STEAL_LONE_NS;
 }
 
 static struct fl__actor *steal(fl__worker_t *w)
@@ -215,7 +217,7 @@ static struct fl__actor *steal(fl__worker_t *w)
         struct fl__actor *a = fl__runq_pop(&v->rq);
         if (a != NULL) {
             FL_PROF(from_steal);
-            w->lone_since = 0;
+            w->lone[v->index].since = 0;
             return a;
         }
     }
@@ -460,6 +462,9 @@ int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
         w->tick = FAIR_TURNS;
         sem_init(&w->wake, 0, 0);
         s->workers[i] = w;
+        w->lone = fl__calloc(nworkers, sizeof *w->lone);
+        if (w->lone == NULL)
+            return FL_ENOMEM;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
         fl__worker_t *w = s->workers[i];
@@ -497,6 +502,7 @@ void fl__sched_fini(fl__sched_t *s)
         for (unsigned i = 0; i < s->nworkers; i++) {
             if (s->workers[i] != NULL) {
                 sem_destroy(&s->workers[i]->wake);
+                fl__free(s->workers[i]->lone);
                 fl__aligned_free(s->workers[i]);
             }
         }

@@ -38,6 +38,12 @@ typedef void (*fl__sched_thread_cb)(void *ctx, bool enter);
 
 typedef struct fl__sched fl__sched_t;
 
+/* A thief's watch of a lone actor on a victim's queue: the queue's head
+ * when it was first seen there, and since when (ns; 0: none). */
+typedef struct fl__lone_watch {
+    uint64_t head, since;
+} fl__lone_watch_t;
+
 struct fl__worker {
     fl__runq_t rq; /* stealable FIFO; its own lines */
     /* Constant once the thread runs. */
@@ -49,10 +55,9 @@ struct fl__worker {
     struct fl__actor *next; /* run next; not stealable */
     uint32_t tick;          /* turns left to the next fairness look (sched.c) */
     uint64_t rng;
-    /* The lone actor this worker watches on another's queue (steal in
-     * sched.c): that worker, its queue's head, since when (ns; 0: none). */
-    unsigned lone_v;
-    uint64_t lone_head, lone_since;
+    /* Per worker, the lone actor this one watches on that worker's queue
+     * (steal in sched.c); nworkers entries. */
+    fl__lone_watch_t *lone;
     /* Under sched->sleep_lock. */
     bool sleeping;
 };

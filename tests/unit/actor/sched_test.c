@@ -89,8 +89,11 @@ typedef struct blocker {
     started_t q[MAX_QUEUED + 1]; /* the last: the next slot's */
     uint64_t spawned_ns;         /* when the queued ones were runnable */
     pthread_t thread;
+    _Atomic unsigned *in_turn; /* blockers in their turns (a barrier) */
+    unsigned nblockers;
     _Atomic int outcome; /* 1: all queued ones started during the turn;
-                            -1: a spawn failed; -2: timed out */
+                            -1: a spawn failed; -2: timed out; -3: the
+                            other blockers never came */
 } blocker_t;
 
 static void on_start(fl_system_t *sys, fl_actor_ref_t self, void *state)
@@ -110,6 +113,17 @@ static void blocker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
 {
     blocker_t *b = state;
     b->thread = pthread_self();
+    /* All the blockers hold their workers before any queues an actor, so
+     * that the idle worker sees every lone actor from the start. */
+    atomic_fetch_add(b->in_turn, 1);
+    uint64_t t0 = fl_clock_now_ns();
+    while (atomic_load(b->in_turn) < b->nblockers) {
+        if (fl_clock_now_ns() - t0 > (uint64_t)WAIT_MS * 1000000u) {
+            atomic_store(&b->outcome, -3);
+            return;
+        }
+        sched_yield();
+    }
     fl_actor_opts_t o = {.on_start = on_start};
     for (unsigned i = 0; i <= b->nqueued; i++) {
         fl_actor_ref_t r;
@@ -136,33 +150,53 @@ static void blocker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
     }
 }
 
+/* Long turns at once, blockers[i] with nqueued actors queued behind it,
+ * on nblockers + 1 workers (one idle to take them). */
+static void run_blockers(blocker_t *blockers, unsigned nblockers,
+                         unsigned nqueued)
+{
+    fl_system_opts_t so = {0};
+    so.workers = nblockers + 1;
+    fl_system_t *sys = NULL;
+    assert_fl_ok(fl_system_alloc(&so, &sys));
+    static _Atomic unsigned in_turn;
+    atomic_store(&in_turn, 0);
+    for (unsigned k = 0; k < nblockers; k++) {
+        blocker_t *b = &blockers[k];
+        memset(b, 0, sizeof *b);
+        b->nqueued = nqueued;
+        b->in_turn = &in_turn;
+        b->nblockers = nblockers;
+        fl_actor_ref_t blocker;
+        assert_fl_ok(fl_actor_spawn(sys, blocker_receive, b, NULL, &blocker));
+        fl_msg_t *go = fl_msg_alloc(1, 0);
+        assert_non_null(go);
+        assert_fl_ok(fl_tell(sys, blocker, go));
+    }
+    uint64_t t0 = fl_clock_now_ns();
+    for (unsigned k = 0; k < nblockers; k++)
+        while (atomic_load(&blockers[k].outcome) == 0) {
+            if (fl_clock_now_ns() - t0 > 2 * (uint64_t)WAIT_MS * 1000000u)
+                fail_msg("blocking turn %u never ended", k);
+            sched_yield();
+        }
+    assert_fl_ok(fl_system_shutdown(sys));
+    fl_system_free(sys);
+    for (unsigned k = 0; k < nblockers; k++) {
+        blocker_t *b = &blockers[k];
+        assert_int_equal(1, atomic_load(&b->outcome));
+        /* The next slot's actor waited for the turn's end, on its
+         * worker. */
+        assert_int_not_equal(0, atomic_load(&b->q[nqueued].ns));
+        for (unsigned i = 0; i < nqueued; i++)
+            assert_false(pthread_equal(b->thread, b->q[i].thread));
+    }
+}
+
 /* One long turn with nqueued actors queued behind it, on two workers. */
 static void run_case(blocker_t *b, unsigned nqueued)
 {
-    memset(b, 0, sizeof *b);
-    b->nqueued = nqueued;
-    fl_system_opts_t so = {0};
-    so.workers = 2;
-    fl_system_t *sys = NULL;
-    assert_fl_ok(fl_system_alloc(&so, &sys));
-    fl_actor_ref_t blocker;
-    assert_fl_ok(fl_actor_spawn(sys, blocker_receive, b, NULL, &blocker));
-    fl_msg_t *go = fl_msg_alloc(1, 0);
-    assert_non_null(go);
-    assert_fl_ok(fl_tell(sys, blocker, go));
-    uint64_t t0 = fl_clock_now_ns();
-    while (atomic_load(&b->outcome) == 0) {
-        if (fl_clock_now_ns() - t0 > 2 * (uint64_t)WAIT_MS * 1000000u)
-            fail_msg("the blocking turn never ended");
-        sched_yield();
-    }
-    assert_fl_ok(fl_system_shutdown(sys));
-    fl_system_free(sys);
-    assert_int_equal(1, atomic_load(&b->outcome));
-    /* The next slot's actor waited for the turn's end, on its worker. */
-    assert_int_not_equal(0, atomic_load(&b->q[nqueued].ns));
-    for (unsigned i = 0; i < nqueued; i++)
-        assert_false(pthread_equal(b->thread, b->q[i].thread));
+    run_blockers(b, 1, nqueued);
 }
 
 static void test_a_lone_queued_actor_is_taken_after_the_steal_delay(void **st)
@@ -189,12 +223,30 @@ static void test_two_queued_actors_are_taken_during_a_long_turn(void **st)
     assert_true(atomic_load(&b.q[0].ns) <= atomic_load(&b.q[1].ns));
 }
 
+/* An idle worker watches each busy worker's lone actor on its own clock:
+ * two of them at once are both taken (a single watch, moved from one to
+ * the other at each look, would never come due). Three workers. */
+static void test_lone_actors_of_two_busy_workers_are_both_taken(void **st)
+{
+    (void)st;
+    blocker_t b[2];
+    run_blockers(b, 2, 1);
+    for (unsigned k = 0; k < 2; k++) {
+        uint64_t waited = atomic_load(&b[k].q[0].ns) - b[k].spawned_ns;
+        if (waited < FL__STEAL_LONE_NS)
+            fail_msg("lone actor %u was taken after %llu ns, before the "
+                     "%u ns steal delay",
+                     k, (unsigned long long)waited, FL__STEAL_LONE_NS);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         FL_TEST(test_an_endless_chain_lets_a_tell_from_outside_in),
         FL_TEST(test_a_lone_queued_actor_is_taken_after_the_steal_delay),
         FL_TEST(test_two_queued_actors_are_taken_during_a_long_turn),
+        FL_TEST(test_lone_actors_of_two_busy_workers_are_both_taken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
