@@ -52,7 +52,11 @@ static struct {
     pthread_cond_t cv;
     int n;
     cap_rec_t r[256];
-} cap = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {{0}}};
+    /* Set by cap_hold, cleared by the record it holds. */
+    const char *hold_prefix;
+    fl_test_latch_t *hold_gate;
+} cap = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {{0}}, NULL, NULL};
 
 static inline void cap_handler(void *arg, const fl_log_record_t *rec)
 {
@@ -71,7 +75,27 @@ static inline void cap_handler(void *arg, const fl_log_record_t *rec)
                 snprintf(r->next_in_ms, sizeof r->next_in_ms, "%s",
                          rec->fields[i].value);
     }
+    fl_test_latch_t *hold = NULL;
+    if (cap.hold_prefix != NULL &&
+        strncmp(rec->message, cap.hold_prefix, strlen(cap.hold_prefix)) == 0) {
+        hold = cap.hold_gate;
+        cap.hold_prefix = NULL;
+    }
     pthread_cond_broadcast(&cap.cv);
+    pthread_mutex_unlock(&cap.mu);
+    if (hold != NULL)
+        (void)fl_test_latch_wait(hold, FL_TEST_WAIT_MS);
+}
+
+/* The next cluster record whose message begins with prefix holds the
+ * thread that logs it, once captured, until gate opens (at most
+ * FL_TEST_WAIT_MS): what that thread does after the record waits for the
+ * test. prefix is borrowed until then. */
+static inline void cap_hold(const char *prefix, fl_test_latch_t *gate)
+{
+    pthread_mutex_lock(&cap.mu);
+    cap.hold_prefix = prefix;
+    cap.hold_gate = gate;
     pthread_mutex_unlock(&cap.mu);
 }
 
@@ -442,6 +466,7 @@ static inline void assert_no_more_attempts(fx_t *fx, int next)
 static inline int setup(void **state)
 {
     cap.n = 0;
+    cap.hold_prefix = NULL;
     fl_test_cond_init(&cap.cv);
     fl_log_set_handler(cap_handler, NULL);
     assert_fl_ok(fl_log_set_trace("cluster"));
