@@ -160,23 +160,6 @@ static void test_blocking_call_returns_the_reply(void **state)
 
 /* ---- timeouts ------------------------------------------------------------ */
 
-/*
- * The last Block call through fx->gw timed out at its caller. Its handler
- * parked it (fx->st.blocked counted down) unless the call had not started
- * by its deadline: then the endpoint dropped it (on a loaded machine). An
- * Echo through the same gateway comes back after the Block was handled
- * either way; a parked call is then answered `text` (which is discarded).
- */
-static void settle_timed_out_block(ep_fx_t *fx, const char *text)
-{
-    Fltest__EchoRequest req = echo_req("after the timeout", 1);
-    fl_future_t *f = call_async_req(fx->gw, M_ECHO, &req.base, WAIT_MS);
-    expect_reply_of("Echo", f, "after the timeout", 1);
-    fl_future_release(f);
-    if (fl_test_latch_count(fx->st.blocked) == 0)
-        tep_release_parked(&fx->st, text, 0);
-}
-
 static void
 test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
 {
@@ -190,7 +173,7 @@ test_call_timeout_fails_with_etimedout_after_the_given_time(void **state)
     fl_future_t *f = call_async_req(fx.gw, M_BLOCK, &req.base, 50);
     expect_timed_out(f, t0, 50);
 
-    settle_timed_out_block(&fx, "too late");
+    settle_timed_out_block(fx.gw, &fx.st, "too late");
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
     ep_fx_end(&fx);
@@ -219,7 +202,7 @@ static void test_far_call_timeouts_never_fire(void **state)
         expect_timed_out(near, t0, 20);
         assert_false(fl_future_done(f));
 
-        settle_timed_out_block(&fx, "near, discarded");
+        settle_timed_out_block(fx.gw, &fx.st, "near, discarded");
         fx.st.parked_call = far_call;
         tep_release_parked(&fx.st, "far, answered", 7);
         expect_reply_of("Block", f, "far, answered", 7);
@@ -253,7 +236,7 @@ static void test_next_timeout_applies_to_the_next_stub_call_only(void **state)
     if (el1 < 50 || el1 >= GW_MS)
         fail_msg("first call timed out after %llu ms, want [50, %d)",
                  (unsigned long long)el1, GW_MS);
-    settle_timed_out_block(&fx, "late");
+    settle_timed_out_block(fx.gw, &fx.st, "late");
     fl_test_latch_free(fx.st.blocked);
 
     /* The next stub call falls back to the gateway's GW_MS. */
@@ -267,7 +250,7 @@ static void test_next_timeout_applies_to_the_next_stub_call_only(void **state)
     if (el2 < GW_MS)
         fail_msg("second call timed out after %llu ms, want >= %d",
                  (unsigned long long)el2, GW_MS);
-    settle_timed_out_block(&fx, "late");
+    settle_timed_out_block(fx.gw, &fx.st, "late");
     fl_test_latch_free(fx.st.blocked);
 
     fl_test_latch_free(c1.done);
@@ -288,7 +271,7 @@ static void test_gateway_timeout_applies_to_calls_without_one(void **state)
     fl_future_t *f = call_async_req(fx.gw, M_BLOCK, &req.base, 0);
     expect_timed_out(f, t0, 50);
 
-    settle_timed_out_block(&fx, "late");
+    settle_timed_out_block(fx.gw, &fx.st, "late");
     fl_future_release(f);
     fl_test_latch_free(fx.st.blocked);
     ep_fx_end(&fx);
@@ -313,7 +296,7 @@ test_blocking_call_timeout_returns_etimedout_and_null_reply(void **state)
         fail_msg("timed out after %llu ms, want [50, 5000)",
                  (unsigned long long)el);
 
-    settle_timed_out_block(&fx, "late");
+    settle_timed_out_block(fx.gw, &fx.st, "late");
     fl_test_latch_free(fx.st.blocked);
     ep_fx_end(&fx);
 }

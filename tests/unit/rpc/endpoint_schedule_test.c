@@ -61,79 +61,111 @@ static void test_fixed_rate_runs_on_its_deadlines(void **state)
     ep_fx_end(&fx);
 }
 
-/* Run 0 takes 500 ms of a 200 ms period: run 1 follows it at once,
+/* Run 0 ends 500 ms into a 200 ms period: run 1 follows it at once,
  * standing for deadline 2 (deadline 1 is skipped), and run 2 waits for
- * deadline 3 instead of making up for the skipped one in a burst. */
+ * deadline 3 instead of making up for the skipped one in a burst.
+ * Sentinels tell "at once" and "at deadline 3" whatever the load: run 1
+ * comes before a task due 50 ms after run 0 (waiting for deadline 3 would
+ * be 100 ms), run 2 before one due a period after run 1 (the next deadline
+ * lies within a period; deadline 4 would not). */
 static void
 test_fixed_rate_late_run_is_followed_once_then_keeps_time(void **state)
 {
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START);
-    enum { PERIOD = 200, SLOW = 500 };
+    enum { PERIOD = 200, END0 = 500, AT_ONCE = 50 };
 
-    ticker_t k;
+    ticker_t k, s;
     ticker_init(&k, fx.ep, 3);
-    k.slow_ms[0] = SLOW;
+    ticker_init(&s, fx.ep, 2);
+    k.sentinel = &s;
+    k.sentinel_ms[0] = AT_ONCE;
+    k.sentinel_ms[1] = PERIOD;
     fl_rpc_scheduled_t *h = NULL;
     uint64_t t0 = fl_clock_now_ns();
+    /* Run 0 ends at a set time, not after a set length: a late start
+     * does not move it nearer to the next deadline. */
+    k.until_ns[0] = t0 + (uint64_t)END0 * NS_PER_MS;
     assert_fl_ok(fl_rpc_schedule_run_at_fixed_rate(fx.ep, ticker_run, &k,
                                                    ticker_free, 0, PERIOD, &h));
     uint64_t t1 = fl_clock_now_ns();
     wait_latch(k.ran);
     assert_true(fl_rpc_scheduled_cancel(h));
     wait_latch(k.ended);
+    wait_latch(s.ran);
 
     /* The deadlines are first + n * PERIOD, first between t0 and t1: the
      * first deadline after run 0 ended comes at or after next_lo (ms from
-     * t0). Run 1 starts in the first half of the wait for it. */
+     * t0), and run 2 stands for it or, after a late run 1, a later one. */
     int64_t end0 = ms_between(t0, k.end_ns[0]);
     int64_t skew = ms_between(t0, t1) + 1;
     int64_t next_lo = ((end0 - skew) / PERIOD + 1) * PERIOD;
-    expect_in("run 1 after run 0 ended", ms_between(k.end_ns[0], k.start_ns[1]),
-              0, (next_lo - end0) / 2);
-    expect_in("run 2 after the first deadline past run 0",
-              ms_between(t0, k.start_ns[2]) - next_lo, 0, LATE_MS + skew);
+    expect_before("run 1 after the late run 0", &k, 1, &s, 0);
+    int64_t run2 = ms_between(t0, k.start_ns[2]);
+    if (run2 < next_lo)
+        fail_msg("run 2 started %lld ms before the first deadline past run "
+                 "0",
+                 (long long)(next_lo - run2));
+    expect_before("run 2 after run 1", &k, 2, &s, 1);
     ticker_expect_ended(&k, atomic_load(&k.runs));
     fl_rpc_scheduled_free(h);
 
     ticker_fini(&k);
+    ticker_fini(&s);
     ep_fx_end(&fx);
 }
 
 /* ---- fixed delay --------------------------------------------------------- */
 
-/* The next run starts `delay` after the previous one ENDS: 30 ms after a
- * run of 60 ms (a fixed rate would start it at once), and after a quick
- * one. */
+/* The next run starts `delay` after the previous one ENDS: 100 ms after
+ * a run of 200 ms (a fixed rate would start it at once), and after a
+ * quick one. Never sooner (exact); no later than sentinels tell, whatever
+ * the load: run 0 comes before a task due 50 ms after the initial delay
+ * (the period would be 100), each next run before one due DELAY + 50 ms
+ * after the run before it (waiting the run's 200 ms on top would not). */
 static void test_fixed_delay_waits_after_each_run_ends(void **state)
 {
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START);
-    enum { DELAY = 30, SLOW = 60 };
+    enum { INITIAL = 10, DELAY = 100, SLOW = 200, MARGIN = 50 };
 
-    ticker_t k;
+    ticker_t k, s;
     ticker_init(&k, fx.ep, 3);
+    ticker_init(&s, fx.ep, 3);
     k.slow_ms[0] = SLOW;
+    k.sentinel = &s;
+    k.sentinel_ms[0] = k.sentinel_ms[1] = DELAY + MARGIN;
     fl_rpc_scheduled_t *h = NULL;
     uint64_t t0 = fl_clock_now_ns();
     assert_fl_ok(fl_rpc_schedule_run_with_fixed_delay(
-        fx.ep, ticker_run, &k, ticker_free, 10, DELAY, &h));
+        fx.ep, ticker_run, &k, ticker_free, INITIAL, DELAY, &h));
+    /* Scheduled after the task: due later than its run 0. */
+    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ticker_run, &s, NULL,
+                                           INITIAL + MARGIN, NULL));
     wait_latch(k.ran);
     assert_true(fl_rpc_scheduled_cancel(h));
     wait_latch(k.ended);
+    wait_latch(s.ran);
 
-    expect_in("run 0 after the initial delay", ms_between(t0, k.start_ns[0]),
-              10, 10 + LATE_MS);
-    expect_in("the gap after the slow run 0",
-              ms_between(k.end_ns[0], k.start_ns[1]), DELAY, DELAY + LATE_MS);
-    expect_in("the gap after run 1", ms_between(k.end_ns[1], k.start_ns[2]),
-              DELAY, DELAY + LATE_MS);
+    if (ms_between(t0, k.start_ns[0]) < INITIAL)
+        fail_msg("run 0 started %lld ms after scheduling, want >= %d",
+                 (long long)ms_between(t0, k.start_ns[0]), INITIAL);
+    expect_before("run 0 after the initial delay", &k, 0, &s, 0);
+    for (int n = 0; n < 2; n++) {
+        int64_t gap = ms_between(k.end_ns[n], k.start_ns[n + 1]);
+        if (gap < DELAY)
+            fail_msg("the gap after run %d: %lld ms, want >= %d", n,
+                     (long long)gap, DELAY);
+    }
+    expect_before("the gap after the slow run 0", &k, 1, &s, 1);
+    expect_before("the gap after run 1", &k, 2, &s, 2);
     ticker_expect_ended(&k, atomic_load(&k.runs));
     fl_rpc_scheduled_free(h);
 
     ticker_fini(&k);
+    ticker_fini(&s);
     ep_fx_end(&fx);
 }
 
@@ -209,24 +241,38 @@ static void test_periodic_runs_are_serialized_with_calls(void **state)
 
 /* ---- one-shot with a handle ---------------------------------------------- */
 
-/* It runs once on the main thread no earlier than its delay; the handle
- * then says done, not cancelled, and arg is fn's. */
+/* It runs once on the main thread no earlier than its delay, and before
+ * a sentinel due half the delay later (a doubled delay would not; the
+ * sentinel is of another kind, a fixed rate's first run, so that a fault
+ * of the one-shot does not move it too): the handle then says done, not
+ * cancelled, and arg is fn's. */
 static void test_one_shot_runs_once_and_is_done(void **state)
 {
     (void)state;
     ep_fx_t fx;
     ep_fx_begin(&fx, "ep", FX_START);
+    enum { DELAY = 50 };
 
-    ticker_t k;
+    ticker_t k, s;
     ticker_init(&k, fx.ep, 1);
-    fl_rpc_scheduled_t *h = NULL;
+    ticker_init(&s, fx.ep, 1);
+    fl_rpc_scheduled_t *h = NULL, *hs = NULL;
     uint64_t t0 = fl_clock_now_ns();
-    assert_fl_ok(
-        fl_rpc_schedule_run_async(fx.ep, ticker_run, &k, ticker_free, 50, &h));
+    assert_fl_ok(fl_rpc_schedule_run_async(fx.ep, ticker_run, &k, ticker_free,
+                                           DELAY, &h));
+    /* Scheduled after it: due later than it by DELAY / 2 at least. */
+    assert_fl_ok(fl_rpc_schedule_run_at_fixed_rate(
+        fx.ep, ticker_run, &s, ticker_free, DELAY + DELAY / 2, NEVER_MS, &hs));
     wait_latch(k.ran);
+    wait_latch(s.ran);
+    assert_true(fl_rpc_scheduled_cancel(hs));
+    ticker_expect_ended(&s, 1);
+    fl_rpc_scheduled_free(hs);
     main_barrier(fx.ep);
-    expect_in("the run after its delay", ms_between(t0, k.start_ns[0]), 50,
-              50 + LATE_MS);
+    if (ms_between(t0, k.start_ns[0]) < DELAY)
+        fail_msg("the run started %lld ms after scheduling, want >= %d",
+                 (long long)ms_between(t0, k.start_ns[0]), DELAY);
+    expect_before("the run after its delay", &k, 0, &s, 0);
     assert_true(fl_rpc_scheduled_is_done(h));
     assert_false(fl_rpc_scheduled_is_cancelled(h));
     assert_int_equal(1, atomic_load(&k.runs));
@@ -235,6 +281,7 @@ static void test_one_shot_runs_once_and_is_done(void **state)
     fl_rpc_scheduled_free(h);
 
     ticker_fini(&k);
+    ticker_fini(&s);
     ep_fx_end(&fx);
 }
 

@@ -765,6 +765,25 @@ static inline void tep_release_parked(tep_t *st, const char *text, int64_t n)
     st->parked_closure(&r, call);
 }
 
+/*
+ * The last Block call through gw timed out at its caller. Its handler
+ * parked it (st->blocked counted down) unless the call had not started
+ * by its deadline: then the endpoint dropped it (on a loaded machine). An
+ * Echo through the same gateway (its own WAIT_MS timeout) comes back after
+ * the Block was handled either way; a parked call is then answered `text`
+ * (which is discarded).
+ */
+static inline void settle_timed_out_block(fl_rpc_gateway_t *gw, tep_t *st,
+                                          const char *text)
+{
+    Fltest__EchoRequest req = echo_req("after the timeout", 1);
+    fl_future_t *f = call_async_req(gw, M_ECHO, &req.base, WAIT_MS);
+    expect_reply_of("Echo", f, "after the timeout", 1);
+    fl_future_release(f);
+    if (fl_test_latch_count(st->blocked) == 0)
+        tep_release_parked(st, text, 0);
+}
+
 /* A counting fl_free_cb for an atomic_int. */
 static inline void count_free(void *p)
 {

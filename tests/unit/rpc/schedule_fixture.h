@@ -1,8 +1,10 @@
 /*
  * schedule_fixture.h - what the tests of tasks scheduled on an endpoint's
  * main thread share (endpoint_schedule_test.c, endpoint_cancel_test.c):
- * the ticker, a task's arg that records its runs; timing checks; a
- * barrier through the main thread; the periodic kind by number.
+ * the ticker, a task's arg that records its runs; sentinels, one-shot
+ * runs that tell "no later than" without a bound on the machine's speed;
+ * timing checks; a barrier through the main thread; the periodic kind by
+ * number.
  *
  * Header-only (static inline): each tests/unit/rpc/<name>_test.c is its
  * own program.
@@ -14,13 +16,6 @@
 
 #include <pthread.h>
 #include <time.h>
-
-/* Slack for a run coming due late on a loaded machine (sanitizers: more). */
-#ifdef FL_SANITIZE
-#define LATE_MS 300
-#else
-#define LATE_MS 150
-#endif
 
 /* A delay no test waits for. */
 #define NEVER_MS 3600000
@@ -50,6 +45,17 @@ typedef struct ticker {
     fl_test_latch_t *entered, *gate;
     /* Optional: also counts into the endpoint's serial check. */
     bool serial;
+    /* Optional: run k also sleeps until until_ns[k] (when not 0). */
+    uint64_t until_ns[MAX_RUNS];
+    /* Optional: a run k whose sentinel_ms[k] > 0 queues sentinel_arm,
+     * which schedules a one-shot ticker_run of `sentinel` sentinel_ms[k]
+     * later. Queued from inside the run, it runs after the run's message,
+     * so after the task armed its next run: a run due no later than the
+     * sentinel comes before it (the timers fire in deadline order into
+     * the mailbox), whatever the load. */
+    struct ticker *sentinel;
+    int64_t sentinel_ms[MAX_RUNS];
+    int sentinel_of; /* main thread: the run whose sentinel is queued */
 } ticker_t;
 
 static inline void ticker_init(ticker_t *k, fl_rpc_endpoint_t *ep,
@@ -77,6 +83,26 @@ static inline void sleep_ms(int64_t ms)
         ;
 }
 
+static inline void ticker_run(fl_rpc_endpoint_t *ep, void *state, void *arg);
+
+/* Schedules the sentinel of the ticker's last run (see ticker_t). A
+ * refusal shows as the sentinel's `ran` latch not reached. */
+static inline void sentinel_arm(fl_rpc_endpoint_t *ep, void *state, void *arg)
+{
+    (void)state;
+    ticker_t *k = arg;
+    (void)fl_rpc_schedule_run_async(ep, ticker_run, k->sentinel, NULL,
+                                    k->sentinel_ms[k->sentinel_of], NULL);
+}
+
+/* Sleeps until the clock reads at least until_ns. */
+static inline void sleep_until_ns(uint64_t until_ns)
+{
+    for (uint64_t now = fl_clock_now_ns(); now < until_ns;
+         now = fl_clock_now_ns())
+        sleep_ms((int64_t)((until_ns - now + NS_PER_MS - 1) / NS_PER_MS));
+}
+
 static inline void ticker_run(fl_rpc_endpoint_t *ep, void *state, void *arg)
 {
     ticker_t *k = arg;
@@ -91,6 +117,8 @@ static inline void ticker_run(fl_rpc_endpoint_t *ep, void *state, void *arg)
         k->start_ns[n] = fl_clock_now_ns();
         if (k->slow_ms[n] > 0)
             sleep_ms(k->slow_ms[n]);
+        if (k->until_ns[n] != 0)
+            sleep_until_ns(k->until_ns[n]);
     }
     if (n == 0 && k->entered != NULL) {
         fl_test_latch_count_down(k->entered);
@@ -104,6 +132,10 @@ static inline void ticker_run(fl_rpc_endpoint_t *ep, void *state, void *arg)
     }
     if (n < MAX_RUNS)
         k->end_ns[n] = fl_clock_now_ns();
+    if (n < MAX_RUNS && k->sentinel != NULL && k->sentinel_ms[n] > 0) {
+        k->sentinel_of = n;
+        (void)fl_rpc_run_async(ep, sentinel_arm, k, NULL);
+    }
     if (k->serial)
         serial_leave(state);
     atomic_store(&k->inside, 0);
@@ -143,6 +175,18 @@ static inline void expect_in(const char *what, int64_t v, int64_t lo,
     if (v < lo || v >= hi)
         fail_msg("%s: %lld ms, want [%lld, %lld)", what, (long long)v,
                  (long long)lo, (long long)hi);
+}
+
+/* Fails unless run `run` of k started before run `s` of `sentinel` (both
+ * ran on the main thread, so their start times are in the order they
+ * ran). */
+static inline void expect_before(const char *what, const ticker_t *k, int run,
+                                 const ticker_t *sentinel, int s)
+{
+    if (k->start_ns[run] >= sentinel->start_ns[s])
+        fail_msg(
+            "%s: run %d started %lld ms after the sentinel", what, run,
+            (long long)ms_between(sentinel->start_ns[s], k->start_ns[run]));
 }
 
 /* A barrier through the main thread: everything queued to ep from this

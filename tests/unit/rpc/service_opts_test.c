@@ -50,8 +50,7 @@ test_service_default_timeout_applies_to_calls_without_one(void **state)
     fl_future_t *f = call_async_req(gw, M_BLOCK, &req.base, 0);
     expect_timed_out(f, t0, 80);
 
-    wait_latch(st.blocked);
-    tep_release_parked(&st, "late", 0);
+    settle_timed_out_block(gw, &st, "late");
     fl_future_release(f);
     fl_rpc_gateway_free(gw);
     tep_end(ep);
