@@ -81,6 +81,19 @@ void fl__rpc_reply_closure(const ProtobufCMessage *reply, void *data)
     call_answered(c);
 }
 
+void fl__rpc_tell_closure(const ProtobufCMessage *reply, void *data)
+{
+    fl_rpc_call_t *c = data;
+    /* The common case: the handler answers its own tell on the stack, not
+     * deferred, once; claimed, the answer goes nowhere. */
+    if (fl__likely(c != NULL && c->magic == CALL_MAGIC && c->moved == NULL &&
+                   !c->heap && c->to == NULL && reply != NULL)) {
+        atomic_store_explicit(&c->answered, true, memory_order_relaxed);
+        return;
+    }
+    fl__rpc_reply_closure(reply, data);
+}
+
 fl_rpc_endpoint_t *fl_rpc_call_endpoint(const void *closure_data)
 {
     fl_rpc_call_t *c = as_call(closure_data);

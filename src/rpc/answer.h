@@ -66,6 +66,11 @@ static inline bool fl__rpc_call_claim(fl_rpc_call_t *c)
  * call of `data` with reply, once. Any thread; reply is borrowed. */
 void fl__rpc_reply_closure(const ProtobufCMessage *reply, void *data);
 
+/* The closure of a tell's handler (dispatch.c's lean path): as
+ * fl__rpc_reply_closure, with the common answer (a reply to a tell's own
+ * stack call) made in a store. Any thread; reply is borrowed. */
+void fl__rpc_tell_closure(const ProtobufCMessage *reply, void *data);
+
 /* Fail c (claimed by the caller) with err and msg: to its asker, or a log
  * line for a tell. Any thread. */
 void fl__rpc_call_fail(fl_rpc_call_t *c, int err, const char *msg);

@@ -50,11 +50,34 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     }
     for (unsigned i = 0; i < d->n_methods; i++)
         gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(d->methods[i].input);
+    /* The requests its tells copy on the lean path (fl__rpc_lean_invoke). */
+    gw->lean_in =
+        fl__calloc(d->n_methods ? d->n_methods : 1, sizeof *gw->lean_in);
+    if (gw->lean_in == NULL) {
+        fl_rpc_gateway_free(gw);
+        return NULL;
+    }
+    for (unsigned i = 0; i < d->n_methods; i++) {
+        const ProtobufCMessageDescriptor *in = d->methods[i].input;
+        gw->lean_in[i] = gw->flat_in[i] == FL__FLAT_PLAIN &&
+                                 in->sizeof_message <= FL__RPC_LEAN_MAX
+                             ? in
+                             : &fl__rpc_no_lean;
+    }
+    gw->n_lean = d->n_methods;
     gw->actor = ep->actor;
     gw->ep = ep;
+    gw->tell_hdr = (invoke_hdr_t){.service = service_index,
+                                  .fence = fence,
+                                  .sink = FL__RPC_SINK_LOCAL,
+                                  .flat = 1,
+                                  .token = gw->token};
     fl__rpc_ep_retain(ep);
     return gw;
 }
+
+/* Stands for "no lean tell" in a gateway's lean_in: no request has it. */
+const ProtobufCMessageDescriptor fl__rpc_no_lean;
 
 /* ---- what a local call's runtime failures say --------------------------- */
 
@@ -168,10 +191,8 @@ static int build_invoke(fl_rpc_gateway_t *gw, unsigned method,
     return FL_OK;
 }
 
-/* The tell of method to gw's endpoint was refused with rc (the endpoint
- * has terminated, or its system closed): logged as dropped, and the
- * refusal says why. Out of line: its buffers stay off local_tell's frame. */
-static FL__COLD int tell_refused(fl_rpc_gateway_t *gw, unsigned method, int rc)
+FL__COLD int fl__rpc_local_tell_refused(fl_rpc_gateway_t *gw, unsigned method,
+                                        int rc)
 {
     char name[FL__RPC_NAME_MAX];
     fl__rpc_method_name(gw->base.descriptor, method, name, sizeof name);
@@ -187,8 +208,8 @@ static FL__COLD int tell_refused(fl_rpc_gateway_t *gw, unsigned method, int rc)
     return rc;
 }
 
-static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
-                      const ProtobufCMessage *req)
+int fl__rpc_local_tell(fl_rpc_gateway_t *gw, unsigned method,
+                       const ProtobufCMessage *req)
 {
     fl_msg_t *m;
     int rc = build_invoke(gw, method, req, &m);
@@ -197,7 +218,7 @@ static int local_tell(fl_rpc_gateway_t *gw, unsigned method,
     rc = fl_tell(gw->svc->sys, gw->actor, m);
     if (fl__likely(rc != FL_EUNREACHABLE && rc != FL_ECLOSED))
         return rc;
-    return tell_refused(gw, method, rc);
+    return fl__rpc_local_tell_refused(gw, method, rc);
 }
 
 int fl__rpc_local_ask(fl_rpc_gateway_t *gw, unsigned method,
@@ -328,6 +349,7 @@ static void local_gw_fini(fl_rpc_gateway_t *gw)
 {
     /* The actor is a reference by id; the endpoint's memory is held. */
     fl__free(gw->flat_in);
+    fl__free(gw->lean_in);
     if (gw->ep != NULL)
         fl__rpc_ep_release(gw->ep);
 }
@@ -378,7 +400,7 @@ static int local_connect(fl_rpc_service_t *svc, const char *address,
 const fl__rpc_tran_t fl__rpc_tran_local = {
     .scheme = FL__RPC_LOCAL_SCHEME,
     .connect = local_connect,
-    .tell = local_tell,
+    .tell = fl__rpc_local_tell,
     .ask = local_ask,
     .call = local_call,
     .await = local_await,

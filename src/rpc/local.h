@@ -17,6 +17,12 @@
 extern const fl__rpc_tran_t fl__rpc_tran_local;
 extern const fl__rpc_sink_t fl__rpc_sink_local;
 
+/* The most bytes of a request a local tell copies on its lean path
+ * (call.c), and what a gateway's lean_in holds for a method it does not
+ * take (gateway.h): no request's descriptor. */
+#define FL__RPC_LEAN_MAX 64
+extern const ProtobufCMessageDescriptor fl__rpc_no_lean;
+
 /*
  * A gateway to a local endpoint's service_index-th service, fenced as
  * `fence` with token (may be NULL; copied). NULL when out of memory. Any
@@ -25,6 +31,22 @@ extern const fl__rpc_sink_t fl__rpc_sink_local;
 fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
                                    uint32_t service_index, uint8_t fence,
                                    const fl_fencing_token_t *token);
+
+/*
+ * The tell of method with req through the local gateway gw (its
+ * transport's tell op): FL_OK once queued at the endpoint; else the code,
+ * a refusal saying why (fl__rpc_refuse), and a tell the endpoint can no
+ * longer take logged as dropped. Any thread; never blocks; req is
+ * borrowed (copied).
+ */
+int fl__rpc_local_tell(fl_rpc_gateway_t *gw, unsigned method,
+                       const ProtobufCMessage *req);
+
+/* The tell of method to gw's endpoint was refused by the runtime with rc
+ * (FL_EUNREACHABLE: the endpoint has terminated; FL_ECLOSED: its system
+ * closed): logged as dropped, and for FL_EUNREACHABLE a refusal says why.
+ * Returns rc. Any thread. */
+int fl__rpc_local_tell_refused(fl_rpc_gateway_t *gw, unsigned method, int rc);
 
 /*
  * The local transport's ask (tran.h), with then (may be NULL) registered

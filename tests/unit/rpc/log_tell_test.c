@@ -5,6 +5,8 @@
  * endpoint each give exactly one warn line of component rpc per window
  * of the rate limit, naming the endpoint, the method and, over TCP, the
  * peer; the next window's line carries the count suppressed meanwhile.
+ * The same with a flat request (Count's), which a local tell sends on its
+ * lean path; and a tell whose handler does not answer is logged.
  *
  * Synchronisation: an ask through the same gateway after the tells is
  * answered after they were handled (one endpoint's calls keep their
@@ -53,6 +55,13 @@ static void tell_forget(fl_rpc_gateway_t *gw)
 {
     Fltest__EchoRequest req = echo_req("t", 1);
     fltest__test_gateway__forget(fl_rpc_gateway_service(gw), &req, NULL, NULL);
+}
+
+/* A tell of a flat request (CountRequest: numbers only), which a local
+ * gateway sends on its lean path (src/rpc/call.c, dispatch.c). */
+static void tell_count1(fl_rpc_gateway_t *gw)
+{
+    tell_count(gw, 0, 0);
 }
 
 /* Asserts the warn lines captured: exactly n (any component), the last
@@ -294,6 +303,195 @@ static void test_a_tell_to_a_terminated_endpoint(void **state)
     svc_end(svc);
 }
 
+/* TestGateway with no Count handler (Count's request is flat). */
+static ProtobufCService *const *no_count_services(void)
+{
+    static Fltest__TestGateway_Service impl = FLTEST__TEST_GATEWAY__INIT(tg_);
+    static ProtobufCService *const services[1] = {&impl.base};
+    impl.count = NULL;
+    return services;
+}
+
+/* A Count handler that returns without answering. */
+static void count_unanswered(Fltest__TestGateway_Service *svc,
+                             const Fltest__CountRequest *in,
+                             Fltest__Empty_Closure closure, void *closure_data)
+{
+    (void)svc;
+    (void)in;
+    (void)closure;
+    (void)closure_data;
+}
+
+/* TestGateway whose Count handler never answers. */
+static ProtobufCService *const *quiet_count_services(void)
+{
+    static Fltest__TestGateway_Service impl = FLTEST__TEST_GATEWAY__INIT(tg_);
+    static ProtobufCService *const services[1] = {&impl.base};
+    impl.count = count_unanswered;
+    return services;
+}
+
+/* The drops of a flat tell are those of any tell (the lean path leaves
+ * every refusal to the full one). */
+static void test_a_flat_tell_to_a_method_with_no_handler(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_opts_t o = tep_opts("nocount", &st, NULL);
+    o.services = no_count_services();
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    tep_start(ep, &st);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    char fields[300];
+    drop_fields(fields, sizeof fields, "nocount", "fltest.TestGateway.Count");
+    check_drops(gw, tell_count1, FL_OK,
+                "tell of fltest.TestGateway.Count to rpc endpoint 'nocount' "
+                "dropped: the endpoint does not implement the method",
+                fields);
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_flat_tell_refused_by_fencing(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_fencing_token_t a = token_of(0xA5), b = token_of(0xB6);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "fencedflat", &st, &a);
+    char fields[300];
+
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, &b);
+    learn_peer();
+    drop_fields(fields, sizeof fields, "fencedflat",
+                "fltest.TestGateway.Count");
+    check_drops_n(gw, tell_count1, FL_EFENCING,
+                  "tell of fltest.TestGateway.Count to rpc endpoint "
+                  "'fencedflat' dropped: Fencing token mismatch: Ignoring "
+                  "message Count because the fencing token "
+                  "b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6 is not the fenced "
+                  "endpoint fencedflat's current one.",
+                  fields, 1);
+    fl_rpc_gateway_free(gw);
+
+    gw = gw_to(svc, ep, NULL);
+    check_drops(gw, tell_count1, FL_EFENCING,
+                "tell of fltest.TestGateway.Count to rpc endpoint "
+                "'fencedflat' dropped: Fencing token not set: Ignoring "
+                "message Count because the fenced endpoint fencedflat "
+                "received it without a fencing token.",
+                fields);
+    fl_rpc_gateway_free(gw);
+    assert_int_equal(0, atomic_load(&st.counts));
+
+    /* With the current token it runs, answered: no line at all. */
+    gw = gw_to(svc, ep, &a);
+    cap_clear();
+    tell_count1(gw);
+    assert_fl_ok(echo_code(gw));
+    assert_int_equal(1, atomic_load(&st.counts));
+    cap_rec_t r[4];
+    assert_int_equal(0, cap_select(FL_LOG_WARN, NULL, r, 4));
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_flat_tell_to_an_endpoint_not_started(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create(svc, "idleflat", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    char fields[300];
+    drop_fields(fields, sizeof fields, "idleflat", "fltest.TestGateway.Count");
+    check_drops(gw, tell_count1, FL_ENOTSTARTED,
+                "tell of fltest.TestGateway.Count to rpc endpoint 'idleflat' "
+                "dropped: it has not been started yet",
+                fields);
+    assert_int_equal(0, atomic_load(&st.counts));
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
+static void test_a_flat_tell_to_a_terminated_endpoint(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_t *ep = tep_create_started(svc, "goneflat", &st, NULL);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    tep_end(ep);
+    char fields[300];
+    if (fx_remote) {
+        drop_fields(fields, sizeof fields, "goneflat", "?#4");
+        check_drops(gw, tell_count1, FL_EUNREACHABLE,
+                    "tell of ?#4 to rpc endpoint 'goneflat' dropped: no rpc "
+                    "endpoint of that id here (it has terminated or never "
+                    "existed)",
+                    fields);
+    } else {
+        drop_fields(fields, sizeof fields, "goneflat",
+                    "fltest.TestGateway.Count");
+        check_drops(gw, tell_count1, FL_EUNREACHABLE,
+                    "tell of fltest.TestGateway.Count to rpc endpoint "
+                    "'goneflat' dropped: it has terminated",
+                    fields);
+        /* The refusal says why, as any call's. */
+        tell_count1(gw);
+        assert_fl(FL_EUNREACHABLE, fl_rpc_last_error());
+        assert_string_equal("recipient unreachable: rpc endpoint 'goneflat' "
+                            "has terminated (fltest.TestGateway.Count not "
+                            "delivered)",
+                            fl_rpc_last_message());
+    }
+    fl_rpc_gateway_free(gw);
+    svc_end(svc);
+}
+
+/* A tell whose handler returns without answering: one warn line each
+ * (not rate-limited), naming the method and the endpoint. */
+static void test_a_flat_tell_left_unanswered(void **state)
+{
+    (void)state;
+    fl_rpc_service_t *svc = svc_new(0);
+    tep_t st;
+    tep_init(&st);
+    fl_rpc_endpoint_opts_t o = tep_opts("quiet", &st, NULL);
+    o.services = quiet_count_services();
+    fl_rpc_endpoint_t *ep = NULL;
+    assert_fl_ok(fl_rpc_endpoint_create(svc, &o, &ep));
+    tep_start(ep, &st);
+    fl_rpc_gateway_t *gw = gw_to(svc, ep, NULL);
+    learn_peer();
+    cap_clear();
+    for (int i = 0; i < 2; i++)
+        tell_count1(gw);
+    assert_fl_ok(echo_code(gw));
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "tell Count to endpoint quiet failed: the handler returned "
+             "without answering (%s)",
+             fl_err_name(FL_ENOREPLY));
+    expect_warns(2, msg, "endpoint=quiet method=Count", 0);
+    fl_rpc_gateway_free(gw);
+    tep_end(ep);
+    svc_end(svc);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +500,11 @@ int main(int argc, char **argv)
         T(test_a_mismatch_tells_the_caller_no_token),
         T(test_a_tell_to_an_endpoint_not_started),
         T(test_a_tell_to_a_terminated_endpoint),
+        T(test_a_flat_tell_to_a_method_with_no_handler),
+        T(test_a_flat_tell_refused_by_fencing),
+        T(test_a_flat_tell_to_an_endpoint_not_started),
+        T(test_a_flat_tell_to_a_terminated_endpoint),
+        T(test_a_flat_tell_left_unanswered),
     };
     return FX_RUN(argc, argv, tests);
 }
