@@ -52,7 +52,7 @@ void fl__dead_letter(fl_system_t *sys, fl_msg_t *m, const char *why)
 /* ---- delivery
  * ------------------------------------------------------------------ */
 
-int fl__turn_push_out(fl__turn_t *t)
+__attribute__((noinline)) int fl__turn_push_out(fl__turn_t *t)
 {
     FL_PROF(chains);
     fl__turn_push_now(t);

@@ -86,11 +86,12 @@ extern _Thread_local bool fl__tls_no_block;
  */
 typedef struct fl__turn {
     bool in_turn;
+    uint32_t out_w;   /* the chain's weight (flow.h); apart from out_n, so
+                         that gcc does not add the two as one vector */
     fl_system_t *sys; /* the worker's system, while in_turn */
     fl__actor_t *out_to;
     fl_msg_t *out_first, *out_last;
     unsigned out_n;
-    uint32_t out_w; /* the chain's weight (flow.h) */
 } fl__turn_t;
 
 extern _Thread_local fl__turn_t fl__tls_turn;
