@@ -221,16 +221,24 @@ test_shutdown_drops_a_pending_timeout_without_firing_it(void **state)
 
 /* A wait of 0 ms polls: FL_ETIMEDOUT at once on a pending future (which
  * stays pending), the result of a complete one. 100 polls take far less
- * than one 30 us poll-then-sleep wait each would (8 ms and more). */
+ * than one 30 us poll-then-sleep wait each would (8 ms and more): the
+ * fastest of up to 10 rounds of 100, so that a round the machine's load
+ * held up does not count (a wait that sleeps is slow in every round). */
 static void test_wait_of_zero_ms_is_a_poll(void **state)
 {
     (void)state;
     fl_future_t *f = fl_future_alloc();
-    uint64_t t0 = fl_clock_now_ns();
-    for (int i = 0; i < 100; i++)
-        assert_fl(FL_ETIMEDOUT, fl_future_wait(f, 0));
-    fl_test_assert_elapsed("100 polls of a pending future",
-                           fl_test_ms_since(t0), 0, 4);
+    uint64_t best = UINT64_MAX;
+    for (int round = 0; round < 10 && best >= 4; round++) {
+        uint64_t t0 = fl_clock_now_ns();
+        for (int i = 0; i < 100; i++)
+            assert_fl(FL_ETIMEDOUT, fl_future_wait(f, 0));
+        uint64_t ms = fl_test_ms_since(t0);
+        if (ms < best)
+            best = ms;
+    }
+    fl_test_assert_elapsed("100 polls of a pending future (fastest round)",
+                           best, 0, 4);
     assert_pending(f);
     assert_fl_ok(fl_future_fail(f, FL_ECANCELED, "gone"));
     assert_fl(FL_ECANCELED, fl_future_wait(f, 0));
