@@ -12,6 +12,10 @@
 
 #include "actor/timer.h"
 
+/* Copy the outcome of src (complete) into dst, moving src's value (dst
+ * then owns it). Any thread; not blocking. */
+void fl__future_forward(fl_future_t *src, fl_future_t *dst);
+
 /* fl_future_on_complete with a drop function, called with arg instead of
  * cb if the future is freed while still pending. */
 int fl__future_on_complete_ex(fl_future_t *f, fl_future_cb cb, fl_free_cb drop,
