@@ -143,6 +143,18 @@ static void undecoded(const fl_rpc_endpoint_t *ep, fl_msg_t *msg,
     invoke_fail(msg, FL_EDECODE, "%s", text);
 }
 
+/* A generated service's handler of method m: protobuf-c lays the
+ * handlers out after the service's base, in the descriptor's order; NULL
+ * when the endpoint does not implement it (protobuf-c's own dispatch
+ * would call it). */
+typedef void (*handler_t)(ProtobufCService *, const ProtobufCMessage *,
+                          ProtobufCClosure, void *);
+
+static inline handler_t handler_of(ProtobufCService *s, unsigned m)
+{
+    return ((handler_t *)(s + 1))[m];
+}
+
 /* Every call but a lean tell (tell_lean): checked, refused or run. Out of
  * line: the lean tell's frame stays small. */
 static __attribute__((noinline)) void handle_invoke(fl_rpc_endpoint_t *ep,
@@ -187,11 +199,8 @@ static __attribute__((noinline)) void handle_invoke(fl_rpc_endpoint_t *ep,
             tell_dropped(ep, msg, FL__DROP_FENCING, fenced);
         return;
     }
-    /* protobuf-c's own dispatch would call a NULL handler: check it. */
-    typedef void (*handler_t)(ProtobufCService *, const ProtobufCMessage *,
-                              ProtobufCClosure, void *);
-    handler_t *handlers = (handler_t *)(s + 1);
-    handler_t fn = handlers[h->method];
+    /* A NULL handler is refused, not called (handler_of). */
+    handler_t fn = handler_of(s, h->method);
     if (fn == NULL) {
         if (!invoke_asked(msg))
             tell_dropped(ep, msg, FL__DROP_NO_HANDLER,
@@ -315,9 +324,7 @@ static inline bool tell_lean(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
         (h->fence != FENCE_TOKEN ||
          memcmp(&h->token, &ep->token, sizeof ep->token) != 0))
         return false;
-    typedef void (*handler_t)(ProtobufCService *, const ProtobufCMessage *,
-                              ProtobufCClosure, void *);
-    handler_t fn = ((handler_t *)(s + 1))[h->method];
+    handler_t fn = handler_of(s, h->method);
     if (fn == NULL)
         return false;
     fl_rpc_call_t c = {.magic = CALL_MAGIC,
