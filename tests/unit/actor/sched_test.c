@@ -87,7 +87,8 @@ typedef struct started {
 typedef struct blocker {
     unsigned nqueued;
     started_t q[MAX_QUEUED + 1]; /* the last: the next slot's */
-    uint64_t spawned_ns;         /* when the queued ones were runnable */
+    uint64_t spawned_ns;         /* taken before the first spawn: no queued
+                                    actor was runnable (or watched) earlier */
     pthread_t thread;
     _Atomic unsigned *in_turn; /* blockers in their turns (a barrier) */
     unsigned nblockers;
@@ -125,6 +126,7 @@ static void blocker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
         sched_yield();
     }
     fl_actor_opts_t o = {.on_start = on_start};
+    b->spawned_ns = fl_clock_now_ns();
     for (unsigned i = 0; i <= b->nqueued; i++) {
         fl_actor_ref_t r;
         if (fl_actor_spawn(sys, idle_receive, &b->q[i], &o, &r) != FL_OK) {
@@ -132,8 +134,7 @@ static void blocker_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
             return;
         }
     }
-    b->spawned_ns = fl_clock_now_ns();
-    uint64_t until = b->spawned_ns + (uint64_t)WAIT_MS * 1000000u;
+    uint64_t until = fl_clock_now_ns() + (uint64_t)WAIT_MS * 1000000u;
     for (;;) {
         unsigned ran = 0;
         for (unsigned i = 0; i < b->nqueued; i++)
