@@ -155,6 +155,31 @@ static inline handler_t handler_of(ProtobufCService *s, unsigned m)
     return ((handler_t *)(s + 1))[m];
 }
 
+/* Start the stack call c of method md on ep, its answer going to sink:
+ * every field set by a store of its own. Not an initializer: gcc zeroes
+ * the rest of one with unaligned 16-byte stores, two of which hold
+ * `moved`, and every handler's first load of it (as_call, answer.c) then
+ * waits for both to leave the store buffer, since a load is forwarded
+ * from one store only (rpc.local_tell: 27 M -> 34 M tells/s). */
+_Static_assert(sizeof(fl_rpc_call_t) == 80, "call_start sets every field");
+static inline void call_start(fl_rpc_call_t *c, fl_rpc_endpoint_t *ep,
+                              const fl__rpc_sink_t *sink,
+                              const ProtobufCMethodDescriptor *md)
+{
+    c->magic = CALL_MAGIC;
+    c->heap = false;
+    atomic_init(&c->answered, false);
+    atomic_init(&c->refs, 0);
+    c->moved = NULL;
+    c->ep = ep;
+    c->sink = sink;
+    c->to = NULL;
+    c->corr = 0;
+    c->output = md->output;
+    c->method = md->name;
+    c->recv_ns = 0;
+}
+
 /* Every call but a lean tell (tell_lean): checked, refused or run. Out of
  * line: the lean tell's frame stays small. */
 static __attribute__((noinline)) void handle_invoke(fl_rpc_endpoint_t *ep,
@@ -254,14 +279,13 @@ static __attribute__((noinline)) void handle_invoke(fl_rpc_endpoint_t *ep,
     /* The call answers now: it takes the target of an ask (a tell has
      * none, and costs no call to its sink). */
     const fl__rpc_sink_t *sink = fl__rpc_sinks[h->sink];
-    fl_rpc_call_t c = {.magic = CALL_MAGIC,
-                       .ep = ep,
-                       .sink = sink,
-                       .to = invoke_asked(msg) ? sink->take(msg) : NULL,
-                       .corr = h->wire ? h->corr : 0,
-                       .recv_ns = h->wire ? h->recv_ns : 0,
-                       .output = md->output,
-                       .method = md->name};
+    fl_rpc_call_t c;
+    call_start(&c, ep, sink, md);
+    c.to = invoke_asked(msg) ? sink->take(msg) : NULL;
+    if (h->wire) {
+        c.corr = h->corr;
+        c.recv_ns = h->recv_ns;
+    }
     fn(s, in, fl__rpc_reply_closure, &c);
     /* The request is borrowed by the handler until it returns. */
     if (arena != NULL)
@@ -327,11 +351,8 @@ static inline bool tell_lean(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     handler_t fn = handler_of(s, h->method);
     if (fn == NULL)
         return false;
-    fl_rpc_call_t c = {.magic = CALL_MAGIC,
-                       .ep = ep,
-                       .sink = fl__rpc_sinks[h->sink],
-                       .output = md->output,
-                       .method = md->name};
+    fl_rpc_call_t c;
+    call_start(&c, ep, fl__rpc_sinks[h->sink], md);
     /* The request is the flat copy after the local header (build_invoke),
      * borrowed by the handler until it returns. */
     fn(s, (ProtobufCMessage *)((char *)h + FL__RPC_LOCAL_HDR),
