@@ -423,50 +423,31 @@ static FL__COLD void lean_refused(fl_rpc_gateway_t *gw, unsigned method, int rc)
     keep_or_set(rc, before);
 }
 
-/* Copy the n bytes (24 <= n <= FL__RPC_LEAN_MAX) of src to dst in two
- * copies of constant size, overlapping: no call. */
-static inline void copy_lean(void *dst, const void *src, size_t n)
-{
-    _Static_assert(FL__RPC_LEAN_MAX <= 64, "two copies of 32 bytes at most");
-    char *d = dst;
-    const char *s = src;
-    if (n <= 32) {
-        memcpy(d, s, 16);
-        memcpy(d + n - 16, s + n - 16, 16);
-    } else {
-        memcpy(d, s, 32);
-        memcpy(d + n - 32, s + n - 32, 32);
-    }
-}
-
 /*
- * The invocation of a local tell of method with req on its lean path: a
- * request of the method's type, with no unknown fields, whose struct
- * copies as it is in at most FL__RPC_LEAN_MAX bytes (gateway.h's lean_in).
- * It is what fl__rpc_local_tell's build makes of it (dispatch.h, flat.h),
- * made in a few stores. NULL for any other request, or out of memory:
- * then the transport's tell takes it.
+ * The RPC_TELL (dispatch.h) of a local tell of method with req: a request
+ * of the method's own type with no unknown fields, when the gateway's
+ * lean_in takes it. NULL for any other request, or out of memory: then the
+ * transport's tell takes it (an RPC_INVOKE).
  */
-static inline fl_msg_t *lean_invoke(fl_rpc_gateway_t *gw, unsigned method,
-                                    const ProtobufCMessage *req)
+static inline fl_msg_t *lean_tell(fl_rpc_gateway_t *gw, unsigned method,
+                                  const ProtobufCMessage *req)
 {
     const ProtobufCMessageDescriptor *d;
     if (method >= gw->n_lean || req == NULL ||
         (d = req->descriptor) != gw->lean_in[method] ||
         req->n_unknown_fields != 0)
         return NULL;
-    size_t n = d->sizeof_message;
-    fl_msg_t *m = fl_msg_alloc(RPC_INVOKE, FL__RPC_LOCAL_HDR + n);
+    size_t pre = fl__rpc_tell_pre(gw->tell_hdr.fence);
+    size_t n = FL__RPC_TELL_FIELDS(d->sizeof_message);
+    fl_msg_t *m = fl_msg_alloc(RPC_TELL, pre + n);
     if (m == NULL)
         return NULL;
-    invoke_hdr_t *h = fl__msg_payload(m);
-    memcpy(h, &gw->tell_hdr, FL__RPC_LOCAL_HDR);
-    h->method = method;
-    h->len = (uint32_t)n;
-    ProtobufCMessage *body =
-        (ProtobufCMessage *)((char *)h + FL__RPC_LOCAL_HDR);
-    copy_lean(body, req, n);
-    body->unknown_fields = NULL; /* none (checked), the pointer unset */
+    tell_hdr_t *h = fl__msg_payload(m);
+    *h = gw->tell_hdr;
+    h->method = (uint16_t)method;
+    if (pre != sizeof *h)
+        memcpy(h + 1, &gw->token, sizeof gw->token);
+    fl__rpc_tell_copy((char *)h + pre, req + 1, n);
     return m;
 }
 
@@ -482,7 +463,7 @@ void fl__rpc_gw_invoke(ProtobufCService *service, unsigned method,
     tls_next_timeout = 0; /* a tell has none */
     fl_msg_t *m;
     if (fl__likely(gw->tran == &fl__rpc_tran_local &&
-                   (m = lean_invoke(gw, method, input)) != NULL)) {
+                   (m = lean_tell(gw, method, input)) != NULL)) {
         int rc = fl_tell(gw->svc->sys, gw->actor, m);
         if (fl__likely(rc == FL_OK))
             fl__rpc_set_last(FL_OK, NULL);

@@ -54,16 +54,25 @@ static const char *invoke_peer(const invoke_hdr_t *h)
                                          : NULL;
 }
 
+/* Log a tell of method m of ep's service sv, from peer (NULL: local), as
+ * dropped for reason, why. */
+static FL__COLD void tell_dropped_at(fl_rpc_endpoint_t *ep, unsigned sv,
+                                     unsigned m, const char *peer,
+                                     fl__rpc_drop_t reason, const char *why)
+{
+    if (!fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
+        return;
+    char name[FL__RPC_NAME_MAX];
+    fl__rpc_ep_method_name(ep, sv, m, name, sizeof name);
+    fl__rpc_tell_dropped(reason, ep->id, name, peer, "%s", why);
+}
+
 /* Log the tell msg (well formed) to ep as dropped for reason, why. */
 static void tell_dropped(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
                          fl__rpc_drop_t reason, const char *why)
 {
-    if (!fl__log_on(FL_LOG_COMPONENT, FL_LOG_WARN))
-        return;
     const invoke_hdr_t *h = fl_msg_data(msg);
-    char name[FL__RPC_NAME_MAX];
-    fl__rpc_ep_method_name(ep, h->service, h->method, name, sizeof name);
-    fl__rpc_tell_dropped(reason, ep->id, name, invoke_peer(h), "%s", why);
+    tell_dropped_at(ep, h->service, h->method, invoke_peer(h), reason, why);
 }
 
 static void reject_not_started(fl_rpc_endpoint_t *ep, fl_msg_t *msg,
@@ -180,8 +189,8 @@ static inline void call_start(fl_rpc_call_t *c, fl_rpc_endpoint_t *ep,
     c->recv_ns = 0;
 }
 
-/* Every call but a lean tell (tell_lean): checked, refused or run. Out of
- * line: the lean tell's frame stays small. */
+/* An RPC_INVOKE: checked, refused or run. Out of line: a lean tell's
+ * frame (tell_run) stays small. */
 static __attribute__((noinline)) void handle_invoke(fl_rpc_endpoint_t *ep,
                                                     fl_msg_t *msg)
 {
@@ -322,48 +331,107 @@ static FL__COLD void tell_unanswered(fl_rpc_call_t *c)
 }
 
 /*
- * The lean path of the common call: a local tell (no answer expected, not
- * from the wire, no deadline) of a flat request copied for the method's
- * own struct, to a method the endpoint has and implements, the endpoint
- * not stopped and the call not fenced off (unfenced, from its self
- * gateway, or with its current token). It runs the handler exactly as
- * handle_invoke would and returns true; false, having touched nothing,
- * for any other call (handle_invoke takes it, rare cases included).
+ * An RPC_TELL (dispatch.h) the endpoint does not run: as handle_invoke
+ * refuses the same tell as an RPC_INVOKE (the same log lines), in the
+ * same order of checks. Out of line: tells are run.
  */
-static inline bool tell_lean(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
+static FL__COLD void tell_refused(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
 {
-    invoke_hdr_t *h = fl__msg_payload(msg);
-    if (msg->reply != NULL || msg->size < FL__RPC_LOCAL_HDR || h->wire ||
-        !h->flat || h->deadline_ns != 0 || h->service >= ep->nservices)
-        return false;
+    const tell_hdr_t *h = fl__msg_payload(msg);
+    if (msg->reply != NULL || msg->size < sizeof *h) {
+        if (fl_msg_is_ask(msg))
+            fl_reply_error(msg, FL_EDECODE, "malformed invocation");
+        return;
+    }
+    if (h->service >= ep->nservices ||
+        h->method >= ep->services[h->service]->descriptor->n_methods) {
+        tell_dropped_at(ep, h->service, h->method, NULL, FL__DROP_NO_HANDLER,
+                        "the endpoint has no such method");
+        return;
+    }
+    ProtobufCService *s = ep->services[h->service];
+    const ProtobufCMethodDescriptor *md = &s->descriptor->methods[h->method];
+    size_t pre = fl__rpc_tell_pre(h->fence);
+    if (msg->size < pre)
+        return; /* malformed: as a short RPC_INVOKE, dropped */
+    if (ep->st == EP_STOPPED) {
+        tell_dropped_at(ep, h->service, h->method, NULL, FL__DROP_NOT_STARTED,
+                        "it has not been started yet");
+        return;
+    }
+    char fenced[FL__ERRMSG_MAX + 1];
+    fl_fencing_token_t token = {0};
+    if (h->fence == FENCE_TOKEN)
+        memcpy(&token, h + 1, sizeof token);
+    if (ep->fenced && h->fence != FENCE_SELF &&
+        fl__rpc_fence_check(ep, h->fence, &token, md->name, fenced,
+                            sizeof fenced) != FL_OK) {
+        tell_dropped_at(ep, h->service, h->method, NULL, FL__DROP_FENCING,
+                        fenced);
+        return;
+    }
+    if (handler_of(s, h->method) == NULL) {
+        tell_dropped_at(ep, h->service, h->method, NULL, FL__DROP_NO_HANDLER,
+                        "the endpoint does not implement the method");
+        return;
+    }
+    /* Left: fields of another size than the method's request, which a
+     * flat RPC_INVOKE's handle_invoke drops as undecodable (a tell: no
+     * answer, and nothing logged for a local call). */
+}
+
+/*
+ * Run the RPC_TELL msg (dispatch.h): a local tell of a plain request to a
+ * method the endpoint has and implements, the endpoint not stopped and the
+ * tell not fenced off (unfenced, from its self gateway, or with its current
+ * token). The request is rebuilt on the stack from the method's descriptor
+ * and the fields the message carries, and borrowed by the handler until it
+ * returns, as handle_invoke's. Anything else: tell_refused.
+ */
+static inline void tell_run(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
+{
+    const tell_hdr_t *h = fl__msg_payload(msg);
+    if (msg->reply != NULL || msg->size < sizeof *h ||
+        h->service >= ep->nservices)
+        goto refused;
     ProtobufCService *s = ep->services[h->service];
     const ProtobufCServiceDescriptor *d = s->descriptor;
     if (h->method >= d->n_methods)
-        return false;
+        goto refused;
     const ProtobufCMethodDescriptor *md = &d->methods[h->method];
-    if (h->len != md->input->sizeof_message ||
-        msg->size - FL__RPC_LOCAL_HDR < h->len || ep->st == EP_STOPPED)
-        return false;
+    const ProtobufCMessageDescriptor *in = md->input;
+    size_t pre = fl__rpc_tell_pre(h->fence);
+    size_t n = FL__RPC_TELL_FIELDS(in->sizeof_message);
+    if (in->sizeof_message > FL__RPC_TELL_MAX || msg->size != pre + n ||
+        ep->st == EP_STOPPED)
+        goto refused;
     if (ep->fenced && h->fence != FENCE_SELF &&
         (h->fence != FENCE_TOKEN ||
-         memcmp(&h->token, &ep->token, sizeof ep->token) != 0))
-        return false;
+         memcmp(h + 1, &ep->token, sizeof ep->token) != 0))
+        goto refused;
     handler_t fn = handler_of(s, h->method);
     if (fn == NULL)
-        return false;
+        goto refused;
+    union {
+        ProtobufCMessage base;
+        uint64_t words[FL__RPC_TELL_MAX / 8];
+    } req;
+    req.base.descriptor = in;
+    req.base.n_unknown_fields = 0;
+    req.base.unknown_fields = NULL;
+    fl__rpc_tell_copy(&req.base + 1, (const char *)h + pre, n);
     fl_rpc_call_t c;
-    call_start(&c, ep, fl__rpc_sinks[h->sink], md);
-    /* The request is the flat copy after the local header (build_invoke),
-     * borrowed by the handler until it returns. */
-    fn(s, (ProtobufCMessage *)((char *)h + FL__RPC_LOCAL_HDR),
-       fl__rpc_tell_closure, &c);
+    call_start(&c, ep, fl__rpc_sinks[FL__RPC_SINK_LOCAL], md);
+    fn(s, &req.base, fl__rpc_tell_closure, &c);
     /* Relaxed: a stack call is this thread's alone. c.to stays NULL: a
      * deferred tell's holder has nothing of the sink's to let go of. */
     if (fl__unlikely(c.moved != NULL ||
                      !atomic_load_explicit(&c.answered, memory_order_relaxed)))
         tell_unanswered(&c);
     c.magic = 0;
-    return true;
+    return;
+refused:
+    tell_refused(ep, msg);
 }
 
 /* The endpoint's other messages: its life cycle's. Out of line: the
@@ -393,9 +461,12 @@ void fl__rpc_ep_receive(fl_system_t *sys, fl_actor_ref_t self, void *state,
                         fl_msg_t *msg)
 {
     fl_rpc_endpoint_t *ep = state;
-    if (fl__likely(msg->type == RPC_INVOKE)) {
-        if (!tell_lean(ep, msg))
-            handle_invoke(ep, msg);
+    if (fl__likely(msg->type == RPC_TELL)) {
+        tell_run(ep, msg);
+        return;
+    }
+    if (msg->type == RPC_INVOKE) {
+        handle_invoke(ep, msg);
         return;
     }
     ep_control(ep, msg);

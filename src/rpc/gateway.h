@@ -28,14 +28,13 @@ struct fl_rpc_gateway {
     /* A local gateway's: how each method's request copies (flat.h), one
      * fl__rpc_flat_t per method of base.descriptor. */
     uint8_t *flat_in;
-    /* A local gateway's lean tells (call.c): per method of
-     * base.descriptor, the input descriptor when its request copies as
-     * it is and in at most FL__RPC_LEAN_MAX bytes, else &fl__rpc_no_lean
-     * (local.h); n_lean methods. And the header of its tells, but for the
-     * method and the request's length. */
+    /* A local gateway's lean tells (RPC_TELL, dispatch.h; call.c): per
+     * method of base.descriptor, the input descriptor when its request
+     * makes one, else &fl__rpc_no_lean (local.h); n_lean methods, 0 when
+     * none may. And the header of its tells, but for the method. */
     const ProtobufCMessageDescriptor **lean_in;
     unsigned n_lean;
-    invoke_hdr_t tell_hdr;
+    tell_hdr_t tell_hdr;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */
     bool has_token; /* fenced gateway, or self gateway of a fenced endpoint */

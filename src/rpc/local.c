@@ -50,7 +50,9 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     }
     for (unsigned i = 0; i < d->n_methods; i++)
         gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(d->methods[i].input);
-    /* The requests its tells copy on the lean path (fl__rpc_lean_invoke). */
+    /* The requests its tells send as an RPC_TELL (dispatch.h, call.c):
+     * plain structs of up to FL__RPC_TELL_MAX bytes, a whole number of
+     * words (as any struct with the base's pointers is). */
     gw->lean_in =
         fl__calloc(d->n_methods ? d->n_methods : 1, sizeof *gw->lean_in);
     if (gw->lean_in == NULL) {
@@ -60,18 +62,20 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     for (unsigned i = 0; i < d->n_methods; i++) {
         const ProtobufCMessageDescriptor *in = d->methods[i].input;
         gw->lean_in[i] = gw->flat_in[i] == FL__FLAT_PLAIN &&
-                                 in->sizeof_message <= FL__RPC_LEAN_MAX
+                                 in->sizeof_message <= FL__RPC_TELL_MAX &&
+                                 in->sizeof_message % 8 == 0
                              ? in
                              : &fl__rpc_no_lean;
     }
-    gw->n_lean = d->n_methods;
+    /* The header's fields are 16-bit: wider indexes take RPC_INVOKE. */
+    gw->n_lean =
+        service_index <= UINT16_MAX
+            ? (d->n_methods <= UINT16_MAX + 1u ? d->n_methods : UINT16_MAX + 1u)
+            : 0;
     gw->actor = ep->actor;
     gw->ep = ep;
-    gw->tell_hdr = (invoke_hdr_t){.service = service_index,
-                                  .fence = fence,
-                                  .sink = FL__RPC_SINK_LOCAL,
-                                  .flat = 1,
-                                  .token = gw->token};
+    gw->tell_hdr =
+        (tell_hdr_t){.service = (uint16_t)service_index, .fence = fence};
     fl__rpc_ep_retain(ep);
     return gw;
 }

@@ -17,10 +17,8 @@
 extern const fl__rpc_tran_t fl__rpc_tran_local;
 extern const fl__rpc_sink_t fl__rpc_sink_local;
 
-/* The most bytes of a request a local tell copies on its lean path
- * (call.c), and what a gateway's lean_in holds for a method it does not
- * take (gateway.h): no request's descriptor. */
-#define FL__RPC_LEAN_MAX 64
+/* What a gateway's lean_in holds for a method whose tells cannot take the
+ * lean path (gateway.h): no request's descriptor. */
 extern const ProtobufCMessageDescriptor fl__rpc_no_lean;
 
 /*
