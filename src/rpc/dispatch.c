@@ -394,24 +394,26 @@ static inline void tell_run(fl_rpc_endpoint_t *ep, fl_msg_t *msg)
     if (msg->reply != NULL || msg->size < sizeof *h ||
         h->service >= ep->nservices)
         goto refused;
-    ProtobufCService *s = ep->services[h->service];
-    const ProtobufCServiceDescriptor *d = s->descriptor;
-    if (h->method >= d->n_methods)
+    const fl__rpc_tell_service_t *t = &ep->tells[h->service];
+    if (h->method >= t->n)
         goto refused;
-    const ProtobufCMethodDescriptor *md = &d->methods[h->method];
-    const ProtobufCMessageDescriptor *in = md->input;
+    const fl__rpc_tell_method_t *tm = &t->methods[h->method];
+    /* A method too large for an RPC_TELL has fields UINT32_MAX, which no
+     * message's size matches. */
     size_t pre = fl__rpc_tell_pre(h->fence);
-    size_t n = FL__RPC_TELL_FIELDS(in->sizeof_message);
-    if (in->sizeof_message > FL__RPC_TELL_MAX || msg->size != pre + n ||
-        ep->st == EP_STOPPED)
+    size_t n = tm->fields;
+    if (msg->size != pre + n || ep->st == EP_STOPPED)
         goto refused;
     if (ep->fenced && h->fence != FENCE_SELF &&
         (h->fence != FENCE_TOKEN ||
          memcmp(h + 1, &ep->token, sizeof ep->token) != 0))
         goto refused;
+    ProtobufCService *s = ep->services[h->service];
     handler_t fn = handler_of(s, h->method);
     if (fn == NULL)
         goto refused;
+    const ProtobufCMethodDescriptor *md = tm->md;
+    const ProtobufCMessageDescriptor *in = tm->in;
     union {
         ProtobufCMessage base;
         uint64_t words[FL__RPC_TELL_MAX / 8];

@@ -30,6 +30,7 @@ void fl__rpc_ep_release(fl_rpc_endpoint_t *ep)
         return;
     fl_future_release(ep->termination);
     fl__free(ep->services);
+    fl__free(ep->tells);
     fl__free(ep->id);
     fl__free(ep->address);
     fl__free(ep->term_msg);
@@ -177,6 +178,31 @@ static int create_check(fl_rpc_service_t *svc, const fl_rpc_endpoint_opts_t *o,
     return o->id != NULL ? id_check(o->id) : FL_OK;
 }
 
+/* ep->tells for ep's services: FL_OK, or FL_ENOMEM. */
+static int tells_make(fl_rpc_endpoint_t *ep)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ep->nservices; i++)
+        n += ep->services[i]->descriptor->n_methods;
+    fl__rpc_tell_service_t *t = fl__malloc(ep->nservices * sizeof *t +
+                                           n * sizeof(fl__rpc_tell_method_t));
+    if (t == NULL)
+        return FL_ENOMEM;
+    fl__rpc_tell_method_t *m = (fl__rpc_tell_method_t *)(t + ep->nservices);
+    for (size_t i = 0; i < ep->nservices; i++) {
+        const ProtobufCServiceDescriptor *d = ep->services[i]->descriptor;
+        t[i].methods = m;
+        t[i].n = d->n_methods;
+        for (unsigned k = 0; k < d->n_methods; k++, m++) {
+            m->md = &d->methods[k];
+            m->in = d->methods[k].input;
+            m->fields = fl__rpc_tell_fields(m->in);
+        }
+    }
+    ep->tells = t;
+    return FL_OK;
+}
+
 static int send_control(fl_rpc_endpoint_t *ep, uint32_t type)
 {
     fl_msg_t *m = fl_msg_alloc(type, 0);
@@ -205,6 +231,8 @@ int fl_rpc_endpoint_create(fl_rpc_service_t *svc,
         goto nomem;
     memcpy(ep->services, o->services, o->nservices * sizeof *ep->services);
     ep->nservices = o->nservices;
+    if (tells_make(ep) != FL_OK)
+        goto nomem;
     ep->state = o->state;
     ep->on_start = o->on_start;
     ep->on_stop = o->on_stop;
@@ -296,6 +324,7 @@ nomem:
 fail:
     fl_future_release(ep->termination);
     fl__free(ep->services);
+    fl__free(ep->tells);
     fl__free(ep->id);
     fl__free(ep->address);
     fl__free(ep);

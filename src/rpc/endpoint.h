@@ -18,6 +18,24 @@ enum { EP_STOPPED = 0, EP_STARTED = 1, EP_TERMINATING = 2, EP_DONE = 3 };
 /* The termination result (ep->finished): see finish_claim in endpoint.c. */
 enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
 
+/* What an RPC_TELL's one pass (dispatch.c) reads of a method, found once
+ * at the endpoint's creation: a short chain of loads instead of the walk
+ * from the service to its descriptors. */
+typedef struct fl__rpc_tell_method {
+    const ProtobufCMethodDescriptor *md;
+    const ProtobufCMessageDescriptor *in; /* md->input */
+    /* The bytes of the request's fields in an RPC_TELL (dispatch.h);
+     * UINT32_MAX when no RPC_TELL carries them (not plain, or too large:
+     * what a gateway's lean_in takes, local.c). */
+    uint32_t fields;
+} fl__rpc_tell_method_t;
+
+/* A service's methods in that table. */
+typedef struct fl__rpc_tell_service {
+    const fl__rpc_tell_method_t *methods;
+    uint32_t n;
+} fl__rpc_tell_service_t;
+
 struct fl_rpc_endpoint {
     _Atomic int refs; /* the creator's handle + the endpoint's own life */
     fl_rpc_service_t *svc;
@@ -26,6 +44,9 @@ struct fl_rpc_endpoint {
     fl_actor_ref_t actor;
     ProtobufCService **services;
     size_t nservices;
+    /* Per service (nservices), its methods' table (one allocation with
+     * the methods after the services). */
+    fl__rpc_tell_service_t *tells;
     void *state;
     fl_rpc_start_cb on_start;
     fl_rpc_stop_cb on_stop;

@@ -50,9 +50,7 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     }
     for (unsigned i = 0; i < d->n_methods; i++)
         gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(d->methods[i].input);
-    /* The requests its tells send as an RPC_TELL (dispatch.h, call.c):
-     * plain structs of up to FL__RPC_TELL_MAX bytes, a whole number of
-     * words (as any struct with the base's pointers is). */
+    /* The requests its tells send as an RPC_TELL (dispatch.h, call.c). */
     gw->lean_in =
         fl__calloc(d->n_methods ? d->n_methods : 1, sizeof *gw->lean_in);
     if (gw->lean_in == NULL) {
@@ -61,11 +59,8 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     }
     for (unsigned i = 0; i < d->n_methods; i++) {
         const ProtobufCMessageDescriptor *in = d->methods[i].input;
-        gw->lean_in[i] = gw->flat_in[i] == FL__FLAT_PLAIN &&
-                                 in->sizeof_message <= FL__RPC_TELL_MAX &&
-                                 in->sizeof_message % 8 == 0
-                             ? in
-                             : &fl__rpc_no_lean;
+        gw->lean_in[i] =
+            fl__rpc_tell_fields(in) != UINT32_MAX ? in : &fl__rpc_no_lean;
     }
     /* The header's fields are 16-bit: wider indexes take RPC_INVOKE. */
     gw->n_lean =
@@ -78,6 +73,15 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
         (tell_hdr_t){.service = (uint16_t)service_index, .fence = fence};
     fl__rpc_ep_retain(ep);
     return gw;
+}
+
+uint32_t fl__rpc_tell_fields(const ProtobufCMessageDescriptor *in)
+{
+    return fl__rpc_flat_kind(in) == FL__FLAT_PLAIN &&
+                   in->sizeof_message <= FL__RPC_TELL_MAX &&
+                   in->sizeof_message % 8 == 0
+               ? (uint32_t)FL__RPC_TELL_FIELDS(in->sizeof_message)
+               : UINT32_MAX;
 }
 
 /* Stands for "no lean tell" in a gateway's lean_in: no request has it. */

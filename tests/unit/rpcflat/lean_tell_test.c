@@ -68,6 +68,15 @@ HANDLER(4)
 HANDLER(5)
 HANDLER(6)
 
+static void h_say(Fltell__TellGateway_Service *svc, const Fltell__Text *in,
+                  Fltell__W0_Closure closure, void *call)
+{
+    (void)svc;
+    record(7, &in->base, sizeof *in);
+    Fltell__W0 out = FLTELL__W0__INIT;
+    closure(&out, call);
+}
+
 static Fltell__TellGateway_Service impl = FLTELL__TELL_GATEWAY__INIT(h_);
 
 /* The requests, method k's of k words. */
@@ -171,7 +180,8 @@ static void test_every_size_arrives_whole(void **state)
     (void)state;
     tell_fx_t fx;
     fx_open(&fx, NULL);
-    assert_int_equal(MAX_WORDS + 1, fx.gw->n_lean);
+    assert_int_equal(MAX_WORDS + 2, fx.gw->n_lean);
+    assert_ptr_equal(&fl__rpc_no_lean, fx.gw->lean_in[MAX_WORDS + 1]);
     for (unsigned k = 0; k <= MAX_WORDS; k++)
         assert_ptr_equal(k < MAX_WORDS ? words_desc[k] : &fl__rpc_no_lean,
                          fx.gw->lean_in[k]);
@@ -239,8 +249,7 @@ static void forge(tell_fx_t *fx, tell_hdr_t h, size_t fields)
     fl_msg_t *m = fl_msg_alloc(RPC_TELL, sizeof h + fields);
     assert_non_null(m);
     memcpy(fl_msg_data(m), &h, sizeof h);
-    assert_fl_ok(
-        fl_tell(fl_rpc_service_system(fx->svc), fx->ep->actor, m));
+    assert_fl_ok(fl_tell(fl_rpc_service_system(fx->svc), fx->ep->actor, m));
 }
 
 /* A valid tell of 1 word after the forged ones: once it has run, so have
@@ -275,8 +284,10 @@ static void test_a_forged_tell_is_refused_without_harm(void **state)
     tell_fx_t fx;
     fx_open(&fx, NULL);
 
-    /* Too short for a header, then fields of another size than the
-     * method's: dropped, as the same RPC_INVOKE would be, no line. */
+    /* Too short for a header, fields of another size than the method's,
+     * a method whose request is not plain (a string: its fields would be
+     * a pointer from nowhere): dropped, as the same RPC_INVOKE would be,
+     * no line. */
     cap_clear();
     fl_msg_t *m = fl_msg_alloc(RPC_TELL, 4);
     assert_non_null(m);
@@ -284,6 +295,7 @@ static void test_a_forged_tell_is_refused_without_harm(void **state)
     forge(&fx, (tell_hdr_t){.service = 0, .method = 1}, 16);
     forge(&fx, (tell_hdr_t){.service = 0, .method = 2}, 8);
     forge(&fx, (tell_hdr_t){.service = 0, .method = 6}, 48);
+    forge(&fx, (tell_hdr_t){.service = 0, .method = 7}, 8);
     settle(&fx, 1);
     expect_lines(NULL, 0);
 
@@ -293,12 +305,12 @@ static void test_a_forged_tell_is_refused_without_harm(void **state)
     forge(&fx, (tell_hdr_t){.service = 3, .method = 1}, 8);
     settle(&fx, 2);
     cap_advance(100);
-    forge(&fx, (tell_hdr_t){.service = 0, .method = 7}, 8);
+    forge(&fx, (tell_hdr_t){.service = 0, .method = 9}, 8);
     settle(&fx, 3);
     const char *const lines[] = {
         "tell of ?#1 to rpc endpoint 'words' dropped: the endpoint has no "
         "such method",
-        "tell of fltell.TellGateway#7 to rpc endpoint 'words' dropped: the "
+        "tell of fltell.TellGateway#9 to rpc endpoint 'words' dropped: the "
         "endpoint has no such method"};
     expect_lines(lines, 2);
 
