@@ -5,8 +5,9 @@
  * endpoint each give exactly one warn line of component rpc per window
  * of the rate limit, naming the endpoint, the method and, over TCP, the
  * peer; the next window's line carries the count suppressed meanwhile.
- * The same with a flat request (Count's), which a local tell sends on its
- * lean path; and a tell whose handler does not answer is logged.
+ * The same with a plain request (Count's), which a local tell sends as an
+ * RPC_TELL (src/rpc/dispatch.h); and a tell whose handler does not answer
+ * is logged.
  *
  * Synchronisation: an ask through the same gateway after the tells is
  * answered after they were handled (one endpoint's calls keep their
@@ -57,8 +58,8 @@ static void tell_forget(fl_rpc_gateway_t *gw)
     fltest__test_gateway__forget(fl_rpc_gateway_service(gw), &req, NULL, NULL);
 }
 
-/* A tell of a flat request (CountRequest: numbers only), which a local
- * gateway sends on its lean path (src/rpc/call.c, dispatch.c). */
+/* A tell of a plain request (CountRequest: numbers only), which a local
+ * gateway sends as an RPC_TELL (src/rpc/call.c, dispatch.c). */
 static void tell_count1(fl_rpc_gateway_t *gw)
 {
     tell_count(gw, 0, 0);
@@ -332,8 +333,8 @@ static ProtobufCService *const *quiet_count_services(void)
     return services;
 }
 
-/* The drops of a flat tell are those of any tell (the lean path leaves
- * every refusal to the full one). */
+/* The drops of an RPC_TELL are those of the same tell as an RPC_INVOKE
+ * (dispatch.c's tell_refused mirrors handle_invoke). */
 static void test_a_flat_tell_to_a_method_with_no_handler(void **state)
 {
     (void)state;
