@@ -140,6 +140,15 @@ fl_future_t *fl_future_retain(fl_future_t *f)
     return f;
 }
 
+fl_future_t *fl__future_retain_unshared(fl_future_t *f)
+{
+    /* Relaxed, not a read-modify-write: no other thread holds f yet; the
+     * release store that shares f (a mailbox push) publishes the count. */
+    uint32_t n = atomic_load_explicit(&f->refs, memory_order_relaxed);
+    atomic_store_explicit(&f->refs, n + 1, memory_order_relaxed);
+    return f;
+}
+
 void fl_future_release(fl_future_t *f)
 {
     if (f == NULL)

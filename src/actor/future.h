@@ -34,6 +34,11 @@ void *fl__future_room(fl_future_t *f);
 /* The timer room of f (fl__future_alloc_timed), or NULL. The memory goes
  * with f's block: a timer in it ends by releasing its reference to f. */
 fl__timer_t *fl__future_timer_slot(fl_future_t *f);
+/* fl_future_retain on a future NOT YET SHARED with another thread: a
+ * plain load and store. Not the locked add: it would wait for every store
+ * before it (the new future's and timer's fields) to leave the store
+ * buffer, and an ask takes two such references. Returns f. */
+fl_future_t *fl__future_retain_unshared(fl_future_t *f);
 /* Attach a timeout timer (owned by the future from FL_OK on). */
 int fl__future_attach_timer(fl_future_t *f, fl_system_t *sys, fl__timer_t *t);
 /* fl__future_attach_timer on a pending f NOT YET SHARED with another

@@ -149,7 +149,7 @@ static FL_ALWAYS_INLINE int ask(fl_system_t *sys, fl_actor_ref_t to,
     }
     msg->target = to.id;
     msg->sender = external ? 0 : fl__tls_actor;
-    msg->reply = fl_future_retain(f);
+    msg->reply = fl__future_retain_unshared(f); /* shared by the push */
     (void)fl__deliver(sys, msg, false);
     if (t != NULL)
         (void)fl__timer_arm(sys, t);

@@ -236,12 +236,12 @@ static uint64_t deadline_after(int64_t ms)
 }
 
 static void init_future_timer(fl__timer_t *t, fl_future_t *f, int64_t ms,
-                              uint64_t to)
+                              uint64_t to, bool shared)
 {
     t->kind = FL__T_FUTURE;
     t->st = FL__TS_NEW;
     t->deadline = deadline_after(ms);
-    t->u.fut.f = fl_future_retain(f);
+    t->u.fut.f = shared ? fl_future_retain(f) : fl__future_retain_unshared(f);
     t->u.fut.ms = ms;
     t->u.fut.to = to;
 }
@@ -250,7 +250,7 @@ fl__timer_t *fl__timer_new_future(fl_future_t *f, int64_t ms, uint64_t to)
 {
     fl__timer_t *t = timer_alloc();
     if (t != NULL)
-        init_future_timer(t, f, ms, to);
+        init_future_timer(t, f, ms, to, true);
     return t;
 }
 
@@ -260,7 +260,7 @@ fl__timer_t *fl__timer_new_future_in(fl_future_t *f, int64_t ms, uint64_t to)
     fl__timer_t *t = fl__future_timer_slot(f);
     memcpy(t, &none, sizeof *t);
     t->in_future = true;
-    init_future_timer(t, f, ms, to);
+    init_future_timer(t, f, ms, to, false);
     return t;
 }
 
