@@ -182,22 +182,6 @@ static inline uint32_t xorshift(uint64_t *s)
     return (uint32_t)(x >> 32);
 }
 
-/* Whether the lone actor at head h of v's queue may be taken now: w
- * watches it from its first look, on a clock of its own per victim (one
- * clock moved from victim to victim at each look would never come due);
- * a pop (head moving) starts it anew. */
-static bool lone_due(fl__worker_t *w, const fl__worker_t *v, uint64_t h)
-{
-    fl__lone_watch_t *l = &w->lone[v->index];
-    uint64_t now = fl_clock_now_ns();
-    if (l->since == 0 || l->head != h) {
-        l->head = h;
-        l->since = now;
-        return false;
-    }
-    return now - l->since >= FL__STEAL_LONE_NS;
-}
-
 static struct fl__actor *steal(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
@@ -212,12 +196,17 @@ static struct fl__actor *steal(fl__worker_t *w)
         /* A snapshot (pairs as in fl__runq_empty); the pop decides. */
         uint64_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire);
         uint64_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire);
-        if (t <= h || (t - h == 1 && !lone_due(w, v, h)))
+        fl__steal_watch_t *l = &w->watch[v->index];
+        if (t <= h) {
+            l->busy_since = 0; /* found empty */
+            continue;
+        }
+        if (!fl__steal_due(l, fl_clock_now_ns(), h, t - h))
             continue;
         struct fl__actor *a = fl__runq_pop(&v->rq);
         if (a != NULL) {
             FL_PROF(from_steal);
-            w->lone[v->index].since = 0;
+            w->watch[v->index] = (fl__steal_watch_t){0};
             return a;
         }
     }
@@ -462,8 +451,8 @@ int fl__sched_start(fl__sched_t *s, unsigned nworkers, uint64_t spin_ns,
         w->tick = FAIR_TURNS;
         sem_init(&w->wake, 0, 0);
         s->workers[i] = w;
-        w->lone = fl__calloc(nworkers, sizeof *w->lone);
-        if (w->lone == NULL)
+        w->watch = fl__calloc(nworkers, sizeof *w->watch);
+        if (w->watch == NULL)
             return FL_ENOMEM;
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
@@ -502,7 +491,7 @@ void fl__sched_fini(fl__sched_t *s)
         for (unsigned i = 0; i < s->nworkers; i++) {
             if (s->workers[i] != NULL) {
                 sem_destroy(&s->workers[i]->wake);
-                fl__free(s->workers[i]->lone);
+                fl__free(s->workers[i]->watch);
                 fl__aligned_free(s->workers[i]);
             }
         }

@@ -38,11 +38,12 @@ typedef void (*fl__sched_thread_cb)(void *ctx, bool enter);
 
 typedef struct fl__sched fl__sched_t;
 
-/* A thief's watch of a lone actor on a victim's queue: the queue's head
- * when it was first seen there, and since when (ns; 0: none). */
-typedef struct fl__lone_watch {
-    uint64_t head, since;
-} fl__lone_watch_t;
+/* A thief's watch of a victim's queue (steal in sched.c): the queue's
+ * head when the window began, and when (ns; 0: none); since when every
+ * look found the queue holding actors (0: the last found it empty). */
+typedef struct fl__steal_watch {
+    uint64_t head, since, busy_since;
+} fl__steal_watch_t;
 
 struct fl__worker {
     fl__runq_t rq; /* stealable FIFO; its own lines */
@@ -55,9 +56,9 @@ struct fl__worker {
     struct fl__actor *next; /* run next; not stealable */
     uint32_t tick;          /* turns left to the next fairness look (sched.c) */
     uint64_t rng;
-    /* Per worker, the lone actor this one watches on that worker's queue
-     * (steal in sched.c); nworkers entries. */
-    fl__lone_watch_t *lone;
+    /* Per worker, this one's watch of that worker's queue (steal in
+     * sched.c); nworkers entries. */
+    fl__steal_watch_t *watch;
     /* Under sched->sleep_lock. */
     bool sleeping;
 };
@@ -90,15 +91,54 @@ struct fl__sched {
 };
 
 /*
- * A lone actor queued on another worker is taken (stolen) only once that
- * worker has not popped it for FL__STEAL_LONE_NS: it is about to run it
- * itself, on the core whose cache holds its messages, unless it is stuck
- * in a long turn. Two actors queued or more: taken at once. Taking a lone
- * one at once moved a consumer between the cores after every batch, and
- * each of its messages crossed between them twice (docs/RATIONALE.md,
- * "Locality before balance").
+ * An idle worker takes (steals) actors queued on another worker only once
+ * their backlog there, how many are queued times how long that worker has
+ * been taking per pop, reaches FL__STEAL_BACKLOG_NS: until then it will
+ * run them itself soon, on the core whose cache holds their messages. A
+ * lone actor is taken once its worker has not popped for that long (stuck
+ * in a long turn); many, or a stuck queue, at once; a few actors that
+ * each take a short turn and talk to each other (a fan-in's senders and
+ * their consumer) stay together. Taking whatever was queued moved them
+ * between the cores after every batch, and each of their messages crossed
+ * between them (docs/RATIONALE.md, "Locality before balance").
  */
-#define FL__STEAL_LONE_NS 200000u
+#define FL__STEAL_BACKLOG_NS 200000u
+/* How long a thief's window on one queue's pops lasts before it starts
+ * anew. */
+#define FL__STEAL_WINDOW_NS 1000000u
+/* How long a queue may hold actors at every look of an idle worker before
+ * it takes one whatever the backlog: a few actors with turns too short to
+ * come due would otherwise keep a core idle for good. */
+#define FL__STEAL_PERSIST_NS 2000000u
+
+/*
+ * Whether the n (>= 1) actors queued at head h of a victim's queue may be
+ * taken at time now, by the thief whose watch of that queue is l (one per
+ * victim: one watch moved from victim to victim at each look would never
+ * come due). They are taken once the queue's backlog, n times the time the
+ * victim has taken per pop since the watch's window began (the time since
+ * then, while the head has not moved), reaches FL__STEAL_BACKLOG_NS; or
+ * once the thief has found the queue holding actors at every look for
+ * FL__STEAL_PERSIST_NS (the caller clears busy_since when it finds the
+ * queue empty). The window starts anew every FL__STEAL_WINDOW_NS, so that
+ * the rate follows the victim's turns as they change. The thief's thread.
+ */
+static inline bool fl__steal_due(fl__steal_watch_t *l, uint64_t now, uint64_t h,
+                                 uint64_t n)
+{
+    if (l->busy_since == 0)
+        l->busy_since = now;
+    else if (now - l->busy_since >= FL__STEAL_PERSIST_NS)
+        return true;
+    if (l->since == 0 || now - l->since >= FL__STEAL_WINDOW_NS) {
+        l->head = h;
+        l->since = now;
+        return false;
+    }
+    /* Time per pop, the turn under way counted as one: n * elapsed /
+     * (pops + 1) >= the backlog bound. */
+    return n * (now - l->since) >= FL__STEAL_BACKLOG_NS * (h - l->head + 1);
+}
 
 /* The worker the calling thread is, or NULL (any scheduler's). */
 extern _Thread_local fl__worker_t *fl__tls_worker;

@@ -1,13 +1,14 @@
 /*
  * sched_test.c - the scheduler's policies (src/sched/sched.h): a chain
  * running through a worker's next slot lets outside work in, and when an
- * idle worker takes an actor queued on a busy one (FL__STEAL_LONE_NS).
+ * idle worker takes an actor queued on a busy one (fl__steal_due: the
+ * rule by a clock the test moves, then in real threads).
  *
  * Stealing: a long turn spawns
  * actors: each new actor's start is queued on the turn's worker, the last
  * one in its next slot (never taken by another worker), the others on its
  * run queue. The turn then waits until the queued ones have started. A
- * lone queued actor stays with its worker for FL__STEAL_LONE_NS, then the
+ * lone queued actor stays with its worker for FL__STEAL_BACKLOG_NS, then the
  * idle worker takes it; two queued are taken while the turn goes on. An
  * actor never taken fails the case at its time limit.
  */
@@ -205,13 +206,13 @@ static void test_a_lone_queued_actor_is_taken_after_the_steal_delay(void **st)
     (void)st;
     blocker_t b;
     run_case(&b, 1);
-    /* Not before FL__STEAL_LONE_NS: its worker might have run it itself
+    /* Not before FL__STEAL_BACKLOG_NS: its worker might have run it itself
      * a moment later, on the core that holds its messages. */
     uint64_t waited = atomic_load(&b.q[0].ns) - b.spawned_ns;
-    if (waited < FL__STEAL_LONE_NS)
+    if (waited < FL__STEAL_BACKLOG_NS)
         fail_msg("a lone queued actor was taken after %llu ns, before the "
                  "%u ns steal delay",
-                 (unsigned long long)waited, FL__STEAL_LONE_NS);
+                 (unsigned long long)waited, FL__STEAL_BACKLOG_NS);
 }
 
 static void test_two_queued_actors_are_taken_during_a_long_turn(void **st)
@@ -234,11 +235,75 @@ static void test_lone_actors_of_two_busy_workers_are_both_taken(void **st)
     run_blockers(b, 2, 1);
     for (unsigned k = 0; k < 2; k++) {
         uint64_t waited = atomic_load(&b[k].q[0].ns) - b[k].spawned_ns;
-        if (waited < FL__STEAL_LONE_NS)
+        if (waited < FL__STEAL_BACKLOG_NS)
             fail_msg("lone actor %u was taken after %llu ns, before the "
                      "%u ns steal delay",
-                     k, (unsigned long long)waited, FL__STEAL_LONE_NS);
+                     k, (unsigned long long)waited, FL__STEAL_BACKLOG_NS);
     }
+}
+
+/* ---- the stealing rule, by the clock -------------------------------------
+ */
+
+/* Looks of a thief at a victim's queue (fl__steal_due), every `every` ns
+ * from t0 to t1, the victim popping every `pop` ns (0: stuck) with n
+ * queued: the time of the first look that found them due, or 0. */
+static uint64_t first_due(fl__steal_watch_t *l, uint64_t t0, uint64_t t1,
+                          uint64_t every, uint64_t pop, uint64_t n)
+{
+    for (uint64_t t = t0; t < t1; t += every) {
+        uint64_t h = pop != 0 ? (t - t0) / pop : 0;
+        if (fl__steal_due(l, t, h, n))
+            return t;
+    }
+    return 0;
+}
+
+#define T0 1000000u /* any time but 0 */
+#define LOOK 1000u  /* a look every microsecond */
+
+static void test_a_stuck_queue_is_due_by_its_length(void **st)
+{
+    (void)st;
+    /* One queued behind a turn that does not end: FL__STEAL_BACKLOG_NS. */
+    fl__steal_watch_t l = {0};
+    assert_int_equal(
+        T0 + FL__STEAL_BACKLOG_NS,
+        first_due(&l, T0, T0 + 10 * FL__STEAL_BACKLOG_NS, LOOK, 0, 1));
+    /* Two: half of it; eight: an eighth. */
+    l = (fl__steal_watch_t){0};
+    assert_int_equal(
+        T0 + FL__STEAL_BACKLOG_NS / 2,
+        first_due(&l, T0, T0 + 10 * FL__STEAL_BACKLOG_NS, LOOK, 0, 2));
+    l = (fl__steal_watch_t){0};
+    assert_int_equal(
+        T0 + FL__STEAL_BACKLOG_NS / 8,
+        first_due(&l, T0, T0 + 10 * FL__STEAL_BACKLOG_NS, LOOK, 0, 8));
+}
+
+static void test_a_few_short_turns_stay_until_the_imbalance_persists(void **st)
+{
+    (void)st;
+    /* Four queued, a pop every 15 us (a fan-in's senders): a backlog of
+     * 60 us, not due; the queue never found empty, due once it has held
+     * actors for FL__STEAL_PERSIST_NS. */
+    fl__steal_watch_t l = {0};
+    assert_int_equal(
+        T0 + FL__STEAL_PERSIST_NS,
+        first_due(&l, T0, T0 + 2 * FL__STEAL_PERSIST_NS, LOOK, 15000, 4));
+    /* Found empty now and then (the caller clears busy_since): never. */
+    l = (fl__steal_watch_t){0};
+    for (uint64_t t = T0; t < T0 + 4 * FL__STEAL_PERSIST_NS;
+         t += FL__STEAL_PERSIST_NS / 2) {
+        assert_int_equal(
+            0, first_due(&l, t, t + FL__STEAL_PERSIST_NS / 2, LOOK, 15000, 4));
+        l.busy_since = 0;
+    }
+    /* Many queued, the same pops: at once. */
+    l = (fl__steal_watch_t){0};
+    uint64_t due =
+        first_due(&l, T0, T0 + FL__STEAL_PERSIST_NS, LOOK, 15000, 1000);
+    assert_true(due != 0 && due <= T0 + FL__STEAL_BACKLOG_NS / 1000 + LOOK);
 }
 
 int main(void)
@@ -248,6 +313,8 @@ int main(void)
         FL_TEST(test_a_lone_queued_actor_is_taken_after_the_steal_delay),
         FL_TEST(test_two_queued_actors_are_taken_during_a_long_turn),
         FL_TEST(test_lone_actors_of_two_busy_workers_are_both_taken),
+        FL_TEST(test_a_stuck_queue_is_due_by_its_length),
+        FL_TEST(test_a_few_short_turns_stay_until_the_imbalance_persists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
