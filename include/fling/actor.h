@@ -363,6 +363,11 @@ FL_EXTERN int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
 
 /* ---- timers ----------------------------------------------------------- */
 
+/* Timers (and the timeouts of asks and futures) never fire early. One due
+ * in 1 s or more is timed from the coarse clock, a quarter of the precise
+ * clock's cost, and may fire up to 10 ms (1%) late; a shorter one fires as
+ * soon as the timer thread wakes. */
+
 /*
  * fl_timer_send delivers msg to an actor's mailbox after delay_ms, and then
  * every period_ms (a copy of the payload each time) if period_ms > 0: fixed

@@ -79,6 +79,17 @@ void fl__timers_shutdown(fl_system_t *sys);
 /* Timers armed and not yet fired or cancelled. Any thread. */
 uint64_t fl__timers_pending(fl_system_t *sys);
 
+/* Timers of this many ms or more are timed from the coarse clock. */
+#define FL__TIMER_COARSE_MS 1000
+
+/*
+ * The deadline of a timer due ms (>= 0) from now, never earlier: from the
+ * precise clock (fl_clock_now_ns); from FL__TIMER_COARSE_MS on, from the
+ * coarse clock plus FL__COARSE_SLACK_NS, so at most that much later (1% of
+ * such a timer). Saturates. Any thread.
+ */
+uint64_t fl__timer_deadline_after(int64_t ms);
+
 /* A timeout timer for f (one reference taken), not armed; NULL when out
  * of memory. to: the actor an ask went to, named when it fires (0: f is
  * no ask). */

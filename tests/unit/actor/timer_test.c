@@ -4,6 +4,9 @@
  */
 #include "fl_test.h"
 
+#include "actor/timer.h"
+#include "common/internal.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -705,6 +708,33 @@ static void test_shutdown_drops_pending_timers_without_firing_them(void **state)
     sink_free(s);
 }
 
+/* A timer's deadline is never earlier than its delay from now: from the
+ * precise clock when short; from FL__TIMER_COARSE_MS on, from the coarse
+ * clock plus its slack, at most that slack late. */
+static void test_a_deadline_is_never_early(void **state)
+{
+    (void)state;
+    const int64_t delays[] = {0, 1, FL__TIMER_COARSE_MS - 1,
+                              FL__TIMER_COARSE_MS, 10000};
+    for (int round = 0; round < 2000; round++) {
+        for (size_t i = 0; i < sizeof delays / sizeof delays[0]; i++) {
+            uint64_t ms = (uint64_t)delays[i] * MS;
+            uint64_t before = fl_clock_now_ns();
+            uint64_t d = fl__timer_deadline_after(delays[i]);
+            uint64_t after = fl_clock_now_ns();
+            uint64_t slack =
+                delays[i] >= FL__TIMER_COARSE_MS ? FL__COARSE_SLACK_NS : 0;
+            if (d < before + ms || d > after + ms + slack)
+                fail_msg("a %lld ms deadline %lld ns from before the call, "
+                         "%llu ns to after it (want %llu to %llu)",
+                         (long long)delays[i], (long long)(d - before),
+                         (unsigned long long)(after - before),
+                         (unsigned long long)ms,
+                         (unsigned long long)(ms + slack));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +760,7 @@ int main(void)
         FL_TEST(test_timer_to_a_stopped_actor_is_a_dead_letter),
         FL_TEST(test_periodic_timer_to_a_stopped_actor_cancels_itself),
         FL_TEST(test_shutdown_drops_pending_timers_without_firing_them),
+        FL_TEST(test_a_deadline_is_never_early),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
