@@ -40,9 +40,10 @@ typedef struct fl__sched fl__sched_t;
 
 /* A thief's watch of a victim's queue (steal in sched.c): the queue's
  * head when the window began, and when (ns; 0: none); since when every
- * look found the queue holding actors (0: the last found it empty). */
+ * look found the queue holding actors (0: the last found it empty), and
+ * the last look. */
 typedef struct fl__steal_watch {
-    uint64_t head, since, busy_since;
+    uint64_t head, since, busy_since, last;
 } fl__steal_watch_t;
 
 struct fl__worker {
@@ -108,8 +109,11 @@ struct fl__sched {
 #define FL__STEAL_WINDOW_NS 1000000u
 /* How long a queue may hold actors at every look of an idle worker before
  * it takes one whatever the backlog: a few actors with turns too short to
- * come due would otherwise keep a core idle for good. */
+ * come due would otherwise keep a core idle for good. Looks further apart
+ * than FL__STEAL_GAP_NS (the thief ran a turn of its own, or parked)
+ * start that time anew: what it did not see may have been empty. */
 #define FL__STEAL_PERSIST_NS 2000000u
+#define FL__STEAL_GAP_NS 500000u
 
 /*
  * Whether the n (>= 1) actors queued at head h of a victim's queue may be
@@ -119,17 +123,19 @@ struct fl__sched {
  * victim has taken per pop since the watch's window began (the time since
  * then, while the head has not moved), reaches FL__STEAL_BACKLOG_NS; or
  * once the thief has found the queue holding actors at every look for
- * FL__STEAL_PERSIST_NS (the caller clears busy_since when it finds the
- * queue empty). The window starts anew every FL__STEAL_WINDOW_NS, so that
- * the rate follows the victim's turns as they change. The thief's thread.
+ * FL__STEAL_PERSIST_NS, its looks no further apart than FL__STEAL_GAP_NS
+ * (the caller clears busy_since when it finds the queue empty). The window
+ * starts anew every FL__STEAL_WINDOW_NS, so that the rate follows the victim's
+ * turns as they change. The thief's thread.
  */
 static inline bool fl__steal_due(fl__steal_watch_t *l, uint64_t now, uint64_t h,
                                  uint64_t n)
 {
-    if (l->busy_since == 0)
+    if (l->busy_since == 0 || now - l->last > FL__STEAL_GAP_NS)
         l->busy_since = now;
     else if (now - l->busy_since >= FL__STEAL_PERSIST_NS)
         return true;
+    l->last = now;
     if (l->since == 0 || now - l->since >= FL__STEAL_WINDOW_NS) {
         l->head = h;
         l->since = now;

@@ -245,22 +245,22 @@ static void test_lone_actors_of_two_busy_workers_are_both_taken(void **st)
 /* ---- the stealing rule, by the clock -------------------------------------
  */
 
+#define T0 1000000u /* any time but 0 */
+#define LOOK 1000u  /* a look every microsecond */
+
 /* Looks of a thief at a victim's queue (fl__steal_due), every `every` ns
- * from t0 to t1, the victim popping every `pop` ns (0: stuck) with n
- * queued: the time of the first look that found them due, or 0. */
+ * from t0 to t1, the victim popping every `pop` ns since T0 (0: stuck)
+ * with n queued: the time of the first look that found them due, or 0. */
 static uint64_t first_due(fl__steal_watch_t *l, uint64_t t0, uint64_t t1,
                           uint64_t every, uint64_t pop, uint64_t n)
 {
     for (uint64_t t = t0; t < t1; t += every) {
-        uint64_t h = pop != 0 ? (t - t0) / pop : 0;
+        uint64_t h = pop != 0 ? (t - T0) / pop : 0;
         if (fl__steal_due(l, t, h, n))
             return t;
     }
     return 0;
 }
-
-#define T0 1000000u /* any time but 0 */
-#define LOOK 1000u  /* a look every microsecond */
 
 static void test_a_stuck_queue_is_due_by_its_length(void **st)
 {
@@ -299,6 +299,15 @@ static void test_a_few_short_turns_stay_until_the_imbalance_persists(void **st)
             0, first_due(&l, t, t + FL__STEAL_PERSIST_NS / 2, LOOK, 15000, 4));
         l.busy_since = 0;
     }
+    /* Looked at, then not for longer than FL__STEAL_GAP_NS (the thief
+     * ran a turn of its own): the persistence starts anew. */
+    l = (fl__steal_watch_t){0};
+    uint64_t t1 = T0 + FL__STEAL_PERSIST_NS - LOOK;
+    assert_int_equal(0, first_due(&l, T0, t1, LOOK, 15000, 4));
+    uint64_t t2 = t1 + FL__STEAL_GAP_NS + LOOK;
+    assert_int_equal(
+        t2 + FL__STEAL_PERSIST_NS,
+        first_due(&l, t2, t2 + 2 * FL__STEAL_PERSIST_NS, LOOK, 15000, 4));
     /* Many queued, the same pops: at once. */
     l = (fl__steal_watch_t){0};
     uint64_t due =
