@@ -365,8 +365,9 @@ FL_EXTERN int fl_future_on_complete_in(fl_future_t *f, fl_system_t *sys,
 
 /* Timers (and the timeouts of asks and futures) never fire early. One due
  * in 1 s or more is timed from the coarse clock, a quarter of the precise
- * clock's cost, and may fire up to 10 ms (1%) late; a shorter one fires as
- * soon as the timer thread wakes. */
+ * clock's cost, and may fire up to 10 ms (1% of its delay; a periodic
+ * timer keeps that offset) late; a shorter one fires as soon as the timer
+ * thread wakes. */
 
 /*
  * fl_timer_send delivers msg to an actor's mailbox after delay_ms, and then

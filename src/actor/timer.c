@@ -230,12 +230,29 @@ static void wake(fl__timers_t *T)
     pthread_mutex_unlock(&T->mu);
 }
 
+/* Whether the coarse clock may time a timer: its resolution (the kernel's
+ * tick) is at most 4 ms, so that its lag behind the precise clock,
+ * measured up to 1.6 ticks, stays within FL__COARSE_SLACK_NS. Found once;
+ * a race finds the same answer twice. */
+static bool coarse_ok(void)
+{
+    static _Atomic int ok = -1; /* -1: not known yet */
+    int v = atomic_load_explicit(&ok, memory_order_relaxed);
+    if (fl__unlikely(v < 0)) {
+        struct timespec r;
+        v = clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0 && r.tv_sec == 0 &&
+            r.tv_nsec <= 4000000;
+        atomic_store_explicit(&ok, v, memory_order_relaxed);
+    }
+    return v != 0;
+}
+
 /* The coarse clock costs a quarter of the precise one's read (5 ns
  * against 23 on this VM: a fifth of an ask's time with its default 10 s
  * timeout); its slack is at most 1% of a timer that long. */
 uint64_t fl__timer_deadline_after(int64_t ms)
 {
-    uint64_t now = ms >= FL__TIMER_COARSE_MS
+    uint64_t now = ms >= FL__TIMER_COARSE_MS && coarse_ok()
                        ? fl__clock_coarse_ns() + FL__COARSE_SLACK_NS
                        : fl_clock_now_ns();
     return fl__add_sat(now, fl__ms_to_ns(ms));

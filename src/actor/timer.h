@@ -84,9 +84,10 @@ uint64_t fl__timers_pending(fl_system_t *sys);
 
 /*
  * The deadline of a timer due ms (>= 0) from now, never earlier: from the
- * precise clock (fl_clock_now_ns); from FL__TIMER_COARSE_MS on, from the
- * coarse clock plus FL__COARSE_SLACK_NS, so at most that much later (1% of
- * such a timer). Saturates. Any thread.
+ * precise clock (fl_clock_now_ns); from FL__TIMER_COARSE_MS on, when the
+ * kernel's tick is at most 4 ms, from the coarse clock plus
+ * FL__COARSE_SLACK_NS, so at most that much later (1% of such a delay).
+ * Saturates. Any thread.
  */
 uint64_t fl__timer_deadline_after(int64_t ms);
 

@@ -201,9 +201,11 @@ static inline uint64_t fl__add_sat(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: one kernel tick
- * (at most 10 ms with HZ >= 100). Its resolution plus 1 ms was measured
- * too little on a loaded virtual machine. */
+/* How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC: its lag was
+ * measured up to 1.6 kernel ticks (6.4 ms with HZ = 250, loaded or not);
+ * its resolution plus 1 ms was too little on a loaded virtual machine.
+ * Enough with a tick of 4 ms or less (HZ >= 250); the timers check that
+ * (timer.c). */
 #define FL__COARSE_SLACK_NS 10000000u
 
 /* CLOCK_MONOTONIC_COARSE in ns: the time of the last kernel tick, behind
