@@ -286,8 +286,8 @@ static void test_a_forged_tell_is_refused_without_harm(void **state)
 
     /* Too short for a header, fields of another size than the method's,
      * a method whose request is not plain (a string: its fields would be
-     * a pointer from nowhere): dropped, as the same RPC_INVOKE would be,
-     * no line. */
+     * a pointer from nowhere), a token cut short: dropped, as the same
+     * RPC_INVOKE would be, no line. */
     cap_clear();
     fl_msg_t *m = fl_msg_alloc(RPC_TELL, 4);
     assert_non_null(m);
@@ -296,6 +296,9 @@ static void test_a_forged_tell_is_refused_without_harm(void **state)
     forge(&fx, (tell_hdr_t){.service = 0, .method = 2}, 8);
     forge(&fx, (tell_hdr_t){.service = 0, .method = 6}, 48);
     forge(&fx, (tell_hdr_t){.service = 0, .method = 7}, 8);
+    /* A token announced, cut short before it ends. */
+    forge(&fx, (tell_hdr_t){.service = 0, .method = 1, .fence = FENCE_TOKEN},
+          4);
     settle(&fx, 1);
     expect_lines(NULL, 0);
 
