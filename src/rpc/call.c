@@ -425,20 +425,19 @@ static FL__COLD void lean_refused(fl_rpc_gateway_t *gw, unsigned method, int rc)
 
 /*
  * The RPC_TELL (dispatch.h) of a local tell of method with req: a request
- * of the method's own type with no unknown fields, when the gateway's
- * lean_in takes it. NULL for any other request, or out of memory: then the
- * transport's tell takes it (an RPC_INVOKE).
+ * of the method's own type with no unknown fields, when the endpoint's
+ * method table (gw->tells) says it makes one. NULL for any other request,
+ * or out of memory: then the transport's tell takes it (an RPC_INVOKE).
  */
 static inline fl_msg_t *lean_tell(fl_rpc_gateway_t *gw, unsigned method,
                                   const ProtobufCMessage *req)
 {
-    const ProtobufCMessageDescriptor *d;
-    if (method >= gw->n_lean || req == NULL ||
-        (d = req->descriptor) != gw->lean_in[method] ||
+    if (method >= gw->ntells || req == NULL ||
+        req->descriptor != gw->tells[method].tell_in ||
         req->n_unknown_fields != 0)
         return NULL;
     size_t pre = fl__rpc_tell_pre(gw->tell_hdr.fence);
-    size_t n = FL__RPC_TELL_FIELDS(d->sizeof_message);
+    size_t n = gw->tells[method].fields;
     fl_msg_t *m = fl_msg_alloc(RPC_TELL, pre + n);
     if (m == NULL)
         return NULL;

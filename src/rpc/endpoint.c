@@ -9,6 +9,7 @@
 #include "actor/future.h"
 #include "rpc/call.h"
 #include "rpc/dispatch.h"
+#include "rpc/flat.h"
 #include "rpc/local.h"
 #include "rpc/service.h"
 #include "rpc/tcp.h"
@@ -178,6 +179,19 @@ static int create_check(fl_rpc_service_t *svc, const fl_rpc_endpoint_opts_t *o,
     return o->id != NULL ? id_check(o->id) : FL_OK;
 }
 
+/* The bytes of the fields of a request of type in in an RPC_TELL
+ * (dispatch.h), or UINT32_MAX when its tells cannot be one: the struct
+ * copies as it is (FL__FLAT_PLAIN), in at most FL__RPC_TELL_MAX bytes and
+ * a whole number of words (as any struct with the base's pointers is). */
+static uint32_t tell_fields(const ProtobufCMessageDescriptor *in)
+{
+    return fl__rpc_flat_kind(in) == FL__FLAT_PLAIN &&
+                   in->sizeof_message <= FL__RPC_TELL_MAX &&
+                   in->sizeof_message % 8 == 0
+               ? (uint32_t)FL__RPC_TELL_FIELDS(in->sizeof_message)
+               : UINT32_MAX;
+}
+
 /* ep->tells for ep's services: FL_OK, or FL_ENOMEM. */
 static int tells_make(fl_rpc_endpoint_t *ep)
 {
@@ -196,7 +210,8 @@ static int tells_make(fl_rpc_endpoint_t *ep)
         for (unsigned k = 0; k < d->n_methods; k++, m++) {
             m->md = &d->methods[k];
             m->in = d->methods[k].input;
-            m->fields = fl__rpc_tell_fields(m->in);
+            m->fields = tell_fields(m->in);
+            m->tell_in = m->fields != UINT32_MAX ? m->in : NULL;
         }
     }
     ep->tells = t;

@@ -24,9 +24,13 @@ enum { FIN_OPEN = 0, FIN_CLAIMED = 1, FIN_DONE = 2 };
 typedef struct fl__rpc_tell_method {
     const ProtobufCMethodDescriptor *md;
     const ProtobufCMessageDescriptor *in; /* md->input */
+    /* in when its requests make an RPC_TELL, else NULL: the sender's one
+     * compare (call.c); 32 bytes an entry. */
+    const ProtobufCMessageDescriptor *tell_in;
     /* The bytes of the request's fields in an RPC_TELL (dispatch.h);
-     * UINT32_MAX when no RPC_TELL carries them (not plain, or too large:
-     * what a gateway's lean_in takes, local.c). */
+     * UINT32_MAX when no RPC_TELL carries them (not plain, or too large).
+     * Read by the endpoint's one pass and by its local gateways' senders
+     * (gateway.h). */
     uint32_t fields;
 } fl__rpc_tell_method_t;
 

@@ -15,6 +15,7 @@
 #include "remote/address.h"
 #include "remote/net.h"
 #include "rpc/dispatch.h"
+#include "rpc/endpoint.h"
 #include "rpc/tran.h"
 
 struct fl_rpc_gateway {
@@ -28,12 +29,13 @@ struct fl_rpc_gateway {
     /* A local gateway's: how each method's request copies (flat.h), one
      * fl__rpc_flat_t per method of base.descriptor. */
     uint8_t *flat_in;
-    /* A local gateway's lean tells (RPC_TELL, dispatch.h; call.c): per
-     * method of base.descriptor, the input descriptor when its request
-     * makes one, else &fl__rpc_no_lean (local.h); n_lean methods, 0 when
-     * none may. And the header of its tells, but for the method. */
-    const ProtobufCMessageDescriptor **lean_in;
-    unsigned n_lean;
+    /* A local gateway's lean tells (RPC_TELL, dispatch.h; call.c): its
+     * service's row of the endpoint's method table (endpoint.h), which
+     * says per method whether a request makes one, and its ntells
+     * methods (0 when none may: indexes wider than the header's 16 bits).
+     * And the header of its tells, but for the method. */
+    const fl__rpc_tell_method_t *tells;
+    uint32_t ntells;
     tell_hdr_t tell_hdr;
     uint32_t service_index;
     uint8_t fence;  /* FENCE_* (fencing.h) */

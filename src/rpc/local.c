@@ -50,23 +50,13 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     }
     for (unsigned i = 0; i < d->n_methods; i++)
         gw->flat_in[i] = (uint8_t)fl__rpc_flat_kind(d->methods[i].input);
-    /* The requests its tells send as an RPC_TELL (dispatch.h, call.c). */
-    gw->lean_in =
-        fl__calloc(d->n_methods ? d->n_methods : 1, sizeof *gw->lean_in);
-    if (gw->lean_in == NULL) {
-        fl_rpc_gateway_free(gw);
-        return NULL;
-    }
-    for (unsigned i = 0; i < d->n_methods; i++) {
-        const ProtobufCMessageDescriptor *in = d->methods[i].input;
-        gw->lean_in[i] =
-            fl__rpc_tell_fields(in) != UINT32_MAX ? in : &fl__rpc_no_lean;
-    }
-    /* The header's fields are 16-bit: wider indexes take RPC_INVOKE. */
-    gw->n_lean =
-        service_index <= UINT16_MAX
-            ? (d->n_methods <= UINT16_MAX + 1u ? d->n_methods : UINT16_MAX + 1u)
-            : 0;
+    /* The requests its tells send as an RPC_TELL (dispatch.h, call.c):
+     * the endpoint's table says which. The header's fields are 16-bit:
+     * wider indexes take RPC_INVOKE. */
+    gw->tells = ep->tells[service_index].methods;
+    gw->ntells = service_index <= UINT16_MAX && d->n_methods <= UINT16_MAX + 1u
+                     ? ep->tells[service_index].n
+                     : 0;
     gw->actor = ep->actor;
     gw->ep = ep;
     gw->tell_hdr =
@@ -74,18 +64,6 @@ fl_rpc_gateway_t *fl__rpc_local_gw(fl_rpc_service_t *svc, fl_rpc_endpoint_t *ep,
     fl__rpc_ep_retain(ep);
     return gw;
 }
-
-uint32_t fl__rpc_tell_fields(const ProtobufCMessageDescriptor *in)
-{
-    return fl__rpc_flat_kind(in) == FL__FLAT_PLAIN &&
-                   in->sizeof_message <= FL__RPC_TELL_MAX &&
-                   in->sizeof_message % 8 == 0
-               ? (uint32_t)FL__RPC_TELL_FIELDS(in->sizeof_message)
-               : UINT32_MAX;
-}
-
-/* Stands for "no lean tell" in a gateway's lean_in: no request has it. */
-const ProtobufCMessageDescriptor fl__rpc_no_lean;
 
 /* ---- what a local call's runtime failures say --------------------------- */
 
@@ -357,7 +335,6 @@ static void local_gw_fini(fl_rpc_gateway_t *gw)
 {
     /* The actor is a reference by id; the endpoint's memory is held. */
     fl__free(gw->flat_in);
-    fl__free(gw->lean_in);
     if (gw->ep != NULL)
         fl__rpc_ep_release(gw->ep);
 }

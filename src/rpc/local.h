@@ -17,20 +17,6 @@
 extern const fl__rpc_tran_t fl__rpc_tran_local;
 extern const fl__rpc_sink_t fl__rpc_sink_local;
 
-/* What a gateway's lean_in holds for a method whose tells cannot take the
- * lean path (gateway.h): no request's descriptor. */
-extern const ProtobufCMessageDescriptor fl__rpc_no_lean;
-
-/*
- * The bytes of the fields of a request of type in in an RPC_TELL
- * (dispatch.h), or UINT32_MAX when its tells cannot be one: the struct
- * copies as it is (FL__FLAT_PLAIN), in at most FL__RPC_TELL_MAX bytes and
- * a whole number of words (as any struct with the base's pointers is).
- * The gateway's lean_in and the endpoint's tells table agree by it. Any
- * thread.
- */
-uint32_t fl__rpc_tell_fields(const ProtobufCMessageDescriptor *in);
-
 /*
  * A gateway to a local endpoint's service_index-th service, fenced as
  * `fence` with token (may be NULL; copied). NULL when out of memory. Any

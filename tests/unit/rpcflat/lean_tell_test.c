@@ -12,7 +12,6 @@
 #include "rpc/dispatch.h"
 #include "rpc/endpoint.h"
 #include "rpc/gateway.h"
-#include "rpc/local.h"
 
 #include "tell_words.pb-c.h"
 
@@ -180,11 +179,18 @@ static void test_every_size_arrives_whole(void **state)
     (void)state;
     tell_fx_t fx;
     fx_open(&fx, NULL);
-    assert_int_equal(MAX_WORDS + 2, fx.gw->n_lean);
-    assert_ptr_equal(&fl__rpc_no_lean, fx.gw->lean_in[MAX_WORDS + 1]);
-    for (unsigned k = 0; k <= MAX_WORDS; k++)
-        assert_ptr_equal(k < MAX_WORDS ? words_desc[k] : &fl__rpc_no_lean,
-                         fx.gw->lean_in[k]);
+    const fl__rpc_tell_service_t *t = &fx.ep->tells[0];
+    assert_ptr_equal(t->methods, fx.gw->tells);
+    assert_int_equal(MAX_WORDS + 2, fx.gw->ntells);
+    assert_int_equal(MAX_WORDS + 2, t->n);
+    assert_int_equal(UINT32_MAX, t->methods[MAX_WORDS + 1].fields);
+    for (unsigned k = 0; k <= MAX_WORDS; k++) {
+        assert_ptr_equal(words_desc[k], t->methods[k].in);
+        assert_ptr_equal(k < MAX_WORDS ? words_desc[k] : NULL,
+                         t->methods[k].tell_in);
+        assert_int_equal(k < MAX_WORDS ? 8 * k : UINT32_MAX,
+                         t->methods[k].fields);
+    }
     tell_every_size(&fx);
     fx_close(&fx);
 }
