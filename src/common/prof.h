@@ -6,7 +6,8 @@
  * prints its own line to stderr when it exits ("prof worker N: ..."):
  * turns run and those that ended with messages left, messages taken,
  * where find_work found the actor (next slot, own run queue, inject
- * queue, a steal), idle searches, parks and the wake-ups this worker
+ * queue, a steal), idle searches, parks, patient parks (sched.c) and
+ * the wake-ups this worker
  * made, coalesced chains pushed, actors put in the next slot and those
  * they displaced, mutes, the pool's batches taken and given back and
  * the allocations that fell through to malloc.
@@ -27,6 +28,7 @@
     X(from_steal)                                                              \
     X(idles)                                                                   \
     X(parks)                                                                   \
+    X(looks)                                                                   \
     X(wakes)                                                                   \
     X(chains)                                                                  \
     X(sched_next)                                                              \

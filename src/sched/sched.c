@@ -13,11 +13,19 @@
  *
  * Parking. A worker that finds nothing spins for spin_ns (polling; after
  * SPIN_PURE_NS it yields its core between polls), then parks on its
- * semaphore. Making work available wakes one parked worker,
- * but only if nobody is spinning (a spinner will find it). The lost-wakeup
- * race is closed Dekker-style: the parker announces itself (nsleeping) and
- * re-checks every queue after a seq_cst fence; the notifier publishes the
- * work, fences, then reads nspinning/nsleeping.
+ * semaphore. While another worker runs turns it parks patiently: for
+ * FL__STEAL_LOOK_NS at most, then it looks at the queues again by itself,
+ * and pushes to the busy worker's queue do not wake it (a wake-up per
+ * push, or a spinner reading that queue's indices, cost the busy core
+ * more than the look; docs/RATIONALE.md, "An idle worker beside a busy
+ * one"). Otherwise it parks until woken. Making work available wakes one
+ * parked worker, but only if nobody is spinning (a spinner will find it);
+ * work from outside (the inject queue) wakes a patient one too, for its
+ * latency. The lost-wakeup race is closed Dekker-style: the parker
+ * announces itself (nsleeping) and re-checks every queue after a seq_cst
+ * fence; the notifier publishes the work, fences, then reads
+ * nspinning/nsleeping. A patient parker needs none of that: it looks
+ * again in time whatever it missed.
  */
 #include "sched/sched.h"
 
@@ -97,41 +105,68 @@ static struct fl__actor *inject_pop(fl__sched_t *s)
 /* ---- waking and parking ----------------------------------------------------
  */
 
-/* Under sleep_lock: wake a sleeping w. It counts as spinning until it finds
- * work. */
-static void wake_locked(fl__sched_t *s, fl__worker_t *w)
+/* Under sleep_lock: take parked w off the sleepers (patient or not); it
+ * counts as spinning until it finds work. The waker posts, or w itself
+ * found its time up. */
+static void unpark_locked(fl__sched_t *s, fl__worker_t *w)
 {
     w->sleeping = false;
     /* Relaxed: counts changed under sleep_lock; notify and park order their
      * reads with seq_cst fences. */
-    atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(w->patient ? &s->npatient : &s->nsleeping, 1,
+                              memory_order_relaxed);
+    w->patient = false;
     atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+}
+
+/* Under sleep_lock: wake a sleeping w. */
+static void wake_locked(fl__sched_t *s, fl__worker_t *w)
+{
+    unpark_locked(s, w);
     sem_post(&w->wake);
 }
 
-static void wake_one(fl__sched_t *s)
+/* Wakes one parked worker; a patient one only if `patient`. */
+static void wake_one(fl__sched_t *s, bool patient)
 {
     pthread_mutex_lock(&s->sleep_lock);
     for (unsigned i = 0; i < s->nstarted; i++) {
-        if (s->workers[i]->sleeping) {
+        fl__worker_t *w = s->workers[i];
+        if (w->sleeping && (patient || !w->patient)) {
             FL_PROF(wakes);
-            wake_locked(s, s->workers[i]);
+            wake_locked(s, w);
             break;
         }
     }
     pthread_mutex_unlock(&s->sleep_lock);
 }
 
-/* Called after making work visible to other workers. */
+/* Called after making work visible to other workers: wakes a worker parked
+ * until woken, if no one is searching and none is parked patiently (that
+ * one looks in time by itself, and hands the search on as a spinner
+ * does: fl__sched_take_slow). */
 static inline void notify(fl__sched_t *s)
 {
-    /* Pairs with the fence in park(): either we see the sleeper, or it sees
+    /* Pairs with the fence in idle(): either we see the sleeper, or it sees
      * our work. */
     atomic_thread_fence(memory_order_seq_cst);
     /* Relaxed: ordered by the fence above. */
     if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&s->npatient, memory_order_relaxed) == 0 &&
         atomic_load_explicit(&s->nsleeping, memory_order_relaxed) > 0)
-        wake_one(s);
+        wake_one(s, false);
+}
+
+/* notify, after a push to the inject queue: a patient worker is woken too
+ * (else the work would wait for its next look). */
+static inline void notify_inject(fl__sched_t *s)
+{
+    /* As in notify. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&s->nspinning, memory_order_relaxed) == 0 &&
+        (atomic_load_explicit(&s->nsleeping, memory_order_relaxed) > 0 ||
+         atomic_load_explicit(&s->npatient, memory_order_relaxed) > 0))
+        wake_one(s, true);
 }
 
 static void wake_all(fl__sched_t *s)
@@ -148,9 +183,12 @@ static void wake_all(fl__sched_t *s)
 
 static void push_local(fl__worker_t *w, struct fl__actor *a)
 {
-    if (!fl__runq_push(&w->rq, a))
+    if (fl__runq_push(&w->rq, a)) {
+        notify(w->sched);
+    } else {
         inject_push(w->sched, a);
-    notify(w->sched);
+        notify_inject(w->sched);
+    }
 }
 
 void fl__sched_schedule_slow(fl__sched_t *s, struct fl__actor *a)
@@ -169,7 +207,7 @@ void fl__sched_schedule_slow(fl__sched_t *s, struct fl__actor *a)
         return;
     }
     inject_push(s, a);
-    notify(s);
+    notify_inject(s);
 }
 
 static inline uint32_t xorshift(uint64_t *s)
@@ -251,31 +289,32 @@ static struct fl__actor *find_work(fl__worker_t *w)
     return steal(w);
 }
 
-static bool any_work(fl__worker_t *w)
+/* Whether actors wait on the inject queue or, if `queues`, on a run queue. */
+static bool any_work(fl__worker_t *w, bool queues)
 {
     fl__sched_t *s = w->sched;
     /* Pairs with the release stores of inject_count. */
     if (atomic_load_explicit(&s->inject_count, memory_order_acquire) > 0)
         return true;
-    for (unsigned i = 0; i < s->nworkers; i++)
+    for (unsigned i = 0; queues && i < s->nworkers; i++)
         if (!fl__runq_empty(&s->workers[i]->rq))
             return true;
     return false;
 }
 
 /*
- * Sleep at most FL__POOL_QUIET_NS (announced as parked, see idle). True
- * when done: woken (the post consumed), or the time passed and the worker
- * took itself off the sleepers (counted spinning again, as a waker does);
- * false when the time passed but a waker took it off meanwhile: its post
- * is still to consume.
+ * Sleep at most ns (announced as parked, see idle). True when done: woken
+ * (the post consumed), or the time passed and the worker took itself off
+ * the sleepers (counted spinning again, as a waker does); false when the
+ * time passed but a waker took it off meanwhile: its post is still to
+ * consume.
  */
-static bool park_timed(fl__worker_t *w)
+static bool park_timed(fl__worker_t *w, uint64_t ns)
 {
     fl__sched_t *s = w->sched;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + FL__POOL_QUIET_NS;
+    ns += (uint64_t)ts.tv_nsec;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
     int r;
@@ -285,27 +324,41 @@ static bool park_timed(fl__worker_t *w)
         return true; /* woken: the post is consumed */
     pthread_mutex_lock(&s->sleep_lock);
     bool asleep = w->sleeping;
-    if (asleep) {
-        w->sleeping = false;
-        /* As in wake_locked. */
-        atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
-    }
+    if (asleep)
+        unpark_locked(s, w);
     pthread_mutex_unlock(&s->sleep_lock);
     return asleep;
 }
 
+/* Whether a worker other than the caller (counted spinning) is running
+ * turns. A hint: a wrong answer costs a patient park's look, or a deep
+ * park that a push wakes. */
+static bool others_busy(fl__sched_t *s)
+{
+    /* Relaxed: see nspinning in fl__sched_take_slow. */
+    int idle = atomic_load_explicit(&s->nspinning, memory_order_relaxed) +
+               atomic_load_explicit(&s->nsleeping, memory_order_relaxed) +
+               atomic_load_explicit(&s->npatient, memory_order_relaxed);
+    return idle < (int)s->nworkers;
+}
+
 /*
- * Spin, then park until woken. Returns found work or NULL (re-check, or
- * the system is stopping). The caller is counted in nspinning on entry and
- * is still counted when this returns.
+ * Spin, then park: patiently while another worker runs turns (for
+ * FL__STEAL_LOOK_NS; the next call looks once without spinning), else
+ * until woken. Returns found work or NULL (re-check, or the system is
+ * stopping). The caller is counted in nspinning on entry and is still
+ * counted when this returns.
  */
 static struct fl__actor *idle(fl__worker_t *w)
 {
     fl__sched_t *s = w->sched;
     FL_PROF(idles);
     uint64_t now = fl_clock_now_ns();
-    uint64_t until = now + s->spin_ns, yield_at = now + SPIN_PURE_NS;
+    uint64_t until = w->looked ? now : now + s->spin_ns;
+    uint64_t yield_at = now + SPIN_PURE_NS;
+    if (!w->looked)
+        w->look_ns = FL__STEAL_LOOK_NS;
+    w->looked = false;
     do {
         /* Past the first microseconds, poll between yields: on a machine
          * with more runnable threads than cores (I/O threads, another
@@ -321,7 +374,7 @@ static struct fl__actor *idle(fl__worker_t *w)
         /* Pairs with the store of stopping in fl__sched_shutdown. */
         if (atomic_load_explicit(&s->stopping, memory_order_acquire))
             return NULL;
-    } while (s->spin_ns != 0 && (now = fl_clock_now_ns()) < until);
+    } while (now < until && (now = fl_clock_now_ns()) < until);
 
     /* Nothing to do: give what the block pool keeps beyond its bound back
      * to the allocator once the burst is over, a slice at a time; if it is
@@ -332,6 +385,32 @@ static struct fl__actor *idle(fl__worker_t *w)
         struct fl__actor *a = find_work(w);
         if (a != NULL)
             return a;
+    }
+
+    /* One patient worker at a time: it stands for the spinner that
+     * notify would otherwise wake (see notify). */
+    if (others_busy(s) &&
+        atomic_load_explicit(&s->npatient, memory_order_relaxed) == 0) {
+        pthread_mutex_lock(&s->sleep_lock);
+        w->sleeping = w->patient = true;
+        atomic_fetch_add_explicit(&s->npatient, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&s->sleep_lock);
+        FL_PROF(looks);
+        /* Every FL__STEAL_LOOK_NS while actors are queued (a watch runs,
+         * see fl__steal_due); while none are, ever less often. */
+        if (any_work(w, true))
+            w->look_ns = FL__STEAL_LOOK_NS;
+        else if (w->look_ns < FL__STEAL_LOOK_MAX_NS)
+            w->look_ns *= 2;
+        if (park_timed(w, w->look_ns)) {
+            w->looked = true;
+            return NULL;
+        }
+        /* Woken after its time was up: consume the post. */
+        while (sem_wait(&w->wake) != 0 && errno == EINTR)
+            ;
+        return NULL;
     }
 
     /* Park: announce, fence, re-check, sleep. */
@@ -345,15 +424,14 @@ static struct fl__actor *idle(fl__worker_t *w)
     /* Pairs with the fence in notify(). */
     atomic_thread_fence(memory_order_seq_cst);
     /* After the fence: see work published before a notify that missed us,
-     * or the stop. */
-    if (any_work(w) ||
+     * or the stop. Queued actors are a patient worker's to look at, if
+     * there is one (notify wakes no one then). */
+    if (any_work(w, atomic_load_explicit(&s->npatient, memory_order_relaxed) ==
+                        0) ||
         atomic_load_explicit(&s->stopping, memory_order_acquire)) {
         pthread_mutex_lock(&s->sleep_lock);
         if (w->sleeping) {
-            w->sleeping = false;
-            /* As in wake_locked. */
-            atomic_fetch_sub_explicit(&s->nsleeping, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&s->nspinning, 1, memory_order_relaxed);
+            unpark_locked(s, w);
             pthread_mutex_unlock(&s->sleep_lock);
             return NULL;
         }
@@ -362,7 +440,7 @@ static struct fl__actor *idle(fl__worker_t *w)
         pthread_mutex_unlock(&s->sleep_lock);
     }
     FL_PROF(parks);
-    if (trim == FL__POOL_TRIM_LATER && park_timed(w))
+    if (trim == FL__POOL_TRIM_LATER && park_timed(w, FL__POOL_QUIET_NS))
         return NULL;
     while (sem_wait(&w->wake) != 0 && errno == EINTR)
         ;
@@ -394,7 +472,7 @@ struct fl__actor *fl__sched_take_slow(fl__worker_t *w)
          * before any_work's loads, as a notifier's fence. */
         if (atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst) ==
                 1 &&
-            any_work(w))
+            any_work(w, true))
             notify(s);
     }
     FL_PROF(turns);

@@ -60,8 +60,14 @@ struct fl__worker {
     /* Per worker, this one's watch of that worker's queue (steal in
      * sched.c); nworkers entries. */
     fl__steal_watch_t *watch;
-    /* Under sched->sleep_lock. */
-    bool sleeping;
+    /* Under sched->sleep_lock: parked, and whether patiently (it looks
+     * again by itself after FL__STEAL_LOOK_NS; see idle in sched.c). */
+    bool sleeping, patient;
+    /* Written by the owning worker only: back from a patient park by
+     * itself, to look once without spinning first; how long the next
+     * patient park lasts (idle in sched.c). */
+    bool looked;
+    uint64_t look_ns;
 };
 
 struct fl__sched {
@@ -85,7 +91,8 @@ struct fl__sched {
 
     /* Parking: written by every worker that searches, parks or wakes. */
     FL_ALIGNED(FL_CACHE_LINE) _Atomic int nspinning;
-    _Atomic int nsleeping;
+    _Atomic int nsleeping; /* parked until woken */
+    _Atomic int npatient;  /* parked for FL__STEAL_LOOK_NS at most */
     pthread_mutex_t sleep_lock;
     pthread_cond_t ready_cv; /* a worker has started (under sleep_lock) */
     unsigned nready;         /* workers started (under sleep_lock) */
@@ -114,6 +121,16 @@ struct fl__sched {
  * start that time anew: what it did not see may have been empty. */
 #define FL__STEAL_PERSIST_NS 2000000u
 #define FL__STEAL_GAP_NS 500000u
+/* How long an idle worker parks at a time while another one runs turns
+ * (a "patient" park, see idle in sched.c): it looks at the queues by
+ * itself, and a push to a busy worker's queue does not wake it. Every
+ * FL__STEAL_LOOK_NS while actors are queued: well under FL__STEAL_GAP_NS,
+ * so that its looks keep a watch going, and under FL__STEAL_BACKLOG_NS.
+ * While every queue is found empty the time doubles up to
+ * FL__STEAL_LOOK_MAX_NS: an actor queued behind a turn that does not end
+ * is taken within that much more than FL__STEAL_BACKLOG_NS. */
+#define FL__STEAL_LOOK_NS 100000u
+#define FL__STEAL_LOOK_MAX_NS 400000u
 
 /*
  * Whether the n (>= 1) actors queued at head h of a victim's queue may be

@@ -11,6 +11,10 @@
  * lone queued actor stays with its worker for FL__STEAL_BACKLOG_NS, then the
  * idle worker takes it; two queued are taken while the turn goes on. An
  * actor never taken fails the case at its time limit.
+ *
+ * Parking: an idle worker beside a busy one parks patiently (looks by
+ * itself every FL__STEAL_LOOK_NS), and the busy worker's pushes wake no
+ * one; measured by the process's CPU time while one actor runs.
  */
 #include "actor_fixture.h"
 
@@ -242,6 +246,81 @@ static void test_lone_actors_of_two_busy_workers_are_both_taken(void **st)
     }
 }
 
+/* ---- parking beside a busy worker ------------------------------------------
+ */
+
+/* An actor that tells itself until `until` (ns): every turn ends with a
+ * message left, so its worker pushes it on its run queue after each one. */
+typedef struct self_teller {
+    uint64_t until;
+    fl_test_latch_t *done;
+} self_teller_t;
+
+static void self_tell_receive(fl_system_t *sys, fl_actor_ref_t self,
+                              void *state, fl_msg_t *msg)
+{
+    self_teller_t *t = state;
+    fl_msg_t *m;
+    if (fl_clock_now_ns() >= t->until || (m = fl_msg_alloc(1, 0)) == NULL ||
+        fl_tell(sys, self, m) != FL_OK)
+        fl_test_latch_count_down(t->done);
+}
+
+/* The cores the process used (CPU time over wall time) while one actor
+ * ran on one of `workers` workers for BUSY_MS. */
+#define BUSY_MS 300u
+static double cores_used_beside_one_actor(unsigned workers)
+{
+    fl_system_opts_t so = {0};
+    so.workers = workers;
+    fl_system_t *sys = NULL;
+    assert_fl_ok(fl_system_alloc(&so, &sys));
+    self_teller_t t = {.done = fl_test_latch_alloc(1)};
+    assert_non_null(t.done);
+    fl_actor_ref_t a;
+    assert_fl_ok(fl_actor_spawn(sys, self_tell_receive, &t, NULL, &a));
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    uint64_t t0 = fl_clock_now_ns();
+    t.until = t0 + BUSY_MS * 1000000ull;
+    fl_msg_t *go = fl_msg_alloc(1, 0);
+    assert_non_null(go);
+    assert_fl_ok(fl_tell(sys, a, go));
+    assert_int_equal(0, fl_test_latch_wait(t.done, WAIT_MS));
+    uint64_t wall = fl_clock_now_ns() - t0;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    assert_fl_ok(fl_system_shutdown(sys));
+    fl_system_free(sys);
+    fl_test_latch_free(t.done);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 +
+                 (double)(c1.tv_nsec - c0.tv_nsec);
+    return cpu / (double)wall;
+}
+
+/* One busy worker: the idle one parks patiently, not woken by each push
+ * (a wake-up per push kept it spinning: about two cores). */
+static void test_an_idle_worker_beside_a_busy_one_sleeps(void **st)
+{
+    (void)st;
+    double cores = cores_used_beside_one_actor(2);
+    print_message("one busy actor on 2 workers: %.2f cores\n", cores);
+    if (cores > 1.5)
+        fail_msg("one busy actor on 2 workers used %.2f cores (at most 1.5)",
+                 cores);
+}
+
+/* Three idle workers: one parks patiently, the others until woken, and a
+ * push wakes none of them while the patient one looks. */
+static void test_one_idle_worker_of_many_looks_at_a_time(void **st)
+{
+    (void)st;
+    double cores = cores_used_beside_one_actor(4);
+    print_message("one busy actor on 4 workers: %.2f cores\n", cores);
+    if (cores > 1.5)
+        fail_msg("one busy actor on 4 workers used %.2f cores (at most 1.5)",
+                 cores);
+}
+
 /* ---- the stealing rule, by the clock -------------------------------------
  */
 
@@ -324,6 +403,8 @@ int main(void)
         FL_TEST(test_lone_actors_of_two_busy_workers_are_both_taken),
         FL_TEST(test_a_stuck_queue_is_due_by_its_length),
         FL_TEST(test_a_few_short_turns_stay_until_the_imbalance_persists),
+        FL_TEST(test_an_idle_worker_beside_a_busy_one_sleeps),
+        FL_TEST(test_one_idle_worker_of_many_looks_at_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
