@@ -168,7 +168,7 @@ void tm__free_slot(tm_te_t *te, uint32_t i, const char *cause)
             return;
     tm_job_t *j = job_find(te, job);
     if (j != NULL) {
-        char why[300];
+        char why[sizeof te->resource_id + sizeof job + 64];
         snprintf(why, sizeof why,
                  "TaskManager %s holds no more slots of job %s",
                  te->resource_id, job);

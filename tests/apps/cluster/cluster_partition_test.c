@@ -327,7 +327,7 @@ static void test_silent_partition(void **state)
     jc_t c = {0};
     jc_open_at(&c, host, port);
     const char *args[] = {NULL};
-    char id[1024];
+    char id[64]; /* the job id: 32 hex digits */
     assert_fl_ok(jc_submit(&c, job, args, 0, "", id, sizeof id));
     assert_int_equal(32, strlen(id));
     /* tm1's slot 0 allocation, then its two tasks running. */

@@ -15,7 +15,7 @@
 static void test_a_busy_port_makes_the_range_use_the_next_one(void **state)
 {
     (void)state;
-    int fds[2], lo = 0;
+    int fds[2] = {-1, -1}, lo = 0;
     hold_two_ports(fds, &lo);
     close(fds[1]); /* lo stays taken, lo + 1 is free */
     char range[32], list[32];
@@ -50,7 +50,7 @@ static void test_a_busy_port_makes_the_range_use_the_next_one(void **state)
 static void test_all_ports_busy_fails_eaddrinuse_naming_the_range(void **state)
 {
     (void)state;
-    int fds[2], lo = 0;
+    int fds[2] = {-1, -1}, lo = 0;
     hold_two_ports(fds, &lo);
     char range[32], single[16];
     snprintf(range, sizeof range, "%d-%d", lo, lo + 1);

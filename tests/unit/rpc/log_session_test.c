@@ -87,7 +87,8 @@ static void test_a_debug_session_of_a_server(void **state)
     int n = cap_select(FL_LOG_DEBUG, NULL, all, CAP_MAX);
     char pf[80];
     snprintf(pf, sizeof pf, "peer=%s", peer);
-    char lines[16][800];
+    char lines[16][sizeof all[0].component + sizeof all[0].message +
+                   sizeof all[0].fields + 8];
     int k = 0;
     for (int i = 0; i < n && i < CAP_MAX; i++) {
         if (strstr(all[i].fields, pf) == NULL)
