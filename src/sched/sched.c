@@ -24,8 +24,9 @@
  * latency. The lost-wakeup race is closed Dekker-style: the parker
  * announces itself (nsleeping) and re-checks every queue after a seq_cst
  * fence; the notifier publishes the work, fences, then reads
- * nspinning/nsleeping. A patient parker needs none of that: it looks
- * again in time whatever it missed.
+ * nspinning/nsleeping. A patient parker looks again in time at what it
+ * missed on the run queues, so only the inject queue is re-checked when
+ * it parks, and the deep parker skips the run queues while it looks.
  */
 #include "sched/sched.h"
 
@@ -312,13 +313,16 @@ static bool any_work(fl__worker_t *w, bool queues)
 static bool park_timed(fl__worker_t *w, uint64_t ns)
 {
     fl__sched_t *s = w->sched;
+    /* The monotonic clock: a step of the wall clock would lengthen the
+     * park by as much, and a patient worker's looks with it. */
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ns += (uint64_t)ts.tv_nsec;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
     int r;
-    while ((r = sem_timedwait(&w->wake, &ts)) != 0 && errno == EINTR)
+    while ((r = sem_clockwait(&w->wake, CLOCK_MONOTONIC, &ts)) != 0 &&
+           errno == EINTR)
         ;
     if (r == 0)
         return true; /* woken: the post is consumed */
@@ -344,10 +348,10 @@ static bool others_busy(fl__sched_t *s)
 
 /*
  * Spin, then park: patiently while another worker runs turns (for
- * FL__STEAL_LOOK_NS; the next call looks once without spinning), else
- * until woken. Returns found work or NULL (re-check, or the system is
- * stopping). The caller is counted in nspinning on entry and is still
- * counted when this returns.
+ * FL__STEAL_LOOK_NS or more; back by itself or woken, the next call looks
+ * once without spinning), else until woken. Returns found work or NULL
+ * (re-check, or the system is stopping). The caller is counted in nspinning on
+ * entry and is still counted when this returns.
  */
 static struct fl__actor *idle(fl__worker_t *w)
 {
@@ -387,15 +391,33 @@ static struct fl__actor *idle(fl__worker_t *w)
             return a;
     }
 
-    /* One patient worker at a time: it stands for the spinner that
-     * notify would otherwise wake (see notify). */
-    if (others_busy(s) &&
-        atomic_load_explicit(&s->npatient, memory_order_relaxed) == 0) {
-        pthread_mutex_lock(&s->sleep_lock);
+    /* One patient worker at a time (decided under sleep_lock): it stands
+     * for the spinner that notify would otherwise wake (see notify). */
+    pthread_mutex_lock(&s->sleep_lock);
+    bool patient =
+        atomic_load_explicit(&s->npatient, memory_order_relaxed) == 0 &&
+        others_busy(s);
+    if (patient) {
         w->sleeping = w->patient = true;
         atomic_fetch_add_explicit(&s->npatient, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&s->sleep_lock);
+    }
+    pthread_mutex_unlock(&s->sleep_lock);
+    if (patient) {
+        /* Pairs with the fence in notify_inject: either it sees this
+         * worker patient and wakes it, or this sees its work. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (any_work(w, false) ||
+            atomic_load_explicit(&s->stopping, memory_order_acquire)) {
+            pthread_mutex_lock(&s->sleep_lock);
+            bool asleep = w->sleeping;
+            if (asleep)
+                unpark_locked(s, w);
+            pthread_mutex_unlock(&s->sleep_lock);
+            if (asleep)
+                return NULL;
+            /* Woken meanwhile: the park below takes the post at once. */
+        }
         FL_PROF(looks);
         /* Every FL__STEAL_LOOK_NS while actors are queued (a watch runs,
          * see fl__steal_due); while none are, ever less often. */
@@ -468,12 +490,16 @@ struct fl__actor *fl__sched_take_slow(fl__worker_t *w)
             a = idle(w);
         } while (a == NULL);
         /* Leaving the search: if we were the last searcher and more work
-         * is queued, hand the search on. seq_cst: the decrement comes
+         * is queued, hand the search on (work from outside to a patient
+         * worker too, as notify_inject). seq_cst: the decrement comes
          * before any_work's loads, as a notifier's fence. */
         if (atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_seq_cst) ==
-                1 &&
-            any_work(w, true))
-            notify(s);
+            1) {
+            if (any_work(w, false))
+                notify_inject(s);
+            else if (any_work(w, true))
+                notify(s);
+        }
     }
     FL_PROF(turns);
     return a;

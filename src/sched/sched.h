@@ -128,7 +128,7 @@ struct fl__sched {
  * so that its looks keep a watch going, and under FL__STEAL_BACKLOG_NS.
  * While every queue is found empty the time doubles up to
  * FL__STEAL_LOOK_MAX_NS: an actor queued behind a turn that does not end
- * is taken within that much more than FL__STEAL_BACKLOG_NS. */
+ * waits up to that much more before the thief's watch of it begins. */
 #define FL__STEAL_LOOK_NS 100000u
 #define FL__STEAL_LOOK_MAX_NS 400000u
 
@@ -210,9 +210,9 @@ void fl__sched_schedule_slow(fl__sched_t *s, struct fl__actor *a);
 /*
  * Makes a runnable: on the calling worker's next slot if the caller is one
  * of s's workers, else on the inject queue; wakes a parked worker when no
- * one is searching. a must not be queued already. Any thread; not blocking.
- * Inline: a message chain (a ping-pong, a ring) schedules once per hop,
- * into an empty next slot, which takes no call.
+ * one is searching (sched.c, "Parking"). a must not be queued already. Any
+ * thread; not blocking. Inline: a message chain (a ping-pong, a ring) schedules
+ * once per hop, into an empty next slot, which takes no call.
  */
 static inline void fl__sched_schedule(fl__sched_t *s, struct fl__actor *a)
 {

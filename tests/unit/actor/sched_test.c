@@ -14,11 +14,33 @@
  *
  * Parking: an idle worker beside a busy one parks patiently (looks by
  * itself every FL__STEAL_LOOK_NS), and the busy worker's pushes wake no
- * one; measured by the process's CPU time while one actor runs.
+ * one; measured by the process's CPU time while one actor runs. Its
+ * looks keep time by the monotonic clock: the test moves the wall clock
+ * (clock_gettime below) and a lone queued actor is still taken.
  */
 #include "actor_fixture.h"
 
 #include "sched/sched.h"
+
+#include <dlfcn.h>
+#include <time.h>
+
+/* This program's clock_gettime, in front of the C library's (the runtime
+ * is linked into it): CLOCK_REALTIME reads return wall_step_s seconds
+ * more, as if the wall clock were stepped back after each read. */
+static _Atomic int wall_step_s;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    static int (*real)(clockid_t, struct timespec *);
+    if (real == NULL)
+        real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT,
+                                                            "clock_gettime");
+    int rc = real(id, ts);
+    if (rc == 0 && id == CLOCK_REALTIME)
+        ts->tv_sec += atomic_load_explicit(&wall_step_s, memory_order_relaxed);
+    return rc;
+}
 
 #define MAX_QUEUED 2
 
@@ -219,6 +241,29 @@ static void test_a_lone_queued_actor_is_taken_after_the_steal_delay(void **st)
                  (unsigned long long)waited, FL__STEAL_BACKLOG_NS);
 }
 
+/* A wall clock stepped back by 2 s during every park (a timeout on it
+ * would wait 2 s more): the lone actor is still taken after the steal
+ * delay, not after the step. */
+static void test_a_wall_clock_step_does_not_hold_a_queued_actor(void **st)
+{
+    (void)st;
+    blocker_t b;
+    atomic_store(&wall_step_s, 2);
+    run_case(&b, 1);
+    uint64_t waited = atomic_load(&b.q[0].ns) - b.spawned_ns;
+    if (waited >= 1000000000u)
+        fail_msg("a lone queued actor was taken after %llu ns, with the wall "
+                 "clock 2 s behind each park",
+                 (unsigned long long)waited);
+}
+
+/* The wall clock back in place, whether the test passed or not. */
+static int wall_clock_back(void **st)
+{
+    atomic_store(&wall_step_s, 0);
+    return fl_test_disarm(st);
+}
+
 static void test_two_queued_actors_are_taken_during_a_long_turn(void **st)
 {
     (void)st;
@@ -399,6 +444,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         FL_TEST(test_an_endless_chain_lets_a_tell_from_outside_in),
         FL_TEST(test_a_lone_queued_actor_is_taken_after_the_steal_delay),
+        cmocka_unit_test_setup_teardown(
+            test_a_wall_clock_step_does_not_hold_a_queued_actor, fl_test_arm,
+            wall_clock_back),
         FL_TEST(test_two_queued_actors_are_taken_during_a_long_turn),
         FL_TEST(test_lone_actors_of_two_busy_workers_are_both_taken),
         FL_TEST(test_a_stuck_queue_is_due_by_its_length),
