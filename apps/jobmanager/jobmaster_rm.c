@@ -169,15 +169,17 @@ static void on_success(fl_registered_connection_t *c,
     fl_heartbeat_unmonitor(jm->hb_rm, jm->rm_hb_id);
     snprintf(jm->rm_hb_id, sizeof jm->rm_hb_id, "%s",
              (const char *)resp->payload);
+    /* Heartbeats with the ResourceManager (step 11): it requests, we
+     * answer. Monitored before the line below is logged: a reader of the
+     * line knows the timeout runs (a pause of the process from then on
+     * is a timeout). */
+    fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm, NULL);
     char hex[33];
     fl_log(FL_LOG_INFO,
            "JobMaster of job %s registered at ResourceManager %s (leader "
            "token %s)",
            jm->rec->job_id, jm->rm_address,
            fl_fencing_token_hex(&jm->rm_token, hex));
-    /* Heartbeats with the ResourceManager (step 11): it requests, we
-     * answer. */
-    fl_heartbeat_monitor(jm->hb_rm, jm->rm_hb_id, send_rm_heartbeat, jm, NULL);
     jm__rm_declare(jm);
 }
 
