@@ -685,8 +685,9 @@ void fl__timers_shutdown(fl_system_t *sys)
 
 uint64_t fl__timers_pending(fl_system_t *sys)
 {
-    pthread_mutex_lock(&sys->timers.mu);
+    /* Under hlk, which guards the heap (mu is the thread's wait). */
+    hlock(&sys->timers);
     uint64_t n = sys->timers.len;
-    pthread_mutex_unlock(&sys->timers.mu);
+    hunlock(&sys->timers);
     return n;
 }

@@ -281,6 +281,62 @@ static void test_stats_count_dead_letters(void **state)
     end_system(sys);
 }
 
+/* Two threads arm and cancel timers while the main thread reads the
+ * statistics: each has at most one armed, and none is left. (Under TSan:
+ * the pending count is read under the lock that guards the heap.) */
+#define ARMERS 2
+#define ARMS 20000
+
+static void never_cb(fl_system_t *sys, void *arg)
+{
+    (void)sys;
+    (void)arg;
+}
+
+typedef struct armer {
+    fl_system_t *sys;
+    _Atomic int done, failed;
+} armer_t;
+
+static void *arm_and_cancel(void *p)
+{
+    armer_t *a = p;
+    for (int i = 0; i < ARMS; i++) {
+        fl_timer_id_t id;
+        if (fl_timer_start(a->sys, never_cb, NULL, 3600000, 0, &id) != FL_OK ||
+            fl_timer_cancel(a->sys, id) != FL_OK)
+            atomic_store(&a->failed, 1);
+    }
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static void test_stats_count_timers_armed_on_other_threads(void **state)
+{
+    (void)state;
+    fl_system_t *sys = fl_test_system(2);
+    armer_t a[ARMERS];
+    pthread_t th[ARMERS];
+    for (int i = 0; i < ARMERS; i++) {
+        a[i] = (armer_t){.sys = sys};
+        assert_int_equal(0,
+                         pthread_create(&th[i], NULL, arm_and_cancel, &a[i]));
+    }
+    for (int i = 0; i < ARMERS; i++) {
+        while (!atomic_load(&a[i].done)) {
+            fl_system_stats_t st;
+            assert_fl_ok(fl_system_stats(sys, &st));
+            assert_true(st.timers_pending <= ARMERS);
+        }
+        pthread_join(th[i], NULL);
+        assert_int_equal(0, atomic_load(&a[i].failed));
+    }
+    fl_system_stats_t st;
+    assert_fl_ok(fl_system_stats(sys, &st));
+    assert_int_equal(0, st.timers_pending);
+    end_system(sys);
+}
+
 /* ---- teardown with work queued --------------------------------------------
  */
 
@@ -523,6 +579,7 @@ int main(void)
             test_close_turns_queued_messages_into_dead_letters_and_fails_queued_asks),
         FL_TEST(
             test_actor_stopping_itself_from_receive_handles_no_further_message),
+        FL_TEST(test_stats_count_timers_armed_on_other_threads),
         FL_TEST(test_shutdown_from_an_actor_returns_edeadlk),
         FL_TEST(test_close_from_an_actor_returns_ok_and_stops_the_actors),
     };
