@@ -263,16 +263,30 @@ int bench_spawn(const bench_ctx_t *ctx);
 int bench_ask(const bench_ctx_t *ctx);
 
 /*
- * flood_bench.c: actor.flood. flood_run is its body with other sizes (the
- * smoke test's): senders (> 0) actors tell per_sender (> 0) messages each
- * to one slow receiver, once with the default mailbox bound and once with
- * FL_MAILBOX_UNBOUNDED, each in a system of its own. FL_OK after emitting
- * peak_rss_mib, rate, unbounded_rate and unbounded_peak_rss_mib, or an
- * error after saying why. Reads /proc/self/status and writes
- * /proc/self/clear_refs (Linux). BLOCKS for the runs; main thread.
+ * flood_bench.c: actor.flood. bench_flood runs it in a process of its own
+ * (run_alone, "--alone"): its peak memory is counted above a fresh
+ * process's, not above the pages earlier benchmarks left to the
+ * allocator. flood_main is that process's body; flood_run is it with
+ * other sizes (the smoke test's): senders (> 0) actors tell per_sender
+ * (> 0) messages each to one slow receiver, once with the default mailbox
+ * bound and once with FL_MAILBOX_UNBOUNDED, each in a system of its own.
+ * FL_OK after emitting peak_rss_mib, rate, unbounded_rate and
+ * unbounded_peak_rss_mib, or an error after saying why. Reads
+ * /proc/self/status and writes /proc/self/clear_refs (Linux). BLOCKS for
+ * the runs; main thread.
  */
 int bench_flood(const bench_ctx_t *ctx);
+int flood_main(const bench_ctx_t *ctx);
 int flood_run(const bench_ctx_t *ctx, unsigned senders, uint64_t per_sender);
+
+/*
+ * run_alone runs the benchmark ctx->name in a process of its own: this
+ * program again (/proc/self/exe) with the hidden option opt and the name,
+ * and --workers as given; its figures go straight to the shared stdout.
+ * FL_OK when it exits 0, or an error after saying why. BLOCKS until it
+ * ends.
+ */
+int run_alone(const bench_ctx_t *ctx, const char *opt);
 
 /* rpc_local_bench.c: rpc.local_call, rpc.local_tell. */
 int bench_rpc_call(const bench_ctx_t *ctx);
@@ -311,7 +325,7 @@ int bench_remote_deadlines(const bench_ctx_t *ctx);
 int serve_main(const bench_ctx_t *ctx);
 
 /* mem.* (mem_bench.c): bench_mem runs the benchmark ctx->name in a process
- * of its own (this program with --mem NAME) and waits for it; mem_main is
+ * of its own (run_alone, "--mem") and waits for it; mem_main is
  * that process: it makes the counting allocator fling's, then runs it.
  * FL_OK or an error after saying why. */
 int bench_mem(const bench_ctx_t *ctx);

@@ -6,8 +6,46 @@
  */
 #include "bench.h"
 
+#include <errno.h>
+#include <spawn.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
+
+/* ---- a benchmark in a process of its own --------------------------------- */
+
+int run_alone(const bench_ctx_t *ctx, const char *opt)
+{
+    char workers[16];
+    char *argv[] = {"fling_bench", (char *)opt, (char *)ctx->name,
+                    NULL,          NULL,        NULL};
+    if (ctx->workers != 0) {
+        snprintf(workers, sizeof workers, "%u", ctx->workers);
+        argv[3] = "--workers";
+        argv[4] = workers;
+    }
+    fflush(stdout);
+    pid_t pid;
+    int err = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
+    if (err != 0) {
+        note("%s: starting its process: %s", ctx->name, strerror(err));
+        return FL_ESYSTEM;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            note("%s: waitpid: %s", ctx->name, strerror(errno));
+            return FL_ESYSTEM;
+        }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        note("%s: its process ended with status 0x%x", ctx->name, status);
+        return FL_EINTERNAL;
+    }
+    return FL_OK;
+}
 
 /* ---- the system ---------------------------------------------------------- */
 

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bool opts_done = false, serve = false;
-    const char *mem = NULL;
+    const char *mem = NULL, *alone = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!opts_done && strcmp(a, "--") == 0) {
@@ -216,6 +216,9 @@ int main(int argc, char **argv)
         } else if (!opts_done && strcmp(a, "--mem") == 0 && i + 1 < argc) {
             /* Hidden: the process of a mem.* benchmark (mem_main). */
             mem = argv[++i];
+        } else if (!opts_done && strcmp(a, "--alone") == 0 && i + 1 < argc) {
+            /* Hidden: the process of actor.flood (flood_main). */
+            alone = argv[++i];
         } else if (!opts_done && strcmp(a, "--serve") == 0) {
             /* Hidden: the server process of rpc.remote_*. */
             serve = true;
@@ -243,6 +246,15 @@ int main(int argc, char **argv)
         free(sel);
         ctx.name = mem;
         return mem_main(&ctx) == FL_OK ? 0 : 1;
+    }
+    if (alone != NULL) {
+        free(sel);
+        if (strcmp(alone, "actor.flood") != 0) {
+            note("--alone runs actor.flood only, not '%s'", alone);
+            return 2;
+        }
+        ctx.name = alone;
+        return flood_main(&ctx) == FL_OK ? 0 : 1;
     }
     if (serve) {
         free(sel);

@@ -193,5 +193,10 @@ int flood_run(const bench_ctx_t *ctx, unsigned senders, uint64_t per_sender)
 
 int bench_flood(const bench_ctx_t *ctx)
 {
+    return run_alone(ctx, "--alone");
+}
+
+int flood_main(const bench_ctx_t *ctx)
+{
     return flood_run(ctx, FLOOD_SENDERS, FLOOD_MSGS);
 }

@@ -19,20 +19,15 @@
 #include "bench.pb-c.h"
 #include "fl_alloc.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define IDLE_CONNS 200u
 #define IDLE_ENDPOINTS 10000u
@@ -46,32 +41,7 @@ extern char **environ;
 
 int bench_mem(const bench_ctx_t *ctx)
 {
-    char workers[16];
-    char *argv[] = {"fling_bench", "--mem", (char *)ctx->name,
-                    NULL,          NULL,    NULL};
-    if (ctx->workers != 0) {
-        snprintf(workers, sizeof workers, "%u", ctx->workers);
-        argv[3] = "--workers";
-        argv[4] = workers;
-    }
-    fflush(stdout);
-    pid_t pid;
-    int err = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ);
-    if (err != 0) {
-        note("%s: starting its process: %s", ctx->name, strerror(err));
-        return FL_ESYSTEM;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            note("%s: waitpid: %s", ctx->name, strerror(errno));
-            return FL_ESYSTEM;
-        }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        note("%s: its process ended with status 0x%x", ctx->name, status);
-        return FL_EINTERNAL;
-    }
-    return FL_OK;
+    return run_alone(ctx, "--mem");
 }
 
 /* ---- measuring ----------------------------------------------------------- */
