@@ -48,8 +48,8 @@ struct fl_rpc_endpoint {
     fl_actor_ref_t actor;
     ProtobufCService **services;
     size_t nservices;
-    /* Per service (nservices), its methods' table (one allocation with
-     * the methods after the services). */
+    /* Per service (nservices), its methods' table: the service's, shared
+     * by every endpoint of svc with that service (svc->tell_tables). */
     fl__rpc_tell_service_t *tells;
     void *state;
     fl_rpc_start_cb on_start;
@@ -100,6 +100,10 @@ static inline void fl__rpc_ep_retain(fl_rpc_endpoint_t *ep)
 
 /* Drop a reference to ep (the last one frees it). Any thread. */
 void fl__rpc_ep_release(fl_rpc_endpoint_t *ep);
+
+/* Frees svc's method tables (svc->tell_tables) once no endpoint or
+ * gateway of svc is left. */
+void fl__rpc_tell_tables_free(fl_rpc_service_t *svc);
 
 /* Index among ep's services of the one with this full protobuf name
  * ("pkg.Gateway"), or -1. Local connects, self gateways and remote

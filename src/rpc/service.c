@@ -210,6 +210,7 @@ void fl_rpc_service_free(fl_rpc_service_t *svc)
     if (svc->own_sys)
         fl_system_free(svc->sys);
     fl_future_release(svc->close_future);
+    fl__rpc_tell_tables_free(svc);
     pthread_mutex_destroy(&svc->mu);
     pthread_cond_destroy(&svc->cv);
     fl__free(svc);

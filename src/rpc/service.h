@@ -48,6 +48,9 @@ struct fl_rpc_service {
     /* This service's life among all (random, never 0): announced in
      * HELLO, and in its endpoints' wire instance ids (tcp_server.c). */
     uint64_t incarnation;
+    /* The method tables of its endpoints' services, one per service
+     * descriptor (endpoint.c; under mu, freed with the service). */
+    struct fl__rpc_tell_table *tell_tables;
     int64_t handshake_ms;     /* 0: the transport's default */
     unsigned max_handshaking; /* 0: the transport's default */
     size_t max_inbound;
