@@ -311,10 +311,11 @@ static void self_tell_receive(fl_system_t *sys, fl_actor_ref_t self,
         fl_test_latch_count_down(t->done);
 }
 
-/* The cores the process used (CPU time over wall time) while one actor
- * ran on one of `workers` workers for BUSY_MS. */
+/* Fails the test if the process used more than 1.5 cores (CPU time over
+ * wall time) while one actor ran on one of `workers` workers for
+ * BUSY_MS. */
 #define BUSY_MS 300u
-static double cores_used_beside_one_actor(unsigned workers)
+static void assert_cores_beside_one_actor(unsigned workers)
 {
     fl_system_opts_t so = {0};
     so.workers = workers;
@@ -339,7 +340,11 @@ static double cores_used_beside_one_actor(unsigned workers)
     fl_test_latch_free(t.done);
     double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 +
                  (double)(c1.tv_nsec - c0.tv_nsec);
-    return cpu / (double)wall;
+    double cores = cpu / (double)wall;
+    print_message("one busy actor on %u workers: %.2f cores\n", workers, cores);
+    if (cores > 1.5)
+        fail_msg("one busy actor on %u workers used %.2f cores (at most 1.5)",
+                 workers, cores);
 }
 
 /* One busy worker: the idle one parks patiently, not woken by each push
@@ -347,11 +352,7 @@ static double cores_used_beside_one_actor(unsigned workers)
 static void test_an_idle_worker_beside_a_busy_one_sleeps(void **st)
 {
     (void)st;
-    double cores = cores_used_beside_one_actor(2);
-    print_message("one busy actor on 2 workers: %.2f cores\n", cores);
-    if (cores > 1.5)
-        fail_msg("one busy actor on 2 workers used %.2f cores (at most 1.5)",
-                 cores);
+    assert_cores_beside_one_actor(2);
 }
 
 /* Three idle workers: one parks patiently, the others until woken, and a
@@ -359,11 +360,7 @@ static void test_an_idle_worker_beside_a_busy_one_sleeps(void **st)
 static void test_one_idle_worker_of_many_looks_at_a_time(void **st)
 {
     (void)st;
-    double cores = cores_used_beside_one_actor(4);
-    print_message("one busy actor on 4 workers: %.2f cores\n", cores);
-    if (cores > 1.5)
-        fail_msg("one busy actor on 4 workers used %.2f cores (at most 1.5)",
-                 cores);
+    assert_cores_beside_one_actor(4);
 }
 
 /* ---- the stealing rule, by the clock -------------------------------------
