@@ -304,6 +304,22 @@ static bool any_work(fl__worker_t *w, bool queues)
 }
 
 /*
+ * Take w, announced as parked, off the sleepers itself (counted spinning
+ * again, as a waker does): true; false when a waker took it off first
+ * (its post is still to consume).
+ */
+static bool unannounce(fl__worker_t *w)
+{
+    fl__sched_t *s = w->sched;
+    pthread_mutex_lock(&s->sleep_lock);
+    bool asleep = w->sleeping;
+    if (asleep)
+        unpark_locked(s, w);
+    pthread_mutex_unlock(&s->sleep_lock);
+    return asleep;
+}
+
+/*
  * Sleep at most ns (announced as parked, see idle). True when done: woken
  * (the post consumed), or the time passed and the worker took itself off
  * the sleepers (counted spinning again, as a waker does); false when the
@@ -312,7 +328,6 @@ static bool any_work(fl__worker_t *w, bool queues)
  */
 static bool park_timed(fl__worker_t *w, uint64_t ns)
 {
-    fl__sched_t *s = w->sched;
     /* The monotonic clock: a step of the wall clock would lengthen the
      * park by as much, and a patient worker's looks with it. */
     struct timespec ts;
@@ -326,12 +341,7 @@ static bool park_timed(fl__worker_t *w, uint64_t ns)
         ;
     if (r == 0)
         return true; /* woken: the post is consumed */
-    pthread_mutex_lock(&s->sleep_lock);
-    bool asleep = w->sleeping;
-    if (asleep)
-        unpark_locked(s, w);
-    pthread_mutex_unlock(&s->sleep_lock);
-    return asleep;
+    return unannounce(w);
 }
 
 /* Whether a worker other than the caller (counted spinning) is running
@@ -391,33 +401,36 @@ static struct fl__actor *idle(fl__worker_t *w)
             return a;
     }
 
-    /* One patient worker at a time (decided under sleep_lock): it stands
-     * for the spinner that notify would otherwise wake (see notify). */
+    /* Park: announce, fence, re-check, sleep. Patiently if another
+     * worker runs turns and none parks so yet (decided under sleep_lock):
+     * one patient worker stands for the spinner that notify would
+     * otherwise wake (see notify). */
     pthread_mutex_lock(&s->sleep_lock);
     bool patient =
         atomic_load_explicit(&s->npatient, memory_order_relaxed) == 0 &&
         others_busy(s);
-    if (patient) {
-        w->sleeping = w->patient = true;
-        atomic_fetch_add_explicit(&s->npatient, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
-    }
+    w->sleeping = true;
+    w->patient = patient;
+    /* Relaxed under sleep_lock: the fence below orders them before the
+     * re-check. */
+    atomic_fetch_add_explicit(patient ? &s->npatient : &s->nsleeping, 1,
+                              memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
     pthread_mutex_unlock(&s->sleep_lock);
+    /* Pairs with the fences in notify and notify_inject: either the
+     * notifier sees this worker parked and wakes it, or this sees its
+     * work (or the stop). The run queues only when no worker parks
+     * patiently: that one looks at them, and notify wakes no one then.
+     * Woken meanwhile (unannounce false): the waits below take the post,
+     * so the semaphore stays balanced. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if ((any_work(w, !patient &&
+                         atomic_load_explicit(&s->npatient,
+                                              memory_order_relaxed) == 0) ||
+         atomic_load_explicit(&s->stopping, memory_order_acquire)) &&
+        unannounce(w))
+        return NULL;
     if (patient) {
-        /* Pairs with the fence in notify_inject: either it sees this
-         * worker patient and wakes it, or this sees its work. */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (any_work(w, false) ||
-            atomic_load_explicit(&s->stopping, memory_order_acquire)) {
-            pthread_mutex_lock(&s->sleep_lock);
-            bool asleep = w->sleeping;
-            if (asleep)
-                unpark_locked(s, w);
-            pthread_mutex_unlock(&s->sleep_lock);
-            if (asleep)
-                return NULL;
-            /* Woken meanwhile: the park below takes the post at once. */
-        }
         FL_PROF(looks);
         /* Every FL__STEAL_LOOK_NS while actors are queued (a watch runs,
          * see fl__steal_due); while none are, ever less often. */
@@ -429,41 +442,11 @@ static struct fl__actor *idle(fl__worker_t *w)
             w->looked = true;
             return NULL;
         }
-        /* Woken after its time was up: consume the post. */
-        while (sem_wait(&w->wake) != 0 && errno == EINTR)
-            ;
-        return NULL;
-    }
-
-    /* Park: announce, fence, re-check, sleep. */
-    pthread_mutex_lock(&s->sleep_lock);
-    w->sleeping = true;
-    /* Relaxed under sleep_lock: the fence below orders them before the
-     * re-check. */
-    atomic_fetch_add_explicit(&s->nsleeping, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->nspinning, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&s->sleep_lock);
-    /* Pairs with the fence in notify(). */
-    atomic_thread_fence(memory_order_seq_cst);
-    /* After the fence: see work published before a notify that missed us,
-     * or the stop. Queued actors are a patient worker's to look at, if
-     * there is one (notify wakes no one then). */
-    if (any_work(w, atomic_load_explicit(&s->npatient, memory_order_relaxed) ==
-                        0) ||
-        atomic_load_explicit(&s->stopping, memory_order_acquire)) {
-        pthread_mutex_lock(&s->sleep_lock);
-        if (w->sleeping) {
-            unpark_locked(s, w);
-            pthread_mutex_unlock(&s->sleep_lock);
+    } else {
+        FL_PROF(parks);
+        if (trim == FL__POOL_TRIM_LATER && park_timed(w, FL__POOL_QUIET_NS))
             return NULL;
-        }
-        /* Someone already woke us (and counted us spinning): consume the
-         * post so the semaphore stays balanced. */
-        pthread_mutex_unlock(&s->sleep_lock);
     }
-    FL_PROF(parks);
-    if (trim == FL__POOL_TRIM_LATER && park_timed(w, FL__POOL_QUIET_NS))
-        return NULL;
     while (sem_wait(&w->wake) != 0 && errno == EINTR)
         ;
     return NULL;
